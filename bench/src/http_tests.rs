@@ -1,0 +1,118 @@
+//! Tests of the shared HTTP framing (`examples/common/http.rs`).
+
+use crate::http::{Frame, MAX_HEAD, OK, OK_CLOSE, Reject, parse, respond};
+
+#[test]
+fn simple_get_keeps_alive() {
+    let r = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(
+        parse(r),
+        Frame::Request {
+            len: r.len(),
+            close: false
+        }
+    );
+}
+
+#[test]
+fn every_split_point_is_partial_until_whole() {
+    let r = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n";
+    for cut in 0..r.len() {
+        assert_eq!(parse(&r[..cut]), Frame::Partial, "cut at {cut}");
+    }
+    assert!(matches!(parse(r), Frame::Request { .. }));
+}
+
+#[test]
+fn connection_close_and_http10() {
+    let r = b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        parse(r),
+        Frame::Request {
+            len: r.len(),
+            close: true
+        }
+    );
+    let r = b"GET / HTTP/1.0\r\n\r\n";
+    assert_eq!(
+        parse(r),
+        Frame::Request {
+            len: r.len(),
+            close: true
+        }
+    );
+    let r = b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
+    assert_eq!(
+        parse(r),
+        Frame::Request {
+            len: r.len(),
+            close: false
+        }
+    );
+}
+
+#[test]
+fn body_is_consumed_by_content_length() {
+    let r = b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET";
+    assert_eq!(
+        parse(r),
+        Frame::Request {
+            len: r.len() - 3,
+            close: false
+        }
+    );
+    assert_eq!(parse(&r[..r.len() - 4]), Frame::Partial);
+}
+
+#[test]
+fn garbage_is_400() {
+    assert_eq!(
+        parse(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"),
+        Frame::Reject(Reject::BadRequest)
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+        Frame::Reject(Reject::BadRequest)
+    );
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+        Frame::Reject(Reject::BadRequest)
+    );
+}
+
+#[test]
+fn oversized_head_is_431() {
+    let mut r = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+    r.resize(MAX_HEAD + 100, b'a');
+    assert_eq!(parse(&r), Frame::Reject(Reject::HeadersTooLarge));
+    r.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(parse(&r), Frame::Reject(Reject::HeadersTooLarge));
+}
+
+#[test]
+fn chunked_is_501() {
+    let r = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    assert_eq!(parse(r), Frame::Reject(Reject::NotImplemented));
+}
+
+#[test]
+fn pipelined_requests_get_one_batch() {
+    let one = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut input = one.repeat(3);
+    input.extend_from_slice(b"GET / HT"); // a fourth, partial
+    let mut out = Vec::new();
+    let (used, close) = respond(&input, &mut out);
+    assert_eq!(used, one.len() * 3);
+    assert!(!close);
+    assert_eq!(out, OK.repeat(3));
+}
+
+#[test]
+fn close_stops_the_batch() {
+    let input =
+        b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+    let mut out = Vec::new();
+    let (_, close) = respond(input, &mut out);
+    assert!(close);
+    assert_eq!(out, [OK, OK_CLOSE].concat());
+}
