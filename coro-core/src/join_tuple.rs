@@ -1,0 +1,222 @@
+//! The tuple forms `when_all!` and `when_any!`: one struct per arity, pinned
+//! fields through `pin-project-lite` (no boxing, no `unsafe`).
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// A child of a tuple join: running, finished with its output, or emptied.
+    #[project = MaybeDoneProj]
+    #[project_replace = MaybeDoneReplace]
+    pub enum MaybeDone<F: Future> {
+        Running { #[pin] fut: F },
+        Done { out: F::Output },
+        Taken,
+    }
+}
+
+impl<F: Future> MaybeDone<F> {
+    fn new(fut: F) -> Self {
+        MaybeDone::Running { fut }
+    }
+
+    /// Polls the child if it is running; `true` once it has finished.
+    fn poll_step(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        match self.as_mut().project() {
+            MaybeDoneProj::Running { fut } => match fut.poll(cx) {
+                Poll::Ready(out) => {
+                    self.set(MaybeDone::Done { out });
+                    true
+                }
+                Poll::Pending => false,
+            },
+            MaybeDoneProj::Done { .. } => true,
+            MaybeDoneProj::Taken => panic!("`when_all!` future polled after it completed"),
+        }
+    }
+
+    fn take(self: Pin<&mut Self>) -> F::Output {
+        match self.project_replace(MaybeDone::Taken) {
+            MaybeDoneReplace::Done { out } => out,
+            _ => unreachable!("take() is only called once every child is done"),
+        }
+    }
+}
+
+/// A tuple of futures that `when_all!` can join.
+pub trait IntoJoin {
+    /// The joined future.
+    type Join: Future;
+    /// Builds the joined future.
+    fn into_join(self) -> Self::Join;
+}
+
+/// A tuple of futures with one output type that `when_any!` can race.
+pub trait IntoRace {
+    /// The racing future.
+    type Race: Future;
+    /// Builds the racing future.
+    fn into_race(self) -> Self::Race;
+}
+
+/// `when_all!((a, b, ...))`.
+pub fn join<T: IntoJoin>(futures: T) -> T::Join {
+    futures.into_join()
+}
+
+/// `when_any!((a, b, ...))`.
+pub fn race<T: IntoRace>(futures: T) -> T::Race {
+    futures.into_race()
+}
+
+macro_rules! tuple_impls {
+    ($Join:ident $Race:ident; $($F:ident $f:ident),+) => {
+        pin_project! {
+            /// The future of `when_all!` for this arity.
+            #[must_use = "futures do nothing unless you .await or poll them"]
+            pub struct $Join<$($F),+> where $($F: Future),+ {
+                $(#[pin] $f: MaybeDone<$F>,)+
+            }
+        }
+
+        impl<$($F: Future),+> Future for $Join<$($F),+> {
+            type Output = ($($F::Output,)+);
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                let mut this = self.project();
+                let mut all_done = true;
+                $(all_done &= this.$f.as_mut().poll_step(cx);)+
+                if all_done {
+                    Poll::Ready(($(this.$f.as_mut().take(),)+))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+
+        impl<$($F: Future),+> fmt::Debug for $Join<$($F),+> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($Join)).finish_non_exhaustive()
+            }
+        }
+
+        impl<$($F: IntoFuture),+> IntoJoin for ($($F,)+) {
+            type Join = $Join<$($F::IntoFuture),+>;
+            fn into_join(self) -> Self::Join {
+                let ($($f,)+) = self;
+                $Join { $($f: MaybeDone::new($f.into_future()),)+ }
+            }
+        }
+
+        pin_project! {
+            /// The future of `when_any!` for this arity.
+            #[must_use = "futures do nothing unless you .await or poll them"]
+            #[derive(Debug)]
+            pub struct $Race<$($F),+> {
+                $(#[pin] $f: $F,)+
+                done: bool,
+            }
+        }
+
+        impl<T, $($F: Future<Output = T>),+> Future for $Race<$($F),+> {
+            type Output = (usize, T);
+
+            #[allow(unused_assignments)]
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                let this = self.project();
+                assert!(!*this.done, "`when_any!` future polled after it completed");
+                let mut index = 0;
+                $(
+                    if let Poll::Ready(out) = this.$f.poll(cx) {
+                        *this.done = true;
+                        return Poll::Ready((index, out));
+                    }
+                    index += 1;
+                )+
+                Poll::Pending
+            }
+        }
+
+        impl<T, $($F: IntoFuture<Output = T>),+> IntoRace for ($($F,)+) {
+            type Race = $Race<$($F::IntoFuture),+>;
+            fn into_race(self) -> Self::Race {
+                let ($($f,)+) = self;
+                $Race { $($f: $f.into_future(),)+ done: false }
+            }
+        }
+    };
+}
+
+tuple_impls!(Join1 Race1; A a);
+tuple_impls!(Join2 Race2; A a, B b);
+tuple_impls!(Join3 Race3; A a, B b, C c);
+tuple_impls!(Join4 Race4; A a, B b, C c, D d);
+tuple_impls!(Join5 Race5; A a, B b, C c, D d, E e);
+tuple_impls!(Join6 Race6; A a, B b, C c, D d, E e, F f);
+tuple_impls!(Join7 Race7; A a, B b, C c, D d, E e, F f, G g);
+tuple_impls!(Join8 Race8; A a, B b, C c, D d, E e, F f, G g, H h);
+tuple_impls!(Join9 Race9; A a, B b, C c, D d, E e, F f, G g, H h, I i);
+tuple_impls!(Join10 Race10; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j);
+tuple_impls!(Join11 Race11; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k);
+tuple_impls!(Join12 Race12; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K k, L l);
+
+/// Awaits up to 12 futures of any types concurrently and returns a tuple of
+/// their outputs, in argument order.
+///
+/// The futures run on the awaiting task. Every wake-up polls the children that
+/// are still running (at most 12; use [`when_all`](crate::when_all()) for many
+/// futures of one type: it polls only the woken child). No allocation.
+///
+/// # Examples
+/// ```
+/// use coro_core::{sync_wait, when_all};
+///
+/// let square = |x: f64| async move { x * x };
+/// let twice = |x: u64| async move { x + x };
+/// let (first, second) = sync_wait(async { when_all!(square(1.5), twice(10)).await });
+/// assert_eq!((first, second), (2.25, 20));
+/// ```
+///
+/// # Panics
+/// A panic in a child propagates to the awaiter; the other children are
+/// dropped with the future.
+///
+/// # Cancel safety
+/// Dropping the future drops every child and every output already produced.
+#[macro_export]
+macro_rules! when_all {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::join(($($fut,)+))
+    };
+}
+
+/// Awaits up to 12 futures with the same output type and returns
+/// `(index, output)` of the first to finish; the others are dropped when the
+/// returned future is.
+///
+/// Children are polled in argument order on every wake-up, so the earlier one
+/// wins a tie.
+///
+/// # Examples
+/// ```
+/// use coro_core::{sync_wait, when_any};
+///
+/// let won = sync_wait(async { when_any!(std::future::pending::<i64>(), async { -1 }).await });
+/// assert_eq!(won, (1, -1));
+/// ```
+///
+/// # Panics
+/// A panic in a child propagates to the awaiter. Polling after completion panics.
+///
+/// # Cancel safety
+/// Dropping the future drops every child.
+#[macro_export]
+macro_rules! when_any {
+    ($($fut:expr),+ $(,)?) => {
+        $crate::__private::race(($($fut,)+))
+    };
+}

@@ -1,0 +1,262 @@
+//! `StopSource` / `StopToken`: cooperative cancellation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+struct State {
+    stopped: AtomicBool,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    next_key: u64,
+    wakers: BTreeMap<u64, Waker>,
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        // No user code runs under this lock (wakers are called after it).
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The side that asks for a stop (C++ `std::stop_source`).
+///
+/// Cloning a source gives another handle to the same stop state. Tokens from
+/// [`token`](StopSource::token) observe it.
+///
+/// # Examples
+/// ```
+/// use coro_core::StopSource;
+///
+/// let source = StopSource::new();
+/// let token = source.token();
+/// assert!(!token.stop_requested());
+/// assert!(source.request_stop());
+/// assert!(token.stop_requested());
+/// coro_core::sync_wait(token.stopped()); // already stopped: ready at once
+/// ```
+#[derive(Clone)]
+pub struct StopSource {
+    state: Arc<State>,
+}
+
+impl StopSource {
+    /// A new stop state, not stopped.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(!coro_core::StopSource::new().stop_requested());
+    /// ```
+    pub fn new() -> Self {
+        StopSource {
+            state: Arc::new(State {
+                stopped: AtomicBool::new(false),
+                waiters: Mutex::new(Waiters::default()),
+            }),
+        }
+    }
+
+    /// A token observing this source.
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// let token = source.token();
+    /// source.request_stop();
+    /// assert!(token.stop_requested());
+    /// ```
+    pub fn token(&self) -> StopToken {
+        StopToken {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Requests a stop and wakes every pending [`StopToken::stopped`] future.
+    /// Returns `true` if this call made the request, `false` if a stop had
+    /// already been requested.
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// assert!(source.request_stop());
+    /// assert!(!source.request_stop());
+    /// ```
+    pub fn request_stop(&self) -> bool {
+        if self.state.stopped.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let wakers = std::mem::take(&mut self.state.lock().wakers);
+        for (_, waker) in wakers {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Whether a stop has been requested.
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// source.request_stop();
+    /// assert!(source.stop_requested());
+    /// ```
+    pub fn stop_requested(&self) -> bool {
+        self.state.stopped.load(Ordering::Acquire)
+    }
+}
+
+impl Default for StopSource {
+    fn default() -> Self {
+        StopSource::new()
+    }
+}
+
+impl fmt::Debug for StopSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopSource")
+            .field("stop_requested", &self.stop_requested())
+            .finish()
+    }
+}
+
+/// The side that observes a stop request (C++ `std::stop_token`). Cheap to clone.
+///
+/// # Examples
+/// ```
+/// use coro_core::{sync_wait, when_any, StopSource, Task};
+///
+/// let source = StopSource::new();
+/// let token = source.token();
+/// let worker = Task::new(async move {
+///     token.stopped().await;
+///     "stopped"
+/// });
+/// source.request_stop();
+/// assert_eq!(sync_wait(worker), "stopped");
+/// # let _ = when_any::<Vec<Task<()>>>;
+/// ```
+#[derive(Clone)]
+pub struct StopToken {
+    state: Arc<State>,
+}
+
+impl StopToken {
+    /// Whether a stop has been requested.
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// assert!(!source.token().stop_requested());
+    /// ```
+    pub fn stop_requested(&self) -> bool {
+        self.state.stopped.load(Ordering::Acquire)
+    }
+
+    /// A future that completes once a stop is requested (at once if it already
+    /// was). It does not borrow the token.
+    ///
+    /// If every [`StopSource`] is dropped without requesting a stop, the future
+    /// never completes.
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// let stopped = source.token().stopped();
+    /// std::thread::spawn(move || source.request_stop());
+    /// coro_core::sync_wait(stopped);
+    /// ```
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future removes its registration; the stop
+    /// state is unaffected.
+    pub fn stopped(&self) -> Stopped {
+        Stopped {
+            state: self.state.clone(),
+            key: None,
+        }
+    }
+}
+
+impl fmt::Debug for StopToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopToken")
+            .field("stop_requested", &self.stop_requested())
+            .finish()
+    }
+}
+
+/// The future returned by [`StopToken::stopped`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Stopped {
+    state: Arc<State>,
+    key: Option<u64>,
+}
+
+impl Future for Stopped {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.state.stopped.load(Ordering::Acquire) {
+            self.unregister();
+            return Poll::Ready(());
+        }
+        let state = self.state.clone();
+        let mut waiters = state.lock();
+        // Checked again under the lock: `request_stop` sets the flag before
+        // taking the wakers under this lock, so no wake-up is lost.
+        if state.stopped.load(Ordering::Acquire) {
+            if let Some(key) = self.key.take() {
+                waiters.wakers.remove(&key);
+            }
+            return Poll::Ready(());
+        }
+        match self.key {
+            Some(key) => match waiters.wakers.get_mut(&key) {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                Some(w) => *w = cx.waker().clone(),
+                None => {
+                    waiters.wakers.insert(key, cx.waker().clone());
+                }
+            },
+            None => {
+                let key = waiters.next_key;
+                waiters.next_key += 1;
+                waiters.wakers.insert(key, cx.waker().clone());
+                self.key = Some(key);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Stopped {
+    fn unregister(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.state.lock().wakers.remove(&key);
+        }
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl fmt::Debug for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stopped")
+            .field(
+                "stop_requested",
+                &self.state.stopped.load(Ordering::Acquire),
+            )
+            .finish()
+    }
+}

@@ -1,0 +1,98 @@
+//! `sync_wait`: block the calling thread on a future.
+
+use std::cell::Cell;
+use std::future::{Future, IntoFuture};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+/// Wakes a parked thread. One per thread, made on first use and reused by
+/// every later `sync_wait` on that thread.
+struct Parker {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl Wake for Parker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Only unpark when the flag goes false -> true: many wakes between two
+        // polls cost one unpark.
+        if !self.notified.swap(true, Ordering::Release) {
+            self.thread.unpark();
+        }
+    }
+}
+
+thread_local! {
+    static PARKER: (Arc<Parker>, Waker) = {
+        let parker = Arc::new(Parker { thread: thread::current(), notified: AtomicBool::new(false) });
+        let waker = Waker::from(parker.clone());
+        (parker, waker)
+    };
+    static IN_SYNC_WAIT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears the "inside sync_wait" mark of this thread, also when the future panics.
+struct Entered;
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        IN_SYNC_WAIT.with(|c| c.set(false));
+    }
+}
+
+/// Blocks the calling thread until `fut` completes and returns its output.
+///
+/// The future is polled on the calling thread. When it is pending the thread
+/// parks, and the future's waker unparks it; the waker is made once per thread
+/// and reused, so a poll allocates nothing. Wakers may be called from any thread.
+///
+/// # Nesting
+/// Calling `sync_wait` from inside a future that is itself being driven by
+/// `sync_wait` on the same thread panics (see `# Panics`): the inner call would
+/// park the only thread able to drive the outer future, which deadlocks as soon
+/// as the inner future depends on a sibling of the outer one. `.await` the
+/// future instead. Calling `sync_wait` from a thread that is not inside
+/// `sync_wait` (a fresh thread, a thread pool worker) is fine.
+///
+/// # Examples
+/// ```
+/// let result = coro_core::sync_wait(async { 5u64 + 5 });
+/// assert_eq!(result, 10);
+/// ```
+///
+/// # Panics
+/// - if called while this thread is already inside `sync_wait` (nested use);
+/// - if `fut` panics (the panic propagates unchanged).
+#[doc(alias = "block_on")]
+pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
+    if IN_SYNC_WAIT.with(|c| c.replace(true)) {
+        panic!(
+            "coro::sync_wait called from inside a future that this thread is already driving \
+             with sync_wait; blocking here would deadlock the outer future. Use `.await` instead"
+        );
+    }
+    let _entered = Entered;
+    let mut fut = pin!(fut.into_future());
+    PARKER.with(|(parker, waker)| {
+        // A stale wake from a waker that an earlier future left behind only
+        // costs one extra poll.
+        parker.notified.store(false, Ordering::Relaxed);
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            // `park` may return spuriously: wait for the flag.
+            while !parker.notified.swap(false, Ordering::Acquire) {
+                thread::park();
+            }
+        }
+    })
+}

@@ -1,0 +1,430 @@
+//! `when_all` and `try_when_all` over an iterator of futures, and the engine
+//! they share with `when_any`: per-child wakers and a ready list, so that a
+//! wake-up costs O(1) whatever the number of children.
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::mem;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// What the children's wakers share with the parent.
+struct Shared {
+    /// `queued[i]`: child `i` is in the ready list (or about to be); a second
+    /// wake before the parent polls it is then free.
+    queued: Box<[AtomicBool]>,
+    inner: Mutex<ReadyList>,
+}
+
+struct ReadyList {
+    /// Indexes of woken children, in wake order.
+    list: Vec<usize>,
+    /// The waker of the task that polls the parent future.
+    parent: Option<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ReadyList> {
+        // Nothing runs user code while holding this lock, so poisoning can only
+        // come from an allocation failure; the data is still consistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn schedule(&self, index: usize) {
+        if self.queued[index].swap(true, Ordering::AcqRel) {
+            return; // already in the list
+        }
+        let parent = {
+            let mut ready = self.lock();
+            let was_empty = ready.list.is_empty();
+            ready.list.push(index);
+            // A non-empty list means the parent was woken since it last
+            // drained the list: one wake per batch is enough.
+            if was_empty {
+                ready.parent.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(parent) = parent {
+            parent.wake();
+        }
+    }
+}
+
+/// The waker handed to one child: it knows its child's index.
+struct ChildWaker {
+    /// Only changed by the parent while it holds the sole reference (see `Engine::spare`).
+    index: AtomicUsize,
+    shared: Arc<Shared>,
+}
+
+impl Wake for ChildWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared.schedule(self.index.load(Ordering::Relaxed));
+    }
+}
+
+/// Polls a set of children, only the woken ones after the first pass.
+pub(crate) struct Engine<F> {
+    /// `None` once the child finished or was dropped.
+    children: Vec<Option<Pin<Box<F>>>>,
+    /// The waker given to child `i` while it is pending (reused for its next polls).
+    wakers: Vec<Option<Waker>>,
+    shared: Arc<Shared>,
+    /// A child waker nobody else holds, reused for the next child: ready
+    /// children then cost no waker allocation.
+    spare: Option<Arc<ChildWaker>>,
+    /// Scratch buffer swapped with the ready list.
+    batch: Vec<usize>,
+    started: bool,
+    live: usize,
+}
+
+impl<F> Engine<F> {
+    /// Number of children that have neither finished nor been dropped.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Number of children given at construction.
+    pub(crate) fn len(&self) -> usize {
+        self.children.len()
+    }
+}
+
+impl<F: Future> Engine<F> {
+    pub(crate) fn new<I>(iter: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: IntoFuture<IntoFuture = F>,
+    {
+        let children: Vec<Option<Pin<Box<F>>>> = iter
+            .into_iter()
+            .map(|f| Some(Box::pin(f.into_future())))
+            .collect();
+        let n = children.len();
+        let wakers = std::iter::repeat_with(|| None).take(n).collect();
+        let queued = std::iter::repeat_with(|| AtomicBool::new(false))
+            .take(n)
+            .collect();
+        Engine {
+            children,
+            wakers,
+            shared: Arc::new(Shared {
+                queued,
+                inner: Mutex::new(ReadyList {
+                    list: Vec::new(),
+                    parent: None,
+                }),
+            }),
+            spare: None,
+            batch: Vec::new(),
+            started: false,
+            live: n,
+        }
+    }
+
+    /// Drops every child that is still running.
+    pub(crate) fn drop_children(&mut self) {
+        for slot in &mut self.children {
+            *slot = None;
+        }
+        for waker in &mut self.wakers {
+            *waker = None;
+        }
+        self.live = 0;
+    }
+
+    /// First call: polls every child in order. Later calls: polls the children
+    /// woken since the previous call, each once. `on_ready` receives each
+    /// output; `Break` stops the pass (the remaining woken children stay
+    /// unpolled, the caller is expected to finish).
+    pub(crate) fn poll_pass(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut on_ready: impl FnMut(usize, F::Output) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut batch = mem::take(&mut self.batch);
+        {
+            let mut ready = self.shared.lock();
+            match &ready.parent {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => ready.parent = Some(cx.waker().clone()),
+            }
+            mem::swap(&mut ready.list, &mut batch);
+        }
+        let flow = if self.started {
+            let mut flow = ControlFlow::Continue(());
+            for &i in &batch {
+                if let Some(out) = self.poll_child(i) {
+                    if let ControlFlow::Break(()) = on_ready(i, out) {
+                        flow = ControlFlow::Break(());
+                        break;
+                    }
+                }
+            }
+            flow
+        } else {
+            // Children can only be woken once polled, so `batch` is empty.
+            self.started = true;
+            let mut flow = ControlFlow::Continue(());
+            for i in 0..self.children.len() {
+                if let Some(out) = self.poll_child(i) {
+                    if let ControlFlow::Break(()) = on_ready(i, out) {
+                        flow = ControlFlow::Break(());
+                        break;
+                    }
+                }
+            }
+            flow
+        };
+        batch.clear();
+        self.batch = batch;
+        flow
+    }
+
+    fn poll_child(&mut self, i: usize) -> Option<F::Output> {
+        let fut = self.children[i].as_mut()?; // finished: a stale wake
+        self.shared.queued[i].store(false, Ordering::Release);
+        let (waker, owned) = match self.wakers[i].take() {
+            Some(w) => (w, None),
+            None => {
+                let arc = match self.spare.take() {
+                    Some(arc) => {
+                        arc.index.store(i, Ordering::Relaxed);
+                        arc
+                    }
+                    None => Arc::new(ChildWaker {
+                        index: AtomicUsize::new(i),
+                        shared: self.shared.clone(),
+                    }),
+                };
+                (Waker::from(arc.clone()), Some(arc))
+            }
+        };
+        match fut.as_mut().poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(out) => {
+                self.children[i] = None;
+                self.live -= 1;
+                drop(waker);
+                if let Some(arc) = owned {
+                    // Sole owner: no clone escaped, so it can serve another child.
+                    if Arc::strong_count(&arc) == 1 {
+                        self.spare = Some(arc);
+                    }
+                }
+                Some(out)
+            }
+            Poll::Pending => {
+                self.wakers[i] = Some(waker);
+                None
+            }
+        }
+    }
+}
+
+impl<F> fmt::Debug for Engine<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("children", &self.children.len())
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs every future of `iter` concurrently and returns their outputs in input order.
+///
+/// The children are polled on the task that polls the returned future
+/// (libcoro's `when_all`: nothing is spawned). The first poll starts every
+/// child in order; after that, a wake-up polls only the child that was woken,
+/// through a per-child waker and a ready list: a wake costs O(1), not O(n),
+/// so 100,000 children finish in time linear in their number. Each child is
+/// boxed once; a child's waker is allocated only if it stays pending.
+///
+/// For a fixed set of futures of different types, see [`when_all!`](crate::when_all!).
+///
+/// # Examples
+/// ```
+/// use coro_core::{sync_wait, when_all};
+///
+/// let futs = (1..=5u64).map(|x| async move { x + x });
+/// assert_eq!(sync_wait(when_all(futs)), vec![2, 4, 6, 8, 10]);
+/// ```
+///
+/// # Panics
+/// A panic inside a child propagates out of `poll` to the awaiter; the other
+/// children are dropped with the `WhenAll` future. Polling again after the
+/// future returned `Ready` panics.
+///
+/// # Cancel safety
+/// Dropping the future drops every child still running; outputs already
+/// produced are dropped too.
+pub fn when_all<I>(iter: I) -> WhenAll<<I::Item as IntoFuture>::IntoFuture>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture,
+{
+    let engine = Engine::new(iter);
+    let outputs = std::iter::repeat_with(|| None).take(engine.len()).collect();
+    WhenAll {
+        engine,
+        outputs,
+        done: false,
+    }
+}
+
+/// The future returned by [`when_all`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct WhenAll<F: Future> {
+    engine: Engine<F>,
+    outputs: Vec<Option<F::Output>>,
+    done: bool,
+}
+
+// Children are boxed and outputs are moved, never pinned.
+impl<F: Future> Unpin for WhenAll<F> {}
+
+impl<F: Future> Future for WhenAll<F> {
+    type Output = Vec<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "`when_all` future polled after it completed");
+        if this.engine.live() > 0 {
+            let outputs = &mut this.outputs;
+            let _ = this.engine.poll_pass(cx, |i, out| {
+                outputs[i] = Some(out);
+                ControlFlow::Continue(())
+            });
+            if this.engine.live() > 0 {
+                return Poll::Pending;
+            }
+        }
+        this.done = true;
+        let outputs = mem::take(&mut this.outputs);
+        Poll::Ready(
+            outputs
+                .into_iter()
+                .map(|o| o.expect("every child finished"))
+                .collect(),
+        )
+    }
+}
+
+impl<F: Future> fmt::Debug for WhenAll<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhenAll")
+            .field("len", &self.engine.len())
+            .field("running", &self.engine.live())
+            .finish()
+    }
+}
+
+/// Like [`when_all`] for futures returning `Result`: all `Ok` outputs in input
+/// order, or the first `Err` (in completion order).
+///
+/// On the first `Err` every child still running is dropped (cancelled) before
+/// the error is returned.
+///
+/// # Examples
+/// ```
+/// use coro_core::{sync_wait, try_when_all};
+///
+/// let ok = (1..=3).map(|x| async move { Ok::<_, String>(x) });
+/// assert_eq!(sync_wait(try_when_all(ok)), Ok(vec![1, 2, 3]));
+///
+/// let futs = (1..=3).map(|x| async move { if x == 2 { Err(format!("bad {x}")) } else { Ok(x) } });
+/// assert_eq!(sync_wait(try_when_all(futs)), Err("bad 2".to_string()));
+/// ```
+///
+/// # Panics
+/// As [`when_all`]: a child's panic propagates to the awaiter; polling after
+/// completion panics.
+///
+/// # Cancel safety
+/// Dropping the future drops every child still running.
+pub fn try_when_all<I, T, E>(iter: I) -> TryWhenAll<<I::Item as IntoFuture>::IntoFuture, T>
+where
+    I: IntoIterator,
+    I::Item: IntoFuture<Output = Result<T, E>>,
+{
+    let engine = Engine::new(iter);
+    let outputs = std::iter::repeat_with(|| None).take(engine.len()).collect();
+    TryWhenAll {
+        engine,
+        outputs,
+        done: false,
+    }
+}
+
+/// The future returned by [`try_when_all`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct TryWhenAll<F, T> {
+    engine: Engine<F>,
+    outputs: Vec<Option<T>>,
+    done: bool,
+}
+
+// Children are boxed and outputs are moved, never pinned.
+impl<F, T> Unpin for TryWhenAll<F, T> {}
+
+impl<F, T, E> Future for TryWhenAll<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<Vec<T>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        assert!(
+            !this.done,
+            "`try_when_all` future polled after it completed"
+        );
+        if this.engine.live() > 0 {
+            let outputs = &mut this.outputs;
+            let mut error = None;
+            let _ = this.engine.poll_pass(cx, |i, out| match out {
+                Ok(v) => {
+                    outputs[i] = Some(v);
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    error = Some(e);
+                    ControlFlow::Break(())
+                }
+            });
+            if let Some(e) = error {
+                this.done = true;
+                this.engine.drop_children();
+                this.outputs = Vec::new();
+                return Poll::Ready(Err(e));
+            }
+            if this.engine.live() > 0 {
+                return Poll::Pending;
+            }
+        }
+        this.done = true;
+        let outputs = mem::take(&mut this.outputs);
+        Poll::Ready(Ok(outputs
+            .into_iter()
+            .map(|o| o.expect("every child finished"))
+            .collect()))
+    }
+}
+
+impl<F, T> fmt::Debug for TryWhenAll<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryWhenAll")
+            .field("len", &self.engine.len())
+            .field("running", &self.engine.live())
+            .finish()
+    }
+}
