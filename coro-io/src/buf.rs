@@ -1,0 +1,175 @@
+//! Owned buffers for completion-shaped I/O.
+//!
+//! An I/O operation takes its buffer **by value** and hands it back with the
+//! result (`(io::Result<usize>, B)`, see [`BufResult`]). While the operation is
+//! in flight the buffer belongs to the driver: with io_uring the kernel may
+//! write into it until the completion arrives, even after the caller dropped
+//! the future. That is why borrowed slices cannot be used here.
+//!
+//! Reads write at the **start** of the buffer, up to [`IoBuf::bytes_total`]
+//! bytes (the capacity for `Vec<u8>` and `BytesMut`), then grow the initialised
+//! length to the number of bytes read if it was shorter.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::buf::{IoBuf, IoBufMut};
+//!
+//! let v: Vec<u8> = Vec::with_capacity(16);
+//! assert_eq!(v.bytes_init(), 0);
+//! assert_eq!(v.bytes_total(), 16);
+//! let s: &'static [u8] = b"hello";
+//! assert_eq!(s.bytes_init(), 5);
+//! ```
+
+use std::io;
+
+/// The result of an owned-buffer operation: the outcome and the buffer back.
+pub type BufResult<T, B> = (io::Result<T>, B);
+
+/// A buffer that an I/O operation can read from (a `send`/`write` source).
+///
+/// # Safety
+///
+/// The pointer returned by [`stable_ptr`](IoBuf::stable_ptr) must stay valid
+/// for [`bytes_init`](IoBuf::bytes_init) bytes and must not change when the
+/// value is moved (heap storage or `'static` data), because the kernel may read
+/// through it after the value moved into the driver.
+pub unsafe trait IoBuf: Send + 'static {
+    /// Pointer to the first byte; stable across moves of `self`.
+    fn stable_ptr(&self) -> *const u8;
+    /// Number of initialised bytes (what a write sends).
+    fn bytes_init(&self) -> usize;
+    /// Total capacity in bytes (what a read may fill).
+    fn bytes_total(&self) -> usize;
+}
+
+/// A buffer that an I/O operation can write into (a `recv`/`read` target).
+///
+/// # Safety
+///
+/// [`stable_mut_ptr`](IoBufMut::stable_mut_ptr) must be valid for writes of
+/// [`bytes_total`](IoBuf::bytes_total) bytes and stable across moves.
+pub unsafe trait IoBufMut: IoBuf {
+    /// Mutable pointer to the first byte; stable across moves of `self`.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+    /// Record that the first `n` bytes are initialised (grows the length to
+    /// `n` if it was shorter; never shrinks it).
+    ///
+    /// # Safety
+    ///
+    /// The first `n` bytes must have been initialised and `n <= bytes_total()`.
+    unsafe fn set_init(&mut self, n: usize);
+}
+
+// SAFETY: a Vec's heap pointer does not move when the Vec is moved; len/capacity are exact.
+unsafe impl IoBuf for Vec<u8> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+// SAFETY: the heap allocation is valid for `capacity` bytes of writes.
+unsafe impl IoBufMut for Vec<u8> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        if self.len() < n {
+            // SAFETY: the caller guarantees the first `n <= capacity` bytes are initialised.
+            unsafe { self.set_len(n) };
+        }
+    }
+}
+
+// SAFETY: a boxed slice's heap pointer is stable; it is always fully initialised.
+unsafe impl IoBuf for Box<[u8]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: the boxed slice is valid for `len` bytes of writes.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, _n: usize) {}
+}
+
+// SAFETY: `'static` data never moves and is never freed.
+unsafe impl IoBuf for &'static [u8] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: `'static` data never moves and is never freed.
+unsafe impl IoBuf for &'static str {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: `Bytes` points at shared heap (or static) storage that does not move with the handle.
+unsafe impl IoBuf for bytes::Bytes {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: `BytesMut` owns heap storage that does not move with the handle.
+unsafe impl IoBuf for bytes::BytesMut {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+// SAFETY: the storage is valid for `capacity` bytes of writes.
+unsafe impl IoBufMut for bytes::BytesMut {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        if self.len() < n {
+            // SAFETY: the caller guarantees the first `n <= capacity` bytes are initialised.
+            unsafe { self.set_len(n) };
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The epoll backend: readiness, edge-triggered, one registration per fd.
+//!
+//! An op first tries its syscall. Only on `WouldBlock` is the fd registered
+//! (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, once per fd, kept until the
+//! fd is closed through the driver or [`Driver::release_fd`]), so a socket
+//! that is read and written many times costs one `epoll_ctl` in its life, and
+//! an op that succeeds at once costs none.
+//!
+//! Lost wake-ups are prevented with per-fd, per-direction sequence numbers:
+//! an op reads the sequence before its syscall; if an event bumped it by the
+//! time the op wants to sleep, it retries instead.
+//!
+//! Registrations carry a generation in the upper 32 bits of the epoll data
+//! (the fd in the lower 32), so an event queued for an fd number that was
+//! released and reused is ignored.
+//!
+//! Why not the `polling` crate (which the issue suggested): its `wait` re-arms
+//! its notifier with `epoll_ctl` and programs a timerfd on every call, i.e.
+//! 2-3 extra syscalls per loop turn; here a turn is one `epoll_pwait` and the
+//! eventfd is read only when a cross-thread wake actually happened.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use rustix::event::epoll;
+
+use super::{Driver, DriverKind, Interest, Readiness};
+use crate::op::{Op, OpState};
+
+const NOTIFY_KEY: u64 = u64::MAX;
+const EVENTS_CAPACITY: usize = 1024;
+
+/// The epoll driver.
+#[derive(Debug)]
+pub(crate) struct EpollDriver {
+    epfd: OwnedFd,
+    eventfd: OwnedFd,
+    notified: AtomicBool,
+    table: Mutex<Table>,
+    events: Mutex<Events>,
+    blocking: Arc<AtomicUsize>,
+}
+
+/// The `epoll_wait` output buffer (only the parked thread touches it).
+struct Events(Vec<libc::epoll_event>);
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("capacity", &self.0.capacity())
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Indexed by fd number.
+    slots: Vec<Slot>,
+    registered: usize,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    registered: bool,
+    read_seq: u32,
+    write_seq: u32,
+    readers: Vec<Waker>,
+    writers: Vec<Waker>,
+}
+
+impl Slot {
+    /// A token that changes whenever an event of `interest` arrives or the
+    /// registration changes.
+    fn token(&self, interest: Interest) -> u64 {
+        let mut seq = 0u32;
+        if interest.readable() {
+            seq = seq.wrapping_add(self.read_seq);
+        }
+        if interest.writable() {
+            seq = seq.wrapping_add(self.write_seq.wrapping_mul(0x9E37_79B9));
+        }
+        ((self.generation as u64) << 32) | seq as u64
+    }
+}
+
+fn push_waker(list: &mut Vec<Waker>, w: &Waker) {
+    if !list.iter().any(|x| x.will_wake(w)) {
+        list.push(w.clone());
+    }
+}
+
+fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, key: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: key,
+    };
+    // SAFETY: epfd is our epoll fd; `ev` is a valid epoll_event; a stale `fd`
+    // only makes the call fail with EBADF/ENOENT.
+    let r = unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl EpollDriver {
+    pub(crate) fn new() -> io::Result<EpollDriver> {
+        let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        // SAFETY: eventfd has no memory preconditions; we own the result.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh fd nobody else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        epoll::add(
+            &epfd,
+            eventfd.as_fd(),
+            epoll::EventData::new_u64(NOTIFY_KEY),
+            epoll::EventFlags::IN | epoll::EventFlags::ET,
+        )?;
+        Ok(EpollDriver {
+            epfd,
+            eventfd,
+            notified: AtomicBool::new(false),
+            table: Mutex::new(Table::default()),
+            events: Mutex::new(Events(vec![
+                libc::epoll_event { events: 0, u64: 0 };
+                EVENTS_CAPACITY
+            ])),
+            blocking: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The readiness token of `fd` (None: not registered).
+    fn token(&self, fd: RawFd, interest: Interest) -> Option<u64> {
+        let t = self.table();
+        match t.slots.get(fd as usize) {
+            Some(s) if s.registered => Some(s.token(interest)),
+            _ => None,
+        }
+    }
+
+    /// After `WouldBlock`: sleep (Ok(true)) unless readiness changed since
+    /// `seen` (Ok(false): try again).
+    fn arm(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        seen: Option<u64>,
+        waker: &Waker,
+    ) -> io::Result<bool> {
+        let idx = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        let mut t = self.table();
+        if t.slots.len() <= idx {
+            t.slots.resize_with(idx + 1, Slot::default);
+        }
+        let was_registered = t.slots[idx].registered;
+        if !was_registered {
+            let key = ((t.slots[idx].generation as u64) << 32) | idx as u64;
+            // Edge-triggered ADD reports the current state on the next wait,
+            // so readiness that arrived after our syscall is not lost.
+            epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, key)?;
+            t.slots[idx].registered = true;
+            t.registered += 1;
+        } else if Some(t.slots[idx].token(interest)) != seen {
+            return Ok(false);
+        }
+        let slot = &mut t.slots[idx];
+        if interest.readable() {
+            push_waker(&mut slot.readers, waker);
+        }
+        if interest.writable() {
+            push_waker(&mut slot.writers, waker);
+        }
+        Ok(true)
+    }
+
+    /// Number of fds currently registered with epoll (for tests).
+    pub(crate) fn registered(&self) -> usize {
+        self.table().registered
+    }
+
+    fn dispatch(&self, events: &[libc::epoll_event], wake: &mut Vec<Waker>) -> usize {
+        let mut n = 0;
+        let mut t = self.table();
+        for ev in events {
+            let key = ev.u64;
+            if key == NOTIFY_KEY {
+                let mut buf = [0u8; 8];
+                // Drain the counter; the flag is cleared after, so a wake that
+                // raced with this read writes again.
+                let _ = rustix::io::read(&self.eventfd, &mut buf);
+                self.notified.store(false, Ordering::SeqCst);
+                continue;
+            }
+            let idx = (key & 0xFFFF_FFFF) as usize;
+            let generation = (key >> 32) as u32;
+            let Some(slot) = t.slots.get_mut(idx) else {
+                continue;
+            };
+            if !slot.registered || slot.generation != generation {
+                continue; // stale: the fd was released (and maybe reused)
+            }
+            n += 1;
+            let flags = ev.events as libc::c_int;
+            if flags
+                & (libc::EPOLLIN
+                    | libc::EPOLLERR
+                    | libc::EPOLLHUP
+                    | libc::EPOLLRDHUP
+                    | libc::EPOLLPRI)
+                != 0
+            {
+                slot.read_seq = slot.read_seq.wrapping_add(1);
+                wake.append(&mut slot.readers);
+            }
+            if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) != 0 {
+                slot.write_seq = slot.write_seq.wrapping_add(1);
+                wake.append(&mut slot.writers);
+            }
+        }
+        n
+    }
+}
+
+/// Milliseconds for `epoll_wait`, rounded up (never wake early), clamped to
+/// one day per turn (the caller loops), `-1` for no timeout.
+fn timeout_ms(d: Option<Duration>) -> libc::c_int {
+    match d {
+        None => -1,
+        Some(d) => {
+            let d = d.min(Duration::from_secs(86_400));
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms as libc::c_int
+        }
+    }
+}
+
+impl Driver for EpollDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Epoll
+    }
+
+    fn poll_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if state.blocking.is_some() {
+            return state.poll_blocking(cx, &self.blocking);
+        }
+        let Some(op) = state.op.as_mut() else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
+        match op.readiness() {
+            Readiness::Blocking => state.poll_blocking(cx, &self.blocking),
+            Readiness::Now => {
+                if let Some(fd) = op.closes_fd() {
+                    self.release_fd(fd);
+                }
+                Poll::Ready(op.attempt())
+            }
+            Readiness::Fd(fd, interest) => loop {
+                let seen = self.token(fd, interest);
+                match op.attempt() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        match self.arm(fd, interest, seen, cx.waker()) {
+                            Ok(true) => return Poll::Pending,
+                            Ok(false) => continue,
+                            Err(e) => return Poll::Ready(Err(e)),
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => return Poll::Ready(r),
+                }
+            },
+        }
+    }
+
+    fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
+        // Readiness ops own nothing the kernel touches between polls; a
+        // blocking op finishes on its pool thread and frees itself there.
+        state.blocking = None;
+        state.op = None;
+    }
+
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let Ok(mut events) = self.events.try_lock() else {
+            return Ok(0); // another thread is parked on this driver
+        };
+        let cap = events.0.len() as libc::c_int;
+        // SAFETY: the buffer holds `cap` initialised epoll_event values.
+        let r = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                events.0.as_mut_ptr(),
+                cap,
+                timeout_ms(timeout),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(0)
+            } else {
+                Err(e)
+            };
+        }
+        let mut wake = Vec::new();
+        let n = self.dispatch(&events.0[..r as usize], &mut wake);
+        drop(events);
+        for w in wake {
+            w.wake();
+        }
+        Ok(n)
+    }
+
+    fn unpark(&self) {
+        if !self.notified.swap(true, Ordering::SeqCst) {
+            let one = 1u64.to_ne_bytes();
+            // EAGAIN (counter full) still leaves the eventfd readable: fine.
+            let _ = rustix::io::write(&self.eventfd, &one);
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.blocking.load(Ordering::Acquire)
+    }
+
+    fn cancel_all(&self, bound: Duration) {
+        let mut wake = Vec::new();
+        {
+            let mut t = self.table();
+            for slot in t.slots.iter_mut() {
+                wake.append(&mut slot.readers);
+                wake.append(&mut slot.writers);
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+        // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
+        // so that shutdown returns with nothing of ours still running.
+        let deadline = Instant::now() + bound;
+        while self.blocking.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn release_fd(&self, fd: RawFd) {
+        let Ok(idx) = usize::try_from(fd) else { return };
+        let mut wake = Vec::new();
+        {
+            let mut t = self.table();
+            let Some(slot) = t.slots.get_mut(idx) else {
+                return;
+            };
+            if !slot.registered {
+                return;
+            }
+            let _ = epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0);
+            slot.registered = false;
+            slot.generation = slot.generation.wrapping_add(1);
+            wake.append(&mut slot.readers);
+            wake.append(&mut slot.writers);
+            t.registered -= 1;
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+}

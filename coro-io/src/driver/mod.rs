@@ -1,0 +1,304 @@
+//! The I/O drivers: the [`Driver`] trait and its backends.
+//!
+//! # The model (read this before writing a backend)
+//!
+//! An operation (`crate::op::Op`) is a plain struct that owns everything the
+//! kernel may touch while it runs: the buffer, the `sockaddr`, the `msghdr`.
+//! It is boxed once (a stable address) and knows **both** ways to run:
+//!
+//! * the completion path, [`Op::sqe`](crate::op::Op::sqe): build one io_uring
+//!   submission entry that points into the boxed op;
+//! * the readiness path, [`Op::readiness`](crate::op::Op::readiness) +
+//!   [`Op::attempt`](crate::op::Op::attempt): the fd and direction to wait for,
+//!   and the non-blocking syscall; `WouldBlock` means "wait for readiness and
+//!   try again"; [`Readiness::Blocking`] means "run `attempt` on the blocking
+//!   pool" (regular files on epoll).
+//!
+//! The caller holds an [`OpFuture`](crate::op::OpFuture). Its `poll` calls
+//! [`Driver::poll_op`] with the op's [`OpState`]; its `Drop` (only if the op is
+//! still in flight) calls [`Driver::drop_op`]. From then on the driver owns the
+//! box: a completion backend parks it in the generation-tagged slot that
+//! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
+//! completion (of the op, not of the cancel) arrives, calling
+//! [`Op::orphaned`](crate::op::Op::orphaned) with the late result so that an fd
+//! accepted for nobody is closed. `Drop` never blocks.
+//!
+//! A completion backend (`uring.rs`) therefore implements:
+//!
+//! * `poll_op`: if `state.token == 0`, take a slot in its slab, push
+//!   `state.op.sqe().user_data(token)` (batched: submitted once per
+//!   [`Driver::park`] turn), store the waker, set `state.token`, return
+//!   `Pending`. Later polls: return the stored result once the CQE arrived
+//!   (and free the slot), else refresh the waker.
+//! * `drop_op`: move `state.op.take()` into the slot, push an async cancel.
+//! * `park(timeout)`: submit, wait for at least one CQE or the timeout
+//!   (EXT_ARG), reap CQEs (store results, wake wakers, free orphaned ops),
+//!   return how many CQEs were handled.
+//! * `unpark`: make a concurrent or the next `park` return (eventfd or
+//!   `MSG_RING`), callable from any thread.
+//! * `in_flight`, `cancel_all` (shutdown: cancel everything, reap with a bound).
+//!
+//! Timers are not driver ops: each scheduler keeps one timer structure and
+//! passes the earliest deadline as the `park` timeout, so both backends need
+//! nothing but a timed wait.
+//!
+//! Dispatch is by the [`AnyDriver`] enum (not `dyn`), so ops stay generic.
+//! Every method takes `&self`: the driver is shared by the scheduler thread
+//! and (with `ExecutionStrategy::ThreadPool`) by the pool workers that poll op
+//! futures; backends use an uncontended mutex for their tables.
+
+pub(crate) mod epoll;
+
+use std::sync::Arc;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::op::{Op, OpState};
+
+/// Which I/O backend a scheduler uses.
+///
+/// `Auto` picks io_uring when the kernel allows it and the driver is built,
+/// else epoll; the environment variable `CORO_DRIVER=epoll|uring` overrides
+/// `Auto` (not an explicit choice).
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::DriverKind;
+/// assert_eq!(DriverKind::default(), DriverKind::Auto);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriverKind {
+    /// io_uring if available, else epoll (`CORO_DRIVER` may override).
+    #[default]
+    Auto,
+    /// Readiness-based epoll driver.
+    Epoll,
+    /// Completion-based io_uring driver.
+    IoUring,
+}
+
+/// The direction(s) an fd must be ready for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or hang-up / error).
+    Read,
+    /// Writable (or hang-up / error).
+    Write,
+    /// Either.
+    ReadWrite,
+}
+
+impl Interest {
+    /// Whether this includes readability.
+    pub fn readable(self) -> bool {
+        matches!(self, Interest::Read | Interest::ReadWrite)
+    }
+    /// Whether this includes writability.
+    pub fn writable(self) -> bool {
+        matches!(self, Interest::Write | Interest::ReadWrite)
+    }
+}
+
+/// How an op runs on a readiness backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Try `attempt`; on `WouldBlock` wait until `fd` is ready for `Interest`.
+    Fd(RawFd, Interest),
+    /// Call `attempt` once, right away (close, shutdown): it never blocks.
+    Now,
+    /// `attempt` may block (regular files): run it on the blocking pool.
+    Blocking,
+}
+
+/// The interface every backend implements. See the module docs.
+pub trait Driver: Send + Sync + 'static {
+    /// Which backend this is (never `Auto`).
+    fn kind(&self) -> DriverKind;
+    /// Drive `state` towards completion; `Ready` carries the raw result
+    /// (a byte count, an fd, poll revents).
+    fn poll_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>>;
+    /// The op future is dropped while the op may be in flight: take ownership.
+    fn drop_op<T: Op>(&self, state: &mut OpState<T>);
+    /// Wait up to `timeout` (`None` = until something happens) for events and
+    /// wake the tasks they concern. Returns the number of events handled.
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize>;
+    /// Wake a concurrent or the next `park`. Any thread.
+    fn unpark(&self);
+    /// Ops whose memory the driver currently owns or waits on.
+    fn in_flight(&self) -> usize;
+    /// Shutdown: cancel everything in flight, wake every waiter, and wait for
+    /// the kernel to release owned memory for at most `bound`.
+    fn cancel_all(&self, bound: Duration);
+    /// Forget any registration of `fd` (called before it is closed).
+    fn release_fd(&self, fd: RawFd);
+}
+
+/// Enum dispatch over the backends.
+#[derive(Debug)]
+pub(crate) enum AnyDriver {
+    /// epoll.
+    Epoll(epoll::EpollDriver),
+    // Uring(uring::UringDriver),  <- the io_uring backend adds its arm here.
+}
+
+macro_rules! dispatch {
+    ($self:ident, $d:ident => $e:expr) => {
+        match $self {
+            AnyDriver::Epoll($d) => $e,
+        }
+    };
+}
+
+impl AnyDriver {
+    /// Build the backend `kind` asks for (after `Auto` resolution).
+    pub(crate) fn new(kind: DriverKind) -> io::Result<AnyDriver> {
+        match resolve_kind(kind)? {
+            DriverKind::Epoll | DriverKind::Auto => {
+                Ok(AnyDriver::Epoll(epoll::EpollDriver::new()?))
+            }
+            DriverKind::IoUring => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the io_uring driver is not built yet (use DriverKind::Epoll)",
+            )),
+        }
+    }
+}
+
+/// Apply the `CORO_DRIVER` override to `Auto`.
+fn resolve_kind(kind: DriverKind) -> io::Result<DriverKind> {
+    if kind != DriverKind::Auto {
+        return Ok(kind);
+    }
+    match std::env::var("CORO_DRIVER").ok().as_deref() {
+        None | Some("") | Some("auto") => Ok(DriverKind::Epoll),
+        Some("epoll") => Ok(DriverKind::Epoll),
+        Some("uring") | Some("io_uring") | Some("iouring") => Ok(DriverKind::IoUring),
+        Some(other) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CORO_DRIVER={other:?}: expected epoll or uring"),
+        )),
+    }
+}
+
+impl Driver for AnyDriver {
+    #[inline]
+    fn kind(&self) -> DriverKind {
+        dispatch!(self, d => d.kind())
+    }
+    #[inline]
+    fn poll_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        dispatch!(self, d => d.poll_op(state, cx))
+    }
+    #[inline]
+    fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
+        dispatch!(self, d => d.drop_op(state))
+    }
+    #[inline]
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        dispatch!(self, d => d.park(timeout))
+    }
+    #[inline]
+    fn unpark(&self) {
+        dispatch!(self, d => d.unpark())
+    }
+    #[inline]
+    fn in_flight(&self) -> usize {
+        dispatch!(self, d => d.in_flight())
+    }
+    #[inline]
+    fn cancel_all(&self, bound: Duration) {
+        dispatch!(self, d => d.cancel_all(bound))
+    }
+    #[inline]
+    fn release_fd(&self, fd: RawFd) {
+        dispatch!(self, d => d.release_fd(fd))
+    }
+}
+
+/// A cheap, cloneable handle to a scheduler's driver.
+///
+/// Op futures ([`crate::op`]) are created against a handle; the scheduler
+/// owns one ([`crate::IoScheduler::driver`]). A handle can also be used with
+/// no scheduler at all: call [`Handle::park`] yourself (see
+/// `coro-io/tests/driver.rs`).
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::driver::Handle;
+/// use coro_io::DriverKind;
+///
+/// let h = Handle::new(DriverKind::Epoll)?;
+/// assert_eq!(h.kind(), DriverKind::Epoll);
+/// assert_eq!(h.in_flight(), 0);
+/// h.unpark();
+/// h.park(Some(std::time::Duration::ZERO))?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Handle {
+    pub(crate) inner: Arc<AnyDriver>,
+}
+
+impl Handle {
+    /// Create a driver of `kind` (`Auto` honours `CORO_DRIVER`).
+    ///
+    /// # Errors
+    ///
+    /// When the backend cannot be created (epoll/eventfd creation failed,
+    /// io_uring unavailable, or a bad `CORO_DRIVER` value).
+    pub fn new(kind: DriverKind) -> io::Result<Handle> {
+        Ok(Handle {
+            inner: Arc::new(AnyDriver::new(kind)?),
+        })
+    }
+    /// The backend in use (never `Auto`).
+    pub fn kind(&self) -> DriverKind {
+        self.inner.kind()
+    }
+    /// Wait up to `timeout` for events and wake the tasks they concern.
+    ///
+    /// # Errors
+    ///
+    /// The wait syscall failed (not `EINTR`, which is retried as a 0-event turn).
+    pub fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.inner.park(timeout)
+    }
+    /// Wake a concurrent or the next [`park`](Handle::park), from any thread.
+    pub fn unpark(&self) {
+        self.inner.unpark()
+    }
+    /// Ops whose memory the driver currently owns or waits on.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight()
+    }
+    /// Forget the driver's registration of `fd`. Call it before closing an
+    /// fd that was used with this driver other than through [`crate::op::close`].
+    pub fn release_fd(&self, fd: RawFd) {
+        self.inner.release_fd(fd)
+    }
+    /// How many fds the driver holds a readiness registration for (epoll;
+    /// 0 on completion backends). Tests use it to check clean-up.
+    pub fn registered_fds(&self) -> usize {
+        match &*self.inner {
+            AnyDriver::Epoll(d) => d.registered(),
+        }
+    }
+    /// Cancel all in-flight ops and wait at most `bound` for the kernel to
+    /// release their memory.
+    pub fn cancel_all(&self, bound: Duration) {
+        self.inner.cancel_all(bound)
+    }
+}

@@ -1,0 +1,258 @@
+//! read/write on any fd, positional file I/O, fsync, close.
+
+use std::io;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, types};
+
+use super::{Op, OpFuture, cvt};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::{Handle, Interest, Readiness};
+
+/// `read(fd, buf)` at the fd's current position (pipes, sockets, ttys).
+#[derive(Debug)]
+pub struct Read<B> {
+    fd: RawFd,
+    buf: B,
+}
+
+/// Read into `buf` from a non-blocking pipe, socket or tty. `Ok(0)` is EOF.
+///
+/// # Cancel safety
+///
+/// See the [module docs](super): on io_uring read bytes may be lost.
+pub fn read<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Read<B>> {
+    OpFuture::new(driver, Read { fd, buf })
+}
+
+impl<B: IoBufMut> Op for Read<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
+            .offset(u64::MAX)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_total();
+        // SAFETY: the buffer is valid for `len` bytes of writes.
+        cvt(unsafe { libc::read(self.fd, self.buf.stable_mut_ptr().cast(), len) })
+    }
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        if let Ok(n) = res {
+            // SAFETY: the kernel initialised the first n bytes.
+            unsafe { self.buf.set_init(n) };
+        }
+        (res, self.buf)
+    }
+}
+
+/// `write(fd, buf)` at the fd's current position.
+#[derive(Debug)]
+pub struct Write<B> {
+    fd: RawFd,
+    buf: B,
+}
+
+/// Write the initialised bytes of `buf` to a non-blocking pipe, socket or tty.
+///
+/// # Cancel safety
+///
+/// On io_uring a dropped write may still have written.
+pub fn write<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Write<B>> {
+    OpFuture::new(driver, Write { fd, buf })
+}
+
+impl<B: IoBuf> Op for Write<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
+            .offset(u64::MAX)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Write)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_init();
+        // SAFETY: the buffer is valid for `len` bytes of reads.
+        cvt(unsafe { libc::write(self.fd, self.buf.stable_ptr().cast(), len) })
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        (res, self.buf)
+    }
+}
+
+/// `pread(fd, buf, offset)` (regular files).
+#[derive(Debug)]
+pub struct ReadAt<B> {
+    fd: RawFd,
+    buf: B,
+    offset: u64,
+}
+
+/// Read into `buf` at `offset` of a regular file. epoll: on the blocking pool.
+///
+/// # Cancel safety
+///
+/// A dropped read still runs to completion in the background; the bytes are
+/// discarded. No file state changes.
+pub fn read_at<B: IoBufMut>(
+    driver: &Handle,
+    fd: RawFd,
+    buf: B,
+    offset: u64,
+) -> OpFuture<ReadAt<B>> {
+    OpFuture::new(driver, ReadAt { fd, buf, offset })
+}
+
+impl<B: IoBufMut> Op for ReadAt<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
+            .offset(self.offset)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Blocking
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_total();
+        let off =
+            i64::try_from(self.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the buffer is valid for `len` bytes of writes.
+        cvt(unsafe { libc::pread(self.fd, self.buf.stable_mut_ptr().cast(), len, off) })
+    }
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        if let Ok(n) = res {
+            // SAFETY: the kernel initialised the first n bytes.
+            unsafe { self.buf.set_init(n) };
+        }
+        (res, self.buf)
+    }
+}
+
+/// `pwrite(fd, buf, offset)` (regular files).
+#[derive(Debug)]
+pub struct WriteAt<B> {
+    fd: RawFd,
+    buf: B,
+    offset: u64,
+}
+
+/// Write `buf` at `offset` of a regular file. epoll: on the blocking pool.
+///
+/// # Cancel safety
+///
+/// A dropped write still runs to completion in the background.
+pub fn write_at<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B, offset: u64) -> OpFuture<WriteAt<B>> {
+    OpFuture::new(driver, WriteAt { fd, buf, offset })
+}
+
+impl<B: IoBuf> Op for WriteAt<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
+            .offset(self.offset)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Blocking
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_init();
+        let off =
+            i64::try_from(self.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the buffer is valid for `len` bytes of reads.
+        cvt(unsafe { libc::pwrite(self.fd, self.buf.stable_ptr().cast(), len, off) })
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        (res, self.buf)
+    }
+}
+
+/// `fsync(fd)`.
+#[derive(Debug)]
+pub struct Fsync {
+    fd: RawFd,
+}
+
+/// Flush a file's data and metadata to the device. epoll: on the blocking pool.
+///
+/// # Cancel safety
+///
+/// A dropped fsync still runs to completion in the background.
+pub fn fsync(driver: &Handle, fd: RawFd) -> OpFuture<Fsync> {
+    OpFuture::new(driver, Fsync { fd })
+}
+
+impl Op for Fsync {
+    type Output = io::Result<()>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        opcode::Fsync::new(types::Fd(self.fd)).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Blocking
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        // SAFETY: fsync on a raw fd has no memory-safety preconditions.
+        cvt(unsafe { libc::fsync(self.fd) } as isize)
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        res.map(|_| ())
+    }
+}
+
+/// `close(fd)`.
+#[derive(Debug)]
+pub struct Close {
+    fd: Option<OwnedFd>,
+    raw: RawFd,
+}
+
+/// Close `fd` through the driver (drops its registration first).
+///
+/// # Cancel safety
+///
+/// If dropped before it was first polled, the fd is closed synchronously;
+/// after that, it is closed exactly once either way.
+pub fn close(driver: &Handle, fd: OwnedFd) -> OpFuture<Close> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    OpFuture::new(driver, Close { fd: Some(fd), raw })
+}
+
+impl Op for Close {
+    type Output = io::Result<()>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        // The kernel closes it now: give up ownership.
+        let raw = self
+            .fd
+            .take()
+            .map(IntoRawFd::into_raw_fd)
+            .unwrap_or(self.raw);
+        opcode::Close::new(types::Fd(raw)).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Now
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        match self.fd.take() {
+            // SAFETY: we own this fd; close it exactly once.
+            Some(fd) => cvt(unsafe { libc::close(fd.into_raw_fd()) } as isize),
+            None => Ok(0),
+        }
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        res.map(|_| ())
+    }
+    fn closes_fd(&self) -> Option<RawFd> {
+        Some(self.raw)
+    }
+}

@@ -1,0 +1,230 @@
+//! I/O operations: one struct per op that speaks both drivers.
+//!
+//! Each function here (`recv`, `send`, `accept`, ...) builds an op and
+//! returns an [`OpFuture`]. Ops own their buffers ([`crate::buf`]) and hand
+//! them back with the result. See [`crate::driver`] for how a backend runs
+//! them.
+//!
+//! # Cancel safety
+//!
+//! Dropping an [`OpFuture`] is always memory safe: the driver keeps the op
+//! (and its buffer) until the kernel is done with it, and closes an fd that
+//! an accept produced for nobody. It is **not lossless** on io_uring: a
+//! dropped `recv`/`read` may have consumed bytes from the socket that are
+//! then discarded with the buffer, and a dropped `send` may have sent them.
+//! On epoll a dropped op never transferred anything (the syscall runs inside
+//! `poll`), except ops on the blocking pool (`read_at`/`write_at`/`sync_all`)
+//! which run to completion in the background.
+//!
+//! # Examples
+//!
+//! Ops run against a [`Handle`]; inside a scheduler task use
+//! `IoScheduler::current()` and its driver.
+//!
+//! ```
+//! use coro_io::driver::Handle;
+//! use coro_io::{op, DriverKind};
+//! use std::os::fd::AsRawFd;
+//!
+//! let h = Handle::new(DriverKind::Epoll)?;
+//! let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK)?;
+//! let (res, _buf) = futures::executor::block_on(op::write(&h, w.as_raw_fd(), b"hi".as_slice()));
+//! assert_eq!(res?, 2);
+//! let (res, buf) = futures::executor::block_on(op::read(&h, r.as_raw_fd(), Vec::with_capacity(8)));
+//! assert_eq!(res?, 2);
+//! assert_eq!(buf, b"hi");
+//! # std::io::Result::Ok(())
+//! ```
+
+mod addr;
+mod file;
+mod net;
+
+pub use file::{
+    Close, Fsync, Read, ReadAt, Write, WriteAt, close, fsync, read, read_at, write, write_at,
+};
+pub use net::{
+    Accept, Connect, PollFd, Recv, RecvFrom, Send, SendTo, accept, connect, poll_fd, recv,
+    recv_from, send, send_to,
+};
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::driver::{Driver, Handle, Readiness};
+
+/// An I/O operation that both drivers can run. See [`crate::driver`].
+///
+/// The op is boxed before it is first used, so pointers into `self` that
+/// [`sqe`](Op::sqe) hands to the kernel stay valid until the completion.
+pub trait Op: std::marker::Send + 'static {
+    /// What the future resolves to (usually a [`BufResult`](crate::buf::BufResult)).
+    type Output;
+    /// Completion path: the io_uring entry for this op (`user_data` is set by
+    /// the driver). Called at most once, after the op is boxed.
+    fn sqe(&mut self) -> io_uring::squeue::Entry;
+    /// Readiness path: what to wait for before [`attempt`](Op::attempt).
+    fn readiness(&self) -> Readiness;
+    /// Readiness path: the non-blocking syscall. `Ok(n)` is the raw result
+    /// (bytes, an fd, revents); `WouldBlock` waits for readiness again.
+    fn attempt(&mut self) -> io::Result<usize>;
+    /// Turn the raw result into the output, handing owned buffers back.
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output;
+    /// The result arrived after the future was dropped: release what it
+    /// produced (an accepted fd is closed here).
+    fn orphaned(&mut self, res: io::Result<usize>) {
+        let _ = res;
+    }
+    /// The fd this op closes, so that a readiness driver drops its
+    /// registration first.
+    fn closes_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+/// The driver-side state of one op, owned by its [`OpFuture`].
+///
+/// `op` is `Some` until the driver takes it (blocking pool, cancelled op
+/// parked in a slot) or the op completes; `token` is backend-specific
+/// (io_uring: generation-tagged slot key, 0 = not submitted).
+#[derive(Debug)]
+pub struct OpState<T> {
+    /// The op itself, boxed for a stable address.
+    pub op: Option<Box<T>>,
+    /// Backend-specific slot key; 0 means "not submitted".
+    pub token: u64,
+    pub(crate) blocking: Option<Arc<BlockingCell<T>>>,
+}
+
+impl<T: Op> OpState<T> {
+    /// Readiness backends: run `attempt` on the blocking pool and report
+    /// through `cx` when it is done. Returns the result once available.
+    pub(crate) fn poll_blocking(
+        &mut self,
+        cx: &mut Context<'_>,
+        running: &Arc<AtomicUsize>,
+    ) -> Poll<io::Result<usize>> {
+        if let Some(cell) = &self.blocking {
+            let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((op, res)) = g.done.take() {
+                drop(g);
+                self.op = Some(op);
+                self.blocking = None;
+                return Poll::Ready(res);
+            }
+            match &g.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => g.waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        let Some(mut op) = self.op.take() else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
+        let cell = Arc::new(BlockingCell {
+            inner: Mutex::new(BlockingInner {
+                done: None,
+                waker: Some(cx.waker().clone()),
+            }),
+        });
+        self.blocking = Some(cell.clone());
+        running.fetch_add(1, Ordering::AcqRel);
+        let running = running.clone();
+        crate::blocking_run(Box::new(move || {
+            let res = op.attempt();
+            let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+            g.done = Some((op, res));
+            let w = g.waker.take();
+            drop(g);
+            drop(cell);
+            running.fetch_sub(1, Ordering::AcqRel);
+            if let Some(w) = w {
+                w.wake();
+            }
+        }));
+        Poll::Pending
+    }
+}
+
+/// Where a blocking-pool op leaves its result.
+#[derive(Debug)]
+pub(crate) struct BlockingCell<T> {
+    inner: Mutex<BlockingInner<T>>,
+}
+
+#[derive(Debug)]
+struct BlockingInner<T> {
+    done: Option<(Box<T>, io::Result<usize>)>,
+    waker: Option<Waker>,
+}
+
+/// A pending I/O operation. Resolves to `T::Output`.
+///
+/// # Cancel safety
+///
+/// Dropping it is memory safe (the driver keeps the op's buffers until the
+/// kernel lets go) but may lose data on io_uring; see the [module docs](self).
+#[must_use = "futures do nothing unless you .await or poll them"]
+#[derive(Debug)]
+pub struct OpFuture<T: Op> {
+    driver: Handle,
+    state: OpState<T>,
+    done: bool,
+}
+
+impl<T: Op> OpFuture<T> {
+    /// Wrap `op` for `driver`.
+    pub fn new(driver: &Handle, op: T) -> OpFuture<T> {
+        OpFuture {
+            driver: driver.clone(),
+            state: OpState {
+                op: Some(Box::new(op)),
+                token: 0,
+                blocking: None,
+            },
+            done: false,
+        }
+    }
+}
+
+impl<T: Op> Future for OpFuture<T> {
+    type Output = T::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        assert!(!this.done, "OpFuture polled after completion");
+        match this.driver.inner.poll_op(&mut this.state, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(res) => {
+                this.done = true;
+                let op = this
+                    .state
+                    .op
+                    .take()
+                    .expect("driver returned a result without the op");
+                Poll::Ready(op.complete(res))
+            }
+        }
+    }
+}
+
+impl<T: Op> Drop for OpFuture<T> {
+    fn drop(&mut self) {
+        if !self.done && (self.state.token != 0 || self.state.blocking.is_some()) {
+            self.driver.inner.drop_op(&mut self.state);
+        }
+    }
+}
+
+/// `Ok(n)` from a libc return value, or the thread's errno.
+pub(crate) fn cvt(r: isize) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}

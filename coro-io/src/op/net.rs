@@ -1,0 +1,441 @@
+//! Socket ops: accept, connect, recv/send, recvmsg/sendmsg, poll.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, types};
+
+use super::addr::RawAddr;
+use super::{Op, OpFuture, cvt};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::driver::{Handle, Interest, Readiness};
+
+fn would_block_connect(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EAGAIN)
+    )
+}
+
+/// `accept4(fd)` with `SOCK_CLOEXEC | SOCK_NONBLOCK`.
+#[derive(Debug)]
+pub struct Accept {
+    fd: RawFd,
+    addr: RawAddr,
+}
+
+/// Accept one connection on the listening socket `fd` (non-blocking,
+/// close-on-exec). Resolves to the new socket and the peer address.
+///
+/// # Cancel safety
+///
+/// Cancel safe: if the future is dropped after the kernel accepted a
+/// connection for it, the driver closes that socket.
+pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
+    OpFuture::new(
+        driver,
+        Accept {
+            fd,
+            addr: RawAddr::empty(),
+        },
+    )
+}
+
+impl Op for Accept {
+    type Output = io::Result<(OwnedFd, SocketAddr)>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        opcode::Accept::new(
+            types::Fd(self.fd),
+            self.addr.as_mut_ptr(),
+            &mut self.addr.len,
+        )
+        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+        .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: addr/len point into this op and describe a sockaddr_storage.
+        let r = unsafe {
+            libc::accept4(
+                self.fd,
+                self.addr.as_mut_ptr(),
+                &mut self.addr.len,
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            )
+        };
+        cvt(r as isize)
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        let fd = res?;
+        // SAFETY: the kernel just created this fd for us; nobody else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        let addr = self.addr.socket_addr()?;
+        Ok((owned, addr))
+    }
+    fn orphaned(&mut self, res: io::Result<usize>) {
+        if let Ok(fd) = res {
+            // SAFETY: the fd was created for this op and its caller is gone: we own it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+    }
+}
+
+/// `connect(fd, addr)` on a non-blocking socket.
+#[derive(Debug)]
+pub struct Connect {
+    fd: RawFd,
+    addr: RawAddr,
+    started: bool,
+}
+
+/// Connect the non-blocking socket `fd` to `addr`.
+///
+/// # Cancel safety
+///
+/// Dropping it leaves the socket in an unspecified connecting state: close it.
+pub fn connect(driver: &Handle, fd: RawFd, addr: SocketAddr) -> OpFuture<Connect> {
+    OpFuture::new(
+        driver,
+        Connect {
+            fd,
+            addr: RawAddr::from_socket_addr(addr),
+            started: false,
+        },
+    )
+}
+
+impl Op for Connect {
+    type Output = io::Result<()>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        opcode::Connect::new(types::Fd(self.fd), self.addr.as_ptr(), self.addr.len).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Write)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        if self.started {
+            let mut err: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: err/len are valid out-pointers for SO_ERROR.
+            let r = unsafe {
+                libc::getsockopt(
+                    self.fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    &mut err as *mut _ as *mut _,
+                    &mut len,
+                )
+            };
+            cvt(r as isize)?;
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+        }
+        // SAFETY: addr points at a valid sockaddr of length len owned by this op.
+        let r = unsafe { libc::connect(self.fd, self.addr.as_ptr(), self.addr.len) };
+        match cvt(r as isize) {
+            Ok(_) => Ok(0),
+            Err(e) if e.raw_os_error() == Some(libc::EISCONN) && self.started => Ok(0),
+            Err(e) if would_block_connect(&e) => {
+                self.started = true;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        res.map(|_| ())
+    }
+}
+
+/// `recv(fd, buf)`.
+#[derive(Debug)]
+pub struct Recv<B> {
+    fd: RawFd,
+    buf: B,
+}
+
+/// Receive into `buf` (from its start, up to its capacity). `Ok(0)` is EOF.
+///
+/// # Cancel safety
+///
+/// See the [module docs](super): on io_uring received bytes may be lost.
+pub fn recv<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>> {
+    OpFuture::new(driver, Recv { fd, buf })
+}
+
+impl<B: IoBufMut> Op for Recv<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        opcode::Recv::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_total();
+        // SAFETY: the buffer is valid for `len` bytes of writes (IoBufMut contract).
+        cvt(unsafe { libc::recv(self.fd, self.buf.stable_mut_ptr().cast(), len, 0) })
+    }
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        if let Ok(n) = res {
+            // SAFETY: the kernel initialised the first n bytes.
+            unsafe { self.buf.set_init(n) };
+        }
+        (res, self.buf)
+    }
+}
+
+/// `send(fd, buf, MSG_NOSIGNAL)`.
+#[derive(Debug)]
+pub struct Send<B> {
+    fd: RawFd,
+    buf: B,
+}
+
+/// Send the initialised bytes of `buf`; may send fewer (returns the count).
+///
+/// # Cancel safety
+///
+/// See the [module docs](super): on io_uring a dropped send may have sent data.
+pub fn send<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Send<B>> {
+    OpFuture::new(driver, Send { fd, buf })
+}
+
+impl<B: IoBuf> Op for Send<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Write)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let len = self.buf.bytes_init();
+        // SAFETY: the buffer is valid for `len` bytes of reads (IoBuf contract).
+        cvt(unsafe {
+            libc::send(
+                self.fd,
+                self.buf.stable_ptr().cast(),
+                len,
+                libc::MSG_NOSIGNAL,
+            )
+        })
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        (res, self.buf)
+    }
+}
+
+/// `recvmsg(fd)` with one buffer and the source address (UDP `recv_from`).
+#[derive(Debug)]
+pub struct RecvFrom<B> {
+    fd: RawFd,
+    buf: B,
+    addr: RawAddr,
+    iov: libc::iovec,
+    msg: libc::msghdr,
+}
+
+// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
+// owned buffer) and are only used by the syscall; B is Send.
+unsafe impl<B: std::marker::Send> std::marker::Send for RecvFrom<B> {}
+
+/// Receive one datagram into `buf`; resolves to its length and source.
+///
+/// # Cancel safety
+///
+/// On io_uring a dropped `recv_from` may lose the datagram.
+pub fn recv_from<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<RecvFrom<B>> {
+    // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
+    let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    OpFuture::new(
+        driver,
+        RecvFrom {
+            fd,
+            buf,
+            addr: RawAddr::empty(),
+            iov,
+            msg,
+        },
+    )
+}
+
+impl<B: IoBufMut> RecvFrom<B> {
+    fn prepare(&mut self) {
+        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        self.iov = libc::iovec {
+            iov_base: self.buf.stable_mut_ptr().cast(),
+            iov_len: self.buf.bytes_total(),
+        };
+        self.msg.msg_name = self.addr.as_mut_ptr().cast();
+        self.msg.msg_namelen = self.addr.len;
+        self.msg.msg_iov = &mut self.iov;
+        self.msg.msg_iovlen = 1;
+    }
+}
+
+impl<B: IoBufMut> Op for RecvFrom<B> {
+    type Output = BufResult<(usize, SocketAddr), B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        self.prepare();
+        opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        self.prepare();
+        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
+        cvt(unsafe { libc::recvmsg(self.fd, &mut self.msg, 0) })
+    }
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        match res {
+            Ok(n) => {
+                // SAFETY: the kernel initialised the first n bytes.
+                unsafe { self.buf.set_init(n) };
+                self.addr.len = self.msg.msg_namelen;
+                let r = self.addr.socket_addr().map(|a| (n, a));
+                (r, self.buf)
+            }
+            Err(e) => (Err(e), self.buf),
+        }
+    }
+}
+
+/// `sendmsg(fd)` with one buffer to an address (UDP `send_to`).
+#[derive(Debug)]
+pub struct SendTo<B> {
+    fd: RawFd,
+    buf: B,
+    addr: RawAddr,
+    iov: libc::iovec,
+    msg: libc::msghdr,
+}
+
+// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
+// owned buffer) and are only used by the syscall; B is Send.
+unsafe impl<B: std::marker::Send> std::marker::Send for SendTo<B> {}
+
+/// Send `buf` as one datagram to `addr`.
+///
+/// # Cancel safety
+///
+/// On io_uring a dropped `send_to` may still send the datagram.
+pub fn send_to<B: IoBuf>(
+    driver: &Handle,
+    fd: RawFd,
+    buf: B,
+    addr: SocketAddr,
+) -> OpFuture<SendTo<B>> {
+    // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
+    let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    OpFuture::new(
+        driver,
+        SendTo {
+            fd,
+            buf,
+            addr: RawAddr::from_socket_addr(addr),
+            iov,
+            msg,
+        },
+    )
+}
+
+impl<B: IoBuf> SendTo<B> {
+    fn prepare(&mut self) {
+        self.iov = libc::iovec {
+            iov_base: self.buf.stable_ptr() as *mut _,
+            iov_len: self.buf.bytes_init(),
+        };
+        self.msg.msg_name = self.addr.as_mut_ptr().cast();
+        self.msg.msg_namelen = self.addr.len;
+        self.msg.msg_iov = &mut self.iov;
+        self.msg.msg_iovlen = 1;
+    }
+}
+
+impl<B: IoBuf> Op for SendTo<B> {
+    type Output = BufResult<usize, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        self.prepare();
+        opcode::SendMsg::new(types::Fd(self.fd), &self.msg)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Write)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        self.prepare();
+        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
+        cvt(unsafe { libc::sendmsg(self.fd, &self.msg, libc::MSG_NOSIGNAL) })
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        (res, self.buf)
+    }
+}
+
+/// Wait until `fd` is ready (`poll(2)` semantics; any fd type).
+#[derive(Debug)]
+pub struct PollFd {
+    fd: RawFd,
+    interest: Interest,
+}
+
+/// Wait until `fd` is ready for `interest`. Resolves to the `poll(2)`
+/// `revents` bits (`libc::POLLIN`, `POLLOUT`, `POLLHUP`, `POLLERR`, ...).
+///
+/// # Cancel safety
+///
+/// Cancel safe: waiting consumes nothing.
+pub fn poll_fd(driver: &Handle, fd: RawFd, interest: Interest) -> OpFuture<PollFd> {
+    OpFuture::new(driver, PollFd { fd, interest })
+}
+
+impl PollFd {
+    fn events(&self) -> libc::c_short {
+        let mut ev = 0;
+        if self.interest.readable() {
+            ev |= libc::POLLIN | libc::POLLRDHUP;
+        }
+        if self.interest.writable() {
+            ev |= libc::POLLOUT;
+        }
+        ev
+    }
+}
+
+impl Op for PollFd {
+    type Output = io::Result<u32>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        opcode::PollAdd::new(types::Fd(self.fd), self.events() as u16 as u32).build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, self.interest)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        let mut p = libc::pollfd {
+            fd: self.fd,
+            events: self.events(),
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        let n = cvt(unsafe { libc::poll(&mut p, 1, 0) } as isize)?;
+        if n == 0 || p.revents == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(p.revents as u16 as usize)
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        res.map(|r| r as u32)
+    }
+}

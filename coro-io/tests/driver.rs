@@ -1,0 +1,224 @@
+//! The driver on its own: ops are polled by hand and `park` is called
+//! directly, with no scheduler.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use coro_io::DriverKind;
+use coro_io::driver::{Handle, Interest};
+use coro_io::op;
+
+struct CountWaker(AtomicUsize);
+impl Wake for CountWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn waker() -> (Arc<CountWaker>, Waker) {
+    let c = Arc::new(CountWaker(AtomicUsize::new(0)));
+    (c.clone(), Waker::from(c))
+}
+
+/// Poll `fut` to completion, parking the driver between polls (bounded).
+fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
+    let (_c, w) = waker();
+    let mut cx = Context::from_waker(&w);
+    let mut fut = pin!(fut);
+    for _ in 0..10_000 {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        h.park(Some(Duration::from_secs(5))).unwrap();
+    }
+    panic!("future did not complete");
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let (r, w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+    )
+    .unwrap();
+    (r, w)
+}
+
+macro_rules! driver_tests {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $( #[test] fn $name() { super::$name(coro_io::DriverKind::Epoll) } )*
+        }
+        // mod uring { $( #[test] fn $name() { super::$name(coro_io::DriverKind::IoUring) } )* }
+    };
+}
+
+driver_tests!(
+    pipe_read_waits_then_completes,
+    op_that_succeeds_at_once_registers_nothing,
+    dropped_read_is_safe_and_waker_fires_for_the_next,
+    tcp_accept_connect_send_recv,
+    poll_fd_hangup,
+    unpark_wakes_park,
+    stale_event_after_release_is_ignored,
+    close_releases_registration,
+);
+
+fn pipe_read_waits_then_completes(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    let (c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut fut = pin!(op::read(&h, r.as_raw_fd(), Vec::with_capacity(16)));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(c.0.load(Ordering::SeqCst), 0);
+    rustix::io::write(&w, b"abc").unwrap();
+    // One park delivers the readiness and wakes the op's waker.
+    while c.0.load(Ordering::SeqCst) == 0 {
+        h.park(Some(Duration::from_secs(5))).unwrap();
+    }
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready((Ok(3), buf)) => assert_eq!(buf, b"abc"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn op_that_succeeds_at_once_registers_nothing(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    let (res, _) = run(&h, op::write(&h, w.as_raw_fd(), b"xy".as_slice()));
+    assert_eq!(res.unwrap(), 2);
+    let (res, buf) = run(&h, op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
+    assert_eq!(res.unwrap(), 2);
+    assert_eq!(&buf[..2], b"xy");
+    if kind == DriverKind::Epoll {
+        assert_eq!(
+            h.registered_fds(),
+            0,
+            "no epoll_ctl when the syscall succeeds at once"
+        );
+    }
+}
+
+fn dropped_read_is_safe_and_waker_fires_for_the_next(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    {
+        let (_c, wk) = waker();
+        let mut cx = Context::from_waker(&wk);
+        let mut fut = Box::pin(op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        drop(fut);
+    }
+    rustix::io::write(&w, b"z").unwrap();
+    let (res, buf) = run(&h, op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
+    assert_eq!(res.unwrap(), 1);
+    assert_eq!(buf[0], b'z');
+    h.cancel_all(Duration::from_secs(1));
+    assert_eq!(h.in_flight(), 0);
+}
+
+fn tcp_accept_connect_send_recv(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"ping").unwrap();
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b).unwrap();
+        b
+    });
+    let (sock, peer) = run(&h, op::accept(&h, l.as_raw_fd())).unwrap();
+    assert!(peer.ip().is_loopback());
+    let mut got = Vec::new();
+    while got.len() < 4 {
+        let (res, buf) = run(&h, op::recv(&h, sock.as_raw_fd(), Vec::with_capacity(4)));
+        let n = res.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"ping");
+    let (res, _) = run(&h, op::send(&h, sock.as_raw_fd(), b"pong".as_slice()));
+    assert_eq!(res.unwrap(), 4);
+    assert_eq!(&client.join().unwrap(), b"pong");
+    // Connect from our side too.
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_nonblocking(true).unwrap();
+    run(&h, op::connect(&h, s.as_raw_fd(), addr)).unwrap();
+    let (acc, _) = run(&h, op::accept(&h, l.as_raw_fd())).unwrap();
+    h.release_fd(acc.as_raw_fd());
+    h.release_fd(sock.as_raw_fd());
+    h.release_fd(l.as_raw_fd());
+    h.release_fd(s.as_raw_fd());
+    assert_eq!(h.registered_fds(), 0);
+}
+
+fn poll_fd_hangup(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    let (_c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut fut = pin!(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    drop(w);
+    let revents = run(&h, fut).unwrap();
+    assert_ne!(revents & libc::POLLHUP as u32, 0, "revents {revents:#x}");
+}
+
+fn unpark_wakes_park(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let h2 = h.clone();
+    let t = std::thread::spawn(move || h2.unpark());
+    // Without the unpark this would wait for a minute.
+    let start = std::time::Instant::now();
+    h.park(Some(Duration::from_secs(60))).unwrap();
+    t.join().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30));
+    // A second unpark with nobody parked makes the next park return at once.
+    h.unpark();
+    h.park(Some(Duration::from_secs(60))).unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+fn stale_event_after_release_is_ignored(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    let (c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut fut = pin!(op::read(&h, r.as_raw_fd(), vec![0u8; 4]));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    rustix::io::write(&w, b"1").unwrap(); // event queued for generation 0
+    h.release_fd(r.as_raw_fd()); // wakes the waiter once (it must retry)
+    let after_release = c.0.load(Ordering::SeqCst);
+    assert_eq!(after_release, 1);
+    h.park(Some(Duration::ZERO)).unwrap();
+    // The queued event (if the kernel still delivered it) was for the old
+    // generation: no further wake.
+    assert_eq!(c.0.load(Ordering::SeqCst), after_release);
+    // The op re-registers with a new generation and completes.
+    assert!(matches!(
+        fut.as_mut().poll(&mut cx),
+        Poll::Ready((Ok(1), _))
+    ));
+}
+
+fn close_releases_registration(kind: DriverKind) {
+    let h = Handle::new(kind).unwrap();
+    let (r, w) = pipe();
+    let (_c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    {
+        let mut fut = pin!(op::read(&h, r.as_raw_fd(), vec![0u8; 4]));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    run(&h, op::close(&h, r)).unwrap();
+    run(&h, op::close(&h, w)).unwrap();
+    assert_eq!(h.registered_fds(), 0);
+}
