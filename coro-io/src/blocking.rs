@@ -1,1 +1,251 @@
-//! (in progress)
+//! [`spawn_blocking`]: run blocking code on a separate, elastic pool of threads.
+//!
+//! Blocking calls (file system, `getaddrinfo`, CPU-heavy work, a synchronous
+//! library) would stall a [`ThreadPool`](crate::thread_pool::ThreadPool) worker
+//! or the I/O thread and every task queued behind it. `spawn_blocking` runs
+//! them on one process-wide pool instead: a thread is started when a job
+//! arrives and none is idle (up to [`MAX_THREADS`]), and a thread that stays
+//! idle for [`KEEP_ALIVE`] exits. Jobs beyond the cap wait in a FIFO queue.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use async_task::Runnable;
+
+use crate::task::{JoinHandle, task_with};
+
+/// Most threads the blocking pool runs at once.
+pub const MAX_THREADS: usize = 512;
+
+/// How long a blocking-pool thread waits for a new job before it exits.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// Run `f` on the blocking pool and return a handle to its result.
+///
+/// The handle is an ordinary [`JoinHandle`]: await it from any executor (or
+/// block on it). A panic in `f` is caught and reported as a
+/// [`JoinError`](crate::task::JoinError) with `is_panic()`. Aborting the handle
+/// before `f` started prevents it from running; once started, `f` runs to the
+/// end (blocking code cannot be interrupted) and its result is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::blocking::spawn_blocking;
+///
+/// let h = spawn_blocking(|| std::fs::metadata("/").is_ok());
+/// assert!(futures::executor::block_on(h).unwrap());
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    static GLOBAL: OnceLock<Arc<BlockingPool>> = OnceLock::new();
+    GLOBAL
+        .get_or_init(|| BlockingPool::new(MAX_THREADS, KEEP_ALIVE, "coro-blocking"))
+        .spawn(f)
+}
+
+/// An elastic pool; the process-wide one lives in `spawn_blocking`, tests make
+/// their own with small limits.
+pub(crate) struct BlockingPool {
+    state: Mutex<State>,
+    /// Idle threads wait here for jobs.
+    job: Condvar,
+    /// Signalled when a thread exits (tests wait on it).
+    exited: Condvar,
+    max_threads: usize,
+    keep_alive: Duration,
+    name: &'static str,
+}
+
+struct State {
+    queue: VecDeque<Runnable>,
+    threads: usize,
+    idle: usize,
+    /// Wake-ups handed to idle threads and not yet consumed (so one `notify`
+    /// per job, and a timed-out thread cannot steal another's wake-up).
+    notified: usize,
+}
+
+impl BlockingPool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, name: &'static str) -> Arc<Self> {
+        Arc::new(BlockingPool {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                notified: 0,
+            }),
+            job: Condvar::new(),
+            exited: Condvar::new(),
+            max_threads: max_threads.max(1),
+            keep_alive,
+            name,
+        })
+    }
+
+    pub(crate) fn spawn<F, T>(self: &Arc<Self>, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.clone();
+        // The future completes on its first poll, so the schedule function
+        // runs once, for the initial submission.
+        let (runnable, handle) = task_with(async move { f() }, move |r| pool.submit(r));
+        runnable.schedule();
+        handle
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn submit(self: &Arc<Self>, r: Runnable) {
+        let mut st = self.lock();
+        st.queue.push_back(r);
+        if st.idle > st.notified {
+            st.notified += 1;
+            drop(st);
+            self.job.notify_one();
+        } else if st.threads < self.max_threads {
+            st.threads += 1;
+            drop(st);
+            let pool = self.clone();
+            let spawned = thread::Builder::new()
+                .name(self.name.to_owned())
+                .spawn(move || pool.thread_main());
+            if spawned.is_err() {
+                // Could not grow: the job stays queued for the threads we have;
+                // with none at all, nobody will run it, so cancel it.
+                let mut st = self.lock();
+                st.threads -= 1;
+                if st.threads == 0 {
+                    let dropped: Vec<_> = st.queue.drain(..).collect();
+                    drop(st);
+                    drop(dropped);
+                }
+            }
+        }
+        // Otherwise at the cap: a busy thread takes the job when it is free.
+    }
+
+    fn thread_main(self: Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            if let Some(r) = st.queue.pop_front() {
+                drop(st);
+                // The task wrapper catches panics of `f`.
+                r.run();
+                st = self.lock();
+                continue;
+            }
+            st.idle += 1;
+            let (guard, timeout) = self
+                .job
+                .wait_timeout_while(st, self.keep_alive, |s| s.notified == 0)
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            st.idle -= 1;
+            if st.notified > 0 {
+                st.notified -= 1;
+            } else if timeout.timed_out() && st.queue.is_empty() {
+                st.threads -= 1;
+                drop(st);
+                self.exited.notify_all();
+                return;
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn threads(&self) -> usize {
+        self.lock().threads
+    }
+
+    /// Wait (up to `bound`) until at most `n` threads are left.
+    #[cfg(test)]
+    fn wait_threads_at_most(&self, n: usize, bound: Duration) -> usize {
+        let st = self.lock();
+        let (st, _) = self
+            .exited
+            .wait_timeout_while(st, bound, |s| s.threads > n)
+            .unwrap_or_else(|e| e.into_inner());
+        st.threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn runs_and_returns() {
+        let h = spawn_blocking(|| 40 + 2);
+        assert_eq!(futures::executor::block_on(h).unwrap(), 42);
+    }
+
+    #[test]
+    fn panic_is_reported_and_thread_survives() {
+        let pool = BlockingPool::new(1, Duration::from_secs(30), "t-blocking");
+        let h = pool.spawn(|| panic!("blocking boom"));
+        let err = futures::executor::block_on(h).unwrap_err();
+        assert!(err.is_panic());
+        // The single thread is still there and still works.
+        assert_eq!(futures::executor::block_on(pool.spawn(|| 1)).unwrap(), 1);
+        assert_eq!(pool.threads(), 1);
+    }
+
+    #[test]
+    fn grows_on_demand_and_shrinks_when_idle() {
+        let pool = BlockingPool::new(64, Duration::from_millis(50), "t-blocking");
+        // Four jobs that can only finish together: they need four threads.
+        let barrier = Arc::new(Barrier::new(4));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let b = barrier.clone();
+                pool.spawn(move || {
+                    b.wait();
+                })
+            })
+            .collect();
+        for h in hs {
+            futures::executor::block_on(h).unwrap();
+        }
+        assert_eq!(pool.threads(), 4);
+        // Idle threads leave after the keep-alive.
+        assert_eq!(pool.wait_threads_at_most(0, Duration::from_secs(10)), 0);
+        // And the pool grows again afterwards.
+        assert_eq!(futures::executor::block_on(pool.spawn(|| 3)).unwrap(), 3);
+    }
+
+    #[test]
+    fn respects_the_cap_and_queues_the_rest() {
+        let pool = BlockingPool::new(2, Duration::from_secs(30), "t-blocking");
+        let running = Arc::new(AtomicUsize::new(0));
+        let max_seen = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..50)
+            .map(|_| {
+                let running = running.clone();
+                let max_seen = max_seen.clone();
+                pool.spawn(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    max_seen.fetch_max(now, Ordering::SeqCst);
+                    std::hint::black_box((0..1000).sum::<u64>());
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for h in hs {
+            futures::executor::block_on(h).unwrap();
+        }
+        assert!(max_seen.load(Ordering::SeqCst) <= 2);
+        assert!(pool.threads() <= 2);
+    }
+}

@@ -1,1 +1,496 @@
-// (in progress)
+//! Tasks: the [`JoinHandle`] returned by every `spawn`, and [`JoinError`].
+//!
+//! Every executor in this crate (the [`ThreadPool`](crate::thread_pool::ThreadPool),
+//! the I/O scheduler, the blocking pool) creates its tasks through [`task`] or
+//! [`task_local`]: an `async-task` task whose future is wrapped so that a panic
+//! is caught and handed to the [`JoinHandle`] instead of unwinding into the
+//! thread that runs the task.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use async_task::{FallibleTask, Runnable, Schedule};
+
+/// What a task's future produces once wrapped: its output or its panic payload.
+type Outcome<T> = Result<T, Box<dyn Any + Send + 'static>>;
+
+pin_project_lite::pin_project! {
+    /// Polls `inner` and turns a panic during `poll` into `Err(payload)`.
+    struct CatchUnwind<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Outcome<F::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        // A future that panicked is never polled again: async-task stops
+        // polling as soon as we return `Ready`.
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+/// Create a task. `schedule` is called with the [`Runnable`] each time the task
+/// must run. A panic in `future` is caught and reported through the
+/// [`JoinHandle`] (it never unwinds into the thread running the `Runnable`).
+#[allow(dead_code)] // used by the I/O scheduler
+pub(crate) fn task<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    task_with(future, schedule)
+}
+
+/// [`task`] for any `async-task` schedule function, including
+/// [`async_task::WithInfo`] (which tells whether the task woke itself).
+pub(crate) fn task_with<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Schedule + Send + Sync + 'static,
+{
+    let (runnable, task) =
+        async_task::Builder::new().spawn(move |()| CatchUnwind { inner: future }, schedule);
+    (runnable, JoinHandle::new(task.fallible()))
+}
+
+/// Same as [`task`] for `!Send` futures: the [`Runnable`] must only be run (and
+/// dropped) on the creating thread; async-task checks it and panics otherwise.
+#[allow(dead_code)] // used by the I/O scheduler
+pub(crate) fn task_local<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    let (runnable, task) =
+        async_task::Builder::new().spawn_local(move |()| CatchUnwind { inner: future }, schedule);
+    (runnable, JoinHandle::new(task.fallible()))
+}
+
+/// An owned permission to await a spawned task's result.
+///
+/// `JoinHandle<T>` is a future of `Result<T, JoinError>`:
+/// - `Ok(value)` when the task ran to completion;
+/// - `Err(e)` with [`e.is_panic()`](JoinError::is_panic) when the task panicked
+///   (the payload is kept: [`JoinError::into_panic`]);
+/// - `Err(e)` with [`e.is_cancelled()`](JoinError::is_cancelled) when the task
+///   was [aborted](JoinHandle::abort) or its executor dropped it without
+///   finishing it (for example a spawn refused after shutdown).
+///
+/// Dropping a `JoinHandle` *detaches* the task: it keeps running and its output
+/// is dropped. It is `Send` and `Sync` when `T: Send`.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+///
+/// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+/// let handle = pool.spawn(async { 6 * 7 });
+/// assert_eq!(futures::executor::block_on(handle).unwrap(), 42);
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; use `let _ = ...` to make that explicit"]
+pub struct JoinHandle<T> {
+    /// `None` once aborted. The mutex is only taken by `abort(&self)`;
+    /// `poll` reaches the task through `get_mut`.
+    task: Mutex<Option<FallibleTask<Outcome<T>>>>,
+}
+
+impl<T> JoinHandle<T> {
+    fn new(task: FallibleTask<Outcome<T>>) -> Self {
+        JoinHandle {
+            task: Mutex::new(Some(task)),
+        }
+    }
+
+    /// Cancel the task.
+    ///
+    /// The task's future is dropped at its next scheduling point (at once if it
+    /// is idle, after the current `poll` if it is running); awaiting this handle
+    /// then returns a [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled)
+    /// is true, even when the task had already finished (its output is dropped).
+    /// Aborting twice, or after the handle resolved, does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let handle = pool.spawn(std::future::pending::<()>());
+    /// handle.abort();
+    /// let err = futures::executor::block_on(handle).unwrap_err();
+    /// assert!(err.is_cancelled());
+    /// ```
+    pub fn abort(&self) {
+        let task = lock(&self.task).take();
+        // Dropping an async-task `Task` cancels it: the executor drops the
+        // future the next time it would run it.
+        drop(task);
+    }
+
+    /// Whether the task has finished: completed, panicked, been cancelled, or
+    /// been [aborted](JoinHandle::abort) through this handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let handle = pool.spawn(std::future::pending::<()>());
+    /// assert!(!handle.is_finished());
+    /// handle.abort();
+    /// assert!(handle.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        lock(&self.task).as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+/// Lock ignoring poison: the guarded state is always consistent.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// # Cancel safety
+///
+/// Dropping the handle instead of awaiting it detaches the task (it keeps
+/// running); no output is lost that could have been delivered elsewhere.
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let slot = this.task.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(task) = slot.as_mut() else {
+            return Poll::Ready(Err(JoinError::cancelled()));
+        };
+        let out = match Pin::new(task).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(Ok(v))) => Ok(v),
+            Poll::Ready(Some(Err(payload))) => Err(JoinError::panic(payload)),
+            Poll::Ready(None) => Err(JoinError::cancelled()),
+        };
+        // Resolved: later polls (which futures should not do) report cancelled.
+        *slot = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // An async-task handle cancels its task when dropped; ours detaches.
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// Why a task did not produce its output: it panicked or it was cancelled.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+///
+/// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+/// let err = futures::executor::block_on(pool.spawn(async { panic!("boom") })).unwrap_err();
+/// assert!(err.is_panic());
+/// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
+/// ```
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Cancelled,
+    /// The mutex makes the error `Sync` (so it converts into `io::Error` and
+    /// `Box<dyn Error + Send + Sync>`); it is never contended.
+    Panic(Mutex<Box<dyn Any + Send + 'static>>),
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> Self {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> Self {
+        JoinError {
+            repr: Repr::Panic(Mutex::new(payload)),
+        }
+    }
+
+    /// Whether the task was cancelled (aborted, or dropped by its executor
+    /// before it finished, e.g. spawned after shutdown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// pool.shutdown();
+    /// let err = futures::executor::block_on(pool.spawn(async {})).unwrap_err();
+    /// assert!(err.is_cancelled() && !err.is_panic());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.repr, Repr::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let err = futures::executor::block_on(pool.spawn(async { panic!("boom") })).unwrap_err();
+    /// assert!(err.is_panic() && !err.is_cancelled());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// The panic payload, to inspect or to re-raise with
+    /// [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if the error is not a panic ([`is_panic`](JoinError::is_panic)
+    /// is false); see [`try_into_panic`](JoinError::try_into_panic).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let err = futures::executor::block_on(pool.spawn(async { panic!("{}", 7) })).unwrap_err();
+    /// assert_eq!(*err.into_panic().downcast::<String>().unwrap(), "7");
+    /// ```
+    #[track_caller]
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("`JoinError::into_panic` called on a cancelled task's error")
+    }
+
+    /// The panic payload, or the error itself back when the task was cancelled.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Err(self)` when the task did not panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let h = pool.spawn(std::future::pending::<()>());
+    /// h.abort();
+    /// let err = futures::executor::block_on(h).unwrap_err();
+    /// assert!(err.try_into_panic().unwrap_err().is_cancelled());
+    /// ```
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p.into_inner().unwrap_or_else(|e| e.into_inner())),
+            Repr::Cancelled => Err(self),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("task was cancelled"),
+            Repr::Panic(p) => {
+                let p = lock(p);
+                match panic_message(&**p) {
+                    Some(msg) => write!(f, "task panicked: {msg}"),
+                    None => f.write_str("task panicked"),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Cancelled => f.write_str("JoinError::Cancelled"),
+            Repr::Panic(p) => {
+                let p = lock(p);
+                f.debug_tuple("JoinError::Panic")
+                    .field(&panic_message(&**p).unwrap_or("..."))
+                    .finish()
+            }
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> Self {
+        std::io::Error::other(e)
+    }
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> Option<&str> {
+    p.downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handle_and_error_are_send_sync() {
+        assert_send_sync::<JoinHandle<u32>>();
+        assert_send_sync::<JoinError>();
+    }
+
+    /// A manual executor: a queue of runnables run on this thread.
+    fn manual<F>(fut: F) -> (Arc<Mutex<Vec<Runnable>>>, JoinHandle<F::Output>)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send,
+    {
+        let q = Arc::new(Mutex::new(Vec::new()));
+        let q2 = q.clone();
+        let (r, h) = task(fut, move |r| q2.lock().unwrap().push(r));
+        q.lock().unwrap().push(r);
+        (q, h)
+    }
+
+    fn run_all(q: &Mutex<Vec<Runnable>>) -> usize {
+        let mut n = 0;
+        loop {
+            let r = q.lock().unwrap().pop();
+            match r {
+                Some(r) => {
+                    r.run();
+                    n += 1;
+                }
+                None => return n,
+            }
+        }
+    }
+
+    #[test]
+    fn ok_output() {
+        let (q, h) = manual(async { 5 });
+        assert!(!h.is_finished());
+        assert_eq!(run_all(&q), 1);
+        assert!(h.is_finished());
+        assert_eq!(futures::executor::block_on(h).unwrap(), 5);
+    }
+
+    #[test]
+    fn panic_is_caught_and_kept() {
+        let n = std::hint::black_box(1);
+        let (q, h) = manual(async move { panic!("kept {n}") });
+        // The runnable returns normally: the panic did not unwind through run().
+        assert_eq!(run_all(&q), 1);
+        let err = futures::executor::block_on(h).unwrap_err();
+        assert!(err.is_panic());
+        assert_eq!(err.to_string(), "task panicked: kept 1");
+        assert_eq!(*err.into_panic().downcast::<String>().unwrap(), "kept 1");
+    }
+
+    #[test]
+    fn abort_drops_the_future_and_reports_cancelled() {
+        struct D(Arc<AtomicUsize>);
+        impl Drop for D {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = D(drops.clone());
+        let (q, h) = manual(async move {
+            let _d = d;
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(run_all(&q), 1);
+        assert_eq!(drops.load(Ordering::SeqCst), 0);
+        h.abort();
+        assert!(h.is_finished());
+        // Cancelling an idle task schedules it once so the executor drops it.
+        run_all(&q);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        let err = futures::executor::block_on(h).unwrap_err();
+        assert!(err.is_cancelled());
+        assert_eq!(err.to_string(), "task was cancelled");
+        assert!(err.try_into_panic().is_err());
+    }
+
+    #[test]
+    fn dropping_the_runnable_cancels() {
+        let (q, h) = manual(async { 1 });
+        q.lock().unwrap().clear();
+        assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
+    }
+
+    #[test]
+    fn detached_task_still_runs() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h2 = hits.clone();
+        let (q, h) = manual(async move {
+            h2.fetch_add(1, Ordering::SeqCst);
+        });
+        drop(h);
+        run_all(&q);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn local_task_runs_non_send_future() {
+        let q = Arc::new(Mutex::new(Vec::new()));
+        let q2 = q.clone();
+        let rc = std::rc::Rc::new(3);
+        let (r, h) = task_local(async move { *rc + 1 }, move |r| q2.lock().unwrap().push(r));
+        r.run();
+        assert_eq!(futures::executor::block_on(h).unwrap(), 4);
+    }
+}

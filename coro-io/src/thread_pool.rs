@@ -1,1 +1,899 @@
-//! (in progress)
+//! A work-stealing pool of worker threads that runs futures.
+//!
+//! [`ThreadPool`] is libcoro's `thread_pool`: N worker threads (by default one
+//! per available core), each with a local FIFO queue that the others steal from,
+//! a global injector for work that comes from outside the pool, and a LIFO slot
+//! so that a task woken by the task running on the same worker (message
+//! passing) runs next, while its data is still in cache.
+//!
+//! Idle workers park (no spinning). A worker that found work while "searching"
+//! wakes at most one more sleeper, so a burst of spawns spreads over the pool
+//! without waking every thread for every task.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+//!
+//! let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 2, ..Default::default() });
+//! let handles: Vec<_> = (0..10u64).map(|i| pool.spawn(async move { i * i })).collect();
+//! let sum: u64 = futures::executor::block_on(async {
+//!     let mut sum = 0;
+//!     for h in handles {
+//!         sum += h.await.unwrap();
+//!     }
+//!     sum
+//! });
+//! assert_eq!(sum, 285);
+//! pool.shutdown();
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::thread::{self, Thread};
+
+use async_task::{Runnable, ScheduleInfo, WithInfo};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+
+use crate::task::{JoinHandle, task_with};
+
+/// A thread start/stop callback; receives the worker's index in `0..thread_count`.
+pub type ThreadCallback = Arc<dyn Fn(usize) + Send + Sync + 'static>;
+
+/// Options for [`ThreadPool::new`].
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+///
+/// let pool = ThreadPool::new(ThreadPoolOptions {
+///     thread_count: 2,
+///     on_thread_start: Some(Arc::new(|i| println!("worker {i} up"))),
+///     thread_name: "my-pool".to_owned(),
+///     ..Default::default()
+/// });
+/// assert_eq!(pool.thread_count(), 2);
+/// ```
+#[derive(Clone)]
+pub struct ThreadPoolOptions {
+    /// Number of worker threads. `0` (and the default) means
+    /// [`std::thread::available_parallelism`] (1 if that is unknown).
+    pub thread_count: usize,
+    /// Called on each worker thread, with its index, before it runs any task.
+    /// A panic in the callback is caught and ignored.
+    pub on_thread_start: Option<ThreadCallback>,
+    /// Called on each worker thread, with its index, after its last task.
+    /// A panic in the callback is caught and ignored.
+    pub on_thread_stop: Option<ThreadCallback>,
+    /// Worker threads are named `"{thread_name}-{index}"`. Default `"coro-pool"`.
+    pub thread_name: String,
+}
+
+impl Default for ThreadPoolOptions {
+    fn default() -> Self {
+        ThreadPoolOptions {
+            thread_count: 0,
+            on_thread_start: None,
+            on_thread_stop: None,
+            thread_name: "coro-pool".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for ThreadPoolOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPoolOptions")
+            .field("thread_count", &self.thread_count)
+            .field("on_thread_start", &self.on_thread_start.is_some())
+            .field("on_thread_stop", &self.on_thread_stop.is_some())
+            .field("thread_name", &self.thread_name)
+            .finish()
+    }
+}
+
+/// A pool of worker threads running futures; a cheap, cloneable handle.
+///
+/// Dropping the last handle shuts the pool down gracefully and joins its
+/// threads — except when that drop happens on one of the pool's own workers
+/// (a task that owned the last handle): then the threads are detached and
+/// finish the queued work on their own, instead of a worker joining itself.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+///
+/// let pool = ThreadPool::new(ThreadPoolOptions::default());
+/// let inner = pool.clone();
+/// let h = pool.spawn(async move {
+///     // Spawn from inside the pool, then wait for it.
+///     inner.spawn(async { "hello" }).await.unwrap()
+/// });
+/// assert_eq!(futures::executor::block_on(h).unwrap(), "hello");
+/// ```
+#[derive(Clone)]
+pub struct ThreadPool {
+    owner: Arc<Owner>,
+}
+
+/// Owned by the user's handles only (never by tasks or workers): its drop is
+/// "the last handle went away".
+struct Owner {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+/// Bits of `Shared::state`: the low half counts searching workers, the high
+/// half sleeping ones. Both change together in one atomic operation.
+const SEARCHING_ONE: usize = 1;
+const SLEEPING_SHIFT: u32 = usize::BITS / 2;
+const SLEEPING_ONE: usize = 1 << SLEEPING_SHIFT;
+const SEARCHING_MASK: usize = SLEEPING_ONE - 1;
+
+/// How often (in tasks) a worker looks at the global queue before its own, so
+/// that a busy local queue cannot starve injected work.
+const GLOBAL_QUEUE_INTERVAL: u32 = 61;
+/// How many tasks in a row a worker may take from its LIFO slot before it
+/// gives the local queue a turn (two tasks waking each other would otherwise
+/// monopolise the worker).
+const MAX_LIFO_STREAK: u32 = 3;
+
+struct Shared {
+    /// Identifies the pool in the workers' thread-local state.
+    id: usize,
+    injector: Injector<Runnable>,
+    workers: Box<[WorkerShared]>,
+    /// Packed `(sleeping << SLEEPING_SHIFT) | searching`.
+    state: AtomicUsize,
+    /// Indices of parked workers; the lock orders parking against waking.
+    sleepers: Mutex<Vec<usize>>,
+    /// Set by `shutdown`: spawns are refused, workers exit once out of work.
+    shutdown: AtomicBool,
+    /// Workers still running.
+    live: AtomicUsize,
+    /// Set by the last worker to exit: anything scheduled after that is dropped
+    /// (its task is cancelled) instead of waiting forever in the injector.
+    terminated: AtomicBool,
+    on_thread_start: Option<ThreadCallback>,
+    on_thread_stop: Option<ThreadCallback>,
+}
+
+struct WorkerShared {
+    stealer: Stealer<Runnable>,
+    /// Set by a waker (under `sleepers`) before unparking this worker.
+    notified: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+/// A worker's private state, in its thread-local.
+struct Local {
+    pool_id: usize,
+    index: usize,
+    queue: Worker<Runnable>,
+    lifo: Cell<Option<Runnable>>,
+}
+
+thread_local! {
+    static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+}
+
+static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
+
+impl ThreadPool {
+    /// Start a pool.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the operating system refuses to create a thread; use
+    /// [`try_new`](ThreadPool::try_new) to get that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 3, ..Default::default() });
+    /// assert_eq!(pool.thread_count(), 3);
+    /// ```
+    pub fn new(opts: ThreadPoolOptions) -> ThreadPool {
+        Self::try_new(opts).expect("coro-io: failed to spawn a thread-pool worker")
+    }
+
+    /// Start a pool, returning the error if a worker thread cannot be spawned
+    /// (the workers already started are then shut down and joined).
+    ///
+    /// # Errors
+    ///
+    /// The [`io::Error`] of [`std::thread::Builder::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::try_new(ThreadPoolOptions::default())?;
+    /// assert!(pool.thread_count() >= 1);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn try_new(opts: ThreadPoolOptions) -> io::Result<ThreadPool> {
+        let n = if opts.thread_count == 0 {
+            thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.thread_count
+        };
+        let queues: Vec<Worker<Runnable>> = (0..n).map(|_| Worker::new_fifo()).collect();
+        let workers = queues
+            .iter()
+            .map(|q| WorkerShared {
+                stealer: q.stealer(),
+                notified: AtomicBool::new(false),
+                thread: OnceLock::new(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
+            injector: Injector::new(),
+            workers,
+            state: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::with_capacity(n)),
+            shutdown: AtomicBool::new(false),
+            live: AtomicUsize::new(n),
+            terminated: AtomicBool::new(false),
+            on_thread_start: opts.on_thread_start,
+            on_thread_stop: opts.on_thread_stop,
+        });
+        let owner = Owner {
+            shared: shared.clone(),
+            threads: Mutex::new(Vec::with_capacity(n)),
+        };
+        for (index, queue) in queues.into_iter().enumerate() {
+            let for_worker = shared.clone();
+            let spawned = thread::Builder::new()
+                .name(format!("{}-{index}", opts.thread_name))
+                .spawn(move || worker_main(for_worker, index, queue));
+            match spawned {
+                Ok(h) => lock(&owner.threads).push(h),
+                Err(e) => {
+                    // Workers that never started still count as live: account for them.
+                    let missing = n - index;
+                    if shared.live.fetch_sub(missing, Ordering::SeqCst) == missing {
+                        shared.terminate();
+                    }
+                    owner.shutdown_and_join();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ThreadPool {
+            owner: Arc::new(owner),
+        })
+    }
+
+    /// Run `fut` on the pool and return a handle to its output.
+    ///
+    /// From a worker of this pool the task goes to that worker's local queue
+    /// (other workers may steal it); from anywhere else, to the global queue.
+    ///
+    /// After [`shutdown`](ThreadPool::shutdown) the spawn is refused: `fut` is
+    /// dropped and the handle resolves to a [`JoinError`](crate::task::JoinError)
+    /// for which `is_cancelled()` is true.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let h = pool.spawn(async { std::thread::current().name().map(str::to_owned) });
+    /// let name = futures::executor::block_on(h).unwrap();
+    /// assert_eq!(name.as_deref(), Some("coro-pool-0"));
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = &self.owner.shared;
+        let s = shared.clone();
+        let (runnable, handle) = task_with(
+            fut,
+            WithInfo(move |r: Runnable, info: ScheduleInfo| {
+                s.schedule(r, info.woken_while_running)
+            }),
+        );
+        if shared.shutdown.load(Ordering::Acquire) {
+            // Refused: dropping the runnable drops the future and cancels the task.
+            drop(runnable);
+        } else {
+            shared.push_new(runnable);
+        }
+        handle
+    }
+
+    /// Continue on the pool (libcoro's `co_await tp.schedule()`).
+    ///
+    /// For a task of this pool it yields once: the task goes to the back of
+    /// its worker's local queue, where idle workers can steal it, and resumes
+    /// after the work already queued there.
+    ///
+    /// A future runs wherever its executor polls it, so this moves work onto
+    /// the pool only for tasks that already belong to it (spawned with
+    /// [`spawn`](ThreadPool::spawn)); to run code on the pool from outside,
+    /// `spawn` it. Awaited elsewhere, the wake-up is simply delivered from a
+    /// worker thread. After shutdown it completes at once.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it before completion has no effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 2, ..Default::default() });
+    /// let p = pool.clone();
+    /// let h = pool.spawn(async move {
+    ///     p.schedule().await;
+    ///     1
+    /// });
+    /// assert_eq!(futures::executor::block_on(h).unwrap(), 1);
+    /// ```
+    pub fn schedule(&self) -> impl Future<Output = ()> + Send + 'static {
+        Schedule {
+            shared: self.owner.shared.clone(),
+            done: false,
+        }
+    }
+
+    /// Yield once: the calling task goes to the back of its worker's local
+    /// queue, letting the tasks queued there run first.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it before completion has no effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let p = pool.clone();
+    /// let h = pool.spawn(async move {
+    ///     for _ in 0..3 {
+    ///         p.yield_now().await;
+    ///     }
+    /// });
+    /// futures::executor::block_on(h).unwrap();
+    /// ```
+    pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
+        YieldNow { yielded: false }
+    }
+
+    /// Number of worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 2, ..Default::default() });
+    /// assert_eq!(pool.thread_count(), 2);
+    /// ```
+    pub fn thread_count(&self) -> usize {
+        self.owner.shared.workers.len()
+    }
+
+    /// Number of tasks waiting to run: the global queue plus every worker's
+    /// local queue. A snapshot (it changes as workers run), and it leaves out
+    /// the at most one task per worker held in its LIFO slot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// futures::executor::block_on(pool.spawn(async {})).unwrap();
+    /// assert_eq!(pool.queue_len(), 0);
+    /// ```
+    pub fn queue_len(&self) -> usize {
+        let s = &self.owner.shared;
+        s.injector.len() + s.workers.iter().map(|w| w.stealer.len()).sum::<usize>()
+    }
+
+    /// Whether [`shutdown`](ThreadPool::shutdown) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// assert!(!pool.is_shutdown());
+    /// pool.shutdown();
+    /// assert!(pool.is_shutdown());
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.owner.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Shut down gracefully: refuse new spawns, let the workers finish every
+    /// queued task, then join them.
+    ///
+    /// Tasks that are suspended (waiting on something else) when the queues run
+    /// dry are not waited for: if they are woken after the workers exited they
+    /// are cancelled (their futures dropped, their handles report
+    /// `is_cancelled()`). Called from one of the pool's own workers it only
+    /// signals and returns, without joining (a worker cannot join itself).
+    /// Calling it again does nothing more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 2, ..Default::default() });
+    /// let done = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..100 {
+    ///     let done = done.clone();
+    ///     let _ = pool.spawn(async move { done.fetch_add(1, Ordering::Relaxed); });
+    /// }
+    /// pool.shutdown();
+    /// assert_eq!(done.load(Ordering::Relaxed), 100);
+    /// ```
+    pub fn shutdown(&self) {
+        self.owner.shutdown_and_join();
+    }
+
+    /// For the I/O scheduler's thread-pool execution strategy: run this
+    /// `Runnable` on a worker (treated as a wake-up, not a new spawn).
+    #[allow(dead_code)] // used by the I/O scheduler
+    pub(crate) fn schedule_runnable(&self, r: Runnable) {
+        self.owner.shared.schedule(r, false);
+    }
+
+    /// Whether the calling thread is one of this pool's workers.
+    #[allow(dead_code)] // used by the I/O scheduler
+    pub(crate) fn is_worker_thread(&self) -> bool {
+        self.owner.shared.is_current_worker()
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("thread_count", &self.thread_count())
+            .field("queue_len", &self.queue_len())
+            .field("shutdown", &self.is_shutdown())
+            .finish()
+    }
+}
+
+impl Owner {
+    fn shutdown_and_join(&self) {
+        self.shared.begin_shutdown();
+        if self.shared.is_current_worker() {
+            // libcoro#420: never join from one of our own threads. The workers
+            // exit by themselves once the queues are empty.
+            lock(&self.threads).clear();
+            return;
+        }
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            // A worker only "panics" if a callback's panic escaped, which we
+            // catch; ignore the impossible error rather than propagate it.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shutdown_and_join();
+    }
+}
+
+impl Shared {
+    #[inline]
+    fn with_local<R>(&self, f: impl FnOnce(Option<&Local>) -> R) -> R {
+        let mut f = Some(f);
+        let r = LOCAL.try_with(|l| {
+            // `try_borrow`: a task dropped while the thread-local is being torn
+            // down must not panic; treat it as "not a worker".
+            let l = l.try_borrow().ok();
+            let local = l
+                .as_ref()
+                .and_then(|l| l.as_ref())
+                .filter(|l| l.pool_id == self.id);
+            (f.take().expect("called once"))(local)
+        });
+        match r {
+            Ok(r) => r,
+            Err(_) => (f.take().expect("called once"))(None),
+        }
+    }
+
+    fn is_current_worker(&self) -> bool {
+        self.with_local(|l| l.is_some())
+    }
+
+    /// A newly spawned task: back of the local queue (or the global one).
+    fn push_new(&self, r: Runnable) {
+        self.with_local(|local| match local {
+            Some(l) => {
+                l.queue.push(r);
+                self.notify();
+            }
+            None => self.inject(r),
+        });
+    }
+
+    /// The schedule function of every pool task (a wake-up).
+    fn schedule(&self, r: Runnable, woken_while_running: bool) {
+        self.with_local(|local| match local {
+            Some(l) if woken_while_running => {
+                // The task yielded: behind the others.
+                l.queue.push(r);
+                self.notify();
+            }
+            Some(l) => {
+                // Message passing: run the woken task next, on this worker.
+                if let Some(prev) = l.lifo.replace(Some(r)) {
+                    l.queue.push(prev);
+                    self.notify();
+                }
+            }
+            None => self.inject(r),
+        });
+    }
+
+    fn inject(&self, r: Runnable) {
+        self.injector.push(r);
+        self.notify();
+        if self.terminated.load(Ordering::SeqCst) {
+            // The workers are gone: cancel what nobody will run.
+            self.drain_injector();
+        }
+    }
+
+    fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(r) => drop(r),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Called after making work visible: wake a sleeper unless a worker is
+    /// already searching (it will find the work, or wake another in turn).
+    #[inline]
+    fn notify(&self) {
+        // Pairs with the fence in `park`: either the parking worker sees the
+        // work we published, or we see it counted as sleeping.
+        fence(Ordering::SeqCst);
+        let s = self.state.load(Ordering::SeqCst);
+        if s & SEARCHING_MASK == 0 && s >> SLEEPING_SHIFT > 0 {
+            self.wake_one();
+        }
+    }
+
+    #[cold]
+    fn wake_one(&self) {
+        let mut sleepers = lock(&self.sleepers);
+        // Re-check under the lock: another notifier may have woken a searcher.
+        let s = self.state.load(Ordering::SeqCst);
+        if s & SEARCHING_MASK != 0 {
+            return;
+        }
+        if let Some(i) = sleepers.pop() {
+            self.state
+                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+            drop(sleepers);
+            self.unpark(i);
+        }
+    }
+
+    fn unpark(&self, i: usize) {
+        let w = &self.workers[i];
+        w.notified.store(true, Ordering::Release);
+        if let Some(t) = w.thread.get() {
+            t.unpark();
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let all = std::mem::take(&mut *lock(&self.sleepers));
+        if !all.is_empty() {
+            let delta = (all.len() * SEARCHING_ONE).wrapping_sub(all.len() * SLEEPING_ONE);
+            self.state.fetch_add(delta, Ordering::SeqCst);
+        }
+        for i in all {
+            self.unpark(i);
+        }
+    }
+
+    fn terminate(&self) {
+        self.terminated.store(true, Ordering::SeqCst);
+        self.drain_injector();
+    }
+
+    /// Whether any queue other than the caller's private slots has work.
+    fn has_visible_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn call_callback(cb: Option<&ThreadCallback>, index: usize) {
+    if let Some(cb) = cb {
+        let _ = catch_unwind(AssertUnwindSafe(|| cb(index)));
+    }
+}
+
+fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
+    let _ = shared.workers[index].thread.set(thread::current());
+    LOCAL.with(|l| {
+        *l.borrow_mut() = Some(Local {
+            pool_id: shared.id,
+            index,
+            queue,
+            lifo: Cell::new(None),
+        });
+    });
+    call_callback(shared.on_thread_start.as_ref(), index);
+
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let local = l.as_ref().expect("set above");
+        run_worker(&shared, local);
+    });
+
+    // Take the local state out before dropping it: dropping runnables may
+    // wake tasks, which looks at the thread-local.
+    let local = LOCAL.with(|l| l.borrow_mut().take());
+    drop(local);
+    call_callback(shared.on_thread_stop.as_ref(), index);
+    if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+        shared.terminate();
+    }
+}
+
+struct WorkerRun<'a> {
+    shared: &'a Shared,
+    local: &'a Local,
+    searching: bool,
+    tick: u32,
+    lifo_streak: u32,
+    rng: u32,
+}
+
+fn run_worker(shared: &Shared, local: &Local) {
+    let mut w = WorkerRun {
+        shared,
+        local,
+        searching: false,
+        tick: 0,
+        lifo_streak: 0,
+        rng: (local.index as u32).wrapping_mul(0x9E37_79B9) | 1,
+    };
+    loop {
+        match w.find_task() {
+            Some(r) => {
+                if w.searching {
+                    w.stop_searching();
+                }
+                // The task wrapper catches panics of `poll`; this guard covers
+                // a panic in a future's destructor, so the worker survives.
+                let _ = catch_unwind(AssertUnwindSafe(|| r.run()));
+            }
+            None => {
+                if !w.park() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl WorkerRun<'_> {
+    fn find_task(&mut self) -> Option<Runnable> {
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(r) = self.steal_global() {
+                return Some(r);
+            }
+        }
+        if let Some(r) = self.local.lifo.take() {
+            if self.lifo_streak < MAX_LIFO_STREAK {
+                self.lifo_streak += 1;
+                return Some(r);
+            }
+            self.local.queue.push(r);
+        }
+        self.lifo_streak = 0;
+        if let Some(r) = self.local.queue.pop() {
+            return Some(r);
+        }
+        if let Some(r) = self.steal_global() {
+            return Some(r);
+        }
+        self.steal_others()
+    }
+
+    fn steal_global(&self) -> Option<Runnable> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.local.queue) {
+                Steal::Success(r) => return Some(r),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    fn steal_others(&mut self) -> Option<Runnable> {
+        let n = self.shared.workers.len();
+        if n == 1 {
+            return None;
+        }
+        if !self.searching {
+            self.searching = true;
+            self.shared.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
+        }
+        // xorshift: a different starting victim each time.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let start = self.rng as usize % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.local.index {
+                continue;
+            }
+            loop {
+                match self.shared.workers[i]
+                    .stealer
+                    .steal_batch_and_pop(&self.local.queue)
+                {
+                    Steal::Success(r) => return Some(r),
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn stop_searching(&mut self) {
+        self.searching = false;
+        let prev = self.shared.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
+        if prev & SEARCHING_MASK == 1 {
+            // We were the last searcher and found work: there may be more, so
+            // let one sleeper look (it parks again if there is none).
+            self.shared.notify();
+        }
+    }
+
+    /// Park until notified. Returns false when the worker must exit.
+    fn park(&mut self) -> bool {
+        let shared = self.shared;
+        let index = self.local.index;
+        {
+            let mut sleepers = lock(&shared.sleepers);
+            let delta = if self.searching {
+                SLEEPING_ONE.wrapping_sub(SEARCHING_ONE)
+            } else {
+                SLEEPING_ONE
+            };
+            self.searching = false;
+            shared.state.fetch_add(delta, Ordering::SeqCst);
+            sleepers.push(index);
+        }
+        // Pairs with the fence in `notify`.
+        fence(Ordering::SeqCst);
+        if shared.has_visible_work() || shared.shutdown.load(Ordering::SeqCst) {
+            self.unregister();
+            // Shutting down and really out of work: exit.
+            return !shared.shutdown.load(Ordering::SeqCst) || shared.has_visible_work();
+        }
+        let me = &shared.workers[index];
+        loop {
+            if me.notified.swap(false, Ordering::Acquire) {
+                // The waker moved us from sleeping to searching.
+                self.searching = true;
+                return true;
+            }
+            thread::park();
+        }
+    }
+
+    /// Leave the sleepers after a re-check found a reason to stay up; we count
+    /// as searching afterwards either way.
+    fn unregister(&mut self) {
+        let shared = self.shared;
+        let index = self.local.index;
+        let mut sleepers = lock(&shared.sleepers);
+        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+            sleepers.swap_remove(pos);
+            shared
+                .state
+                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+        } else {
+            // Someone already woke us (and made us searching): eat the token.
+            drop(sleepers);
+            while !shared.workers[index]
+                .notified
+                .swap(false, Ordering::Acquire)
+            {
+                thread::park();
+            }
+        }
+        self.searching = true;
+    }
+}
+
+/// Future of [`ThreadPool::schedule`].
+struct Schedule {
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Future for Schedule {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done || self.shared.terminated.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.done = true;
+        let waker = cx.waker().clone();
+        let on_worker = self.shared.is_current_worker();
+        if on_worker {
+            // We are polled by one of this pool's workers: waking now re-queues
+            // the task behind the others (a self-wake goes to the local queue).
+            waker.wake();
+        } else {
+            // Deliver the wake-up from a worker thread.
+            let (r, h) = task_with(async move { waker.wake() }, |r: Runnable| drop(r));
+            drop(h);
+            self.shared.inject(r);
+        }
+        Poll::Pending
+    }
+}
+
+/// Future of [`ThreadPool::yield_now`].
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
