@@ -1,0 +1,105 @@
+//! The primitives inside other executors: `futures::executor` and tokio.
+
+use std::time::Duration;
+
+use coro_core::{StopSource, Task, try_when_all, when_all, when_any, yield_now};
+
+#[test]
+fn when_all_and_when_any_in_futures_executor() {
+    let out = futures::executor::block_on(when_all((0..1000u32).map(|i| async move {
+        yield_now().await;
+        i
+    })));
+    assert_eq!(out, (0..1000).collect::<Vec<_>>());
+
+    let (tx, rx) = futures::channel::oneshot::channel::<u8>();
+    let t = std::thread::spawn(move || tx.send(5).unwrap());
+    let won = futures::executor::block_on(when_any(vec![
+        Task::new(std::future::pending::<u8>()),
+        Task::new(async move { rx.await.unwrap() }),
+    ]));
+    assert_eq!(won, (1, 5));
+    t.join().unwrap();
+}
+
+#[test]
+fn when_all_of_spawned_tokio_tasks_on_a_multi_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        let handles = (0..200u64).map(|i| tokio::spawn(async move { i * 2 }));
+        when_all(handles)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .sum::<u64>()
+    });
+    assert_eq!(out, (0..200u64).map(|i| i * 2).sum());
+}
+
+#[test]
+fn when_all_itself_spawned_on_tokio_with_channel_wakes() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..100)
+            .map(|_| tokio::sync::oneshot::channel::<usize>())
+            .unzip();
+        let joined = tokio::spawn(when_all(rxs));
+        for (i, tx) in txs.into_iter().enumerate().rev() {
+            tx.send(i).unwrap();
+            tokio::task::yield_now().await;
+        }
+        let out: Vec<usize> = joined
+            .await
+            .unwrap()
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(out, (0..100).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn when_any_with_tokio_timers_and_stop_token() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let source = StopSource::new();
+        let token = source.token();
+        let stopper = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            source.request_stop();
+        });
+        // The timer is an upper bound that must not be reached: the stop wins.
+        let (index, ()) = coro_core::when_any!(
+            async { tokio::time::sleep(Duration::from_secs(60)).await },
+            token.stopped(),
+        )
+        .await;
+        assert_eq!(index, 1);
+        stopper.await.unwrap();
+    });
+}
+
+#[test]
+fn try_when_all_in_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let r: Result<Vec<u8>, &str> = rt.block_on(try_when_all(vec![
+        Task::new(async { Ok(1) }),
+        Task::new(async {
+            tokio::task::yield_now().await;
+            Err("second failed")
+        }),
+        Task::new(std::future::pending()),
+    ]));
+    assert_eq!(r, Err("second failed"));
+}

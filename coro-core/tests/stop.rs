@@ -1,0 +1,133 @@
+//! `StopSource`, `StopToken` and `stopped()`.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use common::CountingWaker;
+use coro_core::{StopSource, sync_wait, when_all};
+
+#[test]
+fn request_stop_is_seen_by_every_token_and_returns_true_once() {
+    let source = StopSource::new();
+    let tokens: Vec<_> = (0..3).map(|_| source.token()).collect();
+    assert!(tokens.iter().all(|t| !t.stop_requested()));
+    assert!(source.clone().request_stop());
+    assert!(!source.request_stop());
+    assert!(tokens.iter().all(|t| t.stop_requested()));
+    assert!(source.stop_requested());
+}
+
+#[test]
+fn exactly_one_of_many_concurrent_requests_wins() {
+    for _ in 0..50 {
+        let source = StopSource::new();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = source.clone();
+                std::thread::spawn(move || s.request_stop())
+            })
+            .collect();
+        let wins = threads
+            .into_iter()
+            .filter(|_| true)
+            .map(|t| t.join().unwrap())
+            .filter(|&w| w);
+        assert_eq!(wins.count(), 1);
+    }
+}
+
+#[test]
+fn stopped_future_wakes_every_waiter() {
+    let source = StopSource::new();
+    let token = source.token();
+    let waiters: Vec<_> = (0..5).map(|_| Box::pin(token.stopped())).collect();
+    let wakers: Vec<_> = (0..5).map(|_| CountingWaker::new()).collect();
+    let mut waiters = waiters;
+    for (w, k) in waiters.iter_mut().zip(&wakers) {
+        let waker = Waker::from(k.clone());
+        assert!(
+            w.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+    }
+    source.request_stop();
+    for (w, k) in waiters.iter_mut().zip(&wakers) {
+        assert_eq!(k.wakes(), 1);
+        let waker = Waker::from(k.clone());
+        assert!(w.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
+    }
+}
+
+#[test]
+fn already_stopped_is_ready_at_once() {
+    let source = StopSource::new();
+    source.request_stop();
+    let waker = CountingWaker::new();
+    let w = Waker::from(waker.clone());
+    let mut fut = source.token().stopped();
+    assert_eq!(
+        Pin::new(&mut fut).poll(&mut Context::from_waker(&w)),
+        Poll::Ready(())
+    );
+}
+
+#[test]
+fn dropping_a_pending_stopped_future_releases_its_waker() {
+    let source = StopSource::new();
+    let waker = CountingWaker::new();
+    let w = Waker::from(waker.clone());
+    let mut fut = Box::pin(source.token().stopped());
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    drop(w);
+    assert_eq!(Arc::strong_count(&waker), 2, "registered");
+    drop(fut);
+    assert_eq!(Arc::strong_count(&waker), 1, "registration removed on drop");
+    source.request_stop();
+    assert_eq!(waker.wakes(), 0);
+}
+
+#[test]
+fn repolling_with_a_new_waker_replaces_the_old_one() {
+    let source = StopSource::new();
+    let first = CountingWaker::new();
+    let second = CountingWaker::new();
+    let mut fut = Box::pin(source.token().stopped());
+    let w1 = Waker::from(first.clone());
+    let w2 = Waker::from(second.clone());
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&w1))
+            .is_pending()
+    );
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&w2))
+            .is_pending()
+    );
+    source.request_stop();
+    assert_eq!((first.wakes(), second.wakes()), (0, 1));
+}
+
+#[test]
+fn stop_from_another_thread_under_sync_wait() {
+    for _ in 0..100 {
+        let source = StopSource::new();
+        let tokens: Vec<_> = (0..4).map(|_| source.token()).collect();
+        let t = std::thread::spawn(move || source.request_stop());
+        sync_wait(when_all(tokens.iter().map(|t| t.stopped())));
+        assert!(t.join().unwrap());
+    }
+}
+
+#[test]
+fn types_are_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<StopSource>();
+    check::<coro_core::StopToken>();
+    check::<coro_core::Stopped>();
+}

@@ -1,0 +1,405 @@
+//! `when_all`, `try_when_all` and `when_all!`.
+
+mod common;
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use common::{CountingWaker, DropCounter, Gate, poll_once};
+use coro_core::{Task, sync_wait, try_when_all, when_all};
+use proptest::prelude::*;
+
+#[test]
+fn results_in_input_order() {
+    let futs = (0..10u32).map(|i| async move { i * i });
+    assert_eq!(
+        sync_wait(when_all(futs)),
+        (0..10).map(|i| i * i).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn empty_input_is_ready_with_no_outputs() {
+    let mut fut = when_all(Vec::<Task<u8>>::new());
+    let waker = CountingWaker::new();
+    assert_eq!(poll_once(&mut fut, &waker), Poll::Ready(vec![]));
+}
+
+#[test]
+fn is_send_when_children_are() {
+    fn assert_send<T: Send>(_: &T) {}
+    let fut = when_all((0..3).map(|i| async move { i }));
+    assert_send(&fut);
+    assert_send(&coro_core::when_all!(async { 1 }, async { "x" }));
+}
+
+/// 100,000 children become ready one at a time in reverse order; between two
+/// wake-ups the parent is polled. Each poll of the parent must poll exactly the
+/// woken child: a poll-everything implementation fails at the first step.
+#[test]
+fn hundred_thousand_children_ready_in_reverse_poll_each_twice() {
+    const N: usize = 100_000;
+    let gates: Vec<Gate> = (0..N).map(|_| Gate::new()).collect();
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut fut = when_all(gates.iter().enumerate().map(|(i, g)| {
+        let mut wait = g.wait(i);
+        let total = total.clone();
+        std::future::poll_fn(move |cx| {
+            total.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut wait).poll(cx)
+        })
+    }));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(
+        total.load(Ordering::Relaxed),
+        N,
+        "the first poll starts every child once"
+    );
+
+    for (step, i) in (0..N).rev().enumerate() {
+        let before = total.load(Ordering::Relaxed);
+        gates[i].open();
+        assert_eq!(
+            parent.wakes(),
+            step + 1,
+            "one parent wake per wake-up batch"
+        );
+        let r = poll_once(&mut fut, &parent);
+        assert_eq!(
+            total.load(Ordering::Relaxed) - before,
+            1,
+            "only child {i} is polled"
+        );
+        assert_eq!(gates[i].polls(), 2);
+        match r {
+            Poll::Ready(out) => {
+                assert_eq!(i, 0, "ready before every child finished");
+                assert_eq!(out, (0..N).collect::<Vec<_>>());
+            }
+            Poll::Pending => assert_ne!(i, 0, "every child done but when_all pending"),
+        }
+    }
+    assert_eq!(total.load(Ordering::Relaxed), 2 * N);
+}
+
+/// The same 100,000 children in one run to completion, counting every child
+/// poll: each child is polled exactly twice, and the whole run is linear.
+#[test]
+fn hundred_thousand_children_total_polls_are_linear() {
+    const N: usize = 100_000;
+    let gates: Vec<Gate> = (0..N).map(|_| Gate::new()).collect();
+    let mut fut = when_all(gates.iter().enumerate().map(|(i, g)| g.wait(i)));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    let mut result = None;
+    for i in (0..N).rev() {
+        gates[i].open();
+        // Interleave parent polls with wake-ups in batches of 7.
+        if i % 7 == 0 {
+            if let Poll::Ready(out) = poll_once(&mut fut, &parent) {
+                result = Some(out);
+            }
+        }
+    }
+    let out = result.expect("ready after the last batch");
+    assert_eq!(out, (0..N).collect::<Vec<_>>());
+    let total: usize = gates.iter().map(Gate::polls).sum();
+    assert_eq!(total, 2 * N, "every child polled exactly twice");
+    // One parent wake per batch, never one per child.
+    assert!(
+        parent.wakes() <= N / 7 + 1,
+        "parent woken {} times",
+        parent.wakes()
+    );
+}
+
+#[test]
+fn spurious_and_repeated_wakes_poll_the_child_again_but_only_once() {
+    let gates: Vec<Gate> = (0..4).map(|_| Gate::new()).collect();
+    let mut fut = when_all(gates.iter().map(|g| g.wait(())));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    // Woken three times before the parent runs: polled once.
+    gates[2].wake_spuriously();
+    gates[2].wake_spuriously();
+    gates[2].wake_spuriously();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(gates[2].polls(), 2);
+    assert_eq!(gates[0].polls(), 1);
+    // A parent poll with no wake-up polls nobody.
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(gates.iter().map(Gate::polls).sum::<usize>(), 5);
+    for g in &gates {
+        g.open();
+    }
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![(); 4]));
+}
+
+#[test]
+fn child_waking_itself_during_poll_is_polled_again_next_time() {
+    let mut fut = when_all(vec![Task::new(async {
+        coro_core::yield_now().await;
+        coro_core::yield_now().await;
+        7
+    })]);
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(parent.wakes(), 1);
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(parent.wakes(), 2);
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![7]));
+}
+
+#[test]
+fn wakes_from_other_threads_under_sync_wait() {
+    // PITFALLS #3 (libcoro#270): sync_wait(when_all(..)) must never hang.
+    for round in 0..200 {
+        let gates: Vec<Gate> = (0..16).map(|_| Gate::new()).collect();
+        let openers: Vec<Gate> = gates.clone();
+        let handle = std::thread::spawn(move || {
+            for (k, g) in openers.iter().enumerate().rev() {
+                while !g.has_waiter() {
+                    std::thread::yield_now();
+                }
+                if k % 3 == 0 {
+                    g.wake_spuriously();
+                }
+                g.open();
+            }
+        });
+        let out = sync_wait(when_all(
+            gates.iter().enumerate().map(|(i, g)| g.wait(i + round)),
+        ));
+        assert_eq!(out, (round..round + 16).collect::<Vec<_>>());
+        handle.join().unwrap();
+    }
+}
+
+#[test]
+fn panic_in_a_child_propagates_and_drops_the_others() {
+    let drops = DropCounter::new();
+    let futs: Vec<Task<u32>> = (0..5)
+        .map(|i| {
+            let token = drops.token();
+            Task::new(async move {
+                let _token = token;
+                if i == 3 {
+                    panic!("child 3 failed");
+                }
+                std::future::pending::<()>().await;
+                i
+            })
+        })
+        .collect();
+    let err = catch_unwind(AssertUnwindSafe(|| sync_wait(when_all(futs)))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"child 3 failed"));
+    assert_eq!(drops.count(), 5, "every child dropped exactly once");
+}
+
+#[test]
+fn dropping_a_pending_when_all_drops_each_child_once() {
+    let drops = DropCounter::new();
+    let gates: Vec<Gate> = (0..6).map(|_| Gate::new()).collect();
+    let mut fut = when_all(gates.iter().map(|g| {
+        let token = drops.token();
+        let wait = g.wait(());
+        async move {
+            let _token = token;
+            wait.await;
+        }
+    }));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    gates[1].open();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(drops.count(), 1, "a finished child is dropped at once");
+    drop(fut);
+    assert_eq!(drops.count(), 6);
+}
+
+#[test]
+#[should_panic(expected = "polled after it completed")]
+fn polling_after_completion_panics() {
+    let mut fut = when_all(vec![std::future::ready(1)]);
+    let waker = CountingWaker::new();
+    assert!(poll_once(&mut fut, &waker).is_ready());
+    let _ = poll_once(&mut fut, &waker);
+}
+
+#[test]
+fn try_when_all_ok_and_first_err_drops_the_rest_at_once() {
+    let ok = sync_wait(try_when_all(
+        (0..4).map(|i| async move { Ok::<_, String>(i) }),
+    ));
+    assert_eq!(ok, Ok(vec![0, 1, 2, 3]));
+
+    let drops = DropCounter::new();
+    let gates: Vec<Gate> = (0..4).map(|_| Gate::new()).collect();
+    let mut fut = try_when_all(gates.iter().enumerate().map(|(i, g)| {
+        let token = drops.token();
+        let wait = g.wait(());
+        async move {
+            let _token = token;
+            wait.await;
+            if i == 2 {
+                Err(format!("child {i}"))
+            } else {
+                Ok(i)
+            }
+        }
+    }));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    gates[0].open();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    gates[2].open();
+    assert_eq!(
+        poll_once(&mut fut, &parent),
+        Poll::Ready(Err("child 2".to_string()))
+    );
+    // Before the TryWhenAll itself is dropped: the losers are gone already.
+    assert_eq!(drops.count(), 4);
+    drop(fut);
+    assert_eq!(drops.count(), 4);
+}
+
+#[test]
+fn tuple_form_joins_heterogeneous_outputs() {
+    let (a, b, c) = sync_wait(async {
+        coro_core::when_all!(async { 1.5f64 * 1.5 }, async { 10u64 + 10 }, async {
+            "three"
+        })
+        .await
+    });
+    assert_eq!((a, b, c), (2.25, 20, "three"));
+}
+
+#[test]
+fn tuple_form_waits_for_every_child_and_drops_finished_ones() {
+    let g1 = Gate::new();
+    let g2 = Gate::new();
+    let drops = DropCounter::new();
+    let t1 = drops.token();
+    let w1 = g1.wait(1u8);
+    let mut fut = Box::pin(coro_core::when_all!(
+        async move {
+            let _t = t1;
+            w1.await
+        },
+        g2.wait("two"),
+        async { 'c' },
+    ));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    g1.open();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(
+        drops.count(),
+        1,
+        "a finished child's future is dropped at once"
+    );
+    g2.open();
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready((1, "two", 'c')));
+}
+
+#[test]
+fn tuple_form_twelve_children() {
+    let out = sync_wait(coro_core::when_all!(
+        async { 1 },
+        async { 2 },
+        async { 3 },
+        async { 4 },
+        async { 5 },
+        async { 6 },
+        async { 7 },
+        async { 8 },
+        async { 9 },
+        async { 10 },
+        async { 11 },
+        async { 12 },
+    ));
+    assert_eq!(out, (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12));
+}
+
+#[test]
+fn linear_time_at_100k_completes_quickly() {
+    // Not a timing assertion: a deadline far above the linear cost (tens of ms)
+    // that a quadratic implementation (10^10 polls) cannot meet.
+    let start = std::time::Instant::now();
+    let out = sync_wait(when_all((0..100_000u32).map(|i| async move {
+        coro_core::yield_now().await;
+        i
+    })));
+    assert_eq!(out.len(), 100_000);
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+fn is_pending<F: Future + Unpin>(fut: &mut F, w: &std::sync::Arc<CountingWaker>) -> bool {
+    poll_once(fut, w).is_pending()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random ready orders, random spurious wakes, random batching of parent
+    /// polls: outputs are complete and in input order, no child is polled
+    /// unless it was woken.
+    #[test]
+    fn completes_in_input_order_whatever_the_wake_order(
+        order in (1usize..60).prop_flat_map(|n| Just((0..n).collect::<Vec<_>>()).prop_shuffle()),
+        spurious in proptest::collection::vec(any::<bool>(), 60),
+        batch in proptest::collection::vec(any::<bool>(), 60),
+    ) {
+        let n = order.len();
+        let gates: Vec<Gate> = (0..n).map(|_| Gate::new()).collect();
+        let mut fut = when_all(gates.iter().enumerate().map(|(i, g)| g.wait(i * 3)));
+        let parent = CountingWaker::new();
+        prop_assert!(is_pending(&mut fut, &parent));
+        let mut out = None;
+        let mut expected_polls = n;
+        for (step, &i) in order.iter().enumerate() {
+            if spurious[step] {
+                gates[i].wake_spuriously();
+                prop_assert!(is_pending(&mut fut, &parent));
+                expected_polls += 1;
+            }
+            gates[i].open();
+            expected_polls += 1;
+            if batch[step] || step + 1 == n {
+                if let Poll::Ready(v) = poll_once(&mut fut, &parent) {
+                    out = Some(v);
+                }
+            }
+        }
+        let out = out.expect("ready after every gate opened");
+        prop_assert_eq!(out, (0..n).map(|i| i * 3).collect::<Vec<_>>());
+        prop_assert_eq!(gates.iter().map(Gate::polls).sum::<usize>(), expected_polls);
+    }
+
+    /// The same with wakes coming from another thread while sync_wait parks.
+    #[test]
+    fn threaded_wakers_in_random_order(
+        order in (1usize..40).prop_flat_map(|n| Just((0..n).collect::<Vec<_>>()).prop_shuffle()),
+    ) {
+        let n = order.len();
+        let gates: Vec<Gate> = (0..n).map(|_| Gate::new()).collect();
+        let openers = gates.clone();
+        let opener = std::thread::spawn(move || {
+            for i in order {
+                while !openers[i].has_waiter() {
+                    std::thread::yield_now();
+                }
+                openers[i].open();
+            }
+        });
+        let out = sync_wait(when_all(gates.iter().enumerate().map(|(i, g)| g.wait(i))));
+        opener.join().unwrap();
+        prop_assert_eq!(out, (0..n).collect::<Vec<_>>());
+    }
+}
