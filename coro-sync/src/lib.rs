@@ -1,4 +1,86 @@
 //! coro-sync: async synchronisation primitives for any executor.
 //!
-//! Coming: `Event`, `Latch`, `Mutex`, `SharedMutex`, `Semaphore`, `RingBuffer`,
-//! `Queue`, `Condvar`, `Barrier` (see the project's DESIGN).
+//! Every primitive needs nothing but a [`Waker`](core::task::Waker): they work
+//! the same inside tokio, `async-executor`, `futures::executor`, or coro's own
+//! schedulers. They are built on [`event-listener`](event_listener) (fair,
+//! FIFO wake-ups) and [`concurrent-queue`](concurrent_queue).
+//!
+//! | type | libcoro | what |
+//! |---|---|---|
+//! | [`Event`] | `coro::event` | manual-reset event; `set` wakes all waiters |
+//! | [`Latch`] | `coro::latch` | countdown; waiters resume at zero |
+//! | [`Mutex`] | `coro::mutex` | async mutex, bounded unfairness then FIFO hand-off |
+//! | [`SharedMutex`] | `coro::shared_mutex` | readers-writer lock; writers are not starved |
+//! | [`Semaphore`] | `coro::semaphore` | counting semaphore, `acquire_many`, `close` |
+//! | [`RingBuffer`] | `coro::ring_buffer` | bounded MPMC buffer of fixed capacity `N` |
+//! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
+//! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
+//! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//!
+//! Named futures live in [`futures`]. Every waiting future is cancel safe:
+//! dropping it loses no item, permit or wake-up (a wake-up it received but did
+//! not use passes to the next waiter); each method says so under
+//! `# Cancel safety`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use coro_sync::{Mutex, Semaphore};
+//!
+//! # futures::executor::block_on(async {
+//! let counter = Arc::new(Mutex::new(0));
+//! let limit = Semaphore::new(2);
+//! for _ in 0..4 {
+//!     let _permit = limit.acquire().await.unwrap();
+//!     *counter.lock().await += 1;
+//! }
+//! assert_eq!(*counter.lock().await, 4);
+//! # });
+//! ```
+//!
+//! # Features
+//!
+//! - `loom`: switch the building blocks to loom's types. Only meaningful
+//!   together with `RUSTFLAGS="--cfg loom"`, for the models in `tests/loom.rs`.
+#![doc(test(attr(deny(warnings))))]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![deny(unsafe_code)]
+
+mod barrier;
+mod cell;
+mod condvar;
+mod error;
+mod event;
+mod latch;
+mod loom;
+mod mutex;
+mod queue;
+mod raw_mutex;
+mod ring_buffer;
+mod semaphore;
+mod shared_mutex;
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::Condvar;
+pub use error::{Closed, PushError, TryAcquireError, TryPopError};
+pub use event::Event;
+pub use latch::Latch;
+pub use mutex::{Mutex, MutexGuard, MutexGuardArc};
+pub use queue::Queue;
+pub use ring_buffer::RingBuffer;
+pub use semaphore::{Semaphore, SemaphorePermit};
+pub use shared_mutex::{SharedMutex, SharedMutexReadGuard, SharedMutexWriteGuard};
+
+/// The named future types returned by the primitives' async methods.
+pub mod futures {
+    pub use crate::barrier::BarrierWait;
+    pub use crate::condvar::CondvarWait;
+    pub use crate::event::EventWait;
+    pub use crate::latch::LatchWait;
+    pub use crate::mutex::{Lock, LockArc};
+    pub use crate::queue::{QueuePop, QueueStream};
+    pub use crate::ring_buffer::{Pop, Push};
+    pub use crate::semaphore::Acquire;
+    pub use crate::shared_mutex::{Read, Write};
+}

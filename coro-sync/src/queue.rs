@@ -1,0 +1,279 @@
+//! [`Queue`]: an unbounded MPMC queue, also a `Stream`.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use concurrent_queue::ConcurrentQueue;
+use event_listener::{Event, EventListener, IntoNotification};
+use futures_core::Stream;
+
+use crate::error::{Closed, TryPopError};
+
+/// An unbounded multi-producer multi-consumer queue: [`push`](Queue::push)
+/// never waits, [`pop`](Queue::pop) waits while the queue is empty.
+///
+/// After [`close`](Queue::close), pushes fail (handing the value back) and
+/// pops drain what is left, then fail; [`stream`](Queue::stream) ends at that
+/// point. libcoro: `coro::queue`.
+///
+/// # Examples
+///
+/// ```
+/// use coro_sync::Queue;
+/// use futures::StreamExt;
+///
+/// # futures::executor::block_on(async {
+/// let q = Queue::new();
+/// q.push(1).unwrap();
+/// q.push(2).unwrap();
+/// q.close();
+/// let all: Vec<i32> = q.stream().collect().await;
+/// assert_eq!(all, [1, 2]);
+/// # });
+/// ```
+pub struct Queue<T> {
+    queue: ConcurrentQueue<T>,
+    pop_ops: Event,
+}
+
+impl<T> Queue<T> {
+    /// Creates an empty queue.
+    ///
+    /// ```
+    /// let q = coro_sync::Queue::<u8>::new();
+    /// assert!(q.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        Self {
+            queue: ConcurrentQueue::unbounded(),
+            pop_ops: Event::new(),
+        }
+    }
+
+    /// Appends `value` and wakes one waiting consumer.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] with the value once the queue is closed.
+    ///
+    /// ```
+    /// let q = coro_sync::Queue::new();
+    /// q.push(1).unwrap();
+    /// assert_eq!(q.len(), 1);
+    /// ```
+    pub fn push(&self, value: T) -> Result<(), Closed<T>> {
+        match self.queue.push(value) {
+            Ok(()) => {
+                self.pop_ops.notify(1.additional());
+                Ok(())
+            }
+            Err(e) => Err(Closed(e.into_inner())),
+        }
+    }
+
+    /// Pops the oldest item if there is one, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryPopError::Empty`], or [`TryPopError::Closed`] once closed and drained.
+    ///
+    /// ```
+    /// let q = coro_sync::Queue::new();
+    /// q.push(1).unwrap();
+    /// assert_eq!(q.try_pop(), Ok(1));
+    /// ```
+    pub fn try_pop(&self) -> Result<T, TryPopError> {
+        match self.queue.pop() {
+            Ok(v) => Ok(v),
+            Err(concurrent_queue::PopError::Empty) => Err(TryPopError::Empty),
+            Err(concurrent_queue::PopError::Closed) => Err(TryPopError::Closed),
+        }
+    }
+
+    /// Pops the oldest item, waiting while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] once the queue is closed and drained.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an item is only taken by the poll that returns it, and a
+    /// wake-up the dropped future received passes to the next consumer.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let q = coro_sync::Queue::new();
+    /// q.push("a").unwrap();
+    /// assert_eq!(q.pop().await, Ok("a"));
+    /// # });
+    /// ```
+    pub fn pop(&self) -> QueuePop<'_, T> {
+        QueuePop {
+            queue: self,
+            listener: None,
+        }
+    }
+
+    /// A [`Stream`] of the items, ending once the queue is closed and drained.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # futures::executor::block_on(async {
+    /// let q = coro_sync::Queue::new();
+    /// q.push(5).unwrap();
+    /// q.close();
+    /// let mut s = q.stream();
+    /// assert_eq!(s.next().await, Some(5));
+    /// assert_eq!(s.next().await, None);
+    /// # });
+    /// ```
+    pub fn stream(&self) -> QueueStream<'_, T> {
+        QueueStream {
+            queue: self,
+            listener: None,
+        }
+    }
+
+    /// Closes the queue and wakes every consumer. Returns `true` if this call
+    /// closed it. libcoro: `shutdown_notify_waiters`.
+    ///
+    /// ```
+    /// let q = coro_sync::Queue::<u8>::new();
+    /// assert!(q.close());
+    /// assert!(q.push(1).is_err());
+    /// ```
+    #[doc(alias = "shutdown")]
+    pub fn close(&self) -> bool {
+        let closed = self.queue.close();
+        if closed {
+            self.pop_ops.notify(usize::MAX);
+        }
+        closed
+    }
+
+    /// Returns `true` once closed.
+    ///
+    /// ```
+    /// assert!(!coro_sync::Queue::<u8>::new().is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Items in the queue now.
+    ///
+    /// ```
+    /// assert_eq!(coro_sync::Queue::<u8>::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Returns `true` if the queue holds no item now.
+    ///
+    /// ```
+    /// assert!(coro_sync::Queue::<u8>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn poll_pop(
+        &self,
+        listener: &mut Option<EventListener>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Closed>> {
+        loop {
+            match self.try_pop() {
+                Ok(v) => {
+                    *listener = None;
+                    return Poll::Ready(Ok(v));
+                }
+                Err(TryPopError::Closed) => {
+                    *listener = None;
+                    return Poll::Ready(Err(Closed(())));
+                }
+                Err(TryPopError::Empty) => {}
+            }
+            match listener {
+                None => *listener = Some(self.pop_ops.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    *listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("len", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// Future of [`Queue::pop`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct QueuePop<'a, T> {
+    queue: &'a Queue<T>,
+    listener: Option<EventListener>,
+}
+
+impl<T> Future for QueuePop<'_, T> {
+    type Output = Result<T, Closed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.queue.poll_pop(&mut this.listener, cx)
+    }
+}
+
+impl<T> fmt::Debug for QueuePop<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuePop").finish_non_exhaustive()
+    }
+}
+
+/// The [`Stream`] of [`Queue::stream`].
+///
+/// # Cancel safety
+///
+/// Cancel safe, as [`Queue::pop`]: dropping a pending `next()` loses no item.
+#[must_use = "streams do nothing unless polled"]
+pub struct QueueStream<'a, T> {
+    queue: &'a Queue<T>,
+    listener: Option<EventListener>,
+}
+
+impl<T> Stream for QueueStream<'_, T> {
+    type Item = T;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = &mut *self;
+        this.queue.poll_pop(&mut this.listener, cx).map(Result::ok)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.queue.len(), None)
+    }
+}
+
+impl<T> fmt::Debug for QueueStream<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueStream").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,295 @@
+//! The lock engine shared by [`Mutex`](crate::Mutex), `SharedMutex` (to queue
+//! writers) and [`Condvar`](crate::Condvar).
+//!
+//! State word (`u64`):
+//! - bit 0 `LOCKED`: someone holds the lock (or it is reserved by a hand-off);
+//! - bit 1 `HANDOFF`: the last holder passed the lock, still `LOCKED`, to a
+//!   starved waiter, who claims it by clearing this bit;
+//! - bits 2..32: waiters registered in the normal (barging) phase;
+//! - bits 32..64: starved waiters.
+//!
+//! Uncontended `lock` is one compare-exchange `0 -> LOCKED` and `unlock` one
+//! compare-exchange `LOCKED -> 0`. Anything else in the word sends both to the
+//! slow paths. A waiter always registers its listener *before* it publishes
+//! itself in the word, and retries the lock after publishing, so an unlock
+//! either sees the waiter (and notifies it) or the waiter sees the unlock.
+//!
+//! Fairness: a waiter competes with newcomers ("barging") until it has waited
+//! [`STARVATION_BOUND`]. It then turns starved: newcomers and normal waiters
+//! can no longer take the lock, and each unlock hands the lock over directly
+//! (without ever releasing it) to a starved waiter, the one that has listened
+//! longest first.
+
+use core::future::Future;
+use core::task::{Context, Poll};
+#[cfg(not(loom))]
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, EventListener};
+
+use crate::loom::atomic::{AtomicU64, Ordering};
+
+const LOCKED: u64 = 1;
+const HANDOFF: u64 = 1 << 1;
+const WAITER: u64 = 1 << 2;
+const WAITER_MASK: u64 = 0xFFFF_FFFC;
+const STARVED: u64 = 1 << 32;
+const STARVED_MASK: u64 = !0xFFFF_FFFF;
+
+/// How long a waiter may lose the lock to newcomers before the lock is handed
+/// to it directly.
+#[cfg(not(loom))]
+pub(crate) const STARVATION_BOUND: Duration = Duration::from_micros(500);
+
+pub(crate) struct RawMutex {
+    state: AtomicU64,
+    lock_ops: Event,
+    starved_ops: Event,
+}
+
+impl RawMutex {
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            lock_ops: Event::new(),
+            starved_ops: Event::new(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn try_lock(&self) -> bool {
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            || self.try_acquire(false)
+    }
+
+    pub(crate) fn is_locked(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & LOCKED != 0
+    }
+
+    /// The barging attempt: succeeds only when unlocked, not reserved and no
+    /// waiter is starved. `registered` waiters drop their count on success.
+    fn try_acquire(&self, registered: bool) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & (LOCKED | HANDOFF | STARVED_MASK) != 0 {
+                return false;
+            }
+            let new = (s | LOCKED) - if registered { WAITER } else { 0 };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// A starved waiter claims a hand-off, or a free lock.
+    fn try_acquire_starved(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            let new = if s & HANDOFF != 0 {
+                (s & !HANDOFF) - STARVED
+            } else if s & LOCKED == 0 {
+                (s | LOCKED) - STARVED
+            } else {
+                return false;
+            };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// Releases the lock. The caller holds it.
+    #[inline]
+    pub(crate) fn unlock(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow();
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            debug_assert!(
+                s & LOCKED != 0 && s & HANDOFF == 0,
+                "unlock of a free mutex"
+            );
+            let handoff = s & STARVED_MASK != 0;
+            let new = if handoff { s | HANDOFF } else { s & !LOCKED };
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    if handoff {
+                        self.starved_ops.notify(1);
+                    } else if new & WAITER_MASK != 0 {
+                        self.lock_ops.notify(1);
+                    }
+                    return;
+                }
+                Err(x) => s = x,
+            }
+        }
+    }
+}
+
+/// Progress of one `lock()` call; the future owning it calls
+/// [`RawLock::cancel`] from `Drop`.
+#[derive(Default)]
+pub(crate) struct RawLock {
+    phase: Phase,
+}
+
+#[derive(Default)]
+enum Phase {
+    #[default]
+    Start,
+    Waiting {
+        listener: EventListener,
+        #[cfg(not(loom))]
+        since: Instant,
+    },
+    Starved {
+        listener: EventListener,
+    },
+    Done,
+}
+
+impl RawLock {
+    pub(crate) fn poll_lock(&mut self, raw: &RawMutex, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match &mut self.phase {
+                Phase::Start => {
+                    if raw.try_lock() {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(());
+                    }
+                    let listener = raw.lock_ops.listen();
+                    raw.state.fetch_add(WAITER, Ordering::SeqCst);
+                    self.phase = Phase::Waiting {
+                        listener,
+                        #[cfg(not(loom))]
+                        since: Instant::now(),
+                    };
+                    if raw.try_acquire(true) {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(());
+                    }
+                }
+                Phase::Waiting { listener, .. } => {
+                    if core::pin::Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if raw.try_acquire(true) {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(());
+                    }
+                    if self.starving() {
+                        let listener = raw.starved_ops.listen();
+                        raw.state
+                            .fetch_add(STARVED.wrapping_sub(WAITER), Ordering::SeqCst);
+                        self.phase = Phase::Starved { listener };
+                        if raw.try_acquire_starved() {
+                            self.phase = Phase::Done;
+                            return Poll::Ready(());
+                        }
+                    } else {
+                        if let Phase::Waiting { listener, .. } = &mut self.phase {
+                            *listener = raw.lock_ops.listen();
+                        }
+                        if raw.try_acquire(true) {
+                            self.phase = Phase::Done;
+                            return Poll::Ready(());
+                        }
+                    }
+                }
+                Phase::Starved { listener } => {
+                    if core::pin::Pin::new(&mut *listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if raw.try_acquire_starved() {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(());
+                    }
+                    *listener = raw.starved_ops.listen();
+                    if raw.try_acquire_starved() {
+                        self.phase = Phase::Done;
+                        return Poll::Ready(());
+                    }
+                }
+                Phase::Done => panic!("`lock()` future polled after completion"),
+            }
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn starving(&self) -> bool {
+        matches!(&self.phase, Phase::Waiting { since, .. } if since.elapsed() >= STARVATION_BOUND)
+    }
+
+    /// Under loom time does not pass: a waiter starves after one lost race, so
+    /// the models cover the hand-off path.
+    #[cfg(loom)]
+    fn starving(&self) -> bool {
+        true
+    }
+
+    /// Withdraws a pending lock attempt (the future was dropped).
+    pub(crate) fn cancel(&mut self, raw: &RawMutex) {
+        match core::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Start | Phase::Done => {}
+            Phase::Waiting { listener, .. } => {
+                raw.state.fetch_sub(WAITER, Ordering::SeqCst);
+                // A notification this listener got but did not use passes to the
+                // next listener when it drops.
+                drop(listener);
+            }
+            Phase::Starved { listener } => {
+                let mut s = raw.state.load(Ordering::Relaxed);
+                loop {
+                    let mut new = s - STARVED;
+                    let last = new & STARVED_MASK == 0;
+                    if last && new & HANDOFF != 0 {
+                        // The lock was handed to the starved set and we were its
+                        // last member: release it for everyone else.
+                        new &= !(HANDOFF | LOCKED);
+                    }
+                    match raw.state.compare_exchange_weak(
+                        s,
+                        new,
+                        Ordering::SeqCst,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => {
+                            if last && new & LOCKED == 0 && new & WAITER_MASK != 0 {
+                                raw.lock_ops.notify(1);
+                            }
+                            break;
+                        }
+                        Err(x) => s = x,
+                    }
+                }
+                drop(listener);
+            }
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+}

@@ -1,0 +1,495 @@
+//! [`Semaphore`]: a counting semaphore with multi-permit requests and `close`.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+#[cfg(not(loom))]
+use std::time::Instant;
+
+use event_listener::{Event, EventListener};
+
+use crate::error::{Closed, TryAcquireError};
+use crate::loom::atomic::{AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use crate::raw_mutex::STARVATION_BOUND;
+
+const CLOSED: usize = 1;
+const PRIORITY: usize = 1 << 1;
+const SHIFT: u32 = 2;
+
+/// A counting semaphore: [`acquire`](Semaphore::acquire) takes a permit, the
+/// returned [`SemaphorePermit`] gives it back on drop.
+///
+/// [`acquire_many(k)`](Semaphore::acquire_many) takes `k` permits at once, all
+/// or none. [`close`](Semaphore::close) fails current and future acquires.
+/// libcoro: `coro::semaphore`.
+///
+/// # Fairness
+///
+/// Waiters are woken in FIFO order, and a woken waiter competes with newcomers
+/// for about **0.5 ms** of waiting. A waiter that has waited longer takes the
+/// single *priority* slot: while it is held, no one else may take permits, so
+/// the permits released meanwhile accumulate until the priority waiter's
+/// request fits, however large. A large request is therefore never starved by
+/// a stream of small ones (as long as it asks for at most what exists).
+///
+/// # Examples
+///
+/// ```
+/// use coro_sync::Semaphore;
+///
+/// # futures::executor::block_on(async {
+/// let s = Semaphore::new(2);
+/// let a = s.acquire().await.unwrap();
+/// let b = s.acquire().await.unwrap();
+/// assert!(s.try_acquire().is_err());
+/// drop(a);
+/// let _c = s.acquire().await.unwrap();
+/// # drop(b);
+/// # });
+/// ```
+pub struct Semaphore {
+    /// `permits << SHIFT | PRIORITY | CLOSED`.
+    state: AtomicUsize,
+    /// Registered waiters asking for more than one permit: while there are
+    /// any, a release wakes every waiter instead of `k` of them.
+    big_waiters: AtomicUsize,
+    acquire_ops: Event,
+    priority_ops: Event,
+}
+
+impl Semaphore {
+    /// The most permits a semaphore can hold.
+    pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+
+    /// Creates a semaphore with `permits` permits.
+    ///
+    /// # Panics
+    ///
+    /// If `permits` exceeds [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// assert_eq!(coro_sync::Semaphore::new(3).available_permits(), 3);
+    /// ```
+    pub fn new(permits: usize) -> Self {
+        assert!(
+            permits <= Self::MAX_PERMITS,
+            "too many permits for a Semaphore"
+        );
+        Self {
+            state: AtomicUsize::new(permits << SHIFT),
+            big_waiters: AtomicUsize::new(0),
+            acquire_ops: Event::new(),
+            priority_ops: Event::new(),
+        }
+    }
+
+    /// Permits available right now.
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(3);
+    /// let _p = s.try_acquire_many(2).unwrap();
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn available_permits(&self) -> usize {
+        self.state.load(Ordering::Acquire) >> SHIFT
+    }
+
+    /// Takes one permit without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::NoPermits`] if none is free (or a starved waiter has
+    /// priority), [`TryAcquireError::Closed`] after [`close`](Semaphore::close).
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(1);
+    /// let p = s.try_acquire().unwrap();
+    /// assert!(s.try_acquire().is_err());
+    /// # drop(p);
+    /// ```
+    pub fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.try_acquire_many(1)
+    }
+
+    /// Takes `k` permits without waiting, all or none.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Semaphore::try_acquire).
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(3);
+    /// assert!(s.try_acquire_many(4).is_err());
+    /// assert_eq!(s.try_acquire_many(3).unwrap().permits(), 3);
+    /// ```
+    pub fn try_acquire_many(&self, k: usize) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        self.take(k, false)?;
+        Ok(SemaphorePermit {
+            sem: self,
+            permits: k,
+        })
+    }
+
+    /// Waits for one permit.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the semaphore is or gets closed while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped `acquire()` future holds no permit, and a wake-up
+    /// it received passes to the next waiter (no permit leaks, nobody hangs).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let s = coro_sync::Semaphore::new(1);
+    /// let p = s.acquire().await.unwrap();
+    /// assert_eq!(p.permits(), 1);
+    /// # });
+    /// ```
+    pub fn acquire(&self) -> Acquire<'_> {
+        self.acquire_many(1)
+    }
+
+    /// Waits for `k` permits and takes them all at once (never some of them).
+    /// `k == 0` succeeds at once unless closed.
+    ///
+    /// A request for more than the semaphore will ever hold waits forever.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the semaphore is or gets closed while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Semaphore::acquire): nothing is held
+    /// partially, and a dropped priority waiter gives the slot back.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let s = coro_sync::Semaphore::new(5);
+    /// let p = s.acquire_many(3).await.unwrap();
+    /// assert_eq!(s.available_permits(), 2);
+    /// drop(p);
+    /// assert_eq!(s.available_permits(), 5);
+    /// # });
+    /// ```
+    pub fn acquire_many(&self, k: usize) -> Acquire<'_> {
+        Acquire {
+            sem: self,
+            k,
+            phase: Phase::Start,
+        }
+    }
+
+    /// Adds `k` permits (also what dropping a permit does) and wakes waiters.
+    ///
+    /// # Panics
+    ///
+    /// If the total would exceed [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(0);
+    /// s.add_permits(2);
+    /// assert_eq!(s.available_permits(), 2);
+    /// ```
+    pub fn add_permits(&self, k: usize) {
+        if k == 0 {
+            return;
+        }
+        assert!(k <= Self::MAX_PERMITS, "too many permits for a Semaphore");
+        let prev = self.state.fetch_add(k << SHIFT, Ordering::SeqCst);
+        if (prev >> SHIFT) > Self::MAX_PERMITS - k {
+            self.state.fetch_sub(k << SHIFT, Ordering::SeqCst);
+            panic!("too many permits for a Semaphore");
+        }
+        if prev & PRIORITY != 0 {
+            self.priority_ops.notify(1);
+        } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
+            self.acquire_ops.notify(usize::MAX);
+        } else {
+            self.acquire_ops.notify(k);
+        }
+    }
+
+    /// Closes the semaphore: every waiting and future `acquire` fails with
+    /// [`Closed`]. Permits already held stay valid and may still be returned.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let s = coro_sync::Semaphore::new(0);
+    /// s.close();
+    /// assert!(s.acquire().await.is_err());
+    /// # });
+    /// ```
+    pub fn close(&self) {
+        self.state.fetch_or(CLOSED, Ordering::SeqCst);
+        self.acquire_ops.notify(usize::MAX);
+        self.priority_ops.notify(usize::MAX);
+    }
+
+    /// Returns `true` after [`close`](Semaphore::close).
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(0);
+    /// s.close();
+    /// assert!(s.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Takes `k` permits if possible. `priority` callers hold the priority slot
+    /// and release it on success.
+    fn take(&self, k: usize, priority: bool) -> Result<(), TryAcquireError> {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if s & CLOSED != 0 {
+                return Err(TryAcquireError::Closed);
+            }
+            if (!priority && s & PRIORITY != 0) || (s >> SHIFT) < k {
+                return Err(TryAcquireError::NoPermits);
+            }
+            let mut new = s - (k << SHIFT);
+            if priority {
+                new &= !PRIORITY;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(()),
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// Gives the priority slot up without acquiring, waking the others.
+    fn leave_priority(&self) {
+        let prev = self.state.fetch_and(!PRIORITY, Ordering::SeqCst);
+        if prev & PRIORITY != 0 && prev >> SHIFT > 0 {
+            self.acquire_ops.notify(usize::MAX);
+        }
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("available_permits", &self.available_permits())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+enum Phase {
+    Start,
+    Waiting {
+        listener: EventListener,
+        #[cfg(not(loom))]
+        since: Instant,
+    },
+    Priority {
+        listener: EventListener,
+    },
+    Done,
+}
+
+/// Future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Acquire<'a> {
+    sem: &'a Semaphore,
+    k: usize,
+    phase: Phase,
+}
+
+impl<'a> Acquire<'a> {
+    /// Leaves the waiting state (registered counts, priority slot).
+    fn finish(&mut self) {
+        let phase = core::mem::replace(&mut self.phase, Phase::Done);
+        match phase {
+            Phase::Start | Phase::Done => return,
+            Phase::Waiting { .. } => {}
+            Phase::Priority { .. } => self.sem.leave_priority(),
+        }
+        if self.k > 1 {
+            self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+        drop(phase);
+    }
+
+    fn done(
+        &mut self,
+        r: Result<(), TryAcquireError>,
+    ) -> Option<Result<SemaphorePermit<'a>, Closed>> {
+        let out = match r {
+            Ok(()) => Ok(SemaphorePermit {
+                sem: self.sem,
+                permits: self.k,
+            }),
+            Err(TryAcquireError::Closed) => Err(Closed(())),
+            Err(TryAcquireError::NoPermits) => return None,
+        };
+        match core::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Priority { .. } => {
+                // The priority slot was cleared by `take` (or we failed with
+                // `Closed`): let the others see what is left.
+                if out.is_err() {
+                    self.sem.leave_priority();
+                } else if self.sem.available_permits() > 0 {
+                    self.sem.acquire_ops.notify(usize::MAX);
+                }
+                if self.k > 1 {
+                    self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            Phase::Waiting { .. } if self.k > 1 => {
+                self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+        Some(out)
+    }
+
+    #[cfg(not(loom))]
+    fn starving(&self) -> bool {
+        matches!(&self.phase, Phase::Waiting { since, .. } if since.elapsed() >= STARVATION_BOUND)
+    }
+
+    #[cfg(loom)]
+    fn starving(&self) -> bool {
+        true
+    }
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Result<SemaphorePermit<'a>, Closed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let sem = this.sem;
+        let k = this.k;
+        loop {
+            match &mut this.phase {
+                Phase::Start => {
+                    if let Some(out) = this.done(sem.take(k, false)) {
+                        return Poll::Ready(out);
+                    }
+                    let listener = sem.acquire_ops.listen();
+                    if k > 1 {
+                        sem.big_waiters.fetch_add(1, Ordering::SeqCst);
+                    }
+                    this.phase = Phase::Waiting {
+                        listener,
+                        #[cfg(not(loom))]
+                        since: Instant::now(),
+                    };
+                    if let Some(out) = this.done(sem.take(k, false)) {
+                        return Poll::Ready(out);
+                    }
+                }
+                Phase::Waiting { listener, .. } => {
+                    if Pin::new(listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if let Some(out) = this.done(sem.take(k, false)) {
+                        return Poll::Ready(out);
+                    }
+                    let claimed = this.starving()
+                        && sem
+                            .state
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                                (s & (PRIORITY | CLOSED) == 0).then_some(s | PRIORITY)
+                            })
+                            .is_ok();
+                    if claimed {
+                        this.phase = Phase::Priority {
+                            listener: sem.priority_ops.listen(),
+                        };
+                        if let Some(out) = this.done(sem.take(k, true)) {
+                            return Poll::Ready(out);
+                        }
+                    } else {
+                        if let Phase::Waiting { listener, .. } = &mut this.phase {
+                            *listener = sem.acquire_ops.listen();
+                        }
+                        if let Some(out) = this.done(sem.take(k, false)) {
+                            return Poll::Ready(out);
+                        }
+                    }
+                }
+                Phase::Priority { listener } => {
+                    if Pin::new(&mut *listener).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    *listener = sem.priority_ops.listen();
+                    if let Some(out) = this.done(sem.take(k, true)) {
+                        return Poll::Ready(out);
+                    }
+                }
+                Phase::Done => panic!("`acquire()` future polled after completion"),
+            }
+        }
+    }
+}
+
+impl Drop for Acquire<'_> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl fmt::Debug for Acquire<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field("permits", &self.k)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Permits taken from a [`Semaphore`]; they go back on drop.
+#[must_use = "dropping the permit releases it at once"]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+    permits: usize,
+}
+
+impl SemaphorePermit<'_> {
+    /// How many permits this guard holds.
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(2);
+    /// assert_eq!(s.try_acquire_many(2).unwrap().permits(), 2);
+    /// ```
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Keeps the permits out of the semaphore for good (they are not returned).
+    ///
+    /// ```
+    /// let s = coro_sync::Semaphore::new(2);
+    /// s.try_acquire().unwrap().forget();
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.sem.add_permits(self.permits);
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermit")
+            .field("permits", &self.permits)
+            .finish()
+    }
+}

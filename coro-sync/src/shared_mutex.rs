@@ -1,0 +1,390 @@
+//! [`SharedMutex`]: an async readers-writer lock whose writers are not starved.
+
+use core::fmt;
+use core::future::Future;
+use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
+use core::task::{Context, Poll};
+
+use event_listener::{Event, EventListener};
+
+use crate::cell::SharedCell;
+use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::raw_mutex::{RawLock, RawMutex};
+
+const WRITER: usize = 1;
+const READER: usize = 2;
+
+/// An async readers-writer lock: many readers at once, or one writer.
+///
+/// # Fairness
+///
+/// Writers queue on an internal [`Mutex`](crate::Mutex) (so they share its
+/// fairness bound). The writer at the head of that queue announces itself at
+/// once: from then on new readers wait, and the writer only waits for the
+/// readers already inside. A stream of readers therefore cannot starve a
+/// writer. When the writer leaves, every waiting reader is woken together.
+/// libcoro: `coro::shared_mutex` (`lock_shared` is [`read`](SharedMutex::read),
+/// `lock` is [`write`](SharedMutex::write)).
+///
+/// # Examples
+///
+/// ```
+/// use coro_sync::SharedMutex;
+///
+/// # futures::executor::block_on(async {
+/// let m = SharedMutex::new(1);
+/// {
+///     let (a, b) = (m.read().await, m.read().await); // two readers at once
+///     assert_eq!(*a + *b, 2);
+/// }
+/// *m.write().await += 1;
+/// assert_eq!(*m.read().await, 2);
+/// # });
+/// ```
+#[doc(alias = "RwLock")]
+#[doc(alias = "shared_mutex")]
+pub struct SharedMutex<T: ?Sized> {
+    writers: RawMutex,
+    /// Readers inside (`READER` each) and `WRITER` once a writer has announced itself.
+    state: AtomicUsize,
+    no_writer: Event,
+    no_readers: Event,
+    data: SharedCell<T>,
+}
+
+impl<T> SharedMutex<T> {
+    /// Creates an unlocked lock holding `value`.
+    ///
+    /// ```
+    /// let m = coro_sync::SharedMutex::new(0);
+    /// # drop(m);
+    /// ```
+    pub fn new(value: T) -> Self {
+        Self {
+            writers: RawMutex::new(),
+            state: AtomicUsize::new(0),
+            no_writer: Event::new(),
+            no_readers: Event::new(),
+            data: SharedCell::new(value),
+        }
+    }
+
+    /// Consumes the lock, returning the value.
+    ///
+    /// ```
+    /// assert_eq!(coro_sync::SharedMutex::new(3).into_inner(), 3);
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> SharedMutex<T> {
+    /// Takes a shared (read) lock if no writer holds or awaits the lock.
+    ///
+    /// # Panics
+    ///
+    /// If the number of readers would overflow `usize::MAX / 2`.
+    ///
+    /// ```
+    /// let m = coro_sync::SharedMutex::new(1);
+    /// let r = m.try_read().unwrap();
+    /// assert!(m.try_write().is_none());
+    /// assert!(m.try_read().is_some());
+    /// # drop(r);
+    /// ```
+    pub fn try_read(&self) -> Option<SharedMutexReadGuard<'_, T>> {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            if s & WRITER != 0 {
+                return None;
+            }
+            let new = s.checked_add(READER).expect("too many SharedMutex readers");
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return Some(SharedMutexReadGuard { lock: self }),
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// Takes the exclusive (write) lock if it is free.
+    ///
+    /// ```
+    /// let m = coro_sync::SharedMutex::new(1);
+    /// let w = m.try_write().unwrap();
+    /// assert!(m.try_read().is_none());
+    /// # drop(w);
+    /// ```
+    pub fn try_write(&self) -> Option<SharedMutexWriteGuard<'_, T>> {
+        if !self.writers.try_lock() {
+            return None;
+        }
+        if self
+            .state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            Some(SharedMutexWriteGuard { lock: self })
+        } else {
+            self.writers.unlock();
+            None
+        }
+    }
+
+    /// Waits for a shared (read) lock. libcoro: `lock_shared()`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped `read()` future holds nothing.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let m = coro_sync::SharedMutex::new(5);
+    /// assert_eq!(*m.read().await, 5);
+    /// # });
+    /// ```
+    pub fn read(&self) -> Read<'_, T> {
+        Read {
+            lock: self,
+            listener: None,
+        }
+    }
+
+    /// Waits for the exclusive (write) lock. libcoro: `lock()`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if dropped while waiting for readers to leave, the writer
+    /// withdraws its announcement and wakes the readers it held back; a
+    /// hand-off it was given passes to the next writer.
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// let m = coro_sync::SharedMutex::new(5);
+    /// *m.write().await = 6;
+    /// assert_eq!(*m.read().await, 6);
+    /// # });
+    /// ```
+    pub fn write(&self) -> Write<'_, T> {
+        Write {
+            lock: self,
+            phase: WritePhase::Queued(RawLock::default()),
+        }
+    }
+
+    /// A mutable reference to the value; `&mut self` proves exclusive access.
+    ///
+    /// ```
+    /// let mut m = coro_sync::SharedMutex::new(1);
+    /// *m.get_mut() += 1;
+    /// assert_eq!(m.into_inner(), 2);
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    fn read_unlock(&self) {
+        if self.state.fetch_sub(READER, Ordering::SeqCst) == WRITER | READER {
+            // The last reader leaves while a writer waits for it.
+            self.no_readers.notify(1);
+        }
+    }
+
+    fn write_unlock(&self) {
+        self.state.fetch_and(!WRITER, Ordering::SeqCst);
+        self.no_writer.notify(usize::MAX);
+        self.writers.unlock();
+    }
+}
+
+impl<T: Default> Default for SharedMutex<T> {
+    fn default() -> Self {
+        Self::new(T::default())
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedMutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("SharedMutex");
+        match self.try_read() {
+            Some(g) => d.field("data", &&*g),
+            None => d.field("data", &format_args!("<locked>")),
+        };
+        d.finish()
+    }
+}
+
+/// Future of [`SharedMutex::read`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Read<'a, T: ?Sized> {
+    lock: &'a SharedMutex<T>,
+    listener: Option<EventListener>,
+}
+
+impl<'a, T: ?Sized> Future for Read<'a, T> {
+    type Output = SharedMutexReadGuard<'a, T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if let Some(g) = this.lock.try_read() {
+                this.listener = None;
+                return Poll::Ready(g);
+            }
+            match &mut this.listener {
+                None => this.listener = Some(this.lock.no_writer.listen()),
+                Some(l) => {
+                    if Pin::new(l).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.listener = None;
+                }
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Read<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Read").finish_non_exhaustive()
+    }
+}
+
+enum WritePhase {
+    /// Queued behind other writers.
+    Queued(RawLock),
+    /// Head writer, announced: waiting for the readers inside to leave.
+    Draining(Option<EventListener>),
+    Done,
+}
+
+/// Future of [`SharedMutex::write`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Write<'a, T: ?Sized> {
+    lock: &'a SharedMutex<T>,
+    phase: WritePhase,
+}
+
+impl<'a, T: ?Sized> Future for Write<'a, T> {
+    type Output = SharedMutexWriteGuard<'a, T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let lock = this.lock;
+        loop {
+            match &mut this.phase {
+                WritePhase::Queued(raw) => {
+                    if raw.poll_lock(&lock.writers, cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    lock.state.fetch_or(WRITER, Ordering::SeqCst);
+                    this.phase = WritePhase::Draining(None);
+                }
+                WritePhase::Draining(listener) => {
+                    if lock.state.load(Ordering::SeqCst) == WRITER {
+                        this.phase = WritePhase::Done;
+                        return Poll::Ready(SharedMutexWriteGuard { lock });
+                    }
+                    match listener {
+                        None => *listener = Some(lock.no_readers.listen()),
+                        Some(l) => {
+                            if Pin::new(l).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            *listener = None;
+                        }
+                    }
+                }
+                WritePhase::Done => panic!("`write()` future polled after completion"),
+            }
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for Write<'_, T> {
+    fn drop(&mut self) {
+        match &mut self.phase {
+            WritePhase::Queued(raw) => raw.cancel(&self.lock.writers),
+            WritePhase::Draining(_) => self.lock.write_unlock(),
+            WritePhase::Done => {}
+        }
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Write<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Write").finish_non_exhaustive()
+    }
+}
+
+/// A shared (read) lock on a [`SharedMutex`]; released on drop.
+#[must_use = "if unused the SharedMutex will immediately unlock"]
+pub struct SharedMutexReadGuard<'a, T: ?Sized> {
+    lock: &'a SharedMutex<T>,
+}
+
+impl<T: ?Sized> Drop for SharedMutexReadGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.read_unlock();
+    }
+}
+
+impl<T: ?Sized> Deref for SharedMutexReadGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a read lock is held: no writer exists meanwhile.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.lock.data.get()
+        }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedMutexReadGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// The exclusive (write) lock on a [`SharedMutex`]; released on drop.
+#[must_use = "if unused the SharedMutex will immediately unlock"]
+pub struct SharedMutexWriteGuard<'a, T: ?Sized> {
+    lock: &'a SharedMutex<T>,
+}
+
+impl<T: ?Sized> Drop for SharedMutexWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.write_unlock();
+    }
+}
+
+impl<T: ?Sized> Deref for SharedMutexWriteGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the write lock is held exclusively.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.lock.data.get()
+        }
+    }
+}
+
+impl<T: ?Sized> DerefMut for SharedMutexWriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the write lock is held exclusively; `&mut self` keeps it unique.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.lock.data.get_mut_unchecked()
+        }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedMutexWriteGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
