@@ -20,10 +20,39 @@ use async_task::{FallibleTask, Runnable, Schedule};
 type Outcome<T> = Result<T, Box<dyn Any + Send + 'static>>;
 
 pin_project_lite::pin_project! {
-    /// Polls `inner` and turns a panic during `poll` into `Err(payload)`.
+    /// The future, or nothing once it finished and was dropped.
+    #[project = StageProj]
+    #[project_replace = StageReplace]
+    enum Stage<F> {
+        Running { #[pin] fut: F },
+        Dropped,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Polls the inner future and turns a panic into `Err(payload)`, both in
+    /// `poll` and in the future's destructor (async-task aborts the process
+    /// when dropping a future panics, so we never let that unwind to it).
     struct CatchUnwind<F> {
         #[pin]
-        inner: F,
+        stage: Stage<F>,
+    }
+
+    impl<F> PinnedDrop for CatchUnwind<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Cancelled while running: drop the future here; a panic in its
+            // destructor has nowhere to go and is ignored (the hook printed it).
+            let stage = this.project().stage;
+            let _ = catch_unwind(AssertUnwindSafe(|| stage.project_replace(Stage::Dropped)));
+        }
+    }
+}
+
+impl<F> CatchUnwind<F> {
+    fn new(fut: F) -> Self {
+        CatchUnwind {
+            stage: Stage::Running { fut },
+        }
     }
 }
 
@@ -32,12 +61,20 @@ impl<F: Future> Future for CatchUnwind<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.project().inner;
-        // A future that panicked is never polled again: async-task stops
-        // polling as soon as we return `Ready`.
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+        let mut stage = self.project().stage;
+        let polled = match stage.as_mut().project() {
+            StageProj::Running { fut } => catch_unwind(AssertUnwindSafe(|| fut.poll(cx))),
+            // async-task never polls a task again after `Ready`.
+            StageProj::Dropped => unreachable!("task polled after completion"),
+        };
+        let out = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(v)) => Ok(v),
+            Err(payload) => Err(payload),
+        };
+        // Drop the future now, where a panicking destructor can be reported.
+        match catch_unwind(AssertUnwindSafe(|| stage.project_replace(Stage::Dropped))) {
+            Ok(_) => Poll::Ready(out),
             Err(payload) => Poll::Ready(Err(payload)),
         }
     }
@@ -65,7 +102,7 @@ where
     S: Schedule + Send + Sync + 'static,
 {
     let (runnable, task) =
-        async_task::Builder::new().spawn(move |()| CatchUnwind { inner: future }, schedule);
+        async_task::Builder::new().spawn(move |()| CatchUnwind::new(future), schedule);
     (runnable, JoinHandle::new(task.fallible()))
 }
 
@@ -79,7 +116,7 @@ where
     S: Fn(Runnable) + Send + Sync + 'static,
 {
     let (runnable, task) =
-        async_task::Builder::new().spawn_local(move |()| CatchUnwind { inner: future }, schedule);
+        async_task::Builder::new().spawn_local(move |()| CatchUnwind::new(future), schedule);
     (runnable, JoinHandle::new(task.fallible()))
 }
 
@@ -463,6 +500,23 @@ mod tests {
         assert!(err.is_cancelled());
         assert_eq!(err.to_string(), "task was cancelled");
         assert!(err.try_into_panic().is_err());
+    }
+
+    #[test]
+    fn panic_in_destructor_after_completion_is_reported() {
+        struct Boom;
+        impl Drop for Boom {
+            fn drop(&mut self) {
+                panic!("drop boom");
+            }
+        }
+        let (q, h) = manual(async {
+            let _b = Boom;
+            1
+        });
+        assert_eq!(run_all(&q), 1);
+        let err = futures::executor::block_on(h).unwrap_err();
+        assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "drop boom");
     }
 
     #[test]

@@ -1,0 +1,531 @@
+//! ThreadPool, JoinHandle and spawn_blocking behaviour.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use coro_io::blocking::spawn_blocking;
+use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+
+/// Generous bound for "this must not hang"; only reached on a bug.
+const HANG: Duration = Duration::from_secs(60);
+
+fn pool(n: usize) -> ThreadPool {
+    ThreadPool::new(ThreadPoolOptions {
+        thread_count: n,
+        ..Default::default()
+    })
+}
+
+/// `block_on` on a helper thread, failing the test instead of hanging forever.
+fn block_on_bounded<F>(fut: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(futures::executor::block_on(fut));
+    });
+    rx.recv_timeout(HANG)
+        .expect("future did not complete: hang")
+}
+
+/// Run a closure on a helper thread, failing the test if it does not return.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG).expect("did not return: deadlock")
+}
+
+#[test]
+fn handle_types_are_send_and_sync() {
+    fn check<T: Send + Sync>(_: &T) {}
+    let p = pool(1);
+    check(&p);
+    let h = p.spawn(async { 1u8 });
+    check(&h);
+    let err = block_on_bounded(p.spawn(async { panic!("x") })).unwrap_err();
+    check(&err);
+    // JoinError converts into the usual error boxes.
+    let _: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+    assert_eq!(block_on_bounded(h).unwrap(), 1);
+}
+
+#[test]
+fn spawn_and_join_from_outside_and_inside() {
+    let p = pool(2);
+    let inner = p.clone();
+    let h = p.spawn(async move {
+        let hs: Vec<_> = (0..100u64).map(|i| inner.spawn(async move { i })).collect();
+        let mut sum = 0;
+        for h in hs {
+            sum += h.await.unwrap();
+        }
+        // Joined from inside: we run on a worker.
+        assert!(
+            std::thread::current()
+                .name()
+                .unwrap()
+                .starts_with("coro-pool-")
+        );
+        sum
+    });
+    assert_eq!(block_on_bounded(h).unwrap(), 4950);
+}
+
+#[test]
+fn a_million_tiny_tasks_all_complete() {
+    const OUTER: usize = 1_000;
+    const INNER: usize = 1_000;
+    let p = pool(0); // available parallelism
+    let count = Arc::new(AtomicUsize::new(0));
+    // Half spawned from outside the pool, half from inside tasks.
+    let mut outside = Vec::with_capacity(OUTER * INNER / 2);
+    for _ in 0..OUTER * INNER / 2 {
+        let c = count.clone();
+        outside.push(p.spawn(async move {
+            c.fetch_add(1, Ordering::Relaxed);
+        }));
+    }
+    let spawners: Vec<_> = (0..OUTER / 2)
+        .map(|_| {
+            let c = count.clone();
+            let inner = p.clone();
+            p.spawn(async move {
+                let hs: Vec<_> = (0..INNER)
+                    .map(|_| {
+                        let c = c.clone();
+                        inner.spawn(async move {
+                            c.fetch_add(1, Ordering::Relaxed);
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            })
+        })
+        .collect();
+    block_on_bounded(async move {
+        for h in outside {
+            h.await.unwrap();
+        }
+        for h in spawners {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(count.load(Ordering::Relaxed), OUTER * INNER);
+    assert_eq!(p.queue_len(), 0);
+}
+
+#[test]
+fn panics_are_isolated_and_reported() {
+    let p = pool(1);
+    let worker =
+        |p: &ThreadPool| block_on_bounded(p.spawn(async { std::thread::current().id() })).unwrap();
+    let before = worker(&p);
+    for i in 0..10 {
+        let msg = format!("boom {i}");
+        let err = block_on_bounded(p.spawn(async move { panic!("{msg}") })).unwrap_err();
+        assert!(err.is_panic());
+        assert!(!err.is_cancelled());
+        assert_eq!(err.to_string(), format!("task panicked: boom {i}"));
+        assert_eq!(
+            *err.into_panic().downcast::<String>().unwrap(),
+            format!("boom {i}")
+        );
+    }
+    // The same (single) worker thread is still alive and serving.
+    assert_eq!(worker(&p), before);
+}
+
+#[test]
+fn panic_in_a_futures_destructor_does_not_kill_the_worker() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop boom");
+        }
+    }
+    let p = pool(1);
+    let h = p.spawn(async {
+        let _d = PanicOnDrop;
+        std::future::pending::<()>().await;
+    });
+    let id = block_on_bounded(p.spawn(async { std::thread::current().id() })).unwrap();
+    h.abort(); // the worker drops the future, whose destructor panics
+    assert!(block_on_bounded(h).unwrap_err().is_cancelled());
+    let id2 = block_on_bounded(p.spawn(async { std::thread::current().id() })).unwrap();
+    assert_eq!(id, id2);
+}
+
+#[test]
+fn abort_drops_a_pending_task() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let p = pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (started_tx, started_rx) = mpsc::channel();
+    let f = Flag(drops.clone());
+    let h = p.spawn(async move {
+        let _f = f;
+        started_tx.send(()).unwrap();
+        std::future::pending::<()>().await;
+    });
+    started_rx.recv_timeout(HANG).unwrap();
+    assert!(!h.is_finished());
+    h.abort();
+    assert!(h.is_finished());
+    assert!(block_on_bounded(h).unwrap_err().is_cancelled());
+    // The future is dropped by a worker; shutdown waits for the queue.
+    p.shutdown();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn dropping_the_handle_detaches() {
+    let p = pool(2);
+    let (tx, rx) = mpsc::channel();
+    drop(p.spawn(async move {
+        tx.send(7).unwrap();
+    }));
+    assert_eq!(rx.recv_timeout(HANG).unwrap(), 7);
+}
+
+#[test]
+fn shutdown_finishes_queued_tasks_and_refuses_new_ones() {
+    let p = pool(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut hs = Vec::new();
+    for _ in 0..10_000 {
+        let d = done.clone();
+        let y = p.clone();
+        hs.push(p.spawn(async move {
+            // In flight: each task goes round the queue a few times.
+            for _ in 0..3 {
+                y.yield_now().await;
+            }
+            d.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let p2 = p.clone();
+    bounded(move || p2.shutdown());
+    assert_eq!(done.load(Ordering::SeqCst), 10_000);
+    assert!(p.is_shutdown());
+    block_on_bounded(async move {
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    // New work is refused with a cancelled JoinError.
+    let err = block_on_bounded(p.spawn(async { 1 })).unwrap_err();
+    assert!(err.is_cancelled());
+    // Shutting down twice is fine.
+    p.shutdown();
+}
+
+#[test]
+fn task_woken_after_the_workers_exited_is_cancelled() {
+    let p = pool(1);
+    let (tx, rx) = futures::channel::oneshot::channel::<()>();
+    let h = p.spawn(async move {
+        let _ = rx.await;
+        1
+    });
+    // Make sure it ran once and is suspended on the channel.
+    block_on_bounded(p.spawn(async {})).unwrap();
+    p.shutdown();
+    tx.send(()).unwrap(); // wakes a task whose pool is gone
+    assert!(block_on_bounded(h).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn last_handle_dropped_outside_joins_after_draining() {
+    let p = pool(2);
+    let done = Arc::new(AtomicUsize::new(0));
+    for _ in 0..1_000 {
+        let d = done.clone();
+        let _ = p.spawn(async move {
+            d.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    bounded(move || drop(p));
+    assert_eq!(done.load(Ordering::SeqCst), 1_000);
+}
+
+#[test]
+fn callbacks_run_once_per_worker_with_index_and_names() {
+    let starts = Arc::new(Mutex::new(vec![0usize; 4]));
+    let stops = Arc::new(Mutex::new(vec![0usize; 4]));
+    let names = Arc::new(Mutex::new(Vec::new()));
+    let (s, t, nm) = (starts.clone(), stops.clone(), names.clone());
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 4,
+        on_thread_start: Some(Arc::new(move |i| {
+            s.lock().unwrap()[i] += 1;
+            nm.lock()
+                .unwrap()
+                .push(std::thread::current().name().unwrap().to_owned());
+        })),
+        on_thread_stop: Some(Arc::new(move |i| t.lock().unwrap()[i] += 1)),
+        thread_name: "cb-test".to_owned(),
+    });
+    assert_eq!(p.thread_count(), 4);
+    for _ in 0..100 {
+        block_on_bounded(p.spawn(async {})).unwrap();
+    }
+    bounded(move || p.shutdown());
+    assert_eq!(*starts.lock().unwrap(), vec![1, 1, 1, 1]);
+    assert_eq!(*stops.lock().unwrap(), vec![1, 1, 1, 1]);
+    let mut names = names.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["cb-test-0", "cb-test-1", "cb-test-2", "cb-test-3"]);
+}
+
+#[test]
+fn panicking_callback_does_not_break_the_pool() {
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 1,
+        on_thread_start: Some(Arc::new(|_| panic!("start boom"))),
+        ..Default::default()
+    });
+    assert_eq!(block_on_bounded(p.spawn(async { 5 })).unwrap(), 5);
+}
+
+#[test]
+fn drop_of_last_handle_on_a_worker_detaches_instead_of_deadlocking() {
+    // libcoro#420: the pool's last handle lives in one of its own tasks.
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let stopped_tx = Mutex::new(stopped_tx);
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        on_thread_stop: Some(Arc::new(move |i| {
+            let _ = stopped_tx.lock().unwrap().send(i);
+        })),
+        ..Default::default()
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    let own = p.clone();
+    let _ = p.spawn(async move {
+        // Races with the outside drop: whichever handle goes last shuts down.
+        drop(own);
+        done_tx.send(()).unwrap();
+    });
+    drop(p);
+    // Either ordering must finish: the task completes and both workers stop.
+    done_rx
+        .recv_timeout(HANG)
+        .expect("task deadlocked dropping its pool");
+    let mut stopped = vec![
+        stopped_rx.recv_timeout(HANG).unwrap(),
+        stopped_rx.recv_timeout(HANG).unwrap(),
+    ];
+    stopped.sort();
+    assert_eq!(stopped, [0, 1]);
+}
+
+#[test]
+fn drop_on_worker_when_it_really_is_the_last_handle() {
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let stopped_tx = Mutex::new(stopped_tx);
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        on_thread_stop: Some(Arc::new(move |i| {
+            let _ = stopped_tx.lock().unwrap().send(i);
+        })),
+        ..Default::default()
+    });
+    let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let own = p.clone();
+    let _ = p.spawn(async move {
+        go_rx.await.unwrap();
+        // By now the outside handle has been dropped: this is the last one.
+        drop(own);
+        done_tx.send(()).unwrap();
+    });
+    // Dropping the outside handle does not shut down: the task holds a clone.
+    drop(p);
+    go_tx.send(()).unwrap();
+    done_rx
+        .recv_timeout(HANG)
+        .expect("task deadlocked dropping its pool");
+    for _ in 0..2 {
+        stopped_rx.recv_timeout(HANG).expect("worker did not exit");
+    }
+}
+
+#[test]
+fn queue_len_counts_waiting_tasks() {
+    let p = pool(1);
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (busy_tx, busy_rx) = mpsc::channel();
+    // Occupy the only worker.
+    let blocker = p.spawn(async move {
+        busy_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    busy_rx.recv_timeout(HANG).unwrap();
+    assert_eq!(p.queue_len(), 0);
+    let hs: Vec<_> = (0..10).map(|_| p.spawn(async {})).collect();
+    assert_eq!(p.queue_len(), 10);
+    release_tx.send(()).unwrap();
+    block_on_bounded(async move {
+        blocker.await.unwrap();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(p.queue_len(), 0);
+}
+
+#[test]
+fn no_lost_wakeups_when_workers_park_and_unpark() {
+    // Each round the workers go idle and park; the next spawn must wake one.
+    for n in [1, 2, 4] {
+        let p = pool(n);
+        block_on_bounded(async move {
+            for i in 0..5_000u32 {
+                assert_eq!(p.spawn(async move { i }).await.unwrap(), i);
+            }
+        });
+    }
+}
+
+#[test]
+fn message_passing_ping_pong() {
+    use futures::{SinkExt, StreamExt};
+    let p = pool(2);
+    let (mut a_tx, mut a_rx) = futures::channel::mpsc::channel::<u32>(1);
+    let (mut b_tx, mut b_rx) = futures::channel::mpsc::channel::<u32>(1);
+    let pinger = p.spawn(async move {
+        for i in 0..10_000 {
+            a_tx.send(i).await.unwrap();
+            assert_eq!(b_rx.next().await, Some(i + 1));
+        }
+    });
+    let ponger = p.spawn(async move {
+        while let Some(i) = a_rx.next().await {
+            b_tx.send(i + 1).await.unwrap();
+        }
+    });
+    block_on_bounded(async move {
+        pinger.await.unwrap();
+        ponger.await.unwrap();
+    });
+}
+
+#[test]
+fn schedule_and_yield_now() {
+    let p = pool(2);
+    let inner = p.clone();
+    let h = p.spawn(async move {
+        inner.schedule().await;
+        let on_worker = std::thread::current()
+            .name()
+            .unwrap()
+            .starts_with("coro-pool-");
+        inner.yield_now().await;
+        on_worker
+    });
+    assert!(block_on_bounded(h).unwrap());
+    // Awaited outside the pool, schedule() is woken by a worker and completes.
+    let outside = p.clone();
+    block_on_bounded(async move { outside.schedule().await });
+    // After shutdown it completes at once.
+    p.shutdown();
+    block_on_bounded(async move { p.schedule().await });
+}
+
+#[test]
+fn yield_now_lets_other_tasks_run_on_a_single_worker() {
+    let p = pool(1);
+    let flag = Arc::new(AtomicUsize::new(0));
+    let (f1, f2) = (flag.clone(), flag.clone());
+    let y = p.clone();
+    let spinner = p.spawn(async move {
+        // Without a fair yield this would spin forever on one worker.
+        let mut rounds = 0u64;
+        while f1.load(Ordering::SeqCst) == 0 {
+            y.yield_now().await;
+            rounds += 1;
+            assert!(rounds < 10_000_000, "other task never ran");
+        }
+    });
+    let setter = p.spawn(async move {
+        f2.store(1, Ordering::SeqCst);
+    });
+    block_on_bounded(async move {
+        setter.await.unwrap();
+        spinner.await.unwrap();
+    });
+}
+
+#[test]
+fn spawn_blocking_does_not_starve_pool_tasks() {
+    // One worker; four pool tasks each wait on a blocking job, and the four
+    // jobs can only finish together. This completes only if the blocking work
+    // runs elsewhere (on >= 4 blocking threads) while the worker stays free.
+    let p = pool(1);
+    let barrier = Arc::new(Barrier::new(4));
+    let hs: Vec<_> = (0..4)
+        .map(|i| {
+            let b = barrier.clone();
+            p.spawn(async move {
+                spawn_blocking(move || {
+                    b.wait();
+                    i
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    // While those block, ordinary pool tasks keep running.
+    for k in 0..100 {
+        assert_eq!(block_on_bounded(p.spawn(async move { k })).unwrap(), k);
+    }
+    let total: i32 = block_on_bounded(async move {
+        let mut t = 0;
+        for h in hs {
+            t += h.await.unwrap();
+        }
+        t
+    });
+    assert_eq!(total, 6);
+}
+
+#[test]
+fn spawn_blocking_reports_panics() {
+    let err = block_on_bounded(spawn_blocking(|| -> u8 { panic!("blocking") })).unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(block_on_bounded(spawn_blocking(|| 9)).unwrap(), 9);
+}
+
+#[test]
+fn pools_do_not_mix_their_workers() {
+    // A task on pool A spawning on pool B goes to B's global queue and runs on B.
+    let a = pool(1);
+    let b = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 1,
+        thread_name: "other".to_owned(),
+        ..Default::default()
+    });
+    let b2 = b.clone();
+    let name = block_on_bounded(a.spawn(async move {
+        b2.spawn(async { std::thread::current().name().unwrap().to_owned() })
+            .await
+            .unwrap()
+    }))
+    .unwrap();
+    assert_eq!(name, "other-0");
+}
