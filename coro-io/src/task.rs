@@ -142,7 +142,7 @@ where
 /// let handle = pool.spawn(async { 6 * 7 });
 /// assert_eq!(futures::executor::block_on(handle).unwrap(), 42);
 /// ```
-#[must_use = "dropping a JoinHandle detaches the task; use `let _ = ...` to make that explicit"]
+#[must_use = "dropping a JoinHandle detaches the task; call `.detach()` to make that explicit"]
 pub struct JoinHandle<T> {
     /// `None` once aborted. The mutex is only taken by `abort(&self)`;
     /// `poll` reaches the task through `get_mut`.
@@ -180,6 +180,23 @@ impl<T> JoinHandle<T> {
         // Dropping an async-task `Task` cancels it: the executor drops the
         // future the next time it would run it.
         drop(task);
+    }
+
+    /// Let the task run on without waiting for it; its output is dropped.
+    /// The same as dropping the handle, said explicitly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// pool.spawn(async move { tx.send(1).unwrap() }).detach();
+    /// assert_eq!(rx.recv().unwrap(), 1);
+    /// ```
+    pub fn detach(self) {
+        drop(self);
     }
 
     /// Whether the task has finished: completed, panicked, been cancelled, or

@@ -449,7 +449,7 @@ impl ThreadPool {
     /// let done = Arc::new(AtomicUsize::new(0));
     /// for _ in 0..100 {
     ///     let done = done.clone();
-    ///     let _ = pool.spawn(async move { done.fetch_add(1, Ordering::Relaxed); });
+    ///     pool.spawn(async move { done.fetch_add(1, Ordering::Relaxed); }).detach();
     /// }
     /// pool.shutdown();
     /// assert_eq!(done.load(Ordering::Relaxed), 100);

@@ -254,9 +254,10 @@ fn last_handle_dropped_outside_joins_after_draining() {
     let done = Arc::new(AtomicUsize::new(0));
     for _ in 0..1_000 {
         let d = done.clone();
-        let _ = p.spawn(async move {
+        p.spawn(async move {
             d.fetch_add(1, Ordering::SeqCst);
-        });
+        })
+        .detach();
     }
     bounded(move || drop(p));
     assert_eq!(done.load(Ordering::SeqCst), 1_000);
@@ -315,11 +316,12 @@ fn drop_of_last_handle_on_a_worker_detaches_instead_of_deadlocking() {
     });
     let (done_tx, done_rx) = mpsc::channel();
     let own = p.clone();
-    let _ = p.spawn(async move {
+    p.spawn(async move {
         // Races with the outside drop: whichever handle goes last shuts down.
         drop(own);
         done_tx.send(()).unwrap();
-    });
+    })
+    .detach();
     drop(p);
     // Either ordering must finish: the task completes and both workers stop.
     done_rx
@@ -347,12 +349,13 @@ fn drop_on_worker_when_it_really_is_the_last_handle() {
     let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
     let (done_tx, done_rx) = mpsc::channel();
     let own = p.clone();
-    let _ = p.spawn(async move {
+    p.spawn(async move {
         go_rx.await.unwrap();
         // By now the outside handle has been dropped: this is the last one.
         drop(own);
         done_tx.send(()).unwrap();
-    });
+    })
+    .detach();
     // Dropping the outside handle does not shut down: the task holds a clone.
     drop(p);
     go_tx.send(()).unwrap();
