@@ -1,0 +1,298 @@
+//! loom models of the hand-off paths (PITFALLS #1-#3). Run with
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p coro-sync --features loom --test loom --release`.
+//!
+//! Under loom a lock waiter turns "starved" after one lost race, so the mutex
+//! and semaphore models also cover the direct hand-off and priority paths.
+#![cfg(loom)]
+#![allow(missing_docs)]
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use coro_sync::{Event, Latch, Mutex, RingBuffer, Semaphore, SharedMutex};
+use futures::task::noop_waker;
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use std::sync::Arc;
+
+/// Polls `fut` once with a no-op waker and drops it: a waiter that registers
+/// (and may be notified) and then goes away.
+fn poll_once_then_drop<F: Future>(fut: F) -> bool {
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let fut = pin!(fut);
+    matches!(fut.poll(&mut cx), Poll::Ready(_))
+}
+
+#[test]
+fn mutex_mutual_exclusion_and_handoff() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(0usize));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let ths: Vec<_> = (0..2)
+            .map(|_| {
+                let (m, inside) = (m.clone(), inside.clone());
+                thread::spawn(move || {
+                    block_on(async {
+                        let mut g = m.lock().await;
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                        *g += 1;
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+            })
+            .collect();
+        block_on(async {
+            let mut g = m.lock().await;
+            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+            *g += 1;
+            inside.fetch_sub(1, Ordering::SeqCst);
+        });
+        for t in ths {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.try_lock().expect("unlocked at the end"), 3);
+    });
+}
+
+#[test]
+fn mutex_waiter_dropped_while_notified() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(()));
+        let g = m.try_lock_arc().unwrap();
+        let m1 = m.clone();
+        let dropper = thread::spawn(move || {
+            poll_once_then_drop(m1.lock());
+        });
+        let m2 = m.clone();
+        let waiter = thread::spawn(move || {
+            block_on(async {
+                drop(m2.lock().await);
+            })
+        });
+        drop(g);
+        dropper.join().unwrap();
+        waiter.join().unwrap();
+        assert!(m.try_lock().is_some());
+    });
+}
+
+/// A starved waiter that was handed the lock and is then cancelled must pass
+/// the lock on (here: release it), not keep it reserved forever.
+#[test]
+fn mutex_starved_waiter_cancelled_after_handoff() {
+    loom::model(|| {
+        let m = Arc::new(Mutex::new(()));
+        let cancel = Arc::new(Event::new(false));
+        let g = m.try_lock_arc().unwrap();
+        let (m1, c1) = (m.clone(), cancel.clone());
+        let t = thread::spawn(move || {
+            block_on(async {
+                // Cancellation is polled first: when both are ready the lock
+                // future is dropped with the hand-off pending.
+                let c = pin!(c1.wait());
+                let l = pin!(m1.lock());
+                match futures::future::select(c, l).await {
+                    futures::future::Either::Left(_) => false,
+                    futures::future::Either::Right(_) => true,
+                }
+            })
+        });
+        drop(g);
+        // Barge in once (allowed while nobody is starved), making the waiter starve.
+        drop(m.try_lock());
+        cancel.set();
+        t.join().unwrap();
+        assert!(
+            m.try_lock().is_some(),
+            "lock left reserved for a dropped waiter"
+        );
+    });
+}
+
+#[test]
+fn semaphore_drop_while_notified_loses_no_permit() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let s1 = s.clone();
+        let dropper = thread::spawn(move || {
+            poll_once_then_drop(s1.acquire());
+        });
+        let s2 = s.clone();
+        let waiter = thread::spawn(move || {
+            block_on(async {
+                s2.acquire().await.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        dropper.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
+/// A waiter holding the priority slot that is cancelled must give the slot
+/// back, or every later acquire fails.
+#[test]
+fn semaphore_priority_waiter_cancelled() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let cancel = Arc::new(Event::new(false));
+        let (s1, c1) = (s.clone(), cancel.clone());
+        let t = thread::spawn(move || {
+            block_on(async {
+                let c = pin!(c1.wait());
+                let a = pin!(s1.acquire());
+                match futures::future::select(c, a).await {
+                    futures::future::Either::Left(_) => false,
+                    futures::future::Either::Right((p, _)) => {
+                        p.unwrap().forget();
+                        true
+                    }
+                }
+            })
+        });
+        s.add_permits(1);
+        // Barge once, so the woken waiter loses and takes the priority slot.
+        drop(s.try_acquire());
+        cancel.set();
+        let took = t.join().unwrap();
+        assert_eq!(s.available_permits(), if took { 0 } else { 1 });
+        if !took {
+            assert!(s.try_acquire().is_ok(), "priority slot left behind");
+        }
+    });
+}
+
+#[test]
+fn semaphore_many_and_close() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(1));
+        let s1 = s.clone();
+        let big = thread::spawn(move || {
+            block_on(async { s1.acquire_many(2).await.map(|p| p.permits()) })
+        });
+        let p = s.try_acquire();
+        drop(p);
+        s.add_permits(1);
+        // Either the two permits were taken together, or not at all.
+        let got = big.join().unwrap();
+        assert_eq!(got, Ok(2));
+        assert_eq!(s.available_permits(), 2);
+        s.close();
+        assert!(block_on(s.acquire()).is_err());
+    });
+}
+
+#[test]
+fn event_set_reset_wait() {
+    loom::model(|| {
+        let e = Arc::new(Event::new(false));
+        let e1 = e.clone();
+        let waiter = thread::spawn(move || block_on(e1.wait()));
+        let e2 = e.clone();
+        let toggler = thread::spawn(move || {
+            e2.reset();
+            e2.set();
+        });
+        e.set();
+        toggler.join().unwrap();
+        waiter.join().unwrap();
+        assert!(e.is_set());
+    });
+}
+
+#[test]
+fn latch_count_down_wakes() {
+    loom::model(|| {
+        let l = Arc::new(Latch::new(2));
+        let l1 = l.clone();
+        let waiter = thread::spawn(move || block_on(l1.wait()));
+        let l2 = l.clone();
+        let t = thread::spawn(move || l2.count_down(1));
+        l.count_down(1);
+        t.join().unwrap();
+        waiter.join().unwrap();
+        assert!(l.is_ready());
+    });
+}
+
+#[test]
+fn ring_buffer_push_pop_close() {
+    loom::model(|| {
+        let rb = Arc::new(RingBuffer::<usize, 1>::new());
+        let rb1 = rb.clone();
+        let producer = thread::spawn(move || {
+            block_on(async {
+                let mut sent = 0;
+                for i in 0..2 {
+                    if rb1.push(i).await.is_ok() {
+                        sent += 1;
+                    }
+                }
+                sent
+            })
+        });
+        let rb2 = rb.clone();
+        let consumer = thread::spawn(move || {
+            block_on(async {
+                let mut got = Vec::new();
+                while let Ok(v) = rb2.pop().await {
+                    got.push(v);
+                }
+                got
+            })
+        });
+        let sent = producer.join().unwrap();
+        rb.close();
+        let got = consumer.join().unwrap();
+        assert_eq!(sent, 2);
+        assert_eq!(got, [0, 1]);
+    });
+}
+
+#[test]
+fn ring_buffer_close_races_push() {
+    loom::model(|| {
+        let rb = Arc::new(RingBuffer::<usize, 1>::new());
+        let rb1 = rb.clone();
+        let producer = thread::spawn(move || {
+            block_on(async {
+                let mut sent = 0;
+                for i in 0..2 {
+                    match rb1.push(i).await {
+                        Ok(()) => sent += 1,
+                        Err(e) => assert_eq!(e.into_inner(), i),
+                    }
+                }
+                sent
+            })
+        });
+        rb.close();
+        let sent = producer.join().unwrap();
+        let mut drained = 0;
+        while rb.try_pop().is_ok() {
+            drained += 1;
+        }
+        assert_eq!(sent, drained);
+    });
+}
+
+#[test]
+fn shared_mutex_reader_writer() {
+    loom::model(|| {
+        let m = Arc::new(SharedMutex::new(0usize));
+        let m1 = m.clone();
+        let writer = thread::spawn(move || {
+            block_on(async {
+                *m1.write().await += 1;
+            })
+        });
+        let seen = block_on(async { *m.read().await });
+        assert!(seen <= 1);
+        writer.join().unwrap();
+        assert_eq!(*m.try_read().unwrap(), 1);
+    });
+}
