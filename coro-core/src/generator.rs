@@ -1,30 +1,77 @@
 //! `Generator<T>` (an `Iterator`) and `AsyncGenerator<T>` (a `Stream`), both
 //! written as an `async` body that hands values out through a [`Yielder`].
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::iter::FusedIterator;
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
 
 type Body = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// The one-value mailbox between a body and its consumer.
-struct Slot<T>(Mutex<Option<T>>);
+/// A generator's one-value mailbox: an `Option<T>`, type-erased.
+type Slot = Box<dyn Any + Send>;
 
-impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, Option<T>> {
-        // No user code runs while the lock is held.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+/// Hands values from a body to its consumer without locks: while a generator
+/// polls its body, its slot sits on top of this per-thread stack, where
+/// `yield_` (running inside that poll, on this thread) finds it. Nested
+/// generators push above it.
+struct Active {
+    id: u64,
+    slot: Slot,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Vec<Active>> = const { RefCell::new(Vec::new()) };
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Polls `body` with the generator's slot as the current one, then takes the
+/// slot back (also when the body panics) and returns what was yielded.
+fn poll_body<T: 'static>(
+    id: u64,
+    slot: &mut Option<Slot>,
+    body: &mut Body,
+    cx: &mut Context<'_>,
+) -> (Poll<()>, Option<T>) {
+    struct Restore<'a> {
+        slot: &'a mut Option<Slot>,
     }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let mine = ACTIVE.with(|a| a.borrow_mut().pop());
+            *self.slot = mine.map(|a| a.slot);
+        }
+    }
+    let mine = slot.take().expect("generator slot present between polls");
+    ACTIVE.with(|a| a.borrow_mut().push(Active { id, slot: mine }));
+    let restore = Restore { slot };
+    let poll = body.as_mut().poll(cx);
+    drop(restore);
+    let value = slot
+        .as_mut()
+        .and_then(|s| s.downcast_mut::<Option<T>>())
+        .expect("a body leaves the slot stack as it found it")
+        .take();
+    (poll, value)
+}
+
+fn new_slot<T: Send + 'static>() -> (u64, Option<Slot>) {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    (id, Some(Box::new(None::<T>)))
 }
 
 /// The handle a generator body uses to hand out values; see [`Generator`].
 pub struct Yielder<T> {
-    slot: Arc<Slot<T>>,
+    id: u64,
+    _values: PhantomData<fn(T)>,
 }
 
 impl<T> Yielder<T> {
@@ -44,13 +91,14 @@ impl<T> Yielder<T> {
     ///
     /// # Panics
     /// The returned future panics if another `yield_` of the same generator
-    /// is pending at the same time (for example two yields joined together).
+    /// is pending at the same time (for example two yields joined together),
+    /// or if it is polled anywhere but inside its own generator's body.
     ///
     /// # Cancel safety
     /// Dropping the future before its first poll drops `value` unseen.
     pub fn yield_(&self, value: T) -> Yield<'_, T> {
         Yield {
-            slot: &self.slot,
+            yielder: self,
             value: Some(value),
         }
     }
@@ -65,33 +113,49 @@ impl<T> fmt::Debug for Yielder<T> {
 /// The future returned by [`Yielder::yield_`].
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Yield<'a, T> {
-    slot: &'a Slot<T>,
+    yielder: &'a Yielder<T>,
     value: Option<T>,
 }
 
 // The value is moved, never pinned.
 impl<T> Unpin for Yield<'_, T> {}
 
-impl<T> Future for Yield<'_, T> {
+impl<T: 'static> Future for Yield<'_, T> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        match this.value.take() {
-            Some(value) => {
-                let mut slot = this.slot.lock();
-                assert!(
-                    slot.is_none(),
-                    "two `Yielder::yield_` futures of one generator were pending at once; \
-                     await each `yield_` before starting the next"
+        let Some(value) = this.value.take() else {
+            return Poll::Ready(());
+        };
+        let id = this.yielder.id;
+        ACTIVE.with(|active| {
+            let mut active = active.borrow_mut();
+            let slot = match active.last_mut() {
+                Some(top) if top.id == id => top.slot.downcast_mut::<Option<T>>(),
+                _ => None,
+            };
+            let Some(slot) = slot else {
+                drop(active);
+                panic!(
+                    "`Yielder::yield_` polled outside its own generator's body; a Yielder \
+                     only works inside the body it was given to"
                 );
+            };
+            let busy = slot.is_some();
+            if !busy {
                 *slot = Some(value);
-                // The consumer takes the value and polls the body again when
-                // it wants the next one: no waker needed.
-                Poll::Pending
             }
-            None => Poll::Ready(()),
-        }
+            drop(active);
+            assert!(
+                !busy,
+                "two `Yielder::yield_` futures of one generator were pending at once; \
+                 await each `yield_` before starting the next"
+            );
+        });
+        // The consumer takes the value and polls the body again when it wants
+        // the next one: no waker needed.
+        Poll::Pending
     }
 }
 
@@ -132,7 +196,9 @@ impl<T> fmt::Debug for Yield<'_, T> {
 /// finished.
 pub struct Generator<T> {
     body: Option<Body>,
-    slot: Arc<Slot<T>>,
+    id: u64,
+    slot: Option<Slot>,
+    _values: PhantomData<fn() -> T>,
 }
 
 impl<T: Send + 'static> Generator<T> {
@@ -153,24 +219,30 @@ impl<T: Send + 'static> Generator<T> {
         B: FnOnce(Yielder<T>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let slot = Arc::new(Slot(Mutex::new(None)));
-        let body = body(Yielder { slot: slot.clone() });
+        let (id, slot) = new_slot::<T>();
+        let body = body(Yielder {
+            id,
+            _values: PhantomData,
+        });
         Generator {
             body: Some(Box::pin(body)),
+            id,
             slot,
+            _values: PhantomData,
         }
     }
 }
 
-impl<T> Iterator for Generator<T> {
+impl<T: 'static> Iterator for Generator<T> {
     type Item = T;
 
     fn next(&mut self) -> Option<T> {
         // Taken out while it runs: a panicking body leaves the generator finished.
         let mut body = self.body.take()?;
-        match body.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(()) => None,
-            Poll::Pending => match self.slot.lock().take() {
+        let mut cx = Context::from_waker(Waker::noop());
+        match poll_body::<T>(self.id, &mut self.slot, &mut body, &mut cx) {
+            (Poll::Ready(()), _) => None,
+            (Poll::Pending, value) => match value {
                 Some(value) => {
                     self.body = Some(body);
                     Some(value)
@@ -185,7 +257,7 @@ impl<T> Iterator for Generator<T> {
     }
 }
 
-impl<T> FusedIterator for Generator<T> {}
+impl<T: 'static> FusedIterator for Generator<T> {}
 
 impl<T> fmt::Debug for Generator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -231,7 +303,9 @@ impl<T> fmt::Debug for Generator<T> {
 /// A panic of the body propagates out of `poll_next`; the stream is then finished.
 pub struct AsyncGenerator<T> {
     body: Option<Body>,
-    slot: Arc<Slot<T>>,
+    id: u64,
+    slot: Option<Slot>,
+    _values: PhantomData<fn() -> T>,
 }
 
 impl<T: Send + 'static> AsyncGenerator<T> {
@@ -248,16 +322,21 @@ impl<T: Send + 'static> AsyncGenerator<T> {
         B: FnOnce(Yielder<T>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let slot = Arc::new(Slot(Mutex::new(None)));
-        let body = body(Yielder { slot: slot.clone() });
+        let (id, slot) = new_slot::<T>();
+        let body = body(Yielder {
+            id,
+            _values: PhantomData,
+        });
         AsyncGenerator {
             body: Some(Box::pin(body)),
+            id,
             slot,
+            _values: PhantomData,
         }
     }
 }
 
-impl<T> Stream for AsyncGenerator<T> {
+impl<T: 'static> Stream for AsyncGenerator<T> {
     type Item = T;
 
     /// # Cancel safety
@@ -268,11 +347,11 @@ impl<T> Stream for AsyncGenerator<T> {
         let Some(mut body) = this.body.take() else {
             return Poll::Ready(None);
         };
-        match body.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
-            Poll::Pending => {
+        match poll_body::<T>(this.id, &mut this.slot, &mut body, cx) {
+            (Poll::Ready(()), _) => Poll::Ready(None),
+            (Poll::Pending, value) => {
                 this.body = Some(body);
-                match this.slot.lock().take() {
+                match value {
                     Some(value) => Poll::Ready(Some(value)),
                     None => Poll::Pending,
                 }

@@ -204,3 +204,59 @@ fn generator_inside_sync_wait_like_libcoro_example() {
     });
     assert_eq!(printed, (0..=100).collect::<Vec<_>>());
 }
+
+#[test]
+fn nested_generators_keep_their_values_apart() {
+    let outer = Generator::new(|y: Yielder<String>| async move {
+        let inner = Generator::new(|z: Yielder<u32>| async move {
+            for i in 0..3 {
+                z.yield_(i).await;
+            }
+        });
+        for v in inner {
+            y.yield_(format!("v{v}")).await;
+            // A fresh generator iterated while the outer one is suspended mid-body.
+            let again: Vec<u32> =
+                Generator::new(|w| async move { w.yield_(v * 10).await }).collect();
+            y.yield_(format!("{again:?}")).await;
+        }
+    });
+    assert_eq!(
+        outer.collect::<Vec<_>>(),
+        ["v0", "[0]", "v1", "[10]", "v2", "[20]"]
+    );
+}
+
+#[test]
+fn yielding_through_another_generators_yielder_panics() {
+    let mut outer = Generator::new(|y: Yielder<u32>| async move {
+        let y = std::sync::Arc::new(y);
+        let y2 = y.clone();
+        // The inner body awaits the OUTER yielder: a misuse.
+        let mut inner = Generator::new(move |_z: Yielder<u32>| async move {
+            y2.yield_(1).await;
+        });
+        let _ = inner.next();
+        y.yield_(2).await;
+    });
+    let err = catch_unwind(AssertUnwindSafe(|| outer.next())).unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("outside its own generator's body"), "{msg}");
+}
+
+#[test]
+fn yield_polled_outside_any_generator_panics() {
+    let g = Generator::new(|y: Yielder<u8>| async move {
+        y.yield_(0).await;
+    });
+    drop(g);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut g = Generator::new(move |y: Yielder<u8>| async move {
+        tx.send(y).unwrap();
+    });
+    assert_eq!(g.next(), None);
+    let y = rx.recv().unwrap();
+    let err = catch_unwind(AssertUnwindSafe(|| sync_wait(y.yield_(5)))).unwrap_err();
+    let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("outside its own generator's body"), "{msg}");
+}
