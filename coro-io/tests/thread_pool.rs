@@ -532,3 +532,50 @@ fn pools_do_not_mix_their_workers() {
     .unwrap();
     assert_eq!(name, "other-0");
 }
+
+/// utime + stime (clock ticks) of this process's threads named `prefix*`.
+fn cpu_ticks_of_threads(prefix: &str) -> (usize, u64) {
+    let mut threads = 0;
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let dir = entry.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Fields after the ")" that closes the name: state is the 1st, utime
+        // the 12th and stime the 13th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        threads += 1;
+    }
+    (threads, ticks)
+}
+
+#[test]
+fn idle_workers_park_instead_of_spinning() {
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        thread_name: "idlechk".to_owned(),
+        ..Default::default()
+    });
+    // Some work first, so the workers have been busy and then went idle.
+    for i in 0..1_000 {
+        block_on_bounded(p.spawn(async move { i })).unwrap();
+    }
+    let (threads, before) = cpu_ticks_of_threads("idlechk");
+    assert_eq!(threads, 2);
+    // A measurement window, not a wait for something to happen: two spinning
+    // workers would burn ~60 ticks (at 100 Hz) in it.
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, after) = cpu_ticks_of_threads("idlechk");
+    assert!(
+        after - before <= 5,
+        "idle workers used {} ticks",
+        after - before
+    );
+    // And they still wake up for new work.
+    assert_eq!(block_on_bounded(p.spawn(async { 1 })).unwrap(), 1);
+}
