@@ -138,6 +138,15 @@ impl<F> Engine<F> {
             *waker = None;
         }
         self.live = 0;
+        self.release_parent();
+    }
+
+    /// Forgets the parent's waker once nothing can wake it any more, so that
+    /// no `parent task -> this future -> waker -> parent task` cycle outlives
+    /// the work (tokio#4724).
+    fn release_parent(&mut self) {
+        let parent = self.shared.lock().parent.take();
+        drop(parent);
     }
 }
 
@@ -217,6 +226,9 @@ impl<F: Future> Engine<F> {
         }
         batch.clear();
         self.batch = batch;
+        if self.live == 0 {
+            self.release_parent();
+        }
         flow
     }
 

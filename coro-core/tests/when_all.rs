@@ -403,3 +403,25 @@ proptest! {
         prop_assert_eq!(out, (0..n).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn parent_waker_is_released_when_done() {
+    // A finished when_all must not keep its parent's waker (which may own the
+    // parent task, which owns the when_all: a leak cycle).
+    let gate = Gate::new();
+    let mut fut = when_all(vec![gate.wait(1)]);
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(Arc::strong_count(&parent), 2, "registered while pending");
+    gate.open();
+    assert!(poll_once(&mut fut, &parent).is_ready());
+    assert_eq!(Arc::strong_count(&parent), 1, "released on completion");
+
+    let gates: Vec<Gate> = (0..3).map(|_| Gate::new()).collect();
+    let mut any = coro_core::when_any(gates.iter().map(|g| g.wait(())));
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut any, &parent).is_pending());
+    gates[1].open();
+    assert!(poll_once(&mut any, &parent).is_ready());
+    assert_eq!(Arc::strong_count(&parent), 1, "when_any releases it too");
+}
