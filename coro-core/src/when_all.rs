@@ -238,7 +238,9 @@ impl<F: Future> Engine<F> {
             ChildProj::Running { fut } => fut,
             ChildProj::Gone => return None, // a stale wake
         };
-        self.shared.queued[i].store(false, Ordering::Release);
+        // An RMW, not a store: it acquires from a waker's `swap(true)` that
+        // found the flag already set, so this poll sees what that waker saw.
+        self.shared.queued[i].swap(false, Ordering::AcqRel);
         let poll = match &self.wakers[i] {
             Some(waker) => fut.poll(&mut Context::from_waker(waker)),
             None => {

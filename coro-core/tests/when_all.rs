@@ -425,3 +425,34 @@ fn parent_waker_is_released_when_done() {
     assert!(poll_once(&mut any, &parent).is_ready());
     assert_eq!(Arc::strong_count(&parent), 1, "when_any releases it too");
 }
+
+#[test]
+fn concurrent_wakers_on_many_threads_stress() {
+    // PITFALLS #3: wakers racing each other and the parent's drain of the ready list.
+    for round in 0..100 {
+        let gates: Vec<Gate> = (0..64).map(|_| Gate::new()).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let mine: Vec<Gate> = gates.iter().skip(t).step_by(4).cloned().collect();
+                std::thread::spawn(move || {
+                    for g in &mine {
+                        while !g.has_waiter() {
+                            std::thread::yield_now();
+                        }
+                    }
+                    for g in mine.iter().rev() {
+                        g.wake_spuriously();
+                        g.open();
+                    }
+                })
+            })
+            .collect();
+        let out = sync_wait(when_all(
+            gates.iter().enumerate().map(|(i, g)| g.wait(i + round)),
+        ));
+        assert_eq!(out, (round..round + 64).collect::<Vec<_>>());
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}
