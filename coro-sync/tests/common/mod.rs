@@ -69,3 +69,36 @@ impl<F: Future> Probe<F> {
 
 pub fn assert_send_sync<T: Send + Sync>() {}
 pub fn assert_send<T: Send>() {}
+
+/// Executor-agnostic cooperative yield: pending once, waking itself.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// A tiny deterministic PRNG (xorshift) for seeded loops.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
