@@ -280,8 +280,10 @@ impl ThreadPool {
 
     /// Run `fut` on the pool and return a handle to its output.
     ///
-    /// From a worker of this pool the task goes to that worker's local queue
-    /// (other workers may steal it); from anywhere else, to the global queue.
+    /// From a worker of this pool the task takes that worker's LIFO slot and
+    /// runs next there (a task already in the slot moves to the local queue,
+    /// where idle workers may steal it); from anywhere else it goes to the
+    /// global queue.
     ///
     /// After [`shutdown`](ThreadPool::shutdown) the spawn is refused: `fut` is
     /// dropped and the handle resolves to a [`JoinError`](crate::task::JoinError)
@@ -530,15 +532,12 @@ impl Shared {
         self.with_local(|l| l.is_some())
     }
 
-    /// A newly spawned task: back of the local queue (or the global one).
+    /// A newly spawned task. From a worker it takes the LIFO slot, like a
+    /// woken task: the common "spawn, then await it" runs the child next on
+    /// this worker without waking another thread; a second spawn pushes the
+    /// first child to the stealable queue and wakes a helper if one is idle.
     fn push_new(&self, r: Runnable) {
-        self.with_local(|local| match local {
-            Some(l) => {
-                l.queue.push(r);
-                self.notify();
-            }
-            None => self.inject(r),
-        });
+        self.schedule(r, false);
     }
 
     /// The schedule function of every pool task (a wake-up).
