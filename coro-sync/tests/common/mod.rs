@@ -25,6 +25,7 @@ pub struct Probe<F> {
     pub fut: Pin<Box<F>>,
     count: Arc<CountWaker>,
     waker: Waker,
+    seen: usize,
 }
 
 impl<F: Future> Probe<F> {
@@ -35,10 +36,17 @@ impl<F: Future> Probe<F> {
             fut: Box::pin(fut),
             count,
             waker,
+            seen: 0,
         }
     }
 
+    /// Woken since the last poll (or never polled).
+    pub fn needs_poll(&self) -> bool {
+        self.seen == 0 || self.wakes() >= self.seen
+    }
+
     pub fn poll(&mut self) -> Poll<F::Output> {
+        self.seen = self.wakes() + 1;
         let mut cx = Context::from_waker(&self.waker);
         self.fut.as_mut().poll(&mut cx)
     }
