@@ -870,12 +870,24 @@ impl Future for Schedule {
             // the task behind the others (a self-wake goes to the local queue).
             waker.wake();
         } else {
-            // Deliver the wake-up from a worker thread.
-            let (r, h) = task_with(async move { waker.wake() }, |r: Runnable| drop(r));
-            drop(h);
+            // Deliver the wake-up from a worker thread. If the pool terminates
+            // before running it, dropping the task still wakes us (and the
+            // next poll sees `terminated`), so this never hangs.
+            let wake = WakeOnDrop(waker);
+            let (r, h) = task_with(async move { drop(wake) }, |r: Runnable| drop(r));
+            h.detach();
             self.shared.inject(r);
         }
         Poll::Pending
+    }
+}
+
+/// Wakes its waker when dropped (run or cancelled alike).
+struct WakeOnDrop(std::task::Waker);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        self.0.wake_by_ref();
     }
 }
 
