@@ -579,3 +579,58 @@ fn idle_workers_park_instead_of_spinning() {
     // And they still wake up for new work.
     assert_eq!(block_on_bounded(p.spawn(async { 1 })).unwrap(), 1);
 }
+
+#[test]
+fn spawns_from_many_outside_threads_while_workers_park() {
+    let p = pool(2);
+    let total = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let p = p.clone();
+            let total = total.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_000usize {
+                    let t = total.clone();
+                    let h = p.spawn(async move {
+                        t.fetch_add(1, Ordering::Relaxed);
+                        i
+                    });
+                    assert_eq!(futures::executor::block_on(h).unwrap(), i);
+                }
+            })
+        })
+        .collect();
+    bounded(move || {
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+    assert_eq!(total.load(Ordering::Relaxed), 8_000);
+}
+
+#[test]
+fn work_spawned_on_one_worker_is_stolen_by_the_idle_one() {
+    // Two children that can only finish while running at the same time: the
+    // second worker must pick one up from the first worker's queue.
+    let p = pool(2);
+    let inner = p.clone();
+    let h = p.spawn(async move {
+        let barrier = Arc::new(Barrier::new(2));
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let b = barrier.clone();
+                inner.spawn(async move {
+                    b.wait();
+                    std::thread::current().id()
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for h in hs {
+            ids.push(h.await.unwrap());
+        }
+        ids
+    });
+    let ids = block_on_bounded(h).unwrap();
+    assert_ne!(ids[0], ids[1]);
+}
