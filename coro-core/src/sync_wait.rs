@@ -29,21 +29,28 @@ impl Wake for Parker {
     }
 }
 
+/// Everything `sync_wait` keeps per thread, behind one thread-local access.
+struct Local {
+    /// This thread is inside `sync_wait` (nested use is refused).
+    entered: Cell<bool>,
+    parker: Arc<Parker>,
+    waker: Waker,
+}
+
 thread_local! {
-    static PARKER: (Arc<Parker>, Waker) = {
+    static LOCAL: Local = {
         let parker = Arc::new(Parker { thread: thread::current(), notified: AtomicBool::new(false) });
         let waker = Waker::from(parker.clone());
-        (parker, waker)
+        Local { entered: Cell::new(false), parker, waker }
     };
-    static IN_SYNC_WAIT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Clears the "inside sync_wait" mark of this thread, also when the future panics.
-struct Entered;
+struct Entered<'a>(&'a Cell<bool>);
 
-impl Drop for Entered {
+impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        IN_SYNC_WAIT.with(|c| c.set(false));
+        self.0.set(false);
     }
 }
 
@@ -72,19 +79,21 @@ impl Drop for Entered {
 /// - if `fut` panics (the panic propagates unchanged).
 #[doc(alias = "block_on")]
 pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
-    if IN_SYNC_WAIT.with(|c| c.replace(true)) {
-        panic!(
-            "coro::sync_wait called from inside a future that this thread is already driving \
-             with sync_wait; blocking here would deadlock the outer future. Use `.await` instead"
-        );
-    }
-    let _entered = Entered;
     let mut fut = pin!(fut.into_future());
-    PARKER.with(|(parker, waker)| {
+    LOCAL.with(|local| {
+        if local.entered.replace(true) {
+            panic!(
+                "coro::sync_wait called from inside a future that this thread is already \
+                 driving with sync_wait; blocking here would deadlock the outer future. \
+                 Use `.await` instead"
+            );
+        }
+        let _entered = Entered(&local.entered);
+        let parker = &local.parker;
         // A stale wake from a waker that an earlier future left behind only
         // costs one extra poll.
         parker.notified.store(false, Ordering::Relaxed);
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(&local.waker);
         loop {
             if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                 return out;
