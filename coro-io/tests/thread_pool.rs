@@ -634,3 +634,23 @@ fn work_spawned_on_one_worker_is_stolen_by_the_idle_one() {
     let ids = block_on_bounded(h).unwrap();
     assert_ne!(ids[0], ids[1]);
 }
+
+/// Each task spawns the next and awaits it: completions unwind 100,000 levels
+/// through wake-ups, never through the stack.
+fn nested(p: ThreadPool, depth: usize) -> impl Future<Output = usize> + Send + 'static {
+    let inner = p.clone();
+    let h = p.spawn(async move {
+        if depth == 0 {
+            0
+        } else {
+            nested(inner, depth - 1).await + 1
+        }
+    });
+    async move { h.await.unwrap() }
+}
+
+#[test]
+fn deeply_nested_joins_do_not_overflow_the_stack() {
+    let p = pool(2);
+    assert_eq!(block_on_bounded(nested(p, 100_000)), 100_000);
+}
