@@ -248,4 +248,33 @@ mod tests {
         assert!(max_seen.load(Ordering::SeqCst) <= 2);
         assert!(pool.threads() <= 2);
     }
+
+    #[test]
+    fn aborted_before_start_never_runs() {
+        let pool = BlockingPool::new(1, Duration::from_secs(30), "t-blocking");
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        // Occupy the only thread.
+        let first = pool.spawn(move || {
+            started_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        started_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let second = pool.spawn(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        second.abort();
+        release_tx.send(()).unwrap();
+        futures::executor::block_on(first).unwrap();
+        assert!(
+            futures::executor::block_on(second)
+                .unwrap_err()
+                .is_cancelled()
+        );
+        // A later job runs after the aborted one was skipped.
+        futures::executor::block_on(pool.spawn(|| ())).unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+    }
 }
