@@ -206,6 +206,21 @@ impl Semaphore {
             self.state.fetch_sub(k << SHIFT, Ordering::SeqCst);
             panic!("too many permits for a Semaphore");
         }
+        self.wake_after_release(prev, k);
+    }
+
+    /// Returns permits that came out of this semaphore (cannot overflow:
+    /// `add_permits` keeps available + held within `MAX_PERMITS`).
+    #[inline]
+    fn release(&self, k: usize) {
+        if k != 0 {
+            let prev = self.state.fetch_add(k << SHIFT, Ordering::SeqCst);
+            self.wake_after_release(prev, k);
+        }
+    }
+
+    #[inline]
+    fn wake_after_release(&self, prev: usize, k: usize) {
         if prev & PRIORITY != 0 {
             self.priority_ops.notify(1);
         } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
@@ -308,6 +323,7 @@ pub struct Acquire<'a> {
 
 impl<'a> Acquire<'a> {
     /// Leaves the waiting state (registered counts, priority slot).
+    #[cold]
     fn finish(&mut self) {
         let phase = core::mem::replace(&mut self.phase, Phase::Done);
         match phase {
@@ -375,8 +391,17 @@ impl<'a> Future for Acquire<'a> {
         loop {
             match &mut this.phase {
                 Phase::Start => {
-                    if let Some(out) = this.done(sem.take(k, false)) {
-                        return Poll::Ready(out);
+                    // Fast path: no waiting state to unwind.
+                    match sem.take(k, false) {
+                        Ok(()) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Ok(SemaphorePermit { sem, permits: k }));
+                        }
+                        Err(TryAcquireError::Closed) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Err(Closed(())));
+                        }
+                        Err(TryAcquireError::NoPermits) => {}
                     }
                     let listener = sem.acquire_ops.listen();
                     if k > 1 {
@@ -437,8 +462,11 @@ impl<'a> Future for Acquire<'a> {
 }
 
 impl Drop for Acquire<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.finish();
+        if !matches!(self.phase, Phase::Start | Phase::Done) {
+            self.finish();
+        }
     }
 }
 
@@ -481,8 +509,9 @@ impl SemaphorePermit<'_> {
 }
 
 impl Drop for SemaphorePermit<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.sem.add_permits(self.permits);
+        self.sem.release(self.permits);
     }
 }
 
