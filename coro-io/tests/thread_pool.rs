@@ -654,3 +654,28 @@ fn deeply_nested_joins_do_not_overflow_the_stack() {
     let p = pool(2);
     assert_eq!(block_on_bounded(nested(p, 100_000)), 100_000);
 }
+
+#[test]
+fn shutdown_called_from_a_task_signals_without_self_join() {
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let stopped_tx = Mutex::new(stopped_tx);
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        on_thread_stop: Some(Arc::new(move |i| {
+            let _ = stopped_tx.lock().unwrap().send(i);
+        })),
+        ..Default::default()
+    });
+    let inner = p.clone();
+    let h = p.spawn(async move {
+        inner.shutdown();
+        // New spawns are refused from inside too.
+        inner.spawn(async {}).await.unwrap_err().is_cancelled()
+    });
+    assert!(block_on_bounded(h).unwrap());
+    for _ in 0..2 {
+        stopped_rx.recv_timeout(HANG).expect("worker did not exit");
+    }
+    // Joining from outside afterwards is fine.
+    bounded(move || p.shutdown());
+}
