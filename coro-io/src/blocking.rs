@@ -36,7 +36,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// use coro_io::blocking::spawn_blocking;
 ///
 /// let h = spawn_blocking(|| std::fs::metadata("/").is_ok());
-/// assert!(futures::executor::block_on(h).unwrap());
+/// assert!(coro_core::sync_wait(h).unwrap());
 /// ```
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where

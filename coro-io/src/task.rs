@@ -140,7 +140,7 @@ where
 ///
 /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
 /// let handle = pool.spawn(async { 6 * 7 });
-/// assert_eq!(futures::executor::block_on(handle).unwrap(), 42);
+/// assert_eq!(coro_core::sync_wait(handle).unwrap(), 42);
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call `.detach()` to make that explicit"]
 pub struct JoinHandle<T> {
@@ -172,7 +172,7 @@ impl<T> JoinHandle<T> {
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
     /// let handle = pool.spawn(std::future::pending::<()>());
     /// handle.abort();
-    /// let err = futures::executor::block_on(handle).unwrap_err();
+    /// let err = coro_core::sync_wait(handle).unwrap_err();
     /// assert!(err.is_cancelled());
     /// ```
     pub fn abort(&self) {
@@ -279,7 +279,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
 ///
 /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
-/// let err = futures::executor::block_on(pool.spawn(async { panic!("boom") })).unwrap_err();
+/// let err = coro_core::sync_wait(pool.spawn(async { panic!("boom") })).unwrap_err();
 /// assert!(err.is_panic());
 /// assert_eq!(*err.into_panic().downcast::<&str>().unwrap(), "boom");
 /// ```
@@ -317,7 +317,7 @@ impl JoinError {
     ///
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
     /// pool.shutdown();
-    /// let err = futures::executor::block_on(pool.spawn(async {})).unwrap_err();
+    /// let err = coro_core::sync_wait(pool.spawn(async {})).unwrap_err();
     /// assert!(err.is_cancelled() && !err.is_panic());
     /// ```
     pub fn is_cancelled(&self) -> bool {
@@ -332,7 +332,7 @@ impl JoinError {
     /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
     ///
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
-    /// let err = futures::executor::block_on(pool.spawn(async { panic!("boom") })).unwrap_err();
+    /// let err = coro_core::sync_wait(pool.spawn(async { panic!("boom") })).unwrap_err();
     /// assert!(err.is_panic() && !err.is_cancelled());
     /// ```
     pub fn is_panic(&self) -> bool {
@@ -353,7 +353,7 @@ impl JoinError {
     /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
     ///
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
-    /// let err = futures::executor::block_on(pool.spawn(async { panic!("{}", 7) })).unwrap_err();
+    /// let err = coro_core::sync_wait(pool.spawn(async { panic!("{}", 7) })).unwrap_err();
     /// assert_eq!(*err.into_panic().downcast::<String>().unwrap(), "7");
     /// ```
     #[track_caller]
@@ -376,7 +376,7 @@ impl JoinError {
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
     /// let h = pool.spawn(std::future::pending::<()>());
     /// h.abort();
-    /// let err = futures::executor::block_on(h).unwrap_err();
+    /// let err = coro_core::sync_wait(h).unwrap_err();
     /// assert!(err.try_into_panic().unwrap_err().is_cancelled());
     /// ```
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {

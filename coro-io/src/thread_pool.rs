@@ -17,7 +17,7 @@
 //!
 //! let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 2, ..Default::default() });
 //! let handles: Vec<_> = (0..10u64).map(|i| pool.spawn(async move { i * i })).collect();
-//! let sum: u64 = futures::executor::block_on(async {
+//! let sum: u64 = coro_core::sync_wait(async {
 //!     let mut sum = 0;
 //!     for h in handles {
 //!         sum += h.await.unwrap();
@@ -118,7 +118,7 @@ impl fmt::Debug for ThreadPoolOptions {
 ///     // Spawn from inside the pool, then wait for it.
 ///     inner.spawn(async { "hello" }).await.unwrap()
 /// });
-/// assert_eq!(futures::executor::block_on(h).unwrap(), "hello");
+/// assert_eq!(coro_core::sync_wait(h).unwrap(), "hello");
 /// ```
 #[derive(Clone)]
 pub struct ThreadPool {
@@ -296,7 +296,7 @@ impl ThreadPool {
     ///
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
     /// let h = pool.spawn(async { std::thread::current().name().map(str::to_owned) });
-    /// let name = futures::executor::block_on(h).unwrap();
+    /// let name = coro_core::sync_wait(h).unwrap();
     /// assert_eq!(name.as_deref(), Some("coro-pool-0"));
     /// ```
     pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
@@ -348,7 +348,7 @@ impl ThreadPool {
     ///     p.schedule().await;
     ///     1
     /// });
-    /// assert_eq!(futures::executor::block_on(h).unwrap(), 1);
+    /// assert_eq!(coro_core::sync_wait(h).unwrap(), 1);
     /// ```
     pub fn schedule(&self) -> impl Future<Output = ()> + Send + 'static {
         Schedule {
@@ -376,7 +376,7 @@ impl ThreadPool {
     ///         p.yield_now().await;
     ///     }
     /// });
-    /// futures::executor::block_on(h).unwrap();
+    /// coro_core::sync_wait(h).unwrap();
     /// ```
     pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
         YieldNow { yielded: false }
@@ -406,7 +406,7 @@ impl ThreadPool {
     /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
     ///
     /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
-    /// futures::executor::block_on(pool.spawn(async {})).unwrap();
+    /// coro_core::sync_wait(pool.spawn(async {})).unwrap();
     /// assert_eq!(pool.queue_len(), 0);
     /// ```
     pub fn queue_len(&self) -> usize {
