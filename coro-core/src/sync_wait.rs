@@ -90,9 +90,8 @@ pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
         }
         let _entered = Entered(&local.entered);
         let parker = &local.parker;
-        // A stale wake from a waker that an earlier future left behind only
-        // costs one extra poll.
-        parker.notified.store(false, Ordering::Relaxed);
+        // The flag is not reset here: a stale wake-up from a waker that an
+        // earlier future left behind only costs one extra poll.
         let mut cx = Context::from_waker(&local.waker);
         loop {
             if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
