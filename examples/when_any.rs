@@ -7,38 +7,73 @@
 //! result = -1
 //! ```
 
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coro::Task;
 
-/// A timer for this example: a helper thread sleeps, then wakes the awaiting
-/// task. (The I/O scheduler's `sleep` is the real thing; this keeps the example
-/// about `when_any` alone.)
+/// What a sleep shares with the timer thread: fired yet, and whom to wake.
+type SleepState = Arc<Mutex<(bool, Option<Waker>)>>;
+
+/// A timer for this example: one thread fires every sleep in deadline order,
+/// so the 50 ms sleep always wakes its task before the 100 ms one, however
+/// loaded the machine is. (The I/O scheduler's `sleep` is the real thing; this
+/// keeps the example about `when_any` alone.)
+fn timer() -> &'static Mutex<Sender<(Instant, SleepState)>> {
+    static TIMER: OnceLock<Mutex<Sender<(Instant, SleepState)>>> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<(Instant, SleepState)>();
+        std::thread::spawn(move || {
+            let mut pending: Vec<(Instant, SleepState)> = Vec::new();
+            loop {
+                let next = pending.iter().map(|(at, _)| *at).min();
+                let received = match next {
+                    Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+                    None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                };
+                match received {
+                    Ok(entry) => pending.push(entry),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                pending.sort_by_key(|(at, _)| *at);
+                let now = Instant::now();
+                let due = pending.iter().take_while(|(at, _)| *at <= now).count();
+                for (_, state) in pending.drain(..due) {
+                    let waker = {
+                        let mut s = state.lock().unwrap();
+                        s.0 = true;
+                        s.1.take()
+                    };
+                    if let Some(w) = waker {
+                        w.wake();
+                    }
+                }
+            }
+        });
+        Mutex::new(tx)
+    })
+}
+
 fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
-    let state: Arc<Mutex<(bool, Option<Waker>)>> = Arc::default();
-    let mut started = false;
+    let state: SleepState = Arc::default();
+    let mut registered = false;
     std::future::poll_fn(move |cx| {
         let mut s = state.lock().unwrap();
         if s.0 {
             return Poll::Ready(());
         }
         s.1 = Some(cx.waker().clone());
-        if !started {
-            started = true;
-            let state = state.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(d);
-                let waker = {
-                    let mut s = state.lock().unwrap();
-                    s.0 = true;
-                    s.1.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            });
+        if !registered {
+            registered = true;
+            let deadline = Instant::now() + d;
+            timer()
+                .lock()
+                .unwrap()
+                .send((deadline, state.clone()))
+                .expect("timer thread");
         }
         Poll::Pending
     })
