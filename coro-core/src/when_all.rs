@@ -30,8 +30,9 @@ struct ReadyList {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, ReadyList> {
-        // Nothing runs user code while holding this lock, so poisoning can only
-        // come from an allocation failure; the data is still consistent.
+        // The only foreign code run under this lock is a waker's `clone` /
+        // `will_wake`; if one panics, the list and the waker slot are still
+        // consistent, so a poisoned lock is used as is.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
