@@ -5,8 +5,8 @@
 //! |---|---|
 //! | [`Task`] / [`LocalTask`] | a lazy, type-erased future (`Send` / not `Send`) |
 //! | [`sync_wait`] | block the calling thread until a future completes |
-//! | [`when_all`] / [`when_all!`] / [`try_when_all`] | run futures concurrently, collect every output |
-//! | [`when_any`] / [`when_any!`] | run futures concurrently, keep the first output, drop the rest |
+//! | [`when_all`](fn@when_all) / [`when_all!`] / [`try_when_all`] | run futures concurrently, collect every output |
+//! | [`when_any`](fn@when_any) / [`when_any!`] | run futures concurrently, keep the first output, drop the rest |
 //! | [`Generator`] / [`AsyncGenerator`] | write an `Iterator` / a `Stream` as an `async` body that yields |
 //! | [`StopSource`] / [`StopToken`] | cooperative cancellation, with an awaitable [`StopToken::stopped`] |
 //! | [`yield_now`] | give the executor a chance to run something else |

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 /// returning `T`", for example to put futures of different types in one `Vec`.
 ///
 /// [`sync_wait`]: crate::sync_wait
-/// [`when_all`]: crate::when_all
+/// [`when_all`]: fn@crate::when_all
 ///
 /// # Examples
 /// ```

@@ -13,7 +13,7 @@ use crate::when_all::Engine;
 ///
 /// The first poll starts the children in input order and stops at the first
 /// one that is ready. Afterwards only woken children are polled (O(1) per
-/// wake-up, like [`when_all`](crate::when_all)). For a fixed set of futures of
+/// wake-up, like [`when_all`](fn@crate::when_all)). For a fixed set of futures of
 /// different types with one output type, see [`when_any!`](crate::when_any!).
 ///
 /// # Examples
