@@ -194,6 +194,7 @@ impl<T> fmt::Debug for Yield<'_, T> {
 /// [`next`](Iterator::next) panics if the body awaits a pending future other
 /// than `yield_`, and propagates a panic of the body; the generator is then
 /// finished.
+#[doc(alias = "generator")]
 pub struct Generator<T> {
     body: Option<Body>,
     id: u64,

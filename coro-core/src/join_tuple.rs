@@ -187,6 +187,7 @@ tuple_impls!(Join12 Race12; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K 
 ///
 /// # Cancel safety
 /// Dropping the future drops every child and every output already produced.
+#[doc(alias = "join")]
 #[macro_export]
 macro_rules! when_all {
     ($($fut:expr),+ $(,)?) => {
@@ -214,6 +215,7 @@ macro_rules! when_all {
 ///
 /// # Cancel safety
 /// Dropping the future drops every child.
+#[doc(alias = "select")]
 #[macro_export]
 macro_rules! when_any {
     ($($fut:expr),+ $(,)?) => {

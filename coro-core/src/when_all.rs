@@ -318,6 +318,7 @@ impl<F> fmt::Debug for Engine<F> {
 /// # Cancel safety
 /// Dropping the future drops every child still running; outputs already
 /// produced are dropped too.
+#[doc(alias = "join_all")]
 pub fn when_all<I>(iter: I) -> WhenAll<<I::Item as IntoFuture>::IntoFuture>
 where
     I: IntoIterator,
@@ -402,6 +403,7 @@ impl<F: Future> fmt::Debug for WhenAll<F> {
 ///
 /// # Cancel safety
 /// Dropping the future drops every child still running.
+#[doc(alias = "try_join_all")]
 pub fn try_when_all<I, T, E>(iter: I) -> TryWhenAll<<I::Item as IntoFuture>::IntoFuture, T>
 where
     I: IntoIterator,

@@ -34,6 +34,8 @@ use crate::when_all::Engine;
 /// # Cancel safety
 /// Dropping the future drops every child. When it completes, every loser has
 /// already been dropped exactly once.
+#[doc(alias = "select_all")]
+#[doc(alias = "race")]
 pub fn when_any<I>(iter: I) -> WhenAny<<I::Item as IntoFuture>::IntoFuture>
 where
     I: IntoIterator,
