@@ -155,3 +155,23 @@ fn tuple_form_earlier_child_wins_a_tie() {
     let out = sync_wait(coro_core::when_any!(async { 'a' }, async { 'b' }));
     assert_eq!(out, (0, 'a'));
 }
+
+#[test]
+fn a_child_that_always_wakes_itself_does_not_starve_the_others() {
+    let gate = Gate::new();
+    let opener = gate.clone();
+    let t = std::thread::spawn(move || {
+        while !opener.has_waiter() {
+            std::thread::yield_now();
+        }
+        opener.open();
+    });
+    let busy = Task::new(async {
+        loop {
+            coro_core::yield_now().await;
+        }
+    });
+    let waiting = Task::new(gate.wait(1u8));
+    assert_eq!(sync_wait(when_any(vec![busy, waiting])), (1, 1));
+    t.join().unwrap();
+}
