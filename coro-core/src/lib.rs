@@ -25,6 +25,12 @@
 //!
 //! # Features
 //! None: the crate has no optional parts.
+//!
+//! # Unsafe code
+//! One block: `when_all`/`when_any` keep their children in a single pinned
+//! boxed slice and pin each element in place (`pin_index` in `when_all.rs`,
+//! with its safety argument). Boxing every child instead cost about half the
+//! time of `when_all` over trivial futures. Everything else is safe code.
 #![doc(test(attr(deny(warnings))))]
 #![deny(rustdoc::broken_intra_doc_links)]
 // One audited `unsafe` block: pinning the children of `when_all` in place
