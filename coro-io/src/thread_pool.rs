@@ -36,11 +36,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 
 use async_task::{Runnable, ScheduleInfo, WithInfo};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use slab::Slab;
 
 use crate::task::{JoinHandle, task_with};
 
@@ -163,6 +164,12 @@ struct Shared {
     /// Set by the last worker to exit: anything scheduled after that is dropped
     /// (its task is cancelled) instead of waiting forever in the injector.
     terminated: AtomicBool,
+    /// Wakers of the tasks that have started and not finished, one shard per
+    /// worker (a task registers on its first poll, on that worker's shard).
+    /// At termination they are all woken, so suspended tasks are cancelled
+    /// and their futures dropped instead of leaked: async-task frees a task
+    /// that nothing can wake any more without running its destructor.
+    registry: Box<[Mutex<Slab<Waker>>]>,
     on_thread_start: Option<ThreadCallback>,
     on_thread_stop: Option<ThreadCallback>,
 }
@@ -248,6 +255,7 @@ impl ThreadPool {
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(n),
             terminated: AtomicBool::new(false),
+            registry: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
             on_thread_start: opts.on_thread_start,
             on_thread_stop: opts.on_thread_stop,
         });
@@ -306,8 +314,13 @@ impl ThreadPool {
     {
         let shared = &self.owner.shared;
         let s = shared.clone();
-        let (runnable, handle) = task_with(
+        let tracked = Tracked {
             fut,
+            shared: shared.clone(),
+            slot: None,
+        };
+        let (runnable, handle) = task_with(
+            tracked,
             WithInfo(move |r: Runnable, info: ScheduleInfo| {
                 s.schedule(r, info.woken_while_running)
             }),
@@ -434,8 +447,8 @@ impl ThreadPool {
     /// queued task, then join them.
     ///
     /// Tasks that are suspended (waiting on something else) when the queues run
-    /// dry are not waited for: if they are woken after the workers exited they
-    /// are cancelled (their futures dropped, their handles report
+    /// dry are not waited for: once the last worker has exited they are
+    /// cancelled (their futures dropped, their handles report
     /// `is_cancelled()`). Called from one of the pool's own workers it only
     /// signals and returns, without joining (a worker cannot join itself).
     /// Calling it again does nothing more.
@@ -630,6 +643,33 @@ impl Shared {
     fn terminate(&self) {
         self.terminated.store(true, Ordering::SeqCst);
         self.drain_injector();
+        // Cancel the suspended tasks: woken now, each is scheduled, sees the
+        // pool terminated and is dropped. Collect first: dropping a task
+        // unregisters it, which takes the shard's lock.
+        let mut wakers = Vec::new();
+        for shard in self.registry.iter() {
+            wakers.extend(
+                std::mem::take(&mut *lock(shard))
+                    .into_iter()
+                    .map(|(_, w)| w),
+            );
+        }
+        for w in wakers {
+            w.wake();
+        }
+        self.drain_injector();
+    }
+
+    /// Register a task's waker on the current worker's shard (first poll).
+    fn track(&self, waker: &Waker) -> Option<(usize, usize)> {
+        let shard = self.with_local(|l| l.map(|l| l.index))?;
+        let key = lock(&self.registry[shard]).insert(waker.clone());
+        Some((shard, key))
+    }
+
+    fn untrack(&self, (shard, key): (usize, usize)) {
+        // After termination the shard was emptied: nothing to remove then.
+        lock(&self.registry[shard]).try_remove(key);
     }
 
     /// Whether any queue other than the caller's private slots has work.
@@ -846,6 +886,38 @@ impl WorkerRun<'_> {
             }
         }
         self.searching = true;
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A pool task's future, registered in `Shared::registry` while alive.
+    struct Tracked<F> {
+        #[pin]
+        fut: F,
+        shared: Arc<Shared>,
+        slot: Option<(usize, usize)>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(slot) = this.slot.take() {
+                this.shared.untrack(slot);
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if this.slot.is_none() {
+            *this.slot = this.shared.track(cx.waker());
+        }
+        this.fut.poll(cx)
     }
 }
 

@@ -244,7 +244,9 @@ fn task_woken_after_the_workers_exited_is_cancelled() {
     // Make sure it ran once and is suspended on the channel.
     block_on_bounded(p.spawn(async {})).unwrap();
     p.shutdown();
-    tx.send(()).unwrap(); // wakes a task whose pool is gone
+    // Already cancelled by the shutdown (its receiver is gone); a late
+    // wake-up must not revive it.
+    assert!(tx.send(()).is_err());
     assert!(block_on_bounded(h).unwrap_err().is_cancelled());
 }
 
@@ -678,4 +680,65 @@ fn shutdown_called_from_a_task_signals_without_self_join() {
     }
     // Joining from outside afterwards is fine.
     bounded(move || p.shutdown());
+}
+
+#[test]
+fn detached_task_that_nobody_can_wake_is_freed() {
+    // No waker kept anywhere and no handle: the task is unreachable and must
+    // be freed (dropping its future), not leaked.
+    struct Forgotten(mpsc::Sender<&'static str>);
+    impl Future for Forgotten {
+        type Output = ();
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            let _ = self.0.send("polled");
+            std::task::Poll::Pending
+        }
+    }
+    impl Drop for Forgotten {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+    let p = pool(1);
+    let (tx, rx) = mpsc::channel();
+    p.spawn(Forgotten(tx)).detach();
+    assert_eq!(rx.recv_timeout(HANG).unwrap(), "polled");
+    // async-task alone would free it without running its destructor; the pool
+    // keeps it registered and cancels it at shutdown.
+    bounded(move || p.shutdown());
+    assert_eq!(rx.recv_timeout(HANG).unwrap(), "dropped");
+}
+
+#[test]
+fn shutdown_cancels_suspended_tasks() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let p = pool(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..100)
+        .map(|_| {
+            let f = Flag(drops.clone());
+            p.spawn(async move {
+                let _f = f;
+                std::future::pending::<()>().await;
+            })
+        })
+        .collect();
+    // All started (and so registered) before shutting down.
+    block_on_bounded(p.spawn(async {})).unwrap();
+    let p2 = p.clone();
+    bounded(move || p2.shutdown());
+    assert_eq!(drops.load(Ordering::SeqCst), 100);
+    block_on_bounded(async move {
+        for h in hs {
+            assert!(h.await.unwrap_err().is_cancelled());
+        }
+    });
 }
