@@ -39,7 +39,7 @@ const STARVED_MASK: u64 = !0xFFFF_FFFF;
 /// How long a waiter may lose the lock to newcomers before the lock is handed
 /// to it directly.
 #[cfg(not(loom))]
-pub(crate) const STARVATION_BOUND: Duration = Duration::from_micros(500);
+pub(crate) const STARVATION_BOUND: Duration = Duration::from_millis(1);
 
 pub(crate) struct RawMutex {
     state: AtomicU64,

@@ -28,7 +28,7 @@ const SHIFT: u32 = 2;
 /// # Fairness
 ///
 /// Waiters are woken in FIFO order, and a woken waiter competes with newcomers
-/// for about **0.5 ms** of waiting. A waiter that has waited longer takes the
+/// for about **1 ms** of waiting. A waiter that has waited longer takes the
 /// single *priority* slot: while it is held, no one else may take permits, so
 /// the permits released meanwhile accumulate until the priority waiter's
 /// request fits, however large. A large request is therefore never starved by
