@@ -164,8 +164,9 @@ struct Shared {
     /// Set by the last worker to exit: anything scheduled after that is dropped
     /// (its task is cancelled) instead of waiting forever in the injector.
     terminated: AtomicBool,
-    /// Wakers of the tasks that have started and not finished, one shard per
-    /// worker (a task registers on its first poll, on that worker's shard).
+    /// Wakers of the tasks that have suspended and not finished, one shard per
+    /// worker (a task registers when it first returns `Pending`, on that
+    /// worker's shard).
     /// At termination they are all woken, so suspended tasks are cancelled
     /// and their futures dropped instead of leaked: async-task frees a task
     /// that nothing can wake any more without running its destructor.
@@ -660,7 +661,7 @@ impl Shared {
         self.drain_injector();
     }
 
-    /// Register a task's waker on the current worker's shard (first poll).
+    /// Register a task's waker on the current worker's shard (first suspension).
     fn track(&self, waker: &Waker) -> Option<(usize, usize)> {
         let shard = self.with_local(|l| l.map(|l| l.index))?;
         let key = lock(&self.registry[shard]).insert(waker.clone());
@@ -914,10 +915,13 @@ impl<F: Future> Future for Tracked<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if this.slot.is_none() {
+        let poll = this.fut.poll(cx);
+        // Register only once the task suspends: a task that finishes in its
+        // first poll (most short tasks) never pays for the registry.
+        if poll.is_pending() && this.slot.is_none() {
             *this.slot = this.shared.track(cx.waker());
         }
-        this.fut.poll(cx)
+        poll
     }
 }
 

@@ -731,7 +731,8 @@ fn shutdown_cancels_suspended_tasks() {
             })
         })
         .collect();
-    // All started (and so registered) before shutting down.
+    // Whether or not they all ran yet: shutdown drains the queues first, and
+    // every task that suspended is registered and then cancelled.
     block_on_bounded(p.spawn(async {})).unwrap();
     let p2 = p.clone();
     bounded(move || p2.shutdown());
