@@ -18,7 +18,9 @@
 //! [`STARVATION_BOUND`]. It then turns starved: newcomers and normal waiters
 //! can no longer take the lock, and each unlock hands the lock over directly
 //! (without ever releasing it) to a starved waiter, the one that has listened
-//! longest first.
+//! longest first. Time a waiter spends behind starved waiters does not count
+//! towards its own bound: no one barges then, so that wait is already fair,
+//! and counting it would keep the lock in hand-off mode for good (a convoy).
 
 use core::future::Future;
 use core::task::{Context, Poll};
@@ -198,6 +200,17 @@ impl RawLock {
                     if raw.try_acquire(true) {
                         self.phase = Phase::Done;
                         return Poll::Ready(());
+                    }
+                    #[cfg(not(loom))]
+                    if raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0 {
+                        // Lost to the hand-off queue, not to a barger: that
+                        // queue is FIFO and drains, so this wait is not
+                        // starvation. Without this, waiting behind a long
+                        // hand-off queue starves everyone else in turn and the
+                        // lock never leaves the slow mode (a convoy).
+                        if let Phase::Waiting { since, .. } = &mut self.phase {
+                            *since = Instant::now();
+                        }
                     }
                     if self.starving() {
                         let listener = raw.starved_ops.listen();
