@@ -10,6 +10,16 @@
 //! wakes at most one more sleeper, so a burst of spawns spreads over the pool
 //! without waking every thread for every task.
 //!
+//! Trade-offs to know:
+//! - A task spawned (or woken) by a task running on a worker goes to that
+//!   worker's LIFO slot, which other workers cannot steal from: a task that
+//!   spawns one child and then computes for a long time without awaiting
+//!   delays that child until it yields. A second spawn moves the first child
+//!   to the stealable queue. At most 3 tasks in a row run from the LIFO slot.
+//! - The pool remembers every task that has suspended, so that when it shuts
+//!   down the ones still suspended are cancelled (their futures dropped)
+//!   rather than leaked.
+//!
 //! # Examples
 //!
 //! ```
