@@ -196,6 +196,8 @@ struct WorkerShared {
 struct Local {
     pool_id: usize,
     index: usize,
+    /// For tasks registering themselves (`Tracked`) without holding the pool.
+    shared: Arc<Shared>,
     queue: Worker<Runnable>,
     lifo: Cell<Option<Runnable>>,
 }
@@ -327,8 +329,7 @@ impl ThreadPool {
         let s = shared.clone();
         let tracked = Tracked {
             fut,
-            shared: shared.clone(),
-            slot: None,
+            registration: None,
         };
         let (runnable, handle) = task_with(
             tracked,
@@ -671,14 +672,7 @@ impl Shared {
         self.drain_injector();
     }
 
-    /// Register a task's waker on the current worker's shard (first suspension).
-    fn track(&self, waker: &Waker) -> Option<(usize, usize)> {
-        let shard = self.with_local(|l| l.map(|l| l.index))?;
-        let key = lock(&self.registry[shard]).insert(waker.clone());
-        Some((shard, key))
-    }
-
-    fn untrack(&self, (shard, key): (usize, usize)) {
+    fn untrack(&self, shard: usize, key: usize) {
         // After termination the shard was emptied: nothing to remove then.
         lock(&self.registry[shard]).try_remove(key);
     }
@@ -705,6 +699,7 @@ fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
         *l.borrow_mut() = Some(Local {
             pool_id: shared.id,
             index,
+            shared: shared.clone(),
             queue,
             lifo: Cell::new(None),
         });
@@ -901,22 +896,46 @@ impl WorkerRun<'_> {
 }
 
 pin_project_lite::pin_project! {
-    /// A pool task's future, registered in `Shared::registry` while alive.
+    /// A pool task's future, registered in `Shared::registry` while suspended.
     struct Tracked<F> {
         #[pin]
         fut: F,
-        shared: Arc<Shared>,
-        slot: Option<(usize, usize)>,
+        registration: Option<Registration>,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(slot) = this.slot.take() {
-                this.shared.untrack(slot);
+            if let Some(r) = this.project().registration.take() {
+                r.shared.untrack(r.shard, r.key);
             }
         }
     }
+}
+
+/// Where a suspended task's waker sits in its pool's registry.
+struct Registration {
+    shared: Arc<Shared>,
+    shard: usize,
+    key: usize,
+}
+
+/// Register `waker` on the calling worker's shard. Pool tasks only ever run on
+/// their own pool's workers, so the worker's pool is the task's pool.
+#[cold]
+fn register(waker: &Waker) -> Option<Registration> {
+    LOCAL
+        .try_with(|l| {
+            let l = l.try_borrow().ok()?;
+            let local = l.as_ref()?;
+            let key = lock(&local.shared.registry[local.index]).insert(waker.clone());
+            Some(Registration {
+                shared: local.shared.clone(),
+                shard: local.index,
+                key,
+            })
+        })
+        .ok()
+        .flatten()
 }
 
 impl<F: Future> Future for Tracked<F> {
@@ -928,8 +947,8 @@ impl<F: Future> Future for Tracked<F> {
         let poll = this.fut.poll(cx);
         // Register only once the task suspends: a task that finishes in its
         // first poll (most short tasks) never pays for the registry.
-        if poll.is_pending() && this.slot.is_none() {
-            *this.slot = this.shared.track(cx.waker());
+        if poll.is_pending() && this.registration.is_none() {
+            *this.registration = register(cx.waker());
         }
         poll
     }
