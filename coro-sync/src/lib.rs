@@ -69,7 +69,7 @@ pub use latch::Latch;
 pub use mutex::{Mutex, MutexGuard, MutexGuardArc};
 pub use queue::Queue;
 pub use ring_buffer::RingBuffer;
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use semaphore::{Semaphore, SemaphorePermit, SemaphorePermitArc};
 pub use shared_mutex::{SharedMutex, SharedMutexReadGuard, SharedMutexWriteGuard};
 
 /// The named future types returned by the primitives' async methods.
@@ -81,6 +81,6 @@ pub mod futures {
     pub use crate::mutex::{Lock, LockArc};
     pub use crate::queue::{QueuePop, QueueStream};
     pub use crate::ring_buffer::{Pop, Push};
-    pub use crate::semaphore::Acquire;
+    pub use crate::semaphore::{Acquire, AcquireArc};
     pub use crate::shared_mutex::{Read, Write};
 }

@@ -4,6 +4,7 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use std::sync::Arc;
 #[cfg(not(loom))]
 use std::time::Instant;
 
@@ -180,9 +181,81 @@ impl Semaphore {
     pub fn acquire_many(&self, k: usize) -> Acquire<'_> {
         Acquire {
             sem: self,
-            k,
-            phase: Phase::Start,
+            raw: RawAcquire::new(k),
         }
+    }
+
+    /// [`acquire_many`](Semaphore::acquire_many) on a semaphore in an `Arc`,
+    /// returning an owned permit for `'static` tasks.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the semaphore is or gets closed while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Semaphore::acquire).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let s = Arc::new(coro_sync::Semaphore::new(3));
+    /// let p = s.acquire_many_arc(2).await.unwrap();
+    /// std::thread::spawn(move || drop(p)).join().unwrap();
+    /// assert_eq!(s.available_permits(), 3);
+    /// # });
+    /// ```
+    pub fn acquire_many_arc(self: &Arc<Self>, k: usize) -> AcquireArc {
+        AcquireArc {
+            sem: self.clone(),
+            raw: RawAcquire::new(k),
+        }
+    }
+
+    /// [`acquire`](Semaphore::acquire) returning an owned permit.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`] if the semaphore is or gets closed while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`acquire`](Semaphore::acquire).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # futures::executor::block_on(async {
+    /// let s = Arc::new(coro_sync::Semaphore::new(1));
+    /// let p = s.acquire_arc().await.unwrap();
+    /// assert_eq!(p.permits(), 1);
+    /// # });
+    /// ```
+    pub fn acquire_arc(self: &Arc<Self>) -> AcquireArc {
+        self.acquire_many_arc(1)
+    }
+
+    /// [`try_acquire_many`](Semaphore::try_acquire_many) returning an owned permit.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Semaphore::try_acquire).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(coro_sync::Semaphore::new(1));
+    /// let p = s.try_acquire_many_arc(1).unwrap();
+    /// assert!(s.try_acquire_many_arc(1).is_err());
+    /// drop(p);
+    /// ```
+    pub fn try_acquire_many_arc(
+        self: &Arc<Self>,
+        k: usize,
+    ) -> Result<SemaphorePermitArc, TryAcquireError> {
+        self.take(k, false)?;
+        Ok(SemaphorePermitArc {
+            sem: self.clone(),
+            permits: k,
+        })
     }
 
     /// Adds `k` permits (also what dropping a permit does) and wakes waiters.
@@ -313,57 +386,68 @@ enum Phase {
     Done,
 }
 
-/// Future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
-#[must_use = "futures do nothing unless you .await or poll them"]
-pub struct Acquire<'a> {
-    sem: &'a Semaphore,
+/// Progress of one acquire; the future owning it calls
+/// [`RawAcquire::cancel`] from `Drop`.
+struct RawAcquire {
     k: usize,
     phase: Phase,
 }
 
-impl<'a> Acquire<'a> {
+impl RawAcquire {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            phase: Phase::Start,
+        }
+    }
+
     /// Leaves the waiting state (registered counts, priority slot).
+    #[inline]
+    fn cancel(&mut self, sem: &Semaphore) {
+        if !matches!(self.phase, Phase::Start | Phase::Done) {
+            self.cancel_slow(sem);
+        }
+    }
+
     #[cold]
-    fn finish(&mut self) {
+    fn cancel_slow(&mut self, sem: &Semaphore) {
         let phase = core::mem::replace(&mut self.phase, Phase::Done);
-        match phase {
-            Phase::Start | Phase::Done => return,
-            Phase::Waiting { .. } => {}
-            Phase::Priority { .. } => self.sem.leave_priority(),
+        if let Phase::Priority { .. } = phase {
+            sem.leave_priority();
         }
         if self.k > 1 {
-            self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+            sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
         }
+        // A wake-up the listener got but did not use passes on as it drops.
         drop(phase);
     }
 
+    /// Maps an attempt to the future's result; `None`: keep waiting.
     fn done(
         &mut self,
+        sem: &Semaphore,
         r: Result<(), TryAcquireError>,
-    ) -> Option<Result<SemaphorePermit<'a>, Closed>> {
+    ) -> Option<Result<(), Closed>> {
         let out = match r {
-            Ok(()) => Ok(SemaphorePermit {
-                sem: self.sem,
-                permits: self.k,
-            }),
+            Ok(()) => Ok(()),
             Err(TryAcquireError::Closed) => Err(Closed(())),
             Err(TryAcquireError::NoPermits) => return None,
         };
         match core::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Priority { .. } => {
-                // The priority slot was cleared by `take` (or we failed with
-                // `Closed`): let the others see what is left.
+                // `take` cleared the priority slot on success; let the others
+                // see what is left.
                 if out.is_err() {
-                    self.sem.leave_priority();
-                } else if self.sem.available_permits() > 0 {
-                    self.sem.acquire_ops.notify(usize::MAX);
+                    sem.leave_priority();
+                } else if sem.available_permits() > 0 {
+                    sem.acquire_ops.notify(usize::MAX);
                 }
                 if self.k > 1 {
-                    self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+                    sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
                 }
             }
             Phase::Waiting { .. } if self.k > 1 => {
-                self.sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
+                sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
             }
             _ => {}
         }
@@ -379,26 +463,20 @@ impl<'a> Acquire<'a> {
     fn starving(&self) -> bool {
         true
     }
-}
 
-impl<'a> Future for Acquire<'a> {
-    type Output = Result<SemaphorePermit<'a>, Closed>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let sem = this.sem;
-        let k = this.k;
+    fn poll_acquire(&mut self, sem: &Semaphore, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        let k = self.k;
         loop {
-            match &mut this.phase {
+            match &mut self.phase {
                 Phase::Start => {
                     // Fast path: no waiting state to unwind.
                     match sem.take(k, false) {
                         Ok(()) => {
-                            this.phase = Phase::Done;
-                            return Poll::Ready(Ok(SemaphorePermit { sem, permits: k }));
+                            self.phase = Phase::Done;
+                            return Poll::Ready(Ok(()));
                         }
                         Err(TryAcquireError::Closed) => {
-                            this.phase = Phase::Done;
+                            self.phase = Phase::Done;
                             return Poll::Ready(Err(Closed(())));
                         }
                         Err(TryAcquireError::NoPermits) => {}
@@ -407,12 +485,12 @@ impl<'a> Future for Acquire<'a> {
                     if k > 1 {
                         sem.big_waiters.fetch_add(1, Ordering::SeqCst);
                     }
-                    this.phase = Phase::Waiting {
+                    self.phase = Phase::Waiting {
                         listener,
                         #[cfg(not(loom))]
                         since: Instant::now(),
                     };
-                    if let Some(out) = this.done(sem.take(k, false)) {
+                    if let Some(out) = self.done(sem, sem.take(k, false)) {
                         return Poll::Ready(out);
                     }
                 }
@@ -420,10 +498,10 @@ impl<'a> Future for Acquire<'a> {
                     if Pin::new(listener).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    if let Some(out) = this.done(sem.take(k, false)) {
+                    if let Some(out) = self.done(sem, sem.take(k, false)) {
                         return Poll::Ready(out);
                     }
-                    let claimed = this.starving()
+                    let claimed = self.starving()
                         && sem
                             .state
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
@@ -431,17 +509,17 @@ impl<'a> Future for Acquire<'a> {
                             })
                             .is_ok();
                     if claimed {
-                        this.phase = Phase::Priority {
+                        self.phase = Phase::Priority {
                             listener: sem.priority_ops.listen(),
                         };
-                        if let Some(out) = this.done(sem.take(k, true)) {
+                        if let Some(out) = self.done(sem, sem.take(k, true)) {
                             return Poll::Ready(out);
                         }
                     } else {
-                        if let Phase::Waiting { listener, .. } = &mut this.phase {
+                        if let Phase::Waiting { listener, .. } = &mut self.phase {
                             *listener = sem.acquire_ops.listen();
                         }
-                        if let Some(out) = this.done(sem.take(k, false)) {
+                        if let Some(out) = self.done(sem, sem.take(k, false)) {
                             return Poll::Ready(out);
                         }
                     }
@@ -451,7 +529,7 @@ impl<'a> Future for Acquire<'a> {
                         return Poll::Pending;
                     }
                     *listener = sem.priority_ops.listen();
-                    if let Some(out) = this.done(sem.take(k, true)) {
+                    if let Some(out) = self.done(sem, sem.take(k, true)) {
                         return Poll::Ready(out);
                     }
                 }
@@ -461,20 +539,124 @@ impl<'a> Future for Acquire<'a> {
     }
 }
 
+/// Future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Acquire<'a> {
+    sem: &'a Semaphore,
+    raw: RawAcquire,
+}
+
+impl<'a> Future for Acquire<'a> {
+    type Output = Result<SemaphorePermit<'a>, Closed>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let sem = this.sem;
+        this.raw.poll_acquire(sem, cx).map(|r| {
+            r.map(|()| SemaphorePermit {
+                sem,
+                permits: this.raw.k,
+            })
+        })
+    }
+}
+
 impl Drop for Acquire<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !matches!(self.phase, Phase::Start | Phase::Done) {
-            self.finish();
-        }
+        self.raw.cancel(self.sem);
     }
 }
 
 impl fmt::Debug for Acquire<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Acquire")
-            .field("permits", &self.k)
+            .field("permits", &self.raw.k)
             .finish_non_exhaustive()
+    }
+}
+
+/// Future of [`Semaphore::acquire_arc`] and [`Semaphore::acquire_many_arc`].
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct AcquireArc {
+    sem: Arc<Semaphore>,
+    raw: RawAcquire,
+}
+
+impl Future for AcquireArc {
+    type Output = Result<SemaphorePermitArc, Closed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let k = this.raw.k;
+        this.raw.poll_acquire(&this.sem, cx).map(|r| {
+            r.map(|()| SemaphorePermitArc {
+                sem: this.sem.clone(),
+                permits: k,
+            })
+        })
+    }
+}
+
+impl Drop for AcquireArc {
+    fn drop(&mut self) {
+        self.raw.cancel(&self.sem);
+    }
+}
+
+impl fmt::Debug for AcquireArc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireArc")
+            .field("permits", &self.raw.k)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Permits taken from a [`Semaphore`] in an `Arc` (no lifetime: can move into
+/// `'static` tasks); they go back on drop.
+#[must_use = "dropping the permit releases it at once"]
+pub struct SemaphorePermitArc {
+    sem: Arc<Semaphore>,
+    permits: usize,
+}
+
+impl SemaphorePermitArc {
+    /// How many permits this guard holds.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(coro_sync::Semaphore::new(2));
+    /// assert_eq!(s.try_acquire_many_arc(2).unwrap().permits(), 2);
+    /// ```
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Keeps the permits out of the semaphore for good.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let s = Arc::new(coro_sync::Semaphore::new(2));
+    /// s.try_acquire_many_arc(1).unwrap().forget();
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn forget(mut self) {
+        self.permits = 0;
+    }
+}
+
+impl Drop for SemaphorePermitArc {
+    fn drop(&mut self) {
+        self.sem.release(self.permits);
+    }
+}
+
+impl fmt::Debug for SemaphorePermitArc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphorePermitArc")
+            .field("permits", &self.permits)
+            .finish()
     }
 }
 

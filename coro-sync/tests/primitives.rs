@@ -446,3 +446,19 @@ fn barrier_dropped_waiter_withdraws() {
     assert!(z.ready().is_leader());
     assert!(!y.ready().is_leader());
 }
+
+#[test]
+fn semaphore_owned_permits_cross_threads() {
+    fn is_static_send<T: Send + 'static>(_: &T) {}
+    let s = Arc::new(Semaphore::new(1));
+    let p = futures::executor::block_on(s.acquire_arc()).unwrap();
+    let mut w = Probe::new(s.acquire_arc());
+    is_static_send(&s.acquire_many_arc(1));
+    w.pending();
+    std::thread::spawn(move || drop(p)).join().unwrap();
+    assert!(w.woken());
+    let p2 = w.ready().unwrap();
+    assert_eq!(s.available_permits(), 0);
+    drop(p2);
+    assert_eq!(s.available_permits(), 1);
+}
