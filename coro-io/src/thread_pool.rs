@@ -346,6 +346,40 @@ impl ThreadPool {
         handle
     }
 
+    /// Like [`spawn`](ThreadPool::spawn), but a refused spawn (the pool is
+    /// shut down) hands the future back instead of returning a cancelled
+    /// handle.
+    ///
+    /// # Errors
+    ///
+    /// [`SpawnError`] holding `fut` when [`shutdown`](ThreadPool::shutdown)
+    /// has been called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+    ///
+    /// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+    /// let h = pool.try_spawn(async { 1 }).unwrap();
+    /// assert_eq!(coro_core::sync_wait(h).unwrap(), 1);
+    /// pool.shutdown();
+    /// let err = pool.try_spawn(async { 2 }).unwrap_err();
+    /// assert_eq!(err.to_string(), "thread pool is shut down");
+    /// assert_eq!(coro_core::sync_wait(err.into_inner()), 2);
+    /// ```
+    pub fn try_spawn<F>(&self, fut: F) -> Result<JoinHandle<F::Output>, SpawnError<F>>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if self.is_shutdown() {
+            return Err(SpawnError(fut));
+        }
+        // A shutdown racing with us past this check still cancels the task.
+        Ok(self.spawn(fut))
+    }
+
     /// Continue on the pool (libcoro's `co_await tp.schedule()`).
     ///
     /// For a task of this pool it yields once: the task goes to the back of
@@ -498,6 +532,41 @@ impl ThreadPool {
         self.owner.shared.is_current_worker()
     }
 }
+
+/// A spawn refused because the pool is shut down; holds the future.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::thread_pool::{ThreadPool, ThreadPoolOptions};
+///
+/// let pool = ThreadPool::new(ThreadPoolOptions { thread_count: 1, ..Default::default() });
+/// pool.shutdown();
+/// let fut = pool.try_spawn(async { "kept" }).unwrap_err().into_inner();
+/// assert_eq!(coro_core::sync_wait(fut), "kept");
+/// ```
+pub struct SpawnError<F>(F);
+
+impl<F> SpawnError<F> {
+    /// The future that was not spawned.
+    pub fn into_inner(self) -> F {
+        self.0
+    }
+}
+
+impl<F> fmt::Debug for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpawnError(..)")
+    }
+}
+
+impl<F> fmt::Display for SpawnError<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("thread pool is shut down")
+    }
+}
+
+impl<F> std::error::Error for SpawnError<F> {}
 
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
