@@ -1082,3 +1082,52 @@ impl Future for YieldNow {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn schedule_runnable_runs_foreign_tasks_on_workers() {
+        // The I/O scheduler's thread-pool strategy: its own tasks, our workers.
+        let pool = ThreadPool::new(ThreadPoolOptions {
+            thread_count: 2,
+            ..Default::default()
+        });
+        assert!(!pool.is_worker_thread());
+        let p = pool.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p2 = pool.clone();
+        let (runnable, handle) = crate::task::task(
+            async move {
+                // Woken from elsewhere, rescheduled through the pool again.
+                p2.yield_now().await;
+                tx.send(p2.is_worker_thread()).unwrap();
+                7
+            },
+            move |r| p.schedule_runnable(r),
+        );
+        pool.schedule_runnable(runnable);
+        assert!(rx.recv_timeout(Duration::from_secs(60)).unwrap());
+        assert_eq!(coro_core::sync_wait(handle).unwrap(), 7);
+    }
+
+    #[test]
+    fn state_word_is_balanced_after_shutdown_of_an_idle_pool() {
+        let pool = ThreadPool::new(ThreadPoolOptions {
+            thread_count: 3,
+            ..Default::default()
+        });
+        for _ in 0..100 {
+            coro_core::sync_wait(pool.spawn(async {})).unwrap();
+        }
+        pool.shutdown();
+        let shared = &pool.owner.shared;
+        assert_eq!(shared.live.load(Ordering::SeqCst), 0);
+        assert!(shared.terminated.load(Ordering::SeqCst));
+        assert!(lock(&shared.sleepers).is_empty());
+        assert_eq!(shared.state.load(Ordering::SeqCst) >> SLEEPING_SHIFT, 0);
+        assert!(shared.registry.iter().all(|s| lock(s).is_empty()));
+    }
+}
