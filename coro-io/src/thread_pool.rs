@@ -583,12 +583,15 @@ impl Owner {
         self.shared.begin_shutdown();
         if self.shared.is_current_worker() {
             // libcoro#420: never join from one of our own threads. The workers
-            // exit by themselves once the queues are empty.
-            lock(&self.threads).clear();
+            // exit by themselves once the queues are empty; their handles are
+            // dropped (detached) with the `Owner`. No lock here: a caller
+            // outside may hold it while joining this very thread.
             return;
         }
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for t in threads {
+        // Joining under the lock: a concurrent `shutdown()` from another
+        // thread returns only once the workers are really gone.
+        let mut threads = lock(&self.threads);
+        for t in threads.drain(..) {
             // A worker only "panics" if a callback's panic escaped, which we
             // catch; ignore the impossible error rather than propagate it.
             let _ = t.join();

@@ -743,3 +743,34 @@ fn shutdown_cancels_suspended_tasks() {
         }
     });
 }
+
+#[test]
+fn concurrent_shutdowns_all_wait_for_the_workers() {
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let s = stopped.clone();
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        on_thread_stop: Some(Arc::new(move |_| {
+            s.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..Default::default()
+    });
+    for _ in 0..100 {
+        let y = p.clone();
+        p.spawn(async move { y.yield_now().await }).detach();
+    }
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let p = p.clone();
+            let stopped = stopped.clone();
+            std::thread::spawn(move || {
+                p.shutdown();
+                // Whoever returns first or last, the workers are gone.
+                stopped.load(Ordering::SeqCst)
+            })
+        })
+        .collect();
+    let seen: Vec<usize> =
+        bounded(move || callers.into_iter().map(|c| c.join().unwrap()).collect());
+    assert_eq!(seen, [2, 2, 2]);
+}
