@@ -1,0 +1,211 @@
+//! The worker threads: their loop, where they look for work, how they park.
+
+use super::*;
+
+fn call_callback(cb: Option<&ThreadCallback>, index: usize) {
+    if let Some(cb) = cb {
+        let _ = catch_unwind(AssertUnwindSafe(|| cb(index)));
+    }
+}
+
+pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
+    let _ = shared.workers[index].thread.set(thread::current());
+    LOCAL.with(|l| {
+        *l.borrow_mut() = Some(Local {
+            pool_id: shared.id,
+            index,
+            shared: shared.clone(),
+            queue,
+            lifo: Cell::new(None),
+        });
+    });
+    call_callback(shared.on_thread_start.as_ref(), index);
+
+    LOCAL.with(|l| {
+        let l = l.borrow();
+        let local = l.as_ref().expect("set above");
+        run_worker(&shared, local);
+    });
+
+    // Take the local state out before dropping it: dropping runnables may
+    // wake tasks, which looks at the thread-local.
+    let local = LOCAL.with(|l| l.borrow_mut().take());
+    drop(local);
+    call_callback(shared.on_thread_stop.as_ref(), index);
+    if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+        shared.terminate();
+    }
+}
+
+struct WorkerRun<'a> {
+    shared: &'a Shared,
+    local: &'a Local,
+    searching: bool,
+    tick: u32,
+    lifo_streak: u32,
+    rng: u32,
+}
+
+fn run_worker(shared: &Shared, local: &Local) {
+    let mut w = WorkerRun {
+        shared,
+        local,
+        searching: false,
+        tick: 0,
+        lifo_streak: 0,
+        rng: (local.index as u32).wrapping_mul(0x9E37_79B9) | 1,
+    };
+    loop {
+        match w.find_task() {
+            Some(r) => {
+                if w.searching {
+                    w.stop_searching();
+                }
+                // The task wrapper catches panics of `poll`; this guard covers
+                // a panic in a future's destructor, so the worker survives.
+                let _ = catch_unwind(AssertUnwindSafe(|| r.run()));
+            }
+            None => {
+                if !w.park() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl WorkerRun<'_> {
+    fn find_task(&mut self) -> Option<Runnable> {
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick % GLOBAL_QUEUE_INTERVAL == 0 {
+            if let Some(r) = self.steal_global() {
+                return Some(r);
+            }
+        }
+        if let Some(r) = self.local.lifo.take() {
+            if self.lifo_streak < MAX_LIFO_STREAK {
+                self.lifo_streak += 1;
+                return Some(r);
+            }
+            self.local.queue.push(r);
+        }
+        self.lifo_streak = 0;
+        if let Some(r) = self.local.queue.pop() {
+            return Some(r);
+        }
+        if let Some(r) = self.steal_global() {
+            return Some(r);
+        }
+        self.steal_others()
+    }
+
+    fn steal_global(&self) -> Option<Runnable> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.local.queue) {
+                Steal::Success(r) => return Some(r),
+                Steal::Empty => return None,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    fn steal_others(&mut self) -> Option<Runnable> {
+        let n = self.shared.workers.len();
+        if n == 1 {
+            return None;
+        }
+        if !self.searching {
+            self.searching = true;
+            self.shared.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
+        }
+        // xorshift: a different starting victim each time.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let start = self.rng as usize % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.local.index {
+                continue;
+            }
+            loop {
+                match self.shared.workers[i]
+                    .stealer
+                    .steal_batch_and_pop(&self.local.queue)
+                {
+                    Steal::Success(r) => return Some(r),
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
+        }
+        None
+    }
+
+    fn stop_searching(&mut self) {
+        self.searching = false;
+        let prev = self.shared.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
+        if prev & SEARCHING_MASK == 1 {
+            // We were the last searcher and found work: there may be more, so
+            // let one sleeper look (it parks again if there is none).
+            self.shared.notify();
+        }
+    }
+
+    /// Park until notified. Returns false when the worker must exit.
+    fn park(&mut self) -> bool {
+        let shared = self.shared;
+        let index = self.local.index;
+        {
+            let mut sleepers = lock(&shared.sleepers);
+            let delta = if self.searching {
+                SLEEPING_ONE.wrapping_sub(SEARCHING_ONE)
+            } else {
+                SLEEPING_ONE
+            };
+            self.searching = false;
+            shared.state.fetch_add(delta, Ordering::SeqCst);
+            sleepers.push(index);
+        }
+        // Pairs with the fence in `notify`.
+        fence(Ordering::SeqCst);
+        if shared.has_visible_work() || shared.shutdown.load(Ordering::SeqCst) {
+            self.unregister();
+            // Shutting down and really out of work: exit.
+            return !shared.shutdown.load(Ordering::SeqCst) || shared.has_visible_work();
+        }
+        let me = &shared.workers[index];
+        loop {
+            if me.notified.swap(false, Ordering::Acquire) {
+                // The waker moved us from sleeping to searching.
+                self.searching = true;
+                return true;
+            }
+            thread::park();
+        }
+    }
+
+    /// Leave the sleepers after a re-check found a reason to stay up; we count
+    /// as searching afterwards either way.
+    fn unregister(&mut self) {
+        let shared = self.shared;
+        let index = self.local.index;
+        let mut sleepers = lock(&shared.sleepers);
+        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
+            sleepers.swap_remove(pos);
+            shared
+                .state
+                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+        } else {
+            // Someone already woke us (and made us searching): eat the token.
+            drop(sleepers);
+            while !shared.workers[index]
+                .notified
+                .swap(false, Ordering::Acquire)
+            {
+                thread::park();
+            }
+        }
+        self.searching = true;
+    }
+}
