@@ -11,13 +11,18 @@ use std::time::Instant;
 use event_listener::{Event, EventListener};
 
 use crate::error::{Closed, TryAcquireError};
-use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 use crate::raw_mutex::STARVATION_BOUND;
 
-const CLOSED: usize = 1;
-const PRIORITY: usize = 1 << 1;
-const SHIFT: u32 = 2;
+const CLOSED: u64 = 1;
+const PRIORITY: u64 = 1 << 1;
+/// Registered waiters, bits 2..32: a release with none skips the wake-up
+/// (event-listener's `notify` takes a lock even when nobody listens).
+const WAITER: u64 = 1 << 2;
+const WAITER_MASK: u64 = 0xFFFF_FFFC;
+/// Available permits, bits 32..64.
+const SHIFT: u32 = 32;
 
 /// A counting semaphore: [`acquire`](Semaphore::acquire) takes a permit, the
 /// returned [`SemaphorePermit`] gives it back on drop.
@@ -51,8 +56,8 @@ const SHIFT: u32 = 2;
 /// # });
 /// ```
 pub struct Semaphore {
-    /// `permits << SHIFT | PRIORITY | CLOSED`.
-    state: AtomicUsize,
+    /// `permits << SHIFT | waiters * WAITER | PRIORITY | CLOSED`.
+    state: AtomicU64,
     /// Registered waiters asking for more than one permit: while there are
     /// any, a release wakes every waiter instead of `k` of them.
     big_waiters: AtomicUsize,
@@ -61,8 +66,8 @@ pub struct Semaphore {
 }
 
 impl Semaphore {
-    /// The most permits a semaphore can hold.
-    pub const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+    /// The most permits a semaphore can hold (`u32::MAX`).
+    pub const MAX_PERMITS: usize = u32::MAX as usize;
 
     /// Creates a semaphore with `permits` permits.
     ///
@@ -79,7 +84,7 @@ impl Semaphore {
             "too many permits for a Semaphore"
         );
         Self {
-            state: AtomicUsize::new(permits << SHIFT),
+            state: AtomicU64::new((permits as u64) << SHIFT),
             big_waiters: AtomicUsize::new(0),
             acquire_ops: Event::new(),
             priority_ops: Event::new(),
@@ -94,7 +99,7 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn available_permits(&self) -> usize {
-        self.state.load(Ordering::Acquire) >> SHIFT
+        (self.state.load(Ordering::Acquire) >> SHIFT) as usize
     }
 
     /// Takes one permit without waiting.
@@ -274,9 +279,9 @@ impl Semaphore {
             return;
         }
         assert!(k <= Self::MAX_PERMITS, "too many permits for a Semaphore");
-        let prev = self.state.fetch_add(k << SHIFT, Ordering::SeqCst);
-        if (prev >> SHIFT) > Self::MAX_PERMITS - k {
-            self.state.fetch_sub(k << SHIFT, Ordering::SeqCst);
+        let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
+        if (prev >> SHIFT) as usize > Self::MAX_PERMITS - k {
+            self.state.fetch_sub((k as u64) << SHIFT, Ordering::SeqCst);
             panic!("too many permits for a Semaphore");
         }
         self.wake_after_release(prev, k);
@@ -287,15 +292,18 @@ impl Semaphore {
     #[inline]
     fn release(&self, k: usize) {
         if k != 0 {
-            let prev = self.state.fetch_add(k << SHIFT, Ordering::SeqCst);
+            let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
             self.wake_after_release(prev, k);
         }
     }
 
     #[inline]
-    fn wake_after_release(&self, prev: usize, k: usize) {
+    fn wake_after_release(&self, prev: u64, k: usize) {
         if prev & PRIORITY != 0 {
             self.priority_ops.notify(1);
+        } else if prev & WAITER_MASK == 0 {
+            // Nobody registered: a waiter that registers after our add sees
+            // the permits when it re-checks (both are RMWs on `state`).
         } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
             self.acquire_ops.notify(usize::MAX);
         } else {
@@ -332,16 +340,17 @@ impl Semaphore {
 
     /// Takes `k` permits if possible. `priority` callers hold the priority slot
     /// and release it on success.
+    #[inline]
     fn take(&self, k: usize, priority: bool) -> Result<(), TryAcquireError> {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             if s & CLOSED != 0 {
                 return Err(TryAcquireError::Closed);
             }
-            if (!priority && s & PRIORITY != 0) || (s >> SHIFT) < k {
+            if (!priority && s & PRIORITY != 0) || ((s >> SHIFT) as usize) < k {
                 return Err(TryAcquireError::NoPermits);
             }
-            let mut new = s - (k << SHIFT);
+            let mut new = s - ((k as u64) << SHIFT);
             if priority {
                 new &= !PRIORITY;
             }
@@ -412,14 +421,20 @@ impl RawAcquire {
     #[cold]
     fn cancel_slow(&mut self, sem: &Semaphore) {
         let phase = core::mem::replace(&mut self.phase, Phase::Done);
+        self.unregister(sem);
         if let Phase::Priority { .. } = phase {
             sem.leave_priority();
         }
+        // A wake-up the listener got but did not use passes on as it drops.
+        drop(phase);
+    }
+
+    /// Undoes the registration made when the first attempt failed.
+    fn unregister(&self, sem: &Semaphore) {
+        sem.state.fetch_sub(WAITER, Ordering::SeqCst);
         if self.k > 1 {
             sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
         }
-        // A wake-up the listener got but did not use passes on as it drops.
-        drop(phase);
     }
 
     /// Maps an attempt to the future's result; `None`: keep waiting.
@@ -435,6 +450,7 @@ impl RawAcquire {
         };
         match core::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Priority { .. } => {
+                self.unregister(sem);
                 // `take` cleared the priority slot on success; let the others
                 // see what is left.
                 if out.is_err() {
@@ -442,14 +458,9 @@ impl RawAcquire {
                 } else if sem.available_permits() > 0 {
                     sem.acquire_ops.notify(usize::MAX);
                 }
-                if self.k > 1 {
-                    sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
-                }
             }
-            Phase::Waiting { .. } if self.k > 1 => {
-                sem.big_waiters.fetch_sub(1, Ordering::SeqCst);
-            }
-            _ => {}
+            Phase::Waiting { .. } => self.unregister(sem),
+            Phase::Start | Phase::Done => {}
         }
         Some(out)
     }
@@ -464,7 +475,30 @@ impl RawAcquire {
         true
     }
 
+    #[inline]
     fn poll_acquire(&mut self, sem: &Semaphore, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        if let Phase::Start = self.phase {
+            match sem.take(self.k, false) {
+                Ok(()) => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(TryAcquireError::Closed) => {
+                    self.phase = Phase::Done;
+                    return Poll::Ready(Err(Closed(())));
+                }
+                Err(TryAcquireError::NoPermits) => {}
+            }
+        }
+        self.poll_acquire_slow(sem, cx)
+    }
+
+    #[inline(never)]
+    fn poll_acquire_slow(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
         let k = self.k;
         loop {
             match &mut self.phase {
@@ -481,10 +515,13 @@ impl RawAcquire {
                         }
                         Err(TryAcquireError::NoPermits) => {}
                     }
+                    // Listen first, then register, then re-check: a release
+                    // either sees the registration or we see its permits.
                     let listener = sem.acquire_ops.listen();
                     if k > 1 {
                         sem.big_waiters.fetch_add(1, Ordering::SeqCst);
                     }
+                    sem.state.fetch_add(WAITER, Ordering::SeqCst);
                     self.phase = Phase::Waiting {
                         listener,
                         #[cfg(not(loom))]
