@@ -60,6 +60,7 @@ mod raw_mutex;
 mod ring_buffer;
 mod semaphore;
 mod shared_mutex;
+mod wait_queue;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::Condvar;

@@ -6,10 +6,10 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use concurrent_queue::ConcurrentQueue;
-use event_listener::{Event, EventListener, IntoNotification};
 use futures_core::Stream;
 
 use crate::error::{Closed, TryPopError};
+use crate::wait_queue::{Listener, WaitQueue};
 
 /// An unbounded multi-producer multi-consumer queue: [`push`](Queue::push)
 /// never waits, [`pop`](Queue::pop) waits while the queue is empty.
@@ -35,7 +35,7 @@ use crate::error::{Closed, TryPopError};
 /// ```
 pub struct Queue<T> {
     queue: ConcurrentQueue<T>,
-    pop_ops: Event,
+    pop_ops: WaitQueue,
 }
 
 impl<T> Queue<T> {
@@ -48,7 +48,7 @@ impl<T> Queue<T> {
     pub fn new() -> Self {
         Self {
             queue: ConcurrentQueue::unbounded(),
-            pop_ops: Event::new(),
+            pop_ops: WaitQueue::new(),
         }
     }
 
@@ -66,7 +66,7 @@ impl<T> Queue<T> {
     pub fn push(&self, value: T) -> Result<(), Closed<T>> {
         match self.queue.push(value) {
             Ok(()) => {
-                self.pop_ops.notify(1.additional());
+                self.pop_ops.notify_additional(1);
                 Ok(())
             }
             Err(e) => Err(Closed(e.into_inner())),
@@ -149,7 +149,7 @@ impl<T> Queue<T> {
     pub fn close(&self) -> bool {
         let closed = self.queue.close();
         if closed {
-            self.pop_ops.notify(usize::MAX);
+            self.pop_ops.notify_all();
         }
         closed
     }
@@ -181,9 +181,9 @@ impl<T> Queue<T> {
         self.queue.is_empty()
     }
 
-    fn poll_pop(
-        &self,
-        listener: &mut Option<EventListener>,
+    fn poll_pop<'a>(
+        &'a self,
+        listener: &mut Option<Listener<'a>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, Closed>> {
         loop {
@@ -230,7 +230,7 @@ impl<T> fmt::Debug for Queue<T> {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct QueuePop<'a, T> {
     queue: &'a Queue<T>,
-    listener: Option<EventListener>,
+    listener: Option<Listener<'a>>,
 }
 
 impl<T> Future for QueuePop<'_, T> {
@@ -256,7 +256,7 @@ impl<T> fmt::Debug for QueuePop<'_, T> {
 #[must_use = "streams do nothing unless polled"]
 pub struct QueueStream<'a, T> {
     queue: &'a Queue<T>,
-    listener: Option<EventListener>,
+    listener: Option<Listener<'a>>,
 }
 
 impl<T> Stream for QueueStream<'_, T> {

@@ -6,9 +6,9 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use concurrent_queue::ConcurrentQueue;
-use event_listener::{Event, EventListener, IntoNotification};
 
 use crate::error::{Closed, PushError, TryPopError};
+use crate::wait_queue::{Listener, WaitQueue};
 
 /// A bounded multi-producer multi-consumer buffer holding at most `N` items,
 /// allocated once at construction.
@@ -36,8 +36,8 @@ use crate::error::{Closed, PushError, TryPopError};
 /// ```
 pub struct RingBuffer<T, const N: usize> {
     queue: ConcurrentQueue<T>,
-    push_ops: Event,
-    pop_ops: Event,
+    push_ops: WaitQueue,
+    pop_ops: WaitQueue,
 }
 
 impl<T, const N: usize> RingBuffer<T, N> {
@@ -54,8 +54,8 @@ impl<T, const N: usize> RingBuffer<T, N> {
         assert!(N > 0, "a RingBuffer needs a capacity of at least 1");
         Self {
             queue: ConcurrentQueue::bounded(N),
-            push_ops: Event::new(),
-            pop_ops: Event::new(),
+            push_ops: WaitQueue::new(),
+            pop_ops: WaitQueue::new(),
         }
     }
 
@@ -73,7 +73,7 @@ impl<T, const N: usize> RingBuffer<T, N> {
     pub fn try_push(&self, value: T) -> Result<(), PushError<T>> {
         match self.queue.push(value) {
             Ok(()) => {
-                self.pop_ops.notify(1.additional());
+                self.pop_ops.notify_additional(1);
                 Ok(())
             }
             Err(concurrent_queue::PushError::Full(v)) => Err(PushError::Full(v)),
@@ -123,7 +123,7 @@ impl<T, const N: usize> RingBuffer<T, N> {
     pub fn try_pop(&self) -> Result<T, TryPopError> {
         match self.queue.pop() {
             Ok(v) => {
-                self.push_ops.notify(1.additional());
+                self.push_ops.notify_additional(1);
                 Ok(v)
             }
             Err(concurrent_queue::PopError::Empty) => Err(TryPopError::Empty),
@@ -168,8 +168,8 @@ impl<T, const N: usize> RingBuffer<T, N> {
     pub fn close(&self) -> bool {
         let closed = self.queue.close();
         if closed {
-            self.push_ops.notify(usize::MAX);
-            self.pop_ops.notify(usize::MAX);
+            self.push_ops.notify_all();
+            self.pop_ops.notify_all();
         }
         closed
     }
@@ -243,7 +243,7 @@ impl<T, const N: usize> fmt::Debug for RingBuffer<T, N> {
 pub struct Push<'a, T, const N: usize> {
     rb: &'a RingBuffer<T, N>,
     value: Option<T>,
-    listener: Option<EventListener>,
+    listener: Option<Listener<'a>>,
 }
 
 // The value is moved, never pinned.
@@ -287,7 +287,7 @@ impl<T, const N: usize> fmt::Debug for Push<'_, T, N> {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Pop<'a, T, const N: usize> {
     rb: &'a RingBuffer<T, N>,
-    listener: Option<EventListener>,
+    listener: Option<Listener<'a>>,
 }
 
 impl<T, const N: usize> Future for Pop<'_, T, N> {

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use coro_sync::{Event, Latch, Mutex, RingBuffer, Semaphore, SharedMutex};
+use coro_sync::{Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex};
 use futures::task::noop_waker;
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -294,5 +294,24 @@ fn shared_mutex_reader_writer() {
         assert!(seen <= 1);
         writer.join().unwrap();
         assert_eq!(*m.try_read().unwrap(), 1);
+    });
+}
+
+/// The skipped-notify fast path (push with no registered consumer) against a
+/// consumer registering, plus a consumer that may be notified and dropped.
+#[test]
+fn queue_push_pop_with_dropped_consumer() {
+    loom::model(|| {
+        let q = Arc::new(Queue::new());
+        let q1 = q.clone();
+        let dropper = thread::spawn(move || poll_once_then_drop(q1.pop()));
+        let q2 = q.clone();
+        let consumer = thread::spawn(move || block_on(q2.pop()).unwrap());
+        q.push(1).unwrap();
+        q.push(2).unwrap();
+        let dropper_took = usize::from(dropper.join().unwrap());
+        let got = consumer.join().unwrap();
+        assert!(got == 1 || got == 2);
+        assert_eq!(dropper_took + 1 + q.len(), 2, "item lost or duplicated");
     });
 }
