@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use coro_sync::{Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex};
+use coro_sync::{Barrier, Condvar, Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex};
 use futures::task::noop_waker;
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
@@ -313,5 +313,40 @@ fn queue_push_pop_with_dropped_consumer() {
         let got = consumer.join().unwrap();
         assert!(got == 1 || got == 2);
         assert_eq!(dropper_took + 1 + q.len(), 2, "item lost or duplicated");
+    });
+}
+
+/// The waiter registers before it releases the mutex, so a notification sent
+/// by a task that then took the mutex cannot be missed.
+#[test]
+fn condvar_no_lost_notification() {
+    loom::model(|| {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let s1 = state.clone();
+        let setter = thread::spawn(move || {
+            block_on(async {
+                let (m, cv) = &*s1;
+                *m.lock().await = true;
+                cv.notify_one();
+            })
+        });
+        block_on(async {
+            let (m, cv) = &*state;
+            let g = cv.wait_while(m.lock().await, |ready| !*ready).await;
+            assert!(*g);
+        });
+        setter.join().unwrap();
+    });
+}
+
+#[test]
+fn barrier_releases_all_with_one_leader() {
+    loom::model(|| {
+        let b = Arc::new(Barrier::new(2));
+        let b1 = b.clone();
+        let t = thread::spawn(move || block_on(b1.wait()).is_leader());
+        let me = block_on(b.wait()).is_leader();
+        let other = t.join().unwrap();
+        assert!(me ^ other, "exactly one leader");
     });
 }
