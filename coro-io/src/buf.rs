@@ -13,7 +13,7 @@
 //! # Examples
 //!
 //! ```
-//! use coro_io::buf::{IoBuf, IoBufMut};
+//! use coro_io::buf::IoBuf;
 //!
 //! let v: Vec<u8> = Vec::with_capacity(16);
 //! assert_eq!(v.bytes_init(), 0);

@@ -1,21 +1,61 @@
 //! coro-io: a thread pool and an I/O scheduler with pluggable drivers.
 //!
-//! (in progress)
+//! * [`ThreadPool`]: work-stealing pool; [`spawn_blocking`] for blocking code.
+//! * [`IoScheduler`]: an event loop (driver + timers) that runs tasks inline
+//!   or on a pool, in its own thread or driven by hand
+//!   ([`IoScheduler::process_events`]); [`IoScheduler::poll`] for your own fds.
+//! * [`driver`]: the [`Driver`](driver::Driver) trait; [`op`]: the I/O
+//!   operations (owned buffers, [`buf`]); [`time`]: sleeps, timeouts,
+//!   intervals; [`fs::File`]; [`TaskGroup`].
+//!
+//! # Which driver runs
+//!
+//! `DriverKind::Auto` (the default) picks io_uring when the kernel allows it
+//! and that driver is built, else epoll; today that is always epoll.
+//! `CORO_DRIVER=epoll|uring` overrides `Auto`; [`IoScheduler::driver_kind`]
+//! reports the choice.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::IoScheduler;
+//! use std::time::Duration;
+//!
+//! let sched = IoScheduler::new(Default::default())?;
+//! let s = sched.clone();
+//! let h = sched.spawn(async move {
+//!     s.sleep(Duration::from_millis(1)).await;
+//!     "done"
+//! });
+//! assert_eq!(coro_core::sync_wait(h).unwrap(), "done");
+//! # std::io::Result::Ok(())
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod blocking;
 pub mod buf;
 pub mod driver;
+pub mod fs;
 pub mod op;
+mod scheduler;
 mod task;
+mod task_group;
 pub mod thread_pool;
+pub mod time;
 
+pub use blocking::spawn_blocking;
 pub use driver::DriverKind;
+pub use scheduler::{
+    ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, PollOp, PollStatus,
+    ThreadStrategy, UringOptions, YieldNow,
+};
+pub use task::{JoinError, JoinHandle};
+pub use task_group::TaskGroup;
+pub use thread_pool::{ThreadPool, ThreadPoolOptions};
+pub use time::Elapsed;
 
-/// Run `f` on the blocking pool (file I/O on readiness drivers).
+/// Run `f` on the blocking pool (file I/O on readiness drivers); detached.
 pub(crate) fn blocking_run(f: Box<dyn FnOnce() + Send + 'static>) {
-    // Until blocking.rs lands: one thread per call.
-    std::thread::Builder::new()
-        .name("coro-blocking".into())
-        .spawn(f)
-        .expect("spawn blocking thread");
+    drop(spawn_blocking(f));
 }

@@ -170,7 +170,15 @@ impl EpollDriver {
             let key = ((t.slots[idx].generation as u64) << 32) | idx as u64;
             // Edge-triggered ADD reports the current state on the next wait,
             // so readiness that arrived after our syscall is not lost.
-            epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, key)?;
+            match epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, key) {
+                // The kernel still has this open file registered (an fd number
+                // we were not told was closed, dup'd from a registered one):
+                // take it over with our new key.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, key)?
+                }
+                r => r?,
+            }
             t.slots[idx].registered = true;
             t.registered += 1;
         } else if Some(t.slots[idx].token(interest)) != seen {
@@ -184,6 +192,14 @@ impl EpollDriver {
             push_waker(&mut slot.writers, waker);
         }
         Ok(true)
+    }
+
+    pub(crate) fn is_registered(&self, fd: RawFd) -> bool {
+        let t = self.table();
+        usize::try_from(fd)
+            .ok()
+            .and_then(|i| t.slots.get(i))
+            .is_some_and(|s| s.registered)
     }
 
     /// Number of fds currently registered with epoll (for tests).

@@ -296,6 +296,12 @@ impl Handle {
             AnyDriver::Epoll(d) => d.registered(),
         }
     }
+    /// Whether the driver holds a readiness registration for `fd`.
+    pub fn is_registered(&self, fd: RawFd) -> bool {
+        match &*self.inner {
+            AnyDriver::Epoll(d) => d.is_registered(fd),
+        }
+    }
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
     /// release their memory.
     pub fn cancel_all(&self, bound: Duration) {

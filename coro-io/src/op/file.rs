@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
@@ -93,6 +94,7 @@ pub struct ReadAt<B> {
     fd: RawFd,
     buf: B,
     offset: u64,
+    owner: Option<Arc<OwnedFd>>,
 }
 
 /// Read into `buf` at `offset` of a regular file. epoll: on the blocking pool.
@@ -107,7 +109,15 @@ pub fn read_at<B: IoBufMut>(
     buf: B,
     offset: u64,
 ) -> OpFuture<ReadAt<B>> {
-    OpFuture::new(driver, ReadAt { fd, buf, offset })
+    OpFuture::new(
+        driver,
+        ReadAt {
+            fd,
+            buf,
+            offset,
+            owner: None,
+        },
+    )
 }
 
 impl<B: IoBufMut> Op for ReadAt<B> {
@@ -143,6 +153,7 @@ pub struct WriteAt<B> {
     fd: RawFd,
     buf: B,
     offset: u64,
+    owner: Option<Arc<OwnedFd>>,
 }
 
 /// Write `buf` at `offset` of a regular file. epoll: on the blocking pool.
@@ -151,7 +162,15 @@ pub struct WriteAt<B> {
 ///
 /// A dropped write still runs to completion in the background.
 pub fn write_at<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B, offset: u64) -> OpFuture<WriteAt<B>> {
-    OpFuture::new(driver, WriteAt { fd, buf, offset })
+    OpFuture::new(
+        driver,
+        WriteAt {
+            fd,
+            buf,
+            offset,
+            owner: None,
+        },
+    )
 }
 
 impl<B: IoBuf> Op for WriteAt<B> {
@@ -181,6 +200,7 @@ impl<B: IoBuf> Op for WriteAt<B> {
 #[derive(Debug)]
 pub struct Fsync {
     fd: RawFd,
+    owner: Option<Arc<OwnedFd>>,
 }
 
 /// Flush a file's data and metadata to the device. epoll: on the blocking pool.
@@ -189,7 +209,7 @@ pub struct Fsync {
 ///
 /// A dropped fsync still runs to completion in the background.
 pub fn fsync(driver: &Handle, fd: RawFd) -> OpFuture<Fsync> {
-    OpFuture::new(driver, Fsync { fd })
+    OpFuture::new(driver, Fsync { fd, owner: None })
 }
 
 impl Op for Fsync {
@@ -254,5 +274,29 @@ impl Op for Close {
     }
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.raw)
+    }
+}
+
+/// Ops that can hold the file they run on open until they finish, so that a
+/// dropped op running in the background never sees a closed (or reused) fd.
+pub(crate) trait KeepAlive {
+    fn keep(&mut self, owner: Arc<OwnedFd>);
+}
+
+impl<B> KeepAlive for ReadAt<B> {
+    fn keep(&mut self, owner: Arc<OwnedFd>) {
+        self.owner = Some(owner);
+    }
+}
+
+impl<B> KeepAlive for WriteAt<B> {
+    fn keep(&mut self, owner: Arc<OwnedFd>) {
+        self.owner = Some(owner);
+    }
+}
+
+impl KeepAlive for Fsync {
+    fn keep(&mut self, owner: Arc<OwnedFd>) {
+        self.owner = Some(owner);
     }
 }

@@ -192,6 +192,18 @@ impl<T: Op> OpFuture<T> {
     }
 }
 
+#[allow(private_bounds)] // only this crate attaches owners
+impl<T: Op + file::KeepAlive> OpFuture<T> {
+    /// Keep `owner` (the file) open until the op is finished, even if this
+    /// future is dropped first.
+    pub(crate) fn keep_alive(mut self, owner: Arc<std::os::fd::OwnedFd>) -> Self {
+        if let Some(op) = self.state.op.as_mut() {
+            op.keep(owner);
+        }
+        self
+    }
+}
+
 impl<T: Op> Future for OpFuture<T> {
     type Output = T::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {

@@ -1,0 +1,814 @@
+//! [`IoScheduler`]: an event loop (driver + timers) that runs tasks.
+//!
+//! Two independent choices, as in libcoro:
+//!
+//! * [`ThreadStrategy`]: `Spawn` runs the event loop on its own thread;
+//!   `Manual` lets the caller drive it with [`IoScheduler::process_events`].
+//! * [`ExecutionStrategy`]: `Inline` runs tasks on the event-loop thread
+//!   (lowest latency; [`IoScheduler::spawn_local`] for `!Send` futures);
+//!   `ThreadPool` hands them to a [`ThreadPool`] and the event loop only
+//!   waits for I/O and timers.
+
+use std::cell::Cell;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use concurrent_queue::ConcurrentQueue;
+
+use crate::driver::{DriverKind, Handle, Interest};
+use crate::task::{JoinHandle, task, task_local};
+use crate::thread_pool::{ThreadPool, ThreadPoolOptions};
+use crate::time::{self, Clock, Interval, Sleep, Timeout, TimerQueue};
+
+/// A callback run on the event-loop thread (`Spawn` strategy) when it starts or stops.
+pub type IoThreadCallback = Arc<dyn Fn() + Send + Sync>;
+
+/// Who runs the event loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadStrategy {
+    /// A dedicated thread runs the event loop (libcoro's `spawn`).
+    #[default]
+    Spawn,
+    /// The caller drives it with [`IoScheduler::process_events`] (libcoro's `manual`).
+    Manual,
+}
+
+/// Where tasks run.
+#[derive(Debug, Clone, Default)]
+pub enum ExecutionStrategy {
+    /// On the event-loop thread (libcoro's `process_tasks_inline`).
+    #[default]
+    Inline,
+    /// On a thread pool made with these options (libcoro's `process_tasks_on_thread_pool`).
+    ThreadPool(ThreadPoolOptions),
+}
+
+/// io_uring settings (used by the io_uring driver; ignored by epoll).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UringOptions {
+    /// Submission queue entries. Default 1024.
+    pub entries: u32,
+    /// Enable SQPOLL with this idle time. Default `None`.
+    pub sqpoll_idle: Option<Duration>,
+}
+
+impl Default for UringOptions {
+    fn default() -> Self {
+        UringOptions {
+            entries: 1024,
+            sqpoll_idle: None,
+        }
+    }
+}
+
+/// Options of [`IoScheduler::new`]; every field has a default.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions, ThreadStrategy};
+///
+/// let sched = IoScheduler::new(IoSchedulerOptions {
+///     driver: DriverKind::Epoll,
+///     thread_strategy: ThreadStrategy::Manual,
+///     ..Default::default()
+/// })?;
+/// assert_eq!(sched.driver_kind(), DriverKind::Epoll);
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone, Default)]
+pub struct IoSchedulerOptions {
+    /// Which driver (default `Auto`; `CORO_DRIVER=epoll|uring` overrides `Auto`).
+    pub driver: DriverKind,
+    /// Spawn an event-loop thread or drive it by hand.
+    pub thread_strategy: ThreadStrategy,
+    /// Run tasks inline or on a thread pool.
+    pub execution: ExecutionStrategy,
+    /// io_uring settings.
+    pub uring: UringOptions,
+    /// Called on the event-loop thread when it starts (`Spawn` only).
+    pub on_io_thread_start: Option<IoThreadCallback>,
+    /// Called on the event-loop thread before it exits (`Spawn` only).
+    pub on_io_thread_stop: Option<IoThreadCallback>,
+    /// Use a virtual clock that only moves with [`IoScheduler::advance`] (tests).
+    pub start_paused: bool,
+}
+
+impl fmt::Debug for IoSchedulerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoSchedulerOptions")
+            .field("driver", &self.driver)
+            .field("thread_strategy", &self.thread_strategy)
+            .field("execution", &self.execution)
+            .field("uring", &self.uring)
+            .field("on_io_thread_start", &self.on_io_thread_start.is_some())
+            .field("on_io_thread_stop", &self.on_io_thread_stop.is_some())
+            .field("start_paused", &self.start_paused)
+            .finish()
+    }
+}
+
+/// What [`IoScheduler::poll`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollOp {
+    /// Readable.
+    Read,
+    /// Writable.
+    Write,
+    /// Either.
+    ReadWrite,
+}
+
+/// The outcome of [`IoScheduler::poll`] (libcoro's `poll_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollStatus {
+    /// The fd is ready for the requested operation.
+    Event,
+    /// The timeout elapsed first.
+    Timeout,
+    /// The fd reported an error (`POLLERR`, `POLLNVAL`, or the wait failed).
+    Error,
+    /// The peer hung up (`POLLHUP`/`POLLRDHUP` with nothing to read or write).
+    Closed,
+}
+
+/// How long shutdown waits for the kernel to release cancelled ops.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
+pub(crate) struct Inner {
+    pub(crate) driver: Handle,
+    pub(crate) clock: Clock,
+    timers: Mutex<TimerQueue>,
+    queue: ConcurrentQueue<Runnable>,
+    pool: Option<ThreadPool>,
+    manual: bool,
+    /// Set by `shutdown`; new spawns are refused.
+    shutdown: AtomicBool,
+    /// Set once shutdown finished cleaning up: wakes drop their task.
+    closed: AtomicBool,
+    /// Public handles alive (the last one dropped shuts down).
+    handles: AtomicUsize,
+    /// Tasks spawned and not yet finished.
+    alive: AtomicUsize,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    loop_thread: Mutex<Option<ThreadId>>,
+    owner_thread: ThreadId,
+    on_stop: Option<IoThreadCallback>,
+}
+
+thread_local! {
+    /// The scheduler whose event loop runs on this thread (identity only).
+    static LOOP: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
+    /// The scheduler `IoScheduler::current()` returns.
+    static CURRENT: std::cell::RefCell<Option<Arc<Inner>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Inner {
+    pub(crate) fn timers(&self) -> MutexGuard<'_, TimerQueue> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_loop_thread(&self) -> bool {
+        LOOP.with(|l| std::ptr::eq(l.get(), self))
+    }
+
+    /// Make a sleeping event loop re-check its queue and timers.
+    pub(crate) fn wake_loop(&self) {
+        if !self.on_loop_thread() {
+            self.driver.unpark();
+        }
+    }
+
+    fn schedule(&self, r: Runnable) {
+        if self.closed.load(Ordering::Acquire) {
+            drop(r); // cancels the task
+            return;
+        }
+        if let Some(pool) = &self.pool {
+            pool.schedule_runnable(r);
+            return;
+        }
+        // The queue is unbounded and only closed by us after shutdown.
+        if let Err(e) = self.queue.push(r) {
+            drop(e.into_inner());
+            return;
+        }
+        self.wake_loop();
+    }
+
+    fn fire_timers(&self) -> usize {
+        let now = self.clock.now_ns();
+        let mut wake = Vec::new();
+        self.timers().expire(now, &mut wake);
+        let n = wake.len();
+        for w in wake {
+            w.wake();
+        }
+        n
+    }
+
+    /// Run what is queued now (not what those tasks queue: I/O gets a turn).
+    fn run_queued(&self) -> usize {
+        let mut ran = 0;
+        let n = self.queue.len();
+        for _ in 0..n {
+            let Ok(r) = self.queue.pop() else { break };
+            r.run();
+            ran += 1;
+        }
+        ran
+    }
+
+    /// One event-loop turn. Returns the number of tasks run.
+    fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let mut ran = self.run_queued();
+        self.fire_timers();
+        let busy = ran > 0 || !self.queue.is_empty();
+        let wait = if busy || self.shutdown.load(Ordering::Acquire) {
+            Some(Duration::ZERO)
+        } else {
+            let timer = if self.clock.is_paused() {
+                None
+            } else {
+                self.timers()
+                    .next_deadline()
+                    .map(|d| Duration::from_nanos(d.saturating_sub(self.clock.now_ns())))
+            };
+            match (timeout, timer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        // Re-check: a wake between the queue check and the park is seen by
+        // the driver's notify flag, so this cannot sleep through it.
+        self.driver.park(wait)?;
+        self.fire_timers();
+        ran += self.run_queued();
+        Ok(ran)
+    }
+
+    /// Shutdown clean-up, on the loop thread (or the manual driver's thread).
+    fn finish(&self) {
+        // From here on a wake drops the task instead of queueing it: every
+        // pending task is cancelled (its future, and its ops, dropped) when
+        // its timer or I/O waiter is woken below.
+        self.closed.store(true, Ordering::Release);
+        while let Ok(r) = self.queue.pop() {
+            drop(r);
+        }
+        let mut wake = Vec::new();
+        self.timers().drain(&mut wake);
+        for w in wake {
+            w.wake();
+        }
+        self.driver.cancel_all(SHUTDOWN_BOUND);
+        while let Ok(r) = self.queue.pop() {
+            drop(r);
+        }
+    }
+}
+
+/// Sets the thread-locals for the duration of an event-loop turn.
+struct LoopGuard {
+    prev_loop: *const Inner,
+    prev_current: Option<Arc<Inner>>,
+}
+
+impl LoopGuard {
+    fn enter(inner: &Arc<Inner>) -> LoopGuard {
+        let prev_loop = LOOP.with(|l| l.replace(Arc::as_ptr(inner)));
+        let prev_current = CURRENT.with(|c| c.replace(Some(inner.clone())));
+        LoopGuard {
+            prev_loop,
+            prev_current,
+        }
+    }
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        LOOP.with(|l| l.set(self.prev_loop));
+        let prev = self.prev_current.take();
+        CURRENT.with(|c| *c.borrow_mut() = prev);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Pool execution: make `IoScheduler::current()` work on worker threads.
+    struct WithCurrent<F> {
+        inner: Arc<Inner>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for WithCurrent<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let prev = CURRENT.with(|c| c.replace(Some(this.inner.clone())));
+        struct Restore(Option<Arc<Inner>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                CURRENT.with(|c| *c.borrow_mut() = prev);
+            }
+        }
+        let _restore = Restore(prev);
+        this.fut.poll(cx)
+    }
+}
+
+/// Counts live tasks (libcoro's `size()`).
+struct AliveGuard(Arc<Inner>);
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The I/O scheduler: an event loop with a driver (epoll or io_uring) and
+/// timers, running tasks inline or on a thread pool.
+///
+/// Cheap to clone. Dropping the last clone (not counting the ones
+/// [`current`](IoScheduler::current) hands out while they live) shuts it
+/// down.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::IoScheduler;
+/// use std::time::Duration;
+///
+/// let sched = IoScheduler::new(Default::default())?;
+/// let h = sched.spawn(async {
+///     let s = IoScheduler::current().expect("inside a task");
+///     s.sleep(Duration::from_millis(1)).await;
+///     21 * 2
+/// });
+/// assert_eq!(coro_core::sync_wait(h).unwrap(), 42);
+/// sched.shutdown();
+/// # std::io::Result::Ok(())
+/// ```
+pub struct IoScheduler {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for IoScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoScheduler")
+            .field("driver", &self.driver_kind())
+            .field("manual", &self.inner.manual)
+            .field("pool", &self.inner.pool.is_some())
+            .field("tasks", &self.size())
+            .finish()
+    }
+}
+
+impl Clone for IoScheduler {
+    fn clone(&self) -> Self {
+        IoScheduler::from_inner(self.inner.clone())
+    }
+}
+
+impl Drop for IoScheduler {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shutdown();
+        }
+    }
+}
+
+impl IoScheduler {
+    fn from_inner(inner: Arc<Inner>) -> IoScheduler {
+        inner.handles.fetch_add(1, Ordering::AcqRel);
+        IoScheduler { inner }
+    }
+
+    /// Create a scheduler; with `ThreadStrategy::Spawn` its thread starts now.
+    ///
+    /// # Errors
+    ///
+    /// The driver could not be created (see [`DriverKind`]), or a thread
+    /// could not be spawned.
+    pub fn new(opts: IoSchedulerOptions) -> io::Result<IoScheduler> {
+        let driver = Handle::new(opts.driver)?;
+        let pool = match &opts.execution {
+            ExecutionStrategy::Inline => None,
+            ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),
+        };
+        let manual = opts.thread_strategy == ThreadStrategy::Manual;
+        let inner = Arc::new(Inner {
+            driver,
+            clock: Clock::new(opts.start_paused),
+            timers: Mutex::new(TimerQueue::default()),
+            queue: ConcurrentQueue::unbounded(),
+            pool,
+            manual,
+            shutdown: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            handles: AtomicUsize::new(0),
+            alive: AtomicUsize::new(0),
+            thread: Mutex::new(None),
+            loop_thread: Mutex::new(None),
+            owner_thread: thread::current().id(),
+            on_stop: opts.on_io_thread_stop.clone(),
+        });
+        let sched = IoScheduler::from_inner(inner.clone());
+        if !manual {
+            let start = opts.on_io_thread_start.clone();
+            let t = thread::Builder::new()
+                .name("coro-io".into())
+                .spawn(move || {
+                    *inner.loop_thread.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(thread::current().id());
+                    if let Some(f) = &start {
+                        f();
+                    }
+                    {
+                        let _g = LoopGuard::enter(&inner);
+                        while !inner.shutdown.load(Ordering::Acquire) {
+                            if let Err(e) = inner.turn(None) {
+                                // Nothing sensible to do but not spin.
+                                eprintln!("coro-io: event loop wait failed: {e}");
+                                thread::sleep(Duration::from_millis(10));
+                            }
+                        }
+                        inner.finish();
+                    }
+                    if let Some(f) = &inner.on_stop {
+                        f();
+                    }
+                })?;
+            *sched.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+        }
+        Ok(sched)
+    }
+
+    /// The scheduler running the current task, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::IoScheduler;
+    /// assert!(IoScheduler::current().is_none());
+    /// let sched = IoScheduler::new(Default::default())?;
+    /// let h = sched.spawn(async { IoScheduler::current().is_some() });
+    /// assert!(coro_core::sync_wait(h).unwrap());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn current() -> Option<IoScheduler> {
+        CURRENT
+            .with(|c| c.borrow().clone())
+            .map(IoScheduler::from_inner)
+    }
+
+    /// The driver handle, for [`crate::op`] functions.
+    pub fn driver(&self) -> &Handle {
+        &self.inner.driver
+    }
+
+    /// Which backend runs (never `Auto`).
+    pub fn driver_kind(&self) -> DriverKind {
+        self.inner.driver.kind()
+    }
+
+    /// Tasks spawned and not finished yet (libcoro's `size()`).
+    pub fn size(&self) -> usize {
+        self.inner.alive.load(Ordering::Acquire)
+    }
+
+    /// Pending timers (sleeps, timeouts, intervals) of this scheduler.
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers().len()
+    }
+
+    /// Whether [`shutdown`](IoScheduler::shutdown) was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.shutdown.load(Ordering::Acquire)
+    }
+
+    fn wrap<F>(&self, fut: F) -> impl Future<Output = F::Output> + use<F>
+    where
+        F: Future,
+    {
+        self.inner.alive.fetch_add(1, Ordering::AcqRel);
+        let guard = AliveGuard(self.inner.clone());
+        async move {
+            let _guard = guard;
+            fut.await
+        }
+    }
+
+    /// Spawn a task. Inline: it runs on the event-loop thread; ThreadPool:
+    /// on a worker.
+    ///
+    /// After [`shutdown`](IoScheduler::shutdown) the returned handle
+    /// resolves to a cancelled [`JoinError`](crate::JoinError).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let h = sched.spawn(async { 1 + 1 });
+    /// assert_eq!(coro_core::sync_wait(h).unwrap(), 2);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let fut = self.wrap(fut);
+        let (r, h) = if self.inner.pool.is_some() {
+            let fut = WithCurrent {
+                inner: self.inner.clone(),
+                fut,
+            };
+            task(fut, move |r| inner.schedule(r))
+        } else {
+            task(fut, move |r| inner.schedule(r))
+        };
+        if self.is_shutdown() {
+            drop(r);
+        } else {
+            r.schedule();
+        }
+        h
+    }
+
+    /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
+    ///
+    /// # Panics
+    ///
+    /// With `ExecutionStrategy::ThreadPool`, or when called from a thread
+    /// that does not run this scheduler's event loop (a task of it, or for
+    /// `Manual` the thread that created it). A local task must also be run
+    /// and dropped on that thread: drive a `Manual` scheduler from one thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::{IoScheduler, IoSchedulerOptions, ThreadStrategy};
+    /// use std::rc::Rc;
+    ///
+    /// let sched = IoScheduler::new(IoSchedulerOptions {
+    ///     thread_strategy: ThreadStrategy::Manual,
+    ///     ..Default::default()
+    /// })?;
+    /// let rc = Rc::new(5);
+    /// let h = sched.spawn_local(async move { *rc + 1 });
+    /// while !h.is_finished() {
+    ///     sched.process_events(Some(std::time::Duration::ZERO));
+    /// }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spawn_local<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        assert!(
+            self.inner.pool.is_none(),
+            "spawn_local needs ExecutionStrategy::Inline"
+        );
+        let me = thread::current().id();
+        let on_loop = self.inner.on_loop_thread()
+            || (self.inner.manual && me == self.inner.owner_thread)
+            || *self
+                .inner
+                .loop_thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                == Some(me);
+        assert!(
+            on_loop,
+            "spawn_local must be called on the scheduler's event-loop thread"
+        );
+        let inner = self.inner.clone();
+        let fut = self.wrap(fut);
+        let (r, h) = task_local(fut, move |r| inner.schedule(r));
+        if self.is_shutdown() {
+            drop(r);
+        } else {
+            r.schedule();
+        }
+        h
+    }
+
+    /// Yield once: the current task goes to the back of the run queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn yield_now(&self) -> YieldNow {
+        YieldNow { yielded: false }
+    }
+
+    /// libcoro's `schedule()`: reschedule the current task through this
+    /// scheduler's queue (it resumes after the tasks queued before it).
+    /// A Rust future cannot migrate by itself: to move work onto the
+    /// scheduler, [`spawn`](IoScheduler::spawn) it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn schedule(&self) -> YieldNow {
+        YieldNow { yielded: false }
+    }
+
+    /// Sleep for `d` (`Duration::MAX`: forever; zero: completes at once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it removes the timer.
+    pub fn sleep(&self, d: Duration) -> Sleep {
+        time::sleep_ns(self, self.inner.clock.deadline_after(d))
+    }
+
+    /// Sleep until `t` (an instant in the past completes at once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn sleep_until(&self, t: Instant) -> Sleep {
+        time::sleep_ns(self, self.inner.clock.deadline_at(t))
+    }
+
+    /// libcoro's `schedule_after(d)`: resume the current task after `d`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn schedule_after(&self, d: Duration) -> Sleep {
+        self.sleep(d)
+    }
+
+    /// Run `fut` with a deadline: `Err(Elapsed)` if `d` passes first (then
+    /// `fut` is dropped).
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `fut`.
+    pub fn timeout<F: Future>(&self, d: Duration, fut: F) -> Timeout<F> {
+        Timeout::new(fut, self.sleep(d))
+    }
+
+    /// A [`Stream`](futures_core::Stream) of ticks every `period` (missed
+    /// ticks are skipped; see [`Interval`]).
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    pub fn interval(&self, period: Duration) -> Interval {
+        Interval::new(self.inner.clone(), period)
+    }
+
+    /// The scheduler's current time (virtual when `start_paused`).
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// Virtual clock only: move time forward by `d` and fire due timers.
+    ///
+    /// # Panics
+    ///
+    /// If the scheduler was not created with `start_paused: true`.
+    pub fn advance(&self, d: Duration) {
+        assert!(
+            self.inner.clock.is_paused(),
+            "advance() needs IoSchedulerOptions::start_paused"
+        );
+        self.inner.clock.advance(d);
+        self.inner.fire_timers();
+        self.inner.driver.unpark();
+    }
+
+    /// Wait until `fd` is ready for `op`, at most `timeout` (libcoro's `poll`).
+    ///
+    /// A registration the driver makes for this call is dropped before it
+    /// returns, so the fd can be closed by its owner afterwards.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (waiting consumes nothing).
+    pub async fn poll(&self, fd: impl AsFd, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        let raw = fd.as_fd().as_raw_fd();
+        let interest = match op {
+            PollOp::Read => Interest::Read,
+            PollOp::Write => Interest::Write,
+            PollOp::ReadWrite => Interest::ReadWrite,
+        };
+        let fresh = !self.inner.driver.is_registered(raw);
+        let fut = crate::op::poll_fd(&self.inner.driver, raw, interest);
+        let res = match timeout {
+            None => Ok(fut.await),
+            Some(d) => self.timeout(d, fut).await,
+        };
+        if fresh {
+            self.inner.driver.release_fd(raw);
+        }
+        match res {
+            Err(_) => PollStatus::Timeout,
+            Ok(Err(_)) => PollStatus::Error,
+            Ok(Ok(rev)) => revents_status(rev),
+        }
+    }
+
+    /// Drive a `Manual` scheduler: run ready tasks, wait at most `timeout`
+    /// for I/O and timers (`None`: until something happens), run what that
+    /// woke. Returns how many tasks ran.
+    ///
+    /// # Panics
+    ///
+    /// On a `Spawn` scheduler (its own thread drives it).
+    pub fn process_events(&self, timeout: Option<Duration>) -> usize {
+        assert!(
+            self.inner.manual,
+            "process_events is for ThreadStrategy::Manual schedulers"
+        );
+        if self.inner.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        let _g = LoopGuard::enter(&self.inner);
+        self.inner.turn(timeout).unwrap_or(0)
+    }
+
+    /// Stop: refuse new tasks, cancel the tasks still pending (their futures
+    /// are dropped, their in-flight ops cancelled, waiting at most a few
+    /// seconds for the kernel to release buffers), stop the event-loop
+    /// thread and, unless called from it, join it. Idempotent.
+    ///
+    /// Await the [`JoinHandle`]s you care about before calling it.
+    pub fn shutdown(&self) {
+        if self.inner.shutdown.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.inner.manual {
+            let _g = LoopGuard::enter(&self.inner);
+            self.inner.finish();
+        } else {
+            self.inner.driver.unpark();
+            let t = self
+                .inner
+                .thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(t) = t {
+                if t.thread().id() != thread::current().id() {
+                    let _ = t.join();
+                }
+            }
+        }
+        if let Some(pool) = &self.inner.pool {
+            pool.shutdown();
+        }
+    }
+}
+
+fn revents_status(rev: u32) -> PollStatus {
+    let rev = rev as libc::c_short;
+    if rev & (libc::POLLIN | libc::POLLOUT | libc::POLLPRI) != 0 {
+        PollStatus::Event
+    } else if rev & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        PollStatus::Error
+    } else if rev & (libc::POLLHUP | libc::POLLRDHUP) != 0 {
+        PollStatus::Closed
+    } else {
+        PollStatus::Event
+    }
+}
+
+/// Future of [`IoScheduler::yield_now`] / [`IoScheduler::schedule`].
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+#[must_use = "futures do nothing unless you .await or poll them"]
+#[derive(Debug)]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

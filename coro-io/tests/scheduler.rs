@@ -1,0 +1,330 @@
+//! IoScheduler: spawn strategies, manual mode, current(), shutdown, poll().
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use coro_core::sync_wait;
+use coro_io::{
+    DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions, PollOp, PollStatus,
+    ThreadPoolOptions, ThreadStrategy, spawn_blocking,
+};
+
+fn manual() -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::Epoll,
+        thread_strategy: ThreadStrategy::Manual,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn spawned() -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::Epoll,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn pooled() -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::Epoll,
+        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+            thread_count: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
+        .unwrap()
+}
+
+/// Drive a manual scheduler until `done` (bounded).
+fn drive_until(s: &IoScheduler, mut done: impl FnMut() -> bool) {
+    for _ in 0..100_000 {
+        if done() {
+            return;
+        }
+        s.process_events(Some(Duration::from_millis(100)));
+    }
+    panic!("condition not reached");
+}
+
+#[test]
+fn spawn_from_outside_and_inside() {
+    for s in [spawned(), pooled()] {
+        let h = s.spawn(async {
+            let me = IoScheduler::current().expect("current() inside a task");
+            let inner = me.spawn(async { 20 });
+            inner.await.unwrap() + 1
+        });
+        assert_eq!(sync_wait(h).unwrap(), 21);
+        s.shutdown();
+    }
+}
+
+#[test]
+fn many_tasks_all_complete() {
+    for s in [spawned(), pooled()] {
+        let n = Arc::new(AtomicUsize::new(0));
+        let hs: Vec<_> = (0..10_000)
+            .map(|_| {
+                let n = n.clone();
+                s.spawn(async move {
+                    n.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        for h in hs {
+            sync_wait(h).unwrap();
+        }
+        assert_eq!(n.load(Ordering::Relaxed), 10_000);
+        s.shutdown();
+    }
+}
+
+#[test]
+fn manual_mode_driven_by_hand() {
+    let s = manual();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let s2 = s.clone();
+    let a = s.spawn(async move {
+        l1.lock().unwrap().push("a1");
+        s2.yield_now().await;
+        l1.lock().unwrap().push("a2");
+    });
+    let b = s.spawn(async move {
+        l2.lock().unwrap().push("b1");
+    });
+    // Nothing runs until the scheduler is driven.
+    assert!(log.lock().unwrap().is_empty());
+    assert_eq!(s.size(), 2);
+    let ran = s.process_events(Some(Duration::ZERO));
+    assert!(ran >= 2, "ran {ran}");
+    drive_until(&s, || a.is_finished() && b.is_finished());
+    assert_eq!(*log.lock().unwrap(), ["a1", "b1", "a2"]);
+    assert_eq!(s.size(), 0);
+    // Idle: nothing to run.
+    assert_eq!(s.process_events(Some(Duration::ZERO)), 0);
+}
+
+#[test]
+fn manual_mode_timer_wakes_process_events() {
+    let s = manual();
+    let s2 = s.clone();
+    let h = s.spawn(async move { s2.sleep(Duration::from_millis(2)).await });
+    s.process_events(Some(Duration::ZERO)); // runs the task: it arms the timer
+    assert_eq!(s.timer_count(), 1);
+    // A long timeout: the timer, not the timeout, ends the wait.
+    let start = std::time::Instant::now();
+    drive_until(&s, || h.is_finished());
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.timer_count(), 0);
+}
+
+#[test]
+fn spawn_local_runs_not_send_futures() {
+    let s = manual();
+    let rc = Rc::new(41);
+    let h = s.spawn_local(async move { *rc + 1 });
+    drive_until(&s, || h.is_finished());
+    assert_eq!(sync_wait(h).unwrap(), 42);
+}
+
+#[test]
+#[should_panic(expected = "ExecutionStrategy::Inline")]
+fn spawn_local_on_pool_panics() {
+    let s = pooled();
+    drop(s.spawn_local(async {}));
+}
+
+#[test]
+fn current_is_none_outside() {
+    assert!(IoScheduler::current().is_none());
+}
+
+#[test]
+fn pool_tasks_see_current_and_timers() {
+    let s = pooled();
+    let h = s.spawn(async {
+        let me = IoScheduler::current().unwrap();
+        me.sleep(Duration::from_millis(1)).await;
+        std::thread::current().name().map(str::to_owned)
+    });
+    let name = sync_wait(h).unwrap().unwrap();
+    assert!(name.starts_with("coro-pool"), "{name}");
+}
+
+#[test]
+fn shutdown_cancels_pending_tasks_and_timers() {
+    for s in [spawned(), manual(), pooled()] {
+        let s2 = s.clone();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        struct D(Arc<AtomicUsize>);
+        impl Drop for D {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let d = D(dropped.clone());
+        let (tx, rx) = mpsc::channel();
+        let h = s.spawn(async move {
+            let _d = d;
+            tx.send(()).unwrap();
+            s2.sleep(Duration::MAX).await;
+        });
+        if s.is_shutdown() {
+            unreachable!()
+        }
+        // Manual: run it once so it is parked on its timer.
+        if let Ok(()) = rx.try_recv() {
+        } else {
+            for _ in 0..1000 {
+                if rx.try_recv().is_ok() {
+                    break;
+                }
+                if format!("{s:?}").contains("manual: true") {
+                    s.process_events(Some(Duration::ZERO));
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        s.shutdown();
+        let err = sync_wait(h).unwrap_err();
+        assert!(err.is_cancelled());
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+        assert_eq!(s.timer_count(), 0);
+        // Spawning after shutdown: refused with a cancelled JoinError.
+        assert!(sync_wait(s.spawn(async { 1 })).unwrap_err().is_cancelled());
+    }
+}
+
+#[test]
+fn dropping_last_handle_shuts_down() {
+    let s = spawned();
+    let h = s.spawn(std::future::pending::<()>());
+    drop(s);
+    assert!(sync_wait(h).unwrap_err().is_cancelled());
+}
+
+#[test]
+fn poll_pipe_read_write_hangup_timeout() {
+    let s = spawned();
+    let s2 = s.clone();
+    let h = s.spawn(async move {
+        let (r, w) = pipe();
+        // Empty pipe: read times out; write is ready at once.
+        assert_eq!(
+            s2.poll(&r, PollOp::Read, Some(Duration::from_millis(5)))
+                .await,
+            PollStatus::Timeout
+        );
+        assert_eq!(s2.poll(&w, PollOp::Write, None).await, PollStatus::Event);
+        rustix::io::write(&w, b"x").unwrap();
+        assert_eq!(
+            s2.poll(&r, PollOp::Read, Some(Duration::from_secs(5)))
+                .await,
+            PollStatus::Event
+        );
+        let mut b = [0u8; 1];
+        rustix::io::read(&r, &mut b).unwrap();
+        // Hang-up while waiting.
+        let s3 = s2.clone();
+        let rr = r.as_raw_fd();
+        let waiter = s2.spawn(async move {
+            // SAFETY: `r` outlives this task: it is awaited below before `r` drops.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(rr) };
+            s3.poll(fd, PollOp::Read, Some(Duration::from_secs(10)))
+                .await
+        });
+        s2.yield_now().await;
+        drop(w);
+        let st = waiter.await.unwrap();
+        assert_eq!(st, PollStatus::Closed);
+        // poll() leaves no registration behind.
+        assert_eq!(s2.driver().registered_fds(), 0);
+        drop(r);
+    });
+    sync_wait(h).unwrap();
+}
+
+#[test]
+fn blocking_pool_does_not_starve_io() {
+    let s = spawned();
+    // Occupy blocking threads until the I/O round-trip is done.
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let blockers: Vec<_> = (0..8)
+        .map(|_| {
+            let rx = release_rx.clone();
+            spawn_blocking(move || {
+                let _ = rx.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    let s2 = s.clone();
+    let h = s.spawn(async move {
+        let (r, w) = pipe();
+        let d = s2.driver().clone();
+        let reader = s2.spawn({
+            let d = d.clone();
+            async move {
+                let (res, buf) = coro_io::op::read(&d, r.as_raw_fd(), Vec::with_capacity(4)).await;
+                (res.unwrap(), buf, r)
+            }
+        });
+        s2.sleep(Duration::from_millis(1)).await;
+        let (res, _) = coro_io::op::write(&d, w.as_raw_fd(), b"ok".as_slice()).await;
+        res.unwrap();
+        let (n, buf, _r) = reader.await.unwrap();
+        (n, buf)
+    });
+    let (n, buf) = sync_wait(h).unwrap();
+    assert_eq!((n, &buf[..]), (2, &b"ok"[..]));
+    for _ in 0..8 {
+        release_tx.send(()).unwrap();
+    }
+    for b in blockers {
+        sync_wait(b).unwrap();
+    }
+}
+
+#[test]
+fn panicking_task_is_reported_and_loop_survives() {
+    let s = spawned();
+    let h = s.spawn(async { panic!("boom") });
+    let err = sync_wait(h).unwrap_err();
+    assert!(err.is_panic());
+    assert_eq!(sync_wait(s.spawn(async { 5 })).unwrap(), 5);
+}
+
+#[test]
+fn io_thread_callbacks_run() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (started.clone(), stopped.clone());
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::Epoll,
+        on_io_thread_start: Some(Arc::new(move || {
+            a.fetch_add(1, Ordering::SeqCst);
+        })),
+        on_io_thread_stop: Some(Arc::new(move || {
+            b.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..Default::default()
+    })
+    .unwrap();
+    sync_wait(s.spawn(async {})).unwrap();
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+    s.shutdown();
+    assert_eq!(stopped.load(Ordering::SeqCst), 1);
+}
