@@ -55,6 +55,39 @@ pub use task_group::TaskGroup;
 pub use thread_pool::{ThreadPool, ThreadPoolOptions};
 pub use time::Elapsed;
 
+/// Instantiate driver-generic tests once per driver.
+///
+/// For every `name` given, a function `fn name(kind: DriverKind)` must exist
+/// at the call site; the macro emits `epoll::name` and `uring::name` tests
+/// that call it with [`DriverKind::Epoll`] and [`DriverKind::IoUring`]. Every
+/// I/O test of the workspace goes through it, so the two drivers can never
+/// drift apart; `cargo test uring::` or `cargo test epoll::` runs one side.
+///
+/// # Examples
+///
+/// ```no_run
+/// use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
+///
+/// fn starts(kind: DriverKind) {
+///     let s = IoScheduler::new(IoSchedulerOptions { driver: kind, ..Default::default() }).unwrap();
+///     assert_eq!(s.driver_kind(), kind);
+/// }
+///
+/// coro_io::driver_tests!(starts);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! driver_tests {
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            $( #[test] fn $name() { super::$name($crate::DriverKind::Epoll) } )*
+        }
+        mod uring {
+            $( #[test] fn $name() { super::$name($crate::DriverKind::IoUring) } )*
+        }
+    };
+}
+
 /// Run `f` on the blocking pool (file I/O on readiness drivers); detached.
 pub(crate) fn blocking_run(f: Box<dyn FnOnce() + Send + 'static>) {
     drop(spawn_blocking(f));

@@ -49,16 +49,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     (r, w)
 }
 
-macro_rules! driver_tests {
-    ($($name:ident),* $(,)?) => {
-        mod epoll {
-            $( #[test] fn $name() { super::$name(coro_io::DriverKind::Epoll) } )*
-        }
-        // mod uring { $( #[test] fn $name() { super::$name(coro_io::DriverKind::IoUring) } )* }
-    };
-}
-
-driver_tests!(
+coro_io::driver_tests!(
     pipe_read_waits_then_completes,
     op_that_succeeds_at_once_registers_nothing,
     dropped_read_is_safe_and_waker_fires_for_the_next,
