@@ -11,9 +11,11 @@
 //! # Which driver runs
 //!
 //! `DriverKind::Auto` (the default) picks io_uring when the kernel allows it
-//! and that driver is built, else epoll; today that is always epoll.
-//! `CORO_DRIVER=epoll|uring` overrides `Auto`; [`IoScheduler::driver_kind`]
-//! reports the choice.
+//! (Linux 5.11+, not blocked by seccomp or `kernel.io_uring_disabled`), else
+//! epoll; [`driver::Handle::fallback_reason`] says why it fell back (and
+//! `CORO_DEBUG=1` prints it). `CORO_DRIVER=epoll|uring|auto` overrides `Auto`;
+//! [`IoScheduler::driver_kind`] reports the choice. An explicit
+//! `DriverKind::IoUring` fails with an error naming the cause instead.
 //!
 //! # Examples
 //!
@@ -66,6 +68,7 @@ pub use time::Elapsed;
 /// # Examples
 ///
 /// ```no_run
+/// # #![allow(dead_code)] // doctests are not built with --test
 /// use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
 ///
 /// fn starts(kind: DriverKind) {

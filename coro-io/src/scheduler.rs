@@ -53,12 +53,29 @@ pub enum ExecutionStrategy {
 }
 
 /// io_uring settings (used by the io_uring driver; ignored by epoll).
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::UringOptions;
+/// let o = UringOptions { entries: 256, ..Default::default() };
+/// assert_eq!(o.sqpoll_idle, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UringOptions {
-    /// Submission queue entries. Default 1024.
+    /// Submission queue entries (rounded up to a power of two, at most
+    /// 32,768). More ops than this may be in flight: the rest wait in
+    /// memory. The completion queue gets four times as many. Default 1024.
     pub entries: u32,
-    /// Enable SQPOLL with this idle time. Default `None`.
+    /// Enable SQPOLL (a kernel thread polls the submission queue, so
+    /// submitting needs no syscall) that sleeps after this idle time.
+    /// Default `None`.
     pub sqpoll_idle: Option<Duration>,
+    /// Fault injection for tests: make `io_uring_setup` fail with this errno
+    /// (e.g. `libc::EPERM`, as seccomp does), so that the epoll fallback of
+    /// `DriverKind::Auto` and the error of `DriverKind::IoUring` can be
+    /// exercised on any kernel. Default `None`.
+    pub inject_setup_error: Option<i32>,
 }
 
 impl Default for UringOptions {
@@ -66,6 +83,7 @@ impl Default for UringOptions {
         UringOptions {
             entries: 1024,
             sqpoll_idle: None,
+            inject_setup_error: None,
         }
     }
 }
@@ -401,7 +419,7 @@ impl IoScheduler {
     /// The driver could not be created (see [`DriverKind`]), or a thread
     /// could not be spawned.
     pub fn new(opts: IoSchedulerOptions) -> io::Result<IoScheduler> {
-        let driver = Handle::new(opts.driver)?;
+        let driver = Handle::with_options(opts.driver, &opts.uring)?;
         let pool = match &opts.execution {
             ExecutionStrategy::Inline => None,
             ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),

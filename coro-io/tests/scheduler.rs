@@ -12,26 +12,26 @@ use coro_io::{
     ThreadPoolOptions, ThreadStrategy, spawn_blocking,
 };
 
-fn manual() -> IoScheduler {
+fn manual(kind: DriverKind) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
-        driver: DriverKind::Epoll,
+        driver: kind,
         thread_strategy: ThreadStrategy::Manual,
         ..Default::default()
     })
     .unwrap()
 }
 
-fn spawned() -> IoScheduler {
+fn spawned(kind: DriverKind) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
-        driver: DriverKind::Epoll,
+        driver: kind,
         ..Default::default()
     })
     .unwrap()
 }
 
-fn pooled() -> IoScheduler {
+fn pooled(kind: DriverKind) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
-        driver: DriverKind::Epoll,
+        driver: kind,
         execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
             thread_count: 2,
             ..Default::default()
@@ -57,9 +57,23 @@ fn drive_until(s: &IoScheduler, mut done: impl FnMut() -> bool) {
     panic!("condition not reached");
 }
 
-#[test]
-fn spawn_from_outside_and_inside() {
-    for s in [spawned(), pooled()] {
+coro_io::driver_tests!(
+    spawn_from_outside_and_inside,
+    many_tasks_all_complete,
+    manual_mode_driven_by_hand,
+    manual_mode_timer_wakes_process_events,
+    spawn_local_runs_not_send_futures,
+    pool_tasks_see_current_and_timers,
+    shutdown_cancels_pending_tasks_and_timers,
+    dropping_last_handle_shuts_down,
+    poll_pipe_read_write_hangup_timeout,
+    blocking_pool_does_not_starve_io,
+    panicking_task_is_reported_and_loop_survives,
+    io_thread_callbacks_run,
+);
+
+fn spawn_from_outside_and_inside(kind: DriverKind) {
+    for s in [spawned(kind), pooled(kind)] {
         let h = s.spawn(async {
             let me = IoScheduler::current().expect("current() inside a task");
             let inner = me.spawn(async { 20 });
@@ -70,9 +84,8 @@ fn spawn_from_outside_and_inside() {
     }
 }
 
-#[test]
-fn many_tasks_all_complete() {
-    for s in [spawned(), pooled()] {
+fn many_tasks_all_complete(kind: DriverKind) {
+    for s in [spawned(kind), pooled(kind)] {
         let n = Arc::new(AtomicUsize::new(0));
         let hs: Vec<_> = (0..10_000)
             .map(|_| {
@@ -90,9 +103,8 @@ fn many_tasks_all_complete() {
     }
 }
 
-#[test]
-fn manual_mode_driven_by_hand() {
-    let s = manual();
+fn manual_mode_driven_by_hand(kind: DriverKind) {
+    let s = manual(kind);
     let log = Arc::new(Mutex::new(Vec::new()));
     let (l1, l2) = (log.clone(), log.clone());
     let s2 = s.clone();
@@ -116,9 +128,8 @@ fn manual_mode_driven_by_hand() {
     assert_eq!(s.process_events(Some(Duration::ZERO)), 0);
 }
 
-#[test]
-fn manual_mode_timer_wakes_process_events() {
-    let s = manual();
+fn manual_mode_timer_wakes_process_events(kind: DriverKind) {
+    let s = manual(kind);
     let s2 = s.clone();
     let h = s.spawn(async move { s2.sleep(Duration::from_millis(2)).await });
     s.process_events(Some(Duration::ZERO)); // runs the task: it arms the timer
@@ -130,9 +141,8 @@ fn manual_mode_timer_wakes_process_events() {
     assert_eq!(s.timer_count(), 0);
 }
 
-#[test]
-fn spawn_local_runs_not_send_futures() {
-    let s = manual();
+fn spawn_local_runs_not_send_futures(kind: DriverKind) {
+    let s = manual(kind);
     let rc = Rc::new(41);
     let h = s.spawn_local(async move { *rc + 1 });
     drive_until(&s, || h.is_finished());
@@ -142,7 +152,7 @@ fn spawn_local_runs_not_send_futures() {
 #[test]
 #[should_panic(expected = "ExecutionStrategy::Inline")]
 fn spawn_local_on_pool_panics() {
-    let s = pooled();
+    let s = pooled(DriverKind::Epoll);
     drop(s.spawn_local(async {}));
 }
 
@@ -151,9 +161,8 @@ fn current_is_none_outside() {
     assert!(IoScheduler::current().is_none());
 }
 
-#[test]
-fn pool_tasks_see_current_and_timers() {
-    let s = pooled();
+fn pool_tasks_see_current_and_timers(kind: DriverKind) {
+    let s = pooled(kind);
     let h = s.spawn(async {
         let me = IoScheduler::current().unwrap();
         me.sleep(Duration::from_millis(1)).await;
@@ -163,9 +172,8 @@ fn pool_tasks_see_current_and_timers() {
     assert!(name.starts_with("coro-pool"), "{name}");
 }
 
-#[test]
-fn shutdown_cancels_pending_tasks_and_timers() {
-    for s in [spawned(), manual(), pooled()] {
+fn shutdown_cancels_pending_tasks_and_timers(kind: DriverKind) {
+    for s in [spawned(kind), manual(kind), pooled(kind)] {
         let s2 = s.clone();
         let dropped = Arc::new(AtomicUsize::new(0));
         struct D(Arc<AtomicUsize>);
@@ -208,17 +216,15 @@ fn shutdown_cancels_pending_tasks_and_timers() {
     }
 }
 
-#[test]
-fn dropping_last_handle_shuts_down() {
-    let s = spawned();
+fn dropping_last_handle_shuts_down(kind: DriverKind) {
+    let s = spawned(kind);
     let h = s.spawn(std::future::pending::<()>());
     drop(s);
     assert!(sync_wait(h).unwrap_err().is_cancelled());
 }
 
-#[test]
-fn poll_pipe_read_write_hangup_timeout() {
-    let s = spawned();
+fn poll_pipe_read_write_hangup_timeout(kind: DriverKind) {
+    let s = spawned(kind);
     let s2 = s.clone();
     let h = s.spawn(async move {
         let (r, w) = pipe();
@@ -250,16 +256,16 @@ fn poll_pipe_read_write_hangup_timeout() {
         drop(w);
         let st = waiter.await.unwrap();
         assert_eq!(st, PollStatus::Closed);
-        // poll() leaves no registration behind.
+        // poll() leaves no registration behind (epoll; io_uring keeps none).
         assert_eq!(s2.driver().registered_fds(), 0);
+        assert_eq!(s2.driver().in_flight(), 0);
         drop(r);
     });
     sync_wait(h).unwrap();
 }
 
-#[test]
-fn blocking_pool_does_not_starve_io() {
-    let s = spawned();
+fn blocking_pool_does_not_starve_io(kind: DriverKind) {
+    let s = spawned(kind);
     // Occupy blocking threads until the I/O round-trip is done.
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(Mutex::new(release_rx));
@@ -298,22 +304,20 @@ fn blocking_pool_does_not_starve_io() {
     }
 }
 
-#[test]
-fn panicking_task_is_reported_and_loop_survives() {
-    let s = spawned();
+fn panicking_task_is_reported_and_loop_survives(kind: DriverKind) {
+    let s = spawned(kind);
     let h = s.spawn(async { panic!("boom") });
     let err = sync_wait(h).unwrap_err();
     assert!(err.is_panic());
     assert_eq!(sync_wait(s.spawn(async { 5 })).unwrap(), 5);
 }
 
-#[test]
-fn io_thread_callbacks_run() {
+fn io_thread_callbacks_run(kind: DriverKind) {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
     let (a, b) = (started.clone(), stopped.clone());
     let s = IoScheduler::new(IoSchedulerOptions {
-        driver: DriverKind::Epoll,
+        driver: kind,
         on_io_thread_start: Some(Arc::new(move || {
             a.fetch_add(1, Ordering::SeqCst);
         })),

@@ -48,6 +48,8 @@
 //! futures; backends use an uncontended mutex for their tables.
 
 pub(crate) mod epoll;
+pub mod probe;
+pub(crate) mod uring;
 
 use std::sync::Arc;
 
@@ -57,12 +59,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::op::{Op, OpState};
+use crate::scheduler::UringOptions;
 
 /// Which I/O backend a scheduler uses.
 ///
-/// `Auto` picks io_uring when the kernel allows it and the driver is built,
-/// else epoll; the environment variable `CORO_DRIVER=epoll|uring` overrides
-/// `Auto` (not an explicit choice).
+/// `Auto` picks io_uring when the kernel allows it, else epoll (see
+/// [`Handle::fallback_reason`]); the environment variable
+/// `CORO_DRIVER=epoll|uring|auto` overrides `Auto` (not an explicit choice).
 ///
 /// # Examples
 ///
@@ -146,28 +149,47 @@ pub trait Driver: Send + Sync + 'static {
 pub(crate) enum AnyDriver {
     /// epoll.
     Epoll(epoll::EpollDriver),
-    // Uring(uring::UringDriver),  <- the io_uring backend adds its arm here.
+    /// io_uring.
+    Uring(uring::UringDriver),
 }
 
 macro_rules! dispatch {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
             AnyDriver::Epoll($d) => $e,
+            AnyDriver::Uring($d) => $e,
         }
     };
 }
 
 impl AnyDriver {
-    /// Build the backend `kind` asks for (after `Auto` resolution).
-    pub(crate) fn new(kind: DriverKind) -> io::Result<AnyDriver> {
-        match resolve_kind(kind)? {
-            DriverKind::Epoll | DriverKind::Auto => {
-                Ok(AnyDriver::Epoll(epoll::EpollDriver::new()?))
-            }
-            DriverKind::IoUring => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the io_uring driver is not built yet (use DriverKind::Epoll)",
-            )),
+    /// Build the backend `kind` asks for (after `Auto` resolution). Returns
+    /// the driver and, when `Auto` fell back to epoll, why io_uring was not
+    /// used.
+    pub(crate) fn new(
+        kind: DriverKind,
+        uring: &UringOptions,
+    ) -> io::Result<(AnyDriver, Option<io::Error>)> {
+        AnyDriver::build(resolve_kind(kind)?, uring)
+    }
+
+    /// [`new`](AnyDriver::new) after the `CORO_DRIVER` override.
+    fn build(
+        kind: DriverKind,
+        uring: &UringOptions,
+    ) -> io::Result<(AnyDriver, Option<io::Error>)> {
+        match kind {
+            DriverKind::Epoll => Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), None)),
+            DriverKind::IoUring => Ok((AnyDriver::Uring(uring::UringDriver::new(uring)?), None)),
+            DriverKind::Auto => match uring::UringDriver::new(uring) {
+                Ok(d) => Ok((AnyDriver::Uring(d), None)),
+                Err(e) => {
+                    if std::env::var_os("CORO_DEBUG").is_some() {
+                        eprintln!("coro-io: falling back to epoll: {e}");
+                    }
+                    Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), Some(e)))
+                }
+            },
         }
     }
 }
@@ -177,13 +199,18 @@ fn resolve_kind(kind: DriverKind) -> io::Result<DriverKind> {
     if kind != DriverKind::Auto {
         return Ok(kind);
     }
-    match std::env::var("CORO_DRIVER").ok().as_deref() {
-        None | Some("") | Some("auto") => Ok(DriverKind::Epoll),
+    parse_override(std::env::var("CORO_DRIVER").ok().as_deref())
+}
+
+/// The meaning of a `CORO_DRIVER` value.
+fn parse_override(v: Option<&str>) -> io::Result<DriverKind> {
+    match v {
+        None | Some("") | Some("auto") => Ok(DriverKind::Auto),
         Some("epoll") => Ok(DriverKind::Epoll),
         Some("uring") | Some("io_uring") | Some("iouring") => Ok(DriverKind::IoUring),
         Some(other) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("CORO_DRIVER={other:?}: expected epoll or uring"),
+            format!("CORO_DRIVER={other:?}: expected epoll, uring or auto"),
         )),
     }
 }
@@ -250,19 +277,65 @@ impl Driver for AnyDriver {
 #[derive(Clone, Debug)]
 pub struct Handle {
     pub(crate) inner: Arc<AnyDriver>,
+    fallback: Option<Arc<io::Error>>,
 }
 
 impl Handle {
-    /// Create a driver of `kind` (`Auto` honours `CORO_DRIVER`).
+    /// Create a driver of `kind` (`Auto` honours `CORO_DRIVER`) with the
+    /// default [`UringOptions`].
     ///
     /// # Errors
     ///
     /// When the backend cannot be created (epoll/eventfd creation failed,
-    /// io_uring unavailable, or a bad `CORO_DRIVER` value).
+    /// io_uring unavailable for an explicit [`DriverKind::IoUring`], or a bad
+    /// `CORO_DRIVER` value). With `Auto`, an unavailable io_uring is not an
+    /// error: the epoll driver is used and
+    /// [`fallback_reason`](Handle::fallback_reason) says why.
     pub fn new(kind: DriverKind) -> io::Result<Handle> {
+        Handle::with_options(kind, &UringOptions::default())
+    }
+
+    /// Like [`new`](Handle::new), with io_uring settings.
+    ///
+    /// # Errors
+    ///
+    /// As for [`new`](Handle::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::driver::Handle;
+    /// use coro_io::{DriverKind, UringOptions};
+    ///
+    /// // Fault injection: io_uring_setup "fails" with EPERM, as under seccomp.
+    /// let opts = UringOptions { inject_setup_error: Some(libc::EPERM), ..Default::default() };
+    /// let err = Handle::with_options(DriverKind::IoUring, &opts).unwrap_err();
+    /// assert!(err.to_string().contains("EPERM"), "{err}");
+    ///
+    /// let h = Handle::with_options(DriverKind::Epoll, &opts)?;
+    /// assert_eq!(h.kind(), DriverKind::Epoll);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn with_options(kind: DriverKind, uring: &UringOptions) -> io::Result<Handle> {
+        let (d, fallback) = AnyDriver::new(kind, uring)?;
         Ok(Handle {
-            inner: Arc::new(AnyDriver::new(kind)?),
+            inner: Arc::new(d),
+            fallback: fallback.map(Arc::new),
         })
+    }
+
+    /// Why `DriverKind::Auto` chose epoll over io_uring (`None` when it did
+    /// not fall back).
+    pub fn fallback_reason(&self) -> Option<&io::Error> {
+        self.fallback.as_deref()
+    }
+
+    /// The optional io_uring features the kernel offered (`None` on epoll).
+    pub fn uring_features(&self) -> Option<probe::Features> {
+        match &*self.inner {
+            AnyDriver::Uring(d) => Some(*d.features()),
+            AnyDriver::Epoll(_) => None,
+        }
     }
     /// The backend in use (never `Auto`).
     pub fn kind(&self) -> DriverKind {
@@ -294,17 +367,53 @@ impl Handle {
     pub fn registered_fds(&self) -> usize {
         match &*self.inner {
             AnyDriver::Epoll(d) => d.registered(),
+            AnyDriver::Uring(_) => 0,
         }
     }
     /// Whether the driver holds a readiness registration for `fd`.
     pub fn is_registered(&self, fd: RawFd) -> bool {
         match &*self.inner {
             AnyDriver::Epoll(d) => d.is_registered(fd),
+            AnyDriver::Uring(_) => false,
         }
     }
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
     /// release their memory.
     pub fn cancel_all(&self, bound: Duration) {
         self.inner.cancel_all(bound)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn override_values() {
+        assert_eq!(parse_override(None).unwrap(), DriverKind::Auto);
+        assert_eq!(parse_override(Some("")).unwrap(), DriverKind::Auto);
+        assert_eq!(parse_override(Some("epoll")).unwrap(), DriverKind::Epoll);
+        assert_eq!(parse_override(Some("uring")).unwrap(), DriverKind::IoUring);
+        assert_eq!(parse_override(Some("io_uring")).unwrap(), DriverKind::IoUring);
+        let e = parse_override(Some("kqueue")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("kqueue"), "{e}");
+    }
+
+    #[test]
+    fn auto_falls_back_to_epoll_when_setup_fails() {
+        for errno in [libc::ENOSYS, libc::EPERM, libc::ENOMEM] {
+            let opts = UringOptions {
+                inject_setup_error: Some(errno),
+                ..Default::default()
+            };
+            let (d, why) = AnyDriver::build(DriverKind::Auto, &opts).unwrap();
+            assert_eq!(d.kind(), DriverKind::Epoll);
+            let why = why.expect("a fallback reason");
+            assert_eq!(why.raw_os_error(), None); // wrapped with context
+            assert!(why.to_string().contains("io_uring unavailable"), "{why}");
+            let explicit = AnyDriver::build(DriverKind::IoUring, &opts).unwrap_err();
+            assert!(explicit.to_string().contains("io_uring unavailable"), "{explicit}");
+        }
     }
 }

@@ -1,0 +1,49 @@
+//! What the running kernel's io_uring supports, probed once per ring.
+//!
+//! Each optional feature the driver uses is looked up here at start-up
+//! (`IORING_REGISTER_PROBE` for opcodes, the setup parameters for features);
+//! a missing one selects the plain path, never an error.
+
+use io_uring::{IoUring, opcode};
+
+/// Optional io_uring capabilities of the running kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// `IORING_FEAT_NODROP`: completions are never lost on CQ overflow.
+    pub nodrop: bool,
+    /// `IORING_FEAT_FAST_POLL`: ops on not-ready sockets arm an internal
+    /// poll instead of a worker thread.
+    pub fast_poll: bool,
+    /// The probe opcode list could be read at all (Linux 5.6+).
+    pub probed: bool,
+    /// `IORING_OP_SEND_ZC` (zero-copy send, Linux 6.0+).
+    pub send_zc: bool,
+    /// `IORING_OP_SOCKET` (Linux 5.19+), which also marks the kernels that
+    /// have multishot accept.
+    pub socket: bool,
+    /// `IORING_OP_ASYNC_CANCEL` (every kernel we accept has it).
+    pub async_cancel: bool,
+    /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10+), which also implies
+    /// multishot recv with provided buffer rings.
+    pub recvsend_bundle: bool,
+}
+
+impl Features {
+    pub(crate) fn probe(ring: &IoUring) -> Features {
+        let p = ring.params();
+        let mut f = Features {
+            nodrop: p.is_feature_nodrop(),
+            fast_poll: p.is_feature_fast_poll(),
+            recvsend_bundle: p.is_feature_recvsend_bundle(),
+            ..Features::default()
+        };
+        let mut probe = io_uring::Probe::new();
+        if ring.submitter().register_probe(&mut probe).is_ok() {
+            f.probed = true;
+            f.send_zc = probe.is_supported(opcode::SendZc::CODE);
+            f.socket = probe.is_supported(opcode::Socket::CODE);
+            f.async_cancel = probe.is_supported(opcode::AsyncCancel::CODE);
+        }
+        f
+    }
+}

@@ -1,0 +1,669 @@
+//! The io_uring backend: native completions.
+//!
+//! # Slots
+//!
+//! Every submitted op owns one slot of a table; its `user_data` is the slot's
+//! token (generation in the upper 32 bits, index + 1 in the lower). A slot
+//! moves through
+//!
+//! ```text
+//! Waiting --CQE--> Done --poll--> freed            (the future collects the result)
+//! Waiting --drop--> Orphaned --CQE--> freed        (the driver owns the op box)
+//! Done    --drop--> freed, Op::orphaned(result)    (e.g. an accepted fd is closed)
+//! ```
+//!
+//! so an op's box (its buffer, `sockaddr`, `msghdr`) is freed only after the
+//! kernel posted the op's own completion: never because a submit failed, the
+//! SQ was full, or a cancel was issued (PITFALLS 4, 5). A dropped future's op
+//! gets an `ASYNC_CANCEL`; cancels that find the SQ full wait in the backlog
+//! with everything else and are never dropped (PITFALLS 7).
+//!
+//! # Submission
+//!
+//! Entries pushed by the thread that parks the driver (the event loop) are
+//! submitted by its next [`Driver::park`], together with the wait: one
+//! `io_uring_enter` per loop turn. Entries pushed by other threads (pool
+//! workers polling op futures) are submitted at once by that thread, so the
+//! loop never has to be woken for them. When the SQ is full the pushing
+//! thread submits to make room; if that fails too (the kernel is short of
+//! memory, or the CQ overflowed), entries queue in an in-memory backlog that
+//! every `park` flushes first.
+//!
+//! A future dropped while its entry is still unsubmitted forces a submit, so
+//! the fd it names cannot be closed and reused by the caller before the
+//! kernel has looked the fd up.
+//!
+//! # Waiting
+//!
+//! `park(timeout)` is one `io_uring_enter(GETEVENTS | EXT_ARG)` with the
+//! timeout in the argument (Linux 5.11+): timers cost no extra syscall or
+//! SQE. Cross-thread wake-ups write an eventfd that a poll entry in the ring
+//! watches.
+//!
+//! # Older kernels
+//!
+//! Kernels that answer an op on an `O_NONBLOCK` fd with `-EAGAIN` instead of
+//! waiting are handled: the slot waits for readiness with a poll entry, then
+//! resubmits the op.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use io_uring::{IoUring, opcode, squeue, types};
+
+use super::probe::Features;
+use super::{Driver, DriverKind, Interest, Readiness};
+use crate::op::{Op, OpState};
+use crate::scheduler::UringOptions;
+
+/// `user_data` of the eventfd poll that carries cross-thread wake-ups.
+const WAKE_KEY: u64 = u64::MAX;
+/// `user_data` of cancel requests (their own completions are ignored).
+const CANCEL_KEY: u64 = u64::MAX - 1;
+
+/// An op whose future is gone, owned by the driver until its completion.
+trait Orphan: Send {
+    fn orphaned(&mut self, res: io::Result<usize>);
+}
+
+impl<T: Op> Orphan for T {
+    fn orphaned(&mut self, res: io::Result<usize>) {
+        Op::orphaned(self, res)
+    }
+}
+
+/// What the slot's in-flight entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The op itself.
+    Op,
+    /// A readiness poll before resubmitting the op (the `-EAGAIN` path).
+    Ready,
+}
+
+enum SlotState {
+    Free,
+    Waiting {
+        waker: Option<Waker>,
+        phase: Phase,
+    },
+    Done {
+        res: io::Result<usize>,
+        phase: Phase,
+    },
+    Orphaned {
+        op: Box<dyn Orphan>,
+        phase: Phase,
+    },
+}
+
+struct Slot {
+    generation: u32,
+    state: SlotState,
+}
+
+#[derive(Default)]
+struct State {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Entries that did not fit in the SQ, oldest first.
+    backlog: std::collections::VecDeque<squeue::Entry>,
+    wake_armed: bool,
+}
+
+impl State {
+    fn alloc(&mut self, state: SlotState) -> u64 {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    state: SlotState::Free,
+                });
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[idx as usize];
+        slot.state = state;
+        ((slot.generation as u64) << 32) | (idx as u64 + 1)
+    }
+
+    fn get_mut(&mut self, token: u64) -> Option<&mut Slot> {
+        let idx = (token & 0xFFFF_FFFF).checked_sub(1)? as usize;
+        let slot = self.slots.get_mut(idx)?;
+        (slot.generation == (token >> 32) as u32 && !matches!(slot.state, SlotState::Free))
+            .then_some(slot)
+    }
+
+    fn release(&mut self, token: u64) {
+        let idx = (token & 0xFFFF_FFFF) as usize - 1;
+        let slot = &mut self.slots[idx];
+        slot.state = SlotState::Free;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(idx as u32);
+    }
+}
+
+thread_local! {
+    /// A per-thread address, used to recognise the parking thread cheaply.
+    static THREAD_MARK: u8 = const { 0 };
+}
+
+fn thread_mark() -> usize {
+    THREAD_MARK.with(|m| m as *const u8 as usize)
+}
+
+/// The io_uring driver.
+pub(crate) struct UringDriver {
+    ring: IoUring,
+    state: Mutex<State>,
+    /// Held by the thread inside `park` (one parker at a time).
+    parker: Mutex<()>,
+    /// `thread_mark()` of the last thread that parked.
+    parker_thread: AtomicUsize,
+    eventfd: OwnedFd,
+    notified: AtomicBool,
+    /// Slots in use (Waiting, Done or Orphaned).
+    live: AtomicUsize,
+    features: Features,
+}
+
+impl std::fmt::Debug for UringDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringDriver")
+            .field("sq_entries", &self.ring.params().sq_entries())
+            .field("cq_entries", &self.ring.params().cq_entries())
+            .field("in_flight", &self.live.load(Ordering::Relaxed))
+            .field("features", &self.features)
+            .finish()
+    }
+}
+
+/// Say which step of the set-up failed and what that usually means.
+fn setup_error(e: io::Error) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (ENOSYS)",
+        Some(libc::EPERM) => {
+            "io_uring is not permitted (EPERM: a seccomp filter, a container policy, \
+             or sysctl kernel.io_uring_disabled)"
+        }
+        Some(libc::ENOMEM) => "not enough locked memory for the rings (ENOMEM: RLIMIT_MEMLOCK)",
+        Some(libc::EMFILE) | Some(libc::ENFILE) => "out of file descriptors",
+        Some(libc::EINVAL) => "the kernel rejected the ring parameters (EINVAL)",
+        _ => "io_uring_setup failed",
+    };
+    io::Error::new(e.kind(), format!("io_uring unavailable: {hint}: {e}"))
+}
+
+impl UringDriver {
+    pub(crate) fn new(opts: &UringOptions) -> io::Result<UringDriver> {
+        if let Some(errno) = opts.inject_setup_error {
+            return Err(setup_error(io::Error::from_raw_os_error(errno)));
+        }
+        let entries = opts.entries.clamp(2, 32_768).next_power_of_two();
+        let mut b = IoUring::builder();
+        b.setup_cqsize(entries.saturating_mul(4)).setup_clamp();
+        if let Some(idle) = opts.sqpoll_idle {
+            b.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX).max(1));
+        }
+        let ring = b.build(entries).map_err(setup_error)?;
+        if !ring.params().is_feature_ext_arg() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring unavailable: the kernel lacks IORING_FEAT_EXT_ARG (timed waits, Linux 5.11+)",
+            ));
+        }
+        let features = Features::probe(&ring);
+        // SAFETY: eventfd has no memory preconditions; we own the result.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh fd nobody else owns.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let d = UringDriver {
+            ring,
+            state: Mutex::new(State::default()),
+            parker: Mutex::new(()),
+            parker_thread: AtomicUsize::new(0),
+            eventfd,
+            notified: AtomicBool::new(false),
+            live: AtomicUsize::new(0),
+            features,
+        };
+        {
+            let mut st = d.state();
+            d.arm_wake(&mut st);
+        }
+        Ok(d)
+    }
+
+    pub(crate) fn features(&self) -> &Features {
+        &self.features
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn arm_wake(&self, st: &mut State) {
+        if !st.wake_armed {
+            let e = opcode::PollAdd::new(
+                types::Fd(self.eventfd.as_raw_fd()),
+                libc::POLLIN as u32,
+            )
+            .build()
+            .user_data(WAKE_KEY);
+            self.push(st, e);
+            st.wake_armed = true;
+        }
+    }
+
+    /// Queue `entry`: into the SQ, or into the backlog when the SQ stays full.
+    fn push(&self, st: &mut State, entry: squeue::Entry) {
+        if !st.backlog.is_empty() {
+            self.flush_backlog(st);
+            if !st.backlog.is_empty() {
+                st.backlog.push_back(entry);
+                return;
+            }
+        }
+        if self.try_push(&entry) {
+            return;
+        }
+        // Full: let the kernel take what is queued, then try again.
+        let _ = self.ring.submitter().submit();
+        if !self.try_push(&entry) {
+            st.backlog.push_back(entry);
+        }
+    }
+
+    fn try_push(&self, entry: &squeue::Entry) -> bool {
+        // SAFETY: the SQ is only touched under the state lock, which our
+        // callers hold; the entry points into memory owned by a live slot
+        // (an op box or nothing), valid until its completion.
+        let mut sq = unsafe { self.ring.submission_shared() };
+        // SAFETY: as above; the pointers in `entry` stay valid until the CQE.
+        let ok = unsafe { sq.push(entry) }.is_ok();
+        sq.sync();
+        ok
+    }
+
+    fn flush_backlog(&self, st: &mut State) {
+        while let Some(e) = st.backlog.front() {
+            if !self.try_push(e) {
+                if self.ring.submitter().submit().is_err() || !self.try_push(e) {
+                    return;
+                }
+            }
+            st.backlog.pop_front();
+        }
+    }
+
+    /// Entries in the SQ the kernel has not consumed yet. Takes the state
+    /// guard because an SQ view writes its tail back when dropped.
+    fn unsubmitted(&self, _st: &State) -> usize {
+        // SAFETY: the state lock is held (the guard is our argument).
+        let sq = unsafe { self.ring.submission_shared() };
+        sq.len()
+    }
+
+    fn on_parker_thread(&self) -> bool {
+        self.parker_thread.load(Ordering::Relaxed) == thread_mark()
+    }
+
+    /// After pushing from a thread other than the parker: submit now, so the
+    /// loop needs no wake-up to see the entry.
+    fn submit_if_foreign(&self) {
+        if !self.on_parker_thread() {
+            if let Err(e) = self.ring.submitter().submit() {
+                if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) {
+                    // Leave it for the loop; make sure it looks.
+                    self.unpark();
+                }
+            }
+        }
+    }
+
+    /// Move every available completion into its slot. Wakers go to `wake`,
+    /// ops of dropped futures to `dead` (freed by the caller, unlocked).
+    fn reap(&self, st: &mut State, wake: &mut Vec<Waker>, dead: &mut Vec<Box<dyn Orphan>>) -> usize {
+        let mut n = 0;
+        let mut rearm = false;
+        // SAFETY: the CQ is only touched under the state lock, which we hold.
+        let mut cq = unsafe { self.ring.completion_shared() };
+        cq.sync();
+        for cqe in &mut cq {
+            let token = cqe.user_data();
+            if token == WAKE_KEY {
+                let mut buf = [0u8; 8];
+                let _ = rustix::io::read(&self.eventfd, &mut buf);
+                self.notified.store(false, Ordering::SeqCst);
+                st.wake_armed = false;
+                rearm = true;
+                continue;
+            }
+            if token == CANCEL_KEY {
+                continue;
+            }
+            n += 1;
+            let raw = cqe.result();
+            let res = if raw < 0 {
+                Err(io::Error::from_raw_os_error(-raw))
+            } else {
+                Ok(raw as usize)
+            };
+            let Some(slot) = st.get_mut(token) else {
+                debug_assert!(false, "completion for unknown token {token:#x}");
+                continue;
+            };
+            match std::mem::replace(&mut slot.state, SlotState::Free) {
+                SlotState::Waiting { waker, phase } => {
+                    slot.state = SlotState::Done { res, phase };
+                    wake.extend(waker);
+                }
+                SlotState::Orphaned { mut op, phase } => {
+                    if phase == Phase::Op {
+                        op.orphaned(res);
+                    }
+                    dead.push(op);
+                    st.release(token);
+                    self.live.fetch_sub(1, Ordering::Release);
+                }
+                other => slot.state = other,
+            }
+        }
+        drop(cq);
+        if rearm {
+            self.arm_wake(st);
+        }
+        n
+    }
+
+    /// Queue a cancel for the in-flight entry `token`.
+    fn cancel(&self, st: &mut State, token: u64) {
+        let e = opcode::AsyncCancel::new(token).build().user_data(CANCEL_KEY);
+        self.push(st, e);
+    }
+
+    /// Whether a non-waiting turn must still enter the kernel: entries to
+    /// submit, or completions held back by a CQ overflow or deferred work.
+    fn needs_enter(&self, _st: &State) -> bool {
+        // SAFETY: the state lock is held (the guard is our argument).
+        let sq = unsafe { self.ring.submission_shared() };
+        sq.len() > 0 || sq.cq_overflow() || sq.taskrun()
+    }
+
+    /// One timed wait; `Ok` also for the expected "nothing happened" errors.
+    /// `must_enter` (from [`needs_enter`](Self::needs_enter)) matters only
+    /// for a zero wait.
+    fn enter(&self, wait: Option<Duration>, must_enter: bool) -> io::Result<()> {
+        let sub = self.ring.submitter();
+        let r = match wait {
+            Some(d) if d.is_zero() => {
+                if must_enter {
+                    sub.submit().map(drop)
+                } else {
+                    Ok(())
+                }
+            }
+            Some(d) => {
+                let ts = types::Timespec::from(d.min(Duration::from_secs(86_400)));
+                let args = types::SubmitArgs::new().timespec(&ts);
+                sub.submit_with_args(1, &args).map(drop)
+            }
+            None => sub.submit_and_wait(1).map(drop),
+        };
+        match r {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN)
+                ) =>
+            {
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn park_inner(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.parker_thread.store(thread_mark(), Ordering::Relaxed);
+        let mut wake = Vec::new();
+        let mut dead = Vec::new();
+        let (mut n, must_enter) = {
+            let mut st = self.state();
+            self.flush_backlog(&mut st);
+            let n = self.reap(&mut st, &mut wake, &mut dead);
+            (n, self.needs_enter(&st))
+        };
+        let wait = if n > 0 || !wake.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        let entered = self.enter(wait, must_enter);
+        {
+            let mut st = self.state();
+            n += self.reap(&mut st, &mut wake, &mut dead);
+            self.flush_backlog(&mut st);
+        }
+        drop(dead);
+        for w in wake {
+            w.wake();
+        }
+        entered.map(|()| n)
+    }
+}
+
+impl Driver for UringDriver {
+    fn kind(&self) -> DriverKind {
+        DriverKind::IoUring
+    }
+
+    fn poll_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(op) = state.op.as_mut() else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
+        let mut st = self.state();
+        if state.token == 0 {
+            let entry = op.sqe();
+            let token = st.alloc(SlotState::Waiting {
+                waker: Some(cx.waker().clone()),
+                phase: Phase::Op,
+            });
+            self.live.fetch_add(1, Ordering::Relaxed);
+            self.push(&mut st, entry.user_data(token));
+            drop(st);
+            state.token = token;
+            self.submit_if_foreign();
+            return Poll::Pending;
+        }
+        let token = state.token;
+        let Some(slot) = st.get_mut(token) else {
+            return Poll::Ready(Err(io::Error::other("io_uring slot lost (driver bug)")));
+        };
+        match &mut slot.state {
+            SlotState::Waiting { waker, .. } => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            SlotState::Done { .. } => {
+                let SlotState::Done { res, phase } =
+                    std::mem::replace(&mut slot.state, SlotState::Free)
+                else {
+                    unreachable!()
+                };
+                let retry = match (&res, phase, op.readiness()) {
+                    // The kernel would not wait on this (O_NONBLOCK on an old
+                    // kernel): wait for readiness, then resubmit.
+                    (Err(e), Phase::Op, Readiness::Fd(fd, interest))
+                        if e.raw_os_error() == Some(libc::EAGAIN) =>
+                    {
+                        Some((
+                            Phase::Ready,
+                            opcode::PollAdd::new(types::Fd(fd), poll_mask(interest)).build(),
+                        ))
+                    }
+                    (Ok(_), Phase::Ready, _) => Some((Phase::Op, op.sqe())),
+                    _ => None,
+                };
+                match retry {
+                    Some((phase, entry)) => {
+                        slot.state = SlotState::Waiting {
+                            waker: Some(cx.waker().clone()),
+                            phase,
+                        };
+                        self.push(&mut st, entry.user_data(token));
+                        drop(st);
+                        self.submit_if_foreign();
+                        Poll::Pending
+                    }
+                    None => {
+                        st.release(token);
+                        drop(st);
+                        self.live.fetch_sub(1, Ordering::Release);
+                        state.token = 0;
+                        Poll::Ready(res)
+                    }
+                }
+            }
+            SlotState::Free | SlotState::Orphaned { .. } => {
+                Poll::Ready(Err(io::Error::other("io_uring slot in a wrong state (driver bug)")))
+            }
+        }
+    }
+
+    fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
+        let token = std::mem::take(&mut state.token);
+        let Some(op) = state.op.take() else { return };
+        let mut st = self.state();
+        let Some(slot) = st.get_mut(token) else { return };
+        match std::mem::replace(&mut slot.state, SlotState::Free) {
+            SlotState::Waiting { phase, .. } => {
+                slot.state = SlotState::Orphaned { op, phase };
+                self.cancel(&mut st, token);
+                // The op's own entry may not have reached the kernel yet: make
+                // it do so now, before the caller can close (and reuse) its fd.
+                if self.unsubmitted(&st) > 0 || !st.backlog.is_empty() {
+                    for _ in 0..8 {
+                        let _ = self.ring.submitter().submit();
+                        self.flush_backlog(&mut st);
+                        if self.unsubmitted(&st) == 0 && st.backlog.is_empty() {
+                            break;
+                        }
+                    }
+                }
+            }
+            SlotState::Done { res, phase } => {
+                st.release(token);
+                drop(st);
+                self.live.fetch_sub(1, Ordering::Release);
+                let mut op = op;
+                if phase == Phase::Op {
+                    Op::orphaned(&mut *op, res);
+                }
+            }
+            other => slot.state = other,
+        }
+    }
+
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let Ok(_g) = self.parker.try_lock() else {
+            return Ok(0); // another thread is parked on this driver
+        };
+        self.park_inner(timeout)
+    }
+
+    fn unpark(&self) {
+        if !self.notified.swap(true, Ordering::SeqCst) {
+            let one = 1u64.to_ne_bytes();
+            // EAGAIN (counter full) still leaves the eventfd readable: fine.
+            let _ = rustix::io::write(&self.eventfd, &one);
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn cancel_all(&self, bound: Duration) {
+        {
+            let mut st = self.state();
+            let tokens: Vec<u64> = st
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| {
+                    matches!(
+                        s.state,
+                        SlotState::Waiting { .. } | SlotState::Orphaned { .. }
+                    )
+                })
+                .map(|(i, s)| ((s.generation as u64) << 32) | (i as u64 + 1))
+                .collect();
+            for t in tokens {
+                self.cancel(&mut st, t);
+            }
+        }
+        // Reap until every orphan's completion arrived (bounded): cancelled
+        // waiting ops complete with ECANCELED and wake their futures.
+        let deadline = Instant::now() + bound;
+        let _g = self.parker.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let orphans = {
+                let st = self.state();
+                st.slots
+                    .iter()
+                    .filter(|s| matches!(s.state, SlotState::Orphaned { .. }))
+                    .count()
+            };
+            let now = Instant::now();
+            if orphans == 0 || now >= deadline {
+                break;
+            }
+            let _ = self.park_inner(Some((deadline - now).min(Duration::from_millis(10))));
+        }
+    }
+
+    fn release_fd(&self, _fd: RawFd) {}
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        if self.live.load(Ordering::Acquire) > 0 {
+            self.cancel_all(Duration::from_secs(1));
+        }
+        // Ops whose completion never came may still be written by the kernel
+        // while the ring shuts down asynchronously: leak them rather than free
+        // memory the kernel may touch.
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for slot in st.slots.drain(..) {
+            if let SlotState::Orphaned { op, .. } = slot.state {
+                std::mem::forget(op);
+            }
+        }
+    }
+}
+
+fn poll_mask(interest: Interest) -> u32 {
+    let mut m = 0;
+    if interest.readable() {
+        m |= libc::POLLIN | libc::POLLRDHUP;
+    }
+    if interest.writable() {
+        m |= libc::POLLOUT;
+    }
+    m as u16 as u32
+}
