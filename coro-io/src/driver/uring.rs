@@ -617,20 +617,27 @@ impl Driver for UringDriver {
                 self.cancel(&mut st, t);
             }
         }
-        // Reap until every orphan's completion arrived (bounded): cancelled
-        // waiting ops complete with ECANCELED and wake their futures.
+        // Reap until every cancelled op's completion arrived (bounded):
+        // waiting ops complete with ECANCELED and wake their futures (whose
+        // tasks a closing scheduler drops, orphaning nothing new: their
+        // slots are `Done`), orphans are freed.
         let deadline = Instant::now() + bound;
         let _g = self.parker.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let orphans = {
+            let pending = {
                 let st = self.state();
                 st.slots
                     .iter()
-                    .filter(|s| matches!(s.state, SlotState::Orphaned { .. }))
+                    .filter(|s| {
+                        matches!(
+                            s.state,
+                            SlotState::Waiting { .. } | SlotState::Orphaned { .. }
+                        )
+                    })
                     .count()
             };
             let now = Instant::now();
-            if orphans == 0 || now >= deadline {
+            if pending == 0 || now >= deadline {
                 break;
             }
             let _ = self.park_inner(Some((deadline - now).min(Duration::from_millis(10))));

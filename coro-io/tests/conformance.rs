@@ -1,0 +1,510 @@
+//! One I/O suite for both drivers: cancellation, back-pressure, overflow,
+//! fd ownership, files, datagrams and shutdown with ops in flight.
+//!
+//! Tests here count `/proc/self/fd`, so they run one at a time (a lock).
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use coro_core::sync_wait;
+use coro_io::buf::{IoBuf, IoBufMut};
+use coro_io::driver::Handle;
+use coro_io::{
+    DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions, ThreadPoolOptions,
+    UringOptions, op,
+};
+
+coro_io::driver_tests!(
+    cancellation_storm_frees_every_buffer_and_fd,
+    more_ops_than_ring_entries,
+    burst_of_completions_larger_than_the_cq,
+    dropped_accept_closes_the_accepted_fd,
+    connect_refused_is_a_clear_error,
+    udp_send_to_recv_from,
+    file_write_read_sync,
+    shutdown_with_ops_in_flight_returns_and_frees,
+    pool_workers_submit_ops,
+    read_then_drop_then_close_does_not_touch_a_reused_fd,
+);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A heap buffer that counts how many of its kind are alive.
+struct CountedBuf {
+    data: Vec<u8>,
+    live: Arc<AtomicUsize>,
+}
+
+impl CountedBuf {
+    fn new(cap: usize, live: &Arc<AtomicUsize>) -> CountedBuf {
+        live.fetch_add(1, Ordering::SeqCst);
+        CountedBuf {
+            data: Vec::with_capacity(cap),
+            live: live.clone(),
+        }
+    }
+}
+
+impl Drop for CountedBuf {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: delegates to the Vec, whose heap pointer is stable across moves.
+unsafe impl IoBuf for CountedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.data.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.data.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+// SAFETY: delegates to the Vec (valid for `capacity` bytes of writes).
+unsafe impl IoBufMut for CountedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        // SAFETY: forwarded contract.
+        unsafe { self.data.set_init(n) }
+    }
+}
+
+struct Flag(AtomicUsize);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn noop_cx() -> (Arc<Flag>, Waker) {
+    let f = Arc::new(Flag(AtomicUsize::new(0)));
+    (f.clone(), Waker::from(f))
+}
+
+/// Park `h` until `done` (bounded).
+fn park_until(h: &Handle, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not reached in 10 s");
+        h.park(Some(Duration::from_millis(10))).unwrap();
+    }
+}
+
+/// Poll `fut` to completion on `h` (no scheduler).
+fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    let mut fut = std::pin::pin!(fut);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "op did not complete in 10 s");
+        h.park(Some(Duration::from_millis(10))).unwrap();
+    }
+}
+
+fn small_ring(kind: DriverKind, entries: u32) -> Handle {
+    Handle::with_options(
+        kind,
+        &UringOptions {
+            entries,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn socket_pairs(n: usize) -> Vec<(OwnedFd, OwnedFd)> {
+    (0..n)
+        .map(|_| {
+            rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::NONBLOCK | rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// xorshift64*: a seeded sequence without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
+    let _s = serial();
+    let fds_before = open_fds();
+    let live = Arc::new(AtomicUsize::new(0));
+    {
+        let h = small_ring(kind, 256);
+        let pairs = socket_pairs(100);
+        let (_f, w) = noop_cx();
+        let mut cx = Context::from_waker(&w);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut futs: Vec<Option<Pin<Box<op::OpFuture<op::Recv<CountedBuf>>>>>> = Vec::new();
+        let mut completed = 0usize;
+        for i in 0..10_000 {
+            let (a, _) = &pairs[i % pairs.len()];
+            let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), CountedBuf::new(64, &live)));
+            // epoll tries the syscall at once: data already there completes it.
+            if f.as_mut().poll(&mut cx).is_ready() {
+                completed += 1;
+                continue;
+            }
+            futs.push(Some(f));
+            // Now and then: feed some sockets, turn the loop, drop a random future.
+            if rng.next() % 16 == 0 {
+                let (_, b) = &pairs[(rng.next() as usize) % pairs.len()];
+                rustix::io::write(b, b"data").unwrap();
+                h.park(Some(Duration::ZERO)).unwrap();
+            }
+            let j = (rng.next() as usize) % futs.len();
+            if let Some(mut f) = futs[j].take() {
+                if let Poll::Ready(_) = f.as_mut().poll(&mut cx) {
+                    completed += 1;
+                }
+                drop(f);
+            }
+        }
+        // Drop the rest at once, some after one more turn.
+        h.park(Some(Duration::ZERO)).unwrap();
+        drop(futs);
+        // Every op the kernel still had is cancelled or completes: nothing
+        // stays owned by the driver.
+        park_until(&h, || h.in_flight() == 0);
+        assert!(completed < 10_000);
+        drop(pairs);
+        drop(h);
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 0, "buffers leaked");
+    assert_eq!(open_fds(), fds_before, "fds leaked");
+}
+
+fn more_ops_than_ring_entries(kind: DriverKind) {
+    let _s = serial();
+    let h = small_ring(kind, 8);
+    let pairs = socket_pairs(200);
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    // 1,000 pending reads on an 8-entry ring: most wait in the backlog.
+    let mut futs: Vec<_> = (0..1000)
+        .map(|i| {
+            let (a, _) = &pairs[i % pairs.len()];
+            let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), vec![0u8; 1]));
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+            f
+        })
+        .collect();
+    for (_, b) in &pairs {
+        rustix::io::write(b, &[7u8; 5]).unwrap();
+    }
+    let mut done = vec![false; futs.len()];
+    let mut got = 0;
+    park_until(&h, || {
+        for (i, f) in futs.iter_mut().enumerate() {
+            if !done[i] {
+                if let Poll::Ready((res, buf)) = f.as_mut().poll(&mut cx) {
+                    assert_eq!(res.unwrap(), 1);
+                    assert_eq!(buf[0], 7);
+                    done[i] = true;
+                    got += 1;
+                }
+            }
+        }
+        got == 1000
+    });
+    assert_eq!(h.in_flight(), 0);
+}
+
+fn burst_of_completions_larger_than_the_cq(kind: DriverKind) {
+    let _s = serial();
+    // 8 SQ entries -> 32 CQ entries; 2,000 ops that all complete at once.
+    let h = small_ring(kind, 8);
+    let pairs = socket_pairs(100);
+    for (_, b) in &pairs {
+        rustix::io::write(b, &[1u8; 20]).unwrap();
+    }
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    let mut futs: Vec<_> = (0..2000)
+        .map(|i| {
+            let (a, _) = &pairs[i % pairs.len()];
+            Box::pin(op::recv(&h, a.as_raw_fd(), vec![0u8; 1]))
+        })
+        .collect();
+    let mut done = 0;
+    let mut ready = vec![false; futs.len()];
+    park_until(&h, || {
+        for (i, f) in futs.iter_mut().enumerate() {
+            if !ready[i] {
+                if let Poll::Ready((res, _)) = f.as_mut().poll(&mut cx) {
+                    assert_eq!(res.unwrap(), 1);
+                    ready[i] = true;
+                    done += 1;
+                }
+            }
+        }
+        done == 2000
+    });
+    assert_eq!(h.in_flight(), 0);
+}
+
+fn dropped_accept_closes_the_accepted_fd(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    let before = open_fds();
+    let (f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    for _ in 0..20 {
+        let mut acc = Box::pin(op::accept(&h, l.as_raw_fd()));
+        // epoll: a connection left in the backlog by an earlier round is
+        // accepted at once (and closed here with the stream).
+        if let Poll::Ready(r) = acc.as_mut().poll(&mut cx) {
+            drop(r.unwrap());
+            continue;
+        }
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        // Let the kernel accept for the op, then drop the future unpolled.
+        let woken = f.0.load(Ordering::SeqCst);
+        if kind == DriverKind::IoUring {
+            park_until(&h, || f.0.load(Ordering::SeqCst) > woken);
+        }
+        drop(acc);
+        drop(c);
+        park_until(&h, || h.in_flight() == 0);
+    }
+    h.release_fd(l.as_raw_fd());
+    assert_eq!(open_fds(), before, "accepted fds leaked");
+}
+
+fn connect_refused_is_a_clear_error(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    // A port nobody listens on: bind, take the port, close.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let err = run(&h, op::connect(&h, s.as_raw_fd(), addr)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    h.release_fd(s.as_raw_fd());
+}
+
+fn udp_send_to_recv_from(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let b_addr: SocketAddr = b.local_addr().unwrap();
+    let (res, _) = run(&h, op::send_to(&h, a.as_raw_fd(), b"hello".as_slice(), b_addr));
+    assert_eq!(res.unwrap(), 5);
+    let (res, buf) = run(&h, op::recv_from(&h, b.as_raw_fd(), Vec::with_capacity(16)));
+    let (n, from) = res.unwrap();
+    assert_eq!((n, from), (5, a.local_addr().unwrap()));
+    assert_eq!(buf, b"hello");
+    // IPv6 loopback too.
+    if let (Ok(a6), Ok(b6)) = (UdpSocket::bind("[::1]:0"), UdpSocket::bind("[::1]:0")) {
+        a6.set_nonblocking(true).unwrap();
+        b6.set_nonblocking(true).unwrap();
+        let to = b6.local_addr().unwrap();
+        let (res, _) = run(&h, op::send_to(&h, a6.as_raw_fd(), b"six".as_slice(), to));
+        assert_eq!(res.unwrap(), 3);
+        let (res, buf) = run(&h, op::recv_from(&h, b6.as_raw_fd(), Vec::with_capacity(8)));
+        assert_eq!(res.unwrap().1, a6.local_addr().unwrap());
+        assert_eq!(buf, b"six");
+        h.release_fd(a6.as_raw_fd());
+        h.release_fd(b6.as_raw_fd());
+    }
+    h.release_fd(a.as_raw_fd());
+    h.release_fd(b.as_raw_fd());
+}
+
+fn file_write_read_sync(kind: DriverKind) {
+    let _s = serial();
+    let sched = IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("coro-conf-{}-{kind:?}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("f");
+    let s = sched.clone();
+    let p = path.clone();
+    let out = sync_wait(sched.spawn(async move {
+        let f = coro_io::fs::File::create(&s, &p).await?;
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut off = 0;
+        let mut buf = data.clone();
+        while off < data.len() {
+            buf.drain(..0);
+            let (res, b) = f.write_at(buf, off as u64).await;
+            let n = res?;
+            off += n;
+            buf = b[n..].to_vec();
+        }
+        f.sync_all().await?;
+        let (res, b) = f.read_at(Vec::with_capacity(10), 1000).await;
+        assert_eq!(res?, 10);
+        assert_eq!(b, &data[1000..1010]);
+        // Reading past the end: 0.
+        let (res, _) = f.read_at(Vec::with_capacity(10), 200_000).await;
+        assert_eq!(res?, 0);
+        // A missing file is a clear NotFound.
+        let e = coro_io::fs::File::open(&s, p.with_extension("missing"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+        std::io::Result::Ok(())
+    }))
+    .unwrap();
+    out.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn shutdown_with_ops_in_flight_returns_and_frees(kind: DriverKind) {
+    let _s = serial();
+    let before = open_fds();
+    let live = Arc::new(AtomicUsize::new(0));
+    {
+        let sched = IoScheduler::new(IoSchedulerOptions {
+            driver: kind,
+            ..Default::default()
+        })
+        .unwrap();
+        let pairs = Arc::new(socket_pairs(50));
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut hs = Vec::new();
+        for i in 0..200 {
+            let d = sched.driver().clone();
+            let pairs = pairs.clone();
+            let buf = CountedBuf::new(128, &live);
+            let started = started.clone();
+            hs.push(sched.spawn(async move {
+                let fd = pairs[i % 50].0.as_raw_fd();
+                started.fetch_add(1, Ordering::SeqCst);
+                let (res, _buf) = op::recv(&d, fd, buf).await;
+                res.map(|_| ())
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while started.load(Ordering::SeqCst) < 200 {
+            assert!(Instant::now() < deadline);
+            std::thread::yield_now();
+        }
+        let t = Instant::now();
+        sched.shutdown();
+        assert!(t.elapsed() < Duration::from_secs(5), "shutdown hung");
+        for h in hs {
+            assert!(sync_wait(h).unwrap_err().is_cancelled());
+        }
+        assert_eq!(sched.driver().in_flight(), 0);
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 0, "buffers leaked");
+    assert_eq!(open_fds(), before, "fds leaked");
+}
+
+fn pool_workers_submit_ops(kind: DriverKind) {
+    let _s = serial();
+    let sched = IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+            thread_count: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let pairs = Arc::new(socket_pairs(20));
+    // Ping-pong over 20 socket pairs, all on pool workers.
+    let hs: Vec<_> = (0..20)
+        .map(|i| {
+            let d = sched.driver().clone();
+            let pairs = pairs.clone();
+            sched.spawn(async move {
+                let (a, b) = &pairs[i];
+                for round in 0..50u8 {
+                    let (res, _) = op::send(&d, a.as_raw_fd(), vec![round; 3]).await;
+                    assert_eq!(res.unwrap(), 3);
+                    let mut got = Vec::new();
+                    while got.len() < 3 {
+                        let (res, buf) = op::recv(&d, b.as_raw_fd(), Vec::with_capacity(3)).await;
+                        let n = res.unwrap();
+                        assert!(n > 0);
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    assert_eq!(got, [round; 3]);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        sync_wait(h).unwrap();
+    }
+    assert_eq!(sched.driver().in_flight(), 0);
+}
+
+fn read_then_drop_then_close_does_not_touch_a_reused_fd(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    for _ in 0..50 {
+        let [(a, b)]: [(OwnedFd, OwnedFd); 1] = socket_pairs(1).try_into().unwrap();
+        let num = a.as_raw_fd();
+        // Poll (queues the entry), drop, close: all before the loop turns.
+        let mut f = Box::pin(op::recv(&h, num, vec![0u8; 16]));
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        drop(f);
+        h.release_fd(num);
+        drop(a);
+        drop(b);
+        // The fd number is reused by a fresh socket with data waiting.
+        let [(c, d)]: [(OwnedFd, OwnedFd); 1] = socket_pairs(1).try_into().unwrap();
+        rustix::io::write(&d, b"mine").unwrap();
+        h.park(Some(Duration::ZERO)).unwrap();
+        park_until(&h, || h.in_flight() == 0);
+        // The dropped op never saw the new socket: its data is all there.
+        let mut buf = [0u8; 8];
+        let n = rustix::io::read(&c, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"mine", "fd {} reused as {}", num, c.as_raw_fd());
+        h.release_fd(c.as_raw_fd());
+    }
+}
