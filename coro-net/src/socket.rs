@@ -136,6 +136,15 @@ impl Stream {
         Stream { compat: None, sock }
     }
 
+    /// Send what the `AsyncWrite` adapter accepted, then close through the
+    /// driver. (Inherent `close` shadows `AsyncWriteExt::close`, so it must
+    /// not lose accepted bytes either.)
+    pub(crate) async fn close(mut self) -> io::Result<()> {
+        let flushed = std::future::poll_fn(|cx| self.poll_flush(cx)).await;
+        let closed = self.into_socket().close().await;
+        flushed.and(closed)
+    }
+
     /// The socket alone (the adapter's in-flight ops are dropped first).
     pub(crate) fn into_socket(self) -> Socket {
         let Stream { compat, sock } = self;

@@ -363,17 +363,18 @@ impl UnixStream {
         self.inner.sock.sock_ref().set_send_buffer_size(size)
     }
 
-    /// Close through the driver, reporting `close(2)`'s error.
+    /// Send what the `AsyncWrite` adapter accepted, then close through
+    /// the driver (as [`TcpStream::close`](crate::tcp::TcpStream::close)).
     ///
     /// # Errors
     ///
-    /// What `close(2)` reports.
+    /// A send error of the accepted bytes, or what `close(2)` reports.
     ///
     /// # Cancel safety
     ///
     /// The fd is closed exactly once whether or not this future is dropped.
     pub async fn close(self) -> io::Result<()> {
-        self.inner.into_socket().close().await
+        self.inner.close().await
     }
 }
 

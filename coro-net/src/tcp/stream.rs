@@ -196,19 +196,20 @@ impl TcpStream {
         self.inner.shutdown(how)
     }
 
-    /// Close through the driver, reporting `close(2)`'s error. Bytes the
-    /// `AsyncWrite` adapter accepted and did not send yet are dropped: call
-    /// `flush` or `close` of the adapter first.
+    /// Send what the `AsyncWrite` adapter accepted (this method shadows
+    /// `AsyncWriteExt::close`), then close through the driver, reporting
+    /// errors. Dropping the stream instead closes at once and silently.
     ///
     /// # Errors
     ///
-    /// What `close(2)` reports.
+    /// A send error of the accepted bytes, or what `close(2)` reports.
     ///
     /// # Cancel safety
     ///
-    /// The fd is closed exactly once whether or not this future is dropped.
+    /// The fd is closed exactly once whether or not this future is dropped
+    /// (accepted bytes not yet sent are then dropped).
     pub async fn close(self) -> io::Result<()> {
-        self.inner.into_socket().close().await
+        self.inner.close().await
     }
 
     /// `TCP_NODELAY`: send small segments at once (no Nagle delay).
