@@ -9,6 +9,10 @@
 //! Connections are spread over `--threads` inline schedulers (default: the
 //! cores this process may use). The clock starts once every connection is
 //! up. MB/s counts the payload echoed (one direction), in 10^6 bytes.
+//!
+//! `--hold-secs S` instead opens the connections, sends nothing, prints
+//! `holding N connections` and keeps them idle for S seconds (`bench/run`
+//! measures the servers' memory per idle connection with it).
 
 #[path = "common/args.rs"]
 #[allow(dead_code, unreachable_pub)]
@@ -29,7 +33,7 @@ use coro::sync::Latch;
 fn main() {
     let a = args::Args::from_env(
         "echo_client --addr 127.0.0.1:8081 [--conns 64] [--len 1024] [--secs 10] \
-         [--threads N] [--driver epoll|uring|auto]",
+         [--threads N] [--driver epoll|uring|auto] [--hold-secs S]",
     );
     let addr: SocketAddr = a.get("addr", SocketAddr::from(([127, 0, 0, 1], 8081)));
     let conns: usize = a.get("conns", 64usize).max(1);
@@ -38,6 +42,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads: usize = a.get("threads", cores).clamp(1, conns);
     let driver = per_core::parse_driver(&a.get("driver", "auto".to_owned()));
+    let hold: f64 = a.get("hold-secs", 0.0f64);
 
     let connected = Arc::new(Latch::new(conns));
     let mut scheds = Vec::new();
@@ -65,6 +70,10 @@ fn main() {
                 };
                 let _ = stream.set_nodelay(true);
                 l.count_down(1);
+                if hold > 0.0 {
+                    let _keep = stream;
+                    return std::future::pending::<()>().await;
+                }
                 if let Err(e) = ping_pong(&stream, len, &c).await {
                     eprintln!("echo_client: connection failed: {e}");
                     std::process::exit(1);
@@ -75,6 +84,13 @@ fn main() {
         scheds.push(sched);
     }
     coro::sync_wait(connected.wait());
+    if hold > 0.0 {
+        println!("echo_client: holding {conns} connections");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_secs_f64(hold));
+        std::process::exit(0);
+    }
     let total = || {
         counters
             .iter()

@@ -37,9 +37,11 @@ use std::time::Duration;
 use coro::io::IoScheduler;
 use coro::net::tcp::TcpStream;
 
-/// Bytes asked for per read: a few pipelined requests fit; longer heads
-/// take several reads.
-const READ_BUF: usize = 4096;
+/// First read buffer: one request fits. A read that fills the buffer
+/// doubles it (pipelining, long heads), up to `READ_BUF_MAX`; an idle
+/// connection so holds one small buffer.
+const READ_BUF: usize = 1024;
+const READ_BUF_MAX: usize = 16 * 1024;
 
 fn main() {
     let a = args::Args::from_env(
@@ -143,6 +145,9 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
         }
         rbuf = buf;
         rbuf.clear();
+        if n == rbuf.capacity() && n < READ_BUF_MAX {
+            rbuf = Vec::with_capacity(n * 2);
+        }
     }
 }
 

@@ -46,7 +46,9 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
     let _ = stream.set_nodelay(true);
     let mut input: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut buf = vec![0u8; 4096];
+    // Same buffer policy as the coro example: 1 KiB, doubled when a read
+    // fills it, up to 16 KiB.
+    let mut buf = vec![0u8; 1024];
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
     let mut active = false;
@@ -96,6 +98,9 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
             linger_close(stream).await;
             return;
         }
+        if n == buf.len() && n < 16 * 1024 {
+            buf = vec![0u8; n * 2];
+        }
     }
 }
 
@@ -104,7 +109,9 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
 async fn linger_close(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let drain = async {
-        let mut buf = vec![0u8; 4096];
+        // Same buffer policy as the coro example: 1 KiB, doubled when a read
+        // fills it, up to 16 KiB.
+        let mut buf = vec![0u8; 1024];
         let mut total = 0;
         while total < 64 * 1024 {
             match stream.read(&mut buf).await {
