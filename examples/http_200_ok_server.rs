@@ -60,32 +60,64 @@ fn main() {
     )
 }
 
-/// Read into `buf`, or `None` once the connection was idle for `idle` (to
-/// `2 * idle`): the timer is only re-armed when it fires after activity, so
-/// a busy connection costs no timer operation per request.
+/// The idle timer of one connection, re-armed lazily: it is registered
+/// once per `idle` period, not once per request.
+struct IdleTimer {
+    sleep: coro::io::time::Sleep,
+    /// The sleep was polled (registered with this task's waker) since it
+    /// was made.
+    registered: bool,
+    /// A read completed since the sleep was made.
+    active: bool,
+    idle: Duration,
+}
+
+impl IdleTimer {
+    fn new(sched: &IoScheduler, idle: Duration) -> IdleTimer {
+        IdleTimer {
+            sleep: sched.sleep(idle),
+            registered: false,
+            active: false,
+            idle,
+        }
+    }
+
+    /// `Ready` once the connection was idle for `idle` to `2 * idle`.
+    fn poll_expired(&mut self, sched: &IoScheduler, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        loop {
+            // Registered already: the timer wakes this task when due, so
+            // until then a clock read is all a poll needs.
+            if self.registered && !self.sleep.is_elapsed() {
+                return Poll::Pending;
+            }
+            self.registered = true;
+            match Pin::new(&mut self.sleep).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if self.active => {
+                    self.active = false;
+                    self.registered = false;
+                    self.sleep = sched.sleep(self.idle);
+                }
+                Poll::Ready(()) => return Poll::Ready(()),
+            }
+        }
+    }
+}
+
+/// Read into `buf`, or `None` once the connection was idle too long.
 async fn read_or_idle(
     sched: &IoScheduler,
     stream: &TcpStream,
     buf: Vec<u8>,
-    timer: &mut coro::io::time::Sleep,
-    active: &mut bool,
-    idle: Duration,
+    timer: &mut IdleTimer,
 ) -> Option<(std::io::Result<usize>, Vec<u8>)> {
     let mut read = pin!(stream.read(buf));
     poll_fn(|cx| {
         if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            timer.active = true;
             return Poll::Ready(Some(r));
         }
-        loop {
-            match Pin::new(&mut *timer).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(()) if *active => {
-                    *active = false;
-                    *timer = sched.sleep(idle);
-                }
-                Poll::Ready(()) => return Poll::Ready(None),
-            }
-        }
+        timer.poll_expired(sched, cx).map(|()| None)
     })
     .await
 }
@@ -97,19 +129,15 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
     let mut input: Vec<u8> = Vec::new();
     // Responses of a pipelined batch (allocated only when pipelining).
     let mut out: Vec<u8> = Vec::new();
-    let mut timer = sched.sleep(idle);
-    let mut active = false;
+    let mut timer = IdleTimer::new(&sched, idle);
     loop {
-        let Some((res, buf)) =
-            read_or_idle(&sched, &stream, rbuf, &mut timer, &mut active, idle).await
-        else {
+        let Some((res, buf)) = read_or_idle(&sched, &stream, rbuf, &mut timer).await else {
             return; // idle too long
         };
         let n = match res {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        active = true;
         let close = if input.is_empty() {
             if let Some((response, close)) = http::single(&buf[..n]) {
                 // The common case: one request, one static response, no copy.
