@@ -26,7 +26,5 @@ pub mod io {
 
 /// Networking on the I/O scheduler (`coro-net`).
 pub mod net {
-    // coro-net exports nothing until its tcp module lands; this allow goes with it.
-    #[allow(unused_imports, unreachable_pub)]
     pub use coro_net::*;
 }

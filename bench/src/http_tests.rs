@@ -1,6 +1,6 @@
 //! Tests of the shared HTTP framing (`examples/common/http.rs`).
 
-use crate::http::{Frame, MAX_HEAD, OK, OK_CLOSE, Reject, parse, respond};
+use crate::http::{Frame, MAX_HEAD, OK, OK_CLOSE, Reject, parse, respond, single};
 
 #[test]
 fn simple_get_keeps_alive() {
@@ -115,4 +115,20 @@ fn close_stops_the_batch() {
     let (_, close) = respond(input, &mut out);
     assert!(close);
     assert_eq!(out, [OK, OK_CLOSE].concat());
+}
+
+#[test]
+fn single_request_takes_the_fast_path_only_when_alone() {
+    let one = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(single(one), Some((OK, false)));
+    assert_eq!(single(&one.repeat(2)), None);
+    assert_eq!(single(&one[..10]), None);
+    assert_eq!(
+        single(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        Some((OK_CLOSE, true))
+    );
+    assert_eq!(
+        single(b"\x00\x01garbage\r\n\r\n"),
+        Some((Reject::BadRequest.response(), true))
+    );
 }

@@ -6,6 +6,7 @@
 #[path = "../../examples/common/http.rs"]
 pub mod http;
 
+#[path = "../../examples/common/args.rs"]
 pub mod args;
 
 #[cfg(test)]

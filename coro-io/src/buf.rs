@@ -173,3 +173,57 @@ unsafe impl IoBufMut for bytes::BytesMut {
         }
     }
 }
+
+/// The initialised bytes of `B` from `begin` on: what is left to send after
+/// a partial write, without copying.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::buf::{IoBuf, Slice};
+///
+/// let s = Slice::new(b"hello".to_vec(), 2);
+/// assert_eq!(s.bytes_init(), 3);
+/// assert_eq!(s.begin(), 2);
+/// assert_eq!(s.into_inner(), b"hello");
+/// ```
+#[derive(Debug)]
+pub struct Slice<B> {
+    buf: B,
+    begin: usize,
+}
+
+impl<B: IoBuf> Slice<B> {
+    /// The bytes of `buf` from `begin` (clamped to its initialised length).
+    pub fn new(buf: B, begin: usize) -> Slice<B> {
+        let begin = begin.min(buf.bytes_init());
+        Slice { buf, begin }
+    }
+    /// Where this slice starts in the inner buffer.
+    pub fn begin(&self) -> usize {
+        self.begin
+    }
+    /// Move the start on by `n` bytes (clamped to the end).
+    pub fn advance(&mut self, n: usize) {
+        self.begin = self.begin.saturating_add(n).min(self.buf.bytes_init());
+    }
+    /// The inner buffer, whole.
+    pub fn into_inner(self) -> B {
+        self.buf
+    }
+}
+
+// SAFETY: the pointer is the inner buffer's stable pointer offset by
+// `begin <= bytes_init`, so it stays in bounds and moves with nothing.
+unsafe impl<B: IoBuf> IoBuf for Slice<B> {
+    fn stable_ptr(&self) -> *const u8 {
+        // `begin <= bytes_init`, so the offset stays inside the buffer (or one past it).
+        self.buf.stable_ptr().wrapping_add(self.begin)
+    }
+    fn bytes_init(&self) -> usize {
+        self.buf.bytes_init() - self.begin
+    }
+    fn bytes_total(&self) -> usize {
+        self.buf.bytes_total() - self.begin
+    }
+}

@@ -1,3 +1,62 @@
-//! coro-net: TCP, UDP, TLS (rustls) and DNS (c-ares) on the coro I/O scheduler.
+//! coro-net: TCP, UDP and Unix-domain sockets on the coro I/O scheduler
+//! (TLS and DNS to come).
 //!
-//! Coming once `coro-io` has its scheduler: `tcp`, `udp`, `tls` and `dns`.
+//! * [`tcp`]: [`TcpListener`](tcp::TcpListener) (bind, accept that survives
+//!   fd exhaustion), [`TcpStream`](tcp::TcpStream) (connect, timeouts,
+//!   owned-buffer I/O, `futures_io` traits, socket options).
+//! * [`udp`]: [`UdpSocket`](udp::UdpSocket), with truncation reporting.
+//! * [`unix`]: [`UnixListener`](unix::UnixListener) and
+//!   [`UnixStream`](unix::UnixStream), the same API over Unix-domain sockets.
+//! * [`ToSocketAddrs`]: address arguments; host names are resolved off the
+//!   event loop.
+//!
+//! Every socket belongs to the [`IoScheduler`](coro_io::IoScheduler) it was
+//! made with and runs on its driver (epoll or io_uring); it may be used from
+//! any of that scheduler's tasks (or from outside, e.g. `sync_wait`).
+//!
+//! I/O takes **owned buffers** (`Vec<u8>`, `Box<[u8]>`, `BytesMut`,
+//! `&'static [u8]`, see [`coro_io::buf`]) and hands them back with the
+//! result, `(io::Result<T>, B)`: that is what lets io_uring own the memory
+//! while the kernel uses it. Each async method says how it behaves when its
+//! future is dropped (`# Cancel safety`).
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::IoScheduler;
+//! use coro_net::tcp::{TcpListener, TcpStream};
+//!
+//! let sched = IoScheduler::new(Default::default())?;
+//! let listener = TcpListener::bind(&sched, "127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let server = sched.spawn(async move {
+//!     let (conn, peer) = listener.accept().await?;
+//!     conn.write_all(format!("hello {}", peer.ip()).into_bytes()).await.0
+//! });
+//! let s = sched.clone();
+//! let reply = coro_core::sync_wait(sched.spawn(async move {
+//!     let c = TcpStream::connect(&s, addr).await?;
+//!     let (n, buf) = c.read(Vec::with_capacity(64)).await;
+//!     n.map(|_| String::from_utf8_lossy(&buf).into_owned())
+//! }))
+//! .unwrap()?;
+//! assert_eq!(reply, "hello 127.0.0.1");
+//! coro_core::sync_wait(server).unwrap()?;
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! # Features
+//!
+//! * `tls` (default): TLS on rustls (coming).
+//! * `dns`: asynchronous DNS on vendored c-ares (coming; builds C code).
+#![doc(test(attr(deny(warnings))))]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![forbid(unsafe_code)]
+
+mod addr;
+mod socket;
+pub mod tcp;
+pub mod udp;
+pub mod unix;
+
+pub use addr::ToSocketAddrs;

@@ -131,6 +131,19 @@ pub fn parse(buf: &[u8]) -> Frame {
     Frame::Request { len, close }
 }
 
+/// The fast path of a connection without pipelining: when `input` is
+/// exactly one whole request (or a refused one), its fixed response and
+/// whether to close after it; `None` when [`respond`] must batch.
+pub fn single(input: &[u8]) -> Option<(&'static [u8], bool)> {
+    match parse(input) {
+        Frame::Request { len, close } if len == input.len() => {
+            Some((if close { OK_CLOSE } else { OK }, close))
+        }
+        Frame::Reject(r) => Some((r.response(), true)),
+        _ => None,
+    }
+}
+
 /// Answers every whole request at the front of `input`, appending the
 /// responses to `out` (pipelined requests get one batched write).
 ///

@@ -7,10 +7,12 @@
 
 use coro_bench::{args::Args, http};
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const USAGE: &str = "tokio_http_200 [--port 8080] [--threads N (0 = one multi-thread runtime)]";
+const USAGE: &str =
+    "tokio_http_200 [--port 8080] [--threads N (0 = one multi-thread runtime)] [--idle-ms 10000]";
 
 fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = socket2::Socket::new(
@@ -26,11 +28,11 @@ fn listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(s.into())
 }
 
-async fn serve(listener: TcpListener) {
+async fn serve(listener: TcpListener, idle: Duration) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(conn(stream));
+                tokio::spawn(conn(stream, idle));
             }
             // EMFILE and friends: back off instead of spinning.
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
@@ -38,25 +40,54 @@ async fn serve(listener: TcpListener) {
     }
 }
 
-async fn conn(mut stream: TcpStream) {
+/// Same idle rule as the coro example: closed after `idle` to `2 * idle`
+/// without a completed read (one timer per connection, re-armed lazily).
+async fn conn(mut stream: TcpStream, idle: Duration) {
     let _ = stream.set_nodelay(true);
-    let mut input = Vec::with_capacity(4096);
-    let mut out = Vec::with_capacity(4096);
-    let mut buf = vec![0u8; 4096];
+    let mut input: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    // Same buffer policy as the coro example: 1 KiB, doubled when a read
+    // fills it, up to 16 KiB.
+    let mut buf = vec![0u8; 1024];
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    let mut active = false;
     loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let n = tokio::select! {
+            biased;
+            r = stream.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            () = &mut timer => {
+                if !active {
+                    return;
+                }
+                active = false;
+                timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                continue;
+            }
         };
-        let (used, close) = if input.is_empty() {
-            let (used, close) = http::respond(&buf[..n], &mut out);
-            input.extend_from_slice(&buf[used..n]);
-            (0, close)
+        active = true;
+        let close = if input.is_empty() {
+            if let Some((response, close)) = http::single(&buf[..n]) {
+                if stream.write_all(response).await.is_err() {
+                    return;
+                }
+                close
+            } else {
+                let (used, close) = http::respond(&buf[..n], &mut out);
+                if !close {
+                    input.extend_from_slice(&buf[used..n]);
+                }
+                close
+            }
         } else {
             input.extend_from_slice(&buf[..n]);
-            http::respond(&input, &mut out)
+            let (used, close) = http::respond(&input, &mut out);
+            input.drain(..used);
+            close
         };
-        input.drain(..used);
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
                 return;
@@ -64,9 +95,32 @@ async fn conn(mut stream: TcpStream) {
             out.clear();
         }
         if close {
+            linger_close(stream).await;
             return;
         }
+        if n == buf.len() && n < 16 * 1024 {
+            buf = vec![0u8; n * 2];
+        }
     }
+}
+
+/// As in the coro example: shut the write side, then drain what the client
+/// still sends until it closes, for at most a second or 64 KiB.
+async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let drain = async {
+        // Same buffer policy as the coro example: 1 KiB, doubled when a read
+        // fills it, up to 16 KiB.
+        let mut buf = vec![0u8; 1024];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 fn main() {
@@ -76,6 +130,7 @@ fn main() {
         "threads",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
+    let idle = Duration::from_millis(args.get("idle-ms", 10_000u64).max(1));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     println!("tokio_http_200 listening on http://{addr} ({threads} threads; Ctrl-C stops)");
     if threads == 0 {
@@ -85,7 +140,7 @@ fn main() {
             .unwrap();
         rt.block_on(async {
             let l = TcpListener::from_std(listener(addr).expect("bind")).unwrap();
-            serve(l).await
+            serve(l, idle).await
         });
         return;
     }
@@ -97,9 +152,9 @@ fn main() {
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(
-                    async move { serve(TcpListener::from_std(std_listener).unwrap()).await },
-                );
+                rt.block_on(async move {
+                    serve(TcpListener::from_std(std_listener).unwrap(), idle).await
+                });
             })
         })
         .collect();

@@ -44,8 +44,8 @@ pub use file::{
     Close, Fsync, Read, ReadAt, Write, WriteAt, close, fsync, read, read_at, write, write_at,
 };
 pub use net::{
-    Accept, Connect, PollFd, Recv, RecvFrom, Send, SendTo, accept, connect, poll_fd, recv,
-    recv_from, send, send_to,
+    Accept, AcceptFd, Connect, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg, Send, SendTo, accept,
+    accept_fd, connect, poll_fd, recv, recv_from, recv_msg, send, send_to,
 };
 
 use std::future::Future;

@@ -439,3 +439,181 @@ impl Op for PollFd {
         res.map(|r| r as u32)
     }
 }
+
+/// `accept4(fd)` without the peer address (any socket family).
+#[derive(Debug)]
+pub struct AcceptFd {
+    fd: RawFd,
+}
+
+/// Accept one connection on the listening socket `fd` (non-blocking,
+/// close-on-exec) without asking for the peer address, so it works for every
+/// family (Unix-domain listeners included; [`accept`] only speaks IPv4/IPv6).
+///
+/// # Cancel safety
+///
+/// Cancel safe: if the future is dropped after the kernel accepted a
+/// connection for it, the driver closes that socket.
+pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
+    OpFuture::new(driver, AcceptFd { fd })
+}
+
+impl Op for AcceptFd {
+    type Output = io::Result<OwnedFd>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        opcode::Accept::new(
+            types::Fd(self.fd),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+        .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        // SAFETY: null address pointers are allowed: the kernel writes no address.
+        let r = unsafe {
+            libc::accept4(
+                self.fd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            )
+        };
+        cvt(r as isize)
+    }
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        let fd = res?;
+        // SAFETY: the kernel just created this fd for us; nobody else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+    fn orphaned(&mut self, res: io::Result<usize>) {
+        if let Ok(fd) = res {
+            // SAFETY: the fd was created for this op and its caller is gone: we own it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+    }
+}
+
+/// What [`recv_msg`] received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// The raw `recvmsg` result: bytes received, or with `MSG_TRUNC` in the
+    /// flags on a datagram socket, the datagram's full length (which may
+    /// exceed the buffer; the buffer holds `len.min(capacity)` bytes).
+    pub len: usize,
+    /// The source address, when the kernel gave an IPv4/IPv6 one.
+    pub addr: Option<SocketAddr>,
+    /// The `msg_flags` the kernel returned (`libc::MSG_TRUNC` when the
+    /// datagram did not fit, `MSG_CTRUNC`, ...).
+    pub flags: libc::c_int,
+}
+
+impl RecvMeta {
+    /// Whether the datagram was cut to fit the buffer (`MSG_TRUNC` in `msg_flags`).
+    pub fn truncated(&self) -> bool {
+        self.flags & libc::MSG_TRUNC != 0
+    }
+}
+
+/// `recvmsg(fd, flags)` with one buffer, reporting the source address and
+/// the returned `msg_flags` (datagram truncation).
+#[derive(Debug)]
+pub struct RecvMsg<B> {
+    fd: RawFd,
+    buf: B,
+    flags: libc::c_int,
+    addr: RawAddr,
+    iov: libc::iovec,
+    msg: libc::msghdr,
+}
+
+// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
+// owned buffer) and are only used by the syscall; B is Send.
+unsafe impl<B: std::marker::Send> std::marker::Send for RecvMsg<B> {}
+
+/// Receive one message into `buf` with `recvmsg(2)` `flags` (for example
+/// `libc::MSG_TRUNC` on a datagram socket, to learn a truncated datagram's
+/// real length). Resolves to [`RecvMeta`].
+///
+/// # Cancel safety
+///
+/// On io_uring a dropped `recv_msg` may lose the message.
+pub fn recv_msg<B: IoBufMut>(
+    driver: &Handle,
+    fd: RawFd,
+    buf: B,
+    flags: libc::c_int,
+) -> OpFuture<RecvMsg<B>> {
+    // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
+    let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    OpFuture::new(
+        driver,
+        RecvMsg {
+            fd,
+            buf,
+            flags,
+            addr: RawAddr::empty(),
+            iov,
+            msg,
+        },
+    )
+}
+
+impl<B: IoBufMut> RecvMsg<B> {
+    fn prepare(&mut self) {
+        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        self.iov = libc::iovec {
+            iov_base: self.buf.stable_mut_ptr().cast(),
+            iov_len: self.buf.bytes_total(),
+        };
+        self.msg.msg_name = self.addr.as_mut_ptr().cast();
+        self.msg.msg_namelen = self.addr.len;
+        self.msg.msg_iov = &mut self.iov;
+        self.msg.msg_iovlen = 1;
+        self.msg.msg_flags = 0;
+    }
+}
+
+impl<B: IoBufMut> Op for RecvMsg<B> {
+    type Output = BufResult<RecvMeta, B>;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        self.prepare();
+        opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg)
+            .flags(self.flags as u32)
+            .build()
+    }
+    fn readiness(&self) -> Readiness {
+        Readiness::Fd(self.fd, Interest::Read)
+    }
+    fn attempt(&mut self) -> io::Result<usize> {
+        self.prepare();
+        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
+        cvt(unsafe { libc::recvmsg(self.fd, &mut self.msg, self.flags | libc::MSG_DONTWAIT) })
+    }
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        match res {
+            Ok(n) => {
+                let filled = n.min(self.buf.bytes_total());
+                // SAFETY: the kernel initialised the first `filled` bytes
+                // (with MSG_TRUNC `n` may exceed what it copied).
+                unsafe { self.buf.set_init(filled) };
+                self.addr.len = self.msg.msg_namelen;
+                let addr = if self.msg.msg_namelen == 0 {
+                    None
+                } else {
+                    self.addr.socket_addr().ok()
+                };
+                let meta = RecvMeta {
+                    len: n,
+                    addr,
+                    flags: self.msg.msg_flags,
+                };
+                (Ok(meta), self.buf)
+            }
+            Err(e) => (Err(e), self.buf),
+        }
+    }
+}

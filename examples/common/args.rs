@@ -1,5 +1,5 @@
-//! A tiny `--flag value` parser for the benchmark binaries (no CLI crate: these
-//! take three flags).
+//! A tiny `--flag value` parser for the example servers and their tokio twins
+//! in `bench/` (no CLI crate: they take a few flags).
 
 use std::str::FromStr;
 

@@ -1,0 +1,491 @@
+//! What every socket type is made of: the fd and its scheduler ([`Socket`]),
+//! and for streams the owned-buffer I/O plus the buffered `futures_io`
+//! adapter ([`Stream`]).
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use coro_io::buf::{BufResult, IoBuf, IoBufMut, Slice};
+use coro_io::op::{self, OpFuture};
+use coro_io::{IoScheduler, PollOp, PollStatus};
+use socket2::SockRef;
+
+/// An fd used with one scheduler's driver. Dropping it drops the driver's
+/// registration first, then closes the fd.
+pub(crate) struct Socket {
+    fd: Option<OwnedFd>,
+    sched: IoScheduler,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("fd", &self.fd.as_ref().map(|f| f.as_raw_fd()))
+            .finish()
+    }
+}
+
+impl Socket {
+    pub(crate) fn new(sched: &IoScheduler, fd: OwnedFd) -> Socket {
+        Socket {
+            fd: Some(fd),
+            sched: sched.clone(),
+        }
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_ref().expect("socket used after close").as_fd()
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd().as_raw_fd()
+    }
+
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        SockRef::from(self.fd.as_ref().expect("socket used after close"))
+    }
+
+    pub(crate) fn sched(&self) -> &IoScheduler {
+        &self.sched
+    }
+
+    pub(crate) fn driver(&self) -> &coro_io::driver::Handle {
+        self.sched.driver()
+    }
+
+    /// Give the fd up (unregistered from the driver).
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        let fd = self.fd.take().expect("socket used after close");
+        self.sched.driver().release_fd(fd.as_raw_fd());
+        fd
+    }
+
+    /// Close through the driver, reporting the error `close(2)` gives.
+    pub(crate) async fn close(mut self) -> io::Result<()> {
+        match self.fd.take() {
+            Some(fd) => op::close(self.sched.driver(), fd).await,
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        self.sched.poll(self.fd(), op, timeout).await
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            self.sched.driver().release_fd(fd.as_raw_fd());
+            drop(fd);
+        }
+    }
+}
+
+/// Largest chunk one `poll_write` takes into the stream's write buffer.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Read buffer of the `AsyncRead` adapter: at least this much per recv...
+const READ_MIN: usize = 4 * 1024;
+/// ...and at most this much.
+const READ_MAX: usize = 64 * 1024;
+
+enum ReadState {
+    /// `buf[pos..]` is received and not yet handed out.
+    Idle {
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    Busy(OpFuture<op::Recv<Vec<u8>>>),
+}
+
+enum WriteState {
+    Idle(Vec<u8>),
+    /// Accepted bytes still being sent.
+    Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
+}
+
+/// The `futures_io` adapter's buffers and in-flight ops (boxed, made on
+/// first use, so streams that only use owned buffers stay small).
+struct Compat {
+    rd: ReadState,
+    wr: WriteState,
+}
+
+/// A connected stream socket (TCP or Unix).
+pub(crate) struct Stream {
+    // Declared first: in-flight adapter ops are dropped before the fd closes.
+    compat: Option<Box<Compat>>,
+    pub(crate) sock: Socket,
+}
+
+impl fmt::Debug for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stream")
+            .field("fd", &self.sock.fd.as_ref().map(|f| f.as_raw_fd()))
+            .finish()
+    }
+}
+
+impl Stream {
+    pub(crate) fn new(sock: Socket) -> Stream {
+        Stream { compat: None, sock }
+    }
+
+    /// Send what the `AsyncWrite` adapter accepted, then close through the
+    /// driver. (Inherent `close` shadows `AsyncWriteExt::close`, so it must
+    /// not lose accepted bytes either.)
+    pub(crate) async fn close(mut self) -> io::Result<()> {
+        let flushed = std::future::poll_fn(|cx| self.poll_flush(cx)).await;
+        let closed = self.into_socket().close().await;
+        flushed.and(closed)
+    }
+
+    /// The socket alone (the adapter's in-flight ops are dropped first).
+    pub(crate) fn into_socket(self) -> Socket {
+        let Stream { compat, sock } = self;
+        drop(compat);
+        sock
+    }
+
+    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        op::recv(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        op::send(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let want = buf.bytes_init();
+        let (res, buf) = self.write(buf).await;
+        let n = match res {
+            Ok(n) if n >= want => return (Ok(()), buf),
+            Ok(0) if want > 0 => return (Err(write_zero()), buf),
+            Ok(n) => n,
+            Err(e) => return (Err(e), buf),
+        };
+        let mut rest = Slice::new(buf, n);
+        while rest.bytes_init() > 0 {
+            let (res, r) = op::send(self.sock.driver(), self.sock.raw(), rest).await;
+            rest = r;
+            match res {
+                Ok(0) => return (Err(write_zero()), rest.into_inner()),
+                Ok(n) => rest.advance(n),
+                Err(e) => return (Err(e), rest.into_inner()),
+            }
+        }
+        (Ok(()), rest.into_inner())
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(how)
+    }
+
+    fn compat(&mut self) -> &mut Compat {
+        self.compat.get_or_insert_with(|| {
+            Box::new(Compat {
+                rd: ReadState::Idle {
+                    buf: Vec::new(),
+                    pos: 0,
+                },
+                wr: WriteState::Idle(Vec::new()),
+            })
+        })
+    }
+
+    /// Bytes the `AsyncRead` adapter received and did not hand out yet.
+    pub(crate) fn buffered_read(&self) -> usize {
+        match self.compat.as_deref().map(|c| &c.rd) {
+            Some(ReadState::Idle { buf, pos }) => buf.len() - pos,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let driver = self.sock.driver().clone();
+        let raw = self.sock.raw();
+        let c = self.compat();
+        loop {
+            match &mut c.rd {
+                ReadState::Idle { buf, pos } if *pos < buf.len() => {
+                    let n = out.len().min(buf.len() - *pos);
+                    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+                    *pos += n;
+                    return Poll::Ready(Ok(n));
+                }
+                ReadState::Idle { buf, .. } => {
+                    if out.is_empty() {
+                        return Poll::Ready(Ok(0));
+                    }
+                    let want = out.len().clamp(READ_MIN, READ_MAX);
+                    let mut v = std::mem::take(buf);
+                    v.clear();
+                    if v.capacity() < want {
+                        v = Vec::with_capacity(want);
+                    }
+                    c.rd = ReadState::Busy(op::recv(&driver, raw, v));
+                }
+                ReadState::Busy(fut) => {
+                    let (res, buf) = ready!(Pin::new(fut).poll(cx));
+                    c.rd = ReadState::Idle { buf, pos: 0 };
+                    match res {
+                        Ok(0) => return Poll::Ready(Ok(0)),
+                        Ok(_) => continue,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Send everything accepted so far.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(c) = self.compat.as_deref_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        Self::drain(&mut c.wr, self.sock.driver(), self.sock.raw(), cx)
+    }
+
+    fn drain(
+        wr: &mut WriteState,
+        driver: &coro_io::driver::Handle,
+        raw: RawFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let WriteState::Busy(fut) = wr else {
+                return Poll::Ready(Ok(()));
+            };
+            let (res, mut rest) = ready!(Pin::new(fut).poll(cx));
+            match res {
+                Ok(n) if n > 0 || rest.bytes_init() == 0 => {
+                    rest.advance(n);
+                    if rest.bytes_init() == 0 {
+                        *wr = WriteState::Idle(rest.into_inner());
+                        return Poll::Ready(Ok(()));
+                    }
+                    *wr = WriteState::Busy(op::send(driver, raw, rest));
+                }
+                Ok(_) => {
+                    *wr = WriteState::Idle(rest.into_inner());
+                    return Poll::Ready(Err(write_zero()));
+                }
+                Err(e) => {
+                    *wr = WriteState::Idle(rest.into_inner());
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let driver = self.sock.driver().clone();
+        let raw = self.sock.raw();
+        let c = self.compat();
+        ready!(Self::drain(&mut c.wr, &driver, raw, cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let WriteState::Idle(buf) = &mut c.wr else {
+            unreachable!("drained above");
+        };
+        let mut v = std::mem::take(buf);
+        v.clear();
+        let n = data.len().min(WRITE_CHUNK);
+        v.extend_from_slice(&data[..n]);
+        let mut fut = op::send(&driver, raw, Slice::new(v, 0));
+        match Pin::new(&mut fut).poll(cx) {
+            // In flight: the bytes are ours now; flush (or the next write) finishes them.
+            Poll::Pending => {
+                c.wr = WriteState::Busy(fut);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready((Ok(sent), mut rest)) => {
+                rest.advance(sent);
+                if sent == 0 {
+                    c.wr = WriteState::Idle(rest.into_inner());
+                    return Poll::Ready(Err(write_zero()));
+                }
+                if rest.bytes_init() == 0 {
+                    c.wr = WriteState::Idle(rest.into_inner());
+                    return Poll::Ready(Ok(n));
+                }
+                // A short send: hand back only what went out; the caller
+                // offers the rest again (nothing stays hidden in our buffer).
+                c.wr = WriteState::Idle(rest.into_inner());
+                Poll::Ready(Ok(sent))
+            }
+            // Nothing was accepted.
+            Poll::Ready((Err(e), rest)) => {
+                c.wr = WriteState::Idle(rest.into_inner());
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush(cx))?;
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+fn write_zero() -> io::Error {
+    io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes")
+}
+
+/// Add what was being done to an error, keeping its kind.
+pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// The doc text shared by every stream type's `futures_io` impls.
+macro_rules! impl_futures_io {
+    ($ty:ty) => {
+        /// Buffered adapter over the owned-buffer ops.
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe: the in-flight `recv` and its buffer live in the
+        /// stream, so dropping a read future (for example in a `select`)
+        /// loses no bytes; the next read continues it. Do not mix these
+        /// reads with [`read`](Self::read) on the same stream: bytes this
+        /// adapter buffered are not seen by `read`.
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().inner.poll_read(cx, buf)
+            }
+        }
+
+        /// Buffered adapter over the owned-buffer ops.
+        ///
+        /// `poll_write` copies up to 64 KiB into the stream's buffer and
+        /// starts sending it. It reports the bytes as written when the send
+        /// completed at once, or (the send still in flight) as accepted: the
+        /// stream then owns them and sends them before any later write.
+        /// `poll_flush` waits until everything accepted was sent;
+        /// `poll_close` flushes, then shuts the write side down.
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe: accepted bytes are sent exactly once whether or not
+        /// the future that wrote them is dropped. An error of a send that
+        /// was in flight is reported by the next write or flush.
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                self.get_mut().inner.poll_write(cx, buf)
+            }
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().inner.poll_flush(cx)
+            }
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                self.get_mut().inner.poll_close(cx)
+            }
+        }
+    };
+}
+pub(crate) use impl_futures_io;
+
+/// Whether an `accept` error is about that one connection (skip it) and
+/// not about the listener (Linux passes pending network errors of the new
+/// socket through accept; see accept(2)).
+pub(crate) fn accept_error_is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::ECONNABORTED
+                | libc::EPROTO
+                | libc::ENETDOWN
+                | libc::ENOPROTOOPT
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EHOSTUNREACH
+                | libc::EOPNOTSUPP
+                | libc::ENETUNREACH
+                | libc::EPERM
+                | libc::EINTR
+        )
+    )
+}
+
+/// Whether an `accept` error means "out of fds or memory": wait and retry.
+pub(crate) fn accept_error_is_resource(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// The back-off of an accept loop that ran out of fds or memory.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptBackoff {
+    logged: std::sync::atomic::AtomicBool,
+}
+
+/// First and longest pause after EMFILE and friends.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+impl AcceptBackoff {
+    /// Run `attempt` until it yields a connection or an error about the
+    /// listener itself; sleeps on the scheduler between resource failures
+    /// (5 ms doubling to 200 ms) and logs the first one to stderr.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        sock: &Socket,
+        what: &str,
+        mut attempt: F,
+    ) -> io::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = io::Result<T>>,
+    {
+        let mut pause = BACKOFF_MIN;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) if accept_error_is_transient(&e) => continue,
+                Err(e) if accept_error_is_resource(&e) => {
+                    if !self.logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        eprintln!(
+                            "coro-net: accept on {what} failed: {e}; pausing and retrying \
+                             (this is logged once per listener)"
+                        );
+                    }
+                    sock.sched().sleep(pause).await;
+                    pause = (pause * 2).min(BACKOFF_MAX);
+                }
+                Err(e) => return Err(context(e, format_args!("accept on {what}"))),
+            }
+        }
+    }
+}

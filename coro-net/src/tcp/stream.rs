@@ -1,0 +1,384 @@
+//! [`TcpStream`].
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use coro_io::buf::{BufResult, IoBuf, IoBufMut};
+use coro_io::{IoScheduler, PollOp, PollStatus, op};
+use socket2::{Domain, Protocol, TcpKeepalive, Type};
+
+use crate::addr::{ToSocketAddrs, resolve};
+use crate::socket::{Socket, Stream, context, impl_futures_io};
+
+/// A TCP connection on an [`IoScheduler`].
+///
+/// I/O comes two ways:
+///
+/// * owned buffers ([`read`](Self::read), [`write`](Self::write),
+///   [`write_all`](Self::write_all)): the buffer moves into the operation and
+///   comes back with the result, as io_uring needs; no copy. These take
+///   `&self`, so one task may read while another writes (share the stream
+///   with `Arc`).
+/// * [`futures_io::AsyncRead`] + [`AsyncWrite`](futures_io::AsyncWrite),
+///   for the `futures` ecosystem (`futures::io::copy`, codecs, ...): an
+///   adapter that copies through buffers kept in the stream. The inherent
+///   `read`/`write`/`write_all` shadow the `futures` extension methods of
+///   the same names: call those as `AsyncWriteExt::write_all(&mut s, b)`.
+///
+/// Dropping the stream drops the driver's registration and closes the
+/// socket; [`close`](Self::close) does it through the driver and reports
+/// errors.
+///
+/// Writes never raise `SIGPIPE` (`MSG_NOSIGNAL`): a peer that went away is
+/// an `EPIPE`/`ECONNRESET` error on this stream only.
+///
+/// # Examples
+///
+/// See [`TcpListener`](super::TcpListener) for a client and a server.
+pub struct TcpStream {
+    pub(crate) inner: Stream,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("fd", &self.inner.sock.raw())
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd) -> TcpStream {
+        TcpStream {
+            inner: Stream::new(Socket::new(sched, fd)),
+        }
+    }
+
+    /// Connect to `addr`; each address it names is tried in turn (a host
+    /// name is resolved on the blocking pool, never on the event loop).
+    ///
+    /// # Errors
+    ///
+    /// The last address's error, saying which address failed: kind
+    /// `ConnectionRefused` when nothing listens, `TimedOut` when the peer
+    /// never answered within the kernel's SYN retries (minutes; see
+    /// [`connect_timeout`](Self::connect_timeout) for your own bound).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped connect closes its half-made socket.
+    pub async fn connect(sched: &IoScheduler, addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let mut last = None;
+        for a in resolve(&addr).await? {
+            match connect_one(sched, a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(context(e, format_args!("connect to {a}"))),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// [`connect`](Self::connect) within `timeout` (name resolution included).
+    ///
+    /// # Errors
+    ///
+    /// Kind `TimedOut` ("connect to ...: timed out after ...") when the
+    /// deadline passes first; otherwise as for `connect`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_net::tcp::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let s = sched.clone();
+    /// // Port 1 on loopback: nothing listens, the refusal comes at once.
+    /// let r = coro_core::sync_wait(sched.spawn(async move {
+    ///     TcpStream::connect_timeout(&s, "127.0.0.1:1", Duration::from_secs(5)).await
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn connect_timeout(
+        sched: &IoScheduler,
+        addr: impl ToSocketAddrs,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        match sched
+            .timeout(timeout, TcpStream::connect(sched, &addr))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                let shown = crate::addr::describe(&addr);
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("connect to {shown}: timed out after {timeout:?}"),
+                ))
+            }
+        }
+    }
+
+    /// Adopt a connected `std` stream (made non-blocking here).
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking.
+    pub fn from_std(sched: &IoScheduler, s: std::net::TcpStream) -> io::Result<TcpStream> {
+        s.set_nonblocking(true)?;
+        Ok(TcpStream::from_fd(sched, s.into()))
+    }
+
+    /// Receive into `buf` (from its start, up to its capacity). `Ok(0)` is
+    /// end of stream (or an empty buffer).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not lossless on io_uring: if the future is dropped after the kernel
+    /// copied bytes into the buffer, those bytes are gone with it. On epoll
+    /// a dropped read has read nothing. Use the `AsyncRead` adapter when
+    /// reads must be raced (it keeps the in-flight read in the stream).
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.read(buf).await
+    }
+
+    /// Send the initialised bytes of `buf`; may send fewer (the count says).
+    ///
+    /// # Cancel safety
+    ///
+    /// On io_uring a dropped write may still send its bytes; on epoll it
+    /// sent nothing.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.write(buf).await
+    }
+
+    /// Send all initialised bytes of `buf` (several sends if needed).
+    ///
+    /// # Errors
+    ///
+    /// The first send error (`EPIPE`/`ECONNRESET` when the peer is gone;
+    /// how much was sent before is not reported), or `WriteZero`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a dropped `write_all` may have sent any prefix.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.inner.write_all(buf).await
+    }
+
+    /// Wait until the stream is ready for `op`, at most `timeout`
+    /// (libcoro's `client.poll(op)`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (waiting consumes nothing).
+    pub async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        self.inner.sock.poll(op, timeout).await
+    }
+
+    /// Shut down the read half, the write half (the peer reads end of
+    /// stream; you can still read) or both.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the connection is gone.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// Send what the `AsyncWrite` adapter accepted (this method shadows
+    /// `AsyncWriteExt::close`), then close through the driver, reporting
+    /// errors. Dropping the stream instead closes at once and silently.
+    ///
+    /// # Errors
+    ///
+    /// A send error of the accepted bytes, or what `close(2)` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// The fd is closed exactly once whether or not this future is dropped
+    /// (accepted bytes not yet sent are then dropped).
+    pub async fn close(self) -> io::Result<()> {
+        self.inner.close().await
+    }
+
+    /// `TCP_NODELAY`: send small segments at once (no Nagle delay).
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_tcp_nodelay(on)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.sock.sock_ref().tcp_nodelay()
+    }
+
+    /// TCP keepalive: `None` turns it off; `Some(idle)` turns it on with
+    /// the first probe after `idle` without traffic.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt` (an `idle` of zero is `InvalidInput`).
+    pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
+        let s = self.inner.sock.sock_ref();
+        match idle {
+            None => s.set_keepalive(false),
+            Some(d) if d < Duration::from_secs(1) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("keepalive idle time {d:?} is under one second"),
+            )),
+            Some(d) => s.set_tcp_keepalive(&TcpKeepalive::new().with_time(d)),
+        }
+    }
+
+    /// The keepalive idle time, or `None` when keepalive is off.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn keepalive(&self) -> io::Result<Option<Duration>> {
+        let s = self.inner.sock.sock_ref();
+        if s.keepalive()? {
+            s.tcp_keepalive_time().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `SO_RCVBUF` (the kernel doubles the value and applies its limits).
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_recv_buffer_size(size)
+    }
+
+    /// `SO_RCVBUF` as the kernel reports it.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn recv_buffer_size(&self) -> io::Result<usize> {
+        self.inner.sock.sock_ref().recv_buffer_size()
+    }
+
+    /// `SO_SNDBUF` (the kernel doubles the value and applies its limits).
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_send_buffer_size(size)
+    }
+
+    /// `SO_SNDBUF` as the kernel reports it.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn send_buffer_size(&self) -> io::Result<usize> {
+        self.inner.sock.sock_ref().send_buffer_size()
+    }
+
+    /// `SO_LINGER`: `Some(Duration::ZERO)` makes close send a reset.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_linger(linger)
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the connection is gone.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        ip_addr(self.inner.sock.sock_ref().peer_addr()?)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        ip_addr(self.inner.sock.sock_ref().local_addr()?)
+    }
+
+    /// A pending socket error (`SO_ERROR`), taken.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.sock.sock_ref().take_error()
+    }
+
+    /// Bytes the `AsyncRead` adapter holds that were not read yet.
+    pub fn buffered(&self) -> usize {
+        self.inner.buffered_read()
+    }
+
+    /// The scheduler this stream runs on.
+    pub fn scheduler(&self) -> &IoScheduler {
+        self.inner.sock.sched()
+    }
+
+    /// Give up the socket (unregistered from the driver first; bytes the
+    /// adapter buffered are dropped).
+    pub fn into_std(self) -> std::net::TcpStream {
+        self.inner.into_socket().into_fd().into()
+    }
+}
+
+impl_futures_io!(TcpStream);
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.sock.fd()
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.sock.raw()
+    }
+}
+
+fn ip_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
+    a.as_socket()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
+}
+
+async fn connect_one(sched: &IoScheduler, addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = socket2::Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    // Owned by the stream before the connect starts: a dropped connect
+    // closes the socket through the driver.
+    let stream = TcpStream::from_fd(sched, s.into());
+    op::connect(sched.driver(), stream.as_raw_fd(), addr).await?;
+    Ok(stream)
+}

@@ -1,0 +1,420 @@
+//! Unix-domain stream sockets: [`UnixListener`] and [`UnixStream`], with the
+//! same API as [`tcp`](crate::tcp).
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_net::unix::{UnixListener, UnixStream};
+//!
+//! let sched = coro_io::IoScheduler::new(Default::default())?;
+//! let path = std::env::temp_dir().join(format!("coro-net-doc-{}.sock", std::process::id()));
+//! let _ = std::fs::remove_file(&path);
+//! let listener = UnixListener::bind(&sched, &path)?;
+//! let s = sched.clone();
+//! let p = path.clone();
+//! let got = coro_core::sync_wait(sched.spawn(async move {
+//!     let client = UnixStream::connect(&s, &p).await?;
+//!     let (conn, _) = listener.accept().await?;
+//!     client.write_all(b"hi".as_slice()).await.0?;
+//!     let (n, buf) = conn.read(Vec::with_capacity(8)).await;
+//!     n?;
+//!     std::io::Result::Ok(buf)
+//! }))
+//! .unwrap()?;
+//! assert_eq!(got, b"hi");
+//! std::fs::remove_file(&path)?;
+//! # std::io::Result::Ok(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use coro_io::buf::{BufResult, IoBuf, IoBufMut};
+use coro_io::{IoScheduler, PollOp, PollStatus, op};
+use socket2::{Domain, SockAddr, Type};
+
+use crate::socket::{AcceptBackoff, Socket, Stream, context, impl_futures_io};
+use crate::tcp::ListenOptions;
+
+/// A Unix-domain listening socket on an [`IoScheduler`].
+///
+/// The socket file is not removed on drop (as with `std`).
+pub struct UnixListener {
+    sock: Socket,
+    backoff: AcceptBackoff,
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.sock.raw())
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+impl UnixListener {
+    /// Create a socket at `path`, bind and listen (backlog 1024). Synchronous.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if the file exists (remove a stale one first), and the
+    /// other `bind`/`listen` errors, naming the path.
+    pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        UnixListener::bind_with(sched, path, ListenOptions::default())
+    }
+
+    /// [`bind`](Self::bind) with options (only `backlog` applies here).
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Self::bind).
+    pub fn bind_with(
+        sched: &IoScheduler,
+        path: impl AsRef<Path>,
+        opts: ListenOptions,
+    ) -> io::Result<UnixListener> {
+        let path = path.as_ref();
+        let backlog = i32::try_from(opts.backlog).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidInput, "listen backlog is too large")
+        })?;
+        let r = (|| {
+            let s = socket2::Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+            s.bind(&SockAddr::unix(path)?)?;
+            s.listen(backlog)?;
+            io::Result::Ok(s)
+        })();
+        let s = r.map_err(|e| context(e, format_args!("bind/listen on {}", path.display())))?;
+        Ok(UnixListener {
+            sock: Socket::new(sched, s.into()),
+            backoff: AcceptBackoff::default(),
+        })
+    }
+
+    /// Adopt a listening `std` socket (made non-blocking here).
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking.
+    pub fn from_std(
+        sched: &IoScheduler,
+        l: std::os::unix::net::UnixListener,
+    ) -> io::Result<UnixListener> {
+        l.set_nonblocking(true)?;
+        Ok(UnixListener {
+            sock: Socket::new(sched, l.into()),
+            backoff: AcceptBackoff::default(),
+        })
+    }
+
+    /// Wait for a connection and accept it; as robust as
+    /// [`TcpListener::accept`](crate::tcp::TcpListener::accept) (aborted
+    /// connections skipped, fd exhaustion paused on and retried).
+    ///
+    /// # Errors
+    ///
+    /// Only errors about the listener itself.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a connection accepted for a dropped future is closed.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let what = match self
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned))
+        {
+            Some(p) => p.display().to_string(),
+            None => "a unix socket".to_owned(),
+        };
+        let fd = self
+            .backoff
+            .run(&self.sock, &what, || {
+                op::accept_fd(self.sock.driver(), self.sock.raw())
+            })
+            .await?;
+        let stream = UnixStream::from_fd(self.sock.sched(), fd);
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
+    }
+
+    /// Wait until a connection is ready to accept, at most `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn poll(&self, timeout: Option<Duration>) -> PollStatus {
+        self.sock.poll(PollOp::Read, timeout).await
+    }
+
+    /// The address this listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.sock.sock_ref().local_addr()?)
+    }
+
+    /// Close through the driver, reporting `close(2)`'s error.
+    ///
+    /// # Errors
+    ///
+    /// What `close(2)` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// The fd is closed exactly once whether or not this future is dropped.
+    pub async fn close(self) -> io::Result<()> {
+        self.sock.close().await
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.raw()
+    }
+}
+
+/// A connected Unix-domain stream socket on an [`IoScheduler`]; the same
+/// I/O API as [`TcpStream`](crate::tcp::TcpStream) (owned buffers and the
+/// `futures_io` traits, with the same cancel-safety rules).
+pub struct UnixStream {
+    pub(crate) inner: Stream,
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("fd", &self.inner.sock.raw())
+            .finish()
+    }
+}
+
+/// First and longest pause while a listener's backlog is full.
+const CONNECT_RETRY_MIN: Duration = Duration::from_millis(1);
+const CONNECT_RETRY_MAX: Duration = Duration::from_millis(50);
+
+impl UnixStream {
+    fn from_fd(sched: &IoScheduler, fd: OwnedFd) -> UnixStream {
+        UnixStream {
+            inner: Stream::new(Socket::new(sched, fd)),
+        }
+    }
+
+    /// Connect to the socket at `path`. A full listen backlog (`EAGAIN` on
+    /// Unix sockets) is waited out with short sleeps on the scheduler.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (no such socket file), `ConnectionRefused` (nobody
+    /// listens), naming the path.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped connect closes its socket.
+    pub async fn connect(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        let ctx = |e| context(e, format_args!("connect to {}", path.display()));
+        let addr = SockAddr::unix(path).map_err(ctx)?;
+        let s =
+            socket2::Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).map_err(ctx)?;
+        let stream = UnixStream::from_fd(sched, s.into());
+        let mut pause = CONNECT_RETRY_MIN;
+        loop {
+            match stream.inner.sock.sock_ref().connect(&addr) {
+                Ok(()) => return Ok(stream),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    sched.sleep(pause).await;
+                    pause = (pause * 2).min(CONNECT_RETRY_MAX);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    stream.poll(PollOp::Write, None).await;
+                    return match stream.inner.sock.sock_ref().take_error() {
+                        Ok(None) => Ok(stream),
+                        Ok(Some(e)) | Err(e) => Err(ctx(e)),
+                    };
+                }
+                Err(e) => return Err(ctx(e)),
+            }
+        }
+    }
+
+    /// A connected pair (`socketpair(2)`), both on `sched`.
+    ///
+    /// # Errors
+    ///
+    /// From `socketpair`.
+    pub fn pair(sched: &IoScheduler) -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+        Ok((
+            UnixStream::from_fd(sched, a.into()),
+            UnixStream::from_fd(sched, b.into()),
+        ))
+    }
+
+    /// Adopt a connected `std` stream (made non-blocking here).
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking.
+    pub fn from_std(
+        sched: &IoScheduler,
+        s: std::os::unix::net::UnixStream,
+    ) -> io::Result<UnixStream> {
+        s.set_nonblocking(true)?;
+        Ok(UnixStream::from_fd(sched, s.into()))
+    }
+
+    /// Receive into `buf`; `Ok(0)` is end of stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`TcpStream::read`](crate::tcp::TcpStream::read): bytes may be
+    /// lost on io_uring if dropped.
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.read(buf).await
+    }
+
+    /// Send the initialised bytes of `buf`; may send fewer.
+    ///
+    /// # Cancel safety
+    ///
+    /// On io_uring a dropped write may still send.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.inner.write(buf).await
+    }
+
+    /// Send all of `buf`.
+    ///
+    /// # Errors
+    ///
+    /// The first send error (`EPIPE` when the peer is gone) or `WriteZero`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a dropped `write_all` may have sent any prefix.
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        self.inner.write_all(buf).await
+    }
+
+    /// Wait until the stream is ready for `op`, at most `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        self.inner.sock.poll(op, timeout).await
+    }
+
+    /// Shut down one or both halves.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` if the connection is gone.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+
+    /// The peer's address (usually unnamed for a connecting client).
+    ///
+    /// # Errors
+    ///
+    /// From `getpeername`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.inner.sock.sock_ref().peer_addr()?)
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.inner.sock.sock_ref().local_addr()?)
+    }
+
+    /// `SO_RCVBUF`.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_recv_buffer_size(size)
+    }
+
+    /// `SO_SNDBUF`.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.inner.sock.sock_ref().set_send_buffer_size(size)
+    }
+
+    /// Send what the `AsyncWrite` adapter accepted, then close through
+    /// the driver (as [`TcpStream::close`](crate::tcp::TcpStream::close)).
+    ///
+    /// # Errors
+    ///
+    /// A send error of the accepted bytes, or what `close(2)` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// The fd is closed exactly once whether or not this future is dropped.
+    pub async fn close(self) -> io::Result<()> {
+        self.inner.close().await
+    }
+}
+
+impl_futures_io!(UnixStream);
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.sock.fd()
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.sock.raw()
+    }
+}
+
+fn unix_addr(a: SockAddr) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    if let Some(p) = a.as_pathname() {
+        return SocketAddr::from_pathname(p);
+    }
+    if let Some(name) = a.as_abstract_namespace() {
+        return SocketAddr::from_abstract_name(name);
+    }
+    if a.is_unnamed() {
+        return unnamed();
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "not a Unix-domain address",
+    ))
+}
+
+/// `std` has no constructor for the unnamed address; an unbound socket has it.
+fn unnamed() -> io::Result<SocketAddr> {
+    static UNNAMED: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+    if let Some(a) = UNNAMED.get() {
+        return Ok(a.clone());
+    }
+    let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+    Ok(UNNAMED.get_or_init(|| a).clone())
+}

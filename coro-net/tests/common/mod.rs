@@ -1,0 +1,55 @@
+//! Shared helpers of the coro-net integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::time::Duration;
+
+use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
+
+/// No single test may take longer than this (a hang fails instead).
+pub(crate) const TEST_BOUND: Duration = Duration::from_secs(20);
+
+/// A spawned-thread, inline scheduler on `kind`.
+pub(crate) fn sched(kind: DriverKind) -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("cannot create a {kind:?} scheduler: {e}"))
+}
+
+/// Run `fut` as a task of `sched` and wait for it, failing after [`TEST_BOUND`].
+pub(crate) fn run<F>(sched: &IoScheduler, fut: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let s = sched.clone();
+    let h = sched.spawn(async move { s.timeout(TEST_BOUND, fut).await });
+    match coro_core::sync_wait(h) {
+        Ok(Ok(v)) => v,
+        Ok(Err(_)) => panic!("test body did not finish within {TEST_BOUND:?}"),
+        Err(e) => match e.try_into_panic() {
+            Ok(p) => std::panic::resume_unwind(p),
+            Err(e) => panic!("test task failed: {e}"),
+        },
+    }
+}
+
+/// Raise the soft fd limit to at least `want` (bounded by the hard limit).
+pub(crate) fn raise_nofile(want: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    let cur = l.current.unwrap_or(u64::MAX);
+    if cur < want {
+        l.current = Some(l.maximum.map_or(want, |m| m.min(want)));
+        setrlimit(Resource::Nofile, l).expect("setrlimit(RLIMIT_NOFILE)");
+    }
+}
+
+/// A deterministic pattern so that misplaced bytes are caught.
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}

@@ -1,0 +1,458 @@
+//! TCP on both drivers: echo from 1 B to 4 MiB, 1,000 concurrent
+//! connections, half-close, peer reset, refused and timed-out connects,
+//! IPv6, poll, socket options.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{pattern, raise_nofile, run, sched};
+use coro_io::{DriverKind, IoScheduler, PollOp, PollStatus, TaskGroup};
+use coro_net::tcp::{ListenOptions, TcpListener, TcpStream};
+
+coro_io::driver_tests!(
+    echo_round_trips_1b_to_4mib,
+    thousand_concurrent_connections,
+    half_close_keeps_reading,
+    peer_reset_is_an_error_on_that_stream,
+    connect_refused_is_clear,
+    connect_timeout_is_clear,
+    ipv6_loopback_echo,
+    poll_reports_timeout_then_event,
+    socket_options_round_trip,
+    dropped_reads_and_accepts_leave_things_usable,
+    explicit_close_goes_through_the_driver,
+);
+
+/// Echo every byte back until EOF (owned buffers, one buffer reused).
+async fn echo(conn: TcpStream) -> io::Result<u64> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut total = 0;
+    loop {
+        let (n, b) = conn.read(buf).await;
+        let n = n?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        let (r, mut b) = conn.write_all(b).await;
+        r?;
+        b.clear();
+        buf = b;
+    }
+}
+
+/// Serve `echo` on every accepted connection, forever.
+fn spawn_echo_server(s: &IoScheduler, l: TcpListener) {
+    let s2 = s.clone();
+    drop(s.spawn(async move {
+        loop {
+            let (c, _) = l.accept().await.expect("accept");
+            drop(s2.spawn(echo(c)));
+        }
+    }));
+}
+
+fn echo_round_trips_1b_to_4mib(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    spawn_echo_server(&s, l);
+    let s2 = s.clone();
+    run(&s, async move {
+        for (i, len) in [1usize, 2, 100, 4096, 65_543, 1 << 20, 4 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let c = Arc::new(TcpStream::connect(&s2, addr).await.unwrap());
+            let msg = pattern(len, i as u8);
+            // Write and read at once: a 4 MiB echo does not fit the socket buffers.
+            let w = c.clone();
+            let m = msg.clone();
+            let writer = s2.spawn(async move {
+                let (r, _) = w.write_all(m).await;
+                r.unwrap();
+                w.shutdown(Shutdown::Write).unwrap();
+            });
+            let mut got = Vec::with_capacity(len);
+            let mut buf = Vec::with_capacity(256 * 1024);
+            loop {
+                let (n, b) = c.read(buf).await;
+                let n = n.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&b[..n]);
+                buf = b;
+                buf.clear();
+            }
+            writer.await.unwrap();
+            assert_eq!(got.len(), len, "echo of {len} bytes came back short");
+            assert!(got == msg, "echo of {len} bytes came back different");
+        }
+    });
+    s.shutdown();
+}
+
+fn thousand_concurrent_connections(kind: DriverKind) {
+    raise_nofile(4096);
+    let s = sched(kind);
+    let l = TcpListener::bind_with(
+        &s,
+        "127.0.0.1:0",
+        ListenOptions {
+            backlog: 2048,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let addr = l.local_addr().unwrap();
+    spawn_echo_server(&s, l);
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut g = TaskGroup::new(&s2);
+        for i in 0..1000u32 {
+            let s3 = s2.clone();
+            g.spawn(async move {
+                let c = TcpStream::connect(&s3, addr).await?;
+                let msg = i.to_le_bytes().to_vec();
+                c.write_all(msg.clone()).await.0?;
+                let mut got = Vec::new();
+                while got.len() < 4 {
+                    let (n, b) = c.read(Vec::with_capacity(4)).await;
+                    if n? == 0 {
+                        return Err(io::Error::other("early EOF"));
+                    }
+                    got.extend_from_slice(&b);
+                }
+                assert_eq!(got, msg);
+                io::Result::Ok(c)
+            });
+        }
+        // All 1,000 are open at the same time before any is dropped.
+        let conns: Vec<TcpStream> = g
+            .join_all()
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(conns.len(), 1000);
+    });
+    s.shutdown();
+}
+
+fn half_close_keeps_reading(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let client = TcpStream::connect(&s2, addr).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        client.write_all(b"request".as_slice()).await.0.unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // The server reads to EOF...
+        let mut got = Vec::new();
+        loop {
+            let (n, b) = server.read(Vec::with_capacity(64)).await;
+            if n.unwrap() == 0 {
+                break;
+            }
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, b"request");
+        // ...and can still answer on its open half.
+        server.write_all(b"reply".as_slice()).await.0.unwrap();
+        drop(server);
+        let mut got = Vec::new();
+        loop {
+            let (n, b) = client.read(Vec::with_capacity(64)).await;
+            if n.unwrap() == 0 {
+                break;
+            }
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, b"reply");
+        // Writing on the shut half fails with EPIPE, without SIGPIPE.
+        let (r, _) = client.write(b"x".as_slice()).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    });
+    s.shutdown();
+}
+
+fn peer_reset_is_an_error_on_that_stream(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let client = TcpStream::connect(&s2, addr).await.unwrap();
+        let other = TcpStream::connect(&s2, addr).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let (server2, _) = l.accept().await.unwrap();
+        // Linger 0: close sends RST.
+        server.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(server);
+        let (r, _) = client.read(Vec::with_capacity(16)).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        // Writes to the reset peer fail (no SIGPIPE kills the test process).
+        let mut failed = None;
+        for _ in 0..10 {
+            if let (Err(e), _) = client.write_all(vec![1u8; 1024]).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("writes to a reset connection kept succeeding");
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        );
+        // The other connection is unaffected.
+        other.write_all(b"fine".as_slice()).await.0.unwrap();
+        let (n, b) = server2.read(Vec::with_capacity(16)).await;
+        assert_eq!(n.unwrap(), 4);
+        assert_eq!(b, b"fine");
+    });
+    s.shutdown();
+}
+
+/// A loopback port with nothing listening on it.
+fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+fn connect_refused_is_clear(kind: DriverKind) {
+    let s = sched(kind);
+    let addr = free_port();
+    let s2 = s.clone();
+    run(&s, async move {
+        let e = TcpStream::connect(&s2, addr).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&addr.to_string()),
+            "error does not name the address: {msg}"
+        );
+        // Every address is tried; the error names the last one.
+        let e = TcpStream::connect(&s2, [free_port(), addr])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+        let e = TcpStream::connect(&s2, "not an address").await.unwrap_err();
+        assert!(e.to_string().contains("not an address"), "{e}");
+    });
+    s.shutdown();
+}
+
+fn connect_timeout_is_clear(kind: DriverKind) {
+    let s = sched(kind);
+    // Backlog 0 and nobody accepting: once the accept queue is full the
+    // kernel drops further SYNs, so the next connect hangs in SYN retries.
+    let l = TcpListener::bind_with(
+        &s,
+        "127.0.0.1:0",
+        ListenOptions {
+            backlog: 0,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut held = Vec::new();
+        let bound = Duration::from_millis(300);
+        for _ in 0..16 {
+            let t0 = std::time::Instant::now();
+            match TcpStream::connect_timeout(&s2, addr, bound).await {
+                Ok(c) => held.push(c),
+                Err(e) => {
+                    assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("timed out") && msg.contains(&addr.to_string()),
+                        "{msg}"
+                    );
+                    assert!(t0.elapsed() >= bound, "timed out early: {:?}", t0.elapsed());
+                    drop(l);
+                    return;
+                }
+            }
+        }
+        panic!("{} connects succeeded; none hung", held.len());
+    });
+    s.shutdown();
+}
+
+fn ipv6_loopback_echo(kind: DriverKind) {
+    let s = sched(kind);
+    let l = match TcpListener::bind(&s, "[::1]:0") {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+            eprintln!("skipping: no IPv6 loopback ({e})");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let addr = l.local_addr().unwrap();
+    assert!(addr.is_ipv6());
+    spawn_echo_server(&s, l);
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        assert!(c.peer_addr().unwrap().is_ipv6());
+        c.write_all(b"six".as_slice()).await.0.unwrap();
+        let (n, b) = c.read(Vec::with_capacity(8)).await;
+        assert_eq!(n.unwrap(), 3);
+        assert_eq!(b, b"six");
+    });
+    s.shutdown();
+}
+
+fn poll_reports_timeout_then_event(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        assert_eq!(
+            l.poll(Some(Duration::from_millis(20))).await,
+            PollStatus::Timeout
+        );
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        assert_eq!(
+            l.poll(Some(Duration::from_secs(5))).await,
+            PollStatus::Event
+        );
+        let (srv, _) = l.accept().await.unwrap();
+        assert_eq!(
+            srv.poll(PollOp::Read, Some(Duration::from_millis(20)))
+                .await,
+            PollStatus::Timeout
+        );
+        assert_eq!(c.poll(PollOp::Write, None).await, PollStatus::Event);
+        c.write_all(b"x".as_slice()).await.0.unwrap();
+        assert_eq!(srv.poll(PollOp::Read, None).await, PollStatus::Event);
+        let (n, _) = srv.read(Vec::with_capacity(1)).await;
+        assert_eq!(n.unwrap(), 1);
+    });
+    s.shutdown();
+}
+
+fn socket_options_round_trip(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (srv, peer) = l.accept().await.unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert_eq!(srv.local_addr().unwrap(), addr);
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        c.set_nodelay(false).unwrap();
+        assert!(!c.nodelay().unwrap());
+        assert_eq!(c.keepalive().unwrap(), None);
+        c.set_keepalive(Some(Duration::from_secs(30))).unwrap();
+        assert_eq!(c.keepalive().unwrap(), Some(Duration::from_secs(30)));
+        c.set_keepalive(None).unwrap();
+        assert_eq!(c.keepalive().unwrap(), None);
+        let e = c.set_keepalive(Some(Duration::from_millis(1))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        c.set_recv_buffer_size(64 * 1024).unwrap();
+        assert!(c.recv_buffer_size().unwrap() >= 64 * 1024);
+        c.set_send_buffer_size(64 * 1024).unwrap();
+        assert!(c.send_buffer_size().unwrap() >= 64 * 1024);
+        assert!(c.take_error().unwrap().is_none());
+        // Address in use is a clear error naming the address.
+        let e = TcpListener::bind_with(
+            &s2,
+            addr,
+            ListenOptions {
+                reuse_addr: false,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(e.to_string().contains(&addr.to_string()), "{e}");
+    });
+    s.shutdown();
+}
+
+fn dropped_reads_and_accepts_leave_things_usable(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        // A dropped accept: the next one still gets the connection.
+        assert!(
+            s2.timeout(Duration::from_millis(10), l.accept())
+                .await
+                .is_err()
+        );
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        // A dropped read (nothing had arrived): the next read gets the data.
+        assert!(
+            s2.timeout(Duration::from_millis(10), srv.read(Vec::with_capacity(8)))
+                .await
+                .is_err()
+        );
+        c.write_all(b"late".as_slice()).await.0.unwrap();
+        let (n, b) = srv.read(Vec::with_capacity(8)).await;
+        assert_eq!(n.unwrap(), 4);
+        assert_eq!(b, b"late");
+    });
+    s.shutdown();
+}
+
+fn explicit_close_goes_through_the_driver(kind: DriverKind) {
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let (peer_tx, peer_rx) = std::sync::mpsc::channel();
+    let peer = std::thread::spawn(move || {
+        let mut p = std::net::TcpStream::connect(addr).unwrap();
+        peer_tx.send(()).unwrap();
+        let mut v = Vec::new();
+        p.read_to_end(&mut v).unwrap();
+        let _ = p.write_all(b"x");
+        v
+    });
+    peer_rx.recv().unwrap();
+    run(&s, async move {
+        let (c, _) = l.accept().await.unwrap();
+        // Make the driver register the fd (a read that waits), then close.
+        assert!(
+            s2.timeout(Duration::from_millis(5), c.read(Vec::with_capacity(8)))
+                .await
+                .is_err()
+        );
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&c);
+        c.write_all(b"bye".as_slice()).await.0.unwrap();
+        c.close().await.unwrap();
+        if s2.driver_kind() == DriverKind::Epoll {
+            assert!(
+                !s2.driver().is_registered(fd),
+                "close left an epoll registration"
+            );
+        }
+        l.close().await.unwrap();
+    });
+    assert_eq!(peer.join().unwrap(), b"bye");
+    s.shutdown();
+}

@@ -1,0 +1,207 @@
+//! UDP (send/recv, truncation, connected sockets, IPv6) and Unix-domain
+//! streams, on both drivers.
+
+mod common;
+
+use std::io;
+use std::net::Shutdown;
+use std::path::PathBuf;
+
+use common::{pattern, run, sched};
+use coro_io::DriverKind;
+use coro_net::udp::UdpSocket;
+use coro_net::unix::{UnixListener, UnixStream};
+
+coro_io::driver_tests!(
+    udp_send_to_and_recv_from,
+    udp_truncation_is_reported,
+    udp_connected_send_recv,
+    udp_ipv6,
+    unix_listener_echo_and_addresses,
+    unix_pair_half_close,
+    unix_connect_errors_name_the_path,
+);
+
+fn udp_send_to_and_recv_from(kind: DriverKind) {
+    let s = sched(kind);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    run(&s, async move {
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        for len in [0usize, 1, 512, 1472, 9000, 65_507] {
+            let msg = pattern(len, 3);
+            let (n, _) = a.send_to(msg.clone(), ba).await;
+            assert_eq!(n.unwrap(), len);
+            let (r, buf) = b.recv_from(Vec::with_capacity(65_536)).await;
+            let (n, from) = r.unwrap();
+            assert_eq!((n, from), (len, aa));
+            assert!(buf == msg, "datagram of {len} bytes changed");
+        }
+        // Too large for UDP: a clear error, not a panic.
+        let (r, _) = a.send_to(vec![0u8; 70_000], ba).await;
+        assert!(r.is_err());
+    });
+    s.shutdown();
+}
+
+fn udp_truncation_is_reported(kind: DriverKind) {
+    let s = sched(kind);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    run(&s, async move {
+        let ba = b.local_addr().unwrap();
+        a.send_to(pattern(1000, 1), ba).await.0.unwrap();
+        a.send_to(pattern(10, 2), ba).await.0.unwrap();
+        let (r, buf) = b.recv_msg(Vec::with_capacity(100)).await;
+        let m = r.unwrap();
+        assert!(m.truncated());
+        assert_eq!((m.len, m.datagram_len), (100, 1000));
+        assert_eq!(m.addr, a.local_addr().unwrap());
+        assert_eq!(buf, pattern(1000, 1)[..100]);
+        // The tail of the truncated datagram is gone; the next one is whole.
+        let (r, buf) = b.recv_msg(Vec::with_capacity(100)).await;
+        let m = r.unwrap();
+        assert!(!m.truncated());
+        assert_eq!((m.len, m.datagram_len), (10, 10));
+        assert_eq!(buf, pattern(10, 2));
+    });
+    s.shutdown();
+}
+
+fn udp_connected_send_recv(kind: DriverKind) {
+    let s = sched(kind);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let stranger = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    run(&s, async move {
+        let (aa, ba) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let e = a.send(b"x".as_slice()).await.0.unwrap_err();
+        assert!(e.raw_os_error().is_some(), "{e}");
+        a.connect(ba).await.unwrap();
+        b.connect(aa).await.unwrap();
+        assert_eq!(a.peer_addr().unwrap(), ba);
+        // Only the connected peer's datagrams arrive.
+        stranger.send_to(b"noise".as_slice(), ba).await.0.unwrap();
+        a.send(b"hello".as_slice()).await.0.unwrap();
+        let (n, buf) = b.recv(Vec::with_capacity(16)).await;
+        assert_eq!(n.unwrap(), 5);
+        assert_eq!(buf, b"hello");
+        // ICMP port unreachable from a closed peer: ConnectionRefused on the next call.
+        let gone = UdpSocket::bind(&s_of(&a), "127.0.0.1:0").unwrap();
+        let gone_addr = gone.local_addr().unwrap();
+        drop(gone);
+        let c = UdpSocket::bind(&s_of(&a), "127.0.0.1:0").unwrap();
+        c.connect(gone_addr).await.unwrap();
+        c.send(b"anyone?".as_slice()).await.0.unwrap();
+        let (r, _) = c.recv(Vec::with_capacity(16)).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+    });
+    s.shutdown();
+}
+
+fn s_of(_: &UdpSocket) -> coro_io::IoScheduler {
+    coro_io::IoScheduler::current().expect("inside a task")
+}
+
+fn udp_ipv6(kind: DriverKind) {
+    let s = sched(kind);
+    let a = match UdpSocket::bind(&s, "[::1]:0") {
+        Ok(a) => a,
+        Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => return,
+        Err(e) => panic!("{e}"),
+    };
+    run(&s, async move {
+        let me = a.local_addr().unwrap();
+        assert!(me.is_ipv6());
+        a.send_to(b"v6".as_slice(), me).await.0.unwrap();
+        let (r, buf) = a.recv_from(Vec::with_capacity(8)).await;
+        assert_eq!(r.unwrap(), (2, me));
+        assert_eq!(buf, b"v6");
+    });
+    s.shutdown();
+}
+
+fn sock_path(tag: &str, kind: DriverKind) -> PathBuf {
+    let p = std::env::temp_dir().join(format!(
+        "coro-net-{tag}-{}-{kind:?}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn unix_listener_echo_and_addresses(kind: DriverKind) {
+    let s = sched(kind);
+    let path = sock_path("echo", kind);
+    let l = UnixListener::bind(&s, &path).unwrap();
+    assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    // A second bind on the same path is a clear error.
+    let e = UnixListener::bind(&s, &path).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    let s2 = s.clone();
+    let p2 = path.clone();
+    run(&s, async move {
+        let c = UnixStream::connect(&s2, &p2).await.unwrap();
+        let (srv, peer) = l.accept().await.unwrap();
+        assert!(peer.is_unnamed());
+        assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(p2.as_path()));
+        let msg = pattern(300_000, 9);
+        let w = s2.spawn(async move {
+            let (r, _) = c.write_all(msg).await;
+            r.unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            c
+        });
+        let mut got = Vec::new();
+        loop {
+            let (n, b) = srv.read(Vec::with_capacity(65_536)).await;
+            if n.unwrap() == 0 {
+                break;
+            }
+            got.extend_from_slice(&b);
+        }
+        drop(w.await.unwrap());
+        assert!(got == pattern(300_000, 9));
+    });
+    std::fs::remove_file(&path).unwrap();
+    s.shutdown();
+}
+
+fn unix_pair_half_close(kind: DriverKind) {
+    let s = sched(kind);
+    let (a, b) = UnixStream::pair(&s).unwrap();
+    run(&s, async move {
+        a.write_all(b"ping".as_slice()).await.0.unwrap();
+        a.shutdown(Shutdown::Write).unwrap();
+        let (n, buf) = b.read(Vec::with_capacity(8)).await;
+        assert_eq!((n.unwrap(), buf.as_slice()), (4, b"ping".as_slice()));
+        let (n, _) = b.read(Vec::with_capacity(8)).await;
+        assert_eq!(n.unwrap(), 0, "EOF after the peer's shutdown");
+        b.write_all(b"pong".as_slice()).await.0.unwrap();
+        let (n, buf) = a.read(Vec::with_capacity(8)).await;
+        assert_eq!((n.unwrap(), buf.as_slice()), (4, b"pong".as_slice()));
+        drop(b);
+        let (r, _) = a.write(b"x".as_slice()).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    });
+    s.shutdown();
+}
+
+fn unix_connect_errors_name_the_path(kind: DriverKind) {
+    let s = sched(kind);
+    let path = sock_path("missing", kind);
+    let s2 = s.clone();
+    let p2 = path.clone();
+    run(&s, async move {
+        let e = UnixStream::connect(&s2, &p2).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains(&p2.display().to_string()), "{e}");
+        // A socket file nobody listens on any more: refused.
+        drop(UnixListener::bind(&s2, &p2).unwrap());
+        let e = UnixStream::connect(&s2, &p2).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    });
+    let _ = std::fs::remove_file(&path);
+    s.shutdown();
+}

@@ -1,0 +1,324 @@
+//! Runs the networking examples: the demos (`io_scheduler`, `udp_echo`) and
+//! checks their output; starts `http_200_ok_server` on a free port and talks
+//! to it with curl (keep-alive) and raw sockets (pipelining, split
+//! requests, 400, 431, `Connection: close`, idle timeout); and
+//! `tcp_echo_server` + `echo_client` together.
+//!
+//! `cargo test -p coro` builds the examples first; with a `--test` filter,
+//! build them yourself (`cargo build --examples`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/deps/<this test>` -> `target/<profile>/examples/<name>`
+/// (or the newest hashed `examples/<name>-<hash>` that `cargo test` leaves).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps")
+        .join("examples");
+    let is_candidate = |file: &str| {
+        file == name
+            || file
+                .strip_prefix(name)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(is_candidate))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "example {name} not built in {}: run `cargo build --examples`",
+                dir.display()
+            )
+        })
+}
+
+fn run(name: &str) -> String {
+    let out = Command::new(example(name)).output().expect("run example");
+    assert!(
+        out.status.success(),
+        "example {name} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn io_scheduler_example() {
+    let out = run("io_scheduler");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 8, "{out}");
+    let mut starts = lines[..3].to_vec();
+    starts.sort();
+    assert_eq!(
+        starts,
+        [
+            "io_scheduler::process event thread start",
+            "io_scheduler::thread_pool worker 0 starting",
+            "io_scheduler::thread_pool worker 1 starting",
+        ]
+    );
+    assert_eq!(
+        lines[3..5],
+        ["server: Hello from client.", "client: Hello from server."]
+    );
+    let mut stops = lines[5..].to_vec();
+    stops.sort();
+    assert_eq!(
+        stops,
+        [
+            "io_scheduler::process event thread stop",
+            "io_scheduler::thread_pool worker 0 stopping",
+            "io_scheduler::thread_pool worker 1 stopping",
+        ]
+    );
+}
+
+#[test]
+fn udp_echo_example_self_test() {
+    let expected: String = std::iter::once("server: echoing datagrams on a free port\n".to_owned())
+        .chain(
+            (0..5).map(|i| format!("client: sent \"datagram {i}\", got \"datagram {i}\" back\n")),
+        )
+        .chain(std::iter::once("udp_echo: 5 datagrams echoed\n".to_owned()))
+        .collect();
+    assert_eq!(run("udp_echo"), expected);
+}
+
+/// A server example running in the background, killed (by its pid) on drop.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(name: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(example(name))
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "<name>: listening on [http://]127.0.0.1:PORT (...); press Ctrl-C to stop"
+        assert!(
+            line.contains("press Ctrl-C to stop"),
+            "no stop hint: {line:?}"
+        );
+        let at = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let at = at.trim_start_matches("http://");
+        let addr = at.split_whitespace().next().unwrap().parse().unwrap();
+        Server { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    s.read_exact(&mut v).unwrap();
+    v
+}
+
+/// Everything until the server closes (fails on a read timeout).
+fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v)
+        .expect("the server did not close the connection");
+    v
+}
+
+#[test]
+fn http_server_with_curl_keep_alive() {
+    let srv = Server::start("http_200_ok_server", &["--threads", "2"]);
+    let url = format!("http://{}/", srv.addr);
+    let out = match Command::new("curl")
+        .args(["-s", "--http1.1", "-w", "[%{http_code} %{num_connects}]"])
+        .args([&url, &url, &url])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if std::env::var_os("CORO_SKIP_CURL").is_some() => {
+            eprintln!("skipping: curl not runnable ({e})");
+            return;
+        }
+        Err(e) => panic!("curl is needed (scripts/test installs it; CORO_SKIP_CURL=1 skips): {e}"),
+    };
+    assert!(out.status.success(), "curl failed: {out:?}");
+    // Three answers, one connection: the second and third reuse the first.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, World![200 1]Hello, World![200 0]Hello, World![200 0]"
+    );
+}
+
+#[test]
+fn http_server_pipelining_and_split_requests() {
+    let srv = Server::start("http_200_ok_server", &["--threads", "1"]);
+    let mut s = srv.connect();
+    // Three requests in one write: three responses, in order.
+    s.write_all(&GET.repeat(3)).unwrap();
+    assert_eq!(read_n(&mut s, OK.len() * 3), OK.repeat(3));
+    // One request dribbled a few bytes at a time over several packets.
+    for chunk in GET.chunks(5) {
+        s.write_all(chunk).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(read_n(&mut s, OK.len()), OK);
+    // Two and a half requests, then the rest of the third.
+    let three = GET.repeat(3);
+    let cut = GET.len() * 2 + 7;
+    s.write_all(&three[..cut]).unwrap();
+    assert_eq!(read_n(&mut s, OK.len() * 2), OK.repeat(2));
+    s.write_all(&three[cut..]).unwrap();
+    assert_eq!(read_n(&mut s, OK.len()), OK);
+    // A body is consumed by Content-Length, not taken as the next request.
+    s.write_all(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nGET ")
+        .unwrap();
+    s.write_all(GET).unwrap();
+    assert_eq!(read_n(&mut s, OK.len() * 2), OK.repeat(2));
+}
+
+#[test]
+fn http_server_closes_when_asked() {
+    let srv = Server::start("http_200_ok_server", &["--threads", "1"]);
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let got = read_to_close(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(got.windows(17).any(|w| w == b"Connection: close"));
+    // HTTP/1.0 without keep-alive closes too.
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert!(read_to_close(&mut s).starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn http_server_rejects_garbage_with_400() {
+    let srv = Server::start("http_200_ok_server", &["--threads", "1"]);
+    let mut s = srv.connect();
+    s.write_all(GET).unwrap();
+    assert_eq!(read_n(&mut s, OK.len()), OK);
+    s.write_all(b"\x16\x03\x01 this is not HTTP\r\n\r\nmore junk after it")
+        .unwrap();
+    let got = read_to_close(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 400 Bad Request\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn http_server_rejects_huge_heads_with_431() {
+    let srv = Server::start("http_200_ok_server", &["--threads", "1"]);
+    let mut s = srv.connect();
+    let mut req = b"GET / HTTP/1.1\r\nX-Huge: ".to_vec();
+    req.resize(req.len() + 9 * 1024, b'h');
+    req.extend_from_slice(b"\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let got = read_to_close(&mut s);
+    assert!(
+        got.starts_with(b"HTTP/1.1 431 "),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[test]
+fn http_server_closes_idle_connections() {
+    let srv = Server::start(
+        "http_200_ok_server",
+        &["--threads", "1", "--idle-ms", "150"],
+    );
+    let mut s = srv.connect();
+    s.write_all(GET).unwrap();
+    assert_eq!(read_n(&mut s, OK.len()), OK);
+    let t0 = Instant::now();
+    assert!(read_to_close(&mut s).is_empty());
+    let waited = t0.elapsed();
+    // Closed after 1 to 2 idle periods (the timer is re-armed lazily).
+    assert!(
+        waited >= Duration::from_millis(140),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(3),
+        "closed too late: {waited:?}"
+    );
+}
+
+#[test]
+fn tcp_echo_server_with_echo_client() {
+    let srv = Server::start("tcp_echo_server", &["--threads", "1"]);
+    // The raw protocol first.
+    let mut s = srv.connect();
+    s.write_all(b"echo me").unwrap();
+    assert_eq!(read_n(&mut s, 7), b"echo me");
+    drop(s);
+    let out = Command::new(example("echo_client"))
+        .args(["--addr", &srv.addr.to_string()])
+        .args([
+            "--conns",
+            "8",
+            "--len",
+            "512",
+            "--secs",
+            "0.3",
+            "--threads",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("msgs/s") && text.contains("MB/s"), "{text}");
+    let msgs: u64 = text
+        .rsplit_once('(')
+        .and_then(|(_, r)| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no message count in {text:?}"));
+    assert!(msgs > 0, "{text}");
+}
