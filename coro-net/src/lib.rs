@@ -1,3 +1,17 @@
 //! coro-net: TCP, UDP, TLS (rustls) and DNS (c-ares) on the coro I/O scheduler.
 //!
-//! Coming once `coro-io` has its scheduler: `tcp`, `udp`, `tls` and `dns`.
+//! * `dns` (feature `dns`, off by default: it builds the vendored c-ares C
+//!   library): an asynchronous resolver driven by the scheduler.
+//!
+//! Coming: `tcp`, `udp` and `tls`.
+//!
+//! # Features
+//!
+//! * `tls` (default): TLS on rustls.
+//! * `dns`: `dns::Resolver` on c-ares (needs a C compiler and autotools).
+#![doc(test(attr(deny(warnings))))]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "dns")]
+pub mod dns;
