@@ -1,5 +1,7 @@
 //! coro-net: TCP, UDP, TLS (rustls) and DNS (c-ares) on the coro I/O scheduler.
 //!
+//! * [`lookup_host`]: `"host:port"` to socket addresses with the system
+//!   resolver on the blocking pool (every build);
 //! * `dns` (feature `dns`, off by default: it builds the vendored c-ares C
 //!   library): an asynchronous resolver driven by the scheduler.
 //!
@@ -15,3 +17,6 @@
 
 #[cfg(feature = "dns")]
 pub mod dns;
+mod lookup;
+
+pub use lookup::lookup_host;
