@@ -9,11 +9,13 @@
 //! A name is looked up forward (A and AAAA), an address in reverse (PTR).
 //! Without arguments it resolves `localhost` (c-ares answers it itself) and
 //! `127.0.0.1` (from the hosts file on most machines). Without `--server` the
-//! servers of `/etc/resolv.conf` are asked. Exits with status 1 if a lookup failed, 2 on bad usage.
+//! servers of `/etc/resolv.conf` are asked. Exits with status 1 if a lookup
+//! failed, 2 on bad usage. On a machine whose hosts file maps 127.0.0.1 to
+//! `localhost`:
 //!
 //! ```text
-//! $ dns_lookup localhost 127.0.0.1
-//! localhost -> 127.0.0.1 ::1
+//! $ dns_lookup
+//! localhost -> ::1 127.0.0.1
 //! 127.0.0.1 <- localhost
 //! ```
 
