@@ -300,6 +300,34 @@ fn rotate_spreads_queries_and_order_does_not(kind: DriverKind) {
     );
 }
 
+fn sequential_lookups_never_miss_readiness(kind: DriverKind) {
+    // Every lookup opens a UDP socket and closes it: the fd number comes
+    // back each time. One try, so a missed readiness event (a stale driver
+    // registration for the reused number) fails with Timeout instead of
+    // being hidden by a retry.
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_secs(5),
+            tries: 1,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let fds0 = s.driver().registered_fds();
+    let r2 = r.clone();
+    run(&s, async move {
+        for i in 0..200u32 {
+            let got = r2.lookup_ipv4(&format!("h{i}.coro.test")).await;
+            assert_eq!(got, Ok(vec![Ipv4Addr::from(0xC612_0000 + i)]), "h{i}");
+        }
+    });
+    assert_eq!(srv.udp_queries(), 200);
+    assert_eq!(s.driver().registered_fds(), fds0);
+}
+
 fn thousand_concurrent_lookups(kind: DriverKind) {
     const N: u32 = 1000;
     let srv = DnsServer::start();
@@ -597,6 +625,7 @@ coro_io::driver_tests!(
     unreachable_server_is_connection_refused,
     second_server_answers_when_the_first_is_silent,
     rotate_spreads_queries_and_order_does_not,
+    sequential_lookups_never_miss_readiness,
     thousand_concurrent_lookups,
     bad_names_are_rejected_before_sending,
     literals_need_no_server,
