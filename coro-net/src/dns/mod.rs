@@ -86,6 +86,10 @@ pub fn c_ares_version() -> (u32, u32, u32) {
 
 /// Options of [`Resolver::new`]; every field has a default.
 ///
+/// `timeout`, `tries` and `rotate` always apply, also when the servers come
+/// from `resolv.conf` (they replace its `timeout:`, `attempts:` and `rotate`
+/// options).
+///
 /// # Examples
 ///
 /// ```
