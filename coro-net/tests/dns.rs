@@ -573,6 +573,31 @@ fn runs_on_a_thread_pool_scheduler(kind: DriverKind) {
     }
 }
 
+fn runs_on_a_manual_scheduler(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        thread_strategy: coro_io::ThreadStrategy::Manual,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = resolver(&s, &[&srv]);
+    let h = s.spawn(async move {
+        (
+            r.lookup_ip("both.coro.test").await,
+            r.reverse("192.0.2.1".parse().unwrap()).await,
+        )
+    });
+    let deadline = Instant::now() + BOUND;
+    while !h.is_finished() {
+        assert!(Instant::now() < deadline, "lookups did not finish");
+        s.process_events(Some(Duration::from_millis(100)));
+    }
+    let (ips, names) = coro_core::sync_wait(h).unwrap();
+    assert_eq!(ips.unwrap().len(), 2);
+    assert_eq!(names.unwrap(), ["a.coro.test"]);
+}
+
 fn invalid_options_are_typed_errors(kind: DriverKind) {
     let s = sched(kind);
     let bad = [
@@ -634,5 +659,6 @@ coro_io::driver_tests!(
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,
     runs_on_a_thread_pool_scheduler,
+    runs_on_a_manual_scheduler,
     invalid_options_are_typed_errors,
 );
