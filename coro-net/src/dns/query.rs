@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use c_ares::{AddrInfoHints, AddressFamily, FdEventFlags, FdEvents, ProcessFlags};
-use coro_io::driver::{Handle, Interest};
+use coro_io::driver::Interest;
 use coro_io::op::{self, OpFuture, PollFd};
 use coro_io::time::Sleep;
 
@@ -213,7 +213,10 @@ impl Run {
         }
     }
 
-    fn drive(&mut self, cx: &mut Context<'_>, driver: &Handle) -> Poll<Result<Answer, Error>> {
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
+        // A cheap Arc clone of the handle so the loop can borrow `self`.
+        let shared = self.shared.clone();
+        let driver = &shared.driver;
         for _ in 0..BUDGET {
             if let Some(r) = take(&self.slot) {
                 self.finished = true;
@@ -326,8 +329,7 @@ impl Query {
             self.state = State::Done;
             return Poll::Ready(Err(Error::Shutdown));
         }
-        let driver = self.shared.sched.driver().clone();
-        let r = run.drive(cx, &driver);
+        let r = run.drive(cx);
         if r.is_ready() {
             // Drop the run now: the lane goes back to the pool.
             self.state = State::Done;
