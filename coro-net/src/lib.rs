@@ -1,5 +1,5 @@
-//! coro-net: TCP, UDP and Unix-domain sockets on the coro I/O scheduler
-//! (TLS and DNS to come).
+//! coro-net: TCP, UDP and Unix-domain sockets and DNS on the coro I/O
+//! scheduler (TLS to come).
 //!
 //! * [`tcp`]: [`TcpListener`](tcp::TcpListener) (bind, accept that survives
 //!   fd exhaustion), [`TcpStream`](tcp::TcpStream) (connect, timeouts,
@@ -9,6 +9,10 @@
 //!   [`UnixStream`](unix::UnixStream), the same API over Unix-domain sockets.
 //! * [`ToSocketAddrs`]: address arguments; host names are resolved off the
 //!   event loop.
+//! * [`lookup_host`]: `"host:port"` to socket addresses with the system
+//!   resolver on the blocking pool (every build).
+//! * `dns` (feature `dns`): an asynchronous resolver on c-ares, driven by
+//!   the scheduler.
 //!
 //! Every socket belongs to the [`IoScheduler`](coro_io::IoScheduler) it was
 //! made with and runs on its driver (epoll or io_uring); it may be used from
@@ -48,15 +52,20 @@
 //! # Features
 //!
 //! * `tls` (default): TLS on rustls (coming).
-//! * `dns`: asynchronous DNS on vendored c-ares (coming; builds C code).
+//! * `dns`: `dns::Resolver` on vendored c-ares (builds C code: needs a C
+//!   compiler and autotools).
 #![doc(test(attr(deny(warnings))))]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![forbid(unsafe_code)]
 
 mod addr;
+#[cfg(feature = "dns")]
+pub mod dns;
+mod lookup;
 mod socket;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
 
 pub use addr::ToSocketAddrs;
+pub use lookup::lookup_host;

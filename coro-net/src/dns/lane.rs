@@ -1,0 +1,146 @@
+//! A lane: one c-ares channel, used by one lookup at a time, and the sockets
+//! c-ares asked us to watch for it.
+//!
+//! c-ares can only cancel *all* queries of a channel (`ares_cancel`), so a
+//! lookup future that is dropped can only be cancelled inside c-ares if it
+//! has its channel to itself. The resolver keeps a stack of idle lanes; a
+//! lookup takes one (or creates one), and gives it back when it completes or
+//! after cancelling on drop.
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use c_ares::{Channel, Options};
+use coro_io::driver::Handle;
+
+use super::{Config, Error};
+
+/// One socket c-ares wants watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sock {
+    pub(crate) fd: RawFd,
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+    /// Distinguishes a socket from a later one that reuses its fd number.
+    pub(crate) epoch: u64,
+}
+
+/// The socket table the socket-state callback maintains.
+#[derive(Debug, Default)]
+pub(crate) struct Socks {
+    pub(crate) list: Vec<Sock>,
+    next_epoch: u64,
+}
+
+impl Socks {
+    /// Apply one socket-state notification. Returns true when the socket is
+    /// no longer watched (c-ares is about to close it).
+    fn update(&mut self, fd: RawFd, read: bool, write: bool) -> bool {
+        let pos = self.list.iter().position(|s| s.fd == fd);
+        if !read && !write {
+            if let Some(i) = pos {
+                self.list.swap_remove(i);
+            }
+            return true;
+        }
+        match pos {
+            Some(i) => {
+                self.list[i].read = read;
+                self.list[i].write = write;
+            }
+            None => {
+                self.next_epoch += 1;
+                self.list.push(Sock {
+                    fd,
+                    read,
+                    write,
+                    epoch: self.next_epoch,
+                });
+            }
+        }
+        false
+    }
+}
+
+pub(crate) fn lock(socks: &Mutex<Socks>) -> MutexGuard<'_, Socks> {
+    socks.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A c-ares channel and its socket table.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) channel: Channel,
+    pub(crate) socks: Arc<Mutex<Socks>>,
+}
+
+impl Lane {
+    /// A fresh channel configured from `cfg`, reporting its sockets to a
+    /// table of its own. `driver` forgets an fd before c-ares closes it (the
+    /// epoll driver keeps one registration per fd number).
+    pub(crate) fn new(cfg: &Config, driver: &Handle) -> Result<Lane, Error> {
+        let socks = Arc::new(Mutex::new(Socks::default()));
+        let table = socks.clone();
+        let driver = driver.clone();
+        let mut o = Options::new();
+        // c-ares only calls this from inside our own calls into the channel
+        // (no event thread), "told first, closed second". It must not panic:
+        // the c-ares crate aborts on a panicking callback.
+        o.set_socket_state_callback(move |fd, read, write| {
+            let gone = lock(&table).update(fd, read, write);
+            if gone {
+                driver.release_fd(fd);
+            }
+        });
+        o.set_timeout(cfg.timeout)
+            // The per-try timeout does not grow between rounds: `timeout`
+            // x `tries` (per server) bounds a lookup.
+            .set_max_timeout(cfg.timeout)
+            .set_tries(cfg.tries);
+        if cfg.rotate {
+            o.set_rotate();
+        } else {
+            o.set_no_rotate();
+        }
+        o.set_lookups(if cfg.hosts_file { "fb" } else { "b" })?;
+        if let Some(p) = &cfg.hosts_path {
+            o.set_hosts_path(p)?;
+        }
+        if let Some(p) = &cfg.resolv_conf_path {
+            o.set_resolvconf_path(p)?;
+        }
+        let mut channel = Channel::with_options(o)?;
+        if !cfg.servers.is_empty() {
+            channel.set_servers(&cfg.servers)?;
+        }
+        Ok(Lane { channel, socks })
+    }
+
+    /// Whether the lane can serve another lookup: no query left in c-ares.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.channel.queue_active_queries() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_tracks_interest_and_epochs() {
+        let mut t = Socks::default();
+        assert!(!t.update(7, true, false));
+        let first = t.list[0];
+        assert!(!t.update(7, true, true));
+        assert_eq!(t.list.len(), 1);
+        assert!(t.list[0].write);
+        assert_eq!(t.list[0].epoch, first.epoch);
+        assert!(t.update(7, false, false));
+        assert!(t.list.is_empty());
+        // The fd number comes back for a new socket: a new epoch.
+        assert!(!t.update(7, true, false));
+        assert_ne!(t.list[0].epoch, first.epoch);
+        // Unknown fd going away: still reported as gone, table unchanged.
+        assert!(t.update(9, false, false));
+        assert_eq!(t.list.len(), 1);
+    }
+}

@@ -1,0 +1,507 @@
+//! Asynchronous DNS on c-ares, driven by the [`IoScheduler`] (feature `dns`).
+//!
+//! * [`Resolver`] with [`lookup_ip`](Resolver::lookup_ip),
+//!   [`lookup_ipv4`](Resolver::lookup_ipv4), [`lookup_ipv6`](Resolver::lookup_ipv6)
+//!   and [`reverse`](Resolver::reverse), configured by [`ResolverOptions`]
+//!   (servers, per-try timeout, tries, rotation, hosts file);
+//! * [`Lookup`], the future they return, and [`Error`], why one failed.
+//!
+//! # How it runs
+//!
+//! No thread and no blocking call: c-ares' sockets are watched with
+//! [`coro_io::op::poll_fd`] on the scheduler's driver (epoll or io_uring),
+//! readiness is fed to `ares_process_fds`, and c-ares' retry timeouts are
+//! scheduler timers ([`IoScheduler::sleep`]). The lookup future does that
+//! itself while it is polled, so it needs no task of its own and works from
+//! any executor as long as the scheduler runs (a `Manual` one must be driven
+//! with `process_events`).
+//!
+//! c-ares can only cancel all the queries of a channel at once, so each
+//! in-flight lookup has a channel to itself (a *lane*); the resolver keeps
+//! up to 64 idle ones for reuse. Dropping a lookup cancels its queries in
+//! c-ares and returns the lane.
+//!
+//! Names are looked up like `getaddrinfo` does: the hosts file first (unless
+//! [`ResolverOptions::hosts_file`] is off), then DNS, with the search domains
+//! and `ndots` of `resolv.conf`. Creating a channel reads `/etc/resolv.conf`
+//! and the hosts file (small local files), so a lane costs a few syscalls the
+//! first time.
+//!
+//! The c-ares C library is built from the sources the `c-ares-sys` crate
+//! vendors (1.34.9 at the time of writing, which has the fixes for the
+//! advisories before 1.34.8); [`c_ares_version`] reports what is linked.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::IoScheduler;
+//! use coro_net::dns::{Resolver, ResolverOptions};
+//!
+//! let sched = IoScheduler::new(Default::default())?;
+//! let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+//! // `localhost` never leaves the machine: hosts file or c-ares' built-in.
+//! let ips = coro_core::sync_wait(resolver.lookup_ip("localhost"))?;
+//! assert!(ips.iter().all(|ip| ip.is_loopback()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod lane;
+mod name;
+mod query;
+
+pub use error::Error;
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use c_ares::AddressFamily;
+use coro_io::IoScheduler;
+use coro_io::driver::Handle;
+
+use lane::Lane;
+use query::{Answer, Query, Request};
+
+/// Idle lanes (c-ares channels) a resolver keeps for reuse.
+const MAX_IDLE_LANES: usize = 64;
+
+/// The version of the c-ares library linked in, as `(major, minor, patch)`.
+///
+/// # Examples
+///
+/// ```
+/// let (major, minor, _) = coro_net::dns::c_ares_version();
+/// assert!((major, minor) >= (1, 34));
+/// ```
+pub fn c_ares_version() -> (u32, u32, u32) {
+    let (_, v) = c_ares::version();
+    ((v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// Options of [`Resolver::new`]; every field has a default.
+///
+/// `timeout`, `tries` and `rotate` always apply, also when the servers come
+/// from `resolv.conf` (they replace its `timeout:`, `attempts:` and `rotate`
+/// options).
+///
+/// # Examples
+///
+/// ```
+/// use coro_net::dns::ResolverOptions;
+/// use std::time::Duration;
+///
+/// let opts = ResolverOptions {
+///     servers: vec!["127.0.0.1:5353".parse().unwrap()],
+///     timeout: Duration::from_millis(500),
+///     tries: 2,
+///     ..Default::default()
+/// };
+/// assert!(opts.hosts_file);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverOptions {
+    /// DNS servers (UDP, and TCP on the same port for truncated answers).
+    /// Empty (the default): the `nameserver`s of `/etc/resolv.conf` (or of
+    /// [`resolv_conf_path`](Self::resolv_conf_path)).
+    pub servers: Vec<SocketAddr>,
+    /// How long one try waits for a server's answer; c-ares raises values
+    /// below 250 ms to 250 ms, and the timeout does not grow between tries.
+    /// Default 2 s.
+    pub timeout: Duration,
+    /// Tries per server before the lookup fails (at least 1). Default 3.
+    pub tries: u32,
+    /// Spread queries over the servers at random instead of trying them in
+    /// order. Default `false`.
+    pub rotate: bool,
+    /// Answer from the hosts file before asking DNS (c-ares lookups `"fb"`;
+    /// off: `"b"`, DNS only). Default `true`.
+    pub hosts_file: bool,
+    /// The hosts file; `None` (the default): `/etc/hosts`.
+    pub hosts_path: Option<PathBuf>,
+    /// The resolver configuration read for servers (when
+    /// [`servers`](Self::servers) is empty), search domains and `ndots`;
+    /// `None` (the default): `/etc/resolv.conf`.
+    pub resolv_conf_path: Option<PathBuf>,
+}
+
+impl Default for ResolverOptions {
+    fn default() -> Self {
+        ResolverOptions {
+            servers: Vec::new(),
+            timeout: Duration::from_secs(2),
+            tries: 3,
+            rotate: false,
+            hosts_file: true,
+            hosts_path: None,
+            resolv_conf_path: None,
+        }
+    }
+}
+
+/// [`ResolverOptions`] checked and in the shape c-ares takes.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) servers: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) tries: u32,
+    pub(crate) rotate: bool,
+    pub(crate) hosts_file: bool,
+    pub(crate) hosts_path: Option<String>,
+    pub(crate) resolv_conf_path: Option<String>,
+}
+
+fn path_str(p: &Option<PathBuf>, what: &str) -> Result<Option<String>, Error> {
+    match p {
+        None => Ok(None),
+        Some(p) => match p.to_str() {
+            Some(s) if !s.is_empty() && !s.contains('\0') => Ok(Some(s.to_owned())),
+            _ => Err(Error::InvalidOptions(format!(
+                "{what} {} is not a usable path",
+                p.display()
+            ))),
+        },
+    }
+}
+
+impl Config {
+    fn new(o: &ResolverOptions) -> Result<Config, Error> {
+        if o.tries == 0 {
+            return Err(Error::InvalidOptions("tries must be at least 1".into()));
+        }
+        if o.timeout.is_zero() {
+            return Err(Error::InvalidOptions("timeout must not be zero".into()));
+        }
+        let mut servers = Vec::with_capacity(o.servers.len());
+        for s in &o.servers {
+            if s.port() == 0 || s.ip().is_unspecified() {
+                return Err(Error::InvalidOptions(format!(
+                    "server {s} is not an address to send queries to"
+                )));
+            }
+            // c-ares' `host:port` syntax; IPv6 in brackets (the Display of SocketAddr).
+            servers.push(s.to_string());
+        }
+        Ok(Config {
+            servers,
+            timeout: o.timeout,
+            tries: o.tries,
+            rotate: o.rotate,
+            hosts_file: o.hosts_file,
+            hosts_path: path_str(&o.hosts_path, "hosts_path")?,
+            resolv_conf_path: path_str(&o.resolv_conf_path, "resolv_conf_path")?,
+        })
+    }
+}
+
+/// What the resolver's handles and lookups share.
+pub(crate) struct Shared {
+    pub(crate) sched: IoScheduler,
+    pub(crate) driver: Handle,
+    config: Config,
+    idle: Mutex<Vec<Lane>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("idle_lanes", &self.idle_lanes())
+            .finish()
+    }
+}
+
+impl Shared {
+    fn idle_lanes(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn take_lane(&self) -> Result<Lane, Error> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(l) => Ok(l),
+            None => Lane::new(&self.config, &self.driver),
+        }
+    }
+
+    pub(crate) fn put_lane(&self, lane: Lane) {
+        if !lane.is_idle() {
+            return; // dropped: ares_destroy ends whatever is left
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_LANES {
+            idle.push(lane);
+        } else {
+            drop(idle);
+            drop(lane);
+        }
+    }
+}
+
+/// An asynchronous DNS resolver on c-ares, driven by an [`IoScheduler`].
+///
+/// Cheap to clone (a handle); `Send + Sync`. Lookups may run concurrently,
+/// each on a c-ares channel of its own (see the [module docs](self)). A
+/// resolver holds a clone of its scheduler.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::IoScheduler;
+/// use coro_net::dns::{Resolver, ResolverOptions};
+///
+/// let sched = IoScheduler::new(Default::default())?;
+/// let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+/// let r = resolver.clone();
+/// let h = sched.spawn(async move { r.lookup_ipv4("localhost").await });
+/// let v4 = coro_core::sync_wait(h)??;
+/// assert!(v4.contains(&std::net::Ipv4Addr::LOCALHOST));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    shared: Arc<Shared>,
+}
+
+impl Resolver {
+    /// A resolver for `sched`, configured by `opts`.
+    ///
+    /// Creates its first c-ares channel now, so configuration errors show
+    /// here rather than at the first lookup. Reads `resolv.conf` and the
+    /// hosts file (small local files, read synchronously).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOptions`] for `tries == 0`, a zero `timeout`, a
+    /// server with port 0 or an unspecified address, or a path that is not
+    /// valid UTF-8; other variants when c-ares refuses the configuration.
+    pub fn new(sched: &IoScheduler, opts: ResolverOptions) -> Result<Resolver, Error> {
+        let config = Config::new(&opts)?;
+        let driver = sched.driver().clone();
+        let first = Lane::new(&config, &driver)?;
+        Ok(Resolver {
+            shared: Arc::new(Shared {
+                sched: sched.clone(),
+                driver,
+                config,
+                idle: Mutex::new(vec![first]),
+            }),
+        })
+    }
+
+    fn addrs<T>(
+        &self,
+        host: &str,
+        family: AddressFamily,
+        convert: fn(Answer) -> Result<T, Error>,
+    ) -> Lookup<T> {
+        let shared = self.shared.clone();
+        let query = if let Ok(ip) = host.parse::<IpAddr>() {
+            // A literal needs no query (and c-ares would accept only some forms).
+            Query::early(shared, Ok(Answer::Addrs(vec![ip])))
+        } else if let Err(e) = name::check_host(host) {
+            Query::early(shared, Err(e))
+        } else {
+            Query::new(
+                shared,
+                Request::Addrs {
+                    host: host.to_owned(),
+                    family,
+                },
+            )
+        };
+        Lookup { query, convert }
+    }
+
+    /// The IPv4 and IPv6 addresses of `host` (hosts file, then A and AAAA
+    /// queries in parallel), in c-ares' `getaddrinfo` order (RFC 6724
+    /// sorting), without duplicates. An IP literal is returned as is.
+    ///
+    /// The lookup starts when the future is first polled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadName`] for a string that cannot be a host name (checked
+    /// before anything is sent), [`Error::NotFound`] / [`Error::NoData`] when
+    /// the name has no address, [`Error::Timeout`] when no server answered
+    /// in `timeout` × `tries`, and the other [`Error`] variants.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the lookup inside c-ares (`ares_cancel`
+    /// on the lookup's own channel): its completion callback runs and is
+    /// freed, its sockets are closed and deregistered from the driver, no
+    /// timer is left behind. Nothing is lost that a retry would not redo.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use coro_net::dns::{Resolver, ResolverOptions};
+    /// # let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+    /// let ips = coro_core::sync_wait(resolver.lookup_ip("127.0.0.1"))?;
+    /// assert_eq!(ips, ["127.0.0.1".parse::<std::net::IpAddr>()?]);
+    /// let bad = coro_core::sync_wait(resolver.lookup_ip("no spaces.example"));
+    /// assert_eq!(bad, Err(coro_net::dns::Error::BadName));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lookup_ip(&self, host: &str) -> Lookup<Vec<IpAddr>> {
+        self.addrs(host, AddressFamily::UNSPEC, |a| non_empty(addrs_of(a)?))
+    }
+
+    /// The IPv4 addresses of `host` (hosts file, then A records). An IPv4
+    /// literal is returned as is; an IPv6 literal gives [`Error::NoData`].
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup_ip`](Self::lookup_ip).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lookup_ip`](Self::lookup_ip): dropping the future cancels the
+    /// query in c-ares and leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use coro_net::dns::{Resolver, ResolverOptions};
+    /// # let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+    /// let v4 = coro_core::sync_wait(resolver.lookup_ipv4("localhost"))?;
+    /// assert!(v4.iter().all(|ip| ip.is_loopback()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lookup_ipv4(&self, host: &str) -> Lookup<Vec<Ipv4Addr>> {
+        self.addrs(host, AddressFamily::INET, |a| {
+            let v = addrs_of(a)?.into_iter().filter_map(|ip| match ip {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            });
+            non_empty(v.collect())
+        })
+    }
+
+    /// The IPv6 addresses of `host` (hosts file, then AAAA records). An IPv6
+    /// literal is returned as is; an IPv4 literal gives [`Error::NoData`].
+    ///
+    /// # Errors
+    ///
+    /// As [`lookup_ip`](Self::lookup_ip).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lookup_ip`](Self::lookup_ip): dropping the future cancels the
+    /// query in c-ares and leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use coro_net::dns::{Resolver, ResolverOptions};
+    /// # let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+    /// let v6 = coro_core::sync_wait(resolver.lookup_ipv6("::1"))?;
+    /// assert_eq!(v6, [std::net::Ipv6Addr::LOCALHOST]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lookup_ipv6(&self, host: &str) -> Lookup<Vec<Ipv6Addr>> {
+        self.addrs(host, AddressFamily::INET6, |a| {
+            let v = addrs_of(a)?.into_iter().filter_map(|ip| match ip {
+                IpAddr::V6(a) => Some(a),
+                IpAddr::V4(_) => None,
+            });
+            non_empty(v.collect())
+        })
+    }
+
+    /// The names of `ip` (hosts file, then a PTR query under `in-addr.arpa`
+    /// or `ip6.arpa`): the primary name first, then the others.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when the address has no name, and the other
+    /// variants as for [`lookup_ip`](Self::lookup_ip).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`lookup_ip`](Self::lookup_ip): dropping the future cancels the
+    /// query in c-ares and leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use coro_net::dns::{Resolver, ResolverOptions};
+    /// # let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let resolver = Resolver::new(&sched, ResolverOptions::default())?;
+    /// let names = coro_core::sync_wait(resolver.reverse("192.0.2.1".parse()?))?;
+    /// println!("{names:?}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn reverse(&self, ip: IpAddr) -> Lookup<Vec<String>> {
+        Lookup {
+            query: Query::new(self.shared.clone(), Request::Names(ip)),
+            convert: |a| match a {
+                Answer::Names(v) => non_empty(v),
+                Answer::Addrs(_) => Err(Error::BadResponse),
+            },
+        }
+    }
+
+    /// The scheduler this resolver runs on.
+    pub fn scheduler(&self) -> &IoScheduler {
+        &self.shared.sched
+    }
+}
+
+fn addrs_of(a: Answer) -> Result<Vec<IpAddr>, Error> {
+    match a {
+        Answer::Addrs(v) => Ok(v),
+        Answer::Names(_) => Err(Error::BadResponse),
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Result<Vec<T>, Error> {
+    if v.is_empty() {
+        Err(Error::NoData)
+    } else {
+        Ok(v)
+    }
+}
+
+/// The future of a [`Resolver`] lookup; resolves to `Result<T, Error>`.
+///
+/// `Send` and `'static` (it owns what it needs), so it can be spawned
+/// directly. Lazy: nothing is sent before the first poll.
+///
+/// # Cancel safety
+///
+/// Dropping it cancels the lookup inside c-ares (its callback is run and
+/// freed, its sockets closed and deregistered, its timer removed) and
+/// returns its channel to the resolver's pool.
+#[must_use = "futures do nothing unless you .await or poll them"]
+pub struct Lookup<T> {
+    query: Query,
+    convert: fn(Answer) -> Result<T, Error>,
+}
+
+impl<T> fmt::Debug for Lookup<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lookup")
+            .field("query", &self.query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Future for Lookup<T> {
+    type Output = Result<T, Error>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.query
+            .poll_answer(cx)
+            .map(|r| r.and_then(|a| (this.convert)(a)))
+    }
+}

@@ -1,0 +1,339 @@
+//! The lookup engine: one lookup on one lane, driven by the scheduler.
+//!
+//! The future itself drives c-ares, so no task or thread is involved:
+//!
+//! 1. on first poll it takes a lane and submits the request; c-ares reports
+//!    the sockets it opens through the socket-state callback (the lane's
+//!    table);
+//! 2. every poll brings the watchers in line with that table (one
+//!    [`op::poll_fd`] per socket, on the scheduler's driver) and arms a
+//!    scheduler timer for `ares_timeout`;
+//! 3. readiness goes to `ares_process_fds`, an expired timer to
+//!    `ares_process_fd(BAD, BAD)`; c-ares then calls the completion
+//!    callback, which stores the answer in the slot the future returns.
+//!
+//! Dropping the future before the answer cancels its queries in c-ares
+//! (`ares_cancel` on its own channel: the completion callback runs with
+//! `ECANCELLED` and is freed, c-ares closes the sockets and tells the
+//! callback first) and returns the lane to the pool.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use c_ares::{AddrInfoHints, AddressFamily, FdEventFlags, FdEvents, ProcessFlags};
+use coro_io::driver::Interest;
+use coro_io::op::{self, OpFuture, PollFd};
+use coro_io::time::Sleep;
+
+use super::lane::{self, Lane};
+use super::{Error, Shared};
+
+/// Iterations of the drive loop in one poll before yielding to other tasks.
+const BUDGET: usize = 32;
+
+/// What a lookup asks for.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Addresses of `host` (`ares_getaddrinfo`: hosts file, then DNS).
+    Addrs { host: String, family: AddressFamily },
+    /// Names of `ip` (`ares_gethostbyaddr`: hosts file, then PTR).
+    Names(IpAddr),
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Addrs(Vec<IpAddr>),
+    Names(Vec<String>),
+}
+
+type Slot = Arc<Mutex<Option<Result<Answer, Error>>>>;
+
+fn take(slot: &Slot) -> Option<Result<Answer, Error>> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+fn put(slot: &Slot, r: Result<Answer, Error>) {
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+}
+
+/// One watched socket.
+#[derive(Debug)]
+struct Watch {
+    fd: RawFd,
+    epoch: u64,
+    read: bool,
+    write: bool,
+    /// `None` between a readiness report and the next poll.
+    fut: Option<OpFuture<PollFd>>,
+}
+
+impl Watch {
+    fn interest(&self) -> Interest {
+        match (self.read, self.write) {
+            (true, true) => Interest::ReadWrite,
+            (false, true) => Interest::Write,
+            _ => Interest::Read,
+        }
+    }
+
+    /// The c-ares events for `revents` (an error is reported as whatever
+    /// we wait for, so c-ares sees it on its next syscall).
+    fn events(&self, revents: Option<u32>) -> FdEventFlags {
+        const POLLIN: u32 = 0x001;
+        const POLLPRI: u32 = 0x002;
+        const POLLOUT: u32 = 0x004;
+        const POLLERR: u32 = 0x008;
+        const POLLHUP: u32 = 0x010;
+        const POLLNVAL: u32 = 0x020;
+        const POLLRDHUP: u32 = 0x2000;
+        let rev = revents.unwrap_or(POLLERR);
+        let mut f = FdEventFlags::empty();
+        if self.read && rev & (POLLIN | POLLPRI | POLLERR | POLLHUP | POLLNVAL | POLLRDHUP) != 0 {
+            f |= FdEventFlags::READ;
+        }
+        if self.write && rev & (POLLOUT | POLLERR | POLLHUP | POLLNVAL) != 0 {
+            f |= FdEventFlags::WRITE;
+        }
+        if f.is_empty() {
+            f = if self.read {
+                FdEventFlags::READ
+            } else {
+                FdEventFlags::WRITE
+            };
+        }
+        f
+    }
+}
+
+/// A lookup in flight on its lane.
+#[derive(Debug)]
+struct Run {
+    shared: Arc<Shared>,
+    /// `Some` until `Drop` hands it back.
+    lane: Option<Lane>,
+    slot: Slot,
+    watches: Vec<Watch>,
+    timer: Option<Sleep>,
+    /// The answer was taken: nothing left to cancel.
+    finished: bool,
+}
+
+impl Run {
+    fn start(shared: &Arc<Shared>, req: Request) -> Result<Run, Error> {
+        let mut lane = shared.take_lane()?;
+        let slot: Slot = Arc::new(Mutex::new(None));
+        let s = slot.clone();
+        match req {
+            Request::Addrs { host, family } => {
+                let hints = AddrInfoHints {
+                    family: Some(family),
+                    ..Default::default()
+                };
+                lane.channel.get_addrinfo(&host, None, &hints, move |r| {
+                    let r = r.map_err(Error::from).map(|ai| {
+                        let mut v: Vec<IpAddr> = Vec::new();
+                        for ip in ai.nodes().filter_map(|n| n.ip_addr()) {
+                            if !v.contains(&ip) {
+                                v.push(ip);
+                            }
+                        }
+                        Answer::Addrs(v)
+                    });
+                    put(&s, r);
+                });
+            }
+            Request::Names(ip) => {
+                lane.channel.get_host_by_address(&ip, move |r| {
+                    let r = r.map_err(Error::from).map(|h| {
+                        let mut v = vec![h.hostname().to_owned()];
+                        for a in h.aliases() {
+                            if !v.iter().any(|x| x == a) {
+                                v.push(a.to_owned());
+                            }
+                        }
+                        Answer::Names(v)
+                    });
+                    put(&s, r);
+                });
+            }
+        }
+        let mut run = Run {
+            shared: shared.clone(),
+            lane: Some(lane),
+            slot,
+            watches: Vec::new(),
+            timer: None,
+            finished: false,
+        };
+        run.rearm_timer();
+        Ok(run)
+    }
+
+    fn lane(&mut self) -> &mut Lane {
+        self.lane.as_mut().expect("lane present until drop")
+    }
+
+    /// A scheduler timer for c-ares' next timeout (none: nothing pending).
+    fn rearm_timer(&mut self) {
+        let next = self.lane().channel.timeout(None);
+        self.timer = next.map(|d| self.shared.sched.sleep(d));
+    }
+
+    /// Watch exactly the sockets in the lane's table, with the interest
+    /// c-ares asked for. A watcher whose socket went away (or whose fd number
+    /// now names a newer socket) is dropped: on io_uring that cancels its
+    /// poll, on epoll the callback already released the fd.
+    fn sync_watches(&mut self) {
+        let socks = self.lane.as_ref().expect("lane").socks.clone();
+        let t = lane::lock(&socks);
+        self.watches
+            .retain(|w| t.list.iter().any(|s| s.fd == w.fd && s.epoch == w.epoch));
+        for s in &t.list {
+            match self.watches.iter_mut().find(|w| w.fd == s.fd) {
+                Some(w) => {
+                    if (w.read, w.write) != (s.read, s.write) {
+                        w.read = s.read;
+                        w.write = s.write;
+                        w.fut = None;
+                    }
+                }
+                None => self.watches.push(Watch {
+                    fd: s.fd,
+                    epoch: s.epoch,
+                    read: s.read,
+                    write: s.write,
+                    fut: None,
+                }),
+            }
+        }
+    }
+
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
+        // A cheap Arc clone of the handle so the loop can borrow `self`.
+        let shared = self.shared.clone();
+        let driver = &shared.driver;
+        for _ in 0..BUDGET {
+            if let Some(r) = take(&self.slot) {
+                self.finished = true;
+                return Poll::Ready(r);
+            }
+            self.sync_watches();
+            let mut events = Vec::new();
+            for w in &mut self.watches {
+                let interest = w.interest();
+                let fut = w
+                    .fut
+                    .get_or_insert_with(|| op::poll_fd(driver, w.fd, interest));
+                if let Poll::Ready(res) = Pin::new(fut).poll(cx) {
+                    w.fut = None;
+                    events.push(FdEvents::new(w.fd, w.events(res.ok())));
+                }
+            }
+            let expired = match &mut self.timer {
+                Some(t) => Pin::new(t).poll(cx).is_ready(),
+                None => false,
+            };
+            if events.is_empty() && !expired {
+                return Poll::Pending;
+            }
+            let ch = &mut self.lane().channel;
+            if events.is_empty() {
+                ch.process_fd(None, None);
+            } else if let Err(e) = ch.process_fds(&events, ProcessFlags::empty()) {
+                return Poll::Ready(Err(e.into()));
+            }
+            self.rearm_timer();
+        }
+        // Still busy: let other tasks run, come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // Watchers first (io_uring: cancels their polls), then the timer.
+        self.watches.clear();
+        self.timer = None;
+        let Some(mut lane) = self.lane.take() else {
+            return;
+        };
+        if !self.finished {
+            // Ends this lane's queries: the completion callback runs now
+            // (with ECANCELLED, into the slot nobody reads) and is freed;
+            // idle sockets are closed, each reported to the callback first.
+            lane.channel.cancel();
+        }
+        self.shared.put_lane(lane);
+    }
+}
+
+/// The state machine behind [`Lookup`](super::Lookup).
+#[derive(Debug)]
+pub(crate) struct Query {
+    shared: Arc<Shared>,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Not polled yet (lazy, like every future).
+    Start(Request),
+    /// Decided before any query (bad name, IP literal).
+    Early(Result<Answer, Error>),
+    Running(Run),
+    Done,
+}
+
+impl Query {
+    pub(crate) fn new(shared: Arc<Shared>, req: Request) -> Query {
+        Query {
+            shared,
+            state: State::Start(req),
+        }
+    }
+
+    pub(crate) fn early(shared: Arc<Shared>, r: Result<Answer, Error>) -> Query {
+        Query {
+            shared,
+            state: State::Early(r),
+        }
+    }
+
+    pub(crate) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Result<Answer, Error>> {
+        if let State::Early(_) | State::Start(_) = self.state {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Early(r) => return Poll::Ready(r),
+                State::Start(req) => {
+                    if self.shared.sched.is_shutdown() {
+                        return Poll::Ready(Err(Error::Shutdown));
+                    }
+                    match Run::start(&self.shared, req) {
+                        Ok(run) => self.state = State::Running(run),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+        let State::Running(run) = &mut self.state else {
+            return Poll::Ready(Err(Error::Other("lookup polled after completion".into())));
+        };
+        if self.shared.sched.is_shutdown() {
+            // Its timers and pollers will never fire again.
+            self.state = State::Done;
+            return Poll::Ready(Err(Error::Shutdown));
+        }
+        let r = run.drive(cx);
+        if r.is_ready() {
+            // Drop the run now: the lane goes back to the pool.
+            self.state = State::Done;
+        }
+        r
+    }
+}

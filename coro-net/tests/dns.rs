@@ -1,0 +1,664 @@
+//! `dns::Resolver` against a tiny authoritative server on 127.0.0.1 that the
+//! test starts (`common/dns_server.rs`): A, AAAA, PTR, NXDOMAIN, NODATA,
+//! SERVFAIL, REFUSED, a truncated UDP answer (TCP fallback), a server that
+//! never answers, 1,000 concurrent lookups, bad names, the hosts file,
+//! cancellation and shutdown. Every test runs on both drivers.
+#![cfg(feature = "dns")]
+
+#[path = "common/dns_server.rs"]
+mod dns_server;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use coro_io::{DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions};
+use coro_net::dns::{Error, Resolver, ResolverOptions, c_ares_version};
+use dns_server::DnsServer;
+
+/// No test may take longer than this (a hang fails instead of blocking CI).
+const BOUND: Duration = Duration::from_secs(30);
+
+fn sched(kind: DriverKind) -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        ..Default::default()
+    })
+    .expect("scheduler")
+}
+
+fn opts(servers: &[&DnsServer]) -> ResolverOptions {
+    ResolverOptions {
+        servers: servers.iter().map(|s| s.addr()).collect(),
+        timeout: Duration::from_millis(500),
+        tries: 2,
+        // Answers come from the test server only, whatever /etc/hosts says.
+        hosts_file: false,
+        // No search domains from the machine's resolv.conf.
+        resolv_conf_path: Some(empty_file("resolv.conf", "")),
+        ..Default::default()
+    }
+}
+
+fn resolver(s: &IoScheduler, servers: &[&DnsServer]) -> Resolver {
+    Resolver::new(s, opts(servers)).expect("resolver")
+}
+
+/// Run `fut` as a task on `s`, bounded.
+fn run<T: Send + 'static>(s: &IoScheduler, fut: impl Future<Output = T> + Send + 'static) -> T {
+    let h = s.spawn(s.timeout(BOUND, fut));
+    coro_core::sync_wait(h)
+        .expect("task")
+        .expect("finished within the bound")
+}
+
+/// A file in the target directory's tmp dir, unique per call.
+fn empty_file(name: &str, contents: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!(
+        "dns-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(contents.as_bytes()).unwrap();
+    path
+}
+
+fn set<T: Ord>(v: Vec<T>) -> BTreeSet<T> {
+    v.into_iter().collect()
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn linked_c_ares_is_at_least_1_34_8() {
+    let (major, minor, patch) = c_ares_version();
+    assert!(
+        (major, minor, patch) >= (1, 34, 8),
+        "linked c-ares {major}.{minor}.{patch} predates the 1.34.8 security fixes"
+    );
+    let (text, _) = c_ares::version();
+    assert!(
+        text.starts_with(&format!("{major}.{minor}.{patch}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn test_server_answers_by_hand() {
+    // The fixture itself: one A query, one TC answer, parsed by hand.
+    let q = dns_server::query(7, "a.coro.test", 1);
+    let r = dns_server::respond(&q, false).unwrap();
+    assert_eq!(&r[0..2], &[0, 7]);
+    assert_eq!(r[3] & 0x0f, 0, "rcode NOERROR");
+    assert_eq!(u16::from_be_bytes([r[6], r[7]]), 2, "two answers");
+    let big = dns_server::respond(&dns_server::query(8, "big.coro.test", 1), false).unwrap();
+    assert_ne!(big[2] & 0x02, 0, "TC bit over UDP");
+    let big = dns_server::respond(&dns_server::query(8, "big.coro.test", 1), true).unwrap();
+    assert_eq!(u16::from_be_bytes([big[6], big[7]]), 40);
+}
+
+fn forward_a_and_aaaa(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let (a, aaaa, both) = run(&s, async move {
+        (
+            r.lookup_ipv4("a.coro.test").await,
+            r.lookup_ipv6("v6.coro.test").await,
+            r.lookup_ip("both.coro.test.").await,
+        )
+    });
+    assert_eq!(set(a.unwrap()), set(vec![v4("192.0.2.1"), v4("192.0.2.2")]));
+    assert_eq!(aaaa.unwrap(), ["2001:db8::6".parse::<Ipv6Addr>().unwrap()]);
+    let want: BTreeSet<IpAddr> = ["192.0.2.3", "2001:db8::3"]
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(set(both.unwrap()), want);
+    assert!(
+        srv.udp_queries() >= 4,
+        "A, AAAA, and A+AAAA went to the server"
+    );
+}
+
+fn reverse_ptr(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let (one, two, six, none) = run(&s, async move {
+        (
+            r.reverse("192.0.2.1".parse().unwrap()).await,
+            r.reverse("192.0.2.2".parse().unwrap()).await,
+            r.reverse("2001:db8::6".parse().unwrap()).await,
+            r.reverse("192.0.2.99".parse().unwrap()).await,
+        )
+    });
+    assert_eq!(one.unwrap(), ["a.coro.test"]);
+    assert_eq!(
+        set(two.unwrap()),
+        set(vec![
+            "a.coro.test".to_string(),
+            "alias.coro.test".to_string()
+        ])
+    );
+    assert_eq!(six.unwrap(), ["v6.coro.test"]);
+    assert_eq!(none, Err(Error::NotFound));
+}
+
+fn nxdomain_and_nodata(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let (nx, nx4, nodata, v6_of_v4) = run(&s, async move {
+        (
+            r.lookup_ip("nope.coro.test").await,
+            r.lookup_ipv4("nope.coro.test").await,
+            r.lookup_ip("noaddr.coro.test").await,
+            r.lookup_ipv6("a.coro.test").await,
+        )
+    });
+    assert_eq!(nx, Err(Error::NotFound));
+    assert_eq!(nx4, Err(Error::NotFound));
+    assert_eq!(nodata, Err(Error::NoData));
+    assert_eq!(v6_of_v4, Err(Error::NoData));
+    let e: std::io::Error = Error::NotFound.into();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+}
+
+fn servfail_and_refused(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let (sf, rf) = run(&s, async move {
+        (
+            r.lookup_ipv4("servfail.coro.test").await,
+            r.lookup_ipv4("refused.coro.test").await,
+        )
+    });
+    assert_eq!(sf, Err(Error::ServFail));
+    assert_eq!(rf, Err(Error::Refused));
+}
+
+fn truncated_answer_falls_back_to_tcp(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let big = run(&s, async move { r.lookup_ipv4("big.coro.test").await }).unwrap();
+    let want: BTreeSet<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(192, 0, 2, 100 + i)).collect();
+    assert_eq!(set(big), want);
+    assert!(srv.udp_queries() >= 1, "asked over UDP first");
+    assert!(srv.tcp_queries() >= 1, "then over TCP");
+}
+
+fn silent_server_times_out_within_the_bound(kind: DriverKind) {
+    let srv = DnsServer::silent();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_millis(250),
+            tries: 2,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    let took = t0.elapsed();
+    assert_eq!(res, Err(Error::Timeout));
+    // 2 tries x 250 ms, and not much more: the scheduler timer drives c-ares.
+    assert!(
+        took >= Duration::from_millis(450),
+        "gave up early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(srv.udp_queries(), 2, "one query per try");
+}
+
+fn unreachable_server_is_connection_refused(kind: DriverKind) {
+    // A port nothing listens on: the kernel answers with ICMP port unreachable.
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            servers: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            ..opts(&[])
+        },
+    )
+    .unwrap();
+    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    assert_eq!(res, Err(Error::ConnectionRefused));
+}
+
+fn second_server_answers_when_the_first_is_silent(kind: DriverKind) {
+    let silent = DnsServer::silent();
+    let good = DnsServer::start();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_millis(250),
+            tries: 1,
+            ..opts(&[&silent, &good])
+        },
+    )
+    .unwrap();
+    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    assert_eq!(
+        set(res.unwrap()),
+        set(vec![v4("192.0.2.1"), v4("192.0.2.2")])
+    );
+    assert_eq!(silent.udp_queries(), 1);
+    assert_eq!(good.udp_queries(), 1);
+}
+
+fn rotate_spreads_queries_and_order_does_not(kind: DriverKind) {
+    let (a, b) = (DnsServer::start(), DnsServer::start());
+    let s = sched(kind);
+    let ordered = resolver(&s, &[&a, &b]);
+    let rotating = Resolver::new(
+        &s,
+        ResolverOptions {
+            rotate: true,
+            ..opts(&[&a, &b])
+        },
+    )
+    .unwrap();
+    run(&s, async move {
+        for _ in 0..32 {
+            ordered.lookup_ipv4("a.coro.test").await.unwrap();
+        }
+    });
+    assert_eq!((a.udp_queries(), b.udp_queries()), (32, 0));
+    run(&s, async move {
+        for _ in 0..32 {
+            rotating.lookup_ipv4("a.coro.test").await.unwrap();
+        }
+    });
+    // 2^-31 odds that a fair rotation picks one server 32 times in a row.
+    assert!(
+        b.udp_queries() > 0 && a.udp_queries() > 32,
+        "{} {}",
+        a.udp_queries(),
+        b.udp_queries()
+    );
+}
+
+fn sequential_lookups_never_miss_readiness(kind: DriverKind) {
+    // Every lookup opens a UDP socket and closes it: the fd number comes
+    // back each time. One try, so a missed readiness event (a stale driver
+    // registration for the reused number) fails with Timeout instead of
+    // being hidden by a retry.
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_secs(5),
+            tries: 1,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let fds0 = s.driver().registered_fds();
+    let r2 = r.clone();
+    run(&s, async move {
+        for i in 0..200u32 {
+            let got = r2.lookup_ipv4(&format!("h{i}.coro.test")).await;
+            assert_eq!(got, Ok(vec![Ipv4Addr::from(0xC612_0000 + i)]), "h{i}");
+        }
+    });
+    assert_eq!(srv.udp_queries(), 200);
+    assert_eq!(s.driver().registered_fds(), fds0);
+}
+
+fn thousand_concurrent_lookups(kind: DriverKind) {
+    const N: u32 = 1000;
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            // Datagrams the loaded server drops are retried, not failed.
+            tries: 4,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let s2 = s.clone();
+    let results = run(&s, async move {
+        let handles: Vec<_> = (0..N)
+            .map(|i| s2.spawn(r.lookup_ipv4(&format!("h{i}.coro.test"))))
+            .collect();
+        coro_core::when_all(handles).await
+    });
+    assert_eq!(results.len(), N as usize);
+    for (i, res) in results.into_iter().enumerate() {
+        let got = res.expect("task").unwrap_or_else(|e| panic!("h{i}: {e}"));
+        assert_eq!(got, [Ipv4Addr::from(0xC612_0000 + i as u32)], "h{i}");
+    }
+    assert!(srv.udp_queries() >= N as usize);
+}
+
+fn bad_names_are_rejected_before_sending(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let r = resolver(&s, &[&srv]);
+    let long_label = format!("{}.coro.test", "x".repeat(64));
+    let long_name = ["abcdefghij"; 26].join(".");
+    let results = run(&s, async move {
+        let mut out = Vec::new();
+        for n in [
+            "",
+            ".",
+            "a..coro.test",
+            "has space.coro.test",
+            "nul\0.coro.test",
+            "ünï.coro.test",
+            "a/b",
+            long_label.as_str(),
+            long_name.as_str(),
+        ] {
+            out.push((n.to_owned(), r.lookup_ip(n).await));
+            out.push((
+                n.to_owned(),
+                r.lookup_ipv4(n)
+                    .await
+                    .map(|v| v.into_iter().map(IpAddr::V4).collect()),
+            ));
+        }
+        out
+    });
+    for (n, res) in results {
+        assert_eq!(res, Err(Error::BadName), "{n:?}");
+    }
+    assert_eq!(srv.queries(), 0, "nothing was sent for a bad name");
+}
+
+fn literals_need_no_server(kind: DriverKind) {
+    let s = sched(kind);
+    // A silent server would make any query time out.
+    let srv = DnsServer::silent();
+    let r = resolver(&s, &[&srv]);
+    let (ip, four, six, six_of_four) = run(&s, async move {
+        (
+            r.lookup_ip("192.0.2.9").await,
+            r.lookup_ipv4("192.0.2.9").await,
+            r.lookup_ipv6("2001:db8::9").await,
+            r.lookup_ipv6("192.0.2.9").await,
+        )
+    });
+    assert_eq!(ip.unwrap(), [IpAddr::from([192, 0, 2, 9])]);
+    assert_eq!(four.unwrap(), [v4("192.0.2.9")]);
+    assert_eq!(six.unwrap(), ["2001:db8::9".parse::<Ipv6Addr>().unwrap()]);
+    assert_eq!(six_of_four, Err(Error::NoData));
+    assert_eq!(srv.queries(), 0);
+}
+
+fn hosts_file_is_honoured(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let hosts = empty_file(
+        "hosts",
+        "192.0.2.77 fromhosts.coro.test fh\n2001:db8::77 fromhosts.coro.test\n",
+    );
+    let with = Resolver::new(
+        &s,
+        ResolverOptions {
+            hosts_file: true,
+            hosts_path: Some(hosts.clone()),
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let without = Resolver::new(
+        &s,
+        ResolverOptions {
+            hosts_file: false,
+            hosts_path: Some(hosts),
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let (a, names, dns_a) = {
+        let w = with.clone();
+        run(&s, async move {
+            (
+                w.lookup_ip("fromhosts.coro.test").await,
+                w.reverse("192.0.2.77".parse().unwrap()).await,
+                // Not in the file: DNS still answers.
+                w.lookup_ipv4("a.coro.test").await,
+            )
+        })
+    };
+    let want: BTreeSet<IpAddr> = ["192.0.2.77", "2001:db8::77"]
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(set(a.unwrap()), want);
+    assert_eq!(names.unwrap()[0], "fromhosts.coro.test");
+    assert_eq!(dns_a.unwrap().len(), 2);
+    let before = srv.queries();
+    let a = run(&s, async move { with.lookup_ipv4("fh").await });
+    assert_eq!(a.unwrap(), [v4("192.0.2.77")]);
+    assert_eq!(srv.queries(), before, "answered from the hosts file");
+    // With the hosts file off the name goes to DNS, which does not know it.
+    let a = run(&s, async move {
+        without.lookup_ipv4("fromhosts.coro.test").await
+    });
+    assert_eq!(a, Err(Error::NotFound));
+    assert!(srv.queries() > before);
+}
+
+fn system_configuration_when_no_servers_are_given(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = sched(kind);
+    let conf = empty_file(
+        "resolv.conf",
+        &format!("nameserver {}\noptions timeout:1 attempts:2\n", srv.addr()),
+    );
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            servers: Vec::new(),
+            hosts_file: false,
+            resolv_conf_path: Some(conf),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let a = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    assert_eq!(a.unwrap().len(), 2);
+    assert!(srv.udp_queries() >= 1);
+}
+
+/// Poll `fut` once on this thread (the scheduler's own thread drives I/O).
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+fn dropped_lookup_is_cancelled_in_c_ares(kind: DriverKind) {
+    const TRIES: usize = 3;
+    let silent = DnsServer::silent();
+    let s = sched(kind);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_millis(250),
+            tries: TRIES as u32,
+            ..opts(&[&silent])
+        },
+    )
+    .unwrap();
+    let fds0 = s.driver().registered_fds();
+    let timers0 = s.timer_count();
+    for round in 1..=3 {
+        let mut fut = r.lookup_ipv4("a.coro.test");
+        assert!(poll_once(&mut fut).is_pending());
+        // The query is on the wire: c-ares has a socket and a timer.
+        assert_eq!(silent.wait_queries(round, BOUND), round);
+        assert_eq!(
+            s.timer_count(),
+            timers0 + 1,
+            "c-ares' timeout is a scheduler timer"
+        );
+        drop(fut);
+        assert_eq!(s.timer_count(), timers0, "timer removed with the future");
+        assert_eq!(
+            s.driver().registered_fds(),
+            fds0,
+            "socket closed and deregistered"
+        );
+    }
+    // A full lookup on the same resolver (the same, reused c-ares channel)
+    // sends exactly its own TRIES queries: none of the cancelled ones is
+    // still being retried.
+    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    assert_eq!(res, Err(Error::Timeout));
+    assert_eq!(silent.udp_queries(), 3 + TRIES);
+    assert_eq!(s.timer_count(), timers0);
+    assert_eq!(s.driver().registered_fds(), fds0);
+}
+
+fn lookup_after_shutdown_is_an_error_not_a_hang(kind: DriverKind) {
+    let silent = DnsServer::silent();
+    let s = sched(kind);
+    let r = resolver(&s, &[&silent]);
+    let mut pending = r.lookup_ipv4("a.coro.test");
+    assert!(poll_once(&mut pending).is_pending());
+    assert!(silent.wait_queries(1, BOUND) >= 1);
+    s.shutdown();
+    assert_eq!(poll_once(&mut pending), Poll::Ready(Err(Error::Shutdown)));
+    let mut late = r.lookup_ip("a.coro.test");
+    assert_eq!(poll_once(&mut late), Poll::Ready(Err(Error::Shutdown)));
+}
+
+fn runs_on_a_thread_pool_scheduler(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        execution: ExecutionStrategy::ThreadPool(Default::default()),
+        ..Default::default()
+    })
+    .unwrap();
+    let r = resolver(&s, &[&srv]);
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let hs: Vec<_> = (0..64)
+            .map(|i| s2.spawn(r.lookup_ipv4(&format!("h{i}.coro.test"))))
+            .collect();
+        coro_core::when_all(hs).await
+    });
+    for (i, g) in got.into_iter().enumerate() {
+        assert_eq!(
+            g.unwrap().unwrap(),
+            [Ipv4Addr::from(0xC612_0000 + i as u32)]
+        );
+    }
+}
+
+fn runs_on_a_manual_scheduler(kind: DriverKind) {
+    let srv = DnsServer::start();
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: kind,
+        thread_strategy: coro_io::ThreadStrategy::Manual,
+        ..Default::default()
+    })
+    .unwrap();
+    let r = resolver(&s, &[&srv]);
+    let h = s.spawn(async move {
+        (
+            r.lookup_ip("both.coro.test").await,
+            r.reverse("192.0.2.1".parse().unwrap()).await,
+        )
+    });
+    let deadline = Instant::now() + BOUND;
+    while !h.is_finished() {
+        assert!(Instant::now() < deadline, "lookups did not finish");
+        s.process_events(Some(Duration::from_millis(100)));
+    }
+    let (ips, names) = coro_core::sync_wait(h).unwrap();
+    assert_eq!(ips.unwrap().len(), 2);
+    assert_eq!(names.unwrap(), ["a.coro.test"]);
+}
+
+fn invalid_options_are_typed_errors(kind: DriverKind) {
+    let s = sched(kind);
+    let bad = [
+        ResolverOptions {
+            tries: 0,
+            ..Default::default()
+        },
+        ResolverOptions {
+            timeout: Duration::ZERO,
+            ..Default::default()
+        },
+        ResolverOptions {
+            servers: vec!["127.0.0.1:0".parse().unwrap()],
+            ..Default::default()
+        },
+        ResolverOptions {
+            servers: vec!["0.0.0.0:53".parse().unwrap()],
+            ..Default::default()
+        },
+    ];
+    for o in bad {
+        let e = Resolver::new(&s, o.clone()).unwrap_err();
+        assert!(matches!(e, Error::InvalidOptions(_)), "{o:?}: {e}");
+        assert_eq!(
+            std::io::Error::from(e).kind(),
+            std::io::ErrorKind::InvalidInput
+        );
+    }
+}
+
+#[test]
+fn lookup_futures_are_send_and_static() {
+    fn check<T: Send + 'static>(_: &T) {}
+    let s = sched(DriverKind::Epoll);
+    let r = Resolver::new(&s, ResolverOptions::default()).unwrap();
+    check(&r.lookup_ip("localhost"));
+    check(&r.reverse(IpAddr::from([127, 0, 0, 1])));
+    fn sync<T: Send + Sync>() {}
+    sync::<Resolver>();
+    sync::<Error>();
+}
+
+coro_io::driver_tests!(
+    forward_a_and_aaaa,
+    reverse_ptr,
+    nxdomain_and_nodata,
+    servfail_and_refused,
+    truncated_answer_falls_back_to_tcp,
+    silent_server_times_out_within_the_bound,
+    unreachable_server_is_connection_refused,
+    second_server_answers_when_the_first_is_silent,
+    rotate_spreads_queries_and_order_does_not,
+    sequential_lookups_never_miss_readiness,
+    thousand_concurrent_lookups,
+    bad_names_are_rejected_before_sending,
+    literals_need_no_server,
+    hosts_file_is_honoured,
+    system_configuration_when_no_servers_are_given,
+    dropped_lookup_is_cancelled_in_c_ares,
+    lookup_after_shutdown_is_an_error_not_a_hang,
+    runs_on_a_thread_pool_scheduler,
+    runs_on_a_manual_scheduler,
+    invalid_options_are_typed_errors,
+);
