@@ -177,6 +177,8 @@ pub(crate) struct Inner {
     handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     alive: AtomicUsize,
+    /// Wakers of tasks that suspended at least once (see `Tracked`).
+    suspended: Mutex<slab::Slab<std::task::Waker>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     loop_thread: Mutex<Option<ThreadId>>,
     owner_thread: ThreadId,
@@ -193,6 +195,10 @@ thread_local! {
 impl Inner {
     pub(crate) fn timers(&self) -> MutexGuard<'_, TimerQueue> {
         self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn suspended(&self) -> MutexGuard<'_, slab::Slab<std::task::Waker>> {
+        self.suspended.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn on_loop_thread(&self) -> bool {
@@ -285,6 +291,13 @@ impl Inner {
         }
         let mut wake = Vec::new();
         self.timers().drain(&mut wake);
+        // Every suspended task, whatever it waits on. Taken out first:
+        // dropping a task unregisters it, which takes the same lock.
+        wake.extend(
+            std::mem::take(&mut *self.suspended())
+                .into_iter()
+                .map(|(_, w)| w),
+        );
         for w in wake {
             w.wake();
         }
@@ -346,11 +359,46 @@ impl<F: Future> Future for WithCurrent<F> {
     }
 }
 
-/// Counts live tasks (libcoro's `size()`).
-struct AliveGuard(Arc<Inner>);
-impl Drop for AliveGuard {
-    fn drop(&mut self) {
-        self.0.alive.fetch_sub(1, Ordering::AcqRel);
+pin_project_lite::pin_project! {
+    /// Every task's outer future: counts live tasks (libcoro's `size()`)
+    /// and, once the task first suspends, keeps its waker in the
+    /// scheduler's registry, so that shutdown can cancel a task that waits
+    /// on something that will never wake it (`pending()`, a channel whose
+    /// sender leaked): woken, it is scheduled, seen closed and dropped.
+    struct Tracked<F> {
+        inner: Arc<Inner>,
+        key: Option<usize>,
+        #[pin]
+        fut: F,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(key) = this.key.take() {
+                this.inner.suspended().try_remove(key);
+            }
+            this.inner.alive.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let poll = this.fut.poll(cx);
+        // Registered on first suspension only: a task done in its first poll
+        // never takes the lock. The waker of a task is the same for its life.
+        if poll.is_pending() && this.key.is_none() {
+            *this.key = Some(this.inner.suspended().insert(cx.waker().clone()));
+            // Registered after shutdown took the registry: cancel ourselves.
+            if this.inner.closed.load(Ordering::Acquire) {
+                cx.waker().wake_by_ref();
+            }
+        }
+        poll
     }
 }
 
@@ -436,6 +484,7 @@ impl IoScheduler {
             closed: AtomicBool::new(false),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
+            suspended: Mutex::new(slab::Slab::new()),
             thread: Mutex::new(None),
             loop_thread: Mutex::new(None),
             owner_thread: thread::current().id(),
@@ -520,10 +569,10 @@ impl IoScheduler {
         F: Future,
     {
         self.inner.alive.fetch_add(1, Ordering::AcqRel);
-        let guard = AliveGuard(self.inner.clone());
-        async move {
-            let _guard = guard;
-            fut.await
+        Tracked {
+            inner: self.inner.clone(),
+            key: None,
+            fut,
         }
     }
 

@@ -161,6 +161,8 @@ impl Rng {
     }
 }
 
+type PendingRecv = Pin<Box<op::OpFuture<op::Recv<CountedBuf>>>>;
+
 fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
     let _s = serial();
     let fds_before = open_fds();
@@ -171,7 +173,7 @@ fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
         let (_f, w) = noop_cx();
         let mut cx = Context::from_waker(&w);
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut futs: Vec<Option<Pin<Box<op::OpFuture<op::Recv<CountedBuf>>>>>> = Vec::new();
+        let mut futs: Vec<Option<PendingRecv>> = Vec::new();
         let mut completed = 0usize;
         for i in 0..10_000 {
             let (a, _) = &pairs[i % pairs.len()];
@@ -190,7 +192,7 @@ fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
             }
             let j = (rng.next() as usize) % futs.len();
             if let Some(mut f) = futs[j].take() {
-                if let Poll::Ready(_) = f.as_mut().poll(&mut cx) {
+                if f.as_mut().poll(&mut cx).is_ready() {
                     completed += 1;
                 }
                 drop(f);
@@ -333,7 +335,10 @@ fn udp_send_to_recv_from(kind: DriverKind) {
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     let b_addr: SocketAddr = b.local_addr().unwrap();
-    let (res, _) = run(&h, op::send_to(&h, a.as_raw_fd(), b"hello".as_slice(), b_addr));
+    let (res, _) = run(
+        &h,
+        op::send_to(&h, a.as_raw_fd(), b"hello".as_slice(), b_addr),
+    );
     assert_eq!(res.unwrap(), 5);
     let (res, buf) = run(&h, op::recv_from(&h, b.as_raw_fd(), Vec::with_capacity(16)));
     let (n, from) = res.unwrap();

@@ -66,6 +66,7 @@ coro_io::driver_tests!(
     pool_tasks_see_current_and_timers,
     shutdown_cancels_pending_tasks_and_timers,
     dropping_last_handle_shuts_down,
+    shutdown_cancels_tasks_that_nothing_will_wake,
     poll_pipe_read_write_hangup_timeout,
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
@@ -221,6 +222,25 @@ fn dropping_last_handle_shuts_down(kind: DriverKind) {
     let h = s.spawn(std::future::pending::<()>());
     drop(s);
     assert!(sync_wait(h).unwrap_err().is_cancelled());
+}
+
+fn shutdown_cancels_tasks_that_nothing_will_wake(kind: DriverKind) {
+    // A task that already ran and now waits on something that holds no
+    // waker (`pending()`), on every execution strategy: shutdown must still
+    // cancel it, or its JoinHandle waits forever.
+    for s in [spawned(kind), pooled(kind)] {
+        let (tx, rx) = mpsc::channel();
+        // Says "suspended" from inside its poll, then returns Pending and
+        // keeps no waker.
+        let h = s.spawn(std::future::poll_fn(move |_cx| {
+            let _ = tx.send(());
+            std::task::Poll::<()>::Pending
+        }));
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        s.shutdown();
+        assert!(sync_wait(h).unwrap_err().is_cancelled());
+        assert_eq!(s.size(), 0);
+    }
 }
 
 fn poll_pipe_read_write_hangup_timeout(kind: DriverKind) {

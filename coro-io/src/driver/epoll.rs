@@ -61,6 +61,8 @@ struct Table {
     /// Indexed by fd number.
     slots: Vec<Slot>,
     registered: usize,
+    /// Set by `cancel_all` (shutdown): no new waiter is stored after it.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +164,9 @@ impl EpollDriver {
     ) -> io::Result<bool> {
         let idx = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         let mut t = self.table();
+        if t.closed {
+            return Err(super::shut_down());
+        }
         if t.slots.len() <= idx {
             t.slots.resize_with(idx + 1, Slot::default);
         }
@@ -358,6 +363,7 @@ impl Driver for EpollDriver {
         let mut wake = Vec::new();
         {
             let mut t = self.table();
+            t.closed = true;
             for slot in t.slots.iter_mut() {
                 wake.append(&mut slot.readers);
                 wake.append(&mut slot.writers);

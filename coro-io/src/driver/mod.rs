@@ -138,14 +138,23 @@ pub trait Driver: Send + Sync + 'static {
     /// Ops whose memory the driver currently owns or waits on.
     fn in_flight(&self) -> usize;
     /// Shutdown: cancel everything in flight, wake every waiter, and wait for
-    /// the kernel to release owned memory for at most `bound`.
+    /// the kernel to release owned memory for at most `bound`. Terminal: an
+    /// op that would wait after this fails with [`shut_down`]'s error, so
+    /// nothing can wait on a driver nobody parks any more.
     fn cancel_all(&self, bound: Duration);
     /// Forget any registration of `fd` (called before it is closed).
     fn release_fd(&self, fd: RawFd);
 }
 
+/// The error of an op that would wait on a driver after
+/// [`Driver::cancel_all`] (its scheduler shut down).
+pub(crate) fn shut_down() -> io::Error {
+    io::Error::other("coro-io: the I/O driver was shut down (its scheduler stopped)")
+}
+
 /// Enum dispatch over the backends.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per scheduler, behind an Arc
 pub(crate) enum AnyDriver {
     /// epoll.
     Epoll(epoll::EpollDriver),
@@ -174,10 +183,7 @@ impl AnyDriver {
     }
 
     /// [`new`](AnyDriver::new) after the `CORO_DRIVER` override.
-    fn build(
-        kind: DriverKind,
-        uring: &UringOptions,
-    ) -> io::Result<(AnyDriver, Option<io::Error>)> {
+    fn build(kind: DriverKind, uring: &UringOptions) -> io::Result<(AnyDriver, Option<io::Error>)> {
         match kind {
             DriverKind::Epoll => Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), None)),
             DriverKind::IoUring => Ok((AnyDriver::Uring(uring::UringDriver::new(uring)?), None)),
@@ -394,7 +400,10 @@ mod tests {
         assert_eq!(parse_override(Some("")).unwrap(), DriverKind::Auto);
         assert_eq!(parse_override(Some("epoll")).unwrap(), DriverKind::Epoll);
         assert_eq!(parse_override(Some("uring")).unwrap(), DriverKind::IoUring);
-        assert_eq!(parse_override(Some("io_uring")).unwrap(), DriverKind::IoUring);
+        assert_eq!(
+            parse_override(Some("io_uring")).unwrap(),
+            DriverKind::IoUring
+        );
         let e = parse_override(Some("kqueue")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("kqueue"), "{e}");
@@ -413,7 +422,10 @@ mod tests {
             assert_eq!(why.raw_os_error(), None); // wrapped with context
             assert!(why.to_string().contains("io_uring unavailable"), "{why}");
             let explicit = AnyDriver::build(DriverKind::IoUring, &opts).unwrap_err();
-            assert!(explicit.to_string().contains("io_uring unavailable"), "{explicit}");
+            assert!(
+                explicit.to_string().contains("io_uring unavailable"),
+                "{explicit}"
+            );
         }
     }
 }

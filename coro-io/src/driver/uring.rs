@@ -113,6 +113,8 @@ struct State {
     /// Entries that did not fit in the SQ, oldest first.
     backlog: std::collections::VecDeque<squeue::Entry>,
     wake_armed: bool,
+    /// Set by `cancel_all` (shutdown): no new op is submitted after it.
+    closed: bool,
 }
 
 impl State {
@@ -252,12 +254,9 @@ impl UringDriver {
 
     fn arm_wake(&self, st: &mut State) {
         if !st.wake_armed {
-            let e = opcode::PollAdd::new(
-                types::Fd(self.eventfd.as_raw_fd()),
-                libc::POLLIN as u32,
-            )
-            .build()
-            .user_data(WAKE_KEY);
+            let e = opcode::PollAdd::new(types::Fd(self.eventfd.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(WAKE_KEY);
             self.push(st, e);
             st.wake_armed = true;
         }
@@ -295,10 +294,10 @@ impl UringDriver {
 
     fn flush_backlog(&self, st: &mut State) {
         while let Some(e) = st.backlog.front() {
-            if !self.try_push(e) {
-                if self.ring.submitter().submit().is_err() || !self.try_push(e) {
-                    return;
-                }
+            if !self.try_push(e)
+                && (self.ring.submitter().submit().is_err() || !self.try_push(e))
+            {
+                return;
             }
             st.backlog.pop_front();
         }
@@ -321,7 +320,10 @@ impl UringDriver {
     fn submit_if_foreign(&self) {
         if !self.on_parker_thread() {
             if let Err(e) = self.ring.submitter().submit() {
-                if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                ) {
                     // Leave it for the loop; make sure it looks.
                     self.unpark();
                 }
@@ -331,7 +333,12 @@ impl UringDriver {
 
     /// Move every available completion into its slot. Wakers go to `wake`,
     /// ops of dropped futures to `dead` (freed by the caller, unlocked).
-    fn reap(&self, st: &mut State, wake: &mut Vec<Waker>, dead: &mut Vec<Box<dyn Orphan>>) -> usize {
+    fn reap(
+        &self,
+        st: &mut State,
+        wake: &mut Vec<Waker>,
+        dead: &mut Vec<Box<dyn Orphan>>,
+    ) -> usize {
         let mut n = 0;
         let mut rearm = false;
         // SAFETY: the CQ is only touched under the state lock, which we hold.
@@ -386,7 +393,9 @@ impl UringDriver {
 
     /// Queue a cancel for the in-flight entry `token`.
     fn cancel(&self, st: &mut State, token: u64) {
-        let e = opcode::AsyncCancel::new(token).build().user_data(CANCEL_KEY);
+        let e = opcode::AsyncCancel::new(token)
+            .build()
+            .user_data(CANCEL_KEY);
         self.push(st, e);
     }
 
@@ -395,7 +404,7 @@ impl UringDriver {
     fn needs_enter(&self, _st: &State) -> bool {
         // SAFETY: the state lock is held (the guard is our argument).
         let sq = unsafe { self.ring.submission_shared() };
-        sq.len() > 0 || sq.cq_overflow() || sq.taskrun()
+        !sq.is_empty() || sq.cq_overflow() || sq.taskrun()
     }
 
     /// One timed wait; `Ok` also for the expected "nothing happened" errors.
@@ -475,6 +484,9 @@ impl Driver for UringDriver {
         };
         let mut st = self.state();
         if state.token == 0 {
+            if st.closed {
+                return Poll::Ready(Err(super::shut_down()));
+            }
             let entry = op.sqe();
             let token = st.alloc(SlotState::Waiting {
                 waker: Some(cx.waker().clone()),
@@ -539,9 +551,9 @@ impl Driver for UringDriver {
                     }
                 }
             }
-            SlotState::Free | SlotState::Orphaned { .. } => {
-                Poll::Ready(Err(io::Error::other("io_uring slot in a wrong state (driver bug)")))
-            }
+            SlotState::Free | SlotState::Orphaned { .. } => Poll::Ready(Err(io::Error::other(
+                "io_uring slot in a wrong state (driver bug)",
+            ))),
         }
     }
 
@@ -549,7 +561,9 @@ impl Driver for UringDriver {
         let token = std::mem::take(&mut state.token);
         let Some(op) = state.op.take() else { return };
         let mut st = self.state();
-        let Some(slot) = st.get_mut(token) else { return };
+        let Some(slot) = st.get_mut(token) else {
+            return;
+        };
         match std::mem::replace(&mut slot.state, SlotState::Free) {
             SlotState::Waiting { phase, .. } => {
                 slot.state = SlotState::Orphaned { op, phase };
@@ -601,6 +615,7 @@ impl Driver for UringDriver {
     fn cancel_all(&self, bound: Duration) {
         {
             let mut st = self.state();
+            st.closed = true;
             let tokens: Vec<u64> = st
                 .slots
                 .iter()

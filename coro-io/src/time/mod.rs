@@ -112,6 +112,8 @@ impl Clock {
 pub(crate) struct TimerQueue {
     map: BTreeMap<(u64, u64), Waker>,
     next_id: u64,
+    /// Set by [`drain`](TimerQueue::drain) at shutdown: nothing fires any more.
+    closed: bool,
 }
 
 impl TimerQueue {
@@ -157,11 +159,22 @@ impl TimerQueue {
     }
     /// Shutdown: wake everything.
     pub(crate) fn drain(&mut self, out: &mut Vec<Waker>) {
+        self.closed = true;
         out.extend(std::mem::take(&mut self.map).into_values());
+    }
+    /// Whether the scheduler shut down (timers are no longer served).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
     }
 }
 
 /// Future returned by [`IoScheduler::sleep`] and [`IoScheduler::sleep_until`].
+///
+/// # Shutdown
+///
+/// After [`IoScheduler::shutdown`] no timer fires: a task of that scheduler
+/// waiting on a sleep is cancelled, and a sleep polled from elsewhere
+/// completes (at its second poll) rather than waiting forever.
 ///
 /// # Cancel safety
 ///
@@ -171,6 +184,8 @@ pub struct Sleep {
     inner: Arc<Inner>,
     deadline: u64,
     key: Option<(u64, u64)>,
+    /// Polled once after the scheduler shut down (see `poll`).
+    saw_shutdown: bool,
 }
 
 impl fmt::Debug for Sleep {
@@ -188,6 +203,7 @@ impl Sleep {
             inner,
             deadline,
             key: None,
+            saw_shutdown: false,
         }
     }
     /// The instant this sleep completes at (a far-future instant for "never").
@@ -218,6 +234,18 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let mut timers = this.inner.timers();
+        if timers.is_closed() {
+            // The scheduler shut down: no timer will fire. A task of it is
+            // cancelled by this wake-up (its scheduler drops it); anyone else
+            // polling gets `Ready` next time instead of waiting forever.
+            drop(timers);
+            this.key = None;
+            if std::mem::replace(&mut this.saw_shutdown, true) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         match this.key {
             Some(key) if timers.update(key, cx.waker()) => {}
             _ => {
