@@ -294,9 +294,7 @@ impl UringDriver {
 
     fn flush_backlog(&self, st: &mut State) {
         while let Some(e) = st.backlog.front() {
-            if !self.try_push(e)
-                && (self.ring.submitter().submit().is_err() || !self.try_push(e))
-            {
+            if !self.try_push(e) && (self.ring.submitter().submit().is_err() || !self.try_push(e)) {
                 return;
             }
             st.backlog.pop_front();
