@@ -76,6 +76,10 @@ pub struct UringOptions {
     /// `DriverKind::Auto` and the error of `DriverKind::IoUring` can be
     /// exercised on any kernel. Default `None`.
     pub inject_setup_error: Option<i32>,
+    /// Set the ring up as an old kernel would: no `DEFER_TASKRUN` or
+    /// `COOP_TASKRUN` (for tests of that path, and benchmarks). Default
+    /// `false`.
+    pub plain_ring: bool,
 }
 
 impl Default for UringOptions {
@@ -84,6 +88,7 @@ impl Default for UringOptions {
             entries: 1024,
             sqpoll_idle: None,
             inject_setup_error: None,
+            plain_ring: false,
         }
     }
 }
@@ -253,10 +258,15 @@ impl Inner {
     }
 
     /// One event-loop turn. Returns the number of tasks run.
-    fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
+    ///
+    /// `eager` (manual mode): if tasks ran, do not block for I/O afterwards
+    /// (the caller gets control back). The loop thread passes `false`: the
+    /// ops its tasks just queued are submitted by the same wait that sleeps,
+    /// one syscall per turn instead of a non-blocking one plus a blocking one.
+    fn turn(&self, timeout: Option<Duration>, eager: bool) -> io::Result<usize> {
         let mut ran = self.run_queued();
         self.fire_timers();
-        let busy = ran > 0 || !self.queue.is_empty();
+        let busy = (eager && ran > 0) || !self.queue.is_empty();
         let wait = if busy || self.shutdown.load(Ordering::Acquire) {
             Some(Duration::ZERO)
         } else {
@@ -467,12 +477,19 @@ impl IoScheduler {
     /// The driver could not be created (see [`DriverKind`]), or a thread
     /// could not be spawned.
     pub fn new(opts: IoSchedulerOptions) -> io::Result<IoScheduler> {
-        let driver = Handle::with_options(opts.driver, &opts.uring)?;
+        let manual = opts.thread_strategy == ThreadStrategy::Manual;
+        let inline = matches!(opts.execution, ExecutionStrategy::Inline);
+        // A Spawn + Inline loop is the only thread that ever waits on or
+        // submits to its ring: let io_uring defer completion work to it.
+        let driver = if !manual && inline {
+            Handle::for_loop_thread(opts.driver, &opts.uring)?
+        } else {
+            Handle::with_options(opts.driver, &opts.uring)?
+        };
         let pool = match &opts.execution {
             ExecutionStrategy::Inline => None,
             ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),
         };
-        let manual = opts.thread_strategy == ThreadStrategy::Manual;
         let inner = Arc::new(Inner {
             driver,
             clock: Clock::new(opts.start_paused),
@@ -498,13 +515,17 @@ impl IoScheduler {
                 .spawn(move || {
                     *inner.loop_thread.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some(thread::current().id());
+                    if let Err(e) = inner.driver.enable_here() {
+                        // Cannot happen on a ring we just made; say so loudly.
+                        eprintln!("coro-io: enabling the io_uring ring failed: {e}");
+                    }
                     if let Some(f) = &start {
                         f();
                     }
                     {
                         let _g = LoopGuard::enter(&inner);
                         while !inner.shutdown.load(Ordering::Acquire) {
-                            if let Err(e) = inner.turn(None) {
+                            if let Err(e) = inner.turn(None, false) {
                                 // Nothing sensible to do but not spin.
                                 eprintln!("coro-io: event loop wait failed: {e}");
                                 thread::sleep(Duration::from_millis(10));
@@ -808,7 +829,7 @@ impl IoScheduler {
             return 0;
         }
         let _g = LoopGuard::enter(&self.inner);
-        self.inner.turn(timeout).unwrap_or(0)
+        self.inner.turn(timeout, true).unwrap_or(0)
     }
 
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures

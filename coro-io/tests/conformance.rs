@@ -513,3 +513,65 @@ fn read_then_drop_then_close_does_not_touch_a_reused_fd(kind: DriverKind) {
         h.release_fd(c.as_raw_fd());
     }
 }
+
+/// io_uring set up as an old kernel would (no task-run modes) runs the same
+/// ops; a Spawn + Inline scheduler gets the deferred mode where the kernel
+/// has it, every other ring the cooperative one.
+#[test]
+fn uring_ring_modes_and_plain_fallback() {
+    let _s = serial();
+    let plain = Handle::with_options(
+        DriverKind::IoUring,
+        &UringOptions {
+            plain_ring: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let f = plain.uring_features().unwrap();
+    assert!(!f.defer_taskrun && !f.coop_taskrun, "{f:?}");
+    let pairs = socket_pairs(1);
+    let (a, b) = &pairs[0];
+    let (res, _) = run(&plain, op::send(&plain, a.as_raw_fd(), b"old".as_slice()));
+    assert_eq!(res.unwrap(), 3);
+    let (res, buf) = run(
+        &plain,
+        op::recv(&plain, b.as_raw_fd(), Vec::with_capacity(8)),
+    );
+    assert_eq!((res.unwrap(), &buf[..]), (3, &b"old"[..]));
+
+    let any = Handle::new(DriverKind::IoUring).unwrap();
+    assert!(!any.uring_features().unwrap().defer_taskrun);
+    let inline = IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::IoUring,
+        ..Default::default()
+    })
+    .unwrap();
+    let f = inline.driver().uring_features().unwrap();
+    // Linux 6.1+ (every kernel this suite runs on in CI) has it.
+    assert!(f.defer_taskrun, "{f:?}");
+    // And it works from the loop thread.
+    let d = inline.driver().clone();
+    let pairs = Arc::new(socket_pairs(1));
+    let p = pairs.clone();
+    let got = sync_wait(inline.spawn(async move {
+        let (a, b) = &p[0];
+        let (res, _) = op::send(&d, a.as_raw_fd(), b"new".as_slice()).await;
+        res.unwrap();
+        let (res, buf) = op::recv(&d, b.as_raw_fd(), Vec::with_capacity(8)).await;
+        res.unwrap();
+        buf
+    }))
+    .unwrap();
+    assert_eq!(got, b"new");
+    // An op polled from outside the loop thread is staged and the loop is
+    // woken to submit it (only the loop may enter a single-issuer ring).
+    let (a, b) = &pairs[0];
+    rustix::io::write(a, b"out").unwrap();
+    let (res, buf) = sync_wait(op::recv(
+        inline.driver(),
+        b.as_raw_fd(),
+        Vec::with_capacity(8),
+    ));
+    assert_eq!((res.unwrap(), &buf[..]), (3, &b"out"[..]));
+}

@@ -6,10 +6,10 @@
 //! kernel may touch while it runs: the buffer, the `sockaddr`, the `msghdr`.
 //! It is boxed once (a stable address) and knows **both** ways to run:
 //!
-//! * the completion path, [`Op::sqe`](crate::op::Op::sqe): build one io_uring
+//! * the completion path, [`Op::sqe`]: build one io_uring
 //!   submission entry that points into the boxed op;
-//! * the readiness path, [`Op::readiness`](crate::op::Op::readiness) +
-//!   [`Op::attempt`](crate::op::Op::attempt): the fd and direction to wait for,
+//! * the readiness path, [`Op::readiness`] +
+//!   [`Op::attempt`]: the fd and direction to wait for,
 //!   and the non-blocking syscall; `WouldBlock` means "wait for readiness and
 //!   try again"; [`Readiness::Blocking`] means "run `attempt` on the blocking
 //!   pool" (regular files on epoll).
@@ -20,7 +20,7 @@
 //! box: a completion backend parks it in the generation-tagged slot that
 //! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
 //! completion (of the op, not of the cancel) arrives, calling
-//! [`Op::orphaned`](crate::op::Op::orphaned) with the late result so that an fd
+//! [`Op::orphaned`] with the late result so that an fd
 //! accepted for nobody is closed. `Drop` never blocks.
 //!
 //! A completion backend (`uring.rs`) therefore implements:
@@ -42,7 +42,7 @@
 //! passes the earliest deadline as the `park` timeout, so both backends need
 //! nothing but a timed wait.
 //!
-//! Dispatch is by the [`AnyDriver`] enum (not `dyn`), so ops stay generic.
+//! Dispatch is by the `AnyDriver` enum (not `dyn`), so ops stay generic.
 //! Every method takes `&self`: the driver is shared by the scheduler thread
 //! and (with `ExecutionStrategy::ThreadPool`) by the pool workers that poll op
 //! futures; backends use an uncontended mutex for their tables.
@@ -139,7 +139,7 @@ pub trait Driver: Send + Sync + 'static {
     fn in_flight(&self) -> usize;
     /// Shutdown: cancel everything in flight, wake every waiter, and wait for
     /// the kernel to release owned memory for at most `bound`. Terminal: an
-    /// op that would wait after this fails with [`shut_down`]'s error, so
+    /// op that would wait after this fails with an error saying the driver was shut down, so
     /// nothing can wait on a driver nobody parks any more.
     fn cancel_all(&self, bound: Duration);
     /// Forget any registration of `fd` (called before it is closed).
@@ -178,16 +178,24 @@ impl AnyDriver {
     pub(crate) fn new(
         kind: DriverKind,
         uring: &UringOptions,
+        issuer: uring::Issuer,
     ) -> io::Result<(AnyDriver, Option<io::Error>)> {
-        AnyDriver::build(resolve_kind(kind)?, uring)
+        AnyDriver::build(resolve_kind(kind)?, uring, issuer)
     }
 
     /// [`new`](AnyDriver::new) after the `CORO_DRIVER` override.
-    fn build(kind: DriverKind, uring: &UringOptions) -> io::Result<(AnyDriver, Option<io::Error>)> {
+    fn build(
+        kind: DriverKind,
+        uring: &UringOptions,
+        issuer: uring::Issuer,
+    ) -> io::Result<(AnyDriver, Option<io::Error>)> {
         match kind {
             DriverKind::Epoll => Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), None)),
-            DriverKind::IoUring => Ok((AnyDriver::Uring(uring::UringDriver::new(uring)?), None)),
-            DriverKind::Auto => match uring::UringDriver::new(uring) {
+            DriverKind::IoUring => Ok((
+                AnyDriver::Uring(uring::UringDriver::new(uring, issuer)?),
+                None,
+            )),
+            DriverKind::Auto => match uring::UringDriver::new(uring, issuer) {
                 Ok(d) => Ok((AnyDriver::Uring(d), None)),
                 Err(e) => {
                     if std::env::var_os("CORO_DEBUG").is_some() {
@@ -323,11 +331,31 @@ impl Handle {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn with_options(kind: DriverKind, uring: &UringOptions) -> io::Result<Handle> {
-        let (d, fallback) = AnyDriver::new(kind, uring)?;
+        Handle::build(kind, uring, uring::Issuer::AnyThread)
+    }
+
+    /// A driver whose io_uring ring may be entered by one thread only: the
+    /// one that calls [`enable_here`](Handle::enable_here) (a scheduler's
+    /// loop thread), which lets it defer completion work to its own waits.
+    pub(crate) fn for_loop_thread(kind: DriverKind, uring: &UringOptions) -> io::Result<Handle> {
+        Handle::build(kind, uring, uring::Issuer::LoopThread)
+    }
+
+    fn build(kind: DriverKind, uring: &UringOptions, issuer: uring::Issuer) -> io::Result<Handle> {
+        let (d, fallback) = AnyDriver::new(kind, uring, issuer)?;
         Ok(Handle {
             inner: Arc::new(d),
             fallback: fallback.map(Arc::new),
         })
+    }
+
+    /// Make the calling thread the issuer of a [`for_loop_thread`]
+    /// (Handle::for_loop_thread) driver (no-op for others).
+    pub(crate) fn enable_here(&self) -> io::Result<()> {
+        match &*self.inner {
+            AnyDriver::Uring(d) => d.enable_here(),
+            AnyDriver::Epoll(_) => Ok(()),
+        }
     }
 
     /// Why `DriverKind::Auto` chose epoll over io_uring (`None` when it did
@@ -416,12 +444,14 @@ mod tests {
                 inject_setup_error: Some(errno),
                 ..Default::default()
             };
-            let (d, why) = AnyDriver::build(DriverKind::Auto, &opts).unwrap();
+            let (d, why) =
+                AnyDriver::build(DriverKind::Auto, &opts, uring::Issuer::AnyThread).unwrap();
             assert_eq!(d.kind(), DriverKind::Epoll);
             let why = why.expect("a fallback reason");
             assert_eq!(why.raw_os_error(), None); // wrapped with context
             assert!(why.to_string().contains("io_uring unavailable"), "{why}");
-            let explicit = AnyDriver::build(DriverKind::IoUring, &opts).unwrap_err();
+            let explicit =
+                AnyDriver::build(DriverKind::IoUring, &opts, uring::Issuer::AnyThread).unwrap_err();
             assert!(
                 explicit.to_string().contains("io_uring unavailable"),
                 "{explicit}"

@@ -26,6 +26,11 @@ pub struct Features {
     /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10+), which also implies
     /// multishot recv with provided buffer rings.
     pub recvsend_bundle: bool,
+    /// The ring is single-issuer with `IORING_SETUP_DEFER_TASKRUN`
+    /// (a Spawn + Inline scheduler on Linux 6.1+).
+    pub defer_taskrun: bool,
+    /// The ring uses `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+).
+    pub coop_taskrun: bool,
 }
 
 impl Features {

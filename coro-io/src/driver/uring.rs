@@ -15,23 +15,36 @@
 //! so an op's box (its buffer, `sockaddr`, `msghdr`) is freed only after the
 //! kernel posted the op's own completion: never because a submit failed, the
 //! SQ was full, or a cancel was issued (PITFALLS 4, 5). A dropped future's op
-//! gets an `ASYNC_CANCEL`; cancels that find the SQ full wait in the backlog
+//! gets an `ASYNC_CANCEL`; cancels that find the SQ full stay staged
 //! with everything else and are never dropped (PITFALLS 7).
 //!
 //! # Submission
 //!
-//! Entries pushed by the thread that parks the driver (the event loop) are
-//! submitted by its next [`Driver::park`], together with the wait: one
-//! `io_uring_enter` per loop turn. Entries pushed by other threads (pool
-//! workers polling op futures) are submitted at once by that thread, so the
-//! loop never has to be woken for them. When the SQ is full the pushing
-//! thread submits to make room; if that fails too (the kernel is short of
-//! memory, or the CQ overflowed), entries queue in an in-memory backlog that
-//! every `park` flushes first.
+//! `poll_op` stages its entry in memory (`State::pending`), not in the SQ.
+//! The thread that parks the driver (the event loop) moves the staged
+//! entries into the SQ right before it waits, so one `io_uring_enter`
+//! submits a whole loop turn's worth and waits; when the SQ fills up it
+//! enters to make room and goes on. A thread other than the parker (a pool
+//! worker polling op futures) flushes and submits at once, so the loop need
+//! not be woken for its ops; on a single-issuer ring (below) it wakes the
+//! loop instead, as only the loop may enter.
 //!
-//! A future dropped while its entry is still unsubmitted forces a submit, so
-//! the fd it names cannot be closed and reused by the caller before the
-//! kernel has looked the fd up.
+//! A future dropped while its entry is still staged simply takes the entry
+//! back: the kernel never saw it, so there is nothing to cancel and no fd
+//! it could touch after the caller closes (and reuses) the number. An entry
+//! that is in the SQ but not consumed yet (possible only after a failed
+//! enter) is submitted at once by the drop, for the same reason.
+//!
+//! # Task work
+//!
+//! A scheduler whose loop thread runs every task (`ThreadStrategy::Spawn`
+//! with `ExecutionStrategy::Inline`) gets a single-issuer ring with
+//! `IORING_SETUP_DEFER_TASKRUN` (Linux 6.1+): completions are processed when
+//! the loop asks for them instead of by interrupting it, which is the main
+//! per-request kernel cost of io_uring networking otherwise. The ring is
+//! created disabled and enabled by the loop thread, which so becomes its
+//! issuer. Other rings use `IORING_SETUP_COOP_TASKRUN` (5.19+). Both fall
+//! back to a plain ring on older kernels.
 //!
 //! # Waiting
 //!
@@ -110,8 +123,8 @@ struct Slot {
 struct State {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// Entries that did not fit in the SQ, oldest first.
-    backlog: std::collections::VecDeque<squeue::Entry>,
+    /// Entries staged for the next submission, oldest first.
+    pending: Vec<squeue::Entry>,
     wake_armed: bool,
     /// Set by `cancel_all` (shutdown): no new op is submitted after it.
     closed: bool,
@@ -141,6 +154,12 @@ impl State {
             .then_some(slot)
     }
 
+    /// Put `state` into the slot of `token` (which the caller owns).
+    fn set(&mut self, token: u64, state: SlotState) {
+        let idx = (token & 0xFFFF_FFFF) as usize - 1;
+        self.slots[idx].state = state;
+    }
+
     fn release(&mut self, token: u64) {
         let idx = (token & 0xFFFF_FFFF) as usize - 1;
         let slot = &mut self.slots[idx];
@@ -165,8 +184,11 @@ pub(crate) struct UringDriver {
     state: Mutex<State>,
     /// Held by the thread inside `park` (one parker at a time).
     parker: Mutex<()>,
-    /// `thread_mark()` of the last thread that parked.
+    /// `thread_mark()` of the last thread that parked (single issuer: of
+    /// the thread that enabled the ring, the only one that may enter).
     parker_thread: AtomicUsize,
+    /// Only the enabling thread may enter the kernel (`SINGLE_ISSUER`).
+    single_issuer: bool,
     eventfd: OwnedFd,
     notified: AtomicBool,
     /// Slots in use (Waiting, Done or Orphaned).
@@ -202,24 +224,64 @@ fn setup_error(e: io::Error) -> io::Error {
 }
 
 impl UringDriver {
-    pub(crate) fn new(opts: &UringOptions) -> io::Result<UringDriver> {
+    pub(crate) fn new(opts: &UringOptions, issuer: Issuer) -> io::Result<UringDriver> {
         if let Some(errno) = opts.inject_setup_error {
             return Err(setup_error(io::Error::from_raw_os_error(errno)));
         }
         let entries = opts.entries.clamp(2, 32_768).next_power_of_two();
-        let mut b = IoUring::builder();
-        b.setup_cqsize(entries.saturating_mul(4)).setup_clamp();
-        if let Some(idle) = opts.sqpoll_idle {
-            b.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX).max(1));
+        let build = |taskrun: Taskrun| {
+            let mut b = IoUring::builder();
+            b.setup_cqsize(entries.saturating_mul(4)).setup_clamp();
+            if let Some(idle) = opts.sqpoll_idle {
+                b.setup_sqpoll(u32::try_from(idle.as_millis()).unwrap_or(u32::MAX).max(1));
+            }
+            match taskrun {
+                Taskrun::Deferred => {
+                    b.setup_single_issuer()
+                        .setup_defer_taskrun()
+                        .setup_r_disabled();
+                }
+                Taskrun::Coop => {
+                    b.setup_coop_taskrun().setup_taskrun_flag();
+                }
+                Taskrun::Plain => {}
+            }
+            b.build(entries)
+        };
+        // The best mode the kernel takes (EINVAL: flags it does not know).
+        let wanted: &[Taskrun] = match (issuer, opts.sqpoll_idle, opts.plain_ring) {
+            (_, _, true) => &[Taskrun::Plain],
+            (Issuer::LoopThread, None, false) => {
+                &[Taskrun::Deferred, Taskrun::Coop, Taskrun::Plain]
+            }
+            _ => &[Taskrun::Coop, Taskrun::Plain],
+        };
+        let mut last = None;
+        let mut made = None;
+        for &t in wanted {
+            match build(t) {
+                Ok(r) => {
+                    made = Some((r, t));
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
+                Err(e) => return Err(setup_error(e)),
+            }
         }
-        let ring = b.build(entries).map_err(setup_error)?;
+        let Some((ring, taskrun)) = made else {
+            return Err(setup_error(
+                last.unwrap_or_else(|| io::Error::other("no ring")),
+            ));
+        };
         if !ring.params().is_feature_ext_arg() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "io_uring unavailable: the kernel lacks IORING_FEAT_EXT_ARG (timed waits, Linux 5.11+)",
             ));
         }
-        let features = Features::probe(&ring);
+        let mut features = Features::probe(&ring);
+        features.defer_taskrun = taskrun == Taskrun::Deferred;
+        features.coop_taskrun = taskrun == Taskrun::Coop;
         // SAFETY: eventfd has no memory preconditions; we own the result.
         let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if efd < 0 {
@@ -232,6 +294,7 @@ impl UringDriver {
             state: Mutex::new(State::default()),
             parker: Mutex::new(()),
             parker_thread: AtomicUsize::new(0),
+            single_issuer: taskrun == Taskrun::Deferred,
             eventfd,
             notified: AtomicBool::new(false),
             live: AtomicUsize::new(0),
@@ -242,6 +305,17 @@ impl UringDriver {
             d.arm_wake(&mut st);
         }
         Ok(d)
+    }
+
+    /// Single-issuer rings: make the calling thread the ring's issuer (the
+    /// only one that enters the kernel from now on). Called by the
+    /// scheduler's loop thread before its first turn; a no-op otherwise.
+    pub(crate) fn enable_here(&self) -> io::Result<()> {
+        if self.single_issuer {
+            self.ring.submitter().register_enable_rings()?;
+            self.parker_thread.store(thread_mark(), Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     pub(crate) fn features(&self) -> &Features {
@@ -262,43 +336,60 @@ impl UringDriver {
         }
     }
 
-    /// Queue `entry`: into the SQ, or into the backlog when the SQ stays full.
+    /// Stage `entry` for the next submission.
     fn push(&self, st: &mut State, entry: squeue::Entry) {
-        if !st.backlog.is_empty() {
-            self.flush_backlog(st);
-            if !st.backlog.is_empty() {
-                st.backlog.push_back(entry);
-                return;
-            }
-        }
-        if self.try_push(&entry) {
-            return;
-        }
-        // Full: let the kernel take what is queued, then try again.
-        let _ = self.ring.submitter().submit();
-        if !self.try_push(&entry) {
-            st.backlog.push_back(entry);
-        }
+        st.pending.push(entry);
     }
 
-    fn try_push(&self, entry: &squeue::Entry) -> bool {
-        // SAFETY: the SQ is only touched under the state lock, which our
-        // callers hold; the entry points into memory owned by a live slot
-        // (an op box or nothing), valid until its completion.
-        let mut sq = unsafe { self.ring.submission_shared() };
-        // SAFETY: as above; the pointers in `entry` stay valid until the CQE.
-        let ok = unsafe { sq.push(entry) }.is_ok();
-        sq.sync();
-        ok
-    }
-
-    fn flush_backlog(&self, st: &mut State) {
-        while let Some(e) = st.backlog.front() {
-            if !self.try_push(e) && (self.ring.submitter().submit().is_err() || !self.try_push(e)) {
-                return;
+    /// Move staged entries into the SQ, entering the kernel to make room
+    /// when it is full (only where this thread may enter). Returns whether
+    /// everything was moved.
+    fn flush(&self, st: &mut State, may_enter: bool) -> bool {
+        let mut moved = 0;
+        let mut full = false;
+        {
+            // SAFETY: the SQ is only touched under the state lock, which
+            // our callers hold.
+            let mut sq = unsafe { self.ring.submission_shared() };
+            for e in &st.pending {
+                // SAFETY: the entry points into memory owned by a live slot
+                // (an op box, or nothing), valid until its completion.
+                if unsafe { sq.push(e) }.is_err() {
+                    full = true;
+                    break;
+                }
+                moved += 1;
             }
-            st.backlog.pop_front();
+            sq.sync();
         }
+        st.pending.drain(..moved);
+        if full && may_enter {
+            // Let the kernel consume the SQ, then go on (bounded: a failed
+            // enter leaves the rest staged for the next turn).
+            for _ in 0..64 {
+                if self.ring.submitter().submit().is_err() {
+                    break;
+                }
+                let left = st.pending.len();
+                // SAFETY: as above.
+                let mut sq = unsafe { self.ring.submission_shared() };
+                let mut moved = 0;
+                for e in &st.pending {
+                    // SAFETY: as above.
+                    if unsafe { sq.push(e) }.is_err() {
+                        break;
+                    }
+                    moved += 1;
+                }
+                sq.sync();
+                drop(sq);
+                st.pending.drain(..moved);
+                if moved == left {
+                    break;
+                }
+            }
+        }
+        st.pending.is_empty()
     }
 
     /// Entries in the SQ the kernel has not consumed yet. Takes the state
@@ -313,18 +404,33 @@ impl UringDriver {
         self.parker_thread.load(Ordering::Relaxed) == thread_mark()
     }
 
-    /// After pushing from a thread other than the parker: submit now, so the
-    /// loop needs no wake-up to see the entry.
+    /// Whether the calling thread may enter the kernel.
+    fn may_enter(&self) -> bool {
+        !self.single_issuer || self.on_parker_thread()
+    }
+
+    /// After staging from a thread other than the parker: submit now, so
+    /// the loop needs no wake-up to see the entry (single issuer: wake it,
+    /// it is the only one allowed to submit). Called without the lock.
     fn submit_if_foreign(&self) {
-        if !self.on_parker_thread() {
-            if let Err(e) = self.ring.submitter().submit() {
-                if !matches!(
-                    e.raw_os_error(),
-                    Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
-                ) {
-                    // Leave it for the loop; make sure it looks.
-                    self.unpark();
-                }
+        if self.on_parker_thread() {
+            return;
+        }
+        if self.single_issuer {
+            self.unpark();
+            return;
+        }
+        {
+            let mut st = self.state();
+            self.flush(&mut st, true);
+        }
+        if let Err(e) = self.ring.submitter().submit() {
+            if !matches!(
+                e.raw_os_error(),
+                Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+            ) {
+                // Leave it for the loop; make sure it looks.
+                self.unpark();
             }
         }
     }
@@ -439,12 +545,23 @@ impl UringDriver {
     }
 
     fn park_inner(&self, timeout: Option<Duration>) -> io::Result<usize> {
-        self.parker_thread.store(thread_mark(), Ordering::Relaxed);
+        if !self.single_issuer {
+            self.parker_thread.store(thread_mark(), Ordering::Relaxed);
+        } else if !self.on_parker_thread() {
+            // Only the issuer may enter: everyone else just waits a little
+            // (a scheduler never does this; a hand-driven Handle might).
+            std::thread::sleep(
+                timeout
+                    .unwrap_or(Duration::from_millis(1))
+                    .min(Duration::from_millis(1)),
+            );
+            return Ok(0);
+        }
         let mut wake = Vec::new();
         let mut dead = Vec::new();
         let (mut n, must_enter) = {
             let mut st = self.state();
-            self.flush_backlog(&mut st);
+            self.flush(&mut st, true);
             let n = self.reap(&mut st, &mut wake, &mut dead);
             (n, self.needs_enter(&st))
         };
@@ -457,7 +574,6 @@ impl UringDriver {
         {
             let mut st = self.state();
             n += self.reap(&mut st, &mut wake, &mut dead);
-            self.flush_backlog(&mut st);
         }
         drop(dead);
         for w in wake {
@@ -465,6 +581,22 @@ impl UringDriver {
         }
         entered.map(|()| n)
     }
+}
+
+/// Who may enter the ring (chosen by whoever creates the driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Issuer {
+    /// Any thread may submit and park (pool execution, Manual, a bare Handle).
+    AnyThread,
+    /// Only the thread that calls `enable_here` (a Spawn + Inline loop).
+    LoopThread,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taskrun {
+    Deferred,
+    Coop,
+    Plain,
 }
 
 impl Driver for UringDriver {
@@ -562,21 +694,36 @@ impl Driver for UringDriver {
         let Some(slot) = st.get_mut(token) else {
             return;
         };
-        match std::mem::replace(&mut slot.state, SlotState::Free) {
+        let prev = std::mem::replace(&mut slot.state, SlotState::Free);
+        match prev {
             SlotState::Waiting { phase, .. } => {
-                slot.state = SlotState::Orphaned { op, phase };
+                if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
+                    // Still staged: the kernel never saw it. Take it back.
+                    st.pending.remove(i);
+                    st.release(token);
+                    drop(st);
+                    self.live.fetch_sub(1, Ordering::Release);
+                    drop(op);
+                    return;
+                }
+                st.set(token, SlotState::Orphaned { op, phase });
                 self.cancel(&mut st, token);
-                // The op's own entry may not have reached the kernel yet: make
-                // it do so now, before the caller can close (and reuse) its fd.
-                if self.unsubmitted(&st) > 0 || !st.backlog.is_empty() {
+                // The op's entry may sit in the SQ unconsumed (after a failed
+                // enter): make the kernel take it now, before the caller can
+                // close (and reuse) its fd.
+                if self.may_enter() && self.unsubmitted(&st) > 0 {
                     for _ in 0..8 {
+                        self.flush(&mut st, true);
                         let _ = self.ring.submitter().submit();
-                        self.flush_backlog(&mut st);
-                        if self.unsubmitted(&st) == 0 && st.backlog.is_empty() {
+                        if self.unsubmitted(&st) == 0 {
                             break;
                         }
                     }
                 }
+                drop(st);
+                // Off the loop thread, send the cancel now (as for new ops):
+                // until it lands, the op may still consume data.
+                self.submit_if_foreign();
             }
             SlotState::Done { res, phase } => {
                 st.release(token);

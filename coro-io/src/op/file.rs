@@ -251,13 +251,10 @@ pub fn close(driver: &Handle, fd: OwnedFd) -> OpFuture<Close> {
 impl Op for Close {
     type Output = io::Result<()>;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        // The kernel closes it now: give up ownership.
-        let raw = self
-            .fd
-            .take()
-            .map(IntoRawFd::into_raw_fd)
-            .unwrap_or(self.raw);
-        opcode::Close::new(types::Fd(raw)).build()
+        // The fd stays owned here until the kernel's completion says it took
+        // it (`complete`/`orphaned`): an entry that never reached the kernel
+        // (its future dropped while staged) closes it on drop instead.
+        opcode::Close::new(types::Fd(self.raw)).build()
     }
     fn readiness(&self) -> Readiness {
         Readiness::Now
@@ -269,8 +266,18 @@ impl Op for Close {
             None => Ok(0),
         }
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+        // The kernel consumed the fd, whatever it reports (close never
+        // leaves it open): forget it rather than close a reused number.
+        if let Some(fd) = self.fd.take() {
+            let _ = fd.into_raw_fd();
+        }
         res.map(|_| ())
+    }
+    fn orphaned(&mut self, _res: io::Result<usize>) {
+        if let Some(fd) = self.fd.take() {
+            let _ = fd.into_raw_fd();
+        }
     }
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.raw)
