@@ -333,7 +333,10 @@ fn udp_send_to_recv_from(kind: DriverKind) {
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     let b_addr: SocketAddr = b.local_addr().unwrap();
-    let (res, _) = run(&h, op::send_to(&h, a.as_raw_fd(), b"hello".as_slice(), b_addr));
+    let (res, _) = run(
+        &h,
+        op::send_to(&h, a.as_raw_fd(), b"hello".as_slice(), b_addr),
+    );
     assert_eq!(res.unwrap(), 5);
     let (res, buf) = run(&h, op::recv_from(&h, b.as_raw_fd(), Vec::with_capacity(16)));
     let (n, from) = res.unwrap();

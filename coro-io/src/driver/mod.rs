@@ -174,10 +174,7 @@ impl AnyDriver {
     }
 
     /// [`new`](AnyDriver::new) after the `CORO_DRIVER` override.
-    fn build(
-        kind: DriverKind,
-        uring: &UringOptions,
-    ) -> io::Result<(AnyDriver, Option<io::Error>)> {
+    fn build(kind: DriverKind, uring: &UringOptions) -> io::Result<(AnyDriver, Option<io::Error>)> {
         match kind {
             DriverKind::Epoll => Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), None)),
             DriverKind::IoUring => Ok((AnyDriver::Uring(uring::UringDriver::new(uring)?), None)),
@@ -394,7 +391,10 @@ mod tests {
         assert_eq!(parse_override(Some("")).unwrap(), DriverKind::Auto);
         assert_eq!(parse_override(Some("epoll")).unwrap(), DriverKind::Epoll);
         assert_eq!(parse_override(Some("uring")).unwrap(), DriverKind::IoUring);
-        assert_eq!(parse_override(Some("io_uring")).unwrap(), DriverKind::IoUring);
+        assert_eq!(
+            parse_override(Some("io_uring")).unwrap(),
+            DriverKind::IoUring
+        );
         let e = parse_override(Some("kqueue")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("kqueue"), "{e}");
@@ -413,7 +413,10 @@ mod tests {
             assert_eq!(why.raw_os_error(), None); // wrapped with context
             assert!(why.to_string().contains("io_uring unavailable"), "{why}");
             let explicit = AnyDriver::build(DriverKind::IoUring, &opts).unwrap_err();
-            assert!(explicit.to_string().contains("io_uring unavailable"), "{explicit}");
+            assert!(
+                explicit.to_string().contains("io_uring unavailable"),
+                "{explicit}"
+            );
         }
     }
 }

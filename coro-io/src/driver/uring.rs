@@ -252,12 +252,9 @@ impl UringDriver {
 
     fn arm_wake(&self, st: &mut State) {
         if !st.wake_armed {
-            let e = opcode::PollAdd::new(
-                types::Fd(self.eventfd.as_raw_fd()),
-                libc::POLLIN as u32,
-            )
-            .build()
-            .user_data(WAKE_KEY);
+            let e = opcode::PollAdd::new(types::Fd(self.eventfd.as_raw_fd()), libc::POLLIN as u32)
+                .build()
+                .user_data(WAKE_KEY);
             self.push(st, e);
             st.wake_armed = true;
         }
@@ -321,7 +318,10 @@ impl UringDriver {
     fn submit_if_foreign(&self) {
         if !self.on_parker_thread() {
             if let Err(e) = self.ring.submitter().submit() {
-                if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)) {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
+                ) {
                     // Leave it for the loop; make sure it looks.
                     self.unpark();
                 }
@@ -331,7 +331,12 @@ impl UringDriver {
 
     /// Move every available completion into its slot. Wakers go to `wake`,
     /// ops of dropped futures to `dead` (freed by the caller, unlocked).
-    fn reap(&self, st: &mut State, wake: &mut Vec<Waker>, dead: &mut Vec<Box<dyn Orphan>>) -> usize {
+    fn reap(
+        &self,
+        st: &mut State,
+        wake: &mut Vec<Waker>,
+        dead: &mut Vec<Box<dyn Orphan>>,
+    ) -> usize {
         let mut n = 0;
         let mut rearm = false;
         // SAFETY: the CQ is only touched under the state lock, which we hold.
@@ -386,7 +391,9 @@ impl UringDriver {
 
     /// Queue a cancel for the in-flight entry `token`.
     fn cancel(&self, st: &mut State, token: u64) {
-        let e = opcode::AsyncCancel::new(token).build().user_data(CANCEL_KEY);
+        let e = opcode::AsyncCancel::new(token)
+            .build()
+            .user_data(CANCEL_KEY);
         self.push(st, e);
     }
 
@@ -539,9 +546,9 @@ impl Driver for UringDriver {
                     }
                 }
             }
-            SlotState::Free | SlotState::Orphaned { .. } => {
-                Poll::Ready(Err(io::Error::other("io_uring slot in a wrong state (driver bug)")))
-            }
+            SlotState::Free | SlotState::Orphaned { .. } => Poll::Ready(Err(io::Error::other(
+                "io_uring slot in a wrong state (driver bug)",
+            ))),
         }
     }
 
@@ -549,7 +556,9 @@ impl Driver for UringDriver {
         let token = std::mem::take(&mut state.token);
         let Some(op) = state.op.take() else { return };
         let mut st = self.state();
-        let Some(slot) = st.get_mut(token) else { return };
+        let Some(slot) = st.get_mut(token) else {
+            return;
+        };
         match std::mem::replace(&mut slot.state, SlotState::Free) {
             SlotState::Waiting { phase, .. } => {
                 slot.state = SlotState::Orphaned { op, phase };
