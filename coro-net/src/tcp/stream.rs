@@ -97,8 +97,8 @@ impl TcpStream {
     /// The resolver's error (`InvalidInput` without a port, the
     /// `getaddrinfo` failure for an unknown name), or, when no address
     /// connects, one error listing every address with its failure
-    /// ("connect to localhost:1: all 2 addresses failed: [::1]:1: ...;
-    /// 127.0.0.1:1: ..."), of the kind they share (else the last one's).
+    /// (`connect to localhost:1: all 2 addresses failed: [::1]:1: ...;
+    /// 127.0.0.1:1: ...`), of the kind they share (else the last one's).
     /// An address that never answers is only given up with the kernel's
     /// SYN retries (minutes): bound the call with
     /// [`IoScheduler::timeout`] if you need less.
