@@ -1070,8 +1070,14 @@ fn pem_files_load_and_errors_name_the_file_and_problem() {
     let key = dir.write("key.pem", &leaf.key_pem);
     let both = dir.write("both.pem", &format!("{}{}", leaf.key_pem, leaf.cert_pem));
 
-    assert_eq!(tls::load_certs(&cert).unwrap(), std::slice::from_ref(&leaf.cert));
-    assert_eq!(tls::load_certs(&both).unwrap(), std::slice::from_ref(&leaf.cert));
+    assert_eq!(
+        tls::load_certs(&cert).unwrap(),
+        std::slice::from_ref(&leaf.cert)
+    );
+    assert_eq!(
+        tls::load_certs(&both).unwrap(),
+        std::slice::from_ref(&leaf.cert)
+    );
     assert_eq!(tls::load_private_key(&key).unwrap(), leaf.key());
     assert_eq!(tls::load_private_key(&both).unwrap(), leaf.key());
     // What they load makes a working config.
