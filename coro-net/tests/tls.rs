@@ -696,7 +696,7 @@ fn garbage_instead_of_client_hello_harms_no_one_else(kind: DriverKind) {
 fn stalled_handshake_is_cut_off_by_the_timeout(kind: DriverKind) {
     let s = sched(kind);
     let (ca, leaf) = pki();
-    let limit = Duration::from_millis(300);
+    let limit = Duration::from_millis(800);
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf).with_handshake_timeout(limit), echo);
     let s2 = s.clone();
     run(&s, async move {
@@ -733,7 +733,7 @@ fn stalled_handshake_is_cut_off_by_the_timeout(kind: DriverKind) {
         for _ in 0..2 {
             let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-            assert!(e.to_string().contains("timed out after 300ms"), "{e}");
+            assert!(e.to_string().contains("timed out after 800ms"), "{e}");
         }
         let waited = t0.elapsed();
         assert!(waited >= limit, "cut off early: {waited:?}");
