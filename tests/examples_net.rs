@@ -322,3 +322,109 @@ fn tcp_echo_server_with_echo_client() {
         .unwrap_or_else(|| panic!("no message count in {text:?}"));
     assert!(msgs > 0, "{text}");
 }
+
+#[test]
+fn tls_echo_self_test() {
+    let out = run("tls_echo");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 9, "{out}");
+    assert!(
+        lines[2].starts_with("client: connected to localhost: TLSv1_3, TLS13_")
+            && lines[2].ends_with(", ALPN coro-echo"),
+        "{out}"
+    );
+    assert_eq!(lines[4], "client: sent \"hello\", got \"hello\" back");
+    assert_eq!(
+        lines[7],
+        "client: close_notify sent, and the server's received"
+    );
+    assert_eq!(lines[8], "tls_echo: 3 messages echoed over TLS");
+}
+
+/// A certificate for localhost made now, written as PEM files into a fresh
+/// directory: (dir, cert.pem, key.pem).
+fn tls_files(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("coro-examples-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    (dir, cert, key)
+}
+
+fn tls_echo_client(addr: SocketAddr, ca: &std::path::Path, message: &str) -> String {
+    let out = Command::new(example("tls_echo"))
+        .args([
+            "--mode",
+            "client",
+            "--addr",
+            &addr.to_string(),
+            "--message",
+            message,
+        ])
+        .arg("--ca")
+        .arg(ca)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tcp_echo_server_with_tls_and_the_tls_echo_client() {
+    let (dir, cert, key) = tls_files("tcp-echo");
+    let srv = Server::start(
+        "tcp_echo_server",
+        &[
+            "--threads",
+            "1",
+            "--tls",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let out = tls_echo_client(srv.addr, &cert, "echo me securely");
+    assert!(out.contains("got \"echo me securely\" back"), "{out}");
+    // Plain TCP gets no echo: the server wants a ClientHello.
+    let mut s = srv.connect();
+    s.write_all(b"plain text\r\n\r\n").unwrap();
+    let got = read_to_close(&mut s);
+    assert!(!got.starts_with(b"plain text"), "{got:?}");
+    // A bad key file is a clear error at start-up.
+    let out = Command::new(example("tcp_echo_server"))
+        .args(["--port", "0", "--tls", "--cert", cert.to_str().unwrap()])
+        .args(["--key", cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no private key"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn tls_echo_server_mode_with_its_client_mode() {
+    let (dir, cert, key) = tls_files("tls-echo");
+    let srv = Server::start(
+        "tls_echo",
+        &[
+            "--mode",
+            "server",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let out = tls_echo_client(srv.addr, &cert, "round trip");
+    assert!(
+        out.starts_with("client: connected to localhost at "),
+        "{out}"
+    );
+    assert!(out.contains("got \"round trip\" back"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -174,6 +174,54 @@ unsafe impl IoBufMut for bytes::BytesMut {
     }
 }
 
+/// The initialised bytes of `buf` as a slice (what a write would send).
+///
+/// For layers that transform bytes before they reach the kernel (TLS
+/// encryption) and cannot use `unsafe` themselves.
+///
+/// # Examples
+///
+/// ```
+/// let v = b"hello".to_vec();
+/// assert_eq!(coro_io::buf::init_bytes(&v), b"hello");
+/// ```
+pub fn init_bytes<B: IoBuf>(buf: &B) -> &[u8] {
+    let len = buf.bytes_init();
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: `IoBuf` guarantees `stable_ptr` is valid for `bytes_init`
+    // initialised bytes; the shared borrow of `buf` keeps them alive and
+    // unchanged for the returned lifetime.
+    unsafe { std::slice::from_raw_parts(buf.stable_ptr(), len) }
+}
+
+/// Copy as much of `src` as fits into the start of `buf` (up to
+/// [`IoBuf::bytes_total`]), as a read would fill it, and record those
+/// bytes as initialised. Returns how many were copied.
+///
+/// # Examples
+///
+/// ```
+/// let mut v = Vec::with_capacity(4);
+/// assert_eq!(coro_io::buf::fill(&mut v, b"hello"), 4);
+/// assert_eq!(v, b"hell");
+/// ```
+pub fn fill<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
+    let n = src.len().min(buf.bytes_total());
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: `IoBufMut` guarantees `stable_mut_ptr` is valid for writes of
+    // `bytes_total >= n` bytes; `src` is a separate borrow, so the ranges
+    // do not overlap. After the copy the first `n` bytes are initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), buf.stable_mut_ptr(), n);
+        buf.set_init(n);
+    }
+    n
+}
+
 /// The initialised bytes of `B` from `begin` on: what is left to send after
 /// a partial write, without copying.
 ///

@@ -1,5 +1,5 @@
-//! coro-net: TCP, UDP and Unix-domain sockets and DNS on the coro I/O
-//! scheduler (TLS to come).
+//! coro-net: TCP, UDP and Unix-domain sockets, TLS and DNS on the coro I/O
+//! scheduler.
 //!
 //! * [`tcp`]: [`TcpListener`](tcp::TcpListener) (bind, accept that survives
 //!   fd exhaustion), [`TcpStream`](tcp::TcpStream) (connect, timeouts,
@@ -10,7 +10,11 @@
 //! * [`ToSocketAddrs`]: address arguments; host names are resolved off the
 //!   event loop.
 //! * [`lookup_host`]: `"host:port"` to socket addresses with the system
-//!   resolver on the blocking pool (every build).
+//!   resolver on the blocking pool (every build);
+//!   [`TcpStream::connect_host`](tcp::TcpStream::connect_host) resolves
+//!   and connects, racing the addresses (happy eyeballs).
+//! * `tls` (feature `tls`, default): `TlsAcceptor`, `TlsConnector`,
+//!   `TlsStream` on rustls, PEM loading.
 //! * `dns` (feature `dns`): an asynchronous resolver on c-ares, driven by
 //!   the scheduler.
 //!
@@ -51,7 +55,8 @@
 //!
 //! # Features
 //!
-//! * `tls` (default): TLS on rustls (coming).
+//! * `tls` (default): the `tls` module, on rustls with the `ring` provider
+//!   (needs a C compiler, not cmake).
 //! * `dns`: `dns::Resolver` on vendored c-ares (builds C code: needs a C
 //!   compiler and autotools).
 #![doc(test(attr(deny(warnings))))]
@@ -64,6 +69,8 @@ pub mod dns;
 mod lookup;
 mod socket;
 pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod udp;
 pub mod unix;
 

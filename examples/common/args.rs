@@ -3,10 +3,12 @@
 
 use std::str::FromStr;
 
-/// Command-line flags of the form `--name value`.
+/// Command-line flags of the form `--name value`, and switches (`--name`
+/// alone) for the names given to [`Args::from_env_with_switches`].
 #[derive(Debug, Default)]
 pub struct Args {
     pairs: Vec<(String, String)>,
+    switches: Vec<String>,
 }
 
 impl Args {
@@ -21,18 +23,59 @@ impl Args {
         }
     }
 
+    /// Like [`Args::from_env`], with `switches` taking no value.
+    pub fn from_env_with_switches(usage: &str, switches: &[&str]) -> Args {
+        match Args::parse_with_switches(std::env::args().skip(1), switches) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}\nusage: {usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+
     /// Parses `--name value` pairs.
     pub fn parse(it: impl IntoIterator<Item = String>) -> Result<Args, String> {
+        Args::parse_with_switches(it, &[])
+    }
+
+    /// Parses `--name value` pairs and the `--switch`es named.
+    pub fn parse_with_switches(
+        it: impl IntoIterator<Item = String>,
+        switches: &[&str],
+    ) -> Result<Args, String> {
         let mut pairs = Vec::new();
+        let mut on = Vec::new();
         let mut it = it.into_iter();
         while let Some(flag) = it.next() {
             let Some(name) = flag.strip_prefix("--") else {
                 return Err(format!("unexpected argument {flag:?}"));
             };
+            if switches.contains(&name) {
+                on.push(name.to_owned());
+                continue;
+            }
             let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
             pairs.push((name.to_owned(), value));
         }
-        Ok(Args { pairs })
+        Ok(Args {
+            pairs,
+            switches: on,
+        })
+    }
+
+    /// Whether the switch `--name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    /// The value of `--name`, if given.
+    pub fn opt(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `--name` parsed as `T`, or `default`; exits on a bad value.
@@ -57,6 +100,20 @@ mod tests {
         assert_eq!(a.get("port", 0u16), 8080);
         assert_eq!(a.get("threads", 1usize), 2);
         assert_eq!(a.get("conns", 64usize), 64);
+    }
+
+    #[test]
+    fn switches_take_no_value() {
+        let a = Args::parse_with_switches(["--tls", "--port", "1"].map(String::from), &["tls"])
+            .unwrap();
+        assert!(a.has("tls"));
+        assert_eq!(a.get("port", 0u16), 1);
+        assert_eq!(a.opt("cert"), None);
+        assert!(
+            !Args::parse(["--port", "1"].map(String::from))
+                .unwrap()
+                .has("tls")
+        );
     }
 
     #[test]

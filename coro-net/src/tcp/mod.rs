@@ -36,6 +36,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+mod happy;
 mod listener;
 mod stream;
 

@@ -82,6 +82,61 @@ impl TcpStream {
         Err(last.expect("resolve returns at least one address"))
     }
 
+    /// Connect to `"host:port"` (or `"[v6]:port"`, or an address literal):
+    /// the name is resolved with [`lookup_host`](crate::lookup_host)
+    /// (`getaddrinfo` on the blocking pool, so `/etc/hosts` and nsswitch
+    /// apply, in every build), then the addresses are raced in the manner
+    /// of Happy Eyeballs (RFC 8305): families alternate, a new attempt
+    /// starts every 250 ms while earlier ones are pending, or at once when
+    /// one fails, and the first connection wins (the others are closed).
+    /// A black-holed IPv6 address thus costs 250 ms, not the kernel's SYN
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// The resolver's error (`InvalidInput` without a port, the
+    /// `getaddrinfo` failure for an unknown name), or, when no address
+    /// connects, one error listing every address with its failure
+    /// (`connect to localhost:1: all 2 addresses failed: [::1]:1: ...;
+    /// 127.0.0.1:1: ...`), of the kind they share (else the last one's).
+    /// An address that never answers is only given up with the kernel's
+    /// SYN retries (minutes): bound the call with
+    /// [`IoScheduler::timeout`] if you need less.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped attempts close their sockets; a lookup still
+    /// running finishes on its pool thread and is discarded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_net::tcp::{TcpListener, TcpStream};
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let l = TcpListener::bind(&sched, "127.0.0.1:0")?;
+    /// let port = l.local_addr()?.port();
+    /// let s = sched.clone();
+    /// let c = coro_core::sync_wait(sched.spawn(async move {
+    ///     TcpStream::connect_host(&s, &format!("localhost:{port}")).await
+    /// }))
+    /// .unwrap()?;
+    /// assert_eq!(c.peer_addr()?.port(), port);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn connect_host(sched: &IoScheduler, host: &str) -> io::Result<TcpStream> {
+        let addrs = crate::lookup_host(sched, host)
+            .await
+            .map_err(|e| io::Error::new(e.kind(), format!("connect to {host}: resolve: {e}")))?;
+        super::happy::race(
+            sched,
+            host,
+            super::happy::interleave(addrs),
+            super::happy::ATTEMPT_DELAY,
+        )
+        .await
+    }
+
     /// [`connect`](Self::connect) within `timeout` (name resolution included).
     ///
     /// # Errors
@@ -370,7 +425,7 @@ fn ip_addr(a: socket2::SockAddr) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
 }
 
-async fn connect_one(sched: &IoScheduler, addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) async fn connect_one(sched: &IoScheduler, addr: SocketAddr) -> io::Result<TcpStream> {
     let s = socket2::Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),

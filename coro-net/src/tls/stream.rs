@@ -1,0 +1,772 @@
+//! [`TlsStream`]: rustls driven over a [`TcpStream`].
+//!
+//! All TLS state lives in the stream, behind one mutex that is never held
+//! across an `await`: the rustls connection, the ciphertext received and
+//! not yet given to rustls, and the one `recv` and one `send` op in flight
+//! with the buffers they own. A future that reads or writes only drives
+//! that state; dropping it leaves everything in place for the next call.
+//! That is what makes reads lossless even on io_uring, where a dropped
+//! plain-TCP `recv` loses the bytes the kernel already copied.
+//!
+//! Several tasks may use one stream (`&self` methods, or `&TlsStream`'s
+//! `futures_io` impls): each in-flight op wakes every task that waited on
+//! it, through a small waker list.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, BufRead, Write as _};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker, ready};
+use std::time::Duration;
+
+use coro_io::buf::{self, BufResult, IoBuf, IoBufMut, Slice};
+use coro_io::op::{self, OpFuture};
+use rustls::pki_types::CertificateDer;
+use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
+
+use super::{TlsFailure, tls_error};
+use crate::tcp::TcpStream;
+
+/// Ciphertext received per `recv` (a TLS record is at most ~16.7 KiB).
+const RECV_BUF: usize = 32 * 1024;
+/// Most plaintext one write encrypts before it is sent (rustls' own
+/// default limit of buffered ciphertext is also 64 KiB).
+const WRITE_CHUNK: usize = 64 * 1024;
+/// How long a failed handshake may take to deliver its alert to the peer.
+const ALERT_BOUND: Duration = Duration::from_secs(1);
+
+/// A TLS connection (client or server side) over a [`TcpStream`], made by
+/// [`TlsAcceptor::accept`](super::TlsAcceptor::accept) or
+/// [`TlsConnector::connect`](super::TlsConnector::connect).
+///
+/// I/O comes two ways, as for `TcpStream`:
+///
+/// * owned buffers: [`read`](Self::read), [`write`](Self::write),
+///   [`write_all`](Self::write_all), [`flush`](Self::flush),
+///   [`shutdown`](Self::shutdown); all take `&self`, so one task may read
+///   while another writes (share the stream with `Arc`);
+/// * [`futures_io::AsyncRead`] + [`AsyncWrite`](futures_io::AsyncWrite),
+///   on `TlsStream` and on `&TlsStream`.
+///
+/// Both go through the same state, so they can be mixed freely (unlike
+/// `TcpStream`'s adapter, nothing is buffered twice).
+///
+/// **End of stream.** A read returns `Ok(0)` only after the peer's
+/// `close_notify`. A peer that closes the TCP connection without one
+/// (the data may have been truncated by an attacker) makes the read fail
+/// with `ErrorKind::UnexpectedEof`. Dropping a `TlsStream` closes the
+/// socket without `close_notify`: call [`shutdown`](Self::shutdown) first.
+///
+/// **Errors.** TLS protocol errors (bad records, alerts from the peer,
+/// certificate problems) are `ErrorKind::InvalidData`, and the
+/// `rustls::Error` is the `io::Error`'s [`source`](std::error::Error::source)
+/// (see [`rustls_error`](super::rustls_error)). Socket errors keep their
+/// kind. Once a read or a write failed, later ones fail the same way.
+///
+/// # Examples
+///
+/// See the [module docs](super).
+pub struct TlsStream {
+    state: Mutex<State>,
+    /// Tasks waiting for the in-flight `recv`.
+    rd: WakeList,
+    /// Tasks waiting for the in-flight `send`.
+    wr: WakeList,
+    info: Info,
+    // Last: the ops in `state` are dropped (cancelled) before the fd closes.
+    tcp: TcpStream,
+}
+
+struct State {
+    conn: Connection,
+    rx: Rx,
+    tx: Tx,
+    /// The TCP peer closed (a `recv` returned 0).
+    tcp_eof: bool,
+    read_failed: Option<Sticky>,
+    write_failed: Option<Sticky>,
+    close_notify_sent: bool,
+    tcp_write_shut: bool,
+}
+
+enum Rx {
+    /// `buf[pos..]` was received and not yet given to rustls.
+    Idle {
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    Busy(OpFuture<op::Recv<Vec<u8>>>),
+}
+
+enum Tx {
+    Idle(Vec<u8>),
+    /// Ciphertext being sent (what is left of it).
+    Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
+}
+
+/// An error that keeps coming back (the stream is broken for that direction).
+#[derive(Clone)]
+struct Sticky {
+    kind: io::ErrorKind,
+    msg: String,
+    tls: Option<rustls::Error>,
+}
+
+impl Sticky {
+    fn of(e: &io::Error) -> Sticky {
+        let tls = e
+            .get_ref()
+            .and_then(|i| i.downcast_ref::<TlsFailure>())
+            .map(|f| f.source.clone());
+        Sticky {
+            kind: e.kind(),
+            msg: e.to_string(),
+            tls,
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        match &self.tls {
+            Some(t) => io::Error::new(
+                self.kind,
+                TlsFailure {
+                    context: "TLS connection failed earlier".into(),
+                    source: t.clone(),
+                },
+            ),
+            None => io::Error::new(self.kind, format!("failed earlier: {}", self.msg)),
+        }
+    }
+}
+
+/// What the handshake settled, kept so accessors can hand out references.
+#[derive(Debug, Default)]
+struct Info {
+    alpn: Option<Vec<u8>>,
+    server_name: Option<String>,
+    peer_certs: Option<Vec<CertificateDer<'static>>>,
+    version: Option<ProtocolVersion>,
+    suite: Option<SupportedCipherSuite>,
+}
+
+/// Wakers of the tasks waiting on one op; the op itself is polled with a
+/// waker that wakes them all.
+struct WakeList {
+    list: Arc<Wakers>,
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct Wakers(Mutex<Vec<Waker>>);
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let all = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in all {
+            w.wake();
+        }
+    }
+}
+
+impl WakeList {
+    fn new() -> WakeList {
+        let list = Arc::new(Wakers::default());
+        WakeList {
+            waker: Waker::from(list.clone()),
+            list,
+        }
+    }
+
+    /// Add `w` (once) to the tasks woken when the op makes progress. Done
+    /// before the op is polled, so a completion in between is not missed.
+    fn register(&self, w: &Waker) {
+        let mut v = self.list.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !v.iter().any(|x| x.will_wake(w)) {
+            v.push(w.clone());
+        }
+    }
+}
+
+impl fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = match &self.lock().conn {
+            Connection::Client(_) => "client",
+            Connection::Server(_) => "server",
+        };
+        f.debug_struct("TlsStream")
+            .field("side", &side)
+            .field("tcp", &self.tcp)
+            .field("version", &self.info.version)
+            .field("cipher_suite", &self.info.suite.map(|s| s.suite()))
+            .field(
+                "alpn",
+                &self.info.alpn.as_deref().map(String::from_utf8_lossy),
+            )
+            .field("server_name", &self.info.server_name)
+            .finish()
+    }
+}
+
+impl TlsStream {
+    pub(crate) fn new(tcp: TcpStream, conn: Connection) -> TlsStream {
+        TlsStream {
+            state: Mutex::new(State {
+                conn,
+                rx: Rx::Idle {
+                    buf: Vec::new(),
+                    pos: 0,
+                },
+                tx: Tx::Idle(Vec::new()),
+                tcp_eof: false,
+                read_failed: None,
+                write_failed: None,
+                close_notify_sent: false,
+                tcp_write_shut: false,
+            }),
+            rd: WakeList::new(),
+            wr: WakeList::new(),
+            info: Info::default(),
+            tcp,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run the handshake within `timeout`; `peer` names the other side in
+    /// errors. On a TLS error the alert rustls queued is sent first (within
+    /// a second), so the peer learns why.
+    pub(crate) async fn handshake(&mut self, timeout: Duration, peer: &str) -> io::Result<()> {
+        let sched = self.tcp.scheduler().clone();
+        let res = match sched
+            .timeout(timeout, poll_fn(|cx| self.poll_handshake(cx)))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("TLS handshake with {peer} timed out after {timeout:?}"),
+                ));
+            }
+        };
+        match res {
+            Ok(()) => {
+                let info = Info::of(&self.lock().conn);
+                self.info = info;
+                Ok(())
+            }
+            Err(e) => {
+                if self.lock().conn.wants_write() {
+                    let _ = sched.timeout(ALERT_BOUND, self.flush()).await;
+                }
+                Err(with_context(
+                    e,
+                    &format!("TLS handshake with {peer} failed"),
+                ))
+            }
+        }
+    }
+
+    fn poll_handshake(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        loop {
+            let sent = self.poll_send(&mut st, cx)?;
+            if !st.conn.is_handshaking() {
+                // Our last flight (client Finished, server tickets) must be out.
+                return sent.map(Ok);
+            }
+            if !st.conn.wants_read() {
+                if sent.is_pending() {
+                    return Poll::Pending;
+                }
+                // Handshaking, nothing to send, and rustls takes no more
+                // input: the peer sent close_notify mid-handshake
+                // (RUSTSEC-2024-0336 made other stacks spin here).
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer sent close_notify before the handshake finished",
+                )));
+            }
+            let fed = ready!(self.poll_recv(&mut st, cx))?;
+            if !fed && st.tcp_eof {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection before the handshake finished",
+                )));
+            }
+        }
+    }
+
+    /// Send everything rustls has queued. `Ready(Ok)` once it is all with
+    /// the kernel; `Pending` with the task registered on the send op.
+    fn poll_send(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(f) = &st.write_failed {
+            return Poll::Ready(Err(f.error()));
+        }
+        loop {
+            match &mut st.tx {
+                Tx::Busy(fut) => {
+                    self.wr.register(cx.waker());
+                    let mut wcx = Context::from_waker(&self.wr.waker);
+                    let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
+                    match res {
+                        Ok(n) if n > 0 || rest.bytes_init() == 0 => {
+                            rest.advance(n);
+                            st.tx = if rest.bytes_init() == 0 {
+                                Tx::Idle(rest.into_inner())
+                            } else {
+                                Tx::Busy(op::send(
+                                    self.tcp.inner.sock.driver(),
+                                    self.tcp.inner.sock.raw(),
+                                    rest,
+                                ))
+                            };
+                        }
+                        other => {
+                            st.tx = Tx::Idle(rest.into_inner());
+                            let e = other.err().unwrap_or_else(|| {
+                                io::Error::new(
+                                    io::ErrorKind::WriteZero,
+                                    "the socket accepted no bytes",
+                                )
+                            });
+                            st.write_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
+                Tx::Idle(buf) => {
+                    if !st.conn.wants_write() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    let mut v = std::mem::take(buf);
+                    v.clear();
+                    while st.conn.wants_write() {
+                        // Writing into a Vec cannot fail.
+                        st.conn.write_tls(&mut v)?;
+                    }
+                    st.tx = Tx::Busy(op::send(
+                        self.tcp.inner.sock.driver(),
+                        self.tcp.inner.sock.raw(),
+                        Slice::new(v, 0),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Give rustls more ciphertext: what is left from the last `recv`, or a
+    /// new `recv`. `Ready(Ok(true))` when rustls took bytes, `Ok(false)`
+    /// when it wants none now (plaintext waiting, close_notify seen) or at
+    /// TCP end of stream (then rustls knows it too).
+    fn poll_recv(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        if let Some(f) = &st.read_failed {
+            return Poll::Ready(Err(f.error()));
+        }
+        loop {
+            match &mut st.rx {
+                Rx::Idle { buf, pos } if *pos < buf.len() => {
+                    let mut fed = false;
+                    while *pos < buf.len() && st.conn.wants_read() {
+                        let n = st.conn.read_tls(&mut &buf[*pos..])?;
+                        if n == 0 {
+                            break;
+                        }
+                        *pos += n;
+                        fed = true;
+                        if let Err(e) = st.conn.process_new_packets() {
+                            let e = tls_error("TLS", e);
+                            st.read_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    return Poll::Ready(Ok(fed));
+                }
+                Rx::Idle { .. } if st.tcp_eof => {
+                    // Tell rustls (it then reports a missing close_notify).
+                    st.conn.read_tls(&mut io::empty())?;
+                    return Poll::Ready(Ok(false));
+                }
+                Rx::Idle { .. } if !st.conn.wants_read() => return Poll::Ready(Ok(false)),
+                Rx::Idle { buf, .. } => {
+                    let mut v = std::mem::take(buf);
+                    v.clear();
+                    if v.capacity() < RECV_BUF {
+                        v = Vec::with_capacity(RECV_BUF);
+                    }
+                    st.rx = Rx::Busy(op::recv(
+                        self.tcp.inner.sock.driver(),
+                        self.tcp.inner.sock.raw(),
+                        v,
+                    ));
+                }
+                Rx::Busy(fut) => {
+                    self.rd.register(cx.waker());
+                    let mut rcx = Context::from_waker(&self.rd.waker);
+                    let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
+                    st.rx = Rx::Idle { buf, pos: 0 };
+                    match res {
+                        Ok(0) => st.tcp_eof = true,
+                        Ok(_) => {}
+                        Err(e) => {
+                            st.read_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand plaintext to `put` (which returns how much it took); `Ok(0)`
+    /// after the peer's close_notify (or for an empty `cap`).
+    fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        cap: usize,
+        put: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Poll<io::Result<usize>> {
+        if cap == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut st = self.lock();
+        loop {
+            {
+                let mut r = st.conn.reader();
+                match r.fill_buf() {
+                    Ok([]) => return Poll::Ready(Ok(0)),
+                    Ok(chunk) => {
+                        let n = put(chunk);
+                        r.consume(n);
+                        return Poll::Ready(Ok(n));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the TLS peer closed the connection without close_notify \
+                             (the data may be truncated)",
+                        )));
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            // What rustls wants to say (alerts, key update replies) goes out
+            // while we wait for input; its errors belong to the writers.
+            let _ = self.poll_send(&mut st, cx);
+            if !ready!(self.poll_recv(&mut st, cx))? && !st.tcp_eof && st.conn.wants_read() {
+                // rustls took nothing but wants more: cannot happen; do not spin.
+                return Poll::Ready(Err(io::Error::other("TLS read made no progress")));
+            }
+        }
+    }
+
+    /// Encrypt up to 64 KiB of `data` once earlier ciphertext is sent and
+    /// start sending it. `Ok(n)`: rustls owns those bytes (they go out even
+    /// if the send is still in flight when this returns).
+    fn poll_write_inner(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut st = self.lock();
+        if st.close_notify_sent {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after the TLS stream was shut down",
+            )));
+        }
+        ready!(self.poll_send(&mut st, cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = st
+            .conn
+            .writer()
+            .write(&data[..data.len().min(WRITE_CHUNK)])?;
+        if n == 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "rustls accepted no plaintext",
+            )));
+        }
+        match self.poll_send(&mut st, cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(n)),
+        }
+    }
+
+    fn poll_flush_inner(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        self.poll_send(&mut st, cx)
+    }
+
+    fn poll_shutdown_inner(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        if !st.close_notify_sent {
+            st.conn.send_close_notify();
+            st.close_notify_sent = true;
+        }
+        ready!(self.poll_send(&mut st, cx))?;
+        if !st.tcp_write_shut {
+            st.tcp_write_shut = true;
+            match self.tcp.shutdown(Shutdown::Write) {
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => {
+                    return Poll::Ready(Err(e));
+                }
+                _ => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Read decrypted bytes into `buf` (from its start, up to its
+    /// capacity). `Ok(0)` is the end of the stream: the peer sent
+    /// close_notify (or `buf` has no room).
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` when the peer closed TCP without close_notify;
+    /// `InvalidData` for TLS errors (a bad record, an alert); socket errors
+    /// as they are.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe and lossless: the in-flight `recv`, its buffer and the
+    /// ciphertext rustls has not decrypted yet belong to the stream, so a
+    /// dropped read (a timeout, a `select`) loses nothing; the next read
+    /// continues where it stopped. Bytes are only handed out by a read that
+    /// returns.
+    ///
+    /// # Examples
+    ///
+    /// See the [module docs](super).
+    pub async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let cap = buf.bytes_total();
+        let res = poll_fn(|cx| self.poll_read_with(cx, cap, &mut |c| buf::fill(&mut buf, c))).await;
+        (res, buf)
+    }
+
+    /// Encrypt and send up to 64 KiB of `buf`'s initialised bytes; returns
+    /// how many, once their records are with the kernel.
+    ///
+    /// # Errors
+    ///
+    /// `BrokenPipe` after [`shutdown`](Self::shutdown); send errors
+    /// (`EPIPE`, `ECONNRESET`) as they are.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe. A `write` dropped while it waits for earlier bytes
+    /// to go out accepted nothing; one dropped after it encrypted `buf`'s
+    /// bytes cannot tell you so, and those bytes are still sent, by the
+    /// stream's next write, flush, read or shutdown. To race writes, use
+    /// the `AsyncWrite` impl, whose `poll_write` reports accepted bytes at
+    /// once.
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let res = poll_fn(|cx| self.poll_write_inner(cx, buf::init_bytes(&buf))).await;
+        let res = match res {
+            Ok(n) => poll_fn(|cx| self.poll_flush_inner(cx)).await.map(|()| n),
+            Err(e) => Err(e),
+        };
+        (res, buf)
+    }
+
+    /// Encrypt and send all of `buf`'s initialised bytes (64 KiB at a time).
+    ///
+    /// # Errors
+    ///
+    /// As for [`write`](Self::write); how much was sent before is not
+    /// reported.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a dropped `write_all` may have sent any prefix (and
+    /// the chunk it had encrypted is still sent later, as for `write`).
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let mut off = 0;
+        let res = loop {
+            let data = buf::init_bytes(&buf);
+            if off >= data.len() {
+                break poll_fn(|cx| self.poll_flush_inner(cx)).await;
+            }
+            match poll_fn(|cx| self.poll_write_inner(cx, &buf::init_bytes(&buf)[off..])).await {
+                Ok(n) => off += n,
+                Err(e) => break Err(e),
+            }
+        };
+        (res, buf)
+    }
+
+    /// Wait until every byte written so far is with the kernel.
+    ///
+    /// # Errors
+    ///
+    /// The send error, if one failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the bytes stay queued in the stream.
+    pub async fn flush(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_flush_inner(cx)).await
+    }
+
+    /// Send close_notify (after everything written before), then shut the
+    /// TCP write half down. The peer's reads then return `Ok(0)`. Reading
+    /// still works until the peer's own close_notify; writing fails with
+    /// `BrokenPipe`. Calling it again only finishes sending.
+    ///
+    /// # Errors
+    ///
+    /// A send error (the peer is gone), or the `shutdown(2)` error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: close_notify is queued at the first poll and sent by a
+    /// later shutdown, flush or read if this future is dropped.
+    pub async fn shutdown(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_shutdown_inner(cx)).await
+    }
+
+    /// The ALPN protocol both sides agreed on (`None`: no ALPN).
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.info.alpn.as_deref()
+    }
+
+    /// Server side: the host name the client asked for (SNI), if it sent
+    /// one. Client side: `None`.
+    pub fn server_name(&self) -> Option<&str> {
+        self.info.server_name.as_deref()
+    }
+
+    /// The peer's certificate chain, leaf first: the server's on the client
+    /// side; on the server side the client's (mutual TLS), `None` if it
+    /// sent none.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.info.peer_certs.as_deref()
+    }
+
+    /// The TLS version in use (`TLSv1_2` or `TLSv1_3`).
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.info.version
+    }
+
+    /// The cipher suite in use.
+    pub fn negotiated_cipher_suite(&self) -> Option<SupportedCipherSuite> {
+        self.info.suite
+    }
+
+    /// Whether this is the server side of the connection.
+    pub fn is_server(&self) -> bool {
+        matches!(self.lock().conn, Connection::Server(_))
+    }
+
+    /// The TCP stream underneath (for its address and socket options; do
+    /// not read or write it: that would corrupt the TLS stream).
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` once the connection is gone.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+impl Info {
+    fn of(conn: &Connection) -> Info {
+        Info {
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            server_name: match conn {
+                Connection::Server(s) => s.server_name().map(str::to_owned),
+                Connection::Client(_) => None,
+            },
+            peer_certs: conn.peer_certificates().map(|c| c.to_vec()),
+            version: conn.protocol_version(),
+            suite: conn.negotiated_cipher_suite(),
+        }
+    }
+}
+
+/// Put `what` in front of `e`'s message, keeping its kind and a rustls
+/// error as its source.
+fn with_context(e: io::Error, what: &str) -> io::Error {
+    if let Some(f) = e.get_ref().and_then(|i| i.downcast_ref::<TlsFailure>()) {
+        return io::Error::new(
+            e.kind(),
+            TlsFailure {
+                context: what.to_owned(),
+                source: f.source.clone(),
+            },
+        );
+    }
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+macro_rules! impl_futures_io {
+    ($($ty:ty),*) => {$(
+        /// Decrypted bytes, through the same state as [`TlsStream::read`].
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe and lossless (see [`TlsStream::read`]).
+        impl futures_io::AsyncRead for $ty {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                out: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                let cap = out.len();
+                self.poll_read_with(cx, cap, &mut |c| {
+                    let n = c.len().min(out.len());
+                    out[..n].copy_from_slice(&c[..n]);
+                    n
+                })
+            }
+        }
+
+        /// `poll_write` encrypts up to 64 KiB once earlier bytes are with
+        /// the kernel, starts sending them and reports them written: the
+        /// stream owns them and sends them before any later write.
+        /// `poll_flush` waits until everything was sent; `poll_close` is
+        /// [`TlsStream::shutdown`] (close_notify, then TCP write shutdown).
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe: accepted bytes are sent exactly once. An error of a
+        /// send that was in flight is reported by the next write or flush.
+        impl futures_io::AsyncWrite for $ty {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.poll_write_inner(cx, data)
+            }
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.poll_flush_inner(cx)
+            }
+            fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.poll_shutdown_inner(cx)
+            }
+        }
+    )*};
+}
+
+impl_futures_io!(TlsStream, &TlsStream);

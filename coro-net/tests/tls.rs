@@ -1,0 +1,1247 @@
+//! TLS on both drivers: our client against our server (TLS 1.2 and 1.3),
+//! against `openssl s_client` and `curl`, and against `openssl s_server`;
+//! bad certificates (expired, wrong name, unknown CA); garbage, stalled
+//! and close_notify-mid-handshake clients; a 1 MiB round trip with a
+//! reader and a writer task on one stream; 200 concurrent handshakes; a
+//! missing close_notify; ALPN; mutual TLS; lossless dropped reads; PEM
+//! loading errors.
+//!
+//! Certificates are made at test time with rcgen (nothing secret is
+//! committed). `openssl` and `curl` are installed by `scripts/test`; a
+//! test that needs one prints "skipping" only if the binary is missing.
+
+mod common;
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{TEST_BOUND, pattern, raise_nofile, run, sched};
+use coro_io::{DriverKind, IoScheduler, TaskGroup};
+use coro_net::tcp::{TcpListener, TcpStream};
+use coro_net::tls::{self, TlsAcceptor, TlsConnector, TlsStream, rustls};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{CertificateError, ClientConfig, ServerConfig};
+
+coro_io::driver_tests!(
+    our_client_our_server_tls13_and_tls12,
+    megabyte_round_trip_reader_and_writer_tasks,
+    two_hundred_concurrent_handshakes,
+    openssl_s_client_against_our_server,
+    curl_against_our_server,
+    our_client_against_openssl_s_server,
+    expired_wrong_name_and_unknown_ca_are_rejected,
+    garbage_instead_of_client_hello_harms_no_one_else,
+    stalled_handshake_is_cut_off_by_the_timeout,
+    close_notify_after_client_hello_does_not_loop,
+    peer_closing_without_close_notify_is_unexpected_eof,
+    alpn_is_negotiated,
+    mutual_tls_accepts_and_rejects,
+    dropped_reads_lose_nothing,
+    futures_io_traits_and_shutdown,
+);
+
+// --- certificates -------------------------------------------------------------
+
+/// A CA made at test time, and leaves it signs.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+/// A certificate and its key, DER and PEM.
+struct Leaf {
+    cert: CertificateDer<'static>,
+    key: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Leaf {
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.key.clone().into())
+    }
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = p.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// A leaf for `names`; `client` makes it a client-auth certificate;
+    /// `expired` dates it in the past.
+    fn leaf(&self, names: &[&str], client: bool, expired: bool) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("client"),
+        );
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        Leaf {
+            cert: cert.der().clone(),
+            key: key.serialize_der(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+}
+
+/// The usual fixture: a CA and a server certificate for localhost and 127.0.0.1.
+fn pki() -> (Ca, Leaf) {
+    let ca = Ca::new("coro test CA");
+    let server = ca.leaf(&["localhost", "127.0.0.1"], false, false);
+    (ca, server)
+}
+
+fn server_config(leaf: &Leaf) -> ServerConfig {
+    tls::server_config(vec![leaf.cert.clone()], leaf.key()).unwrap()
+}
+
+fn acceptor(leaf: &Leaf) -> TlsAcceptor {
+    TlsAcceptor::new(Arc::new(server_config(leaf)))
+}
+
+fn connector(ca: &Ca) -> TlsConnector {
+    TlsConnector::new(Arc::new(tls::client_config([ca.der()]).unwrap()))
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "coro-tls-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// --- servers and clients -------------------------------------------------------
+
+/// Echo decrypted bytes until the peer's close_notify, then send ours.
+async fn echo(tls: TlsStream) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        let (n, b) = tls.read(buf).await;
+        if n? == 0 {
+            break;
+        }
+        let (r, mut b) = tls.write_all(b).await;
+        r?;
+        b.clear();
+        buf = b;
+    }
+    tls.shutdown().await
+}
+
+type Outcomes = mpsc::UnboundedReceiver<io::Result<()>>;
+
+/// Accept forever on 127.0.0.1; every connection in its own task: the
+/// handshake, then `handler`. Each connection's outcome (a handshake
+/// error, or the handler's result) goes to the receiver.
+fn serve<F, Fut>(s: &IoScheduler, acceptor: TlsAcceptor, handler: F) -> (SocketAddr, Outcomes)
+where
+    F: Fn(TlsStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    let l = TcpListener::bind(s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded();
+    let handler = Arc::new(handler);
+    let s2 = s.clone();
+    drop(s.spawn(async move {
+        loop {
+            let Ok((tcp, _)) = l.accept().await else {
+                return;
+            };
+            let (acceptor, tx, handler) = (acceptor.clone(), tx.clone(), handler.clone());
+            drop(s2.spawn(async move {
+                let r = match acceptor.accept(tcp).await {
+                    Ok(tls) => handler(tls).await,
+                    Err(e) => Err(e),
+                };
+                let _ = tx.unbounded_send(r);
+            }));
+        }
+    }));
+    (addr, rx)
+}
+
+/// The next outcome the server reported, within the test bound.
+async fn next_outcome(s: &IoScheduler, rx: &mut Outcomes) -> io::Result<()> {
+    s.timeout(TEST_BOUND, rx.next())
+        .await
+        .expect("the server reported nothing")
+        .expect("the server stopped")
+}
+
+/// The same, from a thread outside the scheduler.
+fn next_outcome_blocking(s: &IoScheduler, rx: &mut Outcomes) -> io::Result<()> {
+    coro_core::sync_wait(next_outcome(s, rx))
+}
+
+async fn connect(
+    s: &IoScheduler,
+    addr: SocketAddr,
+    c: &TlsConnector,
+    domain: &str,
+) -> io::Result<TlsStream> {
+    let tcp = TcpStream::connect(s, addr).await?;
+    c.connect(domain, tcp).await
+}
+
+/// Send `msg`, close, and read everything back until the server's close_notify.
+async fn round_trip(tls: &TlsStream, msg: Vec<u8>) -> io::Result<Vec<u8>> {
+    let (r, _) = tls.write_all(msg).await;
+    r?;
+    tls.shutdown().await?;
+    read_to_end(tls).await
+}
+
+async fn read_to_end(tls: &TlsStream) -> io::Result<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = Vec::with_capacity(32 * 1024);
+    loop {
+        let (n, b) = tls.read(buf).await;
+        let n = n?;
+        if n == 0 {
+            return Ok(got);
+        }
+        got.extend_from_slice(&b[..n]);
+        buf = b;
+        buf.clear();
+    }
+}
+
+fn is_cert_error(e: &io::Error, want: fn(&CertificateError) -> bool) -> bool {
+    matches!(tls::rustls_error(e), Some(rustls::Error::InvalidCertificate(c)) if want(c))
+}
+
+/// Whether `name` can be run; prints why a test skips if not.
+fn have(name: &str) -> bool {
+    match Command::new(name).arg("--version").output() {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("skipping: `{name}` is not installed (scripts/test installs it)");
+            false
+        }
+        Err(e) => panic!("cannot run {name}: {e}"),
+    }
+}
+
+/// A child process killed on drop (by its own pid).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Read lines from `r` on a thread; the receiver gets each one.
+fn lines(r: impl io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(r).lines() {
+            let Ok(l) = l else { return };
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait (bounded) for a line containing `want`; returns the lines seen.
+fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let hit = l.contains(want);
+                seen.push(l);
+                if hit {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line with {want:?} within 10 s; saw {seen:#?}"),
+        }
+    }
+}
+
+// --- tests ----------------------------------------------------------------------
+
+fn our_client_our_server_tls13_and_tls12(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        // Default: TLS 1.3.
+        let c = connector(&ca);
+        let t = connect(&s2, addr, &c, "localhost").await.unwrap();
+        assert_eq!(t.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        assert!(t.negotiated_cipher_suite().is_some());
+        assert!(!t.is_server());
+        assert_eq!(t.peer_certificates().map(|c| c.len()), Some(1));
+        assert_eq!(t.peer_certificates().unwrap()[0], leaf.cert);
+        assert_eq!(t.alpn_protocol(), None);
+        assert_eq!(t.peer_addr().unwrap(), addr);
+        let got = round_trip(&t, b"hello tls 1.3".to_vec()).await.unwrap();
+        assert_eq!(got, b"hello tls 1.3");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+
+        // TLS 1.2 only on the client: the server follows.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.der()).unwrap();
+        let cfg = ClientConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let c12 = TlsConnector::new(Arc::new(cfg));
+        // By IP address too: the certificate names 127.0.0.1.
+        let t = connect(&s2, addr, &c12, "127.0.0.1").await.unwrap();
+        assert_eq!(t.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+        let msg = pattern(100_000, 3);
+        let got = round_trip(&t, msg.clone()).await.unwrap();
+        assert!(got == msg, "TLS 1.2 echo came back different");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+    });
+    s.shutdown();
+}
+
+fn megabyte_round_trip_reader_and_writer_tasks(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
+        assert_eq!(tls.server_name(), Some("localhost"));
+        assert!(tls.is_server());
+        echo(tls).await
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let t = Arc::new(
+            connect(&s2, addr, &connector(&ca), "localhost")
+                .await
+                .unwrap(),
+        );
+        let msg = pattern(1 << 20, 7);
+        // One task writes while this one reads: the echo does not fit the
+        // socket buffers, so a single task doing both in turn could stall.
+        let w = t.clone();
+        let m = msg.clone();
+        let writer = s2.spawn(async move {
+            // Several write sizes, ending on a partial chunk.
+            let mut off = 0;
+            for chunk in [1usize, 100, 16 * 1024, 70_000, 1 << 20].iter().cycle() {
+                if off == m.len() {
+                    break;
+                }
+                let end = (off + chunk).min(m.len());
+                let (r, _) = w.write_all(m[off..end].to_vec()).await;
+                r.unwrap();
+                off = end;
+            }
+            w.shutdown().await.unwrap();
+        });
+        let got = read_to_end(&t).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got.len(), msg.len(), "1 MiB echo came back short");
+        assert!(got == msg, "1 MiB echo came back different");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+    });
+    s.shutdown();
+}
+
+fn two_hundred_concurrent_handshakes(kind: DriverKind) {
+    raise_nofile(4096);
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = connector(&ca);
+        let mut g = TaskGroup::new(&s2);
+        for i in 0..200u32 {
+            let (s3, c) = (s2.clone(), c.clone());
+            g.spawn(async move {
+                let t = connect(&s3, addr, &c, "localhost").await?;
+                let msg = format!("client {i}").into_bytes();
+                let got = round_trip(&t, msg.clone()).await?;
+                assert_eq!(got, msg);
+                io::Result::Ok(())
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = g.join_next().await {
+            r.unwrap().unwrap();
+            ok += 1;
+        }
+        assert_eq!(ok, 200);
+        for _ in 0..200 {
+            next_outcome(&s2, &mut outcomes).await.unwrap();
+        }
+    });
+    s.shutdown();
+}
+
+fn openssl_s_client_against_our_server(kind: DriverKind) {
+    if !have("openssl") {
+        return;
+    }
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let dir = TempDir::new("s_client");
+    let ca_file = dir.write("ca.pem", &ca.cert.pem());
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
+    for (flag, version) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let mut child = Proc(
+            Command::new("openssl")
+                .args(["s_client", "-connect", &addr.to_string()])
+                .args(["-servername", "localhost", "-verify_return_error", "-brief"])
+                .arg("-CAfile")
+                .arg(&ca_file)
+                .arg(flag)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let out = lines(child.0.stdout.take().unwrap());
+        let err = lines(child.0.stderr.take().unwrap());
+        let info = wait_line(&err, "Verification");
+        let info = info.join("\n");
+        assert!(info.contains("Verification: OK"), "{info}");
+        assert!(info.contains(version), "{flag}: {info}");
+        let mut stdin = child.0.stdin.take().unwrap();
+        writeln!(stdin, "hello from s_client").unwrap();
+        wait_line(&out, "hello from s_client");
+        // End of input: s_client sends close_notify; our echo ends cleanly.
+        drop(stdin);
+        next_outcome_blocking(&s, &mut outcomes).unwrap();
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "s_client {flag}: {status}");
+    }
+    s.shutdown();
+}
+
+fn curl_against_our_server(kind: DriverKind) {
+    if !have("curl") {
+        return;
+    }
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let dir = TempDir::new("curl");
+    let ca_file = dir.write("ca.pem", &ca.cert.pem());
+    let mut cfg = server_config(&leaf);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let (addr, mut outcomes) = serve(&s, TlsAcceptor::new(Arc::new(cfg)), |tls| async move {
+        // Read the request head, answer, close.
+        let mut head = Vec::new();
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let (n, b) = tls.read(Vec::with_capacity(4096)).await;
+            if n? == 0 {
+                return Err(io::Error::other("no request"));
+            }
+            head.extend_from_slice(&b);
+        }
+        assert!(head.starts_with(b"GET /hello HTTP/1.1\r\n"), "{head:?}");
+        let resp =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, World!";
+        let (r, _) = tls.write_all(resp.as_slice()).await;
+        r?;
+        tls.shutdown().await
+    });
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http1.1",
+            "--max-time",
+            "10",
+            "-w",
+            " [%{http_code}]",
+        ])
+        .arg("--cacert")
+        .arg(&ca_file)
+        .args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())])
+        .arg(format!("https://localhost:{}/hello", addr.port()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "curl failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World! [200]");
+    next_outcome_blocking(&s, &mut outcomes).unwrap();
+    s.shutdown();
+}
+
+fn our_client_against_openssl_s_server(kind: DriverKind) {
+    if !have("openssl") {
+        return;
+    }
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let dir = TempDir::new("s_server");
+    let cert = dir.write("cert.pem", &leaf.cert_pem);
+    let key = dir.write("key.pem", &leaf.key_pem);
+    // A free port (s_server cannot report one it picked itself).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Proc(
+        Command::new("openssl")
+            .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+            .args(["-rev", "-naccept", "1"])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let out = lines(child.0.stdout.take().unwrap());
+    wait_line(&out, "ACCEPT");
+    let s2 = s.clone();
+    run(&s, async move {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        assert_eq!(t.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        // s_server -rev sends every line back reversed.
+        let (r, _) = t.write_all(b"hello from coro\n".as_slice()).await;
+        r.unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"\n") {
+            let (n, b) = t.read(Vec::with_capacity(256)).await;
+            assert!(n.unwrap() > 0, "s_server closed early: {got:?}");
+            got.extend_from_slice(&b);
+        }
+        assert_eq!(got, b"oroc morf olleh\n");
+        t.shutdown().await.unwrap();
+    });
+    drop(child);
+    s.shutdown();
+}
+
+fn expired_wrong_name_and_unknown_ca_are_rejected(kind: DriverKind) {
+    let s = sched(kind);
+    let ca = Ca::new("coro test CA");
+    let good = ca.leaf(&["localhost"], false, false);
+    let expired = ca.leaf(&["localhost"], false, true);
+    let (good_addr, mut good_out) = serve(&s, acceptor(&good), echo);
+    let (old_addr, mut old_out) = serve(&s, acceptor(&expired), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = connector(&ca);
+
+        let e = connect(&s2, old_addr, &c, "localhost").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(
+            is_cert_error(&e, |c| matches!(
+                c,
+                CertificateError::Expired | CertificateError::ExpiredContext { .. }
+            )),
+            "{e}"
+        );
+        let msg = e.to_string();
+        assert!(msg.contains("TLS handshake with localhost"), "{msg}");
+        assert!(msg.to_lowercase().contains("expired"), "{msg}");
+        // The server learns why from our alert.
+        let se = next_outcome(&s2, &mut old_out).await.unwrap_err();
+        assert_eq!(se.kind(), io::ErrorKind::InvalidData, "{se}");
+        assert!(se.to_string().contains("alert"), "{se}");
+
+        let e = connect(&s2, good_addr, &c, "example.com")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(
+            is_cert_error(&e, |c| matches!(
+                c,
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. }
+            )),
+            "{e}"
+        );
+        assert!(e.to_string().contains("example.com"), "{e}");
+        assert!(next_outcome(&s2, &mut good_out).await.is_err());
+
+        let stranger = connector(&Ca::new("some other CA"));
+        let e = connect(&s2, good_addr, &stranger, "localhost")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(
+            is_cert_error(&e, |c| matches!(c, CertificateError::UnknownIssuer)),
+            "{e}"
+        );
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        let se = next_outcome(&s2, &mut good_out).await.unwrap_err();
+        assert!(se.to_string().contains("UnknownCA"), "{se}");
+
+        // A bad name is refused before anything is sent.
+        let tcp = TcpStream::connect(&s2, good_addr).await.unwrap();
+        let e = c.connect("not a host name!", tcp).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+
+        // And the server still works.
+        let t = connect(&s2, good_addr, &c, "localhost").await.unwrap();
+        assert_eq!(round_trip(&t, b"ok".to_vec()).await.unwrap(), b"ok");
+    });
+    s.shutdown();
+}
+
+fn garbage_instead_of_client_hello_harms_no_one_else(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = connector(&ca);
+        // A good client mid-session while the garbage arrives.
+        let good = connect(&s2, addr, &c, "localhost").await.unwrap();
+        let (r, _) = good.write_all(b"first half ".as_slice()).await;
+        r.unwrap();
+
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        let (r, _) = raw
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".as_slice())
+            .await;
+        r.unwrap();
+        let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(tls::rustls_error(&e).is_some(), "{e}");
+        assert!(e.to_string().contains("127.0.0.1"), "names the peer: {e}");
+        // The garbage sender gets (at most an alert and) end of stream.
+        let mut total = 0;
+        loop {
+            let (n, _) = raw.read(Vec::with_capacity(1024)).await;
+            match n {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        assert!(total < 64, "{total} bytes back for garbage");
+
+        // Random binary garbage, too.
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        let (r, _) = raw.write_all(pattern(3000, 9)).await;
+        r.unwrap();
+        let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+
+        let (r, _) = good.write_all(b"second half".as_slice()).await;
+        r.unwrap();
+        good.shutdown().await.unwrap();
+        assert_eq!(read_to_end(&good).await.unwrap(), b"first half second half");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+    });
+    s.shutdown();
+}
+
+fn stalled_handshake_is_cut_off_by_the_timeout(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let limit = Duration::from_millis(800);
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf).with_handshake_timeout(limit), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        // Half a ClientHello, then nothing.
+        let mut hello = Vec::new();
+        {
+            let mut cc = rustls::ClientConnection::new(
+                Arc::new(tls::client_config([ca.der()]).unwrap()),
+                "localhost".try_into().unwrap(),
+            )
+            .unwrap();
+            cc.write_tls(&mut hello).unwrap();
+        }
+        let t0 = Instant::now();
+        let stalled = TcpStream::connect(&s2, addr).await.unwrap();
+        let (r, _) = stalled.write_all(hello[..hello.len() / 2].to_vec()).await;
+        r.unwrap();
+        let silent = TcpStream::connect(&s2, addr).await.unwrap();
+
+        // Meanwhile a good client is served at once.
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        assert_eq!(
+            round_trip(&t, b"not blocked".to_vec()).await.unwrap(),
+            b"not blocked"
+        );
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+        assert!(
+            t0.elapsed() < limit,
+            "the good client waited for the stalled ones"
+        );
+
+        for _ in 0..2 {
+            let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+            assert!(e.to_string().contains("timed out after 800ms"), "{e}");
+        }
+        let waited = t0.elapsed();
+        assert!(waited >= limit, "cut off early: {waited:?}");
+        assert!(waited < limit * 10, "cut off late: {waited:?}");
+        // Both were closed by the server.
+        for c in [stalled, silent] {
+            let (n, _) = c.read(Vec::with_capacity(64)).await;
+            assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+        }
+    });
+    s.shutdown();
+}
+
+fn close_notify_after_client_hello_does_not_loop(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    // A long timeout: the error must come from the close_notify, not the clock.
+    let (addr, mut outcomes) = serve(
+        &s,
+        acceptor(&leaf).with_handshake_timeout(Duration::from_secs(15)),
+        echo,
+    );
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut bytes = Vec::new();
+        let mut cc = rustls::ClientConnection::new(
+            Arc::new(tls::client_config([ca.der()]).unwrap()),
+            "localhost".try_into().unwrap(),
+        )
+        .unwrap();
+        cc.write_tls(&mut bytes).unwrap();
+        cc.send_close_notify();
+        while cc.wants_write() {
+            cc.write_tls(&mut bytes).unwrap();
+        }
+        let t0 = Instant::now();
+        // The TCP connection stays open: only the alert says "closed".
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        let (r, _) = raw.write_all(bytes).await;
+        r.unwrap();
+        let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+        assert_ne!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(
+            e.to_string().contains("TLS handshake with 127.0.0.1"),
+            "{e}"
+        );
+        // The server closed it.
+        loop {
+            let (n, _) = raw.read(Vec::with_capacity(4096)).await;
+            if !matches!(n, Ok(n) if n > 0) {
+                break;
+            }
+        }
+        // And still serves.
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        assert_eq!(round_trip(&t, b"fine".to_vec()).await.unwrap(), b"fine");
+    });
+    s.shutdown();
+}
+
+fn peer_closing_without_close_notify_is_unexpected_eof(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    // The server writes, then drops the stream: TCP FIN, no close_notify.
+    let (addr, _outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
+        let (r, _) = tls.write_all(b"partial data".as_slice()).await;
+        r?;
+        drop(tls);
+        Ok(())
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let err = loop {
+            let (n, b) = t.read(Vec::with_capacity(64)).await;
+            match n {
+                Ok(0) => panic!("truncation reported as a clean end of stream"),
+                Ok(_) => got.extend_from_slice(&b),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(got, b"partial data", "data before the close is delivered");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        assert!(err.to_string().contains("close_notify"), "{err}");
+        // It stays that way.
+        let (n, _) = t.read(Vec::with_capacity(64)).await;
+        assert_eq!(n.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    });
+    s.shutdown();
+}
+
+fn alpn_is_negotiated(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let mut cfg = server_config(&leaf);
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"coro/1".to_vec()];
+    let (addr, mut outcomes) = serve(
+        &s,
+        TlsAcceptor::new(Arc::new(cfg)),
+        |tls: TlsStream| async move {
+            let proto = tls.alpn_protocol().map(<[u8]>::to_vec);
+            let (r, _) = tls
+                .write_all(proto.unwrap_or_else(|| b"none".to_vec()))
+                .await;
+            r?;
+            tls.shutdown().await
+        },
+    );
+    let s2 = s.clone();
+    run(&s, async move {
+        let client = |protos: &[&[u8]]| {
+            let mut cfg = tls::client_config([ca.der()]).unwrap();
+            cfg.alpn_protocols = protos.iter().map(|p| p.to_vec()).collect();
+            TlsConnector::new(Arc::new(cfg))
+        };
+        let t = connect(&s2, addr, &client(&[b"coro/1", b"http/1.1"]), "localhost")
+            .await
+            .unwrap();
+        assert_eq!(t.alpn_protocol(), Some(&b"coro/1"[..]));
+        assert_eq!(read_to_end(&t).await.unwrap(), b"coro/1");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+
+        let t = connect(&s2, addr, &client(&[]), "localhost").await.unwrap();
+        assert_eq!(t.alpn_protocol(), None);
+        assert_eq!(read_to_end(&t).await.unwrap(), b"none");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+
+        // Nothing in common: both sides fail the handshake, clearly.
+        let e = connect(&s2, addr, &client(&[b"spdy/1"]), "localhost")
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("NoApplicationProtocol"), "{e}");
+        let se = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+        assert!(
+            matches!(
+                tls::rustls_error(&se),
+                Some(rustls::Error::NoApplicationProtocol)
+            ),
+            "{se}"
+        );
+    });
+    s.shutdown();
+}
+
+fn mutual_tls_accepts_and_rejects(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let client_ca = Ca::new("coro client CA");
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_ca.der()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        tls::provider(),
+    )
+    .build()
+    .unwrap();
+    let cfg = ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![leaf.cert.clone()], leaf.key())
+        .unwrap();
+    let (addr, mut outcomes) = serve(
+        &s,
+        TlsAcceptor::new(Arc::new(cfg)),
+        |tls: TlsStream| async move {
+            let n = tls.peer_certificates().map_or(0, |c| c.len());
+            let (r, _) = tls
+                .write_all(format!("client chain of {n}").into_bytes())
+                .await;
+            r?;
+            tls.shutdown().await
+        },
+    );
+    let with_cert = |leaf: Option<&Leaf>| {
+        let mut r = rustls::RootCertStore::empty();
+        r.add(ca.der()).unwrap();
+        let b = ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(r);
+        let cfg = match leaf {
+            Some(l) => b
+                .with_client_auth_cert(vec![l.cert.clone()], l.key())
+                .unwrap(),
+            None => b.with_no_client_auth(),
+        };
+        TlsConnector::new(Arc::new(cfg))
+    };
+    let trusted = client_ca.leaf(&["client-1"], true, false);
+    let stranger = Ca::new("rogue CA").leaf(&["client-2"], true, false);
+    let (good, none, rogue) = (
+        with_cert(Some(&trusted)),
+        with_cert(None),
+        with_cert(Some(&stranger)),
+    );
+    let s2 = s.clone();
+    run(&s, async move {
+        let t = connect(&s2, addr, &good, "localhost").await.unwrap();
+        assert_eq!(read_to_end(&t).await.unwrap(), b"client chain of 1");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+
+        for (c, want) in [(&none, "no certificates"), (&rogue, "UnknownIssuer")] {
+            // TLS 1.3: the client may finish before the server judges its
+            // certificate; then the first read carries the alert.
+            let client_err = match connect(&s2, addr, c, "localhost").await {
+                Err(e) => e,
+                Ok(t) => read_to_end(&t).await.unwrap_err(),
+            };
+            assert_eq!(
+                client_err.kind(),
+                io::ErrorKind::InvalidData,
+                "{client_err}"
+            );
+            assert!(client_err.to_string().contains("alert"), "{client_err}");
+            let se = next_outcome(&s2, &mut outcomes).await.unwrap_err();
+            assert_eq!(se.kind(), io::ErrorKind::InvalidData, "{se}");
+            assert!(se.to_string().contains(want), "{se}");
+        }
+    });
+    s.shutdown();
+}
+
+fn dropped_reads_lose_nothing(kind: DriverKind) {
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let msg = |i: u32| pattern(1000 + i as usize * 3000, i as u8);
+    // The server sends message i when it receives "go i", then says so.
+    let (sent_tx, mut sent) = mpsc::unbounded::<u32>();
+    let (addr, _outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        let sent_tx = sent_tx.clone();
+        async move {
+            for i in 0..20u32 {
+                let (n, b) = tls.read(Vec::with_capacity(64)).await;
+                n?;
+                assert_eq!(b, format!("go {i}").into_bytes());
+                let (r, _) = tls.write_all(msg(i)).await;
+                r?;
+                let _ = sent_tx.unbounded_send(i);
+            }
+            tls.shutdown().await
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        for i in 0..20u32 {
+            // A read that times out with its recv in flight.
+            let r = s2
+                .timeout(
+                    Duration::from_millis(2),
+                    t.read(Vec::with_capacity(64 * 1024)),
+                )
+                .await;
+            assert!(r.is_err(), "nothing was sent yet");
+            // A read polled once (its recv submitted), then left alone
+            // while the message arrives, then dropped: on io_uring the
+            // kernel has copied bytes into that recv's buffer by then. A
+            // plain TCP read would lose them; the stream keeps them.
+            let mut pending = Box::pin(t.read(Vec::with_capacity(64 * 1024)));
+            assert!(futures::poll!(pending.as_mut()).is_pending());
+            let (w, _) = t.write_all(format!("go {i}").into_bytes()).await;
+            w.unwrap();
+            assert_eq!(sent.next().await, Some(i));
+            s2.yield_now().await;
+            drop(pending);
+
+            let want = msg(i);
+            let mut got = Vec::new();
+            let collect = async {
+                while got.len() < want.len() {
+                    let (n, b) = t.read(Vec::with_capacity(want.len() - got.len())).await;
+                    assert!(n.unwrap() > 0);
+                    got.extend_from_slice(&b);
+                }
+            };
+            let lost = s2.timeout(Duration::from_secs(5), collect).await.is_err();
+            assert!(!lost, "message {i}: bytes of the dropped read were lost");
+            assert!(got == want, "message {i} corrupted");
+        }
+        let (n, _) = t.read(Vec::with_capacity(64)).await;
+        assert_eq!(n.unwrap(), 0);
+    });
+    s.shutdown();
+}
+
+fn futures_io_traits_and_shutdown(kind: DriverKind) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sched(kind);
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), |mut tls: TlsStream| async move {
+        // futures::io::copy of our own reader and writer halves: `&TlsStream`
+        // implements both traits.
+        let (mut r, mut w) = (&tls, &tls);
+        futures::io::copy(&mut r, &mut w).await?;
+        AsyncWriteExt::close(&mut tls).await
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        let msg = pattern(200_000, 5);
+        AsyncWriteExt::write_all(&mut t, &msg).await.unwrap();
+        t.flush().await.unwrap();
+        AsyncWriteExt::close(&mut t).await.unwrap();
+        // Writing after shutdown is an error, not a silent drop.
+        let e = AsyncWriteExt::write_all(&mut t, b"late").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        let mut got = Vec::new();
+        t.read_to_end(&mut got).await.unwrap();
+        assert!(got == msg, "copy echo differs");
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+    });
+    s.shutdown();
+}
+
+// --- PEM files (no I/O driver involved) ------------------------------------------
+
+#[test]
+fn pem_files_load_and_errors_name_the_file_and_problem() {
+    let (_ca, leaf) = pki();
+    let dir = TempDir::new("pem");
+    let cert = dir.write("cert.pem", &leaf.cert_pem);
+    let key = dir.write("key.pem", &leaf.key_pem);
+    let both = dir.write("both.pem", &format!("{}{}", leaf.key_pem, leaf.cert_pem));
+
+    assert_eq!(
+        tls::load_certs(&cert).unwrap(),
+        std::slice::from_ref(&leaf.cert)
+    );
+    assert_eq!(
+        tls::load_certs(&both).unwrap(),
+        std::slice::from_ref(&leaf.cert)
+    );
+    assert_eq!(tls::load_private_key(&key).unwrap(), leaf.key());
+    assert_eq!(tls::load_private_key(&both).unwrap(), leaf.key());
+    // What they load makes a working config.
+    tls::server_config(
+        tls::load_certs(&cert).unwrap(),
+        tls::load_private_key(&key).unwrap(),
+    )
+    .unwrap();
+
+    let check = |r: io::Result<()>, kind: io::ErrorKind, file: &Path, words: &[&str]| {
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), kind, "{e}");
+        let m = e.to_string();
+        assert!(
+            m.contains(&file.display().to_string()),
+            "names the file: {m}"
+        );
+        for w in words {
+            assert!(m.contains(w), "{w:?} in {m}");
+        }
+    };
+    let missing = dir.0.join("missing.pem");
+    check(
+        tls::load_certs(&missing).map(drop),
+        io::ErrorKind::NotFound,
+        &missing,
+        &["cannot read certificates"],
+    );
+    check(
+        tls::load_private_key(&missing).map(drop),
+        io::ErrorKind::NotFound,
+        &missing,
+        &["cannot read private key"],
+    );
+    check(
+        tls::load_certs(&key).map(drop),
+        io::ErrorKind::InvalidData,
+        &key,
+        &["no certificate", "PRIVATE KEY"],
+    );
+    check(
+        tls::load_private_key(&cert).map(drop),
+        io::ErrorKind::InvalidData,
+        &cert,
+        &["no private key", "CERTIFICATE"],
+    );
+    let der = dir.0.join("cert.der");
+    std::fs::write(&der, leaf.cert.as_ref()).unwrap();
+    check(
+        tls::load_certs(&der).map(drop),
+        io::ErrorKind::InvalidData,
+        &der,
+        &["not PEM"],
+    );
+    let broken = dir.write(
+        "broken.pem",
+        "-----BEGIN CERTIFICATE-----\nMIIB!!!not base64\n-----END CERTIFICATE-----\n",
+    );
+    check(
+        tls::load_certs(&broken).map(drop),
+        io::ErrorKind::InvalidData,
+        &broken,
+        &["malformed PEM"],
+    );
+    let ssh = dir.write(
+        "id_ed25519",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    check(
+        tls::load_private_key(&ssh).map(drop),
+        io::ErrorKind::InvalidData,
+        &ssh,
+        &["OpenSSH"],
+    );
+    // A PKCS#8 key that parses but is no key at all for ring.
+    let junk = dir.write(
+        "junk-key.pem",
+        "-----BEGIN PRIVATE KEY-----\nAAECAwQFBgcICQ==\n-----END PRIVATE KEY-----\n",
+    );
+    check(
+        tls::load_private_key(&junk).map(drop),
+        io::ErrorKind::InvalidData,
+        &junk,
+        &["unsupported private key type"],
+    );
+
+    if !have("openssl") {
+        return;
+    }
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    // A passphrase-protected PKCS#8 key.
+    let enc = dir.0.join("enc.pem");
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-passout",
+        "pass:secret",
+        "-in",
+        key.to_str().unwrap(),
+        "-out",
+        enc.to_str().unwrap(),
+    ]);
+    check(
+        tls::load_private_key(&enc).map(drop),
+        io::ErrorKind::InvalidData,
+        &enc,
+        &["encrypted"],
+    );
+    // An Ed448 key: valid PKCS#8, a type ring cannot sign with.
+    let ed448 = dir.0.join("ed448.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "ED448",
+        "-out",
+        ed448.to_str().unwrap(),
+    ]);
+    check(
+        tls::load_private_key(&ed448).map(drop),
+        io::ErrorKind::InvalidData,
+        &ed448,
+        &["unsupported private key type"],
+    );
+    // An RSA key in PKCS#1 form loads and is usable.
+    let rsa = dir.0.join("rsa.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        rsa.to_str().unwrap(),
+    ]);
+    let rsa1 = dir.0.join("rsa1.pem");
+    openssl(&[
+        "pkey",
+        "-in",
+        rsa.to_str().unwrap(),
+        "-traditional",
+        "-out",
+        rsa1.to_str().unwrap(),
+    ]);
+    assert!(matches!(
+        tls::load_private_key(&rsa1).unwrap(),
+        PrivateKeyDer::Pkcs1(_)
+    ));
+}
+
+#[test]
+fn configs_reject_bad_input_clearly() {
+    let e = tls::client_config(Vec::new()).unwrap_err();
+    assert!(e.to_string().contains("no trusted root"), "{e}");
+    let e = tls::client_config([CertificateDer::from(vec![1u8, 2, 3])]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    let (_ca, leaf) = pki();
+    let other = Ca::new("x").leaf(&["localhost"], false, false);
+    let e = tls::server_config(vec![leaf.cert.clone()], other.key()).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+    assert!(tls::rustls_error(&e).is_some(), "{e}");
+    assert!(tls::server_config(Vec::new(), leaf.key()).is_err());
+}
