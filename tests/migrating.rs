@@ -274,6 +274,11 @@ fn every_coro_name_is_a_checked_link() {
 
 #[test]
 fn linked_names_exist_in_the_sources() {
+    if !Path::new(ROOT).join("coro-core/src").exists() {
+        // The packaged `coro` crate has no sibling crates to search.
+        eprintln!("not in the coro workspace; skipped");
+        return;
+    }
     let src = sources();
     let missing: Vec<String> = coro_names(&guide())
         .into_iter()
