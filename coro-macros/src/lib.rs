@@ -13,7 +13,9 @@
 //! left running are cancelled) and return the body's value. Inside the body
 //! `IoScheduler::current()` is that scheduler. A panic in the body is resumed
 //! on the calling thread, so `#[should_panic]` works. The body must be `Send`
-//! (it is spawned like any task).
+//! (it is spawned like any task). If the scheduler cannot be created (say
+//! `driver = "uring"` where seccomp or `kernel.io_uring_disabled` forbids
+//! io_uring), the function panics with the cause.
 //!
 //! | argument | meaning | default |
 //! |---|---|---|
