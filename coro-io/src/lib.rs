@@ -49,8 +49,8 @@ pub mod time;
 pub use blocking::spawn_blocking;
 pub use driver::DriverKind;
 pub use scheduler::{
-    ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, PollOp, PollStatus,
-    ThreadStrategy, UringOptions, YieldNow,
+    ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp,
+    PollStatus, ThreadStrategy, UringOptions, YieldNow,
 };
 pub use task::{JoinError, JoinHandle};
 pub use task_group::TaskGroup;

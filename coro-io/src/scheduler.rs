@@ -140,6 +140,29 @@ impl fmt::Debug for IoSchedulerOptions {
     }
 }
 
+/// A snapshot of an [`IoScheduler`], from [`IoScheduler::metrics`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// The backend in use.
+    pub driver: DriverKind,
+    /// Tasks spawned and not finished (running, queued or suspended).
+    pub live_tasks: usize,
+    /// Tasks queued to run now (on the pool's queues with pool execution).
+    pub queued_tasks: usize,
+    /// Tasks that suspended at least once and are still alive.
+    pub suspended_tasks: usize,
+    /// Pending timers.
+    pub timers: usize,
+    /// Ops whose memory the driver owns or waits on, including those of
+    /// dropped futures whose completion is still due (io_uring).
+    pub ops_in_flight: usize,
+    /// Op futures waiting on the driver, per kind (non-zero counts only).
+    pub pending_ops: Vec<(crate::op::OpKind, usize)>,
+    /// fds with a readiness registration (epoll; 0 on io_uring).
+    pub registered_fds: usize,
+}
+
 /// What [`IoScheduler::poll`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollOp {
@@ -378,6 +401,8 @@ pin_project_lite::pin_project! {
     struct Tracked<F> {
         inner: Arc<Inner>,
         key: Option<usize>,
+        // Task id for tracing (0 without the `tracing` feature).
+        id: u64,
         #[pin]
         fut: F,
     }
@@ -389,6 +414,8 @@ pin_project_lite::pin_project! {
                 this.inner.suspended().try_remove(key);
             }
             this.inner.alive.fetch_sub(1, Ordering::AcqRel);
+            #[cfg(feature = "tracing")]
+            tracing::trace!(task = *this.id, "task dropped");
         }
     }
 }
@@ -398,7 +425,13 @@ impl<F: Future> Future for Tracked<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!("task", id = *this.id).entered();
         let poll = this.fut.poll(cx);
+        #[cfg(feature = "tracing")]
+        if poll.is_ready() {
+            tracing::trace!("task complete");
+        }
         // Registered on first suspension only: a task done in its first poll
         // never takes the lock. The waker of a task is the same for its life.
         if poll.is_pending() && this.key.is_none() {
@@ -575,6 +608,35 @@ impl IoScheduler {
         self.inner.alive.load(Ordering::Acquire)
     }
 
+    /// A snapshot of what the scheduler holds: tasks, timers, ops. What to
+    /// look at when something leaks or hangs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let m = sched.metrics();
+    /// assert_eq!((m.live_tasks, m.timers, m.ops_in_flight), (0, 0, 0));
+    /// assert_eq!(m.driver, sched.driver_kind());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let d = &self.inner.driver;
+        Metrics {
+            driver: d.kind(),
+            live_tasks: self.size(),
+            queued_tasks: match &self.inner.pool {
+                Some(p) => p.queue_len(),
+                None => self.inner.queue.len(),
+            },
+            suspended_tasks: self.inner.suspended().len(),
+            timers: self.timer_count(),
+            ops_in_flight: d.in_flight(),
+            pending_ops: d.pending_ops(),
+            registered_fds: d.registered_fds(),
+        }
+    }
+
     /// Pending timers (sleeps, timeouts, intervals) of this scheduler.
     pub fn timer_count(&self) -> usize {
         self.inner.timers().len()
@@ -590,9 +652,19 @@ impl IoScheduler {
         F: Future,
     {
         self.inner.alive.fetch_add(1, Ordering::AcqRel);
+        #[cfg(feature = "tracing")]
+        let id = {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(task = id, driver = ?self.driver_kind(), "task spawned");
+            id
+        };
+        #[cfg(not(feature = "tracing"))]
+        let id = 0;
         Tracked {
             inner: self.inner.clone(),
             key: None,
+            id,
             fut,
         }
     }

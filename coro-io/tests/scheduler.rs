@@ -67,6 +67,7 @@ coro_io::driver_tests!(
     shutdown_cancels_pending_tasks_and_timers,
     dropping_last_handle_shuts_down,
     shutdown_cancels_tasks_that_nothing_will_wake,
+    metrics_show_waiting_tasks_and_ops,
     poll_pipe_read_write_hangup_timeout,
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
@@ -351,4 +352,44 @@ fn io_thread_callbacks_run(kind: DriverKind) {
     assert_eq!(started.load(Ordering::SeqCst), 1);
     s.shutdown();
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
+}
+
+fn metrics_show_waiting_tasks_and_ops(kind: DriverKind) {
+    let s = spawned(kind);
+    let (r, w) = pipe();
+    let d = s.driver().clone();
+    let rr = r.as_raw_fd();
+    let (tx, rx) = mpsc::channel();
+    let h = s.spawn(async move {
+        let _ = tx.send(());
+        let (res, _) = coro_io::op::read(&d, rr, Vec::with_capacity(4)).await;
+        res.unwrap()
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Wait (bounded) until the read is waiting on the driver.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = s.metrics();
+        if !m.pending_ops.is_empty() {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m:?}");
+        std::thread::yield_now();
+    };
+    assert_eq!(m.driver, kind);
+    assert_eq!(m.live_tasks, 1);
+    assert_eq!(m.suspended_tasks, 1);
+    assert_eq!(m.pending_ops, vec![(coro_io::op::OpKind::Recv, 1)]);
+    assert!(m.ops_in_flight <= 1);
+    rustix::io::write(&w, b"go").unwrap();
+    assert_eq!(sync_wait(h).unwrap(), 2);
+    let m = s.metrics();
+    assert_eq!(
+        (m.live_tasks, m.suspended_tasks, m.timers),
+        (0, 0, 0),
+        "{m:?}"
+    );
+    assert!(m.pending_ops.is_empty(), "{m:?}");
+    assert_eq!(m.ops_in_flight, 0);
+    drop(r);
 }

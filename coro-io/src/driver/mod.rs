@@ -290,8 +290,25 @@ impl Driver for AnyDriver {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Handle {
-    pub(crate) inner: Arc<AnyDriver>,
-    fallback: Option<Arc<io::Error>>,
+    pub(crate) inner: Arc<Shared>,
+}
+
+/// What every clone of a [`Handle`] shares: one allocation, one reference
+/// count to bump per op.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    driver: AnyDriver,
+    fallback: Option<io::Error>,
+    /// Op futures waiting on this driver, per kind.
+    pub(crate) pending: crate::op::PendingOps,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = AnyDriver;
+    #[inline]
+    fn deref(&self) -> &AnyDriver {
+        &self.driver
+    }
 }
 
 impl Handle {
@@ -342,17 +359,20 @@ impl Handle {
     }
 
     fn build(kind: DriverKind, uring: &UringOptions, issuer: uring::Issuer) -> io::Result<Handle> {
-        let (d, fallback) = AnyDriver::new(kind, uring, issuer)?;
+        let (driver, fallback) = AnyDriver::new(kind, uring, issuer)?;
         Ok(Handle {
-            inner: Arc::new(d),
-            fallback: fallback.map(Arc::new),
+            inner: Arc::new(Shared {
+                driver,
+                fallback,
+                pending: Default::default(),
+            }),
         })
     }
 
     /// Make the calling thread the issuer of a [`for_loop_thread`]
     /// (Handle::for_loop_thread) driver (no-op for others).
     pub(crate) fn enable_here(&self) -> io::Result<()> {
-        match &*self.inner {
+        match &self.inner.driver {
             AnyDriver::Uring(d) => d.enable_here(),
             AnyDriver::Epoll(_) => Ok(()),
         }
@@ -361,12 +381,12 @@ impl Handle {
     /// Why `DriverKind::Auto` chose epoll over io_uring (`None` when it did
     /// not fall back).
     pub fn fallback_reason(&self) -> Option<&io::Error> {
-        self.fallback.as_deref()
+        self.inner.fallback.as_ref()
     }
 
     /// The optional io_uring features the kernel offered (`None` on epoll).
     pub fn uring_features(&self) -> Option<probe::Features> {
-        match &*self.inner {
+        match &self.inner.driver {
             AnyDriver::Uring(d) => Some(*d.features()),
             AnyDriver::Epoll(_) => None,
         }
@@ -399,18 +419,26 @@ impl Handle {
     /// How many fds the driver holds a readiness registration for (epoll;
     /// 0 on completion backends). Tests use it to check clean-up.
     pub fn registered_fds(&self) -> usize {
-        match &*self.inner {
+        match &self.inner.driver {
             AnyDriver::Epoll(d) => d.registered(),
             AnyDriver::Uring(_) => 0,
         }
     }
     /// Whether the driver holds a readiness registration for `fd`.
     pub fn is_registered(&self, fd: RawFd) -> bool {
-        match &*self.inner {
+        match &self.inner.driver {
             AnyDriver::Epoll(d) => d.is_registered(fd),
             AnyDriver::Uring(_) => false,
         }
     }
+    /// Op futures currently waiting on this driver, per kind (non-zero
+    /// counts only). Unlike [`in_flight`](Handle::in_flight) this does not
+    /// count ops whose future was dropped and whose completion the driver
+    /// still awaits.
+    pub fn pending_ops(&self) -> Vec<(crate::op::OpKind, usize)> {
+        self.inner.pending.snapshot()
+    }
+
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
     /// release their memory.
     pub fn cancel_all(&self, bound: Duration) {

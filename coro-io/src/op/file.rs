@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
-use super::{Op, OpFuture, cvt};
+use super::{Op, OpFuture, OpKind, cvt};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Interest, Readiness};
 
@@ -28,6 +28,7 @@ pub fn read<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Read<B>
 
 impl<B: IoBufMut> Op for Read<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
         opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
@@ -69,6 +70,7 @@ pub fn write<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Write<B>>
 
 impl<B: IoBuf> Op for Write<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
@@ -122,6 +124,7 @@ pub fn read_at<B: IoBufMut>(
 
 impl<B: IoBufMut> Op for ReadAt<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::ReadAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
         opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
@@ -175,6 +178,7 @@ pub fn write_at<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B, offset: u64) -> Op
 
 impl<B: IoBuf> Op for WriteAt<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::WriteAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
@@ -214,6 +218,7 @@ pub fn fsync(driver: &Handle, fd: RawFd) -> OpFuture<Fsync> {
 
 impl Op for Fsync {
     type Output = io::Result<()>;
+    const KIND: OpKind = OpKind::Fsync;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         opcode::Fsync::new(types::Fd(self.fd)).build()
     }
@@ -250,6 +255,7 @@ pub fn close(driver: &Handle, fd: OwnedFd) -> OpFuture<Close> {
 
 impl Op for Close {
     type Output = io::Result<()>;
+    const KIND: OpKind = OpKind::Close;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         // The fd stays owned here until the kernel's completion says it took
         // it (`complete`/`orphaned`): an entry that never reached the kernel

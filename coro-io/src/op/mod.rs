@@ -65,6 +65,8 @@ use crate::driver::{Driver, Handle, Readiness};
 pub trait Op: std::marker::Send + 'static {
     /// What the future resolves to (usually a [`BufResult`](crate::buf::BufResult)).
     type Output;
+    /// Which operation this is (for [`Metrics`](crate::Metrics) and tracing).
+    const KIND: OpKind;
     /// Completion path: the io_uring entry for this op (`user_data` is set by
     /// the driver). Called at most once, after the op is boxed.
     fn sqe(&mut self) -> io_uring::squeue::Entry;
@@ -84,6 +86,70 @@ pub trait Op: std::marker::Send + 'static {
     /// registration first.
     fn closes_fd(&self) -> Option<RawFd> {
         None
+    }
+}
+
+/// The kinds of operation, as counted by [`Metrics::pending_ops`](crate::Metrics::pending_ops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpKind {
+    /// [`accept`] / [`accept_fd`].
+    Accept,
+    /// [`connect`].
+    Connect,
+    /// [`recv`], [`recv_from`], [`recv_msg`], [`read`] on a socket or pipe.
+    Recv,
+    /// [`send`], [`send_to`], [`write`].
+    Send,
+    /// [`poll_fd`].
+    Poll,
+    /// [`read_at`] (files).
+    ReadAt,
+    /// [`write_at`] (files).
+    WriteAt,
+    /// [`fsync`].
+    Fsync,
+    /// [`close`].
+    Close,
+}
+
+impl OpKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [OpKind; 9] = [
+        OpKind::Accept,
+        OpKind::Connect,
+        OpKind::Recv,
+        OpKind::Send,
+        OpKind::Poll,
+        OpKind::ReadAt,
+        OpKind::WriteAt,
+        OpKind::Fsync,
+        OpKind::Close,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per-kind counts of op futures that are waiting on their driver.
+#[derive(Debug, Default)]
+pub(crate) struct PendingOps([AtomicUsize; OpKind::ALL.len()]);
+
+impl PendingOps {
+    fn add(&self, k: OpKind) {
+        self.0[k.index()].fetch_add(1, Ordering::Relaxed);
+    }
+    fn sub(&self, k: OpKind) {
+        self.0[k.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The non-zero counts.
+    pub(crate) fn snapshot(&self) -> Vec<(OpKind, usize)> {
+        OpKind::ALL
+            .iter()
+            .map(|&k| (k, self.0[k.index()].load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
     }
 }
 
@@ -175,6 +241,8 @@ pub struct OpFuture<T: Op> {
     driver: Handle,
     state: OpState<T>,
     done: bool,
+    /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
+    counted: bool,
 }
 
 impl<T: Op> OpFuture<T> {
@@ -188,6 +256,7 @@ impl<T: Op> OpFuture<T> {
                 blocking: None,
             },
             done: false,
+            counted: false,
         }
     }
 }
@@ -210,9 +279,22 @@ impl<T: Op> Future for OpFuture<T> {
         let this = self.get_mut();
         assert!(!this.done, "OpFuture polled after completion");
         match this.driver.inner.poll_op(&mut this.state, cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if !this.counted {
+                    this.counted = true;
+                    this.driver.inner.pending.add(T::KIND);
+                    #[cfg(feature = "tracing")]
+                    tracing::trace!(op = ?T::KIND, driver = ?this.driver.kind(), "op waits");
+                }
+                Poll::Pending
+            }
             Poll::Ready(res) => {
                 this.done = true;
+                if std::mem::take(&mut this.counted) {
+                    this.driver.inner.pending.sub(T::KIND);
+                }
+                #[cfg(feature = "tracing")]
+                tracing::trace!(op = ?T::KIND, ok = res.is_ok(), "op complete");
                 let op = this
                     .state
                     .op
@@ -226,6 +308,11 @@ impl<T: Op> Future for OpFuture<T> {
 
 impl<T: Op> Drop for OpFuture<T> {
     fn drop(&mut self) {
+        if self.counted {
+            self.driver.inner.pending.sub(T::KIND);
+            #[cfg(feature = "tracing")]
+            tracing::trace!(op = ?T::KIND, "op dropped while waiting");
+        }
         if !self.done && (self.state.token != 0 || self.state.blocking.is_some()) {
             self.driver.inner.drop_op(&mut self.state);
         }

@@ -7,7 +7,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use io_uring::{opcode, types};
 
 use super::addr::RawAddr;
-use super::{Op, OpFuture, cvt};
+use super::{Op, OpFuture, OpKind, cvt};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Interest, Readiness};
 
@@ -44,6 +44,7 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
 
 impl Op for Accept {
     type Output = io::Result<(OwnedFd, SocketAddr)>;
+    const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         opcode::Accept::new(
             types::Fd(self.fd),
@@ -110,6 +111,7 @@ pub fn connect(driver: &Handle, fd: RawFd, addr: SocketAddr) -> OpFuture<Connect
 
 impl Op for Connect {
     type Output = io::Result<()>;
+    const KIND: OpKind = OpKind::Connect;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         opcode::Connect::new(types::Fd(self.fd), self.addr.as_ptr(), self.addr.len).build()
     }
@@ -170,6 +172,7 @@ pub fn recv<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>
 
 impl<B: IoBufMut> Op for Recv<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
         opcode::Recv::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len).build()
@@ -209,6 +212,7 @@ pub fn send<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Send<B>> {
 
 impl<B: IoBuf> Op for Send<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
         opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
@@ -285,6 +289,7 @@ impl<B: IoBufMut> RecvFrom<B> {
 
 impl<B: IoBufMut> Op for RecvFrom<B> {
     type Output = BufResult<(usize, SocketAddr), B>;
+    const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         self.prepare();
         opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg).build()
@@ -365,6 +370,7 @@ impl<B: IoBuf> SendTo<B> {
 
 impl<B: IoBuf> Op for SendTo<B> {
     type Output = BufResult<usize, B>;
+    const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         self.prepare();
         opcode::SendMsg::new(types::Fd(self.fd), &self.msg)
@@ -416,6 +422,7 @@ impl PollFd {
 
 impl Op for PollFd {
     type Output = io::Result<u32>;
+    const KIND: OpKind = OpKind::Poll;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         opcode::PollAdd::new(types::Fd(self.fd), self.events() as u16 as u32).build()
     }
@@ -460,6 +467,7 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
 
 impl Op for AcceptFd {
     type Output = io::Result<OwnedFd>;
+    const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         opcode::Accept::new(
             types::Fd(self.fd),
@@ -579,6 +587,7 @@ impl<B: IoBufMut> RecvMsg<B> {
 
 impl<B: IoBufMut> Op for RecvMsg<B> {
     type Output = BufResult<RecvMeta, B>;
+    const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         self.prepare();
         opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg)
