@@ -113,6 +113,7 @@ async fn write_all(sched: &IoScheduler, to: &mut End, mut buf: Vec<u8>) -> io::R
     Ok(buf)
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 async fn copy(sched: &IoScheduler, mut from: End, to: &mut End, chunk: usize) -> io::Result<u64> {
     let mut total = 0;
     let mut buf = Vec::with_capacity(chunk);
@@ -126,6 +127,7 @@ async fn copy(sched: &IoScheduler, mut from: End, to: &mut End, chunk: usize) ->
         buf = write_all(sched, to, b).await?;
     }
 }
+// README-END
 
 fn usage(why: &str) -> ! {
     eprintln!("cat: {why}\nusage: cat [--driver epoll|uring|auto] [--chunk BYTES] [FILE]...");

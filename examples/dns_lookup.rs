@@ -63,6 +63,7 @@ fn parse_args(
     Ok((opts, targets))
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 /// One line of output: `name -> addresses`, `address <- names`, or the error.
 async fn resolve(resolver: Resolver, target: String) -> (String, bool) {
     match target.parse::<IpAddr>() {
@@ -79,6 +80,7 @@ async fn resolve(resolver: Resolver, target: String) -> (String, bool) {
         },
     }
 }
+// README-END
 
 fn main() -> ExitCode {
     let (opts, targets) = match parse_args(std::env::args().skip(1)) {

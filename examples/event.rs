@@ -16,6 +16,7 @@
 
 use coro::sync::Event;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     let e = Event::new(false);
 
@@ -46,3 +47,4 @@ fn main() {
         make_set_task()
     ));
 }
+// README-END

@@ -7,6 +7,7 @@ use std::io::Write;
 
 use coro::{Generator, Task, Yielder};
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn task(count_to: u64) -> Task<()> {
     Task::new(async move {
         // A generator that yields an incrementing number each time it is asked.
@@ -31,6 +32,7 @@ fn task(count_to: u64) -> Task<()> {
         writeln!(out).expect("stdout");
     })
 }
+// README-END
 
 fn main() {
     coro::sync_wait(task(100));

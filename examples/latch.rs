@@ -24,6 +24,7 @@ use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Latch;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     // A single worker thread, to show the tasks taking turns.
     let tp = ThreadPool::new(ThreadPoolOptions {
@@ -64,3 +65,4 @@ fn main() {
     }
     coro::sync_wait(coro::when_all(tasks));
 }
+// README-END

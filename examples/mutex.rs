@@ -13,6 +13,7 @@ use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Mutex;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     let tp = ThreadPool::new(ThreadPoolOptions {
         thread_count: 4,
@@ -43,3 +44,4 @@ fn main() {
     let line: String = output.iter().map(|v| format!("{v}, ")).collect();
     println!("{line}");
 }
+// README-END

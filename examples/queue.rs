@@ -22,6 +22,7 @@ const ITERATIONS: u64 = 5;
 const PRODUCERS: usize = 5;
 const CONSUMERS: usize = 2;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     let tp = ThreadPool::new(ThreadPoolOptions::default());
     let q = Arc::new(Queue::<u64>::new());
@@ -77,3 +78,4 @@ fn main() {
     ));
     coro::sync_wait(coro::when_all(tasks));
 }
+// README-END

@@ -24,6 +24,7 @@ const CONSUMERS: usize = 4;
 
 type Rb = RingBuffer<u64, 16>;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     let tp = ThreadPool::new(ThreadPoolOptions {
         thread_count: 4,
@@ -74,3 +75,4 @@ fn main() {
     tasks.push(make_producer_task(tp.clone(), rb.clone(), m.clone()));
     coro::sync_wait(coro::when_all(tasks));
 }
+// README-END

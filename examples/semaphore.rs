@@ -12,6 +12,7 @@ use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Semaphore;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     // More threads and tasks than the semaphore lets through at a time.
     let tp = ThreadPool::new(ThreadPoolOptions {
@@ -38,3 +39,4 @@ fn main() {
     coro::sync_wait(coro::when_all(tasks));
     println!();
 }
+// README-END

@@ -36,6 +36,7 @@ use coro::sync::SharedMutex;
 
 type LocalTask<'a> = Pin<Box<dyn Future<Output = ()> + 'a>>;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     let mutex = SharedMutex::new(());
 
@@ -71,3 +72,4 @@ fn main() {
 
     coro::sync_wait(coro::when_all(tasks));
 }
+// README-END

@@ -10,6 +10,7 @@
 use coro::Task;
 use coro::io::thread_pool::{ThreadPool, ThreadPoolOptions};
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 // A task that returns a u64. It can be made many times with different arguments.
 fn make_task_inline(x: u64) -> Task<u64> {
     Task::new(async move { x + x })
@@ -39,3 +40,4 @@ fn main() {
     let result = coro::sync_wait(make_task_offload(&tp, 10));
     println!("Offload Result = {result}");
 }
+// README-END

@@ -14,6 +14,7 @@
 
 use coro::Task;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 // A task that doubles its input.
 fn double_task(x: u64) -> Task<u64> {
     Task::new(async move { x * 2 })
@@ -26,6 +27,7 @@ fn double_and_add_5_task(input: u64) -> Task<u64> {
         doubled + 5
     })
 }
+// README-END
 
 struct ExpensiveStruct {
     id: String,

@@ -46,6 +46,7 @@ fn main() {
     })
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 async fn echo(_sched: IoScheduler, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::with_capacity(BUF);
@@ -64,6 +65,7 @@ async fn echo(_sched: IoScheduler, stream: TcpStream) {
         buf = b;
     }
 }
+// README-END
 
 #[cfg(feature = "tls")]
 mod tls {

@@ -28,6 +28,7 @@ impl XorShift {
     }
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 async fn offload_task(tp: ThreadPool, child_idx: u64) -> u64 {
     // Continue on the pool (this task was spawned there, so this is also the
     // first point where another worker may pick it up).
@@ -82,3 +83,4 @@ fn main() {
     // Dropping the last handle shuts the pool down and joins its workers.
     drop(tp);
 }
+// README-END

@@ -97,6 +97,7 @@ fn connector(roots: Vec<CertificateDer<'static>>) -> io::Result<TlsConnector> {
     Ok(TlsConnector::new(Arc::new(cfg)))
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 /// Echo until the client's close_notify; returns the bytes echoed.
 async fn echo(tls: &TlsStream) -> io::Result<u64> {
     let mut total = 0;
@@ -115,6 +116,7 @@ async fn echo(tls: &TlsStream) -> io::Result<u64> {
         buf = b;
     }
 }
+// README-END
 
 /// Accept forever, one task per connection; `log` says what happened.
 async fn accept_loop(sched: IoScheduler, listener: TcpListener, acceptor: TlsAcceptor, log: bool) {

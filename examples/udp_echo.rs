@@ -22,6 +22,7 @@ use coro::net::udp::UdpSocket;
 /// Largest UDP payload over IPv4.
 const MAX_DATAGRAM: usize = 65_507;
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 /// Echo every datagram to its sender, forever.
 async fn serve(sock: UdpSocket) -> io::Result<()> {
     let mut buf = Vec::with_capacity(MAX_DATAGRAM);
@@ -34,6 +35,7 @@ async fn serve(sock: UdpSocket) -> io::Result<()> {
         buf = b;
     }
 }
+// README-END
 
 async fn self_test(sched: IoScheduler, server: SocketAddr) -> io::Result<()> {
     let client = UdpSocket::bind(&sched, "127.0.0.1:0")?;

@@ -14,6 +14,7 @@
 use coro::Task;
 use coro::io::thread_pool::{ThreadPool, ThreadPoolOptions};
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 // Runs `x + x` on the thread pool, so the tasks execute in parallel.
 fn twice(tp: &ThreadPool, x: u64) -> Task<u64> {
     let handle = tp.spawn(async move { x + x });
@@ -61,3 +62,4 @@ fn main() {
     let (first, second) = coro::sync_wait(coro::when_all!(square(&tp, 1.1), twice(&tp, 10)));
     println!("first: {} second: {second}", like_cout(first));
 }
+// README-END

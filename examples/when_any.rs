@@ -95,6 +95,7 @@ fn make_timeout_task() -> Task<i64> {
     })
 }
 
+// README-BEGIN: the code README shows (tests/readme.rs checks it)
 fn main() {
     // The long-running task completes first.
     let tasks = vec![
@@ -112,3 +113,4 @@ fn main() {
     let (_index, result) = coro::sync_wait(coro::when_any(tasks));
     println!("result = {result}");
 }
+// README-END

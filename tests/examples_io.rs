@@ -35,9 +35,16 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
             .arg(&path)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(out.stdout.len(), 2 * bytes.len(), "{driver}");
-        assert!(out.stdout == [bytes.as_slice(), bytes.as_slice()].concat(), "{driver}");
+        assert!(
+            out.stdout == [bytes.as_slice(), bytes.as_slice()].concat(),
+            "{driver}"
+        );
 
         // stdin a pipe.
         let mut child = Command::new(example("cat"))
@@ -51,7 +58,11 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
         let writer = std::thread::spawn(move || stdin.write_all(&feed).unwrap());
         let out = child.wait_with_output().unwrap();
         writer.join().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.stdout == bytes, "{driver}: pipe copy differs");
 
         // stdin and stdout regular files (positional I/O on both ends).
@@ -63,7 +74,10 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
             .status()
             .unwrap();
         assert!(status.success());
-        assert!(std::fs::read(&copy).unwrap() == bytes, "{driver}: redirect differs");
+        assert!(
+            std::fs::read(&copy).unwrap() == bytes,
+            "{driver}: redirect differs"
+        );
         std::fs::remove_file(&copy).unwrap();
 
         // A missing file: exit 1, the name and the OS reason on stderr.
@@ -73,7 +87,10 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("/nonexistent/coro-cat") && err.contains("No such file"), "{err}");
+        assert!(
+            err.contains("/nonexistent/coro-cat") && err.contains("No such file"),
+            "{err}"
+        );
     }
     std::fs::remove_file(&path).unwrap();
 }
