@@ -31,6 +31,8 @@ coro_io::driver_tests!(
     shutdown_with_ops_in_flight_returns_and_frees,
     pool_workers_submit_ops,
     read_then_drop_then_close_does_not_touch_a_reused_fd,
+    stream_read_after_a_drained_read_sees_new_data,
+    stream_read_after_a_drained_read_sees_end_of_stream,
 );
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -574,4 +576,86 @@ fn uring_ring_modes_and_plain_fallback() {
         Vec::with_capacity(8),
     ));
     assert_eq!((res.unwrap(), &buf[..]), (3, &b"out"[..]));
+}
+
+fn stream_read_after_a_drained_read_sees_new_data(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    let pairs = socket_pairs(1);
+    let (a, b) = &pairs[0];
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    // Register the fd with the driver (epoll registers on the first wait).
+    let mut first = Box::pin(op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(64)));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    rustix::io::write(b, b"one").unwrap();
+    let (res, _) = run(&h, first);
+    assert_eq!(res.unwrap(), 3); // short: the socket is drained
+    for round in 0..50u32 {
+        let msg = format!("m{round}");
+        if round % 2 == 0 {
+            // Data arrives before the next read is even made, and no turn of
+            // the loop has seen its readiness event yet.
+            rustix::io::write(b, msg.as_bytes()).unwrap();
+            let (res, buf) = run(
+                &h,
+                op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(64)),
+            );
+            assert_eq!(res.unwrap(), msg.len());
+            assert_eq!(buf, msg.as_bytes());
+        } else {
+            // The read waits first; data comes later.
+            let mut f = Box::pin(op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(64)));
+            assert!(f.as_mut().poll(&mut cx).is_pending());
+            h.park(Some(Duration::ZERO)).unwrap();
+            rustix::io::write(b, msg.as_bytes()).unwrap();
+            let (res, buf) = run(&h, f);
+            assert_eq!(res.unwrap(), msg.len());
+            assert_eq!(buf, msg.as_bytes());
+        }
+    }
+    // A full read (buffer filled) is not "drained": the rest is read at once.
+    rustix::io::write(b, &[9u8; 100]).unwrap();
+    let (res, _) = run(
+        &h,
+        op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(60)),
+    );
+    assert_eq!(res.unwrap(), 60);
+    let mut f = Box::pin(op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(60)));
+    if kind == DriverKind::Epoll {
+        // epoll: the syscall runs inside this first poll and finds the rest.
+        assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready((Ok(40), _))));
+    } else {
+        let (res, _) = run(&h, f);
+        assert_eq!(res.unwrap(), 40);
+    }
+    h.release_fd(a.as_raw_fd());
+}
+
+/// Regression: the last data and the peer's close arrive together; a short
+/// read takes the data, and the next read must see end-of-stream (epoll
+/// delivers no further edge after a hang-up, so it must not wait for one).
+fn stream_read_after_a_drained_read_sees_end_of_stream(kind: DriverKind) {
+    let _s = serial();
+    let h = Handle::new(kind).unwrap();
+    for _ in 0..20 {
+        let [(a, b)]: [(OwnedFd, OwnedFd); 1] = socket_pairs(1).try_into().unwrap();
+        let (_f, w) = noop_cx();
+        let mut cx = Context::from_waker(&w);
+        // Registered with the driver by a first read that waits.
+        let mut first = Box::pin(op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(64)));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        rustix::io::write(&b, b"last words").unwrap();
+        drop(b);
+        h.park(Some(Duration::from_millis(10))).unwrap();
+        let (res, buf) = run(&h, first);
+        assert_eq!(res.unwrap(), 10);
+        assert_eq!(buf, b"last words");
+        let (res, _) = run(
+            &h,
+            op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(64)),
+        );
+        assert_eq!(res.unwrap(), 0, "end of stream");
+        h.release_fd(a.as_raw_fd());
+    }
 }

@@ -153,7 +153,7 @@ impl Stream {
     }
 
     pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        op::recv(self.sock.driver(), self.sock.raw(), buf).await
+        op::recv_stream(self.sock.driver(), self.sock.raw(), buf).await
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
@@ -232,7 +232,7 @@ impl Stream {
                     if v.capacity() < want {
                         v = Vec::with_capacity(want);
                     }
-                    c.rd = ReadState::Busy(op::recv(&driver, raw, v));
+                    c.rd = ReadState::Busy(op::recv_stream(&driver, raw, v));
                 }
                 ReadState::Busy(fut) => {
                     let (res, buf) = ready!(Pin::new(fut).poll(cx));

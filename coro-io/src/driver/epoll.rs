@@ -71,6 +71,12 @@ struct Slot {
     registered: bool,
     read_seq: u32,
     write_seq: u32,
+    /// The read token seen before the last stream read that drained the
+    /// fd: while the token is unchanged, no data arrived since.
+    drained_at: Option<u64>,
+    /// The peer hung up or the fd reported an error: no further edge will
+    /// come, so reads must always try (they return the rest, then EOF).
+    hup: bool,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
 }
@@ -144,12 +150,26 @@ impl EpollDriver {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The readiness token of `fd` (None: not registered).
-    fn token(&self, fd: RawFd, interest: Interest) -> Option<u64> {
+    /// The readiness token of `fd` (None: not registered), and whether a
+    /// stream read drained the fd with no readiness event since.
+    fn token(&self, fd: RawFd, interest: Interest) -> (Option<u64>, bool) {
         let t = self.table();
         match t.slots.get(fd as usize) {
-            Some(s) if s.registered => Some(s.token(interest)),
-            _ => None,
+            Some(s) if s.registered => {
+                let tok = s.token(interest);
+                (Some(tok), !s.hup && s.drained_at == Some(tok))
+            }
+            _ => (None, false),
+        }
+    }
+
+    /// Remember (or forget) that a read drained `fd` when its token was `seen`.
+    fn set_drained(&self, fd: RawFd, seen: Option<u64>) {
+        let mut t = self.table();
+        if let Some(s) = t.slots.get_mut(fd as usize) {
+            if s.registered {
+                s.drained_at = seen;
+            }
         }
     }
 
@@ -184,7 +204,10 @@ impl EpollDriver {
                 }
                 r => r?,
             }
-            t.slots[idx].registered = true;
+            let slot = &mut t.slots[idx];
+            slot.registered = true;
+            slot.drained_at = None;
+            slot.hup = false;
             t.registered += 1;
         } else if Some(t.slots[idx].token(interest)) != seen {
             return Ok(false);
@@ -235,6 +258,9 @@ impl EpollDriver {
             }
             n += 1;
             let flags = ev.events as libc::c_int;
+            if flags & (libc::EPOLLHUP | libc::EPOLLRDHUP | libc::EPOLLERR) != 0 {
+                slot.hup = true;
+            }
             if flags
                 & (libc::EPOLLIN
                     | libc::EPOLLERR
@@ -292,20 +318,39 @@ impl Driver for EpollDriver {
                 }
                 Poll::Ready(op.attempt())
             }
-            Readiness::Fd(fd, interest) => loop {
-                let seen = self.token(fd, interest);
-                match op.attempt() {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            Readiness::Fd(fd, interest) => {
+                let mut first = true;
+                loop {
+                    let (seen, drained) = self.token(fd, interest);
+                    // The last stream read drained the fd and nothing arrived
+                    // since: the syscall would fail with EAGAIN, so wait.
+                    if std::mem::take(&mut first) && drained && interest == Interest::Read {
                         match self.arm(fd, interest, seen, cx.waker()) {
                             Ok(true) => return Poll::Pending,
                             Ok(false) => continue,
                             Err(e) => return Poll::Ready(Err(e)),
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    r => return Poll::Ready(r),
+                    match op.attempt() {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            match self.arm(fd, interest, seen, cx.waker()) {
+                                Ok(true) => return Poll::Pending,
+                                Ok(false) => continue,
+                                Err(e) => return Poll::Ready(Err(e)),
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Ok(n) if interest == Interest::Read => {
+                            let now = if op.drains(n) { seen } else { None };
+                            if now.is_some() || drained {
+                                self.set_drained(fd, now);
+                            }
+                            return Poll::Ready(Ok(n));
+                        }
+                        r => return Poll::Ready(r),
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -393,6 +438,8 @@ impl Driver for EpollDriver {
             }
             let _ = epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0);
             slot.registered = false;
+            slot.drained_at = None;
+            slot.hup = false;
             slot.generation = slot.generation.wrapping_add(1);
             wake.append(&mut slot.readers);
             wake.append(&mut slot.writers);

@@ -128,6 +128,8 @@ struct State {
     wake_armed: bool,
     /// Set by `cancel_all` (shutdown): no new op is submitted after it.
     closed: bool,
+    /// Per fd: the last stream read drained it (see `Op::drains`).
+    drained: Vec<bool>,
 }
 
 impl State {
@@ -617,6 +619,12 @@ impl Driver for UringDriver {
             if st.closed {
                 return Poll::Ready(Err(super::shut_down()));
             }
+            if let Readiness::Fd(fd, Interest::Read) = op.readiness() {
+                // RECVSEND_POLL_FIRST exists from Linux 5.19 (as OP_SOCKET).
+                if self.features.socket && st.drained.get(fd as usize) == Some(&true) {
+                    op.expect_empty();
+                }
+            }
             let entry = op.sqe();
             let token = st.alloc(SlotState::Waiting {
                 waker: Some(cx.waker().clone()),
@@ -673,6 +681,16 @@ impl Driver for UringDriver {
                         Poll::Pending
                     }
                     None => {
+                        if let (Ok(n), Readiness::Fd(fd, Interest::Read)) = (&res, op.readiness()) {
+                            let i = fd as usize;
+                            let d = op.drains(*n);
+                            if d && st.drained.len() <= i {
+                                st.drained.resize(i + 1, false);
+                            }
+                            if let Some(slot) = st.drained.get_mut(i) {
+                                *slot = d;
+                            }
+                        }
                         st.release(token);
                         drop(st);
                         self.live.fetch_sub(1, Ordering::Release);

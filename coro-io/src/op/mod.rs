@@ -45,7 +45,7 @@ pub use file::{
 };
 pub use net::{
     Accept, AcceptFd, Connect, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg, Send, SendTo, accept,
-    accept_fd, connect, poll_fd, recv, recv_from, recv_msg, send, send_to,
+    accept_fd, connect, poll_fd, recv, recv_from, recv_msg, recv_stream, send, send_to,
 };
 
 use std::future::Future;
@@ -82,6 +82,16 @@ pub trait Op: std::marker::Send + 'static {
     fn orphaned(&mut self, res: io::Result<usize>) {
         let _ = res;
     }
+    /// Stream reads: whether a result of `n` bytes shows the fd had no more
+    /// data at that moment (a short read). Drivers then let the next read
+    /// of the fd wait for data before trying (see [`recv_stream`]).
+    fn drains(&self, n: usize) -> bool {
+        let _ = n;
+        false
+    }
+    /// Completion path: the previous read of this fd drained it; wait for
+    /// data before the first attempt (only stream reads act on it).
+    fn expect_empty(&mut self) {}
     /// The fd this op closes, so that a readiness driver drops its
     /// registration first.
     fn closes_fd(&self) -> Option<RawFd> {

@@ -154,11 +154,19 @@ impl Op for Connect {
     }
 }
 
+/// `IORING_RECVSEND_POLL_FIRST` (Linux 5.19+; the driver sets it only there):
+/// arm the readiness poll before trying the recv.
+const RECVSEND_POLL_FIRST: u16 = 1;
+
 /// `recv(fd, buf)`.
 #[derive(Debug)]
 pub struct Recv<B> {
     fd: RawFd,
     buf: B,
+    /// A stream socket (TCP, Unix stream): a short read means "drained".
+    stream: bool,
+    /// io_uring: wait for data before the first attempt (`POLL_FIRST`).
+    poll_first: bool,
 }
 
 /// Receive into `buf` (from its start, up to its capacity). `Ok(0)` is EOF.
@@ -167,7 +175,38 @@ pub struct Recv<B> {
 ///
 /// See the [module docs](super): on io_uring received bytes may be lost.
 pub fn recv<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>> {
-    OpFuture::new(driver, Recv { fd, buf })
+    OpFuture::new(
+        driver,
+        Recv {
+            fd,
+            buf,
+            stream: false,
+            poll_first: false,
+        },
+    )
+}
+
+/// [`recv`] on a **stream** socket (TCP, Unix stream; not datagrams),
+/// where a read that returns less than the buffer's capacity means the
+/// socket was drained at that moment. The drivers use that: the next
+/// `recv_stream` on the fd waits for data first instead of trying a
+/// syscall that would fail with `EAGAIN` (epoll: as long as no readiness
+/// event arrived since; io_uring: `IORING_RECVSEND_POLL_FIRST`). Behaviour
+/// is otherwise that of [`recv`].
+///
+/// # Cancel safety
+///
+/// As [`recv`].
+pub fn recv_stream<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>> {
+    OpFuture::new(
+        driver,
+        Recv {
+            fd,
+            buf,
+            stream: true,
+            poll_first: false,
+        },
+    )
 }
 
 impl<B: IoBufMut> Op for Recv<B> {
@@ -175,7 +214,14 @@ impl<B: IoBufMut> Op for Recv<B> {
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
-        opcode::Recv::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len).build()
+        let prio = if self.poll_first {
+            RECVSEND_POLL_FIRST
+        } else {
+            0
+        };
+        opcode::Recv::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
+            .ioprio(prio)
+            .build()
     }
     fn readiness(&self) -> Readiness {
         Readiness::Fd(self.fd, Interest::Read)
@@ -191,6 +237,12 @@ impl<B: IoBufMut> Op for Recv<B> {
             unsafe { self.buf.set_init(n) };
         }
         (res, self.buf)
+    }
+    fn drains(&self, n: usize) -> bool {
+        self.stream && n > 0 && n < self.buf.bytes_total()
+    }
+    fn expect_empty(&mut self) {
+        self.poll_first = self.stream;
     }
 }
 

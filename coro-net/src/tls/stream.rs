@@ -401,7 +401,7 @@ impl TlsStream {
                     if v.capacity() < RECV_BUF {
                         v = Vec::with_capacity(RECV_BUF);
                     }
-                    st.rx = Rx::Busy(op::recv(
+                    st.rx = Rx::Busy(op::recv_stream(
                         self.tcp.inner.sock.driver(),
                         self.tcp.inner.sock.raw(),
                         v,
