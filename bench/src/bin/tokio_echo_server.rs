@@ -58,20 +58,25 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    println!("tokio_echo_server listening on {addr} ({threads} threads; Ctrl-C stops)");
     if threads == 0 {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(async {
-            serve(TcpListener::from_std(listener(addr).expect("bind")).unwrap()).await
-        });
+        let l = listener(addr).expect("bind");
+        println!("tokio_echo_server listening on {addr} (multi-thread runtime; Ctrl-C stops)");
+        rt.block_on(async { serve(TcpListener::from_std(l).unwrap()).await });
         return;
     }
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let std_listener = listener(addr).expect("bind");
+    // Bind every listener before saying so: the bench script connects as
+    // soon as it reads the line.
+    let listeners: Vec<_> = (0..threads)
+        .map(|_| listener(addr).expect("bind"))
+        .collect();
+    println!("tokio_echo_server listening on {addr} ({threads} threads; Ctrl-C stops)");
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .map(|std_listener| {
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

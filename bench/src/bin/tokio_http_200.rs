@@ -132,7 +132,6 @@ fn main() {
     );
     let idle = Duration::from_millis(args.get("idle-ms", 10_000u64).max(1));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    println!("tokio_http_200 listening on http://{addr} ({threads} threads; Ctrl-C stops)");
     if threads == 0 {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -140,13 +139,20 @@ fn main() {
             .unwrap();
         rt.block_on(async {
             let l = TcpListener::from_std(listener(addr).expect("bind")).unwrap();
+            println!("tokio_http_200 listening on http://{addr} ({threads} threads; Ctrl-C stops)");
             serve(l, idle).await
         });
         return;
     }
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let std_listener = listener(addr).expect("bind");
+    // Bind every listener before saying so: the bench script connects as
+    // soon as it reads the line.
+    let listeners: Vec<_> = (0..threads)
+        .map(|_| listener(addr).expect("bind"))
+        .collect();
+    println!("tokio_http_200 listening on http://{addr} ({threads} threads; Ctrl-C stops)");
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .map(|std_listener| {
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

@@ -94,10 +94,15 @@ fn main() {
     .expect("certificate and key");
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Bind every listener before saying so: the bench script connects as
+    // soon as it reads the line.
+    let listeners: Vec<_> = (0..threads)
+        .map(|_| listener(addr).expect("bind"))
+        .collect();
     println!("tokio_tls_echo_server listening on {addr} ({threads} threads; Ctrl-C stops)");
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let std_listener = listener(addr).expect("bind");
+    let handles: Vec<_> = listeners
+        .into_iter()
+        .map(|std_listener| {
             let acceptor = acceptor.clone();
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
