@@ -659,3 +659,38 @@ fn stream_read_after_a_drained_read_sees_end_of_stream(kind: DriverKind) {
         h.release_fd(a.as_raw_fd());
     }
 }
+
+/// `UringOptions::sqpoll_idle`: a kernel thread polls the SQ; ops still
+/// complete, and a scheduler on such a ring runs tasks and timers.
+#[test]
+fn uring_sqpoll_ring_runs_ops() {
+    let _s = serial();
+    let opts = UringOptions {
+        sqpoll_idle: Some(Duration::from_millis(10)),
+        ..Default::default()
+    };
+    let h = Handle::with_options(DriverKind::IoUring, &opts).unwrap();
+    let pairs = socket_pairs(1);
+    let (a, b) = &pairs[0];
+    for i in 0..100u8 {
+        let (res, _) = run(&h, op::send(&h, a.as_raw_fd(), vec![i; 3]));
+        assert_eq!(res.unwrap(), 3);
+        let (res, buf) = run(&h, op::recv(&h, b.as_raw_fd(), Vec::with_capacity(3)));
+        assert_eq!(res.unwrap(), 3);
+        assert_eq!(buf, [i; 3]);
+        if i == 50 {
+            // Let the SQ thread fall asleep: the next submit must wake it.
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: DriverKind::IoUring,
+        uring: opts,
+        ..Default::default()
+    })
+    .unwrap();
+    let s2 = s.clone();
+    let t = Instant::now();
+    sync_wait(s.spawn(async move { s2.sleep(Duration::from_millis(5)).await })).unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(5));
+}
