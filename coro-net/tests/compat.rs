@@ -17,6 +17,7 @@ coro_io::driver_tests!(
     line_codec_round_trip,
     raced_reads_lose_no_bytes,
     small_writes_then_inherent_close_deliver_everything,
+    tokio_codec_through_tokio_util_compat,
 );
 
 fn futures_copy_echoes_a_mebibyte(kind: DriverKind) {
@@ -164,6 +165,44 @@ fn small_writes_then_inherent_close_deliver_everything(kind: DriverKind) {
         expect.extend_from_slice(&pattern(500_000, 1));
         a.close().await.unwrap();
         assert!(reader.await.unwrap() == expect);
+    });
+    s.shutdown();
+}
+
+/// tokio's codec ecosystem on a coro stream: tokio-util's compat layer turns
+/// our `futures_io` traits into tokio's, and `Framed<_, LinesCodec>` runs a
+/// line protocol over a coro `TcpStream` on a coro scheduler (no tokio
+/// runtime anywhere).
+fn tokio_codec_through_tokio_util_compat(kind: DriverKind) {
+    use futures::SinkExt;
+    use tokio_util::codec::{Framed, LinesCodec};
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+
+    let s = sched(kind);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let server = s2.spawn(async move {
+            let (conn, _) = l.accept().await.unwrap();
+            let mut framed = Framed::new(conn.compat(), LinesCodec::new());
+            let mut n = 0;
+            while let Some(line) = framed.next().await {
+                let line = line.unwrap();
+                framed.send(line.to_uppercase()).await.unwrap();
+                n += 1;
+            }
+            n
+        });
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let mut framed = Framed::new(c.compat(), LinesCodec::new());
+        for i in 0..100 {
+            framed.send(format!("line {i} of coro")).await.unwrap();
+            let got = framed.next().await.unwrap().unwrap();
+            assert_eq!(got, format!("LINE {i} OF CORO"));
+        }
+        drop(framed); // closes: the server's stream ends
+        assert_eq!(server.await.unwrap(), 100);
     });
     s.shutdown();
 }
