@@ -2,25 +2,13 @@
 //! `generator`) and checks that each prints what libcoro's README shows for
 //! its counterpart. `cargo test` builds the examples before running this.
 
-use std::path::PathBuf;
+mod common;
+use common::example_bin;
+
 use std::process::Command;
 
-/// `target/<profile>/deps/examples_core-<hash>` -> `target/<profile>/examples/<name>`.
-fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "example binary {} not built", path.display());
-    path
-}
-
 fn run(name: &str) -> String {
-    let out = Command::new(example_path(name))
+    let out = Command::new(example_bin(name))
         .output()
         .expect("run example");
     assert!(

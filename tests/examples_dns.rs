@@ -5,28 +5,16 @@
 //! dns_lookup` before it).
 #![cfg(feature = "dns")]
 
+mod common;
+use common::example_bin;
+
 #[path = "../coro-net/tests/common/dns_server.rs"]
 mod dns_server;
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// `target/<profile>/deps/examples_dns-<hash>` -> `target/<profile>/examples/dns_lookup`.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = dir
-        .join("examples")
-        .join(format!("dns_lookup{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "example binary {} not built", path.display());
-    path
-}
-
 fn run(args: &[&str]) -> Output {
-    Command::new(example())
+    Command::new(example_bin("dns_lookup"))
         .args(args)
         .output()
         .expect("run dns_lookup")

@@ -1,18 +1,12 @@
 //! The `cat` example copies files, pipes and redirected stdin to stdout on
 //! both drivers, byte for byte, and reports a missing file clearly.
 
+mod common;
+use common::example_bin;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 fn data() -> (PathBuf, Vec<u8>) {
     // 1 MiB + a bit of varied bytes, not a multiple of the chunk size.
@@ -29,7 +23,7 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
     let (path, bytes) = data();
     for driver in ["epoll", "uring"] {
         // Two file arguments, one after the other.
-        let out = Command::new(example("cat"))
+        let out = Command::new(example_bin("cat"))
             .args(["--driver", driver, "--chunk", "4096"])
             .arg(&path)
             .arg(&path)
@@ -47,7 +41,7 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
         );
 
         // stdin a pipe.
-        let mut child = Command::new(example("cat"))
+        let mut child = Command::new(example_bin("cat"))
             .args(["--driver", driver])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -67,7 +61,7 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
 
         // stdin and stdout regular files (positional I/O on both ends).
         let copy = path.with_extension(format!("{driver}.out"));
-        let status = Command::new(example("cat"))
+        let status = Command::new(example_bin("cat"))
             .args(["--driver", driver])
             .stdin(std::fs::File::open(&path).unwrap())
             .stdout(std::fs::File::create(&copy).unwrap())
@@ -81,7 +75,7 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
         std::fs::remove_file(&copy).unwrap();
 
         // A missing file: exit 1, the name and the OS reason on stderr.
-        let out = Command::new(example("cat"))
+        let out = Command::new(example_bin("cat"))
             .args(["--driver", driver, "/nonexistent/coro-cat"])
             .output()
             .unwrap();

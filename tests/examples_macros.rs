@@ -1,26 +1,17 @@
 //! Runs the `macros` example and checks that README's "Attribute macros"
 //! snippet is that example's code, so the snippet compiles.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::example_bin;
+
+use std::path::Path;
 use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// `target/<profile>/deps/<test>-<hash>` -> `target/<profile>/examples/<name>`.
-fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
-}
-
 #[test]
 fn macros_example() {
-    let out = Command::new(example_path("macros"))
+    let out = Command::new(example_bin("macros"))
         .output()
         .expect("run the macros example");
     assert!(

@@ -7,46 +7,19 @@
 //! `cargo test -p coro` builds the examples first; with a `--test` filter,
 //! build them yourself (`cargo build --examples`).
 
+mod common;
+use common::example_bin;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/deps/<this test>` -> `target/<profile>/examples/<name>`
-/// (or the newest hashed `examples/<name>-<hash>` that `cargo test` leaves).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps")
-        .join("examples");
-    let is_candidate = |file: &str| {
-        file == name
-            || file
-                .strip_prefix(name)
-                .and_then(|r| r.strip_prefix('-'))
-                .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(is_candidate))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!(
-                "example {name} not built in {}: run `cargo build --examples`",
-                dir.display()
-            )
-        })
-}
-
 fn run(name: &str) -> String {
-    let out = Command::new(example(name)).output().expect("run example");
+    let out = Command::new(example_bin(name))
+        .output()
+        .expect("run example");
     assert!(
         out.status.success(),
         "example {name} failed: {}\n{}",
@@ -106,7 +79,7 @@ struct Server {
 
 impl Server {
     fn start(name: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(example(name))
+        let mut child = Command::new(example_bin(name))
             .args(["--port", "0"])
             .args(args)
             .stdout(Stdio::piped())
@@ -298,7 +271,7 @@ fn tcp_echo_server_with_echo_client() {
     s.write_all(b"echo me").unwrap();
     assert_eq!(read_n(&mut s, 7), b"echo me");
     drop(s);
-    let out = Command::new(example("echo_client"))
+    let out = Command::new(example_bin("echo_client"))
         .args(["--addr", &srv.addr.to_string()])
         .args([
             "--conns",
@@ -355,7 +328,7 @@ fn tls_files(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn tls_echo_client(addr: SocketAddr, ca: &std::path::Path, message: &str) -> String {
-    let out = Command::new(example("tls_echo"))
+    let out = Command::new(example_bin("tls_echo"))
         .args([
             "--mode",
             "client",
@@ -395,7 +368,7 @@ fn tcp_echo_server_with_tls_and_the_tls_echo_client() {
     let got = read_to_close(&mut s);
     assert!(!got.starts_with(b"plain text"), "{got:?}");
     // A bad key file is a clear error at start-up.
-    let out = Command::new(example("tcp_echo_server"))
+    let out = Command::new(example_bin("tcp_echo_server"))
         .args(["--port", "0", "--tls", "--cert", cert.to_str().unwrap()])
         .args(["--key", cert.to_str().unwrap()])
         .output()

@@ -1,47 +1,13 @@
 //! Runs `examples/thread_pool.rs` and checks its output against libcoro's.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+use common::example_bin;
 
-/// `target/<profile>/deps/<this test>` -> `target/<profile>/examples/<name>`.
-///
-/// `cargo build --example` leaves `examples/<name>`; `cargo test` builds the
-/// examples too but keeps only the hashed `examples/<name>-<hash>`: take the
-/// most recently built of those.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary lives in target/<profile>/deps")
-        .join("examples");
-    let is_candidate = |file: &str| {
-        file == name
-            || file
-                .strip_prefix(name)
-                .and_then(|r| r.strip_prefix('-'))
-                .is_some_and(|hash| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
-    std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(is_candidate))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!(
-                "example {name} not built in {}: run `cargo test -p coro` \
-                 (or `cargo build --example {name}` first)",
-                dir.display()
-            )
-        })
-}
+use std::process::Command;
 
 #[test]
 fn thread_pool_example_output() {
-    let out = Command::new(example("thread_pool"))
+    let out = Command::new(example_bin("thread_pool"))
         .output()
         .expect("run the thread_pool example");
     assert!(out.status.success(), "example failed: {out:?}");

@@ -3,26 +3,15 @@
 //! libcoro's README shows, allowing for the orders that legitimately vary.
 //! `cargo test` builds the examples before running this.
 
+mod common;
+use common::example_bin;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
+
 use std::process::Command;
 
-/// `target/<profile>/deps/examples_sync-<hash>` -> `target/<profile>/examples/<name>`.
-fn example_path(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let path = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "example binary {} not built", path.display());
-    path
-}
-
 fn run(name: &str) -> String {
-    let out = Command::new(example_path(name))
+    let out = Command::new(example_bin(name))
         .output()
         .expect("run example");
     assert!(

@@ -3,19 +3,13 @@
 //! those examples print, so the guide cannot drift from code that compiles
 //! and runs.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::example_bin;
+
+use std::path::Path;
 use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn example_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples")
-        .join(name)
-}
 
 fn readme() -> String {
     std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap()
