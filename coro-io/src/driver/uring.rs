@@ -344,54 +344,37 @@ impl UringDriver {
     }
 
     /// Move staged entries into the SQ, entering the kernel to make room
-    /// when it is full (only where this thread may enter). Returns whether
-    /// everything was moved.
-    fn flush(&self, st: &mut State, may_enter: bool) -> bool {
+    /// when it is full (callers are threads that may enter). A failed enter
+    /// leaves the rest staged for the next turn.
+    fn flush(&self, st: &mut State) {
+        // Bounded: each round either empties the staging area or found the
+        // SQ full and entered to let the kernel consume it.
+        for _ in 0..64 {
+            if !self.move_staged(st) || self.ring.submitter().submit().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Push staged entries into the SQ in order until it is full. Returns
+    /// whether some are left (the SQ filled up).
+    fn move_staged(&self, st: &mut State) -> bool {
         let mut moved = 0;
-        let mut full = false;
-        {
-            // SAFETY: the SQ is only touched under the state lock, which
-            // our callers hold.
-            let mut sq = unsafe { self.ring.submission_shared() };
-            for e in &st.pending {
-                // SAFETY: the entry points into memory owned by a live slot
-                // (an op box, or nothing), valid until its completion.
-                if unsafe { sq.push(e) }.is_err() {
-                    full = true;
-                    break;
-                }
-                moved += 1;
+        // SAFETY: the SQ is only touched under the state lock, which our
+        // callers hold (they pass its guard's contents).
+        let mut sq = unsafe { self.ring.submission_shared() };
+        for e in &st.pending {
+            // SAFETY: the entry points into memory owned by a live slot (an
+            // op box, or nothing), valid until its completion.
+            if unsafe { sq.push(e) }.is_err() {
+                break;
             }
-            sq.sync();
+            moved += 1;
         }
+        sq.sync();
+        drop(sq);
         st.pending.drain(..moved);
-        if full && may_enter {
-            // Let the kernel consume the SQ, then go on (bounded: a failed
-            // enter leaves the rest staged for the next turn).
-            for _ in 0..64 {
-                if self.ring.submitter().submit().is_err() {
-                    break;
-                }
-                let left = st.pending.len();
-                // SAFETY: as above.
-                let mut sq = unsafe { self.ring.submission_shared() };
-                let mut moved = 0;
-                for e in &st.pending {
-                    // SAFETY: as above.
-                    if unsafe { sq.push(e) }.is_err() {
-                        break;
-                    }
-                    moved += 1;
-                }
-                sq.sync();
-                drop(sq);
-                st.pending.drain(..moved);
-                if moved == left {
-                    break;
-                }
-            }
-        }
-        st.pending.is_empty()
+        !st.pending.is_empty()
     }
 
     /// Entries in the SQ the kernel has not consumed yet. Takes the state
@@ -424,7 +407,7 @@ impl UringDriver {
         }
         {
             let mut st = self.state();
-            self.flush(&mut st, true);
+            self.flush(&mut st);
         }
         if let Err(e) = self.ring.submitter().submit() {
             if !matches!(
@@ -563,7 +546,7 @@ impl UringDriver {
         let mut dead = Vec::new();
         let (mut n, must_enter) = {
             let mut st = self.state();
-            self.flush(&mut st, true);
+            self.flush(&mut st);
             let n = self.reap(&mut st, &mut wake, &mut dead);
             (n, self.needs_enter(&st))
         };
@@ -731,7 +714,7 @@ impl Driver for UringDriver {
                 // close (and reuse) its fd.
                 if self.may_enter() && self.unsubmitted(&st) > 0 {
                     for _ in 0..8 {
-                        self.flush(&mut st, true);
+                        self.flush(&mut st);
                         let _ = self.ring.submitter().submit();
                         if self.unsubmitted(&st) == 0 {
                             break;
