@@ -694,3 +694,75 @@ fn uring_sqpoll_ring_runs_ops() {
     sync_wait(s.spawn(async move { s2.sleep(Duration::from_millis(5)).await })).unwrap();
     assert!(t.elapsed() >= Duration::from_millis(5));
 }
+
+/// An op whose io_uring entry does not wait (`MSG_DONTWAIT`), as ops on
+/// `O_NONBLOCK` fds behave on older kernels: the first completion is
+/// `EAGAIN`. The driver must wait for readiness and resubmit, not fail.
+struct DontWaitRecv {
+    fd: std::os::fd::RawFd,
+    buf: Vec<u8>,
+    submitted: Arc<AtomicUsize>,
+}
+
+impl op::Op for DontWaitRecv {
+    type Output = std::io::Result<Vec<u8>>;
+    const KIND: op::OpKind = op::OpKind::Recv;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        self.submitted.fetch_add(1, Ordering::SeqCst);
+        io_uring::opcode::Recv::new(
+            io_uring::types::Fd(self.fd),
+            self.buf.as_mut_ptr(),
+            self.buf.len() as u32,
+        )
+        .flags(libc::MSG_DONTWAIT)
+        .build()
+    }
+    fn readiness(&self) -> coro_io::driver::Readiness {
+        coro_io::driver::Readiness::Fd(self.fd, coro_io::driver::Interest::Read)
+    }
+    fn attempt(&mut self) -> std::io::Result<usize> {
+        rustix::io::read(
+            // SAFETY: the fd outlives the op (the test keeps the pair open).
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) },
+            &mut self.buf,
+        )
+        .map_err(Into::into)
+    }
+    fn complete(mut self: Box<Self>, res: std::io::Result<usize>) -> Self::Output {
+        let n = res?;
+        self.buf.truncate(n);
+        Ok(self.buf)
+    }
+}
+
+#[test]
+fn uring_eagain_completion_waits_for_readiness_and_resubmits() {
+    let _s = serial();
+    let h = Handle::new(DriverKind::IoUring).unwrap();
+    let pairs = socket_pairs(1);
+    let (a, b) = &pairs[0];
+    let submitted = Arc::new(AtomicUsize::new(0));
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    let mut fut = Box::pin(op::OpFuture::new(
+        &h,
+        DontWaitRecv {
+            fd: a.as_raw_fd(),
+            buf: vec![0; 16],
+            submitted: submitted.clone(),
+        },
+    ));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    // Let the EAGAIN completion arrive and the driver switch to a poll.
+    for _ in 0..5 {
+        h.park(Some(Duration::from_millis(5))).unwrap();
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(submitted.load(Ordering::SeqCst), 1);
+    rustix::io::write(b, b"late").unwrap();
+    let got = run(&h, fut).unwrap();
+    assert_eq!(got, b"late");
+    // Submitted twice: the EAGAIN attempt and the one after readiness.
+    assert_eq!(submitted.load(Ordering::SeqCst), 2);
+    assert_eq!(h.in_flight(), 0);
+}
