@@ -22,7 +22,7 @@
 #![allow(missing_docs)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream as StdTcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -38,6 +38,8 @@
 pub mod blocking;
 pub mod buf;
 pub mod driver;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod fs;
 pub mod op;
 mod scheduler;

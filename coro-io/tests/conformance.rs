@@ -203,9 +203,30 @@ fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
         // Drop the rest at once, some after one more turn.
         h.park(Some(Duration::ZERO)).unwrap();
         drop(futs);
+        // The central rule: a buffer lives as long as the kernel may write
+        // into it. Every op still in flight (on io_uring: those of dropped
+        // futures, parked in the driver until their completion) holds its
+        // buffer, so live buffers never drop below ops in flight.
+        let check = |h: &Handle| {
+            let (inflight, bufs) = (h.in_flight(), live.load(Ordering::SeqCst));
+            assert!(
+                bufs >= inflight,
+                "{bufs} buffers alive for {inflight} ops in flight"
+            );
+        };
+        check(&h);
+        if kind == DriverKind::IoUring {
+            assert!(
+                h.in_flight() > 0,
+                "dropped io_uring recvs wait for their CQEs"
+            );
+        }
         // Every op the kernel still had is cancelled or completes: nothing
         // stays owned by the driver.
-        park_until(&h, || h.in_flight() == 0);
+        park_until(&h, || {
+            check(&h);
+            h.in_flight() == 0
+        });
         assert!(completed < 10_000);
         drop(pairs);
         drop(h);

@@ -370,7 +370,9 @@ fn metrics_show_waiting_tasks_and_ops(kind: DriverKind) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let m = loop {
         let m = s.metrics();
-        if !m.pending_ops.is_empty() {
+        // The op counts as waiting inside the task's poll; the task as
+        // suspended once that poll returned.
+        if !m.pending_ops.is_empty() && m.suspended_tasks == 1 {
             break m;
         }
         assert!(std::time::Instant::now() < deadline, "{m:?}");

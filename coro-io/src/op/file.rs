@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
-use super::{Op, OpFuture, OpKind, cvt};
+use super::{Op, OpFuture, OpKind, cvt, offered};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Interest, Readiness};
 
@@ -72,7 +72,7 @@ impl<B: IoBuf> Op for Write<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        let len = offered(self.buf.bytes_init()).min(u32::MAX as usize) as u32;
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
             .offset(u64::MAX)
             .build()
@@ -81,7 +81,7 @@ impl<B: IoBuf> Op for Write<B> {
         Readiness::Fd(self.fd, Interest::Write)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        let len = self.buf.bytes_init();
+        let len = offered(self.buf.bytes_init());
         // SAFETY: the buffer is valid for `len` bytes of reads.
         cvt(unsafe { libc::write(self.fd, self.buf.stable_ptr().cast(), len) })
     }

@@ -109,7 +109,7 @@ pub enum OpKind {
     Connect,
     /// [`recv`], [`recv_from`], [`recv_msg`], [`read`] on a socket or pipe.
     Recv,
-    /// [`send`], [`send_to`], [`write`].
+    /// [`send`], [`send_to`], [`write()`].
     Send,
     /// [`poll_fd`].
     Poll,
@@ -288,7 +288,39 @@ impl<T: Op> Future for OpFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         assert!(!this.done, "OpFuture polled after completion");
-        match this.driver.inner.poll_op(&mut this.state, cx) {
+        // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
+        // them only from syscalls that transferred no data): run the op
+        // again, a bounded number of times, instead of failing the caller.
+        let mut retries = 0;
+        let polled = loop {
+            // Faults are injected only into ops that have not started yet.
+            #[cfg(feature = "fault-injection")]
+            let injected =
+                if this.state.token == 0 && this.state.blocking.is_none() && !this.counted {
+                    crate::fault::before_op(T::KIND)
+                } else {
+                    None
+                };
+            #[cfg(not(feature = "fault-injection"))]
+            let injected: Option<io::Error> = None;
+            let polled = match injected {
+                Some(e) => Poll::Ready(Err(e)),
+                None => this.driver.inner.poll_op(&mut this.state, cx),
+            };
+            match polled {
+                Poll::Ready(Err(e))
+                    if retries < 16
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                        ) =>
+                {
+                    retries += 1;
+                }
+                other => break other,
+            }
+        };
+        match polled {
             Poll::Pending => {
                 if !this.counted {
                     this.counted = true;
@@ -327,6 +359,16 @@ impl<T: Op> Drop for OpFuture<T> {
             self.driver.inner.drop_op(&mut self.state);
         }
     }
+}
+
+/// How many of `len` bytes a send or write offers the kernel: all of them,
+/// unless fault injection shortens it.
+#[inline]
+pub(crate) fn offered(len: usize) -> usize {
+    #[cfg(feature = "fault-injection")]
+    return crate::fault::write_len(len);
+    #[cfg(not(feature = "fault-injection"))]
+    len
 }
 
 /// `Ok(n)` from a libc return value, or the thread's errno.

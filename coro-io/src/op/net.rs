@@ -7,7 +7,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use io_uring::{opcode, types};
 
 use super::addr::RawAddr;
-use super::{Op, OpFuture, OpKind, cvt};
+use super::{Op, OpFuture, OpKind, cvt, offered};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Interest, Readiness};
 
@@ -266,7 +266,7 @@ impl<B: IoBuf> Op for Send<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        let len = offered(self.buf.bytes_init()).min(u32::MAX as usize) as u32;
         opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -275,7 +275,7 @@ impl<B: IoBuf> Op for Send<B> {
         Readiness::Fd(self.fd, Interest::Write)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        let len = self.buf.bytes_init();
+        let len = offered(self.buf.bytes_init());
         // SAFETY: the buffer is valid for `len` bytes of reads (IoBuf contract).
         cvt(unsafe {
             libc::send(

@@ -1,0 +1,151 @@
+//! Fault injection for tests (feature `fault-injection`; nothing of it
+//! exists without the feature).
+//!
+//! [`install`] a [`FaultPlan`] and, process-wide, op futures then see, at
+//! random but reproducibly for a seed:
+//!
+//! * **transient** errors (`EINTR`, `EAGAIN`) before they run: the op layer
+//!   must retry them, so callers never see them;
+//! * **hard** errors before they run (`ENOMEM`, `ECANCELED`; for accepts
+//!   also `EMFILE` and `ECONNABORTED`): they reach the caller, who must turn
+//!   them into a clean error (or, for accept loops, back off and go on);
+//! * **short writes**: a send or write offers the kernel half its bytes, as
+//!   a full socket buffer would make it; callers that write everything must
+//!   loop.
+//!
+//! Reads are never shortened: a short read of a stream socket means the
+//! kernel had no more data (drivers rely on it, see
+//! [`recv_stream`](crate::op::recv_stream)), so shortening one would not
+//! simulate the kernel but break its contract.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::fault::{self, FaultPlan};
+//! fault::install(Some(FaultPlan { seed: 7, transient_per_mille: 500, ..Default::default() }));
+//! let h = coro_io::driver::Handle::new(coro_io::DriverKind::Epoll)?;
+//! let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK)?;
+//! use std::os::fd::AsRawFd;
+//! // Half the ops meet an injected EINTR first; the op layer retries them.
+//! for _ in 0..20 {
+//!     let (res, _) = futures::executor::block_on(coro_io::op::write(&h, w.as_raw_fd(), b"x".as_slice()));
+//!     assert_eq!(res?, 1);
+//! }
+//! assert!(fault::counts().transient > 0);
+//! fault::install(None);
+//! # drop(r);
+//! # std::io::Result::Ok(())
+//! ```
+
+use std::io;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::op::OpKind;
+
+/// What to inject, in thousandths of the ops that start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultPlan {
+    /// Seed of the (xorshift) sequence: the same seed gives the same faults
+    /// for the same sequence of ops.
+    pub seed: u64,
+    /// `EINTR` / `EAGAIN` before an op runs (to be retried).
+    pub transient_per_mille: u32,
+    /// `ENOMEM` / `ECANCELED` (accept: also `EMFILE`, `ECONNABORTED`) before
+    /// an op runs (to be reported).
+    pub hard_per_mille: u32,
+    /// A send or write offers half its bytes.
+    pub short_write_per_mille: u32,
+}
+
+/// How many faults were injected since the last [`install`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Transient errors injected (and retried).
+    pub transient: u64,
+    /// Hard errors injected.
+    pub hard: u64,
+    /// Writes shortened.
+    pub short_writes: u64,
+}
+
+struct State {
+    plan: FaultPlan,
+    rng: u64,
+    counts: FaultCounts,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+/// Whether a plan is installed (so ops skip the lock when none is).
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Start injecting by `plan` (`None`: stop). Resets the counts.
+pub fn install(plan: Option<FaultPlan>) {
+    ON.store(plan.is_some(), Ordering::SeqCst);
+    *lock() = plan.map(|plan| State {
+        rng: plan.seed | 1,
+        plan,
+        counts: FaultCounts::default(),
+    });
+}
+
+/// The faults injected since the last [`install`] (zeros when none is).
+pub fn counts() -> FaultCounts {
+    lock().as_ref().map(|s| s.counts).unwrap_or_default()
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Option<State>> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    fn roll(&mut self) -> u32 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng % 1000) as u32
+    }
+}
+
+/// Called as an op starts: an error to act as if the syscall returned it.
+pub(crate) fn before_op(kind: OpKind) -> Option<io::Error> {
+    if !ON.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut g = lock();
+    let s = g.as_mut()?;
+    let r = s.roll();
+    if r < s.plan.transient_per_mille {
+        s.counts.transient += 1;
+        let errno = if s.roll() % 2 == 0 {
+            libc::EINTR
+        } else {
+            libc::EAGAIN
+        };
+        return Some(io::Error::from_raw_os_error(errno));
+    }
+    if r < s.plan.transient_per_mille + s.plan.hard_per_mille {
+        s.counts.hard += 1;
+        let pick = s.roll() as usize;
+        let errno = match kind {
+            OpKind::Accept => [libc::ENOMEM, libc::EMFILE, libc::ECONNABORTED][pick % 3],
+            _ => [libc::ENOMEM, libc::ECANCELED][pick % 2],
+        };
+        return Some(io::Error::from_raw_os_error(errno));
+    }
+    None
+}
+
+/// The length a send or write of `len` bytes offers the kernel.
+pub(crate) fn write_len(len: usize) -> usize {
+    if !ON.load(Ordering::Relaxed) {
+        return len;
+    }
+    let mut g = lock();
+    let Some(s) = g.as_mut() else { return len };
+    if len > 1 && s.roll() < s.plan.short_write_per_mille {
+        s.counts.short_writes += 1;
+        return len / 2;
+    }
+    len
+}

@@ -1,0 +1,324 @@
+//! The network stack under injected faults (feature `fault-injection`),
+//! on both drivers, for several seeds:
+//!
+//! * transient faults (`EINTR`/`EAGAIN` before ops) and short writes must
+//!   be invisible: TCP and TLS round trips of hundreds of KiB come out
+//!   byte-exact;
+//! * hard faults (`ENOMEM`/`ECANCELED`, and `EMFILE`/`ECONNABORTED` on
+//!   accept) must end only the connection they hit, with an error, never a
+//!   panic or a hang: an echo server keeps serving (its accept loop backs
+//!   off and goes on), and once the faults stop every client succeeds and
+//!   nothing is left behind (tasks, ops, fds).
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::{pattern, run, sched};
+use coro_io::DriverKind;
+use coro_io::fault::{self, FaultPlan};
+use coro_net::tcp::{TcpListener, TcpStream};
+use coro_net::tls::{self, TlsAcceptor, TlsConnector};
+
+coro_io::driver_tests!(
+    transient_faults_and_short_writes_are_invisible_over_tcp,
+    transient_faults_and_short_writes_are_invisible_over_tls,
+    hard_faults_end_only_their_connection,
+);
+
+/// Faults are process-wide: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stops injecting when dropped (also when a test fails).
+struct Faults;
+impl Faults {
+    fn on(plan: FaultPlan) -> Faults {
+        fault::install(Some(plan));
+        Faults
+    }
+}
+impl Drop for Faults {
+    fn drop(&mut self) {
+        fault::install(None);
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn transient(seed: u64) -> FaultPlan {
+    FaultPlan {
+        seed,
+        transient_per_mille: 200,
+        hard_per_mille: 0,
+        short_write_per_mille: 300,
+    }
+}
+
+fn transient_faults_and_short_writes_are_invisible_over_tcp(kind: DriverKind) {
+    let _g = serial();
+    for seed in [1, 2, 3] {
+        let s = sched(kind);
+        let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let msg = pattern(300 * 1024, seed as u8);
+        let f = Faults::on(transient(seed));
+        let s2 = s.clone();
+        let m = msg.clone();
+        let got = run(&s, async move {
+            let server = s2.spawn(async move {
+                let (c, _) = l.accept().await.unwrap();
+                let mut buf = Vec::with_capacity(16 * 1024);
+                loop {
+                    let (r, b) = c.read(buf).await;
+                    if r.unwrap() == 0 {
+                        break;
+                    }
+                    let (w, mut b) = c.write_all(b).await;
+                    w.unwrap();
+                    b.clear();
+                    buf = b;
+                }
+            });
+            let c = TcpStream::connect(&s2, addr).await.unwrap();
+            let (w, _) = c.write_all(m).await;
+            w.unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut got = Vec::new();
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                let (r, b) = c.read(buf).await;
+                let n = r.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&b[..n]);
+                buf = b;
+                buf.clear();
+            }
+            server.await.unwrap();
+            got
+        });
+        let counts = fault::counts();
+        drop(f);
+        assert!(got == msg, "seed {seed}: bytes changed");
+        assert!(
+            counts.transient > 0 && counts.short_writes > 0,
+            "seed {seed}: {counts:?}"
+        );
+        s.shutdown();
+    }
+}
+
+fn tls_pair() -> (TlsAcceptor, TlsConnector) {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = tls::rustls::pki_types::PrivatePkcs8KeyDer::from(c.key_pair.serialize_der()).into();
+    let server = tls::server_config(vec![c.cert.der().clone()], key).unwrap();
+    let client = tls::client_config([c.cert.der().clone()]).unwrap();
+    (
+        TlsAcceptor::new(Arc::new(server)),
+        TlsConnector::new(Arc::new(client)),
+    )
+}
+
+fn transient_faults_and_short_writes_are_invisible_over_tls(kind: DriverKind) {
+    let _g = serial();
+    let (acceptor, connector) = tls_pair();
+    for seed in [11, 12] {
+        let s = sched(kind);
+        let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let msg = pattern(200 * 1024, seed as u8);
+        let f = Faults::on(transient(seed));
+        let (s2, a, cn, m) = (s.clone(), acceptor.clone(), connector.clone(), msg.clone());
+        let got = run(&s, async move {
+            let server = s2.spawn(async move {
+                let (tcp, _) = l.accept().await.unwrap();
+                let t = a.accept(tcp).await.unwrap();
+                let mut buf = Vec::with_capacity(16 * 1024);
+                loop {
+                    let (r, b) = t.read(buf).await;
+                    if r.unwrap() == 0 {
+                        break;
+                    }
+                    let (w, mut b) = t.write_all(b).await;
+                    w.unwrap();
+                    b.clear();
+                    buf = b;
+                }
+                t.shutdown().await.unwrap();
+            });
+            let tcp = TcpStream::connect(&s2, addr).await.unwrap();
+            let t = Arc::new(cn.connect("localhost", tcp).await.unwrap());
+            let writer = {
+                let t = t.clone();
+                s2.spawn(async move {
+                    let (w, _) = t.write_all(m).await;
+                    w.unwrap();
+                    t.shutdown().await.unwrap();
+                })
+            };
+            let mut got = Vec::new();
+            let mut buf = Vec::with_capacity(64 * 1024);
+            loop {
+                let (r, b) = t.read(buf).await;
+                let n = r.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&b[..n]);
+                buf = b;
+                buf.clear();
+            }
+            writer.await.unwrap();
+            server.await.unwrap();
+            got
+        });
+        let counts = fault::counts();
+        drop(f);
+        assert!(got == msg, "seed {seed}: TLS bytes changed");
+        assert!(
+            counts.transient > 0 && counts.short_writes > 0,
+            "seed {seed}: {counts:?}"
+        );
+        s.shutdown();
+    }
+}
+
+fn hard_faults_end_only_their_connection(kind: DriverKind) {
+    let _g = serial();
+    for seed in [21, 22, 23] {
+        let fds_before = open_fds();
+        let s = sched(kind);
+        let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // The server: one task per connection, echoing until EOF or error.
+        let s2 = s.clone();
+        let accept_loop = s.spawn(async move {
+            loop {
+                let Ok((c, _)) = l.accept().await else {
+                    continue; // an injected accept error: go on
+                };
+                s2.spawn(async move {
+                    let mut buf = Vec::with_capacity(4096);
+                    loop {
+                        let (r, b) = c.read(buf).await;
+                        match r {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) => {}
+                        }
+                        let (w, mut b) = c.write_all(b).await;
+                        if w.is_err() {
+                            return;
+                        }
+                        b.clear();
+                        buf = b;
+                    }
+                })
+                .detach();
+            }
+        });
+        // One client round: connect, 8 messages, close. Ok(true) when every
+        // echo came back, Ok(false) on a clean error.
+        let client = move |s: coro_io::IoScheduler, i: u8| async move {
+            let timeout = Duration::from_secs(5);
+            let body = async {
+                let c = TcpStream::connect(&s, addr).await?;
+                for j in 0..8u8 {
+                    let (w, _) = c.write_all(vec![i ^ j; 100]).await;
+                    w?;
+                    let mut got = 0;
+                    let mut buf = Vec::with_capacity(100);
+                    while got < 100 {
+                        buf.clear();
+                        let (r, b) = c.read(buf).await;
+                        let n = r?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::UnexpectedEof.into());
+                        }
+                        assert!(b[..n].iter().all(|&x| x == i ^ j), "wrong bytes");
+                        got += n;
+                        buf = b;
+                    }
+                }
+                std::io::Result::Ok(())
+            };
+            match s.timeout(timeout, body).await {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => false,
+                // A hang is a bug, not a clean error.
+                Err(_) => panic!("client {i} hung under faults"),
+            }
+        };
+        let f = Faults::on(FaultPlan {
+            seed,
+            transient_per_mille: 50,
+            hard_per_mille: 30,
+            short_write_per_mille: 100,
+        });
+        let s3 = s.clone();
+        let (ok, failed) = run(&s, async move {
+            let hs: Vec<_> = (0..100u8)
+                .map(|i| s3.spawn(client(s3.clone(), i)))
+                .collect();
+            let (mut ok, mut failed) = (0, 0);
+            for h in hs {
+                if h.await.unwrap() {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        });
+        let counts = fault::counts();
+        drop(f);
+        assert!(
+            counts.hard > 0,
+            "seed {seed}: no hard fault injected: {counts:?}"
+        );
+        assert!(
+            failed > 0 && ok > 0,
+            "seed {seed}: {ok} ok, {failed} failed"
+        );
+        // Faults off: the server still serves everyone.
+        let s4 = s.clone();
+        let all = run(&s, async move {
+            let hs: Vec<_> = (0..20u8).map(|i| s4.spawn(client(s4.clone(), i))).collect();
+            let mut all = true;
+            for h in hs {
+                all &= h.await.unwrap();
+            }
+            all
+        });
+        assert!(all, "seed {seed}: the server did not recover");
+        // Nothing left behind but the accept loop.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let m = s.metrics();
+            if m.live_tasks == 1 && m.pending_ops.iter().all(|&(_, n)| n <= 1) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "seed {seed}: left behind: {m:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s.shutdown();
+        assert!(
+            coro_core::sync_wait(accept_loop)
+                .unwrap_err()
+                .is_cancelled()
+        );
+        drop(s); // the driver's own fds go with the last handle
+        assert_eq!(open_fds(), fds_before, "seed {seed}: fds leaked");
+    }
+}
