@@ -19,6 +19,9 @@ pub struct ServerArgs {
     pub addr: SocketAddr,
     /// Driver of every scheduler.
     pub driver: DriverKind,
+    /// `--stats-file PATH`: rewrite PATH every second with the live task
+    /// count, ops in flight and open fds (for soak tests; off by default).
+    pub stats_file: Option<String>,
 }
 
 pub fn parse_driver(s: &str) -> DriverKind {
@@ -44,6 +47,7 @@ impl ServerArgs {
             threads,
             addr: SocketAddr::new(host, port),
             driver,
+            stats_file: args.opt("stats-file").map(str::to_owned),
         }
     }
 }
@@ -88,6 +92,24 @@ where
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    if let Some(path) = &args.stats_file {
+        // Off the event loops: one snapshot a second, written whole.
+        let scheds: Vec<IoScheduler> = running.iter().map(|(_, s)| s.clone()).collect();
+        loop {
+            let (mut tasks, mut ops) = (0, 0);
+            for s in &scheds {
+                let m = s.metrics();
+                tasks += m.live_tasks;
+                ops += m.ops_in_flight;
+            }
+            let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+            let tmp = format!("{path}.tmp");
+            if std::fs::write(&tmp, format!("tasks={tasks} ops={ops} fds={fds}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
     for (h, _sched) in running {
         let _ = coro::sync_wait(h);
     }
