@@ -8,12 +8,12 @@
 //! build them yourself (`cargo build --examples`).
 
 mod common;
-use common::example_bin;
+use common::{Server, example_bin};
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn run(name: &str) -> String {
@@ -69,54 +69,6 @@ fn udp_echo_example_self_test() {
         .chain(std::iter::once("udp_echo: 5 datagrams echoed\n".to_owned()))
         .collect();
     assert_eq!(run("udp_echo"), expected);
-}
-
-/// A server example running in the background, killed (by its pid) on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(name: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(example_bin(name))
-            .args(["--port", "0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        // "<name>: listening on [http://]127.0.0.1:PORT (...); press Ctrl-C to stop"
-        assert!(
-            line.contains("press Ctrl-C to stop"),
-            "no stop hint: {line:?}"
-        );
-        let at = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{line:?}"));
-        let at = at.trim_start_matches("http://");
-        let addr = at.split_whitespace().next().unwrap().parse().unwrap();
-        Server { child, addr }
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.set_nodelay(true).unwrap();
-        s
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const OK: &[u8] =

@@ -1,6 +1,12 @@
 //! What the example-running tests share: finding an example's binary.
 
+#![allow(dead_code)] // each test crate uses part of this
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// The newest built binary of example `name`: `target/<profile>/examples/`
 /// holds `name` and, from some cargo invocations, `name-<16 hex digits>`.
@@ -38,4 +44,52 @@ pub(crate) fn example_bin(name: &str) -> PathBuf {
                 dir.display()
             )
         })
+}
+
+/// A server example running in the background, killed (by its pid) on drop.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Server {
+    pub(crate) fn start(name: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(example_bin(name))
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "<name>: listening on [http://]127.0.0.1:PORT (...); press Ctrl-C to stop"
+        assert!(
+            line.contains("press Ctrl-C to stop"),
+            "no stop hint: {line:?}"
+        );
+        let at = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let at = at.trim_start_matches("http://");
+        let addr = at.split_whitespace().next().unwrap().parse().unwrap();
+        Server { child, addr }
+    }
+
+    pub(crate) fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
