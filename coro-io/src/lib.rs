@@ -45,6 +45,8 @@ pub mod op;
 mod scheduler;
 mod task;
 mod task_group;
+#[doc(hidden)]
+pub mod testing;
 pub mod thread_pool;
 pub mod time;
 
@@ -52,44 +54,98 @@ pub use blocking::spawn_blocking;
 pub use driver::DriverKind;
 pub use scheduler::{
     ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp,
-    PollStatus, ThreadStrategy, UringOptions, YieldNow,
+    PollStatus, RingMode, ThreadStrategy, UringOptions, YieldNow,
 };
 pub use task::{JoinError, JoinHandle};
 pub use task_group::TaskGroup;
 pub use thread_pool::{ThreadPool, ThreadPoolOptions};
 pub use time::Elapsed;
 
-/// Instantiate driver-generic tests once per driver.
+/// Instantiate I/O tests once per configuration a user can pick.
 ///
-/// For every `name` given, a function `fn name(kind: DriverKind)` must exist
-/// at the call site; the macro emits `epoll::name` and `uring::name` tests
-/// that call it with [`DriverKind::Epoll`] and [`DriverKind::IoUring`]. Every
-/// I/O test of the workspace goes through it, so the two drivers can never
-/// drift apart; `cargo test uring::` or `cargo test epoll::` runs one side.
+/// For every `name` given, a function `fn name(cfg: Config)` must exist at
+/// the call site ([`Config`](crate::testing::Config)); the macro emits one
+/// test per configuration that calls it: `epoll::{inline, pool, manual,
+/// manual_pool}::name` and `uring::{defer, coop, coop_pool, plain,
+/// plain_pool, sqpoll, sqpoll_pool, manual, manual_pool}::name` (driver,
+/// io_uring ring mode, inline or pool execution, spawned or hand-driven
+/// loop). A test builds its scheduler with `cfg.sched()`. Every I/O test of
+/// the workspace goes through it, so no configuration can drift from the
+/// others; `cargo test uring::` or `cargo test epoll::` runs one driver.
+///
+/// Tests of the bare driver (no scheduler: `cfg.handle()`) use the
+/// `drivers:` form, which runs them once per distinct driver:
+/// `epoll::inline` and `uring::{defer, coop, plain, sqpoll}`.
 ///
 /// # Examples
 ///
 /// ```no_run
 /// # #![allow(dead_code)] // doctests are not built with --test
-/// use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
+/// use coro_io::testing::Config;
 ///
-/// fn starts(kind: DriverKind) {
-///     let s = IoScheduler::new(IoSchedulerOptions { driver: kind, ..Default::default() }).unwrap();
-///     assert_eq!(s.driver_kind(), kind);
+/// fn starts(cfg: Config) {
+///     let s = cfg.sched();
+///     assert_eq!(s.driver_kind(), cfg.kind());
+///     s.shutdown();
+/// }
+///
+/// fn parks(cfg: Config) {
+///     let h = cfg.handle();
+///     h.park(Some(std::time::Duration::ZERO)).unwrap();
 /// }
 ///
 /// coro_io::driver_tests!(starts);
+/// mod bare {
+///     use super::*;
+///     coro_io::driver_tests!(drivers: parks);
+/// }
 /// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! driver_tests {
-    ($($name:ident),* $(,)?) => {
+    (drivers: $($name:ident),* $(,)?) => {
         mod epoll {
-            $( #[test] fn $name() { super::$name($crate::DriverKind::Epoll) } )*
+            mod inline { $crate::__driver_tests_for!(EPOLL; $($name),*); }
         }
         mod uring {
-            $( #[test] fn $name() { super::$name($crate::DriverKind::IoUring) } )*
+            mod defer { $crate::__driver_tests_for!(URING_DEFER; $($name),*); }
+            mod coop { $crate::__driver_tests_for!(URING_COOP; $($name),*); }
+            mod plain { $crate::__driver_tests_for!(URING_PLAIN; $($name),*); }
+            mod sqpoll { $crate::__driver_tests_for!(URING_SQPOLL; $($name),*); }
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        mod epoll {
+            mod inline { $crate::__driver_tests_for!(EPOLL; $($name),*); }
+            mod pool { $crate::__driver_tests_for!(EPOLL_POOL; $($name),*); }
+            mod manual { $crate::__driver_tests_for!(EPOLL_MANUAL; $($name),*); }
+            mod manual_pool { $crate::__driver_tests_for!(EPOLL_MANUAL_POOL; $($name),*); }
+        }
+        mod uring {
+            mod defer { $crate::__driver_tests_for!(URING_DEFER; $($name),*); }
+            mod coop { $crate::__driver_tests_for!(URING_COOP; $($name),*); }
+            mod coop_pool { $crate::__driver_tests_for!(URING_COOP_POOL; $($name),*); }
+            mod plain { $crate::__driver_tests_for!(URING_PLAIN; $($name),*); }
+            mod plain_pool { $crate::__driver_tests_for!(URING_PLAIN_POOL; $($name),*); }
+            mod sqpoll { $crate::__driver_tests_for!(URING_SQPOLL; $($name),*); }
+            mod sqpoll_pool { $crate::__driver_tests_for!(URING_SQPOLL_POOL; $($name),*); }
+            mod manual { $crate::__driver_tests_for!(URING_MANUAL; $($name),*); }
+            mod manual_pool { $crate::__driver_tests_for!(URING_MANUAL_POOL; $($name),*); }
+        }
+    };
+}
+
+/// One configuration's tests of [`driver_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __driver_tests_for {
+    ($cfg:ident; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                super::super::$name($crate::testing::Config::$cfg)
+            }
+        )*
     };
 }
 

@@ -76,10 +76,59 @@ pub struct UringOptions {
     /// `DriverKind::Auto` and the error of `DriverKind::IoUring` can be
     /// exercised on any kernel. Default `None`.
     pub inject_setup_error: Option<i32>,
-    /// Set the ring up as an old kernel would: no `DEFER_TASKRUN` or
-    /// `COOP_TASKRUN` (for tests of that path, and benchmarks). Default
-    /// `false`.
+    /// How the ring runs completion work; `Auto` picks the best one the
+    /// scheduler's strategies allow (see [`RingMode`]). Default `Auto`.
+    pub ring_mode: RingMode,
+    /// The same as `ring_mode: RingMode::Plain` (kept for older callers).
+    #[doc(hidden)]
     pub plain_ring: bool,
+}
+
+/// How an io_uring ring runs the kernel's completion work (its "task
+/// work"): the one setting that decides how a completion reaches the event
+/// loop. Every mode is correct; they differ in cost.
+///
+/// * `DeferTaskrun` (`IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN`, Linux
+///   6.1+): completions are processed only when the loop asks for them,
+///   in its own wait, never by interrupting a thread. The cheapest, and
+///   possible only where one thread does all the submitting and waiting:
+///   a `Spawn` + `Inline` scheduler.
+/// * `CoopTaskrun` (`IORING_SETUP_COOP_TASKRUN`, 5.19+): completion work
+///   waits for the submitting thread's next kernel entry instead of
+///   interrupting it.
+/// * `Plain`: the kernel interrupts the submitting thread to run it.
+///
+/// `Auto` chooses `DeferTaskrun` for `Spawn` + `Inline` schedulers and
+/// `CoopTaskrun` elsewhere; on a kernel without the chosen mode the driver
+/// falls back along `DeferTaskrun`, `CoopTaskrun`, `Plain`
+/// ([`Features`](crate::driver::probe::Features) tells what it got). SQPOLL
+/// rings are always `Plain` (the kernel accepts no task-run flag with it).
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::{IoScheduler, IoSchedulerOptions, RingMode, UringOptions};
+///
+/// let opts = IoSchedulerOptions {
+///     uring: UringOptions { ring_mode: RingMode::CoopTaskrun, ..Default::default() },
+///     ..Default::default()
+/// };
+/// let sched = IoScheduler::new(opts)?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RingMode {
+    /// The best mode the scheduler's strategies and the kernel allow.
+    #[default]
+    Auto,
+    /// Single issuer, completion work deferred to the loop's waits
+    /// (`Spawn` + `Inline` schedulers only: elsewhere `IoScheduler::new`
+    /// fails with `InvalidInput`).
+    DeferTaskrun,
+    /// Completion work waits for the submitter's next kernel entry.
+    CoopTaskrun,
+    /// No task-run flags: what kernels before 5.19 do.
+    Plain,
 }
 
 impl Default for UringOptions {
@@ -88,6 +137,7 @@ impl Default for UringOptions {
             entries: 1024,
             sqpoll_idle: None,
             inject_setup_error: None,
+            ring_mode: RingMode::Auto,
             plain_ring: false,
         }
     }
@@ -311,6 +361,15 @@ impl Inner {
         self.fire_timers();
         ran += self.run_queued();
         Ok(ran)
+    }
+
+    /// [`IoScheduler::process_events`].
+    fn process_events(self: &Arc<Inner>, timeout: Option<Duration>) -> usize {
+        if self.closed.load(Ordering::Acquire) {
+            return 0;
+        }
+        let _g = LoopGuard::enter(self);
+        self.turn(timeout, true).unwrap_or(0)
     }
 
     /// Shutdown clean-up, on the loop thread (or the manual driver's thread).
@@ -897,11 +956,22 @@ impl IoScheduler {
             self.inner.manual,
             "process_events is for ThreadStrategy::Manual schedulers"
         );
-        if self.inner.closed.load(Ordering::Acquire) {
-            return 0;
-        }
-        let _g = LoopGuard::enter(&self.inner);
-        self.inner.turn(timeout, true).unwrap_or(0)
+        self.inner.process_events(timeout)
+    }
+
+    /// Tests: drive a `Manual` scheduler from a background thread, as a
+    /// user's own thread would, without counting as a handle (so dropping
+    /// the last one still shuts it down, which ends the thread).
+    pub(crate) fn drive_in_background(&self) {
+        let inner = self.inner.clone();
+        thread::Builder::new()
+            .name("coro-manual".into())
+            .spawn(move || {
+                while !inner.shutdown.load(Ordering::Acquire) {
+                    inner.process_events(None);
+                }
+            })
+            .expect("spawn the thread that drives a manual scheduler");
     }
 
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures

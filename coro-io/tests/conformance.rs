@@ -15,25 +15,30 @@ use std::time::{Duration, Instant};
 use coro_core::sync_wait;
 use coro_io::buf::{IoBuf, IoBufMut};
 use coro_io::driver::Handle;
-use coro_io::{
-    DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions, ThreadPoolOptions,
-    UringOptions, op,
-};
+use coro_io::testing::Config;
+use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions, UringOptions, op};
 
 coro_io::driver_tests!(
-    cancellation_storm_frees_every_buffer_and_fd,
-    more_ops_than_ring_entries,
-    burst_of_completions_larger_than_the_cq,
-    dropped_accept_closes_the_accepted_fd,
-    connect_refused_is_a_clear_error,
-    udp_send_to_recv_from,
     file_write_read_sync,
     shutdown_with_ops_in_flight_returns_and_frees,
-    pool_workers_submit_ops,
-    read_then_drop_then_close_does_not_touch_a_reused_fd,
-    stream_read_after_a_drained_read_sees_new_data,
-    stream_read_after_a_drained_read_sees_end_of_stream,
+    ping_pong_over_many_sockets,
 );
+
+/// The driver alone, without a scheduler.
+mod bare {
+    use super::*;
+    coro_io::driver_tests!(
+        drivers: cancellation_storm_frees_every_buffer_and_fd,
+        more_ops_than_ring_entries,
+        burst_of_completions_larger_than_the_cq,
+        dropped_accept_closes_the_accepted_fd,
+        connect_refused_is_a_clear_error,
+        udp_send_to_recv_from,
+        read_then_drop_then_close_does_not_touch_a_reused_fd,
+        stream_read_after_a_drained_read_sees_new_data,
+        stream_read_after_a_drained_read_sees_end_of_stream,
+    );
+}
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -127,15 +132,11 @@ fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
     }
 }
 
-fn small_ring(kind: DriverKind, entries: u32) -> Handle {
-    Handle::with_options(
-        kind,
-        &UringOptions {
-            entries,
-            ..Default::default()
-        },
-    )
-    .unwrap()
+fn small_ring(cfg: Config, entries: u32) -> Handle {
+    cfg.handle_with(UringOptions {
+        entries,
+        ..Default::default()
+    })
 }
 
 fn socket_pairs(n: usize) -> Vec<(OwnedFd, OwnedFd)> {
@@ -165,12 +166,12 @@ impl Rng {
 
 type PendingRecv = Pin<Box<op::OpFuture<op::Recv<CountedBuf>>>>;
 
-fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
+fn cancellation_storm_frees_every_buffer_and_fd(cfg: Config) {
     let _s = serial();
     let fds_before = open_fds();
     let live = Arc::new(AtomicUsize::new(0));
     {
-        let h = small_ring(kind, 256);
+        let h = small_ring(cfg, 256);
         let pairs = socket_pairs(100);
         let (_f, w) = noop_cx();
         let mut cx = Context::from_waker(&w);
@@ -215,7 +216,7 @@ fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
             );
         };
         check(&h);
-        if kind == DriverKind::IoUring {
+        if cfg.kind() == DriverKind::IoUring {
             assert!(
                 h.in_flight() > 0,
                 "dropped io_uring recvs wait for their CQEs"
@@ -235,9 +236,9 @@ fn cancellation_storm_frees_every_buffer_and_fd(kind: DriverKind) {
     assert_eq!(open_fds(), fds_before, "fds leaked");
 }
 
-fn more_ops_than_ring_entries(kind: DriverKind) {
+fn more_ops_than_ring_entries(cfg: Config) {
     let _s = serial();
-    let h = small_ring(kind, 8);
+    let h = small_ring(cfg, 8);
     let pairs = socket_pairs(200);
     let (_f, w) = noop_cx();
     let mut cx = Context::from_waker(&w);
@@ -271,10 +272,10 @@ fn more_ops_than_ring_entries(kind: DriverKind) {
     assert_eq!(h.in_flight(), 0);
 }
 
-fn burst_of_completions_larger_than_the_cq(kind: DriverKind) {
+fn burst_of_completions_larger_than_the_cq(cfg: Config) {
     let _s = serial();
     // 8 SQ entries -> 32 CQ entries; 2,000 ops that all complete at once.
-    let h = small_ring(kind, 8);
+    let h = small_ring(cfg, 8);
     let pairs = socket_pairs(100);
     for (_, b) in &pairs {
         rustix::io::write(b, &[1u8; 20]).unwrap();
@@ -304,9 +305,9 @@ fn burst_of_completions_larger_than_the_cq(kind: DriverKind) {
     assert_eq!(h.in_flight(), 0);
 }
 
-fn dropped_accept_closes_the_accepted_fd(kind: DriverKind) {
+fn dropped_accept_closes_the_accepted_fd(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let addr = l.local_addr().unwrap();
@@ -324,7 +325,7 @@ fn dropped_accept_closes_the_accepted_fd(kind: DriverKind) {
         let c = std::net::TcpStream::connect(addr).unwrap();
         // Let the kernel accept for the op, then drop the future unpolled.
         let woken = f.0.load(Ordering::SeqCst);
-        if kind == DriverKind::IoUring {
+        if cfg.kind() == DriverKind::IoUring {
             park_until(&h, || f.0.load(Ordering::SeqCst) > woken);
         }
         drop(acc);
@@ -335,9 +336,9 @@ fn dropped_accept_closes_the_accepted_fd(kind: DriverKind) {
     assert_eq!(open_fds(), before, "accepted fds leaked");
 }
 
-fn connect_refused_is_a_clear_error(kind: DriverKind) {
+fn connect_refused_is_a_clear_error(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     // A port nobody listens on: bind, take the port, close.
     let addr = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -350,9 +351,9 @@ fn connect_refused_is_a_clear_error(kind: DriverKind) {
     h.release_fd(s.as_raw_fd());
 }
 
-fn udp_send_to_recv_from(kind: DriverKind) {
+fn udp_send_to_recv_from(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     a.set_nonblocking(true).unwrap();
@@ -384,14 +385,10 @@ fn udp_send_to_recv_from(kind: DriverKind) {
     h.release_fd(b.as_raw_fd());
 }
 
-fn file_write_read_sync(kind: DriverKind) {
+fn file_write_read_sync(cfg: Config) {
     let _s = serial();
-    let sched = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        ..Default::default()
-    })
-    .unwrap();
-    let dir = std::env::temp_dir().join(format!("coro-conf-{}-{kind:?}", std::process::id()));
+    let sched = cfg.sched();
+    let dir = std::env::temp_dir().join(format!("coro-conf-{}-{cfg}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("f");
     let s = sched.clone();
@@ -427,16 +424,12 @@ fn file_write_read_sync(kind: DriverKind) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-fn shutdown_with_ops_in_flight_returns_and_frees(kind: DriverKind) {
+fn shutdown_with_ops_in_flight_returns_and_frees(cfg: Config) {
     let _s = serial();
     let before = open_fds();
     let live = Arc::new(AtomicUsize::new(0));
     {
-        let sched = IoScheduler::new(IoSchedulerOptions {
-            driver: kind,
-            ..Default::default()
-        })
-        .unwrap();
+        let sched = cfg.sched();
         let pairs = Arc::new(socket_pairs(50));
         let started = Arc::new(AtomicUsize::new(0));
         let mut hs = Vec::new();
@@ -469,17 +462,10 @@ fn shutdown_with_ops_in_flight_returns_and_frees(kind: DriverKind) {
     assert_eq!(open_fds(), before, "fds leaked");
 }
 
-fn pool_workers_submit_ops(kind: DriverKind) {
+/// Ops from tasks on every configuration (on a pool: workers submit).
+fn ping_pong_over_many_sockets(cfg: Config) {
     let _s = serial();
-    let sched = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
-            thread_count: 2,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .unwrap();
+    let sched = cfg.sched();
     let pairs = Arc::new(socket_pairs(20));
     // Ping-pong over 20 socket pairs, all on pool workers.
     let hs: Vec<_> = (0..20)
@@ -509,9 +495,9 @@ fn pool_workers_submit_ops(kind: DriverKind) {
     assert_eq!(sched.driver().in_flight(), 0);
 }
 
-fn read_then_drop_then_close_does_not_touch_a_reused_fd(kind: DriverKind) {
+fn read_then_drop_then_close_does_not_touch_a_reused_fd(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     let (_f, w) = noop_cx();
     let mut cx = Context::from_waker(&w);
     for _ in 0..50 {
@@ -599,9 +585,9 @@ fn uring_ring_modes_and_plain_fallback() {
     assert_eq!((res.unwrap(), &buf[..]), (3, &b"out"[..]));
 }
 
-fn stream_read_after_a_drained_read_sees_new_data(kind: DriverKind) {
+fn stream_read_after_a_drained_read_sees_new_data(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     let pairs = socket_pairs(1);
     let (a, b) = &pairs[0];
     let (_f, w) = noop_cx();
@@ -643,7 +629,7 @@ fn stream_read_after_a_drained_read_sees_new_data(kind: DriverKind) {
     );
     assert_eq!(res.unwrap(), 60);
     let mut f = Box::pin(op::recv_stream(&h, a.as_raw_fd(), Vec::with_capacity(60)));
-    if kind == DriverKind::Epoll {
+    if cfg.kind() == DriverKind::Epoll {
         // epoll: the syscall runs inside this first poll and finds the rest.
         assert!(matches!(f.as_mut().poll(&mut cx), Poll::Ready((Ok(40), _))));
     } else {
@@ -656,9 +642,9 @@ fn stream_read_after_a_drained_read_sees_new_data(kind: DriverKind) {
 /// Regression: the last data and the peer's close arrive together; a short
 /// read takes the data, and the next read must see end-of-stream (epoll
 /// delivers no further edge after a hang-up, so it must not wait for one).
-fn stream_read_after_a_drained_read_sees_end_of_stream(kind: DriverKind) {
+fn stream_read_after_a_drained_read_sees_end_of_stream(cfg: Config) {
     let _s = serial();
-    let h = Handle::new(kind).unwrap();
+    let h = cfg.handle();
     for _ in 0..20 {
         let [(a, b)]: [(OwnedFd, OwnedFd); 1] = socket_pairs(1).try_into().unwrap();
         let (_f, w) = noop_cx();

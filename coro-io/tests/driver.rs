@@ -14,6 +14,7 @@ use std::time::Duration;
 use coro_io::DriverKind;
 use coro_io::driver::{Handle, Interest};
 use coro_io::op;
+use coro_io::testing::Config;
 
 struct CountWaker(AtomicUsize);
 impl Wake for CountWaker {
@@ -50,7 +51,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 coro_io::driver_tests!(
-    pipe_read_waits_then_completes,
+    drivers: pipe_read_waits_then_completes,
     op_that_succeeds_at_once_registers_nothing,
     dropped_read_is_safe_and_waker_fires_for_the_next,
     tcp_accept_connect_send_recv,
@@ -60,8 +61,8 @@ coro_io::driver_tests!(
     close_releases_registration,
 );
 
-fn pipe_read_waits_then_completes(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn pipe_read_waits_then_completes(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     let (c, wk) = waker();
     let mut cx = Context::from_waker(&wk);
@@ -79,15 +80,15 @@ fn pipe_read_waits_then_completes(kind: DriverKind) {
     }
 }
 
-fn op_that_succeeds_at_once_registers_nothing(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn op_that_succeeds_at_once_registers_nothing(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     let (res, _) = run(&h, op::write(&h, w.as_raw_fd(), b"xy".as_slice()));
     assert_eq!(res.unwrap(), 2);
     let (res, buf) = run(&h, op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
     assert_eq!(res.unwrap(), 2);
     assert_eq!(&buf[..2], b"xy");
-    if kind == DriverKind::Epoll {
+    if cfg.kind() == DriverKind::Epoll {
         assert_eq!(
             h.registered_fds(),
             0,
@@ -96,8 +97,8 @@ fn op_that_succeeds_at_once_registers_nothing(kind: DriverKind) {
     }
 }
 
-fn dropped_read_is_safe_and_waker_fires_for_the_next(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn dropped_read_is_safe_and_waker_fires_for_the_next(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     {
         let (_c, wk) = waker();
@@ -114,8 +115,8 @@ fn dropped_read_is_safe_and_waker_fires_for_the_next(kind: DriverKind) {
     assert_eq!(h.in_flight(), 0);
 }
 
-fn tcp_accept_connect_send_recv(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn tcp_accept_connect_send_recv(cfg: Config) {
+    let h = cfg.handle();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let addr = l.local_addr().unwrap();
@@ -151,8 +152,8 @@ fn tcp_accept_connect_send_recv(kind: DriverKind) {
     assert_eq!(h.registered_fds(), 0);
 }
 
-fn poll_fd_hangup(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn poll_fd_hangup(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     let (_c, wk) = waker();
     let mut cx = Context::from_waker(&wk);
@@ -163,8 +164,8 @@ fn poll_fd_hangup(kind: DriverKind) {
     assert_ne!(revents & libc::POLLHUP as u32, 0, "revents {revents:#x}");
 }
 
-fn unpark_wakes_park(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn unpark_wakes_park(cfg: Config) {
+    let h = cfg.handle();
     let h2 = h.clone();
     let t = std::thread::spawn(move || h2.unpark());
     // Without the unpark this would wait for a minute.
@@ -178,15 +179,15 @@ fn unpark_wakes_park(kind: DriverKind) {
     assert!(start.elapsed() < Duration::from_secs(30));
 }
 
-fn stale_event_after_release_is_ignored(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn stale_event_after_release_is_ignored(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     let (c, wk) = waker();
     let mut cx = Context::from_waker(&wk);
     let mut fut = pin!(op::read(&h, r.as_raw_fd(), vec![0u8; 4]));
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     rustix::io::write(&w, b"1").unwrap(); // event queued for generation 0
-    if kind != DriverKind::Epoll {
+    if cfg.kind() != DriverKind::Epoll {
         // Completion drivers keep no per-fd registration: release_fd is a
         // no-op and the in-flight read completes with the byte.
         h.release_fd(r.as_raw_fd());
@@ -208,8 +209,8 @@ fn stale_event_after_release_is_ignored(kind: DriverKind) {
     ));
 }
 
-fn close_releases_registration(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn close_releases_registration(cfg: Config) {
+    let h = cfg.handle();
     let (r, w) = pipe();
     let (_c, wk) = waker();
     let mut cx = Context::from_waker(&wk);

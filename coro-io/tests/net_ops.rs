@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use coro_io::DriverKind;
 use coro_io::driver::Handle;
 use coro_io::op;
+use coro_io::testing::Config;
 
 struct Noop;
 impl Wake for Noop {
@@ -33,14 +33,13 @@ fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
 }
 
 coro_io::driver_tests!(
-    accept_fd_takes_unix_connections,
+    drivers: accept_fd_takes_unix_connections,
     recv_msg_reports_truncation
 );
 
-fn accept_fd_takes_unix_connections(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
-    let dir =
-        std::env::temp_dir().join(format!("coro-io-acceptfd-{}-{kind:?}", std::process::id()));
+fn accept_fd_takes_unix_connections(cfg: Config) {
+    let h = cfg.handle();
+    let dir = std::env::temp_dir().join(format!("coro-io-acceptfd-{}-{cfg}", std::process::id()));
     let _ = std::fs::remove_file(&dir);
     let l = UnixListener::bind(&dir).unwrap();
     l.set_nonblocking(true).unwrap();
@@ -56,8 +55,8 @@ fn accept_fd_takes_unix_connections(kind: DriverKind) {
     let _ = std::fs::remove_file(&dir);
 }
 
-fn recv_msg_reports_truncation(kind: DriverKind) {
-    let h = Handle::new(kind).unwrap();
+fn recv_msg_reports_truncation(cfg: Config) {
+    let h = cfg.handle();
     let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     a.set_nonblocking(true).unwrap();
     let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -7,31 +7,27 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use coro_core::sync_wait;
+use coro_io::testing::Config;
 use coro_io::{
-    DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions, PollOp, PollStatus,
-    ThreadPoolOptions, ThreadStrategy, spawn_blocking,
+    ExecutionStrategy, IoScheduler, IoSchedulerOptions, PollOp, PollStatus, ThreadPoolOptions,
+    ThreadStrategy, spawn_blocking,
 };
 
-fn manual(kind: DriverKind) -> IoScheduler {
+/// A manual scheduler on `cfg`'s driver, driven by the test itself.
+fn manual(cfg: Config) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
+        driver: cfg.kind(),
+        uring: cfg.uring(),
         thread_strategy: ThreadStrategy::Manual,
         ..Default::default()
     })
     .unwrap()
 }
 
-fn spawned(kind: DriverKind) -> IoScheduler {
+fn pooled(cfg: Config) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn pooled(kind: DriverKind) -> IoScheduler {
-    IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
+        driver: cfg.kind(),
+        uring: cfg.uring(),
         execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
             thread_count: 2,
             ..Default::default()
@@ -60,10 +56,6 @@ fn drive_until(s: &IoScheduler, mut done: impl FnMut() -> bool) {
 coro_io::driver_tests!(
     spawn_from_outside_and_inside,
     many_tasks_all_complete,
-    manual_mode_driven_by_hand,
-    manual_mode_timer_wakes_process_events,
-    spawn_local_runs_not_send_futures,
-    pool_tasks_see_current_and_timers,
     shutdown_cancels_pending_tasks_and_timers,
     dropping_last_handle_shuts_down,
     shutdown_cancels_tasks_that_nothing_will_wake,
@@ -71,11 +63,23 @@ coro_io::driver_tests!(
     poll_pipe_read_write_hangup_timeout,
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
-    io_thread_callbacks_run,
 );
 
-fn spawn_from_outside_and_inside(kind: DriverKind) {
-    for s in [spawned(kind), pooled(kind)] {
+/// Tests of one strategy (they build their own scheduler): once per driver.
+mod strategies {
+    use super::*;
+    coro_io::driver_tests!(
+        drivers: manual_mode_driven_by_hand,
+        manual_mode_timer_wakes_process_events,
+        spawn_local_runs_not_send_futures,
+        pool_tasks_see_current_and_timers,
+        io_thread_callbacks_run,
+    );
+}
+
+fn spawn_from_outside_and_inside(cfg: Config) {
+    {
+        let s = cfg.sched();
         let h = s.spawn(async {
             let me = IoScheduler::current().expect("current() inside a task");
             let inner = me.spawn(async { 20 });
@@ -86,8 +90,9 @@ fn spawn_from_outside_and_inside(kind: DriverKind) {
     }
 }
 
-fn many_tasks_all_complete(kind: DriverKind) {
-    for s in [spawned(kind), pooled(kind)] {
+fn many_tasks_all_complete(cfg: Config) {
+    {
+        let s = cfg.sched();
         let n = Arc::new(AtomicUsize::new(0));
         let hs: Vec<_> = (0..10_000)
             .map(|_| {
@@ -105,8 +110,8 @@ fn many_tasks_all_complete(kind: DriverKind) {
     }
 }
 
-fn manual_mode_driven_by_hand(kind: DriverKind) {
-    let s = manual(kind);
+fn manual_mode_driven_by_hand(cfg: Config) {
+    let s = manual(cfg);
     let log = Arc::new(Mutex::new(Vec::new()));
     let (l1, l2) = (log.clone(), log.clone());
     let s2 = s.clone();
@@ -130,8 +135,8 @@ fn manual_mode_driven_by_hand(kind: DriverKind) {
     assert_eq!(s.process_events(Some(Duration::ZERO)), 0);
 }
 
-fn manual_mode_timer_wakes_process_events(kind: DriverKind) {
-    let s = manual(kind);
+fn manual_mode_timer_wakes_process_events(cfg: Config) {
+    let s = manual(cfg);
     let s2 = s.clone();
     let h = s.spawn(async move { s2.sleep(Duration::from_millis(2)).await });
     s.process_events(Some(Duration::ZERO)); // runs the task: it arms the timer
@@ -143,8 +148,8 @@ fn manual_mode_timer_wakes_process_events(kind: DriverKind) {
     assert_eq!(s.timer_count(), 0);
 }
 
-fn spawn_local_runs_not_send_futures(kind: DriverKind) {
-    let s = manual(kind);
+fn spawn_local_runs_not_send_futures(cfg: Config) {
+    let s = manual(cfg);
     let rc = Rc::new(41);
     let h = s.spawn_local(async move { *rc + 1 });
     drive_until(&s, || h.is_finished());
@@ -154,7 +159,7 @@ fn spawn_local_runs_not_send_futures(kind: DriverKind) {
 #[test]
 #[should_panic(expected = "ExecutionStrategy::Inline")]
 fn spawn_local_on_pool_panics() {
-    let s = pooled(DriverKind::Epoll);
+    let s = pooled(Config::EPOLL);
     drop(s.spawn_local(async {}));
 }
 
@@ -163,8 +168,8 @@ fn current_is_none_outside() {
     assert!(IoScheduler::current().is_none());
 }
 
-fn pool_tasks_see_current_and_timers(kind: DriverKind) {
-    let s = pooled(kind);
+fn pool_tasks_see_current_and_timers(cfg: Config) {
+    let s = pooled(cfg);
     let h = s.spawn(async {
         let me = IoScheduler::current().unwrap();
         me.sleep(Duration::from_millis(1)).await;
@@ -174,8 +179,9 @@ fn pool_tasks_see_current_and_timers(kind: DriverKind) {
     assert!(name.starts_with("coro-pool"), "{name}");
 }
 
-fn shutdown_cancels_pending_tasks_and_timers(kind: DriverKind) {
-    for s in [spawned(kind), manual(kind), pooled(kind)] {
+fn shutdown_cancels_pending_tasks_and_timers(cfg: Config) {
+    {
+        let s = cfg.sched();
         let s2 = s.clone();
         let dropped = Arc::new(AtomicUsize::new(0));
         struct D(Arc<AtomicUsize>);
@@ -194,20 +200,7 @@ fn shutdown_cancels_pending_tasks_and_timers(kind: DriverKind) {
         if s.is_shutdown() {
             unreachable!()
         }
-        // Manual: run it once so it is parked on its timer.
-        if let Ok(()) = rx.try_recv() {
-        } else {
-            for _ in 0..1000 {
-                if rx.try_recv().is_ok() {
-                    break;
-                }
-                if format!("{s:?}").contains("manual: true") {
-                    s.process_events(Some(Duration::ZERO));
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
         s.shutdown();
         let err = sync_wait(h).unwrap_err();
         assert!(err.is_cancelled());
@@ -218,18 +211,19 @@ fn shutdown_cancels_pending_tasks_and_timers(kind: DriverKind) {
     }
 }
 
-fn dropping_last_handle_shuts_down(kind: DriverKind) {
-    let s = spawned(kind);
+fn dropping_last_handle_shuts_down(cfg: Config) {
+    let s = cfg.sched();
     let h = s.spawn(std::future::pending::<()>());
     drop(s);
     assert!(sync_wait(h).unwrap_err().is_cancelled());
 }
 
-fn shutdown_cancels_tasks_that_nothing_will_wake(kind: DriverKind) {
+fn shutdown_cancels_tasks_that_nothing_will_wake(cfg: Config) {
     // A task that already ran and now waits on something that holds no
     // waker (`pending()`), on every execution strategy: shutdown must still
     // cancel it, or its JoinHandle waits forever.
-    for s in [spawned(kind), pooled(kind)] {
+    {
+        let s = cfg.sched();
         let (tx, rx) = mpsc::channel();
         // Says "suspended" from inside its poll, then returns Pending and
         // keeps no waker.
@@ -244,8 +238,8 @@ fn shutdown_cancels_tasks_that_nothing_will_wake(kind: DriverKind) {
     }
 }
 
-fn poll_pipe_read_write_hangup_timeout(kind: DriverKind) {
-    let s = spawned(kind);
+fn poll_pipe_read_write_hangup_timeout(cfg: Config) {
+    let s = cfg.sched();
     let s2 = s.clone();
     let h = s.spawn(async move {
         let (r, w) = pipe();
@@ -285,8 +279,8 @@ fn poll_pipe_read_write_hangup_timeout(kind: DriverKind) {
     sync_wait(h).unwrap();
 }
 
-fn blocking_pool_does_not_starve_io(kind: DriverKind) {
-    let s = spawned(kind);
+fn blocking_pool_does_not_starve_io(cfg: Config) {
+    let s = cfg.sched();
     // Occupy blocking threads until the I/O round-trip is done.
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(Mutex::new(release_rx));
@@ -325,20 +319,21 @@ fn blocking_pool_does_not_starve_io(kind: DriverKind) {
     }
 }
 
-fn panicking_task_is_reported_and_loop_survives(kind: DriverKind) {
-    let s = spawned(kind);
+fn panicking_task_is_reported_and_loop_survives(cfg: Config) {
+    let s = cfg.sched();
     let h = s.spawn(async { panic!("boom") });
     let err = sync_wait(h).unwrap_err();
     assert!(err.is_panic());
     assert_eq!(sync_wait(s.spawn(async { 5 })).unwrap(), 5);
 }
 
-fn io_thread_callbacks_run(kind: DriverKind) {
+fn io_thread_callbacks_run(cfg: Config) {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
     let (a, b) = (started.clone(), stopped.clone());
     let s = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
+        driver: cfg.kind(),
+        uring: cfg.uring(),
         on_io_thread_start: Some(Arc::new(move || {
             a.fetch_add(1, Ordering::SeqCst);
         })),
@@ -354,8 +349,8 @@ fn io_thread_callbacks_run(kind: DriverKind) {
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
 }
 
-fn metrics_show_waiting_tasks_and_ops(kind: DriverKind) {
-    let s = spawned(kind);
+fn metrics_show_waiting_tasks_and_ops(cfg: Config) {
+    let s = cfg.sched();
     let (r, w) = pipe();
     let d = s.driver().clone();
     let rr = r.as_raw_fd();
@@ -378,7 +373,7 @@ fn metrics_show_waiting_tasks_and_ops(kind: DriverKind) {
         assert!(std::time::Instant::now() < deadline, "{m:?}");
         std::thread::yield_now();
     };
-    assert_eq!(m.driver, kind);
+    assert_eq!(m.driver, cfg.kind());
     assert_eq!(m.live_tasks, 1);
     assert_eq!(m.suspended_tasks, 1);
     assert_eq!(m.pending_ops, vec![(coro_io::op::OpKind::Recv, 1)]);

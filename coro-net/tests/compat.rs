@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{pattern, run, sched};
-use coro_io::DriverKind;
+use coro_io::testing::Config;
 use coro_net::tcp::{TcpListener, TcpStream};
 use coro_net::unix::UnixStream;
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -20,8 +20,8 @@ coro_io::driver_tests!(
     tokio_codec_through_tokio_util_compat,
 );
 
-fn futures_copy_echoes_a_mebibyte(kind: DriverKind) {
-    let s = sched(kind);
+fn futures_copy_echoes_a_mebibyte(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -50,8 +50,8 @@ fn futures_copy_echoes_a_mebibyte(kind: DriverKind) {
     s.shutdown();
 }
 
-fn line_codec_round_trip(kind: DriverKind) {
-    let s = sched(kind);
+fn line_codec_round_trip(cfg: Config) {
+    let s = sched(cfg);
     let (a, b) = UnixStream::pair(&s).unwrap();
     let s2 = s.clone();
     run(&s, async move {
@@ -87,8 +87,8 @@ fn line_codec_round_trip(kind: DriverKind) {
     s.shutdown();
 }
 
-fn raced_reads_lose_no_bytes(kind: DriverKind) {
-    let s = sched(kind);
+fn raced_reads_lose_no_bytes(cfg: Config) {
+    let s = sched(cfg);
     let (mut a, b) = UnixStream::pair(&s).unwrap();
     let s2 = s.clone();
     run(&s, async move {
@@ -137,8 +137,8 @@ fn raced_reads_lose_no_bytes(kind: DriverKind) {
     s.shutdown();
 }
 
-fn small_writes_then_inherent_close_deliver_everything(kind: DriverKind) {
-    let s = sched(kind);
+fn small_writes_then_inherent_close_deliver_everything(cfg: Config) {
+    let s = sched(cfg);
     let (mut a, b) = UnixStream::pair(&s).unwrap();
     // A small receive buffer makes sends go short / pend.
     b.set_recv_buffer_size(4096).unwrap();
@@ -173,12 +173,12 @@ fn small_writes_then_inherent_close_deliver_everything(kind: DriverKind) {
 /// our `futures_io` traits into tokio's, and `Framed<_, LinesCodec>` runs a
 /// line protocol over a coro `TcpStream` on a coro scheduler (no tokio
 /// runtime anywhere).
-fn tokio_codec_through_tokio_util_compat(kind: DriverKind) {
+fn tokio_codec_through_tokio_util_compat(cfg: Config) {
     use futures::SinkExt;
     use tokio_util::codec::{Framed, LinesCodec};
     use tokio_util::compat::FuturesAsyncReadCompatExt;
 
-    let s = sched(kind);
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();

@@ -6,13 +6,13 @@ mod common;
 use std::io;
 
 use common::{run, sched};
-use coro_io::DriverKind;
+use coro_io::testing::Config;
 use coro_net::tcp::{TcpListener, TcpStream};
 
 coro_io::driver_tests!(by_name_and_literal, errors_say_what_failed);
 
-fn by_name_and_literal(kind: DriverKind) {
-    let s = sched(kind);
+fn by_name_and_literal(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let s2 = s.clone();
@@ -27,8 +27,8 @@ fn by_name_and_literal(kind: DriverKind) {
     s.shutdown();
 }
 
-fn errors_say_what_failed(kind: DriverKind) {
-    let s = sched(kind);
+fn errors_say_what_failed(cfg: Config) {
+    let s = sched(cfg);
     let s2 = s.clone();
     run(&s, async move {
         let e = TcpStream::connect_host(&s2, "localhost:1")

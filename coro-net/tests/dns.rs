@@ -17,19 +17,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use coro_io::{DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions};
+use coro_io::testing::Config;
+use coro_io::{ExecutionStrategy, IoScheduler, IoSchedulerOptions};
 use coro_net::dns::{Error, Resolver, ResolverOptions, c_ares_version};
 use dns_server::DnsServer;
 
 /// No test may take longer than this (a hang fails instead of blocking CI).
 const BOUND: Duration = Duration::from_secs(30);
 
-fn sched(kind: DriverKind) -> IoScheduler {
-    IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        ..Default::default()
-    })
-    .expect("scheduler")
+fn sched(cfg: Config) -> IoScheduler {
+    cfg.sched()
 }
 
 fn opts(servers: &[&DnsServer]) -> ResolverOptions {
@@ -108,9 +105,9 @@ fn test_server_answers_by_hand() {
     assert_eq!(u16::from_be_bytes([big[6], big[7]]), 40);
 }
 
-fn forward_a_and_aaaa(kind: DriverKind) {
+fn forward_a_and_aaaa(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let (a, aaaa, both) = run(&s, async move {
         (
@@ -132,9 +129,9 @@ fn forward_a_and_aaaa(kind: DriverKind) {
     );
 }
 
-fn reverse_ptr(kind: DriverKind) {
+fn reverse_ptr(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let (one, two, six, none) = run(&s, async move {
         (
@@ -156,9 +153,9 @@ fn reverse_ptr(kind: DriverKind) {
     assert_eq!(none, Err(Error::NotFound));
 }
 
-fn nxdomain_and_nodata(kind: DriverKind) {
+fn nxdomain_and_nodata(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let (nx, nx4, nodata, v6_of_v4) = run(&s, async move {
         (
@@ -176,9 +173,9 @@ fn nxdomain_and_nodata(kind: DriverKind) {
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
 }
 
-fn servfail_and_refused(kind: DriverKind) {
+fn servfail_and_refused(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let (sf, rf) = run(&s, async move {
         (
@@ -190,9 +187,9 @@ fn servfail_and_refused(kind: DriverKind) {
     assert_eq!(rf, Err(Error::Refused));
 }
 
-fn truncated_answer_falls_back_to_tcp(kind: DriverKind) {
+fn truncated_answer_falls_back_to_tcp(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let big = run(&s, async move { r.lookup_ipv4("big.coro.test").await }).unwrap();
     let want: BTreeSet<Ipv4Addr> = (0..40).map(|i| Ipv4Addr::new(192, 0, 2, 100 + i)).collect();
@@ -201,9 +198,9 @@ fn truncated_answer_falls_back_to_tcp(kind: DriverKind) {
     assert!(srv.tcp_queries() >= 1, "then over TCP");
 }
 
-fn silent_server_times_out_within_the_bound(kind: DriverKind) {
+fn silent_server_times_out_within_the_bound(cfg: Config) {
     let srv = DnsServer::silent();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -226,14 +223,14 @@ fn silent_server_times_out_within_the_bound(kind: DriverKind) {
     assert_eq!(srv.udp_queries(), 2, "one query per try");
 }
 
-fn unreachable_server_is_connection_refused(kind: DriverKind) {
+fn unreachable_server_is_connection_refused(cfg: Config) {
     // A port nothing listens on: the kernel answers with ICMP port unreachable.
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -246,10 +243,10 @@ fn unreachable_server_is_connection_refused(kind: DriverKind) {
     assert_eq!(res, Err(Error::ConnectionRefused));
 }
 
-fn second_server_answers_when_the_first_is_silent(kind: DriverKind) {
+fn second_server_answers_when_the_first_is_silent(cfg: Config) {
     let silent = DnsServer::silent();
     let good = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -268,9 +265,9 @@ fn second_server_answers_when_the_first_is_silent(kind: DriverKind) {
     assert_eq!(good.udp_queries(), 1);
 }
 
-fn rotate_spreads_queries_and_order_does_not(kind: DriverKind) {
+fn rotate_spreads_queries_and_order_does_not(cfg: Config) {
     let (a, b) = (DnsServer::start(), DnsServer::start());
-    let s = sched(kind);
+    let s = sched(cfg);
     let ordered = resolver(&s, &[&a, &b]);
     let rotating = Resolver::new(
         &s,
@@ -300,13 +297,13 @@ fn rotate_spreads_queries_and_order_does_not(kind: DriverKind) {
     );
 }
 
-fn sequential_lookups_never_miss_readiness(kind: DriverKind) {
+fn sequential_lookups_never_miss_readiness(cfg: Config) {
     // Every lookup opens a UDP socket and closes it: the fd number comes
     // back each time. One try, so a missed readiness event (a stale driver
     // registration for the reused number) fails with Timeout instead of
     // being hidden by a retry.
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -328,10 +325,10 @@ fn sequential_lookups_never_miss_readiness(kind: DriverKind) {
     assert_eq!(s.driver().registered_fds(), fds0);
 }
 
-fn thousand_concurrent_lookups(kind: DriverKind) {
+fn thousand_concurrent_lookups(cfg: Config) {
     const N: u32 = 1000;
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -356,9 +353,9 @@ fn thousand_concurrent_lookups(kind: DriverKind) {
     assert!(srv.udp_queries() >= N as usize);
 }
 
-fn bad_names_are_rejected_before_sending(kind: DriverKind) {
+fn bad_names_are_rejected_before_sending(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&srv]);
     let long_label = format!("{}.coro.test", "x".repeat(64));
     let long_name = ["abcdefghij"; 26].join(".");
@@ -391,8 +388,8 @@ fn bad_names_are_rejected_before_sending(kind: DriverKind) {
     assert_eq!(srv.queries(), 0, "nothing was sent for a bad name");
 }
 
-fn literals_need_no_server(kind: DriverKind) {
-    let s = sched(kind);
+fn literals_need_no_server(cfg: Config) {
+    let s = sched(cfg);
     // A silent server would make any query time out.
     let srv = DnsServer::silent();
     let r = resolver(&s, &[&srv]);
@@ -411,9 +408,9 @@ fn literals_need_no_server(kind: DriverKind) {
     assert_eq!(srv.queries(), 0);
 }
 
-fn hosts_file_is_honoured(kind: DriverKind) {
+fn hosts_file_is_honoured(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let hosts = empty_file(
         "hosts",
         "192.0.2.77 fromhosts.coro.test fh\n2001:db8::77 fromhosts.coro.test\n",
@@ -466,9 +463,9 @@ fn hosts_file_is_honoured(kind: DriverKind) {
     assert!(srv.queries() > before);
 }
 
-fn system_configuration_when_no_servers_are_given(kind: DriverKind) {
+fn system_configuration_when_no_servers_are_given(cfg: Config) {
     let srv = DnsServer::start();
-    let s = sched(kind);
+    let s = sched(cfg);
     let conf = empty_file(
         "resolv.conf",
         &format!("nameserver {}\noptions timeout:1 attempts:2\n", srv.addr()),
@@ -493,10 +490,10 @@ fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
 }
 
-fn dropped_lookup_is_cancelled_in_c_ares(kind: DriverKind) {
+fn dropped_lookup_is_cancelled_in_c_ares(cfg: Config) {
     const TRIES: usize = 3;
     let silent = DnsServer::silent();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
@@ -536,9 +533,9 @@ fn dropped_lookup_is_cancelled_in_c_ares(kind: DriverKind) {
     assert_eq!(s.driver().registered_fds(), fds0);
 }
 
-fn lookup_after_shutdown_is_an_error_not_a_hang(kind: DriverKind) {
+fn lookup_after_shutdown_is_an_error_not_a_hang(cfg: Config) {
     let silent = DnsServer::silent();
-    let s = sched(kind);
+    let s = sched(cfg);
     let r = resolver(&s, &[&silent]);
     let mut pending = r.lookup_ipv4("a.coro.test");
     assert!(poll_once(&mut pending).is_pending());
@@ -549,10 +546,11 @@ fn lookup_after_shutdown_is_an_error_not_a_hang(kind: DriverKind) {
     assert_eq!(poll_once(&mut late), Poll::Ready(Err(Error::Shutdown)));
 }
 
-fn runs_on_a_thread_pool_scheduler(kind: DriverKind) {
+fn runs_on_a_thread_pool_scheduler(cfg: Config) {
     let srv = DnsServer::start();
     let s = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
+        driver: cfg.kind(),
+        uring: cfg.uring(),
         execution: ExecutionStrategy::ThreadPool(Default::default()),
         ..Default::default()
     })
@@ -573,10 +571,11 @@ fn runs_on_a_thread_pool_scheduler(kind: DriverKind) {
     }
 }
 
-fn runs_on_a_manual_scheduler(kind: DriverKind) {
+fn runs_on_a_manual_scheduler(cfg: Config) {
     let srv = DnsServer::start();
     let s = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
+        driver: cfg.kind(),
+        uring: cfg.uring(),
         thread_strategy: coro_io::ThreadStrategy::Manual,
         ..Default::default()
     })
@@ -598,8 +597,8 @@ fn runs_on_a_manual_scheduler(kind: DriverKind) {
     assert_eq!(names.unwrap(), ["a.coro.test"]);
 }
 
-fn invalid_options_are_typed_errors(kind: DriverKind) {
-    let s = sched(kind);
+fn invalid_options_are_typed_errors(cfg: Config) {
+    let s = sched(cfg);
     let bad = [
         ResolverOptions {
             tries: 0,
@@ -631,7 +630,7 @@ fn invalid_options_are_typed_errors(kind: DriverKind) {
 #[test]
 fn lookup_futures_are_send_and_static() {
     fn check<T: Send + 'static>(_: &T) {}
-    let s = sched(DriverKind::Epoll);
+    let s = sched(Config::EPOLL);
     let r = Resolver::new(&s, ResolverOptions::default()).unwrap();
     check(&r.lookup_ip("localhost"));
     check(&r.reverse(IpAddr::from([127, 0, 0, 1])));
@@ -658,7 +657,14 @@ coro_io::driver_tests!(
     system_configuration_when_no_servers_are_given,
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,
-    runs_on_a_thread_pool_scheduler,
-    runs_on_a_manual_scheduler,
     invalid_options_are_typed_errors,
 );
+
+/// Tests that build a scheduler of one strategy themselves.
+mod strategies {
+    use super::*;
+    coro_io::driver_tests!(
+        drivers: runs_on_a_thread_pool_scheduler,
+        runs_on_a_manual_scheduler,
+    );
+}

@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
+use coro_io::testing::Config;
 
 const CHILD_ENV: &str = "CORO_NET_EMFILE_CHILD";
 /// Fds the child may open beyond those it has when it lowers the limit.
@@ -26,16 +26,10 @@ coro_io::driver_tests!(accept_survives_emfile);
 #[test]
 #[ignore = "helper: run in a child process by accept_survives_emfile"]
 fn emfile_child_server() {
-    let kind = match std::env::var(CHILD_ENV).as_deref() {
-        Ok("epoll") => DriverKind::Epoll,
-        Ok("uring") => DriverKind::IoUring,
-        other => panic!("{CHILD_ENV} not set to epoll|uring: {other:?}"),
-    };
-    let sched = IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        ..Default::default()
-    })
-    .unwrap();
+    let name = std::env::var(CHILD_ENV).unwrap_or_default();
+    let cfg = Config::by_name(&name)
+        .unwrap_or_else(|| panic!("{CHILD_ENV} does not name a configuration: {name:?}"));
+    let sched = cfg.sched();
     let listener = coro_net::tcp::TcpListener::bind(&sched, "127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
@@ -96,12 +90,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn accept_survives_emfile(kind: DriverKind) {
-    let tag = if kind == DriverKind::Epoll {
-        "epoll"
-    } else {
-        "uring"
-    };
+fn accept_survives_emfile(cfg: Config) {
+    let tag = cfg.name;
     let mut child = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .args(["--ignored", "--exact", "emfile_child_server", "--nocapture"])

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{pattern, run, sched};
-use coro_io::DriverKind;
 use coro_io::fault::{self, FaultPlan};
+use coro_io::testing::Config;
 use coro_net::tcp::{TcpListener, TcpStream};
 use coro_net::tls::{self, TlsAcceptor, TlsConnector};
 
@@ -62,10 +62,10 @@ fn transient(seed: u64) -> FaultPlan {
     }
 }
 
-fn transient_faults_and_short_writes_are_invisible_over_tcp(kind: DriverKind) {
+fn transient_faults_and_short_writes_are_invisible_over_tcp(cfg: Config) {
     let _g = serial();
     for seed in [1, 2, 3] {
-        let s = sched(kind);
+        let s = sched(cfg);
         let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let msg = pattern(300 * 1024, seed as u8);
@@ -128,11 +128,11 @@ fn tls_pair() -> (TlsAcceptor, TlsConnector) {
     )
 }
 
-fn transient_faults_and_short_writes_are_invisible_over_tls(kind: DriverKind) {
+fn transient_faults_and_short_writes_are_invisible_over_tls(cfg: Config) {
     let _g = serial();
     let (acceptor, connector) = tls_pair();
     for seed in [11, 12] {
-        let s = sched(kind);
+        let s = sched(cfg);
         let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let msg = pattern(200 * 1024, seed as u8);
@@ -192,11 +192,11 @@ fn transient_faults_and_short_writes_are_invisible_over_tls(kind: DriverKind) {
     }
 }
 
-fn hard_faults_end_only_their_connection(kind: DriverKind) {
+fn hard_faults_end_only_their_connection(cfg: Config) {
     let _g = serial();
     for seed in [21, 22, 23] {
         let fds_before = open_fds();
-        let s = sched(kind);
+        let s = sched(cfg);
         let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         // The server: one task per connection, echoing until EOF or error.

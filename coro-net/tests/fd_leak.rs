@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use coro_io::DriverKind;
+use coro_io::testing::Config;
 use coro_net::tcp::TcpListener;
 
 fn open_fds() -> usize {
@@ -18,10 +18,10 @@ static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 coro_io::driver_tests!(cancelled_accepts_leak_nothing);
 
-fn cancelled_accepts_leak_nothing(kind: DriverKind) {
+fn cancelled_accepts_leak_nothing(cfg: Config) {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let before = open_fds();
-    let s = common::sched(kind);
+    let s = common::sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     // Connections waiting in the backlog, so a cancelled accept may race a
@@ -49,6 +49,6 @@ fn cancelled_accepts_leak_nothing(kind: DriverKind) {
     assert_eq!(
         open_fds(),
         before + clients.len(),
-        "{kind:?}: fds leaked ({accepted} accepts completed)"
+        "{cfg}: fds leaked ({accepted} accepts completed)"
     );
 }

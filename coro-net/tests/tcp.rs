@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{pattern, raise_nofile, run, sched};
+use coro_io::testing::Config;
 use coro_io::{DriverKind, IoScheduler, PollOp, PollStatus, TaskGroup};
 use coro_net::tcp::{ListenOptions, TcpListener, TcpStream};
 
@@ -56,8 +57,8 @@ fn spawn_echo_server(s: &IoScheduler, l: TcpListener) {
     }));
 }
 
-fn echo_round_trips_1b_to_4mib(kind: DriverKind) {
-    let s = sched(kind);
+fn echo_round_trips_1b_to_4mib(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     spawn_echo_server(&s, l);
@@ -97,9 +98,9 @@ fn echo_round_trips_1b_to_4mib(kind: DriverKind) {
     s.shutdown();
 }
 
-fn thousand_concurrent_connections(kind: DriverKind) {
+fn thousand_concurrent_connections(cfg: Config) {
     raise_nofile(4096);
-    let s = sched(kind);
+    let s = sched(cfg);
     let l = TcpListener::bind_with(
         &s,
         "127.0.0.1:0",
@@ -144,8 +145,8 @@ fn thousand_concurrent_connections(kind: DriverKind) {
     s.shutdown();
 }
 
-fn half_close_keeps_reading(kind: DriverKind) {
-    let s = sched(kind);
+fn half_close_keeps_reading(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -183,8 +184,8 @@ fn half_close_keeps_reading(kind: DriverKind) {
     s.shutdown();
 }
 
-fn peer_reset_is_an_error_on_that_stream(kind: DriverKind) {
-    let s = sched(kind);
+fn peer_reset_is_an_error_on_that_stream(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -230,8 +231,8 @@ fn free_port() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
-fn connect_refused_is_clear(kind: DriverKind) {
-    let s = sched(kind);
+fn connect_refused_is_clear(cfg: Config) {
+    let s = sched(cfg);
     let addr = free_port();
     let s2 = s.clone();
     run(&s, async move {
@@ -253,8 +254,8 @@ fn connect_refused_is_clear(kind: DriverKind) {
     s.shutdown();
 }
 
-fn connect_timeout_is_clear(kind: DriverKind) {
-    let s = sched(kind);
+fn connect_timeout_is_clear(cfg: Config) {
+    let s = sched(cfg);
     // Backlog 0 and nobody accepting: once the accept queue is full the
     // kernel drops further SYNs, so the next connect hangs in SYN retries.
     let l = TcpListener::bind_with(
@@ -293,8 +294,8 @@ fn connect_timeout_is_clear(kind: DriverKind) {
     s.shutdown();
 }
 
-fn ipv6_loopback_echo(kind: DriverKind) {
-    let s = sched(kind);
+fn ipv6_loopback_echo(cfg: Config) {
+    let s = sched(cfg);
     let l = match TcpListener::bind(&s, "[::1]:0") {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
@@ -318,8 +319,8 @@ fn ipv6_loopback_echo(kind: DriverKind) {
     s.shutdown();
 }
 
-fn poll_reports_timeout_then_event(kind: DriverKind) {
-    let s = sched(kind);
+fn poll_reports_timeout_then_event(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -348,8 +349,8 @@ fn poll_reports_timeout_then_event(kind: DriverKind) {
     s.shutdown();
 }
 
-fn socket_options_round_trip(kind: DriverKind) {
-    let s = sched(kind);
+fn socket_options_round_trip(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -391,8 +392,8 @@ fn socket_options_round_trip(kind: DriverKind) {
     s.shutdown();
 }
 
-fn dropped_reads_and_accepts_leave_things_usable(kind: DriverKind) {
-    let s = sched(kind);
+fn dropped_reads_and_accepts_leave_things_usable(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();
@@ -419,8 +420,8 @@ fn dropped_reads_and_accepts_leave_things_usable(kind: DriverKind) {
     s.shutdown();
 }
 
-fn explicit_close_goes_through_the_driver(kind: DriverKind) {
-    let s = sched(kind);
+fn explicit_close_goes_through_the_driver(cfg: Config) {
+    let s = sched(cfg);
     let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let s2 = s.clone();

@@ -20,7 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{TEST_BOUND, pattern, raise_nofile, run, sched};
-use coro_io::{DriverKind, IoScheduler, TaskGroup};
+use coro_io::testing::Config;
+use coro_io::{IoScheduler, TaskGroup};
 use coro_net::tcp::{TcpListener, TcpStream};
 use coro_net::tls::{self, TlsAcceptor, TlsConnector, TlsStream, rustls};
 use futures::StreamExt;
@@ -320,8 +321,8 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, want: &str) -> Vec<String> 
 
 // --- tests ----------------------------------------------------------------------
 
-fn our_client_our_server_tls13_and_tls12(kind: DriverKind) {
-    let s = sched(kind);
+fn our_client_our_server_tls13_and_tls12(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
     let s2 = s.clone();
@@ -360,8 +361,8 @@ fn our_client_our_server_tls13_and_tls12(kind: DriverKind) {
     s.shutdown();
 }
 
-fn megabyte_round_trip_reader_and_writer_tasks(kind: DriverKind) {
-    let s = sched(kind);
+fn megabyte_round_trip_reader_and_writer_tasks(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
         assert_eq!(tls.server_name(), Some("localhost"));
@@ -403,9 +404,9 @@ fn megabyte_round_trip_reader_and_writer_tasks(kind: DriverKind) {
     s.shutdown();
 }
 
-fn two_hundred_concurrent_handshakes(kind: DriverKind) {
+fn two_hundred_concurrent_handshakes(cfg: Config) {
     raise_nofile(4096);
-    let s = sched(kind);
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
     let s2 = s.clone();
@@ -435,11 +436,11 @@ fn two_hundred_concurrent_handshakes(kind: DriverKind) {
     s.shutdown();
 }
 
-fn openssl_s_client_against_our_server(kind: DriverKind) {
+fn openssl_s_client_against_our_server(cfg: Config) {
     if !have("openssl") {
         return;
     }
-    let s = sched(kind);
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let dir = TempDir::new("s_client");
     let ca_file = dir.write("ca.pem", &ca.cert.pem());
@@ -476,11 +477,11 @@ fn openssl_s_client_against_our_server(kind: DriverKind) {
     s.shutdown();
 }
 
-fn curl_against_our_server(kind: DriverKind) {
+fn curl_against_our_server(cfg: Config) {
     if !have("curl") {
         return;
     }
-    let s = sched(kind);
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let dir = TempDir::new("curl");
     let ca_file = dir.write("ca.pem", &ca.cert.pem());
@@ -524,11 +525,11 @@ fn curl_against_our_server(kind: DriverKind) {
     s.shutdown();
 }
 
-fn our_client_against_openssl_s_server(kind: DriverKind) {
+fn our_client_against_openssl_s_server(cfg: Config) {
     if !have("openssl") {
         return;
     }
-    let s = sched(kind);
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let dir = TempDir::new("s_server");
     let cert = dir.write("cert.pem", &leaf.cert_pem);
@@ -578,8 +579,8 @@ fn our_client_against_openssl_s_server(kind: DriverKind) {
     s.shutdown();
 }
 
-fn expired_wrong_name_and_unknown_ca_are_rejected(kind: DriverKind) {
-    let s = sched(kind);
+fn expired_wrong_name_and_unknown_ca_are_rejected(cfg: Config) {
+    let s = sched(cfg);
     let ca = Ca::new("coro test CA");
     let good = ca.leaf(&["localhost"], false, false);
     let expired = ca.leaf(&["localhost"], false, true);
@@ -645,8 +646,8 @@ fn expired_wrong_name_and_unknown_ca_are_rejected(kind: DriverKind) {
     s.shutdown();
 }
 
-fn garbage_instead_of_client_hello_harms_no_one_else(kind: DriverKind) {
-    let s = sched(kind);
+fn garbage_instead_of_client_hello_harms_no_one_else(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), echo);
     let s2 = s.clone();
@@ -693,8 +694,8 @@ fn garbage_instead_of_client_hello_harms_no_one_else(kind: DriverKind) {
     s.shutdown();
 }
 
-fn stalled_handshake_is_cut_off_by_the_timeout(kind: DriverKind) {
-    let s = sched(kind);
+fn stalled_handshake_is_cut_off_by_the_timeout(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let limit = Duration::from_millis(800);
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf).with_handshake_timeout(limit), echo);
@@ -747,8 +748,8 @@ fn stalled_handshake_is_cut_off_by_the_timeout(kind: DriverKind) {
     s.shutdown();
 }
 
-fn close_notify_after_client_hello_does_not_loop(kind: DriverKind) {
-    let s = sched(kind);
+fn close_notify_after_client_hello_does_not_loop(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     // A long timeout: the error must come from the close_notify, not the clock.
     let (addr, mut outcomes) = serve(
@@ -797,8 +798,8 @@ fn close_notify_after_client_hello_does_not_loop(kind: DriverKind) {
     s.shutdown();
 }
 
-fn peer_closing_without_close_notify_is_unexpected_eof(kind: DriverKind) {
-    let s = sched(kind);
+fn peer_closing_without_close_notify_is_unexpected_eof(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     // The server writes, then drops the stream: TCP FIN, no close_notify.
     let (addr, _outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
@@ -831,8 +832,8 @@ fn peer_closing_without_close_notify_is_unexpected_eof(kind: DriverKind) {
     s.shutdown();
 }
 
-fn alpn_is_negotiated(kind: DriverKind) {
-    let s = sched(kind);
+fn alpn_is_negotiated(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let mut cfg = server_config(&leaf);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"coro/1".to_vec()];
@@ -885,8 +886,8 @@ fn alpn_is_negotiated(kind: DriverKind) {
     s.shutdown();
 }
 
-fn mutual_tls_accepts_and_rejects(kind: DriverKind) {
-    let s = sched(kind);
+fn mutual_tls_accepts_and_rejects(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let client_ca = Ca::new("coro client CA");
     let mut roots = rustls::RootCertStore::empty();
@@ -964,8 +965,8 @@ fn mutual_tls_accepts_and_rejects(kind: DriverKind) {
     s.shutdown();
 }
 
-fn dropped_reads_lose_nothing(kind: DriverKind) {
-    let s = sched(kind);
+fn dropped_reads_lose_nothing(cfg: Config) {
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let msg = |i: u32| pattern(1000 + i as usize * 3000, i as u8);
     // The server sends message i when it receives "go i", then says so.
@@ -1029,9 +1030,9 @@ fn dropped_reads_lose_nothing(kind: DriverKind) {
     s.shutdown();
 }
 
-fn futures_io_traits_and_shutdown(kind: DriverKind) {
+fn futures_io_traits_and_shutdown(cfg: Config) {
     use futures::io::{AsyncReadExt, AsyncWriteExt};
-    let s = sched(kind);
+    let s = sched(cfg);
     let (ca, leaf) = pki();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), |mut tls: TlsStream| async move {
         // futures::io::copy of our own reader and writer halves: `&TlsStream`

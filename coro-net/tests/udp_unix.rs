@@ -8,7 +8,7 @@ use std::net::Shutdown;
 use std::path::PathBuf;
 
 use common::{pattern, run, sched};
-use coro_io::DriverKind;
+use coro_io::testing::Config;
 use coro_net::udp::UdpSocket;
 use coro_net::unix::{UnixListener, UnixStream};
 
@@ -22,8 +22,8 @@ coro_io::driver_tests!(
     unix_connect_errors_name_the_path,
 );
 
-fn udp_send_to_and_recv_from(kind: DriverKind) {
-    let s = sched(kind);
+fn udp_send_to_and_recv_from(cfg: Config) {
+    let s = sched(cfg);
     let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     run(&s, async move {
@@ -44,8 +44,8 @@ fn udp_send_to_and_recv_from(kind: DriverKind) {
     s.shutdown();
 }
 
-fn udp_truncation_is_reported(kind: DriverKind) {
-    let s = sched(kind);
+fn udp_truncation_is_reported(cfg: Config) {
+    let s = sched(cfg);
     let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     run(&s, async move {
@@ -68,8 +68,8 @@ fn udp_truncation_is_reported(kind: DriverKind) {
     s.shutdown();
 }
 
-fn udp_connected_send_recv(kind: DriverKind) {
-    let s = sched(kind);
+fn udp_connected_send_recv(cfg: Config) {
+    let s = sched(cfg);
     let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
     let stranger = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
@@ -103,8 +103,8 @@ fn s_of(_: &UdpSocket) -> coro_io::IoScheduler {
     coro_io::IoScheduler::current().expect("inside a task")
 }
 
-fn udp_ipv6(kind: DriverKind) {
-    let s = sched(kind);
+fn udp_ipv6(cfg: Config) {
+    let s = sched(cfg);
     let a = match UdpSocket::bind(&s, "[::1]:0") {
         Ok(a) => a,
         Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => return,
@@ -121,18 +121,15 @@ fn udp_ipv6(kind: DriverKind) {
     s.shutdown();
 }
 
-fn sock_path(tag: &str, kind: DriverKind) -> PathBuf {
-    let p = std::env::temp_dir().join(format!(
-        "coro-net-{tag}-{}-{kind:?}.sock",
-        std::process::id()
-    ));
+fn sock_path(tag: &str, cfg: Config) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("coro-net-{tag}-{}-{cfg}.sock", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p
 }
 
-fn unix_listener_echo_and_addresses(kind: DriverKind) {
-    let s = sched(kind);
-    let path = sock_path("echo", kind);
+fn unix_listener_echo_and_addresses(cfg: Config) {
+    let s = sched(cfg);
+    let path = sock_path("echo", cfg);
     let l = UnixListener::bind(&s, &path).unwrap();
     assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
     // A second bind on the same path is a clear error.
@@ -168,8 +165,8 @@ fn unix_listener_echo_and_addresses(kind: DriverKind) {
     s.shutdown();
 }
 
-fn unix_pair_half_close(kind: DriverKind) {
-    let s = sched(kind);
+fn unix_pair_half_close(cfg: Config) {
+    let s = sched(cfg);
     let (a, b) = UnixStream::pair(&s).unwrap();
     run(&s, async move {
         a.write_all(b"ping".as_slice()).await.0.unwrap();
@@ -188,9 +185,9 @@ fn unix_pair_half_close(kind: DriverKind) {
     s.shutdown();
 }
 
-fn unix_connect_errors_name_the_path(kind: DriverKind) {
-    let s = sched(kind);
-    let path = sock_path("missing", kind);
+fn unix_connect_errors_name_the_path(cfg: Config) {
+    let s = sched(cfg);
+    let path = sock_path("missing", cfg);
     let s2 = s.clone();
     let p2 = path.clone();
     run(&s, async move {

@@ -195,15 +195,20 @@ impl AnyDriver {
                 AnyDriver::Uring(uring::UringDriver::new(uring, issuer)?),
                 None,
             )),
-            DriverKind::Auto => match uring::UringDriver::new(uring, issuer) {
-                Ok(d) => Ok((AnyDriver::Uring(d), None)),
-                Err(e) => {
-                    if std::env::var_os("CORO_DEBUG").is_some() {
-                        eprintln!("coro-io: falling back to epoll: {e}");
+            DriverKind::Auto => {
+                // A contradictory setting is the caller's error, not a
+                // reason to fall back.
+                uring::check_options(uring, issuer)?;
+                match uring::UringDriver::new(uring, issuer) {
+                    Ok(d) => Ok((AnyDriver::Uring(d), None)),
+                    Err(e) => {
+                        if std::env::var_os("CORO_DEBUG").is_some() {
+                            eprintln!("coro-io: falling back to epoll: {e}");
+                        }
+                        Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), Some(e)))
                     }
-                    Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), Some(e)))
                 }
-            },
+            }
         }
     }
 }

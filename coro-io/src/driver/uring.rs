@@ -71,7 +71,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use super::probe::Features;
 use super::{Driver, DriverKind, Interest, Readiness};
 use crate::op::{Op, OpState};
-use crate::scheduler::UringOptions;
+use crate::scheduler::{RingMode, UringOptions};
 
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
 const WAKE_KEY: u64 = u64::MAX;
@@ -239,8 +239,13 @@ impl UringDriver {
             }
             match taskrun {
                 Taskrun::Deferred => {
+                    // TASKRUN_FLAG makes the kernel say (IORING_SQ_TASKRUN)
+                    // when deferred completions wait for an enter: a turn
+                    // that does not block must then still enter, or I/O
+                    // starves while tasks keep the loop busy.
                     b.setup_single_issuer()
                         .setup_defer_taskrun()
+                        .setup_taskrun_flag()
                         .setup_r_disabled();
                 }
                 Taskrun::Coop => {
@@ -250,14 +255,7 @@ impl UringDriver {
             }
             b.build(entries)
         };
-        // The best mode the kernel takes (EINVAL: flags it does not know).
-        let wanted: &[Taskrun] = match (issuer, opts.sqpoll_idle, opts.plain_ring) {
-            (_, _, true) => &[Taskrun::Plain],
-            (Issuer::LoopThread, None, false) => {
-                &[Taskrun::Deferred, Taskrun::Coop, Taskrun::Plain]
-            }
-            _ => &[Taskrun::Coop, Taskrun::Plain],
-        };
+        let wanted = wanted_modes(opts, issuer)?;
         let mut last = None;
         let mut made = None;
         for &t in wanted {
@@ -566,6 +564,36 @@ impl UringDriver {
         }
         entered.map(|()| n)
     }
+}
+
+/// Whether `opts` can be honoured for a ring entered by `issuer`
+/// (`InvalidInput` saying why not).
+pub(crate) fn check_options(opts: &UringOptions, issuer: Issuer) -> io::Result<()> {
+    wanted_modes(opts, issuer).map(drop)
+}
+
+/// The ring modes to try, best first, for `opts` on a driver whose ring is
+/// entered by `issuer` (a kernel that rejects one gets the next).
+fn wanted_modes(opts: &UringOptions, issuer: Issuer) -> io::Result<&'static [Taskrun]> {
+    const DEFER: &[Taskrun] = &[Taskrun::Deferred, Taskrun::Coop, Taskrun::Plain];
+    const COOP: &[Taskrun] = &[Taskrun::Coop, Taskrun::Plain];
+    const PLAIN: &[Taskrun] = &[Taskrun::Plain];
+    if opts.plain_ring || opts.sqpoll_idle.is_some() {
+        // The kernel takes no task-run flag together with SQPOLL.
+        return Ok(PLAIN);
+    }
+    Ok(match (opts.ring_mode, issuer) {
+        (RingMode::Plain, _) => PLAIN,
+        (RingMode::CoopTaskrun, _) | (RingMode::Auto, Issuer::AnyThread) => COOP,
+        (RingMode::DeferTaskrun | RingMode::Auto, Issuer::LoopThread) => DEFER,
+        (RingMode::DeferTaskrun, Issuer::AnyThread) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "RingMode::DeferTaskrun needs a scheduler with ThreadStrategy::Spawn and \
+                 ExecutionStrategy::Inline (one thread submits and waits)",
+            ));
+        }
+    })
 }
 
 /// Who may enter the ring (chosen by whoever creates the driver).

@@ -120,14 +120,10 @@ mod tests {
 
     use super::*;
     use crate::tcp::{ListenOptions, TcpListener};
-    use coro_io::{DriverKind, IoSchedulerOptions};
+    use coro_io::testing::Config;
 
-    fn sched(kind: DriverKind) -> IoScheduler {
-        IoScheduler::new(IoSchedulerOptions {
-            driver: kind,
-            ..Default::default()
-        })
-        .unwrap()
+    fn sched(cfg: Config) -> IoScheduler {
+        cfg.sched()
     }
 
     fn block<T: Send + 'static>(s: &IoScheduler, f: impl Future<Output = T> + Send + 'static) -> T {
@@ -190,8 +186,8 @@ mod tests {
         Some((l, fill))
     }
 
-    fn a_blackholed_address_is_raced_past(kind: DriverKind) {
-        let s = sched(kind);
+    fn a_blackholed_address_is_raced_past(cfg: Config) {
+        let s = sched(cfg);
         // The black hole on [::1] if there is IPv6, else on 127.0.0.2.
         let Some((hole, _fill)) =
             full_listener(&s, "[::1]:0").or_else(|| full_listener(&s, "127.0.0.2:0"))
@@ -214,8 +210,8 @@ mod tests {
         drop(hole);
     }
 
-    fn every_failure_is_listed(kind: DriverKind) {
-        let s = sched(kind);
+    fn every_failure_is_listed(cfg: Config) {
+        let s = sched(cfg);
         let addrs: Vec<SocketAddr> =
             vec!["127.0.0.1:1".parse().unwrap(), "[::1]:1".parse().unwrap()];
         let s2 = s.clone();
@@ -238,8 +234,8 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
     }
 
-    fn a_refused_address_falls_through_at_once(kind: DriverKind) {
-        let s = sched(kind);
+    fn a_refused_address_falls_through_at_once(cfg: Config) {
+        let s = sched(cfg);
         let good = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
         let addrs = vec!["127.0.0.1:1".parse().unwrap(), good.local_addr().unwrap()];
         let s2 = s.clone();

@@ -4,18 +4,15 @@
 use std::future::Future;
 use std::time::Duration;
 
-use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
+use coro_io::IoScheduler;
+use coro_io::testing::Config;
 
 /// No single test may take longer than this (a hang fails instead).
 pub(crate) const TEST_BOUND: Duration = Duration::from_secs(20);
 
-/// A spawned-thread, inline scheduler on `kind`.
-pub(crate) fn sched(kind: DriverKind) -> IoScheduler {
-    IoScheduler::new(IoSchedulerOptions {
-        driver: kind,
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("cannot create a {kind:?} scheduler: {e}"))
+/// A scheduler of configuration `cfg` (see `coro_io::driver_tests!`).
+pub(crate) fn sched(cfg: Config) -> IoScheduler {
+    cfg.sched()
 }
 
 /// Run `fut` as a task of `sched` and wait for it, failing after [`TEST_BOUND`].

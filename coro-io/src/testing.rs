@@ -1,0 +1,241 @@
+//! The configurations a user can pick, for tests: every driver, ring mode,
+//! execution and thread strategy, so that each I/O test runs on all of them
+//! (bugs live in the combinations). Used through [`driver_tests!`]
+//! (crate::driver_tests); not part of the stable API.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::driver::Handle;
+use crate::thread_pool::ThreadPoolOptions;
+use crate::{
+    DriverKind, ExecutionStrategy, IoScheduler, IoSchedulerOptions, RingMode, ThreadStrategy,
+    UringOptions,
+};
+
+/// One configuration: a driver and, for io_uring, how its ring runs, with
+/// the scheduler strategies around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Short name (`uring-plain-pool`), also the test module path.
+    pub name: &'static str,
+    /// The backend.
+    pub driver: DriverKind,
+    /// io_uring: how the ring runs completion work.
+    pub ring: RingMode,
+    /// io_uring: a kernel thread polls the submission queue.
+    pub sqpoll: bool,
+    /// Tasks run on a two-worker thread pool (else inline on the loop).
+    pub pool: bool,
+    /// `ThreadStrategy::Manual`, driven by a thread of the test harness.
+    pub manual: bool,
+}
+
+const fn config(
+    name: &'static str,
+    driver: DriverKind,
+    ring: RingMode,
+    sqpoll: bool,
+    pool: bool,
+    manual: bool,
+) -> Config {
+    Config {
+        name,
+        driver,
+        ring,
+        sqpoll,
+        pool,
+        manual,
+    }
+}
+
+use DriverKind::{Epoll, IoUring};
+use RingMode::{Auto, CoopTaskrun, DeferTaskrun, Plain};
+
+impl Config {
+    /// epoll, tasks on the loop thread.
+    pub const EPOLL: Config = config("epoll", Epoll, Auto, false, false, false);
+    /// epoll, tasks on a pool.
+    pub const EPOLL_POOL: Config = config("epoll-pool", Epoll, Auto, false, true, false);
+    /// epoll, driven by hand (`process_events` from another thread).
+    pub const EPOLL_MANUAL: Config = config("epoll-manual", Epoll, Auto, false, false, true);
+    /// epoll, driven by hand, tasks on a pool.
+    pub const EPOLL_MANUAL_POOL: Config =
+        config("epoll-manual-pool", Epoll, Auto, false, true, true);
+    /// io_uring, single issuer with `DEFER_TASKRUN` (the default scheduler).
+    pub const URING_DEFER: Config =
+        config("uring-defer", IoUring, DeferTaskrun, false, false, false);
+    /// io_uring with `COOP_TASKRUN`, tasks on the loop thread.
+    pub const URING_COOP: Config = config("uring-coop", IoUring, CoopTaskrun, false, false, false);
+    /// io_uring with `COOP_TASKRUN`, tasks on a pool (the default for pools).
+    pub const URING_COOP_POOL: Config =
+        config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
+    /// A plain ring (as kernels before 5.19), tasks on the loop thread.
+    pub const URING_PLAIN: Config = config("uring-plain", IoUring, Plain, false, false, false);
+    /// A plain ring, tasks on a pool.
+    pub const URING_PLAIN_POOL: Config =
+        config("uring-plain-pool", IoUring, Plain, false, true, false);
+    /// SQPOLL (a kernel thread reads the submission queue), inline tasks.
+    pub const URING_SQPOLL: Config = config("uring-sqpoll", IoUring, Plain, true, false, false);
+    /// SQPOLL, tasks on a pool.
+    pub const URING_SQPOLL_POOL: Config =
+        config("uring-sqpoll-pool", IoUring, Plain, true, true, false);
+    /// io_uring driven by hand.
+    pub const URING_MANUAL: Config = config("uring-manual", IoUring, Auto, false, false, true);
+    /// io_uring driven by hand, tasks on a pool.
+    pub const URING_MANUAL_POOL: Config =
+        config("uring-manual-pool", IoUring, Auto, false, true, true);
+
+    /// Every scheduler configuration.
+    pub const ALL: [Config; 13] = [
+        Config::EPOLL,
+        Config::EPOLL_POOL,
+        Config::EPOLL_MANUAL,
+        Config::EPOLL_MANUAL_POOL,
+        Config::URING_DEFER,
+        Config::URING_COOP,
+        Config::URING_COOP_POOL,
+        Config::URING_PLAIN,
+        Config::URING_PLAIN_POOL,
+        Config::URING_SQPOLL,
+        Config::URING_SQPOLL_POOL,
+        Config::URING_MANUAL,
+        Config::URING_MANUAL_POOL,
+    ];
+
+    /// The distinct bare drivers ([`handle`](Config::handle)): the
+    /// scheduler strategies do not change a driver used without one.
+    pub const DRIVERS: [Config; 5] = [
+        Config::EPOLL,
+        Config::URING_DEFER,
+        Config::URING_COOP,
+        Config::URING_PLAIN,
+        Config::URING_SQPOLL,
+    ];
+
+    /// The configuration called `name` (its [`Display`](fmt::Display)),
+    /// for child processes told which one to run.
+    pub fn by_name(name: &str) -> Option<Config> {
+        Config::ALL.into_iter().find(|c| c.name == name)
+    }
+
+    /// The backend (never `Auto`).
+    pub fn kind(&self) -> DriverKind {
+        self.driver
+    }
+
+    /// The io_uring settings of this configuration.
+    /// (`DeferTaskrun` is asked for as `Auto`, which picks it wherever it
+    /// applies, so that a test may build a scheduler of other strategies
+    /// from these settings.)
+    pub fn uring(&self) -> UringOptions {
+        UringOptions {
+            ring_mode: match self.ring {
+                DeferTaskrun => Auto,
+                mode => mode,
+            },
+            // Short, so that tests also see the SQ thread fall asleep and
+            // be woken again.
+            sqpoll_idle: self.sqpoll.then(|| Duration::from_millis(10)),
+            ..Default::default()
+        }
+    }
+
+    /// Scheduler options for this configuration.
+    pub fn options(&self) -> IoSchedulerOptions {
+        IoSchedulerOptions {
+            driver: self.driver,
+            thread_strategy: if self.manual {
+                ThreadStrategy::Manual
+            } else {
+                ThreadStrategy::Spawn
+            },
+            execution: if self.pool {
+                ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+                    thread_count: 2,
+                    ..Default::default()
+                })
+            } else {
+                ExecutionStrategy::Inline
+            },
+            uring: self.uring(),
+            ..Default::default()
+        }
+    }
+
+    /// A scheduler of this configuration. A `Manual` one is driven by a
+    /// background thread (looping on `process_events(None)`, as a user's
+    /// own thread would) that does not count as a handle: dropping the
+    /// last handle, or `shutdown()`, stops it.
+    ///
+    /// # Panics
+    ///
+    /// If the scheduler cannot be created (io_uring unavailable).
+    pub fn sched(&self) -> IoScheduler {
+        self.sched_with(self.options())
+    }
+
+    /// [`sched`](Config::sched) with `opts` (whose driver, strategies and
+    /// io_uring settings are replaced by this configuration's).
+    ///
+    /// # Panics
+    ///
+    /// As [`sched`](Config::sched).
+    pub fn sched_with(&self, opts: IoSchedulerOptions) -> IoScheduler {
+        let mine = self.options();
+        let opts = IoSchedulerOptions {
+            driver: mine.driver,
+            thread_strategy: mine.thread_strategy,
+            execution: mine.execution,
+            uring: mine.uring,
+            ..opts
+        };
+        let s = IoScheduler::new(opts)
+            .unwrap_or_else(|e| panic!("cannot create a {self} scheduler: {e}"));
+        if self.manual {
+            s.drive_in_background();
+        }
+        s
+    }
+
+    /// A bare driver (no scheduler) of this configuration's backend and
+    /// ring mode. A `DeferTaskrun` ring is enabled for the calling thread,
+    /// which must then be the one that parks it and polls its ops.
+    ///
+    /// # Panics
+    ///
+    /// If the driver cannot be created.
+    pub fn handle(&self) -> Handle {
+        self.handle_with(UringOptions::default())
+    }
+
+    /// [`handle`](Config::handle) with other io_uring settings (`entries`),
+    /// whose ring mode and SQPOLL are replaced by this configuration's.
+    ///
+    /// # Panics
+    ///
+    /// As [`handle`](Config::handle).
+    pub fn handle_with(&self, uring: UringOptions) -> Handle {
+        let mine = self.uring();
+        let uring = UringOptions {
+            ring_mode: mine.ring_mode,
+            sqpoll_idle: mine.sqpoll_idle,
+            ..uring
+        };
+        let h = if self.ring == DeferTaskrun {
+            Handle::for_loop_thread(self.driver, &uring).and_then(|h| {
+                h.enable_here()?;
+                Ok(h)
+            })
+        } else {
+            Handle::with_options(self.driver, &uring)
+        };
+        h.unwrap_or_else(|e| panic!("cannot create a {self} driver: {e}"))
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
