@@ -8,7 +8,7 @@ use std::sync::Arc;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-use event_listener::{Event, EventListener};
+use event_listener::{Event, EventListener, IntoNotification};
 
 use crate::error::{Closed, TryAcquireError};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -307,7 +307,16 @@ impl Semaphore {
         } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
             self.acquire_ops.notify(usize::MAX);
         } else {
-            self.acquire_ops.notify(k);
+            // `k` *more* waiters: a plain `notify(k)` counts listeners that
+            // were notified but have not run yet towards `k`, so two releases
+            // of one permit before the first woken waiter runs would wake only
+            // that one, and the second permit would sit there while others
+            // wait. Each released permit wakes one waiter that was not woken
+            // yet; a waiter that then finds no permit (a newcomer took it)
+            // listens again, and the permit's holder wakes someone on release.
+            // Notifications made this way also pass on as "additional" when a
+            // woken listener is dropped unused.
+            self.acquire_ops.notify(k.additional());
         }
     }
 

@@ -14,7 +14,94 @@
 mod common;
 
 use common::Probe;
-use coro_sync::{Barrier, Condvar, Event, Latch, Mutex, Queue, RingBuffer, SharedMutex};
+use coro_sync::{Barrier, Condvar, Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex};
+
+// ---------------------------------------------------------------- Semaphore
+
+#[test]
+fn semaphore_two_add_permits_before_first_woken_waiter_runs() {
+    let s = Semaphore::new(0);
+    let mut a = Probe::new(s.acquire());
+    let mut b = Probe::new(s.acquire());
+    a.pending();
+    b.pending();
+    s.add_permits(1);
+    s.add_permits(1);
+    assert_eq!(a.wakes(), 1);
+    assert_eq!(
+        b.wakes(),
+        1,
+        "second release did not wake the second waiter"
+    );
+    a.ready().unwrap().forget();
+    b.ready().unwrap().forget();
+    assert_eq!(s.available_permits(), 0);
+}
+
+#[test]
+fn semaphore_two_permit_drops_before_first_woken_waiter_runs() {
+    let s = Semaphore::new(2);
+    let p1 = s.try_acquire().unwrap();
+    let p2 = s.try_acquire().unwrap();
+    let mut a = Probe::new(s.acquire());
+    let mut b = Probe::new(s.acquire());
+    a.pending();
+    b.pending();
+    drop(p1);
+    drop(p2);
+    assert!(a.woken());
+    assert!(b.woken(), "second release did not wake the second waiter");
+    drop(a.ready().unwrap());
+    drop(b.ready().unwrap());
+    assert_eq!(s.available_permits(), 2);
+}
+
+#[test]
+fn semaphore_notified_then_dropped_after_two_releases() {
+    let s = Semaphore::new(0);
+    let mut a = Probe::new(s.acquire());
+    let mut b = Probe::new(s.acquire());
+    let mut c = Probe::new(s.acquire());
+    a.pending();
+    b.pending();
+    c.pending();
+    s.add_permits(1);
+    s.add_permits(1);
+    assert!(a.woken());
+    drop(a);
+    // Two permits, two live waiters: both must be woken.
+    assert!(b.woken(), "b not woken");
+    assert!(c.woken(), "the dropped waiter's wake-up was lost");
+    b.ready().unwrap().forget();
+    c.ready().unwrap().forget();
+    assert_eq!(s.available_permits(), 0);
+}
+
+#[test]
+fn semaphore_barger_between_releases_strands_nobody() {
+    let s = Semaphore::new(0);
+    let mut a = Probe::new(s.acquire());
+    let mut b = Probe::new(s.acquire());
+    a.pending();
+    b.pending();
+    s.add_permits(1);
+    // A newcomer takes the permit meant for the woken waiter...
+    let barger = s.try_acquire().unwrap();
+    s.add_permits(1);
+    assert!(a.woken());
+    // ...the first woken waiter takes what is there, the other one waits for
+    // the barger's permit and is woken when it comes back.
+    let pa = a.ready().unwrap();
+    let before = b.wakes();
+    if b.woken() {
+        b.pending(); // a spurious wake-up: nothing left for it
+    }
+    drop(barger);
+    assert!(b.wakes() > before, "returned permit woke nobody");
+    drop(b.ready().unwrap());
+    drop(pa);
+    assert_eq!(s.available_permits(), 2);
+}
 
 // --------------------------------------------------------------- RingBuffer
 
