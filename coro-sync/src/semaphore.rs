@@ -267,7 +267,8 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the total would exceed [`Semaphore::MAX_PERMITS`].
+    /// If the total would exceed [`Semaphore::MAX_PERMITS`]; the semaphore is
+    /// then left as it was, and no other thread sees the excess meanwhile.
     ///
     /// ```
     /// let s = coro_sync::Semaphore::new(0);
@@ -278,13 +279,22 @@ impl Semaphore {
         if k == 0 {
             return;
         }
-        assert!(k <= Self::MAX_PERMITS, "too many permits for a Semaphore");
-        let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
-        if (prev >> SHIFT) as usize > Self::MAX_PERMITS - k {
-            self.state.fetch_sub((k as u64) << SHIFT, Ordering::SeqCst);
-            panic!("too many permits for a Semaphore");
+        // Checked before the new count is published: adding first and
+        // undoing on overflow would let other threads see (and take from) a
+        // count that wrapped around for a moment.
+        let add = (k <= Self::MAX_PERMITS).then(|| (k as u64) << SHIFT);
+        let prev = add.and_then(|add| {
+            self.state
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                    let permits = (s >> SHIFT) as usize;
+                    (k <= Self::MAX_PERMITS - permits).then(|| s + add)
+                })
+                .ok()
+        });
+        match prev {
+            Some(prev) => self.wake_after_release(prev, k),
+            None => panic!("too many permits for a Semaphore"),
         }
-        self.wake_after_release(prev, k);
     }
 
     /// Returns permits that came out of this semaphore (cannot overflow:

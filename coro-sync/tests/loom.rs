@@ -350,3 +350,43 @@ fn barrier_releases_all_with_one_leader() {
         assert!(me ^ other, "exactly one leader");
     });
 }
+
+/// `add_permits` past `MAX_PERMITS` panics; no other thread may ever see the
+/// count it refused (wrapped, here to 0) in between.
+#[test]
+fn semaphore_add_permits_overflow_is_never_published() {
+    quiet_expected_panics();
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS - 1));
+        let s1 = s.clone();
+        let adder = thread::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s1.add_permits(2)));
+            assert!(r.is_err(), "overflowing add_permits must panic");
+        });
+        assert_eq!(
+            s.available_permits(),
+            Semaphore::MAX_PERMITS - 1,
+            "another thread saw a count add_permits refused"
+        );
+        adder.join().unwrap();
+        assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS - 1);
+    });
+}
+
+/// Keeps the expected "too many permits" panics of the overflow model out of
+/// the output; every other panic is reported as usual.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|m| m.contains("too many permits"));
+            if !expected {
+                previous(info);
+            }
+        }));
+    });
+}
