@@ -133,6 +133,59 @@ fn semaphore_drop_while_notified_loses_no_permit() {
     });
 }
 
+/// Two releases of one permit each before the first woken waiter runs: both
+/// waiters (joined on one thread) must be woken, or the second one hangs with
+/// a permit available.
+#[test]
+fn semaphore_two_releases_before_first_woken_waiter_runs() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let s1 = s.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (a, b) = futures::join!(s1.acquire(), s1.acquire());
+                a.unwrap().forget();
+                b.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        s.add_permits(1);
+        waiters.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
+/// A waiter registered first is woken by one of two releases, then dropped
+/// without being polled: its wake-up must reach one of the two waiters left,
+/// and the other release the other one.
+#[test]
+fn semaphore_notified_then_dropped_after_two_releases() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let waker = noop_waker();
+        let mut first = Box::pin(s.acquire());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let s1 = s.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (a, b) = futures::join!(s1.acquire(), s1.acquire());
+                a.unwrap().forget();
+                b.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        s.add_permits(1);
+        drop(first);
+        waiters.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
 /// A waiter holding the priority slot that is cancelled must give the slot
 /// back, or every later acquire fails.
 #[test]
@@ -336,6 +389,43 @@ fn condvar_no_lost_notification() {
             assert!(*g);
         });
         setter.join().unwrap();
+    });
+}
+
+/// Two `notify_one` for two tokens; the oldest waiter is notified and then
+/// dropped unpolled: its notification must pass on, so that both waiters
+/// left (joined on one thread) get a token.
+#[test]
+fn condvar_notified_then_dropped_after_two_notify_one() {
+    loom::model(|| {
+        let state = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let (m, cv) = &*state;
+        let waker = noop_waker();
+        let mut first = Box::pin(cv.wait(m.try_lock().unwrap()));
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let s1 = state.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (m, cv) = &*s1;
+                let take = || async {
+                    let mut g = cv.wait_while(m.lock().await, |tokens| *tokens == 0).await;
+                    *g -= 1;
+                };
+                futures::join!(take(), take());
+            })
+        });
+        for _ in 0..2 {
+            *block_on(m.lock()) += 1;
+            cv.notify_one();
+        }
+        drop(first);
+        waiters.join().unwrap();
+        assert_eq!(*m.try_lock().unwrap(), 0);
     });
 }
 
