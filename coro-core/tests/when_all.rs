@@ -158,7 +158,9 @@ fn child_waking_itself_during_poll_is_polled_again_next_time() {
 
 #[test]
 fn wakes_from_other_threads_under_sync_wait() {
-    // PITFALLS #3 (libcoro#270): sync_wait(when_all(..)) must never hang.
+    // Children woken from another thread while sync_wait parks: a wake-up
+    // that lands between the parent's drain and its park must not be lost
+    // (sync_wait(when_all(..)) hung this way in libcoro#270).
     for round in 0..200 {
         let gates: Vec<Gate> = (0..16).map(|_| Gate::new()).collect();
         let openers: Vec<Gate> = gates.clone();
@@ -522,7 +524,7 @@ fn parent_waker_is_released_when_done() {
 
 #[test]
 fn concurrent_wakers_on_many_threads_stress() {
-    // PITFALLS #3: wakers racing each other and the parent's drain of the ready list.
+    // Wakers racing each other and the parent's drain of the ready list.
     for round in 0..100 {
         let gates: Vec<Gate> = (0..64).map(|_| Gate::new()).collect();
         let threads: Vec<_> = (0..4)

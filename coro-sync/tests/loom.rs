@@ -1,5 +1,9 @@
-//! loom models of the hand-off paths (PITFALLS #1-#3). Run with
-//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p coro-sync --features loom --test loom --release`.
+//! loom models of the wake-up and hand-off paths: no wake-up lost when several
+//! releases come before a woken waiter runs, none swallowed by a notified waiter
+//! that is dropped, no lock or permit stranded with a cancelled waiter. Run with
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p coro-sync --features loom --test loom --release`
+//! (its own target directory: the cfg changes every crate, and would otherwise
+//! throw away the normal build).
 //!
 //! Under loom a lock waiter turns "starved" after one lost race, so the mutex
 //! and semaphore models also cover the direct hand-off and priority paths.

@@ -109,7 +109,8 @@ fn mutex_waiter_woken_on_unlock() {
 
 #[test]
 fn mutex_dropped_notified_waiter_passes_wakeup_on() {
-    // PITFALLS #1 (tokio#4618): notified, then dropped, must not strand others.
+    // Notified, then dropped unpolled: the wake-up must pass to another
+    // waiter, or it waits with the lock free (the tokio#4618 class of bug).
     let m = Mutex::new(());
     let g = m.try_lock().unwrap();
     let mut a = Probe::new(m.lock());
