@@ -282,19 +282,17 @@ impl Semaphore {
         // Checked before the new count is published: adding first and
         // undoing on overflow would let other threads see (and take from) a
         // count that wrapped around for a moment.
-        let add = (k <= Self::MAX_PERMITS).then(|| (k as u64) << SHIFT);
-        let prev = add.and_then(|add| {
-            self.state
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
-                    let permits = (s >> SHIFT) as usize;
-                    (k <= Self::MAX_PERMITS - permits).then(|| s + add)
-                })
-                .ok()
-        });
-        match prev {
-            Some(prev) => self.wake_after_release(prev, k),
-            None => panic!("too many permits for a Semaphore"),
-        }
+        let Ok(prev) = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                let permits = (s >> SHIFT) as usize;
+                // `k` fits in the permit bits once the sum does.
+                (k <= Self::MAX_PERMITS - permits).then(|| s + ((k as u64) << SHIFT))
+            })
+        else {
+            panic!("too many permits for a Semaphore");
+        };
+        self.wake_after_release(prev, k);
     }
 
     /// Returns permits that came out of this semaphore (cannot overflow:
