@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::mem;
 use std::ops::ControlFlow;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -189,6 +190,13 @@ impl<F: Future> Engine<F> {
     /// woken since the previous call, each once. `on_ready` receives each
     /// output; `Break` stops the pass (the remaining woken children stay
     /// unpolled, the caller is expected to finish).
+    ///
+    /// If a child panics, the panic propagates after the children this pass
+    /// had yet to poll are put back in the ready list (and the parent woken for
+    /// them): the pass took them out of the list, and their `queued` flags stay
+    /// set until they are polled, so otherwise they would never be polled again
+    /// and their wake-ups would be ignored for good. A parent that catches the
+    /// panic and polls again then finds the engine consistent.
     pub(crate) fn poll_pass(
         &mut self,
         cx: &mut Context<'_>,
@@ -203,34 +211,74 @@ impl<F: Future> Engine<F> {
             }
             mem::swap(&mut ready.list, &mut batch);
         }
-        let mut flow = ControlFlow::Continue(());
-        if self.started {
-            for &i in &batch {
+        let first_pass = !self.started;
+        self.started = true;
+        // Position in this pass of the next child to poll: in `batch`, or (the
+        // first pass, when `batch` is empty since no child could be woken yet)
+        // the child index itself.
+        let mut next = 0;
+        let pass = panic::catch_unwind(AssertUnwindSafe(|| {
+            let n = if first_pass {
+                self.children.len()
+            } else {
+                batch.len()
+            };
+            while next < n {
+                let i = if first_pass { next } else { batch[next] };
+                next += 1;
                 if let Some(out) = self.poll_child(i) {
                     if on_ready(i, out).is_break() {
-                        flow = ControlFlow::Break(());
-                        break;
+                        return ControlFlow::Break(());
                     }
                 }
             }
-        } else {
-            // Children can only be woken once polled, so `batch` is empty.
-            self.started = true;
-            for i in 0..self.children.len() {
-                if let Some(out) = self.poll_child(i) {
-                    if on_ready(i, out).is_break() {
-                        flow = ControlFlow::Break(());
-                        break;
-                    }
-                }
+            ControlFlow::Continue(())
+        }));
+        let flow = match pass {
+            Ok(flow) => flow,
+            Err(payload) => {
+                self.requeue_rest_of_pass(first_pass, &batch, next, cx);
+                panic::resume_unwind(payload)
             }
-        }
+        };
         batch.clear();
         self.batch = batch;
         if self.live == 0 {
             self.release_parent();
         }
         flow
+    }
+
+    /// After a panic in a pass, puts the children it had not polled yet back
+    /// in the ready list. Later passes: `batch[next..]`, woken children whose
+    /// flags are still set (so no waker added them to the list again). First
+    /// pass: children `next..`, never polled, queued as if woken so that the
+    /// next poll starts them.
+    #[cold]
+    fn requeue_rest_of_pass(
+        &self,
+        first_pass: bool,
+        batch: &[usize],
+        next: usize,
+        cx: &Context<'_>,
+    ) {
+        let mut ready = self.shared.lock();
+        if first_pass {
+            for i in next..self.children.len() {
+                if !self.shared.queued[i].swap(true, Ordering::AcqRel) {
+                    ready.list.push(i);
+                }
+            }
+        } else {
+            ready.list.extend_from_slice(&batch[next..]);
+        }
+        let any = !ready.list.is_empty();
+        drop(ready);
+        // A non-empty list promises that the parent was woken since it last
+        // took the list (wakers skip waking it otherwise): keep the promise.
+        if any {
+            cx.waker().wake_by_ref();
+        }
     }
 
     fn poll_child(&mut self, i: usize) -> Option<F::Output> {
@@ -312,8 +360,11 @@ impl<F> fmt::Debug for Engine<F> {
 ///
 /// # Panics
 /// A panic inside a child propagates out of `poll` to the awaiter; the other
-/// children are dropped with the `WhenAll` future. Polling again after the
-/// future returned `Ready` panics.
+/// children are dropped with the `WhenAll` future. An awaiter that catches the
+/// panic and polls again finds the other children where they were (those
+/// already woken are polled, those not yet started are started); the child
+/// that panicked is polled again only once it is woken. Polling again after
+/// the future returned `Ready` panics.
 ///
 /// # Cancel safety
 /// Dropping the future drops every child still running; outputs already

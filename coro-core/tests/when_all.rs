@@ -158,7 +158,9 @@ fn child_waking_itself_during_poll_is_polled_again_next_time() {
 
 #[test]
 fn wakes_from_other_threads_under_sync_wait() {
-    // PITFALLS #3 (libcoro#270): sync_wait(when_all(..)) must never hang.
+    // Children woken from another thread while sync_wait parks: a wake-up
+    // that lands between the parent's drain and its park must not be lost
+    // (sync_wait(when_all(..)) hung this way in libcoro#270).
     for round in 0..200 {
         let gates: Vec<Gate> = (0..16).map(|_| Gate::new()).collect();
         let openers: Vec<Gate> = gates.clone();
@@ -200,6 +202,100 @@ fn panic_in_a_child_propagates_and_drops_the_others() {
     let err = catch_unwind(AssertUnwindSafe(|| sync_wait(when_all(futs)))).unwrap_err();
     assert_eq!(err.downcast_ref::<&str>(), Some(&"child 3 failed"));
     assert_eq!(drops.count(), 5, "every child dropped exactly once");
+}
+
+/// A child that keeps its latest waker in `slot`, panics on poll number
+/// `panic_on`, is pending before that and ready with `value` after it (so a
+/// parent that survives the panic can still finish it).
+struct PanicsOnce {
+    polls: usize,
+    panic_on: usize,
+    value: u32,
+    slot: Arc<std::sync::Mutex<Option<std::task::Waker>>>,
+}
+
+impl Future for PanicsOnce {
+    type Output = u32;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<u32> {
+        self.polls += 1;
+        *self.slot.lock().unwrap() = Some(cx.waker().clone());
+        if self.polls == self.panic_on {
+            panic!("child panics once");
+        }
+        if self.polls > self.panic_on {
+            Poll::Ready(self.value)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+fn panics_once(
+    panic_on: usize,
+    value: u32,
+) -> (Task<u32>, Arc<std::sync::Mutex<Option<std::task::Waker>>>) {
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let child = PanicsOnce {
+        polls: 0,
+        panic_on,
+        value,
+        slot: slot.clone(),
+    };
+    (Task::new(child), slot)
+}
+
+/// Children woken in the same batch as a child that panics are not lost: a
+/// parent that catches the panic and polls again still polls them (and is
+/// woken to do so), and their later wake-ups still count.
+#[test]
+fn a_child_panicking_mid_pass_loses_no_other_woken_child() {
+    let (panicky, slot) = panics_once(2, 10);
+    let gate = Gate::new();
+    let mut fut = when_all(vec![panicky, Task::new(gate.wait(20))]);
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    // Both woken before the parent runs: child 0 first, so it is polled first.
+    slot.lock().unwrap().clone().unwrap().wake();
+    gate.open();
+    assert_eq!(parent.wakes(), 1);
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"child panics once"));
+    assert_eq!(
+        gate.polls(),
+        1,
+        "child 1 was not polled in the panicking pass"
+    );
+    assert_eq!(
+        parent.wakes(),
+        2,
+        "child 1 still needs a poll, the parent must be told"
+    );
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(gate.polls(), 2, "child 1 was lost with the panicking pass");
+    slot.lock().unwrap().clone().unwrap().wake();
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![10, 20]));
+}
+
+/// A child that panics during the first pass does not keep the children after
+/// it from ever starting.
+#[test]
+fn a_child_panicking_in_the_first_pass_leaves_the_others_to_start() {
+    let (panicky, slot) = panics_once(1, 1);
+    let gate = Gate::new();
+    let mut fut = when_all(vec![panicky, Task::new(gate.wait(2))]);
+    let parent = CountingWaker::new();
+    catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent))).unwrap_err();
+    assert_eq!(
+        parent.wakes(),
+        1,
+        "child 1 never started, the parent must be told"
+    );
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    assert_eq!(gate.polls(), 1, "child 1 was never started");
+    gate.open();
+    slot.lock().unwrap().clone().unwrap().wake();
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![1, 2]));
 }
 
 #[test]
@@ -428,7 +524,7 @@ fn parent_waker_is_released_when_done() {
 
 #[test]
 fn concurrent_wakers_on_many_threads_stress() {
-    // PITFALLS #3: wakers racing each other and the parent's drain of the ready list.
+    // Wakers racing each other and the parent's drain of the ready list.
     for round in 0..100 {
         let gates: Vec<Gate> = (0..64).map(|_| Gate::new()).collect();
         let threads: Vec<_> = (0..4)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-use event_listener::{Event, EventListener};
+use event_listener::{Event, EventListener, IntoNotification};
 
 use crate::error::{Closed, TryAcquireError};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -267,7 +267,8 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the total would exceed [`Semaphore::MAX_PERMITS`].
+    /// If the total would exceed [`Semaphore::MAX_PERMITS`]; the semaphore is
+    /// then left as it was, and no other thread sees the excess meanwhile.
     ///
     /// ```
     /// let s = coro_sync::Semaphore::new(0);
@@ -278,12 +279,19 @@ impl Semaphore {
         if k == 0 {
             return;
         }
-        assert!(k <= Self::MAX_PERMITS, "too many permits for a Semaphore");
-        let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
-        if (prev >> SHIFT) as usize > Self::MAX_PERMITS - k {
-            self.state.fetch_sub((k as u64) << SHIFT, Ordering::SeqCst);
+        // Checked before the new count is published: adding first and
+        // undoing on overflow would let other threads see (and take from) a
+        // count that wrapped around for a moment.
+        let Ok(prev) = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                let permits = (s >> SHIFT) as usize;
+                // `k` fits in the permit bits once the sum does.
+                (k <= Self::MAX_PERMITS - permits).then(|| s + ((k as u64) << SHIFT))
+            })
+        else {
             panic!("too many permits for a Semaphore");
-        }
+        };
         self.wake_after_release(prev, k);
     }
 
@@ -307,7 +315,16 @@ impl Semaphore {
         } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
             self.acquire_ops.notify(usize::MAX);
         } else {
-            self.acquire_ops.notify(k);
+            // `k` *more* waiters: a plain `notify(k)` counts listeners that
+            // were notified but have not run yet towards `k`, so two releases
+            // of one permit before the first woken waiter runs would wake only
+            // that one, and the second permit would sit there while others
+            // wait. Each released permit wakes one waiter that was not woken
+            // yet; a waiter that then finds no permit (a newcomer took it)
+            // listens again, and the permit's holder wakes someone on release.
+            // Notifications made this way also pass on as "additional" when a
+            // woken listener is dropped unused.
+            self.acquire_ops.notify(k.additional());
         }
     }
 

@@ -1,5 +1,9 @@
-//! loom models of the hand-off paths (PITFALLS #1-#3). Run with
-//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p coro-sync --features loom --test loom --release`.
+//! loom models of the wake-up and hand-off paths: no wake-up lost when several
+//! releases come before a woken waiter runs, none swallowed by a notified waiter
+//! that is dropped, no lock or permit stranded with a cancelled waiter. Run with
+//! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p coro-sync --features loom --test loom --release`
+//! (its own target directory: the cfg changes every crate, and would otherwise
+//! throw away the normal build).
 //!
 //! Under loom a lock waiter turns "starved" after one lost race, so the mutex
 //! and semaphore models also cover the direct hand-off and priority paths.
@@ -129,6 +133,59 @@ fn semaphore_drop_while_notified_loses_no_permit() {
         s.add_permits(1);
         dropper.join().unwrap();
         waiter.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
+/// Two releases of one permit each before the first woken waiter runs: both
+/// waiters (joined on one thread) must be woken, or the second one hangs with
+/// a permit available.
+#[test]
+fn semaphore_two_releases_before_first_woken_waiter_runs() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let s1 = s.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (a, b) = futures::join!(s1.acquire(), s1.acquire());
+                a.unwrap().forget();
+                b.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        s.add_permits(1);
+        waiters.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
+/// A waiter registered first is woken by one of two releases, then dropped
+/// without being polled: its wake-up must reach one of the two waiters left,
+/// and the other release the other one.
+#[test]
+fn semaphore_notified_then_dropped_after_two_releases() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(0));
+        let waker = noop_waker();
+        let mut first = Box::pin(s.acquire());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let s1 = s.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (a, b) = futures::join!(s1.acquire(), s1.acquire());
+                a.unwrap().forget();
+                b.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        s.add_permits(1);
+        drop(first);
+        waiters.join().unwrap();
         assert_eq!(s.available_permits(), 0);
     });
 }
@@ -339,6 +396,43 @@ fn condvar_no_lost_notification() {
     });
 }
 
+/// Two `notify_one` for two tokens; the oldest waiter is notified and then
+/// dropped unpolled: its notification must pass on, so that both waiters
+/// left (joined on one thread) get a token.
+#[test]
+fn condvar_notified_then_dropped_after_two_notify_one() {
+    loom::model(|| {
+        let state = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let (m, cv) = &*state;
+        let waker = noop_waker();
+        let mut first = Box::pin(cv.wait(m.try_lock().unwrap()));
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        let s1 = state.clone();
+        let waiters = thread::spawn(move || {
+            block_on(async {
+                let (m, cv) = &*s1;
+                let take = || async {
+                    let mut g = cv.wait_while(m.lock().await, |tokens| *tokens == 0).await;
+                    *g -= 1;
+                };
+                futures::join!(take(), take());
+            })
+        });
+        for _ in 0..2 {
+            *block_on(m.lock()) += 1;
+            cv.notify_one();
+        }
+        drop(first);
+        waiters.join().unwrap();
+        assert_eq!(*m.try_lock().unwrap(), 0);
+    });
+}
+
 #[test]
 fn barrier_releases_all_with_one_leader() {
     loom::model(|| {
@@ -348,5 +442,45 @@ fn barrier_releases_all_with_one_leader() {
         let me = block_on(b.wait()).is_leader();
         let other = t.join().unwrap();
         assert!(me ^ other, "exactly one leader");
+    });
+}
+
+/// `add_permits` past `MAX_PERMITS` panics; no other thread may ever see the
+/// count it refused (wrapped, here to 0) in between.
+#[test]
+fn semaphore_add_permits_overflow_is_never_published() {
+    quiet_expected_panics();
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS - 1));
+        let s1 = s.clone();
+        let adder = thread::spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s1.add_permits(2)));
+            assert!(r.is_err(), "overflowing add_permits must panic");
+        });
+        assert_eq!(
+            s.available_permits(),
+            Semaphore::MAX_PERMITS - 1,
+            "another thread saw a count add_permits refused"
+        );
+        adder.join().unwrap();
+        assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS - 1);
+    });
+}
+
+/// Keeps the expected "too many permits" panics of the overflow model out of
+/// the output; every other panic is reported as usual.
+fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let expected = info
+                .payload()
+                .downcast_ref::<&str>()
+                .is_some_and(|m| m.contains("too many permits"));
+            if !expected {
+                previous(info);
+            }
+        }));
     });
 }

@@ -109,7 +109,8 @@ fn mutex_waiter_woken_on_unlock() {
 
 #[test]
 fn mutex_dropped_notified_waiter_passes_wakeup_on() {
-    // PITFALLS #1 (tokio#4618): notified, then dropped, must not strand others.
+    // Notified, then dropped unpolled: the wake-up must pass to another
+    // waiter, or it waits with the lock free (the tokio#4618 class of bug).
     let m = Mutex::new(());
     let g = m.try_lock().unwrap();
     let mut a = Probe::new(m.lock());
@@ -461,4 +462,29 @@ fn semaphore_owned_permits_cross_threads() {
     assert_eq!(s.available_permits(), 0);
     drop(p2);
     assert_eq!(s.available_permits(), 1);
+}
+
+#[test]
+fn semaphore_add_permits_overflow_panics_and_changes_nothing() {
+    let s = Semaphore::new(Semaphore::MAX_PERMITS - 1);
+    // A registered waiter (its bits share the state word with the count).
+    let mut all = Probe::new(s.acquire_many(Semaphore::MAX_PERMITS));
+    all.pending();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.add_permits(2)))
+        .expect_err("overflowing add_permits must panic");
+    assert_eq!(
+        err.downcast_ref::<&str>(),
+        Some(&"too many permits for a Semaphore")
+    );
+    assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS - 1);
+    assert!(!all.woken(), "a refused add woke a waiter");
+    assert!(std::panic::catch_unwind(|| Semaphore::new(0).add_permits(usize::MAX)).is_err());
+    // The waiter is still registered and gets the last permit's wake-up.
+    s.add_permits(1);
+    assert!(all.woken());
+    let p = all.ready().unwrap();
+    assert_eq!(p.permits(), Semaphore::MAX_PERMITS);
+    assert_eq!(s.available_permits(), 0);
+    drop(p);
+    assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS);
 }
