@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use async_task::Runnable;
+use async_task::{Runnable, ScheduleInfo, WithInfo};
 use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::{DriverKind, Handle, Interest};
-use crate::task::{JoinHandle, task, task_local};
+use crate::task::{JoinHandle, task_local, task_with};
 use crate::thread_pool::{ThreadPool, ThreadPoolOptions};
 use crate::time::{self, Clock, Interval, Sleep, Timeout, TimerQueue};
 
@@ -114,6 +114,9 @@ pub struct UringOptions {
 ///     ..Default::default()
 /// };
 /// let sched = IoScheduler::new(opts)?;
+/// // io_uring (unless the kernel or CORO_DRIVER chose epoll): not deferred.
+/// let features = sched.driver().uring_features();
+/// assert!(features.is_none_or(|f| !f.defer_taskrun));
 /// # std::io::Result::Ok(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,8 +252,15 @@ pub(crate) struct Inner {
     manual: bool,
     /// Set by `shutdown`; new spawns are refused.
     shutdown: AtomicBool,
-    /// Set once shutdown finished cleaning up: wakes drop their task.
+    /// Set when shutdown starts cleaning up: tasks are cancelled (dropped)
+    /// instead of run.
     closed: AtomicBool,
+    /// Set once that clean-up is over.
+    finished: AtomicBool,
+    /// `Manual`: held by whoever drives a turn or cleans up, so that
+    /// `shutdown()` from another thread waits for a turn in progress
+    /// instead of racing it.
+    drive: Mutex<()>,
     /// Public handles alive (the last one dropped shuts down).
     handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
@@ -290,9 +300,21 @@ impl Inner {
         }
     }
 
-    fn schedule(&self, r: Runnable) {
+    /// The schedule function of every task.
+    fn schedule(&self, r: Runnable, info: ScheduleInfo) {
         if self.closed.load(Ordering::Acquire) {
-            drop(r); // cancels the task
+            // Shutting down: the task is cancelled by dropping it, but not
+            // inside an arbitrary wake. A waker may be called under the lock
+            // of whatever woke it (event-listener notifies with its list
+            // locked), and dropping the task drops its listener, which takes
+            // that lock again: a deadlock. A self-wake comes from the end
+            // of the task's own poll, where nothing is locked; anything else
+            // waits in the queue for `finish` to drop it.
+            if info.woken_while_running || self.finished.load(Ordering::Acquire) {
+                drop(r);
+            } else if let Err(e) = self.queue.push(r) {
+                drop(e.into_inner());
+            }
             return;
         }
         if let Some(pool) = &self.pool {
@@ -365,22 +387,35 @@ impl Inner {
 
     /// [`IoScheduler::process_events`].
     fn process_events(self: &Arc<Inner>, timeout: Option<Duration>) -> usize {
+        // From a task of this very turn: nothing to drive (and the lock
+        // below is ours already).
+        if self.closed.load(Ordering::Acquire) || self.on_loop_thread() {
+            return 0;
+        }
+        let _d = lock(&self.drive);
         if self.closed.load(Ordering::Acquire) {
             return 0;
         }
         let _g = LoopGuard::enter(self);
-        self.turn(timeout, true).unwrap_or(0)
+        let ran = self.turn(timeout, true).unwrap_or(0);
+        // `shutdown()` called by a task of this turn could not clean up
+        // (we hold the turn): do it now, on this thread.
+        if self.shutdown.load(Ordering::Acquire) {
+            self.finish();
+        }
+        ran
     }
 
-    /// Shutdown clean-up, on the loop thread (or the manual driver's thread).
+    /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the
+    /// drive lock (`Manual`).
     fn finish(&self) {
-        // From here on a wake drops the task instead of queueing it: every
-        // pending task is cancelled (its future, and its ops, dropped) when
-        // its timer or I/O waiter is woken below.
-        self.closed.store(true, Ordering::Release);
-        while let Ok(r) = self.queue.pop() {
-            drop(r);
+        // From here on tasks are cancelled instead of run: every pending
+        // task's future (and with it its ops) is dropped once its timer or
+        // I/O waiter is woken below.
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
         }
+        self.drop_queued();
         let mut wake = Vec::new();
         self.timers().drain(&mut wake);
         // Every suspended task, whatever it waits on. Taken out first:
@@ -393,7 +428,18 @@ impl Inner {
         for w in wake {
             w.wake();
         }
+        // The woken tasks are in the queue: cancel them here, where no
+        // lock is held (see `schedule`).
+        self.drop_queued();
         self.driver.cancel_all(SHUTDOWN_BOUND);
+        self.drop_queued();
+        self.finished.store(true, Ordering::Release);
+        self.drop_queued();
+    }
+
+    /// Cancel every queued task, including those that the cancellations
+    /// wake in turn (a dropped lock guard wakes the next waiter).
+    fn drop_queued(&self) {
         while let Ok(r) = self.queue.pop() {
             drop(r);
         }
@@ -491,11 +537,17 @@ impl<F: Future> Future for Tracked<F> {
         if poll.is_ready() {
             tracing::trace!("task complete");
         }
-        // Registered on first suspension only: a task done in its first poll
-        // never takes the lock. The waker of a task is the same for its life.
-        if poll.is_pending() && this.key.is_none() {
-            *this.key = Some(this.inner.suspended().insert(cx.waker().clone()));
-            // Registered after shutdown took the registry: cancel ourselves.
+        if poll.is_pending() {
+            // Registered on first suspension only: a task done in its first
+            // poll never takes the lock. The waker of a task is the same for
+            // its life.
+            if this.key.is_none() {
+                *this.key = Some(this.inner.suspended().insert(cx.waker().clone()));
+            }
+            // Suspending after shutdown emptied the registry (registered
+            // just now, or run from a queue after shutdown woke everyone):
+            // nothing would ever wake us, so cancel ourselves. The wake
+            // comes back as a self-wake, which `schedule` drops at once.
             if this.inner.closed.load(Ordering::Acquire) {
                 cx.waker().wake_by_ref();
             }
@@ -591,6 +643,8 @@ impl IoScheduler {
             manual,
             shutdown: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             suspended: Mutex::new(slab::Slab::new()),
@@ -754,9 +808,9 @@ impl IoScheduler {
                 inner: self.inner.clone(),
                 fut,
             };
-            task(fut, move |r| inner.schedule(r))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
         } else {
-            task(fut, move |r| inner.schedule(r))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
         };
         if self.is_shutdown() {
             drop(r);
@@ -816,7 +870,7 @@ impl IoScheduler {
         );
         let inner = self.inner.clone();
         let fut = self.wrap(fut);
-        let (r, h) = task_local(fut, move |r| inner.schedule(r));
+        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i)));
         if self.is_shutdown() {
             drop(r);
         } else {
@@ -915,8 +969,9 @@ impl IoScheduler {
 
     /// Wait until `fd` is ready for `op`, at most `timeout` (libcoro's `poll`).
     ///
-    /// A registration the driver makes for this call is dropped before it
-    /// returns, so the fd can be closed by its owner afterwards.
+    /// A registration the driver makes for this call is dropped when the
+    /// last poll of the fd ends (completes or is dropped), so the fd can be
+    /// closed by its owner afterwards.
     ///
     /// # Cancel safety
     ///
@@ -928,15 +983,12 @@ impl IoScheduler {
             PollOp::Write => Interest::Write,
             PollOp::ReadWrite => Interest::ReadWrite,
         };
-        let fresh = !self.inner.driver.is_registered(raw);
+        let _registration = self.inner.driver.poll_guard(raw);
         let fut = crate::op::poll_fd(&self.inner.driver, raw, interest);
         let res = match timeout {
             None => Ok(fut.await),
             Some(d) => self.timeout(d, fut).await,
         };
-        if fresh {
-            self.inner.driver.release_fd(raw);
-        }
         match res {
             Err(_) => PollStatus::Timeout,
             Ok(Err(_)) => PollStatus::Error,
@@ -985,8 +1037,15 @@ impl IoScheduler {
             return;
         }
         if self.inner.manual {
-            let _g = LoopGuard::enter(&self.inner);
-            self.inner.finish();
+            // From a task of a turn in progress, the turn cleans up when it
+            // ends (`process_events`). Otherwise: wake a thread blocked in
+            // `process_events`, wait for its turn to end, clean up here.
+            if !self.inner.on_loop_thread() {
+                self.inner.driver.unpark();
+                let _d = lock(&self.inner.drive);
+                let _g = LoopGuard::enter(&self.inner);
+                self.inner.finish();
+            }
         } else {
             self.inner.driver.unpark();
             let t = self
@@ -1005,6 +1064,10 @@ impl IoScheduler {
             pool.shutdown();
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn revents_status(rev: u32) -> PollStatus {

@@ -83,7 +83,7 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// Create a task. `schedule` is called with the [`Runnable`] each time the task
 /// must run. A panic in `future` is caught and reported through the
 /// [`JoinHandle`] (it never unwinds into the thread running the `Runnable`).
-#[allow(dead_code)] // used by the I/O scheduler
+#[cfg(test)]
 pub(crate) fn task<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
@@ -113,7 +113,7 @@ pub(crate) fn task_local<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<
 where
     F: Future + 'static,
     F::Output: 'static,
-    S: Fn(Runnable) + Send + Sync + 'static,
+    S: Schedule + Send + Sync + 'static,
 {
     let (runnable, task) =
         async_task::Builder::new().spawn_local(move |()| CatchUnwind::new(future), schedule);

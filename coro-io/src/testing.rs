@@ -234,6 +234,25 @@ impl Config {
     }
 }
 
+/// How many fds the process has open (`/proc/self/fd`).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// [`open_fds`], once it equals `expected` or after five seconds: a
+/// `Manual` configuration's driving thread lets go of its scheduler (and
+/// the driver's fds) a moment after `shutdown()` returned.
+pub fn open_fds_settled(expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let n = open_fds();
+        if n == expected || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name)

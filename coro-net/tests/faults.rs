@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::{pattern, run, sched};
 use coro_io::fault::{self, FaultPlan};
-use coro_io::testing::Config;
+use coro_io::testing::{Config, open_fds, open_fds_settled};
 use coro_net::tcp::{TcpListener, TcpStream};
 use coro_net::tls::{self, TlsAcceptor, TlsConnector};
 
@@ -47,10 +47,6 @@ impl Drop for Faults {
     fn drop(&mut self) {
         fault::install(None);
     }
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 fn transient(seed: u64) -> FaultPlan {
@@ -319,6 +315,10 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
                 .is_cancelled()
         );
         drop(s); // the driver's own fds go with the last handle
-        assert_eq!(open_fds(), fds_before, "seed {seed}: fds leaked");
+        assert_eq!(
+            open_fds_settled(fds_before),
+            fds_before,
+            "seed {seed}: fds leaked"
+        );
     }
 }

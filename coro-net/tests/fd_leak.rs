@@ -7,12 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use coro_io::testing::Config;
+use coro_io::testing::{Config, open_fds, open_fds_settled};
 use coro_net::tcp::TcpListener;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
 
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -47,7 +43,7 @@ fn cancelled_accepts_leak_nothing(cfg: Config) {
     // left open is exactly the 50 client sockets (the scheduler's own fds
     // are gone with it).
     assert_eq!(
-        open_fds(),
+        open_fds_settled(before + clients.len()),
         before + clients.len(),
         "{cfg}: fds leaked ({accepted} accepts completed)"
     );

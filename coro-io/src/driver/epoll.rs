@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rustix::event::epoll;
 
 use super::{Driver, DriverKind, Interest, Readiness};
-use crate::op::{Op, OpState};
+use crate::op::{Op, OpKind, OpState};
 
 const NOTIFY_KEY: u64 = u64::MAX;
 const EVENTS_CAPACITY: usize = 1024;
@@ -77,6 +77,13 @@ struct Slot {
     /// The peer hung up or the fd reported an error: no further edge will
     /// come, so reads must always try (they return the rest, then EOF).
     hup: bool,
+    /// An op other than a poll waited on this registration: the fd belongs
+    /// to an owner that releases it before closing it (a socket).
+    owned: bool,
+    /// `IoScheduler::poll` calls of this fd in progress. The last one to
+    /// end drops a registration that only polls made (`owned` unset): its
+    /// fd is the caller's, who closes it without telling the driver.
+    pollers: u32,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
 }
@@ -175,12 +182,14 @@ impl EpollDriver {
 
     /// After `WouldBlock`: sleep (Ok(true)) unless readiness changed since
     /// `seen` (Ok(false): try again).
+    /// `owner`: the op is not a bare poll (see `Slot::owned`).
     fn arm(
         &self,
         fd: RawFd,
         interest: Interest,
         seen: Option<u64>,
         waker: &Waker,
+        owner: bool,
     ) -> io::Result<bool> {
         let idx = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         let mut t = self.table();
@@ -213,6 +222,7 @@ impl EpollDriver {
             return Ok(false);
         }
         let slot = &mut t.slots[idx];
+        slot.owned |= owner;
         if interest.readable() {
             push_waker(&mut slot.readers, waker);
         }
@@ -220,6 +230,33 @@ impl EpollDriver {
             push_waker(&mut slot.writers, waker);
         }
         Ok(true)
+    }
+
+    /// An `IoScheduler::poll` of `fd` begins.
+    pub(crate) fn begin_poll(&self, fd: RawFd) {
+        let Ok(idx) = usize::try_from(fd) else { return };
+        let mut t = self.table();
+        if t.slots.len() <= idx {
+            t.slots.resize_with(idx + 1, Slot::default);
+        }
+        t.slots[idx].pollers += 1;
+    }
+
+    /// An `IoScheduler::poll` of `fd` ended (completed or dropped): the last
+    /// one drops a registration that only polls made.
+    pub(crate) fn end_poll(&self, fd: RawFd) {
+        let Ok(idx) = usize::try_from(fd) else { return };
+        let release = {
+            let mut t = self.table();
+            let Some(slot) = t.slots.get_mut(idx) else {
+                return;
+            };
+            slot.pollers = slot.pollers.saturating_sub(1);
+            slot.pollers == 0 && slot.registered && !slot.owned
+        };
+        if release {
+            self.release_fd(fd);
+        }
     }
 
     pub(crate) fn is_registered(&self, fd: RawFd) -> bool {
@@ -319,13 +356,14 @@ impl Driver for EpollDriver {
                 Poll::Ready(op.attempt())
             }
             Readiness::Fd(fd, interest) => {
+                let owner = T::KIND != OpKind::Poll;
                 let mut first = true;
                 loop {
                     let (seen, drained) = self.token(fd, interest);
                     // The last stream read drained the fd and nothing arrived
                     // since: the syscall would fail with EAGAIN, so wait.
                     if std::mem::take(&mut first) && drained && interest == Interest::Read {
-                        match self.arm(fd, interest, seen, cx.waker()) {
+                        match self.arm(fd, interest, seen, cx.waker(), owner) {
                             Ok(true) => return Poll::Pending,
                             Ok(false) => continue,
                             Err(e) => return Poll::Ready(Err(e)),
@@ -333,7 +371,7 @@ impl Driver for EpollDriver {
                     }
                     match op.attempt() {
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            match self.arm(fd, interest, seen, cx.waker()) {
+                            match self.arm(fd, interest, seen, cx.waker(), owner) {
                                 Ok(true) => return Poll::Pending,
                                 Ok(false) => continue,
                                 Err(e) => return Poll::Ready(Err(e)),
@@ -440,6 +478,7 @@ impl Driver for EpollDriver {
             slot.registered = false;
             slot.drained_at = None;
             slot.hup = false;
+            slot.owned = false;
             slot.generation = slot.generation.wrapping_add(1);
             wake.append(&mut slot.readers);
             wake.append(&mut slot.writers);

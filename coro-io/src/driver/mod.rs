@@ -429,6 +429,17 @@ impl Handle {
             AnyDriver::Uring(_) => 0,
         }
     }
+    /// For the length of an `IoScheduler::poll` of `fd`: a readiness
+    /// registration made for it lasts only as long as some poll of the fd
+    /// is alive (completed or dropped alike), since the caller owns the fd
+    /// and may close it right after.
+    pub(crate) fn poll_guard(&self, fd: RawFd) -> PollGuard<'_> {
+        if let AnyDriver::Epoll(d) = &self.inner.driver {
+            d.begin_poll(fd);
+        }
+        PollGuard { driver: self, fd }
+    }
+
     /// Whether the driver holds a readiness registration for `fd`.
     pub fn is_registered(&self, fd: RawFd) -> bool {
         match &self.inner.driver {
@@ -448,6 +459,20 @@ impl Handle {
     /// release their memory.
     pub fn cancel_all(&self, bound: Duration) {
         self.inner.cancel_all(bound)
+    }
+}
+
+/// See [`Handle::poll_guard`].
+pub(crate) struct PollGuard<'a> {
+    driver: &'a Handle,
+    fd: RawFd,
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        if let AnyDriver::Epoll(d) = &self.driver.inner.driver {
+            d.end_poll(self.fd);
+        }
     }
 }
 

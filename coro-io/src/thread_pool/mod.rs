@@ -177,9 +177,12 @@ struct Shared {
     shutdown: AtomicBool,
     /// Workers still running.
     live: AtomicUsize,
-    /// Set by the last worker to exit: anything scheduled after that is dropped
-    /// (its task is cancelled) instead of waiting forever in the injector.
+    /// Set by the last worker to exit: anything scheduled after that is
+    /// cancelled (dropped) instead of waiting forever in the injector.
     terminated: AtomicBool,
+    /// Set once `terminate` has cancelled the tasks it found: from then on a
+    /// late arrival is dropped where it is scheduled.
+    reaped: AtomicBool,
     /// Wakers of the tasks that have suspended and not finished, one shard per
     /// worker (a task registers when it first returns `Pending`, on that
     /// worker's shard).
@@ -274,6 +277,7 @@ impl ThreadPool {
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(n),
             terminated: AtomicBool::new(false),
+            reaped: AtomicBool::new(false),
             registry: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
             on_thread_start: opts.on_thread_start,
             on_thread_stop: opts.on_thread_stop,
@@ -659,8 +663,11 @@ impl Shared {
     fn inject(&self, r: Runnable) {
         self.injector.push(r);
         self.notify();
-        if self.terminated.load(Ordering::SeqCst) {
-            // The workers are gone: cancel what nobody will run.
+        // The workers are gone: cancel what nobody will run. Not while
+        // `terminate` is still at work: its wakes may come from inside a
+        // lock the dropped task's destructor takes again (event-listener
+        // wakes with its list locked), so `terminate` drops them itself.
+        if self.reaped.load(Ordering::SeqCst) {
             self.drain_injector();
         }
     }
@@ -741,6 +748,11 @@ impl Shared {
         for w in wakers {
             w.wake();
         }
+        // Cancel them here, outside any lock; a cancelled task that held a
+        // lock guard wakes the next waiter, which lands in the injector and
+        // is drained in the same loop.
+        self.drain_injector();
+        self.reaped.store(true, Ordering::SeqCst);
         self.drain_injector();
     }
 
