@@ -149,6 +149,16 @@ macro_rules! __driver_tests_for {
     };
 }
 
+/// Report something the library cannot return as an error (a background
+/// step that failed): a `tracing` warning with the `tracing` feature, else
+/// on stderr.
+pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!("coro-io: {msg}");
+    #[cfg(not(feature = "tracing"))]
+    eprintln!("coro-io: {msg}");
+}
+
 /// Run `f` on the blocking pool (file I/O on readiness drivers); detached.
 pub(crate) fn blocking_run(f: Box<dyn FnOnce() + Send + 'static>) {
     drop(spawn_blocking(f));

@@ -125,11 +125,18 @@ struct State {
     free: Vec<u32>,
     /// Entries staged for the next submission, oldest first.
     pending: Vec<squeue::Entry>,
+    /// The eventfd poll is in the kernel (or staged by the parker).
     wake_armed: bool,
+    /// The kernel refused a multishot poll (before Linux 5.13): re-arm a
+    /// one-shot poll after each wake-up instead.
+    wake_oneshot: bool,
     /// Set by `cancel_all` (shutdown): no new op is submitted after it.
     closed: bool,
     /// Per fd: the last stream read drained it (see `Op::drains`).
     drained: Vec<bool>,
+    /// Entries ever moved into the SQ (wrapping): our SQ tail, so that
+    /// `pushed - sq.len()` is how far the kernel has read.
+    pushed: u32,
 }
 
 impl State {
@@ -191,6 +198,8 @@ pub(crate) struct UringDriver {
     parker_thread: AtomicUsize,
     /// Only the enabling thread may enter the kernel (`SINGLE_ISSUER`).
     single_issuer: bool,
+    /// A kernel thread reads the SQ (`IORING_SETUP_SQPOLL`).
+    sqpoll: bool,
     eventfd: OwnedFd,
     notified: AtomicBool,
     /// Slots in use (Waiting, Done or Orphaned).
@@ -295,15 +304,12 @@ impl UringDriver {
             parker: Mutex::new(()),
             parker_thread: AtomicUsize::new(0),
             single_issuer: taskrun == Taskrun::Deferred,
+            sqpoll: opts.sqpoll_idle.is_some(),
             eventfd,
             notified: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             features,
         };
-        {
-            let mut st = d.state();
-            d.arm_wake(&mut st);
-        }
         Ok(d)
     }
 
@@ -326,14 +332,28 @@ impl UringDriver {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Make sure the poll of the wake-up eventfd is in the kernel: a
+    /// multishot poll, armed once, that completes on every `unpark`.
+    ///
+    /// Only the parking thread calls this, before it waits, and it submits
+    /// the poll itself, under the state lock: so the poll is in the kernel
+    /// whenever the parker blocks (a re-arm left staged would let it sleep
+    /// through every later `unpark`), and its completion work is queued to
+    /// the thread that waits for it, not to a pool worker whose submit
+    /// happened to carry it (with `COOP_TASKRUN` a busy worker would hold
+    /// every wake-up back).
     fn arm_wake(&self, st: &mut State) {
-        if !st.wake_armed {
-            let e = opcode::PollAdd::new(types::Fd(self.eventfd.as_raw_fd()), libc::POLLIN as u32)
-                .build()
-                .user_data(WAKE_KEY);
-            self.push(st, e);
-            st.wake_armed = true;
+        if st.wake_armed {
+            return;
         }
+        let e = opcode::PollAdd::new(types::Fd(self.eventfd.as_raw_fd()), libc::POLLIN as u32)
+            .multi(!st.wake_oneshot)
+            .build()
+            .user_data(WAKE_KEY);
+        st.pending.insert(0, e);
+        st.wake_armed = true;
+        self.flush(st);
+        let _ = self.ring.submitter().submit();
     }
 
     /// Stage `entry` for the next submission.
@@ -372,7 +392,44 @@ impl UringDriver {
         sq.sync();
         drop(sq);
         st.pending.drain(..moved);
+        st.pushed = st.pushed.wrapping_add(moved as u32);
         !st.pending.is_empty()
+    }
+
+    /// SQPOLL: wait until the kernel's SQ thread has read every entry moved
+    /// into the SQ so far (at most a second).
+    ///
+    /// A dropped op's entry may still sit in the SQ, and its fd is about
+    /// to be closed by its owner. Until the SQ thread has read the entry,
+    /// the kernel has not looked the fd up: if the number were reused by
+    /// then, the op would run on the new file (a dropped send writing into
+    /// another connection). Once read, the request holds the file it found,
+    /// so closing the number no longer matters. This is the one place the
+    /// driver blocks on drop, and only on SQPOLL rings, for as long as the
+    /// SQ thread takes to reach the entry (waking it if it sleeps).
+    fn wait_sq_read(&self, st: MutexGuard<'_, State>) {
+        let target = st.pushed;
+        drop(st);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let read = {
+                let st = self.state();
+                st.pushed.wrapping_sub(self.unsubmitted(&st) as u32)
+            };
+            // Wrapping comparison: has the kernel's head reached `target`?
+            if read.wrapping_sub(target) as i32 >= 0 {
+                return;
+            }
+            if Instant::now() >= deadline {
+                crate::warn(format_args!(
+                    "io_uring SQPOLL thread did not read a dropped op's entry within 1 s"
+                ));
+                return;
+            }
+            // Wakes the SQ thread if it went to sleep (no syscall if not).
+            let _ = self.ring.submitter().submit();
+            std::thread::yield_now();
+        }
     }
 
     /// Entries in the SQ the kernel has not consumed yet. Takes the state
@@ -420,25 +477,34 @@ impl UringDriver {
 
     /// Move every available completion into its slot. Wakers go to `wake`,
     /// ops of dropped futures to `dead` (freed by the caller, unlocked).
+    /// Returns the number of op completions and whether an `unpark` was
+    /// among them.
     fn reap(
         &self,
         st: &mut State,
         wake: &mut Vec<Waker>,
         dead: &mut Vec<Box<dyn Orphan>>,
-    ) -> usize {
+    ) -> (usize, bool) {
         let mut n = 0;
-        let mut rearm = false;
+        let mut unparked = false;
         // SAFETY: the CQ is only touched under the state lock, which we hold.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
         for cqe in &mut cq {
             let token = cqe.user_data();
             if token == WAKE_KEY {
+                if cqe.result() == -libc::EINVAL && !st.wake_oneshot {
+                    st.wake_oneshot = true; // no multishot poll here
+                }
+                // A multishot poll ends without `F_MORE` (after a CQ
+                // overflow, say): the parker arms a new one.
+                if !io_uring::cqueue::more(cqe.flags()) {
+                    st.wake_armed = false;
+                }
                 let mut buf = [0u8; 8];
                 let _ = rustix::io::read(&self.eventfd, &mut buf);
                 self.notified.store(false, Ordering::SeqCst);
-                st.wake_armed = false;
-                rearm = true;
+                unparked = true;
                 continue;
             }
             if token == CANCEL_KEY {
@@ -472,10 +538,7 @@ impl UringDriver {
             }
         }
         drop(cq);
-        if rearm {
-            self.arm_wake(st);
-        }
-        n
+        (n, unparked)
     }
 
     /// Queue a cancel for the in-flight entry `token`.
@@ -542,13 +605,19 @@ impl UringDriver {
         }
         let mut wake = Vec::new();
         let mut dead = Vec::new();
-        let (mut n, must_enter) = {
+        let (mut n, unparked, must_enter) = {
             let mut st = self.state();
+            // Reap first: it may find the wake poll's completion, whose
+            // re-arm must go into the kernel with this very submission.
+            let (n, unparked) = self.reap(&mut st, &mut wake, &mut dead);
+            self.arm_wake(&mut st);
             self.flush(&mut st);
-            let n = self.reap(&mut st, &mut wake, &mut dead);
-            (n, self.needs_enter(&st))
+            (n, unparked, self.needs_enter(&st))
         };
-        let wait = if n > 0 || !wake.is_empty() {
+        // An `unpark` found here cleared the notified flag: whatever it
+        // announced (a queued task) must be looked at before blocking, or a
+        // second `unpark` that saw the flag still set would be lost.
+        let wait = if n > 0 || unparked || !wake.is_empty() {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -556,7 +625,7 @@ impl UringDriver {
         let entered = self.enter(wait, must_enter);
         {
             let mut st = self.state();
-            n += self.reap(&mut st, &mut wake, &mut dead);
+            n += self.reap(&mut st, &mut wake, &mut dead).0;
         }
         drop(dead);
         for w in wake {
@@ -737,6 +806,11 @@ impl Driver for UringDriver {
                 }
                 st.set(token, SlotState::Orphaned { op, phase });
                 self.cancel(&mut st, token);
+                if self.sqpoll {
+                    self.wait_sq_read(st);
+                    self.submit_if_foreign();
+                    return;
+                }
                 // The op's entry may sit in the SQ unconsumed (after a failed
                 // enter): make the kernel take it now, before the caller can
                 // close (and reuse) its fd.
