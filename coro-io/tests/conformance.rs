@@ -19,6 +19,7 @@ use coro_io::testing::Config;
 use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions, UringOptions, op};
 
 coro_io::driver_tests!(
+    close_after_shutdown_still_closes,
     file_write_read_sync,
     shutdown_with_ops_in_flight_returns_and_frees,
     ping_pong_over_many_sockets,
@@ -46,9 +47,7 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
+use coro_io::testing::{open_fds, open_fds_settled};
 
 /// A heap buffer that counts how many of its kind are alive.
 struct CountedBuf {
@@ -233,7 +232,7 @@ fn cancellation_storm_frees_every_buffer_and_fd(cfg: Config) {
         drop(h);
     }
     assert_eq!(live.load(Ordering::SeqCst), 0, "buffers leaked");
-    assert_eq!(open_fds(), fds_before, "fds leaked");
+    assert_eq!(open_fds_settled(fds_before), fds_before, "fds leaked");
 }
 
 fn more_ops_than_ring_entries(cfg: Config) {
@@ -459,7 +458,7 @@ fn shutdown_with_ops_in_flight_returns_and_frees(cfg: Config) {
         assert_eq!(sched.driver().in_flight(), 0);
     }
     assert_eq!(live.load(Ordering::SeqCst), 0, "buffers leaked");
-    assert_eq!(open_fds(), before, "fds leaked");
+    assert_eq!(open_fds_settled(before), before, "fds leaked");
 }
 
 /// Ops from tasks on every configuration (on a pool: workers submit).
@@ -711,7 +710,9 @@ struct DontWaitRecv {
     submitted: Arc<AtomicUsize>,
 }
 
-impl op::Op for DontWaitRecv {
+// SAFETY: the entry points into `buf`, a Vec the op owns (its heap block
+// stays put when the op moves), `buf.len()` long.
+unsafe impl op::Op for DontWaitRecv {
     type Output = std::io::Result<Vec<u8>>;
     const KIND: op::OpKind = op::OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -772,4 +773,106 @@ fn uring_eagain_completion_waits_for_readiness_and_resubmits() {
     // Submitted twice: the EAGAIN attempt and the one after readiness.
     assert_eq!(submitted.load(Ordering::SeqCst), 2);
     assert_eq!(h.in_flight(), 0);
+}
+
+/// `op::close` after the scheduler shut down (the driver refuses new ops)
+/// still closes the fd, exactly once, and reports success.
+fn close_after_shutdown_still_closes(cfg: Config) {
+    let _s = serial();
+    let before = open_fds();
+    let sched = cfg.sched();
+    let fds: Vec<OwnedFd> = socket_pairs(8)
+        .into_iter()
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    sched.shutdown();
+    for fd in fds {
+        sync_wait(op::close(sched.driver(), fd)).unwrap();
+    }
+    drop(sched);
+    assert_eq!(
+        open_fds_settled(before),
+        before,
+        "{cfg}: closes refused after shutdown leaked fds"
+    );
+}
+
+/// A `NOP` whose first completion the kernel reports as `-EINTR` and
+/// later ones as 7 (Linux 6.10+: `IORING_NOP_INJECT_RESULT`), counting how
+/// often it ran.
+struct InjectResult<const RESTART: bool> {
+    submitted: Arc<AtomicUsize>,
+}
+
+impl<const RESTART: bool> InjectResult<RESTART> {
+    fn next(&self) -> i32 {
+        match self.submitted.fetch_add(1, Ordering::SeqCst) {
+            0 => -libc::EINTR,
+            _ => 7,
+        }
+    }
+}
+
+// SAFETY: the entry is a NOP that points at no memory.
+unsafe impl<const RESTART: bool> op::Op for InjectResult<RESTART> {
+    type Output = std::io::Result<usize>;
+    const KIND: op::OpKind = op::OpKind::Close;
+    const RESTARTABLE: bool = RESTART;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        let res = self.next();
+        // The sqe layout: opcode 0 (NOP) at byte 0, fd at 4, len (the
+        // result to inject) at 24, nop_flags at 28 (INJECT_RESULT = 1).
+        let mut raw = [0u8; 64];
+        raw[4..8].copy_from_slice(&(-1i32).to_le_bytes());
+        raw[24..28].copy_from_slice(&res.to_le_bytes());
+        raw[28..32].copy_from_slice(&1u32.to_le_bytes());
+        // SAFETY: `Entry` is a `repr(C)` wrapper of the 64-byte
+        // `io_uring_sqe`, for which any bytes are a valid value.
+        unsafe { std::mem::transmute::<[u8; 64], io_uring::squeue::Entry>(raw) }
+    }
+    fn readiness(&self) -> coro_io::driver::Readiness {
+        coro_io::driver::Readiness::Now
+    }
+    fn attempt(&mut self) -> std::io::Result<usize> {
+        match self.next() {
+            e if e < 0 => Err(std::io::Error::from_raw_os_error(-e)),
+            n => Ok(n as usize),
+        }
+    }
+    fn complete(self: Box<Self>, res: std::io::Result<usize>) -> Self::Output {
+        res
+    }
+}
+
+/// An `EINTR` completion is retried for ops that did nothing when they
+/// failed that way, and never for `close` (which must not run twice: the
+/// number may name another file by then), on both drivers.
+#[test]
+fn eintr_is_retried_only_for_restartable_ops() {
+    let _s = serial();
+    for cfg in [Config::EPOLL, Config::URING_COOP] {
+        let h = cfg.handle();
+        let count = Arc::new(AtomicUsize::new(0));
+        let once = InjectResult::<false> {
+            submitted: count.clone(),
+        };
+        let r = run(&h, op::OpFuture::new(&h, once));
+        if cfg.kind() == DriverKind::IoUring && r.is_ok() {
+            eprintln!("skipped on io_uring: this kernel cannot inject NOP results (Linux 6.10+)");
+            continue;
+        }
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EINTR), "{cfg}");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "{cfg}: a close-like op ran twice"
+        );
+        count.store(0, Ordering::SeqCst);
+        let again = InjectResult::<true> {
+            submitted: count.clone(),
+        };
+        let r = run(&h, op::OpFuture::new(&h, again));
+        assert_eq!(r.unwrap(), 7, "{cfg}: EINTR was not retried");
+        assert_eq!(count.load(Ordering::SeqCst), 2, "{cfg}");
+    }
 }

@@ -26,7 +26,8 @@ pub fn read<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Read<B>
     OpFuture::new(driver, Read { fd, buf })
 }
 
-impl<B: IoBufMut> Op for Read<B> {
+// SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_total` long).
+unsafe impl<B: IoBufMut> Op for Read<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -68,7 +69,8 @@ pub fn write<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Write<B>>
     OpFuture::new(driver, Write { fd, buf })
 }
 
-impl<B: IoBuf> Op for Write<B> {
+// SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_init` long).
+unsafe impl<B: IoBuf> Op for Write<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -122,7 +124,8 @@ pub fn read_at<B: IoBufMut>(
     )
 }
 
-impl<B: IoBufMut> Op for ReadAt<B> {
+// SAFETY: its entry points into the buffer it owns; it keeps the file open (`keep_alive`).
+unsafe impl<B: IoBufMut> Op for ReadAt<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::ReadAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -176,7 +179,8 @@ pub fn write_at<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B, offset: u64) -> Op
     )
 }
 
-impl<B: IoBuf> Op for WriteAt<B> {
+// SAFETY: its entry points into the buffer it owns; it keeps the file open (`keep_alive`).
+unsafe impl<B: IoBuf> Op for WriteAt<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::WriteAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -216,7 +220,8 @@ pub fn fsync(driver: &Handle, fd: RawFd) -> OpFuture<Fsync> {
     OpFuture::new(driver, Fsync { fd, owner: None })
 }
 
-impl Op for Fsync {
+// SAFETY: its entry points into no memory; it keeps the file open (`keep_alive`).
+unsafe impl Op for Fsync {
     type Output = io::Result<()>;
     const KIND: OpKind = OpKind::Fsync;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -237,11 +242,20 @@ impl Op for Fsync {
 /// `close(fd)`.
 #[derive(Debug)]
 pub struct Close {
+    /// Ours until the kernel or `attempt` takes it.
     fd: Option<OwnedFd>,
     raw: RawFd,
+    /// An io_uring entry was built: once its completion comes, the kernel
+    /// has taken the fd, whatever the result says.
+    submitted: bool,
 }
 
 /// Close `fd` through the driver (drops its registration first).
+///
+/// The fd is closed exactly once whatever happens: after the scheduler
+/// shut down (the driver refuses new ops) it is closed right here, and an
+/// `EINTR` from the kernel (which on Linux has closed the fd all the same)
+/// is a success, never a reason to close the number again.
 ///
 /// # Cancel safety
 ///
@@ -250,16 +264,25 @@ pub struct Close {
 pub fn close(driver: &Handle, fd: OwnedFd) -> OpFuture<Close> {
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
-    OpFuture::new(driver, Close { fd: Some(fd), raw })
+    OpFuture::new(
+        driver,
+        Close {
+            fd: Some(fd),
+            raw,
+            submitted: false,
+        },
+    )
 }
 
-impl Op for Close {
+// SAFETY: its entry points into no memory and names the fd it owns.
+unsafe impl Op for Close {
     type Output = io::Result<()>;
     const KIND: OpKind = OpKind::Close;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         // The fd stays owned here until the kernel's completion says it took
         // it (`complete`/`orphaned`): an entry that never reached the kernel
         // (its future dropped while staged) closes it on drop instead.
+        self.submitted = true;
         opcode::Close::new(types::Fd(self.raw)).build()
     }
     fn readiness(&self) -> Readiness {
@@ -273,12 +296,26 @@ impl Op for Close {
         }
     }
     fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
-        // The kernel consumed the fd, whatever it reports (close never
-        // leaves it open): forget it rather than close a reused number.
-        if let Some(fd) = self.fd.take() {
-            let _ = fd.into_raw_fd();
+        let res = match self.fd.take() {
+            // The kernel consumed the fd, whatever it reports (close never
+            // leaves it open): forget it rather than close a reused number.
+            Some(fd) if self.submitted => {
+                let _ = fd.into_raw_fd();
+                res
+            }
+            // The op never ran (the driver is shut down, or a fault was
+            // injected before it started): the fd is still ours to close.
+            Some(fd) => {
+                // SAFETY: we own this fd; close it exactly once.
+                cvt(unsafe { libc::close(fd.into_raw_fd()) } as isize)
+            }
+            None => res,
+        };
+        match res {
+            // Linux releases the fd before it reports EINTR.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            r => r.map(|_| ()),
         }
-        res.map(|_| ())
     }
     fn orphaned(&mut self, _res: io::Result<usize>) {
         if let Some(fd) = self.fd.take() {
@@ -288,6 +325,7 @@ impl Op for Close {
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.raw)
     }
+    const RESTARTABLE: bool = false;
 }
 
 /// Ops that can hold the file they run on open until they finish, so that a

@@ -62,7 +62,29 @@ use crate::driver::{Driver, Handle, Readiness};
 ///
 /// The op is boxed before it is first used, so pointers into `self` that
 /// [`sqe`](Op::sqe) hands to the kernel stay valid until the completion.
-pub trait Op: std::marker::Send + 'static {
+///
+/// # Safety
+///
+/// The io_uring driver hands the entry [`sqe`](Op::sqe) returns to the
+/// kernel as it is, and the kernel reads and writes the memory it names
+/// until the op's completion arrives, whatever happens to the future in
+/// between. An implementation must therefore return an entry that
+///
+/// * points only into memory owned by `self`: its own fields (a
+///   `sockaddr`, `msghdr` or `iovec`; the op is boxed before `sqe` is
+///   called and never moves after), heap memory it owns (a `Vec`'s
+///   block), or `'static` memory; nothing that `self` merely borrows and
+///   nothing on a stack;
+/// * describes no more memory than that: lengths within the buffers, and
+///   writable memory only where the kernel writes;
+/// * leaves that memory alone while in flight: `readiness`, `attempt`,
+///   `drains` and `expect_empty` may be called meanwhile and must not
+///   free, move or reallocate what the entry points to;
+/// * names an fd the op may use (the caller keeps it open while the
+///   future lives), and carries no `user_data` or link flags of its own.
+///
+/// An op that breaks this lets safe code make the kernel write anywhere.
+pub unsafe trait Op: std::marker::Send + 'static {
     /// What the future resolves to (usually a [`BufResult`](crate::buf::BufResult)).
     type Output;
     /// Which operation this is (for [`Metrics`](crate::Metrics) and tracing).
@@ -97,6 +119,11 @@ pub trait Op: std::marker::Send + 'static {
     fn closes_fd(&self) -> Option<RawFd> {
         None
     }
+    /// Whether an `EINTR`/`EAGAIN` result means "nothing happened, run me
+    /// again" (true for every op that fails that way without effect). Not
+    /// so for `close`: the fd is gone whatever it reports, and running it
+    /// again could close a number that already names another file.
+    const RESTARTABLE: bool = true;
 }
 
 /// The kinds of operation, as counted by [`Metrics::pending_ops`](crate::Metrics::pending_ops).
@@ -309,7 +336,8 @@ impl<T: Op> Future for OpFuture<T> {
             };
             match polled {
                 Poll::Ready(Err(e))
-                    if retries < 16
+                    if T::RESTARTABLE
+                        && retries < 16
                         && matches!(
                             e.kind(),
                             io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock

@@ -42,7 +42,8 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
     )
 }
 
-impl Op for Accept {
+// SAFETY: its entry points into the `sockaddr` and length the op owns.
+unsafe impl Op for Accept {
     type Output = io::Result<(OwnedFd, SocketAddr)>;
     const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -109,7 +110,8 @@ pub fn connect(driver: &Handle, fd: RawFd, addr: SocketAddr) -> OpFuture<Connect
     )
 }
 
-impl Op for Connect {
+// SAFETY: its entry points into the `sockaddr` the op owns.
+unsafe impl Op for Connect {
     type Output = io::Result<()>;
     const KIND: OpKind = OpKind::Connect;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -209,7 +211,8 @@ pub fn recv_stream<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<
     )
 }
 
-impl<B: IoBufMut> Op for Recv<B> {
+// SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_total` long).
+unsafe impl<B: IoBufMut> Op for Recv<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -262,7 +265,8 @@ pub fn send<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Send<B>> {
     OpFuture::new(driver, Send { fd, buf })
 }
 
-impl<B: IoBuf> Op for Send<B> {
+// SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_init` long).
+unsafe impl<B: IoBuf> Op for Send<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -339,7 +343,8 @@ impl<B: IoBufMut> RecvFrom<B> {
     }
 }
 
-impl<B: IoBufMut> Op for RecvFrom<B> {
+// SAFETY: its entry points into the `msghdr`, `iovec`, `sockaddr` and buffer the op owns.
+unsafe impl<B: IoBufMut> Op for RecvFrom<B> {
     type Output = BufResult<(usize, SocketAddr), B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -420,7 +425,8 @@ impl<B: IoBuf> SendTo<B> {
     }
 }
 
-impl<B: IoBuf> Op for SendTo<B> {
+// SAFETY: its entry points into the `msghdr`, `iovec`, `sockaddr` and buffer the op owns.
+unsafe impl<B: IoBuf> Op for SendTo<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -472,7 +478,8 @@ impl PollFd {
     }
 }
 
-impl Op for PollFd {
+// SAFETY: its entry points into no memory.
+unsafe impl Op for PollFd {
     type Output = io::Result<u32>;
     const KIND: OpKind = OpKind::Poll;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -517,7 +524,8 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
     OpFuture::new(driver, AcceptFd { fd })
 }
 
-impl Op for AcceptFd {
+// SAFETY: its entry points into no memory.
+unsafe impl Op for AcceptFd {
     type Output = io::Result<OwnedFd>;
     const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
@@ -637,7 +645,8 @@ impl<B: IoBufMut> RecvMsg<B> {
     }
 }
 
-impl<B: IoBufMut> Op for RecvMsg<B> {
+// SAFETY: its entry points into the `msghdr`, `iovec`, address and control buffers the op owns.
+unsafe impl<B: IoBufMut> Op for RecvMsg<B> {
     type Output = BufResult<RecvMeta, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
