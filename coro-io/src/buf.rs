@@ -275,3 +275,59 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
         self.buf.bytes_total() - self.begin
     }
 }
+
+/// Tests: a buffer that counts how many of its kind are alive, so a test
+/// can check that the driver frees every buffer (and never one the kernel
+/// may still use: live buffers never drop below ops in flight).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Counted<B> {
+    buf: B,
+    live: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<B> Counted<B> {
+    /// Wrap `buf`, counting it in `live` until it is dropped.
+    pub fn new(buf: B, live: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        live.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Counted {
+            buf,
+            live: live.clone(),
+        }
+    }
+    /// The buffer.
+    pub fn get(&self) -> &B {
+        &self.buf
+    }
+}
+
+impl<B> Drop for Counted<B> {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+// SAFETY: delegates to the inner buffer, whose guarantees carry over (the
+// wrapper moves, the inner buffer's storage does not).
+unsafe impl<B: IoBuf> IoBuf for Counted<B> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.buf.stable_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.buf.bytes_init()
+    }
+    fn bytes_total(&self) -> usize {
+        self.buf.bytes_total()
+    }
+}
+
+// SAFETY: as above.
+unsafe impl<B: IoBufMut> IoBufMut for Counted<B> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.stable_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        // SAFETY: the caller's contract, forwarded.
+        unsafe { self.buf.set_init(n) }
+    }
+}

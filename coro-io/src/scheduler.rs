@@ -255,8 +255,11 @@ pub(crate) struct Inner {
     /// Set when shutdown starts cleaning up: tasks are cancelled (dropped)
     /// instead of run.
     closed: AtomicBool,
-    /// Set once that clean-up is over.
+    /// Set once that clean-up is over (under `finished_lock`, announced
+    /// on `finished_cv` to concurrent `shutdown()` callers).
     finished: AtomicBool,
+    finished_lock: Mutex<()>,
+    finished_cv: std::sync::Condvar,
     /// `Manual`: held by whoever drives a turn or cleans up, so that
     /// `shutdown()` from another thread waits for a turn in progress
     /// instead of racing it.
@@ -433,8 +436,25 @@ impl Inner {
         self.drop_queued();
         self.driver.cancel_all(SHUTDOWN_BOUND);
         self.drop_queued();
-        self.finished.store(true, Ordering::Release);
+        {
+            let _g = lock(&self.finished_lock);
+            self.finished.store(true, Ordering::Release);
+        }
+        self.finished_cv.notify_all();
         self.drop_queued();
+    }
+
+    /// A second `shutdown()` caller: wait until the first one's clean-up
+    /// is over, unless this thread is the one that must do it (a task of
+    /// the loop or of the turn in progress).
+    fn wait_finished(&self) {
+        if self.on_loop_thread() {
+            return;
+        }
+        let mut g = lock(&self.finished_lock);
+        while !self.finished.load(Ordering::Acquire) {
+            g = self.finished_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Cancel every queued task, including those that the cancellations
@@ -559,9 +579,10 @@ impl<F: Future> Future for Tracked<F> {
 /// The I/O scheduler: an event loop with a driver (epoll or io_uring) and
 /// timers, running tasks inline or on a thread pool.
 ///
-/// Cheap to clone. Dropping the last clone (not counting the ones
-/// [`current`](IoScheduler::current) hands out while they live) shuts it
-/// down.
+/// Cheap to clone. Dropping the last clone shuts it down. Every clone
+/// counts, those that tasks hold and those [`current`](IoScheduler::current)
+/// returns included: a task that keeps one alive keeps the scheduler
+/// running, so call [`shutdown`](IoScheduler::shutdown) to stop it for sure.
 ///
 /// # Examples
 ///
@@ -644,6 +665,8 @@ impl IoScheduler {
             shutdown: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            finished_lock: Mutex::new(()),
+            finished_cv: std::sync::Condvar::new(),
             drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
@@ -689,6 +712,10 @@ impl IoScheduler {
     }
 
     /// The scheduler running the current task, if any.
+    ///
+    /// The handle counts like any clone (see [`IoScheduler`]): keeping it
+    /// beyond the task keeps the scheduler from shutting down when its
+    /// other handles are dropped.
     ///
     /// # Examples
     ///
@@ -1029,11 +1056,18 @@ impl IoScheduler {
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures
     /// are dropped, their in-flight ops cancelled, waiting at most a few
     /// seconds for the kernel to release buffers), stop the event-loop
-    /// thread and, unless called from it, join it. Idempotent.
+    /// thread and, unless called from it, join it. Idempotent: a call while
+    /// another thread is shutting the scheduler down returns once the
+    /// tasks are cleaned up.
+    ///
+    /// Called from one of the scheduler's own tasks it cannot wait for
+    /// itself: it starts the shutdown and returns, and the loop (or the
+    /// turn of a `Manual` scheduler in progress) finishes it.
     ///
     /// Await the [`JoinHandle`]s you care about before calling it.
     pub fn shutdown(&self) {
         if self.inner.shutdown.swap(true, Ordering::AcqRel) {
+            self.inner.wait_finished();
             return;
         }
         if self.inner.manual {

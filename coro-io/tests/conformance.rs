@@ -13,7 +13,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use coro_core::sync_wait;
-use coro_io::buf::{IoBuf, IoBufMut};
 use coro_io::driver::Handle;
 use coro_io::testing::Config;
 use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions, UringOptions, op};
@@ -50,49 +49,10 @@ fn serial() -> MutexGuard<'static, ()> {
 use coro_io::testing::{open_fds, open_fds_settled};
 
 /// A heap buffer that counts how many of its kind are alive.
-struct CountedBuf {
-    data: Vec<u8>,
-    live: Arc<AtomicUsize>,
-}
+type CountedBuf = coro_io::buf::Counted<Vec<u8>>;
 
-impl CountedBuf {
-    fn new(cap: usize, live: &Arc<AtomicUsize>) -> CountedBuf {
-        live.fetch_add(1, Ordering::SeqCst);
-        CountedBuf {
-            data: Vec::with_capacity(cap),
-            live: live.clone(),
-        }
-    }
-}
-
-impl Drop for CountedBuf {
-    fn drop(&mut self) {
-        self.live.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-// SAFETY: delegates to the Vec, whose heap pointer is stable across moves.
-unsafe impl IoBuf for CountedBuf {
-    fn stable_ptr(&self) -> *const u8 {
-        self.data.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.data.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.data.capacity()
-    }
-}
-
-// SAFETY: delegates to the Vec (valid for `capacity` bytes of writes).
-unsafe impl IoBufMut for CountedBuf {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.data.as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, n: usize) {
-        // SAFETY: forwarded contract.
-        unsafe { self.data.set_init(n) }
-    }
+fn counted(cap: usize, live: &Arc<AtomicUsize>) -> CountedBuf {
+    coro_io::buf::Counted::new(Vec::with_capacity(cap), live)
 }
 
 struct Flag(AtomicUsize);
@@ -179,7 +139,7 @@ fn cancellation_storm_frees_every_buffer_and_fd(cfg: Config) {
         let mut completed = 0usize;
         for i in 0..10_000 {
             let (a, _) = &pairs[i % pairs.len()];
-            let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), CountedBuf::new(64, &live)));
+            let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), counted(64, &live)));
             // epoll tries the syscall at once: data already there completes it.
             if f.as_mut().poll(&mut cx).is_ready() {
                 completed += 1;
@@ -435,7 +395,7 @@ fn shutdown_with_ops_in_flight_returns_and_frees(cfg: Config) {
         for i in 0..200 {
             let d = sched.driver().clone();
             let pairs = pairs.clone();
-            let buf = CountedBuf::new(128, &live);
+            let buf = counted(128, &live);
             let started = started.clone();
             hs.push(sched.spawn(async move {
                 let fd = pairs[i % 50].0.as_raw_fd();
