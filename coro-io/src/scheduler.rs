@@ -98,9 +98,13 @@ pub struct UringOptions {
 ///   interrupting it.
 /// * `Plain`: the kernel interrupts the submitting thread to run it.
 ///
-/// `Auto` chooses `DeferTaskrun` for `Spawn` + `Inline` schedulers and
-/// `CoopTaskrun` elsewhere; on a kernel without the chosen mode the driver
-/// falls back along `DeferTaskrun`, `CoopTaskrun`, `Plain`
+/// `Auto` chooses `DeferTaskrun` for `Spawn` + `Inline` schedulers,
+/// `Plain` for `ThreadPool` execution (the workers submit, and a worker
+/// busy computing would hold `CoopTaskrun` completions back until its next
+/// timer tick, about a millisecond) and `CoopTaskrun` for the rest (a
+/// `Manual` inline scheduler, a bare driver); on a kernel without the
+/// chosen mode the driver falls back along `DeferTaskrun`, `CoopTaskrun`,
+/// `Plain`
 /// ([`Features`](crate::driver::probe::Features) tells what it got). SQPOLL
 /// rings are always `Plain` (the kernel accepts no task-run flag with it).
 ///
@@ -646,7 +650,9 @@ impl IoScheduler {
         let inline = matches!(opts.execution, ExecutionStrategy::Inline);
         // A Spawn + Inline loop is the only thread that ever waits on or
         // submits to its ring: let io_uring defer completion work to it.
-        let driver = if !manual && inline {
+        let driver = if !inline {
+            Handle::for_workers(opts.driver, &opts.uring)?
+        } else if !manual {
             Handle::for_loop_thread(opts.driver, &opts.uring)?
         } else {
             Handle::with_options(opts.driver, &opts.uring)?

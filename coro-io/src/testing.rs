@@ -67,12 +67,12 @@ impl Config {
         config("uring-defer", IoUring, DeferTaskrun, false, false, false);
     /// io_uring with `COOP_TASKRUN`, tasks on the loop thread.
     pub const URING_COOP: Config = config("uring-coop", IoUring, CoopTaskrun, false, false, false);
-    /// io_uring with `COOP_TASKRUN`, tasks on a pool (the default for pools).
+    /// io_uring with `COOP_TASKRUN`, tasks on a pool.
     pub const URING_COOP_POOL: Config =
         config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
     /// A plain ring (as kernels before 5.19), tasks on the loop thread.
     pub const URING_PLAIN: Config = config("uring-plain", IoUring, Plain, false, false, false);
-    /// A plain ring, tasks on a pool.
+    /// A plain ring, tasks on a pool (the default for pools).
     pub const URING_PLAIN_POOL: Config =
         config("uring-plain-pool", IoUring, Plain, false, true, false);
     /// SQPOLL (a kernel thread reads the submission queue), inline tasks.

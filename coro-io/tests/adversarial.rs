@@ -22,6 +22,7 @@ coro_io::driver_tests!(
     io_is_not_starved_by_a_task_that_keeps_yielding,
     io_is_not_starved_by_tasks_that_wake_each_other,
     io_is_not_starved_by_a_busy_when_all,
+    io_completes_while_the_submitting_thread_computes,
     shutdown_returns_while_a_task_holds_a_lock_another_waits_for,
     shutdown_returns_while_another_thread_keeps_pushing,
     dropped_poll_leaves_no_registration_for_a_reused_fd,
@@ -172,6 +173,52 @@ fn io_is_not_starved_by_a_busy_when_all(cfg: Config) {
         });
         coro_core::when_all(kids).await;
     });
+}
+
+/// A task submits a recv, and a task that computes for a second without a
+/// syscall runs right behind it on the same thread (a pool worker's LIFO
+/// slot, or the loop). Data arrives 50 ms later: the recv must complete at
+/// once on a pool (where the other worker is free), and on an inline
+/// loop once the spinner is done, not later (with `COOP_TASKRUN` the
+/// kernel queues the completion work to the submitting thread).
+fn io_completes_while_the_submitting_thread_computes(cfg: Config) {
+    let s = cfg.sched();
+    let (a, b) = pair();
+    let s2 = s.clone();
+    let spin = Duration::from_millis(1000);
+    let h = s.spawn(async move {
+        let d = s2.driver().clone();
+        let mut f = Box::pin(coro_io::op::recv(&d, a.as_raw_fd(), Vec::with_capacity(8)));
+        // Submitted (or, on epoll, found nothing and waits).
+        assert!(futures::poll!(f.as_mut()).is_pending());
+        s2.spawn(async move {
+            let t = Instant::now();
+            while t.elapsed() < spin {
+                std::hint::spin_loop();
+            }
+        })
+        .detach();
+        let (r, _) = f.await;
+        assert_eq!(r.unwrap(), 1);
+        drop(a);
+        Instant::now()
+    });
+    thread::sleep(Duration::from_millis(50));
+    let wrote = Instant::now();
+    (&b).write_all_now(b"x");
+    let done = output_within(h, BOUND).expect("the recv never completed");
+    let late = done.saturating_duration_since(wrote);
+    let bound = if cfg.pool {
+        Duration::from_millis(300)
+    } else {
+        // The loop itself is busy until the spinner ends.
+        spin + Duration::from_millis(500)
+    };
+    assert!(
+        late < bound,
+        "{cfg}: the recv completed {late:?} after its data arrived"
+    );
+    s.shutdown();
 }
 
 /// Manual mode: one thread loops on `process_events(None)`, another calls

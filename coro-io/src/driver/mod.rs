@@ -363,6 +363,12 @@ impl Handle {
         Handle::build(kind, uring, uring::Issuer::LoopThread)
     }
 
+    /// A driver whose ops are submitted by a thread pool's workers (a
+    /// scheduler with `ExecutionStrategy::ThreadPool`).
+    pub(crate) fn for_workers(kind: DriverKind, uring: &UringOptions) -> io::Result<Handle> {
+        Handle::build(kind, uring, uring::Issuer::Workers)
+    }
+
     fn build(kind: DriverKind, uring: &UringOptions, issuer: uring::Issuer) -> io::Result<Handle> {
         let (driver, fallback) = AnyDriver::new(kind, uring, issuer)?;
         Ok(Handle {
