@@ -1,7 +1,7 @@
 //! The configurations a user can pick, for tests: every driver, ring mode,
 //! execution and thread strategy, so that each I/O test runs on all of them
-//! (bugs live in the combinations). Used through [`driver_tests!`]
-//! (crate::driver_tests); not part of the stable API.
+//! (bugs live in the combinations). Used through
+//! [`driver_tests!`](crate::driver_tests); not part of the stable API.
 
 use std::fmt;
 use std::time::Duration;
