@@ -41,6 +41,7 @@ pub mod driver;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod fs;
+mod lifecycle;
 pub mod op;
 mod scheduler;
 mod task;
@@ -147,6 +148,14 @@ macro_rules! __driver_tests_for {
             }
         )*
     };
+}
+
+/// The synchronisation types of the modules loom checks
+/// (`thread_pool/idle.rs`, `lifecycle.rs`): std's here, loom's in the loom
+/// tests that compile those files on their own.
+mod sync {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+    pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 }
 
 /// Report something the library cannot return as an error (a background

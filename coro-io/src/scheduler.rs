@@ -25,6 +25,7 @@ use async_task::{Runnable, ScheduleInfo, WithInfo};
 use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::{DriverKind, Handle, Interest};
+use crate::lifecycle::{Lifecycle, Verdict};
 use crate::task::{JoinHandle, task_local, task_with};
 use crate::thread_pool::{ThreadPool, ThreadPoolOptions};
 use crate::time::{self, Clock, Interval, Sleep, Timeout, TimerQueue};
@@ -256,14 +257,8 @@ pub(crate) struct Inner {
     manual: bool,
     /// Set by `shutdown`; new spawns are refused.
     shutdown: AtomicBool,
-    /// Set when shutdown starts cleaning up: tasks are cancelled (dropped)
-    /// instead of run.
-    closed: AtomicBool,
-    /// Set once that clean-up is over (under `finished_lock`, announced
-    /// on `finished_cv` to concurrent `shutdown()` callers).
-    finished: AtomicBool,
-    finished_lock: Mutex<()>,
-    finished_cv: std::sync::Condvar,
+    /// Suspended tasks and the shutdown flags (see `lifecycle`).
+    life: Lifecycle,
     /// `Manual`: held by whoever drives a turn or cleans up, so that
     /// `shutdown()` from another thread waits for a turn in progress
     /// instead of racing it.
@@ -272,8 +267,6 @@ pub(crate) struct Inner {
     handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     alive: AtomicUsize,
-    /// Wakers of tasks that suspended at least once (see `Tracked`).
-    suspended: Mutex<slab::Slab<std::task::Waker>>,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
     loop_thread: Mutex<Option<ThreadId>>,
     owner_thread: ThreadId,
@@ -292,10 +285,6 @@ impl Inner {
         self.timers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn suspended(&self) -> MutexGuard<'_, slab::Slab<std::task::Waker>> {
-        self.suspended.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn on_loop_thread(&self) -> bool {
         LOOP.with(|l| std::ptr::eq(l.get(), self))
     }
@@ -307,22 +296,29 @@ impl Inner {
         }
     }
 
-    /// The schedule function of every task.
-    fn schedule(&self, r: Runnable, info: ScheduleInfo) {
-        if self.closed.load(Ordering::Acquire) {
-            // Shutting down: the task is cancelled by dropping it, but not
-            // inside an arbitrary wake. A waker may be called under the lock
-            // of whatever woke it (event-listener notifies with its list
-            // locked), and dropping the task drops its listener, which takes
-            // that lock again: a deadlock. A self-wake comes from the end
-            // of the task's own poll, where nothing is locked; anything else
-            // waits in the queue for `finish` to drop it.
-            if info.woken_while_running || self.finished.load(Ordering::Acquire) {
-                drop(r);
-            } else if let Err(e) = self.queue.push(r) {
-                drop(e.into_inner());
+    /// The schedule function of every task (`local`: made by
+    /// `spawn_local`).
+    fn schedule(&self, r: Runnable, info: ScheduleInfo, local: bool) {
+        match self.life.verdict(info.woken_while_running) {
+            Verdict::Run => {}
+            Verdict::CancelNow => return drop(r),
+            // `finish` drops it, outside the wake (see `lifecycle`).
+            Verdict::CancelLater => {
+                if let Err(e) = self.queue.push(r) {
+                    drop(e.into_inner());
+                }
+                if self.life.missed_by_shutdown() {
+                    // Others' tasks too, whose kind we do not know: a local
+                    // one among them (a foreign wake racing the end of
+                    // shutdown) panics on the blocking pool, which reports
+                    // it and leaks the task.
+                    while let Ok(r) = self.queue.pop() {
+                        cancel_elsewhere(r, false);
+                    }
+                }
+                return;
             }
-            return;
+            Verdict::CancelElsewhere => return cancel_elsewhere(r, local),
         }
         if let Some(pool) = &self.pool {
             pool.schedule_runnable(r);
@@ -396,11 +392,11 @@ impl Inner {
     fn process_events(self: &Arc<Inner>, timeout: Option<Duration>) -> usize {
         // From a task of this very turn: nothing to drive (and the lock
         // below is ours already).
-        if self.closed.load(Ordering::Acquire) || self.on_loop_thread() {
+        if self.life.is_closed() || self.on_loop_thread() {
             return 0;
         }
         let _d = lock(&self.drive);
-        if self.closed.load(Ordering::Acquire) {
+        if self.life.is_closed() {
             return 0;
         }
         let _g = LoopGuard::enter(self);
@@ -419,19 +415,12 @@ impl Inner {
         // From here on tasks are cancelled instead of run: every pending
         // task's future (and with it its ops) is dropped once its timer or
         // I/O waiter is woken below.
-        if self.closed.swap(true, Ordering::AcqRel) {
+        let Some(mut wake) = self.life.close() else {
             return;
-        }
+        };
         self.drop_queued();
-        let mut wake = Vec::new();
+        // Every suspended task, whatever it waits on.
         self.timers().drain(&mut wake);
-        // Every suspended task, whatever it waits on. Taken out first:
-        // dropping a task unregisters it, which takes the same lock.
-        wake.extend(
-            std::mem::take(&mut *self.suspended())
-                .into_iter()
-                .map(|(_, w)| w),
-        );
         for w in wake {
             w.wake();
         }
@@ -440,11 +429,7 @@ impl Inner {
         self.drop_queued();
         self.driver.cancel_all(SHUTDOWN_BOUND);
         self.drop_queued();
-        {
-            let _g = lock(&self.finished_lock);
-            self.finished.store(true, Ordering::Release);
-        }
-        self.finished_cv.notify_all();
+        self.life.set_finished();
         self.drop_queued();
     }
 
@@ -452,12 +437,8 @@ impl Inner {
     /// is over, unless this thread is the one that must do it (a task of
     /// the loop or of the turn in progress).
     fn wait_finished(&self) {
-        if self.on_loop_thread() {
-            return;
-        }
-        let mut g = lock(&self.finished_lock);
-        while !self.finished.load(Ordering::Acquire) {
-            g = self.finished_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        if !self.on_loop_thread() {
+            self.life.wait_finished();
         }
     }
 
@@ -539,9 +520,7 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(key) = this.key.take() {
-                this.inner.suspended().try_remove(key);
-            }
+            this.inner.life.on_drop(this.key.take());
             this.inner.alive.fetch_sub(1, Ordering::AcqRel);
             #[cfg(feature = "tracing")]
             tracing::trace!(task = *this.id, "task dropped");
@@ -554,6 +533,12 @@ impl<F: Future> Future for Tracked<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        // Shutdown began while we were queued (on a pool, queued tasks still
+        // run): do not poll again, cancel ourselves through a self-wake.
+        if this.inner.life.is_closed() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         #[cfg(feature = "tracing")]
         let _span = tracing::trace_span!("task", id = *this.id).entered();
         let poll = this.fut.poll(cx);
@@ -561,20 +546,12 @@ impl<F: Future> Future for Tracked<F> {
         if poll.is_ready() {
             tracing::trace!("task complete");
         }
-        if poll.is_pending() {
-            // Registered on first suspension only: a task done in its first
-            // poll never takes the lock. The waker of a task is the same for
-            // its life.
-            if this.key.is_none() {
-                *this.key = Some(this.inner.suspended().insert(cx.waker().clone()));
-            }
-            // Suspending after shutdown emptied the registry (registered
-            // just now, or run from a queue after shutdown woke everyone):
-            // nothing would ever wake us, so cancel ourselves. The wake
-            // comes back as a self-wake, which `schedule` drops at once.
-            if this.inner.closed.load(Ordering::Acquire) {
-                cx.waker().wake_by_ref();
-            }
+        // Suspending after shutdown emptied the registry (registered just
+        // now, or run from a queue after shutdown woke everyone): nothing
+        // would ever wake us, so cancel ourselves. The wake comes back as
+        // a self-wake, which `schedule` drops at once.
+        if poll.is_pending() && this.inner.life.on_pending(this.key, cx.waker()) {
+            cx.waker().wake_by_ref();
         }
         poll
     }
@@ -669,14 +646,10 @@ impl IoScheduler {
             pool,
             manual,
             shutdown: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            finished_lock: Mutex::new(()),
-            finished_cv: std::sync::Condvar::new(),
+            life: Lifecycle::new(),
             drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
-            suspended: Mutex::new(slab::Slab::new()),
             thread: Mutex::new(None),
             loop_thread: Mutex::new(None),
             owner_thread: thread::current().id(),
@@ -775,7 +748,7 @@ impl IoScheduler {
                 Some(p) => p.queue_len(),
                 None => self.inner.queue.len(),
             },
-            suspended_tasks: self.inner.suspended().len(),
+            suspended_tasks: self.inner.life.suspended(),
             timers: self.timer_count(),
             ops_in_flight: d.in_flight(),
             pending_ops: d.pending_ops(),
@@ -841,9 +814,9 @@ impl IoScheduler {
                 inner: self.inner.clone(),
                 fut,
             };
-            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
         } else {
-            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
         };
         if self.is_shutdown() {
             drop(r);
@@ -903,7 +876,7 @@ impl IoScheduler {
         );
         let inner = self.inner.clone();
         let fut = self.wrap(fut);
-        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i)));
+        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i, true)));
         if self.is_shutdown() {
             drop(r);
         } else {
@@ -1047,9 +1020,11 @@ impl IoScheduler {
     /// Tests: drive a `Manual` scheduler from a background thread, as a
     /// user's own thread would, without counting as a handle (so dropping
     /// the last one still shuts it down, which ends the thread).
+    /// `shutdown()` joins the thread, so that the driver is released
+    /// when it returns.
     pub(crate) fn drive_in_background(&self) {
         let inner = self.inner.clone();
-        thread::Builder::new()
+        let t = thread::Builder::new()
             .name("coro-manual".into())
             .spawn(move || {
                 while !inner.shutdown.load(Ordering::Acquire) {
@@ -1057,6 +1032,7 @@ impl IoScheduler {
                 }
             })
             .expect("spawn the thread that drives a manual scheduler");
+        *lock(&self.inner.thread) = Some(t);
     }
 
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures
@@ -1082,9 +1058,18 @@ impl IoScheduler {
             // `process_events`, wait for its turn to end, clean up here.
             if !self.inner.on_loop_thread() {
                 self.inner.driver.unpark();
-                let _d = lock(&self.inner.drive);
-                let _g = LoopGuard::enter(&self.inner);
-                self.inner.finish();
+                {
+                    let _d = lock(&self.inner.drive);
+                    let _g = LoopGuard::enter(&self.inner);
+                    self.inner.finish();
+                }
+                // A thread of ours that drives it (tests' background driver).
+                let t = lock(&self.inner.thread).take();
+                if let Some(t) = t {
+                    if t.thread().id() != thread::current().id() {
+                        let _ = t.join();
+                    }
+                }
             }
         } else {
             self.inner.driver.unpark();
@@ -1103,6 +1088,22 @@ impl IoScheduler {
         if let Some(pool) = &self.inner.pool {
             pool.shutdown();
         }
+    }
+}
+
+/// Cancel a task woken after its scheduler shut down, from a wake that may
+/// hold a lock its destructor takes: drop it on the blocking pool instead.
+/// A `!Send` (local) task may only be dropped on its own thread, which has
+/// left: it is leaked (its handle never resolves), which takes a foreign
+/// wake of a local task racing the very end of shutdown.
+fn cancel_elsewhere(r: Runnable, local: bool) {
+    if local {
+        crate::warn(format_args!(
+            "a local task woken after its scheduler shut down was leaked"
+        ));
+        std::mem::forget(r);
+    } else {
+        crate::blocking_run(Box::new(move || drop(r)));
     }
 }
 

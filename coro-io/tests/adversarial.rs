@@ -5,7 +5,7 @@
 //! that once reached users; all of them run on every configuration.
 
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -336,25 +336,28 @@ fn dropped_poll_leaves_no_registration_for_a_reused_fd(cfg: Config) {
     let h = s.spawn(async move {
         for round in 0..20 {
             let (a, b) = pair();
-            let num = a.as_raw_fd();
+            let mut a = OwnedFd::from(a);
             // Dropped while waiting: the timeout wins.
             let r = s2
                 .timeout(Duration::from_millis(2), s2.poll(&a, PollOp::Read, None))
                 .await;
             assert!(r.is_err(), "nothing was written");
             assert_eq!(s2.metrics().registered_fds, 0, "round {round}");
-            drop(a);
             drop(b);
-            // The number is reused: a poll on the new socket must see data.
+            // The owner reuses the number for a new socket (dup3 swaps the
+            // file under it at once, which also closes the old one and
+            // with it the kernel's epoll registration).
             let (c, d) = pair();
-            assert_eq!(c.as_raw_fd(), num, "the fd number was not reused");
+            rustix::io::dup3(&c, &mut a, rustix::io::DupFlags::CLOEXEC).unwrap();
+            drop(c);
             let w = thread::spawn(move || {
                 thread::sleep(Duration::from_millis(5));
                 (&d).write_all_now(b"x");
                 d
             });
+            // A poll of the new socket must see its data.
             let st = s2
-                .poll(&c, PollOp::Read, Some(Duration::from_secs(5)))
+                .poll(&a, PollOp::Read, Some(Duration::from_secs(5)))
                 .await;
             assert_eq!(
                 st,

@@ -404,9 +404,14 @@ fn shutdown_with_ops_in_flight_returns_and_frees(cfg: Config) {
                 res.map(|_| ())
             }));
         }
+        // Every recv waits on the driver (a task still on its way there
+        // when shutdown comes could find the driver shut and finish with
+        // that error instead of being cancelled).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while started.load(Ordering::SeqCst) < 200 {
-            assert!(Instant::now() < deadline);
+        while started.load(Ordering::SeqCst) < 200
+            || sched.metrics().pending_ops != [(op::OpKind::Recv, 200)]
+        {
+            assert!(Instant::now() < deadline, "{:?}", sched.metrics());
             std::thread::yield_now();
         }
         let t = Instant::now();

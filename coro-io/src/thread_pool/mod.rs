@@ -44,7 +44,7 @@ use std::future::Future;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
@@ -56,9 +56,13 @@ use slab::Slab;
 use crate::task::{JoinHandle, task_with};
 
 mod futures;
+mod idle;
 mod worker;
 
+use crate::sync;
+
 use futures::{Schedule, Tracked, YieldNow};
+use idle::Idle;
 use worker::worker_main;
 
 /// A thread start/stop callback; receives the worker's index in `0..thread_count`.
@@ -149,13 +153,6 @@ struct Owner {
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
-/// Bits of `Shared::state`: the low half counts searching workers, the high
-/// half sleeping ones. Both change together in one atomic operation.
-const SEARCHING_ONE: usize = 1;
-const SLEEPING_SHIFT: u32 = usize::BITS / 2;
-const SLEEPING_ONE: usize = 1 << SLEEPING_SHIFT;
-const SEARCHING_MASK: usize = SLEEPING_ONE - 1;
-
 /// How often (in tasks) a worker looks at the global queue before its own, so
 /// that a busy local queue cannot starve injected work.
 const GLOBAL_QUEUE_INTERVAL: u32 = 61;
@@ -169,10 +166,8 @@ struct Shared {
     id: usize,
     injector: Injector<Runnable>,
     workers: Box<[WorkerShared]>,
-    /// Packed `(sleeping << SLEEPING_SHIFT) | searching`.
-    state: AtomicUsize,
-    /// Indices of parked workers; the lock orders parking against waking.
-    sleepers: Mutex<Vec<usize>>,
+    /// Who searches, who sleeps, who is woken (see `idle`).
+    idle: Idle,
     /// Set by `shutdown`: spawns are refused, workers exit once out of work.
     shutdown: AtomicBool,
     /// Workers still running.
@@ -196,8 +191,6 @@ struct Shared {
 
 struct WorkerShared {
     stealer: Stealer<Runnable>,
-    /// Set by a waker (under `sleepers`) before unparking this worker.
-    notified: AtomicBool,
     thread: OnceLock<Thread>,
 }
 
@@ -264,7 +257,6 @@ impl ThreadPool {
             .iter()
             .map(|q| WorkerShared {
                 stealer: q.stealer(),
-                notified: AtomicBool::new(false),
                 thread: OnceLock::new(),
             })
             .collect();
@@ -272,8 +264,7 @@ impl ThreadPool {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             injector: Injector::new(),
             workers,
-            state: AtomicUsize::new(0),
-            sleepers: Mutex::new(Vec::with_capacity(n)),
+            idle: Idle::new(n),
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(n),
             terminated: AtomicBool::new(false),
@@ -686,47 +677,21 @@ impl Shared {
     /// already searching (it will find the work, or wake another in turn).
     #[inline]
     fn notify(&self) {
-        // Pairs with the fence in `park`: either the parking worker sees the
-        // work we published, or we see it counted as sleeping.
-        fence(Ordering::SeqCst);
-        let s = self.state.load(Ordering::SeqCst);
-        if s & SEARCHING_MASK == 0 && s >> SLEEPING_SHIFT > 0 {
-            self.wake_one();
-        }
-    }
-
-    #[cold]
-    fn wake_one(&self) {
-        let mut sleepers = lock(&self.sleepers);
-        // Re-check under the lock: another notifier may have woken a searcher.
-        let s = self.state.load(Ordering::SeqCst);
-        if s & SEARCHING_MASK != 0 {
-            return;
-        }
-        if let Some(i) = sleepers.pop() {
-            self.state
-                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
-            drop(sleepers);
+        if let Some(i) = self.idle.notify() {
             self.unpark(i);
         }
     }
 
+    /// Unpark worker `i` (its token is already set).
     fn unpark(&self, i: usize) {
-        let w = &self.workers[i];
-        w.notified.store(true, Ordering::Release);
-        if let Some(t) = w.thread.get() {
+        if let Some(t) = self.workers[i].thread.get() {
             t.unpark();
         }
     }
 
     fn begin_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        let all = std::mem::take(&mut *lock(&self.sleepers));
-        if !all.is_empty() {
-            let delta = (all.len() * SEARCHING_ONE).wrapping_sub(all.len() * SLEEPING_ONE);
-            self.state.fetch_add(delta, Ordering::SeqCst);
-        }
-        for i in all {
+        for i in self.idle.wake_all() {
             self.unpark(i);
         }
     }
@@ -814,8 +779,8 @@ mod tests {
         let shared = &pool.owner.shared;
         assert_eq!(shared.live.load(Ordering::SeqCst), 0);
         assert!(shared.terminated.load(Ordering::SeqCst));
-        assert!(lock(&shared.sleepers).is_empty());
-        assert_eq!(shared.state.load(Ordering::SeqCst) >> SLEEPING_SHIFT, 0);
+        let (_, sleeping, listed) = shared.idle.counts();
+        assert_eq!((sleeping, listed), (0, 0));
         assert!(shared.registry.iter().all(|s| lock(s).is_empty()));
     }
 }

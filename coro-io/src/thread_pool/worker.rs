@@ -116,7 +116,7 @@ impl WorkerRun<'_> {
         }
         if !self.searching {
             self.searching = true;
-            self.shared.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
+            self.shared.idle.start_searching();
         }
         // xorshift: a different starting victim each time.
         self.rng ^= self.rng << 13;
@@ -144,8 +144,7 @@ impl WorkerRun<'_> {
 
     fn stop_searching(&mut self) {
         self.searching = false;
-        let prev = self.shared.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
-        if prev & SEARCHING_MASK == 1 {
+        if self.shared.idle.stop_searching() {
             // We were the last searcher and found work: there may be more, so
             // let one sleeper look (it parks again if there is none).
             self.shared.notify();
@@ -156,56 +155,28 @@ impl WorkerRun<'_> {
     fn park(&mut self) -> bool {
         let shared = self.shared;
         let index = self.local.index;
-        {
-            let mut sleepers = lock(&shared.sleepers);
-            let delta = if self.searching {
-                SLEEPING_ONE.wrapping_sub(SEARCHING_ONE)
-            } else {
-                SLEEPING_ONE
-            };
-            self.searching = false;
-            shared.state.fetch_add(delta, Ordering::SeqCst);
-            sleepers.push(index);
-        }
-        // Pairs with the fence in `notify`.
-        fence(Ordering::SeqCst);
+        shared
+            .idle
+            .sleep(index, std::mem::take(&mut self.searching));
         if shared.has_visible_work() || shared.shutdown.load(Ordering::SeqCst) {
-            self.unregister();
+            if !shared.idle.cancel_sleep(index) {
+                // Someone already woke us (and made us searching): eat the
+                // token it is about to leave.
+                self.wait_for_token();
+            }
+            self.searching = true;
             // Shutting down and really out of work: exit.
             return !shared.shutdown.load(Ordering::SeqCst) || shared.has_visible_work();
         }
-        let me = &shared.workers[index];
-        loop {
-            if me.notified.swap(false, Ordering::Acquire) {
-                // The waker moved us from sleeping to searching.
-                self.searching = true;
-                return true;
-            }
-            thread::park();
-        }
+        // The waker moves us from sleeping to searching.
+        self.wait_for_token();
+        self.searching = true;
+        true
     }
 
-    /// Leave the sleepers after a re-check found a reason to stay up; we count
-    /// as searching afterwards either way.
-    fn unregister(&mut self) {
-        let shared = self.shared;
-        let index = self.local.index;
-        let mut sleepers = lock(&shared.sleepers);
-        if let Some(pos) = sleepers.iter().position(|&i| i == index) {
-            sleepers.swap_remove(pos);
-            shared
-                .state
-                .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
-        } else {
-            // Someone already woke us (and made us searching): eat the token.
-            drop(sleepers);
-            while !shared.workers[index]
-                .notified
-                .swap(false, Ordering::Acquire)
-            {
-                thread::park();
-            }
+    fn wait_for_token(&self) {
+        while !self.shared.idle.take_token(self.local.index) {
+            thread::park();
         }
-        self.searching = true;
     }
 }

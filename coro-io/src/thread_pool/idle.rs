@@ -1,0 +1,171 @@
+//! How workers go to sleep and how new work wakes them: the pool's one
+//! lock-free protocol, kept apart so that loom can check it
+//! (`coro-io/tests/loom_pool.rs` compiles this file against loom's types).
+//!
+//! One word counts the workers that are *searching* (out of local work,
+//! looking at the others' queues) and those *sleeping*; both change in one
+//! atomic operation. A list of the sleepers sits under a lock, and each
+//! worker has a token a waker leaves it.
+//!
+//! * A producer makes work visible, then [`notify`](Idle::notify)s: a fence,
+//!   then one read of the word. If a worker is searching, it will find the
+//!   work (or wake another when it stops searching); if not and one
+//!   sleeps, the producer pops a sleeper under the lock, moves it from
+//!   sleeping to searching and leaves it a token: one wake per burst, not
+//!   one per task.
+//! * A worker out of work registers as sleeping under the lock
+//!   ([`sleep`](Idle::sleep)), fences, and looks at the queues once more.
+//!   The two fences order "publish work, read the word" against "count
+//!   myself sleeping, read the queues": at least one side sees the other.
+//!   If its look finds work it leaves ([`cancel_sleep`](Idle::cancel_sleep));
+//!   otherwise it parks until it takes a token.
+//! * A worker that found work while searching stops searching; the last
+//!   searcher to stop notifies once more, since a burst may hold more work
+//!   than it took.
+
+use super::sync::{AtomicBool, AtomicUsize, Mutex, Ordering, fence};
+
+/// Bits of the word: the low half counts searching workers, the high half
+/// sleeping ones.
+const SEARCHING_ONE: usize = 1;
+const SLEEPING_SHIFT: u32 = usize::BITS / 2;
+const SLEEPING_ONE: usize = 1 << SLEEPING_SHIFT;
+const SEARCHING_MASK: usize = SLEEPING_ONE - 1;
+
+/// The sleep/search/notify state of a pool of `n` workers.
+pub(crate) struct Idle {
+    /// `(sleeping << SLEEPING_SHIFT) | searching`.
+    state: AtomicUsize,
+    /// Indices of the sleeping workers; the lock orders sleeping against
+    /// waking.
+    sleepers: Mutex<Vec<usize>>,
+    /// Per worker: a waker moved it from sleeping to searching.
+    tokens: Box<[AtomicBool]>,
+}
+
+impl Idle {
+    pub(crate) fn new(n: usize) -> Idle {
+        Idle {
+            state: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::with_capacity(n)),
+            tokens: (0..n).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    fn sleepers(&self) -> impl std::ops::DerefMut<Target = Vec<usize>> + '_ {
+        self.sleepers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Work was just made visible: the worker to unpark, if one must wake
+    /// (nobody searches and somebody sleeps).
+    #[inline]
+    pub(crate) fn notify(&self) -> Option<usize> {
+        // Pairs with the fence in `sleep`: either the sleeper's look at the
+        // queues sees the work, or we see it counted as sleeping.
+        fence(Ordering::SeqCst);
+        let s = self.state.load(Ordering::SeqCst);
+        if s & SEARCHING_MASK == 0 && s >> SLEEPING_SHIFT > 0 {
+            self.wake_one()
+        } else {
+            None
+        }
+    }
+
+    #[cold]
+    fn wake_one(&self) -> Option<usize> {
+        let mut sleepers = self.sleepers();
+        // Re-check under the lock: another notifier may have woken a
+        // searcher meanwhile.
+        if self.state.load(Ordering::SeqCst) & SEARCHING_MASK != 0 {
+            return None;
+        }
+        let i = sleepers.pop()?;
+        self.state
+            .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+        drop(sleepers);
+        self.tokens[i].store(true, Ordering::Release);
+        Some(i)
+    }
+
+    /// A worker out of local work starts looking at the others' queues.
+    pub(crate) fn start_searching(&self) {
+        self.state.fetch_add(SEARCHING_ONE, Ordering::SeqCst);
+    }
+
+    /// A searching worker found work. `true`: it was the last searcher, and
+    /// must [`notify`](Idle::notify) (there may be more work).
+    pub(crate) fn stop_searching(&self) -> bool {
+        let prev = self.state.fetch_sub(SEARCHING_ONE, Ordering::SeqCst);
+        prev & SEARCHING_MASK == 1
+    }
+
+    /// Worker `index` (searching or not) goes to sleep. Afterwards it must
+    /// look at the queues once more, then either
+    /// [`cancel_sleep`](Idle::cancel_sleep) or park until
+    /// [`take_token`](Idle::take_token) succeeds.
+    pub(crate) fn sleep(&self, index: usize, searching: bool) {
+        {
+            let mut sleepers = self.sleepers();
+            let delta = if searching {
+                SLEEPING_ONE.wrapping_sub(SEARCHING_ONE)
+            } else {
+                SLEEPING_ONE
+            };
+            self.state.fetch_add(delta, Ordering::SeqCst);
+            sleepers.push(index);
+        }
+        // Pairs with the fence in `notify`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// The look after [`sleep`](Idle::sleep) found a reason to stay up:
+    /// leave the sleepers, counted as searching. `false`: a waker already
+    /// took worker `index` off the list, and its token is on the way: the
+    /// caller must wait for it ([`take_token`](Idle::take_token)).
+    pub(crate) fn cancel_sleep(&self, index: usize) -> bool {
+        let mut sleepers = self.sleepers();
+        let Some(pos) = sleepers.iter().position(|&i| i == index) else {
+            return false;
+        };
+        sleepers.swap_remove(pos);
+        self.state
+            .fetch_add(SEARCHING_ONE.wrapping_sub(SLEEPING_ONE), Ordering::SeqCst);
+        true
+    }
+
+    /// Take the token a waker left worker `index` (it then counts as
+    /// searching).
+    pub(crate) fn take_token(&self, index: usize) -> bool {
+        // A compare-exchange, not a swap: no write when there is no token
+        // (and loom 0.7 models a swap that follows the thread's own swap
+        // as reading that one, missing a newer store by the waker).
+        self.tokens[index]
+            .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Shutdown: every sleeper moves to searching and gets its token.
+    /// Returns them, to unpark.
+    pub(crate) fn wake_all(&self) -> Vec<usize> {
+        let all = std::mem::take(&mut *self.sleepers());
+        if !all.is_empty() {
+            let delta = (all.len() * SEARCHING_ONE).wrapping_sub(all.len() * SLEEPING_ONE);
+            self.state.fetch_add(delta, Ordering::SeqCst);
+        }
+        for &i in &all {
+            self.tokens[i].store(true, Ordering::Release);
+        }
+        all
+    }
+
+    /// `(searching, sleeping, listed sleepers)`, for tests.
+    #[allow(dead_code)] // tests
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let s = self.state.load(Ordering::SeqCst);
+        (
+            s & SEARCHING_MASK,
+            s >> SLEEPING_SHIFT,
+            self.sleepers().len(),
+        )
+    }
+}
