@@ -108,7 +108,9 @@ impl State {
 }
 
 /// Called as an op starts: an error to act as if the syscall returned it.
-pub(crate) fn before_op(kind: OpKind) -> Option<io::Error> {
+/// Also for I/O that bypasses the ops (a direct non-blocking syscall, as
+/// the TLS stream makes), so that it sees the same faults.
+pub fn before_op(kind: OpKind) -> Option<io::Error> {
     if !ON.load(Ordering::Relaxed) {
         return None;
     }
@@ -136,8 +138,9 @@ pub(crate) fn before_op(kind: OpKind) -> Option<io::Error> {
     None
 }
 
-/// The length a send or write of `len` bytes offers the kernel.
-pub(crate) fn write_len(len: usize) -> usize {
+/// The length a send or write of `len` bytes offers the kernel (also for
+/// direct syscalls, as [`before_op`]).
+pub fn write_len(len: usize) -> usize {
     if !ON.load(Ordering::Relaxed) {
         return len;
     }

@@ -3,8 +3,8 @@
 //! bad certificates (expired, wrong name, unknown CA); garbage, stalled
 //! and close_notify-mid-handshake clients; a 1 MiB round trip with a
 //! reader and a writer task on one stream; 200 concurrent handshakes; a
-//! missing close_notify; ALPN; mutual TLS; lossless dropped reads; PEM
-//! loading errors.
+//! missing close_notify; bulk data to a reader that starts late; ALPN;
+//! mutual TLS; lossless dropped reads; PEM loading errors.
 //!
 //! Certificates are made at test time with rcgen (nothing secret is
 //! committed). `openssl` and `curl` are installed by `scripts/test`; a
@@ -45,6 +45,7 @@ coro_io::driver_tests!(
     stalled_handshake_is_cut_off_by_the_timeout,
     close_notify_after_client_hello_does_not_loop,
     peer_closing_without_close_notify_is_unexpected_eof,
+    bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
     alpn_is_negotiated,
     mutual_tls_accepts_and_rejects,
     dropped_reads_lose_nothing,
@@ -828,6 +829,77 @@ fn peer_closing_without_close_notify_is_unexpected_eof(cfg: Config) {
         // It stays that way.
         let (n, _) = t.read(Vec::with_capacity(64)).await;
         assert_eq!(n.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    });
+    s.shutdown();
+}
+
+/// Large writes go to the socket directly until it is full, then through a
+/// send op; large reads come straight from the socket after a full one.
+/// 4 MiB to a client that starts reading late (so the server's socket
+/// fills) must arrive whole and in order, and end as the server ended it:
+/// `Ok(0)` after close_notify, `UnexpectedEof` after a bare TCP close.
+fn bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent(cfg: Config) {
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let msg = Arc::new(pattern(4 << 20, 11));
+    let m = msg.clone();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        let m = m.clone();
+        async move {
+            // The client asks for the ending with its first byte.
+            let (n, b) = tls.read(Vec::with_capacity(1)).await;
+            let clean = match n? {
+                1 => b[0] == b'c',
+                _ => return Err(io::Error::other("no request")),
+            };
+            for chunk in m.chunks(64 * 1024) {
+                let (r, _) = tls.write_all(chunk.to_vec()).await;
+                r?;
+            }
+            if clean {
+                tls.shutdown().await?;
+            } else {
+                tls.flush().await?;
+                drop(tls);
+            }
+            Ok(())
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        for clean in [true, false] {
+            let t = connect(&s2, addr, &connector(&ca), "localhost")
+                .await
+                .unwrap();
+            let (r, _) = t.write_all(if clean { b"c" } else { b"u" }.to_vec()).await;
+            r.unwrap();
+            // Let the server fill its socket buffer and fall back to ops.
+            s2.sleep(Duration::from_millis(300)).await;
+            let mut got = Vec::with_capacity(msg.len());
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let end = loop {
+                let (n, b) = t.read(buf).await;
+                match n {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                    Err(e) => break Err(e),
+                }
+                buf = b;
+                buf.clear();
+            };
+            assert_eq!(
+                got.len(),
+                msg.len(),
+                "clean={clean}: bulk data came back short"
+            );
+            assert!(got == *msg, "clean={clean}: bulk data came back different");
+            match (clean, end) {
+                (true, Ok(())) => {}
+                (false, Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {}
+                (clean, end) => panic!("clean={clean}: the stream ended with {end:?}"),
+            }
+            next_outcome(&s2, &mut outcomes).await.unwrap();
+        }
     });
     s.shutdown();
 }

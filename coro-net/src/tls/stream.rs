@@ -8,6 +8,14 @@
 //! That is what makes reads lossless even on io_uring, where a dropped
 //! plain-TCP `recv` loses the bytes the kernel already copied.
 //!
+//! Bulk data skips one copy each way: ciphertext batches of 8 KiB and more
+//! are first offered to the socket straight from rustls' buffers (a
+//! non-blocking `sendmsg`), and after a receive that filled its buffer the
+//! next one is a non-blocking `recv` straight into rustls' buffer. Only
+//! what the socket cannot take or give at once goes through the driver's
+//! owned-buffer ops (and is copied). Both happen inside a poll, with the
+//! state locked, so cancel safety is the same as for the ops.
+//!
 //! Several tasks may use one stream (`&self` methods, or `&TlsStream`'s
 //! `futures_io` impls): each in-flight op wakes every task that waited on
 //! it, through a small waker list.
@@ -85,6 +93,9 @@ struct State {
     tx: Tx,
     /// The TCP peer closed (a `recv` returned 0).
     tcp_eof: bool,
+    /// The last receive filled its buffer: more is probably waiting, so
+    /// the next one reads the socket directly (see [`DirectRecv`]).
+    rx_more: bool,
     read_failed: Option<Sticky>,
     write_failed: Option<Sticky>,
     close_notify_sent: bool,
@@ -138,6 +149,110 @@ impl Sticky {
             ),
             None => io::Error::new(self.kind, format!("failed earlier: {}", self.msg)),
         }
+    }
+}
+
+/// Ciphertext of at least this many bytes is first offered to the socket
+/// directly (a non-blocking `sendmsg` from rustls' own buffers) instead of
+/// being copied into an owned buffer for a `send` op. Below it, the op
+/// (batched with every other op of the loop turn on io_uring) is cheaper
+/// than a syscall of its own; above it, the copy costs more (64 KiB TLS
+/// echo: docs/BENCHMARKS.md).
+const DIRECT_SEND: usize = 8 * 1024;
+
+/// The `io::Write` rustls' `write_tls` sends through when there is no op in
+/// flight: `WouldBlock` for small batches and when the socket is full (the
+/// caller then falls back to an op), never blocking, never `SIGPIPE`.
+struct DirectSend<'a>(socket2::SockRef<'a>);
+
+impl io::Write for DirectSend<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let total = bufs.iter().map(|b| b.len()).sum::<usize>();
+        if total < DIRECT_SEND {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        // Test builds: the faults the send op would meet (a transient one
+        // sends this batch through the op instead; a short write offers
+        // half of it).
+        #[cfg(feature = "fault-injection")]
+        let shortened = faulty_send(bufs, total)?;
+        #[cfg(feature = "fault-injection")]
+        let bufs = &shortened[..];
+        loop {
+            match self
+                .0
+                .send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `io::Read` rustls' `read_tls` reads through after a receive that
+/// filled its buffer: one non-blocking `recv` straight into rustls' buffer.
+/// `WouldBlock` when nothing is waiting (the caller then starts a `recv`
+/// op); `full` tells whether this read filled what rustls offered.
+struct DirectRecv<'a> {
+    sock: std::os::fd::BorrowedFd<'a>,
+    full: bool,
+}
+
+impl io::Read for DirectRecv<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = coro_io::fault::before_op(coro_io::op::OpKind::Recv) {
+            return Err(transient_is_would_block(e));
+        }
+        loop {
+            match rustix::net::recv(self.sock, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => {
+                    self.full = n == buf.len();
+                    return Ok(n);
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Fault injection for a direct send of `total` bytes from `bufs`: an
+/// injected error, or the slices that the (maybe shortened) send offers.
+#[cfg(feature = "fault-injection")]
+fn faulty_send<'a>(bufs: &'a [io::IoSlice<'a>], total: usize) -> io::Result<Vec<io::IoSlice<'a>>> {
+    if let Some(e) = coro_io::fault::before_op(coro_io::op::OpKind::Send) {
+        return Err(transient_is_would_block(e));
+    }
+    let mut left = coro_io::fault::write_len(total);
+    let mut offered = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let n = b.len().min(left);
+        offered.push(io::IoSlice::new(&b[..n]));
+        left -= n;
+    }
+    Ok(offered)
+}
+
+/// An injected transient error of a direct syscall did nothing: fall back
+/// to the op (as `WouldBlock` does); a hard one stands.
+#[cfg(feature = "fault-injection")]
+fn transient_is_would_block(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => io::ErrorKind::WouldBlock.into(),
+        _ => e,
     }
 }
 
@@ -223,6 +338,7 @@ impl TlsStream {
                 },
                 tx: Tx::Idle(Vec::new()),
                 tcp_eof: false,
+                rx_more: false,
                 read_failed: None,
                 write_failed: None,
                 close_notify_sent: false,
@@ -342,10 +458,31 @@ impl TlsStream {
                         }
                     }
                 }
-                Tx::Idle(buf) => {
+                Tx::Idle(_) => {
                     if !st.conn.wants_write() {
                         return Poll::Ready(Ok(()));
                     }
+                    // Large records go to the socket straight from rustls'
+                    // buffer (no copy); what the socket does not take now,
+                    // and small records, are copied and sent by an op.
+                    let mut direct = DirectSend(self.tcp.inner.sock.sock_ref());
+                    while st.conn.wants_write() {
+                        match st.conn.write_tls(&mut direct) {
+                            Ok(0) => break,
+                            Ok(_) => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => {
+                                st.write_failed = Some(Sticky::of(&e));
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                    }
+                    if !st.conn.wants_write() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    let Tx::Idle(buf) = &mut st.tx else {
+                        unreachable!("only this branch changes st.tx")
+                    };
                     let mut v = std::mem::take(buf);
                     v.clear();
                     while st.conn.wants_write() {
@@ -395,6 +532,32 @@ impl TlsStream {
                     return Poll::Ready(Ok(false));
                 }
                 Rx::Idle { .. } if !st.conn.wants_read() => return Poll::Ready(Ok(false)),
+                Rx::Idle { .. } if st.rx_more => {
+                    // Likely more waiting: let rustls read it from the
+                    // socket into its own buffer (no copy from ours).
+                    st.rx_more = false;
+                    let mut direct = DirectRecv {
+                        sock: self.tcp.inner.sock.fd(),
+                        full: false,
+                    };
+                    match st.conn.read_tls(&mut direct) {
+                        Ok(0) => st.tcp_eof = true,
+                        Ok(_) => {
+                            st.rx_more = direct.full;
+                            if let Err(e) = st.conn.process_new_packets() {
+                                let e = tls_error("TLS", e);
+                                st.read_failed = Some(Sticky::of(&e));
+                                return Poll::Ready(Err(e));
+                            }
+                            return Poll::Ready(Ok(true));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            st.read_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
                 Rx::Idle { buf, .. } => {
                     let mut v = std::mem::take(buf);
                     v.clear();
@@ -411,6 +574,7 @@ impl TlsStream {
                     self.rd.register(cx.waker());
                     let mut rcx = Context::from_waker(&self.rd.waker);
                     let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
+                    st.rx_more = matches!(res, Ok(n) if n == buf.capacity());
                     st.rx = Rx::Idle { buf, pos: 0 };
                     match res {
                         Ok(0) => st.tcp_eof = true,
