@@ -35,6 +35,11 @@
 #![doc(test(attr(deny(warnings))))]
 #![deny(rustdoc::broken_intra_doc_links)]
 
+// One clear sentence instead of a wall of errors from the syscalls below.
+#[cfg(not(target_os = "linux"))]
+compile_error!("coro runs on Linux only: its I/O drivers are epoll and io_uring");
+
+mod ambient;
 pub mod blocking;
 pub mod buf;
 pub mod driver;
@@ -51,6 +56,7 @@ pub mod testing;
 pub mod thread_pool;
 pub mod time;
 
+pub use ambient::{sleep, sleep_until, spawn, timeout};
 pub use blocking::spawn_blocking;
 pub use driver::DriverKind;
 pub use scheduler::{

@@ -63,6 +63,7 @@ coro_io::driver_tests!(
     poll_pipe_read_write_hangup_timeout,
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
+    ambient_helpers_use_the_current_scheduler,
 );
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
@@ -389,4 +390,36 @@ fn metrics_show_waiting_tasks_and_ops(cfg: Config) {
     assert!(m.pending_ops.is_empty(), "{m:?}");
     assert_eq!(m.ops_in_flight, 0);
     drop(r);
+}
+
+/// `coro_io::{spawn, sleep, sleep_until, timeout}` act on the scheduler of
+/// the task that calls them, on every configuration (pool workers too).
+fn ambient_helpers_use_the_current_scheduler(cfg: Config) {
+    let s = cfg.sched();
+    let h = s.spawn(async {
+        let child = coro_io::spawn(async { IoScheduler::current().map(|s| s.driver_kind()) });
+        let t = std::time::Instant::now();
+        coro_io::sleep(Duration::from_millis(2)).await;
+        coro_io::sleep_until(t + Duration::from_millis(3)).await;
+        assert!(t.elapsed() >= Duration::from_millis(3));
+        let late = coro_io::timeout(Duration::from_millis(1), std::future::pending::<()>()).await;
+        assert!(late.is_err());
+        let early = coro_io::timeout(Duration::from_secs(5), async { 7 }).await;
+        assert_eq!(early.unwrap(), 7);
+        child.await.unwrap()
+    });
+    assert_eq!(sync_wait(h).unwrap(), Some(cfg.kind()));
+    s.shutdown();
+}
+
+#[test]
+#[should_panic(expected = "coro::spawn must be called from a task of an IoScheduler")]
+fn ambient_spawn_outside_a_scheduler_panics_clearly() {
+    drop(coro_io::spawn(async {}));
+}
+
+#[test]
+#[should_panic(expected = "coro::sleep must be called from a task of an IoScheduler")]
+fn ambient_sleep_outside_a_scheduler_panics_clearly() {
+    drop(coro_io::sleep(Duration::from_millis(1)));
 }
