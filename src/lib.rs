@@ -32,7 +32,7 @@ extern crate self as coro;
 
 pub use coro_core::*;
 // On the current scheduler, as tokio's free functions: `coro::spawn(..)`.
-pub use coro_io::{sleep, sleep_until, spawn, spawn_blocking, timeout};
+pub use coro_io::{signal, sleep, sleep_until, spawn, spawn_blocking, timeout};
 
 /// Synchronisation primitives that work inside any executor (`coro-sync`).
 pub mod sync {

@@ -353,3 +353,53 @@ fn tls_echo_server_mode_with_its_client_mode() {
     assert!(out.contains("got \"round trip\" back"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Ctrl-C: the server stops accepting, gives the open connections
+/// `--drain-ms` to finish, closes the rest, prints a summary and exits 0.
+#[test]
+fn http_server_stops_gracefully_on_sigint() {
+    let srv = Server::start(
+        "http_200_ok_server",
+        &["--threads", "2", "--drain-ms", "300"],
+    );
+    let addr = srv.addr;
+    // One answered request, then an idle keep-alive connection.
+    let mut c = srv.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    let n = c.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK"));
+    let (status, out) = srv.stop_with(rustix::process::Signal::INT, Duration::from_secs(10));
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.contains("SIGINT: no new connections"), "{out}");
+    assert!(
+        out.contains("stopped: 1 connections served, 1 still open at the deadline were closed"),
+        "{out}"
+    );
+    // The idle connection was closed; nothing listens any more.
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0);
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+/// SIGTERM works the same, and a connection that finishes within the
+/// drain time is not counted as cut off.
+#[test]
+fn tcp_echo_server_stops_gracefully_on_sigterm() {
+    let srv = Server::start("tcp_echo_server", &["--threads", "1", "--drain-ms", "2000"]);
+    let mut c = srv.connect();
+    c.write_all(b"hello").unwrap();
+    assert_eq!(read_n(&mut c, 5), b"hello");
+    let closer = std::thread::spawn(move || {
+        // The client leaves on its own during the drain.
+        std::thread::sleep(Duration::from_millis(100));
+        drop(c);
+    });
+    let (status, out) = srv.stop_with(rustix::process::Signal::TERM, Duration::from_secs(10));
+    closer.join().unwrap();
+    assert!(status.success(), "{status}: {out}");
+    assert!(out.contains("SIGTERM: no new connections"), "{out}");
+    assert!(
+        out.contains("stopped: 1 connections served, 0 still open at the deadline were closed"),
+        "{out}"
+    );
+}

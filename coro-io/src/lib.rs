@@ -49,6 +49,7 @@ pub mod fs;
 mod lifecycle;
 pub mod op;
 mod scheduler;
+pub mod signal;
 mod task;
 mod task_group;
 #[doc(hidden)]

@@ -2,12 +2,23 @@
 //! `IoScheduler` (its own event-loop thread) per core, each with its own
 //! `SO_REUSEPORT` listener on the same port, so the kernel spreads
 //! connections and no task ever migrates between threads.
+//!
+//! Graceful shutdown, on Ctrl-C (`SIGINT`) or `SIGTERM`:
+//! 1. stop accepting (every accept loop ends and drops its listener);
+//! 2. let the open connections finish, for at most `--drain-ms`;
+//! 3. `shutdown()` every scheduler (what is still open is cancelled and
+//!    its socket closed), print a summary, exit 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use coro::io::{DriverKind, IoScheduler, IoSchedulerOptions};
 use coro::net::tcp::{ListenOptions, TcpListener};
+use coro::signal::{Signal, SignalKind};
+use coro::sync::Event;
 
 use crate::args::Args;
 
@@ -22,6 +33,46 @@ pub struct ServerArgs {
     /// `--stats-file PATH`: rewrite PATH every second with the live task
     /// count, ops in flight and open fds (for soak tests; off by default).
     pub stats_file: Option<String>,
+    /// `--drain-ms`: how long a graceful shutdown waits for the open
+    /// connections to finish (default 2000).
+    pub drain: Duration,
+}
+
+/// What every scheduler of the server shares to shut down gracefully.
+pub struct Stop {
+    /// Set on the signal: accept loops end.
+    stopping: Event,
+    /// Connections accepted so far, and those still open.
+    accepted: AtomicU64,
+    open: AtomicUsize,
+}
+
+/// The server's one `Stop`.
+pub fn stop() -> &'static Stop {
+    static STOP: OnceLock<Stop> = OnceLock::new();
+    STOP.get_or_init(|| Stop {
+        stopping: Event::new(false),
+        accepted: AtomicU64::new(0),
+        open: AtomicUsize::new(0),
+    })
+}
+
+/// Counts a connection as open while it lives.
+struct Open;
+
+impl Open {
+    fn new() -> Open {
+        let s = stop();
+        s.accepted.fetch_add(1, Ordering::Relaxed);
+        s.open.fetch_add(1, Ordering::Relaxed);
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        stop().open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub fn parse_driver(s: &str) -> DriverKind {
@@ -48,12 +99,14 @@ impl ServerArgs {
             addr: SocketAddr::new(host, port),
             driver,
             stats_file: args.opt("stats-file").map(str::to_owned),
+            drain: Duration::from_millis(args.get("drain-ms", 2000u64)),
         }
     }
 }
 
 /// Start `args.threads` schedulers, each running `serve(sched, listener)`;
-/// print where it listens (with `scheme`) and block until killed.
+/// print where it listens (with `scheme`), and on Ctrl-C or `SIGTERM` shut
+/// down gracefully (see the module docs) and exit 0.
 pub fn run<F, Fut>(name: &str, scheme: &str, args: &ServerArgs, serve: F) -> !
 where
     F: Fn(IoScheduler, TcpListener) -> Fut,
@@ -84,6 +137,32 @@ where
         let fut = serve(sched.clone(), listener);
         running.push((sched.spawn(fut), sched));
     }
+    // Handlers installed now, before "listening" is printed: a signal sent
+    // as soon as that line shows is never the default (deadly) one.
+    let s0 = running[0].1.clone();
+    let signal = |k| {
+        Signal::new(&s0, k).unwrap_or_else(|e| {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        })
+    };
+    let (mut int, mut term) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    let watcher = s0.spawn(async move {
+        let first = coro::when_any!(
+            async {
+                int.recv().await;
+                "SIGINT"
+            },
+            async {
+                term.recv().await;
+                "SIGTERM"
+            },
+        );
+        first.await.1
+    });
     let kind = running[0].1.driver_kind();
     println!(
         "{name}: listening on {scheme}{addr} ({} thread{}, {kind:?} driver); press Ctrl-C to stop",
@@ -92,39 +171,77 @@ where
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    if let Some(path) = &args.stats_file {
+    if let Some(path) = args.stats_file.clone() {
         // Off the event loops: one snapshot a second, written whole.
         let scheds: Vec<IoScheduler> = running.iter().map(|(_, s)| s.clone()).collect();
-        loop {
-            let (mut tasks, mut ops) = (0, 0);
-            for s in &scheds {
-                let m = s.metrics();
-                tasks += m.live_tasks;
-                ops += m.ops_in_flight;
+        std::thread::spawn(move || {
+            loop {
+                let (mut tasks, mut ops) = (0, 0);
+                for s in &scheds {
+                    let m = s.metrics();
+                    tasks += m.live_tasks;
+                    ops += m.ops_in_flight;
+                }
+                let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+                let tmp = format!("{path}.tmp");
+                if std::fs::write(&tmp, format!("tasks={tasks} ops={ops} fds={fds}\n")).is_ok() {
+                    let _ = std::fs::rename(&tmp, &path);
+                }
+                std::thread::sleep(Duration::from_secs(1));
             }
-            let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-            let tmp = format!("{path}.tmp");
-            if std::fs::write(&tmp, format!("tasks={tasks} ops={ops} fds={fds}\n")).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        }
+        });
     }
-    for (h, _sched) in running {
+    let why = coro::sync_wait(watcher).unwrap_or("a failed signal watcher");
+    let stop = stop();
+    stop.stopping.set();
+    let open = stop.open.load(Ordering::Relaxed);
+    println!(
+        "{name}: {why}: no new connections; waiting up to {:?} for {open} open one{}",
+        args.drain,
+        if open == 1 { "" } else { "s" }
+    );
+    let deadline = Instant::now() + args.drain;
+    while stop.open.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left = stop.open.load(Ordering::Relaxed);
+    for (h, sched) in running {
+        sched.shutdown();
         let _ = coro::sync_wait(h);
     }
+    println!(
+        "{name}: stopped: {} connections served, {left} still open at the deadline were closed",
+        stop.accepted.load(Ordering::Relaxed)
+    );
+    let _ = std::io::stdout().flush();
     std::process::exit(0)
 }
 
-/// An accept loop that spawns `conn` for every connection, forever.
+/// An accept loop that spawns `conn` for every connection, until the
+/// server stops (then it drops the listener: no new connections).
 pub async fn accept_loop<F, Fut>(sched: IoScheduler, listener: TcpListener, conn: F)
 where
     F: Fn(IoScheduler, coro::net::tcp::TcpStream) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let stop = stop();
     loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => drop(sched.spawn(conn(sched.clone(), stream))),
+        // The accept is dropped when the server stops: cancelled, and a
+        // connection the kernel accepted for it meanwhile is closed.
+        let next = coro::when_any!(async { Some(listener.accept().await) }, async {
+            stop.stopping.wait().await;
+            None
+        },);
+        let Some(accepted) = next.await.1 else { return };
+        match accepted {
+            Ok((stream, _peer)) => {
+                let open = Open::new();
+                let fut = conn(sched.clone(), stream);
+                drop(sched.spawn(async move {
+                    fut.await;
+                    drop(open);
+                }))
+            }
             // Only errors about the listener itself get here (EMFILE and
             // friends are paused on inside accept): report, pause, go on.
             Err(e) => {

@@ -50,6 +50,9 @@ pub(crate) fn example_bin(name: &str) -> PathBuf {
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) addr: SocketAddr,
+    /// The rest of its stdout (kept open: a closed pipe would make its
+    /// later prints fail).
+    pub(crate) stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Server {
@@ -62,9 +65,8 @@ impl Server {
             .spawn()
             .expect("start server");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         // "<name>: listening on [http://]127.0.0.1:PORT (...); press Ctrl-C to stop"
         assert!(
             line.contains("press Ctrl-C to stop"),
@@ -76,7 +78,36 @@ impl Server {
             .unwrap_or_else(|| panic!("{line:?}"));
         let at = at.trim_start_matches("http://");
         let addr = at.split_whitespace().next().unwrap().parse().unwrap();
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// Send `signal` and wait (at most `bound`) for the server to exit;
+    /// its exit status and what it printed after the first line.
+    pub(crate) fn stop_with(
+        mut self,
+        signal: rustix::process::Signal,
+        bound: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, signal).unwrap();
+        let deadline = std::time::Instant::now() + bound;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {bound:?} of {signal:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut self.stdout, &mut out).unwrap();
+        (status, out)
     }
 
     pub(crate) fn connect(&self) -> TcpStream {

@@ -1,0 +1,424 @@
+//! Unix signals as futures: [`ctrl_c`] and a [`Signal`] stream of the
+//! deliveries of one signal, on the current scheduler.
+//!
+//! The first listener of a signal installs a process-wide handler for it
+//! (through `signal-hook-registry`, which chains any handler that was there
+//! before). The handler does only what is safe in a signal handler: it
+//! bumps the signal's delivery count and writes a byte to a pipe. Listeners
+//! wait for that pipe through their scheduler's driver (a native poll on
+//! io_uring) and compare counts, so every listener sees every delivery
+//! after it was created, several deliveries between two polls are seen as
+//! one (as with tokio), and nothing is lost while no one is polling.
+//!
+//! Once a handler is installed for a signal it stays for the life of the
+//! process: after the first [`ctrl_c`], Ctrl-C no longer ends the program
+//! by itself (the point: the program decides how to shut down).
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use coro_io::IoScheduler;
+//!
+//! let sched = IoScheduler::new(Default::default())?;
+//! let h = sched.spawn(async {
+//!     coro_io::signal::ctrl_c().await?;
+//!     println!("Ctrl-C: shutting down");
+//!     std::io::Result::Ok(())
+//! });
+//! coro_core::sync_wait(h).unwrap()?;
+//! sched.shutdown();
+//! # std::io::Result::Ok(())
+//! ```
+//!
+//! A stream of SIGHUPs (say, to reload a configuration):
+//!
+//! ```no_run
+//! use coro_io::signal::{SignalKind, signal};
+//! use futures_util::StreamExt;
+//!
+//! # let sched = coro_io::IoScheduler::new(Default::default())?;
+//! # let h = sched.spawn(async {
+//! let mut hups = signal(SignalKind::hangup())?;
+//! while hups.next().await.is_some() {
+//!     println!("reloading");
+//! }
+//! # std::io::Result::Ok(())
+//! # });
+//! # std::io::Result::Ok(())
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
+
+use event_listener::{Event, EventListener};
+
+use crate::IoScheduler;
+use crate::driver::{Handle, Interest};
+use crate::op::{self, OpFuture, PollFd};
+
+/// Which signal (a Unix signal number with names for the usual ones).
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::signal::SignalKind;
+/// assert_eq!(SignalKind::terminate().as_raw_value(), libc::SIGTERM);
+/// assert_eq!(SignalKind::from_raw(libc::SIGUSR1), SignalKind::user_defined1());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalKind(i32);
+
+impl SignalKind {
+    /// Any signal by number (`libc::SIGRTMIN() + 1`, say).
+    pub const fn from_raw(signum: i32) -> SignalKind {
+        SignalKind(signum)
+    }
+    /// The signal number.
+    pub const fn as_raw_value(self) -> i32 {
+        self.0
+    }
+    /// `SIGINT` (Ctrl-C).
+    pub const fn interrupt() -> SignalKind {
+        SignalKind(libc::SIGINT)
+    }
+    /// `SIGTERM` (a polite request to stop: `kill`, systemd, Kubernetes).
+    pub const fn terminate() -> SignalKind {
+        SignalKind(libc::SIGTERM)
+    }
+    /// `SIGHUP`.
+    pub const fn hangup() -> SignalKind {
+        SignalKind(libc::SIGHUP)
+    }
+    /// `SIGQUIT`.
+    pub const fn quit() -> SignalKind {
+        SignalKind(libc::SIGQUIT)
+    }
+    /// `SIGUSR1`.
+    pub const fn user_defined1() -> SignalKind {
+        SignalKind(libc::SIGUSR1)
+    }
+    /// `SIGUSR2`.
+    pub const fn user_defined2() -> SignalKind {
+        SignalKind(libc::SIGUSR2)
+    }
+    /// `SIGCHLD`.
+    pub const fn child() -> SignalKind {
+        SignalKind(libc::SIGCHLD)
+    }
+    /// `SIGPIPE`.
+    pub const fn pipe() -> SignalKind {
+        SignalKind(libc::SIGPIPE)
+    }
+    /// `SIGALRM`.
+    pub const fn alarm() -> SignalKind {
+        SignalKind(libc::SIGALRM)
+    }
+    /// `SIGWINCH` (the terminal was resized).
+    pub const fn window_change() -> SignalKind {
+        SignalKind(libc::SIGWINCH)
+    }
+}
+
+/// Signal numbers go up to this (Linux: 64 with the real-time ones).
+const MAX_SIGNAL: usize = 65;
+
+/// What the whole process shares: the pipe the handlers write to, each
+/// signal's delivery count and handler state, and the event listeners
+/// wait on.
+struct Globals {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Deliveries of each signal, bumped by the handler.
+    counts: [AtomicU64; MAX_SIGNAL],
+    /// Which signals have our handler (or failed to get it: the error).
+    installed: Mutex<[Option<Result<(), String>>; MAX_SIGNAL]>,
+    /// Notified whenever a listener drained the pipe.
+    delivered: Event,
+}
+
+fn globals() -> io::Result<&'static Globals> {
+    static GLOBALS: OnceLock<Result<Globals, String>> = OnceLock::new();
+    let g = GLOBALS.get_or_init(|| {
+        let (read, write) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .map_err(|e| format!("cannot create the signal pipe: {e}"))?;
+        Ok(Globals {
+            read,
+            write,
+            counts: [const { AtomicU64::new(0) }; MAX_SIGNAL],
+            installed: Mutex::new([const { None }; MAX_SIGNAL]),
+            delivered: Event::new(),
+        })
+    });
+    g.as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+/// Install our handler for `kind` once per process.
+fn install(g: &'static Globals, kind: SignalKind) -> io::Result<()> {
+    let sig = kind.0;
+    let idx = usize::try_from(sig)
+        .ok()
+        .filter(|&i| i > 0 && i < MAX_SIGNAL)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("signal {sig} does not exist"),
+            )
+        })?;
+    if signal_hook_registry::FORBIDDEN.contains(&sig) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("signal {sig} cannot be handled (SIGKILL, SIGSTOP, SIGSEGV, SIGILL, SIGFPE)"),
+        ));
+    }
+    let mut installed = g.installed.lock().unwrap_or_else(|e| e.into_inner());
+    let done = installed[idx].get_or_insert_with(|| {
+        let count = &g.counts[idx];
+        let pipe = &g.write;
+        let byte = [sig as u8];
+        let action = move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            // A full pipe is fine: the count is what listeners read.
+            let _ = rustix::io::write(pipe, &byte);
+        };
+        // SAFETY: the action is async-signal-safe: an atomic add and one
+        // write(2) system call on a pipe that lives as long as the process
+        // (the globals are never dropped); no allocation, lock or panic.
+        match unsafe { signal_hook_registry::register(sig, action) } {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("cannot install a handler for signal {sig}: {e}")),
+        }
+    });
+    done.clone().map_err(io::Error::other)
+}
+
+/// A stream of the deliveries of one signal after it was created.
+///
+/// Each item is one or more deliveries since the previous item (they
+/// coalesce). Every `Signal` of the same kind sees every delivery. It reads
+/// through the driver of the scheduler it was made on.
+///
+/// # Cancel safety
+///
+/// [`recv`](Signal::recv) is cancel safe: a delivery is only consumed by
+/// the call that returns it.
+pub struct Signal {
+    kind: SignalKind,
+    g: &'static Globals,
+    driver: Handle,
+    /// The count this listener has seen.
+    seen: u64,
+    listener: Option<Pin<Box<EventListener>>>,
+    pipe: Option<OpFuture<PollFd>>,
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signal").field("kind", &self.kind).finish()
+    }
+}
+
+/// Listen for `kind` on the current scheduler.
+///
+/// # Errors
+///
+/// `InvalidInput` for a signal that does not exist or cannot be handled
+/// (`SIGKILL`, `SIGSTOP`, `SIGSEGV`, `SIGILL`, `SIGFPE`); the error of
+/// installing the handler or making the pipe otherwise.
+///
+/// # Panics
+///
+/// Outside a task (or event-loop turn) of an [`IoScheduler`]; use
+/// [`Signal::new`] with a scheduler there.
+#[track_caller]
+pub fn signal(kind: SignalKind) -> io::Result<Signal> {
+    let sched = IoScheduler::current().unwrap_or_else(|| {
+        panic!(
+            "coro::signal::signal must be called from a task of an IoScheduler; \
+             use Signal::new(&sched, kind) elsewhere"
+        )
+    });
+    Signal::new(&sched, kind)
+}
+
+impl Signal {
+    /// Listen for `kind` through `sched`'s driver.
+    ///
+    /// # Errors
+    ///
+    /// As [`signal`].
+    pub fn new(sched: &IoScheduler, kind: SignalKind) -> io::Result<Signal> {
+        let g = globals()?;
+        install(g, kind)?;
+        let seen = g.counts[kind.0 as usize].load(Ordering::SeqCst);
+        Ok(Signal {
+            kind,
+            g,
+            driver: sched.driver().clone(),
+            seen,
+            listener: None,
+            pipe: None,
+        })
+    }
+
+    /// Which signal this is.
+    pub fn kind(&self) -> SignalKind {
+        self.kind
+    }
+
+    /// The next delivery; `None` once its scheduler has shut down (the
+    /// stream ends then, and only then).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn recv(&mut self) -> Option<()> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Poll for the next delivery (the `Stream` implementation).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        let count = &self.g.counts[self.kind.0 as usize];
+        loop {
+            let now = count.load(Ordering::SeqCst);
+            if now != self.seen {
+                self.seen = now;
+                self.listener = None;
+                return Poll::Ready(Some(()));
+            }
+            // Listen first, then look again: a drain that happened in
+            // between has notified this listener.
+            let Some(listener) = self.listener.as_mut() else {
+                self.listener = Some(Box::pin(self.g.delivered.listen()));
+                continue;
+            };
+            if listener.as_mut().poll(cx).is_ready() {
+                self.listener = None;
+                continue;
+            }
+            // Wait for the pipe ourselves too: some listener must read it.
+            let pipe = self.pipe.get_or_insert_with(|| {
+                op::poll_fd(&self.driver, self.g.read.as_raw_fd(), Interest::Read)
+            });
+            match Pin::new(pipe).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The driver shut down: the stream ends.
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(_)) => {
+                    self.pipe = None;
+                    drain(&self.g.read);
+                    self.g.delivered.notify(usize::MAX);
+                }
+            }
+        }
+    }
+}
+
+/// Empty the pipe (its bytes only wake listeners; counts carry the news).
+fn drain(fd: impl AsFd) {
+    let mut buf = [0u8; 64];
+    while let Ok(n) = rustix::io::read(fd.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+impl futures_core::Stream for Signal {
+    type Item = ();
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+/// Wait for Ctrl-C (`SIGINT`) on the current scheduler: the usual start of
+/// a graceful shutdown. The first call installs the handler for good, so
+/// Ctrl-C no longer ends the process by itself.
+///
+/// # Errors
+///
+/// When the handler cannot be installed (or the pipe made).
+///
+/// # Cancel safety
+///
+/// Cancel safe: dropping it misses nothing a later call would have seen
+/// (a new call waits for the next Ctrl-C).
+///
+/// # Panics
+///
+/// Outside a task (or event-loop turn) of an [`IoScheduler`].
+///
+/// # Examples
+///
+/// ```no_run
+/// # let sched = coro_io::IoScheduler::new(Default::default())?;
+/// # let h = sched.spawn(async {
+/// coro_io::signal::ctrl_c().await?;
+/// # std::io::Result::Ok(())
+/// # });
+/// # std::io::Result::Ok(())
+/// ```
+#[track_caller]
+pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
+    let sig = IoScheduler::current()
+        .ok_or(())
+        .map(|s| Signal::new(&s, SignalKind::interrupt()));
+    async move {
+        let mut sig = match sig {
+            Ok(s) => s?,
+            Err(()) => panic!("coro::signal::ctrl_c must be awaited in a task of an IoScheduler"),
+        };
+        match sig.recv().await {
+            Some(()) => Ok(()),
+            None => Err(crate::driver::shut_down()),
+        }
+    }
+}
+
+/// Wait for any of `kinds` (`[interrupt(), terminate()]`, say); returns
+/// the one that came. The usual "stop on Ctrl-C or SIGTERM".
+///
+/// # Errors
+///
+/// As [`signal`].
+///
+/// # Cancel safety
+///
+/// Cancel safe.
+///
+/// # Panics
+///
+/// As [`signal`].
+#[track_caller]
+pub fn any_of(
+    kinds: &[SignalKind],
+) -> impl Future<Output = io::Result<SignalKind>> + Send + 'static {
+    let made: io::Result<Vec<Signal>> = kinds.iter().map(|&k| signal(k)).collect();
+    async move {
+        let mut sigs = made?;
+        if sigs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "signal::any_of needs at least one signal",
+            ));
+        }
+        std::future::poll_fn(|cx| {
+            for s in &mut sigs {
+                match s.poll_recv(cx) {
+                    Poll::Ready(Some(())) => return Poll::Ready(Ok(s.kind())),
+                    Poll::Ready(None) => return Poll::Ready(Err(crate::driver::shut_down())),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
