@@ -37,7 +37,7 @@
 //! use futures_util::StreamExt;
 //!
 //! # let sched = coro_io::IoScheduler::new(Default::default())?;
-//! # let h = sched.spawn(async {
+//! # let _h = sched.spawn(async {
 //! let mut hups = signal(SignalKind::hangup())?;
 //! while hups.next().await.is_some() {
 //!     println!("reloading");
@@ -359,7 +359,7 @@ impl futures_core::Stream for Signal {
 ///
 /// ```no_run
 /// # let sched = coro_io::IoScheduler::new(Default::default())?;
-/// # let h = sched.spawn(async {
+/// # let _h = sched.spawn(async {
 /// coro_io::signal::ctrl_c().await?;
 /// # std::io::Result::Ok(())
 /// # });

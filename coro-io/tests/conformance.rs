@@ -37,6 +37,7 @@ mod bare {
         read_then_drop_then_close_does_not_touch_a_reused_fd,
         stream_read_after_a_drained_read_sees_new_data,
         stream_read_after_a_drained_read_sees_end_of_stream,
+        cancelled_op_returns_its_buffer_and_any_data,
     );
 }
 
@@ -840,4 +841,60 @@ fn eintr_is_retried_only_for_restartable_ops() {
         assert_eq!(r.unwrap(), 7, "{cfg}: EINTR was not retried");
         assert_eq!(count.load(Ordering::SeqCst), 2, "{cfg}");
     }
+}
+
+/// `OpFuture::cancel`: a waiting recv ends with ECANCELED and its buffer;
+/// one whose data came first returns the data (nothing lost); one never
+/// polled never runs. Nothing stays in flight.
+fn cancelled_op_returns_its_buffer_and_any_data(cfg: Config) {
+    let _s = serial();
+    let h = cfg.handle();
+    let pairs = socket_pairs(1);
+    let (a, b) = &pairs[0];
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    // Waiting, then cancelled.
+    let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(16)));
+    assert!(f.as_mut().poll(&mut cx).is_pending());
+    h.park(Some(Duration::ZERO)).unwrap();
+    f.as_mut().cancel();
+    let (res, buf) = run(&h, f);
+    assert_eq!(
+        res.unwrap_err().raw_os_error(),
+        Some(libc::ECANCELED),
+        "{cfg}"
+    );
+    assert_eq!(buf.capacity(), 16);
+    // Data arrives, then the cancel: the data is the outcome.
+    for round in 0..20u8 {
+        let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(16)));
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        rustix::io::write(b, &[round]).unwrap();
+        if round % 2 == 0 {
+            // Let the completion land first.
+            park_until(&h, || true);
+            h.park(Some(Duration::from_millis(2))).unwrap();
+        }
+        f.as_mut().cancel();
+        let (res, buf) = run(&h, f);
+        match res {
+            Ok(n) => assert_eq!(&buf[..n], &[round], "{cfg}"),
+            // Cancelled before the data: it must still be in the socket.
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::ECANCELED), "{cfg}");
+                let (res, buf) = run(&h, op::recv(&h, a.as_raw_fd(), Vec::with_capacity(16)));
+                assert_eq!(&buf[..res.unwrap()], &[round], "{cfg}: the byte was lost");
+            }
+        }
+    }
+    // Never polled: never runs, so its data stays in the socket.
+    rustix::io::write(b, b"kept").unwrap();
+    let mut f = Box::pin(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(16)));
+    f.as_mut().cancel();
+    let (res, _) = run(&h, f);
+    assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+    let (res, buf) = run(&h, op::recv(&h, a.as_raw_fd(), Vec::with_capacity(16)));
+    assert_eq!(&buf[..res.unwrap()], b"kept");
+    park_until(&h, || h.in_flight() == 0);
+    h.release_fd(a.as_raw_fd());
 }

@@ -3,6 +3,7 @@
 //! adapter ([`Stream`]).
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -158,6 +159,41 @@ impl Stream {
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         op::send(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    /// `read` that gives up after `timeout` without losing data: at the
+    /// deadline the receive is cancelled and its outcome awaited, so bytes
+    /// the kernel delivered meanwhile are returned, not dropped.
+    pub(crate) async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        let mut recv = std::pin::pin!(op::recv_stream(self.sock.driver(), self.sock.raw(), buf));
+        let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
+        let mut expired = false;
+        let (res, buf) = std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = recv.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            if !expired && deadline.as_mut().poll(cx).is_ready() {
+                expired = true;
+                recv.as_mut().cancel();
+                return recv.as_mut().poll(cx);
+            }
+            Poll::Pending
+        })
+        .await;
+        match res {
+            Err(e) if expired && e.raw_os_error() == Some(libc::ECANCELED) => (
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("read timed out after {timeout:?}"),
+                )),
+                buf,
+            ),
+            r => (r, buf),
+        }
     }
 
     pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {

@@ -287,6 +287,23 @@ impl UnixStream {
         self.inner.read(buf).await
     }
 
+    /// [`read`](Self::read) with a deadline, losslessly, as
+    /// [`TcpStream::read_timeout`](crate::tcp::TcpStream::read_timeout):
+    /// `(Err(TimedOut), buf)` when it passes, and data that arrived
+    /// meanwhile is returned, not dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future is like dropping
+    /// [`read`](Self::read).
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        self.inner.read_timeout(buf, timeout).await
+    }
+
     /// Send the initialised bytes of `buf`; may send fewer.
     ///
     /// # Cancel safety

@@ -26,6 +26,8 @@ coro_io::driver_tests!(
     socket_options_round_trip,
     dropped_reads_and_accepts_leave_things_usable,
     explicit_close_goes_through_the_driver,
+    read_timeout_times_out_and_keeps_the_buffer,
+    read_timeout_loses_nothing_at_the_deadline,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -455,5 +457,74 @@ fn explicit_close_goes_through_the_driver(cfg: Config) {
         l.close().await.unwrap();
     });
     assert_eq!(peer.join().unwrap(), b"bye");
+    s.shutdown();
+}
+
+fn read_timeout_times_out_and_keeps_the_buffer(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let conn = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = l.accept().await.unwrap();
+        let t = std::time::Instant::now();
+        let (res, buf) = conn
+            .read_timeout(Vec::with_capacity(32), Duration::from_millis(20))
+            .await;
+        assert_eq!(res.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        assert_eq!(buf.capacity(), 32);
+        // Data later: a new read_timeout gets it.
+        let (w, _) = peer.write_all(b"late".as_slice()).await;
+        w.unwrap();
+        let (res, buf) = conn.read_timeout(buf, Duration::from_secs(5)).await;
+        assert_eq!(&buf[..res.unwrap()], b"late");
+    });
+    s.shutdown();
+}
+
+/// A peer sends a byte about every millisecond while the reader reads
+/// with a one-millisecond deadline: many reads hit their deadline just as
+/// a byte lands. Every byte must arrive, once, in order (a read dropped by
+/// a plain timeout may lose them on io_uring).
+fn read_timeout_loses_nothing_at_the_deadline(cfg: Config) {
+    const N: usize = 300;
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let writer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_nodelay(true).unwrap();
+        for i in 0..N {
+            c.write_all(&[i as u8]).unwrap();
+            std::thread::sleep(Duration::from_micros(500 + (i as u64 * 37) % 1000));
+        }
+    });
+    let s2 = s.clone();
+    let (got, timeouts) = run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let (mut got, mut timeouts) = (Vec::new(), 0);
+        let mut buf = Vec::with_capacity(8);
+        loop {
+            let (res, b) = conn.read_timeout(buf, Duration::from_millis(1)).await;
+            match res {
+                Ok(0) => return (got, timeouts),
+                Ok(n) => got.extend_from_slice(&b[..n]),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => timeouts += 1,
+                Err(e) => panic!("{e}"),
+            }
+            buf = b;
+            buf.clear();
+        }
+    });
+    writer.join().unwrap();
+    let want: Vec<u8> = (0..N).map(|i| i as u8).collect();
+    assert_eq!(
+        got, want,
+        "{cfg}: bytes lost or reordered ({timeouts} timeouts)"
+    );
+    assert!(timeouts > 0, "{cfg}: the deadline was never hit");
     s.shutdown();
 }

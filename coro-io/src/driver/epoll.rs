@@ -362,7 +362,11 @@ impl Driver for EpollDriver {
                     let (seen, drained) = self.token(fd, interest);
                     // The last stream read drained the fd and nothing arrived
                     // since: the syscall would fail with EAGAIN, so wait.
-                    if std::mem::take(&mut first) && drained && interest == Interest::Read {
+                    if std::mem::take(&mut first)
+                        && drained
+                        && interest == Interest::Read
+                        && !state.cancel
+                    {
                         match self.arm(fd, interest, seen, cx.waker(), owner) {
                             Ok(true) => return Poll::Pending,
                             Ok(false) => continue,
@@ -370,6 +374,10 @@ impl Driver for EpollDriver {
                         }
                     }
                     match op.attempt() {
+                        // Cancelled: one last attempt found nothing to do.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && state.cancel => {
+                            return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             match self.arm(fd, interest, seen, cx.waker(), owner) {
                                 Ok(true) => return Poll::Pending,
@@ -397,6 +405,11 @@ impl Driver for EpollDriver {
         // blocking op finishes on its pool thread and frees itself there.
         state.blocking = None;
         state.op = None;
+    }
+
+    fn cancel_op<T: Op>(&self, _state: &mut OpState<T>) {
+        // Nothing runs between polls: the next poll makes one last attempt
+        // and reports ECANCELED instead of waiting (`state.cancel`).
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {

@@ -130,6 +130,10 @@ pub trait Driver: Send + Sync + 'static {
     ) -> Poll<io::Result<usize>>;
     /// The op future is dropped while the op may be in flight: take ownership.
     fn drop_op<T: Op>(&self, state: &mut OpState<T>);
+    /// Ask for the op to stop early, keeping the future: its next polls
+    /// return its own result if it completed anyway (the data it moved is
+    /// not lost), or `ECANCELED`. Ops on the blocking pool run to the end.
+    fn cancel_op<T: Op>(&self, state: &mut OpState<T>);
     /// Wait up to `timeout` (`None` = until something happens) for events and
     /// wake the tasks they concern. Returns the number of events handled.
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize>;
@@ -250,6 +254,10 @@ impl Driver for AnyDriver {
     #[inline]
     fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
         dispatch!(self, d => d.drop_op(state))
+    }
+    #[inline]
+    fn cancel_op<T: Op>(&self, state: &mut OpState<T>) {
+        dispatch!(self, d => d.cancel_op(state))
     }
     #[inline]
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {

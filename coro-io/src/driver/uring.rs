@@ -705,6 +705,9 @@ impl Driver for UringDriver {
         };
         let mut st = self.state();
         if state.token == 0 {
+            if state.cancel {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
+            }
             if st.closed {
                 return Poll::Ready(Err(super::shut_down()));
             }
@@ -744,7 +747,16 @@ impl Driver for UringDriver {
                 else {
                     unreachable!()
                 };
+                // Cancelled while it waited for readiness (the EAGAIN path
+                // below): the op itself never ran.
+                let res = if state.cancel && phase == Phase::Ready {
+                    Err(io::Error::from_raw_os_error(libc::ECANCELED))
+                } else {
+                    res
+                };
                 let retry = match (&res, phase, op.readiness()) {
+                    // Cancelled: whatever it got is the outcome.
+                    _ if state.cancel => None,
                     // The kernel would not wait on this (O_NONBLOCK on an old
                     // kernel): wait for readiness, then resubmit.
                     (Err(e), Phase::Op, Readiness::Fd(fd, interest))
@@ -848,6 +860,35 @@ impl Driver for UringDriver {
             }
             other => slot.state = other,
         }
+    }
+
+    fn cancel_op<T: Op>(&self, state: &mut OpState<T>) {
+        let token = state.token;
+        if token == 0 {
+            return; // never submitted: the next poll reports ECANCELED
+        }
+        let mut st = self.state();
+        let Some(slot) = st.get_mut(token) else {
+            return;
+        };
+        if !matches!(slot.state, SlotState::Waiting { .. }) {
+            return; // completed already: the next poll returns that
+        }
+        if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
+            // Still staged: the kernel never saw it.
+            st.pending.remove(i);
+            st.set(
+                token,
+                SlotState::Done {
+                    res: Err(io::Error::from_raw_os_error(libc::ECANCELED)),
+                    phase: Phase::Op,
+                },
+            );
+            return;
+        }
+        self.cancel(&mut st, token);
+        drop(st);
+        self.submit_if_foreign();
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {

@@ -202,6 +202,8 @@ pub struct OpState<T> {
     /// Backend-specific slot key; 0 means "not submitted".
     pub token: u64,
     pub(crate) blocking: Option<Arc<BlockingCell<T>>>,
+    /// `OpFuture::cancel` was called: do not start or wait any more.
+    pub(crate) cancel: bool,
 }
 
 impl<T: Op> OpState<T> {
@@ -291,6 +293,7 @@ impl<T: Op> OpFuture<T> {
                 op: Some(Box::new(op)),
                 token: 0,
                 blocking: None,
+                cancel: false,
             },
             done: false,
             counted: false,
@@ -310,11 +313,62 @@ impl<T: Op + file::KeepAlive> OpFuture<T> {
     }
 }
 
+impl<T: Op> OpFuture<T> {
+    /// Ask the op to stop early and keep the future: poll it on for the
+    /// outcome, which is the op's own result if it completed anyway (a
+    /// read that got data returns it: nothing is lost) or `ECANCELED`, with
+    /// the buffer back either way. That is the lossless way to give up on
+    /// an op (a timeout, say); dropping the future instead may lose what
+    /// the kernel already moved on io_uring. Not started yet: it never
+    /// will be. Ops on the blocking pool (regular files on epoll) run to
+    /// the end regardless.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::{op, driver::Handle, DriverKind};
+    /// use std::os::fd::AsRawFd;
+    /// use std::task::Poll;
+    ///
+    /// let h = Handle::new(DriverKind::Auto)?;
+    /// let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK)?;
+    /// let mut read = Box::pin(op::read(&h, r.as_raw_fd(), Vec::with_capacity(8)));
+    /// let (res, buf) = futures::executor::block_on(async {
+    ///     // Nothing to read: it waits. Then we give up on it.
+    ///     assert!(futures::poll!(read.as_mut()).is_pending());
+    ///     read.as_mut().cancel();
+    ///     loop {
+    ///         if let Poll::Ready(out) = futures::poll!(read.as_mut()) {
+    ///             break out;
+    ///         }
+    ///         h.park(Some(std::time::Duration::from_millis(1))).unwrap();
+    ///     }
+    /// });
+    /// assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::ECANCELED));
+    /// assert_eq!(buf.capacity(), 8);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn cancel(self: Pin<&mut Self>) {
+        let this = self.get_mut();
+        if this.done || this.state.cancel {
+            return;
+        }
+        this.state.cancel = true;
+        this.driver.inner.cancel_op(&mut this.state);
+    }
+}
+
 impl<T: Op> Future for OpFuture<T> {
     type Output = T::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         assert!(!this.done, "OpFuture polled after completion");
+        // Cancelled before its first poll: it never runs.
+        if this.state.cancel && !this.counted && this.state.token == 0 {
+            this.done = true;
+            let op = this.state.op.take().expect("an op not started yet");
+            return Poll::Ready(op.complete(Err(io::Error::from_raw_os_error(libc::ECANCELED))));
+        }
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
         // again, a bounded number of times, instead of failing the caller.
@@ -322,12 +376,15 @@ impl<T: Op> Future for OpFuture<T> {
         let polled = loop {
             // Faults are injected only into ops that have not started yet.
             #[cfg(feature = "fault-injection")]
-            let injected =
-                if this.state.token == 0 && this.state.blocking.is_none() && !this.counted {
-                    crate::fault::before_op(T::KIND)
-                } else {
-                    None
-                };
+            let injected = if this.state.token == 0
+                && this.state.blocking.is_none()
+                && !this.counted
+                && !this.state.cancel
+            {
+                crate::fault::before_op(T::KIND)
+            } else {
+                None
+            };
             #[cfg(not(feature = "fault-injection"))]
             let injected: Option<io::Error> = None;
             let polled = match injected {
@@ -337,6 +394,7 @@ impl<T: Op> Future for OpFuture<T> {
             match polled {
                 Poll::Ready(Err(e))
                     if T::RESTARTABLE
+                        && !this.state.cancel
                         && retries < 16
                         && matches!(
                             e.kind(),

@@ -207,6 +207,47 @@ impl TcpStream {
         self.inner.read(buf).await
     }
 
+    /// [`read`](Self::read) with a deadline, losslessly: at the deadline
+    /// the receive is cancelled and its outcome awaited, so data that
+    /// arrived meanwhile is returned, not dropped. Times out with
+    /// `(Err(TimedOut), buf)`: the buffer comes back either way.
+    ///
+    /// Use this, not `sched.timeout(d, stream.read(buf))`: a read dropped
+    /// by a timeout may lose the bytes the kernel already copied into its
+    /// buffer (io_uring).
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future itself is like
+    /// dropping [`read`](Self::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use coro_io::IoScheduler;
+    /// # use coro_net::tcp::{TcpListener, TcpStream};
+    /// # use std::time::Duration;
+    /// # let sched = IoScheduler::new(Default::default())?;
+    /// # let s = sched.clone();
+    /// # let h = sched.spawn(async move {
+    /// # let l = TcpListener::bind(&s, "127.0.0.1:0")?;
+    /// # let conn = TcpStream::connect(&s, l.local_addr()?).await?;
+    /// let (res, buf) = conn.read_timeout(Vec::with_capacity(64), Duration::from_millis(5)).await;
+    /// assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// assert_eq!(buf.capacity(), 64);
+    /// # std::io::Result::Ok(())
+    /// # });
+    /// # coro_core::sync_wait(h).unwrap()?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn read_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        self.inner.read_timeout(buf, timeout).await
+    }
+
     /// Send the initialised bytes of `buf`; may send fewer (the count says).
     ///
     /// # Cancel safety
