@@ -42,6 +42,7 @@ compile_error!("coro runs on Linux only: its I/O drivers are epoll and io_uring"
 mod ambient;
 pub mod blocking;
 pub mod buf;
+pub mod copy;
 pub mod driver;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
@@ -59,6 +60,7 @@ pub mod time;
 
 pub use ambient::{sleep, sleep_until, spawn, timeout};
 pub use blocking::spawn_blocking;
+pub use copy::{copy, copy_bidirectional};
 pub use driver::DriverKind;
 pub use scheduler::{
     ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp,

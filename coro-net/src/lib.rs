@@ -68,6 +68,7 @@ mod addr;
 pub mod dns;
 mod lookup;
 mod socket;
+pub mod split;
 pub mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;

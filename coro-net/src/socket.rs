@@ -8,6 +8,7 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -110,17 +111,16 @@ enum WriteState {
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
 }
 
-/// The `futures_io` adapter's buffers and in-flight ops (boxed, made on
-/// first use, so streams that only use owned buffers stay small).
-struct Compat {
-    rd: ReadState,
-    wr: WriteState,
-}
-
 /// A connected stream socket (TCP or Unix).
+///
+/// The `futures_io` adapter keeps a read side and a write side, each under
+/// its own lock (uncontended unless two tasks share one side), so that
+/// `&Stream` reads and writes, and a reader and a writer task can share a
+/// stream (its split halves).
 pub(crate) struct Stream {
     // Declared first: in-flight adapter ops are dropped before the fd closes.
-    compat: Option<Box<Compat>>,
+    rd: Mutex<ReadState>,
+    wr: Mutex<WriteState>,
     pub(crate) sock: Socket,
 }
 
@@ -134,13 +134,20 @@ impl fmt::Debug for Stream {
 
 impl Stream {
     pub(crate) fn new(sock: Socket) -> Stream {
-        Stream { compat: None, sock }
+        Stream {
+            rd: Mutex::new(ReadState::Idle {
+                buf: Vec::new(),
+                pos: 0,
+            }),
+            wr: Mutex::new(WriteState::Idle(Vec::new())),
+            sock,
+        }
     }
 
     /// Send what the `AsyncWrite` adapter accepted, then close through the
     /// driver. (Inherent `close` shadows `AsyncWriteExt::close`, so it must
     /// not lose accepted bytes either.)
-    pub(crate) async fn close(mut self) -> io::Result<()> {
+    pub(crate) async fn close(self) -> io::Result<()> {
         let flushed = std::future::poll_fn(|cx| self.poll_flush(cx)).await;
         let closed = self.into_socket().close().await;
         flushed.and(closed)
@@ -148,8 +155,8 @@ impl Stream {
 
     /// The socket alone (the adapter's in-flight ops are dropped first).
     pub(crate) fn into_socket(self) -> Socket {
-        let Stream { compat, sock } = self;
-        drop(compat);
+        let Stream { rd, wr, sock } = self;
+        drop((rd, wr));
         sock
     }
 
@@ -222,36 +229,22 @@ impl Stream {
         self.sock.sock_ref().shutdown(how)
     }
 
-    fn compat(&mut self) -> &mut Compat {
-        self.compat.get_or_insert_with(|| {
-            Box::new(Compat {
-                rd: ReadState::Idle {
-                    buf: Vec::new(),
-                    pos: 0,
-                },
-                wr: WriteState::Idle(Vec::new()),
-            })
-        })
-    }
-
     /// Bytes the `AsyncRead` adapter received and did not hand out yet.
     pub(crate) fn buffered_read(&self) -> usize {
-        match self.compat.as_deref().map(|c| &c.rd) {
-            Some(ReadState::Idle { buf, pos }) => buf.len() - pos,
-            _ => 0,
+        match &*lock(&self.rd) {
+            ReadState::Idle { buf, pos } => buf.len() - pos,
+            ReadState::Busy(_) => 0,
         }
     }
 
     pub(crate) fn poll_read(
-        &mut self,
+        &self,
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let driver = self.sock.driver().clone();
-        let raw = self.sock.raw();
-        let c = self.compat();
+        let mut rd = lock(&self.rd);
         loop {
-            match &mut c.rd {
+            match &mut *rd {
                 ReadState::Idle { buf, pos } if *pos < buf.len() => {
                     let n = out.len().min(buf.len() - *pos);
                     out[..n].copy_from_slice(&buf[*pos..*pos + n]);
@@ -268,11 +261,11 @@ impl Stream {
                     if v.capacity() < want {
                         v = Vec::with_capacity(want);
                     }
-                    c.rd = ReadState::Busy(op::recv_stream(&driver, raw, v));
+                    *rd = ReadState::Busy(op::recv_stream(self.sock.driver(), self.sock.raw(), v));
                 }
                 ReadState::Busy(fut) => {
                     let (res, buf) = ready!(Pin::new(fut).poll(cx));
-                    c.rd = ReadState::Idle { buf, pos: 0 };
+                    *rd = ReadState::Idle { buf, pos: 0 };
                     match res {
                         Ok(0) => return Poll::Ready(Ok(0)),
                         Ok(_) => continue,
@@ -284,19 +277,11 @@ impl Stream {
     }
 
     /// Send everything accepted so far.
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let Some(c) = self.compat.as_deref_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        Self::drain(&mut c.wr, self.sock.driver(), self.sock.raw(), cx)
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.drain(&mut lock(&self.wr), cx)
     }
 
-    fn drain(
-        wr: &mut WriteState,
-        driver: &coro_io::driver::Handle,
-        raw: RawFd,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn drain(&self, wr: &mut WriteState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             let WriteState::Busy(fut) = wr else {
                 return Poll::Ready(Ok(()));
@@ -309,7 +294,7 @@ impl Stream {
                         *wr = WriteState::Idle(rest.into_inner());
                         return Poll::Ready(Ok(()));
                     }
-                    *wr = WriteState::Busy(op::send(driver, raw, rest));
+                    *wr = WriteState::Busy(op::send(self.sock.driver(), self.sock.raw(), rest));
                 }
                 Ok(_) => {
                     *wr = WriteState::Idle(rest.into_inner());
@@ -323,62 +308,62 @@ impl Stream {
         }
     }
 
-    pub(crate) fn poll_write(
-        &mut self,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let driver = self.sock.driver().clone();
-        let raw = self.sock.raw();
-        let c = self.compat();
-        ready!(Self::drain(&mut c.wr, &driver, raw, cx))?;
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let mut wr = lock(&self.wr);
+        ready!(self.drain(&mut wr, cx))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let WriteState::Idle(buf) = &mut c.wr else {
+        let WriteState::Idle(buf) = &mut *wr else {
             unreachable!("drained above");
         };
         let mut v = std::mem::take(buf);
         v.clear();
         let n = data.len().min(WRITE_CHUNK);
         v.extend_from_slice(&data[..n]);
-        let mut fut = op::send(&driver, raw, Slice::new(v, 0));
+        let mut fut = op::send(self.sock.driver(), self.sock.raw(), Slice::new(v, 0));
         match Pin::new(&mut fut).poll(cx) {
             // In flight: the bytes are ours now; flush (or the next write) finishes them.
             Poll::Pending => {
-                c.wr = WriteState::Busy(fut);
+                *wr = WriteState::Busy(fut);
                 Poll::Ready(Ok(n))
             }
             Poll::Ready((Ok(sent), mut rest)) => {
                 rest.advance(sent);
                 if sent == 0 {
-                    c.wr = WriteState::Idle(rest.into_inner());
+                    *wr = WriteState::Idle(rest.into_inner());
                     return Poll::Ready(Err(write_zero()));
                 }
                 if rest.bytes_init() == 0 {
-                    c.wr = WriteState::Idle(rest.into_inner());
+                    *wr = WriteState::Idle(rest.into_inner());
                     return Poll::Ready(Ok(n));
                 }
                 // A short send: hand back only what went out; the caller
                 // offers the rest again (nothing stays hidden in our buffer).
-                c.wr = WriteState::Idle(rest.into_inner());
+                *wr = WriteState::Idle(rest.into_inner());
                 Poll::Ready(Ok(sent))
             }
             // Nothing was accepted.
             Poll::Ready((Err(e), rest)) => {
-                c.wr = WriteState::Idle(rest.into_inner());
+                *wr = WriteState::Idle(rest.into_inner());
                 Poll::Ready(Err(e))
             }
         }
     }
 
-    pub(crate) fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_flush(cx))?;
         match self.shutdown(Shutdown::Write) {
             Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(())),
         }
     }
+}
+
+/// Lock a side of the adapter (its sections never panic midway: poison is
+/// ignored).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn write_zero() -> io::Error {
@@ -390,29 +375,36 @@ pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-/// The doc text shared by every stream type's `futures_io` impls.
+/// The `futures_io` impls of a stream type, for the type and for a shared
+/// reference to it (one docs text for all).
 macro_rules! impl_futures_io {
     ($ty:ty) => {
-        /// Buffered adapter over the owned-buffer ops.
+        $crate::socket::impl_futures_io!(@one $ty);
+        $crate::socket::impl_futures_io!(@one &$ty);
+    };
+    (@one $ty:ty) => {
+        /// Buffered adapter over the owned-buffer ops (also on `&` the
+        /// stream: a reader and a writer task may share one).
         ///
         /// # Cancel safety
         ///
         /// Cancel safe: the in-flight `recv` and its buffer live in the
         /// stream, so dropping a read future (for example in a `select`)
         /// loses no bytes; the next read continues it. Do not mix these
-        /// reads with [`read`](Self::read) on the same stream: bytes this
-        /// adapter buffered are not seen by `read`.
+        /// reads with the owned-buffer `read` on the same stream: bytes
+        /// this adapter buffered are not seen by `read`.
         impl futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
                 buf: &mut [u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.get_mut().inner.poll_read(cx, buf)
+                self.inner.poll_read(cx, buf)
             }
         }
 
-        /// Buffered adapter over the owned-buffer ops.
+        /// Buffered adapter over the owned-buffer ops (also on `&` the
+        /// stream).
         ///
         /// `poll_write` copies up to 64 KiB into the stream's buffer and
         /// starts sending it. It reports the bytes as written when the send
@@ -432,19 +424,19 @@ macro_rules! impl_futures_io {
                 cx: &mut std::task::Context<'_>,
                 buf: &[u8],
             ) -> std::task::Poll<std::io::Result<usize>> {
-                self.get_mut().inner.poll_write(cx, buf)
+                self.inner.poll_write(cx, buf)
             }
             fn poll_flush(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                self.get_mut().inner.poll_flush(cx)
+                self.inner.poll_flush(cx)
             }
             fn poll_close(
                 self: std::pin::Pin<&mut Self>,
                 cx: &mut std::task::Context<'_>,
             ) -> std::task::Poll<std::io::Result<()>> {
-                self.get_mut().inner.poll_close(cx)
+                self.inner.poll_close(cx)
             }
         }
     };

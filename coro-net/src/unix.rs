@@ -395,6 +395,50 @@ impl UnixStream {
     }
 }
 
+impl UnixStream {
+    /// Split into a read half and a write half that two tasks can own
+    /// (see [`split`](crate::split)); `&UnixStream` implements the same
+    /// `futures_io` traits.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        crate::split::split(self)
+    }
+}
+
+/// [`UnixStream::into_split`]'s read half.
+pub type OwnedReadHalf = crate::split::OwnedReadHalf<UnixStream>;
+/// [`UnixStream::into_split`]'s write half.
+pub type OwnedWriteHalf = crate::split::OwnedWriteHalf<UnixStream>;
+
+impl coro_io::copy::ReadOwned for UnixStream {
+    fn read_owned<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<usize, B>> + Send {
+        self.read(buf)
+    }
+}
+
+impl coro_io::copy::WriteOwned for UnixStream {
+    fn write_all_owned<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<(), B>> + Send {
+        self.write_all(buf)
+    }
+    async fn shutdown_write(&self) -> io::Result<()> {
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+}
+
+impl crate::split::Splittable for UnixStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
+}
+
 impl_futures_io!(UnixStream);
 
 impl AsFd for UnixStream {

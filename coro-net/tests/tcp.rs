@@ -28,6 +28,9 @@ coro_io::driver_tests!(
     explicit_close_goes_through_the_driver,
     read_timeout_times_out_and_keeps_the_buffer,
     read_timeout_loses_nothing_at_the_deadline,
+    split_halves_in_two_tasks_and_reunite,
+    shared_reference_reads_and_writes_from_two_tasks,
+    copy_bidirectional_proxies_and_propagates_the_end,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -526,5 +529,121 @@ fn read_timeout_loses_nothing_at_the_deadline(cfg: Config) {
         "{cfg}: bytes lost or reordered ({timeouts} timeouts)"
     );
     assert!(timeouts > 0, "{cfg}: the deadline was never hit");
+    s.shutdown();
+}
+
+/// `into_split`: a reader task and a writer task, tokio style (the halves'
+/// `read`/`write_all` are the `futures_io` ones); dropping the write half
+/// ends the peer's stream; halves of one stream reunite, of two do not.
+fn split_halves_in_two_tasks_and_reunite(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        spawn_echo_server(&s2, l);
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let (mut rd, mut wr) = conn.into_split();
+        let msg = pattern(256 * 1024, 3);
+        let m = msg.clone();
+        let writer = s2.spawn(async move {
+            for chunk in m.chunks(10_000) {
+                wr.write_all(chunk).await.unwrap();
+            }
+            wr.flush().await.unwrap();
+            // Dropping the half shuts the write side: the echo server sees
+            // the end and closes, which ends our read below.
+            drop(wr);
+        });
+        let mut got = Vec::new();
+        rd.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert!(got == msg, "echoed bytes differ");
+
+        let a = TcpStream::connect(&s2, addr).await.unwrap();
+        let b = TcpStream::connect(&s2, addr).await.unwrap();
+        let (ar, aw) = a.into_split();
+        let (br, bw) = b.into_split();
+        let err = ar.reunite(bw).unwrap_err();
+        let (ar, bw) = (err.0, err.1);
+        let a = ar.reunite(aw).expect("halves of one stream");
+        let b = bw.reunite(br).expect("halves of one stream");
+        // Reunited without a shutdown: still a working stream.
+        let (w, _) = a.write_all(b"again".as_slice()).await;
+        w.unwrap();
+        let (r, buf) = a.read(Vec::with_capacity(8)).await;
+        assert_eq!(&buf[..r.unwrap()], b"again");
+        drop(b);
+    });
+    s.shutdown();
+}
+
+/// `&TcpStream` implements `AsyncRead` and `AsyncWrite`: one task reads
+/// while another writes through a shared stream.
+fn shared_reference_reads_and_writes_from_two_tasks(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        spawn_echo_server(&s2, l);
+        let conn = Arc::new(TcpStream::connect(&s2, addr).await.unwrap());
+        let c = conn.clone();
+        let writer = s2.spawn(async move {
+            let mut w = &*c;
+            for i in 0..100u8 {
+                // On the stream itself the owned-buffer `write_all` comes
+                // first: name the trait (the split halves need not).
+                AsyncWriteExt::write_all(&mut w, &[i; 100]).await.unwrap();
+            }
+            w.flush().await.unwrap();
+        });
+        let mut r = &*conn;
+        let mut got = vec![0u8; 100 * 100];
+        r.read_exact(&mut got).await.unwrap();
+        writer.await.unwrap();
+        for (i, chunk) in got.chunks(100).enumerate() {
+            assert!(chunk.iter().all(|&b| b == i as u8), "chunk {i}");
+        }
+    });
+    s.shutdown();
+}
+
+/// A proxy made of `copy_bidirectional`: a client talks to an echo server
+/// through it; 1 MiB goes through both ways unchanged, and the client's
+/// end of stream reaches the server, whose close reaches the client.
+fn copy_bidirectional_proxies_and_propagates_the_end(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let upstream = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let up_addr = upstream.local_addr().unwrap();
+        spawn_echo_server(&s2, upstream);
+        let front = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let front_addr = front.local_addr().unwrap();
+        let s3 = s2.clone();
+        let proxy = s2.spawn(async move {
+            let (client, _) = front.accept().await?;
+            let server = TcpStream::connect(&s3, up_addr).await?;
+            coro_io::copy_bidirectional(&client, &server).await
+        });
+        let conn = TcpStream::connect(&s2, front_addr).await.unwrap();
+        let (mut rd, mut wr) = conn.into_split();
+        let msg = pattern(1 << 20, 9);
+        let m = msg.clone();
+        let writer = s2.spawn(async move {
+            wr.write_all(&m).await.unwrap();
+            wr.close().await.unwrap();
+        });
+        let mut got = Vec::new();
+        rd.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert!(got == msg, "bytes changed through the proxy");
+        let (to_server, to_client) = proxy.await.unwrap().unwrap();
+        assert_eq!((to_server, to_client), (1 << 20, 1 << 20));
+    });
     s.shutdown();
 }

@@ -10,7 +10,8 @@
 //!
 //! // The inherent owned-buffer `read`/`write`/`write_all` take precedence
 //! // over the `futures` extension methods of the same name: call those
-//! // through their trait (or use `read_exact`, `read_to_end`, `flush`, ...).
+//! // through their trait (or use `read_exact`, `read_to_end`, `flush`, ...),
+//! // or on the halves of `into_split`, which have no owned-buffer methods.
 //!
 //! let sched = IoScheduler::new(Default::default())?;
 //! let listener = TcpListener::bind(&sched, "[::1]:0").or_else(|_| TcpListener::bind(&sched, "127.0.0.1:0"))?;
@@ -41,4 +42,4 @@ mod listener;
 mod stream;
 
 pub use listener::{ListenOptions, TcpListener};
-pub use stream::TcpStream;
+pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};

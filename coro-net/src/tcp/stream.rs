@@ -445,6 +445,78 @@ impl TcpStream {
     pub fn into_std(self) -> std::net::TcpStream {
         self.inner.into_socket().into_fd().into()
     }
+
+    /// Split into a read half and a write half that two tasks can own
+    /// (see [`split`](crate::split)). Tasks can also share `&TcpStream`,
+    /// which implements the same `futures_io` traits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::IoScheduler;
+    /// use coro_net::tcp::{TcpListener, TcpStream};
+    /// use futures::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let sched = IoScheduler::new(Default::default())?;
+    /// let s = sched.clone();
+    /// let got = coro_core::sync_wait(sched.spawn(async move {
+    ///     let l = TcpListener::bind(&s, "127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(&s, l.local_addr()?).await?;
+    ///     let (server, _) = l.accept().await?;
+    ///     let (rd, mut wr) = server.into_split();
+    ///     // The writer half in its own task; dropping it ends the stream.
+    ///     let writer = s.spawn(async move {
+    ///         wr.write_all(b"from the writer task").await?;
+    ///         wr.close().await
+    ///     });
+    ///     let mut text = String::new();
+    ///     (&client).read_to_string(&mut text).await?;
+    ///     writer.await.unwrap()?;
+    ///     drop(rd);
+    ///     std::io::Result::Ok(text)
+    /// }))
+    /// .unwrap()?;
+    /// assert_eq!(got, "from the writer task");
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        crate::split::split(self)
+    }
+}
+
+/// [`TcpStream::into_split`]'s read half.
+pub type OwnedReadHalf = crate::split::OwnedReadHalf<TcpStream>;
+/// [`TcpStream::into_split`]'s write half.
+pub type OwnedWriteHalf = crate::split::OwnedWriteHalf<TcpStream>;
+
+impl coro_io::copy::ReadOwned for TcpStream {
+    fn read_owned<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<usize, B>> + Send {
+        self.read(buf)
+    }
+}
+
+impl coro_io::copy::WriteOwned for TcpStream {
+    fn write_all_owned<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<(), B>> + Send {
+        self.write_all(buf)
+    }
+    async fn shutdown_write(&self) -> io::Result<()> {
+        match self.shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        }
+    }
+}
+
+impl crate::split::Splittable for TcpStream {
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.shutdown(how)
+    }
 }
 
 impl_futures_io!(TcpStream);

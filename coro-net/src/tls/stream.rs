@@ -752,12 +752,14 @@ impl TlsStream {
     /// the chunk it had encrypted is still sent later, as for `write`).
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let mut off = 0;
+        // A plain `&[u8]` (not `&B`) is what the polls hold, so the future
+        // is `Send` for any buffer, `Sync` or not.
+        let data: &[u8] = buf::init_bytes(&buf);
         let res = loop {
-            let data = buf::init_bytes(&buf);
             if off >= data.len() {
                 break poll_fn(|cx| self.poll_flush_inner(cx)).await;
             }
-            match poll_fn(|cx| self.poll_write_inner(cx, &buf::init_bytes(&buf)[off..])).await {
+            match poll_fn(|cx| self.poll_write_inner(cx, &data[off..])).await {
                 Ok(n) => off += n,
                 Err(e) => break Err(e),
             }
@@ -850,6 +852,28 @@ impl TlsStream {
     /// From `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.tcp.local_addr()
+    }
+}
+
+impl coro_io::copy::ReadOwned for TlsStream {
+    fn read_owned<B: IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<usize, B>> + Send {
+        self.read(buf)
+    }
+}
+
+impl coro_io::copy::WriteOwned for TlsStream {
+    fn write_all_owned<B: IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = BufResult<(), B>> + Send {
+        self.write_all(buf)
+    }
+    /// close_notify (TLS has no half-close of its own).
+    fn shutdown_write(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        self.shutdown()
     }
 }
 
