@@ -16,6 +16,7 @@
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
 //! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
 //! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//! | [`mpsc`] | – | channels with handles, bounded and unbounded, closing with the last sender (tokio's names) |
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
 //! dropping it loses no item, permit or wake-up (a wake-up it received but did
@@ -54,6 +55,7 @@ mod error;
 mod event;
 mod latch;
 mod loom;
+pub mod mpsc;
 mod mutex;
 mod queue;
 mod raw_mutex;
@@ -79,6 +81,8 @@ pub mod futures {
     pub use crate::condvar::CondvarWait;
     pub use crate::event::EventWait;
     pub use crate::latch::LatchWait;
+    pub use crate::mpsc::bounded::{MpscReserve, MpscSend};
+    pub use crate::mpsc::chan::{MpscClosed, MpscRecv, MpscRecvMany};
     pub use crate::mutex::{Lock, LockArc};
     pub use crate::queue::{QueuePop, QueueStream};
     pub use crate::ring_buffer::{Pop, Push};

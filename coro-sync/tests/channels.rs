@@ -1,0 +1,410 @@
+//! The channels (`mpsc`, `oneshot`, `broadcast`, `watch`), hand-polled: each
+//! wait is seen pending, then woken (wake counters), then ready; closing by
+//! handle drops; cancelled futures that were notified pass the wake-up on.
+#![cfg(not(loom))]
+#![allow(missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Probe, assert_send_sync};
+use coro_sync::mpsc;
+use coro_sync::mpsc::error::{SendError, TryRecvError, TrySendError};
+
+/// Counts its drops, to check where values end up.
+#[derive(Debug)]
+struct Tracked(u32, Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A type without `Debug`, for the `Debug` impls that must not need it.
+struct Opaque;
+
+// -------------------------------------------------------------------- mpsc
+
+#[test]
+fn mpsc_types_are_send_sync() {
+    assert_send_sync::<mpsc::Sender<u8>>();
+    assert_send_sync::<mpsc::Receiver<u8>>();
+    assert_send_sync::<mpsc::UnboundedSender<u8>>();
+    assert_send_sync::<mpsc::UnboundedReceiver<u8>>();
+    assert_send_sync::<mpsc::Permit<'static, u8>>();
+    assert_send_sync::<coro_sync::futures::MpscSend<'static, u8>>();
+    assert_send_sync::<coro_sync::futures::MpscRecv<'static, u8>>();
+}
+
+#[test]
+fn mpsc_closes_when_the_last_sender_drops() {
+    let (tx, mut rx) = mpsc::channel::<u32>(4);
+    let tx2 = tx.clone();
+    tx.try_send(1).unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    drop(tx);
+    assert!(!r.woken(), "a sender is left: nothing to report yet");
+    r.pending();
+    tx2.try_send(2).unwrap();
+    assert!(r.woken());
+    assert_eq!(r.ready(), Some(2));
+    drop(r);
+    tx2.try_send(3).unwrap();
+    let mut r = Probe::new(rx.recv());
+    assert_eq!(r.ready(), Some(3));
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    drop(tx2);
+    assert_eq!(
+        r.wakes(),
+        1,
+        "the last sender's drop must wake the receiver"
+    );
+    assert_eq!(r.ready(), None);
+    drop(r);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    assert!(rx.is_closed());
+}
+
+#[test]
+fn mpsc_receiver_drains_what_is_left_after_the_last_sender_drops() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for i in 0..3 {
+        tx.clone().send(i).unwrap();
+    }
+    drop(tx);
+    let mut got = Vec::new();
+    while let Some(v) = futures::executor::block_on(rx.recv()) {
+        got.push(v);
+    }
+    assert_eq!(got, [0, 1, 2]);
+}
+
+#[test]
+fn mpsc_unbounded_closes_when_the_last_sender_drops() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    let tx2 = tx.clone();
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    drop(tx);
+    r.pending();
+    drop(tx2);
+    assert!(r.woken());
+    assert_eq!(r.ready(), None);
+}
+
+#[test]
+fn mpsc_receiver_drop_fails_sends_and_returns_values() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel(1);
+    tx.try_send(Tracked(0, drops.clone())).unwrap();
+    let mut blocked = Probe::new(tx.send(Tracked(1, drops.clone())));
+    blocked.pending();
+    let mut reserve = Probe::new(tx.reserve());
+    reserve.pending();
+    let mut closed = Probe::new(tx.closed());
+    closed.pending();
+    drop(rx);
+    // The buffered value is dropped with the receiver, not kept for later.
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(blocked.woken() && reserve.woken() && closed.woken());
+    let SendError(back) = blocked.ready().unwrap_err();
+    assert_eq!(back.0, 1);
+    assert!(reserve.ready().is_err());
+    closed.ready();
+    assert!(tx.is_closed());
+    match tx.try_send(Tracked(2, drops.clone())) {
+        Err(TrySendError::Closed(v)) => assert_eq!(v.0, 2),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    let mut late = Probe::new(tx.send(Tracked(3, drops.clone())));
+    assert_eq!(late.ready().unwrap_err().0.0, 3);
+
+    let (utx, urx) = mpsc::unbounded_channel();
+    drop(urx);
+    assert!(utx.is_closed());
+    assert_eq!(utx.send(7).unwrap_err().into_inner(), 7);
+}
+
+#[test]
+fn mpsc_capacity_is_respected_and_a_freed_slot_wakes_exactly_the_blocked_sender() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    assert_eq!((tx.capacity(), tx.max_capacity()), (2, 2));
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert_eq!(tx.capacity(), 0);
+    assert_eq!(tx.try_send(9), Err(TrySendError::Full(9)));
+    let mut a = Probe::new(tx.send(3));
+    let mut b = Probe::new(tx.send(4));
+    a.pending();
+    b.pending();
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(
+        a.wakes(),
+        1,
+        "the freed slot must wake the first blocked sender"
+    );
+    assert_eq!(b.wakes(), 0, "one slot, one wake-up");
+    a.ready().unwrap();
+    b.pending();
+    assert_eq!(rx.len(), 2);
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(b.wakes(), 1);
+    b.ready().unwrap();
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(rx.try_recv(), Ok(4));
+    assert_eq!(tx.capacity(), 2);
+}
+
+#[test]
+fn mpsc_two_sends_before_the_woken_receiver_polls() {
+    let (tx, mut rx) = mpsc::channel::<u32>(4);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    assert!(r.woken());
+    assert_eq!(r.ready(), Some(1));
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    assert_eq!(r.ready(), Some(2));
+}
+
+#[test]
+fn mpsc_two_recvs_before_the_first_woken_sender_polls() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    let mut a = Probe::new(tx.send(3));
+    let mut b = Probe::new(tx.send(4));
+    a.pending();
+    b.pending();
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(a.woken());
+    assert!(
+        b.woken(),
+        "the second freed slot did not wake the second sender"
+    );
+    a.ready().unwrap();
+    b.ready().unwrap();
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(rx.try_recv(), Ok(4));
+}
+
+#[test]
+fn mpsc_notified_send_dropped_passes_the_slot_on() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let mut a = Probe::new(tx.send(1));
+    let mut b = Probe::new(tx.send(2));
+    a.pending();
+    b.pending();
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert!(a.woken());
+    assert!(!b.woken());
+    drop(a);
+    assert!(b.woken(), "the dropped sender's wake-up was lost");
+    b.ready().unwrap();
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn mpsc_notified_reserve_dropped_passes_the_slot_on() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    tx.try_send(0).unwrap();
+    let mut a = Probe::new(tx.reserve());
+    let mut b = Probe::new(tx.reserve());
+    a.pending();
+    b.pending();
+    assert_eq!(rx.try_recv(), Ok(0));
+    assert!(a.woken() && !b.woken());
+    drop(a);
+    assert!(b.woken(), "the dropped reserve's wake-up was lost");
+    let permit = b.ready().unwrap();
+    assert_eq!(tx.capacity(), 0);
+    permit.send(5);
+    assert_eq!(rx.try_recv(), Ok(5));
+    assert_eq!(tx.capacity(), 1);
+}
+
+#[test]
+fn mpsc_notified_recv_dropped_loses_no_value() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    tx.try_send(1).unwrap();
+    assert!(r.woken());
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    assert_eq!(r.ready(), Some(1));
+}
+
+#[test]
+fn mpsc_dropped_permit_returns_its_slot_and_wakes_a_sender() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    let permit = tx.try_reserve().unwrap();
+    assert_eq!(tx.capacity(), 0);
+    assert!(tx.try_reserve().unwrap_err().is_full());
+    let mut s = Probe::new(tx.send(1));
+    s.pending();
+    drop(permit);
+    assert_eq!(s.wakes(), 1);
+    s.ready().unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+}
+
+#[test]
+fn mpsc_close_keeps_buffered_values_and_outstanding_permits() {
+    let (tx, mut rx) = mpsc::channel::<u32>(3);
+    tx.try_send(1).unwrap();
+    let p1 = tx.try_reserve().unwrap();
+    let p2 = tx.try_reserve().unwrap();
+    let mut closed = Probe::new(tx.closed());
+    closed.pending();
+    rx.close();
+    assert!(closed.woken());
+    closed.ready();
+    assert!(tx.is_closed() && rx.is_closed());
+    assert_eq!(tx.try_send(9), Err(TrySendError::Closed(9)));
+    assert_eq!(rx.try_recv(), Ok(1));
+    // Two permits are out: the channel has not ended yet.
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    p1.send(2);
+    assert!(r.woken());
+    assert_eq!(r.ready(), Some(2));
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    drop(p2);
+    assert!(
+        r.woken(),
+        "the last permit's drop must wake the closed receiver"
+    );
+    assert_eq!(r.ready(), None);
+    drop(r);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+}
+
+#[test]
+fn mpsc_close_wakes_blocked_senders_with_their_values() {
+    let (tx, mut rx) = mpsc::channel::<u32>(1);
+    tx.try_send(1).unwrap();
+    let mut s = Probe::new(tx.send(2));
+    s.pending();
+    rx.close();
+    assert!(s.woken());
+    assert_eq!(s.ready(), Err(SendError(2)));
+    assert_eq!(futures::executor::block_on(rx.recv()), Some(1));
+    assert_eq!(futures::executor::block_on(rx.recv()), None);
+}
+
+#[test]
+fn mpsc_recv_many_waits_for_one_then_takes_what_is_there() {
+    let (tx, mut rx) = mpsc::channel::<u32>(8);
+    let mut buf = Vec::new();
+    {
+        let mut f = Probe::new(rx.recv_many(&mut buf, 3));
+        f.pending();
+        for i in 0..5 {
+            tx.try_send(i).unwrap();
+        }
+        assert!(f.woken());
+        assert_eq!(f.ready(), 3);
+    }
+    assert_eq!(buf, [0, 1, 2]);
+    assert_eq!(futures::executor::block_on(rx.recv_many(&mut buf, 0)), 0);
+    assert_eq!(futures::executor::block_on(rx.recv_many(&mut buf, 10)), 2);
+    drop(tx);
+    assert_eq!(futures::executor::block_on(rx.recv_many(&mut buf, 10)), 0);
+    assert_eq!(buf, [0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn mpsc_receivers_are_streams() {
+    use futures::StreamExt;
+    let (tx, rx) = mpsc::channel(2);
+    let (utx, urx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for i in 0..10 {
+            futures::executor::block_on(tx.send(i)).unwrap();
+            utx.send(i).unwrap();
+        }
+    });
+    let a: Vec<i32> = futures::executor::block_on(rx.collect());
+    let b: Vec<i32> = futures::executor::block_on(urx.collect());
+    assert_eq!(a, (0..10).collect::<Vec<_>>());
+    assert_eq!(b, a);
+}
+
+#[test]
+fn mpsc_poll_recv_keeps_the_registration_between_calls() {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    let mut p = Probe::new(std::future::poll_fn(|cx| rx.poll_recv(cx)));
+    p.pending();
+    p.pending();
+    tx.send(1).unwrap();
+    assert!(p.woken());
+    assert_eq!(p.ready(), Some(1));
+}
+
+#[test]
+fn mpsc_same_channel_and_debug_without_t_debug() {
+    let (tx, rx) = mpsc::channel::<Opaque>(1);
+    let (utx, urx) = mpsc::unbounded_channel::<Opaque>();
+    assert!(tx.same_channel(&tx.clone()));
+    assert!(utx.same_channel(&utx.clone()));
+    let s = format!("{tx:?} {rx:?} {utx:?} {urx:?}");
+    assert!(
+        s.contains("Sender") && s.contains("UnboundedReceiver"),
+        "{s}"
+    );
+    let permit = tx.try_reserve().unwrap();
+    assert!(format!("{permit:?}").contains("Permit"));
+    assert_eq!(format!("{:?}", SendError(Opaque)), "SendError(..)");
+    assert_eq!(format!("{:?}", TrySendError::Full(Opaque)), "Full(..)");
+}
+
+#[test]
+fn mpsc_errors_display_like_tokio() {
+    assert_eq!(SendError(()).to_string(), "channel closed");
+    assert_eq!(TrySendError::Full(()).to_string(), "no available capacity");
+    assert_eq!(TrySendError::Closed(()).to_string(), "channel closed");
+    assert_eq!(
+        TryRecvError::Empty.to_string(),
+        "receiving on an empty channel"
+    );
+    assert_eq!(
+        TryRecvError::Disconnected.to_string(),
+        "receiving on a closed channel"
+    );
+    let e: Box<dyn std::error::Error> = Box::new(SendError(1));
+    assert_eq!(e.to_string(), "channel closed");
+    assert_eq!(TrySendError::from(SendError(3)), TrySendError::Closed(3));
+}
+
+#[test]
+#[should_panic(expected = "mpsc bounded channel requires capacity > 0")]
+fn mpsc_capacity_zero_panics() {
+    let _ = mpsc::channel::<u8>(0);
+}
+
+#[test]
+fn mpsc_large_capacity_grows_lazily_and_still_bounds() {
+    let (tx, mut rx) = mpsc::channel::<u32>(5000);
+    for i in 0..5000 {
+        tx.try_send(i).unwrap();
+    }
+    assert!(tx.try_send(5000).unwrap_err().is_full());
+    assert_eq!(rx.try_recv(), Ok(0));
+    tx.try_send(5000).unwrap();
+    assert_eq!(rx.len(), 5000);
+}
