@@ -16,6 +16,7 @@
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
 //! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
 //! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//! | [`oneshot`] | – | one value from one task to another; the receiver is a future |
 //! | [`mpsc`] | – | channels with handles, bounded and unbounded, closing with the last sender (tokio's names) |
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
@@ -57,6 +58,7 @@ mod latch;
 mod loom;
 pub mod mpsc;
 mod mutex;
+pub mod oneshot;
 mod queue;
 mod raw_mutex;
 mod ring_buffer;
@@ -84,6 +86,7 @@ pub mod futures {
     pub use crate::mpsc::bounded::{MpscReserve, MpscSend};
     pub use crate::mpsc::chan::{MpscClosed, MpscRecv, MpscRecvMany};
     pub use crate::mutex::{Lock, LockArc};
+    pub use crate::oneshot::futures::OneshotClosed;
     pub use crate::queue::{QueuePop, QueueStream};
     pub use crate::ring_buffer::{Pop, Push};
     pub use crate::semaphore::{Acquire, AcquireArc};

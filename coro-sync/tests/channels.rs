@@ -408,3 +408,139 @@ fn mpsc_large_capacity_grows_lazily_and_still_bounds() {
     tx.try_send(5000).unwrap();
     assert_eq!(rx.len(), 5000);
 }
+
+// ----------------------------------------------------------------- oneshot
+
+use coro_sync::oneshot;
+
+#[test]
+fn oneshot_types_are_send_sync() {
+    assert_send_sync::<oneshot::Sender<u8>>();
+    assert_send_sync::<oneshot::Receiver<u8>>();
+    assert_send_sync::<coro_sync::futures::OneshotClosed<'static, u8>>();
+}
+
+#[test]
+fn oneshot_send_wakes_the_pending_receiver() {
+    let (tx, rx) = oneshot::channel::<u32>();
+    let mut r = Probe::new(rx);
+    r.pending();
+    r.pending();
+    assert!(!r.woken());
+    tx.send(5).unwrap();
+    assert_eq!(r.wakes(), 1);
+    assert_eq!(r.ready(), Ok(5));
+    // Polled again after the value: an error, not a panic or a hang.
+    assert!(r.ready().is_err());
+}
+
+#[test]
+fn oneshot_sender_dropped_without_sending_wakes_with_an_error() {
+    let (tx, rx) = oneshot::channel::<u32>();
+    let mut r = Probe::new(rx);
+    r.pending();
+    drop(tx);
+    assert_eq!(r.wakes(), 1);
+    let err = r.ready().unwrap_err();
+    assert_eq!(err.to_string(), "channel closed");
+}
+
+#[test]
+fn oneshot_value_sent_then_sender_gone_is_still_received() {
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    tx.send(1).unwrap(); // consumes and drops the sender
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+}
+
+#[test]
+fn oneshot_receiver_drop_fails_the_send_and_wakes_closed() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = oneshot::channel::<Tracked>();
+    let mut c1 = Probe::new(tx.closed());
+    let mut c2 = Probe::new(tx.closed());
+    c1.pending();
+    c2.pending();
+    assert!(!tx.is_closed());
+    drop(rx);
+    assert!(
+        c1.woken() && c2.woken(),
+        "every closed() waiter must be woken"
+    );
+    c1.ready();
+    c2.ready();
+    drop((c1, c2));
+    assert!(tx.is_closed());
+    let back = tx.send(Tracked(7, drops.clone())).unwrap_err();
+    assert_eq!(back.0, 7);
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        0,
+        "the value came back, not dropped"
+    );
+}
+
+#[test]
+fn oneshot_receiver_dropped_after_send_drops_the_value_at_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = oneshot::channel::<Tracked>();
+    tx.send(Tracked(1, drops.clone())).unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn oneshot_close_keeps_a_value_sent_before_and_refuses_later_sends() {
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    tx.send(1).unwrap();
+    rx.close();
+    assert_eq!(rx.try_recv(), Ok(1));
+
+    let (tx, mut rx) = oneshot::channel::<u32>();
+    let mut c = Probe::new(tx.closed());
+    c.pending();
+    rx.close();
+    assert!(c.woken());
+    c.ready();
+    drop(c);
+    assert_eq!(tx.send(2), Err(2));
+    assert_eq!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+    let mut r = Probe::new(rx);
+    assert!(r.ready().is_err());
+}
+
+#[test]
+fn oneshot_poll_closed_and_debug_without_t_debug() {
+    let (mut tx, rx) = oneshot::channel::<Opaque>();
+    let mut p = Probe::new(std::future::poll_fn(move |cx| tx.poll_closed(cx)));
+    p.pending();
+    let s = format!("{rx:?}");
+    assert!(s.contains("Receiver"), "{s}");
+    drop(rx);
+    assert!(p.woken());
+    p.ready();
+    let (tx, _rx) = oneshot::channel::<Opaque>();
+    assert!(format!("{tx:?}").contains("Sender"));
+    assert_eq!(
+        oneshot::error::TryRecvError::Empty.to_string(),
+        "channel empty"
+    );
+}
+
+#[test]
+fn oneshot_across_threads() {
+    for _ in 0..200 {
+        let (tx, rx) = oneshot::channel::<u32>();
+        let t = std::thread::spawn(move || tx.send(3));
+        let got = futures::executor::block_on(rx);
+        t.join().unwrap().unwrap();
+        assert_eq!(got, Ok(3));
+        let (tx, rx) = oneshot::channel::<u32>();
+        let t = std::thread::spawn(move || drop(rx));
+        let r = tx.send(4);
+        t.join().unwrap();
+        // Either delivered (and dropped with the receiver) or handed back.
+        assert!(matches!(r, Ok(()) | Err(4)));
+    }
+}
