@@ -383,11 +383,8 @@ impl<T> Drop for Receiver<T> {
         if prev & RX_CLOSED == 0 {
             self.inner.tx_ops.notify(usize::MAX);
         }
-        if prev & SENT != 0 {
-            // Drop an unreceived value now, not whenever the sender's side
-            // of the allocation goes.
-            drop(self.inner.value.pop());
-        }
+        // An unreceived value goes with the allocation: the sender let go of
+        // its share when it sent.
     }
 }
 

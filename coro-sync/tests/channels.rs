@@ -481,7 +481,7 @@ fn oneshot_receiver_drop_fails_the_send_and_wakes_closed() {
 }
 
 #[test]
-fn oneshot_receiver_dropped_after_send_drops_the_value_at_once() {
+fn oneshot_receiver_dropped_after_send_drops_the_value() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = oneshot::channel::<Tracked>();
     tx.send(Tracked(1, drops.clone())).unwrap();
