@@ -18,6 +18,7 @@
 //! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
 //! | [`oneshot`] | – | one value from one task to another; the receiver is a future |
 //! | [`mpsc`] | – | channels with handles, bounded and unbounded, closing with the last sender (tokio's names) |
+//! | [`broadcast`] | – | every receiver gets every value; a ring of `cap` values, laggards are told how many they missed |
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
 //! dropping it loses no item, permit or wake-up (a wake-up it received but did
@@ -50,6 +51,7 @@
 #![deny(unsafe_code)]
 
 mod barrier;
+pub mod broadcast;
 mod cell;
 mod condvar;
 mod error;
@@ -80,6 +82,7 @@ pub use shared_mutex::{SharedMutex, SharedMutexReadGuard, SharedMutexWriteGuard}
 /// The named future types returned by the primitives' async methods.
 pub mod futures {
     pub use crate::barrier::BarrierWait;
+    pub use crate::broadcast::futures::BroadcastRecv;
     pub use crate::condvar::CondvarWait;
     pub use crate::event::EventWait;
     pub use crate::latch::LatchWait;

@@ -544,3 +544,212 @@ fn oneshot_across_threads() {
         assert!(matches!(r, Ok(()) | Err(4)));
     }
 }
+
+// --------------------------------------------------------------- broadcast
+
+use coro_sync::broadcast;
+
+#[test]
+fn broadcast_types_are_send_sync() {
+    assert_send_sync::<broadcast::Sender<u8>>();
+    assert_send_sync::<broadcast::Receiver<u8>>();
+    assert_send_sync::<coro_sync::futures::BroadcastRecv<'static, u8>>();
+    // Receivers clone under a per-slot mutex: `T: Send` is enough.
+    assert_send_sync::<broadcast::Sender<std::cell::Cell<u8>>>();
+}
+
+#[test]
+fn broadcast_send_wakes_every_waiting_receiver() {
+    let (tx, mut a) = broadcast::channel::<u32>(4);
+    let mut b = tx.subscribe();
+    let mut c = tx.subscribe();
+    let mut ra = Probe::new(a.recv());
+    let mut rb = Probe::new(b.recv());
+    ra.pending();
+    rb.pending();
+    assert_eq!(tx.send(1), Ok(3));
+    assert_eq!((ra.wakes(), rb.wakes()), (1, 1));
+    assert_eq!(ra.ready(), Ok(1));
+    assert_eq!(rb.ready(), Ok(1));
+    assert_eq!(c.try_recv(), Ok(1));
+}
+
+#[test]
+fn broadcast_two_sends_before_the_woken_receiver_polls() {
+    let (tx, mut rx) = broadcast::channel::<u32>(4);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(r.woken());
+    assert_eq!(r.ready(), Ok(1));
+    drop(r);
+    assert_eq!(rx.try_recv(), Ok(2));
+}
+
+#[test]
+fn broadcast_notified_recv_dropped_loses_nothing() {
+    let (tx, mut a) = broadcast::channel::<u32>(4);
+    let mut b = tx.subscribe();
+    let mut ra = Probe::new(a.recv());
+    let mut rb = Probe::new(b.recv());
+    ra.pending();
+    rb.pending();
+    tx.send(1).unwrap();
+    assert!(ra.woken());
+    drop(ra);
+    assert!(rb.woken());
+    assert_eq!(rb.ready(), Ok(1));
+    // The dropped receive did not move `a` on.
+    assert_eq!(a.try_recv(), Ok(1));
+}
+
+#[test]
+fn broadcast_lag_counts_are_exact() {
+    use broadcast::error::{RecvError, TryRecvError};
+    let (tx, mut slow) = broadcast::channel::<u32>(3);
+    let mut fast = tx.subscribe();
+    for i in 0..10 {
+        tx.send(i).unwrap();
+        assert_eq!(fast.try_recv(), Ok(i));
+    }
+    // Positions 0..10 sent, the ring holds 7, 8, 9: 7 missed.
+    assert_eq!(slow.len(), 10);
+    assert_eq!(slow.try_recv(), Err(TryRecvError::Lagged(7)));
+    assert_eq!(slow.try_recv(), Ok(7));
+    // Two more: the ring now holds 9, 10, 11; 8 (the next to read) was
+    // overwritten by 11, so exactly one more was missed.
+    tx.send(10).unwrap();
+    tx.send(11).unwrap();
+    let mut r = Probe::new(slow.recv());
+    assert_eq!(r.ready(), Err(RecvError::Lagged(1)));
+    drop(r);
+    for want in [9, 10, 11] {
+        assert_eq!(slow.try_recv(), Ok(want));
+    }
+    assert_eq!(slow.try_recv(), Err(TryRecvError::Empty));
+    assert!(slow.is_empty());
+}
+
+#[test]
+fn broadcast_lagging_receiver_waiting_gets_lagged_then_values() {
+    use broadcast::error::RecvError;
+    let (tx, mut rx) = broadcast::channel::<u32>(2);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    assert!(r.woken());
+    // The wait was for position 0; 0..3 were overwritten.
+    assert_eq!(r.ready(), Err(RecvError::Lagged(3)));
+    drop(r);
+    assert_eq!(rx.try_recv(), Ok(3));
+    assert_eq!(rx.try_recv(), Ok(4));
+}
+
+#[test]
+fn broadcast_closes_when_the_last_sender_drops() {
+    use broadcast::error::{RecvError, TryRecvError};
+    let (tx, mut rx) = broadcast::channel::<u32>(4);
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert_eq!(rx.try_recv(), Ok(1));
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    tx2.send(2).unwrap();
+    assert_eq!(r.ready(), Ok(2));
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    tx2.send(3).unwrap();
+    drop(tx2);
+    // The value left comes first, then the end.
+    assert_eq!(r.ready(), Ok(3));
+    drop(r);
+    let mut r = Probe::new(rx.recv());
+    assert_eq!(r.ready(), Err(RecvError::Closed));
+    drop(r);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+
+    let (tx, mut rx) = broadcast::channel::<u32>(4);
+    let mut r = Probe::new(rx.recv());
+    r.pending();
+    drop(tx);
+    assert_eq!(r.wakes(), 1, "the last sender's drop must wake receivers");
+    assert_eq!(r.ready(), Err(RecvError::Closed));
+}
+
+#[test]
+fn broadcast_send_without_receivers_fails_with_the_value() {
+    let (tx, rx) = broadcast::channel::<u32>(2);
+    assert_eq!(tx.receiver_count(), 1);
+    drop(rx);
+    assert_eq!(tx.receiver_count(), 0);
+    assert_eq!(tx.send(5).unwrap_err().into_inner(), 5);
+    // A new subscriber starts with the next value sent.
+    let mut rx = tx.subscribe();
+    assert_eq!(tx.send(6), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(6));
+}
+
+#[test]
+fn broadcast_subscribers_start_at_the_next_value() {
+    let (tx, mut rx) = broadcast::channel::<u32>(4);
+    tx.send(1).unwrap();
+    let mut late = tx.subscribe();
+    let mut re = rx.resubscribe();
+    assert_eq!(rx.receiver_count(), 3);
+    tx.send(2).unwrap();
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(late.try_recv(), Ok(2));
+    assert_eq!(re.try_recv(), Ok(2));
+    assert!(rx.same_channel(&re) && tx.same_channel(&tx.clone()));
+}
+
+#[test]
+fn broadcast_overwritten_values_are_dropped() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    #[derive(Clone)]
+    struct C(Arc<AtomicUsize>);
+    impl Drop for C {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let (tx, rx) = broadcast::channel::<C>(2);
+    for _ in 0..5 {
+        tx.send(C(drops.clone())).unwrap();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn broadcast_debug_and_display() {
+    #[derive(Clone)]
+    struct NoDebug;
+    let (tx, rx) = broadcast::channel::<NoDebug>(1);
+    assert!(format!("{tx:?} {rx:?}").contains("broadcast::Receiver"));
+    assert_eq!(
+        format!("{:?}", broadcast::error::SendError(NoDebug)),
+        "SendError(..)"
+    );
+    assert_eq!(
+        broadcast::error::TryRecvError::Lagged(2).to_string(),
+        "channel lagged by 2"
+    );
+    assert_eq!(
+        broadcast::error::RecvError::Closed.to_string(),
+        "channel closed"
+    );
+}
+
+#[test]
+#[should_panic(expected = "broadcast channel capacity cannot be zero")]
+fn broadcast_capacity_zero_panics() {
+    let _ = broadcast::channel::<u8>(0);
+}
