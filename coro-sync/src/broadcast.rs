@@ -9,7 +9,7 @@
 //! the oldest value the ring still holds. More receivers come from
 //! [`Sender::subscribe`] or [`Receiver::resubscribe`]; they start with the
 //! next value sent. When every sender is dropped, receivers get what is left
-//! and then [`RecvError::Closed`](error::RecvError::Closed).
+//! and then [`RecvError::Closed`].
 //!
 //! Names and semantics follow `tokio::sync::broadcast`. Where coro differs:
 //!

@@ -16,9 +16,14 @@
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
 //! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
 //! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//! | [`mpsc`] | – | channels with handles, bounded and unbounded; they close when the last sender or the receiver goes |
 //! | [`oneshot`] | – | one value from one task to another; the receiver is a future |
-//! | [`mpsc`] | – | channels with handles, bounded and unbounded, closing with the last sender (tokio's names) |
 //! | [`broadcast`] | – | every receiver gets every value; a ring of `cap` values, laggards are told how many they missed |
+//! | [`watch`] | – | the latest value, versioned; receivers wait for changes, which coalesce |
+//!
+//! The four channel modules use the names and semantics of `tokio::sync`'s
+//! modules of the same names, so code moves over by changing the path; each
+//! module's documentation lists where it differs.
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
 //! dropping it loses no item, permit or wake-up (a wake-up it received but did
@@ -67,6 +72,7 @@ mod ring_buffer;
 mod semaphore;
 mod shared_mutex;
 mod wait_queue;
+pub mod watch;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::Condvar;
@@ -94,4 +100,5 @@ pub mod futures {
     pub use crate::ring_buffer::{Pop, Push};
     pub use crate::semaphore::{Acquire, AcquireArc};
     pub use crate::shared_mutex::{Read, Write};
+    pub use crate::watch::futures::{WatchChanged, WatchClosed};
 }

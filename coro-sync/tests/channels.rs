@@ -753,3 +753,161 @@ fn broadcast_debug_and_display() {
 fn broadcast_capacity_zero_panics() {
     let _ = broadcast::channel::<u8>(0);
 }
+
+// ------------------------------------------------------------------- watch
+
+use coro_sync::watch;
+
+#[test]
+fn watch_types_are_send_sync() {
+    assert_send_sync::<watch::Sender<u8>>();
+    assert_send_sync::<watch::Receiver<u8>>();
+    assert_send_sync::<coro_sync::futures::WatchChanged<'static, u8>>();
+    assert_send_sync::<coro_sync::futures::WatchClosed<'static, u8>>();
+}
+
+#[test]
+fn watch_sends_coalesce_into_one_change() {
+    let (tx, mut rx) = watch::channel(0u32);
+    let mut c = Probe::new(rx.changed());
+    c.pending();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    tx.send(3).unwrap();
+    assert_eq!(c.wakes(), 1);
+    c.ready().unwrap();
+    drop(c);
+    // One change for the three sends, and it shows the latest value.
+    assert_eq!(*rx.borrow(), 3);
+    assert!(!rx.has_changed().unwrap());
+    let mut c = Probe::new(rx.changed());
+    c.pending();
+    drop(c);
+}
+
+#[test]
+fn watch_every_waiting_receiver_is_woken() {
+    let (tx, mut a) = watch::channel(0u32);
+    let mut b = a.clone();
+    let mut c = tx.subscribe();
+    let mut ca = Probe::new(a.changed());
+    let mut cb = Probe::new(b.changed());
+    let mut cc = Probe::new(c.changed());
+    ca.pending();
+    cb.pending();
+    cc.pending();
+    tx.send_modify(|v| *v += 1);
+    assert!(ca.woken() && cb.woken() && cc.woken());
+    ca.ready().unwrap();
+    cb.ready().unwrap();
+    drop(cc); // notified and dropped: `c` still sees the change
+    drop((ca, cb));
+    assert!(c.has_changed().unwrap());
+    assert_eq!(*c.borrow_and_update(), 1);
+    assert_eq!(*a.borrow(), 1);
+}
+
+#[test]
+fn watch_borrow_and_update_marks_seen() {
+    let (tx, mut rx) = watch::channel(String::from("a"));
+    assert!(!rx.borrow().has_changed());
+    tx.send("b".into()).unwrap();
+    assert!(rx.borrow().has_changed());
+    assert!(rx.has_changed().unwrap(), "borrow() must not mark seen");
+    {
+        let r = rx.borrow_and_update();
+        assert!(r.has_changed());
+        assert_eq!(*r, "b");
+    }
+    assert!(!rx.has_changed().unwrap());
+    rx.mark_changed();
+    assert!(rx.has_changed().unwrap());
+    let mut c = Probe::new(rx.changed());
+    c.ready().unwrap();
+    drop(c);
+    tx.send("c".into()).unwrap();
+    rx.mark_unchanged();
+    assert!(!rx.has_changed().unwrap());
+    assert_eq!(*tx.borrow(), "c");
+}
+
+#[test]
+fn watch_send_if_modified_notifies_only_on_true() {
+    let (tx, mut rx) = watch::channel(1u32);
+    let mut c = Probe::new(rx.changed());
+    c.pending();
+    assert!(!tx.send_if_modified(|_| false));
+    assert!(!c.woken());
+    assert!(tx.send_if_modified(|v| {
+        *v = 2;
+        true
+    }));
+    assert!(c.woken());
+    c.ready().unwrap();
+    drop(c);
+    assert_eq!(tx.send_replace(3), 2);
+}
+
+#[test]
+fn watch_last_sender_drop_reports_the_last_change_then_closes() {
+    let (tx, mut rx) = watch::channel(0u32);
+    let tx2 = tx.clone();
+    let mut c = Probe::new(rx.changed());
+    c.pending();
+    drop(tx);
+    assert!(!c.woken(), "a sender is left");
+    tx2.send(1).unwrap();
+    drop(tx2);
+    assert!(c.woken());
+    c.ready().unwrap(); // the unseen value first
+    drop(c);
+    assert!(rx.has_changed().is_err());
+    let mut c = Probe::new(rx.changed());
+    assert!(c.ready().is_err());
+    drop(c);
+    assert_eq!(*rx.borrow(), 1);
+
+    let (tx, mut rx) = watch::channel(0u32);
+    let mut c = Probe::new(rx.changed());
+    c.pending();
+    drop(tx);
+    assert_eq!(c.wakes(), 1, "the last sender's drop must wake receivers");
+    assert_eq!(c.ready().unwrap_err().to_string(), "channel closed");
+}
+
+#[test]
+fn watch_send_fails_without_receivers_and_closed_wakes() {
+    let (tx, rx) = watch::channel(0u32);
+    let rx2 = rx.clone();
+    assert_eq!(tx.receiver_count(), 2);
+    let mut closed = Probe::new(tx.closed());
+    closed.pending();
+    drop(rx);
+    assert!(!closed.woken(), "a receiver is left");
+    drop(rx2);
+    assert!(closed.woken());
+    closed.ready();
+    drop(closed);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(5).unwrap_err().into_inner(), 5);
+    assert_eq!(*tx.borrow(), 0, "a failed send stores nothing");
+    tx.send_replace(6);
+    let rx = tx.subscribe();
+    assert!(!rx.has_changed().unwrap());
+    assert_eq!(*rx.borrow(), 6);
+}
+
+#[test]
+fn watch_debug_without_t_debug() {
+    let (tx, rx) = watch::channel(Opaque);
+    let s = format!("{tx:?} {rx:?}");
+    assert!(
+        s.contains("watch::Sender") && s.contains("watch::Receiver"),
+        "{s}"
+    );
+    assert_eq!(
+        format!("{:?}", watch::error::SendError(Opaque)),
+        "SendError(..)"
+    );
+    assert!(rx.same_channel(&rx.clone()) && tx.same_channel(&tx.clone()));
+}
