@@ -357,6 +357,20 @@ fn mpsc_poll_recv_keeps_the_registration_between_calls() {
 }
 
 #[test]
+fn mpsc_close_wakes_a_receiver_waiting_through_poll_recv() {
+    // A hand-written future may register through `poll_recv`, close the
+    // channel and sleep on that registration: the close must wake it.
+    let (tx, rx) = mpsc::channel::<u32>(1);
+    let rx = std::cell::RefCell::new(rx);
+    let mut p = Probe::new(std::future::poll_fn(|cx| rx.borrow_mut().poll_recv(cx)));
+    p.pending();
+    rx.borrow_mut().close();
+    assert_eq!(p.wakes(), 1, "close did not wake the registered receiver");
+    assert_eq!(p.ready(), None);
+    drop(tx);
+}
+
+#[test]
 fn mpsc_same_channel_and_debug_without_t_debug() {
     let (tx, rx) = mpsc::channel::<Opaque>(1);
     let (utx, urx) = mpsc::unbounded_channel::<Opaque>();

@@ -243,9 +243,13 @@ impl<T> RxCore<T> {
     }
 
     pub(super) fn close(&mut self) {
-        // No wake-up needed: the only waiter would be this receiver, and it
-        // is busy calling `close`.
         self.chan.close_rx();
+        if self.wait.is_registered() {
+            // A task can register through `poll_recv`, close, and go to
+            // sleep on that registration: the close may have made this the
+            // end of the channel, so wake it to look again.
+            self.chan.recv_ops.notify_all();
+        }
     }
 
     pub(super) fn is_closed(&self) -> bool {
