@@ -44,11 +44,11 @@
 //! # });
 //! ```
 
+use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::{StdMutex, lock};
@@ -192,11 +192,11 @@ impl<T> Shared<T> {
         self.slots.len() as u64
     }
 
-    fn subscribe(self: &Arc<Self>) -> Receiver<T> {
-        let mut tail = lock(&self.tail);
+    fn subscribe(this: &Arc<Self>) -> Receiver<T> {
+        let mut tail = lock(&this.tail);
         tail.receivers += 1;
         Receiver {
-            shared: self.clone(),
+            shared: this.clone(),
             next: tail.pos,
         }
     }
@@ -278,7 +278,7 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         senders: AtomicUsize::new(1),
         recv_ops: WaitQueue::new(),
     });
-    let rx = shared.subscribe();
+    let rx = Shared::subscribe(&shared);
     (Sender { shared }, rx)
 }
 
@@ -334,7 +334,7 @@ impl<T> Sender<T> {
     /// assert_eq!(late.try_recv(), Ok(2));
     /// ```
     pub fn subscribe(&self) -> Receiver<T> {
-        self.shared.subscribe()
+        Shared::subscribe(&self.shared)
     }
 
     /// Receivers now.
@@ -463,7 +463,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx2.try_recv(), Ok(2));
     /// ```
     pub fn resubscribe(&self) -> Self {
-        self.shared.subscribe()
+        Shared::subscribe(&self.shared)
     }
 
     /// Values sent that this receiver has yet to read (more than the

@@ -1,14 +1,17 @@
 //! The one switch between `std` and `loom` types, so loom models exercise the
 //! real code paths.
 
+// `Arc` too, for the channels' shared state: a handle dropped on one thread
+// may free state another thread just used, and loom only sees the
+// synchronisation of that last drop through its own `Arc`.
 #[cfg(loom)]
 pub(crate) use loom::sync::{
-    Mutex as StdMutex, RwLock as StdRwLock, RwLockReadGuard as StdRwLockReadGuard,
+    Arc, Mutex as StdMutex, RwLock as StdRwLock, RwLockReadGuard as StdRwLockReadGuard,
     RwLockWriteGuard as StdRwLockWriteGuard, atomic,
 };
 #[cfg(not(loom))]
 pub(crate) use std::sync::{
-    Mutex as StdMutex, RwLock as StdRwLock, RwLockReadGuard as StdRwLockReadGuard,
+    Arc, Mutex as StdMutex, RwLock as StdRwLock, RwLockReadGuard as StdRwLockReadGuard,
     RwLockWriteGuard as StdRwLockWriteGuard, atomic,
 };
 

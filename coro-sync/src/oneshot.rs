@@ -30,11 +30,11 @@
 //! # });
 //! ```
 
+use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use concurrent_queue::ConcurrentQueue;
 use event_listener::{Event, EventListener};

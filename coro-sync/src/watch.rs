@@ -40,12 +40,12 @@
 //! # });
 //! ```
 
+use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::ops::Deref;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::{StdRwLock, StdRwLockReadGuard, read, write};
@@ -149,10 +149,10 @@ impl<T> Shared<T> {
         self.changed_ops.notify_additional(usize::MAX);
     }
 
-    fn subscribe(self: &Arc<Self>, seen: u64) -> Receiver<T> {
-        self.receivers.fetch_add(1, Ordering::SeqCst);
+    fn subscribe(this: &Arc<Self>, seen: u64) -> Receiver<T> {
+        this.receivers.fetch_add(1, Ordering::SeqCst);
         Receiver {
-            shared: self.clone(),
+            shared: this.clone(),
             seen,
         }
     }
@@ -176,7 +176,7 @@ pub fn channel<T>(init: T) -> (Sender<T>, Receiver<T>) {
         changed_ops: WaitQueue::new(),
         closed_ops: WaitQueue::new(),
     });
-    let rx = shared.subscribe(0);
+    let rx = Shared::subscribe(&shared, 0);
     (Sender { shared }, rx)
 }
 
@@ -328,7 +328,7 @@ impl<T> Sender<T> {
     /// ```
     pub fn subscribe(&self) -> Receiver<T> {
         let seen = version(self.shared.state.load(Ordering::SeqCst));
-        self.shared.subscribe(seen)
+        Shared::subscribe(&self.shared, seen)
     }
 
     /// Receivers now.
@@ -553,7 +553,7 @@ impl<T> Receiver<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.shared.subscribe(self.seen)
+        Shared::subscribe(&self.shared, self.seen)
     }
 }
 

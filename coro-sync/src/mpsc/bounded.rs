@@ -1,11 +1,11 @@
 //! The bounded channel: [`channel`], [`Sender`], [`Receiver`], [`Permit`].
 
+use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use futures_core::Stream;
 

@@ -1,11 +1,11 @@
 //! The state the two halves of an [`mpsc`](super) channel share, and the
 //! receiving end both receivers wrap.
 
+use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use concurrent_queue::ConcurrentQueue;
 

@@ -1,10 +1,10 @@
 //! The unbounded channel: [`unbounded_channel`], [`UnboundedSender`],
 //! [`UnboundedReceiver`].
 
+use crate::loom::Arc;
 use core::fmt;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-use std::sync::Arc;
 
 use futures_core::Stream;
 
