@@ -1,6 +1,8 @@
 //! loom models of the wake-up and hand-off paths: no wake-up lost when several
 //! releases come before a woken waiter runs, none swallowed by a notified waiter
-//! that is dropped, no lock or permit stranded with a cancelled waiter. Run with
+//! that is dropped, no lock or permit stranded with a cancelled waiter; and
+//! the channels' closing races (last sender's drop, receiver's drop or close,
+//! last permit) against a waiter. Run with
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p coro-sync --features loom --test loom --release`
 //! (its own target directory: the cfg changes every crate, and would otherwise
 //! throw away the normal build).
