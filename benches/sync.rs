@@ -1,6 +1,7 @@
 //! coro-sync micro-benchmarks against `tokio::sync`, `async-lock`,
 //! `async-channel` (and `std::sync::Mutex` for the uncontended lock), in the
-//! same run.
+//! same run. The channel modules (`coro::sync::{mpsc, oneshot, broadcast}`)
+//! run the same workload as their `tokio::sync` namesakes, row by row.
 //!
 //! `cargo bench --bench sync` (docs/BENCHMARKS.md has the short run used there).
 
@@ -205,45 +206,69 @@ fn pump<C: Chan>(rt: &tokio::runtime::Runtime, chan: C, producers: u64, consumer
     })
 }
 
-/// tokio's mpsc has one consumer: SPSC rows only.
+/// One producer, one consumer through an mpsc channel (tokio's and coro's
+/// have the same API: the same code runs both). SPSC rows only, since mpsc
+/// has one consumer.
+macro_rules! pump_mpsc_bounded {
+    ($rt:expr, $mpsc:path) => {{
+        use $mpsc as mpsc;
+        $rt.block_on(async {
+            let (tx, mut rx) = mpsc::channel::<u64>(CAP);
+            let p = tokio::spawn(async move {
+                for i in 0..ITEMS {
+                    tx.send(i).await.unwrap();
+                }
+            });
+            let c = tokio::spawn(async move {
+                let mut n = 0;
+                while rx.recv().await.is_some() {
+                    n += 1;
+                }
+                n
+            });
+            p.await.unwrap();
+            assert_eq!(c.await.unwrap(), ITEMS);
+        })
+    }};
+}
+
+macro_rules! pump_mpsc_unbounded {
+    ($rt:expr, $mpsc:path) => {{
+        use $mpsc as mpsc;
+        $rt.block_on(async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u64>();
+            let p = tokio::spawn(async move {
+                for i in 0..ITEMS {
+                    tx.send(i).unwrap();
+                }
+            });
+            let c = tokio::spawn(async move {
+                let mut n = 0;
+                while rx.recv().await.is_some() {
+                    n += 1;
+                }
+                n
+            });
+            p.await.unwrap();
+            assert_eq!(c.await.unwrap(), ITEMS);
+        })
+    }};
+}
+
 fn pump_tokio_bounded(rt: &tokio::runtime::Runtime) {
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<u64>(CAP);
-        let p = tokio::spawn(async move {
-            for i in 0..ITEMS {
-                tx.send(i).await.unwrap();
-            }
-        });
-        let c = tokio::spawn(async move {
-            let mut n = 0;
-            while rx.recv().await.is_some() {
-                n += 1;
-            }
-            n
-        });
-        p.await.unwrap();
-        assert_eq!(c.await.unwrap(), ITEMS);
-    })
+    pump_mpsc_bounded!(rt, tokio::sync::mpsc)
 }
 
 fn pump_tokio_unbounded(rt: &tokio::runtime::Runtime) {
-    rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
-        let p = tokio::spawn(async move {
-            for i in 0..ITEMS {
-                tx.send(i).unwrap();
-            }
-        });
-        let c = tokio::spawn(async move {
-            let mut n = 0;
-            while rx.recv().await.is_some() {
-                n += 1;
-            }
-            n
-        });
-        p.await.unwrap();
-        assert_eq!(c.await.unwrap(), ITEMS);
-    })
+    pump_mpsc_unbounded!(rt, tokio::sync::mpsc)
+}
+
+fn pump_coro_bounded(rt: &tokio::runtime::Runtime) {
+    pump_mpsc_bounded!(rt, coro::sync::mpsc)
+}
+
+fn pump_coro_unbounded(rt: &tokio::runtime::Runtime) {
+    pump_mpsc_unbounded!(rt, coro::sync::mpsc)
 }
 
 fn channels(c: &mut Criterion) {
@@ -265,6 +290,9 @@ fn channels(c: &mut Criterion) {
             g.bench_function("tokio::sync::mpsc::channel", |b| {
                 b.iter(|| pump_tokio_bounded(&rt))
             });
+            g.bench_function("coro::sync::mpsc::channel", |b| {
+                b.iter(|| pump_coro_bounded(&rt))
+            });
         }
         g.finish();
 
@@ -284,9 +312,89 @@ fn channels(c: &mut Criterion) {
             g.bench_function("tokio::sync::mpsc::unbounded_channel", |b| {
                 b.iter(|| pump_tokio_unbounded(&rt))
             });
+            g.bench_function("coro::sync::mpsc::unbounded_channel", |b| {
+                b.iter(|| pump_coro_unbounded(&rt))
+            });
         }
         g.finish();
     }
+}
+
+/// Create a oneshot channel, send, receive: no executor in the measurement
+/// (the receive is ready when polled).
+fn oneshot(c: &mut Criterion) {
+    let mut g = c.benchmark_group("oneshot_send_recv");
+    config(&mut g);
+    g.bench_function("coro::sync::oneshot", |b| {
+        b.iter(|| {
+            let (tx, rx) = coro::sync::oneshot::channel();
+            tx.send(black_box(1u64)).unwrap();
+            now(rx).unwrap()
+        })
+    });
+    g.bench_function("tokio::sync::oneshot", |b| {
+        b.iter(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            tx.send(black_box(1u64)).unwrap();
+            now(rx).unwrap()
+        })
+    });
+    g.finish();
+}
+
+/// One sender, four receivers on a 2-thread runtime; a receiver counts what
+/// it got plus what it was told it missed (`Lagged`), which must add up to
+/// `ITEMS`.
+macro_rules! pump_broadcast {
+    ($rt:expr, $broadcast:path) => {{
+        use $broadcast as broadcast;
+        $rt.block_on(async {
+            let (tx, rx) = broadcast::channel::<u64>(CAP);
+            let cs: Vec<_> = (0..4)
+                .map(|_| {
+                    let mut rx = rx.resubscribe();
+                    tokio::spawn(async move {
+                        let mut n = 0;
+                        loop {
+                            match rx.recv().await {
+                                Ok(_) => n += 1,
+                                Err(broadcast::error::RecvError::Lagged(k)) => n += k,
+                                Err(broadcast::error::RecvError::Closed) => break n,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(rx);
+            tokio::spawn(async move {
+                for i in 0..ITEMS {
+                    tx.send(i).unwrap();
+                    if i % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+            .await
+            .unwrap();
+            for c in cs {
+                assert_eq!(c.await.unwrap(), ITEMS);
+            }
+        })
+    }};
+}
+
+fn broadcast(c: &mut Criterion) {
+    let rt = rt2();
+    let mut g = c.benchmark_group("broadcast_1x4");
+    config(&mut g);
+    g.throughput(Throughput::Elements(ITEMS));
+    g.bench_function("coro::sync::broadcast", |b| {
+        b.iter(|| pump_broadcast!(rt, coro::sync::broadcast))
+    });
+    g.bench_function("tokio::sync::broadcast", |b| {
+        b.iter(|| pump_broadcast!(rt, tokio::sync::broadcast))
+    });
+    g.finish();
 }
 
 criterion_group!(
@@ -294,6 +402,8 @@ criterion_group!(
     uncontended_lock,
     contended_lock,
     semaphore,
-    channels
+    channels,
+    oneshot,
+    broadcast
 );
 criterion_main!(benches);

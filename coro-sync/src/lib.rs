@@ -16,6 +16,14 @@
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
 //! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
 //! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//! | [`mpsc`] | – | channels with handles, bounded and unbounded; they close when the last sender or the receiver goes |
+//! | [`oneshot`] | – | one value from one task to another; the receiver is a future |
+//! | [`broadcast`] | – | every receiver gets every value; a ring of `cap` values, laggards are told how many they missed |
+//! | [`watch`] | – | the latest value, versioned; receivers wait for changes, which coalesce |
+//!
+//! The four channel modules use the names and semantics of `tokio::sync`'s
+//! modules of the same names, so code moves over by changing the path; each
+//! module's documentation lists where it differs.
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
 //! dropping it loses no item, permit or wake-up (a wake-up it received but did
@@ -48,19 +56,23 @@
 #![deny(unsafe_code)]
 
 mod barrier;
+pub mod broadcast;
 mod cell;
 mod condvar;
 mod error;
 mod event;
 mod latch;
 mod loom;
+pub mod mpsc;
 mod mutex;
+pub mod oneshot;
 mod queue;
 mod raw_mutex;
 mod ring_buffer;
 mod semaphore;
 mod shared_mutex;
 mod wait_queue;
+pub mod watch;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::Condvar;
@@ -76,12 +88,17 @@ pub use shared_mutex::{SharedMutex, SharedMutexReadGuard, SharedMutexWriteGuard}
 /// The named future types returned by the primitives' async methods.
 pub mod futures {
     pub use crate::barrier::BarrierWait;
+    pub use crate::broadcast::futures::BroadcastRecv;
     pub use crate::condvar::CondvarWait;
     pub use crate::event::EventWait;
     pub use crate::latch::LatchWait;
+    pub use crate::mpsc::bounded::{MpscReserve, MpscSend};
+    pub use crate::mpsc::chan::{MpscClosed, MpscRecv, MpscRecvMany};
     pub use crate::mutex::{Lock, LockArc};
+    pub use crate::oneshot::futures::OneshotClosed;
     pub use crate::queue::{QueuePop, QueueStream};
     pub use crate::ring_buffer::{Pop, Push};
     pub use crate::semaphore::{Acquire, AcquireArc};
     pub use crate::shared_mutex::{Read, Write};
+    pub use crate::watch::futures::{WatchChanged, WatchClosed};
 }

@@ -298,7 +298,7 @@ impl Semaphore {
     /// Returns permits that came out of this semaphore (cannot overflow:
     /// `add_permits` keeps available + held within `MAX_PERMITS`).
     #[inline]
-    fn release(&self, k: usize) {
+    pub(crate) fn release(&self, k: usize) {
         if k != 0 {
             let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
             self.wake_after_release(prev, k);

@@ -57,6 +57,53 @@ impl WaitQueue {
     pub(crate) fn notify_all(&self) {
         self.event.notify(usize::MAX);
     }
+
+    /// Registers `slot` if it is empty, or polls its registration.
+    ///
+    /// `Ready(())` means "check your condition again": either the slot was
+    /// just registered (the re-check the protocol needs) or it was notified
+    /// (the registration is then used up and the slot empty again). Every
+    /// owner of a non-empty slot must pass it to [`unregister`](Self::unregister)
+    /// before dropping it.
+    pub(crate) fn poll_slot(&self, slot: &mut WaitSlot, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut slot.0 {
+            None => {
+                let inner = self.event.listen();
+                self.waiters.fetch_add(1, Ordering::SeqCst);
+                atomic::fence(Ordering::SeqCst);
+                slot.0 = Some(inner);
+                Poll::Ready(())
+            }
+            Some(l) => {
+                if Pin::new(l).poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.unregister(slot);
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Empties `slot`, undoing its registration; a wake-up it got but did not
+    /// use passes to the next listener. Does nothing if it is empty.
+    pub(crate) fn unregister(&self, slot: &mut WaitSlot) {
+        if slot.0.take().is_some() {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A registration that does not borrow its [`WaitQueue`], for a handle that
+/// keeps it between polls while owning the queue through an `Arc` (a channel
+/// receiver's `poll_recv`). Its owner unregisters it through the queue.
+#[derive(Default)]
+pub(crate) struct WaitSlot(Option<EventListener>);
+
+impl WaitSlot {
+    /// Returns `true` while registered.
+    pub(crate) fn is_registered(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 /// A registered waiter; unregisters on drop (a wake-up it got but did not use

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::yield_now;
-use coro_sync::{Barrier, Condvar, Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex};
+use coro_sync::{
+    Barrier, Condvar, Event, Latch, Mutex, Queue, RingBuffer, Semaphore, SharedMutex, broadcast,
+    mpsc, oneshot, watch,
+};
 
 type BoxFut = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -150,12 +153,130 @@ async fn gate_barrier_condvar_queue(spawn: Spawn<'_>) {
     assert_eq!(leaders.load(Ordering::SeqCst), 1);
 }
 
+/// mpsc (bounded and unbounded): four producers, one consumer; every value
+/// arrives once, each producer's in order, and the loop ends by itself when
+/// the producers are gone.
+async fn mpsc_pipeline(spawn: Spawn<'_>) {
+    const PRODUCERS: usize = 4;
+    const EACH: usize = 500;
+    let (tx, mut rx) = mpsc::channel::<(usize, usize)>(4);
+    let (utx, mut urx) = mpsc::unbounded_channel::<(usize, usize)>();
+    for p in 0..PRODUCERS {
+        let (tx, utx) = (tx.clone(), utx.clone());
+        spawn(Box::pin(async move {
+            for i in 0..EACH {
+                if i % 2 == 0 {
+                    tx.send((p, i)).await.unwrap();
+                } else {
+                    tx.reserve().await.unwrap().send((p, i));
+                }
+                utx.send((p, i)).unwrap();
+                if i % 64 == 0 {
+                    yield_now().await;
+                }
+            }
+        }));
+    }
+    drop((tx, utx));
+    let mut next = [0usize; PRODUCERS];
+    while let Some((p, i)) = rx.recv().await {
+        assert_eq!(i, next[p], "producer {p} out of order");
+        next[p] += 1;
+    }
+    assert_eq!(next, [EACH; PRODUCERS]);
+    let mut next = [0usize; PRODUCERS];
+    let mut buf = Vec::new();
+    while urx.recv_many(&mut buf, 32).await > 0 {
+        for (p, i) in buf.drain(..) {
+            assert_eq!(i, next[p]);
+            next[p] += 1;
+        }
+    }
+    assert_eq!(next, [EACH; PRODUCERS]);
+}
+
+/// oneshot replies, broadcast fan-out without lag, watch following a counter.
+async fn oneshot_broadcast_watch(spawn: Spawn<'_>) {
+    let mut replies = Vec::new();
+    for i in 0..8u64 {
+        let (tx, rx) = oneshot::channel();
+        spawn(Box::pin(async move {
+            yield_now().await;
+            tx.send(i * i).unwrap();
+        }));
+        replies.push(rx);
+    }
+    let mut sum = 0;
+    for rx in replies {
+        sum += rx.await.unwrap();
+    }
+    assert_eq!(sum, (0..8u64).map(|i| i * i).sum::<u64>());
+
+    const VALUES: u64 = 200;
+    let (btx, brx) = broadcast::channel::<u64>(VALUES as usize);
+    let mut totals = Vec::new();
+    for _ in 0..3 {
+        let mut rx = brx.resubscribe();
+        let (done, total) = oneshot::channel();
+        spawn(Box::pin(async move {
+            let mut expect = 0;
+            while let Ok(v) = rx.recv().await {
+                assert_eq!(v, expect);
+                expect += 1;
+            }
+            done.send(expect).unwrap();
+        }));
+        totals.push(total);
+    }
+    drop(brx);
+    for v in 0..VALUES {
+        assert_eq!(btx.send(v).unwrap(), 3);
+        if v % 16 == 0 {
+            yield_now().await;
+        }
+    }
+    drop(btx);
+    for t in totals {
+        assert_eq!(t.await.unwrap(), VALUES);
+    }
+
+    let (wtx, wrx) = watch::channel(0u64);
+    let mut finished = Vec::new();
+    for _ in 0..3 {
+        let mut rx = wrx.clone();
+        let (done, seen) = oneshot::channel();
+        spawn(Box::pin(async move {
+            let mut last = 0;
+            while rx.changed().await.is_ok() {
+                let v = *rx.borrow_and_update();
+                assert!(v >= last, "values go forward");
+                last = v;
+            }
+            done.send(last).unwrap();
+        }));
+        finished.push(seen);
+    }
+    drop(wrx);
+    for v in 1..=100 {
+        wtx.send(v).unwrap();
+        if v % 10 == 0 {
+            yield_now().await;
+        }
+    }
+    drop(wtx);
+    for f in finished {
+        assert_eq!(f.await.unwrap(), 100, "the last value is always seen");
+    }
+}
+
 async fn all(spawn: Spawn<'_>) {
     mutex_counter(spawn).await;
     shared_mutex_mix(spawn).await;
     ring_buffer_pipeline(spawn).await;
     semaphore_limit(spawn).await;
     gate_barrier_condvar_queue(spawn).await;
+    mpsc_pipeline(spawn).await;
+    oneshot_broadcast_watch(spawn).await;
 }
 
 #[test]

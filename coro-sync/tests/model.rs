@@ -1,4 +1,5 @@
-//! proptest: random operation sequences on RingBuffer, Queue and Semaphore,
+//! proptest: random operation sequences on RingBuffer, Queue, Semaphore and
+//! the bounded mpsc channel,
 //! with pending futures dropped at random points, checked against a simple
 //! sequential model: no item lost, duplicated or reordered, no permit leaked,
 //! no lost wake-up (only futures that were woken are re-polled).
@@ -300,5 +301,204 @@ proptest! {
         prop_assert!(s.try_acquire_many(total).is_ok(), "permits or priority slot leaked");
         s.close();
         prop_assert!(s.try_acquire().is_err());
+    }
+}
+
+/// Counts wake-ups of a hand-polled receiver (which polls through
+/// `poll_recv`, not a future, so it can also `try_recv` in between).
+#[derive(Default)]
+struct RecvWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for RecvWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum MpscOp {
+    TrySend,
+    Send,
+    Reserve,
+    TryReserve,
+    PermitSend(usize),
+    PermitDrop(usize),
+    TryRecv,
+    PollRecv,
+    PollWoken,
+    DropPending(usize),
+    Close,
+}
+
+fn mpsc_op() -> impl Strategy<Value = MpscOp> {
+    prop_oneof![
+        3 => Just(MpscOp::TrySend),
+        3 => Just(MpscOp::Send),
+        2 => Just(MpscOp::Reserve),
+        1 => Just(MpscOp::TryReserve),
+        2 => (0usize..8).prop_map(MpscOp::PermitSend),
+        1 => (0usize..8).prop_map(MpscOp::PermitDrop),
+        3 => Just(MpscOp::TryRecv),
+        2 => Just(MpscOp::PollRecv),
+        3 => Just(MpscOp::PollWoken),
+        1 => (0usize..8).prop_map(MpscOp::DropPending),
+        1 => Just(MpscOp::Close),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// The bounded mpsc channel against a `VecDeque` and a count of held
+    /// permits: values come out in the order their sends completed, a slot
+    /// is taken by each buffered value and each permit, `close` keeps what
+    /// is buffered and what permits still send, and nobody who can make
+    /// progress is left unwoken.
+    #[test]
+    fn mpsc_bounded_matches_model(ops in prop::collection::vec(mpsc_op(), 1..150)) {
+        use coro_sync::mpsc::{self, error::{TryRecvError, TrySendError}};
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        use std::task::{Context, Waker};
+
+        const CAP: usize = 3;
+        let (tx, mut rx) = mpsc::channel::<u32>(CAP);
+        let mut model: VecDeque<u32> = VecDeque::new();
+        let mut closed = false;
+        let mut next = 0u32;
+        let mut permits = Vec::new();
+        let mut sends: Vec<(u32, Probe<_>)> = Vec::new();
+        let mut reserves: Vec<Probe<_>> = Vec::new();
+        let rx_count = Arc::new(RecvWaker::default());
+        let rx_waker = Waker::from(rx_count.clone());
+        // `Some(wakes at the last poll)` while the receiver waits.
+        let mut rx_waiting: Option<usize> = None;
+        for op in ops {
+            let used = model.len() + permits.len();
+            match op {
+                MpscOp::TrySend => {
+                    match tx.try_send(next) {
+                        Ok(()) => { prop_assert!(!closed && used < CAP); model.push_back(next); }
+                        // Full with a free slot only while a long-waiting sender holds priority.
+                        Err(TrySendError::Full(v)) => { prop_assert!(!closed && (used == CAP || !sends.is_empty() || !reserves.is_empty())); prop_assert_eq!(v, next); }
+                        Err(TrySendError::Closed(v)) => { prop_assert!(closed); prop_assert_eq!(v, next); }
+                    }
+                    next += 1;
+                }
+                MpscOp::Send => {
+                    let mut p = Probe::new(tx.send(next));
+                    match p.poll() {
+                        Poll::Ready(Ok(())) => { prop_assert!(!closed); model.push_back(next); }
+                        Poll::Ready(Err(e)) => { prop_assert!(closed); prop_assert_eq!(e.0, next); }
+                        Poll::Pending => { prop_assert!(!closed); sends.push((next, p)); }
+                    }
+                    next += 1;
+                }
+                MpscOp::Reserve => {
+                    let mut p = Probe::new(tx.reserve());
+                    match p.poll() {
+                        Poll::Ready(Ok(permit)) => { prop_assert!(!closed); permits.push(permit); }
+                        Poll::Ready(Err(_)) => prop_assert!(closed),
+                        Poll::Pending => { prop_assert!(!closed); reserves.push(p); }
+                    }
+                }
+                MpscOp::TryReserve => match tx.try_reserve() {
+                    Ok(permit) => { prop_assert!(!closed && used < CAP); permits.push(permit); }
+                    Err(e) => prop_assert_eq!(e.is_closed(), closed),
+                },
+                MpscOp::PermitSend(i) => if !permits.is_empty() {
+                    permits.remove(i % permits.len()).send(next);
+                    // Delivered even after `close`: the slot was reserved first.
+                    model.push_back(next);
+                    next += 1;
+                },
+                MpscOp::PermitDrop(i) => if !permits.is_empty() {
+                    drop(permits.remove(i % permits.len()));
+                },
+                MpscOp::TryRecv => {
+                    match rx.try_recv() {
+                        Ok(v) => prop_assert_eq!(Some(v), model.pop_front()),
+                        Err(TryRecvError::Empty) => prop_assert!(model.is_empty() && !(closed && permits.is_empty())),
+                        Err(TryRecvError::Disconnected) => prop_assert!(model.is_empty() && closed && permits.is_empty()),
+                    }
+                    // A pending `poll_recv` stays registered: whether it is
+                    // woken is still checked below.
+                }
+                MpscOp::PollRecv | MpscOp::PollWoken => {
+                    let woken = rx_waiting.is_none_or(|seen| rx_count.0.load(Ordering::SeqCst) > seen);
+                    if matches!(op, MpscOp::PollRecv) || woken {
+                        let seen = rx_count.0.load(Ordering::SeqCst);
+                        match rx.poll_recv(&mut Context::from_waker(&rx_waker)) {
+                            Poll::Ready(Some(v)) => { prop_assert_eq!(Some(v), model.pop_front()); rx_waiting = None; }
+                            Poll::Ready(None) => { prop_assert!(model.is_empty() && closed && permits.is_empty()); rx_waiting = None; }
+                            Poll::Pending => { prop_assert!(model.is_empty()); rx_waiting = Some(seen); }
+                        }
+                    }
+                    if matches!(op, MpscOp::PollWoken) {
+                        let mut i = 0;
+                        while i < sends.len() {
+                            if sends[i].1.needs_poll() {
+                                let v = sends[i].0;
+                                match sends[i].1.poll() {
+                                    Poll::Ready(Ok(())) => { model.push_back(v); sends.remove(i); continue; }
+                                    Poll::Ready(Err(e)) => { prop_assert!(closed); prop_assert_eq!(e.0, v); sends.remove(i); continue; }
+                                    Poll::Pending => {}
+                                }
+                            }
+                            i += 1;
+                        }
+                        let mut i = 0;
+                        while i < reserves.len() {
+                            if reserves[i].needs_poll() {
+                                match reserves[i].poll() {
+                                    Poll::Ready(Ok(permit)) => { permits.push(permit); reserves.remove(i); continue; }
+                                    Poll::Ready(Err(_)) => { prop_assert!(closed); reserves.remove(i); continue; }
+                                    Poll::Pending => {}
+                                }
+                            }
+                            i += 1;
+                        }
+                    }
+                }
+                MpscOp::DropPending(i) => {
+                    if i % 2 == 0 && !sends.is_empty() {
+                        drop(sends.remove(i / 2 % sends.len()));
+                    } else if !reserves.is_empty() {
+                        drop(reserves.remove(i / 2 % reserves.len()));
+                    }
+                }
+                MpscOp::Close => { rx.close(); closed = true; }
+            }
+            let used = model.len() + permits.len();
+            prop_assert_eq!(rx.len(), model.len());
+            prop_assert_eq!(tx.capacity(), CAP - used, "slot created or lost");
+            prop_assert_eq!(tx.is_closed(), closed);
+            // No lost wake-up, for the receiver...
+            if let Some(seen) = rx_waiting {
+                if !model.is_empty() || (closed && permits.is_empty()) {
+                    prop_assert!(rx_count.0.load(Ordering::SeqCst) > seen, "value or end available, receiver not woken");
+                }
+            }
+            // ...and for blocked senders.
+            if (used < CAP || closed) && !(sends.is_empty() && reserves.is_empty()) {
+                prop_assert!(
+                    sends.iter().any(|s| s.1.needs_poll()) || reserves.iter().any(|r| r.needs_poll()),
+                    "slot free or channel closed, no blocked sender woken"
+                );
+            }
+        }
+        drop(sends);
+        drop(reserves);
+        let rest_permits = permits.len();
+        drop(permits);
+        prop_assert_eq!(tx.capacity(), CAP - model.len());
+        drop(tx);
+        let mut rest = Vec::new();
+        while let Ok(v) = rx.try_recv() { rest.push(v); }
+        prop_assert_eq!(rest, Vec::from(model), "{} permits were dropped at the end", rest_permits);
+        prop_assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     }
 }
