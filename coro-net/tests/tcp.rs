@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{pattern, raise_nofile, run, sched};
 use coro_io::testing::Config;
 use coro_io::{DriverKind, IoScheduler, PollOp, PollStatus, TaskGroup};
-use coro_net::tcp::{ListenOptions, TcpListener, TcpStream};
+use coro_net::tcp::{ListenOptions, TcpListener, TcpSocket, TcpStream};
 
 coro_io::driver_tests!(
     echo_round_trips_1b_to_4mib,
@@ -31,6 +31,8 @@ coro_io::driver_tests!(
     split_halves_in_two_tasks_and_reunite,
     shared_reference_reads_and_writes_from_two_tasks,
     copy_bidirectional_proxies_and_propagates_the_end,
+    peek_leaves_the_bytes_and_ttl_round_trips,
+    tcp_socket_binds_before_connecting_and_listens,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -644,6 +646,85 @@ fn copy_bidirectional_proxies_and_propagates_the_end(cfg: Config) {
         assert!(got == msg, "bytes changed through the proxy");
         let (to_server, to_client) = proxy.await.unwrap().unwrap();
         assert_eq!((to_server, to_client), (1 << 20, 1 << 20));
+    });
+    s.shutdown();
+}
+
+/// `peek` waits for data and leaves it for the next read; `set_ttl`/`ttl`.
+fn peek_leaves_the_bytes_and_ttl_round_trips(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let conn = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = l.accept().await.unwrap();
+        let s3 = s2.clone();
+        let writer = s2.spawn(async move {
+            s3.sleep(Duration::from_millis(5)).await;
+            let (w, _) = peer.write_all(b"peekaboo".as_slice()).await;
+            w.unwrap();
+            peer
+        });
+        // Waits for the data, takes nothing.
+        let (n, buf) = conn.peek(Vec::with_capacity(4)).await;
+        assert_eq!(&buf[..n.unwrap()], b"peek");
+        let (n, buf) = conn.peek(Vec::with_capacity(16)).await;
+        assert_eq!(&buf[..n.unwrap()], b"peekaboo");
+        let (n, buf) = conn.read(Vec::with_capacity(16)).await;
+        assert_eq!(&buf[..n.unwrap()], b"peekaboo");
+        let _peer = writer.await.unwrap();
+        conn.set_ttl(7).unwrap();
+        assert_eq!(conn.ttl().unwrap(), 7);
+    });
+    s.shutdown();
+}
+
+/// `TcpSocket`: options, bind before connect (the peer sees that port),
+/// listen; a taken address is a clear `AddrInUse` naming it.
+fn tcp_socket_binds_before_connecting_and_listens(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let server = TcpSocket::new_v4(&s2).unwrap();
+        server.set_reuseaddr(true).unwrap();
+        assert!(server.reuseaddr().unwrap());
+        server.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let at = server.local_addr().unwrap();
+        let listener = server.listen(64).unwrap();
+        assert_eq!(listener.local_addr().unwrap(), at);
+
+        let taken = TcpSocket::new_v4(&s2).unwrap();
+        let e = taken.bind(at).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{e}");
+        assert!(e.to_string().contains(&at.to_string()), "{e}");
+
+        let client = TcpSocket::new_for(&s2, at).unwrap();
+        client.set_nodelay(true).unwrap();
+        client.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let from = client.local_addr().unwrap();
+        let conn = client.connect(at).await.unwrap();
+        let (accepted, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, from);
+        assert!(conn.nodelay().unwrap());
+        let (w, _) = conn.write_all(b"hi".as_slice()).await;
+        w.unwrap();
+        let (n, buf) = accepted.read(Vec::with_capacity(4)).await;
+        assert_eq!(&buf[..n.unwrap()], b"hi");
+
+        // Nobody listens on a fresh port: a clear refusal naming it.
+        let gone = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let e = TcpSocket::new_v4(&s2)
+            .unwrap()
+            .connect(gone)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        assert!(e.to_string().contains(&gone.to_string()), "{e}");
     });
     s.shutdown();
 }

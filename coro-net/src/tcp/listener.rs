@@ -165,6 +165,11 @@ impl TcpListener {
         TcpListener::from_fd(sched, l.into())
     }
 
+    /// A listening socket made elsewhere in this crate (`TcpSocket`).
+    pub(crate) fn from_owned(sched: &IoScheduler, fd: OwnedFd) -> io::Result<TcpListener> {
+        TcpListener::from_fd(sched, fd)
+    }
+
     fn from_fd(sched: &IoScheduler, fd: OwnedFd) -> io::Result<TcpListener> {
         let sock = Socket::new(sched, fd);
         let local = sock

@@ -39,7 +39,9 @@
 
 mod happy;
 mod listener;
+mod socket;
 mod stream;
 
 pub use listener::{ListenOptions, TcpListener};
+pub use socket::TcpSocket;
 pub use stream::{OwnedReadHalf, OwnedWriteHalf, TcpStream};

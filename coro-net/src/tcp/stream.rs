@@ -248,6 +248,53 @@ impl TcpStream {
         self.inner.read_timeout(buf, timeout).await
     }
 
+    /// Receive into `buf` without taking the bytes off the socket (the next
+    /// read gets them again): `MSG_PEEK`. Waits for data like `read`;
+    /// `Ok(0)` at the end of the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a peek consumes nothing.
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        let (res, buf) = op::recv_msg(
+            self.inner.sock.driver(),
+            self.inner.sock.raw(),
+            buf,
+            libc::MSG_PEEK,
+        )
+        .await;
+        (res.map(|meta| meta.len), buf)
+    }
+
+    /// `IP_TTL` (IPv4) / `IPV6_UNICAST_HOPS` (IPv6): how many hops the
+    /// connection's packets may take.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt(2)`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let s = self.inner.sock.sock_ref();
+        if self.local_addr()?.is_ipv6() {
+            s.set_unicast_hops_v6(ttl)
+        } else {
+            s.set_ttl_v4(ttl)
+        }
+    }
+
+    /// The connection's TTL (see [`set_ttl`](Self::set_ttl)).
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt(2)`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        let s = self.inner.sock.sock_ref();
+        if self.local_addr()?.is_ipv6() {
+            s.unicast_hops_v6()
+        } else {
+            s.ttl_v4()
+        }
+    }
+
     /// Send the initialised bytes of `buf`; may send fewer (the count says).
     ///
     /// # Cancel safety
