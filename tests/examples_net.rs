@@ -403,3 +403,14 @@ fn tcp_echo_server_stops_gracefully_on_sigterm() {
         "{out}"
     );
 }
+
+/// README's first example: echoes, and Ctrl-C ends it with status 0.
+#[test]
+fn quickstart_echoes_and_stops_on_ctrl_c() {
+    let srv = Server::start("quickstart", &[]);
+    let mut c = srv.connect();
+    c.write_all(b"hello, coro").unwrap();
+    assert_eq!(read_n(&mut c, 11), b"hello, coro");
+    let (status, _) = srv.stop_with(rustix::process::Signal::INT, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}

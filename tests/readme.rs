@@ -1,7 +1,7 @@
-//! README's snippets are the marked regions of the examples they name
-//! (`// README-BEGIN` .. `// README-END`), and its output blocks are what
-//! those examples print, so the guide cannot drift from code that compiles
-//! and runs.
+//! README's (and the guide's) snippets are the marked regions of the
+//! examples they name (`// README-BEGIN` .. `// README-END`), and their
+//! output blocks are what those examples print, so neither can drift from
+//! code that compiles and runs.
 
 mod common;
 use common::example_bin;
@@ -11,8 +11,11 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// README.md and the guide it links (docs/GUIDE.md), which hold the
+/// snippets and outputs between them.
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap()
+    let read = |f: &str| std::fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
+    read("README.md") + &read("docs/GUIDE.md")
 }
 
 /// `(marker argument, fenced block body)` for every `<!-- kind: x -->`.
