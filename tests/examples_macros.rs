@@ -1,5 +1,6 @@
-//! Runs the `macros` example and checks that README's "Attribute macros"
-//! snippet is that example's code, so the snippet compiles.
+//! Runs the `macros` example and checks that the guide's "Attribute macros"
+//! snippet (docs/GUIDE.md, linked from README) is that example's code, so the
+//! snippet compiles.
 
 mod common;
 use common::example_bin;
@@ -31,9 +32,10 @@ fn readme_snippet_is_the_example() {
         .skip_while(|l| l.starts_with("//!") || l.is_empty())
         .map(|l| format!("{l}\n"))
         .collect();
-    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let docs = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap()
+        + &std::fs::read_to_string(Path::new(ROOT).join("docs/GUIDE.md")).unwrap();
     assert!(
-        readme.contains(&format!("```rust\n{code}```")),
-        "README's Attribute macros snippet differs from examples/macros.rs:\n{code}"
+        docs.contains(&format!("```rust\n{code}```")),
+        "the guide's Attribute macros snippet differs from examples/macros.rs:\n{code}"
     );
 }
