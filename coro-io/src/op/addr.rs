@@ -1,4 +1,5 @@
-//! `SocketAddr` <-> `sockaddr_storage`.
+//! Socket addresses (`std`'s IP `SocketAddr`, socket2's any-family
+//! `SockAddr`) <-> `sockaddr_storage`.
 
 use std::io;
 use std::mem;
@@ -95,5 +96,44 @@ impl RawAddr {
                 format!("unsupported address family {f}"),
             )),
         }
+    }
+}
+
+/// An address type a receive op can report as a datagram's source:
+/// `std::net::SocketAddr` (IP) or `socket2::SockAddr` (any family, e.g. a
+/// Unix-domain path). Sealed: the conversion is this crate's business.
+pub trait Address: Sized + Send + 'static + sealed::Sealed {
+    /// Read an address the kernel wrote (`len` bytes of `storage`).
+    #[doc(hidden)]
+    fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<Self>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::SocketAddr {}
+    impl Sealed for socket2::SockAddr {}
+}
+
+impl Address for SocketAddr {
+    fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<Self> {
+        RawAddr {
+            storage: *storage,
+            len,
+        }
+        .socket_addr()
+    }
+}
+
+const STORAGE_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+impl Address for socket2::SockAddr {
+    fn decode(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<Self> {
+        let mut out = socket2::SockAddrStorage::zeroed();
+        // SAFETY: `sockaddr_storage` is one of the platform's sockaddr types,
+        // as `view_as` requires.
+        unsafe { *out.view_as::<libc::sockaddr_storage>() = *storage };
+        // SAFETY: the storage holds what the kernel wrote, of which `len`
+        // bytes (clamped to the storage size) are the address.
+        Ok(unsafe { socket2::SockAddr::new(out, len.min(STORAGE_LEN)) })
     }
 }

@@ -40,12 +40,14 @@ mod addr;
 mod file;
 mod net;
 
+pub use addr::Address;
 pub use file::{
     Close, Fsync, Read, ReadAt, Write, WriteAt, close, fsync, read, read_at, write, write_at,
 };
 pub use net::{
     Accept, AcceptFd, Connect, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg, Send, SendTo, accept,
-    accept_fd, connect, poll_fd, recv, recv_from, recv_msg, recv_stream, send, send_to,
+    accept_fd, connect, poll_fd, recv, recv_from, recv_from_any, recv_msg, recv_stream, send,
+    send_to,
 };
 
 use std::future::Future;

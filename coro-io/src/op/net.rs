@@ -1,12 +1,13 @@
 //! Socket ops: accept, connect, recv/send, recvmsg/sendmsg, poll.
 
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, types};
 
-use super::addr::RawAddr;
+use super::addr::{Address, RawAddr};
 use super::{Op, OpFuture, OpKind, cvt, offered};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::{Handle, Interest, Readiness};
@@ -295,19 +296,23 @@ unsafe impl<B: IoBuf> Op for Send<B> {
     }
 }
 
-/// `recvmsg(fd)` with one buffer and the source address (UDP `recv_from`).
+/// `recvmsg(fd)` with one buffer and the source address (UDP `recv_from`);
+/// `A` is the address type reported (IP by default, any family with
+/// [`recv_from_any`]).
 #[derive(Debug)]
-pub struct RecvFrom<B> {
+pub struct RecvFrom<B, A = SocketAddr> {
     fd: RawFd,
     buf: B,
     addr: RawAddr,
     iov: libc::iovec,
     msg: libc::msghdr,
+    _addr: PhantomData<fn() -> A>,
 }
 
 // SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
-// owned buffer) and are only used by the syscall; B is Send.
-unsafe impl<B: std::marker::Send> std::marker::Send for RecvFrom<B> {}
+// owned buffer) and are only used by the syscall; B is Send and A is only
+// produced at completion.
+unsafe impl<B: std::marker::Send, A> std::marker::Send for RecvFrom<B, A> {}
 
 /// Receive one datagram into `buf`; resolves to its length and source.
 ///
@@ -315,6 +320,28 @@ unsafe impl<B: std::marker::Send> std::marker::Send for RecvFrom<B> {}
 ///
 /// On io_uring a dropped `recv_from` may lose the datagram.
 pub fn recv_from<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<RecvFrom<B>> {
+    recv_from_as(driver, fd, buf)
+}
+
+/// [`recv_from`] for any address family (e.g. a Unix-domain datagram
+/// socket): the source comes back as a `socket2::SockAddr`.
+///
+/// # Cancel safety
+///
+/// As [`recv_from`].
+pub fn recv_from_any<B: IoBufMut>(
+    driver: &Handle,
+    fd: RawFd,
+    buf: B,
+) -> OpFuture<RecvFrom<B, socket2::SockAddr>> {
+    recv_from_as(driver, fd, buf)
+}
+
+fn recv_from_as<B: IoBufMut, A: Address>(
+    driver: &Handle,
+    fd: RawFd,
+    buf: B,
+) -> OpFuture<RecvFrom<B, A>> {
     // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
     let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
     OpFuture::new(
@@ -325,11 +352,12 @@ pub fn recv_from<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Re
             addr: RawAddr::empty(),
             iov,
             msg,
+            _addr: PhantomData,
         },
     )
 }
 
-impl<B: IoBufMut> RecvFrom<B> {
+impl<B: IoBufMut, A> RecvFrom<B, A> {
     fn prepare(&mut self) {
         self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         self.iov = libc::iovec {
@@ -344,8 +372,8 @@ impl<B: IoBufMut> RecvFrom<B> {
 }
 
 // SAFETY: its entry points into the `msghdr`, `iovec`, `sockaddr` and buffer the op owns.
-unsafe impl<B: IoBufMut> Op for RecvFrom<B> {
-    type Output = BufResult<(usize, SocketAddr), B>;
+unsafe impl<B: IoBufMut, A: Address> Op for RecvFrom<B, A> {
+    type Output = BufResult<(usize, A), B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         self.prepare();
@@ -365,7 +393,7 @@ unsafe impl<B: IoBufMut> Op for RecvFrom<B> {
                 // SAFETY: the kernel initialised the first n bytes.
                 unsafe { self.buf.set_init(n) };
                 self.addr.len = self.msg.msg_namelen;
-                let r = self.addr.socket_addr().map(|a| (n, a));
+                let r = A::decode(&self.addr.storage, self.msg.msg_namelen).map(|a| (n, a));
                 (r, self.buf)
             }
             Err(e) => (Err(e), self.buf),
