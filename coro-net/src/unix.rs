@@ -1,5 +1,6 @@
-//! Unix-domain stream sockets: [`UnixListener`] and [`UnixStream`], with the
-//! same API as [`tcp`](crate::tcp).
+//! Unix-domain sockets: streams ([`UnixListener`], [`UnixStream`], with the
+//! same API as [`tcp`](crate::tcp)) and datagrams ([`UnixDatagram`], as
+//! [`udp`](crate::udp)).
 //!
 //! # Examples
 //!
@@ -37,6 +38,9 @@ use std::time::Duration;
 use coro_io::buf::{BufResult, IoBuf, IoBufMut};
 use coro_io::{IoScheduler, PollOp, PollStatus, op};
 use socket2::{Domain, SockAddr, Type};
+
+mod datagram;
+pub use datagram::UnixDatagram;
 
 use crate::socket::{AcceptBackoff, Socket, Stream, context, impl_futures_io};
 use crate::tcp::ListenOptions;

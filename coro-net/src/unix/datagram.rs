@@ -1,0 +1,350 @@
+//! Unix-domain datagram sockets: [`UnixDatagram`].
+
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use coro_io::buf::{BufResult, IoBuf, IoBufMut, init_bytes};
+use coro_io::{IoScheduler, PollOp, PollStatus, op};
+use socket2::{Domain, SockAddr, Type};
+
+use super::{unix_addr, unnamed};
+use crate::socket::{Socket, context};
+
+/// A Unix-domain datagram socket (`SOCK_DGRAM`) on an [`IoScheduler`], with
+/// owned-buffer I/O through the driver, as [`UdpSocket`](crate::udp::UdpSocket).
+///
+/// Datagrams keep their boundaries and, unlike UDP, are never dropped for
+/// a full receiver: a send to a peer whose queue is full waits. A receive
+/// buffer smaller than the datagram gets its head; the kernel discards the
+/// rest. The socket file of [`bind`](Self::bind) is not removed on drop.
+///
+/// # Examples
+///
+/// ```
+/// use coro_net::unix::UnixDatagram;
+///
+/// let sched = coro_io::IoScheduler::new(Default::default())?;
+/// let dir = std::env::temp_dir().join(format!("coro-dgram-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (server_path, client_path) = (dir.join("server"), dir.join("client"));
+/// let server = UnixDatagram::bind(&sched, &server_path)?;
+/// let client = UnixDatagram::bind(&sched, &client_path)?;
+/// let (n, from, buf) = coro_core::sync_wait(sched.spawn(async move {
+///     client.send_to(b"ping".as_slice(), &server_path).await.0?;
+///     let (r, buf) = server.recv_from(Vec::with_capacity(64)).await;
+///     let (n, from) = r?;
+///     std::io::Result::Ok((n, from, buf))
+/// }))
+/// .unwrap()?;
+/// assert_eq!((n, &buf[..]), (4, &b"ping"[..]));
+/// assert_eq!(from.as_pathname(), Some(client_path.as_path()));
+/// std::fs::remove_dir_all(&dir)?;
+/// # std::io::Result::Ok(())
+/// ```
+pub struct UnixDatagram {
+    sock: Socket,
+}
+
+/// No `SIGPIPE` for a send to a peer that is gone: an error instead.
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram")
+            .field("fd", &self.sock.raw())
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+fn new_socket() -> io::Result<socket2::Socket> {
+    socket2::Socket::new(Domain::UNIX, Type::DGRAM.nonblocking(), None)
+}
+
+fn path_addr(path: &Path) -> io::Result<SockAddr> {
+    SockAddr::unix(path).map_err(|e| context(e, format_args!("Unix address {}", path.display())))
+}
+
+impl UnixDatagram {
+    fn from_socket(sched: &IoScheduler, s: socket2::Socket) -> UnixDatagram {
+        UnixDatagram {
+            sock: Socket::new(sched, s.into()),
+        }
+    }
+
+    /// Create a socket bound to `path`. Synchronous.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if the file exists (remove a stale one first),
+    /// `InvalidInput` for a path too long for `sockaddr_un`, and the other
+    /// `bind` errors, naming the path.
+    pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        let path = path.as_ref();
+        let addr = path_addr(path)?;
+        let s = new_socket().map_err(|e| context(e, "create Unix datagram socket"))?;
+        s.bind(&addr)
+            .map_err(|e| context(e, format_args!("bind {}", path.display())))?;
+        Ok(UnixDatagram::from_socket(sched, s))
+    }
+
+    /// A socket with no address: it can send, and receive replies only
+    /// once [`connect`](Self::connect)ed (an unbound sender cannot be
+    /// answered by path).
+    ///
+    /// # Errors
+    ///
+    /// From `socket(2)`.
+    pub fn unbound(sched: &IoScheduler) -> io::Result<UnixDatagram> {
+        let s = new_socket().map_err(|e| context(e, "create Unix datagram socket"))?;
+        Ok(UnixDatagram::from_socket(sched, s))
+    }
+
+    /// A connected pair (`socketpair(2)`), both on `sched`.
+    ///
+    /// # Errors
+    ///
+    /// From `socketpair`.
+    pub fn pair(sched: &IoScheduler) -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::DGRAM.nonblocking(), None)?;
+        Ok((
+            UnixDatagram::from_socket(sched, a),
+            UnixDatagram::from_socket(sched, b),
+        ))
+    }
+
+    /// Adopt a `std` socket (made non-blocking here), e.g. one bound to an
+    /// abstract-namespace address with `std`'s `bind_addr`.
+    ///
+    /// # Errors
+    ///
+    /// If it cannot be made non-blocking.
+    pub fn from_std(
+        sched: &IoScheduler,
+        s: std::os::unix::net::UnixDatagram,
+    ) -> io::Result<UnixDatagram> {
+        s.set_nonblocking(true)?;
+        Ok(UnixDatagram {
+            sock: Socket::new(sched, s.into()),
+        })
+    }
+
+    /// Set the default peer: [`send`](Self::send) goes there and only its
+    /// datagrams are received. Synchronous (a datagram connect does not
+    /// wait for anyone).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` (no such socket file), `ConnectionRefused` (nobody is
+    /// bound there), naming the path.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let addr = path_addr(path)?;
+        self.sock
+            .sock_ref()
+            .connect(&addr)
+            .map_err(|e| context(e, format_args!("connect to {}", path.display())))
+    }
+
+    /// Send `buf` as one datagram to the socket at `path`, waiting while
+    /// the receiver's queue is full.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a path too long for `sockaddr_un`; from
+    /// `sendto`: `NotFound` / `ConnectionRefused` when nobody is bound
+    /// there, `EMSGSIZE` for a datagram larger than the send buffer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole inside one poll of the
+    /// future or not at all (see [`send`](Self::send) for why this send
+    /// never goes through the driver's owned-buffer op).
+    pub async fn send_to<B: IoBuf>(&self, buf: B, path: impl AsRef<Path>) -> BufResult<usize, B> {
+        let addr = match path_addr(path.as_ref()) {
+            Ok(addr) => addr,
+            Err(e) => return (Err(e), buf),
+        };
+        let sock = self.sock.sock_ref();
+        let r = self
+            .send_when_ready(|| sock.send_to_with_flags(init_bytes(&buf), &addr, SEND_FLAGS))
+            .await;
+        (r, buf)
+    }
+
+    /// Receive one datagram into `buf`; resolves to its length (at most
+    /// the buffer's capacity) and the sender's address (unnamed for an
+    /// unbound sender).
+    ///
+    /// # Cancel safety
+    ///
+    /// On io_uring a dropped `recv_from` may lose the datagram.
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
+        let (r, buf) = op::recv_from_any(self.sock.driver(), self.sock.raw(), buf).await;
+        // An unbound sender has no address at all: the kernel reports a
+        // zero-length one rather than an unnamed `sockaddr_un`.
+        let addr = |a: SockAddr| {
+            if a.len() == 0 {
+                unnamed()
+            } else {
+                unix_addr(a)
+            }
+        };
+        (r.and_then(|(n, a)| Ok((n, addr(a)?))), buf)
+    }
+
+    /// Send `buf` as one datagram to the connected peer, waiting while
+    /// its queue is full.
+    ///
+    /// Unlike the stream and UDP sends this one calls `send(2)` itself when
+    /// the socket is ready instead of handing the buffer to the driver: an
+    /// io_uring send on a Unix datagram socket whose peer queue is full
+    /// (seen on Linux 6.18) copies the message, meets the full queue, and
+    /// is retried by the kernel with the message already consumed, so it
+    /// delivers an empty datagram and reports 0 bytes sent.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` without [`connect`](Self::connect) (or `pair`);
+    /// `ConnectionRefused` once the peer is gone; from `send`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the datagram is sent whole inside one poll of the
+    /// future or not at all.
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let sock = self.sock.sock_ref();
+        let r = self
+            .send_when_ready(|| sock.send_with_flags(init_bytes(&buf), SEND_FLAGS))
+            .await;
+        (r, buf)
+    }
+
+    /// Run `send` (a non-blocking send of one datagram) until the kernel
+    /// takes it. A connected sender is woken when its peer's queue has
+    /// room; an unconnected one is not (Linux reports it writable whatever
+    /// the receiver's queue holds), so after a wake-up that did not help,
+    /// it also sleeps, 1 ms doubling to 16 ms, before it tries again.
+    async fn send_when_ready(
+        &self,
+        mut send: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        const MAX_PAUSE: Duration = Duration::from_millis(16);
+        let mut pause = Duration::ZERO;
+        loop {
+            match send() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+            if !pause.is_zero() {
+                self.sock.sched().sleep(pause).await;
+            }
+            // Closed or an error: the next `send` reports what happened.
+            self.sock.poll(PollOp::Write, Some(MAX_PAUSE)).await;
+            pause = (pause * 2).clamp(Duration::from_millis(1), MAX_PAUSE);
+        }
+    }
+
+    /// Receive one datagram from the connected peer.
+    ///
+    /// # Cancel safety
+    ///
+    /// On io_uring a dropped `recv` may lose the datagram.
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+        op::recv(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    /// Wait until the socket is ready for `op`, at most `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        self.sock.poll(op, timeout).await
+    }
+
+    /// The local address (unnamed if unbound).
+    ///
+    /// # Errors
+    ///
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.sock.sock_ref().local_addr()?)
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` without [`connect`](Self::connect).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        unix_addr(self.sock.sock_ref().peer_addr()?)
+    }
+
+    /// Shut down the read side, the write side or both.
+    ///
+    /// # Errors
+    ///
+    /// From `shutdown(2)`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.sock_ref().shutdown(how)
+    }
+
+    /// `SO_RCVBUF`.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.sock.sock_ref().set_recv_buffer_size(size)
+    }
+
+    /// `SO_SNDBUF`.
+    ///
+    /// # Errors
+    ///
+    /// From `setsockopt`.
+    pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
+        self.sock.sock_ref().set_send_buffer_size(size)
+    }
+
+    /// A pending socket error (`SO_ERROR`), taken.
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.sock_ref().take_error()
+    }
+
+    /// Close through the driver, reporting `close(2)`'s error.
+    ///
+    /// # Errors
+    ///
+    /// What `close(2)` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// The fd is closed exactly once whether or not this future is dropped.
+    pub async fn close(self) -> io::Result<()> {
+        self.sock.close().await
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.fd()
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.sock.raw()
+    }
+}

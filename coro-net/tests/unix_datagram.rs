@@ -1,0 +1,249 @@
+//! Unix-domain datagram sockets on every driver configuration: addresses,
+//! boundaries and truncation, connected and unconnected back-pressure,
+//! errors that name the path, and a send dropped while the peer is full.
+
+mod common;
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{pattern, run, sched};
+use coro_io::testing::Config;
+use coro_io::{PollOp, PollStatus};
+use coro_net::unix::UnixDatagram;
+
+coro_io::driver_tests!(
+    dgram_send_to_recv_from_keeps_boundaries,
+    dgram_truncates_to_the_buffer,
+    dgram_pair_and_connect,
+    dgram_errors_name_the_path,
+    dgram_connected_backpressure_loses_nothing,
+    dgram_unconnected_backpressure_loses_nothing,
+    dgram_dropped_send_sent_nothing,
+);
+
+/// A fresh directory for one test's socket files (removed by the caller).
+fn dir(tag: &str, cfg: Config) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("coro-dgram-{tag}-{}-{cfg}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn dgram_send_to_recv_from_keeps_boundaries(cfg: Config) {
+    let s = sched(cfg);
+    let d = dir("boundaries", cfg);
+    let (pa, pb) = (d.join("a"), d.join("b"));
+    let a = UnixDatagram::bind(&s, &pa).unwrap();
+    let b = UnixDatagram::bind(&s, &pb).unwrap();
+    assert_eq!(a.local_addr().unwrap().as_pathname(), Some(pa.as_path()));
+    let u = UnixDatagram::unbound(&s).unwrap();
+    assert!(u.local_addr().unwrap().is_unnamed());
+    run(&s, async move {
+        for (i, len) in [0usize, 1, 100, 4096, 60_000].into_iter().enumerate() {
+            let msg = pattern(len, i as u8);
+            let (n, _) = a.send_to(msg.clone(), &pb).await;
+            assert_eq!(n.unwrap(), len);
+            let (r, buf) = b.recv_from(Vec::with_capacity(65_536)).await;
+            let (n, from) = r.unwrap();
+            assert_eq!(n, len);
+            assert_eq!(from.as_pathname(), Some(pa.as_path()));
+            assert!(buf == msg, "datagram of {len} bytes changed");
+        }
+        // An unbound sender is reported as unnamed.
+        u.send_to(b"anon".as_slice(), &pb).await.0.unwrap();
+        let (r, buf) = b.recv_from(Vec::with_capacity(16)).await;
+        let (n, from) = r.unwrap();
+        assert_eq!((n, &buf[..]), (4, &b"anon"[..]));
+        assert!(from.is_unnamed());
+        // And the reply path works the other way.
+        b.send_to(b"back".as_slice(), &pa).await.0.unwrap();
+        let (r, buf) = a.recv(Vec::with_capacity(16)).await;
+        assert_eq!((r.unwrap(), &buf[..]), (4, &b"back"[..]));
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn dgram_truncates_to_the_buffer(cfg: Config) {
+    let s = sched(cfg);
+    let (a, b) = UnixDatagram::pair(&s).unwrap();
+    run(&s, async move {
+        a.send(pattern(1000, 1)).await.0.unwrap();
+        a.send(b"next".as_slice()).await.0.unwrap();
+        let (n, buf) = b.recv(Vec::with_capacity(10)).await;
+        assert_eq!(n.unwrap(), 10);
+        assert_eq!(buf, pattern(1000, 1)[..10]);
+        // The tail of the first datagram is gone; the next one is whole.
+        let (n, buf) = b.recv(Vec::with_capacity(64)).await;
+        assert_eq!((n.unwrap(), &buf[..]), (4, &b"next"[..]));
+    });
+    s.shutdown();
+}
+
+fn dgram_pair_and_connect(cfg: Config) {
+    let s = sched(cfg);
+    let d = dir("connect", cfg);
+    let ps = d.join("server");
+    let server = UnixDatagram::bind(&s, &ps).unwrap();
+    let client = UnixDatagram::unbound(&s).unwrap();
+    // Not connected yet: a clear error, not a hang.
+    assert_eq!(
+        client.peer_addr().unwrap_err().kind(),
+        io::ErrorKind::NotConnected
+    );
+    client.connect(&ps).unwrap();
+    assert_eq!(
+        client.peer_addr().unwrap().as_pathname(),
+        Some(ps.as_path())
+    );
+    let (x, y) = UnixDatagram::pair(&s).unwrap();
+    run(&s, async move {
+        let (r, _) = server.send(b"nobody".as_slice()).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::NotConnected);
+        client.send(b"hello".as_slice()).await.0.unwrap();
+        let (r, buf) = server.recv(Vec::with_capacity(16)).await;
+        assert_eq!((r.unwrap(), &buf[..]), (5, &b"hello"[..]));
+        x.send(b"p".as_slice()).await.0.unwrap();
+        y.send(b"q".as_slice()).await.0.unwrap();
+        assert_eq!(&y.recv(Vec::with_capacity(4)).await.1[..], b"p");
+        assert_eq!(&x.recv(Vec::with_capacity(4)).await.1[..], b"q");
+        // The peer of a pair is gone: its partner's send says so.
+        drop(y);
+        let (r, _) = x.send(b"gone".as_slice()).await;
+        let e = r.unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionRefused | io::ErrorKind::BrokenPipe
+            ),
+            "{e:?}"
+        );
+        server.close().await.unwrap();
+        client.close().await.unwrap();
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn dgram_errors_name_the_path(cfg: Config) {
+    let s = sched(cfg);
+    let d = dir("errors", cfg);
+    let (missing, stale, taken) = (d.join("missing"), d.join("stale"), d.join("taken"));
+    drop(UnixDatagram::bind(&s, &stale).unwrap());
+    let _keep = UnixDatagram::bind(&s, &taken).unwrap();
+    let e = UnixDatagram::bind(&s, &taken).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+    assert!(e.to_string().contains(&taken.display().to_string()), "{e}");
+    let long = d.join("x".repeat(200));
+    let e = UnixDatagram::bind(&s, &long).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    let u = UnixDatagram::unbound(&s).unwrap();
+    let e = u.connect(&missing).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    assert!(
+        e.to_string().contains(&missing.display().to_string()),
+        "{e}"
+    );
+    let e = u.connect(&stale).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    run(&s, async move {
+        let (r, buf) = u.send_to(b"x".as_slice(), &missing).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::NotFound);
+        assert_eq!(buf, b"x", "the buffer comes back with the error");
+        let (r, _) = u.send_to(b"x".as_slice(), &stale).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
+        let (r, _) = u.send_to(b"x".as_slice(), &long).await;
+        let e = r.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("xxxx"), "{e}");
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// More datagrams than the receiver's queue holds, sent while nobody reads:
+/// the sender waits and every datagram arrives, in order.
+fn backpressure(cfg: Config, connected: bool) {
+    const N: u32 = 3000;
+    let s = sched(cfg);
+    let d = dir(if connected { "bp-conn" } else { "bp-unconn" }, cfg);
+    let (pr, pt) = (d.join("rx"), d.join("tx"));
+    let rx = UnixDatagram::bind(&s, &pr).unwrap();
+    let tx = UnixDatagram::bind(&s, &pt).unwrap();
+    if connected {
+        tx.connect(&pr).unwrap();
+    }
+    let s2 = s.clone();
+    run(&s, async move {
+        let pr2 = pr.clone();
+        let sender = s2.spawn(async move {
+            for i in 0..N {
+                let msg = i.to_le_bytes().to_vec();
+                let (r, _) = if connected {
+                    tx.send(msg).await
+                } else {
+                    tx.send_to(msg, &pr2).await
+                };
+                assert_eq!(r.unwrap(), 4);
+            }
+        });
+        // Let the sender fill the queue and block before anyone reads.
+        s2.sleep(Duration::from_millis(50)).await;
+        for i in 0..N {
+            let (r, buf) = rx.recv(Vec::with_capacity(8)).await;
+            assert_eq!(r.unwrap(), 4);
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), i);
+        }
+        sender.await.unwrap();
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn dgram_connected_backpressure_loses_nothing(cfg: Config) {
+    backpressure(cfg, true);
+}
+
+fn dgram_unconnected_backpressure_loses_nothing(cfg: Config) {
+    backpressure(cfg, false);
+}
+
+/// A send that waits on a full peer and is dropped (it lost a race with a
+/// timeout) sent nothing: the receiver gets exactly the datagrams whose
+/// sends completed, in order, and no empty one. (On io_uring a send op on
+/// a full Unix datagram socket used to deliver an empty datagram.)
+fn dgram_dropped_send_sent_nothing(cfg: Config) {
+    let s = sched(cfg);
+    let (tx, rx) = UnixDatagram::pair(&s).unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut sent = 0u32;
+        let dropped = loop {
+            let msg = sent.to_le_bytes().to_vec();
+            match s2.timeout(Duration::from_millis(20), tx.send(msg)).await {
+                Ok((r, _)) => {
+                    assert_eq!(r.unwrap(), 4);
+                    sent += 1;
+                    assert!(sent < 100_000, "the peer's queue never filled");
+                }
+                Err(_) => break sent,
+            }
+        };
+        for i in 0..dropped {
+            let (r, buf) = rx.recv(Vec::with_capacity(8)).await;
+            assert_eq!(r.unwrap(), 4, "datagram {i}");
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), i);
+        }
+        // Nothing more is queued (a readiness wait: a dropped receive on
+        // io_uring could take a datagram with it).
+        let late = rx.poll(PollOp::Read, Some(Duration::from_millis(50))).await;
+        assert_eq!(late, PollStatus::Timeout, "the dropped send delivered");
+        // The socket still works both ways after the drop.
+        tx.send(b"after".as_slice()).await.0.unwrap();
+        let (r, buf) = rx.recv(Vec::with_capacity(8)).await;
+        assert_eq!((r.unwrap(), &buf[..]), (5, &b"after"[..]));
+    });
+    s.shutdown();
+}
