@@ -31,8 +31,9 @@
 extern crate self as coro;
 
 pub use coro_core::*;
-// On the current scheduler, as tokio's free functions: `coro::spawn(..)`.
-pub use coro_io::{signal, sleep, sleep_until, spawn, spawn_blocking, timeout};
+// On the current scheduler, as tokio's free functions: `coro::spawn(..)`,
+// `coro::fs::read(..)`.
+pub use coro_io::{fs, signal, sleep, sleep_until, spawn, spawn_blocking, timeout};
 
 /// Synchronisation primitives that work inside any executor (`coro-sync`).
 pub mod sync {

@@ -35,11 +35,21 @@ use crate::{IoScheduler, JoinHandle};
 /// The current scheduler, or a panic naming `what` and the way out.
 #[track_caller]
 fn current(what: &str) -> IoScheduler {
+    current_or(
+        what,
+        "call the method of the same name on an IoScheduler handle instead",
+    )
+}
+
+/// The current scheduler, or a panic naming `what` and `instead`, what to
+/// do elsewhere.
+#[track_caller]
+pub(crate) fn current_or(what: &str, instead: &str) -> IoScheduler {
     match IoScheduler::current() {
         Some(s) => s,
         None => panic!(
             "{what} must be called from a task of an IoScheduler (none is running on this \
-             thread); call the method of the same name on an IoScheduler handle instead"
+             thread); {instead}"
         ),
     }
 }

@@ -223,7 +223,9 @@ pub fn fill<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
 }
 
 /// The initialised bytes of `B` from `begin` on: what is left to send after
-/// a partial write, without copying.
+/// a partial write, without copying. As a read target it is the inner
+/// buffer after `begin`: `Slice::new(vec, vec.len())` reads into a `Vec`'s
+/// spare capacity, appending to what it holds.
 ///
 /// # Examples
 ///
@@ -234,6 +236,14 @@ pub fn fill<B: IoBufMut>(buf: &mut B, src: &[u8]) -> usize {
 /// assert_eq!(s.bytes_init(), 3);
 /// assert_eq!(s.begin(), 2);
 /// assert_eq!(s.into_inner(), b"hello");
+///
+/// // Appending: a read fills the spare capacity.
+/// let mut v = Vec::with_capacity(8);
+/// v.extend_from_slice(b"ab");
+/// let mut tail = Slice::new(v, 2);
+/// assert_eq!(tail.bytes_total(), 6);
+/// coro_io::buf::fill(&mut tail, b"cd");
+/// assert_eq!(tail.into_inner(), b"abcd");
 /// ```
 #[derive(Debug)]
 pub struct Slice<B> {
@@ -273,6 +283,21 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
     }
     fn bytes_total(&self) -> usize {
         self.buf.bytes_total() - self.begin
+    }
+}
+
+// SAFETY: the pointer is the inner buffer's stable mutable pointer offset
+// by `begin <= bytes_init <= bytes_total`, valid for writes of the
+// `bytes_total - begin` bytes after it; `set_init(n)` marks the inner
+// buffer's first `begin + n` bytes initialised, of which the first `begin`
+// already were and the caller vouches for the `n` after them.
+unsafe impl<B: IoBufMut> IoBufMut for Slice<B> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.buf.stable_mut_ptr().wrapping_add(self.begin)
+    }
+    unsafe fn set_init(&mut self, n: usize) {
+        // SAFETY: the caller's contract, shifted by `begin` (see above).
+        unsafe { self.buf.set_init(self.begin + n) }
     }
 }
 

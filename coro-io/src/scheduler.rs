@@ -77,6 +77,11 @@ pub struct UringOptions {
     /// `DriverKind::Auto` and the error of `DriverKind::IoUring` can be
     /// exercised on any kernel. Default `None`.
     pub inject_setup_error: Option<i32>,
+    /// Fault injection for tests: treat the kernel as one without the
+    /// file-system opcodes (`OPENAT`, `STATX`, `RENAMEAT`, `UNLINKAT`,
+    /// `MKDIRAT`), so that those ops take the blocking pool as they do on
+    /// older kernels. Default `false`.
+    pub inject_missing_fs_ops: bool,
     /// How the ring runs completion work; `Auto` picks the best one the
     /// scheduler's strategies allow (see [`RingMode`]). Default `Auto`.
     pub ring_mode: RingMode,
@@ -145,6 +150,7 @@ impl Default for UringOptions {
             entries: 1024,
             sqpoll_idle: None,
             inject_setup_error: None,
+            inject_missing_fs_ops: false,
             ring_mode: RingMode::Auto,
             plain_ring: false,
         }
@@ -219,6 +225,9 @@ pub struct Metrics {
     pub pending_ops: Vec<(crate::op::OpKind, usize)>,
     /// fds with a readiness registration (epoll; 0 on io_uring).
     pub registered_fds: usize,
+    /// Ops the driver has run on the blocking pool since it started
+    /// ([`Handle::blocking_ops`](crate::driver::Handle::blocking_ops)).
+    pub blocking_ops: u64,
 }
 
 /// What [`IoScheduler::poll`] waits for.
@@ -753,6 +762,7 @@ impl IoScheduler {
             ops_in_flight: d.in_flight(),
             pending_ops: d.pending_ops(),
             registered_fds: d.registered_fds(),
+            blocking_ops: d.blocking_ops(),
         }
     }
 

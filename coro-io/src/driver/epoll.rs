@@ -21,15 +21,15 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 
 use super::{Driver, DriverKind, Interest, Readiness};
-use crate::op::{Op, OpKind, OpState};
+use crate::op::{BlockingOps, Op, OpKind, OpState};
 
 const NOTIFY_KEY: u64 = u64::MAX;
 const EVENTS_CAPACITY: usize = 1024;
@@ -42,7 +42,7 @@ pub(crate) struct EpollDriver {
     notified: AtomicBool,
     table: Mutex<Table>,
     events: Mutex<Events>,
-    blocking: Arc<AtomicUsize>,
+    blocking: BlockingOps,
 }
 
 /// The `epoll_wait` output buffer (only the parked thread touches it).
@@ -149,7 +149,7 @@ impl EpollDriver {
                 libc::epoll_event { events: 0, u64: 0 };
                 EVENTS_CAPACITY
             ])),
-            blocking: Arc::new(AtomicUsize::new(0)),
+            blocking: BlockingOps::default(),
         })
     }
 
@@ -265,6 +265,11 @@ impl EpollDriver {
             .ok()
             .and_then(|i| t.slots.get(i))
             .is_some_and(|s| s.registered)
+    }
+
+    /// Ops started on the blocking pool so far.
+    pub(crate) fn blocking_started(&self) -> u64 {
+        self.blocking.started()
     }
 
     /// Number of fds currently registered with epoll (for tests).
@@ -402,8 +407,9 @@ impl Driver for EpollDriver {
 
     fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
         // Readiness ops own nothing the kernel touches between polls; a
-        // blocking op finishes on its pool thread and frees itself there.
-        state.blocking = None;
+        // blocking op finishes on its pool thread and frees itself there
+        // (releasing what it produced for nobody: an opened fd).
+        state.abandon_blocking();
         state.op = None;
     }
 
@@ -452,7 +458,7 @@ impl Driver for EpollDriver {
     }
 
     fn in_flight(&self) -> usize {
-        self.blocking.load(Ordering::Acquire)
+        self.blocking.running()
     }
 
     fn cancel_all(&self, bound: Duration) {
@@ -471,7 +477,7 @@ impl Driver for EpollDriver {
         // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
         // so that shutdown returns with nothing of ours still running.
         let deadline = Instant::now() + bound;
-        while self.blocking.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        while self.blocking.running() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

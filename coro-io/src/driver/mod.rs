@@ -12,7 +12,8 @@
 //!   [`Op::attempt`]: the fd and direction to wait for,
 //!   and the non-blocking syscall; `WouldBlock` means "wait for readiness and
 //!   try again"; [`Readiness::Blocking`] means "run `attempt` on the blocking
-//!   pool" (regular files on epoll).
+//!   pool" (regular files and path operations on epoll; on io_uring also
+//!   an op whose opcode the kernel lacks, [`Op::uring_native`]).
 //!
 //! The caller holds an [`OpFuture`](crate::op::OpFuture). Its `poll` calls
 //! [`Driver::poll_op`] with the op's [`OpState`]; its `Drop` (only if the op is
@@ -459,6 +460,15 @@ impl Handle {
         match &self.inner.driver {
             AnyDriver::Epoll(d) => d.is_registered(fd),
             AnyDriver::Uring(_) => false,
+        }
+    }
+    /// How many ops this driver has run on the blocking pool since it was
+    /// created: on epoll every file and path op; on io_uring only those
+    /// whose opcode the kernel lacks (none of coro's on Linux 5.15+).
+    pub fn blocking_ops(&self) -> u64 {
+        match &self.inner.driver {
+            AnyDriver::Epoll(d) => d.blocking_started(),
+            AnyDriver::Uring(d) => d.blocking_started(),
         }
     }
     /// Op futures currently waiting on this driver, per kind (non-zero

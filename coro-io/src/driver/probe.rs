@@ -23,6 +23,17 @@ pub struct Features {
     pub socket: bool,
     /// `IORING_OP_ASYNC_CANCEL` (every kernel we accept has it).
     pub async_cancel: bool,
+    /// `IORING_OP_OPENAT` (Linux 5.6+): [`crate::op::open_at`] runs in the
+    /// ring; without it, on the blocking pool.
+    pub openat: bool,
+    /// `IORING_OP_STATX` (Linux 5.6+): [`crate::op::statx`].
+    pub statx: bool,
+    /// `IORING_OP_RENAMEAT` (Linux 5.11+): [`crate::op::rename_at`].
+    pub renameat: bool,
+    /// `IORING_OP_UNLINKAT` (Linux 5.11+): [`crate::op::unlink_at`].
+    pub unlinkat: bool,
+    /// `IORING_OP_MKDIRAT` (Linux 5.15+): [`crate::op::mkdir_at`].
+    pub mkdirat: bool,
     /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10+), which also implies
     /// multishot recv with provided buffer rings.
     pub recvsend_bundle: bool,
@@ -48,7 +59,23 @@ impl Features {
             f.send_zc = probe.is_supported(opcode::SendZc::CODE);
             f.socket = probe.is_supported(opcode::Socket::CODE);
             f.async_cancel = probe.is_supported(opcode::AsyncCancel::CODE);
+            f.openat = probe.is_supported(opcode::OpenAt::CODE);
+            f.statx = probe.is_supported(opcode::Statx::CODE);
+            f.renameat = probe.is_supported(opcode::RenameAt::CODE);
+            f.unlinkat = probe.is_supported(opcode::UnlinkAt::CODE);
+            f.mkdirat = probe.is_supported(opcode::MkDirAt::CODE);
         }
         f
+    }
+
+    /// Forget the file-system opcodes, as on a kernel without them (the
+    /// `inject_missing_fs_ops` test setting).
+    pub(crate) fn without_fs_ops(mut self) -> Features {
+        self.openat = false;
+        self.statx = false;
+        self.renameat = false;
+        self.unlinkat = false;
+        self.mkdirat = false;
+        self
     }
 }

@@ -55,6 +55,11 @@
 //!
 //! # Older kernels
 //!
+//! An op whose opcode the kernel lacks ([`Op::uring_native`] answers from
+//! the probed [`Features`]: the file-system ops before Linux 5.15, say)
+//! runs its syscall on the blocking pool, as the epoll driver runs regular
+//! files; its future never notices the difference.
+//!
 //! Kernels that answer an op on an `O_NONBLOCK` fd with `-EAGAIN` instead of
 //! waiting are handled: the slot waits for readiness with a poll entry, then
 //! resubmits the op.
@@ -70,7 +75,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 
 use super::probe::Features;
 use super::{Driver, DriverKind, Interest, Readiness};
-use crate::op::{Op, OpState};
+use crate::op::{BlockingOps, Op, OpState};
 use crate::scheduler::{RingMode, UringOptions};
 
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
@@ -205,6 +210,8 @@ pub(crate) struct UringDriver {
     /// Slots in use (Waiting, Done or Orphaned).
     live: AtomicUsize,
     features: Features,
+    /// Ops whose opcode this kernel lacks, run on the blocking pool.
+    blocking: BlockingOps,
 }
 
 impl std::fmt::Debug for UringDriver {
@@ -289,6 +296,9 @@ impl UringDriver {
             ));
         }
         let mut features = Features::probe(&ring);
+        if opts.inject_missing_fs_ops {
+            features = features.without_fs_ops();
+        }
         features.defer_taskrun = taskrun == Taskrun::Deferred;
         features.coop_taskrun = taskrun == Taskrun::Coop;
         // SAFETY: eventfd has no memory preconditions; we own the result.
@@ -309,6 +319,7 @@ impl UringDriver {
             notified: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             features,
+            blocking: BlockingOps::default(),
         };
         Ok(d)
     }
@@ -326,6 +337,11 @@ impl UringDriver {
 
     pub(crate) fn features(&self) -> &Features {
         &self.features
+    }
+
+    /// Ops started on the blocking pool so far (opcodes the kernel lacks).
+    pub(crate) fn blocking_started(&self) -> u64 {
+        self.blocking.started()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -700,9 +716,16 @@ impl Driver for UringDriver {
         state: &mut OpState<T>,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<usize>> {
+        if state.blocking.is_some() {
+            return state.poll_blocking(cx, &self.blocking);
+        }
         let Some(op) = state.op.as_mut() else {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
+        if state.token == 0 && !op.uring_native(&self.features) {
+            // The kernel has no opcode for it: the readiness drivers' way.
+            return state.poll_blocking(cx, &self.blocking);
+        }
         let mut st = self.state();
         if state.token == 0 {
             if state.cancel {
@@ -807,6 +830,10 @@ impl Driver for UringDriver {
     }
 
     fn drop_op<T: Op>(&self, state: &mut OpState<T>) {
+        if state.blocking.is_some() {
+            state.abandon_blocking();
+            return;
+        }
         let token = std::mem::take(&mut state.token);
         let Some(op) = state.op.take() else { return };
         let mut st = self.state();
@@ -907,7 +934,7 @@ impl Driver for UringDriver {
     }
 
     fn in_flight(&self) -> usize {
-        self.live.load(Ordering::Acquire)
+        self.live.load(Ordering::Acquire) + self.blocking.running()
     }
 
     fn cancel_all(&self, bound: Duration) {
@@ -954,6 +981,11 @@ impl Driver for UringDriver {
                 break;
             }
             let _ = self.park_inner(Some((deadline - now).min(Duration::from_millis(10))));
+        }
+        // Blocking-pool ops own their buffers on the pool thread; wait
+        // (bounded) so that shutdown returns with nothing of ours running.
+        while self.blocking.running() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

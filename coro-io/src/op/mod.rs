@@ -13,8 +13,10 @@
 //! dropped `recv`/`read` may have consumed bytes from the socket that are
 //! then discarded with the buffer, and a dropped `send` may have sent them.
 //! On epoll a dropped op never transferred anything (the syscall runs inside
-//! `poll`), except ops on the blocking pool (`read_at`/`write_at`/`sync_all`)
-//! which run to completion in the background.
+//! `poll`), except ops on the blocking pool (`read_at`/`write_at`/`sync_all`
+//! and the path ops `open_at`, `statx`, `rename_at`, `unlink_at`,
+//! `mkdir_at`) which run to completion in the background; an fd opened for
+//! a dropped `open_at` is closed on either driver.
 //!
 //! # Examples
 //!
@@ -38,11 +40,16 @@
 
 mod addr;
 mod file;
+mod fs;
 mod net;
 
 pub use addr::Address;
 pub use file::{
     Close, Fsync, Read, ReadAt, Write, WriteAt, close, fsync, read, read_at, write, write_at,
+};
+pub use fs::{
+    MkdirAt, OpenAt, RenameAt, Statx, UnlinkAt, mkdir_at, open_at, rename_at, statx, statx_fd,
+    unlink_at,
 };
 pub use net::{
     Accept, AcceptFd, Connect, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg, Send, SendTo, accept,
@@ -54,7 +61,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
@@ -121,6 +128,16 @@ pub unsafe trait Op: std::marker::Send + 'static {
     fn closes_fd(&self) -> Option<RawFd> {
         None
     }
+    /// Completion path: whether this kernel's io_uring has the opcode
+    /// [`sqe`](Op::sqe) uses (see [`Features`](crate::driver::probe::Features)).
+    /// When it has not, the io_uring driver runs [`attempt`](Op::attempt)
+    /// on the blocking pool instead, as a readiness driver does for
+    /// [`Readiness::Blocking`], so an op that answers `false` here must
+    /// have `Readiness::Blocking`. Default: always native.
+    fn uring_native(&self, features: &crate::driver::probe::Features) -> bool {
+        let _ = features;
+        true
+    }
     /// Whether an `EINTR`/`EAGAIN` result means "nothing happened, run me
     /// again" (true for every op that fails that way without effect). Not
     /// so for `close`: the fd is gone whatever it reports, and running it
@@ -150,11 +167,21 @@ pub enum OpKind {
     Fsync,
     /// [`close`].
     Close,
+    /// [`open_at`].
+    OpenAt,
+    /// [`statx`], [`statx_fd`].
+    Statx,
+    /// [`rename_at`].
+    RenameAt,
+    /// [`unlink_at`] (files and directories).
+    UnlinkAt,
+    /// [`mkdir_at`].
+    MkdirAt,
 }
 
 impl OpKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [OpKind; 9] = [
+    pub const ALL: [OpKind; 14] = [
         OpKind::Accept,
         OpKind::Connect,
         OpKind::Recv,
@@ -164,6 +191,11 @@ impl OpKind {
         OpKind::WriteAt,
         OpKind::Fsync,
         OpKind::Close,
+        OpKind::OpenAt,
+        OpKind::Statx,
+        OpKind::RenameAt,
+        OpKind::UnlinkAt,
+        OpKind::MkdirAt,
     ];
 
     fn index(self) -> usize {
@@ -209,12 +241,13 @@ pub struct OpState<T> {
 }
 
 impl<T: Op> OpState<T> {
-    /// Readiness backends: run `attempt` on the blocking pool and report
-    /// through `cx` when it is done. Returns the result once available.
+    /// Run `attempt` on the blocking pool (readiness backends, and io_uring
+    /// for opcodes the kernel lacks) and report through `cx` when it is
+    /// done. Returns the result once available.
     pub(crate) fn poll_blocking(
         &mut self,
         cx: &mut Context<'_>,
-        running: &Arc<AtomicUsize>,
+        ops: &BlockingOps,
     ) -> Poll<io::Result<usize>> {
         if let Some(cell) = &self.blocking {
             let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -237,17 +270,29 @@ impl<T: Op> OpState<T> {
             inner: Mutex::new(BlockingInner {
                 done: None,
                 waker: Some(cx.waker().clone()),
+                abandoned: false,
             }),
         });
         self.blocking = Some(cell.clone());
-        running.fetch_add(1, Ordering::AcqRel);
-        let running = running.clone();
+        ops.started.fetch_add(1, Ordering::Relaxed);
+        ops.running.fetch_add(1, Ordering::AcqRel);
+        let running = ops.running.clone();
         crate::blocking_run(Box::new(move || {
             let res = op.attempt();
             let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
-            g.done = Some((op, res));
-            let w = g.waker.take();
-            drop(g);
+            let w = if g.abandoned {
+                // Nobody will collect it: release what it produced (an
+                // opened fd is closed) before counting it finished.
+                drop(g);
+                op.orphaned(res);
+                drop(op);
+                None
+            } else {
+                g.done = Some((op, res));
+                let w = g.waker.take();
+                drop(g);
+                w
+            };
             drop(cell);
             running.fetch_sub(1, Ordering::AcqRel);
             if let Some(w) = w {
@@ -255,6 +300,44 @@ impl<T: Op> OpState<T> {
             }
         }));
         Poll::Pending
+    }
+
+    /// The future is dropped while its op is on the blocking pool: the op
+    /// runs to the end there, and what it produced goes to
+    /// [`Op::orphaned`] (here if it is done already, else on the pool
+    /// thread), as a completion driver does for an op it took over.
+    pub(crate) fn abandon_blocking(&mut self) {
+        let Some(cell) = self.blocking.take() else {
+            return;
+        };
+        let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.abandoned = true;
+        g.waker = None;
+        let done = g.done.take();
+        drop(g);
+        if let Some((mut op, res)) = done {
+            op.orphaned(res);
+        }
+    }
+}
+
+/// A driver's account of the ops it ran on the blocking pool.
+#[derive(Debug, Default)]
+pub(crate) struct BlockingOps {
+    /// Running now (their ops and buffers live on pool threads).
+    running: Arc<AtomicUsize>,
+    /// Started since the driver was created.
+    started: AtomicU64,
+}
+
+impl BlockingOps {
+    /// Ops running on the pool now.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+    /// Ops started on the pool so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 }
 
@@ -268,6 +351,8 @@ pub(crate) struct BlockingCell<T> {
 struct BlockingInner<T> {
     done: Option<(Box<T>, io::Result<usize>)>,
     waker: Option<Waker>,
+    /// The future was dropped: the result is for nobody.
+    abandoned: bool,
 }
 
 /// A pending I/O operation. Resolves to `T::Output`.

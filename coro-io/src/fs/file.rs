@@ -1,0 +1,449 @@
+//! [`File`]: positional and sequential file I/O through the driver.
+//!
+//! io_uring runs the reads and writes natively; the epoll driver runs them
+//! on the blocking pool (regular files are always "ready" for epoll, so
+//! readiness cannot help).
+
+use std::fmt;
+use std::io::{self, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
+
+use super::{Metadata, OpenOptions};
+use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
+use crate::driver::Handle;
+use crate::op::{self, OpFuture, ReadAt, WriteAt};
+use crate::scheduler::IoScheduler;
+
+/// The most one sequential read asks the kernel for, and the least (reads
+/// smaller than this fetch ahead, so that small reads cost one op per
+/// `READ_AHEAD` bytes, not one each).
+const READ_MAX: usize = 1 << 20;
+const READ_AHEAD: usize = 16 * 1024;
+/// The most one `poll_write` takes (the rest is the caller's next call).
+const WRITE_MAX: usize = 1 << 20;
+
+/// An open file whose reads and writes go through an [`IoScheduler`].
+///
+/// Two ways to do I/O, which can be mixed:
+///
+/// - positional, with owned buffers: [`read_at`](File::read_at),
+///   [`write_at`](File::write_at) (no cursor, no copy, any number at once
+///   through `&self`);
+/// - sequential, through the `futures_io` traits [`AsyncRead`],
+///   [`AsyncWrite`] and [`AsyncSeek`] on a cursor the `File` keeps (so
+///   `futures::io::{AsyncReadExt, AsyncWriteExt, BufReader, copy}` work).
+///   Writes are write-behind, as in `tokio::fs::File`: `poll_write` copies
+///   the bytes and starts the write, and its outcome is reported by the
+///   next call; `flush` or
+///   `close` (of `futures::io::AsyncWriteExt`) waits for it. Dropping a
+///   `File` with a write in flight lets that write finish in the
+///   background, but nobody learns whether it succeeded: flush first.
+///
+/// The file is opened close-on-exec; it is closed when the `File` and
+/// every op still using it are gone.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::{IoScheduler, fs::File};
+///
+/// let sched = IoScheduler::new(Default::default())?;
+/// let path = std::env::temp_dir().join(format!("coro-io-doc-{}", std::process::id()));
+/// let s = sched.clone();
+/// let p = path.clone();
+/// let got = coro_core::sync_wait(sched.spawn(async move {
+///     let f = File::create(&s, &p).await?;
+///     let (res, _) = f.write_at(b"hello world".as_slice(), 0).await;
+///     res?;
+///     f.sync_all().await?;
+///     let (res, buf) = f.read_at(Vec::with_capacity(5), 6).await;
+///     res?;
+///     std::io::Result::Ok(buf)
+/// })).unwrap()?;
+/// assert_eq!(got, b"world");
+/// std::fs::remove_file(path)?;
+/// # std::io::Result::Ok(())
+/// ```
+///
+/// Sequentially, with the `futures` extension traits:
+///
+/// ```
+/// use coro_io::fs::File;
+/// use futures::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+///
+/// let sched = coro_io::IoScheduler::new(Default::default())?;
+/// let path = std::env::temp_dir().join(format!("coro-io-seq-doc-{}", std::process::id()));
+/// let (s, p) = (sched.clone(), path.clone());
+/// let lines = coro_core::sync_wait(sched.spawn(async move {
+///     let mut f = File::create(&s, &p).await?;
+///     f.write_all(b"one\ntwo\n").await?;
+///     f.close().await?;
+///     let mut lines = Vec::new();
+///     let mut r = BufReader::new(File::open(&s, &p).await?);
+///     let mut line = String::new();
+///     while r.read_line(&mut line).await? > 0 {
+///         lines.push(std::mem::take(&mut line));
+///     }
+///     std::io::Result::Ok(lines)
+/// }))??;
+/// assert_eq!(lines, ["one\n", "two\n"]);
+/// std::fs::remove_file(path)?;
+/// # std::io::Result::Ok(())
+/// ```
+pub struct File {
+    fd: Arc<OwnedFd>,
+    driver: Handle,
+    seq: Seq,
+}
+
+/// The sequential-I/O state: the cursor, read-ahead, the op in flight.
+struct Seq {
+    /// The file offset where the next sequential op starts (read-ahead
+    /// bytes not yet handed out lie just before it).
+    pos: u64,
+    /// Opened with `O_APPEND`: the kernel writes at the end, whatever the
+    /// cursor says.
+    append: bool,
+    /// Read-ahead: `ahead[head..]` are the bytes before `pos` not yet read.
+    ahead: Vec<u8>,
+    head: usize,
+    busy: Busy,
+}
+
+enum Busy {
+    Idle,
+    Read(Pin<Box<OpFuture<ReadAt<Vec<u8>>>>>),
+    /// A write-behind and the offset its buffer's first byte goes to.
+    Write(Pin<Box<WriteOp>>, u64),
+}
+
+/// A sequential write: what is left of its buffer.
+type WriteOp = OpFuture<WriteAt<Slice<Vec<u8>>>>;
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let busy = match self.seq.busy {
+            Busy::Idle => "idle",
+            Busy::Read(_) => "reading",
+            Busy::Write(..) => "writing",
+        };
+        f.debug_struct("File")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("pos", &self.seq.pos)
+            .field("busy", &busy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl File {
+    /// Open an existing file read-only.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `open(2)` reports, naming the path.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if dropped after the file was opened, it is closed.
+    pub async fn open(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open_on(sched, path).await
+    }
+
+    /// Create (or truncate) a file for reading and writing.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `open(2)` reports, naming the path.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if dropped, the file may still be created, then closed.
+    pub async fn create(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open_on(sched, path)
+            .await
+    }
+
+    /// Wrap an already open std file (its cursor starts at 0 here, whatever
+    /// the std file's was).
+    pub fn from_std(sched: &IoScheduler, f: std::fs::File) -> File {
+        File::from_fd(sched, OwnedFd::from(f), 0, false)
+    }
+
+    pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd, pos: u64, append: bool) -> File {
+        File {
+            fd: Arc::new(fd),
+            driver: sched.driver().clone(),
+            seq: Seq {
+                pos,
+                append,
+                ahead: Vec::new(),
+                head: 0,
+                busy: Busy::Idle,
+            },
+        }
+    }
+
+    /// Read into `buf` (from its start, up to its capacity) at `offset`.
+    /// `Ok(0)` at end of file. Does not move the sequential cursor.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped read finishes in the background (the file stays open until
+    /// it did); the data is discarded.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
+        op::read_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
+            .keep_alive(self.fd.clone())
+            .await
+    }
+
+    /// Write the initialised bytes of `buf` at `offset`; may write fewer.
+    /// Does not move the sequential cursor.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped write still completes in the background.
+    pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
+        op::write_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
+            .keep_alive(self.fd.clone())
+            .await
+    }
+
+    /// Flush data and metadata to the device (a sequential write still in
+    /// flight is not waited for: `flush`
+    /// first).
+    ///
+    /// # Errors
+    ///
+    /// Whatever `fsync(2)` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped sync still completes in the background.
+    pub async fn sync_all(&self) -> io::Result<()> {
+        op::fsync(&self.driver, self.fd.as_raw_fd())
+            .keep_alive(self.fd.clone())
+            .await
+    }
+
+    /// What `statx(2)` says about the open file.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `statx` reports.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        op::statx_fd(&self.driver, self.fd.as_raw_fd())
+            .keep_alive(self.fd.clone())
+            .await
+    }
+
+    /// Truncate or extend the file to `len` bytes (`ftruncate(2)`, on the
+    /// blocking pool). The cursor does not move.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `ftruncate` reports (`InvalidInput` for a file not open
+    /// for writing).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped `set_len` still completes in the background.
+    pub async fn set_len(&self, len: u64) -> io::Result<()> {
+        let fd = self.fd.clone();
+        crate::blocking::spawn_blocking(move || rustix::fs::ftruncate(&*fd, len))
+            .await
+            .map_err(io::Error::from)?
+            .map_err(io::Error::from)
+    }
+
+    /// Finish the op in flight: a read leaves its bytes as read-ahead; a
+    /// write is driven until all its bytes are written.
+    fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            match &mut self.seq.busy {
+                Busy::Idle => return Poll::Ready(Ok(())),
+                Busy::Read(op) => {
+                    let (res, buf) = ready!(op.as_mut().poll(cx));
+                    self.seq.busy = Busy::Idle;
+                    let n = res?;
+                    self.seq.pos += n as u64;
+                    self.seq.ahead = buf;
+                    self.seq.head = 0;
+                    return Poll::Ready(Ok(()));
+                }
+                Busy::Write(op, at) => {
+                    let at = *at;
+                    let (res, mut rest) = ready!(op.as_mut().poll(cx));
+                    self.seq.busy = Busy::Idle;
+                    match res? {
+                        0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        n => rest.advance(n),
+                    }
+                    if rest.bytes_init() == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // A short write: the rest goes right after it.
+                    self.start_write(rest, at);
+                }
+            }
+        }
+    }
+
+    /// Write what is left of `bytes`, whose first byte belongs at `base`.
+    fn start_write(&mut self, bytes: Slice<Vec<u8>>, base: u64) {
+        let at = base + bytes.begin() as u64;
+        let op =
+            op::write_at(&self.driver, self.fd.as_raw_fd(), bytes, at).keep_alive(self.fd.clone());
+        self.seq.busy = Busy::Write(Box::pin(op), base);
+    }
+
+    /// The cursor as the caller sees it (before any unread read-ahead).
+    fn logical_pos(&self) -> u64 {
+        self.seq.pos - (self.seq.ahead.len() - self.seq.head) as u64
+    }
+
+    /// Forget the read-ahead, moving the cursor back to what was read.
+    fn drop_read_ahead(&mut self) {
+        self.seq.pos = self.logical_pos();
+        self.seq.ahead.clear();
+        self.seq.head = 0;
+    }
+}
+
+impl AsyncRead for File {
+    /// Cancel safety: the read-ahead stays in the `File`; a dropped read
+    /// loses nothing.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            let ahead = &this.seq.ahead[this.seq.head..];
+            if !ahead.is_empty() {
+                let n = ahead.len().min(out.len());
+                out[..n].copy_from_slice(&ahead[..n]);
+                this.seq.head += n;
+                return Poll::Ready(Ok(n));
+            }
+            let was_reading = matches!(this.seq.busy, Busy::Read(_));
+            ready!(this.poll_busy(cx))?;
+            if was_reading {
+                // The read just finished: it got bytes (handed out above on
+                // the next turn) or none, the end of the file.
+                if this.seq.ahead.is_empty() {
+                    return Poll::Ready(Ok(0));
+                }
+                continue;
+            }
+            let mut buf = std::mem::take(&mut this.seq.ahead);
+            buf.clear();
+            buf.reserve(out.len().clamp(READ_AHEAD, READ_MAX));
+            this.seq.head = 0;
+            let op = op::read_at(&this.driver, this.fd.as_raw_fd(), buf, this.seq.pos)
+                .keep_alive(this.fd.clone());
+            this.seq.busy = Busy::Read(Box::pin(op));
+        }
+    }
+}
+
+impl AsyncWrite for File {
+    /// Write-behind: takes up to 1 MiB of `data` and starts writing it;
+    /// that write's failure is reported by the next call.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_busy(cx))?;
+        this.drop_read_ahead();
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let n = data.len().min(WRITE_MAX);
+        let mut buf = std::mem::take(&mut this.seq.ahead);
+        buf.clear();
+        buf.extend_from_slice(&data[..n]);
+        let at = this.seq.pos;
+        if !this.seq.append {
+            this.seq.pos += n as u64;
+        }
+        this.start_write(Slice::new(buf, 0), at);
+        // Start it now (a completion driver submits on the first poll); its
+        // outcome is for the next call.
+        if let Poll::Ready(Err(e)) = this.poll_busy(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if matches!(this.seq.busy, Busy::Read(_)) {
+            return Poll::Ready(Ok(()));
+        }
+        this.poll_busy(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl AsyncSeek for File {
+    /// `SeekFrom::End` asks the kernel for the size (`fstat`). A seek
+    /// waits for a write in flight first, and reports its failure.
+    fn poll_seek(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        to: SeekFrom,
+    ) -> Poll<io::Result<u64>> {
+        let this = self.get_mut();
+        ready!(this.poll_busy(cx))?;
+        let (base, delta) = match to {
+            SeekFrom::Start(n) => (n, 0),
+            SeekFrom::Current(d) => (this.logical_pos(), d),
+            SeekFrom::End(d) => (rustix::fs::fstat(&*this.fd)?.st_size as u64, d),
+        };
+        let Some(new) = base.checked_add_signed(delta) else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("seek to {base} {delta:+}: before the start of the file or past u64"),
+            )));
+        };
+        this.drop_read_ahead();
+        this.seq.pos = new;
+        Poll::Ready(Ok(new))
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

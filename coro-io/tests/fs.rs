@@ -1,0 +1,362 @@
+//! `coro_io::fs` on every driver configuration, and on io_uring also as on
+//! a kernel without the file-system opcodes (fault injection): path
+//! helpers, errors that name the path, sequential `File` I/O through the
+//! `futures_io` traits, and dropped opens that must not leak their fd.
+
+use std::future::Future;
+use std::io::{self, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use coro_core::sync_wait;
+use coro_io::fs::{self, File, OpenOptions};
+use coro_io::testing::Config;
+use coro_io::{DriverKind, IoScheduler};
+use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+
+coro_io::driver_tests!(
+    path_helpers_round_trip,
+    path_helpers_without_uring_fs_opcodes,
+    errors_keep_the_kind_and_name_the_path,
+    sequential_read_write_seek,
+    append_and_write_behind_errors,
+    dropped_open_leaks_no_fd,
+);
+
+/// A fresh directory for one test (removed by the caller).
+fn dir(tag: &str, cfg: Config) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("coro-fs-{tag}-{}-{cfg}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run `body` as a task of `s` and wait for it (bounded).
+fn run<T: Send + 'static>(s: &IoScheduler, body: impl Future<Output = T> + Send + 'static) -> T {
+    let h = s.spawn(body);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(sync_wait(h));
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("test body did not finish within 20s")
+        .expect("test body panicked")
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Every helper, checked against what `std::fs` sees. Returns how many
+/// ops the driver ran on the blocking pool meanwhile.
+async fn round_trip(s: IoScheduler, d: PathBuf) -> io::Result<u64> {
+    let before = s.metrics().blocking_ops;
+    let nested = d.join("a/b/c");
+    fs::create_dir_all(&nested).await?;
+    fs::create_dir_all(&nested).await?; // exists already: fine
+    assert!(std::fs::metadata(&nested)?.is_dir());
+    let data = pattern(300_000);
+    let f = nested.join("data.bin");
+    fs::write(&f, &data).await?;
+    assert_eq!(std::fs::read(&f)?, data);
+    assert_eq!(fs::read(&f).await?, data);
+    let m = fs::metadata(&f).await?;
+    assert_eq!((m.len(), m.is_file(), m.is_dir()), (300_000, true, false));
+    let std_m = std::fs::metadata(&f)?;
+    assert_eq!(m.modified()?, std_m.modified()?);
+    assert_eq!(m.permissions(), std_m.permissions());
+    assert!(fs::metadata(&nested).await?.is_dir());
+    // Empty files and text.
+    fs::write(d.join("empty"), b"").await?;
+    assert_eq!(fs::read(d.join("empty")).await?, b"");
+    fs::write(d.join("t.txt"), "héllo\n").await?;
+    assert_eq!(fs::read_to_string(d.join("t.txt")).await?, "héllo\n");
+    // A symlink: metadata follows it, symlink_metadata does not.
+    std::os::unix::fs::symlink(&f, d.join("link"))?;
+    assert!(fs::metadata(d.join("link")).await?.is_file());
+    assert!(fs::symlink_metadata(d.join("link")).await?.is_symlink());
+    // Rename over an existing file replaces it.
+    fs::rename(d.join("t.txt"), d.join("empty")).await?;
+    assert_eq!(std::fs::read(d.join("empty"))?, "héllo\n".as_bytes());
+    assert!(!d.join("t.txt").exists());
+    fs::remove_file(d.join("link")).await?;
+    assert!(f.exists(), "removing a link keeps its target");
+    fs::remove_file(&f).await?;
+    fs::remove_dir(&nested).await?;
+    assert!(!nested.exists());
+    Ok(s.metrics().blocking_ops - before)
+}
+
+fn path_helpers_round_trip(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("rt", cfg);
+    let pooled = run(&s, round_trip(s.clone(), d.clone())).unwrap();
+    // io_uring has every opcode on the kernels coro runs on: nothing goes
+    // to the blocking pool. epoll runs every file op there.
+    match cfg.kind() {
+        DriverKind::IoUring => assert_eq!(pooled, 0),
+        _ => assert!(pooled > 10, "{pooled} blocking ops"),
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// The same on an io_uring that lacks OPENAT/STATX/RENAMEAT/UNLINKAT/
+/// MKDIRAT (as before Linux 5.15): those ops take the blocking pool and
+/// nothing else changes. (On epoll the injection changes nothing.)
+fn path_helpers_without_uring_fs_opcodes(cfg: Config) {
+    let mut o = cfg.options();
+    o.uring.inject_missing_fs_ops = true;
+    let manual = matches!(o.thread_strategy, coro_io::ThreadStrategy::Manual);
+    let s = IoScheduler::new(o).unwrap();
+    if manual {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            while !s.is_shutdown() {
+                s.process_events(Some(Duration::from_millis(10)));
+            }
+        });
+    }
+    let d = dir("noop", cfg);
+    let pooled = run(&s, round_trip(s.clone(), d.clone())).unwrap();
+    assert!(pooled > 10, "{pooled} blocking ops");
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn errors_keep_the_kind_and_name_the_path(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("err", cfg);
+    let s2 = s.clone();
+    let d2 = d.clone();
+    run(&s, async move {
+        let names = |e: &io::Error, p: &Path| {
+            assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+        };
+        let missing = d2.join("missing");
+        for e in [
+            fs::read(&missing).await.unwrap_err(),
+            fs::metadata(&missing).await.unwrap_err(),
+            fs::remove_file(&missing).await.unwrap_err(),
+            fs::rename(&missing, d2.join("x")).await.unwrap_err(),
+            File::open(&s2, &missing).await.unwrap_err(),
+            fs::create_dir(missing.join("sub")).await.unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+            names(&e, &missing);
+        }
+        fs::write(d2.join("file"), b"x").await.unwrap();
+        let e = fs::create_dir(d2.join("file")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        // create_dir_all over a file: not a directory, said so.
+        let e = fs::create_dir_all(d2.join("file")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        let e = fs::create_dir_all(d2.join("file/below")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory, "{e}");
+        let e = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(d2.join("file"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        fs::create_dir(d2.join("full")).await.unwrap();
+        fs::write(d2.join("full/f"), b"x").await.unwrap();
+        let e = fs::remove_dir(d2.join("full")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
+        let e = fs::remove_file(d2.join("full")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::IsADirectory);
+        std::fs::write(d2.join("bad.txt"), [0xff, 0xfe]).unwrap();
+        let e = fs::read_to_string(d2.join("bad.txt")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        names(&e, &d2.join("bad.txt"));
+        let e = fs::read("a\0b").await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // Contradictory options: a clear error before any syscall.
+        let e = OpenOptions::new().open(d2.join("file")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn sequential_read_write_seek(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("seq", cfg);
+    let (s2, p) = (s.clone(), d.join("f"));
+    run(&s, async move {
+        let data = pattern(3 << 20);
+        let mut f = File::create(&s2, &p).await.unwrap();
+        // Odd-sized writes, more than one op each for the big ones.
+        let mut at = 0;
+        for (i, len) in [1usize, 4095, 70_000, 2 << 20, 3]
+            .iter()
+            .cycle()
+            .enumerate()
+        {
+            if at == data.len() {
+                break;
+            }
+            let end = (at + len + i % 3).min(data.len());
+            f.write_all(&data[at..end]).await.unwrap();
+            at = end;
+        }
+        f.flush().await.unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), data);
+        // Read it back through the cursor, in small and large reads.
+        assert_eq!(f.seek(SeekFrom::Start(0)).await.unwrap(), 0);
+        let mut small = [0u8; 7];
+        f.read_exact(&mut small).await.unwrap();
+        assert_eq!(small, data[..7]);
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, data[7..]);
+        assert_eq!(f.read(&mut small).await.unwrap(), 0, "end of file");
+        // Seeks relative to the cursor (past unread read-ahead) and the end.
+        f.seek(SeekFrom::Start(100)).await.unwrap();
+        f.read_exact(&mut small).await.unwrap();
+        assert_eq!(f.seek(SeekFrom::Current(-3)).await.unwrap(), 104);
+        f.read_exact(&mut small).await.unwrap();
+        assert_eq!(small, data[104..111]);
+        assert_eq!(
+            f.seek(SeekFrom::End(-5)).await.unwrap(),
+            data.len() as u64 - 5
+        );
+        let mut tail = Vec::new();
+        f.read_to_end(&mut tail).await.unwrap();
+        assert_eq!(tail, data[data.len() - 5..]);
+        let e = f.seek(SeekFrom::Current(-(4 << 20))).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // A write after a read lands where the reader stopped, not where
+        // the read-ahead got to.
+        f.seek(SeekFrom::Start(10)).await.unwrap();
+        f.read_exact(&mut small).await.unwrap();
+        f.write_all(b"XYZ").await.unwrap();
+        f.flush().await.unwrap();
+        let got = std::fs::read(&p).unwrap();
+        assert_eq!(&got[17..20], b"XYZ");
+        assert_eq!(got[..17], data[..17]);
+        assert_eq!(got[20..100], data[20..100]);
+        // The positional API does not move the cursor.
+        let (r, buf) = f.read_at(Vec::with_capacity(3), 17).await;
+        assert_eq!((r.unwrap(), &buf[..]), (3, &b"XYZ"[..]));
+        assert_eq!(f.stream_position().await.unwrap(), 20);
+        // Lines through a BufReader.
+        let mut w = File::create(&s2, p.with_extension("txt")).await.unwrap();
+        w.write_all(b"one\ntwo\nthree").await.unwrap();
+        w.close().await.unwrap();
+        let r = BufReader::new(File::open(&s2, p.with_extension("txt")).await.unwrap());
+        let lines: Vec<String> = futures::StreamExt::collect::<Vec<_>>(r.lines())
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(lines, ["one", "two", "three"]);
+        // set_len and metadata.
+        f.set_len(5).await.unwrap();
+        assert_eq!(f.metadata().await.unwrap().len(), 5);
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+fn append_and_write_behind_errors(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("app", cfg);
+    let (s2, p) = (s.clone(), d.join("log"));
+    run(&s, async move {
+        for line in ["one\n", "two\n"] {
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open_on(&s2, &p)
+                .await
+                .unwrap();
+            f.write_all(line.as_bytes()).await.unwrap();
+            f.close().await.unwrap();
+        }
+        // Reads of an appending file go on from its cursor.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open_on(&s2, &p)
+            .await
+            .unwrap();
+        f.write_all(b"three\n").await.unwrap();
+        f.flush().await.unwrap();
+        let mut all = String::new();
+        f.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "one\ntwo\nthree\n");
+        // A write to a read-only file fails: the write-behind reports it
+        // no later than the flush, with the kernel's error.
+        let mut ro = File::open(&s2, &p).await.unwrap();
+        let r = async {
+            ro.write_all(b"no").await?;
+            ro.flush().await
+        }
+        .await;
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\nthree\n");
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// How many of this process's fds are open on `path`.
+fn fds_on(path: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|t| t == path)
+        .count()
+}
+
+/// Opens dropped at every point of their life: right after the first
+/// poll (the kernel or the pool may already have opened the file) and
+/// later. None leaves an fd open once the driver has settled.
+fn dropped_open_leaks_no_fd(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("drop", cfg);
+    let p = d.join("f");
+    std::fs::write(&p, b"x").unwrap();
+    let (s2, p2) = (s.clone(), p.clone());
+    run(&s, async move {
+        for i in 0..200u32 {
+            let mut open = pin!(File::open(&s2, &p2));
+            let _ = futures::poll!(open.as_mut());
+            for _ in 0..i % 3 {
+                s2.yield_now().await;
+            }
+            if i % 5 == 0 {
+                // Sometimes it finishes: then the File closes it.
+                let _ = futures::poll!(open.as_mut());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (fds_on(&p) != 0 || s.driver().in_flight() != 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(fds_on(&p), 0, "fds left open on {}", p.display());
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// Outside a scheduler the helpers say what is wrong.
+#[test]
+fn helpers_outside_a_scheduler_panic_clearly() {
+    let r = std::panic::catch_unwind(|| futures::executor::block_on(fs::read("/dev/null")));
+    let msg = r.unwrap_err();
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("coro::fs::read"), "{msg}");
+    assert!(msg.contains("IoScheduler"), "{msg}");
+}
+
+/// A `File` can be shared (positional I/O through `&File` from many tasks)
+/// and moved between threads.
+#[test]
+fn file_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<File>();
+}
