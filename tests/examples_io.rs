@@ -1,5 +1,6 @@
 //! The `cat` example copies files, pipes and redirected stdin to stdout on
-//! both drivers, byte for byte, and reports a missing file clearly.
+//! both drivers, byte for byte, and reports a missing file clearly; the
+//! `upper` example runs coro's async standard streams.
 
 mod common;
 use common::example_bin;
@@ -87,4 +88,64 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
         );
     }
     std::fs::remove_file(&path).unwrap();
+}
+
+/// The `upper` example: coro's async stdin/stdout/stderr over a pipe and
+/// over regular files, with more than one blocking read's worth of input,
+/// and a stdout closed early reported as an error instead of a crash.
+#[test]
+fn upper_uses_async_standard_streams() {
+    let text: String = (0..40_000).map(|i| format!("line {i} abc\n")).collect();
+    let want = text.to_uppercase();
+
+    // Pipes on both ends.
+    let mut child = Command::new(example_bin("upper"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feed = text.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(feed.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == want.as_bytes(), "pipe output differs");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "40000 lines\n");
+
+    // Regular files on both ends.
+    let input = std::env::temp_dir().join(format!("coro-upper-{}.txt", std::process::id()));
+    let output = input.with_extension("out");
+    std::fs::write(&input, &text).unwrap();
+    let status = Command::new(example_bin("upper"))
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::fs::File::create(&output).unwrap())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(std::fs::read(&output).unwrap() == want.as_bytes());
+    std::fs::remove_file(&input).unwrap();
+    std::fs::remove_file(&output).unwrap();
+
+    // The reader of stdout goes away: the writer sees BrokenPipe, exits 1.
+    let mut child = Command::new(example_bin("upper"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(text.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Broken pipe"), "{err}");
 }

@@ -51,6 +51,7 @@ mod lifecycle;
 pub mod op;
 mod scheduler;
 pub mod signal;
+pub mod stdio;
 mod task;
 mod task_group;
 #[doc(hidden)]
@@ -66,6 +67,7 @@ pub use scheduler::{
     ExecutionStrategy, IoScheduler, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp,
     PollStatus, RingMode, ThreadStrategy, UringOptions, YieldNow,
 };
+pub use stdio::{Stderr, Stdin, Stdout, stderr, stdin, stdout};
 pub use task::{JoinError, JoinHandle};
 pub use task_group::TaskGroup;
 pub use thread_pool::{ThreadPool, ThreadPoolOptions};
