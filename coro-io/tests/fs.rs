@@ -22,6 +22,7 @@ coro_io::driver_tests!(
     sequential_read_write_seek,
     append_and_write_behind_errors,
     dropped_open_leaks_no_fd,
+    dropped_file_finishes_its_write,
 );
 
 /// A fresh directory for one test (removed by the caller).
@@ -228,6 +229,9 @@ fn sequential_read_write_seek(cfg: Config) {
         assert_eq!(tail, data[data.len() - 5..]);
         let e = f.seek(SeekFrom::Current(-(4 << 20))).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // Offsets are signed to the kernel: past i64::MAX is refused.
+        let e = f.seek(SeekFrom::Start(u64::MAX)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         // A write after a read lands where the reader stopped, not where
         // the read-ahead got to.
         f.seek(SeekFrom::Start(10)).await.unwrap();
@@ -276,7 +280,7 @@ fn append_and_write_behind_errors(cfg: Config) {
             f.write_all(line.as_bytes()).await.unwrap();
             f.close().await.unwrap();
         }
-        // Reads of an appending file go on from its cursor.
+        // After an append write the cursor is at the end, as std's.
         let mut f = OpenOptions::new()
             .read(true)
             .append(true)
@@ -287,7 +291,19 @@ fn append_and_write_behind_errors(cfg: Config) {
         f.flush().await.unwrap();
         let mut all = String::new();
         f.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "");
+        assert_eq!(f.stream_position().await.unwrap(), 14);
+        f.seek(SeekFrom::Start(0)).await.unwrap();
+        f.read_to_string(&mut all).await.unwrap();
         assert_eq!(all, "one\ntwo\nthree\n");
+        // The kernel's errno is reachable under the path context.
+        let e = fs::remove_dir(&p).await.unwrap_err();
+        let os = e
+            .get_ref()
+            .and_then(|pe| pe.source())
+            .and_then(|k| k.downcast_ref::<io::Error>())
+            .and_then(io::Error::raw_os_error);
+        assert_eq!(os, Some(libc::ENOTDIR), "{e}");
         // A write to a read-only file fails: the write-behind reports it
         // no later than the flush, with the kernel's error.
         let mut ro = File::open(&s2, &p).await.unwrap();
@@ -359,4 +375,31 @@ fn helpers_outside_a_scheduler_panic_clearly() {
 fn file_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<File>();
+}
+
+/// A `File` dropped right after `write_all` returned, without `flush`:
+/// the accepted bytes still reach the file (a detached task finishes the
+/// write-behind), on every configuration.
+fn dropped_file_finishes_its_write(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("dropw", cfg);
+    let (s2, p) = (s.clone(), d.join("f"));
+    let data = pattern(3 << 20);
+    let want = data.clone();
+    run(&s, async move {
+        let mut f = File::create(&s2, &p).await.unwrap();
+        f.write_all(&data).await.unwrap();
+        drop(f);
+    });
+    let p = d.join("f");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&p).unwrap().len() < want.len() as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        std::fs::read(&p).unwrap() == want,
+        "the last write was lost"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
 }

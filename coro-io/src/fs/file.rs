@@ -44,6 +44,8 @@ const WRITE_MAX: usize = 1 << 20;
 ///   `close` (of `futures::io::AsyncWriteExt`) waits for it. Dropping a
 ///   `File` with a write in flight lets that write finish in the
 ///   background, but nobody learns whether it succeeded: flush first.
+///   After a write to a file opened for appending, the cursor is at the
+///   end of the file, as std's is.
 ///
 /// The file is opened close-on-exec; it is closed when the `File` and
 /// every op still using it are gone.
@@ -99,6 +101,8 @@ const WRITE_MAX: usize = 1 << 20;
 pub struct File {
     fd: Arc<OwnedFd>,
     driver: Handle,
+    /// Where a write still in flight at drop is finished.
+    sched: IoScheduler,
     seq: Seq,
 }
 
@@ -110,6 +114,9 @@ struct Seq {
     /// Opened with `O_APPEND`: the kernel writes at the end, whatever the
     /// cursor says.
     append: bool,
+    /// An append write moved the cursor to the end of the file, whose
+    /// size `pos` does not know yet (asked for when it matters).
+    at_end: bool,
     /// Read-ahead: `ahead[head..]` are the bytes before `pos` not yet read.
     ahead: Vec<u8>,
     head: usize,
@@ -184,9 +191,11 @@ impl File {
         File {
             fd: Arc::new(fd),
             driver: sched.driver().clone(),
+            sched: sched.clone(),
             seq: Seq {
                 pos,
                 append,
+                at_end: false,
                 ahead: Vec::new(),
                 head: 0,
                 busy: Busy::Idle,
@@ -236,7 +245,8 @@ impl File {
             .await
     }
 
-    /// What `statx(2)` says about the open file.
+    /// What `statx(2)` says about the open file (a sequential write in
+    /// flight is not waited for: `flush` first).
     ///
     /// # Errors
     ///
@@ -252,7 +262,8 @@ impl File {
     }
 
     /// Truncate or extend the file to `len` bytes (`ftruncate(2)`, on the
-    /// blocking pool). The cursor does not move.
+    /// blocking pool). The cursor does not move, and a sequential write in
+    /// flight is not waited for: `flush` first.
     ///
     /// # Errors
     ///
@@ -285,19 +296,30 @@ impl File {
                     self.seq.head = 0;
                     return Poll::Ready(Ok(()));
                 }
-                Busy::Write(op, at) => {
-                    let at = *at;
+                Busy::Write(op, base) => {
+                    let base = *base;
                     let (res, mut rest) = ready!(op.as_mut().poll(cx));
                     self.seq.busy = Busy::Idle;
-                    match res? {
-                        0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                        n => rest.advance(n),
+                    let res = match res {
+                        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                        r => r,
+                    };
+                    match res {
+                        Ok(n) => rest.advance(n),
+                        Err(e) => {
+                            // The cursor moved past these bytes when they
+                            // were accepted: back to where writing stopped.
+                            if !self.seq.append {
+                                self.seq.pos = base + rest.begin() as u64;
+                            }
+                            return Poll::Ready(Err(e));
+                        }
                     }
                     if rest.bytes_init() == 0 {
                         return Poll::Ready(Ok(()));
                     }
                     // A short write: the rest goes right after it.
-                    self.start_write(rest, at);
+                    self.start_write(rest, base);
                 }
             }
         }
@@ -309,6 +331,18 @@ impl File {
         let op =
             op::write_at(&self.driver, self.fd.as_raw_fd(), bytes, at).keep_alive(self.fd.clone());
         self.seq.busy = Busy::Write(Box::pin(op), base);
+        self.seq.at_end = self.seq.append;
+    }
+
+    /// After an append write the cursor is the end of the file, as the
+    /// kernel's is after `write(2)` on an `O_APPEND` file.
+    fn resolve_end(&mut self) -> io::Result<()> {
+        if std::mem::take(&mut self.seq.at_end) {
+            self.seq.pos = rustix::fs::fstat(&*self.fd)?.st_size as u64;
+            self.seq.ahead.clear();
+            self.seq.head = 0;
+        }
+        Ok(())
     }
 
     /// The cursor as the caller sees it (before any unread read-ahead).
@@ -346,6 +380,7 @@ impl AsyncRead for File {
             }
             let was_reading = matches!(this.seq.busy, Busy::Read(_));
             ready!(this.poll_busy(cx))?;
+            this.resolve_end()?;
             if was_reading {
                 // The read just finished: it got bytes (handed out above on
                 // the next turn) or none, the end of the file.
@@ -419,20 +454,60 @@ impl AsyncSeek for File {
     ) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
         ready!(this.poll_busy(cx))?;
+        this.resolve_end()?;
         let (base, delta) = match to {
             SeekFrom::Start(n) => (n, 0),
             SeekFrom::Current(d) => (this.logical_pos(), d),
             SeekFrom::End(d) => (rustix::fs::fstat(&*this.fd)?.st_size as u64, d),
         };
-        let Some(new) = base.checked_add_signed(delta) else {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("seek to {base} {delta:+}: before the start of the file or past u64"),
-            )));
+        // The kernel's offsets are signed (`off_t`): past i64::MAX is no
+        // offset (and -1 would mean "the file position" to io_uring).
+        let new = match base.checked_add_signed(delta) {
+            Some(new) if i64::try_from(new).is_ok() => new,
+            _ => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("seek to {base} {delta:+}: outside 0..=i64::MAX"),
+                )));
+            }
         };
         this.drop_read_ahead();
         this.seq.pos = new;
         Poll::Ready(Ok(new))
+    }
+}
+
+impl Drop for File {
+    /// A write-behind still in flight is finished by a detached task (the
+    /// bytes were accepted: dropping the op could leave them unwritten, or
+    /// a short write's rest); its outcome goes unreported. A scheduler
+    /// that has shut down finishes nothing.
+    fn drop(&mut self) {
+        if self.sched.is_shutdown() {
+            // Nothing runs tasks any more (and a task refused here would
+            // drop a `File` that lands here again).
+            return;
+        }
+        if let Busy::Write(op, base) = std::mem::replace(&mut self.seq.busy, Busy::Idle) {
+            let mut rest = File {
+                fd: self.fd.clone(),
+                driver: self.driver.clone(),
+                sched: self.sched.clone(),
+                seq: Seq {
+                    pos: 0,
+                    append: self.seq.append,
+                    at_end: false,
+                    ahead: Vec::new(),
+                    head: 0,
+                    busy: Busy::Write(op, base),
+                },
+            };
+            self.sched
+                .spawn(async move {
+                    let _ = std::future::poll_fn(|cx| rest.poll_busy(cx)).await;
+                })
+                .detach();
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 //! The helpers run on the current scheduler, as `coro::spawn` does: call
 //! them from a task of an [`IoScheduler`]. Errors keep the kind the kernel
 //! reported (`NotFound`, `AlreadyExists`, `PermissionDenied`, ...) and name
-//! the operation and the path.
+//! the operation and the path. The kernel's own `io::Error`, with its
+//! `raw_os_error()`, is one step down: `e.get_ref()` is the path error
+//! and its `source()` is the kernel's error.
 //!
 //! # Examples
 //!
@@ -129,9 +131,10 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let sched = current("coro::fs::read");
     let f = OpenOptions::new().read(true).open_on(&sched, path).await?;
     let err = |e| PathError::wrap(e, "read", path);
-    // The size is a hint (the file may grow or shrink while it is read).
-    let hint = f.metadata().await.map_err(err)?.len();
-    let mut data = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).saturating_add(1));
+    // The size is a hint (the file may grow or shrink while it is read, and
+    // a sparse or special file may claim far more than it holds): capped.
+    let hint = f.metadata().await.map_err(err)?.len().min(64 << 20);
+    let mut data = Vec::with_capacity(hint as usize + 1);
     loop {
         if data.len() == data.capacity() {
             data.reserve(data.capacity().clamp(8 * 1024, 1 << 20));
@@ -279,8 +282,9 @@ async fn mkdir(sched: &IoScheduler, path: &Path) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// `AlreadyExists` if `path` or a parent is something other than a
-/// directory; the first other error, naming the directory it was about.
+/// `AlreadyExists` if `path` itself is something other than a directory,
+/// `NotADirectory` if a parent is; the first other error, naming the
+/// directory it was about.
 ///
 /// # Cancel safety
 ///
