@@ -49,6 +49,7 @@ pub mod fault;
 pub mod fs;
 mod lifecycle;
 pub mod op;
+pub mod process;
 mod scheduler;
 pub mod signal;
 pub mod stdio;

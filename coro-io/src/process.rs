@@ -1,0 +1,715 @@
+//! Child processes: [`Command`] spawns one, [`Child::wait`] waits for it
+//! without a thread, and its piped standard streams are `futures_io`
+//! streams through the driver.
+//!
+//! Waiting uses a pidfd (Linux 5.3+): the driver waits for it to become
+//! readable, as for a socket (a poll op on io_uring, epoll otherwise), then
+//! the child is reaped with `waitpid(WNOHANG)`. Without pidfds the wait
+//! runs on the blocking pool. No `SIGCHLD` handler is installed, so coro
+//! does not fight other code over that signal.
+//!
+//! Processes use `std::process` underneath: [`Command`] wraps
+//! `std::process::Command` (all its settings, [`std::process::Stdio`]) and
+//! adds `kill_on_drop`.
+//!
+//! # Examples
+//!
+//! ```
+//! use coro_io::process::Command;
+//! use futures::io::{AsyncReadExt, AsyncWriteExt};
+//! use std::process::Stdio;
+//!
+//! let sched = coro_io::IoScheduler::new(Default::default())?;
+//! let out = coro_core::sync_wait(sched.spawn(async {
+//!     let mut child = Command::new("tr")
+//!         .args(["a-z", "A-Z"])
+//!         .stdin(Stdio::piped())
+//!         .stdout(Stdio::piped())
+//!         .spawn()?;
+//!     let mut stdin = child.stdin.take().unwrap();
+//!     stdin.write_all(b"hello").await?;
+//!     stdin.close().await?; // end of input for `tr`
+//!     let mut out = String::new();
+//!     child.stdout.take().unwrap().read_to_string(&mut out).await?;
+//!     assert!(child.wait().await?.success());
+//!     std::io::Result::Ok(out)
+//! }))??;
+//! assert_eq!(out, "HELLO");
+//! # std::io::Result::Ok(())
+//! ```
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{ExitStatus, Output, Stdio};
+use std::task::{Context, Poll, ready};
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::buf::{IoBuf, Slice};
+use crate::driver::Handle;
+use crate::op::{self, OpFuture};
+use crate::{IoScheduler, PollOp};
+
+/// A process builder: `std::process::Command` plus [`kill_on_drop`], whose
+/// [`spawn`](Command::spawn) returns a [`Child`] to await.
+///
+/// [`kill_on_drop`]: Command::kill_on_drop
+#[derive(Debug)]
+pub struct Command {
+    std: std::process::Command,
+    kill_on_drop: bool,
+}
+
+impl Command {
+    /// A command running `program` (looked up in `PATH` if it has no `/`).
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command::from(std::process::Command::new(program))
+    }
+
+    /// Add an argument.
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Command {
+        self.std.arg(arg);
+        self
+    }
+
+    /// Add arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.std.args(args);
+        self
+    }
+
+    /// Set an environment variable of the child.
+    pub fn env(&mut self, key: impl AsRef<OsStr>, val: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env(key, val);
+        self
+    }
+
+    /// Remove an environment variable from the child's environment.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Command {
+        self.std.env_remove(key);
+        self
+    }
+
+    /// Start the child with an empty environment (then add with `env`).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.std.env_clear();
+        self
+    }
+
+    /// The child's working directory.
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Command {
+        self.std.current_dir(dir);
+        self
+    }
+
+    /// The child's standard input: `Stdio::piped()` makes
+    /// [`Child::stdin`] an async stream. Default: inherited for `spawn`
+    /// and `status`, null for `output`.
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stdin(cfg);
+        self
+    }
+
+    /// The child's standard output (see [`stdin`](Command::stdin)).
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stdout(cfg);
+        self
+    }
+
+    /// The child's standard error (see [`stdin`](Command::stdin)).
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
+        self.std.stderr(cfg);
+        self
+    }
+
+    /// Kill (`SIGKILL`) and reap the child if its [`Child`] is dropped
+    /// before the child was waited for. Default `false`: a dropped child
+    /// runs on, and is reaped in the background when it exits (as long as
+    /// its scheduler runs).
+    pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
+        self.kill_on_drop = kill;
+        self
+    }
+
+    /// The `std::process::Command` inside, for settings this type does not
+    /// forward (`CommandExt::uid`, `process_group`, `pre_exec`, ...).
+    pub fn as_std_mut(&mut self) -> &mut std::process::Command {
+        &mut self.std
+    }
+
+    /// Start the child on the current scheduler.
+    ///
+    /// # Errors
+    ///
+    /// From `fork`/`exec` (`NotFound` for a missing program, naming it), or
+    /// from setting up its pipes.
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of an [`IoScheduler`]; use
+    /// [`spawn_on`](Command::spawn_on) there.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        let sched = crate::ambient::current_or(
+            "coro::process::Command::spawn",
+            "use Command::spawn_on with an IoScheduler handle instead",
+        );
+        self.spawn_on(&sched)
+    }
+
+    /// [`spawn`](Command::spawn) on `sched`, from any thread.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn).
+    pub fn spawn_on(&mut self, sched: &IoScheduler) -> io::Result<Child> {
+        let program = self.std.get_program().to_owned();
+        let mut child = self.std.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("spawn {}: {e}", Path::new(&program).display()),
+            )
+        })?;
+        let pid = rustix::process::Pid::from_child(&child);
+        let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            Ok(fd) => Some(fd),
+            // An old kernel (before 5.3): waits go to the blocking pool.
+            Err(rustix::io::Errno::NOSYS) => None,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(io::Error::new(
+                    io::Error::from(e).kind(),
+                    format!("pidfd_open for child {pid:?}: {e}"),
+                ));
+            }
+        };
+        let stdin = child.stdin.take().map(|p| Pipe::new(sched, p.into()));
+        let stdout = child.stdout.take().map(|p| Pipe::new(sched, p.into()));
+        let stderr = child.stderr.take().map(|p| Pipe::new(sched, p.into()));
+        Ok(Child {
+            stdin: stdin.transpose()?.map(ChildStdin),
+            stdout: stdout.transpose()?.map(ChildStdout),
+            stderr: stderr.transpose()?.map(ChildStderr),
+            inner: Some(child),
+            pidfd,
+            sched: sched.clone(),
+            status: None,
+            kill_on_drop: self.kill_on_drop,
+        })
+    }
+
+    /// Run the child to its end (stdio inherited unless set) and return
+    /// its exit status.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn), or from waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the [`Child`]: see
+    /// [`kill_on_drop`](Command::kill_on_drop).
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of an [`IoScheduler`].
+    pub async fn status(&mut self) -> io::Result<ExitStatus> {
+        let mut child = self.spawn()?;
+        // Our end of any pipe goes away, as std's `status` does.
+        drop((child.stdin.take(), child.stdout.take(), child.stderr.take()));
+        child.wait().await
+    }
+
+    /// Run the child to its end with stdout and stderr captured and return
+    /// everything. (Unlike std's `output`, stdin stays inherited unless
+    /// set: pass `Stdio::null()` for a child that must not read it.)
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Command::spawn), or from reading or waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`status`](Command::status); captured output is lost.
+    ///
+    /// # Panics
+    ///
+    /// Outside a task of an [`IoScheduler`].
+    pub async fn output(&mut self) -> io::Result<Output> {
+        self.std.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = self.spawn()?;
+        child.wait_with_output().await
+    }
+}
+
+impl From<std::process::Command> for Command {
+    fn from(std: std::process::Command) -> Command {
+        Command {
+            std,
+            kill_on_drop: false,
+        }
+    }
+}
+
+/// A spawned child process. Its piped streams are the public fields, to
+/// `take()` into tasks.
+pub struct Child {
+    /// The child's stdin, if it was `Stdio::piped()`.
+    pub stdin: Option<ChildStdin>,
+    /// The child's stdout, if it was `Stdio::piped()`.
+    pub stdout: Option<ChildStdout>,
+    /// The child's stderr, if it was `Stdio::piped()`.
+    pub stderr: Option<ChildStderr>,
+    /// `None` once moved into a background reaper.
+    inner: Option<std::process::Child>,
+    pidfd: Option<OwnedFd>,
+    sched: IoScheduler,
+    status: Option<ExitStatus>,
+    kill_on_drop: bool,
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("pid", &self.id())
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Child {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.inner.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Wait for the child to exit and return its status (again and again
+    /// once it has). Closes nothing: drop a piped [`stdin`](Child::stdin)
+    /// first if the child reads to its end.
+    ///
+    /// # Errors
+    ///
+    /// From `waitpid`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: nothing is reaped until the status is returned.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let Some(child) = self.inner.as_mut() else {
+            return Err(io::Error::other("child already handed to a reaper"));
+        };
+        let status = wait_child(child, self.pidfd.as_ref(), &self.sched).await?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// The exit status if the child has exited (reaping it), else `None`.
+    ///
+    /// # Errors
+    ///
+    /// From `waitpid`.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let Some(child) = self.inner.as_mut() else {
+            return Err(io::Error::other("child already handed to a reaper"));
+        };
+        let status = child.try_wait()?;
+        self.status = status;
+        Ok(status)
+    }
+
+    /// Send `SIGKILL` (a child that already exited is not an error); then
+    /// [`wait`](Child::wait) to reap it.
+    ///
+    /// # Errors
+    ///
+    /// From `kill(2)`.
+    pub fn start_kill(&mut self) -> io::Result<()> {
+        if self.status.is_some() {
+            return Ok(());
+        }
+        match self.inner.as_mut() {
+            Some(child) => child.kill(),
+            None => Ok(()),
+        }
+    }
+
+    /// Kill the child and wait for it to exit.
+    ///
+    /// # Errors
+    ///
+    /// From `kill` or `waitpid`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (the signal is sent at the first poll).
+    pub async fn kill(&mut self) -> io::Result<()> {
+        self.start_kill()?;
+        self.wait().await.map(drop)
+    }
+
+    /// Read stdout and stderr (if piped) to their ends while waiting for
+    /// the child, and return all three. A piped stdin is closed first.
+    ///
+    /// # Errors
+    ///
+    /// From reading or waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the child (see
+    /// [`Command::kill_on_drop`]) and what was captured.
+    pub async fn wait_with_output(mut self) -> io::Result<Output> {
+        use futures_util::future::try_join3;
+        drop(self.stdin.take());
+        async fn read_all<R: AsyncRead + Unpin>(r: Option<R>) -> io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            if let Some(mut r) = r {
+                let mut chunk = vec![0u8; 16 * 1024];
+                loop {
+                    let n = std::future::poll_fn(|cx| Pin::new(&mut r).poll_read(cx, &mut chunk))
+                        .await?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(&chunk[..n]);
+                }
+            }
+            Ok(out)
+        }
+        let (stdout, stderr) = (self.stdout.take(), self.stderr.take());
+        let (status, stdout, stderr) =
+            try_join3(self.wait(), read_all(stdout), read_all(stderr)).await?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// Wait for `child` to exit and reap it: through its pidfd, which becomes
+/// readable when it exits, or without one on the blocking pool.
+async fn wait_child(
+    child: &mut std::process::Child,
+    pidfd: Option<&OwnedFd>,
+    sched: &IoScheduler,
+) -> io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        match pidfd {
+            // An error or a hang-up here is sorted out by `try_wait`.
+            Some(fd) => drop(sched.poll(fd, PollOp::Read, None).await),
+            None => {
+                let pid = rustix::process::Pid::from_child(child);
+                // Wait without reaping (WNOWAIT): `try_wait` reaps, so the
+                // status is not lost if this future is dropped meanwhile.
+                let options =
+                    rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+                crate::blocking::spawn_blocking(move || {
+                    rustix::process::waitid(rustix::process::WaitId::Pid(pid), options)
+                })
+                .await
+                .map_err(io::Error::from)??;
+            }
+        }
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        let Some(mut child) = self.inner.take() else {
+            return;
+        };
+        if self.kill_on_drop {
+            let _ = child.kill();
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        // Reap it when it exits, so that it does not stay a zombie; if the
+        // scheduler shuts down first, that is left to this process's end.
+        let (pidfd, sched) = (self.pidfd.take(), self.sched.clone());
+        self.sched
+            .spawn(async move {
+                let _ = wait_child(&mut child, pidfd.as_ref(), &sched).await;
+            })
+            .detach();
+    }
+}
+
+/// A pipe end registered with the driver, with the `futures_io` adapter.
+struct Pipe {
+    // Declared first: in-flight ops are dropped before the fd closes.
+    read: ReadState,
+    write: WriteState,
+    fd: Option<OwnedFd>,
+    driver: Handle,
+    /// Where a write still in flight at drop is finished.
+    sched: IoScheduler,
+}
+
+enum ReadState {
+    /// `buf[pos..]` is read and not yet handed out.
+    Idle {
+        buf: Vec<u8>,
+        pos: usize,
+    },
+    Busy(Pin<Box<OpFuture<op::Read<Vec<u8>>>>>),
+}
+
+enum WriteState {
+    Idle(Vec<u8>),
+    /// Accepted bytes still being written.
+    Busy(Pin<Box<WriteOp>>),
+}
+
+/// A pipe write: what is left of its buffer.
+type WriteOp = OpFuture<op::Write<Slice<Vec<u8>>>>;
+
+impl Pipe {
+    fn new(sched: &IoScheduler, fd: OwnedFd) -> io::Result<Pipe> {
+        // Non-blocking for the readiness driver; io_uring waits either way.
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK)?;
+        Ok(Pipe {
+            read: ReadState::Idle {
+                buf: Vec::new(),
+                pos: 0,
+            },
+            write: WriteState::Idle(Vec::new()),
+            fd: Some(fd),
+            driver: sched.driver().clone(),
+            sched: sched.clone(),
+        })
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
+            match &mut self.read {
+                ReadState::Idle { buf, pos } if *pos < buf.len() => {
+                    let n = (buf.len() - *pos).min(out.len());
+                    out[..n].copy_from_slice(&buf[*pos..*pos + n]);
+                    *pos += n;
+                    return Poll::Ready(Ok(n));
+                }
+                ReadState::Idle { buf, .. } => {
+                    let mut buf = std::mem::take(buf);
+                    buf.clear();
+                    buf.reserve(out.len().clamp(4 * 1024, 64 * 1024));
+                    let op = op::read(&self.driver, self.raw(), buf);
+                    self.read = ReadState::Busy(Box::pin(op));
+                }
+                ReadState::Busy(op) => {
+                    let (res, buf) = ready!(op.as_mut().poll(cx));
+                    self.read = ReadState::Idle { buf, pos: 0 };
+                    if res? == 0 {
+                        return Poll::Ready(Ok(0));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wait until the accepted bytes are all written.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let WriteState::Busy(op) = &mut self.write else {
+                return Poll::Ready(Ok(()));
+            };
+            let (res, mut rest) = ready!(op.as_mut().poll(cx));
+            let n = match res {
+                Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
+                r => r,
+            };
+            match n {
+                Ok(n) => rest.advance(n),
+                Err(e) => {
+                    // The unwritten bytes are dropped with the error.
+                    self.write = WriteState::Idle(rest.into_inner());
+                    return Poll::Ready(Err(e));
+                }
+            }
+            if rest.bytes_init() == 0 {
+                self.write = WriteState::Idle(rest.into_inner());
+                return Poll::Ready(Ok(()));
+            }
+            let op = op::write(&self.driver, self.raw(), rest);
+            self.write = WriteState::Busy(Box::pin(op));
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        ready!(self.poll_flush(cx))?;
+        if data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let WriteState::Idle(buf) = &mut self.write else {
+            unreachable!("flushed above")
+        };
+        let mut buf = std::mem::take(buf);
+        buf.clear();
+        let n = data.len().min(64 * 1024);
+        buf.extend_from_slice(&data[..n]);
+        let op = op::write(&self.driver, self.raw(), Slice::new(buf, 0));
+        self.write = WriteState::Busy(Box::pin(op));
+        // Start it now; a failure is reported by the next call.
+        if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Flush, then close the pipe (the reader sees end of file).
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_flush(cx))?;
+        self.close_fd();
+        Poll::Ready(Ok(()))
+    }
+
+    fn close_fd(&mut self) {
+        if let Some(fd) = self.fd.take() {
+            self.driver.release_fd(fd.as_raw_fd());
+            drop(fd);
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // Accepted bytes still being written: a detached task finishes them
+        // and then closes the pipe (unreported, as the caller did not
+        // flush). Not once the scheduler is shut down: nothing runs tasks.
+        if matches!(self.write, WriteState::Busy(_)) && !self.sched.is_shutdown() {
+            let mut rest = Pipe {
+                read: ReadState::Idle {
+                    buf: Vec::new(),
+                    pos: 0,
+                },
+                write: std::mem::replace(&mut self.write, WriteState::Idle(Vec::new())),
+                fd: self.fd.take(),
+                driver: self.driver.clone(),
+                sched: self.sched.clone(),
+            };
+            self.sched
+                .spawn(async move {
+                    let _ = std::future::poll_fn(|cx| rest.poll_flush(cx)).await;
+                })
+                .detach();
+        }
+        // Ops first (the driver makes sure the kernel has taken a dropped
+        // op's entry before it returns), then the registration, then the fd.
+        self.read = ReadState::Idle {
+            buf: Vec::new(),
+            pos: 0,
+        };
+        self.write = WriteState::Idle(Vec::new());
+        self.close_fd();
+    }
+}
+
+macro_rules! pipe_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name(Pipe);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($name)).field(&self.0.raw()).finish()
+            }
+        }
+
+        impl AsFd for $name {
+            /// # Panics
+            ///
+            /// After `close`.
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.0.fd.as_ref().expect("pipe closed").as_fd()
+            }
+        }
+
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> RawFd {
+                self.0.raw()
+            }
+        }
+    };
+}
+
+pipe_type!(
+    /// The write end of a child's stdin: [`AsyncWrite`]. Writes are
+    /// write-behind (`flush` reports them); `close` (or drop) ends the
+    /// child's input, after what was written (a drop finishes the last
+    /// write in the background).
+    ChildStdin
+);
+pipe_type!(
+    /// The read end of a child's stdout: [`AsyncRead`]. A dropped read
+    /// loses nothing (bytes read stay in the adapter).
+    ChildStdout
+);
+pipe_type!(
+    /// The read end of a child's stderr: [`AsyncRead`], as
+    /// [`ChildStdout`].
+    ChildStderr
+);
+
+impl AsyncWrite for ChildStdin {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_write(cx, data)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_close(cx)
+    }
+}
+
+impl AsyncRead for ChildStdout {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_read(cx, out)
+    }
+}
+
+impl AsyncRead for ChildStderr {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_read(cx, out)
+    }
+}

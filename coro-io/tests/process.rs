@@ -1,0 +1,224 @@
+//! `coro_io::process` on every driver configuration: exit statuses, piped
+//! streams both ways, waits raced against timeouts, kill, kill-on-drop and
+//! background reaping, many children at once, clear spawn errors.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use coro_core::sync_wait;
+use coro_io::IoScheduler;
+use coro_io::process::Command;
+use coro_io::testing::Config;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+coro_io::driver_tests!(
+    output_captures_both_streams_and_the_status,
+    stdin_and_stdout_pipes_carry_a_megabyte,
+    wait_raced_against_a_timeout_loses_nothing,
+    kill_ends_a_child,
+    dropped_children_are_reaped,
+    many_children_at_once,
+    spawn_errors_name_the_program,
+    dropped_stdin_delivers_what_was_written,
+);
+
+/// Run `body` as a task of `s` and wait for it (bounded).
+fn run<T: Send + 'static>(s: &IoScheduler, body: impl Future<Output = T> + Send + 'static) -> T {
+    let h = s.spawn(body);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(sync_wait(h));
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("test body did not finish within 20s")
+        .expect("test body panicked")
+}
+
+fn sh(script: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.args(["-c", script]).stdin(Stdio::null());
+    c
+}
+
+/// Whether `pid` is gone: exited and reaped (a zombie still has its
+/// `/proc` entry).
+fn reaped(pid: u32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn output_captures_both_streams_and_the_status(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async {
+        let out = sh("echo out; echo err >&2; exit 3").output().await.unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        let st = sh("exit 0").status().await.unwrap();
+        assert!(st.success());
+    });
+    s.shutdown();
+}
+
+fn stdin_and_stdout_pipes_carry_a_megabyte(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let data: Vec<u8> = (0..(1 << 20) + 333u32).map(|i| (i % 253) as u8).collect();
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        // More than a pipe holds: writer and reader must run together.
+        let feed = data.clone();
+        let writer = s2.spawn(async move {
+            for chunk in feed.chunks(10_000) {
+                stdin.write_all(chunk).await.unwrap();
+            }
+            stdin.close().await.unwrap();
+        });
+        let mut got = Vec::new();
+        stdout.read_to_end(&mut got).await.unwrap();
+        writer.await.unwrap();
+        assert!(got == data, "cat returned other bytes");
+        assert!(child.wait().await.unwrap().success());
+    });
+    s.shutdown();
+}
+
+fn wait_raced_against_a_timeout_loses_nothing(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut child = sh("sleep 0.2; exit 7").spawn().unwrap();
+        assert!(child.try_wait().unwrap().is_none());
+        // The wait loses to the timeout and is dropped: nothing is reaped.
+        assert!(
+            s2.timeout(Duration::from_millis(20), child.wait())
+                .await
+                .is_err()
+        );
+        assert!(child.try_wait().unwrap().is_none());
+        let t = Instant::now();
+        assert_eq!(child.wait().await.unwrap().code(), Some(7));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Waiting again returns the same status.
+        assert_eq!(child.wait().await.unwrap().code(), Some(7));
+    });
+    s.shutdown();
+}
+
+fn kill_ends_a_child(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let t = Instant::now();
+        child.kill().await.unwrap();
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert_eq!(child.wait().await.unwrap().signal(), Some(libc::SIGKILL));
+        // Killing an exited child is fine.
+        child.start_kill().unwrap();
+    });
+    s.shutdown();
+}
+
+fn dropped_children_are_reaped(cfg: Config) {
+    let s = cfg.sched();
+    let (killed, finished) = run(&s, async {
+        let killed = Command::new("sleep")
+            .arg("30")
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let finished = sh("sleep 0.05").spawn().unwrap();
+        (killed.id(), finished.id())
+        // Both dropped here, neither waited for.
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(reaped(killed) && reaped(finished)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(reaped(killed), "kill_on_drop child {killed} still there");
+    assert!(reaped(finished), "dropped child {finished} never reaped");
+    s.shutdown();
+}
+
+fn many_children_at_once(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let hs: Vec<_> = (0..24)
+            .map(|i| {
+                s2.spawn(async move {
+                    let out = sh(&format!("echo {i}; exit {}", i % 4))
+                        .output()
+                        .await
+                        .unwrap();
+                    assert_eq!(out.stdout, format!("{i}\n").as_bytes());
+                    assert_eq!(out.status.code(), Some(i % 4));
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    s.shutdown();
+}
+
+fn spawn_errors_name_the_program(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async {
+        let e = Command::new("/nonexistent/coro-no-such-program")
+            .spawn()
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("coro-no-such-program"), "{e}");
+    });
+    s.shutdown();
+}
+
+#[test]
+fn spawn_outside_a_scheduler_panics_clearly() {
+    let r = std::panic::catch_unwind(|| Command::new("true").spawn().map(drop));
+    let msg = r.unwrap_err();
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("Command::spawn"), "{msg}");
+    assert!(msg.contains("spawn_on"), "{msg}");
+}
+
+/// `spawn_on` works from a plain thread, waited for by another executor.
+#[test]
+fn spawn_on_from_a_plain_thread() {
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let mut child = sh("exit 5").spawn_on(&s).unwrap();
+    let st = futures::executor::block_on(child.wait()).unwrap();
+    assert_eq!(st.code(), Some(5));
+    s.shutdown();
+}
+
+/// `write_all` then drop (no flush, no close), as tokio code often does:
+/// the child still reads every byte, then end of input.
+fn dropped_stdin_delivers_what_was_written(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+        let mut child = Command::new("wc")
+            .arg("-c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&data).await.unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200000");
+    });
+    s.shutdown();
+}
