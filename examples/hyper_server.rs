@@ -1,9 +1,9 @@
 //! A [hyper] 1.x HTTP/1.1 server on coro: no tokio runtime anywhere. The
-//! glue is hyper's `rt` traits, implemented here in ~60 lines over coro's
-//! `futures_io` streams and its scheduler's spawn and timers.
+//! glue is `coro::net::hyper` (feature `hyper`): hyper's `rt` traits over
+//! coro's `futures_io` streams and its scheduler's timers and spawn.
 //!
 //! ```text
-//! cargo run --release --example hyper_server [-- --port 8082 --driver epoll|uring|auto]
+//! cargo run --release --features hyper --example hyper_server [-- --port 8082 --driver epoll|uring|auto]
 //! curl http://127.0.0.1:8082/
 //! curl -d 'hello' http://127.0.0.1:8082/echo
 //! ```
@@ -16,94 +16,15 @@
 //! [hyper]: https://hyper.rs
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use coro::io::{DriverKind, IoScheduler, IoSchedulerOptions};
-use coro::net::tcp::{TcpListener, TcpStream};
+use coro::net::hyper::{CoroExecutor, CoroIo, CoroTimer};
+use coro::net::tcp::TcpListener;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-
-/// hyper's I/O traits over a coro stream (through its `futures_io` impls).
-struct CoroIo(TcpStream);
-
-impl hyper::rt::Read for CoroIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        mut buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        // The stream buffers what the kernel gave it; copy out what fits.
-        let mut chunk = [0u8; 8 * 1024];
-        let want = buf.remaining().min(chunk.len());
-        let n = std::task::ready!(futures_io::AsyncRead::poll_read(
-            Pin::new(&mut self.0),
-            cx,
-            &mut chunk[..want]
-        ))?;
-        buf.put_slice(&chunk[..n]);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl hyper::rt::Write for CoroIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        futures_io::AsyncWrite::poll_write(Pin::new(&mut self.0), cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_flush(Pin::new(&mut self.0), cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        futures_io::AsyncWrite::poll_close(Pin::new(&mut self.0), cx)
-    }
-}
-
-/// hyper's timer on the scheduler's timers.
-#[derive(Clone)]
-struct CoroTimer(IoScheduler);
-
-struct CoroSleep(coro::io::time::Sleep);
-
-impl Future for CoroSleep {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx)
-    }
-}
-
-impl hyper::rt::Sleep for CoroSleep {}
-
-impl hyper::rt::Timer for CoroTimer {
-    fn sleep(&self, d: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(CoroSleep(self.0.sleep(d)))
-    }
-    fn sleep_until(&self, at: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(CoroSleep(self.0.sleep_until(at)))
-    }
-}
-
-/// hyper's executor (used by HTTP/2 and upgrades) on the scheduler.
-#[derive(Clone)]
-struct CoroExecutor(IoScheduler);
-
-impl<F> hyper::rt::Executor<F> for CoroExecutor
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, fut: F) {
-        self.0.spawn(fut).detach();
-    }
-}
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status, body: Bytes| {
@@ -157,11 +78,11 @@ fn main() {
     let server = sched.spawn(async move {
         let http = {
             let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(CoroTimer(s.clone()))
+            b.timer(CoroTimer::new(&s))
                 .header_read_timeout(Duration::from_secs(10));
             b
         };
-        let _executor = CoroExecutor(s.clone()); // for HTTP/2 or upgrades
+        let _executor = CoroExecutor::new(&s); // for HTTP/2 or upgrades
         loop {
             let (stream, _peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -171,7 +92,8 @@ fn main() {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let conn = http.serve_connection(CoroIo(stream), hyper::service::service_fn(handle));
+            let conn =
+                http.serve_connection(CoroIo::new(stream), hyper::service::service_fn(handle));
             s.spawn(async move {
                 if let Err(e) = conn.await {
                     if !e.is_incomplete_message() {

@@ -1,5 +1,7 @@
 //! The hyper example serves real HTTP/1.1 on both drivers: curl (when
 //! installed) and a raw socket check routes, bodies and keep-alive.
+//! (Feature `hyper`: `cargo test --features hyper`, or `--all-features`.)
+#![cfg(feature = "hyper")]
 
 mod common;
 use common::Server;

@@ -66,6 +66,8 @@
 mod addr;
 #[cfg(feature = "dns")]
 pub mod dns;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod lookup;
 mod socket;
 pub mod split;
