@@ -62,6 +62,9 @@ use crate::{IoScheduler, PollOp};
 pub struct Command {
     std: std::process::Command,
     kill_on_drop: bool,
+    /// Which of stdin, stdout, stderr the caller set: `output` supplies
+    /// its defaults only for the others, and only for that run.
+    set: [bool; 3],
 }
 
 impl Command {
@@ -115,18 +118,21 @@ impl Command {
     /// and `status`, null for `output`.
     pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stdin(cfg);
+        self.set[0] = true;
         self
     }
 
     /// The child's standard output (see [`stdin`](Command::stdin)).
     pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stdout(cfg);
+        self.set[1] = true;
         self
     }
 
     /// The child's standard error (see [`stdin`](Command::stdin)).
     pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Command {
         self.std.stderr(cfg);
+        self.set[2] = true;
         self
     }
 
@@ -177,27 +183,29 @@ impl Command {
                 format!("spawn {}: {e}", Path::new(&program).display()),
             )
         })?;
+        // Without a pidfd (a kernel before 5.3, or a sandbox that refuses
+        // the call) waits go to the blocking pool.
         let pid = rustix::process::Pid::from_child(&child);
-        let pidfd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            Ok(fd) => Some(fd),
-            // An old kernel (before 5.3): waits go to the blocking pool.
-            Err(rustix::io::Errno::NOSYS) => None,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::new(
-                    io::Error::from(e).kind(),
-                    format!("pidfd_open for child {pid:?}: {e}"),
-                ));
-            }
-        };
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
         let stdin = child.stdin.take().map(|p| Pipe::new(sched, p.into()));
         let stdout = child.stdout.take().map(|p| Pipe::new(sched, p.into()));
         let stderr = child.stderr.take().map(|p| Pipe::new(sched, p.into()));
+        let pipes = (|| {
+            Ok::<_, io::Error>((stdin.transpose()?, stdout.transpose()?, stderr.transpose()?))
+        })();
+        let (stdin, stdout, stderr) = match pipes {
+            Ok(p) => p,
+            Err(e) => {
+                // The child runs already: do not leave it behind.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
         Ok(Child {
-            stdin: stdin.transpose()?.map(ChildStdin),
-            stdout: stdout.transpose()?.map(ChildStdout),
-            stderr: stderr.transpose()?.map(ChildStderr),
+            stdin: stdin.map(ChildStdin),
+            stdout: stdout.map(ChildStdout),
+            stderr: stderr.map(ChildStderr),
             inner: Some(child),
             pidfd,
             sched: sched.clone(),
@@ -229,8 +237,9 @@ impl Command {
     }
 
     /// Run the child to its end with stdout and stderr captured and return
-    /// everything. (Unlike std's `output`, stdin stays inherited unless
-    /// set: pass `Stdio::null()` for a child that must not read it.)
+    /// everything. As std's `output`: streams left unset default to null
+    /// (stdin) and piped (stdout, stderr) for this run only; one set with
+    /// [`stdin`](Command::stdin) etc. is kept.
     ///
     /// # Errors
     ///
@@ -244,9 +253,28 @@ impl Command {
     ///
     /// Outside a task of an [`IoScheduler`].
     pub async fn output(&mut self) -> io::Result<Output> {
-        self.std.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = self.spawn()?;
-        child.wait_with_output().await
+        let [stdin, stdout, stderr] = self.set;
+        if !stdin {
+            self.std.stdin(Stdio::null());
+        }
+        if !stdout {
+            self.std.stdout(Stdio::piped());
+        }
+        if !stderr {
+            self.std.stderr(Stdio::piped());
+        }
+        let child = self.spawn();
+        // Back to `spawn`'s defaults (inherit) for the next run.
+        if !stdin {
+            self.std.stdin(Stdio::inherit());
+        }
+        if !stdout {
+            self.std.stdout(Stdio::inherit());
+        }
+        if !stderr {
+            self.std.stderr(Stdio::inherit());
+        }
+        child?.wait_with_output().await
     }
 }
 
@@ -255,6 +283,7 @@ impl From<std::process::Command> for Command {
         Command {
             std,
             kill_on_drop: false,
+            set: [false; 3],
         }
     }
 }
@@ -412,22 +441,31 @@ async fn wait_child(
         if let Some(status) = child.try_wait()? {
             return Ok(status);
         }
-        match pidfd {
-            // An error or a hang-up here is sorted out by `try_wait`.
-            Some(fd) => drop(sched.poll(fd, PollOp::Read, None).await),
-            None => {
-                let pid = rustix::process::Pid::from_child(child);
-                // Wait without reaping (WNOWAIT): `try_wait` reaps, so the
-                // status is not lost if this future is dropped meanwhile.
-                let options =
-                    rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
-                crate::blocking::spawn_blocking(move || {
-                    rustix::process::waitid(rustix::process::WaitId::Pid(pid), options)
-                })
-                .await
-                .map_err(io::Error::from)??;
+        if let Some(fd) = pidfd {
+            // Readable once the child exited. Anything else (the scheduler
+            // shut down, an error) falls through to the blocking wait, so
+            // this loop never spins on a poll that returns at once.
+            if sched.poll(fd, PollOp::Read, None).await == crate::PollStatus::Event {
+                if let Some(status) = child.try_wait()? {
+                    return Ok(status);
+                }
             }
         }
+        let pid = rustix::process::Pid::from_child(child);
+        // Wait without reaping (WNOWAIT): `try_wait` reaps, so the status
+        // is not lost if this future is dropped meanwhile.
+        let options =
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+        crate::blocking::spawn_blocking(move || {
+            loop {
+                match rustix::process::waitid(rustix::process::WaitId::Pid(pid), options) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    r => return r,
+                }
+            }
+        })
+        .await
+        .map_err(io::Error::from)??;
     }
 }
 
@@ -445,16 +483,15 @@ impl Drop for Child {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        // Reap it when it exits, so that it does not stay a zombie; if the
-        // scheduler shuts down first, that is left to this process's end.
-        let (pidfd, sched) = (self.pidfd.take(), self.sched.clone());
-        self.sched
-            .spawn(async move {
-                let _ = wait_child(&mut child, pidfd.as_ref(), &sched).await;
-            })
-            .detach();
+        // Reap it when it exits, so that it does not stay a zombie: on the
+        // blocking pool, which (unlike a task) neither keeps the scheduler
+        // alive nor stops with it.
+        drop(crate::blocking::spawn_blocking(move || child.wait()));
     }
 }
+
+/// How long a dropped [`ChildStdin`] goes on writing what it accepted.
+const PIPE_FINISH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A pipe end registered with the driver, with the `futures_io` adapter.
 struct Pipe {
@@ -615,9 +652,13 @@ impl Drop for Pipe {
                 driver: self.driver.clone(),
                 sched: self.sched.clone(),
             };
+            let sched = self.sched.clone();
             self.sched
                 .spawn(async move {
-                    let _ = std::future::poll_fn(|cx| rest.poll_flush(cx)).await;
+                    // Bounded: a child that never reads must not keep the
+                    // scheduler (held by this task) alive for good.
+                    let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
+                    let _ = sched.timeout(PIPE_FINISH, flush).await;
                 })
                 .detach();
         }
@@ -664,7 +705,7 @@ pipe_type!(
     /// The write end of a child's stdin: [`AsyncWrite`]. Writes are
     /// write-behind (`flush` reports them); `close` (or drop) ends the
     /// child's input, after what was written (a drop finishes the last
-    /// write in the background).
+    /// write in the background, for at most 10 s).
     ChildStdin
 );
 pipe_type!(

@@ -19,7 +19,8 @@
 //! the read going and hands its bytes to the next read. A blocking read
 //! cannot be interrupted, though: dropping the `Stdin` itself with a read
 //! in flight loses what that read gets. Dropping a `Stdout` with writes in
-//! flight lets them finish in the background, unreported.
+//! flight lets them finish in the background, unreported, unless the
+//! process exits first: flush before returning from `main`.
 //!
 //! # Examples
 //!
@@ -103,8 +104,9 @@ impl AsyncRead for Stdin {
                 return Poll::Ready(Ok(n));
             }
             if let Some(read) = &mut this.busy {
-                let (res, buf) = ready!(Pin::new(read).poll(cx)).map_err(io::Error::from)?;
+                let done = ready!(Pin::new(read).poll(cx));
                 this.busy = None;
+                let (res, buf) = done.map_err(io::Error::from)?;
                 this.buf = buf;
                 this.head = 0;
                 if res? == 0 {
@@ -151,8 +153,9 @@ impl Writer {
     /// Wait for the write in flight and report it.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(write) = &mut self.busy {
-            let (res, buf) = ready!(Pin::new(write).poll(cx)).map_err(io::Error::from)?;
+            let done = ready!(Pin::new(write).poll(cx));
             self.busy = None;
+            let (res, buf) = done.map_err(io::Error::from)?;
             self.spare = buf;
             res?;
         }

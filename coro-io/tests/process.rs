@@ -23,6 +23,8 @@ coro_io::driver_tests!(
     many_children_at_once,
     spawn_errors_name_the_program,
     dropped_stdin_delivers_what_was_written,
+    output_then_status_on_one_command,
+    wait_after_shutdown_returns,
 );
 
 /// Run `body` as a task of `s` and wait for it (bounded).
@@ -43,21 +45,35 @@ fn sh(script: &str) -> Command {
     c
 }
 
-/// Whether `pid` is gone: exited and reaped (a zombie still has its
-/// `/proc` entry).
+/// Whether our child `pid` is gone: exited and reaped. A zombie keeps its
+/// `/proc` entry; a reused pid, or a thread id, is not our child (its
+/// parent, field 4 of `stat`, is someone else).
 fn reaped(pid: u32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The fields after the command name, which is in parentheses.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let ppid: u32 = after
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    ppid != std::process::id()
 }
 
 fn output_captures_both_streams_and_the_status(cfg: Config) {
     let s = cfg.sched();
-    run(&s, async {
+    let s2 = s.clone();
+    run(&s, async move {
         let out = sh("echo out; echo err >&2; exit 3").output().await.unwrap();
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.stderr, b"err\n");
         let st = sh("exit 0").status().await.unwrap();
         assert!(st.success());
+        // Pidfd and pipe registrations are gone with their waits and pipes.
+        assert_eq!(s2.metrics().registered_fds, 0);
     });
     s.shutdown();
 }
@@ -221,4 +237,42 @@ fn dropped_stdin_delivers_what_was_written(cfg: Config) {
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200000");
     });
     s.shutdown();
+}
+
+/// `output` supplies its pipes for that run only: a `status` after it on
+/// the same `Command` inherits stdout again (a piped one, dropped by
+/// `status`, would kill a writing child with SIGPIPE), and a stream the
+/// caller set is kept.
+fn output_then_status_on_one_command(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo out; echo err >&2"])
+            .stderr(Stdio::null());
+        let out = c.output().await.unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"", "stderr was set to null by the caller");
+        let mut c = sh("yes | head -c 1000000; exit 4");
+        assert_eq!(c.output().await.unwrap().stdout.len(), 1_000_000);
+        c.stdout(Stdio::null());
+        assert_eq!(c.status().await.unwrap().code(), Some(4));
+    });
+    s.shutdown();
+}
+
+/// A child spawned on a scheduler that then shuts down can still be waited
+/// for (from another executor): no error loop, no hang.
+fn wait_after_shutdown_returns(cfg: Config) {
+    let s = cfg.sched();
+    let mut child = sh("sleep 0.3; exit 6").spawn_on(&s).unwrap();
+    s.shutdown();
+    let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let (t, cpu0) = (Instant::now(), cpu());
+    let st = futures::executor::block_on(child.wait()).unwrap();
+    assert_eq!(st.code(), Some(6));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // It waited, it did not spin on polls that fail at once.
+    let used = cpu();
+    let used_ms = (used.tv_sec - cpu0.tv_sec) * 1000 + (used.tv_nsec - cpu0.tv_nsec) / 1_000_000;
+    assert!(used_ms < 100, "the wait burnt {used_ms} ms of CPU");
 }
