@@ -23,6 +23,7 @@
 //! }
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![forbid(unsafe_code)]
 
@@ -32,8 +33,8 @@ extern crate self as coro;
 
 pub use coro_core::*;
 // On the current scheduler, as tokio's free functions: `coro::spawn(..)`,
-// `coro::fs::read(..)`.
-pub use coro_io::{fs, signal, sleep, sleep_until, spawn, spawn_blocking, timeout};
+// `coro::fs::read(..)`, `coro::process::Command::new(..).spawn()`.
+pub use coro_io::{fs, process, signal, sleep, sleep_until, spawn, spawn_blocking, timeout};
 
 /// Synchronisation primitives that work inside any executor (`coro-sync`).
 pub mod sync {
@@ -51,6 +52,7 @@ pub mod net {
 }
 
 #[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub use coro_macros::{main, test};
 
 // docs/MIGRATING.md, so rustdoc resolves every name in its tables and its

@@ -33,6 +33,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(rustdoc::broken_intra_doc_links)]
 
 // One clear sentence instead of a wall of errors from the syscalls below.
@@ -44,7 +45,9 @@ pub mod blocking;
 pub mod buf;
 pub mod copy;
 pub mod driver;
+// Test-only knobs: outside the documented, semver-bound API.
 #[cfg(feature = "fault-injection")]
+#[doc(hidden)]
 pub mod fault;
 pub mod fs;
 mod lifecycle;
@@ -114,6 +117,7 @@ pub use time::Elapsed;
 /// }
 /// # fn main() {}
 /// ```
+#[doc(hidden)]
 #[macro_export]
 macro_rules! driver_tests {
     (drivers: $($name:ident),* $(,)?) => {

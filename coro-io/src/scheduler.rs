@@ -76,11 +76,13 @@ pub struct UringOptions {
     /// (e.g. `libc::EPERM`, as seccomp does), so that the epoll fallback of
     /// `DriverKind::Auto` and the error of `DriverKind::IoUring` can be
     /// exercised on any kernel. Default `None`.
+    #[doc(hidden)]
     pub inject_setup_error: Option<i32>,
     /// Fault injection for tests: treat the kernel as one without the
     /// file-system opcodes (`OPENAT`, `STATX`, `RENAMEAT`, `UNLINKAT`,
     /// `MKDIRAT`), so that those ops take the blocking pool as they do on
     /// older kernels. Default `false`.
+    #[doc(hidden)]
     pub inject_missing_fs_ops: bool,
     /// How the ring runs completion work; `Auto` picks the best one the
     /// scheduler's strategies allow (see [`RingMode`]). Default `Auto`.

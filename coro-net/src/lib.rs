@@ -59,20 +59,25 @@
 //!   (needs a C compiler, not cmake).
 //! * `dns`: `dns::Resolver` on vendored c-ares (builds C code: needs a C
 //!   compiler and autotools).
+//! * `hyper`: the `hyper` module, hyper 1.x's runtime traits on coro.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![forbid(unsafe_code)]
 
 mod addr;
 #[cfg(feature = "dns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dns")))]
 pub mod dns;
 #[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
 mod lookup;
 mod socket;
 pub mod split;
 pub mod tcp;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 pub mod udp;
 pub mod unix;
