@@ -72,6 +72,8 @@ pub mod migrating {}
 #[doc(hidden)]
 pub mod __macro_support {
     use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
 
     use coro_io::{IoScheduler, IoSchedulerOptions};
 
@@ -88,6 +90,38 @@ pub mod __macro_support {
             Err(e) => panic!("coro: could not start the I/O scheduler: {e}"),
         };
         let result = coro_core::sync_wait(sched.spawn(fut));
+        sched.shutdown();
+        match result {
+            Ok(v) => v,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => panic!("coro: the main task did not finish: {e}"),
+        }
+    }
+
+    /// [`block_on`] for an inline scheduler: the calling thread drives it
+    /// (`ThreadStrategy::Manual`) and `fut` runs there, so it need not be
+    /// `Send`.
+    #[track_caller]
+    pub fn block_on_local<F>(mut opts: IoSchedulerOptions, fut: F) -> F::Output
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        opts.thread_strategy = coro_io::ThreadStrategy::Manual;
+        let sched = match IoScheduler::new(opts) {
+            Ok(s) => s,
+            Err(e) => panic!("coro: could not start the I/O scheduler: {e}"),
+        };
+        let mut main = sched.spawn_local(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        // `process_events` returns once tasks ran (it blocks only while
+        // none is ready), so the main task's end is seen at once.
+        let result = loop {
+            if let Poll::Ready(r) = Pin::new(&mut main).poll(&mut cx) {
+                break r;
+            }
+            sched.process_events(None);
+        };
         sched.shutdown();
         match result {
             Ok(v) => v,

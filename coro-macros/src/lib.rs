@@ -7,13 +7,15 @@
 //! facade. If the facade is known under another name in your `Cargo.toml`
 //! (`my_coro = { package = "coro", .. }`), say so with `crate = "my_coro"`.
 //!
-//! Both macros build an `IoScheduler` from their arguments, spawn the body
-//! on it, block the calling thread until the body finishes
-//! (`coro::sync_wait`), shut the scheduler down (tasks the body spawned and
+//! Both macros build an `IoScheduler` from their arguments, run the body on
+//! it until it finishes, shut the scheduler down (tasks the body spawned and
 //! left running are cancelled) and return the body's value. Inside the body
 //! `IoScheduler::current()` is that scheduler. A panic in the body is resumed
-//! on the calling thread, so `#[should_panic]` works. The body must be `Send`
-//! (it is spawned like any task). If the scheduler cannot be created (say
+//! on the calling thread, so `#[should_panic]` works. On the default inline
+//! scheduler the calling thread itself drives the scheduler
+//! (`ThreadStrategy::Manual`) and runs the body there, so the body need not
+//! be `Send` (an `Rc`, a `RefCell` may live across `.await`); with
+//! `threads = N` the body is spawned onto the pool and must be `Send`. If the scheduler cannot be created (say
 //! `driver = "uring"` where seccomp or `kernel.io_uring_disabled` forbids
 //! io_uring), the function panics with the cause.
 //!
@@ -456,7 +458,13 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
     let output = &sig.output;
     // Errors about the body's future (not `Send`, ...) point at the signature.
     let sig_span = sig.span();
-    let run = quote! { #krate::__macro_support::block_on };
+    // On an inline scheduler the calling thread drives it and runs the
+    // body, which then need not be `Send`; on a pool it is spawned.
+    let run = if args.threads.is_some() {
+        quote! { #krate::__macro_support::block_on }
+    } else {
+        quote! { #krate::__macro_support::block_on_local }
+    };
     let test_attr = (flavor == Flavor::Test).then(|| quote! { #[::core::prelude::v1::test] });
 
     if args.both_drivers.is_none() {

@@ -73,7 +73,15 @@ async fn threads_run_the_body_on_a_pool() {
 
 #[coro::test(inline)]
 async fn inline_runs_on_the_event_loop() {
-    assert_eq!(std::thread::current().name(), Some("coro-io"));
+    // The test's own thread drives the scheduler and runs the body; tasks
+    // the body spawns run there too (no "coro-io" loop thread).
+    let me = std::thread::current().id();
+    assert_eq!(
+        std::thread::current().name(),
+        Some("inline_runs_on_the_event_loop")
+    );
+    let h = current().spawn(async { std::thread::current().id() });
+    assert_eq!(h.await.unwrap(), me);
 }
 
 #[coro::test]
@@ -176,4 +184,50 @@ mod renamed {
             my_coro::io::DriverKind::Epoll
         );
     }
+}
+
+/// On the default inline scheduler the body runs on the calling thread,
+/// which drives the scheduler: it may hold `!Send` values across awaits,
+/// spawn `!Send` tasks, and still use timers, I/O and `Send` tasks.
+#[coro::test(both_drivers)]
+async fn inline_body_need_not_be_send() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let shared = Rc::new(RefCell::new(0));
+    let sched = current();
+    coro::sleep(Duration::from_millis(5)).await;
+    *shared.borrow_mut() += 1;
+    let rc = shared.clone();
+    sched
+        .spawn_local(async move {
+            *rc.borrow_mut() += 1;
+        })
+        .await
+        .unwrap();
+    let sent = coro::spawn(async { 40 }).await.unwrap();
+    // An I/O wait across the `Rc`: a pipe another thread writes later.
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        rustix::io::write(&w, b"x").unwrap();
+    });
+    let st = sched
+        .poll(&r, coro::io::PollOp::Read, Some(Duration::from_secs(5)))
+        .await;
+    assert_eq!(st, coro::io::PollStatus::Event);
+    writer.join().unwrap();
+    assert_eq!(sent + *shared.borrow(), 42);
+}
+
+#[coro::main]
+async fn main_with_a_local_body() -> usize {
+    let v = std::rc::Rc::new(vec![1usize, 2, 3]);
+    coro::sleep(Duration::from_millis(1)).await;
+    v.iter().sum()
+}
+
+#[test]
+fn main_body_need_not_be_send() {
+    assert_eq!(main_with_a_local_body(), 6);
+    assert!(IoScheduler::current().is_none());
 }
