@@ -676,7 +676,7 @@ impl IoScheduler {
                         Some(thread::current().id());
                     if let Err(e) = inner.driver.enable_here() {
                         // Cannot happen on a ring we just made; say so loudly.
-                        eprintln!("coro-io: enabling the io_uring ring failed: {e}");
+                        crate::warn(format_args!("enabling the io_uring ring failed: {e}"));
                     }
                     if let Some(f) = &start {
                         f();
@@ -686,7 +686,7 @@ impl IoScheduler {
                         while !inner.shutdown.load(Ordering::Acquire) {
                             if let Err(e) = inner.turn(None, false) {
                                 // Nothing sensible to do but not spin.
-                                eprintln!("coro-io: event loop wait failed: {e}");
+                                crate::warn(format_args!("event loop wait failed: {e}"));
                                 thread::sleep(Duration::from_millis(10));
                             }
                         }

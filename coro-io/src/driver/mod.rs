@@ -208,7 +208,7 @@ impl AnyDriver {
                     Ok(d) => Ok((AnyDriver::Uring(d), None)),
                     Err(e) => {
                         if std::env::var_os("CORO_DEBUG").is_some() {
-                            eprintln!("coro-io: falling back to epoll: {e}");
+                            crate::warn(format_args!("falling back to epoll: {e}"));
                         }
                         Ok((AnyDriver::Epoll(epoll::EpollDriver::new()?), Some(e)))
                     }
