@@ -636,6 +636,42 @@ fn oneshot_send_vs_close_and_wait() {
     });
 }
 
+/// A oneshot receiver that waits (listens) while the value is sent from
+/// another thread is woken: the sender's "does anyone listen" check and the
+/// receiver's registration race on one state word.
+#[test]
+fn oneshot_send_wakes_a_waiting_receiver() {
+    loom::model(|| {
+        let (tx, rx) = oneshot::channel::<usize>();
+        let sender = thread::spawn(move || tx.send(5).is_ok());
+        assert_eq!(block_on(rx), Ok(5));
+        assert!(sender.join().unwrap());
+    });
+}
+
+/// A sender dropped without sending wakes a waiting receiver with an error.
+#[test]
+fn oneshot_sender_drop_wakes_a_waiting_receiver() {
+    loom::model(|| {
+        let (tx, rx) = oneshot::channel::<usize>();
+        let sender = thread::spawn(move || drop(tx));
+        assert!(block_on(rx).is_err());
+        sender.join().unwrap();
+    });
+}
+
+/// A receiver dropped on another thread wakes `Sender::closed()`.
+#[test]
+fn oneshot_receiver_drop_wakes_closed() {
+    loom::model(|| {
+        let (tx, rx) = oneshot::channel::<usize>();
+        let receiver = thread::spawn(move || drop(rx));
+        block_on(tx.closed());
+        assert!(tx.is_closed());
+        receiver.join().unwrap();
+    });
+}
+
 /// A broadcast send racing a waiting receiver and the last sender's drop.
 #[test]
 fn broadcast_send_then_close_vs_waiting_receiver() {
