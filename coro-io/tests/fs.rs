@@ -3,13 +3,14 @@
 //! helpers, errors that name the path, sequential `File` I/O through the
 //! `futures_io` traits, and dropped opens that must not leak their fd.
 
-use std::future::Future;
+mod common;
+
 use std::io::{self, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use coro_core::sync_wait;
+use common::run;
 use coro_io::fs::{self, File, OpenOptions};
 use coro_io::testing::Config;
 use coro_io::{DriverKind, IoScheduler};
@@ -31,18 +32,6 @@ fn dir(tag: &str, cfg: Config) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Run `body` as a task of `s` and wait for it (bounded).
-fn run<T: Send + 'static>(s: &IoScheduler, body: impl Future<Output = T> + Send + 'static) -> T {
-    let h = s.spawn(body);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(sync_wait(h));
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("test body did not finish within 20s")
-        .expect("test body panicked")
 }
 
 fn pattern(len: usize) -> Vec<u8> {

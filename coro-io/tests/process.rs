@@ -2,13 +2,14 @@
 //! streams both ways, waits raced against timeouts, kill, kill-on-drop and
 //! background reaping, many children at once, clear spawn errors.
 
-use std::future::Future;
+mod common;
+
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use coro_core::sync_wait;
+use common::run;
 use coro_io::IoScheduler;
 use coro_io::process::Command;
 use coro_io::testing::Config;
@@ -26,18 +27,6 @@ coro_io::driver_tests!(
     output_then_status_on_one_command,
     wait_after_shutdown_returns,
 );
-
-/// Run `body` as a task of `s` and wait for it (bounded).
-fn run<T: Send + 'static>(s: &IoScheduler, body: impl Future<Output = T> + Send + 'static) -> T {
-    let h = s.spawn(body);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(sync_wait(h));
-    });
-    rx.recv_timeout(Duration::from_secs(20))
-        .expect("test body did not finish within 20s")
-        .expect("test body panicked")
-}
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
