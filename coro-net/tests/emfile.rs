@@ -1,4 +1,4 @@
-//! PITFALLS row 8: an accept loop that runs out of fds must neither spin nor
+//! An accept loop that runs out of fds (EMFILE) must neither spin nor
 //! exit, and must serve again once fds free up.
 //!
 //! The server runs in a child process (this test binary, re-executed with

@@ -1,4 +1,4 @@
-//! PITFALLS row 6: accepts that are cancelled while the kernel may already
+//! Accepts that are cancelled while the kernel may already
 //! have accepted for them (io_uring) must not leak the fd. `/proc/self/fd`
 //! is process-wide, so the two drivers' tests take a lock and run one at a
 //! time, alone in this binary.

@@ -14,7 +14,7 @@
 //! (the fd in the lower 32), so an event queued for an fd number that was
 //! released and reused is ignored.
 //!
-//! Why not the `polling` crate (which the issue suggested): its `wait` re-arms
+//! Why not the `polling` crate: its `wait` re-arms
 //! its notifier with `epoll_ctl` and programs a timerfd on every call, i.e.
 //! 2-3 extra syscalls per loop turn; here a turn is one `epoll_pwait` and the
 //! eventfd is read only when a cross-thread wake actually happened.

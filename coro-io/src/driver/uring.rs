@@ -14,9 +14,11 @@
 //!
 //! so an op's box (its buffer, `sockaddr`, `msghdr`) is freed only after the
 //! kernel posted the op's own completion: never because a submit failed, the
-//! SQ was full, or a cancel was issued (PITFALLS 4, 5). A dropped future's op
+//! SQ was full, or a cancel was issued (the kernel may still write into it
+//! until then: freeing earlier is a use-after-free). A dropped future's op
 //! gets an `ASYNC_CANCEL`; cancels that find the SQ full stay staged
-//! with everything else and are never dropped (PITFALLS 7).
+//! with everything else and are never dropped (a lost cancel would leave
+//! the op waiting, and its memory pinned, for good).
 //!
 //! # Submission
 //!
