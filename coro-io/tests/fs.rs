@@ -392,3 +392,77 @@ fn dropped_file_finishes_its_write(cfg: Config) {
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();
 }
+
+/// The blocking-pool helpers: a directory listing larger than one batch,
+/// copy, links, permissions, canonical paths, recursive removal; errors
+/// name their paths. They need no scheduler: awaited from a plain thread.
+#[test]
+fn pool_helpers_list_copy_link_and_remove() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = std::env::temp_dir().join(format!("coro-fs-pool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    for i in 0..70 {
+        std::fs::write(d.join(format!("f{i:02}")), [i as u8; 3]).unwrap();
+    }
+    futures::executor::block_on(async {
+        let mut dir = fs::read_dir(&d).await.unwrap();
+        let mut names = Vec::new();
+        while let Some(e) = dir.next_entry().await.unwrap() {
+            let t = e.file_type().await.unwrap();
+            assert_eq!(t.is_dir(), e.file_name() == "sub", "{:?}", e.path());
+            assert_eq!(e.path(), d.join(e.file_name()));
+            names.push(e.file_name().into_string().unwrap());
+        }
+        assert!(
+            dir.next_entry().await.unwrap().is_none(),
+            "stays at the end"
+        );
+        names.sort();
+        let mut want: Vec<String> = (0..70).map(|i| format!("f{i:02}")).collect();
+        want.push("sub".into());
+        assert_eq!(names, want);
+
+        assert_eq!(fs::copy(d.join("f07"), d.join("sub/c")).await.unwrap(), 3);
+        assert_eq!(std::fs::read(d.join("sub/c")).unwrap(), [7u8; 3]);
+        fs::hard_link(d.join("f08"), d.join("sub/h")).await.unwrap();
+        fs::symlink("../f09", d.join("sub/s")).await.unwrap();
+        assert_eq!(
+            fs::read_link(d.join("sub/s")).await.unwrap(),
+            Path::new("../f09")
+        );
+        assert_eq!(
+            fs::canonicalize(d.join("sub/s")).await.unwrap(),
+            std::fs::canonicalize(d.join("f09")).unwrap()
+        );
+        fs::set_permissions(d.join("f10"), std::fs::Permissions::from_mode(0o600))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(d.join("f10"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(fs::try_exists(d.join("f11")).await.unwrap());
+        assert!(!fs::try_exists(d.join("nope")).await.unwrap());
+
+        let e = fs::read_dir(d.join("nope")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e = fs::copy(d.join("nope"), d.join("x")).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("nope"), "{e}");
+        let e = fs::hard_link(d.join("f01"), d.join("f02"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+
+        fs::remove_dir_all(&d).await.unwrap();
+        assert!(!d.exists());
+        let e = fs::remove_dir_all(&d).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    });
+}

@@ -2,9 +2,12 @@
 //! [`OpenOptions`], [`Metadata`], and the `std::fs`-shaped helpers
 //! [`read`], [`read_to_string`], [`write()`], [`metadata`],
 //! [`symlink_metadata`], [`create_dir`], [`create_dir_all`],
-//! [`remove_file`], [`remove_dir`] and [`rename`].
+//! [`remove_file`], [`remove_dir`] and [`rename`]; and on the blocking pool
+//! (no io_uring op fits them) [`read_dir`], [`copy`], [`hard_link`],
+//! [`symlink`], [`read_link`], [`canonicalize`], [`set_permissions`],
+//! [`remove_dir_all`] and [`try_exists`].
 //!
-//! On io_uring every one of them is a native op (`OPENAT`, `STATX`,
+//! On io_uring each of the first group is a native op (`OPENAT`, `STATX`,
 //! `READ`/`WRITE`, `RENAMEAT`, `UNLINKAT`, `MKDIRAT`), so a file read costs
 //! no thread hop; on a kernel without an opcode, and on epoll (a regular
 //! file is always "ready", so readiness cannot help), the plain syscall
@@ -42,10 +45,15 @@
 mod file;
 mod metadata;
 mod options;
+mod pool;
 
 pub use file::File;
 pub use metadata::Metadata;
 pub use options::OpenOptions;
+pub use pool::{
+    DirEntry, ReadDir, canonicalize, copy, hard_link, read_dir, read_link, remove_dir_all,
+    set_permissions, symlink, try_exists,
+};
 
 use std::ffi::CString;
 use std::fmt;
