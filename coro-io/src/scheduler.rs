@@ -9,6 +9,9 @@
 //!   `ThreadPool` hands them to a [`ThreadPool`] and the event loop only
 //!   waits for I/O and timers.
 
+/// Future of [`IoScheduler::yield_now`] / [`IoScheduler::schedule`]: the
+/// one of `coro_core`.
+pub use coro_core::YieldNow;
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
@@ -903,7 +906,7 @@ impl IoScheduler {
     ///
     /// Cancel safe.
     pub fn yield_now(&self) -> YieldNow {
-        YieldNow { yielded: false }
+        coro_core::yield_now()
     }
 
     /// libcoro's `schedule()`: reschedule the current task through this
@@ -915,7 +918,7 @@ impl IoScheduler {
     ///
     /// Cancel safe.
     pub fn schedule(&self) -> YieldNow {
-        YieldNow { yielded: false }
+        coro_core::yield_now()
     }
 
     /// Sleep for `d` (`Duration::MAX`: forever; zero: completes at once).
@@ -1133,28 +1136,5 @@ fn revents_status(rev: u32) -> PollStatus {
         PollStatus::Closed
     } else {
         PollStatus::Event
-    }
-}
-
-/// Future of [`IoScheduler::yield_now`] / [`IoScheduler::schedule`].
-///
-/// # Cancel safety
-///
-/// Cancel safe.
-#[must_use = "futures do nothing unless you .await or poll them"]
-#[derive(Debug)]
-pub struct YieldNow {
-    yielded: bool,
-}
-
-impl Future for YieldNow {
-    type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }

@@ -121,27 +121,3 @@ impl Drop for WakeOnDrop {
         self.0.wake_by_ref();
     }
 }
-
-/// Future of [`ThreadPool::yield_now`].
-pub(super) struct YieldNow {
-    yielded: bool,
-}
-
-impl YieldNow {
-    pub(super) fn new() -> Self {
-        YieldNow { yielded: false }
-    }
-}
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}

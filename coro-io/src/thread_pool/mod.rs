@@ -61,7 +61,7 @@ mod worker;
 
 use crate::sync;
 
-use futures::{Schedule, Tracked, YieldNow};
+use futures::{Schedule, Tracked};
 use idle::Idle;
 use worker::worker_main;
 
@@ -433,7 +433,7 @@ impl ThreadPool {
     /// coro_core::sync_wait(h).unwrap();
     /// ```
     pub fn yield_now(&self) -> impl Future<Output = ()> + Send + 'static {
-        YieldNow::new()
+        coro_core::yield_now()
     }
 
     /// Number of worker threads.
