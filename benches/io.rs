@@ -10,7 +10,10 @@
 //! the io_uring/epoll ratio):
 //!
 //! * file read, 1 KiB and 64 KiB reads of a `--file-mib` file (page cache
-//!   warm), one read at a time and 16 in flight;
+//!   warm), one read at a time and 16 in flight; also with `tokio::fs`
+//!   (the same reads, each task seeking to its range first, on a
+//!   current-thread runtime as coro's inline scheduler), the column a tokio
+//!   user compares with;
 //! * TCP round trip on loopback: 64-byte ping-pong over one connection,
 //!   microseconds per round trip;
 //! * file download: a 1 MiB file read in 1 KiB chunks, each sent to a socket
@@ -80,6 +83,43 @@ fn file_read(kind: DriverKind, path: &Path, size: u64, chunk: usize, depth: usiz
         start.elapsed().as_secs_f64()
     });
     s.shutdown();
+    size as f64 / secs / 1e9
+}
+
+/// [`file_read`] with `tokio::fs::File` on a current-thread runtime (its
+/// reads go to tokio's blocking pool, one per `read` call). GB/s.
+fn tokio_file_read(path: &Path, size: u64, chunk: usize, depth: usize) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let path = path.to_owned();
+    let secs = rt.block_on(async move {
+        let start = Instant::now();
+        let per = size / depth as u64;
+        let tasks: Vec<_> = (0..depth as u64)
+            .map(|i| {
+                let path = path.clone();
+                tokio::spawn(async move {
+                    let (lo, hi) = (i * per, (i + 1) * per);
+                    let mut f = tokio::fs::File::open(&path).await.expect("open");
+                    f.seek(std::io::SeekFrom::Start(lo)).await.expect("seek");
+                    let mut buf = vec![0u8; chunk];
+                    let mut off = lo;
+                    while off < hi {
+                        let n = f.read(&mut buf).await.expect("read");
+                        assert!(n > 0, "short file");
+                        off += n as u64;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("reader");
+        }
+        start.elapsed().as_secs_f64()
+    });
     size as f64 / secs / 1e9
 }
 
@@ -212,7 +252,12 @@ fn main() {
     make_file(&big, size);
     make_file(&small, 1 << 20);
 
-    type Row = (&'static str, &'static str, Box<dyn Fn(DriverKind) -> f64>);
+    type Row = (
+        &'static str,
+        &'static str,
+        Box<dyn Fn(DriverKind) -> f64>,
+        Option<Box<dyn Fn() -> f64>>,
+    );
     let (b1, b2, b3, b4, sm) = (
         big.clone(),
         big.clone(),
@@ -225,36 +270,62 @@ fn main() {
             "file read 1 KiB, 1 in flight",
             "GB/s",
             Box::new(move |k| file_read(k, &b1, size / 16, 1024, 1)),
+            Some(Box::new({
+                let p = big.clone();
+                move || tokio_file_read(&p, size / 16, 1024, 1)
+            })),
         ),
         (
             "file read 1 KiB, 16 in flight",
             "GB/s",
             Box::new(move |k| file_read(k, &b2, size / 4, 1024, 16)),
+            Some(Box::new({
+                let p = big.clone();
+                move || tokio_file_read(&p, size / 4, 1024, 16)
+            })),
         ),
         (
             "file read 64 KiB, 1 in flight",
             "GB/s",
             Box::new(move |k| file_read(k, &b3, size, 65536, 1)),
+            Some(Box::new({
+                let p = big.clone();
+                move || tokio_file_read(&p, size, 65536, 1)
+            })),
         ),
         (
             "file read 64 KiB, 16 in flight",
             "GB/s",
             Box::new(move |k| file_read(k, &b4, size, 65536, 16)),
+            Some(Box::new({
+                let p = big.clone();
+                move || tokio_file_read(&p, size, 65536, 16)
+            })),
         ),
         (
             "TCP round trip, 64 B",
             "us/RTT",
             Box::new(|k| tcp_rtt(k, 20_000)),
+            None,
         ),
         (
             "download 1 MiB in 1 KiB chunks",
             "GB/s",
             Box::new(move |k| download(k, &sm, 64)),
+            None,
         ),
     ];
-    let mut res: Vec<[Vec<f64>; 2]> = rows.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut res: Vec<[Vec<f64>; 3]> = rows
+        .iter()
+        .map(|_| [Vec::new(), Vec::new(), Vec::new()])
+        .collect();
     for round in 0..rounds {
-        for (i, (name, unit, f)) in rows.iter().enumerate() {
+        for (i, (name, unit, f, tokio)) in rows.iter().enumerate() {
+            if let Some(t) = tokio {
+                let v = t();
+                eprintln!("round {} {name} tokio::fs: {v:.3} {unit}", round + 1);
+                res[i][2].push(v);
+            }
             // Alternate which driver goes first.
             let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
             for d in order {
@@ -267,12 +338,20 @@ fn main() {
         }
     }
     println!("\nmedians of {rounds} interleaved rounds ({file_mib} MiB file, page cache warm)\n");
-    println!("| benchmark | unit | io_uring | epoll | io_uring/epoll |");
-    println!("|---|---|---:|---:|---:|");
-    for (i, (name, unit, _)) in rows.iter().enumerate() {
+    println!(
+        "| benchmark | unit | io_uring | epoll | io_uring/epoll | tokio::fs | io_uring/tokio | epoll/tokio |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for (i, (name, unit, _, _)) in rows.iter().enumerate() {
         let u = median(&mut res[i][0]);
         let e = median(&mut res[i][1]);
-        println!("| {name} | {unit} | {u:.3} | {e:.3} | {:.2} |", u / e);
+        let t = if res[i][2].is_empty() {
+            "| | |".to_owned()
+        } else {
+            let t = median(&mut res[i][2]);
+            format!("{t:.3} | {:.2} | {:.2} |", u / t, e / t)
+        };
+        println!("| {name} | {unit} | {u:.3} | {e:.3} | {:.2} | {t}", u / e);
     }
     let _ = std::fs::remove_file(&big);
     let _ = std::fs::remove_file(&small);
