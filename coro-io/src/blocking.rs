@@ -102,7 +102,7 @@ impl BlockingPool {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.state)
     }
 
     fn submit(self: &Arc<Self>, r: Runnable) {

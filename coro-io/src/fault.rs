@@ -95,7 +95,7 @@ pub fn counts() -> FaultCounts {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Option<State>> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+    crate::lock(&STATE)
 }
 
 impl State {

@@ -174,6 +174,13 @@ mod sync {
     pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 }
 
+/// Lock a mutex whose data stays valid even if a holder panicked (every
+/// critical section in this crate leaves it consistent), so poisoning is
+/// ignored rather than spread as a panic.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Report something the library cannot return as an error (a background
 /// step that failed): a `tracing` warning with the `tracing` feature, else
 /// on stderr.

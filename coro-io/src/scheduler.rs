@@ -29,6 +29,7 @@ use concurrent_queue::ConcurrentQueue;
 
 use crate::driver::{DriverKind, Handle, Interest};
 use crate::lifecycle::{Lifecycle, Verdict};
+use crate::lock;
 use crate::task::{JoinHandle, task_local, task_with};
 use crate::thread_pool::{ThreadPool, ThreadPoolOptions};
 use crate::time::{self, Clock, Interval, Sleep, Timeout, TimerQueue};
@@ -296,7 +297,7 @@ thread_local! {
 
 impl Inner {
     pub(crate) fn timers(&self) -> MutexGuard<'_, TimerQueue> {
-        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.timers)
     }
 
     fn on_loop_thread(&self) -> bool {
@@ -675,8 +676,7 @@ impl IoScheduler {
             let t = thread::Builder::new()
                 .name("coro-io".into())
                 .spawn(move || {
-                    *inner.loop_thread.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(thread::current().id());
+                    *lock(&inner.loop_thread) = Some(thread::current().id());
                     if let Err(e) = inner.driver.enable_here() {
                         // Cannot happen on a ring we just made; say so loudly.
                         crate::warn(format_args!("enabling the io_uring ring failed: {e}"));
@@ -699,7 +699,7 @@ impl IoScheduler {
                         f();
                     }
                 })?;
-            *sched.inner.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
+            *lock(&sched.inner.thread) = Some(t);
         }
         Ok(sched)
     }
@@ -1120,10 +1120,6 @@ fn cancel_elsewhere(r: Runnable, local: bool) {
     } else {
         crate::blocking_run(Box::new(move || drop(r)));
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn revents_status(rev: u32) -> PollStatus {

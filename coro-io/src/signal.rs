@@ -178,7 +178,7 @@ fn install(g: &'static Globals, kind: SignalKind) -> io::Result<()> {
             format!("signal {sig} cannot be handled (SIGKILL, SIGSTOP, SIGSEGV, SIGILL, SIGFPE)"),
         ));
     }
-    let mut installed = g.installed.lock().unwrap_or_else(|e| e.into_inner());
+    let mut installed = crate::lock(&g.installed);
     let done = installed[idx].get_or_insert_with(|| {
         let count = &g.counts[idx];
         let pipe = &g.write;

@@ -6,6 +6,7 @@
 //! is caught and handed to the [`JoinHandle`] instead of unwinding into the
 //! thread that runs the task.
 
+use crate::lock;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -216,11 +217,6 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         lock(&self.task).as_ref().is_none_or(|t| t.is_finished())
     }
-}
-
-/// Lock ignoring poison: the guarded state is always consistent.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// # Cancel safety

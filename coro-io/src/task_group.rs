@@ -24,7 +24,7 @@ struct Notify {
 
 impl Drop for Notify {
     fn drop(&mut self) {
-        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = crate::lock(&self.done);
         d.ids.push_back(self.id);
         let w = d.waker.take();
         drop(d);
@@ -125,7 +125,7 @@ impl<T: Send + 'static> TaskGroup<T> {
                 if self.tasks.is_empty() {
                     return Poll::Ready(None);
                 }
-                let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+                let mut d = crate::lock(&self.done);
                 let Some(&id) = d.ids.front() else {
                     d.waker = Some(cx.waker().clone());
                     return Poll::Pending;

@@ -154,7 +154,7 @@ impl EpollDriver {
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.table)
     }
 
     /// The readiness token of `fd` (None: not registered), and whether a

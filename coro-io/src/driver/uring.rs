@@ -347,7 +347,7 @@ impl UringDriver {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Make sure the poll of the wake-up eventfd is in the kernel: a
@@ -964,7 +964,7 @@ impl Driver for UringDriver {
         // tasks a closing scheduler drops, orphaning nothing new: their
         // slots are `Done`), orphans are freed.
         let deadline = Instant::now() + bound;
-        let _g = self.parker.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = crate::lock(&self.parker);
         loop {
             let pending = {
                 let st = self.state();

@@ -250,7 +250,7 @@ impl<T: Op> OpState<T> {
         ops: &BlockingOps,
     ) -> Poll<io::Result<usize>> {
         if let Some(cell) = &self.blocking {
-            let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = crate::lock(&cell.inner);
             if let Some((op, res)) = g.done.take() {
                 drop(g);
                 self.op = Some(op);
@@ -279,7 +279,7 @@ impl<T: Op> OpState<T> {
         let running = ops.running.clone();
         crate::blocking_run(Box::new(move || {
             let res = op.attempt();
-            let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let mut g = crate::lock(&cell.inner);
             let w = if g.abandoned {
                 // Nobody will collect it: release what it produced (an
                 // opened fd is closed) before counting it finished.
@@ -310,7 +310,7 @@ impl<T: Op> OpState<T> {
         let Some(cell) = self.blocking.take() else {
             return;
         };
-        let mut g = cell.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = crate::lock(&cell.inner);
         g.abandoned = true;
         g.waker = None;
         let done = g.done.take();

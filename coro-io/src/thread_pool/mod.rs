@@ -53,6 +53,7 @@ use async_task::{Runnable, ScheduleInfo, WithInfo};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use slab::Slab;
 
+use crate::lock;
 use crate::task::{JoinHandle, task_with};
 
 mod futures;
@@ -730,10 +731,6 @@ impl Shared {
     fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
