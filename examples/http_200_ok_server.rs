@@ -61,12 +61,10 @@ fn main() {
 }
 
 /// The idle timer of one connection, re-armed lazily: it is registered
-/// once per `idle` period, not once per request.
+/// once per `idle` period, not once per request (polling an armed sleep
+/// with the same waker is one atomic load).
 struct IdleTimer {
     sleep: coro::io::time::Sleep,
-    /// The sleep was polled (registered with this task's waker) since it
-    /// was made.
-    registered: bool,
     /// A read completed since the sleep was made.
     active: bool,
     idle: Duration,
@@ -76,7 +74,6 @@ impl IdleTimer {
     fn new(sched: &IoScheduler, idle: Duration) -> IdleTimer {
         IdleTimer {
             sleep: sched.sleep(idle),
-            registered: false,
             active: false,
             idle,
         }
@@ -85,17 +82,10 @@ impl IdleTimer {
     /// `Ready` once the connection was idle for `idle` to `2 * idle`.
     fn poll_expired(&mut self, sched: &IoScheduler, cx: &mut std::task::Context<'_>) -> Poll<()> {
         loop {
-            // Registered already: the timer wakes this task when due, so
-            // until then a clock read is all a poll needs.
-            if self.registered && !self.sleep.is_elapsed() {
-                return Poll::Pending;
-            }
-            self.registered = true;
             match Pin::new(&mut self.sleep).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if self.active => {
                     self.active = false;
-                    self.registered = false;
                     self.sleep = sched.sleep(self.idle);
                 }
                 Poll::Ready(()) => return Poll::Ready(()),

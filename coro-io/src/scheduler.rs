@@ -12,14 +12,15 @@
 /// Future of [`IoScheduler::yield_now`] / [`IoScheduler::schedule`]: the
 /// one of `coro_core`.
 pub use coro_core::YieldNow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ use crate::lifecycle::{Lifecycle, Verdict};
 use crate::lock;
 use crate::task::{JoinHandle, task_local, task_with};
 use crate::thread_pool::{ThreadPool, ThreadPoolOptions};
-use crate::time::{self, Clock, Interval, Sleep, Timeout, TimerQueue};
+use crate::time::{self, Clock, Interval, NEVER, Sleep, Timeout, Timers};
 
 /// A callback run on the event-loop thread (`Spawn` strategy) when it starts or stops.
 pub type IoThreadCallback = Arc<dyn Fn() + Send + Sync>;
@@ -266,7 +267,7 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 pub(crate) struct Inner {
     pub(crate) driver: Handle,
     pub(crate) clock: Clock,
-    timers: Mutex<TimerQueue>,
+    pub(crate) timers: Timers,
     queue: ConcurrentQueue<Runnable>,
     pool: Option<ThreadPool>,
     manual: bool,
@@ -292,14 +293,21 @@ thread_local! {
     /// The scheduler whose event loop runs on this thread (identity only).
     static LOOP: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
     /// The scheduler `IoScheduler::current()` returns.
-    static CURRENT: std::cell::RefCell<Option<Arc<Inner>>> = const { std::cell::RefCell::new(None) };
+    static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// The run queue of the loop running on this thread (`LOOP`) for the
+    /// tasks woken on this thread: a completion the loop reaped, a timer
+    /// it fired, one task waking another. Most wakes of an `Inline`
+    /// scheduler are these, and a plain deque spares them the shared
+    /// queue's atomics (two per task run, in the profile of a busy
+    /// server). Wakes from other threads use `Inner::queue`.
+    static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+}
+
+fn pop_local() -> Option<Runnable> {
+    LOCAL.with(|l| l.borrow_mut().pop_front())
 }
 
 impl Inner {
-    pub(crate) fn timers(&self) -> MutexGuard<'_, TimerQueue> {
-        lock(&self.timers)
-    }
-
     fn on_loop_thread(&self) -> bool {
         LOOP.with(|l| std::ptr::eq(l.get(), self))
     }
@@ -339,6 +347,11 @@ impl Inner {
             pool.schedule_runnable(r);
             return;
         }
+        if self.on_loop_thread() {
+            // Run by this thread's turn, or handed to `queue` when the
+            // turn ends (`LoopGuard`); shutdown drops it (`drop_queued`).
+            return LOCAL.with(|l| l.borrow_mut().push_back(r));
+        }
         // The queue is unbounded and only closed by us after shutdown.
         if let Err(e) = self.queue.push(r) {
             drop(e.into_inner());
@@ -347,10 +360,13 @@ impl Inner {
         self.wake_loop();
     }
 
-    fn fire_timers(&self) -> usize {
-        let now = self.clock.now_ns();
+    /// Wake the timers due at `now`.
+    fn fire_timers(&self, now: u64) -> usize {
+        if now < self.timers.due() {
+            return 0;
+        }
         let mut wake = Vec::new();
-        self.timers().expire(now, &mut wake);
+        self.timers.expire(now, &mut wake);
         let n = wake.len();
         for w in wake {
             w.wake();
@@ -358,16 +374,35 @@ impl Inner {
         n
     }
 
-    /// Run what is queued now (not what those tasks queue: I/O gets a turn).
+    /// Run what is queued now (not what those tasks queue: I/O gets a
+    /// turn). On the loop thread (inside a `LoopGuard`).
     fn run_queued(&self) -> usize {
+        debug_assert!(self.on_loop_thread());
         let mut ran = 0;
-        let n = self.queue.len();
-        for _ in 0..n {
+        let local = LOCAL.with(|l| l.borrow().len());
+        let shared = self.queue.len();
+        for _ in 0..local {
+            let Some(r) = pop_local() else { break };
+            r.run();
+            ran += 1;
+        }
+        for _ in 0..shared {
             let Ok(r) = self.queue.pop() else { break };
             r.run();
             ran += 1;
         }
         ran
+    }
+
+    /// Tasks queued to run (the loop thread's own queue counts only when
+    /// asked from that thread).
+    fn queued(&self) -> usize {
+        let local = if self.on_loop_thread() {
+            LOCAL.with(|l| l.borrow().len())
+        } else {
+            0
+        };
+        local + self.queue.len()
     }
 
     /// One event-loop turn. Returns the number of tasks run.
@@ -378,18 +413,16 @@ impl Inner {
     /// one syscall per turn instead of a non-blocking one plus a blocking one.
     fn turn(&self, timeout: Option<Duration>, eager: bool) -> io::Result<usize> {
         let mut ran = self.run_queued();
-        self.fire_timers();
-        let busy = (eager && ran > 0) || !self.queue.is_empty();
+        // One clock read before the wait and one after it.
+        let now = self.clock.now_ns();
+        self.fire_timers(now);
+        let busy = (eager && ran > 0) || self.queued() > 0;
         let wait = if busy || self.shutdown.load(Ordering::Acquire) {
             Some(Duration::ZERO)
         } else {
-            let timer = if self.clock.is_paused() {
-                None
-            } else {
-                self.timers()
-                    .next_deadline()
-                    .map(|d| Duration::from_nanos(d.saturating_sub(self.clock.now_ns())))
-            };
+            let due = self.timers.due();
+            let timer = (due != NEVER && !self.clock.is_paused())
+                .then(|| Duration::from_nanos(due.saturating_sub(now)));
             match (timeout, timer) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
@@ -398,7 +431,7 @@ impl Inner {
         // Re-check: a wake between the queue check and the park is seen by
         // the driver's notify flag, so this cannot sleep through it.
         self.driver.park(wait)?;
-        self.fire_timers();
+        self.fire_timers(self.clock.now_ns());
         ran += self.run_queued();
         Ok(ran)
     }
@@ -435,7 +468,7 @@ impl Inner {
         };
         self.drop_queued();
         // Every suspended task, whatever it waits on.
-        self.timers().drain(&mut wake);
+        self.timers.drain(&mut wake);
         for w in wake {
             w.wake();
         }
@@ -460,7 +493,13 @@ impl Inner {
     /// Cancel every queued task, including those that the cancellations
     /// wake in turn (a dropped lock guard wakes the next waiter).
     fn drop_queued(&self) {
-        while let Ok(r) = self.queue.pop() {
+        loop {
+            if self.on_loop_thread() {
+                while let Some(r) = pop_local() {
+                    drop(r);
+                }
+            }
+            let Ok(r) = self.queue.pop() else { break };
             drop(r);
         }
     }
@@ -470,15 +509,20 @@ impl Inner {
 struct LoopGuard {
     prev_loop: *const Inner,
     prev_current: Option<Arc<Inner>>,
+    prev_local: VecDeque<Runnable>,
 }
 
 impl LoopGuard {
     fn enter(inner: &Arc<Inner>) -> LoopGuard {
         let prev_loop = LOOP.with(|l| l.replace(Arc::as_ptr(inner)));
         let prev_current = CURRENT.with(|c| c.replace(Some(inner.clone())));
+        // A loop driven from inside another one's task (`Manual`) has its
+        // own local queue; the outer one gets its queue back on exit.
+        let prev_local = LOCAL.with(|l| l.take());
         LoopGuard {
             prev_loop,
             prev_current,
+            prev_local,
         }
     }
 }
@@ -487,7 +531,17 @@ impl Drop for LoopGuard {
     fn drop(&mut self) {
         LOOP.with(|l| l.set(self.prev_loop));
         let prev = self.prev_current.take();
-        CURRENT.with(|c| *c.borrow_mut() = prev);
+        let mine = CURRENT.with(|c| c.replace(prev));
+        let left = LOCAL.with(|l| l.replace(std::mem::take(&mut self.prev_local)));
+        // Tasks woken at the end of a `Manual` turn: the next turn, from
+        // whichever thread, runs them.
+        if let Some(inner) = mine {
+            for r in left {
+                if let Err(e) = inner.queue.push(r) {
+                    drop(e.into_inner());
+                }
+            }
+        }
     }
 }
 
@@ -656,7 +710,7 @@ impl IoScheduler {
         let inner = Arc::new(Inner {
             driver,
             clock: Clock::new(opts.start_paused),
-            timers: Mutex::new(TimerQueue::default()),
+            timers: Timers::new(),
             queue: ConcurrentQueue::unbounded(),
             pool,
             manual,
@@ -760,7 +814,7 @@ impl IoScheduler {
             live_tasks: self.size(),
             queued_tasks: match &self.inner.pool {
                 Some(p) => p.queue_len(),
-                None => self.inner.queue.len(),
+                None => self.inner.queued(),
             },
             suspended_tasks: self.inner.life.suspended(),
             timers: self.timer_count(),
@@ -773,7 +827,7 @@ impl IoScheduler {
 
     /// Pending timers (sleeps, timeouts, intervals) of this scheduler.
     pub fn timer_count(&self) -> usize {
-        self.inner.timers().len()
+        self.inner.timers.len()
     }
 
     /// Whether [`shutdown`](IoScheduler::shutdown) was called.
@@ -984,7 +1038,7 @@ impl IoScheduler {
             "advance() needs IoSchedulerOptions::start_paused"
         );
         self.inner.clock.advance(d);
-        self.inner.fire_timers();
+        self.inner.fire_timers(self.inner.clock.now_ns());
         self.inner.driver.unpark();
     }
 

@@ -75,7 +75,157 @@ mod strategies {
         spawn_local_runs_not_send_futures,
         pool_tasks_see_current_and_timers,
         io_thread_callbacks_run,
+        manual_loop_inside_a_task_keeps_both_run_queues,
+        armed_sleep_wakes_the_latest_waker_and_completes,
+        dropping_the_earliest_timer_keeps_the_next,
     );
+}
+
+/// A waker that counts its wakes.
+fn counting_waker() -> (std::task::Waker, Arc<AtomicUsize>) {
+    struct W(Arc<AtomicUsize>);
+    impl std::task::Wake for W {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let n = Arc::new(AtomicUsize::new(0));
+    (Arc::new(W(n.clone())).into(), n)
+}
+
+/// An `Inline` loop's tasks woken on its own thread wait in a queue of
+/// that thread. A task that drives a `Manual` scheduler from inside it
+/// (a nested turn on the same thread) must neither run the outer loop's
+/// queued tasks in the inner turn (they would see the wrong scheduler as
+/// `current()`) nor lose them.
+fn manual_loop_inside_a_task_keeps_both_run_queues(cfg: Config) {
+    let outer = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        ..Default::default()
+    })
+    .unwrap();
+    let on = |s: &IoScheduler| {
+        let cur = IoScheduler::current().expect("current scheduler");
+        std::ptr::eq(cur.driver(), s.driver())
+    };
+    let o = outer.clone();
+    // Re-queues itself on the outer loop's thread 200 times.
+    let spinner = outer.spawn(async move {
+        for _ in 0..200 {
+            o.yield_now().await;
+            assert!(on(&o), "an outer task ran in the inner scheduler's turn");
+        }
+    });
+    let o = outer.clone();
+    let driver = outer.spawn(async move {
+        let inner = manual(cfg);
+        let i = inner.clone();
+        let h = inner.spawn(async move {
+            for _ in 0..100 {
+                i.yield_now().await;
+                assert!(on(&i), "an inner task ran in the outer loop");
+            }
+        });
+        while !h.is_finished() {
+            inner.process_events(Some(Duration::ZERO));
+            o.yield_now().await;
+        }
+        h.await.unwrap();
+        inner.shutdown();
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let r = (sync_wait(spinner), sync_wait(driver));
+        let _ = tx.send((r.0.is_ok(), r.1.is_ok()));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("tasks hung");
+    assert_eq!(r, (true, true));
+    outer.shutdown();
+}
+
+/// An armed sleep polled again with the same waker returns `Pending`
+/// without looking at the queue; the checks that this skips must still
+/// hold: a new waker replaces the old one, and a fired timer completes.
+fn armed_sleep_wakes_the_latest_waker_and_completes(cfg: Config) {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        thread_strategy: ThreadStrategy::Manual,
+        start_paused: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let (w1, n1) = counting_waker();
+    let (w2, n2) = counting_waker();
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(10)));
+    let poll = |sl: &mut std::pin::Pin<Box<coro_io::time::Sleep>>, w: &std::task::Waker| {
+        sl.as_mut().poll(&mut Context::from_waker(w))
+    };
+    assert!(poll(&mut sleep, &w1).is_pending());
+    assert!(poll(&mut sleep, &w1).is_pending());
+    assert_eq!(s.timer_count(), 1);
+    // Moved to another waker: that one is woken, the first is not.
+    assert!(poll(&mut sleep, &w2).is_pending());
+    assert_eq!(s.timer_count(), 1);
+    s.advance(Duration::from_millis(5));
+    assert!(poll(&mut sleep, &w2).is_pending());
+    assert_eq!(n2.load(Ordering::SeqCst), 0);
+    s.advance(Duration::from_millis(5));
+    assert_eq!(
+        (n1.load(Ordering::SeqCst), n2.load(Ordering::SeqCst)),
+        (0, 1)
+    );
+    assert_eq!(poll(&mut sleep, &w2), Poll::Ready(()));
+    // Fired while armed with the same waker: the next poll completes.
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(10)));
+    assert!(poll(&mut sleep, &w1).is_pending());
+    s.advance(Duration::from_millis(10));
+    assert_eq!(n1.load(Ordering::SeqCst), 1);
+    assert_eq!(poll(&mut sleep, &w1), Poll::Ready(()));
+    assert_eq!(s.timer_count(), 0);
+}
+
+/// The loop reads the earliest deadline without the timer lock; removing
+/// the earliest timer must leave the next one in its place, or a loop
+/// waiting without a timeout would sleep through it.
+fn dropping_the_earliest_timer_keeps_the_next(cfg: Config) {
+    let s = manual(cfg);
+    let s2 = s.clone();
+    let h = s.spawn(async move {
+        let mut early = Box::pin(s2.sleep(Duration::from_millis(1)));
+        let late = s2.sleep(Duration::from_millis(30));
+        // Arm both, then drop the earlier one.
+        std::future::poll_fn(|cx| {
+            let _ = early.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let mut late = std::pin::pin!(late);
+        std::future::poll_fn(|cx| {
+            let _ = late.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        drop(early);
+        late.await;
+    });
+    let (tx, rx) = mpsc::channel();
+    let s3 = s.clone();
+    std::thread::spawn(move || {
+        // No timeout: only the late timer can end these waits.
+        while !h.is_finished() {
+            s3.process_events(None);
+        }
+        let _ = tx.send(());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the loop slept through the remaining timer");
+    s.shutdown();
 }
 
 fn spawn_from_outside_and_inside(cfg: Config) {

@@ -36,8 +36,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -107,64 +107,133 @@ impl Clock {
     }
 }
 
+/// Key of a pending timer: (deadline, id).
+pub(crate) type TimerKey = (u64, u64);
+
 /// Pending timers, ordered by (deadline, id).
 #[derive(Debug, Default)]
-pub(crate) struct TimerQueue {
-    map: BTreeMap<(u64, u64), Waker>,
+struct TimerQueue {
+    map: BTreeMap<TimerKey, Waker>,
     next_id: u64,
-    /// Set by [`drain`](TimerQueue::drain) at shutdown: nothing fires any more.
+    /// Set by [`Timers::drain`] at shutdown: nothing fires any more.
     closed: bool,
 }
 
 impl TimerQueue {
-    pub(crate) fn insert(&mut self, deadline: u64, waker: Waker) -> (u64, u64) {
-        self.next_id += 1;
-        let key = (deadline, self.next_id);
-        self.map.insert(key, waker);
-        key
+    /// The earliest finite deadline, or `NEVER`.
+    fn earliest(&self) -> u64 {
+        self.map.first_key_value().map_or(NEVER, |(k, _)| k.0)
     }
-    /// Refresh the waker of a still-pending timer; false if it already fired.
-    pub(crate) fn update(&mut self, key: (u64, u64), waker: &Waker) -> bool {
-        match self.map.get_mut(&key) {
-            Some(w) => {
-                if !w.will_wake(waker) {
-                    *w = waker.clone();
-                }
-                true
-            }
-            None => false,
+}
+
+/// A scheduler's timers: the queue behind a lock, and two numbers kept
+/// beside it (written under the lock) that let the hot paths skip it:
+/// the event loop reads `due` to learn whether any timer is due, and a
+/// registered [`Sleep`] reads `fired` to learn whether its timer could
+/// have fired, without reading the clock.
+#[derive(Debug)]
+pub(crate) struct Timers {
+    queue: Mutex<TimerQueue>,
+    /// The earliest finite deadline in the queue, or `NEVER`.
+    due: AtomicU64,
+    /// Every timer with a deadline at or before this was taken out of the
+    /// queue and woken (the latest `now` expired); `u64::MAX` after
+    /// shutdown. A timer with a later deadline that its owner has not
+    /// removed is still in the queue, so its waker will be called.
+    fired: AtomicU64,
+}
+
+/// What [`Timers::register`] did.
+pub(crate) enum Registered {
+    /// In the queue; `earliest`: it is the earliest deadline now.
+    Armed { earliest: bool },
+    /// The scheduler shut down: nothing fires any more.
+    Closed,
+}
+
+impl Timers {
+    pub(crate) fn new() -> Timers {
+        Timers {
+            queue: Mutex::new(TimerQueue::default()),
+            due: AtomicU64::new(NEVER),
+            fired: AtomicU64::new(0),
         }
     }
-    pub(crate) fn remove(&mut self, key: (u64, u64)) {
-        self.map.remove(&key);
+    fn lock(&self) -> MutexGuard<'_, TimerQueue> {
+        crate::lock(&self.queue)
+    }
+    fn set_due(&self, q: &TimerQueue) {
+        self.due.store(q.earliest(), Ordering::Release);
+    }
+    /// The earliest finite deadline (`NEVER`: none).
+    pub(crate) fn due(&self) -> u64 {
+        self.due.load(Ordering::Acquire)
+    }
+    /// Arm a timer, or refresh the waker of the one `key` names if it is
+    /// still pending (`key` is set to the timer's key).
+    pub(crate) fn register(
+        &self,
+        key: &mut Option<TimerKey>,
+        deadline: u64,
+        waker: &Waker,
+    ) -> Registered {
+        let mut q = self.lock();
+        if q.closed {
+            *key = None;
+            return Registered::Closed;
+        }
+        if let Some(w) = key.and_then(|k| q.map.get_mut(&k)) {
+            if !w.will_wake(waker) {
+                *w = waker.clone();
+            }
+            return Registered::Armed { earliest: false };
+        }
+        q.next_id += 1;
+        let k = (deadline, q.next_id);
+        q.map.insert(k, waker.clone());
+        *key = Some(k);
+        let earliest = deadline < self.due.load(Ordering::Relaxed);
+        if earliest {
+            self.due.store(deadline, Ordering::Release);
+        }
+        Registered::Armed { earliest }
+    }
+    pub(crate) fn remove(&self, key: TimerKey) {
+        let mut q = self.lock();
+        if q.map.remove(&key).is_some() && key.0 == self.due.load(Ordering::Relaxed) {
+            self.set_due(&q);
+        }
     }
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.lock().map.len()
     }
-    /// The earliest finite deadline.
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.map
-            .first_key_value()
-            .map(|(k, _)| k.0)
-            .filter(|&d| d != NEVER)
+    /// Whether a timer with this deadline may have been taken out and
+    /// woken (see `fired`).
+    pub(crate) fn may_have_fired(&self, deadline: u64) -> bool {
+        deadline <= self.fired.load(Ordering::Acquire)
     }
-    /// Remove every timer due at `now`, pushing its waker to `out`.
-    pub(crate) fn expire(&mut self, now: u64, out: &mut Vec<Waker>) {
-        while let Some(e) = self.map.first_entry() {
+    /// Remove every timer due at `now`, pushing its waker to `out` (to be
+    /// woken after this returns, without the lock).
+    pub(crate) fn expire(&self, now: u64, out: &mut Vec<Waker>) {
+        let mut q = self.lock();
+        while let Some(e) = q.map.first_entry() {
             if e.key().0 > now {
                 break;
             }
             out.push(e.remove());
         }
+        self.set_due(&q);
+        if now > self.fired.load(Ordering::Relaxed) {
+            self.fired.store(now, Ordering::Release);
+        }
     }
-    /// Shutdown: wake everything.
-    pub(crate) fn drain(&mut self, out: &mut Vec<Waker>) {
-        self.closed = true;
-        out.extend(std::mem::take(&mut self.map).into_values());
-    }
-    /// Whether the scheduler shut down (timers are no longer served).
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
+    /// Shutdown: take every timer, nothing fires any more.
+    pub(crate) fn drain(&self, out: &mut Vec<Waker>) {
+        let mut q = self.lock();
+        q.closed = true;
+        out.extend(std::mem::take(&mut q.map).into_values());
+        self.due.store(NEVER, Ordering::Release);
+        self.fired.store(u64::MAX, Ordering::Release);
     }
 }
 
@@ -183,7 +252,9 @@ impl TimerQueue {
 pub struct Sleep {
     inner: Arc<Inner>,
     deadline: u64,
-    key: Option<(u64, u64)>,
+    key: Option<TimerKey>,
+    /// The waker the queued timer holds (with `key`).
+    waker: Option<Waker>,
     /// Polled once after the scheduler shut down (see `poll`).
     saw_shutdown: bool,
 }
@@ -203,6 +274,7 @@ impl Sleep {
             inner,
             deadline,
             key: None,
+            waker: None,
             saw_shutdown: false,
         }
     }
@@ -210,7 +282,10 @@ impl Sleep {
     pub fn deadline(&self) -> Instant {
         self.inner.clock.instant_of(self.deadline)
     }
-    /// Whether the deadline has passed (the next poll is `Ready`).
+    /// Whether the deadline has passed, by the scheduler's clock.
+    ///
+    /// A sleep already polled completes when the event loop fires its
+    /// timer, which may be a moment after this turns true.
     pub fn is_elapsed(&self) -> bool {
         self.inner.clock.now_ns() >= self.deadline
     }
@@ -220,7 +295,8 @@ impl Sleep {
     }
     fn disarm(&mut self) {
         if let Some(key) = self.key.take() {
-            self.inner.timers().remove(key);
+            self.waker = None;
+            self.inner.timers.remove(key);
         }
     }
 }
@@ -229,30 +305,36 @@ impl Future for Sleep {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        let timers = &this.inner.timers;
+        // Armed with this waker and not fired: the timer wakes this task
+        // when due, nothing to do (no lock, no clock read: an idle timer
+        // polled beside every read of a connection costs one load).
+        if this.key.is_some()
+            && this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            && !timers.may_have_fired(this.deadline)
+        {
+            return Poll::Pending;
+        }
         if this.deadline != NEVER && this.inner.clock.now_ns() >= this.deadline {
             this.disarm();
             return Poll::Ready(());
         }
-        let mut timers = this.inner.timers();
-        if timers.is_closed() {
-            // The scheduler shut down: no timer will fire. A task of it is
-            // cancelled by this wake-up (its scheduler drops it); anyone else
-            // polling gets `Ready` next time instead of waiting forever.
-            drop(timers);
-            this.key = None;
-            if std::mem::replace(&mut this.saw_shutdown, true) {
-                return Poll::Ready(());
+        match timers.register(&mut this.key, this.deadline, cx.waker()) {
+            Registered::Closed => {
+                // The scheduler shut down: no timer will fire. A task of it
+                // is cancelled by this wake-up (its scheduler drops it);
+                // anyone else polling gets `Ready` next time instead of
+                // waiting forever.
+                this.waker = None;
+                if std::mem::replace(&mut this.saw_shutdown, true) {
+                    return Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
             }
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        match this.key {
-            Some(key) if timers.update(key, cx.waker()) => {}
-            _ => {
-                let key = timers.insert(this.deadline, cx.waker().clone());
-                let earliest = timers.next_deadline() == Some(this.deadline);
-                drop(timers);
-                this.key = Some(key);
+            Registered::Armed { earliest } => {
+                if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    this.waker = Some(cx.waker().clone());
+                }
                 if earliest {
                     // The event loop may be asleep with a later timeout.
                     this.inner.wake_loop();
