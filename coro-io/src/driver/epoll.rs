@@ -20,14 +20,14 @@
 //! eventfd is read only when a cross-thread wake actually happened.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 
+use super::notify::Notifier;
 use super::{Driver, DriverKind, Interest, Readiness};
 use crate::op::{BlockingOps, Op, OpKind, OpState};
 
@@ -38,8 +38,8 @@ const EVENTS_CAPACITY: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct EpollDriver {
     epfd: OwnedFd,
-    eventfd: OwnedFd,
-    notified: AtomicBool,
+    /// Cross-thread wake-ups (`unpark`).
+    notifier: Notifier,
     table: Mutex<Table>,
     events: Mutex<Events>,
     blocking: BlockingOps,
@@ -127,23 +127,16 @@ fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, key: u64) -> io::Result<()
 impl EpollDriver {
     pub(crate) fn new() -> io::Result<EpollDriver> {
         let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        // SAFETY: eventfd has no memory preconditions; we own the result.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: efd is a fresh fd nobody else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let notifier = Notifier::new()?;
         epoll::add(
             &epfd,
-            eventfd.as_fd(),
+            notifier.as_fd(),
             epoll::EventData::new_u64(NOTIFY_KEY),
             epoll::EventFlags::IN | epoll::EventFlags::ET,
         )?;
         Ok(EpollDriver {
             epfd,
-            eventfd,
-            notified: AtomicBool::new(false),
+            notifier,
             table: Mutex::new(Table::default()),
             events: Mutex::new(Events(vec![
                 libc::epoll_event { events: 0, u64: 0 };
@@ -283,11 +276,7 @@ impl EpollDriver {
         for ev in events {
             let key = ev.u64;
             if key == NOTIFY_KEY {
-                let mut buf = [0u8; 8];
-                // Drain the counter; the flag is cleared after, so a wake that
-                // raced with this read writes again.
-                let _ = rustix::io::read(&self.eventfd, &mut buf);
-                self.notified.store(false, Ordering::SeqCst);
+                self.notifier.clear();
                 continue;
             }
             let idx = (key & 0xFFFF_FFFF) as usize;
@@ -450,11 +439,7 @@ impl Driver for EpollDriver {
     }
 
     fn unpark(&self) {
-        if !self.notified.swap(true, Ordering::SeqCst) {
-            let one = 1u64.to_ne_bytes();
-            // EAGAIN (counter full) still leaves the eventfd readable: fine.
-            let _ = rustix::io::write(&self.eventfd, &one);
-        }
+        self.notifier.notify();
     }
 
     fn in_flight(&self) -> usize {

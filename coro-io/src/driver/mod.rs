@@ -49,6 +49,7 @@
 //! futures; backends use an uncontended mutex for their tables.
 
 pub(crate) mod epoll;
+mod notify;
 pub mod probe;
 pub(crate) mod uring;
 

@@ -67,14 +67,15 @@
 //! resubmits the op.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, opcode, squeue, types};
 
+use super::notify::Notifier;
 use super::probe::Features;
 use super::{Driver, DriverKind, Interest, Readiness};
 use crate::op::{BlockingOps, Op, OpState};
@@ -144,6 +145,10 @@ struct State {
     /// Entries ever moved into the SQ (wrapping): our SQ tail, so that
     /// `pushed - sq.len()` is how far the kernel has read.
     pushed: u32,
+    /// Slots in use (Waiting, Done or Orphaned): counted here, under the
+    /// lock that `alloc` and `release` hold anyway, not in an atomic that
+    /// every op would pay for twice.
+    live: usize,
 }
 
 impl State {
@@ -158,6 +163,7 @@ impl State {
                 (self.slots.len() - 1) as u32
             }
         };
+        self.live += 1;
         let slot = &mut self.slots[idx as usize];
         slot.state = state;
         ((slot.generation as u64) << 32) | (idx as u64 + 1)
@@ -182,6 +188,7 @@ impl State {
         slot.state = SlotState::Free;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(idx as u32);
+        self.live -= 1;
     }
 }
 
@@ -207,10 +214,8 @@ pub(crate) struct UringDriver {
     single_issuer: bool,
     /// A kernel thread reads the SQ (`IORING_SETUP_SQPOLL`).
     sqpoll: bool,
-    eventfd: OwnedFd,
-    notified: AtomicBool,
-    /// Slots in use (Waiting, Done or Orphaned).
-    live: AtomicUsize,
+    /// Cross-thread wake-ups (`unpark`).
+    notifier: Notifier,
     features: Features,
     /// Ops whose opcode this kernel lacks, run on the blocking pool.
     blocking: BlockingOps,
@@ -221,7 +226,9 @@ impl std::fmt::Debug for UringDriver {
         f.debug_struct("UringDriver")
             .field("sq_entries", &self.ring.params().sq_entries())
             .field("cq_entries", &self.ring.params().cq_entries())
-            .field("in_flight", &self.live.load(Ordering::Relaxed))
+            // `try_lock`: formatting must not wait on (or deadlock with) a
+            // holder of the state lock.
+            .field("in_flight", &self.state.try_lock().map(|s| s.live).ok())
             .field("features", &self.features)
             .finish()
     }
@@ -303,13 +310,7 @@ impl UringDriver {
         }
         features.defer_taskrun = taskrun == Taskrun::Deferred;
         features.coop_taskrun = taskrun == Taskrun::Coop;
-        // SAFETY: eventfd has no memory preconditions; we own the result.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: efd is a fresh fd nobody else owns.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let notifier = Notifier::new()?;
         let d = UringDriver {
             ring,
             state: Mutex::new(State::default()),
@@ -317,9 +318,7 @@ impl UringDriver {
             parker_thread: AtomicUsize::new(0),
             single_issuer: taskrun == Taskrun::Deferred,
             sqpoll: opts.sqpoll_idle.is_some(),
-            eventfd,
-            notified: AtomicBool::new(false),
-            live: AtomicUsize::new(0),
+            notifier,
             features,
             blocking: BlockingOps::default(),
         };
@@ -364,10 +363,13 @@ impl UringDriver {
         if st.wake_armed {
             return;
         }
-        let e = opcode::PollAdd::new(types::Fd(self.eventfd.as_raw_fd()), libc::POLLIN as u32)
-            .multi(!st.wake_oneshot)
-            .build()
-            .user_data(WAKE_KEY);
+        let e = opcode::PollAdd::new(
+            types::Fd(self.notifier.as_fd().as_raw_fd()),
+            libc::POLLIN as u32,
+        )
+        .multi(!st.wake_oneshot)
+        .build()
+        .user_data(WAKE_KEY);
         st.pending.insert(0, e);
         st.wake_armed = true;
         self.flush(st);
@@ -519,9 +521,7 @@ impl UringDriver {
                 if !io_uring::cqueue::more(cqe.flags()) {
                     st.wake_armed = false;
                 }
-                let mut buf = [0u8; 8];
-                let _ = rustix::io::read(&self.eventfd, &mut buf);
-                self.notified.store(false, Ordering::SeqCst);
+                self.notifier.clear();
                 unparked = true;
                 continue;
             }
@@ -550,7 +550,6 @@ impl UringDriver {
                     }
                     dead.push(op);
                     st.release(token);
-                    self.live.fetch_sub(1, Ordering::Release);
                 }
                 other => slot.state = other,
             }
@@ -747,7 +746,6 @@ impl Driver for UringDriver {
                 waker: Some(cx.waker().clone()),
                 phase: Phase::Op,
             });
-            self.live.fetch_add(1, Ordering::Relaxed);
             self.push(&mut st, entry.user_data(token));
             drop(st);
             state.token = token;
@@ -819,7 +817,6 @@ impl Driver for UringDriver {
                         }
                         st.release(token);
                         drop(st);
-                        self.live.fetch_sub(1, Ordering::Release);
                         state.token = 0;
                         Poll::Ready(res)
                     }
@@ -850,7 +847,6 @@ impl Driver for UringDriver {
                     st.pending.remove(i);
                     st.release(token);
                     drop(st);
-                    self.live.fetch_sub(1, Ordering::Release);
                     drop(op);
                     return;
                 }
@@ -881,7 +877,6 @@ impl Driver for UringDriver {
             SlotState::Done { res, phase } => {
                 st.release(token);
                 drop(st);
-                self.live.fetch_sub(1, Ordering::Release);
                 let mut op = op;
                 if phase == Phase::Op {
                     Op::orphaned(&mut *op, res);
@@ -928,15 +923,11 @@ impl Driver for UringDriver {
     }
 
     fn unpark(&self) {
-        if !self.notified.swap(true, Ordering::SeqCst) {
-            let one = 1u64.to_ne_bytes();
-            // EAGAIN (counter full) still leaves the eventfd readable: fine.
-            let _ = rustix::io::write(&self.eventfd, &one);
-        }
+        self.notifier.notify();
     }
 
     fn in_flight(&self) -> usize {
-        self.live.load(Ordering::Acquire) + self.blocking.running()
+        self.state().live + self.blocking.running()
     }
 
     fn cancel_all(&self, bound: Duration) {
@@ -996,7 +987,7 @@ impl Driver for UringDriver {
 
 impl Drop for UringDriver {
     fn drop(&mut self) {
-        if self.live.load(Ordering::Acquire) > 0 {
+        if self.state.get_mut().unwrap_or_else(|e| e.into_inner()).live > 0 {
             self.cancel_all(Duration::from_secs(1));
         }
         // Ops whose completion never came may still be written by the kernel
