@@ -41,8 +41,9 @@ unsafe impl<B: IoBufMut> Op for Read<B> {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = self.buf.bytes_total();
-        // SAFETY: the buffer is valid for `len` bytes of writes.
-        cvt(unsafe { libc::read(self.fd, self.buf.stable_mut_ptr().cast(), len) })
+        // SAFETY: the buffer is valid for `len` bytes of writes; the fd
+        // stays open while the op lives (`Op` contract).
+        unsafe { super::sys::read(self.fd, self.buf.stable_mut_ptr(), len) }
     }
     fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
@@ -84,8 +85,9 @@ unsafe impl<B: IoBuf> Op for Write<B> {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = offered(self.buf.bytes_init());
-        // SAFETY: the buffer is valid for `len` bytes of reads.
-        cvt(unsafe { libc::write(self.fd, self.buf.stable_ptr().cast(), len) })
+        // SAFETY: the buffer is valid for `len` bytes of reads; the fd
+        // stays open while the op lives (`Op` contract).
+        unsafe { super::sys::write(self.fd, self.buf.stable_ptr(), len) }
     }
     fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)

@@ -232,8 +232,9 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = self.buf.bytes_total();
-        // SAFETY: the buffer is valid for `len` bytes of writes (IoBufMut contract).
-        cvt(unsafe { libc::recv(self.fd, self.buf.stable_mut_ptr().cast(), len, 0) })
+        // SAFETY: the buffer is valid for `len` bytes of writes (IoBufMut
+        // contract); the fd stays open while the op lives (`Op` contract).
+        unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len) }
     }
     fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
@@ -281,15 +282,9 @@ unsafe impl<B: IoBuf> Op for Send<B> {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = offered(self.buf.bytes_init());
-        // SAFETY: the buffer is valid for `len` bytes of reads (IoBuf contract).
-        cvt(unsafe {
-            libc::send(
-                self.fd,
-                self.buf.stable_ptr().cast(),
-                len,
-                libc::MSG_NOSIGNAL,
-            )
-        })
+        // SAFETY: the buffer is valid for `len` bytes of reads (IoBuf
+        // contract); the fd stays open while the op lives (`Op` contract).
+        unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len) }
     }
     fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
