@@ -152,14 +152,39 @@ impl EpollDriver {
 
     /// The readiness token of `fd` (None: not registered), and whether a
     /// stream read drained the fd with no readiness event since.
-    fn token(&self, fd: RawFd, interest: Interest) -> (Option<u64>, bool) {
-        let t = self.table();
-        match t.slots.get(fd as usize) {
-            Some(s) if s.registered => {
-                let tok = s.token(interest);
-                (Some(tok), !s.hup && s.drained_at == Some(tok))
+    ///
+    /// With `arm`: if the fd is drained, the syscall would only say
+    /// `EAGAIN`, so the waker is armed at once, under the same lock
+    /// (`Ok(None)`: wait), instead of in a second call to [`arm`](Self::arm).
+    fn token_or_arm(
+        &self,
+        fd: RawFd,
+        interest: Interest,
+        arm: Option<&Waker>,
+        owner: bool,
+    ) -> io::Result<Option<(Option<u64>, bool)>> {
+        let mut t = self.table();
+        let closed = t.closed;
+        let Some(s) = t.slots.get_mut(fd as usize).filter(|s| s.registered) else {
+            return Ok(Some((None, false)));
+        };
+        let tok = s.token(interest);
+        let drained = !s.hup && s.drained_at == Some(tok);
+        match arm {
+            Some(waker) if drained => {
+                if closed {
+                    return Err(super::shut_down());
+                }
+                s.owned |= owner;
+                if interest.readable() {
+                    push_waker(&mut s.readers, waker);
+                }
+                if interest.writable() {
+                    push_waker(&mut s.writers, waker);
+                }
+                Ok(None)
             }
-            _ => (None, false),
+            _ => Ok(Some((Some(tok), drained))),
         }
     }
 
@@ -353,20 +378,16 @@ impl Driver for EpollDriver {
                 let owner = T::KIND != OpKind::Poll;
                 let mut first = true;
                 loop {
-                    let (seen, drained) = self.token(fd, interest);
                     // The last stream read drained the fd and nothing arrived
                     // since: the syscall would fail with EAGAIN, so wait.
-                    if std::mem::take(&mut first)
-                        && drained
-                        && interest == Interest::Read
-                        && !state.cancel
-                    {
-                        match self.arm(fd, interest, seen, cx.waker(), owner) {
-                            Ok(true) => return Poll::Pending,
-                            Ok(false) => continue,
+                    let arm_now =
+                        std::mem::take(&mut first) && interest == Interest::Read && !state.cancel;
+                    let (seen, drained) =
+                        match self.token_or_arm(fd, interest, arm_now.then(|| cx.waker()), owner) {
+                            Ok(Some(t)) => t,
+                            Ok(None) => return Poll::Pending,
                             Err(e) => return Poll::Ready(Err(e)),
-                        }
-                    }
+                        };
                     match op.attempt() {
                         // Cancelled: one last attempt found nothing to do.
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock && state.cancel => {
