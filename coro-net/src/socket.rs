@@ -160,12 +160,14 @@ impl Stream {
         sock
     }
 
+    // The hot paths borrow the socket's driver handle (no clone per op).
     pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        op::recv_stream(self.sock.driver(), self.sock.raw(), buf).await
+        let op = op::Recv::stream(self.sock.raw(), buf);
+        OpFuture::borrowed(self.sock.driver(), op).await
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        op::send(self.sock.driver(), self.sock.raw(), buf).await
+        OpFuture::borrowed(self.sock.driver(), op::Send::new(self.sock.raw(), buf)).await
     }
 
     /// `read` that gives up after `timeout` without losing data: at the
@@ -214,7 +216,7 @@ impl Stream {
         };
         let mut rest = Slice::new(buf, n);
         while rest.bytes_init() > 0 {
-            let (res, r) = op::send(self.sock.driver(), self.sock.raw(), rest).await;
+            let (res, r) = self.write(rest).await;
             rest = r;
             match res {
                 Ok(0) => return (Err(write_zero()), rest.into_inner()),

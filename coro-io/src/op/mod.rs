@@ -57,6 +57,7 @@ pub use net::{
     send_to,
 };
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
@@ -361,10 +362,16 @@ struct BlockingInner<T> {
 ///
 /// Dropping it is memory safe (the driver keeps the op's buffers until the
 /// kernel lets go) but may lose data on io_uring; see the [module docs](self).
+///
+/// `H` is how it holds its driver: a [`Handle`] of its own (the default,
+/// from [`new`](OpFuture::new); the future is `'static`) or a borrowed
+/// `&Handle` ([`borrowed`](OpFuture::borrowed)), which spares an op whose
+/// caller holds the handle anyway (a socket's `read`) two reference-count
+/// updates.
 #[must_use = "futures do nothing unless you .await or poll them"]
 #[derive(Debug)]
-pub struct OpFuture<T: Op> {
-    driver: Handle,
+pub struct OpFuture<T: Op, H: Borrow<Handle> = Handle> {
+    driver: H,
     state: OpState<T>,
     done: bool,
     /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
@@ -374,8 +381,36 @@ pub struct OpFuture<T: Op> {
 impl<T: Op> OpFuture<T> {
     /// Wrap `op` for `driver`.
     pub fn new(driver: &Handle, op: T) -> OpFuture<T> {
+        OpFuture::with(driver.clone(), op)
+    }
+}
+
+impl<'a, T: Op> OpFuture<T, &'a Handle> {
+    /// Wrap `op` for `driver`, borrowing the handle instead of holding a
+    /// clone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::driver::Handle;
+    /// use coro_io::op::{self, OpFuture};
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// let h = Handle::new(coro_io::DriverKind::Epoll)?;
+    /// let (_r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK)?;
+    /// let write = OpFuture::borrowed(&h, op::Send::new(w.as_raw_fd(), b"hi".as_slice()));
+    /// # let _ = write;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn borrowed(driver: &'a Handle, op: T) -> OpFuture<T, &'a Handle> {
+        OpFuture::with(driver, op)
+    }
+}
+
+impl<T: Op, H: Borrow<Handle>> OpFuture<T, H> {
+    fn with(driver: H, op: T) -> OpFuture<T, H> {
         OpFuture {
-            driver: driver.clone(),
+            driver,
             state: OpState {
                 op: Some(Box::new(op)),
                 token: 0,
@@ -385,6 +420,10 @@ impl<T: Op> OpFuture<T> {
             done: false,
             counted: false,
         }
+    }
+
+    fn inner(&self) -> &crate::driver::Shared {
+        &self.driver.borrow().inner
     }
 }
 
@@ -400,7 +439,7 @@ impl<T: Op + file::KeepAlive> OpFuture<T> {
     }
 }
 
-impl<T: Op> OpFuture<T> {
+impl<T: Op, H: Borrow<Handle> + Unpin> OpFuture<T, H> {
     /// Ask the op to stop early and keep the future: poll it on for the
     /// outcome, which is the op's own result if it completed anyway (a
     /// read that got data returns it: nothing is lost) or `ECANCELED`, with
@@ -441,11 +480,11 @@ impl<T: Op> OpFuture<T> {
             return;
         }
         this.state.cancel = true;
-        this.driver.inner.cancel_op(&mut this.state);
+        this.driver.borrow().inner.cancel_op(&mut this.state);
     }
 }
 
-impl<T: Op> Future for OpFuture<T> {
+impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
     type Output = T::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
@@ -476,7 +515,7 @@ impl<T: Op> Future for OpFuture<T> {
             let injected: Option<io::Error> = None;
             let polled = match injected {
                 Some(e) => Poll::Ready(Err(e)),
-                None => this.driver.inner.poll_op(&mut this.state, cx),
+                None => this.driver.borrow().inner.poll_op(&mut this.state, cx),
             };
             match polled {
                 Poll::Ready(Err(e))
@@ -497,16 +536,16 @@ impl<T: Op> Future for OpFuture<T> {
             Poll::Pending => {
                 if !this.counted {
                     this.counted = true;
-                    this.driver.inner.pending.add(T::KIND);
+                    this.inner().pending.add(T::KIND);
                     #[cfg(feature = "tracing")]
-                    tracing::trace!(op = ?T::KIND, driver = ?this.driver.kind(), "op waits");
+                    tracing::trace!(op = ?T::KIND, driver = ?this.driver.borrow().kind(), "op waits");
                 }
                 Poll::Pending
             }
             Poll::Ready(res) => {
                 this.done = true;
                 if std::mem::take(&mut this.counted) {
-                    this.driver.inner.pending.sub(T::KIND);
+                    this.inner().pending.sub(T::KIND);
                 }
                 #[cfg(feature = "tracing")]
                 tracing::trace!(op = ?T::KIND, ok = res.is_ok(), "op complete");
@@ -521,15 +560,15 @@ impl<T: Op> Future for OpFuture<T> {
     }
 }
 
-impl<T: Op> Drop for OpFuture<T> {
+impl<T: Op, H: Borrow<Handle>> Drop for OpFuture<T, H> {
     fn drop(&mut self) {
         if self.counted {
-            self.driver.inner.pending.sub(T::KIND);
+            self.inner().pending.sub(T::KIND);
             #[cfg(feature = "tracing")]
             tracing::trace!(op = ?T::KIND, "op dropped while waiting");
         }
         if !self.done && (self.state.token != 0 || self.state.blocking.is_some()) {
-            self.driver.inner.drop_op(&mut self.state);
+            self.driver.borrow().inner.drop_op(&mut self.state);
         }
     }
 }

@@ -201,15 +201,19 @@ pub fn recv<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>
 ///
 /// As [`recv`].
 pub fn recv_stream<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>> {
-    OpFuture::new(
-        driver,
+    OpFuture::new(driver, Recv::stream(fd, buf))
+}
+
+impl<B: IoBufMut> Recv<B> {
+    /// The op of [`recv_stream`], for [`OpFuture::borrowed`].
+    pub fn stream(fd: RawFd, buf: B) -> Recv<B> {
         Recv {
             fd,
             buf,
             stream: true,
             poll_first: false,
-        },
-    )
+        }
+    }
 }
 
 // SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_total` long).
@@ -264,7 +268,14 @@ pub struct Send<B> {
 ///
 /// See the [module docs](super): on io_uring a dropped send may have sent data.
 pub fn send<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Send<B>> {
-    OpFuture::new(driver, Send { fd, buf })
+    OpFuture::new(driver, Send::new(fd, buf))
+}
+
+impl<B: IoBuf> Send<B> {
+    /// The op of [`send`], for [`OpFuture::borrowed`].
+    pub fn new(fd: RawFd, buf: B) -> Send<B> {
+        Send { fd, buf }
+    }
 }
 
 // SAFETY: its entry points into the buffer it owns (stable heap memory, `bytes_init` long).
