@@ -50,7 +50,7 @@ use std::task::{Context, Poll, ready};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::buf::{IoBuf, Slice};
-use crate::driver::Handle;
+use crate::driver::{Handle, RegisteredFd};
 use crate::op::{self, OpFuture};
 use crate::{IoScheduler, PollOp};
 
@@ -498,7 +498,7 @@ struct Pipe {
     // Declared first: in-flight ops are dropped before the fd closes.
     read: ReadState,
     write: WriteState,
-    fd: Option<OwnedFd>,
+    fd: Option<RegisteredFd>,
     driver: Handle,
     /// Where a write still in flight at drop is finished.
     sched: IoScheduler,
@@ -532,14 +532,14 @@ impl Pipe {
                 pos: 0,
             },
             write: WriteState::Idle(Vec::new()),
-            fd: Some(fd),
+            fd: Some(RegisteredFd::new(sched.driver(), fd)),
             driver: sched.driver().clone(),
             sched: sched.clone(),
         })
     }
 
     fn raw(&self) -> RawFd {
-        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+        self.fd.as_ref().map_or(-1, RegisteredFd::raw)
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
@@ -629,10 +629,8 @@ impl Pipe {
     }
 
     fn close_fd(&mut self) {
-        if let Some(fd) = self.fd.take() {
-            self.driver.release_fd(fd.as_raw_fd());
-            drop(fd);
-        }
+        // Unregistered, then closed.
+        self.fd = None;
     }
 }
 

@@ -490,12 +490,20 @@ fn panicking_task_is_reported_and_loop_survives(cfg: Config) {
 fn io_thread_callbacks_run(cfg: Config) {
     let started = Arc::new(AtomicUsize::new(0));
     let stopped = Arc::new(AtomicUsize::new(0));
-    let (a, b) = (started.clone(), stopped.clone());
+    let local_ran = Arc::new(AtomicUsize::new(0));
+    let (a, b, l) = (started.clone(), stopped.clone(), local_ran.clone());
     let s = IoScheduler::new(IoSchedulerOptions {
         driver: cfg.kind(),
         uring: cfg.uring(),
+        // On the loop's thread: `current()` is this scheduler, and a
+        // `!Send` task may be spawned there.
         on_io_thread_start: Some(Arc::new(move || {
             a.fetch_add(1, Ordering::SeqCst);
+            let cur = IoScheduler::current().expect("the start callback runs on the loop");
+            let (rc, l) = (Rc::new(1), l.clone());
+            drop(cur.spawn_local(async move {
+                l.fetch_add(*rc, Ordering::SeqCst);
+            }));
         })),
         on_io_thread_stop: Some(Arc::new(move || {
             b.fetch_add(1, Ordering::SeqCst);
@@ -505,6 +513,13 @@ fn io_thread_callbacks_run(cfg: Config) {
     .unwrap();
     sync_wait(s.spawn(async {})).unwrap();
     assert_eq!(started.load(Ordering::SeqCst), 1);
+    for _ in 0..1000 {
+        if local_ran.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(local_ran.load(Ordering::SeqCst), 1);
     s.shutdown();
     assert_eq!(stopped.load(Ordering::SeqCst), 1);
 }

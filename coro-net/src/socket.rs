@@ -6,28 +6,29 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use coro_io::buf::{BufResult, IoBuf, IoBufMut, Slice};
+use coro_io::driver::RegisteredFd;
 use coro_io::op::{self, OpFuture};
 use coro_io::{IoScheduler, PollOp, PollStatus};
 use socket2::SockRef;
 
 /// An fd used with one scheduler's driver. Dropping it drops the driver's
-/// registration first, then closes the fd.
+/// registration first, then closes the fd ([`RegisteredFd`]).
 pub(crate) struct Socket {
-    fd: Option<OwnedFd>,
+    fd: RegisteredFd,
     sched: IoScheduler,
 }
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Socket")
-            .field("fd", &self.fd.as_ref().map(|f| f.as_raw_fd()))
+            .field("fd", &self.fd.raw())
             .finish()
     }
 }
@@ -35,21 +36,21 @@ impl fmt::Debug for Socket {
 impl Socket {
     pub(crate) fn new(sched: &IoScheduler, fd: OwnedFd) -> Socket {
         Socket {
-            fd: Some(fd),
+            fd: RegisteredFd::new(sched.driver(), fd),
             sched: sched.clone(),
         }
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_ref().expect("socket used after close").as_fd()
+        self.fd.as_fd()
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd().as_raw_fd()
+        self.fd.raw()
     }
 
     pub(crate) fn sock_ref(&self) -> SockRef<'_> {
-        SockRef::from(self.fd.as_ref().expect("socket used after close"))
+        SockRef::from(&self.fd)
     }
 
     pub(crate) fn sched(&self) -> &IoScheduler {
@@ -61,31 +62,17 @@ impl Socket {
     }
 
     /// Give the fd up (unregistered from the driver).
-    pub(crate) fn into_fd(mut self) -> OwnedFd {
-        let fd = self.fd.take().expect("socket used after close");
-        self.sched.driver().release_fd(fd.as_raw_fd());
-        fd
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd.into_fd()
     }
 
     /// Close through the driver, reporting the error `close(2)` gives.
-    pub(crate) async fn close(mut self) -> io::Result<()> {
-        match self.fd.take() {
-            Some(fd) => op::close(self.sched.driver(), fd).await,
-            None => Ok(()),
-        }
+    pub(crate) async fn close(self) -> io::Result<()> {
+        self.fd.close().await
     }
 
     pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
         self.sched.poll(self.fd(), op, timeout).await
-    }
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        if let Some(fd) = self.fd.take() {
-            self.sched.driver().release_fd(fd.as_raw_fd());
-            drop(fd);
-        }
     }
 }
 
@@ -127,7 +114,7 @@ pub(crate) struct Stream {
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
-            .field("fd", &self.sock.fd.as_ref().map(|f| f.as_raw_fd()))
+            .field("fd", &self.sock.raw())
             .finish()
     }
 }

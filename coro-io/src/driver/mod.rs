@@ -48,10 +48,14 @@
 //! and (with `ExecutionStrategy::ThreadPool`) by the pool workers that poll op
 //! futures; backends use an uncontended mutex for their tables.
 
+#[allow(unsafe_code)]
 pub(crate) mod epoll;
 mod notify;
 pub mod probe;
+mod registered;
+#[allow(unsafe_code)]
 pub(crate) mod uring;
+mod uring_options;
 
 use std::sync::Arc;
 
@@ -61,7 +65,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::op::{Op, OpState};
-use crate::scheduler::UringOptions;
+pub use registered::RegisteredFd;
+pub use uring_options::{RingMode, UringOptions};
 
 /// Which I/O backend a scheduler uses.
 ///

@@ -78,8 +78,8 @@ use io_uring::{IoUring, opcode, squeue, types};
 use super::notify::Notifier;
 use super::probe::Features;
 use super::{Driver, DriverKind, Interest, Readiness};
+use super::{RingMode, UringOptions};
 use crate::op::{BlockingOps, Op, OpState};
-use crate::scheduler::{RingMode, UringOptions};
 
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
 const WAKE_KEY: u64 = u64::MAX;

@@ -1,0 +1,416 @@
+//! The event loop of an [`IoScheduler`](super::IoScheduler): its shared
+//! state ([`Inner`]), the run queues, one turn (run what is queued, fire
+//! timers, wait in the driver), the thread-locals that say which loop runs
+//! on this thread, the wrapper every task runs in, and shutdown's
+//! clean-up.
+//!
+//! One thread-identity mechanism: `LOOP`, set by [`LoopGuard`] for as long
+//! as a thread runs a loop's turns (a `Spawn` loop's whole thread, a
+//! `Manual` scheduler's `process_events` call). A wake on that thread may
+//! use the thread's local run queue; any other wake uses the shared one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use async_task::{Runnable, ScheduleInfo};
+use concurrent_queue::ConcurrentQueue;
+
+use super::IoThreadCallback;
+use crate::driver::Handle;
+use crate::lifecycle::{Lifecycle, Verdict};
+use crate::lock;
+use crate::thread_pool::ThreadPool;
+use crate::time::{Clock, NEVER, Timers};
+
+/// How long shutdown waits for the kernel to release cancelled ops.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
+
+/// A scheduler's shared state: what every handle, task and waker of it
+/// points to.
+pub(crate) struct Inner {
+    pub(crate) driver: Handle,
+    pub(crate) clock: Clock,
+    pub(crate) timers: Timers,
+    /// Tasks woken from other threads (see `LOCAL` for the loop's own).
+    pub(super) queue: ConcurrentQueue<Runnable>,
+    pub(super) pool: Option<ThreadPool>,
+    pub(super) manual: bool,
+    /// Set by `shutdown`; new spawns are refused.
+    pub(super) shutdown: AtomicBool,
+    /// Suspended tasks and the shutdown flags (see `lifecycle`).
+    pub(super) life: Lifecycle,
+    /// `Manual`: held by whoever drives a turn or cleans up, so that
+    /// `shutdown()` from another thread waits for a turn in progress
+    /// instead of racing it.
+    pub(super) drive: Mutex<()>,
+    /// Public handles alive (the last one dropped shuts down).
+    pub(super) handles: AtomicUsize,
+    /// Tasks spawned and not yet finished.
+    pub(super) alive: AtomicUsize,
+    /// `Spawn`: the loop's thread.
+    pub(super) thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// `Manual`: the thread that made it (`spawn_local` may queue from it).
+    pub(super) owner_thread: ThreadId,
+    pub(super) on_stop: Option<IoThreadCallback>,
+}
+
+thread_local! {
+    /// The scheduler whose event loop runs on this thread (identity only).
+    static LOOP: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
+    /// The scheduler `IoScheduler::current()` returns.
+    pub(super) static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
+    /// The run queue of the loop running on this thread (`LOOP`) for the
+    /// tasks woken on this thread: a completion the loop reaped, a timer
+    /// it fired, one task waking another. Most wakes of an `Inline`
+    /// scheduler are these, and a plain deque spares them the shared
+    /// queue's atomics (two per task run, in the profile of a busy
+    /// server). Wakes from other threads use `Inner::queue`.
+    static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+}
+
+fn pop_local() -> Option<Runnable> {
+    LOCAL.with(|l| l.borrow_mut().pop_front())
+}
+
+impl Inner {
+    pub(super) fn on_loop_thread(&self) -> bool {
+        LOOP.with(|l| std::ptr::eq(l.get(), self))
+    }
+
+    /// Make a sleeping event loop re-check its queue and timers.
+    pub(crate) fn wake_loop(&self) {
+        if !self.on_loop_thread() {
+            self.driver.unpark();
+        }
+    }
+
+    /// The schedule function of every task (`local`: made by
+    /// `spawn_local`).
+    pub(super) fn schedule(&self, r: Runnable, info: ScheduleInfo, local: bool) {
+        match self.life.verdict(info.woken_while_running) {
+            Verdict::Run => {}
+            Verdict::CancelNow => return drop(r),
+            // `finish` drops it, outside the wake (see `lifecycle`).
+            Verdict::CancelLater => {
+                if let Err(e) = self.queue.push(r) {
+                    drop(e.into_inner());
+                }
+                if self.life.missed_by_shutdown() {
+                    // Others' tasks too, whose kind we do not know: a local
+                    // one among them (a foreign wake racing the end of
+                    // shutdown) panics on the blocking pool, which reports
+                    // it and leaks the task.
+                    while let Ok(r) = self.queue.pop() {
+                        cancel_elsewhere(r, false);
+                    }
+                }
+                return;
+            }
+            Verdict::CancelElsewhere => return cancel_elsewhere(r, local),
+        }
+        if let Some(pool) = &self.pool {
+            pool.schedule_runnable(r);
+            return;
+        }
+        if self.on_loop_thread() {
+            // Run by this thread's turn, or handed to `queue` when the
+            // turn ends (`LoopGuard`); shutdown drops it (`drop_queued`).
+            return LOCAL.with(|l| l.borrow_mut().push_back(r));
+        }
+        // The queue is unbounded and only closed by us after shutdown.
+        if let Err(e) = self.queue.push(r) {
+            drop(e.into_inner());
+            return;
+        }
+        self.wake_loop();
+    }
+
+    /// Wake the timers due at `now`.
+    pub(super) fn fire_timers(&self, now: u64) -> usize {
+        if now < self.timers.due() {
+            return 0;
+        }
+        let mut wake = Vec::new();
+        self.timers.expire(now, &mut wake);
+        let n = wake.len();
+        for w in wake {
+            w.wake();
+        }
+        n
+    }
+
+    /// Run what is queued now (not what those tasks queue: I/O gets a
+    /// turn). On the loop thread (inside a `LoopGuard`).
+    fn run_queued(&self) -> usize {
+        debug_assert!(self.on_loop_thread());
+        let mut ran = 0;
+        let local = LOCAL.with(|l| l.borrow().len());
+        let shared = self.queue.len();
+        for _ in 0..local {
+            let Some(r) = pop_local() else { break };
+            r.run();
+            ran += 1;
+        }
+        for _ in 0..shared {
+            let Ok(r) = self.queue.pop() else { break };
+            r.run();
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Tasks queued to run (the loop thread's own queue counts only when
+    /// asked from that thread).
+    pub(super) fn queued(&self) -> usize {
+        let local = if self.on_loop_thread() {
+            LOCAL.with(|l| l.borrow().len())
+        } else {
+            0
+        };
+        local + self.queue.len()
+    }
+
+    /// One event-loop turn. Returns the number of tasks run.
+    ///
+    /// `eager` (manual mode): if tasks ran, do not block for I/O afterwards
+    /// (the caller gets control back). The loop thread passes `false`: the
+    /// ops its tasks just queued are submitted by the same wait that sleeps,
+    /// one syscall per turn instead of a non-blocking one plus a blocking one.
+    pub(super) fn turn(&self, timeout: Option<Duration>, eager: bool) -> io::Result<usize> {
+        let mut ran = self.run_queued();
+        // One clock read before the wait and one after it.
+        let now = self.clock.now_ns();
+        self.fire_timers(now);
+        let busy = (eager && ran > 0) || self.queued() > 0;
+        let wait = if busy || self.shutdown.load(Ordering::Acquire) {
+            Some(Duration::ZERO)
+        } else {
+            let due = self.timers.due();
+            let timer = (due != NEVER && !self.clock.is_paused())
+                .then(|| Duration::from_nanos(due.saturating_sub(now)));
+            match (timeout, timer) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        // Re-check: a wake between the queue check and the park is seen by
+        // the driver's notify flag, so this cannot sleep through it.
+        self.driver.park(wait)?;
+        self.fire_timers(self.clock.now_ns());
+        ran += self.run_queued();
+        Ok(ran)
+    }
+
+    /// [`IoScheduler::process_events`].
+    pub(super) fn process_events(self: &Arc<Inner>, timeout: Option<Duration>) -> usize {
+        // From a task of this very turn: nothing to drive (and the lock
+        // below is ours already).
+        if self.life.is_closed() || self.on_loop_thread() {
+            return 0;
+        }
+        let _d = lock(&self.drive);
+        if self.life.is_closed() {
+            return 0;
+        }
+        let _g = LoopGuard::enter(self);
+        let ran = self.turn(timeout, true).unwrap_or(0);
+        // `shutdown()` called by a task of this turn could not clean up
+        // (we hold the turn): do it now, on this thread.
+        if self.shutdown.load(Ordering::Acquire) {
+            self.finish();
+        }
+        ran
+    }
+
+    /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the
+    /// drive lock (`Manual`).
+    pub(super) fn finish(&self) {
+        // From here on tasks are cancelled instead of run: every pending
+        // task's future (and with it its ops) is dropped once its timer or
+        // I/O waiter is woken below.
+        let Some(mut wake) = self.life.close() else {
+            return;
+        };
+        self.drop_queued();
+        // Every suspended task, whatever it waits on.
+        self.timers.drain(&mut wake);
+        for w in wake {
+            w.wake();
+        }
+        // The woken tasks are in the queue: cancel them here, where no
+        // lock is held (see `schedule`).
+        self.drop_queued();
+        self.driver.cancel_all(SHUTDOWN_BOUND);
+        self.drop_queued();
+        self.life.set_finished();
+        self.drop_queued();
+    }
+
+    /// A second `shutdown()` caller: wait until the first one's clean-up
+    /// is over, unless this thread is the one that must do it (a task of
+    /// the loop or of the turn in progress).
+    pub(super) fn wait_finished(&self) {
+        if !self.on_loop_thread() {
+            self.life.wait_finished();
+        }
+    }
+
+    /// Cancel every queued task, including those that the cancellations
+    /// wake in turn (a dropped lock guard wakes the next waiter).
+    fn drop_queued(&self) {
+        loop {
+            if self.on_loop_thread() {
+                while let Some(r) = pop_local() {
+                    drop(r);
+                }
+            }
+            let Ok(r) = self.queue.pop() else { break };
+            drop(r);
+        }
+    }
+}
+
+/// Sets the thread-locals for the duration of an event-loop turn.
+pub(super) struct LoopGuard {
+    prev_loop: *const Inner,
+    prev_current: Option<Arc<Inner>>,
+    prev_local: VecDeque<Runnable>,
+}
+
+impl LoopGuard {
+    pub(super) fn enter(inner: &Arc<Inner>) -> LoopGuard {
+        let prev_loop = LOOP.with(|l| l.replace(Arc::as_ptr(inner)));
+        let prev_current = CURRENT.with(|c| c.replace(Some(inner.clone())));
+        // A loop driven from inside another one's task (`Manual`) has its
+        // own local queue; the outer one gets its queue back on exit.
+        let prev_local = LOCAL.with(|l| l.take());
+        LoopGuard {
+            prev_loop,
+            prev_current,
+            prev_local,
+        }
+    }
+}
+
+impl Drop for LoopGuard {
+    fn drop(&mut self) {
+        LOOP.with(|l| l.set(self.prev_loop));
+        let prev = self.prev_current.take();
+        let mine = CURRENT.with(|c| c.replace(prev));
+        let left = LOCAL.with(|l| l.replace(std::mem::take(&mut self.prev_local)));
+        // Tasks woken at the end of a `Manual` turn: the next turn, from
+        // whichever thread, runs them.
+        if let Some(inner) = mine {
+            for r in left {
+                if let Err(e) = inner.queue.push(r) {
+                    drop(e.into_inner());
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Pool execution: make `IoScheduler::current()` work on worker threads.
+    pub(super) struct WithCurrent<F> {
+        pub(super) inner: Arc<Inner>,
+        #[pin]
+        pub(super) fut: F,
+    }
+}
+
+impl<F: Future> Future for WithCurrent<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let prev = CURRENT.with(|c| c.replace(Some(this.inner.clone())));
+        struct Restore(Option<Arc<Inner>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let prev = self.0.take();
+                CURRENT.with(|c| *c.borrow_mut() = prev);
+            }
+        }
+        let _restore = Restore(prev);
+        this.fut.poll(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Every task's outer future: counts live tasks (libcoro's `size()`)
+    /// and, once the task first suspends, keeps its waker in the
+    /// scheduler's registry, so that shutdown can cancel a task that waits
+    /// on something that will never wake it (`pending()`, a channel whose
+    /// sender leaked): woken, it is scheduled, seen closed and dropped.
+    pub(super) struct Tracked<F> {
+        pub(super) inner: Arc<Inner>,
+        pub(super) key: Option<usize>,
+        // Task id for tracing (0 without the `tracing` feature).
+        pub(super) id: u64,
+        #[pin]
+        pub(super) fut: F,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            this.inner.life.on_drop(this.key.take());
+            this.inner.alive.fetch_sub(1, Ordering::AcqRel);
+            #[cfg(feature = "tracing")]
+            tracing::trace!(task = *this.id, "task dropped");
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        // Shutdown began while we were queued (on a pool, queued tasks still
+        // run): do not poll again, cancel ourselves through a self-wake.
+        if this.inner.life.is_closed() {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        #[cfg(feature = "tracing")]
+        let _span = tracing::trace_span!("task", id = *this.id).entered();
+        let poll = this.fut.poll(cx);
+        #[cfg(feature = "tracing")]
+        if poll.is_ready() {
+            tracing::trace!("task complete");
+        }
+        // Suspending after shutdown emptied the registry (registered just
+        // now, or run from a queue after shutdown woke everyone): nothing
+        // would ever wake us, so cancel ourselves. The wake comes back as
+        // a self-wake, which `schedule` drops at once.
+        if poll.is_pending() && this.inner.life.on_pending(this.key, cx.waker()) {
+            cx.waker().wake_by_ref();
+        }
+        poll
+    }
+}
+
+/// Cancel a task woken after its scheduler shut down, from a wake that may
+/// hold a lock its destructor takes: drop it on the blocking pool instead.
+/// A `!Send` (local) task may only be dropped on its own thread, which has
+/// left: it is leaked (its handle never resolves), which takes a foreign
+/// wake of a local task racing the very end of shutdown.
+fn cancel_elsewhere(r: Runnable, local: bool) {
+    if local {
+        crate::warn(format_args!(
+            "a local task woken after its scheduler shut down was leaked"
+        ));
+        std::mem::forget(r);
+    } else {
+        crate::blocking_run(Box::new(move || drop(r)));
+    }
+}

@@ -1,0 +1,583 @@
+//! [`IoScheduler`]: an event loop (driver + timers) that runs tasks.
+//!
+//! Two independent choices, as in libcoro:
+//!
+//! * [`ThreadStrategy`]: `Spawn` runs the event loop on its own thread;
+//!   `Manual` lets the caller drive it with [`IoScheduler::process_events`].
+//! * [`ExecutionStrategy`]: `Inline` runs tasks on the event-loop thread
+//!   (lowest latency; [`IoScheduler::spawn_local`] for `!Send` futures);
+//!   `ThreadPool` hands them to a [`ThreadPool`] and the event loop only
+//!   waits for I/O and timers.
+
+/// Future of [`IoScheduler::yield_now`] / [`IoScheduler::schedule`]: the
+/// one of `coro_core`.
+pub use coro_core::YieldNow;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use async_task::WithInfo;
+use concurrent_queue::ConcurrentQueue;
+
+use crate::driver::{DriverKind, Handle, Interest};
+use crate::lifecycle::Lifecycle;
+use crate::lock;
+use crate::task::{JoinHandle, task_local, task_with};
+use crate::thread_pool::ThreadPool;
+use crate::time::{self, Clock, Interval, Sleep, Timeout, Timers};
+
+mod event_loop;
+mod options;
+
+pub use crate::driver::{RingMode, UringOptions};
+pub(crate) use event_loop::Inner;
+use event_loop::{CURRENT, LoopGuard, Tracked, WithCurrent};
+pub use options::{
+    ExecutionStrategy, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp, PollStatus,
+    ThreadStrategy,
+};
+
+/// The I/O scheduler: an event loop with a driver (epoll or io_uring) and
+/// timers, running tasks inline or on a thread pool.
+///
+/// Cheap to clone. Dropping the last clone shuts it down. Every clone
+/// counts, those that tasks hold and those [`current`](IoScheduler::current)
+/// returns included: a task that keeps one alive keeps the scheduler
+/// running, so call [`shutdown`](IoScheduler::shutdown) to stop it for sure.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::IoScheduler;
+/// use std::time::Duration;
+///
+/// let sched = IoScheduler::new(Default::default())?;
+/// let h = sched.spawn(async {
+///     let s = IoScheduler::current().expect("inside a task");
+///     s.sleep(Duration::from_millis(1)).await;
+///     21 * 2
+/// });
+/// assert_eq!(coro_core::sync_wait(h).unwrap(), 42);
+/// sched.shutdown();
+/// # std::io::Result::Ok(())
+/// ```
+pub struct IoScheduler {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for IoScheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoScheduler")
+            .field("driver", &self.driver_kind())
+            .field("manual", &self.inner.manual)
+            .field("pool", &self.inner.pool.is_some())
+            .field("tasks", &self.size())
+            .finish()
+    }
+}
+
+impl Clone for IoScheduler {
+    fn clone(&self) -> Self {
+        IoScheduler::from_inner(self.inner.clone())
+    }
+}
+
+impl Drop for IoScheduler {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shutdown();
+        }
+    }
+}
+
+impl IoScheduler {
+    fn from_inner(inner: Arc<Inner>) -> IoScheduler {
+        inner.handles.fetch_add(1, Ordering::AcqRel);
+        IoScheduler { inner }
+    }
+
+    /// Create a scheduler; with `ThreadStrategy::Spawn` its thread starts now.
+    ///
+    /// # Errors
+    ///
+    /// The driver could not be created (see [`DriverKind`]), or a thread
+    /// could not be spawned.
+    pub fn new(opts: IoSchedulerOptions) -> io::Result<IoScheduler> {
+        let manual = opts.thread_strategy == ThreadStrategy::Manual;
+        let inline = matches!(opts.execution, ExecutionStrategy::Inline);
+        // A Spawn + Inline loop is the only thread that ever waits on or
+        // submits to its ring: let io_uring defer completion work to it.
+        let driver = if !inline {
+            Handle::for_workers(opts.driver, &opts.uring)?
+        } else if !manual {
+            Handle::for_loop_thread(opts.driver, &opts.uring)?
+        } else {
+            Handle::with_options(opts.driver, &opts.uring)?
+        };
+        let pool = match &opts.execution {
+            ExecutionStrategy::Inline => None,
+            ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),
+        };
+        let inner = Arc::new(Inner {
+            driver,
+            clock: Clock::new(opts.start_paused),
+            timers: Timers::new(),
+            queue: ConcurrentQueue::unbounded(),
+            pool,
+            manual,
+            shutdown: AtomicBool::new(false),
+            life: Lifecycle::new(),
+            drive: Mutex::new(()),
+            handles: AtomicUsize::new(0),
+            alive: AtomicUsize::new(0),
+            thread: Mutex::new(None),
+            owner_thread: thread::current().id(),
+            on_stop: opts.on_io_thread_stop.clone(),
+        });
+        let sched = IoScheduler::from_inner(inner.clone());
+        if !manual {
+            let start = opts.on_io_thread_start.clone();
+            let t = thread::Builder::new()
+                .name("coro-io".into())
+                .spawn(move || {
+                    if let Err(e) = inner.driver.enable_here() {
+                        // Cannot happen on a ring we just made; say so loudly.
+                        crate::warn(format_args!("enabling the io_uring ring failed: {e}"));
+                    }
+                    {
+                        // From here on this is the loop's thread (the start
+                        // callback may `spawn_local`).
+                        let _g = LoopGuard::enter(&inner);
+                        if let Some(f) = &start {
+                            f();
+                        }
+                        while !inner.shutdown.load(Ordering::Acquire) {
+                            if let Err(e) = inner.turn(None, false) {
+                                // Nothing sensible to do but not spin.
+                                crate::warn(format_args!("event loop wait failed: {e}"));
+                                thread::sleep(Duration::from_millis(10));
+                            }
+                        }
+                        inner.finish();
+                    }
+                    if let Some(f) = &inner.on_stop {
+                        f();
+                    }
+                })?;
+            *lock(&sched.inner.thread) = Some(t);
+        }
+        Ok(sched)
+    }
+
+    /// The scheduler running the current task, if any.
+    ///
+    /// The handle counts like any clone (see [`IoScheduler`]): keeping it
+    /// beyond the task keeps the scheduler from shutting down when its
+    /// other handles are dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::IoScheduler;
+    /// assert!(IoScheduler::current().is_none());
+    /// let sched = IoScheduler::new(Default::default())?;
+    /// let h = sched.spawn(async { IoScheduler::current().is_some() });
+    /// assert!(coro_core::sync_wait(h).unwrap());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn current() -> Option<IoScheduler> {
+        CURRENT
+            .with(|c| c.borrow().clone())
+            .map(IoScheduler::from_inner)
+    }
+
+    /// The driver handle, for [`crate::op`] functions.
+    pub fn driver(&self) -> &Handle {
+        &self.inner.driver
+    }
+
+    /// Which backend runs (never `Auto`).
+    pub fn driver_kind(&self) -> DriverKind {
+        self.inner.driver.kind()
+    }
+
+    /// Tasks spawned and not finished yet (libcoro's `size()`).
+    pub fn size(&self) -> usize {
+        self.inner.alive.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of what the scheduler holds: tasks, timers, ops. What to
+    /// look at when something leaks or hangs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let m = sched.metrics();
+    /// assert_eq!((m.live_tasks, m.timers, m.ops_in_flight), (0, 0, 0));
+    /// assert_eq!(m.driver, sched.driver_kind());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let d = &self.inner.driver;
+        Metrics {
+            driver: d.kind(),
+            live_tasks: self.size(),
+            queued_tasks: match &self.inner.pool {
+                Some(p) => p.queue_len(),
+                None => self.inner.queued(),
+            },
+            suspended_tasks: self.inner.life.suspended(),
+            timers: self.timer_count(),
+            ops_in_flight: d.in_flight(),
+            pending_ops: d.pending_ops(),
+            registered_fds: d.registered_fds(),
+            blocking_ops: d.blocking_ops(),
+        }
+    }
+
+    /// Pending timers (sleeps, timeouts, intervals) of this scheduler.
+    pub fn timer_count(&self) -> usize {
+        self.inner.timers.len()
+    }
+
+    /// Whether [`shutdown`](IoScheduler::shutdown) was called.
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.shutdown.load(Ordering::Acquire)
+    }
+
+    fn wrap<F>(&self, fut: F) -> impl Future<Output = F::Output> + use<F>
+    where
+        F: Future,
+    {
+        self.inner.alive.fetch_add(1, Ordering::AcqRel);
+        #[cfg(feature = "tracing")]
+        let id = {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(task = id, driver = ?self.driver_kind(), "task spawned");
+            id
+        };
+        #[cfg(not(feature = "tracing"))]
+        let id = 0;
+        Tracked {
+            inner: self.inner.clone(),
+            key: None,
+            id,
+            fut,
+        }
+    }
+
+    /// Spawn a task. Inline: it runs on the event-loop thread; ThreadPool:
+    /// on a worker.
+    ///
+    /// After [`shutdown`](IoScheduler::shutdown) the returned handle
+    /// resolves to a cancelled [`JoinError`](crate::JoinError).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let h = sched.spawn(async { 1 + 1 });
+    /// assert_eq!(coro_core::sync_wait(h).unwrap(), 2);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spawn<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let fut = self.wrap(fut);
+        let (r, h) = if self.inner.pool.is_some() {
+            let fut = WithCurrent {
+                inner: self.inner.clone(),
+                fut,
+            };
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
+        } else {
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
+        };
+        if self.is_shutdown() {
+            drop(r);
+        } else {
+            r.schedule();
+        }
+        h
+    }
+
+    /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
+    ///
+    /// # Panics
+    ///
+    /// With `ExecutionStrategy::ThreadPool`, or when called from a thread
+    /// that does not run this scheduler's event loop (a task of it, or for
+    /// `Manual` the thread that created it). A local task must also be run
+    /// and dropped on that thread: drive a `Manual` scheduler from one thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::{IoScheduler, IoSchedulerOptions, ThreadStrategy};
+    /// use std::rc::Rc;
+    ///
+    /// let sched = IoScheduler::new(IoSchedulerOptions {
+    ///     thread_strategy: ThreadStrategy::Manual,
+    ///     ..Default::default()
+    /// })?;
+    /// let rc = Rc::new(5);
+    /// let h = sched.spawn_local(async move { *rc + 1 });
+    /// while !h.is_finished() {
+    ///     sched.process_events(Some(std::time::Duration::ZERO));
+    /// }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spawn_local<F>(&self, fut: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        assert!(
+            self.inner.pool.is_none(),
+            "spawn_local needs ExecutionStrategy::Inline"
+        );
+        let on_loop = self.inner.on_loop_thread()
+            || (self.inner.manual && thread::current().id() == self.inner.owner_thread);
+        assert!(
+            on_loop,
+            "spawn_local must be called on the scheduler's event-loop thread"
+        );
+        let inner = self.inner.clone();
+        let fut = self.wrap(fut);
+        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i, true)));
+        if self.is_shutdown() {
+            drop(r);
+        } else {
+            r.schedule();
+        }
+        h
+    }
+
+    /// Yield once: the current task goes to the back of the run queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn yield_now(&self) -> YieldNow {
+        coro_core::yield_now()
+    }
+
+    /// libcoro's `schedule()`: reschedule the current task through this
+    /// scheduler's queue (it resumes after the tasks queued before it).
+    /// A Rust future cannot migrate by itself: to move work onto the
+    /// scheduler, [`spawn`](IoScheduler::spawn) it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn schedule(&self) -> YieldNow {
+        coro_core::yield_now()
+    }
+
+    /// Sleep for `d` (`Duration::MAX`: forever; zero: completes at once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping it removes the timer.
+    pub fn sleep(&self, d: Duration) -> Sleep {
+        time::sleep_ns(self, self.inner.clock.deadline_after(d))
+    }
+
+    /// Sleep until `t` (an instant in the past completes at once).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn sleep_until(&self, t: Instant) -> Sleep {
+        time::sleep_ns(self, self.inner.clock.deadline_at(t))
+    }
+
+    /// libcoro's `schedule_after(d)`: resume the current task after `d`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub fn schedule_after(&self, d: Duration) -> Sleep {
+        self.sleep(d)
+    }
+
+    /// Run `fut` with a deadline: `Err(Elapsed)` if `d` passes first (then
+    /// `fut` is dropped).
+    ///
+    /// # Cancel safety
+    ///
+    /// As cancel safe as `fut`.
+    pub fn timeout<F: Future>(&self, d: Duration, fut: F) -> Timeout<F> {
+        Timeout::new(fut, self.sleep(d))
+    }
+
+    /// A [`Stream`](futures_core::Stream) of ticks every `period` (missed
+    /// ticks are skipped; see [`Interval`]).
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    pub fn interval(&self, period: Duration) -> Interval {
+        Interval::new(self.inner.clone(), period)
+    }
+
+    /// The scheduler's current time (virtual when `start_paused`).
+    pub fn now(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// Virtual clock only: move time forward by `d` and fire due timers.
+    ///
+    /// # Panics
+    ///
+    /// If the scheduler was not created with `start_paused: true`.
+    pub fn advance(&self, d: Duration) {
+        assert!(
+            self.inner.clock.is_paused(),
+            "advance() needs IoSchedulerOptions::start_paused"
+        );
+        self.inner.clock.advance(d);
+        self.inner.fire_timers(self.inner.clock.now_ns());
+        self.inner.driver.unpark();
+    }
+
+    /// Wait until `fd` is ready for `op`, at most `timeout` (libcoro's `poll`).
+    ///
+    /// A registration the driver makes for this call is dropped when the
+    /// last poll of the fd ends (completes or is dropped), so the fd can be
+    /// closed by its owner afterwards.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe (waiting consumes nothing).
+    pub async fn poll(&self, fd: impl AsFd, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        let raw = fd.as_fd().as_raw_fd();
+        let interest = match op {
+            PollOp::Read => Interest::Read,
+            PollOp::Write => Interest::Write,
+            PollOp::ReadWrite => Interest::ReadWrite,
+        };
+        let _registration = self.inner.driver.poll_guard(raw);
+        let fut = crate::op::poll_fd(&self.inner.driver, raw, interest);
+        let res = match timeout {
+            None => Ok(fut.await),
+            Some(d) => self.timeout(d, fut).await,
+        };
+        match res {
+            Err(_) => PollStatus::Timeout,
+            Ok(Err(_)) => PollStatus::Error,
+            Ok(Ok(rev)) => revents_status(rev),
+        }
+    }
+
+    /// Drive a `Manual` scheduler: run ready tasks, wait at most `timeout`
+    /// for I/O and timers (`None`: until something happens), run what that
+    /// woke. Returns how many tasks ran.
+    ///
+    /// # Panics
+    ///
+    /// On a `Spawn` scheduler (its own thread drives it).
+    pub fn process_events(&self, timeout: Option<Duration>) -> usize {
+        assert!(
+            self.inner.manual,
+            "process_events is for ThreadStrategy::Manual schedulers"
+        );
+        self.inner.process_events(timeout)
+    }
+
+    /// Tests: drive a `Manual` scheduler from a background thread, as a
+    /// user's own thread would, without counting as a handle (so dropping
+    /// the last one still shuts it down, which ends the thread).
+    /// `shutdown()` joins the thread, so that the driver is released
+    /// when it returns.
+    pub(crate) fn drive_in_background(&self) {
+        let inner = self.inner.clone();
+        let t = thread::Builder::new()
+            .name("coro-manual".into())
+            .spawn(move || {
+                while !inner.shutdown.load(Ordering::Acquire) {
+                    inner.process_events(None);
+                }
+            })
+            .expect("spawn the thread that drives a manual scheduler");
+        *lock(&self.inner.thread) = Some(t);
+    }
+
+    /// Stop: refuse new tasks, cancel the tasks still pending (their futures
+    /// are dropped, their in-flight ops cancelled, waiting at most a few
+    /// seconds for the kernel to release buffers), stop the event-loop
+    /// thread and, unless called from it, join it. Idempotent: a call while
+    /// another thread is shutting the scheduler down returns once the
+    /// tasks are cleaned up.
+    ///
+    /// Called from one of the scheduler's own tasks it cannot wait for
+    /// itself: it starts the shutdown and returns, and the loop (or the
+    /// turn of a `Manual` scheduler in progress) finishes it.
+    ///
+    /// Await the [`JoinHandle`]s you care about before calling it.
+    pub fn shutdown(&self) {
+        if self.inner.shutdown.swap(true, Ordering::AcqRel) {
+            self.inner.wait_finished();
+            return;
+        }
+        if self.inner.manual {
+            // From a task of a turn in progress, the turn cleans up when it
+            // ends (`process_events`). Otherwise: wake a thread blocked in
+            // `process_events`, wait for its turn to end, clean up here.
+            if !self.inner.on_loop_thread() {
+                self.inner.driver.unpark();
+                {
+                    let _d = lock(&self.inner.drive);
+                    let _g = LoopGuard::enter(&self.inner);
+                    self.inner.finish();
+                }
+                // A thread of ours that drives it (tests' background driver).
+                let t = lock(&self.inner.thread).take();
+                if let Some(t) = t {
+                    if t.thread().id() != thread::current().id() {
+                        let _ = t.join();
+                    }
+                }
+            }
+        } else {
+            self.inner.driver.unpark();
+            let t = self
+                .inner
+                .thread
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(t) = t {
+                if t.thread().id() != thread::current().id() {
+                    let _ = t.join();
+                }
+            }
+        }
+        if let Some(pool) = &self.inner.pool {
+            pool.shutdown();
+        }
+    }
+}
+
+fn revents_status(rev: u32) -> PollStatus {
+    let rev = rev as libc::c_short;
+    if rev & (libc::POLLIN | libc::POLLOUT | libc::POLLPRI) != 0 {
+        PollStatus::Event
+    } else if rev & (libc::POLLERR | libc::POLLNVAL) != 0 {
+        PollStatus::Error
+    } else if rev & (libc::POLLHUP | libc::POLLRDHUP) != 0 {
+        PollStatus::Closed
+    } else {
+        PollStatus::Event
+    }
+}
