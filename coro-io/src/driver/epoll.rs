@@ -101,6 +101,18 @@ impl Slot {
         }
         ((self.generation as u64) << 32) | seq as u64
     }
+
+    /// Keep `waker` until the fd is ready for `interest` (`owner`: see
+    /// `owned`).
+    fn wait(&mut self, interest: Interest, waker: &Waker, owner: bool) {
+        self.owned |= owner;
+        if interest.readable() {
+            push_waker(&mut self.readers, waker);
+        }
+        if interest.writable() {
+            push_waker(&mut self.writers, waker);
+        }
+    }
 }
 
 fn push_waker(list: &mut Vec<Waker>, w: &Waker) {
@@ -175,13 +187,7 @@ impl EpollDriver {
                 if closed {
                     return Err(super::shut_down());
                 }
-                s.owned |= owner;
-                if interest.readable() {
-                    push_waker(&mut s.readers, waker);
-                }
-                if interest.writable() {
-                    push_waker(&mut s.writers, waker);
-                }
+                s.wait(interest, waker, owner);
                 Ok(None)
             }
             _ => Ok(Some((Some(tok), drained))),
@@ -239,14 +245,7 @@ impl EpollDriver {
         } else if Some(t.slots[idx].token(interest)) != seen {
             return Ok(false);
         }
-        let slot = &mut t.slots[idx];
-        slot.owned |= owner;
-        if interest.readable() {
-            push_waker(&mut slot.readers, waker);
-        }
-        if interest.writable() {
-            push_waker(&mut slot.writers, waker);
-        }
+        t.slots[idx].wait(interest, waker, owner);
         Ok(true)
     }
 
