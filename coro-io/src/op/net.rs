@@ -48,43 +48,56 @@ unsafe impl Op for Accept {
     type Output = io::Result<(OwnedFd, SocketAddr)>;
     const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        opcode::Accept::new(
-            types::Fd(self.fd),
-            self.addr.as_mut_ptr(),
-            &mut self.addr.len,
-        )
-        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-        .build()
+        accept_sqe(self.fd, Some(&mut self.addr))
     }
     fn readiness(&self) -> Readiness {
         Readiness::Fd(self.fd, Interest::Read)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: addr/len point into this op and describe a sockaddr_storage.
-        let r = unsafe {
-            libc::accept4(
-                self.fd,
-                self.addr.as_mut_ptr(),
-                &mut self.addr.len,
-                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            )
-        };
-        cvt(r as isize)
+        accept_attempt(self.fd, Some(&mut self.addr))
     }
     fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
-        let fd = res?;
-        // SAFETY: the kernel just created this fd for us; nobody else owns it.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-        let addr = self.addr.socket_addr()?;
-        Ok((owned, addr))
+        let fd = accepted(res)?;
+        Ok((fd, self.addr.socket_addr()?))
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        if let Ok(fd) = res {
-            // SAFETY: the fd was created for this op and its caller is gone: we own it.
-            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
+        drop(accepted(res));
     }
+}
+
+/// The io_uring entry of `accept4(fd)`, writing the peer's address into
+/// `addr` when given.
+fn accept_sqe(fd: RawFd, addr: Option<&mut RawAddr>) -> io_uring::squeue::Entry {
+    let (ptr, len) = match addr {
+        Some(a) => (a.as_mut_ptr(), &mut a.len as *mut libc::socklen_t),
+        None => (std::ptr::null_mut(), std::ptr::null_mut()),
+    };
+    opcode::Accept::new(types::Fd(fd), ptr, len)
+        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+        .build()
+}
+
+/// `accept4(fd)`, now, writing the peer's address into `addr` when given.
+fn accept_attempt(fd: RawFd, addr: Option<&mut RawAddr>) -> io::Result<usize> {
+    let (ptr, len) = match addr {
+        Some(a) => {
+            a.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            (a.as_mut_ptr(), &mut a.len as *mut libc::socklen_t)
+        }
+        None => (std::ptr::null_mut(), std::ptr::null_mut()),
+    };
+    // SAFETY: `ptr`/`len` are null (the kernel writes no address) or point
+    // at a `sockaddr_storage` and its length, owned by the op.
+    let r = unsafe { libc::accept4(fd, ptr, len, libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) };
+    cvt(r as isize)
+}
+
+/// The socket an accept produced: ours to own (or to close, for a caller
+/// that is gone).
+fn accepted(res: io::Result<usize>) -> io::Result<OwnedFd> {
+    let fd = res?;
+    // SAFETY: the kernel just created this fd for the op; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// `connect(fd, addr)` on a non-blocking socket.
@@ -302,23 +315,80 @@ unsafe impl<B: IoBuf> Op for Send<B> {
     }
 }
 
-/// `recvmsg(fd)` with one buffer and the source address (UDP `recv_from`);
-/// `A` is the address type reported (IP by default, any family with
-/// [`recv_from_any`]).
+/// What both `recvmsg` ops own: the buffer, room for the source address,
+/// and the `iovec` and `msghdr` that the kernel reads, which point into the
+/// op (boxed before `prepare` fills them) and its buffer.
 #[derive(Debug)]
-pub struct RecvFrom<B, A = SocketAddr> {
+struct MsgIn<B> {
     fd: RawFd,
     buf: B,
     addr: RawAddr,
     iov: libc::iovec,
     msg: libc::msghdr,
-    _addr: PhantomData<fn() -> A>,
 }
 
 // SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
-// owned buffer) and are only used by the syscall; B is Send and A is only
-// produced at completion.
-unsafe impl<B: std::marker::Send, A> std::marker::Send for RecvFrom<B, A> {}
+// owned buffer) and are only used by the syscall; B is Send.
+unsafe impl<B: std::marker::Send> std::marker::Send for MsgIn<B> {}
+
+impl<B: IoBufMut> MsgIn<B> {
+    fn new(fd: RawFd, buf: B) -> MsgIn<B> {
+        // SAFETY: iovec and msghdr are plain old data; zero is valid (filled
+        // by `prepare` before use).
+        let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+        MsgIn {
+            fd,
+            buf,
+            addr: RawAddr::empty(),
+            iov,
+            msg,
+        }
+    }
+
+    fn prepare(&mut self) {
+        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        self.iov = libc::iovec {
+            iov_base: self.buf.stable_mut_ptr().cast(),
+            iov_len: self.buf.bytes_total(),
+        };
+        self.msg.msg_name = self.addr.as_mut_ptr().cast();
+        self.msg.msg_namelen = self.addr.len;
+        self.msg.msg_iov = &mut self.iov;
+        self.msg.msg_iovlen = 1;
+        self.msg.msg_flags = 0;
+    }
+
+    fn sqe(&mut self, flags: libc::c_int) -> io_uring::squeue::Entry {
+        self.prepare();
+        opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg)
+            .flags(flags as u32)
+            .build()
+    }
+
+    fn attempt(&mut self, flags: libc::c_int) -> io::Result<usize> {
+        self.prepare();
+        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
+        cvt(unsafe { libc::recvmsg(self.fd, &mut self.msg, flags) })
+    }
+
+    /// After a result of `n`: the buffer holds what the kernel copied (with
+    /// `MSG_TRUNC`, `n` may exceed it) and `addr` the source's length.
+    fn received(&mut self, n: usize) {
+        let filled = n.min(self.buf.bytes_total());
+        // SAFETY: the kernel initialised the first `filled` bytes.
+        unsafe { self.buf.set_init(filled) };
+        self.addr.len = self.msg.msg_namelen;
+    }
+}
+
+/// `recvmsg(fd)` with one buffer and the source address (UDP `recv_from`);
+/// `A` is the address type reported (IP by default, any family with
+/// [`recv_from_any`]).
+#[derive(Debug)]
+pub struct RecvFrom<B, A = SocketAddr> {
+    inner: MsgIn<B>,
+    _addr: PhantomData<fn() -> A>,
+}
 
 /// Receive one datagram into `buf`; resolves to its length and source.
 ///
@@ -348,33 +418,14 @@ fn recv_from_as<B: IoBufMut, A: Address>(
     fd: RawFd,
     buf: B,
 ) -> OpFuture<RecvFrom<B, A>> {
-    // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
-    let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
+    let inner = MsgIn::new(fd, buf);
     OpFuture::new(
         driver,
         RecvFrom {
-            fd,
-            buf,
-            addr: RawAddr::empty(),
-            iov,
-            msg,
+            inner,
             _addr: PhantomData,
         },
     )
-}
-
-impl<B: IoBufMut, A> RecvFrom<B, A> {
-    fn prepare(&mut self) {
-        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        self.iov = libc::iovec {
-            iov_base: self.buf.stable_mut_ptr().cast(),
-            iov_len: self.buf.bytes_total(),
-        };
-        self.msg.msg_name = self.addr.as_mut_ptr().cast();
-        self.msg.msg_namelen = self.addr.len;
-        self.msg.msg_iov = &mut self.iov;
-        self.msg.msg_iovlen = 1;
-    }
 }
 
 // SAFETY: its entry points into the `msghdr`, `iovec`, `sockaddr` and buffer the op owns.
@@ -382,28 +433,21 @@ unsafe impl<B: IoBufMut, A: Address> Op for RecvFrom<B, A> {
     type Output = BufResult<(usize, A), B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        self.prepare();
-        opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg).build()
+        self.inner.sqe(0)
     }
     fn readiness(&self) -> Readiness {
-        Readiness::Fd(self.fd, Interest::Read)
+        Readiness::Fd(self.inner.fd, Interest::Read)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        self.prepare();
-        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
-        cvt(unsafe { libc::recvmsg(self.fd, &mut self.msg, 0) })
+        self.inner.attempt(0)
     }
     fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
-        match res {
-            Ok(n) => {
-                // SAFETY: the kernel initialised the first n bytes.
-                unsafe { self.buf.set_init(n) };
-                self.addr.len = self.msg.msg_namelen;
-                let r = A::decode(&self.addr.storage, self.msg.msg_namelen).map(|a| (n, a));
-                (r, self.buf)
-            }
-            Err(e) => (Err(e), self.buf),
-        }
+        let r = res.and_then(|n| {
+            self.inner.received(n);
+            let m = &self.inner;
+            A::decode(&m.addr.storage, m.msg.msg_namelen).map(|a| (n, a))
+        });
+        (r, self.inner.buf)
     }
 }
 
@@ -563,39 +607,19 @@ unsafe impl Op for AcceptFd {
     type Output = io::Result<OwnedFd>;
     const KIND: OpKind = OpKind::Accept;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        opcode::Accept::new(
-            types::Fd(self.fd),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-        .build()
+        accept_sqe(self.fd, None)
     }
     fn readiness(&self) -> Readiness {
         Readiness::Fd(self.fd, Interest::Read)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        // SAFETY: null address pointers are allowed: the kernel writes no address.
-        let r = unsafe {
-            libc::accept4(
-                self.fd,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            )
-        };
-        cvt(r as isize)
+        accept_attempt(self.fd, None)
     }
     fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
-        let fd = res?;
-        // SAFETY: the kernel just created this fd for us; nobody else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+        accepted(res)
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        if let Ok(fd) = res {
-            // SAFETY: the fd was created for this op and its caller is gone: we own it.
-            drop(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
-        }
+        drop(accepted(res));
     }
 }
 
@@ -624,17 +648,9 @@ impl RecvMeta {
 /// the returned `msg_flags` (datagram truncation).
 #[derive(Debug)]
 pub struct RecvMsg<B> {
-    fd: RawFd,
-    buf: B,
+    inner: MsgIn<B>,
     flags: libc::c_int,
-    addr: RawAddr,
-    iov: libc::iovec,
-    msg: libc::msghdr,
 }
-
-// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
-// owned buffer) and are only used by the syscall; B is Send.
-unsafe impl<B: std::marker::Send> std::marker::Send for RecvMsg<B> {}
 
 /// Receive one message into `buf` with `recvmsg(2)` `flags` (for example
 /// `libc::MSG_TRUNC` on a datagram socket, to learn a truncated datagram's
@@ -649,75 +665,38 @@ pub fn recv_msg<B: IoBufMut>(
     buf: B,
     flags: libc::c_int,
 ) -> OpFuture<RecvMsg<B>> {
-    // SAFETY: iovec and msghdr are plain old data; zero is valid (filled before use).
-    let (iov, msg) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    OpFuture::new(
-        driver,
-        RecvMsg {
-            fd,
-            buf,
-            flags,
-            addr: RawAddr::empty(),
-            iov,
-            msg,
-        },
-    )
+    let inner = MsgIn::new(fd, buf);
+    OpFuture::new(driver, RecvMsg { inner, flags })
 }
 
-impl<B: IoBufMut> RecvMsg<B> {
-    fn prepare(&mut self) {
-        self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        self.iov = libc::iovec {
-            iov_base: self.buf.stable_mut_ptr().cast(),
-            iov_len: self.buf.bytes_total(),
-        };
-        self.msg.msg_name = self.addr.as_mut_ptr().cast();
-        self.msg.msg_namelen = self.addr.len;
-        self.msg.msg_iov = &mut self.iov;
-        self.msg.msg_iovlen = 1;
-        self.msg.msg_flags = 0;
-    }
-}
-
-// SAFETY: its entry points into the `msghdr`, `iovec`, address and control buffers the op owns.
+// SAFETY: its entry points into the `msghdr`, `iovec`, address and buffer the op owns.
 unsafe impl<B: IoBufMut> Op for RecvMsg<B> {
     type Output = BufResult<RecvMeta, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        self.prepare();
-        opcode::RecvMsg::new(types::Fd(self.fd), &mut self.msg)
-            .flags(self.flags as u32)
-            .build()
+        self.inner.sqe(self.flags)
     }
     fn readiness(&self) -> Readiness {
-        Readiness::Fd(self.fd, Interest::Read)
+        Readiness::Fd(self.inner.fd, Interest::Read)
     }
     fn attempt(&mut self) -> io::Result<usize> {
-        self.prepare();
-        // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
-        cvt(unsafe { libc::recvmsg(self.fd, &mut self.msg, self.flags | libc::MSG_DONTWAIT) })
+        self.inner.attempt(self.flags | libc::MSG_DONTWAIT)
     }
     fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
-        match res {
-            Ok(n) => {
-                let filled = n.min(self.buf.bytes_total());
-                // SAFETY: the kernel initialised the first `filled` bytes
-                // (with MSG_TRUNC `n` may exceed what it copied).
-                unsafe { self.buf.set_init(filled) };
-                self.addr.len = self.msg.msg_namelen;
-                let addr = if self.msg.msg_namelen == 0 {
-                    None
-                } else {
-                    self.addr.socket_addr().ok()
-                };
-                let meta = RecvMeta {
-                    len: n,
-                    addr,
-                    flags: self.msg.msg_flags,
-                };
-                (Ok(meta), self.buf)
+        let r = res.map(|n| {
+            self.inner.received(n);
+            let m = &self.inner;
+            let addr = if m.msg.msg_namelen == 0 {
+                None
+            } else {
+                m.addr.socket_addr().ok()
+            };
+            RecvMeta {
+                len: n,
+                addr,
+                flags: m.msg.msg_flags,
             }
-            Err(e) => (Err(e), self.buf),
-        }
+        });
+        (r, self.inner.buf)
     }
 }
