@@ -4,7 +4,7 @@
 //! * [`IoScheduler`]: an event loop (driver + timers) that runs tasks inline
 //!   or on a pool, in its own thread or driven by hand
 //!   ([`IoScheduler::process_events`]); [`IoScheduler::poll`] for your own fds.
-//! * [`driver`]: the [`Driver`](driver::Driver) trait; [`op`]: the I/O
+//! * [`driver`]: the epoll and io_uring backends; [`op`]: the I/O
 //!   operations (owned buffers, [`buf`]); [`time`]: sleeps, timeouts,
 //!   intervals; [`fs::File`]; [`TaskGroup`].
 //!

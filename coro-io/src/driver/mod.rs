@@ -1,4 +1,6 @@
-//! The I/O drivers: the [`Driver`] trait and its backends.
+//! The I/O drivers: the contract between ops and drivers, and its two
+//! backends (`Driver`, the trait they implement, is crate-private: the set
+//! of backends is closed).
 //!
 //! # The model (read this before writing a backend)
 //!
@@ -16,8 +18,8 @@
 //!   an op whose opcode the kernel lacks, [`Op::uring_native`]).
 //!
 //! The caller holds an [`OpFuture`](crate::op::OpFuture). Its `poll` calls
-//! [`Driver::poll_op`] with the op's [`OpState`]; its `Drop` (only if the op is
-//! still in flight) calls [`Driver::drop_op`]. From then on the driver owns the
+//! `Driver::poll_op` with the op's `OpState`; its `Drop` (only if the op is
+//! still in flight) calls `Driver::drop_op`. From then on the driver owns the
 //! box: a completion backend parks it in the generation-tagged slot that
 //! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
 //! completion (of the op, not of the cancel) arrives, calling
@@ -28,7 +30,7 @@
 //!
 //! * `poll_op`: if `state.token == 0`, take a slot in its slab, push
 //!   `state.op.sqe().user_data(token)` (batched: submitted once per
-//!   [`Driver::park`] turn), store the waker, set `state.token`, return
+//!   `Driver::park` turn), store the waker, set `state.token`, return
 //!   `Pending`. Later polls: return the stored result once the CQE arrived
 //!   (and free the slot), else refresh the waker.
 //! * `drop_op`: move `state.op.take()` into the slot, push an async cancel.
@@ -48,6 +50,8 @@
 //! and (with `ExecutionStrategy::ThreadPool`) by the pool workers that poll op
 //! futures; backends use an uncontended mutex for their tables.
 
+#[allow(unsafe_code)] // declares `unsafe trait Op`
+mod contract;
 #[allow(unsafe_code)]
 pub(crate) mod epoll;
 mod notify;
@@ -64,7 +68,8 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::op::{Op, OpState};
+pub(crate) use contract::{BlockingOps, Driver, OpState, PendingOps};
+pub use contract::{Interest, Op, OpKind, Readiness};
 pub use registered::RegisteredFd;
 pub use uring_options::{RingMode, UringOptions};
 
@@ -89,72 +94,6 @@ pub enum DriverKind {
     Epoll,
     /// Completion-based io_uring driver.
     IoUring,
-}
-
-/// The direction(s) an fd must be ready for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interest {
-    /// Readable (or hang-up / error).
-    Read,
-    /// Writable (or hang-up / error).
-    Write,
-    /// Either.
-    ReadWrite,
-}
-
-impl Interest {
-    /// Whether this includes readability.
-    pub fn readable(self) -> bool {
-        matches!(self, Interest::Read | Interest::ReadWrite)
-    }
-    /// Whether this includes writability.
-    pub fn writable(self) -> bool {
-        matches!(self, Interest::Write | Interest::ReadWrite)
-    }
-}
-
-/// How an op runs on a readiness backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
-    /// Try `attempt`; on `WouldBlock` wait until `fd` is ready for `Interest`.
-    Fd(RawFd, Interest),
-    /// Call `attempt` once, right away (close, shutdown): it never blocks.
-    Now,
-    /// `attempt` may block (regular files): run it on the blocking pool.
-    Blocking,
-}
-
-/// The interface every backend implements. See the module docs.
-pub trait Driver: Send + Sync + 'static {
-    /// Which backend this is (never `Auto`).
-    fn kind(&self) -> DriverKind;
-    /// Drive `state` towards completion; `Ready` carries the raw result
-    /// (a byte count, an fd, poll revents).
-    fn poll_op<T: Op>(
-        &self,
-        state: &mut OpState<T>,
-        cx: &mut Context<'_>,
-    ) -> Poll<io::Result<usize>>;
-    /// The op future is dropped while the op may be in flight: take ownership.
-    fn drop_op<T: Op>(&self, state: &mut OpState<T>);
-    /// Ask for the op to stop early, keeping the future: its next polls
-    /// return its own result if it completed anyway (the data it moved is
-    /// not lost), or `ECANCELED`. Ops on the blocking pool run to the end.
-    fn cancel_op<T: Op>(&self, state: &mut OpState<T>);
-    /// Wait up to `timeout` (`None` = until something happens) for events and
-    /// wake the tasks they concern. Returns the number of events handled.
-    fn park(&self, timeout: Option<Duration>) -> io::Result<usize>;
-    /// Wake a concurrent or the next `park`. Any thread.
-    fn unpark(&self);
-    /// Ops whose memory the driver currently owns or waits on.
-    fn in_flight(&self) -> usize;
-    /// Shutdown: cancel everything in flight, wake every waiter, and wait for
-    /// the kernel to release owned memory for at most `bound`. Terminal: an
-    /// op that would wait after this fails with an error saying the driver was shut down, so
-    /// nothing can wait on a driver nobody parks any more.
-    fn cancel_all(&self, bound: Duration);
-    /// Forget any registration of `fd` (called before it is closed).
-    fn release_fd(&self, fd: RawFd);
 }
 
 /// The error of an op that would wait on a driver after

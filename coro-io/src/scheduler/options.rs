@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(doc)]
+use super::IoScheduler;
 use crate::driver::{DriverKind, UringOptions};
 use crate::thread_pool::ThreadPoolOptions;
 

@@ -1,0 +1,369 @@
+//! The contract between ops and drivers, in one place: what an op must
+//! promise ([`Op`], an `unsafe trait`), how it waits on a readiness driver
+//! ([`Readiness`], [`Interest`]), what a driver does with it (`Driver`), and
+//! the per-op state a driver keeps in the op's future (`OpState`, with the
+//! blocking-pool path both drivers share). Concrete ops live in
+//! [`crate::op`]; the backends in `epoll.rs` and `uring.rs`.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::DriverKind;
+
+/// The direction(s) an fd must be ready for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or hang-up / error).
+    Read,
+    /// Writable (or hang-up / error).
+    Write,
+    /// Either.
+    ReadWrite,
+}
+
+impl Interest {
+    /// Whether this includes readability.
+    pub fn readable(self) -> bool {
+        matches!(self, Interest::Read | Interest::ReadWrite)
+    }
+    /// Whether this includes writability.
+    pub fn writable(self) -> bool {
+        matches!(self, Interest::Write | Interest::ReadWrite)
+    }
+}
+
+/// How an op runs on a readiness backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Try `attempt`; on `WouldBlock` wait until `fd` is ready for `Interest`.
+    Fd(RawFd, Interest),
+    /// Call `attempt` once, right away (close, shutdown): it never blocks.
+    Now,
+    /// `attempt` may block (regular files): run it on the blocking pool.
+    Blocking,
+}
+
+/// The interface every backend implements. See the module docs.
+pub(crate) trait Driver: Send + Sync + 'static {
+    /// Which backend this is (never `Auto`).
+    fn kind(&self) -> DriverKind;
+    /// Drive `state` towards completion; `Ready` carries the raw result
+    /// (a byte count, an fd, poll revents).
+    fn poll_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>>;
+    /// The op future is dropped while the op may be in flight: take ownership.
+    fn drop_op<T: Op>(&self, state: &mut OpState<T>);
+    /// Ask for the op to stop early, keeping the future: its next polls
+    /// return its own result if it completed anyway (the data it moved is
+    /// not lost), or `ECANCELED`. Ops on the blocking pool run to the end.
+    fn cancel_op<T: Op>(&self, state: &mut OpState<T>);
+    /// Wait up to `timeout` (`None` = until something happens) for events and
+    /// wake the tasks they concern. Returns the number of events handled.
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize>;
+    /// Wake a concurrent or the next `park`. Any thread.
+    fn unpark(&self);
+    /// Ops whose memory the driver currently owns or waits on.
+    fn in_flight(&self) -> usize;
+    /// Shutdown: cancel everything in flight, wake every waiter, and wait for
+    /// the kernel to release owned memory for at most `bound`. Terminal: an
+    /// op that would wait after this fails with an error saying the driver was shut down, so
+    /// nothing can wait on a driver nobody parks any more.
+    fn cancel_all(&self, bound: Duration);
+    /// Forget any registration of `fd` (called before it is closed).
+    fn release_fd(&self, fd: RawFd);
+}
+
+/// An I/O operation that both drivers can run. See [`crate::driver`].
+///
+/// The op is boxed before it is first used, so pointers into `self` that
+/// [`sqe`](Op::sqe) hands to the kernel stay valid until the completion.
+///
+/// # Safety
+///
+/// The io_uring driver hands the entry [`sqe`](Op::sqe) returns to the
+/// kernel as it is, and the kernel reads and writes the memory it names
+/// until the op's completion arrives, whatever happens to the future in
+/// between. An implementation must therefore return an entry that
+///
+/// * points only into memory owned by `self`: its own fields (a
+///   `sockaddr`, `msghdr` or `iovec`; the op is boxed before `sqe` is
+///   called and never moves after), heap memory it owns (a `Vec`'s
+///   block), or `'static` memory; nothing that `self` merely borrows and
+///   nothing on a stack;
+/// * describes no more memory than that: lengths within the buffers, and
+///   writable memory only where the kernel writes;
+/// * leaves that memory alone while in flight: `readiness`, `attempt`,
+///   `drains` and `expect_empty` may be called meanwhile and must not
+///   free, move or reallocate what the entry points to;
+/// * names an fd the op may use (the caller keeps it open while the
+///   future lives), and carries no `user_data` or link flags of its own.
+///
+/// An op that breaks this lets safe code make the kernel write anywhere.
+pub unsafe trait Op: std::marker::Send + 'static {
+    /// What the future resolves to (usually a [`BufResult`](crate::buf::BufResult)).
+    type Output;
+    /// Which operation this is (for [`Metrics`](crate::Metrics) and tracing).
+    const KIND: OpKind;
+    /// Completion path: the io_uring entry for this op (`user_data` is set by
+    /// the driver). Called at most once, after the op is boxed.
+    fn sqe(&mut self) -> io_uring::squeue::Entry;
+    /// Readiness path: what to wait for before [`attempt`](Op::attempt).
+    fn readiness(&self) -> Readiness;
+    /// Readiness path: the non-blocking syscall. `Ok(n)` is the raw result
+    /// (bytes, an fd, revents); `WouldBlock` waits for readiness again.
+    fn attempt(&mut self) -> io::Result<usize>;
+    /// Turn the raw result into the output, handing owned buffers back.
+    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output;
+    /// The result arrived after the future was dropped: release what it
+    /// produced (an accepted fd is closed here).
+    fn orphaned(&mut self, res: io::Result<usize>) {
+        let _ = res;
+    }
+    /// Stream reads: whether a result of `n` bytes shows the fd had no more
+    /// data at that moment (a short read). Drivers then let the next read
+    /// of the fd wait for data before trying (see [`recv_stream`](crate::op::recv_stream)).
+    fn drains(&self, n: usize) -> bool {
+        let _ = n;
+        false
+    }
+    /// Completion path: the previous read of this fd drained it; wait for
+    /// data before the first attempt (only stream reads act on it).
+    fn expect_empty(&mut self) {}
+    /// The fd this op closes, so that a readiness driver drops its
+    /// registration first.
+    fn closes_fd(&self) -> Option<RawFd> {
+        None
+    }
+    /// Completion path: whether this kernel's io_uring has the opcode
+    /// [`sqe`](Op::sqe) uses (see [`Features`](crate::driver::probe::Features)).
+    /// When it has not, the io_uring driver runs [`attempt`](Op::attempt)
+    /// on the blocking pool instead, as a readiness driver does for
+    /// [`Readiness::Blocking`], so an op that answers `false` here must
+    /// have `Readiness::Blocking`. Default: always native.
+    fn uring_native(&self, features: &crate::driver::probe::Features) -> bool {
+        let _ = features;
+        true
+    }
+    /// Whether an `EINTR`/`EAGAIN` result means "nothing happened, run me
+    /// again" (true for every op that fails that way without effect). Not
+    /// so for `close`: the fd is gone whatever it reports, and running it
+    /// again could close a number that already names another file.
+    const RESTARTABLE: bool = true;
+}
+
+/// The kinds of operation, as counted by [`Metrics::pending_ops`](crate::Metrics::pending_ops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OpKind {
+    /// [`accept`](crate::op::accept) / [`accept_fd`](crate::op::accept_fd).
+    Accept,
+    /// [`connect`](crate::op::connect).
+    Connect,
+    /// [`recv`](crate::op::recv), [`recv_from`](crate::op::recv_from), [`recv_msg`](crate::op::recv_msg), [`read`](crate::op::read) on a socket or pipe.
+    Recv,
+    /// [`send`](crate::op::send), [`send_to`](crate::op::send_to), [`write()`](crate::op::write()).
+    Send,
+    /// [`poll_fd`](crate::op::poll_fd).
+    Poll,
+    /// [`read_at`](crate::op::read_at) (files).
+    ReadAt,
+    /// [`write_at`](crate::op::write_at) (files).
+    WriteAt,
+    /// [`fsync`](crate::op::fsync).
+    Fsync,
+    /// [`close`](crate::op::close).
+    Close,
+    /// [`open_at`](crate::op::open_at).
+    OpenAt,
+    /// [`statx`](crate::op::statx), [`statx_fd`](crate::op::statx_fd).
+    Statx,
+    /// [`rename_at`](crate::op::rename_at).
+    RenameAt,
+    /// [`unlink_at`](crate::op::unlink_at) (files and directories).
+    UnlinkAt,
+    /// [`mkdir_at`](crate::op::mkdir_at).
+    MkdirAt,
+}
+
+impl OpKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [OpKind; 14] = [
+        OpKind::Accept,
+        OpKind::Connect,
+        OpKind::Recv,
+        OpKind::Send,
+        OpKind::Poll,
+        OpKind::ReadAt,
+        OpKind::WriteAt,
+        OpKind::Fsync,
+        OpKind::Close,
+        OpKind::OpenAt,
+        OpKind::Statx,
+        OpKind::RenameAt,
+        OpKind::UnlinkAt,
+        OpKind::MkdirAt,
+    ];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per-kind counts of op futures that are waiting on their driver.
+#[derive(Debug, Default)]
+pub(crate) struct PendingOps([AtomicUsize; OpKind::ALL.len()]);
+
+impl PendingOps {
+    pub(crate) fn add(&self, k: OpKind) {
+        self.0[k.index()].fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn sub(&self, k: OpKind) {
+        self.0[k.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The non-zero counts.
+    pub(crate) fn snapshot(&self) -> Vec<(OpKind, usize)> {
+        OpKind::ALL
+            .iter()
+            .map(|&k| (k, self.0[k.index()].load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+}
+
+/// The driver-side state of one op, owned by its [`OpFuture`].
+///
+/// `op` is `Some` until the driver takes it (blocking pool, cancelled op
+/// parked in a slot) or the op completes; `token` is backend-specific
+/// (io_uring: generation-tagged slot key, 0 = not submitted).
+#[derive(Debug)]
+pub(crate) struct OpState<T> {
+    /// The op itself, boxed for a stable address.
+    pub(crate) op: Option<Box<T>>,
+    /// Backend-specific slot key; 0 means "not submitted".
+    pub(crate) token: u64,
+    pub(crate) blocking: Option<Arc<BlockingCell<T>>>,
+    /// `OpFuture::cancel` was called: do not start or wait any more.
+    pub(crate) cancel: bool,
+}
+
+impl<T: Op> OpState<T> {
+    /// Run `attempt` on the blocking pool (readiness backends, and io_uring
+    /// for opcodes the kernel lacks) and report through `cx` when it is
+    /// done. Returns the result once available.
+    pub(crate) fn poll_blocking(
+        &mut self,
+        cx: &mut Context<'_>,
+        ops: &BlockingOps,
+    ) -> Poll<io::Result<usize>> {
+        if let Some(cell) = &self.blocking {
+            let mut g = crate::lock(&cell.inner);
+            if let Some((op, res)) = g.done.take() {
+                drop(g);
+                self.op = Some(op);
+                self.blocking = None;
+                return Poll::Ready(res);
+            }
+            match &g.waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => g.waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        let Some(mut op) = self.op.take() else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
+        let cell = Arc::new(BlockingCell {
+            inner: Mutex::new(BlockingInner {
+                done: None,
+                waker: Some(cx.waker().clone()),
+                abandoned: false,
+            }),
+        });
+        self.blocking = Some(cell.clone());
+        ops.started.fetch_add(1, Ordering::Relaxed);
+        ops.running.fetch_add(1, Ordering::AcqRel);
+        let running = ops.running.clone();
+        crate::blocking_run(Box::new(move || {
+            let res = op.attempt();
+            let mut g = crate::lock(&cell.inner);
+            let w = if g.abandoned {
+                // Nobody will collect it: release what it produced (an
+                // opened fd is closed) before counting it finished.
+                drop(g);
+                op.orphaned(res);
+                drop(op);
+                None
+            } else {
+                g.done = Some((op, res));
+                let w = g.waker.take();
+                drop(g);
+                w
+            };
+            drop(cell);
+            running.fetch_sub(1, Ordering::AcqRel);
+            if let Some(w) = w {
+                w.wake();
+            }
+        }));
+        Poll::Pending
+    }
+
+    /// The future is dropped while its op is on the blocking pool: the op
+    /// runs to the end there, and what it produced goes to
+    /// [`Op::orphaned`] (here if it is done already, else on the pool
+    /// thread), as a completion driver does for an op it took over.
+    pub(crate) fn abandon_blocking(&mut self) {
+        let Some(cell) = self.blocking.take() else {
+            return;
+        };
+        let mut g = crate::lock(&cell.inner);
+        g.abandoned = true;
+        g.waker = None;
+        let done = g.done.take();
+        drop(g);
+        if let Some((mut op, res)) = done {
+            op.orphaned(res);
+        }
+    }
+}
+
+/// A driver's account of the ops it ran on the blocking pool.
+#[derive(Debug, Default)]
+pub(crate) struct BlockingOps {
+    /// Running now (their ops and buffers live on pool threads).
+    running: Arc<AtomicUsize>,
+    /// Started since the driver was created.
+    started: AtomicU64,
+}
+
+impl BlockingOps {
+    /// Ops running on the pool now.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Acquire)
+    }
+    /// Ops started on the pool so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+}
+
+/// Where a blocking-pool op leaves its result.
+#[derive(Debug)]
+pub(crate) struct BlockingCell<T> {
+    inner: Mutex<BlockingInner<T>>,
+}
+
+#[derive(Debug)]
+struct BlockingInner<T> {
+    done: Option<(Box<T>, io::Result<usize>)>,
+    waker: Option<Waker>,
+    /// The future was dropped: the result is for nobody.
+    abandoned: bool,
+}
