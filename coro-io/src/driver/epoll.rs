@@ -375,6 +375,21 @@ impl Driver for EpollDriver {
             }
             Readiness::Fd(fd, interest) => {
                 let owner = T::KIND != OpKind::Poll;
+                // Anything but a read needs the fd's token only if it must
+                // wait (reads also need it to mark the fd drained): try
+                // first, without the table lock. On `WouldBlock` the loop
+                // reads the token and tries again before arming, so an
+                // event between the two tries is not slept through.
+                if interest != Interest::Read && !state.cancel {
+                    match op.attempt() {
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) => {}
+                        r => return Poll::Ready(r),
+                    }
+                }
                 let mut first = true;
                 loop {
                     // The last stream read drained the fd and nothing arrived
