@@ -50,7 +50,7 @@ use std::task::{Context, Poll, ready};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::buf::{IoBuf, Slice};
-use crate::driver::{Handle, RegisteredFd};
+use crate::driver::RegisteredFd;
 use crate::op::{self, OpFuture};
 use crate::{IoScheduler, PollOp};
 
@@ -499,7 +499,6 @@ struct Pipe {
     read: ReadState,
     write: WriteState,
     fd: Option<RegisteredFd>,
-    driver: Handle,
     /// Where a write still in flight at drop is finished.
     sched: IoScheduler,
 }
@@ -533,7 +532,6 @@ impl Pipe {
             },
             write: WriteState::Idle(Vec::new()),
             fd: Some(RegisteredFd::new(sched.driver(), fd)),
-            driver: sched.driver().clone(),
             sched: sched.clone(),
         })
     }
@@ -558,7 +556,7 @@ impl Pipe {
                     let mut buf = std::mem::take(buf);
                     buf.clear();
                     buf.reserve(out.len().clamp(4 * 1024, 64 * 1024));
-                    let op = op::read(&self.driver, self.raw(), buf);
+                    let op = op::read(self.sched.driver(), self.raw(), buf);
                     self.read = ReadState::Busy(Box::pin(op));
                 }
                 ReadState::Busy(op) => {
@@ -595,7 +593,7 @@ impl Pipe {
                 self.write = WriteState::Idle(rest.into_inner());
                 return Poll::Ready(Ok(()));
             }
-            let op = op::write(&self.driver, self.raw(), rest);
+            let op = op::write(self.sched.driver(), self.raw(), rest);
             self.write = WriteState::Busy(Box::pin(op));
         }
     }
@@ -612,7 +610,7 @@ impl Pipe {
         buf.clear();
         let n = data.len().min(64 * 1024);
         buf.extend_from_slice(&data[..n]);
-        let op = op::write(&self.driver, self.raw(), Slice::new(buf, 0));
+        let op = op::write(self.sched.driver(), self.raw(), Slice::new(buf, 0));
         self.write = WriteState::Busy(Box::pin(op));
         // Start it now; a failure is reported by the next call.
         if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
@@ -647,7 +645,6 @@ impl Drop for Pipe {
                 },
                 write: std::mem::replace(&mut self.write, WriteState::Idle(Vec::new())),
                 fd: self.fd.take(),
-                driver: self.driver.clone(),
                 sched: self.sched.clone(),
             };
             let sched = self.sched.clone();
