@@ -52,6 +52,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 coro_io::driver_tests!(
     drivers: pipe_read_waits_then_completes,
+    registered_fd_releases_before_it_closes,
     op_that_succeeds_at_once_registers_nothing,
     dropped_read_is_safe_and_waker_fires_for_the_next,
     tcp_accept_connect_send_recv,
@@ -221,4 +222,39 @@ fn close_releases_registration(cfg: Config) {
     run(&h, op::close(&h, r)).unwrap();
     run(&h, op::close(&h, w)).unwrap();
     assert_eq!(h.registered_fds(), 0);
+}
+
+/// `RegisteredFd`: dropping it, closing it and taking the fd back each end
+/// the driver's registration (epoll keys it by fd number: a registration
+/// left behind would be taken for the next fd with that number).
+fn registered_fd_releases_before_it_closes(cfg: Config) {
+    use coro_io::driver::RegisteredFd;
+    let h = cfg.handle();
+    let epoll = h.kind() == DriverKind::Epoll;
+    // Registered by a read that has to wait, then ended three ways.
+    for end in 0..3 {
+        let (r, _w) = pipe();
+        let r = RegisteredFd::new(&h, r);
+        let (_c, wk) = waker();
+        let mut cx = Context::from_waker(&wk);
+        {
+            let mut read = pin!(op::read(&h, r.raw(), Vec::with_capacity(8)));
+            assert!(read.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(h.registered_fds(), usize::from(epoll), "end {end}");
+        match end {
+            0 => drop(r),
+            1 => run(&h, r.close()).unwrap(),
+            _ => drop(r.into_fd()),
+        }
+        assert_eq!(h.registered_fds(), 0, "end {end}");
+    }
+    // Let io_uring reap the cancelled reads.
+    for _ in 0..100 {
+        if h.in_flight() == 0 {
+            break;
+        }
+        h.park(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert_eq!(h.in_flight(), 0);
 }
