@@ -70,7 +70,8 @@ impl Config {
     /// io_uring with `COOP_TASKRUN`, tasks on a pool.
     pub const URING_COOP_POOL: Config =
         config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
-    /// A plain ring (as kernels before 5.19), tasks on the loop thread.
+    /// A plain ring (as kernels before 5.19: no receive queue either),
+    /// tasks on the loop thread.
     pub const URING_PLAIN: Config = config("uring-plain", IoUring, Plain, false, false, false);
     /// A plain ring, tasks on a pool (the default for pools).
     pub const URING_PLAIN_POOL: Config =
@@ -137,6 +138,9 @@ impl Config {
             // Short, so that tests also see the SQ thread fall asleep and
             // be woken again.
             sqpoll_idle: self.sqpoll.then(|| Duration::from_millis(10)),
+            // The plain-ring configurations stand for older kernels: one
+            // receive op per read, so that path stays tested too.
+            multishot_recv: self.sqpoll || self.ring != Plain,
             ..Default::default()
         }
     }
@@ -175,8 +179,9 @@ impl Config {
         self.sched_with(self.options())
     }
 
-    /// [`sched`](Config::sched) with `opts` (whose driver, strategies and
-    /// io_uring settings are replaced by this configuration's).
+    /// [`sched`](Config::sched) with `opts` (whose driver, strategies,
+    /// ring mode, SQPOLL and receive-queue switch are replaced by this
+    /// configuration's).
     ///
     /// # Panics
     ///
@@ -187,7 +192,14 @@ impl Config {
             driver: mine.driver,
             thread_strategy: mine.thread_strategy,
             execution: mine.execution,
-            uring: mine.uring,
+            // The configuration's ring; other io_uring settings (sizes)
+            // are the caller's.
+            uring: UringOptions {
+                ring_mode: mine.uring.ring_mode,
+                sqpoll_idle: mine.uring.sqpoll_idle,
+                multishot_recv: mine.uring.multishot_recv && opts.uring.multishot_recv,
+                ..opts.uring
+            },
             ..opts
         };
         let s = IoScheduler::new(opts)
@@ -220,6 +232,7 @@ impl Config {
         let uring = UringOptions {
             ring_mode: mine.ring_mode,
             sqpoll_idle: mine.sqpoll_idle,
+            multishot_recv: mine.multishot_recv && uring.multishot_recv,
             ..uring
         };
         let h = if self.ring == DeferTaskrun {

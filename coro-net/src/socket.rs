@@ -49,6 +49,11 @@ impl Socket {
         self.fd.raw()
     }
 
+    /// The fd with its driver registration (and receive queue).
+    pub(crate) fn registered(&self) -> &RegisteredFd {
+        &self.fd
+    }
+
     pub(crate) fn sock_ref(&self) -> SockRef<'_> {
         SockRef::from(&self.fd)
     }
@@ -148,9 +153,26 @@ impl Stream {
     }
 
     // The hot paths borrow the socket's driver handle (no clone per op).
-    pub(crate) async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
+    pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let fd = &self.sock.fd;
+        if fd.recv_queued() {
+            let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
+            return (res, buf);
+        }
         let op = op::Recv::stream(self.sock.raw(), buf);
         OpFuture::borrowed(self.sock.driver(), op).await
+    }
+
+    /// Receive without consuming (`MSG_PEEK`).
+    pub(crate) async fn peek<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let fd = &self.sock.fd;
+        if fd.recv_queued() {
+            let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
+            return (res, buf);
+        }
+        let (res, buf) =
+            op::recv_msg(self.sock.driver(), self.sock.raw(), buf, libc::MSG_PEEK).await;
+        (res.map(|meta| meta.len), buf)
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
@@ -162,9 +184,22 @@ impl Stream {
     /// the kernel delivered meanwhile are returned, not dropped.
     pub(crate) async fn read_timeout<B: IoBufMut>(
         &self,
-        buf: B,
+        mut buf: B,
         timeout: Duration,
     ) -> BufResult<usize, B> {
+        let fd = &self.sock.fd;
+        if fd.recv_queued() {
+            // Nothing is in flight between polls: giving up loses nothing.
+            let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
+            let res = std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = fd.poll_recv_buf(cx, &mut buf, false) {
+                    return Poll::Ready(r);
+                }
+                deadline.as_mut().poll(cx).map(|()| Err(timed_out(timeout)))
+            })
+            .await;
+            return (res, buf);
+        }
         let mut recv = std::pin::pin!(op::recv_stream(self.sock.driver(), self.sock.raw(), buf));
         let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
         let mut expired = false;
@@ -181,13 +216,9 @@ impl Stream {
         })
         .await;
         match res {
-            Err(e) if expired && e.raw_os_error() == Some(libc::ECANCELED) => (
-                Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("read timed out after {timeout:?}"),
-                )),
-                buf,
-            ),
+            Err(e) if expired && e.raw_os_error() == Some(libc::ECANCELED) => {
+                (Err(timed_out(timeout)), buf)
+            }
             r => (r, buf),
         }
     }
@@ -231,6 +262,11 @@ impl Stream {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        if self.sock.fd.recv_queued() {
+            // The driver's queue is the buffer (and keeps what a dropped
+            // read left).
+            return self.sock.fd.poll_recv(cx, out);
+        }
         let mut rd = lock(&self.rd);
         loop {
             match &mut *rd {
@@ -379,9 +415,11 @@ macro_rules! impl_futures_io {
         ///
         /// Cancel safe: the in-flight `recv` and its buffer live in the
         /// stream, so dropping a read future (for example in a `select`)
-        /// loses no bytes; the next read continues it. Do not mix these
-        /// reads with the owned-buffer `read` on the same stream: bytes
-        /// this adapter buffered are not seen by `read`.
+        /// loses no bytes; the next read continues it. (Where the driver
+        /// keeps a receive queue for the socket, io_uring on Linux 6.0+,
+        /// the queue is the buffer.) Do not mix these reads with the
+        /// owned-buffer `read` on the same stream: bytes this adapter
+        /// buffered are not seen by `read`.
         impl futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,
@@ -505,4 +543,11 @@ impl AcceptBackoff {
             }
         }
     }
+}
+
+fn timed_out(timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("read timed out after {timeout:?}"),
+    )
 }

@@ -285,8 +285,10 @@ impl UnixStream {
     ///
     /// # Cancel safety
     ///
-    /// As [`TcpStream::read`](crate::tcp::TcpStream::read): bytes may be
-    /// lost on io_uring if dropped.
+    /// As [`TcpStream::read`](crate::tcp::TcpStream::read): lossless on
+    /// epoll and on io_uring with its receive queue (the default on Linux
+    /// 6.0+); bytes may be lost if dropped where io_uring runs one receive
+    /// op per read.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.inner.read(buf).await
     }

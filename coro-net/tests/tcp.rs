@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -33,6 +34,9 @@ coro_io::driver_tests!(
     copy_bidirectional_proxies_and_propagates_the_end,
     peek_leaves_the_bytes_and_ttl_round_trips,
     tcp_socket_binds_before_connecting_and_listens,
+    a_dropped_read_loses_nothing,
+    streams_share_a_tiny_buffer_ring_without_losing_bytes,
+    a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -726,5 +730,212 @@ fn tcp_socket_binds_before_connecting_and_listens(cfg: Config) {
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
         assert!(e.to_string().contains(&gone.to_string()), "{e}");
     });
+    s.shutdown();
+}
+
+/// Whether a read dropped after data arrived keeps that data for the next
+/// read on this configuration: epoll (nothing is in flight between polls)
+/// and io_uring with its receive queue. Not a plain io_uring receive op,
+/// whose buffer goes with the dropped future.
+fn reads_are_lossless(s: &IoScheduler) -> bool {
+    s.driver().uring_features().is_none_or(|f| f.recv_multishot)
+}
+
+fn a_dropped_read_loses_nothing(cfg: Config) {
+    const N: usize = 40;
+    let s = sched(cfg);
+    // io_uring on Linux 6.0+ has multishot receive: the configurations
+    // that stand for newer kernels must use it (a driver that silently
+    // lost its receive queue would pass everything else).
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let major = release
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|p| p.parse::<u32>().ok());
+    let at_least_6_0 = major.is_some_and(|m| m >= 6);
+    if cfg.driver == DriverKind::IoUring && cfg.ring != coro_io::RingMode::Plain && at_least_6_0 {
+        assert!(
+            reads_are_lossless(&s),
+            "{cfg}: no receive queue on Linux {release}"
+        );
+    }
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let (got, want) = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_nodelay(true).unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        let mut want = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..N {
+            // A read that waits, then its data arrives (and is received by
+            // the kernel or the driver) while nobody polls it, then the
+            // read is dropped (a lost select!, a timeout).
+            let mut read = Box::pin(srv.read(Vec::with_capacity(64)));
+            let first =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+            let msg = format!("message {i};");
+            want.extend_from_slice(msg.as_bytes());
+            c.write_all(msg.into_bytes()).await.0.unwrap();
+            if let std::task::Poll::Ready((res, b)) = first {
+                // Only data from an earlier round can be there already.
+                got.extend_from_slice(&b[..res.unwrap()]);
+                continue;
+            }
+            s2.sleep(Duration::from_millis(2)).await;
+            if i % 3 == 0 {
+                // Sometimes the same read is polled on after the wait.
+                let (res, b) = read.await;
+                got.extend_from_slice(&b[..res.unwrap()]);
+            } else {
+                drop(read);
+            }
+        }
+        c.shutdown(Shutdown::Write).unwrap();
+        loop {
+            let (res, b) = srv.read(Vec::with_capacity(256)).await;
+            match res.unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&b[..n]),
+            }
+        }
+        (got, want)
+    });
+    if reads_are_lossless(&s) {
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "{cfg}: a dropped read lost or reordered bytes"
+        );
+    } else {
+        // Whatever arrived is in order, with whole messages missing only.
+        assert!(got.len() <= want.len(), "{cfg}");
+    }
+    s.shutdown();
+}
+
+/// Two provided buffers for all sockets: one stream holds both while
+/// another receives through its own fallback buffer, over and over; every
+/// byte of both arrives in order.
+fn streams_share_a_tiny_buffer_ring_without_losing_bytes(cfg: Config) {
+    const LEN: usize = 300 * 1024;
+    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            recv_buffers: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peers = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for seed in [1u8, 2] {
+            let (mut c, _) = l.accept().unwrap();
+            let data = pattern(LEN, seed);
+            conns.push(std::thread::spawn(move || {
+                // Small writes, so the receiver sees many arrivals.
+                for part in data.chunks(7 * 1024 + 13) {
+                    c.write_all(part).unwrap();
+                }
+            }));
+        }
+        for c in conns {
+            c.join().unwrap();
+        }
+    });
+    let s2 = s.clone();
+    let (a, b) = run(&s, async move {
+        let a = TcpStream::connect(&s2, addr).await.unwrap();
+        let b = TcpStream::connect(&s2, addr).await.unwrap();
+        // `a` receives first and keeps its bytes queued: with two buffers,
+        // the ring is then empty for `b`.
+        let (res, first) = a.read(Vec::with_capacity(1)).await;
+        assert_eq!(res.unwrap(), 1);
+        s2.sleep(Duration::from_millis(20)).await;
+        let read_all = |conn: TcpStream, mut got: Vec<u8>| async move {
+            let mut buf = Vec::with_capacity(5000);
+            loop {
+                let (res, b) = conn.read(buf).await;
+                match res.unwrap() {
+                    0 => return got,
+                    n => got.extend_from_slice(&b[..n]),
+                }
+                buf = b;
+            }
+        };
+        let b = read_all(b, Vec::new()).await;
+        let a = read_all(a, first).await;
+        (a, b)
+    });
+    peers.join().unwrap();
+    assert!(
+        a == pattern(LEN, 1),
+        "{cfg}: stream a corrupted ({} bytes)",
+        a.len()
+    );
+    assert!(
+        b == pattern(LEN, 2),
+        "{cfg}: stream b corrupted ({} bytes)",
+        b.len()
+    );
+    s.shutdown();
+}
+
+/// A stream dropped with bytes queued and a receive armed: its fd number
+/// is reused at once by the next connection, which must see only its own
+/// bytes (the old receive's late completions belong to the old stream).
+fn a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone(cfg: Config) {
+    const ROUNDS: usize = 20;
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let peers = std::thread::spawn(move || {
+        let mut threads = Vec::new();
+        for round in 0..ROUNDS {
+            let (mut c, _) = l.accept().unwrap();
+            let stop = stop2.clone();
+            threads.push(std::thread::spawn(move || {
+                // Keep sending this round's byte until the reader hangs up.
+                let chunk = vec![round as u8; 4096];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if c.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        threads
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut last_fd = None;
+        let mut reused = 0;
+        for round in 0..ROUNDS {
+            let c = TcpStream::connect(&s2, addr).await.unwrap();
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&c);
+            if last_fd == Some(fd) {
+                reused += 1;
+            }
+            last_fd = Some(fd);
+            let (res, b) = c.read(Vec::with_capacity(3000)).await;
+            let n = res.unwrap();
+            assert!(n > 0);
+            assert!(
+                b.iter().all(|&x| x == round as u8),
+                "round {round}: bytes of another connection"
+            );
+            // More arrives meanwhile; the stream is dropped with it queued.
+            s2.sleep(Duration::from_millis(1)).await;
+        }
+        assert!(reused > 0, "the fd number was never reused");
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in peers.join().unwrap() {
+        t.join().unwrap();
+    }
     s.shutdown();
 }

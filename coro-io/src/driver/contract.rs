@@ -76,8 +76,32 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// op that would wait after this fails with an error saying the driver was shut down, so
     /// nothing can wait on a driver nobody parks any more.
     fn cancel_all(&self, bound: Duration);
-    /// Forget any registration of `fd` (called before it is closed).
+    /// Forget any registration of `fd` (called before it is closed): the
+    /// epoll entry, the io_uring receive queue (and the bytes in it).
     fn release_fd(&self, fd: RawFd);
+    /// Whether stream reads go through the driver's receive queue
+    /// ([`poll_recv`](Driver::poll_recv)) instead of one op per read.
+    fn recv_queue(&self) -> bool {
+        false
+    }
+    /// Read (or with `peek`, look at) the connected stream socket `fd`
+    /// through its receive queue: bytes into `out`, `Ok(0)` at the end of
+    /// the stream, `Pending` with `cx`'s waker kept until bytes arrive.
+    /// Nothing is in flight on the caller's behalf, so a caller that stops
+    /// polling loses nothing. Only where [`recv_queue`](Driver::recv_queue).
+    fn poll_recv(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        out: &mut super::recv_queue::RecvOut<'_>,
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        let _ = (fd, cx, out, peek);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this driver has no receive queue",
+        )))
+    }
 }
 
 /// An I/O operation that both drivers can run. See [`crate::driver`].
@@ -136,8 +160,8 @@ pub unsafe trait Op: std::marker::Send + 'static {
     /// Completion path: the previous read of this fd drained it; wait for
     /// data before the first attempt (only stream reads act on it).
     fn expect_empty(&mut self) {}
-    /// The fd this op closes, so that a readiness driver drops its
-    /// registration first.
+    /// The fd this op closes, so that the driver drops its registration
+    /// (epoll) or receive queue (io_uring) first.
     fn closes_fd(&self) -> Option<RawFd> {
         None
     }

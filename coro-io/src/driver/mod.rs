@@ -56,6 +56,8 @@ mod contract;
 pub(crate) mod epoll;
 mod notify;
 pub mod probe;
+#[allow(unsafe_code)] // the provided buffers the kernel writes into
+mod recv_queue;
 mod registered;
 #[allow(unsafe_code)]
 pub(crate) mod uring;
@@ -224,6 +226,20 @@ impl Driver for AnyDriver {
     #[inline]
     fn release_fd(&self, fd: RawFd) {
         dispatch!(self, d => d.release_fd(fd))
+    }
+    #[inline]
+    fn recv_queue(&self) -> bool {
+        dispatch!(self, d => d.recv_queue())
+    }
+    #[inline]
+    fn poll_recv(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        out: &mut recv_queue::RecvOut<'_>,
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        dispatch!(self, d => d.poll_recv(fd, cx, out, peek))
     }
 }
 

@@ -37,6 +37,10 @@ pub struct Features {
     /// `IORING_FEAT_RECVSEND_BUNDLE` (Linux 6.10+), which also implies
     /// multishot recv with provided buffer rings.
     pub recvsend_bundle: bool,
+    /// Stream reads go through a receive queue: one multishot receive per
+    /// socket into a ring of provided buffers (Linux 6.0+, and
+    /// [`UringOptions::multishot_recv`](crate::UringOptions::multishot_recv)).
+    pub recv_multishot: bool,
     /// The ring is single-issuer with `IORING_SETUP_DEFER_TASKRUN`
     /// (a Spawn + Inline scheduler on Linux 6.1+).
     pub defer_taskrun: bool,

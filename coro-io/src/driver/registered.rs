@@ -4,8 +4,11 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::task::{Context, Poll};
 
-use super::Handle;
+use super::recv_queue::{RecvOut, finish_buf};
+use super::{Driver, Handle};
+use crate::buf::IoBufMut;
 
 /// An fd that one driver runs ops on, owned with that driver: dropping it
 /// drops the driver's readiness registration of the fd, then closes it.
@@ -67,7 +70,111 @@ impl RegisteredFd {
         self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
     }
 
-    /// Give the fd up, unregistered: the caller owns it again.
+    /// Whether [`poll_recv`](RegisteredFd::poll_recv) and
+    /// [`poll_peek`](RegisteredFd::poll_peek) read this fd (a connected
+    /// stream socket) on its driver: io_uring with multishot receive
+    /// ([`UringOptions::multishot_recv`](crate::UringOptions::multishot_recv)).
+    /// Elsewhere, read with an op ([`op::recv_stream`](crate::op::recv_stream)).
+    pub fn recv_queued(&self) -> bool {
+        self.driver.inner.recv_queue()
+    }
+
+    /// Read from the connected stream socket into `out` through the
+    /// driver's receive queue (only where
+    /// [`recv_queued`](RegisteredFd::recv_queued)): `Ok(n)` bytes, `Ok(0)`
+    /// at the end of the stream (or for an empty `out`), `Pending` until
+    /// bytes arrive.
+    ///
+    /// Once used, every read of the fd must go through it (the queue holds
+    /// bytes the socket no longer has); the queue and what is in it end
+    /// with the registration (drop, [`into_fd`](RegisteredFd::into_fd),
+    /// [`close`](RegisteredFd::close)).
+    ///
+    /// # Cancel safety
+    ///
+    /// Lossless: nothing is in flight on the caller's behalf between polls;
+    /// received bytes wait in the queue for the next read.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error (after the bytes received before it),
+    /// `Unsupported` where there is no queue, and the driver's shut-down
+    /// error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::driver::{Handle, RegisteredFd};
+    /// use coro_io::DriverKind;
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let h = Handle::new(DriverKind::Auto)?;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// let a = RegisteredFd::new(&h, a.into());
+    /// if a.recv_queued() {
+    ///     b.write_all(b"hi")?;
+    ///     let mut out = [0u8; 8];
+    ///     let n = futures::executor::block_on(std::future::poll_fn(|cx| {
+    ///         let r = a.poll_recv(cx, &mut out);
+    ///         if r.is_pending() {
+    ///             h.park(Some(std::time::Duration::from_millis(1))).unwrap();
+    ///             cx.waker().wake_by_ref();
+    ///         }
+    ///         r
+    ///     }))?;
+    ///     assert_eq!(&out[..n], b"hi");
+    /// }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn poll_recv(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut out = RecvOut::slice(out);
+        self.driver.inner.poll_recv(self.raw(), cx, &mut out, false)
+    }
+
+    /// [`poll_recv`](RegisteredFd::poll_recv) into an owned buffer, from
+    /// its start up to its capacity, as [`op::recv`](crate::op::recv)
+    /// fills it (a `Vec`'s length becomes the bytes read).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`poll_recv`](RegisteredFd::poll_recv): lossless.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_recv`](RegisteredFd::poll_recv).
+    pub fn poll_recv_buf<B: IoBufMut>(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut B,
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        let mut out = RecvOut::buf(buf);
+        let r = self.driver.inner.poll_recv(self.raw(), cx, &mut out, peek);
+        if let Poll::Ready(Ok(n)) = r {
+            finish_buf(buf, n);
+        }
+        r
+    }
+
+    /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:
+    /// the next read gets them again (`MSG_PEEK`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a peek consumes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_recv`](RegisteredFd::poll_recv).
+    pub fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut out = RecvOut::slice(out);
+        self.driver.inner.poll_recv(self.raw(), cx, &mut out, true)
+    }
+
+    /// Give the fd up, unregistered: the caller owns it again (bytes in
+    /// its receive queue, if it has one, are dropped).
     pub fn into_fd(mut self) -> OwnedFd {
         let fd = self
             .fd
@@ -85,6 +192,9 @@ impl RegisteredFd {
     /// The fd is closed either way: dropped before it completes, the close
     /// still happens (see [`op::close`](crate::op::close)).
     pub async fn close(mut self) -> io::Result<()> {
+        if let Some(fd) = &self.fd {
+            self.driver.release_fd(fd.as_raw_fd());
+        }
         match self.fd.take() {
             Some(fd) => crate::op::close(&self.driver, fd).await,
             None => Ok(()),

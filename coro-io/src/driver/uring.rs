@@ -77,6 +77,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 
 use super::notify::Notifier;
 use super::probe::Features;
+use super::recv_queue::{self, Arm, BufRing, StreamRx};
 use super::{Driver, DriverKind, Interest, Readiness};
 use super::{RingMode, UringOptions};
 use crate::op::{BlockingOps, Op, OpState};
@@ -120,6 +121,9 @@ enum SlotState {
         op: Box<dyn Orphan>,
         phase: Phase,
     },
+    /// A stream socket's receive queue (`recv_queue.rs`): lives from the
+    /// socket's first read until it was released and its receive ended.
+    Stream(Box<StreamRx>),
 }
 
 struct Slot {
@@ -147,8 +151,13 @@ struct State {
     pushed: u32,
     /// Slots in use (Waiting, Done or Orphaned): counted here, under the
     /// lock that `alloc` and `release` hold anyway, not in an atomic that
-    /// every op would pay for twice.
+    /// every op would pay for twice. (Stream slots are not ops in flight.)
     live: usize,
+    /// The provided-buffer ring of the receive queues (`None`: the kernel
+    /// lacks multishot receive, or the user turned it off).
+    rx: Option<BufRing>,
+    /// Per fd: the token of its receive queue's slot (0: none).
+    streams: Vec<u64>,
 }
 
 impl State {
@@ -183,12 +192,46 @@ impl State {
     }
 
     fn release(&mut self, token: u64) {
+        self.free_slot(token);
+        self.live -= 1;
+    }
+
+    fn free_slot(&mut self, token: u64) {
         let idx = (token & 0xFFFF_FFFF) as usize - 1;
         let slot = &mut self.slots[idx];
         slot.state = SlotState::Free;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(idx as u32);
-        self.live -= 1;
+    }
+
+    /// The token of `fd`'s receive queue, made on first use.
+    fn stream_token(&mut self, fd: RawFd) -> u64 {
+        let i = fd as usize;
+        if let Some(&t) = self.streams.get(i) {
+            if t != 0 {
+                return t;
+            }
+        }
+        let t = self.alloc(SlotState::Stream(Box::new(StreamRx::new())));
+        self.live -= 1; // not an op in flight
+        if self.streams.len() <= i {
+            self.streams.resize(i + 1, 0);
+        }
+        self.streams[i] = t;
+        t
+    }
+
+    /// The receive queue of `token` and the buffer ring, borrowed together.
+    fn stream(&mut self, token: u64) -> Option<(&mut StreamRx, &mut BufRing)> {
+        let idx = (token & 0xFFFF_FFFF).checked_sub(1)? as usize;
+        let slot = self.slots.get_mut(idx)?;
+        if slot.generation != (token >> 32) as u32 {
+            return None;
+        }
+        match (&mut slot.state, self.rx.as_mut()) {
+            (SlotState::Stream(rx), Some(ring)) => Some((rx, ring)),
+            _ => None,
+        }
     }
 }
 
@@ -310,10 +353,22 @@ impl UringDriver {
         }
         features.defer_taskrun = taskrun == Taskrun::Deferred;
         features.coop_taskrun = taskrun == Taskrun::Coop;
+        // Multishot receive came with Linux 6.0, as did SEND_ZC (the probe
+        // cannot see it: it is a flag of RECV). Registered before the ring
+        // is enabled, as a single-issuer ring allows.
+        let rx = if opts.multishot_recv && features.send_zc {
+            register_buf_ring(&ring, opts.recv_buffers)
+        } else {
+            None
+        };
+        features.recv_multishot = rx.is_some();
         let notifier = Notifier::new()?;
         let d = UringDriver {
             ring,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                rx,
+                ..State::default()
+            }),
             parker: Mutex::new(()),
             parker_thread: AtomicUsize::new(0),
             single_issuer: taskrun == Taskrun::Deferred,
@@ -530,6 +585,21 @@ impl UringDriver {
             }
             n += 1;
             let raw = cqe.result();
+            if let Some((rx, ring)) = st.stream(token) {
+                let flags = cqe.flags();
+                let buffer = io_uring::cqueue::buffer_select(flags);
+                let more = io_uring::cqueue::more(flags);
+                let stop = rx.complete(ring, raw, buffer, more, wake);
+                let free = rx.released && !rx.armed;
+                if stop {
+                    rx.cancelling = true;
+                    self.cancel(st, token);
+                }
+                if free {
+                    st.free_slot(token);
+                }
+                continue;
+            }
             let res = if raw < 0 {
                 Err(io::Error::from_raw_os_error(-raw))
             } else {
@@ -727,6 +797,13 @@ impl Driver for UringDriver {
             // The kernel has no opcode for it: the readiness drivers' way.
             return state.poll_blocking(cx, &self.blocking);
         }
+        if state.token == 0 {
+            if let Some(fd) = op.closes_fd() {
+                // A close ends the fd's receive queue first (as epoll drops
+                // its registration), so a reused number starts afresh.
+                self.release_fd(fd);
+            }
+        }
         let mut st = self.state();
         if state.token == 0 {
             if state.cancel {
@@ -822,9 +899,11 @@ impl Driver for UringDriver {
                     }
                 }
             }
-            SlotState::Free | SlotState::Orphaned { .. } => Poll::Ready(Err(io::Error::other(
-                "io_uring slot in a wrong state (driver bug)",
-            ))),
+            SlotState::Free | SlotState::Orphaned { .. } | SlotState::Stream(_) => {
+                Poll::Ready(Err(io::Error::other(
+                    "io_uring slot in a wrong state (driver bug)",
+                )))
+            }
         }
     }
 
@@ -930,6 +1009,55 @@ impl Driver for UringDriver {
         self.state().live + self.blocking.running()
     }
 
+    fn recv_queue(&self) -> bool {
+        self.features.recv_multishot
+    }
+
+    fn poll_recv(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        out: &mut recv_queue::RecvOut<'_>,
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        let mut st = self.state();
+        if st.rx.is_none() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this io_uring driver has no receive queue (multishot receive off)",
+            )));
+        }
+        if st.closed {
+            return Poll::Ready(Err(super::shut_down()));
+        }
+        let token = st.stream_token(fd);
+        let Some((rx, ring)) = st.stream(token) else {
+            return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
+        };
+        let n = rx.copy_out(ring, out, peek);
+        let res = if n > 0 || out.is_empty() {
+            Poll::Ready(Ok(n))
+        } else if let Some(end) = rx.take_end(peek) {
+            Poll::Ready(end)
+        } else {
+            rx.add_waker(cx.waker());
+            Poll::Pending
+        };
+        // Keep data flowing: a receive is armed whenever the queue has room,
+        // also after a read that found data (the next request is likely on
+        // its way).
+        if rx.wants_arm() {
+            let entry = match rx.arm() {
+                Arm::Multi => opcode::RecvMulti::new(types::Fd(fd), recv_queue::BGID).build(),
+                Arm::Single { ptr, len } => opcode::Recv::new(types::Fd(fd), ptr, len).build(),
+            };
+            self.push(&mut st, entry.user_data(token));
+            drop(st);
+            self.submit_if_foreign();
+        }
+        res
+    }
+
     fn cancel_all(&self, bound: Duration) {
         {
             let mut st = self.state();
@@ -938,12 +1066,7 @@ impl Driver for UringDriver {
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| {
-                    matches!(
-                        s.state,
-                        SlotState::Waiting { .. } | SlotState::Orphaned { .. }
-                    )
-                })
+                .filter(|(_, s)| in_kernel(&s.state))
                 .map(|(i, s)| ((s.generation as u64) << 32) | (i as u64 + 1))
                 .collect();
             for t in tokens {
@@ -959,15 +1082,7 @@ impl Driver for UringDriver {
         loop {
             let pending = {
                 let st = self.state();
-                st.slots
-                    .iter()
-                    .filter(|s| {
-                        matches!(
-                            s.state,
-                            SlotState::Waiting { .. } | SlotState::Orphaned { .. }
-                        )
-                    })
-                    .count()
+                st.slots.iter().filter(|s| in_kernel(&s.state)).count()
             };
             let now = Instant::now();
             if pending == 0 || now >= deadline {
@@ -982,24 +1097,117 @@ impl Driver for UringDriver {
         }
     }
 
-    fn release_fd(&self, _fd: RawFd) {}
+    fn release_fd(&self, fd: RawFd) {
+        let mut st = self.state();
+        let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
+            return;
+        };
+        if token == 0 {
+            return;
+        }
+        let mut wake = Vec::new();
+        let Some((rx, ring)) = st.stream(token) else {
+            return;
+        };
+        rx.release(ring, &mut wake);
+        if !rx.armed {
+            st.free_slot(token);
+        } else if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
+            // Still staged: the kernel never saw it (a fallback buffer is
+            // freed with the slot).
+            st.pending.remove(i);
+            st.free_slot(token);
+        } else {
+            // The receive ends with its final completion, which frees the
+            // slot; like a dropped op's, its entry must be read by the
+            // kernel before the owner closes (and maybe reuses) the fd.
+            if let Some((rx, _)) = st.stream(token) {
+                if !rx.cancelling {
+                    rx.cancelling = true;
+                    self.cancel(&mut st, token);
+                }
+            }
+            if self.sqpoll {
+                self.wait_sq_read(st);
+                self.submit_if_foreign();
+                wake.into_iter().for_each(Waker::wake);
+                return;
+            }
+            if self.may_enter() && self.unsubmitted(&st) > 0 {
+                for _ in 0..8 {
+                    self.flush(&mut st);
+                    let _ = self.ring.submitter().submit();
+                    if self.unsubmitted(&st) == 0 {
+                        break;
+                    }
+                }
+            }
+            drop(st);
+            self.submit_if_foreign();
+            wake.into_iter().for_each(Waker::wake);
+            return;
+        }
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+    }
 }
 
 impl Drop for UringDriver {
     fn drop(&mut self) {
-        if self.state.get_mut().unwrap_or_else(|e| e.into_inner()).live > 0 {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if st.slots.iter().any(|s| in_kernel(&s.state)) {
             self.cancel_all(Duration::from_secs(1));
         }
         // Ops whose completion never came may still be written by the kernel
         // while the ring shuts down asynchronously: leak them rather than free
-        // memory the kernel may touch.
+        // memory the kernel may touch (a receive queue's fallback buffer,
+        // the provided buffers).
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut receiving = false;
         for slot in st.slots.drain(..) {
-            if let SlotState::Orphaned { op, .. } = slot.state {
-                std::mem::forget(op);
+            match slot.state {
+                SlotState::Orphaned { op, .. } => std::mem::forget(op),
+                SlotState::Stream(rx) if rx.armed => {
+                    receiving = true;
+                    std::mem::forget(rx);
+                }
+                _ => {}
+            }
+        }
+        if let Some(ring) = st.rx.take() {
+            if receiving {
+                ring.leak();
             }
         }
     }
+}
+
+/// Whether the slot's entry is in the kernel (what shutdown waits for).
+fn in_kernel(state: &SlotState) -> bool {
+    match state {
+        SlotState::Waiting { .. } | SlotState::Orphaned { .. } => true,
+        SlotState::Stream(rx) => rx.armed,
+        SlotState::Free | SlotState::Done { .. } => false,
+    }
+}
+
+/// Register a ring of `count` provided buffers (rounded to a power of two)
+/// as buffer group [`recv_queue::BGID`]; `None` if the kernel refuses.
+fn register_buf_ring(ring: &IoUring, count: u16) -> Option<BufRing> {
+    let count = count.clamp(2, 32_768).next_power_of_two();
+    let bufs = BufRing::new(count).ok()?;
+    // SAFETY: the entries stay allocated (and at this address) as long as
+    // the ring: the driver frees them only in its own drop, and leaks them
+    // if a receive may still use them.
+    let r = unsafe {
+        ring.submitter().register_buf_ring_with_flags(
+            bufs.ring_addr(),
+            bufs.count(),
+            recv_queue::BGID,
+            0,
+        )
+    };
+    r.ok().map(|()| bufs)
 }
 
 fn poll_mask(interest: Interest) -> u32 {

@@ -42,6 +42,18 @@ pub struct UringOptions {
     /// The same as `ring_mode: RingMode::Plain` (kept for older callers).
     #[doc(hidden)]
     pub plain_ring: bool,
+    /// Stream sockets (TCP, Unix) receive through one multishot receive
+    /// each into a ring of provided buffers, where the kernel has them
+    /// (Linux 6.0+): the kernel arms a socket's poll once instead of once
+    /// per read, and a read whose future is dropped loses nothing (the
+    /// bytes wait in the socket's queue). `false`: one receive op per read,
+    /// as on older kernels. Default `true`.
+    pub multishot_recv: bool,
+    /// Provided buffers of 16 KiB each for those receives, shared by all
+    /// sockets of the driver (rounded up to a power of two, 2 to 32,768);
+    /// when they run out, a socket receives into a buffer of its own until
+    /// buffers are free again. Default 256 (4 MiB, committed as used).
+    pub recv_buffers: u16,
 }
 
 /// How an io_uring ring runs the kernel's completion work (its "task
@@ -107,6 +119,8 @@ impl Default for UringOptions {
             inject_missing_fs_ops: false,
             ring_mode: RingMode::Auto,
             plain_ring: false,
+            multishot_recv: true,
+            recv_buffers: 256,
         }
     }
 }

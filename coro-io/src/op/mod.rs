@@ -12,7 +12,10 @@
 //! an accept produced for nobody. It is **not lossless** on io_uring: a
 //! dropped `recv`/`read` may have consumed bytes from the socket that are
 //! then discarded with the buffer, and a dropped `send` may have sent them.
-//! On epoll a dropped op never transferred anything (the syscall runs inside
+//! (Stream sockets can read losslessly through the driver's receive queue
+//! instead, where it has one:
+//! [`RegisteredFd::poll_recv`](crate::driver::RegisteredFd::poll_recv); coro-net's
+//! streams do.) On epoll a dropped op never transferred anything (the syscall runs inside
 //! `poll`), except ops on the blocking pool (`read_at`/`write_at`/`sync_all`
 //! and the path ops `open_at`, `statx`, `rename_at`, `unlink_at`,
 //! `mkdir_at`) which run to completion in the background; an fd opened for

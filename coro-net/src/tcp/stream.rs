@@ -199,10 +199,15 @@ impl TcpStream {
     ///
     /// # Cancel safety
     ///
-    /// Not lossless on io_uring: if the future is dropped after the kernel
-    /// copied bytes into the buffer, those bytes are gone with it. On epoll
-    /// a dropped read has read nothing. Use the `AsyncRead` adapter when
-    /// reads must be raced (it keeps the in-flight read in the stream).
+    /// Lossless on epoll (a dropped read has read nothing) and on io_uring
+    /// with its receive queue (Linux 6.0+, the default: bytes that arrived
+    /// for a dropped read wait in the stream's queue for the next one; see
+    /// [`UringOptions::multishot_recv`](coro_io::UringOptions::multishot_recv)).
+    /// Not lossless with one receive op per read (io_uring without the
+    /// queue): bytes the kernel copied into a dropped read's buffer are
+    /// gone with it; there, use [`read_timeout`](Self::read_timeout) or the
+    /// `AsyncRead` adapter (which keeps the in-flight read in the stream)
+    /// when reads must be raced.
     pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.inner.read(buf).await
     }
@@ -212,9 +217,10 @@ impl TcpStream {
     /// arrived meanwhile is returned, not dropped. Times out with
     /// `(Err(TimedOut), buf)`: the buffer comes back either way.
     ///
-    /// Use this, not `sched.timeout(d, stream.read(buf))`: a read dropped
-    /// by a timeout may lose the bytes the kernel already copied into its
-    /// buffer (io_uring).
+    /// Prefer it to `sched.timeout(d, stream.read(buf))`: where reads are
+    /// not lossless (io_uring without its receive queue), a read dropped by
+    /// a timeout may lose the bytes the kernel already copied into its
+    /// buffer.
     ///
     /// # Cancel safety
     ///
@@ -256,14 +262,7 @@ impl TcpStream {
     ///
     /// Cancel safe: a peek consumes nothing.
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        let (res, buf) = op::recv_msg(
-            self.inner.sock.driver(),
-            self.inner.sock.raw(),
-            buf,
-            libc::MSG_PEEK,
-        )
-        .await;
-        (res.map(|meta| meta.len), buf)
+        self.inner.peek(buf).await
     }
 
     /// `IP_TTL` (IPv4) / `IPV6_UNICAST_HOPS` (IPv6): how many hops the

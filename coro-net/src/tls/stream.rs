@@ -5,8 +5,9 @@
 //! not yet given to rustls, and the one `recv` and one `send` op in flight
 //! with the buffers they own. A future that reads or writes only drives
 //! that state; dropping it leaves everything in place for the next call.
-//! That is what makes reads lossless even on io_uring, where a dropped
-//! plain-TCP `recv` loses the bytes the kernel already copied.
+//! That is what makes reads lossless even on io_uring without its receive
+//! queue, where a dropped plain-TCP `recv` op loses the bytes the kernel
+//! already copied. (With the queue, rustls reads from it directly.)
 //!
 //! Bulk data skips one copy each way: ciphertext batches of 8 KiB and more
 //! are first offered to the socket straight from rustls' buffers (a
@@ -222,6 +223,23 @@ impl io::Read for DirectRecv<'_> {
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+}
+
+/// The `io::Read` rustls' `read_tls` reads through where the driver keeps
+/// a receive queue for the socket: `WouldBlock` when it is empty (the
+/// waker of `cx` is then kept by the driver).
+struct QueuedRecv<'a, 'b, 'c> {
+    fd: &'a coro_io::driver::RegisteredFd,
+    cx: &'b mut Context<'c>,
+}
+
+impl io::Read for QueuedRecv<'_, '_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.fd.poll_recv(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
@@ -532,6 +550,33 @@ impl TlsStream {
                     return Poll::Ready(Ok(false));
                 }
                 Rx::Idle { .. } if !st.conn.wants_read() => return Poll::Ready(Ok(false)),
+                Rx::Idle { .. } if self.tcp.inner.sock.registered().recv_queued() => {
+                    // The driver queues what the socket received: rustls
+                    // copies it straight into its own buffer (one copy, no
+                    // owned buffer in between, nothing in flight to cancel).
+                    self.rd.register(cx.waker());
+                    let mut rcx = Context::from_waker(&self.rd.waker);
+                    let mut queued = QueuedRecv {
+                        fd: self.tcp.inner.sock.registered(),
+                        cx: &mut rcx,
+                    };
+                    match st.conn.read_tls(&mut queued) {
+                        Ok(0) => st.tcp_eof = true,
+                        Ok(_) => {
+                            if let Err(e) = st.conn.process_new_packets() {
+                                let e = tls_error("TLS", e);
+                                st.read_failed = Some(Sticky::of(&e));
+                                return Poll::Ready(Err(e));
+                            }
+                            return Poll::Ready(Ok(true));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                        Err(e) => {
+                            st.read_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
                 Rx::Idle { .. } if st.rx_more => {
                     // Likely more waiting: let rustls read it from the
                     // socket into its own buffer (no copy from ours).

@@ -1,0 +1,616 @@
+//! io_uring's receive queue for stream sockets: one multishot receive per
+//! socket into a ring of provided buffers, and the bytes it delivered
+//! queued in the socket's slot until a reader copies them out.
+//!
+//! # Why
+//!
+//! A single-shot receive makes the kernel arm a poll of the socket for
+//! every read and tear it down again; a multishot receive (Linux 6.0+)
+//! stays armed and posts one completion per arrival into a buffer the
+//! kernel picks from a ring the application registered (`IORING_REGISTER_
+//! PBUF_RING`, 5.19+). That is the kernel-side saving of io_uring
+//! networking. It also makes a read lossless when its future is dropped:
+//! received bytes wait in the queue, owned by the socket's slot, not by
+//! the dropped future's buffer.
+//!
+//! # The protocol (all under the driver's state lock)
+//!
+//! * A socket's slot (`StreamRx`) is created by its first read and lives
+//!   until its owner releases the fd (`Handle::release_fd`, which every
+//!   `RegisteredFd` calls before closing) *and* the kernel posted the final
+//!   completion of the receive it had armed (one without `F_MORE`): only
+//!   then may the slot, its fallback buffer and the token be reused.
+//! * At most one receive per socket is in the kernel (`armed`): re-arming
+//!   waits for the previous one's final completion, so completions of one
+//!   socket arrive in stream order and are queued in that order.
+//! * A completion with data names a buffer (`F_BUFFER`): the buffer is the
+//!   socket's until a reader consumed it, then it goes back to the ring.
+//! * Backpressure: a socket that holds [`MAX_QUEUED`] bytes has its
+//!   receive cancelled (the kernel keeps further data in the socket, as
+//!   without a queue); the next read that empties the queue re-arms it.
+//! * `ENOBUFS` (the ring ran dry: other sockets hold the buffers) ends the
+//!   multishot receive; the socket's next receive is a single-shot one into
+//!   a buffer of its own (`fallback`), after which it tries multishot again.
+//! * End of stream and errors are queued after the data before them and
+//!   reported once the data is read.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::collections::VecDeque;
+use std::io;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::Waker;
+
+use io_uring::types::BufRingEntry;
+
+use crate::buf::IoBufMut;
+
+/// The buffer group id of the ring (one ring per driver).
+pub(super) const BGID: u16 = 0;
+/// Bytes per provided buffer: one completion carries at most this much.
+pub(super) const BUF_SIZE: usize = 16 * 1024;
+/// A socket with this many bytes queued stops receiving until read.
+pub(super) const MAX_QUEUED: usize = 256 * 1024;
+
+/// The provided-buffer ring: `count` buffers of [`BUF_SIZE`] bytes and the
+/// ring of entries through which they are handed to the kernel.
+pub(super) struct BufRing {
+    /// `count` entries, page aligned (the kernel maps them); the tail is
+    /// the `resv` field of entry 0.
+    entries: NonNull<BufRingEntry>,
+    entries_layout: Layout,
+    /// `count * BUF_SIZE` bytes.
+    mem: NonNull<u8>,
+    mem_layout: Layout,
+    count: u16,
+    /// Our tail: entries published to the kernel so far (wrapping).
+    tail: u16,
+}
+
+// SAFETY: the ring is plain memory shared with the kernel; the driver
+// touches it only under its state lock.
+unsafe impl Send for BufRing {}
+
+impl BufRing {
+    /// A ring of `count` buffers (a power of two, at most 32,768), every
+    /// buffer published.
+    pub(super) fn new(count: u16) -> io::Result<BufRing> {
+        debug_assert!(count.is_power_of_two());
+        let oom = || io::Error::new(io::ErrorKind::OutOfMemory, "provided-buffer ring");
+        let entries_layout =
+            Layout::from_size_align(count as usize * std::mem::size_of::<BufRingEntry>(), 4096)
+                .map_err(|_| oom())?;
+        let mem_layout =
+            Layout::from_size_align(count as usize * BUF_SIZE, 4096).map_err(|_| oom())?;
+        // SAFETY: both layouts have a non-zero size.
+        let entries = NonNull::new(unsafe { alloc_zeroed(entries_layout) }.cast::<BufRingEntry>())
+            .ok_or_else(oom)?;
+        // SAFETY: as above. Zeroed: untouched pages are not committed, and
+        // a reader never sees memory the kernel did not write.
+        let Some(mem) = NonNull::new(unsafe { alloc_zeroed(mem_layout) }) else {
+            // SAFETY: allocated just above with this layout.
+            unsafe { dealloc(entries.as_ptr().cast(), entries_layout) };
+            return Err(oom());
+        };
+        let mut ring = BufRing {
+            entries,
+            entries_layout,
+            mem,
+            mem_layout,
+            count,
+            tail: 0,
+        };
+        for bid in 0..count {
+            ring.put(bid);
+        }
+        ring.publish();
+        Ok(ring)
+    }
+
+    /// The address the kernel is told (`io_uring_buf_reg::ring_addr`).
+    pub(super) fn ring_addr(&self) -> u64 {
+        self.entries.as_ptr() as u64
+    }
+
+    pub(super) fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Buffer `bid`'s first `len` bytes, which a completion said the
+    /// kernel wrote.
+    pub(super) fn data(&self, bid: u16, len: usize) -> &[u8] {
+        assert!(
+            bid < self.count && len <= BUF_SIZE,
+            "buffer {bid} out of range"
+        );
+        // SAFETY: in bounds (checked); the kernel wrote these bytes before
+        // posting the completion that handed the buffer to us, and it does
+        // not touch the buffer again until `give_back` publishes it.
+        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(bid as usize * BUF_SIZE), len) }
+    }
+
+    /// Hand buffer `bid` back to the kernel.
+    pub(super) fn give_back(&mut self, bid: u16) {
+        self.put(bid);
+        self.publish();
+    }
+
+    fn put(&mut self, bid: u16) {
+        let idx = (self.tail & (self.count - 1)) as usize;
+        // SAFETY: `idx < count`; the kernel reads entries only up to the
+        // published tail, and this one is past it.
+        let e = unsafe { &mut *self.entries.as_ptr().add(idx) };
+        // SAFETY: `bid < count` (callers pass ids the kernel gave us or
+        // the initial ones), so the address is inside `mem`.
+        e.set_addr(unsafe { self.mem.as_ptr().add(bid as usize * BUF_SIZE) } as u64);
+        e.set_len(BUF_SIZE as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    /// Make the entries written so far visible to the kernel.
+    fn publish(&self) {
+        // SAFETY: `entries` is the ring's first entry; its `resv` field is
+        // the shared tail, a naturally aligned u16 the kernel reads with
+        // acquire semantics.
+        let tail = unsafe { &*BufRingEntry::tail(self.entries.as_ptr()).cast::<AtomicU16>() };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// The kernel may still write into the buffers (a receive that never
+    /// posted its final completion when the ring went away): never free
+    /// them.
+    pub(super) fn leak(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with these layouts; the driver drops
+        // the ring only when no receive can use it any more (see `leak`).
+        unsafe {
+            dealloc(self.entries.as_ptr().cast(), self.entries_layout);
+            dealloc(self.mem.as_ptr(), self.mem_layout);
+        }
+    }
+}
+
+/// Received bytes not read yet.
+enum Chunk {
+    /// In buffer `bid` of the ring: `len` bytes, `off` of them read.
+    Ring { bid: u16, len: u32, off: u32 },
+    /// From a fallback receive: `buf[off..]`.
+    Heap { buf: Vec<u8>, off: usize },
+}
+
+impl Chunk {
+    fn bytes<'a>(&'a self, ring: &'a BufRing) -> &'a [u8] {
+        match self {
+            Chunk::Ring { bid, len, off } => &ring.data(*bid, *len as usize)[*off as usize..],
+            Chunk::Heap { buf, off } => &buf[*off..],
+        }
+    }
+}
+
+/// Where a read copies to: `len` writable bytes at `ptr`, which may be
+/// uninitialised (a `Vec`'s spare capacity), borrowed for `'a`.
+pub(crate) struct RecvOut<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _borrow: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> RecvOut<'a> {
+    /// Into a slice.
+    pub(crate) fn slice(s: &'a mut [u8]) -> RecvOut<'a> {
+        RecvOut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Into an owned buffer, from its start up to its capacity (as a
+    /// receive op fills it); [`finish`](RecvOut::finish) records the bytes.
+    pub(crate) fn buf<B: IoBufMut>(b: &'a mut B) -> RecvOut<'a> {
+        RecvOut {
+            ptr: b.stable_mut_ptr(),
+            len: b.bytes_total(),
+            _borrow: PhantomData,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copy as much of `src` as fits at offset `at`; returns how much.
+    fn put(&mut self, at: usize, src: &[u8]) -> usize {
+        let k = src.len().min(self.len - at);
+        // SAFETY: `at + k <= len` bytes at `ptr` are writable for `'a`
+        // (a borrowed slice or buffer); `src` is queue memory, disjoint.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr.add(at), k) };
+        k
+    }
+}
+
+/// Record `n` bytes copied into `b` through [`RecvOut::buf`].
+pub(crate) fn finish_buf<B: IoBufMut>(b: &mut B, n: usize) {
+    debug_assert!(n <= b.bytes_total());
+    // SAFETY: the receive queue wrote `n <= bytes_total` bytes from the
+    // buffer's start (`RecvOut::put`), so they are initialised.
+    unsafe { b.set_init(n) };
+}
+
+/// What ended the stream (reported after the data before it).
+enum End {
+    Eof,
+    Err(io::Error),
+}
+
+/// One stream socket's receive queue (a slot of the io_uring driver).
+pub(super) struct StreamRx {
+    chunks: VecDeque<Chunk>,
+    queued: usize,
+    end: Option<End>,
+    wakers: Vec<Waker>,
+    /// A receive is in the kernel (or staged for it).
+    pub(super) armed: bool,
+    /// A cancel was sent for the armed receive.
+    pub(super) cancelling: bool,
+    /// The fd's owner released it: free the slot once `!armed`.
+    pub(super) released: bool,
+    /// The last multishot receive ended with `ENOBUFS`: the next receive
+    /// is a single-shot one into `fallback`.
+    starved: bool,
+    /// The single-shot receive's buffer, owned here while the kernel may
+    /// write into it (`Some` exactly while that receive is armed).
+    fallback: Option<Vec<u8>>,
+}
+
+/// What a receive entry to submit for a socket is.
+pub(super) enum Arm {
+    /// A multishot receive from the ring.
+    Multi,
+    /// A single-shot receive into `ptr[..len]` (the slot's fallback buffer).
+    Single { ptr: *mut u8, len: u32 },
+}
+
+impl StreamRx {
+    pub(super) fn new() -> StreamRx {
+        StreamRx {
+            chunks: VecDeque::new(),
+            queued: 0,
+            end: None,
+            wakers: Vec::new(),
+            armed: false,
+            cancelling: false,
+            released: false,
+            starved: false,
+            fallback: None,
+        }
+    }
+
+    /// Copy queued bytes into `out` (`peek`: without consuming them).
+    /// Buffers read to the end go back to the ring. Returns how many bytes
+    /// were copied; 0 when nothing is queued.
+    pub(super) fn copy_out(
+        &mut self,
+        ring: &mut BufRing,
+        out: &mut RecvOut<'_>,
+        peek: bool,
+    ) -> usize {
+        let mut n = 0;
+        if peek {
+            for c in &self.chunks {
+                n += out.put(n, c.bytes(ring));
+                if n == out.len {
+                    break;
+                }
+            }
+            return n;
+        }
+        while n < out.len {
+            let Some(c) = self.chunks.front_mut() else {
+                break;
+            };
+            let b = c.bytes(ring);
+            let k = out.put(n, b);
+            n += k;
+            let done = k == b.len();
+            match c {
+                Chunk::Ring { off, .. } => *off += k as u32,
+                Chunk::Heap { off, .. } => *off += k,
+            }
+            if done {
+                if let Some(Chunk::Ring { bid, .. }) = self.chunks.pop_front() {
+                    ring.give_back(bid);
+                }
+            }
+        }
+        self.queued -= n;
+        n
+    }
+
+    /// The outcome once the queue holds no data: `Some(Ok(0))` at the end of
+    /// the stream, the error that ended it (once; later reads see the end),
+    /// or `None`: wait for more.
+    pub(super) fn take_end(&mut self, peek: bool) -> Option<io::Result<usize>> {
+        match self.end.take()? {
+            End::Eof => {
+                self.end = Some(End::Eof);
+                Some(Ok(0))
+            }
+            End::Err(e) if peek => {
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                self.end = Some(End::Err(e));
+                Some(Err(copy))
+            }
+            End::Err(e) => {
+                self.end = Some(End::Eof);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Whether a reader should arm a receive now: none armed, the stream
+    /// not ended, and room in the queue.
+    pub(super) fn wants_arm(&self) -> bool {
+        !self.armed && !self.released && self.end.is_none() && self.queued < MAX_QUEUED
+    }
+
+    /// The receive to submit next; marks the slot armed.
+    pub(super) fn arm(&mut self) -> Arm {
+        self.armed = true;
+        if std::mem::take(&mut self.starved) {
+            let mut buf = self.fallback.take().unwrap_or_default();
+            buf.clear();
+            buf.reserve_exact(BUF_SIZE);
+            let arm = Arm::Single {
+                ptr: buf.as_mut_ptr(),
+                len: buf.capacity().min(u32::MAX as usize) as u32,
+            };
+            self.fallback = Some(buf);
+            arm
+        } else {
+            Arm::Multi
+        }
+    }
+
+    /// Remember `cx`'s waker (all readers waiting are woken on news).
+    pub(super) fn add_waker(&mut self, w: &Waker) {
+        if !self.wakers.iter().any(|x| x.will_wake(w)) {
+            self.wakers.push(w.clone());
+        }
+    }
+
+    /// One completion of this socket's receive: `res` with the CQE's
+    /// `buffer` id and whether more will follow. Wakers to call go to
+    /// `wake`. Returns whether the queue should stop receiving
+    /// (over [`MAX_QUEUED`]: the caller cancels the receive).
+    pub(super) fn complete(
+        &mut self,
+        ring: &mut BufRing,
+        res: i32,
+        buffer: Option<u16>,
+        more: bool,
+        wake: &mut Vec<Waker>,
+    ) -> bool {
+        // The fallback buffer is `Some` exactly while the single-shot
+        // receive is the armed one.
+        let single = self.fallback.is_some();
+        match res {
+            n if n > 0 => {
+                let n = n as usize;
+                if self.released {
+                    if let Some(bid) = buffer {
+                        ring.give_back(bid);
+                    }
+                } else if let Some(bid) = buffer {
+                    self.chunks.push_back(Chunk::Ring {
+                        bid,
+                        len: n as u32,
+                        off: 0,
+                    });
+                    self.queued += n;
+                } else if let Some(buf) = self.fallback.take() {
+                    let buf = finish_fallback(buf, n);
+                    self.chunks.push_back(Chunk::Heap { buf, off: 0 });
+                    self.queued += n;
+                }
+            }
+            0 => {
+                if let Some(bid) = buffer {
+                    ring.give_back(bid);
+                }
+                if self.end.is_none() {
+                    self.end = Some(End::Eof);
+                }
+            }
+            e if e == -libc::ENOBUFS => self.starved = true,
+            e if e == -libc::ECANCELED => {}
+            e => {
+                if let Some(bid) = buffer {
+                    ring.give_back(bid);
+                }
+                if self.end.is_none() {
+                    self.end = Some(End::Err(io::Error::from_raw_os_error(-e)));
+                }
+            }
+        }
+        if !more {
+            self.armed = false;
+            self.cancelling = false;
+            if single {
+                // Its receive is over: the kernel no longer writes into it.
+                self.fallback = None;
+            }
+        }
+        wake.append(&mut self.wakers);
+        self.armed && !self.cancelling && self.queued >= MAX_QUEUED
+    }
+
+    /// The owner let go: give every queued buffer back and wake whoever
+    /// still waits (they find the fd gone).
+    pub(super) fn release(&mut self, ring: &mut BufRing, wake: &mut Vec<Waker>) {
+        self.released = true;
+        for c in self.chunks.drain(..) {
+            if let Chunk::Ring { bid, .. } = c {
+                ring.give_back(bid);
+            }
+        }
+        self.queued = 0;
+        wake.append(&mut self.wakers);
+    }
+}
+
+/// The fallback buffer after its receive wrote `n` bytes into its spare
+/// capacity.
+fn finish_fallback(mut buf: Vec<u8>, n: usize) -> Vec<u8> {
+    debug_assert!(n <= buf.capacity());
+    // SAFETY: the kernel's completion says it wrote `n` bytes from the
+    // start of the spare capacity (the receive was given `as_mut_ptr()` and
+    // the capacity), so they are initialised.
+    unsafe { buf.set_len(n.min(buf.capacity())) };
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl BufRing {
+        /// What the kernel does: write `data` into buffer `bid`.
+        fn kernel_writes(&mut self, bid: u16, data: &[u8]) {
+            assert!(bid < self.count && data.len() <= BUF_SIZE);
+            // SAFETY: in bounds; the test plays the kernel, nobody reads
+            // the buffer meanwhile.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr(),
+                    self.mem.as_ptr().add(bid as usize * BUF_SIZE),
+                    data.len(),
+                )
+            };
+        }
+
+        /// Buffers published to the kernel and not yet taken (the test
+        /// takes them in order, as the kernel does).
+        fn published(&self) -> u16 {
+            self.tail
+        }
+    }
+
+    fn read(rx: &mut StreamRx, ring: &mut BufRing, len: usize, peek: bool) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        let n = rx.copy_out(ring, &mut RecvOut::slice(&mut out), peek);
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn bytes_come_out_in_order_across_buffers_and_every_buffer_goes_back() {
+        let mut ring = BufRing::new(4).unwrap();
+        let start = ring.published();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        assert!(matches!(rx.arm(), Arm::Multi));
+        ring.kernel_writes(0, b"hello ");
+        rx.complete(&mut ring, 6, Some(0), true, &mut wake);
+        ring.kernel_writes(1, b"world");
+        rx.complete(&mut ring, 5, Some(1), true, &mut wake);
+        assert_eq!(read(&mut rx, &mut ring, 8, true), b"hello wo", "peek");
+        assert_eq!(ring.published(), start, "a peek gives nothing back");
+        assert_eq!(read(&mut rx, &mut ring, 8, false), b"hello wo");
+        assert_eq!(ring.published(), start + 1, "buffer 0 was read out");
+        assert_eq!(read(&mut rx, &mut ring, 8, false), b"rld");
+        assert_eq!(ring.published(), start + 2, "both buffers back");
+        assert!(read(&mut rx, &mut ring, 8, false).is_empty());
+        assert!(rx.take_end(false).is_none(), "no end yet: wait");
+    }
+
+    #[test]
+    fn the_end_and_errors_come_after_the_data_before_them() {
+        let mut ring = BufRing::new(2).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm();
+        ring.kernel_writes(0, b"last");
+        rx.complete(&mut ring, 4, Some(0), true, &mut wake);
+        rx.complete(&mut ring, -libc::ECONNRESET, None, false, &mut wake);
+        assert!(
+            !rx.armed && !rx.wants_arm(),
+            "an ended stream is not re-armed"
+        );
+        assert_eq!(read(&mut rx, &mut ring, 16, false), b"last");
+        let e = rx.take_end(true).unwrap().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET), "peek sees it");
+        let e = rx.take_end(false).unwrap().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECONNRESET));
+        assert_eq!(
+            rx.take_end(false).unwrap().unwrap(),
+            0,
+            "then end of stream"
+        );
+    }
+
+    #[test]
+    fn a_dry_ring_switches_to_the_fallback_buffer_once() {
+        let mut ring = BufRing::new(2).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm();
+        rx.complete(&mut ring, -libc::ENOBUFS, None, false, &mut wake);
+        assert!(rx.wants_arm(), "ENOBUFS is not an end");
+        let Arm::Single { ptr, len } = rx.arm() else {
+            panic!("after ENOBUFS the next receive has its own buffer");
+        };
+        assert_eq!(len as usize, BUF_SIZE);
+        // SAFETY: the fallback buffer has `len` bytes of capacity at `ptr`
+        // (the test plays the kernel's receive).
+        unsafe { std::ptr::copy_nonoverlapping(b"own".as_ptr(), ptr, 3) };
+        rx.complete(&mut ring, 3, None, false, &mut wake);
+        assert_eq!(read(&mut rx, &mut ring, 16, false), b"own");
+        assert!(matches!(rx.arm(), Arm::Multi), "then multishot again");
+    }
+
+    #[test]
+    fn a_full_queue_asks_for_the_receive_to_stop_and_resumes_when_read() {
+        let mut ring = BufRing::new(32).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm();
+        let per = MAX_QUEUED / BUF_SIZE;
+        let mut stop = false;
+        for bid in 0..per as u16 {
+            stop = rx.complete(&mut ring, BUF_SIZE as i32, Some(bid), true, &mut wake);
+        }
+        assert!(stop, "at MAX_QUEUED the caller must cancel the receive");
+        rx.cancelling = true;
+        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
+        assert!(!rx.wants_arm(), "full: no new receive");
+        read(&mut rx, &mut ring, BUF_SIZE, false);
+        assert!(rx.wants_arm(), "room again: receive again");
+    }
+
+    #[test]
+    fn a_released_queue_gives_its_buffers_back_and_drops_late_data() {
+        let mut ring = BufRing::new(4).unwrap();
+        let start = ring.published();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm();
+        rx.complete(&mut ring, 10, Some(0), true, &mut wake);
+        rx.release(&mut ring, &mut wake);
+        assert_eq!(ring.published(), start + 1);
+        rx.complete(&mut ring, 10, Some(1), true, &mut wake);
+        assert_eq!(ring.published(), start + 2, "late data goes straight back");
+        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
+        assert!(!rx.armed && !rx.wants_arm());
+    }
+}
