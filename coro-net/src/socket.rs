@@ -154,7 +154,7 @@ impl Stream {
 
     // The hot paths borrow the socket's driver handle (no clone per op).
     pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
-        let fd = &self.sock.fd;
+        let fd = self.sock.registered();
         if fd.recv_queued() {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
             return (res, buf);
@@ -165,7 +165,7 @@ impl Stream {
 
     /// Receive without consuming (`MSG_PEEK`).
     pub(crate) async fn peek<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
-        let fd = &self.sock.fd;
+        let fd = self.sock.registered();
         if fd.recv_queued() {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
             return (res, buf);
@@ -187,7 +187,7 @@ impl Stream {
         mut buf: B,
         timeout: Duration,
     ) -> BufResult<usize, B> {
-        let fd = &self.sock.fd;
+        let fd = self.sock.registered();
         if fd.recv_queued() {
             // Nothing is in flight between polls: giving up loses nothing.
             let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
@@ -262,10 +262,10 @@ impl Stream {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        if self.sock.fd.recv_queued() {
+        if self.sock.registered().recv_queued() {
             // The driver's queue is the buffer (and keeps what a dropped
             // read left).
-            return self.sock.fd.poll_recv(cx, out);
+            return self.sock.registered().poll_recv(cx, out);
         }
         let mut rd = lock(&self.rd);
         loop {
