@@ -70,7 +70,8 @@ impl Config {
     /// io_uring with `COOP_TASKRUN`, tasks on a pool.
     pub const URING_COOP_POOL: Config =
         config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
-    /// A plain ring (as kernels before 5.19: no receive queue either),
+    /// A plain ring (as kernels before 5.19; no receive queue either, so
+    /// the one-receive-op-per-read path stays tested),
     /// tasks on the loop thread.
     pub const URING_PLAIN: Config = config("uring-plain", IoUring, Plain, false, false, false);
     /// A plain ring, tasks on a pool (the default for pools).
@@ -138,9 +139,9 @@ impl Config {
             // Short, so that tests also see the SQ thread fall asleep and
             // be woken again.
             sqpoll_idle: self.sqpoll.then(|| Duration::from_millis(10)),
-            // The plain-ring configurations stand for older kernels: one
-            // receive op per read, so that path stays tested too.
-            multishot_recv: self.sqpoll || self.ring != Plain,
+            // The inline plain-ring configuration stands for older kernels:
+            // one receive op per read, so that path stays tested too.
+            multishot_recv: self.sqpoll || self.pool || self.ring != Plain,
             ..Default::default()
         }
     }

@@ -175,6 +175,43 @@ impl Stream {
         (res.map(|meta| meta.len), buf)
     }
 
+    /// Wait until the stream is ready for `op`. Where the driver keeps a
+    /// receive queue, "readable" is the queue's answer: its receive takes
+    /// arriving bytes off the socket, so a kernel poll would not see them
+    /// (nor bytes an earlier short read left queued).
+    pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        let fd = self.sock.registered();
+        if op == PollOp::Write || !fd.recv_queued() {
+            return self.sock.poll(op, timeout).await;
+        }
+        let mut writable = std::pin::pin!(async {
+            match op {
+                PollOp::ReadWrite => self.sock.poll(PollOp::Write, None).await,
+                _ => std::future::pending().await,
+            }
+        });
+        let mut deadline = std::pin::pin!(async {
+            match timeout {
+                Some(d) => self.sock.sched().sleep(d).await,
+                None => std::future::pending().await,
+            }
+        });
+        std::future::poll_fn(|cx| {
+            let mut one = [0u8; 1];
+            match fd.poll_peek(cx, &mut one) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(PollStatus::Closed),
+                Poll::Ready(Ok(_)) => return Poll::Ready(PollStatus::Event),
+                Poll::Ready(Err(_)) => return Poll::Ready(PollStatus::Error),
+                Poll::Pending => {}
+            }
+            if let Poll::Ready(status) = writable.as_mut().poll(cx) {
+                return Poll::Ready(status);
+            }
+            deadline.as_mut().poll(cx).map(|()| PollStatus::Timeout)
+        })
+        .await
+    }
+
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         OpFuture::borrowed(self.sock.driver(), op::Send::new(self.sock.raw(), buf)).await
     }
@@ -249,12 +286,14 @@ impl Stream {
         self.sock.sock_ref().shutdown(how)
     }
 
-    /// Bytes the `AsyncRead` adapter received and did not hand out yet.
+    /// Bytes received and not handed out yet: by the `AsyncRead` adapter,
+    /// or in the driver's receive queue.
     pub(crate) fn buffered_read(&self) -> usize {
-        match &*lock(&self.rd) {
+        let adapter = match &*lock(&self.rd) {
             ReadState::Idle { buf, pos } => buf.len() - pos,
             ReadState::Busy(_) => 0,
-        }
+        };
+        adapter + self.sock.registered().recv_buffered()
     }
 
     pub(crate) fn poll_read(

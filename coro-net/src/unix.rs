@@ -338,7 +338,7 @@ impl UnixStream {
     ///
     /// Cancel safe.
     pub async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
-        self.inner.sock.poll(op, timeout).await
+        self.inner.poll(op, timeout).await
     }
 
     /// Shut down one or both halves.

@@ -37,6 +37,8 @@ coro_io::driver_tests!(
     a_dropped_read_loses_nothing,
     streams_share_a_tiny_buffer_ring_without_losing_bytes,
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
+    poll_read_sees_bytes_a_short_read_left,
+    into_std_stops_taking_bytes_at_once,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -753,7 +755,7 @@ fn a_dropped_read_loses_nothing(cfg: Config) {
         .next()
         .and_then(|p| p.parse::<u32>().ok());
     let at_least_6_0 = major.is_some_and(|m| m >= 6);
-    if cfg.driver == DriverKind::IoUring && cfg.ring != coro_io::RingMode::Plain && at_least_6_0 {
+    if cfg.driver == DriverKind::IoUring && cfg.uring().multishot_recv && at_least_6_0 {
         assert!(
             reads_are_lossless(&s),
             "{cfg}: no receive queue on Linux {release}"
@@ -937,5 +939,92 @@ fn a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone(cfg: Config) {
     for t in peers.join().unwrap() {
         t.join().unwrap();
     }
+    s.shutdown();
+}
+
+/// libcoro's loop, `poll(Read)` then `read`, with reads shorter than what
+/// arrived and requests pipelined behind: `poll` must report the bytes
+/// that wait (in the socket or in the driver's receive queue), never
+/// time out while a read would return at once.
+fn poll_read_sees_bytes_a_short_read_left(cfg: Config) {
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        c.write_all(b"0123456789".as_slice()).await.0.unwrap();
+        let mut got = Vec::new();
+        while got.len() < 10 {
+            let st = srv.poll(PollOp::Read, Some(Duration::from_secs(5))).await;
+            assert_eq!(st, PollStatus::Event, "{} bytes read so far", got.len());
+            let (res, b) = srv.read(Vec::with_capacity(3)).await;
+            got.extend_from_slice(&b[..res.unwrap()]);
+        }
+        assert_eq!(got, b"0123456789");
+        assert_eq!(srv.buffered(), 0);
+        // Nothing waits: a bounded poll times out; ReadWrite is writable.
+        let st = srv
+            .poll(PollOp::Read, Some(Duration::from_millis(20)))
+            .await;
+        assert_eq!(st, PollStatus::Timeout);
+        let st = srv
+            .poll(PollOp::ReadWrite, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(st, PollStatus::Event);
+        // Bytes that arrive while nobody polls are seen by the next poll,
+        // and `buffered` counts those the driver already holds.
+        c.write_all(b"abc".as_slice()).await.0.unwrap();
+        s2.sleep(Duration::from_millis(20)).await;
+        let st = srv
+            .poll(PollOp::Read, Some(Duration::from_millis(500)))
+            .await;
+        assert_eq!(st, PollStatus::Event);
+        let queued = srv.buffered();
+        assert!(queued == 0 || queued == 3, "buffered() = {queued}");
+        // The end of the stream.
+        c.shutdown(Shutdown::Write).unwrap();
+        let (res, _) = srv.read(Vec::with_capacity(8)).await;
+        assert_eq!(res.unwrap(), 3);
+        let st = srv.poll(PollOp::Read, Some(Duration::from_secs(5))).await;
+        assert_ne!(st, PollStatus::Timeout, "end of stream is readable");
+        let (res, _) = srv.read(Vec::with_capacity(8)).await;
+        assert_eq!(res.unwrap(), 0);
+    });
+    s.shutdown();
+}
+
+/// A stream handed over with `into_std` while its driver may have a
+/// receive armed: bytes that arrive afterwards belong to the new owner,
+/// even when the loop thread itself blocks on the socket at once.
+fn into_std_stops_taking_bytes_at_once(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(b"before").unwrap();
+        go_rx.recv().unwrap();
+        c.write_all(b"after").unwrap();
+        c
+    });
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let (res, b) = conn.read(Vec::with_capacity(6)).await;
+        assert_eq!(&b[..res.unwrap()], b"before");
+        let mut std = conn.into_std();
+        go_tx.send(()).unwrap();
+        // Blocking on purpose (the loop does not turn meanwhile).
+        std.set_nonblocking(false).unwrap();
+        std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 16];
+        let n = std.read(&mut buf).expect("the bytes sent after into_std");
+        buf[..n].to_vec()
+    });
+    assert_eq!(got, b"after", "{cfg}");
+    drop(peer.join().unwrap());
     s.shutdown();
 }

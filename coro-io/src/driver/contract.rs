@@ -79,6 +79,17 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Forget any registration of `fd` (called before it is closed): the
     /// epoll entry, the io_uring receive queue (and the bytes in it).
     fn release_fd(&self, fd: RawFd);
+    /// [`release_fd`](Driver::release_fd) for an fd that stays open with a
+    /// new owner: nothing of the driver's may read from it any more once
+    /// this returns (io_uring: the receive's cancel is submitted now).
+    fn detach_fd(&self, fd: RawFd) {
+        self.release_fd(fd)
+    }
+    /// Bytes `fd`'s receive queue holds that were not read yet.
+    fn recv_buffered(&self, fd: RawFd) -> usize {
+        let _ = fd;
+        0
+    }
     /// Whether stream reads go through the driver's receive queue
     /// ([`poll_recv`](Driver::poll_recv)) instead of one op per read.
     fn recv_queue(&self) -> bool {

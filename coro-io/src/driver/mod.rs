@@ -228,6 +228,14 @@ impl Driver for AnyDriver {
         dispatch!(self, d => d.release_fd(fd))
     }
     #[inline]
+    fn detach_fd(&self, fd: RawFd) {
+        dispatch!(self, d => d.detach_fd(fd))
+    }
+    #[inline]
+    fn recv_buffered(&self, fd: RawFd) -> usize {
+        dispatch!(self, d => d.recv_buffered(fd))
+    }
+    #[inline]
     fn recv_queue(&self) -> bool {
         dispatch!(self, d => d.recv_queue())
     }

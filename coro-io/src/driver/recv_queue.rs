@@ -29,8 +29,11 @@
 //!   receive cancelled (the kernel keeps further data in the socket, as
 //!   without a queue); the next read that empties the queue re-arms it.
 //! * `ENOBUFS` (the ring ran dry: other sockets hold the buffers) ends the
-//!   multishot receive; the socket's next receive is a single-shot one into
-//!   a buffer of its own (`fallback`), after which it tries multishot again.
+//!   multishot receive; the socket's next receives are single-shot ones
+//!   into a buffer of its own (`fallback`) until some buffer came back to
+//!   the ring, then it tries multishot again. `EINVAL` for a multishot
+//!   receive (a kernel or seccomp policy without it) makes that socket use
+//!   single-shot receives from then on.
 //! * End of stream and errors are queued after the data before them and
 //!   reported once the data is read.
 
@@ -66,6 +69,8 @@ pub(super) struct BufRing {
     count: u16,
     /// Our tail: entries published to the kernel so far (wrapping).
     tail: u16,
+    /// Buffers given back after being used.
+    returned: u64,
 }
 
 // SAFETY: the ring is plain memory shared with the kernel; the driver
@@ -100,6 +105,7 @@ impl BufRing {
             mem_layout,
             count,
             tail: 0,
+            returned: 0,
         };
         for bid in 0..count {
             ring.put(bid);
@@ -134,6 +140,12 @@ impl BufRing {
     pub(super) fn give_back(&mut self, bid: u16) {
         self.put(bid);
         self.publish();
+        self.returned += 1;
+    }
+
+    /// Buffers given back so far (a clock for "did any come back since").
+    pub(super) fn returned(&self) -> u64 {
+        self.returned
     }
 
     fn put(&mut self, bid: u16) {
@@ -262,12 +274,19 @@ pub(super) struct StreamRx {
     pub(super) cancelling: bool,
     /// The fd's owner released it: free the slot once `!armed`.
     pub(super) released: bool,
-    /// The last multishot receive ended with `ENOBUFS`: the next receive
-    /// is a single-shot one into `fallback`.
-    starved: bool,
+    /// The last multishot receive ended with `ENOBUFS` when the ring had
+    /// taken back this many buffers ([`BufRing::returned`]): until more
+    /// come back, receives are single-shot ones into `fallback` (a
+    /// multishot one would fail at once again).
+    starved_at: Option<u64>,
+    /// The kernel refused a multishot receive on this socket (`EINVAL`):
+    /// single-shot receives only.
+    single_only: bool,
     /// The single-shot receive's buffer, owned here while the kernel may
     /// write into it (`Some` exactly while that receive is armed).
     fallback: Option<Vec<u8>>,
+    /// A fallback buffer read out, kept for the next single-shot receive.
+    spare: Option<Vec<u8>>,
 }
 
 /// What a receive entry to submit for a socket is.
@@ -288,8 +307,10 @@ impl StreamRx {
             armed: false,
             cancelling: false,
             released: false,
-            starved: false,
+            starved_at: None,
+            single_only: false,
             fallback: None,
+            spare: None,
         }
     }
 
@@ -325,13 +346,20 @@ impl StreamRx {
                 Chunk::Heap { off, .. } => *off += k,
             }
             if done {
-                if let Some(Chunk::Ring { bid, .. }) = self.chunks.pop_front() {
-                    ring.give_back(bid);
+                match self.chunks.pop_front() {
+                    Some(Chunk::Ring { bid, .. }) => ring.give_back(bid),
+                    Some(Chunk::Heap { buf, .. }) => self.spare = Some(buf),
+                    None => {}
                 }
             }
         }
         self.queued -= n;
         n
+    }
+
+    /// Bytes received and not read yet.
+    pub(super) fn queued(&self) -> usize {
+        self.queued
     }
 
     /// The outcome once the queue holds no data: `Some(Ok(0))` at the end of
@@ -365,10 +393,14 @@ impl StreamRx {
     }
 
     /// The receive to submit next; marks the slot armed.
-    pub(super) fn arm(&mut self) -> Arm {
+    pub(super) fn arm(&mut self, ring: &BufRing) -> Arm {
         self.armed = true;
-        if std::mem::take(&mut self.starved) {
-            let mut buf = self.fallback.take().unwrap_or_default();
+        let starved = self.starved_at == Some(ring.returned());
+        if !starved {
+            self.starved_at = None;
+        }
+        if starved || self.single_only {
+            let mut buf = self.spare.take().unwrap_or_default();
             buf.clear();
             buf.reserve_exact(BUF_SIZE);
             let arm = Arm::Single {
@@ -404,13 +436,16 @@ impl StreamRx {
         // The fallback buffer is `Some` exactly while the single-shot
         // receive is the armed one.
         let single = self.fallback.is_some();
+        if let (Some(bid), true) = (buffer, res <= 0 || self.released) {
+            // A buffer named by a completion without data for us (current
+            // kernels name none there) goes straight back.
+            ring.give_back(bid);
+        }
         match res {
             n if n > 0 => {
                 let n = n as usize;
                 if self.released {
-                    if let Some(bid) = buffer {
-                        ring.give_back(bid);
-                    }
+                    // Given back above; the fallback is dropped below.
                 } else if let Some(bid) = buffer {
                     self.chunks.push_back(Chunk::Ring {
                         bid,
@@ -425,19 +460,19 @@ impl StreamRx {
                 }
             }
             0 => {
-                if let Some(bid) = buffer {
-                    ring.give_back(bid);
-                }
                 if self.end.is_none() {
                     self.end = Some(End::Eof);
                 }
             }
-            e if e == -libc::ENOBUFS => self.starved = true,
-            e if e == -libc::ECANCELED => {}
+            e if e == -libc::ENOBUFS => self.starved_at = Some(ring.returned()),
+            // Not the stream's fault: the next read arms a new receive.
+            e if e == -libc::ECANCELED || e == -libc::EINTR || e == -libc::EAGAIN => {}
+            e if e == -libc::EINVAL && !single && !self.single_only => {
+                // A kernel (or a seccomp policy) without multishot receive
+                // after all: this socket goes on with single-shot ones.
+                self.single_only = true;
+            }
             e => {
-                if let Some(bid) = buffer {
-                    ring.give_back(bid);
-                }
                 if self.end.is_none() {
                     self.end = Some(End::Err(io::Error::from_raw_os_error(-e)));
                 }
@@ -519,7 +554,7 @@ mod tests {
         let start = ring.published();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
-        assert!(matches!(rx.arm(), Arm::Multi));
+        assert!(matches!(rx.arm(&ring), Arm::Multi));
         ring.kernel_writes(0, b"hello ");
         rx.complete(&mut ring, 6, Some(0), true, &mut wake);
         ring.kernel_writes(1, b"world");
@@ -539,7 +574,7 @@ mod tests {
         let mut ring = BufRing::new(2).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
-        rx.arm();
+        rx.arm(&ring);
         ring.kernel_writes(0, b"last");
         rx.complete(&mut ring, 4, Some(0), true, &mut wake);
         rx.complete(&mut ring, -libc::ECONNRESET, None, false, &mut wake);
@@ -564,10 +599,10 @@ mod tests {
         let mut ring = BufRing::new(2).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
-        rx.arm();
+        rx.arm(&ring);
         rx.complete(&mut ring, -libc::ENOBUFS, None, false, &mut wake);
         assert!(rx.wants_arm(), "ENOBUFS is not an end");
-        let Arm::Single { ptr, len } = rx.arm() else {
+        let Arm::Single { ptr, len } = rx.arm(&ring) else {
             panic!("after ENOBUFS the next receive has its own buffer");
         };
         assert_eq!(len as usize, BUF_SIZE);
@@ -576,7 +611,31 @@ mod tests {
         unsafe { std::ptr::copy_nonoverlapping(b"own".as_ptr(), ptr, 3) };
         rx.complete(&mut ring, 3, None, false, &mut wake);
         assert_eq!(read(&mut rx, &mut ring, 16, false), b"own");
-        assert!(matches!(rx.arm(), Arm::Multi), "then multishot again");
+        assert!(
+            matches!(rx.arm(&ring), Arm::Single { .. }),
+            "no buffer came back: single-shot again"
+        );
+        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
+        ring.give_back(0);
+        assert!(matches!(rx.arm(&ring), Arm::Multi), "then multishot again");
+    }
+
+    #[test]
+    fn a_refused_multishot_receive_leaves_the_socket_on_single_shot_ones() {
+        let mut ring = BufRing::new(2).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        assert!(matches!(rx.arm(&ring), Arm::Multi));
+        rx.complete(&mut ring, -libc::EINVAL, None, false, &mut wake);
+        assert!(rx.take_end(false).is_none(), "not an end of the stream");
+        assert!(matches!(rx.arm(&ring), Arm::Single { .. }));
+        rx.complete(&mut ring, -libc::EINVAL, None, false, &mut wake);
+        let e = rx.take_end(false).unwrap().unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EINVAL),
+            "a single-shot one's is"
+        );
     }
 
     #[test]
@@ -584,7 +643,7 @@ mod tests {
         let mut ring = BufRing::new(32).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
-        rx.arm();
+        rx.arm(&ring);
         let per = MAX_QUEUED / BUF_SIZE;
         let mut stop = false;
         for bid in 0..per as u16 {
@@ -604,7 +663,7 @@ mod tests {
         let start = ring.published();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
-        rx.arm();
+        rx.arm(&ring);
         rx.complete(&mut ring, 10, Some(0), true, &mut wake);
         rx.release(&mut ring, &mut wake);
         assert_eq!(ring.published(), start + 1);

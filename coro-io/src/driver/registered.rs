@@ -130,7 +130,28 @@ impl RegisteredFd {
     /// ```
     pub fn poll_recv(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut out = RecvOut::slice(out);
-        self.driver.inner.poll_recv(self.raw(), cx, &mut out, false)
+        self.poll_queue(cx, &mut out, false)
+    }
+
+    fn poll_queue(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut RecvOut<'_>,
+        peek: bool,
+    ) -> Poll<io::Result<usize>> {
+        // Test builds: the hard faults a receive op would meet (a read
+        // that fails having taken nothing; transient ones are retries,
+        // which the queue does not need).
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = crate::fault::before_op(crate::op::OpKind::Recv) {
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+            ) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        self.driver.inner.poll_recv(self.raw(), cx, out, peek)
     }
 
     /// [`poll_recv`](RegisteredFd::poll_recv) into an owned buffer, from
@@ -151,7 +172,7 @@ impl RegisteredFd {
         peek: bool,
     ) -> Poll<io::Result<usize>> {
         let mut out = RecvOut::buf(buf);
-        let r = self.driver.inner.poll_recv(self.raw(), cx, &mut out, peek);
+        let r = self.poll_queue(cx, &mut out, peek);
         if let Poll::Ready(Ok(n)) = r {
             finish_buf(buf, n);
         }
@@ -159,7 +180,9 @@ impl RegisteredFd {
     }
 
     /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:
-    /// the next read gets them again (`MSG_PEEK`).
+    /// the next read gets them again (`MSG_PEEK`). It sees at most what the
+    /// queue holds (it stops receiving at 256 KiB until read), not the
+    /// whole socket buffer as `MSG_PEEK` would.
     ///
     /// # Cancel safety
     ///
@@ -170,7 +193,7 @@ impl RegisteredFd {
     /// As [`poll_recv`](RegisteredFd::poll_recv).
     pub fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut out = RecvOut::slice(out);
-        self.driver.inner.poll_recv(self.raw(), cx, &mut out, true)
+        self.poll_queue(cx, &mut out, true)
     }
 
     /// Give the fd up, unregistered: the caller owns it again (bytes in
@@ -180,8 +203,14 @@ impl RegisteredFd {
             .fd
             .take()
             .expect("RegisteredFd holds its fd until consumed");
-        self.driver.release_fd(fd.as_raw_fd());
+        self.driver.inner.detach_fd(fd.as_raw_fd());
         fd
+    }
+
+    /// Bytes the receive queue holds that no read took yet (0 without a
+    /// queue). [`into_fd`](RegisteredFd::into_fd) and drop discard them.
+    pub fn recv_buffered(&self) -> usize {
+        self.driver.inner.recv_buffered(self.raw())
     }
 
     /// Close it through the driver (which drops the registration first),

@@ -720,6 +720,68 @@ impl UringDriver {
         }
         entered.map(|()| n)
     }
+
+    /// End `fd`'s receive queue (see [`Driver::release_fd`]); `urgent`:
+    /// submit the cancel of its receive at once.
+    fn release_stream(&self, fd: RawFd, urgent: bool) {
+        let mut st = self.state();
+        let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
+            return;
+        };
+        if token == 0 {
+            return;
+        }
+        let mut wake = Vec::new();
+        let Some((rx, ring)) = st.stream(token) else {
+            return;
+        };
+        rx.release(ring, &mut wake);
+        if !rx.armed {
+            st.free_slot(token);
+        } else if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
+            // Still staged: the kernel never saw it (a fallback buffer is
+            // freed with the slot).
+            st.pending.remove(i);
+            st.free_slot(token);
+        } else {
+            // The receive ends with its final completion, which frees the
+            // slot; like a dropped op's, its entry must be read by the
+            // kernel before the owner closes (and maybe reuses) the fd.
+            if let Some((rx, _)) = st.stream(token) {
+                if !rx.cancelling {
+                    rx.cancelling = true;
+                    self.cancel(&mut st, token);
+                }
+            }
+            if urgent && self.may_enter() {
+                // The owner keeps the fd (`into_fd`): stop taking its bytes
+                // now, not at the end of the loop's turn.
+                self.flush(&mut st);
+                let _ = self.ring.submitter().submit();
+            }
+            if self.sqpoll {
+                self.wait_sq_read(st);
+                self.submit_if_foreign();
+                wake.into_iter().for_each(Waker::wake);
+                return;
+            }
+            if self.may_enter() && self.unsubmitted(&st) > 0 {
+                for _ in 0..8 {
+                    self.flush(&mut st);
+                    let _ = self.ring.submitter().submit();
+                    if self.unsubmitted(&st) == 0 {
+                        break;
+                    }
+                }
+            }
+            drop(st);
+            self.submit_if_foreign();
+            wake.into_iter().for_each(Waker::wake);
+            return;
+        }
+        drop(st);
+        wake.into_iter().for_each(Waker::wake);
+    }
 }
 
 /// Whether `opts` can be honoured for a ring entered by `issuer`
@@ -1047,7 +1109,7 @@ impl Driver for UringDriver {
         // also after a read that found data (the next request is likely on
         // its way).
         if rx.wants_arm() {
-            let entry = match rx.arm() {
+            let entry = match rx.arm(ring) {
                 Arm::Multi => opcode::RecvMulti::new(types::Fd(fd), recv_queue::BGID).build(),
                 Arm::Single { ptr, len } => opcode::Recv::new(types::Fd(fd), ptr, len).build(),
             };
@@ -1098,57 +1160,19 @@ impl Driver for UringDriver {
     }
 
     fn release_fd(&self, fd: RawFd) {
+        self.release_stream(fd, false);
+    }
+
+    fn detach_fd(&self, fd: RawFd) {
+        self.release_stream(fd, true);
+    }
+
+    fn recv_buffered(&self, fd: RawFd) -> usize {
         let mut st = self.state();
-        let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
-            return;
-        };
-        if token == 0 {
-            return;
+        match st.streams.get(fd as usize).copied() {
+            Some(t) if t != 0 => st.stream(t).map_or(0, |(rx, _)| rx.queued()),
+            _ => 0,
         }
-        let mut wake = Vec::new();
-        let Some((rx, ring)) = st.stream(token) else {
-            return;
-        };
-        rx.release(ring, &mut wake);
-        if !rx.armed {
-            st.free_slot(token);
-        } else if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
-            // Still staged: the kernel never saw it (a fallback buffer is
-            // freed with the slot).
-            st.pending.remove(i);
-            st.free_slot(token);
-        } else {
-            // The receive ends with its final completion, which frees the
-            // slot; like a dropped op's, its entry must be read by the
-            // kernel before the owner closes (and maybe reuses) the fd.
-            if let Some((rx, _)) = st.stream(token) {
-                if !rx.cancelling {
-                    rx.cancelling = true;
-                    self.cancel(&mut st, token);
-                }
-            }
-            if self.sqpoll {
-                self.wait_sq_read(st);
-                self.submit_if_foreign();
-                wake.into_iter().for_each(Waker::wake);
-                return;
-            }
-            if self.may_enter() && self.unsubmitted(&st) > 0 {
-                for _ in 0..8 {
-                    self.flush(&mut st);
-                    let _ = self.ring.submitter().submit();
-                    if self.unsubmitted(&st) == 0 {
-                        break;
-                    }
-                }
-            }
-            drop(st);
-            self.submit_if_foreign();
-            wake.into_iter().for_each(Waker::wake);
-            return;
-        }
-        drop(st);
-        wake.into_iter().for_each(Waker::wake);
     }
 }
 

@@ -325,7 +325,7 @@ impl TcpStream {
     ///
     /// Cancel safe (waiting consumes nothing).
     pub async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
-        self.inner.sock.poll(op, timeout).await
+        self.inner.poll(op, timeout).await
     }
 
     /// Shut down the read half, the write half (the peer reads end of
@@ -476,7 +476,9 @@ impl TcpStream {
         self.inner.sock.sock_ref().take_error()
     }
 
-    /// Bytes the `AsyncRead` adapter holds that were not read yet.
+    /// Bytes received that no read took yet: held by the `AsyncRead`
+    /// adapter, or (io_uring) in the stream's receive queue. They are
+    /// dropped with the stream and by [`into_std`](Self::into_std).
     pub fn buffered(&self) -> usize {
         self.inner.buffered_read()
     }
@@ -486,8 +488,10 @@ impl TcpStream {
         self.inner.sock.sched()
     }
 
-    /// Give up the socket (unregistered from the driver first; bytes the
-    /// adapter buffered are dropped).
+    /// Give up the socket (unregistered from the driver first). Bytes
+    /// received but not read yet ([`buffered`](Self::buffered)) are
+    /// dropped; from the moment this returns, nothing of coro's takes
+    /// bytes from the socket any more.
     pub fn into_std(self) -> std::net::TcpStream {
         self.inner.into_socket().into_fd().into()
     }
