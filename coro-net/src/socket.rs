@@ -156,6 +156,9 @@ impl Stream {
     pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
         let fd = self.sock.registered();
         if fd.recv_queued() {
+            if let Some(e) = injected_fault() {
+                return (Err(e), buf);
+            }
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
             return (res, buf);
         }
@@ -181,7 +184,10 @@ impl Stream {
     /// (nor bytes an earlier short read left queued).
     pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
         let fd = self.sock.registered();
-        if op == PollOp::Write || !fd.recv_queued() {
+        // Before any read went through the queue, the socket still holds
+        // every byte: the kernel's answer is exact (and a poll does not
+        // start the queue behind the back of code that reads the fd itself).
+        if op == PollOp::Write || !fd.recv_started() {
             return self.sock.poll(op, timeout).await;
         }
         let mut writable = std::pin::pin!(async {
@@ -198,11 +204,10 @@ impl Stream {
         });
         std::future::poll_fn(|cx| {
             let mut one = [0u8; 1];
-            match fd.poll_peek(cx, &mut one) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(PollStatus::Closed),
-                Poll::Ready(Ok(_)) => return Poll::Ready(PollStatus::Event),
-                Poll::Ready(Err(_)) => return Poll::Ready(PollStatus::Error),
-                Poll::Pending => {}
+            // Data, the end of the stream or an error: a read returns at
+            // once, which is what the kernel's POLLIN says too.
+            if fd.poll_peek(cx, &mut one).is_ready() {
+                return Poll::Ready(PollStatus::Event);
             }
             if let Poll::Ready(status) = writable.as_mut().poll(cx) {
                 return Poll::Ready(status);
@@ -226,6 +231,9 @@ impl Stream {
     ) -> BufResult<usize, B> {
         let fd = self.sock.registered();
         if fd.recv_queued() {
+            if let Some(e) = injected_fault() {
+                return (Err(e), buf);
+            }
             // Nothing is in flight between polls: giving up loses nothing.
             let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
             let res = std::future::poll_fn(|cx| {
@@ -589,4 +597,20 @@ fn timed_out(timeout: Duration) -> io::Error {
         io::ErrorKind::TimedOut,
         format!("read timed out after {timeout:?}"),
     )
+}
+
+/// Test builds: the hard fault a receive op would meet as it starts, for
+/// reads through the receive queue (which are not ops); once per read, as
+/// for an op. Transient faults are retries, which the queue does not need.
+fn injected_fault() -> Option<io::Error> {
+    #[cfg(feature = "fault-injection")]
+    if let Some(e) = coro_io::fault::before_op(coro_io::op::OpKind::Recv) {
+        if !matches!(
+            e.kind(),
+            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+        ) {
+            return Some(e);
+        }
+    }
+    None
 }

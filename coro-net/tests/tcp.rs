@@ -39,6 +39,7 @@ coro_io::driver_tests!(
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
+    into_std_on_another_thread_while_the_loop_spins,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -955,6 +956,16 @@ fn poll_read_sees_bytes_a_short_read_left(cfg: Config) {
         let c = TcpStream::connect(&s2, addr).await.unwrap();
         let (srv, _) = l.accept().await.unwrap();
         c.write_all(b"0123456789".as_slice()).await.0.unwrap();
+        // Before any read, a poll leaves the bytes in the socket (code that
+        // reads the fd itself after a poll must find them there).
+        let st = srv.poll(PollOp::Read, Some(Duration::from_secs(5))).await;
+        assert_eq!(st, PollStatus::Event);
+        s2.sleep(Duration::from_millis(10)).await;
+        let mut peeked = [0u8; 16];
+        let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+        let (n, _) = rustix::net::recv(std::os::fd::AsFd::as_fd(&srv), &mut peeked, flags)
+            .expect("the bytes are still in the socket");
+        assert_eq!(&peeked[..n], b"0123456789");
         let mut got = Vec::new();
         while got.len() < 10 {
             let st = srv.poll(PollOp::Read, Some(Duration::from_secs(5))).await;
@@ -987,8 +998,14 @@ fn poll_read_sees_bytes_a_short_read_left(cfg: Config) {
         c.shutdown(Shutdown::Write).unwrap();
         let (res, _) = srv.read(Vec::with_capacity(8)).await;
         assert_eq!(res.unwrap(), 3);
+        // The end of the stream is readable (a read returns at once), and
+        // the socket is still writable.
         let st = srv.poll(PollOp::Read, Some(Duration::from_secs(5))).await;
-        assert_ne!(st, PollStatus::Timeout, "end of stream is readable");
+        assert_eq!(st, PollStatus::Event, "end of stream");
+        let st = srv
+            .poll(PollOp::ReadWrite, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(st, PollStatus::Event, "end of stream, read or write");
         let (res, _) = srv.read(Vec::with_capacity(8)).await;
         assert_eq!(res.unwrap(), 0);
     });
@@ -1023,6 +1040,53 @@ fn into_std_stops_taking_bytes_at_once(cfg: Config) {
         let mut buf = [0u8; 16];
         let n = std.read(&mut buf).expect("the bytes sent after into_std");
         buf[..n].to_vec()
+    });
+    assert_eq!(got, b"after", "{cfg}");
+    drop(peer.join().unwrap());
+    s.shutdown();
+}
+
+/// `into_std` on a thread of its own while the scheduler's loop is busy (a
+/// task that computes without yielding): the bytes sent after it returns
+/// still belong to the new owner. On a single-issuer ring only the loop
+/// may submit the receive's cancel, so `into_std` waits for it (there the
+/// kernel also defers the receive itself to the loop's next entry, which
+/// submits the cancel first); on the others it submits the cancel itself.
+fn into_std_on_another_thread_while_the_loop_spins(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(b"before").unwrap();
+        go_rx.recv().unwrap();
+        c.write_all(b"after").unwrap();
+        c
+    });
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let (res, b) = conn.read(Vec::with_capacity(6)).await;
+        assert_eq!(&b[..res.unwrap()], b"before");
+        let owner = std::thread::spawn(move || {
+            let mut std = conn.into_std();
+            go_tx.send(()).unwrap();
+            std.set_nonblocking(false).unwrap();
+            std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            let mut buf = [0u8; 16];
+            let n = std.read(&mut buf).expect("the bytes sent after into_std");
+            buf[..n].to_vec()
+        });
+        // Busy for a while without yielding: the loop cannot turn.
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(50) {
+            std::hint::spin_loop();
+        }
+        while !owner.is_finished() {
+            s2.sleep(Duration::from_millis(1)).await;
+        }
+        owner.join().unwrap()
     });
     assert_eq!(got, b"after", "{cfg}");
     drop(peer.join().unwrap());

@@ -85,10 +85,11 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn detach_fd(&self, fd: RawFd) {
         self.release_fd(fd)
     }
-    /// Bytes `fd`'s receive queue holds that were not read yet.
-    fn recv_buffered(&self, fd: RawFd) -> usize {
+    /// Bytes `fd`'s receive queue holds that were not read yet; `None`
+    /// if it has no queue (no read went through one).
+    fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         let _ = fd;
-        0
+        None
     }
     /// Whether stream reads go through the driver's receive queue
     /// ([`poll_recv`](Driver::poll_recv)) instead of one op per read.

@@ -232,7 +232,7 @@ impl Driver for AnyDriver {
         dispatch!(self, d => d.detach_fd(fd))
     }
     #[inline]
-    fn recv_buffered(&self, fd: RawFd) -> usize {
+    fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         dispatch!(self, d => d.recv_buffered(fd))
     }
     #[inline]

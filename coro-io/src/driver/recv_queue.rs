@@ -481,9 +481,10 @@ impl StreamRx {
         if !more {
             self.armed = false;
             self.cancelling = false;
-            if single {
-                // Its receive is over: the kernel no longer writes into it.
-                self.fallback = None;
+            if let Some(buf) = self.fallback.take() {
+                // Its receive is over (no data for it): the kernel no
+                // longer writes into it; keep it for the next one.
+                self.spare = Some(buf);
             }
         }
         wake.append(&mut self.wakers);

@@ -139,18 +139,6 @@ impl RegisteredFd {
         out: &mut RecvOut<'_>,
         peek: bool,
     ) -> Poll<io::Result<usize>> {
-        // Test builds: the hard faults a receive op would meet (a read
-        // that fails having taken nothing; transient ones are retries,
-        // which the queue does not need).
-        #[cfg(feature = "fault-injection")]
-        if let Some(e) = crate::fault::before_op(crate::op::OpKind::Recv) {
-            if !matches!(
-                e.kind(),
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-            ) {
-                return Poll::Ready(Err(e));
-            }
-        }
         self.driver.inner.poll_recv(self.raw(), cx, out, peek)
     }
 
@@ -210,7 +198,14 @@ impl RegisteredFd {
     /// Bytes the receive queue holds that no read took yet (0 without a
     /// queue). [`into_fd`](RegisteredFd::into_fd) and drop discard them.
     pub fn recv_buffered(&self) -> usize {
-        self.driver.inner.recv_buffered(self.raw())
+        self.driver.inner.recv_buffered(self.raw()).unwrap_or(0)
+    }
+
+    /// Whether a read went through the receive queue already (from then
+    /// on the queue, not the socket, holds what arrives: a kernel poll of
+    /// the fd no longer tells whether a read would return).
+    pub fn recv_started(&self) -> bool {
+        self.driver.inner.recv_buffered(self.raw()).is_some()
     }
 
     /// Close it through the driver (which drops the registration first),

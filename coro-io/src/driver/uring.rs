@@ -485,6 +485,14 @@ impl UringDriver {
     fn wait_sq_read(&self, st: MutexGuard<'_, State>) {
         let target = st.pushed;
         drop(st);
+        self.wait_kernel_read(target, true);
+    }
+
+    /// Wait (at most a second) until the kernel has read the SQ up to
+    /// entry number `target` (wrapping, as `State::pushed`). `poke`: enter
+    /// to wake a sleeping SQ thread (SQPOLL); else another thread (the
+    /// loop) submits and this one only waits.
+    fn wait_kernel_read(&self, target: u32, poke: bool) {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             let read = {
@@ -497,13 +505,17 @@ impl UringDriver {
             }
             if Instant::now() >= deadline {
                 crate::warn(format_args!(
-                    "io_uring SQPOLL thread did not read a dropped op's entry within 1 s"
+                    "io_uring: the kernel did not read a cancel's entry within 1 s"
                 ));
                 return;
             }
-            // Wakes the SQ thread if it went to sleep (no syscall if not).
-            let _ = self.ring.submitter().submit();
-            std::thread::yield_now();
+            if poke {
+                // Wakes the SQ thread if it went to sleep (no syscall if not).
+                let _ = self.ring.submitter().submit();
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
         }
     }
 
@@ -722,7 +734,8 @@ impl UringDriver {
     }
 
     /// End `fd`'s receive queue (see [`Driver::release_fd`]); `urgent`:
-    /// submit the cancel of its receive at once.
+    /// the cancel of its receive is in the kernel before this returns (on a
+    /// single-issuer ring, off the loop thread, that waits for the loop).
     fn release_stream(&self, fd: RawFd, urgent: bool) {
         let mut st = self.state();
         let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
@@ -758,6 +771,16 @@ impl UringDriver {
                 // now, not at the end of the loop's turn.
                 self.flush(&mut st);
                 let _ = self.ring.submitter().submit();
+            } else if urgent && !st.closed {
+                // Only the loop thread may enter this ring: have it submit
+                // the cancel (staged behind everything staged before it)
+                // and wait, bounded, until the kernel has read it.
+                let target = st.pushed.wrapping_add(st.pending.len() as u32);
+                drop(st);
+                self.unpark();
+                self.wait_kernel_read(target, false);
+                wake.into_iter().for_each(Waker::wake);
+                return;
             }
             if self.sqpoll {
                 self.wait_sq_read(st);
@@ -1167,11 +1190,11 @@ impl Driver for UringDriver {
         self.release_stream(fd, true);
     }
 
-    fn recv_buffered(&self, fd: RawFd) -> usize {
+    fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         let mut st = self.state();
         match st.streams.get(fd as usize).copied() {
-            Some(t) if t != 0 => st.stream(t).map_or(0, |(rx, _)| rx.queued()),
-            _ => 0,
+            Some(t) if t != 0 => st.stream(t).map(|(rx, _)| rx.queued()),
+            _ => None,
         }
     }
 }

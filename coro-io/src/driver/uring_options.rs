@@ -52,7 +52,9 @@ pub struct UringOptions {
     /// Provided buffers of 16 KiB each for those receives, shared by all
     /// sockets of the driver (rounded up to a power of two, 2 to 32,768);
     /// when they run out, a socket receives into a buffer of its own until
-    /// buffers are free again. Default 256 (4 MiB, committed as used).
+    /// buffers are free again. Default 512 (8 MiB of address space,
+    /// committed as buffers are first used): enough that 512 connections
+    /// whose requests arrive in one loop turn each get one.
     pub recv_buffers: u16,
 }
 
@@ -120,7 +122,7 @@ impl Default for UringOptions {
             ring_mode: RingMode::Auto,
             plain_ring: false,
             multishot_recv: true,
-            recv_buffers: 256,
+            recv_buffers: 512,
         }
     }
 }
