@@ -36,6 +36,10 @@ pub struct ServerArgs {
     /// `--drain-ms`: how long a graceful shutdown waits for the open
     /// connections to finish (default 2000).
     pub drain: Duration,
+    /// `--recv-queue on|off`: io_uring's multishot receive queue for the
+    /// connections (`UringOptions::multishot_recv`, default on); off
+    /// compares it with one receive op per read.
+    pub recv_queue: bool,
 }
 
 /// What every scheduler of the server shares to shut down gracefully.
@@ -100,6 +104,14 @@ impl ServerArgs {
             driver,
             stats_file: args.opt("stats-file").map(str::to_owned),
             drain: Duration::from_millis(args.get("drain-ms", 2000u64)),
+            recv_queue: match args.opt("recv-queue").unwrap_or("on") {
+                "on" => true,
+                "off" => false,
+                other => {
+                    eprintln!("error: --recv-queue {other:?}: expected on or off");
+                    std::process::exit(2);
+                }
+            },
         }
     }
 }
@@ -122,6 +134,10 @@ where
     for _ in 0..args.threads {
         let sched = IoScheduler::new(IoSchedulerOptions {
             driver: args.driver,
+            uring: coro::io::UringOptions {
+                multishot_recv: args.recv_queue,
+                ..Default::default()
+            },
             ..Default::default()
         })
         .unwrap_or_else(|e| {
