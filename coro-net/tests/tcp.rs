@@ -1016,34 +1016,7 @@ fn poll_read_sees_bytes_a_short_read_left(cfg: Config) {
 /// receive armed: bytes that arrive afterwards belong to the new owner,
 /// even when the loop thread itself blocks on the socket at once.
 fn into_std_stops_taking_bytes_at_once(cfg: Config) {
-    let s = sched(cfg);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let peer = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.write_all(b"before").unwrap();
-        go_rx.recv().unwrap();
-        c.write_all(b"after").unwrap();
-        c
-    });
-    let s2 = s.clone();
-    let got = run(&s, async move {
-        let conn = TcpStream::connect(&s2, addr).await.unwrap();
-        let (res, b) = conn.read(Vec::with_capacity(6)).await;
-        assert_eq!(&b[..res.unwrap()], b"before");
-        let mut std = conn.into_std();
-        go_tx.send(()).unwrap();
-        // Blocking on purpose (the loop does not turn meanwhile).
-        std.set_nonblocking(false).unwrap();
-        std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut buf = [0u8; 16];
-        let n = std.read(&mut buf).expect("the bytes sent after into_std");
-        buf[..n].to_vec()
-    });
-    assert_eq!(got, b"after", "{cfg}");
-    drop(peer.join().unwrap());
-    s.shutdown();
+    into_std_keeps_later_bytes(cfg, false);
 }
 
 /// `into_std` on a thread of its own while the scheduler's loop is busy (a
@@ -1053,6 +1026,13 @@ fn into_std_stops_taking_bytes_at_once(cfg: Config) {
 /// kernel also defers the receive itself to the loop's next entry, which
 /// submits the cancel first); on the others it submits the cancel itself.
 fn into_std_on_another_thread_while_the_loop_spins(cfg: Config) {
+    into_std_keeps_later_bytes(cfg, true);
+}
+
+/// Read "before", hand the stream over with `into_std` (on the task, or
+/// on a thread of its own while the loop spins), then the peer sends
+/// "after": the new owner must read it with a blocking read.
+fn into_std_keeps_later_bytes(cfg: Config, other_thread: bool) {
     let s = sched(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -1064,20 +1044,25 @@ fn into_std_on_another_thread_while_the_loop_spins(cfg: Config) {
         c.write_all(b"after").unwrap();
         c
     });
+    let new_owner = move |conn: TcpStream| {
+        let mut std = conn.into_std();
+        go_tx.send(()).unwrap();
+        // Blocking on purpose (on the task: the loop does not turn).
+        std.set_nonblocking(false).unwrap();
+        std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut buf = [0u8; 16];
+        let n = std.read(&mut buf).expect("the bytes sent after into_std");
+        buf[..n].to_vec()
+    };
     let s2 = s.clone();
     let got = run(&s, async move {
         let conn = TcpStream::connect(&s2, addr).await.unwrap();
         let (res, b) = conn.read(Vec::with_capacity(6)).await;
         assert_eq!(&b[..res.unwrap()], b"before");
-        let owner = std::thread::spawn(move || {
-            let mut std = conn.into_std();
-            go_tx.send(()).unwrap();
-            std.set_nonblocking(false).unwrap();
-            std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            let mut buf = [0u8; 16];
-            let n = std.read(&mut buf).expect("the bytes sent after into_std");
-            buf[..n].to_vec()
-        });
+        if !other_thread {
+            return new_owner(conn);
+        }
+        let owner = std::thread::spawn(move || new_owner(conn));
         // Busy for a while without yielding: the loop cannot turn.
         let t0 = std::time::Instant::now();
         while t0.elapsed() < Duration::from_millis(50) {

@@ -733,6 +733,31 @@ impl UringDriver {
         entered.map(|()| n)
     }
 
+    /// After a cancel was staged for an entry whose fd its owner may close
+    /// (and the number be reused) as soon as we return: make sure the
+    /// kernel has read the entry itself. SQPOLL: wait for the SQ thread.
+    /// Else the entry may sit in the SQ unconsumed (after a failed enter):
+    /// enter until it is taken. Off the loop thread, send the cancel now
+    /// (as for new ops): until it lands, the op may still consume data.
+    fn settle_cancel(&self, mut st: MutexGuard<'_, State>) {
+        if self.sqpoll {
+            self.wait_sq_read(st);
+            self.submit_if_foreign();
+            return;
+        }
+        if self.may_enter() && self.unsubmitted(&st) > 0 {
+            for _ in 0..8 {
+                self.flush(&mut st);
+                let _ = self.ring.submitter().submit();
+                if self.unsubmitted(&st) == 0 {
+                    break;
+                }
+            }
+        }
+        drop(st);
+        self.submit_if_foreign();
+    }
+
     /// End `fd`'s receive queue (see [`Driver::release_fd`]); `urgent`:
     /// the cancel of its receive is in the kernel before this returns (on a
     /// single-issuer ring, off the loop thread, that waits for the loop).
@@ -782,23 +807,7 @@ impl UringDriver {
                 wake.into_iter().for_each(Waker::wake);
                 return;
             }
-            if self.sqpoll {
-                self.wait_sq_read(st);
-                self.submit_if_foreign();
-                wake.into_iter().for_each(Waker::wake);
-                return;
-            }
-            if self.may_enter() && self.unsubmitted(&st) > 0 {
-                for _ in 0..8 {
-                    self.flush(&mut st);
-                    let _ = self.ring.submitter().submit();
-                    if self.unsubmitted(&st) == 0 {
-                        break;
-                    }
-                }
-            }
-            drop(st);
-            self.submit_if_foreign();
+            self.settle_cancel(st);
             wake.into_iter().for_each(Waker::wake);
             return;
         }
@@ -1016,27 +1025,7 @@ impl Driver for UringDriver {
                 }
                 st.set(token, SlotState::Orphaned { op, phase });
                 self.cancel(&mut st, token);
-                if self.sqpoll {
-                    self.wait_sq_read(st);
-                    self.submit_if_foreign();
-                    return;
-                }
-                // The op's entry may sit in the SQ unconsumed (after a failed
-                // enter): make the kernel take it now, before the caller can
-                // close (and reuse) its fd.
-                if self.may_enter() && self.unsubmitted(&st) > 0 {
-                    for _ in 0..8 {
-                        self.flush(&mut st);
-                        let _ = self.ring.submitter().submit();
-                        if self.unsubmitted(&st) == 0 {
-                            break;
-                        }
-                    }
-                }
-                drop(st);
-                // Off the loop thread, send the cancel now (as for new ops):
-                // until it lands, the op may still consume data.
-                self.submit_if_foreign();
+                self.settle_cancel(st);
             }
             SlotState::Done { res, phase } => {
                 st.release(token);
