@@ -53,6 +53,9 @@ use crate::buf::IoBufMut;
 pub(super) const BGID: u16 = 0;
 /// Bytes per provided buffer: one completion carries at most this much.
 pub(super) const BUF_SIZE: usize = 16 * 1024;
+/// Bytes of a socket's own buffer for a single-shot receive while the ring
+/// is dry: small, as an idle socket may hold it until data arrives.
+pub(super) const FALLBACK_SIZE: usize = 4 * 1024;
 /// A socket with this many bytes queued stops receiving until read.
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
 
@@ -86,8 +89,11 @@ impl BufRing {
         let entries_layout =
             Layout::from_size_align(count as usize * std::mem::size_of::<BufRingEntry>(), 4096)
                 .map_err(|_| oom())?;
+        // 16-byte alignment: zeroed memory that large comes straight from
+        // `mmap` (pages committed only when first written); a larger
+        // alignment would make the allocator zero, so commit, all of it.
         let mem_layout =
-            Layout::from_size_align(count as usize * BUF_SIZE, 4096).map_err(|_| oom())?;
+            Layout::from_size_align(count as usize * BUF_SIZE, 16).map_err(|_| oom())?;
         // SAFETY: both layouts have a non-zero size.
         let entries = NonNull::new(unsafe { alloc_zeroed(entries_layout) }.cast::<BufRingEntry>())
             .ok_or_else(oom)?;
@@ -285,8 +291,6 @@ pub(super) struct StreamRx {
     /// The single-shot receive's buffer, owned here while the kernel may
     /// write into it (`Some` exactly while that receive is armed).
     fallback: Option<Vec<u8>>,
-    /// A fallback buffer read out, kept for the next single-shot receive.
-    spare: Option<Vec<u8>>,
 }
 
 /// What a receive entry to submit for a socket is.
@@ -310,7 +314,6 @@ impl StreamRx {
             starved_at: None,
             single_only: false,
             fallback: None,
-            spare: None,
         }
     }
 
@@ -348,8 +351,7 @@ impl StreamRx {
             if done {
                 match self.chunks.pop_front() {
                     Some(Chunk::Ring { bid, .. }) => ring.give_back(bid),
-                    Some(Chunk::Heap { buf, .. }) => self.spare = Some(buf),
-                    None => {}
+                    Some(Chunk::Heap { .. }) | None => {}
                 }
             }
         }
@@ -400,9 +402,7 @@ impl StreamRx {
             self.starved_at = None;
         }
         if starved || self.single_only {
-            let mut buf = self.spare.take().unwrap_or_default();
-            buf.clear();
-            buf.reserve_exact(BUF_SIZE);
+            let mut buf = Vec::with_capacity(FALLBACK_SIZE);
             let arm = Arm::Single {
                 ptr: buf.as_mut_ptr(),
                 len: buf.capacity().min(u32::MAX as usize) as u32,
@@ -481,11 +481,8 @@ impl StreamRx {
         if !more {
             self.armed = false;
             self.cancelling = false;
-            if let Some(buf) = self.fallback.take() {
-                // Its receive is over (no data for it): the kernel no
-                // longer writes into it; keep it for the next one.
-                self.spare = Some(buf);
-            }
+            // Its receive is over: the kernel no longer writes into it.
+            self.fallback = None;
         }
         wake.append(&mut self.wakers);
         self.armed && !self.cancelling && self.queued >= MAX_QUEUED
@@ -606,7 +603,7 @@ mod tests {
         let Arm::Single { ptr, len } = rx.arm(&ring) else {
             panic!("after ENOBUFS the next receive has its own buffer");
         };
-        assert_eq!(len as usize, BUF_SIZE);
+        assert_eq!(len as usize, FALLBACK_SIZE);
         // SAFETY: the fallback buffer has `len` bytes of capacity at `ptr`
         // (the test plays the kernel's receive).
         unsafe { std::ptr::copy_nonoverlapping(b"own".as_ptr(), ptr, 3) };
