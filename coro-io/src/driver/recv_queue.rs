@@ -19,7 +19,7 @@
 //!   until its owner releases the fd (`Handle::release_fd`, which every
 //!   `RegisteredFd` calls before closing) *and* the kernel posted the final
 //!   completion of the receive it had armed (one without `F_MORE`): only
-//!   then may the slot, its fallback buffer and the token be reused.
+//!   then may the slot and its token be reused.
 //! * At most one receive per socket is in the kernel (`armed`): re-arming
 //!   waits for the previous one's final completion, so completions of one
 //!   socket arrive in stream order and are queued in that order.
@@ -29,11 +29,12 @@
 //!   receive cancelled (the kernel keeps further data in the socket, as
 //!   without a queue); the next read that empties the queue re-arms it.
 //! * `ENOBUFS` (the ring ran dry: other sockets hold the buffers) ends the
-//!   multishot receive; the socket's next receives are single-shot ones
-//!   into a buffer of its own (`fallback`) until some buffer came back to
-//!   the ring, then it tries multishot again. `EINVAL` for a multishot
-//!   receive (a kernel or seccomp policy without it) makes that socket use
-//!   single-shot receives from then on.
+//!   multishot receive; until some buffer came back to the ring, the
+//!   socket is read readiness-style: a direct non-blocking `recv(2)` into
+//!   the reader's buffer once the queue is empty, and a one-shot poll to
+//!   wait (no buffer is held while it waits). Then it tries multishot
+//!   again. `EINVAL` for a multishot receive (a kernel or seccomp policy
+//!   without it) leaves that socket on the readiness path.
 //! * End of stream and errors are queued after the data before them and
 //!   reported once the data is read.
 
@@ -41,6 +42,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::collections::VecDeque;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::task::Waker;
@@ -53,9 +55,6 @@ use crate::buf::IoBufMut;
 pub(super) const BGID: u16 = 0;
 /// Bytes per provided buffer: one completion carries at most this much.
 pub(super) const BUF_SIZE: usize = 16 * 1024;
-/// Bytes of a socket's own buffer for a single-shot receive while the ring
-/// is dry: small, as an idle socket may hold it until data arrives.
-pub(super) const FALLBACK_SIZE: usize = 4 * 1024;
 /// A socket with this many bytes queued stops receiving until read.
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
 
@@ -195,20 +194,17 @@ impl Drop for BufRing {
     }
 }
 
-/// Received bytes not read yet.
-enum Chunk {
-    /// In buffer `bid` of the ring: `len` bytes, `off` of them read.
-    Ring { bid: u16, len: u32, off: u32 },
-    /// From a fallback receive: `buf[off..]`.
-    Heap { buf: Vec<u8>, off: usize },
+/// Received bytes not read yet: in buffer `bid` of the ring, `len` bytes,
+/// `off` of them read.
+struct Chunk {
+    bid: u16,
+    len: u32,
+    off: u32,
 }
 
 impl Chunk {
-    fn bytes<'a>(&'a self, ring: &'a BufRing) -> &'a [u8] {
-        match self {
-            Chunk::Ring { bid, len, off } => &ring.data(*bid, *len as usize)[*off as usize..],
-            Chunk::Heap { buf, off } => &buf[*off..],
-        }
+    fn bytes<'a>(&self, ring: &'a BufRing) -> &'a [u8] {
+        &ring.data(self.bid, self.len as usize)[self.off as usize..]
     }
 }
 
@@ -280,25 +276,24 @@ pub(super) struct StreamRx {
     pub(super) cancelling: bool,
     /// The fd's owner released it: free the slot once `!armed`.
     pub(super) released: bool,
+    /// The armed entry is a readiness poll, not a receive.
+    polling: bool,
     /// The last multishot receive ended with `ENOBUFS` when the ring had
     /// taken back this many buffers ([`BufRing::returned`]): until more
-    /// come back, receives are single-shot ones into `fallback` (a
-    /// multishot one would fail at once again).
+    /// come back, the socket is read directly (a multishot receive would
+    /// fail at once again).
     starved_at: Option<u64>,
     /// The kernel refused a multishot receive on this socket (`EINVAL`):
-    /// single-shot receives only.
-    single_only: bool,
-    /// The single-shot receive's buffer, owned here while the kernel may
-    /// write into it (`Some` exactly while that receive is armed).
-    fallback: Option<Vec<u8>>,
+    /// read directly from then on.
+    no_multishot: bool,
 }
 
-/// What a receive entry to submit for a socket is.
+/// What entry to submit for a socket.
 pub(super) enum Arm {
     /// A multishot receive from the ring.
     Multi,
-    /// A single-shot receive into `ptr[..len]` (the slot's fallback buffer).
-    Single { ptr: *mut u8, len: u32 },
+    /// A one-shot readiness poll (the socket is read directly).
+    Poll,
 }
 
 impl StreamRx {
@@ -311,9 +306,9 @@ impl StreamRx {
             armed: false,
             cancelling: false,
             released: false,
+            polling: false,
             starved_at: None,
-            single_only: false,
-            fallback: None,
+            no_multishot: false,
         }
     }
 
@@ -344,14 +339,10 @@ impl StreamRx {
             let k = out.put(n, b);
             n += k;
             let done = k == b.len();
-            match c {
-                Chunk::Ring { off, .. } => *off += k as u32,
-                Chunk::Heap { off, .. } => *off += k,
-            }
+            c.off += k as u32;
             if done {
-                match self.chunks.pop_front() {
-                    Some(Chunk::Ring { bid, .. }) => ring.give_back(bid),
-                    Some(Chunk::Heap { .. }) | None => {}
+                if let Some(c) = self.chunks.pop_front() {
+                    ring.give_back(c.bid);
                 }
             }
         }
@@ -394,24 +385,29 @@ impl StreamRx {
         !self.armed && !self.released && self.end.is_none() && self.queued < MAX_QUEUED
     }
 
-    /// The receive to submit next; marks the slot armed.
-    pub(super) fn arm(&mut self, ring: &BufRing) -> Arm {
-        self.armed = true;
-        let starved = self.starved_at == Some(ring.returned());
-        if !starved {
+    /// Whether the socket is read with a direct `recv(2)` now: no
+    /// buffer came back since the ring ran dry for it (or the kernel
+    /// refused multishot receives), nothing is queued, and no receive is
+    /// in the kernel (so a direct read cannot overtake queued bytes).
+    pub(super) fn reads_directly(&mut self, ring: &BufRing) -> bool {
+        if self.starved_at.is_some_and(|at| at != ring.returned()) {
             self.starved_at = None;
         }
-        if starved || self.single_only {
-            let mut buf = Vec::with_capacity(FALLBACK_SIZE);
-            let arm = Arm::Single {
-                ptr: buf.as_mut_ptr(),
-                len: buf.capacity().min(u32::MAX as usize) as u32,
-            };
-            self.fallback = Some(buf);
-            arm
-        } else {
-            Arm::Multi
-        }
+        (self.starved_at.is_some() || self.no_multishot)
+            && self.chunks.is_empty()
+            && (!self.armed || self.polling)
+    }
+
+    /// A direct read found the end of the stream.
+    pub(super) fn saw_eof(&mut self) {
+        self.end.get_or_insert(End::Eof);
+    }
+
+    /// The entry to submit next; marks the slot armed.
+    pub(super) fn arm(&mut self, ring: &BufRing) -> Arm {
+        self.polling = self.reads_directly(ring);
+        self.armed = true;
+        if self.polling { Arm::Poll } else { Arm::Multi }
     }
 
     /// Remember `cx`'s waker (all readers waiting are woken on news).
@@ -433,9 +429,14 @@ impl StreamRx {
         more: bool,
         wake: &mut Vec<Waker>,
     ) -> bool {
-        // The fallback buffer is `Some` exactly while the single-shot
-        // receive is the armed one.
-        let single = self.fallback.is_some();
+        if std::mem::take(&mut self.polling) {
+            // The readiness poll (one-shot) ended, whatever its result: the
+            // readers try their direct read again.
+            self.armed = false;
+            self.cancelling = false;
+            wake.append(&mut self.wakers);
+            return false;
+        }
         if let (Some(bid), true) = (buffer, res <= 0 || self.released) {
             // A buffer named by a completion without data for us (current
             // kernels name none there) goes straight back.
@@ -444,18 +445,12 @@ impl StreamRx {
         match res {
             n if n > 0 => {
                 let n = n as usize;
-                if self.released {
-                    // Given back above; the fallback is dropped below.
-                } else if let Some(bid) = buffer {
-                    self.chunks.push_back(Chunk::Ring {
+                if let (Some(bid), false) = (buffer, self.released) {
+                    self.chunks.push_back(Chunk {
                         bid,
                         len: n as u32,
                         off: 0,
                     });
-                    self.queued += n;
-                } else if let Some(buf) = self.fallback.take() {
-                    let buf = finish_fallback(buf, n);
-                    self.chunks.push_back(Chunk::Heap { buf, off: 0 });
                     self.queued += n;
                 }
             }
@@ -467,10 +462,10 @@ impl StreamRx {
             e if e == -libc::ENOBUFS => self.starved_at = Some(ring.returned()),
             // Not the stream's fault: the next read arms a new receive.
             e if e == -libc::ECANCELED || e == -libc::EINTR || e == -libc::EAGAIN => {}
-            e if e == -libc::EINVAL && !single && !self.single_only => {
+            e if e == -libc::EINVAL && !self.no_multishot => {
                 // A kernel (or a seccomp policy) without multishot receive
-                // after all: this socket goes on with single-shot ones.
-                self.single_only = true;
+                // after all: this socket is read directly from now on.
+                self.no_multishot = true;
             }
             e => {
                 if self.end.is_none() {
@@ -481,8 +476,6 @@ impl StreamRx {
         if !more {
             self.armed = false;
             self.cancelling = false;
-            // Its receive is over: the kernel no longer writes into it.
-            self.fallback = None;
         }
         wake.append(&mut self.wakers);
         self.armed && !self.cancelling && self.queued >= MAX_QUEUED
@@ -493,24 +486,29 @@ impl StreamRx {
     pub(super) fn release(&mut self, ring: &mut BufRing, wake: &mut Vec<Waker>) {
         self.released = true;
         for c in self.chunks.drain(..) {
-            if let Chunk::Ring { bid, .. } = c {
-                ring.give_back(bid);
-            }
+            ring.give_back(c.bid);
         }
         self.queued = 0;
         wake.append(&mut self.wakers);
     }
 }
 
-/// The fallback buffer after its receive wrote `n` bytes into its spare
-/// capacity.
-fn finish_fallback(mut buf: Vec<u8>, n: usize) -> Vec<u8> {
-    debug_assert!(n <= buf.capacity());
-    // SAFETY: the kernel's completion says it wrote `n` bytes from the
-    // start of the spare capacity (the receive was given `as_mut_ptr()` and
-    // the capacity), so they are initialised.
-    unsafe { buf.set_len(n.min(buf.capacity())) };
-    buf
+/// A non-blocking `recv(2)` (with `peek`, `MSG_PEEK`) of `fd` into `out`.
+pub(super) fn recv_direct(fd: RawFd, out: &mut RecvOut<'_>, peek: bool) -> io::Result<usize> {
+    let flags = libc::MSG_DONTWAIT | if peek { libc::MSG_PEEK } else { 0 };
+    loop {
+        // SAFETY: `out` is `len` writable bytes for its lifetime (a borrowed
+        // slice or buffer; the kernel writes them, they may start
+        // uninitialised); a stale `fd` only makes the call fail.
+        let r = unsafe { libc::recv(fd, out.ptr.cast(), out.len, flags) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -593,46 +591,66 @@ mod tests {
     }
 
     #[test]
-    fn a_dry_ring_switches_to_the_fallback_buffer_once() {
+    fn a_dry_ring_reads_directly_until_a_buffer_comes_back() {
         let mut ring = BufRing::new(2).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
+        assert!(!rx.reads_directly(&ring));
         rx.arm(&ring);
         rx.complete(&mut ring, -libc::ENOBUFS, None, false, &mut wake);
-        assert!(rx.wants_arm(), "ENOBUFS is not an end");
-        let Arm::Single { ptr, len } = rx.arm(&ring) else {
-            panic!("after ENOBUFS the next receive has its own buffer");
-        };
-        assert_eq!(len as usize, FALLBACK_SIZE);
-        // SAFETY: the fallback buffer has `len` bytes of capacity at `ptr`
-        // (the test plays the kernel's receive).
-        unsafe { std::ptr::copy_nonoverlapping(b"own".as_ptr(), ptr, 3) };
-        rx.complete(&mut ring, 3, None, false, &mut wake);
-        assert_eq!(read(&mut rx, &mut ring, 16, false), b"own");
         assert!(
-            matches!(rx.arm(&ring), Arm::Single { .. }),
-            "no buffer came back: single-shot again"
+            rx.wants_arm() && rx.take_end(false).is_none(),
+            "ENOBUFS is not an end"
+        );
+        assert!(rx.reads_directly(&ring), "the ring is dry: read directly");
+        assert!(matches!(rx.arm(&ring), Arm::Poll), "and wait with a poll");
+        assert!(
+            rx.reads_directly(&ring),
+            "a poll in flight does not stop direct reads"
+        );
+        rx.complete(&mut ring, libc::POLLIN as i32, None, false, &mut wake);
+        assert!(!rx.armed, "the poll ended");
+        assert!(
+            matches!(rx.arm(&ring), Arm::Poll),
+            "no buffer came back yet"
         );
         rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
         ring.give_back(0);
-        assert!(matches!(rx.arm(&ring), Arm::Multi), "then multishot again");
+        assert!(!rx.reads_directly(&ring), "a buffer came back");
+        assert!(matches!(rx.arm(&ring), Arm::Multi), "multishot again");
+        assert!(!rx.reads_directly(&ring), "never beside an armed receive");
     }
 
     #[test]
-    fn a_refused_multishot_receive_leaves_the_socket_on_single_shot_ones() {
+    fn a_refused_multishot_receive_leaves_the_socket_on_direct_reads() {
         let mut ring = BufRing::new(2).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
         assert!(matches!(rx.arm(&ring), Arm::Multi));
         rx.complete(&mut ring, -libc::EINVAL, None, false, &mut wake);
         assert!(rx.take_end(false).is_none(), "not an end of the stream");
-        assert!(matches!(rx.arm(&ring), Arm::Single { .. }));
-        rx.complete(&mut ring, -libc::EINVAL, None, false, &mut wake);
-        let e = rx.take_end(false).unwrap().unwrap_err();
+        ring.give_back(1);
+        assert!(rx.reads_directly(&ring), "for good, buffers or not");
+        assert!(matches!(rx.arm(&ring), Arm::Poll));
+    }
+
+    #[test]
+    fn a_direct_read_gets_the_bytes_and_the_end() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        (&b).write_all(b"direct").unwrap();
+        let mut out = [0u8; 16];
+        let n = recv_direct(a.as_raw_fd(), &mut RecvOut::slice(&mut out), true).unwrap();
+        assert_eq!(&out[..n], b"direct", "peek");
+        let n = recv_direct(a.as_raw_fd(), &mut RecvOut::slice(&mut out), false).unwrap();
+        assert_eq!(&out[..n], b"direct");
+        let e = recv_direct(a.as_raw_fd(), &mut RecvOut::slice(&mut out), false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(b);
         assert_eq!(
-            e.raw_os_error(),
-            Some(libc::EINVAL),
-            "a single-shot one's is"
+            recv_direct(a.as_raw_fd(), &mut RecvOut::slice(&mut out), false).unwrap(),
+            0
         );
     }
 

@@ -1113,17 +1113,30 @@ impl Driver for UringDriver {
             Poll::Ready(Ok(n))
         } else if let Some(end) = rx.take_end(peek) {
             Poll::Ready(end)
+        } else if rx.reads_directly(ring) {
+            // The ring is dry for this socket: read it readiness-style.
+            match recv_queue::recv_direct(fd, out, peek) {
+                Ok(0) => {
+                    rx.saw_eof();
+                    Poll::Ready(Ok(0))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    rx.add_waker(cx.waker());
+                    Poll::Pending
+                }
+                r => Poll::Ready(r),
+            }
         } else {
             rx.add_waker(cx.waker());
             Poll::Pending
         };
         // Keep data flowing: a receive is armed whenever the queue has room,
         // also after a read that found data (the next request is likely on
-        // its way).
-        if rx.wants_arm() {
+        // its way); a readiness poll only for a reader that waits.
+        if rx.wants_arm() && (res.is_pending() || !rx.reads_directly(ring)) {
             let entry = match rx.arm(ring) {
                 Arm::Multi => opcode::RecvMulti::new(types::Fd(fd), recv_queue::BGID).build(),
-                Arm::Single { ptr, len } => opcode::Recv::new(types::Fd(fd), ptr, len).build(),
+                Arm::Poll => opcode::PollAdd::new(types::Fd(fd), poll_mask(Interest::Read)).build(),
             };
             self.push(&mut st, entry.user_data(token));
             drop(st);
