@@ -51,8 +51,9 @@ pub struct UringOptions {
     pub multishot_recv: bool,
     /// Provided buffers of 16 KiB each for those receives, shared by all
     /// sockets of the driver (rounded up to a power of two, 2 to 32,768);
-    /// when they run out, a socket receives into a buffer of its own until
-    /// buffers are free again. Default 512 (8 MiB of address space,
+    /// when they run out, a socket is read readiness-style (a poll, then a
+    /// non-blocking `recv` into the reader's buffer) until buffers are
+    /// free again. Default 512 (8 MiB of address space,
     /// committed as buffers are first used): enough that 512 connections
     /// whose requests arrive in one loop turn each get one.
     pub recv_buffers: u16,
