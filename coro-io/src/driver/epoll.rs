@@ -20,7 +20,8 @@
 //! eventfd is read only when a cross-thread wake actually happened.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -41,19 +42,10 @@ pub(crate) struct EpollDriver {
     /// Cross-thread wake-ups (`unpark`).
     notifier: Notifier,
     table: Mutex<Table>,
-    events: Mutex<Events>,
+    /// Held by the thread parked in `epoll_wait` (one at a time; another
+    /// thread that finds it taken returns at once).
+    parked: Mutex<()>,
     blocking: BlockingOps,
-}
-
-/// The `epoll_wait` output buffer (only the parked thread touches it).
-struct Events(Vec<libc::epoll_event>);
-
-impl std::fmt::Debug for Events {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Events")
-            .field("capacity", &self.0.capacity())
-            .finish()
-    }
 }
 
 #[derive(Debug, Default)]
@@ -121,19 +113,33 @@ fn push_waker(list: &mut Vec<Waker>, w: &Waker) {
     }
 }
 
-fn epoll_ctl(epfd: RawFd, op: libc::c_int, fd: RawFd, key: u64) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-        u64: key,
+/// What every registration asks for: both directions, peer hang-up,
+/// edge-triggered (one registration per fd for its life).
+const INTEREST: epoll::EventFlags = epoll::EventFlags::IN
+    .union(epoll::EventFlags::OUT)
+    .union(epoll::EventFlags::RDHUP)
+    .union(epoll::EventFlags::ET);
+
+/// The three `epoll_ctl` calls the table makes on an fd it was handed.
+#[derive(Clone, Copy)]
+enum Ctl {
+    Add(u64),
+    Modify(u64),
+    Delete,
+}
+
+fn epoll_ctl(epfd: &OwnedFd, fd: RawFd, ctl: Ctl) -> io::Result<()> {
+    // SAFETY: the table only sees fds whose owner keeps them open until it
+    // has released the registration (`RegisteredFd` releases, then closes;
+    // c-ares' fds are released in its socket-close callback, before the
+    // close). The borrow lives for this one syscall.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let r = match ctl {
+        Ctl::Add(key) => epoll::add(epfd, fd, epoll::EventData::new_u64(key), INTEREST),
+        Ctl::Modify(key) => epoll::modify(epfd, fd, epoll::EventData::new_u64(key), INTEREST),
+        Ctl::Delete => epoll::delete(epfd, fd),
     };
-    // SAFETY: epfd is our epoll fd; `ev` is a valid epoll_event; a stale `fd`
-    // only makes the call fail with EBADF/ENOENT.
-    let r = unsafe { libc::epoll_ctl(epfd, op, fd, &mut ev) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    Ok(r?)
 }
 
 impl EpollDriver {
@@ -150,10 +156,7 @@ impl EpollDriver {
             epfd,
             notifier,
             table: Mutex::new(Table::default()),
-            events: Mutex::new(Events(vec![
-                libc::epoll_event { events: 0, u64: 0 };
-                EVENTS_CAPACITY
-            ])),
+            parked: Mutex::new(()),
             blocking: BlockingOps::default(),
         })
     }
@@ -228,12 +231,12 @@ impl EpollDriver {
             let key = ((t.slots[idx].generation as u64) << 32) | idx as u64;
             // Edge-triggered ADD reports the current state on the next wait,
             // so readiness that arrived after our syscall is not lost.
-            match epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, key) {
+            match epoll_ctl(&self.epfd, fd, Ctl::Add(key)) {
                 // The kernel still has this open file registered (an fd number
                 // we were not told was closed, dup'd from a registered one):
                 // take it over with our new key.
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_MOD, fd, key)?
+                    epoll_ctl(&self.epfd, fd, Ctl::Modify(key))?
                 }
                 r => r?,
             }
@@ -294,11 +297,13 @@ impl EpollDriver {
         self.table().registered
     }
 
-    fn dispatch(&self, events: &[libc::epoll_event], wake: &mut Vec<Waker>) -> usize {
+    fn dispatch(&self, events: &[epoll::Event], wake: &mut Vec<Waker>) -> usize {
+        use epoll::EventFlags as F;
         let mut n = 0;
         let mut t = self.table();
         for ev in events {
-            let key = ev.u64;
+            // Copied out: the kernel's layout of the event is packed.
+            let (key, flags) = (ev.data.u64(), ev.flags);
             if key == NOTIFY_KEY {
                 self.notifier.clear();
                 continue;
@@ -312,22 +317,14 @@ impl EpollDriver {
                 continue; // stale: the fd was released (and maybe reused)
             }
             n += 1;
-            let flags = ev.events as libc::c_int;
-            if flags & (libc::EPOLLHUP | libc::EPOLLRDHUP | libc::EPOLLERR) != 0 {
+            if flags.intersects(F::HUP | F::RDHUP | F::ERR) {
                 slot.hup = true;
             }
-            if flags
-                & (libc::EPOLLIN
-                    | libc::EPOLLERR
-                    | libc::EPOLLHUP
-                    | libc::EPOLLRDHUP
-                    | libc::EPOLLPRI)
-                != 0
-            {
+            if flags.intersects(F::IN | F::ERR | F::HUP | F::RDHUP | F::PRI) {
                 slot.read_seq = slot.read_seq.wrapping_add(1);
                 wake.append(&mut slot.readers);
             }
-            if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) != 0 {
+            if flags.intersects(F::OUT | F::ERR | F::HUP) {
                 slot.write_seq = slot.write_seq.wrapping_add(1);
                 wake.append(&mut slot.writers);
             }
@@ -336,17 +333,17 @@ impl EpollDriver {
     }
 }
 
-/// Milliseconds for `epoll_wait`, rounded up (never wake early), clamped to
-/// one day per turn (the caller loops), `-1` for no timeout.
-fn timeout_ms(d: Option<Duration>) -> libc::c_int {
-    match d {
-        None => -1,
-        Some(d) => {
-            let d = d.min(Duration::from_secs(86_400));
-            let ms = d.as_nanos().div_ceil(1_000_000);
-            ms as libc::c_int
+/// The wait's timeout, clamped to one day per turn (the caller loops);
+/// `epoll_wait` rounds it up to whole milliseconds, so a timer never
+/// wakes the loop early.
+fn wait_timeout(d: Option<Duration>) -> Option<rustix::time::Timespec> {
+    d.map(|d| {
+        let d = d.min(Duration::from_secs(86_400));
+        rustix::time::Timespec {
+            tv_sec: d.as_secs() as i64,
+            tv_nsec: i64::from(d.subsec_nanos()),
         }
-    }
+    })
 }
 
 impl Driver for EpollDriver {
@@ -443,30 +440,21 @@ impl Driver for EpollDriver {
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
-        let Ok(mut events) = self.events.try_lock() else {
+        let Ok(parked) = self.parked.try_lock() else {
             return Ok(0); // another thread is parked on this driver
         };
-        let cap = events.0.len() as libc::c_int;
-        // SAFETY: the buffer holds `cap` initialised epoll_event values.
-        let r = unsafe {
-            libc::epoll_wait(
-                self.epfd.as_raw_fd(),
-                events.0.as_mut_ptr(),
-                cap,
-                timeout_ms(timeout),
-            )
+        let timeout = wait_timeout(timeout);
+        // On the stack, uninitialised: 12 KiB the kernel fills, no
+        // allocation and no clearing per turn.
+        let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; EVENTS_CAPACITY];
+        let events = match epoll::wait(&self.epfd, &mut buf[..], timeout.as_ref()) {
+            Ok((events, _)) => &*events,
+            Err(rustix::io::Errno::INTR) => return Ok(0),
+            Err(e) => return Err(e.into()),
         };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
         let mut wake = Vec::new();
-        let n = self.dispatch(&events.0[..r as usize], &mut wake);
-        drop(events);
+        let n = self.dispatch(events, &mut wake);
+        drop(parked);
         for w in wake {
             w.wake();
         }
@@ -513,7 +501,7 @@ impl Driver for EpollDriver {
             if !slot.registered {
                 return;
             }
-            let _ = epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, 0);
+            let _ = epoll_ctl(&self.epfd, fd, Ctl::Delete);
             slot.registered = false;
             slot.drained_at = None;
             slot.hup = false;
