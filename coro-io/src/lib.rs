@@ -190,13 +190,20 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Report something the library cannot return as an error (a background
-/// step that failed): a `tracing` warning with the `tracing` feature, else
-/// on stderr.
+/// step that failed).
 pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {
+    report("coro-io", msg);
+}
+
+/// The one reporting path of the project's crates (coro-net uses it too):
+/// a `tracing` warning with the `tracing` feature, else a line on stderr
+/// prefixed with `who`.
+#[doc(hidden)]
+pub fn report(who: &str, msg: std::fmt::Arguments<'_>) {
     #[cfg(feature = "tracing")]
-    tracing::warn!("coro-io: {msg}");
+    tracing::warn!("{who}: {msg}");
     #[cfg(not(feature = "tracing"))]
-    eprintln!("coro-io: {msg}");
+    eprintln!("{who}: {msg}");
 }
 
 /// Run `f` on the blocking pool (file I/O on readiness drivers); detached.

@@ -578,9 +578,12 @@ impl AcceptBackoff {
                 Err(e) if accept_error_is_transient(&e) => continue,
                 Err(e) if accept_error_is_resource(&e) => {
                     if !self.logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                        eprintln!(
-                            "coro-net: accept on {what} failed: {e}; pausing and retrying \
-                             (this is logged once per listener)"
+                        coro_io::report(
+                            "coro-net",
+                            format_args!(
+                                "accept on {what} failed: {e}; pausing and retrying \
+                                 (this is logged once per listener)"
+                            ),
                         );
                     }
                     sock.sched().sleep(pause).await;
