@@ -29,6 +29,11 @@
 //!   `finished` after queueing it (a fence on each side: either shutdown's
 //!   last look sees the task, or the waker sees `finished` and hands the
 //!   queue over itself).
+//!
+//! The registry itself, [`Registry`], is shared with the thread pool,
+//! whose shutdown wakes (and so cancels) its suspended tasks the same way;
+//! there it has one shard per worker, so that tasks suspending on
+//! different workers do not contend for one lock.
 
 use std::task::Waker;
 
@@ -50,6 +55,55 @@ pub(crate) enum Verdict {
     CancelElsewhere,
 }
 
+/// The wakers of the tasks that suspended at least once and are alive, so
+/// that shutdown can wake, and so cancel, each of them. A task registers
+/// once (its waker is the same for its life) on a shard of its choosing
+/// and unregisters when dropped.
+pub(crate) struct Registry {
+    shards: Box<[Mutex<slab::Slab<Waker>>]>,
+}
+
+impl Registry {
+    pub(crate) fn new(shards: usize) -> Registry {
+        Registry {
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(slab::Slab::new()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, shard: usize) -> MutexGuard<'_, slab::Slab<Waker>> {
+        self.shards[shard].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keep `waker` on `shard`; the key names it for [`remove`](Registry::remove).
+    pub(crate) fn insert(&self, shard: usize, waker: &Waker) -> usize {
+        self.shard(shard).insert(waker.clone())
+    }
+
+    /// Forget an entry (gone already if [`take`](Registry::take) took it).
+    pub(crate) fn remove(&self, shard: usize, key: usize) {
+        self.shard(shard).try_remove(key);
+    }
+
+    /// Entries in every shard.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
+    }
+
+    /// Take every entry out, to be woken by the caller outside the locks
+    /// (a task dropped by that wake unregisters, which takes its shard's
+    /// lock again).
+    pub(crate) fn take(&self) -> Vec<Waker> {
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            let taken = std::mem::take(&mut *self.shard(i));
+            out.extend(taken.into_iter().map(|(_, w)| w));
+        }
+        out
+    }
+}
+
 /// See the module docs.
 pub(crate) struct Lifecycle {
     /// Shutdown began cancelling tasks.
@@ -58,8 +112,10 @@ pub(crate) struct Lifecycle {
     finished: AtomicBool,
     finished_lock: Mutex<()>,
     finished_cv: Condvar,
-    /// Wakers of the tasks that suspended at least once and are alive.
-    suspended: Mutex<slab::Slab<Waker>>,
+    /// Wakers of the tasks that suspended at least once and are alive (one
+    /// shard: a task registers once in its life, at its first suspension,
+    /// too rarely for one lock to contend).
+    suspended: Registry,
 }
 
 impl Lifecycle {
@@ -69,12 +125,8 @@ impl Lifecycle {
             finished: AtomicBool::new(false),
             finished_lock: Mutex::new(()),
             finished_cv: Condvar::new(),
-            suspended: Mutex::new(slab::Slab::new()),
+            suspended: Registry::new(1),
         }
-    }
-
-    fn registry(&self) -> MutexGuard<'_, slab::Slab<Waker>> {
-        self.suspended.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Shutdown began cancelling tasks.
@@ -84,7 +136,7 @@ impl Lifecycle {
 
     /// Tasks that suspended at least once and are alive.
     pub(crate) fn suspended(&self) -> usize {
-        self.registry().len()
+        self.suspended.len()
     }
 
     /// A task's poll returned `Pending` (`key`: its registry entry, made on
@@ -95,7 +147,7 @@ impl Lifecycle {
         // The waker of a task is the same for its life: registered once,
         // so a task done in its first poll never takes the lock.
         if key.is_none() {
-            *key = Some(self.registry().insert(waker.clone()));
+            *key = Some(self.suspended.insert(0, waker));
         }
         self.closed.load(Ordering::Acquire)
     }
@@ -104,7 +156,7 @@ impl Lifecycle {
     pub(crate) fn on_drop(&self, key: Option<usize>) {
         if let Some(key) = key {
             // After shutdown took the registry, the entry is gone already.
-            self.registry().try_remove(key);
+            self.suspended.remove(0, key);
         }
     }
 
@@ -141,8 +193,7 @@ impl Lifecycle {
         }
         // Taken out first: dropping a task unregisters it, which takes the
         // same lock.
-        let taken = std::mem::take(&mut *self.registry());
-        Some(taken.into_iter().map(|(_, w)| w).collect())
+        Some(self.suspended.take())
     }
 
     /// Shutdown's clean-up is over: wake the callers waiting for it. The

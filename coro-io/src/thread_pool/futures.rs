@@ -35,7 +35,7 @@ fn register(waker: &Waker) -> Option<Registration> {
         .try_with(|l| {
             let l = l.try_borrow().ok()?;
             let local = l.as_ref()?;
-            let key = lock(&local.shared.registry[local.index]).insert(waker.clone());
+            let key = local.shared.registry.insert(local.index, waker);
             Some(Registration {
                 shared: local.shared.clone(),
                 shard: local.index,

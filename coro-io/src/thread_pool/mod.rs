@@ -49,9 +49,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 
+use crate::lifecycle::Registry;
 use async_task::{Runnable, ScheduleInfo, WithInfo};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use slab::Slab;
 
 use crate::lock;
 use crate::task::{JoinHandle, task_with};
@@ -185,7 +185,7 @@ struct Shared {
     /// At termination they are all woken, so suspended tasks are cancelled
     /// and their futures dropped instead of leaked: async-task frees a task
     /// that nothing can wake any more without running its destructor.
-    registry: Box<[Mutex<Slab<Waker>>]>,
+    registry: Registry,
     on_thread_start: Option<ThreadCallback>,
     on_thread_stop: Option<ThreadCallback>,
 }
@@ -270,7 +270,7 @@ impl ThreadPool {
             live: AtomicUsize::new(n),
             terminated: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
-            registry: (0..n).map(|_| Mutex::new(Slab::new())).collect(),
+            registry: Registry::new(n),
             on_thread_start: opts.on_thread_start,
             on_thread_stop: opts.on_thread_stop,
         });
@@ -703,15 +703,7 @@ impl Shared {
         // Cancel the suspended tasks: woken now, each is scheduled, sees the
         // pool terminated and is dropped. Collect first: dropping a task
         // unregisters it, which takes the shard's lock.
-        let mut wakers = Vec::new();
-        for shard in self.registry.iter() {
-            wakers.extend(
-                std::mem::take(&mut *lock(shard))
-                    .into_iter()
-                    .map(|(_, w)| w),
-            );
-        }
-        for w in wakers {
+        for w in self.registry.take() {
             w.wake();
         }
         // Cancel them here, outside any lock; a cancelled task that held a
@@ -724,7 +716,7 @@ impl Shared {
 
     fn untrack(&self, shard: usize, key: usize) {
         // After termination the shard was emptied: nothing to remove then.
-        lock(&self.registry[shard]).try_remove(key);
+        self.registry.remove(shard, key);
     }
 
     /// Whether any queue other than the caller's private slots has work.
@@ -778,6 +770,6 @@ mod tests {
         assert!(shared.terminated.load(Ordering::SeqCst));
         let (_, sleeping, listed) = shared.idle.counts();
         assert_eq!((sleeping, listed), (0, 0));
-        assert!(shared.registry.iter().all(|s| lock(s).is_empty()));
+        assert_eq!(shared.registry.len(), 0);
     }
 }
