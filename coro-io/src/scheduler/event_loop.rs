@@ -28,7 +28,7 @@ use crate::driver::Handle;
 use crate::lifecycle::{Lifecycle, Verdict};
 use crate::lock;
 use crate::thread_pool::ThreadPool;
-use crate::time::{Clock, NEVER, Timers};
+use crate::time::{NEVER, Time};
 
 /// How long shutdown waits for the kernel to release cancelled ops.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
@@ -37,8 +37,8 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 /// points to.
 pub(crate) struct Inner {
     pub(crate) driver: Handle,
-    pub(crate) clock: Clock,
-    pub(crate) timers: Timers,
+    /// The clock and timers, shared with every sleep of this scheduler.
+    pub(crate) time: Arc<Time>,
     /// Tasks woken from other threads (see `LOCAL` for the loop's own).
     pub(super) queue: ConcurrentQueue<Runnable>,
     pub(super) pool: Option<ThreadPool>,
@@ -76,13 +76,25 @@ thread_local! {
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
 }
 
+/// Whether this thread runs the event loop of the scheduler whose
+/// [`Inner::loop_id`] is `loop_id` (what a sleep asks without holding
+/// the scheduler).
+pub(crate) fn runs_loop(loop_id: usize) -> bool {
+    LOOP.with(|l| l.get() as usize == loop_id)
+}
+
 fn pop_local() -> Option<Runnable> {
     LOCAL.with(|l| l.borrow_mut().pop_front())
 }
 
 impl Inner {
     pub(super) fn on_loop_thread(&self) -> bool {
-        LOOP.with(|l| std::ptr::eq(l.get(), self))
+        runs_loop(self.loop_id())
+    }
+
+    /// This scheduler's identity for [`runs_loop`]: its address.
+    pub(super) fn loop_id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Make a sleeping event loop re-check its queue and timers.
@@ -133,20 +145,6 @@ impl Inner {
         self.wake_loop();
     }
 
-    /// Wake the timers due at `now`.
-    pub(super) fn fire_timers(&self, now: u64) -> usize {
-        if now < self.timers.due() {
-            return 0;
-        }
-        let mut wake = Vec::new();
-        self.timers.expire(now, &mut wake);
-        let n = wake.len();
-        for w in wake {
-            w.wake();
-        }
-        n
-    }
-
     /// Run what is queued now (not what those tasks queue: I/O gets a
     /// turn). On the loop thread (inside a `LoopGuard`).
     fn run_queued(&self) -> usize {
@@ -187,14 +185,14 @@ impl Inner {
     pub(super) fn turn(&self, timeout: Option<Duration>, eager: bool) -> io::Result<usize> {
         let mut ran = self.run_queued();
         // One clock read before the wait and one after it.
-        let now = self.clock.now_ns();
-        self.fire_timers(now);
+        let now = self.time.clock.now_ns();
+        self.time.fire(now);
         let busy = (eager && ran > 0) || self.queued() > 0;
         let wait = if busy || self.shutdown.load(Ordering::Acquire) {
             Some(Duration::ZERO)
         } else {
-            let due = self.timers.due();
-            let timer = (due != NEVER && !self.clock.is_paused())
+            let due = self.time.timers.due();
+            let timer = (due != NEVER && !self.time.clock.is_paused())
                 .then(|| Duration::from_nanos(due.saturating_sub(now)));
             match (timeout, timer) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -204,7 +202,7 @@ impl Inner {
         // Re-check: a wake between the queue check and the park is seen by
         // the driver's notify flag, so this cannot sleep through it.
         self.driver.park(wait)?;
-        self.fire_timers(self.clock.now_ns());
+        self.time.fire(self.time.clock.now_ns());
         ran += self.run_queued();
         Ok(ran)
     }
@@ -241,7 +239,7 @@ impl Inner {
         };
         self.drop_queued();
         // Every suspended task, whatever it waits on.
-        self.timers.drain(&mut wake);
+        self.time.timers.drain(&mut wake);
         for w in wake {
             w.wake();
         }

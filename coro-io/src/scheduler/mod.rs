@@ -29,14 +29,14 @@ use crate::lifecycle::Lifecycle;
 use crate::lock;
 use crate::task::{JoinHandle, task_local, task_with};
 use crate::thread_pool::ThreadPool;
-use crate::time::{self, Clock, Interval, Sleep, Timeout, Timers};
+use crate::time::{Interval, Sleep, Time, Timeout};
 
 mod event_loop;
 mod options;
 
 pub use crate::driver::{RingMode, UringOptions};
-pub(crate) use event_loop::Inner;
 use event_loop::{CURRENT, LoopGuard, Tracked, WithCurrent};
+pub(crate) use event_loop::{Inner, runs_loop};
 pub use options::{
     ExecutionStrategy, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp, PollStatus,
     ThreadStrategy,
@@ -123,10 +123,15 @@ impl IoScheduler {
             ExecutionStrategy::Inline => None,
             ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),
         };
-        let inner = Arc::new(Inner {
+        // The time handle names its loop by the scheduler's address, known
+        // before the scheduler is made.
+        let inner = Arc::new_cyclic(|me| Inner {
+            time: Arc::new(Time::new(
+                opts.start_paused,
+                driver.clone(),
+                me.as_ptr() as usize,
+            )),
             driver,
-            clock: Clock::new(opts.start_paused),
-            timers: Timers::new(),
             queue: ConcurrentQueue::unbounded(),
             pool,
             manual,
@@ -243,7 +248,7 @@ impl IoScheduler {
 
     /// Pending timers (sleeps, timeouts, intervals) of this scheduler.
     pub fn timer_count(&self) -> usize {
-        self.inner.timers.len()
+        self.inner.time.timers.len()
     }
 
     /// Whether [`shutdown`](IoScheduler::shutdown) was called.
@@ -390,7 +395,9 @@ impl IoScheduler {
     ///
     /// Cancel safe: dropping it removes the timer.
     pub fn sleep(&self, d: Duration) -> Sleep {
-        time::sleep_ns(self, self.inner.clock.deadline_after(d))
+        self.inner
+            .time
+            .sleep(self.inner.time.clock.deadline_after(d))
     }
 
     /// Sleep until `t` (an instant in the past completes at once).
@@ -399,7 +406,7 @@ impl IoScheduler {
     ///
     /// Cancel safe.
     pub fn sleep_until(&self, t: Instant) -> Sleep {
-        time::sleep_ns(self, self.inner.clock.deadline_at(t))
+        self.inner.time.sleep(self.inner.time.clock.deadline_at(t))
     }
 
     /// libcoro's `schedule_after(d)`: resume the current task after `d`.
@@ -428,12 +435,12 @@ impl IoScheduler {
     ///
     /// If `period` is zero.
     pub fn interval(&self, period: Duration) -> Interval {
-        Interval::new(self.inner.clone(), period)
+        Interval::new(&self.inner.time, period)
     }
 
     /// The scheduler's current time (virtual when `start_paused`).
     pub fn now(&self) -> Instant {
-        self.inner.clock.now()
+        self.inner.time.clock.now()
     }
 
     /// Virtual clock only: move time forward by `d` and fire due timers.
@@ -443,11 +450,11 @@ impl IoScheduler {
     /// If the scheduler was not created with `start_paused: true`.
     pub fn advance(&self, d: Duration) {
         assert!(
-            self.inner.clock.is_paused(),
+            self.inner.time.clock.is_paused(),
             "advance() needs IoSchedulerOptions::start_paused"
         );
-        self.inner.clock.advance(d);
-        self.inner.fire_timers(self.inner.clock.now_ns());
+        self.inner.time.clock.advance(d);
+        self.inner.time.fire(self.inner.time.clock.now_ns());
         self.inner.driver.unpark();
     }
 

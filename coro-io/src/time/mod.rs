@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::scheduler::{Inner, IoScheduler};
+#[cfg(doc)]
+use crate::IoScheduler;
+use crate::driver::Handle;
 
 /// A deadline that never comes.
 pub(crate) const NEVER: u64 = u64::MAX;
@@ -237,6 +239,60 @@ impl Timers {
     }
 }
 
+/// A scheduler's time, what its sleeps hold (not the scheduler): the
+/// clock, the timers, and how to wake the scheduler's event loop when a
+/// timer earlier than its wait's timeout is armed.
+#[derive(Debug)]
+pub(crate) struct Time {
+    pub(crate) clock: Clock,
+    pub(crate) timers: Timers,
+    /// The driver the event loop waits in.
+    driver: Handle,
+    /// Which event loop this is (see [`crate::scheduler::runs_loop`]): the
+    /// scheduler's address, compared only while it may be running (after
+    /// its shutdown the timers are closed and no sleep asks).
+    loop_id: usize,
+}
+
+impl Time {
+    pub(crate) fn new(start_paused: bool, driver: Handle, loop_id: usize) -> Time {
+        Time {
+            clock: Clock::new(start_paused),
+            timers: Timers::new(),
+            driver,
+            loop_id,
+        }
+    }
+
+    /// A sleep until `deadline` (nanoseconds on this clock).
+    pub(crate) fn sleep(self: &Arc<Self>, deadline: u64) -> Sleep {
+        Sleep::new(self.clone(), deadline)
+    }
+
+    /// Wake the timers due at `now`; how many were woken.
+    pub(crate) fn fire(&self, now: u64) -> usize {
+        if now < self.timers.due() {
+            return 0;
+        }
+        let mut wake = Vec::new();
+        self.timers.expire(now, &mut wake);
+        let n = wake.len();
+        for w in wake {
+            w.wake();
+        }
+        n
+    }
+
+    /// A timer earlier than every other was armed: the event loop may be
+    /// waiting with a later timeout, unless it is this thread's (it looks
+    /// at the timers again before it waits).
+    fn wake_loop(&self) {
+        if !crate::scheduler::runs_loop(self.loop_id) {
+            self.driver.unpark();
+        }
+    }
+}
+
 /// Future returned by [`IoScheduler::sleep`] and [`IoScheduler::sleep_until`].
 ///
 /// # Shutdown
@@ -250,7 +306,7 @@ impl Timers {
 /// Cancel safe: dropping it removes its timer.
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Sleep {
-    inner: Arc<Inner>,
+    time: Arc<Time>,
     deadline: u64,
     key: Option<TimerKey>,
     /// The waker the queued timer holds (with `key`).
@@ -269,9 +325,9 @@ impl fmt::Debug for Sleep {
 }
 
 impl Sleep {
-    pub(crate) fn new(inner: Arc<Inner>, deadline: u64) -> Sleep {
+    fn new(time: Arc<Time>, deadline: u64) -> Sleep {
         Sleep {
-            inner,
+            time,
             deadline,
             key: None,
             waker: None,
@@ -280,14 +336,14 @@ impl Sleep {
     }
     /// The instant this sleep completes at (a far-future instant for "never").
     pub fn deadline(&self) -> Instant {
-        self.inner.clock.instant_of(self.deadline)
+        self.time.clock.instant_of(self.deadline)
     }
     /// Whether the deadline has passed, by the scheduler's clock.
     ///
     /// A sleep already polled completes when the event loop fires its
     /// timer, which may be a moment after this turns true.
     pub fn is_elapsed(&self) -> bool {
-        self.inner.clock.now_ns() >= self.deadline
+        self.time.clock.now_ns() >= self.deadline
     }
     fn reset_ns(&mut self, deadline: u64) {
         self.disarm();
@@ -296,7 +352,7 @@ impl Sleep {
     fn disarm(&mut self) {
         if let Some(key) = self.key.take() {
             self.waker = None;
-            self.inner.timers.remove(key);
+            self.time.timers.remove(key);
         }
     }
 }
@@ -305,7 +361,7 @@ impl Future for Sleep {
     type Output = ();
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let timers = &this.inner.timers;
+        let timers = &this.time.timers;
         // Armed with this waker and not fired: the timer wakes this task
         // when due, nothing to do (no lock, no clock read: an idle timer
         // polled beside every read of a connection costs one load).
@@ -315,7 +371,7 @@ impl Future for Sleep {
         {
             return Poll::Pending;
         }
-        if this.deadline != NEVER && this.inner.clock.now_ns() >= this.deadline {
+        if this.deadline != NEVER && this.time.clock.now_ns() >= this.deadline {
             this.disarm();
             return Poll::Ready(());
         }
@@ -337,7 +393,7 @@ impl Future for Sleep {
                 }
                 if earliest {
                     // The event loop may be asleep with a later timeout.
-                    this.inner.wake_loop();
+                    this.time.wake_loop();
                 }
             }
         }
@@ -442,11 +498,10 @@ pub struct Interval {
 }
 
 impl Interval {
-    pub(crate) fn new(inner: Arc<Inner>, period: Duration) -> Interval {
+    pub(crate) fn new(time: &Arc<Time>, period: Duration) -> Interval {
         assert!(!period.is_zero(), "interval period must be non-zero");
-        let now = inner.clock.now_ns();
         Interval {
-            sleep: Sleep::new(inner, now),
+            sleep: time.sleep(time.clock.now_ns()),
             period: nanos(period),
         }
     }
@@ -471,13 +526,13 @@ impl Interval {
             return Poll::Pending;
         }
         let due = self.sleep.deadline;
-        let now = self.sleep.inner.clock.now_ns();
+        let now = self.sleep.time.clock.now_ns();
         // Next multiple of the period after `now` (skip missed ticks).
         let behind = now.saturating_sub(due);
         let steps = behind / self.period + 1;
         let next = due.saturating_add(steps.saturating_mul(self.period));
         self.sleep.reset_ns(next);
-        Poll::Ready(self.sleep.inner.clock.instant_of(due))
+        Poll::Ready(self.sleep.time.clock.instant_of(due))
     }
 }
 
@@ -486,9 +541,4 @@ impl futures_core::Stream for Interval {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         self.get_mut().poll_tick(cx).map(Some)
     }
-}
-
-/// Helper for `IoScheduler`: build a sleep until `deadline_ns`.
-pub(crate) fn sleep_ns(sched: &IoScheduler, deadline: u64) -> Sleep {
-    Sleep::new(sched.inner.clone(), deadline)
 }
