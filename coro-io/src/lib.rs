@@ -196,8 +196,9 @@ pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {
 }
 
 /// The one reporting path of the project's crates (coro-net uses it too):
-/// a `tracing` warning with the `tracing` feature, else a line on stderr
-/// prefixed with `who`.
+/// a `tracing` warning (target `coro_io`, whichever crate reports) with the
+/// `tracing` feature, else a line on stderr; either way the message starts
+/// with `who`.
 #[doc(hidden)]
 pub fn report(who: &str, msg: std::fmt::Arguments<'_>) {
     #[cfg(feature = "tracing")]

@@ -31,9 +31,11 @@
 //!   queue over itself).
 //!
 //! The registry itself, [`Registry`], is shared with the thread pool,
-//! whose shutdown wakes (and so cancels) its suspended tasks the same way;
-//! there it has one shard per worker, so that tasks suspending on
-//! different workers do not contend for one lock.
+//! whose termination also takes it and wakes every task in it (each is
+//! then cancelled by the pool's own `terminated` flag, not by the rules
+//! above); there it has one shard per worker, so that tasks suspending on
+//! different workers do not contend for one lock. The loom model covers
+//! the one-shard registry as the scheduler uses it.
 
 use std::task::Waker;
 

@@ -129,10 +129,13 @@ enum Ctl {
 }
 
 fn epoll_ctl(epfd: &OwnedFd, fd: RawFd, ctl: Ctl) -> io::Result<()> {
-    // SAFETY: the table only sees fds whose owner keeps them open until it
-    // has released the registration (`RegisteredFd` releases, then closes;
-    // c-ares' fds are released in its socket-close callback, before the
-    // close). The borrow lives for this one syscall.
+    // SAFETY: the borrow lives for this one syscall, and rustix only passes
+    // the number to the kernel, which checks it: a stale fd makes the call
+    // fail with EBADF/ENOENT, touching no memory. The contract of every
+    // caller (ops and `release_fd` take a raw fd) is that the owner keeps
+    // it open until the registration is released; coro's own owners do
+    // (`RegisteredFd` releases, then closes; c-ares' fds are released in
+    // its socket-state callback, before the close).
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     let r = match ctl {
         Ctl::Add(key) => epoll::add(epfd, fd, epoll::EventData::new_u64(key), INTEREST),
@@ -333,9 +336,9 @@ impl EpollDriver {
     }
 }
 
-/// The wait's timeout, clamped to one day per turn (the caller loops);
-/// `epoll_wait` rounds it up to whole milliseconds, so a timer never
-/// wakes the loop early.
+/// The wait's timeout, clamped to one day per turn (the caller loops, and
+/// a day in milliseconds fits the `int` of `epoll_pwait`); rustix rounds it
+/// up to whole milliseconds, so a timer never wakes the loop early.
 fn wait_timeout(d: Option<Duration>) -> Option<rustix::time::Timespec> {
     d.map(|d| {
         let d = d.min(Duration::from_secs(86_400));
@@ -444,8 +447,9 @@ impl Driver for EpollDriver {
             return Ok(0); // another thread is parked on this driver
         };
         let timeout = wait_timeout(timeout);
-        // On the stack, uninitialised: 12 KiB the kernel fills, no
-        // allocation and no clearing per turn.
+        // On the stack, uninitialised: 12 KiB (16 on targets where the
+        // event is not packed) the kernel fills; no allocation and no
+        // clearing per turn.
         let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; EVENTS_CAPACITY];
         let events = match epoll::wait(&self.epfd, &mut buf[..], timeout.as_ref()) {
             Ok((events, _)) => &*events,

@@ -249,8 +249,9 @@ pub(crate) struct Time {
     /// The driver the event loop waits in.
     driver: Handle,
     /// Which event loop this is (see [`crate::scheduler::runs_loop`]): the
-    /// scheduler's address, compared only while it may be running (after
-    /// its shutdown the timers are closed and no sleep asks).
+    /// scheduler's address. Once the scheduler is gone, a new one may get
+    /// the same address; then a sleep of the old one may skip waking the
+    /// old driver, whose loop no longer runs anyway.
     loop_id: usize,
 }
 
