@@ -99,7 +99,11 @@ fn raced_reads_lose_no_bytes(cfg: Config) {
             async move {
                 for chunk in m.chunks(7_000) {
                     b.write_all(chunk.to_vec()).await.0.unwrap();
-                    s3.sleep(Duration::from_micros(200)).await;
+                    // Well past the reader's 50 us timeout even where the
+                    // wait's timeout is whole milliseconds (epoll): with a
+                    // gap of 200 us both timers fell due in one wake-up,
+                    // the write landed first and no read ever timed out.
+                    s3.sleep(Duration::from_millis(3)).await;
                 }
                 b
             }
