@@ -6,6 +6,14 @@
 //! measured; compare rows of the same run, not absolute numbers across
 //! machines.
 //!
+//! The tokio twin is hickory-resolver on a current-thread tokio runtime
+//! (coro's scheduler here is one thread too), pointed at the same server
+//! over UDP, asking for the same A records with the same fully qualified
+//! names, with its cache unable to answer (TTL 0, and the bench checks
+//! that the server saw one query per lookup). `tokio::net::lookup_host`
+//! is not a row: it asks the system's `getaddrinfo` on tokio's blocking
+//! pool, which cannot be pointed at a server on a test port.
+//!
 //! ```text
 //! cargo bench -p coro-net --features dns --bench dns -- --warm-up-time 1 --measurement-time 3
 //! ```
@@ -20,6 +28,11 @@ use std::time::{Duration, Instant};
 use coro_io::{DriverKind, IoScheduler, IoSchedulerOptions};
 use coro_net::dns::{Resolver, ResolverOptions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 
 const IN_FLIGHT: usize = 64;
 
@@ -45,6 +58,13 @@ fn setup(kind: DriverKind, srv: &dns_server::DnsServer) -> Option<(IoScheduler, 
     Some((sched, resolver))
 }
 
+/// The name of lookup `k` of round `i`: a new name each time, as far as
+/// the server's zone goes (its answers carry TTL 0 anyway).
+fn name(i: u64, per_round: usize, k: usize) -> String {
+    let n = (i as usize * per_round + k) % 100_000;
+    format!("h{n}.coro.test.")
+}
+
 /// Run `iters` rounds of `per_round` lookups (all in flight at once) as one
 /// task on the scheduler; returns the time the rounds took.
 fn rounds(sched: &IoScheduler, r: &Resolver, iters: u64, per_round: usize) -> Duration {
@@ -52,10 +72,7 @@ fn rounds(sched: &IoScheduler, r: &Resolver, iters: u64, per_round: usize) -> Du
     let h = sched.spawn(async move {
         let t0 = Instant::now();
         for i in 0..iters {
-            let lookups = (0..per_round).map(|k| {
-                let n = (i as usize * per_round + k) % 100_000;
-                r.lookup_ipv4(&format!("h{n}.coro.test"))
-            });
+            let lookups = (0..per_round).map(|k| r.lookup_ipv4(&name(i, per_round, k)));
             for res in coro_core::when_all(lookups).await {
                 res.expect("lookup");
             }
@@ -63,6 +80,50 @@ fn rounds(sched: &IoScheduler, r: &Resolver, iters: u64, per_round: usize) -> Du
         t0.elapsed()
     });
     coro_core::sync_wait(h).expect("bench task")
+}
+
+/// hickory-resolver on a current-thread tokio runtime, asking `srv` only,
+/// over UDP, with the same timeout and tries as coro's resolver above.
+fn hickory(srv: &dns_server::DnsServer) -> (tokio::runtime::Runtime, TokioResolver) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut udp = ConnectionConfig::udp();
+    udp.port = srv.addr().port();
+    let server = NameServerConfig::new(srv.addr().ip(), true, vec![udp]);
+    let config = ResolverConfig::from_parts(None, vec![], vec![server]);
+    let mut opts = ResolverOpts::default();
+    opts.timeout = Duration::from_secs(1);
+    opts.attempts = 3;
+    opts.use_hosts_file = ResolveHosts::Never;
+    // Built inside the runtime: the resolver spawns its connection tasks.
+    let resolver = rt.block_on(async {
+        hickory_resolver::Resolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .expect("hickory resolver")
+    });
+    (rt, resolver)
+}
+
+/// [`rounds`] for the tokio twin.
+fn hickory_rounds(
+    rt: &tokio::runtime::Runtime,
+    r: &TokioResolver,
+    iters: u64,
+    per_round: usize,
+) -> Duration {
+    rt.block_on(async {
+        let t0 = Instant::now();
+        for i in 0..iters {
+            let lookups = (0..per_round).map(|k| r.ipv4_lookup(name(i, per_round, k)));
+            for res in futures::future::join_all(lookups).await {
+                res.expect("lookup");
+            }
+        }
+        t0.elapsed()
+    })
 }
 
 fn lookups(c: &mut Criterion) {
@@ -84,6 +145,26 @@ fn lookups(c: &mut Criterion) {
         g.finish();
         sched.shutdown();
     }
+
+    let (rt, r) = hickory(&srv);
+    let mut g = c.benchmark_group("dns_lookup_ipv4/tokio-hickory");
+    // Every lookup must reach the server, as coro's do (no cache answers).
+    let before = srv.queries();
+    hickory_rounds(&rt, &r, 10, IN_FLIGHT);
+    assert_eq!(
+        srv.queries() - before,
+        10 * IN_FLIGHT,
+        "hickory answered from somewhere other than the server"
+    );
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sequential", |b| {
+        b.iter_custom(|iters| hickory_rounds(&rt, &r, iters, 1))
+    });
+    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    g.bench_function(format!("{IN_FLIGHT}_in_flight"), |b| {
+        b.iter_custom(|iters| hickory_rounds(&rt, &r, iters, IN_FLIGHT))
+    });
+    g.finish();
 }
 
 criterion_group! {
