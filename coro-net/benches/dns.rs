@@ -126,6 +126,19 @@ fn hickory_rounds(
     })
 }
 
+/// One group: lookups one at a time, then `IN_FLIGHT` at once, each run
+/// by `run(iters, per_round)`.
+fn group(c: &mut Criterion, name: &str, run: impl Fn(u64, usize) -> Duration) {
+    let mut g = c.benchmark_group(format!("dns_lookup_ipv4/{name}"));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("sequential", |b| b.iter_custom(|iters| run(iters, 1)));
+    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
+    g.bench_function(format!("{IN_FLIGHT}_in_flight"), |b| {
+        b.iter_custom(|iters| run(iters, IN_FLIGHT))
+    });
+    g.finish();
+}
+
 fn lookups(c: &mut Criterion) {
     let srv = dns_server::DnsServer::start();
     for (kind, name) in [(DriverKind::Epoll, "epoll"), (DriverKind::IoUring, "uring")] {
@@ -133,21 +146,11 @@ fn lookups(c: &mut Criterion) {
             eprintln!("dns bench: the {name} driver is not available, skipped");
             continue;
         };
-        let mut g = c.benchmark_group(format!("dns_lookup_ipv4/{name}"));
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("sequential", |b| {
-            b.iter_custom(|iters| rounds(&sched, &r, iters, 1))
-        });
-        g.throughput(Throughput::Elements(IN_FLIGHT as u64));
-        g.bench_function(format!("{IN_FLIGHT}_in_flight"), |b| {
-            b.iter_custom(|iters| rounds(&sched, &r, iters, IN_FLIGHT))
-        });
-        g.finish();
+        group(c, name, |iters, n| rounds(&sched, &r, iters, n));
         sched.shutdown();
     }
 
     let (rt, r) = hickory(&srv);
-    let mut g = c.benchmark_group("dns_lookup_ipv4/tokio-hickory");
     // Every lookup must reach the server, as coro's do (no cache answers).
     let before = srv.queries();
     hickory_rounds(&rt, &r, 10, IN_FLIGHT);
@@ -156,15 +159,9 @@ fn lookups(c: &mut Criterion) {
         10 * IN_FLIGHT,
         "hickory answered from somewhere other than the server"
     );
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("sequential", |b| {
-        b.iter_custom(|iters| hickory_rounds(&rt, &r, iters, 1))
+    group(c, "tokio-hickory", |iters, n| {
+        hickory_rounds(&rt, &r, iters, n)
     });
-    g.throughput(Throughput::Elements(IN_FLIGHT as u64));
-    g.bench_function(format!("{IN_FLIGHT}_in_flight"), |b| {
-        b.iter_custom(|iters| hickory_rounds(&rt, &r, iters, IN_FLIGHT))
-    });
-    g.finish();
 }
 
 criterion_group! {
