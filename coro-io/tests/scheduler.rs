@@ -64,6 +64,7 @@ coro_io::driver_tests!(
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
     ambient_helpers_use_the_current_scheduler,
+    timers_that_outlive_their_scheduler_end_instead_of_hanging,
 );
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
@@ -360,6 +361,46 @@ fn shutdown_cancels_pending_tasks_and_timers(cfg: Config) {
         // Spawning after shutdown: refused with a cancelled JoinError.
         assert!(sync_wait(s.spawn(async { 1 })).unwrap_err().is_cancelled());
     }
+}
+
+/// Sleeps hold the scheduler's timers, not the scheduler: once its last
+/// handle is gone, a sleep, a timeout and an interval polled from another
+/// thread (armed before, or first polled after) complete instead of
+/// waiting for a loop that no longer runs, and a waker they registered is
+/// woken by the shutdown.
+fn timers_that_outlive_their_scheduler_end_instead_of_hanging(cfg: Config) {
+    let s = cfg.sched();
+    let mut armed = s.sleep(Duration::from_secs(3600));
+    let fresh = s.sleep(Duration::from_secs(3600));
+    let timeout = s.timeout(Duration::from_secs(3600), std::future::pending::<()>());
+    let mut interval = s.interval(Duration::from_secs(3600));
+    // The first tick is at once; the second is an hour away.
+    sync_wait(interval.tick());
+    let (waker, woken) = counting_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut armed).poll(&mut cx).is_pending());
+    drop(s);
+    assert_eq!(
+        woken.load(Ordering::SeqCst),
+        1,
+        "shutdown woke the armed sleep"
+    );
+    let t = std::thread::spawn(move || {
+        sync_wait(armed);
+        sync_wait(fresh);
+        assert!(sync_wait(timeout).is_err(), "the timeout reports Elapsed");
+        sync_wait(interval.tick());
+    });
+    // A hang here is the bug: bound it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !t.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a timer of a dropped scheduler never completed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.join().unwrap();
 }
 
 fn dropping_last_handle_shuts_down(cfg: Config) {
