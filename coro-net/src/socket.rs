@@ -8,7 +8,7 @@ use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -103,16 +103,23 @@ enum WriteState {
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
 }
 
-/// A connected stream socket (TCP or Unix).
-///
-/// The `futures_io` adapter keeps a read side and a write side, each under
-/// its own lock (uncontended unless two tasks share one side), so that
-/// `&Stream` reads and writes, and a reader and a writer task can share a
-/// stream (its split halves).
-pub(crate) struct Stream {
-    // Declared first: in-flight adapter ops are dropped before the fd closes.
+/// The `futures_io` adapter's read side and write side, each under its own
+/// lock (uncontended unless two tasks share one side), so that `&Stream`
+/// reads and writes, and a reader and a writer task can share a stream
+/// (its split halves).
+struct Adapter {
     rd: Mutex<ReadState>,
     wr: Mutex<WriteState>,
+}
+
+/// A connected stream socket (TCP or Unix).
+pub(crate) struct Stream {
+    // Declared first: in-flight adapter ops are dropped before the fd closes.
+    /// Made on the adapter's first use, boxed: a stream read and written
+    /// with owned buffers only (a server's connections, as a rule) carries
+    /// one pointer for it, not both sides' state, and every idle
+    /// connection's task holds its stream.
+    adapter: OnceLock<Box<Adapter>>,
     pub(crate) sock: Socket,
 }
 
@@ -127,13 +134,21 @@ impl fmt::Debug for Stream {
 impl Stream {
     pub(crate) fn new(sock: Socket) -> Stream {
         Stream {
-            rd: Mutex::new(ReadState::Idle {
-                buf: Vec::new(),
-                pos: 0,
-            }),
-            wr: Mutex::new(WriteState::Idle(Vec::new())),
+            adapter: OnceLock::new(),
             sock,
         }
+    }
+
+    fn adapter(&self) -> &Adapter {
+        self.adapter.get_or_init(|| {
+            Box::new(Adapter {
+                rd: Mutex::new(ReadState::Idle {
+                    buf: Vec::new(),
+                    pos: 0,
+                }),
+                wr: Mutex::new(WriteState::Idle(Vec::new())),
+            })
+        })
     }
 
     /// Send what the `AsyncWrite` adapter accepted, then close through the
@@ -147,8 +162,8 @@ impl Stream {
 
     /// The socket alone (the adapter's in-flight ops are dropped first).
     pub(crate) fn into_socket(self) -> Socket {
-        let Stream { rd, wr, sock } = self;
-        drop((rd, wr));
+        let Stream { adapter, sock } = self;
+        drop(adapter);
         sock
     }
 
@@ -297,9 +312,9 @@ impl Stream {
     /// Bytes received and not handed out yet: by the `AsyncRead` adapter,
     /// or in the driver's receive queue.
     pub(crate) fn buffered_read(&self) -> usize {
-        let adapter = match &*lock(&self.rd) {
-            ReadState::Idle { buf, pos } => buf.len() - pos,
-            ReadState::Busy(_) => 0,
+        let adapter = match self.adapter.get().map(|a| lock(&a.rd)).as_deref() {
+            Some(ReadState::Idle { buf, pos }) => buf.len() - pos,
+            Some(ReadState::Busy(_)) | None => 0,
         };
         adapter + self.sock.registered().recv_buffered()
     }
@@ -314,7 +329,7 @@ impl Stream {
             // read left).
             return self.sock.registered().poll_recv(cx, out);
         }
-        let mut rd = lock(&self.rd);
+        let mut rd = lock(&self.adapter().rd);
         loop {
             match &mut *rd {
                 ReadState::Idle { buf, pos } if *pos < buf.len() => {
@@ -350,7 +365,11 @@ impl Stream {
 
     /// Send everything accepted so far.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.drain(&mut lock(&self.wr), cx)
+        // Never used: nothing was accepted, nothing to send.
+        let Some(adapter) = self.adapter.get() else {
+            return Poll::Ready(Ok(()));
+        };
+        self.drain(&mut lock(&adapter.wr), cx)
     }
 
     fn drain(&self, wr: &mut WriteState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -381,7 +400,7 @@ impl Stream {
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut wr = lock(&self.wr);
+        let mut wr = lock(&self.adapter().wr);
         ready!(self.drain(&mut wr, cx))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
