@@ -636,3 +636,36 @@ fn injected_fault() -> Option<io::Error> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    /// Every connection's task holds its stream: the `futures_io`
+    /// adapter's state (two locks, a buffer or an op each) is made only for
+    /// streams that use it, and asking about it does not make it.
+    #[test]
+    fn a_stream_carries_no_adapter_state_until_the_adapter_is_used() {
+        assert!(
+            std::mem::size_of::<Stream>() <= std::mem::size_of::<Socket>() + 16,
+            "Stream is {} B, Socket {} B",
+            std::mem::size_of::<Stream>(),
+            std::mem::size_of::<Socket>()
+        );
+        let sched = IoScheduler::new(Default::default()).unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let s = Stream::new(Socket::new(&sched, a.into()));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(s.buffered_read(), 0);
+        assert!(s.poll_flush(&mut cx).is_ready());
+        assert!(s.adapter.get().is_none());
+        assert_eq!(
+            s.poll_write(&mut cx, b"x").map(|r| r.ok()),
+            Poll::Ready(Some(1))
+        );
+        assert!(s.adapter.get().is_some());
+        drop(s);
+        sched.shutdown();
+    }
+}
