@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use coro::io::{DriverKind, IoScheduler, IoSchedulerOptions};
-use futures::FutureExt;
 use coro::net::tcp::{ListenOptions, TcpListener};
 use coro::signal::{Signal, SignalKind};
 use coro::sync::Event;
+use futures::FutureExt;
 
 use crate::args::Args;
 
