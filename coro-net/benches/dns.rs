@@ -9,8 +9,10 @@
 //! The tokio twin is hickory-resolver on a current-thread tokio runtime
 //! (coro's scheduler here is one thread too), pointed at the same server
 //! over UDP, asking for the same A records with the same fully qualified
-//! names, with its cache unable to answer (TTL 0, and the bench checks
-//! that the server saw one query per lookup). `tokio::net::lookup_host`
+//! names, the same per-try timeout and number of tries (hickory also
+//! resends within a try after 333 ms, which a loopback server answering
+//! in microseconds never triggers), with its cache unable to answer (TTL
+//! 0; the bench checks that a repeated round still reaches the server). `tokio::net::lookup_host`
 //! is not a row: it asks the system's `getaddrinfo` on tokio's blocking
 //! pool, which cannot be pointed at a server on a test port.
 //!
@@ -95,7 +97,8 @@ fn hickory(srv: &dns_server::DnsServer) -> (tokio::runtime::Runtime, TokioResolv
     let config = ResolverConfig::from_parts(None, vec![], vec![server]);
     let mut opts = ResolverOpts::default();
     opts.timeout = Duration::from_secs(1);
-    opts.attempts = 3;
+    // hickory counts retries after the first try: 2 is coro's 3 tries.
+    opts.attempts = 2;
     opts.use_hosts_file = ResolveHosts::Never;
     // Built inside the runtime: the resolver spawns its connection tasks.
     let resolver = rt.block_on(async {
@@ -151,13 +154,16 @@ fn lookups(c: &mut Criterion) {
     }
 
     let (rt, r) = hickory(&srv);
-    // Every lookup must reach the server, as coro's do (no cache answers).
+    // Every lookup must reach the server, as coro's do: the same names
+    // twice, so a cache would answer the second round. (More queries than
+    // lookups is possible: hickory resends a query after 333 ms without
+    // an answer, if the server thread stalls that long.)
     let before = srv.queries();
     hickory_rounds(&rt, &r, 10, IN_FLIGHT);
-    assert_eq!(
-        srv.queries() - before,
-        10 * IN_FLIGHT,
-        "hickory answered from somewhere other than the server"
+    hickory_rounds(&rt, &r, 10, IN_FLIGHT);
+    assert!(
+        srv.queries() - before >= 2 * 10 * IN_FLIGHT,
+        "hickory answered a lookup without asking the server (its cache?)"
     );
     group(c, "tokio-hickory", |iters, n| {
         hickory_rounds(&rt, &r, iters, n)

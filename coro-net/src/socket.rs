@@ -117,7 +117,7 @@ pub(crate) struct Stream {
     // Declared first: in-flight adapter ops are dropped before the fd closes.
     /// Made on the adapter's first use, boxed: a stream read and written
     /// with owned buffers only (a server's connections, as a rule) carries
-    /// one pointer for it, not both sides' state, and every idle
+    /// 16 bytes for it, not both sides' state, and every idle
     /// connection's task holds its stream.
     adapter: OnceLock<Box<Adapter>>,
     pub(crate) sock: Socket,

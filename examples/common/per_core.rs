@@ -256,8 +256,8 @@ where
                 // `map`, not `async move { fut.await; drop(open) }`: an
                 // async block keeps the future it captured and, separately,
                 // the one it awaits, so every connection's task would be
-                // twice the size of its future (544 B more per idle HTTP
-                // connection).
+                // twice the size of its future (it cost 544 B per idle
+                // HTTP connection when found).
                 let fut = conn(sched.clone(), stream).map(move |()| drop(open));
                 drop(sched.spawn(fut))
             }
