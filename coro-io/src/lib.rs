@@ -196,14 +196,22 @@ pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {
 }
 
 /// The one reporting path of the project's crates (coro-net uses it too):
-/// a `tracing` warning (target `coro_io`, whichever crate reports) with the
-/// `tracing` feature, else a line on stderr; either way the message starts
-/// with `who`.
+/// with the `tracing` feature and a subscriber listening, a `tracing`
+/// warning (target `coro_io`, whichever crate reports); otherwise a line
+/// on stderr, so that turning the feature on without installing a
+/// subscriber does not silence it. Either way the message starts with
+/// `who`.
 #[doc(hidden)]
 pub fn report(who: &str, msg: std::fmt::Arguments<'_>) {
     #[cfg(feature = "tracing")]
-    tracing::warn!("{who}: {msg}");
-    #[cfg(not(feature = "tracing"))]
+    {
+        let listening =
+            tracing::dispatcher::get_default(|d| !d.is::<tracing::subscriber::NoSubscriber>());
+        if listening {
+            tracing::warn!("{who}: {msg}");
+            return;
+        }
+    }
     eprintln!("{who}: {msg}");
 }
 

@@ -16,6 +16,7 @@ struct Counter {
     complete: AtomicUsize,
     op_waits: AtomicUsize,
     op_complete: AtomicUsize,
+    reports: AtomicUsize,
     task_spans: AtomicUsize,
     next: AtomicUsize,
 }
@@ -59,6 +60,7 @@ impl Subscriber for Shared {
             "task complete" => &self.complete,
             "op waits" => &self.op_waits,
             "op complete" => &self.op_complete,
+            "coro-test: a background step failed" => &self.reports,
             _ => return,
         };
         c.fetch_add(1, Ordering::SeqCst);
@@ -97,4 +99,16 @@ fn tasks_and_ops_are_traced() {
     assert_eq!(c.op_waits.load(Ordering::SeqCst), 1);
     assert_eq!(c.op_complete.load(Ordering::SeqCst), 1);
     assert!(c.task_spans.load(Ordering::SeqCst) >= 2); // one per poll
+}
+
+/// What the library cannot return as an error goes to the subscriber when
+/// one listens (without one it goes to stderr: `coro-net`'s `emfile` test
+/// reads it there with this feature on).
+#[test]
+fn reports_reach_a_listening_subscriber() {
+    let c = Arc::new(Counter::default());
+    tracing::subscriber::with_default(Shared(c.clone()), || {
+        coro_io::report("coro-test", format_args!("a background step failed"));
+    });
+    assert_eq!(c.reports.load(Ordering::SeqCst), 1);
 }
