@@ -702,7 +702,7 @@ unsafe impl op::Op for DontWaitRecv {
         )
         .map_err(Into::into)
     }
-    fn complete(mut self: Box<Self>, res: std::io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: std::io::Result<usize>) -> Self::Output {
         let n = res?;
         self.buf.truncate(n);
         Ok(self.buf)
@@ -805,7 +805,7 @@ unsafe impl<const RESTART: bool> op::Op for InjectResult<RESTART> {
             n => Ok(n as usize),
         }
     }
-    fn complete(self: Box<Self>, res: std::io::Result<usize>) -> Self::Output {
+    fn complete(self, res: std::io::Result<usize>) -> Self::Output {
         res
     }
 }

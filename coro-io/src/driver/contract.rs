@@ -118,8 +118,11 @@ pub(crate) trait Driver: Send + Sync + 'static {
 
 /// An I/O operation that both drivers can run. See [`crate::driver`].
 ///
-/// The op is boxed before it is first used, so pointers into `self` that
-/// [`sqe`](Op::sqe) hands to the kernel stay valid until the completion.
+/// An op lives inside its future, and moves with it, until a completion
+/// driver submits it: then the driver moves it to the heap first, so
+/// pointers into `self` that [`sqe`](Op::sqe) hands to the kernel stay
+/// valid until the completion. A readiness driver never boxes it: its
+/// syscalls run inside `poll`, so no pointer outlives one call.
 ///
 /// # Safety
 ///
@@ -129,8 +132,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
 /// between. An implementation must therefore return an entry that
 ///
 /// * points only into memory owned by `self`: its own fields (a
-///   `sockaddr`, `msghdr` or `iovec`; the op is boxed before `sqe` is
-///   called and never moves after), heap memory it owns (a `Vec`'s
+///   `sockaddr`, `msghdr` or `iovec`; the op is on the heap before `sqe`
+///   is called and never moves after), heap memory it owns (a `Vec`'s
 ///   block), or `'static` memory; nothing that `self` merely borrows and
 ///   nothing on a stack;
 /// * describes no more memory than that: lengths within the buffers, and
@@ -148,15 +151,19 @@ pub unsafe trait Op: std::marker::Send + 'static {
     /// Which operation this is (for [`Metrics`](crate::Metrics) and tracing).
     const KIND: OpKind;
     /// Completion path: the io_uring entry for this op (`user_data` is set by
-    /// the driver). Called at most once, after the op is boxed.
+    /// the driver). Called at most once, after the op was moved to the heap.
     fn sqe(&mut self) -> io_uring::squeue::Entry;
     /// Readiness path: what to wait for before [`attempt`](Op::attempt).
     fn readiness(&self) -> Readiness;
     /// Readiness path: the non-blocking syscall. `Ok(n)` is the raw result
     /// (bytes, an fd, revents); `WouldBlock` waits for readiness again.
+    /// The op may have moved since the last call: pointers into `self`
+    /// (a `msghdr`'s) are rebuilt on each call.
     fn attempt(&mut self) -> io::Result<usize>;
     /// Turn the raw result into the output, handing owned buffers back.
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output;
+    fn complete(self, res: io::Result<usize>) -> Self::Output
+    where
+        Self: Sized;
     /// The result arrived after the future was dropped: release what it
     /// produced (an accepted fd is closed here).
     fn orphaned(&mut self, res: io::Result<usize>) {
@@ -273,6 +280,52 @@ impl PendingOps {
     }
 }
 
+/// Where an op lives: in its future, or on the heap once a completion
+/// driver handed the kernel pointers into it (a stable address).
+///
+/// Kept inline until then, an op on a readiness driver costs no
+/// allocation: a read and a write per request on epoll used to be two
+/// `malloc`/`free` pairs, a percent of a busy server's CPU.
+#[derive(Debug)]
+pub(crate) enum Held<T> {
+    /// In the future (moves with it).
+    Here(T),
+    /// On the heap (never moves again).
+    Heap(Box<T>),
+}
+
+impl<T> Held<T> {
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        match self {
+            Held::Here(op) => op,
+            Held::Heap(op) => op,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> T {
+        match self {
+            Held::Here(op) => op,
+            Held::Heap(op) => *op,
+        }
+    }
+
+    pub(crate) fn into_box(self) -> Box<T> {
+        match self {
+            Held::Here(op) => Box::new(op),
+            Held::Heap(op) => op,
+        }
+    }
+
+    /// The op in `held`, moved to the heap first if it is not there yet.
+    pub(crate) fn on_heap(held: &mut Option<Held<T>>) -> Option<&mut T> {
+        if let Some(Held::Here(_)) = held {
+            let op = held.take().map(Held::into_box);
+            *held = op.map(Held::Heap);
+        }
+        held.as_mut().map(Held::get_mut)
+    }
+}
+
 /// The driver-side state of one op, owned by its [`OpFuture`].
 ///
 /// `op` is `Some` until the driver takes it (blocking pool, cancelled op
@@ -280,8 +333,8 @@ impl PendingOps {
 /// (io_uring: generation-tagged slot key, 0 = not submitted).
 #[derive(Debug)]
 pub(crate) struct OpState<T> {
-    /// The op itself, boxed for a stable address.
-    pub(crate) op: Option<Box<T>>,
+    /// The op itself: inline until a completion driver submits it.
+    pub(crate) op: Option<Held<T>>,
     /// Backend-specific slot key; 0 means "not submitted".
     pub(crate) token: u64,
     pub(crate) blocking: Option<Arc<BlockingCell<T>>>,
@@ -327,13 +380,13 @@ impl<T: Op> OpState<T> {
         ops.running.fetch_add(1, Ordering::AcqRel);
         let running = ops.running.clone();
         crate::blocking_run(Box::new(move || {
-            let res = op.attempt();
+            let res = op.get_mut().attempt();
             let mut g = crate::lock(&cell.inner);
             let w = if g.abandoned {
                 // Nobody will collect it: release what it produced (an
                 // opened fd is closed) before counting it finished.
                 drop(g);
-                op.orphaned(res);
+                op.get_mut().orphaned(res);
                 drop(op);
                 None
             } else {
@@ -365,7 +418,7 @@ impl<T: Op> OpState<T> {
         let done = g.done.take();
         drop(g);
         if let Some((mut op, res)) = done {
-            op.orphaned(res);
+            op.get_mut().orphaned(res);
         }
     }
 }
@@ -398,7 +451,7 @@ pub(crate) struct BlockingCell<T> {
 
 #[derive(Debug)]
 struct BlockingInner<T> {
-    done: Option<(Box<T>, io::Result<usize>)>,
+    done: Option<(Held<T>, io::Result<usize>)>,
     waker: Option<Waker>,
     /// The future was dropped: the result is for nobody.
     abandoned: bool,

@@ -22,7 +22,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,7 @@ use rustix::event::epoll;
 
 use super::notify::Notifier;
 use super::{Driver, DriverKind, Interest, Readiness};
-use crate::op::{BlockingOps, Op, OpKind, OpState};
+use crate::op::{BlockingOps, Held, Op, OpKind, OpState};
 
 const NOTIFY_KEY: u64 = u64::MAX;
 const EVENTS_CAPACITY: usize = 1024;
@@ -43,8 +43,9 @@ pub(crate) struct EpollDriver {
     notifier: Notifier,
     table: Mutex<Table>,
     /// Held by the thread parked in `epoll_wait` (one at a time; another
-    /// thread that finds it taken returns at once).
-    parked: Mutex<()>,
+    /// thread that finds it taken returns at once), with the wakers a turn
+    /// collects: kept between turns, so a turn allocates nothing.
+    parked: Mutex<Vec<Waker>>,
     blocking: BlockingOps,
 }
 
@@ -159,7 +160,7 @@ impl EpollDriver {
             epfd,
             notifier,
             table: Mutex::new(Table::default()),
-            parked: Mutex::new(()),
+            parked: Mutex::new(Vec::new()),
             blocking: BlockingOps::default(),
         })
     }
@@ -362,7 +363,7 @@ impl Driver for EpollDriver {
         if state.blocking.is_some() {
             return state.poll_blocking(cx, &self.blocking);
         }
-        let Some(op) = state.op.as_mut() else {
+        let Some(op) = state.op.as_mut().map(Held::get_mut) else {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
         match op.readiness() {
@@ -443,9 +444,13 @@ impl Driver for EpollDriver {
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
-        let Ok(parked) = self.parked.try_lock() else {
-            return Ok(0); // another thread is parked on this driver
+        let mut wake = match self.parked.try_lock() {
+            Ok(g) => g,
+            // A waker panicked in an earlier turn: the list is still sound.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(0), // another thread is parked here
         };
+        wake.clear(); // what a panicking waker left
         let timeout = wait_timeout(timeout);
         // On the stack, uninitialised: 12 KiB (16 on targets where the
         // event is not packed) the kernel fills; no allocation and no
@@ -456,10 +461,11 @@ impl Driver for EpollDriver {
             Err(rustix::io::Errno::INTR) => return Ok(0),
             Err(e) => return Err(e.into()),
         };
-        let mut wake = Vec::new();
         let n = self.dispatch(events, &mut wake);
-        drop(parked);
-        for w in wake {
+        // Woken with the table unlocked (a waker may run code that uses
+        // the driver); another thread's `park` meanwhile returns at once,
+        // as while this one waits.
+        for w in wake.drain(..) {
             w.wake();
         }
         Ok(n)

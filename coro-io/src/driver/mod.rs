@@ -6,7 +6,9 @@
 //!
 //! An operation (`crate::op::Op`) is a plain struct that owns everything the
 //! kernel may touch while it runs: the buffer, the `sockaddr`, the `msghdr`.
-//! It is boxed once (a stable address) and knows **both** ways to run:
+//! It lives in its future (no allocation) until a completion backend
+//! submits it, which first moves it to the heap (a stable address); it
+//! knows **both** ways to run:
 //!
 //! * the completion path, [`Op::sqe`]: build one io_uring
 //!   submission entry that points into the boxed op;
@@ -70,7 +72,7 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub(crate) use contract::{BlockingOps, Driver, OpState, PendingOps};
+pub(crate) use contract::{BlockingOps, Driver, Held, OpState, PendingOps};
 pub use contract::{Interest, Op, OpKind, Readiness};
 pub use registered::RegisteredFd;
 pub use uring_options::{RingMode, UringOptions};

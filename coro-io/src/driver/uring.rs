@@ -80,7 +80,7 @@ use super::probe::Features;
 use super::recv_queue::{self, Arm, BufRing, StreamRx};
 use super::{Driver, DriverKind, Interest, Readiness};
 use super::{RingMode, UringOptions};
-use crate::op::{BlockingOps, Op, OpState};
+use crate::op::{BlockingOps, Held, Op, OpState};
 
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
 const WAKE_KEY: u64 = u64::MAX;
@@ -884,13 +884,16 @@ impl Driver for UringDriver {
         if state.blocking.is_some() {
             return state.poll_blocking(cx, &self.blocking);
         }
-        let Some(op) = state.op.as_mut() else {
-            return Poll::Ready(Err(io::Error::other("op polled after completion")));
-        };
-        if state.token == 0 && !op.uring_native(&self.features) {
+        let native = |op: &mut Held<T>| op.get_mut().uring_native(&self.features);
+        if state.token == 0 && state.op.as_mut().is_some_and(|op| !native(op)) {
             // The kernel has no opcode for it: the readiness drivers' way.
             return state.poll_blocking(cx, &self.blocking);
         }
+        // The kernel will hold pointers into the op: from here on it lives
+        // on the heap (nothing to do after the first poll).
+        let Some(op) = Held::on_heap(&mut state.op) else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
         if state.token == 0 {
             if let Some(fd) = op.closes_fd() {
                 // A close ends the fd's receive queue first (as epoll drops
@@ -1007,7 +1010,9 @@ impl Driver for UringDriver {
             return;
         }
         let token = std::mem::take(&mut state.token);
-        let Some(op) = state.op.take() else { return };
+        let Some(op) = state.op.take().map(Held::into_box) else {
+            return;
+        };
         let mut st = self.state();
         let Some(slot) = st.get_mut(token) else {
             return;

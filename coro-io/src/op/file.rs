@@ -45,7 +45,7 @@ unsafe impl<B: IoBufMut> Op for Read<B> {
         // stays open while the op lives (`Op` contract).
         unsafe { super::sys::read(self.fd, self.buf.stable_mut_ptr(), len) }
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
             // SAFETY: the kernel initialised the first n bytes.
             unsafe { self.buf.set_init(n) };
@@ -89,7 +89,7 @@ unsafe impl<B: IoBuf> Op for Write<B> {
         // stays open while the op lives (`Op` contract).
         unsafe { super::sys::write(self.fd, self.buf.stable_ptr(), len) }
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
     }
 }
@@ -146,7 +146,7 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
         // SAFETY: the buffer is valid for `len` bytes of writes.
         cvt(unsafe { libc::pread(self.fd, self.buf.stable_mut_ptr().cast(), len, off) })
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
             // SAFETY: the kernel initialised the first n bytes.
             unsafe { self.buf.set_init(n) };
@@ -201,7 +201,7 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
         // SAFETY: the buffer is valid for `len` bytes of reads.
         cvt(unsafe { libc::pwrite(self.fd, self.buf.stable_ptr().cast(), len, off) })
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
     }
 }
@@ -236,7 +236,7 @@ unsafe impl Op for Fsync {
         // SAFETY: fsync on a raw fd has no memory-safety preconditions.
         cvt(unsafe { libc::fsync(self.fd) } as isize)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(|_| ())
     }
 }
@@ -297,7 +297,7 @@ unsafe impl Op for Close {
             None => Ok(0),
         }
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         let res = match self.fd.take() {
             // The kernel consumed the fd, whatever it reports (close never
             // leaves it open): forget it rather than close a reused number.

@@ -92,7 +92,7 @@ unsafe impl Op for OpenAt {
         )?;
         Ok(fd.into_raw_fd() as usize)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         let fd = res?;
         // SAFETY: the kernel just created this fd for this op; nobody else owns it.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
@@ -200,7 +200,7 @@ unsafe impl Op for Statx {
         self.got = Some(metadata_from_rustix(&st));
         Ok(0)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res?;
         Ok(match self.got {
             Some(m) => m,
@@ -296,7 +296,7 @@ unsafe impl Op for RenameAt {
         rustix::fs::renameat(CWD, self.from.as_c_str(), CWD, self.to.as_c_str())?;
         Ok(0)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(drop)
     }
     fn uring_native(&self, features: &Features) -> bool {
@@ -342,7 +342,7 @@ unsafe impl Op for UnlinkAt {
         rustix::fs::unlinkat(CWD, self.path.as_c_str(), flags)?;
         Ok(0)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(drop)
     }
     fn uring_native(&self, features: &Features) -> bool {
@@ -383,7 +383,7 @@ unsafe impl Op for MkdirAt {
         rustix::fs::mkdirat(CWD, self.path.as_c_str(), Mode::from_raw_mode(self.mode))?;
         Ok(0)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(drop)
     }
     fn uring_native(&self, features: &Features) -> bool {

@@ -67,7 +67,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-pub(crate) use crate::driver::{BlockingOps, OpState, PendingOps};
+pub(crate) use crate::driver::{BlockingOps, Held, OpState, PendingOps};
 use crate::driver::{Driver, Handle};
 pub use crate::driver::{Op, OpKind};
 
@@ -92,6 +92,11 @@ pub struct OpFuture<T: Op, H: Borrow<Handle> = Handle> {
     /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
     counted: bool,
 }
+
+// The op is never pinned: a readiness driver's syscalls hold no pointer
+// into it past one `poll`, and a completion driver moves it to the heap
+// before the kernel sees it. So the future may move whatever `T` is.
+impl<T: Op, H: Borrow<Handle> + Unpin> Unpin for OpFuture<T, H> {}
 
 impl<T: Op> OpFuture<T> {
     /// Wrap `op` for `driver`.
@@ -127,7 +132,7 @@ impl<T: Op, H: Borrow<Handle>> OpFuture<T, H> {
         OpFuture {
             driver,
             state: OpState {
-                op: Some(Box::new(op)),
+                op: Some(Held::Here(op)),
                 token: 0,
                 blocking: None,
                 cancel: false,
@@ -148,7 +153,7 @@ impl<T: Op + file::KeepAlive> OpFuture<T> {
     /// future is dropped first.
     pub(crate) fn keep_alive(mut self, owner: Arc<std::os::fd::OwnedFd>) -> Self {
         if let Some(op) = self.state.op.as_mut() {
-            op.keep(owner);
+            op.get_mut().keep(owner);
         }
         self
     }
@@ -208,7 +213,8 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
         if this.state.cancel && !this.counted && this.state.token == 0 {
             this.done = true;
             let op = this.state.op.take().expect("an op not started yet");
-            return Poll::Ready(op.complete(Err(io::Error::from_raw_os_error(libc::ECANCELED))));
+            let res = Err(io::Error::from_raw_os_error(libc::ECANCELED));
+            return Poll::Ready(op.into_inner().complete(res));
         }
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
@@ -269,7 +275,7 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
                     .op
                     .take()
                     .expect("driver returned a result without the op");
-                Poll::Ready(op.complete(res))
+                Poll::Ready(op.into_inner().complete(res))
             }
         }
     }

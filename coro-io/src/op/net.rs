@@ -56,7 +56,7 @@ unsafe impl Op for Accept {
     fn attempt(&mut self) -> io::Result<usize> {
         accept_attempt(self.fd, Some(&mut self.addr))
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         let fd = accepted(res)?;
         Ok((fd, self.addr.socket_addr()?))
     }
@@ -165,7 +165,7 @@ unsafe impl Op for Connect {
             Err(e) => Err(e),
         }
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(|_| ())
     }
 }
@@ -253,7 +253,7 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
         // contract); the fd stays open while the op lives (`Op` contract).
         unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len) }
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
             // SAFETY: the kernel initialised the first n bytes.
             unsafe { self.buf.set_init(n) };
@@ -310,7 +310,7 @@ unsafe impl<B: IoBuf> Op for Send<B> {
         // contract); the fd stays open while the op lives (`Op` contract).
         unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len) }
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
     }
 }
@@ -441,7 +441,7 @@ unsafe impl<B: IoBufMut, A: Address> Op for RecvFrom<B, A> {
     fn attempt(&mut self) -> io::Result<usize> {
         self.inner.attempt(0)
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         let r = res.and_then(|n| {
             self.inner.received(n);
             let m = &self.inner;
@@ -521,7 +521,7 @@ unsafe impl<B: IoBuf> Op for SendTo<B> {
         // SAFETY: msg points at iov/addr inside this op, iov at the owned buffer.
         cvt(unsafe { libc::sendmsg(self.fd, &self.msg, libc::MSG_NOSIGNAL) })
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
     }
 }
@@ -579,7 +579,7 @@ unsafe impl Op for PollFd {
         }
         Ok(p.revents as u16 as usize)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         res.map(|r| r as u32)
     }
 }
@@ -615,7 +615,7 @@ unsafe impl Op for AcceptFd {
     fn attempt(&mut self) -> io::Result<usize> {
         accept_attempt(self.fd, None)
     }
-    fn complete(self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(self, res: io::Result<usize>) -> Self::Output {
         accepted(res)
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
@@ -682,7 +682,7 @@ unsafe impl<B: IoBufMut> Op for RecvMsg<B> {
     fn attempt(&mut self) -> io::Result<usize> {
         self.inner.attempt(self.flags | libc::MSG_DONTWAIT)
     }
-    fn complete(mut self: Box<Self>, res: io::Result<usize>) -> Self::Output {
+    fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         let r = res.map(|n| {
             self.inner.received(n);
             let m = &self.inner;
