@@ -144,6 +144,10 @@ pub(crate) trait Driver: Send + Sync + 'static {
 /// * names an fd the op may use (the caller keeps it open while the
 ///   future lives), and carries no `user_data` or link flags of its own.
 ///
+/// And [`attempt`](Op::attempt) must rebuild any pointer into `self` it
+/// passes to a syscall (a `msghdr`'s) on each call: on a readiness driver
+/// the op stays in its future, which may move between polls.
+///
 /// An op that breaks this lets safe code make the kernel write anywhere.
 pub unsafe trait Op: std::marker::Send + 'static {
     /// What the future resolves to (usually a [`BufResult`](crate::buf::BufResult)).
@@ -151,14 +155,14 @@ pub unsafe trait Op: std::marker::Send + 'static {
     /// Which operation this is (for [`Metrics`](crate::Metrics) and tracing).
     const KIND: OpKind;
     /// Completion path: the io_uring entry for this op (`user_data` is set by
-    /// the driver). Called at most once, after the op was moved to the heap.
+    /// the driver). Called only after the op was moved to the heap; again
+    /// if the op is resubmitted (after an `EAGAIN` and a readiness poll).
     fn sqe(&mut self) -> io_uring::squeue::Entry;
     /// Readiness path: what to wait for before [`attempt`](Op::attempt).
     fn readiness(&self) -> Readiness;
     /// Readiness path: the non-blocking syscall. `Ok(n)` is the raw result
     /// (bytes, an fd, revents); `WouldBlock` waits for readiness again.
-    /// The op may have moved since the last call: pointers into `self`
-    /// (a `msghdr`'s) are rebuilt on each call.
+    /// The op may have moved since the last call (see the Safety section).
     fn attempt(&mut self) -> io::Result<usize>;
     /// Turn the raw result into the output, handing owned buffers back.
     fn complete(self, res: io::Result<usize>) -> Self::Output

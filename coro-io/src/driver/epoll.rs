@@ -8,7 +8,9 @@
 //!
 //! Lost wake-ups are prevented with per-fd, per-direction sequence numbers:
 //! an op reads the sequence before its syscall; if an event bumped it by the
-//! time the op wants to sleep, it retries instead.
+//! time the op wants to sleep, it retries instead. A read takes its
+//! sequence, and marks the fd drained after a short read, without the
+//! table lock (`read_cell.rs`); the lock is taken to sleep.
 //!
 //! Registrations carry a generation in the upper 32 bits of the epoll data
 //! (the fd in the lower 32), so an event queued for an fd number that was
@@ -22,13 +24,14 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard, OnceLock, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rustix::event::epoll;
 
 use super::notify::Notifier;
+use super::read_cell::ReadCell;
 use super::{Driver, DriverKind, Interest, Readiness};
 use crate::op::{BlockingOps, Held, Op, OpKind, OpState};
 
@@ -42,9 +45,13 @@ pub(crate) struct EpollDriver {
     /// Cross-thread wake-ups (`unpark`).
     notifier: Notifier,
     table: Mutex<Table>,
+    /// Each fd's read word (see `read_cell.rs`): the word is written under
+    /// `table`, the drained mark by readers, without it.
+    cells: Cells,
     /// Held by the thread parked in `epoll_wait` (one at a time; another
-    /// thread that finds it taken returns at once), with the wakers a turn
-    /// collects: kept between turns, so a turn allocates nothing.
+    /// thread that finds it taken returns at once). It keeps the list a
+    /// turn collects its wakers in between turns, so a turn allocates
+    /// nothing.
     parked: Mutex<Vec<Waker>>,
     blocking: BlockingOps,
 }
@@ -58,18 +65,11 @@ struct Table {
     closed: bool,
 }
 
+/// The table's part of an fd's state; its generation, read sequence,
+/// hang-up and drained mark are in its [`ReadCell`].
 #[derive(Debug, Default)]
 struct Slot {
-    generation: u32,
-    registered: bool,
-    read_seq: u32,
     write_seq: u32,
-    /// The read token seen before the last stream read that drained the
-    /// fd: while the token is unchanged, no data arrived since.
-    drained_at: Option<u64>,
-    /// The peer hung up or the fd reported an error: no further edge will
-    /// come, so reads must always try (they return the rest, then EOF).
-    hup: bool,
     /// An op other than a poll waited on this registration: the fd belongs
     /// to an owner that releases it before closing it (a socket).
     owned: bool,
@@ -81,20 +81,82 @@ struct Slot {
     writers: Vec<Waker>,
 }
 
-impl Slot {
-    /// A token that changes whenever an event of `interest` arrives or the
-    /// registration changes.
-    fn token(&self, interest: Interest) -> u64 {
-        let mut seq = 0u32;
-        if interest.readable() {
-            seq = seq.wrapping_add(self.read_seq);
+/// A token that changes whenever an event of `interest` arrives at a
+/// registration whose read word is `word`, or the registration changes.
+/// For reads it is the word itself (what the read path loads unlocked).
+fn token(word: u64, write_seq: u32, interest: Interest) -> u64 {
+    if interest == Interest::Read {
+        return word;
+    }
+    let mut seq = 0u32;
+    if interest.readable() {
+        seq = seq.wrapping_add(ReadCell::read_seq(word));
+    }
+    seq = seq.wrapping_add(write_seq.wrapping_mul(0x9E37_79B9));
+    (u64::from(ReadCell::generation(word)) << 32) | u64::from(seq)
+}
+
+/// The read cells, by fd number, at stable addresses (so the read path
+/// needs no lock to find one): chunks allocated on an fd's first
+/// registration, from a directory sized at creation for every fd number
+/// the process may open (its `RLIMIT_NOFILE` hard limit, at most 2^24).
+struct Cells {
+    chunks: Box<[OnceLock<Box<[ReadCell; CELL_CHUNK]>>]>,
+}
+
+const CELL_CHUNK: usize = 1024;
+
+impl std::fmt::Debug for Cells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let made = self.chunks.iter().filter(|c| c.get().is_some()).count();
+        f.debug_struct("Cells")
+            .field("fds", &(self.chunks.len() * CELL_CHUNK))
+            .field("chunks_made", &made)
+            .finish()
+    }
+}
+
+impl Cells {
+    fn new(max_fds: usize) -> Cells {
+        let n = max_fds.clamp(1, 1 << 24).div_ceil(CELL_CHUNK);
+        Cells {
+            chunks: (0..n).map(|_| OnceLock::new()).collect(),
         }
-        if interest.writable() {
-            seq = seq.wrapping_add(self.write_seq.wrapping_mul(0x9E37_79B9));
-        }
-        ((self.generation as u64) << 32) | seq as u64
     }
 
+    /// For every fd number below the hard limit on open files.
+    fn for_this_process() -> Cells {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        let max = limit
+            .maximum
+            .map_or(usize::MAX, |m| m.try_into().unwrap_or(usize::MAX));
+        Cells::new(max)
+    }
+
+    /// The cell of `fd`, if it was ever registered.
+    fn get(&self, fd: RawFd) -> Option<&ReadCell> {
+        let i = usize::try_from(fd).ok()?;
+        let chunk = self.chunks.get(i / CELL_CHUNK)?.get()?;
+        Some(&chunk[i % CELL_CHUNK])
+    }
+
+    /// The cell of `fd`, made if need be.
+    fn get_or_make(&self, fd: RawFd) -> io::Result<&ReadCell> {
+        let i = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+        let Some(chunk) = self.chunks.get(i / CELL_CHUNK) else {
+            return Err(io::Error::other(format!(
+                "coro-io epoll: fd {fd} is above the {} file descriptors this driver was \
+                 sized for (the open-file hard limit, RLIMIT_NOFILE, when it was created; \
+                 at most 2^24): raise the limit before creating the scheduler",
+                self.chunks.len() * CELL_CHUNK
+            )));
+        };
+        let chunk = chunk.get_or_init(|| Box::new(std::array::from_fn(|_| ReadCell::default())));
+        Ok(&chunk[i % CELL_CHUNK])
+    }
+}
+
+impl Slot {
     /// Keep `waker` until the fd is ready for `interest` (`owner`: see
     /// `owned`).
     fn wait(&mut self, interest: Interest, waker: &Waker, owner: bool) {
@@ -148,6 +210,10 @@ fn epoll_ctl(epfd: &OwnedFd, fd: RawFd, ctl: Ctl) -> io::Result<()> {
 
 impl EpollDriver {
     pub(crate) fn new() -> io::Result<EpollDriver> {
+        EpollDriver::with_cells(Cells::for_this_process())
+    }
+
+    fn with_cells(cells: Cells) -> io::Result<EpollDriver> {
         let epfd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let notifier = Notifier::new()?;
         epoll::add(
@@ -160,6 +226,7 @@ impl EpollDriver {
             epfd,
             notifier,
             table: Mutex::new(Table::default()),
+            cells,
             parked: Mutex::new(Vec::new()),
             blocking: BlockingOps::default(),
         })
@@ -173,8 +240,11 @@ impl EpollDriver {
     /// stream read drained the fd with no readiness event since.
     ///
     /// With `arm`: if the fd is drained, the syscall would only say
-    /// `EAGAIN`, so the waker is armed at once, under the same lock
-    /// (`Ok(None)`: wait), instead of in a second call to [`arm`](Self::arm).
+    /// `EAGAIN`, so the waker is armed at once (`Ok(None)`: wait), unless
+    /// an event came meanwhile.
+    ///
+    /// Reads take the token without the table lock (their fast path; see
+    /// `read_cell.rs`), other directions under it.
     fn token_or_arm(
         &self,
         fd: RawFd,
@@ -182,32 +252,40 @@ impl EpollDriver {
         arm: Option<&Waker>,
         owner: bool,
     ) -> io::Result<Option<(Option<u64>, bool)>> {
-        let mut t = self.table();
-        let closed = t.closed;
-        let Some(s) = t.slots.get_mut(fd as usize).filter(|s| s.registered) else {
+        if interest != Interest::Read {
+            let t = self.table();
+            let word = self.cells.get(fd).map_or(0, ReadCell::load);
+            if !ReadCell::registered(word) {
+                return Ok(Some((None, false)));
+            }
+            let write_seq = t.slots.get(fd as usize).map_or(0, |s| s.write_seq);
+            return Ok(Some((Some(token(word, write_seq, interest)), false)));
+        }
+        let Some(cell) = self.cells.get(fd) else {
             return Ok(Some((None, false)));
         };
-        let tok = s.token(interest);
-        let drained = !s.hup && s.drained_at == Some(tok);
+        let word = cell.load();
+        if !ReadCell::registered(word) {
+            return Ok(Some((None, false)));
+        }
+        let drained = cell.drained(word);
         match arm {
             Some(waker) if drained => {
-                if closed {
-                    return Err(super::shut_down());
+                if self.arm(fd, interest, Some(word), waker, owner)? {
+                    return Ok(None);
                 }
-                s.wait(interest, waker, owner);
-                Ok(None)
+                // An event since: try the syscall, with the new token.
+                let word = cell.load();
+                Ok(Some((Some(word), cell.drained(word))))
             }
-            _ => Ok(Some((Some(tok), drained))),
+            _ => Ok(Some((Some(word), drained))),
         }
     }
 
     /// Remember (or forget) that a read drained `fd` when its token was `seen`.
     fn set_drained(&self, fd: RawFd, seen: Option<u64>) {
-        let mut t = self.table();
-        if let Some(s) = t.slots.get_mut(fd as usize) {
-            if s.registered {
-                s.drained_at = seen;
-            }
+        if let Some(cell) = self.cells.get(fd) {
+            cell.mark_drained(seen);
         }
     }
 
@@ -227,12 +305,14 @@ impl EpollDriver {
         if t.closed {
             return Err(super::shut_down());
         }
+        let cell = self.cells.get_or_make(fd)?;
         if t.slots.len() <= idx {
             t.slots.resize_with(idx + 1, Slot::default);
         }
-        let was_registered = t.slots[idx].registered;
-        if !was_registered {
-            let key = ((t.slots[idx].generation as u64) << 32) | idx as u64;
+        let word = cell.load();
+        if !ReadCell::registered(word) {
+            let generation = ReadCell::generation(word).wrapping_add(1);
+            let key = (u64::from(generation) << 32) | idx as u64;
             // Edge-triggered ADD reports the current state on the next wait,
             // so readiness that arrived after our syscall is not lost.
             match epoll_ctl(&self.epfd, fd, Ctl::Add(key)) {
@@ -244,12 +324,10 @@ impl EpollDriver {
                 }
                 r => r?,
             }
-            let slot = &mut t.slots[idx];
-            slot.registered = true;
-            slot.drained_at = None;
-            slot.hup = false;
+            cell.register();
+            debug_assert_eq!(ReadCell::generation(cell.load()), generation);
             t.registered += 1;
-        } else if Some(t.slots[idx].token(interest)) != seen {
+        } else if Some(token(word, t.slots[idx].write_seq, interest)) != seen {
             return Ok(false);
         }
         t.slots[idx].wait(interest, waker, owner);
@@ -276,7 +354,7 @@ impl EpollDriver {
                 return;
             };
             slot.pollers = slot.pollers.saturating_sub(1);
-            slot.pollers == 0 && slot.registered && !slot.owned
+            slot.pollers == 0 && !slot.owned && self.is_registered(fd)
         };
         if release {
             self.release_fd(fd);
@@ -284,11 +362,9 @@ impl EpollDriver {
     }
 
     pub(crate) fn is_registered(&self, fd: RawFd) -> bool {
-        let t = self.table();
-        usize::try_from(fd)
-            .ok()
-            .and_then(|i| t.slots.get(i))
-            .is_some_and(|s| s.registered)
+        self.cells
+            .get(fd)
+            .is_some_and(|c| ReadCell::registered(c.load()))
     }
 
     /// Ops started on the blocking pool so far.
@@ -314,18 +390,20 @@ impl EpollDriver {
             }
             let idx = (key & 0xFFFF_FFFF) as usize;
             let generation = (key >> 32) as u32;
-            let Some(slot) = t.slots.get_mut(idx) else {
+            let (Some(cell), Some(slot)) = (self.cells.get(idx as RawFd), t.slots.get_mut(idx))
+            else {
                 continue;
             };
-            if !slot.registered || slot.generation != generation {
+            let word = cell.load();
+            if !ReadCell::registered(word) || ReadCell::generation(word) != generation {
                 continue; // stale: the fd was released (and maybe reused)
             }
             n += 1;
-            if flags.intersects(F::HUP | F::RDHUP | F::ERR) {
-                slot.hup = true;
-            }
+            let hup = flags.intersects(F::HUP | F::RDHUP | F::ERR);
+            // (A hang-up or an error is readable: reads see the EOF or
+            // the error.)
             if flags.intersects(F::IN | F::ERR | F::HUP | F::RDHUP | F::PRI) {
-                slot.read_seq = slot.read_seq.wrapping_add(1);
+                cell.readable(hup);
                 wake.append(&mut slot.readers);
             }
             if flags.intersects(F::OUT | F::ERR | F::HUP) {
@@ -444,13 +522,11 @@ impl Driver for EpollDriver {
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
-        let mut wake = match self.parked.try_lock() {
+        let mut parked = match self.parked.try_lock() {
             Ok(g) => g,
-            // A waker panicked in an earlier turn: the list is still sound.
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return Ok(0), // another thread is parked here
         };
-        wake.clear(); // what a panicking waker left
         let timeout = wait_timeout(timeout);
         // On the stack, uninitialised: 12 KiB (16 on targets where the
         // event is not packed) the kernel fills; no allocation and no
@@ -461,12 +537,18 @@ impl Driver for EpollDriver {
             Err(rustix::io::Errno::INTR) => return Ok(0),
             Err(e) => return Err(e.into()),
         };
+        let mut wake = std::mem::take(&mut *parked);
         let n = self.dispatch(events, &mut wake);
-        // Woken with the table unlocked (a waker may run code that uses
-        // the driver); another thread's `park` meanwhile returns at once,
-        // as while this one waits.
+        drop(parked);
+        // Woken with no lock held (a waker may run code that uses the
+        // driver, or park it from another thread).
         for w in wake.drain(..) {
             w.wake();
+        }
+        // The emptied list goes back for the next turn (unless another
+        // thread parked meanwhile: then it is simply freed).
+        if let Ok(mut parked) = self.parked.try_lock() {
+            *parked = wake;
         }
         Ok(n)
     }
@@ -505,18 +587,15 @@ impl Driver for EpollDriver {
         let mut wake = Vec::new();
         {
             let mut t = self.table();
-            let Some(slot) = t.slots.get_mut(idx) else {
+            let (Some(cell), Some(slot)) = (self.cells.get(fd), t.slots.get_mut(idx)) else {
                 return;
             };
-            if !slot.registered {
+            if !ReadCell::registered(cell.load()) {
                 return;
             }
             let _ = epoll_ctl(&self.epfd, fd, Ctl::Delete);
-            slot.registered = false;
-            slot.drained_at = None;
-            slot.hup = false;
+            cell.release();
             slot.owned = false;
-            slot.generation = slot.generation.wrapping_add(1);
             wake.append(&mut slot.readers);
             wake.append(&mut slot.writers);
             t.registered -= 1;
@@ -524,5 +603,56 @@ impl Driver for EpollDriver {
         for w in wake {
             w.wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Nop;
+    impl Wake for Nop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    #[test]
+    fn an_fd_above_the_cell_directory_is_an_error_not_a_panic() {
+        let d = EpollDriver::with_cells(Cells::new(CELL_CHUNK)).unwrap();
+        let waker = Waker::from(Arc::new(Nop));
+        // The duplicate below needs a soft limit above the directory.
+        let want = CELL_CHUNK as u64 + 64;
+        let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if lim.current.is_some_and(|c| c < want) {
+            if lim.maximum.is_some_and(|m| m < want) {
+                eprintln!("skipped: the open-file hard limit is below {want}");
+                return;
+            }
+            let raised = rustix::process::Rlimit {
+                current: Some(want),
+                maximum: lim.maximum,
+            };
+            rustix::process::setrlimit(rustix::process::Resource::Nofile, raised).unwrap();
+        }
+        let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        // Below the directory's end: registered.
+        assert!(
+            d.arm(r.as_raw_fd(), Interest::Read, None, &waker, true)
+                .unwrap()
+        );
+        assert!(d.is_registered(r.as_raw_fd()));
+        // Above it (the open-file limit was raised after the driver was
+        // made): a clear error, nothing registered.
+        let high = rustix::io::fcntl_dupfd_cloexec(&r, CELL_CHUNK as RawFd + 10).unwrap();
+        let e = d
+            .arm(high.as_raw_fd(), Interest::Read, None, &waker, true)
+            .unwrap_err();
+        assert!(e.to_string().contains("sized for"), "{e}");
+        assert!(!d.is_registered(high.as_raw_fd()));
+        assert_eq!(d.registered(), 1);
+        d.release_fd(r.as_raw_fd());
+        assert_eq!(d.registered(), 0);
     }
 }

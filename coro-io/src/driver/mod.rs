@@ -11,7 +11,7 @@
 //! knows **both** ways to run:
 //!
 //! * the completion path, [`Op::sqe`]: build one io_uring
-//!   submission entry that points into the boxed op;
+//!   submission entry that points into the op (on the heap by then);
 //! * the readiness path, [`Op::readiness`] +
 //!   [`Op::attempt`]: the fd and direction to wait for,
 //!   and the non-blocking syscall; `WouldBlock` means "wait for readiness and
@@ -22,7 +22,7 @@
 //! The caller holds an [`OpFuture`](crate::op::OpFuture). Its `poll` calls
 //! `Driver::poll_op` with the op's `OpState`; its `Drop` (only if the op is
 //! still in flight) calls `Driver::drop_op`. From then on the driver owns the
-//! box: a completion backend parks it in the generation-tagged slot that
+//! op's box: a completion backend parks it in the generation-tagged slot that
 //! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
 //! completion (of the op, not of the cancel) arrives, calling
 //! [`Op::orphaned`] with the late result so that an fd
@@ -58,6 +58,7 @@ mod contract;
 pub(crate) mod epoll;
 mod notify;
 pub mod probe;
+mod read_cell;
 #[allow(unsafe_code)] // the provided buffers the kernel writes into
 mod recv_queue;
 mod registered;

@@ -2,7 +2,7 @@
 //!
 //! Each op owns its paths as `CString`s: the kernel reads them after the
 //! submission, possibly after the future was dropped, so they live in the
-//! boxed op until its completion. On io_uring they are native where the
+//! op (on the heap from its submission on) until its completion. On io_uring they are native where the
 //! kernel has the opcode ([`Features`]); on epoll, and on io_uring without
 //! the opcode, the plain syscall runs on the blocking pool.
 //!
@@ -171,9 +171,9 @@ impl Statx {
 }
 
 // SAFETY: its entry points into the path (a CString's heap block) and the
-// `statx` buffer it owns (a field of the boxed op, which never moves), the
-// only memory the kernel writes; `dirfd` is AT_FDCWD or a file the caller
-// (or `keep_alive`) keeps open.
+// `statx` buffer it owns (a field of the op, on the heap and never moved
+// once submitted), the only memory the kernel writes; `dirfd` is AT_FDCWD
+// or a file the caller (or `keep_alive`) keeps open.
 unsafe impl Op for Statx {
     type Output = io::Result<Metadata>;
     const KIND: OpKind = OpKind::Statx;

@@ -317,7 +317,8 @@ unsafe impl<B: IoBuf> Op for Send<B> {
 
 /// What both `recvmsg` ops own: the buffer, room for the source address,
 /// and the `iovec` and `msghdr` that the kernel reads, which point into the
-/// op (boxed before `prepare` fills them) and its buffer.
+/// op (filled by `prepare` before each syscall, and on io_uring only once
+/// the op is on the heap) and its buffer.
 #[derive(Debug)]
 struct MsgIn<B> {
     fd: RawFd,
@@ -327,7 +328,7 @@ struct MsgIn<B> {
     msg: libc::msghdr,
 }
 
-// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
+// SAFETY: the raw pointers in iov/msg point into this same op (or its
 // owned buffer) and are only used by the syscall; B is Send.
 unsafe impl<B: std::marker::Send> std::marker::Send for MsgIn<B> {}
 
@@ -461,7 +462,7 @@ pub struct SendTo<B> {
     msg: libc::msghdr,
 }
 
-// SAFETY: the raw pointers in iov/msg point into this same boxed op (or its
+// SAFETY: the raw pointers in iov/msg point into this same op (or its
 // owned buffer) and are only used by the syscall; B is Send.
 unsafe impl<B: std::marker::Send> std::marker::Send for SendTo<B> {}
 

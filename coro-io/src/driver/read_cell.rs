@@ -1,0 +1,113 @@
+//! The word per fd that the epoll driver's read path checks without taking
+//! the driver's table lock.
+//!
+//! A stream read needs two facts about its fd: the readiness token before
+//! the syscall (so that an event racing the syscall is not slept through)
+//! and, after it, whether the read drained the fd (so that the next read
+//! waits for an event instead of making a syscall that can only say
+//! `EAGAIN`). Under the table lock that was three lock/unlock pairs per
+//! request on a keep-alive connection. Here both are atomics: the read
+//! path loads the token and stores the drained mark with no lock, and
+//! takes the lock only to sleep (to store its waker).
+//!
+//! Why that is safe: every decision made from a lock-free load is either
+//! "try the syscall" (always allowed) or "sleep", and sleeping compares the
+//! token again under the table lock, where the event side changes it. So a
+//! stale load costs at most one extra syscall or one more trip round the
+//! loop; it never makes a reader sleep past an event. Every write of the
+//! state word happens under the table lock (registration, release, event),
+//! so writers never race one another; only the drained mark is written
+//! without it, by readers, and it is a hint checked against the word.
+//! `coro-io/tests/loom_read_cell.rs` checks the encoding, and the protocol
+//! with loom (this file is compiled there against loom's atomics).
+//!
+//! The word: the registration's generation in the upper 32 bits (odd while
+//! the fd is registered: both registering and releasing add one), a read
+//! sequence number bumped by each readable event (bits 1-31), and the
+//! hang-up bit (bit 0: the peer hung up or the fd reported an error, so no
+//! further edge will come and reads must always try).
+
+use crate::sync::{AtomicU64, Ordering};
+
+const HUP: u64 = 1;
+const SEQ_ONE: u64 = 2;
+const SEQ_MASK: u64 = 0xFFFF_FFFE;
+const GEN_ONE: u64 = 1 << 32;
+
+/// One fd's readiness word and drained mark. See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct ReadCell {
+    word: AtomicU64,
+    /// The word a stream read saw before it drained the fd (0: none; a
+    /// registered word is never 0, its generation being odd).
+    drained_at: AtomicU64,
+}
+
+impl ReadCell {
+    /// The current word: the read token, compared again under the lock
+    /// before sleeping.
+    pub(crate) fn load(&self) -> u64 {
+        self.word.load(Ordering::Acquire)
+    }
+
+    /// Whether `word` is that of a registered fd.
+    pub(crate) fn registered(word: u64) -> bool {
+        (word >> 32) & 1 == 1
+    }
+
+    /// The registration's generation (in the upper 32 bits of epoll's data).
+    pub(crate) fn generation(word: u64) -> u32 {
+        (word >> 32) as u32
+    }
+
+    /// Whether the peer hung up (or the fd reported an error).
+    pub(crate) fn hup(word: u64) -> bool {
+        word & HUP != 0
+    }
+
+    /// The read sequence number alone (for tokens of both directions).
+    pub(crate) fn read_seq(word: u64) -> u32 {
+        ((word & SEQ_MASK) >> 1) as u32
+    }
+
+    /// Whether a stream read drained the fd at `word` and nothing arrived
+    /// since (`word` being current): the syscall would say `EAGAIN`.
+    pub(crate) fn drained(&self, word: u64) -> bool {
+        Self::registered(word)
+            && !Self::hup(word)
+            && self.drained_at.load(Ordering::Relaxed) == word
+    }
+
+    /// A stream read that started at `word` drained the fd (`Some`), or
+    /// left bytes in it (`None`).
+    pub(crate) fn mark_drained(&self, word: Option<u64>) {
+        self.drained_at.store(word.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Registered (table lock held): a new, odd generation, no hang-up.
+    pub(crate) fn register(&self) {
+        let w = self.word.load(Ordering::Relaxed);
+        debug_assert!(!Self::registered(w));
+        self.word
+            .store((w & !HUP).wrapping_add(GEN_ONE), Ordering::Release);
+    }
+
+    /// Released (table lock held): a new, even generation, so that events
+    /// and drained marks of the old registration match nothing.
+    pub(crate) fn release(&self) {
+        let w = self.word.load(Ordering::Relaxed);
+        debug_assert!(Self::registered(w));
+        self.word
+            .store((w & !HUP).wrapping_add(GEN_ONE), Ordering::Release);
+    }
+
+    /// A readable event (table lock held): bump the sequence number, and
+    /// note a hang-up.
+    pub(crate) fn readable(&self, hup: bool) {
+        let w = self.word.load(Ordering::Relaxed);
+        let seq = (w & SEQ_MASK).wrapping_add(SEQ_ONE) & SEQ_MASK;
+        let hup = if hup { HUP } else { w & HUP };
+        self.word
+            .store((w & !(SEQ_MASK | HUP)) | seq | hup, Ordering::Release);
+    }
+}
