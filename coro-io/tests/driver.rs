@@ -60,7 +60,83 @@ coro_io::driver_tests!(
     unpark_wakes_park,
     stale_event_after_release_is_ignored,
     close_releases_registration,
+    send_with_room_completes_at_first_poll,
+    send_on_a_full_blocking_socket_waits_without_blocking,
 );
+
+/// A send that finds room in the socket buffer completes in its first
+/// poll on every driver (epoll: the syscall; io_uring: `try_now` before
+/// submitting), except io_uring with SQPOLL, which submits without a
+/// syscall and so sends through the ring.
+fn send_with_room_completes_at_first_poll(cfg: Config) {
+    let h = cfg.handle();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let (_c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut send = pin!(op::send(&h, a.as_raw_fd(), b"ping".as_slice()));
+    match send.as_mut().poll(&mut cx) {
+        Poll::Ready((res, _)) => assert_eq!(res.unwrap(), 4),
+        Poll::Pending => {
+            assert!(cfg.sqpoll, "{}: a send with room waited", cfg.name);
+            let (res, _) = run(&h, send);
+            assert_eq!(res.unwrap(), 4);
+        }
+    }
+    let mut got = [0u8; 8];
+    assert_eq!(rustix::io::read(&b, &mut got).unwrap(), 4);
+    assert_eq!(&got[..4], b"ping");
+}
+
+/// A send on a socket in blocking mode whose buffer is full must wait for
+/// room through the driver, not block the thread in the syscall (io_uring
+/// does not need non-blocking sockets, so its early try says
+/// `MSG_DONTWAIT`).
+fn send_on_a_full_blocking_socket_waits_without_blocking(cfg: Config) {
+    let h = cfg.handle();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    // Fill the buffer without blocking; then, off epoll (which needs
+    // non-blocking fds, as always), back to blocking mode.
+    a.set_nonblocking(true).unwrap();
+    // Smaller and smaller writes, down to one byte: no room is left for
+    // any send at all.
+    let chunk = [7u8; 4096];
+    let mut queued = 0;
+    for size in [4096, 512, 64, 1] {
+        while let Ok(n) = rustix::io::write(&a, &chunk[..size]) {
+            queued += n;
+        }
+    }
+    if cfg.kind() != DriverKind::Epoll {
+        a.set_nonblocking(false).unwrap();
+    }
+    // A send that did block would give up after a second (and the test
+    // fail on the time check) instead of hanging the test.
+    a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let (c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let started = std::time::Instant::now();
+    let mut send = pin!(op::send(&h, a.as_raw_fd(), vec![1u8; 1024]));
+    assert!(send.as_mut().poll(&mut cx).is_pending(), "{}", cfg.name);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{}: the poll blocked",
+        cfg.name
+    );
+    // Make room: the send completes.
+    let mut sink = vec![0u8; queued + 4096];
+    let mut drained = 0;
+    b.set_nonblocking(true).unwrap();
+    while drained < queued {
+        match rustix::io::read(&b, &mut sink[..]) {
+            Ok(n) => drained += n,
+            Err(_) => break,
+        }
+    }
+    let (res, _) = run(&h, send);
+    assert_eq!(res.unwrap(), 1024, "{}", cfg.name);
+    drop(c);
+}
 
 fn pipe_read_waits_then_completes(cfg: Config) {
     let h = cfg.handle();

@@ -183,6 +183,15 @@ pub unsafe trait Op: std::marker::Send + 'static {
     /// Completion path: the previous read of this fd drained it; wait for
     /// data before the first attempt (only stream reads act on it).
     fn expect_empty(&mut self) {}
+    /// Completion path: the op's syscall, made at once and without
+    /// blocking, before the op is submitted (`None`, the default: never).
+    /// For ops that usually succeed at once, where the syscall costs less
+    /// than a trip through the ring and back to the waiting task: a send
+    /// with room in the socket buffer. `WouldBlock` submits the op as
+    /// usual; any other result is the op's.
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        None
+    }
     /// The fd this op closes, so that the driver drops its registration
     /// (epoll) or receive queue (io_uring) first.
     fn closes_fd(&self) -> Option<RawFd> {

@@ -889,6 +889,22 @@ impl Driver for UringDriver {
             // The kernel has no opcode for it: the readiness drivers' way.
             return state.poll_blocking(cx, &self.blocking);
         }
+        // A send that finds room in the socket buffer completes in the
+        // syscall: cheaper than the ring's round trip, which costs the task
+        // a second poll (and the op its box). Not with SQPOLL, whose point
+        // is to submit without a syscall.
+        if state.token == 0 && !state.cancel && !self.sqpoll {
+            if let Some(r) = state.op.as_mut().and_then(|op| op.get_mut().try_now()) {
+                match r {
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
+                    r => return Poll::Ready(r),
+                }
+            }
+        }
         // The kernel will hold pointers into the op: from here on it lives
         // on the heap (nothing to do after the first poll).
         let Some(op) = Held::on_heap(&mut state.op) else {

@@ -357,16 +357,26 @@ pub(crate) mod sys {
         Ok(rustix::net::recv(fd, buf, RecvFlags::empty())?.0.0.len())
     }
 
-    /// `send(fd, ptr, len, MSG_NOSIGNAL)`.
+    /// `send(fd, ptr, len, MSG_NOSIGNAL)`, with `MSG_DONTWAIT` if
+    /// `dont_wait` (for a socket that may be in blocking mode).
     ///
     /// # Safety
     ///
     /// `fd` stays open during the call; `ptr` is valid for reads of `len`
     /// initialised bytes.
-    pub(crate) unsafe fn send(fd: RawFd, ptr: *const u8, len: usize) -> io::Result<usize> {
+    pub(crate) unsafe fn send(
+        fd: RawFd,
+        ptr: *const u8,
+        len: usize,
+        dont_wait: bool,
+    ) -> io::Result<usize> {
         // SAFETY: the caller's contract.
         let (fd, buf) = unsafe { (BorrowedFd::borrow_raw(fd), filled(ptr, len)) };
-        Ok(rustix::net::send(fd, buf, SendFlags::NOSIGNAL)?)
+        let mut flags = SendFlags::NOSIGNAL;
+        if dont_wait {
+            flags |= SendFlags::DONTWAIT;
+        }
+        Ok(rustix::net::send(fd, buf, flags)?)
     }
 
     /// `read(fd, ptr, len)`.

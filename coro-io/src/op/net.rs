@@ -308,7 +308,13 @@ unsafe impl<B: IoBuf> Op for Send<B> {
         let len = offered(self.buf.bytes_init());
         // SAFETY: the buffer is valid for `len` bytes of reads (IoBuf
         // contract); the fd stays open while the op lives (`Op` contract).
-        unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len) }
+        unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len, false) }
+    }
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        let len = offered(self.buf.bytes_init());
+        // SAFETY: as in `attempt`; `MSG_DONTWAIT`, since on io_uring the
+        // socket need not be non-blocking.
+        Some(unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len, true) })
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
