@@ -7,11 +7,16 @@
 #
 # ab_round starts SERVER_CMD (plus --threads 1 --port P) pinned to CPU 0,
 # runs the load (KIND: http = wrk keep-alive, pipe = wrk with 16 requests
-# per write, echo = 1 KiB messages with echo_client) pinned to CPU 1 for
+# per write, echo = 1 KiB messages with echo_client, tls = 64 KiB messages
+# over TLS with tls_load: SERVER_CMD gets --tls and the key pair that
+# ab_setup made) pinned to CPU 1 for
 # SECS seconds, stops the server and prints its CPU per request from
 # /proc/PID/stat.
 
 ab_setup() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -days 2 2>/dev/null
   cat >"$WORK/pipeline.lua" <<'LUA'
 init = function(args)
   local r = {}
@@ -32,7 +37,9 @@ ab_round() {
   local port pid u0 s0 u1 s1 out n hz
   hz=$(getconf CLK_TCK)
   port=$(ab_free_port)
-  taskset -c 0 "$@" --threads 1 --port "$port" >"$WORK/server.log" 2>&1 &
+  local tls=()
+  [ "$kind" = tls ] && tls=(--tls --cert "$WORK/cert.pem" --key "$WORK/key.pem")
+  taskset -c 0 "$@" "${tls[@]}" --threads 1 --port "$port" >"$WORK/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" && break; sleep 0.05; done
   u0=$(awk '{print $14}' "/proc/$pid/stat"); s0=$(awk '{print $15}' "/proc/$pid/stat")
@@ -43,7 +50,9 @@ ab_round() {
           n=$(awk '/requests in/ {print $1}' <<<"$out") ;;
     echo) out=$(taskset -c 1 "$T/examples/echo_client" --addr "127.0.0.1:$port" --conns "$conns" --len 1024 --secs "$secs" --threads 1 2>&1)
           n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
-    *) echo "kind: http, pipe or echo" >&2; kill "$pid"; return 2 ;;
+    tls) out=$(taskset -c 1 "$T/tls_load" --addr "127.0.0.1:$port" --ca "$WORK/cert.pem" --mode echo --len 65536 --conns "$conns" --secs "$secs" --threads 1 2>&1)
+         n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
+    *) echo "kind: http, pipe, echo or tls" >&2; kill "$pid"; return 2 ;;
   esac
   u1=$(awk '{print $14}' "/proc/$pid/stat"); s1=$(awk '{print $15}' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true

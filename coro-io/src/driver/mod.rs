@@ -30,7 +30,9 @@
 //!
 //! A completion backend (`uring.rs`) therefore implements:
 //!
-//! * `poll_op`: if `state.token == 0`, take a slot in its slab, push
+//! * `poll_op`: if `state.token == 0`, try [`Op::try_now`] (a send with
+//!   room in the socket buffer completes in that syscall); else move the
+//!   op to the heap, take a slot in its slab, push
 //!   `state.op.sqe().user_data(token)` (batched: submitted once per
 //!   `Driver::park` turn), store the waker, set `state.token`, return
 //!   `Pending`. Later polls: return the stored result once the CQE arrived
