@@ -733,23 +733,26 @@ impl UringDriver {
         entered.map(|()| n)
     }
 
-    /// After a cancel was staged for an entry whose fd its owner may close
-    /// (and the number be reused) as soon as we return: make sure the
-    /// kernel has read the entry itself. SQPOLL: wait for the SQ thread.
-    /// Else the entry may sit in the SQ unconsumed (after a failed enter):
-    /// enter until it is taken. Off the loop thread, send the cancel now
-    /// (as for new ops): until it lands, the op may still consume data.
+    /// After a cancel was staged: send it to the kernel now, not at the
+    /// next turn. Until it lands the op may still consume data: a dropped
+    /// receive would take bytes that a send of this thread's, made as a
+    /// direct syscall ([`Op::try_now`]) before the turn ends, delivered to
+    /// its socket, and lose them with its buffer. (And the entry's fd may
+    /// be closed, its number reused, as soon as we return.) SQPOLL: wait
+    /// for the SQ thread. A thread that may not enter (single issuer, not
+    /// the loop's) wakes the loop to submit it.
     fn settle_cancel(&self, mut st: MutexGuard<'_, State>) {
         if self.sqpoll {
             self.wait_sq_read(st);
             self.submit_if_foreign();
             return;
         }
-        if self.may_enter() && self.unsubmitted(&st) > 0 {
+        if self.may_enter() {
+            // Bounded: an enter that fails leaves entries for the turn.
             for _ in 0..8 {
                 self.flush(&mut st);
                 let _ = self.ring.submitter().submit();
-                if self.unsubmitted(&st) == 0 {
+                if self.unsubmitted(&st) == 0 && st.pending.is_empty() {
                     break;
                 }
             }

@@ -11,7 +11,10 @@
 //! (and its buffer) until the kernel is done with it, and closes an fd that
 //! an accept produced for nobody. It is **not lossless** on io_uring: a
 //! dropped `recv`/`read` may have consumed bytes from the socket that are
-//! then discarded with the buffer, and a dropped `send` may have sent them.
+//! then discarded with the buffer, and a dropped `send` may have sent them
+//! (or send them later, after a send that started after it: the kernel
+//! finishes it when the socket has room, and cancels it only if it has
+//! not started).
 //! (Stream sockets can read losslessly through the driver's receive queue
 //! instead, where it has one:
 //! [`RegisteredFd::poll_recv`](crate::driver::RegisteredFd::poll_recv); coro-net's
