@@ -187,8 +187,9 @@ pub unsafe trait Op: std::marker::Send + 'static {
     /// blocking, before the op is submitted (`None`, the default: never).
     /// For ops that usually succeed at once, where the syscall costs less
     /// than a trip through the ring and back to the waiting task: a send
-    /// with room in the socket buffer. `WouldBlock` submits the op as
-    /// usual; any other result is the op's.
+    /// with room in the socket buffer. `WouldBlock` or `Interrupted`
+    /// (nothing moved) submits the op as usual; any other result is the
+    /// op's.
     fn try_now(&mut self) -> Option<io::Result<usize>> {
         None
     }

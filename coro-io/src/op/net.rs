@@ -273,6 +273,8 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
 pub struct Send<B> {
     fd: RawFd,
     buf: B,
+    /// io_uring: make the syscall before submitting ([`Op::try_now`]).
+    try_first: bool,
 }
 
 /// Send the initialised bytes of `buf`; may send fewer (returns the count).
@@ -287,7 +289,33 @@ pub fn send<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Send<B>> {
 impl<B: IoBuf> Send<B> {
     /// The op of [`send`], for [`OpFuture::borrowed`].
     pub fn new(fd: RawFd, buf: B) -> Send<B> {
-        Send { fd, buf }
+        Send {
+            fd,
+            buf,
+            try_first: true,
+        }
+    }
+
+    /// On io_uring, submit at once, without the send syscall it otherwise
+    /// tries first: for a caller that just found the socket full, where
+    /// that try could only say `EAGAIN`. (No effect on epoll, where the
+    /// syscall is how a send runs.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::op::{self, OpFuture};
+    /// # let h = coro_io::driver::Handle::new(coro_io::DriverKind::Auto)?;
+    /// # let (_r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK)?;
+    /// # use std::os::fd::AsRawFd;
+    /// let send = op::Send::new(w.as_raw_fd(), b"rest".as_slice()).submit_at_once();
+    /// let fut = OpFuture::new(&h, send);
+    /// # drop(fut);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn submit_at_once(mut self) -> Send<B> {
+        self.try_first = false;
+        self
     }
 }
 
@@ -311,6 +339,9 @@ unsafe impl<B: IoBuf> Op for Send<B> {
         unsafe { super::sys::send(self.fd, self.buf.stable_ptr(), len, false) }
     }
     fn try_now(&mut self) -> Option<io::Result<usize>> {
+        if !self.try_first {
+            return None;
+        }
         let len = offered(self.buf.bytes_init());
         // SAFETY: as in `attempt`; `MSG_DONTWAIT`, since on io_uring the
         // socket need not be non-blocking.

@@ -155,16 +155,21 @@ impl Sticky {
 
 /// Ciphertext of at least this many bytes is first offered to the socket
 /// directly (a non-blocking `sendmsg` from rustls' own buffers) instead of
-/// being copied into an owned buffer for a `send` op. Below it, the op
-/// (batched with every other op of the loop turn on io_uring) is cheaper
-/// than a syscall of its own; above it, the copy costs more (64 KiB TLS
-/// echo: docs/BENCHMARKS.md).
+/// being copied into an owned buffer for a `send` op. Below it, the copy
+/// is cheap and the op makes the same syscall (epoll; io_uring tries it
+/// before submitting); above it, the copy costs more (64 KiB TLS echo:
+/// docs/BENCHMARKS.md).
 const DIRECT_SEND: usize = 8 * 1024;
 
 /// The `io::Write` rustls' `write_tls` sends through when there is no op in
 /// flight: `WouldBlock` for small batches and when the socket is full (the
 /// caller then falls back to an op), never blocking, never `SIGPIPE`.
-struct DirectSend<'a>(socket2::SockRef<'a>);
+/// `full`: the socket said `EAGAIN` (so the op need not try again before
+/// it waits).
+struct DirectSend<'a> {
+    sock: socket2::SockRef<'a>,
+    full: bool,
+}
 
 impl io::Write for DirectSend<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -185,10 +190,14 @@ impl io::Write for DirectSend<'_> {
         let bufs = &shortened[..];
         loop {
             match self
-                .0
+                .sock
                 .send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
             {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.full = true;
+                    return Err(e);
+                }
                 r => return r,
             }
         }
@@ -483,7 +492,10 @@ impl TlsStream {
                     // Large records go to the socket straight from rustls'
                     // buffer (no copy); what the socket does not take now,
                     // and small records, are copied and sent by an op.
-                    let mut direct = DirectSend(self.tcp.inner.sock.sock_ref());
+                    let mut direct = DirectSend {
+                        sock: self.tcp.inner.sock.sock_ref(),
+                        full: false,
+                    };
                     while st.conn.wants_write() {
                         match st.conn.write_tls(&mut direct) {
                             Ok(0) => break,
@@ -507,11 +519,11 @@ impl TlsStream {
                         // Writing into a Vec cannot fail.
                         st.conn.write_tls(&mut v)?;
                     }
-                    st.tx = Tx::Busy(op::send(
-                        self.tcp.inner.sock.driver(),
-                        self.tcp.inner.sock.raw(),
-                        Slice::new(v, 0),
-                    ));
+                    let mut send = op::Send::new(self.tcp.inner.sock.raw(), Slice::new(v, 0));
+                    if direct.full {
+                        send = send.submit_at_once();
+                    }
+                    st.tx = Tx::Busy(OpFuture::new(self.tcp.inner.sock.driver(), send));
                 }
             }
         }
