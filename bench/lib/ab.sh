@@ -8,15 +8,21 @@
 # ab_round starts SERVER_CMD (plus --threads 1 --port P) pinned to CPU 0,
 # runs the load (KIND: http = wrk keep-alive, pipe = wrk with 16 requests
 # per write, echo = 1 KiB messages with echo_client, tls = 64 KiB messages
-# over TLS with tls_load: SERVER_CMD gets --tls and the key pair that
-# ab_setup made) pinned to CPU 1 for
+# over TLS with tls_load: SERVER_CMD gets --tls and a key pair made on
+# first use) pinned to CPU 1 for
 # SECS seconds, stops the server and prints its CPU per request from
 # /proc/PID/stat.
 
-ab_setup() {
+# The tls kind's key pair, made on first use.
+ab_tls_keys() {
+  [ -e "$WORK/cert.pem" ] && return 0
+  command -v openssl >/dev/null || { echo "the tls kind needs openssl (scripts/test installs it)" >&2; return 1; }
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -days 2 2>/dev/null
+    -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE -days 2 >/dev/null
+}
+
+ab_setup() {
   cat >"$WORK/pipeline.lua" <<'LUA'
 init = function(args)
   local r = {}
@@ -37,9 +43,11 @@ ab_round() {
   local port pid u0 s0 u1 s1 out n hz
   hz=$(getconf CLK_TCK)
   port=$(ab_free_port)
-  local tls=()
-  [ "$kind" = tls ] && tls=(--tls --cert "$WORK/cert.pem" --key "$WORK/key.pem")
-  taskset -c 0 "$@" "${tls[@]}" --threads 1 --port "$port" >"$WORK/server.log" 2>&1 &
+  if [ "$kind" = tls ]; then
+    ab_tls_keys || return 1
+    set -- "$@" --tls --cert "$WORK/cert.pem" --key "$WORK/key.pem"
+  fi
+  taskset -c 0 "$@" --threads 1 --port "$port" >"$WORK/server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$WORK/server.log" && break; sleep 0.05; done
   u0=$(awk '{print $14}' "/proc/$pid/stat"); s0=$(awk '{print $15}' "/proc/$pid/stat")
