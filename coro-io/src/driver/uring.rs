@@ -733,26 +733,31 @@ impl UringDriver {
         entered.map(|()| n)
     }
 
-    /// After a cancel was staged: send it to the kernel now, not at the
-    /// next turn. Until it lands the op may still consume data: a dropped
-    /// receive would take bytes that a send of this thread's, made as a
-    /// direct syscall ([`Op::try_now`]) before the turn ends, delivered to
-    /// its socket, and lose them with its buffer. (And the entry's fd may
-    /// be closed, its number reused, as soon as we return.) SQPOLL: wait
-    /// for the SQ thread. A thread that may not enter (single issuer, not
-    /// the loop's) wakes the loop to submit it.
-    fn settle_cancel(&self, mut st: MutexGuard<'_, State>) {
+    /// After a cancel was staged for an entry whose fd its owner may close
+    /// (and the number be reused) as soon as we return: make sure the
+    /// kernel reads what is in the SQ (after a failed enter it may sit
+    /// there unconsumed). SQPOLL: wait for the SQ thread. Off the loop
+    /// thread, send the cancel now (as for new ops).
+    ///
+    /// `now`: the cancelled op may still consume data (a dropped receive):
+    /// submit the cancel before returning, not at the end of the loop's
+    /// turn, where the thread may enter. Else a send of this thread's made
+    /// as a direct syscall ([`Op::try_now`]) before the turn ends could
+    /// deliver bytes that the dropped receive takes and loses with its
+    /// buffer. (A receive queue's end needs no such haste: its socket is
+    /// being closed, or, for `into_fd`, it is submitted urgently anyway.)
+    fn settle_cancel(&self, mut st: MutexGuard<'_, State>, now: bool) {
         if self.sqpoll {
             self.wait_sq_read(st);
             self.submit_if_foreign();
             return;
         }
-        if self.may_enter() {
+        if self.may_enter() && (now || self.unsubmitted(&st) > 0) {
             // Bounded: an enter that fails leaves entries for the turn.
             for _ in 0..8 {
                 self.flush(&mut st);
                 let _ = self.ring.submitter().submit();
-                if self.unsubmitted(&st) == 0 && st.pending.is_empty() {
+                if self.unsubmitted(&st) == 0 && (!now || st.pending.is_empty()) {
                     break;
                 }
             }
@@ -810,7 +815,7 @@ impl UringDriver {
                 wake.into_iter().for_each(Waker::wake);
                 return;
             }
-            self.settle_cancel(st);
+            self.settle_cancel(st, false);
             wake.into_iter().for_each(Waker::wake);
             return;
         }
@@ -1049,7 +1054,7 @@ impl Driver for UringDriver {
                 }
                 st.set(token, SlotState::Orphaned { op, phase });
                 self.cancel(&mut st, token);
-                self.settle_cancel(st);
+                self.settle_cancel(st, true);
             }
             SlotState::Done { res, phase } => {
                 st.release(token);
