@@ -47,6 +47,15 @@ pub enum Readiness {
     Blocking,
 }
 
+/// Whether a syscall's error means it did nothing and may simply be made
+/// again (`EAGAIN`: wait for readiness first; `EINTR`).
+pub(crate) fn nothing_moved(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
 /// The interface every backend implements. See the module docs.
 pub(crate) trait Driver: Send + Sync + 'static {
     /// Which backend this is (never `Auto`).

@@ -461,11 +461,7 @@ impl Driver for EpollDriver {
                 // event between the two tries is not slept through.
                 if interest != Interest::Read && !state.cancel {
                     match op.attempt() {
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                            ) => {}
+                        Err(e) if super::nothing_moved(&e) => {}
                         r => return Poll::Ready(r),
                     }
                 }

@@ -75,7 +75,7 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub(crate) use contract::{BlockingOps, Driver, Held, OpState, PendingOps};
+pub(crate) use contract::{BlockingOps, Driver, Held, OpState, PendingOps, nothing_moved};
 pub use contract::{Interest, Op, OpKind, Readiness};
 pub use registered::RegisteredFd;
 pub use uring_options::{RingMode, UringOptions};

@@ -904,11 +904,7 @@ impl Driver for UringDriver {
         if state.token == 0 && !state.cancel && !self.sqpoll {
             if let Some(r) = state.op.as_mut().and_then(|op| op.get_mut().try_now()) {
                 match r {
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
+                    Err(e) if super::nothing_moved(&e) => {}
                     r => return Poll::Ready(r),
                 }
             }

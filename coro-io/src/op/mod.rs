@@ -246,10 +246,7 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
                     if T::RESTARTABLE
                         && !this.state.cancel
                         && retries < 16
-                        && matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                        ) =>
+                        && crate::driver::nothing_moved(&e) =>
                 {
                     retries += 1;
                 }
