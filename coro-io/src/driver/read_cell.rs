@@ -86,17 +86,20 @@ impl ReadCell {
 
     /// Registered (table lock held): a new, odd generation, no hang-up.
     pub(crate) fn register(&self) {
-        let w = self.word.load(Ordering::Relaxed);
-        debug_assert!(!Self::registered(w));
-        self.word
-            .store((w & !HUP).wrapping_add(GEN_ONE), Ordering::Release);
+        self.next_generation(false);
     }
 
     /// Released (table lock held): a new, even generation, so that events
     /// and drained marks of the old registration match nothing.
     pub(crate) fn release(&self) {
+        self.next_generation(true);
+    }
+
+    /// The generation after this one (registering and releasing both add
+    /// one), with the hang-up bit cleared; `registered`: what it is now.
+    fn next_generation(&self, registered: bool) {
         let w = self.word.load(Ordering::Relaxed);
-        debug_assert!(Self::registered(w));
+        debug_assert_eq!(Self::registered(w), registered);
         self.word
             .store((w & !HUP).wrapping_add(GEN_ONE), Ordering::Release);
     }
