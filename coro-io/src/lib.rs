@@ -37,8 +37,9 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 // Unsafe code is allowed only where it is required: owned buffers the
 // kernel writes into (`buf`), building io_uring entries and making the
-// syscalls of ops (`op`), the drivers' queues and waits, and registering
-// a signal handler. Every block there says why it is sound.
+// syscalls of ops (`op`), the drivers' queues and waits, registering
+// a signal handler, and keeping a local task's `!Send` future to its
+// thread (`task`, three items). Every block there says why it is sound.
 #![deny(unsafe_code)]
 
 // One clear sentence instead of a wall of errors from the syscalls below.

@@ -10,10 +10,12 @@ use crate::lock;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
+use std::thread::ThreadId;
 
 use async_task::{FallibleTask, Runnable, Schedule};
 
@@ -107,18 +109,88 @@ where
     (runnable, JoinHandle::new(task.fallible()))
 }
 
-/// Same as [`task`] for `!Send` futures: the [`Runnable`] must only be run (and
-/// dropped) on the creating thread; async-task checks it and panics otherwise.
+/// Same as [`task_with`] for a local task (`spawn_local`): its future is
+/// [`OwnThread`]-wrapped inside, so it is `Send`, but its output may not
+/// be.
 #[allow(dead_code)] // used by the I/O scheduler
+#[allow(unsafe_code)] // `spawn_unchecked`, see below
 pub(crate) fn task_local<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
 where
-    F: Future + 'static,
+    F: Future + Send + 'static,
     F::Output: 'static,
     S: Schedule + Send + Sync + 'static,
 {
-    let (runnable, task) =
-        async_task::Builder::new().spawn_local(move |()| CatchUnwind::new(future), schedule);
+    // SAFETY: the future is `Send` and `'static`, and so is `schedule`:
+    // none of `spawn_unchecked`'s conditions applies. It is the unchecked
+    // variant only because the output may be `!Send` (async-task's own
+    // `spawn_local` makes the same call).
+    let (runnable, task) = unsafe {
+        async_task::Builder::new().spawn_unchecked(move |()| CatchUnwind::new(future), schedule)
+    };
     (runnable, JoinHandle::new(task.fallible()))
+}
+
+/// A `!Send` future kept to the thread that made it: polled only there
+/// (elsewhere the poll panics before touching it, and the task's handle
+/// reports the panic), dropped there, and leaked, memory and all, when
+/// dropped anywhere else (a scheduler shut down from another thread), so
+/// a pinned future is never freed without its destructor. async-task's
+/// own `spawn_local` panics in that destructor instead, which aborts the
+/// process.
+pub(crate) struct OwnThread<F> {
+    owner: ThreadId,
+    fut: ManuallyDrop<Pin<Box<F>>>,
+}
+
+// SAFETY: the `F` inside is only ever touched (polled, dropped) on the
+// `owner` thread; another thread holding an `OwnThread` only moves the box
+// pointer around or leaks it.
+#[allow(unsafe_code)]
+unsafe impl<F> Send for OwnThread<F> {}
+
+impl<F> OwnThread<F> {
+    pub(crate) fn new(fut: F) -> OwnThread<F> {
+        OwnThread {
+            owner: this_thread(),
+            fut: ManuallyDrop::new(Box::pin(fut)),
+        }
+    }
+}
+
+/// This thread's id, cached (`thread::current()` clones an `Arc`).
+fn this_thread() -> ThreadId {
+    thread_local! {
+        static ID: ThreadId = std::thread::current().id();
+    }
+    ID.try_with(|id| *id)
+        .unwrap_or_else(|_| std::thread::current().id())
+}
+
+impl<F: Future> Future for OwnThread<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        assert!(
+            this_thread() == self.owner,
+            "a local task (spawn_local) was polled on a thread that did not spawn it"
+        );
+        self.fut.as_mut().poll(cx)
+    }
+}
+
+impl<F> Drop for OwnThread<F> {
+    #[allow(unsafe_code)] // `ManuallyDrop::drop`
+    fn drop(&mut self) {
+        if this_thread() == self.owner {
+            // SAFETY: dropped once, here, and never used after.
+            unsafe { ManuallyDrop::drop(&mut self.fut) }
+        } else {
+            crate::warn(format_args!(
+                "a local task (spawn_local) was dropped on a thread that did not spawn it; \
+                 its future is leaked"
+            ));
+        }
+    }
 }
 
 /// An owned permission to await a spawned task's result.
@@ -556,8 +628,34 @@ mod tests {
         let q = Arc::new(Mutex::new(Vec::new()));
         let q2 = q.clone();
         let rc = std::rc::Rc::new(3);
-        let (r, h) = task_local(async move { *rc + 1 }, move |r| q2.lock().unwrap().push(r));
+        let (r, h) = task_local(OwnThread::new(async move { *rc + 1 }), move |r| {
+            q2.lock().unwrap().push(r)
+        });
         r.run();
         assert_eq!(futures::executor::block_on(h).unwrap(), 4);
+    }
+
+    #[test]
+    fn local_task_dropped_on_another_thread_is_leaked_not_fatal() {
+        let rc = std::rc::Rc::new(3);
+        let held = rc.clone();
+        let (r, h) = task_local(
+            OwnThread::new(async move {
+                std::future::pending::<()>().await;
+                drop(held);
+            }),
+            |_| {},
+        );
+        std::thread::spawn(move || drop(r)).join().unwrap();
+        assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
+        assert_eq!(std::rc::Rc::strong_count(&rc), 2, "leaked, not dropped");
+    }
+
+    #[test]
+    fn local_task_run_on_another_thread_fails_with_a_panic() {
+        let rc = std::rc::Rc::new(3);
+        let (r, h) = task_local(OwnThread::new(async move { *rc }), |_| {});
+        std::thread::spawn(move || r.run()).join().unwrap();
+        assert!(futures::executor::block_on(h).unwrap_err().is_panic());
     }
 }

@@ -37,6 +37,9 @@ const CANCELLED: usize = 4;
 
 struct World {
     life: Lifecycle,
+    /// Inline execution: a wake from another thread queues the task on the
+    /// loop's own queue, the one shutdown drains (no pool runs it later).
+    inline: bool,
     task: AtomicUsize,
     /// Times the task was cancelled (dropped): must end at exactly 1.
     cancels: AtomicUsize,
@@ -75,6 +78,14 @@ impl World {
     /// The scheduler's schedule function (`Inner::schedule`).
     fn schedule(&self, woken_while_running: bool) {
         match self.life.verdict(woken_while_running) {
+            Verdict::Run if self.inline => {
+                // The loop's queue: shutdown may have taken its last look
+                // at it since the verdict, so look again after queueing.
+                self.shutdown_queue.fetch_add(1, Ordering::SeqCst);
+                if self.life.missed_by_shutdown() {
+                    self.hand_over_queued();
+                }
+            }
             Verdict::Run => {
                 self.run_queue.fetch_add(1, Ordering::SeqCst);
             }
@@ -199,8 +210,13 @@ impl Wake for TaskWaker {
 
 /// A world whose task is scheduled (in the pool's queue), not yet run.
 fn world() -> (Arc<World>, Waker) {
+    world_with(false)
+}
+
+fn world_with(inline: bool) -> (Arc<World>, Waker) {
     let w = Arc::new(World {
         life: Lifecycle::new(),
+        inline,
         task: AtomicUsize::new(SCHEDULED),
         cancels: AtomicUsize::new(0),
         run_queue: AtomicUsize::new(1),
@@ -309,6 +325,25 @@ fn first_suspension_races_shutdown() {
         let w2 = w.clone();
         let stopper = thread::spawn(move || w2.finish());
         worker.join().unwrap();
+        stopper.join().unwrap();
+        settle(&w, &waker);
+    });
+}
+
+/// Inline execution: a suspended task is woken from another thread while
+/// the loop runs shutdown. The waker's verdict ("run") may come before
+/// shutdown and its push after shutdown's last look at the queue: the
+/// waker must notice and hand the task over, or it is never dropped.
+#[test]
+fn foreign_wake_races_shutdown_of_an_inline_loop() {
+    model(|| {
+        let (w, waker) = world_with(true);
+        w.run_from(&w.run_queue, &waker);
+        let k1 = waker.clone();
+        let foreign = thread::spawn(move || k1.wake_by_ref());
+        let w2 = w.clone();
+        let stopper = thread::spawn(move || w2.finish());
+        foreign.join().unwrap();
         stopper.join().unwrap();
         settle(&w, &waker);
     });

@@ -79,7 +79,154 @@ mod strategies {
         manual_loop_inside_a_task_keeps_both_run_queues,
         armed_sleep_wakes_the_latest_waker_and_completes,
         dropping_the_earliest_timer_keeps_the_next,
+        a_panicking_start_callback_leaves_the_loop_running,
+        a_dying_loop_thread_shuts_the_scheduler_down,
+        pool_yield_now_lets_the_queued_task_run_first,
+        local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
+        a_local_task_run_on_another_thread_fails_not_the_process,
     );
+}
+
+/// Run `f` on another thread; fail (instead of hanging the suite) if it
+/// takes longer than `secs`.
+fn bounded<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what}: still blocked after {secs} s"))
+}
+
+/// A user's start callback that panics is reported; the loop runs on
+/// (as a thread pool's workers do with theirs).
+fn a_panicking_start_callback_leaves_the_loop_running(cfg: Config) {
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        on_io_thread_start: Some(Arc::new(|| panic!("start callback fails"))),
+        ..Default::default()
+    })
+    .unwrap();
+    let h = s.spawn(async { 3 });
+    assert_eq!(
+        bounded(30, "a task after the callback", move || sync_wait(h)).unwrap(),
+        3
+    );
+    bounded(30, "shutdown, twice, then drop", move || {
+        s.shutdown();
+        s.shutdown();
+        drop(s);
+    });
+}
+
+/// The event-loop thread unwinds (here: a foreign executor's waker that
+/// panics when the loop fires its timer). The scheduler shuts down on the
+/// way out: pending tasks are cancelled instead of waiting forever, and a
+/// second `shutdown()` (as `drop` after `shutdown()` makes) returns.
+fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
+    use std::future::Future;
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker fails");
+        }
+    }
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        ..Default::default()
+    })
+    .unwrap();
+    let pending = s.spawn(std::future::pending::<()>());
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(20)));
+    let waker = std::task::Waker::from(Arc::new(Panics));
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(sleep.as_mut().poll(&mut cx).is_pending());
+    let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
+    assert!(err.is_cancelled());
+    assert!(s.is_shutdown());
+    bounded(30, "shutdown, twice, then drop", move || {
+        s.shutdown();
+        s.shutdown();
+        drop(s);
+    });
+    drop(sleep);
+}
+
+/// A `Manual` scheduler with a suspended local task is shut down from
+/// another thread (its last handle moved there). The task cannot be
+/// dropped there (its `Rc` belongs to this thread): it is leaked, its
+/// handle reports it cancelled, and the process goes on (async-task's
+/// own check aborted it).
+fn local_tasks_shut_down_from_another_thread_are_leaked_not_fatal(cfg: Config) {
+    let s = manual(cfg);
+    let rc = Rc::new(1);
+    let held = rc.clone();
+    let h = s.spawn_local(async move {
+        std::future::pending::<()>().await;
+        drop(held);
+    });
+    s.process_events(Some(Duration::ZERO));
+    assert!(!h.is_finished());
+    bounded(30, "shutdown from another thread", move || {
+        s.shutdown();
+        drop(s);
+    });
+    let e = bounded(30, "the local task's handle", move || sync_wait(h)).unwrap_err();
+    assert!(e.is_cancelled());
+    // Leaked, not dropped: the clone it held is still counted.
+    assert_eq!(Rc::strong_count(&rc), 2);
+}
+
+/// A local task driven by a thread other than its own (a `Manual`
+/// scheduler driven from elsewhere): the task fails with a panic its
+/// handle reports, and the process goes on.
+fn a_local_task_run_on_another_thread_fails_not_the_process(cfg: Config) {
+    let s = manual(cfg);
+    let rc = Rc::new(1);
+    let h = s.spawn_local(async move { *rc });
+    let s2 = s.clone();
+    bounded(30, "a turn on another thread", move || {
+        s2.process_events(Some(Duration::ZERO));
+    });
+    let e = bounded(30, "the local task's handle", move || sync_wait(h)).unwrap_err();
+    assert!(e.is_panic());
+    s.shutdown();
+}
+
+/// `yield_now` under thread-pool execution puts the task behind the
+/// worker's queued tasks: with one worker, a task spawned just before the
+/// yield runs before the yielding task resumes.
+fn pool_yield_now_lets_the_queued_task_run_first(cfg: Config) {
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+            thread_count: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .unwrap();
+    let s2 = s.clone();
+    let h = s.spawn(async move {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let other = s2.spawn(async move {
+            r.store(1, Ordering::SeqCst);
+        });
+        s2.yield_now().await;
+        let seen = ran.load(Ordering::SeqCst);
+        other.await.unwrap();
+        seen
+    });
+    assert_eq!(
+        bounded(30, "the yielding task", move || sync_wait(h)).unwrap(),
+        1,
+        "the yielding task resumed before the task queued behind it ran"
+    );
+    s.shutdown();
 }
 
 /// A waker that counts its wakes.

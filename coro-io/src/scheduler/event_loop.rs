@@ -104,9 +104,8 @@ impl Inner {
         }
     }
 
-    /// The schedule function of every task (`local`: made by
-    /// `spawn_local`).
-    pub(super) fn schedule(&self, r: Runnable, info: ScheduleInfo, local: bool) {
+    /// The schedule function of every task.
+    pub(super) fn schedule(&self, r: Runnable, info: ScheduleInfo) {
         match self.life.verdict(info.woken_while_running) {
             Verdict::Run => {}
             Verdict::CancelNow => return drop(r),
@@ -116,20 +115,14 @@ impl Inner {
                     drop(e.into_inner());
                 }
                 if self.life.missed_by_shutdown() {
-                    // Others' tasks too, whose kind we do not know: a local
-                    // one among them (a foreign wake racing the end of
-                    // shutdown) panics on the blocking pool, which reports
-                    // it and leaks the task.
-                    while let Ok(r) = self.queue.pop() {
-                        cancel_elsewhere(r, false);
-                    }
+                    self.drain_elsewhere();
                 }
                 return;
             }
-            Verdict::CancelElsewhere => return cancel_elsewhere(r, local),
+            Verdict::CancelElsewhere => return cancel_elsewhere(r),
         }
         if let Some(pool) = &self.pool {
-            pool.schedule_runnable(r);
+            pool.schedule_runnable(r, info.woken_while_running);
             return;
         }
         if self.on_loop_thread() {
@@ -142,7 +135,23 @@ impl Inner {
             drop(e.into_inner());
             return;
         }
+        // The verdict above was read before the push: shutdown may have
+        // run to its end in between (this thread paused after the check),
+        // so that no loop will ever look at the queue again. Re-check as a
+        // `CancelLater` wake does.
+        if self.life.missed_by_shutdown() {
+            self.drain_elsewhere();
+            return;
+        }
         self.wake_loop();
+    }
+
+    /// Shutdown is over and tasks may still be queued (a wake that raced
+    /// its end): drop them on another thread, as any wake after shutdown.
+    fn drain_elsewhere(&self) {
+        while let Ok(r) = self.queue.pop() {
+            cancel_elsewhere(r);
+        }
     }
 
     /// Run what is queued now (not what those tasks queue: I/O gets a
@@ -399,16 +408,8 @@ impl<F: Future> Future for Tracked<F> {
 
 /// Cancel a task woken after its scheduler shut down, from a wake that may
 /// hold a lock its destructor takes: drop it on the blocking pool instead.
-/// A `!Send` (local) task may only be dropped on its own thread, which has
-/// left: it is leaked (its handle never resolves), which takes a foreign
-/// wake of a local task racing the very end of shutdown.
-fn cancel_elsewhere(r: Runnable, local: bool) {
-    if local {
-        crate::warn(format_args!(
-            "a local task woken after its scheduler shut down was leaked"
-        ));
-        std::mem::forget(r);
-    } else {
-        crate::blocking_run(Box::new(move || drop(r)));
-    }
+/// (A local task's future is leaked there with a warning, see
+/// `task::task_local`; its handle resolves as cancelled.)
+fn cancel_elsewhere(r: Runnable) {
+    crate::blocking_run(Box::new(move || drop(r)));
 }

@@ -16,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -27,7 +28,7 @@ use concurrent_queue::ConcurrentQueue;
 use crate::driver::{DriverKind, Handle, Interest};
 use crate::lifecycle::Lifecycle;
 use crate::lock;
-use crate::task::{JoinHandle, task_local, task_with};
+use crate::task::{JoinHandle, OwnThread, task_local, task_with};
 use crate::thread_pool::ThreadPool;
 use crate::time::{Interval, Sleep, Time, Timeout};
 
@@ -159,16 +160,36 @@ impl IoScheduler {
                         // callback may `spawn_local`).
                         let _g = LoopGuard::enter(&inner);
                         if let Some(f) = &start {
-                            f();
-                        }
-                        while !inner.shutdown.load(Ordering::Acquire) {
-                            if let Err(e) = inner.turn(None, false) {
-                                // Nothing sensible to do but not spin.
-                                crate::warn(format_args!("event loop wait failed: {e}"));
-                                thread::sleep(Duration::from_millis(10));
+                            if catch_unwind(AssertUnwindSafe(&**f)).is_err() {
+                                crate::warn(format_args!(
+                                    "on_io_thread_start panicked; the event loop runs on"
+                                ));
                             }
                         }
-                        inner.finish();
+                        // A panic in the loop (a foreign waker that panics
+                        // when a timer fires, a driver bug) ends the loop but
+                        // not the clean-up: tasks are cancelled, and a later
+                        // `shutdown()` returns instead of waiting for a
+                        // clean-up nobody would run.
+                        let looped = catch_unwind(AssertUnwindSafe(|| {
+                            while !inner.shutdown.load(Ordering::Acquire) {
+                                if let Err(e) = inner.turn(None, false) {
+                                    // Nothing sensible to do but not spin.
+                                    crate::warn(format_args!("event loop wait failed: {e}"));
+                                    thread::sleep(Duration::from_millis(10));
+                                }
+                            }
+                        }));
+                        if looped.is_err() {
+                            crate::warn(format_args!(
+                                "the event loop panicked; shutting the scheduler down"
+                            ));
+                            inner.shutdown.store(true, Ordering::Release);
+                        }
+                        if catch_unwind(AssertUnwindSafe(|| inner.finish())).is_err() {
+                            crate::warn(format_args!("shutdown clean-up panicked"));
+                            inner.life.set_finished();
+                        }
                     }
                     if let Some(f) = &inner.on_stop {
                         f();
@@ -304,9 +325,9 @@ impl IoScheduler {
                 inner: self.inner.clone(),
                 fut,
             };
-            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
         } else {
-            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i, false)))
+            task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
         };
         if self.is_shutdown() {
             drop(r);
@@ -323,7 +344,11 @@ impl IoScheduler {
     /// With `ExecutionStrategy::ThreadPool`, or when called from a thread
     /// that does not run this scheduler's event loop (a task of it, or for
     /// `Manual` the thread that created it). A local task must also be run
-    /// and dropped on that thread: drive a `Manual` scheduler from one thread.
+    /// and dropped on that thread: drive a `Manual` scheduler from one
+    /// thread. (Run on another, the task fails: its handle reports a
+    /// panic. Dropped on another, as when the scheduler is shut down from
+    /// there, its future is leaked with a warning and its handle reports
+    /// it cancelled.)
     ///
     /// # Examples
     ///
@@ -358,8 +383,10 @@ impl IoScheduler {
             "spawn_local must be called on the scheduler's event-loop thread"
         );
         let inner = self.inner.clone();
-        let fut = self.wrap(fut);
-        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i, true)));
+        // Only the caller's future is kept to this thread: the scheduler's
+        // bookkeeping around it is dropped wherever the task is.
+        let fut = self.wrap(OwnThread::new(fut));
+        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i)));
         if self.is_shutdown() {
             drop(r);
         } else {

@@ -517,9 +517,11 @@ impl ThreadPool {
 
     /// For the I/O scheduler's thread-pool execution strategy: run this
     /// `Runnable` on a worker (treated as a wake-up, not a new spawn).
+    /// `yielded`: the task woke itself (`yield_now`), so it goes behind
+    /// the worker's queued tasks instead of running next.
     #[allow(dead_code)] // used by the I/O scheduler
-    pub(crate) fn schedule_runnable(&self, r: Runnable) {
-        self.owner.shared.schedule(r, false);
+    pub(crate) fn schedule_runnable(&self, r: Runnable, yielded: bool) {
+        self.owner.shared.schedule(r, yielded);
     }
 
     /// Whether the calling thread is one of this pool's workers.
@@ -748,9 +750,9 @@ mod tests {
                 tx.send(p2.is_worker_thread()).unwrap();
                 7
             },
-            move |r| p.schedule_runnable(r),
+            move |r| p.schedule_runnable(r, false),
         );
-        pool.schedule_runnable(runnable);
+        pool.schedule_runnable(runnable, false);
         assert!(rx.recv_timeout(Duration::from_secs(60)).unwrap());
         assert_eq!(coro_core::sync_wait(handle).unwrap(), 7);
     }
