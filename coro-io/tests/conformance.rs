@@ -38,6 +38,7 @@ mod bare {
         stream_read_after_a_drained_read_sees_new_data,
         stream_read_after_a_drained_read_sees_end_of_stream,
         cancelled_op_returns_its_buffer_and_any_data,
+        an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging,
     );
 }
 
@@ -739,6 +740,45 @@ fn uring_eagain_completion_waits_for_readiness_and_resubmits() {
     // Submitted twice: the EAGAIN attempt and the one after readiness.
     assert_eq!(submitted.load(Ordering::SeqCst), 2);
     assert_eq!(h.in_flight(), 0);
+}
+
+/// An op run on the blocking pool whose syscall panics (a bug in an
+/// outside `Op` implementation, say).
+struct PanicsOnPool;
+
+// SAFETY: the entry is a NOP that points at no memory (and is never
+// submitted: the op says io_uring lacks it).
+unsafe impl op::Op for PanicsOnPool {
+    type Output = std::io::Result<usize>;
+    const KIND: op::OpKind = op::OpKind::ReadAt;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        io_uring::opcode::Nop::new().build()
+    }
+    fn readiness(&self) -> coro_io::driver::Readiness {
+        coro_io::driver::Readiness::Blocking
+    }
+    fn attempt(&mut self) -> std::io::Result<usize> {
+        panic!("the op's syscall fails (this panic is expected)")
+    }
+    fn complete(self, res: std::io::Result<usize>) -> Self::Output {
+        res
+    }
+    fn uring_native(&self, _: &coro_io::driver::probe::Features) -> bool {
+        false
+    }
+}
+
+/// The future of an op whose `attempt` panicked on the blocking pool ends
+/// with an error (it used to wait forever), the driver counts nothing in
+/// flight afterwards, and the pool still runs the next one.
+fn an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging(cfg: Config) {
+    let _s = serial();
+    let h = cfg.handle();
+    for _ in 0..2 {
+        let e = run(&h, op::OpFuture::new(&h, PanicsOnPool)).unwrap_err();
+        assert!(e.to_string().contains("panicked"), "{cfg}: {e}");
+        assert_eq!(h.in_flight(), 0, "{cfg}");
+    }
 }
 
 /// `op::close` after the scheduler shut down (the driver refuses new ops)

@@ -388,7 +388,7 @@ impl<T: Op> OpState<T> {
             }
             return Poll::Pending;
         }
-        let Some(mut op) = self.op.take() else {
+        let Some(op) = self.op.take() else {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
         let cell = Arc::new(BlockingCell {
@@ -401,29 +401,13 @@ impl<T: Op> OpState<T> {
         self.blocking = Some(cell.clone());
         ops.started.fetch_add(1, Ordering::Relaxed);
         ops.running.fetch_add(1, Ordering::AcqRel);
-        let running = ops.running.clone();
-        crate::blocking_run(Box::new(move || {
-            let res = op.get_mut().attempt();
-            let mut g = crate::lock(&cell.inner);
-            let w = if g.abandoned {
-                // Nobody will collect it: release what it produced (an
-                // opened fd is closed) before counting it finished.
-                drop(g);
-                op.get_mut().orphaned(res);
-                drop(op);
-                None
-            } else {
-                g.done = Some((op, res));
-                let w = g.waker.take();
-                drop(g);
-                w
-            };
-            drop(cell);
-            running.fetch_sub(1, Ordering::AcqRel);
-            if let Some(w) = w {
-                w.wake();
-            }
-        }));
+        let job = PoolJob {
+            op: Some(op),
+            res: None,
+            cell: Some(cell),
+            running: ops.running.clone(),
+        };
+        crate::blocking_run(Box::new(move || job.run()));
         Poll::Pending
     }
 
@@ -442,6 +426,64 @@ impl<T: Op> OpState<T> {
         drop(g);
         if let Some((mut op, res)) = done {
             op.get_mut().orphaned(res);
+        }
+    }
+}
+
+/// An op on its way through the blocking pool. Its drop hands the result
+/// over, whatever happened to the job: it ran, its `attempt` panicked, or
+/// the pool dropped it unrun (it could not start a thread). So the future
+/// waiting for it always ends, and the driver's count of running ops
+/// always comes back down.
+struct PoolJob<T: Op> {
+    op: Option<Held<T>>,
+    res: Option<io::Result<usize>>,
+    cell: Option<Arc<BlockingCell<T>>>,
+    running: Arc<AtomicUsize>,
+}
+
+impl<T: Op> PoolJob<T> {
+    /// On a pool thread: the syscall, then (dropping `self`) the hand-over.
+    fn run(mut self) {
+        if let Some(op) = self.op.as_mut() {
+            self.res = Some(op.get_mut().attempt());
+        }
+    }
+}
+
+impl<T: Op> Drop for PoolJob<T> {
+    fn drop(&mut self) {
+        let (Some(mut op), Some(cell)) = (self.op.take(), self.cell.take()) else {
+            return;
+        };
+        let res = self.res.take().unwrap_or_else(|| {
+            Err(io::Error::other(if std::thread::panicking() {
+                "the op panicked on the blocking pool"
+            } else {
+                "the blocking pool could not run the op (no thread could be started)"
+            }))
+        });
+        let mut g = crate::lock(&cell.inner);
+        let w = if g.abandoned {
+            // Nobody will collect it: release what it produced (an
+            // opened fd is closed) before counting it finished.
+            drop(g);
+            op.get_mut().orphaned(res);
+            drop(op);
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            None
+        } else {
+            // Counted finished before the future can see the result, so
+            // that its owner never finds it done and still in flight.
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            g.done = Some((op, res));
+            let w = g.waker.take();
+            drop(g);
+            w
+        };
+        drop(cell);
+        if let Some(w) = w {
+            w.wake();
         }
     }
 }
