@@ -103,6 +103,16 @@ enum WriteState {
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
 }
 
+/// What [`Stream::take_adapter`] hands over.
+#[cfg(feature = "tls")]
+#[derive(Default)]
+pub(crate) struct TakenAdapter {
+    /// `buf[pos..]`: received, not handed out.
+    pub(crate) unread: Option<(Vec<u8>, usize)>,
+    pub(crate) recv: Option<OpFuture<op::Recv<Vec<u8>>>>,
+    pub(crate) send: Option<OpFuture<op::Send<Slice<Vec<u8>>>>>,
+}
+
 /// The `futures_io` adapter's read side and write side, each under its own
 /// lock (uncontended unless two tasks share one side), so that `&Stream`
 /// reads and writes, and a reader and a writer task can share a stream
@@ -149,6 +159,34 @@ impl Stream {
                 wr: Mutex::new(WriteState::Idle(Vec::new())),
             })
         })
+    }
+
+    /// Take what the `futures_io` adapter holds, for a layer that takes
+    /// the stream over (TLS after a plaintext exchange, as STARTTLS does):
+    /// bytes received and not handed out yet (the peer's first TLS bytes
+    /// may be among them), a receive in flight, and a send in flight of
+    /// bytes the adapter accepted. The adapter is left empty.
+    #[cfg(feature = "tls")]
+    pub(crate) fn take_adapter(&self) -> TakenAdapter {
+        let mut taken = TakenAdapter::default();
+        let Some(a) = self.adapter.get() else {
+            return taken;
+        };
+        let idle = ReadState::Idle {
+            buf: Vec::new(),
+            pos: 0,
+        };
+        match std::mem::replace(&mut *lock(&a.rd), idle) {
+            ReadState::Idle { buf, pos } if pos < buf.len() => taken.unread = Some((buf, pos)),
+            ReadState::Idle { .. } => {}
+            ReadState::Busy(f) => taken.recv = Some(f),
+        }
+        if let WriteState::Busy(f) =
+            std::mem::replace(&mut *lock(&a.wr), WriteState::Idle(Vec::new()))
+        {
+            taken.send = Some(f);
+        }
+        taken
     }
 
     /// Send what the `AsyncWrite` adapter accepted, then close through the

@@ -45,6 +45,8 @@ coro_io::driver_tests!(
     stalled_handshake_is_cut_off_by_the_timeout,
     close_notify_after_client_hello_does_not_loop,
     peer_closing_without_close_notify_is_unexpected_eof,
+    a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream,
+    starttls_hands_the_plaintext_adapters_bytes_to_tls,
     bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
     alpn_is_negotiated,
     mutual_tls_accepts_and_rejects,
@@ -829,6 +831,200 @@ fn peer_closing_without_close_notify_is_unexpected_eof(cfg: Config) {
         // It stays that way.
         let (n, _) = t.read(Vec::with_capacity(64)).await;
         assert_eq!(n.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    });
+    s.shutdown();
+}
+
+/// A handshake driven by hand over a raw TCP stream (so that the test can
+/// then write records our client would never make).
+async fn raw_client_handshake(raw: &TcpStream, cc: &mut rustls::ClientConnection) {
+    loop {
+        while cc.wants_write() {
+            let mut out = Vec::new();
+            cc.write_tls(&mut out).unwrap();
+            let (r, _) = raw.write_all(out).await;
+            r.unwrap();
+        }
+        if !cc.is_handshaking() {
+            return;
+        }
+        let (n, b) = raw.read(Vec::with_capacity(16 * 1024)).await;
+        let n = n.unwrap();
+        assert!(n > 0, "the server closed during the handshake");
+        let mut rest = &b[..n];
+        while !rest.is_empty() {
+            cc.read_tls(&mut rest).unwrap();
+            cc.process_new_packets().unwrap();
+        }
+    }
+}
+
+/// STARTTLS: the server reads a plaintext line through the TCP stream's
+/// `futures_io` adapter, then starts TLS on the same stream. The client
+/// sent its ClientHello right behind the line (in one segment), so the
+/// adapter received it with the line: TLS must get those bytes (they used
+/// to stay in the adapter, and the handshake waited for its timeout).
+fn starttls_hands_the_plaintext_adapters_bytes_to_tls(cfg: Config) {
+    use futures::io::AsyncReadExt;
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let acc = acceptor(&leaf).with_handshake_timeout(Duration::from_secs(10));
+    let server = s.spawn(async move {
+        let (tcp, _) = l.accept().await?;
+        let mut line = [0u8; 9];
+        (&tcp).read_exact(&mut line).await?;
+        assert_eq!(&line, b"STARTTLS\n");
+        let tls = acc.accept(tcp).await?;
+        echo(tls).await
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        let mut cc = rustls::ClientConnection::new(
+            Arc::new(tls::client_config([ca.der()]).unwrap()),
+            "localhost".try_into().unwrap(),
+        )
+        .unwrap();
+        let mut first = b"STARTTLS\n".to_vec();
+        cc.write_tls(&mut first).unwrap();
+        let t0 = Instant::now();
+        let (r, _) = raw.write_all(first).await;
+        r.unwrap();
+        raw_client_handshake(&raw, &mut cc).await;
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        cc.writer().write_all(b"over tls").unwrap();
+        cc.send_close_notify();
+        let mut out = Vec::new();
+        while cc.wants_write() {
+            cc.write_tls(&mut out).unwrap();
+        }
+        let (r, _) = raw.write_all(out).await;
+        r.unwrap();
+        let mut got = Vec::new();
+        let mut plain = Vec::new();
+        loop {
+            let (n, b) = raw.read(Vec::with_capacity(4096)).await;
+            match n {
+                Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
+                _ => break,
+            }
+            let mut rest = got.as_slice();
+            while !rest.is_empty() {
+                cc.read_tls(&mut rest).unwrap();
+                cc.process_new_packets().unwrap();
+            }
+            got.clear();
+            let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
+        }
+        assert_eq!(plain, b"over tls");
+    });
+    coro_core::sync_wait(server).unwrap().unwrap();
+    s.shutdown();
+}
+
+/// A corrupted record from the peer. First connection: a good record and
+/// the bad one in one segment: the server reads the good plaintext first
+/// and the error after it. Second connection: the bad record alone: the
+/// read fails at once. Either way rustls' fatal alert reaches the peer
+/// with the first failed read (the server waits for the peer to have seen
+/// it before going on), later reads fail the same way, and so do writes.
+fn a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream(cfg: Config) {
+    use futures::channel::oneshot;
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let (seen_tx, seen_rx): (Vec<_>, Vec<_>) = (0..2).map(|_| oneshot::channel::<()>()).unzip();
+    let seen_rx = Arc::new(std::sync::Mutex::new(seen_rx));
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        // Connections come one after the other: the first gets the good
+        // record before the bad one.
+        let (together, seen) = {
+            let mut rx = seen_rx.lock().unwrap();
+            (rx.len() == 2, Some(rx.remove(0)))
+        };
+        async move {
+            let mut seen = seen;
+            if together {
+                let (n, b) = tls.read(Vec::with_capacity(64)).await;
+                let n = n?;
+                if &b[..n] != b"good" {
+                    return Err(io::Error::other(format!("first read got {:?}", &b[..n])));
+                }
+            }
+            for i in 0..2 {
+                if i == 1 {
+                    // The alert went out with the first failed read.
+                    if let Some(rx) = seen.take() {
+                        let _ = rx.await;
+                    }
+                }
+                match tls.read(Vec::with_capacity(64)).await.0 {
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
+                    other => {
+                        return Err(io::Error::other(format!("after the bad record: {other:?}")));
+                    }
+                }
+            }
+            match tls.write_all(b"more".as_slice()).await.0 {
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(()),
+                other => Err(io::Error::other(format!(
+                    "write after the bad record: {other:?}"
+                ))),
+            }
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        for (together, alert_seen) in [true, false].into_iter().zip(seen_tx) {
+            let raw = TcpStream::connect(&s2, addr).await.unwrap();
+            let mut cc = rustls::ClientConnection::new(
+                Arc::new(tls::client_config([ca.der()]).unwrap()),
+                "localhost".try_into().unwrap(),
+            )
+            .unwrap();
+            raw_client_handshake(&raw, &mut cc).await;
+            let mut bytes = Vec::new();
+            if together {
+                cc.writer().write_all(b"good").unwrap();
+                cc.write_tls(&mut bytes).unwrap();
+            }
+            let good = bytes.len();
+            cc.writer().write_all(b"evil").unwrap();
+            cc.write_tls(&mut bytes).unwrap();
+            assert!(bytes.len() > good);
+            // The last byte of the bad record's authentication tag.
+            *bytes.last_mut().unwrap() ^= 0x55;
+            let (r, _) = raw.write_all(bytes).await;
+            r.unwrap();
+            // What the server sends after the handshake: session tickets,
+            // then the alert (before the server goes on: it waits for us).
+            let got = loop {
+                let (n, b) = s2
+                    .timeout(TEST_BOUND, raw.read(Vec::with_capacity(4096)))
+                    .await
+                    .expect("no alert from the server");
+                let n = n.unwrap();
+                assert!(n > 0, "the server closed without an alert");
+                let mut rest = &b[..n];
+                let mut failed = None;
+                while !rest.is_empty() && failed.is_none() {
+                    cc.read_tls(&mut rest).unwrap();
+                    failed = cc.process_new_packets().err();
+                }
+                if let Some(e) = failed {
+                    break e;
+                }
+            };
+            match got {
+                rustls::Error::AlertReceived(a) => {
+                    assert_eq!(a, rustls::AlertDescription::BadRecordMac)
+                }
+                other => panic!("expected the server's alert, got {other:?}"),
+            }
+            alert_seen.send(()).unwrap();
+            next_outcome(&s2, &mut outcomes).await.unwrap();
+        }
     });
     s.shutdown();
 }

@@ -73,6 +73,9 @@ const ALERT_BOUND: Duration = Duration::from_secs(1);
 /// `rustls::Error` is the `io::Error`'s [`source`](std::error::Error::source)
 /// (see [`rustls_error`](super::rustls_error)). Socket errors keep their
 /// kind. Once a read or a write failed, later ones fail the same way.
+/// Plaintext that arrived before a bad record is read before the error.
+/// A TLS error on the read side also fails later writes: rustls answers
+/// it with a fatal alert (sent at once), and nothing may follow that.
 ///
 /// # Examples
 ///
@@ -116,6 +119,23 @@ enum Tx {
     Idle(Vec<u8>),
     /// Ciphertext being sent (what is left of it).
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
+}
+
+impl State {
+    /// rustls rejected what the peer sent (a bad record, a fatal alert):
+    /// reads fail from now on. Records before the bad one may have left
+    /// plaintext: that is read first (`Ok(true)`, rustls took bytes), the
+    /// error after it, as a socket's error comes after the bytes before
+    /// it.
+    fn packets_failed(&mut self, e: rustls::Error) -> Poll<io::Result<bool>> {
+        let e = tls_error("TLS", e);
+        self.read_failed = Some(Sticky::of(&e));
+        if matches!(self.conn.reader().fill_buf(), Ok(b) if !b.is_empty()) {
+            Poll::Ready(Ok(true))
+        } else {
+            Poll::Ready(Err(e))
+        }
+    }
 }
 
 /// An error that keeps coming back (the stream is broken for that direction).
@@ -356,14 +376,25 @@ impl fmt::Debug for TlsStream {
 
 impl TlsStream {
     pub(crate) fn new(tcp: TcpStream, conn: Connection) -> TlsStream {
+        // Plaintext exchanged through the TCP stream's `futures_io` adapter
+        // before (STARTTLS): bytes it received go to rustls first, and its
+        // receive and send in flight become ours, so nothing is lost or
+        // reordered.
+        let taken = tcp.inner.take_adapter();
+        let rx = match (taken.unread, taken.recv) {
+            (Some((buf, pos)), _) => Rx::Idle { buf, pos },
+            (None, Some(f)) => Rx::Busy(f),
+            (None, None) => Rx::Idle {
+                buf: Vec::new(),
+                pos: 0,
+            },
+        };
+        let tx = taken.send.map_or_else(|| Tx::Idle(Vec::new()), Tx::Busy);
         TlsStream {
             state: Mutex::new(State {
                 conn,
-                rx: Rx::Idle {
-                    buf: Vec::new(),
-                    pos: 0,
-                },
-                tx: Tx::Idle(Vec::new()),
+                rx,
+                tx,
                 tcp_eof: false,
                 rx_more: false,
                 read_failed: None,
@@ -549,9 +580,7 @@ impl TlsStream {
                         *pos += n;
                         fed = true;
                         if let Err(e) = st.conn.process_new_packets() {
-                            let e = tls_error("TLS", e);
-                            st.read_failed = Some(Sticky::of(&e));
-                            return Poll::Ready(Err(e));
+                            return st.packets_failed(e);
                         }
                     }
                     return Poll::Ready(Ok(fed));
@@ -576,9 +605,7 @@ impl TlsStream {
                         Ok(0) => st.tcp_eof = true,
                         Ok(_) => {
                             if let Err(e) = st.conn.process_new_packets() {
-                                let e = tls_error("TLS", e);
-                                st.read_failed = Some(Sticky::of(&e));
-                                return Poll::Ready(Err(e));
+                                return st.packets_failed(e);
                             }
                             return Poll::Ready(Ok(true));
                         }
@@ -602,9 +629,7 @@ impl TlsStream {
                         Ok(_) => {
                             st.rx_more = direct.full;
                             if let Err(e) = st.conn.process_new_packets() {
-                                let e = tls_error("TLS", e);
-                                st.read_failed = Some(Sticky::of(&e));
-                                return Poll::Ready(Err(e));
+                                return st.packets_failed(e);
                             }
                             return Poll::Ready(Ok(true));
                         }
@@ -682,7 +707,15 @@ impl TlsStream {
             // What rustls wants to say (alerts, key update replies) goes out
             // while we wait for input; its errors belong to the writers.
             let _ = self.poll_send(&mut st, cx);
-            if !ready!(self.poll_recv(&mut st, cx))? && !st.tcp_eof && st.conn.wants_read() {
+            let fed = ready!(self.poll_recv(&mut st, cx));
+            if st.read_failed.is_some() {
+                // The fatal alert rustls queued for a bad record goes out
+                // now (also when plaintext before it is read first), not
+                // only if the caller writes again.
+                let _ = self.poll_send(&mut st, cx);
+            }
+            let fed = fed?;
+            if !fed && !st.tcp_eof && st.conn.wants_read() {
                 // rustls took nothing but wants more: cannot happen; do not spin.
                 return Poll::Ready(Err(io::Error::other("TLS read made no progress")));
             }
@@ -699,6 +732,12 @@ impl TlsStream {
                 io::ErrorKind::BrokenPipe,
                 "write after the TLS stream was shut down",
             )));
+        }
+        if let Some(f) = st.read_failed.as_ref().filter(|f| f.tls.is_some()) {
+            // The peer broke the TLS protocol or sent a fatal alert: the
+            // connection is over, and no application data may follow the
+            // alert rustls queued in answer.
+            return Poll::Ready(Err(f.error()));
         }
         ready!(self.poll_send(&mut st, cx))?;
         if data.is_empty() {
@@ -733,12 +772,12 @@ impl TlsStream {
         }
         ready!(self.poll_send(&mut st, cx))?;
         if !st.tcp_write_shut {
-            st.tcp_write_shut = true;
             match self.tcp.shutdown(Shutdown::Write) {
+                // Not marked done: a retry tries (and reports) it again.
                 Err(e) if e.kind() != io::ErrorKind::NotConnected => {
                     return Poll::Ready(Err(e));
                 }
-                _ => {}
+                _ => st.tcp_write_shut = true,
             }
         }
         Poll::Ready(Ok(()))
