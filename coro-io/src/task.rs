@@ -112,9 +112,15 @@ where
 /// Same as [`task_with`] for a local task (`spawn_local`): its future is
 /// [`OwnThread`]-wrapped inside, so it is `Send`, but its output may not
 /// be.
+///
+/// # Safety
+///
+/// The output may be `!Send`: it must be made on the calling thread (the
+/// caller's future is in an [`OwnThread`] made on this thread, which
+/// polls it nowhere else), where the returned handle is made too.
 #[allow(dead_code)] // used by the I/O scheduler
 #[allow(unsafe_code)] // `spawn_unchecked`, see below
-pub(crate) fn task_local<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
+pub(crate) unsafe fn task_local<F, S>(future: F, schedule: S) -> (Runnable, JoinHandle<F::Output>)
 where
     F: Future + Send + 'static,
     F::Output: 'static,
@@ -624,37 +630,47 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)] // `task_local`
     fn local_task_runs_non_send_future() {
         let q = Arc::new(Mutex::new(Vec::new()));
         let q2 = q.clone();
         let rc = std::rc::Rc::new(3);
-        let (r, h) = task_local(OwnThread::new(async move { *rc + 1 }), move |r| {
-            q2.lock().unwrap().push(r)
-        });
+        // SAFETY: the future is in an `OwnThread` made here.
+        let (r, h) = unsafe {
+            task_local(OwnThread::new(async move { *rc + 1 }), move |r| {
+                q2.lock().unwrap().push(r)
+            })
+        };
         r.run();
         assert_eq!(futures::executor::block_on(h).unwrap(), 4);
     }
 
     #[test]
+    #[allow(unsafe_code)] // `task_local`
     fn local_task_dropped_on_another_thread_is_leaked_not_fatal() {
         let rc = std::rc::Rc::new(3);
         let held = rc.clone();
-        let (r, h) = task_local(
-            OwnThread::new(async move {
-                std::future::pending::<()>().await;
-                drop(held);
-            }),
-            |_| {},
-        );
+        // SAFETY: the future is in an `OwnThread` made here.
+        let (r, h) = unsafe {
+            task_local(
+                OwnThread::new(async move {
+                    std::future::pending::<()>().await;
+                    drop(held);
+                }),
+                |_| {},
+            )
+        };
         std::thread::spawn(move || drop(r)).join().unwrap();
         assert!(futures::executor::block_on(h).unwrap_err().is_cancelled());
         assert_eq!(std::rc::Rc::strong_count(&rc), 2, "leaked, not dropped");
     }
 
     #[test]
+    #[allow(unsafe_code)] // `task_local`
     fn local_task_run_on_another_thread_fails_with_a_panic() {
         let rc = std::rc::Rc::new(3);
-        let (r, h) = task_local(OwnThread::new(async move { *rc }), |_| {});
+        // SAFETY: the future is in an `OwnThread` made here.
+        let (r, h) = unsafe { task_local(OwnThread::new(async move { *rc }), |_| {}) };
         std::thread::spawn(move || r.run()).join().unwrap();
         assert!(futures::executor::block_on(h).unwrap_err().is_panic());
     }

@@ -121,9 +121,10 @@ fn a_panicking_start_callback_leaves_the_loop_running(cfg: Config) {
 }
 
 /// The event-loop thread unwinds (here: a foreign executor's waker that
-/// panics when the loop fires its timer). The scheduler shuts down on the
-/// way out: pending tasks are cancelled instead of waiting forever, and a
-/// second `shutdown()` (as `drop` after `shutdown()` makes) returns.
+/// panics when the loop fires its timer). The scheduler cleans up on the
+/// way out: pending tasks are cancelled instead of waiting forever, later
+/// spawns too; `shutdown()` joins the thread (its stop callback has run),
+/// and a second one (as `drop` after `shutdown()` makes) returns.
 fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
     use std::future::Future;
     struct Panics;
@@ -132,9 +133,14 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
             panic!("this waker fails");
         }
     }
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let st = stopped.clone();
     let s = IoScheduler::new(IoSchedulerOptions {
         driver: cfg.kind(),
         uring: cfg.uring(),
+        on_io_thread_stop: Some(Arc::new(move || {
+            st.fetch_add(1, Ordering::SeqCst);
+        })),
         ..Default::default()
     })
     .unwrap();
@@ -145,9 +151,16 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
     assert!(sleep.as_mut().poll(&mut cx).is_pending());
     let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
     assert!(err.is_cancelled());
-    assert!(s.is_shutdown());
+    let late = s.spawn(async { 1 });
+    let err = bounded(30, "a task spawned after", move || sync_wait(late)).unwrap_err();
+    assert!(err.is_cancelled());
     bounded(30, "shutdown, twice, then drop", move || {
         s.shutdown();
+        assert_eq!(
+            stopped.load(Ordering::SeqCst),
+            1,
+            "shutdown joined the thread"
+        );
         s.shutdown();
         drop(s);
     });

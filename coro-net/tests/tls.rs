@@ -936,6 +936,9 @@ fn a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream(cfg: Co
     let (ca, leaf) = pki();
     let (seen_tx, seen_rx): (Vec<_>, Vec<_>) = (0..2).map(|_| oneshot::channel::<()>()).unzip();
     let seen_rx = Arc::new(std::sync::Mutex::new(seen_rx));
+    // The server says when its handshake is over: records sent before
+    // could be read by the handshake itself, which would fail instead.
+    let (up_tx, mut up_rx) = mpsc::unbounded::<()>();
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
         // Connections come one after the other: the first gets the good
         // record before the bad one.
@@ -943,6 +946,7 @@ fn a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream(cfg: Co
             let mut rx = seen_rx.lock().unwrap();
             (rx.len() == 2, Some(rx.remove(0)))
         };
+        let _ = up_tx.unbounded_send(());
         async move {
             let mut seen = seen;
             if together {
@@ -984,6 +988,9 @@ fn a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream(cfg: Co
             )
             .unwrap();
             raw_client_handshake(&raw, &mut cc).await;
+            s2.timeout(TEST_BOUND, up_rx.next())
+                .await
+                .expect("the server's handshake did not end");
             let mut bytes = Vec::new();
             if together {
                 cc.writer().write_all(b"good").unwrap();

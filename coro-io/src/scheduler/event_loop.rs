@@ -272,7 +272,7 @@ impl Inner {
 
     /// Cancel every queued task, including those that the cancellations
     /// wake in turn (a dropped lock guard wakes the next waiter).
-    fn drop_queued(&self) {
+    pub(super) fn drop_queued(&self) {
         loop {
             if self.on_loop_thread() {
                 while let Some(r) = pop_local() {

@@ -168,9 +168,11 @@ impl IoScheduler {
                         }
                         // A panic in the loop (a foreign waker that panics
                         // when a timer fires, a driver bug) ends the loop but
-                        // not the clean-up: tasks are cancelled, and a later
-                        // `shutdown()` returns instead of waiting for a
-                        // clean-up nobody would run.
+                        // not the clean-up: tasks are cancelled (later spawns
+                        // too), and a later `shutdown()` returns instead of
+                        // waiting for a clean-up nobody would run. (The
+                        // `shutdown` flag stays for `shutdown()` to set: it
+                        // still joins this thread and stops a pool.)
                         let looped = catch_unwind(AssertUnwindSafe(|| {
                             while !inner.shutdown.load(Ordering::Acquire) {
                                 if let Err(e) = inner.turn(None, false) {
@@ -182,13 +184,16 @@ impl IoScheduler {
                         }));
                         if looped.is_err() {
                             crate::warn(format_args!(
-                                "the event loop panicked; shutting the scheduler down"
+                                "the event loop panicked; its tasks are cancelled"
                             ));
-                            inner.shutdown.store(true, Ordering::Release);
                         }
                         if catch_unwind(AssertUnwindSafe(|| inner.finish())).is_err() {
                             crate::warn(format_args!("shutdown clean-up panicked"));
                             inner.life.set_finished();
+                            // What the clean-up left queued (here and in this
+                            // thread's own queue) is dropped here: no loop
+                            // runs it any more.
+                            let _ = catch_unwind(AssertUnwindSafe(|| inner.drop_queued()));
                         }
                     }
                     if let Some(f) = &inner.on_stop {
@@ -386,7 +391,10 @@ impl IoScheduler {
         // Only the caller's future is kept to this thread: the scheduler's
         // bookkeeping around it is dropped wherever the task is.
         let fut = self.wrap(OwnThread::new(fut));
-        let (r, h) = task_local(fut, WithInfo(move |r, i| inner.schedule(r, i)));
+        // SAFETY: the future's `!Send` part is in an `OwnThread` made on
+        // this thread, and the handle is made here.
+        #[allow(unsafe_code)]
+        let (r, h) = unsafe { task_local(fut, WithInfo(move |r, i| inner.schedule(r, i))) };
         if self.is_shutdown() {
             drop(r);
         } else {

@@ -736,8 +736,10 @@ impl TlsStream {
         if let Some(f) = st.read_failed.as_ref().filter(|f| f.tls.is_some()) {
             // The peer broke the TLS protocol or sent a fatal alert: the
             // connection is over, and no application data may follow the
-            // alert rustls queued in answer.
-            return Poll::Ready(Err(f.error()));
+            // alert rustls queued in answer (which this pushes on).
+            let e = f.error();
+            let _ = self.poll_send(&mut st, cx);
+            return Poll::Ready(Err(e));
         }
         ready!(self.poll_send(&mut st, cx))?;
         if data.is_empty() {
