@@ -550,10 +550,14 @@ fn run_seed(cfg: Config, seed: u64) {
     );
     drop(w);
     drop(s);
-    assert_eq!(
-        open_fds_settled(fds_before),
-        fds_before,
-        "{cfg} seed {seed}: fds leaked"
+    // More fds than before is a leak of this seed. Fewer is not: an fd of
+    // an earlier test closed during this one (seen once in a CI run: 6
+    // against 7; a task of an earlier test dropped late on the blocking
+    // pool, as tasks woken after shutdown are, would do it).
+    let after = open_fds_settled(fds_before);
+    assert!(
+        after <= fds_before,
+        "{cfg} seed {seed}: fds leaked ({after} open, {fds_before} before)"
     );
     let deadline = Instant::now() + BOUND;
     while bufs.load(Ordering::SeqCst) != 0 && Instant::now() < deadline {
