@@ -25,11 +25,16 @@ fn manual(cfg: Config) -> IoScheduler {
 }
 
 fn pooled(cfg: Config) -> IoScheduler {
+    pooled_with(cfg, 2)
+}
+
+/// Thread-pool execution with `workers` worker threads.
+fn pooled_with(cfg: Config, workers: usize) -> IoScheduler {
     IoScheduler::new(IoSchedulerOptions {
         driver: cfg.kind(),
         uring: cfg.uring(),
         execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
-            thread_count: 2,
+            thread_count: workers,
             ..Default::default()
         }),
         ..Default::default()
@@ -212,16 +217,7 @@ fn a_local_task_run_on_another_thread_fails_not_the_process(cfg: Config) {
 /// worker's queued tasks: with one worker, a task spawned just before the
 /// yield runs before the yielding task resumes.
 fn pool_yield_now_lets_the_queued_task_run_first(cfg: Config) {
-    let s = IoScheduler::new(IoSchedulerOptions {
-        driver: cfg.kind(),
-        uring: cfg.uring(),
-        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
-            thread_count: 1,
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .unwrap();
+    let s = pooled_with(cfg, 1);
     let s2 = s.clone();
     let h = s.spawn(async move {
         let ran = Arc::new(AtomicUsize::new(0));
