@@ -190,6 +190,23 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Wake every waker of a batch (due timers, completed ops, tasks to
+/// cancel). A waker is foreign code and may panic: the ones after it are
+/// still woken (a plain loop would drop them unwoken while unwinding, and
+/// their waiters would wait forever), then the first panic goes on.
+/// Costs one `catch_unwind` per batch, not per waker.
+pub(crate) fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    let mut rest = wakers.into_iter();
+    let mut first = None;
+    while let Err(p) = catch_unwind(AssertUnwindSafe(|| rest.by_ref().for_each(|w| w.wake()))) {
+        first.get_or_insert(p);
+    }
+    if let Some(p) = first {
+        resume_unwind(p);
+    }
+}
+
 /// Report something the library cannot return as an error (a background
 /// step that failed).
 pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {

@@ -86,6 +86,7 @@ mod strategies {
         dropping_the_earliest_timer_keeps_the_next,
         a_panicking_start_callback_leaves_the_loop_running,
         a_dying_loop_thread_shuts_the_scheduler_down,
+        a_panicking_waker_does_not_lose_the_rest_of_its_batch,
         pool_yield_now_lets_the_queued_task_run_first,
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
         a_local_task_run_on_another_thread_fails_not_the_process,
@@ -170,6 +171,44 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
         drop(s);
     });
     drop(sleep);
+}
+
+/// Two sleeps fire in one batch; the first one's waker (a foreign
+/// executor's) panics. The second's waiter is still woken: the loop wakes
+/// the rest of the batch before it unwinds (they were taken out of the
+/// timers, so the clean-up would not find them again).
+fn a_panicking_waker_does_not_lose_the_rest_of_its_batch(cfg: Config) {
+    use std::future::Future;
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker fails");
+        }
+    }
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        ..Default::default()
+    })
+    .unwrap();
+    let at = std::time::Instant::now() + Duration::from_millis(50);
+    let mut first = Box::pin(s.sleep_until(at));
+    let waker = std::task::Waker::from(Arc::new(Panics));
+    assert!(
+        first
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_pending()
+    );
+    let second = s.sleep_until(at);
+    bounded(30, "the sleep after the panicking waker", move || {
+        sync_wait(second)
+    });
+    bounded(30, "shutdown, then drop", move || {
+        s.shutdown();
+        drop(s);
+    });
+    drop(first);
 }
 
 /// A `Manual` scheduler with a suspended local task is shut down from

@@ -538,9 +538,7 @@ impl Driver for EpollDriver {
         drop(parked);
         // Woken with no lock held (a waker may run code that uses the
         // driver, or park it from another thread).
-        for w in wake.drain(..) {
-            w.wake();
-        }
+        crate::wake_all(wake.drain(..));
         // The emptied list goes back for the next turn (unless another
         // thread parked meanwhile: then it is simply freed).
         if let Ok(mut parked) = self.parked.try_lock() {
@@ -567,9 +565,7 @@ impl Driver for EpollDriver {
                 wake.append(&mut slot.writers);
             }
         }
-        for w in wake {
-            w.wake();
-        }
+        crate::wake_all(wake);
         // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
         // so that shutdown returns with nothing of ours still running.
         let deadline = Instant::now() + bound;
@@ -596,9 +592,7 @@ impl Driver for EpollDriver {
             wake.append(&mut slot.writers);
             t.registered -= 1;
         }
-        for w in wake {
-            w.wake();
-        }
+        crate::wake_all(wake);
     }
 }
 

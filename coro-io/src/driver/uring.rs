@@ -727,9 +727,7 @@ impl UringDriver {
             n += self.reap(&mut st, &mut wake, &mut dead).0;
         }
         drop(dead);
-        for w in wake {
-            w.wake();
-        }
+        crate::wake_all(wake);
         entered.map(|()| n)
     }
 

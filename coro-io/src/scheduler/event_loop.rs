@@ -249,9 +249,7 @@ impl Inner {
         self.drop_queued();
         // Every suspended task, whatever it waits on.
         self.time.timers.drain(&mut wake);
-        for w in wake {
-            w.wake();
-        }
+        crate::wake_all(wake);
         // The woken tasks are in the queue: cancel them here, where no
         // lock is held (see `schedule`).
         self.drop_queued();

@@ -705,9 +705,7 @@ impl Shared {
         // Cancel the suspended tasks: woken now, each is scheduled, sees the
         // pool terminated and is dropped. Collect first: dropping a task
         // unregisters it, which takes the shard's lock.
-        for w in self.registry.take() {
-            w.wake();
-        }
+        crate::wake_all(self.registry.take());
         // Cancel them here, outside any lock; a cancelled task that held a
         // lock guard wakes the next waiter, which lands in the injector and
         // is drained in the same loop.

@@ -278,9 +278,7 @@ impl Time {
         let mut wake = Vec::new();
         self.timers.expire(now, &mut wake);
         let n = wake.len();
-        for w in wake {
-            w.wake();
-        }
+        crate::wake_all(wake);
         n
     }
 
