@@ -7,6 +7,9 @@
 //! * [`driver`]: the epoll and io_uring backends; [`op`]: the I/O
 //!   operations (owned buffers, [`buf`]); [`time`]: sleeps, timeouts,
 //!   intervals; [`fs::File`]; [`TaskGroup`].
+//! * [`coop`]: the budget of ops a task completes per poll before it
+//!   yields, so that a task whose I/O never waits cannot starve the others
+//!   on its thread.
 //!
 //! # Which driver runs
 //!
@@ -50,6 +53,7 @@ mod ambient;
 pub mod blocking;
 #[allow(unsafe_code)]
 pub mod buf;
+pub mod coop;
 pub mod copy;
 pub mod driver;
 // Test-only knobs: outside the documented, semver-bound API.

@@ -182,17 +182,24 @@ impl Config {
 
     /// [`sched`](Config::sched) with `opts` (whose driver, strategies,
     /// ring mode, SQPOLL and receive-queue switch are replaced by this
-    /// configuration's).
+    /// configuration's; a thread pool's options, such as its size, are
+    /// kept when both ask for a pool).
     ///
     /// # Panics
     ///
     /// As [`sched`](Config::sched).
     pub fn sched_with(&self, opts: IoSchedulerOptions) -> IoScheduler {
         let mine = self.options();
+        let execution = match (mine.execution, opts.execution) {
+            (ExecutionStrategy::ThreadPool(_), ExecutionStrategy::ThreadPool(p)) => {
+                ExecutionStrategy::ThreadPool(p)
+            }
+            (mine, _) => mine,
+        };
         let opts = IoSchedulerOptions {
             driver: mine.driver,
             thread_strategy: mine.thread_strategy,
-            execution: mine.execution,
+            execution,
             // The configuration's ring; other io_uring settings (sizes)
             // are the caller's.
             uring: UringOptions {

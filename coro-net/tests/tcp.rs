@@ -40,6 +40,7 @@ coro_io::driver_tests!(
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
     into_std_on_another_thread_while_the_loop_spins,
+    a_reader_that_never_waits_lets_the_other_tasks_run,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -1076,4 +1077,57 @@ fn into_std_keeps_later_bytes(cfg: Config, other_thread: bool) {
     assert_eq!(got, b"after", "{cfg}");
     drop(peer.join().unwrap());
     s.shutdown();
+}
+
+/// A task whose reads never wait (every byte is there before it starts)
+/// still lets the other tasks on its thread run: each completed op counts
+/// against the task's budget for one poll (`coro_io::coop`), and once it
+/// is spent the next op yields first. Without it the other task would run
+/// only after the last read. Thread-pool configurations get one worker
+/// here: with two, the other task may simply run on the second one.
+fn a_reader_that_never_waits_lets_the_other_tasks_run(cfg: Config) {
+    use coro_io::thread_pool::ThreadPoolOptions;
+    use coro_io::{ExecutionStrategy, IoSchedulerOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const BYTES: usize = 64 * 1024;
+    let s = cfg.sched_with(IoSchedulerOptions {
+        execution: ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+            thread_count: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut peer = std::net::TcpStream::connect(addr).unwrap();
+    peer.write_all(&pattern(BYTES, 3)).unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let (c, _) = l.accept().await.unwrap();
+        // The first read starts the receive queue where there is one;
+        // then give the bytes time to arrive in it.
+        let (n, mut buf) = c.read(Vec::with_capacity(1)).await;
+        let mut got = n.unwrap();
+        s2.sleep(Duration::from_millis(100)).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = ran.clone();
+        let other = s2.spawn(async move { r.store(true, Ordering::SeqCst) });
+        let mut at = None;
+        while got < BYTES {
+            buf.clear();
+            let (n, b) = c.read(buf).await;
+            got += n.unwrap();
+            buf = b;
+            if at.is_none() && ran.load(Ordering::SeqCst) {
+                at = Some(got);
+            }
+        }
+        other.await.unwrap();
+        let at = at.expect("the other task ran only after the last read");
+        assert!(
+            at <= 4 * usize::from(coro_io::coop::BUDGET),
+            "the other task ran after {at} one-byte reads"
+        );
+        drop(peer);
+    });
 }

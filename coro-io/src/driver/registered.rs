@@ -139,7 +139,14 @@ impl RegisteredFd {
         out: &mut RecvOut<'_>,
         peek: bool,
     ) -> Poll<io::Result<usize>> {
-        self.driver.inner.poll_recv(self.raw(), cx, out, peek)
+        // Queued bytes make a read complete at once: count it against the
+        // task's budget (see `coop`) like an op.
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = self.driver.inner.poll_recv(self.raw(), cx, out, peek);
+        if r.is_ready() {
+            crate::coop::consume();
+        }
+        r
     }
 
     /// [`poll_recv`](RegisteredFd::poll_recv) into an owned buffer, from

@@ -219,6 +219,9 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
             let res = Err(io::Error::from_raw_os_error(libc::ECANCELED));
             return Poll::Ready(op.into_inner().complete(res));
         }
+        // The task completed its budget of ops in this poll: let the
+        // others on its thread run first (nothing was started).
+        std::task::ready!(crate::coop::poll_proceed(cx));
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
         // again, a bounded number of times, instead of failing the caller.
@@ -265,6 +268,7 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
             }
             Poll::Ready(res) => {
                 this.done = true;
+                crate::coop::consume();
                 if std::mem::take(&mut this.counted) {
                     this.inner().pending.sub(T::KIND);
                 }
