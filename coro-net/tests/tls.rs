@@ -48,6 +48,7 @@ coro_io::driver_tests!(
     a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream,
     starttls_hands_the_plaintext_adapters_bytes_to_tls,
     bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
+    a_writer_is_not_starved_by_another_that_writes_without_pause,
     alpn_is_negotiated,
     mutual_tls_accepts_and_rejects,
     dropped_reads_lose_nothing,
@@ -1103,6 +1104,98 @@ fn bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent(cfg: Config) {
             }
             next_outcome(&s2, &mut outcomes).await.unwrap();
         }
+    });
+    s.shutdown();
+}
+
+/// Two writers share one stream; one writes without pause (64 KiB
+/// `write_all`s back to back), and whenever both are woken it is polled
+/// first (an executor may well do that: here one task polls both
+/// futures, the hog first). The other's small writes still each get their
+/// turn, long before the hog is done: writers encrypt in the order they
+/// came, and a write waits for the batch that carries its own bytes, not
+/// for the stream to go idle (it never does here).
+fn a_writer_is_not_starved_by_another_that_writes_without_pause(cfg: Config) {
+    use std::future::Future;
+    const HOG_WRITES: usize = 256;
+    const CHUNK: usize = 64 * 1024;
+    const SMALL_WRITES: usize = 8;
+    // No receive queue: the peer's socket is read only as fast as its
+    // task reads, so the hog's sends fill the socket and wait (a queue
+    // would take megabytes into its buffers first).
+    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            multishot_recv: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (ca, leaf) = pki();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
+        let mut got = 0;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        loop {
+            let (n, b) = tls.read(buf).await;
+            match n? {
+                0 => break,
+                n => got += n,
+            }
+            buf = b;
+            buf.clear();
+        }
+        assert_eq!(got, HOG_WRITES * CHUNK + SMALL_WRITES * 100);
+        tls.shutdown().await
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let tcp = TcpStream::connect(&s2, addr).await.unwrap();
+        // A small send buffer: the hog's sends wait for room (ops in
+        // flight, whose completions wake both writers).
+        socket2::SockRef::from(&tcp)
+            .set_send_buffer_size(64 * 1024)
+            .unwrap();
+        let t = connector(&ca).connect("localhost", tcp).await.unwrap();
+        let hog_done = std::sync::atomic::AtomicUsize::new(0);
+        let mut hog = std::pin::pin!(async {
+            for _ in 0..HOG_WRITES {
+                let (r, _) = t.write_all(vec![b'h'; CHUNK]).await;
+                r.unwrap();
+                hog_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let mut small = std::pin::pin!(async {
+            for _ in 0..SMALL_WRITES {
+                let (r, _) = t.write(vec![b's'; 100]).await;
+                assert_eq!(r.unwrap(), 100);
+            }
+        });
+        let (mut hog_over, mut small_over) = (false, false);
+        let mut small_at: Option<usize> = None;
+        // Unconstrained: the two share this task's poll, and a budget the
+        // hog spent first would hold the other back (not what is tested).
+        coro_io::coop::unconstrained(std::future::poll_fn(|cx| {
+            if !hog_over {
+                hog_over = hog.as_mut().poll(cx).is_ready();
+            }
+            if !small_over && small.as_mut().poll(cx).is_ready() {
+                small_over = true;
+                small_at = Some(hog_done.load(std::sync::atomic::Ordering::Relaxed));
+            }
+            if hog_over && small_over {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        }))
+        .await;
+        let at = small_at.unwrap();
+        assert!(
+            at < HOG_WRITES / 2,
+            "{SMALL_WRITES} small writes waited for {at} of the other writer's {HOG_WRITES}"
+        );
+        t.shutdown().await.unwrap();
+        let _ = read_to_end(&t).await;
+        next_outcome(&s2, &mut outcomes).await.unwrap();
     });
     s.shutdown();
 }

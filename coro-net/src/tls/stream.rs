@@ -19,8 +19,13 @@
 //!
 //! Several tasks may use one stream (`&self` methods, or `&TlsStream`'s
 //! `futures_io` impls): each in-flight op wakes every task that waited on
-//! it, through a small waker list.
+//! it, through a small waker list. Writers take turns: the ciphertext goes
+//! out in batches, one send op at a time; `write` and `write_all` encrypt
+//! in the order they came (a place in line, [`Turn`]) and then wait for
+//! the batch that carries their bytes, not for the stream to go idle, so
+//! a task that writes without pause cannot starve another.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, BufRead, Write as _};
@@ -104,6 +109,15 @@ struct State {
     write_failed: Option<Sticky>,
     close_notify_sent: bool,
     tcp_write_shut: bool,
+    /// Writers (`write`, `write_all`) waiting for their turn to encrypt:
+    /// place in line and waker, first come first. See [`Turn`].
+    line: VecDeque<(u64, Waker)>,
+    next_place: u64,
+    /// Ciphertext batches taken out of rustls so far, and how many of them
+    /// the kernel took whole (equal when nothing is being sent). A write
+    /// is flushed once the batch that carried its bytes has ended.
+    batches_begun: u64,
+    batches_ended: u64,
 }
 
 enum Rx {
@@ -354,6 +368,63 @@ impl WakeList {
     }
 }
 
+/// A writer's place in the stream's line of writers (`State::line`),
+/// taken when it has to wait to encrypt. Dropped (the write returned or
+/// its future was dropped) it leaves the line, passing the turn on if it
+/// was at the front. A pending write that is never polled again but not
+/// dropped keeps the writers behind it waiting, as a queued lock acquire
+/// does.
+struct Turn<'a> {
+    stream: &'a TlsStream,
+    place: Option<u64>,
+}
+
+impl<'a> Turn<'a> {
+    fn new(stream: &'a TlsStream) -> Turn<'a> {
+        Turn {
+            stream,
+            place: None,
+        }
+    }
+
+    /// Join the line (the first time) and keep the waker there current.
+    fn wait(&mut self, st: &mut State, w: &Waker) {
+        match self.place {
+            None => {
+                let p = st.next_place;
+                st.next_place += 1;
+                st.line.push_back((p, w.clone()));
+                self.place = Some(p);
+            }
+            Some(p) => {
+                if let Some((_, x)) = st.line.iter_mut().find(|(q, _)| *q == p) {
+                    if !x.will_wake(w) {
+                        x.clone_from(w);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let Some(p) = self.place.take() else {
+            return;
+        };
+        let mut st = self.stream.lock();
+        let Some(i) = st.line.iter().position(|(q, _)| *q == p) else {
+            return;
+        };
+        st.line.remove(i);
+        if i == 0 {
+            let w = self.stream.next_in_line(&st);
+            drop(st);
+            w.wake();
+        }
+    }
+}
+
 impl fmt::Debug for TlsStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let side = match &self.lock().conn {
@@ -390,6 +461,7 @@ impl TlsStream {
             },
         };
         let tx = taken.send.map_or_else(|| Tx::Idle(Vec::new()), Tx::Busy);
+        let batches_begun = u64::from(matches!(tx, Tx::Busy(_)));
         TlsStream {
             state: Mutex::new(State {
                 conn,
@@ -401,6 +473,10 @@ impl TlsStream {
                 write_failed: None,
                 close_notify_sent: false,
                 tcp_write_shut: false,
+                line: VecDeque::new(),
+                next_place: 0,
+                batches_begun,
+                batches_ended: 0,
             }),
             rd: WakeList::new(),
             wr: WakeList::new(),
@@ -494,6 +570,7 @@ impl TlsStream {
                         Ok(n) if n > 0 || rest.bytes_init() == 0 => {
                             rest.advance(n);
                             st.tx = if rest.bytes_init() == 0 {
+                                st.batches_ended += 1;
                                 Tx::Idle(rest.into_inner())
                             } else {
                                 Tx::Busy(op::send(
@@ -520,6 +597,8 @@ impl TlsStream {
                     if !st.conn.wants_write() {
                         return Poll::Ready(Ok(()));
                     }
+                    // All rustls holds now goes out as one batch.
+                    st.batches_begun += 1;
                     // Large records go to the socket straight from rustls'
                     // buffer (no copy); what the socket does not take now,
                     // and small records, are copied and sent by an op.
@@ -539,6 +618,7 @@ impl TlsStream {
                         }
                     }
                     if !st.conn.wants_write() {
+                        st.batches_ended += 1;
                         return Poll::Ready(Ok(()));
                     }
                     let Tx::Idle(buf) = &mut st.tx else {
@@ -682,6 +762,21 @@ impl TlsStream {
         if cap == 0 {
             return Poll::Ready(Ok(0));
         }
+        // Plaintext rustls holds makes a read complete without an op: count
+        // it against the task's budget (see `coro_io::coop`) like one.
+        ready!(coro_io::coop::poll_proceed(cx));
+        let r = self.poll_read_locked(cx, put);
+        if r.is_ready() {
+            coro_io::coop::consume();
+        }
+        r
+    }
+
+    fn poll_read_locked(
+        &self,
+        cx: &mut Context<'_>,
+        put: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Poll<io::Result<usize>> {
         let mut st = self.lock();
         loop {
             {
@@ -723,9 +818,38 @@ impl TlsStream {
     }
 
     /// Encrypt up to 64 KiB of `data` once earlier ciphertext is sent and
-    /// start sending it. `Ok(n)`: rustls owns those bytes (they go out even
-    /// if the send is still in flight when this returns).
-    fn poll_write_inner(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    /// it is this writer's turn, and start sending it. `Ok(n)`: rustls owns
+    /// those bytes (they go out even if the send is still in flight when
+    /// this returns); `batch` is then the batch that carries them.
+    ///
+    /// `turn`: the caller's place in line (`write`, `write_all`); `None`
+    /// (`poll_write`, which keeps no state between calls) encrypts only
+    /// when no writer with a place waits.
+    fn poll_write_inner(
+        &self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+        turn: Option<&mut Turn<'_>>,
+        batch: &mut u64,
+    ) -> Poll<io::Result<usize>> {
+        // A write that rustls and the socket take at once never waits: it
+        // counts against the task's budget (see `coro_io::coop`), so a task
+        // writing without pause still lets the others on its thread run.
+        ready!(coro_io::coop::poll_proceed(cx));
+        let r = self.poll_write_turn(cx, data, turn, batch);
+        if r.is_ready() {
+            coro_io::coop::consume();
+        }
+        r
+    }
+
+    fn poll_write_turn(
+        &self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+        mut turn: Option<&mut Turn<'_>>,
+        batch: &mut u64,
+    ) -> Poll<io::Result<usize>> {
         let mut st = self.lock();
         if st.close_notify_sent {
             return Poll::Ready(Err(io::Error::new(
@@ -741,23 +865,84 @@ impl TlsStream {
             let _ = self.poll_send(&mut st, cx);
             return Poll::Ready(Err(e));
         }
-        ready!(self.poll_send(&mut st, cx))?;
-        if data.is_empty() {
+        let idle = self.poll_send(&mut st, cx)?.is_ready();
+        if data.is_empty() && idle {
             return Poll::Ready(Ok(0));
         }
-        let n = st
+        let place = turn.as_ref().and_then(|t| t.place);
+        let first = st.line.front().map(|(p, _)| *p);
+        if !idle || first.is_some_and(|f| Some(f) != place) {
+            // Wait: for the send in flight (registered with it above), or
+            // for the writers before this one (the one at the front is
+            // woken when it is its turn, see `next_in_line`).
+            match turn.as_mut() {
+                Some(t) => t.wait(&mut st, cx.waker()),
+                None => self.wr.register(cx.waker()),
+            }
+            return Poll::Pending;
+        }
+        // This writer's turn: it leaves the line, and the next one in it is
+        // woken once this is done (it may find the stream idle again).
+        let next = match (place, turn.as_mut()) {
+            (Some(_), Some(t)) => {
+                st.line.pop_front();
+                t.place = None;
+                true
+            }
+            _ => false,
+        };
+        let res = st
             .conn
             .writer()
-            .write(&data[..data.len().min(WRITE_CHUNK)])?;
-        if n == 0 {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "rustls accepted no plaintext",
-            )));
+            .write(&data[..data.len().min(WRITE_CHUNK)])
+            .and_then(|n| match n {
+                0 => Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "rustls accepted no plaintext",
+                )),
+                n => Ok(n),
+            });
+        let res = match res {
+            Ok(n) => match self.poll_send(&mut st, cx) {
+                Poll::Ready(Err(e)) => Err(e),
+                // Everything rustls held is in this batch or sent before.
+                _ => {
+                    *batch = st.batches_begun;
+                    Ok(n)
+                }
+            },
+            Err(e) => Err(e),
+        };
+        if next {
+            let w = self.next_in_line(&st);
+            drop(st);
+            w.wake();
         }
+        Poll::Ready(res)
+    }
+
+    /// Whom to wake when the front of the line changed: the writer now at
+    /// the front, or (line empty) whoever waits on the send op, among them
+    /// `poll_write` callers that yielded to the line.
+    fn next_in_line(&self, st: &State) -> Waker {
+        match st.line.front() {
+            Some((_, w)) => w.clone(),
+            None => self.wr.waker.clone(),
+        }
+    }
+
+    /// Wait until batch `batch` was sent whole (`None`: what was written
+    /// before this call, fixed at its first poll). Unlike waiting for the
+    /// stream to go idle, this ends even while other tasks keep writing.
+    fn poll_flush_to(&self, cx: &mut Context<'_>, batch: &mut Option<u64>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        // rustls may hold ciphertext not taken yet (what it says on its
+        // own, while a send was in flight): the next batch takes it.
+        let want = *batch.get_or_insert(st.batches_begun + u64::from(st.conn.wants_write()));
         match self.poll_send(&mut st, cx) {
+            Poll::Pending if st.batches_ended < want => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(n)),
+            _ => Poll::Ready(Ok(())),
         }
     }
 
@@ -815,6 +1000,10 @@ impl TlsStream {
     /// Encrypt and send up to 64 KiB of `buf`'s initialised bytes; returns
     /// how many, once their records are with the kernel.
     ///
+    /// Writes from several tasks take turns in the order they came, and
+    /// each returns once its own bytes are sent, also while other tasks
+    /// keep writing.
+    ///
     /// # Errors
     ///
     /// `BrokenPipe` after [`shutdown`](Self::shutdown); send errors
@@ -823,21 +1012,34 @@ impl TlsStream {
     /// # Cancel safety
     ///
     /// Not cancel safe. A `write` dropped while it waits for earlier bytes
-    /// to go out accepted nothing; one dropped after it encrypted `buf`'s
+    /// to go out, or for its turn, accepted nothing (and gives its turn to
+    /// the next writer); one dropped after it encrypted `buf`'s
     /// bytes cannot tell you so, and those bytes are still sent, by the
     /// stream's next write, flush, read or shutdown. To race writes, use
     /// the `AsyncWrite` impl, whose `poll_write` reports accepted bytes at
     /// once.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        let res = poll_fn(|cx| self.poll_write_inner(cx, buf::init_bytes(&buf))).await;
+        let mut turn = Turn::new(self);
+        let mut batch = 0;
+        let data = buf::init_bytes(&buf);
+        let res = poll_fn(|cx| self.poll_write_inner(cx, data, Some(&mut turn), &mut batch)).await;
+        drop(turn);
         let res = match res {
-            Ok(n) => poll_fn(|cx| self.poll_flush_inner(cx)).await.map(|()| n),
+            Ok(n) => {
+                let mut to = Some(batch);
+                poll_fn(|cx| self.poll_flush_to(cx, &mut to))
+                    .await
+                    .map(|()| n)
+            }
             Err(e) => Err(e),
         };
         (res, buf)
     }
 
     /// Encrypt and send all of `buf`'s initialised bytes (64 KiB at a time).
+    /// With other tasks writing, each chunk takes its turn as a
+    /// [`write`](Self::write) does, so their writes may come between two
+    /// chunks (never inside one).
     ///
     /// # Errors
     ///
@@ -853,19 +1055,30 @@ impl TlsStream {
         // A plain `&[u8]` (not `&B`) is what the polls hold, so the future
         // is `Send` for any buffer, `Sync` or not.
         let data: &[u8] = buf::init_bytes(&buf);
+        let mut turn = Turn::new(self);
+        // With nothing to write, "flushed" means what was written before.
+        let mut batch = None;
         let res = loop {
             if off >= data.len() {
-                break poll_fn(|cx| self.poll_flush_inner(cx)).await;
+                drop(turn);
+                break poll_fn(|cx| self.poll_flush_to(cx, &mut batch)).await;
             }
-            match poll_fn(|cx| self.poll_write_inner(cx, &data[off..])).await {
-                Ok(n) => off += n,
+            let mut b = 0;
+            match poll_fn(|cx| self.poll_write_inner(cx, &data[off..], Some(&mut turn), &mut b))
+                .await
+            {
+                Ok(n) => {
+                    off += n;
+                    batch = Some(b);
+                }
                 Err(e) => break Err(e),
             }
         };
         (res, buf)
     }
 
-    /// Wait until every byte written so far is with the kernel.
+    /// Wait until every byte written before this call is with the kernel
+    /// (bytes other tasks write meanwhile are not waited for).
     ///
     /// # Errors
     ///
@@ -875,7 +1088,8 @@ impl TlsStream {
     ///
     /// Cancel safe: the bytes stay queued in the stream.
     pub async fn flush(&self) -> io::Result<()> {
-        poll_fn(|cx| self.poll_flush_inner(cx)).await
+        let mut batch = None;
+        poll_fn(|cx| self.poll_flush_to(cx, &mut batch)).await
     }
 
     /// Send close_notify (after everything written before), then shut the
@@ -1029,8 +1243,11 @@ macro_rules! impl_futures_io {
 
         /// `poll_write` encrypts up to 64 KiB once earlier bytes are with
         /// the kernel, starts sending them and reports them written: the
-        /// stream owns them and sends them before any later write.
-        /// `poll_flush` waits until everything was sent; `poll_close` is
+        /// stream owns them and sends them before any later write. It keeps
+        /// no state between calls, so it takes no turn: it writes when no
+        /// [`TlsStream::write`] or [`write_all`](TlsStream::write_all) of
+        /// another task waits for one. `poll_flush` waits until everything
+        /// was sent (the stream idle); `poll_close` is
         /// [`TlsStream::shutdown`] (close_notify, then TCP write shutdown).
         ///
         /// # Cancel safety
@@ -1043,7 +1260,7 @@ macro_rules! impl_futures_io {
                 cx: &mut Context<'_>,
                 data: &[u8],
             ) -> Poll<io::Result<usize>> {
-                self.poll_write_inner(cx, data)
+                self.poll_write_inner(cx, data, None, &mut 0)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 self.poll_flush_inner(cx)
