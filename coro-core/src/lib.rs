@@ -37,6 +37,7 @@
 // (when_all.rs, `pin_index`). Everything else is safe code.
 #![deny(unsafe_code)]
 
+pub mod coop;
 mod generator;
 mod join_tuple;
 mod stop;

@@ -94,7 +94,9 @@ pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
         // earlier future left behind only costs one extra poll.
         let mut cx = Context::from_waker(&local.waker);
         loop {
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            // No budget: a task's budget spent before this call would make
+            // every op yield, and the task cannot run again until we return.
+            if let Poll::Ready(out) = crate::coop::without_budget(|| fut.as_mut().poll(&mut cx)) {
                 return out;
             }
             // `park` may return spuriously: wait for the flag.

@@ -129,15 +129,22 @@ where
     };
     let (mut a_to_b, mut b_to_a) = (std::pin::pin!(a_to_b), std::pin::pin!(b_to_a));
     let (mut ab, mut ba) = (None, None);
+    // The directions take turns going first: they share the task's budget
+    // (see `coop`), and the one always polled first could spend all of it
+    // while its source always has bytes, leaving the other none.
+    let mut b_first = false;
     std::future::poll_fn(|cx| {
-        if ab.is_none() {
-            if let Poll::Ready(r) = a_to_b.as_mut().poll(cx) {
-                ab = Some(r?);
+        b_first = !b_first;
+        for dir in [b_first, !b_first] {
+            if dir && ba.is_none() {
+                if let Poll::Ready(r) = b_to_a.as_mut().poll(cx) {
+                    ba = Some(r?);
+                }
             }
-        }
-        if ba.is_none() {
-            if let Poll::Ready(r) = b_to_a.as_mut().poll(cx) {
-                ba = Some(r?);
+            if !dir && ab.is_none() {
+                if let Poll::Ready(r) = a_to_b.as_mut().poll(cx) {
+                    ab = Some(r?);
+                }
             }
         }
         match (ab, ba) {

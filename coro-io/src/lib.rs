@@ -7,9 +7,9 @@
 //! * [`driver`]: the epoll and io_uring backends; [`op`]: the I/O
 //!   operations (owned buffers, [`buf`]); [`time`]: sleeps, timeouts,
 //!   intervals; [`fs::File`]; [`TaskGroup`].
-//! * [`coop`]: the budget of ops a task completes per poll before it
-//!   yields, so that a task whose I/O never waits cannot starve the others
-//!   on its thread.
+//! * [`coop`] (coro-core's): the budget of ops a task completes per poll
+//!   before it yields, so that a task whose I/O never waits cannot starve
+//!   the others on its thread; every executor here gives its tasks one.
 //!
 //! # Which driver runs
 //!
@@ -53,7 +53,7 @@ mod ambient;
 pub mod blocking;
 #[allow(unsafe_code)]
 pub mod buf;
-pub mod coop;
+pub use coro_core::coop;
 pub mod copy;
 pub mod driver;
 // Test-only knobs: outside the documented, semver-bound API.
@@ -195,11 +195,30 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Wake every waker of a batch (due timers, completed ops, tasks to
-/// cancel). A waker is foreign code and may panic: the ones after it are
-/// still woken (a plain loop would drop them unwoken while unwinding, and
-/// their waiters would wait forever), then the first panic goes on.
-/// Costs one `catch_unwind` per batch, not per waker.
-pub(crate) fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
+/// cancel, the waiters of a leaf future). A waker may be another
+/// executor's code and may panic: the ones after it are still woken (a
+/// plain loop would drop them unwoken while unwinding, and their waiters
+/// would wait forever), then the first panic goes on. Costs one
+/// `catch_unwind` per batch, not per waker.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::task::{Wake, Waker};
+///
+/// struct Count(AtomicUsize);
+/// impl Wake for Count {
+///     fn wake(self: Arc<Self>) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
+/// }
+/// let c = Arc::new(Count(AtomicUsize::new(0)));
+/// coro_io::wake_all((0..3).map(|_| Waker::from(c.clone())));
+/// assert_eq!(c.0.load(Ordering::SeqCst), 3);
+/// ```
+pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
     let mut rest = wakers.into_iter();
     let mut first = None;
@@ -208,6 +227,15 @@ pub(crate) fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
     }
     if let Some(p) = first {
         resume_unwind(p);
+    }
+}
+
+/// Run one step of a clean-up whose later steps must run whatever happens
+/// in this one (it wakes foreign wakers, drops tasks): a panic is reported,
+/// not passed on.
+pub(crate) fn survive(what: &str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        warn(format_args!("{what} panicked; the clean-up goes on"));
     }
 }
 

@@ -66,9 +66,9 @@ impl<F: Future> Future for CatchUnwind<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut stage = self.project().stage;
         let polled = match stage.as_mut().project() {
-            StageProj::Running { fut } => catch_unwind(AssertUnwindSafe(|| {
-                crate::coop::with_budget(|| fut.poll(cx))
-            })),
+            StageProj::Running { fut } => {
+                catch_unwind(AssertUnwindSafe(|| crate::coop::budgeted(|| fut.poll(cx))))
+            }
             // async-task never polls a task again after `Ready`.
             StageProj::Dropped => unreachable!("task polled after completion"),
         };

@@ -70,6 +70,8 @@ coro_io::driver_tests!(
     panicking_task_is_reported_and_loop_survives,
     ambient_helpers_use_the_current_scheduler,
     timers_that_outlive_their_scheduler_end_instead_of_hanging,
+    sync_wait_in_a_blocking_job_is_not_held_back_by_a_spent_budget,
+    a_timeout_waits_for_its_future_to_have_a_budget,
 );
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
@@ -87,6 +89,7 @@ mod strategies {
         a_panicking_start_callback_leaves_the_loop_running,
         a_dying_loop_thread_shuts_the_scheduler_down,
         a_panicking_waker_does_not_lose_the_rest_of_its_batch,
+        a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done,
         pool_yield_now_lets_the_queued_task_run_first,
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
         a_local_task_run_on_another_thread_fails_not_the_process,
@@ -832,4 +835,90 @@ fn ambient_spawn_outside_a_scheduler_panics_clearly() {
 #[should_panic(expected = "coro::sleep must be called from a task of an IoScheduler")]
 fn ambient_sleep_outside_a_scheduler_panics_clearly() {
     drop(coro_io::sleep(Duration::from_millis(1)));
+}
+
+/// A blocking job that spent its budget (as a task that did 128 ops and
+/// then blocks would) and then waits with `sync_wait` on an op: the op
+/// runs. With the budget still spent it would yield forever, and
+/// `sync_wait` would poll it again at once, spinning.
+fn sync_wait_in_a_blocking_job_is_not_held_back_by_a_spent_budget(cfg: Config) {
+    use coro_io::coop;
+    let s = cfg.sched();
+    let s2 = s.clone();
+    let job = spawn_blocking(move || {
+        for _ in 0..coop::BUDGET {
+            coop::consume();
+        }
+        assert_eq!(coop::remaining(), Some(0));
+        let (r, w) = pipe();
+        rustix::io::write(&w, b"x").unwrap();
+        sync_wait(s2.poll(&r, PollOp::Read, Some(Duration::from_secs(20))))
+    });
+    let got = bounded(30, "sync_wait inside the job", move || sync_wait(job));
+    assert_eq!(got.unwrap(), PollStatus::Event);
+    s.shutdown();
+}
+
+/// A timeout whose future yielded for the task's spent budget (without
+/// trying) does not report the deadline passed: it waits for the next
+/// poll, with a fresh budget, where the future completes.
+fn a_timeout_waits_for_its_future_to_have_a_budget(cfg: Config) {
+    use coro_io::coop;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let s = cfg.sched();
+    // Ready at once, if the budget lets it try (as an op with its result
+    // there does).
+    let ready = std::future::poll_fn(|cx| {
+        std::task::ready!(coop::poll_proceed(cx));
+        coop::consume();
+        Poll::Ready(7)
+    });
+    let mut t = Box::pin(s.timeout(Duration::ZERO, ready));
+    let mut cx = Context::from_waker(Waker::noop());
+    let spent = coop::budgeted(|| {
+        for _ in 0..coop::BUDGET {
+            coop::consume();
+        }
+        t.as_mut().poll(&mut cx)
+    });
+    assert!(
+        spent.is_pending(),
+        "the deadline beat a future that could not try"
+    );
+    let fresh = coop::budgeted(|| t.as_mut().poll(&mut cx));
+    assert!(matches!(fresh, Poll::Ready(Ok(7))));
+    s.shutdown();
+}
+
+/// A `Manual` scheduler shut down while a foreign executor's waker that
+/// panics waits on one of its timers: `shutdown()` finishes the clean-up
+/// (the panic is reported, not passed on) and a second one returns.
+fn a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done(cfg: Config) {
+    use std::future::Future;
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker fails");
+        }
+    }
+    let s = manual(cfg);
+    let pending = s.spawn(std::future::pending::<()>());
+    let mut sleep = Box::pin(s.sleep(Duration::from_secs(60)));
+    let waker = std::task::Waker::from(Arc::new(Panics));
+    assert!(
+        sleep
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker))
+            .is_pending()
+    );
+    s.process_events(Some(Duration::ZERO));
+    bounded(30, "shutdown, twice, then drop", move || {
+        s.shutdown();
+        s.shutdown();
+        drop(s);
+    });
+    let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
+    assert!(err.is_cancelled());
+    drop(sleep);
 }

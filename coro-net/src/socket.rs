@@ -265,6 +265,9 @@ impl Stream {
             if let Poll::Ready(status) = writable.as_mut().poll(cx) {
                 return Poll::Ready(status);
             }
+            // A spent budget made the checks above yield untried: the
+            // deadline waits for the next poll (see `coro_io::coop`).
+            ready!(coro_io::coop::poll_proceed(cx));
             deadline.as_mut().poll(cx).map(|()| PollStatus::Timeout)
         })
         .await
@@ -293,6 +296,8 @@ impl Stream {
                 if let Poll::Ready(r) = fd.poll_recv_buf(cx, &mut buf, false) {
                     return Poll::Ready(r);
                 }
+                // Not before the read had its chance (see `coro_io::coop`).
+                ready!(coro_io::coop::poll_proceed(cx));
                 deadline.as_mut().poll(cx).map(|()| Err(timed_out(timeout)))
             })
             .await;
@@ -305,6 +310,8 @@ impl Stream {
             if let Poll::Ready(out) = recv.as_mut().poll(cx) {
                 return Poll::Ready(out);
             }
+            // Not before the receive had its chance (see `coro_io::coop`).
+            ready!(coro_io::coop::poll_proceed(cx));
             if !expired && deadline.as_mut().poll(cx).is_ready() {
                 expired = true;
                 recv.as_mut().cancel();
@@ -443,6 +450,10 @@ impl Stream {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
+        // Bytes are taken only with the send started: with the task's
+        // budget spent the op below would wait unstarted (see
+        // `coro_io::coop`), so yield before taking them instead.
+        ready!(coro_io::coop::poll_proceed(cx));
         let WriteState::Idle(buf) = &mut *wr else {
             unreachable!("drained above");
         };

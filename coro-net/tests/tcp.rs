@@ -41,6 +41,7 @@ coro_io::driver_tests!(
     into_std_stops_taking_bytes_at_once,
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
+    adapter_write_with_a_spent_budget_takes_nothing,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -1129,5 +1130,44 @@ fn a_reader_that_never_waits_lets_the_other_tasks_run(cfg: Config) {
             "the other task ran after {at} one-byte reads"
         );
         drop(peer);
+    });
+}
+
+/// With the task's budget spent, the `futures_io` adapter's `poll_write`
+/// takes no bytes: it would take them with their send left unstarted
+/// (lost if the stream were dropped then, though reported written). It
+/// yields instead, and takes them on the next poll.
+fn adapter_write_with_a_spent_budget_takes_nothing(cfg: Config) {
+    use coro_io::coop;
+    use futures::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (mut srv, _) = l.accept().await.unwrap();
+        let mut w = &c;
+        {
+            let mut cx = Context::from_waker(Waker::noop());
+            let spent = coop::budgeted(|| {
+                for _ in 0..coop::BUDGET {
+                    coop::consume();
+                }
+                Pin::new(&mut w).poll_write(&mut cx, b"hello")
+            });
+            assert!(
+                spent.is_pending(),
+                "took bytes it could not send: {spent:?}"
+            );
+            let fresh = coop::budgeted(|| Pin::new(&mut w).poll_write(&mut cx, b"hello"));
+            assert!(matches!(fresh, Poll::Ready(Ok(5))), "{fresh:?}");
+        }
+        w.close().await.unwrap();
+        let mut got = Vec::new();
+        srv.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"hello");
     });
 }

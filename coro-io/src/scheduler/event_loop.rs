@@ -246,17 +246,22 @@ impl Inner {
         let Some(mut wake) = self.life.close() else {
             return;
         };
-        self.drop_queued();
+        // Each step runs even if one before panicked (a foreign waker, a
+        // task's destructor): otherwise ops stay in flight and a later
+        // `shutdown()` waits for `set_finished` forever.
+        crate::survive("dropping a queued task", || self.drop_queued());
         // Every suspended task, whatever it waits on.
         self.time.timers.drain(&mut wake);
-        crate::wake_all(wake);
+        crate::survive("a waker woken at shutdown", || crate::wake_all(wake));
         // The woken tasks are in the queue: cancel them here, where no
         // lock is held (see `schedule`).
-        self.drop_queued();
-        self.driver.cancel_all(SHUTDOWN_BOUND);
-        self.drop_queued();
+        crate::survive("dropping a queued task", || self.drop_queued());
+        crate::survive("cancelling the driver's ops", || {
+            self.driver.cancel_all(SHUTDOWN_BOUND)
+        });
+        crate::survive("dropping a queued task", || self.drop_queued());
         self.life.set_finished();
-        self.drop_queued();
+        crate::survive("dropping a queued task", || self.drop_queued());
     }
 
     /// A second `shutdown()` caller: wait until the first one's clean-up

@@ -701,17 +701,21 @@ impl Shared {
 
     fn terminate(&self) {
         self.terminated.store(true, Ordering::SeqCst);
-        self.drain_injector();
+        // Each step runs even if one before panicked (a foreign waker, a
+        // task's destructor), so that later spawns are still dropped.
+        crate::survive("dropping a task at pool shutdown", || self.drain_injector());
         // Cancel the suspended tasks: woken now, each is scheduled, sees the
         // pool terminated and is dropped. Collect first: dropping a task
         // unregisters it, which takes the shard's lock.
-        crate::wake_all(self.registry.take());
+        crate::survive("a waker woken at pool shutdown", || {
+            crate::wake_all(self.registry.take())
+        });
         // Cancel them here, outside any lock; a cancelled task that held a
         // lock guard wakes the next waiter, which lands in the injector and
         // is drained in the same loop.
-        self.drain_injector();
+        crate::survive("dropping a task at pool shutdown", || self.drain_injector());
         self.reaped.store(true, Ordering::SeqCst);
-        self.drain_injector();
+        crate::survive("dropping a task at pool shutdown", || self.drain_injector());
     }
 
     fn untrack(&self, shard: usize, key: usize) {

@@ -472,6 +472,10 @@ impl<F: Future> Future for Timeout<F> {
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
+        // With the task's budget spent the future may have yielded without
+        // trying: look at the deadline once it had its chance (the task
+        // runs again at once, with a fresh budget; see `coop`).
+        std::task::ready!(crate::coop::poll_proceed(cx));
         match Pin::new(this.sleep).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,

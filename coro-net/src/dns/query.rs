@@ -234,10 +234,18 @@ impl Run {
                     events.push(FdEvents::new(w.fd, w.events(res.ok())));
                 }
             }
+            // c-ares' timeouts only once the watches had their chance: with
+            // the task's budget spent they yield untried (see
+            // `coro_io::coop`), and the task runs again at once.
+            let spent = coro_io::coop::budget_spent();
             let expired = match &mut self.timer {
-                Some(t) => Pin::new(t).poll(cx).is_ready(),
-                None => false,
+                Some(t) if !spent => Pin::new(t).poll(cx).is_ready(),
+                _ => false,
             };
+            if spent && events.is_empty() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if events.is_empty() && !expired {
                 return Poll::Pending;
             }

@@ -343,9 +343,8 @@ impl Wake for Wakers {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         let all = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in all {
-            w.wake();
-        }
+        // All of them, also if one (another executor's) panics.
+        coro_io::wake_all(all);
     }
 }
 
@@ -556,7 +555,18 @@ impl TlsStream {
 
     /// Send everything rustls has queued. `Ready(Ok)` once it is all with
     /// the kernel; `Pending` with the task registered on the send op.
+    ///
+    /// Its ops run without the task's budget (see `coro_io::coop`): they
+    /// are polled with the stream's waker lists, under the state lock,
+    /// where a budget yield would wake every waiting task with the lock
+    /// held (and a write could take bytes whose send then waits
+    /// unstarted). Reads and writes count against the budget once each,
+    /// before they lock.
     fn poll_send(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        coro_io::coop::without_budget(|| self.poll_send_ops(st, cx))
+    }
+
+    fn poll_send_ops(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(f) = &st.write_failed {
             return Poll::Ready(Err(f.error()));
         }
@@ -644,7 +654,12 @@ impl TlsStream {
     /// new `recv`. `Ready(Ok(true))` when rustls took bytes, `Ok(false)`
     /// when it wants none now (plaintext waiting, close_notify seen) or at
     /// TCP end of stream (then rustls knows it too).
+    /// Its ops run without the task's budget, as for [`poll_send`](Self::poll_send).
     fn poll_recv(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        coro_io::coop::without_budget(|| self.poll_recv_ops(st, cx))
+    }
+
+    fn poll_recv_ops(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
         if let Some(f) = &st.read_failed {
             return Poll::Ready(Err(f.error()));
         }

@@ -7,39 +7,41 @@
 //! the thread that runs it (an `Inline` scheduler's only thread, a pool
 //! worker) runs nothing else: not the other tasks, not its timers, not
 //! the peer task on the same loop that would drain the socket. Each time
-//! one of this crate's executors polls a task, the task gets a budget of
+//! an executor that takes part ([`budgeted`]: coro-io's scheduler, thread
+//! pool and blocking pool do) polls a task, the task gets a budget of
 //! [`BUDGET`] completed ops; once it is spent, the next op returns
 //! `Pending` without starting (after waking the task, so it runs again
 //! after the tasks queued before it). Nothing is lost: an op that was not
 //! started did nothing, and one in flight keeps its result for the next
 //! poll.
 //!
-//! Futures polled elsewhere (`sync_wait`, another executor's tasks) have
-//! no budget and are never held back.
+//! Futures polled elsewhere (another executor's tasks) have no budget and
+//! are never held back; neither are those [`sync_wait`](crate::sync_wait)
+//! drives, also inside a task (it blocks the thread: a budget spent before
+//! it would make its ops yield to a task that cannot run until it
+//! returns).
 //!
-//! Leaf futures of other crates take part through [`poll_proceed`] and
-//! [`consume`] (coro-net's TLS stream does, for reads and writes that
-//! rustls' buffers serve without an op), and a loop that makes progress
-//! without any op can call [`consume_budget`]; [`unconstrained`] runs a
-//! future without a budget.
+//! Leaf futures take part through [`poll_proceed`] and [`consume`]
+//! (coro-io's ops do, and coro-net's TLS stream for reads and writes that
+//! rustls' buffers serve without an op); a loop that makes progress
+//! without any op can call [`consume_budget`]; [`unconstrained`] and
+//! [`without_budget`] run a future or a closure without a budget.
 //!
 //! # Examples
 //!
 //! ```
-//! use coro_io::{IoScheduler, coop};
+//! use coro_core::coop;
 //!
-//! let s = IoScheduler::new(Default::default())?;
-//! let h = s.spawn(async {
-//!     // A loop that never waits still lets its neighbours run.
-//!     let mut sum = 0u64;
-//!     for i in 0..10_000 {
-//!         sum += i;
-//!         coop::consume_budget().await;
+//! // One poll of a task, as an executor runs it.
+//! let left = coop::budgeted(|| {
+//!     for _ in 0..10 {
+//!         coop::consume();
 //!     }
-//!     sum
+//!     coop::remaining()
 //! });
-//! assert_eq!(coro_core::sync_wait(h).unwrap(), 49_995_000);
-//! # std::io::Result::Ok(())
+//! assert_eq!(left, Some(coop::BUDGET - 10));
+//! // Outside a task: no budget.
+//! assert_eq!(coop::remaining(), None);
 //! ```
 
 use std::cell::Cell;
@@ -57,12 +59,29 @@ thread_local! {
     static LEFT: Cell<u16> = const { Cell::new(UNCONSTRAINED) };
 }
 
-/// Run `f` (one poll of a task) with a fresh budget; the one before
-/// (a task polling a `Manual` scheduler inside its own poll) comes back
-/// after.
-pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
+/// Run `f`, one poll of a task, with a fresh budget: for executors. The
+/// budget before (a task driving another executor inside its own poll)
+/// comes back after, also if `f` panics.
+pub fn budgeted<R>(f: impl FnOnce() -> R) -> R {
     let _restore = Restore(LEFT.with(|l| l.replace(BUDGET)));
     f()
+}
+
+/// Run `f` without a budget (the one before comes back after): for code
+/// that polls ops it must not see yield on the budget's account, such as
+/// a blocking wait or a stream that polls its ops with its own wakers
+/// under a lock.
+pub fn without_budget<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(LEFT.with(|l| l.replace(UNCONSTRAINED)));
+    f()
+}
+
+/// Whether the running task's budget is spent: a future that combines an
+/// inner future with a deadline checks it before declaring the deadline
+/// passed, since the inner one may have yielded without trying.
+#[inline]
+pub fn budget_spent() -> bool {
+    LEFT.with(Cell::get) == 0
 }
 
 /// Whether the running task may go on: `Ready` if its budget is not
@@ -112,12 +131,15 @@ pub fn remaining() -> Option<u16> {
 /// # Examples
 ///
 /// ```
-/// use coro_io::{IoScheduler, coop};
+/// use coro_core::coop;
+/// use std::future::Future;
 ///
-/// let s = IoScheduler::new(Default::default())?;
-/// let h = s.spawn(coop::unconstrained(async { coop::remaining() }));
-/// assert_eq!(coro_core::sync_wait(h).unwrap(), None);
-/// # std::io::Result::Ok(())
+/// let inside = coop::budgeted(|| {
+///     let fut = std::pin::pin!(coop::unconstrained(async { coop::remaining() }));
+///     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+///     fut.poll(&mut cx)
+/// });
+/// assert_eq!(inside, std::task::Poll::Ready(None));
 /// ```
 pub fn unconstrained<F: Future>(fut: F) -> Unconstrained<F> {
     Unconstrained { fut }
@@ -137,8 +159,7 @@ impl<F: Future> Future for Unconstrained<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let fut = self.project().fut;
-        let _restore = Restore(LEFT.with(|l| l.replace(UNCONSTRAINED)));
-        fut.poll(cx)
+        without_budget(|| fut.poll(cx))
     }
 }
 
@@ -168,14 +189,14 @@ mod tests {
     #[test]
     fn a_spent_budget_yields_until_the_next_poll_and_nesting_restores() {
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        with_budget(|| {
+        budgeted(|| {
             for _ in 0..BUDGET {
                 assert!(poll_proceed(&mut cx).is_ready());
                 consume();
             }
             assert_eq!(remaining(), Some(0));
             assert!(poll_proceed(&mut cx).is_pending());
-            with_budget(|| assert_eq!(remaining(), Some(BUDGET)));
+            budgeted(|| assert_eq!(remaining(), Some(BUDGET)));
             assert_eq!(remaining(), Some(0));
         });
         assert_eq!(remaining(), None);
