@@ -22,8 +22,9 @@
 //! returns).
 //!
 //! Leaf futures take part through [`poll_proceed`] and [`consume`]
-//! (coro-io's ops do, and coro-net's TLS stream for reads and writes that
-//! rustls' buffers serve without an op); a loop that makes progress
+//! (coro-io's ops do, coro-net's TLS stream for reads and writes that
+//! rustls' buffers serve without an op, and coro-sync's queue, ring
+//! buffer and mpsc receivers); a loop that makes progress
 //! without any op can call [`consume_budget`]; [`unconstrained`] and
 //! [`without_budget`] run a future or a closure without a budget.
 //!

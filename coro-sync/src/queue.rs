@@ -186,6 +186,23 @@ impl<T> Queue<T> {
         listener: &mut Option<Listener<'a>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, Closed>> {
+        // A pop that always finds an item never waits: it counts against
+        // the task's budget (`coro_core::coop`; none outside coro's
+        // executors), so such a loop still lets its thread's other tasks
+        // run. Nothing is taken when it yields.
+        std::task::ready!(coro_core::coop::poll_proceed(cx));
+        let r = self.poll_pop_budgeted(listener, cx);
+        if r.is_ready() {
+            coro_core::coop::consume();
+        }
+        r
+    }
+
+    fn poll_pop_budgeted<'a>(
+        &'a self,
+        listener: &mut Option<Listener<'a>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T, Closed>> {
         loop {
             match self.try_pop() {
                 Ok(v) => {

@@ -294,10 +294,16 @@ impl<T, const N: usize> Future for Pop<'_, T, N> {
     type Output = Result<T, Closed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Counted against the task's budget, as `Queue::pop` (nothing is
+        // taken when it yields).
+        std::task::ready!(coro_core::coop::poll_proceed(cx));
         let this = &mut *self;
         loop {
             match this.rb.try_pop() {
-                Ok(v) => return Poll::Ready(Ok(v)),
+                Ok(v) => {
+                    coro_core::coop::consume();
+                    return Poll::Ready(Ok(v));
+                }
                 Err(TryPopError::Closed) => return Poll::Ready(Err(Closed(()))),
                 Err(TryPopError::Empty) => {}
             }
