@@ -107,6 +107,25 @@ fn bounded<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Sen
         .unwrap_or_else(|_| panic!("{what}: still blocked after {secs} s"))
 }
 
+/// A foreign executor's waker that panics when woken.
+struct Panics;
+
+impl std::task::Wake for Panics {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker fails");
+    }
+}
+
+/// Poll `fut` once with a [`Panics`] waker; it must wait (and so keep
+/// that waker).
+fn wait_with_a_panicking_waker<F: std::future::Future>(fut: std::pin::Pin<&mut F>) {
+    let waker = std::task::Waker::from(Arc::new(Panics));
+    assert!(
+        fut.poll(&mut std::task::Context::from_waker(&waker))
+            .is_pending()
+    );
+}
+
 /// A user's start callback that panics is reported; the loop runs on
 /// (as a thread pool's workers do with theirs).
 fn a_panicking_start_callback_leaves_the_loop_running(cfg: Config) {
@@ -135,13 +154,6 @@ fn a_panicking_start_callback_leaves_the_loop_running(cfg: Config) {
 /// spawns too; `shutdown()` joins the thread (its stop callback has run),
 /// and a second one (as `drop` after `shutdown()` makes) returns.
 fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
-    use std::future::Future;
-    struct Panics;
-    impl std::task::Wake for Panics {
-        fn wake(self: Arc<Self>) {
-            panic!("this waker fails");
-        }
-    }
     let stopped = Arc::new(AtomicUsize::new(0));
     let st = stopped.clone();
     let s = IoScheduler::new(IoSchedulerOptions {
@@ -155,9 +167,7 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
     .unwrap();
     let pending = s.spawn(std::future::pending::<()>());
     let mut sleep = Box::pin(s.sleep(Duration::from_millis(20)));
-    let waker = std::task::Waker::from(Arc::new(Panics));
-    let mut cx = std::task::Context::from_waker(&waker);
-    assert!(sleep.as_mut().poll(&mut cx).is_pending());
+    wait_with_a_panicking_waker(sleep.as_mut());
     let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
     assert!(err.is_cancelled());
     let late = s.spawn(async { 1 });
@@ -181,13 +191,6 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
 /// the rest of the batch before it unwinds (they were taken out of the
 /// timers, so the clean-up would not find them again).
 fn a_panicking_waker_does_not_lose_the_rest_of_its_batch(cfg: Config) {
-    use std::future::Future;
-    struct Panics;
-    impl std::task::Wake for Panics {
-        fn wake(self: Arc<Self>) {
-            panic!("this waker fails");
-        }
-    }
     let s = IoScheduler::new(IoSchedulerOptions {
         driver: cfg.kind(),
         uring: cfg.uring(),
@@ -196,13 +199,7 @@ fn a_panicking_waker_does_not_lose_the_rest_of_its_batch(cfg: Config) {
     .unwrap();
     let at = std::time::Instant::now() + Duration::from_millis(50);
     let mut first = Box::pin(s.sleep_until(at));
-    let waker = std::task::Waker::from(Arc::new(Panics));
-    assert!(
-        first
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker))
-            .is_pending()
-    );
+    wait_with_a_panicking_waker(first.as_mut());
     let second = s.sleep_until(at);
     bounded(30, "the sleep after the panicking waker", move || {
         sync_wait(second)
@@ -895,23 +892,10 @@ fn a_timeout_waits_for_its_future_to_have_a_budget(cfg: Config) {
 /// panics waits on one of its timers: `shutdown()` finishes the clean-up
 /// (the panic is reported, not passed on) and a second one returns.
 fn a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done(cfg: Config) {
-    use std::future::Future;
-    struct Panics;
-    impl std::task::Wake for Panics {
-        fn wake(self: Arc<Self>) {
-            panic!("this waker fails");
-        }
-    }
     let s = manual(cfg);
     let pending = s.spawn(std::future::pending::<()>());
     let mut sleep = Box::pin(s.sleep(Duration::from_secs(60)));
-    let waker = std::task::Waker::from(Arc::new(Panics));
-    assert!(
-        sleep
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker))
-            .is_pending()
-    );
+    wait_with_a_panicking_waker(sleep.as_mut());
     s.process_events(Some(Duration::ZERO));
     bounded(30, "shutdown, twice, then drop", move || {
         s.shutdown();
