@@ -21,10 +21,12 @@
 //! it would make its ops yield to a task that cannot run until it
 //! returns).
 //!
-//! Leaf futures take part through [`poll_proceed`] and [`consume`]
-//! (coro-io's ops do, coro-net's TLS stream for reads and writes that
-//! rustls' buffers serve without an op, and coro-sync's queue, ring
-//! buffer and mpsc receivers); a loop that makes progress
+//! Leaf futures take part through [`poll_proceed`] and [`consume`], or
+//! [`poll_counted`] for both (coro-io's ops do, coro-net's TLS stream for
+//! reads and writes that rustls' buffers serve without an op, and
+//! coro-sync's primitives that may never wait: receivers of its queues
+//! and channels, pushes to its ring buffer, and acquiring its locks and
+//! semaphore, which bounded channel sends do); a loop that makes progress
 //! without any op can call [`consume_budget`]; [`unconstrained`] and
 //! [`without_budget`] run a future or a closure without a budget.
 //!
@@ -109,15 +111,40 @@ pub fn consume() {
     });
 }
 
+/// One poll of an op that counts against the budget: [`poll_proceed`],
+/// then `poll` (not called if the budget is spent, so the op does nothing
+/// that poll), then [`consume`] if it completed. For leaf futures whose
+/// result may always be there (a lock nobody holds, a queue never empty).
+///
+/// ```
+/// use std::task::{Context, Poll, Waker};
+/// use coro_core::coop;
+///
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let left = coop::budgeted(|| {
+///     let r = coop::poll_counted(&mut cx, |_| Poll::Ready(7));
+///     assert_eq!(r, Poll::Ready(7));
+///     coop::remaining()
+/// });
+/// assert_eq!(left, Some(coop::BUDGET - 1));
+/// ```
+#[inline]
+pub fn poll_counted<T>(
+    cx: &mut Context<'_>,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    std::task::ready!(poll_proceed(cx));
+    let r = poll(cx);
+    if r.is_ready() {
+        consume();
+    }
+    r
+}
+
 /// Count one unit of work, yielding first if the budget is spent: for
 /// loops that make progress without ops.
 pub async fn consume_budget() {
-    poll_fn(|cx| {
-        std::task::ready!(poll_proceed(cx));
-        consume();
-        Poll::Ready(())
-    })
-    .await;
+    poll_fn(|cx| poll_counted(cx, |_| Poll::Ready(()))).await;
 }
 
 /// Budget left to the running task (`None`: it has none).

@@ -541,26 +541,32 @@ pub(crate) mod futures {
         type Output = Result<T, RecvError>;
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            // Counted against the task's budget (`coro_core::coop`), as the
+            // mpsc receivers; nothing is taken when it yields.
             let this = &mut *self;
-            loop {
-                match this.shared.try_recv(this.next) {
-                    Ok(v) => return Poll::Ready(Ok(v)),
-                    Err(TryRecvError::Lagged(n)) => return Poll::Ready(Err(RecvError::Lagged(n))),
-                    Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
-                    Err(TryRecvError::Empty) => {}
-                }
-                match &mut this.listener {
-                    // Register, then check again (the send may have come
-                    // in between).
-                    None => this.listener = Some(this.shared.recv_ops.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
+            coro_core::coop::poll_counted(cx, |cx| {
+                loop {
+                    match this.shared.try_recv(this.next) {
+                        Ok(v) => return Poll::Ready(Ok(v)),
+                        Err(TryRecvError::Lagged(n)) => {
+                            return Poll::Ready(Err(RecvError::Lagged(n)));
                         }
-                        this.listener = None;
+                        Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
+                        Err(TryRecvError::Empty) => {}
+                    }
+                    match &mut this.listener {
+                        // Register, then check again (the send may have come
+                        // in between).
+                        None => this.listener = Some(this.shared.recv_ops.listen()),
+                        Some(l) => {
+                            if Pin::new(l).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            this.listener = None;
+                        }
                     }
                 }
-            }
+            })
         }
     }
 

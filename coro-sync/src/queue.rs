@@ -190,12 +190,7 @@ impl<T> Queue<T> {
         // the task's budget (`coro_core::coop`; none outside coro's
         // executors), so such a loop still lets its thread's other tasks
         // run. Nothing is taken when it yields.
-        std::task::ready!(coro_core::coop::poll_proceed(cx));
-        let r = self.poll_pop_budgeted(listener, cx);
-        if r.is_ready() {
-            coro_core::coop::consume();
-        }
-        r
+        coro_core::coop::poll_counted(cx, |cx| self.poll_pop_budgeted(listener, cx))
     }
 
     fn poll_pop_budgeted<'a>(

@@ -173,7 +173,15 @@ enum Phase {
 }
 
 impl RawLock {
+    /// Counted against the task's budget (`coro_core::coop`): a task that
+    /// takes a lock nobody holds in a loop never waits otherwise. When it
+    /// yields it did nothing this poll (a hand-off it was woken for stays
+    /// its own until the next).
     pub(crate) fn poll_lock(&mut self, raw: &RawMutex, cx: &mut Context<'_>) -> Poll<()> {
+        coro_core::coop::poll_counted(cx, |cx| self.poll_lock_budgeted(raw, cx))
+    }
+
+    fn poll_lock_budgeted(&mut self, raw: &RawMutex, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match &mut self.phase {
                 Phase::Start => {

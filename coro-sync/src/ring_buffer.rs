@@ -253,27 +253,32 @@ impl<T, const N: usize> Future for Push<'_, T, N> {
     type Output = Result<(), Closed<T>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A push that always finds room never waits: counted against the
+        // task's budget (`coro_core::coop`), the value stays here when it
+        // yields.
         let this = &mut *self;
-        loop {
-            let value = this
-                .value
-                .take()
-                .expect("`push()` future polled after completion");
-            match this.rb.try_push(value) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(PushError::Closed(v)) => return Poll::Ready(Err(Closed(v))),
-                Err(PushError::Full(v)) => this.value = Some(v),
-            }
-            match &mut this.listener {
-                None => this.listener = Some(this.rb.push_ops.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
+        coro_core::coop::poll_counted(cx, |cx| {
+            loop {
+                let value = this
+                    .value
+                    .take()
+                    .expect("`push()` future polled after completion");
+                match this.rb.try_push(value) {
+                    Ok(()) => return Poll::Ready(Ok(())),
+                    Err(PushError::Closed(v)) => return Poll::Ready(Err(Closed(v))),
+                    Err(PushError::Full(v)) => this.value = Some(v),
+                }
+                match &mut this.listener {
+                    None => this.listener = Some(this.rb.push_ops.listen()),
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        this.listener = None;
                     }
-                    this.listener = None;
                 }
             }
-        }
+        })
     }
 }
 
@@ -296,27 +301,25 @@ impl<T, const N: usize> Future for Pop<'_, T, N> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Counted against the task's budget, as `Queue::pop` (nothing is
         // taken when it yields).
-        std::task::ready!(coro_core::coop::poll_proceed(cx));
         let this = &mut *self;
-        loop {
-            match this.rb.try_pop() {
-                Ok(v) => {
-                    coro_core::coop::consume();
-                    return Poll::Ready(Ok(v));
+        coro_core::coop::poll_counted(cx, |cx| {
+            loop {
+                match this.rb.try_pop() {
+                    Ok(v) => return Poll::Ready(Ok(v)),
+                    Err(TryPopError::Closed) => return Poll::Ready(Err(Closed(()))),
+                    Err(TryPopError::Empty) => {}
                 }
-                Err(TryPopError::Closed) => return Poll::Ready(Err(Closed(()))),
-                Err(TryPopError::Empty) => {}
-            }
-            match &mut this.listener {
-                None => this.listener = Some(this.rb.pop_ops.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
+                match &mut this.listener {
+                    None => this.listener = Some(this.rb.pop_ops.listen()),
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        this.listener = None;
                     }
-                    this.listener = None;
                 }
             }
-        }
+        })
     }
 }
 

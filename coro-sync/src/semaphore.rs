@@ -492,8 +492,21 @@ impl RawAcquire {
         true
     }
 
+    /// Counted against the task's budget (`coro_core::coop`; so are bounded
+    /// channel sends, which acquire here): with permits always free, an
+    /// acquire loop never waits otherwise. When it yields it did nothing
+    /// this poll.
     #[inline]
     fn poll_acquire(&mut self, sem: &Semaphore, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        coro_core::coop::poll_counted(cx, |cx| self.poll_acquire_budgeted(sem, cx))
+    }
+
+    #[inline]
+    fn poll_acquire_budgeted(
+        &mut self,
+        sem: &Semaphore,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
         if let Phase::Start = self.phase {
             match sem.take(self.k, false) {
                 Ok(()) => {

@@ -229,22 +229,26 @@ impl<'a, T: ?Sized> Future for Read<'a, T> {
     type Output = SharedMutexReadGuard<'a, T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Counted against the task's budget (`coro_core::coop`), as
+        // `write()`'s queueing and `Mutex::lock`.
         let this = &mut *self;
-        loop {
-            if let Some(g) = this.lock.try_read() {
-                this.listener = None;
-                return Poll::Ready(g);
-            }
-            match &mut this.listener {
-                None => this.listener = Some(this.lock.no_writer.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+        coro_core::coop::poll_counted(cx, |cx| {
+            loop {
+                if let Some(g) = this.lock.try_read() {
                     this.listener = None;
+                    return Poll::Ready(g);
+                }
+                match &mut this.listener {
+                    None => this.listener = Some(this.lock.no_writer.listen()),
+                    Some(l) => {
+                        if Pin::new(l).poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        this.listener = None;
+                    }
                 }
             }
-        }
+        })
     }
 }
 

@@ -593,28 +593,33 @@ pub(crate) mod futures {
         type Output = Result<(), RecvError>;
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            // Counted against the task's budget (`coro_core::coop`): a
+            // value changed faster than it is read never waits otherwise.
+            // Nothing is marked seen when it yields.
             let this = &mut *self;
-            loop {
-                let s = this.shared.state.load(Ordering::SeqCst);
-                if version(s) != *this.seen {
-                    *this.seen = version(s);
-                    return Poll::Ready(Ok(()));
-                }
-                if s & CLOSED != 0 {
-                    return Poll::Ready(Err(RecvError(())));
-                }
-                match &mut this.listener {
-                    // Register, then check again (a send may have come in
-                    // between).
-                    None => this.listener = Some(this.shared.changed_ops.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
+            coro_core::coop::poll_counted(cx, |cx| {
+                loop {
+                    let s = this.shared.state.load(Ordering::SeqCst);
+                    if version(s) != *this.seen {
+                        *this.seen = version(s);
+                        return Poll::Ready(Ok(()));
+                    }
+                    if s & CLOSED != 0 {
+                        return Poll::Ready(Err(RecvError(())));
+                    }
+                    match &mut this.listener {
+                        // Register, then check again (a send may have come in
+                        // between).
+                        None => this.listener = Some(this.shared.changed_ops.listen()),
+                        Some(l) => {
+                            if Pin::new(l).poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            this.listener = None;
                         }
-                        this.listener = None;
                     }
                 }
-            }
+            })
         }
     }
 

@@ -186,12 +186,7 @@ impl<T> RxCore<T> {
     pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Counted against the task's budget, as `Queue::pop` (nothing is
         // taken when it yields).
-        std::task::ready!(coro_core::coop::poll_proceed(cx));
-        let r = self.poll_recv_budgeted(cx);
-        if r.is_ready() {
-            coro_core::coop::consume();
-        }
-        r
+        coro_core::coop::poll_counted(cx, |cx| self.poll_recv_budgeted(cx))
     }
 
     fn poll_recv_budgeted(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
