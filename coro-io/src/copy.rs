@@ -154,3 +154,82 @@ where
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Waker};
+
+    use super::*;
+    use crate::buf::{fill, init_bytes};
+    use crate::coop;
+
+    /// A stream whose reads always have one byte (until `left` runs out)
+    /// and whose writes always complete: each counts against the budget,
+    /// as a socket op that completes at once does.
+    struct Eager {
+        left: AtomicUsize,
+        written: AtomicUsize,
+    }
+
+    impl Eager {
+        fn new(bytes: usize) -> Eager {
+            Eager {
+                left: AtomicUsize::new(bytes),
+                written: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    impl ReadOwned for Eager {
+        async fn read_owned<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+            coop::consume_budget().await;
+            let some = self
+                .left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            let n = if some { fill(&mut buf, b"x") } else { 0 };
+            (Ok(n), buf)
+        }
+    }
+
+    impl WriteOwned for Eager {
+        async fn write_all_owned<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+            coop::consume_budget().await;
+            let n = init_bytes(&buf).len();
+            self.written.fetch_add(n, Ordering::Relaxed);
+            (Ok(()), buf)
+        }
+        async fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Both directions always ready: they share one budget per task poll,
+    /// and each must get some of it in every few polls. Always polling one
+    /// first let it spend the whole budget until its source ended.
+    #[test]
+    fn both_directions_progress_when_both_are_always_ready() {
+        let (a, b) = (Eager::new(10_000), Eager::new(10_000));
+        let mut copy = pin!(copy_bidirectional(&a, &b));
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..4 {
+            assert!(coop::budgeted(|| copy.as_mut().poll(&mut cx)).is_pending());
+        }
+        let (to_b, to_a) = (
+            b.written.load(Ordering::Relaxed),
+            a.written.load(Ordering::Relaxed),
+        );
+        assert!(to_b > 0 && to_a > 0, "a to b: {to_b} bytes, b to a: {to_a}");
+        let mut polls = 4;
+        let r = loop {
+            polls += 1;
+            assert!(polls < 1_000, "the copy never ended");
+            if let Poll::Ready(r) = coop::budgeted(|| copy.as_mut().poll(&mut cx)) {
+                break r;
+            }
+        };
+        assert_eq!(r.unwrap(), (10_000, 10_000));
+    }
+}

@@ -1288,3 +1288,44 @@ macro_rules! impl_futures_io {
 }
 
 impl_futures_io!(TlsStream, &TlsStream);
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker panics");
+        }
+    }
+
+    #[derive(Default)]
+    struct Counts(AtomicUsize);
+    impl Wake for Counts {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// The tasks waiting on one op are all woken, also when the waker of
+    /// one of them (another executor's) panics: the panic comes back to
+    /// the op's waker's caller after the others woke.
+    #[test]
+    fn a_panicking_waker_keeps_no_other_task_asleep() {
+        let list = WakeList::new();
+        let counts = Arc::new(Counts::default());
+        list.register(&Waker::from(Arc::new(Panics)));
+        list.register(&Waker::from(counts.clone()));
+        let woke = catch_unwind(AssertUnwindSafe(|| list.waker.wake_by_ref()));
+        assert!(woke.is_err(), "the panic was lost");
+        assert_eq!(counts.0.load(Ordering::SeqCst), 1);
+        // The list is still usable, and empty.
+        list.register(&Waker::from(counts.clone()));
+        list.waker.wake_by_ref();
+        assert_eq!(counts.0.load(Ordering::SeqCst), 2);
+    }
+}
