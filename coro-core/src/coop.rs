@@ -19,7 +19,12 @@
 //! are never held back; neither are those [`sync_wait`](crate::sync_wait)
 //! drives, also inside a task (it blocks the thread: a budget spent before
 //! it would make its ops yield to a task that cannot run until it
-//! returns).
+//! returns), nor coro-io's blocking jobs (they run to their end in one
+//! poll). Another executor's blocking wait (`futures::executor::block_on`)
+//! called inside one of our tasks' polls, however, sees that task's
+//! budget: once spent, every op yields and the wait polls again at once,
+//! spinning. Blocking a task's thread is wrong in any case; where it must
+//! be done, wrap the wait in [`without_budget`], as `sync_wait` does.
 //!
 //! Leaf futures take part through [`poll_proceed`] and [`consume`], or
 //! [`poll_counted`] for both (coro-io's ops do, coro-net's TLS stream for

@@ -96,7 +96,13 @@ impl BlockingPool {
         let pool = self.clone();
         // The future completes on its first poll, so the schedule function
         // runs once, for the initial submission.
-        let (runnable, handle) = task_with(async move { f() }, move |r| pool.submit(r));
+        // The job runs to its end in this one poll: it gets no budget (a
+        // budget spent inside it would never come back, and an executor's
+        // `block_on` in it would spin on ops that yield for it).
+        let (runnable, handle) =
+            task_with(async move { crate::coop::without_budget(f) }, move |r| {
+                pool.submit(r)
+            });
         runnable.schedule();
         handle
     }

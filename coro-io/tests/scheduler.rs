@@ -71,6 +71,7 @@ coro_io::driver_tests!(
     ambient_helpers_use_the_current_scheduler,
     timers_that_outlive_their_scheduler_end_instead_of_hanging,
     sync_wait_in_a_blocking_job_is_not_held_back_by_a_spent_budget,
+    a_blocking_job_runs_without_a_budget,
     a_timeout_waits_for_its_future_to_have_a_budget,
 );
 
@@ -834,25 +835,48 @@ fn ambient_sleep_outside_a_scheduler_panics_clearly() {
     drop(coro_io::sleep(Duration::from_millis(1)));
 }
 
-/// A blocking job that spent its budget (as a task that did 128 ops and
-/// then blocks would) and then waits with `sync_wait` on an op: the op
-/// runs. With the budget still spent it would yield forever, and
-/// `sync_wait` would poll it again at once, spinning.
+/// `sync_wait` with the budget of a task poll spent (as a task that did
+/// 128 ops and then blocks has), waiting on an op: the op runs. With the
+/// budget still spent it would yield forever, and `sync_wait` would poll
+/// it again at once, spinning. (In a blocking job, where the op can
+/// complete while the job blocks; the job itself has no budget, see
+/// below, so the test gives it one.)
 fn sync_wait_in_a_blocking_job_is_not_held_back_by_a_spent_budget(cfg: Config) {
     use coro_io::coop;
     let s = cfg.sched();
     let s2 = s.clone();
     let job = spawn_blocking(move || {
-        for _ in 0..coop::BUDGET {
-            coop::consume();
-        }
-        assert_eq!(coop::remaining(), Some(0));
-        let (r, w) = pipe();
-        rustix::io::write(&w, b"x").unwrap();
-        sync_wait(s2.poll(&r, PollOp::Read, Some(Duration::from_secs(20))))
+        coop::budgeted(|| {
+            for _ in 0..coop::BUDGET {
+                coop::consume();
+            }
+            assert_eq!(coop::remaining(), Some(0));
+            let (r, w) = pipe();
+            rustix::io::write(&w, b"x").unwrap();
+            sync_wait(s2.poll(&r, PollOp::Read, Some(Duration::from_secs(20))))
+        })
     });
     let got = bounded(30, "sync_wait inside the job", move || sync_wait(job));
     assert_eq!(got.unwrap(), PollStatus::Event);
+    s.shutdown();
+}
+
+/// A blocking job has no budget: it runs to its end on its own thread, and
+/// another executor's `block_on` in it (on coro-sync's primitives, coro's
+/// ops) must not find a budget spent after 128 ops, which never comes back
+/// (it would spin: each poll yields and wakes, `block_on` polls again).
+fn a_blocking_job_runs_without_a_budget(cfg: Config) {
+    use coro_io::coop;
+    let s = cfg.sched();
+    let job = spawn_blocking(|| {
+        let before = coop::remaining();
+        for _ in 0..2 * usize::from(coop::BUDGET) {
+            futures::executor::block_on(coop::consume_budget());
+        }
+        before
+    });
+    let got = bounded(30, "the blocking job", move || sync_wait(job));
+    assert_eq!(got.unwrap(), None);
     s.shutdown();
 }
 
