@@ -80,6 +80,8 @@ macro_rules! tuple_impls {
             #[must_use = "futures do nothing unless you .await or poll them"]
             pub struct $Join<$($F),+> where $($F: Future),+ {
                 $(#[pin] $f: MaybeDone<$F>,)+
+                // The child polled first; it moves on every poll.
+                turn: usize,
             }
         }
 
@@ -89,7 +91,25 @@ macro_rules! tuple_impls {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let mut this = self.project();
                 let mut all_done = true;
-                $(all_done &= this.$f.as_mut().poll_step(cx);)+
+                // The children take turns going first: they share the
+                // task's budget (`coop`), and a child always ready and
+                // always polled first would spend all of it every poll,
+                // leaving the others none (a lock they were handed, a
+                // wake-up they were given, would wait with them).
+                let n = [$(stringify!($f)),+].len();
+                let first = *this.turn;
+                *this.turn = (first + 1) % n;
+                for k in 0..n {
+                    let i = (first + k) % n;
+                    let mut at = 0;
+                    $(
+                        if at == i {
+                            all_done &= this.$f.as_mut().poll_step(cx);
+                        }
+                        at += 1;
+                    )+
+                    let _ = at;
+                }
                 if all_done {
                     Poll::Ready(($(this.$f.as_mut().take(),)+))
                 } else {
@@ -108,7 +128,7 @@ macro_rules! tuple_impls {
             type Join = $Join<$($F::IntoFuture),+>;
             fn into_join(self) -> Self::Join {
                 let ($($f,)+) = self;
-                $Join { $($f: MaybeDone::new($f.into_future()),)+ }
+                $Join { $($f: MaybeDone::new($f.into_future()),)+ turn: 0 }
             }
         }
 

@@ -116,6 +116,9 @@ pub(crate) struct Engine<F> {
     spare: Option<Spare>,
     /// Scratch buffer swapped with the ready list.
     batch: Vec<usize>,
+    /// Passes made after the first: a pass starts its batch this far
+    /// around (see `poll_pass`).
+    passes: usize,
     started: bool,
     live: usize,
 }
@@ -181,6 +184,7 @@ impl<F: Future> Engine<F> {
             }),
             spare: None,
             batch: Vec::new(),
+            passes: 0,
             started: false,
             live: n,
         }
@@ -213,6 +217,18 @@ impl<F: Future> Engine<F> {
         }
         let first_pass = !self.started;
         self.started = true;
+        // The woken children take turns going first: they share the
+        // task's budget (`coop`), and one that is always ready wakes itself
+        // first every pass; polled first every pass, it would spend all of
+        // the budget, leaving the others none (a lock they were handed, a
+        // wake-up they were given, would wait with them).
+        if !first_pass {
+            if batch.len() > 1 {
+                let by = self.passes % batch.len();
+                batch.rotate_left(by);
+            }
+            self.passes = self.passes.wrapping_add(1);
+        }
         // Position in this pass of the next child to poll: in `batch`, or (the
         // first pass, when `batch` is empty since no child could be woken yet)
         // the child index itself.

@@ -552,3 +552,42 @@ fn concurrent_wakers_on_many_threads_stress() {
         }
     }
 }
+
+/// Children share the awaiting task's budget (`coop`). One that is always
+/// ready spends all of it and wakes itself first, so the others must take
+/// turns going first: a child that needs one unit gets it within three
+/// polls, not after the busy one ends (a lock it was handed would wait
+/// that long too).
+#[test]
+fn a_child_always_ready_does_not_keep_the_others_from_the_budget() {
+    use coro_core::coop;
+    use std::cell::Cell;
+    use std::task::{Context, Waker};
+
+    async fn child(units: usize, done: &Cell<bool>) {
+        for _ in 0..units {
+            coop::consume_budget().await;
+        }
+        done.set(true);
+    }
+    fn polls_until(done: &Cell<bool>, mut fut: Pin<&mut impl Future>) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut polls = 0;
+        while !done.get() && polls < 100 {
+            polls += 1;
+            let _ = coop::budgeted(|| fut.as_mut().poll(&mut cx));
+        }
+        polls
+    }
+
+    let (busy, quick) = (Cell::new(false), Cell::new(false));
+    let all = std::pin::pin!(when_all([child(100_000, &busy), child(1, &quick)]));
+    assert!(polls_until(&quick, all) <= 3, "when_all");
+
+    let (busy, quick) = (Cell::new(false), Cell::new(false));
+    let all = std::pin::pin!(coro_core::when_all!(
+        child(100_000, &busy),
+        child(1, &quick)
+    ));
+    assert!(polls_until(&quick, all) <= 3, "when_all!");
+}
