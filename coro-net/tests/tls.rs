@@ -47,6 +47,8 @@ coro_io::driver_tests!(
     peer_closing_without_close_notify_is_unexpected_eof,
     a_bad_record_after_good_data_fails_after_the_data_and_ends_the_stream,
     starttls_hands_the_plaintext_adapters_bytes_to_tls,
+    starttls_takes_over_the_adapters_send_and_receive_in_flight,
+    starttls_server_takes_over_a_receive_in_flight,
     bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
     a_writer_is_not_starved_by_another_that_writes_without_pause,
     alpn_is_negotiated,
@@ -883,43 +885,167 @@ fn starttls_hands_the_plaintext_adapters_bytes_to_tls(cfg: Config) {
     let s2 = s.clone();
     run(&s, async move {
         let raw = TcpStream::connect(&s2, addr).await.unwrap();
-        let mut cc = rustls::ClientConnection::new(
-            Arc::new(tls::client_config([ca.der()]).unwrap()),
-            "localhost".try_into().unwrap(),
-        )
-        .unwrap();
-        let mut first = b"STARTTLS\n".to_vec();
-        cc.write_tls(&mut first).unwrap();
-        let t0 = Instant::now();
-        let (r, _) = raw.write_all(first).await;
-        r.unwrap();
-        raw_client_handshake(&raw, &mut cc).await;
-        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-        cc.writer().write_all(b"over tls").unwrap();
-        cc.send_close_notify();
-        let mut out = Vec::new();
-        while cc.wants_write() {
-            cc.write_tls(&mut out).unwrap();
+        raw_tls_client_round_trip(&raw, &ca, b"STARTTLS\n").await;
+    });
+    coro_core::sync_wait(server).unwrap().unwrap();
+    s.shutdown();
+}
+
+/// A client made of rustls over the raw stream: sends `prefix` and its
+/// ClientHello in one write, handshakes (within 10 s: a server that lost
+/// the ClientHello waits for its timeout), sends "over tls" and
+/// close_notify, and checks that the echo comes back.
+async fn raw_tls_client_round_trip(raw: &TcpStream, ca: &Ca, prefix: &[u8]) {
+    let mut cc = rustls::ClientConnection::new(
+        Arc::new(tls::client_config([ca.der()]).unwrap()),
+        "localhost".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut first = prefix.to_vec();
+    cc.write_tls(&mut first).unwrap();
+    let t0 = Instant::now();
+    let (r, _) = raw.write_all(first).await;
+    r.unwrap();
+    raw_client_handshake(raw, &mut cc).await;
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    cc.writer().write_all(b"over tls").unwrap();
+    cc.send_close_notify();
+    let mut out = Vec::new();
+    while cc.wants_write() {
+        cc.write_tls(&mut out).unwrap();
+    }
+    let (r, _) = raw.write_all(out).await;
+    r.unwrap();
+    let mut got = Vec::new();
+    let mut plain = Vec::new();
+    loop {
+        let (n, b) = raw.read(Vec::with_capacity(4096)).await;
+        match n {
+            Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
+            _ => break,
         }
-        let (r, _) = raw.write_all(out).await;
-        r.unwrap();
-        let mut got = Vec::new();
-        let mut plain = Vec::new();
-        loop {
-            let (n, b) = raw.read(Vec::with_capacity(4096)).await;
-            match n {
-                Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
-                _ => break,
-            }
-            let mut rest = got.as_slice();
-            while !rest.is_empty() {
-                cc.read_tls(&mut rest).unwrap();
-                cc.process_new_packets().unwrap();
-            }
-            got.clear();
-            let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
+        let mut rest = got.as_slice();
+        while !rest.is_empty() {
+            cc.read_tls(&mut rest).unwrap();
+            cc.process_new_packets().unwrap();
         }
-        assert_eq!(plain, b"over tls");
+        got.clear();
+        let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
+    }
+    assert_eq!(plain, b"over tls");
+}
+
+/// STARTTLS on the server's side with a receive of the plaintext adapter
+/// in flight (one poll of a read, then the read dropped) when the
+/// client's ClientHello arrives, before TLS takes the stream over: TLS
+/// must read it from that receive (dropped with it, the handshake waited
+/// for its timeout, where the driver receives into the op's own buffer).
+fn starttls_server_takes_over_a_receive_in_flight(cfg: Config) {
+    use futures::io::AsyncReadExt;
+    use std::task::Poll;
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let acc = acceptor(&leaf).with_handshake_timeout(Duration::from_secs(10));
+    let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
+    let s3 = s.clone();
+    let server = s.spawn(async move {
+        let (tcp, _) = l.accept().await?;
+        let mut adapter = &tcp;
+        let mut one = [0u8; 16];
+        assert!(matches!(
+            futures::poll!(AsyncReadExt::read(&mut adapter, &mut one)),
+            Poll::Pending
+        ));
+        go_tx.send(()).unwrap();
+        // Time for the ClientHello to land in that receive.
+        s3.sleep(Duration::from_millis(100)).await;
+        let tls = acc.accept(tcp).await?;
+        echo(tls).await
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        go_rx.await.unwrap();
+        raw_tls_client_round_trip(&raw, &ca, b"").await;
+    });
+    coro_core::sync_wait(server).unwrap().unwrap();
+    s.shutdown();
+}
+
+/// STARTTLS from the client's side, with the plaintext adapter's ops in
+/// flight when TLS takes the stream over: a send of bytes the adapter
+/// accepted (the server does not read until told how many there are) and
+/// a receive (one poll of a read, then the read dropped). TLS must finish
+/// that send before its ClientHello, and read the ServerHello through
+/// that receive: a lost or reordered byte fails the plaintext check or
+/// the handshake.
+fn starttls_takes_over_the_adapters_send_and_receive_in_flight(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use std::task::Poll;
+    const CHUNK: usize = 16 * 1024;
+    let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 251) as u8).collect();
+    let expected = chunk.clone();
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let acc = acceptor(&leaf).with_handshake_timeout(TEST_BOUND);
+    let (len_tx, len_rx) = futures::channel::oneshot::channel::<usize>();
+    let server = s.spawn(async move {
+        let (tcp, _) = l.accept().await?;
+        let len = len_rx.await.expect("the client sent no length");
+        let mut got = 0;
+        while got < len {
+            // Never past the plaintext: the ClientHello follows it.
+            let want = (len - got).min(64 * 1024);
+            let (n, b) = tcp.read(Vec::with_capacity(want)).await;
+            let n = n?;
+            assert!(n > 0, "the plaintext ended at {got} of {len} bytes");
+            for (i, &byte) in b[..n].iter().enumerate() {
+                assert_eq!(
+                    byte,
+                    expected[(got + i) % CHUNK],
+                    "plaintext byte {}",
+                    got + i
+                );
+            }
+            got += n;
+        }
+        let tls = acc.accept(tcp).await?;
+        echo(tls).await
+    });
+    let s2 = s.clone();
+    let c = connector(&ca);
+    run(&s, async move {
+        let raw = TcpStream::connect(&s2, addr).await.unwrap();
+        // Write through the adapter until a write waits: the send before it
+        // is then in flight (the budget is off so that only that stops it).
+        let accepted = coro_io::coop::unconstrained(async {
+            let mut accepted = 0;
+            loop {
+                let mut adapter = &raw;
+                let rest = &chunk[accepted % CHUNK..];
+                match futures::poll!(AsyncWriteExt::write(&mut adapter, rest)) {
+                    Poll::Ready(Ok(n)) => {
+                        assert!(n > 0, "the adapter accepted nothing");
+                        accepted += n;
+                    }
+                    Poll::Ready(Err(e)) => panic!("adapter write: {e}"),
+                    Poll::Pending => return accepted,
+                }
+                assert!(accepted < 256 << 20, "the socket never filled");
+            }
+        })
+        .await;
+        let mut one = [0u8; 16];
+        let mut adapter = &raw;
+        assert!(futures::poll!(AsyncReadExt::read(&mut adapter, &mut one)).is_pending());
+        len_tx.send(accepted).unwrap();
+        let tls = c.connect("localhost", raw).await.unwrap();
+        let back = round_trip(&tls, b"over tls".to_vec()).await.unwrap();
+        assert_eq!(back, b"over tls");
     });
     coro_core::sync_wait(server).unwrap().unwrap();
     s.shutdown();
