@@ -7,8 +7,8 @@
 //! the thread that runs it (an `Inline` scheduler's only thread, a pool
 //! worker) runs nothing else: not the other tasks, not its timers, not
 //! the peer task on the same loop that would drain the socket. Each time
-//! an executor that takes part ([`budgeted`]: coro-io's scheduler, thread
-//! pool and blocking pool do) polls a task, the task gets a budget of
+//! an executor that takes part ([`budgeted`]: coro-io's scheduler and
+//! thread pool do) polls a task, the task gets a budget of
 //! [`BUDGET`] completed ops; once it is spent, the next op returns
 //! `Pending` without starting (after waking the task, so it runs again
 //! after the tasks queued before it). Nothing is lost: an op that was not

@@ -116,8 +116,8 @@ pub(crate) struct Engine<F> {
     spare: Option<Spare>,
     /// Scratch buffer swapped with the ready list.
     batch: Vec<usize>,
-    /// Passes made after the first: a pass starts its batch this far
-    /// around (see `poll_pass`).
+    /// Passes made after the first (see `poll_pass`: from the third on,
+    /// each moves its batch one place).
     passes: usize,
     started: bool,
     live: usize,
@@ -221,11 +221,15 @@ impl<F: Future> Engine<F> {
         // task's budget (`coop`), and one that is always ready wakes itself
         // first every pass; polled first every pass, it would spend all of
         // the budget, leaving the others none (a lock they were handed, a
-        // wake-up they were given, would wait with them).
+        // wake-up they were given, would wait with them). Children that
+        // wake themselves come back in the order this pass polls them, so
+        // moving the batch one place per pass (from the third pass on; the
+        // second keeps wake order) lets each lead once every `len` passes.
+        // A rotation growing with the pass count would add up to
+        // triangular offsets, which skip some places.
         if !first_pass {
-            if batch.len() > 1 {
-                let by = self.passes % batch.len();
-                batch.rotate_left(by);
+            if self.passes > 0 && batch.len() > 1 {
+                batch.rotate_left(1);
             }
             self.passes = self.passes.wrapping_add(1);
         }

@@ -583,6 +583,14 @@ fn a_child_always_ready_does_not_keep_the_others_from_the_budget() {
     let (busy, quick) = (Cell::new(false), Cell::new(false));
     let all = std::pin::pin!(when_all([child(100_000, &busy), child(1, &quick)]));
     assert!(polls_until(&quick, all) <= 3, "when_all");
+    // Three: every place must come first in turn, not only some.
+    let (busy, quick) = (Cell::new(false), Cell::new(false));
+    let all = std::pin::pin!(when_all([
+        child(100_000, &busy),
+        child(100_000, &busy),
+        child(1, &quick)
+    ]));
+    assert!(polls_until(&quick, all) <= 4, "when_all of three");
 
     let (busy, quick) = (Cell::new(false), Cell::new(false));
     let all = std::pin::pin!(coro_core::when_all!(
@@ -590,4 +598,11 @@ fn a_child_always_ready_does_not_keep_the_others_from_the_budget() {
         child(1, &quick)
     ));
     assert!(polls_until(&quick, all) <= 3, "when_all!");
+    let (busy, quick) = (Cell::new(false), Cell::new(false));
+    let all = std::pin::pin!(coro_core::when_all!(
+        child(100_000, &busy),
+        child(100_000, &busy),
+        child(1, &quick)
+    ));
+    assert!(polls_until(&quick, all) <= 4, "when_all! of three");
 }
