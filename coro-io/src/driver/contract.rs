@@ -94,13 +94,6 @@ pub(crate) trait Driver: Send + Sync + 'static {
     fn detach_fd(&self, fd: RawFd) {
         self.release_fd(fd)
     }
-    /// Have `fd`'s receive queue read the socket readiness-style, straight
-    /// into each reader's buffer, instead of receiving into the ring's
-    /// buffers first (see [`RegisteredFd::read_directly`](super::RegisteredFd::read_directly)).
-    /// Nothing where there is no queue.
-    fn read_directly(&self, fd: RawFd) {
-        let _ = fd;
-    }
     /// Bytes `fd`'s receive queue holds that were not read yet; `None`
     /// if it has no queue (no read went through one).
     fn recv_buffered(&self, fd: RawFd) -> Option<usize> {

@@ -237,10 +237,6 @@ impl Driver for AnyDriver {
         dispatch!(self, d => d.detach_fd(fd))
     }
     #[inline]
-    fn read_directly(&self, fd: RawFd) {
-        dispatch!(self, d => d.read_directly(fd))
-    }
-    #[inline]
     fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         dispatch!(self, d => d.recv_buffered(fd))
     }

@@ -286,9 +286,6 @@ pub(super) struct StreamRx {
     /// The kernel refused a multishot receive on this socket (`EINVAL`):
     /// read directly from then on.
     no_multishot: bool,
-    /// The owner asked for direct reads (its reader copies into a buffer
-    /// of its own anyway): from then on.
-    direct: bool,
 }
 
 /// What entry to submit for a socket.
@@ -312,14 +309,7 @@ impl StreamRx {
             polling: false,
             starved_at: None,
             no_multishot: false,
-            direct: false,
         }
-    }
-
-    /// Read this socket directly from now on (once nothing is queued and
-    /// no multishot receive is armed: bytes are never overtaken).
-    pub(super) fn read_directly(&mut self) {
-        self.direct = true;
     }
 
     /// Copy queued bytes into `out` (`peek`: without consuming them).
@@ -397,14 +387,13 @@ impl StreamRx {
 
     /// Whether the socket is read with a direct `recv(2)` now: no
     /// buffer came back since the ring ran dry for it (or the kernel
-    /// refused multishot receives, or the owner asked for direct reads),
-    /// nothing is queued, and no receive is in the kernel (so a direct
-    /// read cannot overtake queued bytes).
+    /// refused multishot receives), nothing is queued, and no receive is
+    /// in the kernel (so a direct read cannot overtake queued bytes).
     pub(super) fn reads_directly(&mut self, ring: &BufRing) -> bool {
         if self.starved_at.is_some_and(|at| at != ring.returned()) {
             self.starved_at = None;
         }
-        (self.starved_at.is_some() || self.no_multishot || self.direct)
+        (self.starved_at.is_some() || self.no_multishot)
             && self.chunks.is_empty()
             && (!self.armed || self.polling)
     }
@@ -630,31 +619,6 @@ mod tests {
         assert!(!rx.reads_directly(&ring), "a buffer came back");
         assert!(matches!(rx.arm(&ring), Arm::Multi), "multishot again");
         assert!(!rx.reads_directly(&ring), "never beside an armed receive");
-    }
-
-    #[test]
-    fn asked_for_direct_reads_the_queue_drains_first() {
-        let mut ring = BufRing::new(2).unwrap();
-        let mut rx = StreamRx::new();
-        let mut wake = Vec::new();
-        assert!(matches!(rx.arm(&ring), Arm::Multi));
-        ring.kernel_writes(0, b"queued");
-        rx.complete(&mut ring, 6, Some(0), true, &mut wake);
-        rx.read_directly();
-        assert!(!rx.reads_directly(&ring), "bytes are queued");
-        assert_eq!(read(&mut rx, &mut ring, 16, false), b"queued");
-        assert!(
-            !rx.reads_directly(&ring),
-            "a multishot receive is still armed: a direct read could overtake it"
-        );
-        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
-        assert!(rx.reads_directly(&ring), "drained and disarmed: direct");
-        assert!(matches!(rx.arm(&ring), Arm::Poll), "and wait with a poll");
-        rx.complete(&mut ring, libc::POLLIN as i32, None, false, &mut wake);
-        assert!(
-            rx.reads_directly(&ring) && matches!(rx.arm(&ring), Arm::Poll),
-            "for good, buffers or not"
-        );
     }
 
     #[test]

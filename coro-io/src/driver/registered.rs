@@ -79,21 +79,6 @@ impl RegisteredFd {
         self.driver.inner.recv_queue()
     }
 
-    /// For a reader that copies what it reads into a buffer of its own
-    /// anyway (a TLS library's): have [`poll_recv`](RegisteredFd::poll_recv)
-    /// read the socket readiness-style, a non-blocking `recv(2)` straight
-    /// into the caller's buffer (a one-shot poll in the ring when it is
-    /// empty), instead of a multishot receive into the ring's buffers and
-    /// a copy out of them. One copy of each byte fewer, one `recv(2)` per
-    /// read more. Bytes already queued, and a multishot receive already
-    /// armed, are read through first, so nothing is overtaken. Nothing
-    /// where [`recv_queued`](RegisteredFd::recv_queued) is false.
-    pub fn read_directly(&self) {
-        if self.recv_queued() {
-            self.driver.inner.read_directly(self.raw());
-        }
-    }
-
     /// Read from the connected stream socket into `out` through the
     /// driver's receive queue (only where
     /// [`recv_queued`](RegisteredFd::recv_queued)): `Ok(n)` bytes, `Ok(0)`

@@ -1215,17 +1215,6 @@ impl Driver for UringDriver {
         self.release_stream(fd, true);
     }
 
-    fn read_directly(&self, fd: RawFd) {
-        let mut st = self.state();
-        if st.rx.is_none() || st.closed {
-            return;
-        }
-        let token = st.stream_token(fd);
-        if let Some((rx, _)) = st.stream(token) {
-            rx.read_directly();
-        }
-    }
-
     fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         let mut st = self.state();
         match st.streams.get(fd as usize).copied() {

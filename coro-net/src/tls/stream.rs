@@ -7,9 +7,7 @@
 //! that state; dropping it leaves everything in place for the next call.
 //! That is what makes reads lossless even on io_uring without its receive
 //! queue, where a dropped plain-TCP `recv` op loses the bytes the kernel
-//! already copied. (With the queue, rustls reads through it, and the queue
-//! reads the socket readiness-style straight into rustls' buffer:
-//! `RegisteredFd::read_directly`.)
+//! already copied. (With the queue, rustls reads from it directly.)
 //!
 //! Bulk data skips one copy each way: ciphertext batches of 8 KiB and more
 //! are first offered to the socket straight from rustls' buffers (a
@@ -453,11 +451,6 @@ impl TlsStream {
         // receive and send in flight become ours, so nothing is lost or
         // reordered.
         let taken = tcp.inner.take_adapter();
-        // rustls copies what it reads into its own buffer: on io_uring's
-        // receive queue, read the socket straight into that buffer rather
-        // than into the ring's buffers and then out of them (bytes the
-        // queue already holds are read first).
-        tcp.inner.sock.registered().read_directly();
         let rx = match (taken.unread, taken.recv) {
             (Some((buf, pos)), _) => Rx::Idle { buf, pos },
             (None, Some(f)) => Rx::Busy(f),
