@@ -8,8 +8,8 @@
 # ab_round starts SERVER_CMD (plus --threads 1 --port P) pinned to CPU 0,
 # runs the load (KIND: http = wrk keep-alive, pipe = wrk with 16 requests
 # per write, echo = 1 KiB messages with echo_client, tls = 64 KiB messages
-# over TLS with tls_load: SERVER_CMD gets --tls and a key pair made on
-# first use) pinned to CPU 1 for
+# over TLS with tls_load, tls1k = 1 KiB ones: SERVER_CMD gets --tls and a
+# key pair made on first use) pinned to CPU 1 for
 # SECS seconds, stops the server and prints its CPU per request from
 # /proc/PID/stat.
 
@@ -40,10 +40,10 @@ ab_free_port() {
 ab_round() {
   local label=$1 round=$2 kind=$3 conns=$4 secs=$5
   shift 5
-  local port pid u0 s0 u1 s1 out n hz
+  local port pid u0 s0 u1 s1 out n hz len
   hz=$(getconf CLK_TCK)
   port=$(ab_free_port)
-  if [ "$kind" = tls ]; then
+  if [ "$kind" = tls ] || [ "$kind" = tls1k ]; then
     ab_tls_keys || return 1
     set -- "$@" --tls --cert "$WORK/cert.pem" --key "$WORK/key.pem"
   fi
@@ -58,9 +58,11 @@ ab_round() {
           n=$(awk '/requests in/ {print $1}' <<<"$out") ;;
     echo) out=$(taskset -c 1 "$T/examples/echo_client" --addr "127.0.0.1:$port" --conns "$conns" --len 1024 --secs "$secs" --threads 1 2>&1)
           n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
-    tls) out=$(taskset -c 1 "$T/tls_load" --addr "127.0.0.1:$port" --ca "$WORK/cert.pem" --mode echo --len 65536 --conns "$conns" --secs "$secs" --threads 1 2>&1)
+    tls|tls1k)
+         len=65536; [ "$kind" = tls1k ] && len=1024
+         out=$(taskset -c 1 "$T/tls_load" --addr "127.0.0.1:$port" --ca "$WORK/cert.pem" --mode echo --len "$len" --conns "$conns" --secs "$secs" --threads 1 2>&1)
          n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
-    *) echo "kind: http, pipe, echo or tls" >&2; kill "$pid"; return 2 ;;
+    *) echo "kind: http, pipe, echo, tls or tls1k" >&2; kill "$pid"; return 2 ;;
   esac
   u1=$(awk '{print $14}' "/proc/$pid/stat"); s1=$(awk '{print $15}' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true
