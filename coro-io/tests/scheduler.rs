@@ -73,6 +73,7 @@ coro_io::driver_tests!(
     sync_wait_in_a_blocking_job_is_not_held_back_by_a_spent_budget,
     a_blocking_job_runs_without_a_budget,
     a_timeout_waits_for_its_future_to_have_a_budget,
+    a_timeout_fires_over_a_future_that_spends_every_budget,
 );
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
@@ -910,6 +911,26 @@ fn a_timeout_waits_for_its_future_to_have_a_budget(cfg: Config) {
     let fresh = coop::budgeted(|| t.as_mut().poll(&mut cx));
     assert!(matches!(fresh, Poll::Ready(Ok(7))));
     s.shutdown();
+}
+
+/// A future that is always ready spends the whole budget of every task
+/// poll: its timeout still fires. (Looking at the deadline only with
+/// budget left, as the first fix of the row above did, never did.)
+fn a_timeout_fires_over_a_future_that_spends_every_budget(cfg: Config) {
+    use coro_io::coop;
+    let s = cfg.sched();
+    let busy = async {
+        loop {
+            coop::consume_budget().await;
+        }
+    };
+    let t = s.timeout(Duration::from_millis(50), busy);
+    let r = bounded(30, "the timeout", move || {
+        let r = sync_wait(s.spawn(t));
+        s.shutdown();
+        r
+    });
+    assert!(r.unwrap().is_err(), "the busy future ended?");
 }
 
 /// A `Manual` scheduler shut down while a foreign executor's waker that

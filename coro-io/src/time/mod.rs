@@ -469,13 +469,21 @@ impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = !crate::coop::budget_spent();
         if let Poll::Ready(v) = this.fut.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        // With the task's budget spent the future may have yielded without
-        // trying: look at the deadline once it had its chance (the task
-        // runs again at once, with a fresh budget; see `coop`).
-        std::task::ready!(crate::coop::poll_proceed(cx));
+        if !had_budget {
+            // The task's budget was spent before: the future may have
+            // yielded without trying, so the deadline waits for its chance
+            // (the task runs again at once, with a fresh budget; see
+            // `coop`).
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        // The future had a budget, and tried. It may have spent all of it
+        // (a future always ready does, every poll): the deadline is looked
+        // at anyway, or it would never be.
         match Pin::new(this.sleep).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
