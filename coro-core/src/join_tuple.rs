@@ -80,7 +80,8 @@ macro_rules! tuple_impls {
             #[must_use = "futures do nothing unless you .await or poll them"]
             pub struct $Join<$($F),+> where $($F: Future),+ {
                 $(#[pin] $f: MaybeDone<$F>,)+
-                // The child polled first; it moves on every poll.
+                // Polls so far: from the third, the child polled first moves
+                // on by one each poll.
                 turn: usize,
             }
         }
@@ -95,10 +96,15 @@ macro_rules! tuple_impls {
                 // task's budget (`coop`), and a child always ready and
                 // always polled first would spend all of it every poll,
                 // leaving the others none (a lock they were handed, a
-                // wake-up they were given, would wait with them).
+                // wake-up they were given, would wait with them). The
+                // first two polls go in argument order, as `when_all`'s
+                // first two passes keep their order: what the children
+                // print on a wake-up that reaches them all at once (the
+                // README's event example) stays in argument order.
                 let n = [$(stringify!($f)),+].len();
-                let first = *this.turn;
-                *this.turn = (first + 1) % n;
+                let polls = *this.turn;
+                *this.turn = polls.wrapping_add(1);
+                let first = if polls < 2 { 0 } else { (polls - 1) % n };
                 for k in 0..n {
                     let i = (first + k) % n;
                     let mut at = 0;
