@@ -226,7 +226,12 @@ macro_rules! when_all {
 /// returned future is.
 ///
 /// Children are polled in argument order on every wake-up, so the earlier one
-/// wins a tie.
+/// wins a tie. They share the task's budget ([`coop`](crate::coop)): a child
+/// that is always ready and never finishes (a loop over reads that always
+/// have data) spends it every poll, and the children after it that count
+/// against it (a channel receive, an op) then never get to complete; put
+/// such a child last, or race against a timer (timers do not count). An
+/// earlier child that finishes first is what the order promises.
 ///
 /// # Examples
 /// ```
