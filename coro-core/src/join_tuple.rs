@@ -145,24 +145,38 @@ macro_rules! tuple_impls {
             pub struct $Race<$($F),+> {
                 $(#[pin] $f: $F,)+
                 done: bool,
+                // The child polled first: 0 unless the task's budget ran
+                // out in the last poll, then the next one each time.
+                turn: usize,
             }
         }
 
         impl<T, $($F: Future<Output = T>),+> Future for $Race<$($F),+> {
             type Output = (usize, T);
 
-            #[allow(unused_assignments)]
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-                let this = self.project();
+                let mut this = self.project();
                 assert!(!*this.done, "`when_any!` future polled after it completed");
-                let mut index = 0;
-                $(
-                    if let Poll::Ready(out) = this.$f.poll(cx) {
-                        *this.done = true;
-                        return Poll::Ready((index, out));
-                    }
-                    index += 1;
-                )+
+                let n = [$(stringify!($f)),+].len();
+                let first = *this.turn;
+                for k in 0..n {
+                    let i = (first + k) % n;
+                    let mut at = 0;
+                    $(
+                        if at == i {
+                            if let Poll::Ready(out) = this.$f.as_mut().poll(cx) {
+                                *this.done = true;
+                                return Poll::Ready((at, out));
+                            }
+                        }
+                        at += 1;
+                    )+
+                    let _ = at;
+                }
+                // Argument order while the budget lasts; once a poll ran it
+                // out, the children take turns going first, so that one
+                // always ready cannot keep the others from ever completing.
+                *this.turn = if crate::coop::budget_spent() { (first + 1) % n } else { 0 };
                 Poll::Pending
             }
         }
@@ -171,7 +185,7 @@ macro_rules! tuple_impls {
             type Race = $Race<$($F::IntoFuture),+>;
             fn into_race(self) -> Self::Race {
                 let ($($f,)+) = self;
-                $Race { $($f: $f.into_future(),)+ done: false }
+                $Race { $($f: $f.into_future(),)+ done: false, turn: 0 }
             }
         }
     };
@@ -226,12 +240,13 @@ macro_rules! when_all {
 /// returned future is.
 ///
 /// Children are polled in argument order on every wake-up, so the earlier one
-/// wins a tie. They share the task's budget ([`coop`](crate::coop)): a child
-/// that is always ready and never finishes (a loop over reads that always
-/// have data) spends it every poll, and the children after it that count
-/// against it (a channel receive, an op) then never get to complete; put
-/// such a child last, or race against a timer (timers do not count). An
-/// earlier child that finishes first is what the order promises.
+/// wins a tie, with one exception. They share the task's budget
+/// ([`coop`](crate::coop)): a child that is always ready and never finishes
+/// (a loop over reads that always have data) spends it every poll, and the
+/// children after it that count against it (a channel receive, an op) would
+/// never complete. So after a poll that ran the budget out, the next poll
+/// starts one child further, and so on until a poll leaves budget over;
+/// a tie in those polls goes to the child polled first.
 ///
 /// # Examples
 /// ```

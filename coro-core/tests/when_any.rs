@@ -175,3 +175,35 @@ fn a_child_that_always_wakes_itself_does_not_starve_the_others() {
     assert_eq!(sync_wait(when_any(vec![busy, waiting])), (1, 1));
     t.join().unwrap();
 }
+
+/// `when_any!`: a first child that spends the whole budget every poll and
+/// never finishes does not keep a later one that needs a unit from winning;
+/// with budget to spare, argument order decides a tie.
+#[test]
+fn when_any_lets_a_later_child_win_past_one_spending_every_budget() {
+    use coro_core::coop;
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    async fn busy() -> u32 {
+        loop {
+            coop::consume_budget().await;
+        }
+    }
+    async fn one_unit() -> u32 {
+        coop::consume_budget().await;
+        7
+    }
+    let mut race = std::pin::pin!(coro_core::when_any!(busy(), one_unit()));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut won = None;
+    for _ in 0..100 {
+        if let Poll::Ready(w) = coop::budgeted(|| race.as_mut().poll(&mut cx)) {
+            won = Some(w);
+            break;
+        }
+    }
+    assert_eq!(won, Some((1, 7)));
+    let tie = coop::budgeted(|| sync_wait(coro_core::when_any!(one_unit(), async { 9 })));
+    assert_eq!(tie, (0, 7), "argument order");
+}
