@@ -21,6 +21,7 @@ coro_io::driver_tests!(
     dgram_connected_backpressure_loses_nothing,
     dgram_unconnected_backpressure_loses_nothing,
     dgram_dropped_send_sent_nothing,
+    dgram_sends_count_against_the_budget,
 );
 
 /// A fresh directory for one test's socket files (removed by the caller).
@@ -245,5 +246,39 @@ fn dgram_dropped_send_sent_nothing(cfg: Config) {
         let (r, buf) = rx.recv(Vec::with_capacity(8)).await;
         assert_eq!((r.unwrap(), &buf[..]), (5, &b"after"[..]));
     });
+    s.shutdown();
+}
+
+/// A send the kernel takes at once is an op for the task's budget: a loop
+/// of them yields after 128 in one task poll, the yielding one sending
+/// nothing.
+fn dgram_sends_count_against_the_budget(cfg: Config) {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    let s = sched(cfg);
+    let (tx, rx) = UnixDatagram::pair(&s).unwrap();
+    let mut cx = Context::from_waker(Waker::noop());
+    let sent = coro_io::coop::budgeted(|| {
+        let mut n = 0;
+        while n < 512
+            && std::pin::pin!(tx.send(b"x".as_slice()))
+                .poll(&mut cx)
+                .is_ready()
+        {
+            n += 1;
+        }
+        n
+    });
+    assert_eq!(sent, usize::from(coro_io::coop::BUDGET));
+    let late = coro_core::sync_wait(async {
+        let mut got = 0;
+        while rx.poll(PollOp::Read, Some(Duration::from_millis(50))).await == PollStatus::Event {
+            let (r, _) = rx.recv(Vec::with_capacity(8)).await;
+            r.unwrap();
+            got += 1;
+        }
+        got
+    });
+    assert_eq!(late, sent, "the yielding send sent something");
     s.shutdown();
 }

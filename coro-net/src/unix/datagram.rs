@@ -235,6 +235,10 @@ impl UnixDatagram {
         mut send: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
         const MAX_PAUSE: Duration = Duration::from_millis(16);
+        // A send the kernel takes at once never waits: count it against the
+        // task's budget as an op (yielding first, with nothing sent, once
+        // it is spent; see `coro_io::coop`).
+        coro_io::coop::consume_budget().await;
         let mut pause = Duration::ZERO;
         loop {
             match send() {
