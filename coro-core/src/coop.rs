@@ -26,6 +26,13 @@
 //! spinning. Blocking a task's thread is wrong in any case; where it must
 //! be done, wrap the wait in [`without_budget`], as `sync_wait` does.
 //!
+//! Futures polled together in one task share its budget. A combinator that
+//! always polls them in the same order lets a first one that is always
+//! ready spend it every poll, and the ones after it that count never
+//! complete: this crate's `when_all!`, `when_all` and `when_any!` change
+//! which goes first when that happens; others (`futures::join!`,
+//! `select_biased!`) do not, so put such a future last there.
+//!
 //! Leaf futures take part through [`poll_proceed`] and [`consume`], or
 //! [`poll_counted`] for both (coro-io's ops do, coro-net's TLS stream for
 //! reads and writes that rustls' buffers serve without an op, and

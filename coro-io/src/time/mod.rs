@@ -450,6 +450,15 @@ pin_project_lite::pin_project! {
     /// # Cancel safety
     ///
     /// As cancel safe as the wrapped future; the timer is removed on drop.
+    ///
+    /// # The cooperative budget
+    ///
+    /// The deadline is looked at after each poll of the wrapped future that
+    /// started with some of the task's budget left ([`coop`](crate::coop)),
+    /// also if the future spent it all (one that is always ready still
+    /// times out). A future of several ops may yield part-way on the
+    /// budget's account and then see its deadline pass at that poll, as
+    /// with tokio's `timeout`; one op alone is always tried first.
     #[must_use = "futures do nothing unless you .await or poll them"]
     #[derive(Debug)]
     pub struct Timeout<F> {
