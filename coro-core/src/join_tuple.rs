@@ -80,8 +80,8 @@ macro_rules! tuple_impls {
             #[must_use = "futures do nothing unless you .await or poll them"]
             pub struct $Join<$($F),+> where $($F: Future),+ {
                 $(#[pin] $f: MaybeDone<$F>,)+
-                // Polls so far: from the third, the child polled first moves
-                // on by one each poll.
+                // The child polled first: 0 unless the task's budget ran
+                // out in the last poll, then the next one each time.
                 turn: usize,
             }
         }
@@ -92,19 +92,8 @@ macro_rules! tuple_impls {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let mut this = self.project();
                 let mut all_done = true;
-                // The children take turns going first: they share the
-                // task's budget (`coop`), and a child always ready and
-                // always polled first would spend all of it every poll,
-                // leaving the others none (a lock they were handed, a
-                // wake-up they were given, would wait with them). The
-                // first two polls go in argument order, as `when_all`'s
-                // first two passes keep their order: what the children
-                // print on a wake-up that reaches them all at once (the
-                // README's event example) stays in argument order.
                 let n = [$(stringify!($f)),+].len();
-                let polls = *this.turn;
-                *this.turn = polls.wrapping_add(1);
-                let first = if polls < 2 { 0 } else { (polls - 1) % n };
+                let first = *this.turn;
                 for k in 0..n {
                     let i = (first + k) % n;
                     let mut at = 0;
@@ -116,6 +105,13 @@ macro_rules! tuple_impls {
                     )+
                     let _ = at;
                 }
+                // Argument order while the budget lasts. The children share
+                // it (`coop`): one always ready, always polled first, would
+                // spend all of it every poll and leave the others none (a
+                // lock they were handed, a wake-up they were given, would
+                // wait with them). So once a poll ran it out, the children
+                // take turns going first.
+                *this.turn = if crate::coop::budget_spent() { (first + 1) % n } else { 0 };
                 if all_done {
                     Poll::Ready(($(this.$f.as_mut().take(),)+))
                 } else {
@@ -209,7 +205,10 @@ tuple_impls!(Join12 Race12; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K 
 ///
 /// The futures run on the awaiting task. Every wake-up polls the children that
 /// are still running (at most 12; use [`when_all`](crate::when_all()) for many
-/// futures of one type: it polls only the woken child). No allocation.
+/// futures of one type: it polls only the woken child), in argument order;
+/// after a poll that ran the task's budget out ([`coop`](crate::coop)), the
+/// next starts one child further, so that one always ready cannot keep the
+/// others from their turn. No allocation.
 ///
 /// # Examples
 /// ```

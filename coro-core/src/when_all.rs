@@ -116,9 +116,8 @@ pub(crate) struct Engine<F> {
     spare: Option<Spare>,
     /// Scratch buffer swapped with the ready list.
     batch: Vec<usize>,
-    /// Passes made after the first (see `poll_pass`: from the third on,
-    /// each moves its batch one place).
-    passes: usize,
+    /// The last pass ran the task's budget out (see `poll_pass`).
+    starved: bool,
     started: bool,
     live: usize,
 }
@@ -184,7 +183,7 @@ impl<F: Future> Engine<F> {
             }),
             spare: None,
             batch: Vec::new(),
-            passes: 0,
+            starved: false,
             started: false,
             live: n,
         }
@@ -217,21 +216,17 @@ impl<F: Future> Engine<F> {
         }
         let first_pass = !self.started;
         self.started = true;
-        // The woken children take turns going first: they share the
-        // task's budget (`coop`), and one that is always ready wakes itself
-        // first every pass; polled first every pass, it would spend all of
-        // the budget, leaving the others none (a lock they were handed, a
-        // wake-up they were given, would wait with them). Children that
-        // wake themselves come back in the order this pass polls them, so
-        // moving the batch one place per pass (from the third pass on; the
-        // second keeps wake order) lets each lead once every `len` passes.
-        // A rotation growing with the pass count would add up to
-        // triangular offsets, which skip some places.
-        if !first_pass {
-            if self.passes > 0 && batch.len() > 1 {
-                batch.rotate_left(1);
-            }
-            self.passes = self.passes.wrapping_add(1);
+        // Wake order while the budget lasts. The children share it
+        // (`coop`): one always ready wakes itself first every pass and,
+        // polled first every pass, would spend all of it, leaving the
+        // others none (a lock they were handed, a wake-up they were given,
+        // would wait with them). So after a pass that ran it out, the batch
+        // moves one place: children that wake themselves come back in the
+        // order the pass polled them, so each leads in turn. (A rotation
+        // growing with the pass count would add up to triangular offsets,
+        // which skip some places.)
+        if !first_pass && self.starved && batch.len() > 1 {
+            batch.rotate_left(1);
         }
         // Position in this pass of the next child to poll: in `batch`, or (the
         // first pass, when `batch` is empty since no child could be woken yet)
@@ -261,6 +256,7 @@ impl<F: Future> Engine<F> {
                 panic::resume_unwind(payload)
             }
         };
+        self.starved = crate::coop::budget_spent();
         batch.clear();
         self.batch = batch;
         if self.live == 0 {
