@@ -349,7 +349,26 @@ fn join_all(hs: Vec<JoinHandle<()>>) -> bool {
     rx.recv_timeout(BOUND).is_ok()
 }
 
+/// What each open fd of this process is (`/proc/self/fd` links): printed
+/// when a seed ends with a different count, so the fd can be named.
+fn fd_targets() -> Vec<(String, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = dir
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map_or_else(|e| format!("({e})"), |t| t.display().to_string());
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn run_seed(cfg: Config, seed: u64) {
+    let targets_before = fd_targets();
     let fds_before = open_fds();
     let bufs = Arc::new(AtomicUsize::new(0));
     let s = cfg.sched();
@@ -555,6 +574,26 @@ fn run_seed(cfg: Config, seed: u64) {
     // against 7; a task of an earlier test dropped late on the blocking
     // pool, as tasks woken after shutdown are, would do it).
     let after = open_fds_settled(fds_before);
+    // Name the fds that came or went, also when the counts agree (a leak
+    // and a late close of an older fd would cancel out). The listing's own
+    // directory fd is left out: its number follows the lowest free one.
+    let now = fd_targets();
+    let own = |t: &&(String, String)| !t.1.ends_with("/fd");
+    let gone: Vec<_> = targets_before
+        .iter()
+        .filter(own)
+        .filter(|t| !now.contains(t))
+        .collect();
+    let new: Vec<_> = now
+        .iter()
+        .filter(own)
+        .filter(|t| !targets_before.contains(t))
+        .collect();
+    if !gone.is_empty() || !new.is_empty() {
+        eprintln!(
+            "{cfg} seed {seed}: {fds_before} fds before, {after} after; gone {gone:?}, new {new:?}"
+        );
+    }
     assert!(
         after <= fds_before,
         "{cfg} seed {seed}: fds leaked ({after} open, {fds_before} before)"
