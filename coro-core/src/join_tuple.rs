@@ -73,6 +73,42 @@ pub fn race<T: IntoRace>(futures: T) -> T::Race {
     futures.into_race()
 }
 
+/// The child to poll first next time, after a poll that started at
+/// `first` of `n`: argument order (0) while the task's budget lasts. The
+/// children share it (`coop`): one always ready, always polled first, would
+/// spend all of it every poll and leave the others none (a lock they were
+/// handed, a wake-up they were given, would wait with them). So once a
+/// poll ran it out, the children take turns going first.
+fn next_turn(first: usize, n: usize) -> usize {
+    if crate::coop::budget_spent() {
+        (first + 1) % n
+    } else {
+        0
+    }
+}
+
+/// Run `$body` once for each child field `$f` of `$this`, starting at child
+/// `$first` and wrapping around; in it, `$child` is the pinned child and
+/// `$at` its argument position.
+macro_rules! in_turn {
+    ($this:ident, $first:expr; $($f:ident),+; |$child:ident, $at:ident| $body:block) => {{
+        let n = [$(stringify!($f)),+].len();
+        for k in 0..n {
+            let i = ($first + k) % n;
+            let mut $at = 0;
+            $(
+                if $at == i {
+                    let $child = $this.$f.as_mut();
+                    $body
+                }
+                $at += 1;
+            )+
+            let _ = $at;
+        }
+        n
+    }};
+}
+
 macro_rules! tuple_impls {
     ($Join:ident $Race:ident; $($F:ident $f:ident),+) => {
         pin_project! {
@@ -92,26 +128,11 @@ macro_rules! tuple_impls {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let mut this = self.project();
                 let mut all_done = true;
-                let n = [$(stringify!($f)),+].len();
                 let first = *this.turn;
-                for k in 0..n {
-                    let i = (first + k) % n;
-                    let mut at = 0;
-                    $(
-                        if at == i {
-                            all_done &= this.$f.as_mut().poll_step(cx);
-                        }
-                        at += 1;
-                    )+
-                    let _ = at;
-                }
-                // Argument order while the budget lasts. The children share
-                // it (`coop`): one always ready, always polled first, would
-                // spend all of it every poll and leave the others none (a
-                // lock they were handed, a wake-up they were given, would
-                // wait with them). So once a poll ran it out, the children
-                // take turns going first.
-                *this.turn = if crate::coop::budget_spent() { (first + 1) % n } else { 0 };
+                let n = in_turn!(this, first; $($f),+; |child, _at| {
+                    all_done &= child.poll_step(cx);
+                });
+                *this.turn = next_turn(first, n);
                 if all_done {
                     Poll::Ready(($(this.$f.as_mut().take(),)+))
                 } else {
@@ -153,26 +174,16 @@ macro_rules! tuple_impls {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let mut this = self.project();
                 assert!(!*this.done, "`when_any!` future polled after it completed");
-                let n = [$(stringify!($f)),+].len();
                 let first = *this.turn;
-                for k in 0..n {
-                    let i = (first + k) % n;
-                    let mut at = 0;
-                    $(
-                        if at == i {
-                            if let Poll::Ready(out) = this.$f.as_mut().poll(cx) {
-                                *this.done = true;
-                                return Poll::Ready((at, out));
-                            }
-                        }
-                        at += 1;
-                    )+
-                    let _ = at;
-                }
-                // Argument order while the budget lasts; once a poll ran it
-                // out, the children take turns going first, so that one
-                // always ready cannot keep the others from ever completing.
-                *this.turn = if crate::coop::budget_spent() { (first + 1) % n } else { 0 };
+                let n = in_turn!(this, first; $($f),+; |child, at| {
+                    if let Poll::Ready(out) = child.poll(cx) {
+                        *this.done = true;
+                        return Poll::Ready((at, out));
+                    }
+                });
+                // Argument order while the budget lasts (the tie-break);
+                // see `next_turn`.
+                *this.turn = next_turn(first, n);
                 Poll::Pending
             }
         }
