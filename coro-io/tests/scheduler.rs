@@ -74,6 +74,7 @@ coro_io::driver_tests!(
     a_blocking_job_runs_without_a_budget,
     a_timeout_waits_for_its_future_to_have_a_budget,
     a_timeout_fires_over_a_future_that_spends_every_budget,
+    a_task_counts_in_size_until_its_future_is_dropped,
 );
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
@@ -951,3 +952,47 @@ fn a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done(cfg: Config) {
     assert!(err.is_cancelled());
     drop(sleep);
 }
+
+/// `size()` counts a task until its future is gone: what the future held
+/// (a socket, a buffer, a guard) is released when `size()` reaches 0, not
+/// some time after.
+fn a_task_counts_in_size_until_its_future_is_dropped(cfg: Config) {
+    struct SlowDrop(Arc<AtomicUsize>);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.store(1, Ordering::SeqCst);
+        }
+    }
+    let s = cfg.sched();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let guard = SlowDrop(dropped.clone());
+    // A future that owns the guard and completes at once: the guard goes
+    // with the future (an async block would drop it as it returns).
+    struct Holder(#[allow(dead_code)] SlowDrop);
+    impl std::future::Future for Holder {
+        type Output = ();
+        fn poll(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<()> {
+            std::task::Poll::Ready(())
+        }
+    }
+    drop(s.spawn(Holder(guard)));
+    bounded(30, "the task's end", {
+        let s = s.clone();
+        move || {
+            while s.size() > 0 {
+                std::thread::yield_now();
+            }
+        }
+    });
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        1,
+        "size() was 0 while the task's future was still being dropped"
+    );
+    s.shutdown();
+}
+

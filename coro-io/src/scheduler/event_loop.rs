@@ -365,15 +365,20 @@ pin_project_lite::pin_project! {
         pub(super) key: Option<usize>,
         // Task id for tracing (0 without the `tracing` feature).
         pub(super) id: u64,
+        // `None` only inside `drop`: the future goes first, so that what
+        // it holds is released by the time `size()` stops counting it.
         #[pin]
-        pub(super) fut: F,
+        pub(super) fut: Option<F>,
     }
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
+            let mut this = this.project();
+            // Dropped in place, as pinned data must be; a panicking
+            // destructor still leaves the count right (`Uncount`).
+            let _uncount = Uncount(&this.inner.alive);
             this.inner.life.on_drop(this.key.take());
-            this.inner.alive.fetch_sub(1, Ordering::AcqRel);
+            this.fut.set(None);
             #[cfg(feature = "tracing")]
             tracing::trace!(task = *this.id, "task dropped");
         }
@@ -393,7 +398,10 @@ impl<F: Future> Future for Tracked<F> {
         }
         #[cfg(feature = "tracing")]
         let _span = tracing::trace_span!("task", id = *this.id).entered();
-        let poll = this.fut.poll(cx);
+        let Some(fut) = this.fut.as_pin_mut() else {
+            unreachable!("a task's future is gone only while the task drops")
+        };
+        let poll = fut.poll(cx);
         #[cfg(feature = "tracing")]
         if poll.is_ready() {
             tracing::trace!("task complete");
@@ -406,6 +414,15 @@ impl<F: Future> Future for Tracked<F> {
             cx.waker().wake_by_ref();
         }
         poll
+    }
+}
+
+/// Lowers the live-task count when dropped (see `Tracked`'s `drop`).
+struct Uncount<'a>(&'a AtomicUsize);
+
+impl Drop for Uncount<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -300,7 +300,7 @@ impl IoScheduler {
             inner: self.inner.clone(),
             key: None,
             id,
-            fut,
+            fut: Some(fut),
         }
     }
 
