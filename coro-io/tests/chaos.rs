@@ -489,6 +489,8 @@ fn run_seed(cfg: Config, seed: u64) {
             let (tx, rx) = mpsc::channel();
             thread::spawn(move || {
                 s2.shutdown();
+                // Gone before the report: the fd count must not race it.
+                drop(s2);
                 let _ = tx.send(());
             });
             assert!(
@@ -512,6 +514,8 @@ fn run_seed(cfg: Config, seed: u64) {
             let (tx, rx) = mpsc::channel();
             thread::spawn(move || {
                 s2.shutdown();
+                // Gone before the report: the fd count must not race it.
+                drop(s2);
                 let _ = tx.send(());
             });
             assert!(
@@ -526,6 +530,7 @@ fn run_seed(cfg: Config, seed: u64) {
                 let (s2, tx) = (s.clone(), tx.clone());
                 thread::spawn(move || {
                     s2.shutdown();
+                    drop(s2);
                     let _ = tx.send(());
                 });
             }

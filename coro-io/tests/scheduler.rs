@@ -96,6 +96,7 @@ mod strategies {
         pool_yield_now_lets_the_queued_task_run_first,
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
         a_local_task_run_on_another_thread_fails_not_the_process,
+        a_shutdown_from_outside_after_one_from_a_task_joins_the_loop,
     );
 }
 
@@ -996,3 +997,36 @@ fn a_task_counts_in_size_until_its_future_is_dropped(cfg: Config) {
     s.shutdown();
 }
 
+/// A task on the loop's thread that calls `shutdown()` cannot wait for its
+/// own thread; a later `shutdown()` from outside does: when it returns,
+/// the loop's thread has ended (its stop callback ran).
+fn a_shutdown_from_outside_after_one_from_a_task_joins_the_loop(cfg: Config) {
+    let stopped = Arc::new(AtomicUsize::new(0));
+    let b = stopped.clone();
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        on_io_thread_stop: Some(Arc::new(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            b.fetch_add(1, Ordering::SeqCst);
+        })),
+        ..Default::default()
+    })
+    .unwrap();
+    let s2 = s.clone();
+    s.spawn(async move { s2.shutdown() }).detach();
+    bounded(30, "the task's shutdown", {
+        let s = s.clone();
+        move || {
+            while !s.is_shutdown() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    s.shutdown();
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "shutdown() returned before the loop's thread ended"
+    );
+}

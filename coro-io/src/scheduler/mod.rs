@@ -564,12 +564,16 @@ impl IoScheduler {
     ///
     /// Called from one of the scheduler's own tasks it cannot wait for
     /// itself: it starts the shutdown and returns, and the loop (or the
-    /// turn of a `Manual` scheduler in progress) finishes it.
+    /// turn of a `Manual` scheduler in progress) finishes it. A later call
+    /// from outside then waits for that, and joins the loop's thread.
     ///
     /// Await the [`JoinHandle`]s you care about before calling it.
     pub fn shutdown(&self) {
         if self.inner.shutdown.swap(true, Ordering::AcqRel) {
             self.inner.wait_finished();
+            // Started from a task on the loop's thread, which could not
+            // join itself: whoever comes next from outside does.
+            self.join_thread();
             return;
         }
         if self.inner.manual {
@@ -584,29 +588,33 @@ impl IoScheduler {
                     self.inner.finish();
                 }
                 // A thread of ours that drives it (tests' background driver).
-                let t = lock(&self.inner.thread).take();
-                if let Some(t) = t {
-                    if t.thread().id() != thread::current().id() {
-                        let _ = t.join();
-                    }
-                }
+                self.join_thread();
             }
         } else {
             self.inner.driver.unpark();
-            let t = self
-                .inner
-                .thread
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(t) = t {
-                if t.thread().id() != thread::current().id() {
-                    let _ = t.join();
-                }
-            }
+            self.join_thread();
         }
         if let Some(pool) = &self.inner.pool {
             pool.shutdown();
+        }
+    }
+}
+
+impl IoScheduler {
+    /// Join the loop's thread (or a `Manual` scheduler's background
+    /// driver), unless this is that thread: then the handle stays for a
+    /// later `shutdown()` from outside. Not joined under the lock, so a
+    /// `shutdown()` on that thread meanwhile does not wait for us.
+    fn join_thread(&self) {
+        let t = {
+            let mut g = lock(&self.inner.thread);
+            match &*g {
+                Some(t) if t.thread().id() != thread::current().id() => g.take(),
+                _ => None,
+            }
+        };
+        if let Some(t) = t {
+            let _ = t.join();
         }
     }
 }
