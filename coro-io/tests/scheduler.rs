@@ -999,34 +999,46 @@ fn a_task_counts_in_size_until_its_future_is_dropped(cfg: Config) {
 
 /// A task on the loop's thread that calls `shutdown()` cannot wait for its
 /// own thread; a later `shutdown()` from outside does: when it returns,
-/// the loop's thread has ended (its stop callback ran).
+/// the loop's thread has ended (its stop callback ran). With tasks on a
+/// pool, the task's call joins the loop's thread itself, and the call from
+/// outside waits for that join.
 fn a_shutdown_from_outside_after_one_from_a_task_joins_the_loop(cfg: Config) {
-    let stopped = Arc::new(AtomicUsize::new(0));
-    let b = stopped.clone();
-    let s = IoScheduler::new(IoSchedulerOptions {
-        driver: cfg.kind(),
-        uring: cfg.uring(),
-        on_io_thread_stop: Some(Arc::new(move || {
-            std::thread::sleep(Duration::from_millis(100));
-            b.fetch_add(1, Ordering::SeqCst);
-        })),
-        ..Default::default()
-    })
-    .unwrap();
-    let s2 = s.clone();
-    s.spawn(async move { s2.shutdown() }).detach();
-    bounded(30, "the task's shutdown", {
-        let s = s.clone();
-        move || {
-            while !s.is_shutdown() {
-                std::thread::sleep(Duration::from_millis(1));
+    for execution in [
+        ExecutionStrategy::Inline,
+        ExecutionStrategy::ThreadPool(ThreadPoolOptions {
+            thread_count: 2,
+            ..Default::default()
+        }),
+    ] {
+        let what = format!("{execution:?}");
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let b = stopped.clone();
+        let s = IoScheduler::new(IoSchedulerOptions {
+            driver: cfg.kind(),
+            uring: cfg.uring(),
+            execution,
+            on_io_thread_stop: Some(Arc::new(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                b.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..Default::default()
+        })
+        .unwrap();
+        let s2 = s.clone();
+        s.spawn(async move { s2.shutdown() }).detach();
+        bounded(30, "the task's shutdown", {
+            let s = s.clone();
+            move || {
+                while !s.is_shutdown() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
             }
-        }
-    });
-    s.shutdown();
-    assert_eq!(
-        stopped.load(Ordering::SeqCst),
-        1,
-        "shutdown() returned before the loop's thread ended"
-    );
+        });
+        s.shutdown();
+        assert_eq!(
+            stopped.load(Ordering::SeqCst),
+            1,
+            "{what}: shutdown() returned before the loop's thread ended"
+        );
+    }
 }

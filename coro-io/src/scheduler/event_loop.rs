@@ -15,7 +15,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
@@ -55,8 +55,11 @@ pub(crate) struct Inner {
     pub(super) handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     pub(super) alive: AtomicUsize,
-    /// `Spawn`: the loop's thread.
-    pub(super) thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// `Spawn`: the loop's thread (`Manual`: a test's background driver),
+    /// until a `shutdown()` joins it; `joined` wakes the callers that wait
+    /// for that join.
+    pub(super) thread: Mutex<LoopThread>,
+    pub(super) joined: Condvar,
     /// `Manual`: the thread that made it (`spawn_local` may queue from it).
     pub(super) owner_thread: ThreadId,
     pub(super) on_stop: Option<IoThreadCallback>,
@@ -352,6 +355,15 @@ impl<F: Future> Future for WithCurrent<F> {
         let _restore = Restore(prev);
         this.fut.poll(cx)
     }
+}
+
+/// Where the loop's thread is in its life, for `shutdown()`'s join.
+pub(super) enum LoopThread {
+    /// None of ours (`Manual`), or joined already.
+    Gone,
+    Running(thread::JoinHandle<()>),
+    /// A `shutdown()` is joining it (this thread).
+    Joining(ThreadId),
 }
 
 pin_project_lite::pin_project! {

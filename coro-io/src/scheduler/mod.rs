@@ -18,7 +18,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ mod event_loop;
 mod options;
 
 pub use crate::driver::{RingMode, UringOptions};
-use event_loop::{CURRENT, LoopGuard, Tracked, WithCurrent};
+use event_loop::{CURRENT, LoopGuard, LoopThread, Tracked, WithCurrent};
 pub(crate) use event_loop::{Inner, runs_loop};
 pub use options::{
     ExecutionStrategy, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp, PollStatus,
@@ -141,7 +141,8 @@ impl IoScheduler {
             drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
-            thread: Mutex::new(None),
+            thread: Mutex::new(LoopThread::Gone),
+            joined: Condvar::new(),
             owner_thread: thread::current().id(),
             on_stop: opts.on_io_thread_stop.clone(),
         });
@@ -200,7 +201,7 @@ impl IoScheduler {
                         f();
                     }
                 })?;
-            *lock(&sched.inner.thread) = Some(t);
+            *lock(&sched.inner.thread) = LoopThread::Running(t);
         }
         Ok(sched)
     }
@@ -552,7 +553,7 @@ impl IoScheduler {
                 }
             })
             .expect("spawn the thread that drives a manual scheduler");
-        *lock(&self.inner.thread) = Some(t);
+        *lock(&self.inner.thread) = LoopThread::Running(t);
     }
 
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures
@@ -560,20 +561,24 @@ impl IoScheduler {
     /// seconds for the kernel to release buffers), stop the event-loop
     /// thread and, unless called from it, join it. Idempotent: a call while
     /// another thread is shutting the scheduler down returns once the
-    /// tasks are cleaned up.
+    /// tasks are cleaned up and the loop's thread has ended.
     ///
-    /// Called from one of the scheduler's own tasks it cannot wait for
-    /// itself: it starts the shutdown and returns, and the loop (or the
-    /// turn of a `Manual` scheduler in progress) finishes it. A later call
-    /// from outside then waits for that, and joins the loop's thread.
+    /// Called from one of the scheduler's own tasks on the loop's thread
+    /// it cannot wait for itself: it starts the shutdown and returns, and
+    /// the loop (or the turn of a `Manual` scheduler in progress) finishes
+    /// it. A later call from outside then waits for that, and joins the
+    /// loop's thread.
     ///
     /// Await the [`JoinHandle`]s you care about before calling it.
     pub fn shutdown(&self) {
         if self.inner.shutdown.swap(true, Ordering::AcqRel) {
             self.inner.wait_finished();
             // Started from a task on the loop's thread, which could not
-            // join itself: whoever comes next from outside does.
-            self.join_thread();
+            // join itself: whoever comes next from outside does; or
+            // another caller joins it now: wait for that.
+            if !self.inner.on_loop_thread() {
+                self.join_thread();
+            }
             return;
         }
         if self.inner.manual {
@@ -603,18 +608,36 @@ impl IoScheduler {
 impl IoScheduler {
     /// Join the loop's thread (or a `Manual` scheduler's background
     /// driver), unless this is that thread: then the handle stays for a
-    /// later `shutdown()` from outside. Not joined under the lock, so a
-    /// `shutdown()` on that thread meanwhile does not wait for us.
+    /// later `shutdown()` from outside. A caller that finds another one
+    /// joining it waits until that join is over, so every `shutdown()`
+    /// that can wait for the thread returns after it ended. Not joined
+    /// under the lock, so that a `shutdown()` on that thread meanwhile
+    /// does not wait for us.
     fn join_thread(&self) {
-        let t = {
-            let mut g = lock(&self.inner.thread);
-            match &*g {
-                Some(t) if t.thread().id() != thread::current().id() => g.take(),
-                _ => None,
+        let me = thread::current().id();
+        let mut g = lock(&self.inner.thread);
+        loop {
+            let target = match &*g {
+                LoopThread::Running(t) => t.thread().id(),
+                LoopThread::Joining(id) => *id,
+                LoopThread::Gone => return,
+            };
+            if target == me {
+                return;
             }
-        };
-        if let Some(t) = t {
-            let _ = t.join();
+            if let LoopThread::Running(_) = &*g {
+                let LoopThread::Running(t) =
+                    std::mem::replace(&mut *g, LoopThread::Joining(target))
+                else {
+                    unreachable!("matched just above")
+                };
+                drop(g);
+                let _ = t.join();
+                *lock(&self.inner.thread) = LoopThread::Gone;
+                self.inner.joined.notify_all();
+                return;
+            }
+            g = self.inner.joined.wait(g).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
