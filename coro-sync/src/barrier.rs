@@ -3,12 +3,13 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use event_listener::{Event, EventListener};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::{StdMutex, lock};
+use crate::wait_queue::poll_listen;
 
 /// A reusable barrier: each [`wait`](Barrier::wait) suspends until `n` tasks
 /// are waiting, then all of them resume and exactly one is told it is the
@@ -140,15 +141,7 @@ impl Future for BarrierWait<'_> {
                 this.listener = None;
                 return Poll::Ready(BarrierWaitResult { leader: false });
             }
-            match &mut this.listener {
-                None => this.listener = Some(b.event.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
-            }
+            ready!(poll_listen(&b.event, &mut this.listener, cx));
         }
     }
 }

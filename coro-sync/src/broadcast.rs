@@ -48,11 +48,11 @@ use crate::loom::Arc;
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::{StdMutex, lock};
-use crate::wait_queue::{Listener, WaitQueue};
+use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 
 /// Errors of the [`broadcast`](self) channel.
 pub mod error {
@@ -554,17 +554,7 @@ pub(crate) mod futures {
                         Err(TryRecvError::Closed) => return Poll::Ready(Err(RecvError::Closed)),
                         Err(TryRecvError::Empty) => {}
                     }
-                    match &mut this.listener {
-                        // Register, then check again (the send may have come
-                        // in between).
-                        None => this.listener = Some(this.shared.recv_ops.listen()),
-                        Some(l) => {
-                            if Pin::new(l).poll(cx).is_pending() {
-                                return Poll::Pending;
-                            }
-                            this.listener = None;
-                        }
-                    }
+                    ready!(poll_listen(&this.shared.recv_ops, &mut this.listener, cx));
                 }
             })
         }

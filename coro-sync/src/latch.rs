@@ -3,11 +3,12 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use event_listener::EventListener;
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::wait_queue::poll_listen;
 
 /// A countdown that releases its waiters when it reaches zero.
 ///
@@ -139,15 +140,7 @@ impl Future for LatchWait<'_> {
                 this.listener = None;
                 return Poll::Ready(());
             }
-            match &mut this.listener {
-                None => this.listener = Some(this.latch.waiters.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    this.listener = None;
-                }
-            }
+            ready!(poll_listen(&this.latch.waiters, &mut this.listener, cx));
         }
     }
 }

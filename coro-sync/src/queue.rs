@@ -3,13 +3,13 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use concurrent_queue::ConcurrentQueue;
 use futures_core::Stream;
 
 use crate::error::{Closed, TryPopError};
-use crate::wait_queue::{Listener, WaitQueue};
+use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 
 /// An unbounded multi-producer multi-consumer queue: [`push`](Queue::push)
 /// never waits, [`pop`](Queue::pop) waits while the queue is empty.
@@ -210,15 +210,7 @@ impl<T> Queue<T> {
                 }
                 Err(TryPopError::Empty) => {}
             }
-            match listener {
-                None => *listener = Some(self.pop_ops.listen()),
-                Some(l) => {
-                    if Pin::new(l).poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
-                    *listener = None;
-                }
-            }
+            ready!(poll_listen(&self.pop_ops, listener, cx));
         }
     }
 }

@@ -3,12 +3,12 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use concurrent_queue::ConcurrentQueue;
 
 use crate::error::{Closed, PushError, TryPopError};
-use crate::wait_queue::{Listener, WaitQueue};
+use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 
 /// A bounded multi-producer multi-consumer buffer holding at most `N` items,
 /// allocated once at construction.
@@ -268,15 +268,7 @@ impl<T, const N: usize> Future for Push<'_, T, N> {
                     Err(PushError::Closed(v)) => return Poll::Ready(Err(Closed(v))),
                     Err(PushError::Full(v)) => this.value = Some(v),
                 }
-                match &mut this.listener {
-                    None => this.listener = Some(this.rb.push_ops.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.listener = None;
-                    }
-                }
+                ready!(poll_listen(&this.rb.push_ops, &mut this.listener, cx));
             }
         })
     }
@@ -309,15 +301,7 @@ impl<T, const N: usize> Future for Pop<'_, T, N> {
                     Err(TryPopError::Closed) => return Poll::Ready(Err(Closed(()))),
                     Err(TryPopError::Empty) => {}
                 }
-                match &mut this.listener {
-                    None => this.listener = Some(this.rb.pop_ops.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.listener = None;
-                    }
-                }
+                ready!(poll_listen(&this.rb.pop_ops, &mut this.listener, cx));
             }
         })
     }

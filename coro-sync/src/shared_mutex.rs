@@ -4,13 +4,14 @@ use core::fmt;
 use core::future::Future;
 use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use event_listener::{Event, EventListener};
 
 use crate::cell::SharedCell;
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::raw_mutex::{RawLock, RawMutex};
+use crate::wait_queue::poll_listen;
 
 const WRITER: usize = 1;
 const READER: usize = 2;
@@ -238,15 +239,7 @@ impl<'a, T: ?Sized> Future for Read<'a, T> {
                     this.listener = None;
                     return Poll::Ready(g);
                 }
-                match &mut this.listener {
-                    None => this.listener = Some(this.lock.no_writer.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.listener = None;
-                    }
-                }
+                ready!(poll_listen(&this.lock.no_writer, &mut this.listener, cx));
             }
         })
     }
@@ -293,15 +286,7 @@ impl<'a, T: ?Sized> Future for Write<'a, T> {
                         this.phase = WritePhase::Done;
                         return Poll::Ready(SharedMutexWriteGuard { lock });
                     }
-                    match listener {
-                        None => *listener = Some(lock.no_readers.listen()),
-                        Some(l) => {
-                            if Pin::new(l).poll(cx).is_pending() {
-                                return Poll::Pending;
-                            }
-                            *listener = None;
-                        }
-                    }
+                    ready!(poll_listen(&lock.no_readers, listener, cx));
                 }
                 WritePhase::Done => panic!("`write()` future polled after completion"),
             }

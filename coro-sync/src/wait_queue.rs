@@ -93,6 +93,50 @@ impl WaitQueue {
     }
 }
 
+/// What a waiter listens to: an [`Event`], or a [`WaitQueue`] (which counts
+/// its listeners).
+pub(crate) trait Listen<'a> {
+    /// The registration; dropping it unregisters.
+    type Listener: Future<Output = ()> + Unpin;
+    fn listen(&'a self) -> Self::Listener;
+}
+
+impl<'a> Listen<'a> for Event {
+    type Listener = EventListener;
+    fn listen(&'a self) -> EventListener {
+        Event::listen(self)
+    }
+}
+
+impl<'a> Listen<'a> for WaitQueue {
+    type Listener = Listener<'a>;
+    fn listen(&'a self) -> Listener<'a> {
+        WaitQueue::listen(self)
+    }
+}
+
+/// One step of the loop every waiting future here runs: check the
+/// condition, and when it fails, `ready!(poll_listen(..))` and loop.
+///
+/// With `slot` empty it listens and returns `Ready(())`: check again, as a
+/// change between the failed check and the registration notified nobody.
+/// With a registration in `slot` it polls it: `Pending` to sleep, or, once
+/// notified, `Ready(())` with the slot emptied: check again.
+pub(crate) fn poll_listen<'a, Q: Listen<'a>>(
+    q: &'a Q,
+    slot: &mut Option<Q::Listener>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    match slot {
+        None => *slot = Some(q.listen()),
+        Some(l) => {
+            core::task::ready!(Pin::new(l).poll(cx));
+            *slot = None;
+        }
+    }
+    Poll::Ready(())
+}
+
 /// A registration that does not borrow its [`WaitQueue`], for a handle that
 /// keeps it between polls while owning the queue through an `Arc` (a channel
 /// receiver's `poll_recv`). Its owner unregisters it through the queue.

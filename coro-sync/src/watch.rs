@@ -45,11 +45,11 @@ use core::fmt;
 use core::future::Future;
 use core::ops::Deref;
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, ready};
 
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::{StdRwLock, StdRwLockReadGuard, read, write};
-use crate::wait_queue::{Listener, WaitQueue};
+use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 
 /// Errors of the [`watch`](self) channel.
 pub mod error {
@@ -607,17 +607,11 @@ pub(crate) mod futures {
                     if s & CLOSED != 0 {
                         return Poll::Ready(Err(RecvError(())));
                     }
-                    match &mut this.listener {
-                        // Register, then check again (a send may have come in
-                        // between).
-                        None => this.listener = Some(this.shared.changed_ops.listen()),
-                        Some(l) => {
-                            if Pin::new(l).poll(cx).is_pending() {
-                                return Poll::Pending;
-                            }
-                            this.listener = None;
-                        }
-                    }
+                    ready!(poll_listen(
+                        &this.shared.changed_ops,
+                        &mut this.listener,
+                        cx
+                    ));
                 }
             })
         }
@@ -647,15 +641,7 @@ pub(crate) mod futures {
                 if this.shared.receivers.load(Ordering::SeqCst) == 0 {
                     return Poll::Ready(());
                 }
-                match &mut this.listener {
-                    None => this.listener = Some(this.shared.closed_ops.listen()),
-                    Some(l) => {
-                        if Pin::new(l).poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
-                        this.listener = None;
-                    }
-                }
+                ready!(poll_listen(&this.shared.closed_ops, &mut this.listener, cx));
             }
         }
     }
