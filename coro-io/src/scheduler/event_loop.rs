@@ -362,7 +362,7 @@ pub(super) enum LoopThread {
     /// None of ours (`Manual`), or joined already.
     Gone,
     Running(thread::JoinHandle<()>),
-    /// A `shutdown()` is joining it (this thread).
+    /// A `shutdown()` is joining it; the id is the joined thread's.
     Joining(ThreadId),
 }
 
