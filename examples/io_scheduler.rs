@@ -3,7 +3,9 @@
 //! that exchange one request and one response.
 //!
 //! Run with `cargo run --example io_scheduler`. The three start lines may
-//! come in any order (three threads start at once); so may the stop lines.
+//! come in any order (three threads start at once), and a worker that is
+//! slow to start may print its line after the tasks' lines; the stop lines
+//! too come in any order.
 
 use std::sync::Arc;
 
