@@ -216,21 +216,25 @@ fn http_server_rejects_huge_heads_with_431() {
 fn http_server_closes_idle_connections() {
     let srv = Server::start(
         "http_200_ok_server",
-        &["--threads", "1", "--idle-ms", "150"],
+        &["--threads", "1", "--idle-ms", "500"],
     );
+    // The clock starts before the connection: the server reads the request
+    // after `t0`, and closes no sooner than one idle period after its last
+    // read, so `waited >= idle` holds however this thread is scheduled.
+    // (Started after the response, a descheduled client saw less.)
+    let t0 = Instant::now();
     let mut s = srv.connect();
     s.write_all(GET).unwrap();
     assert_eq!(read_n(&mut s, OK.len()), OK);
-    let t0 = Instant::now();
     assert!(read_to_close(&mut s).is_empty());
     let waited = t0.elapsed();
     // Closed after 1 to 2 idle periods (the timer is re-armed lazily).
     assert!(
-        waited >= Duration::from_millis(140),
+        waited >= Duration::from_millis(500),
         "closed too early: {waited:?}"
     );
     assert!(
-        waited < Duration::from_secs(3),
+        waited < Duration::from_secs(5),
         "closed too late: {waited:?}"
     );
 }
@@ -251,7 +255,7 @@ fn tcp_echo_server_with_echo_client() {
             "--len",
             "512",
             "--secs",
-            "0.3",
+            "1",
             "--threads",
             "1",
         ])

@@ -210,7 +210,10 @@ mod tests {
 
     #[test]
     fn grows_on_demand_and_shrinks_when_idle() {
-        let pool = BlockingPool::new(64, Duration::from_millis(50), "t-blocking");
+        // The keep-alive is long enough that no thread leaves before the
+        // count below, even when this thread is descheduled for a while
+        // after the jobs end (50 ms was not, on a loaded machine).
+        let pool = BlockingPool::new(64, Duration::from_secs(2), "t-blocking");
         // Four jobs that can only finish together: they need four threads.
         let barrier = Arc::new(Barrier::new(4));
         let hs: Vec<_> = (0..4)

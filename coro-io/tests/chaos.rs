@@ -445,15 +445,17 @@ fn run_seed(cfg: Config, seed: u64) {
                 let h = w.s.spawn(async move {
                     let _ = tx.send(Instant::now());
                 });
-                match rx.recv_timeout(Duration::from_secs(2)) {
-                    Ok(ran) if ran - sent > Duration::from_secs(1) && w.running() => {
+                // Generous: a loaded machine can keep a worker off a core
+                // for hundreds of ms; a lost wake-up shows as never.
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(ran) if ran - sent > Duration::from_secs(2) && w.running() => {
                         w.problem(format!(
                             "a task spawned from a thread ran {:?} late",
                             ran - sent
                         ));
                     }
                     Err(_) if w.running() => {
-                        w.problem("a task spawned from a thread did not run within 2 s".into());
+                        w.problem("a task spawned from a thread did not run within 5 s".into());
                     }
                     _ => {}
                 }

@@ -100,7 +100,11 @@ fn wait_raced_against_a_timeout_loses_nothing(cfg: Config) {
     let s = cfg.sched();
     let s2 = s.clone();
     run(&s, async move {
-        let mut child = sh("sleep 0.2; exit 7").spawn().unwrap();
+        // The child exits only once its stdin closes, so it is still
+        // running when the timeout fires, however late this task runs (a
+        // child that slept 200 ms could exit first on a loaded machine).
+        let mut child = sh("read _; exit 7").stdin(Stdio::piped()).spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
         assert!(child.try_wait().unwrap().is_none());
         // The wait loses to the timeout and is dropped: nothing is reaped.
         assert!(
@@ -109,6 +113,7 @@ fn wait_raced_against_a_timeout_loses_nothing(cfg: Config) {
                 .is_err()
         );
         assert!(child.try_wait().unwrap().is_none());
+        drop(stdin);
         let t = Instant::now();
         assert_eq!(child.wait().await.unwrap().code(), Some(7));
         assert!(t.elapsed() < Duration::from_secs(5));
