@@ -482,6 +482,19 @@ fn run_seed(cfg: Config, seed: u64) {
         // A quiet spell: the loop blocks with little to do, and the probe's
         // spawns must still wake it at once.
         thread::sleep(Duration::from_millis(rng.below(150)));
+        // One spawn from this thread into the quiet loop, waited for while
+        // the scheduler still runs: a lost wake-up fails here every time
+        // (the probe's verdicts count only while running, and its last
+        // probe may straddle the stop).
+        let (tx, rx) = mpsc::channel();
+        let h = s.spawn(async move {
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "{cfg} seed {seed}: a task spawned into the quiet loop did not run within 5 s"
+        );
+        drop(h);
     }
     w.stopping.store(true, Ordering::SeqCst);
     let t = Instant::now();

@@ -113,9 +113,14 @@ fn wait_raced_against_a_timeout_loses_nothing(cfg: Config) {
                 .is_err()
         );
         assert!(child.try_wait().unwrap().is_none());
-        drop(stdin);
+        // The child exits while the next wait is pending.
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(stdin);
+        });
         let t = Instant::now();
         assert_eq!(child.wait().await.unwrap().code(), Some(7));
+        closer.join().unwrap();
         assert!(t.elapsed() < Duration::from_secs(5));
         // Waiting again returns the same status.
         assert_eq!(child.wait().await.unwrap().code(), Some(7));

@@ -287,6 +287,7 @@ fn rotate_spreads_queries_and_order_does_not(cfg: Config) {
         &s,
         ResolverOptions {
             rotate: true,
+            timeout: Duration::from_secs(5),
             ..opts(&[&a, &b])
         },
     )

@@ -9,7 +9,7 @@
 //! low, frees a few, and checks that the waiting connection is then served.
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -44,7 +44,10 @@ fn emfile_child_server() {
     let server = sched.spawn(async move {
         loop {
             // Never returns EMFILE: it pauses and retries inside.
-            let (conn, _) = listener.accept().await.expect("accept gave up");
+            let (conn, peer) = listener.accept().await.expect("accept gave up");
+            // For the parent: which connections got an fd (stderr, the
+            // pipe the pause line comes through, so the order holds).
+            eprintln!("{ACCEPTED} {peer}");
             drop(s.spawn(async move {
                 let mut buf = Vec::with_capacity(16);
                 loop {
@@ -83,14 +86,18 @@ struct ChildLog {
 }
 
 const PAUSE_LOG: &str = "pausing and retrying";
+const ACCEPTED: &str = "accepted";
 
 impl ChildLog {
     fn new(stderr: ChildStderr) -> ChildLog {
         let (tx, lines) = mpsc::channel();
         let reader = thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
+            for line in BufReader::new(stderr).split(b'\n') {
                 let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -107,6 +114,13 @@ impl ChildLog {
         self.seen.iter().any(|l| l.contains(PAUSE_LOG))
     }
 
+    /// Whether the child said it accepted the connection from `peer`.
+    fn accepted(&mut self, peer: SocketAddr) -> bool {
+        self.seen.extend(self.lines.try_iter());
+        let line = format!("{ACCEPTED} {peer}");
+        self.seen.iter().any(|l| *l == line)
+    }
+
     /// Everything the child wrote, once it has exited.
     fn finish(self) -> Vec<String> {
         let mut seen = self.seen;
@@ -116,11 +130,20 @@ impl ChildLog {
     }
 }
 
-/// Send one byte and wait for the "ok": true once it comes, false if it has
-/// not come while the child says its accept loop pauses for want of fds.
-/// A slow answer is not taken for a missing one (a fixed window was, on a
-/// loaded machine): without the child's pause line this waits up to 60 s.
+/// Send one byte and wait for the "ok": true once it comes; false once the
+/// child's accept loop says it pauses for want of fds and has not said it
+/// accepted this connection. A slow answer is not taken for a missing one
+/// (a fixed window was, on a loaded machine), and neither is an accepted
+/// connection whose answer is late: the pause line can come before the
+/// answer to the connection that took the last fd (the next accept fails
+/// at once, with nobody connecting). Without the pause line this waits up
+/// to 60 s.
 fn served_unless_paused(c: &mut TcpStream, log: &mut ChildLog) -> bool {
+    let me = c.local_addr().unwrap();
+    // Ticks seen with the pause logged and this connection not accepted:
+    // two in a row (200 ms) before calling it unserved, in case a retry
+    // after the pause found an fd the child freed on its own.
+    let mut unaccepted = 0;
     c.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     if c.write_all(b"?").is_err() {
@@ -138,10 +161,13 @@ fn served_unless_paused(c: &mut TcpStream, log: &mut ChildLog) -> bool {
                 }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                if log.paused() {
-                    // The pause is for this connection: every earlier one
-                    // was accepted and answered.
-                    return false;
+                if log.paused() && !log.accepted(me) {
+                    unaccepted += 1;
+                    if unaccepted == 2 {
+                        return false;
+                    }
+                } else {
+                    unaccepted = 0;
                 }
                 assert!(
                     Instant::now() < deadline,
