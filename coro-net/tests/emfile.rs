@@ -118,7 +118,7 @@ impl ChildLog {
     fn accepted(&mut self, peer: SocketAddr) -> bool {
         self.seen.extend(self.lines.try_iter());
         let line = format!("{ACCEPTED} {peer}");
-        self.seen.iter().any(|l| *l == line)
+        self.seen.contains(&line)
     }
 
     /// Everything the child wrote, once it has exited.
