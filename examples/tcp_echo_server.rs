@@ -1,14 +1,17 @@
 //! libcoro's `tcp_echo_server`: every byte a client sends comes back.
 //!
 //! ```text
-//! cargo run --release --example tcp_echo_server [-- --threads N --port 8081 --driver epoll|uring|auto]
+//! cargo run --release --example tcp_echo_server [-- --threads N --port 8081 --driver epoll|uring|auto --copy-reads]
 //! cargo run --release --example echo_client -- --addr 127.0.0.1:8081 --conns 64 --len 1024 --secs 10
 //! cargo run --release --example tcp_echo_server -- --tls --cert cert.pem --key key.pem   # TLS echo
 //! ```
 //!
 //! Thread-per-core like `http_200_ok_server`: one inline scheduler and one
-//! `SO_REUSEPORT` listener per core. Each connection reads into one owned
-//! 16 KiB buffer and writes that same buffer back (no copy), until EOF.
+//! `SO_REUSEPORT` listener per core. On io_uring with its receive queue
+//! (the default on Linux 6.0+) each message is sent back from the buffer
+//! the kernel received it into (`read_lease`: no copy in user space);
+//! elsewhere, or with `--copy-reads`, each connection reads into one owned
+//! 16 KiB buffer and writes that same buffer back, until EOF.
 //!
 //! With `--tls` (feature `tls`), every connection first does a TLS
 //! handshake with the PEM certificate chain and key given (in its own
@@ -29,10 +32,10 @@ use coro::net::tcp::TcpStream;
 const BUF: usize = 16 * 1024;
 
 const USAGE: &str = "tcp_echo_server [--threads N] [--port 8081] [--host 127.0.0.1] \
-    [--driver epoll|uring|auto] [--tls --cert cert.pem --key key.pem]";
+    [--driver epoll|uring|auto] [--copy-reads] [--tls --cert cert.pem --key key.pem]";
 
 fn main() {
-    let a = args::Args::from_env_with_switches(USAGE, &["tls"]);
+    let a = args::Args::from_env_with_switches(USAGE, &["tls", "copy-reads"]);
     let server = per_core::ServerArgs::from(&a, 8081);
     if a.has("tls") {
         tls::run(&a, &server);
@@ -41,8 +44,11 @@ fn main() {
         eprintln!("error: --cert/--key need --tls\nusage: {USAGE}");
         std::process::exit(2);
     }
-    per_core::run("tcp_echo_server", "", &server, |sched, listener| {
-        per_core::accept_loop(sched, listener, echo)
+    let copy_reads = a.has("copy-reads");
+    per_core::run("tcp_echo_server", "", &server, move |sched, listener| {
+        per_core::accept_loop(sched, listener, move |s, stream| {
+            serve(s, stream, copy_reads)
+        })
     })
 }
 
@@ -66,6 +72,34 @@ async fn echo(_sched: IoScheduler, stream: TcpStream) {
     }
 }
 // README-END
+
+/// [`echo`] without a copy in user space, where the driver has a receive
+/// queue (io_uring, the default on Linux 6.0+): each message is sent back
+/// from the buffer the kernel received it into, which goes back to the
+/// kernel once the send is done. (Elsewhere a lease would be a fresh `Vec`
+/// per message, so `echo` with its one reused buffer is the better loop.)
+async fn echo_in_place(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let bytes = match stream.read_lease(BUF).await {
+            Ok(bytes) if !bytes.is_empty() => bytes,
+            _ => return, // end of stream or error
+        };
+        if stream.write_all(bytes).await.0.is_err() {
+            return;
+        }
+    }
+}
+
+/// The loop for `stream`: in place where it copies nothing, unless
+/// `--copy-reads` asks for [`echo`] (to measure the difference).
+async fn serve(sched: IoScheduler, stream: TcpStream, copy_reads: bool) {
+    if !copy_reads && sched.driver().recv_queue() {
+        echo_in_place(stream).await
+    } else {
+        echo(sched, stream).await
+    }
+}
 
 #[cfg(feature = "tls")]
 mod tls {

@@ -24,6 +24,8 @@
 
 use std::io;
 
+pub use crate::driver::RecvLease;
+
 /// The result of an owned-buffer operation: the outcome and the buffer back.
 pub type BufResult<T, B> = (io::Result<T>, B);
 

@@ -40,7 +40,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 // Unsafe code is allowed only where it is required: owned buffers the
 // kernel writes into (`buf`), building io_uring entries and making the
-// syscalls of ops (`op`), the drivers' queues and waits, registering
+// syscalls of ops (`op`), the drivers' queues and waits, reading the
+// provided buffer a receive lease holds (`driver::lease`), registering
 // a signal handler, and keeping a local task's `!Send` future to its
 // thread (`task`, three items). Every block there says why it is sound.
 #![deny(unsafe_code)]

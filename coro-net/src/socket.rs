@@ -219,6 +219,21 @@ impl Stream {
         OpFuture::borrowed(self.sock.driver(), op).await
     }
 
+    /// The next bytes received, without a copy where the driver keeps a
+    /// receive queue; else read into a `Vec` of `max` (at least 1) bytes.
+    pub(crate) async fn read_lease(&self, max: usize) -> io::Result<coro_io::buf::RecvLease> {
+        let fd = self.sock.registered();
+        if fd.recv_queued() {
+            if let Some(e) = injected_fault() {
+                return Err(e);
+            }
+            return std::future::poll_fn(|cx| fd.poll_recv_lease(cx, max)).await;
+        }
+        let op = op::Recv::stream(self.sock.raw(), Vec::with_capacity(max.max(1)));
+        let (res, buf) = OpFuture::borrowed(self.sock.driver(), op).await;
+        res.map(|_| buf.into())
+    }
+
     /// Receive without consuming (`MSG_PEEK`).
     pub(crate) async fn peek<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
         let fd = self.sock.registered();

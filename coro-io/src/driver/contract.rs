@@ -123,6 +123,28 @@ pub(crate) trait Driver: Send + Sync + 'static {
             "this driver has no receive queue",
         )))
     }
+    /// Take the next received bytes of `fd` off its receive queue without
+    /// copying them: the buffer they are in becomes the caller's until
+    /// [`give_back_leased`](Driver::give_back_leased). As
+    /// [`poll_recv`](Driver::poll_recv) otherwise (nothing in flight on the
+    /// caller's behalf). Only where [`recv_queue`](Driver::recv_queue).
+    fn poll_recv_lease(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<super::recv_queue::Leased>> {
+        let _ = (fd, cx);
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this driver has no receive queue",
+        )))
+    }
+    /// A lease let go of provided buffer `bid`: it goes back to the ring
+    /// (at the next reap). Callable from any thread, also where the driver
+    /// is busy.
+    fn give_back_leased(&self, bid: u16) {
+        let _ = bid;
+    }
 }
 
 /// An I/O operation that both drivers can run. See [`crate::driver`].

@@ -58,6 +58,8 @@
 mod contract;
 #[allow(unsafe_code)]
 pub(crate) mod epoll;
+#[allow(unsafe_code)] // reads the provided buffer a lease holds
+mod lease;
 mod notify;
 pub mod probe;
 mod read_cell;
@@ -77,6 +79,7 @@ use std::time::Duration;
 
 pub(crate) use contract::{BlockingOps, Driver, Held, OpState, PendingOps, nothing_moved};
 pub use contract::{Interest, Op, OpKind, Readiness};
+pub use lease::RecvLease;
 pub use registered::RegisteredFd;
 pub use uring_options::{RingMode, UringOptions};
 
@@ -254,6 +257,18 @@ impl Driver for AnyDriver {
     ) -> Poll<io::Result<usize>> {
         dispatch!(self, d => d.poll_recv(fd, cx, out, peek))
     }
+    #[inline]
+    fn poll_recv_lease(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<recv_queue::Leased>> {
+        dispatch!(self, d => d.poll_recv_lease(fd, cx))
+    }
+    #[inline]
+    fn give_back_leased(&self, bid: u16) {
+        dispatch!(self, d => d.give_back_leased(bid))
+    }
 }
 
 /// A cheap, cloneable handle to a scheduler's driver.
@@ -385,6 +400,15 @@ impl Handle {
             AnyDriver::Epoll(_) => None,
         }
     }
+    /// Whether stream reads go through the driver's receive queue
+    /// (io_uring with multishot receive into provided buffers, see
+    /// [`UringOptions::multishot_recv`]): then a read lease
+    /// ([`RecvLease`]) holds the kernel's own buffer and copies nothing,
+    /// where elsewhere it is read into a `Vec` of its own.
+    pub fn recv_queue(&self) -> bool {
+        self.inner.recv_queue()
+    }
+
     /// The backend in use (never `Auto`).
     pub fn kind(&self) -> DriverKind {
         self.inner.kind()

@@ -148,6 +148,31 @@ impl BufRing {
         self.returned += 1;
     }
 
+    /// Hand back the buffers leases released (`bids`), with one publish.
+    pub(super) fn give_back_all(&mut self, bids: &[u16]) {
+        if bids.is_empty() {
+            return;
+        }
+        for &bid in bids {
+            assert!(bid < self.count, "buffer {bid} out of range");
+            self.put(bid);
+        }
+        self.publish();
+        self.returned += bids.len() as u64;
+    }
+
+    /// Where buffer `bid`'s byte `off` is: for a lease, which reads it
+    /// after the state lock is released (the buffer is the lease's until
+    /// it is given back, so neither the kernel nor the queue touches it).
+    fn ptr(&self, bid: u16, off: usize) -> NonNull<u8> {
+        assert!(
+            bid < self.count && off <= BUF_SIZE,
+            "buffer {bid} out of range"
+        );
+        // SAFETY: in bounds of `mem` (checked above).
+        unsafe { self.mem.add(bid as usize * BUF_SIZE + off) }
+    }
+
     /// Buffers given back so far (a clock for "did any come back since").
     pub(super) fn returned(&self) -> u64 {
         self.returned
@@ -258,6 +283,23 @@ pub(crate) fn finish_buf<B: IoBufMut>(b: &mut B, n: usize) {
     unsafe { b.set_init(n) };
 }
 
+/// What a lease read found ([`Driver::poll_recv_lease`](super::Driver::poll_recv_lease)).
+pub(crate) enum Leased {
+    /// `len` bytes at `ptr` in provided buffer `bid`, taken off the queue:
+    /// the caller's until it gives the buffer back
+    /// ([`Driver::give_back_leased`](super::Driver::give_back_leased)).
+    Buf {
+        bid: u16,
+        ptr: NonNull<u8>,
+        len: usize,
+    },
+    /// Nothing queued, and the socket is read directly for now (the ring
+    /// ran dry for it): read into a buffer of the caller's.
+    Direct,
+    /// The end of the stream.
+    End,
+}
+
 /// What ended the stream (reported after the data before it).
 enum End {
     Eof,
@@ -348,6 +390,16 @@ impl StreamRx {
         }
         self.queued -= n;
         n
+    }
+
+    /// Take the front chunk's unread bytes off the queue whole, buffer
+    /// and all, for a lease: `(bid, where they start, how many)`. The
+    /// buffer goes back to the ring only when the lease gives it back.
+    pub(super) fn take_front(&mut self, ring: &BufRing) -> Option<(u16, NonNull<u8>, usize)> {
+        let c = self.chunks.pop_front()?;
+        let len = (c.len - c.off) as usize;
+        self.queued -= len;
+        Some((c.bid, ring.ptr(c.bid, c.off as usize), len))
     }
 
     /// Bytes received and not read yet.
@@ -563,6 +615,38 @@ mod tests {
         assert_eq!(ring.published(), start + 2, "both buffers back");
         assert!(read(&mut rx, &mut ring, 8, false).is_empty());
         assert!(rx.take_end(false).is_none(), "no end yet: wait");
+    }
+
+    #[test]
+    fn a_lease_takes_the_rest_of_the_front_buffer_and_gives_it_back_later() {
+        let mut ring = BufRing::new(4).unwrap();
+        let start = ring.published();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm(&ring);
+        ring.kernel_writes(0, b"hello ");
+        rx.complete(&mut ring, 6, Some(0), true, &mut wake);
+        ring.kernel_writes(1, b"world");
+        rx.complete(&mut ring, 5, Some(1), true, &mut wake);
+        // A copying read takes part of buffer 0; the lease takes the rest.
+        assert_eq!(read(&mut rx, &mut ring, 2, false), b"he");
+        let (bid, ptr, len) = rx.take_front(&ring).unwrap();
+        // SAFETY: `len` bytes at `ptr` were written above and are the
+        // test's until given back.
+        let leased = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) };
+        assert_eq!((bid, leased), (0, b"llo ".as_slice()));
+        assert_eq!(rx.queued(), 5, "only buffer 1 is queued");
+        assert_eq!(ring.published(), start, "the leased buffer is not back");
+        let (bid1, _, len1) = rx.take_front(&ring).unwrap();
+        assert_eq!((bid1, len1), (1, 5));
+        assert!(rx.take_front(&ring).is_none());
+        assert_eq!(rx.queued(), 0);
+        let returned = ring.returned();
+        ring.give_back_all(&[1, 0]);
+        assert_eq!(ring.published(), start + 2, "one publish for both");
+        assert_eq!(ring.returned(), returned + 2, "the dry-ring clock moves");
+        ring.give_back_all(&[]);
+        assert_eq!(ring.returned(), returned + 2);
     }
 
     #[test]

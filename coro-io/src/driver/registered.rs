@@ -6,8 +6,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
-use super::recv_queue::{RecvOut, finish_buf};
-use super::{Driver, Handle};
+use super::recv_queue::{Leased, RecvOut, finish_buf};
+use super::{Driver, Handle, RecvLease};
 use crate::buf::IoBufMut;
 
 /// An fd that one driver runs ops on, owned with that driver: dropping it
@@ -189,6 +189,59 @@ impl RegisteredFd {
     pub fn poll_peek(&self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
         let mut out = RecvOut::slice(out);
         self.poll_queue(cx, &mut out, true)
+    }
+
+    /// Read from the connected stream socket through the driver's receive
+    /// queue (only where [`recv_queued`](RegisteredFd::recv_queued))
+    /// without copying: the lease holds the next bytes received (at most
+    /// one provided buffer's worth, 16 KiB) in the buffer the kernel put
+    /// them in, which goes back to the kernel's ring when the lease is
+    /// dropped. Empty at the end of the stream. When the ring ran dry for
+    /// this socket and it is read directly for a while, the lease holds up
+    /// to `direct_len` (at least 1) bytes read into a `Vec`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Lossless, as [`poll_recv`](RegisteredFd::poll_recv): nothing is in
+    /// flight on the caller's behalf between polls.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_recv`](RegisteredFd::poll_recv).
+    pub fn poll_recv_lease(
+        &self,
+        cx: &mut Context<'_>,
+        direct_len: usize,
+    ) -> Poll<io::Result<RecvLease>> {
+        // Counted against the task's budget like any read (see `coop`).
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = match self.driver.inner.poll_recv_lease(self.raw(), cx) {
+            Poll::Ready(Ok(Leased::Buf { bid, ptr, len })) => {
+                // The driver took these `len` bytes of buffer `bid` off the
+                // queue for us; the buffer is out of the ring until the
+                // lease gives it back.
+                Poll::Ready(Ok(RecvLease::ring(self.driver.clone(), bid, ptr, len)))
+            }
+            Poll::Ready(Ok(Leased::End)) => Poll::Ready(Ok(RecvLease::from(Vec::new()))),
+            Poll::Ready(Ok(Leased::Direct)) => {
+                let mut v = Vec::with_capacity(direct_len.max(1));
+                let mut out = RecvOut::buf(&mut v);
+                match self.driver.inner.poll_recv(self.raw(), cx, &mut out, false) {
+                    Poll::Ready(Ok(n)) => {
+                        finish_buf(&mut v, n);
+                        Poll::Ready(Ok(RecvLease::from(v)))
+                    }
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        };
+        if r.is_ready() {
+            crate::coop::consume();
+        }
+        r
     }
 
     /// Give the fd up, unregistered: the caller owns it again (bytes in

@@ -68,7 +68,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -77,7 +77,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 
 use super::notify::Notifier;
 use super::probe::Features;
-use super::recv_queue::{self, Arm, BufRing, StreamRx};
+use super::recv_queue::{self, Arm, BufRing, Leased, StreamRx};
 use super::{Driver, DriverKind, Interest, Readiness};
 use super::{RingMode, UringOptions};
 use crate::op::{BlockingOps, Held, Op, OpState};
@@ -262,6 +262,14 @@ pub(crate) struct UringDriver {
     features: Features,
     /// Ops whose opcode this kernel lacks, run on the blocking pool.
     blocking: BlockingOps,
+    /// Provided buffers that leases released, for the next reap to give
+    /// back to the ring. A lock of their own, not the state lock: a lease
+    /// may be dropped anywhere, also where the state lock is held (inside
+    /// an op's buffer that the driver frees), and its owner pays no
+    /// fence on the state lock per message.
+    returns: Mutex<Vec<u16>>,
+    /// `returns` is not empty (saves the reaper its lock when it is).
+    returns_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for UringDriver {
@@ -376,6 +384,8 @@ impl UringDriver {
             notifier,
             features,
             blocking: BlockingOps::default(),
+            returns: Mutex::new(Vec::new()),
+            returns_pending: AtomicBool::new(false),
         };
         Ok(d)
     }
@@ -574,6 +584,7 @@ impl UringDriver {
     ) -> (usize, bool) {
         let mut n = 0;
         let mut unparked = false;
+        self.take_returns(st);
         // SAFETY: the CQ is only touched under the state lock, which we hold.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
@@ -638,6 +649,38 @@ impl UringDriver {
         }
         drop(cq);
         (n, unparked)
+    }
+
+    /// Give the buffers that leases released back to the ring.
+    fn take_returns(&self, st: &mut State) {
+        if !self.returns_pending.load(Ordering::Acquire) {
+            return;
+        }
+        let mut r = crate::lock(&self.returns);
+        self.returns_pending.store(false, Ordering::Relaxed);
+        if let Some(ring) = st.rx.as_mut() {
+            ring.give_back_all(&r);
+        }
+        r.clear();
+    }
+
+    /// The entry that keeps `rx`'s data flowing, if one should be armed
+    /// now: a receive whenever the queue has room, also after a read that
+    /// found data (the next request is likely on its way); a readiness
+    /// poll only for a reader that waits (`waiting`).
+    fn next_arm(
+        rx: &mut StreamRx,
+        ring: &BufRing,
+        fd: RawFd,
+        waiting: bool,
+    ) -> Option<squeue::Entry> {
+        if !(rx.wants_arm() && (waiting || !rx.reads_directly(ring))) {
+            return None;
+        }
+        Some(match rx.arm(ring) {
+            Arm::Multi => opcode::RecvMulti::new(types::Fd(fd), recv_queue::BGID).build(),
+            Arm::Poll => opcode::PollAdd::new(types::Fd(fd), poll_mask(Interest::Read)).build(),
+        })
     }
 
     /// Queue a cancel for the in-flight entry `token`.
@@ -1127,6 +1170,9 @@ impl Driver for UringDriver {
         if st.closed {
             return Poll::Ready(Err(super::shut_down()));
         }
+        // Buffers that leases released count for this read already (a
+        // socket the ring ran dry for goes back to multishot receives).
+        self.take_returns(&mut st);
         let token = st.stream_token(fd);
         let Some((rx, ring)) = st.stream(token) else {
             return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
@@ -1153,19 +1199,53 @@ impl Driver for UringDriver {
             rx.add_waker(cx.waker());
             Poll::Pending
         };
-        // Keep data flowing: a receive is armed whenever the queue has room,
-        // also after a read that found data (the next request is likely on
-        // its way); a readiness poll only for a reader that waits.
-        if rx.wants_arm() && (res.is_pending() || !rx.reads_directly(ring)) {
-            let entry = match rx.arm(ring) {
-                Arm::Multi => opcode::RecvMulti::new(types::Fd(fd), recv_queue::BGID).build(),
-                Arm::Poll => opcode::PollAdd::new(types::Fd(fd), poll_mask(Interest::Read)).build(),
-            };
+        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
             self.push(&mut st, entry.user_data(token));
             drop(st);
             self.submit_if_foreign();
         }
         res
+    }
+
+    fn poll_recv_lease(&self, fd: RawFd, cx: &mut Context<'_>) -> Poll<io::Result<Leased>> {
+        let mut st = self.state();
+        if st.rx.is_none() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this io_uring driver has no receive queue (multishot receive off)",
+            )));
+        }
+        if st.closed {
+            return Poll::Ready(Err(super::shut_down()));
+        }
+        // Buffers that leases released count for this read already (a
+        // socket the ring ran dry for goes back to multishot receives).
+        self.take_returns(&mut st);
+        let token = st.stream_token(fd);
+        let Some((rx, ring)) = st.stream(token) else {
+            return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
+        };
+        let res = if let Some((bid, ptr, len)) = rx.take_front(ring) {
+            Poll::Ready(Ok(Leased::Buf { bid, ptr, len }))
+        } else if let Some(end) = rx.take_end(false) {
+            Poll::Ready(end.map(|_| Leased::End))
+        } else if rx.reads_directly(ring) {
+            Poll::Ready(Ok(Leased::Direct))
+        } else {
+            rx.add_waker(cx.waker());
+            Poll::Pending
+        };
+        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
+            self.push(&mut st, entry.user_data(token));
+            drop(st);
+            self.submit_if_foreign();
+        }
+        res
+    }
+
+    fn give_back_leased(&self, bid: u16) {
+        crate::lock(&self.returns).push(bid);
+        self.returns_pending.store(true, Ordering::Release);
     }
 
     fn cancel_all(&self, bound: Duration) {

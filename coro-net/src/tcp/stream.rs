@@ -212,6 +212,58 @@ impl TcpStream {
         self.inner.read(buf).await
     }
 
+    /// Receive the next bytes without copying them where the driver can:
+    /// on io_uring with its receive queue (the default on Linux 6.0+) the
+    /// lease holds them in the buffer the kernel received them into (up to
+    /// 16 KiB), which goes back to the kernel when the lease is dropped;
+    /// elsewhere they are read into a `Vec` of up to `max` bytes. Empty at
+    /// the end of the stream.
+    ///
+    /// A lease is an [`IoBuf`](coro_io::buf::IoBuf): write it back out as
+    /// it is and no byte is copied in user space (an echo, a proxy). Hold
+    /// leases briefly: a held buffer is out of the kernel's ring.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read): lossless on epoll and with the receive
+    /// queue; with one receive op per read (io_uring without the queue) a
+    /// dropped read loses what the kernel copied for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use coro_io::IoScheduler;
+    /// use coro_net::tcp::{TcpListener, TcpStream};
+    ///
+    /// let sched = IoScheduler::new(Default::default())?;
+    /// let listener = TcpListener::bind(&sched, "127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let s = sched.clone();
+    /// let echoed = coro_core::sync_wait(sched.spawn(async move {
+    ///     let client = TcpStream::connect(&s, addr).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     client.write_all(b"ping".as_slice()).await.0?;
+    ///     let got = server.read_lease(16 * 1024).await?;
+    ///     // Echo from the kernel's buffer; it goes back when the write is done.
+    ///     server.write_all(got).await.0?;
+    ///     let (n, buf) = client.read(Vec::with_capacity(8)).await;
+    ///     n.map(|_| buf)
+    /// }))
+    /// .expect("task")?;
+    /// assert_eq!(echoed, b"ping");
+    /// # sched.shutdown();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn read_lease(&self, max: usize) -> io::Result<coro_io::buf::RecvLease> {
+        self.inner.read_lease(max).await
+    }
+
     /// [`read`](Self::read) with a deadline, losslessly: at the deadline
     /// the receive is cancelled and its outcome awaited, so data that
     /// arrived meanwhile is returned, not dropped. Times out with
