@@ -23,6 +23,7 @@ coro_io::driver_tests!(
     a_lease_outlives_its_stream_and_its_scheduler,
     end_of_stream_is_an_empty_lease_after_the_data,
     a_dropped_lease_read_loses_nothing,
+    a_held_lease_keeps_its_bytes_while_the_ring_turns_over,
 );
 
 /// A connected pair: ours on `s`, the peer a blocking `std` stream.
@@ -164,18 +165,19 @@ fn a_lease_outlives_its_stream_and_its_scheduler(cfg: Config) {
     let (ours, mut peer) = pair(&s);
     peer.write_all(b"outlives").unwrap();
     let lease = run(&s, async move {
-        let mut lease = ours.read_lease(64).await.unwrap();
-        // The bytes may come in more than one piece: keep the first whole.
-        while lease.len() < 8 && !lease.starts_with(b"outlives") {
-            lease = ours.read_lease(64).await.unwrap();
-        }
+        // The first piece (the 8 bytes may come in more than one).
+        let lease = ours.read_lease(64).await.unwrap();
         drop(ours);
         lease
     });
     s.shutdown();
     drop(s);
     drop(peer);
-    assert!(b"outlives".starts_with(&lease), "{:?}", &*lease);
+    assert!(
+        !lease.is_empty() && b"outlives".starts_with(&lease),
+        "{:?}",
+        &*lease
+    );
     drop(lease);
 }
 
@@ -241,5 +243,58 @@ fn a_dropped_lease_read_loses_nothing(cfg: Config) {
         b"0123456789",
         "{cfg}"
     );
+    s.shutdown();
+}
+
+/// Four provided buffers. A lease is held while its stream is dropped and
+/// a new connection (likely on the same fd number) pushes 256 KiB through
+/// the other three buffers many times over: the held bytes never change
+/// (a buffer given back early, or twice, would be refilled under it).
+fn a_held_lease_keeps_its_bytes_while_the_ring_turns_over(cfg: Config) {
+    const LEN: usize = 256 * 1024;
+    let s = cfg.sched_with(IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            recv_buffers: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (ours, mut peer) = pair(&s);
+    let first = pattern(1000, 9);
+    peer.write_all(&first).unwrap();
+    let (held, got) = {
+        let s2 = s.clone();
+        let (ours2, mut peer2) = pair(&s);
+        let data = pattern(LEN, 3);
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || {
+            for part in sent.chunks(2048) {
+                peer2.write_all(part).unwrap();
+            }
+            peer2
+        });
+        let r = run(&s, async move {
+            let held = ours.read_lease(4096).await.unwrap();
+            drop(ours);
+            let _ = &s2;
+            let mut got = Vec::with_capacity(LEN);
+            while got.len() < LEN {
+                let l = ours2.read_lease(4096).await.unwrap();
+                assert!(!l.is_empty(), "early end of stream");
+                got.extend_from_slice(&l);
+            }
+            (held, got)
+        });
+        drop(writer.join().unwrap());
+        assert!(r.1 == data, "{cfg}: the second stream's bytes differ");
+        r
+    };
+    drop(got);
+    assert!(
+        !held.is_empty() && first.starts_with(&held),
+        "{cfg}: the held lease changed under its owner"
+    );
+    drop(held);
+    drop(peer);
     s.shutdown();
 }

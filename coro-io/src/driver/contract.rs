@@ -124,8 +124,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
         )))
     }
     /// Take the next received bytes of `fd` off its receive queue without
-    /// copying them: the buffer they are in becomes the caller's until
-    /// [`give_back_leased`](Driver::give_back_leased). As
+    /// copying them: the buffer they are in becomes the caller's until it
+    /// gives it back (`Provided::give_back`, which the lease's drop calls). As
     /// [`poll_recv`](Driver::poll_recv) otherwise (nothing in flight on the
     /// caller's behalf). Only where [`recv_queue`](Driver::recv_queue).
     fn poll_recv_lease(
@@ -138,12 +138,6 @@ pub(crate) trait Driver: Send + Sync + 'static {
             io::ErrorKind::Unsupported,
             "this driver has no receive queue",
         )))
-    }
-    /// A lease let go of provided buffer `bid`: it goes back to the ring
-    /// (at the next reap). Callable from any thread, also where the driver
-    /// is busy.
-    fn give_back_leased(&self, bid: u16) {
-        let _ = bid;
     }
 }
 

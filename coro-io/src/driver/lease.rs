@@ -4,9 +4,9 @@
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
+use std::sync::Arc;
 
-use super::Handle;
-use super::contract::Driver;
+use super::recv_queue::Provided;
 use crate::buf::IoBuf;
 
 /// Bytes a stream received, read without copying them: on io_uring with a
@@ -22,28 +22,18 @@ use crate::buf::IoBuf;
 /// ring; a stream whose ring runs dry is read one `recv(2)` at a time
 /// until buffers come back (correct, but slower).
 ///
-/// # Examples
-///
-/// ```no_run
-/// # async fn echo(stream: coro_io::driver::RegisteredFd) -> std::io::Result<()> {
-/// // Read with `std::future::poll_fn(|cx| stream.poll_recv_lease(cx, 16 * 1024))`
-/// // (a socket type such as `coro_net::tcp::TcpStream` wraps this as `read_lease`).
-/// let lease = std::future::poll_fn(|cx| stream.poll_recv_lease(cx, 16 * 1024)).await?;
-/// if lease.is_empty() {
-///     return Ok(()); // end of stream
-/// }
-/// assert!(!lease.to_vec().is_empty());
-/// # Ok(())
-/// # }
-/// ```
+/// Made by [`RegisteredFd::poll_recv_lease`](super::RegisteredFd::poll_recv_lease);
+/// a socket type wraps that as a read (`coro_net`'s
+/// `TcpStream::read_lease`, whose documentation shows an echo with it).
 pub struct RecvLease {
     inner: Inner,
 }
 
 enum Inner {
-    /// `len` bytes at `ptr` in provided buffer `bid` of `driver`'s ring.
+    /// `len` bytes at `ptr` in provided buffer `bid` of `home`, the
+    /// ring's memory (kept alive by the lease, the driver need not be).
     Ring {
-        driver: Handle,
+        home: Arc<Provided>,
         bid: u16,
         ptr: NonNull<u8>,
         len: usize,
@@ -53,23 +43,23 @@ enum Inner {
 
 // SAFETY: the bytes a `Ring` lease points to are its own until it gives the
 // buffer back in `drop` (neither the kernel nor the receive queue touches a
-// buffer that is out of the ring), and it only reads them; the driver
-// handle is `Send + Sync`.
+// buffer that is out of the ring), and it only reads them; `Provided` is
+// `Send + Sync`.
 unsafe impl Send for RecvLease {}
 // SAFETY: as for `Send`: shared access only reads.
 unsafe impl Sync for RecvLease {}
 
 impl RecvLease {
-    /// A lease on provided buffer `bid` of `driver`'s ring: only with what
-    /// that driver's `poll_recv_lease` handed out (`Leased::Buf`), which
+    /// A lease on provided buffer `bid` of `home`: only with what a
+    /// driver's `poll_recv_lease` handed out (`Leased::Buf`), which
     /// promises that `len` bytes at `ptr` are initialised, lie in buffer
     /// `bid`, and stay untouched by the kernel and the driver until
-    /// `give_back_leased(bid)` (the buffer was taken off its stream's
-    /// queue and is not in the ring).
-    pub(crate) fn ring(driver: Handle, bid: u16, ptr: NonNull<u8>, len: usize) -> RecvLease {
+    /// `home.give_back(bid)` (the buffer was taken off its stream's queue
+    /// and is not in the ring).
+    pub(crate) fn ring(home: Arc<Provided>, bid: u16, ptr: NonNull<u8>, len: usize) -> RecvLease {
         RecvLease {
             inner: Inner::Ring {
-                driver,
+                home,
                 bid,
                 ptr,
                 len,
@@ -116,8 +106,8 @@ impl AsRef<[u8]> for RecvLease {
 
 impl Drop for RecvLease {
     fn drop(&mut self) {
-        if let Inner::Ring { driver, bid, .. } = &self.inner {
-            driver.inner.give_back_leased(*bid);
+        if let Inner::Ring { home, bid, .. } = &self.inner {
+            home.give_back(*bid);
         }
     }
 }

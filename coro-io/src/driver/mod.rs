@@ -265,10 +265,6 @@ impl Driver for AnyDriver {
     ) -> Poll<io::Result<recv_queue::Leased>> {
         dispatch!(self, d => d.poll_recv_lease(fd, cx))
     }
-    #[inline]
-    fn give_back_leased(&self, bid: u16) {
-        dispatch!(self, d => d.give_back_leased(bid))
-    }
 }
 
 /// A cheap, cloneable handle to a scheduler's driver.

@@ -44,7 +44,8 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 use io_uring::types::BufRingEntry;
@@ -58,6 +59,49 @@ pub(super) const BUF_SIZE: usize = 16 * 1024;
 /// A socket with this many bytes queued stops receiving until read.
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
 
+/// The provided buffers' memory, and the buffers that read leases let go
+/// of: shared by the ring and every lease ([`RecvLease`](super::RecvLease)),
+/// so that a lease needs neither the driver nor its lock, and keeps the
+/// memory alive however long it lives (but not the driver: a lease inside
+/// an op the driver holds makes no cycle).
+pub(crate) struct Provided {
+    /// `count * BUF_SIZE` bytes.
+    mem: NonNull<u8>,
+    layout: Layout,
+    /// Buffers leases released, for the ring to take back at its next
+    /// reap or read. A lock of its own: a lease may be dropped anywhere,
+    /// also where the driver's state lock is held.
+    returns: Mutex<Vec<u16>>,
+    /// `returns` is not empty (saves the ring its lock when it is).
+    returns_pending: AtomicBool,
+}
+
+// SAFETY: the memory is plain bytes; who may touch which buffer is decided
+// by buffer ownership (the kernel's while in the ring, the queue's while
+// queued, a lease's while leased), and the rest is behind a `Mutex` or
+// atomic.
+unsafe impl Send for Provided {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Provided {}
+
+impl Provided {
+    /// A lease let go of buffer `bid`: the ring takes it back at its next
+    /// reap or read (nothing if the driver is gone).
+    pub(crate) fn give_back(&self, bid: u16) {
+        crate::lock(&self.returns).push(bid);
+        self.returns_pending.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Provided {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `BufRing::new` with this layout; the last
+        // owner is gone, and a ring the kernel might still write into
+        // leaks its reference (`BufRing::leak`), so this never runs then.
+        unsafe { dealloc(self.mem.as_ptr(), self.layout) };
+    }
+}
+
 /// The provided-buffer ring: `count` buffers of [`BUF_SIZE`] bytes and the
 /// ring of entries through which they are handed to the kernel.
 pub(super) struct BufRing {
@@ -65,14 +109,15 @@ pub(super) struct BufRing {
     /// the `resv` field of entry 0.
     entries: NonNull<BufRingEntry>,
     entries_layout: Layout,
-    /// `count * BUF_SIZE` bytes.
-    mem: NonNull<u8>,
-    mem_layout: Layout,
+    /// The buffers themselves.
+    mem: Arc<Provided>,
     count: u16,
     /// Our tail: entries published to the kernel so far (wrapping).
     tail: u16,
-    /// Buffers given back after being used.
-    returned: u64,
+    /// Buffers in the ring as far as we know: published, and not yet named
+    /// by a completion. A socket whose receive failed with `ENOBUFS` reads
+    /// directly until this is above 0 again.
+    in_ring: u32,
 }
 
 // SAFETY: the ring is plain memory shared with the kernel; the driver
@@ -106,11 +151,15 @@ impl BufRing {
         let mut ring = BufRing {
             entries,
             entries_layout,
-            mem,
-            mem_layout,
+            mem: Arc::new(Provided {
+                mem,
+                layout: mem_layout,
+                returns: Mutex::new(Vec::new()),
+                returns_pending: AtomicBool::new(false),
+            }),
             count,
             tail: 0,
-            returned: 0,
+            in_ring: 0,
         };
         for bid in 0..count {
             ring.put(bid);
@@ -138,44 +187,58 @@ impl BufRing {
         // SAFETY: in bounds (checked); the kernel wrote these bytes before
         // posting the completion that handed the buffer to us, and it does
         // not touch the buffer again until `give_back` publishes it.
-        unsafe { std::slice::from_raw_parts(self.mem.as_ptr().add(bid as usize * BUF_SIZE), len) }
+        unsafe {
+            std::slice::from_raw_parts(self.mem.mem.as_ptr().add(bid as usize * BUF_SIZE), len)
+        }
     }
 
     /// Hand buffer `bid` back to the kernel.
     pub(super) fn give_back(&mut self, bid: u16) {
         self.put(bid);
         self.publish();
-        self.returned += 1;
     }
 
-    /// Hand back the buffers leases released (`bids`), with one publish.
-    pub(super) fn give_back_all(&mut self, bids: &[u16]) {
-        if bids.is_empty() {
+    /// Hand back the buffers leases released since the last call, with one
+    /// publish.
+    pub(super) fn take_returns(&mut self) {
+        if !self.mem.returns_pending.load(Ordering::Acquire) {
             return;
         }
-        for &bid in bids {
+        let mem = self.mem.clone();
+        let mut bids = crate::lock(&mem.returns);
+        mem.returns_pending.store(false, Ordering::Relaxed);
+        for &bid in bids.iter() {
             assert!(bid < self.count, "buffer {bid} out of range");
             self.put(bid);
         }
-        self.publish();
-        self.returned += bids.len() as u64;
+        if !bids.is_empty() {
+            self.publish();
+        }
+        bids.clear();
     }
 
-    /// Where buffer `bid`'s byte `off` is: for a lease, which reads it
-    /// after the state lock is released (the buffer is the lease's until
-    /// it is given back, so neither the kernel nor the queue touches it).
-    fn ptr(&self, bid: u16, off: usize) -> NonNull<u8> {
+    /// A completion named a buffer: the kernel took it out of the ring.
+    pub(super) fn taken(&mut self) {
+        self.in_ring = self.in_ring.saturating_sub(1);
+    }
+
+    /// Buffers in the ring as far as the completions seen so far tell.
+    pub(super) fn in_ring(&self) -> u32 {
+        self.in_ring
+    }
+
+    /// The memory leases share, and where buffer `bid`'s byte `off` is: for
+    /// a lease, which reads it after the state lock is released (the
+    /// buffer is the lease's until it is given back, so neither the kernel
+    /// nor the queue touches it).
+    fn lease_ptr(&self, bid: u16, off: usize) -> (Arc<Provided>, NonNull<u8>) {
         assert!(
             bid < self.count && off <= BUF_SIZE,
             "buffer {bid} out of range"
         );
         // SAFETY: in bounds of `mem` (checked above).
-        unsafe { self.mem.add(bid as usize * BUF_SIZE + off) }
-    }
-
-    /// Buffers given back so far (a clock for "did any come back since").
-    pub(super) fn returned(&self) -> u64 {
-        self.returned
+        let ptr = unsafe { self.mem.mem.add(bid as usize * BUF_SIZE + off) };
+        (self.mem.clone(), ptr)
     }
 
     fn put(&mut self, bid: u16) {
@@ -185,10 +248,11 @@ impl BufRing {
         let e = unsafe { &mut *self.entries.as_ptr().add(idx) };
         // SAFETY: `bid < count` (callers pass ids the kernel gave us or
         // the initial ones), so the address is inside `mem`.
-        e.set_addr(unsafe { self.mem.as_ptr().add(bid as usize * BUF_SIZE) } as u64);
+        e.set_addr(unsafe { self.mem.mem.as_ptr().add(bid as usize * BUF_SIZE) } as u64);
         e.set_len(BUF_SIZE as u32);
         e.set_bid(bid);
         self.tail = self.tail.wrapping_add(1);
+        self.in_ring += 1;
     }
 
     /// Make the entries written so far visible to the kernel.
@@ -202,7 +266,8 @@ impl BufRing {
 
     /// The kernel may still write into the buffers (a receive that never
     /// posted its final completion when the ring went away): never free
-    /// them.
+    /// them (the entries stay too, and the buffers' memory keeps the
+    /// reference this ring held).
     pub(super) fn leak(self) {
         std::mem::forget(self);
     }
@@ -212,10 +277,8 @@ impl Drop for BufRing {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with these layouts; the driver drops
         // the ring only when no receive can use it any more (see `leak`).
-        unsafe {
-            dealloc(self.entries.as_ptr().cast(), self.entries_layout);
-            dealloc(self.mem.as_ptr(), self.mem_layout);
-        }
+        // (The buffers' memory goes with its last owner: see `Provided`.)
+        unsafe { dealloc(self.entries.as_ptr().cast(), self.entries_layout) };
     }
 }
 
@@ -285,10 +348,11 @@ pub(crate) fn finish_buf<B: IoBufMut>(b: &mut B, n: usize) {
 
 /// What a lease read found ([`Driver::poll_recv_lease`](super::Driver::poll_recv_lease)).
 pub(crate) enum Leased {
-    /// `len` bytes at `ptr` in provided buffer `bid`, taken off the queue:
-    /// the caller's until it gives the buffer back
-    /// ([`Driver::give_back_leased`](super::Driver::give_back_leased)).
+    /// `len` bytes at `ptr` in provided buffer `bid` of `home`, taken off
+    /// the queue: the caller's until it gives the buffer back
+    /// ([`Provided::give_back`]).
     Buf {
+        home: Arc<Provided>,
         bid: u16,
         ptr: NonNull<u8>,
         len: usize,
@@ -320,11 +384,13 @@ pub(super) struct StreamRx {
     pub(super) released: bool,
     /// The armed entry is a readiness poll, not a receive.
     polling: bool,
-    /// The last multishot receive ended with `ENOBUFS` when the ring had
-    /// taken back this many buffers ([`BufRing::returned`]): until more
-    /// come back, the socket is read directly (a multishot receive would
-    /// fail at once again).
-    starved_at: Option<u64>,
+    /// The last multishot receive ended with `ENOBUFS`: until the ring
+    /// has a buffer again ([`BufRing::in_ring`]), the socket is read
+    /// directly (a multishot receive would fail at once again). Counted
+    /// from the ring, not from buffers given back since the failure: a
+    /// buffer given back between the kernel's failure and our reap of it
+    /// must count too, or a lone socket would read directly for good.
+    starved: bool,
     /// The kernel refused a multishot receive on this socket (`EINVAL`):
     /// read directly from then on.
     no_multishot: bool,
@@ -349,7 +415,7 @@ impl StreamRx {
             cancelling: false,
             released: false,
             polling: false,
-            starved_at: None,
+            starved: false,
             no_multishot: false,
         }
     }
@@ -395,11 +461,17 @@ impl StreamRx {
     /// Take the front chunk's unread bytes off the queue whole, buffer
     /// and all, for a lease: `(bid, where they start, how many)`. The
     /// buffer goes back to the ring only when the lease gives it back.
-    pub(super) fn take_front(&mut self, ring: &BufRing) -> Option<(u16, NonNull<u8>, usize)> {
+    pub(super) fn take_front(&mut self, ring: &BufRing) -> Option<Leased> {
         let c = self.chunks.pop_front()?;
         let len = (c.len - c.off) as usize;
         self.queued -= len;
-        Some((c.bid, ring.ptr(c.bid, c.off as usize), len))
+        let (home, ptr) = ring.lease_ptr(c.bid, c.off as usize);
+        Some(Leased::Buf {
+            home,
+            bid: c.bid,
+            ptr,
+            len,
+        })
     }
 
     /// Bytes received and not read yet.
@@ -442,10 +514,10 @@ impl StreamRx {
     /// refused multishot receives), nothing is queued, and no receive is
     /// in the kernel (so a direct read cannot overtake queued bytes).
     pub(super) fn reads_directly(&mut self, ring: &BufRing) -> bool {
-        if self.starved_at.is_some_and(|at| at != ring.returned()) {
-            self.starved_at = None;
+        if self.starved && ring.in_ring() > 0 {
+            self.starved = false;
         }
-        (self.starved_at.is_some() || self.no_multishot)
+        (self.starved || self.no_multishot)
             && self.chunks.is_empty()
             && (!self.armed || self.polling)
     }
@@ -481,6 +553,9 @@ impl StreamRx {
         more: bool,
         wake: &mut Vec<Waker>,
     ) -> bool {
+        if buffer.is_some() {
+            ring.taken();
+        }
         if std::mem::take(&mut self.polling) {
             // The readiness poll (one-shot) ended, whatever its result: the
             // readers try their direct read again.
@@ -511,7 +586,7 @@ impl StreamRx {
                     self.end = Some(End::Eof);
                 }
             }
-            e if e == -libc::ENOBUFS => self.starved_at = Some(ring.returned()),
+            e if e == -libc::ENOBUFS => self.starved = true,
             // Not the stream's fault: the next read arms a new receive.
             e if e == -libc::ECANCELED || e == -libc::EINTR || e == -libc::EAGAIN => {}
             e if e == -libc::EINVAL && !self.no_multishot => {
@@ -576,7 +651,7 @@ mod tests {
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     data.as_ptr(),
-                    self.mem.as_ptr().add(bid as usize * BUF_SIZE),
+                    self.mem.mem.as_ptr().add(bid as usize * BUF_SIZE),
                     data.len(),
                 )
             };
@@ -630,23 +705,46 @@ mod tests {
         rx.complete(&mut ring, 5, Some(1), true, &mut wake);
         // A copying read takes part of buffer 0; the lease takes the rest.
         assert_eq!(read(&mut rx, &mut ring, 2, false), b"he");
-        let (bid, ptr, len) = rx.take_front(&ring).unwrap();
+        let Some(Leased::Buf {
+            home,
+            bid,
+            ptr,
+            len,
+        }) = rx.take_front(&ring)
+        else {
+            panic!("nothing leased");
+        };
         // SAFETY: `len` bytes at `ptr` were written above and are the
         // test's until given back.
         let leased = unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) };
         assert_eq!((bid, leased), (0, b"llo ".as_slice()));
         assert_eq!(rx.queued(), 5, "only buffer 1 is queued");
         assert_eq!(ring.published(), start, "the leased buffer is not back");
-        let (bid1, _, len1) = rx.take_front(&ring).unwrap();
+        let Some(Leased::Buf {
+            bid: bid1,
+            len: len1,
+            ..
+        }) = rx.take_front(&ring)
+        else {
+            panic!("nothing leased");
+        };
         assert_eq!((bid1, len1), (1, 5));
         assert!(rx.take_front(&ring).is_none());
         assert_eq!(rx.queued(), 0);
-        let returned = ring.returned();
-        ring.give_back_all(&[1, 0]);
-        assert_eq!(ring.published(), start + 2, "one publish for both");
-        assert_eq!(ring.returned(), returned + 2, "the dry-ring clock moves");
-        ring.give_back_all(&[]);
-        assert_eq!(ring.returned(), returned + 2);
+        assert_eq!(ring.in_ring(), 2, "the kernel took two of four");
+        // Given back from anywhere: the ring takes them at its next call.
+        std::thread::scope(|t| {
+            t.spawn(|| {
+                home.give_back(1);
+                home.give_back(0);
+            });
+        });
+        assert_eq!(ring.published(), start, "not before the ring's next call");
+        ring.take_returns();
+        assert_eq!(ring.published(), start + 2, "both back");
+        assert_eq!(ring.in_ring(), 4);
+        ring.take_returns();
+        assert_eq!(ring.published(), start + 2, "each only once");
     }
 
     #[test]
@@ -681,6 +779,9 @@ mod tests {
         let mut wake = Vec::new();
         assert!(!rx.reads_directly(&ring));
         rx.arm(&ring);
+        // Another socket's receive took both buffers, then ours ran dry.
+        ring.taken();
+        ring.taken();
         rx.complete(&mut ring, -libc::ENOBUFS, None, false, &mut wake);
         assert!(
             rx.wants_arm() && rx.take_end(false).is_none(),
@@ -703,6 +804,30 @@ mod tests {
         assert!(!rx.reads_directly(&ring), "a buffer came back");
         assert!(matches!(rx.arm(&ring), Arm::Multi), "multishot again");
         assert!(!rx.reads_directly(&ring), "never beside an armed receive");
+    }
+
+    #[test]
+    fn a_buffer_back_before_the_failure_is_reaped_still_ends_direct_reads() {
+        // The kernel ran dry; a lease gave a buffer back before the reap
+        // saw the failure. The socket must not wait for yet another buffer
+        // (a lone socket would read directly for good).
+        let mut ring = BufRing::new(2).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm(&ring);
+        ring.kernel_writes(0, b"a");
+        rx.complete(&mut ring, 1, Some(0), true, &mut wake);
+        ring.kernel_writes(1, b"b");
+        rx.complete(&mut ring, 1, Some(1), true, &mut wake);
+        let Some(Leased::Buf { home, bid, .. }) = rx.take_front(&ring) else {
+            panic!("nothing leased");
+        };
+        home.give_back(bid);
+        ring.take_returns();
+        rx.complete(&mut ring, -libc::ENOBUFS, None, false, &mut wake);
+        assert_eq!(read(&mut rx, &mut ring, 8, false), b"b");
+        assert!(!rx.reads_directly(&ring), "a buffer is in the ring");
+        assert!(matches!(rx.arm(&ring), Arm::Multi));
     }
 
     #[test]

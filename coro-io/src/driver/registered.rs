@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
-use super::recv_queue::{Leased, RecvOut, finish_buf};
+use super::recv_queue::{BUF_SIZE as RECV_BUF_SIZE, Leased, RecvOut, finish_buf};
 use super::{Driver, Handle, RecvLease};
 use crate::buf::IoBufMut;
 
@@ -197,8 +197,9 @@ impl RegisteredFd {
     /// one provided buffer's worth, 16 KiB) in the buffer the kernel put
     /// them in, which goes back to the kernel's ring when the lease is
     /// dropped. Empty at the end of the stream. When the ring ran dry for
-    /// this socket and it is read directly for a while, the lease holds up
-    /// to `direct_len` (at least 1) bytes read into a `Vec`.
+    /// this socket (or the kernel refused it a multishot receive) and it is
+    /// read directly for a while, the lease holds up to `direct_len` (at
+    /// least 1, at most 16 KiB) bytes read into a `Vec`.
     ///
     /// # Cancel safety
     ///
@@ -216,15 +217,22 @@ impl RegisteredFd {
         // Counted against the task's budget like any read (see `coop`).
         std::task::ready!(crate::coop::poll_proceed(cx));
         let r = match self.driver.inner.poll_recv_lease(self.raw(), cx) {
-            Poll::Ready(Ok(Leased::Buf { bid, ptr, len })) => {
+            Poll::Ready(Ok(Leased::Buf {
+                home,
+                bid,
+                ptr,
+                len,
+            })) => {
                 // The driver took these `len` bytes of buffer `bid` off the
                 // queue for us; the buffer is out of the ring until the
                 // lease gives it back.
-                Poll::Ready(Ok(RecvLease::ring(self.driver.clone(), bid, ptr, len)))
+                Poll::Ready(Ok(RecvLease::ring(home, bid, ptr, len)))
             }
             Poll::Ready(Ok(Leased::End)) => Poll::Ready(Ok(RecvLease::from(Vec::new()))),
             Poll::Ready(Ok(Leased::Direct)) => {
-                let mut v = Vec::with_capacity(direct_len.max(1));
+                // At most one provided buffer's worth, as a lease from the
+                // ring would hold (and no huge allocation per poll).
+                let mut v = Vec::with_capacity(direct_len.clamp(1, RECV_BUF_SIZE));
                 let mut out = RecvOut::buf(&mut v);
                 match self.driver.inner.poll_recv(self.raw(), cx, &mut out, false) {
                     Poll::Ready(Ok(n)) => {

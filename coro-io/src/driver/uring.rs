@@ -68,7 +68,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -262,14 +262,6 @@ pub(crate) struct UringDriver {
     features: Features,
     /// Ops whose opcode this kernel lacks, run on the blocking pool.
     blocking: BlockingOps,
-    /// Provided buffers that leases released, for the next reap to give
-    /// back to the ring. A lock of their own, not the state lock: a lease
-    /// may be dropped anywhere, also where the state lock is held (inside
-    /// an op's buffer that the driver frees), and its owner pays no
-    /// fence on the state lock per message.
-    returns: Mutex<Vec<u16>>,
-    /// `returns` is not empty (saves the reaper its lock when it is).
-    returns_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for UringDriver {
@@ -384,8 +376,6 @@ impl UringDriver {
             notifier,
             features,
             blocking: BlockingOps::default(),
-            returns: Mutex::new(Vec::new()),
-            returns_pending: AtomicBool::new(false),
         };
         Ok(d)
     }
@@ -584,7 +574,7 @@ impl UringDriver {
     ) -> (usize, bool) {
         let mut n = 0;
         let mut unparked = false;
-        self.take_returns(st);
+        Self::take_returns(st);
         // SAFETY: the CQ is only touched under the state lock, which we hold.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
@@ -652,16 +642,10 @@ impl UringDriver {
     }
 
     /// Give the buffers that leases released back to the ring.
-    fn take_returns(&self, st: &mut State) {
-        if !self.returns_pending.load(Ordering::Acquire) {
-            return;
-        }
-        let mut r = crate::lock(&self.returns);
-        self.returns_pending.store(false, Ordering::Relaxed);
+    fn take_returns(st: &mut State) {
         if let Some(ring) = st.rx.as_mut() {
-            ring.give_back_all(&r);
+            ring.take_returns();
         }
-        r.clear();
     }
 
     /// The entry that keeps `rx`'s data flowing, if one should be armed
@@ -1172,7 +1156,7 @@ impl Driver for UringDriver {
         }
         // Buffers that leases released count for this read already (a
         // socket the ring ran dry for goes back to multishot receives).
-        self.take_returns(&mut st);
+        Self::take_returns(&mut st);
         let token = st.stream_token(fd);
         let Some((rx, ring)) = st.stream(token) else {
             return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
@@ -1220,13 +1204,13 @@ impl Driver for UringDriver {
         }
         // Buffers that leases released count for this read already (a
         // socket the ring ran dry for goes back to multishot receives).
-        self.take_returns(&mut st);
+        Self::take_returns(&mut st);
         let token = st.stream_token(fd);
         let Some((rx, ring)) = st.stream(token) else {
             return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
         };
-        let res = if let Some((bid, ptr, len)) = rx.take_front(ring) {
-            Poll::Ready(Ok(Leased::Buf { bid, ptr, len }))
+        let res = if let Some(leased) = rx.take_front(ring) {
+            Poll::Ready(Ok(leased))
         } else if let Some(end) = rx.take_end(false) {
             Poll::Ready(end.map(|_| Leased::End))
         } else if rx.reads_directly(ring) {
@@ -1241,11 +1225,6 @@ impl Driver for UringDriver {
             self.submit_if_foreign();
         }
         res
-    }
-
-    fn give_back_leased(&self, bid: u16) {
-        crate::lock(&self.returns).push(bid);
-        self.returns_pending.store(true, Ordering::Release);
     }
 
     fn cancel_all(&self, bound: Duration) {

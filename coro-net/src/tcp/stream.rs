@@ -215,9 +215,11 @@ impl TcpStream {
     /// Receive the next bytes without copying them where the driver can:
     /// on io_uring with its receive queue (the default on Linux 6.0+) the
     /// lease holds them in the buffer the kernel received them into (up to
-    /// 16 KiB), which goes back to the kernel when the lease is dropped;
-    /// elsewhere they are read into a `Vec` of up to `max` bytes. Empty at
-    /// the end of the stream.
+    /// 16 KiB, whatever `max` says), which goes back to the kernel when the
+    /// lease is dropped; elsewhere, and while the kernel's ring of buffers
+    /// is empty for this socket (other leases hold them all), they are read
+    /// into a `Vec` of up to `max` bytes (with the queue, at most 16 KiB).
+    /// Empty at the end of the stream.
     ///
     /// A lease is an [`IoBuf`](coro_io::buf::IoBuf): write it back out as
     /// it is and no byte is copied in user space (an echo, a proxy). Hold
