@@ -44,8 +44,8 @@ use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::task::Waker;
 
 use io_uring::types::BufRingEntry;
@@ -68,11 +68,12 @@ pub(crate) struct Provided {
     /// `count * BUF_SIZE` bytes.
     mem: NonNull<u8>,
     layout: Layout,
-    /// Buffers leases released, for the ring to take back at its next
-    /// reap or read. A lock of its own: a lease may be dropped anywhere,
-    /// also where the driver's state lock is held.
-    returns: Mutex<Vec<u16>>,
-    /// `returns` is not empty (saves the ring its lock when it is).
+    /// One bit per buffer: a lease released it, for the ring to take back
+    /// at its next reap (or a starved socket's read). Atomics, not the
+    /// driver's state lock: a lease may be dropped anywhere (also where
+    /// that lock is held), and a release costs one atomic `or`.
+    returned: Box<[AtomicU64]>,
+    /// Some bit of `returned` may be set (saves the ring its scan).
     returns_pending: AtomicBool,
 }
 
@@ -88,7 +89,11 @@ impl Provided {
     /// A lease let go of buffer `bid`: the ring takes it back at its next
     /// reap or read (nothing if the driver is gone).
     pub(crate) fn give_back(&self, bid: u16) {
-        crate::lock(&self.returns).push(bid);
+        let bit = 1u64 << (bid % 64);
+        // Release: the lease's reads of the buffer happen before the ring
+        // (its `Acquire` swap of this word) hands it to the kernel again.
+        let was = self.returned[usize::from(bid / 64)].fetch_or(bit, Ordering::Release);
+        debug_assert!(was & bit == 0, "buffer {bid} given back twice");
         self.returns_pending.store(true, Ordering::Release);
     }
 }
@@ -154,7 +159,9 @@ impl BufRing {
             mem: Arc::new(Provided {
                 mem,
                 layout: mem_layout,
-                returns: Mutex::new(Vec::new()),
+                returned: (0..usize::from(count).div_ceil(64))
+                    .map(|_| AtomicU64::new(0))
+                    .collect(),
                 returns_pending: AtomicBool::new(false),
             }),
             count,
@@ -201,20 +208,27 @@ impl BufRing {
     /// Hand back the buffers leases released since the last call, with one
     /// publish.
     pub(super) fn take_returns(&mut self) {
-        if !self.mem.returns_pending.load(Ordering::Acquire) {
+        // Cleared before the scan: a release that sets its bit after the
+        // scan passed its word sets the flag again for the next call.
+        if !self.mem.returns_pending.swap(false, Ordering::Acquire) {
             return;
         }
-        let mem = self.mem.clone();
-        let mut bids = crate::lock(&mem.returns);
-        mem.returns_pending.store(false, Ordering::Relaxed);
-        for &bid in bids.iter() {
-            assert!(bid < self.count, "buffer {bid} out of range");
-            self.put(bid);
+        let mut any = false;
+        for w in 0..self.mem.returned.len() {
+            if self.mem.returned[w].load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            let mut bits = self.mem.returned[w].swap(0, Ordering::Acquire);
+            while bits != 0 {
+                let bid = (w * 64) as u16 + bits.trailing_zeros() as u16;
+                bits &= bits - 1;
+                self.put(bid);
+                any = true;
+            }
         }
-        if !bids.is_empty() {
+        if any {
             self.publish();
         }
-        bids.clear();
     }
 
     /// A completion named a buffer: the kernel took it out of the ring.
@@ -507,6 +521,11 @@ impl StreamRx {
     /// not ended, and room in the queue.
     pub(super) fn wants_arm(&self) -> bool {
         !self.armed && !self.released && self.end.is_none() && self.queued < MAX_QUEUED
+    }
+
+    /// The last multishot receive ran the ring dry (see the field).
+    pub(super) fn starved(&self) -> bool {
+        self.starved
     }
 
     /// Whether the socket is read with a direct `recv(2)` now: no

@@ -1154,13 +1154,16 @@ impl Driver for UringDriver {
         if st.closed {
             return Poll::Ready(Err(super::shut_down()));
         }
-        // Buffers that leases released count for this read already (a
-        // socket the ring ran dry for goes back to multishot receives).
-        Self::take_returns(&mut st);
         let token = st.stream_token(fd);
         let Some((rx, ring)) = st.stream(token) else {
             return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
         };
+        if rx.starved() {
+            // Buffers that leases released count for this read already: a
+            // socket the ring ran dry for goes back to multishot receives
+            // without waiting for the next reap.
+            ring.take_returns();
+        }
         let n = rx.copy_out(ring, out, peek);
         let res = if n > 0 || out.is_empty() {
             Poll::Ready(Ok(n))
@@ -1202,13 +1205,16 @@ impl Driver for UringDriver {
         if st.closed {
             return Poll::Ready(Err(super::shut_down()));
         }
-        // Buffers that leases released count for this read already (a
-        // socket the ring ran dry for goes back to multishot receives).
-        Self::take_returns(&mut st);
         let token = st.stream_token(fd);
         let Some((rx, ring)) = st.stream(token) else {
             return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
         };
+        if rx.starved() {
+            // Buffers that leases released count for this read already: a
+            // socket the ring ran dry for goes back to multishot receives
+            // without waiting for the next reap.
+            ring.take_returns();
+        }
         let res = if let Some(leased) = rx.take_front(ring) {
             Poll::Ready(Ok(leased))
         } else if let Some(end) = rx.take_end(false) {
