@@ -553,7 +553,12 @@ impl IoScheduler {
                 }
             })
             .expect("spawn the thread that drives a manual scheduler");
-        *lock(&self.inner.thread) = LoopThread::Running(t);
+        let mut g = lock(&self.inner.thread);
+        assert!(
+            matches!(*g, LoopThread::Gone),
+            "a manual scheduler is driven by one background thread"
+        );
+        *g = LoopThread::Running(t);
     }
 
     /// Stop: refuse new tasks, cancel the tasks still pending (their futures
@@ -632,9 +637,18 @@ impl IoScheduler {
                     unreachable!("matched just above")
                 };
                 drop(g);
+                // Gone and the waiters told however the join ends (it
+                // panics only if `pthread_join` fails): a state left at
+                // `Joining` would make every later caller wait for good.
+                struct Joined<'a>(&'a Inner);
+                impl Drop for Joined<'_> {
+                    fn drop(&mut self) {
+                        *lock(&self.0.thread) = LoopThread::Gone;
+                        self.0.joined.notify_all();
+                    }
+                }
+                let _joined = Joined(&self.inner);
                 let _ = t.join();
-                *lock(&self.inner.thread) = LoopThread::Gone;
-                self.inner.joined.notify_all();
                 return;
             }
             g = self.inner.joined.wait(g).unwrap_or_else(|e| e.into_inner());
