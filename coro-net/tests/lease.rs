@@ -26,6 +26,17 @@ coro_io::driver_tests!(
     a_held_lease_keeps_its_bytes_while_the_ring_turns_over,
 );
 
+/// A scheduler whose io_uring ring has four provided buffers in all.
+fn four_buffers(cfg: Config) -> coro_io::IoScheduler {
+    cfg.sched_with(IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            recv_buffers: 4,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
 /// A connected pair: ours on `s`, the peer a blocking `std` stream.
 fn pair(s: &coro_io::IoScheduler) -> (TcpStream, std::net::TcpStream) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -96,13 +107,7 @@ fn leases_carry_every_byte_in_order_and_echo_in_place(cfg: Config) {
 /// another thread) the buffers come back and leases hold them again.
 fn held_leases_that_empty_the_ring_do_not_stop_the_stream(cfg: Config) {
     const LEN: usize = 128 * 1024;
-    let s = cfg.sched_with(IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            recv_buffers: 4,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = four_buffers(cfg);
     let (ours, mut peer) = pair(&s);
     let first = pattern(LEN, 1);
     let second = pattern(LEN, 2);
@@ -252,13 +257,7 @@ fn a_dropped_lease_read_loses_nothing(cfg: Config) {
 /// (a buffer given back early, or twice, would be refilled under it).
 fn a_held_lease_keeps_its_bytes_while_the_ring_turns_over(cfg: Config) {
     const LEN: usize = 256 * 1024;
-    let s = cfg.sched_with(IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            recv_buffers: 4,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = four_buffers(cfg);
     let (ours, mut peer) = pair(&s);
     let first = pattern(1000, 9);
     peer.write_all(&first).unwrap();

@@ -667,6 +667,45 @@ impl UringDriver {
         })
     }
 
+    /// A read of `fd` through its receive queue, under the state lock:
+    /// what every such read checks first (a queue at all, not shut down,
+    /// the socket's slot, buffers that leases gave back to a socket the
+    /// ring ran dry for), then `read`, then keeping data flowing
+    /// ([`next_arm`](Self::next_arm)).
+    fn read_queue<T>(
+        &self,
+        fd: RawFd,
+        read: impl FnOnce(&mut StreamRx, &mut BufRing) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let mut st = self.state();
+        if st.rx.is_none() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "this io_uring driver has no receive queue (multishot receive off)",
+            )));
+        }
+        if st.closed {
+            return Poll::Ready(Err(super::shut_down()));
+        }
+        let token = st.stream_token(fd);
+        let Some((rx, ring)) = st.stream(token) else {
+            return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
+        };
+        if rx.starved() {
+            // Buffers that leases released count for this read already: a
+            // socket the ring ran dry for goes back to multishot receives
+            // without waiting for the next reap.
+            ring.take_returns();
+        }
+        let res = read(rx, ring);
+        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
+            self.push(&mut st, entry.user_data(token));
+            drop(st);
+            self.submit_if_foreign();
+        }
+        res
+    }
+
     /// Queue a cancel for the in-flight entry `token`.
     fn cancel(&self, st: &mut State, token: u64) {
         let e = opcode::AsyncCancel::new(token)
@@ -1144,93 +1183,45 @@ impl Driver for UringDriver {
         out: &mut recv_queue::RecvOut<'_>,
         peek: bool,
     ) -> Poll<io::Result<usize>> {
-        let mut st = self.state();
-        if st.rx.is_none() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this io_uring driver has no receive queue (multishot receive off)",
-            )));
-        }
-        if st.closed {
-            return Poll::Ready(Err(super::shut_down()));
-        }
-        let token = st.stream_token(fd);
-        let Some((rx, ring)) = st.stream(token) else {
-            return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
-        };
-        if rx.starved() {
-            // Buffers that leases released count for this read already: a
-            // socket the ring ran dry for goes back to multishot receives
-            // without waiting for the next reap.
-            ring.take_returns();
-        }
-        let n = rx.copy_out(ring, out, peek);
-        let res = if n > 0 || out.is_empty() {
-            Poll::Ready(Ok(n))
-        } else if let Some(end) = rx.take_end(peek) {
-            Poll::Ready(end)
-        } else if rx.reads_directly(ring) {
-            // The ring is dry for this socket: read it readiness-style.
-            match recv_queue::recv_direct(fd, out, peek) {
-                Ok(0) => {
-                    rx.saw_eof();
-                    Poll::Ready(Ok(0))
+        self.read_queue(fd, |rx, ring| {
+            let n = rx.copy_out(ring, out, peek);
+            if n > 0 || out.is_empty() {
+                Poll::Ready(Ok(n))
+            } else if let Some(end) = rx.take_end(peek) {
+                Poll::Ready(end)
+            } else if rx.reads_directly(ring) {
+                // The ring is dry for this socket: read it readiness-style.
+                match recv_queue::recv_direct(fd, out, peek) {
+                    Ok(0) => {
+                        rx.saw_eof();
+                        Poll::Ready(Ok(0))
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        rx.add_waker(cx.waker());
+                        Poll::Pending
+                    }
+                    r => Poll::Ready(r),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    rx.add_waker(cx.waker());
-                    Poll::Pending
-                }
-                r => Poll::Ready(r),
+            } else {
+                rx.add_waker(cx.waker());
+                Poll::Pending
             }
-        } else {
-            rx.add_waker(cx.waker());
-            Poll::Pending
-        };
-        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
-            self.push(&mut st, entry.user_data(token));
-            drop(st);
-            self.submit_if_foreign();
-        }
-        res
+        })
     }
 
     fn poll_recv_lease(&self, fd: RawFd, cx: &mut Context<'_>) -> Poll<io::Result<Leased>> {
-        let mut st = self.state();
-        if st.rx.is_none() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this io_uring driver has no receive queue (multishot receive off)",
-            )));
-        }
-        if st.closed {
-            return Poll::Ready(Err(super::shut_down()));
-        }
-        let token = st.stream_token(fd);
-        let Some((rx, ring)) = st.stream(token) else {
-            return Poll::Ready(Err(io::Error::other("receive queue lost (driver bug)")));
-        };
-        if rx.starved() {
-            // Buffers that leases released count for this read already: a
-            // socket the ring ran dry for goes back to multishot receives
-            // without waiting for the next reap.
-            ring.take_returns();
-        }
-        let res = if let Some(leased) = rx.take_front(ring) {
-            Poll::Ready(Ok(leased))
-        } else if let Some(end) = rx.take_end(false) {
-            Poll::Ready(end.map(|_| Leased::End))
-        } else if rx.reads_directly(ring) {
-            Poll::Ready(Ok(Leased::Direct))
-        } else {
-            rx.add_waker(cx.waker());
-            Poll::Pending
-        };
-        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
-            self.push(&mut st, entry.user_data(token));
-            drop(st);
-            self.submit_if_foreign();
-        }
-        res
+        self.read_queue(fd, |rx, ring| {
+            if let Some(leased) = rx.take_front(ring) {
+                Poll::Ready(Ok(leased))
+            } else if let Some(end) = rx.take_end(false) {
+                Poll::Ready(end.map(|_| Leased::End))
+            } else if rx.reads_directly(ring) {
+                Poll::Ready(Ok(Leased::Direct))
+            } else {
+                rx.add_waker(cx.waker());
+                Poll::Pending
+            }
+        })
     }
 
     fn cancel_all(&self, bound: Duration) {
