@@ -22,9 +22,10 @@ use crate::buf::IoBuf;
 /// ring; a stream whose ring runs dry is read one `recv(2)` at a time
 /// until buffers come back (correct, but slower).
 ///
-/// Made by [`RegisteredFd::poll_recv_lease`](super::RegisteredFd::poll_recv_lease);
-/// a socket type wraps that as a read (`coro_net`'s
-/// `TcpStream::read_lease`, whose documentation shows an echo with it).
+/// Made by [`RegisteredFd::poll_recv_lease`](super::RegisteredFd::poll_recv_lease),
+/// which a socket type wraps as a read (`coro_net`'s
+/// `TcpStream::read_lease`, whose documentation shows an echo with it;
+/// without a receive queue it makes one from a `Vec`, `From<Vec<u8>>`).
 pub struct RecvLease {
     inner: Inner,
 }

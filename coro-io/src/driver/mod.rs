@@ -399,8 +399,9 @@ impl Handle {
     /// Whether stream reads go through the driver's receive queue
     /// (io_uring with multishot receive into provided buffers, see
     /// [`UringOptions::multishot_recv`]): then a read lease
-    /// ([`RecvLease`]) holds the kernel's own buffer and copies nothing,
-    /// where elsewhere it is read into a `Vec` of its own.
+    /// ([`RecvLease`]) holds the kernel's own buffer and copies nothing
+    /// (except while the ring of buffers is empty for its socket), where
+    /// elsewhere it is read into a `Vec` of its own.
     pub fn recv_queue(&self) -> bool {
         self.inner.recv_queue()
     }

@@ -73,21 +73,22 @@ pub(crate) struct Provided {
     /// driver's state lock: a lease may be dropped anywhere (also where
     /// that lock is held), and a release costs one atomic `or`.
     returned: Box<[AtomicU64]>,
-    /// Some bit of `returned` may be set (saves the ring its scan).
+    /// A hint that some bit of `returned` is set (saves the ring its scan
+    /// while the ring has buffers; see `BufRing::take_returns`).
     returns_pending: AtomicBool,
 }
 
 // SAFETY: the memory is plain bytes; who may touch which buffer is decided
 // by buffer ownership (the kernel's while in the ring, the queue's while
-// queued, a lease's while leased), and the rest is behind a `Mutex` or
-// atomic.
+// queued, a lease's while leased), and the rest is atomics.
 unsafe impl Send for Provided {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Provided {}
 
 impl Provided {
     /// A lease let go of buffer `bid`: the ring takes it back at its next
-    /// reap or read (nothing if the driver is gone).
+    /// reap (or read of a socket the ring ran dry for); nothing happens to
+    /// it if the driver is gone.
     pub(crate) fn give_back(&self, bid: u16) {
         let bit = 1u64 << (bid % 64);
         // Release: the lease's reads of the buffer happen before the ring
@@ -210,7 +211,16 @@ impl BufRing {
     pub(super) fn take_returns(&mut self) {
         // Cleared before the scan: a release that sets its bit after the
         // scan passed its word sets the flag again for the next call.
-        if !self.mem.returns_pending.swap(false, Ordering::Acquire) {
+        //
+        // The flag is only a hint: a release stores it plainly (no second
+        // locked instruction per message), so in the memory model a scan
+        // that read one release's flag may still miss another's bit (on a
+        // machine without multi-copy atomicity). Such a bit is not lost:
+        // whenever the ring looks empty the words are scanned without the
+        // hint, and a relaxed load sees the bit eventually.
+        let hinted = self.mem.returns_pending.load(Ordering::Relaxed)
+            && self.mem.returns_pending.swap(false, Ordering::Acquire);
+        if !hinted && self.in_ring > 0 {
             return;
         }
         let mut any = false;
@@ -764,6 +774,35 @@ mod tests {
         assert_eq!(ring.in_ring(), 4);
         ring.take_returns();
         assert_eq!(ring.published(), start + 2, "each only once");
+    }
+
+    #[test]
+    fn a_given_back_buffer_whose_hint_was_missed_is_found_once_the_ring_looks_empty() {
+        let mut ring = BufRing::new(2).unwrap();
+        let start = ring.published();
+        let home = ring.mem.clone();
+        // The kernel took both buffers; a lease gives one back, but the
+        // ring's scan is taken to have missed its hint (as the memory
+        // model allows on a machine without multi-copy atomicity).
+        ring.taken();
+        ring.taken();
+        home.give_back(1);
+        home.returns_pending.store(false, Ordering::Relaxed);
+        ring.take_returns();
+        assert_eq!(
+            ring.published(),
+            start + 1,
+            "scanned: the ring looked empty"
+        );
+        assert_eq!(ring.in_ring(), 1);
+        // With a buffer in the ring, a missing hint saves the scan.
+        home.give_back(0);
+        home.returns_pending.store(false, Ordering::Relaxed);
+        ring.take_returns();
+        assert_eq!(ring.published(), start + 1, "not scanned without the hint");
+        home.returns_pending.store(true, Ordering::Relaxed);
+        ring.take_returns();
+        assert_eq!(ring.published(), start + 2);
     }
 
     #[test]

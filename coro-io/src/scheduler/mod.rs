@@ -544,6 +544,11 @@ impl IoScheduler {
     /// `shutdown()` joins the thread, so that the driver is released
     /// when it returns.
     pub(crate) fn drive_in_background(&self) {
+        let mut g = lock(&self.inner.thread);
+        assert!(
+            matches!(*g, LoopThread::Gone),
+            "a manual scheduler is driven by one background thread"
+        );
         let inner = self.inner.clone();
         let t = thread::Builder::new()
             .name("coro-manual".into())
@@ -553,11 +558,6 @@ impl IoScheduler {
                 }
             })
             .expect("spawn the thread that drives a manual scheduler");
-        let mut g = lock(&self.inner.thread);
-        assert!(
-            matches!(*g, LoopThread::Gone),
-            "a manual scheduler is driven by one background thread"
-        );
         *g = LoopThread::Running(t);
     }
 

@@ -217,8 +217,10 @@ impl TcpStream {
     /// lease holds them in the buffer the kernel received them into (up to
     /// 16 KiB, whatever `max` says), which goes back to the kernel when the
     /// lease is dropped; elsewhere, and while the kernel's ring of buffers
-    /// is empty for this socket (other leases hold them all), they are read
-    /// into a `Vec` of up to `max` bytes (with the queue, at most 16 KiB).
+    /// is empty for this socket (leases and other sockets' unread bytes hold
+    /// them all; or for good, if the kernel refused this socket a multishot
+    /// receive), they are read into a `Vec` of up to `max` bytes (with the
+    /// queue, at most 16 KiB).
     /// Empty at the end of the stream.
     ///
     /// A lease is an [`IoBuf`](coro_io::buf::IoBuf): write it back out as
