@@ -293,6 +293,23 @@ impl UnixStream {
         self.inner.read(buf).await
     }
 
+    /// Receive the next bytes without copying them where the driver can,
+    /// as [`TcpStream::read_lease`](crate::tcp::TcpStream::read_lease): on
+    /// io_uring with its receive queue the lease holds them in the kernel's
+    /// own buffer; elsewhere in a `Vec` of up to `max` bytes. Empty at the
+    /// end of the stream.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    pub async fn read_lease(&self, max: usize) -> io::Result<coro_io::buf::RecvLease> {
+        self.inner.read_lease(max).await
+    }
+
     /// [`read`](Self::read) with a deadline, losslessly, as
     /// [`TcpStream::read_timeout`](crate::tcp::TcpStream::read_timeout):
     /// `(Err(TimedOut), buf)` when it passes, and data that arrived
