@@ -7,8 +7,7 @@
 //! that state; dropping it leaves everything in place for the next call.
 //! That is what makes reads lossless even on io_uring without its receive
 //! queue, where a dropped plain-TCP `recv` op loses the bytes the kernel
-//! already copied. (With the queue, the state holds a lease on the
-//! kernel's buffer instead, and rustls copies from it.)
+//! already copied. (With the queue, rustls reads from it directly.)
 //!
 //! Bulk data skips one copy each way: ciphertext batches of 8 KiB and more
 //! are first offered to the socket straight from rustls' buffers (a
@@ -36,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::Duration;
 
-use coro_io::buf::{self, BufResult, IoBuf, IoBufMut, RecvLease, Slice};
+use coro_io::buf::{self, BufResult, IoBuf, IoBufMut, Slice};
 use coro_io::op::{self, OpFuture};
 use rustls::pki_types::CertificateDer;
 use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
@@ -125,12 +124,6 @@ enum Rx {
     /// `buf[pos..]` was received and not yet given to rustls.
     Idle {
         buf: Vec<u8>,
-        pos: usize,
-    },
-    /// `lease[pos..]` came off the driver's receive queue (in the buffer
-    /// the kernel put it in) and was not yet given to rustls.
-    Leased {
-        lease: RecvLease,
         pos: usize,
     },
     Busy(OpFuture<op::Recv<Vec<u8>>>),
@@ -277,31 +270,21 @@ impl io::Read for DirectRecv<'_> {
     }
 }
 
-/// Why feeding rustls stopped short: a read from our bytes failed (not
-/// the socket's error: rustls' buffer refused them), or rustls rejected
-/// what it decrypted.
-enum FeedError {
-    Io(io::Error),
-    Tls(rustls::Error),
+/// The `io::Read` rustls' `read_tls` reads through where the driver keeps
+/// a receive queue for the socket: `WouldBlock` when it is empty (the
+/// waker of `cx` is then kept by the driver).
+struct QueuedRecv<'a, 'b, 'c> {
+    fd: &'a coro_io::driver::RegisteredFd,
+    cx: &'b mut Context<'c>,
 }
 
-/// Give rustls what it takes of `bytes[*pos..]`, decrypting as it goes,
-/// until it holds plaintext or wants no more input; `Ok(true)` when it
-/// took any. rustls takes at most 4 KiB per `read_tls` while a record is
-/// incomplete, so a record from a 16 KiB buffer takes a few rounds here,
-/// without a trip back through the driver for each.
-fn feed(conn: &mut Connection, bytes: &[u8], pos: &mut usize) -> Result<bool, FeedError> {
-    let mut fed = false;
-    while *pos < bytes.len() && conn.wants_read() {
-        let n = conn.read_tls(&mut &bytes[*pos..]).map_err(FeedError::Io)?;
-        if n == 0 {
-            break;
+impl io::Read for QueuedRecv<'_, '_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.fd.poll_recv(self.cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
-        *pos += n;
-        fed = true;
-        conn.process_new_packets().map_err(FeedError::Tls)?;
     }
-    Ok(fed)
 }
 
 /// Fault injection for a direct send of `total` bytes from `bufs`: an
@@ -683,26 +666,19 @@ impl TlsStream {
         loop {
             match &mut st.rx {
                 Rx::Idle { buf, pos } if *pos < buf.len() => {
-                    return match feed(&mut st.conn, buf, pos) {
-                        Ok(fed) => Poll::Ready(Ok(fed)),
-                        Err(FeedError::Io(e)) => Poll::Ready(Err(e)),
-                        Err(FeedError::Tls(e)) => st.packets_failed(e),
-                    };
-                }
-                Rx::Leased { lease, pos } => {
-                    let r = feed(&mut st.conn, lease, pos);
-                    if *pos == lease.len() {
-                        // All with rustls: the buffer goes back to the ring.
-                        st.rx = Rx::Idle {
-                            buf: Vec::new(),
-                            pos: 0,
-                        };
+                    let mut fed = false;
+                    while *pos < buf.len() && st.conn.wants_read() {
+                        let n = st.conn.read_tls(&mut &buf[*pos..])?;
+                        if n == 0 {
+                            break;
+                        }
+                        *pos += n;
+                        fed = true;
+                        if let Err(e) = st.conn.process_new_packets() {
+                            return st.packets_failed(e);
+                        }
                     }
-                    return match r {
-                        Ok(fed) => Poll::Ready(Ok(fed)),
-                        Err(FeedError::Io(e)) => Poll::Ready(Err(e)),
-                        Err(FeedError::Tls(e)) => st.packets_failed(e),
-                    };
+                    return Poll::Ready(Ok(fed));
                 }
                 Rx::Idle { .. } if st.tcp_eof => {
                     // Tell rustls (it then reports a missing close_notify).
@@ -711,18 +687,24 @@ impl TlsStream {
                 }
                 Rx::Idle { .. } if !st.conn.wants_read() => return Poll::Ready(Ok(false)),
                 Rx::Idle { .. } if self.tcp.inner.sock.registered().recv_queued() => {
-                    // The driver queues what the socket received: take the
-                    // front of the queue in the kernel's own buffer (a
-                    // lease), and rustls copies it from there into its
-                    // buffer (one copy, no owned buffer in between, nothing
-                    // in flight to cancel, one trip through the driver per
-                    // 16 KiB however little rustls takes per read).
+                    // The driver queues what the socket received: rustls
+                    // copies it straight into its own buffer (one copy, no
+                    // owned buffer in between, nothing in flight to cancel).
                     self.rd.register(cx.waker());
                     let mut rcx = Context::from_waker(&self.rd.waker);
-                    let fd = self.tcp.inner.sock.registered();
-                    match ready!(fd.poll_recv_lease(&mut rcx, RECV_BUF)) {
-                        Ok(lease) if lease.is_empty() => st.tcp_eof = true,
-                        Ok(lease) => st.rx = Rx::Leased { lease, pos: 0 },
+                    let mut queued = QueuedRecv {
+                        fd: self.tcp.inner.sock.registered(),
+                        cx: &mut rcx,
+                    };
+                    match st.conn.read_tls(&mut queued) {
+                        Ok(0) => st.tcp_eof = true,
+                        Ok(_) => {
+                            if let Err(e) = st.conn.process_new_packets() {
+                                return st.packets_failed(e);
+                            }
+                            return Poll::Ready(Ok(true));
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
                         Err(e) => {
                             st.read_failed = Some(Sticky::of(&e));
                             return Poll::Ready(Err(e));
