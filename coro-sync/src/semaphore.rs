@@ -61,8 +61,17 @@ pub struct Semaphore {
     /// Registered waiters asking for more than one permit: while there are
     /// any, a release wakes every waiter instead of `k` of them.
     big_waiters: AtomicUsize,
+    /// Permits in the semaphore's keeping: available plus held (out in
+    /// permits, or lent to a bounded channel's queued values). Raised by
+    /// `add_permits` before the permits appear, lowered by `forget`; it
+    /// bounds what a release can bring the count to, so the count never
+    /// wraps however permits come back.
+    total: AtomicU64,
     acquire_ops: Event,
     priority_ops: Event,
+    /// loom models: waiters never take the priority slot (see `starving`).
+    #[cfg(loom)]
+    no_priority: bool,
 }
 
 impl Semaphore {
@@ -86,8 +95,23 @@ impl Semaphore {
         Self {
             state: AtomicU64::new((permits as u64) << SHIFT),
             big_waiters: AtomicUsize::new(0),
+            total: AtomicU64::new(permits as u64),
             acquire_ops: Event::new(),
             priority_ops: Event::new(),
+            #[cfg(loom)]
+            no_priority: false,
+        }
+    }
+
+    /// loom models only: a semaphore whose waiters never take the priority
+    /// slot, so that a model can check the plain wake-ups alone (under loom
+    /// every waiter is otherwise "starving" after one lost race).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn without_priority_for_loom(permits: usize) -> Self {
+        Self {
+            no_priority: true,
+            ..Self::new(permits)
         }
     }
 
@@ -267,8 +291,10 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the total would exceed [`Semaphore::MAX_PERMITS`]; the semaphore is
-    /// then left as it was, and no other thread sees the excess meanwhile.
+    /// If the permits available plus those held (taken and not yet
+    /// returned or forgotten) would exceed [`Semaphore::MAX_PERMITS`]; the
+    /// semaphore is then left as it was, and no other thread sees the
+    /// excess meanwhile.
     ///
     /// ```
     /// let s = coro_sync::Semaphore::new(0);
@@ -279,24 +305,34 @@ impl Semaphore {
         if k == 0 {
             return;
         }
-        // Checked before the new count is published: adding first and
-        // undoing on overflow would let other threads see (and take from) a
-        // count that wrapped around for a moment.
-        let Ok(prev) = self
-            .state
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
-                let permits = (s >> SHIFT) as usize;
-                // `k` fits in the permit bits once the sum does.
-                (k <= Self::MAX_PERMITS - permits).then(|| s + ((k as u64) << SHIFT))
+        // Checked against the permits held too, before the new count is
+        // published: permits held now come back later with a plain add
+        // (`release`), which must not carry out of the count's 32 bits.
+        // Adding first and undoing on overflow would let other threads
+        // see (and take from) a count that wrapped around for a moment.
+        if self
+            .total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                (k <= Self::MAX_PERMITS - t as usize).then(|| t + k as u64)
             })
-        else {
+            .is_err()
+        {
             panic!("too many permits for a Semaphore");
-        };
+        }
+        let prev = self.state.fetch_add((k as u64) << SHIFT, Ordering::SeqCst);
         self.wake_after_release(prev, k);
     }
 
+    /// Permits taken out of this semaphore leave it for good.
+    fn forget_held(&self, k: usize) {
+        if k != 0 {
+            self.total.fetch_sub(k as u64, Ordering::SeqCst);
+        }
+    }
+
     /// Returns permits that came out of this semaphore (cannot overflow:
-    /// `add_permits` keeps available + held within `MAX_PERMITS`).
+    /// `total`, which `add_permits` keeps within `MAX_PERMITS`, counts
+    /// them).
     #[inline]
     pub(crate) fn release(&self, k: usize) {
         if k != 0 {
@@ -363,6 +399,10 @@ impl Semaphore {
         loop {
             if s & CLOSED != 0 {
                 return Err(TryAcquireError::Closed);
+            }
+            if k == 0 {
+                // Takes nothing: the priority slot keeps nothing from it.
+                return Ok(());
             }
             if (!priority && s & PRIORITY != 0) || ((s >> SHIFT) as usize) < k {
                 return Err(TryAcquireError::NoPermits);
@@ -483,13 +523,13 @@ impl RawAcquire {
     }
 
     #[cfg(not(loom))]
-    fn starving(&self) -> bool {
+    fn starving(&self, _sem: &Semaphore) -> bool {
         matches!(&self.phase, Phase::Waiting { since, .. } if since.elapsed() >= STARVATION_BOUND)
     }
 
     #[cfg(loom)]
-    fn starving(&self) -> bool {
-        true
+    fn starving(&self, sem: &Semaphore) -> bool {
+        !sem.no_priority
     }
 
     /// Counted against the task's budget (`coro_core::coop`; so are bounded
@@ -547,10 +587,14 @@ impl RawAcquire {
                     }
                     // Listen first, then register, then re-check: a release
                     // either sees the registration or we see its permits.
-                    let listener = sem.acquire_ops.listen();
+                    // A big request counts itself before it listens: a
+                    // release that wakes `k` listeners (no big waiter seen)
+                    // must not find ours among them, or it would spend a
+                    // small waiter's wake-up on a request it cannot serve.
                     if k > 1 {
                         sem.big_waiters.fetch_add(1, Ordering::SeqCst);
                     }
+                    let listener = sem.acquire_ops.listen();
                     sem.state.fetch_add(WAITER, Ordering::SeqCst);
                     self.phase = Phase::Waiting {
                         listener,
@@ -568,7 +612,7 @@ impl RawAcquire {
                     if let Some(out) = self.done(sem, sem.take(k, false)) {
                         return Poll::Ready(out);
                     }
-                    let claimed = self.starving()
+                    let claimed = self.starving(sem)
                         && sem
                             .state
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
@@ -709,7 +753,7 @@ impl SemaphorePermitArc {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn forget(mut self) {
-        self.permits = 0;
+        self.sem.forget_held(std::mem::take(&mut self.permits));
     }
 }
 
@@ -753,6 +797,13 @@ impl SemaphorePermit<'_> {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn forget(mut self) {
+        self.sem.forget_held(std::mem::take(&mut self.permits));
+    }
+
+    /// Keeps the permits out of the semaphore without forgetting them: the
+    /// caller gives them back later with [`Semaphore::release`] (a bounded
+    /// channel's slot, held by the value in it).
+    pub(crate) fn keep_held(mut self) {
         self.permits = 0;
     }
 }

@@ -142,6 +142,35 @@ fn semaphore_drop_while_notified_loses_no_permit() {
     });
 }
 
+/// A release of one permit while a one-permit waiter and a two-permit
+/// request sign up: the small waiter must get it. A release that wakes one
+/// listener when it sees no big request must not find the big request's
+/// listener among the first (it could not use the permit and would not
+/// pass the wake-up on). Priority is off, so only the plain wake-ups count.
+#[test]
+fn semaphore_release_reaches_the_small_waiter_past_a_big_request() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::without_priority_for_loom(0));
+        let s1 = s.clone();
+        let big = thread::spawn(move || {
+            block_on(async {
+                s1.acquire_many(2).await.unwrap().forget();
+            })
+        });
+        let s2 = s.clone();
+        let small = thread::spawn(move || {
+            block_on(async {
+                s2.acquire().await.unwrap().forget();
+            })
+        });
+        s.add_permits(1);
+        small.join().unwrap();
+        s.add_permits(2);
+        big.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
 /// Two releases of one permit each before the first woken waiter runs: both
 /// waiters (joined on one thread) must be woken, or the second one hangs with
 /// a permit available.

@@ -488,3 +488,54 @@ fn semaphore_add_permits_overflow_panics_and_changes_nothing() {
     drop(p);
     assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS);
 }
+
+#[test]
+fn semaphore_add_permits_counts_the_permits_held_out() {
+    // Permits held come back with a plain add: an add_permits that fits
+    // only because they are out would make their return wrap the count.
+    let s = Semaphore::new(1);
+    let p = s.try_acquire().unwrap();
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.add_permits(Semaphore::MAX_PERMITS)
+    }))
+    .expect_err("available + held above MAX_PERMITS must panic");
+    assert_eq!(
+        err.downcast_ref::<&str>(),
+        Some(&"too many permits for a Semaphore")
+    );
+    drop(p);
+    assert_eq!(s.available_permits(), 1);
+    // Up to the limit counting the held ones works, and they come back.
+    let p = s.try_acquire().unwrap();
+    s.add_permits(Semaphore::MAX_PERMITS - 1);
+    drop(p);
+    assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS);
+    // Forgotten permits leave the count for good: room for new ones (a
+    // token bucket that forgets each token and refills).
+    let s = Semaphore::new(Semaphore::MAX_PERMITS);
+    s.try_acquire_many(3).unwrap().forget();
+    s.add_permits(3);
+    assert_eq!(s.available_permits(), Semaphore::MAX_PERMITS);
+}
+
+#[test]
+fn semaphore_acquire_of_zero_permits_ignores_the_priority_slot() {
+    let s = Semaphore::new(1);
+    let held = s.try_acquire().unwrap();
+    let mut big = Probe::new(s.acquire());
+    big.pending();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    drop(held); // wakes `big`...
+    let barger = s.try_acquire().unwrap(); // ...but a newcomer takes the permit
+    big.pending(); // waited past the bound: takes the priority slot
+    assert_eq!(s.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    // Zero permits take nothing from the waiter with priority: at once.
+    let mut zero = Probe::new(s.acquire_many(0));
+    assert_eq!(zero.ready().unwrap().permits(), 0);
+    assert_eq!(s.try_acquire_many(0).unwrap().permits(), 0);
+    drop(barger);
+    assert!(big.woken());
+    drop(big.ready().unwrap());
+    s.close();
+    assert_eq!(s.try_acquire_many(0).unwrap_err(), TryAcquireError::Closed);
+}

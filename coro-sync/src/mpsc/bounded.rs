@@ -115,7 +115,7 @@ impl<T> Sender<T> {
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
         match self.chan.slots().try_acquire() {
             Ok(slot) => {
-                slot.forget();
+                slot.keep_held();
                 self.chan.push(value).map_err(|v| {
                     self.chan.release_unused_slot();
                     TrySendError::Closed(v)
@@ -174,7 +174,7 @@ impl<T> Sender<T> {
     pub fn try_reserve(&self) -> Result<Permit<'_, T>, TrySendError<()>> {
         match self.chan.slots().try_acquire() {
             Ok(slot) => {
-                slot.forget();
+                slot.keep_held();
                 Ok(Permit { chan: &self.chan })
             }
             Err(TryAcquireError::NoPermits) => Err(TrySendError::Full(())),
@@ -528,7 +528,7 @@ impl<T> Future for MpscSend<'_, T> {
         Poll::Ready(match acquired {
             Ok(slot) => {
                 // The slot goes with the value; the receiver gives it back.
-                slot.forget();
+                slot.keep_held();
                 this.chan.push(value).map_err(|v| {
                     this.chan.release_unused_slot();
                     SendError(v)
@@ -560,7 +560,7 @@ impl<'a, T> Future for MpscReserve<'a, T> {
         let chan = this.chan;
         Pin::new(&mut this.acquire).poll(cx).map(|r| match r {
             Ok(slot) => {
-                slot.forget();
+                slot.keep_held();
                 Ok(Permit { chan })
             }
             Err(_closed) => Err(SendError(())),
