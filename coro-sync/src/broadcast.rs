@@ -17,7 +17,12 @@
 //!   of two), so lag counts follow the `cap` you asked for.
 //! - A value stays in its slot until it is overwritten or the channel is
 //!   dropped (tokio drops it as soon as every receiver has seen it); the
-//!   memory bound is the same `cap` values.
+//!   memory bound is the same `cap` values. So a value's destructor runs
+//!   later than under tokio: a value that holds a `Sender` of its own
+//!   channel keeps the channel open (receivers never see `Closed`), and
+//!   one that holds a `oneshot::Sender` tells its receiver nothing when it
+//!   has been read. Send such handles through an [`mpsc`](crate::mpsc)
+//!   channel, which gives each value up as it is received.
 //! - Not provided (yet): `WeakSender`, `Sender::closed`, `Sender::len`.
 //!
 //! # Examples
@@ -318,10 +323,11 @@ impl<T> Sender<T> {
             s.val.replace(value)
         };
         drop(tail);
-        // The overwritten value's destructor runs outside the locks.
-        drop(old);
-        // Every waiting receiver wants this value.
+        // Every waiting receiver wants this value: told before the
+        // overwritten value's destructor runs (outside the locks), so one
+        // that panics or blocks does not keep them asleep.
         self.shared.recv_ops.notify_additional(usize::MAX);
+        drop(old);
         Ok(receivers)
     }
 

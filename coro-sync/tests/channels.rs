@@ -588,6 +588,39 @@ fn broadcast_send_wakes_every_waiting_receiver() {
     assert_eq!(c.try_recv(), Ok(1));
 }
 
+/// Panics when dropped if armed (its clones are not).
+#[derive(Debug)]
+struct Bomb(bool);
+
+impl Clone for Bomb {
+    fn clone(&self) -> Self {
+        Bomb(false)
+    }
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 {
+            panic!("the overwritten value's destructor panicked");
+        }
+    }
+}
+
+#[test]
+fn broadcast_overwriting_a_value_whose_drop_panics_still_wakes_receivers() {
+    let (tx, mut rx) = broadcast::channel(1);
+    tx.send(Bomb(true)).unwrap();
+    drop(rx.try_recv().unwrap());
+    let mut recv = Probe::new(rx.recv());
+    recv.pending();
+    // The send overwrites the armed value; its panic reaches the sender...
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.send(Bomb(false))));
+    assert!(sent.is_err());
+    // ...after the receiver was told of the new value.
+    assert_eq!(recv.wakes(), 1);
+    assert!(!recv.ready().unwrap().0);
+}
+
 #[test]
 fn broadcast_two_sends_before_the_woken_receiver_polls() {
     let (tx, mut rx) = broadcast::channel::<u32>(4);
