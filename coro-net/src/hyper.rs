@@ -148,6 +148,13 @@ impl Future for Sleep {
 impl hyper::rt::Sleep for Sleep {}
 
 impl hyper::rt::Timer for CoroTimer {
+    /// The scheduler's clock: hyper adds its timeouts to this, and the
+    /// deadlines go back to the scheduler (`sleep_until`), whose clock may
+    /// be paused or advanced by hand (tests), not the wall clock.
+    fn now(&self) -> Instant {
+        self.sched.now()
+    }
+
     fn sleep(&self, d: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(Sleep(self.sched.sleep(d)))
     }
@@ -180,5 +187,38 @@ where
 {
     fn execute(&self, fut: F) {
         self.sched.spawn(fut).detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use coro_io::{IoScheduler, IoSchedulerOptions, ThreadStrategy};
+    use hyper::rt::Timer as _;
+
+    use super::CoroTimer;
+
+    /// hyper computes its deadlines as `timer.now() + timeout` and hands
+    /// them back to `sleep_until`: both must be on the scheduler's clock,
+    /// or a paused and advanced clock puts every header-read timeout in
+    /// the past (or out of the test's reach).
+    #[test]
+    fn the_timer_tells_the_schedulers_time() {
+        let sched = IoScheduler::new(IoSchedulerOptions {
+            thread_strategy: ThreadStrategy::Manual,
+            start_paused: true,
+            ..Default::default()
+        })
+        .unwrap();
+        sched.advance(Duration::from_secs(3600));
+        let timer = CoroTimer::new(&sched);
+        assert_eq!(timer.now(), sched.now());
+        let mut sleep = timer.sleep_until(timer.now() + Duration::from_secs(10));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(sleep.as_mut().poll(&mut cx).is_pending(), "fired early");
+        sched.advance(Duration::from_secs(10));
+        assert!(sleep.as_mut().poll(&mut cx).is_ready(), "not fired on time");
     }
 }
