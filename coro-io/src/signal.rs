@@ -309,8 +309,22 @@ impl Signal {
             });
             match Pin::new(pipe).poll(cx) {
                 Poll::Pending => return Poll::Pending,
-                // The driver shut down: the stream ends.
-                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Err(e)) => {
+                    // The op is spent either way: a later poll must not
+                    // poll it again.
+                    self.pipe = None;
+                    if crate::driver::is_shut_down(&e) {
+                        // The driver shut down: the stream ends (and
+                        // stays ended: the next poll fails the same way).
+                        return Poll::Ready(None);
+                    }
+                    // The wait itself failed on a running driver (no
+                    // memory for the op, say): that is not the end of the
+                    // stream. Try again at the next poll, after the other
+                    // tasks had their turn.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Poll::Ready(Ok(_)) => {
                     self.pipe = None;
                     drain(&self.g.read);

@@ -109,7 +109,26 @@ pub enum DriverKind {
 /// The error of an op that would wait on a driver after
 /// [`Driver::cancel_all`] (its scheduler shut down).
 pub(crate) fn shut_down() -> io::Error {
-    io::Error::other("coro-io: the I/O driver was shut down (its scheduler stopped)")
+    io::Error::other(ShutDown)
+}
+
+/// The payload of [`shut_down`]'s error, so that code can tell that error
+/// from an op's own failure ([`is_shut_down`]).
+#[derive(Debug)]
+struct ShutDown;
+
+impl std::fmt::Display for ShutDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("coro-io: the I/O driver was shut down (its scheduler stopped)")
+    }
+}
+
+impl std::error::Error for ShutDown {}
+
+/// Whether `e` says the driver was shut down (rather than that an op
+/// failed on a running driver).
+pub(crate) fn is_shut_down(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<ShutDown>())
 }
 
 /// Enum dispatch over the backends.
