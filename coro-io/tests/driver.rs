@@ -63,6 +63,7 @@ coro_io::driver_tests!(
     send_with_room_completes_at_first_poll,
     send_on_a_full_blocking_socket_waits_without_blocking,
     dropped_recv_does_not_take_the_bytes_of_a_later_send,
+    a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
 );
 
 /// A receive dropped while in flight, then a send to its socket from the
@@ -284,6 +285,47 @@ fn poll_fd_hangup(cfg: Config) {
     drop(w);
     let revents = run(&h, fut).unwrap();
     assert_ne!(revents & libc::POLLHUP as u32, 0, "revents {revents:#x}");
+}
+
+/// A poll dropped before its fd had an event lets go of its waker (and
+/// so of the task behind it) at once: an fd that lives for good, such as
+/// the signal pipe every `Signal` listener polls, may see no event for
+/// hours while listeners come and go. A second poll of the same fd by the
+/// same task (the same waker) still waits and is woken.
+fn a_dropped_poll_keeps_no_waker_and_the_others_still_wait(cfg: Config) {
+    let h = cfg.handle();
+    let (r, w) = pipe();
+    let (count, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut kept = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+    assert!(kept.as_mut().poll(&mut cx).is_pending());
+    for _ in 0..100 {
+        let mut gone = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+        assert!(gone.as_mut().poll(&mut cx).is_pending());
+        drop(gone);
+    }
+    // Reaping the dropped polls' cancellations (io_uring) must not wake
+    // anyone either, nor leave a waker behind.
+    h.park(Some(Duration::from_millis(10))).unwrap();
+    let (other, other_wk) = waker();
+    let mut gone = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+    assert!(
+        gone.as_mut()
+            .poll(&mut Context::from_waker(&other_wk))
+            .is_pending()
+    );
+    drop(gone);
+    drop(other_wk);
+    h.park(Some(Duration::from_millis(10))).unwrap();
+    assert_eq!(
+        Arc::strong_count(&other),
+        1,
+        "{cfg}: the driver kept a dropped poll's waker"
+    );
+    assert_eq!(count.0.load(Ordering::SeqCst), 0);
+    rustix::io::write(&w, b"x").unwrap();
+    let revents = run(&h, kept).unwrap();
+    assert_ne!(revents & libc::POLLIN as u32, 0, "revents {revents:#x}");
 }
 
 fn unpark_wakes_park(cfg: Config) {

@@ -63,6 +63,32 @@ struct Table {
     registered: usize,
     /// Set by `cancel_all` (shutdown): no new waiter is stored after it.
     closed: bool,
+    /// The last id given to a bare poll that waited (see [`Waiter`]).
+    last_poll_id: u64,
+}
+
+/// The [`Waiter`] an op is: a bare poll (`poll`) by the id in `token`.
+fn waiter(poll: bool, token: &mut u64) -> Waiter<'_> {
+    if poll {
+        Waiter::Poll(token)
+    } else {
+        Waiter::Owner
+    }
+}
+
+/// Who waits on a registration.
+enum Waiter<'a> {
+    /// An op of the fd's owner (see `Slot::owned`): its waker joins the
+    /// shared lists, deduplicated by task; the owner's fd is released
+    /// before it closes, which empties them.
+    Owner,
+    /// A bare poll (`op::poll_fd`, `IoScheduler::poll`), known by an id
+    /// kept in the op's token (0 until it first waits): a poll may watch
+    /// an fd that lives for good (a signal pipe, an eventfd) and be
+    /// dropped before any event, so its waker is kept apart, and dropping
+    /// the op takes it out. In the shared lists it would stay until the
+    /// next event, with the task it belongs to.
+    Poll(&'a mut u64),
 }
 
 /// The table's part of an fd's state; its generation, read sequence,
@@ -79,6 +105,8 @@ struct Slot {
     pollers: u32,
     readers: Vec<Waker>,
     writers: Vec<Waker>,
+    /// Bare polls waiting: (id, interest, waker); see [`Waiter::Poll`].
+    polls: Vec<(u64, Interest, Waker)>,
 }
 
 /// A token that changes whenever an event of `interest` arrives at a
@@ -157,16 +185,59 @@ impl Cells {
 }
 
 impl Slot {
-    /// Keep `waker` until the fd is ready for `interest` (`owner`: see
-    /// `owned`).
-    fn wait(&mut self, interest: Interest, waker: &Waker, owner: bool) {
-        self.owned |= owner;
-        if interest.readable() {
-            push_waker(&mut self.readers, waker);
+    /// Keep `waker` until the fd is ready for `interest`; `last_poll_id`:
+    /// the table's, for a poll's first wait.
+    fn wait(&mut self, interest: Interest, waker: &Waker, who: Waiter<'_>, last_poll_id: &mut u64) {
+        let id = match who {
+            Waiter::Owner => {
+                self.owned = true;
+                if interest.readable() {
+                    push_waker(&mut self.readers, waker);
+                }
+                if interest.writable() {
+                    push_waker(&mut self.writers, waker);
+                }
+                return;
+            }
+            Waiter::Poll(id) => id,
+        };
+        if *id == 0 {
+            *last_poll_id += 1;
+            *id = *last_poll_id;
+        } else if let Some(e) = self.polls.iter_mut().find(|e| e.0 == *id) {
+            e.1 = interest;
+            if !e.2.will_wake(waker) {
+                e.2.clone_from(waker);
+            }
+            return;
         }
-        if interest.writable() {
-            push_waker(&mut self.writers, waker);
+        self.polls.push((*id, interest, waker.clone()));
+    }
+
+    /// An event came: the waiters it concerns go to `wake`.
+    fn ready(&mut self, readable: bool, writable: bool, wake: &mut Vec<Waker>) {
+        if readable {
+            wake.append(&mut self.readers);
         }
+        if writable {
+            wake.append(&mut self.writers);
+        }
+        let mut i = 0;
+        while i < self.polls.len() {
+            let want = self.polls[i].1;
+            if (readable && want.readable()) || (writable && want.writable()) {
+                wake.push(self.polls.swap_remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The poll `id` is gone: its waker, if it still waits (to be dropped
+    /// outside the table's lock).
+    fn forget_poll(&mut self, id: u64) -> Option<Waker> {
+        let i = self.polls.iter().position(|e| e.0 == id)?;
+        Some(self.polls.swap_remove(i).2)
     }
 }
 
@@ -249,8 +320,7 @@ impl EpollDriver {
         &self,
         fd: RawFd,
         interest: Interest,
-        arm: Option<&Waker>,
-        owner: bool,
+        arm: Option<(&Waker, Waiter<'_>)>,
     ) -> io::Result<Option<(Option<u64>, bool)>> {
         if interest != Interest::Read {
             let t = self.table();
@@ -270,8 +340,8 @@ impl EpollDriver {
         }
         let drained = cell.drained(word);
         match arm {
-            Some(waker) if drained => {
-                if self.arm(fd, interest, Some(word), waker, owner)? {
+            Some((waker, who)) if drained => {
+                if self.arm(fd, interest, Some(word), waker, who)? {
                     return Ok(None);
                 }
                 // An event since: try the syscall, with the new token.
@@ -282,6 +352,86 @@ impl EpollDriver {
         }
     }
 
+    /// An op that waits for `fd` to be ready for `interest`: try it, and
+    /// wait (armed) while it would block.
+    fn poll_fd_op<T: Op>(
+        &self,
+        state: &mut OpState<T>,
+        cx: &mut Context<'_>,
+        fd: RawFd,
+        interest: Interest,
+    ) -> Poll<io::Result<usize>> {
+        let Some(op) = state.op.as_mut().map(Held::get_mut) else {
+            return Poll::Ready(Err(io::Error::other("op polled after completion")));
+        };
+        // A bare poll waits under its own id (see `Waiter`).
+        let poll = T::KIND == OpKind::Poll;
+        // Anything but a read needs the fd's token only if it must
+        // wait (reads also need it to mark the fd drained): try
+        // first, without the table lock. On `WouldBlock` the loop
+        // reads the token and tries again before arming, so an
+        // event between the two tries is not slept through.
+        if interest != Interest::Read && !state.cancel {
+            match op.attempt() {
+                Err(e) if super::nothing_moved(&e) => {}
+                r => return Poll::Ready(r),
+            }
+        }
+        let mut first = true;
+        loop {
+            // The last stream read drained the fd and nothing arrived
+            // since: the syscall would fail with EAGAIN, so wait.
+            let arm_now = std::mem::take(&mut first) && interest == Interest::Read && !state.cancel;
+            let (seen, drained) = match self.token_or_arm(
+                fd,
+                interest,
+                arm_now.then(|| (cx.waker(), waiter(poll, &mut state.token))),
+            ) {
+                Ok(Some(t)) => t,
+                Ok(None) => return Poll::Pending,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            match op.attempt() {
+                // Cancelled: one last attempt found nothing to do.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && state.cancel => {
+                    return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    match self.arm(
+                        fd,
+                        interest,
+                        seen,
+                        cx.waker(),
+                        waiter(poll, &mut state.token),
+                    ) {
+                        Ok(true) => return Poll::Pending,
+                        Ok(false) => continue,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(n) if interest == Interest::Read => {
+                    let now = if op.drains(n) { seen } else { None };
+                    if now.is_some() || drained {
+                        self.set_drained(fd, now);
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    /// The bare poll `id` of `fd` is gone (dropped or done): take its
+    /// waker out, and drop it after the table's lock (a waker's drop may
+    /// run anything: the last reference to a task).
+    fn forget_poll(&self, fd: RawFd, id: u64) {
+        let w = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.table().slots.get_mut(i)?.forget_poll(id));
+        drop(w);
+    }
+
     /// Remember (or forget) that a read drained `fd` when its token was `seen`.
     fn set_drained(&self, fd: RawFd, seen: Option<u64>) {
         if let Some(cell) = self.cells.get(fd) {
@@ -290,15 +440,14 @@ impl EpollDriver {
     }
 
     /// After `WouldBlock`: sleep (Ok(true)) unless readiness changed since
-    /// `seen` (Ok(false): try again).
-    /// `owner`: the op is not a bare poll (see `Slot::owned`).
+    /// `seen` (Ok(false): try again). `who`: see [`Waiter`].
     fn arm(
         &self,
         fd: RawFd,
         interest: Interest,
         seen: Option<u64>,
         waker: &Waker,
-        owner: bool,
+        who: Waiter<'_>,
     ) -> io::Result<bool> {
         let idx = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         let mut t = self.table();
@@ -330,7 +479,8 @@ impl EpollDriver {
         } else if Some(token(word, t.slots[idx].write_seq, interest)) != seen {
             return Ok(false);
         }
-        t.slots[idx].wait(interest, waker, owner);
+        let t = &mut *t;
+        t.slots[idx].wait(interest, waker, who, &mut t.last_poll_id);
         Ok(true)
     }
 
@@ -402,14 +552,15 @@ impl EpollDriver {
             let hup = flags.intersects(F::HUP | F::RDHUP | F::ERR);
             // (A hang-up or an error is readable: reads see the EOF or
             // the error.)
-            if flags.intersects(F::IN | F::ERR | F::HUP | F::RDHUP | F::PRI) {
+            let readable = flags.intersects(F::IN | F::ERR | F::HUP | F::RDHUP | F::PRI);
+            let writable = flags.intersects(F::OUT | F::ERR | F::HUP);
+            if readable {
                 cell.readable(hup);
-                wake.append(&mut slot.readers);
             }
-            if flags.intersects(F::OUT | F::ERR | F::HUP) {
+            if writable {
                 slot.write_seq = slot.write_seq.wrapping_add(1);
-                wake.append(&mut slot.writers);
             }
+            slot.ready(readable, writable, wake);
         }
         n
     }
@@ -453,53 +604,13 @@ impl Driver for EpollDriver {
                 Poll::Ready(op.attempt())
             }
             Readiness::Fd(fd, interest) => {
-                let owner = T::KIND != OpKind::Poll;
-                // Anything but a read needs the fd's token only if it must
-                // wait (reads also need it to mark the fd drained): try
-                // first, without the table lock. On `WouldBlock` the loop
-                // reads the token and tries again before arming, so an
-                // event between the two tries is not slept through.
-                if interest != Interest::Read && !state.cancel {
-                    match op.attempt() {
-                        Err(e) if super::nothing_moved(&e) => {}
-                        r => return Poll::Ready(r),
-                    }
+                let r = self.poll_fd_op(state, cx, fd, interest);
+                if r.is_ready() && state.token != 0 {
+                    // A bare poll that waited is done: its waker goes, if
+                    // no event took it (see `Waiter::Poll`).
+                    self.forget_poll(fd, state.token);
                 }
-                let mut first = true;
-                loop {
-                    // The last stream read drained the fd and nothing arrived
-                    // since: the syscall would fail with EAGAIN, so wait.
-                    let arm_now =
-                        std::mem::take(&mut first) && interest == Interest::Read && !state.cancel;
-                    let (seen, drained) =
-                        match self.token_or_arm(fd, interest, arm_now.then(|| cx.waker()), owner) {
-                            Ok(Some(t)) => t,
-                            Ok(None) => return Poll::Pending,
-                            Err(e) => return Poll::Ready(Err(e)),
-                        };
-                    match op.attempt() {
-                        // Cancelled: one last attempt found nothing to do.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && state.cancel => {
-                            return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            match self.arm(fd, interest, seen, cx.waker(), owner) {
-                                Ok(true) => return Poll::Pending,
-                                Ok(false) => continue,
-                                Err(e) => return Poll::Ready(Err(e)),
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Ok(n) if interest == Interest::Read => {
-                            let now = if op.drains(n) { seen } else { None };
-                            if now.is_some() || drained {
-                                self.set_drained(fd, now);
-                            }
-                            return Poll::Ready(Ok(n));
-                        }
-                        r => return Poll::Ready(r),
-                    }
-                }
+                r
             }
         }
     }
@@ -509,6 +620,13 @@ impl Driver for EpollDriver {
         // blocking op finishes on its pool thread and frees itself there
         // (releasing what it produced for nobody: an opened fd).
         state.abandon_blocking();
+        // A bare poll that waited takes its waker out (see `Waiter::Poll`).
+        if state.token != 0 {
+            if let Some(Readiness::Fd(fd, _)) = state.op.as_mut().map(|op| op.get_mut().readiness())
+            {
+                self.forget_poll(fd, state.token);
+            }
+        }
         state.op = None;
     }
 
@@ -561,8 +679,7 @@ impl Driver for EpollDriver {
             let mut t = self.table();
             t.closed = true;
             for slot in t.slots.iter_mut() {
-                wake.append(&mut slot.readers);
-                wake.append(&mut slot.writers);
+                slot.ready(true, true, &mut wake);
             }
         }
         crate::wake_all(wake);
@@ -588,8 +705,7 @@ impl Driver for EpollDriver {
             let _ = epoll_ctl(&self.epfd, fd, Ctl::Delete);
             cell.release();
             slot.owned = false;
-            wake.append(&mut slot.readers);
-            wake.append(&mut slot.writers);
+            slot.ready(true, true, &mut wake);
             t.registered -= 1;
         }
         crate::wake_all(wake);
@@ -629,7 +745,7 @@ mod tests {
         let (r, _w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
         // Below the directory's end: registered.
         assert!(
-            d.arm(r.as_raw_fd(), Interest::Read, None, &waker, true)
+            d.arm(r.as_raw_fd(), Interest::Read, None, &waker, Waiter::Owner)
                 .unwrap()
         );
         assert!(d.is_registered(r.as_raw_fd()));
@@ -637,7 +753,13 @@ mod tests {
         // made): a clear error, nothing registered.
         let high = rustix::io::fcntl_dupfd_cloexec(&r, CELL_CHUNK as RawFd + 10).unwrap();
         let e = d
-            .arm(high.as_raw_fd(), Interest::Read, None, &waker, true)
+            .arm(
+                high.as_raw_fd(),
+                Interest::Read,
+                None,
+                &waker,
+                Waiter::Owner,
+            )
             .unwrap_err();
         assert!(e.to_string().contains("sized for"), "{e}");
         assert!(!d.is_registered(high.as_raw_fd()));
