@@ -123,7 +123,7 @@ impl<T> Unpin for Yield<'_, T> {}
 impl<T: 'static> Future for Yield<'_, T> {
     type Output = ();
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let Some(value) = this.value.take() else {
             return Poll::Ready(());
@@ -153,8 +153,15 @@ impl<T: 'static> Future for Yield<'_, T> {
                  await each `yield_` before starting the next"
             );
         });
-        // The consumer takes the value and polls the body again when it wants
-        // the next one: no waker needed.
+        // The consumer takes the value and polls the body again when it
+        // wants the next one. Woken all the same: inside a combinator of
+        // the body (`when_all`, `FuturesUnordered`), a child is polled
+        // again only once it woke, so without it the next poll of the body
+        // would not reach this future, and the generator would stall (or
+        // a `Generator` report a foreign wait). Directly under the body
+        // the wake costs nothing (`Generator`'s waker is a no-op) or one
+        // early poll of the consumer (`AsyncGenerator`).
+        cx.waker().wake_by_ref();
         Poll::Pending
     }
 }
@@ -241,8 +248,17 @@ impl<T: 'static> Iterator for Generator<T> {
         // Taken out while it runs: a panicking body leaves the generator finished.
         let mut body = self.body.take()?;
         let mut cx = Context::from_waker(Waker::noop());
-        match poll_body::<T>(self.id, &mut self.slot, &mut body, &mut cx) {
-            (Poll::Ready(()), _) => None,
+        // `next` waits for the body as `sync_wait` waits for a future: a
+        // task budget (see `coop`) of whoever calls it must not make the
+        // body's always-ready operations (a lock, a queued value) pretend
+        // to wait, which here would look like a foreign wait.
+        let polled = crate::coop::without_budget(|| {
+            poll_body::<T>(self.id, &mut self.slot, &mut body, &mut cx)
+        });
+        match polled {
+            // A value yielded in the poll that also ended the body (a
+            // `yield_` raced against a ready future): still handed out.
+            (Poll::Ready(()), value) => value,
             (Poll::Pending, value) => match value {
                 Some(value) => {
                     self.body = Some(body);
@@ -349,7 +365,9 @@ impl<T: 'static> Stream for AsyncGenerator<T> {
             return Poll::Ready(None);
         };
         match poll_body::<T>(this.id, &mut this.slot, &mut body, cx) {
-            (Poll::Ready(()), _) => Poll::Ready(None),
+            // A value yielded in the poll that also ended the body is still
+            // handed out; the stream ends at the next poll.
+            (Poll::Ready(()), value) => Poll::Ready(value),
             (Poll::Pending, value) => {
                 this.body = Some(body);
                 match value {

@@ -209,29 +209,33 @@ impl Future for Stopped {
         }
         let state = self.state.clone();
         let mut waiters = state.lock();
+        // A waker this replaces or removes is dropped after the lock: its
+        // drop may run anything (the last reference to a task holding
+        // another `Stopped` of this source, whose drop takes the lock).
+        let old;
         // Checked again under the lock: `request_stop` sets the flag before
         // taking the wakers under this lock, so no wake-up is lost.
         if state.stopped.load(Ordering::Acquire) {
-            if let Some(key) = self.key.take() {
-                waiters.wakers.remove(&key);
-            }
+            old = self.key.take().and_then(|key| waiters.wakers.remove(&key));
+            drop(waiters);
+            drop(old);
             return Poll::Ready(());
         }
-        match self.key {
+        old = match self.key {
             Some(key) => match waiters.wakers.get_mut(&key) {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                Some(w) => *w = cx.waker().clone(),
-                None => {
-                    waiters.wakers.insert(key, cx.waker().clone());
-                }
+                Some(w) if w.will_wake(cx.waker()) => None,
+                Some(w) => Some(std::mem::replace(w, cx.waker().clone())),
+                None => waiters.wakers.insert(key, cx.waker().clone()),
             },
             None => {
                 let key = waiters.next_key;
                 waiters.next_key += 1;
-                waiters.wakers.insert(key, cx.waker().clone());
                 self.key = Some(key);
+                waiters.wakers.insert(key, cx.waker().clone())
             }
-        }
+        };
+        drop(waiters);
+        drop(old);
         Poll::Pending
     }
 }
@@ -239,7 +243,9 @@ impl Future for Stopped {
 impl Stopped {
     fn unregister(&mut self) {
         if let Some(key) = self.key.take() {
-            self.state.lock().wakers.remove(&key);
+            // The waker is dropped after the lock (see `poll`).
+            let old = self.state.lock().wakers.remove(&key);
+            drop(old);
         }
     }
 }

@@ -206,14 +206,17 @@ impl<F: Future> Engine<F> {
         mut on_ready: impl FnMut(usize, F::Output) -> ControlFlow<()>,
     ) -> ControlFlow<()> {
         let mut batch = mem::take(&mut self.batch);
-        {
+        let old_parent = {
             let mut ready = self.shared.lock();
-            match &ready.parent {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => ready.parent = Some(cx.waker().clone()),
-            }
+            let old = match &ready.parent {
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => ready.parent.replace(cx.waker().clone()),
+            };
             mem::swap(&mut ready.list, &mut batch);
-        }
+            old
+        };
+        // Dropped after the lock: a waker's drop may run anything.
+        drop(old_parent);
         let first_pass = !self.started;
         self.started = true;
         // Wake order while the budget lasts. The children share it

@@ -137,8 +137,13 @@ fn async_generator_awaits_other_futures() {
     let mut cx = std::task::Context::from_waker(&w);
     assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(Some(1)));
     assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Pending);
+    let before = waker.wakes();
     gate.open();
-    assert_eq!(waker.wakes(), 1, "the body's future woke the consumer");
+    assert_eq!(
+        waker.wakes(),
+        before + 1,
+        "the body's future woke the consumer"
+    );
     assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(Some(100)));
     assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(None));
     assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(None));
@@ -259,4 +264,61 @@ fn yield_polled_outside_any_generator_panics() {
     let err = catch_unwind(AssertUnwindSafe(|| sync_wait(y.yield_(5)))).unwrap_err();
     let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
     assert!(msg.contains("outside its own generator's body"), "{msg}");
+}
+
+#[test]
+fn a_yield_inside_a_combinator_of_the_body_is_resumed() {
+    // `when_all` polls a child again only once it woke: a pending `yield_`
+    // must wake, or the next `next()` finds the body waiting on nothing.
+    let mut g = Generator::new(|y: Yielder<u32>| async move {
+        coro_core::when_all(std::iter::once(y.yield_(1))).await;
+        y.yield_(2).await;
+    });
+    assert_eq!(g.next(), Some(1));
+    assert_eq!(g.next(), Some(2));
+    assert_eq!(g.next(), None);
+    let mut g = AsyncGenerator::new(|y: Yielder<u32>| async move {
+        coro_core::when_all(std::iter::once(y.yield_(1))).await;
+        y.yield_(2).await;
+    });
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(Some(1)));
+    assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(Some(2)));
+    assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(None));
+}
+
+#[test]
+fn next_is_not_cut_short_by_the_callers_spent_budget() {
+    use coro_core::coop;
+    coop::budgeted(|| {
+        for _ in 0..coop::BUDGET {
+            coop::consume();
+        }
+        // A body whose always-ready step counts against a budget (as a
+        // lock or a queued value does): `next` waits for the body, like
+        // `sync_wait`, so the caller's spent budget does not apply.
+        let mut g = Generator::new(|y: Yielder<u8>| async move {
+            coop::consume_budget().await;
+            y.yield_(1).await;
+        });
+        assert_eq!(g.next(), Some(1));
+        assert_eq!(g.next(), None);
+    });
+}
+
+#[test]
+fn a_value_yielded_as_the_body_ends_is_not_lost() {
+    let mut g = Generator::new(|y: Yielder<u32>| async move {
+        // The `yield_` stores its value; the other branch ends the race
+        // and with it the body, in the same poll.
+        coro_core::when_any!(y.yield_(1), async {}).await;
+    });
+    assert_eq!(g.by_ref().collect::<Vec<_>>(), [1]);
+    assert_eq!(g.next(), None);
+    let mut g = AsyncGenerator::new(|y: Yielder<u32>| async move {
+        coro_core::when_any!(y.yield_(1), async {}).await;
+    });
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(Some(1)));
+    assert_eq!(Pin::new(&mut g).poll_next(&mut cx), Poll::Ready(None));
 }

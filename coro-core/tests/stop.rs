@@ -131,3 +131,71 @@ fn types_are_send_sync() {
     check::<coro_core::StopToken>();
     check::<coro_core::Stopped>();
 }
+
+/// A waker that owns another registered wait of the same source: the
+/// last drop of the waker drops that wait, which takes the source's lock.
+struct OwnsAWait(std::sync::Mutex<Option<Pin<Box<coro_core::Stopped>>>>);
+
+impl std::task::Wake for OwnsAWait {
+    fn wake(self: Arc<Self>) {}
+}
+
+#[test]
+fn a_waker_dropped_by_the_source_may_drop_another_wait_of_it() {
+    // Run on a thread: the bug was a self-deadlock (a hang), not a panic.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let source = StopSource::new();
+        let token = source.token();
+        let noop = Waker::noop();
+        // `inner` waits, registered with a no-op waker...
+        let mut inner = Box::pin(token.stopped());
+        assert!(
+            inner
+                .as_mut()
+                .poll(&mut Context::from_waker(noop))
+                .is_pending()
+        );
+        // ...and is owned by the waker `outer` registers with.
+        let owner = Arc::new(OwnsAWait(std::sync::Mutex::new(Some(inner))));
+        let waker = Waker::from(owner.clone());
+        let mut outer = Box::pin(token.stopped());
+        assert!(
+            outer
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        drop(owner);
+        // The source holds the last reference: replacing it drops `inner`.
+        assert!(
+            outer
+                .as_mut()
+                .poll(&mut Context::from_waker(noop))
+                .is_pending()
+        );
+        // And once more through removal: register it again, then drop.
+        let owner = Arc::new(OwnsAWait(std::sync::Mutex::new(Some(Box::pin(
+            token.stopped(),
+        )))));
+        {
+            let mut g = owner.0.lock().unwrap();
+            let w = g.as_mut().unwrap();
+            assert!(w.as_mut().poll(&mut Context::from_waker(noop)).is_pending());
+        }
+        let waker = Waker::from(owner.clone());
+        assert!(
+            outer
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        drop(owner);
+        drop(outer);
+        tx.send(()).unwrap();
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a waker's drop under the source's lock deadlocked");
+}
