@@ -152,3 +152,27 @@ pub fn write_len(len: usize) -> usize {
     }
     len
 }
+
+/// Microseconds an io_uring event loop sleeps between moving its staged
+/// entries into the submission queue and entering the kernel (0: none).
+static ENTER_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Make every io_uring event loop pause for `d` between moving its staged
+/// entries into the submission queue and entering the kernel (`None`: no
+/// pause): widens the window in which another thread sees an op in the
+/// queue that the kernel has not read yet, for tests of what such a
+/// thread may do then (drop the op, close its fd).
+pub fn delay_enter(d: Option<std::time::Duration>) {
+    let us = d.map_or(0, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    });
+    ENTER_DELAY_US.store(us, Ordering::SeqCst);
+}
+
+/// The pause [`delay_enter`] asked for, taken by the loop.
+pub(crate) fn before_enter() {
+    let us = ENTER_DELAY_US.load(Ordering::Relaxed);
+    if us != 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
+}

@@ -787,6 +787,9 @@ impl UringDriver {
         } else {
             timeout
         };
+        // Tests: widen the window between the flush and the enter.
+        #[cfg(feature = "fault-injection")]
+        crate::fault::before_enter();
         let entered = self.enter(wait, must_enter);
         {
             let mut st = self.state();
@@ -1114,6 +1117,21 @@ impl Driver for UringDriver {
                 }
                 st.set(token, SlotState::Orphaned { op, phase });
                 self.cancel(&mut st, token);
+                if self.single_issuer && !self.sqpoll && !self.on_parker_thread() && !st.closed {
+                    // Only the loop thread may enter this ring, and it may
+                    // have moved our entry into the submission queue
+                    // without entering yet. The owner may close the fd as
+                    // soon as we return; entered after that, the op would
+                    // start on whatever file took the number (and read its
+                    // data into a buffer nobody reads). Wait, bounded,
+                    // until the kernel has read our entry and the cancel
+                    // behind it: from then on the op holds its own file.
+                    let target = st.pushed.wrapping_add(st.pending.len() as u32);
+                    drop(st);
+                    self.unpark();
+                    self.wait_kernel_read(target, false);
+                    return;
+                }
                 self.settle_cancel(st, true);
             }
             SlotState::Done { res, phase } => {

@@ -1,0 +1,69 @@
+//! An op dropped by a thread other than the event loop's, on a ring only
+//! the loop's thread may enter (io_uring `DEFER_TASKRUN`: a Spawn + Inline
+//! scheduler), in the moment after the loop moved the op's entry into the
+//! submission queue and before it entered the kernel. The owner then
+//! closes the fd and the number goes to another file at once: the op must
+//! not start on that file and take its data. Its own binary: the pause
+//! that widens the moment is process-wide.
+#![cfg(feature = "fault-injection")]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::pin;
+use std::task::{Context, Waker};
+use std::thread;
+use std::time::Duration;
+
+use coro_io::fault;
+use coro_io::op;
+use coro_io::testing::Config;
+
+fn pipe() -> (OwnedFd, OwnedFd) {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
+        .unwrap()
+}
+
+#[test]
+fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
+    let s = Config::URING_DEFER.sched();
+    let h = s.driver().clone();
+    fault::delay_enter(Some(Duration::from_millis(300)));
+    for round in 0..5 {
+        let (r, w) = pipe();
+        let number = r.as_raw_fd();
+        {
+            let mut read = pin!(op::read(&h, number, Vec::with_capacity(64)));
+            let mut cx = Context::from_waker(Waker::noop());
+            // Staged from this thread: the loop is woken to submit it...
+            assert!(read.as_mut().poll(&mut cx).is_pending(), "round {round}");
+            // ...moves it into the queue, and pauses before entering.
+            thread::sleep(Duration::from_millis(100));
+        } // dropped here, off the loop thread
+        drop(r);
+        drop(w);
+        // The number goes to another pipe, which gets bytes of its own.
+        let (r2, w2) = pipe();
+        let other = if r2.as_raw_fd() == number {
+            r2
+        } else {
+            // SAFETY: `number` is free (just closed) and is ours again as
+            // the duplicate; `r2` stays open meanwhile.
+            let fd = unsafe { libc::dup2(r2.as_raw_fd(), number) };
+            assert_eq!(fd, number, "dup2: {}", std::io::Error::last_os_error());
+            // SAFETY: `fd` was just made by dup2 and nothing else owns it.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        };
+        rustix::io::write(&w2, b"mine").unwrap();
+        // The loop enters after its pause: a read started then on the
+        // number would take these bytes.
+        thread::sleep(Duration::from_millis(600));
+        let mut buf = [0u8; 16];
+        let got = rustix::io::read(&other, &mut buf);
+        assert_eq!(
+            got.map(|n| &buf[..n]),
+            Ok(&b"mine"[..]),
+            "round {round}: the dropped read took another file's bytes"
+        );
+    }
+    fault::delay_enter(None);
+    s.shutdown();
+}
