@@ -88,6 +88,7 @@ mod strategies {
         io_thread_callbacks_run,
         manual_loop_inside_a_task_keeps_both_run_queues,
         armed_sleep_wakes_the_latest_waker_and_completes,
+    a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins,
         dropping_the_earliest_timer_keeps_the_next,
         a_panicking_start_callback_leaves_the_loop_running,
         a_dying_loop_thread_shuts_the_scheduler_down,
@@ -388,6 +389,42 @@ fn armed_sleep_wakes_the_latest_waker_and_completes(cfg: Config) {
     assert_eq!(n1.load(Ordering::SeqCst), 1);
     assert_eq!(poll(&mut sleep, &w1), Poll::Ready(()));
     assert_eq!(s.timer_count(), 0);
+}
+
+/// `advance(Duration::MAX)` takes a paused clock to its end: a sleep of
+/// `Duration::MAX` (never) must still never come due, rather than fire,
+/// find itself not due and re-arm on every turn; a finite sleep made
+/// after it is past due at once, rather than never.
+fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let s = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        thread_strategy: ThreadStrategy::Manual,
+        start_paused: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let (w, n) = counting_waker();
+    let poll = |sl: &mut std::pin::Pin<Box<coro_io::time::Sleep>>| {
+        sl.as_mut().poll(&mut Context::from_waker(&w))
+    };
+    let mut never = Box::pin(s.sleep(Duration::MAX));
+    assert!(poll(&mut never).is_pending());
+    s.advance(Duration::MAX);
+    for _ in 0..10 {
+        s.process_events(Some(Duration::ZERO));
+        // As an executor would, after a wake-up.
+        assert!(poll(&mut never).is_pending());
+    }
+    assert!(
+        n.load(Ordering::SeqCst) <= 1,
+        "{cfg}: the endless sleep was woken {} times",
+        n.load(Ordering::SeqCst)
+    );
+    let mut short = Box::pin(s.sleep(Duration::from_millis(1)));
+    assert_eq!(poll(&mut short), Poll::Ready(()), "{cfg}");
 }
 
 /// The loop reads the earliest deadline without the timer lock; removing

@@ -93,18 +93,27 @@ impl Clock {
         }
     }
     pub(crate) fn deadline_after(&self, d: Duration) -> u64 {
-        self.now_ns().saturating_add(nanos(d))
+        match nanos(d) {
+            // Too long to tell from forever: never.
+            NEVER => NEVER,
+            // A finite wait ends, also at the end of the clock (a paused
+            // clock advanced by `Duration::MAX`), where `NEVER` would
+            // make it wait for good.
+            n => self.now_ns().saturating_add(n).min(NEVER - 1),
+        }
     }
     pub(crate) fn deadline_at(&self, t: Instant) -> u64 {
         nanos(t.saturating_duration_since(self.start))
     }
-    /// Virtual clock only: move time forward.
+    /// Virtual clock only: move time forward. It stops short of `NEVER`:
+    /// a timer due never must not come due (it would fire, find itself
+    /// not due, re-register and fire again, every turn).
     pub(crate) fn advance(&self, d: Duration) {
         let add = nanos(d);
         let _ = self
             .virtual_ns
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                Some(v.saturating_add(add))
+                Some(v.saturating_add(add).min(NEVER - 1))
             });
     }
 }
