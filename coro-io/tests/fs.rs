@@ -24,6 +24,7 @@ coro_io::driver_tests!(
     append_and_write_behind_errors,
     dropped_open_leaks_no_fd,
     dropped_file_finishes_its_write,
+    a_fifo_reads_and_writes_in_sequence,
 );
 
 /// A fresh directory for one test (removed by the caller).
@@ -88,6 +89,39 @@ fn path_helpers_round_trip(cfg: Config) {
         DriverKind::IoUring => assert_eq!(pooled, 0),
         _ => assert!(pooled > 10, "{pooled} blocking ops"),
     }
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// A file without a position (a FIFO; so are `/dev/stdin` in a pipeline
+/// and a terminal): `fs::read` and `fs::write` work as std's do, on every
+/// driver (epoll's positioned `pread`/`pwrite` fail there with `ESPIPE`;
+/// io_uring ignores the offset).
+fn a_fifo_reads_and_writes_in_sequence(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("fifo", cfg);
+    let p = d.join("fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &p,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    // Into the FIFO from a thread, out of it with coro.
+    let writer = {
+        let p = p.clone();
+        std::thread::spawn(move || std::fs::write(&p, pattern(100_000)))
+    };
+    let got = run(&s, fs::read(p.clone())).unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(got, pattern(100_000), "{cfg}");
+    // Into it with coro, out of it from a thread.
+    let reader = {
+        let p = p.clone();
+        std::thread::spawn(move || std::fs::read(&p))
+    };
+    run(&s, fs::write(p.clone(), pattern(50_000))).unwrap();
+    assert_eq!(reader.join().unwrap().unwrap(), pattern(50_000), "{cfg}");
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();
 }

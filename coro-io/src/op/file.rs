@@ -144,7 +144,12 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
         let off =
             i64::try_from(self.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: the buffer is valid for `len` bytes of writes.
-        cvt(unsafe { libc::pread(self.fd, self.buf.stable_mut_ptr().cast(), len, off) })
+        let r = cvt(unsafe { libc::pread(self.fd, self.buf.stable_mut_ptr().cast(), len, off) });
+        if !unseekable(&r) {
+            return r;
+        }
+        // SAFETY: as for `pread`.
+        cvt(unsafe { libc::read(self.fd, self.buf.stable_mut_ptr().cast(), len) })
     }
     fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
@@ -153,6 +158,15 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
         }
         (res, self.buf)
     }
+}
+
+/// Whether a positioned read or write failed because the file has no
+/// position (a FIFO, a pipe, a terminal: `/dev/stdin` in a pipeline). Such
+/// a file is read and written in sequence instead, the offset ignored, as
+/// io_uring's read and write do there (and std's `fs::read`), so both
+/// drivers see the same file.
+fn unseekable(r: &io::Result<usize>) -> bool {
+    matches!(r, Err(e) if e.raw_os_error() == Some(libc::ESPIPE))
 }
 
 /// `pwrite(fd, buf, offset)` (regular files).
@@ -199,7 +213,12 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
         let off =
             i64::try_from(self.offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: the buffer is valid for `len` bytes of reads.
-        cvt(unsafe { libc::pwrite(self.fd, self.buf.stable_ptr().cast(), len, off) })
+        let r = cvt(unsafe { libc::pwrite(self.fd, self.buf.stable_ptr().cast(), len, off) });
+        if !unseekable(&r) {
+            return r;
+        }
+        // SAFETY: as for `pwrite`.
+        cvt(unsafe { libc::write(self.fd, self.buf.stable_ptr().cast(), len) })
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         (res, self.buf)
