@@ -639,11 +639,34 @@ pub(crate) struct AcceptBackoff {
 /// First and longest pause after EMFILE and friends.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_millis(200);
+/// "Transient" failures in a row after which the loop pauses too: a
+/// connection's own error is skipped at once, but the same codes can also
+/// come from the listener for good (`EPERM` from a security module's
+/// denial, raised before any connection is taken), and retrying those
+/// without a pause would spin a core.
+const TRANSIENT_RUN: u32 = 16;
+
+/// Check that `sock` can be a listener: a stream (or sequenced-packet)
+/// socket. A datagram socket handed over as a listener (any fd converts
+/// to a std listener) would make every accept fail with `EOPNOTSUPP`,
+/// which accept loops take for a connection's own error.
+pub(crate) fn check_listener(sock: &Socket) -> io::Result<()> {
+    let ty = sock.sock_ref().r#type()?;
+    if ty == socket2::Type::STREAM || ty == socket2::Type::SEQPACKET {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a stream socket: it cannot accept connections",
+        ))
+    }
+}
 
 impl AcceptBackoff {
     /// Run `attempt` until it yields a connection or an error about the
     /// listener itself; sleeps on the scheduler between resource failures
-    /// (5 ms doubling to 200 ms) and logs the first one to stderr.
+    /// (5 ms doubling to 200 ms) and logs the first one to stderr, and
+    /// after 16 connection errors in a row also between those.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         sock: &Socket,
@@ -655,10 +678,19 @@ impl AcceptBackoff {
         Fut: std::future::Future<Output = io::Result<T>>,
     {
         let mut pause = BACKOFF_MIN;
+        let mut transient = 0u32;
         loop {
             match attempt().await {
                 Ok(v) => return Ok(v),
-                Err(e) if accept_error_is_transient(&e) => continue,
+                Err(e) if accept_error_is_transient(&e) => {
+                    transient += 1;
+                    if transient >= TRANSIENT_RUN {
+                        // Maybe not the connections' errors but the
+                        // listener's: pause as for a resource failure.
+                        sock.sched().sleep(pause).await;
+                        pause = (pause * 2).min(BACKOFF_MAX);
+                    }
+                }
                 Err(e) if accept_error_is_resource(&e) => {
                     if !self.logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         coro_io::report(
@@ -730,6 +762,47 @@ mod tests {
         );
         assert!(s.adapter.get().is_some());
         drop(s);
+        sched.shutdown();
+    }
+
+    /// An error that accept loops skip as a connection's own, coming back
+    /// for good (a security module's `EPERM`): the loop pauses after a run
+    /// of them instead of spinning, and still returns the connection that
+    /// comes at last.
+    #[test]
+    fn a_run_of_connection_errors_pauses_the_accept_loop() {
+        let sched = IoScheduler::new(Default::default()).unwrap();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let sock = Socket::new(&sched, a.into());
+        let backoff = AcceptBackoff::default();
+        let mut calls = 0u32;
+        let start = std::time::Instant::now();
+        let got = coro_core::sync_wait(sched.spawn({
+            let sched = sched.clone();
+            async move {
+                let _keep = sched;
+                backoff
+                    .run(&sock, "test", || {
+                        calls += 1;
+                        let r = if calls <= 20 {
+                            Err(io::Error::from_raw_os_error(libc::EPERM))
+                        } else {
+                            Ok(calls)
+                        };
+                        std::future::ready(r)
+                    })
+                    .await
+            }
+        }))
+        .unwrap();
+        assert_eq!(got.unwrap(), 21);
+        // Pauses after the 16th error and each one after: 5, 10, 20, 40,
+        // 80 ms, over 100 ms in all.
+        assert!(
+            start.elapsed() >= Duration::from_millis(100),
+            "20 failures in {:?}: no pause",
+            start.elapsed()
+        );
         sched.shutdown();
     }
 }

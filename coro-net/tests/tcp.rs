@@ -1171,3 +1171,20 @@ fn adapter_write_with_a_spent_budget_takes_nothing(cfg: Config) {
         assert_eq!(got, b"hello");
     });
 }
+
+/// Any fd converts to a std listener: one that cannot accept (a UDP
+/// socket) is refused when it is handed over, not later by an accept that
+/// fails with a code accept loops skip as a connection's own.
+#[test]
+fn a_socket_that_cannot_accept_is_refused_as_a_listener() {
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let udp: std::os::fd::OwnedFd = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().into();
+    let e = TcpListener::from_std(&s, std::net::TcpListener::from(udp)).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    let dgram: std::os::fd::OwnedFd = std::os::unix::net::UnixDatagram::unbound().unwrap().into();
+    let e =
+        coro_net::unix::UnixListener::from_std(&s, std::os::unix::net::UnixListener::from(dgram))
+            .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    s.shutdown();
+}

@@ -172,6 +172,7 @@ impl TcpListener {
 
     fn from_fd(sched: &IoScheduler, fd: OwnedFd) -> io::Result<TcpListener> {
         let sock = Socket::new(sched, fd);
+        crate::socket::check_listener(&sock)?;
         let local = sock
             .sock_ref()
             .local_addr()?
