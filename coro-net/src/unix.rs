@@ -94,6 +94,7 @@ impl UnixListener {
             io::Result::Ok(s)
         })();
         let s = r.map_err(|e| context(e, format_args!("bind/listen on {}", path.display())))?;
+        let _ = unnamed(); // see `peer_of`
         Ok(UnixListener {
             sock: Socket::new(sched, s.into()),
             backoff: AcceptBackoff::default(),
@@ -110,8 +111,11 @@ impl UnixListener {
         l: std::os::unix::net::UnixListener,
     ) -> io::Result<UnixListener> {
         l.set_nonblocking(true)?;
+        let sock = Socket::new(sched, l.into());
+        crate::socket::check_listener(&sock)?;
+        let _ = unnamed(); // see `peer_of`
         Ok(UnixListener {
-            sock: Socket::new(sched, l.into()),
+            sock,
             backoff: AcceptBackoff::default(),
         })
     }
@@ -143,7 +147,9 @@ impl UnixListener {
             })
             .await?;
         let stream = UnixStream::from_fd(self.sock.sched(), fd);
-        let peer = stream.peer_addr()?;
+        // The connection is ours now: an address we cannot express does
+        // not cost it (see `peer_of`).
+        let peer = peer_of(stream.inner.sock.sock_ref().peer_addr())?;
         Ok((stream, peer))
     }
 
@@ -491,6 +497,25 @@ fn unix_addr(a: SockAddr) -> io::Result<SocketAddr> {
         io::ErrorKind::InvalidData,
         "not a Unix-domain address",
     ))
+}
+
+/// The address of a peer whose connection or datagram is already taken,
+/// where an error would lose it. Where the address cannot be
+/// expressed as a `SocketAddr` (a path of the full 108 bytes, which Linux
+/// allows without a terminating NUL and std does not), or cannot be had,
+/// it is reported as unnamed. (The unnamed address itself is made once
+/// per process, with a socket: the listeners and datagram sockets make it
+/// when they are created, so that it is there when fds run out.)
+/// (An error only if that never succeeded.)
+pub(crate) fn peer_of(a: io::Result<SockAddr>) -> io::Result<SocketAddr> {
+    a.and_then(|a| {
+        if a.len() == 0 {
+            unnamed()
+        } else {
+            unix_addr(a)
+        }
+    })
+    .or_else(|_| unnamed())
 }
 
 /// `std` has no constructor for the unnamed address; an unbound socket has it.

@@ -20,6 +20,7 @@ coro_io::driver_tests!(
     unix_listener_echo_and_addresses,
     unix_pair_half_close,
     unix_connect_errors_name_the_path,
+    a_peer_at_a_full_length_path_is_accepted_and_heard,
 );
 
 fn udp_send_to_and_recv_from(cfg: Config) {
@@ -200,5 +201,74 @@ fn unix_connect_errors_name_the_path(cfg: Config) {
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
     });
     let _ = std::fs::remove_file(&path);
+    s.shutdown();
+}
+
+/// A Unix socket of ours bound (by hand: std refuses it) to a path of the
+/// full 108 bytes of `sun_path`, which Linux allows without a terminating
+/// NUL and std's `SocketAddr` cannot express.
+fn bind_full_length(kind: libc::c_int, dir: &std::path::Path, tag: u8) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let mut path = dir.as_os_str().as_bytes().to_vec();
+    path.push(b'/');
+    path.push(tag);
+    while path.len() < 108 {
+        path.push(b'p');
+    }
+    // SAFETY: a plain socket(2); the fd is ours.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "{}", io::Error::last_os_error());
+    // SAFETY: just made, owned by nothing else.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sa.sun_path.iter_mut().zip(&path) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `sa` is a valid sockaddr_un of `len` bytes.
+    let r = unsafe { libc::bind(fd, (&raw const sa).cast(), len) };
+    assert_eq!(r, 0, "bind: {}", io::Error::last_os_error());
+    owned
+}
+
+fn a_peer_at_a_full_length_path_is_accepted_and_heard(cfg: Config) {
+    let s = sched(cfg);
+    let dir = std::env::temp_dir().join(format!("cl{}{cfg}", std::process::id() % 1000));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lpath = dir.join("l.sock");
+    let dpath = dir.join("d.sock");
+    let l = UnixListener::bind(&s, &lpath).unwrap();
+    let d = coro_net::unix::UnixDatagram::bind(&s, &dpath).unwrap();
+    // A stream client and a datagram sender at full-length paths.
+    let client = bind_full_length(libc::SOCK_STREAM, &dir, b's');
+    let sender = bind_full_length(libc::SOCK_DGRAM, &dir, b'd');
+    let client = std::os::unix::net::UnixStream::from(client);
+    let sender = std::os::unix::net::UnixDatagram::from(sender);
+    std::thread::spawn({
+        let lpath = lpath.clone();
+        move || {
+            // connect(2) on the bound socket.
+            let a = socket2::SockAddr::unix(&lpath).unwrap();
+            socket2::SockRef::from(&client).connect(&a).unwrap();
+            std::io::Write::write_all(&mut &client, b"hello").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    sender.send_to(b"dgram", &dpath).unwrap();
+    run(&s, async move {
+        // The connection is not lost for its peer's address...
+        let (conn, _peer) = l.accept().await.unwrap();
+        let (r, buf) = conn.read(Vec::with_capacity(16)).await;
+        assert_eq!((r.unwrap(), &buf[..]), (5, &b"hello"[..]));
+        // ...nor the datagram for its sender's.
+        let (r, buf) = d.recv_from(Vec::with_capacity(16)).await;
+        let (n, _from) = r.unwrap();
+        assert_eq!(&buf[..n], b"dgram");
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
     s.shutdown();
 }

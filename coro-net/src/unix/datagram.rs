@@ -12,7 +12,7 @@ use coro_io::buf::{BufResult, IoBuf, IoBufMut, init_bytes};
 use coro_io::{IoScheduler, PollOp, PollStatus, op};
 use socket2::{Domain, SockAddr, Type};
 
-use super::{unix_addr, unnamed};
+use super::{peer_of, unix_addr, unnamed};
 use crate::socket::{Socket, context};
 
 /// A Unix-domain datagram socket (`SOCK_DGRAM`) on an [`IoScheduler`], with
@@ -72,6 +72,7 @@ fn path_addr(path: &Path) -> io::Result<SockAddr> {
 
 impl UnixDatagram {
     fn from_socket(sched: &IoScheduler, s: socket2::Socket) -> UnixDatagram {
+        let _ = unnamed(); // see `peer_of`
         UnixDatagram {
             sock: Socket::new(sched, s.into()),
         }
@@ -129,6 +130,7 @@ impl UnixDatagram {
         s: std::os::unix::net::UnixDatagram,
     ) -> io::Result<UnixDatagram> {
         s.set_nonblocking(true)?;
+        let _ = unnamed(); // see `peer_of`
         Ok(UnixDatagram {
             sock: Socket::new(sched, s.into()),
         })
@@ -186,16 +188,10 @@ impl UnixDatagram {
     /// On io_uring a dropped `recv_from` may lose the datagram.
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (r, buf) = op::recv_from_any(self.sock.driver(), self.sock.raw(), buf).await;
-        // An unbound sender has no address at all: the kernel reports a
-        // zero-length one rather than an unnamed `sockaddr_un`.
-        let addr = |a: SockAddr| {
-            if a.len() == 0 {
-                unnamed()
-            } else {
-                unix_addr(a)
-            }
-        };
-        (r.and_then(|(n, a)| Ok((n, addr(a)?))), buf)
+        // The datagram is taken: its sender's address cannot fail it (an
+        // unbound sender's zero-length address, or one std cannot express,
+        // is reported as unnamed; see `peer_of`).
+        (r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))), buf)
     }
 
     /// Send `buf` as one datagram to the connected peer, waiting while
