@@ -630,10 +630,13 @@ pub(crate) fn accept_error_is_resource(e: &io::Error) -> bool {
     )
 }
 
-/// The back-off of an accept loop that ran out of fds or memory.
+/// The back-off of an accept loop that ran out of fds or memory, and
+/// the listener's inbox of connections accepted for dropped accepts
+/// (io_uring; see [`coro_io::op::AcceptInbox`]).
 #[derive(Debug, Default)]
 pub(crate) struct AcceptBackoff {
     logged: std::sync::atomic::AtomicBool,
+    inbox: std::sync::Arc<coro_io::op::AcceptInbox>,
 }
 
 /// First and longest pause after EMFILE and friends.
@@ -663,6 +666,12 @@ pub(crate) fn check_listener(sock: &Socket) -> io::Result<()> {
 }
 
 impl AcceptBackoff {
+    /// Where the listener's accept ops keep what they accepted after their
+    /// future was dropped; every accept takes from it first.
+    pub(crate) fn inbox(&self) -> &std::sync::Arc<coro_io::op::AcceptInbox> {
+        &self.inbox
+    }
+
     /// Run `attempt` until it yields a connection or an error about the
     /// listener itself; sleeps on the scheduler between resource failures
     /// (5 ms doubling to 200 ms) and logs the first one to stderr, and

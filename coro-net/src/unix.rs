@@ -130,8 +130,15 @@ impl UnixListener {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a connection accepted for a dropped future is closed.
+    /// Cancel safe: a connection accepted for a dropped future (io_uring)
+    /// is kept for the next `accept`, as for `TcpListener`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let inbox = self.backoff.inbox();
+        if let Some(fd) = inbox.take() {
+            let stream = UnixStream::from_fd(self.sock.sched(), fd);
+            let peer = peer_of(stream.inner.sock.sock_ref().peer_addr())?;
+            return Ok((stream, peer));
+        }
         let what = match self
             .local_addr()
             .ok()
@@ -143,7 +150,7 @@ impl UnixListener {
         let fd = self
             .backoff
             .run(&self.sock, &what, || {
-                op::accept_fd(self.sock.driver(), self.sock.raw())
+                op::accept_fd_keeping(self.sock.driver(), self.sock.raw(), inbox)
             })
             .await?;
         let stream = UnixStream::from_fd(self.sock.sched(), fd);

@@ -42,6 +42,7 @@ coro_io::driver_tests!(
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
+    an_accept_dropped_after_the_kernel_accepted_keeps_the_connection,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -433,6 +434,59 @@ fn dropped_reads_and_accepts_leave_things_usable(cfg: Config) {
         assert_eq!(n.unwrap(), 4);
         assert_eq!(b, b"late");
     });
+    s.shutdown();
+}
+
+/// On io_uring an accept runs in the kernel: one whose future is dropped
+/// after the kernel took a connection for it (a `select!` whose other
+/// branch won) must leave that connection to the next accept, not close
+/// it (the client would see a reset). Both for TCP and Unix listeners.
+fn an_accept_dropped_after_the_kernel_accepted_keeps_the_connection(cfg: Config) {
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let upath = std::env::temp_dir().join(format!("coro-acc-{}-{cfg}", std::process::id()));
+    let _ = std::fs::remove_file(&upath);
+    let ul = coro_net::unix::UnixListener::bind(&s, &upath).unwrap();
+    let s2 = s.clone();
+    let up = upath.clone();
+    run(&s, async move {
+        let (mut c, mut uc) = {
+            let mut acc = std::pin::pin!(l.accept());
+            let mut uacc = std::pin::pin!(ul.accept());
+            assert!(futures::poll!(acc.as_mut()).is_pending());
+            assert!(futures::poll!(uacc.as_mut()).is_pending());
+            // The kernel accepts these for the ops in flight...
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            let uc = std::os::unix::net::UnixStream::connect(&up).unwrap();
+            // ...and the loop reaps the completions before the drop.
+            s2.sleep(Duration::from_millis(50)).await;
+            (c, uc)
+        };
+        let (srv, peer) = s2
+            .timeout(Duration::from_secs(5), l.accept())
+            .await
+            .expect("the connection was lost with the dropped accept")
+            .unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        let (usrv, _) = s2
+            .timeout(Duration::from_secs(5), ul.accept())
+            .await
+            .expect("the Unix connection was lost with the dropped accept")
+            .unwrap();
+        // The same connections, alive both ways.
+        c.write_all(b"tcp").unwrap();
+        uc.write_all(b"unix").unwrap();
+        let (n, b) = srv.read(Vec::with_capacity(8)).await;
+        assert_eq!((n.unwrap(), &b[..]), (3, &b"tcp"[..]));
+        let (n, b) = usrv.read(Vec::with_capacity(8)).await;
+        assert_eq!((n.unwrap(), &b[..]), (4, &b"unix"[..]));
+        srv.write_all(b"ok".as_slice()).await.0.unwrap();
+        let mut got = [0u8; 2];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ok");
+    });
+    let _ = std::fs::remove_file(&upath);
     s.shutdown();
 }
 

@@ -4,6 +4,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use io_uring::{opcode, types};
 
@@ -19,11 +20,57 @@ fn would_block_connect(e: &io::Error) -> bool {
     )
 }
 
+/// Connections the kernel accepted for accept ops that were dropped
+/// before they completed (io_uring: an accept runs in the kernel, so it
+/// may take a connection for a future that is gone), kept for the
+/// listener's next accept instead of closed: a `select!` loop that drops
+/// an accept whenever another branch wins then resets no client.
+///
+/// A listener keeps one and hands it to its accept ops
+/// ([`Accept::keep_orphans`], [`AcceptFd::keep_orphans`]), and takes from
+/// it first in every accept.
+#[derive(Debug, Default)]
+pub struct AcceptInbox(std::sync::Mutex<std::collections::VecDeque<OwnedFd>>);
+
+impl AcceptInbox {
+    /// An empty inbox.
+    pub fn new() -> AcceptInbox {
+        AcceptInbox::default()
+    }
+
+    /// The oldest connection kept, if any.
+    pub fn take(&self) -> Option<OwnedFd> {
+        crate::lock(&self.0).pop_front()
+    }
+
+    fn put(&self, fd: OwnedFd) {
+        crate::lock(&self.0).push_back(fd);
+    }
+}
+
+/// What an accept op does with a connection accepted after its future was
+/// dropped: closed, or kept in the inbox.
+fn orphan_accepted(res: io::Result<usize>, inbox: Option<&Arc<AcceptInbox>>) {
+    if let (Ok(fd), Some(inbox)) = (accepted(res), inbox) {
+        inbox.put(fd);
+    }
+}
+
 /// `accept4(fd)` with `SOCK_CLOEXEC | SOCK_NONBLOCK`.
 #[derive(Debug)]
 pub struct Accept {
     fd: RawFd,
     addr: RawAddr,
+    inbox: Option<Arc<AcceptInbox>>,
+}
+
+impl Accept {
+    /// A connection accepted after the future was dropped goes to `inbox`
+    /// instead of being closed.
+    pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> Accept {
+        self.inbox = Some(inbox.clone());
+        self
+    }
 }
 
 /// Accept one connection on the listening socket `fd` (non-blocking,
@@ -32,14 +79,34 @@ pub struct Accept {
 /// # Cancel safety
 ///
 /// Cancel safe: if the future is dropped after the kernel accepted a
-/// connection for it, the driver closes that socket.
+/// connection for it, the driver closes that socket (or keeps it in an
+/// [`AcceptInbox`]: [`accept_keeping`]).
 pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
     OpFuture::new(
         driver,
         Accept {
             fd,
             addr: RawAddr::empty(),
+            inbox: None,
         },
+    )
+}
+
+/// [`accept`], keeping a connection accepted for a dropped future in
+/// `inbox` for the next accept.
+///
+/// # Cancel safety
+///
+/// Cancel safe: nothing accepted is lost or closed.
+pub fn accept_keeping(driver: &Handle, fd: RawFd, inbox: &Arc<AcceptInbox>) -> OpFuture<Accept> {
+    OpFuture::new(
+        driver,
+        Accept {
+            fd,
+            addr: RawAddr::empty(),
+            inbox: None,
+        }
+        .keep_orphans(inbox),
     )
 }
 
@@ -61,7 +128,7 @@ unsafe impl Op for Accept {
         Ok((fd, self.addr.socket_addr()?))
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        drop(accepted(res));
+        orphan_accepted(res, self.inbox.as_ref());
     }
 }
 
@@ -626,6 +693,16 @@ unsafe impl Op for PollFd {
 #[derive(Debug)]
 pub struct AcceptFd {
     fd: RawFd,
+    inbox: Option<Arc<AcceptInbox>>,
+}
+
+impl AcceptFd {
+    /// A connection accepted after the future was dropped goes to `inbox`
+    /// instead of being closed.
+    pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> AcceptFd {
+        self.inbox = Some(inbox.clone());
+        self
+    }
 }
 
 /// Accept one connection on the listening socket `fd` (non-blocking,
@@ -635,9 +712,24 @@ pub struct AcceptFd {
 /// # Cancel safety
 ///
 /// Cancel safe: if the future is dropped after the kernel accepted a
-/// connection for it, the driver closes that socket.
+/// connection for it, the driver closes that socket (or keeps it in an
+/// [`AcceptInbox`]: [`accept_fd_keeping`]).
 pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
-    OpFuture::new(driver, AcceptFd { fd })
+    OpFuture::new(driver, AcceptFd { fd, inbox: None })
+}
+
+/// [`accept_fd`], keeping a connection accepted for a dropped future in
+/// `inbox` for the next accept.
+///
+/// # Cancel safety
+///
+/// Cancel safe: nothing accepted is lost or closed.
+pub fn accept_fd_keeping(
+    driver: &Handle,
+    fd: RawFd,
+    inbox: &Arc<AcceptInbox>,
+) -> OpFuture<AcceptFd> {
+    OpFuture::new(driver, AcceptFd { fd, inbox: None }.keep_orphans(inbox))
 }
 
 // SAFETY: its entry points into no memory.
@@ -657,7 +749,7 @@ unsafe impl Op for AcceptFd {
         accepted(res)
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        drop(accepted(res));
+        orphan_accepted(res, self.inbox.as_ref());
     }
 }
 

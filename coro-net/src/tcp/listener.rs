@@ -200,14 +200,25 @@ impl TcpListener {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a connection the kernel accepted for a dropped future is
-    /// closed by the driver (the peer sees a reset), never leaked.
+    /// Cancel safe: a connection the kernel accepted for a dropped future
+    /// (io_uring runs the accept in the kernel) is kept for the next
+    /// `accept`, not closed, so a `select!` loop that drops an accept
+    /// whenever another branch wins resets no client. (On epoll a dropped
+    /// accept has taken nothing.)
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let inbox = self.backoff.inbox();
+        while let Some(fd) = inbox.take() {
+            let stream = TcpStream::from_fd(self.sock.sched(), fd);
+            // Without a peer it was reset meanwhile: take the next one.
+            if let Ok(peer) = stream.peer_addr() {
+                return Ok((stream, peer));
+            }
+        }
         let what = self.local.to_string();
         let (fd, peer) = self
             .backoff
             .run(&self.sock, &what, || {
-                op::accept(self.sock.driver(), self.sock.raw())
+                op::accept_keeping(self.sock.driver(), self.sock.raw(), inbox)
             })
             .await?;
         Ok((TcpStream::from_fd(self.sock.sched(), fd), peer))
