@@ -176,3 +176,18 @@ pub(crate) fn before_enter() {
         std::thread::sleep(std::time::Duration::from_micros(us));
     }
 }
+
+/// Whether new child processes get no pidfd (see [`no_pidfds`]).
+static NO_PIDFDS: AtomicBool = AtomicBool::new(false);
+
+/// Spawn child processes without a pidfd from now on (`false`: with one
+/// again), as on a kernel before 5.3 or in a sandbox that refuses
+/// `pidfd_open`: their waits take the path that has no pidfd to poll.
+pub fn no_pidfds(on: bool) {
+    NO_PIDFDS.store(on, Ordering::SeqCst);
+}
+
+/// Whether [`no_pidfds`] is on.
+pub(crate) fn pidfds_refused() -> bool {
+    NO_PIDFDS.load(Ordering::Relaxed)
+}

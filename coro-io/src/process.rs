@@ -5,8 +5,10 @@
 //! Waiting uses a pidfd (Linux 5.3+): the driver waits for it to become
 //! readable, as for a socket (a poll op on io_uring, epoll otherwise), then
 //! the child is reaped with `waitpid(WNOHANG)`. Without pidfds the wait
-//! runs on the blocking pool. No `SIGCHLD` handler is installed, so coro
-//! does not fight other code over that signal.
+//! looks at the child on a timer (1 ms doubling to 100 ms). No `SIGCHLD`
+//! handler is installed, so coro does not fight other code over that
+//! signal. A child dropped while it runs is reaped when it exits by one
+//! thread for the whole process.
 //!
 //! Processes use `std::process` underneath: [`Command`] wraps
 //! `std::process::Command` (all its settings, [`std::process::Stdio`]) and
@@ -184,9 +186,11 @@ impl Command {
             )
         })?;
         // Without a pidfd (a kernel before 5.3, or a sandbox that refuses
-        // the call) waits go to the blocking pool.
+        // the call) waits look at the child on a timer.
         let pid = rustix::process::Pid::from_child(&child);
         let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+        #[cfg(feature = "fault-injection")]
+        let pidfd = pidfd.filter(|_| !crate::fault::pidfds_refused());
         let stdin = child.stdin.take().map(|p| Pipe::new(sched, p.into()));
         let stdout = child.stdout.take().map(|p| Pipe::new(sched, p.into()));
         let stderr = child.stderr.take().map(|p| Pipe::new(sched, p.into()));
@@ -437,6 +441,7 @@ async fn wait_child(
     pidfd: Option<&OwnedFd>,
     sched: &IoScheduler,
 ) -> io::Result<ExitStatus> {
+    let mut no_pidfd_pause = std::time::Duration::from_millis(1);
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(status);
@@ -451,6 +456,18 @@ async fn wait_child(
                 }
             }
         }
+        if !sched.is_shutdown() {
+            // No pidfd: look again after a pause on the scheduler's timers
+            // (a blocking wait would hold a pool thread for the child's
+            // life, also after this future is dropped).
+            sched.sleep(no_pidfd_pause).await;
+            no_pidfd_pause = (no_pidfd_pause * 2).min(std::time::Duration::from_millis(100));
+            if !sched.is_shutdown() {
+                continue;
+            }
+        }
+        // The scheduler shut down (its timers and polls return at once):
+        // wait on the blocking pool instead of spinning.
         let pid = rustix::process::Pid::from_child(child);
         // Wait without reaping (WNOWAIT): `try_wait` reaps, so the status
         // is not lost if this future is dropped meanwhile.
@@ -483,10 +500,97 @@ impl Drop for Child {
         if let Ok(Some(_)) = child.try_wait() {
             return;
         }
-        // Reap it when it exits, so that it does not stay a zombie: on the
-        // blocking pool, which (unlike a task) neither keeps the scheduler
-        // alive nor stops with it.
-        drop(crate::blocking::spawn_blocking(move || child.wait()));
+        // Reap it when it exits, so that it does not stay a zombie.
+        reaper::adopt(child, self.pidfd.take());
+    }
+}
+
+/// Children dropped while still running, reaped when they exit by one
+/// thread for the whole process (started with the first such child). Not
+/// a task, which would keep a scheduler alive or stop with it; and not a
+/// blocking-pool thread per child, which would stay blocked for the
+/// child's whole life: a supervisor that drops a few hundred long-lived
+/// children would hold every pool thread, and every file op and
+/// `spawn_blocking` on epoll would wait behind them.
+mod reaper {
+    use std::os::fd::OwnedFd;
+    use std::sync::{Arc, Mutex, OnceLock};
+    use std::time::Duration;
+
+    /// How often children without a pidfd are looked at.
+    const NO_PIDFD_PERIOD: Duration = Duration::from_millis(100);
+
+    struct Reaper {
+        children: Mutex<Vec<(std::process::Child, Option<Arc<OwnedFd>>)>>,
+        /// Written to when a child is adopted, so the thread looks again.
+        wake_rd: OwnedFd,
+        wake_wr: OwnedFd,
+    }
+
+    /// Reap `child` when it exits (`pidfd`: readable then).
+    pub(super) fn adopt(child: std::process::Child, pidfd: Option<OwnedFd>) {
+        static REAPER: OnceLock<Option<&'static Reaper>> = OnceLock::new();
+        let Some(r) = *REAPER.get_or_init(start) else {
+            // No pipe or no thread for it: a blocking-pool thread waits
+            // for this one, as before there was a reaper.
+            let mut child = child;
+            drop(crate::blocking::spawn_blocking(move || child.wait()));
+            return;
+        };
+        crate::lock(&r.children).push((child, pidfd.map(Arc::new)));
+        let _ = rustix::io::write(&r.wake_wr, &[1]);
+    }
+
+    fn start() -> Option<&'static Reaper> {
+        let (wake_rd, wake_wr) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .ok()?;
+        let r: &'static Reaper = Box::leak(Box::new(Reaper {
+            children: Mutex::new(Vec::new()),
+            wake_rd,
+            wake_wr,
+        }));
+        std::thread::Builder::new()
+            .name("coro-reaper".into())
+            .spawn(move || run(r))
+            .ok()?;
+        Some(r)
+    }
+
+    fn run(r: &'static Reaper) {
+        let mut buf = [0u8; 64];
+        loop {
+            // Reap who exited; keep the pidfds of the others to wait on
+            // (shared, so that the list stays free to take new children
+            // while this thread waits).
+            let (fds, timeout) = {
+                let mut children = crate::lock(&r.children);
+                children.retain_mut(|(c, _)| matches!(c.try_wait(), Ok(None)));
+                let fds: Vec<Arc<OwnedFd>> =
+                    children.iter().filter_map(|(_, fd)| fd.clone()).collect();
+                let timeout = if fds.len() < children.len() {
+                    Some(NO_PIDFD_PERIOD)
+                } else {
+                    None
+                };
+                (fds, timeout)
+            };
+            let mut polls: Vec<rustix::event::PollFd<'_>> = std::iter::once(&r.wake_rd)
+                .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN))
+                .chain(
+                    fds.iter()
+                        .map(|fd| rustix::event::PollFd::new(&**fd, rustix::event::PollFlags::IN)),
+                )
+                .collect();
+            let timeout = timeout.map(|d| rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: d.as_nanos() as i64,
+            });
+            // EINTR and the like: look again.
+            let _ = rustix::event::poll(&mut polls, timeout.as_ref());
+            while matches!(rustix::io::read(&r.wake_rd, &mut buf), Ok(n) if n > 0) {}
+        }
     }
 }
 

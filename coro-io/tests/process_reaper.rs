@@ -1,0 +1,114 @@
+//! Children dropped while they run are reaped without a thread each: more
+//! of them than the blocking pool has threads leave the pool free. Its own
+//! binary: the blocking pool is process-wide.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use coro_core::sync_wait;
+use coro_io::IoScheduler;
+use coro_io::blocking::{MAX_THREADS, spawn_blocking};
+use coro_io::process::Command;
+
+/// Whether our child `pid` is gone (exited and reaped): a zombie keeps its
+/// `/proc` entry, and a reused pid is not our child.
+fn reaped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let ppid: u32 = after
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    ppid != std::process::id()
+}
+
+#[test]
+fn dropped_running_children_hold_no_blocking_thread() {
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let n = MAX_THREADS + 8;
+    let s2 = s.clone();
+    let pids = sync_wait(s.spawn(async move {
+        let mut pids = Vec::with_capacity(n);
+        for _ in 0..n {
+            let child = Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            pids.push(child.id());
+            // Dropped while it runs, not killed.
+        }
+        // The pool still takes work at once.
+        let r = s2
+            .timeout(Duration::from_secs(5), spawn_blocking(|| 7))
+            .await;
+        (pids, r.map(|j| j.unwrap()))
+    }))
+    .unwrap();
+    let (pids, r) = pids;
+    for &pid in &pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    assert_eq!(r.ok(), Some(7), "the blocking pool was full of reapers");
+    // And every one of them is still reaped once it exits.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pids.iter().all(|&p| reaped(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = pids.iter().filter(|&&p| !reaped(p)).count();
+    assert_eq!(left, 0, "{left} dropped children were never reaped");
+    s.shutdown();
+}
+
+/// Without pidfds (an old kernel, a sandbox): a wait still ends when the
+/// child exits, a wait dropped by a timeout holds no thread, and a
+/// dropped running child is still reaped when it exits.
+#[cfg(feature = "fault-injection")]
+#[test]
+fn without_pidfds_waits_end_and_dropped_children_are_reaped() {
+    coro_io::fault::no_pidfds(true);
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let s2 = s.clone();
+    let (quick, dropped) = sync_wait(s.spawn(async move {
+        let mut quick = Command::new("sh")
+            .args(["-c", "sleep 0.1; exit 4"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A wait cut off by a timeout, then one that sees the exit.
+        assert!(
+            s2.timeout(Duration::from_millis(20), quick.wait())
+                .await
+                .is_err()
+        );
+        let status = s2
+            .timeout(Duration::from_secs(10), quick.wait())
+            .await
+            .expect("the wait never saw the exit")
+            .unwrap();
+        assert_eq!(status.code(), Some(4));
+        let dropped = Command::new("sh")
+            .args(["-c", "sleep 0.2"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        (quick.id(), dropped.id())
+    }))
+    .unwrap();
+    coro_io::fault::no_pidfds(false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(reaped(quick) && reaped(dropped)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        reaped(quick) && reaped(dropped),
+        "a child was left a zombie"
+    );
+    s.shutdown();
+}
