@@ -319,6 +319,32 @@ fn append_and_write_behind_errors(cfg: Config) {
         f.seek(SeekFrom::Start(0)).await.unwrap();
         f.read_to_string(&mut all).await.unwrap();
         assert_eq!(all, "one\ntwo\nthree\n");
+        // The same when appending is asked for through `custom_flags`, or
+        // comes with a std file.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_APPEND)
+            .open_on(&s2, &p)
+            .await
+            .unwrap();
+        f.write_all(b"four\n").await.unwrap();
+        assert_eq!(f.stream_position().await.unwrap(), 19);
+        f.close().await.unwrap();
+        let std_f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let mut f = File::from_std(&s2, std_f);
+        f.write_all(b"five\n").await.unwrap();
+        assert_eq!(f.stream_position().await.unwrap(), 24);
+        // An offset no file can have is refused (io_uring would take -1
+        // for "at the cursor").
+        let (r, _) = f.read_at(Vec::with_capacity(4), u64::MAX).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        let (r, _) = f.write_at(b"x".to_vec(), 1 << 63).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        f.close().await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "one\ntwo\nthree\nfour\nfive\n"
+        );
         // The kernel's errno is reachable under the path context.
         let e = fs::remove_dir(&p).await.unwrap_err();
         let os = e
@@ -336,7 +362,7 @@ fn append_and_write_behind_errors(cfg: Config) {
         }
         .await;
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
-        assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\nthree\n");
+        assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\nthree\nfour\nfive\n");
     });
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();

@@ -182,9 +182,11 @@ impl File {
     }
 
     /// Wrap an already open std file (its cursor starts at 0 here, whatever
-    /// the std file's was).
+    /// the std file's was; a file opened for appending writes at its end).
     pub fn from_std(sched: &IoScheduler, f: std::fs::File) -> File {
-        File::from_fd(sched, OwnedFd::from(f), 0, false)
+        let append =
+            rustix::fs::fcntl_getfl(&f).is_ok_and(|fl| fl.contains(rustix::fs::OFlags::APPEND));
+        File::from_fd(sched, OwnedFd::from(f), 0, append)
     }
 
     pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd, pos: u64, append: bool) -> File {
@@ -206,11 +208,19 @@ impl File {
     /// Read into `buf` (from its start, up to its capacity) at `offset`.
     /// `Ok(0)` at end of file. Does not move the sequential cursor.
     ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an offset above `i64::MAX` (a file's largest);
+    /// what `pread(2)` reports.
+    ///
     /// # Cancel safety
     ///
     /// A dropped read finishes in the background (the file stays open until
     /// it did); the data is discarded.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
+        if let Err(e) = file_offset(offset) {
+            return (Err(e), buf);
+        }
         op::read_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
             .keep_alive(self.fd.clone())
             .await
@@ -219,10 +229,18 @@ impl File {
     /// Write the initialised bytes of `buf` at `offset`; may write fewer.
     /// Does not move the sequential cursor.
     ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an offset above `i64::MAX`; what `pwrite(2)`
+    /// reports.
+    ///
     /// # Cancel safety
     ///
     /// A dropped write still completes in the background.
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
+        if let Err(e) = file_offset(offset) {
+            return (Err(e), buf);
+        }
         op::write_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
             .keep_alive(self.fd.clone())
             .await
@@ -521,4 +539,16 @@ impl AsFd for File {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// An offset a file can have: a positioned op takes it as a signed 64-bit
+/// number, and io_uring reads -1 (`u64::MAX`) as "at the file's cursor",
+/// which would move the cursor a positioned op must leave alone.
+fn file_offset(offset: u64) -> io::Result<i64> {
+    i64::try_from(offset).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("file offset {offset} is above the largest a file can have (i64::MAX)"),
+        )
+    })
 }

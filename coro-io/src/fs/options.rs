@@ -162,7 +162,13 @@ impl OpenOptions {
         let fd = op::open_at(sched.driver(), c, flags, self.mode)
             .await
             .map_err(err)?;
-        Ok(File::from_fd(sched, fd, 0, self.append))
+        // Appending also when asked through `custom_flags`.
+        Ok(File::from_fd(
+            sched,
+            fd,
+            0,
+            self.append || flags & libc::O_APPEND != 0,
+        ))
     }
 
     /// The `open(2)` flags, or why there are none (the rules of std's).
