@@ -319,15 +319,11 @@ unsafe impl Op for Close {
     fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         let res = match self.fd.take() {
             // The kernel consumed the fd, whatever it reports (close never
-            // leaves it open; `closed_by_kernel` says when it did not run):
-            // forget it rather than close a reused number.
-            Some(fd) if self.submitted => match closed_by_kernel(fd, &res) {
-                Some(fd) => {
-                    // SAFETY: we own this fd; close it exactly once.
-                    cvt(unsafe { libc::close(fd.into_raw_fd()) } as isize)
-                }
-                None => res,
-            },
+            // leaves it open): forget it rather than close a reused number.
+            Some(fd) if self.submitted => {
+                let _ = fd.into_raw_fd();
+                res
+            }
             // The op never ran (the driver is shut down, or a fault was
             // injected before it started): the fd is still ours to close.
             Some(fd) => {
@@ -342,35 +338,15 @@ unsafe impl Op for Close {
             r => r.map(|_| ()),
         }
     }
-    fn orphaned(&mut self, res: io::Result<usize>) {
+    fn orphaned(&mut self, _res: io::Result<usize>) {
         if let Some(fd) = self.fd.take() {
-            if self.submitted {
-                // Closed now if the kernel did not (dropped on return).
-                drop(closed_by_kernel(fd, &res));
-            } else {
-                drop(fd);
-            }
+            let _ = fd.into_raw_fd();
         }
     }
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.raw)
     }
     const RESTARTABLE: bool = false;
-}
-
-/// After a submitted close completed with `res`: `None` if the kernel took
-/// the fd (forgotten here), or the fd back if it did not. A close of a file
-/// with a `flush` method (NFS, FUSE) runs on io_uring's worker threads, and
-/// one cancelled there before it ran ends with `ECANCELED` and the fd still
-/// open: ours to close.
-fn closed_by_kernel(fd: OwnedFd, res: &io::Result<usize>) -> Option<OwnedFd> {
-    match res {
-        Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => Some(fd),
-        _ => {
-            let _ = fd.into_raw_fd();
-            None
-        }
-    }
 }
 
 /// Ops that can hold the file they run on open until they finish, so that a
@@ -394,57 +370,5 @@ impl<B> KeepAlive for WriteAt<B> {
 impl KeepAlive for Fsync {
     fn keep(&mut self, owner: Arc<OwnedFd>) {
         self.owner = Some(owner);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::fd::AsRawFd;
-
-    /// An fd at a high number, which no other test's open reuses while
-    /// this one looks at it.
-    fn high_fd() -> OwnedFd {
-        let (r, _w) = rustix::pipe::pipe().unwrap();
-        rustix::io::fcntl_dupfd_cloexec(&r, 500).unwrap()
-    }
-
-    fn is_open(raw: RawFd) -> bool {
-        rustix::io::fcntl_getfd(
-            // SAFETY: only asked about, never closed through this.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) },
-        )
-        .is_ok()
-    }
-
-    fn submitted_close(fd: OwnedFd) -> Close {
-        Close {
-            raw: fd.as_raw_fd(),
-            fd: Some(fd),
-            submitted: true,
-        }
-    }
-
-    /// A submitted close that io_uring cancelled before it ran left the fd
-    /// open: ours to close, by the completion and by an orphan alike. One
-    /// that completed otherwise took the fd: forgotten, never closed twice.
-    #[test]
-    fn a_cancelled_close_closes_the_fd_and_a_completed_one_forgets_it() {
-        let cancelled = || Err(io::Error::from_raw_os_error(libc::ECANCELED));
-        let fd = high_fd();
-        let raw = fd.as_raw_fd();
-        let _ = submitted_close(fd).complete(cancelled());
-        assert!(!is_open(raw), "a cancelled close left the fd open");
-        let fd = high_fd();
-        let raw = fd.as_raw_fd();
-        submitted_close(fd).orphaned(cancelled());
-        assert!(!is_open(raw), "a cancelled orphaned close left the fd open");
-        // Taken by the kernel (here it was not: the test closes it).
-        let fd = high_fd();
-        let raw = fd.as_raw_fd();
-        assert!(submitted_close(fd).complete(Ok(0)).is_ok());
-        assert!(is_open(raw), "a close the kernel ran was closed again");
-        // SAFETY: still open (checked), and no one else owns it.
-        drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
     }
 }
