@@ -7,7 +7,12 @@ use core::task::{Context, Poll};
 
 use event_listener::EventListener;
 
-use crate::loom::atomic::{AtomicBool, Ordering};
+use crate::loom::atomic::{AtomicU64, Ordering};
+
+/// `Event::state`: bit 0 set, the bits above it count the sets (those
+/// that found the event not set).
+const SET: u64 = 1;
+const ONE_SET: u64 = 2;
 
 /// A manual-reset event: tasks wait until it is set; [`set`](Event::set) wakes
 /// every waiter at once and the event stays set until [`reset`](Event::reset).
@@ -29,7 +34,10 @@ use crate::loom::atomic::{AtomicBool, Ordering};
 /// # });
 /// ```
 pub struct Event {
-    set: AtomicBool,
+    /// Whether set, and how many times it was set: a waiter completes on a
+    /// set made after it began waiting, not on a wake-up passed on to it
+    /// from a dropped waiter of an earlier set.
+    state: AtomicU64,
     waiters: event_listener::Event,
 }
 
@@ -41,7 +49,7 @@ impl Event {
     /// ```
     pub fn new(set: bool) -> Self {
         Self {
-            set: AtomicBool::new(set),
+            state: AtomicU64::new(if set { SET } else { 0 }),
             waiters: event_listener::Event::new(),
         }
     }
@@ -54,8 +62,20 @@ impl Event {
     /// assert!(e.is_set());
     /// ```
     pub fn set(&self) {
-        if !self.set.swap(true, Ordering::SeqCst) {
-            self.waiters.notify(usize::MAX);
+        let mut s = self.state.load(Ordering::SeqCst);
+        while s & SET == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                (s | SET).wrapping_add(ONE_SET),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    self.waiters.notify(usize::MAX);
+                    return;
+                }
+                Err(now) => s = now,
+            }
         }
     }
 
@@ -68,7 +88,7 @@ impl Event {
     /// assert!(!e.is_set());
     /// ```
     pub fn reset(&self) {
-        self.set.store(false, Ordering::SeqCst);
+        self.state.fetch_and(!SET, Ordering::SeqCst);
     }
 
     /// Returns `true` if the event is set.
@@ -77,7 +97,7 @@ impl Event {
     /// assert!(!coro_sync::Event::new(false).is_set());
     /// ```
     pub fn is_set(&self) -> bool {
-        self.set.load(Ordering::SeqCst)
+        self.state.load(Ordering::SeqCst) & SET != 0
     }
 
     /// Waits until the event is set; returns at once if it already is.
@@ -100,6 +120,7 @@ impl Event {
         EventWait {
             event: self,
             listener: None,
+            sets: 0,
         }
     }
 }
@@ -124,6 +145,8 @@ impl fmt::Debug for Event {
 pub struct EventWait<'a> {
     event: &'a Event,
     listener: Option<EventListener>,
+    /// The event's set count when this began to wait.
+    sets: u64,
 }
 
 impl Future for EventWait<'_> {
@@ -134,12 +157,17 @@ impl Future for EventWait<'_> {
         loop {
             match &mut this.listener {
                 None => {
-                    if this.event.is_set() {
+                    let s = this.event.state.load(Ordering::SeqCst);
+                    if s & SET != 0 {
                         return Poll::Ready(());
                     }
+                    // Sets from here on count for this waiter.
+                    this.sets = s >> 1;
                     this.listener = Some(this.event.waiters.listen());
-                    // Re-check: a `set` between the load and `listen` notified nobody.
-                    if this.event.is_set() {
+                    // Re-check: a `set` between the load and `listen`
+                    // notified nobody (and may have been reset since).
+                    let s = this.event.state.load(Ordering::SeqCst);
+                    if s & SET != 0 || s >> 1 != this.sets {
                         this.listener = None;
                         return Poll::Ready(());
                     }
@@ -148,9 +176,21 @@ impl Future for EventWait<'_> {
                     if Pin::new(l).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    // Notified by a `set`: done even if reset meanwhile.
                     this.listener = None;
-                    return Poll::Ready(());
+                    // Set since this began to wait: done, even if reset
+                    // meanwhile. Otherwise the wake-up was passed on from
+                    // a waiter of an earlier set that was dropped unpolled
+                    // (the event may have been reset since): wait on.
+                    let s = this.event.state.load(Ordering::SeqCst);
+                    if s & SET != 0 || s >> 1 != this.sets {
+                        return Poll::Ready(());
+                    }
+                    this.listener = Some(this.event.waiters.listen());
+                    let s = this.event.state.load(Ordering::SeqCst);
+                    if s & SET != 0 || s >> 1 != this.sets {
+                        this.listener = None;
+                        return Poll::Ready(());
+                    }
                 }
             }
         }

@@ -263,12 +263,20 @@ impl<T, const N: usize> Future for Push<'_, T, N> {
                     .value
                     .take()
                     .expect("`push()` future polled after completion");
-                match this.rb.try_push(value) {
-                    Ok(()) => return Poll::Ready(Ok(())),
-                    Err(PushError::Closed(v)) => return Poll::Ready(Err(Closed(v))),
-                    Err(PushError::Full(v)) => this.value = Some(v),
-                }
-                ready!(poll_listen(&this.rb.push_ops, &mut this.listener, cx));
+                let done = match this.rb.try_push(value) {
+                    Ok(()) => Ok(()),
+                    Err(PushError::Closed(v)) => Err(Closed(v)),
+                    Err(PushError::Full(v)) => {
+                        this.value = Some(v);
+                        ready!(poll_listen(&this.rb.push_ops, &mut this.listener, cx));
+                        continue;
+                    }
+                };
+                // Done: out of the line of waiters, or a later wake-up
+                // meant for a waiting producer would come here (a wake-up
+                // this one was given and did not use passes on).
+                this.listener = None;
+                return Poll::Ready(done);
             }
         })
     }
@@ -296,12 +304,17 @@ impl<T, const N: usize> Future for Pop<'_, T, N> {
         let this = &mut *self;
         coro_core::coop::poll_counted(cx, |cx| {
             loop {
-                match this.rb.try_pop() {
-                    Ok(v) => return Poll::Ready(Ok(v)),
-                    Err(TryPopError::Closed) => return Poll::Ready(Err(Closed(()))),
-                    Err(TryPopError::Empty) => {}
-                }
-                ready!(poll_listen(&this.rb.pop_ops, &mut this.listener, cx));
+                let done = match this.rb.try_pop() {
+                    Ok(v) => Ok(v),
+                    Err(TryPopError::Closed) => Err(Closed(())),
+                    Err(TryPopError::Empty) => {
+                        ready!(poll_listen(&this.rb.pop_ops, &mut this.listener, cx));
+                        continue;
+                    }
+                };
+                // Done: out of the line (see `Push`).
+                this.listener = None;
+                return Poll::Ready(done);
             }
         })
     }

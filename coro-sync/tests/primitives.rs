@@ -539,3 +539,69 @@ fn semaphore_acquire_of_zero_permits_ignores_the_priority_slot() {
     s.close();
     assert_eq!(s.try_acquire_many(0).unwrap_err(), TryAcquireError::Closed);
 }
+
+#[test]
+fn event_wake_passed_on_from_before_a_reset_does_not_open_the_gate() {
+    let e = Event::new(false);
+    let mut a = Probe::new(e.wait());
+    a.pending();
+    e.set(); // notifies `a`...
+    e.reset();
+    let mut b = Probe::new(e.wait());
+    b.pending();
+    // ...which is dropped unpolled: its wake-up passes on to `b`, which
+    // began waiting after the reset and must wait on.
+    drop(a);
+    assert!(
+        b.poll().is_pending(),
+        "a waiter that began after the reset got through"
+    );
+    e.set();
+    assert!(b.needs_poll());
+    b.ready();
+    // A set made after a waiter began completes it even if reset before
+    // the waiter runs (as documented).
+    e.reset();
+    let mut c = Probe::new(e.wait());
+    c.pending();
+    e.set();
+    e.reset();
+    c.ready();
+}
+
+#[test]
+fn ring_buffer_finished_pop_and_push_leave_the_line() {
+    let rb = RingBuffer::<u32, 1>::new();
+    let mut b = Probe::new(rb.pop());
+    let mut a = Probe::new(rb.pop());
+    b.pending();
+    a.pending();
+    rb.try_push(1).unwrap(); // notifies `b`, first in line
+    // `a` is polled anyway (a `select!` polls every branch), takes the
+    // item, and is kept.
+    assert!(matches!(a.poll(), Poll::Ready(Ok(1))));
+    b.pending(); // nothing left: waits again
+    rb.try_push(2).unwrap();
+    assert!(
+        b.needs_poll(),
+        "the wake-up for the new item went to the finished pop"
+    );
+    assert_eq!(b.ready(), Ok(2));
+    drop(a);
+    // The same for pushes waiting for room.
+    rb.try_push(3).unwrap();
+    let mut d = Probe::new(rb.push(4));
+    let mut c = Probe::new(rb.push(5));
+    d.pending();
+    c.pending();
+    assert_eq!(rb.try_pop(), Ok(3)); // notifies `d`
+    assert!(matches!(c.poll(), Poll::Ready(Ok(())))); // `c` takes the room, kept
+    d.pending();
+    assert_eq!(rb.try_pop(), Ok(5));
+    assert!(
+        d.needs_poll(),
+        "the wake-up for the free slot went to the finished push"
+    );
+    assert!(matches!(d.poll(), Poll::Ready(Ok(()))));
+    drop(c);
+}
