@@ -435,7 +435,10 @@ impl Child {
 }
 
 /// Wait for `child` to exit and reap it: through its pidfd, which becomes
-/// readable when it exits, or without one on the blocking pool.
+/// readable when it exits, or without one by looking at it on the
+/// scheduler's timers; on the blocking pool once the scheduler can no
+/// longer wait (shut down, or its loop ended), where its polls and timers
+/// would return at once.
 async fn wait_child(
     child: &mut std::process::Child,
     pidfd: Option<&OwnedFd>,
@@ -448,8 +451,8 @@ async fn wait_child(
         }
         if let Some(fd) = pidfd {
             // Readable once the child exited. Anything else (the scheduler
-            // shut down, an error) falls through to the blocking wait, so
-            // this loop never spins on a poll that returns at once.
+            // shut down, an error) falls through to the timed look below,
+            // so this loop never spins on a poll that returns at once.
             if sched.poll(fd, PollOp::Read, None).await == crate::PollStatus::Event {
                 if let Some(status) = child.try_wait()? {
                     return Ok(status);
@@ -460,14 +463,19 @@ async fn wait_child(
             // No pidfd: look again after a pause on the scheduler's timers
             // (a blocking wait would hold a pool thread for the child's
             // life, also after this future is dropped).
+            let asked = std::time::Instant::now();
             sched.sleep(no_pidfd_pause).await;
+            // A sleep that ended early: the scheduler's timers are closed
+            // (shut down, or its loop ended with a panic), and every later
+            // one would end at once too.
+            let slept = asked.elapsed() >= no_pidfd_pause;
             no_pidfd_pause = (no_pidfd_pause * 2).min(std::time::Duration::from_millis(100));
-            if !sched.is_shutdown() {
+            if slept && !sched.is_shutdown() {
                 continue;
             }
         }
-        // The scheduler shut down (its timers and polls return at once):
-        // wait on the blocking pool instead of spinning.
+        // The scheduler cannot wait any more (its polls and timers return
+        // at once): wait on the blocking pool instead of spinning.
         let pid = rustix::process::Pid::from_child(child);
         // Wait without reaping (WNOWAIT): `try_wait` reaps, so the status
         // is not lost if this future is dropped meanwhile.

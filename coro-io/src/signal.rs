@@ -217,6 +217,8 @@ pub struct Signal {
     seen: u64,
     listener: Option<Pin<Box<EventListener>>>,
     pipe: Option<OpFuture<PollFd>>,
+    /// Waits on the pipe that failed in a row (see `poll_recv`).
+    failures: u8,
 }
 
 impl fmt::Debug for Signal {
@@ -265,6 +267,7 @@ impl Signal {
             seen,
             listener: None,
             pipe: None,
+            failures: 0,
         })
     }
 
@@ -274,7 +277,9 @@ impl Signal {
     }
 
     /// The next delivery; `None` once its scheduler has shut down (the
-    /// stream ends then, and only then).
+    /// stream ends then), or if waiting for deliveries failed 16 times in
+    /// a row (the driver refusing the wait, a failure that does not pass:
+    /// ending the stream beats spinning on it).
     ///
     /// # Cancel safety
     ///
@@ -313,9 +318,11 @@ impl Signal {
                     // The op is spent either way: a later poll must not
                     // poll it again.
                     self.pipe = None;
-                    if crate::driver::is_shut_down(&e) {
-                        // The driver shut down: the stream ends (and
-                        // stays ended: the next poll fails the same way).
+                    self.failures = self.failures.saturating_add(1);
+                    if crate::driver::is_shut_down(&e) || self.failures >= MAX_FAILURES {
+                        // The driver shut down, or will not let us wait:
+                        // the stream ends (and stays ended: the next poll
+                        // fails the same way).
                         return Poll::Ready(None);
                     }
                     // The wait itself failed on a running driver (no
@@ -326,6 +333,7 @@ impl Signal {
                     return Poll::Pending;
                 }
                 Poll::Ready(Ok(_)) => {
+                    self.failures = 0;
                     self.pipe = None;
                     drain(&self.g.read);
                     self.g.delivered.notify(usize::MAX);
@@ -334,6 +342,9 @@ impl Signal {
         }
     }
 }
+
+/// Failed waits on the pipe in a row after which a listener's stream ends.
+const MAX_FAILURES: u8 = 16;
 
 /// Empty the pipe (its bytes only wake listeners; counts carry the news).
 fn drain(fd: impl AsFd) {

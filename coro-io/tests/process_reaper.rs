@@ -98,6 +98,36 @@ fn without_pidfds_waits_end_and_dropped_children_are_reaped() {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
+        // Waits cut off by a timeout hold no thread either: more of them
+        // than the pool has threads, and the pool still takes work.
+        let mut long = Vec::new();
+        for _ in 0..MAX_THREADS + 8 {
+            let mut c = Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            assert!(
+                s2.timeout(Duration::from_millis(1), c.wait())
+                    .await
+                    .is_err()
+            );
+            long.push(c);
+        }
+        let r = s2
+            .timeout(Duration::from_secs(5), spawn_blocking(|| 7))
+            .await;
+        for c in &mut long {
+            c.start_kill().unwrap();
+        }
+        for mut c in long {
+            c.wait().await.unwrap();
+        }
+        assert_eq!(
+            r.ok().map(|j| j.unwrap()),
+            Some(7),
+            "timed-out waits held the pool"
+        );
         (quick.id(), dropped.id())
     }))
     .unwrap();

@@ -1,6 +1,6 @@
 //! A signal listener whose wait on the signal pipe fails on a running
-//! scheduler (an injected `ENOMEM` or `ECANCELED`) keeps listening: the
-//! stream ends when the scheduler shuts down, and only then. Its own test
+//! scheduler (an injected `ENOMEM` or `ECANCELED`) keeps listening, and
+//! one whose every wait fails ends its stream instead of spinning. Its own test
 //! binary: the fault plan is process-wide, and the driver configurations
 //! run one after another for the same reason.
 #![cfg(feature = "fault-injection")]
@@ -14,7 +14,7 @@ use coro_io::fault::{self, FaultPlan};
 use coro_io::signal::{Signal, SignalKind};
 use coro_io::testing::Config;
 
-const ROUNDS: usize = 10;
+const ROUNDS: usize = 20;
 
 fn raise(kind: SignalKind) {
     rustix::process::kill_process(
@@ -30,10 +30,10 @@ fn a_failed_pipe_wait_is_not_the_end_of_the_stream() {
     for cfg in Config::DRIVERS {
         let s = cfg.sched();
         let mut sig = Signal::new(&s, kind).unwrap();
-        // Most waits on the pipe fail before they start.
+        // Half the waits on the pipe fail before they start.
         fault::install(Some(FaultPlan {
             seed: 0x5167,
-            hard_per_mille: 700,
+            hard_per_mille: 500,
             ..FaultPlan::default()
         }));
         let (tx, rx) = mpsc::channel();
@@ -72,6 +72,30 @@ fn a_failed_pipe_wait_is_not_the_end_of_the_stream() {
         fault::install(None);
         listener.join().unwrap();
         assert!(hard > 0, "{cfg}: no wait failed: the test shows nothing");
+        s.shutdown();
+    }
+    // A wait that fails every time (a driver that will not let the
+    // listener wait) ends the stream after a few tries, rather than
+    // spinning the listener's task for good.
+    for cfg in Config::DRIVERS {
+        let s = cfg.sched();
+        let mut sig = Signal::new(&s, kind).unwrap();
+        fault::install(Some(FaultPlan {
+            seed: 0x5168,
+            hard_per_mille: 1000,
+            ..FaultPlan::default()
+        }));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(sync_wait(sig.recv()));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        fault::install(None);
+        assert_eq!(
+            got,
+            Ok(None),
+            "{cfg}: the listener spun on a wait that always fails"
+        );
         s.shutdown();
     }
 }

@@ -374,7 +374,8 @@ impl<T> Held<T> {
 pub(crate) struct OpState<T> {
     /// The op itself: inline until a completion driver submits it.
     pub(crate) op: Option<Held<T>>,
-    /// Backend-specific slot key; 0 means "not submitted".
+    /// Backend-specific: io_uring's slot key, epoll's id of a bare poll
+    /// that waited; 0 until then ("not submitted").
     pub(crate) token: u64,
     pub(crate) blocking: Option<Arc<BlockingCell<T>>>,
     /// `OpFuture::cancel` was called: do not start or wait any more.

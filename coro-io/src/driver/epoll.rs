@@ -186,8 +186,17 @@ impl Cells {
 
 impl Slot {
     /// Keep `waker` until the fd is ready for `interest`; `last_poll_id`:
-    /// the table's, for a poll's first wait.
-    fn wait(&mut self, interest: Interest, waker: &Waker, who: Waiter<'_>, last_poll_id: &mut u64) {
+    /// the table's, for a poll's first wait. Returns a waker this replaced,
+    /// to be dropped after the table's lock (a waker's drop may run
+    /// anything: the last reference to a task whose poll this drops).
+    #[must_use]
+    fn wait(
+        &mut self,
+        interest: Interest,
+        waker: &Waker,
+        who: Waiter<'_>,
+        last_poll_id: &mut u64,
+    ) -> Option<Waker> {
         let id = match who {
             Waiter::Owner => {
                 self.owned = true;
@@ -197,7 +206,7 @@ impl Slot {
                 if interest.writable() {
                     push_waker(&mut self.writers, waker);
                 }
-                return;
+                return None;
             }
             Waiter::Poll(id) => id,
         };
@@ -206,12 +215,13 @@ impl Slot {
             *id = *last_poll_id;
         } else if let Some(e) = self.polls.iter_mut().find(|e| e.0 == *id) {
             e.1 = interest;
-            if !e.2.will_wake(waker) {
-                e.2.clone_from(waker);
+            if e.2.will_wake(waker) {
+                return None;
             }
-            return;
+            return Some(std::mem::replace(&mut e.2, waker.clone()));
         }
         self.polls.push((*id, interest, waker.clone()));
+        None
     }
 
     /// An event came: the waiters it concerns go to `wake`.
@@ -479,8 +489,10 @@ impl EpollDriver {
         } else if Some(token(word, t.slots[idx].write_seq, interest)) != seen {
             return Ok(false);
         }
-        let t = &mut *t;
-        t.slots[idx].wait(interest, waker, who, &mut t.last_poll_id);
+        let tt = &mut *t;
+        let old = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
+        drop(t);
+        drop(old);
         Ok(true)
     }
 

@@ -26,7 +26,10 @@
 //! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
 //! completion (of the op, not of the cancel) arrives, calling
 //! [`Op::orphaned`] with the late result so that an fd
-//! accepted for nobody is closed. `Drop` never blocks.
+//! accepted for nobody is closed (or kept for the listener). `Drop` does
+//! not block, with one exception: off the loop thread of a ring only that
+//! thread may enter (`DEFER_TASKRUN`), it waits, bounded, until the kernel
+//! has read the op's entry (its fd may be closed right after).
 //!
 //! A completion backend (`uring.rs`) therefore implements:
 //!

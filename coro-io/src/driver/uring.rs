@@ -1124,9 +1124,12 @@ impl Driver for UringDriver {
                     // soon as we return; entered after that, the op would
                     // start on whatever file took the number (and read its
                     // data into a buffer nobody reads). Wait, bounded,
-                    // until the kernel has read our entry and the cancel
-                    // behind it: from then on the op holds its own file.
-                    let target = st.pushed.wrapping_add(st.pending.len() as u32);
+                    // until the kernel has read our entry: from then on the
+                    // op holds its own file.
+                    // (Our entry is not staged, so it is among those moved
+                    // into the queue so far: `pushed` is the mark to wait
+                    // for; the cancel follows with the loop's next enter.)
+                    let target = st.pushed;
                     drop(st);
                     self.unpark();
                     self.wait_kernel_read(target, false);
