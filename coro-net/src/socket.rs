@@ -630,6 +630,23 @@ pub(crate) fn accept_error_is_resource(e: &io::Error) -> bool {
     )
 }
 
+/// `accept` (a future of the listener's accept loop), or `None` as soon as
+/// the listener's inbox holds a connection (the accept is then dropped;
+/// whatever the kernel accepted for it goes to the inbox too).
+pub(crate) async fn or_inbox<T>(
+    accept: impl std::future::Future<Output = T>,
+    inbox: &coro_io::op::AcceptInbox,
+) -> Option<T> {
+    let mut accept = std::pin::pin!(accept);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = accept.as_mut().poll(cx) {
+            return Poll::Ready(Some(r));
+        }
+        inbox.poll_ready(cx).map(|()| None)
+    })
+    .await
+}
+
 /// The back-off of an accept loop that ran out of fds or memory, and
 /// the listener's inbox of connections accepted for dropped accepts
 /// (io_uring; see [`coro_io::op::AcceptInbox`]).

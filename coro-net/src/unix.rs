@@ -134,11 +134,6 @@ impl UnixListener {
     /// is kept for the next `accept`, as for `TcpListener`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let inbox = self.backoff.inbox();
-        if let Some(fd) = inbox.take() {
-            let stream = UnixStream::from_fd(self.sock.sched(), fd);
-            let peer = peer_of(stream.inner.sock.sock_ref().peer_addr())?;
-            return Ok((stream, peer));
-        }
         let what = match self
             .local_addr()
             .ok()
@@ -147,12 +142,19 @@ impl UnixListener {
             Some(p) => p.display().to_string(),
             None => "a unix socket".to_owned(),
         };
-        let fd = self
-            .backoff
-            .run(&self.sock, &what, || {
+        let fd = loop {
+            if let Some(fd) = inbox.take() {
+                break fd;
+            }
+            let accept = self.backoff.run(&self.sock, &what, || {
                 op::accept_fd_keeping(self.sock.driver(), self.sock.raw(), inbox)
-            })
-            .await?;
+            });
+            // Also ready when a dropped accept's connection lands in the
+            // inbox meanwhile (see `TcpListener::accept`).
+            if let Some(r) = crate::socket::or_inbox(accept, inbox).await {
+                break r?;
+            }
+        };
         let stream = UnixStream::from_fd(self.sock.sched(), fd);
         // The connection is ours now: an address we cannot express does
         // not cost it (see `peer_of`).
@@ -160,12 +162,16 @@ impl UnixListener {
         Ok((stream, peer))
     }
 
-    /// Wait until a connection is ready to accept, at most `timeout`.
+    /// Wait until a connection is ready to accept, at most `timeout`
+    /// (also one a dropped accept left for the next).
     ///
     /// # Cancel safety
     ///
     /// Cancel safe.
     pub async fn poll(&self, timeout: Option<Duration>) -> PollStatus {
+        if !self.backoff.inbox().is_empty() {
+            return PollStatus::Event;
+        }
         self.sock.poll(PollOp::Read, timeout).await
     }
 

@@ -485,6 +485,23 @@ fn an_accept_dropped_after_the_kernel_accepted_keeps_the_connection(cfg: Config)
         let mut got = [0u8; 2];
         c.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"ok");
+        // Dropped before the loop reaped what the kernel did for it: a
+        // connection it took lands in the inbox only at the loop's next
+        // turn, while the next accept already waits in the kernel for
+        // another client; that accept must get it all the same.
+        for _ in 0..3 {
+            let c2 = {
+                let mut acc = std::pin::pin!(l.accept());
+                assert!(futures::poll!(acc.as_mut()).is_pending());
+                std::net::TcpStream::connect(addr).unwrap()
+            };
+            let (_srv2, peer2) = s2
+                .timeout(Duration::from_secs(5), l.accept())
+                .await
+                .expect("a connection kept for the next accept was not handed to it")
+                .unwrap();
+            assert_eq!(peer2, c2.local_addr().unwrap());
+        }
     });
     let _ = std::fs::remove_file(&upath);
     s.shutdown();

@@ -29,8 +29,19 @@ fn would_block_connect(e: &io::Error) -> bool {
 /// A listener keeps one and hands it to its accept ops
 /// ([`Accept::keep_orphans`], [`AcceptFd::keep_orphans`]), and takes from
 /// it first in every accept.
+///
+/// A connection can land in the inbox while an accept of the listener
+/// already waits in the kernel for the next one: such an accept waits on
+/// the inbox too ([`poll_ready`](AcceptInbox::poll_ready)), so that the
+/// connection is not left until some other client comes.
 #[derive(Debug, Default)]
-pub struct AcceptInbox(std::sync::Mutex<std::collections::VecDeque<OwnedFd>>);
+pub struct AcceptInbox(std::sync::Mutex<Inbox>);
+
+#[derive(Debug, Default)]
+struct Inbox {
+    fds: std::collections::VecDeque<OwnedFd>,
+    wakers: Vec<std::task::Waker>,
+}
 
 impl AcceptInbox {
     /// An empty inbox.
@@ -40,18 +51,55 @@ impl AcceptInbox {
 
     /// The oldest connection kept, if any.
     pub fn take(&self) -> Option<OwnedFd> {
-        crate::lock(&self.0).pop_front()
+        crate::lock(&self.0).fds.pop_front()
+    }
+
+    /// Whether a connection is kept.
+    pub fn is_empty(&self) -> bool {
+        crate::lock(&self.0).fds.is_empty()
+    }
+
+    /// Ready once a connection is kept; until then `cx`'s waker is woken
+    /// when one is.
+    pub fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let mut g = crate::lock(&self.0);
+        if !g.fds.is_empty() {
+            return std::task::Poll::Ready(());
+        }
+        if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            g.wakers.push(cx.waker().clone());
+        }
+        std::task::Poll::Pending
     }
 
     fn put(&self, fd: OwnedFd) {
-        crate::lock(&self.0).push_back(fd);
+        let wakers = {
+            let mut g = crate::lock(&self.0);
+            g.fds.push_back(fd);
+            std::mem::take(&mut g.wakers)
+        };
+        crate::wake_all(wakers);
     }
 }
 
-/// What an accept op does with a connection accepted after its future was
-/// dropped: closed, or kept in the inbox.
-fn orphan_accepted(res: io::Result<usize>, inbox: Option<&Arc<AcceptInbox>>) {
-    if let (Ok(fd), Some(inbox)) = (accepted(res), inbox) {
+/// A connection accepted after the op's future was dropped: kept in the
+/// op (`late`) if it has an inbox, closed if not. The op hands it to the
+/// inbox when the driver drops it, which is after the driver's lock: the
+/// inbox wakes an accept waiting on it, and a waker may call back into
+/// the driver.
+fn orphan_accepted(
+    res: io::Result<usize>,
+    inbox: Option<&Arc<AcceptInbox>>,
+    late: &mut Option<OwnedFd>,
+) {
+    if let (Ok(fd), Some(_)) = (accepted(res), inbox) {
+        *late = Some(fd);
+    }
+}
+
+/// The drop side of [`orphan_accepted`].
+fn deliver_late(inbox: Option<&Arc<AcceptInbox>>, late: &mut Option<OwnedFd>) {
+    if let (Some(fd), Some(inbox)) = (late.take(), inbox) {
         inbox.put(fd);
     }
 }
@@ -62,6 +110,13 @@ pub struct Accept {
     fd: RawFd,
     addr: RawAddr,
     inbox: Option<Arc<AcceptInbox>>,
+    late: Option<OwnedFd>,
+}
+
+impl Drop for Accept {
+    fn drop(&mut self) {
+        deliver_late(self.inbox.as_ref(), &mut self.late);
+    }
 }
 
 impl Accept {
@@ -88,6 +143,7 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
             fd,
             addr: RawAddr::empty(),
             inbox: None,
+            late: None,
         },
     )
 }
@@ -105,6 +161,7 @@ pub fn accept_keeping(driver: &Handle, fd: RawFd, inbox: &Arc<AcceptInbox>) -> O
             fd,
             addr: RawAddr::empty(),
             inbox: None,
+            late: None,
         }
         .keep_orphans(inbox),
     )
@@ -128,7 +185,7 @@ unsafe impl Op for Accept {
         Ok((fd, self.addr.socket_addr()?))
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        orphan_accepted(res, self.inbox.as_ref());
+        orphan_accepted(res, self.inbox.as_ref(), &mut self.late);
     }
 }
 
@@ -694,6 +751,13 @@ unsafe impl Op for PollFd {
 pub struct AcceptFd {
     fd: RawFd,
     inbox: Option<Arc<AcceptInbox>>,
+    late: Option<OwnedFd>,
+}
+
+impl Drop for AcceptFd {
+    fn drop(&mut self) {
+        deliver_late(self.inbox.as_ref(), &mut self.late);
+    }
 }
 
 impl AcceptFd {
@@ -715,7 +779,14 @@ impl AcceptFd {
 /// connection for it, the driver closes that socket (or keeps it in an
 /// [`AcceptInbox`]: [`accept_fd_keeping`]).
 pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
-    OpFuture::new(driver, AcceptFd { fd, inbox: None })
+    OpFuture::new(
+        driver,
+        AcceptFd {
+            fd,
+            inbox: None,
+            late: None,
+        },
+    )
 }
 
 /// [`accept_fd`], keeping a connection accepted for a dropped future in
@@ -729,7 +800,15 @@ pub fn accept_fd_keeping(
     fd: RawFd,
     inbox: &Arc<AcceptInbox>,
 ) -> OpFuture<AcceptFd> {
-    OpFuture::new(driver, AcceptFd { fd, inbox: None }.keep_orphans(inbox))
+    OpFuture::new(
+        driver,
+        AcceptFd {
+            fd,
+            inbox: None,
+            late: None,
+        }
+        .keep_orphans(inbox),
+    )
 }
 
 // SAFETY: its entry points into no memory.
@@ -749,7 +828,7 @@ unsafe impl Op for AcceptFd {
         accepted(res)
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        orphan_accepted(res, self.inbox.as_ref());
+        orphan_accepted(res, self.inbox.as_ref(), &mut self.late);
     }
 }
 

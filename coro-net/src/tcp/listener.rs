@@ -207,21 +207,29 @@ impl TcpListener {
     /// accept has taken nothing.)
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let inbox = self.backoff.inbox();
-        while let Some(fd) = inbox.take() {
-            let stream = TcpStream::from_fd(self.sock.sched(), fd);
-            // Without a peer it was reset meanwhile: take the next one.
-            if let Ok(peer) = stream.peer_addr() {
-                return Ok((stream, peer));
+        let what = self.local.to_string();
+        loop {
+            while let Some(fd) = inbox.take() {
+                let stream = TcpStream::from_fd(self.sock.sched(), fd);
+                // Without a peer it was reset meanwhile: take the next one.
+                if let Ok(peer) = stream.peer_addr() {
+                    return Ok((stream, peer));
+                }
+            }
+            let accept = self.backoff.run(&self.sock, &what, || {
+                op::accept_keeping(self.sock.driver(), self.sock.raw(), inbox)
+            });
+            // Also ready when a dropped accept's connection lands in the
+            // inbox meanwhile (it lands there at the loop's next turn,
+            // after this accept may have started).
+            match crate::socket::or_inbox(accept, inbox).await {
+                Some(r) => {
+                    let (fd, peer) = r?;
+                    return Ok((TcpStream::from_fd(self.sock.sched(), fd), peer));
+                }
+                None => continue,
             }
         }
-        let what = self.local.to_string();
-        let (fd, peer) = self
-            .backoff
-            .run(&self.sock, &what, || {
-                op::accept_keeping(self.sock.driver(), self.sock.raw(), inbox)
-            })
-            .await?;
-        Ok((TcpStream::from_fd(self.sock.sched(), fd), peer))
     }
 
     /// Wait until a connection is ready to accept, at most `timeout`
@@ -231,6 +239,10 @@ impl TcpListener {
     ///
     /// Cancel safe.
     pub async fn poll(&self, timeout: Option<Duration>) -> PollStatus {
+        // A connection a dropped accept left for the next is ready too.
+        if !self.backoff.inbox().is_empty() {
+            return PollStatus::Event;
+        }
         self.sock.poll(PollOp::Read, timeout).await
     }
 
