@@ -463,12 +463,13 @@ async fn wait_child(
             // No pidfd: look again after a pause on the scheduler's timers
             // (a blocking wait would hold a pool thread for the child's
             // life, also after this future is dropped).
-            let asked = std::time::Instant::now();
+            // On the scheduler's clock (which a test may pause and move).
+            let asked = sched.now();
             sched.sleep(no_pidfd_pause).await;
             // A sleep that ended early: the scheduler's timers are closed
             // (shut down, or its loop ended with a panic), and every later
             // one would end at once too.
-            let slept = asked.elapsed() >= no_pidfd_pause;
+            let slept = sched.now().saturating_duration_since(asked) >= no_pidfd_pause;
             no_pidfd_pause = (no_pidfd_pause * 2).min(std::time::Duration::from_millis(100));
             if slept && !sched.is_shutdown() {
                 continue;

@@ -218,7 +218,9 @@ pub struct Signal {
     listener: Option<Pin<Box<EventListener>>>,
     pipe: Option<OpFuture<PollFd>>,
     /// Waits on the pipe that failed in a row (see `poll_recv`).
-    failures: u8,
+    failures: u16,
+    /// The stream ended (see `recv`): it stays ended.
+    ended: bool,
 }
 
 impl fmt::Debug for Signal {
@@ -268,6 +270,7 @@ impl Signal {
             listener: None,
             pipe: None,
             failures: 0,
+            ended: false,
         })
     }
 
@@ -276,10 +279,10 @@ impl Signal {
         self.kind
     }
 
-    /// The next delivery; `None` once its scheduler has shut down (the
-    /// stream ends then), or if waiting for deliveries failed 16 times in
-    /// a row (the driver refusing the wait, a failure that does not pass:
-    /// ending the stream beats spinning on it).
+    /// The next delivery; `None` once its scheduler has shut down, or if
+    /// waiting for deliveries failed 1,024 times in a row with no delivery
+    /// in between (a driver that keeps refusing the wait: ending the
+    /// stream beats spinning on it). An ended stream stays ended.
     ///
     /// # Cancel safety
     ///
@@ -290,11 +293,15 @@ impl Signal {
 
     /// Poll for the next delivery (the `Stream` implementation).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let count = &self.g.counts[self.kind.0 as usize];
         loop {
             let now = count.load(Ordering::SeqCst);
             if now != self.seen {
                 self.seen = now;
+                self.failures = 0;
                 self.listener = None;
                 return Poll::Ready(Some(()));
             }
@@ -321,8 +328,8 @@ impl Signal {
                     self.failures = self.failures.saturating_add(1);
                     if crate::driver::is_shut_down(&e) || self.failures >= MAX_FAILURES {
                         // The driver shut down, or will not let us wait:
-                        // the stream ends (and stays ended: the next poll
-                        // fails the same way).
+                        // the stream ends, for good.
+                        self.ended = true;
                         return Poll::Ready(None);
                     }
                     // The wait itself failed on a running driver (no
@@ -343,8 +350,10 @@ impl Signal {
     }
 }
 
-/// Failed waits on the pipe in a row after which a listener's stream ends.
-const MAX_FAILURES: u8 = 16;
+/// Failed waits on the pipe in a row (each retried at the next poll)
+/// after which a listener's stream ends: many, so that a passing shortage
+/// (memory for an op) does not end it.
+const MAX_FAILURES: u16 = 1024;
 
 /// Empty the pipe (its bytes only wake listeners; counts carry the news).
 fn drain(fd: impl AsFd) {

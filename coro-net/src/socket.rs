@@ -630,19 +630,21 @@ pub(crate) fn accept_error_is_resource(e: &io::Error) -> bool {
     )
 }
 
-/// `accept` (a future of the listener's accept loop), or `None` as soon as
-/// the listener's inbox holds a connection (the accept is then dropped;
-/// whatever the kernel accepted for it goes to the inbox too).
+/// `accept` (a future of the listener's accept loop), or `Err` with a
+/// connection the listener's inbox kept, taken for this accept as soon as
+/// there is one (the kernel accept is then dropped; whatever the kernel
+/// accepted for it goes to the inbox too).
 pub(crate) async fn or_inbox<T>(
     accept: impl std::future::Future<Output = T>,
     inbox: &coro_io::op::AcceptInbox,
-) -> Option<T> {
+) -> Result<T, OwnedFd> {
     let mut accept = std::pin::pin!(accept);
+    let mut wait = inbox.wait();
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = accept.as_mut().poll(cx) {
-            return Poll::Ready(Some(r));
+            return Poll::Ready(Ok(r));
         }
-        inbox.poll_ready(cx).map(|()| None)
+        wait.poll_take(cx).map(Err)
     })
     .await
 }

@@ -142,17 +142,18 @@ impl UnixListener {
             Some(p) => p.display().to_string(),
             None => "a unix socket".to_owned(),
         };
-        let fd = loop {
-            if let Some(fd) = inbox.take() {
-                break fd;
-            }
-            let accept = self.backoff.run(&self.sock, &what, || {
-                op::accept_fd_keeping(self.sock.driver(), self.sock.raw(), inbox)
-            });
-            // Also ready when a dropped accept's connection lands in the
-            // inbox meanwhile (see `TcpListener::accept`).
-            if let Some(r) = crate::socket::or_inbox(accept, inbox).await {
-                break r?;
+        let fd = match inbox.take() {
+            Some(fd) => fd,
+            None => {
+                let accept = self.backoff.run(&self.sock, &what, || {
+                    op::accept_fd_keeping(self.sock.driver(), self.sock.raw(), inbox)
+                });
+                // Also ready when a dropped accept's connection lands in
+                // the inbox meanwhile (see `TcpListener::accept`).
+                match crate::socket::or_inbox(accept, inbox).await {
+                    Ok(r) => r?,
+                    Err(fd) => fd,
+                }
             }
         };
         let stream = UnixStream::from_fd(self.sock.sched(), fd);

@@ -795,8 +795,11 @@ impl UringDriver {
             let mut st = self.state();
             n += self.reap(&mut st, &mut wake, &mut dead).0;
         }
-        drop(dead);
+        // The completions' wakers first: dropping a dead op may wake a
+        // task too (an accept's late connection), and a waker that panics
+        // there must not keep these from being woken.
         crate::wake_all(wake);
+        drop(dead);
         entered.map(|()| n)
     }
 

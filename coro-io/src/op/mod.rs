@@ -58,8 +58,8 @@ pub use fs::{
     unlink_at,
 };
 pub use net::{
-    Accept, AcceptFd, AcceptInbox, Connect, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg, Send,
-    SendTo, accept, accept_fd, accept_fd_keeping, accept_keeping, connect, poll_fd, recv,
+    Accept, AcceptFd, AcceptInbox, Connect, InboxWait, PollFd, Recv, RecvFrom, RecvMeta, RecvMsg,
+    Send, SendTo, accept, accept_fd, accept_fd_keeping, accept_keeping, connect, poll_fd, recv,
     recv_from, recv_from_any, recv_msg, recv_stream, send, send_to,
 };
 

@@ -32,15 +32,78 @@ fn would_block_connect(e: &io::Error) -> bool {
 ///
 /// A connection can land in the inbox while an accept of the listener
 /// already waits in the kernel for the next one: such an accept waits on
-/// the inbox too ([`poll_ready`](AcceptInbox::poll_ready)), so that the
-/// connection is not left until some other client comes.
+/// the inbox too, through an [`InboxWait`], so that the connection is not
+/// left until some other client comes.
 #[derive(Debug, Default)]
 pub struct AcceptInbox(std::sync::Mutex<Inbox>);
 
 #[derive(Debug, Default)]
 struct Inbox {
     fds: std::collections::VecDeque<OwnedFd>,
-    wakers: Vec<std::task::Waker>,
+    /// Accepts waiting on the inbox, oldest first, by id.
+    waiting: std::collections::VecDeque<(u64, std::task::Waker)>,
+    last_id: u64,
+}
+
+/// An accept's place in the line of those waiting on an [`AcceptInbox`]
+/// ([`AcceptInbox::wait`]); it leaves the line when dropped, and a
+/// connection it was woken for goes to the next in line.
+#[derive(Debug)]
+pub struct InboxWait<'a> {
+    inbox: &'a AcceptInbox,
+    id: u64,
+}
+
+impl InboxWait<'_> {
+    /// A connection kept in the inbox, taken for this accept; until there
+    /// is one, this accept waits in line (woken when one is kept for it).
+    pub fn poll_take(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<OwnedFd> {
+        let mut g = crate::lock(&self.inbox.0);
+        if let Some(fd) = g.fds.pop_front() {
+            g.waiting.retain(|(id, _)| *id != self.id);
+            return std::task::Poll::Ready(fd);
+        }
+        if self.id == 0 {
+            g.last_id += 1;
+            self.id = g.last_id;
+        }
+        let id = self.id;
+        match g.waiting.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, w)) if w.will_wake(cx.waker()) => {}
+            Some((_, w)) => {
+                let old = std::mem::replace(w, cx.waker().clone());
+                drop(g);
+                drop(old);
+            }
+            None => g.waiting.push_back((id, cx.waker().clone())),
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for InboxWait<'_> {
+    fn drop(&mut self) {
+        let (old, next) = {
+            let mut g = crate::lock(&self.inbox.0);
+            let old = g
+                .waiting
+                .iter()
+                .position(|(id, _)| *id == self.id)
+                .and_then(|i| g.waiting.remove(i));
+            // A connection this one may have been woken for, and did not
+            // take (its kernel accept won): the next in line gets it.
+            let next = if g.fds.is_empty() {
+                None
+            } else {
+                g.waiting.pop_front()
+            };
+            (old, next)
+        };
+        drop(old);
+        if let Some((_, w)) = next {
+            w.wake();
+        }
+    }
 }
 
 impl AcceptInbox {
@@ -59,26 +122,22 @@ impl AcceptInbox {
         crate::lock(&self.0).fds.is_empty()
     }
 
-    /// Ready once a connection is kept; until then `cx`'s waker is woken
-    /// when one is.
-    pub fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let mut g = crate::lock(&self.0);
-        if !g.fds.is_empty() {
-            return std::task::Poll::Ready(());
-        }
-        if !g.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            g.wakers.push(cx.waker().clone());
-        }
-        std::task::Poll::Pending
+    /// A place in the line of accepts waiting for a kept connection.
+    pub fn wait(&self) -> InboxWait<'_> {
+        InboxWait { inbox: self, id: 0 }
     }
 
+    /// Keep `fd`, and wake the accept first in line for it (only that one:
+    /// the others' kernel accepts go on).
     fn put(&self, fd: OwnedFd) {
-        let wakers = {
+        let first = {
             let mut g = crate::lock(&self.0);
             g.fds.push_back(fd);
-            std::mem::take(&mut g.wakers)
+            g.waiting.pop_front()
         };
-        crate::wake_all(wakers);
+        if let Some((_, w)) = first {
+            w.wake();
+        }
     }
 }
 
@@ -907,5 +966,72 @@ unsafe impl<B: IoBufMut> Op for RecvMsg<B> {
             }
         });
         (r, self.inner.buf)
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count(AtomicUsize::new(0)));
+        (c.clone(), Waker::from(c))
+    }
+
+    fn fd() -> OwnedFd {
+        rustix::pipe::pipe().unwrap().0
+    }
+
+    fn waiting(inbox: &AcceptInbox) -> usize {
+        crate::lock(&inbox.0).waiting.len()
+    }
+
+    /// Accepts that wait on the inbox and end another way (their kernel
+    /// accept won, or they were dropped) leave no waker behind: a
+    /// listener that never keeps a connection (epoll) must not collect
+    /// one per accept.
+    #[test]
+    fn a_finished_wait_leaves_the_line() {
+        let inbox = AcceptInbox::new();
+        for _ in 0..100 {
+            let (_c, w) = waker();
+            let mut wait = inbox.wait();
+            assert!(wait.poll_take(&mut Context::from_waker(&w)).is_pending());
+            assert_eq!(waiting(&inbox), 1);
+        }
+        assert_eq!(waiting(&inbox), 0);
+    }
+
+    /// A kept connection wakes the first in line only; if that one ends
+    /// without taking it, the next is woken; the one that takes it gets it.
+    #[test]
+    fn a_kept_connection_wakes_one_waiter_at_a_time() {
+        let inbox = AcceptInbox::new();
+        let (ca, wa) = waker();
+        let (cb, wb) = waker();
+        let mut a = inbox.wait();
+        let mut b = inbox.wait();
+        assert!(a.poll_take(&mut Context::from_waker(&wa)).is_pending());
+        assert!(b.poll_take(&mut Context::from_waker(&wb)).is_pending());
+        inbox.put(fd());
+        assert_eq!(
+            (ca.0.load(Ordering::SeqCst), cb.0.load(Ordering::SeqCst)),
+            (1, 0)
+        );
+        drop(a); // its kernel accept won: the connection is the next one's
+        assert_eq!(cb.0.load(Ordering::SeqCst), 1);
+        assert!(b.poll_take(&mut Context::from_waker(&wb)).is_ready());
+        drop(b);
+        assert!(inbox.is_empty());
+        assert_eq!(waiting(&inbox), 0);
     }
 }

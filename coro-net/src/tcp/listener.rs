@@ -223,11 +223,16 @@ impl TcpListener {
             // inbox meanwhile (it lands there at the loop's next turn,
             // after this accept may have started).
             match crate::socket::or_inbox(accept, inbox).await {
-                Some(r) => {
+                Ok(r) => {
                     let (fd, peer) = r?;
                     return Ok((TcpStream::from_fd(self.sock.sched(), fd), peer));
                 }
-                None => continue,
+                Err(fd) => {
+                    let stream = TcpStream::from_fd(self.sock.sched(), fd);
+                    if let Ok(peer) = stream.peer_addr() {
+                        return Ok((stream, peer));
+                    }
+                }
             }
         }
     }
