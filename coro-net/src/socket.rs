@@ -2,6 +2,7 @@
 //! and for streams the owned-buffer I/O plus the buffered `futures_io`
 //! adapter ([`Stream`]).
 
+use crate::wake_list::WakeList;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -103,6 +104,10 @@ enum WriteState {
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
 }
 
+/// Most bytes a lease read without the receive queue holds (as a lease
+/// from the queue: one 16 KiB provided buffer).
+const LEASE_MAX: usize = 16 * 1024;
+
 /// What [`Stream::take_adapter`] hands over.
 #[cfg(feature = "tls")]
 #[derive(Default)]
@@ -116,10 +121,15 @@ pub(crate) struct TakenAdapter {
 /// The `futures_io` adapter's read side and write side, each under its own
 /// lock (uncontended unless two tasks share one side), so that `&Stream`
 /// reads and writes, and a reader and a writer task can share a stream
-/// (its split halves).
+/// (its split halves). Two tasks may also share one side (`&TcpStream`
+/// has the impls): each side's op is polled with a waker that wakes every
+/// task waiting on it, since an op keeps one waker and the second task's
+/// poll would otherwise leave the first asleep for good.
 struct Adapter {
     rd: Mutex<ReadState>,
     wr: Mutex<WriteState>,
+    rd_wake: WakeList,
+    wr_wake: WakeList,
 }
 
 /// A connected stream socket (TCP or Unix).
@@ -157,6 +167,8 @@ impl Stream {
                     pos: 0,
                 }),
                 wr: Mutex::new(WriteState::Idle(Vec::new())),
+                rd_wake: WakeList::new(),
+                wr_wake: WakeList::new(),
             })
         })
     }
@@ -229,7 +241,9 @@ impl Stream {
             }
             return std::future::poll_fn(|cx| fd.poll_recv_lease(cx, max)).await;
         }
-        let op = op::Recv::stream(self.sock.raw(), Vec::with_capacity(max.max(1)));
+        // As the queue's leases: at most one provided buffer's worth (no
+        // huge allocation per read, no capacity overflow).
+        let op = op::Recv::stream(self.sock.raw(), Vec::with_capacity(max.clamp(1, LEASE_MAX)));
         let (res, buf) = OpFuture::borrowed(self.sock.driver(), op).await;
         res.map(|_| buf.into())
     }
@@ -289,7 +303,20 @@ impl Stream {
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if let Err(e) = self.flush_adapter().await {
+            return (Err(e), buf);
+        }
         OpFuture::borrowed(self.sock.driver(), op::Send::new(self.sock.raw(), buf)).await
+    }
+
+    /// Bytes the `AsyncWrite` adapter accepted go out before an owned
+    /// write's (its docs promise them before any later write): finish its
+    /// send first. Nothing to do for a stream that never used it.
+    async fn flush_adapter(&self) -> io::Result<()> {
+        if self.adapter.get().is_none() {
+            return Ok(());
+        }
+        std::future::poll_fn(|cx| self.poll_flush(cx)).await
     }
 
     /// `read` that gives up after `timeout` without losing data: at the
@@ -366,7 +393,26 @@ impl Stream {
     }
 
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if how != Shutdown::Read {
+            if let Some(a) = self.adapter.get() {
+                if matches!(*lock(&a.wr), WriteState::Busy(_)) {
+                    // Shutting the write side now would drop bytes the
+                    // adapter accepted (their send would fail): say so.
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "bytes written through AsyncWrite are still being sent: \
+                         flush (or close) before shutting the write side",
+                    ));
+                }
+            }
+        }
         self.sock.sock_ref().shutdown(how)
+    }
+
+    /// Shut the write side down once what the adapter accepted is sent.
+    pub(crate) async fn shutdown_write(&self) -> io::Result<()> {
+        self.flush_adapter().await?;
+        self.shutdown(Shutdown::Write)
     }
 
     /// Bytes received and not handed out yet: by the `AsyncRead` adapter,
@@ -389,7 +435,8 @@ impl Stream {
             // read left).
             return self.sock.registered().poll_recv(cx, out);
         }
-        let mut rd = lock(&self.adapter().rd);
+        let adapter = self.adapter();
+        let mut rd = lock(&adapter.rd);
         loop {
             match &mut *rd {
                 ReadState::Idle { buf, pos } if *pos < buf.len() => {
@@ -411,7 +458,9 @@ impl Stream {
                     *rd = ReadState::Busy(op::recv_stream(self.sock.driver(), self.sock.raw(), v));
                 }
                 ReadState::Busy(fut) => {
-                    let (res, buf) = ready!(Pin::new(fut).poll(cx));
+                    adapter.rd_wake.register(cx.waker());
+                    let mut rcx = Context::from_waker(&adapter.rd_wake.waker);
+                    let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
                     *rd = ReadState::Idle { buf, pos: 0 };
                     match res {
                         Ok(0) => return Poll::Ready(Ok(0)),
@@ -429,15 +478,22 @@ impl Stream {
         let Some(adapter) = self.adapter.get() else {
             return Poll::Ready(Ok(()));
         };
-        self.drain(&mut lock(&adapter.wr), cx)
+        self.drain(adapter, &mut lock(&adapter.wr), cx)
     }
 
-    fn drain(&self, wr: &mut WriteState, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn drain(
+        &self,
+        adapter: &Adapter,
+        wr: &mut WriteState,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         loop {
             let WriteState::Busy(fut) = wr else {
                 return Poll::Ready(Ok(()));
             };
-            let (res, mut rest) = ready!(Pin::new(fut).poll(cx));
+            adapter.wr_wake.register(cx.waker());
+            let mut wcx = Context::from_waker(&adapter.wr_wake.waker);
+            let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
             match res {
                 Ok(n) if n > 0 || rest.bytes_init() == 0 => {
                     rest.advance(n);
@@ -460,8 +516,9 @@ impl Stream {
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        let mut wr = lock(&self.adapter().wr);
-        ready!(self.drain(&mut wr, cx))?;
+        let adapter = self.adapter();
+        let mut wr = lock(&adapter.wr);
+        ready!(self.drain(adapter, &mut wr, cx))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -477,7 +534,9 @@ impl Stream {
         let n = data.len().min(WRITE_CHUNK);
         v.extend_from_slice(&data[..n]);
         let mut fut = op::send(self.sock.driver(), self.sock.raw(), Slice::new(v, 0));
-        match Pin::new(&mut fut).poll(cx) {
+        adapter.wr_wake.register(cx.waker());
+        let mut wcx = Context::from_waker(&adapter.wr_wake.waker);
+        match Pin::new(&mut fut).poll(&mut wcx) {
             // In flight: the bytes are ours now; flush (or the next write) finishes them.
             Poll::Pending => {
                 *wr = WriteState::Busy(fut);

@@ -316,7 +316,7 @@ impl UnixStream {
     /// Receive the next bytes without copying them where the driver can,
     /// as [`TcpStream::read_lease`](crate::tcp::TcpStream::read_lease): on
     /// io_uring with its receive queue the lease holds them in the kernel's
-    /// own buffer; elsewhere in a `Vec` of up to `max` bytes. Empty at the
+    /// own buffer; elsewhere in a `Vec` of up to `max` (at most 16 KiB) bytes. Empty at the
     /// end of the stream.
     ///
     /// # Cancel safety
@@ -382,7 +382,9 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the connection is gone.
+    /// `NotConnected` if the connection is gone; `WouldBlock` for the
+    /// write side while bytes written through `AsyncWrite` are still being
+    /// sent (flush first), as for `TcpStream::shutdown`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
@@ -469,7 +471,7 @@ impl coro_io::copy::WriteOwned for UnixStream {
         self.write_all(buf)
     }
     async fn shutdown_write(&self) -> io::Result<()> {
-        match self.shutdown(Shutdown::Write) {
+        match self.inner.shutdown_write().await {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         }

@@ -43,6 +43,8 @@ coro_io::driver_tests!(
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
     an_accept_dropped_after_the_kernel_accepted_keeps_the_connection,
+    two_tasks_writing_through_one_shared_stream_both_finish,
+    owned_writes_and_shutdown_come_after_what_async_write_accepted,
 );
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
@@ -1257,5 +1259,118 @@ fn a_socket_that_cannot_accept_is_refused_as_a_listener() {
         coro_net::unix::UnixListener::from_std(&s, std::os::unix::net::UnixListener::from(dgram))
             .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    s.shutdown();
+}
+
+/// Fill the socket through the `AsyncWrite` adapter until it accepts no
+/// more (a send of its own in flight, the peer not reading): the bytes it
+/// accepted.
+fn fill_through_the_adapter(c: &TcpStream) -> usize {
+    use futures::io::AsyncWrite;
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let chunk = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    for _ in 0..10_000 {
+        match std::pin::Pin::new(&mut &*c).poll_write(&mut cx, &chunk) {
+            std::task::Poll::Ready(Ok(n)) => filled += n,
+            std::task::Poll::Ready(Err(e)) => panic!("{e}"),
+            std::task::Poll::Pending => return filled,
+        }
+    }
+    panic!("the socket never filled");
+}
+
+/// Read from `srv` until `total` bytes came; returns them.
+async fn read_exactly(srv: &TcpStream, total: usize) -> Vec<u8> {
+    let mut all = Vec::with_capacity(total);
+    while all.len() < total {
+        let (n, buf) = srv.read(Vec::with_capacity(256 * 1024)).await;
+        assert!(n.unwrap() > 0, "early end of stream");
+        all.extend_from_slice(&buf);
+    }
+    all
+}
+
+/// Two tasks writing through one `&TcpStream` while the adapter's send
+/// waits for room: both are woken when it completes (an op keeps one
+/// waker; the adapter polls it with one that wakes every waiting task).
+fn two_tasks_writing_through_one_shared_stream_both_finish(cfg: Config) {
+    use futures::io::AsyncWriteExt;
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = Arc::new(TcpStream::connect(&s2, addr).await.unwrap());
+        let (srv, _) = l.accept().await.unwrap();
+        let filled = fill_through_the_adapter(&c);
+        let writer = |byte: &'static [u8]| {
+            let c = c.clone();
+            s2.spawn(async move {
+                let mut w = &*c;
+                AsyncWriteExt::write_all(&mut w, byte).await?;
+                AsyncWriteExt::flush(&mut w).await
+            })
+        };
+        let (a, b) = (writer(b"a"), writer(b"b"));
+        // Both wait on the adapter's send before the peer reads.
+        s2.sleep(Duration::from_millis(50)).await;
+        let all = read_exactly(&srv, filled + 2).await;
+        let bound = Duration::from_secs(5);
+        s2.timeout(bound, a)
+            .await
+            .expect("a writer was never woken")
+            .unwrap()
+            .unwrap();
+        s2.timeout(bound, b)
+            .await
+            .expect("a writer was never woken")
+            .unwrap()
+            .unwrap();
+        let mut tail = all[filled..].to_vec();
+        tail.sort_unstable();
+        assert_eq!(tail, b"ab");
+    });
+    s.shutdown();
+}
+
+/// Bytes the `AsyncWrite` adapter accepted go out before a later owned
+/// write's, and the write side is not shut down under them.
+fn owned_writes_and_shutdown_come_after_what_async_write_accepted(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let c = Arc::new(TcpStream::connect(&s2, addr).await.unwrap());
+        let (srv, _) = l.accept().await.unwrap();
+        let filled = fill_through_the_adapter(&c);
+        // Refused while those bytes are in flight: it would lose them.
+        let e = c.shutdown(Shutdown::Write).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        let w = {
+            let c = c.clone();
+            s2.spawn(async move { c.write_all(b"Z".to_vec()).await.0 })
+        };
+        s2.sleep(Duration::from_millis(50)).await;
+        let all = read_exactly(&srv, filled + 1).await;
+        s2.timeout(Duration::from_secs(5), w)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            all.last(),
+            Some(&b'Z'),
+            "the owned write overtook the adapter's bytes"
+        );
+        assert!(all[..filled].iter().all(|&b| b == 0));
+        // Now the write side shuts down, and the peer sees the end.
+        coro_io::copy::WriteOwned::shutdown_write(&*c)
+            .await
+            .unwrap();
+        let (n, _) = srv.read(Vec::with_capacity(8)).await;
+        assert_eq!(n.unwrap(), 0);
+    });
     s.shutdown();
 }

@@ -219,9 +219,8 @@ impl TcpStream {
     /// lease is dropped; elsewhere, and while the kernel's ring of buffers
     /// is empty for this socket (leases and other sockets' unread bytes hold
     /// them all; or for good, if the kernel refused this socket a multishot
-    /// receive), they are read into a `Vec` of up to `max` bytes (with the
-    /// queue, at most 16 KiB).
-    /// Empty at the end of the stream.
+    /// receive), they are read into a `Vec` of up to `max` bytes (at most
+    /// 16 KiB either way). Empty at the end of the stream.
     ///
     /// A lease is an [`IoBuf`](coro_io::buf::IoBuf): write it back out as
     /// it is and no byte is copied in user space (an echo, a proxy). Hold
@@ -389,7 +388,9 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// `NotConnected` if the connection is gone.
+    /// `NotConnected` if the connection is gone; `WouldBlock` for the
+    /// write side while bytes written through `AsyncWrite` are still being
+    /// sent (flush first: shutting down would lose them).
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
@@ -612,7 +613,7 @@ impl coro_io::copy::WriteOwned for TcpStream {
         self.write_all(buf)
     }
     async fn shutdown_write(&self) -> io::Result<()> {
-        match self.shutdown(Shutdown::Write) {
+        match self.inner.shutdown_write().await {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         }

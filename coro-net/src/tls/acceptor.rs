@@ -96,8 +96,10 @@ impl TlsAcceptor {
     ///   does not trust our certificate), or failed client authentication;
     ///   the `rustls::Error` is the source ([`rustls_error`](super::rustls_error));
     /// * `TimedOut`: the handshake did not finish within the timeout;
-    /// * `UnexpectedEof`: the client closed (or sent close_notify) before
-    ///   the handshake finished;
+    /// * `UnexpectedEof`: the client closed the connection before the
+    ///   handshake finished (a close_notify alert mid-handshake is, by
+    ///   rustls, an error under TLS 1.3 and ignored under TLS 1.2, where
+    ///   the handshake then waits for its timeout);
     /// * socket errors as they are.
     ///
     /// The alert rustls sends on a failed handshake is delivered (within a

@@ -31,8 +31,8 @@ use std::future::poll_fn;
 use std::io::{self, BufRead, Write as _};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker, ready};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use coro_io::buf::{self, BufResult, IoBuf, IoBufMut, Slice};
@@ -42,6 +42,7 @@ use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
 
 use super::{TlsFailure, tls_error};
 use crate::tcp::TcpStream;
+use crate::wake_list::WakeList;
 
 /// Ciphertext received per `recv` (a TLS record is at most ~16.7 KiB).
 const RECV_BUF: usize = 32 * 1024;
@@ -325,46 +326,6 @@ struct Info {
     peer_certs: Option<Vec<CertificateDer<'static>>>,
     version: Option<ProtocolVersion>,
     suite: Option<SupportedCipherSuite>,
-}
-
-/// Wakers of the tasks waiting on one op; the op itself is polled with a
-/// waker that wakes them all.
-struct WakeList {
-    list: Arc<Wakers>,
-    waker: Waker,
-}
-
-#[derive(Default)]
-struct Wakers(Mutex<Vec<Waker>>);
-
-impl Wake for Wakers {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let all = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        // All of them, also if one (another executor's) panics.
-        coro_io::wake_all(all);
-    }
-}
-
-impl WakeList {
-    fn new() -> WakeList {
-        let list = Arc::new(Wakers::default());
-        WakeList {
-            waker: Waker::from(list.clone()),
-            list,
-        }
-    }
-
-    /// Add `w` (once) to the tasks woken when the op makes progress. Done
-    /// before the op is polled, so a completion in between is not missed.
-    fn register(&self, w: &Waker) {
-        let mut v = self.list.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !v.iter().any(|x| x.will_wake(w)) {
-            v.push(w.clone());
-        }
-    }
 }
 
 /// A writer's place in the stream's line of writers (`State::line`),
@@ -1288,44 +1249,3 @@ macro_rules! impl_futures_io {
 }
 
 impl_futures_io!(TlsStream, &TlsStream);
-
-#[cfg(test)]
-mod tests {
-    use std::panic::{AssertUnwindSafe, catch_unwind};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use super::*;
-
-    struct Panics;
-    impl Wake for Panics {
-        fn wake(self: Arc<Self>) {
-            panic!("this waker panics");
-        }
-    }
-
-    #[derive(Default)]
-    struct Counts(AtomicUsize);
-    impl Wake for Counts {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    /// The tasks waiting on one op are all woken, also when the waker of
-    /// one of them (another executor's) panics: the panic comes back to
-    /// the op's waker's caller after the others woke.
-    #[test]
-    fn a_panicking_waker_keeps_no_other_task_asleep() {
-        let list = WakeList::new();
-        let counts = Arc::new(Counts::default());
-        list.register(&Waker::from(Arc::new(Panics)));
-        list.register(&Waker::from(counts.clone()));
-        let woke = catch_unwind(AssertUnwindSafe(|| list.waker.wake_by_ref()));
-        assert!(woke.is_err(), "the panic was lost");
-        assert_eq!(counts.0.load(Ordering::SeqCst), 1);
-        // The list is still usable, and empty.
-        list.register(&Waker::from(counts.clone()));
-        list.waker.wake_by_ref();
-        assert_eq!(counts.0.load(Ordering::SeqCst), 2);
-    }
-}
