@@ -9,7 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::run;
+use common::{reaped, run};
 use coro_io::IoScheduler;
 use coro_io::process::Command;
 use coro_io::testing::Config;
@@ -32,23 +32,6 @@ fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.args(["-c", script]).stdin(Stdio::null());
     c
-}
-
-/// Whether our child `pid` is gone: exited and reaped. A zombie keeps its
-/// `/proc` entry; a reused pid, or a thread id, is not our child (its
-/// parent, field 4 of `stat`, is someone else).
-fn reaped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    // The fields after the command name, which is in parentheses.
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let ppid: u32 = after
-        .split(' ')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    ppid != std::process::id()
 }
 
 fn output_captures_both_streams_and_the_status(cfg: Config) {

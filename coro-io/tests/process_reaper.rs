@@ -2,28 +2,16 @@
 //! of them than the blocking pool has threads leave the pool free. Its own
 //! binary: the blocking pool is process-wide.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::reaped;
 use coro_core::sync_wait;
 use coro_io::IoScheduler;
 use coro_io::blocking::{MAX_THREADS, spawn_blocking};
 use coro_io::process::Command;
-
-/// Whether our child `pid` is gone (exited and reaped): a zombie keeps its
-/// `/proc` entry, and a reused pid is not our child.
-fn reaped(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    let ppid: u32 = after
-        .split(' ')
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    ppid != std::process::id()
-}
 
 #[test]
 fn dropped_running_children_hold_no_blocking_thread() {

@@ -141,25 +141,30 @@ impl AcceptInbox {
     }
 }
 
-/// A connection accepted after the op's future was dropped: kept in the
-/// op (`late`) if it has an inbox, closed if not. The op hands it to the
-/// inbox when the driver drops it, which is after the driver's lock: the
-/// inbox wakes an accept waiting on it, and a waker may call back into
-/// the driver.
-fn orphan_accepted(
-    res: io::Result<usize>,
-    inbox: Option<&Arc<AcceptInbox>>,
-    late: &mut Option<OwnedFd>,
-) {
-    if let (Ok(fd), Some(_)) = (accepted(res), inbox) {
-        *late = Some(fd);
+/// What an accept op does with a connection accepted after its future
+/// was dropped: without an inbox, close it; with one, keep it (`late`)
+/// and hand it to the inbox when the driver drops the op, which is after
+/// the driver's lock (the inbox wakes an accept waiting on it, and a
+/// waker may call back into the driver).
+#[derive(Debug, Default)]
+struct Orphans {
+    inbox: Option<Arc<AcceptInbox>>,
+    late: Option<OwnedFd>,
+}
+
+impl Orphans {
+    fn accepted(&mut self, res: io::Result<usize>) {
+        if let (Ok(fd), Some(_)) = (accepted(res), &self.inbox) {
+            self.late = Some(fd);
+        }
     }
 }
 
-/// The drop side of [`orphan_accepted`].
-fn deliver_late(inbox: Option<&Arc<AcceptInbox>>, late: &mut Option<OwnedFd>) {
-    if let (Some(fd), Some(inbox)) = (late.take(), inbox) {
-        inbox.put(fd);
+impl Drop for Orphans {
+    fn drop(&mut self) {
+        if let (Some(fd), Some(inbox)) = (self.late.take(), &self.inbox) {
+            inbox.put(fd);
+        }
     }
 }
 
@@ -168,21 +173,14 @@ fn deliver_late(inbox: Option<&Arc<AcceptInbox>>, late: &mut Option<OwnedFd>) {
 pub struct Accept {
     fd: RawFd,
     addr: RawAddr,
-    inbox: Option<Arc<AcceptInbox>>,
-    late: Option<OwnedFd>,
-}
-
-impl Drop for Accept {
-    fn drop(&mut self) {
-        deliver_late(self.inbox.as_ref(), &mut self.late);
-    }
+    orphans: Orphans,
 }
 
 impl Accept {
     /// A connection accepted after the future was dropped goes to `inbox`
     /// instead of being closed.
     pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> Accept {
-        self.inbox = Some(inbox.clone());
+        self.orphans.inbox = Some(inbox.clone());
         self
     }
 }
@@ -201,8 +199,7 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
         Accept {
             fd,
             addr: RawAddr::empty(),
-            inbox: None,
-            late: None,
+            orphans: Orphans::default(),
         },
     )
 }
@@ -219,8 +216,7 @@ pub fn accept_keeping(driver: &Handle, fd: RawFd, inbox: &Arc<AcceptInbox>) -> O
         Accept {
             fd,
             addr: RawAddr::empty(),
-            inbox: None,
-            late: None,
+            orphans: Orphans::default(),
         }
         .keep_orphans(inbox),
     )
@@ -244,7 +240,7 @@ unsafe impl Op for Accept {
         Ok((fd, self.addr.socket_addr()?))
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        orphan_accepted(res, self.inbox.as_ref(), &mut self.late);
+        self.orphans.accepted(res);
     }
 }
 
@@ -809,21 +805,14 @@ unsafe impl Op for PollFd {
 #[derive(Debug)]
 pub struct AcceptFd {
     fd: RawFd,
-    inbox: Option<Arc<AcceptInbox>>,
-    late: Option<OwnedFd>,
-}
-
-impl Drop for AcceptFd {
-    fn drop(&mut self) {
-        deliver_late(self.inbox.as_ref(), &mut self.late);
-    }
+    orphans: Orphans,
 }
 
 impl AcceptFd {
     /// A connection accepted after the future was dropped goes to `inbox`
     /// instead of being closed.
     pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> AcceptFd {
-        self.inbox = Some(inbox.clone());
+        self.orphans.inbox = Some(inbox.clone());
         self
     }
 }
@@ -842,8 +831,7 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
         driver,
         AcceptFd {
             fd,
-            inbox: None,
-            late: None,
+            orphans: Orphans::default(),
         },
     )
 }
@@ -863,8 +851,7 @@ pub fn accept_fd_keeping(
         driver,
         AcceptFd {
             fd,
-            inbox: None,
-            late: None,
+            orphans: Orphans::default(),
         }
         .keep_orphans(inbox),
     )
@@ -887,7 +874,7 @@ unsafe impl Op for AcceptFd {
         accepted(res)
     }
     fn orphaned(&mut self, res: io::Result<usize>) {
-        orphan_accepted(res, self.inbox.as_ref(), &mut self.late);
+        self.orphans.accepted(res);
     }
 }
 

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests that run bodies as tasks.
+// Each test binary uses some of them.
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,4 +22,21 @@ pub(crate) fn run<T: Send + 'static>(
     rx.recv_timeout(Duration::from_secs(20))
         .expect("test body did not finish within 20s")
         .expect("test body panicked")
+}
+
+/// Whether our child `pid` is gone: exited and reaped. A zombie keeps its
+/// `/proc` entry; a reused pid, or a thread id, is not our child (its
+/// parent, field 4 of `stat`, is someone else).
+pub(crate) fn reaped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // The fields after the command name, which is in parentheses.
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let ppid: u32 = after
+        .split(' ')
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    ppid != std::process::id()
 }
