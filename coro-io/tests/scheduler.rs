@@ -24,6 +24,18 @@ fn manual(cfg: Config) -> IoScheduler {
     .unwrap()
 }
 
+/// [`manual`], with its clock paused (moved only by `advance`).
+fn manual_paused(cfg: Config) -> IoScheduler {
+    IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        thread_strategy: ThreadStrategy::Manual,
+        start_paused: true,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 fn pooled(cfg: Config) -> IoScheduler {
     pooled_with(cfg, 2)
 }
@@ -353,14 +365,7 @@ fn manual_loop_inside_a_task_keeps_both_run_queues(cfg: Config) {
 fn armed_sleep_wakes_the_latest_waker_and_completes(cfg: Config) {
     use std::future::Future;
     use std::task::{Context, Poll};
-    let s = IoScheduler::new(IoSchedulerOptions {
-        driver: cfg.kind(),
-        uring: cfg.uring(),
-        thread_strategy: ThreadStrategy::Manual,
-        start_paused: true,
-        ..Default::default()
-    })
-    .unwrap();
+    let s = manual_paused(cfg);
     let (w1, n1) = counting_waker();
     let (w2, n2) = counting_waker();
     let mut sleep = Box::pin(s.sleep(Duration::from_millis(10)));
@@ -398,14 +403,7 @@ fn armed_sleep_wakes_the_latest_waker_and_completes(cfg: Config) {
 fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) {
     use std::future::Future;
     use std::task::{Context, Poll};
-    let s = IoScheduler::new(IoSchedulerOptions {
-        driver: cfg.kind(),
-        uring: cfg.uring(),
-        thread_strategy: ThreadStrategy::Manual,
-        start_paused: true,
-        ..Default::default()
-    })
-    .unwrap();
+    let s = manual_paused(cfg);
     let (w, n) = counting_waker();
     let poll = |sl: &mut std::pin::Pin<Box<coro_io::time::Sleep>>| {
         sl.as_mut().poll(&mut Context::from_waker(&w))

@@ -27,7 +27,7 @@ fn would_block_connect(e: &io::Error) -> bool {
 /// an accept whenever another branch wins then resets no client.
 ///
 /// A listener keeps one and hands it to its accept ops
-/// ([`Accept::keep_orphans`], [`AcceptFd::keep_orphans`]), and takes from
+/// ([`accept_keeping`], [`accept_fd_keeping`]), and takes from
 /// it first in every accept.
 ///
 /// A connection can land in the inbox while an accept of the listener
@@ -146,7 +146,7 @@ impl AcceptInbox {
 /// and hand it to the inbox when the driver drops the op, which is after
 /// the driver's lock (the inbox wakes an accept waiting on it, and a
 /// waker may call back into the driver).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Orphans {
     inbox: Option<Arc<AcceptInbox>>,
     late: Option<OwnedFd>,
@@ -177,11 +177,17 @@ pub struct Accept {
 }
 
 impl Accept {
-    /// A connection accepted after the future was dropped goes to `inbox`
-    /// instead of being closed.
-    pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> Accept {
-        self.orphans.inbox = Some(inbox.clone());
-        self
+    /// `inbox`: where a connection accepted after the future was dropped
+    /// goes (`None`: it is closed).
+    fn new(fd: RawFd, inbox: Option<&Arc<AcceptInbox>>) -> Accept {
+        Accept {
+            fd,
+            addr: RawAddr::empty(),
+            orphans: Orphans {
+                inbox: inbox.cloned(),
+                late: None,
+            },
+        }
     }
 }
 
@@ -194,14 +200,7 @@ impl Accept {
 /// connection for it, the driver closes that socket (or keeps it in an
 /// [`AcceptInbox`]: [`accept_keeping`]).
 pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
-    OpFuture::new(
-        driver,
-        Accept {
-            fd,
-            addr: RawAddr::empty(),
-            orphans: Orphans::default(),
-        },
-    )
+    OpFuture::new(driver, Accept::new(fd, None))
 }
 
 /// [`accept`], keeping a connection accepted for a dropped future in
@@ -211,15 +210,7 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
 ///
 /// Cancel safe: nothing accepted is lost or closed.
 pub fn accept_keeping(driver: &Handle, fd: RawFd, inbox: &Arc<AcceptInbox>) -> OpFuture<Accept> {
-    OpFuture::new(
-        driver,
-        Accept {
-            fd,
-            addr: RawAddr::empty(),
-            orphans: Orphans::default(),
-        }
-        .keep_orphans(inbox),
-    )
+    OpFuture::new(driver, Accept::new(fd, Some(inbox)))
 }
 
 // SAFETY: its entry points into the `sockaddr` and length the op owns.
@@ -809,11 +800,15 @@ pub struct AcceptFd {
 }
 
 impl AcceptFd {
-    /// A connection accepted after the future was dropped goes to `inbox`
-    /// instead of being closed.
-    pub fn keep_orphans(mut self, inbox: &Arc<AcceptInbox>) -> AcceptFd {
-        self.orphans.inbox = Some(inbox.clone());
-        self
+    /// As [`Accept::new`].
+    fn new(fd: RawFd, inbox: Option<&Arc<AcceptInbox>>) -> AcceptFd {
+        AcceptFd {
+            fd,
+            orphans: Orphans {
+                inbox: inbox.cloned(),
+                late: None,
+            },
+        }
     }
 }
 
@@ -827,13 +822,7 @@ impl AcceptFd {
 /// connection for it, the driver closes that socket (or keeps it in an
 /// [`AcceptInbox`]: [`accept_fd_keeping`]).
 pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
-    OpFuture::new(
-        driver,
-        AcceptFd {
-            fd,
-            orphans: Orphans::default(),
-        },
-    )
+    OpFuture::new(driver, AcceptFd::new(fd, None))
 }
 
 /// [`accept_fd`], keeping a connection accepted for a dropped future in
@@ -847,14 +836,7 @@ pub fn accept_fd_keeping(
     fd: RawFd,
     inbox: &Arc<AcceptInbox>,
 ) -> OpFuture<AcceptFd> {
-    OpFuture::new(
-        driver,
-        AcceptFd {
-            fd,
-            orphans: Orphans::default(),
-        }
-        .keep_orphans(inbox),
-    )
+    OpFuture::new(driver, AcceptFd::new(fd, Some(inbox)))
 }
 
 // SAFETY: its entry points into no memory.
