@@ -7,15 +7,41 @@
 //! that widens the moment is process-wide.
 #![cfg(feature = "fault-injection")]
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::pin::pin;
-use std::task::{Context, Waker};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
+use coro_io::driver::RegisteredFd;
 use coro_io::fault;
 use coro_io::op;
 use coro_io::testing::Config;
+
+/// The pause is process-wide: the tests take turns.
+static PAUSE: Mutex<()> = Mutex::new(());
+
+/// Makes `number` (just closed) name a fresh socket whose peer has sent
+/// `mine`; returns that socket.
+fn reuse_with_bytes(number: RawFd) -> (OwnedFd, UnixStream) {
+    let (a, mut b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let a = OwnedFd::from(a);
+    let other = if a.as_raw_fd() == number {
+        a
+    } else {
+        // SAFETY: `number` is free (just closed) and is ours again as the
+        // duplicate; `a` stays open meanwhile.
+        let fd = unsafe { libc::dup2(a.as_raw_fd(), number) };
+        assert_eq!(fd, number, "dup2: {}", std::io::Error::last_os_error());
+        // SAFETY: `fd` was just made by dup2 and nothing else owns it.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    };
+    std::io::Write::write_all(&mut b, b"mine").unwrap();
+    (other, b)
+}
 
 fn pipe() -> (OwnedFd, OwnedFd) {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
@@ -24,6 +50,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 
 #[test]
 fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
+    let _turn = PAUSE.lock().unwrap_or_else(|e| e.into_inner());
     let s = Config::URING_DEFER.sched();
     let h = s.driver().clone();
     fault::delay_enter(Some(Duration::from_millis(300)));
@@ -62,6 +89,52 @@ fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
             got.map(|n| &buf[..n]),
             Ok(&b"mine"[..]),
             "round {round}: the dropped read took another file's bytes"
+        );
+    }
+    fault::delay_enter(None);
+    s.shutdown();
+}
+
+/// The same moment for a stream's receive queue: the first read stages a
+/// multishot receive; the stream is dropped (its fd closed) off the loop
+/// thread after the loop moved that entry into the queue but before it
+/// entered. Armed then, the receive would take the bytes of whatever
+/// socket took the number.
+#[test]
+fn a_stream_dropped_off_the_loop_thread_never_receives_on_its_fds_next_socket() {
+    let _turn = PAUSE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Config::URING_DEFER.sched();
+    let h = s.driver().clone();
+    fault::delay_enter(Some(Duration::from_millis(300)));
+    for round in 0..5 {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let number = a.as_raw_fd();
+        let stream = RegisteredFd::new(&h, a.into());
+        assert!(
+            stream.recv_queued(),
+            "this configuration has a receive queue"
+        );
+        let mut out = [0u8; 16];
+        let mut cx = Context::from_waker(Waker::noop());
+        // Staged from this thread: the loop is woken to submit it...
+        assert!(
+            matches!(stream.poll_recv(&mut cx, &mut out), Poll::Pending),
+            "round {round}"
+        );
+        // ...moves it into the queue, and pauses before entering.
+        thread::sleep(Duration::from_millis(100));
+        drop(stream); // off the loop thread; closes the fd
+        drop(b);
+        let (other, _peer) = reuse_with_bytes(number);
+        // The loop enters after its pause.
+        thread::sleep(Duration::from_millis(600));
+        let mut buf = [0u8; 16];
+        let got = rustix::io::read(&other, &mut buf);
+        assert_eq!(
+            got.map(|n| &buf[..n]),
+            Ok(&b"mine"[..]),
+            "round {round}: the dropped stream's receive took another socket's bytes"
         );
     }
     fault::delay_enter(None);

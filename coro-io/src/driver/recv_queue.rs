@@ -25,9 +25,13 @@
 //!   socket arrive in stream order and are queued in that order.
 //! * A completion with data names a buffer (`F_BUFFER`): the buffer is the
 //!   socket's until a reader consumed it, then it goes back to the ring.
-//! * Backpressure: a socket that holds [`MAX_QUEUED`] bytes has its
-//!   receive cancelled (the kernel keeps further data in the socket, as
-//!   without a queue); the next read that empties the queue re-arms it.
+//! * Backpressure: a socket that holds [`MAX_QUEUED`] bytes, or
+//!   [`MAX_CHUNKS`] buffers however few bytes they hold, has its receive
+//!   cancelled (the kernel keeps further data in the socket, as without a
+//!   queue); a read that makes room re-arms it. Counting buffers too
+//!   matters: each completion takes a whole buffer, so a peer sending a
+//!   byte at a time to a slow reader would otherwise pin one buffer per
+//!   byte and run the ring dry for every other socket.
 //! * `ENOBUFS` (the ring ran dry: other sockets hold the buffers) ends the
 //!   multishot receive; until some buffer came back to the ring, the
 //!   socket is read readiness-style: a direct non-blocking `recv(2)` into
@@ -58,6 +62,9 @@ pub(super) const BGID: u16 = 0;
 pub(super) const BUF_SIZE: usize = 16 * 1024;
 /// A socket with this many bytes queued stops receiving until read.
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
+/// A socket holding this many buffers stops receiving until read (as many
+/// as [`MAX_QUEUED`] bytes fill).
+pub(super) const MAX_CHUNKS: usize = MAX_QUEUED / BUF_SIZE;
 
 /// The provided buffers' memory, and the buffers that read leases let go
 /// of: shared by the ring and every lease ([`RecvLease`](super::RecvLease)),
@@ -530,12 +537,23 @@ impl StreamRx {
     /// Whether a reader should arm a receive now: none armed, the stream
     /// not ended, and room in the queue.
     pub(super) fn wants_arm(&self) -> bool {
-        !self.armed && !self.released && self.end.is_none() && self.queued < MAX_QUEUED
+        !self.armed && !self.released && self.end.is_none() && !self.full()
+    }
+
+    /// No room for more (see "Backpressure" in the module docs).
+    fn full(&self) -> bool {
+        self.queued >= MAX_QUEUED || self.chunks.len() >= MAX_CHUNKS
     }
 
     /// The last multishot receive ran the ring dry (see the field).
     pub(super) fn starved(&self) -> bool {
         self.starved
+    }
+
+    /// The ring ran dry for this socket and has no buffer yet: a multishot
+    /// receive armed now would fail at once.
+    pub(super) fn ring_dry(&self, ring: &BufRing) -> bool {
+        self.starved && ring.in_ring() == 0
     }
 
     /// Whether the socket is read with a direct `recv(2)` now: no
@@ -573,7 +591,7 @@ impl StreamRx {
     /// One completion of this socket's receive: `res` with the CQE's
     /// `buffer` id and whether more will follow. Wakers to call go to
     /// `wake`. Returns whether the queue should stop receiving
-    /// (over [`MAX_QUEUED`]: the caller cancels the receive).
+    /// (full: the caller cancels the receive).
     pub(super) fn complete(
         &mut self,
         ring: &mut BufRing,
@@ -634,7 +652,7 @@ impl StreamRx {
             self.cancelling = false;
         }
         wake.append(&mut self.wakers);
-        self.armed && !self.cancelling && self.queued >= MAX_QUEUED
+        self.armed && !self.cancelling && self.full()
     }
 
     /// The owner let go: give every queued buffer back and wake whoever
@@ -938,6 +956,30 @@ mod tests {
         assert!(!rx.wants_arm(), "full: no new receive");
         read(&mut rx, &mut ring, BUF_SIZE, false);
         assert!(rx.wants_arm(), "room again: receive again");
+    }
+
+    #[test]
+    fn a_peer_trickling_bytes_pins_at_most_max_chunks_buffers() {
+        let mut ring = BufRing::new(64).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm(&ring);
+        let mut stops = Vec::new();
+        for bid in 0..MAX_CHUNKS as u16 {
+            ring.kernel_writes(bid, b"x");
+            stops.push(rx.complete(&mut ring, 1, Some(bid), true, &mut wake));
+        }
+        assert_eq!(rx.queued(), MAX_CHUNKS, "one byte per buffer");
+        assert_eq!(
+            stops.iter().position(|&s| s),
+            Some(MAX_CHUNKS - 1),
+            "the buffer count, not the bytes, stops the receive"
+        );
+        rx.cancelling = true;
+        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
+        assert!(!rx.wants_arm(), "full: no new receive");
+        assert_eq!(read(&mut rx, &mut ring, 1, false), b"x");
+        assert!(rx.wants_arm(), "a buffer read out: receive again");
     }
 
     #[test]

@@ -495,12 +495,19 @@ impl UringDriver {
     fn wait_kernel_read(&self, target: u32, poke: bool) {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            let read = {
+            let (read, all_read) = {
                 let st = self.state();
-                st.pushed.wrapping_sub(self.unsubmitted(&st) as u32)
+                let left = self.unsubmitted(&st);
+                (
+                    st.pushed.wrapping_sub(left as u32),
+                    left == 0 && st.pending.is_empty(),
+                )
             };
             // Wrapping comparison: has the kernel's head reached `target`?
-            if read.wrapping_sub(target) as i32 >= 0 {
+            // Or has it read everything staged: then ours too, also when
+            // entries staged before ours were taken back (`drop_op`) and
+            // the head stops short of a `target` counted with them.
+            if read.wrapping_sub(target) as i32 >= 0 || all_read {
                 return;
             }
             if Instant::now() >= deadline {
@@ -650,15 +657,18 @@ impl UringDriver {
 
     /// The entry that keeps `rx`'s data flowing, if one should be armed
     /// now: a receive whenever the queue has room, also after a read that
-    /// found data (the next request is likely on its way); a readiness
-    /// poll only for a reader that waits (`waiting`).
+    /// found data (the next request is likely on its way), unless the
+    /// ring ran dry for the socket (it would fail at once: a reader that
+    /// waits arms when the queue is empty); a readiness poll only for a
+    /// reader that waits (`waiting`).
     fn next_arm(
         rx: &mut StreamRx,
         ring: &BufRing,
         fd: RawFd,
         waiting: bool,
     ) -> Option<squeue::Entry> {
-        if !(rx.wants_arm() && (waiting || !rx.reads_directly(ring))) {
+        let eager = !rx.reads_directly(ring) && !rx.ring_dry(ring);
+        if !(rx.wants_arm() && (waiting || eager)) {
             return None;
         }
         Some(match rx.arm(ring) {
@@ -855,8 +865,7 @@ impl UringDriver {
         if !rx.armed {
             st.free_slot(token);
         } else if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
-            // Still staged: the kernel never saw it (a fallback buffer is
-            // freed with the slot).
+            // Still staged: the kernel never saw it.
             st.pending.remove(i);
             st.free_slot(token);
         } else {
@@ -874,11 +883,22 @@ impl UringDriver {
                 // now, not at the end of the loop's turn.
                 self.flush(&mut st);
                 let _ = self.ring.submitter().submit();
-            } else if urgent && !st.closed {
-                // Only the loop thread may enter this ring: have it submit
-                // the cancel (staged behind everything staged before it)
-                // and wait, bounded, until the kernel has read it.
-                let target = st.pushed.wrapping_add(st.pending.len() as u32);
+            } else if !self.may_enter() && !st.closed && (urgent || !self.sqpoll) {
+                // Only the loop thread may enter this ring. Urgent: have it
+                // submit the cancel (staged behind everything staged before
+                // it) and wait, bounded, until the kernel has read it.
+                // Otherwise, as for a dropped op (`drop_op`): the loop may
+                // have moved the receive's entry into the queue without
+                // entering yet, and the owner closes the fd when we return;
+                // entered after that, the receive would be armed on
+                // whatever socket took the number and take its bytes. Wait
+                // until the kernel has read the entry (from then on it
+                // holds its own file; the cancel follows).
+                let target = if urgent {
+                    st.pushed.wrapping_add(st.pending.len() as u32)
+                } else {
+                    st.pushed
+                };
                 drop(st);
                 self.unpark();
                 self.wait_kernel_read(target, false);
@@ -1312,8 +1332,8 @@ impl Drop for UringDriver {
         }
         // Ops whose completion never came may still be written by the kernel
         // while the ring shuts down asynchronously: leak them rather than free
-        // memory the kernel may touch (a receive queue's fallback buffer,
-        // the provided buffers).
+        // memory the kernel may touch (an op's buffers, the provided
+        // buffers).
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut receiving = false;
         for slot in st.slots.drain(..) {
