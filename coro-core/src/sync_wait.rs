@@ -35,14 +35,39 @@ struct Local {
     entered: Cell<bool>,
     parker: Arc<Parker>,
     waker: Waker,
+    /// The executor's [`set_block_hook`], run before each park.
+    before_block: Cell<Option<fn()>>,
 }
 
 thread_local! {
     static LOCAL: Local = {
         let parker = Arc::new(Parker { thread: thread::current(), notified: AtomicBool::new(false) });
         let waker = Waker::from(parker.clone());
-        Local { entered: Cell::new(false), parker, waker }
+        Local { entered: Cell::new(false), parker, waker, before_block: Cell::new(None) }
     };
+}
+
+/// For executors whose threads may run [`sync_wait`]: `hook` runs on the
+/// calling thread each time `sync_wait` is about to park it, so that work
+/// the executor keeps for this thread alone (a slot for the task to run
+/// next, which no other thread takes) goes where free threads find it.
+/// Without that, a task on a worker that spawns a child and blocks on it
+/// with `sync_wait` waits for a child only the blocked worker would run.
+/// `None` removes the hook; each thread has its own.
+///
+/// coro's thread pool sets it on its workers.
+///
+/// # Examples
+///
+/// ```
+/// fn hand_off() { /* move this thread's private work to a shared queue */ }
+/// coro_core::set_block_hook(Some(hand_off));
+/// assert_eq!(coro_core::sync_wait(async { 1 }), 1); // ready: never parks
+/// coro_core::set_block_hook(None);
+/// ```
+pub fn set_block_hook(hook: Option<fn()>) {
+    // A thread being torn down parks no more: nothing to set.
+    let _ = LOCAL.try_with(|l| l.before_block.set(hook));
 }
 
 /// Clears the "inside sync_wait" mark of this thread, also when the future panics.
@@ -66,7 +91,13 @@ impl Drop for Entered<'_> {
 /// park the only thread able to drive the outer future, which deadlocks as soon
 /// as the inner future depends on a sibling of the outer one. `.await` the
 /// future instead. Calling `sync_wait` from a thread that is not inside
-/// `sync_wait` (a fresh thread, a thread pool worker) is fine.
+/// `sync_wait` (a fresh thread, a thread pool worker) is fine, as long as
+/// what the future waits for can progress without this thread: on a
+/// worker of coro's thread pool, a task of the same pool needs another
+/// worker free (the pool hands the blocked worker's next task to the
+/// others: see [`set_block_hook`]); on an `IoScheduler`'s own loop thread
+/// (Inline execution) nothing of that scheduler runs until `sync_wait`
+/// returns, so waiting there for its I/O or its tasks never ends.
 ///
 /// # Examples
 /// ```
@@ -98,6 +129,9 @@ pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
             // every op yield, and the task cannot run again until we return.
             if let Poll::Ready(out) = crate::coop::without_budget(|| fut.as_mut().poll(&mut cx)) {
                 return out;
+            }
+            if let Some(hook) = local.before_block.get() {
+                hook();
             }
             // `park` may return spuriously: wait for the flag.
             while !parker.notified.swap(false, Ordering::Acquire) {

@@ -774,3 +774,30 @@ fn concurrent_shutdowns_all_wait_for_the_workers() {
         bounded(move || callers.into_iter().map(|c| c.join().unwrap()).collect());
     assert_eq!(seen, [2, 2, 2]);
 }
+
+/// A task that spawns a child and blocks its worker on it (`sync_wait`)
+/// waits for a task the pool put in that worker's LIFO slot, which no
+/// other worker takes: the blocked worker must hand it on first.
+#[test]
+fn a_worker_blocked_on_the_child_it_spawned_is_helped_by_another() {
+    let p = pool(2);
+    let p2 = p.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for round in 0..20 {
+            let p3 = p2.clone();
+            let parent = p2.spawn(async move {
+                let child = p3.spawn(async { 7 });
+                coro_core::sync_wait(child).unwrap()
+            });
+            let _ = tx.send((round, futures::executor::block_on(parent).unwrap()));
+        }
+    });
+    for round in 0..20 {
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("round {round}: the child never ran (hang)"));
+        assert_eq!(got, (round, 7));
+    }
+    drop(p);
+}

@@ -16,6 +16,10 @@
 //!   spawns one child and then computes for a long time without awaiting
 //!   delays that child until it yields. A second spawn moves the first child
 //!   to the stealable queue. At most 3 tasks in a row run from the LIFO slot.
+//!   A task that blocks its worker in [`coro_core::sync_wait`] hands the
+//!   slot's task to the stealable queue first (and wakes a free worker), so
+//!   waiting there for a child it just spawned works when another worker
+//!   is free.
 //! - The pool remembers every task that has suspended, so that when it shuts
 //!   down the ones still suspended are cancelled (their futures dropped)
 //!   rather than leaked.

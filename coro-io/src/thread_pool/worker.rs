@@ -19,6 +19,7 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
             lifo: Cell::new(None),
         });
     });
+    coro_core::set_block_hook(Some(hand_off_next));
     call_callback(shared.on_thread_start.as_ref(), index);
 
     LOCAL.with(|l| {
@@ -29,12 +30,30 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
 
     // Take the local state out before dropping it: dropping runnables may
     // wake tasks, which looks at the thread-local.
+    coro_core::set_block_hook(None);
     let local = LOCAL.with(|l| l.borrow_mut().take());
     drop(local);
     call_callback(shared.on_thread_stop.as_ref(), index);
     if shared.live.fetch_sub(1, Ordering::SeqCst) == 1 {
         shared.terminate();
     }
+}
+
+/// `sync_wait` is about to block this worker (a task waits for something
+/// with it): the task in the LIFO slot, which only this worker would run
+/// (often the very child the task waits for), goes to the stealable queue
+/// and a free worker is woken to take it.
+fn hand_off_next() {
+    LOCAL.with(|l| {
+        // Shared borrow: the running task's own `with_local` may hold one.
+        let Ok(l) = l.try_borrow() else { return };
+        if let Some(l) = l.as_ref() {
+            if let Some(r) = l.lifo.take() {
+                l.queue.push(r);
+                l.shared.notify();
+            }
+        }
+    });
 }
 
 struct WorkerRun<'a> {
