@@ -97,6 +97,7 @@ mod strategies {
         manual_mode_timer_wakes_process_events,
         spawn_local_runs_not_send_futures,
         pool_tasks_see_current_and_timers,
+        a_pool_task_blocked_on_its_child_does_not_hang,
         io_thread_callbacks_run,
         manual_loop_inside_a_task_keeps_both_run_queues,
         armed_sleep_wakes_the_latest_waker_and_completes,
@@ -106,6 +107,7 @@ mod strategies {
         a_dying_loop_thread_shuts_the_scheduler_down,
         a_panicking_waker_does_not_lose_the_rest_of_its_batch,
         a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done,
+        a_manual_turn_that_panics_after_a_task_shut_down_still_cleans_up,
         pool_yield_now_lets_the_queued_task_run_first,
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
         a_local_task_run_on_another_thread_fails_not_the_process,
@@ -565,6 +567,28 @@ fn pool_tasks_see_current_and_timers(cfg: Config) {
     assert!(name.starts_with("coro-pool"), "{name}");
 }
 
+/// A pool task that spawns a child and blocks its worker on it: the child
+/// was put where only the blocked worker would run it, and must reach the
+/// other worker.
+fn a_pool_task_blocked_on_its_child_does_not_hang(cfg: Config) {
+    let s = pooled(cfg);
+    for round in 0..10 {
+        let s2 = s.clone();
+        let parent = s.spawn(async move {
+            let child = s2.spawn(async {
+                coro_io::sleep(Duration::from_millis(1)).await;
+                7
+            });
+            sync_wait(child).unwrap()
+        });
+        let got = bounded(10, &format!("round {round}: the parent"), move || {
+            sync_wait(parent)
+        });
+        assert_eq!(got.unwrap(), 7);
+    }
+    s.shutdown();
+}
+
 fn shutdown_cancels_pending_tasks_and_timers(cfg: Config) {
     {
         let s = cfg.sched();
@@ -981,6 +1005,34 @@ fn a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done(cfg: Config) {
     s.process_events(Some(Duration::ZERO));
     bounded(30, "shutdown, twice, then drop", move || {
         s.shutdown();
+        s.shutdown();
+        drop(s);
+    });
+    let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
+    assert!(err.is_cancelled());
+    drop(sleep);
+}
+
+/// A task of a `Manual` turn calls `shutdown()` (which leaves the clean-up
+/// to the turn), then the turn ends in a panic (a due timer's foreign
+/// waker): the clean-up still runs, so a later `shutdown()` and the last
+/// handle's drop return.
+fn a_manual_turn_that_panics_after_a_task_shut_down_still_cleans_up(cfg: Config) {
+    let s = manual(cfg);
+    let pending = s.spawn(std::future::pending::<()>());
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(1)));
+    wait_with_a_panicking_waker(sleep.as_mut());
+    let s2 = s.clone();
+    s.spawn(async move { s2.shutdown() }).detach();
+    std::thread::sleep(Duration::from_millis(5));
+    let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s.process_events(Some(Duration::ZERO))
+    }));
+    assert!(
+        turn.is_err(),
+        "the waker's panic reaches process_events' caller"
+    );
+    bounded(30, "shutdown after the turn, then drop", move || {
         s.shutdown();
         drop(s);
     });

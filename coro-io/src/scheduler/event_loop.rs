@@ -231,13 +231,12 @@ impl Inner {
             return 0;
         }
         let _g = LoopGuard::enter(self);
-        let ran = self.turn(timeout, true).unwrap_or(0);
         // `shutdown()` called by a task of this turn could not clean up
-        // (we hold the turn): do it now, on this thread.
-        if self.shutdown.load(Ordering::Acquire) {
-            self.finish();
-        }
-        ran
+        // (we hold the turn): do it when the turn ends, on this thread;
+        // also if it ends in a panic (a foreign waker's), or every later
+        // `shutdown()` would wait for the clean-up for good.
+        let _finish = FinishIfShutDown(self);
+        self.turn(timeout, true).unwrap_or(0)
     }
 
     /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the
@@ -444,4 +443,18 @@ impl Drop for Uncount<'_> {
 /// `task::task_local`; its handle resolves as cancelled.)
 fn cancel_elsewhere(r: Runnable) {
     crate::blocking_run(Box::new(move || drop(r)));
+}
+
+/// Ends a `Manual` turn: runs the shutdown clean-up if a task of the turn
+/// asked for it (see [`Inner::process_events`]). Dropped before the turn's
+/// `LoopGuard` and drive lock.
+struct FinishIfShutDown<'a>(&'a Inner);
+
+impl Drop for FinishIfShutDown<'_> {
+    fn drop(&mut self) {
+        if self.0.shutdown.load(Ordering::Acquire) {
+            // Maybe while unwinding: a second panic here would abort.
+            crate::survive("the shutdown clean-up", || self.0.finish());
+        }
+    }
 }
