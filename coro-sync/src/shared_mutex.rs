@@ -10,6 +10,7 @@ use event_listener::{Event, EventListener};
 
 use crate::cell::SharedCell;
 use crate::loom::atomic::{AtomicUsize, Ordering};
+use crate::loom::{StdMutex, lock};
 use crate::raw_mutex::{RawLock, RawMutex};
 use crate::wait_queue::poll_listen;
 
@@ -24,7 +25,10 @@ const READER: usize = 2;
 /// fairness bound). The writer at the head of that queue announces itself at
 /// once: from then on new readers wait, and the writer only waits for the
 /// readers already inside. A stream of readers therefore cannot starve a
-/// writer. When the writer leaves, every waiting reader is woken together.
+/// writer. Nor can a stream of writers starve a reader: the readers waiting
+/// when a writer leaves are let in with its leaving, all together, before
+/// the next writer (who then waits for them like for any reader inside).
+/// Readers and writers therefore take turns while both wait.
 /// libcoro: `coro::shared_mutex` (`lock_shared` is [`read`](SharedMutex::read),
 /// `lock` is [`write`](SharedMutex::write)).
 ///
@@ -51,6 +55,13 @@ pub struct SharedMutex<T: ?Sized> {
     state: AtomicUsize,
     no_writer: Event,
     no_readers: Event,
+    /// `read()` futures counted as waiting for a writer to leave and not
+    /// let in yet. Changed only under `admitted`'s lock; read without it
+    /// by a leaving writer, which takes that lock only when it is not 0.
+    waiting: AtomicUsize,
+    /// Readers a leaving writer let in (each already counted in `state`)
+    /// whose `read()` futures have not taken their guard yet.
+    admitted: StdMutex<usize>,
     data: SharedCell<T>,
 }
 
@@ -67,6 +78,8 @@ impl<T> SharedMutex<T> {
             state: AtomicUsize::new(0),
             no_writer: Event::new(),
             no_readers: Event::new(),
+            waiting: AtomicUsize::new(0),
+            admitted: StdMutex::new(0),
             data: SharedCell::new(value),
         }
     }
@@ -140,7 +153,10 @@ impl<T: ?Sized> SharedMutex<T> {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a dropped `read()` future holds nothing.
+    /// Cancel safe: a dropped `read()` future holds nothing (a read lock it
+    /// was let in with is released). A reader let in when a writer left
+    /// holds the read lock from then on, until its future is polled (and
+    /// returns the guard) or dropped.
     ///
     /// ```
     /// # futures::executor::block_on(async {
@@ -152,6 +168,7 @@ impl<T: ?Sized> SharedMutex<T> {
         Read {
             lock: self,
             listener: None,
+            counted: false,
         }
     }
 
@@ -196,9 +213,80 @@ impl<T: ?Sized> SharedMutex<T> {
     }
 
     fn write_unlock(&self) {
-        self.state.fetch_and(!WRITER, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            // A reader counting itself after this load finds `WRITER`
+            // cleared when it checks (or is woken below and checks again).
+            self.state.fetch_and(!WRITER, Ordering::SeqCst);
+        } else {
+            // Let the waiting readers in with our leaving, in one step: a
+            // writer announcing itself next waits for them.
+            let mut admitted = lock(&self.admitted);
+            let n = self.waiting.swap(0, Ordering::SeqCst);
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                let new = n
+                    .checked_mul(READER)
+                    .and_then(|r| (s & !WRITER).checked_add(r))
+                    .expect("too many SharedMutex readers");
+                match self
+                    .state
+                    .compare_exchange_weak(s, new, Ordering::SeqCst, Ordering::Relaxed)
+                {
+                    Ok(_) => break,
+                    Err(x) => s = x,
+                }
+            }
+            *admitted += n;
+        }
         self.no_writer.notify(usize::MAX);
         self.writers.unlock();
+    }
+
+    /// A counted `read()` future counts itself as waiting.
+    fn count_waiting(&self) {
+        let _admitted = lock(&self.admitted);
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A counted `read()` future takes the read lock: one a leaving writer
+    /// let it in with, or a free one. (The count is of futures, not of
+    /// particular ones: any counted future may take any admission.)
+    fn take_counted(&self) -> bool {
+        let mut admitted = lock(&self.admitted);
+        if *admitted > 0 {
+            *admitted -= 1;
+            return true;
+        }
+        let mut s = self.state.load(Ordering::SeqCst);
+        loop {
+            if s & WRITER != 0 {
+                return false;
+            }
+            let new = s.checked_add(READER).expect("too many SharedMutex readers");
+            match self
+                .state
+                .compare_exchange_weak(s, new, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return true;
+                }
+                Err(x) => s = x,
+            }
+        }
+    }
+
+    /// A counted `read()` future goes away without its guard.
+    fn uncount(&self) {
+        let mut admitted = lock(&self.admitted);
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        } else {
+            // Every counted future was let in: give one admission back.
+            *admitted -= 1;
+            drop(admitted);
+            self.read_unlock();
+        }
     }
 }
 
@@ -224,6 +312,8 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedMutex<T> {
 pub struct Read<'a, T: ?Sized> {
     lock: &'a SharedMutex<T>,
     listener: Option<EventListener>,
+    /// Counted in `waiting` (or admitted): a leaving writer lets it in.
+    counted: bool,
 }
 
 impl<'a, T: ?Sized> Future for Read<'a, T> {
@@ -235,13 +325,34 @@ impl<'a, T: ?Sized> Future for Read<'a, T> {
         let this = &mut *self;
         coro_core::coop::poll_counted(cx, |cx| {
             loop {
-                if let Some(g) = this.lock.try_read() {
+                let lock = this.lock;
+                if this.counted {
+                    if lock.take_counted() {
+                        this.counted = false;
+                        this.listener = None;
+                        return Poll::Ready(SharedMutexReadGuard { lock });
+                    }
+                } else if let Some(g) = lock.try_read() {
                     this.listener = None;
                     return Poll::Ready(g);
+                } else if this.listener.is_some() {
+                    // Listening, and a writer is still there: count
+                    // ourselves for its leaving (then check again).
+                    lock.count_waiting();
+                    this.counted = true;
+                    continue;
                 }
-                ready!(poll_listen(&this.lock.no_writer, &mut this.listener, cx));
+                ready!(poll_listen(&lock.no_writer, &mut this.listener, cx));
             }
         })
+    }
+}
+
+impl<T: ?Sized> Drop for Read<'_, T> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.lock.uncount();
+        }
     }
 }
 

@@ -388,6 +388,45 @@ fn shared_mutex_reader_writer() {
     });
 }
 
+/// Readers a leaving writer lets in (counted while they wait), against a
+/// second writer and a reader that waits once and goes away (maybe after
+/// it was let in): no one hangs, writers see no reader inside, and every
+/// read lock comes back.
+#[test]
+fn shared_mutex_readers_let_in_by_a_leaving_writer() {
+    loom::model(|| {
+        let m = Arc::new(SharedMutex::new(0usize));
+        let readers = Arc::new(AtomicUsize::new(0));
+        let (m1, r1) = (m.clone(), readers.clone());
+        let writer = thread::spawn(move || {
+            block_on(async {
+                let mut g = m1.write().await;
+                assert_eq!(r1.load(Ordering::SeqCst), 0, "a reader inside");
+                *g += 1;
+            })
+        });
+        let (m2, r2) = (m.clone(), readers.clone());
+        let reader = thread::spawn(move || {
+            poll_once_then_drop(m2.read());
+            block_on(async {
+                let g = m2.read().await;
+                r2.fetch_add(1, Ordering::SeqCst);
+                let seen = *g;
+                r2.fetch_sub(1, Ordering::SeqCst);
+                seen
+            })
+        });
+        block_on(async {
+            let mut g = m.write().await;
+            assert_eq!(readers.load(Ordering::SeqCst), 0, "a reader inside");
+            *g += 1;
+        });
+        writer.join().unwrap();
+        assert!(reader.join().unwrap() <= 2);
+        assert_eq!(*m.try_write().expect("every lock came back"), 2);
+    });
+}
+
 /// The skipped-notify fast path (push with no registered consumer) against a
 /// consumer registering, plus a consumer that may be notified and dropped.
 #[test]

@@ -421,6 +421,56 @@ fn shared_mutex_write_unlock_wakes_reader_and_writer_then_reader_unlock_wakes_wr
     drop(w2.ready());
 }
 
+/// Writers that keep coming (a queued `write()`, a `try_write` barging in
+/// as the last one leaves) do not keep a waiting reader out: the readers
+/// waiting when a writer leaves go in before the next writer.
+#[test]
+fn shared_mutex_a_stream_of_writers_does_not_starve_a_waiting_reader() {
+    let m = SharedMutex::new(0);
+    let mut held = m.try_write().unwrap();
+    let mut r = Probe::new(m.read());
+    r.pending();
+    for round in 0..3 {
+        // A queued writer and the holder leaving: the reader goes first.
+        let mut w = Probe::new(m.write());
+        w.pending();
+        drop(held);
+        assert!(
+            m.try_write().is_none(),
+            "round {round}: a writer barged in ahead of the waiting reader"
+        );
+        assert!(r.woken());
+        let g = r.ready();
+        w.pending(); // announced: waits for the reader it let in
+        drop(g);
+        held = w.ready();
+        r = Probe::new(m.read());
+        r.pending();
+    }
+    drop(held);
+    drop(r.ready());
+}
+
+/// A reader let in as a writer left, dropped before it took its guard,
+/// gives the read lock back: the next writer is not held up by it.
+#[test]
+fn shared_mutex_an_admitted_reader_dropped_unpolled_releases_its_lock() {
+    let m = SharedMutex::new(0);
+    let held = m.try_write().unwrap();
+    let mut r1 = Probe::new(m.read());
+    let mut r2 = Probe::new(m.read());
+    r1.pending();
+    r2.pending();
+    drop(held); // both let in
+    assert!(m.try_write().is_none(), "the readers hold it");
+    drop(r1);
+    let g = r2.ready();
+    assert!(m.try_write().is_none());
+    drop(g);
+    *m.try_write().expect("both readers gone: free") = 1;
+    assert_eq!(*m.try_read().unwrap(), 1);
+}
+
 #[test]
 fn shared_mutex_two_reader_unlocks_before_writer_runs() {
     let m = SharedMutex::new(0);
