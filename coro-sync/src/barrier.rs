@@ -71,6 +71,7 @@ impl Barrier {
             barrier: self,
             generation: None,
             listener: None,
+            done: false,
         }
     }
 }
@@ -109,6 +110,8 @@ pub struct BarrierWait<'a> {
     /// The generation we arrived in, once arrived.
     generation: Option<usize>,
     listener: Option<EventListener>,
+    /// Returned `Ready`: polled again, it must not arrive a second time.
+    done: bool,
 }
 
 impl Future for BarrierWait<'_> {
@@ -117,6 +120,7 @@ impl Future for BarrierWait<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<BarrierWaitResult> {
         let this = &mut *self;
         let b = this.barrier;
+        assert!(!this.done, "`wait()` future polled after completion");
         let generation = match this.generation {
             Some(g) => g,
             None => {
@@ -128,6 +132,7 @@ impl Future for BarrierWait<'_> {
                     b.generation.store(g.wrapping_add(1), Ordering::Release);
                     drop(count);
                     b.event.notify(usize::MAX);
+                    this.done = true;
                     return Poll::Ready(BarrierWaitResult { leader: true });
                 }
                 this.listener = Some(b.event.listen());
@@ -139,6 +144,7 @@ impl Future for BarrierWait<'_> {
             if b.generation.load(Ordering::Acquire) != generation {
                 this.generation = None;
                 this.listener = None;
+                this.done = true;
                 return Poll::Ready(BarrierWaitResult { leader: false });
             }
             ready!(poll_listen(&b.event, &mut this.listener, cx));

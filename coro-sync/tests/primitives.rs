@@ -448,6 +448,28 @@ fn barrier_dropped_waiter_withdraws() {
     assert!(!y.ready().is_leader());
 }
 
+/// A finished `wait()` polled again must not arrive a second time (it
+/// would trip the next generation with one task missing): it panics, as
+/// the other primitives' finished futures do, and the barrier still
+/// needs `n` live tasks.
+#[test]
+fn barrier_wait_polled_after_completion_does_not_arrive_again() {
+    let b = Barrier::new(2);
+    let mut x = Probe::new(b.wait());
+    x.pending();
+    let mut y = Probe::new(b.wait());
+    assert!(y.ready().is_leader());
+    assert!(!x.ready().is_leader());
+    for f in [&mut x, &mut y] {
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.poll()));
+        assert!(again.is_err(), "a finished wait() polled again");
+    }
+    let mut z = Probe::new(b.wait());
+    z.pending(); // the next generation still waits for two
+    assert!(Probe::new(b.wait()).ready().is_leader());
+    assert!(!z.ready().is_leader());
+}
+
 #[test]
 fn semaphore_owned_permits_cross_threads() {
     fn is_static_send<T: Send + 'static>(_: &T) {}
