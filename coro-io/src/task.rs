@@ -22,6 +22,21 @@ use async_task::{FallibleTask, Runnable, Schedule};
 /// What a task's future produces once wrapped: its output or its panic payload.
 type Outcome<T> = Result<T, Box<dyn Any + Send + 'static>>;
 
+/// A task's outcome as async-task keeps it: dropped without unwinding.
+/// async-task drops the output of a task nobody awaits (its handle dropped
+/// or aborted) where a panic aborts the process; an output whose
+/// destructor panics must not take the process down with it.
+struct Quiet<T>(Option<T>);
+
+impl<T> Drop for Quiet<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            // Nobody to report it to: the panic hook printed it.
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(v)));
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The future, or nothing once it finished and was dropped.
     #[project = StageProj]
@@ -60,7 +75,7 @@ impl<F> CatchUnwind<F> {
 }
 
 impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Outcome<F::Output>;
+    type Output = Quiet<Outcome<F::Output>>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -79,8 +94,8 @@ impl<F: Future> Future for CatchUnwind<F> {
         };
         // Drop the future now, where a panicking destructor can be reported.
         match catch_unwind(AssertUnwindSafe(|| stage.project_replace(Stage::Dropped))) {
-            Ok(_) => Poll::Ready(out),
-            Err(payload) => Poll::Ready(Err(payload)),
+            Ok(_) => Poll::Ready(Quiet(Some(out))),
+            Err(payload) => Poll::Ready(Quiet(Some(Err(payload)))),
         }
     }
 }
@@ -227,11 +242,11 @@ impl<F> Drop for OwnThread<F> {
 pub struct JoinHandle<T> {
     /// `None` once aborted. The mutex is only taken by `abort(&self)`;
     /// `poll` reaches the task through `get_mut`.
-    task: Mutex<Option<FallibleTask<Outcome<T>>>>,
+    task: Mutex<Option<FallibleTask<Quiet<Outcome<T>>>>>,
 }
 
 impl<T> JoinHandle<T> {
-    fn new(task: FallibleTask<Outcome<T>>) -> Self {
+    fn new(task: FallibleTask<Quiet<Outcome<T>>>) -> Self {
         JoinHandle {
             task: Mutex::new(Some(task)),
         }
@@ -315,8 +330,12 @@ impl<T> Future for JoinHandle<T> {
         };
         let out = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(Ok(v))) => Ok(v),
-            Poll::Ready(Some(Err(payload))) => Err(JoinError::panic(payload)),
+            Poll::Ready(Some(mut out)) => match out.0.take() {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(payload)) => Err(JoinError::panic(payload)),
+                // Never: each outcome is made with a value and taken once.
+                None => Err(JoinError::cancelled()),
+            },
             Poll::Ready(None) => Err(JoinError::cancelled()),
         };
         // Resolved: later polls (which futures should not do) report cancelled.
@@ -566,6 +585,30 @@ mod tests {
         assert!(err.is_panic());
         assert_eq!(err.to_string(), "task panicked: kept 1");
         assert_eq!(*err.into_panic().downcast::<String>().unwrap(), "kept 1");
+    }
+
+    /// The output of a task nobody awaits is dropped by async-task where a
+    /// panic aborts the process: an output whose destructor panics (after
+    /// the handle was dropped, or on an abort after completion) must not.
+    #[test]
+    fn an_unawaited_output_whose_drop_panics_does_not_abort_the_process() {
+        struct PanicsOnDrop(Arc<AtomicUsize>);
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                panic!("an output's destructor fails");
+            }
+        }
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        let (q, h) = manual(async move { PanicsOnDrop(d) });
+        drop(h); // detached: the output is dropped as the task completes
+        assert_eq!(run_all(&q), 1);
+        let d = drops.clone();
+        let (q, h) = manual(async move { PanicsOnDrop(d) });
+        assert_eq!(run_all(&q), 1);
+        h.abort(); // completed, then aborted: the handle drops the output
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "both outputs dropped");
     }
 
     #[test]
