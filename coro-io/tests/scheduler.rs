@@ -1090,10 +1090,18 @@ fn a_task_counts_in_size_until_its_future_is_dropped(cfg: Config) {
 /// pool, the task's call joins the loop's thread itself, and the call from
 /// outside waits for that join.
 fn a_shutdown_from_outside_after_one_from_a_task_joins_the_loop(cfg: Config) {
+    let workers_stopped = Arc::new(AtomicUsize::new(0));
+    let w = workers_stopped.clone();
     for execution in [
         ExecutionStrategy::Inline,
         ExecutionStrategy::ThreadPool(ThreadPoolOptions {
             thread_count: 2,
+            // Slow to stop: a shutdown that does not join the workers
+            // returns before these ran.
+            on_thread_stop: Some(Arc::new(move |_| {
+                std::thread::sleep(Duration::from_millis(100));
+                w.fetch_add(1, Ordering::SeqCst);
+            })),
             ..Default::default()
         }),
     ] {
@@ -1128,4 +1136,9 @@ fn a_shutdown_from_outside_after_one_from_a_task_joins_the_loop(cfg: Config) {
             "{what}: shutdown() returned before the loop's thread ended"
         );
     }
+    assert_eq!(
+        workers_stopped.load(Ordering::SeqCst),
+        2,
+        "shutdown() returned while pool workers still ran"
+    );
 }

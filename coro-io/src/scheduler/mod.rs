@@ -584,6 +584,12 @@ impl IoScheduler {
             if !self.inner.on_loop_thread() {
                 self.join_thread();
             }
+            // The first caller may have been a pool task, which cannot
+            // join the pool it runs on: join it here, so that no task code
+            // runs once this returns (idempotent; skipped on a worker).
+            if let Some(pool) = &self.inner.pool {
+                pool.shutdown();
+            }
             return;
         }
         if self.inner.manual {
