@@ -662,11 +662,19 @@ impl Shared {
         self.injector.push(r);
         self.notify();
         // The workers are gone: cancel what nobody will run. Not while
-        // `terminate` is still at work: its wakes may come from inside a
-        // lock the dropped task's destructor takes again (event-listener
-        // wakes with its list locked), so `terminate` drops them itself.
+        // `terminate` is still at work (it drops what it finds itself),
+        // and not here: this wake may come from inside a lock the task's
+        // destructor takes again (event-listener wakes with its list
+        // locked; a wake that began before the shutdown and ends after
+        // it), so the blocking pool drops them.
         if self.reaped.load(Ordering::SeqCst) {
-            self.drain_injector();
+            loop {
+                match self.injector.steal() {
+                    Steal::Success(r) => crate::blocking_run(Box::new(move || drop(r))),
+                    Steal::Empty => break,
+                    Steal::Retry => {}
+                }
+            }
         }
     }
 
