@@ -10,7 +10,7 @@
 //! | [`Event`] | `coro::event` | manual-reset event; `set` wakes all waiters |
 //! | [`Latch`] | `coro::latch` | countdown; waiters resume at zero |
 //! | [`Mutex`] | `coro::mutex` | async mutex, bounded unfairness then FIFO hand-off |
-//! | [`SharedMutex`] | `coro::shared_mutex` | readers-writer lock; writers are not starved |
+//! | [`SharedMutex`] | `coro::shared_mutex` | readers-writer lock; readers and writers take turns, neither starves |
 //! | [`Semaphore`] | `coro::semaphore` | counting semaphore, `acquire_many`, `close` |
 //! | [`RingBuffer`] | `coro::ring_buffer` | bounded MPMC buffer of fixed capacity `N` |
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
@@ -46,6 +46,17 @@
 //! assert_eq!(*counter.lock().await, 4);
 //! # });
 //! ```
+//!
+//! # Wakers
+//!
+//! Any executor's waker works, with one limit: most primitives wake their
+//! waiters (and drop a waiter's previous waker when it is polled with a new
+//! one) while `event-listener` holds that primitive's waiter-list lock. A
+//! waker whose `wake` polls the woken future right there (instead of
+//! scheduling it) and so reaches the same primitive, or whose drop drops
+//! the last owner of a future waiting on the same primitive, deadlocks.
+//! Executors that schedule on `wake` and drop futures themselves (tokio,
+//! `async-executor`, `futures::executor`, coro's own) never do either.
 //!
 //! # Features
 //!

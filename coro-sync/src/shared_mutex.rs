@@ -1,4 +1,4 @@
-//! [`SharedMutex`]: an async readers-writer lock whose writers are not starved.
+//! [`SharedMutex`]: an async readers-writer lock in which neither readers nor writers starve.
 
 use core::fmt;
 use core::future::Future;
