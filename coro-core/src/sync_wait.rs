@@ -55,7 +55,8 @@ thread_local! {
 /// with `sync_wait` waits for a child only the blocked worker would run.
 /// `None` removes the hook; each thread has its own.
 ///
-/// coro's thread pool sets it on its workers.
+/// coro's thread pool sets it on its workers (replacing it there brings
+/// that hang back).
 ///
 /// # Examples
 ///

@@ -154,9 +154,14 @@ impl<T: ?Sized> SharedMutex<T> {
     /// # Cancel safety
     ///
     /// Cancel safe: a dropped `read()` future holds nothing (a read lock it
-    /// was let in with is released). A reader let in when a writer left
-    /// holds the read lock from then on, until its future is polled (and
-    /// returns the guard) or dropped.
+    /// was let in with is released).
+    ///
+    /// A pending `read()` future is a place in line, as in tokio's
+    /// `RwLock`: let in when a writer leaves, it holds the read lock from
+    /// then on, until it is polled (and returns the guard) or dropped. So
+    /// poll or drop it promptly; a task that keeps one pending (a
+    /// `select!` branch on `&mut read`) and then awaits `write()` itself
+    /// waits for its own read lock forever.
     ///
     /// ```
     /// # futures::executor::block_on(async {

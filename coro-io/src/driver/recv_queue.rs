@@ -25,13 +25,15 @@
 //!   socket arrive in stream order and are queued in that order.
 //! * A completion with data names a buffer (`F_BUFFER`): the buffer is the
 //!   socket's until a reader consumed it, then it goes back to the ring.
-//! * Backpressure: a socket that holds [`MAX_QUEUED`] bytes, or
-//!   [`MAX_CHUNKS`] buffers however few bytes they hold, has its receive
-//!   cancelled (the kernel keeps further data in the socket, as without a
-//!   queue); a read that makes room re-arms it. Counting buffers too
-//!   matters: each completion takes a whole buffer, so a peer sending a
-//!   byte at a time to a slow reader would otherwise pin one buffer per
-//!   byte and run the ring dry for every other socket.
+//! * Backpressure: a socket that holds [`MAX_QUEUED`] bytes has its
+//!   receive cancelled (the kernel keeps further data in the socket, as
+//!   without a queue); a read that makes room re-arms it. Each completion
+//!   takes a whole buffer, so a peer sending a byte at a time to a slow
+//!   reader would pin one buffer per byte and run the ring dry for every
+//!   other socket: when a socket holds [`MAX_CHUNKS`] buffers, its bytes
+//!   are packed into as few buffers as they fill and the rest go back to
+//!   the ring (a `peek` waiting for a header that came in many small
+//!   pieces still sees it all).
 //! * `ENOBUFS` (the ring ran dry: other sockets hold the buffers) ends the
 //!   multishot receive; until some buffer came back to the ring, the
 //!   socket is read readiness-style: a direct non-blocking `recv(2)` into
@@ -62,8 +64,9 @@ pub(super) const BGID: u16 = 0;
 pub(super) const BUF_SIZE: usize = 16 * 1024;
 /// A socket with this many bytes queued stops receiving until read.
 pub(super) const MAX_QUEUED: usize = 256 * 1024;
-/// A socket holding this many buffers stops receiving until read (as many
-/// as [`MAX_QUEUED`] bytes fill).
+/// A socket holding this many buffers has its bytes packed into fewer (as
+/// many as [`MAX_QUEUED`] bytes fill); one that still holds this many is
+/// full.
 pub(super) const MAX_CHUNKS: usize = MAX_QUEUED / BUF_SIZE;
 
 /// The provided buffers' memory, and the buffers that read leases let go
@@ -205,6 +208,30 @@ impl BufRing {
         unsafe {
             std::slice::from_raw_parts(self.mem.mem.as_ptr().add(bid as usize * BUF_SIZE), len)
         }
+    }
+
+    /// Move `len` bytes from buffer `src` at `src_off` to buffer `dst` at
+    /// `dst_off` (the ranges may overlap).
+    fn move_bytes(&mut self, src: u16, src_off: usize, dst: u16, dst_off: usize, len: usize) {
+        assert!(
+            src < self.count
+                && dst < self.count
+                && src_off + len <= BUF_SIZE
+                && dst_off + len <= BUF_SIZE,
+            "move out of range"
+        );
+        let base = self.mem.mem.as_ptr();
+        // SAFETY: both ranges are in bounds (checked); both buffers are a
+        // socket queue's (taken off the ring by completions, not leased),
+        // touched only under the driver's lock, which `&mut self` stands
+        // for; `copy` allows the ranges to overlap.
+        unsafe {
+            std::ptr::copy(
+                base.add(src as usize * BUF_SIZE + src_off),
+                base.add(dst as usize * BUF_SIZE + dst_off),
+                len,
+            )
+        };
     }
 
     /// Hand buffer `bid` back to the kernel.
@@ -626,6 +653,11 @@ impl StreamRx {
                         off: 0,
                     });
                     self.queued += n;
+                    if self.chunks.len() >= MAX_CHUNKS
+                        && self.queued.div_ceil(BUF_SIZE) < self.chunks.len()
+                    {
+                        self.compact(ring);
+                    }
                 }
             }
             0 => {
@@ -653,6 +685,41 @@ impl StreamRx {
         }
         wake.append(&mut self.wakers);
         self.armed && !self.cancelling && self.full()
+    }
+
+    /// Pack the queued bytes, in order, into the first buffers of the
+    /// queue, full ones first, and give the buffers left empty back to
+    /// the ring (see "Backpressure" in the module docs).
+    fn compact(&mut self, ring: &mut BufRing) {
+        // Bytes move only towards the front: everything before a source
+        // byte fits in the buffers before its own (each holds at most
+        // `BUF_SIZE`), so the destination is an earlier buffer, or the
+        // same one at a lower offset, and nothing is overwritten unread.
+        let (mut dst, mut at) = (0usize, 0usize);
+        for src in 0..self.chunks.len() {
+            let Chunk { bid, len, off } = self.chunks[src];
+            let (mut from, end) = (off as usize, len as usize);
+            while from < end {
+                if at == BUF_SIZE {
+                    (dst, at) = (dst + 1, 0);
+                }
+                let k = (end - from).min(BUF_SIZE - at);
+                ring.move_bytes(bid, from, self.chunks[dst].bid, at, k);
+                (from, at) = (from + k, at + k);
+            }
+        }
+        let used = if at == 0 { dst } else { dst + 1 };
+        for (i, c) in self.chunks.iter_mut().enumerate().take(used) {
+            c.off = 0;
+            c.len = if i + 1 == used {
+                at as u32
+            } else {
+                BUF_SIZE as u32
+            };
+        }
+        for c in self.chunks.drain(used..) {
+            ring.give_back(c.bid);
+        }
     }
 
     /// The owner let go: give every queued buffer back and wake whoever
@@ -708,6 +775,14 @@ mod tests {
         /// takes them in order, as the kernel does).
         fn published(&self) -> u16 {
             self.tail
+        }
+
+        /// The buffer id in ring entry `head` (what the kernel takes next
+        /// when its head is there).
+        fn entry_bid(&self, head: u16) -> u16 {
+            let idx = (head & (self.count - 1)) as usize;
+            // SAFETY: `idx < count`; the test plays the kernel.
+            unsafe { (*self.entries.as_ptr().add(idx)).bid() }
         }
     }
 
@@ -959,27 +1034,60 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_trickling_bytes_pins_at_most_max_chunks_buffers() {
+    fn a_peer_trickling_bytes_pins_few_buffers_and_a_peek_sees_every_byte() {
         let mut ring = BufRing::new(64).unwrap();
         let mut rx = StreamRx::new();
         let mut wake = Vec::new();
         rx.arm(&ring);
-        let mut stops = Vec::new();
-        for bid in 0..MAX_CHUNKS as u16 {
-            ring.kernel_writes(bid, b"x");
-            stops.push(rx.complete(&mut ring, 1, Some(bid), true, &mut wake));
+        let sent: Vec<u8> = (0..200u8).collect();
+        for (head, &b) in sent.iter().enumerate() {
+            // The kernel takes the next buffer of the ring for each byte
+            // (buffers given back join the ring behind the others).
+            let bid = ring.entry_bid(head as u16);
+            ring.kernel_writes(bid, &[b]);
+            let stop = rx.complete(&mut ring, 1, Some(bid), true, &mut wake);
+            assert!(!stop, "200 bytes are far from full");
+            assert!(rx.chunks.len() < MAX_CHUNKS, "buffers packed");
         }
-        assert_eq!(rx.queued(), MAX_CHUNKS, "one byte per buffer");
+        assert_eq!(rx.queued(), 200);
+        assert!(rx.chunks.len() < MAX_CHUNKS && ring.in_ring() > 64 - 16);
         assert_eq!(
-            stops.iter().position(|&s| s),
-            Some(MAX_CHUNKS - 1),
-            "the buffer count, not the bytes, stops the receive"
+            read(&mut rx, &mut ring, 300, true),
+            sent,
+            "peek: every byte, in order"
         );
-        rx.cancelling = true;
-        rx.complete(&mut ring, -libc::ECANCELED, None, false, &mut wake);
-        assert!(!rx.wants_arm(), "full: no new receive");
-        assert_eq!(read(&mut rx, &mut ring, 1, false), b"x");
-        assert!(rx.wants_arm(), "a buffer read out: receive again");
+        assert_eq!(read(&mut rx, &mut ring, 300, false), sent);
+    }
+
+    #[test]
+    fn packing_keeps_the_bytes_in_order_across_buffers_and_a_read_front() {
+        let mut ring = BufRing::new(32).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm(&ring);
+        let piece = 3000;
+        let mut sent = Vec::new();
+        for bid in 0..MAX_CHUNKS as u16 {
+            let data: Vec<u8> = (0..piece).map(|i| (i * 7 + bid as usize) as u8).collect();
+            ring.kernel_writes(bid, &data);
+            sent.extend_from_slice(&data);
+            if bid == 0 {
+                rx.complete(&mut ring, piece as i32, Some(bid), true, &mut wake);
+                // The front is partly read before the others arrive.
+                assert_eq!(read(&mut rx, &mut ring, 100, false), sent[..100]);
+                continue;
+            }
+            assert!(!rx.complete(&mut ring, piece as i32, Some(bid), true, &mut wake));
+        }
+        let left = MAX_CHUNKS * piece - 100;
+        assert_eq!(rx.queued(), left);
+        assert_eq!(
+            rx.chunks.len(),
+            left.div_ceil(BUF_SIZE),
+            "packed into full buffers"
+        );
+        assert_eq!(read(&mut rx, &mut ring, left + 10, false), sent[100..]);
+        assert_eq!(ring.in_ring(), 32, "every buffer back");
     }
 
     #[test]

@@ -479,9 +479,10 @@ impl UringDriver {
     /// the kernel has not looked the fd up: if the number were reused by
     /// then, the op would run on the new file (a dropped send writing into
     /// another connection). Once read, the request holds the file it found,
-    /// so closing the number no longer matters. This is the one place the
-    /// driver blocks on drop, and only on SQPOLL rings, for as long as the
-    /// SQ thread takes to reach the entry (waking it if it sleeps).
+    /// so closing the number no longer matters. The drop blocks for as long
+    /// as the SQ thread takes to reach the entry (waking it if it sleeps).
+    /// (On a single-issuer ring a drop off the loop thread waits the same
+    /// way for the loop's enter: `drop_op`, `release_stream`.)
     fn wait_sq_read(&self, st: MutexGuard<'_, State>) {
         let target = st.pushed;
         drop(st);

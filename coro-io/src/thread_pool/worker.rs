@@ -44,7 +44,8 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
 /// (often the very child the task waits for), goes to the stealable queue
 /// and a free worker is woken to take it.
 fn hand_off_next() {
-    LOCAL.with(|l| {
+    // `try_with`: not while the thread's locals are being torn down.
+    let _ = LOCAL.try_with(|l| {
         // Shared borrow: the running task's own `with_local` may hold one.
         let Ok(l) = l.try_borrow() else { return };
         if let Some(l) = l.as_ref() {
