@@ -25,7 +25,128 @@ coro_io::driver_tests!(
     dropped_open_leaks_no_fd,
     dropped_file_finishes_its_write,
     a_fifo_reads_and_writes_in_sequence,
+    op_offsets_past_i64_max_are_refused,
+    a_dropped_write_at_runs_on_its_own_file_after_the_fd_is_closed,
+    a_read_at_of_an_empty_nonblocking_fifo_does_not_spin,
 );
+
+/// The raw ops refuse an offset above `i64::MAX` as `fs::File` does: on
+/// io_uring, -1 would mean "at the cursor" (a write over the file's start).
+fn op_offsets_past_i64_max_are_refused(cfg: Config) {
+    use std::os::fd::AsRawFd;
+    let s = cfg.sched();
+    let d = dir("bigoff", cfg);
+    let p = d.join("f");
+    std::fs::write(&p, b"0123456789").unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    let fd = f.as_raw_fd();
+    let h = s.driver().clone();
+    let (w, r) = run(&s, async move {
+        let (w, _) = coro_io::op::write_at(&h, fd, b"x".to_vec(), u64::MAX).await;
+        let (r, _) = coro_io::op::read_at(&h, fd, Vec::with_capacity(4), u64::MAX).await;
+        (w.map_err(|e| e.kind()), r.map_err(|e| e.kind()))
+    });
+    assert_eq!(w, Err(io::ErrorKind::InvalidInput), "{cfg}: write_at");
+    assert_eq!(r, Err(io::ErrorKind::InvalidInput), "{cfg}: read_at");
+    assert_eq!(
+        std::fs::read(&p).unwrap(),
+        b"0123456789",
+        "{cfg}: nothing written"
+    );
+    drop(f);
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// A raw `write_at` dropped after it started, its fd closed by the caller
+/// right after: a job on the blocking pool (epoll) runs later, and must
+/// write into the file it was given (its own duplicate of the fd), not
+/// fail on a closed number or write into whatever file took it.
+fn a_dropped_write_at_runs_on_its_own_file_after_the_fd_is_closed(cfg: Config) {
+    use std::os::fd::AsRawFd;
+    let s = cfg.sched();
+    let d = dir("dropwrite", cfg);
+    let p = d.join("f");
+    std::fs::write(&p, b"____").unwrap();
+    let h = s.driver().clone();
+    let p2 = p.clone();
+    run(&s, async move {
+        let f = std::fs::OpenOptions::new().write(true).open(&p2).unwrap();
+        let mut w = Box::pin(coro_io::op::write_at(
+            &h,
+            f.as_raw_fd(),
+            b"late".to_vec(),
+            0,
+        ));
+        let _ = futures::poll!(w.as_mut());
+        drop(w);
+        drop(f);
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let landed = loop {
+        let got = std::fs::read(&p).unwrap();
+        if got == b"late" || Instant::now() >= deadline {
+            break got == b"late";
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // io_uring may take a staged write back unrun when it is dropped; the
+    // blocking pool always runs what it was handed.
+    if cfg.kind() == DriverKind::Epoll {
+        assert!(landed, "{cfg}: the dropped write never reached its file");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// `read_at` on an `O_NONBLOCK` FIFO with nothing in it: `EAGAIN` every
+/// time. It must end (`WouldBlock`) or wait, not run again and again.
+fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = cfg.sched();
+    let d = dir("nbfifo", cfg);
+    let p = d.join("fifo");
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        &p,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    let r = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&p)
+        .unwrap();
+    // A writer that stays: reads see "no data yet", not the end.
+    let w = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    let fd = r.as_raw_fd();
+    let h = s.driver().clone();
+    let h2 = h.clone();
+    let before = h.blocking_ops();
+    let got = run(&s, async move {
+        let read = coro_io::op::read_at(&h2, fd, Vec::with_capacity(8), 0);
+        coro_io::timeout(Duration::from_millis(300), read)
+            .await
+            .ok()
+            .map(|(res, _)| res.map_err(|e| e.kind()))
+    });
+    let jobs = h.blocking_ops() - before;
+    assert!(
+        jobs < 100,
+        "{cfg}: {jobs} blocking-pool runs in 300 ms: the read spun"
+    );
+    if let Some(res) = got {
+        assert_eq!(res, Err(io::ErrorKind::WouldBlock), "{cfg}");
+    }
+    drop((r, w));
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
 
 /// A fresh directory for one test (removed by the caller).
 fn dir(tag: &str, cfg: Config) -> PathBuf {

@@ -223,6 +223,14 @@ pub unsafe trait Op: std::marker::Send + 'static {
     fn closes_fd(&self) -> Option<RawFd> {
         None
     }
+    /// Blocking path: called once, before the op goes to the blocking
+    /// pool. The job may run after its future was dropped and the caller
+    /// closed the fd it named (the number then maybe another file's): an
+    /// op that does not own its fd makes a duplicate its own here. An
+    /// error is the op's result. Default: nothing to do.
+    fn hold_fd(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// Completion path: whether this kernel's io_uring has the opcode
     /// [`sqe`](Op::sqe) uses (see [`Features`](crate::driver::probe::Features)).
     /// When it has not, the io_uring driver runs [`attempt`](Op::attempt)
@@ -405,9 +413,13 @@ impl<T: Op> OpState<T> {
             }
             return Poll::Pending;
         }
-        let Some(op) = self.op.take() else {
+        let Some(mut op) = self.op.take() else {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
+        if let Err(e) = op.get_mut().hold_fd() {
+            self.op = Some(op);
+            return Poll::Ready(Err(e));
+        }
         let cell = Arc::new(BlockingCell {
             inner: Mutex::new(BlockingInner {
                 done: None,

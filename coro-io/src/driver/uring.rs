@@ -1038,6 +1038,7 @@ impl Driver for UringDriver {
             return Poll::Pending;
         }
         let token = state.token;
+        let closed = st.closed;
         let Some(slot) = st.get_mut(token) else {
             return Poll::Ready(Err(io::Error::other("io_uring slot lost (driver bug)")));
         };
@@ -1077,6 +1078,13 @@ impl Driver for UringDriver {
                     }
                     (Ok(_), Phase::Ready, _) => Some((Phase::Op, op.sqe())),
                     _ => None,
+                };
+                // Shut down (`cancel_all`): nothing would reap a resubmitted
+                // entry, so the op fails as new ones do.
+                let (retry, res) = if retry.is_some() && closed {
+                    (None, Err(super::shut_down()))
+                } else {
+                    (retry, res)
                 };
                 match retry {
                     Some((phase, entry)) => {

@@ -139,6 +139,14 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
+    fn hold_fd(&mut self) -> io::Result<()> {
+        hold(&mut self.fd, &mut self.owner)
+    }
+    fn uring_native(&self, _: &crate::driver::probe::Features) -> bool {
+        // io_uring reads an offset of -1 as "at the cursor": one above
+        // `i64::MAX` goes the blocking way, which refuses it.
+        i64::try_from(self.offset).is_ok()
+    }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = self.buf.bytes_total();
         let off =
@@ -208,6 +216,14 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
+    fn hold_fd(&mut self) -> io::Result<()> {
+        hold(&mut self.fd, &mut self.owner)
+    }
+    fn uring_native(&self, _: &crate::driver::probe::Features) -> bool {
+        // io_uring reads an offset of -1 as "at the cursor": one above
+        // `i64::MAX` goes the blocking way, which refuses it.
+        i64::try_from(self.offset).is_ok()
+    }
     fn attempt(&mut self) -> io::Result<usize> {
         let len = self.buf.bytes_init();
         let off =
@@ -251,6 +267,9 @@ unsafe impl Op for Fsync {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
+    fn hold_fd(&mut self) -> io::Result<()> {
+        hold(&mut self.fd, &mut self.owner)
+    }
     fn attempt(&mut self) -> io::Result<usize> {
         // SAFETY: fsync on a raw fd has no memory-safety preconditions.
         cvt(unsafe { libc::fsync(self.fd) } as isize)
@@ -281,10 +300,16 @@ pub struct Close {
 /// # Cancel safety
 ///
 /// If dropped before it was first polled, the fd is closed synchronously;
-/// after that, it is closed exactly once either way.
+/// after that, it is closed exactly once either way. A close cannot be
+/// called off: [`OpFuture::cancel`] does nothing to it.
 pub fn close(driver: &Handle, fd: OwnedFd) -> OpFuture<Close> {
     use std::os::fd::AsRawFd;
     let raw = fd.as_raw_fd();
+    // Now, not at the first poll: a future dropped unpolled closes the fd
+    // itself, and a registration left behind would make the driver take
+    // the next file with that number for one it already watches (on
+    // epoll, that file's first wait would never end).
+    driver.release_fd(raw);
     OpFuture::new(
         driver,
         Close {
@@ -353,6 +378,26 @@ unsafe impl Op for Close {
 /// dropped op running in the background never sees a closed (or reused) fd.
 pub(crate) trait KeepAlive {
     fn keep(&mut self, owner: Arc<OwnedFd>);
+}
+
+/// [`Op::hold_fd`] for an op on `fd` kept open by `owner`, if any: without
+/// one, a duplicate of `fd` becomes the op's fd and owner (one `fcntl`,
+/// paid only by ops made without an owner, not by [`crate::fs::File`]'s).
+pub(crate) fn hold(fd: &mut RawFd, owner: &mut Option<Arc<OwnedFd>>) -> io::Result<()> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    if owner.is_some() {
+        return Ok(());
+    }
+    if *fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: not -1 (checked); the op's caller keeps `fd` open while the
+    // op's future lives, and it is being polled now. A number that is not
+    // open only makes the duplication fail (`EBADF`).
+    let dup = unsafe { BorrowedFd::borrow_raw(*fd) }.try_clone_to_owned()?;
+    *fd = dup.as_raw_fd();
+    *owner = Some(Arc::new(dup));
+    Ok(())
 }
 
 impl<B> KeepAlive for ReadAt<B> {

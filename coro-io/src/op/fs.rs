@@ -187,6 +187,13 @@ unsafe impl Op for Statx {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
+    fn hold_fd(&mut self) -> io::Result<()> {
+        // Only `statx_fd` names an fd (a path needs none).
+        if self.flags & libc::AT_EMPTY_PATH == 0 {
+            return Ok(());
+        }
+        super::file::hold(&mut self.dirfd, &mut self.owner)
+    }
     fn attempt(&mut self) -> io::Result<usize> {
         let flags = AtFlags::from_bits_retain(self.flags as u32);
         let mask = StatxFlags::from_bits_retain(STATX_MASK);

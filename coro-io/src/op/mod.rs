@@ -94,6 +94,8 @@ pub struct OpFuture<T: Op, H: Borrow<Handle> = Handle> {
     done: bool,
     /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
     counted: bool,
+    /// Runs again after `EINTR`/`EAGAIN` so far (see `poll`).
+    retries: u8,
 }
 
 // The op is never pinned: a readiness driver's syscalls hold no pointer
@@ -142,6 +144,7 @@ impl<T: Op, H: Borrow<Handle>> OpFuture<T, H> {
             },
             done: false,
             counted: false,
+            retries: 0,
         }
     }
 
@@ -170,7 +173,8 @@ impl<T: Op, H: Borrow<Handle> + Unpin> OpFuture<T, H> {
     /// an op (a timeout, say); dropping the future instead may lose what
     /// the kernel already moved on io_uring. Not started yet: it never
     /// will be. Ops on the blocking pool (regular files on epoll) run to
-    /// the end regardless.
+    /// the end regardless, and so does a [`close`] (the fd is closed once
+    /// either way).
     ///
     /// # Examples
     ///
@@ -199,7 +203,9 @@ impl<T: Op, H: Borrow<Handle> + Unpin> OpFuture<T, H> {
     /// ```
     pub fn cancel(self: Pin<&mut Self>) {
         let this = self.get_mut();
-        if this.done || this.state.cancel {
+        // A close is not called off: taken back while staged, it would
+        // leave the fd neither closed nor owned by anyone.
+        if this.done || this.state.cancel || T::KIND == OpKind::Close {
             return;
         }
         this.state.cancel = true;
@@ -224,8 +230,11 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
         std::task::ready!(crate::coop::poll_proceed(cx));
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
-        // again, a bounded number of times, instead of failing the caller.
-        let mut retries = 0;
+        // again, a bounded number of times over the future's life, instead
+        // of failing the caller. (Counted across polls: a blocking-pool op
+        // on an `O_NONBLOCK` FIFO fails with `EAGAIN` every time, and a
+        // count per poll would resubmit it for ever, a core busy until
+        // data came; it ends with `WouldBlock` instead.)
         let polled = loop {
             // Faults are injected only into ops that have not started yet.
             #[cfg(feature = "fault-injection")]
@@ -248,10 +257,10 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
                 Poll::Ready(Err(e))
                     if T::RESTARTABLE
                         && !this.state.cancel
-                        && retries < 16
+                        && this.retries < 16
                         && crate::driver::nothing_moved(&e) =>
                 {
-                    retries += 1;
+                    this.retries += 1;
                 }
                 other => break other,
             }

@@ -902,6 +902,15 @@ pub fn recv_msg<B: IoBufMut>(
     buf: B,
     flags: libc::c_int,
 ) -> OpFuture<RecvMsg<B>> {
+    let mut buf = buf;
+    if flags & libc::MSG_TRUNC != 0 {
+        // With `MSG_TRUNC` a stream socket discards the bytes it counts
+        // (nothing is copied), a datagram socket copies what fits: zeroed
+        // first, the buffer's first `n` bytes are initialised either way.
+        let (init, total) = (buf.bytes_init(), buf.bytes_total());
+        // SAFETY: bytes `init..total` of the buffer are its own, writable.
+        unsafe { std::ptr::write_bytes(buf.stable_mut_ptr().add(init), 0, total - init) };
+    }
     let inner = MsgIn::new(fd, buf);
     OpFuture::new(driver, RecvMsg { inner, flags })
 }
