@@ -223,13 +223,13 @@ pub unsafe trait Op: std::marker::Send + 'static {
     fn closes_fd(&self) -> Option<RawFd> {
         None
     }
-    /// Blocking path: called once, before the op goes to the blocking
-    /// pool. The job may run after its future was dropped and the caller
-    /// closed the fd it named (the number then maybe another file's): an
-    /// op that does not own its fd makes a duplicate its own here. An
-    /// error is the op's result. Default: nothing to do.
-    fn hold_fd(&mut self) -> io::Result<()> {
-        Ok(())
+    /// Blocking path: whether a job whose future was dropped before it
+    /// started is skipped instead of run. True for an op on an fd it does
+    /// not keep open itself: once the future is gone its caller may close
+    /// the fd, and the number may name another file by the time the job
+    /// starts. Default: run it (the op holds what it needs).
+    fn skip_if_dropped(&self) -> bool {
+        false
     }
     /// Completion path: whether this kernel's io_uring has the opcode
     /// [`sqe`](Op::sqe) uses (see [`Features`](crate::driver::probe::Features)).
@@ -413,13 +413,9 @@ impl<T: Op> OpState<T> {
             }
             return Poll::Pending;
         }
-        let Some(mut op) = self.op.take() else {
+        let Some(op) = self.op.take() else {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
-        if let Err(e) = op.get_mut().hold_fd() {
-            self.op = Some(op);
-            return Poll::Ready(Err(e));
-        }
         let cell = Arc::new(BlockingCell {
             inner: Mutex::new(BlockingInner {
                 done: None,
@@ -473,9 +469,23 @@ struct PoolJob<T: Op> {
 
 impl<T: Op> PoolJob<T> {
     /// On a pool thread: the syscall, then (dropping `self`) the hand-over.
+    /// Not for an op whose future was dropped before this started, if it
+    /// asks so ([`Op::skip_if_dropped`]). (One dropped while this starts
+    /// may still run: the check and the syscall's look-up of the fd are
+    /// not one step.)
     fn run(mut self) {
         if let Some(op) = self.op.as_mut() {
-            self.res = Some(op.get_mut().attempt());
+            let op = op.get_mut();
+            let dropped = || {
+                self.cell
+                    .as_ref()
+                    .is_some_and(|c| crate::lock(&c.inner).abandoned)
+            };
+            self.res = Some(if op.skip_if_dropped() && dropped() {
+                Err(io::Error::from_raw_os_error(libc::ECANCELED))
+            } else {
+                op.attempt()
+            });
         }
     }
 }

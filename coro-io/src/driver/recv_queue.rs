@@ -134,6 +134,9 @@ pub(super) struct BufRing {
     /// by a completion. A socket whose receive failed with `ENOBUFS` reads
     /// directly until this is above 0 again.
     in_ring: u32,
+    /// Bytes [`move_bytes`](BufRing::move_bytes) moved (what packing cost).
+    #[cfg(test)]
+    moved: usize,
 }
 
 // SAFETY: the ring is plain memory shared with the kernel; the driver
@@ -178,6 +181,8 @@ impl BufRing {
             count,
             tail: 0,
             in_ring: 0,
+            #[cfg(test)]
+            moved: 0,
         };
         for bid in 0..count {
             ring.put(bid);
@@ -220,6 +225,10 @@ impl BufRing {
                 && dst_off + len <= BUF_SIZE,
             "move out of range"
         );
+        #[cfg(test)]
+        {
+            self.moved += len;
+        }
         let base = self.mem.mem.as_ptr();
         // SAFETY: both ranges are in bounds (checked); both buffers are a
         // socket queue's (taken off the ring by completions, not leased),
@@ -653,9 +662,7 @@ impl StreamRx {
                         off: 0,
                     });
                     self.queued += n;
-                    if self.chunks.len() >= MAX_CHUNKS
-                        && self.queued.div_ceil(BUF_SIZE) < self.chunks.len()
-                    {
+                    if self.chunks.len() >= MAX_CHUNKS {
                         self.compact(ring);
                     }
                 }
@@ -687,16 +694,32 @@ impl StreamRx {
         self.armed && !self.cancelling && self.full()
     }
 
-    /// Pack the queued bytes, in order, into the first buffers of the
-    /// queue, full ones first, and give the buffers left empty back to
-    /// the ring (see "Backpressure" in the module docs).
+    /// Pack the queued bytes, in order, into as few buffers as they fill
+    /// and give the buffers left empty back to the ring (see
+    /// "Backpressure" in the module docs). The front buffer, which a
+    /// reader may be partway through, and the full buffers after it stay
+    /// where they are: only the bytes from the first buffer with room on
+    /// move, so a packing costs at most about the bytes that arrived since
+    /// the last (not the whole queue again for each small arrival).
     fn compact(&mut self, ring: &mut BufRing) {
+        let full = |c: &Chunk| c.off == 0 && c.len as usize == BUF_SIZE;
+        let first = 1 + self.chunks.iter().skip(1).take_while(|c| full(c)).count();
+        let tail: usize = self
+            .chunks
+            .iter()
+            .skip(first)
+            .map(|c| (c.len - c.off) as usize)
+            .sum();
+        if tail.div_ceil(BUF_SIZE) >= self.chunks.len() - first {
+            return; // nothing to free
+        }
         // Bytes move only towards the front: everything before a source
-        // byte fits in the buffers before its own (each holds at most
-        // `BUF_SIZE`), so the destination is an earlier buffer, or the
-        // same one at a lower offset, and nothing is overwritten unread.
-        let (mut dst, mut at) = (0usize, 0usize);
-        for src in 0..self.chunks.len() {
+        // byte (from `first` on) fits in the buffers before its own (each
+        // holds at most `BUF_SIZE`), so the destination is an earlier
+        // buffer, or the same one at a lower offset, and nothing is
+        // overwritten unread.
+        let (mut dst, mut at) = (first, 0usize);
+        for src in first..self.chunks.len() {
             let Chunk { bid, len, off } = self.chunks[src];
             let (mut from, end) = (off as usize, len as usize);
             while from < end {
@@ -704,12 +727,14 @@ impl StreamRx {
                     (dst, at) = (dst + 1, 0);
                 }
                 let k = (end - from).min(BUF_SIZE - at);
-                ring.move_bytes(bid, from, self.chunks[dst].bid, at, k);
+                if (dst, at) != (src, from) {
+                    ring.move_bytes(bid, from, self.chunks[dst].bid, at, k);
+                }
                 (from, at) = (from + k, at + k);
             }
         }
-        let used = if at == 0 { dst } else { dst + 1 };
-        for (i, c) in self.chunks.iter_mut().enumerate().take(used) {
+        let used = dst + 1;
+        for (i, c) in self.chunks.iter_mut().enumerate().take(used).skip(first) {
             c.off = 0;
             c.len = if i + 1 == used {
                 at as u32
@@ -1083,11 +1108,49 @@ mod tests {
         assert_eq!(rx.queued(), left);
         assert_eq!(
             rx.chunks.len(),
-            left.div_ceil(BUF_SIZE),
-            "packed into full buffers"
+            1 + (left - (piece - 100)).div_ceil(BUF_SIZE),
+            "the front stays; the rest packed into full buffers"
         );
         assert_eq!(read(&mut rx, &mut ring, left + 10, false), sent[100..]);
         assert_eq!(ring.in_ring(), 32, "every buffer back");
+    }
+
+    /// Packing leaves full buffers where they are: once the queue holds
+    /// full buffers, a small arrival moves only the small bytes.
+    #[test]
+    fn packing_moves_only_the_bytes_after_the_full_buffers() {
+        let mut ring = BufRing::new(64).unwrap();
+        let mut rx = StreamRx::new();
+        let mut wake = Vec::new();
+        rx.arm(&ring);
+        let mut head = 0u16;
+        let mut arrive = |rx: &mut StreamRx, ring: &mut BufRing, data: &[u8]| {
+            let bid = ring.entry_bid(head);
+            head += 1;
+            ring.kernel_writes(bid, data);
+            rx.complete(ring, data.len() as i32, Some(bid), true, &mut wake);
+            bid
+        };
+        let full: Vec<u16> = (0..4)
+            .map(|i| arrive(&mut rx, &mut ring, &vec![i as u8; BUF_SIZE]))
+            .collect();
+        for i in 0..40u8 {
+            arrive(&mut rx, &mut ring, &[100 + i]);
+        }
+        let bids: Vec<u16> = rx.chunks.iter().map(|c| c.bid).collect();
+        assert_eq!(bids[..4], full[..], "the full buffers stayed in place");
+        assert!(
+            ring.moved < 40 * MAX_CHUNKS,
+            "{} bytes moved for 40 one-byte arrivals",
+            ring.moved
+        );
+        assert!(rx.chunks.len() < MAX_CHUNKS);
+        let mut want = Vec::new();
+        for i in 0..4u8 {
+            want.extend(std::iter::repeat_n(i, BUF_SIZE));
+        }
+        want.extend(100..140u8);
+        assert_eq!(read(&mut rx, &mut ring, want.len() + 1, false), want);
     }
 
     #[test]

@@ -107,8 +107,12 @@ pub struct ReadAt<B> {
 ///
 /// # Cancel safety
 ///
-/// A dropped read still runs to completion in the background; the bytes are
-/// discarded. No file state changes.
+/// No file state changes. A dropped read that already started runs to
+/// completion in the background (the bytes are discarded); on the
+/// blocking pool (epoll) one whose job had not started yet never runs,
+/// as the caller may close `fd` once the future is gone (one dropped just
+/// as its job starts may still read `fd`). [`crate::fs::File`] keeps its
+/// file open for its ops instead.
 pub fn read_at<B: IoBufMut>(
     driver: &Handle,
     fd: RawFd,
@@ -139,8 +143,8 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
-    fn hold_fd(&mut self) -> io::Result<()> {
-        hold(&mut self.fd, &mut self.owner)
+    fn skip_if_dropped(&self) -> bool {
+        self.owner.is_none()
     }
     fn uring_native(&self, _: &crate::driver::probe::Features) -> bool {
         // io_uring reads an offset of -1 as "at the cursor": one above
@@ -190,7 +194,12 @@ pub struct WriteAt<B> {
 ///
 /// # Cancel safety
 ///
-/// A dropped write still runs to completion in the background.
+/// A dropped write that already started runs to completion in the
+/// background, so it may have written; on the blocking pool (epoll) one
+/// whose job had not started yet never runs, as the caller may close `fd`
+/// once the future is gone (one dropped just as its job starts may still
+/// write to `fd`: keep it open a moment, or use [`crate::fs::File`],
+/// which keeps its file open for its ops).
 pub fn write_at<B: IoBuf>(driver: &Handle, fd: RawFd, buf: B, offset: u64) -> OpFuture<WriteAt<B>> {
     OpFuture::new(
         driver,
@@ -216,8 +225,8 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
-    fn hold_fd(&mut self) -> io::Result<()> {
-        hold(&mut self.fd, &mut self.owner)
+    fn skip_if_dropped(&self) -> bool {
+        self.owner.is_none()
     }
     fn uring_native(&self, _: &crate::driver::probe::Features) -> bool {
         // io_uring reads an offset of -1 as "at the cursor": one above
@@ -252,7 +261,9 @@ pub struct Fsync {
 ///
 /// # Cancel safety
 ///
-/// A dropped fsync still runs to completion in the background.
+/// A dropped fsync that already started runs to completion in the
+/// background; on the blocking pool (epoll) one whose job had not started
+/// yet never runs (as for [`write_at`]).
 pub fn fsync(driver: &Handle, fd: RawFd) -> OpFuture<Fsync> {
     OpFuture::new(driver, Fsync { fd, owner: None })
 }
@@ -267,8 +278,8 @@ unsafe impl Op for Fsync {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
-    fn hold_fd(&mut self) -> io::Result<()> {
-        hold(&mut self.fd, &mut self.owner)
+    fn skip_if_dropped(&self) -> bool {
+        self.owner.is_none()
     }
     fn attempt(&mut self) -> io::Result<usize> {
         // SAFETY: fsync on a raw fd has no memory-safety preconditions.
@@ -378,26 +389,6 @@ unsafe impl Op for Close {
 /// dropped op running in the background never sees a closed (or reused) fd.
 pub(crate) trait KeepAlive {
     fn keep(&mut self, owner: Arc<OwnedFd>);
-}
-
-/// [`Op::hold_fd`] for an op on `fd` kept open by `owner`, if any: without
-/// one, a duplicate of `fd` becomes the op's fd and owner (one `fcntl`,
-/// paid only by ops made without an owner, not by [`crate::fs::File`]'s).
-pub(crate) fn hold(fd: &mut RawFd, owner: &mut Option<Arc<OwnedFd>>) -> io::Result<()> {
-    use std::os::fd::{AsRawFd, BorrowedFd};
-    if owner.is_some() {
-        return Ok(());
-    }
-    if *fd < 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: not -1 (checked); the op's caller keeps `fd` open while the
-    // op's future lives, and it is being polled now. A number that is not
-    // open only makes the duplication fail (`EBADF`).
-    let dup = unsafe { BorrowedFd::borrow_raw(*fd) }.try_clone_to_owned()?;
-    *fd = dup.as_raw_fd();
-    *owner = Some(Arc::new(dup));
-    Ok(())
 }
 
 impl<B> KeepAlive for ReadAt<B> {

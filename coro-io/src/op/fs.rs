@@ -187,12 +187,9 @@ unsafe impl Op for Statx {
     fn readiness(&self) -> Readiness {
         Readiness::Blocking
     }
-    fn hold_fd(&mut self) -> io::Result<()> {
+    fn skip_if_dropped(&self) -> bool {
         // Only `statx_fd` names an fd (a path needs none).
-        if self.flags & libc::AT_EMPTY_PATH == 0 {
-            return Ok(());
-        }
-        super::file::hold(&mut self.dirfd, &mut self.owner)
+        self.flags & libc::AT_EMPTY_PATH != 0 && self.owner.is_none()
     }
     fn attempt(&mut self) -> io::Result<usize> {
         let flags = AtFlags::from_bits_retain(self.flags as u32);

@@ -94,8 +94,8 @@ pub struct OpFuture<T: Op, H: Borrow<Handle> = Handle> {
     done: bool,
     /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
     counted: bool,
-    /// Runs again after `EINTR`/`EAGAIN` so far (see `poll`).
-    retries: u8,
+    /// Runs again after `EAGAIN` so far (see `poll`).
+    would_block: u8,
 }
 
 // The op is never pinned: a readiness driver's syscalls hold no pointer
@@ -144,7 +144,7 @@ impl<T: Op, H: Borrow<Handle>> OpFuture<T, H> {
             },
             done: false,
             counted: false,
-            retries: 0,
+            would_block: 0,
         }
     }
 
@@ -204,8 +204,9 @@ impl<T: Op, H: Borrow<Handle> + Unpin> OpFuture<T, H> {
     pub fn cancel(self: Pin<&mut Self>) {
         let this = self.get_mut();
         // A close is not called off: taken back while staged, it would
-        // leave the fd neither closed nor owned by anyone.
-        if this.done || this.state.cancel || T::KIND == OpKind::Close {
+        // leave the fd neither closed nor owned by anyone. (The one op
+        // that may not run again: see `Op::RESTARTABLE`.)
+        if this.done || this.state.cancel || !T::RESTARTABLE {
             return;
         }
         this.state.cancel = true;
@@ -230,11 +231,13 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
         std::task::ready!(crate::coop::poll_proceed(cx));
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
-        // again, a bounded number of times over the future's life, instead
-        // of failing the caller. (Counted across polls: a blocking-pool op
-        // on an `O_NONBLOCK` FIFO fails with `EAGAIN` every time, and a
-        // count per poll would resubmit it for ever, a core busy until
-        // data came; it ends with `WouldBlock` instead.)
+        // again, a bounded number of times, instead of failing the caller.
+        // `EINTR` 16 times per poll (each takes a signal: it cannot spin);
+        // `EAGAIN` 16 times over the future's life: a blocking-pool op on
+        // an `O_NONBLOCK` FIFO fails with it every time, and a count per
+        // poll would resubmit it for ever, a core busy until data came; it
+        // ends with `WouldBlock` instead.
+        let mut interrupted = 0;
         let polled = loop {
             // Faults are injected only into ops that have not started yet.
             #[cfg(feature = "fault-injection")]
@@ -255,12 +258,17 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
             };
             match polled {
                 Poll::Ready(Err(e))
-                    if T::RESTARTABLE
-                        && !this.state.cancel
-                        && this.retries < 16
-                        && crate::driver::nothing_moved(&e) =>
+                    if T::RESTARTABLE && !this.state.cancel && crate::driver::nothing_moved(&e) =>
                 {
-                    this.retries += 1;
+                    let count = if e.kind() == io::ErrorKind::Interrupted {
+                        &mut interrupted
+                    } else {
+                        &mut this.would_block
+                    };
+                    if *count >= 16 {
+                        break Poll::Ready(Err(e));
+                    }
+                    *count += 1;
                 }
                 other => break other,
             }
