@@ -436,11 +436,13 @@ fn task_queued_during_shutdown_does_not_survive_it(cfg: Config) {
     let release = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicUsize::new(0));
     let busy = if cfg.pool { 2 } else { 1 };
-    let s1 = s.clone();
     let guard = OnDrop(dropped.clone());
+    // Woken from this thread (not by a timer, which the loop thread fires
+    // itself: busy, it would fire none).
+    let (wake, woken) = futures::channel::oneshot::channel::<()>();
     let victim = s.spawn(async move {
         let _g = guard;
-        s1.sleep(Duration::from_millis(20)).await;
+        let _ = woken.await;
         // Suspends again on something that will never wake it (a sleep
         // would notice the shutdown by itself).
         std::future::pending::<()>().await;
@@ -462,7 +464,9 @@ fn task_queued_during_shutdown_does_not_survive_it(cfg: Config) {
         assert!(Instant::now() < deadline, "the busy tasks did not start");
         thread::yield_now();
     }
-    // The victim's timer fires while every thread is busy.
+    // The victim is woken while every thread is busy: it waits in the
+    // run queue when the shutdown begins.
+    wake.send(()).unwrap();
     thread::sleep(Duration::from_millis(60));
     let s2 = s.clone();
     let stopper = thread::spawn(move || s2.shutdown());
