@@ -219,6 +219,11 @@ impl Stream {
 
     // The hot paths borrow the socket's driver handle (no clone per op).
     pub(crate) async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        // An empty buffer reads nothing, at once, on every driver (a
+        // zero-length `recv` of an empty socket would wait for data).
+        if buf.bytes_total() == 0 {
+            return (Ok(0), buf);
+        }
         let fd = self.sock.registered();
         if fd.recv_queued() {
             if let Some(e) = injected_fault() {
@@ -250,6 +255,9 @@ impl Stream {
 
     /// Receive without consuming (`MSG_PEEK`).
     pub(crate) async fn peek<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        if buf.bytes_total() == 0 {
+            return (Ok(0), buf); // as `read`
+        }
         let fd = self.sock.registered();
         if fd.recv_queued() {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
@@ -327,6 +335,9 @@ impl Stream {
         mut buf: B,
         timeout: Duration,
     ) -> BufResult<usize, B> {
+        if buf.bytes_total() == 0 {
+            return (Ok(0), buf); // as `read`
+        }
         let fd = self.sock.registered();
         if fd.recv_queued() {
             if let Some(e) = injected_fault() {
@@ -566,10 +577,15 @@ impl Stream {
     }
 
     pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_flush(cx))?;
-        match self.shutdown(Shutdown::Write) {
-            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
-            _ => Poll::Ready(Ok(())),
+        loop {
+            ready!(self.poll_flush(cx))?;
+            match self.shutdown(Shutdown::Write) {
+                // Another task sharing the stream started a send between
+                // the flush and the shutdown: flush that one too.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => return Poll::Ready(Err(e)),
+                _ => return Poll::Ready(Ok(())),
+            }
         }
     }
 }

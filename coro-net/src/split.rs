@@ -8,8 +8,9 @@
 //! writes (on the whole stream the owned-buffer methods of the same names
 //! come first). [`as_ref`](OwnedReadHalf::as_ref) gives the stream for its
 //! owned-buffer I/O. Dropping the write half shuts the write side down, so
-//! the peer reads the end of the stream; [`reunite`](OwnedReadHalf::reunite)
-//! puts the two back together.
+//! the peer reads the end of the stream (`close()` it first if bytes
+//! written through it may still be in flight: see [`OwnedWriteHalf`]);
+//! [`reunite`](OwnedReadHalf::reunite) puts the two back together.
 //!
 //! Tasks can also share `&TcpStream`: it implements the same traits.
 //!
@@ -53,9 +54,12 @@ pub struct OwnedReadHalf<S> {
 }
 
 /// The write half of a stream, from `into_split`. Dropping it shuts the
-/// write side down (the peer then reads the end of the stream); bytes the
-/// `AsyncWrite` adapter accepted but had not sent yet may be lost then:
-/// `close()` (or `flush()`) it first.
+/// write side down (the peer then reads the end of the stream), unless a
+/// send of bytes the `AsyncWrite` adapter accepted is still in flight: the
+/// drop cannot wait for it, so it leaves the write side open (the peer
+/// sees the end only when the read half goes too), and on epoll those
+/// bytes are not sent at all. `close()` (or `flush()`) it first, as with
+/// any buffered writer.
 pub struct OwnedWriteHalf<S: Splittable> {
     stream: Arc<S>,
     shutdown_on_drop: bool,

@@ -33,6 +33,8 @@ coro_io::driver_tests!(
     shared_reference_reads_and_writes_from_two_tasks,
     copy_bidirectional_proxies_and_propagates_the_end,
     peek_leaves_the_bytes_and_ttl_round_trips,
+    ttl_of_an_ipv4_peer_on_a_dual_stack_listener_reaches_its_packets,
+    an_empty_buffer_reads_nothing_at_once,
     tcp_socket_binds_before_connecting_and_listens,
     a_dropped_read_loses_nothing,
     streams_share_a_tiny_buffer_ring_without_losing_bytes,
@@ -759,6 +761,64 @@ fn peek_leaves_the_bytes_and_ttl_round_trips(cfg: Config) {
         let _peer = writer.await.unwrap();
         conn.set_ttl(7).unwrap();
         assert_eq!(conn.ttl().unwrap(), 7);
+    });
+    s.shutdown();
+}
+
+/// A read, peek or timed read into an empty buffer is `Ok(0)` at once on
+/// every driver, also with nothing to read (a zero-length `recv` of an
+/// empty socket would wait for data).
+fn an_empty_buffer_reads_nothing_at_once(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let conn = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (_peer, _) = l.accept().await.unwrap();
+        let t = std::time::Instant::now();
+        let within = Duration::from_secs(2);
+        let (n, _) = s2
+            .timeout(within, conn.read(Vec::new()))
+            .await
+            .expect("read waited");
+        assert_eq!(n.unwrap(), 0);
+        let (n, _) = s2
+            .timeout(within, conn.peek(Vec::new()))
+            .await
+            .expect("peek waited");
+        assert_eq!(n.unwrap(), 0);
+        let (n, _) = conn.read_timeout(Vec::new(), within).await;
+        assert_eq!(n.unwrap(), 0, "read_timeout");
+        assert!(t.elapsed() < within, "a zero-length read waited");
+    });
+    s.shutdown();
+}
+
+/// An IPv4 client of a dual-stack (`[::]`) listener: its packets are IPv4
+/// ones, so `set_ttl` must set `IP_TTL` (the IPv6 hop limit would be
+/// reported back by `ttl()` and change nothing on the wire).
+fn ttl_of_an_ipv4_peer_on_a_dual_stack_listener_reaches_its_packets(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let opts = ListenOptions {
+            only_v6: Some(false),
+            ..Default::default()
+        };
+        let Ok(l) = TcpListener::bind_with(&s2, "[::]:0", opts) else {
+            return; // no IPv6 on this machine
+        };
+        let port = l.local_addr().unwrap().port();
+        let _client = TcpStream::connect(&s2, format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        let (conn, _) = l.accept().await.unwrap();
+        conn.set_ttl(7).unwrap();
+        assert_eq!(conn.ttl().unwrap(), 7);
+        let v4 = socket2::SockRef::from(&conn).ttl_v4().unwrap();
+        assert_eq!(v4, 7, "the IPv4 TTL its packets carry");
     });
     s.shutdown();
 }

@@ -328,11 +328,21 @@ impl TcpStream {
     /// As `setsockopt(2)`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         let s = self.inner.sock.sock_ref();
-        if self.local_addr()?.is_ipv6() {
+        if self.speaks_ipv6()? {
             s.set_unicast_hops_v6(ttl)
         } else {
             s.set_ttl_v4(ttl)
         }
+    }
+
+    /// Whether the connection's packets are IPv6 ones: not for an IPv4
+    /// peer of a dual-stack IPv6 socket (its local address is IPv4-mapped,
+    /// and its packets take the IPv4 options).
+    fn speaks_ipv6(&self) -> io::Result<bool> {
+        Ok(match self.local_addr()? {
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_none(),
+            SocketAddr::V4(_) => false,
+        })
     }
 
     /// The connection's TTL (see [`set_ttl`](Self::set_ttl)).
@@ -342,7 +352,7 @@ impl TcpStream {
     /// As `getsockopt(2)`.
     pub fn ttl(&self) -> io::Result<u32> {
         let s = self.inner.sock.sock_ref();
-        if self.local_addr()?.is_ipv6() {
+        if self.speaks_ipv6()? {
             s.unicast_hops_v6()
         } else {
             s.ttl_v4()
@@ -547,8 +557,12 @@ impl TcpStream {
 
     /// Give up the socket (unregistered from the driver first). Bytes
     /// received but not read yet ([`buffered`](Self::buffered)) are
-    /// dropped; from the moment this returns, nothing of coro's takes
-    /// bytes from the socket any more.
+    /// dropped, and so are bytes the `AsyncWrite` adapter accepted and had
+    /// not sent (flush first; a receive of the `AsyncRead` adapter in
+    /// flight is not counted by `buffered` and its bytes are lost too);
+    /// from the moment this returns, nothing of coro's takes bytes from
+    /// the socket any more. The socket stays non-blocking (`O_NONBLOCK`):
+    /// `set_nonblocking(false)` for blocking std I/O.
     pub fn into_std(self) -> std::net::TcpStream {
         self.inner.into_socket().into_fd().into()
     }
