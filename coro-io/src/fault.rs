@@ -177,6 +177,28 @@ pub(crate) fn before_enter() {
     }
 }
 
+/// Microseconds a driver's job on the blocking pool waits before it
+/// starts (0: none).
+static POOL_JOB_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Make every op the drivers run on the blocking pool wait `d` before it
+/// starts (`None`: no wait): a test can then drop the op's future, close
+/// its fd and open another file while the job is certainly still queued.
+pub fn delay_pool_jobs(d: Option<std::time::Duration>) {
+    let us = d.map_or(0, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    });
+    POOL_JOB_DELAY_US.store(us, Ordering::SeqCst);
+}
+
+/// The wait [`delay_pool_jobs`] asked for, taken by each pool job.
+pub(crate) fn before_pool_job() {
+    let us = POOL_JOB_DELAY_US.load(Ordering::Relaxed);
+    if us != 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
+}
+
 /// Whether new child processes get no pidfd (see [`no_pidfds`]).
 static NO_PIDFDS: AtomicBool = AtomicBool::new(false);
 

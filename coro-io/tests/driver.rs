@@ -242,8 +242,23 @@ fn dropped_read_is_safe_and_waker_fires_for_the_next(cfg: Config) {
         h.park(Some(Duration::from_millis(10))).unwrap();
     }
     assert_eq!(h.in_flight(), 0, "the dropped read was never cancelled");
+    // The next read waits, and its waker fires when the byte comes.
+    let (woken, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut next = Box::pin(op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
+    assert!(next.as_mut().poll(&mut cx).is_pending());
     rustix::io::write(&w, b"z").unwrap();
-    let (res, buf) = run(&h, op::read(&h, r.as_raw_fd(), vec![0u8; 8]));
+    for _ in 0..500 {
+        if woken.0.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        h.park(Some(Duration::from_millis(10))).unwrap();
+    }
+    assert!(
+        woken.0.load(Ordering::SeqCst) > 0,
+        "the next read's waker never fired"
+    );
+    let (res, buf) = run(&h, next);
     assert_eq!(res.unwrap(), 1);
     assert_eq!(buf[0], b'z');
     h.cancel_all(Duration::from_secs(1));

@@ -474,6 +474,8 @@ impl<T: Op> PoolJob<T> {
     /// may still run: the check and the syscall's look-up of the fd are
     /// not one step.)
     fn run(mut self) {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::before_pool_job();
         if let Some(op) = self.op.as_mut() {
             let op = op.get_mut();
             let dropped = || {

@@ -95,7 +95,9 @@ pub struct OpFuture<T: Op, H: Borrow<Handle> = Handle> {
     /// Counted in the driver's [`PendingOps`] (returned `Pending` once).
     counted: bool,
     /// Runs again after `EAGAIN` so far (see `poll`).
-    would_block: u8,
+    would_block: u16,
+    /// Runs again after `EINTR` so far (see `poll`).
+    interrupted: u16,
 }
 
 // The op is never pinned: a readiness driver's syscalls hold no pointer
@@ -145,6 +147,7 @@ impl<T: Op, H: Borrow<Handle>> OpFuture<T, H> {
             done: false,
             counted: false,
             would_block: 0,
+            interrupted: 0,
         }
     }
 
@@ -204,9 +207,8 @@ impl<T: Op, H: Borrow<Handle> + Unpin> OpFuture<T, H> {
     pub fn cancel(self: Pin<&mut Self>) {
         let this = self.get_mut();
         // A close is not called off: taken back while staged, it would
-        // leave the fd neither closed nor owned by anyone. (The one op
-        // that may not run again: see `Op::RESTARTABLE`.)
-        if this.done || this.state.cancel || !T::RESTARTABLE {
+        // leave the fd neither closed nor owned by anyone.
+        if this.done || this.state.cancel || T::KIND == OpKind::Close {
             return;
         }
         this.state.cancel = true;
@@ -231,13 +233,14 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
         std::task::ready!(crate::coop::poll_proceed(cx));
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
-        // again, a bounded number of times, instead of failing the caller.
-        // `EINTR` 16 times per poll (each takes a signal: it cannot spin);
-        // `EAGAIN` 16 times over the future's life: a blocking-pool op on
-        // an `O_NONBLOCK` FIFO fails with it every time, and a count per
-        // poll would resubmit it for ever, a core busy until data came; it
-        // ends with `WouldBlock` instead.
-        let mut interrupted = 0;
+        // again, a bounded number of times over the future's life, instead
+        // of failing the caller. Over its life, not per poll: a
+        // blocking-pool op on an `O_NONBLOCK` FIFO fails with `EAGAIN`
+        // every time (and a FUSE file system may answer `EINTR` every
+        // time), and counted per poll it would be resubmitted for ever, a
+        // core busy until data came. `EAGAIN` 16 times (it then ends with
+        // `WouldBlock`); `EINTR` 1,024 (a signal handler without
+        // `SA_RESTART` interrupts a long wait once per signal).
         let polled = loop {
             // Faults are injected only into ops that have not started yet.
             #[cfg(feature = "fault-injection")]
@@ -260,12 +263,12 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
                 Poll::Ready(Err(e))
                     if T::RESTARTABLE && !this.state.cancel && crate::driver::nothing_moved(&e) =>
                 {
-                    let count = if e.kind() == io::ErrorKind::Interrupted {
-                        &mut interrupted
+                    let (count, cap) = if e.kind() == io::ErrorKind::Interrupted {
+                        (&mut this.interrupted, 1024)
                     } else {
-                        &mut this.would_block
+                        (&mut this.would_block, 16)
                     };
-                    if *count >= 16 {
+                    if *count >= cap {
                         break Poll::Ready(Err(e));
                     }
                     *count += 1;

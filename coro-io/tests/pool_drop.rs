@@ -1,0 +1,55 @@
+//! A raw file op on the blocking pool whose future is dropped before its
+//! job starts, its fd closed by the caller at once and the number taken by
+//! another file: the job must not write into that file. Its own binary:
+//! the pause that keeps the job queued is process-wide.
+#![cfg(feature = "fault-injection")]
+
+use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use coro_io::testing::Config;
+use coro_io::{fault, op};
+
+#[test]
+fn a_dropped_write_at_never_writes_into_the_file_that_took_its_number() {
+    // epoll runs file ops on the blocking pool (io_uring only those its
+    // kernel lacks the opcode for).
+    for cfg in [Config::EPOLL, Config::EPOLL_POOL] {
+        let h = cfg.handle();
+        let d = std::env::temp_dir().join(format!("coro-pool-drop-{}-{cfg}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let (mine, other) = (d.join("mine"), d.join("other"));
+        std::fs::write(&mine, b"____").unwrap();
+        std::fs::write(&other, b"....").unwrap();
+        fault::delay_pool_jobs(Some(Duration::from_millis(200)));
+        let f = std::fs::OpenOptions::new().write(true).open(&mine).unwrap();
+        let number = f.as_raw_fd();
+        {
+            let mut w = pin!(op::write_at(&h, number, b"late".to_vec(), 0));
+            let _ = w.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        } // dropped: its job waits in the pool
+        drop(f);
+        let g = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&other)
+            .unwrap();
+        assert_eq!(
+            g.as_raw_fd(),
+            number,
+            "{cfg}: the number went to the other file"
+        );
+        std::thread::sleep(Duration::from_millis(400)); // the job's turn came
+        fault::delay_pool_jobs(None);
+        drop(g);
+        assert_eq!(
+            std::fs::read(&other).unwrap(),
+            b"....",
+            "{cfg}: the dropped write landed in the file that took its number"
+        );
+        assert_eq!(std::fs::read(&mine).unwrap(), b"____", "{cfg}: skipped");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
