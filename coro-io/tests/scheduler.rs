@@ -648,6 +648,21 @@ fn timers_that_outlive_their_scheduler_end_instead_of_hanging(cfg: Config) {
         sync_wait(fresh);
         assert!(sync_wait(timeout).is_err(), "the timeout reports Elapsed");
         sync_wait(interval.tick());
+        // Only that one: later ticks would complete at once (a loop over
+        // them spun); the stream ends.
+        let (waker, _) = counting_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        for _ in 0..3 {
+            assert!(
+                interval.poll_tick(&mut cx).is_pending(),
+                "a tick after the last"
+            );
+        }
+        let next = futures::StreamExt::poll_next_unpin(&mut interval, &mut cx);
+        assert!(
+            matches!(next, std::task::Poll::Ready(None)),
+            "the stream ends"
+        );
     });
     // A hang here is the bug: bound it.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

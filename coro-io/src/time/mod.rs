@@ -516,6 +516,11 @@ impl<F: Future> Future for Timeout<F> {
 /// multiple of `period` (counted from the first tick) after now, so ticks
 /// never burst to catch up and stay on the original phase.
 ///
+/// Once its scheduler has shut down, one more tick completes (as a
+/// [`Sleep`] does, instead of hanging) and then no other: every later
+/// tick would complete at once, and a loop over them would spin. The
+/// [`Stream`](futures_core::Stream) ends there.
+///
 /// # Cancel safety
 ///
 /// [`tick`](Interval::tick) is cancel safe: a dropped `tick()` future does
@@ -524,6 +529,8 @@ impl<F: Future> Future for Timeout<F> {
 pub struct Interval {
     sleep: Sleep,
     period: u64,
+    /// Its scheduler shut down, and the tick that said so was taken.
+    ended: bool,
 }
 
 impl Interval {
@@ -532,6 +539,7 @@ impl Interval {
         Interval {
             sleep: time.sleep(time.clock.now_ns()),
             period: nanos(period),
+            ended: false,
         }
     }
 
@@ -551,9 +559,13 @@ impl Interval {
 
     /// Poll for the next tick.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        if self.ended {
+            return Poll::Pending; // see "after shutdown" in the type's docs
+        }
         if Pin::new(&mut self.sleep).poll(cx).is_pending() {
             return Poll::Pending;
         }
+        self.ended = self.sleep.saw_shutdown;
         let due = self.sleep.deadline;
         let now = self.sleep.time.clock.now_ns();
         // Next multiple of the period after `now` (skip missed ticks).
@@ -568,6 +580,10 @@ impl Interval {
 impl futures_core::Stream for Interval {
     type Item = Instant;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
-        self.get_mut().poll_tick(cx).map(Some)
+        let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        this.poll_tick(cx).map(Some)
     }
 }
