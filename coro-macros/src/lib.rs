@@ -15,7 +15,7 @@
 //! scheduler the calling thread itself drives the scheduler
 //! (`ThreadStrategy::Manual`) and runs the body there, so the body need not
 //! be `Send` (an `Rc`, a `RefCell` may live across `.await`); with
-//! `threads = N` the body is spawned onto the pool and must be `Send`. If the scheduler cannot be created (say
+//! `threads = N` the body is spawned onto the pool and must be `Send`, its output too (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`). If the scheduler cannot be created (say
 //! `driver = "uring"` where seccomp or `kernel.io_uring_disabled` forbids
 //! io_uring), the function panics with the cause.
 //!
@@ -74,7 +74,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{Attribute, FnArg, ItemFn, LitInt, LitStr, ReturnType};
+use syn::{AttrStyle, Attribute, FnArg, ItemFn, LitInt, LitStr, ReturnType};
 
 /// Run `async fn main` on an [`IoScheduler`] built from the arguments.
 ///
@@ -441,6 +441,16 @@ fn applies_to_body(attr: &Attribute) -> bool {
     .any(|name| attr.path().is_ident(name))
 }
 
+/// What also applies to the module of split tests: `cfg`, docs and lint
+/// levels. Not `expect` (met in the body, it would go unmet on the module
+/// and the tests: a warning each) nor `cfg_attr` (it usually carries
+/// test attributes such as `ignore`, meaningless on a module).
+fn applies_to_module(attr: &Attribute) -> bool {
+    ["allow", "warn", "deny", "forbid", "cfg", "doc"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+}
+
 fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
     let krate = args
         .krate
@@ -454,6 +464,13 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
         block,
         ..
     } = func;
+    // The body's own `#![...]` attributes come in `attrs` too: they stay
+    // inside the body (in front of the function they are an error).
+    let (inner, attrs): (Vec<Attribute>, Vec<Attribute>) = attrs
+        .into_iter()
+        .partition(|a| matches!(a.style, AttrStyle::Inner(_)));
+    let stmts = &block.stmts;
+    let block = quote! { { #(#inner)* #(#stmts)* } };
     let ident = &sig.ident;
     let output = &sig.output;
     // Errors about the body's future (not `Send`, ...) point at the signature.
@@ -491,6 +508,11 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
     // value namespace), and a module of the same name (type namespace) holds
     // one test per driver.
     let body_attrs: Vec<&Attribute> = attrs.iter().filter(|a| applies_to_body(a)).collect();
+    let module_attrs: Vec<&Attribute> = attrs.iter().filter(|a| applies_to_module(a)).collect();
+    let test_attrs: Vec<&Attribute> = attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("expect"))
+        .collect();
     let inputs = &sig.inputs;
     let tests = [(Driver::Epoll, "epoll"), (Driver::IoUring, "uring")].map(|(driver, name)| {
         let test_name = proc_macro2::Ident::new(name, Span::call_site());
@@ -500,7 +522,7 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
         let body_call = quote_spanned! {sig_span=> super::#ident(#arg) };
         quote! {
             #test_attr
-            #(#attrs)*
+            #(#test_attrs)*
             fn #test_name() #output {
                 #run(#opts, #body_call)
             }
@@ -511,7 +533,7 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
         #[cfg(test)]
         #vis #sig #block
 
-        #(#body_attrs)*
+        #(#module_attrs)*
         #[cfg(test)]
         mod #ident {
             // The return type is written as in the parent module.

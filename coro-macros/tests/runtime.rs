@@ -27,6 +27,21 @@ async fn default_is_auto() {
     assert_ne!(current().driver_kind(), DriverKind::Auto);
 }
 
+// The body's own inner attributes stay in the body.
+#[coro::test]
+async fn inner_attributes_stay_in_the_body() {
+    #![allow(unused_variables)]
+    let unused = 1;
+}
+
+// An expectation is the body's: met there, not copied where it goes unmet
+// (the module, each driver's test), which `-D warnings` would refuse.
+#[coro::test(both_drivers)]
+#[expect(unused_variables)]
+async fn an_expectation_belongs_to_the_body(_kind: DriverKind) {
+    let unused = 1;
+}
+
 #[coro::test(both_drivers)]
 async fn both(kind: DriverKind) {
     assert_eq!(current().driver_kind(), kind);
