@@ -577,15 +577,16 @@ impl Stream {
     }
 
     pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.poll_flush(cx))?;
-            match self.shutdown(Shutdown::Write) {
-                // Another task sharing the stream started a send between
-                // the flush and the shutdown: flush that one too.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() != io::ErrorKind::NotConnected => return Poll::Ready(Err(e)),
-                _ => return Poll::Ready(Ok(())),
+        ready!(self.poll_flush(cx))?;
+        match self.shutdown(Shutdown::Write) {
+            // Another task sharing the stream started a send between the
+            // flush and the shutdown: come back to flush that one too.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
         }
     }
 }

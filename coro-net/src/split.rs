@@ -58,7 +58,8 @@ pub struct OwnedReadHalf<S> {
 /// send of bytes the `AsyncWrite` adapter accepted is still in flight: the
 /// drop cannot wait for it, so it leaves the write side open (the peer
 /// sees the end only when the read half goes too), and on epoll those
-/// bytes are not sent at all. `close()` (or `flush()`) it first, as with
+/// bytes wait for a flush through the stream (`as_ref()`, or after
+/// `reunite`) or go with it. `close()` (or `flush()`) it first, as with
 /// any buffered writer.
 pub struct OwnedWriteHalf<S: Splittable> {
     stream: Arc<S>,
