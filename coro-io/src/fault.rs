@@ -153,9 +153,35 @@ pub fn write_len(len: usize) -> usize {
     len
 }
 
-/// Microseconds an io_uring event loop sleeps between moving its staged
-/// entries into the submission queue and entering the kernel (0: none).
-static ENTER_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// A pause a test asks for at some point of the library's work (0: none).
+struct Pause(std::sync::atomic::AtomicU64);
+
+impl Pause {
+    const fn none() -> Pause {
+        Pause(std::sync::atomic::AtomicU64::new(0))
+    }
+
+    fn set(&self, d: Option<std::time::Duration>) {
+        let us = d.map_or(0, |d| {
+            u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+        });
+        self.0.store(us, Ordering::SeqCst);
+    }
+
+    fn take(&self) {
+        let us = self.0.load(Ordering::Relaxed);
+        if us != 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+    }
+}
+
+/// Between an io_uring event loop's move of its staged entries into the
+/// submission queue and its enter.
+static ENTER_PAUSE: Pause = Pause::none();
+
+/// Before a driver's job on the blocking pool starts.
+static POOL_JOB_PAUSE: Pause = Pause::none();
 
 /// Make every io_uring event loop pause for `d` between moving its staged
 /// entries into the submission queue and entering the kernel (`None`: no
@@ -163,40 +189,24 @@ static ENTER_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// queue that the kernel has not read yet, for tests of what such a
 /// thread may do then (drop the op, close its fd).
 pub fn delay_enter(d: Option<std::time::Duration>) {
-    let us = d.map_or(0, |d| {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-    });
-    ENTER_DELAY_US.store(us, Ordering::SeqCst);
+    ENTER_PAUSE.set(d);
 }
 
 /// The pause [`delay_enter`] asked for, taken by the loop.
 pub(crate) fn before_enter() {
-    let us = ENTER_DELAY_US.load(Ordering::Relaxed);
-    if us != 0 {
-        std::thread::sleep(std::time::Duration::from_micros(us));
-    }
+    ENTER_PAUSE.take();
 }
-
-/// Microseconds a driver's job on the blocking pool waits before it
-/// starts (0: none).
-static POOL_JOB_DELAY_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Make every op the drivers run on the blocking pool wait `d` before it
 /// starts (`None`: no wait): a test can then drop the op's future, close
 /// its fd and open another file while the job is certainly still queued.
 pub fn delay_pool_jobs(d: Option<std::time::Duration>) {
-    let us = d.map_or(0, |d| {
-        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-    });
-    POOL_JOB_DELAY_US.store(us, Ordering::SeqCst);
+    POOL_JOB_PAUSE.set(d);
 }
 
 /// The wait [`delay_pool_jobs`] asked for, taken by each pool job.
 pub(crate) fn before_pool_job() {
-    let us = POOL_JOB_DELAY_US.load(Ordering::Relaxed);
-    if us != 0 {
-        std::thread::sleep(std::time::Duration::from_micros(us));
-    }
+    POOL_JOB_PAUSE.take();
 }
 
 /// Whether new child processes get no pidfd (see [`no_pidfds`]).

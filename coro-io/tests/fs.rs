@@ -69,12 +69,7 @@ fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
     let s = cfg.sched();
     let d = dir("nbfifo", cfg);
     let p = d.join("fifo");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &p,
-        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-    )
-    .unwrap();
+    mkfifo(&p);
     let r = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -104,6 +99,16 @@ fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
     drop((r, w));
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();
+}
+
+/// Make a FIFO at `p`, readable and writable by us.
+fn mkfifo(p: &Path) {
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
 }
 
 /// A fresh directory for one test (removed by the caller).
@@ -180,12 +185,7 @@ fn a_fifo_reads_and_writes_in_sequence(cfg: Config) {
     let s = cfg.sched();
     let d = dir("fifo", cfg);
     let p = d.join("fifo");
-    rustix::fs::mkfifoat(
-        rustix::fs::CWD,
-        &p,
-        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
-    )
-    .unwrap();
+    mkfifo(&p);
     // Into the FIFO from a thread, out of it with coro.
     let writer = {
         let p = p.clone();

@@ -48,6 +48,19 @@ fn pipe() -> (OwnedFd, OwnedFd) {
         .unwrap()
 }
 
+/// After the loop's pause, `other` still holds the `mine` its peer wrote:
+/// `who` took nothing of it.
+fn expect_mine(other: &OwnedFd, who: &str) {
+    thread::sleep(Duration::from_millis(600));
+    let mut buf = [0u8; 16];
+    let got = rustix::io::read(other, &mut buf);
+    assert_eq!(
+        got.map(|n| &buf[..n]),
+        Ok(&b"mine"[..]),
+        "{who} took another file's bytes"
+    );
+}
+
 #[test]
 fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
     let _turn = PAUSE.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,14 +95,7 @@ fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
         rustix::io::write(&w2, b"mine").unwrap();
         // The loop enters after its pause: a read started then on the
         // number would take these bytes.
-        thread::sleep(Duration::from_millis(600));
-        let mut buf = [0u8; 16];
-        let got = rustix::io::read(&other, &mut buf);
-        assert_eq!(
-            got.map(|n| &buf[..n]),
-            Ok(&b"mine"[..]),
-            "round {round}: the dropped read took another file's bytes"
-        );
+        expect_mine(&other, &format!("round {round}: the dropped read"));
     }
     fault::delay_enter(None);
     s.shutdown();
@@ -128,13 +134,9 @@ fn a_stream_dropped_off_the_loop_thread_never_receives_on_its_fds_next_socket() 
         drop(b);
         let (other, _peer) = reuse_with_bytes(number);
         // The loop enters after its pause.
-        thread::sleep(Duration::from_millis(600));
-        let mut buf = [0u8; 16];
-        let got = rustix::io::read(&other, &mut buf);
-        assert_eq!(
-            got.map(|n| &buf[..n]),
-            Ok(&b"mine"[..]),
-            "round {round}: the dropped stream's receive took another socket's bytes"
+        expect_mine(
+            &other,
+            &format!("round {round}: the dropped stream's receive"),
         );
     }
     fault::delay_enter(None);

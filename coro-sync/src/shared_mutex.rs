@@ -109,17 +109,26 @@ impl<T: ?Sized> SharedMutex<T> {
     /// # drop(r);
     /// ```
     pub fn try_read(&self) -> Option<SharedMutexReadGuard<'_, T>> {
-        let mut s = self.state.load(Ordering::Acquire);
+        // `then`, not `then_some`: a guard made (and dropped) on failure
+        // would release a read lock never taken.
+        self.add_reader()
+            .then(|| SharedMutexReadGuard { lock: self })
+    }
+
+    /// Counts one more reader inside unless a writer holds or announced
+    /// the lock.
+    fn add_reader(&self) -> bool {
+        let mut s = self.state.load(Ordering::SeqCst);
         loop {
             if s & WRITER != 0 {
-                return None;
+                return false;
             }
             let new = s.checked_add(READER).expect("too many SharedMutex readers");
             match self
                 .state
-                .compare_exchange_weak(s, new, Ordering::Acquire, Ordering::Acquire)
+                .compare_exchange_weak(s, new, Ordering::SeqCst, Ordering::SeqCst)
             {
-                Ok(_) => return Some(SharedMutexReadGuard { lock: self }),
+                Ok(_) => return true,
                 Err(x) => s = x,
             }
         }
@@ -262,23 +271,11 @@ impl<T: ?Sized> SharedMutex<T> {
             *admitted -= 1;
             return true;
         }
-        let mut s = self.state.load(Ordering::SeqCst);
-        loop {
-            if s & WRITER != 0 {
-                return false;
-            }
-            let new = s.checked_add(READER).expect("too many SharedMutex readers");
-            match self
-                .state
-                .compare_exchange_weak(s, new, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return true;
-                }
-                Err(x) => s = x,
-            }
+        if !self.add_reader() {
+            return false;
         }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        true
     }
 
     /// A counted `read()` future goes away without its guard.
