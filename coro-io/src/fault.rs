@@ -180,8 +180,9 @@ impl Pause {
 /// submission queue and its enter.
 static ENTER_PAUSE: Pause = Pause::none();
 
-/// Before a driver's job on the blocking pool starts.
-static POOL_JOB_PAUSE: Pause = Pause::none();
+/// Driver jobs on the blocking pool wait before they start (see
+/// [`hold_pool_jobs`]).
+static POOL_JOBS_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Make every io_uring event loop pause for `d` between moving its staged
 /// entries into the submission queue and entering the kernel (`None`: no
@@ -197,16 +198,20 @@ pub(crate) fn before_enter() {
     ENTER_PAUSE.take();
 }
 
-/// Make every op the drivers run on the blocking pool wait `d` before it
-/// starts (`None`: no wait): a test can then drop the op's future, close
-/// its fd and open another file while the job is certainly still queued.
-pub fn delay_pool_jobs(d: Option<std::time::Duration>) {
-    POOL_JOB_PAUSE.set(d);
+/// Hold every op the drivers run on the blocking pool before it starts
+/// until called with `false` (at most 10 s): a test can then drop the
+/// op's future, close its fd and open another file while the job is
+/// certainly still queued.
+pub fn hold_pool_jobs(on: bool) {
+    POOL_JOBS_HELD.store(on, Ordering::SeqCst);
 }
 
-/// The wait [`delay_pool_jobs`] asked for, taken by each pool job.
+/// Where a pool job waits while [`hold_pool_jobs`] holds them.
 pub(crate) fn before_pool_job() {
-    POOL_JOB_PAUSE.take();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while POOL_JOBS_HELD.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Whether new child processes get no pidfd (see [`no_pidfds`]).

@@ -70,7 +70,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{ToTokens, quote, quote_spanned};
+use quote::{ToTokens, TokenStreamExt, quote, quote_spanned};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
@@ -441,6 +441,26 @@ fn applies_to_body(attr: &Attribute) -> bool {
     .any(|name| attr.path().is_ident(name))
 }
 
+/// Whether `attr` is `#[expect(...)]`, also inside a `cfg_attr`: met in the
+/// body, an expectation copied onto a test would go unmet there.
+fn expects(attr: &Attribute) -> bool {
+    fn names_expect(tokens: TokenStream2) -> bool {
+        tokens.into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "expect",
+            proc_macro2::TokenTree::Group(g) => names_expect(g.stream()),
+            _ => false,
+        })
+    }
+    if attr.path().is_ident("expect") {
+        return true;
+    }
+    attr.path().is_ident("cfg_attr")
+        && attr
+            .meta
+            .require_list()
+            .is_ok_and(|l| names_expect(l.tokens.clone()))
+}
+
 /// What also applies to the module of split tests: `cfg`, docs and lint
 /// levels. Not `expect` (met in the body, it would go unmet on the module
 /// and the tests: a warning each) nor `cfg_attr` (it usually carries
@@ -469,8 +489,14 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
     let (inner, attrs): (Vec<Attribute>, Vec<Attribute>) = attrs
         .into_iter()
         .partition(|a| matches!(a.style, AttrStyle::Inner(_)));
-    let stmts = &block.stmts;
-    let block = quote! { { #(#inner)* #(#stmts)* } };
+    // Rebuilt in the user's braces: errors that point at them (a borrow
+    // that ends at the closing brace) keep pointing there.
+    let mut body = TokenStream2::new();
+    block.brace_token.surround(&mut body, |t| {
+        t.append_all(&inner);
+        t.append_all(&block.stmts);
+    });
+    let block = body;
     let ident = &sig.ident;
     let output = &sig.output;
     // Errors about the body's future (not `Send`, ...) point at the signature.
@@ -509,10 +535,7 @@ fn generate(flavor: Flavor, args: &Args, func: ItemFn) -> TokenStream2 {
     // one test per driver.
     let body_attrs: Vec<&Attribute> = attrs.iter().filter(|a| applies_to_body(a)).collect();
     let module_attrs: Vec<&Attribute> = attrs.iter().filter(|a| applies_to_module(a)).collect();
-    let test_attrs: Vec<&Attribute> = attrs
-        .iter()
-        .filter(|a| !a.path().is_ident("expect"))
-        .collect();
+    let test_attrs: Vec<&Attribute> = attrs.iter().filter(|a| !expects(a)).collect();
     let inputs = &sig.inputs;
     let tests = [(Driver::Epoll, "epoll"), (Driver::IoUring, "uring")].map(|(driver, name)| {
         let test_name = proc_macro2::Ident::new(name, Span::call_site());
