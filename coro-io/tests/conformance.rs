@@ -36,6 +36,7 @@ mod bare {
         udp_send_to_recv_from,
         read_then_drop_then_close_does_not_touch_a_reused_fd,
         stream_read_after_a_drained_read_sees_new_data,
+        a_read_stopped_short_by_urgent_data_is_not_taken_for_drained,
         stream_read_after_a_drained_read_sees_end_of_stream,
         cancelled_op_returns_its_buffer_and_any_data,
         an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging,
@@ -549,6 +550,48 @@ fn uring_ring_modes_and_plain_fallback() {
         Vec::with_capacity(8),
     ));
     assert_eq!((res.unwrap(), &buf[..]), (3, &b"out"[..]));
+}
+
+/// TCP urgent data: a read stops short at the urgent mark with bytes
+/// queued behind it, so that short read does not mean "drained" (on
+/// epoll the next read skipped its syscall and slept on those bytes: the
+/// edge that brought them was already spent).
+fn a_read_stopped_short_by_urgent_data_is_not_taken_for_drained(cfg: Config) {
+    use std::io::Write;
+    let _s = serial();
+    let h = cfg.handle();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (conn, _) = l.accept().unwrap();
+    conn.set_nonblocking(true).unwrap();
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    // A read waits (on epoll: the fd is registered).
+    let mut first = Box::pin(op::recv_stream(
+        &h,
+        conn.as_raw_fd(),
+        Vec::with_capacity(64),
+    ));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    peer.write_all(b"A").unwrap();
+    // SAFETY: one byte from a live buffer, on a socket we own.
+    let sent = unsafe { libc::send(peer.as_raw_fd(), b"B".as_ptr().cast(), 1, libc::MSG_OOB) };
+    assert_eq!(sent, 1);
+    peer.write_all(b"CCC").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // The driver takes in the edges that brought it all, before the read.
+    h.park(Some(Duration::ZERO)).unwrap();
+    let (res, buf) = run(&h, first);
+    assert_eq!(
+        (res.unwrap(), &buf[..]),
+        (1, &b"A"[..]),
+        "stops at the mark"
+    );
+    let next = op::recv_stream(&h, conn.as_raw_fd(), Vec::with_capacity(64));
+    // (`run` fails after 10 s: the bytes behind the mark never read.)
+    let (res, buf) = run(&h, next);
+    assert_eq!((res.unwrap(), &buf[..]), (3, &b"CCC"[..]));
+    h.release_fd(conn.as_raw_fd());
 }
 
 fn stream_read_after_a_drained_read_sees_new_data(cfg: Config) {

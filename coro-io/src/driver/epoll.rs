@@ -1,7 +1,7 @@
 //! The epoll backend: readiness, edge-triggered, one registration per fd.
 //!
 //! An op first tries its syscall. Only on `WouldBlock` is the fd registered
-//! (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`, once per fd, kept until the
+//! (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET`, once per fd, kept until the
 //! fd is closed through the driver or [`Driver::release_fd`]), so a socket
 //! that is read and written many times costs one `epoll_ctl` in its life, and
 //! an op that succeeds at once costs none.
@@ -258,10 +258,11 @@ fn push_waker(list: &mut Vec<Waker>, w: &Waker) {
 }
 
 /// What every registration asks for: both directions, peer hang-up,
-/// edge-triggered (one registration per fd for its life).
+/// urgent data, edge-triggered (one registration per fd for its life).
 const INTEREST: epoll::EventFlags = epoll::EventFlags::IN
     .union(epoll::EventFlags::OUT)
     .union(epoll::EventFlags::RDHUP)
+    .union(epoll::EventFlags::PRI)
     .union(epoll::EventFlags::ET);
 
 /// The three `epoll_ctl` calls the table makes on an fd it was handed.
@@ -561,7 +562,11 @@ impl EpollDriver {
                 continue; // stale: the fd was released (and maybe reused)
             }
             n += 1;
-            let hup = flags.intersects(F::HUP | F::RDHUP | F::ERR);
+            // Also urgent data (`PRI`): a TCP read stops short at the
+            // urgent mark with bytes still queued behind it, so a short
+            // read no longer means the socket is empty (the drained
+            // shortcut would sleep on them). Sticky, as a hang-up.
+            let hup = flags.intersects(F::HUP | F::RDHUP | F::ERR | F::PRI);
             // (A hang-up or an error is readable: reads see the EOF or
             // the error.)
             let readable = flags.intersects(F::IN | F::ERR | F::HUP | F::RDHUP | F::PRI);

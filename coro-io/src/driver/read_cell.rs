@@ -25,7 +25,15 @@
 //! the fd is registered: both registering and releasing add one), a read
 //! sequence number bumped by each readable event (bits 1-31), and the
 //! hang-up bit (bit 0: the peer hung up or the fd reported an error, so no
-//! further edge will come and reads must always try).
+//! further edge will come, or urgent data arrived, after which a short read
+//! does not mean the fd is empty: either way reads must always try).
+//!
+//! A short read is taken to mean "drained", as tokio does: true for TCP
+//! but for urgent data (covered by the bit above), not always for Unix
+//! stream sockets, where a read also stops at a message that carried file
+//! descriptors or credentials (`SCM_RIGHTS`, `SO_PASSCRED`); a stream read
+//! (which takes no control data) then waits for the next arrival with
+//! bytes still queued.
 
 use crate::sync::{AtomicU64, Ordering};
 

@@ -744,6 +744,12 @@ pub struct PollFd {
 /// Wait until `fd` is ready for `interest`. Resolves to the `poll(2)`
 /// `revents` bits (`libc::POLLIN`, `POLLOUT`, `POLLHUP`, `POLLERR`, ...).
 ///
+/// On epoll the wait registers `fd` with the driver, as every op that
+/// waits does: call [`Handle::release_fd`] before closing `fd` (or close
+/// it with [`close`](crate::op::close)), or the next file with that number
+/// is taken for one the driver already watches and its first wait never
+/// ends. ([`IoScheduler::poll`](crate::IoScheduler::poll) does that itself.)
+///
 /// # Cancel safety
 ///
 /// Cancel safe: waiting consumes nothing.
