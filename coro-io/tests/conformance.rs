@@ -37,6 +37,7 @@ mod bare {
         read_then_drop_then_close_does_not_touch_a_reused_fd,
         stream_read_after_a_drained_read_sees_new_data,
         a_read_stopped_short_by_urgent_data_is_not_taken_for_drained,
+        a_unix_read_stopped_at_passed_fds_is_not_taken_for_drained,
         stream_read_after_a_drained_read_sees_end_of_stream,
         cancelled_op_returns_its_buffer_and_any_data,
         an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging,
@@ -592,6 +593,45 @@ fn a_read_stopped_short_by_urgent_data_is_not_taken_for_drained(cfg: Config) {
     let (res, buf) = run(&h, next);
     assert_eq!((res.unwrap(), &buf[..]), (3, &b"CCC"[..]));
     h.release_fd(conn.as_raw_fd());
+}
+
+/// A Unix stream read stops at a message that carried file descriptors,
+/// with bytes queued behind it: `Recv::unix_stream` does not take that
+/// short read for "drained" (on epoll the next read would sleep on them).
+fn a_unix_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let _s = serial();
+    let h = cfg.handle();
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let recv = |buf: Vec<u8>| op::OpFuture::new(&h, op::Recv::unix_stream(a.as_raw_fd(), buf));
+    let (_f, w) = noop_cx();
+    let mut cx = Context::from_waker(&w);
+    // A read waits (on epoll: the fd is registered).
+    let mut first = Box::pin(recv(Vec::with_capacity(64)));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    // "x" with a file descriptor, then "rest".
+    let (passed, _keep) = rustix::pipe::pipe().unwrap();
+    let fds = [passed.as_fd()];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    let iov = [std::io::IoSlice::new(b"x")];
+    rustix::net::sendmsg(&b, &iov, &mut control, SendFlags::empty()).unwrap();
+    rustix::io::write(&b, b"rest").unwrap();
+    // The driver takes in the edges that brought both, before the read.
+    h.park(Some(Duration::ZERO)).unwrap();
+    let (res, buf) = run(&h, first);
+    assert_eq!(
+        (res.unwrap(), &buf[..]),
+        (1, &b"x"[..]),
+        "stops at the message"
+    );
+    // (`run` fails after 10 s: the bytes behind it never read.)
+    let (res, buf) = run(&h, recv(Vec::with_capacity(64)));
+    assert_eq!((res.unwrap(), &buf[..]), (4, &b"rest"[..]));
+    h.release_fd(a.as_raw_fd());
 }
 
 fn stream_read_after_a_drained_read_sees_new_data(cfg: Config) {

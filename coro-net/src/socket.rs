@@ -141,6 +141,9 @@ pub(crate) struct Stream {
     /// connection's task holds its stream.
     adapter: OnceLock<Box<Adapter>>,
     pub(crate) sock: Socket,
+    /// A Unix stream socket (a short read may leave bytes: see
+    /// `op::Recv::unix_stream`).
+    unix: bool,
 }
 
 impl fmt::Debug for Stream {
@@ -152,10 +155,29 @@ impl fmt::Debug for Stream {
 }
 
 impl Stream {
+    /// A TCP stream.
     pub(crate) fn new(sock: Socket) -> Stream {
         Stream {
             adapter: OnceLock::new(),
             sock,
+            unix: false,
+        }
+    }
+
+    /// A Unix stream.
+    pub(crate) fn new_unix(sock: Socket) -> Stream {
+        Stream {
+            unix: true,
+            ..Stream::new(sock)
+        }
+    }
+
+    /// The receive op for this stream's kind of socket.
+    fn recv_op<B: IoBufMut>(&self, buf: B) -> op::Recv<B> {
+        if self.unix {
+            op::Recv::unix_stream(self.sock.raw(), buf)
+        } else {
+            op::Recv::stream(self.sock.raw(), buf)
         }
     }
 
@@ -212,7 +234,7 @@ impl Stream {
 
     /// The socket alone (the adapter's in-flight ops are dropped first).
     pub(crate) fn into_socket(self) -> Socket {
-        let Stream { adapter, sock } = self;
+        let Stream { adapter, sock, .. } = self;
         drop(adapter);
         sock
     }
@@ -232,7 +254,7 @@ impl Stream {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
             return (res, buf);
         }
-        let op = op::Recv::stream(self.sock.raw(), buf);
+        let op = self.recv_op(buf);
         OpFuture::borrowed(self.sock.driver(), op).await
     }
 
@@ -248,7 +270,7 @@ impl Stream {
         }
         // As the queue's leases: at most one provided buffer's worth (no
         // huge allocation per read, no capacity overflow).
-        let op = op::Recv::stream(self.sock.raw(), Vec::with_capacity(max.clamp(1, LEASE_MAX)));
+        let op = self.recv_op(Vec::with_capacity(max.clamp(1, LEASE_MAX)));
         let (res, buf) = OpFuture::borrowed(self.sock.driver(), op).await;
         res.map(|_| buf.into())
     }
@@ -356,7 +378,7 @@ impl Stream {
             .await;
             return (res, buf);
         }
-        let mut recv = std::pin::pin!(op::recv_stream(self.sock.driver(), self.sock.raw(), buf));
+        let mut recv = std::pin::pin!(OpFuture::new(self.sock.driver(), self.recv_op(buf)));
         let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));
         let mut expired = false;
         let (res, buf) = std::future::poll_fn(|cx| {
@@ -466,7 +488,7 @@ impl Stream {
                     if v.capacity() < want {
                         v = Vec::with_capacity(want);
                     }
-                    *rd = ReadState::Busy(op::recv_stream(self.sock.driver(), self.sock.raw(), v));
+                    *rd = ReadState::Busy(OpFuture::new(self.sock.driver(), self.recv_op(v)));
                 }
                 ReadState::Busy(fut) => {
                     adapter.rd_wake.register(cx.waker());

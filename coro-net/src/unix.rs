@@ -233,7 +233,7 @@ const CONNECT_RETRY_MAX: Duration = Duration::from_millis(50);
 impl UnixStream {
     fn from_fd(sched: &IoScheduler, fd: OwnedFd) -> UnixStream {
         UnixStream {
-            inner: Stream::new(Socket::new(sched, fd)),
+            inner: Stream::new_unix(Socket::new(sched, fd)),
         }
     }
 

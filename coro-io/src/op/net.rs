@@ -349,8 +349,10 @@ const RECVSEND_POLL_FIRST: u16 = 1;
 pub struct Recv<B> {
     fd: RawFd,
     buf: B,
-    /// A stream socket (TCP, Unix stream): a short read means "drained".
+    /// A stream socket (TCP, Unix stream).
     stream: bool,
+    /// A short read means the socket was drained (TCP; not Unix streams).
+    short_means_drained: bool,
     /// io_uring: wait for data before the first attempt (`POLL_FIRST`).
     poll_first: bool,
 }
@@ -367,14 +369,16 @@ pub fn recv<B: IoBufMut>(driver: &Handle, fd: RawFd, buf: B) -> OpFuture<Recv<B>
             fd,
             buf,
             stream: false,
+            short_means_drained: false,
             poll_first: false,
         },
     )
 }
 
-/// [`recv`] on a **stream** socket (TCP, Unix stream; not datagrams),
-/// where a read that returns less than the buffer's capacity means the
-/// socket was drained at that moment. The drivers use that: the next
+/// [`recv`] on a **TCP** socket (for a Unix stream socket, see
+/// [`Recv::unix_stream`]), where a read that returns less than the
+/// buffer's capacity means the socket was drained at that moment (but for
+/// urgent data, which the epoll driver watches for). The drivers use that: the next
 /// `recv_stream` on the fd waits for data first instead of trying a
 /// syscall that would fail with `EAGAIN` (epoll: as long as no readiness
 /// event arrived since; io_uring: `IORING_RECVSEND_POLL_FIRST`). Behaviour
@@ -394,7 +398,21 @@ impl<B: IoBufMut> Recv<B> {
             fd,
             buf,
             stream: true,
+            short_means_drained: true,
             poll_first: false,
+        }
+    }
+
+    /// [`stream`](Recv::stream) for a Unix stream socket, where a short
+    /// read does not mean the socket is empty: a read stops at a message
+    /// that carried file descriptors or credentials (`SCM_RIGHTS`,
+    /// `SO_PASSCRED`) with bytes queued behind it, whose readiness edge
+    /// the epoll driver has already seen. So the next read always tries
+    /// its syscall.
+    pub fn unix_stream(fd: RawFd, buf: B) -> Recv<B> {
+        Recv {
+            short_means_drained: false,
+            ..Recv::stream(fd, buf)
         }
     }
 }
@@ -431,7 +449,7 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
         (res, self.buf)
     }
     fn drains(&self, n: usize) -> bool {
-        self.stream && n > 0 && n < self.buf.bytes_total()
+        self.short_means_drained && n > 0 && n < self.buf.bytes_total()
     }
     fn expect_empty(&mut self) {
         self.poll_first = self.stream;
