@@ -208,6 +208,9 @@ pub fn hold_pool_jobs(on: bool) {
 
 /// Where a pool job waits while [`hold_pool_jobs`] holds them.
 pub(crate) fn before_pool_job() {
+    if !POOL_JOBS_HELD.load(Ordering::Relaxed) {
+        return;
+    }
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while POOL_JOBS_HELD.load(Ordering::SeqCst) && std::time::Instant::now() < until {
         std::thread::sleep(std::time::Duration::from_millis(1));

@@ -42,13 +42,6 @@ async fn an_expectation_belongs_to_the_body(_kind: DriverKind) {
     let unused = 1;
 }
 
-// Also one behind `cfg_attr`.
-#[coro::test(both_drivers)]
-#[cfg_attr(not(miri), expect(unused_variables))]
-async fn a_conditional_expectation_belongs_to_the_body(_kind: DriverKind) {
-    let unused = 1;
-}
-
 #[coro::test(both_drivers)]
 async fn both(kind: DriverKind) {
     assert_eq!(current().driver_kind(), kind);

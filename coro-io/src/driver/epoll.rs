@@ -565,7 +565,8 @@ impl EpollDriver {
             // Also urgent data (`PRI`): a TCP read stops short at the
             // urgent mark with bytes still queued behind it, so a short
             // read no longer means the socket is empty (the drained
-            // shortcut would sleep on them). Sticky, as a hang-up.
+            // shortcut would sleep on them). Sticky, as a hang-up, for the
+            // registration's life (one more `EAGAIN` read per wait then).
             let hup = flags.intersects(F::HUP | F::RDHUP | F::ERR | F::PRI);
             // (A hang-up or an error is readable: reads see the EOF or
             // the error.)

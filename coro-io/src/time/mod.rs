@@ -516,12 +516,13 @@ impl<F: Future> Future for Timeout<F> {
 /// multiple of `period` (counted from the first tick) after now, so ticks
 /// never burst to catch up and stay on the original phase.
 ///
-/// Once its scheduler has shut down, the tick that finds it so completes
-/// (as a [`Sleep`] does, instead of hanging; a tick already due before
-/// completes too) and no tick after it does: each would complete at once,
-/// and a loop over them would spin a core. A task still awaiting one waits
-/// for ever; the [`Stream`](futures_core::Stream) ends instead, so
-/// `while let Some(_) = interval.next().await` stops.
+/// Once its scheduler has shut down, ticks whose time has come when they
+/// are polled still complete (by the clock), and so does the first one
+/// polled before its time, which finds the timers closed (as a [`Sleep`]
+/// does, instead of hanging); no tick after that one does: each would
+/// complete at once, and a loop over them would spin a core. A task still
+/// awaiting one then waits for ever; the [`Stream`](futures_core::Stream)
+/// ends instead, so `while let Some(_) = interval.next().await` stops.
 ///
 /// # Cancel safety
 ///
