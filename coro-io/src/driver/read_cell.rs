@@ -28,12 +28,11 @@
 //! further edge will come, or urgent data arrived, after which a short read
 //! does not mean the fd is empty: either way reads must always try).
 //!
-//! A short read is taken to mean "drained", as tokio does: true for TCP
-//! but for urgent data (covered by the bit above), not always for Unix
+//! A short stream read is taken to mean "drained", as tokio does: true
+//! for TCP but for urgent data (covered by the bit above); not for Unix
 //! stream sockets, where a read also stops at a message that carried file
-//! descriptors or credentials (`SCM_RIGHTS`, `SO_PASSCRED`); a stream read
-//! (which takes no control data) then waits for the next arrival with
-//! bytes still queued.
+//! descriptors or credentials (`SCM_RIGHTS`, `SO_PASSCRED`), so their
+//! reads (`op::Recv::unix_stream`) mark nothing.
 
 use crate::sync::{AtomicU64, Ordering};
 
