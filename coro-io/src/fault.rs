@@ -200,8 +200,8 @@ pub(crate) fn before_enter() {
 
 /// Hold every op the drivers run on the blocking pool before it starts
 /// until called with `false` (at most 10 s): a test can then drop the
-/// op's future, close its fd and open another file while the job is
-/// certainly still queued.
+/// op's future, close its fd and open another file while the job is held
+/// before it runs.
 pub fn hold_pool_jobs(on: bool) {
     POOL_JOBS_HELD.store(on, Ordering::SeqCst);
 }

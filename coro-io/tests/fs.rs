@@ -62,7 +62,9 @@ fn op_offsets_past_i64_max_are_refused(cfg: Config) {
 }
 
 /// `read_at` on an `O_NONBLOCK` FIFO with nothing in it: `EAGAIN` every
-/// time. It must end (`WouldBlock`) or wait, not run again and again.
+/// time on epoll's blocking pool. It must end (`WouldBlock`), not run
+/// again and again. (io_uring's read waits for the FIFO's data instead:
+/// there the test only checks that nothing spins on the pool.)
 fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
@@ -81,9 +83,15 @@ fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
     let h = s.driver().clone();
     let h2 = h.clone();
     let before = h.blocking_ops();
+    // epoll ends it (16 runs); io_uring's wait is cut short.
+    let limit = if cfg.kind() == DriverKind::Epoll {
+        Duration::from_secs(5)
+    } else {
+        Duration::from_millis(300)
+    };
     let got = run(&s, async move {
         let read = coro_io::op::read_at(&h2, fd, Vec::with_capacity(8), 0);
-        coro_io::timeout(Duration::from_millis(300), read)
+        coro_io::timeout(limit, read)
             .await
             .ok()
             .map(|(res, _)| res.map_err(|e| e.kind()))
@@ -91,9 +99,11 @@ fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
     let jobs = h.blocking_ops() - before;
     assert!(
         jobs < 100,
-        "{cfg}: {jobs} blocking-pool runs in 300 ms: the read spun"
+        "{cfg}: {jobs} blocking-pool runs: the read spun"
     );
-    if let Some(res) = got {
+    if cfg.kind() == DriverKind::Epoll {
+        assert_eq!(got, Some(Err(io::ErrorKind::WouldBlock)), "{cfg}: ends");
+    } else if let Some(res) = got {
         assert_eq!(res, Err(io::ErrorKind::WouldBlock), "{cfg}");
     }
     drop((r, w));

@@ -16,7 +16,8 @@ use coro_io::{fault, op};
 fn a_dropped_write_at_never_writes_into_the_file_that_took_its_number() {
     // epoll runs file ops on the blocking pool (io_uring only those its
     // kernel lacks the opcode for).
-    for cfg in [Config::EPOLL] {
+    {
+        let cfg = Config::EPOLL;
         let h = cfg.handle();
         let d = std::env::temp_dir().join(format!("coro-pool-drop-{}-{cfg}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);

@@ -32,8 +32,9 @@ fn reuse_with_bytes(number: RawFd) -> (OwnedFd, UnixStream) {
     let other = if a.as_raw_fd() == number {
         a
     } else {
-        // SAFETY: `number` is free (just closed) and is ours again as the
-        // duplicate; `a` stays open meanwhile.
+        // SAFETY: `number` is free (just closed, and no other thread of
+        // this binary opens fds meanwhile: the tests take turns) and is
+        // ours again as the duplicate; `a` stays open meanwhile.
         let fd = unsafe { libc::dup2(a.as_raw_fd(), number) };
         assert_eq!(fd, number, "dup2: {}", std::io::Error::last_os_error());
         // SAFETY: `fd` was just made by dup2 and nothing else owns it.
@@ -85,8 +86,9 @@ fn an_op_dropped_off_the_loop_thread_never_starts_on_its_fds_next_file() {
         let other = if r2.as_raw_fd() == number {
             r2
         } else {
-            // SAFETY: `number` is free (just closed) and is ours again as
-            // the duplicate; `r2` stays open meanwhile.
+            // SAFETY: `number` is free (just closed, and no other thread
+            // of this binary opens fds meanwhile: the tests take turns)
+            // and is ours again as the duplicate; `r2` stays open.
             let fd = unsafe { libc::dup2(r2.as_raw_fd(), number) };
             assert_eq!(fd, number, "dup2: {}", std::io::Error::last_os_error());
             // SAFETY: `fd` was just made by dup2 and nothing else owns it.

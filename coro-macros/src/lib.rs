@@ -434,11 +434,9 @@ fn options(krate: &syn::Path, args: &Args, driver: Driver) -> TokenStream2 {
 /// Lint, `cfg` and doc attributes also apply to the body when it is split
 /// from the tests; the rest (`ignore`, `should_panic`, ...) only to tests.
 fn applies_to_body(attr: &Attribute) -> bool {
-    [
-        "allow", "warn", "deny", "expect", "forbid", "cfg", "cfg_attr", "doc",
-    ]
-    .iter()
-    .any(|name| attr.path().is_ident(name))
+    ["allow", "warn", "deny", "expect", "forbid", "cfg", "doc"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
 }
 
 /// What also applies to the module of split tests: `cfg`, docs and lint

@@ -807,8 +807,12 @@ fn ttl_of_an_ipv4_peer_on_a_dual_stack_listener_reaches_its_packets(cfg: Config)
             only_v6: Some(false),
             ..Default::default()
         };
-        let Ok(l) = TcpListener::bind_with(&s2, "[::]:0", opts) else {
-            return; // no IPv6 on this machine
+        let l = match TcpListener::bind_with(&s2, "[::]:0", opts) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("skipping: no IPv6 ({e})");
+                return;
+            }
         };
         let port = l.local_addr().unwrap().port();
         let _client = TcpStream::connect(&s2, format!("127.0.0.1:{port}"))

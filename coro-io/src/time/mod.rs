@@ -563,7 +563,7 @@ impl Interval {
     /// Poll for the next tick.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         if self.ended {
-            return Poll::Pending; // see "after shutdown" in the type's docs
+            return Poll::Pending; // its scheduler shut down: see the type's docs
         }
         if Pin::new(&mut self.sleep).poll(cx).is_pending() {
             return Poll::Pending;
