@@ -526,7 +526,9 @@ fn manual_mode_driven_by_hand(cfg: Config) {
 fn manual_mode_timer_wakes_process_events(cfg: Config) {
     let s = manual(cfg);
     let s2 = s.clone();
-    let h = s.spawn(async move { s2.sleep(Duration::from_millis(2)).await });
+    // Long enough that the turn below cannot fire it too: a 2 ms timer
+    // was due again by the turn's own clock read on a loaded CI machine.
+    let h = s.spawn(async move { s2.sleep(Duration::from_millis(300)).await });
     s.process_events(Some(Duration::ZERO)); // runs the task: it arms the timer
     assert_eq!(s.timer_count(), 1);
     // A long timeout: the timer, not the timeout, ends the wait.
