@@ -185,7 +185,7 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
     })
     .unwrap();
     let pending = s.spawn(std::future::pending::<()>());
-    let mut sleep = Box::pin(s.sleep(Duration::from_millis(20)));
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(200)));
     wait_with_a_panicking_waker(sleep.as_mut());
     let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
     assert!(err.is_cancelled());
@@ -216,7 +216,7 @@ fn a_panicking_waker_does_not_lose_the_rest_of_its_batch(cfg: Config) {
         ..Default::default()
     })
     .unwrap();
-    let at = std::time::Instant::now() + Duration::from_millis(50);
+    let at = std::time::Instant::now() + Duration::from_millis(300);
     let mut first = Box::pin(s.sleep_until(at));
     wait_with_a_panicking_waker(first.as_mut());
     let second = s.sleep_until(at);
@@ -1037,11 +1037,13 @@ fn a_waker_panicking_at_manual_shutdown_leaves_the_clean_up_done(cfg: Config) {
 fn a_manual_turn_that_panics_after_a_task_shut_down_still_cleans_up(cfg: Config) {
     let s = manual(cfg);
     let pending = s.spawn(std::future::pending::<()>());
-    let mut sleep = Box::pin(s.sleep(Duration::from_millis(1)));
+    // Still pending at its first poll below even if this thread is held
+    // up a while (a 1 ms timer was not, on a loaded machine).
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(50)));
     wait_with_a_panicking_waker(sleep.as_mut());
     let s2 = s.clone();
     s.spawn(async move { s2.shutdown() }).detach();
-    std::thread::sleep(Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(100));
     let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         s.process_events(Some(Duration::ZERO))
     }));

@@ -704,8 +704,9 @@ fn stalled_handshake_is_cut_off_by_the_timeout(cfg: Config) {
     let s = sched(cfg);
     let (ca, leaf) = pki();
     // Long enough for the good client's whole handshake and round trip
-    // below, in a debug build on a loaded machine (800 ms was not always).
-    let limit = Duration::from_secs(2);
+    // below, in a debug build on a loaded machine (800 ms was not always,
+    // and 2 s is close under a full test run on 2 cores).
+    let limit = Duration::from_secs(5);
     let (addr, mut outcomes) = serve(&s, acceptor(&leaf).with_handshake_timeout(limit), echo);
     let s2 = s.clone();
     run(&s, async move {
@@ -742,7 +743,7 @@ fn stalled_handshake_is_cut_off_by_the_timeout(cfg: Config) {
         for _ in 0..2 {
             let e = next_outcome(&s2, &mut outcomes).await.unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
-            assert!(e.to_string().contains("timed out after 2s"), "{e}");
+            assert!(e.to_string().contains("timed out after 5s"), "{e}");
         }
         let waited = t0.elapsed();
         assert!(waited >= limit, "cut off early: {waited:?}");
