@@ -193,11 +193,13 @@ fn io_completes_while_the_submitting_thread_computes(cfg: Config) {
     // Long, so that a worker kept off a core for a while on a loaded
     // machine still completes the recv before the spinner ends.
     let spin = Duration::from_millis(2000);
+    let (polled, first_poll) = std::sync::mpsc::channel();
     let h = s.spawn(async move {
         let d = s2.driver().clone();
         let mut f = Box::pin(coro_io::op::recv(&d, a.as_raw_fd(), Vec::with_capacity(8)));
         // Submitted (or, on epoll, found nothing and waits).
         assert!(futures::poll!(f.as_mut()).is_pending());
+        let _ = polled.send(());
         let spinner = s2.spawn(async move {
             let t = Instant::now();
             while t.elapsed() < spin {
@@ -210,6 +212,9 @@ fn io_completes_while_the_submitting_thread_computes(cfg: Config) {
         drop(a);
         (Instant::now(), spinner)
     });
+    // After the recv's first poll (a sleep of 50 ms was not always: on a
+    // loaded machine the task started later and found the data there).
+    first_poll.recv_timeout(BOUND).expect("the task never ran");
     thread::sleep(Duration::from_millis(50));
     (&b).write_all_now(b"x");
     let (done, spinner) = output_within(h, BOUND).expect("the recv never completed");
