@@ -65,7 +65,9 @@ fn without_pidfds_waits_end_and_dropped_children_are_reaped() {
     let s2 = s.clone();
     let (quick, dropped) = sync_wait(s.spawn(async move {
         let mut quick = Command::new("sh")
-            .args(["-c", "sleep 0.1; exit 4"])
+            // Long enough that the 20 ms timeout below fires first even
+            // when a loaded machine runs its timer late.
+            .args(["-c", "sleep 1; exit 4"])
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
