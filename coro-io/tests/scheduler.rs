@@ -112,6 +112,7 @@ mod strategies {
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
         a_local_task_run_on_another_thread_fails_not_the_process,
         a_shutdown_from_outside_after_one_from_a_task_joins_the_loop,
+        a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock,
     );
 }
 
@@ -1159,5 +1160,50 @@ fn a_shutdown_from_outside_after_one_from_a_task_joins_the_loop(cfg: Config) {
         workers_stopped.load(Ordering::SeqCst),
         2,
         "shutdown() returned while pool workers still ran"
+    );
+}
+
+/// A pool task drops the last handle (its worker then waits for the loop
+/// thread to finish), and the loop thread, cancelling a suspended task,
+/// runs a destructor that takes the scheduler's handle and lets it go: a
+/// second `shutdown()`, on the loop thread, during the clean-up. It must
+/// not join the pool's workers there (one of them waits for this very
+/// thread): that deadlocked.
+fn a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock(cfg: Config) {
+    struct UsesCurrent;
+    impl Drop for UsesCurrent {
+        fn drop(&mut self) {
+            drop(IoScheduler::current());
+        }
+    }
+    let s = pooled(cfg);
+    let parked = Arc::new(AtomicUsize::new(0));
+    let p = parked.clone();
+    s.spawn(async move {
+        let _g = UsesCurrent;
+        p.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<()>().await
+    })
+    .detach();
+    let last = s.clone();
+    let (go_tx, go_rx) = coro_sync::oneshot::channel::<()>();
+    let h = s.spawn(async move {
+        let _ = go_rx.await;
+        drop(last);
+        7
+    });
+    bounded(10, "the guard's task to start", move || {
+        while parked.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    drop(s);
+    go_tx.send(()).unwrap();
+    assert_eq!(
+        bounded(30, "the pool task's drop of the last handle", move || {
+            sync_wait(h)
+        })
+        .ok(),
+        Some(7)
     );
 }

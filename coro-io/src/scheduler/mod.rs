@@ -581,9 +581,15 @@ impl IoScheduler {
             // Started from a task on the loop's thread, which could not
             // join itself: whoever comes next from outside does; or
             // another caller joins it now: wait for that.
-            if !self.inner.on_loop_thread() {
-                self.join_thread();
+            if self.inner.on_loop_thread() {
+                // A destructor run by the clean-up itself (a cancelled
+                // task's, taking and dropping a handle): the clean-up goes
+                // on when this returns. Joining the pool here would wait
+                // for a worker that may be waiting for this very thread
+                // (one whose task dropped the last handle).
+                return;
             }
+            self.join_thread();
             // The first caller may have been a pool task, which cannot
             // join the pool it runs on: join it here, so that no task code
             // runs once this returns (idempotent; skipped on a worker).
