@@ -1207,3 +1207,59 @@ fn a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock(cfg
         Some(7)
     );
 }
+
+const TLS_CHILD_ENV: &str = "CORO_TEST_MANUAL_IN_A_THREAD_LOCAL";
+
+/// A `Manual` scheduler kept in a `thread_local!` and driven on that
+/// thread: its last handle goes when the thread's locals are destroyed,
+/// after the scheduler's own (registered at its first turn). The shutdown
+/// that runs then must not touch them: that panicked inside a
+/// thread-local destructor, which aborts the process. Run in a child
+/// process, once per driver.
+#[test]
+fn a_manual_scheduler_in_a_thread_local_shuts_down_at_thread_exit() {
+    for driver in ["epoll", "auto"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "manual_scheduler_in_a_thread_local_child",
+                "--nocapture",
+            ])
+            .env(TLS_CHILD_ENV, "1")
+            .env("CORO_DRIVER", driver)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{driver}: the child failed ({:?}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+#[ignore = "run by a_manual_scheduler_in_a_thread_local_shuts_down_at_thread_exit"]
+fn manual_scheduler_in_a_thread_local_child() {
+    if std::env::var_os(TLS_CHILD_ENV).is_none() {
+        return;
+    }
+    thread_local! {
+        static RT: IoScheduler = IoScheduler::new(IoSchedulerOptions {
+            thread_strategy: ThreadStrategy::Manual,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let ran = std::thread::spawn(|| {
+        RT.with(|s| {
+            let h = s.spawn(async { 5 });
+            drive_until(s, || h.is_finished());
+            sync_wait(h).unwrap()
+        })
+    })
+    .join()
+    .expect("the thread (or its thread-locals' destructors) panicked");
+    assert_eq!(ran, 5);
+}

@@ -290,6 +290,13 @@ impl Inner {
     }
 }
 
+/// Whether this thread's loop thread-locals can still be set: not once
+/// the thread's locals are being destroyed (a scheduler whose last handle
+/// lived in another thread-local goes then, maybe after them).
+pub(super) fn loop_locals_alive() -> bool {
+    CURRENT.try_with(|_| ()).is_ok() && LOCAL.try_with(|_| ()).is_ok()
+}
+
 /// Sets the thread-locals for the duration of an event-loop turn.
 pub(super) struct LoopGuard {
     prev_loop: *const Inner,

@@ -223,8 +223,11 @@ impl IoScheduler {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn current() -> Option<IoScheduler> {
+        // `None` too while this thread's locals are being destroyed.
         CURRENT
-            .with(|c| c.borrow().clone())
+            .try_with(|c| c.borrow().clone())
+            .ok()
+            .flatten()
             .map(IoScheduler::from_inner)
     }
 
@@ -604,10 +607,31 @@ impl IoScheduler {
             // `process_events`, wait for its turn to end, clean up here.
             if !self.inner.on_loop_thread() {
                 self.inner.driver.unpark();
-                {
+                if event_loop::loop_locals_alive() {
                     let _d = lock(&self.inner.drive);
                     let _g = LoopGuard::enter(&self.inner);
                     self.inner.finish();
+                } else {
+                    // The last handle went with this thread's locals (it
+                    // lived in a `thread_local!`), whose loop ones are gone
+                    // too: touching them would panic in a thread-local's
+                    // destructor, which aborts. Clean up on a thread of
+                    // its own; without one, without them.
+                    let inner = self.inner.clone();
+                    let cleanup = thread::Builder::new()
+                        .name("coro-manual-stop".into())
+                        .spawn(move || {
+                            let _d = lock(&inner.drive);
+                            let _g = LoopGuard::enter(&inner);
+                            inner.finish();
+                        });
+                    match cleanup {
+                        Ok(t) => drop(t.join()),
+                        Err(_) => {
+                            let _d = lock(&self.inner.drive);
+                            self.inner.finish();
+                        }
+                    }
                 }
                 // A thread of ours that drives it (tests' background driver).
                 self.join_thread();
