@@ -38,7 +38,9 @@ const SHIFT: u32 = 32;
 /// single *priority* slot: while it is held, no one else may take permits, so
 /// the permits released meanwhile accumulate until the priority waiter's
 /// request fits, however large. A large request is therefore never starved by
-/// a stream of small ones (as long as it asks for at most what exists).
+/// a stream of small ones. A request for more than exists (available plus
+/// held out) never takes the slot, and one that [`forget`](SemaphorePermit::forget)
+/// made impossible gives it back: it would hold everyone up for good.
 ///
 /// # Examples
 ///
@@ -187,7 +189,10 @@ impl Semaphore {
     /// Waits for `k` permits and takes them all at once (never some of them).
     /// `k == 0` succeeds at once unless closed.
     ///
-    /// A request for more than the semaphore will ever hold waits forever.
+    /// A request for more than the semaphore holds (available plus held
+    /// out) waits until [`add_permits`](Semaphore::add_permits) makes it
+    /// possible, or forever; meanwhile it never takes the fairness
+    /// priority (see [`Semaphore`]), so it holds up no one else.
     ///
     /// # Errors
     ///
@@ -327,6 +332,14 @@ impl Semaphore {
     fn forget_held(&self, k: usize) {
         if k != 0 {
             self.total.fetch_sub(k as u64, Ordering::SeqCst);
+            // A priority waiter may now ask for more than exists: it
+            // re-checks, and steps back (`step_back_if_impossible`). Read
+            // with a read-modify-write, as the waiter reads `total` after
+            // its claim: each then sees the other's latest write (plain
+            // loads could both read stale values, the store-buffer case).
+            if self.state.fetch_or(0, Ordering::SeqCst) & PRIORITY != 0 {
+                self.priority_ops.notify(1);
+            }
         }
     }
 
@@ -522,6 +535,25 @@ impl RawAcquire {
         Some(out)
     }
 
+    /// A priority waiter whose request can no longer be met (`forget`
+    /// took permits for good since it claimed the slot) gives the slot
+    /// back and waits as before: holding it, it would keep every other
+    /// acquirer waiting with it. Checked after each failed take, so a
+    /// `forget` either sees the slot taken (and wakes us to come here) or
+    /// lowered `total` before we look.
+    fn step_back_if_impossible(&mut self, sem: &Semaphore) {
+        if matches!(self.phase, Phase::Priority { .. })
+            && self.k as u64 > sem.total.fetch_add(0, Ordering::SeqCst)
+        {
+            self.phase = Phase::Waiting {
+                listener: sem.acquire_ops.listen(),
+                #[cfg(not(loom))]
+                since: Instant::now(),
+            };
+            sem.leave_priority();
+        }
+    }
+
     #[cfg(not(loom))]
     fn starving(&self, _sem: &Semaphore) -> bool {
         matches!(&self.phase, Phase::Waiting { since, .. } if since.elapsed() >= STARVATION_BOUND)
@@ -612,7 +644,10 @@ impl RawAcquire {
                     if let Some(out) = self.done(sem, sem.take(k, false)) {
                         return Poll::Ready(out);
                     }
+                    // Never for a request larger than what exists: it
+                    // cannot be met, and everyone else would wait with it.
                     let claimed = self.starving(sem)
+                        && k as u64 <= sem.total.load(Ordering::SeqCst)
                         && sem
                             .state
                             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
@@ -626,6 +661,7 @@ impl RawAcquire {
                         if let Some(out) = self.done(sem, sem.take(k, true)) {
                             return Poll::Ready(out);
                         }
+                        self.step_back_if_impossible(sem);
                     } else {
                         if let Phase::Waiting { listener, .. } = &mut self.phase {
                             *listener = sem.acquire_ops.listen();
@@ -643,6 +679,7 @@ impl RawAcquire {
                     if let Some(out) = self.done(sem, sem.take(k, true)) {
                         return Poll::Ready(out);
                     }
+                    self.step_back_if_impossible(sem);
                 }
                 Phase::Done => panic!("`acquire()` future polled after completion"),
             }

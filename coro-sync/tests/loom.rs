@@ -257,6 +257,29 @@ fn semaphore_priority_waiter_cancelled() {
     });
 }
 
+/// `forget` racing a waiter that claims the priority slot for a request
+/// the forget makes impossible (2 permits asked, 1 left in existence): the
+/// waiter must not keep the slot, or the small acquire below waits for
+/// ever.
+#[test]
+fn semaphore_forget_racing_a_priority_claim_leaves_the_slot_free() {
+    loom::model(|| {
+        let s = Arc::new(Semaphore::new(2));
+        let a = s.try_acquire().unwrap();
+        let s1 = s.clone();
+        let big =
+            thread::spawn(move || block_on(async { s1.acquire_many(2).await.unwrap().forget() }));
+        // A release wakes the big request, which cannot fit and claims
+        // the slot (under loom every waiter that loses is "starving").
+        drop(s.try_acquire());
+        a.forget();
+        drop(block_on(s.acquire()).unwrap());
+        s.add_permits(1);
+        big.join().unwrap();
+        assert_eq!(s.available_permits(), 0);
+    });
+}
+
 #[test]
 fn semaphore_many_and_close() {
     loom::model(|| {

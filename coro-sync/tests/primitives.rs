@@ -253,6 +253,57 @@ fn semaphore_acquire_many_is_all_or_none() {
     assert_eq!(s.available_permits(), 3);
 }
 
+/// A request for more permits than the semaphore holds, waiting past
+/// the fairness bound, must not take the priority slot: it can never be
+/// met, and holding the slot it locked every other acquirer out for good.
+#[test]
+fn an_impossible_acquire_many_does_not_lock_out_the_others() {
+    for k in [3, Semaphore::MAX_PERMITS + 1, usize::MAX] {
+        let s = Semaphore::new(2);
+        let mut big = Probe::new(s.acquire_many(k));
+        big.pending();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        drop(s.try_acquire().unwrap()); // a release wakes the big request
+        big.pending();
+        assert!(s.try_acquire().is_ok(), "k = {k}: 2 permits free, refused");
+        let held = s.try_acquire_many(2).unwrap();
+        let mut small = Probe::new(s.acquire());
+        small.pending();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        drop(held);
+        big.pending();
+        assert!(small.woken(), "k = {k}: the small waiter was not woken");
+        assert!(small.ready().is_ok());
+    }
+}
+
+/// A priority waiter whose request `forget` made impossible gives the
+/// slot back.
+#[test]
+fn a_priority_waiter_steps_back_when_forget_makes_it_impossible() {
+    let s = Semaphore::new(3);
+    let a = s.try_acquire_many(2).unwrap();
+    let b = s.try_acquire().unwrap();
+    let mut big = Probe::new(s.acquire_many(3));
+    big.pending();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    drop(b); // wakes it, past the bound: it takes the priority slot
+    big.pending();
+    assert!(
+        s.try_acquire().is_err(),
+        "the priority waiter holds the slot"
+    );
+    a.forget(); // only 1 permit exists now
+    assert!(big.woken());
+    big.pending();
+    assert!(
+        s.try_acquire().is_ok(),
+        "an impossible request kept the priority slot"
+    );
+    s.add_permits(2);
+    assert_eq!(big.ready().unwrap().permits(), 3);
+}
+
 #[test]
 fn semaphore_notified_then_dropped_passes_permit_on() {
     let s = Semaphore::new(0);
@@ -270,7 +321,10 @@ fn semaphore_notified_then_dropped_passes_permit_on() {
 
 #[test]
 fn semaphore_large_request_not_starved_by_small_ones() {
-    let s = Semaphore::new(1);
+    let s = Semaphore::new(2);
+    // One permit is held out the whole time: the request fits what
+    // exists, not what is free.
+    let held = s.try_acquire().unwrap();
     let mut big = Probe::new(s.acquire_many(2));
     big.pending();
     std::thread::sleep(std::time::Duration::from_millis(2));
@@ -284,7 +338,7 @@ fn semaphore_large_request_not_starved_by_small_ones() {
     assert_eq!(s.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
     let mut small_waiter = Probe::new(s.acquire());
     small_waiter.pending();
-    s.add_permits(1);
+    drop(held);
     let p = big.ready().unwrap();
     assert_eq!(p.permits(), 2);
     drop(p);
