@@ -215,6 +215,7 @@ impl Command {
             sched: sched.clone(),
             status: None,
             kill_on_drop: self.kill_on_drop,
+            blocking_wait: None,
         })
     }
 
@@ -307,7 +308,16 @@ pub struct Child {
     sched: IoScheduler,
     status: Option<ExitStatus>,
     kill_on_drop: bool,
+    /// The blocking-pool wait of a `wait()` whose scheduler can no longer
+    /// wait (see [`wait_child`]), kept across calls: a dropped `wait()`
+    /// leaves it running, and the next one awaits it instead of starting
+    /// another (one pool thread per child at most, not one per call).
+    blocking_wait: Option<BlockingWait>,
 }
+
+/// A `waitid(WNOWAIT)` on the blocking pool: ends when the child exited.
+type BlockingWait =
+    crate::task::JoinHandle<rustix::io::Result<Option<rustix::process::WaitIdStatus>>>;
 
 impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -342,7 +352,13 @@ impl Child {
         let Some(child) = self.inner.as_mut() else {
             return Err(io::Error::other("child already handed to a reaper"));
         };
-        let status = wait_child(child, self.pidfd.as_ref(), &self.sched).await?;
+        let status = wait_child(
+            child,
+            self.pidfd.as_ref(),
+            &self.sched,
+            &mut self.blocking_wait,
+        )
+        .await?;
         self.status = Some(status);
         Ok(status)
     }
@@ -443,6 +459,7 @@ async fn wait_child(
     child: &mut std::process::Child,
     pidfd: Option<&OwnedFd>,
     sched: &IoScheduler,
+    blocking_wait: &mut Option<BlockingWait>,
 ) -> io::Result<ExitStatus> {
     let mut no_pidfd_pause = std::time::Duration::from_millis(1);
     loop {
@@ -477,21 +494,26 @@ async fn wait_child(
         }
         // The scheduler cannot wait any more (its polls and timers return
         // at once): wait on the blocking pool instead of spinning.
-        let pid = rustix::process::Pid::from_child(child);
-        // Wait without reaping (WNOWAIT): `try_wait` reaps, so the status
-        // is not lost if this future is dropped meanwhile.
-        let options =
-            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
-        crate::blocking::spawn_blocking(move || {
-            loop {
-                match rustix::process::waitid(rustix::process::WaitId::Pid(pid), options) {
-                    Err(rustix::io::Errno::INTR) => continue,
-                    r => return r,
+        // One such wait per child, kept when this future is dropped (the
+        // thread stays blocked until the child exits anyway).
+        let job = blocking_wait.get_or_insert_with(|| {
+            let pid = rustix::process::Pid::from_child(child);
+            // Wait without reaping (WNOWAIT): `try_wait` reaps, so the
+            // status is not lost if this future is dropped meanwhile.
+            let options =
+                rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
+            crate::blocking::spawn_blocking(move || {
+                loop {
+                    match rustix::process::waitid(rustix::process::WaitId::Pid(pid), options) {
+                        Err(rustix::io::Errno::INTR) => continue,
+                        r => return r,
+                    }
                 }
-            }
-        })
-        .await
-        .map_err(io::Error::from)??;
+            })
+        });
+        let done = job.await;
+        *blocking_wait = None;
+        done.map_err(io::Error::from)??;
     }
 }
 

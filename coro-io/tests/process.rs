@@ -258,3 +258,47 @@ fn wait_after_shutdown_returns(cfg: Config) {
     let used_ms = (used.tv_sec - cpu0.tv_sec) * 1000 + (used.tv_nsec - cpu0.tv_nsec) / 1_000_000;
     assert!(used_ms < 100, "the wait burnt {used_ms} ms of CPU");
 }
+
+/// Threads of the process-wide blocking pool alive now.
+fn blocking_pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "coro-blocking")
+        .count()
+}
+
+/// After its scheduler shut down, a child is waited for on the blocking
+/// pool. A `wait()` dropped by a timeout must leave that wait to the next
+/// call, not start another: a supervisor polling a long-lived child with
+/// a timeout held one more pool thread per call until the child exited.
+#[test]
+fn waits_after_shutdown_cut_off_by_timeouts_share_one_pool_thread() {
+    let a = IoScheduler::new(Default::default()).unwrap();
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .stdin(Stdio::null())
+        .spawn_on(&a)
+        .unwrap();
+    a.shutdown();
+    let b = IoScheduler::new(Default::default()).unwrap();
+    let b2 = b.clone();
+    let before = blocking_pool_threads();
+    let (mut child, grew) = run(&b, async move {
+        for _ in 0..20 {
+            assert!(
+                b2.timeout(Duration::from_millis(5), child.wait())
+                    .await
+                    .is_err(),
+                "sleep 30 exited"
+            );
+        }
+        let grew = blocking_pool_threads().saturating_sub(before);
+        child.start_kill().unwrap();
+        assert_eq!(child.wait().await.unwrap().signal(), Some(9));
+        (child, grew)
+    });
+    assert!(grew < 10, "20 cut-off waits left {grew} more pool threads");
+    assert_eq!(child.try_wait().unwrap().unwrap().signal(), Some(9));
+    b.shutdown();
+}
