@@ -10,6 +10,7 @@
 //! | [`Generator`] / [`AsyncGenerator`] | write an `Iterator` / a `Stream` as an `async` body that yields |
 //! | [`StopSource`] / [`StopToken`] | cooperative cancellation, with an awaitable [`StopToken::stopped`] |
 //! | [`yield_now`] | give the executor a chance to run something else |
+//! | [`wake_all`] | wake a batch of wakers, every one even if one panics |
 //!
 //! Nothing here depends on a particular executor: every future only uses the
 //! [`Waker`](std::task::Waker) it is polled with, so they run inside
@@ -54,6 +55,42 @@ pub use task::{LocalTask, Task};
 pub use when_all::{TryWhenAll, WhenAll, try_when_all, when_all};
 pub use when_any::{WhenAny, when_any};
 pub use yield_now::{YieldNow, yield_now};
+
+/// Wake every waker of a batch (due timers, completed ops, tasks to
+/// cancel, the waiters of a stop request or a leaf future). A waker may be another
+/// executor's code and may panic: the ones after it are still woken (a
+/// plain loop would drop them unwoken while unwinding, and their waiters
+/// would wait forever), then the first panic goes on. Costs one
+/// `catch_unwind` per batch, not per waker.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::task::{Wake, Waker};
+///
+/// struct Count(AtomicUsize);
+/// impl Wake for Count {
+///     fn wake(self: Arc<Self>) {
+///         self.0.fetch_add(1, Ordering::SeqCst);
+///     }
+/// }
+/// let c = Arc::new(Count(AtomicUsize::new(0)));
+/// coro_core::wake_all((0..3).map(|_| Waker::from(c.clone())));
+/// assert_eq!(c.0.load(Ordering::SeqCst), 3);
+/// ```
+pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    let mut rest = wakers.into_iter();
+    let mut first = None;
+    while let Err(p) = catch_unwind(AssertUnwindSafe(|| rest.by_ref().for_each(|w| w.wake()))) {
+        first.get_or_insert(p);
+    }
+    if let Some(p) = first {
+        resume_unwind(p);
+    }
+}
 
 /// Implementation details of the `when_all!` and `when_any!` macros. Not public API.
 #[doc(hidden)]

@@ -93,9 +93,9 @@ impl StopSource {
             return false;
         }
         let wakers = std::mem::take(&mut self.state.lock().wakers);
-        for (_, waker) in wakers {
-            waker.wake();
-        }
+        // A waker that panics must not leave the ones after it unwoken:
+        // the stop is requested already, so nothing would wake them later.
+        crate::wake_all(wakers.into_values());
         true
     }
 

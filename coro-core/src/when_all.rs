@@ -215,8 +215,17 @@ impl<F: Future> Engine<F> {
             mem::swap(&mut ready.list, &mut batch);
             old
         };
-        // Dropped after the lock: a waker's drop may run anything.
-        drop(old_parent);
+        // Dropped after the lock: a waker's drop may run anything, panic
+        // too. Then the batch goes back to the ready list first, or its
+        // children (`queued` still set) would ignore their wake-ups for good.
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| drop(old_parent))) {
+            let mut ready = self.shared.lock();
+            batch.append(&mut ready.list);
+            mem::swap(&mut ready.list, &mut batch);
+            drop(ready);
+            self.batch = batch;
+            panic::resume_unwind(p);
+        }
         let first_pass = !self.started;
         self.started = true;
         // Wake order while the budget lasts. The children share it

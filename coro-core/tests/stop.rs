@@ -199,3 +199,49 @@ fn a_waker_dropped_by_the_source_may_drop_another_wait_of_it() {
     rx.recv_timeout(std::time::Duration::from_secs(10))
         .expect("a waker's drop under the source's lock deadlocked");
 }
+
+struct Panics;
+
+impl std::task::Wake for Panics {
+    fn wake(self: Arc<Self>) {
+        panic!("this waker fails");
+    }
+}
+
+/// A waker that panics (a foreign executor's) must not leave the waiters
+/// after it unwoken: the stop is requested by then, and nothing would wake
+/// them later.
+#[test]
+fn a_panicking_waker_leaves_no_other_stopped_future_unwoken() {
+    let source = StopSource::new();
+    let token = source.token();
+    let mut first = Box::pin(token.stopped());
+    let bad = Waker::from(Arc::new(Panics));
+    assert!(
+        first
+            .as_mut()
+            .poll(&mut Context::from_waker(&bad))
+            .is_pending()
+    );
+    let wakers: Vec<_> = (0..3).map(|_| CountingWaker::new()).collect();
+    let mut rest: Vec<_> = wakers
+        .iter()
+        .map(|k| {
+            let mut f = Box::pin(token.stopped());
+            let w = Waker::from(k.clone());
+            assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+            f
+        })
+        .collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| source.request_stop()));
+    assert!(r.is_err(), "the panic goes on to the caller");
+    for (f, k) in rest.iter_mut().zip(&wakers) {
+        assert_eq!(
+            k.wakes(),
+            1,
+            "a waiter after the panicking one was not woken"
+        );
+        let w = Waker::from(k.clone());
+        assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
+    }
+}

@@ -606,3 +606,38 @@ fn a_child_always_ready_does_not_keep_the_others_from_the_budget() {
     ));
     assert!(polls_until(&quick, all) <= 3, "when_all! of three");
 }
+
+/// A waker whose last reference panics when dropped.
+struct DropBomb;
+
+impl std::task::Wake for DropBomb {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for DropBomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("this waker's drop fails");
+        }
+    }
+}
+
+/// Polled with a new waker, `when_all` drops the old one; if that drop
+/// panics, the children woken meanwhile must not be lost with the pass
+/// (their `queued` flags set, they would ignore every later wake-up).
+#[test]
+fn an_old_parent_waker_panicking_on_drop_strands_no_woken_child() {
+    let (g1, g2) = (Gate::new(), Gate::new());
+    let mut fut = when_all(vec![Task::new(g1.wait(1)), Task::new(g2.wait(2))]);
+    {
+        let w = std::task::Waker::from(Arc::new(DropBomb));
+        let mut cx = std::task::Context::from_waker(&w);
+        assert!(Pin::new(&mut fut).poll(&mut cx).is_pending());
+    } // `when_all` holds the waker's only reference now
+    g1.open();
+    g2.open();
+    let parent = CountingWaker::new();
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"this waker's drop fails"));
+    assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![1, 2]));
+}

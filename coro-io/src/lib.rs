@@ -195,41 +195,9 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wake every waker of a batch (due timers, completed ops, tasks to
-/// cancel, the waiters of a leaf future). A waker may be another
-/// executor's code and may panic: the ones after it are still woken (a
-/// plain loop would drop them unwoken while unwinding, and their waiters
-/// would wait forever), then the first panic goes on. Costs one
-/// `catch_unwind` per batch, not per waker.
-///
-/// # Examples
-///
-/// ```
-/// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
-/// use std::task::{Wake, Waker};
-///
-/// struct Count(AtomicUsize);
-/// impl Wake for Count {
-///     fn wake(self: Arc<Self>) {
-///         self.0.fetch_add(1, Ordering::SeqCst);
-///     }
-/// }
-/// let c = Arc::new(Count(AtomicUsize::new(0)));
-/// coro_io::wake_all((0..3).map(|_| Waker::from(c.clone())));
-/// assert_eq!(c.0.load(Ordering::SeqCst), 3);
-/// ```
-pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
-    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-    let mut rest = wakers.into_iter();
-    let mut first = None;
-    while let Err(p) = catch_unwind(AssertUnwindSafe(|| rest.by_ref().for_each(|w| w.wake()))) {
-        first.get_or_insert(p);
-    }
-    if let Some(p) = first {
-        resume_unwind(p);
-    }
-}
+/// Wake every waker of a batch, each even if one before it panics (see
+/// [`coro_core::wake_all`], re-exported here where it started).
+pub use coro_core::wake_all;
 
 /// Run one step of a clean-up whose later steps must run whatever happens
 /// in this one (it wakes foreign wakers, drops tasks): a panic is reported,

@@ -131,8 +131,10 @@ impl Future for BarrierWait<'_> {
                     *count = 0;
                     b.generation.store(g.wrapping_add(1), Ordering::Release);
                     drop(count);
-                    b.event.notify(usize::MAX);
+                    // Done before the wake-ups: a waker that panics leaves
+                    // this future arrived, not ready to arrive again.
                     this.done = true;
+                    b.event.notify(usize::MAX);
                     return Poll::Ready(BarrierWaitResult { leader: true });
                 }
                 this.listener = Some(b.event.listen());

@@ -49,7 +49,7 @@
 //!
 //! # Wakers
 //!
-//! Any executor's waker works, with one limit: most primitives wake their
+//! Any executor's waker works, with two limits. First: most primitives wake their
 //! waiters (and drop a waiter's previous waker when it is polled with a new
 //! one) while `event-listener` holds that primitive's waiter-list lock. A
 //! waker whose `wake` polls the woken future right there (instead of
@@ -57,6 +57,14 @@
 //! the last owner of a future waiting on the same primitive, deadlocks.
 //! Executors that schedule on `wake` and drop futures themselves (tokio,
 //! `async-executor`, `futures::executor`, coro's own) never do either.
+//!
+//! Second: a waker that panics when woken. The primitives' own state stays
+//! consistent (a lock is released before its waiters are woken, a barrier
+//! counts an arrival once, and the panic reaches the caller that woke it),
+//! but `event-listener` stops that batch of wake-ups at the panic and
+//! leaves its count of notified waiters one short: the waiters after the
+//! panicking one are not woken, and later wake-ups of that primitive may
+//! go missing. Wakers of the executors above do not panic.
 //!
 //! # Features
 //!

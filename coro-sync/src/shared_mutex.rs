@@ -252,8 +252,11 @@ impl<T: ?Sized> SharedMutex<T> {
             }
             *admitted += n;
         }
-        self.no_writer.notify(usize::MAX);
+        // Unlocked before the wake-ups, which may panic (a foreign
+        // waker): the admitted readers are in `state` already, so a next
+        // writer still waits for them.
         self.writers.unlock();
+        self.no_writer.notify(usize::MAX);
     }
 
     /// A counted `read()` future counts itself as waiting.
