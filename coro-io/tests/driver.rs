@@ -65,7 +65,26 @@ coro_io::driver_tests!(
     send_on_a_full_blocking_socket_waits_without_blocking,
     dropped_recv_does_not_take_the_bytes_of_a_later_send,
     a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
+    cancel_all_without_a_bound_returns_once_the_ops_are_cancelled,
 );
+
+/// `cancel_all(Duration::MAX)` means "as long as it takes": no overflow
+/// panic (it computed `now + bound`, and panicked with the driver half
+/// closed), and it returns once the op in flight is cancelled.
+fn cancel_all_without_a_bound_returns_once_the_ops_are_cancelled(cfg: Config) {
+    let h = cfg.handle();
+    let (r, _w) = pipe();
+    let (c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut fut = pin!(op::read(&h, r.as_raw_fd(), Vec::with_capacity(16)));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    h.cancel_all(Duration::MAX);
+    assert!(c.0.load(Ordering::SeqCst) > 0, "the read was not woken");
+    assert!(matches!(
+        fut.as_mut().poll(&mut cx),
+        Poll::Ready((Err(_), _))
+    ));
+}
 
 /// A receive dropped while in flight, then a send to its socket from the
 /// same thread (on io_uring a direct syscall, before the loop's next

@@ -703,8 +703,9 @@ impl Driver for EpollDriver {
         crate::wake_all(wake);
         // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
         // so that shutdown returns with nothing of ours still running.
-        let deadline = Instant::now() + bound;
-        while self.blocking.running() > 0 && Instant::now() < deadline {
+        // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.
+        let deadline = Instant::now().checked_add(bound);
+        while self.blocking.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -1296,7 +1296,8 @@ impl Driver for UringDriver {
         // waiting ops complete with ECANCELED and wake their futures (whose
         // tasks a closing scheduler drops, orphaning nothing new: their
         // slots are `Done`), orphans are freed.
-        let deadline = Instant::now() + bound;
+        // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.
+        let deadline = Instant::now().checked_add(bound);
         let _g = crate::lock(&self.parker);
         loop {
             let pending = {
@@ -1304,14 +1305,15 @@ impl Driver for UringDriver {
                 st.slots.iter().filter(|s| in_kernel(&s.state)).count()
             };
             let now = Instant::now();
-            if pending == 0 || now >= deadline {
+            if pending == 0 || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            let _ = self.park_inner(Some((deadline - now).min(Duration::from_millis(10))));
+            let step = Duration::from_millis(10);
+            let _ = self.park_inner(Some(deadline.map_or(step, |d| (d - now).min(step))));
         }
         // Blocking-pool ops own their buffers on the pool thread; wait
         // (bounded) so that shutdown returns with nothing of ours running.
-        while self.blocking.running() > 0 && Instant::now() < deadline {
+        while self.blocking.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
