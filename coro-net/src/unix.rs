@@ -62,13 +62,31 @@ impl fmt::Debug for UnixListener {
     }
 }
 
+/// The address of the socket file at `path`. A NUL byte is refused, as
+/// `std` does: the kernel reads the path up to the first one, so
+/// `"a\0b"` would name `a` (and a leading one the abstract namespace)
+/// without an error. Abstract addresses go through `std`'s `bind_addr`
+/// and `from_std`.
+pub(crate) fn path_sockaddr(path: &Path) -> io::Result<SockAddr> {
+    use std::os::unix::ffi::OsStrExt;
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "Unix socket paths must not contain NUL bytes",
+        ));
+    }
+    SockAddr::unix(path)
+}
+
 impl UnixListener {
     /// Create a socket at `path`, bind and listen (backlog 1024). Synchronous.
     ///
     /// # Errors
     ///
-    /// `AddrInUse` if the file exists (remove a stale one first), and the
-    /// other `bind`/`listen` errors, naming the path.
+    /// `AddrInUse` if the file exists (remove a stale one first),
+    /// `InvalidInput` for a path with a NUL byte (for an abstract address,
+    /// bind a `std` listener with `bind_addr` and adopt it), and the other
+    /// `bind`/`listen` errors, naming the path.
     pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixListener> {
         UnixListener::bind_with(sched, path, ListenOptions::default())
     }
@@ -89,7 +107,7 @@ impl UnixListener {
         })?;
         let r = (|| {
             let s = socket2::Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
-            s.bind(&SockAddr::unix(path)?)?;
+            s.bind(&path_sockaddr(path)?)?;
             s.listen(backlog)?;
             io::Result::Ok(s)
         })();
@@ -243,7 +261,7 @@ impl UnixStream {
     /// # Errors
     ///
     /// `NotFound` (no such socket file), `ConnectionRefused` (nobody
-    /// listens), naming the path.
+    /// listens), `InvalidInput` (a NUL byte in the path), naming the path.
     ///
     /// # Cancel safety
     ///
@@ -251,7 +269,7 @@ impl UnixStream {
     pub async fn connect(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
         let ctx = |e| context(e, format_args!("connect to {}", path.display()));
-        let addr = SockAddr::unix(path).map_err(ctx)?;
+        let addr = path_sockaddr(path).map_err(ctx)?;
         let s =
             socket2::Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).map_err(ctx)?;
         let stream = UnixStream::from_fd(sched, s.into());

@@ -199,6 +199,21 @@ fn unix_connect_errors_name_the_path(cfg: Config) {
         drop(UnixListener::bind(&s2, &p2).unwrap());
         let e = UnixStream::connect(&s2, &p2).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        // A NUL byte is refused, not cut off: the kernel would read "a"
+        // (or, leading, an abstract name) and bind or reach that instead.
+        let cut = p2.with_extension("cut");
+        let _ = std::fs::remove_file(&cut);
+        let mut nul = cut.clone().into_os_string();
+        nul.push("\0tail");
+        let e = UnixListener::bind(&s2, &nul).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        assert!(!cut.exists(), "bound the path up to the NUL");
+        let e = UnixListener::bind(&s2, "\0abstract").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let _l = UnixListener::bind(&s2, &cut).unwrap();
+        let e = UnixStream::connect(&s2, &nul).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+        let _ = std::fs::remove_file(&cut);
     });
     let _ = std::fs::remove_file(&path);
     s.shutdown();

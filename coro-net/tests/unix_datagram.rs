@@ -149,6 +149,8 @@ fn dgram_errors_name_the_path(cfg: Config) {
     );
     let e = u.connect(&stale).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+    let e = UnixDatagram::bind(&s, "\0abstract").unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     run(&s, async move {
         let (r, buf) = u.send_to(b"x".as_slice(), &missing).await;
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::NotFound);
@@ -159,6 +161,16 @@ fn dgram_errors_name_the_path(cfg: Config) {
         let e = r.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert!(e.to_string().contains("xxxx"), "{e}");
+        // A NUL byte is refused, not cut off (the kernel would read the
+        // path up to it: "taken", a live socket, gets the datagram).
+        let mut nul = taken.clone().into_os_string();
+        nul.push("\0tail");
+        let (r, _) = u.send_to(b"x".as_slice(), &nul).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            u.connect(&nul).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     });
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();

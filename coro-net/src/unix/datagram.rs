@@ -67,7 +67,8 @@ fn new_socket() -> io::Result<socket2::Socket> {
 }
 
 fn path_addr(path: &Path) -> io::Result<SockAddr> {
-    SockAddr::unix(path).map_err(|e| context(e, format_args!("Unix address {}", path.display())))
+    super::path_sockaddr(path)
+        .map_err(|e| context(e, format_args!("Unix address {}", path.display())))
 }
 
 impl UnixDatagram {
