@@ -802,3 +802,37 @@ fn a_worker_blocked_on_the_child_it_spawned_is_helped_by_another() {
     }
     drop(p);
 }
+
+/// Options no pool can have are errors, not panics: std's thread spawn
+/// panicked on a NUL in the name, and a huge count panicked allocating the
+/// per-worker state (also through `IoScheduler::new`).
+#[test]
+fn impossible_options_are_errors_not_panics() {
+    let bad = [
+        ThreadPoolOptions {
+            thread_name: "pool\0x".into(),
+            thread_count: 1,
+            ..Default::default()
+        },
+        ThreadPoolOptions {
+            thread_count: usize::MAX,
+            ..Default::default()
+        },
+    ];
+    for opts in bad {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ThreadPool::try_new(opts.clone()).map(drop)
+        }));
+        let e = r.expect("a panic").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            coro_io::IoScheduler::new(coro_io::IoSchedulerOptions {
+                execution: coro_io::ExecutionStrategy::ThreadPool(opts),
+                ..Default::default()
+            })
+            .map(drop)
+        }));
+        let e = r.expect("a panic").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    }
+}

@@ -73,6 +73,9 @@ use worker::worker_main;
 /// A thread start/stop callback; receives the worker's index in `0..thread_count`.
 pub type ThreadCallback = Arc<dyn Fn(usize) + Send + Sync + 'static>;
 
+/// The most worker threads a pool may have.
+const MAX_THREADS: usize = 4096;
+
 /// Options for [`ThreadPool::new`].
 ///
 /// # Examples
@@ -91,7 +94,7 @@ pub type ThreadCallback = Arc<dyn Fn(usize) + Send + Sync + 'static>;
 /// ```
 #[derive(Clone)]
 pub struct ThreadPoolOptions {
-    /// Number of worker threads. `0` (and the default) means
+    /// Number of worker threads, at most 4096. `0` (and the default) means
     /// [`std::thread::available_parallelism`] (1 if that is unknown).
     pub thread_count: usize,
     /// Called on each worker thread, with its index, before it runs any task.
@@ -100,7 +103,8 @@ pub struct ThreadPoolOptions {
     /// Called on each worker thread, with its index, after its last task.
     /// A panic in the callback is caught and ignored.
     pub on_thread_stop: Option<ThreadCallback>,
-    /// Worker threads are named `"{thread_name}-{index}"`. Default `"coro-pool"`.
+    /// Worker threads are named `"{thread_name}-{index}"` (no NUL bytes).
+    /// Default `"coro-pool"`.
     pub thread_name: String,
 }
 
@@ -240,7 +244,9 @@ impl ThreadPool {
     ///
     /// # Errors
     ///
-    /// The [`io::Error`] of [`std::thread::Builder::spawn`].
+    /// `InvalidInput` for options no pool can have (more than 4096
+    /// threads, a NUL byte in the name); the [`io::Error`] of
+    /// [`std::thread::Builder::spawn`].
     ///
     /// # Examples
     ///
@@ -252,6 +258,24 @@ impl ThreadPool {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_new(opts: ThreadPoolOptions) -> io::Result<ThreadPool> {
+        // Checked here, not left to std: its thread spawn panics on a NUL
+        // in the name, and a huge count fails allocating the per-worker
+        // state with a panic too.
+        if opts.thread_count > MAX_THREADS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "thread pool of {} threads (at most {MAX_THREADS})",
+                    opts.thread_count
+                ),
+            ));
+        }
+        if opts.thread_name.contains('\0') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "thread pool name contains a NUL byte",
+            ));
+        }
         let n = if opts.thread_count == 0 {
             thread::available_parallelism().map_or(1, |n| n.get())
         } else {
