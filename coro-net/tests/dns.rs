@@ -226,6 +226,28 @@ fn silent_server_times_out_within_the_bound(cfg: Config) {
     assert_eq!(srv.udp_queries(), 2, "one query per try");
 }
 
+/// A timeout below a millisecond: c-ares takes whole milliseconds and read
+/// the 0 it rounded to as "not set", so each try waited its default 2 s
+/// (up to 5 s), not the 250 ms floor the docs promise.
+fn a_sub_millisecond_timeout_is_not_c_ares_default(cfg: Config) {
+    let srv = DnsServer::silent();
+    let s = sched(cfg);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_micros(500),
+            tries: 1,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    let took = t0.elapsed();
+    assert_eq!(res, Err(Error::Timeout));
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
 fn unreachable_server_is_connection_refused(cfg: Config) {
     // A port nothing listens on: the kernel answers with ICMP port unreachable.
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -665,6 +687,7 @@ coro_io::driver_tests!(
     servfail_and_refused,
     truncated_answer_falls_back_to_tcp,
     silent_server_times_out_within_the_bound,
+    a_sub_millisecond_timeout_is_not_c_ares_default,
     unreachable_server_is_connection_refused,
     second_server_answers_when_the_first_is_silent,
     rotate_spreads_queries_and_order_does_not,

@@ -189,7 +189,9 @@ impl Config {
         }
         Ok(Config {
             servers,
-            timeout: o.timeout,
+            // c-ares takes whole milliseconds and reads 0 as "not set"
+            // (its default of 2 s, growing to 5 s): below 1 ms is 1 ms.
+            timeout: o.timeout.max(Duration::from_millis(1)),
             tries: o.tries,
             rotate: o.rotate,
             hosts_file: o.hosts_file,
