@@ -623,6 +623,21 @@ fn write_zero() -> io::Error {
     io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes")
 }
 
+/// A socket buffer size for socket2, which passes it on as a C `int`
+/// with `as`: above `i32::MAX` it wrapped (`1 << 32` became 0, which the
+/// kernel raises to its smallest buffer). The kernel caps sizes far
+/// below `i32::MAX` (`rmem_max`/`wmem_max`), so this changes no answer.
+pub(crate) fn clamp_size(size: usize) -> usize {
+    size.min(i32::MAX as usize)
+}
+
+/// A linger for socket2, which casts its seconds to a C `int` with `as`:
+/// `1 << 32` seconds became 0, a reset on close, the opposite of what was
+/// asked. `i32::MAX` seconds (68 years) is as long as the kernel can wait.
+pub(crate) fn clamp_linger(linger: Option<Duration>) -> Option<Duration> {
+    linger.map(|d| d.min(Duration::from_secs(i32::MAX as u64)))
+}
+
 /// Add what was being done to an error, keeping its kind.
 pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))

@@ -273,7 +273,9 @@ impl UdpSocket {
     ///
     /// From `setsockopt`.
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.sock_ref().set_recv_buffer_size(size)
+        self.sock
+            .sock_ref()
+            .set_recv_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// `SO_SNDBUF`.
@@ -282,7 +284,9 @@ impl UdpSocket {
     ///
     /// From `setsockopt`.
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.sock_ref().set_send_buffer_size(size)
+        self.sock
+            .sock_ref()
+            .set_send_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// A pending socket error (`SO_ERROR`), taken.

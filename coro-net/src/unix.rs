@@ -431,7 +431,10 @@ impl UnixStream {
     ///
     /// From `setsockopt`.
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.inner.sock.sock_ref().set_recv_buffer_size(size)
+        self.inner
+            .sock
+            .sock_ref()
+            .set_recv_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// `SO_SNDBUF`.
@@ -440,7 +443,10 @@ impl UnixStream {
     ///
     /// From `setsockopt`.
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.inner.sock.sock_ref().set_send_buffer_size(size)
+        self.inner
+            .sock
+            .sock_ref()
+            .set_send_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// Send what the `AsyncWrite` adapter accepted, then close through

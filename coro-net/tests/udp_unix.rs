@@ -8,6 +8,7 @@ use std::net::Shutdown;
 use std::path::PathBuf;
 
 use common::{pattern, run, sched};
+use coro_io::IoScheduler;
 use coro_io::testing::Config;
 use coro_net::udp::UdpSocket;
 use coro_net::unix::{UnixListener, UnixStream};
@@ -285,5 +286,43 @@ fn a_peer_at_a_full_length_path_is_accepted_and_heard(cfg: Config) {
         assert_eq!(&buf[..n], b"dgram");
     });
     std::fs::remove_dir_all(&dir).unwrap();
+    s.shutdown();
+}
+
+/// Sizes and lingers beyond a C `int` are clamped, not wrapped: socket2
+/// casts them with `as`, so a buffer of `1 << 32` bytes was asked as 0
+/// (the kernel's smallest) and a linger of `1 << 32` s as 0 s (a reset on
+/// close).
+#[test]
+fn huge_buffer_sizes_and_lingers_are_clamped_not_wrapped() {
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let c = coro_net::tcp::TcpStream::connect(&s2, addr).await.unwrap();
+        let (rcv, snd) = (c.recv_buffer_size().unwrap(), c.send_buffer_size().unwrap());
+        c.set_recv_buffer_size(1 << 32).unwrap();
+        c.set_send_buffer_size(1 << 32).unwrap();
+        assert!(
+            c.recv_buffer_size().unwrap() >= rcv,
+            "asked for more, got less"
+        );
+        assert!(
+            c.send_buffer_size().unwrap() >= snd,
+            "asked for more, got less"
+        );
+        c.set_linger(Some(std::time::Duration::from_secs(1 << 32)))
+            .unwrap();
+        let linger = socket2::SockRef::from(&c).linger().unwrap();
+        assert!(
+            linger.is_some_and(|d| d.as_secs() > 1 << 20),
+            "a long linger became {linger:?}"
+        );
+        let u = UdpSocket::bind(&s2, "127.0.0.1:0").unwrap();
+        let before = socket2::SockRef::from(&u).recv_buffer_size().unwrap();
+        u.set_recv_buffer_size((1 << 32) + 1024).unwrap();
+        assert!(socket2::SockRef::from(&u).recv_buffer_size().unwrap() >= before);
+    });
     s.shutdown();
 }

@@ -145,7 +145,8 @@ impl TcpSocket {
     ///
     /// As `setsockopt(2)`.
     pub fn set_send_buffer_size(&self, size: u32) -> io::Result<()> {
-        self.sock.set_send_buffer_size(size as usize)
+        self.sock
+            .set_send_buffer_size(crate::socket::clamp_size(size as usize))
     }
 
     /// `SO_RCVBUF` (set before `listen` to have accepted sockets inherit it).
@@ -154,7 +155,8 @@ impl TcpSocket {
     ///
     /// As `setsockopt(2)`.
     pub fn set_recv_buffer_size(&self, size: u32) -> io::Result<()> {
-        self.sock.set_recv_buffer_size(size as usize)
+        self.sock
+            .set_recv_buffer_size(crate::socket::clamp_size(size as usize))
     }
 
     /// `SO_KEEPALIVE`.
@@ -172,7 +174,7 @@ impl TcpSocket {
     ///
     /// As `setsockopt(2)`.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.sock.set_linger(linger)
+        self.sock.set_linger(crate::socket::clamp_linger(linger))
     }
 
     /// Bind to `addr` (port 0: the kernel picks).

@@ -477,7 +477,10 @@ impl TcpStream {
     ///
     /// From `setsockopt`.
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.inner.sock.sock_ref().set_recv_buffer_size(size)
+        self.inner
+            .sock
+            .sock_ref()
+            .set_recv_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// `SO_RCVBUF` as the kernel reports it.
@@ -495,7 +498,10 @@ impl TcpStream {
     ///
     /// From `setsockopt`.
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.inner.sock.sock_ref().set_send_buffer_size(size)
+        self.inner
+            .sock
+            .sock_ref()
+            .set_send_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// `SO_SNDBUF` as the kernel reports it.
@@ -513,7 +519,10 @@ impl TcpStream {
     ///
     /// From `setsockopt`.
     pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
-        self.inner.sock.sock_ref().set_linger(linger)
+        self.inner
+            .sock
+            .sock_ref()
+            .set_linger(crate::socket::clamp_linger(linger))
     }
 
     /// The remote address.

@@ -303,7 +303,9 @@ impl UnixDatagram {
     ///
     /// From `setsockopt`.
     pub fn set_recv_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.sock_ref().set_recv_buffer_size(size)
+        self.sock
+            .sock_ref()
+            .set_recv_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// `SO_SNDBUF`.
@@ -312,7 +314,9 @@ impl UnixDatagram {
     ///
     /// From `setsockopt`.
     pub fn set_send_buffer_size(&self, size: usize) -> io::Result<()> {
-        self.sock.sock_ref().set_send_buffer_size(size)
+        self.sock
+            .sock_ref()
+            .set_send_buffer_size(crate::socket::clamp_size(size))
     }
 
     /// A pending socket error (`SO_ERROR`), taken.
