@@ -78,6 +78,7 @@ coro_io::driver_tests!(
     shutdown_cancels_tasks_that_nothing_will_wake,
     metrics_show_waiting_tasks_and_ops,
     poll_pipe_read_write_hangup_timeout,
+    a_zero_timeout_poll_answers_for_now,
     blocking_pool_does_not_starve_io,
     panicking_task_is_reported_and_loop_survives,
     ambient_helpers_use_the_current_scheduler,
@@ -704,6 +705,33 @@ fn shutdown_cancels_tasks_that_nothing_will_wake(cfg: Config) {
         assert!(sync_wait(h).unwrap_err().is_cancelled());
         assert_eq!(s.size(), 0);
     }
+}
+
+/// `poll` with a zero timeout asks "ready now?", and both drivers answer
+/// alike: on io_uring the poll was submitted and the zero timer, due at
+/// once, won (`Timeout` for a ready fd).
+fn a_zero_timeout_poll_answers_for_now(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    sync_wait(s.spawn(async move {
+        let zero = Some(Duration::ZERO);
+        let (r, w) = pipe();
+        assert_eq!(s2.poll(&r, PollOp::Read, zero).await, PollStatus::Timeout);
+        assert_eq!(s2.poll(&w, PollOp::Write, zero).await, PollStatus::Event);
+        rustix::io::write(&w, b"x").unwrap();
+        assert_eq!(s2.poll(&r, PollOp::Read, zero).await, PollStatus::Event);
+        assert_eq!(
+            s2.poll(&r, PollOp::ReadWrite, zero).await,
+            PollStatus::Event
+        );
+        let mut b = [0u8; 1];
+        rustix::io::read(&r, &mut b).unwrap();
+        drop(w);
+        assert_eq!(s2.poll(&r, PollOp::Read, zero).await, PollStatus::Closed);
+        assert_eq!(s2.driver().registered_fds(), 0);
+    }))
+    .unwrap();
+    s.shutdown();
 }
 
 fn poll_pipe_read_write_hangup_timeout(cfg: Config) {

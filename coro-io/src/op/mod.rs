@@ -63,6 +63,8 @@ pub use net::{
     recv_from, recv_from_any, recv_msg, recv_stream, send, send_to,
 };
 
+pub(crate) use net::poll_now;
+
 use std::borrow::Borrow;
 use std::future::Future;
 use std::io;

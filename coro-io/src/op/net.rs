@@ -775,6 +775,20 @@ pub fn poll_fd(driver: &Handle, fd: RawFd, interest: Interest) -> OpFuture<PollF
     OpFuture::new(driver, PollFd { fd, interest })
 }
 
+/// `poll_fd`'s question answered now, without waiting or registering:
+/// the `revents` bits, or `None` if `fd` is not ready.
+pub(crate) fn poll_now(fd: RawFd, interest: Interest) -> io::Result<Option<u32>> {
+    let mut p = PollFd { fd, interest };
+    loop {
+        return match p.attempt() {
+            Ok(rev) => Ok(Some(rev as u32)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
 impl PollFd {
     fn events(&self) -> libc::c_short {
         let mut ev = 0;

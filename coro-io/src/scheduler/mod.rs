@@ -498,6 +498,8 @@ impl IoScheduler {
     }
 
     /// Wait until `fd` is ready for `op`, at most `timeout` (libcoro's `poll`).
+    /// `None` waits as long as it takes (libcoro's zero timeout);
+    /// `Some(Duration::ZERO)` answers for now, without waiting.
     ///
     /// A registration the driver makes for this call is dropped when the
     /// last poll of the fd ends (completes or is dropped), so the fd can be
@@ -513,6 +515,22 @@ impl IoScheduler {
             PollOp::Write => Interest::Write,
             PollOp::ReadWrite => Interest::ReadWrite,
         };
+        if timeout.is_some_and(|d| d.is_zero()) {
+            // "Ready now?": one `poll(2)`, the same answer on both drivers
+            // (io_uring would submit the poll and find the zero timer due
+            // first: `Timeout` for a ready fd). Counted against the task's
+            // budget as the op it replaces, so a loop of probes yields.
+            let now = std::future::poll_fn(|cx| {
+                coro_core::coop::poll_counted(cx, |_| {
+                    std::task::Poll::Ready(crate::op::poll_now(raw, interest))
+                })
+            });
+            return match now.await {
+                Ok(Some(rev)) => revents_status(rev),
+                Ok(None) => PollStatus::Timeout,
+                Err(_) => PollStatus::Error,
+            };
+        }
         let _registration = self.inner.driver.poll_guard(raw);
         let fut = crate::op::poll_fd(&self.inner.driver, raw, interest);
         let res = match timeout {
