@@ -148,7 +148,9 @@ impl Command {
     }
 
     /// The `std::process::Command` inside, for settings this type does not
-    /// forward (`CommandExt::uid`, `process_group`, `pre_exec`, ...).
+    /// forward (`CommandExt::uid`, `process_group`, `pre_exec`, ...). Set
+    /// the streams with [`stdin`](Command::stdin) etc., not here:
+    /// [`output`](Command::output) cannot see them here.
     pub fn as_std_mut(&mut self) -> &mut std::process::Command {
         &mut self.std
     }
@@ -245,6 +247,11 @@ impl Command {
     /// everything. As std's `output`: streams left unset default to null
     /// (stdin) and piped (stdout, stderr) for this run only; one set with
     /// [`stdin`](Command::stdin) etc. is kept.
+    ///
+    /// Streams set on the `std::process::Command` this was made from, or
+    /// through [`as_std_mut`](Command::as_std_mut), are not seen (std has no
+    /// way to read them back): `output` replaces them as unset ones (as
+    /// tokio's does), and later runs inherit them. Set them here instead.
     ///
     /// # Errors
     ///
