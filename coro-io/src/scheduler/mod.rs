@@ -50,6 +50,12 @@ pub use options::{
 /// counts, those that tasks hold and those [`current`](IoScheduler::current)
 /// returns included: a task that keeps one alive keeps the scheduler
 /// running, so call [`shutdown`](IoScheduler::shutdown) to stop it for sure.
+/// So do the I/O objects made on it: coro-net's sockets and listeners,
+/// [`fs::File`](crate::fs::File), [`process::Child`](crate::process::Child)
+/// and its pipes, [`TaskGroup`](crate::TaskGroup) each hold a clone (timers
+/// do not). A detached task looping on a listener's `accept` keeps the
+/// scheduler alive after every other handle is gone; and whichever thread
+/// drops the last of these objects runs the shutdown.
 ///
 /// # Examples
 ///
