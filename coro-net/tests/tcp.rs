@@ -38,6 +38,7 @@ coro_io::driver_tests!(
     tcp_socket_binds_before_connecting_and_listens,
     a_dropped_read_loses_nothing,
     streams_share_a_tiny_buffer_ring_without_losing_bytes,
+    a_peek_waiting_for_more_sees_it_when_the_ring_is_dry,
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
@@ -954,6 +955,67 @@ fn a_dropped_read_loses_nothing(cfg: Config) {
         // Whatever arrived is in order, with whole messages missing only.
         assert!(got.len() <= want.len(), "{cfg}");
     }
+    s.shutdown();
+}
+
+/// A message larger than the whole provided-buffer ring (2 x 16 KiB): the
+/// queue holds what the ring took, and a `peek` loop waiting for all of it
+/// must see the rest, which stays in the socket. It saw the same 32 KiB
+/// for ever (nothing arms a receive on a dry ring until the queue is
+/// empty, which a peek never makes it).
+fn a_peek_waiting_for_more_sees_it_when_the_ring_is_dry(cfg: Config) {
+    const LEN: usize = 40 * 1024;
+    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            recv_buffers: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(&pattern(LEN, 9)).unwrap();
+        c
+    });
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let mut buf = Vec::with_capacity(LEN);
+        let t0 = std::time::Instant::now();
+        loop {
+            let (res, b) = c.peek(buf).await;
+            let n = res.unwrap();
+            assert!(b[..n] == pattern(LEN, 9)[..n], "peeked bytes out of order");
+            if n == LEN {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "a peek saw {n} of {LEN} bytes for 10 s"
+            );
+            buf = b;
+            buf.clear();
+            s2.sleep(Duration::from_millis(1)).await;
+        }
+        let mut got = Vec::new();
+        let mut buf = Vec::with_capacity(LEN);
+        while got.len() < LEN {
+            let (res, b) = c.read(buf).await;
+            let n = res.unwrap();
+            assert!(n > 0, "early EOF");
+            got.extend_from_slice(&b[..n]);
+            buf = b;
+            buf.clear();
+        }
+        got
+    });
+    drop(peer.join().unwrap());
+    assert!(
+        got == pattern(LEN, 9),
+        "{cfg}: the bytes read after the peeks differ"
+    );
     s.shutdown();
 }
 

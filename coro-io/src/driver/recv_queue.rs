@@ -395,6 +395,22 @@ impl<'a> RecvOut<'a> {
         self.len == 0
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The part from `at` on (`at <= len`).
+    pub(crate) fn after(&mut self, at: usize) -> RecvOut<'_> {
+        assert!(at <= self.len, "RecvOut::after out of range");
+        RecvOut {
+            // SAFETY: `at <= len`: in bounds of (or one past) the
+            // writable bytes at `ptr`, which the shorter borrow keeps.
+            ptr: unsafe { self.ptr.add(at) },
+            len: self.len - at,
+            _borrow: PhantomData,
+        }
+    }
+
     /// Copy as much of `src` as fits at offset `at`; returns how much.
     fn put(&mut self, at: usize, src: &[u8]) -> usize {
         let k = src.len().min(self.len - at);
@@ -606,6 +622,16 @@ impl StreamRx {
     }
 
     /// A direct read found the end of the stream.
+    /// Whether a peek that found queued bytes may go on into the socket:
+    /// no receive is armed (none can take the kernel's bytes first, so
+    /// they come after the queue's) and the stream has not ended. Else a
+    /// peek loop waiting for more would never see any while nothing arms
+    /// a receive (the ring ran dry: `next_arm` waits for the queue to
+    /// empty, which a peek never does).
+    pub(super) fn peek_goes_on_in_socket(&self) -> bool {
+        !self.armed && self.end.is_none()
+    }
+
     pub(super) fn saw_eof(&mut self) {
         self.end.get_or_insert(End::Eof);
     }

@@ -446,6 +446,11 @@ impl UringDriver {
             if !self.move_staged(st) || self.ring.submitter().submit().is_err() {
                 return;
             }
+            if self.sqpoll {
+                // `submit` does not enter while the kernel's SQ thread is
+                // awake: wait for it to make room instead of spinning.
+                let _ = self.ring.submitter().squeue_wait();
+            }
         }
     }
 
@@ -781,23 +786,27 @@ impl UringDriver {
         }
         let mut wake = Vec::new();
         let mut dead = Vec::new();
-        let (mut n, unparked, must_enter) = {
+        let (mut n, unparked, must_enter, staged) = {
             let mut st = self.state();
             // Reap first: it may find the wake poll's completion, whose
             // re-arm must go into the kernel with this very submission.
             let (n, unparked) = self.reap(&mut st, &mut wake, &mut dead);
             self.arm_wake(&mut st);
             self.flush(&mut st);
-            (n, unparked, self.needs_enter(&st))
+            (n, unparked, self.needs_enter(&st), !st.pending.is_empty())
         };
         // An `unpark` found here cleared the notified flag: whatever it
         // announced (a queued task) must be looked at before blocking, or a
         // second `unpark` that saw the flag still set would be lost.
-        let wait = if n > 0 || unparked || !wake.is_empty() {
+        // Entries still staged (more than a flush moves through a small
+        // SQ) must not wait for a completion that only they could bring:
+        // this turn does not block, and the next flushes the rest.
+        let wait = if n > 0 || unparked || !wake.is_empty() || staged {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        let must_enter = must_enter || staged;
         // Tests: widen the window between the flush and the enter.
         #[cfg(feature = "fault-injection")]
         crate::fault::before_enter();
@@ -1238,7 +1247,13 @@ impl Driver for UringDriver {
     ) -> Poll<io::Result<usize>> {
         self.read_queue(fd, |rx, ring| {
             let n = rx.copy_out(ring, out, peek);
-            if n > 0 || out.is_empty() {
+            if peek && n > 0 && n < out.len() && rx.peek_goes_on_in_socket() {
+                // What the socket holds comes after the queued bytes (see
+                // `peek_goes_on_in_socket`); an error or the end is for
+                // a later read to report, after these bytes.
+                let more = recv_queue::recv_direct(fd, &mut out.after(n), true).unwrap_or(0);
+                Poll::Ready(Ok(n + more))
+            } else if n > 0 || out.is_empty() {
                 Poll::Ready(Ok(n))
             } else if let Some(end) = rx.take_end(peek) {
                 Poll::Ready(end)
