@@ -1280,14 +1280,39 @@ fn manual_scheduler_in_a_thread_local_child() {
         })
         .unwrap();
     }
+    static LOCAL_DROPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    // Not `Send`: only a local task can hold it.
+    struct SetOnDrop {
+        _local: Rc<()>,
+    }
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            LOCAL_DROPPED.store(true, Ordering::SeqCst);
+        }
+    }
     let ran = std::thread::spawn(|| {
         RT.with(|s| {
             let h = s.spawn(async { 5 });
             drive_until(s, || h.is_finished());
+            // A local task still waiting when the thread ends: the
+            // clean-up drops it, on its own thread.
+            let g = SetOnDrop {
+                _local: Rc::new(()),
+            };
+            s.spawn_local(async move {
+                let _g = g;
+                std::future::pending::<()>().await
+            })
+            .detach();
+            s.process_events(Some(Duration::ZERO));
             sync_wait(h).unwrap()
         })
     })
     .join()
     .expect("the thread (or its thread-locals' destructors) panicked");
     assert_eq!(ran, 5);
+    assert!(
+        LOCAL_DROPPED.load(Ordering::SeqCst),
+        "the waiting local task was not dropped"
+    );
 }

@@ -112,8 +112,9 @@ impl IoScheduler {
     ///
     /// # Errors
     ///
-    /// The driver could not be created (see [`DriverKind`]), or a thread
-    /// could not be spawned.
+    /// The driver could not be created (see [`DriverKind`]), a thread
+    /// could not be spawned, or the thread-pool options are impossible
+    /// (`InvalidInput`, see [`ThreadPool::try_new`](crate::thread_pool::ThreadPool::try_new)).
     pub fn new(opts: IoSchedulerOptions) -> io::Result<IoScheduler> {
         let manual = opts.thread_strategy == ThreadStrategy::Manual;
         let inline = matches!(opts.execution, ExecutionStrategy::Inline);
@@ -637,25 +638,15 @@ impl IoScheduler {
                     self.inner.finish();
                 } else {
                     // The last handle went with this thread's locals (it
-                    // lived in a `thread_local!`), whose loop ones are gone
-                    // too: touching them would panic in a thread-local's
-                    // destructor, which aborts. Clean up on a thread of
-                    // its own; without one, without them.
-                    let inner = self.inner.clone();
-                    let cleanup = thread::Builder::new()
-                        .name("coro-manual-stop".into())
-                        .spawn(move || {
-                            let _d = lock(&inner.drive);
-                            let _g = LoopGuard::enter(&inner);
-                            inner.finish();
-                        });
-                    match cleanup {
-                        Ok(t) => drop(t.join()),
-                        Err(_) => {
-                            let _d = lock(&self.inner.drive);
-                            self.inner.finish();
-                        }
-                    }
+                    // lived in a `thread_local!`), and the loop's ones are
+                    // gone too: touching them would panic in a
+                    // thread-local's destructor, which aborts. Clean up
+                    // here without them: tasks woken by the clean-up go to
+                    // the shared queue and are dropped on this thread (a
+                    // local task on its own), and destructors that ask for
+                    // `IoScheduler::current()` get `None`.
+                    let _d = lock(&self.inner.drive);
+                    self.inner.finish();
                 }
                 // A thread of ours that drives it (tests' background driver).
                 self.join_thread();
