@@ -82,6 +82,11 @@ impl StopSource {
     /// Returns `true` if this call made the request, `false` if a stop had
     /// already been requested.
     ///
+    /// # Panics
+    ///
+    /// If a waker panics (a foreign executor's): the others are woken
+    /// first, then the first panic goes on to the caller.
+    ///
     /// # Examples
     /// ```
     /// let source = coro_core::StopSource::new();

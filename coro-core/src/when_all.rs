@@ -224,6 +224,9 @@ impl<F: Future> Engine<F> {
             mem::swap(&mut ready.list, &mut batch);
             drop(ready);
             self.batch = batch;
+            // Told to poll again for them (as after a child's panic): a
+            // parent that catches the panic may wait for a wake-up first.
+            cx.waker().wake_by_ref();
             panic::resume_unwind(p);
         }
         let first_pass = !self.started;

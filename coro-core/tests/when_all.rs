@@ -639,5 +639,10 @@ fn an_old_parent_waker_panicking_on_drop_strands_no_woken_child() {
     let parent = CountingWaker::new();
     let err = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent))).unwrap_err();
     assert_eq!(err.downcast_ref::<&str>(), Some(&"this waker's drop fails"));
+    assert_eq!(
+        parent.wakes(),
+        1,
+        "the children put back need a poll: the parent must be told"
+    );
     assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![1, 2]));
 }

@@ -150,7 +150,8 @@ impl Command {
     /// The `std::process::Command` inside, for settings this type does not
     /// forward (`CommandExt::uid`, `process_group`, `pre_exec`, ...). Set
     /// the streams with [`stdin`](Command::stdin) etc., not here:
-    /// [`output`](Command::output) cannot see them here.
+    /// [`output`](Command::output) cannot see streams set here, pipes
+    /// stdout and stderr over them, and leaves them `inherit` after.
     pub fn as_std_mut(&mut self) -> &mut std::process::Command {
         &mut self.std
     }

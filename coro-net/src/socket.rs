@@ -302,9 +302,12 @@ impl Stream {
         if op == PollOp::Write || !fd.recv_started() {
             return self.sock.poll(op, timeout).await;
         }
+        // A zero timeout asks "ready now?": the kernel's write answer is
+        // taken now too (a submitted poll would lose to the due deadline).
+        let write_wait = timeout.filter(|d| d.is_zero());
         let mut writable = std::pin::pin!(async {
             match op {
-                PollOp::ReadWrite => self.sock.poll(PollOp::Write, None).await,
+                PollOp::ReadWrite => self.sock.poll(PollOp::Write, write_wait).await,
                 _ => std::future::pending().await,
             }
         });

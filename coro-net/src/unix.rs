@@ -62,17 +62,17 @@ impl fmt::Debug for UnixListener {
     }
 }
 
-/// The address of the socket file at `path`. A NUL byte is refused, as
-/// `std` does: the kernel reads the path up to the first one, so
-/// `"a\0b"` would name `a` (and a leading one the abstract namespace)
-/// without an error. Abstract addresses go through `std`'s `bind_addr`
-/// and `from_std`.
+/// The address of the socket at `path`: a file, or with a leading NUL
+/// byte a Linux abstract name (as socket2 encodes it; `recv_from` reports
+/// such peers, and replies go back this way). A NUL byte further on is
+/// refused: the kernel reads a file path up to the first one, so
+/// `"a\0b"` would name `a` without an error.
 pub(crate) fn path_sockaddr(path: &Path) -> io::Result<SockAddr> {
     use std::os::unix::ffi::OsStrExt;
-    if path.as_os_str().as_bytes().contains(&0) {
+    if path.as_os_str().as_bytes().iter().skip(1).any(|&b| b == 0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "Unix socket paths must not contain NUL bytes",
+            "Unix socket paths must not contain NUL bytes (but for a leading one: an abstract name)",
         ));
     }
     SockAddr::unix(path)
@@ -84,9 +84,9 @@ impl UnixListener {
     /// # Errors
     ///
     /// `AddrInUse` if the file exists (remove a stale one first),
-    /// `InvalidInput` for a path with a NUL byte (for an abstract address,
-    /// bind a `std` listener with `bind_addr` and adopt it), and the other
-    /// `bind`/`listen` errors, naming the path.
+    /// `InvalidInput` for a path with a NUL byte past its first (a leading
+    /// one names an abstract socket), and the other `bind`/`listen`
+    /// errors, naming the path.
     pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixListener> {
         UnixListener::bind_with(sched, path, ListenOptions::default())
     }
@@ -261,7 +261,8 @@ impl UnixStream {
     /// # Errors
     ///
     /// `NotFound` (no such socket file), `ConnectionRefused` (nobody
-    /// listens), `InvalidInput` (a NUL byte in the path), naming the path.
+    /// listens), `InvalidInput` (a NUL byte past the path's first),
+    /// naming the path.
     ///
     /// # Cancel safety
     ///

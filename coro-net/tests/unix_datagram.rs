@@ -149,8 +149,11 @@ fn dgram_errors_name_the_path(cfg: Config) {
     );
     let e = u.connect(&stale).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
-    let e = UnixDatagram::bind(&s, "\0abstract").unwrap_err();
+    let mut nul = d.join("cut").into_os_string();
+    nul.push("\0tail");
+    let e = UnixDatagram::bind(&s, &nul).unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    assert!(!d.join("cut").exists(), "bound the path up to the NUL");
     run(&s, async move {
         let (r, buf) = u.send_to(b"x".as_slice(), &missing).await;
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::NotFound);

@@ -255,8 +255,15 @@ impl<T: ?Sized> SharedMutex<T> {
         // Unlocked before the wake-ups, which may panic (a foreign
         // waker): the admitted readers are in `state` already, so a next
         // writer still waits for them.
-        self.writers.unlock();
+        // The unlock may wake a waiting writer, whose waker may panic too:
+        // the readers are woken all the same, then the panic goes on.
+        let unlocked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.writers.unlock();
+        }));
         self.no_writer.notify(usize::MAX);
+        if let Err(p) = unlocked {
+            std::panic::resume_unwind(p);
+        }
     }
 
     /// A counted `read()` future counts itself as waiting.

@@ -41,6 +41,9 @@ pub struct ServerArgs {
     /// connections (`UringOptions::multishot_recv`, default on); off
     /// compares it with one receive op per read.
     pub recv_queue: bool,
+    /// `--recv-buffers N`: the receive queue's provided buffers per
+    /// scheduler (`UringOptions::recv_buffers`; default the library's).
+    pub recv_buffers: Option<u16>,
 }
 
 /// What every scheduler of the server shares to shut down gracefully.
@@ -113,6 +116,12 @@ impl ServerArgs {
                     std::process::exit(2);
                 }
             },
+            recv_buffers: args.opt("recv-buffers").map(|n| {
+                n.parse().unwrap_or_else(|_| {
+                    eprintln!("error: --recv-buffers {n:?}: expected a count up to 32768");
+                    std::process::exit(2);
+                })
+            }),
         }
     }
 }
@@ -135,9 +144,15 @@ where
     for _ in 0..args.threads {
         let sched = IoScheduler::new(IoSchedulerOptions {
             driver: args.driver,
-            uring: coro::io::UringOptions {
-                multishot_recv: args.recv_queue,
-                ..Default::default()
+            uring: {
+                let mut u = coro::io::UringOptions {
+                    multishot_recv: args.recv_queue,
+                    ..Default::default()
+                };
+                if let Some(n) = args.recv_buffers {
+                    u.recv_buffers = n;
+                }
+                u
             },
             ..Default::default()
         })

@@ -497,7 +497,7 @@ impl Handle {
     }
 
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
-    /// release their memory.
+    /// release their memory (`Duration::MAX`: as long as it takes).
     pub fn cancel_all(&self, bound: Duration) {
         self.inner.cancel_all(bound)
     }

@@ -224,8 +224,9 @@ impl ThreadPool {
     ///
     /// # Panics
     ///
-    /// Panics if the operating system refuses to create a thread; use
-    /// [`try_new`](ThreadPool::try_new) to get that error instead.
+    /// Panics if the options are impossible (see
+    /// [`try_new`](ThreadPool::try_new)) or the operating system refuses to
+    /// create a thread; `try_new` returns those errors instead.
     ///
     /// # Examples
     ///
@@ -236,7 +237,7 @@ impl ThreadPool {
     /// assert_eq!(pool.thread_count(), 3);
     /// ```
     pub fn new(opts: ThreadPoolOptions) -> ThreadPool {
-        Self::try_new(opts).expect("coro-io: failed to spawn a thread-pool worker")
+        Self::try_new(opts).expect("coro-io: cannot start the thread pool")
     }
 
     /// Start a pool, returning the error if a worker thread cannot be spawned

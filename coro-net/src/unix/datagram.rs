@@ -84,7 +84,8 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `AddrInUse` if the file exists (remove a stale one first),
-    /// `InvalidInput` for a path too long for `sockaddr_un`, and the other
+    /// `InvalidInput` for a path too long for `sockaddr_un` or with a NUL
+    /// byte past its first (a leading one names an abstract socket), and the other
     /// `bind` errors, naming the path.
     pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
         let path = path.as_ref();
@@ -159,7 +160,8 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a path too long for `sockaddr_un`; from
+    /// `InvalidInput` for a path too long for `sockaddr_un` or with a NUL
+    /// byte past its first; from
     /// `sendto`: `NotFound` / `ConnectionRefused` when nobody is bound
     /// there, `EMSGSIZE` for a datagram larger than the send buffer.
     ///
