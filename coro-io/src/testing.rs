@@ -29,6 +29,11 @@ pub struct Config {
     pub pool: bool,
     /// `ThreadStrategy::Manual`, driven by a thread of the test harness.
     pub manual: bool,
+    /// io_uring: a tiny submission queue (8 entries) and provided-buffer
+    /// ring (2 buffers), so that every test also runs through the paths
+    /// of a full SQ (entries staged in memory) and of a dry ring (the
+    /// `ENOBUFS` fallback), which default sizes rarely reach.
+    pub small_rings: bool,
 }
 
 const fn config(
@@ -46,6 +51,15 @@ const fn config(
         sqpoll,
         pool,
         manual,
+        small_rings: false,
+    }
+}
+
+/// [`config`] with small rings (see [`Config::small_rings`]).
+const fn small(c: Config) -> Config {
+    Config {
+        small_rings: true,
+        ..c
     }
 }
 
@@ -65,8 +79,15 @@ impl Config {
     /// io_uring, single issuer with `DEFER_TASKRUN` (the default scheduler).
     pub const URING_DEFER: Config =
         config("uring-defer", IoUring, DeferTaskrun, false, false, false);
-    /// io_uring with `COOP_TASKRUN`, tasks on the loop thread.
-    pub const URING_COOP: Config = config("uring-coop", IoUring, CoopTaskrun, false, false, false);
+    /// io_uring with `COOP_TASKRUN`, tasks on the loop thread; small rings.
+    pub const URING_COOP: Config = small(config(
+        "uring-coop",
+        IoUring,
+        CoopTaskrun,
+        false,
+        false,
+        false,
+    ));
     /// io_uring with `COOP_TASKRUN`, tasks on a pool.
     pub const URING_COOP_POOL: Config =
         config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
@@ -79,9 +100,15 @@ impl Config {
         config("uring-plain-pool", IoUring, Plain, false, true, false);
     /// SQPOLL (a kernel thread reads the submission queue), inline tasks.
     pub const URING_SQPOLL: Config = config("uring-sqpoll", IoUring, Plain, true, false, false);
-    /// SQPOLL, tasks on a pool.
-    pub const URING_SQPOLL_POOL: Config =
-        config("uring-sqpoll-pool", IoUring, Plain, true, true, false);
+    /// SQPOLL, tasks on a pool; small rings.
+    pub const URING_SQPOLL_POOL: Config = small(config(
+        "uring-sqpoll-pool",
+        IoUring,
+        Plain,
+        true,
+        true,
+        false,
+    ));
     /// io_uring driven by hand.
     pub const URING_MANUAL: Config = config("uring-manual", IoUring, Auto, false, false, true);
     /// io_uring driven by hand, tasks on a pool.
@@ -142,6 +169,16 @@ impl Config {
             // The inline plain-ring configuration stands for older kernels:
             // one receive op per read, so that path stays tested too.
             multishot_recv: self.sqpoll || self.pool || self.ring != Plain,
+            entries: if self.small_rings {
+                8
+            } else {
+                UringOptions::default().entries
+            },
+            recv_buffers: if self.small_rings {
+                2
+            } else {
+                UringOptions::default().recv_buffers
+            },
             ..Default::default()
         }
     }
