@@ -555,6 +555,12 @@ impl IoScheduler {
     /// for I/O and timers (`None`: until something happens), run what that
     /// woke. Returns how many tasks ran.
     ///
+    /// With [`ExecutionStrategy::ThreadPool`] the tasks run on the pool's
+    /// workers, and one finishing there is not an event here: a loop
+    /// `while !handle.is_finished() { process_events(None) }` over a task
+    /// that does no I/O waits for something else to happen. Give such a
+    /// loop a timeout, or wait on the handle itself.
+    ///
     /// # Panics
     ///
     /// On a `Spawn` scheduler (its own thread drives it).
