@@ -20,6 +20,9 @@
 //! assert_eq!(v.bytes_total(), 16);
 //! let s: &'static [u8] = b"hello";
 //! assert_eq!(s.bytes_init(), 5);
+//! // A byte-string literal and a `String` are buffers to write too.
+//! assert_eq!(b"hello".bytes_init(), 5);
+//! assert_eq!(String::from("hi").bytes_init(), 2);
 //! ```
 
 use std::io;
@@ -126,6 +129,35 @@ unsafe impl IoBuf for &'static [u8] {
 
 // SAFETY: `'static` data never moves and is never freed.
 unsafe impl IoBuf for &'static str {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: `'static` data never moves and is never freed (a byte-string
+// literal, `b"..."`, written without `.as_slice()`).
+unsafe impl<const N: usize> IoBuf for &'static [u8; N] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        N
+    }
+    fn bytes_total(&self) -> usize {
+        N
+    }
+}
+
+// SAFETY: a String's heap pointer does not move when the String is moved;
+// its length is its initialised bytes. Read-only: writing arbitrary bytes
+// could break its UTF-8 invariant, so it is not `IoBufMut`.
+unsafe impl IoBuf for String {
     fn stable_ptr(&self) -> *const u8 {
         self.as_ptr()
     }

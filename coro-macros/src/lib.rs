@@ -1,5 +1,5 @@
 //! `#[coro::main]` and `#[coro::test]`: run an `async fn` on a fresh
-//! [`IoScheduler`](https://docs.rs/coro-io/latest/coro_io/struct.IoScheduler.html).
+//! `coro::io::IoScheduler`.
 //!
 //! Use these through the `coro` facade crate (`#[coro::main]`,
 //! `#[coro::test]`), not by depending on `coro-macros` directly: the code they
@@ -76,14 +76,13 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Attribute, FnArg, ItemFn, LitInt, LitStr, ReturnType};
 
-/// Run `async fn main` on an [`IoScheduler`] built from the arguments.
+/// Run `async fn main` on a `coro::io::IoScheduler` built from the arguments.
 ///
 /// Arguments (all optional): `driver = "epoll" | "uring" | "auto"`,
 /// `threads = N` or `inline`, `entries = N` (io_uring), `crate = "path"`.
 /// The function takes no arguments and may return anything `main` may (for
 /// example `std::io::Result<()>`). See the [crate documentation](crate).
 ///
-/// [`IoScheduler`]: https://docs.rs/coro-io/latest/coro_io/struct.IoScheduler.html
 ///
 /// # Examples
 ///
@@ -99,7 +98,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand(Flavor::Main, args.into(), item.into()).into()
 }
 
-/// Run an `async fn` test on an [`IoScheduler`] built from the arguments.
+/// Run an `async fn` test on a `coro::io::IoScheduler` built from the arguments.
 ///
 /// The arguments of [`macro@main`], plus `both_drivers` (one test per
 /// driver, in a module named after the function: `name::epoll` and
@@ -108,7 +107,6 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[should_panic]`, ...) go on the generated tests. See the
 /// [crate documentation](crate).
 ///
-/// [`IoScheduler`]: https://docs.rs/coro-io/latest/coro_io/struct.IoScheduler.html
 ///
 /// # Examples
 ///

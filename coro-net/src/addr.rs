@@ -39,6 +39,11 @@ pub(crate) mod sealed {
 
     pub trait Sealed {
         fn addrs(&self) -> Addrs;
+        /// The one address, when it is known without a lookup (and so
+        /// without building a list: a `send_to` per datagram asks).
+        fn single(&self) -> Option<SocketAddr> {
+            None
+        }
     }
 }
 
@@ -54,15 +59,24 @@ impl Sealed for SocketAddr {
     fn addrs(&self) -> Addrs {
         ready(*self)
     }
+    fn single(&self) -> Option<SocketAddr> {
+        Some(*self)
+    }
 }
 impl Sealed for SocketAddrV4 {
     fn addrs(&self) -> Addrs {
         ready((*self).into())
     }
+    fn single(&self) -> Option<SocketAddr> {
+        Some((*self).into())
+    }
 }
 impl Sealed for SocketAddrV6 {
     fn addrs(&self) -> Addrs {
         ready((*self).into())
+    }
+    fn single(&self) -> Option<SocketAddr> {
+        Some((*self).into())
     }
 }
 macro_rules! ip_pair {
@@ -70,6 +84,9 @@ macro_rules! ip_pair {
         impl Sealed for ($t, u16) {
             fn addrs(&self) -> Addrs {
                 ready(SocketAddr::new(self.0.into(), self.1))
+            }
+            fn single(&self) -> Option<SocketAddr> {
+                Some(SocketAddr::new(self.0.into(), self.1))
             }
         }
     )*};
@@ -97,10 +114,16 @@ impl Sealed for str {
             Err(_) => Addrs::Lookup(self.to_owned()),
         }
     }
+    fn single(&self) -> Option<SocketAddr> {
+        self.parse().ok()
+    }
 }
 impl Sealed for String {
     fn addrs(&self) -> Addrs {
         self.as_str().addrs()
+    }
+    fn single(&self) -> Option<SocketAddr> {
+        self.as_str().single()
     }
 }
 impl Sealed for (&str, u16) {
@@ -119,6 +142,9 @@ impl Sealed for (String, u16) {
 impl<T: Sealed + ?Sized> Sealed for &T {
     fn addrs(&self) -> Addrs {
         (**self).addrs()
+    }
+    fn single(&self) -> Option<SocketAddr> {
+        (**self).single()
     }
 }
 
@@ -155,6 +181,14 @@ pub(crate) fn resolve_now(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Ve
     match addr.addrs() {
         Addrs::Ready(r) => non_empty(r?, "address"),
         Addrs::Lookup(host) => non_empty(lookup_blocking(&host)?, &host),
+    }
+}
+
+/// The first address of `addr` ([`resolve`]d if it needs a lookup).
+pub(crate) async fn resolve_first(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<SocketAddr> {
+    match addr.single() {
+        Some(a) => Ok(a),
+        None => Ok(resolve(addr).await?[0]),
     }
 }
 

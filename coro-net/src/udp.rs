@@ -132,17 +132,23 @@ impl UdpSocket {
         Err(last.expect("resolve returns at least one address"))
     }
 
-    /// Send `buf` as one datagram to `addr`.
+    /// Send `buf` as one datagram to `addr` (its first address, if a name
+    /// is looked up: on the blocking pool, as for [`connect`](Self::connect)).
     ///
     /// # Errors
     ///
-    /// From `sendmsg` (`EMSGSIZE` for a datagram too large, ...).
+    /// From the lookup, or from `sendmsg` (`EMSGSIZE` for a datagram too
+    /// large, ...).
     ///
     /// # Cancel safety
     ///
     /// On io_uring a dropped `send_to` may still send; on epoll it sent nothing.
-    pub async fn send_to<B: IoBuf>(&self, buf: B, addr: SocketAddr) -> BufResult<usize, B> {
-        op::send_to(self.sock.driver(), self.sock.raw(), buf, addr).await
+    pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
+        let to = match crate::addr::resolve_first(&addr).await {
+            Ok(a) => a,
+            Err(e) => return (Err(e), buf),
+        };
+        op::send_to(self.sock.driver(), self.sock.raw(), buf, to).await
     }
 
     /// Receive one datagram into `buf`; resolves to the bytes placed in the

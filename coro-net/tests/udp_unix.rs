@@ -24,7 +24,59 @@ coro_io::driver_tests!(
     unix_connect_errors_name_the_path,
     a_peer_at_a_full_length_path_is_accepted_and_heard,
     more_staged_reads_than_a_flush_moves_do_not_stall_the_loop,
+    byte_literals_strings_and_address_strings_are_accepted,
 );
+
+/// What a tokio user writes first: `send_to(b"..", "127.0.0.1:port")`,
+/// `write_all(String)`. A byte literal and a `String` are buffers, and
+/// `send_to` takes the addresses `bind` and `connect` take (a name is
+/// looked up; a bad one is an error that hands the buffer back).
+fn byte_literals_strings_and_address_strings_are_accepted(cfg: Config) {
+    let s = sched(cfg);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let to = format!("127.0.0.1:{}", b.local_addr().unwrap().port());
+    let s2 = s.clone();
+    run(&s, async move {
+        let (n, _) = a.send_to(b"literal", to.as_str()).await;
+        assert_eq!(n.unwrap(), 7);
+        let (n, _) = a.send_to(String::from("owned"), &to).await;
+        assert_eq!(n.unwrap(), 5);
+        let (n, _) = a
+            .send_to(b"named", ("localhost", b.local_addr().unwrap().port()))
+            .await;
+        assert_eq!(n.unwrap(), 5);
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (r, buf) = b.recv_from(Vec::with_capacity(64)).await;
+            let (n, _) = r.unwrap();
+            got.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        got.sort();
+        assert_eq!(got, ["literal", "named", "owned"]);
+        let (r, buf) = a.send_to(b"x", "no-port-here").await;
+        assert!(r.is_err(), "a bad address is an error");
+        assert_eq!(buf, b"x", "the buffer comes back");
+        let l = coro_net::tcp::TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let c = coro_net::tcp::TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        c.write_all(String::from("hello ")).await.0.unwrap();
+        c.write_all(b"world").await.0.unwrap();
+        drop(c);
+        let mut all = Vec::new();
+        loop {
+            let (r, buf) = server.read(Vec::with_capacity(64)).await;
+            match r.unwrap() {
+                0 => break,
+                n => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(all, b"hello world");
+    });
+    s.shutdown();
+}
 
 /// A tiny submission queue (2 entries): 300 reads armed in one turn are
 /// more than one flush moves into the kernel (64 rounds of a full SQ). The

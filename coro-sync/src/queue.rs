@@ -1,4 +1,4 @@
-//! [`Queue`]: an unbounded MPMC queue, also a `Stream`.
+//! [`Queue`]: an unbounded MPMC queue; [`Queue::stream`] reads it as a `Stream`.
 
 use core::fmt;
 use core::future::Future;

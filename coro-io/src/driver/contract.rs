@@ -1,6 +1,6 @@
 //! The contract between ops and drivers, in one place: what an op must
 //! promise ([`Op`], an `unsafe trait`), how it waits on a readiness driver
-//! ([`Readiness`], [`Interest`]), what a driver does with it (`Driver`), and
+//! ([`Readiness`], [`Interest`]), what a driver does with it (`Backend`), and
 //! the per-op state a driver keeps in the op's future (`OpState`, with the
 //! blocking-pool path both drivers share). Concrete ops live in
 //! [`crate::op`]; the backends in `epoll.rs` and `uring.rs`.
@@ -57,7 +57,7 @@ pub(crate) fn nothing_moved(e: &io::Error) -> bool {
 }
 
 /// The interface every backend implements. See the module docs.
-pub(crate) trait Driver: Send + Sync + 'static {
+pub(crate) trait Backend: Send + Sync + 'static {
     /// Which backend this is (never `Auto`).
     fn kind(&self) -> DriverKind;
     /// Drive `state` towards completion; `Ready` carries the raw result
@@ -88,7 +88,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Forget any registration of `fd` (called before it is closed): the
     /// epoll entry, the io_uring receive queue (and the bytes in it).
     fn release_fd(&self, fd: RawFd);
-    /// [`release_fd`](Driver::release_fd) for an fd that stays open with a
+    /// [`release_fd`](Backend::release_fd) for an fd that stays open with a
     /// new owner: nothing of the driver's may read from it any more once
     /// this returns (io_uring: the receive's cancel is submitted now).
     fn detach_fd(&self, fd: RawFd) {
@@ -101,7 +101,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
         None
     }
     /// Whether stream reads go through the driver's receive queue
-    /// ([`poll_recv`](Driver::poll_recv)) instead of one op per read.
+    /// ([`poll_recv`](Backend::poll_recv)) instead of one op per read.
     fn recv_queue(&self) -> bool {
         false
     }
@@ -109,7 +109,7 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// through its receive queue: bytes into `out`, `Ok(0)` at the end of
     /// the stream, `Pending` with `cx`'s waker kept until bytes arrive.
     /// Nothing is in flight on the caller's behalf, so a caller that stops
-    /// polling loses nothing. Only where [`recv_queue`](Driver::recv_queue).
+    /// polling loses nothing. Only where [`recv_queue`](Backend::recv_queue).
     fn poll_recv(
         &self,
         fd: RawFd,
@@ -126,8 +126,8 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Take the next received bytes of `fd` off its receive queue without
     /// copying them: the buffer they are in becomes the caller's until it
     /// gives it back (`Provided::give_back`, which the lease's drop calls). As
-    /// [`poll_recv`](Driver::poll_recv) otherwise (nothing in flight on the
-    /// caller's behalf). Only where [`recv_queue`](Driver::recv_queue).
+    /// [`poll_recv`](Backend::poll_recv) otherwise (nothing in flight on the
+    /// caller's behalf). Only where [`recv_queue`](Backend::recv_queue).
     fn poll_recv_lease(
         &self,
         fd: RawFd,

@@ -2,7 +2,7 @@
 //!
 //! An op first tries its syscall. Only on `WouldBlock` is the fd registered
 //! (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET`, once per fd, kept until the
-//! fd is closed through the driver or [`Driver::release_fd`]), so a socket
+//! fd is closed through the driver or [`Backend::release_fd`]), so a socket
 //! that is read and written many times costs one `epoll_ctl` in its life, and
 //! an op that succeeds at once costs none.
 //!
@@ -32,7 +32,7 @@ use rustix::event::epoll;
 
 use super::notify::Notifier;
 use super::read_cell::ReadCell;
-use super::{Driver, DriverKind, Interest, Readiness};
+use super::{Backend, DriverKind, Interest, Readiness};
 use crate::op::{BlockingOps, Held, Op, OpKind, OpState};
 
 const NOTIFY_KEY: u64 = u64::MAX;
@@ -597,7 +597,7 @@ fn wait_timeout(d: Option<Duration>) -> Option<rustix::time::Timespec> {
     })
 }
 
-impl Driver for EpollDriver {
+impl Backend for EpollDriver {
     fn kind(&self) -> DriverKind {
         DriverKind::Epoll
     }

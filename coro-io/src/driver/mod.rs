@@ -1,6 +1,6 @@
 //! The I/O drivers: the contract between ops and drivers, and its two
-//! backends (`Driver`, the trait they implement, is crate-private: the set
-//! of backends is closed).
+//! backends (`Backend`, the trait they implement, is crate-private: the set
+//! of backends is closed; [`Driver`] is what a [`Handle`] to either offers).
 //!
 //! # The model (read this before writing a backend)
 //!
@@ -20,8 +20,8 @@
 //!   an op whose opcode the kernel lacks, [`Op::uring_native`]).
 //!
 //! The caller holds an [`OpFuture`](crate::op::OpFuture). Its `poll` calls
-//! `Driver::poll_op` with the op's `OpState`; its `Drop` (only if the op is
-//! still in flight) calls `Driver::drop_op`. From then on the driver owns the
+//! `Backend::poll_op` with the op's `OpState`; its `Drop` (only if the op is
+//! still in flight) calls `Backend::drop_op`. From then on the driver owns the
 //! op's box: a completion backend parks it in the generation-tagged slot that
 //! `OpState::token` names, issues `ASYNC_CANCEL`, and frees it only when the
 //! completion (of the op, not of the cancel) arrives, calling
@@ -37,7 +37,7 @@
 //!   room in the socket buffer completes in that syscall); else move the
 //!   op to the heap, take a slot in its slab, push
 //!   `state.op.sqe().user_data(token)` (batched: submitted once per
-//!   `Driver::park` turn), store the waker, set `state.token`, return
+//!   `Backend::park` turn), store the waker, set `state.token`, return
 //!   `Pending`. Later polls: return the stored result once the CQE arrived
 //!   (and free the slot), else refresh the waker.
 //! * `drop_op`: move `state.op.take()` into the slot, push an async cancel.
@@ -80,7 +80,7 @@ use std::os::fd::RawFd;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub(crate) use contract::{BlockingOps, Driver, Held, OpState, PendingOps, nothing_moved};
+pub(crate) use contract::{Backend, BlockingOps, Held, OpState, PendingOps, nothing_moved};
 pub use contract::{Interest, Op, OpKind, Readiness};
 pub use lease::RecvLease;
 pub use registered::RegisteredFd;
@@ -110,7 +110,7 @@ pub enum DriverKind {
 }
 
 /// The error of an op that would wait on a driver after
-/// [`Driver::cancel_all`] (its scheduler shut down).
+/// [`Backend::cancel_all`] (its scheduler shut down).
 pub(crate) fn shut_down() -> io::Error {
     io::Error::other(ShutDown)
 }
@@ -216,7 +216,7 @@ fn parse_override(v: Option<&str>) -> io::Result<DriverKind> {
     }
 }
 
-impl Driver for AnyDriver {
+impl Backend for AnyDriver {
     #[inline]
     fn kind(&self) -> DriverKind {
         dispatch!(self, d => d.kind())
@@ -514,6 +514,68 @@ impl Drop for PollGuard<'_> {
         if let AnyDriver::Epoll(d) = &self.driver.inner.driver {
             d.end_poll(self.fd);
         }
+    }
+}
+
+/// What a driver does, whichever backend (epoll or io_uring) it is: the
+/// trait both drivers implement, as a [`Handle`] offers them. Sealed: the
+/// backends are a closed set, picked with [`DriverKind`]; the trait lets
+/// code take "a driver" generically. Each method is the [`Handle`] method
+/// of the same name.
+///
+/// ```
+/// use coro_io::driver::{Driver, Handle};
+/// use coro_io::DriverKind;
+///
+/// fn idle(d: &impl Driver) -> bool {
+///     d.in_flight() == 0
+/// }
+/// assert!(idle(&Handle::new(DriverKind::Epoll)?));
+/// # std::io::Result::Ok(())
+/// ```
+pub trait Driver: sealed::Sealed + Send + Sync {
+    /// The backend.
+    fn kind(&self) -> DriverKind;
+    /// Wait at most `timeout` for completions or readiness and wake their
+    /// ops; returns how many were handled.
+    ///
+    /// # Errors
+    ///
+    /// From `epoll_wait` / `io_uring_enter`.
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize>;
+    /// Wake a thread blocked in [`park`](Driver::park).
+    fn unpark(&self);
+    /// Ops in flight (including dropped ones the kernel still holds).
+    fn in_flight(&self) -> usize;
+    /// Forget `fd`'s registration before its owner closes it.
+    fn release_fd(&self, fd: RawFd);
+    /// Cancel every op in flight, waiting at most `bound`.
+    fn cancel_all(&self, bound: Duration);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Handle {}
+}
+
+impl Driver for Handle {
+    fn kind(&self) -> DriverKind {
+        Handle::kind(self)
+    }
+    fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        Handle::park(self, timeout)
+    }
+    fn unpark(&self) {
+        Handle::unpark(self)
+    }
+    fn in_flight(&self) -> usize {
+        Handle::in_flight(self)
+    }
+    fn release_fd(&self, fd: RawFd) {
+        Handle::release_fd(self, fd)
+    }
+    fn cancel_all(&self, bound: Duration) {
+        Handle::cancel_all(self, bound)
     }
 }
 

@@ -429,7 +429,7 @@ pub(crate) fn finish_buf<B: IoBufMut>(b: &mut B, n: usize) {
     unsafe { b.set_init(n) };
 }
 
-/// What a lease read found ([`Driver::poll_recv_lease`](super::Driver::poll_recv_lease)).
+/// What a lease read found ([`Backend::poll_recv_lease`](super::Backend::poll_recv_lease)).
 pub(crate) enum Leased {
     /// `len` bytes at `ptr` in provided buffer `bid` of `home`, taken off
     /// the queue: the caller's until it gives the buffer back

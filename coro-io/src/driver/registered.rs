@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 
 use super::recv_queue::{BUF_SIZE as RECV_BUF_SIZE, Leased, RecvOut, finish_buf};
-use super::{Driver, Handle, RecvLease};
+use super::{Backend, Handle, RecvLease};
 use crate::buf::IoBufMut;
 
 /// An fd that one driver runs ops on, owned with that driver: dropping it

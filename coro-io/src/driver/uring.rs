@@ -78,7 +78,7 @@ use io_uring::{IoUring, opcode, squeue, types};
 use super::notify::Notifier;
 use super::probe::Features;
 use super::recv_queue::{self, Arm, BufRing, Leased, StreamRx};
-use super::{Driver, DriverKind, Interest, Readiness};
+use super::{Backend, DriverKind, Interest, Readiness};
 use super::{RingMode, UringOptions};
 use crate::op::{BlockingOps, Held, Op, OpState};
 
@@ -856,7 +856,7 @@ impl UringDriver {
         self.submit_if_foreign();
     }
 
-    /// End `fd`'s receive queue (see [`Driver::release_fd`]); `urgent`:
+    /// End `fd`'s receive queue (see [`Backend::release_fd`]); `urgent`:
     /// the cancel of its receive is in the kernel before this returns (on a
     /// single-issuer ring, off the loop thread, that waits for the loop).
     fn release_stream(&self, fd: RawFd, urgent: bool) {
@@ -979,7 +979,7 @@ enum Taskrun {
     Plain,
 }
 
-impl Driver for UringDriver {
+impl Backend for UringDriver {
     fn kind(&self) -> DriverKind {
         DriverKind::IoUring
     }

@@ -72,8 +72,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::driver::{Backend, Handle};
 pub(crate) use crate::driver::{BlockingOps, Held, OpState, PendingOps};
-use crate::driver::{Driver, Handle};
 pub use crate::driver::{Op, OpKind};
 
 /// A pending I/O operation. Resolves to `T::Output`.
