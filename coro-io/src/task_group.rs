@@ -37,6 +37,12 @@ impl Drop for Notify {
 /// A set of tasks spawned on one scheduler, joined in completion order.
 /// Dropping the group aborts the tasks still running.
 ///
+/// A finished task stays in the group, with its output, until it is
+/// joined (as in tokio's `JoinSet`): a long-lived group that gets a task
+/// per connection grows by one finished task per connection unless it is
+/// reaped, with [`try_join_next`](TaskGroup::try_join_next) in the accept
+/// loop, say. Tasks nobody joins are better spawned and detached.
+///
 /// # Examples
 ///
 /// ```
@@ -158,6 +164,18 @@ impl<T: Send + 'static> TaskGroup<T> {
         .await
     }
 
+    /// The result of a task that has finished, if one has, without
+    /// waiting (`None` also while the last one to finish is still storing
+    /// its output: it shows on a later call).
+    pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        let mut cx = std::task::Context::from_waker(Waker::noop());
+        let next = std::pin::pin!(self.join_next());
+        match next.poll(&mut cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => None,
+        }
+    }
+
     /// Wait for every task; results in completion order.
     ///
     /// # Cancel safety
@@ -177,5 +195,45 @@ impl<T> Drop for TaskGroup<T> {
         for h in self.tasks.values() {
             h.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Finished tasks are reaped without waiting, so a long-lived group
+    /// stays as small as what still runs.
+    #[test]
+    fn try_join_next_reaps_finished_tasks() {
+        let s = IoScheduler::new(Default::default()).unwrap();
+        let mut g = TaskGroup::new(&s);
+        assert!(g.try_join_next().is_none(), "empty");
+        let gate = Arc::new(coro_sync::Event::new(false));
+        let g2 = gate.clone();
+        g.spawn(async move {
+            g2.wait().await;
+            0u32
+        });
+        for i in 1..=100u32 {
+            g.spawn(async move { i });
+        }
+        let mut sum = 0;
+        let t0 = std::time::Instant::now();
+        while g.len() > 1 {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "not reaped"
+            );
+            match g.try_join_next() {
+                Some(r) => sum += r.unwrap(),
+                None => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        assert_eq!(sum, 5050);
+        assert!(g.try_join_next().is_none(), "the gated task still runs");
+        gate.set();
+        assert_eq!(coro_core::sync_wait(g.join_all()).len(), 1);
+        s.shutdown();
     }
 }

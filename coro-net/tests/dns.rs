@@ -248,6 +248,28 @@ fn a_sub_millisecond_timeout_is_not_c_ares_default(cfg: Config) {
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
 
+/// Every lookup asks the server: c-ares' per-channel query cache is off
+/// (each lane kept its own, growing by every answer for up to its TTL).
+fn lookups_are_not_cached(cfg: Config) {
+    let srv = DnsServer::start();
+    let s = sched(cfg);
+    let r = resolver(&s, &[&srv]);
+    let (a, b) = run(&s, async move {
+        (
+            r.lookup_ipv4("ttl.coro.test").await,
+            r.lookup_ipv4("ttl.coro.test").await,
+        )
+    });
+    assert_eq!(a.unwrap(), [v4("192.0.2.9")]);
+    assert_eq!(b.unwrap(), [v4("192.0.2.9")]);
+    srv.wait_queries(2, BOUND);
+    assert_eq!(
+        srv.udp_queries(),
+        2,
+        "the second lookup was answered from a cache"
+    );
+}
+
 fn unreachable_server_is_connection_refused(cfg: Config) {
     // A port nothing listens on: the kernel answers with ICMP port unreachable.
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -688,6 +710,7 @@ coro_io::driver_tests!(
     truncated_answer_falls_back_to_tcp,
     silent_server_times_out_within_the_bound,
     a_sub_millisecond_timeout_is_not_c_ares_default,
+    lookups_are_not_cached,
     unreachable_server_is_connection_refused,
     second_server_answers_when_the_first_is_silent,
     rotate_spreads_queries_and_order_does_not,

@@ -95,7 +95,14 @@ impl Lane {
             // The per-try timeout does not grow between rounds: `timeout`
             // x `tries` (per server) bounds a lookup.
             .set_max_timeout(cfg.timeout)
-            .set_tries(cfg.tries);
+            .set_tries(cfg.tries)
+            // No query cache (c-ares keeps one per channel by default, up
+            // to an hour per answer, freed only when that channel is used
+            // again): each lane would hold its own copy of every answer,
+            // a server looking up each client's address would grow by
+            // every one, and a lookup is expected to ask (as
+            // `getaddrinfo` and tokio's `lookup_host` do).
+            .set_query_cache_max_ttl(0);
         if cfg.rotate {
             o.set_rotate();
         } else {

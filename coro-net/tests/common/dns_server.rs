@@ -2,11 +2,13 @@
 //! (std sockets, one thread for UDP, one for TCP accepts, one per TCP
 //! connection). Wire format by hand, for the few records below.
 //!
-//! Zone `coro.test` (every TTL is 0, so nothing is cached):
+//! Zone `coro.test` (every TTL is 0, so nothing is cached, but for
+//! `ttl.coro.test`'s hour):
 //!
 //! | name | answer |
 //! |---|---|
 //! | `a.coro.test` | A 192.0.2.1, 192.0.2.2 |
+//! | `ttl.coro.test` | A 192.0.2.9, TTL 3600 |
 //! | `v6.coro.test` | AAAA 2001:db8::6 |
 //! | `both.coro.test` | A 192.0.2.3, AAAA 2001:db8::3 |
 //! | `h<N>.coro.test` | A 198.18.0.0 + N (N < 131072) |
@@ -273,6 +275,7 @@ fn lookup(name: &str, qtype: u16, tcp: bool) -> Option<(u16, Vec<Rdata>)> {
     let only = |t: u16, r: Vec<Rdata>| if qtype == t { r } else { Vec::new() };
     let rec = match name {
         "a.coro.test" => only(TYPE_A, vec![v4([192, 0, 2, 1]), v4([192, 0, 2, 2])]),
+        "ttl.coro.test" => only(TYPE_A, vec![v4([192, 0, 2, 9])]),
         "v6.coro.test" => only(TYPE_AAAA, vec![Rdata::Aaaa("2001:db8::6".parse().unwrap())]),
         "both.coro.test" => match qtype {
             TYPE_A => vec![v4([192, 0, 2, 3])],
@@ -344,7 +347,9 @@ pub fn respond(q: &[u8], tcp: bool) -> Option<Vec<u8>> {
         };
         out.extend_from_slice(&t.to_be_bytes());
         out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes()); // TTL 0: never cached
+        // TTL 0 (never cached) but for the one name that tests caching.
+        let ttl: u32 = if name == "ttl.coro.test" { 3600 } else { 0 };
+        out.extend_from_slice(&ttl.to_be_bytes());
         out.extend_from_slice(&(data.len() as u16).to_be_bytes());
         out.extend_from_slice(&data);
     }
