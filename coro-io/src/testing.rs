@@ -100,15 +100,9 @@ impl Config {
         config("uring-plain-pool", IoUring, Plain, false, true, false);
     /// SQPOLL (a kernel thread reads the submission queue), inline tasks.
     pub const URING_SQPOLL: Config = config("uring-sqpoll", IoUring, Plain, true, false, false);
-    /// SQPOLL, tasks on a pool; small rings.
-    pub const URING_SQPOLL_POOL: Config = small(config(
-        "uring-sqpoll-pool",
-        IoUring,
-        Plain,
-        true,
-        true,
-        false,
-    ));
+    /// SQPOLL, tasks on a pool.
+    pub const URING_SQPOLL_POOL: Config =
+        config("uring-sqpoll-pool", IoUring, Plain, true, true, false);
     /// io_uring driven by hand.
     pub const URING_MANUAL: Config = config("uring-manual", IoUring, Auto, false, false, true);
     /// io_uring driven by hand, tasks on a pool.

@@ -184,14 +184,6 @@ pub(crate) fn resolve_now(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Ve
     }
 }
 
-/// The first address of `addr` ([`resolve`]d if it needs a lookup).
-pub(crate) async fn resolve_first(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<SocketAddr> {
-    match addr.single() {
-        Some(a) => Ok(a),
-        None => Ok(resolve(addr).await?[0]),
-    }
-}
-
 /// Resolve without blocking the event loop: host names go to the blocking pool.
 pub(crate) async fn resolve(addr: &(impl ToSocketAddrs + ?Sized)) -> io::Result<Vec<SocketAddr>> {
     match addr.addrs() {

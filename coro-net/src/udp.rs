@@ -132,8 +132,9 @@ impl UdpSocket {
         Err(last.expect("resolve returns at least one address"))
     }
 
-    /// Send `buf` as one datagram to `addr` (its first address, if a name
-    /// is looked up: on the blocking pool, as for [`connect`](Self::connect)).
+    /// Send `buf` as one datagram to `addr`: a name is looked up (on the
+    /// blocking pool, as for [`connect`](Self::connect)) and the first of
+    /// its addresses in this socket's family is used.
     ///
     /// # Errors
     ///
@@ -144,9 +145,20 @@ impl UdpSocket {
     ///
     /// On io_uring a dropped `send_to` may still send; on epoll it sent nothing.
     pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
-        let to = match crate::addr::resolve_first(&addr).await {
-            Ok(a) => a,
-            Err(e) => return (Err(e), buf),
+        let to = match addr.single() {
+            Some(a) => a,
+            None => match resolve(&addr).await {
+                // A name may give both families (`localhost`: `::1`
+                // first, often): the first of this socket's own.
+                Ok(all) => {
+                    let v6 = self.local_addr().ok().map(|a| a.is_ipv6());
+                    all.iter()
+                        .copied()
+                        .find(|a| v6.is_none_or(|v6| a.is_ipv6() == v6))
+                        .unwrap_or(all[0])
+                }
+                Err(e) => return (Err(e), buf),
+            },
         };
         op::send_to(self.sock.driver(), self.sock.raw(), buf, to).await
     }

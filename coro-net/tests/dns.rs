@@ -263,9 +263,9 @@ fn lookups_are_not_cached(cfg: Config) {
     assert_eq!(a.unwrap(), [v4("192.0.2.9")]);
     assert_eq!(b.unwrap(), [v4("192.0.2.9")]);
     srv.wait_queries(2, BOUND);
-    assert_eq!(
-        srv.udp_queries(),
-        2,
+    // At least 2 (a retry on a loaded machine may make 3); a cache gave 1.
+    assert!(
+        srv.udp_queries() >= 2,
         "the second lookup was answered from a cache"
     );
 }

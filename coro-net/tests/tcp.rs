@@ -39,6 +39,7 @@ coro_io::driver_tests!(
     a_dropped_read_loses_nothing,
     streams_share_a_tiny_buffer_ring_without_losing_bytes,
     a_peek_waiting_for_more_sees_it_when_the_ring_is_dry,
+    a_reset_a_peek_found_past_a_full_queue_is_still_reported,
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
@@ -1015,6 +1016,61 @@ fn a_peek_waiting_for_more_sees_it_when_the_ring_is_dry(cfg: Config) {
     assert!(
         got == pattern(LEN, 9),
         "{cfg}: the bytes read after the peeks differ"
+    );
+    s.shutdown();
+}
+
+/// The peer resets the connection while the receive queue is full (its
+/// receive cancelled: nothing armed) and the socket holds no bytes: a
+/// peek that goes on into the socket takes the pending error (the kernel
+/// hands it out once), which must still end the stream after the queued
+/// bytes, as the reset does on epoll, not turn into a clean end-of-file.
+fn a_reset_a_peek_found_past_a_full_queue_is_still_reported(cfg: Config) {
+    // What fills the receive queue (256 KiB), and the byte that starts it.
+    const LEN: usize = 256 * 1024 + 1;
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(&pattern(LEN, 3)).unwrap();
+        // Reset (not FIN) once all of it has arrived.
+        rx.recv().unwrap();
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c);
+    });
+    let s2 = s.clone();
+    let (seen, end) = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (res, _) = c.read(Vec::with_capacity(1)).await;
+        assert_eq!(res.unwrap(), 1);
+        s2.sleep(Duration::from_millis(300)).await;
+        tx.send(()).unwrap();
+        // Let the reset arrive, then peek past what is queued.
+        s2.sleep(Duration::from_millis(300)).await;
+        let (res, _) = c.peek(Vec::with_capacity(2 * LEN)).await;
+        assert!(res.unwrap() > 0);
+        let mut seen = 1;
+        loop {
+            let (res, _) = c.read(Vec::with_capacity(LEN)).await;
+            match res {
+                Ok(0) => return (seen, Ok(0)),
+                Ok(n) => seen += n,
+                Err(e) => return (seen, Err(e.kind())),
+            }
+        }
+    });
+    peer.join().unwrap();
+    // epoll: the kernel drops unread bytes on a reset; the receive queue
+    // has them already. Either way, no more than were sent.
+    assert!(seen <= LEN, "{cfg}");
+    assert_eq!(
+        end,
+        Err(io::ErrorKind::ConnectionReset),
+        "{cfg}: the reset became a clean end"
     );
     s.shutdown();
 }

@@ -2,7 +2,7 @@
 //! backends (`Backend`, the trait they implement, is crate-private: the set
 //! of backends is closed; [`Driver`] is what a [`Handle`] to either offers).
 //!
-//! # The model (read this before writing a backend)
+//! # The model (how both backends run an op)
 //!
 //! An operation (`crate::op::Op`) is a plain struct that owns everything the
 //! kernel may touch while it runs: the buffer, the `sockaddr`, the `msghdr`.

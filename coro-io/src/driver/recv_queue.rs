@@ -636,6 +636,13 @@ impl StreamRx {
         self.end.get_or_insert(End::Eof);
     }
 
+    /// The socket reported `e` (a peek past the queue took it: the
+    /// kernel hands a pending error out once): it ends the stream, after
+    /// the queued bytes.
+    pub(super) fn saw_err(&mut self, e: io::Error) {
+        self.end.get_or_insert(End::Err(e));
+    }
+
     /// The entry to submit next; marks the slot armed.
     pub(super) fn arm(&mut self, ring: &BufRing) -> Arm {
         self.polling = self.reads_directly(ring);

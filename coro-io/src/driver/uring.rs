@@ -446,11 +446,6 @@ impl UringDriver {
             if !self.move_staged(st) || self.ring.submitter().submit().is_err() {
                 return;
             }
-            if self.sqpoll {
-                // `submit` does not enter while the kernel's SQ thread is
-                // awake: wait for it to make room instead of spinning.
-                let _ = self.ring.submitter().squeue_wait();
-            }
         }
     }
 
@@ -1249,9 +1244,17 @@ impl Backend for UringDriver {
             let n = rx.copy_out(ring, out, peek);
             if peek && n > 0 && n < out.len() && rx.peek_goes_on_in_socket() {
                 // What the socket holds comes after the queued bytes (see
-                // `peek_goes_on_in_socket`); an error or the end is for
-                // a later read to report, after these bytes.
-                let more = recv_queue::recv_direct(fd, &mut out.after(n), true).unwrap_or(0);
+                // `peek_goes_on_in_socket`). The end or an error is for a
+                // later read to report, after these bytes: an error is
+                // kept (the kernel hands a pending one out only once).
+                let more = match recv_queue::recv_direct(fd, &mut out.after(n), true) {
+                    Ok(k) => k,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => {
+                        rx.saw_err(e);
+                        0
+                    }
+                };
                 Poll::Ready(Ok(n + more))
             } else if n > 0 || out.is_empty() {
                 Poll::Ready(Ok(n))
