@@ -959,6 +959,18 @@ fn a_dropped_read_loses_nothing(cfg: Config) {
     s.shutdown();
 }
 
+/// `cfg`'s scheduler with a provided-buffer ring of two buffers (where
+/// there is one), which one stream can run dry.
+fn sched_with_two_recv_buffers(cfg: Config) -> IoScheduler {
+    cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            recv_buffers: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
 /// A message larger than the whole provided-buffer ring (2 x 16 KiB): the
 /// queue holds what the ring took, and a `peek` loop waiting for all of it
 /// must see the rest, which stays in the socket. It saw the same 32 KiB
@@ -966,13 +978,7 @@ fn a_dropped_read_loses_nothing(cfg: Config) {
 /// empty, which a peek never makes it).
 fn a_peek_waiting_for_more_sees_it_when_the_ring_is_dry(cfg: Config) {
     const LEN: usize = 40 * 1024;
-    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            recv_buffers: 2,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = sched_with_two_recv_buffers(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
@@ -1080,13 +1086,7 @@ fn a_reset_a_peek_found_past_a_full_queue_is_still_reported(cfg: Config) {
 /// byte of both arrives in order.
 fn streams_share_a_tiny_buffer_ring_without_losing_bytes(cfg: Config) {
     const LEN: usize = 300 * 1024;
-    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            recv_buffers: 2,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = sched_with_two_recv_buffers(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let peers = std::thread::spawn(move || {
