@@ -198,21 +198,31 @@ fn truncated_answer_falls_back_to_tcp(cfg: Config) {
     assert!(srv.tcp_queries() >= 1, "then over TCP");
 }
 
-fn silent_server_times_out_within_the_bound(cfg: Config) {
+/// A lookup against a server that never answers, with `timeout` per try
+/// and `tries`: the server, the outcome and how long it took.
+fn lookup_a_silent_server(
+    cfg: Config,
+    timeout: Duration,
+    tries: u32,
+) -> (DnsServer, Result<Vec<Ipv4Addr>, Error>, Duration) {
     let srv = DnsServer::silent();
     let s = sched(cfg);
     let r = Resolver::new(
         &s,
         ResolverOptions {
-            timeout: Duration::from_millis(250),
-            tries: 2,
+            timeout,
+            tries,
             ..opts(&[&srv])
         },
     )
     .unwrap();
     let t0 = Instant::now();
     let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
-    let took = t0.elapsed();
+    (srv, res, t0.elapsed())
+}
+
+fn silent_server_times_out_within_the_bound(cfg: Config) {
+    let (srv, res, took) = lookup_a_silent_server(cfg, Duration::from_millis(250), 2);
     assert_eq!(res, Err(Error::Timeout));
     // 2 tries x 250 ms, and not much more: the scheduler timer drives c-ares.
     assert!(
@@ -230,20 +240,7 @@ fn silent_server_times_out_within_the_bound(cfg: Config) {
 /// the 0 it rounded to as "not set", so each try waited its default 2 s
 /// (up to 5 s), not the 250 ms floor the docs promise.
 fn a_sub_millisecond_timeout_is_not_c_ares_default(cfg: Config) {
-    let srv = DnsServer::silent();
-    let s = sched(cfg);
-    let r = Resolver::new(
-        &s,
-        ResolverOptions {
-            timeout: Duration::from_micros(500),
-            tries: 1,
-            ..opts(&[&srv])
-        },
-    )
-    .unwrap();
-    let t0 = Instant::now();
-    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
-    let took = t0.elapsed();
+    let (_srv, res, took) = lookup_a_silent_server(cfg, Duration::from_micros(500), 1);
     assert_eq!(res, Err(Error::Timeout));
     assert!(took < Duration::from_millis(1500), "took {took:?}");
 }
