@@ -27,6 +27,7 @@ coro_io::driver_tests!(
     a_fifo_reads_and_writes_in_sequence,
     op_offsets_past_i64_max_are_refused,
     a_read_at_of_an_empty_nonblocking_fifo_does_not_spin,
+    opening_a_fifo_waits_for_its_peer,
 );
 
 /// The raw ops refuse an offset above `i64::MAX` as `fs::File` does: on
@@ -107,6 +108,42 @@ fn a_read_at_of_an_empty_nonblocking_fifo_does_not_spin(cfg: Config) {
         assert_eq!(res, Err(io::ErrorKind::WouldBlock), "{cfg}");
     }
     drop((r, w));
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// `open(2)` of a FIFO for reading only or writing only waits until the
+/// other end opens, as std's does: a reader whose writer comes late gets
+/// the writer's bytes, not an empty file, and a writer whose reader comes
+/// late writes, instead of failing with `ENXIO`. (io_uring tries an open
+/// without blocking first, which on a FIFO does not wait for the writer;
+/// the first read then does: io_uring's poll of the empty FIFO reports no
+/// hang-up before a writer has come.)
+fn opening_a_fifo_waits_for_its_peer(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("fifopeer", cfg);
+    let p = d.join("fifo");
+    mkfifo(&p);
+    let late_writer = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(&p, b"late")
+        })
+    };
+    let got = run(&s, fs::read(p.clone()));
+    late_writer.join().unwrap().unwrap();
+    assert_eq!(got.unwrap(), b"late", "{cfg}: read of a FIFO, writer late");
+    let late_reader = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::read(&p)
+        })
+    };
+    let wrote = run(&s, fs::write(p.clone(), b"early"));
+    wrote.unwrap_or_else(|e| panic!("{cfg}: write to a FIFO, reader late: {e}"));
+    assert_eq!(late_reader.join().unwrap().unwrap(), b"early", "{cfg}");
     std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();
 }
