@@ -23,6 +23,16 @@ impl Wake for Panics {
 
 struct Noop;
 
+/// Counts its wake-ups.
+#[derive(Default)]
+struct Counts(std::sync::atomic::AtomicUsize);
+
+impl Wake for Counts {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl Wake for Noop {
     fn wake(self: Arc<Self>) {}
 }
@@ -51,6 +61,36 @@ fn a_panicking_reader_waker_leaves_the_write_lock_free() {
     // The reader was let in with the writer's leaving; it goes now.
     let _ = catch_unwind(AssertUnwindSafe(|| drop(r)));
     assert!(m.try_write().is_some(), "the write lock was left held");
+}
+
+/// A writer's unlock hands the writers' lock on to a waiting writer whose
+/// waker panics. The readers waiting meanwhile were admitted with the
+/// leaving: they must still be woken (else they wait for ever, and so does
+/// the next writer, which waits for them), and they get in.
+#[test]
+fn a_panicking_writer_waker_still_lets_the_readers_in() {
+    let m = SharedMutex::new(0u32);
+    let w = m.try_write().unwrap();
+    let mut next = Box::pin(m.write());
+    assert!(poll_with(next.as_mut(), Arc::new(Panics)).is_pending());
+    let mut r = Box::pin(m.read());
+    let woken = Arc::new(Counts::default());
+    assert!(poll_with(r.as_mut(), woken.clone()).is_pending());
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| drop(w))).is_err(),
+        "the next writer's waker was woken"
+    );
+    assert_eq!(
+        woken.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the admitted reader was not woken"
+    );
+    match poll_with(r.as_mut(), Arc::new(Noop)) {
+        Poll::Ready(g) => assert_eq!(*g, 0),
+        Poll::Pending => panic!("the admitted reader does not get in"),
+    }
+    // `next`'s listener was miscounted by event-listener (crate docs).
+    std::mem::forget(next);
 }
 
 /// The leader's arrival wakes the others; one waker panics. Polled again,
