@@ -61,10 +61,12 @@
 //! Second: a waker that panics when woken. The primitives' own state stays
 //! consistent (a lock is released before its waiters are woken, a barrier
 //! counts an arrival once, and the panic reaches the caller that woke it),
-//! but `event-listener` stops that batch of wake-ups at the panic and
-//! leaves its count of notified waiters one short: the waiters after the
-//! panicking one are not woken, and later wake-ups of that primitive may
-//! go missing. Wakers of the executors above do not panic.
+//! but `event-listener` (5.4) stops that batch of wake-ups at the panic,
+//! and it marks the panicking waiter notified without counting it: the
+//! waiters after it are not woken, and when that waiter is next polled or
+//! dropped the count goes below zero (a debug build panics on the
+//! overflow; a release build wraps, after which that primitive's ordinary
+//! wake-ups reach nobody). Wakers of the executors above do not panic.
 //!
 //! # Features
 //!
