@@ -343,8 +343,10 @@ impl Child {
     }
 
     /// Wait for the child to exit and return its status (again and again
-    /// once it has). Closes nothing: drop a piped [`stdin`](Child::stdin)
-    /// first if the child reads to its end.
+    /// once it has). First closes a piped [`stdin`](Child::stdin) still
+    /// held (as std's and tokio's `wait` do), so that a child reading its
+    /// input to the end sees the end instead of waiting for ever; bytes
+    /// written to it before are still delivered (see [`ChildStdin`]).
     ///
     /// # Errors
     ///
@@ -354,6 +356,7 @@ impl Child {
     ///
     /// Cancel safe: nothing is reaped until the status is returned.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        drop(self.stdin.take());
         if let Some(status) = self.status {
             return Ok(status);
         }

@@ -26,6 +26,7 @@ coro_io::driver_tests!(
     dropped_stdin_delivers_what_was_written,
     output_then_status_on_one_command,
     wait_after_shutdown_returns,
+    wait_closes_a_piped_stdin,
 );
 
 fn sh(script: &str) -> Command {
@@ -217,6 +218,45 @@ fn dropped_stdin_delivers_what_was_written(cfg: Config) {
         drop(stdin);
         let out = child.wait_with_output().await.unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200000");
+    });
+    s.shutdown();
+}
+
+/// `wait` with the piped stdin still held closes it first, as std's and
+/// tokio's do: a child reading its input to the end (`cat`, `sort`)
+/// exits, after reading what was written, instead of waiting for ever.
+fn wait_closes_a_piped_stdin(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut child = sh("wc -c >&2; exit 7")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(&[b'x'; 100_000])
+            .await
+            .unwrap();
+        let status = s2
+            .timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("the child waited for the end of its input")
+            .unwrap();
+        assert_eq!(status.code(), Some(7));
+        assert!(child.stdin.is_none());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .await
+            .unwrap();
+        assert_eq!(err.trim(), "100000");
     });
     s.shutdown();
 }
