@@ -20,6 +20,7 @@ use coro_io::{
 
 coro_io::driver_tests!(
     io_is_not_starved_by_a_task_that_keeps_yielding,
+    io_is_not_starved_by_a_loop_over_due_sleeps,
     io_is_not_starved_by_tasks_that_wake_each_other,
     io_is_not_starved_by_a_busy_when_all,
     io_completes_while_the_submitting_thread_computes,
@@ -127,6 +128,20 @@ impl WriteNow for &UnixStream {
         let mut s = self;
         s.write_all(b).unwrap();
     }
+}
+
+/// A pacing loop that fell behind: each `sleep_until` is already due, so
+/// the task never waits. Due sleeps count against the budget (as tokio's
+/// do), so the loop yields now and then; else, on inline execution,
+/// nothing else ran on its thread again.
+fn io_is_not_starved_by_a_loop_over_due_sleeps(cfg: Config) {
+    assert_io_not_starved(cfg, |s, stop| async move {
+        let t = Instant::now();
+        while !stop.load(Ordering::SeqCst) && t.elapsed() < BUSY {
+            s.sleep_until(t).await;
+            s.sleep(Duration::ZERO).await;
+        }
+    });
 }
 
 fn io_is_not_starved_by_a_task_that_keeps_yielding(cfg: Config) {

@@ -380,6 +380,12 @@ impl Future for Sleep {
             return Poll::Pending;
         }
         if this.deadline != NEVER && this.time.clock.now_ns() >= this.deadline {
+            // A due sleep counts against the task's budget, as an op does
+            // (and as tokio's does): a loop over sleeps already due (a
+            // pacing loop that fell behind) yields now and then instead of
+            // keeping its thread for ever. It stays due: nothing is lost.
+            std::task::ready!(crate::coop::poll_proceed(cx));
+            crate::coop::consume();
             this.disarm();
             return Poll::Ready(());
         }
@@ -502,7 +508,8 @@ impl<F: Future> Future for Timeout<F> {
         // The future had a budget, and tried. It may have spent all of it
         // (a future always ready does, every poll): the deadline is looked
         // at anyway, or it would never be.
-        match Pin::new(this.sleep).poll(cx) {
+        // Without the budget: the future may have spent it this poll.
+        match crate::coop::without_budget(|| Pin::new(this.sleep).poll(cx)) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
             Poll::Pending => Poll::Pending,
         }
