@@ -38,8 +38,8 @@
 //! reads and writes that rustls' buffers serve without an op, and
 //! coro-sync's primitives that may never wait: receivers of its queues
 //! and channels, pushes to its ring buffer, and acquiring its locks and
-//! semaphore, which bounded channel sends do; coro-io's sleeps, timeouts'
-//! deadlines and interval ticks that are already due); a loop that makes progress
+//! semaphore, which bounded channel sends do; coro-io's sleeps and
+//! interval ticks that are already due); a loop that makes progress
 //! without any op can call [`consume_budget`]; [`unconstrained`] and
 //! [`without_budget`] run a future or a closure without a budget.
 //!
