@@ -4,7 +4,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coro_core::sync_wait;
 use coro_io::testing::Config;
@@ -114,7 +114,72 @@ mod strategies {
         a_local_task_run_on_another_thread_fails_not_the_process,
         a_shutdown_from_outside_after_one_from_a_task_joins_the_loop,
         a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock,
+        process_events_keeps_its_timeout_while_another_thread_drives,
+        a_nested_turn_calling_back_into_the_outer_scheduler_does_not_deadlock,
     );
+}
+
+/// Two threads drive one `Manual` scheduler: one waits in
+/// `process_events(None)` for an event that only comes 1.5 s later; the
+/// other's `process_events` with a 10 ms timeout returns within it (it
+/// waited for the first one's turn to end, without a bound).
+fn process_events_keeps_its_timeout_while_another_thread_drives(cfg: Config) {
+    let s = manual(cfg);
+    let d = s.clone();
+    let driver = std::thread::spawn(move || {
+        while !d.is_shutdown() {
+            d.process_events(None);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let late = s.clone();
+    let poke = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        late.spawn(async {}).detach();
+    });
+    let s2 = s.clone();
+    let waited = bounded(10, "process_events with a 10 ms timeout", move || {
+        let t0 = Instant::now();
+        s2.process_events(Some(Duration::from_millis(10)));
+        t0.elapsed()
+    });
+    assert!(
+        waited < Duration::from_millis(1000),
+        "{cfg}: waited {waited:?} for the other thread's turn"
+    );
+    poke.join().unwrap();
+    s.shutdown();
+    driver.join().unwrap();
+}
+
+/// Scheduler A's task drives `Manual` scheduler B (a nested turn); B's
+/// task calls back into A: `process_events` returns (A's turn is this
+/// thread's already), and `shutdown` is finished by A's turn when it ends
+/// (both used to lock the drive lock this thread held: a deadlock).
+fn a_nested_turn_calling_back_into_the_outer_scheduler_does_not_deadlock(cfg: Config) {
+    let (a, b) = (manual(cfg), manual(cfg));
+    let (a2, b2) = (a.clone(), b.clone());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    b.spawn(async move {
+        a2.process_events(Some(Duration::ZERO));
+        a2.shutdown();
+        r.fetch_add(1, Ordering::SeqCst);
+    })
+    .detach();
+    a.spawn(async move {
+        b2.process_events(Some(Duration::ZERO));
+    })
+    .detach();
+    let a3 = a.clone();
+    bounded(10, "the outer turn", move || {
+        a3.process_events(Some(Duration::ZERO));
+    });
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "{cfg}: B's task ran");
+    assert!(a.is_shutdown(), "{cfg}");
+    // A's turn finished the shut-down when it ended: this returns.
+    bounded(10, "shutdown after the turn", move || a.shutdown());
+    b.shutdown();
 }
 
 /// Run `f` on another thread; fail (instead of hanging the suite) if it

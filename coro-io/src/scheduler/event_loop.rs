@@ -77,6 +77,33 @@ thread_local! {
     /// queue's atomics (two per task run, in the profile of a busy
     /// server). Wakes from other threads use `Inner::queue`.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
+    /// The `Manual` schedulers whose turn this thread is in (the drive
+    /// lock is this thread's), innermost last: `LOOP` names only the
+    /// innermost, and a task of a nested turn may call back into an outer
+    /// one.
+    static DRIVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// This thread holds the drive lock of the scheduler `loop_id` for as
+/// long as this lives.
+struct Driving(usize);
+
+impl Driving {
+    fn enter(loop_id: usize) -> Driving {
+        let _ = DRIVING.try_with(|d| d.borrow_mut().push(loop_id));
+        Driving(loop_id)
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        let _ = DRIVING.try_with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(i) = d.iter().rposition(|&l| l == self.0) {
+                d.remove(i);
+            }
+        });
+    }
 }
 
 /// Whether this thread runs the event loop of the scheduler whose
@@ -93,6 +120,17 @@ fn pop_local() -> Option<Runnable> {
 impl Inner {
     pub(super) fn on_loop_thread(&self) -> bool {
         runs_loop(self.loop_id())
+    }
+
+    /// Whether a turn of this scheduler is in progress on this thread: its
+    /// loop thread or a task of it, also a task of another scheduler's
+    /// turn nested inside one of this one's (`Manual`). The drive lock
+    /// (`Manual`) is then this thread's already.
+    pub(super) fn turn_in_progress_here(&self) -> bool {
+        self.on_loop_thread()
+            || DRIVING
+                .try_with(|d| d.borrow().contains(&self.loop_id()))
+                .unwrap_or(false)
     }
 
     /// This scheduler's identity for [`runs_loop`]: its address.
@@ -221,15 +259,22 @@ impl Inner {
 
     /// [`IoScheduler::process_events`].
     pub(super) fn process_events(self: &Arc<Inner>, timeout: Option<Duration>) -> usize {
-        // From a task of this very turn: nothing to drive (and the lock
-        // below is ours already).
-        if self.life.is_closed() || self.on_loop_thread() {
+        // From a task of a turn of this scheduler in progress on this
+        // thread: nothing to drive (and the lock below is ours already).
+        if self.life.is_closed() || self.turn_in_progress_here() {
             return 0;
         }
-        let _d = lock(&self.drive);
+        // Another thread's turn: wait for it to end, but no longer than
+        // `timeout` (it may be waiting for an event without a bound).
+        let start = std::time::Instant::now();
+        let Some(_d) = self.lock_drive(timeout) else {
+            return 0;
+        };
         if self.life.is_closed() {
             return 0;
         }
+        let timeout = timeout.map(|t| t.saturating_sub(start.elapsed()));
+        let _driving = Driving::enter(self.loop_id());
         let _g = LoopGuard::enter(self);
         // `shutdown()` called by a task of this turn could not clean up
         // (we hold the turn): do it when the turn ends, on this thread;
@@ -237,6 +282,29 @@ impl Inner {
         // `shutdown()` would wait for the clean-up for good.
         let _finish = FinishIfShutDown(self);
         self.turn(timeout, true).unwrap_or(0)
+    }
+
+    /// The drive lock, waiting for it at most `timeout` (`None`: as long
+    /// as it takes). A turn holds it while it waits for events, so the
+    /// wait is polled: it only happens while two threads drive one
+    /// `Manual` scheduler at once.
+    fn lock_drive(&self, timeout: Option<Duration>) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let Some(timeout) = timeout else {
+            return Some(lock(&self.drive));
+        };
+        let deadline = std::time::Instant::now() + timeout.min(Duration::from_secs(1 << 32));
+        loop {
+            match self.drive.try_lock() {
+                Ok(g) => return Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            thread::sleep((deadline - now).min(Duration::from_micros(200)));
+        }
     }
 
     /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the
@@ -270,7 +338,7 @@ impl Inner {
     /// is over, unless this thread is the one that must do it (a task of
     /// the loop or of the turn in progress).
     pub(super) fn wait_finished(&self) {
-        if !self.on_loop_thread() {
+        if !self.turn_in_progress_here() {
             self.life.wait_finished();
         }
     }

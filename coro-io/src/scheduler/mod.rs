@@ -555,6 +555,14 @@ impl IoScheduler {
     /// for I/O and timers (`None`: until something happens), run what that
     /// woke. Returns how many tasks ran.
     ///
+    /// One thread drives at a time: a call while another thread's turn is
+    /// in progress waits for it to end, at most `timeout` (then returns
+    /// 0). A call from a task of a turn of this scheduler in progress on
+    /// this thread (also from a task of another `Manual` scheduler whose
+    /// turn runs inside it) returns 0 at once: that turn is the caller's
+    /// own, and it goes on when the task yields. Nothing completes while
+    /// nobody drives the scheduler.
+    ///
     /// With [`ExecutionStrategy::ThreadPool`] the tasks run on the pool's
     /// workers, and one finishing there is not an event here: a loop
     /// `while !handle.is_finished() { process_events(None) }` over a task
@@ -615,7 +623,7 @@ impl IoScheduler {
             // Started from a task on the loop's thread, which could not
             // join itself: whoever comes next from outside does; or
             // another caller joins it now: wait for that.
-            if self.inner.on_loop_thread() {
+            if self.inner.turn_in_progress_here() {
                 // A destructor run by the clean-up itself (a cancelled
                 // task's, taking and dropping a handle): the clean-up goes
                 // on when this returns. Joining the pool here would wait
@@ -633,10 +641,11 @@ impl IoScheduler {
             return;
         }
         if self.inner.manual {
-            // From a task of a turn in progress, the turn cleans up when it
-            // ends (`process_events`). Otherwise: wake a thread blocked in
+            // From a task of a turn in progress on this thread (also one
+            // nested in it), the turn cleans up when it ends
+            // (`process_events`). Otherwise: wake a thread blocked in
             // `process_events`, wait for its turn to end, clean up here.
-            if !self.inner.on_loop_thread() {
+            if !self.inner.turn_in_progress_here() {
                 self.inner.driver.unpark();
                 if event_loop::loop_locals_alive() {
                     let _d = lock(&self.inner.drive);
