@@ -22,41 +22,52 @@ use socket2::SockRef;
 /// An fd used with one scheduler's driver. Dropping it drops the driver's
 /// registration first, then closes the fd ([`RegisteredFd`]).
 pub(crate) struct Socket {
-    fd: RegisteredFd,
+    /// `None` only in a stream whose socket a background flush took over
+    /// (see `Stream`'s `Drop`), which is never used again.
+    fd: Option<RegisteredFd>,
     sched: IoScheduler,
 }
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Socket")
-            .field("fd", &self.fd.raw())
-            .finish()
+        f.debug_struct("Socket").field("fd", &self.raw()).finish()
     }
 }
 
 impl Socket {
     pub(crate) fn new(sched: &IoScheduler, fd: OwnedFd) -> Socket {
         Socket {
-            fd: RegisteredFd::new(sched.driver(), fd),
+            fd: Some(RegisteredFd::new(sched.driver(), fd)),
             sched: sched.clone(),
         }
     }
 
+    /// The fd with its driver registration (and receive queue).
+    pub(crate) fn registered(&self) -> &RegisteredFd {
+        self.fd
+            .as_ref()
+            .expect("a socket holds its fd until it is consumed")
+    }
+
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.registered().as_fd()
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.raw()
-    }
-
-    /// The fd with its driver registration (and receive queue).
-    pub(crate) fn registered(&self) -> &RegisteredFd {
-        &self.fd
+        self.fd.as_ref().map_or(-1, RegisteredFd::raw)
     }
 
     pub(crate) fn sock_ref(&self) -> SockRef<'_> {
-        SockRef::from(&self.fd)
+        SockRef::from(self.registered())
+    }
+
+    /// Move the fd (and its registration) into a new `Socket`, leaving
+    /// this one empty.
+    fn take(&mut self) -> Socket {
+        Socket {
+            fd: self.fd.take(),
+            sched: self.sched.clone(),
+        }
     }
 
     pub(crate) fn sched(&self) -> &IoScheduler {
@@ -68,13 +79,19 @@ impl Socket {
     }
 
     /// Give the fd up (unregistered from the driver).
-    pub(crate) fn into_fd(self) -> OwnedFd {
-        self.fd.into_fd()
+    pub(crate) fn into_fd(mut self) -> OwnedFd {
+        self.fd
+            .take()
+            .expect("a socket holds its fd until it is consumed")
+            .into_fd()
     }
 
     /// Close through the driver, reporting the error `close(2)` gives.
-    pub(crate) async fn close(self) -> io::Result<()> {
-        self.fd.close().await
+    pub(crate) async fn close(mut self) -> io::Result<()> {
+        match self.fd.take() {
+            Some(fd) => fd.close().await,
+            None => Ok(()),
+        }
     }
 
     pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
@@ -146,6 +163,67 @@ pub(crate) struct Stream {
     unix: bool,
 }
 
+/// How long a dropped stream (or write half) goes on sending what its
+/// `AsyncWrite` adapter accepted.
+const DROP_FINISH: Duration = Duration::from_secs(10);
+
+/// [`Splittable::shutdown_write_later`](crate::split::Splittable) for a
+/// stream type whose [`Stream`] `inner` gives: a detached task sends what
+/// the adapter accepted, then shuts the write side down (bounded by
+/// [`DROP_FINISH`]).
+pub(crate) fn shutdown_write_later<S: Send + Sync + 'static>(
+    owner: std::sync::Arc<S>,
+    inner: fn(&S) -> &Stream,
+) -> bool {
+    let sched = inner(&owner).sock.sched.clone();
+    if sched.is_shutdown() {
+        return false;
+    }
+    let s2 = sched.clone();
+    sched
+        .spawn(async move {
+            let _ = s2
+                .timeout(DROP_FINISH, inner(&owner).shutdown_write())
+                .await;
+        })
+        .detach();
+    true
+}
+
+impl Drop for Stream {
+    /// A send of bytes the `AsyncWrite` adapter accepted may still be in
+    /// flight (the adapter writes behind: `poll_write` returns once the
+    /// send started). `write_all` then drop, without a flush, is how
+    /// tokio code ends a response (tokio's `write_all` returns once the
+    /// kernel has every byte): a detached task finishes that send, then
+    /// closes the socket, so the peer gets every accepted byte before the
+    /// end. Bounded by [`DROP_FINISH`]: a peer that never reads must not
+    /// keep the socket (and the scheduler, which the task holds) for good.
+    /// Not once the scheduler is shut down: nothing runs tasks then.
+    fn drop(&mut self) {
+        let busy = self.adapter.get_mut().is_some_and(|a| {
+            let wr = a.wr.get_mut().unwrap_or_else(|e| e.into_inner());
+            matches!(wr, WriteState::Busy(_))
+        });
+        if !busy || self.sock.fd.is_none() || self.sock.sched.is_shutdown() {
+            return;
+        }
+        let rest = Stream {
+            adapter: std::mem::take(&mut self.adapter),
+            sock: self.sock.take(),
+            unix: self.unix,
+        };
+        let sched = rest.sock.sched.clone();
+        self.sock
+            .sched
+            .spawn(async move {
+                let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
+                let _ = sched.timeout(DROP_FINISH, flush).await;
+            })
+            .detach();
+    }
+}
+
 impl fmt::Debug for Stream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stream")
@@ -167,8 +245,9 @@ impl Stream {
     /// A Unix stream.
     pub(crate) fn new_unix(sock: Socket) -> Stream {
         Stream {
+            adapter: OnceLock::new(),
+            sock,
             unix: true,
-            ..Stream::new(sock)
         }
     }
 
@@ -233,10 +312,9 @@ impl Stream {
     }
 
     /// The socket alone (the adapter's in-flight ops are dropped first).
-    pub(crate) fn into_socket(self) -> Socket {
-        let Stream { adapter, sock, .. } = self;
-        drop(adapter);
-        sock
+    pub(crate) fn into_socket(mut self) -> Socket {
+        drop(self.adapter.take());
+        self.sock.take()
     }
 
     // The hot paths borrow the socket's driver handle (no clone per op).

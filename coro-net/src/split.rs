@@ -8,8 +8,8 @@
 //! writes (on the whole stream the owned-buffer methods of the same names
 //! come first). [`as_ref`](OwnedReadHalf::as_ref) gives the stream for its
 //! owned-buffer I/O. Dropping the write half shuts the write side down, so
-//! the peer reads the end of the stream (`close()` it first if bytes
-//! written through it may still be in flight: see [`OwnedWriteHalf`]);
+//! the peer reads the end of the stream, after the bytes written through
+//! it (see [`OwnedWriteHalf`]);
 //! [`reunite`](OwnedReadHalf::reunite) puts the two back together.
 //!
 //! Tasks can also share `&TcpStream`: it implements the same traits.
@@ -34,6 +34,15 @@ pub trait Splittable: Sized + Send + Sync + 'static {
     ///
     /// As `shutdown(2)`.
     fn shutdown(&self, how: Shutdown) -> io::Result<()>;
+
+    /// The write half was dropped while bytes its `AsyncWrite` accepted
+    /// are still being sent: send them, then shut the write side down, in
+    /// the background. `false` if that cannot be done (the default): the
+    /// write side then stays open until the stream goes.
+    #[doc(hidden)]
+    fn shutdown_write_later(self: Arc<Self>) -> bool {
+        false
+    }
 }
 
 /// Split `stream` (what the streams' `into_split` call).
@@ -54,13 +63,12 @@ pub struct OwnedReadHalf<S> {
 }
 
 /// The write half of a stream, from `into_split`. Dropping it shuts the
-/// write side down (the peer then reads the end of the stream), unless a
-/// send of bytes the `AsyncWrite` adapter accepted is still in flight: the
-/// drop cannot wait for it, so it leaves the write side open (the peer
-/// sees the end only when the read half goes too), and on epoll those
-/// bytes wait for a flush through the stream (`as_ref()`, or after
-/// `reunite`) or go with it. `close()` (or `flush()`) it first, as with
-/// any buffered writer.
+/// write side down (the peer then reads the end of the stream). Bytes the
+/// `AsyncWrite` adapter accepted and is still sending (it writes behind)
+/// go first: a background task of the stream's scheduler finishes their
+/// send, then shuts the write side down (giving up after 10 s of a peer
+/// that does not read, or when the scheduler shuts down). `close()` it to
+/// learn whether they were sent.
 pub struct OwnedWriteHalf<S: Splittable> {
     stream: Arc<S>,
     shutdown_on_drop: bool,
@@ -144,8 +152,12 @@ impl<S: Splittable> Drop for OwnedWriteHalf<S> {
     fn drop(&mut self) {
         if self.shutdown_on_drop {
             // The peer reads the end of the stream; `NotConnected` (it is
-            // gone already) is fine.
-            let _ = self.stream.shutdown(Shutdown::Write);
+            // gone already) is fine. A send still in flight goes first.
+            if let Err(e) = self.stream.shutdown(Shutdown::Write) {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    self.stream.clone().shutdown_write_later();
+                }
+            }
         }
     }
 }

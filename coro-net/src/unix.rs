@@ -507,6 +507,10 @@ impl crate::split::Splittable for UnixStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
     }
+
+    fn shutdown_write_later(self: std::sync::Arc<Self>) -> bool {
+        crate::socket::shutdown_write_later(self, |s| &s.inner)
+    }
 }
 
 impl_futures_io!(UnixStream);

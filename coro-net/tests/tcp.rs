@@ -49,7 +49,80 @@ coro_io::driver_tests!(
     an_accept_dropped_after_the_kernel_accepted_keeps_the_connection,
     two_tasks_writing_through_one_shared_stream_both_finish,
     owned_writes_and_shutdown_come_after_what_async_write_accepted,
+    a_stream_dropped_after_write_all_delivers_every_byte,
+    a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
 );
+
+/// The same through split halves: the write half dropped after
+/// `write_all` while the read half lives on. The peer gets every byte,
+/// then the end (the drop's shutdown waits for the send in flight; it
+/// used to leave the write side open until the read half went, and on
+/// epoll with those bytes unsent).
+fn a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = pattern(1 << 20, 9);
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut got = Vec::new();
+        match c.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    });
+    let (s2, d) = (s.clone(), data.clone());
+    let read_half = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        let (r, mut w) = c.into_split();
+        futures::io::AsyncWriteExt::write_all(&mut w, &d)
+            .await
+            .unwrap();
+        drop(w);
+        r
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+    drop(read_half);
+    s.shutdown();
+}
+
+/// `write_all` through the `AsyncWrite` adapter, then drop without a
+/// flush, as tokio code ends a response (tokio's `write_all` returns once
+/// the kernel has every byte): the peer, which starts reading late, still
+/// gets every byte, then the end. (The adapter writes behind: with a small
+/// send buffer the last chunk was still being sent when `write_all`
+/// returned, and the drop cancelled it.)
+fn a_stream_dropped_after_write_all_delivers_every_byte(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = pattern(1 << 20, 7);
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        got
+    });
+    let (s2, d) = (s.clone(), data.clone());
+    run(&s, async move {
+        let mut c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        futures::io::AsyncWriteExt::write_all(&mut c, &d)
+            .await
+            .unwrap();
+        drop(c);
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+    s.shutdown();
+}
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).
 async fn echo(conn: TcpStream) -> io::Result<u64> {

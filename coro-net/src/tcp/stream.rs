@@ -29,7 +29,12 @@ use crate::socket::{Socket, Stream, context, impl_futures_io};
 ///
 /// Dropping the stream drops the driver's registration and closes the
 /// socket; [`close`](Self::close) does it through the driver and reports
-/// errors.
+/// errors. The `AsyncWrite` adapter writes behind (a `poll_write` returns
+/// once its send started): dropped with a send still in flight, the
+/// stream hands it to a background task of its scheduler, which finishes
+/// it (for at most 10 s) and then closes the socket, so that `write_all`
+/// then drop, as in tokio code, loses nothing. `flush` or `close` to
+/// learn the outcome.
 ///
 /// Writes never raise `SIGPIPE` (`MSG_NOSIGNAL`): a peer that went away is
 /// an `EPIPE`/`ECONNRESET` error on this stream only.
@@ -646,6 +651,10 @@ impl coro_io::copy::WriteOwned for TcpStream {
 impl crate::split::Splittable for TcpStream {
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)
+    }
+
+    fn shutdown_write_later(self: std::sync::Arc<Self>) -> bool {
+        crate::socket::shutdown_write_later(self, |s| &s.inner)
     }
 }
 
