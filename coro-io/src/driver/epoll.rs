@@ -188,7 +188,9 @@ impl Slot {
     /// Keep `waker` until the fd is ready for `interest`; `last_poll_id`:
     /// the table's, for a poll's first wait. Returns a waker this replaced,
     /// to be dropped after the table's lock (a waker's drop may run
-    /// anything: the last reference to a task whose poll this drops).
+    /// anything: the last reference to a task whose poll this drops), and
+    /// the wakers a full list let go of, to be woken after it (see
+    /// [`push_waker`](super::push_waker)).
     #[must_use]
     fn wait(
         &mut self,
@@ -196,17 +198,18 @@ impl Slot {
         waker: &Waker,
         who: Waiter<'_>,
         last_poll_id: &mut u64,
-    ) -> Option<Waker> {
+    ) -> (Option<Waker>, Vec<Waker>) {
         let id = match who {
             Waiter::Owner => {
                 self.owned = true;
+                let mut evicted = Vec::new();
                 if interest.readable() {
-                    push_waker(&mut self.readers, waker);
+                    super::push_waker(&mut self.readers, waker, &mut evicted);
                 }
                 if interest.writable() {
-                    push_waker(&mut self.writers, waker);
+                    super::push_waker(&mut self.writers, waker, &mut evicted);
                 }
-                return None;
+                return (None, evicted);
             }
             Waiter::Poll(id) => id,
         };
@@ -216,12 +219,12 @@ impl Slot {
         } else if let Some(e) = self.polls.iter_mut().find(|e| e.0 == *id) {
             e.1 = interest;
             if e.2.will_wake(waker) {
-                return None;
+                return (None, Vec::new());
             }
-            return Some(std::mem::replace(&mut e.2, waker.clone()));
+            return (Some(std::mem::replace(&mut e.2, waker.clone())), Vec::new());
         }
         self.polls.push((*id, interest, waker.clone()));
-        None
+        (None, Vec::new())
     }
 
     /// An event came: the waiters it concerns go to `wake`.
@@ -248,12 +251,6 @@ impl Slot {
     fn forget_poll(&mut self, id: u64) -> Option<Waker> {
         let i = self.polls.iter().position(|e| e.0 == id)?;
         Some(self.polls.swap_remove(i).2)
-    }
-}
-
-fn push_waker(list: &mut Vec<Waker>, w: &Waker) {
-    if !list.iter().any(|x| x.will_wake(w)) {
-        list.push(w.clone());
     }
 }
 
@@ -491,9 +488,10 @@ impl EpollDriver {
             return Ok(false);
         }
         let tt = &mut *t;
-        let old = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
+        let (old, evicted) = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
         drop(t);
         drop(old);
+        crate::wake_all(evicted);
         Ok(true)
     }
 

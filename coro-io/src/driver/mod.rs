@@ -77,7 +77,7 @@ use std::sync::Arc;
 
 use std::io;
 use std::os::fd::RawFd;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub(crate) use contract::{Backend, BlockingOps, Held, OpState, PendingOps, nothing_moved};
@@ -577,6 +577,27 @@ impl Driver for Handle {
     fn cancel_all(&self, bound: Duration) {
         Handle::cancel_all(self, bound)
     }
+}
+
+/// Most wakers one list of an fd's waiting tasks keeps (see [`push_waker`]).
+pub(crate) const WAKERS_MAX: usize = 32;
+
+/// Add `w` to a list of an fd's waiting tasks, unless it is there. An op
+/// dropped before its event leaves its waker in the list (ops of one task
+/// share an entry, so none can take it out), and one read after another
+/// with a new waker each (a combinator rebuilt per loop, a stream moved
+/// between tasks) would grow the list for as long as the fd stays idle,
+/// and every wait would scan it. So a full list is let go of first, into
+/// `evicted`: its wakers are woken (after the lock), the live ones poll
+/// again and come back, the stale ones are gone.
+pub(crate) fn push_waker(list: &mut Vec<Waker>, w: &Waker, evicted: &mut Vec<Waker>) {
+    if list.iter().any(|x| x.will_wake(w)) {
+        return;
+    }
+    if list.len() >= WAKERS_MAX {
+        evicted.append(list);
+    }
+    list.push(w.clone());
 }
 
 #[cfg(test)]

@@ -459,6 +459,8 @@ pub(super) struct StreamRx {
     queued: usize,
     end: Option<End>,
     wakers: Vec<Waker>,
+    /// Wakers a full `wakers` let go of (see `add_waker`).
+    evicted: Vec<Waker>,
     /// A receive is in the kernel (or staged for it).
     pub(super) armed: bool,
     /// A cancel was sent for the armed receive.
@@ -494,6 +496,7 @@ impl StreamRx {
             queued: 0,
             end: None,
             wakers: Vec::new(),
+            evicted: Vec::new(),
             armed: false,
             cancelling: false,
             released: false,
@@ -650,11 +653,16 @@ impl StreamRx {
         if self.polling { Arm::Poll } else { Arm::Multi }
     }
 
-    /// Remember `cx`'s waker (all readers waiting are woken on news).
+    /// Remember `cx`'s waker (all readers waiting are woken on news). A
+    /// full list is let go of first (see [`push_waker`](super::push_waker)):
+    /// its wakers wait in `evicted` to be woken after the driver's lock.
     pub(super) fn add_waker(&mut self, w: &Waker) {
-        if !self.wakers.iter().any(|x| x.will_wake(w)) {
-            self.wakers.push(w.clone());
-        }
+        super::push_waker(&mut self.wakers, w, &mut self.evicted);
+    }
+
+    /// The wakers a full list let go of, to wake once the lock is released.
+    pub(super) fn take_evicted(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// One completion of this socket's receive: `res` with the CQE's

@@ -709,11 +709,15 @@ impl UringDriver {
             ring.take_returns();
         }
         let res = read(rx, ring);
+        let evicted = rx.take_evicted();
         if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
             self.push(&mut st, entry.user_data(token));
             drop(st);
             self.submit_if_foreign();
+        } else {
+            drop(st);
         }
+        crate::wake_all(evicted);
         res
     }
 
