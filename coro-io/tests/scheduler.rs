@@ -88,7 +88,50 @@ coro_io::driver_tests!(
     a_timeout_waits_for_its_future_to_have_a_budget,
     a_timeout_fires_over_a_future_that_spends_every_budget,
     a_task_counts_in_size_until_its_future_is_dropped,
+    an_aborted_task_is_dropped_with_its_scheduler_current,
 );
+
+/// A task aborted while it waits is dropped where the executor runs its
+/// closed runnable (a pool worker, outside any poll): its destructors must
+/// still see their scheduler as current, as in a poll and as tokio's do,
+/// so that clean-up that spawns a task runs (it panicked on pool
+/// execution, and the panic was swallowed).
+fn an_aborted_task_is_dropped_with_its_scheduler_current(cfg: Config) {
+    struct Probe(Arc<Mutex<Option<bool>>>, Arc<AtomicUsize>);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            let cur = IoScheduler::current();
+            *self.0.lock().unwrap() = Some(cur.is_some());
+            if let Some(s) = cur {
+                let ran = self.1.clone();
+                s.spawn(async move {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                })
+                .detach();
+            }
+        }
+    }
+    let s = cfg.sched();
+    let seen = Arc::new(Mutex::new(None));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(coro_sync::Event::new(false));
+    let (p, st) = (Probe(seen.clone(), ran.clone()), started.clone());
+    let h = s.spawn(async move {
+        let _p = p;
+        st.set();
+        std::future::pending::<()>().await
+    });
+    sync_wait(started.wait());
+    h.abort();
+    let (seen2, ran2) = (seen.clone(), ran.clone());
+    bounded(10, "the aborted task's clean-up", move || {
+        while seen2.lock().unwrap().is_none() || ran2.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    assert_eq!(*seen.lock().unwrap(), Some(true), "{cfg}");
+    s.shutdown();
+}
 
 /// Tests of one strategy (they build their own scheduler): once per driver.
 mod strategies {

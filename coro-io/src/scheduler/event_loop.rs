@@ -431,6 +431,31 @@ impl<F: Future> Future for WithCurrent<F> {
     }
 }
 
+/// Run `drop` with `inner` as the current scheduler (restored after,
+/// also if it panics), unless it is already, or this thread's locals are
+/// being destroyed (then as it is).
+fn dropped_with_current(inner: &Arc<Inner>, drop: impl FnOnce()) {
+    let set = CURRENT.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, inner)) {
+            return None;
+        }
+        Some(c.replace(inner.clone()))
+    });
+    let Ok(Some(prev)) = set else {
+        return drop();
+    };
+    struct Restore(Option<Arc<Inner>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let _restore = Restore(prev);
+    drop();
+}
+
 /// Where the loop's thread is in its life, for `shutdown()`'s join.
 pub(super) enum LoopThread {
     /// None of ours (`Manual`), or joined already.
@@ -459,12 +484,18 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
+            let this = this.project();
             // Dropped in place, as pinned data must be; a panicking
             // destructor still leaves the count right (`Uncount`).
             let _uncount = Uncount(&this.inner.alive);
             this.inner.life.on_drop(this.key.take());
-            this.fut.set(None);
+            // The future's destructors see their scheduler as current,
+            // wherever the task is dropped: also a pool worker running an
+            // aborted task's closed runnable, outside any poll (where
+            // `WithCurrent` sets it), so that clean-up spawning a task or
+            // asking for `IoScheduler::current()` works as in a poll.
+            let mut fut = this.fut;
+            dropped_with_current(this.inner, || fut.set(None));
             #[cfg(feature = "tracing")]
             tracing::trace!(task = *this.id, "task dropped");
         }
