@@ -25,7 +25,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Run `f` on the blocking pool and return a handle to its result.
 ///
 /// The handle is an ordinary [`JoinHandle`]: await it from any executor (or
-/// block on it). A panic in `f` is caught and reported as a
+/// block on it). Called from a task of an [`IoScheduler`](crate::IoScheduler)
+/// (or its loop), `f` runs with that scheduler current, as a tokio
+/// blocking task runs in its runtime's context: it can `coro_io::spawn`,
+/// use the `coro_io::fs` functions, or `sync_wait` on the scheduler's I/O. A panic in `f` is caught and reported as a
 /// [`JoinError`](crate::task::JoinError) with `is_panic()`. Aborting the handle
 /// before `f` started prevents it from running; once started, `f` runs to the
 /// end (blocking code cannot be interrupted) and its result is dropped.
@@ -44,9 +47,10 @@ where
     T: Send + 'static,
 {
     static GLOBAL: OnceLock<Arc<BlockingPool>> = OnceLock::new();
+    let current = crate::scheduler::CurrentScope::capture();
     GLOBAL
         .get_or_init(|| BlockingPool::new(MAX_THREADS, KEEP_ALIVE, "coro-blocking"))
-        .spawn(f)
+        .spawn(move || current.run(f))
 }
 
 /// An elastic pool; the process-wide one lives in `spawn_blocking`, tests make

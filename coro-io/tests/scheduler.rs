@@ -89,7 +89,32 @@ coro_io::driver_tests!(
     a_timeout_fires_over_a_future_that_spends_every_budget,
     a_task_counts_in_size_until_its_future_is_dropped,
     an_aborted_task_is_dropped_with_its_scheduler_current,
+    a_blocking_job_runs_with_its_scheduler_current,
 );
+
+/// A job given to `spawn_blocking` from a task runs with the task's
+/// scheduler current, as a tokio blocking task runs in its runtime's
+/// context: the ambient helpers work there, and `sync_wait` on them (the
+/// port of `Handle::current().block_on(..)`). They panicked ("must be
+/// called from a task of an IoScheduler").
+fn a_blocking_job_runs_with_its_scheduler_current(cfg: Config) {
+    let s = cfg.sched();
+    let h = s.spawn(async {
+        coro_io::spawn_blocking(|| {
+            let kind = IoScheduler::current().map(|s| s.driver_kind());
+            let child = coro_io::spawn(async { 6 * 7 });
+            sync_wait(coro_io::sleep(Duration::from_millis(1)));
+            (kind, sync_wait(child).unwrap())
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(sync_wait(h).unwrap(), (Some(cfg.kind()), 42), "{cfg}");
+    // Outside a task there is none, as before.
+    let outside = coro_io::spawn_blocking(|| IoScheduler::current().is_none());
+    assert!(sync_wait(outside).unwrap());
+    s.shutdown();
+}
 
 /// A task aborted while it waits is dropped where the executor runs its
 /// closed runnable (a pool worker, outside any poll): its destructors must

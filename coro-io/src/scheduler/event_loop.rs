@@ -431,10 +431,10 @@ impl<F: Future> Future for WithCurrent<F> {
     }
 }
 
-/// Run `drop` with `inner` as the current scheduler (restored after,
-/// also if it panics), unless it is already, or this thread's locals are
-/// being destroyed (then as it is).
-fn dropped_with_current(inner: &Arc<Inner>, drop: impl FnOnce()) {
+/// Run `f` with `inner` as the current scheduler (restored after, also
+/// if it panics), unless it is already, or this thread's locals are being
+/// destroyed (then as it is).
+fn with_current<R>(inner: &Arc<Inner>, f: impl FnOnce() -> R) -> R {
     let set = CURRENT.try_with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, inner)) {
@@ -443,7 +443,7 @@ fn dropped_with_current(inner: &Arc<Inner>, drop: impl FnOnce()) {
         Some(c.replace(inner.clone()))
     });
     let Ok(Some(prev)) = set else {
-        return drop();
+        return f();
     };
     struct Restore(Option<Arc<Inner>>);
     impl Drop for Restore {
@@ -453,7 +453,30 @@ fn dropped_with_current(inner: &Arc<Inner>, drop: impl FnOnce()) {
         }
     }
     let _restore = Restore(prev);
-    drop();
+    f()
+}
+
+/// The current scheduler of the thread that captured it, made current
+/// again around a closure run elsewhere: a blocking job (as tokio's
+/// blocking tasks run in their runtime's context), so that it can spawn,
+/// sleep or open files on it. Holds no counted handle: the scheduler still
+/// shuts down when its last handle goes (what the job asks of it then is
+/// refused, as after any shutdown).
+pub(crate) struct CurrentScope(Option<Arc<Inner>>);
+
+impl CurrentScope {
+    /// This thread's current scheduler, if any.
+    pub(crate) fn capture() -> CurrentScope {
+        CurrentScope(CURRENT.try_with(|c| c.borrow().clone()).ok().flatten())
+    }
+
+    /// Run `f` with the captured scheduler current.
+    pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some(inner) => with_current(inner, f),
+            None => f(),
+        }
+    }
 }
 
 /// Where the loop's thread is in its life, for `shutdown()`'s join.
@@ -495,7 +518,7 @@ pin_project_lite::pin_project! {
             // `WithCurrent` sets it), so that clean-up spawning a task or
             // asking for `IoScheduler::current()` works as in a poll.
             let mut fut = this.fut;
-            dropped_with_current(this.inner, || fut.set(None));
+            with_current(this.inner, || fut.set(None));
             #[cfg(feature = "tracing")]
             tracing::trace!(task = *this.id, "task dropped");
         }

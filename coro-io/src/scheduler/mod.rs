@@ -37,7 +37,7 @@ mod options;
 
 pub use crate::driver::{RingMode, UringOptions};
 use event_loop::{CURRENT, LoopGuard, LoopThread, Tracked, WithCurrent};
-pub(crate) use event_loop::{Inner, runs_loop};
+pub(crate) use event_loop::{CurrentScope, Inner, runs_loop};
 pub use options::{
     ExecutionStrategy, IoSchedulerOptions, IoThreadCallback, Metrics, PollOp, PollStatus,
     ThreadStrategy,
