@@ -76,6 +76,7 @@ mod task_group;
 pub mod testing;
 pub mod thread_pool;
 pub mod time;
+pub mod wake_list;
 
 pub use ambient::{sleep, sleep_until, spawn, timeout};
 pub use blocking::spawn_blocking;

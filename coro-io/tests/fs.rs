@@ -28,7 +28,40 @@ coro_io::driver_tests!(
     op_offsets_past_i64_max_are_refused,
     a_read_at_of_an_empty_nonblocking_fifo_does_not_spin,
     opening_a_fifo_waits_for_its_peer,
+    set_len_and_sync_all_come_after_the_write_in_flight,
 );
+
+/// `write_all` returns with its last write still in flight (write-behind);
+/// `set_len` and `sync_all` come after it, as tokio's do: a truncate to 0
+/// leaves an empty file (it used to race the write, which often landed
+/// after it), and two tasks sharing the file both see `sync_all` through.
+fn set_len_and_sync_all_come_after_the_write_in_flight(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("setlen", cfg);
+    let (s2, p) = (s.clone(), d.join("f"));
+    run(&s, async move {
+        let data = pattern(256 << 10);
+        let mut f = File::create(&s2, &p).await.unwrap();
+        for i in 0..20 {
+            f.write_all(&data).await.unwrap();
+            f.set_len(0).await.unwrap();
+            f.flush().await.unwrap();
+            let len = std::fs::metadata(&p).unwrap().len();
+            assert_eq!(
+                len, 0,
+                "{cfg}: round {i}: the write landed after the truncate"
+            );
+            f.seek(SeekFrom::Start(0)).await.unwrap();
+        }
+        f.write_all(&data).await.unwrap();
+        let (a, b) = futures::join!(f.sync_all(), f.sync_all());
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), data.len() as u64);
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
 
 /// The raw ops refuse an offset above `i64::MAX` as `fs::File` does: on
 /// io_uring, -1 would mean "at the cursor" (a write over the file's start).

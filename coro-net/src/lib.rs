@@ -81,7 +81,6 @@ pub mod tcp;
 pub mod tls;
 pub mod udp;
 pub mod unix;
-mod wake_list;
 
 pub use addr::ToSocketAddrs;
 pub use lookup::lookup_host;

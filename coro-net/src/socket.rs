@@ -2,7 +2,7 @@
 //! and for streams the owned-buffer I/O plus the buffered `futures_io`
 //! adapter ([`Stream`]).
 
-use crate::wake_list::WakeList;
+use coro_io::wake_list::WakeList;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -573,7 +573,7 @@ impl Stream {
                 }
                 ReadState::Busy(fut) => {
                     adapter.rd_wake.register(cx.waker());
-                    let mut rcx = Context::from_waker(&adapter.rd_wake.waker);
+                    let mut rcx = Context::from_waker(adapter.rd_wake.waker());
                     let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
                     *rd = ReadState::Idle { buf, pos: 0 };
                     match res {
@@ -606,7 +606,7 @@ impl Stream {
                 return Poll::Ready(Ok(()));
             };
             adapter.wr_wake.register(cx.waker());
-            let mut wcx = Context::from_waker(&adapter.wr_wake.waker);
+            let mut wcx = Context::from_waker(adapter.wr_wake.waker());
             let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
             match res {
                 Ok(n) if n > 0 || rest.bytes_init() == 0 => {
@@ -649,7 +649,7 @@ impl Stream {
         v.extend_from_slice(&data[..n]);
         let mut fut = op::send(self.sock.driver(), self.sock.raw(), Slice::new(v, 0));
         adapter.wr_wake.register(cx.waker());
-        let mut wcx = Context::from_waker(&adapter.wr_wake.waker);
+        let mut wcx = Context::from_waker(adapter.wr_wake.waker());
         match Pin::new(&mut fut).poll(&mut wcx) {
             // In flight: the bytes are ours now; flush (or the next write) finishes them.
             Poll::Pending => {

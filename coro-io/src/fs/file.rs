@@ -9,7 +9,7 @@ use std::io::{self, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncSeek, AsyncWrite};
@@ -19,6 +19,7 @@ use crate::buf::{BufResult, IoBuf, IoBufMut, Slice};
 use crate::driver::Handle;
 use crate::op::{self, OpFuture, ReadAt, WriteAt};
 use crate::scheduler::IoScheduler;
+use crate::wake_list::WakeList;
 
 /// The most one sequential read asks the kernel for, and the least (reads
 /// smaller than this fetch ahead, so that small reads cost one op per
@@ -103,7 +104,10 @@ pub struct File {
     driver: Handle,
     /// Where a write still in flight at drop is finished.
     sched: IoScheduler,
-    seq: Seq,
+    /// Behind a lock for the `&self` methods that must wait for a write
+    /// in flight (`sync_all`, `set_len`); the `&mut self` paths reach it
+    /// without locking (`Mutex::get_mut`).
+    seq: Mutex<Seq>,
 }
 
 /// The sequential-I/O state: the cursor, read-ahead, the op in flight.
@@ -121,6 +125,73 @@ struct Seq {
     ahead: Vec<u8>,
     head: usize,
     busy: Busy,
+    /// The tasks waiting on `busy` through `&self` (made on first use).
+    waiters: Option<WakeList>,
+}
+
+impl Seq {
+    /// Finish the op in flight: a read leaves its bytes as read-ahead; a
+    /// write is driven until all its bytes are written.
+    fn poll_busy(
+        &mut self,
+        driver: &Handle,
+        fd: &Arc<OwnedFd>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            match &mut self.busy {
+                Busy::Idle => return Poll::Ready(Ok(())),
+                Busy::Read(op) => {
+                    let (res, buf) = ready!(op.as_mut().poll(cx));
+                    self.busy = Busy::Idle;
+                    let n = res?;
+                    self.pos += n as u64;
+                    self.ahead = buf;
+                    self.head = 0;
+                    return Poll::Ready(Ok(()));
+                }
+                Busy::Write(op, base) => {
+                    let base = *base;
+                    let (res, mut rest) = ready!(op.as_mut().poll(cx));
+                    self.busy = Busy::Idle;
+                    let res = match res {
+                        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+                        r => r,
+                    };
+                    match res {
+                        Ok(n) => rest.advance(n),
+                        Err(e) => {
+                            // The cursor moved past these bytes when they
+                            // were accepted: back to where writing stopped.
+                            if !self.append {
+                                self.pos = base + rest.begin() as u64;
+                            }
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                    if rest.bytes_init() == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // A short write: the rest goes right after it.
+                    self.start_write(driver, fd, rest, base);
+                }
+            }
+        }
+    }
+
+    /// Write what is left of `bytes`, whose first byte belongs at `base`.
+    fn start_write(
+        &mut self,
+        driver: &Handle,
+        fd: &Arc<OwnedFd>,
+        bytes: Slice<Vec<u8>>,
+        base: u64,
+    ) {
+        let at = base + bytes.begin() as u64;
+        let op = op::write_at(driver, fd.as_raw_fd(), bytes, at).keep_alive(fd.clone());
+        self.busy = Busy::Write(Box::pin(op), base);
+        self.at_end = self.append;
+    }
 }
 
 enum Busy {
@@ -135,14 +206,15 @@ type WriteOp = OpFuture<WriteAt<Slice<Vec<u8>>>>;
 
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let busy = match self.seq.busy {
+        let seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let busy = match seq.busy {
             Busy::Idle => "idle",
             Busy::Read(_) => "reading",
             Busy::Write(..) => "writing",
         };
         f.debug_struct("File")
             .field("fd", &self.fd.as_raw_fd())
-            .field("pos", &self.seq.pos)
+            .field("pos", &seq.pos)
             .field("busy", &busy)
             .finish_non_exhaustive()
     }
@@ -194,14 +266,15 @@ impl File {
             fd: Arc::new(fd),
             driver: sched.driver().clone(),
             sched: sched.clone(),
-            seq: Seq {
+            seq: Mutex::new(Seq {
                 pos,
                 append,
                 at_end: false,
                 ahead: Vec::new(),
                 head: 0,
                 busy: Busy::Idle,
-            },
+                waiters: None,
+            }),
         }
     }
 
@@ -246,18 +319,20 @@ impl File {
             .await
     }
 
-    /// Flush data and metadata to the device (a sequential write still in
-    /// flight is not waited for: `flush`
-    /// first).
+    /// Flush data and metadata to the device, after a sequential write
+    /// still in flight (as tokio's: `write_all` then `sync_all` makes the
+    /// bytes durable).
     ///
     /// # Errors
     ///
-    /// Whatever `fsync(2)` reports.
+    /// The failure of that write (the `fsync` is then not made); whatever
+    /// `fsync(2)` reports.
     ///
     /// # Cancel safety
     ///
     /// A dropped sync still completes in the background.
     pub async fn sync_all(&self) -> io::Result<()> {
+        self.finish_write().await?;
         op::fsync(&self.driver, self.fd.as_raw_fd())
             .keep_alive(self.fd.clone())
             .await
@@ -280,18 +355,19 @@ impl File {
     }
 
     /// Truncate or extend the file to `len` bytes (`ftruncate(2)`, on the
-    /// blocking pool). The cursor does not move, and a sequential write in
-    /// flight is not waited for: `flush` first.
+    /// blocking pool), after a sequential write still in flight (as
+    /// tokio's). The cursor does not move.
     ///
     /// # Errors
     ///
-    /// Whatever `ftruncate` reports (`InvalidInput` for a file not open
-    /// for writing).
+    /// The failure of that write; whatever `ftruncate` reports
+    /// (`InvalidInput` for a file not open for writing).
     ///
     /// # Cancel safety
     ///
     /// A dropped `set_len` still completes in the background.
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
+        self.finish_write().await?;
         let fd = self.fd.clone();
         crate::blocking::spawn_blocking(move || rustix::fs::ftruncate(&*fd, len))
             .await
@@ -299,80 +375,70 @@ impl File {
             .map_err(io::Error::from)
     }
 
+    /// The sequential state, without locking (`&mut self`).
+    fn s(&mut self) -> &mut Seq {
+        self.seq.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Finish the op in flight: a read leaves its bytes as read-ahead; a
     /// write is driven until all its bytes are written.
     fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            match &mut self.seq.busy {
-                Busy::Idle => return Poll::Ready(Ok(())),
-                Busy::Read(op) => {
-                    let (res, buf) = ready!(op.as_mut().poll(cx));
-                    self.seq.busy = Busy::Idle;
-                    let n = res?;
-                    self.seq.pos += n as u64;
-                    self.seq.ahead = buf;
-                    self.seq.head = 0;
-                    return Poll::Ready(Ok(()));
-                }
-                Busy::Write(op, base) => {
-                    let base = *base;
-                    let (res, mut rest) = ready!(op.as_mut().poll(cx));
-                    self.seq.busy = Busy::Idle;
-                    let res = match res {
-                        Ok(0) => Err(io::ErrorKind::WriteZero.into()),
-                        r => r,
-                    };
-                    match res {
-                        Ok(n) => rest.advance(n),
-                        Err(e) => {
-                            // The cursor moved past these bytes when they
-                            // were accepted: back to where writing stopped.
-                            if !self.seq.append {
-                                self.seq.pos = base + rest.begin() as u64;
-                            }
-                            return Poll::Ready(Err(e));
-                        }
-                    }
-                    if rest.bytes_init() == 0 {
-                        return Poll::Ready(Ok(()));
-                    }
-                    // A short write: the rest goes right after it.
-                    self.start_write(rest, base);
-                }
-            }
-        }
+        let File {
+            fd, driver, seq, ..
+        } = self;
+        let seq = seq.get_mut().unwrap_or_else(PoisonError::into_inner);
+        seq.poll_busy(driver, fd, cx)
     }
 
     /// Write what is left of `bytes`, whose first byte belongs at `base`.
     fn start_write(&mut self, bytes: Slice<Vec<u8>>, base: u64) {
-        let at = base + bytes.begin() as u64;
-        let op =
-            op::write_at(&self.driver, self.fd.as_raw_fd(), bytes, at).keep_alive(self.fd.clone());
-        self.seq.busy = Busy::Write(Box::pin(op), base);
-        self.seq.at_end = self.seq.append;
+        let File {
+            fd, driver, seq, ..
+        } = self;
+        let seq = seq.get_mut().unwrap_or_else(PoisonError::into_inner);
+        seq.start_write(driver, fd, bytes, base);
+    }
+
+    /// Wait for a sequential write in flight (not a read-ahead) and
+    /// report its failure: for the `&self` methods that must come after
+    /// it, as tokio's do.
+    async fn finish_write(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+            if !matches!(seq.busy, Busy::Write(..)) {
+                return Poll::Ready(Ok(()));
+            }
+            // Tasks sharing the file may wait on this write together: the
+            // op is polled with a waker that wakes them all.
+            let list = seq.waiters.get_or_insert_with(WakeList::new);
+            list.register(cx.waker());
+            let all = list.waker().clone();
+            seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all))
+        })
+        .await
     }
 
     /// After an append write the cursor is the end of the file, as the
     /// kernel's is after `write(2)` on an `O_APPEND` file.
     fn resolve_end(&mut self) -> io::Result<()> {
-        if std::mem::take(&mut self.seq.at_end) {
-            self.seq.pos = rustix::fs::fstat(&*self.fd)?.st_size as u64;
-            self.seq.ahead.clear();
-            self.seq.head = 0;
+        if std::mem::take(&mut self.s().at_end) {
+            self.s().pos = rustix::fs::fstat(&*self.fd)?.st_size as u64;
+            self.s().ahead.clear();
+            self.s().head = 0;
         }
         Ok(())
     }
 
     /// The cursor as the caller sees it (before any unread read-ahead).
-    fn logical_pos(&self) -> u64 {
-        self.seq.pos - (self.seq.ahead.len() - self.seq.head) as u64
+    fn logical_pos(&mut self) -> u64 {
+        self.s().pos - (self.s().ahead.len() - self.s().head) as u64
     }
 
     /// Forget the read-ahead, moving the cursor back to what was read.
     fn drop_read_ahead(&mut self) {
-        self.seq.pos = self.logical_pos();
-        self.seq.ahead.clear();
-        self.seq.head = 0;
+        self.s().pos = self.logical_pos();
+        self.s().ahead.clear();
+        self.s().head = 0;
     }
 }
 
@@ -389,31 +455,33 @@ impl AsyncRead for File {
             return Poll::Ready(Ok(0));
         }
         loop {
-            let ahead = &this.seq.ahead[this.seq.head..];
+            let seq = this.s();
+            let ahead = &seq.ahead[seq.head..];
             if !ahead.is_empty() {
                 let n = ahead.len().min(out.len());
                 out[..n].copy_from_slice(&ahead[..n]);
-                this.seq.head += n;
+                seq.head += n;
                 return Poll::Ready(Ok(n));
             }
-            let was_reading = matches!(this.seq.busy, Busy::Read(_));
+            let was_reading = matches!(this.s().busy, Busy::Read(_));
             ready!(this.poll_busy(cx))?;
             this.resolve_end()?;
             if was_reading {
                 // The read just finished: it got bytes (handed out above on
                 // the next turn) or none, the end of the file.
-                if this.seq.ahead.is_empty() {
+                if this.s().ahead.is_empty() {
                     return Poll::Ready(Ok(0));
                 }
                 continue;
             }
-            let mut buf = std::mem::take(&mut this.seq.ahead);
+            let mut buf = std::mem::take(&mut this.s().ahead);
             buf.clear();
             buf.reserve(out.len().clamp(READ_AHEAD, READ_MAX));
-            this.seq.head = 0;
-            let op = op::read_at(&this.driver, this.fd.as_raw_fd(), buf, this.seq.pos)
+            this.s().head = 0;
+            let pos = this.s().pos;
+            let op = op::read_at(&this.driver, this.fd.as_raw_fd(), buf, pos)
                 .keep_alive(this.fd.clone());
-            this.seq.busy = Busy::Read(Box::pin(op));
+            this.s().busy = Busy::Read(Box::pin(op));
         }
     }
 }
@@ -433,12 +501,12 @@ impl AsyncWrite for File {
             return Poll::Ready(Ok(0));
         }
         let n = data.len().min(WRITE_MAX);
-        let mut buf = std::mem::take(&mut this.seq.ahead);
+        let mut buf = std::mem::take(&mut this.s().ahead);
         buf.clear();
         buf.extend_from_slice(&data[..n]);
-        let at = this.seq.pos;
-        if !this.seq.append {
-            this.seq.pos += n as u64;
+        let at = this.s().pos;
+        if !this.s().append {
+            this.s().pos += n as u64;
         }
         this.start_write(Slice::new(buf, 0), at);
         // Start it now (a completion driver submits on the first poll); its
@@ -451,7 +519,7 @@ impl AsyncWrite for File {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if matches!(this.seq.busy, Busy::Read(_)) {
+        if matches!(this.s().busy, Busy::Read(_)) {
             return Poll::Ready(Ok(()));
         }
         this.poll_busy(cx)
@@ -490,7 +558,7 @@ impl AsyncSeek for File {
             }
         };
         this.drop_read_ahead();
-        this.seq.pos = new;
+        this.s().pos = new;
         Poll::Ready(Ok(new))
     }
 }
@@ -506,19 +574,21 @@ impl Drop for File {
             // drop a `File` that lands here again).
             return;
         }
-        if let Busy::Write(op, base) = std::mem::replace(&mut self.seq.busy, Busy::Idle) {
+        if let Busy::Write(op, base) = std::mem::replace(&mut self.s().busy, Busy::Idle) {
+            let append = self.s().append;
             let mut rest = File {
                 fd: self.fd.clone(),
                 driver: self.driver.clone(),
                 sched: self.sched.clone(),
-                seq: Seq {
+                seq: Mutex::new(Seq {
                     pos: 0,
-                    append: self.seq.append,
+                    append,
                     at_end: false,
                     ahead: Vec::new(),
                     head: 0,
                     busy: Busy::Write(op, base),
-                },
+                    waiters: None,
+                }),
             };
             self.sched
                 .spawn(async move {

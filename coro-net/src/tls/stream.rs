@@ -42,7 +42,7 @@ use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
 
 use super::{TlsFailure, tls_error};
 use crate::tcp::TcpStream;
-use crate::wake_list::WakeList;
+use coro_io::wake_list::WakeList;
 
 /// Ciphertext received per `recv` (a TLS record is at most ~16.7 KiB).
 const RECV_BUF: usize = 32 * 1024;
@@ -535,7 +535,7 @@ impl TlsStream {
             match &mut st.tx {
                 Tx::Busy(fut) => {
                     self.wr.register(cx.waker());
-                    let mut wcx = Context::from_waker(&self.wr.waker);
+                    let mut wcx = Context::from_waker(self.wr.waker());
                     let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
                     match res {
                         Ok(n) if n > 0 || rest.bytes_init() == 0 => {
@@ -652,7 +652,7 @@ impl TlsStream {
                     // copies it straight into its own buffer (one copy, no
                     // owned buffer in between, nothing in flight to cancel).
                     self.rd.register(cx.waker());
-                    let mut rcx = Context::from_waker(&self.rd.waker);
+                    let mut rcx = Context::from_waker(self.rd.waker());
                     let mut queued = QueuedRecv {
                         fd: self.tcp.inner.sock.registered(),
                         cx: &mut rcx,
@@ -710,7 +710,7 @@ impl TlsStream {
                 }
                 Rx::Busy(fut) => {
                     self.rd.register(cx.waker());
-                    let mut rcx = Context::from_waker(&self.rd.waker);
+                    let mut rcx = Context::from_waker(self.rd.waker());
                     let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
                     st.rx_more = matches!(res, Ok(n) if n == buf.capacity());
                     st.rx = Rx::Idle { buf, pos: 0 };
@@ -903,7 +903,7 @@ impl TlsStream {
     fn next_in_line(&self, st: &State) -> Waker {
         match st.line.front() {
             Some((_, w)) => w.clone(),
-            None => self.wr.waker.clone(),
+            None => self.wr.waker().clone(),
         }
     }
 
