@@ -41,6 +41,7 @@ mod bare {
         stream_read_after_a_drained_read_sees_end_of_stream,
         cancelled_op_returns_its_buffer_and_any_data,
         an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging,
+        an_op_entry_with_flags_of_its_own_still_completes,
     );
 }
 
@@ -849,6 +850,44 @@ unsafe impl op::Op for PanicsOnPool {
     fn uring_native(&self, _: &coro_io::driver::probe::Features) -> bool {
         false
     }
+}
+
+/// A NOP whose entry asks for no completion on success
+/// (`IOSQE_CQE_SKIP_SUCCESS`), as an outside `Op` might: the driver
+/// clears an entry's flags (it counts on one completion per entry), so
+/// the op completes instead of waiting for ever.
+struct SkipsSuccess;
+
+// SAFETY: the entry is a NOP that points at no memory; its flag is
+// cleared by the driver (which is what this tests).
+unsafe impl op::Op for SkipsSuccess {
+    type Output = std::io::Result<usize>;
+    const KIND: op::OpKind = op::OpKind::ReadAt;
+    fn sqe(&mut self) -> io_uring::squeue::Entry {
+        io_uring::opcode::Nop::new()
+            .build()
+            .flags(io_uring::squeue::Flags::SKIP_SUCCESS)
+    }
+    fn readiness(&self) -> coro_io::driver::Readiness {
+        coro_io::driver::Readiness::Blocking
+    }
+    fn attempt(&mut self) -> std::io::Result<usize> {
+        Ok(0)
+    }
+    fn complete(self, res: std::io::Result<usize>) -> Self::Output {
+        res
+    }
+}
+
+fn an_op_entry_with_flags_of_its_own_still_completes(cfg: Config) {
+    let _s = serial();
+    let h = cfg.handle();
+    assert_eq!(
+        run(&h, op::OpFuture::new(&h, SkipsSuccess)).unwrap(),
+        0,
+        "{cfg}"
+    );
+    assert_eq!(h.in_flight(), 0, "{cfg}");
 }
 
 /// The future of an op whose `attempt` panicked on the blocking pool ends

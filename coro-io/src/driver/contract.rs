@@ -167,7 +167,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
 ///   `drains` and `expect_empty` may be called meanwhile and must not
 ///   free, move or reallocate what the entry points to;
 /// * names an fd the op may use (the caller keeps it open while the
-///   future lives), and carries no `user_data` or link flags of its own.
+///   future lives), and carries no `user_data` or flags of its own (the
+///   driver clears an entry's flags: `IOSQE_CQE_SKIP_SUCCESS` would leave
+///   the op without a completion, links would tie it to another op);
+/// * completes exactly once: no multishot form (a multishot poll, receive
+///   or accept keeps posting completions after the first, which ends the
+///   op and frees its memory).
 ///
 /// And [`attempt`](Op::attempt) must rebuild any pointer into `self` it
 /// passes to a syscall (a `msghdr`'s) on each call: on a readiness driver
