@@ -433,6 +433,8 @@ impl Handle {
         self.inner.kind()
     }
     /// Wait up to `timeout` for events and wake the tasks they concern.
+    /// For a bare handle: a scheduler's own is parked by its event loop
+    /// (parked from elsewhere too, it would take that loop's turns).
     ///
     /// # Errors
     ///
@@ -498,6 +500,12 @@ impl Handle {
 
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
     /// release their memory (`Duration::MAX`: as long as it takes).
+    ///
+    /// This is the driver's shutdown: it also closes the driver for good
+    /// (every later op fails with "the I/O driver was shut down"). For a
+    /// bare handle; a scheduler's own ([`IoScheduler::driver`](crate::IoScheduler::driver))
+    /// is shut down by [`IoScheduler::shutdown`](crate::IoScheduler::shutdown),
+    /// and cancelling one op is dropping its future.
     pub fn cancel_all(&self, bound: Duration) {
         self.inner.cancel_all(bound)
     }
