@@ -14,7 +14,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::thread::ThreadId;
 
 use async_task::{FallibleTask, Runnable, Schedule};
@@ -240,24 +240,52 @@ impl<F> Drop for OwnThread<F> {
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call `.detach()` to make that explicit"]
 pub struct JoinHandle<T> {
-    /// `None` once aborted. The mutex is only taken by `abort(&self)`;
-    /// `poll` reaches the task through `get_mut`.
-    task: Mutex<Option<FallibleTask<Quiet<Outcome<T>>>>>,
+    /// The mutex is only taken by the `&self` methods; `poll` reaches the
+    /// task through `get_mut`.
+    task: Mutex<Slot<T>>,
 }
+
+/// What an aborted handle waits for: async-task's `cancel`, which ends
+/// once the task's future is dropped (or had finished).
+type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Quiet<Outcome<T>>>>>>;
+
+enum Slot<T> {
+    Running(FallibleTask<Quiet<Outcome<T>>>),
+    /// Aborted, its future not known to be dropped yet.
+    Cancelling(Cancelling<T>),
+    /// Resolved, or aborted and its future dropped.
+    Gone,
+}
+
+// SAFETY: the only part of a handle that is not `Send` by its type is the
+// boxed `Cancelling` future (a trait object names no auto trait). It is
+// async-task's `FallibleTask::cancel` future, which holds only the
+// `FallibleTask` it was made from: `Send` when `T` is, as the task is
+// (async-task's `Task<T>: Send` for `T: Send`).
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+// SAFETY: `&JoinHandle` reaches the slot only through its mutex, which
+// makes a `Send` value `Sync` (see `Send` above for why it is `Send`).
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     fn new(task: FallibleTask<Quiet<Outcome<T>>>) -> Self {
         JoinHandle {
-            task: Mutex::new(Some(task)),
+            task: Mutex::new(Slot::Running(task)),
         }
     }
 
     /// Cancel the task.
     ///
-    /// The task's future is dropped at its next scheduling point (at once if it
-    /// is idle, after the current `poll` if it is running); awaiting this handle
-    /// then returns a [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled)
-    /// is true, even when the task had already finished (its output is dropped).
+    /// The executor drops the task's future when it next runs it (soon if
+    /// the task is idle, after the current `poll` if it is running; a
+    /// `Manual` scheduler's at its next turn). Awaiting this handle
+    /// resolves once that happened, as tokio's does, so what the task
+    /// held (a listener, a lock, an `Arc`) is released by then; it returns
+    /// a [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled)
+    /// is true, even when the task had already finished (its output is
+    /// dropped). A blocking job already running runs to its end first.
     /// Aborting twice, or after the handle resolved, does nothing.
     ///
     /// # Examples
@@ -271,10 +299,32 @@ impl<T> JoinHandle<T> {
     /// let err = coro_core::sync_wait(handle).unwrap_err();
     /// assert!(err.is_cancelled());
     /// ```
-    pub fn abort(&self) {
-        let task = lock(&self.task).take();
-        // Dropping an async-task `Task` cancels it: the executor drops the
-        // future the next time it would run it.
+    pub fn abort(&self)
+    where
+        T: 'static,
+    {
+        let mut slot = lock(&self.task);
+        let Slot::Running(_) = &*slot else {
+            return;
+        };
+        let Slot::Running(task) = std::mem::replace(&mut *slot, Slot::Gone) else {
+            unreachable!("matched above");
+        };
+        // async-task's `cancel` marks the task closed (the executor drops
+        // its future the next time it would run it) on its first poll, and
+        // resolves once the future is gone.
+        let mut cancel: Cancelling<T> = Box::pin(task.cancel());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if cancel.as_mut().poll(&mut cx).is_pending() {
+            *slot = Slot::Cancelling(cancel);
+        }
+    }
+
+    /// [`abort`](Self::abort) for a handle nobody will await (no `'static`
+    /// bound): the task is cancelled, and nothing waits for its future to
+    /// be dropped.
+    pub(crate) fn abort_unwaited(&self) {
+        let task = std::mem::replace(&mut *lock(&self.task), Slot::Gone);
         drop(task);
     }
 
@@ -295,8 +345,9 @@ impl<T> JoinHandle<T> {
         drop(self);
     }
 
-    /// Whether the task has finished: completed, panicked, been cancelled, or
-    /// been [aborted](JoinHandle::abort) through this handle.
+    /// Whether the task has finished: completed, panicked, or been
+    /// cancelled ([aborted](JoinHandle::abort) through this handle: once
+    /// its future was dropped).
     ///
     /// # Examples
     ///
@@ -307,10 +358,24 @@ impl<T> JoinHandle<T> {
     /// let handle = pool.spawn(std::future::pending::<()>());
     /// assert!(!handle.is_finished());
     /// handle.abort();
-    /// assert!(handle.is_finished());
+    /// while !handle.is_finished() {
+    ///     std::thread::yield_now(); // the worker drops the future
+    /// }
     /// ```
     pub fn is_finished(&self) -> bool {
-        lock(&self.task).as_ref().is_none_or(|t| t.is_finished())
+        let mut slot = lock(&self.task);
+        match &mut *slot {
+            Slot::Running(t) => t.is_finished(),
+            Slot::Cancelling(cancel) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let done = cancel.as_mut().poll(&mut cx).is_ready();
+                if done {
+                    *slot = Slot::Gone;
+                }
+                done
+            }
+            Slot::Gone => true,
+        }
     }
 }
 
@@ -325,8 +390,14 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let slot = this.task.get_mut().unwrap_or_else(|e| e.into_inner());
-        let Some(task) = slot.as_mut() else {
-            return Poll::Ready(Err(JoinError::cancelled()));
+        let task = match slot {
+            Slot::Running(task) => task,
+            Slot::Cancelling(cancel) => {
+                ready!(cancel.as_mut().poll(cx));
+                *slot = Slot::Gone;
+                return Poll::Ready(Err(JoinError::cancelled()));
+            }
+            Slot::Gone => return Poll::Ready(Err(JoinError::cancelled())),
         };
         let out = match Pin::new(task).poll(cx) {
             Poll::Pending => return Poll::Pending,
@@ -339,20 +410,17 @@ impl<T> Future for JoinHandle<T> {
             Poll::Ready(None) => Err(JoinError::cancelled()),
         };
         // Resolved: later polls (which futures should not do) report cancelled.
-        *slot = None;
+        *slot = Slot::Gone;
         Poll::Ready(out)
     }
 }
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        // An async-task handle cancels its task when dropped; ours detaches.
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        // An async-task handle cancels its task when dropped; ours detaches
+        // (an aborted one is cancelled already: dropping its wait is all).
+        let slot = self.task.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Slot::Running(task) = std::mem::replace(slot, Slot::Gone) {
             task.detach();
         }
     }
@@ -628,10 +696,12 @@ mod tests {
         assert_eq!(run_all(&q), 1);
         assert_eq!(drops.load(Ordering::SeqCst), 0);
         h.abort();
-        assert!(h.is_finished());
-        // Cancelling an idle task schedules it once so the executor drops it.
+        // Finished only once its future is dropped: cancelling an idle
+        // task schedules it once so the executor drops it.
+        assert!(!h.is_finished());
         run_all(&q);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+        assert!(h.is_finished());
         let err = futures::executor::block_on(h).unwrap_err();
         assert!(err.is_cancelled());
         assert_eq!(err.to_string(), "task was cancelled");

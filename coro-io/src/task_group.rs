@@ -193,7 +193,7 @@ impl<T: Send + 'static> TaskGroup<T> {
 impl<T> Drop for TaskGroup<T> {
     fn drop(&mut self) {
         for h in self.tasks.values() {
-            h.abort();
+            h.abort_unwaited();
         }
     }
 }

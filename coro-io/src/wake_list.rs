@@ -14,7 +14,7 @@ use std::task::{Wake, Waker};
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::task::{Context, Wake, Waker};
+/// use std::task::{Wake, Waker};
 /// use coro_io::wake_list::WakeList;
 ///
 /// struct Flag(std::sync::atomic::AtomicBool);

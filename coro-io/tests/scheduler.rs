@@ -90,7 +90,52 @@ coro_io::driver_tests!(
     a_task_counts_in_size_until_its_future_is_dropped,
     an_aborted_task_is_dropped_with_its_scheduler_current,
     a_blocking_job_runs_with_its_scheduler_current,
+    an_aborted_handle_resolves_after_the_future_is_dropped,
 );
+
+/// `abort` then await: the handle resolves once the task's future was
+/// dropped, as tokio's does, so what the task held is released by then (a
+/// listener's port can be bound again). It used to resolve at once, with
+/// the future still alive (on an inline scheduler always: the drop waited
+/// for the loop's next turn); `is_finished` said true at once too.
+fn an_aborted_handle_resolves_after_the_future_is_dropped(cfg: Config) {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.store(1, Ordering::SeqCst);
+        }
+    }
+    let s = cfg.sched();
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(coro_sync::Event::new(false));
+    let (flag, st) = (Flag(dropped.clone()), started.clone());
+    let victim = s.spawn(async move {
+        let _flag = flag;
+        st.set();
+        std::future::pending::<()>().await
+    });
+    sync_wait(started.wait());
+    let d = dropped.clone();
+    // Aborted and awaited from a task of the same scheduler (on inline
+    // execution the future can only be dropped once this task yields).
+    let waiter = s.spawn(async move {
+        victim.abort();
+        let finished_at_once = victim.is_finished();
+        let res = victim.await;
+        (
+            finished_at_once,
+            res.unwrap_err().is_cancelled(),
+            d.load(Ordering::SeqCst),
+        )
+    });
+    let (at_once, cancelled, seen) =
+        bounded(10, "the aborted handle", move || sync_wait(waiter)).unwrap();
+    assert!(cancelled, "{cfg}");
+    assert_eq!(seen, 1, "{cfg}: resolved before the future was dropped");
+    assert!(!at_once, "{cfg}: finished at once, its future still alive");
+    s.shutdown();
+}
 
 /// A job given to `spawn_blocking` from a task runs with the task's
 /// scheduler current, as a tokio blocking task runs in its runtime's
