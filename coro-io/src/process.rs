@@ -800,6 +800,12 @@ impl Drop for Pipe {
                     // scheduler (held by this task) alive for good.
                     let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
                     let _ = sched.timeout(PIPE_FINISH, flush).await;
+                    // Given up (or done): drop the write here, or the drop
+                    // of `rest` would hand it to a new task, and so on.
+                    drop(std::mem::replace(
+                        &mut rest.write,
+                        WriteState::Idle(Vec::new()),
+                    ));
                 })
                 .detach();
         }

@@ -229,6 +229,7 @@ mod strategies {
         a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock,
         process_events_keeps_its_timeout_while_another_thread_drives,
         a_nested_turn_calling_back_into_the_outer_scheduler_does_not_deadlock,
+        a_nested_turn_shutting_down_its_spawn_outer_scheduler_twice_returns,
     );
 }
 
@@ -292,6 +293,41 @@ fn a_nested_turn_calling_back_into_the_outer_scheduler_does_not_deadlock(cfg: Co
     assert!(a.is_shutdown(), "{cfg}");
     // A's turn finished the shut-down when it ended: this returns.
     bounded(10, "shutdown after the turn", move || a.shutdown());
+    b.shutdown();
+}
+
+/// The same with a `Spawn` outer scheduler: B's turn runs in a task on
+/// A's loop thread, and B's task shuts A down twice (the second call
+/// waited for A's clean-up, which that very thread runs when the turn
+/// ends: for ever).
+fn a_nested_turn_shutting_down_its_spawn_outer_scheduler_twice_returns(cfg: Config) {
+    let a = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        ..Default::default()
+    })
+    .unwrap();
+    let b = manual(cfg);
+    let (a2, b2) = (a.clone(), b.clone());
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    b.spawn(async move {
+        a2.shutdown();
+        a2.shutdown();
+        d.fetch_add(1, Ordering::SeqCst);
+    })
+    .detach();
+    a.spawn(async move {
+        b2.process_events(Some(Duration::ZERO));
+    })
+    .detach();
+    let d = done.clone();
+    bounded(10, "B's task shutting A down twice", move || {
+        while d.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    bounded(10, "A's shutdown from outside", move || a.shutdown());
     b.shutdown();
 }
 

@@ -219,6 +219,9 @@ impl Drop for Stream {
             .spawn(async move {
                 let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
                 let _ = sched.timeout(DROP_FINISH, flush).await;
+                // Given up (or done): the send goes with the adapter before
+                // the socket closes, and no new task takes it on.
+                drop(rest.into_socket());
             })
             .detach();
     }

@@ -52,7 +52,120 @@ coro_io::driver_tests!(
     a_stream_dropped_after_write_all_delivers_every_byte,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
+    many_tasks_waiting_on_one_idle_stream_do_not_spin,
 );
+
+/// A stream dropped with an adapter send in flight to a peer that never
+/// reads: its background flush gives up after 10 s and closes the socket
+/// (the peer then finds the end after what it was sent), once. The task
+/// used to drop the stream with the send still in it, whose drop started
+/// another such task, for as long as the peer stayed: the fd was never
+/// closed. Epoll and io_uring at once (each waits out the 10 s). On a Unix
+/// stream, whose peer takes no more than the buffers hold.
+#[test]
+fn a_background_flush_to_a_peer_that_never_reads_gives_up() {
+    let runs: Vec<_> = [Config::EPOLL, Config::URING_DEFER]
+        .into_iter()
+        .map(|cfg| std::thread::spawn(move || flush_gives_up(cfg)))
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+}
+
+fn flush_gives_up(cfg: Config) {
+    // A Unix stream: its peer takes no more than the buffers hold (TCP on
+    // loopback lets a zero window take a little more now and then).
+    let s = sched(cfg);
+    let (client, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    socket2::SockRef::from(&client)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    // Fill the socket: the peer does not read.
+    client.set_nonblocking(true).unwrap();
+    let mut sent = 0usize;
+    loop {
+        match (&client).write(&[1u8; 4096]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let c = coro_net::unix::UnixStream::from_std(&s, client).unwrap();
+    run(&s, async move {
+        let mut c = c;
+        // Accepted, its send waiting for room (write-behind).
+        let n = futures::io::AsyncWriteExt::write(&mut c, &[2u8; 65536])
+            .await
+            .unwrap();
+        assert_eq!(n, 65536, "{cfg}");
+        drop(c);
+    });
+    std::thread::sleep(Duration::from_secs(11));
+    // Given up and closed, with the peer still not reading: it sees the
+    // hang-up (a leaked fd, or one a task keeps, would not give it).
+    let mut fds = [rustix::event::PollFd::new(
+        &peer,
+        rustix::event::PollFlags::RDHUP,
+    )];
+    let now = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&now)).unwrap();
+    let rev = fds[0].revents();
+    assert!(
+        rev.intersects(rustix::event::PollFlags::HUP | rustix::event::PollFlags::RDHUP),
+        "{cfg}: the socket is still open after 11 s ({rev:?})"
+    );
+    let mut got = Vec::new();
+    peer.read_to_end(&mut got).unwrap();
+    assert!(got.len() >= sent, "{cfg}: {} of {sent} bytes", got.len());
+    s.shutdown();
+}
+
+/// 40 tasks wait to read one idle stream, more than a list of waiting
+/// tasks holds before it is let go of (and its wakers woken): they must
+/// settle, not evict each other for ever (each polled once or twice, not
+/// thousands of times), and all get woken by the data.
+fn many_tasks_waiting_on_one_idle_stream_do_not_spin(cfg: Config) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let a = Arc::new(run(&s, async move {
+        TcpStream::connect(&s2, addr).await.unwrap()
+    }));
+    let (mut b, _) = l.accept().unwrap();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let readers: Vec<_> = (0..40)
+        .map(|_| {
+            let (a, polls) = (a.clone(), polls.clone());
+            s.spawn(async move {
+                let mut read = std::pin::pin!(a.read(vec![0u8; 1]));
+                std::future::poll_fn(|cx| {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    read.as_mut().poll(cx)
+                })
+                .await
+                .0
+                .unwrap()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let n = polls.load(Ordering::SeqCst);
+    assert!(n < 400, "{cfg}: 40 idle readers were polled {n} times");
+    b.write_all(&[7u8; 40]).unwrap();
+    let got: usize = readers
+        .into_iter()
+        .map(|h| coro_core::sync_wait(h).unwrap())
+        .sum();
+    assert_eq!(got, 40, "{cfg}");
+    drop(a);
+    s.shutdown();
+}
 
 /// Reads of an idle stream, each polled once with a waker of its own and
 /// dropped (as a combinator rebuilt per loop, or a stream moved between
@@ -150,10 +263,13 @@ fn a_stream_dropped_after_write_all_delivers_every_byte(cfg: Config) {
     let data = pattern(1 << 20, 7);
     let reader = std::thread::spawn(move || {
         let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let mut got = Vec::new();
-        c.read_to_end(&mut got).unwrap();
-        got
+        match c.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
     });
     let (s2, d) = (s.clone(), data.clone());
     run(&s, async move {

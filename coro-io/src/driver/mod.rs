@@ -597,13 +597,18 @@ pub(crate) const WAKERS_MAX: usize = 32;
 /// between tasks) would grow the list for as long as the fd stays idle,
 /// and every wait would scan it. So a full list is let go of first, into
 /// `evicted`: its wakers are woken (after the lock), the live ones poll
-/// again and come back, the stale ones are gone.
+/// again and come back, the stale ones are gone. "Full" is at least
+/// [`WAKERS_MAX`] and doubles with each eviction (the list's capacity):
+/// more live waiters than that (40 tasks receiving from one socket) come
+/// back below the new mark instead of evicting each other for ever.
 pub(crate) fn push_waker(list: &mut Vec<Waker>, w: &Waker, evicted: &mut Vec<Waker>) {
     if list.iter().any(|x| x.will_wake(w)) {
         return;
     }
-    if list.len() >= WAKERS_MAX {
+    let n = list.len();
+    if n >= WAKERS_MAX && n >= list.capacity() {
         evicted.append(list);
+        list.reserve(2 * n);
     }
     list.push(w.clone());
 }

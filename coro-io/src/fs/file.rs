@@ -330,7 +330,9 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// A dropped sync still completes in the background.
+    /// Dropped while it waits for the write in flight, nothing is synced
+    /// (the write goes on); dropped after, the sync still completes in the
+    /// background.
     pub async fn sync_all(&self) -> io::Result<()> {
         self.finish_write().await?;
         op::fsync(&self.driver, self.fd.as_raw_fd())
@@ -365,7 +367,9 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// A dropped `set_len` still completes in the background.
+    /// Dropped while it waits for the write in flight, nothing is
+    /// truncated (the write goes on); dropped after, the `set_len` still
+    /// completes in the background.
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
         self.finish_write().await?;
         let fd = self.fd.clone();

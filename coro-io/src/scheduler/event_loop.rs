@@ -77,33 +77,10 @@ thread_local! {
     /// queue's atomics (two per task run, in the profile of a busy
     /// server). Wakes from other threads use `Inner::queue`.
     static LOCAL: RefCell<VecDeque<Runnable>> = const { RefCell::new(VecDeque::new()) };
-    /// The `Manual` schedulers whose turn this thread is in (the drive
-    /// lock is this thread's), innermost last: `LOOP` names only the
-    /// innermost, and a task of a nested turn may call back into an outer
-    /// one.
+    /// The schedulers whose loop (or `Manual` turn) this thread is in,
+    /// innermost last (`LoopGuard`): `LOOP` names only the innermost, and a
+    /// task of a nested turn may call back into an outer one.
     static DRIVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// This thread holds the drive lock of the scheduler `loop_id` for as
-/// long as this lives.
-struct Driving(usize);
-
-impl Driving {
-    fn enter(loop_id: usize) -> Driving {
-        let _ = DRIVING.try_with(|d| d.borrow_mut().push(loop_id));
-        Driving(loop_id)
-    }
-}
-
-impl Drop for Driving {
-    fn drop(&mut self) {
-        let _ = DRIVING.try_with(|d| {
-            let mut d = d.borrow_mut();
-            if let Some(i) = d.iter().rposition(|&l| l == self.0) {
-                d.remove(i);
-            }
-        });
-    }
 }
 
 /// Whether this thread runs the event loop of the scheduler whose
@@ -124,7 +101,7 @@ impl Inner {
 
     /// Whether a turn of this scheduler is in progress on this thread: its
     /// loop thread or a task of it, also a task of another scheduler's
-    /// turn nested inside one of this one's (`Manual`). The drive lock
+    /// `Manual` turn nested inside one of this one's. The drive lock
     /// (`Manual`) is then this thread's already.
     pub(super) fn turn_in_progress_here(&self) -> bool {
         self.on_loop_thread()
@@ -274,7 +251,6 @@ impl Inner {
             return 0;
         }
         let timeout = timeout.map(|t| t.saturating_sub(start.elapsed()));
-        let _driving = Driving::enter(self.loop_id());
         let _g = LoopGuard::enter(self);
         // `shutdown()` called by a task of this turn could not clean up
         // (we hold the turn): do it when the turn ends, on this thread;
@@ -367,6 +343,7 @@ pub(super) fn loop_locals_alive() -> bool {
 
 /// Sets the thread-locals for the duration of an event-loop turn.
 pub(super) struct LoopGuard {
+    loop_id: usize,
     prev_loop: *const Inner,
     prev_current: Option<Arc<Inner>>,
     prev_local: VecDeque<Runnable>,
@@ -375,11 +352,13 @@ pub(super) struct LoopGuard {
 impl LoopGuard {
     pub(super) fn enter(inner: &Arc<Inner>) -> LoopGuard {
         let prev_loop = LOOP.with(|l| l.replace(Arc::as_ptr(inner)));
+        let _ = DRIVING.try_with(|d| d.borrow_mut().push(inner.loop_id()));
         let prev_current = CURRENT.with(|c| c.replace(Some(inner.clone())));
         // A loop driven from inside another one's task (`Manual`) has its
         // own local queue; the outer one gets its queue back on exit.
         let prev_local = LOCAL.with(|l| l.take());
         LoopGuard {
+            loop_id: inner.loop_id(),
             prev_loop,
             prev_current,
             prev_local,
@@ -390,6 +369,12 @@ impl LoopGuard {
 impl Drop for LoopGuard {
     fn drop(&mut self) {
         LOOP.with(|l| l.set(self.prev_loop));
+        let _ = DRIVING.try_with(|d| {
+            let mut d = d.borrow_mut();
+            if let Some(i) = d.iter().rposition(|&l| l == self.loop_id) {
+                d.remove(i);
+            }
+        });
         let prev = self.prev_current.take();
         let mine = CURRENT.with(|c| c.replace(prev));
         let left = LOCAL.with(|l| l.replace(std::mem::take(&mut self.prev_local)));

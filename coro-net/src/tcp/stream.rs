@@ -33,8 +33,9 @@ use crate::socket::{Socket, Stream, context, impl_futures_io};
 /// once its send started): dropped with a send still in flight, the
 /// stream hands it to a background task of its scheduler, which finishes
 /// it (for at most 10 s) and then closes the socket, so that `write_all`
-/// then drop, as in tokio code, loses nothing. `flush` or `close` to
-/// learn the outcome.
+/// then drop, as in tokio code, loses nothing while the scheduler runs
+/// (its shutdown cancels the task: `flush` or `close` before it, and to
+/// learn the outcome).
 ///
 /// Writes never raise `SIGPIPE` (`MSG_NOSIGNAL`): a peer that went away is
 /// an `EPIPE`/`ECONNRESET` error on this stream only.
