@@ -14,7 +14,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::thread::ThreadId;
 
 use async_task::{FallibleTask, Runnable, Schedule};
@@ -251,8 +251,10 @@ type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Quiet<Outcome<T>>>>>>;
 
 enum Slot<T> {
     Running(FallibleTask<Quiet<Outcome<T>>>),
-    /// Aborted, its future not known to be dropped yet.
-    Cancelling(Cancelling<T>),
+    /// Aborted, its future not known to be dropped yet; with the waker of
+    /// the last poll of the handle, which `is_finished` polls the cancel
+    /// with (async-task keeps one waker: a no-op one would replace it).
+    Cancelling(Cancelling<T>, Option<std::task::Waker>),
     /// Resolved, or aborted and its future dropped.
     Gone,
 }
@@ -316,7 +318,7 @@ impl<T> JoinHandle<T> {
         let mut cancel: Cancelling<T> = Box::pin(task.cancel());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         if cancel.as_mut().poll(&mut cx).is_pending() {
-            *slot = Slot::Cancelling(cancel);
+            *slot = Slot::Cancelling(cancel, None);
         }
     }
 
@@ -366,9 +368,9 @@ impl<T> JoinHandle<T> {
         let mut slot = lock(&self.task);
         match &mut *slot {
             Slot::Running(t) => t.is_finished(),
-            Slot::Cancelling(cancel) => {
-                let mut cx = Context::from_waker(std::task::Waker::noop());
-                let done = cancel.as_mut().poll(&mut cx).is_ready();
+            Slot::Cancelling(cancel, waker) => {
+                let w = waker.as_ref().unwrap_or(std::task::Waker::noop());
+                let done = cancel.as_mut().poll(&mut Context::from_waker(w)).is_ready();
                 if done {
                     *slot = Slot::Gone;
                 }
@@ -392,8 +394,13 @@ impl<T> Future for JoinHandle<T> {
         let slot = this.task.get_mut().unwrap_or_else(|e| e.into_inner());
         let task = match slot {
             Slot::Running(task) => task,
-            Slot::Cancelling(cancel) => {
-                ready!(cancel.as_mut().poll(cx));
+            Slot::Cancelling(cancel, waker) => {
+                if cancel.as_mut().poll(cx).is_pending() {
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
                 *slot = Slot::Gone;
                 return Poll::Ready(Err(JoinError::cancelled()));
             }

@@ -91,7 +91,51 @@ coro_io::driver_tests!(
     an_aborted_task_is_dropped_with_its_scheduler_current,
     a_blocking_job_runs_with_its_scheduler_current,
     an_aborted_handle_resolves_after_the_future_is_dropped,
+    is_finished_on_an_aborted_handle_keeps_its_waiter_awake,
 );
+
+/// A task polls an aborted handle and asks `is_finished` before it
+/// returns `Pending`: the question must not replace the task's waker (it
+/// polled the cancellation with a no-op waker, which async-task keeps as
+/// the only one: the task was never woken).
+fn is_finished_on_an_aborted_handle_keeps_its_waiter_awake(cfg: Config) {
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    let s = cfg.sched();
+    let started = Arc::new(coro_sync::Event::new(false));
+    let st = started.clone();
+    let victim = s.spawn(async move {
+        let _slow = SlowDrop;
+        st.set();
+        std::future::pending::<()>().await
+    });
+    sync_wait(started.wait());
+    let waiter = s.spawn(async move {
+        let mut victim = victim;
+        victim.abort();
+        std::future::poll_fn(|cx| {
+            let r = std::pin::Pin::new(&mut victim).poll(cx);
+            if r.is_pending() {
+                let _ = victim.is_finished();
+            }
+            r
+        })
+        .await
+        .unwrap_err()
+        .is_cancelled()
+    });
+    assert!(
+        bounded(10, "the waiter of an aborted handle", move || sync_wait(
+            waiter
+        ))
+        .unwrap()
+    );
+    s.shutdown();
+}
 
 /// `abort` then await: the handle resolves once the task's future was
 /// dropped, as tokio's does, so what the task held is released by then (a
@@ -405,6 +449,12 @@ fn a_dying_loop_thread_shuts_the_scheduler_down(cfg: Config) {
     wait_with_a_panicking_waker(sleep.as_mut());
     let err = bounded(30, "the pending task", move || sync_wait(pending)).unwrap_err();
     assert!(err.is_cancelled());
+    // Shut down as far as everyone can tell (a stream dropped during the
+    // clean-up must not start a task to finish its send: nothing runs it).
+    assert!(
+        s.is_shutdown(),
+        "{cfg}: the loop died, the scheduler is down"
+    );
     let late = s.spawn(async { 1 });
     let err = bounded(30, "a task spawned after", move || sync_wait(late)).unwrap_err();
     assert!(err.is_cancelled());

@@ -171,7 +171,7 @@ fn many_tasks_waiting_on_one_idle_stream_do_not_spin(cfg: Config) {
 /// dropped (as a combinator rebuilt per loop, or a stream moved between
 /// tasks, does), polled from this thread as a foreign executor would: the
 /// stream's list of waiting tasks must not keep every one of them (it
-/// kept 1,000 on epoll and with io_uring's receive queue, until a byte
+/// kept them all on epoll and with io_uring's receive queue, until a byte
 /// came).
 fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,7 +195,7 @@ fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
     );
     let (_b, _) = l.accept().unwrap();
     let live = Arc::new(AtomicUsize::new(0));
-    for _ in 0..1000 {
+    for _ in 0..5000 {
         live.fetch_add(1, Ordering::SeqCst);
         let w = Waker::from(Arc::new(Live(live.clone())));
         let mut read = std::pin::pin!(a.read(vec![0u8; 16]));
@@ -206,8 +206,10 @@ fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
             "{cfg}: nothing was sent"
         );
     }
+    // Bounded (the list is let go of when full; the mark doubles, up to
+    // 1,024), not one per dropped read.
     let kept = live.load(Ordering::SeqCst);
-    assert!(kept <= 64, "{cfg}: {kept} wakers kept");
+    assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
     drop(a);
     s.shutdown();
 }

@@ -590,6 +590,11 @@ impl Driver for Handle {
 /// Most wakers one list of an fd's waiting tasks keeps (see [`push_waker`]).
 pub(crate) const WAKERS_MAX: usize = 32;
 
+/// Where [`push_waker`]'s mark stops doubling: more live tasks than this
+/// waiting on one fd at once evict each other (each wakes and polls again)
+/// now and then.
+pub(crate) const WAKERS_MARK_MAX: usize = 1024;
+
 /// Add `w` to a list of an fd's waiting tasks, unless it is there. An op
 /// dropped before its event leaves its waker in the list (ops of one task
 /// share an entry, so none can take it out), and one read after another
@@ -598,9 +603,11 @@ pub(crate) const WAKERS_MAX: usize = 32;
 /// and every wait would scan it. So a full list is let go of first, into
 /// `evicted`: its wakers are woken (after the lock), the live ones poll
 /// again and come back, the stale ones are gone. "Full" is at least
-/// [`WAKERS_MAX`] and doubles with each eviction (the list's capacity):
-/// more live waiters than that (40 tasks receiving from one socket) come
-/// back below the new mark instead of evicting each other for ever.
+/// [`WAKERS_MAX`] and doubles with each eviction (the list's capacity), up
+/// to [`WAKERS_MARK_MAX`]: more live waiters than the mark (40 tasks
+/// receiving from one socket) come back below the new one instead of
+/// evicting each other for ever, and stale wakers stay bounded (a list
+/// holds at most about twice the top mark).
 pub(crate) fn push_waker(list: &mut Vec<Waker>, w: &Waker, evicted: &mut Vec<Waker>) {
     if list.iter().any(|x| x.will_wake(w)) {
         return;
@@ -608,7 +615,9 @@ pub(crate) fn push_waker(list: &mut Vec<Waker>, w: &Waker, evicted: &mut Vec<Wak
     let n = list.len();
     if n >= WAKERS_MAX && n >= list.capacity() {
         evicted.append(list);
-        list.reserve(2 * n);
+        if n < WAKERS_MARK_MAX {
+            list.reserve(2 * n);
+        }
     }
     list.push(w.clone());
 }

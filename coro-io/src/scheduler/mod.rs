@@ -288,9 +288,12 @@ impl IoScheduler {
         self.inner.time.timers.len()
     }
 
-    /// Whether [`shutdown`](IoScheduler::shutdown) was called.
+    /// Whether the scheduler is shut down or shutting down:
+    /// [`shutdown`](IoScheduler::shutdown) was called (or its last handle
+    /// dropped), or its clean-up began (also after its loop thread died).
+    /// New tasks are refused then.
     pub fn is_shutdown(&self) -> bool {
-        self.inner.shutdown.load(Ordering::Acquire)
+        self.inner.shutdown.load(Ordering::Acquire) || self.inner.life.is_closed()
     }
 
     fn wrap<F>(&self, fut: F) -> impl Future<Output = F::Output> + use<F>
