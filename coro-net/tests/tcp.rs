@@ -214,6 +214,21 @@ fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
     s.shutdown();
 }
 
+/// A peer on `l` that accepts, starts reading 50 ms late, and reads to the
+/// end (failing after 10 s without one).
+fn late_reader(l: std::net::TcpListener) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut got = Vec::new();
+        match c.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    })
+}
+
 /// The same through split halves: the write half dropped after
 /// `write_all` while the read half lives on. The peer gets every byte,
 /// then the end (the drop's shutdown waits for the send in flight; it
@@ -224,16 +239,7 @@ fn a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end(cfg: Co
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let data = pattern(1 << 20, 9);
-    let reader = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let mut got = Vec::new();
-        match c.read_to_end(&mut got) {
-            Ok(_) => got,
-            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
-        }
-    });
+    let reader = late_reader(l);
     let (s2, d) = (s.clone(), data.clone());
     let read_half = run(&s, async move {
         let c = TcpStream::connect(&s2, addr).await.unwrap();
@@ -263,16 +269,7 @@ fn a_stream_dropped_after_write_all_delivers_every_byte(cfg: Config) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let data = pattern(1 << 20, 7);
-    let reader = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
-        let mut got = Vec::new();
-        match c.read_to_end(&mut got) {
-            Ok(_) => got,
-            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
-        }
-    });
+    let reader = late_reader(l);
     let (s2, d) = (s.clone(), data.clone());
     run(&s, async move {
         let mut c = TcpStream::connect(&s2, addr).await.unwrap();
