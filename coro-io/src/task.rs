@@ -306,11 +306,12 @@ impl<T> JoinHandle<T> {
         T: 'static,
     {
         let mut slot = lock(&self.task);
-        let Slot::Running(_) = &*slot else {
-            return;
-        };
-        let Slot::Running(task) = std::mem::replace(&mut *slot, Slot::Gone) else {
-            unreachable!("matched above");
+        let task = match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Running(task) => task,
+            other => {
+                *slot = other;
+                return;
+            }
         };
         // async-task's `cancel` marks the task closed (the executor drops
         // its future the next time it would run it) on its first poll, and

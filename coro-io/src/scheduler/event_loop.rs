@@ -403,16 +403,8 @@ impl<F: Future> Future for WithCurrent<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let prev = CURRENT.with(|c| c.replace(Some(this.inner.clone())));
-        struct Restore(Option<Arc<Inner>>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                let prev = self.0.take();
-                CURRENT.with(|c| *c.borrow_mut() = prev);
-            }
-        }
-        let _restore = Restore(prev);
-        this.fut.poll(cx)
+        let fut = this.fut;
+        with_current(this.inner, || fut.poll(cx))
     }
 }
 
