@@ -255,6 +255,9 @@ enum Slot<T> {
     /// the last poll of the handle, which `is_finished` polls the cancel
     /// with (async-task keeps one waker: a no-op one would replace it).
     Cancelling(Cancelling<T>, Option<std::task::Waker>),
+    /// Aborted after it had finished: its outcome, which awaiting the
+    /// handle returns (as tokio's does).
+    Finished(Quiet<Outcome<T>>),
     /// Resolved, or aborted and its future dropped.
     Gone,
 }
@@ -271,6 +274,10 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 #[allow(unsafe_code)]
 unsafe impl<T: Send> Sync for JoinHandle<T> {}
 
+// The handle never pins the output it may hold (`Slot::Finished`): it is
+// moved out by value, so the handle can move whatever `T` is.
+impl<T> Unpin for JoinHandle<T> {}
+
 impl<T> JoinHandle<T> {
     fn new(task: FallibleTask<Quiet<Outcome<T>>>) -> Self {
         JoinHandle {
@@ -286,9 +293,10 @@ impl<T> JoinHandle<T> {
     /// resolves once that happened, as tokio's does, so what the task
     /// held (a listener, a lock, an `Arc`) is released by then; it returns
     /// a [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled)
-    /// is true, even when the task had already finished (its output is
-    /// dropped). A blocking job already running runs to its end first.
-    /// Aborting twice, or after the handle resolved, does nothing.
+    /// is true. A task that had already finished keeps its outcome, as
+    /// tokio's does: the handle returns its output (or its panic). A
+    /// blocking job already running runs to its end first. Aborting twice,
+    /// or after the handle resolved, does nothing.
     ///
     /// # Examples
     ///
@@ -318,9 +326,10 @@ impl<T> JoinHandle<T> {
         // resolves once the future is gone.
         let mut cancel: Cancelling<T> = Box::pin(task.cancel());
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        if cancel.as_mut().poll(&mut cx).is_pending() {
-            *slot = Slot::Cancelling(cancel, None);
-        }
+        *slot = match cancel.as_mut().poll(&mut cx) {
+            Poll::Pending => Slot::Cancelling(cancel, None),
+            Poll::Ready(out) => Slot::cancelled(out),
+        };
     }
 
     /// [`abort`](Self::abort) for a handle nobody will await (no `'static`
@@ -371,13 +380,15 @@ impl<T> JoinHandle<T> {
             Slot::Running(t) => t.is_finished(),
             Slot::Cancelling(cancel, waker) => {
                 let w = waker.as_ref().unwrap_or(std::task::Waker::noop());
-                let done = cancel.as_mut().poll(&mut Context::from_waker(w)).is_ready();
-                if done {
-                    *slot = Slot::Gone;
+                match cancel.as_mut().poll(&mut Context::from_waker(w)) {
+                    Poll::Pending => false,
+                    Poll::Ready(out) => {
+                        *slot = Slot::cancelled(out);
+                        true
+                    }
                 }
-                done
             }
-            Slot::Gone => true,
+            Slot::Finished(_) | Slot::Gone => true,
         }
     }
 }
@@ -396,30 +407,51 @@ impl<T> Future for JoinHandle<T> {
         let task = match slot {
             Slot::Running(task) => task,
             Slot::Cancelling(cancel, waker) => {
-                if cancel.as_mut().poll(cx).is_pending() {
+                let Poll::Ready(out) = cancel.as_mut().poll(cx) else {
                     if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                         *waker = Some(cx.waker().clone());
                     }
                     return Poll::Pending;
-                }
+                };
                 *slot = Slot::Gone;
-                return Poll::Ready(Err(JoinError::cancelled()));
+                return Poll::Ready(result(out));
+            }
+            Slot::Finished(out) => {
+                let out = result(Some(Quiet(out.0.take())));
+                *slot = Slot::Gone;
+                return Poll::Ready(out);
             }
             Slot::Gone => return Poll::Ready(Err(JoinError::cancelled())),
         };
-        let out = match Pin::new(task).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Some(mut out)) => match out.0.take() {
-                Some(Ok(v)) => Ok(v),
-                Some(Err(payload)) => Err(JoinError::panic(payload)),
-                // Never: each outcome is made with a value and taken once.
-                None => Err(JoinError::cancelled()),
-            },
-            Poll::Ready(None) => Err(JoinError::cancelled()),
+        let Poll::Ready(out) = Pin::new(task).poll(cx) else {
+            return Poll::Pending;
         };
         // Resolved: later polls (which futures should not do) report cancelled.
         *slot = Slot::Gone;
-        Poll::Ready(out)
+        Poll::Ready(result(out))
+    }
+}
+
+impl<T> Slot<T> {
+    /// What an aborted task's slot holds once async-task's cancel ended:
+    /// the outcome of a task that had finished first, or nothing.
+    fn cancelled(out: Option<Quiet<Outcome<T>>>) -> Slot<T> {
+        match out {
+            Some(out) => Slot::Finished(out),
+            None => Slot::Gone,
+        }
+    }
+}
+
+/// The handle's result from what async-task hands back (`None`: the
+/// future was dropped unfinished).
+fn result<T>(out: Option<Quiet<Outcome<T>>>) -> Result<T, JoinError> {
+    match out.and_then(|mut out| out.0.take()) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(payload)) => Err(JoinError::panic(payload)),
+        // `Some(Quiet(None))` never happens: each outcome is made with a
+        // value and taken once.
+        None => Err(JoinError::cancelled()),
     }
 }
 
@@ -683,7 +715,10 @@ mod tests {
         let d = drops.clone();
         let (q, h) = manual(async move { PanicsOnDrop(d) });
         assert_eq!(run_all(&q), 1);
-        h.abort(); // completed, then aborted: the handle drops the output
+        h.abort(); // completed, then aborted: the handle keeps the output
+        assert!(h.is_finished());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        drop(h); // and drops it with itself
         assert_eq!(drops.load(Ordering::SeqCst), 2, "both outputs dropped");
     }
 

@@ -92,7 +92,31 @@ coro_io::driver_tests!(
     a_blocking_job_runs_with_its_scheduler_current,
     an_aborted_handle_resolves_after_the_future_is_dropped,
     is_finished_on_an_aborted_handle_keeps_its_waiter_awake,
+    aborting_a_finished_task_keeps_its_outcome,
 );
+
+/// `abort` on a task that had already finished does not throw its
+/// outcome away (tokio's handle returns it too): the output, or the
+/// panic. It used to be dropped, and the handle said "cancelled": a port
+/// that aborts every handle of a group on the way out lost results.
+fn aborting_a_finished_task_keeps_its_outcome(cfg: Config) {
+    let s = cfg.sched();
+    let done = s.spawn(async { 6 * 7 });
+    let panicked = s.spawn(async {
+        panic!("on purpose");
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(done.is_finished() && panicked.is_finished()) {
+        assert!(Instant::now() < deadline, "{cfg}: the tasks did not finish");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done.abort();
+    panicked.abort();
+    assert!(done.is_finished(), "{cfg}");
+    assert_eq!(sync_wait(done).unwrap(), 42, "{cfg}");
+    assert!(sync_wait(panicked).unwrap_err().is_panic(), "{cfg}");
+    s.shutdown();
+}
 
 /// A task polls an aborted handle and asks `is_finished` before it
 /// returns `Pending`: the question must not replace the task's waker (it
