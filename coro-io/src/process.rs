@@ -794,20 +794,19 @@ impl Drop for Pipe {
                 sched: self.sched.clone(),
             };
             let sched = self.sched.clone();
-            self.sched
-                .spawn(async move {
-                    // Bounded: a child that never reads must not keep the
-                    // scheduler (held by this task) alive for good.
-                    let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
-                    let _ = sched.timeout(PIPE_FINISH, flush).await;
-                    // Given up (or done): drop the write here, or the drop
-                    // of `rest` would hand it to a new task, and so on.
-                    drop(std::mem::replace(
-                        &mut rest.write,
-                        WriteState::Idle(Vec::new()),
-                    ));
-                })
-                .detach();
+            // Lingering: the scheduler's shutdown lets it end first.
+            self.sched.spawn_lingering(async move {
+                // Bounded: a child that never reads must not keep the
+                // scheduler (held by this task) alive for good.
+                let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
+                let _ = sched.timeout(PIPE_FINISH, flush).await;
+                // Given up (or done): drop the write here, or the drop
+                // of `rest` would hand it to a new task, and so on.
+                drop(std::mem::replace(
+                    &mut rest.write,
+                    WriteState::Idle(Vec::new()),
+                ));
+            });
         }
         // Ops first (the driver makes sure the kernel has taken a dropped
         // op's entry before it returns), then the registration, then the fd.

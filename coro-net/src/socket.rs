@@ -176,18 +176,13 @@ pub(crate) fn shutdown_write_later<S: Send + Sync + 'static>(
     inner: fn(&S) -> &Stream,
 ) -> bool {
     let sched = inner(&owner).sock.sched.clone();
-    if sched.is_shutdown() {
-        return false;
-    }
     let s2 = sched.clone();
-    sched
-        .spawn(async move {
-            let _ = s2
-                .timeout(DROP_FINISH, inner(&owner).shutdown_write())
-                .await;
-        })
-        .detach();
-    true
+    // Lingering: a scheduler shutting down lets it end first.
+    sched.spawn_lingering(async move {
+        let _ = s2
+            .timeout(DROP_FINISH, inner(&owner).shutdown_write())
+            .await;
+    })
 }
 
 impl Drop for Stream {
@@ -199,7 +194,8 @@ impl Drop for Stream {
     /// closes the socket, so the peer gets every accepted byte before the
     /// end. Bounded by [`DROP_FINISH`]: a peer that never reads must not
     /// keep the socket (and the scheduler, which the task holds) for good.
-    /// Not once the scheduler is shut down: nothing runs tasks then.
+    /// A scheduler's shutdown waits for it (at most 5 s: see
+    /// `IoScheduler::spawn_lingering`); not once the shutdown began.
     fn drop(&mut self) {
         let busy = self.adapter.get_mut().is_some_and(|a| {
             let wr = a.wr.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -214,16 +210,16 @@ impl Drop for Stream {
             unix: self.unix,
         };
         let sched = rest.sock.sched.clone();
-        self.sock
-            .sched
-            .spawn(async move {
-                let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
-                let _ = sched.timeout(DROP_FINISH, flush).await;
-                // Given up (or done): the send goes with the adapter before
-                // the socket closes, and no new task takes it on.
-                drop(rest.into_socket());
-            })
-            .detach();
+        // Lingering: a scheduler shutting down (`#[coro::main]` returning
+        // right after the drop) lets it end first, as the kernel would
+        // have sent those bytes after a tokio program's exit.
+        self.sock.sched.spawn_lingering(async move {
+            let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
+            let _ = sched.timeout(DROP_FINISH, flush).await;
+            // Given up (or done): the send goes with the adapter before
+            // the socket closes, and no new task takes it on.
+            drop(rest.into_socket());
+        });
     }
 }
 

@@ -50,6 +50,7 @@ coro_io::driver_tests!(
     two_tasks_writing_through_one_shared_stream_both_finish,
     owned_writes_and_shutdown_come_after_what_async_write_accepted,
     a_stream_dropped_after_write_all_delivers_every_byte,
+    a_stream_dropped_right_before_shutdown_still_delivers_every_byte,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
     many_tasks_waiting_on_one_idle_stream_do_not_spin,
@@ -283,6 +284,49 @@ fn a_stream_dropped_after_write_all_delivers_every_byte(cfg: Config) {
     assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
     assert!(got == data, "{cfg}: the bytes differ");
     s.shutdown();
+}
+
+/// The same, with the scheduler shut down right after the drop, as a
+/// `#[coro::main]` that returns then does: the peer still gets every
+/// byte, then the end (shutdown lets the dropped stream's send finish;
+/// it used to cancel it, and the peer got a truncated body: the kernel
+/// would have sent a tokio program's bytes after its exit).
+fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = pattern(1 << 20, 8);
+    // The peer stops 32 KiB before the end for 300 ms: `write_all` has
+    // returned by then (its last 64 KiB chunk was accepted), and the drop
+    // and the shutdown come while that chunk is still being sent.
+    socket2::SockRef::from(&l)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let len = data.len();
+    let reader = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = vec![0; len - 32 * 1024];
+        c.read_exact(&mut got).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        match c.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    });
+    let (s2, d) = (s.clone(), data.clone());
+    run(&s, async move {
+        let mut c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        futures::io::AsyncWriteExt::write_all(&mut c, &d)
+            .await
+            .unwrap();
+        drop(c);
+    });
+    s.shutdown();
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
 }
 
 /// Echo every byte back until EOF (owned buffers, one buffer reused).

@@ -570,8 +570,10 @@ impl AsyncSeek for File {
 impl Drop for File {
     /// A write-behind still in flight is finished by a detached task (the
     /// bytes were accepted: dropping the op could leave them unwritten, or
-    /// a short write's rest); its outcome goes unreported. A scheduler
-    /// that has shut down finishes nothing.
+    /// a short write's rest); its outcome goes unreported. The
+    /// scheduler's shutdown waits for it (at most 5 s, see
+    /// [`IoScheduler::spawn_lingering`]); one that has begun shutting down
+    /// finishes nothing.
     fn drop(&mut self) {
         if self.sched.is_shutdown() {
             // Nothing runs tasks any more (and a task refused here would
@@ -594,11 +596,10 @@ impl Drop for File {
                     waiters: None,
                 }),
             };
-            self.sched
-                .spawn(async move {
-                    let _ = std::future::poll_fn(|cx| rest.poll_busy(cx)).await;
-                })
-                .detach();
+            // Lingering: the scheduler's shutdown lets it end first.
+            self.sched.spawn_lingering(async move {
+                let _ = std::future::poll_fn(|cx| rest.poll_busy(cx)).await;
+            });
         }
     }
 }

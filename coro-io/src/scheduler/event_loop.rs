@@ -33,6 +33,10 @@ use crate::time::{NEVER, Time};
 /// How long shutdown waits for the kernel to release cancelled ops.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
+/// How long shutdown runs the scheduler on for its lingering tasks
+/// ([`IoScheduler::spawn_lingering`](super::IoScheduler::spawn_lingering)).
+const LINGER_BOUND: Duration = Duration::from_secs(5);
+
 /// A scheduler's shared state: what every handle, task and waker of it
 /// points to.
 pub(crate) struct Inner {
@@ -55,6 +59,8 @@ pub(crate) struct Inner {
     pub(super) handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     pub(super) alive: AtomicUsize,
+    /// Lingering tasks not yet finished (see [`Inner::linger`]).
+    pub(super) lingering: AtomicUsize,
     /// `Spawn`: the loop's thread (`Manual`: a test's background driver),
     /// until a `shutdown()` joins it; `joined` wakes the callers that wait
     /// for that join.
@@ -215,7 +221,11 @@ impl Inner {
         let now = self.time.clock.now_ns();
         self.time.fire(now);
         let busy = (eager && ran > 0) || self.queued() > 0;
-        let wait = if busy || self.shutdown.load(Ordering::Acquire) {
+        // Shutting down, the loop only looks around, unless it runs on for
+        // lingering tasks (`linger`): then it waits as usual.
+        let ending =
+            self.shutdown.load(Ordering::Acquire) && self.lingering.load(Ordering::Acquire) == 0;
+        let wait = if busy || ending {
             Some(Duration::ZERO)
         } else {
             let due = self.time.timers.due();
@@ -280,6 +290,34 @@ impl Inner {
                 return None;
             }
             thread::sleep((deadline - now).min(Duration::from_micros(200)));
+        }
+    }
+
+    /// Shutdown's first step, before [`finish`](Self::finish) cancels
+    /// tasks: run turns while lingering tasks are left, for at most
+    /// [`LINGER_BOUND`]. On the loop's thread (or a `Manual` turn's) only,
+    /// and not while unwinding. Every task runs on meanwhile; spawns are
+    /// refused already.
+    pub(super) fn linger(&self) {
+        if !self.on_loop_thread() || thread::panicking() || self.life.is_closed() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + LINGER_BOUND;
+        while self.lingering.load(Ordering::Acquire) > 0 {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                crate::warn(format_args!(
+                    "shutdown: lingering tasks still running after {LINGER_BOUND:?}; cancelled"
+                ));
+                return;
+            }
+            if let Err(e) = self.turn(
+                Some((deadline - now).min(Duration::from_millis(100))),
+                false,
+            ) {
+                crate::warn(format_args!("event loop wait failed: {e}"));
+                return;
+            }
         }
     }
 
@@ -560,7 +598,30 @@ impl Drop for FinishIfShutDown<'_> {
     fn drop(&mut self) {
         if self.0.shutdown.load(Ordering::Acquire) {
             // Maybe while unwinding: a second panic here would abort.
+            crate::survive("the shutdown's lingering tasks", || self.0.linger());
             crate::survive("the shutdown clean-up", || self.0.finish());
+        }
+    }
+}
+
+/// Counts a lingering task ([`Inner::lingering`]) from its spawn until its
+/// future is dropped (finished, or cancelled by the clean-up). The last
+/// one wakes a loop that waits for them.
+pub(super) struct Lingering(Arc<Inner>);
+
+impl Lingering {
+    pub(super) fn new(inner: &Arc<Inner>) -> Lingering {
+        inner.lingering.fetch_add(1, Ordering::AcqRel);
+        Lingering(inner.clone())
+    }
+}
+
+impl Drop for Lingering {
+    fn drop(&mut self) {
+        if self.0.lingering.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.0.shutdown.load(Ordering::Acquire)
+        {
+            self.0.wake_loop();
         }
     }
 }

@@ -148,6 +148,7 @@ impl IoScheduler {
             drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
+            lingering: AtomicUsize::new(0),
             thread: Mutex::new(LoopThread::Gone),
             joined: Condvar::new(),
             owner_thread: thread::current().id(),
@@ -194,6 +195,8 @@ impl IoScheduler {
                             crate::warn(format_args!(
                                 "the event loop panicked; its tasks are cancelled"
                             ));
+                        } else {
+                            crate::survive("the shutdown's lingering tasks", || inner.linger());
                         }
                         if catch_unwind(AssertUnwindSafe(|| inner.finish())).is_err() {
                             crate::warn(format_args!("shutdown clean-up panicked"));
@@ -354,6 +357,49 @@ impl IoScheduler {
             r.schedule();
         }
         h
+    }
+
+    /// Spawn a detached task that [`shutdown`](IoScheduler::shutdown)
+    /// lets finish: for clean-up that must not be cut short, such as the
+    /// last bytes a dropped stream still sends (the peer of a tokio
+    /// program gets them, as the kernel has them by then). Shutdown runs
+    /// the scheduler on until every such task ended, for at most 5 s,
+    /// before it cancels what is left; bound the task's own work too
+    /// (with [`timeout`](IoScheduler::timeout)). Returns `false`, and
+    /// drops `fut` unpolled, once the scheduler is shutting down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let done = Arc::new(AtomicBool::new(false));
+    /// let (s, d) = (sched.clone(), done.clone());
+    /// assert!(sched.spawn_lingering(async move {
+    ///     s.sleep(Duration::from_millis(20)).await;
+    ///     d.store(true, Ordering::SeqCst);
+    /// }));
+    /// sched.shutdown(); // waits for it
+    /// assert!(done.load(Ordering::SeqCst));
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn spawn_lingering<F>(&self, fut: F) -> bool
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.is_shutdown() {
+            return false;
+        }
+        let count = event_loop::Lingering::new(&self.inner);
+        self.spawn(async move {
+            let _count = count;
+            fut.await
+        })
+        .detach();
+        true
     }
 
     /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
@@ -653,6 +699,7 @@ impl IoScheduler {
                 if event_loop::loop_locals_alive() {
                     let _d = lock(&self.inner.drive);
                     let _g = LoopGuard::enter(&self.inner);
+                    crate::survive("the shutdown's lingering tasks", || self.inner.linger());
                     self.inner.finish();
                 } else {
                     // The last handle went with this thread's locals (it
