@@ -702,6 +702,12 @@ fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) 
     };
     let mut never = Box::pin(s.sleep(Duration::MAX));
     assert!(poll(&mut never).is_pending());
+    let mut iv = s.interval(Duration::from_millis(1));
+    let mut tick = |iv: &mut coro_io::time::Interval| iv.poll_tick(&mut Context::from_waker(&w));
+    assert!(
+        tick(&mut iv).is_ready(),
+        "{cfg}: the first tick comes at once"
+    );
     s.advance(Duration::MAX);
     for _ in 0..10 {
         s.process_events(Some(Duration::ZERO));
@@ -715,6 +721,16 @@ fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) 
     );
     let mut short = Box::pin(s.sleep(Duration::from_millis(1)));
     assert_eq!(poll(&mut short), Poll::Ready(()), "{cfg}");
+    // An interval's ticks and a sleep until an instant come there too
+    // (they waited for ever: their deadline landed on `NEVER`).
+    assert!(
+        tick(&mut iv).is_ready(),
+        "{cfg}: the tick due at the advance"
+    );
+    s.process_events(Some(Duration::ZERO));
+    assert!(tick(&mut iv).is_ready(), "{cfg}: the next tick");
+    let mut until = Box::pin(s.sleep_until(s.now() + Duration::from_nanos(1)));
+    assert_eq!(poll(&mut until), Poll::Ready(()), "{cfg}");
 }
 
 /// The loop reads the earliest deadline without the timer lock; removing

@@ -103,7 +103,13 @@ impl Clock {
         }
     }
     pub(crate) fn deadline_at(&self, t: Instant) -> u64 {
-        nanos(t.saturating_duration_since(self.start))
+        match u64::try_from(t.saturating_duration_since(self.start).as_nanos()) {
+            // An instant is a finite time: it comes, also at the end of
+            // the clock (`now() + 1 ns` there is `NEVER` in nanoseconds).
+            Ok(n) => n.min(NEVER - 1),
+            // Beyond what the clock counts: never.
+            Err(_) => NEVER,
+        }
     }
     /// Virtual clock only: move time forward. It stops short of `NEVER`:
     /// a timer due never must not come due (it would fire, find itself
@@ -582,6 +588,13 @@ impl Interval {
         let behind = now.saturating_sub(due);
         let steps = behind / self.period + 1;
         let next = due.saturating_add(steps.saturating_mul(self.period));
+        // A finite period's next tick comes, also at the end of the clock
+        // (as a finite sleep's deadline, see `deadline_after`).
+        let next = if self.period == NEVER {
+            NEVER
+        } else {
+            next.min(NEVER - 1)
+        };
         self.sleep.reset_ns(next);
         Poll::Ready(self.sleep.time.clock.instant_of(due))
     }
