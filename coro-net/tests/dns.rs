@@ -236,9 +236,48 @@ fn silent_server_times_out_within_the_bound(cfg: Config) {
     assert_eq!(srv.udp_queries(), 2, "one query per try");
 }
 
+/// On a paused clock, `advance` past a lookup's bound ends it with
+/// `Timeout`, as tokio's timers would. c-ares times its tries on the real
+/// clock: each virtual sleep the lookup armed for it fired, c-ares found
+/// nothing due and asked for another, and the lookup waited for ever.
+fn a_paused_clock_advanced_past_the_bound_times_the_lookup_out(cfg: Config) {
+    let srv = DnsServer::silent();
+    let s = cfg.sched_with(IoSchedulerOptions {
+        start_paused: true,
+        ..Default::default()
+    });
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            timeout: Duration::from_secs(5),
+            tries: 1,
+            ..opts(&[&srv])
+        },
+    )
+    .unwrap();
+    let h = s.spawn(async move { r.lookup_ipv4("a.coro.test").await });
+    srv.wait_queries(1, BOUND);
+    s.advance(Duration::from_secs(60));
+    // Well within the 5 s try on the real clock.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !h.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "{cfg}: advance did not end the lookup"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        coro_core::sync_wait(h).unwrap(),
+        Err(Error::Timeout),
+        "{cfg}"
+    );
+    s.shutdown();
+}
+
 /// A timeout below a millisecond: c-ares takes whole milliseconds and read
 /// the 0 it rounded to as "not set", so each try waited its default 2 s
-/// (up to 5 s), not the 250 ms floor the docs promise.
+/// (up to 5 s), not the millisecond it was given.
 fn a_sub_millisecond_timeout_is_not_c_ares_default(cfg: Config) {
     let (_srv, res, took) = lookup_a_silent_server(cfg, Duration::from_micros(500), 1);
     assert_eq!(res, Err(Error::Timeout));
@@ -676,6 +715,16 @@ fn invalid_options_are_typed_errors(cfg: Config) {
             servers: vec!["0.0.0.0:53".parse().unwrap()],
             ..Default::default()
         },
+        // c-ares takes a missing file as an empty one (no servers: it
+        // asked 127.0.0.1:53; no hosts): a typo went unnoticed.
+        ResolverOptions {
+            resolv_conf_path: Some("/nonexistent/resolv.conf".into()),
+            ..Default::default()
+        },
+        ResolverOptions {
+            hosts_path: Some("/nonexistent/hosts".into()),
+            ..Default::default()
+        },
     ];
     for o in bad {
         let e = Resolver::new(&s, o.clone()).unwrap_err();
@@ -707,6 +756,7 @@ coro_io::driver_tests!(
     truncated_answer_falls_back_to_tcp,
     silent_server_times_out_within_the_bound,
     a_sub_millisecond_timeout_is_not_c_ares_default,
+    a_paused_clock_advanced_past_the_bound_times_the_lookup_out,
     lookups_are_not_cached,
     unreachable_server_is_connection_refused,
     second_server_answers_when_the_first_is_silent,

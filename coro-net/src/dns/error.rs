@@ -26,7 +26,9 @@ pub enum Error {
     NotFound,
     /// The name exists but has no record of the requested type (NODATA).
     NoData,
-    /// No server answered within `timeout` × `tries`.
+    /// No server answered in time: every try (`tries` per server) waited
+    /// its turn (at most `timeout` each, see
+    /// [`ResolverOptions::timeout`](super::ResolverOptions::timeout)).
     Timeout,
     /// The server refused the query (rcode REFUSED).
     Refused,
@@ -43,7 +45,8 @@ pub enum Error {
     /// The server's answer was malformed, or it could not parse our query
     /// (FORMERR) or does not implement it (NOTIMP).
     BadResponse,
-    /// No DNS server is configured.
+    /// No DNS server is configured. Rare: with no `nameserver` in the
+    /// configuration c-ares asks 127.0.0.1:53, as glibc does.
     NoServers,
     /// The [`IoScheduler`](coro_io::IoScheduler) the resolver runs on was shut down.
     Shutdown,

@@ -71,6 +71,9 @@ pub(crate) fn lock(socks: &Mutex<Socks>) -> MutexGuard<'_, Socks> {
 pub(crate) struct Lane {
     pub(crate) channel: Channel,
     pub(crate) socks: Arc<Mutex<Socks>>,
+    /// The servers c-ares asks (at least 1: with none configured it asks
+    /// 127.0.0.1:53).
+    pub(crate) servers: usize,
 }
 
 impl Lane {
@@ -119,7 +122,12 @@ impl Lane {
         if !cfg.servers.is_empty() {
             channel.set_servers(&cfg.servers)?;
         }
-        Ok(Lane { channel, socks })
+        let servers = channel.servers().len().max(1);
+        Ok(Lane {
+            channel,
+            socks,
+            servers,
+        })
     }
 
     /// Whether the lane can serve another lookup: no query left in c-ares.

@@ -11,7 +11,10 @@
 //! No thread and no blocking call: c-ares' sockets are watched with
 //! [`coro_io::op::poll_fd`] on the scheduler's driver (epoll or io_uring),
 //! readiness is fed to `ares_process_fds`, and c-ares' retry timeouts are
-//! scheduler timers ([`IoScheduler::sleep`]). The lookup future does that
+//! scheduler timers ([`IoScheduler::sleep`]). c-ares measures them on the
+//! real clock; on a paused clock (`start_paused`) a lookup ends with
+//! [`Error::Timeout`] once `advance` moved past its bound (4 × `timeout`
+//! × `tries` × servers, and a second). The lookup future does that
 //! itself while it is polled, so it needs no task of its own and works from
 //! any executor as long as the scheduler runs (a `Manual` one must be driven
 //! with `process_events`).
@@ -110,9 +113,13 @@ pub struct ResolverOptions {
     /// Empty (the default): the `nameserver`s of `/etc/resolv.conf` (or of
     /// [`resolv_conf_path`](Self::resolv_conf_path)).
     pub servers: Vec<SocketAddr>,
-    /// How long one try waits for a server's answer; c-ares raises values
-    /// below 250 ms to 250 ms, and the timeout does not grow between tries.
-    /// Default 2 s.
+    /// The longest one try waits for a server's answer (whole
+    /// milliseconds, at least 1 ms); it does not grow between tries.
+    /// c-ares shortens a try once it has three answers from that server
+    /// on a lane: to 5 times the server's average answer time, not below
+    /// 250 ms (nor above this). So a server that answers in 1 ms as a rule
+    /// gets 250 ms for a slow answer; raise `tries` where servers answer
+    /// slowly now and then. Default 2 s.
     pub timeout: Duration,
     /// Tries per server before the lookup fails (at least 1). Default 3.
     pub tries: u32,
@@ -156,16 +163,27 @@ pub(crate) struct Config {
     pub(crate) resolv_conf_path: Option<String>,
 }
 
+/// A path c-ares can take, to a file that can be read: c-ares takes a
+/// missing file as an empty one (no hosts; for `resolv.conf`, no servers,
+/// so it asks 127.0.0.1:53), which would hide a mistyped path.
 fn path_str(p: &Option<PathBuf>, what: &str) -> Result<Option<String>, Error> {
-    match p {
-        None => Ok(None),
-        Some(p) => match p.to_str() {
-            Some(s) if !s.is_empty() && !s.contains('\0') => Ok(Some(s.to_owned())),
-            _ => Err(Error::InvalidOptions(format!(
-                "{what} {} is not a usable path",
-                p.display()
-            ))),
-        },
+    let Some(p) = p else {
+        return Ok(None);
+    };
+    match p.to_str() {
+        Some(s) if !s.is_empty() && !s.contains('\0') => {
+            if let Err(e) = std::fs::File::open(p) {
+                return Err(Error::InvalidOptions(format!(
+                    "{what} {} cannot be read: {e}",
+                    p.display()
+                )));
+            }
+            Ok(Some(s.to_owned()))
+        }
+        _ => Err(Error::InvalidOptions(format!(
+            "{what} {} is not a usable path",
+            p.display()
+        ))),
     }
 }
 
@@ -219,6 +237,10 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn idle_lanes(&self) -> usize {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
@@ -331,7 +353,8 @@ impl Resolver {
     /// [`Error::BadName`] for a string that cannot be a host name (checked
     /// before anything is sent), [`Error::NotFound`] / [`Error::NoData`] when
     /// the name has no address, [`Error::Timeout`] when no server answered
-    /// in `timeout` × `tries`, and the other [`Error`] variants.
+    /// in time (see [`ResolverOptions::timeout`]), and the other [`Error`]
+    /// variants.
     ///
     /// # Cancel safety
     ///

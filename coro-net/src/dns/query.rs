@@ -23,6 +23,7 @@ use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use c_ares::{AddrInfoHints, AddressFamily, FdEventFlags, FdEvents, ProcessFlags};
 use coro_io::driver::Interest;
@@ -34,6 +35,15 @@ use super::{Error, Shared};
 
 /// Iterations of the drive loop in one poll before yielding to other tasks.
 const BUDGET: usize = 32;
+
+/// A lookup ends with [`Error::Timeout`] once `BOUND_FACTOR` × `timeout` ×
+/// `tries` × servers (and a second) have passed on the scheduler's clock.
+/// c-ares times its tries on the real clock and gives up well before that
+/// (each try waits at most `timeout`; a search domain answered slowly
+/// adds a few); the bound is what a paused clock's `advance` ends a lookup
+/// by, as tokio's timers would (c-ares would wait for real time there,
+/// which a paused clock's sleeps never let it see).
+const BOUND_FACTOR: u32 = 4;
 
 /// What a lookup asks for.
 #[derive(Debug)]
@@ -119,6 +129,10 @@ struct Run {
     slot: Slot,
     watches: Vec<Watch>,
     timer: Option<Sleep>,
+    /// When the lookup gives up, on the scheduler's clock (see
+    /// `BOUND_FACTOR`); the timer is armed for it when c-ares' next
+    /// timeout comes later.
+    bound: Instant,
     /// The answer was taken: nothing left to cancel.
     finished: bool,
 }
@@ -162,12 +176,28 @@ impl Run {
                 });
             }
         }
+        let cfg = shared.config();
+        let servers = u32::try_from(lane.servers).unwrap_or(u32::MAX);
+        let bound = cfg
+            .timeout
+            .saturating_mul(cfg.tries)
+            .saturating_mul(servers)
+            .saturating_mul(BOUND_FACTOR)
+            .saturating_add(std::time::Duration::from_secs(1))
+            // An `Instant` holds about 292 years from now, not more.
+            .min(std::time::Duration::from_secs(100 * 365 * 86_400));
         let mut run = Run {
             shared: shared.clone(),
             lane: Some(lane),
             slot,
             watches: Vec::new(),
             timer: None,
+            // At the end of a paused clock (advanced by `Duration::MAX`)
+            // nothing is later: the bound is now, as any sleep's there.
+            bound: {
+                let now = shared.sched.now();
+                now.checked_add(bound).unwrap_or(now)
+            },
             finished: false,
         };
         run.rearm_timer();
@@ -178,10 +208,15 @@ impl Run {
         self.lane.as_mut().expect("lane present until drop")
     }
 
-    /// A scheduler timer for c-ares' next timeout (none: nothing pending).
+    /// A scheduler timer for c-ares' next timeout, or the lookup's bound
+    /// if that comes first.
     fn rearm_timer(&mut self) {
         let next = self.lane().channel.timeout(None);
-        self.timer = next.map(|d| self.shared.sched.sleep(d));
+        let sched = &self.shared.sched;
+        let at = next
+            .and_then(|d| sched.now().checked_add(d))
+            .map_or(self.bound, |t| t.min(self.bound));
+        self.timer = Some(sched.sleep_until(at));
     }
 
     /// Watch exactly the sockets in the lane's table, with the interest
@@ -248,6 +283,10 @@ impl Run {
             }
             if events.is_empty() && !expired {
                 return Poll::Pending;
+            }
+            if events.is_empty() && self.shared.sched.now() >= self.bound {
+                // Dropping the run cancels its queries.
+                return Poll::Ready(Err(Error::Timeout));
             }
             let ch = &mut self.lane().channel;
             if events.is_empty() {
