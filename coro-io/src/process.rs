@@ -140,8 +140,8 @@ impl Command {
 
     /// Kill (`SIGKILL`) and reap the child if its [`Child`] is dropped
     /// before the child was waited for. Default `false`: a dropped child
-    /// runs on, and is reaped in the background when it exits (as long as
-    /// its scheduler runs).
+    /// runs on, and is reaped when it exits by a thread of the process's
+    /// (whether or not its scheduler still runs).
     pub fn kill_on_drop(&mut self, kill: bool) -> &mut Command {
         self.kill_on_drop = kill;
         self
@@ -160,8 +160,9 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// From `fork`/`exec` (`NotFound` for a missing program, naming it), or
-    /// from setting up its pipes.
+    /// From `fork`/`exec` (`NotFound` for a missing program, naming it,
+    /// and the working directory if one was set: a missing one fails the
+    /// same way), or from setting up its pipes.
     ///
     /// # Panics
     ///
@@ -183,9 +184,15 @@ impl Command {
     pub fn spawn_on(&mut self, sched: &IoScheduler) -> io::Result<Child> {
         let program = self.std.get_program().to_owned();
         let mut child = self.std.spawn().map_err(|e| {
+            // The kernel says ENOENT for a missing directory as for a
+            // missing program: name both.
+            let dir = match self.std.get_current_dir() {
+                Some(d) => format!(" in {}", d.display()),
+                None => String::new(),
+            };
             io::Error::new(
                 e.kind(),
-                format!("spawn {}: {e}", Path::new(&program).display()),
+                format!("spawn {}{dir}: {e}", Path::new(&program).display()),
             )
         })?;
         // Without a pidfd (a kernel before 5.3, or a sandbox that refuses
@@ -562,6 +569,12 @@ mod reaper {
     /// How often children without a pidfd are looked at.
     const NO_PIDFD_PERIOD: Duration = Duration::from_millis(100);
 
+    /// Pidfds the reaper keeps open at most: each is an fd of the
+    /// process's, and a service that drops many long-lived children must
+    /// not run out of fds for them (tokio's reaper keeps none). Children
+    /// adopted past it are looked at every [`NO_PIDFD_PERIOD`].
+    const MAX_PIDFDS: usize = 64;
+
     struct Reaper {
         children: Mutex<Vec<(std::process::Child, Option<Arc<OwnedFd>>)>>,
         /// Written to when a child is adopted, so the thread looks again.
@@ -579,7 +592,11 @@ mod reaper {
             drop(crate::blocking::spawn_blocking(move || child.wait()));
             return;
         };
-        crate::lock(&r.children).push((child, pidfd.map(Arc::new)));
+        let mut children = crate::lock(&r.children);
+        let held = children.iter().filter(|(_, fd)| fd.is_some()).count();
+        let pidfd = pidfd.filter(|_| held < MAX_PIDFDS);
+        children.push((child, pidfd.map(Arc::new)));
+        drop(children);
         let _ = rustix::io::write(&r.wake_wr, &[1]);
     }
 
@@ -629,8 +646,13 @@ mod reaper {
                 tv_sec: 0,
                 tv_nsec: d.as_nanos() as i64,
             });
-            // EINTR and the like: look again.
-            let _ = rustix::event::poll(&mut polls, timeout.as_ref());
+            // EINTR: look again. Another error (`EINVAL`: more fds than
+            // `RLIMIT_NOFILE` allows now) would come back at once: look
+            // again after a pause instead of spinning.
+            match rustix::event::poll(&mut polls, timeout.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => std::thread::sleep(NO_PIDFD_PERIOD),
+            }
             while matches!(rustix::io::read(&r.wake_rd, &mut buf), Ok(n) if n > 0) {}
         }
     }

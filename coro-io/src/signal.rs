@@ -387,7 +387,10 @@ impl futures_core::Stream for Signal {
 ///
 /// # Panics
 ///
-/// Outside a task (or event-loop turn) of an [`IoScheduler`].
+/// Awaited outside a task (or event-loop turn) of an [`IoScheduler`].
+/// Called in one, it listens from the call on (a Ctrl-C between the call
+/// and the first poll counts); called outside, as tokio's may be, from
+/// the first poll on, on the scheduler of the task that polls it.
 ///
 /// # Examples
 ///
@@ -405,10 +408,17 @@ pub fn ctrl_c() -> impl Future<Output = io::Result<()>> + Send + 'static {
         .ok_or(())
         .map(|s| Signal::new(&s, SignalKind::interrupt()));
     async move {
-        let mut sig = match sig {
-            Ok(s) => s?,
-            Err(()) => panic!("coro::signal::ctrl_c must be awaited in a task of an IoScheduler"),
+        let sig = match sig {
+            Ok(s) => s,
+            // Made outside a task: the scheduler of the task awaiting it.
+            Err(()) => match IoScheduler::current() {
+                Some(s) => Signal::new(&s, SignalKind::interrupt()),
+                None => panic!(
+                    "coro::signal::ctrl_c was called and awaited outside a task of an IoScheduler"
+                ),
+            },
         };
+        let mut sig = sig?;
         match sig.recv().await {
             Some(()) => Ok(()),
             None => Err(crate::driver::shut_down()),

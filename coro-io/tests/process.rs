@@ -178,6 +178,13 @@ fn spawn_errors_name_the_program(cfg: Config) {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("coro-no-such-program"), "{e}");
+        // A missing working directory fails the same way (ENOENT): the
+        // error names it too (it named only `sh`, which exists).
+        let e = Command::new("sh")
+            .current_dir("/nonexistent/coro-no-such-dir")
+            .spawn()
+            .unwrap_err();
+        assert!(e.to_string().contains("coro-no-such-dir"), "{e}");
     });
     s.shutdown();
 }

@@ -37,6 +37,13 @@ fn dropped_running_children_hold_no_blocking_thread() {
     }))
     .unwrap();
     let (pids, r) = pids;
+    // Few of them hold an fd (a pidfd each, all of them, used to: a
+    // service dropping many long-lived children ran out of fds).
+    let pidfds = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().contains("pidfd"))
+        .count();
     for &pid in &pids {
         let _ = rustix::process::kill_process(
             rustix::process::Pid::from_raw(pid as i32).unwrap(),
@@ -44,6 +51,10 @@ fn dropped_running_children_hold_no_blocking_thread() {
         );
     }
     assert_eq!(r.ok(), Some(7), "the blocking pool was full of reapers");
+    assert!(
+        pidfds <= 64,
+        "{n} dropped running children hold {pidfds} pidfds"
+    );
     // And every one of them is still reaped once it exits.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !pids.iter().all(|&p| reaped(p)) && Instant::now() < deadline {

@@ -16,6 +16,7 @@ coro_io::driver_tests!(
     every_listener_sees_a_delivery,
     deliveries_coalesce_and_wait_for_the_next_poll,
     ctrl_c_and_any_of_complete,
+    ctrl_c_made_outside_a_task_listens_in_the_task_that_awaits_it,
 );
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -99,6 +100,38 @@ fn ctrl_c_and_any_of_complete(cfg: Config) {
         ));
     });
     sync_wait(h).unwrap();
+    s.shutdown();
+}
+
+/// `ctrl_c()` called outside any task and awaited in one, as tokio's
+/// `async fn` allows: it listens on the awaiting task's scheduler. It
+/// panicked, saying it "must be awaited in a task", which it was.
+fn ctrl_c_made_outside_a_task_listens_in_the_task_that_awaits_it(cfg: Config) {
+    let s = cfg.sched();
+    // The handler first, so that no SIGINT below can end the process.
+    let _installed = Signal::new(&s, SignalKind::interrupt()).unwrap();
+    let stop = signal::ctrl_c();
+    let h = s.spawn(async move { coro_io::timeout(BOUND, stop).await });
+    // It listens from its first poll on: raise until it is seen (bounded).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let t = thread::spawn(move || {
+        for _ in 0..200 {
+            if d.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            raise(SignalKind::interrupt());
+            thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let got = sync_wait(h);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    t.join().unwrap();
+    match got {
+        Ok(Ok(Ok(()))) => {}
+        Ok(other) => panic!("{cfg}: {other:?}"),
+        Err(e) => panic!("{cfg}: the task failed: {e}"),
+    }
     s.shutdown();
 }
 
