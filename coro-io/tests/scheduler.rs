@@ -703,7 +703,7 @@ fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) 
     let mut never = Box::pin(s.sleep(Duration::MAX));
     assert!(poll(&mut never).is_pending());
     let mut iv = s.interval(Duration::from_millis(1));
-    let mut tick = |iv: &mut coro_io::time::Interval| iv.poll_tick(&mut Context::from_waker(&w));
+    let tick = |iv: &mut coro_io::time::Interval| iv.poll_tick(&mut Context::from_waker(&w));
     assert!(
         tick(&mut iv).is_ready(),
         "{cfg}: the first tick comes at once"
