@@ -798,6 +798,36 @@ impl Pipe {
         // Unregistered, then closed.
         self.fd = None;
     }
+
+    /// The fd, unregistered and blocking again (to hand to another
+    /// process), unless that would lose bytes: some read ahead and not
+    /// handed out, a read or a write in flight.
+    fn into_owned_fd(mut self, what: &str) -> io::Result<OwnedFd> {
+        let busy = match (&self.read, &self.write) {
+            (ReadState::Busy(_), _) => Some("a read is in flight"),
+            (ReadState::Idle { buf, pos }, _) if *pos < buf.len() => {
+                Some("it holds bytes read and not handed out")
+            }
+            (_, WriteState::Busy(_)) => Some("a write is in flight (flush it first)"),
+            _ => None,
+        };
+        if let Some(why) = busy {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{what} cannot be handed on: {why}"),
+            ));
+        }
+        let fd = self
+            .fd
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, format!("{what} closed")))?
+            .into_fd();
+        // The flag belongs to the open file, shared with the next owner:
+        // a child reading a non-blocking stdin gets `EAGAIN` and fails.
+        let flags = rustix::fs::fcntl_getfl(&fd)?;
+        rustix::fs::fcntl_setfl(&fd, flags - rustix::fs::OFlags::NONBLOCK)?;
+        Ok(fd)
+    }
 }
 
 impl Drop for Pipe {
@@ -864,6 +894,32 @@ macro_rules! pipe_type {
         impl AsRawFd for $name {
             fn as_raw_fd(&self) -> RawFd {
                 self.0.raw()
+            }
+        }
+
+        impl $name {
+            /// The pipe's fd, blocking again and no longer watched by
+            /// the driver: to hand to another process (see the
+            /// `TryFrom` for [`Stdio`]).
+            ///
+            /// # Errors
+            ///
+            /// `WouldBlock` when that would lose bytes: some were read
+            /// ahead and not handed out, a read or a write is in flight
+            /// (`flush` a `ChildStdin` first); `NotConnected` after
+            /// `close`.
+            pub fn into_owned_fd(self) -> io::Result<OwnedFd> {
+                self.0.into_owned_fd(stringify!($name))
+            }
+        }
+
+        /// A pipe of one child as another's stdin, stdout or stderr (a
+        /// pipeline), as tokio's `TryInto<Stdio>`. Fails as
+        /// `into_owned_fd`.
+        impl TryFrom<$name> for Stdio {
+            type Error = io::Error;
+            fn try_from(pipe: $name) -> io::Result<Stdio> {
+                pipe.into_owned_fd().map(Stdio::from)
             }
         }
     };

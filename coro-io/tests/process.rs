@@ -27,7 +27,37 @@ coro_io::driver_tests!(
     output_then_status_on_one_command,
     wait_after_shutdown_returns,
     wait_closes_a_piped_stdin,
+    a_child_pipe_feeds_another_command,
 );
+
+/// A pipeline: one child's stdout as the next one's stdin, as tokio's
+/// `TryInto<Stdio>` gives. The fd is blocking again for the next child
+/// (the only way before, a dup of the fd, kept `O_NONBLOCK`: `cat` read
+/// `EAGAIN` and failed). A pipe holding bytes read ahead is refused.
+fn a_child_pipe_feeds_another_command(cfg: Config) {
+    let s = cfg.sched();
+    run(&s, async move {
+        let mut first = sh("sleep 0.2; echo hi")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = first.stdout.take().unwrap();
+        let stdin = Stdio::try_from(out).unwrap();
+        let got = Command::new("cat").stdin(stdin).output().await.unwrap();
+        assert!(got.status.success(), "{cfg}: {got:?}");
+        assert_eq!(got.stdout, b"hi\n", "{cfg}");
+        assert!(first.wait().await.unwrap().success());
+        // Bytes read ahead would be lost: refused.
+        let mut second = sh("echo hello").stdout(Stdio::piped()).spawn().unwrap();
+        let mut out = second.stdout.take().unwrap();
+        let mut one = [0u8; 1];
+        out.read_exact(&mut one).await.unwrap();
+        let e = Stdio::try_from(out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{cfg}: {e}");
+        assert!(second.wait().await.unwrap().success());
+    });
+    s.shutdown();
+}
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
