@@ -93,7 +93,40 @@ coro_io::driver_tests!(
     an_aborted_handle_resolves_after_the_future_is_dropped,
     is_finished_on_an_aborted_handle_keeps_its_waiter_awake,
     aborting_a_finished_task_keeps_its_outcome,
+    a_task_shutting_down_its_scheduler_is_not_held_by_lingering_tasks,
 );
+
+/// A task that starts a lingering task (a dropped stream's flush) and
+/// then shuts its scheduler down. On a pool worker, `shutdown()` blocks
+/// until the clean-up is done, while the lingering task may be queued
+/// behind it (the worker's own slot): the loop waited the whole 5 s for
+/// it. On the loop's thread the call returns at once, as before.
+fn a_task_shutting_down_its_scheduler_is_not_held_by_lingering_tasks(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    let took = sync_wait(s.spawn(async move {
+        let s3 = s2.clone();
+        assert!(s2.spawn_lingering(async move {
+            s3.sleep(Duration::from_millis(10)).await;
+        }));
+        let t = Instant::now();
+        s2.shutdown();
+        t.elapsed()
+    }));
+    if let Ok(took) = took {
+        assert!(
+            took < Duration::from_secs(2),
+            "{cfg}: shutdown took {took:?}"
+        );
+    }
+    let t = Instant::now();
+    s.shutdown();
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "{cfg}: {:?}",
+        t.elapsed()
+    );
+}
 
 /// `abort` on a task that had already finished does not throw its
 /// outcome away (tokio's handle returns it too): the output, or the
@@ -292,6 +325,7 @@ mod strategies {
         a_manual_turn_that_panics_after_a_task_shut_down_still_cleans_up,
         pool_yield_now_lets_the_queued_task_run_first,
         local_tasks_shut_down_from_another_thread_are_leaked_not_fatal,
+        a_manual_shutdown_from_another_thread_runs_no_local_task_there,
         a_local_task_run_on_another_thread_fails_not_the_process,
         a_shutdown_from_outside_after_one_from_a_task_joins_the_loop,
         a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock,
@@ -543,6 +577,31 @@ fn local_tasks_shut_down_from_another_thread_are_leaked_not_fatal(cfg: Config) {
     assert!(e.is_cancelled());
     // Leaked, not dropped: the clone it held is still counted.
     assert_eq!(Rc::strong_count(&rc), 2);
+}
+
+/// The same with a lingering task: the shutdown from another thread does
+/// not run the scheduler on for it there, where it would run the local
+/// task too (which then failed its thread check: a panic, where the
+/// clean-up reports it cancelled).
+fn a_manual_shutdown_from_another_thread_runs_no_local_task_there(cfg: Config) {
+    let s = manual(cfg);
+    let s2 = s.clone();
+    let h = s.spawn_local(async move {
+        s2.sleep(Duration::from_millis(20)).await;
+        std::future::pending::<()>().await;
+    });
+    let s3 = s.clone();
+    assert!(s.spawn_lingering(async move {
+        s3.sleep(Duration::from_millis(200)).await;
+    }));
+    s.process_events(Some(Duration::ZERO));
+    assert!(!h.is_finished());
+    bounded(30, "shutdown from another thread", move || {
+        s.shutdown();
+        drop(s);
+    });
+    let e = bounded(30, "the local task's handle", move || sync_wait(h)).unwrap_err();
+    assert!(e.is_cancelled(), "{cfg}: {e}");
 }
 
 /// A local task driven by a thread other than its own (a `Manual`

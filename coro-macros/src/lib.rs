@@ -9,7 +9,8 @@
 //!
 //! Both macros build an `IoScheduler` from their arguments, run the body on
 //! it until it finishes, shut the scheduler down (tasks the body spawned and
-//! left running are cancelled) and return the body's value. Inside the body
+//! left running are cancelled, after at most 5 s for a dropped stream's
+//! last send) and return the body's value. Inside the body
 //! `IoScheduler::current()` is that scheduler. A panic in the body is resumed
 //! on the calling thread, so `#[should_panic]` works. On the default inline
 //! scheduler the calling thread itself drives the scheduler

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pub(super) alive: AtomicUsize,
     /// Lingering tasks not yet finished (see [`Inner::linger`]).
     pub(super) lingering: AtomicUsize,
+    /// Set by a `shutdown()` on one of the pool's workers: no lingering.
+    pub(super) no_linger: AtomicBool,
     /// `Spawn`: the loop's thread (`Manual`: a test's background driver),
     /// until a `shutdown()` joins it; `joined` wakes the callers that wait
     /// for that join.
@@ -299,11 +301,16 @@ impl Inner {
     /// and not while unwinding. Every task runs on meanwhile; spawns are
     /// refused already.
     pub(super) fn linger(&self) {
-        if !self.on_loop_thread() || thread::panicking() || self.life.is_closed() {
+        if !self.on_loop_thread()
+            || !self.may_run_local_tasks_here()
+            || thread::panicking()
+            || self.life.is_closed()
+        {
             return;
         }
         let deadline = std::time::Instant::now() + LINGER_BOUND;
-        while self.lingering.load(Ordering::Acquire) > 0 {
+        while self.lingering.load(Ordering::Acquire) > 0 && !self.no_linger.load(Ordering::Acquire)
+        {
             let now = std::time::Instant::now();
             if now >= deadline {
                 crate::warn(format_args!(
@@ -319,6 +326,20 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// Whether this thread may run the scheduler's local tasks: any
+    /// thread of a `Spawn` one (its loop's, where they run), the thread
+    /// that made a `Manual` one or that one's background driver. A
+    /// `Manual` scheduler shut down from elsewhere would run them there
+    /// (they fail a thread check, where the clean-up cancels them).
+    fn may_run_local_tasks_here(&self) -> bool {
+        if !self.manual {
+            return true;
+        }
+        let me = thread::current().id();
+        me == self.owner_thread
+            || matches!(&*lock(&self.thread), LoopThread::Running(t) if t.thread().id() == me)
     }
 
     /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the

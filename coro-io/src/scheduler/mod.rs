@@ -149,6 +149,7 @@ impl IoScheduler {
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             lingering: AtomicUsize::new(0),
+            no_linger: AtomicBool::new(false),
             thread: Mutex::new(LoopThread::Gone),
             joined: Condvar::new(),
             owner_thread: thread::current().id(),
@@ -665,8 +666,27 @@ impl IoScheduler {
     /// it. A later call from outside then waits for that, and joins the
     /// loop's thread.
     ///
+    /// Tasks spawned with [`spawn_lingering`](IoScheduler::spawn_lingering)
+    /// (a dropped stream's last send) run on first, with every other task,
+    /// for at most 5 s; not when a task on one of the scheduler's pool
+    /// workers calls this: it would wait for tasks that may be queued
+    /// behind itself.
+    ///
     /// Await the [`JoinHandle`]s you care about before calling it.
     pub fn shutdown(&self) {
+        if self
+            .inner
+            .pool
+            .as_ref()
+            .is_some_and(ThreadPool::is_worker_thread)
+        {
+            // This worker blocks below (joining the loop's thread, or
+            // cleaning up itself): a lingering task queued on it (its own
+            // slot, or a pool of one) would hold the loop for the whole
+            // bound, and then be cancelled anyway.
+            self.inner.no_linger.store(true, Ordering::Release);
+            self.inner.wake_loop();
+        }
         if self.inner.shutdown.swap(true, Ordering::AcqRel) {
             self.inner.wait_finished();
             // Started from a task on the loop's thread, which could not
