@@ -29,7 +29,34 @@ coro_io::driver_tests!(
     a_read_at_of_an_empty_nonblocking_fifo_does_not_spin,
     opening_a_fifo_waits_for_its_peer,
     set_len_and_sync_all_come_after_the_write_in_flight,
+    a_dropped_write_at_still_writes,
 );
+
+/// `File::write_at` polled once and dropped: its docs say the write still
+/// completes. On io_uring with tasks on the loop's thread the entry was
+/// still staged and the drop took it back (the kernel never saw it); on
+/// pool execution the drop cancelled it, maybe before it ran.
+fn a_dropped_write_at_still_writes(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("dropped-write-at", cfg);
+    let (s2, p) = (s.clone(), d.join("f"));
+    run(&s, async move {
+        let f = File::create(&s2, &p).await.unwrap();
+        for i in 0..20u64 {
+            let mut w = pin!(f.write_at(b"hello".as_slice(), i * 5));
+            let _ = futures::poll!(w.as_mut());
+        }
+        // The writes finish on their own: wait for them, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&p).unwrap().len() < 100 && Instant::now() < deadline {
+            s2.sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello".repeat(20), "{cfg}");
+        drop(f);
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
 
 /// `write_all` returns with its last write still in flight (write-behind);
 /// `set_len` and `sync_all` come after it, as tokio's do: a truncate to 0

@@ -236,6 +236,16 @@ pub unsafe trait Op: std::marker::Send + 'static {
     fn skip_if_dropped(&self) -> bool {
         false
     }
+    /// Completion path: whether a future dropped before its op completed
+    /// leaves the op to finish, neither taken back while staged nor
+    /// cancelled in the kernel. For an op that keeps its own file open
+    /// and whose effect its caller was promised (a `File`'s positional
+    /// write or sync: "a dropped write still completes"); others are
+    /// cancelled (a receive must not consume data nobody gets). Default:
+    /// cancel.
+    fn finish_if_dropped(&self) -> bool {
+        false
+    }
     /// Completion path: whether this kernel's io_uring has the opcode
     /// [`sqe`](Op::sqe) uses (see [`Features`](crate::driver::probe::Features)).
     /// When it has not, the io_uring driver runs [`attempt`](Op::attempt)

@@ -1153,6 +1153,12 @@ impl Backend for UringDriver {
         };
         let prev = std::mem::replace(&mut slot.state, SlotState::Free);
         match prev {
+            SlotState::Waiting { phase, .. } if op.finish_if_dropped() => {
+                // Left to finish, staged or in the kernel: its completion
+                // frees it (the op keeps its file open, so the fd number
+                // cannot name another file meanwhile).
+                st.set(token, SlotState::Orphaned { op, phase });
+            }
             SlotState::Waiting { phase, .. } => {
                 if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
                     // Still staged: the kernel never saw it. Take it back.

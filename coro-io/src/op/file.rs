@@ -228,6 +228,11 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
     fn skip_if_dropped(&self) -> bool {
         self.owner.is_none()
     }
+    fn finish_if_dropped(&self) -> bool {
+        // A `File`'s write (its owner keeps the file open): the bytes
+        // were handed over, so they are written, as on the blocking pool.
+        self.owner.is_some()
+    }
     fn uring_native(&self, _: &crate::driver::probe::Features) -> bool {
         // io_uring reads an offset of -1 as "at the cursor": one above
         // `i64::MAX` goes the blocking way, which refuses it.
@@ -280,6 +285,10 @@ unsafe impl Op for Fsync {
     }
     fn skip_if_dropped(&self) -> bool {
         self.owner.is_none()
+    }
+    fn finish_if_dropped(&self) -> bool {
+        // A `File`'s sync, as its writes (see `WriteAt`).
+        self.owner.is_some()
     }
     fn attempt(&mut self) -> io::Result<usize> {
         // SAFETY: fsync on a raw fd has no memory-safety preconditions.
