@@ -149,6 +149,17 @@ struct Adapter {
     wr_wake: WakeList,
 }
 
+/// Whether `fd` has bytes (or the end, or an error) to read right now.
+fn readable_now(fd: &RegisteredFd) -> bool {
+    use rustix::event::{PollFd, PollFlags};
+    let mut fds = [PollFd::new(fd, PollFlags::IN | PollFlags::RDHUP)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+}
+
 /// A connected stream socket (TCP or Unix).
 pub(crate) struct Stream {
     // Declared first: in-flight adapter ops are dropped before the fd closes.
@@ -453,7 +464,15 @@ impl Stream {
                 }
                 // Not before the read had its chance (see `coro_io::coop`).
                 ready!(coro_io::coop::poll_proceed(cx));
-                deadline.as_mut().poll(cx).map(|()| Err(timed_out(timeout)))
+                ready!(deadline.as_mut().poll(cx));
+                // Due. Bytes (or the end) the socket holds but the queue
+                // has not received yet (its receive was armed by this very
+                // read, or runs at the loop's next turn) are there: the
+                // queue delivers them soon and wakes this read.
+                if readable_now(fd) {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(timed_out(timeout)))
             })
             .await;
             return (res, buf);
@@ -477,9 +496,35 @@ impl Stream {
         .await;
         match res {
             Err(e) if expired && e.raw_os_error() == Some(libc::ECANCELED) => {
-                (Err(timed_out(timeout)), buf)
+                // The receive may never have run: on io_uring a cancel
+                // takes back an entry still staged (a zero or past
+                // deadline, on the loop's thread), where epoll tried the
+                // read first. Bytes already there are the caller's: one
+                // non-blocking try before giving up.
+                let mut buf = buf;
+                match self.recv_now(&mut buf) {
+                    Ok(Some(n)) => (Ok(n), buf),
+                    Ok(None) => (Err(timed_out(timeout)), buf),
+                    Err(e) => (Err(e), buf),
+                }
             }
             r => (r, buf),
+        }
+    }
+
+    /// One non-blocking receive into `buf` (from its start): `None` when
+    /// nothing is there (through a bounce buffer: this crate writes into
+    /// an `IoBufMut` only with `coro_io::buf::fill`).
+    fn recv_now<B: IoBufMut>(&self, buf: &mut B) -> io::Result<Option<usize>> {
+        let mut tmp = vec![0u8; buf.bytes_total().min(64 * 1024)];
+        match rustix::net::recv(
+            self.sock.registered(),
+            &mut tmp,
+            rustix::net::RecvFlags::DONTWAIT,
+        ) {
+            Ok((n, _)) => Ok(Some(coro_io::buf::fill(buf, &tmp[..n]))),
+            Err(e) if e == rustix::io::Errno::AGAIN => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

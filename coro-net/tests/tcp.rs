@@ -29,6 +29,7 @@ coro_io::driver_tests!(
     explicit_close_goes_through_the_driver,
     read_timeout_times_out_and_keeps_the_buffer,
     read_timeout_loses_nothing_at_the_deadline,
+    a_zero_read_timeout_returns_what_is_there,
     split_halves_in_two_tasks_and_reunite,
     shared_reference_reads_and_writes_from_two_tasks,
     copy_bidirectional_proxies_and_propagates_the_end,
@@ -940,6 +941,41 @@ fn read_timeout_times_out_and_keeps_the_buffer(cfg: Config) {
         w.unwrap();
         let (res, buf) = conn.read_timeout(buf, Duration::from_secs(5)).await;
         assert_eq!(&buf[..res.unwrap()], b"late");
+    });
+    s.shutdown();
+}
+
+/// `read_timeout` with a zero deadline returns the bytes already in the
+/// socket, and then the end, as a drain-what-is-there loop expects. On
+/// io_uring with one receive op per read (`uring-plain`), the deadline's
+/// cancel took back the still-staged receive: `TimedOut` with the bytes
+/// waiting.
+fn a_zero_read_timeout_returns_what_is_there(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let conn = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = l.accept().await.unwrap();
+        let (w, _) = peer.write_all(b"x".as_slice()).await;
+        w.unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        // Until the byte is there (a poll reports it).
+        let st = s2
+            .poll(&conn, PollOp::Read, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(st, PollStatus::Event, "{cfg}");
+        let (res, buf) = conn
+            .read_timeout(Vec::with_capacity(8), Duration::ZERO)
+            .await;
+        assert_eq!(res.unwrap(), 1, "{cfg}");
+        assert_eq!(buf, b"x");
+        let (res, _) = conn
+            .read_timeout(Vec::with_capacity(8), Duration::ZERO)
+            .await;
+        assert_eq!(res.unwrap(), 0, "{cfg}: the end");
     });
     s.shutdown();
 }
