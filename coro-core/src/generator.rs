@@ -200,7 +200,9 @@ impl<T> fmt::Debug for Yield<'_, T> {
 /// # Panics
 /// [`next`](Iterator::next) panics if the body awaits a pending future other
 /// than `yield_`, and propagates a panic of the body; the generator is then
-/// finished.
+/// finished. It also panics in a thread-local's destructor that runs after
+/// the generators' own thread-local state was destroyed (which aborts the
+/// process: do not step a generator in a thread-local's destructor).
 #[doc(alias = "generator")]
 pub struct Generator<T> {
     body: Option<Body>,
@@ -293,31 +295,22 @@ impl<T> fmt::Debug for Generator<T> {
 /// # Examples
 /// ```
 /// use coro_core::{sync_wait, yield_now, AsyncGenerator, Yielder};
-/// use futures_core::Stream;
-/// use std::pin::Pin;
-/// use std::task::{Context, Poll};
+/// use futures::StreamExt;
 ///
-/// let mut g = AsyncGenerator::new(|y: Yielder<u32>| async move {
+/// let g = AsyncGenerator::new(|y: Yielder<u32>| async move {
 ///     for i in 0..3 {
 ///         yield_now().await; // any future may be awaited here
 ///         y.yield_(i * 10).await;
 ///     }
 /// });
-/// let items = sync_wait(std::future::poll_fn(|cx: &mut Context<'_>| {
-///     let mut items = Vec::new();
-///     loop {
-///         match Pin::new(&mut g).poll_next(cx) {
-///             Poll::Ready(Some(v)) => items.push(v),
-///             Poll::Ready(None) => return Poll::Ready(items),
-///             Poll::Pending => cx.waker().wake_by_ref(),
-///         }
-///     }
-/// }));
+/// let items: Vec<u32> = sync_wait(g.collect());
 /// assert_eq!(items, [0, 10, 20]);
 /// ```
 ///
 /// # Panics
-/// A panic of the body propagates out of `poll_next`; the stream is then finished.
+/// A panic of the body propagates out of `poll_next`; the stream is then
+/// finished. As [`Generator`], it panics when polled in a thread-local's
+/// destructor that runs after the generators' own thread-local state.
 pub struct AsyncGenerator<T> {
     body: Option<Body>,
     id: u64,

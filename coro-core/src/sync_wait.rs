@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 use std::future::{Future, IntoFuture};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -39,12 +39,24 @@ struct Local {
     before_block: Cell<Option<fn()>>,
 }
 
-thread_local! {
-    static LOCAL: Local = {
-        let parker = Arc::new(Parker { thread: thread::current(), notified: AtomicBool::new(false) });
+impl Local {
+    fn new() -> Local {
+        let parker = Arc::new(Parker {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        });
         let waker = Waker::from(parker.clone());
-        Local { entered: Cell::new(false), parker, waker, before_block: Cell::new(None) }
-    };
+        Local {
+            entered: Cell::new(false),
+            parker,
+            waker,
+            before_block: Cell::new(None),
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = Local::new();
 }
 
 /// For executors whose threads may run [`sync_wait`]: `hook` runs on the
@@ -109,10 +121,23 @@ impl Drop for Entered<'_> {
 /// # Panics
 /// - if called while this thread is already inside `sync_wait` (nested use);
 /// - if `fut` panics (the panic propagates unchanged).
+///
+/// It works in a thread-local's destructor too, also once this thread's
+/// own state of it is gone (a parker is then made for the call).
 #[doc(alias = "block_on")]
 pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
     let mut fut = pin!(fut.into_future());
-    LOCAL.with(|local| {
+    // `with` would panic once the thread-local is destroyed, which in a
+    // thread-local's destructor aborts the process.
+    if let Ok(out) = LOCAL.try_with(|local| drive(local, fut.as_mut())) {
+        return out;
+    }
+    drive(&Local::new(), fut)
+}
+
+/// [`sync_wait`]'s loop on this thread's (or a fresh) parker.
+fn drive<F: Future>(local: &Local, mut fut: Pin<&mut F>) -> F::Output {
+    {
         if local.entered.replace(true) {
             panic!(
                 "coro::sync_wait called from inside a future that this thread is already \
@@ -139,5 +164,5 @@ pub fn sync_wait<F: IntoFuture>(fut: F) -> F::Output {
                 thread::park();
             }
         }
-    })
+    }
 }

@@ -125,3 +125,62 @@ fn stale_waker_from_an_earlier_call_does_not_break_the_next_one() {
     sync_wait(other.wait(()));
     t.join().unwrap();
 }
+
+const TLS_CHILD_ENV: &str = "CORO_SYNC_WAIT_TLS_CHILD";
+
+/// `sync_wait` in a thread-local's destructor that runs after
+/// `sync_wait`'s own thread-local was destroyed (it was made later, so it
+/// goes first): it panicked there, which aborts the process. A value that
+/// flushes on drop with `sync_wait` is a plausible thread-local. Run in a
+/// child process (an abort would take the test binary down).
+#[test]
+fn sync_wait_works_in_a_thread_local_destructor() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "sync_wait_in_a_thread_local_child",
+            "--nocapture",
+        ])
+        .env(TLS_CHILD_ENV, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the child failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("flushed 7"));
+}
+
+#[test]
+#[ignore = "run by sync_wait_works_in_a_thread_local_destructor"]
+fn sync_wait_in_a_thread_local_child() {
+    if std::env::var_os(TLS_CHILD_ENV).is_none() {
+        return;
+    }
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            // A wait that really parks: woken from another thread.
+            let (tx, rx) = futures::channel::oneshot::channel();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                tx.send(7).unwrap();
+            });
+            let v = sync_wait(rx).unwrap();
+            t.join().unwrap();
+            println!("flushed {v}");
+        }
+    }
+    thread_local! {
+        static F: Flush = const { Flush };
+    }
+    std::thread::spawn(|| {
+        F.with(|_| {}); // registered first, destroyed last
+        sync_wait(async {}); // sync_wait's own, destroyed first
+    })
+    .join()
+    .unwrap();
+}
