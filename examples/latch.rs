@@ -20,7 +20,6 @@
 
 use std::sync::Arc;
 
-use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Latch;
 
@@ -36,8 +35,8 @@ fn main() {
     let latch = Arc::new(Latch::new(NUM_TASKS));
 
     // This task waits until every worker has counted down.
-    let make_latch_task = |l: Arc<Latch>| {
-        Task::new(async move {
+    let make_latch_task = |tp: ThreadPool, l: Arc<Latch>| {
+        tp.spawn(async move {
             println!("latch task is now waiting on all children tasks...");
             l.wait().await;
             println!("latch task dependency tasks completed, resuming.");
@@ -46,8 +45,7 @@ fn main() {
 
     // Each worker does its 'work' on the pool, then counts down.
     let make_worker_task = |tp: ThreadPool, l: Arc<Latch>, i: usize| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.clone().spawn(async move {
             println!("worker task {i} is working...");
             // Give the other workers a turn, as if this were long work.
             for _ in 0..i {
@@ -58,11 +56,14 @@ fn main() {
         })
     };
 
-    // The latch task goes first, so it is waiting before any worker finishes.
-    let mut tasks = vec![make_latch_task(latch.clone())];
+    // The latch task goes first (the one worker takes tasks in order), so it
+    // is waiting before any worker finishes.
+    let mut tasks = vec![make_latch_task(tp.clone(), latch.clone())];
     for i in 1..=NUM_TASKS {
         tasks.push(make_worker_task(tp.clone(), latch.clone(), i));
     }
-    coro::sync_wait(coro::when_all(tasks));
+    for done in coro::sync_wait(coro::when_all(tasks)) {
+        done.expect("a task panicked");
+    }
 }
 // README-END

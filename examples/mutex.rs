@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Mutex;
 
@@ -22,8 +21,7 @@ fn main() {
     let output = Arc::new(Mutex::new(Vec::<u64>::new()));
 
     let make_critical_section_task = |tp: ThreadPool, output: Arc<Mutex<Vec<u64>>>, i: u64| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.spawn(async move {
             // `lock()` returns a guard that unlocks the mutex when dropped, like
             // libcoro's `scoped_lock`.
             {
@@ -37,7 +35,9 @@ fn main() {
     let tasks: Vec<_> = (1..=NUM_TASKS)
         .map(|i| make_critical_section_task(tp.clone(), output.clone(), i))
         .collect();
-    coro::sync_wait(coro::when_all(tasks));
+    for done in coro::sync_wait(coro::when_all(tasks)) {
+        done.expect("a task panicked");
+    }
 
     // The order depends on how the pool's workers picked the tasks up.
     let output = coro::sync_wait(output.lock());

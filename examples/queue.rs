@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::{Latch, Mutex, Queue};
 
@@ -30,8 +29,7 @@ fn main() {
     let m = Arc::new(Mutex::new(())); // only to keep the lines whole
 
     let make_producer_task = |tp: ThreadPool, q: Arc<Queue<u64>>, pd: Arc<Latch>| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.spawn(async move {
             for i in 0..ITERATIONS {
                 q.push(i)
                     .expect("the queue closes after the producers are done");
@@ -43,16 +41,14 @@ fn main() {
     // Waits for every producer, then closes the queue: consumers drain what
     // is left, then `pop` fails.
     let make_shutdown_task = |tp: ThreadPool, q: Arc<Queue<u64>>, pd: Arc<Latch>| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.spawn(async move {
             pd.wait().await;
             q.close();
         })
     };
 
     let make_consumer_task = |tp: ThreadPool, q: Arc<Queue<u64>>, m: Arc<Mutex<()>>| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.spawn(async move {
             while let Ok(v) = q.pop().await {
                 let _lock = m.lock().await;
                 println!("consumed {v}");
@@ -76,6 +72,8 @@ fn main() {
         q.clone(),
         producers_done.clone(),
     ));
-    coro::sync_wait(coro::when_all(tasks));
+    for done in coro::sync_wait(coro::when_all(tasks)) {
+        done.expect("a task panicked");
+    }
 }
 // README-END

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::{Mutex, RingBuffer};
 
@@ -35,8 +34,7 @@ fn main() {
     let m = Arc::new(Mutex::new(()));
 
     let make_producer_task = |tp: ThreadPool, rb: Arc<Rb>, m: Arc<Mutex<()>>| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.spawn(async move {
             for i in 1..=ITERATIONS {
                 rb.push(i).await.expect("nobody closes the buffer but us");
             }
@@ -50,8 +48,7 @@ fn main() {
     };
 
     let make_consumer_task = |tp: ThreadPool, rb: Arc<Rb>, m: Arc<Mutex<()>>, id: usize| {
-        Task::new(async move {
-            tp.schedule().await;
+        tp.clone().spawn(async move {
             loop {
                 let item = rb.pop().await;
                 let _lock = m.lock().await; // just to keep stdout lines whole
@@ -69,10 +66,12 @@ fn main() {
         })
     };
 
-    let mut tasks: Vec<Task<()>> = (0..CONSUMERS)
+    let mut tasks: Vec<_> = (0..CONSUMERS)
         .map(|id| make_consumer_task(tp.clone(), rb.clone(), m.clone(), id))
         .collect();
     tasks.push(make_producer_task(tp.clone(), rb.clone(), m.clone()));
-    coro::sync_wait(coro::when_all(tasks));
+    for done in coro::sync_wait(coro::when_all(tasks)) {
+        done.expect("a task panicked");
+    }
 }
 // README-END

@@ -7,8 +7,8 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use coro::Task;
 use coro::io::{ThreadPool, ThreadPoolOptions};
 use coro::sync::Semaphore;
 
@@ -20,13 +20,22 @@ fn main() {
         ..Default::default()
     });
     let semaphore = Arc::new(Semaphore::new(2));
+    // How many tasks are inside the rate-limited section (checked below).
+    let inside = Arc::new(AtomicUsize::new(0));
 
     let make_rate_limited_task = |tp: ThreadPool, semaphore: Arc<Semaphore>, task_num: u64| {
-        Task::new(async move {
-            tp.schedule().await;
+        let inside = inside.clone();
+        tp.clone().spawn(async move {
             // Only 2 tasks get past this point at a time; the others wait here.
             match semaphore.acquire().await {
-                Ok(_permit) => print!("{task_num}, "), // the permit is returned on drop
+                Ok(_permit) => {
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(now <= 2, "{now} tasks inside");
+                    print!("{task_num}, ");
+                    // Hold the permit a while: the other workers' tasks wait.
+                    tp.yield_now().await;
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                } // the permit is returned on drop
                 Err(e) => print!("{task_num} failed to acquire semaphore [{e}],"),
             }
         })
@@ -36,7 +45,9 @@ fn main() {
     let tasks: Vec<_> = (1..=NUM_TASKS)
         .map(|i| make_rate_limited_task(tp.clone(), semaphore.clone(), i))
         .collect();
-    coro::sync_wait(coro::when_all(tasks));
+    for done in coro::sync_wait(coro::when_all(tasks)) {
+        done.expect("a task panicked");
+    }
     println!();
 }
 // README-END

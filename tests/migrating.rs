@@ -31,6 +31,7 @@ const LIBCORO: &[&str] = &[
     "coro::latch",
     "count_down()",
     "coro::mutex",
+    "coro::condition_variable",
     "m.scoped_lock()",
     "coro::scoped_lock",
     "coro::shared_mutex",

@@ -376,8 +376,9 @@ impl<F> fmt::Debug for Engine<F> {
 /// (libcoro's `when_all`: nothing is spawned). The first poll starts every
 /// child in order; after that, a wake-up polls only the child that was woken,
 /// through a per-child waker and a ready list: a wake costs O(1), not O(n),
-/// so 100,000 children finish in time linear in their number. Each child is
-/// boxed once; a child's waker is allocated only if it stays pending.
+/// so 100,000 children finish in time linear in their number. The children
+/// share one allocation; a child's waker is allocated only if it stays
+/// pending.
 ///
 /// For a fixed set of futures of different types, see [`when_all!`](crate::when_all!).
 ///

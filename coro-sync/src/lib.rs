@@ -2,8 +2,11 @@
 //!
 //! Every primitive needs nothing but a [`Waker`](core::task::Waker): they work
 //! the same inside tokio, `async-executor`, `futures::executor`, or coro's own
-//! schedulers. They are built on [`event-listener`](event_listener) (fair,
-//! FIFO wake-ups) and [`concurrent-queue`](concurrent_queue).
+//! schedulers. They are built on [`event-listener`](event_listener) (FIFO
+//! wake-up order) and [`concurrent-queue`](concurrent_queue). Locks and
+//! semaphores are not first-come-first-served: newcomers may barge for
+//! about 1 ms before a waiter takes priority (each type's Fairness
+//! section).
 //!
 //! | type | libcoro | what |
 //! |---|---|---|
@@ -15,7 +18,7 @@
 //! | [`RingBuffer`] | `coro::ring_buffer` | bounded MPMC buffer of fixed capacity `N` |
 //! | [`Queue`] | `coro::queue` | unbounded MPMC queue, also a `Stream` |
 //! | [`Condvar`] | `coro::condition_variable` | condition variable for [`Mutex`] |
-//! | [`Barrier`] | `coro::barrier` | all of `n` tasks meet, one is the leader |
+//! | [`Barrier`] | – | all of `n` tasks meet, one is the leader |
 //! | [`mpsc`] | – | channels with handles, bounded and unbounded; they close when the last sender or the receiver goes |
 //! | [`oneshot`] | – | one value from one task to another; the receiver is a future |
 //! | [`broadcast`] | – | every receiver gets every value; a ring of `cap` values, laggards are told how many they missed |

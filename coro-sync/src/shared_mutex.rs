@@ -95,7 +95,8 @@ impl<T> SharedMutex<T> {
 }
 
 impl<T: ?Sized> SharedMutex<T> {
-    /// Takes a shared (read) lock if no writer holds or awaits the lock.
+    /// Takes a shared (read) lock if no writer holds the lock or has
+    /// announced itself for it (a writer woken but not yet run has not).
     ///
     /// # Panics
     ///
