@@ -801,8 +801,9 @@ impl Pipe {
 
     /// The fd, unregistered and blocking again (to hand to another
     /// process), unless that would lose bytes: some read ahead and not
-    /// handed out, a read or a write in flight.
-    fn into_owned_fd(mut self, what: &str) -> io::Result<OwnedFd> {
+    /// handed out, a read or a write in flight. Then the pipe is left as
+    /// it was; after, it is closed.
+    fn take_owned_fd(&mut self, what: &str) -> io::Result<OwnedFd> {
         let busy = match (&self.read, &self.write) {
             (ReadState::Busy(_), _) => Some("a read is in flight"),
             (ReadState::Idle { buf, pos }, _) if *pos < buf.len() => {
@@ -898,28 +899,30 @@ macro_rules! pipe_type {
         }
 
         impl $name {
-            /// The pipe's fd, blocking again and no longer watched by
-            /// the driver: to hand to another process (see the
-            /// `TryFrom` for [`Stdio`]).
+            /// Take the pipe's fd, blocking again and no longer watched
+            /// by the driver: to hand to another process (see the
+            /// `TryFrom` for [`Stdio`]). The pipe is closed after (reads
+            /// and writes fail, `as_fd` panics).
             ///
             /// # Errors
             ///
             /// `WouldBlock` when that would lose bytes: some were read
-            /// ahead and not handed out, a read or a write is in flight
-            /// (`flush` a `ChildStdin` first); `NotConnected` after
-            /// `close`.
-            pub fn into_owned_fd(self) -> io::Result<OwnedFd> {
-                self.0.into_owned_fd(stringify!($name))
+            /// ahead and not handed out (read them first), a read or a
+            /// write is in flight (`flush` a `ChildStdin` first); the
+            /// pipe is left as it was. `NotConnected` once closed.
+            pub fn take_owned_fd(&mut self) -> io::Result<OwnedFd> {
+                self.0.take_owned_fd(stringify!($name))
             }
         }
 
         /// A pipe of one child as another's stdin, stdout or stderr (a
         /// pipeline), as tokio's `TryInto<Stdio>`. Fails as
-        /// `into_owned_fd`.
+        /// `take_owned_fd`, and then the pipe is dropped with what it read
+        /// ahead: where that may be, use `take_owned_fd`, which keeps it.
         impl TryFrom<$name> for Stdio {
             type Error = io::Error;
-            fn try_from(pipe: $name) -> io::Result<Stdio> {
-                pipe.into_owned_fd().map(Stdio::from)
+            fn try_from(mut pipe: $name) -> io::Result<Stdio> {
+                pipe.take_owned_fd().map(Stdio::from)
             }
         }
     };

@@ -47,13 +47,18 @@ fn a_child_pipe_feeds_another_command(cfg: Config) {
         assert!(got.status.success(), "{cfg}: {got:?}");
         assert_eq!(got.stdout, b"hi\n", "{cfg}");
         assert!(first.wait().await.unwrap().success());
-        // Bytes read ahead would be lost: refused.
+        // Bytes read ahead would be lost: refused, and the pipe keeps
+        // them; once they are read, it can be handed on.
         let mut second = sh("echo hello").stdout(Stdio::piped()).spawn().unwrap();
         let mut out = second.stdout.take().unwrap();
         let mut one = [0u8; 1];
         out.read_exact(&mut one).await.unwrap();
-        let e = Stdio::try_from(out).unwrap_err();
+        let e = out.take_owned_fd().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{cfg}: {e}");
+        let mut rest = Vec::new();
+        out.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"ello\n", "{cfg}");
+        assert!(out.take_owned_fd().is_ok(), "{cfg}");
         assert!(second.wait().await.unwrap().success());
     });
     s.shutdown();

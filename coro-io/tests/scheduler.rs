@@ -788,8 +788,11 @@ fn a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins(cfg: Config) 
     );
     s.process_events(Some(Duration::ZERO));
     assert!(tick(&mut iv).is_ready(), "{cfg}: the next tick");
-    let mut until = Box::pin(s.sleep_until(s.now() + Duration::from_nanos(1)));
-    assert_eq!(poll(&mut until), Poll::Ready(()), "{cfg}");
+    for d in [1, 2, 1_000_000_000] {
+        // `now() + d` is past the clock's count (but an `Instant` holds it).
+        let mut until = Box::pin(s.sleep_until(s.now() + Duration::from_nanos(d)));
+        assert_eq!(poll(&mut until), Poll::Ready(()), "{cfg}: now + {d} ns");
+    }
 }
 
 /// The loop reads the earliest deadline without the timer lock; removing

@@ -63,6 +63,9 @@ pub(crate) struct Inner {
     pub(super) lingering: AtomicUsize,
     /// Set by a `shutdown()` on one of the pool's workers: no lingering.
     pub(super) no_linger: AtomicBool,
+    /// The threads that spawned local tasks (`spawn_local`), which may
+    /// only run there.
+    pub(super) local_threads: Mutex<Vec<ThreadId>>,
     /// `Spawn`: the loop's thread (`Manual`: a test's background driver),
     /// until a `shutdown()` joins it; `joined` wakes the callers that wait
     /// for that join.
@@ -328,18 +331,17 @@ impl Inner {
         }
     }
 
-    /// Whether this thread may run the scheduler's local tasks: any
-    /// thread of a `Spawn` one (its loop's, where they run), the thread
-    /// that made a `Manual` one or that one's background driver. A
-    /// `Manual` scheduler shut down from elsewhere would run them there
-    /// (they fail a thread check, where the clean-up cancels them).
+    /// Whether this thread may run the scheduler's local tasks: those of
+    /// a `Spawn` one live on its loop's thread, where it lingers; those of
+    /// a `Manual` one on the threads that spawned them (any thread in a
+    /// turn may). Run elsewhere they fail a thread check, where the
+    /// clean-up cancels them.
     fn may_run_local_tasks_here(&self) -> bool {
         if !self.manual {
             return true;
         }
         let me = thread::current().id();
-        me == self.owner_thread
-            || matches!(&*lock(&self.thread), LoopThread::Running(t) if t.thread().id() == me)
+        lock(&self.local_threads).iter().all(|&t| t == me)
     }
 
     /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the

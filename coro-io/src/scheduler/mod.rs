@@ -150,6 +150,7 @@ impl IoScheduler {
             alive: AtomicUsize::new(0),
             lingering: AtomicUsize::new(0),
             no_linger: AtomicBool::new(false),
+            local_threads: Mutex::new(Vec::new()),
             thread: Mutex::new(LoopThread::Gone),
             joined: Condvar::new(),
             owner_thread: thread::current().id(),
@@ -448,6 +449,14 @@ impl IoScheduler {
             on_loop,
             "spawn_local must be called on the scheduler's event-loop thread"
         );
+        {
+            // Where local tasks live (shutdown's lingering runs them).
+            let me = thread::current().id();
+            let mut threads = lock(&self.inner.local_threads);
+            if !threads.contains(&me) {
+                threads.push(me);
+            }
+        }
         let inner = self.inner.clone();
         // Only the caller's future is kept to this thread: the scheduler's
         // bookkeeping around it is dropped wherever the task is.
@@ -532,6 +541,12 @@ impl IoScheduler {
     /// If `period` is zero.
     pub fn interval(&self, period: Duration) -> Interval {
         Interval::new(&self.inner.time, period)
+    }
+
+    /// Whether the scheduler's clock is virtual (`start_paused`): it
+    /// moves only with [`advance`](IoScheduler::advance).
+    pub fn is_paused(&self) -> bool {
+        self.inner.time.clock.is_paused()
     }
 
     /// The scheduler's current time (virtual when `start_paused`).

@@ -103,13 +103,13 @@ impl Clock {
         }
     }
     pub(crate) fn deadline_at(&self, t: Instant) -> u64 {
-        match u64::try_from(t.saturating_duration_since(self.start).as_nanos()) {
-            // An instant is a finite time: it comes, also at the end of
-            // the clock (`now() + 1 ns` there is `NEVER` in nanoseconds).
-            Ok(n) => n.min(NEVER - 1),
-            // Beyond what the clock counts: never.
-            Err(_) => NEVER,
-        }
+        // An instant is a finite time: it comes, also at the end of the
+        // clock (a paused clock advanced by `Duration::MAX`, where `now()`
+        // plus a few nanoseconds is `NEVER` or past it). One beyond what
+        // the clock counts is its last instant, which a running clock
+        // never reaches (584 years).
+        let n = t.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(n).unwrap_or(u64::MAX).min(NEVER - 1)
     }
     /// Virtual clock only: move time forward. It stops short of `NEVER`:
     /// a timer due never must not come due (it would fire, find itself

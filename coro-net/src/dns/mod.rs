@@ -14,7 +14,8 @@
 //! scheduler timers ([`IoScheduler::sleep`]). c-ares measures them on the
 //! real clock; on a paused clock (`start_paused`) a lookup ends with
 //! [`Error::Timeout`] once `advance` moved past its bound (4 × `timeout`
-//! × `tries` × servers, and a second). The lookup future does that
+//! × `tries` × servers, and a second), which a running clock does not
+//! have. The lookup future does that
 //! itself while it is polled, so it needs no task of its own and works from
 //! any executor as long as the scheduler runs (a `Manual` one must be driven
 //! with `process_events`).

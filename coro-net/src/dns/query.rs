@@ -36,13 +36,13 @@ use super::{Error, Shared};
 /// Iterations of the drive loop in one poll before yielding to other tasks.
 const BUDGET: usize = 32;
 
-/// A lookup ends with [`Error::Timeout`] once `BOUND_FACTOR` × `timeout` ×
-/// `tries` × servers (and a second) have passed on the scheduler's clock.
-/// c-ares times its tries on the real clock and gives up well before that
-/// (each try waits at most `timeout`; a search domain answered slowly
-/// adds a few); the bound is what a paused clock's `advance` ends a lookup
-/// by, as tokio's timers would (c-ares would wait for real time there,
-/// which a paused clock's sleeps never let it see).
+/// On a paused clock (`start_paused`) a lookup ends with
+/// [`Error::Timeout`] once `BOUND_FACTOR` × `timeout` × `tries` × servers
+/// (and a second) have passed on the scheduler's clock: what `advance`
+/// ends a lookup by, as tokio's timers would. c-ares times its tries on
+/// the real clock, which a paused clock's sleeps never let it see. On a
+/// running clock c-ares alone decides (a search list's names each get
+/// their own tries: a bound could cut a slow lookup short).
 const BOUND_FACTOR: u32 = 4;
 
 /// What a lookup asks for.
@@ -129,10 +129,10 @@ struct Run {
     slot: Slot,
     watches: Vec<Watch>,
     timer: Option<Sleep>,
-    /// When the lookup gives up, on the scheduler's clock (see
+    /// When the lookup gives up, on a paused scheduler clock (see
     /// `BOUND_FACTOR`); the timer is armed for it when c-ares' next
-    /// timeout comes later.
-    bound: Instant,
+    /// timeout comes later. `None` on a running clock.
+    bound: Option<Instant>,
     /// The answer was taken: nothing left to cancel.
     finished: bool,
 }
@@ -192,12 +192,12 @@ impl Run {
             slot,
             watches: Vec::new(),
             timer: None,
-            // At the end of a paused clock (advanced by `Duration::MAX`)
-            // nothing is later: the bound is now, as any sleep's there.
-            bound: {
+            // Beyond what an `Instant` holds: the clock's last instant
+            // (as any sleep's there).
+            bound: shared.sched.is_paused().then(|| {
                 let now = shared.sched.now();
                 now.checked_add(bound).unwrap_or(now)
-            },
+            }),
             finished: false,
         };
         run.rearm_timer();
@@ -213,9 +213,13 @@ impl Run {
     fn rearm_timer(&mut self) {
         let next = self.lane().channel.timeout(None);
         let sched = &self.shared.sched;
+        let Some(bound) = self.bound else {
+            self.timer = next.map(|d| sched.sleep(d));
+            return;
+        };
         let at = next
             .and_then(|d| sched.now().checked_add(d))
-            .map_or(self.bound, |t| t.min(self.bound));
+            .map_or(bound, |t| t.min(bound));
         self.timer = Some(sched.sleep_until(at));
     }
 
@@ -284,7 +288,7 @@ impl Run {
             if events.is_empty() && !expired {
                 return Poll::Pending;
             }
-            if events.is_empty() && self.shared.sched.now() >= self.bound {
+            if events.is_empty() && self.bound.is_some_and(|b| self.shared.sched.now() >= b) {
                 // Dropping the run cancels its queries.
                 return Poll::Ready(Err(Error::Timeout));
             }
