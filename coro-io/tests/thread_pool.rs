@@ -835,3 +835,120 @@ fn impossible_options_are_errors_not_panics() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
     }
 }
+
+/// A task spawns a child (into its worker's own slot), works a while, and
+/// then blocks in `sync_wait` on it, while the pool shuts down. The other
+/// worker, out of work, used to leave at once: the child, handed over by
+/// the blocked worker, had nobody to run it, and `shutdown()` waited for
+/// ever to join the blocked worker.
+#[test]
+fn shutdown_while_a_worker_waits_in_sync_wait_for_the_child_it_spawned() {
+    let p = pool(2);
+    let p2 = p.clone();
+    let (spawned_tx, spawned_rx) = mpsc::channel();
+    let parent = p.spawn(async move {
+        let child = p2.spawn(async { 7 });
+        drop(p2);
+        spawned_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(300)); // work before waiting
+        coro_core::sync_wait(child)
+    });
+    spawned_rx.recv().unwrap();
+    let p3 = p.clone();
+    bounded(move || p3.shutdown());
+    assert_eq!(block_on_bounded(parent).unwrap().unwrap(), 7);
+}
+
+/// The same with a child that ran on the other worker, suspended, and is
+/// woken after the shutdown began: it lands in the shared queue, which
+/// only a worker still there looks at.
+#[test]
+fn shutdown_while_a_worker_waits_in_sync_wait_for_a_child_woken_later() {
+    let p = pool(2);
+    let p2 = p.clone();
+    let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let parent = p.spawn(async move {
+        let child = p2.spawn(async move {
+            ran_tx.send(()).unwrap();
+            rx.await.unwrap()
+        });
+        drop(p2);
+        coro_core::sync_wait(child)
+    });
+    ran_rx.recv().unwrap(); // the child runs on the other worker
+    std::thread::sleep(Duration::from_millis(50)); // ...and suspends
+    let p3 = p.clone();
+    let shut = std::thread::spawn(move || p3.shutdown());
+    std::thread::sleep(Duration::from_millis(100)); // the free worker is idle
+    tx.send(7).unwrap();
+    bounded(move || shut.join().unwrap());
+    let _ = block_on_bounded(parent); // 7, or cancelled: but it resolves
+}
+
+/// The last handle of a pool dropped on one of its workers during that
+/// worker's last clean-up (a suspended task held it; the clean-up cancels
+/// it): the worker's thread-local is gone by then, and the pool took it
+/// for an outside thread and joined it, itself (`EDEADLK`: a panic,
+/// printed, and an abort under `panic = "abort"`). Run in a child process
+/// with a panic hook that fails on it.
+#[test]
+fn the_last_handle_dropped_in_a_workers_clean_up_does_not_join_itself() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "last_handle_in_clean_up_child",
+            "--nocapture",
+        ])
+        .env("CORO_POOL_SELF_JOIN_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the child failed ({:?}): {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("failed to join thread"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("both workers stopped"));
+}
+
+#[test]
+#[ignore = "run by the_last_handle_dropped_in_a_workers_clean_up_does_not_join_itself"]
+fn last_handle_in_clean_up_child() {
+    if std::env::var_os("CORO_POOL_SELF_JOIN_CHILD").is_none() {
+        return;
+    }
+    let (stopped_tx, stopped_rx) = mpsc::channel();
+    let stopped_tx = Mutex::new(stopped_tx);
+    let p = ThreadPool::new(ThreadPoolOptions {
+        thread_count: 2,
+        on_thread_stop: Some(Arc::new(move |_| {
+            let _ = stopped_tx.lock().unwrap().send(());
+        })),
+        ..Default::default()
+    });
+    let own = p.clone();
+    p.spawn(async move {
+        let _own = own;
+        std::future::pending::<()>().await
+    })
+    .detach();
+    let (go_tx, go_rx) = futures::channel::oneshot::channel::<()>();
+    let p2 = p.clone();
+    p.spawn(async move {
+        let _ = go_rx.await;
+        p2.shutdown(); // from a worker: it only signals
+    })
+    .detach();
+    drop(p);
+    go_tx.send(()).unwrap();
+    for _ in 0..2 {
+        stopped_rx
+            .recv_timeout(HANG)
+            .expect("a worker did not stop");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    println!("both workers stopped");
+}

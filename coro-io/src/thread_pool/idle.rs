@@ -158,6 +158,11 @@ impl Idle {
         all
     }
 
+    /// Workers counted as sleeping.
+    pub(crate) fn sleeping(&self) -> usize {
+        self.state.load(Ordering::SeqCst) >> SLEEPING_SHIFT
+    }
+
     /// `(searching, sleeping, listed sleepers)`, for tests.
     #[allow(dead_code)] // tests
     pub(crate) fn counts(&self) -> (usize, usize, usize) {

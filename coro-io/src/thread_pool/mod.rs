@@ -181,6 +181,9 @@ struct Shared {
     shutdown: AtomicBool,
     /// Workers still running.
     live: AtomicUsize,
+    /// Shutting down, every live worker ran out of work at once: they
+    /// all leave (see `park`).
+    leaving: AtomicBool,
     /// Set by the last worker to exit: anything scheduled after that is
     /// cancelled (dropped) instead of waiting forever in the injector.
     terminated: AtomicBool,
@@ -297,6 +300,7 @@ impl ThreadPool {
             idle: Idle::new(n),
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(n),
+            leaving: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
             registry: Registry::new(n),
@@ -608,7 +612,9 @@ impl fmt::Debug for ThreadPool {
 impl Owner {
     fn shutdown_and_join(&self) {
         self.shared.begin_shutdown();
-        if self.shared.is_current_worker() {
+        // By thread, not by the worker's thread-local: that is gone before
+        // a worker's last clean-up, which may drop the last handle.
+        if self.shared.is_worker_thread_id() {
             // libcoro#420: never join from one of our own threads. The workers
             // exit by themselves once the queues are empty; their handles are
             // dropped (detached) with the `Owner`. No lock here: a caller
@@ -654,6 +660,15 @@ impl Shared {
 
     fn is_current_worker(&self) -> bool {
         self.with_local(|l| l.is_some())
+    }
+
+    /// Whether this thread is one of the pool's workers, however far its
+    /// exit has got.
+    fn is_worker_thread_id(&self) -> bool {
+        let me = thread::current().id();
+        self.workers
+            .iter()
+            .any(|w| w.thread.get().is_some_and(|t| t.id() == me))
     }
 
     /// A newly spawned task. From a worker it takes the LIFO slot, like a
@@ -809,8 +824,9 @@ mod tests {
         let shared = &pool.owner.shared;
         assert_eq!(shared.live.load(Ordering::SeqCst), 0);
         assert!(shared.terminated.load(Ordering::SeqCst));
-        let (_, sleeping, listed) = shared.idle.counts();
-        assert_eq!((sleeping, listed), (0, 0));
+        // Nobody left counted as searching either (an exiting worker kept
+        // its count: later notifies woke nobody).
+        assert_eq!(shared.idle.counts(), (0, 0, 0));
         assert_eq!(shared.registry.len(), 0);
     }
 }

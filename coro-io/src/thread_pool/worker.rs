@@ -51,6 +51,10 @@ fn hand_off_next() {
         if let Some(l) = l.as_ref() {
             if let Some(r) = l.lifo.take() {
                 l.queue.push(r);
+            }
+            // Also tasks a batch steal left in the local queue: while this
+            // worker blocks, only another one can run them.
+            if !l.queue.is_empty() {
                 l.shared.notify();
             }
         }
@@ -122,7 +126,16 @@ impl WorkerRun<'_> {
     fn steal_global(&self) -> Option<Runnable> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.local.queue) {
-                Steal::Success(r) => return Some(r),
+                Steal::Success(r) => {
+                    // The batch was out of the injector before it showed in
+                    // our queue: a searcher that looked in between may have
+                    // gone to sleep past it. A searching worker notifies
+                    // when it stops searching; one that was not must here.
+                    if !self.searching && !self.local.queue.is_empty() {
+                        self.shared.notify();
+                    }
+                    return Some(r);
+                }
                 Steal::Empty => return None,
                 Steal::Retry => {}
             }
@@ -172,26 +185,62 @@ impl WorkerRun<'_> {
     }
 
     /// Park until notified. Returns false when the worker must exit.
+    ///
+    /// Shutting down, a worker out of work leaves only once every other
+    /// live worker is out of work too (asleep, here): one inside a task
+    /// may still hand work over (a task blocked in `sync_wait` on a child
+    /// in its worker's LIFO slot, see `hand_off_next`; a task woken
+    /// later), which only a worker still there can run. The last to run
+    /// out of work wakes them all, and they all leave.
     fn park(&mut self) -> bool {
         let shared = self.shared;
         let index = self.local.index;
         shared
             .idle
             .sleep(index, std::mem::take(&mut self.searching));
-        if shared.has_visible_work() || shared.shutdown.load(Ordering::SeqCst) {
+        if shared.has_visible_work() {
             if !shared.idle.cancel_sleep(index) {
                 // Someone already woke us (and made us searching): eat the
                 // token it is about to leave.
                 self.wait_for_token();
             }
             self.searching = true;
-            // Shutting down and really out of work: exit.
-            return !shared.shutdown.load(Ordering::SeqCst) || shared.has_visible_work();
+            return true;
+        }
+        if shared.shutdown.load(Ordering::SeqCst)
+            && (shared.leaving.load(Ordering::SeqCst)
+                || shared.idle.sleeping() >= shared.live.load(Ordering::SeqCst))
+        {
+            // Nobody is inside a task any more: everyone leaves.
+            shared.leaving.store(true, Ordering::SeqCst);
+            for i in shared.idle.wake_all() {
+                shared.unpark(i);
+            }
+            return self.leave();
         }
         // The waker moves us from sleeping to searching.
         self.wait_for_token();
         self.searching = true;
+        if shared.leaving.load(Ordering::SeqCst) && !shared.has_visible_work() {
+            return self.leave();
+        }
         true
+    }
+
+    /// Exit the loop: off the sleepers (some `wake_all` took us off and
+    /// left a token) and out of the searching count, so that the state
+    /// word stays balanced.
+    fn leave(&mut self) -> bool {
+        if !self.searching {
+            if self.shared.idle.cancel_sleep(self.local.index) {
+                // Still listed (no `wake_all` came): now counted searching.
+            } else {
+                self.wait_for_token();
+            }
+        }
+        self.searching = false;
+        self.shared.idle.stop_searching();
+        false
     }
 
     fn wait_for_token(&self) {
