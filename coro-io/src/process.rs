@@ -709,7 +709,10 @@ impl Pipe {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
-        if out.is_empty() {
+        if out.is_empty() || self.fd.is_none() {
+            // Closed, or handed on (`take_owned_fd`): ended, for this
+            // side (`wait_with_output` on a child whose stdout went to
+            // another command reads nothing from it).
             return Poll::Ready(Ok(0));
         }
         loop {
@@ -901,8 +904,8 @@ macro_rules! pipe_type {
         impl $name {
             /// Take the pipe's fd, blocking again and no longer watched
             /// by the driver: to hand to another process (see the
-            /// `TryFrom` for [`Stdio`]). The pipe is closed after (reads
-            /// and writes fail, `as_fd` panics).
+            /// `TryFrom` for [`Stdio`]). The pipe is closed after: reads
+            /// find the end, writes fail, `as_fd` panics.
             ///
             /// # Errors
             ///

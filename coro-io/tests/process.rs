@@ -47,6 +47,19 @@ fn a_child_pipe_feeds_another_command(cfg: Config) {
         assert!(got.status.success(), "{cfg}: {got:?}");
         assert_eq!(got.stdout, b"hi\n", "{cfg}");
         assert!(first.wait().await.unwrap().success());
+        // Taken in place: the pipe left behind reads as ended, so
+        // `wait_with_output` still gets the status (it read fd -1: EBADF).
+        let mut first = sh("echo hi").stdout(Stdio::piped()).spawn().unwrap();
+        let fd = first.stdout.as_mut().unwrap().take_owned_fd().unwrap();
+        let got = Command::new("cat")
+            .stdin(Stdio::from(fd))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(got.stdout, b"hi\n", "{cfg}");
+        let rest = first.wait_with_output().await.unwrap();
+        assert!(rest.status.success(), "{cfg}");
+        assert!(rest.stdout.is_empty(), "{cfg}");
         // Bytes read ahead would be lost: refused, and the pipe keeps
         // them; once they are read, it can be handed on.
         let mut second = sh("echo hello").stdout(Stdio::piped()).spawn().unwrap();

@@ -63,9 +63,9 @@ pub(crate) struct Inner {
     pub(super) lingering: AtomicUsize,
     /// Set by a `shutdown()` on one of the pool's workers: no lingering.
     pub(super) no_linger: AtomicBool,
-    /// The threads that spawned local tasks (`spawn_local`), which may
-    /// only run there.
-    pub(super) local_threads: Mutex<Vec<ThreadId>>,
+    /// The threads with live local tasks (`spawn_local`), which may only
+    /// run there, and how many each has.
+    pub(super) local_threads: Mutex<Vec<(ThreadId, usize)>>,
     /// `Spawn`: the loop's thread (`Manual`: a test's background driver),
     /// until a `shutdown()` joins it; `joined` wakes the callers that wait
     /// for that join.
@@ -341,7 +341,7 @@ impl Inner {
             return true;
         }
         let me = thread::current().id();
-        lock(&self.local_threads).iter().all(|&t| t == me)
+        lock(&self.local_threads).iter().all(|&(t, _)| t == me)
     }
 
     /// Shutdown clean-up, once: on the loop thread (`Spawn`) or under the
@@ -623,6 +623,40 @@ impl Drop for FinishIfShutDown<'_> {
             // Maybe while unwinding: a second panic here would abort.
             crate::survive("the shutdown's lingering tasks", || self.0.linger());
             crate::survive("the shutdown clean-up", || self.0.finish());
+        }
+    }
+}
+
+/// Counts a live local task on its thread ([`Inner::local_threads`]).
+pub(super) struct LocalTask {
+    inner: Arc<Inner>,
+    thread: ThreadId,
+}
+
+impl LocalTask {
+    pub(super) fn new(inner: &Arc<Inner>) -> LocalTask {
+        let thread = thread::current().id();
+        let mut threads = lock(&inner.local_threads);
+        match threads.iter_mut().find(|(t, _)| *t == thread) {
+            Some((_, n)) => *n += 1,
+            None => threads.push((thread, 1)),
+        }
+        drop(threads);
+        LocalTask {
+            inner: inner.clone(),
+            thread,
+        }
+    }
+}
+
+impl Drop for LocalTask {
+    fn drop(&mut self) {
+        let mut threads = lock(&self.inner.local_threads);
+        if let Some(i) = threads.iter().position(|(t, _)| *t == self.thread) {
+            threads[i].1 -= 1;
+            if threads[i].1 == 0 {
+                threads.swap_remove(i);
+            }
         }
     }
 }

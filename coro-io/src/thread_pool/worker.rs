@@ -198,6 +198,12 @@ impl WorkerRun<'_> {
         shared
             .idle
             .sleep(index, std::mem::take(&mut self.searching));
+        if shared.leaving.load(Ordering::SeqCst) {
+            // Final: the pool was idle and empty when it was set; what
+            // came after is late work, which `terminate` cancels (a task
+            // run now could block on a child nobody would be left to run).
+            return self.leave();
+        }
         if shared.has_visible_work() {
             if !shared.idle.cancel_sleep(index) {
                 // Someone already woke us (and made us searching): eat the
@@ -221,7 +227,7 @@ impl WorkerRun<'_> {
         // The waker moves us from sleeping to searching.
         self.wait_for_token();
         self.searching = true;
-        if shared.leaving.load(Ordering::SeqCst) && !shared.has_visible_work() {
+        if shared.leaving.load(Ordering::SeqCst) {
             return self.leave();
         }
         true

@@ -140,6 +140,24 @@ struct Run {
 impl Run {
     fn start(shared: &Arc<Shared>, req: Request) -> Result<Run, Error> {
         let mut lane = shared.take_lane()?;
+        // The bound counts from before the query leaves (a test that waits
+        // for the query, then advances, must find it set).
+        let bound = shared.sched.is_paused().then(|| {
+            let cfg = shared.config();
+            let servers = u32::try_from(lane.servers).unwrap_or(u32::MAX);
+            let d = cfg
+                .timeout
+                .saturating_mul(cfg.tries)
+                .saturating_mul(servers)
+                .saturating_mul(BOUND_FACTOR)
+                .saturating_add(std::time::Duration::from_secs(1))
+                // An `Instant` holds about 292 years from now, not more.
+                .min(std::time::Duration::from_secs(100 * 365 * 86_400));
+            // Beyond what an `Instant` holds: the clock's last instant (as
+            // any sleep's there).
+            let now = shared.sched.now();
+            now.checked_add(d).unwrap_or(now)
+        });
         let slot: Slot = Arc::new(Mutex::new(None));
         let s = slot.clone();
         match req {
@@ -176,28 +194,13 @@ impl Run {
                 });
             }
         }
-        let cfg = shared.config();
-        let servers = u32::try_from(lane.servers).unwrap_or(u32::MAX);
-        let bound = cfg
-            .timeout
-            .saturating_mul(cfg.tries)
-            .saturating_mul(servers)
-            .saturating_mul(BOUND_FACTOR)
-            .saturating_add(std::time::Duration::from_secs(1))
-            // An `Instant` holds about 292 years from now, not more.
-            .min(std::time::Duration::from_secs(100 * 365 * 86_400));
         let mut run = Run {
             shared: shared.clone(),
             lane: Some(lane),
             slot,
             watches: Vec::new(),
             timer: None,
-            // Beyond what an `Instant` holds: the clock's last instant
-            // (as any sleep's there).
-            bound: shared.sched.is_paused().then(|| {
-                let now = shared.sched.now();
-                now.checked_add(bound).unwrap_or(now)
-            }),
+            bound,
             finished: false,
         };
         run.rearm_timer();
