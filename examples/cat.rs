@@ -48,6 +48,18 @@ fn std_end(sched: &IoScheduler, fd: BorrowedFd<'_>) -> io::Result<End> {
     }
 }
 
+impl End {
+    /// Leave a shared regular file's offset where this copy got to, as
+    /// `cat` does: positional I/O does not move it, and the shell's later
+    /// commands on the same redirection (`{ cat a; cat b; } > out`) write
+    /// (or read) from there.
+    fn sync_offset(&self) {
+        if let End::File { file, pos } = self {
+            let _ = rustix::fs::seek(file, rustix::fs::SeekFrom::Start(*pos));
+        }
+    }
+}
+
 /// Read up to `buf`'s capacity; `Ok(0)` at the end.
 async fn read(sched: &IoScheduler, from: &mut End, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
     match from {
@@ -114,11 +126,11 @@ async fn write_all(sched: &IoScheduler, to: &mut End, mut buf: Vec<u8>) -> io::R
 }
 
 // README-BEGIN: the code README shows (tests/readme.rs checks it)
-async fn copy(sched: &IoScheduler, mut from: End, to: &mut End, chunk: usize) -> io::Result<u64> {
+async fn copy(sched: &IoScheduler, from: &mut End, to: &mut End, chunk: usize) -> io::Result<u64> {
     let mut total = 0;
     let mut buf = Vec::with_capacity(chunk);
     loop {
-        let (res, b) = read(sched, &mut from, buf).await;
+        let (res, b) = read(sched, from, buf).await;
         let n = res?;
         if n == 0 {
             return Ok(total);
@@ -171,19 +183,27 @@ fn main() {
     let s = sched.clone();
     let result = coro::sync_wait(sched.spawn(async move {
         let mut out = std_end(&s, std::os::fd::AsFd::as_fd(&io::stdout()))?;
-        if files.is_empty() {
-            let inp = std_end(&s, std::os::fd::AsFd::as_fd(&io::stdin()))?;
-            copy(&s, inp, &mut out, chunk).await?;
+        let copied = async {
+            if files.is_empty() {
+                let mut inp = std_end(&s, std::os::fd::AsFd::as_fd(&io::stdin()))?;
+                let r = copy(&s, &mut inp, &mut out, chunk).await;
+                inp.sync_offset();
+                r?;
+            }
+            for name in &files {
+                let f = File::open(&s, name)
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+                copy(&s, &mut End::File { file: f, pos: 0 }, &mut out, chunk)
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
+            }
+            io::Result::Ok(())
         }
-        for name in &files {
-            let f = File::open(&s, name)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
-            copy(&s, End::File { file: f, pos: 0 }, &mut out, chunk)
-                .await
-                .map_err(|e| io::Error::new(e.kind(), format!("{name}: {e}")))?;
-        }
-        io::Result::Ok(())
+        .await;
+        // Also after an error: what was written stays written.
+        out.sync_offset();
+        copied
     }));
     sched.shutdown();
     match result {

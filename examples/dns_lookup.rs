@@ -93,7 +93,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sched = IoScheduler::new(Default::default()).expect("create the I/O scheduler");
+    let sched = match IoScheduler::new(Default::default()) {
+        Ok(s) => s,
+        Err(e) => {
+            // A bad CORO_DRIVER, say: an error, not a panic.
+            eprintln!("dns_lookup: cannot start the I/O scheduler: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let resolver = match Resolver::new(&sched, opts) {
         Ok(r) => r,
         Err(e) => {

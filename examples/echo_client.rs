@@ -30,6 +30,16 @@ use coro::io::{IoScheduler, IoSchedulerOptions};
 use coro::net::tcp::TcpStream;
 use coro::sync::Latch;
 
+/// `--name` as a duration in seconds (fractions allowed): a negative, NaN or
+/// too large value exits with a usage error instead of a panic.
+fn seconds(a: &args::Args, name: &str, default: f64) -> Duration {
+    let v: f64 = a.get(name, default);
+    Duration::try_from_secs_f64(v).unwrap_or_else(|_| {
+        eprintln!("error: bad value {v} for --{name}: seconds, at least 0");
+        std::process::exit(2);
+    })
+}
+
 fn main() {
     let a = args::Args::from_env(
         "echo_client --addr 127.0.0.1:8081 [--conns 64] [--len 1024] [--secs 10] \
@@ -38,11 +48,11 @@ fn main() {
     let addr: SocketAddr = a.get("addr", SocketAddr::from(([127, 0, 0, 1], 8081)));
     let conns: usize = a.get("conns", 64usize).max(1);
     let len: usize = a.get("len", 1024usize).max(1);
-    let secs: f64 = a.get("secs", 10.0f64);
+    let secs = seconds(&a, "secs", 10.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads: usize = a.get("threads", cores).clamp(1, conns);
     let driver = per_core::parse_driver(&a.get("driver", "auto".to_owned()));
-    let hold: f64 = a.get("hold-secs", 0.0f64);
+    let hold = seconds(&a, "hold-secs", 0.0);
 
     let connected = Arc::new(Latch::new(conns));
     let mut scheds = Vec::new();
@@ -70,7 +80,7 @@ fn main() {
                 };
                 let _ = stream.set_nodelay(true);
                 l.count_down(1);
-                if hold > 0.0 {
+                if !hold.is_zero() {
                     let _keep = stream;
                     return std::future::pending::<()>().await;
                 }
@@ -84,11 +94,11 @@ fn main() {
         scheds.push(sched);
     }
     coro::sync_wait(connected.wait());
-    if hold > 0.0 {
+    if !hold.is_zero() {
         println!("echo_client: holding {conns} connections");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        std::thread::sleep(Duration::from_secs_f64(hold));
+        std::thread::sleep(hold);
         std::process::exit(0);
     }
     let total = || {
@@ -98,7 +108,7 @@ fn main() {
             .sum::<u64>()
     };
     let (m0, t0) = (total(), Instant::now());
-    std::thread::sleep(Duration::from_secs_f64(secs));
+    std::thread::sleep(secs);
     let (m1, el) = (total(), t0.elapsed().as_secs_f64());
     let msgs = (m1 - m0) as f64 / el;
     println!(

@@ -26,6 +26,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
+/// The largest body `POST /echo` takes (413 beyond).
+const MAX_ECHO: usize = 1 << 20;
+
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status, body: Bytes| {
         let mut r = Response::new(Full::new(body));
@@ -34,10 +37,20 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     };
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/") => reply(StatusCode::OK, Bytes::from_static(b"Hello, World!")),
-        (&Method::POST, "/echo") => match req.into_body().collect().await {
-            Ok(body) => reply(StatusCode::OK, body.to_bytes()),
-            Err(_) => reply(StatusCode::BAD_REQUEST, Bytes::new()),
-        },
+        // At most MAX_ECHO bytes: a client streaming without end must
+        // not grow the server until it runs out of memory.
+        (&Method::POST, "/echo") => {
+            match http_body_util::Limited::new(req.into_body(), MAX_ECHO)
+                .collect()
+                .await
+            {
+                Ok(body) => reply(StatusCode::OK, body.to_bytes()),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    reply(StatusCode::PAYLOAD_TOO_LARGE, Bytes::new())
+                }
+                Err(_) => reply(StatusCode::BAD_REQUEST, Bytes::new()),
+            }
+        }
         _ => reply(StatusCode::NOT_FOUND, Bytes::from_static(b"not found")),
     }
 }

@@ -75,6 +75,41 @@ fn cat_copies_files_pipes_and_redirects_on_both_drivers() {
         );
         std::fs::remove_file(&copy).unwrap();
 
+        // Two runs into one shared redirection (`{ cat a; cat b; } > out`),
+        // then a read of stdin that a later command goes on reading: each
+        // leaves the shared offset where it got to, as `cat` does (the
+        // second run wrote over the first, positional writes moved nothing).
+        let shared = path.with_extension(format!("{driver}.shared"));
+        let out_file = std::fs::File::create(&shared).unwrap();
+        for _ in 0..2 {
+            let status = Command::new(example_bin("cat"))
+                .args(["--driver", driver])
+                .arg(&path)
+                .stdout(out_file.try_clone().unwrap())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        assert!(
+            std::fs::read(&shared).unwrap() == [bytes.as_slice(), bytes.as_slice()].concat(),
+            "{driver}: the second run wrote over the first"
+        );
+        let inp = std::fs::File::open(&path).unwrap();
+        let status = Command::new(example_bin("cat"))
+            .args(["--driver", driver])
+            .stdin(inp.try_clone().unwrap())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut inp = inp;
+        assert_eq!(
+            std::io::Seek::stream_position(&mut inp).unwrap(),
+            bytes.len() as u64,
+            "{driver}: stdin's shared offset"
+        );
+        std::fs::remove_file(&shared).unwrap();
+
         // A missing file: exit 1, the name and the OS reason on stderr.
         let out = Command::new(example_bin("cat"))
             .args(["--driver", driver, "/nonexistent/coro-cat"])

@@ -1,6 +1,9 @@
 //! Tests of the shared HTTP framing (`examples/common/http.rs`).
 
-use crate::http::{Frame, MAX_HEAD, OK, OK_CLOSE, Reject, parse, respond, single};
+use crate::http::{
+    Frame, HEAD_CLOSE, HEAD_KEEP_ALIVE, HEAD_OK, MAX_HEAD, OK, OK_CLOSE, OK_KEEP_ALIVE, Reject,
+    parse, respond, single,
+};
 
 #[test]
 fn simple_get_keeps_alive() {
@@ -9,7 +12,8 @@ fn simple_get_keeps_alive() {
         parse(r),
         Frame::Request {
             len: r.len(),
-            close: false
+            close: false,
+            answer: OK
         }
     );
 }
@@ -30,7 +34,8 @@ fn connection_close_and_http10() {
         parse(r),
         Frame::Request {
             len: r.len(),
-            close: true
+            close: true,
+            answer: OK_CLOSE
         }
     );
     let r = b"GET / HTTP/1.0\r\n\r\n";
@@ -38,7 +43,8 @@ fn connection_close_and_http10() {
         parse(r),
         Frame::Request {
             len: r.len(),
-            close: true
+            close: true,
+            answer: OK_CLOSE
         }
     );
     let r = b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n";
@@ -46,9 +52,47 @@ fn connection_close_and_http10() {
         parse(r),
         Frame::Request {
             len: r.len(),
-            close: false
+            close: false,
+            // A 1.0 client keeps the connection only when told so
+            // (ApacheBench's `-k` waited 10-20 s per request for the close).
+            answer: OK_KEEP_ALIVE
         }
     );
+}
+
+/// `close` wins over a `keep-alive` in the same request (RFC 9112 9.6); it
+/// used to be undone by a later token.
+#[test]
+fn close_wins_over_keep_alive() {
+    for r in [
+        &b"GET / HTTP/1.1\r\nConnection: close, keep-alive\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+    ] {
+        assert_eq!(
+            parse(r),
+            Frame::Request {
+                len: r.len(),
+                close: true,
+                answer: OK_CLOSE
+            },
+            "{}",
+            String::from_utf8_lossy(r)
+        );
+    }
+}
+
+/// `HEAD` gets the head without the body (it used to get the 13 body
+/// bytes, which a keep-alive client read as the next response's start).
+#[test]
+fn head_gets_no_body() {
+    let r = b"HEAD / HTTP/1.1\r\n\r\nHEAD / HTTP/1.1\r\nConnection: close\r\n\r\n";
+    let mut out = Vec::new();
+    assert_eq!(respond(r, &mut out), (r.len(), true));
+    assert_eq!(out, [HEAD_OK, HEAD_CLOSE].concat());
+    assert!(!out.windows(5).any(|w| w == b"Hello"));
+    let r = b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    assert_eq!(single(r), Some((HEAD_KEEP_ALIVE, false)));
 }
 
 #[test]
@@ -58,7 +102,8 @@ fn body_is_consumed_by_content_length() {
         parse(r),
         Frame::Request {
             len: r.len() - 3,
-            close: false
+            close: false,
+            answer: OK
         }
     );
     assert_eq!(parse(&r[..r.len() - 4]), Frame::Partial);

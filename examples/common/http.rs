@@ -18,19 +18,34 @@ pub const OK: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!";
 /// The answer to a well-formed request that asked to close the connection.
 pub const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nHello, World!";
+/// The answer to an HTTP/1.0 request that asked to keep the connection
+/// open: a 1.0 client (ApacheBench's `-k`) keeps it only when the
+/// response says so, and waits for the close otherwise.
+pub const OK_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\r\nHello, World!";
+/// [`OK`] to a `HEAD` request: the same head, no body (RFC 9110 9.3.2).
+pub const HEAD_OK: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\n";
+/// [`OK_CLOSE`] to a `HEAD` request.
+pub const HEAD_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
+/// [`OK_KEEP_ALIVE`] to a `HEAD` request.
+pub const HEAD_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n\r\n";
 
 /// What the bytes at the front of a connection's buffer hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
     /// Not a whole request yet: read more.
     Partial,
-    /// One whole request of `len` bytes; answer it with [`OK`] (or [`OK_CLOSE`]
-    /// and close, when `close`).
+    /// One whole request of `len` bytes; answer it with `answer` (and
+    /// close, when `close`).
     Request {
         /// Bytes the request occupies at the front of the buffer.
         len: usize,
         /// The client asked to close (or spoke HTTP/1.0 without keep-alive).
         close: bool,
+        /// [`OK`], or the variant for `Connection: close`, HTTP/1.0
+        /// keep-alive or `HEAD` ([`OK_CLOSE`], [`OK_KEEP_ALIVE`],
+        /// [`HEAD_OK`], ...).
+        answer: &'static [u8],
     },
     /// A request that is refused: send [`Reject::response`] and close.
     Reject(Reject),
@@ -90,8 +105,10 @@ pub fn parse(buf: &[u8]) -> Frame {
     if head_len > MAX_HEAD {
         return Frame::Reject(Reject::HeadersTooLarge);
     }
-    // httparse only completes with a version; 1.0 closes unless asked not to.
-    let mut close = req.version != Some(1);
+    // httparse only completes with a version; 1.0 closes unless asked not
+    // to. A `close` token wins over any `keep-alive` (RFC 9112 9.6).
+    let http10 = req.version != Some(1);
+    let (mut asked_close, mut asked_keep) = (false, false);
     let mut body = 0usize;
     let mut seen_length = false;
     for h in req.headers.iter() {
@@ -99,9 +116,9 @@ pub fn parse(buf: &[u8]) -> Frame {
             for token in h.value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
+                    asked_close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    close = false;
+                    asked_keep = true;
                 }
             }
         } else if h.name.eq_ignore_ascii_case("content-length") {
@@ -128,7 +145,19 @@ pub fn parse(buf: &[u8]) -> Frame {
     if buf.len() < len {
         return Frame::Partial;
     }
-    Frame::Request { len, close }
+    let close = asked_close || (http10 && !asked_keep);
+    // A 1.0 client keeps the connection only if the response says so.
+    let confirm = http10 && !close;
+    let head = req.method == Some("HEAD");
+    let answer = match (head, close, confirm) {
+        (false, false, false) => OK,
+        (false, true, _) => OK_CLOSE,
+        (false, false, true) => OK_KEEP_ALIVE,
+        (true, false, false) => HEAD_OK,
+        (true, true, _) => HEAD_CLOSE,
+        (true, false, true) => HEAD_KEEP_ALIVE,
+    };
+    Frame::Request { len, close, answer }
 }
 
 /// The fast path of a connection without pipelining: when `input` is
@@ -136,9 +165,7 @@ pub fn parse(buf: &[u8]) -> Frame {
 /// whether to close after it; `None` when [`respond`] must batch.
 pub fn single(input: &[u8]) -> Option<(&'static [u8], bool)> {
     match parse(input) {
-        Frame::Request { len, close } if len == input.len() => {
-            Some((if close { OK_CLOSE } else { OK }, close))
-        }
+        Frame::Request { len, close, answer } if len == input.len() => Some((answer, close)),
         Frame::Reject(r) => Some((r.response(), true)),
         _ => None,
     }
@@ -154,13 +181,12 @@ pub fn respond(input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
     loop {
         match parse(&input[at..]) {
             Frame::Partial => return (at, false),
-            Frame::Request { len, close } => {
+            Frame::Request { len, close, answer } => {
                 at += len;
+                out.extend_from_slice(answer);
                 if close {
-                    out.extend_from_slice(OK_CLOSE);
                     return (at, true);
                 }
-                out.extend_from_slice(OK);
             }
             Frame::Reject(r) => {
                 out.extend_from_slice(r.response());
