@@ -53,6 +53,11 @@ fn main() {
     let threads: usize = a.get("threads", cores).clamp(1, conns);
     let driver = per_core::parse_driver(&a.get("driver", "auto".to_owned()));
     let hold = seconds(&a, "hold-secs", 0.0);
+    a.reject_unknown(
+        "echo_client --addr 127.0.0.1:8081 [--conns 64] [--len 1024] [--secs 10] \
+         [--threads N] [--driver epoll|uring|auto] [--hold-secs S]",
+        &[],
+    );
 
     let connected = Arc::new(Latch::new(conns));
     let mut scheds = Vec::new();

@@ -44,12 +44,13 @@ const READ_BUF: usize = 1024;
 const READ_BUF_MAX: usize = 16 * 1024;
 
 fn main() {
-    let a = args::Args::from_env(
-        "http_200_ok_server [--threads N] [--port 8080] [--host 127.0.0.1] \
-         [--driver epoll|uring|auto] [--idle-ms 10000] [--stats-file PATH] [--recv-queue on|off]",
-    );
+    const USAGE: &str = "http_200_ok_server [--threads N] [--port 8080] [--host 127.0.0.1] \
+         [--driver epoll|uring|auto] [--idle-ms 10000] [--drain-ms 2000] [--stats-file PATH] \
+         [--recv-queue on|off] [--recv-buffers N]";
+    let a = args::Args::from_env(USAGE);
     let server = per_core::ServerArgs::from(&a, 8080);
     let idle = Duration::from_millis(a.get("idle-ms", 10_000u64).max(1));
+    a.reject_unknown(USAGE, &[]);
     per_core::run(
         "http_200_ok_server",
         "http://",

@@ -32,11 +32,13 @@ use coro::net::tcp::TcpStream;
 const BUF: usize = 16 * 1024;
 
 const USAGE: &str = "tcp_echo_server [--threads N] [--port 8081] [--host 127.0.0.1] \
-    [--driver epoll|uring|auto] [--copy-reads] [--tls --cert cert.pem --key key.pem]";
+    [--driver epoll|uring|auto] [--copy-reads] [--tls --cert cert.pem --key key.pem] \
+    [--drain-ms 2000] [--stats-file PATH] [--recv-queue on|off] [--recv-buffers N]";
 
 fn main() {
     let a = args::Args::from_env_with_switches(USAGE, &["tls", "copy-reads"]);
     let server = per_core::ServerArgs::from(&a, 8081);
+    a.reject_unknown(USAGE, &["tls", "cert", "key", "copy-reads"]);
     if a.has("tls") {
         tls::run(&a, &server);
     }

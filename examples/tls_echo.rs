@@ -55,6 +55,11 @@ fn main() {
     })
     .unwrap_or_else(|e| fail(&format!("cannot start a {driver:?} scheduler: {e}")));
     let mode = a.get("mode", "selftest".to_owned());
+    // The modes read the rest.
+    a.reject_unknown(
+        USAGE,
+        &["cert", "key", "host", "port", "addr", "ca", "name", "message"],
+    );
     let res = match mode.as_str() {
         "selftest" => selftest(&sched),
         "server" => server(&sched, &a),

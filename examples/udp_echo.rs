@@ -63,10 +63,11 @@ async fn self_test(sched: IoScheduler, server: SocketAddr) -> io::Result<()> {
 }
 
 fn main() -> io::Result<()> {
-    let a =
-        args::Args::from_env("udp_echo [--mode selftest|serve] [--port 7007] [--host 127.0.0.1]");
+    const USAGE: &str = "udp_echo [--mode selftest|serve] [--port 7007] [--host 127.0.0.1]";
+    let a = args::Args::from_env(USAGE);
     let mode: String = a.get("mode", "selftest".to_owned());
     let host: std::net::IpAddr = a.get("host", std::net::IpAddr::from([127, 0, 0, 1]));
+    a.reject_unknown(USAGE, &["port"]);
     let sched = IoScheduler::new(Default::default())?;
     match mode.as_str() {
         "serve" => {

@@ -438,3 +438,60 @@ fn quickstart_echoes_and_stops_on_ctrl_c() {
     let (status, _) = srv.stop_with(rustix::process::Signal::INT, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
+
+/// A misspelled or unknown flag is an error with the usage, exit 2: it
+/// used to be ignored, and the program ran with the defaults as if it had
+/// understood (`--thread 1` ran one thread per core).
+#[test]
+fn unknown_flags_are_usage_errors() {
+    for (example, args) in [
+        ("http_200_ok_server", &["--thread", "1"][..]),
+        ("tcp_echo_server", &["--con", "1000"][..]),
+        ("echo_client", &["--drain", "10"][..]),
+        ("udp_echo", &["--prot", "9000"][..]),
+        ("tls_echo", &["--mod", "server"][..]),
+    ] {
+        let out = Command::new(example_bin(example))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{example}: {err}");
+        assert!(
+            err.contains(&format!("unknown flag {}", args[0])),
+            "{example}: {err}"
+        );
+        assert!(err.contains("usage:"), "{example}: {err}");
+    }
+    // And bad durations are usage errors, not panics.
+    for secs in ["-1", "nan", "1e300"] {
+        let out = Command::new(example_bin("echo_client"))
+            .args(["--secs", secs])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--secs {secs}: {err}");
+        assert!(!err.contains("panicked"), "--secs {secs}: {err}");
+    }
+}
+
+/// The self-test over IPv6 loopback (its client socket was IPv4: the
+/// connect failed with `EAFNOSUPPORT`).
+#[test]
+fn udp_echo_example_self_test_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipped");
+        return;
+    }
+    let out = Command::new(example_bin("udp_echo"))
+        .args(["--host", "::1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("5 datagrams echoed"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! A tiny `--flag value` parser for the example servers and their tokio twins
 //! in `bench/` (no CLI crate: they take a few flags).
 
+use std::cell::RefCell;
 use std::str::FromStr;
 
 /// Command-line flags of the form `--name value`, and switches (`--name`
@@ -9,6 +10,8 @@ use std::str::FromStr;
 pub struct Args {
     pairs: Vec<(String, String)>,
     switches: Vec<String>,
+    /// The names the program asked about (see [`Args::reject_unknown`]).
+    asked: RefCell<Vec<String>>,
 }
 
 impl Args {
@@ -61,16 +64,40 @@ impl Args {
         Ok(Args {
             pairs,
             switches: on,
+            asked: RefCell::new(Vec::new()),
         })
+    }
+
+    fn ask(&self, name: &str) {
+        let mut asked = self.asked.borrow_mut();
+        if !asked.iter().any(|a| a == name) {
+            asked.push(name.to_owned());
+        }
+    }
+
+    /// Exits with a usage message if a flag was given that the program
+    /// never asked about (nor names in `also`): a misspelled `--thread 1`
+    /// must not run with the defaults as if it had been understood. Call
+    /// it once every flag was read.
+    pub fn reject_unknown(&self, usage: &str, also: &[&str]) {
+        let asked = self.asked.borrow();
+        let known = |n: &str| asked.iter().any(|a| a == n) || also.contains(&n);
+        let given = self.pairs.iter().map(|(n, _)| n).chain(&self.switches);
+        if let Some(bad) = given.into_iter().find(|n| !known(n)) {
+            eprintln!("error: unknown flag --{bad}\nusage: {usage}");
+            std::process::exit(2);
+        }
     }
 
     /// Whether the switch `--name` was given.
     pub fn has(&self, name: &str) -> bool {
+        self.ask(name);
         self.switches.iter().any(|s| s == name)
     }
 
     /// The value of `--name`, if given.
     pub fn opt(&self, name: &str) -> Option<&str> {
+        self.ask(name);
         self.pairs
             .iter()
             .rev()
@@ -80,6 +107,7 @@ impl Args {
 
     /// The value of `--name` parsed as `T`, or `default`; exits on a bad value.
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
+        self.ask(name);
         match self.pairs.iter().rev().find(|(n, _)| n == name) {
             None => default,
             Some((_, v)) => v.parse().unwrap_or_else(|_| {
@@ -114,6 +142,15 @@ mod tests {
                 .unwrap()
                 .has("tls")
         );
+    }
+
+    #[test]
+    fn knows_which_flags_were_asked_about() {
+        let a = Args::parse(["--thread", "1"].map(String::from)).unwrap();
+        assert_eq!(a.get("threads", 4usize), 4);
+        let asked = a.asked.borrow();
+        assert!(asked.iter().any(|n| n == "threads"));
+        assert!(!asked.iter().any(|n| n == "thread"));
     }
 
     #[test]
