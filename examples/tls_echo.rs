@@ -58,7 +58,9 @@ fn main() {
     // The modes read the rest.
     a.reject_unknown(
         USAGE,
-        &["cert", "key", "host", "port", "addr", "ca", "name", "message"],
+        &[
+            "cert", "key", "host", "port", "addr", "ca", "name", "message",
+        ],
     );
     let res = match mode.as_str() {
         "selftest" => selftest(&sched),

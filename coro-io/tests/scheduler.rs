@@ -1682,3 +1682,30 @@ fn manual_scheduler_in_a_thread_local_child() {
         "the waiting local task was not dropped"
     );
 }
+
+/// A local task dropped on a foreign thread is leaked (its future must not
+/// be dropped there), but its scheduler is not: the live-local-task count
+/// sat inside the leaked wrapper and held the scheduler's internals, with
+/// the driver's fds, for good (about two fds per round here).
+#[test]
+fn a_leaked_local_task_does_not_leak_its_scheduler() {
+    use coro_io::testing::{open_fds, open_fds_settled};
+    const ROUNDS: usize = 50;
+    for cfg in [Config::EPOLL, Config::URING_DEFER] {
+        let before = open_fds();
+        for _ in 0..ROUNDS {
+            let s = manual(cfg);
+            let _h = s.spawn_local(std::future::pending::<()>());
+            s.process_events(Some(Duration::ZERO));
+            // Shut down (and so dropped) on another thread: leaked there.
+            let s2 = s.clone();
+            std::thread::spawn(move || s2.shutdown()).join().unwrap();
+            drop(s);
+        }
+        let after = open_fds_settled(before + 20);
+        assert!(
+            after <= before + 20,
+            "{cfg}: {before} fds before {ROUNDS} rounds, {after} after"
+        );
+    }
+}

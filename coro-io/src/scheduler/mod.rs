@@ -450,16 +450,18 @@ impl IoScheduler {
             "spawn_local must be called on the scheduler's event-loop thread"
         );
         // Where local tasks live (shutdown's lingering runs them): counted
-        // until the future is dropped (one leaked on another thread stays
-        // counted, which only costs lingering).
+        // until the task goes, wherever (outside the `OwnThread`, which
+        // leaks what it holds on a foreign thread: the count holds the
+        // scheduler).
         let live = event_loop::LocalTask::new(&self.inner);
         let inner = self.inner.clone();
         // Only the caller's future is kept to this thread: the scheduler's
         // bookkeeping around it is dropped wherever the task is.
-        let fut = self.wrap(OwnThread::new(async move {
+        let own = OwnThread::new(fut);
+        let fut = self.wrap(async move {
             let _live = live;
-            fut.await
-        }));
+            own.await
+        });
         // SAFETY: the future's `!Send` part is in an `OwnThread` made on
         // this thread, and the handle is made here.
         #[allow(unsafe_code)]
