@@ -342,8 +342,45 @@ impl Stream {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
             return (res, buf);
         }
+        if self.adapter_has_input() {
+            return self.read_adapter(buf).await;
+        }
         let op = self.recv_op(buf);
         OpFuture::borrowed(self.sock.driver(), op).await
+    }
+
+    /// Whether the `AsyncRead` adapter holds bytes it read ahead, or a
+    /// read in flight: they come before the socket's. (With the driver's
+    /// receive queue the adapter keeps nothing: the queue is its buffer.)
+    fn adapter_has_input(&self) -> bool {
+        self.adapter.get().is_some_and(|a| match &*lock(&a.rd) {
+            ReadState::Idle { buf, pos } => *pos < buf.len(),
+            ReadState::Busy(_) => true,
+        })
+    }
+
+    /// A peek at the bytes the `AsyncRead` adapter read ahead (they come
+    /// first): `None` when it holds none.
+    fn peek_adapter<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+        let adapter = self.adapter.get()?;
+        match &*lock(&adapter.rd) {
+            ReadState::Idle { buf: held, pos } if *pos < held.len() => {
+                Some(coro_io::buf::fill(buf, &held[*pos..]))
+            }
+            _ => None,
+        }
+    }
+
+    /// An owned read served from the `AsyncRead` adapter (see
+    /// [`adapter_has_input`](Self::adapter_has_input)): a `read_exact` of
+    /// a header through the adapter, then `copy_bidirectional` (owned
+    /// reads) lost the bytes the adapter had read behind the header.
+    async fn read_adapter<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        let mut tmp = vec![0u8; buf.bytes_total().min(READ_MAX)];
+        match std::future::poll_fn(|cx| self.poll_read(cx, &mut tmp)).await {
+            Ok(n) => (Ok(coro_io::buf::fill(&mut buf, &tmp[..n])), buf),
+            Err(e) => (Err(e), buf),
+        }
     }
 
     /// The next bytes received, without a copy where the driver keeps a
@@ -358,6 +395,12 @@ impl Stream {
         }
         // As the queue's leases: at most one provided buffer's worth (no
         // huge allocation per read, no capacity overflow).
+        if self.adapter_has_input() {
+            let (res, buf) = self
+                .read_adapter(Vec::with_capacity(max.clamp(1, LEASE_MAX)))
+                .await;
+            return res.map(|_| buf.into());
+        }
         let op = self.recv_op(Vec::with_capacity(max.clamp(1, LEASE_MAX)));
         let (res, buf) = OpFuture::borrowed(self.sock.driver(), op).await;
         res.map(|_| buf.into())
@@ -372,6 +415,9 @@ impl Stream {
         if fd.recv_queued() {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
             return (res, buf);
+        }
+        if let Some(n) = self.peek_adapter(&mut buf) {
+            return (Ok(n), buf);
         }
         let (res, buf) =
             op::recv_msg(self.sock.driver(), self.sock.raw(), buf, libc::MSG_PEEK).await;
@@ -476,6 +522,10 @@ impl Stream {
             })
             .await;
             return (res, buf);
+        }
+        if self.adapter_has_input() {
+            // Bytes already read ahead (or a read of them in flight).
+            return self.read_adapter(buf).await;
         }
         let mut recv = std::pin::pin!(OpFuture::new(self.sock.driver(), self.recv_op(buf)));
         let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));

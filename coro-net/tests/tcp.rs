@@ -30,6 +30,7 @@ coro_io::driver_tests!(
     read_timeout_times_out_and_keeps_the_buffer,
     read_timeout_loses_nothing_at_the_deadline,
     a_zero_read_timeout_returns_what_is_there,
+    owned_reads_after_adapter_reads_lose_nothing,
     split_halves_in_two_tasks_and_reunite,
     shared_reference_reads_and_writes_from_two_tasks,
     copy_bidirectional_proxies_and_propagates_the_end,
@@ -941,6 +942,49 @@ fn read_timeout_times_out_and_keeps_the_buffer(cfg: Config) {
         w.unwrap();
         let (res, buf) = conn.read_timeout(buf, Duration::from_secs(5)).await;
         assert_eq!(&buf[..res.unwrap()], b"late");
+    });
+    s.shutdown();
+}
+
+/// A header read through the `AsyncRead` adapter (`read_exact`), then the
+/// rest with owned reads (what `copy_bidirectional` does in a proxy): the
+/// adapter reads ahead (4 KiB at least), and owned reads went to the
+/// socket past those bytes, which were lost (epoll and io_uring without
+/// the receive queue).
+fn owned_reads_after_adapter_reads_lose_nothing(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        let (w, _) = client.write_all(b"HDR:payload".as_slice()).await;
+        w.unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // Until it is all there, so the adapter's read takes all of it.
+        let st = s2
+            .poll(&srv, PollOp::Read, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(st, PollStatus::Event, "{cfg}");
+        std::thread::sleep(Duration::from_millis(20));
+        let mut hdr = [0u8; 4];
+        futures::io::AsyncReadExt::read_exact(&mut &srv, &mut hdr)
+            .await
+            .unwrap();
+        assert_eq!(&hdr, b"HDR:");
+        let (n, peeked) = srv.peek(Vec::with_capacity(16)).await;
+        assert_eq!(&peeked[..n.unwrap()], b"payload", "{cfg}: peek");
+        let mut rest = Vec::new();
+        loop {
+            let (n, buf) = srv.read(Vec::with_capacity(64)).await;
+            match n.unwrap() {
+                0 => break,
+                n => rest.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(rest, b"payload", "{cfg}: the bytes behind the header");
     });
     s.shutdown();
 }
