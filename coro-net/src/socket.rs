@@ -566,7 +566,7 @@ impl Stream {
     /// nothing is there (through a bounce buffer: this crate writes into
     /// an `IoBufMut` only with `coro_io::buf::fill`).
     fn recv_now<B: IoBufMut>(&self, buf: &mut B) -> io::Result<Option<usize>> {
-        let mut tmp = vec![0u8; buf.bytes_total().min(64 * 1024)];
+        let mut tmp = vec![0u8; buf.bytes_total().min(READ_MAX)];
         match rustix::net::recv(
             self.sock.registered(),
             &mut tmp,
