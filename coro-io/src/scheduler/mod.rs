@@ -635,6 +635,11 @@ impl IoScheduler {
     /// that does no I/O waits for something else to happen. Give such a
     /// loop a timeout, or wait on the handle itself.
     ///
+    /// A thread that drives a scheduler this way should not exit while
+    /// its ops are in flight: io_uring cancels the requests a thread
+    /// submitted when that thread exits (the ops then fail with
+    /// `ECANCELED`). Driving until `shutdown()` has returned is safe.
+    ///
     /// # Panics
     ///
     /// On a `Spawn` scheduler (its own thread drives it).
@@ -661,7 +666,12 @@ impl IoScheduler {
         let t = thread::Builder::new()
             .name("coro-manual".into())
             .spawn(move || {
-                while !inner.shutdown.load(Ordering::Acquire) {
+                // Until the clean-up is over, not just until the shutdown
+                // began: io_uring cancels the requests a thread submitted
+                // when that thread exits, so leaving early cancelled the
+                // sends the shutdown's lingering tasks were waiting for
+                // (whoever cleans up drives them on).
+                while !inner.life.is_closed() {
                     inner.process_events(None);
                 }
             })
