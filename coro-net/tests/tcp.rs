@@ -218,6 +218,50 @@ fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
     s.shutdown();
 }
 
+/// A peer on `l` (with a 4 KiB receive buffer) that accepts, reads all
+/// but the last 32 KiB of the `len` bytes it expects, stops for `pause`,
+/// then reads to the end (failing after 10 s without one): a writer's
+/// `write_all` has returned by then, with its last chunk still being sent.
+fn pausing_reader(
+    l: std::net::TcpListener,
+    len: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    socket2::SockRef::from(&l)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut got = vec![0; len - 32 * 1024];
+        c.read_exact(&mut got).unwrap();
+        std::thread::sleep(pause);
+        match c.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    })
+}
+
+/// A connected pair on `s`: `(reader, writer)`, where the writer has sent
+/// `bytes` and shut its write side, and they have all reached the reader's
+/// socket (a poll said readable).
+async fn sent_then_shut(s: &IoScheduler, bytes: &'static [u8]) -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind(s, "127.0.0.1:0").unwrap();
+    let writer = TcpStream::connect(s, l.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (reader, _) = l.accept().await.unwrap();
+    let (w, _) = writer.write_all(bytes).await;
+    w.unwrap();
+    writer.shutdown(Shutdown::Write).unwrap();
+    let st = s
+        .poll(&reader, PollOp::Read, Some(Duration::from_secs(5)))
+        .await;
+    assert_eq!(st, PollStatus::Event);
+    (reader, writer)
+}
+
 /// A peer on `l` that accepts, starts reading 50 ms late, and reads to the
 /// end (failing after 10 s without one).
 fn late_reader(l: std::net::TcpListener) -> std::thread::JoinHandle<Vec<u8>> {
@@ -302,21 +346,7 @@ fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config)
     // The peer stops 32 KiB before the end for 300 ms: `write_all` has
     // returned by then (its last 64 KiB chunk was accepted), and the drop
     // and the shutdown come while that chunk is still being sent.
-    socket2::SockRef::from(&l)
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    let len = data.len();
-    let reader = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut got = vec![0; len - 32 * 1024];
-        c.read_exact(&mut got).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        match c.read_to_end(&mut got) {
-            Ok(_) => got,
-            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
-        }
-    });
+    let reader = pausing_reader(l, data.len(), Duration::from_millis(300));
     let (s2, d) = (s.clone(), data.clone());
     run(&s, async move {
         let mut c = TcpStream::connect(&s2, addr).await.unwrap();
@@ -358,22 +388,10 @@ fn many_streams_and_halves_dropped_mid_send_then_shut_down_deliver_everything(cf
     let mut addrs = Vec::new();
     for i in 0..CONNS {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket2::SockRef::from(&l)
-            .set_recv_buffer_size(4096)
-            .unwrap();
         addrs.push(l.local_addr().unwrap());
         let pause = Duration::from_millis(100 + next(200));
-        readers.push(std::thread::spawn(move || {
-            let (mut c, _) = l.accept().unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut got = vec![0; LEN - 32 * 1024];
-            c.read_exact(&mut got).unwrap();
-            std::thread::sleep(pause);
-            match c.read_to_end(&mut got) {
-                Ok(_) => (i, got),
-                Err(e) => panic!("conn {i}: no end of stream after {} bytes: {e}", got.len()),
-            }
-        }));
+        let reader = pausing_reader(l, LEN, pause);
+        readers.push(std::thread::spawn(move || (i, reader.join().unwrap())));
     }
     let writers: Vec<_> = addrs
         .into_iter()
@@ -955,19 +973,8 @@ fn owned_reads_after_adapter_reads_lose_nothing(cfg: Config) {
     let s = sched(cfg);
     let s2 = s.clone();
     run(&s, async move {
-        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
-        let client = TcpStream::connect(&s2, l.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (srv, _) = l.accept().await.unwrap();
-        let (w, _) = client.write_all(b"HDR:payload".as_slice()).await;
-        w.unwrap();
-        client.shutdown(Shutdown::Write).unwrap();
+        let (srv, _client) = sent_then_shut(&s2, b"HDR:payload").await;
         // Until it is all there, so the adapter's read takes all of it.
-        let st = s2
-            .poll(&srv, PollOp::Read, Some(Duration::from_secs(5)))
-            .await;
-        assert_eq!(st, PollStatus::Event, "{cfg}");
         std::thread::sleep(Duration::from_millis(20));
         let mut hdr = [0u8; 4];
         futures::io::AsyncReadExt::read_exact(&mut &srv, &mut hdr)
@@ -998,19 +1005,7 @@ fn a_zero_read_timeout_returns_what_is_there(cfg: Config) {
     let s = sched(cfg);
     let s2 = s.clone();
     run(&s, async move {
-        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
-        let conn = TcpStream::connect(&s2, l.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (peer, _) = l.accept().await.unwrap();
-        let (w, _) = peer.write_all(b"x".as_slice()).await;
-        w.unwrap();
-        peer.shutdown(Shutdown::Write).unwrap();
-        // Until the byte is there (a poll reports it).
-        let st = s2
-            .poll(&conn, PollOp::Read, Some(Duration::from_secs(5)))
-            .await;
-        assert_eq!(st, PollStatus::Event, "{cfg}");
+        let (conn, _peer) = sent_then_shut(&s2, b"x").await;
         let (res, buf) = conn
             .read_timeout(Vec::with_capacity(8), Duration::ZERO)
             .await;
