@@ -63,6 +63,7 @@ pub use net::{
     recv_from, recv_from_any, recv_msg, recv_stream, send, send_to,
 };
 
+pub(crate) use file::file_size;
 pub(crate) use net::poll_now;
 
 use std::borrow::Borrow;
@@ -231,8 +232,22 @@ impl<T: Op, H: Borrow<Handle> + Unpin> Future for OpFuture<T, H> {
             return Poll::Ready(op.into_inner().complete(res));
         }
         // The task completed its budget of ops in this poll: let the
-        // others on its thread run first (nothing was started).
-        std::task::ready!(crate::coop::poll_proceed(cx));
+        // others on its thread run first (nothing was started). Not an op
+        // that must finish once polled (a `File`'s write or sync): its
+        // caller may drop it after this one poll (a write-behind does),
+        // and one never started would then never run. Its completion
+        // still counts against the budget.
+        let must_start = this.state.token == 0
+            && this.state.blocking.is_none()
+            && !this.counted
+            && this
+                .state
+                .op
+                .as_mut()
+                .is_some_and(|op| op.get_mut().finish_if_dropped());
+        if !must_start {
+            std::task::ready!(crate::coop::poll_proceed(cx));
+        }
         // `EINTR`/`EAGAIN` reaching this level did nothing (drivers return
         // them only from syscalls that transferred no data): run the op
         // again, a bounded number of times over the future's life, instead
