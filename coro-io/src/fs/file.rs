@@ -279,19 +279,26 @@ impl File {
     }
 
     /// Read into `buf` (from its start, up to its capacity) at `offset`.
-    /// `Ok(0)` at end of file. Does not move the sequential cursor.
+    /// `Ok(0)` at end of file. Does not move the sequential cursor. A
+    /// sequential write still in flight is waited for first, so that the
+    /// read sees the bytes `write_all` took.
     ///
     /// # Errors
     ///
     /// `InvalidInput` for an offset above `i64::MAX` (a file's largest);
-    /// what `pread(2)` reports.
+    /// the failure of that sequential write (nothing is read then); what
+    /// `pread(2)` reports.
     ///
     /// # Cancel safety
     ///
     /// A dropped read finishes in the background (the file stays open until
-    /// it did); the data is discarded.
+    /// it did); the data is discarded. Dropped while it waits for the
+    /// sequential write, nothing is read (the write goes on).
     pub async fn read_at<B: IoBufMut>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
         if let Err(e) = file_offset(offset) {
+            return (Err(e), buf);
+        }
+        if let Err(e) = self.settle(false).await {
             return (Err(e), buf);
         }
         op::read_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
@@ -300,20 +307,29 @@ impl File {
     }
 
     /// Write the initialised bytes of `buf` at `offset`; may write fewer.
-    /// Does not move the sequential cursor.
+    /// Does not move the sequential cursor. It comes after the sequential
+    /// op still in flight (a write is not overtaken; a read-ahead of the
+    /// bytes it overwrites is forgotten, so sequential reads see them).
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an offset above `i64::MAX`; what `pwrite(2)`
-    /// reports.
+    /// `InvalidInput` for an offset above `i64::MAX`; the failure of a
+    /// sequential write still in flight (nothing is written then); what
+    /// `pwrite(2)` reports.
     ///
     /// # Cancel safety
     ///
-    /// A dropped write still completes in the background.
+    /// A dropped write still completes in the background. Dropped while
+    /// it waits for the sequential op in flight, nothing is written (that
+    /// op goes on).
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
         if let Err(e) = file_offset(offset) {
             return (Err(e), buf);
         }
+        if let Err(e) = self.settle(true).await {
+            return (Err(e), buf);
+        }
+        self.forget_read_ahead(offset, offset.saturating_add(buf.bytes_init() as u64));
         op::write_at(&self.driver, self.fd.as_raw_fd(), buf, offset)
             .keep_alive(self.fd.clone())
             .await
@@ -334,7 +350,7 @@ impl File {
     /// (the write goes on); dropped after, the sync still completes in the
     /// background.
     pub async fn sync_all(&self) -> io::Result<()> {
-        self.finish_write().await?;
+        self.settle(false).await?;
         op::fsync(&self.driver, self.fd.as_raw_fd())
             .keep_alive(self.fd.clone())
             .await
@@ -371,7 +387,9 @@ impl File {
     /// truncated (the write goes on); dropped after, the `set_len` still
     /// completes in the background.
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
-        self.finish_write().await?;
+        self.settle(true).await?;
+        // Bytes cut off are not read from the read-ahead either.
+        self.forget_read_ahead(len, u64::MAX);
         let fd = self.fd.clone();
         crate::blocking::spawn_blocking(move || rustix::fs::ftruncate(&*fd, len))
             .await
@@ -403,30 +421,48 @@ impl File {
         seq.start_write(driver, fd, bytes, base);
     }
 
-    /// Wait for a sequential write in flight (not a read-ahead) and
-    /// report its failure: for the `&self` methods that must come after
-    /// it, as tokio's do.
-    async fn finish_write(&self) -> io::Result<()> {
+    /// Wait for a sequential write in flight and report its failure: for
+    /// the `&self` methods that must come after it, as tokio's do. With
+    /// `reads`, for a read-ahead in flight too (for those that change
+    /// bytes it may be reading; its failure is for the next sequential
+    /// read, which reads again).
+    async fn settle(&self, reads: bool) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
-            if !matches!(seq.busy, Busy::Write(..)) {
-                return Poll::Ready(Ok(()));
-            }
-            // Tasks sharing the file may wait on this write together: the
-            // op is polled with a waker that wakes them all.
+            let reading = match seq.busy {
+                Busy::Idle => return Poll::Ready(Ok(())),
+                Busy::Read(_) if !reads => return Poll::Ready(Ok(())),
+                Busy::Read(_) => true,
+                Busy::Write(..) => false,
+            };
+            // Tasks sharing the file may wait on this op together: it is
+            // polled with a waker that wakes them all.
             let list = seq.waiters.get_or_insert_with(WakeList::new);
             list.register(cx.waker());
             let all = list.waker().clone();
-            seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all))
+            let res = ready!(seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all)));
+            Poll::Ready(if reading { Ok(()) } else { res })
         })
         .await
+    }
+
+    /// Forget the read-ahead if it holds bytes of `start..end`, which are
+    /// about to change (a read-ahead in flight was waited for).
+    fn forget_read_ahead(&self, start: u64, end: u64) {
+        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = seq.pos - (seq.ahead.len() - seq.head) as u64;
+        if start < seq.pos && first < end {
+            seq.pos = first;
+            seq.ahead.clear();
+            seq.head = 0;
+        }
     }
 
     /// After an append write the cursor is the end of the file, as the
     /// kernel's is after `write(2)` on an `O_APPEND` file.
     fn resolve_end(&mut self) -> io::Result<()> {
         if std::mem::take(&mut self.s().at_end) {
-            self.s().pos = rustix::fs::fstat(&*self.fd)?.st_size as u64;
+            self.s().pos = op::file_size(&self.fd)?;
             self.s().ahead.clear();
             self.s().head = 0;
         }
@@ -548,7 +584,7 @@ impl AsyncSeek for File {
         let (base, delta) = match to {
             SeekFrom::Start(n) => (n, 0),
             SeekFrom::Current(d) => (this.logical_pos(), d),
-            SeekFrom::End(d) => (rustix::fs::fstat(&*this.fd)?.st_size as u64, d),
+            SeekFrom::End(d) => (op::file_size(&this.fd)?, d),
         };
         // The kernel's offsets are signed (`off_t`): past i64::MAX is no
         // offset (and -1 would mean "the file position" to io_uring).

@@ -80,8 +80,8 @@ impl OpenOptions {
     }
 
     /// Open for appending (`O_APPEND`, implies writing): every write lands
-    /// at the end of the file, and sequential writes leave the cursor
-    /// (where sequential reads go on) where it was.
+    /// at the end of the file, and after a sequential write the cursor
+    /// (where sequential reads go on) is the end of the file, as std's.
     pub fn append(&mut self, append: bool) -> &mut OpenOptions {
         self.append = append;
         self

@@ -417,3 +417,21 @@ impl KeepAlive for Fsync {
         self.owner = Some(owner);
     }
 }
+
+/// The size of the open file: `fstat`'s, or a block device's (whose
+/// `st_size` is 0) from the kernel, as `lseek(SEEK_END)` gives std's
+/// `seek`. Not by `lseek` here: that moves the offset this open file may
+/// share with others (a file from `fs::File::from_std`).
+pub(crate) fn file_size(fd: impl std::os::fd::AsFd) -> io::Result<u64> {
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::BlockDevice {
+        return Ok(st.st_size as u64);
+    }
+    // `BLKGETSIZE64`: `_IOR(0x12, 114, size_t)`; the kernel writes a u64.
+    const BLKGETSIZE64: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<usize>(0x12, 114);
+    // SAFETY: `BLKGETSIZE64` is a getter that writes one u64 (the device's
+    // size in bytes) through its pointer argument, which `Getter` provides.
+    let size =
+        unsafe { rustix::ioctl::ioctl(fd, rustix::ioctl::Getter::<BLKGETSIZE64, u64>::new()) }?;
+    Ok(size)
+}
