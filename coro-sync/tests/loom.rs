@@ -2,7 +2,9 @@
 //! releases come before a woken waiter runs, none swallowed by a notified waiter
 //! that is dropped, no lock or permit stranded with a cancelled waiter; and
 //! the channels' closing races (last sender's drop, receiver's drop or close,
-//! last permit) against a waiter. Run with
+//! last permit) against a waiter, and each send's wake-up that is skipped when
+//! nobody waits (broadcast, watch: with a sender alive, so no close hides
+//! it). Run with
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p coro-sync --features loom --test loom --release`
 //! (its own target directory: the cfg changes every crate, and would otherwise
 //! throw away the normal build).
@@ -793,5 +795,45 @@ fn watch_send_then_close_vs_changed() {
         assert_eq!(*rx.borrow_and_update(), 1);
         assert!(block_on(rx.changed()).is_err());
         sender.join().unwrap();
+    });
+}
+
+/// A broadcast send wakes a receiver that waits, while another sender
+/// lives: in the model above the last sender's drop wakes everyone and
+/// would hide a send that skipped its wake-up (`send` skips it when it
+/// counts no waiter, a fast path that needs a model of its own).
+#[test]
+fn broadcast_send_wakes_a_waiting_receiver_while_a_sender_lives() {
+    loom::model(|| {
+        let (tx, mut rx) = broadcast::channel::<usize>(1);
+        let tx = Arc::new(tx);
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                tx.send(1).unwrap();
+            })
+        };
+        assert_eq!(block_on(rx.recv()), Ok(1));
+        sender.join().unwrap();
+        drop(tx);
+    });
+}
+
+/// watch: the same for `changed()`, with a sender alive throughout.
+#[test]
+fn watch_send_wakes_changed_while_a_sender_lives() {
+    loom::model(|| {
+        let (tx, mut rx) = watch::channel(0usize);
+        let tx = Arc::new(tx);
+        let sender = {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                tx.send(1).unwrap();
+            })
+        };
+        block_on(rx.changed()).unwrap();
+        assert_eq!(*rx.borrow_and_update(), 1);
+        sender.join().unwrap();
+        drop(tx);
     });
 }
