@@ -125,6 +125,37 @@ fn garbage_is_400() {
     );
 }
 
+/// RFC 9112 6.3: a length that is not plain digits is invalid (400),
+/// where Rust's integer parsing takes a sign and `trim` takes Unicode
+/// spaces; a proxy in front that reads it differently would see another
+/// request boundary than ours.
+#[test]
+fn content_length_is_ascii_digits_only() {
+    for bad in [
+        &b"+5"[..],
+        b"-0",
+        b"5\xc2\xa0",
+        b"\xc2\xa05",
+        b"5 5",
+        b"0x5",
+        b"",
+        b"99999999999999999999999999",
+    ] {
+        let mut r = b"POST / HTTP/1.1\r\nContent-Length: ".to_vec();
+        r.extend_from_slice(bad);
+        r.extend_from_slice(b"\r\n\r\nhello");
+        assert_eq!(
+            parse(&r),
+            Frame::Reject(Reject::BadRequest),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    // Optional whitespace around the value is allowed (RFC 9110 5.5).
+    let r = b"POST / HTTP/1.1\r\nContent-Length: \t5 \r\n\r\nhello";
+    assert!(matches!(parse(r), Frame::Request { len, .. } if len == r.len()));
+}
+
 #[test]
 fn oversized_head_is_431() {
     let mut r = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();

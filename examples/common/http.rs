@@ -122,9 +122,13 @@ pub fn parse(buf: &[u8]) -> Frame {
                 }
             }
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            let Some(n) = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|s| s.trim().parse::<usize>().ok())
+            // Digits only (RFC 9112 6.3): `parse` would take a sign, and
+            // `str::trim` Unicode spaces, which a proxy in front may read
+            // as another length. Around it, spaces and tabs (RFC 9110 5.5).
+            let v = trim_ows(h.value);
+            let Some(n) = Some(v)
+                .filter(|v| !v.is_empty() && v.iter().all(u8::is_ascii_digit))
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<usize>().ok())
             else {
                 return Frame::Reject(Reject::BadRequest);
             };
@@ -194,4 +198,12 @@ pub fn respond(input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
             }
         }
     }
+}
+
+/// `v` without the spaces and tabs around it (HTTP's optional whitespace).
+fn trim_ows(v: &[u8]) -> &[u8] {
+    let ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = v.iter().position(|b| !ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !ows(b)).map_or(start, |i| i + 1);
+    &v[start..end]
 }
