@@ -709,7 +709,7 @@ impl Stream {
                         *wr = WriteState::Idle(rest.into_inner());
                         return Poll::Ready(Ok(()));
                     }
-                    *wr = WriteState::Busy(op::send(self.sock.driver(), self.sock.raw(), rest));
+                    *wr = WriteState::Busy(self.send_behind(rest));
                 }
                 Ok(_) => {
                     *wr = WriteState::Idle(rest.into_inner());
@@ -721,6 +721,16 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The adapter's send: on io_uring it may run behind the caller, so
+    /// the kernel finishes it whole (a short completion would wait for a
+    /// poll that may not come before the caller's next write).
+    fn send_behind(&self, buf: Slice<Vec<u8>>) -> OpFuture<op::Send<Slice<Vec<u8>>>> {
+        OpFuture::new(
+            self.sock.driver(),
+            op::Send::new(self.sock.raw(), buf).all(),
+        )
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
@@ -741,15 +751,21 @@ impl Stream {
         v.clear();
         let n = data.len().min(WRITE_CHUNK);
         v.extend_from_slice(&data[..n]);
-        let mut fut = op::send(self.sock.driver(), self.sock.raw(), Slice::new(v, 0));
+        let mut fut = self.send_behind(Slice::new(v, 0));
         adapter.wr_wake.register(cx.waker());
         let mut wcx = Context::from_waker(adapter.wr_wake.waker());
         match Pin::new(&mut fut).poll(&mut wcx) {
-            // In flight: the bytes are ours now; flush (or the next write) finishes them.
-            Poll::Pending => {
+            // In flight (io_uring: in the kernel): the bytes are ours now;
+            // flush (or the next write) reports them.
+            Poll::Pending if self.sock.driver().kind() == coro_io::DriverKind::IoUring => {
                 *wr = WriteState::Busy(fut);
                 Poll::Ready(Ok(n))
             }
+            // epoll: the socket is full and nothing is in flight (the op
+            // runs only when polled, and the caller may next wait for a
+            // reply instead of flushing): nothing taken, as tokio's. The
+            // op's waker stays armed for the socket's room.
+            Poll::Pending => Poll::Pending,
             Poll::Ready((Ok(sent), mut rest)) => {
                 rest.advance(sent);
                 if sent == 0 {
@@ -853,8 +869,12 @@ macro_rules! impl_futures_io {
         ///
         /// `poll_write` copies up to 64 KiB into the stream's buffer and
         /// starts sending it. It reports the bytes as written when the send
-        /// completed at once, or (the send still in flight) as accepted: the
-        /// stream then owns them and sends them before any later write.
+        /// completed at once, or on io_uring (the send still in flight in
+        /// the kernel) as accepted: the stream then owns them and sends
+        /// them before any later write. On epoll a send the socket cannot
+        /// take at once takes nothing (`Pending` until it has room), as
+        /// tokio's: nothing there would send it while the caller waits
+        /// for a reply instead of flushing.
         /// `poll_flush` waits until everything accepted was sent;
         /// `poll_close` flushes, then shuts the write side down.
         ///

@@ -48,6 +48,7 @@ coro_io::driver_tests!(
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
+    an_adapter_write_reaches_the_peer_while_the_writer_waits_for_the_reply,
     an_accept_dropped_after_the_kernel_accepted_keeps_the_connection,
     two_tasks_writing_through_one_shared_stream_both_finish,
     owned_writes_and_shutdown_come_after_what_async_write_accepted,
@@ -64,17 +65,12 @@ coro_io::driver_tests!(
 /// (the peer then finds the end after what it was sent), once. The task
 /// used to drop the stream with the send still in it, whose drop started
 /// another such task, for as long as the peer stayed: the fd was never
-/// closed. Epoll and io_uring at once (each waits out the 10 s). On a Unix
-/// stream, whose peer takes no more than the buffers hold.
+/// closed. io_uring only: on epoll the adapter takes no bytes the socket
+/// cannot take at once (nothing would send them), so there is no such
+/// send. On a Unix stream, whose peer takes no more than the buffers hold.
 #[test]
 fn a_background_flush_to_a_peer_that_never_reads_gives_up() {
-    let runs: Vec<_> = [Config::EPOLL, Config::URING_DEFER]
-        .into_iter()
-        .map(|cfg| std::thread::spawn(move || flush_gives_up(cfg)))
-        .collect();
-    for r in runs {
-        r.join().unwrap();
-    }
+    flush_gives_up(Config::URING_DEFER);
 }
 
 fn flush_gives_up(cfg: Config) {
@@ -1870,6 +1866,60 @@ fn adapter_write_with_a_spent_budget_takes_nothing(cfg: Config) {
     });
 }
 
+/// A request that meets a full socket, written through the `AsyncWrite`
+/// adapter, then a read of the reply through the adapter without a
+/// flush (as tokio code does): on epoll the adapter reported the bytes
+/// written and nothing ran their send again while the writer waited for
+/// the reply, which never came. On a Unix stream, whose peer takes no
+/// more than the buffers hold (TCP on loopback takes a little more now
+/// and then), with a peer thread that reads 50 ms later.
+fn an_adapter_write_reaches_the_peer_while_the_writer_waits_for_the_reply(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sched(cfg);
+    let (client, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    socket2::SockRef::from(&client)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    client.set_nonblocking(true).unwrap();
+    let mut filled = 0usize;
+    loop {
+        match (&client).write(&[1u8; 1024]) {
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let request: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let want = request.clone();
+    let server = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = vec![0u8; filled + want.len()];
+        peer.read_exact(&mut got).unwrap();
+        assert!(got[filled..] == want[..], "another request arrived");
+        peer.write_all(b"ok").unwrap();
+        peer
+    });
+    let c = coro_net::unix::UnixStream::from_std(&s, client).unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut c = c;
+        AsyncWriteExt::write_all(&mut c, &request).await.unwrap();
+        let mut reply = [0u8; 2];
+        s2.timeout(
+            Duration::from_secs(10),
+            AsyncReadExt::read_exact(&mut c, &mut reply),
+        )
+        .await
+        .expect("the bytes the adapter took were never sent")
+        .unwrap();
+        assert_eq!(&reply, b"ok", "{cfg}");
+    });
+    drop(server.join().unwrap());
+    s.shutdown();
+}
+
 /// Any fd converts to a std listener: one that cannot accept (a UDP
 /// socket) is refused when it is handed over, not later by an accept that
 /// fails with a code accept loops skip as a connection's own.
@@ -1970,9 +2020,12 @@ fn owned_writes_and_shutdown_come_after_what_async_write_accepted(cfg: Config) {
         let c = Arc::new(TcpStream::connect(&s2, addr).await.unwrap());
         let (srv, _) = l.accept().await.unwrap();
         let filled = fill_through_the_adapter(&c);
-        // Refused while those bytes are in flight: it would lose them.
-        let e = c.shutdown(Shutdown::Write).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        // Refused while those bytes are in flight: it would lose them
+        // (io_uring; on epoll the adapter takes none it cannot send).
+        if s2.driver().kind() == DriverKind::IoUring {
+            let e = c.shutdown(Shutdown::Write).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+        }
         let w = {
             let c = c.clone();
             s2.spawn(async move { c.write_all(b"Z".to_vec()).await.0 })

@@ -463,6 +463,8 @@ pub struct Send<B> {
     buf: B,
     /// io_uring: make the syscall before submitting ([`Op::try_now`]).
     try_first: bool,
+    /// io_uring: the kernel sends every byte before it completes.
+    all: bool,
 }
 
 /// Send the initialised bytes of `buf`; may send fewer (returns the count).
@@ -481,7 +483,21 @@ impl<B: IoBuf> Send<B> {
             fd,
             buf,
             try_first: true,
+            all: false,
         }
+    }
+
+    /// On io_uring, once in the kernel, complete only when every byte is
+    /// sent (or on an error: then with the count sent, if any), not with
+    /// a short count a second op would have to go on from: for a send
+    /// that runs behind its caller (a write-behind adapter), whose future
+    /// nobody may poll again until the caller's next write. `MSG_WAITALL`
+    /// on a stream socket (Linux 5.18 and later; an older kernel may
+    /// still complete short). A send made before submitting
+    /// ([`Op::try_now`]) may still be short.
+    pub fn all(mut self) -> Send<B> {
+        self.all = true;
+        self
     }
 
     /// On io_uring, submit at once, without the send syscall it otherwise
@@ -513,8 +529,9 @@ unsafe impl<B: IoBuf> Op for Send<B> {
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
         let len = offered(self.buf.bytes_init()).min(u32::MAX as usize) as u32;
+        let all = if self.all { libc::MSG_WAITALL } else { 0 };
         opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
+            .flags(libc::MSG_NOSIGNAL | all)
             .build()
     }
     fn readiness(&self) -> Readiness {

@@ -29,8 +29,9 @@ use crate::socket::{Socket, Stream, context, impl_futures_io};
 ///
 /// Dropping the stream drops the driver's registration and closes the
 /// socket; [`close`](Self::close) does it through the driver and reports
-/// errors. The `AsyncWrite` adapter writes behind (a `poll_write` returns
-/// once its send started): dropped with a send still in flight, the
+/// errors. The `AsyncWrite` adapter writes behind on io_uring (a
+/// `poll_write` returns once its send is in the kernel; on epoll, once the
+/// socket took the bytes): dropped with a send still in flight, the
 /// stream hands it to a background task of its scheduler, which finishes
 /// it (for at most 10 s) and then closes the socket, so that `write_all`
 /// then drop, as in tokio code, loses nothing while the scheduler runs
