@@ -51,7 +51,6 @@ use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::buf::{IoBuf, Slice};
 use crate::driver::RegisteredFd;
 use crate::op::{self, OpFuture};
 use crate::{IoScheduler, PollOp};
@@ -658,16 +657,13 @@ mod reaper {
     }
 }
 
-/// How long a dropped [`ChildStdin`] goes on writing what it accepted.
-const PIPE_FINISH: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// A pipe end registered with the driver, with the `futures_io` adapter.
 struct Pipe {
     // Declared first: in-flight ops are dropped before the fd closes.
     read: ReadState,
-    write: WriteState,
+    /// A write that found the pipe full waits for room here.
+    room: Option<Pin<Box<OpFuture<op::PollFd>>>>,
     fd: Option<RegisteredFd>,
-    /// Where a write still in flight at drop is finished.
     sched: IoScheduler,
 }
 
@@ -680,15 +676,6 @@ enum ReadState {
     Busy(Pin<Box<OpFuture<op::Read<Vec<u8>>>>>),
 }
 
-enum WriteState {
-    Idle(Vec<u8>),
-    /// Accepted bytes still being written.
-    Busy(Pin<Box<WriteOp>>),
-}
-
-/// A pipe write: what is left of its buffer.
-type WriteOp = OpFuture<op::Write<Slice<Vec<u8>>>>;
-
 impl Pipe {
     fn new(sched: &IoScheduler, fd: OwnedFd) -> io::Result<Pipe> {
         // Non-blocking for the readiness driver; io_uring waits either way.
@@ -698,7 +685,7 @@ impl Pipe {
                 buf: Vec::new(),
                 pos: 0,
             },
-            write: WriteState::Idle(Vec::new()),
+            room: None,
             fd: Some(RegisteredFd::new(sched.driver(), fd)),
             sched: sched.clone(),
         })
@@ -741,58 +728,50 @@ impl Pipe {
         }
     }
 
-    /// Wait until the accepted bytes are all written.
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        loop {
-            let WriteState::Busy(op) = &mut self.write else {
-                return Poll::Ready(Ok(()));
-            };
-            let (res, mut rest) = ready!(op.as_mut().poll(cx));
-            let n = match res {
-                Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
-                r => r,
-            };
-            match n {
-                Ok(n) => rest.advance(n),
-                Err(e) => {
-                    // The unwritten bytes are dropped with the error.
-                    self.write = WriteState::Idle(rest.into_inner());
-                    return Poll::Ready(Err(e));
-                }
-            }
-            if rest.bytes_init() == 0 {
-                self.write = WriteState::Idle(rest.into_inner());
-                return Poll::Ready(Ok(()));
-            }
-            let op = op::write(self.sched.driver(), self.raw(), rest);
-            self.write = WriteState::Busy(Box::pin(op));
-        }
-    }
-
+    /// Write what the pipe takes now, or wait for room (nothing taken
+    /// then, as tokio's and std's). Not behind, as a stream's adapter on
+    /// io_uring: a pipe's write there ends short or with `EAGAIN` when the
+    /// pipe is full, and going on would need the op polled again, which
+    /// nothing does while the caller waits for the child's answer.
     fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        ready!(self.poll_flush(cx))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let WriteState::Idle(buf) = &mut self.write else {
-            unreachable!("flushed above")
+        let Some(fd) = &self.fd else {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the child's stdin is closed",
+            )));
         };
-        let mut buf = std::mem::take(buf);
-        buf.clear();
-        let n = data.len().min(64 * 1024);
-        buf.extend_from_slice(&data[..n]);
-        let op = op::write(self.sched.driver(), self.raw(), Slice::new(buf, 0));
-        self.write = WriteState::Busy(Box::pin(op));
-        // Start it now; a failure is reported by the next call.
-        if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
-            return Poll::Ready(Err(e));
+        loop {
+            if let Some(room) = &mut self.room {
+                let ready = ready!(room.as_mut().poll(cx));
+                self.room = None;
+                ready?;
+            }
+            ready!(crate::coop::poll_proceed(cx));
+            match rustix::io::write(fd, &data[..data.len().min(64 * 1024)]) {
+                Ok(n) => {
+                    crate::coop::consume();
+                    return Poll::Ready(Ok(n));
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(rustix::io::Errno::AGAIN) => {
+                    let wait = op::poll_fd(
+                        self.sched.driver(),
+                        fd.raw(),
+                        crate::driver::Interest::Write,
+                    );
+                    self.room = Some(Box::pin(wait));
+                }
+                Err(e) => return Poll::Ready(Err(e.into())),
+            }
         }
-        Poll::Ready(Ok(n))
     }
 
     /// Flush, then close the pipe (the reader sees end of file).
-    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_flush(cx))?;
+    fn poll_close(&mut self) -> Poll<io::Result<()>> {
+        self.room = None;
         self.close_fd();
         Poll::Ready(Ok(()))
     }
@@ -807,12 +786,11 @@ impl Pipe {
     /// handed out, a read or a write in flight. Then the pipe is left as
     /// it was; after, it is closed.
     fn take_owned_fd(&mut self, what: &str) -> io::Result<OwnedFd> {
-        let busy = match (&self.read, &self.write) {
-            (ReadState::Busy(_), _) => Some("a read is in flight"),
-            (ReadState::Idle { buf, pos }, _) if *pos < buf.len() => {
+        let busy = match &self.read {
+            ReadState::Busy(_) => Some("a read is in flight"),
+            ReadState::Idle { buf, pos } if *pos < buf.len() => {
                 Some("it holds bytes read and not handed out")
             }
-            (_, WriteState::Busy(_)) => Some("a write is in flight (flush it first)"),
             _ => None,
         };
         if let Some(why) = busy {
@@ -836,41 +814,13 @@ impl Pipe {
 
 impl Drop for Pipe {
     fn drop(&mut self) {
-        // Accepted bytes still being written: a detached task finishes them
-        // and then closes the pipe (unreported, as the caller did not
-        // flush). Not once the scheduler is shut down: nothing runs tasks.
-        if matches!(self.write, WriteState::Busy(_)) && !self.sched.is_shutdown() {
-            let mut rest = Pipe {
-                read: ReadState::Idle {
-                    buf: Vec::new(),
-                    pos: 0,
-                },
-                write: std::mem::replace(&mut self.write, WriteState::Idle(Vec::new())),
-                fd: self.fd.take(),
-                sched: self.sched.clone(),
-            };
-            let sched = self.sched.clone();
-            // Lingering: the scheduler's shutdown lets it end first.
-            self.sched.spawn_lingering(async move {
-                // Bounded: a child that never reads must not keep the
-                // scheduler (held by this task) alive for good.
-                let flush = std::future::poll_fn(|cx| rest.poll_flush(cx));
-                let _ = sched.timeout(PIPE_FINISH, flush).await;
-                // Given up (or done): drop the write here, or the drop
-                // of `rest` would hand it to a new task, and so on.
-                drop(std::mem::replace(
-                    &mut rest.write,
-                    WriteState::Idle(Vec::new()),
-                ));
-            });
-        }
         // Ops first (the driver makes sure the kernel has taken a dropped
         // op's entry before it returns), then the registration, then the fd.
         self.read = ReadState::Idle {
             buf: Vec::new(),
             pos: 0,
         };
-        self.write = WriteState::Idle(Vec::new());
+        self.room = None;
         self.close_fd();
     }
 }
@@ -932,8 +882,9 @@ macro_rules! pipe_type {
 }
 
 pipe_type!(
-    /// The write end of a child's stdin: [`AsyncWrite`]. Writes are
-    /// write-behind (`flush` reports them); `close` (or drop) ends the
+    /// The write end of a child's stdin: [`AsyncWrite`]. A write returns
+    /// once the pipe took the bytes (it waits for room; nothing taken
+    /// while it waits, so a dropped write loses nothing); `close` (or drop) ends the
     /// child's input, after what was written (a drop finishes the last
     /// write in the background, for at most 10 s).
     ChildStdin
@@ -957,11 +908,12 @@ impl AsyncWrite for ChildStdin {
     ) -> Poll<io::Result<usize>> {
         self.get_mut().0.poll_write(cx, data)
     }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().0.poll_flush(cx)
+    /// Nothing is kept back: written bytes are in the pipe.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut().0.poll_close(cx)
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_close()
     }
 }
 

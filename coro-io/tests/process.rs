@@ -28,7 +28,86 @@ coro_io::driver_tests!(
     wait_after_shutdown_returns,
     wait_closes_a_piped_stdin,
     a_child_pipe_feeds_another_command,
+    a_stdin_write_with_a_spent_budget_takes_nothing,
+    a_stdin_write_reaches_the_child_while_the_parent_reads,
 );
+
+/// A task that spent its coop budget: `ChildStdin::poll_write` took the
+/// bytes and reported them written with the write op never started, and
+/// a parent that then waited for the child's answer waited for ever.
+fn a_stdin_write_with_a_spent_budget_takes_nothing(cfg: Config) {
+    use coro_io::coop;
+    use futures::io::AsyncWrite;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut child = Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let spent = {
+            let mut cx = Context::from_waker(Waker::noop());
+            coop::budgeted(|| {
+                for _ in 0..coop::BUDGET {
+                    coop::consume();
+                }
+                Pin::new(&mut stdin).poll_write(&mut cx, b"ping\n")
+            })
+        };
+        assert!(
+            spent.is_pending(),
+            "{cfg}: took bytes it did not start writing: {spent:?}"
+        );
+        // A write that returned reaches the child with no further call
+        // on stdin.
+        stdin.write_all(b"ping\n").await.unwrap();
+        let mut buf = [0u8; 5];
+        s2.timeout(Duration::from_secs(5), stdout.read_exact(&mut buf))
+            .await
+            .expect("the child never got its input")
+            .unwrap();
+        assert_eq!(&buf, b"ping\n");
+        drop(stdin);
+        assert!(child.wait().await.unwrap().success());
+    });
+    s.shutdown();
+}
+
+/// More than the pipe holds, written while the child is not reading yet,
+/// then the parent reads the answer without a flush (as tokio code does):
+/// on epoll the last chunk found the pipe full, was reported written, and
+/// nothing ran its write again while the parent waited on stdout.
+fn a_stdin_write_reaches_the_child_while_the_parent_reads(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut child = sh("sleep 0.3; head -c 100000 | wc -c")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let writer = s2.spawn(async move {
+            stdin.write_all(&[b'x'; 100_000]).await.unwrap();
+            stdin
+        });
+        let mut out = String::new();
+        s2.timeout(Duration::from_secs(10), stdout.read_to_string(&mut out))
+            .await
+            .expect("the last chunk never reached the child")
+            .unwrap();
+        assert_eq!(out.trim(), "100000", "{cfg}");
+        drop(writer.await.unwrap());
+        assert!(child.wait().await.unwrap().success());
+    });
+    s.shutdown();
+}
 
 /// A pipeline: one child's stdout as the next one's stdin, as tokio's
 /// `TryInto<Stdio>` gives. The fd is blocking again for the next child
