@@ -783,7 +783,7 @@ impl Pipe {
 
     /// The fd, unregistered and blocking again (to hand to another
     /// process), unless that would lose bytes: some read ahead and not
-    /// handed out, a read or a write in flight. Then the pipe is left as
+    /// handed out, a read in flight. Then the pipe is left as
     /// it was; after, it is closed.
     fn take_owned_fd(&mut self, what: &str) -> io::Result<OwnedFd> {
         let busy = match &self.read {
@@ -860,9 +860,9 @@ macro_rules! pipe_type {
             /// # Errors
             ///
             /// `WouldBlock` when that would lose bytes: some were read
-            /// ahead and not handed out (read them first), a read or a
-            /// write is in flight (`flush` a `ChildStdin` first); the
-            /// pipe is left as it was. `NotConnected` once closed.
+            /// ahead and not handed out (read them first), or a read is
+            /// in flight; the pipe is left as it was. `NotConnected` once
+            /// closed.
             pub fn take_owned_fd(&mut self) -> io::Result<OwnedFd> {
                 self.0.take_owned_fd(stringify!($name))
             }
@@ -884,9 +884,8 @@ macro_rules! pipe_type {
 pipe_type!(
     /// The write end of a child's stdin: [`AsyncWrite`]. A write returns
     /// once the pipe took the bytes (it waits for room; nothing taken
-    /// while it waits, so a dropped write loses nothing); `close` (or drop) ends the
-    /// child's input, after what was written (a drop finishes the last
-    /// write in the background, for at most 10 s).
+    /// while it waits, so a dropped write loses nothing); `close` (or
+    /// drop) ends the child's input, after what was written.
     ChildStdin
 );
 pipe_type!(
