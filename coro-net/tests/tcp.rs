@@ -73,24 +73,36 @@ fn a_background_flush_to_a_peer_that_never_reads_gives_up() {
     flush_gives_up(Config::URING_DEFER);
 }
 
-fn flush_gives_up(cfg: Config) {
-    // A Unix stream: its peer takes no more than the buffers hold (TCP on
-    // loopback lets a zero window take a little more now and then).
-    let s = sched(cfg);
-    let (client, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
+/// A Unix stream pair whose first end's buffers are full (a 4 KiB send
+/// buffer, non-blocking), and how many bytes that took: the peer takes no
+/// more than the buffers hold (TCP on loopback lets a zero window take a
+/// little more now and then).
+fn full_unix_pair() -> (
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixStream,
+    usize,
+) {
+    let (client, peer) = std::os::unix::net::UnixStream::pair().unwrap();
     socket2::SockRef::from(&client)
         .set_send_buffer_size(4096)
         .unwrap();
-    // Fill the socket: the peer does not read.
     client.set_nonblocking(true).unwrap();
     let mut sent = 0usize;
     loop {
-        match (&client).write(&[1u8; 4096]) {
+        match (&client).write(&[1u8; 1024]) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => panic!("{e}"),
         }
     }
+    (client, peer, sent)
+}
+
+fn flush_gives_up(cfg: Config) {
+    // A Unix stream: its peer takes no more than the buffers hold (TCP on
+    // loopback lets a zero window take a little more now and then).
+    let s = sched(cfg);
+    let (client, mut peer, sent) = full_unix_pair();
     let c = coro_net::unix::UnixStream::from_std(&s, client).unwrap();
     run(&s, async move {
         let mut c = c;
@@ -1876,19 +1888,7 @@ fn adapter_write_with_a_spent_budget_takes_nothing(cfg: Config) {
 fn an_adapter_write_reaches_the_peer_while_the_writer_waits_for_the_reply(cfg: Config) {
     use futures::io::{AsyncReadExt, AsyncWriteExt};
     let s = sched(cfg);
-    let (client, mut peer) = std::os::unix::net::UnixStream::pair().unwrap();
-    socket2::SockRef::from(&client)
-        .set_send_buffer_size(4096)
-        .unwrap();
-    client.set_nonblocking(true).unwrap();
-    let mut filled = 0usize;
-    loop {
-        match (&client).write(&[1u8; 1024]) {
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let (client, mut peer, filled) = full_unix_pair();
     let request: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     let want = request.clone();
     let server = std::thread::spawn(move || {
