@@ -352,6 +352,13 @@ impl Stream {
     /// Whether the `AsyncRead` adapter holds bytes it read ahead, or a
     /// read in flight: they come before the socket's. (With the driver's
     /// receive queue the adapter keeps nothing: the queue is its buffer.)
+    /// Whether the `AsyncRead` adapter holds bytes it read ahead.
+    fn adapter_holds_bytes(&self) -> bool {
+        self.adapter.get().is_some_and(
+            |a| matches!(&*lock(&a.rd), ReadState::Idle { buf, pos } if *pos < buf.len()),
+        )
+    }
+
     fn adapter_has_input(&self) -> bool {
         self.adapter.get().is_some_and(|a| match &*lock(&a.rd) {
             ReadState::Idle { buf, pos } => *pos < buf.len(),
@@ -429,6 +436,11 @@ impl Stream {
     /// arriving bytes off the socket, so a kernel poll would not see them
     /// (nor bytes an earlier short read left queued).
     pub(crate) async fn poll(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
+        // Bytes the `AsyncRead` adapter read ahead come first to any read:
+        // readable now, whatever the socket holds.
+        if op != PollOp::Write && self.adapter_holds_bytes() {
+            return PollStatus::Event;
+        }
         let fd = self.sock.registered();
         // Before any read went through the queue, the socket still holds
         // every byte: the kernel's answer is exact (and a poll does not
@@ -851,9 +863,10 @@ macro_rules! impl_futures_io {
         /// stream, so dropping a read future (for example in a `select`)
         /// loses no bytes; the next read continues it. (Where the driver
         /// keeps a receive queue for the socket, io_uring on Linux 6.0+,
-        /// the queue is the buffer.) Do not mix these reads with the
-        /// owned-buffer `read` on the same stream: bytes this adapter
-        /// buffered are not seen by `read`.
+        /// the queue is the buffer.) Bytes this adapter read ahead come
+        /// first to an owned-buffer `read`, `read_timeout`, `read_lease`
+        /// or `peek` of the same stream, and `poll` says readable while
+        /// it holds some.
         impl futures_io::AsyncRead for $ty {
             fn poll_read(
                 self: std::pin::Pin<&mut Self>,

@@ -31,6 +31,7 @@ coro_io::driver_tests!(
     read_timeout_loses_nothing_at_the_deadline,
     a_zero_read_timeout_returns_what_is_there,
     owned_reads_after_adapter_reads_lose_nothing,
+    poll_sees_bytes_the_adapter_read_ahead,
     split_halves_in_two_tasks_and_reunite,
     shared_reference_reads_and_writes_from_two_tasks,
     copy_bidirectional_proxies_and_propagates_the_end,
@@ -1000,6 +1001,41 @@ fn owned_reads_after_adapter_reads_lose_nothing(cfg: Config) {
             }
         }
         assert_eq!(rest, b"payload", "{cfg}: the bytes behind the header");
+    });
+    s.shutdown();
+}
+
+/// A header read through the `AsyncRead` adapter, which read the rest
+/// ahead, then a `poll` for readable: the rest is there for any read, but
+/// `poll` asked only the kernel, which holds nothing more (the writer
+/// stays open), and waited for ever (epoll, io_uring without the receive
+/// queue).
+fn poll_sees_bytes_the_adapter_read_ahead(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let writer = TcpStream::connect(&s2, l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        let (w, _) = writer.write_all(b"HDR:payload").await;
+        w.unwrap();
+        let st = s2
+            .poll(&srv, PollOp::Read, Some(Duration::from_secs(5)))
+            .await;
+        assert_eq!(st, PollStatus::Event);
+        std::thread::sleep(Duration::from_millis(20));
+        let mut hdr = [0u8; 4];
+        futures::io::AsyncReadExt::read_exact(&mut &srv, &mut hdr)
+            .await
+            .unwrap();
+        assert_eq!(&hdr, b"HDR:");
+        let st = srv.poll(PollOp::Read, Some(Duration::from_secs(2))).await;
+        assert_eq!(st, PollStatus::Event, "{cfg}: the bytes read ahead");
+        let (n, rest) = srv.read(Vec::with_capacity(64)).await;
+        assert_eq!(&rest[..n.unwrap()], b"payload");
+        drop(writer);
     });
     s.shutdown();
 }
