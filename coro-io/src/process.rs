@@ -799,6 +799,10 @@ impl Pipe {
                 format!("{what} cannot be handed on: {why}"),
             ));
         }
+        // A wait for room first: an entry still staged for the loop would
+        // be armed on whatever file takes the number after the new owner
+        // closes it (ops first, as at drop).
+        self.room = None;
         let fd = self
             .fd
             .take()
