@@ -555,18 +555,16 @@ impl UringDriver {
             self.unpark();
             return;
         }
-        {
+        let staged = {
             let mut st = self.state();
             self.flush(&mut st);
-        }
-        if let Err(e) = self.ring.submitter().submit() {
-            if !matches!(
-                e.raw_os_error(),
-                Some(libc::EBUSY | libc::EAGAIN | libc::EINTR)
-            ) {
-                // Leave it for the loop; make sure it looks.
-                self.unpark();
-            }
+            !st.pending.is_empty()
+        };
+        // Whatever failed (`EBUSY`, `EAGAIN` and `EINTR` too: they leave
+        // entries unsubmitted) is left for the loop; make sure it looks:
+        // blocked in its wait, it would not look at the queue again.
+        if self.ring.submitter().submit().is_err() || staged {
+            self.unpark();
         }
     }
 
@@ -896,7 +894,10 @@ impl UringDriver {
                 // The owner keeps the fd (`into_fd`): stop taking its bytes
                 // now, not at the end of the loop's turn.
                 self.flush(&mut st);
-                let _ = self.ring.submitter().submit();
+                if self.ring.submitter().submit().is_err() || !st.pending.is_empty() {
+                    // Left for the loop (see `submit_if_foreign`).
+                    self.unpark();
+                }
             } else if !self.may_enter() && !st.closed && (urgent || !self.sqpoll) {
                 // Only the loop thread may enter this ring. Urgent: have it
                 // submit the cancel (staged behind everything staged before
