@@ -280,6 +280,12 @@ impl TcpListener {
     }
 
     /// Give up the socket (it is unregistered from the driver first).
+    ///
+    /// Connections an `accept` dropped after the kernel had accepted them
+    /// kept for the next `accept` (io_uring) cannot go back into the
+    /// kernel's queue: they are closed here (their peers see the end).
+    /// Where that matters, `accept` while [`poll`](Self::poll) with a zero
+    /// timeout says one is waiting, before handing the socket on.
     pub fn into_std(self) -> std::net::TcpListener {
         self.sock.into_fd().into()
     }
