@@ -231,3 +231,30 @@ pub fn no_pidfds(on: bool) {
 pub(crate) fn pidfds_refused() -> bool {
     NO_PIDFDS.load(Ordering::Relaxed)
 }
+
+/// How many submits from threads other than an io_uring loop's are still
+/// to fail (see [`fail_foreign_submits`]), and with which errno.
+static FOREIGN_SUBMIT_FAILS: Mutex<(u32, i32)> = Mutex::new((0, 0));
+
+/// Make the next `n` submits that a thread other than an io_uring loop's
+/// makes (an op polled on a pool worker, on a ring every thread may
+/// enter) fail with `errno` before entering the kernel, as the kernel's
+/// `EBUSY`, `EAGAIN` or `EINTR` would: the entries stay in the
+/// submission queue for the loop to submit.
+pub fn fail_foreign_submits(n: u32, errno: i32) {
+    *FOREIGN_SUBMIT_FAILS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = (n, errno);
+}
+
+/// The error [`fail_foreign_submits`] asked for this submit, if any.
+pub(crate) fn foreign_submit() -> Option<io::Error> {
+    let mut f = FOREIGN_SUBMIT_FAILS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if f.0 == 0 {
+        return None;
+    }
+    f.0 -= 1;
+    Some(io::Error::from_raw_os_error(f.1))
+}

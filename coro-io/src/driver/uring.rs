@@ -563,7 +563,11 @@ impl UringDriver {
         // Whatever failed (`EBUSY`, `EAGAIN` and `EINTR` too: they leave
         // entries unsubmitted) is left for the loop; make sure it looks:
         // blocked in its wait, it would not look at the queue again.
-        if self.ring.submitter().submit().is_err() || staged {
+        #[cfg(feature = "fault-injection")]
+        let failed = crate::fault::foreign_submit().is_some();
+        #[cfg(not(feature = "fault-injection"))]
+        let failed = false;
+        if failed || self.ring.submitter().submit().is_err() || staged {
             self.unpark();
         }
     }
