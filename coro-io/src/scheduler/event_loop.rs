@@ -272,7 +272,16 @@ impl Inner {
         // also if it ends in a panic (a foreign waker's), or every later
         // `shutdown()` would wait for the clean-up for good.
         let _finish = FinishIfShutDown(self);
-        self.turn(timeout, true).unwrap_or(0)
+        match self.turn(timeout, true) {
+            Ok(n) => n,
+            Err(e) => {
+                // Said, and paced as the `Spawn` loop's: a caller's loop
+                // around a wait that keeps failing must not spin silently.
+                crate::warn(format_args!("event loop wait failed: {e}"));
+                thread::sleep(timeout.map_or(ERROR_PAUSE, |t| t.min(ERROR_PAUSE)));
+                0
+            }
+        }
     }
 
     /// The drive lock, waiting for it at most `timeout` (`None`: as long
@@ -626,6 +635,10 @@ impl Drop for FinishIfShutDown<'_> {
         }
     }
 }
+
+/// How long a loop pauses after its wait failed (nothing sensible to do
+/// but not spin).
+pub(super) const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// Counts a live local task on its thread ([`Inner::local_threads`]).
 pub(super) struct LocalTask {

@@ -189,7 +189,7 @@ impl IoScheduler {
                                 if let Err(e) = inner.turn(None, false) {
                                     // Nothing sensible to do but not spin.
                                     crate::warn(format_args!("event loop wait failed: {e}"));
-                                    thread::sleep(Duration::from_millis(10));
+                                    thread::sleep(event_loop::ERROR_PAUSE);
                                 }
                             }
                         }));
@@ -619,7 +619,9 @@ impl IoScheduler {
 
     /// Drive a `Manual` scheduler: run ready tasks, wait at most `timeout`
     /// for I/O and timers (`None`: until something happens), run what that
-    /// woke. Returns how many tasks ran.
+    /// woke. Returns how many tasks ran (0 also when the wait failed: a
+    /// warning says why, and the call pauses 10 ms, so that a loop around
+    /// a wait that keeps failing does not spin).
     ///
     /// One thread drives at a time: a call while another thread's turn is
     /// in progress waits for it to end, at most `timeout` (then returns
