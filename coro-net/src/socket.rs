@@ -119,6 +119,9 @@ enum WriteState {
     Idle(Vec<u8>),
     /// Accepted bytes still being sent.
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
+    /// That send failed while a reader moved it on (`push_writes`): for
+    /// the next write or flush to report.
+    Failed(io::Error),
 }
 
 /// Most bytes a lease read without the receive queue holds (as a lease
@@ -198,8 +201,8 @@ pub(crate) fn shutdown_write_later<S: Send + Sync + 'static>(
 
 impl Drop for Stream {
     /// A send of bytes the `AsyncWrite` adapter accepted may still be in
-    /// flight (the adapter writes behind: `poll_write` returns once the
-    /// send started). `write_all` then drop, without a flush, is how
+    /// flight (on io_uring the adapter writes behind: `poll_write` returns
+    /// once the send is in the kernel; on epoll it keeps none in flight). `write_all` then drop, without a flush, is how
     /// tokio code ends a response (tokio's `write_all` returns once the
     /// kernel has every byte): a detached task finishes that send, then
     /// closes the socket, so the peer gets every accepted byte before the
@@ -650,6 +653,7 @@ impl Stream {
         cx: &mut Context<'_>,
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
+        self.push_writes(cx);
         if self.sock.registered().recv_queued() {
             // The driver's queue is the buffer (and keeps what a dropped
             // read left).
@@ -693,6 +697,28 @@ impl Stream {
     }
 
     /// Send everything accepted so far.
+    /// Move the adapter's send in flight on (io_uring), where a reader
+    /// waits: one that ended short (a kernel before Linux 5.18 does not
+    /// finish a send whole) goes on only when polled, and a writer that
+    /// wrote a request and reads the reply polls nothing else. Its
+    /// outcome stays for the next write or flush. Not if another task
+    /// holds the write side (it is polling it).
+    fn push_writes(&self, cx: &mut Context<'_>) {
+        let Some(adapter) = self.adapter.get() else {
+            return;
+        };
+        let Ok(mut wr) = adapter.wr.try_lock() else {
+            return;
+        };
+        if !matches!(*wr, WriteState::Busy(_)) {
+            return;
+        }
+        if let Poll::Ready(Err(e)) = self.drain(adapter, &mut wr, cx) {
+            // For the next write or flush to report.
+            *wr = WriteState::Failed(e);
+        }
+    }
+
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Never used: nothing was accepted, nothing to send.
         let Some(adapter) = self.adapter.get() else {
@@ -708,6 +734,11 @@ impl Stream {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         loop {
+            if matches!(wr, WriteState::Failed(_)) {
+                if let WriteState::Failed(e) = std::mem::replace(wr, WriteState::Idle(Vec::new())) {
+                    return Poll::Ready(Err(e));
+                }
+            }
             let WriteState::Busy(fut) = wr else {
                 return Poll::Ready(Ok(()));
             };

@@ -26,6 +26,7 @@ coro_io::driver_tests!(
     transient_faults_and_short_writes_are_invisible_over_tcp,
     transient_faults_and_short_writes_are_invisible_over_tls,
     hard_faults_end_only_their_connection,
+    a_short_adapter_send_reaches_the_peer_while_the_writer_reads,
 );
 
 /// Faults are process-wide: one test at a time.
@@ -321,4 +322,55 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
             "seed {seed}: fds leaked"
         );
     }
+}
+
+/// A request written through the `AsyncWrite` adapter whose sends all end
+/// short (as on io_uring before Linux 5.18, where the kernel does not
+/// finish a send whole), then the reply read through the adapter with no
+/// flush: the rest of the last send must still go out. It waited for the
+/// writer's next write, flush or close, which never came.
+fn a_short_adapter_send_reaches_the_peer_while_the_writer_reads(cfg: Config) {
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    let _serial = serial();
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let _faults = Faults::on(FaultPlan {
+        seed: 1,
+        short_write_per_mille: 1000,
+        ..Default::default()
+    });
+    run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let (srv, _) = l.accept().await.unwrap();
+        let request = pattern(100_000, 7);
+        let want = request.len();
+        let server = s2.spawn(async move {
+            let mut got = 0;
+            while got < want {
+                let (n, _) = srv.read(Vec::with_capacity(64 * 1024)).await;
+                let n = n.unwrap();
+                assert!(n > 0, "early end");
+                got += n;
+            }
+            let (r, _) = srv.write_all(b"ok".to_vec()).await;
+            r.unwrap();
+            srv
+        });
+        let mut w = &c;
+        AsyncWriteExt::write_all(&mut w, &request).await.unwrap();
+        let mut reply = [0u8; 2];
+        let mut r = &c;
+        s2.timeout(
+            Duration::from_secs(10),
+            AsyncReadExt::read_exact(&mut r, &mut reply),
+        )
+        .await
+        .expect("the rest of a short send never went out")
+        .unwrap();
+        assert_eq!(&reply, b"ok", "{cfg}");
+        drop(server.await.unwrap());
+    });
+    s.shutdown();
 }
