@@ -64,8 +64,8 @@ pub struct OwnedReadHalf<S> {
 
 /// The write half of a stream, from `into_split`. Dropping it shuts the
 /// write side down (the peer then reads the end of the stream). Bytes the
-/// `AsyncWrite` adapter accepted and is still sending (it writes behind)
-/// go first: a background task of the stream's scheduler finishes their
+/// `AsyncWrite` adapter accepted and is still sending (it writes behind
+/// on io_uring; on epoll it keeps none in flight) go first: a background task of the stream's scheduler finishes their
 /// send, then shuts the write side down (giving up after 10 s of a peer
 /// that does not read, or when the scheduler shuts down). `close()` it to
 /// learn whether they were sent.

@@ -303,8 +303,10 @@ impl Resolver {
     /// # Errors
     ///
     /// [`Error::InvalidOptions`] for `tries == 0`, a zero `timeout`, a
-    /// server with port 0 or an unspecified address, or a path that is not
-    /// valid UTF-8; other variants when c-ares refuses the configuration.
+    /// server with port 0 or an unspecified address, or a
+    /// `resolv_conf_path`/`hosts_path` that is empty, holds a NUL byte, is
+    /// not valid UTF-8 or cannot be read; other variants when c-ares
+    /// refuses the configuration.
     pub fn new(sched: &IoScheduler, opts: ResolverOptions) -> Result<Resolver, Error> {
         let config = Config::new(&opts)?;
         let driver = sched.driver().clone();

@@ -414,7 +414,9 @@ impl TcpStream {
 
     /// Send what the `AsyncWrite` adapter accepted (this method shadows
     /// `AsyncWriteExt::close`), then close through the driver, reporting
-    /// errors. Dropping the stream instead closes at once and silently.
+    /// errors. Dropping the stream instead closes silently: at once, or
+    /// (an adapter send still in flight on io_uring) after a background
+    /// task finished that send (at most 10 s).
     ///
     /// # Errors
     ///
@@ -451,7 +453,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// From `setsockopt` (an `idle` of zero is `InvalidInput`).
+    /// From `setsockopt` (an `idle` under one second is `InvalidInput`).
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
         let s = self.inner.sock.sock_ref();
         match idle {
