@@ -929,6 +929,23 @@ impl TlsStream {
 
     fn poll_shutdown_inner(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut st = self.lock();
+        if let Some(e) = st
+            .read_failed
+            .as_ref()
+            .filter(|f| f.tls.is_some())
+            .map(|f| f.error())
+        {
+            // The peer broke the protocol or sent a fatal alert: no clean
+            // close (rustls sends no close_notify after its alert). The
+            // alert it queued goes out, then the TCP write side shuts,
+            // and the caller learns the connection failed.
+            let _ = ready!(self.poll_send(&mut st, cx));
+            if !st.tcp_write_shut {
+                let _ = self.tcp.shutdown(Shutdown::Write);
+                st.tcp_write_shut = true;
+            }
+            return Poll::Ready(Err(e));
+        }
         if !st.close_notify_sent {
             st.conn.send_close_notify();
             st.close_notify_sent = true;
@@ -1075,7 +1092,10 @@ impl TlsStream {
     ///
     /// # Errors
     ///
-    /// A send error (the peer is gone), or the `shutdown(2)` error.
+    /// A send error (the peer is gone), or the `shutdown(2)` error; after
+    /// a TLS error (a bad record, a fatal alert) that error, as for reads
+    /// and writes: no close_notify follows the alert, and the TCP write
+    /// side is shut down all the same.
     ///
     /// # Cancel safety
     ///
