@@ -136,6 +136,8 @@ pub(crate) struct TakenAdapter {
     pub(crate) unread: Option<(Vec<u8>, usize)>,
     pub(crate) recv: Option<OpFuture<op::Recv<Vec<u8>>>>,
     pub(crate) send: Option<OpFuture<op::Send<Slice<Vec<u8>>>>>,
+    /// The error of a send that failed with nobody to report it yet.
+    pub(crate) send_failed: Option<io::Error>,
 }
 
 /// The `futures_io` adapter's read side and write side, each under its own
@@ -307,10 +309,12 @@ impl Stream {
             ReadState::Idle { .. } => {}
             ReadState::Busy(f) => taken.recv = Some(f),
         }
-        if let WriteState::Busy(f) =
-            std::mem::replace(&mut *lock(&a.wr), WriteState::Idle(Vec::new()))
-        {
-            taken.send = Some(f);
+        match std::mem::replace(&mut *lock(&a.wr), WriteState::Idle(Vec::new())) {
+            WriteState::Busy(f) => taken.send = Some(f),
+            // A send that failed while a reader moved it on: the new
+            // owner's writes fail with it, as they would have here.
+            WriteState::Failed(e) => taken.send_failed = Some(e),
+            WriteState::Idle(_) => {}
         }
         taken
     }

@@ -430,7 +430,7 @@ impl TlsStream {
                 tcp_eof: false,
                 rx_more: false,
                 read_failed: None,
-                write_failed: None,
+                write_failed: taken.send_failed.as_ref().map(Sticky::of),
                 close_notify_sent: false,
                 tcp_write_shut: false,
                 line: VecDeque::new(),
