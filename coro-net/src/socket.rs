@@ -204,8 +204,9 @@ pub(crate) fn shutdown_write_later<S: Send + Sync + 'static>(
 impl Drop for Stream {
     /// A send of bytes the `AsyncWrite` adapter accepted may still be in
     /// flight (on io_uring the adapter writes behind: `poll_write` returns
-    /// once the send is in the kernel; on epoll it keeps none in flight). `write_all` then drop, without a flush, is how
-    /// tokio code ends a response (tokio's `write_all` returns once the
+    /// once the send is in the kernel; on epoll it keeps none in flight).
+    /// `write_all` then drop, without a flush, is how tokio code ends a
+    /// response (tokio's `write_all` returns once the
     /// kernel has every byte): a detached task finishes that send, then
     /// closes the socket, so the peer gets every accepted byte before the
     /// end. Bounded by [`DROP_FINISH`]: a peer that never reads must not
@@ -356,9 +357,6 @@ impl Stream {
         OpFuture::borrowed(self.sock.driver(), op).await
     }
 
-    /// Whether the `AsyncRead` adapter holds bytes it read ahead, or a
-    /// read in flight: they come before the socket's. (With the driver's
-    /// receive queue the adapter keeps nothing: the queue is its buffer.)
     /// Whether the `AsyncRead` adapter holds bytes it read ahead.
     fn adapter_holds_bytes(&self) -> bool {
         self.adapter.get().is_some_and(
@@ -366,6 +364,9 @@ impl Stream {
         )
     }
 
+    /// Whether the `AsyncRead` adapter holds bytes it read ahead, or a
+    /// read in flight: they come before the socket's. (With the driver's
+    /// receive queue the adapter keeps nothing: the queue is its buffer.)
     fn adapter_has_input(&self) -> bool {
         self.adapter.get().is_some_and(|a| match &*lock(&a.rd) {
             ReadState::Idle { buf, pos } => *pos < buf.len(),
@@ -700,7 +701,6 @@ impl Stream {
         }
     }
 
-    /// Send everything accepted so far.
     /// Move the adapter's send in flight on (io_uring), where a reader
     /// waits: one that ended short (a kernel before Linux 5.18 does not
     /// finish a send whole) goes on only when polled, and a writer that
@@ -723,6 +723,7 @@ impl Stream {
         }
     }
 
+    /// Send everything accepted so far.
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Never used: nothing was accepted, nothing to send.
         let Some(adapter) = self.adapter.get() else {
