@@ -126,9 +126,10 @@ impl BlockingPool {
             st.threads += 1;
             drop(st);
             let pool = self.clone();
-            let spawned = thread::Builder::new()
-                .name(self.name.to_owned())
-                .spawn(move || pool.thread_main());
+            let spawned = crate::spawn_thread(
+                thread::Builder::new().name(self.name.to_owned()),
+                move || pool.thread_main(),
+            );
             if spawned.is_err() {
                 // Could not grow: the job stays queued for the threads we have;
                 // with none at all, nobody will run it, so cancel it.

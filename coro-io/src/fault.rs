@@ -258,3 +258,72 @@ pub(crate) fn foreign_submit() -> Option<io::Error> {
     f.0 -= 1;
     Some(io::Error::from_raw_os_error(f.1))
 }
+
+/// A call into the kernel or the platform that a test can make fail (see
+/// [`fail_syscall`]): the error handlers behind them are otherwise
+/// reached only on a kernel short of memory or watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Syscall {
+    /// An io_uring event loop's own `io_uring_enter` (its submit and
+    /// wait): the kernel's `EBUSY`, `EAGAIN`, `EINTR`, or a hard error
+    /// such as `EOWNERDEAD` from a dead SQPOLL thread. The entries stay
+    /// in the submission queue, as when the kernel refuses them.
+    Enter,
+    /// `epoll_ctl` adding an fd to the epoll driver's table (`ENOSPC` past
+    /// `max_user_watches`, `ENOMEM`, `EPERM` for a regular file).
+    EpollCtl,
+    /// The epoll driver's `epoll_wait`.
+    EpollWait,
+    /// The registration of io_uring's provided-buffer ring (a kernel
+    /// before 5.19 or short of locked memory refuses it).
+    RegisterBufRing,
+    /// `std::thread::Builder::spawn` of coro-io's threads: pool workers,
+    /// blocking-pool threads, an event loop's thread (`EAGAIN` past
+    /// `RLIMIT_NPROC` or a cgroup's `pids.max`).
+    SpawnThread,
+}
+
+const SYSCALLS: usize = 5;
+
+/// Per [`Syscall`]: calls to let through first, calls to fail, the errno.
+static SYSCALL_FAILS: Mutex<[(u32, u32, i32); SYSCALLS]> = Mutex::new([(0, 0, 0); SYSCALLS]);
+/// Whether any [`fail_syscall`] is armed (so calls skip the lock when none is).
+static SYSCALL_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Make `count` calls of `call` fail with `errno`, process-wide, after
+/// letting the next `skip` through (`count` 0: stop). A failed call does
+/// not reach the kernel.
+///
+/// # Examples
+///
+/// ```
+/// use coro_io::fault::{self, Syscall};
+/// fault::fail_syscall(Syscall::SpawnThread, 0, 1, libc::EAGAIN);
+/// let r = coro_io::ThreadPool::try_new(Default::default());
+/// assert_eq!(r.err().and_then(|e| e.raw_os_error()), Some(libc::EAGAIN));
+/// fault::fail_syscall(Syscall::SpawnThread, 0, 0, 0);
+/// ```
+pub fn fail_syscall(call: Syscall, skip: u32, count: u32, errno: i32) {
+    let mut f = crate::lock(&SYSCALL_FAILS);
+    f[call as usize] = (skip, count, errno);
+    SYSCALL_ARMED.store(f.iter().any(|e| e.1 > 0), Ordering::SeqCst);
+}
+
+/// The error [`fail_syscall`] asked for this call of `call`, if any.
+pub(crate) fn syscall(call: Syscall) -> Option<io::Error> {
+    if !SYSCALL_ARMED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut f = crate::lock(&SYSCALL_FAILS);
+    let e = &mut f[call as usize];
+    if e.1 == 0 {
+        return None;
+    }
+    if e.0 > 0 {
+        e.0 -= 1;
+        return None;
+    }
+    e.1 -= 1;
+    Some(io::Error::from_raw_os_error(e.2))
+}

@@ -209,6 +209,24 @@ pub(crate) fn survive(what: &str, f: impl FnOnce()) {
     }
 }
 
+/// `thread::Builder::spawn` for every thread coro-io starts, so that
+/// tests can make it fail (`fault::Syscall::SpawnThread`) as a process at
+/// its thread limit would.
+pub(crate) fn spawn_thread<F, T>(
+    b: std::thread::Builder,
+    f: F,
+) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    #[cfg(feature = "fault-injection")]
+    if let Some(e) = fault::syscall(fault::Syscall::SpawnThread) {
+        return Err(e);
+    }
+    b.spawn(f)
+}
+
 /// Report something the library cannot return as an error (a background
 /// step that failed).
 pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {

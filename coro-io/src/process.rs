@@ -609,10 +609,11 @@ mod reaper {
             wake_rd,
             wake_wr,
         }));
-        std::thread::Builder::new()
-            .name("coro-reaper".into())
-            .spawn(move || run(r))
-            .ok()?;
+        crate::spawn_thread(
+            std::thread::Builder::new().name("coro-reaper".into()),
+            move || run(r),
+        )
+        .ok()?;
         Some(r)
     }
 

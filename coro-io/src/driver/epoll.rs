@@ -279,6 +279,12 @@ fn epoll_ctl(epfd: &OwnedFd, fd: RawFd, ctl: Ctl) -> io::Result<()> {
     // (`RegisteredFd` releases, then closes; c-ares' fds are released in
     // its socket-state callback, before the close).
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    #[cfg(feature = "fault-injection")]
+    if !matches!(ctl, Ctl::Delete) {
+        if let Some(e) = crate::fault::syscall(crate::fault::Syscall::EpollCtl) {
+            return Err(e);
+        }
+    }
     let r = match ctl {
         Ctl::Add(key) => epoll::add(epfd, fd, epoll::EventData::new_u64(key), INTEREST),
         Ctl::Modify(key) => epoll::modify(epfd, fd, epoll::EventData::new_u64(key), INTEREST),
@@ -662,6 +668,13 @@ impl Backend for EpollDriver {
         // event is not packed) the kernel fills; no allocation and no
         // clearing per turn.
         let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; EVENTS_CAPACITY];
+        #[cfg(feature = "fault-injection")]
+        if let Some(e) = crate::fault::syscall(crate::fault::Syscall::EpollWait) {
+            return match e.raw_os_error() {
+                Some(libc::EINTR) => Ok(0),
+                _ => Err(e),
+            };
+        }
         let events = match epoll::wait(&self.epfd, &mut buf[..], timeout.as_ref()) {
             Ok((events, _)) => &*events,
             Err(rustix::io::Errno::INTR) => return Ok(0),

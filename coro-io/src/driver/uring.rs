@@ -749,20 +749,26 @@ impl UringDriver {
     /// for a zero wait.
     fn enter(&self, wait: Option<Duration>, must_enter: bool) -> io::Result<()> {
         let sub = self.ring.submitter();
-        let r = match wait {
-            Some(d) if d.is_zero() => {
+        // Tests: the kernel refusing the enter (the entries stay queued).
+        #[cfg(feature = "fault-injection")]
+        let injected = crate::fault::syscall(crate::fault::Syscall::Enter);
+        #[cfg(not(feature = "fault-injection"))]
+        let injected = None;
+        let r = match (injected, wait) {
+            (Some(e), _) => Err(e),
+            (None, Some(d)) if d.is_zero() => {
                 if must_enter {
                     sub.submit().map(drop)
                 } else {
                     Ok(())
                 }
             }
-            Some(d) => {
+            (None, Some(d)) => {
                 let ts = types::Timespec::from(d.min(Duration::from_secs(86_400)));
                 let args = types::SubmitArgs::new().timespec(&ts);
                 sub.submit_with_args(1, &args).map(drop)
             }
-            None => sub.submit_and_wait(1).map(drop),
+            (None, None) => sub.submit_and_wait(1).map(drop),
         };
         match r {
             Err(e)
@@ -1417,6 +1423,10 @@ fn in_kernel(state: &SlotState) -> bool {
 /// Register a ring of `count` provided buffers (rounded to a power of two)
 /// as buffer group [`recv_queue::BGID`]; `None` if the kernel refuses.
 fn register_buf_ring(ring: &IoUring, count: u16) -> Option<BufRing> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault::syscall(crate::fault::Syscall::RegisterBufRing).is_some() {
+        return None;
+    }
     let count = count.clamp(2, 32_768).next_power_of_two();
     let bufs = BufRing::new(count).ok()?;
     // SAFETY: the entries stay allocated (and at this address) as long as

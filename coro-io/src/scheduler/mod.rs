@@ -159,9 +159,8 @@ impl IoScheduler {
         let sched = IoScheduler::from_inner(inner.clone());
         if !manual {
             let start = opts.on_io_thread_start.clone();
-            let t = thread::Builder::new()
-                .name("coro-io".into())
-                .spawn(move || {
+            let t =
+                crate::spawn_thread(thread::Builder::new().name("coro-io".into()), move || {
                     if let Err(e) = inner.driver.enable_here() {
                         // Cannot happen on a ring we just made; say so loudly.
                         crate::warn(format_args!("enabling the io_uring ring failed: {e}"));

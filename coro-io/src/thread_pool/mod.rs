@@ -313,9 +313,10 @@ impl ThreadPool {
         };
         for (index, queue) in queues.into_iter().enumerate() {
             let for_worker = shared.clone();
-            let spawned = thread::Builder::new()
-                .name(format!("{}-{index}", opts.thread_name))
-                .spawn(move || worker_main(for_worker, index, queue));
+            let spawned = crate::spawn_thread(
+                thread::Builder::new().name(format!("{}-{index}", opts.thread_name)),
+                move || worker_main(for_worker, index, queue),
+            );
             match spawned {
                 Ok(h) => lock(&owner.threads).push(h),
                 Err(e) => {
