@@ -26,6 +26,7 @@ coro_io::driver_tests!(
     transient_faults_and_short_writes_are_invisible_over_tcp,
     transient_faults_and_short_writes_are_invisible_over_tls,
     hard_faults_end_only_their_connection,
+    hard_faults_end_only_their_tls_connection,
     a_short_adapter_send_reaches_the_peer_while_the_writer_reads,
 );
 
@@ -189,8 +190,43 @@ fn transient_faults_and_short_writes_are_invisible_over_tls(cfg: Config) {
     }
 }
 
+/// A connection of the hard-fault tests: TCP, or TLS over it.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<tls::TlsStream>),
+}
+
+impl Conn {
+    async fn read(&self, buf: Vec<u8>) -> (std::io::Result<usize>, Vec<u8>) {
+        match self {
+            Conn::Tcp(c) => c.read(buf).await,
+            Conn::Tls(t) => t.read(buf).await,
+        }
+    }
+
+    async fn write_all(&self, buf: Vec<u8>) -> (std::io::Result<()>, Vec<u8>) {
+        match self {
+            Conn::Tcp(c) => c.write_all(buf).await,
+            Conn::Tls(t) => t.write_all(buf).await,
+        }
+    }
+}
+
 fn hard_faults_end_only_their_connection(cfg: Config) {
+    hard_faults(cfg, None);
+}
+
+/// The same over TLS: a fault in a handshake or in the middle of a
+/// record's send or receive ends that connection with an error (its TLS
+/// state is lost with the bytes), never a hang or a panic; the others go
+/// on.
+fn hard_faults_end_only_their_tls_connection(cfg: Config) {
+    hard_faults(cfg, Some(tls_pair()));
+}
+
+fn hard_faults(cfg: Config, tls: Option<(TlsAcceptor, TlsConnector)>) {
     let _g = serial();
+    let (acceptor, connector) = tls.unzip();
     for seed in [21, 22, 23] {
         let fds_before = open_fds();
         let s = sched(cfg);
@@ -198,12 +234,21 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
         let addr = l.local_addr().unwrap();
         // The server: one task per connection, echoing until EOF or error.
         let s2 = s.clone();
+        let seed_acceptor = acceptor.clone();
         let accept_loop = s.spawn(async move {
             loop {
                 let Ok((c, _)) = l.accept().await else {
                     continue; // an injected accept error: go on
                 };
+                let acceptor = seed_acceptor.clone();
                 s2.spawn(async move {
+                    let c = match acceptor {
+                        None => Conn::Tcp(c),
+                        Some(a) => match a.accept(c).await {
+                            Ok(t) => Conn::Tls(Box::new(t)),
+                            Err(_) => return,
+                        },
+                    };
                     let mut buf = Vec::with_capacity(4096);
                     loop {
                         let (r, b) = c.read(buf).await;
@@ -224,10 +269,14 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
         });
         // One client round: connect, 8 messages, close. Ok(true) when every
         // echo came back, Ok(false) on a clean error.
-        let client = move |s: coro_io::IoScheduler, i: u8| async move {
+        let client = move |s: coro_io::IoScheduler, i: u8, tls: Option<TlsConnector>| async move {
             let timeout = Duration::from_secs(5);
             let body = async {
                 let c = TcpStream::connect(&s, addr).await?;
+                let c = match tls {
+                    None => Conn::Tcp(c),
+                    Some(cn) => Conn::Tls(Box::new(cn.connect("localhost", c).await?)),
+                };
                 for j in 0..8u8 {
                     let (w, _) = c.write_all(vec![i ^ j; 100]).await;
                     w?;
@@ -261,9 +310,10 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
             short_write_per_mille: 100,
         });
         let s3 = s.clone();
+        let cn = connector.clone();
         let (ok, failed) = run(&s, async move {
             let hs: Vec<_> = (0..100u8)
-                .map(|i| s3.spawn(client(s3.clone(), i)))
+                .map(|i| s3.spawn(client(s3.clone(), i, cn.clone())))
                 .collect();
             let (mut ok, mut failed) = (0, 0);
             for h in hs {
@@ -287,8 +337,11 @@ fn hard_faults_end_only_their_connection(cfg: Config) {
         );
         // Faults off: the server still serves everyone.
         let s4 = s.clone();
+        let cn = connector.clone();
         let all = run(&s, async move {
-            let hs: Vec<_> = (0..20u8).map(|i| s4.spawn(client(s4.clone(), i))).collect();
+            let hs: Vec<_> = (0..20u8)
+                .map(|i| s4.spawn(client(s4.clone(), i, cn.clone())))
+                .collect();
             let mut all = true;
             for h in hs {
                 all &= h.await.unwrap();
