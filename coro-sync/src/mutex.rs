@@ -56,6 +56,17 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// A mutex whose waiters never starve, for loom models of the
+    /// ordinary wait (under loom every waiter otherwise starves after one
+    /// lost race, time not passing there).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn without_starvation_for_loom(value: T) -> Self {
+        let mut m = Self::new(value);
+        m.raw.never_starve = true;
+        m
+    }
+
     /// Consumes the mutex, returning the value.
     ///
     /// ```

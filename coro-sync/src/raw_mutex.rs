@@ -47,6 +47,11 @@ pub(crate) struct RawMutex {
     state: AtomicU64,
     lock_ops: Event,
     starved_ops: Event,
+    /// Loom models: waiters never starve, so that the ordinary wait (listen
+    /// again, retry) is explored too; by default every waiter starves
+    /// after one lost race there (see `starving`).
+    #[cfg(loom)]
+    pub(crate) never_starve: bool,
 }
 
 impl RawMutex {
@@ -55,6 +60,8 @@ impl RawMutex {
             state: AtomicU64::new(0),
             lock_ops: Event::new(),
             starved_ops: Event::new(),
+            #[cfg(loom)]
+            never_starve: false,
         }
     }
 
@@ -220,7 +227,7 @@ impl RawLock {
                             *since = Instant::now();
                         }
                     }
-                    if self.starving() {
+                    if self.starving(raw) {
                         let listener = raw.starved_ops.listen();
                         raw.state
                             .fetch_add(STARVED.wrapping_sub(WAITER), Ordering::SeqCst);
@@ -259,15 +266,16 @@ impl RawLock {
     }
 
     #[cfg(not(loom))]
-    fn starving(&self) -> bool {
+    fn starving(&self, _raw: &RawMutex) -> bool {
         matches!(&self.phase, Phase::Waiting { since, .. } if since.elapsed() >= STARVATION_BOUND)
     }
 
     /// Under loom time does not pass: a waiter starves after one lost race, so
-    /// the models cover the hand-off path.
+    /// the models cover the hand-off path; or never, for a mutex made for
+    /// the models of the ordinary path (`RawMutex::never_starve`).
     #[cfg(loom)]
-    fn starving(&self) -> bool {
-        true
+    fn starving(&self, raw: &RawMutex) -> bool {
+        !raw.never_starve
     }
 
     /// Withdraws a pending lock attempt (the future was dropped).

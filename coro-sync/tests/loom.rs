@@ -39,8 +39,19 @@ fn poll_once_then_drop<F: Future>(fut: F) -> bool {
 
 #[test]
 fn mutex_mutual_exclusion_and_handoff() {
-    loom::model(|| {
-        let m = Arc::new(Mutex::new(0usize));
+    mutual_exclusion(Mutex::new);
+}
+
+/// The same where waiters never starve: the ordinary wait (listen again,
+/// retry), which every waiter woken within the starvation bound takes.
+#[test]
+fn mutex_mutual_exclusion_without_starvation() {
+    mutual_exclusion(Mutex::without_starvation_for_loom);
+}
+
+fn mutual_exclusion(make: fn(usize) -> Mutex<usize>) {
+    loom::model(move || {
+        let m = Arc::new(make(0));
         let inside = Arc::new(AtomicUsize::new(0));
         let ths: Vec<_> = (0..2)
             .map(|_| {
@@ -70,8 +81,17 @@ fn mutex_mutual_exclusion_and_handoff() {
 
 #[test]
 fn mutex_waiter_dropped_while_notified() {
-    loom::model(|| {
-        let m = Arc::new(Mutex::new(()));
+    waiter_dropped_while_notified(Mutex::new);
+}
+
+#[test]
+fn mutex_waiter_dropped_while_notified_without_starvation() {
+    waiter_dropped_while_notified(Mutex::without_starvation_for_loom);
+}
+
+fn waiter_dropped_while_notified(make: fn(()) -> Mutex<()>) {
+    loom::model(move || {
+        let m = Arc::new(make(()));
         let g = m.try_lock_arc().unwrap();
         let m1 = m.clone();
         let dropper = thread::spawn(move || {
@@ -475,8 +495,18 @@ fn queue_push_pop_with_dropped_consumer() {
 /// by a task that then took the mutex cannot be missed.
 #[test]
 fn condvar_no_lost_notification() {
-    loom::model(|| {
-        let state = Arc::new((Mutex::new(false), Condvar::new()));
+    no_lost_notification(Mutex::new);
+}
+
+/// The same with the mutex's ordinary wait (no waiter starves).
+#[test]
+fn condvar_no_lost_notification_without_starvation() {
+    no_lost_notification(Mutex::without_starvation_for_loom);
+}
+
+fn no_lost_notification(make: fn(bool) -> Mutex<bool>) {
+    loom::model(move || {
+        let state = Arc::new((make(false), Condvar::new()));
         let s1 = state.clone();
         let setter = thread::spawn(move || {
             block_on(async {
