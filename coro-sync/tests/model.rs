@@ -38,106 +38,164 @@ fn chan_op() -> impl Strategy<Value = ChanOp> {
     ]
 }
 
+/// One run of the ring buffer's model (see the module docs).
+fn ring_buffer_run(ops: Vec<ChanOp>) -> Result<(), TestCaseError> {
+    const CAP: usize = 3;
+    let rb = RingBuffer::<u32, CAP>::new();
+    let mut model: VecDeque<u32> = VecDeque::new();
+    let mut closed = false;
+    let mut next = 0u32;
+    let mut popped = Vec::new();
+    let mut pending_pops = Vec::new();
+    let mut pending_pushes: Vec<(u32, Probe<_>)> = Vec::new();
+    for op in ops {
+        match op {
+            ChanOp::TryPush => {
+                let r = rb.try_push(next);
+                prop_assert_eq!(r.is_ok(), !closed && model.len() < CAP);
+                if r.is_ok() {
+                    model.push_back(next);
+                }
+                next += 1;
+            }
+            ChanOp::Push => {
+                let mut p = Probe::new(rb.push(next));
+                match p.poll() {
+                    Poll::Ready(Ok(())) => model.push_back(next),
+                    Poll::Ready(Err(e)) => {
+                        prop_assert!(closed);
+                        prop_assert_eq!(e.into_inner(), next);
+                    }
+                    Poll::Pending => {
+                        prop_assert_eq!(model.len(), CAP);
+                        pending_pushes.push((next, p));
+                    }
+                }
+                next += 1;
+            }
+            ChanOp::TryPop => match rb.try_pop() {
+                Ok(v) => {
+                    prop_assert_eq!(Some(v), model.pop_front());
+                    popped.push(v);
+                }
+                Err(TryPopError::Empty) => prop_assert!(model.is_empty() && !closed),
+                Err(TryPopError::Closed) => prop_assert!(model.is_empty() && closed),
+            },
+            ChanOp::StartPop => {
+                let mut p = Probe::new(rb.pop());
+                match p.poll() {
+                    Poll::Ready(Ok(v)) => {
+                        prop_assert_eq!(Some(v), model.pop_front());
+                        popped.push(v);
+                    }
+                    Poll::Ready(Err(_)) => prop_assert!(closed && model.is_empty()),
+                    Poll::Pending => {
+                        prop_assert!(model.is_empty());
+                        pending_pops.push(p);
+                    }
+                }
+            }
+            ChanOp::PollWoken => {
+                let mut i = 0;
+                while i < pending_pops.len() {
+                    if pending_pops[i].needs_poll() {
+                        match pending_pops[i].poll() {
+                            Poll::Ready(Ok(v)) => {
+                                prop_assert_eq!(Some(v), model.pop_front());
+                                popped.push(v);
+                                pending_pops.remove(i);
+                                continue;
+                            }
+                            Poll::Ready(Err(_)) => {
+                                prop_assert!(closed && model.is_empty());
+                                pending_pops.remove(i);
+                                continue;
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    i += 1;
+                }
+                let mut i = 0;
+                while i < pending_pushes.len() {
+                    if pending_pushes[i].1.needs_poll() {
+                        let v = pending_pushes[i].0;
+                        match pending_pushes[i].1.poll() {
+                            Poll::Ready(Ok(())) => {
+                                model.push_back(v);
+                                pending_pushes.remove(i);
+                                continue;
+                            }
+                            Poll::Ready(Err(_)) => {
+                                prop_assert!(closed);
+                                pending_pushes.remove(i);
+                                continue;
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            ChanOp::DropPending(i) => {
+                if i % 2 == 0 && !pending_pops.is_empty() {
+                    let i = i / 2 % pending_pops.len();
+                    drop(pending_pops.remove(i));
+                } else if !pending_pushes.is_empty() {
+                    let i = i / 2 % pending_pushes.len();
+                    drop(pending_pushes.remove(i));
+                }
+            }
+            ChanOp::Close => {
+                rb.close();
+                closed = true;
+            }
+        }
+        prop_assert_eq!(rb.len(), model.len());
+        // No lost wake-up: items waiting and consumers pending means one of them was woken.
+        if !model.is_empty() && !pending_pops.is_empty() {
+            prop_assert!(
+                pending_pops.iter().any(|p| p.needs_poll()),
+                "item available, no consumer woken"
+            );
+        }
+        if (model.len() < CAP || closed) && !pending_pushes.is_empty() {
+            prop_assert!(
+                pending_pushes.iter().any(|p| p.1.needs_poll()),
+                "room available, no producer woken"
+            );
+        }
+    }
+    // (Order is checked against the model at every pop above.)
+    drop(pending_pops);
+    drop(pending_pushes);
+    rb.close();
+    let mut rest = Vec::new();
+    while let Ok(v) = rb.try_pop() {
+        rest.push(v);
+    }
+    prop_assert_eq!(rest, Vec::from(model));
+    Ok(())
+}
+
+/// A failure proptest once found and shrank: a pending `push` woken by a
+/// `try_pop`, and a `try_push` barging in before it is polled again.
+/// Replayed on every run (proptest's own persistence is off here).
+#[test]
+fn ring_buffer_a_barging_try_push_after_a_woken_push() {
+    use ChanOp::*;
+    let ops = vec![
+        TryPush, TryPush, TryPush, Push, TryPop, TryPush, TryPop, PollWoken, TryPop, TryPop, TryPop,
+    ];
+    ring_buffer_run(ops).unwrap();
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn ring_buffer_matches_model(ops in prop::collection::vec(chan_op(), 1..120)) {
-        const CAP: usize = 3;
-        let rb = RingBuffer::<u32, CAP>::new();
-        let mut model: VecDeque<u32> = VecDeque::new();
-        let mut closed = false;
-        let mut next = 0u32;
-        let mut popped = Vec::new();
-        let mut pending_pops = Vec::new();
-        let mut pending_pushes: Vec<(u32, Probe<_>)> = Vec::new();
-        for op in ops {
-            match op {
-                ChanOp::TryPush => {
-                    let r = rb.try_push(next);
-                    prop_assert_eq!(r.is_ok(), !closed && model.len() < CAP);
-                    if r.is_ok() { model.push_back(next); }
-                    next += 1;
-                }
-                ChanOp::Push => {
-                    let mut p = Probe::new(rb.push(next));
-                    match p.poll() {
-                        Poll::Ready(Ok(())) => model.push_back(next),
-                        Poll::Ready(Err(e)) => { prop_assert!(closed); prop_assert_eq!(e.into_inner(), next); }
-                        Poll::Pending => { prop_assert_eq!(model.len(), CAP); pending_pushes.push((next, p)); }
-                    }
-                    next += 1;
-                }
-                ChanOp::TryPop => match rb.try_pop() {
-                    Ok(v) => { prop_assert_eq!(Some(v), model.pop_front()); popped.push(v); }
-                    Err(TryPopError::Empty) => prop_assert!(model.is_empty() && !closed),
-                    Err(TryPopError::Closed) => prop_assert!(model.is_empty() && closed),
-                },
-                ChanOp::StartPop => {
-                    let mut p = Probe::new(rb.pop());
-                    match p.poll() {
-                        Poll::Ready(Ok(v)) => { prop_assert_eq!(Some(v), model.pop_front()); popped.push(v); }
-                        Poll::Ready(Err(_)) => prop_assert!(closed && model.is_empty()),
-                        Poll::Pending => { prop_assert!(model.is_empty()); pending_pops.push(p); }
-                    }
-                }
-                ChanOp::PollWoken => {
-                    let mut i = 0;
-                    while i < pending_pops.len() {
-                        if pending_pops[i].needs_poll() {
-                            match pending_pops[i].poll() {
-                                Poll::Ready(Ok(v)) => {
-                                    prop_assert_eq!(Some(v), model.pop_front());
-                                    popped.push(v);
-                                    pending_pops.remove(i);
-                                    continue;
-                                }
-                                Poll::Ready(Err(_)) => { prop_assert!(closed && model.is_empty()); pending_pops.remove(i); continue; }
-                                Poll::Pending => {}
-                            }
-                        }
-                        i += 1;
-                    }
-                    let mut i = 0;
-                    while i < pending_pushes.len() {
-                        if pending_pushes[i].1.needs_poll() {
-                            let v = pending_pushes[i].0;
-                            match pending_pushes[i].1.poll() {
-                                Poll::Ready(Ok(())) => { model.push_back(v); pending_pushes.remove(i); continue; }
-                                Poll::Ready(Err(_)) => { prop_assert!(closed); pending_pushes.remove(i); continue; }
-                                Poll::Pending => {}
-                            }
-                        }
-                        i += 1;
-                    }
-                }
-                ChanOp::DropPending(i) => {
-                    if i % 2 == 0 && !pending_pops.is_empty() {
-                        let i = i / 2 % pending_pops.len();
-                        drop(pending_pops.remove(i));
-                    } else if !pending_pushes.is_empty() {
-                        let i = i / 2 % pending_pushes.len();
-                        drop(pending_pushes.remove(i));
-                    }
-                }
-                ChanOp::Close => { rb.close(); closed = true; }
-            }
-            prop_assert_eq!(rb.len(), model.len());
-            // No lost wake-up: items waiting and consumers pending means one of them was woken.
-            if !model.is_empty() && !pending_pops.is_empty() {
-                prop_assert!(pending_pops.iter().any(|p| p.needs_poll()), "item available, no consumer woken");
-            }
-            if (model.len() < CAP || closed) && !pending_pushes.is_empty() {
-                prop_assert!(pending_pushes.iter().any(|p| p.1.needs_poll()), "room available, no producer woken");
-            }
-        }
-        // (Order is checked against the model at every pop above.)
-        drop(pending_pops);
-        drop(pending_pushes);
-        rb.close();
-        let mut rest = Vec::new();
-        while let Ok(v) = rb.try_pop() { rest.push(v); }
-        prop_assert_eq!(rest, Vec::from(model));
+        ring_buffer_run(ops)?;
     }
 
     #[test]
