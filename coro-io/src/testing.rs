@@ -88,9 +88,16 @@ impl Config {
         false,
         false,
     ));
-    /// io_uring with `COOP_TASKRUN`, tasks on a pool.
-    pub const URING_COOP_POOL: Config =
-        config("uring-coop-pool", IoUring, CoopTaskrun, false, true, false);
+    /// io_uring with `COOP_TASKRUN`, tasks on a pool; small rings, so that
+    /// pool workers' own submits also meet a full SQ and a dry ring.
+    pub const URING_COOP_POOL: Config = small(config(
+        "uring-coop-pool",
+        IoUring,
+        CoopTaskrun,
+        false,
+        true,
+        false,
+    ));
     /// A plain ring (as kernels before 5.19; no receive queue either, so
     /// the one-receive-op-per-read path stays tested),
     /// tasks on the loop thread.
@@ -286,9 +293,61 @@ impl Config {
     }
 }
 
+/// Poll `fut` to completion on the bare driver `h`, parking it between
+/// polls, and polling again only once the future's waker was woken, as an
+/// executor would: a driver that completes an op without waking it fails
+/// here instead of passing by a blind re-poll.
+///
+/// # Panics
+///
+/// If `fut` does not complete within `bound` (saying whether it was
+/// ready by then but never woken).
+pub fn block_on_driver<F: std::future::Future>(h: &Handle, fut: F, bound: Duration) -> F::Output {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let woken = Arc::new(Count(AtomicUsize::new(0)));
+    let w = Waker::from(woken.clone());
+    let mut cx = Context::from_waker(&w);
+    let mut fut = std::pin::pin!(fut);
+    let deadline = std::time::Instant::now() + bound;
+    let mut seen = 0;
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        loop {
+            if std::time::Instant::now() >= deadline {
+                let ready = fut.as_mut().poll(&mut cx).is_ready();
+                panic!("not complete within {bound:?} (ready but never woken: {ready})");
+            }
+            h.park(Some(Duration::from_millis(10)))
+                .unwrap_or_else(|e| panic!("park failed: {e}"));
+            let now = woken.0.load(Ordering::SeqCst);
+            if now != seen {
+                seen = now;
+                break;
+            }
+        }
+    }
+}
+
 /// How many fds the process has open (`/proc/self/fd`).
+///
+/// # Panics
+///
+/// If `/proc/self/fd` cannot be read (every leak check would compare 0
+/// with 0).
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd is needed to count fds")
+        .count()
 }
 
 /// [`open_fds`], once it equals `expected` or after five seconds: a

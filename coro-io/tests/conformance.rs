@@ -81,19 +81,10 @@ fn park_until(h: &Handle, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Poll `fut` to completion on `h` (no scheduler).
+/// Poll `fut` to completion on `h` (no scheduler; see
+/// `testing::block_on_driver`).
 fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
-    let (_f, w) = noop_cx();
-    let mut cx = Context::from_waker(&w);
-    let mut fut = std::pin::pin!(fut);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "op did not complete in 10 s");
-        h.park(Some(Duration::from_millis(10))).unwrap();
-    }
+    coro_io::testing::block_on_driver(h, fut, Duration::from_secs(10))
 }
 
 fn small_ring(cfg: Config, entries: u32) -> Handle {
@@ -978,14 +969,20 @@ unsafe impl<const RESTART: bool> op::Op for InjectResult<RESTART> {
 #[test]
 fn eintr_is_retried_only_for_restartable_ops() {
     let _s = serial();
-    for cfg in [Config::EPOLL, Config::URING_COOP] {
+    for cfg in Config::DRIVERS {
         let h = cfg.handle();
         let count = Arc::new(AtomicUsize::new(0));
         let once = InjectResult::<false> {
             submitted: count.clone(),
         };
         let r = run(&h, op::OpFuture::new(&h, once));
-        if cfg.kind() == DriverKind::IoUring && r.is_ok() {
+        // A kernel that cannot inject results completes the NOP once with
+        // 0. Anything else that is not the EINTR (7: it ran again) is the
+        // bug this test is about, not a kernel without the feature.
+        if cfg.kind() == DriverKind::IoUring
+            && matches!(r, Ok(0))
+            && count.load(Ordering::SeqCst) == 1
+        {
             eprintln!("skipped on io_uring: this kernel cannot inject NOP results (Linux 6.10+)");
             continue;
         }

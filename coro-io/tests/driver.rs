@@ -28,19 +28,10 @@ fn waker() -> (Arc<CountWaker>, Waker) {
     (c.clone(), Waker::from(c))
 }
 
-/// Poll `fut` to completion, parking the driver between polls (bounded).
+/// Poll `fut` to completion, parking the driver between polls (bounded;
+/// see `testing::block_on_driver`).
 fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
-    let (_c, w) = waker();
-    let mut cx = Context::from_waker(&w);
-    let mut fut = pin!(fut);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        h.park(Some(Duration::from_secs(1))).unwrap();
-    }
-    panic!("future did not complete within 60 s");
+    coro_io::testing::block_on_driver(h, fut, Duration::from_secs(60))
 }
 
 fn pipe() -> (OwnedFd, OwnedFd) {
@@ -214,8 +205,13 @@ fn pipe_read_waits_then_completes(cfg: Config) {
     assert_eq!(c.0.load(Ordering::SeqCst), 0);
     rustix::io::write(&w, b"abc").unwrap();
     // One park delivers the readiness and wakes the op's waker.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while c.0.load(Ordering::SeqCst) == 0 {
-        h.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the op's waker was never woken"
+        );
+        h.park(Some(Duration::from_secs(1))).unwrap();
     }
     match fut.as_mut().poll(&mut cx) {
         Poll::Ready((Ok(3), buf)) => assert_eq!(buf, b"abc"),

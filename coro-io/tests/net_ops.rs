@@ -18,18 +18,10 @@ impl Wake for Noop {
     fn wake(self: Arc<Self>) {}
 }
 
-/// Poll `fut` to completion, parking the driver between polls (bounded).
+/// Poll `fut` to completion, parking the driver between polls (bounded;
+/// see `testing::block_on_driver`).
 fn run<F: Future>(h: &Handle, fut: F) -> F::Output {
-    let w = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&w);
-    let mut fut = pin!(fut);
-    for _ in 0..10_000 {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        h.park(Some(Duration::from_secs(5))).unwrap();
-    }
-    panic!("future did not complete");
+    coro_io::testing::block_on_driver(h, fut, Duration::from_secs(60))
 }
 
 coro_io::driver_tests!(
