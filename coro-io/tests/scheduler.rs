@@ -1630,6 +1630,12 @@ fn a_manual_scheduler_in_a_thread_local_shuts_down_at_thread_exit() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
+        // The child test ran (a renamed one would match nothing and pass).
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("thread-local scheduler shut down"),
+            "{driver}: the child test did not run: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }
 
@@ -1681,6 +1687,7 @@ fn manual_scheduler_in_a_thread_local_child() {
         LOCAL_DROPPED.load(Ordering::SeqCst),
         "the waiting local task was not dropped"
     );
+    println!("thread-local scheduler shut down");
 }
 
 /// A local task dropped on a foreign thread is leaked (its future must not

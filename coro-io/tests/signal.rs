@@ -17,6 +17,7 @@ coro_io::driver_tests!(
     deliveries_coalesce_and_wait_for_the_next_poll,
     ctrl_c_and_any_of_complete,
     ctrl_c_made_outside_a_task_listens_in_the_task_that_awaits_it,
+    listener_ends_with_its_scheduler,
 );
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -146,10 +147,10 @@ fn bad_signals_are_clear_errors() {
 }
 
 /// A listener whose scheduler shut down ends (`None`) instead of waiting
-/// forever.
-#[test]
-fn listener_ends_with_its_scheduler() {
-    for cfg in Config::DRIVERS {
+/// forever (on every configuration: a pool's and a `Manual` scheduler's
+/// shutdowns take other paths).
+fn listener_ends_with_its_scheduler(cfg: Config) {
+    {
         let s = cfg.sched();
         let mut sig = Signal::new(&s, SignalKind::window_change()).unwrap();
         s.shutdown();

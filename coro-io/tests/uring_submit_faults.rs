@@ -13,8 +13,19 @@ use coro_io::{PollOp, PollStatus};
 
 #[test]
 fn a_pool_workers_failed_submit_still_reaches_the_kernel() {
-    for errno in [libc::EBUSY, libc::EAGAIN, libc::EINTR] {
-        let s = Config::URING_PLAIN_POOL.sched();
+    // Every ring whose pool workers submit for themselves (not a
+    // single-issuer ring: there they only wake the loop).
+    let pools = [
+        Config::URING_PLAIN_POOL,
+        Config::URING_COOP_POOL,
+        Config::URING_SQPOLL_POOL,
+        Config::URING_MANUAL_POOL,
+    ];
+    for (cfg, errno) in pools
+        .into_iter()
+        .flat_map(|c| [libc::EBUSY, libc::EAGAIN, libc::EINTR].map(|e| (c, e)))
+    {
+        let s = cfg.sched();
         let s2 = s.clone();
         // Readable at once: the poll completes as soon as the kernel has
         // its entry.
@@ -31,7 +42,7 @@ fn a_pool_workers_failed_submit_still_reaches_the_kernel() {
         assert_eq!(
             got.expect("the poll's entry was never submitted").unwrap(),
             PollStatus::Event,
-            "errno {errno}"
+            "{cfg}: errno {errno}"
         );
         drop(w);
         s.shutdown();

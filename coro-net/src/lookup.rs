@@ -99,7 +99,16 @@ mod tests {
     fn after_shutdown_is_an_error_not_a_hang() {
         let s = sched();
         s.shutdown();
-        let e = coro_core::sync_wait(lookup_host(&s, "localhost:1")).unwrap_err();
+        // Bounded by a plain thread: the regression is a hang.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s2 = s.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(coro_core::sync_wait(lookup_host(&s2, "localhost:1")).map(drop));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a lookup after shutdown hung")
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Other);
         // Literals still parse: no scheduler work is needed.
         assert!(coro_core::sync_wait(lookup_host(&s, "127.0.0.1:1")).is_ok());

@@ -2,7 +2,8 @@
 //! test starts (`common/dns_server.rs`): A, AAAA, PTR, NXDOMAIN, NODATA,
 //! SERVFAIL, REFUSED, a truncated UDP answer (TCP fallback), a server that
 //! never answers, 1,000 concurrent lookups, bad names, the hosts file,
-//! cancellation and shutdown. Every test runs on both drivers.
+//! cancellation and shutdown; and against dnsmasq, a real resolver. Every
+//! test runs on every configuration.
 #![cfg(feature = "dns")]
 
 #[path = "common/dns_server.rs"]
@@ -46,10 +47,16 @@ fn resolver(s: &IoScheduler, servers: &[&DnsServer]) -> Resolver {
     Resolver::new(s, opts(servers)).expect("resolver")
 }
 
-/// Run `fut` as a task on `s`, bounded.
+/// Run `fut` as a task on `s`, bounded by a timer of `s` and, should its
+/// loop be stuck, by a plain thread 10 s later.
 fn run<T: Send + 'static>(s: &IoScheduler, fut: impl Future<Output = T> + Send + 'static) -> T {
     let h = s.spawn(s.timeout(BOUND, fut));
-    coro_core::sync_wait(h)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(coro_core::sync_wait(h));
+    });
+    rx.recv_timeout(BOUND + Duration::from_secs(10))
+        .expect("the scheduler is stuck: its timer never fired")
         .expect("task")
         .expect("finished within the bound")
 }
@@ -748,6 +755,126 @@ fn lookup_futures_are_send_and_static() {
     sync::<Error>();
 }
 
+/// dnsmasq on 127.0.0.1 at a free port, answering for a few `coro.test`
+/// names from its command line only (no upstream, no hosts file): a real
+/// resolver's framing, EDNS and flags, where `DnsServer` is our own.
+struct Dnsmasq {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Dnsmasq {
+    /// `None` (a skip) only without dnsmasq and with `CORO_SKIP_INTEROP`
+    /// set; a missing dnsmasq fails otherwise (scripts/test installs it).
+    fn start() -> Option<Dnsmasq> {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .and_then(|u| u.local_addr())
+            .unwrap()
+            .port();
+        let pid_file = empty_file("dnsmasq.pid", "");
+        // In /usr/sbin, which a user's PATH may lack.
+        let program = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("dnsmasq");
+        let spawned = std::process::Command::new(program)
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                &format!("--port={port}"),
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                &format!("--pid-file={}", pid_file.display()),
+                "--host-record=a.coro.test,192.0.2.1",
+                "--host-record=both.coro.test,192.0.2.3,2001:db8::3",
+                "--address=/nx.coro.test/",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) if std::env::var_os("CORO_SKIP_INTEROP").is_some() => {
+                eprintln!("skipping: dnsmasq cannot run ({e})");
+                return None;
+            }
+            Err(e) => panic!(
+                "dnsmasq is needed (scripts/test installs it; CORO_SKIP_INTEROP=1 skips): {e}"
+            ),
+        };
+        let mut d = Dnsmasq {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        // Listening once its TCP port takes a connection (bounded).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(d.addr).is_err() {
+            if let Ok(Some(status)) = d.child.try_wait() {
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(d.child.stderr.as_mut().unwrap(), &mut err);
+                panic!("dnsmasq exited ({status}): {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq did not listen within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(d)
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn a_real_resolver_answers(cfg: Config) {
+    let Some(dnsmasq) = Dnsmasq::start() else {
+        return;
+    };
+    let s = sched(cfg);
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            servers: vec![dnsmasq.addr],
+            ..opts(&[])
+        },
+    )
+    .expect("resolver");
+    let (a, both, six, nx, refused, ptr) = run(&s, async move {
+        (
+            r.lookup_ipv4("a.coro.test").await,
+            r.lookup_ip("both.coro.test").await,
+            r.lookup_ipv6("both.coro.test").await,
+            r.lookup_ip("nx.coro.test").await,
+            r.lookup_ipv4("elsewhere.coro.test").await,
+            r.reverse("192.0.2.3".parse().unwrap()).await,
+        )
+    });
+    assert_eq!(a.unwrap(), [v4("192.0.2.1")], "{cfg}");
+    let want: BTreeSet<IpAddr> = ["192.0.2.3", "2001:db8::3"]
+        .iter()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(set(both.unwrap()), want, "{cfg}");
+    assert_eq!(
+        six.unwrap(),
+        ["2001:db8::3".parse::<Ipv6Addr>().unwrap()],
+        "{cfg}"
+    );
+    assert_eq!(nx, Err(Error::NotFound), "{cfg}");
+    // No upstream to ask: dnsmasq refuses names it has no answer for.
+    assert_eq!(refused, Err(Error::Refused), "{cfg}");
+    assert_eq!(ptr.unwrap(), ["both.coro.test"], "{cfg}");
+    s.shutdown();
+}
+
 coro_io::driver_tests!(
     forward_a_and_aaaa,
     reverse_ptr,
@@ -770,6 +897,7 @@ coro_io::driver_tests!(
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,
     invalid_options_are_typed_errors,
+    a_real_resolver_answers,
 );
 
 /// Tests that build a scheduler of one strategy themselves.

@@ -15,7 +15,10 @@ pub(crate) fn sched(cfg: Config) -> IoScheduler {
     cfg.sched()
 }
 
-/// Run `fut` as a task of `sched` and wait for it, failing after [`TEST_BOUND`].
+/// Run `fut` as a task of `sched` and wait for it, failing after
+/// [`TEST_BOUND`] (a timer of `sched`, whose message names the body) or,
+/// should that scheduler's loop be stuck and never fire it, 10 s later (a
+/// plain thread's bound, outside the scheduler under test).
 pub(crate) fn run<F>(sched: &IoScheduler, fut: F) -> F::Output
 where
     F: Future + Send + 'static,
@@ -23,7 +26,14 @@ where
 {
     let s = sched.clone();
     let h = sched.spawn(async move { s.timeout(TEST_BOUND, fut).await });
-    match coro_core::sync_wait(h) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(coro_core::sync_wait(h));
+    });
+    let done = rx
+        .recv_timeout(TEST_BOUND + Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("the scheduler is stuck: its {TEST_BOUND:?} timer never fired"));
+    match done {
         Ok(Ok(v)) => v,
         Ok(Err(_)) => panic!("test body did not finish within {TEST_BOUND:?}"),
         Err(e) => match e.try_into_panic() {
