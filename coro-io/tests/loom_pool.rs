@@ -1,9 +1,14 @@
-//! Loom models of the thread pool's sleep/search/notify protocol
-//! (`src/thread_pool/idle.rs`, compiled here against loom's types).
+//! Loom models of the thread pool's sleep/search/notify protocol and its
+//! shutdown (`src/thread_pool/idle.rs`, compiled here against loom's
+//! types: the same `Idle` and the same `park` the workers call).
 //!
-//! Work is a counter; workers take from it, search, sleep and wake exactly
-//! as the pool's workers do, with the same calls. A lost wake-up shows as a
-//! deadlock (every thread parked while work waits), which loom reports.
+//! Work is counted, not run: a global queue and one stealable local queue
+//! per worker, taken from in the order `thread_pool/worker.rs` looks
+//! (local, then global, moving a batch of two and notifying as it does,
+//! then, with more than one worker, the others' while searching). A unit
+//! may hand work over as it runs (a task blocking in `sync_wait` moves
+//! its LIFO slot to the local queue and notifies). A lost wake-up shows as
+//! a deadlock (every thread parked while work waits), which loom reports.
 //!
 //! The small ones run in a plain `cargo test` (seconds); raise the bound
 //! with `LOOM_MAX_PREEMPTIONS=3`.
@@ -22,7 +27,7 @@ mod sync {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 }
 
-use idle::Idle;
+use idle::{Idle, Parking};
 
 /// `std::thread::park`/`unpark` (a token, spurious returns allowed), built
 /// on a condition variable: loom's own park does not model the token
@@ -46,24 +51,73 @@ impl Parker {
     }
 }
 
+/// A unit of work: plain, or one that hands a plain unit over to its
+/// worker's local queue while it runs.
+const PLAIN: usize = 1;
+const HANDS_OVER: usize = 2;
+
 struct Pool {
     idle: Idle,
-    /// Queued work.
-    work: AtomicUsize,
-    /// Work done.
+    /// The global queue (units of either kind, counted by kind).
+    injected: [AtomicUsize; 3],
+    /// Each worker's stealable queue (plain units).
+    local: Vec<AtomicUsize>,
+    /// Units run.
     done: AtomicUsize,
-    /// All work is done: workers exit.
-    finished: AtomicBool,
+    /// Units the clean-up dropped (pushed after everyone left).
+    dropped: AtomicUsize,
+    /// The clean-up ran: a push from now on drops its unit itself.
+    reaped: AtomicBool,
+    shutdown: AtomicBool,
+    leaving: AtomicBool,
+    live: AtomicUsize,
     parkers: Vec<Parker>,
+}
+
+impl Parking for Pool {
+    fn idle(&self) -> &Idle {
+        &self.idle
+    }
+    fn has_visible_work(&self) -> bool {
+        self.injected.iter().any(|q| q.load(Ordering::SeqCst) > 0)
+            || self.local.iter().any(|q| q.load(Ordering::SeqCst) > 0)
+    }
+    fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+    fn leaving(&self) -> &AtomicBool {
+        &self.leaving
+    }
+    fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    fn unpark(&self, i: usize) {
+        self.parkers[i].unpark();
+    }
+    fn wait_for_token(&self, index: usize) {
+        while !self.idle.take_token(index) {
+            self.parkers[index].park();
+        }
+    }
+}
+
+fn take(q: &AtomicUsize) -> bool {
+    q.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| w.checked_sub(1))
+        .is_ok()
 }
 
 impl Pool {
     fn new(workers: usize) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Idle::new(workers),
-            work: AtomicUsize::new(0),
+            injected: Default::default(),
+            local: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
             done: AtomicUsize::new(0),
-            finished: AtomicBool::new(false),
+            dropped: AtomicUsize::new(0),
+            reaped: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
+            live: AtomicUsize::new(workers),
             parkers: (0..workers)
                 .map(|_| Parker {
                     token: loom::sync::Mutex::new(false),
@@ -73,83 +127,124 @@ impl Pool {
         })
     }
 
-    fn unpark(&self, i: usize) {
-        self.parkers[i].unpark();
-    }
-
-    /// A producer: make one unit of work visible, then notify.
-    fn push(&self) {
-        self.work.fetch_add(1, Ordering::SeqCst);
+    fn notify(&self) {
         if let Some(i) = self.idle.notify() {
             self.unpark(i);
         }
     }
 
-    fn take(&self) -> bool {
-        self.work
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| w.checked_sub(1))
-            .is_ok()
+    /// A producer: make one unit visible, then notify; after the
+    /// clean-up, drop what nobody will run (`inject`).
+    fn push(&self, kind: usize) {
+        self.injected[kind].fetch_add(1, Ordering::SeqCst);
+        self.notify();
+        if self.reaped.load(Ordering::SeqCst) {
+            self.drop_queued();
+        }
     }
 
-    /// A worker's life, as `thread_pool/worker.rs` lives it.
-    fn worker(&self, index: usize, total: usize) {
+    fn drop_queued(&self) {
+        for q in self.injected.iter().chain(&self.local) {
+            while take(q) {
+                self.dropped.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// `begin_shutdown`.
+    fn begin_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for i in self.idle.wake_all() {
+            self.unpark(i);
+        }
+    }
+
+    /// `steal_global`: a unit, and a second one of the batch to the local
+    /// queue (a worker that is not searching notifies for it).
+    fn steal_global(&self, index: usize, searching: bool) -> Option<usize> {
+        let kind = [HANDS_OVER, PLAIN]
+            .into_iter()
+            .find(|&k| take(&self.injected[k]))?;
+        if take(&self.injected[PLAIN]) {
+            self.local[index].fetch_add(1, Ordering::SeqCst);
+            if !searching {
+                self.notify();
+            }
+        }
+        Some(kind)
+    }
+
+    /// `find_task`: local queue, global queue, then the others'.
+    fn find(&self, index: usize, searching: &mut bool) -> Option<usize> {
+        if take(&self.local[index]) {
+            return Some(PLAIN);
+        }
+        if let Some(kind) = self.steal_global(index, *searching) {
+            return Some(kind);
+        }
+        if self.local.len() == 1 {
+            return None;
+        }
+        if !*searching {
+            *searching = true;
+            self.idle.start_searching();
+        }
+        (0..self.local.len())
+            .filter(|&j| j != index)
+            .find(|&j| take(&self.local[j]))
+            .map(|_| PLAIN)
+    }
+
+    /// A worker's life, as `run_worker` lives it.
+    fn worker(&self, index: usize) {
         let mut searching = false;
         loop {
-            if self.finished.load(Ordering::SeqCst) {
-                return;
-            }
-            // Local queue, then (as a searcher) the others'.
-            let mut found = self.take();
-            if !found {
-                if !searching {
-                    searching = true;
-                    self.idle.start_searching();
-                }
-                found = self.take();
-            }
-            if found {
-                if searching {
-                    searching = false;
-                    if self.idle.stop_searching() {
-                        if let Some(i) = self.idle.notify() {
-                            self.unpark(i);
+            match self.find(index, &mut searching) {
+                Some(kind) => {
+                    if searching {
+                        searching = false;
+                        if self.idle.stop_searching() {
+                            self.notify();
                         }
                     }
+                    if kind == HANDS_OVER {
+                        // `hand_off_next`: the child goes to the local
+                        // queue, and a free worker is woken to take it.
+                        self.local[index].fetch_add(1, Ordering::SeqCst);
+                        self.notify();
+                    }
+                    self.done.fetch_add(1, Ordering::SeqCst);
                 }
-                if self.done.fetch_add(1, Ordering::SeqCst) + 1 == total {
-                    // The last unit: everyone may go (as at shutdown).
-                    self.finished.store(true, Ordering::SeqCst);
-                    for i in self.idle.wake_all() {
-                        self.unpark(i);
+                None => {
+                    if !idle::park(self, index, &mut searching) {
+                        break;
                     }
                 }
-                continue;
             }
-            // Park.
-            self.idle.sleep(index, std::mem::take(&mut searching));
-            if self.work.load(Ordering::SeqCst) > 0 || self.finished.load(Ordering::SeqCst) {
-                if !self.idle.cancel_sleep(index) {
-                    while !self.idle.take_token(index) {
-                        self.parkers[index].park();
-                    }
-                }
-                searching = true;
-                continue;
-            }
-            while !self.idle.take_token(index) {
-                self.parkers[index].park();
-            }
-            searching = true;
+        }
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // `terminate`: what is still queued is dropped, before and
+            // after marking the pool reaped.
+            self.drop_queued();
+            self.reaped.store(true, Ordering::SeqCst);
+            // As `terminate`'s (without it, a unit pushed as the pool
+            // was reaped stays queued).
+            loom::sync::atomic::fence(Ordering::SeqCst);
+            self.drop_queued();
         }
     }
 }
 
-fn run(workers: usize, units: usize, producers: usize) {
+/// `workers` workers; `units` units (`kind`) pushed by `producers`
+/// threads; then shutdown, joined after the producers (`late`: racing
+/// them). Every unit is run (or, late, run or dropped), and the protocol's
+/// counts balance.
+fn run(workers: usize, units: usize, producers: usize, kind: usize, late: bool) {
     let pool = Pool::new(workers);
     let ws: Vec<_> = (0..workers)
         .map(|i| {
             let p = pool.clone();
-            thread::spawn(move || p.worker(i, units))
+            thread::spawn(move || p.worker(i))
         })
         .collect();
     let ps: Vec<_> = (0..producers)
@@ -158,20 +253,59 @@ fn run(workers: usize, units: usize, producers: usize) {
             let n = units / producers + usize::from(k < units % producers);
             thread::spawn(move || {
                 for _ in 0..n {
-                    p.push();
+                    p.push(kind);
                 }
             })
         })
         .collect();
+    if late {
+        pool.begin_shutdown();
+    }
     for p in ps {
         p.join().unwrap();
+    }
+    if !late {
+        // Shut down only once every unit ran, as `shutdown()` after the
+        // handles were awaited.
+        while pool.done.load(Ordering::SeqCst) < units * if kind == HANDS_OVER { 2 } else { 1 } {
+            thread::yield_now();
+        }
+        pool.begin_shutdown();
     }
     for w in ws {
         w.join().unwrap();
     }
-    assert_eq!(pool.done.load(Ordering::SeqCst), units);
+    let (done, dropped) = (
+        pool.done.load(Ordering::SeqCst),
+        pool.dropped.load(Ordering::SeqCst),
+    );
+    // A unit that hands over makes two, and its child never goes
+    // without it (it is pushed while its worker is busy).
+    let per_unit = if kind == HANDS_OVER { 2 } else { 1 };
+    if late {
+        assert_eq!(
+            done + dropped * per_unit,
+            units * per_unit,
+            "a unit lost ({done} run, {dropped} dropped; queued {:?} {:?})",
+            pool.injected
+                .iter()
+                .map(|q| q.load(Ordering::SeqCst))
+                .collect::<Vec<_>>(),
+            pool.local
+                .iter()
+                .map(|q| q.load(Ordering::SeqCst))
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(done % per_unit, 0, "a handed-over child was dropped");
+    } else {
+        assert_eq!((done, dropped), (units * per_unit, 0));
+    }
     let (searching, sleeping, listed) = pool.idle.counts();
-    assert_eq!((sleeping, listed), (0, 0), "searching {searching}");
+    assert_eq!(
+        (searching, sleeping, listed),
+        (0, 0, 0),
+        "counts unbalanced"
+    );
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -186,7 +320,7 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 /// sleeps through work, and the counts balance at the end.
 #[test]
 fn two_workers_one_producer_no_lost_wakeup() {
-    model(|| run(2, 2, 1));
+    model(|| run(2, 2, 1, PLAIN, false));
 }
 
 /// Two producers racing each other's notify against two workers going to
@@ -195,11 +329,26 @@ fn two_workers_one_producer_no_lost_wakeup() {
 #[test]
 #[ignore = "slow; scripts/check-deep runs it"]
 fn two_workers_two_producers_no_lost_wakeup() {
-    model(|| run(2, 2, 2));
+    model(|| run(2, 2, 2, PLAIN, false));
 }
 
-/// A single worker: notify must wake it even though no one ever searches.
+/// A single worker, which never searches: notify must wake it all the
+/// same.
 #[test]
 fn one_worker_sleeps_and_is_woken() {
-    model(|| run(1, 2, 1));
+    model(|| run(1, 2, 1, PLAIN, false));
+}
+
+/// A unit that hands its child over while shutdown begins: the worker
+/// inside it is not out of work, so nobody leaves before the child ran.
+#[test]
+fn shutdown_waits_for_work_a_running_task_hands_over() {
+    model(|| run(2, 1, 1, HANDS_OVER, true));
+}
+
+/// Work pushed while shutdown begins: run, or dropped by the clean-up,
+/// never left waiting with nobody to run or drop it.
+#[test]
+fn late_work_at_shutdown_is_run_or_dropped() {
+    model(|| run(2, 1, 1, PLAIN, true));
 }

@@ -174,3 +174,80 @@ impl Idle {
         )
     }
 }
+
+/// What a worker out of work needs of its pool to park: the pool's shared
+/// state, or the loom model's, which runs this same [`park`].
+pub(crate) trait Parking {
+    /// The sleep/search protocol above.
+    fn idle(&self) -> &Idle;
+    /// Whether a queue that others can take from has work.
+    fn has_visible_work(&self) -> bool;
+    /// Whether `shutdown` began.
+    fn shutting_down(&self) -> bool;
+    /// Set once, when every worker may leave (see [`park`]).
+    fn leaving(&self) -> &AtomicBool;
+    /// Workers still in their loop.
+    fn live(&self) -> usize;
+    /// Wake worker `i` (its token is already set).
+    fn unpark(&self, i: usize);
+    /// Block the calling worker, `index`, until it takes its token.
+    fn wait_for_token(&self, index: usize);
+}
+
+/// Worker `index`, out of work, parks until notified; `searching` is its
+/// flag (searching again when it wakes). Returns false when it must exit.
+///
+/// Shutting down, a worker out of work leaves only once every other live
+/// worker is out of work too (asleep, here): one inside a task may still
+/// hand work over (a task blocked in `sync_wait` on a child in its
+/// worker's LIFO slot, a task woken later), which only a worker still
+/// there can run. The last to run out of work wakes them all, and they
+/// all leave.
+pub(crate) fn park<P: Parking>(p: &P, index: usize, searching: &mut bool) -> bool {
+    let idle = p.idle();
+    idle.sleep(index, std::mem::take(searching));
+    if p.leaving().load(Ordering::SeqCst) {
+        // Final: the pool was idle and empty when it was set; what came
+        // after is late work, which the pool's clean-up cancels (a task
+        // run now could block on a child nobody would be left to run).
+        return leave(p, index, searching);
+    }
+    if p.has_visible_work() {
+        if !idle.cancel_sleep(index) {
+            // Someone already woke us (and made us searching): eat the
+            // token it is about to leave.
+            p.wait_for_token(index);
+        }
+        *searching = true;
+        return true;
+    }
+    if p.shutting_down() && (p.leaving().load(Ordering::SeqCst) || idle.sleeping() >= p.live()) {
+        // Nobody is inside a task any more: everyone leaves.
+        p.leaving().store(true, Ordering::SeqCst);
+        for i in idle.wake_all() {
+            p.unpark(i);
+        }
+        return leave(p, index, searching);
+    }
+    // The waker moves us from sleeping to searching.
+    p.wait_for_token(index);
+    *searching = true;
+    if p.leaving().load(Ordering::SeqCst) {
+        return leave(p, index, searching);
+    }
+    true
+}
+
+/// Exit the loop: off the sleepers (some `wake_all` took us off and left
+/// a token) and out of the searching count, so that the state word stays
+/// balanced.
+fn leave<P: Parking>(p: &P, index: usize, searching: &mut bool) -> bool {
+    if !*searching && !p.idle().cancel_sleep(index) {
+        // Not listed any more: a `wake_all` counted us searching and left
+        // a token.
+        p.wait_for_token(index);
+    }
+    *searching = false;
+    p.idle().stop_searching();
+    false
+}

@@ -768,6 +768,15 @@ impl Shared {
         // is drained in the same loop.
         crate::survive("dropping a task at pool shutdown", || self.drain_injector());
         self.reaped.store(true, Ordering::SeqCst);
+        // `inject` pushes, then (in `notify`) fences, then looks at
+        // `reaped`; here the mark, a fence, then the drain: one of the two
+        // sees the other. The pattern (each side writes one location, then
+        // reads the other's) is not ordered by the SeqCst mark alone: a
+        // task pushed as the pool was reaped could stay queued, neither
+        // run nor dropped (loom_pool's shutdown models find it without
+        // this fence; crossbeam's own fences may hide it today, which
+        // this does not count on).
+        sync::fence(Ordering::SeqCst);
         crate::survive("dropping a task at pool shutdown", || self.drain_injector());
     }
 
@@ -779,6 +788,32 @@ impl Shared {
     /// Whether any queue other than the caller's private slots has work.
     fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+}
+
+impl idle::Parking for Shared {
+    fn idle(&self) -> &Idle {
+        &self.idle
+    }
+    fn has_visible_work(&self) -> bool {
+        Shared::has_visible_work(self)
+    }
+    fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+    fn leaving(&self) -> &AtomicBool {
+        &self.leaving
+    }
+    fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    fn unpark(&self, i: usize) {
+        Shared::unpark(self, i);
+    }
+    fn wait_for_token(&self, index: usize) {
+        while !self.idle.take_token(index) {
+            thread::park();
+        }
     }
 }
 

@@ -184,74 +184,9 @@ impl WorkerRun<'_> {
         }
     }
 
-    /// Park until notified. Returns false when the worker must exit.
-    ///
-    /// Shutting down, a worker out of work leaves only once every other
-    /// live worker is out of work too (asleep, here): one inside a task
-    /// may still hand work over (a task blocked in `sync_wait` on a child
-    /// in its worker's LIFO slot, see `hand_off_next`; a task woken
-    /// later), which only a worker still there can run. The last to run
-    /// out of work wakes them all, and they all leave.
+    /// Park until notified (see [`idle::park`]). Returns false when the
+    /// worker must exit.
     fn park(&mut self) -> bool {
-        let shared = self.shared;
-        let index = self.local.index;
-        shared
-            .idle
-            .sleep(index, std::mem::take(&mut self.searching));
-        if shared.leaving.load(Ordering::SeqCst) {
-            // Final: the pool was idle and empty when it was set; what
-            // came after is late work, which `terminate` cancels (a task
-            // run now could block on a child nobody would be left to run).
-            return self.leave();
-        }
-        if shared.has_visible_work() {
-            if !shared.idle.cancel_sleep(index) {
-                // Someone already woke us (and made us searching): eat the
-                // token it is about to leave.
-                self.wait_for_token();
-            }
-            self.searching = true;
-            return true;
-        }
-        if shared.shutdown.load(Ordering::SeqCst)
-            && (shared.leaving.load(Ordering::SeqCst)
-                || shared.idle.sleeping() >= shared.live.load(Ordering::SeqCst))
-        {
-            // Nobody is inside a task any more: everyone leaves.
-            shared.leaving.store(true, Ordering::SeqCst);
-            for i in shared.idle.wake_all() {
-                shared.unpark(i);
-            }
-            return self.leave();
-        }
-        // The waker moves us from sleeping to searching.
-        self.wait_for_token();
-        self.searching = true;
-        if shared.leaving.load(Ordering::SeqCst) {
-            return self.leave();
-        }
-        true
-    }
-
-    /// Exit the loop: off the sleepers (some `wake_all` took us off and
-    /// left a token) and out of the searching count, so that the state
-    /// word stays balanced.
-    fn leave(&mut self) -> bool {
-        if !self.searching {
-            if self.shared.idle.cancel_sleep(self.local.index) {
-                // Still listed (no `wake_all` came): now counted searching.
-            } else {
-                self.wait_for_token();
-            }
-        }
-        self.searching = false;
-        self.shared.idle.stop_searching();
-        false
-    }
-
-    fn wait_for_token(&self) {
-        while !self.shared.idle.take_token(self.local.index) {
-            thread::park();
-        }
+        idle::park(self.shared, self.local.index, &mut self.searching)
     }
 }
