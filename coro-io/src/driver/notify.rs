@@ -43,7 +43,13 @@ impl Notifier {
     pub(crate) fn clear(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&self.fd, &mut buf);
-        self.notified.store(false, Ordering::SeqCst);
+        // A swap, not a store: a `notify` whose swap found the flag still
+        // set (and so wrote nothing) is then ordered before this, and what
+        // it published before notifying (the shutdown flag, an earlier
+        // timer) is seen by the loop's look after the clear. A plain store
+        // would leave that look free to read the old values and block with
+        // the eventfd empty (never on x86, where both are `xchg`).
+        self.notified.swap(false, Ordering::AcqRel);
     }
 }
 

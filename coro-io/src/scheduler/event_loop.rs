@@ -228,8 +228,9 @@ impl Inner {
         let busy = (eager && ran > 0) || self.queued() > 0;
         // Shutting down, the loop only looks around, unless it runs on for
         // lingering tasks (`linger`): then it waits as usual.
+        // SeqCst, as `Lingering::drop`'s (see there).
         let ending =
-            self.shutdown.load(Ordering::Acquire) && self.lingering.load(Ordering::Acquire) == 0;
+            self.shutdown.load(Ordering::SeqCst) && self.lingering.load(Ordering::SeqCst) == 0;
         let wait = if busy || ending {
             Some(Duration::ZERO)
         } else {
@@ -321,8 +322,7 @@ impl Inner {
             return;
         }
         let deadline = std::time::Instant::now() + LINGER_BOUND;
-        while self.lingering.load(Ordering::Acquire) > 0 && !self.no_linger.load(Ordering::Acquire)
-        {
+        while self.lingering.load(Ordering::SeqCst) > 0 && !self.no_linger.load(Ordering::Acquire) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 crate::warn(format_args!(
@@ -688,8 +688,13 @@ impl Lingering {
 
 impl Drop for Lingering {
     fn drop(&mut self) {
-        if self.0.lingering.fetch_sub(1, Ordering::AcqRel) == 1
-            && self.0.shutdown.load(Ordering::Acquire)
+        // The count, then the flag; `shutdown()` sets the flag, then the
+        // loop reads the count. Each side writes one and reads the other,
+        // which only SeqCst orders (with AcqRel/Acquire both reads may
+        // see the old value: the loop waited for a wake nobody sent, up
+        // to its 100 ms re-check).
+        if self.0.lingering.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.shutdown.load(Ordering::SeqCst)
         {
             self.0.wake_loop();
         }

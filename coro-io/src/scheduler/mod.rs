@@ -714,7 +714,8 @@ impl IoScheduler {
             self.inner.no_linger.store(true, Ordering::Release);
             self.inner.wake_loop();
         }
-        if self.inner.shutdown.swap(true, Ordering::AcqRel) {
+        // SeqCst: see `Lingering::drop`.
+        if self.inner.shutdown.swap(true, Ordering::SeqCst) {
             self.inner.wait_finished();
             // Started from a task on the loop's thread, which could not
             // join itself: whoever comes next from outside does; or
