@@ -767,6 +767,18 @@ impl Dnsmasq {
     /// `None` (a skip) only without dnsmasq and with `CORO_SKIP_INTEROP`
     /// set; a missing dnsmasq fails otherwise (scripts/test installs it).
     fn start() -> Option<Dnsmasq> {
+        // A port found free for UDP may be taken for TCP (dnsmasq wants
+        // both): then dnsmasq exits, and another port is tried.
+        for _ in 0..5 {
+            match Dnsmasq::try_start()? {
+                Ok(d) => return Some(d),
+                Err(why) => eprintln!("dnsmasq did not start ({why}); another port"),
+            }
+        }
+        panic!("dnsmasq did not start on any of 5 ports");
+    }
+
+    fn try_start() -> Option<Result<Dnsmasq, String>> {
         let port = UdpSocket::bind("127.0.0.1:0")
             .and_then(|u| u.local_addr())
             .unwrap()
@@ -809,13 +821,24 @@ impl Dnsmasq {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        // Listening once its TCP port takes a connection (bounded).
+        // Listening once its TCP port takes a connection and it still
+        // runs (a connect to someone else's listener on a port it could
+        // not bind would succeed too) (bounded).
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(d.addr).is_err() {
+        loop {
+            let connected = std::net::TcpStream::connect(d.addr).is_ok();
             if let Ok(Some(status)) = d.child.try_wait() {
                 let mut err = String::new();
                 let _ = std::io::Read::read_to_string(d.child.stderr.as_mut().unwrap(), &mut err);
-                panic!("dnsmasq exited ({status}): {err}");
+                return Some(Err(format!("{status}: {}", err.trim())));
+            }
+            if connected {
+                // Give a failed bind of the other protocol time to end it.
+                std::thread::sleep(Duration::from_millis(50));
+                if let Ok(None) = d.child.try_wait() {
+                    return Some(Ok(d));
+                }
+                continue;
             }
             assert!(
                 Instant::now() < deadline,
@@ -823,7 +846,6 @@ impl Dnsmasq {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Some(d)
     }
 }
 

@@ -668,14 +668,17 @@ impl Backend for EpollDriver {
         // event is not packed) the kernel fills; no allocation and no
         // clearing per turn.
         let mut buf = [const { MaybeUninit::<epoll::Event>::uninit() }; EVENTS_CAPACITY];
+        // Tests: the wait failing as the kernel's would (handled below).
         #[cfg(feature = "fault-injection")]
-        if let Some(e) = crate::fault::syscall(crate::fault::Syscall::EpollWait) {
-            return match e.raw_os_error() {
-                Some(libc::EINTR) => Ok(0),
-                _ => Err(e),
-            };
-        }
-        let events = match epoll::wait(&self.epfd, &mut buf[..], timeout.as_ref()) {
+        let injected = crate::fault::syscall(crate::fault::Syscall::EpollWait)
+            .map(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO));
+        #[cfg(not(feature = "fault-injection"))]
+        let injected = None;
+        let waited = match injected {
+            Some(errno) => Err(errno),
+            None => epoll::wait(&self.epfd, &mut buf[..], timeout.as_ref()),
+        };
+        let events = match waited {
             Ok((events, _)) => &*events,
             Err(rustix::io::Errno::INTR) => return Ok(0),
             Err(e) => return Err(e.into()),
