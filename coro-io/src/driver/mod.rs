@@ -72,6 +72,7 @@ mod registered;
 #[allow(unsafe_code)]
 pub(crate) mod uring;
 mod uring_options;
+mod wake_flag;
 
 use std::sync::Arc;
 

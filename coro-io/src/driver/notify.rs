@@ -12,14 +12,15 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::event::{EventfdFlags, eventfd};
+
+use super::wake_flag::WakeFlag;
 
 #[derive(Debug)]
 pub(crate) struct Notifier {
     fd: OwnedFd,
-    notified: AtomicBool,
+    notified: WakeFlag,
 }
 
 impl Notifier {
@@ -27,13 +28,13 @@ impl Notifier {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Notifier {
             fd,
-            notified: AtomicBool::new(false),
+            notified: WakeFlag::new(),
         })
     }
 
     /// Make the driver's current or next wait return. Any thread.
     pub(crate) fn notify(&self) {
-        if !self.notified.swap(true, Ordering::SeqCst) {
+        if self.notified.raise() {
             // EAGAIN (counter full) still leaves the eventfd readable: fine.
             let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
         }
@@ -43,13 +44,7 @@ impl Notifier {
     pub(crate) fn clear(&self) {
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(&self.fd, &mut buf);
-        // A swap, not a store: a `notify` whose swap found the flag still
-        // set (and so wrote nothing) is then ordered before this, and what
-        // it published before notifying (the shutdown flag, an earlier
-        // timer) is seen by the loop's look after the clear. A plain store
-        // would leave that look free to read the old values and block with
-        // the eventfd empty (never on x86, where both are `xchg`).
-        self.notified.swap(false, Ordering::AcqRel);
+        self.notified.lower();
     }
 }
 
