@@ -64,6 +64,8 @@ struct Pool {
     local: Vec<AtomicUsize>,
     /// Units run.
     done: AtomicUsize,
+    /// Shut down once this many ran (0: the test shuts down itself).
+    shutdown_after: usize,
     /// Units the clean-up dropped (pushed after everyone left).
     dropped: AtomicUsize,
     /// The clean-up ran: a push from now on drops its unit itself.
@@ -107,8 +109,9 @@ fn take(q: &AtomicUsize) -> bool {
 }
 
 impl Pool {
-    fn new(workers: usize) -> Arc<Pool> {
+    fn new(workers: usize, shutdown_after: usize) -> Arc<Pool> {
         Arc::new(Pool {
+            shutdown_after,
             idle: Idle::new(workers),
             injected: Default::default(),
             local: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
@@ -213,7 +216,11 @@ impl Pool {
                         self.local[index].fetch_add(1, Ordering::SeqCst);
                         self.notify();
                     }
-                    self.done.fetch_add(1, Ordering::SeqCst);
+                    if self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.shutdown_after {
+                        // The last unit ran: `shutdown()`, as after the
+                        // handles were awaited.
+                        self.begin_shutdown();
+                    }
                 }
                 None => {
                     if !idle::park(self, index, &mut searching) {
@@ -236,11 +243,14 @@ impl Pool {
 }
 
 /// `workers` workers; `units` units (`kind`) pushed by `producers`
-/// threads; then shutdown, joined after the producers (`late`: racing
-/// them). Every unit is run (or, late, run or dropped), and the protocol's
+/// threads; then shutdown, by the worker that ran the last unit (`late`:
+/// by the test, racing the producers). Every unit is run (or, late, run or dropped), and the protocol's
 /// counts balance.
 fn run(workers: usize, units: usize, producers: usize, kind: usize, late: bool) {
-    let pool = Pool::new(workers);
+    // A unit that hands over makes two, and its child never goes
+    // without it (it is pushed while its worker is busy).
+    let per_unit = if kind == HANDS_OVER { 2 } else { 1 };
+    let pool = Pool::new(workers, if late { 0 } else { units * per_unit });
     let ws: Vec<_> = (0..workers)
         .map(|i| {
             let p = pool.clone();
@@ -264,14 +274,6 @@ fn run(workers: usize, units: usize, producers: usize, kind: usize, late: bool) 
     for p in ps {
         p.join().unwrap();
     }
-    if !late {
-        // Shut down only once every unit ran, as `shutdown()` after the
-        // handles were awaited.
-        while pool.done.load(Ordering::SeqCst) < units * if kind == HANDS_OVER { 2 } else { 1 } {
-            thread::yield_now();
-        }
-        pool.begin_shutdown();
-    }
     for w in ws {
         w.join().unwrap();
     }
@@ -279,9 +281,6 @@ fn run(workers: usize, units: usize, producers: usize, kind: usize, late: bool) 
         pool.done.load(Ordering::SeqCst),
         pool.dropped.load(Ordering::SeqCst),
     );
-    // A unit that hands over makes two, and its child never goes
-    // without it (it is pushed while its worker is busy).
-    let per_unit = if kind == HANDS_OVER { 2 } else { 1 };
     if late {
         assert_eq!(
             done + dropped * per_unit,
