@@ -323,8 +323,8 @@ fn two_workers_one_producer_no_lost_wakeup() {
 }
 
 /// Two producers racing each other's notify against two workers going to
-/// sleep. (A few minutes in a debug build, 45 s in release:
-/// `scripts/check-deep` runs it.)
+/// sleep. (Minutes in a debug build, 60 s in release: `scripts/check-deep`
+/// runs it.)
 #[test]
 #[ignore = "slow; scripts/check-deep runs it"]
 fn two_workers_two_producers_no_lost_wakeup() {
