@@ -14,7 +14,7 @@
 //! with `LOOM_MAX_PREEMPTIONS=3`.
 
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use loom::sync::{Arc, Condvar};
+use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 #[path = "../src/thread_pool/idle.rs"]
@@ -33,7 +33,7 @@ use idle::{Idle, Parking};
 /// on a condition variable: loom's own park does not model the token
 /// faithfully.
 struct Parker {
-    token: loom::sync::Mutex<bool>,
+    token: Mutex<bool>,
     cv: Condvar,
 }
 
@@ -51,17 +51,25 @@ impl Parker {
     }
 }
 
-/// A unit of work: plain, or one that hands a plain unit over to its
-/// worker's local queue while it runs.
+/// A unit of work: plain, or one that hands a child unit over to its
+/// worker's local queue as it runs and then blocks until another worker
+/// ran that child (a task in `sync_wait` on a child that was in its
+/// worker's LIFO slot: only another worker can run it).
 const PLAIN: usize = 1;
 const HANDS_OVER: usize = 2;
+const CHILD: usize = 0;
 
 struct Pool {
     idle: Idle,
     /// The global queue (units of either kind, counted by kind).
     injected: [AtomicUsize; 3],
-    /// Each worker's stealable queue (plain units).
+    /// Each worker's stealable queue: plain units (of a stolen batch) and
+    /// handed-over children, counted apart.
     local: Vec<AtomicUsize>,
+    children: Vec<AtomicUsize>,
+    /// The handed-over child ran (the blocked parent waits for it).
+    child_ran: Mutex<bool>,
+    child_cv: Condvar,
     /// Units run.
     done: AtomicUsize,
     /// Shut down once this many ran (0: the test shuts down itself).
@@ -83,6 +91,7 @@ impl Parking for Pool {
     fn has_visible_work(&self) -> bool {
         self.injected.iter().any(|q| q.load(Ordering::SeqCst) > 0)
             || self.local.iter().any(|q| q.load(Ordering::SeqCst) > 0)
+            || self.children.iter().any(|q| q.load(Ordering::SeqCst) > 0)
     }
     fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::SeqCst)
@@ -115,6 +124,9 @@ impl Pool {
             idle: Idle::new(workers),
             injected: Default::default(),
             local: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            children: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
+            child_ran: Mutex::new(false),
+            child_cv: Condvar::new(),
             done: AtomicUsize::new(0),
             dropped: AtomicUsize::new(0),
             reaped: AtomicBool::new(false),
@@ -123,7 +135,7 @@ impl Pool {
             live: AtomicUsize::new(workers),
             parkers: (0..workers)
                 .map(|_| Parker {
-                    token: loom::sync::Mutex::new(false),
+                    token: Mutex::new(false),
                     cv: Condvar::new(),
                 })
                 .collect(),
@@ -147,7 +159,12 @@ impl Pool {
     }
 
     fn drop_queued(&self) {
-        for q in self.injected.iter().chain(&self.local) {
+        for q in self
+            .injected
+            .iter()
+            .chain(&self.local)
+            .chain(&self.children)
+        {
             while take(q) {
                 self.dropped.fetch_add(1, Ordering::SeqCst);
             }
@@ -177,10 +194,21 @@ impl Pool {
         Some(kind)
     }
 
+    /// One unit of worker `j`'s local queue, if any.
+    fn take_local(&self, j: usize) -> Option<usize> {
+        if take(&self.local[j]) {
+            Some(PLAIN)
+        } else if take(&self.children[j]) {
+            Some(CHILD)
+        } else {
+            None
+        }
+    }
+
     /// `find_task`: local queue, global queue, then the others'.
     fn find(&self, index: usize, searching: &mut bool) -> Option<usize> {
-        if take(&self.local[index]) {
-            return Some(PLAIN);
+        if let Some(kind) = self.take_local(index) {
+            return Some(kind);
         }
         if let Some(kind) = self.steal_global(index, *searching) {
             return Some(kind);
@@ -194,8 +222,7 @@ impl Pool {
         }
         (0..self.local.len())
             .filter(|&j| j != index)
-            .find(|&j| take(&self.local[j]))
-            .map(|_| PLAIN)
+            .find_map(|j| self.take_local(j))
     }
 
     /// A worker's life, as `run_worker` lives it.
@@ -212,9 +239,18 @@ impl Pool {
                     }
                     if kind == HANDS_OVER {
                         // `hand_off_next`: the child goes to the local
-                        // queue, and a free worker is woken to take it.
-                        self.local[index].fetch_add(1, Ordering::SeqCst);
+                        // queue, and a free worker is woken to take it;
+                        // this one blocks until the child ran.
+                        self.children[index].fetch_add(1, Ordering::SeqCst);
                         self.notify();
+                        let mut ran = self.child_ran.lock().unwrap();
+                        while !*ran {
+                            ran = self.child_cv.wait(ran).unwrap();
+                        }
+                    }
+                    if kind == CHILD {
+                        *self.child_ran.lock().unwrap() = true;
+                        self.child_cv.notify_all();
                     }
                     if self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.shutdown_after {
                         // The last unit ran: `shutdown()`, as after the
@@ -338,8 +374,10 @@ fn one_worker_sleeps_and_is_woken() {
     model(|| run(1, 2, 1, PLAIN, false));
 }
 
-/// A unit that hands its child over while shutdown begins: the worker
-/// inside it is not out of work, so nobody leaves before the child ran.
+/// A unit that hands its child over and blocks until another worker ran
+/// it, while shutdown begins: the worker inside it is not out of work, so
+/// nobody may leave before the child ran (the other worker must be woken
+/// for it, and must not leave while one is inside a task).
 #[test]
 fn shutdown_waits_for_work_a_running_task_hands_over() {
     model(|| run(2, 1, 1, HANDS_OVER, true));

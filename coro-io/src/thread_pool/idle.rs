@@ -148,6 +148,12 @@ impl Idle {
     /// Returns them, to unpark.
     pub(crate) fn wake_all(&self) -> Vec<usize> {
         let all = std::mem::take(&mut *self.sleepers());
+        self.wake_listed(all)
+    }
+
+    /// Count `all`, just taken off the list, as searching and leave each
+    /// its token.
+    fn wake_listed(&self, all: Vec<usize>) -> Vec<usize> {
         if !all.is_empty() {
             let delta = (all.len() * SEARCHING_ONE).wrapping_sub(all.len() * SLEEPING_ONE);
             self.state.fetch_add(delta, Ordering::SeqCst);
@@ -156,6 +162,24 @@ impl Idle {
             self.tokens[i].store(true, Ordering::Release);
         }
         all
+    }
+
+    /// Shutdown, once every live worker sleeps: mark `leaving` and wake
+    /// them all to leave. Under the sleepers' lock, as `cancel_sleep` and
+    /// `sleep` are, so that no worker is counted asleep here while it
+    /// cancels its sleep to run late work: either its cancel comes first
+    /// (then not everyone sleeps, and nobody leaves yet) or this does
+    /// (then its cancel fails, it takes its token and sees `leaving`).
+    /// `None`: someone is still up.
+    pub(crate) fn leave_all(&self, live: usize, leaving: &AtomicBool) -> Option<Vec<usize>> {
+        let mut sleepers = self.sleepers();
+        if !leaving.load(Ordering::SeqCst) && self.sleeping() < live {
+            return None;
+        }
+        leaving.store(true, Ordering::SeqCst);
+        let all = std::mem::take(&mut *sleepers);
+        drop(sleepers);
+        Some(self.wake_listed(all))
     }
 
     /// Workers counted as sleeping.
@@ -215,19 +239,28 @@ pub(crate) fn park<P: Parking>(p: &P, index: usize, searching: &mut bool) -> boo
     if p.has_visible_work() {
         if !idle.cancel_sleep(index) {
             // Someone already woke us (and made us searching): eat the
-            // token it is about to leave.
+            // token it is about to leave. It may have been the last
+            // worker out of work, waking everyone to leave (`leave_all`):
+            // leaving is final, and this work is late.
             p.wait_for_token(index);
+            *searching = true;
+            if p.leaving().load(Ordering::SeqCst) {
+                return leave(p, index, searching);
+            }
+            return true;
         }
+        // Off the list before anyone decided to leave (see `leave_all`).
         *searching = true;
         return true;
     }
-    if p.shutting_down() && (p.leaving().load(Ordering::SeqCst) || idle.sleeping() >= p.live()) {
-        // Nobody is inside a task any more: everyone leaves.
-        p.leaving().store(true, Ordering::SeqCst);
-        for i in idle.wake_all() {
-            p.unpark(i);
+    if p.shutting_down() {
+        if let Some(all) = idle.leave_all(p.live(), p.leaving()) {
+            // Nobody is inside a task any more: everyone leaves.
+            for i in all {
+                p.unpark(i);
+            }
+            return leave(p, index, searching);
         }
-        return leave(p, index, searching);
     }
     // The waker moves us from sleeping to searching.
     p.wait_for_token(index);
