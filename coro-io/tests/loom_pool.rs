@@ -383,6 +383,31 @@ fn shutdown_waits_for_work_a_running_task_hands_over() {
     model(|| run(2, 1, 1, HANDS_OVER, true));
 }
 
+/// `leave_all` against `begin_shutdown`'s `wake_all`, on two listed
+/// sleepers: it may decide that everyone sleeps only while they are
+/// listed (and then wakes them itself), never from a count that
+/// `wake_all` had not yet brought up to date (a worker it woke would then
+/// run work while the others left).
+#[test]
+fn leave_all_never_decides_on_workers_wake_all_took() {
+    model(|| {
+        let idle = Arc::new(Idle::new(2));
+        idle.sleep(0, false);
+        idle.sleep(1, false);
+        let leaving = AtomicBool::new(false);
+        let shutdown = {
+            let idle = idle.clone();
+            thread::spawn(move || idle.wake_all())
+        };
+        let left = idle.leave_all(2, &leaving);
+        let woken = shutdown.join().unwrap();
+        match left {
+            Some(all) => assert_eq!((all.len(), woken.len()), (2, 0), "decided on a stale count"),
+            None => assert_eq!(woken.len(), 2),
+        }
+    });
+}
+
 /// Work pushed while shutdown begins: run, or dropped by the clean-up,
 /// never left waiting with nobody to run or drop it.
 #[test]

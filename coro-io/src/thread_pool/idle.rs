@@ -147,21 +147,30 @@ impl Idle {
     /// Shutdown: every sleeper moves to searching and gets its token.
     /// Returns them, to unpark.
     pub(crate) fn wake_all(&self) -> Vec<usize> {
-        let all = std::mem::take(&mut *self.sleepers());
-        self.wake_listed(all)
+        let mut sleepers = self.sleepers();
+        let all = self.take_listed(&mut sleepers);
+        drop(sleepers);
+        self.leave_tokens(&all);
+        all
     }
 
-    /// Count `all`, just taken off the list, as searching and leave each
-    /// its token.
-    fn wake_listed(&self, all: Vec<usize>) -> Vec<usize> {
+    /// Take every listed sleeper off the list and count them as
+    /// searching, under the lock (the word and the list agree for whoever
+    /// takes it next: `leave_all` decides from the word).
+    fn take_listed(&self, sleepers: &mut Vec<usize>) -> Vec<usize> {
+        let all = std::mem::take(sleepers);
         if !all.is_empty() {
             let delta = (all.len() * SEARCHING_ONE).wrapping_sub(all.len() * SLEEPING_ONE);
             self.state.fetch_add(delta, Ordering::SeqCst);
         }
-        for &i in &all {
+        all
+    }
+
+    /// The tokens of workers just taken off the list.
+    fn leave_tokens(&self, all: &[usize]) {
+        for &i in all {
             self.tokens[i].store(true, Ordering::Release);
         }
-        all
     }
 
     /// Shutdown, once every live worker sleeps: mark `leaving` and wake
@@ -177,9 +186,10 @@ impl Idle {
             return None;
         }
         leaving.store(true, Ordering::SeqCst);
-        let all = std::mem::take(&mut *sleepers);
+        let all = self.take_listed(&mut sleepers);
         drop(sleepers);
-        Some(self.wake_listed(all))
+        self.leave_tokens(&all);
+        Some(all)
     }
 
     /// Workers counted as sleeping.
