@@ -240,6 +240,12 @@ pub(crate) trait Parking {
 pub(crate) fn park<P: Parking>(p: &P, index: usize, searching: &mut bool) -> bool {
     let idle = p.idle();
     idle.sleep(index, std::mem::take(searching));
+    // The flag before the look at the queues: a decision to leave below
+    // must rest on a look taken after the shutdown it acts on began, so
+    // that it sees every task spawned before `shutdown()` (read after the
+    // look, the flag could be newer than the look, and a task spawned
+    // just before the shutdown was dropped as late work).
+    let shutting_down = p.shutting_down();
     if p.leaving().load(Ordering::SeqCst) {
         // Final: the pool was idle and empty when it was set; what came
         // after is late work, which the pool's clean-up cancels (a task
@@ -263,7 +269,7 @@ pub(crate) fn park<P: Parking>(p: &P, index: usize, searching: &mut bool) -> boo
         *searching = true;
         return true;
     }
-    if p.shutting_down() {
+    if shutting_down {
         if let Some(all) = idle.leave_all(p.live(), p.leaving()) {
             // Nobody is inside a task any more: everyone leaves.
             for i in all {

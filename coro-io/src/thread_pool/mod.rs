@@ -866,3 +866,79 @@ mod tests {
         assert_eq!(shared.registry.len(), 0);
     }
 }
+
+/// `idle::park` on a replayed interleaving (here, not in `idle.rs`,
+/// which the loom models compile with loom's types).
+#[cfg(test)]
+mod park_tests {
+    use super::idle::{Idle, Parking, park};
+    use std::sync::Mutex as StdMutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Another thread's steps, run at a chosen point.
+    type Step = Box<dyn FnOnce(&Replay) + Send>;
+
+    /// A pool whose `shutting_down` runs a step of another thread the
+    /// moment it is asked (a fixed interleaving, replayed on one thread).
+    struct Replay {
+        idle: Idle,
+        leaving: AtomicBool,
+        shutdown: AtomicBool,
+        work: AtomicBool,
+        on_flag: StdMutex<Option<Step>>,
+    }
+
+    impl Parking for Replay {
+        fn idle(&self) -> &Idle {
+            &self.idle
+        }
+        fn has_visible_work(&self) -> bool {
+            self.work.load(Ordering::SeqCst)
+        }
+        fn shutting_down(&self) -> bool {
+            let step = self.on_flag.lock().unwrap().take();
+            if let Some(step) = step {
+                step(self);
+            }
+            self.shutdown.load(Ordering::SeqCst)
+        }
+        fn leaving(&self) -> &AtomicBool {
+            &self.leaving
+        }
+        fn live(&self) -> usize {
+            2
+        }
+        fn unpark(&self, _: usize) {}
+        fn wait_for_token(&self, index: usize) {
+            assert!(self.idle.take_token(index), "would wait for ever");
+        }
+    }
+
+    /// Worker 0 parks. Around its look at the flag, another thread spawns
+    /// a task (nobody is woken: worker 1 searches), `shutdown()` sets the
+    /// flag, and worker 1 goes to sleep having seen the task but not yet
+    /// cancelled its sleep. Worker 0 must not decide that everyone sleeps
+    /// with nothing to do: its look must see the task.
+    #[test]
+    fn no_leaving_on_a_look_older_than_the_shutdown() {
+        let p = Replay {
+            idle: Idle::new(2),
+            leaving: AtomicBool::new(false),
+            shutdown: AtomicBool::new(false),
+            work: AtomicBool::new(false),
+            on_flag: StdMutex::new(Some(Box::new(|p: &Replay| {
+                p.idle.start_searching();
+                p.work.store(true, Ordering::SeqCst);
+                p.shutdown.store(true, Ordering::SeqCst);
+                p.idle.sleep(1, true);
+            }))),
+        };
+        let mut searching = false;
+        assert!(park(&p, 0, &mut searching), "worker 0 left");
+        assert!(
+            !p.leaving.load(Ordering::SeqCst),
+            "everyone left with a task queued"
+        );
+        assert!(searching);
+    }
+}
