@@ -232,31 +232,14 @@ pub(crate) fn pidfds_refused() -> bool {
     NO_PIDFDS.load(Ordering::Relaxed)
 }
 
-/// How many submits from threads other than an io_uring loop's are still
-/// to fail (see [`fail_foreign_submits`]), and with which errno.
-static FOREIGN_SUBMIT_FAILS: Mutex<(u32, i32)> = Mutex::new((0, 0));
-
 /// Make the next `n` submits that a thread other than an io_uring loop's
 /// makes (an op polled on a pool worker, on a ring every thread may
 /// enter) fail with `errno` before entering the kernel, as the kernel's
 /// `EBUSY`, `EAGAIN` or `EINTR` would: the entries stay in the
-/// submission queue for the loop to submit.
+/// submission queue for the loop to submit. (`fail_syscall` with
+/// [`Syscall::ForeignSubmit`].)
 pub fn fail_foreign_submits(n: u32, errno: i32) {
-    *FOREIGN_SUBMIT_FAILS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = (n, errno);
-}
-
-/// The error [`fail_foreign_submits`] asked for this submit, if any.
-pub(crate) fn foreign_submit() -> Option<io::Error> {
-    let mut f = FOREIGN_SUBMIT_FAILS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if f.0 == 0 {
-        return None;
-    }
-    f.0 -= 1;
-    Some(io::Error::from_raw_os_error(f.1))
+    fail_syscall(Syscall::ForeignSubmit, 0, n, errno);
 }
 
 /// A call into the kernel or the platform that a test can make fail (see
@@ -282,9 +265,12 @@ pub enum Syscall {
     /// blocking-pool threads, an event loop's thread (`EAGAIN` past
     /// `RLIMIT_NPROC` or a cgroup's `pids.max`).
     SpawnThread,
+    /// A submit from a thread other than an io_uring loop's (see
+    /// [`fail_foreign_submits`]).
+    ForeignSubmit,
 }
 
-const SYSCALLS: usize = 5;
+const SYSCALLS: usize = 6;
 
 /// Per [`Syscall`]: calls to let through first, calls to fail, the errno.
 static SYSCALL_FAILS: Mutex<[(u32, u32, i32); SYSCALLS]> = Mutex::new([(0, 0, 0); SYSCALLS]);

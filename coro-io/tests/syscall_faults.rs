@@ -32,6 +32,7 @@ fn serial() -> impl Drop {
                 Syscall::EpollWait,
                 Syscall::RegisterBufRing,
                 Syscall::SpawnThread,
+                Syscall::ForeignSubmit,
             ] {
                 fault::fail_syscall(call, 0, 0, 0);
             }

@@ -564,7 +564,7 @@ impl UringDriver {
         // entries unsubmitted) is left for the loop; make sure it looks:
         // blocked in its wait, it would not look at the queue again.
         #[cfg(feature = "fault-injection")]
-        let failed = crate::fault::foreign_submit().is_some();
+        let failed = crate::fault::syscall(crate::fault::Syscall::ForeignSubmit).is_some();
         #[cfg(not(feature = "fault-injection"))]
         let failed = false;
         if failed || self.ring.submitter().submit().is_err() || staged {
