@@ -318,6 +318,7 @@ mod strategies {
         armed_sleep_wakes_the_latest_waker_and_completes,
     a_clock_advanced_to_its_end_fires_finite_sleeps_and_never_spins,
         dropping_the_earliest_timer_keeps_the_next,
+        dropping_a_sleep_whose_waker_reads_the_timers_does_not_deadlock,
         a_panicking_start_callback_leaves_the_loop_running,
         a_dying_loop_thread_shuts_the_scheduler_down,
         a_panicking_waker_does_not_lose_the_rest_of_its_batch,
@@ -830,6 +831,47 @@ fn dropping_the_earliest_timer_keeps_the_next(cfg: Config) {
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("the loop slept through the remaining timer");
+    s.shutdown();
+}
+
+/// A foreign waker whose drop asks the scheduler for its timer count (a
+/// waker that owns its task does as much when the task's future holds
+/// another sleep of the scheduler: dropping it removes that timer).
+struct ReadsTimersOnDrop(IoScheduler);
+
+impl std::task::Wake for ReadsTimersOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for ReadsTimersOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.timer_count();
+    }
+}
+
+/// Dropping an armed sleep whose timer held the last clone of its waker
+/// drops that waker after the timers' lock, not under it: a waker whose
+/// drop takes the lock again must not deadlock the thread.
+fn dropping_a_sleep_whose_waker_reads_the_timers_does_not_deadlock(cfg: Config) {
+    use std::future::Future;
+    let s = manual_paused(cfg);
+    let s2 = s.clone();
+    bounded(10, "dropping the sleep", move || {
+        let waker = std::task::Waker::from(Arc::new(ReadsTimersOnDrop(s2.clone())));
+        let mut sleep = Box::pin(s2.sleep(Duration::from_secs(3600)));
+        assert!(
+            sleep
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&waker))
+                .is_pending()
+        );
+        assert_eq!(s2.timer_count(), 1);
+        // The sleep and the timers keep the other clones: the timers' is
+        // the last one the sleep's drop lets go of.
+        drop(waker);
+        drop(sleep);
+        assert_eq!(s2.timer_count(), 0);
+    });
     s.shutdown();
 }
 

@@ -217,9 +217,15 @@ impl Timers {
     }
     pub(crate) fn remove(&self, key: TimerKey) {
         let mut q = self.lock();
-        if q.map.remove(&key).is_some() && key.0 == self.due.load(Ordering::Relaxed) {
+        let waker = q.map.remove(&key);
+        if waker.is_some() && key.0 == self.due.load(Ordering::Relaxed) {
             self.set_due(&q);
         }
+        // After the lock: this may be the waker's last clone, and its drop
+        // may run anything, this scheduler's timers included (a foreign
+        // waker that owns its task drops the task's other sleeps).
+        drop(q);
+        drop(waker);
     }
     pub(crate) fn len(&self) -> usize {
         self.lock().map.len()
@@ -468,6 +474,12 @@ impl From<Elapsed> for std::io::Error {
 pin_project_lite::pin_project! {
     /// Future returned by [`IoScheduler::timeout`].
     ///
+    /// # Shutdown
+    ///
+    /// Polled from outside its scheduler after the scheduler shut down,
+    /// the deadline ends early: `Err(Elapsed)` before the time passed (see
+    /// [`IoScheduler::timeout`]).
+    ///
     /// # Cancel safety
     ///
     /// As cancel safe as the wrapped future; the timer is removed on drop.
@@ -559,7 +571,8 @@ impl Interval {
         }
     }
 
-    /// The period.
+    /// The period (one of 2^64 ns, about 584 years, or more is kept, and
+    /// reported, as 2^64 - 1 ns).
     pub fn period(&self) -> Duration {
         Duration::from_nanos(self.period)
     }
