@@ -496,6 +496,14 @@ impl IoScheduler {
 
     /// Sleep for `d` (`Duration::MAX`: forever; zero: completes at once).
     ///
+    /// # Shutdown
+    ///
+    /// A sleep polled from outside the scheduler after its
+    /// [`shutdown`](IoScheduler::shutdown) completes early (at its next
+    /// poll) instead of waiting for a clock nobody drives. A pacing or retry
+    /// loop on another thread that sleeps between attempts must check
+    /// [`is_shutdown`](IoScheduler::is_shutdown), or it spins.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping it removes the timer.
@@ -525,6 +533,14 @@ impl IoScheduler {
 
     /// Run `fut` with a deadline: `Err(Elapsed)` if `d` passes first (then
     /// `fut` is dropped).
+    ///
+    /// # Shutdown
+    ///
+    /// Polled from outside the scheduler after its
+    /// [`shutdown`](IoScheduler::shutdown), the deadline ends early, as a
+    /// [`sleep`](IoScheduler::sleep)'s does: `Err(Elapsed)` (as an
+    /// `io::Error`, `TimedOut`) before `d` passed. Check
+    /// [`is_shutdown`](IoScheduler::is_shutdown) to tell the two apart.
     ///
     /// # Cancel safety
     ///
