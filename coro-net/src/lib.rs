@@ -66,6 +66,7 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod dgram;
 #[cfg(feature = "dns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "dns")))]
 pub mod dns;

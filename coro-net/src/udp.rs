@@ -170,9 +170,50 @@ impl UdpSocket {
     /// # Cancel safety
     ///
     /// On io_uring a dropped `recv_from` may lose a datagram; on epoll it
-    /// received nothing.
+    /// received nothing. To give up after a while without that risk, use
+    /// [`recv_from_timeout`](Self::recv_from_timeout).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         op::recv_from(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    /// [`recv_from`](Self::recv_from) with a deadline, losslessly: at the
+    /// deadline the receive is cancelled and its outcome awaited, so a
+    /// datagram that arrived meanwhile is returned, not dropped (unlike
+    /// `sched.timeout(d, sock.recv_from(buf))` on io_uring). Times out with
+    /// `(Err(TimedOut), buf)`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future itself is like
+    /// dropping [`recv_from`](Self::recv_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_net::udp::UdpSocket;
+    /// use std::time::Duration;
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let sock = UdpSocket::bind(&sched, "127.0.0.1:0")?;
+    /// let (r, buf) = coro_core::sync_wait(sched.spawn(async move {
+    ///     sock.recv_from_timeout(Vec::with_capacity(64), Duration::from_millis(5)).await
+    /// }))
+    /// .unwrap();
+    /// assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    /// assert_eq!(buf.capacity(), 64);
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn recv_from_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<(usize, SocketAddr), B> {
+        let (driver, fd) = (self.sock.driver(), self.sock.raw());
+        let (r, buf) = crate::dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
+            op::recv_from(driver, fd, b)
+        })
+        .await;
+        (r.unwrap_or_else(not_shut), buf)
     }
 
     /// Receive one datagram into `buf`, reporting its full length so that
@@ -247,6 +288,26 @@ impl UdpSocket {
     /// As [`recv_from`](Self::recv_from).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         op::recv(self.sock.driver(), self.sock.raw(), buf).await
+    }
+
+    /// [`recv`](Self::recv) with a deadline, losslessly (as
+    /// [`recv_from_timeout`](Self::recv_from_timeout)).
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future itself is like
+    /// dropping [`recv`](Self::recv).
+    pub async fn recv_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        let (driver, fd) = (self.sock.driver(), self.sock.raw());
+        let (r, buf) = crate::dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
+            op::recv(driver, fd, b)
+        })
+        .await;
+        (r.unwrap_or_else(not_shut), buf)
     }
 
     /// Wait until the socket is ready for `op`, at most `timeout`.
@@ -345,4 +406,13 @@ impl AsRawFd for UdpSocket {
 fn ip(a: socket2::SockAddr) -> io::Result<SocketAddr> {
     a.as_socket()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
+}
+
+/// A UDP receive is never stopped by a read shutdown (it has no
+/// `shutdown`): `crate::dgram::recv` answers `None` only when asked to
+/// watch one.
+fn not_shut<T>() -> io::Result<T> {
+    Err(io::Error::other(
+        "a UDP receive ended by a read shutdown it did not watch",
+    ))
 }

@@ -25,6 +25,7 @@ coro_io::driver_tests!(
     a_peer_at_a_full_length_path_is_accepted_and_heard,
     more_staged_reads_than_a_flush_moves_do_not_stall_the_loop,
     byte_literals_strings_and_address_strings_are_accepted,
+    udp_receives_with_a_timeout_lose_nothing,
 );
 
 /// What a tokio user writes first: `send_to(b"..", "127.0.0.1:port")`,
@@ -435,4 +436,54 @@ fn huge_buffer_sizes_and_lingers_are_clamped_not_wrapped() {
         assert!(socket2::SockRef::from(&u).recv_buffer_size().unwrap() >= before);
     });
     s.shutdown();
+}
+
+/// UDP receives that time out over and over while datagrams arrive (a
+/// receive buffer large enough that loopback drops none): each arrives
+/// once, in order.
+fn udp_receives_with_a_timeout_lose_nothing(cfg: Config) {
+    const N: u32 = 1000;
+    let s = sched(cfg);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    b.set_recv_buffer_size(8 << 20).unwrap();
+    let to = b.local_addr().unwrap();
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let sender = s2.spawn(async move {
+            for i in 0..N {
+                a.send_to(i.to_le_bytes().to_vec(), to).await.0.unwrap();
+                if i % 7 == 0 {
+                    coro_core::yield_now().await;
+                }
+            }
+            a
+        });
+        let mut got = Vec::with_capacity(N as usize);
+        let mut buf = Vec::with_capacity(8);
+        while got.len() < N as usize {
+            let r;
+            (r, buf) = if got.len() % 2 == 0 {
+                let (r, b2) = b
+                    .recv_from_timeout(buf, std::time::Duration::from_micros(20))
+                    .await;
+                (r.map(|(n, _)| n), b2)
+            } else {
+                b.recv_timeout(buf, std::time::Duration::from_micros(20))
+                    .await
+            };
+            match r {
+                Ok(4) => got.push(u32::from_le_bytes(buf[..4].try_into().unwrap())),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                other => panic!("unexpected receive: {other:?}"),
+            }
+            buf.clear();
+        }
+        drop(sender.await);
+        got
+    });
+    assert!(
+        got == (0..N).collect::<Vec<_>>(),
+        "{cfg}: datagrams lost or reordered"
+    );
 }

@@ -22,6 +22,9 @@ coro_io::driver_tests!(
     dgram_unconnected_backpressure_loses_nothing,
     dgram_dropped_send_sent_nothing,
     dgram_sends_count_against_the_budget,
+    dgram_a_reply_reaches_an_abstract_peer_whose_name_holds_a_nul,
+    dgram_a_read_shutdown_ends_pending_and_later_receives,
+    dgram_receives_with_a_timeout_lose_nothing,
 );
 
 /// A fresh directory for one test's socket files (removed by the caller).
@@ -296,4 +299,148 @@ fn dgram_sends_count_against_the_budget(cfg: Config) {
     });
     assert_eq!(late, sent, "the yielding send sent something");
     s.shutdown();
+}
+
+/// An abstract name is bytes of a given length, NULs included: a peer
+/// `recv_from` reports under such a name can be answered.
+fn dgram_a_reply_reaches_an_abstract_peer_whose_name_holds_a_nul(cfg: Config) {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    let s = sched(cfg);
+    let tag = format!("coro-nul-{}-{cfg}", std::process::id());
+    let name = [tag.as_bytes(), b"\0v2"].concat();
+    let std_sock = std::os::unix::net::UnixDatagram::bind_addr(
+        &std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap(),
+    )
+    .unwrap();
+    let client = UnixDatagram::from_std(&s, std_sock).unwrap();
+    let server = UnixDatagram::unbound(&s).unwrap();
+    let server_name = [format!("{tag}-server").as_bytes(), b"\0x"].concat();
+    let server_path = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+        &[&[0u8][..], &server_name].concat(),
+    ));
+    drop(server);
+    let server = UnixDatagram::bind(&s, &server_path).expect("bind to an abstract name with a NUL");
+    assert_eq!(
+        server.local_addr().unwrap().as_abstract_name(),
+        Some(&server_name[..])
+    );
+    run(&s, async move {
+        client
+            .send_to(b"hi".as_slice(), &server_path)
+            .await
+            .0
+            .unwrap();
+        let (r, _) = server.recv_from(Vec::with_capacity(8)).await;
+        let (_, from) = r.unwrap();
+        assert_eq!(from.as_abstract_name(), Some(&name[..]));
+        let back = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(
+            &[&[0u8][..], from.as_abstract_name().unwrap()].concat(),
+        ));
+        server
+            .send_to(b"reply".as_slice(), &back)
+            .await
+            .0
+            .expect("a reply to that peer");
+        let (r, buf) = client.recv(Vec::with_capacity(8)).await;
+        assert_eq!((r.unwrap(), &buf[..]), (5, &b"reply"[..]));
+    });
+    s.shutdown();
+}
+
+/// After `shutdown(Read)` a datagram socket has no end of stream: the
+/// kernel answers a non-blocking receive with `EAGAIN` for ever and a poll
+/// with "readable" for ever. A receive that waits then, or starts later,
+/// ends with `Ok(0)` as a blocking std socket's does; datagrams queued
+/// before the shutdown are still received first.
+fn dgram_a_read_shutdown_ends_pending_and_later_receives(cfg: Config) {
+    use std::net::Shutdown;
+    use std::sync::Arc;
+    let s = sched(cfg);
+    let (a, b) = UnixDatagram::pair(&s).unwrap();
+    let b = Arc::new(b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s2 = s.clone();
+    std::thread::spawn(move || {
+        let s3 = s2.clone();
+        run(&s2, async move {
+            let b2 = b.clone();
+            let waiting = s3.spawn(async move {
+                let (r, _) = b2.recv_from(Vec::with_capacity(16)).await;
+                r.map(|(n, _)| n)
+            });
+            s3.sleep(Duration::from_millis(20)).await;
+            b.shutdown(Shutdown::Read).unwrap();
+            let pending = waiting.await.unwrap();
+            let (later, _) = b.recv(Vec::with_capacity(16)).await;
+            let (later_from, _) = b.recv_from(Vec::with_capacity(16)).await;
+            // Queued before the shutdown: received after it, then the end.
+            let (c, d) = UnixDatagram::pair(&s3).unwrap();
+            c.send(b"queued".as_slice()).await.0.unwrap();
+            d.shutdown(Shutdown::Read).unwrap();
+            let (first, buf) = d.recv(Vec::with_capacity(16)).await;
+            assert_eq!((first.unwrap(), &buf[..]), (6, &b"queued"[..]));
+            let (then, _) = d.recv(Vec::with_capacity(16)).await;
+            let _ = tx.send((
+                pending.ok(),
+                later.ok(),
+                later_from.ok().map(|(n, _)| n),
+                then.ok(),
+            ));
+            drop(a);
+        });
+    });
+    let got = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{cfg}: a receive after a read shutdown still waits"));
+    assert_eq!(got, (Some(0), Some(0), Some(0), Some(0)), "{cfg}");
+    s.shutdown();
+}
+
+/// Receives that time out over and over while datagrams keep arriving:
+/// every datagram reaches the receiver once, in order (a receive given up
+/// at its deadline returns what the kernel delivered meanwhile).
+fn dgram_receives_with_a_timeout_lose_nothing(cfg: Config) {
+    const N: u32 = 3000;
+    let s = sched(cfg);
+    let (a, b) = UnixDatagram::pair(&s).unwrap();
+    let s2 = s.clone();
+    let got = run(&s, async move {
+        let sender = s2.spawn(async move {
+            for i in 0..N {
+                a.send(i.to_le_bytes().to_vec()).await.0.unwrap();
+                if i % 7 == 0 {
+                    coro_core::yield_now().await;
+                }
+            }
+            a
+        });
+        let mut got = Vec::with_capacity(N as usize);
+        let mut timeouts = 0u32;
+        let mut buf = Vec::with_capacity(8);
+        while got.len() < N as usize {
+            let use_from = got.len() % 2 == 0;
+            let r;
+            (r, buf) = if use_from {
+                let (r, b2) = b.recv_from_timeout(buf, Duration::from_micros(20)).await;
+                (r.map(|(n, _)| n), b2)
+            } else {
+                b.recv_timeout(buf, Duration::from_micros(20)).await
+            };
+            match r {
+                Ok(4) => got.push(u32::from_le_bytes(buf[..4].try_into().unwrap())),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => timeouts += 1,
+                other => panic!("unexpected receive: {other:?}"),
+            }
+            buf.clear();
+        }
+        drop(sender.await);
+        (got, timeouts)
+    });
+    let (got, timeouts) = got;
+    let want: Vec<u32> = (0..N).collect();
+    assert!(
+        got == want,
+        "{cfg}: datagrams lost or reordered ({timeouts} timeouts)"
+    );
 }

@@ -13,6 +13,7 @@ use coro_io::{IoScheduler, PollOp, PollStatus, op};
 use socket2::{Domain, SockAddr, Type};
 
 use super::{peer_of, unix_addr, unnamed};
+use crate::dgram::{self, ReadShut};
 use crate::socket::{Socket, context};
 
 /// A Unix-domain datagram socket (`SOCK_DGRAM`) on an [`IoScheduler`], with
@@ -48,6 +49,9 @@ use crate::socket::{Socket, context};
 /// ```
 pub struct UnixDatagram {
     sock: Socket,
+    /// Set by [`shutdown`](Self::shutdown) of the read side: receives that
+    /// would wait end with `Ok(0)` (see `crate::dgram`).
+    read_shut: ReadShut,
 }
 
 /// No `SIGPIPE` for a send to a peer that is gone: an error instead.
@@ -76,6 +80,7 @@ impl UnixDatagram {
         let _ = unnamed(); // see `peer_of`
         UnixDatagram {
             sock: Socket::new(sched, s.into()),
+            read_shut: ReadShut::default(),
         }
     }
 
@@ -84,9 +89,9 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `AddrInUse` if the file exists (remove a stale one first),
-    /// `InvalidInput` for a path too long for `sockaddr_un` or with a NUL
-    /// byte past its first (a leading one names an abstract socket), and the other
-    /// `bind` errors, naming the path.
+    /// `InvalidInput` for a path too long for `sockaddr_un` or a file path
+    /// with a NUL byte (a leading one names an abstract socket, whose name
+    /// may hold more), and the other `bind` errors, naming the path.
     pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
         let path = path.as_ref();
         let addr = path_addr(path)?;
@@ -135,6 +140,7 @@ impl UnixDatagram {
         let _ = unnamed(); // see `peer_of`
         Ok(UnixDatagram {
             sock: Socket::new(sched, s.into()),
+            read_shut: ReadShut::default(),
         })
     }
 
@@ -160,8 +166,8 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a path too long for `sockaddr_un` or with a NUL
-    /// byte past its first; from
+    /// `InvalidInput` for a path too long for `sockaddr_un` or a file path
+    /// with a NUL byte; from
     /// `sendto`: `NotFound` / `ConnectionRefused` when nobody is bound
     /// there, `EMSGSIZE` for a datagram larger than the send buffer.
     ///
@@ -182,19 +188,81 @@ impl UnixDatagram {
         (r, buf)
     }
 
-    /// Receive one datagram into `buf`; resolves to its length (at most
-    /// the buffer's capacity) and the sender's address (unnamed for an
-    /// unbound sender).
+    /// Receive one datagram into `buf`; resolves to the bytes placed in the
+    /// buffer (at most its capacity: the rest of a longer datagram is
+    /// discarded unseen) and the sender's address (unnamed for an unbound
+    /// sender). `Ok(0)` is an empty datagram, or, once the read side was
+    /// [shut down](Self::shutdown) and the datagrams queued before were
+    /// taken, the end (as a blocking std socket says it).
     ///
     /// # Cancel safety
     ///
-    /// On io_uring a dropped `recv_from` may lose the datagram.
+    /// On io_uring a dropped `recv_from` may lose the datagram; to give up
+    /// after a while without that risk, use
+    /// [`recv_from_timeout`](Self::recv_from_timeout).
     pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
-        let (r, buf) = op::recv_from_any(self.sock.driver(), self.sock.raw(), buf).await;
-        // The datagram is taken: its sender's address cannot fail it (an
-        // unbound sender's zero-length address, or one std cannot express,
-        // is reported as unnamed; see `peer_of`).
-        (r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))), buf)
+        self.recv_from_until(buf, None).await
+    }
+
+    /// [`recv_from`](Self::recv_from) with a deadline, losslessly: at the
+    /// deadline the receive is cancelled and its outcome awaited, so a
+    /// datagram that arrived meanwhile is returned, not dropped. Times out
+    /// with `(Err(TimedOut), buf)`.
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future itself is like
+    /// dropping [`recv_from`](Self::recv_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_net::unix::UnixDatagram;
+    /// use std::time::Duration;
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let (a, b) = UnixDatagram::pair(&sched)?;
+    /// coro_core::sync_wait(sched.spawn(async move {
+    ///     let (r, _) = b.recv_from_timeout(Vec::with_capacity(8), Duration::from_millis(5)).await;
+    ///     assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+    ///     a.send(b"late".as_slice()).await.0.unwrap();
+    ///     let (r, buf) = b.recv_from_timeout(buf_of(8), Duration::from_secs(5)).await;
+    ///     assert_eq!((r.unwrap().0, &buf[..]), (4, &b"late"[..]));
+    /// }))
+    /// .unwrap();
+    /// # fn buf_of(n: usize) -> Vec<u8> { Vec::with_capacity(n) }
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn recv_from_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<(usize, SocketAddr), B> {
+        self.recv_from_until(buf, Some(timeout)).await
+    }
+
+    async fn recv_from_until<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Option<Duration>,
+    ) -> BufResult<(usize, SocketAddr), B> {
+        let (driver, fd) = (self.sock.driver(), self.sock.raw());
+        let (r, mut buf) = dgram::recv(&self.sock, buf, timeout, Some(&self.read_shut), |b| {
+            op::recv_from_any(driver, fd, b)
+        })
+        .await;
+        let r = match r {
+            // The datagram is taken: its sender's address cannot fail it
+            // (an unbound sender's zero-length address, or one std cannot
+            // express, is reported as unnamed; see `peer_of`).
+            Some(r) => r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))),
+            None => match dgram::recv_now(&self.sock, &mut buf) {
+                Ok(Some(got)) => Ok(got),
+                Ok(None) => unnamed().map(|a| (0, a)),
+                Err(e) => Err(e),
+            },
+        };
+        (r, buf)
     }
 
     /// Send `buf` as one datagram to the connected peer, waiting while
@@ -254,13 +322,47 @@ impl UnixDatagram {
         }
     }
 
-    /// Receive one datagram from the connected peer.
+    /// Receive one datagram from the connected peer: the bytes placed in
+    /// the buffer (see [`recv_from`](Self::recv_from), also for `Ok(0)`).
     ///
     /// # Cancel safety
     ///
-    /// On io_uring a dropped `recv` may lose the datagram.
+    /// On io_uring a dropped `recv` may lose the datagram; see
+    /// [`recv_timeout`](Self::recv_timeout).
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        op::recv(self.sock.driver(), self.sock.raw(), buf).await
+        self.recv_until(buf, None).await
+    }
+
+    /// [`recv`](Self::recv) with a deadline, losslessly (as
+    /// [`recv_from_timeout`](Self::recv_from_timeout)).
+    ///
+    /// # Cancel safety
+    ///
+    /// The deadline is lossless; dropping the future itself is like
+    /// dropping [`recv`](Self::recv).
+    pub async fn recv_timeout<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Duration,
+    ) -> BufResult<usize, B> {
+        self.recv_until(buf, Some(timeout)).await
+    }
+
+    async fn recv_until<B: IoBufMut>(
+        &self,
+        buf: B,
+        timeout: Option<Duration>,
+    ) -> BufResult<usize, B> {
+        let (driver, fd) = (self.sock.driver(), self.sock.raw());
+        let (r, mut buf) = dgram::recv(&self.sock, buf, timeout, Some(&self.read_shut), |b| {
+            op::recv(driver, fd, b)
+        })
+        .await;
+        let r = match r {
+            Some(r) => r,
+            None => dgram::recv_now(&self.sock, &mut buf).map(|got| got.map_or(0, |(n, _)| n)),
+        };
+        (r, buf)
     }
 
     /// Wait until the socket is ready for `op`, at most `timeout`.
@@ -292,11 +394,18 @@ impl UnixDatagram {
 
     /// Shut down the read side, the write side or both.
     ///
+    /// After the read side is shut, receives (waiting ones too) return the
+    /// datagrams queued before, then `Ok(0)`, as a blocking std socket's
+    /// do. (Shut it with this method, not through the raw fd: the kernel
+    /// itself gives a non-blocking datagram socket no end, only `EAGAIN`,
+    /// and a receive through the driver would wait for ever.)
+    ///
     /// # Errors
     ///
     /// From `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.sock.sock_ref().shutdown(how)
+        self.read_shut
+            .shut_down(how, || self.sock.sock_ref().shutdown(how))
     }
 
     /// `SO_RCVBUF`.
