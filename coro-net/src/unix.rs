@@ -64,12 +64,14 @@ impl fmt::Debug for UnixListener {
 
 /// The address of the socket at `path`: a file, or with a leading NUL
 /// byte a Linux abstract name (as socket2 encodes it; `recv_from` reports
-/// such peers, and replies go back this way). A NUL byte further on is
-/// refused: the kernel reads a file path up to the first one, so
-/// `"a\0b"` would name `a` without an error.
+/// such peers, and replies go back this way). A NUL byte further on in a
+/// file path is refused: the kernel reads a file path up to the first
+/// one, so `"a\0b"` would name `a` without an error. An abstract name is
+/// bytes of a given length, NULs included.
 pub(crate) fn path_sockaddr(path: &Path) -> io::Result<SockAddr> {
     use std::os::unix::ffi::OsStrExt;
-    if path.as_os_str().as_bytes().iter().skip(1).any(|&b| b == 0) {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.first() != Some(&0) && bytes.contains(&0) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "Unix socket paths must not contain NUL bytes (but for a leading one: an abstract name)",
@@ -84,9 +86,9 @@ impl UnixListener {
     /// # Errors
     ///
     /// `AddrInUse` if the file exists (remove a stale one first),
-    /// `InvalidInput` for a path with a NUL byte past its first (a leading
-    /// one names an abstract socket), and the other `bind`/`listen`
-    /// errors, naming the path.
+    /// `InvalidInput` for a file path with a NUL byte (a leading one
+    /// names an abstract socket, whose name may hold more), and the other
+    /// `bind`/`listen` errors, naming the path.
     pub fn bind(sched: &IoScheduler, path: impl AsRef<Path>) -> io::Result<UnixListener> {
         UnixListener::bind_with(sched, path, ListenOptions::default())
     }
@@ -261,8 +263,8 @@ impl UnixStream {
     /// # Errors
     ///
     /// `NotFound` (no such socket file), `ConnectionRefused` (nobody
-    /// listens), `InvalidInput` (a NUL byte past the path's first),
-    /// naming the path.
+    /// listens), `InvalidInput` (a file path with a NUL byte; see
+    /// [`UnixListener::bind`]), naming the path.
     ///
     /// # Cancel safety
     ///
