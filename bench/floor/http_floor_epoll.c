@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,9 @@ static int serve(int fd, struct conn *c) {
     return close_after ? -1 : 0;
 }
 
-static void *loop(void *arg) {
-    (void)arg;
+/* Bound and listening before "listening" is printed: the harness starts
+ * its load as soon as it reads that line. */
+static int listener(void) {
     int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -89,6 +91,12 @@ static void *loop(void *arg) {
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(l, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
     if (listen(l, 4096) < 0) die("listen");
+    return l;
+}
+
+static void *loop(void *arg) {
+    int l = (int)(intptr_t)arg;
+    int one = 1;
     int ep = epoll_create1(0);
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = l};
     epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev);
@@ -137,10 +145,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
     }
     if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    int ls[64];
+    for (int i = 0; i < threads; i++) ls[i] = listener();
     printf("http_floor_epoll: listening on 127.0.0.1:%d (%d threads)\n", port, threads);
     fflush(stdout);
     pthread_t t[64];
-    for (int i = 1; i < threads && i < 64; i++) pthread_create(&t[i], NULL, loop, NULL);
-    loop(NULL);
+    for (int i = 1; i < threads; i++) pthread_create(&t[i], NULL, loop, (void *)(intptr_t)ls[i]);
+    loop((void *)(intptr_t)ls[0]);
     return 0;
 }

@@ -211,8 +211,21 @@ static void on_send(struct worker *w, int fd, int res) {
     if (c->closing) finish(w, fd);
 }
 
+/* Bound and listening before "listening" is printed: the harness starts
+ * its load as soon as it reads that line. */
+static int listener(void) {
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(l, (struct sockaddr *)&a, sizeof a) < 0) die("bind", errno);
+    if (listen(l, 4096) < 0) die("listen", errno);
+    return l;
+}
+
 static void *loop(void *arg) {
-    (void)arg;
     struct worker *w = calloc(1, sizeof *w);
     struct io_uring_params p = {0};
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
@@ -233,14 +246,8 @@ static void *loop(void *arg) {
                               io_uring_buf_ring_mask(NBUFS), (int)i);
     io_uring_buf_ring_advance(w->br, NBUFS);
 
-    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int l = (int)(intptr_t)arg;
     int one = 1;
-    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(l, (struct sockaddr *)&a, sizeof a) < 0) die("bind", errno);
-    if (listen(l, 4096) < 0) die("listen", errno);
     arm_accept(w, l);
 
     for (;;) {
@@ -290,10 +297,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
     }
     if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    int ls[64];
+    for (int i = 0; i < threads; i++) ls[i] = listener();
     printf("http_floor_uring: listening on 127.0.0.1:%d (%d threads)\n", port, threads);
     fflush(stdout);
     pthread_t t[64];
-    for (int i = 1; i < threads && i < 64; i++) pthread_create(&t[i], NULL, loop, NULL);
-    loop(NULL);
+    for (int i = 1; i < threads; i++) pthread_create(&t[i], NULL, loop, (void *)(intptr_t)ls[i]);
+    loop((void *)(intptr_t)ls[0]);
     return 0;
 }

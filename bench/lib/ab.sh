@@ -66,6 +66,9 @@ ab_round() {
   esac
   u1=$(awk '{print $14}' "/proc/$pid/stat"); s1=$(awk '{print $15}' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true
+  if grep -qE "Socket errors|Non-2xx" <<<"$out"; then
+    echo "WARNING round $round $label: load generator errors: $(grep -E "Socket errors|Non-2xx" <<<"$out" | tr -s ' ' | tr '\n' ';')"
+  fi
   awk -v n="$n" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v l="$label" -v r="$round" -v secs="$secs" \
     'BEGIN { printf "round %d %s rate=%.0f/s user=%.3f sys=%.3f total=%.3f us/req\n", r, l, n / secs, u / hz * 1e6 / n, s / hz * 1e6 / n, (u + s) / hz * 1e6 / n }'
 }

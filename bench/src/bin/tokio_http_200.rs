@@ -109,9 +109,8 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
 async fn linger_close(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
     let drain = async {
-        // Same buffer policy as the coro example: 1 KiB, doubled when a read
-        // fills it, up to 16 KiB.
-        let mut buf = vec![0u8; 1024];
+        // The coro example's drain buffer: 4 KiB, reused.
+        let mut buf = vec![0u8; 4096];
         let mut total = 0;
         while total < 64 * 1024 {
             match stream.read(&mut buf).await {
