@@ -16,22 +16,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, ready};
 use std::time::Duration;
 
-use coro_io::buf::BufResult;
+use coro_io::buf::{BufResult, IoBufMut};
 use coro_io::op::{Op, OpFuture};
+use rustix::net::{RecvFlags, SocketAddrAny};
 
 use crate::socket::Socket;
 
 /// Why a receive was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
+pub(crate) enum Stop {
+    /// Its deadline passed.
     Deadline,
+    /// The socket's read side was shut down.
     Shut,
 }
 
-/// The read side of a datagram socket, as far as our own `shutdown` set
-/// it. Set before the `shutdown(2)` call: the readiness edge that call
+/// The read side of a datagram socket, as far as our own `shutdown` asked
+/// for it. Set before the `shutdown(2)` call: the readiness edge that call
 /// makes (epoll), or the kernel's giving up on a receive it held
-/// (io_uring), wakes each waiting receive, which then finds it set.
+/// (io_uring), wakes each waiting receive, which then finds it set. A
+/// receive stops on it only once the kernel reports the read side shut
+/// (`POLLRDHUP`): one polled between the mark and the call, or after a
+/// call that failed, waits on as before.
 #[derive(Debug, Default)]
 pub(crate) struct ReadShut(AtomicBool);
 
@@ -43,26 +49,34 @@ impl ReadShut {
         how: std::net::Shutdown,
         shutdown: impl FnOnce() -> io::Result<()>,
     ) -> io::Result<()> {
-        if how == std::net::Shutdown::Write {
-            return shutdown();
+        if how != std::net::Shutdown::Write {
+            self.0.store(true, Ordering::SeqCst);
         }
-        let was = self.0.swap(true, Ordering::SeqCst);
-        let r = shutdown();
-        if r.is_err() {
-            self.0.store(was, Ordering::SeqCst);
-        }
-        r
+        shutdown()
     }
 
-    fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+    /// Our shutdown asked for it, and the kernel says the read side is shut.
+    fn is_shut(&self, sock: &Socket) -> bool {
+        use rustix::event::{PollFd, PollFlags};
+        if !self.0.load(Ordering::SeqCst) {
+            return false;
+        }
+        let mut fds = [PollFd::new(sock.registered(), PollFlags::RDHUP)];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+            && fds[0].revents().contains(PollFlags::RDHUP)
     }
 }
 
 /// Receive one datagram with the op `make(buf)` makes, until `timeout`
-/// (`TimedOut`) and, with `shut`, until the read side was shut down
-/// (`None`: the caller takes what is still queued without waiting; see
-/// [`recv_now`]).
+/// and, with `shut`, until the read side was shut down: `Err(stop)` when
+/// the receive was stopped and got nothing. The caller then takes what is
+/// queued without waiting ([`recv_now`]; on io_uring the cancelled receive
+/// may never have run: an entry still staged is taken back) and answers
+/// [`ended`] if nothing is.
 ///
 /// Lossless: a stopped receive is cancelled and its outcome awaited, so a
 /// datagram the kernel delivered meanwhile is returned, not dropped; one
@@ -73,42 +87,48 @@ pub(crate) async fn recv<B, X, T>(
     timeout: Option<Duration>,
     shut: Option<&ReadShut>,
     make: impl FnOnce(B) -> OpFuture<T>,
-) -> (Option<io::Result<X>>, B)
+) -> (Result<io::Result<X>, Stop>, B)
 where
     T: Op<Output = BufResult<X, B>>,
 {
     let (stop, (res, buf)) = recv_or_stop(sock, make(buf), timeout, shut).await;
     match (stop, res) {
-        (Some(Stop::Deadline), Err(e)) if stopped(&e) => {
-            let d = timeout.unwrap_or_default();
-            let e = io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("receive timed out after {d:?}"),
-            );
-            (Some(Err(e)), buf)
-        }
-        // On io_uring the receive may never have run (a staged entry is
-        // taken back): what is queued is the caller's, taken at once.
-        (Some(Stop::Shut), Err(e)) if stopped(&e) => (None, buf),
-        (_, r) => (Some(r), buf),
+        (Some(stop), Err(e)) if nothing_moved(&e) => (Err(stop), buf),
+        (_, r) => (Ok(r), buf),
     }
 }
 
-/// One receive without waiting on a Unix datagram socket whose read side
-/// is shut (the rare path: through a duplicate of the fd as a std socket,
-/// into a bounce buffer): `Ok(None)` when nothing is queued.
-pub(crate) fn recv_now<B: coro_io::buf::IoBufMut>(
+/// What a stopped receive that found nothing queued answers: `TimedOut`,
+/// or, after a read shutdown, the end (`end()`).
+pub(crate) fn ended<Y>(
+    stop: Stop,
+    timeout: Option<Duration>,
+    end: impl FnOnce() -> io::Result<Y>,
+) -> io::Result<Y> {
+    match stop {
+        Stop::Deadline => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("receive timed out after {:?}", timeout.unwrap_or_default()),
+        )),
+        Stop::Shut => end(),
+    }
+}
+
+/// One receive without waiting (`MSG_DONTWAIT`), into `buf` through a
+/// bounce buffer (this crate writes into an `IoBufMut` only with
+/// `coro_io::buf::fill`): the length placed and the source, or `None` when
+/// nothing is queued. Only after a stopped receive: a rare path.
+pub(crate) fn recv_now<B: IoBufMut>(
     sock: &Socket,
     buf: &mut B,
-) -> io::Result<Option<(usize, std::os::unix::net::SocketAddr)>> {
-    let std_sock = std::os::unix::net::UnixDatagram::from(sock.fd().try_clone_to_owned()?);
+) -> io::Result<Option<(usize, Option<SocketAddrAny>)>> {
     let mut tmp = vec![0u8; buf.bytes_total()];
     loop {
-        return match std_sock.recv_from(&mut tmp) {
-            Ok((n, from)) => Ok(Some((coro_io::buf::fill(buf, &tmp[..n]), from))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => Err(e),
+        return match rustix::net::recvfrom(sock.registered(), &mut tmp[..], RecvFlags::DONTWAIT) {
+            Ok((n, _, from)) => Ok(Some((coro_io::buf::fill(buf, &tmp[..n]), from))),
+            Err(e) if e == rustix::io::Errno::AGAIN => Ok(None),
+            Err(e) if e == rustix::io::Errno::INTR => continue,
+            Err(e) => Err(e.into()),
         };
     }
 }
@@ -132,7 +152,7 @@ async fn recv_or_stop<T: Op>(
         }
         // Not before the receive had its chance (see `coro_io::coop`).
         ready!(coro_io::coop::poll_proceed(cx));
-        stop = if shut.is_some_and(ReadShut::is_set) {
+        stop = if shut.is_some_and(|s| s.is_shut(sock)) {
             Some(Stop::Shut)
         } else if let Some(d) = deadline.as_mut().as_pin_mut() {
             d.poll(cx).is_ready().then_some(Stop::Deadline)
@@ -150,7 +170,12 @@ async fn recv_or_stop<T: Op>(
 }
 
 /// Whether a cancelled receive's error says it got nothing: called off,
-/// or (epoll's last try; a read-shut socket) nothing there.
-fn stopped(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ECANCELED) || e.kind() == io::ErrorKind::WouldBlock
+/// nothing there (epoll's last try; a read-shut socket), or interrupted
+/// (a receive the kernel handed to a worker thread, cancelled there).
+fn nothing_moved(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECANCELED)
+        || matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        )
 }

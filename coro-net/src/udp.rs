@@ -33,6 +33,7 @@ use coro_io::{IoScheduler, PollOp, PollStatus, op};
 use socket2::{Domain, Protocol, Type};
 
 use crate::addr::{ToSocketAddrs, resolve, resolve_now};
+use crate::dgram;
 use crate::socket::{Socket, context};
 
 /// What [`UdpSocket::recv_msg`] received.
@@ -209,11 +210,22 @@ impl UdpSocket {
         timeout: Duration,
     ) -> BufResult<(usize, SocketAddr), B> {
         let (driver, fd) = (self.sock.driver(), self.sock.raw());
-        let (r, buf) = crate::dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
+        let (r, mut buf) = dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
             op::recv_from(driver, fd, b)
         })
         .await;
-        (r.unwrap_or_else(not_shut), buf)
+        let r = match r {
+            Ok(r) => r,
+            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
+                Ok(Some((n, from))) => match from.map(SocketAddr::try_from) {
+                    Some(Ok(from)) => Ok((n, from)),
+                    _ => self.peer_addr().map(|from| (n, from)),
+                },
+                Ok(None) => dgram::ended(stop, Some(timeout), not_shut),
+                Err(e) => Err(e),
+            },
+        };
+        (r, buf)
     }
 
     /// Receive one datagram into `buf`, reporting its full length so that
@@ -303,11 +315,19 @@ impl UdpSocket {
         timeout: Duration,
     ) -> BufResult<usize, B> {
         let (driver, fd) = (self.sock.driver(), self.sock.raw());
-        let (r, buf) = crate::dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
+        let (r, mut buf) = dgram::recv(&self.sock, buf, Some(timeout), None, |b| {
             op::recv(driver, fd, b)
         })
         .await;
-        (r.unwrap_or_else(not_shut), buf)
+        let r = match r {
+            Ok(r) => r,
+            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
+                Ok(Some((n, _))) => Ok(n),
+                Ok(None) => dgram::ended(stop, Some(timeout), not_shut),
+                Err(e) => Err(e),
+            },
+        };
+        (r, buf)
     }
 
     /// Wait until the socket is ready for `op`, at most `timeout`.
@@ -409,8 +429,7 @@ fn ip(a: socket2::SockAddr) -> io::Result<SocketAddr> {
 }
 
 /// A UDP receive is never stopped by a read shutdown (it has no
-/// `shutdown`): `crate::dgram::recv` answers `None` only when asked to
-/// watch one.
+/// `shutdown`): `dgram::recv` stops for one only when asked to watch it.
 fn not_shut<T>() -> io::Result<T> {
     Err(io::Error::other(
         "a UDP receive ended by a read shutdown it did not watch",

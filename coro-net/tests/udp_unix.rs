@@ -26,6 +26,7 @@ coro_io::driver_tests!(
     more_staged_reads_than_a_flush_moves_do_not_stall_the_loop,
     byte_literals_strings_and_address_strings_are_accepted,
     udp_receives_with_a_timeout_lose_nothing,
+    udp_a_zero_timeout_takes_a_queued_datagram,
 );
 
 /// What a tokio user writes first: `send_to(b"..", "127.0.0.1:port")`,
@@ -486,4 +487,29 @@ fn udp_receives_with_a_timeout_lose_nothing(cfg: Config) {
         got == (0..N).collect::<Vec<_>>(),
         "{cfg}: datagrams lost or reordered"
     );
+}
+
+/// As the Unix datagram test of that name: a deadline due at once still
+/// takes a queued datagram (with its source), and times out on none.
+fn udp_a_zero_timeout_takes_a_queued_datagram(cfg: Config) {
+    let zero = std::time::Duration::ZERO;
+    let s = sched(cfg);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let (from_a, to) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    run(&s, async move {
+        let (r, _) = b.recv_timeout(Vec::with_capacity(8), zero).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        a.send_to(b"one".as_slice(), to).await.0.unwrap();
+        a.send_to(b"two".as_slice(), to).await.0.unwrap();
+        // Loopback delivers within the send; a moment for good measure.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (r, buf) = b.recv_from_timeout(Vec::with_capacity(8), zero).await;
+        assert_eq!((r.unwrap(), &buf[..]), ((3, from_a), &b"one"[..]));
+        let (r, buf) = b.recv_timeout(Vec::with_capacity(8), zero).await;
+        assert_eq!((r.unwrap(), &buf[..]), (3, &b"two"[..]));
+        let (r, _) = b.recv_from_timeout(Vec::with_capacity(8), zero).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    });
+    s.shutdown();
 }

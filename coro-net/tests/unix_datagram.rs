@@ -25,6 +25,7 @@ coro_io::driver_tests!(
     dgram_a_reply_reaches_an_abstract_peer_whose_name_holds_a_nul,
     dgram_a_read_shutdown_ends_pending_and_later_receives,
     dgram_receives_with_a_timeout_lose_nothing,
+    dgram_a_zero_timeout_takes_a_queued_datagram,
 );
 
 /// A fresh directory for one test's socket files (removed by the caller).
@@ -443,4 +444,31 @@ fn dgram_receives_with_a_timeout_lose_nothing(cfg: Config) {
         got == want,
         "{cfg}: datagrams lost or reordered ({timeouts} timeouts)"
     );
+}
+
+/// A receive whose deadline is due at once still takes a datagram that is
+/// queued (on io_uring its op is taken back before it ran: one try without
+/// waiting does it), and times out only when nothing is.
+fn dgram_a_zero_timeout_takes_a_queued_datagram(cfg: Config) {
+    let s = sched(cfg);
+    let (a, b) = UnixDatagram::pair(&s).unwrap();
+    run(&s, async move {
+        let (r, _) = b.recv_timeout(Vec::with_capacity(8), Duration::ZERO).await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        a.send(b"one".as_slice()).await.0.unwrap();
+        a.send(b"two".as_slice()).await.0.unwrap();
+        let (r, buf) = b.recv_timeout(Vec::with_capacity(8), Duration::ZERO).await;
+        assert_eq!((r.unwrap(), &buf[..]), (3, &b"one"[..]));
+        let (r, buf) = b
+            .recv_from_timeout(Vec::with_capacity(8), Duration::ZERO)
+            .await;
+        let (n, from) = r.unwrap();
+        assert_eq!((n, &buf[..]), (3, &b"two"[..]));
+        assert!(from.is_unnamed(), "{from:?}");
+        let (r, _) = b
+            .recv_from_timeout(Vec::with_capacity(8), Duration::ZERO)
+            .await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    });
+    s.shutdown();
 }

@@ -255,10 +255,10 @@ impl UnixDatagram {
             // The datagram is taken: its sender's address cannot fail it
             // (an unbound sender's zero-length address, or one std cannot
             // express, is reported as unnamed; see `peer_of`).
-            Some(r) => r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))),
-            None => match dgram::recv_now(&self.sock, &mut buf) {
-                Ok(Some(got)) => Ok(got),
-                Ok(None) => unnamed().map(|a| (0, a)),
+            Ok(r) => r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))),
+            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
+                Ok(Some((n, from))) => sender(from).map(|a| (n, a)),
+                Ok(None) => dgram::ended(stop, timeout, || unnamed().map(|a| (0, a))),
                 Err(e) => Err(e),
             },
         };
@@ -359,8 +359,12 @@ impl UnixDatagram {
         })
         .await;
         let r = match r {
-            Some(r) => r,
-            None => dgram::recv_now(&self.sock, &mut buf).map(|got| got.map_or(0, |(n, _)| n)),
+            Ok(r) => r,
+            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
+                Ok(Some((n, _))) => Ok(n),
+                Ok(None) => dgram::ended(stop, timeout, || Ok(0)),
+                Err(e) => Err(e),
+            },
         };
         (r, buf)
     }
@@ -463,4 +467,21 @@ impl AsRawFd for UnixDatagram {
     fn as_raw_fd(&self) -> RawFd {
         self.sock.raw()
     }
+}
+
+/// The sender of a datagram taken without the driver, as `peer_of` reports
+/// one: unnamed when it has no name std can express.
+fn sender(from: Option<rustix::net::SocketAddrAny>) -> io::Result<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    let Some(a) = from.and_then(|a| rustix::net::SocketAddrUnix::try_from(a).ok()) else {
+        return unnamed();
+    };
+    let named = if let Some(p) = a.path_bytes() {
+        SocketAddr::from_pathname(Path::new(std::ffi::OsStr::from_bytes(p))).ok()
+    } else {
+        a.abstract_name()
+            .and_then(|n| SocketAddr::from_abstract_name(n).ok())
+    };
+    named.map_or_else(unnamed, Ok)
 }
