@@ -17,6 +17,8 @@ use coro_io::{DriverKind, IoScheduler};
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
 coro_io::driver_tests!(
+    a_write_behind_failure_reaches_every_waiter_and_the_next_flush,
+    a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes,
     path_helpers_round_trip,
     path_helpers_without_uring_fs_opcodes,
     errors_keep_the_kind_and_name_the_path,
@@ -896,5 +898,60 @@ fn seek_from_end_of_a_block_device_is_its_size() {
         (end, back)
     });
     assert_eq!(got, (1 << 20, (1 << 20) - 512));
+    s.shutdown();
+}
+
+/// A write-behind that fails (the file is open read-only: `EBADF`, while
+/// `fsync` of such a file succeeds) is reported to every `&self` waiter
+/// after it, not only the first, and still to the sequential side after
+/// them: no caller is told the bytes are there.
+fn a_write_behind_failure_reaches_every_waiter_and_the_next_flush(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("wfail", cfg);
+    let (s2, p) = (s.clone(), d.join("ro"));
+    std::fs::write(&p, b"").unwrap();
+    run(&s, async move {
+        let mut f = File::open(&s2, &p).await.unwrap();
+        // Accepted (write-behind); it fails in the background.
+        f.write_all(b"no").await.unwrap();
+        let (a, b) = futures::join!(f.sync_all(), f.sync_all());
+        assert_eq!(a.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        assert_eq!(b.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        let (r, _) = f.read_at(Vec::with_capacity(1), 0).await;
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EBADF));
+        // The sequential side still learns it, once.
+        assert_eq!(
+            f.flush().await.unwrap_err().raw_os_error(),
+            Some(libc::EBADF)
+        );
+        f.flush().await.unwrap();
+        f.sync_all().await.unwrap();
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// A read dropped while its read-ahead was in flight, whose read then
+/// fails (a directory: `EISDIR`): the next seek is not that read's to
+/// fail; the next read reads again and reports its own error.
+fn a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("rfail", cfg);
+    let s2 = s.clone();
+    let d2 = d.clone();
+    run(&s, async move {
+        let mut f = File::open(&s2, &d2).await.unwrap();
+        let mut b = [0u8; 8];
+        {
+            let mut read = pin!(f.read(&mut b));
+            let _ = futures::poll!(read.as_mut());
+        }
+        // Give the read-ahead time to fail.
+        s2.sleep(Duration::from_millis(20)).await;
+        assert_eq!(f.seek(SeekFrom::Start(0)).await.unwrap(), 0);
+        let e = f.read(&mut b).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EISDIR), "{e}");
+    });
+    std::fs::remove_dir_all(&d).unwrap();
     s.shutdown();
 }

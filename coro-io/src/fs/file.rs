@@ -127,11 +127,18 @@ struct Seq {
     busy: Busy,
     /// The tasks waiting on `busy` through `&self` (made on first use).
     waiters: Option<WakeList>,
+    /// A write-behind that failed, until the sequential side (the next
+    /// `write`, `read`, `seek`, `flush` or `close`) reported it; until
+    /// then every `&self` method that comes after writes reports it too,
+    /// so that none of them says the bytes are there (two tasks' `sync_all`
+    /// on one file: the second would otherwise sync and answer `Ok`).
+    write_failed: Option<io::Error>,
 }
 
 impl Seq {
     /// Finish the op in flight: a read leaves its bytes as read-ahead; a
-    /// write is driven until all its bytes are written.
+    /// write is driven until all its bytes are written, and its failure
+    /// kept in `write_failed`. Errors: a read-ahead's failure.
     fn poll_busy(
         &mut self,
         driver: &Handle,
@@ -166,7 +173,8 @@ impl Seq {
                             if !self.append {
                                 self.pos = base + rest.begin() as u64;
                             }
-                            return Poll::Ready(Err(e));
+                            self.write_failed = Some(e);
+                            return Poll::Ready(Ok(()));
                         }
                     }
                     if rest.bytes_init() == 0 {
@@ -274,6 +282,7 @@ impl File {
                 head: 0,
                 busy: Busy::Idle,
                 waiters: None,
+                write_failed: None,
             }),
         }
     }
@@ -286,8 +295,9 @@ impl File {
     /// # Errors
     ///
     /// `InvalidInput` for an offset above `i64::MAX` (a file's largest);
-    /// the failure of that sequential write (nothing is read then); what
-    /// `pread(2)` reports.
+    /// the failure of that sequential write, or of one that failed before
+    /// and that the sequential side (`write`, `flush`, ...) has not
+    /// reported yet (nothing is read then); what `pread(2)` reports.
     ///
     /// # Cancel safety
     ///
@@ -314,7 +324,8 @@ impl File {
     /// # Errors
     ///
     /// `InvalidInput` for an offset above `i64::MAX`; the failure of a
-    /// sequential write still in flight (nothing is written then); what
+    /// sequential write still in flight, or of one not reported yet (see
+    /// [`read_at`](Self::read_at); nothing is written then); what
     /// `pwrite(2)` reports.
     ///
     /// # Cancel safety
@@ -341,8 +352,10 @@ impl File {
     ///
     /// # Errors
     ///
-    /// The failure of that write (the `fsync` is then not made); whatever
-    /// `fsync(2)` reports.
+    /// The failure of that write, or of one not reported yet (see
+    /// [`read_at`](Self::read_at); the `fsync` is then not made: two tasks'
+    /// `sync_all` after a failed write both fail); whatever `fsync(2)`
+    /// reports.
     ///
     /// # Cancel safety
     ///
@@ -378,7 +391,8 @@ impl File {
     ///
     /// # Errors
     ///
-    /// The failure of that write; whatever `ftruncate` reports
+    /// The failure of that write, or of one not reported yet (see
+    /// [`read_at`](Self::read_at)); whatever `ftruncate` reports
     /// (`InvalidInput` for a file not open for writing).
     ///
     /// # Cancel safety
@@ -402,14 +416,24 @@ impl File {
         self.seq.get_mut().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Finish the op in flight: a read leaves its bytes as read-ahead; a
-    /// write is driven until all its bytes are written.
-    fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// The sequential side waits for the op in flight: a write's failure
+    /// (this one's or an earlier one's) is reported here, once; a
+    /// read-ahead's only to a read (`for_read`: a write or seek after a
+    /// dropped read is not that read's to fail).
+    fn poll_busy_for(&mut self, cx: &mut Context<'_>, for_read: bool) -> Poll<io::Result<()>> {
         let File {
             fd, driver, seq, ..
         } = self;
         let seq = seq.get_mut().unwrap_or_else(PoisonError::into_inner);
-        seq.poll_busy(driver, fd, cx)
+        let read = ready!(seq.poll_busy(driver, fd, cx));
+        if let Some(e) = seq.write_failed.take() {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(if for_read { read } else { Ok(()) })
+    }
+
+    fn poll_busy(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_busy_for(cx, false)
     }
 
     /// Write what is left of `bytes`, whose first byte belongs at `base`.
@@ -421,27 +445,34 @@ impl File {
         seq.start_write(driver, fd, bytes, base);
     }
 
-    /// Wait for a sequential write in flight and report its failure: for
-    /// the `&self` methods that must come after it, as tokio's do. With
+    /// Wait for a sequential write in flight and report its failure (and
+    /// that of one that failed before, until the sequential side reported
+    /// it): for the `&self` methods that must come after it, as tokio's
+    /// do, but to every one of them, not only the first. With
     /// `reads`, for a read-ahead in flight too (for those that change
     /// bytes it may be reading; its failure is for the next sequential
     /// read, which reads again).
     async fn settle(&self, reads: bool) -> io::Result<()> {
         std::future::poll_fn(|cx| {
             let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
-            let reading = match seq.busy {
-                Busy::Idle => return Poll::Ready(Ok(())),
-                Busy::Read(_) if !reads => return Poll::Ready(Ok(())),
-                Busy::Read(_) => true,
-                Busy::Write(..) => false,
+            let failed = |seq: &Seq| match &seq.write_failed {
+                Some(e) => Err(copy_error(e)),
+                None => Ok(()),
             };
+            match seq.busy {
+                Busy::Idle => return Poll::Ready(failed(&seq)),
+                Busy::Read(_) if !reads => return Poll::Ready(failed(&seq)),
+                Busy::Read(_) | Busy::Write(..) => {}
+            }
             // Tasks sharing the file may wait on this op together: it is
             // polled with a waker that wakes them all.
             let list = seq.waiters.get_or_insert_with(WakeList::new);
             list.register(cx.waker());
             let all = list.waker().clone();
-            let res = ready!(seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all)));
-            Poll::Ready(if reading { Ok(()) } else { res })
+            // A read-ahead's failure is for the next sequential read,
+            // which reads again; a write's stays for every later waiter.
+            let _ = ready!(seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all)));
+            Poll::Ready(failed(&seq))
         })
         .await
     }
@@ -504,7 +535,7 @@ impl AsyncRead for File {
                 return Poll::Ready(Ok(n));
             }
             let was_reading = matches!(this.s().busy, Busy::Read(_));
-            ready!(this.poll_busy(cx))?;
+            ready!(this.poll_busy_for(cx, true))?;
             this.resolve_end()?;
             if was_reading {
                 // The read just finished: it got bytes (handed out above on
@@ -528,7 +559,11 @@ impl AsyncRead for File {
 
 impl AsyncWrite for File {
     /// Write-behind: takes up to 1 MiB of `data` and starts writing it;
-    /// that write's failure is reported by the next call.
+    /// that write's failure is reported by the next sequential call
+    /// (`write`, `read`, `seek`, `flush`, `close`), and, until then, by
+    /// every `&self` method that comes after writes (`sync_all`,
+    /// `set_len`, `read_at`, `write_at`). A failure of a dropped read's
+    /// read-ahead is not a write's or a seek's.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -630,6 +665,7 @@ impl Drop for File {
                     head: 0,
                     busy: Busy::Write(op, base),
                     waiters: None,
+                    write_failed: None,
                 }),
             };
             // Lingering: the scheduler's shutdown lets it end first.
@@ -662,4 +698,13 @@ fn file_offset(offset: u64) -> io::Result<i64> {
             format!("file offset {offset} is above the largest a file can have (i64::MAX)"),
         )
     })
+}
+
+/// A copy of a kept error for one more caller (`io::Error` is not `Clone`):
+/// the same OS error, or the same kind and message.
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
 }
