@@ -120,6 +120,10 @@ enum SlotState {
     Orphaned {
         op: Box<dyn Orphan>,
         phase: Phase,
+        /// Left to finish (`Op::finish_if_dropped`: a file's write or
+        /// sync whose future was dropped): shutdown waits for it instead
+        /// of cancelling it, as epoll's waits for its pool jobs.
+        finish: bool,
     },
     /// A stream socket's receive queue (`recv_queue.rs`): lives from the
     /// socket's first read until it was released and its receive ended.
@@ -642,7 +646,7 @@ impl UringDriver {
                     slot.state = SlotState::Done { res, phase };
                     wake.extend(waker);
                 }
-                SlotState::Orphaned { mut op, phase } => {
+                SlotState::Orphaned { mut op, phase, .. } => {
                     if phase == Phase::Op {
                         op.orphaned(res);
                     }
@@ -1168,7 +1172,14 @@ impl Backend for UringDriver {
                 // Left to finish, staged or in the kernel: its completion
                 // frees it (the op keeps its file open, so the fd number
                 // cannot name another file meanwhile).
-                st.set(token, SlotState::Orphaned { op, phase });
+                st.set(
+                    token,
+                    SlotState::Orphaned {
+                        op,
+                        phase,
+                        finish: true,
+                    },
+                );
             }
             SlotState::Waiting { phase, .. } => {
                 if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
@@ -1179,7 +1190,14 @@ impl Backend for UringDriver {
                     drop(op);
                     return;
                 }
-                st.set(token, SlotState::Orphaned { op, phase });
+                st.set(
+                    token,
+                    SlotState::Orphaned {
+                        op,
+                        phase,
+                        finish: false,
+                    },
+                );
                 self.cancel(&mut st, token);
                 if self.single_issuer && !self.sqpoll && !self.on_parker_thread() && !st.closed {
                     // Only the loop thread may enter this ring, and it may
@@ -1327,11 +1345,13 @@ impl Backend for UringDriver {
         {
             let mut st = self.state();
             st.closed = true;
+            // Not the ops left to finish: a write whose future was dropped
+            // was promised to land (the wait below bounds them).
             let tokens: Vec<u64> = st
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| in_kernel(&s.state))
+                .filter(|(_, s)| in_kernel(&s.state) && !left_to_finish(&s.state))
                 .map(|(i, s)| ((s.generation as u64) << 32) | (i as u64 + 1))
                 .collect();
             for t in tokens {
@@ -1412,6 +1432,19 @@ impl Drop for UringDriver {
 }
 
 /// Whether the slot's entry is in the kernel (what shutdown waits for).
+/// An orphan left to finish, running as the op itself (one that waits
+/// for readiness before it runs again is cancelled: nothing of it ran).
+fn left_to_finish(state: &SlotState) -> bool {
+    matches!(
+        state,
+        SlotState::Orphaned {
+            finish: true,
+            phase: Phase::Op,
+            ..
+        }
+    )
+}
+
 fn in_kernel(state: &SlotState) -> bool {
     match state {
         SlotState::Waiting { .. } | SlotState::Orphaned { .. } => true,

@@ -330,9 +330,11 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// A dropped write still completes in the background. Dropped while
-    /// it waits for the sequential op in flight, nothing is written (that
-    /// op goes on).
+    /// A dropped write still completes in the background (a shutdown of
+    /// the scheduler waits for it, at most 5 s), but nothing orders it
+    /// before the file's later calls: await it where order matters.
+    /// Dropped while it waits for the sequential op in flight, nothing is
+    /// written (that op goes on).
     pub async fn write_at<B: IoBuf>(&self, buf: B, offset: u64) -> BufResult<usize, B> {
         if let Err(e) = file_offset(offset) {
             return (Err(e), buf);
@@ -361,7 +363,7 @@ impl File {
     ///
     /// Dropped while it waits for the write in flight, nothing is synced
     /// (the write goes on); dropped after, the sync still completes in the
-    /// background.
+    /// background (not ordered before the file's later calls).
     pub async fn sync_all(&self) -> io::Result<()> {
         self.settle(false).await?;
         op::fsync(&self.driver, self.fd.as_raw_fd())
@@ -399,7 +401,8 @@ impl File {
     ///
     /// Dropped while it waits for the write in flight, nothing is
     /// truncated (the write goes on); dropped after, the `set_len` still
-    /// completes in the background.
+    /// completes in the background (not ordered before the file's later
+    /// calls: a `write_at` made after it may land first).
     pub async fn set_len(&self, len: u64) -> io::Result<()> {
         self.settle(true).await?;
         // Bytes cut off are not read from the read-ahead either.
@@ -643,8 +646,10 @@ impl Drop for File {
     /// bytes were accepted: dropping the op could leave them unwritten, or
     /// a short write's rest); its outcome goes unreported. The
     /// scheduler's shutdown waits for it (at most 5 s, see
-    /// [`IoScheduler::spawn_lingering`]); one that has begun shutting down
-    /// finishes nothing.
+    /// [`IoScheduler::spawn_lingering`]). Dropped once the shutdown has
+    /// begun, the write in flight still lands (the shutdown waits for it
+    /// as for any dropped write, bounded alike), but the rest of a short
+    /// write is not written.
     fn drop(&mut self) {
         if self.sched.is_shutdown() {
             // Nothing runs tasks any more (and a task refused here would
