@@ -17,6 +17,7 @@ use coro_io::{DriverKind, IoScheduler};
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
 coro_io::driver_tests!(
+    a_shutdown_with_a_fifo_open_pending_is_prompt,
     a_dropped_write_at_right_before_shutdown_still_lands,
     a_write_behind_failure_reaches_every_waiter_and_the_next_flush,
     a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes,
@@ -965,7 +966,7 @@ fn a_dropped_write_at_right_before_shutdown_still_lands(cfg: Config) {
     use std::io::{Read, Write};
     const FILL: usize = 64 * 1024;
     let s = cfg.sched();
-    let d = dir("dropw", cfg);
+    let d = dir("dropwat", cfg);
     let p = d.join("fifo");
     mkfifo(&p);
     // Read and write: opening does not wait for a peer.
@@ -1011,5 +1012,38 @@ fn a_dropped_write_at_right_before_shutdown_still_lands(cfg: Config) {
     let got = reader.join().unwrap();
     assert_eq!(got.len(), FILL + 4, "{cfg}: the dropped write did not land");
     assert_eq!(&got[FILL..], b"tail");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// An open of a FIFO without a peer blocks (on epoll, a pool thread in
+/// `open(2)`; nothing can interrupt it). A shutdown does not wait for such
+/// an op through its whole bound: the op's buffers are its job's, and a
+/// read or an open need not finish.
+fn a_shutdown_with_a_fifo_open_pending_is_prompt(cfg: Config) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = cfg.sched();
+    let d = dir("fifoshut", cfg);
+    let p = d.join("fifo");
+    mkfifo(&p);
+    let p2 = p.clone();
+    let reading = s.spawn(async move { fs::read(&p2).await });
+    let started = Instant::now();
+    while s.driver().in_flight() == 0 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let t = Instant::now();
+    s.shutdown();
+    let took = t.elapsed();
+    drop(reading);
+    // Let the blocked open through (and its read end), as a peer would.
+    let _peer = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&p);
+    assert!(
+        took < Duration::from_secs(2),
+        "{cfg}: shutdown took {took:?}"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::DriverKind;
 
@@ -441,11 +441,17 @@ impl<T: Op> OpState<T> {
         self.blocking = Some(cell.clone());
         ops.started.fetch_add(1, Ordering::Relaxed);
         ops.running.fetch_add(1, Ordering::AcqRel);
+        let mut op = op;
+        let must_finish = op.get_mut().finish_if_dropped().then(|| {
+            ops.must_finish.fetch_add(1, Ordering::AcqRel);
+            ops.must_finish.clone()
+        });
         let job = PoolJob {
             op: Some(op),
             res: None,
             cell: Some(cell),
             running: ops.running.clone(),
+            must_finish,
         };
         crate::blocking_run(Box::new(move || job.run()));
         Poll::Pending
@@ -480,9 +486,20 @@ struct PoolJob<T: Op> {
     res: Option<io::Result<usize>>,
     cell: Option<Arc<BlockingCell<T>>>,
     running: Arc<AtomicUsize>,
+    /// Also counted among the ops a shutdown waits for to the end of its
+    /// bound (see [`BlockingOps::wait_at_shutdown`]).
+    must_finish: Option<Arc<AtomicUsize>>,
 }
 
 impl<T: Op> PoolJob<T> {
+    /// Counted finished (before the result can be seen).
+    fn count_finished(&self) {
+        if let Some(m) = &self.must_finish {
+            m.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// On a pool thread: the syscall, then (dropping `self`) the hand-over.
     /// Not for an op whose future was dropped before this started, if it
     /// asks so ([`Op::skip_if_dropped`]). (One dropped while this starts
@@ -526,12 +543,12 @@ impl<T: Op> Drop for PoolJob<T> {
             drop(g);
             op.get_mut().orphaned(res);
             drop(op);
-            self.running.fetch_sub(1, Ordering::AcqRel);
+            self.count_finished();
             None
         } else {
             // Counted finished before the future can see the result, so
             // that its owner never finds it done and still in flight.
-            self.running.fetch_sub(1, Ordering::AcqRel);
+            self.count_finished();
             g.done = Some((op, res));
             let w = g.waker.take();
             drop(g);
@@ -549,11 +566,36 @@ impl<T: Op> Drop for PoolJob<T> {
 pub(crate) struct BlockingOps {
     /// Running now (their ops and buffers live on pool threads).
     running: Arc<AtomicUsize>,
+    /// Of them, those that must finish when dropped (writes, syncs).
+    must_finish: Arc<AtomicUsize>,
     /// Started since the driver was created.
     started: AtomicU64,
 }
 
+/// How long a shutdown waits for blocking-pool ops that need not finish
+/// (reads, opens): the pool job owns their buffers, so waiting buys no
+/// safety, only that a fast one is done when `shutdown` returns; a FIFO's
+/// or a terminal's read, or the open of a FIFO without a peer, may block
+/// until a peer comes, and would hold the shutdown for its whole bound.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+
 impl BlockingOps {
+    /// At shutdown: wait until no op of ours runs on the pool, at most
+    /// until `deadline` (`None`: no bound) for writes and syncs, which
+    /// were promised to land, and at most [`SHUTDOWN_GRACE`] for the rest.
+    pub(crate) fn wait_at_shutdown(&self, deadline: Option<Instant>) {
+        let grace = Instant::now() + SHUTDOWN_GRACE;
+        while self.running() > 0 {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d)
+                || (now >= grace && self.must_finish.load(Ordering::Acquire) == 0)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Ops running on the pool now.
     pub(crate) fn running(&self) -> usize {
         self.running.load(Ordering::Acquire)

@@ -718,10 +718,8 @@ impl Backend for EpollDriver {
         // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
         // so that shutdown returns with nothing of ours still running.
         // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.
-        let deadline = Instant::now().checked_add(bound);
-        while self.blocking.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.blocking
+            .wait_at_shutdown(Instant::now().checked_add(bound));
     }
 
     fn release_fd(&self, fd: RawFd) {

@@ -1379,9 +1379,7 @@ impl Backend for UringDriver {
         }
         // Blocking-pool ops own their buffers on the pool thread; wait
         // (bounded) so that shutdown returns with nothing of ours running.
-        while self.blocking.running() > 0 && deadline.is_none_or(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        self.blocking.wait_at_shutdown(deadline);
     }
 
     fn release_fd(&self, fd: RawFd) {
