@@ -27,8 +27,8 @@ use std::task::{Wake, Waker};
 /// let (a, b) = (Arc::new(Flag(false.into())), Arc::new(Flag(false.into())));
 /// // Two tasks wait on one op: each registers, then polls the op with
 /// // the list's waker (`Context::from_waker(list.waker())`).
-/// list.register(&Waker::from(a.clone()));
-/// list.register(&Waker::from(b.clone()));
+/// drop(list.register(&Waker::from(a.clone())));
+/// drop(list.register(&Waker::from(b.clone())));
 /// list.waker().wake_by_ref(); // the op made progress
 /// assert!(a.0.load(std::sync::atomic::Ordering::SeqCst));
 /// assert!(b.0.load(std::sync::atomic::Ordering::SeqCst));
@@ -65,6 +65,34 @@ impl Wake for Wakers {
     }
 }
 
+/// Wakers a full [`WakeList`] let go of ([`WakeList::register`]): woken
+/// when this is dropped. Hold it until after the locks held while
+/// registering: a waker's wake, or its drop when it was the last clone,
+/// may run anything (a task's destructor, which may take them again).
+#[must_use = "dropping it wakes the tasks a full list let go of: drop it after the locks held"]
+#[derive(Default)]
+pub struct Evicted(Vec<Waker>);
+
+impl Evicted {
+    /// Keep `other`'s wakers here too (to be woken with these).
+    pub fn absorb(&mut self, mut other: Evicted) {
+        self.0.append(&mut other.0);
+    }
+}
+
+impl std::fmt::Debug for Evicted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Evicted").field(&self.0.len()).finish()
+    }
+}
+
+impl Drop for Evicted {
+    fn drop(&mut self) {
+        // All of them, also if one (another executor's) panics.
+        crate::wake_all(std::mem::take(&mut self.0));
+    }
+}
+
 impl WakeList {
     /// An empty list.
     pub fn new() -> WakeList {
@@ -77,11 +105,20 @@ impl WakeList {
 
     /// Add `w` (once) to the tasks woken when the op makes progress. Done
     /// before the op is polled, so a completion in between is not missed.
-    pub fn register(&self, w: &Waker) {
+    ///
+    /// The list is bounded as the drivers' lists of waiting tasks are: a
+    /// full one is let go of (its tasks are woken, and those still waiting
+    /// register again), so that ops polled with a new waker each time and
+    /// dropped (a combinator rebuilt per loop, a foreign executor) do not
+    /// grow it while the op makes no progress. The wakers let go of are
+    /// woken when the returned [`Evicted`] is dropped: hold it until after
+    /// any lock held here.
+    pub fn register(&self, w: &Waker) -> Evicted {
+        let mut evicted = Vec::new();
         let mut v = self.list.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !v.iter().any(|x| x.will_wake(w)) {
-            v.push(w.clone());
-        }
+        crate::driver::push_waker(&mut v, w, &mut evicted);
+        drop(v);
+        Evicted(evicted)
     }
 
     /// The waker to poll the op with: it wakes every task registered
@@ -123,14 +160,43 @@ mod tests {
     fn a_panicking_waker_keeps_no_other_task_asleep() {
         let list = WakeList::new();
         let counts = Arc::new(Counts::default());
-        list.register(&Waker::from(Arc::new(Panics)));
-        list.register(&Waker::from(counts.clone()));
+        drop(list.register(&Waker::from(Arc::new(Panics))));
+        drop(list.register(&Waker::from(counts.clone())));
         let woke = catch_unwind(AssertUnwindSafe(|| list.waker().wake_by_ref()));
         assert!(woke.is_err(), "the panic was lost");
         assert_eq!(counts.0.load(Ordering::SeqCst), 1);
         // The list is still usable, and empty.
-        list.register(&Waker::from(counts.clone()));
+        drop(list.register(&Waker::from(counts.clone())));
         list.waker().wake_by_ref();
         assert_eq!(counts.0.load(Ordering::SeqCst), 2);
+    }
+
+    /// Distinct wakers registered while the op makes no progress (each
+    /// registering task then gone) do not pile up: a full list is let go
+    /// of, its tasks woken when the `Evicted` is dropped, not before.
+    #[test]
+    fn a_full_list_is_let_go_of_and_its_tasks_woken_later() {
+        let list = WakeList::new();
+        let counts = Arc::new(Counts::default());
+        let mut later = super::Evicted::default();
+        for _ in 0..5000 {
+            let w = Waker::from(Arc::new(Counts::default()));
+            later.absorb(list.register(&w));
+        }
+        let kept = list.list.0.lock().unwrap().len();
+        assert!(kept <= 2048, "{kept} wakers kept");
+        // One that is still waiting: woken when let go of, not lost.
+        let mut pending = super::Evicted::default();
+        for _ in 0..5000 {
+            pending.absorb(list.register(&Waker::from(counts.clone())));
+            pending.absorb(list.register(&Waker::from(Arc::new(Counts::default()))));
+        }
+        assert_eq!(counts.0.load(Ordering::SeqCst), 0, "woken before the drop");
+        drop(pending);
+        assert!(
+            counts.0.load(Ordering::SeqCst) > 0,
+            "a task let go of was not woken"
+        );
+        drop(later);
     }
 }

@@ -2,7 +2,7 @@
 //! and for streams the owned-buffer I/O plus the buffered `futures_io`
 //! adapter ([`Stream`]).
 
-use coro_io::wake_list::WakeList;
+use coro_io::wake_list::{Evicted, WakeList};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -665,6 +665,8 @@ impl Stream {
             return self.sock.registered().poll_recv(cx, out);
         }
         let adapter = self.adapter();
+        // Declared before the lock: woken after it (see `Evicted`).
+        let mut evicted = Evicted::default();
         let mut rd = lock(&adapter.rd);
         loop {
             match &mut *rd {
@@ -687,7 +689,7 @@ impl Stream {
                     *rd = ReadState::Busy(OpFuture::new(self.sock.driver(), self.recv_op(v)));
                 }
                 ReadState::Busy(fut) => {
-                    adapter.rd_wake.register(cx.waker());
+                    evicted.absorb(adapter.rd_wake.register(cx.waker()));
                     let mut rcx = Context::from_waker(adapter.rd_wake.waker());
                     let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
                     *rd = ReadState::Idle { buf, pos: 0 };
@@ -711,13 +713,14 @@ impl Stream {
         let Some(adapter) = self.adapter.get() else {
             return;
         };
+        let mut evicted = Evicted::default();
         let Ok(mut wr) = adapter.wr.try_lock() else {
             return;
         };
         if !matches!(*wr, WriteState::Busy(_)) {
             return;
         }
-        if let Poll::Ready(Err(e)) = self.drain(adapter, &mut wr, cx) {
+        if let Poll::Ready(Err(e)) = self.drain(adapter, &mut wr, cx, &mut evicted) {
             // For the next write or flush to report.
             *wr = WriteState::Failed(e);
         }
@@ -729,14 +732,19 @@ impl Stream {
         let Some(adapter) = self.adapter.get() else {
             return Poll::Ready(Ok(()));
         };
-        self.drain(adapter, &mut lock(&adapter.wr), cx)
+        let mut evicted = Evicted::default();
+        self.drain(adapter, &mut lock(&adapter.wr), cx, &mut evicted)
     }
 
+    /// Finish the adapter's send in flight; the tasks a full list of
+    /// waiters let go of go to `evicted` (woken by the caller after its
+    /// lock of `wr`).
     fn drain(
         &self,
         adapter: &Adapter,
         wr: &mut WriteState,
         cx: &mut Context<'_>,
+        evicted: &mut Evicted,
     ) -> Poll<io::Result<()>> {
         loop {
             if matches!(wr, WriteState::Failed(_)) {
@@ -747,7 +755,7 @@ impl Stream {
             let WriteState::Busy(fut) = wr else {
                 return Poll::Ready(Ok(()));
             };
-            adapter.wr_wake.register(cx.waker());
+            evicted.absorb(adapter.wr_wake.register(cx.waker()));
             let mut wcx = Context::from_waker(adapter.wr_wake.waker());
             let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
             match res {
@@ -783,8 +791,9 @@ impl Stream {
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let adapter = self.adapter();
+        let mut evicted = Evicted::default();
         let mut wr = lock(&adapter.wr);
-        ready!(self.drain(adapter, &mut wr, cx))?;
+        ready!(self.drain(adapter, &mut wr, cx, &mut evicted))?;
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
@@ -800,7 +809,7 @@ impl Stream {
         let n = data.len().min(WRITE_CHUNK);
         v.extend_from_slice(&data[..n]);
         let mut fut = self.send_behind(Slice::new(v, 0));
-        adapter.wr_wake.register(cx.waker());
+        evicted.absorb(adapter.wr_wake.register(cx.waker()));
         let mut wcx = Context::from_waker(adapter.wr_wake.waker());
         match Pin::new(&mut fut).poll(&mut wcx) {
             // In flight (io_uring: in the kernel): the bytes are ours now;

@@ -58,6 +58,7 @@ coro_io::driver_tests!(
     many_streams_and_halves_dropped_mid_send_then_shut_down_deliver_everything,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
+    dropped_adapter_reads_of_an_idle_stream_keep_few_wakers,
     many_tasks_waiting_on_one_idle_stream_do_not_spin,
 );
 
@@ -2147,5 +2148,50 @@ fn owned_writes_and_shutdown_come_after_what_async_write_accepted(cfg: Config) {
         let (n, _) = srv.read(Vec::with_capacity(8)).await;
         assert_eq!(n.unwrap(), 0);
     });
+    s.shutdown();
+}
+
+/// As `dropped_reads_of_an_idle_stream_keep_few_wakers`, through the
+/// `AsyncRead` adapter, which keeps its waiting tasks in a list of its own
+/// where the driver has no receive queue.
+fn dropped_adapter_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
+    use futures::AsyncReadExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct Live(Arc<AtomicUsize>);
+    impl Wake for Live {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let a = run(
+        &s,
+        async move { TcpStream::connect(&s2, addr).await.unwrap() },
+    );
+    let (_b, _) = l.accept().unwrap();
+    let live = Arc::new(AtomicUsize::new(0));
+    let mut buf = [0u8; 16];
+    for _ in 0..5000 {
+        live.fetch_add(1, Ordering::SeqCst);
+        let w = Waker::from(Arc::new(Live(live.clone())));
+        let mut r = &a;
+        let mut read = std::pin::pin!(AsyncReadExt::read(&mut r, &mut buf));
+        assert!(
+            read.as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending(),
+            "{cfg}: nothing was sent"
+        );
+    }
+    let kept = live.load(Ordering::SeqCst);
+    assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
+    drop(a);
     s.shutdown();
 }

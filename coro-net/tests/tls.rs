@@ -34,6 +34,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{CertificateError, ClientConfig, ServerConfig};
 
 coro_io::driver_tests!(
+    dropped_reads_of_an_idle_tls_stream_keep_few_wakers,
     our_client_our_server_tls13_and_tls12,
     megabyte_round_trip_reader_and_writer_tasks,
     two_hundred_concurrent_handshakes,
@@ -1826,4 +1827,51 @@ fn configs_reject_bad_input_clearly() {
     assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     assert!(tls::rustls_error(&e).is_some(), "{e}");
     assert!(tls::server_config(Vec::new(), leaf.key()).is_err());
+}
+
+/// Reads of an idle TLS stream, each polled once with a new waker and
+/// dropped (a combinator rebuilt per loop, or a foreign executor, does
+/// that): the stream's list of waiting tasks is let go of when full, not
+/// kept one per dropped read until a byte comes.
+fn dropped_reads_of_an_idle_tls_stream_keep_few_wakers(cfg: Config) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct Live(Arc<AtomicUsize>);
+    impl Wake for Live {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    // The server waits, silent, until the client goes.
+    let (addr, _outcomes) = serve(&s, acceptor(&leaf), |tls: TlsStream| async move {
+        let (n, _) = tls.read(Vec::with_capacity(8)).await;
+        n.map(|_| ())
+    });
+    let s2 = s.clone();
+    let t = run(&s, async move {
+        connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap()
+    });
+    let live = Arc::new(AtomicUsize::new(0));
+    for _ in 0..5000 {
+        live.fetch_add(1, Ordering::SeqCst);
+        let w = Waker::from(Arc::new(Live(live.clone())));
+        let mut read = std::pin::pin!(t.read(vec![0u8; 16]));
+        assert!(
+            read.as_mut()
+                .poll(&mut Context::from_waker(&w))
+                .is_pending(),
+            "{cfg}: nothing was sent"
+        );
+    }
+    let kept = live.load(Ordering::SeqCst);
+    assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
+    drop(t);
+    s.shutdown();
 }

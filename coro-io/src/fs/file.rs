@@ -457,6 +457,8 @@ impl File {
     /// read, which reads again).
     async fn settle(&self, reads: bool) -> io::Result<()> {
         std::future::poll_fn(|cx| {
+            // Declared before the lock: woken after it (see `Evicted`).
+            let mut evicted = crate::wake_list::Evicted::default();
             let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
             let failed = |seq: &Seq| match &seq.write_failed {
                 Some(e) => Err(copy_error(e)),
@@ -470,7 +472,7 @@ impl File {
             // Tasks sharing the file may wait on this op together: it is
             // polled with a waker that wakes them all.
             let list = seq.waiters.get_or_insert_with(WakeList::new);
-            list.register(cx.waker());
+            evicted.absorb(list.register(cx.waker()));
             let all = list.waker().clone();
             // A read-ahead's failure is for the next sequential read,
             // which reads again; a write's stays for every later waiter.

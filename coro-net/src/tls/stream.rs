@@ -42,7 +42,7 @@ use rustls::{Connection, ProtocolVersion, SupportedCipherSuite};
 
 use super::{TlsFailure, tls_error};
 use crate::tcp::TcpStream;
-use coro_io::wake_list::WakeList;
+use coro_io::wake_list::{Evicted, WakeList};
 
 /// Ciphertext received per `recv` (a TLS record is at most ~16.7 KiB).
 const RECV_BUF: usize = 32 * 1024;
@@ -119,6 +119,35 @@ struct State {
     /// is flushed once the batch that carried its bytes has ended.
     batches_begun: u64,
     batches_ended: u64,
+    /// Tasks the full lists of waiters (`rd`, `wr`) let go of while this
+    /// was locked: woken when the lock is let go of (see [`Locked`]).
+    evicted: Evicted,
+}
+
+/// The stream's state, locked; letting go of it wakes the tasks a full
+/// list of waiters let go of meanwhile, after the lock (a waker's wake,
+/// or drop, may run anything, this stream's own methods included).
+struct Locked<'a>(Option<MutexGuard<'a, State>>);
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let evicted = self.0.as_mut().map(|st| std::mem::take(&mut st.evicted));
+        drop(self.0.take());
+        drop(evicted);
+    }
 }
 
 enum Rx {
@@ -437,6 +466,7 @@ impl TlsStream {
                 next_place: 0,
                 batches_begun,
                 batches_ended: 0,
+                evicted: Evicted::default(),
             }),
             rd: WakeList::new(),
             wr: WakeList::new(),
@@ -445,8 +475,8 @@ impl TlsStream {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> Locked<'_> {
+        Locked(Some(self.state.lock().unwrap_or_else(|e| e.into_inner())))
     }
 
     /// Run the handshake within `timeout`; `peer` names the other side in
@@ -534,7 +564,8 @@ impl TlsStream {
         loop {
             match &mut st.tx {
                 Tx::Busy(fut) => {
-                    self.wr.register(cx.waker());
+                    let evicted = self.wr.register(cx.waker());
+                    st.evicted.absorb(evicted);
                     let mut wcx = Context::from_waker(self.wr.waker());
                     let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
                     match res {
@@ -651,7 +682,8 @@ impl TlsStream {
                     // The driver queues what the socket received: rustls
                     // copies it straight into its own buffer (one copy, no
                     // owned buffer in between, nothing in flight to cancel).
-                    self.rd.register(cx.waker());
+                    let evicted = self.rd.register(cx.waker());
+                    st.evicted.absorb(evicted);
                     let mut rcx = Context::from_waker(self.rd.waker());
                     let mut queued = QueuedRecv {
                         fd: self.tcp.inner.sock.registered(),
@@ -709,7 +741,8 @@ impl TlsStream {
                     ));
                 }
                 Rx::Busy(fut) => {
-                    self.rd.register(cx.waker());
+                    let evicted = self.rd.register(cx.waker());
+                    st.evicted.absorb(evicted);
                     let mut rcx = Context::from_waker(self.rd.waker());
                     let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
                     st.rx_more = matches!(res, Ok(n) if n == buf.capacity());
@@ -853,7 +886,10 @@ impl TlsStream {
             // woken when it is its turn, see `next_in_line`).
             match turn.as_mut() {
                 Some(t) => t.wait(&mut st, cx.waker()),
-                None => self.wr.register(cx.waker()),
+                None => {
+                    let evicted = self.wr.register(cx.waker());
+                    st.evicted.absorb(evicted);
+                }
             }
             return Poll::Pending;
         }
