@@ -1044,7 +1044,10 @@ impl TlsStream {
     /// to go out, or for its turn, accepted nothing (and gives its turn to
     /// the next writer); one dropped after it encrypted `buf`'s
     /// bytes cannot tell you so, and those bytes are still sent, by the
-    /// stream's next write, flush, read or shutdown. To race writes, use
+    /// stream's next write, flush, read or shutdown (a call made after the
+    /// drop: a read that was already waiting in another task does not move
+    /// them on, so after dropping a write, flush before waiting for the
+    /// peer's answer). To race writes, use
     /// the `AsyncWrite` impl, whose `poll_write` reports accepted bytes at
     /// once.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
@@ -1278,8 +1281,12 @@ macro_rules! impl_futures_io {
         /// stream owns them and sends them before any later write. It keeps
         /// no state between calls, so it takes no turn: it writes when no
         /// [`TlsStream::write`] or [`write_all`](TlsStream::write_all) of
-        /// another task waits for one. `poll_flush` waits until everything
-        /// was sent (the stream idle); `poll_close` is
+        /// another task waits for one, so another task that keeps writing
+        /// with those (to a peer that reads slowly) can hold it off for as
+        /// long as it goes on: tasks that share a stream's write side should
+        /// all use the owned methods, which take turns. `poll_flush` waits
+        /// until everything was sent (the stream idle: another task's
+        /// writes hold it off too); `poll_close` is
         /// [`TlsStream::shutdown`] (close_notify, then TCP write shutdown).
         ///
         /// # Cancel safety
