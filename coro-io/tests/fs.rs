@@ -18,6 +18,8 @@ use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Bu
 
 coro_io::driver_tests!(
     a_shutdown_with_a_fifo_open_pending_is_prompt,
+    a_write_that_cannot_finish_is_given_up_at_shutdown,
+    a_write_awaited_outside_at_shutdown_still_lands,
     a_dropped_write_at_right_before_shutdown_still_lands,
     a_write_behind_failure_reaches_every_waiter_and_the_next_flush,
     a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes,
@@ -1045,5 +1047,125 @@ fn a_shutdown_with_a_fifo_open_pending_is_prompt(cfg: Config) {
         took < Duration::from_secs(2),
         "{cfg}: shutdown took {took:?}"
     );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A FIFO at a fresh path in `d`, filled up through a read-write handle
+/// (returned, non-blocking, to read it later): the next write waits.
+fn full_fifo(d: &Path) -> (PathBuf, std::fs::File) {
+    use std::io::Write;
+    let p = d.join("fifo");
+    mkfifo(&p);
+    let mut keep = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&p)
+        .unwrap();
+    keep.write_all(&vec![b'x'; 64 * 1024]).unwrap();
+    rustix::io::ioctl_fionbio(&keep, true).unwrap();
+    (p, keep)
+}
+
+/// Read `keep` (non-blocking) until `want` bytes came or 10 s passed.
+fn drain(keep: &mut std::fs::File, want: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 16 * 1024];
+    while got.len() < want && Instant::now() < deadline {
+        match keep.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    got
+}
+
+/// A dropped write that can never finish (a full FIFO nobody reads) holds
+/// a shutdown for its bound only: then it is given up (cancelled on
+/// io_uring, which closes the file: nothing keeps it open for good).
+fn a_write_that_cannot_finish_is_given_up_at_shutdown(cfg: Config) {
+    // On epoll the write is a blocking-pool job nothing can call off: the
+    // shutdown leaves it to end (see `a_shutdown_with_a_fifo_open_pending_is_prompt`).
+    if cfg.kind() == coro_io::DriverKind::Epoll {
+        return;
+    }
+    let s = cfg.sched();
+    let d = dir("stuckw", cfg);
+    let (p, mut keep) = full_fifo(&d);
+    let (s2, p2) = (s.clone(), p.clone());
+    run(&s, async move {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open_on(&s2, &p2)
+            .await
+            .unwrap();
+        let mut w = pin!(f.write_at(b"tail".as_slice(), 0));
+        assert!(futures::poll!(w.as_mut()).is_pending(), "the pipe is full");
+    });
+    let t = Instant::now();
+    s.shutdown();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "{cfg}: shutdown took {took:?}"
+    );
+    drop(s);
+    // Only the test's own handle is left on the FIFO.
+    assert_eq!(
+        fds_on(&p),
+        1,
+        "{cfg}: the given-up write kept its file open"
+    );
+    drop(drain(&mut keep, 64 * 1024));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A write still awaited at the scheduler's shutdown, by a thread outside
+/// it (its future is not the scheduler's to drop): the shutdown lets it
+/// land, as a dropped one, instead of cancelling it.
+fn a_write_awaited_outside_at_shutdown_still_lands(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("alivew", cfg);
+    let (p, mut keep) = full_fifo(&d);
+    let (s2, p2) = (s.clone(), p.clone());
+    let f = run(&s, async move {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open_on(&s2, &p2)
+            .await
+            .unwrap()
+    });
+    let f = std::sync::Arc::new(f);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let f2 = f.clone();
+    let writer = std::thread::spawn(move || {
+        futures::executor::block_on(async {
+            let mut w = pin!(f2.write_at(b"tail".as_slice(), 0));
+            assert!(futures::poll!(w.as_mut()).is_pending(), "the pipe is full");
+            started_tx.send(()).unwrap();
+            w.await.0
+        })
+    });
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drain(&mut keep, 64 * 1024 + 4)
+    });
+    s.shutdown();
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.len(),
+        64 * 1024 + 4,
+        "{cfg}: the write in flight did not land"
+    );
+    assert_eq!(&got[64 * 1024..], b"tail");
+    assert_eq!(writer.join().unwrap().unwrap(), 4, "{cfg}");
+    drop(f);
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -581,10 +581,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 
 impl BlockingOps {
     /// At shutdown: wait until no op of ours runs on the pool, at most
-    /// until `deadline` (`None`: no bound) for writes and syncs, which
-    /// were promised to land, and at most [`SHUTDOWN_GRACE`] for the rest.
+    /// until `deadline` (`None`: no bound) and [`super::FINISH_BOUND`] for
+    /// writes and syncs, which were promised to land, and at most
+    /// [`SHUTDOWN_GRACE`] for the rest. What still runs then is left to
+    /// end on its own.
     pub(crate) fn wait_at_shutdown(&self, deadline: Option<Instant>) {
         let grace = Instant::now() + SHUTDOWN_GRACE;
+        // Writes and syncs get at most `FINISH_BOUND` (a write to a pipe
+        // nobody reads never ends; its job owns what it uses).
+        let finish_by = Instant::now() + super::FINISH_BOUND;
+        let deadline = Some(deadline.map_or(finish_by, |d| d.min(finish_by)));
         while self.running() > 0 {
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d)

@@ -502,6 +502,16 @@ impl Handle {
     /// Cancel all in-flight ops and wait at most `bound` for the kernel to
     /// release their memory (`Duration::MAX`: as long as it takes).
     ///
+    /// Two kinds of op are let run a while first. A file's write or sync
+    /// that must finish even when its future was dropped (a write-behind,
+    /// a dropped `write_at`, see [`crate::fs::File`]) runs for up to half
+    /// of `bound` (at most 5 s) before it is cancelled in turn (on the blocking pool,
+    /// where nothing can call it off, it is then left to end on its own).
+    /// A read or an open on the
+    /// blocking pool (epoll; io_uring without the opcode), which cannot be
+    /// called off, is waited for 100 ms and then left to end on its own
+    /// (its job owns its buffer; a FIFO's read may wait for a peer).
+    ///
     /// This is the driver's shutdown: it also closes the driver for good
     /// (every later op fails with "the I/O driver was shut down"). For a
     /// bare handle; a scheduler's own ([`IoScheduler::driver`](crate::IoScheduler::driver))
@@ -587,6 +597,10 @@ impl Driver for Handle {
         Handle::cancel_all(self, bound)
     }
 }
+
+/// How long a driver's shutdown lets writes and syncs that must finish
+/// (see [`Handle::cancel_all`]) run before it cancels them too.
+pub(crate) const FINISH_BOUND: Duration = Duration::from_secs(5);
 
 /// Most wakers one list of an fd's waiting tasks keeps (see [`push_waker`]).
 pub(crate) const WAKERS_MAX: usize = 32;

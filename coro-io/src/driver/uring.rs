@@ -112,6 +112,9 @@ enum SlotState {
     Waiting {
         waker: Option<Waker>,
         phase: Phase,
+        /// The op must finish even if its future is dropped
+        /// (`Op::finish_if_dropped`): shutdown waits for it first.
+        finish: bool,
     },
     Done {
         res: io::Result<usize>,
@@ -642,7 +645,7 @@ impl UringDriver {
                 continue;
             };
             match std::mem::replace(&mut slot.state, SlotState::Free) {
-                SlotState::Waiting { waker, phase } => {
+                SlotState::Waiting { waker, phase, .. } => {
                     slot.state = SlotState::Done { res, phase };
                     wake.extend(waker);
                 }
@@ -658,6 +661,35 @@ impl UringDriver {
         }
         drop(cq);
         (n, unparked)
+    }
+
+    /// Cancel every op whose slot `pick` chooses (at shutdown).
+    fn cancel_where(&self, st: &mut State, pick: impl Fn(&SlotState) -> bool) {
+        let tokens: Vec<u64> = st
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| pick(&s.state))
+            .map(|(i, s)| ((s.generation as u64) << 32) | (i as u64 + 1))
+            .collect();
+        for t in tokens {
+            self.cancel(st, t);
+        }
+    }
+
+    /// Enter the ring and reap, while any slot is in a state `pending`
+    /// chooses, until `deadline` (`None`: no bound). The caller holds the
+    /// parker (at shutdown).
+    fn reap_while(&self, pending: impl Fn(&SlotState) -> bool, deadline: Option<Instant>) {
+        loop {
+            let left = self.state().slots.iter().any(|s| pending(&s.state));
+            let now = Instant::now();
+            if !left || deadline.is_some_and(|d| now >= d) {
+                return;
+            }
+            let step = Duration::from_millis(10);
+            let _ = self.park_inner(Some(deadline.map_or(step, |d| (d - now).min(step))));
+        }
     }
 
     /// Give the buffers that leases released back to the ring.
@@ -1060,6 +1092,7 @@ impl Backend for UringDriver {
             let token = st.alloc(SlotState::Waiting {
                 waker: Some(cx.waker().clone()),
                 phase: Phase::Op,
+                finish: op.finish_if_dropped(),
             });
             self.push(&mut st, entry.user_data(token));
             drop(st);
@@ -1121,6 +1154,7 @@ impl Backend for UringDriver {
                         slot.state = SlotState::Waiting {
                             waker: Some(cx.waker().clone()),
                             phase,
+                            finish: op.finish_if_dropped(),
                         };
                         self.push(&mut st, entry.user_data(token));
                         drop(st);
@@ -1342,41 +1376,27 @@ impl Backend for UringDriver {
     }
 
     fn cancel_all(&self, bound: Duration) {
+        // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.
+        let deadline = Instant::now().checked_add(bound);
+        // Writes and syncs that must finish (their future dropped, or kept
+        // by a task the shutdown drops later) are let run first, for at
+        // most half of it (and `FINISH_BOUND`): a write to a full pipe
+        // nobody reads would never end, its file open meanwhile; the other
+        // half is for reaping its cancel.
+        let finish_by = Instant::now() + (bound / 2).min(super::FINISH_BOUND);
         {
             let mut st = self.state();
             st.closed = true;
-            // Not the ops left to finish: a write whose future was dropped
-            // was promised to land (the wait below bounds them).
-            let tokens: Vec<u64> = st
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| in_kernel(&s.state) && !left_to_finish(&s.state))
-                .map(|(i, s)| ((s.generation as u64) << 32) | (i as u64 + 1))
-                .collect();
-            for t in tokens {
-                self.cancel(&mut st, t);
-            }
+            self.cancel_where(&mut st, |s| in_kernel(s) && !left_to_finish(s));
         }
+        let _g = crate::lock(&self.parker);
+        self.reap_while(left_to_finish, Some(finish_by));
+        self.cancel_where(&mut self.state(), in_kernel);
         // Reap until every cancelled op's completion arrived (bounded):
         // waiting ops complete with ECANCELED and wake their futures (whose
         // tasks a closing scheduler drops, orphaning nothing new: their
         // slots are `Done`), orphans are freed.
-        // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.
-        let deadline = Instant::now().checked_add(bound);
-        let _g = crate::lock(&self.parker);
-        loop {
-            let pending = {
-                let st = self.state();
-                st.slots.iter().filter(|s| in_kernel(&s.state)).count()
-            };
-            let now = Instant::now();
-            if pending == 0 || deadline.is_some_and(|d| now >= d) {
-                break;
-            }
-            let step = Duration::from_millis(10);
-            let _ = self.park_inner(Some(deadline.map_or(step, |d| (d - now).min(step))));
-        }
+        self.reap_while(in_kernel, deadline);
         // Blocking-pool ops own their buffers on the pool thread; wait
         // (bounded) so that shutdown returns with nothing of ours running.
         self.blocking.wait_at_shutdown(deadline);
@@ -1429,9 +1449,9 @@ impl Drop for UringDriver {
     }
 }
 
-/// Whether the slot's entry is in the kernel (what shutdown waits for).
-/// An orphan left to finish, running as the op itself (one that waits
-/// for readiness before it runs again is cancelled: nothing of it ran).
+/// An op that must finish (see `SlotState::Waiting::finish`), running as
+/// the op itself (one that waits for readiness before it runs again is
+/// cancelled at once: nothing of it ran).
 fn left_to_finish(state: &SlotState) -> bool {
     matches!(
         state,
@@ -1439,10 +1459,15 @@ fn left_to_finish(state: &SlotState) -> bool {
             finish: true,
             phase: Phase::Op,
             ..
+        } | SlotState::Waiting {
+            finish: true,
+            phase: Phase::Op,
+            ..
         }
     )
 }
 
+/// Whether the slot's entry is in the kernel (what shutdown waits for).
 fn in_kernel(state: &SlotState) -> bool {
     match state {
         SlotState::Waiting { .. } | SlotState::Orphaned { .. } => true,
