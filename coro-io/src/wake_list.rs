@@ -59,7 +59,13 @@ impl Wake for Wakers {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        let all = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = {
+            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            // Keep the capacity: it is the mark a full list is let go of
+            // at (see `register`); an empty one would evict at once.
+            let cap = v.capacity();
+            std::mem::replace(&mut *v, Vec::with_capacity(cap))
+        };
         // All of them, also if one (another executor's) panics.
         crate::wake_all(all);
     }
