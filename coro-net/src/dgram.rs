@@ -74,9 +74,8 @@ impl ReadShut {
 /// Receive one datagram with the op `make(buf)` makes, until `timeout`
 /// and, with `shut`, until the read side was shut down: `Err(stop)` when
 /// the receive was stopped and got nothing. The caller then takes what is
-/// queued without waiting ([`recv_now`]; on io_uring the cancelled receive
-/// may never have run: an entry still staged is taken back) and answers
-/// [`ended`] if nothing is.
+/// queued without waiting ([`after_stop`]; on io_uring the cancelled
+/// receive may never have run: an entry still staged is taken back).
 ///
 /// Lossless: a stopped receive is cancelled and its outcome awaited, so a
 /// datagram the kernel delivered meanwhile is returned, not dropped; one
@@ -98,9 +97,26 @@ where
     }
 }
 
+/// What a stopped receive answers: what is queued, taken without waiting
+/// ([`recv_now`], then `got(len, source)`); else `TimedOut`, or, after a
+/// read shutdown, the end (`end()`).
+pub(crate) fn after_stop<B: IoBufMut, Y>(
+    sock: &Socket,
+    buf: &mut B,
+    stop: Stop,
+    timeout: Option<Duration>,
+    got: impl FnOnce(usize, Option<SocketAddrAny>) -> io::Result<Y>,
+    end: impl FnOnce() -> io::Result<Y>,
+) -> io::Result<Y> {
+    match recv_now(sock, buf)? {
+        Some((n, from)) => got(n, from),
+        None => ended(stop, timeout, end),
+    }
+}
+
 /// What a stopped receive that found nothing queued answers: `TimedOut`,
 /// or, after a read shutdown, the end (`end()`).
-pub(crate) fn ended<Y>(
+fn ended<Y>(
     stop: Stop,
     timeout: Option<Duration>,
     end: impl FnOnce() -> io::Result<Y>,
@@ -118,7 +134,7 @@ pub(crate) fn ended<Y>(
 /// bounce buffer (this crate writes into an `IoBufMut` only with
 /// `coro_io::buf::fill`): the length placed and the source, or `None` when
 /// nothing is queued. Only after a stopped receive: a rare path.
-pub(crate) fn recv_now<B: IoBufMut>(
+fn recv_now<B: IoBufMut>(
     sock: &Socket,
     buf: &mut B,
 ) -> io::Result<Option<(usize, Option<SocketAddrAny>)>> {

@@ -216,14 +216,17 @@ impl UdpSocket {
         .await;
         let r = match r {
             Ok(r) => r,
-            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
-                Ok(Some((n, from))) => match from.map(SocketAddr::try_from) {
+            Err(stop) => dgram::after_stop(
+                &self.sock,
+                &mut buf,
+                stop,
+                Some(timeout),
+                |n, from| match from.map(SocketAddr::try_from) {
                     Some(Ok(from)) => Ok((n, from)),
                     _ => self.peer_addr().map(|from| (n, from)),
                 },
-                Ok(None) => dgram::ended(stop, Some(timeout), not_shut),
-                Err(e) => Err(e),
-            },
+                not_shut,
+            ),
         };
         (r, buf)
     }
@@ -321,11 +324,10 @@ impl UdpSocket {
         .await;
         let r = match r {
             Ok(r) => r,
-            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
-                Ok(Some((n, _))) => Ok(n),
-                Ok(None) => dgram::ended(stop, Some(timeout), not_shut),
-                Err(e) => Err(e),
-            },
+            Err(stop) => {
+                let got = |n, _| Ok(n);
+                dgram::after_stop(&self.sock, &mut buf, stop, Some(timeout), got, not_shut)
+            }
         };
         (r, buf)
     }

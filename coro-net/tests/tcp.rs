@@ -188,17 +188,6 @@ fn many_tasks_waiting_on_one_idle_stream_do_not_spin(cfg: Config) {
 /// kept them all on epoll and with io_uring's receive queue, until a byte
 /// came).
 fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake, Waker};
-    struct Live(Arc<AtomicUsize>);
-    impl Wake for Live {
-        fn wake(self: Arc<Self>) {}
-    }
-    impl Drop for Live {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
     let s = sched(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -208,21 +197,10 @@ fn dropped_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
         async move { TcpStream::connect(&s2, addr).await.unwrap() },
     );
     let (_b, _) = l.accept().unwrap();
-    let live = Arc::new(AtomicUsize::new(0));
-    for _ in 0..5000 {
-        live.fetch_add(1, Ordering::SeqCst);
-        let w = Waker::from(Arc::new(Live(live.clone())));
-        let mut read = std::pin::pin!(a.read(vec![0u8; 16]));
-        assert!(
-            read.as_mut()
-                .poll(&mut Context::from_waker(&w))
-                .is_pending(),
-            "{cfg}: nothing was sent"
-        );
-    }
+    let kept =
+        common::wakers_kept_by_dropped_polls(5000, "nothing was sent", || a.read(vec![0u8; 16]));
     // Bounded (the list is let go of when full; the mark doubles, up to
     // 1,024), not one per dropped read.
-    let kept = live.load(Ordering::SeqCst);
     assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
     drop(a);
     s.shutdown();
@@ -2156,17 +2134,6 @@ fn owned_writes_and_shutdown_come_after_what_async_write_accepted(cfg: Config) {
 /// where the driver has no receive queue.
 fn dropped_adapter_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
     use futures::AsyncReadExt;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake, Waker};
-    struct Live(Arc<AtomicUsize>);
-    impl Wake for Live {
-        fn wake(self: Arc<Self>) {}
-    }
-    impl Drop for Live {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
     let s = sched(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -2176,21 +2143,11 @@ fn dropped_adapter_reads_of_an_idle_stream_keep_few_wakers(cfg: Config) {
         async move { TcpStream::connect(&s2, addr).await.unwrap() },
     );
     let (_b, _) = l.accept().unwrap();
-    let live = Arc::new(AtomicUsize::new(0));
-    let mut buf = [0u8; 16];
-    for _ in 0..5000 {
-        live.fetch_add(1, Ordering::SeqCst);
-        let w = Waker::from(Arc::new(Live(live.clone())));
+    let kept = common::wakers_kept_by_dropped_polls(5000, "nothing was sent", || async {
+        let mut buf = [0u8; 16];
         let mut r = &a;
-        let mut read = std::pin::pin!(AsyncReadExt::read(&mut r, &mut buf));
-        assert!(
-            read.as_mut()
-                .poll(&mut Context::from_waker(&w))
-                .is_pending(),
-            "{cfg}: nothing was sent"
-        );
-    }
-    let kept = live.load(Ordering::SeqCst);
+        AsyncReadExt::read(&mut r, &mut buf).await
+    });
     assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
     drop(a);
     s.shutdown();

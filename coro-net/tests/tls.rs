@@ -1834,17 +1834,6 @@ fn configs_reject_bad_input_clearly() {
 /// that): the stream's list of waiting tasks is let go of when full, not
 /// kept one per dropped read until a byte comes.
 fn dropped_reads_of_an_idle_tls_stream_keep_few_wakers(cfg: Config) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Wake, Waker};
-    struct Live(Arc<AtomicUsize>);
-    impl Wake for Live {
-        fn wake(self: Arc<Self>) {}
-    }
-    impl Drop for Live {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
     let s = sched(cfg);
     let (ca, leaf) = pki();
     // The server waits, silent, until the client goes.
@@ -1858,19 +1847,8 @@ fn dropped_reads_of_an_idle_tls_stream_keep_few_wakers(cfg: Config) {
             .await
             .unwrap()
     });
-    let live = Arc::new(AtomicUsize::new(0));
-    for _ in 0..5000 {
-        live.fetch_add(1, Ordering::SeqCst);
-        let w = Waker::from(Arc::new(Live(live.clone())));
-        let mut read = std::pin::pin!(t.read(vec![0u8; 16]));
-        assert!(
-            read.as_mut()
-                .poll(&mut Context::from_waker(&w))
-                .is_pending(),
-            "{cfg}: nothing was sent"
-        );
-    }
-    let kept = live.load(Ordering::SeqCst);
+    let kept =
+        common::wakers_kept_by_dropped_polls(5000, "nothing was sent", || t.read(vec![0u8; 16]));
     assert!(kept <= 2048, "{cfg}: {kept} wakers kept");
     drop(t);
     s.shutdown();

@@ -256,11 +256,14 @@ impl UnixDatagram {
             // (an unbound sender's zero-length address, or one std cannot
             // express, is reported as unnamed; see `peer_of`).
             Ok(r) => r.and_then(|(n, a)| Ok((n, peer_of(Ok(a))?))),
-            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
-                Ok(Some((n, from))) => sender(from).map(|a| (n, a)),
-                Ok(None) => dgram::ended(stop, timeout, || unnamed().map(|a| (0, a))),
-                Err(e) => Err(e),
-            },
+            Err(stop) => dgram::after_stop(
+                &self.sock,
+                &mut buf,
+                stop,
+                timeout,
+                |n, from| sender(from).map(|a| (n, a)),
+                || unnamed().map(|a| (0, a)),
+            ),
         };
         (r, buf)
     }
@@ -360,11 +363,10 @@ impl UnixDatagram {
         .await;
         let r = match r {
             Ok(r) => r,
-            Err(stop) => match dgram::recv_now(&self.sock, &mut buf) {
-                Ok(Some((n, _))) => Ok(n),
-                Ok(None) => dgram::ended(stop, timeout, || Ok(0)),
-                Err(e) => Err(e),
-            },
+            Err(stop) => {
+                let got = |n, _| Ok(n);
+                dgram::after_stop(&self.sock, &mut buf, stop, timeout, got, || Ok(0))
+            }
         };
         (r, buf)
     }

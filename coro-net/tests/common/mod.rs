@@ -60,3 +60,38 @@ pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
         .collect()
 }
+
+/// Poll a future made by `make` once with a new waker, `rounds` times,
+/// dropping each (a combinator rebuilt per loop, or a foreign executor,
+/// does that); each must wait (`what` says why). Returns how many of those
+/// wakers are still alive: kept by the lists the futures registered them
+/// in.
+pub(crate) fn wakers_kept_by_dropped_polls<F: Future>(
+    rounds: usize,
+    what: &str,
+    mut make: impl FnMut() -> F,
+) -> usize {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct Live(Arc<AtomicUsize>);
+    impl Wake for Live {
+        fn wake(self: Arc<Self>) {}
+    }
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let live = Arc::new(AtomicUsize::new(0));
+    for _ in 0..rounds {
+        live.fetch_add(1, Ordering::SeqCst);
+        let w = Waker::from(Arc::new(Live(live.clone())));
+        let mut fut = std::pin::pin!(make());
+        assert!(
+            fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending(),
+            "{what}"
+        );
+    }
+    live.load(Ordering::SeqCst)
+}
