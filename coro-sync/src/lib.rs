@@ -29,9 +29,11 @@
 //! module's documentation lists where it differs.
 //!
 //! Named futures live in [`futures`]. Every waiting future is cancel safe:
-//! dropping it loses no item, permit or wake-up (a wake-up it received but did
-//! not use passes to the next waiter); each method says so under
-//! `# Cancel safety`.
+//! dropping it loses no item already in the primitive, no permit and no
+//! wake-up (a wake-up it received but did not use passes to the next
+//! waiter); each method says so under `# Cancel safety`. A dropped `send`
+//! or `push` future drops the value it carried, as tokio's: reserve first
+//! (`mpsc::Sender::reserve`) where a send races something else.
 //!
 //! # Examples
 //!

@@ -399,8 +399,15 @@ impl<T> Drop for Receiver<T> {
         if prev & (RX_CLOSED | TX_LISTENS) == TX_LISTENS {
             self.inner.tx_ops.notify(usize::MAX);
         }
-        // An unreceived value goes with the allocation: the sender let go of
-        // its share when it sent.
+        // A value sent and not received is dropped here, on the receiver's
+        // side (as tokio's): left to the allocation, it could be dropped by
+        // the sender's last reference, inside a `send` that returned `Ok`.
+        // The sender stored it before publishing and never touches it
+        // after: the lock is free.
+        if prev & SENT != 0 {
+            let value = lock(&self.inner.value).take();
+            drop(value); // after the lock
+        }
     }
 }
 

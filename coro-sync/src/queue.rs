@@ -36,6 +36,11 @@ use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 pub struct Queue<T> {
     queue: ConcurrentQueue<T>,
     pop_ops: WaitQueue,
+    /// Streams waiting for an item. Kept apart and all woken on each push:
+    /// a stream keeps its place in the line between polls (it has no
+    /// future to drop), so one not polled again (its `next()` lost a
+    /// `select!`) would take a push's one wake-up from a waiting `pop`.
+    stream_ops: WaitQueue,
 }
 
 impl<T> Queue<T> {
@@ -49,6 +54,7 @@ impl<T> Queue<T> {
         Self {
             queue: ConcurrentQueue::unbounded(),
             pop_ops: WaitQueue::new(),
+            stream_ops: WaitQueue::new(),
         }
     }
 
@@ -67,6 +73,7 @@ impl<T> Queue<T> {
         match self.queue.push(value) {
             Ok(()) => {
                 self.pop_ops.notify_additional(1);
+                self.stream_ops.notify_additional(usize::MAX);
                 Ok(())
             }
             Err(e) => Err(Closed(e.into_inner())),
@@ -150,6 +157,7 @@ impl<T> Queue<T> {
         let closed = self.queue.close();
         if closed {
             self.pop_ops.notify_all();
+            self.stream_ops.notify_all();
         }
         closed
     }
@@ -183,6 +191,7 @@ impl<T> Queue<T> {
 
     fn poll_pop<'a>(
         &'a self,
+        ops: &'a WaitQueue,
         listener: &mut Option<Listener<'a>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, Closed>> {
@@ -190,11 +199,12 @@ impl<T> Queue<T> {
         // the task's budget (`coro_core::coop`; none outside coro's
         // executors), so such a loop still lets its thread's other tasks
         // run. Nothing is taken when it yields.
-        coro_core::coop::poll_counted(cx, |cx| self.poll_pop_budgeted(listener, cx))
+        coro_core::coop::poll_counted(cx, |cx| self.poll_pop_budgeted(ops, listener, cx))
     }
 
     fn poll_pop_budgeted<'a>(
         &'a self,
+        ops: &'a WaitQueue,
         listener: &mut Option<Listener<'a>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<T, Closed>> {
@@ -210,7 +220,7 @@ impl<T> Queue<T> {
                 }
                 Err(TryPopError::Empty) => {}
             }
-            ready!(poll_listen(&self.pop_ops, listener, cx));
+            ready!(poll_listen(ops, listener, cx));
         }
     }
 }
@@ -242,7 +252,8 @@ impl<T> Future for QueuePop<'_, T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        this.queue.poll_pop(&mut this.listener, cx)
+        this.queue
+            .poll_pop(&this.queue.pop_ops, &mut this.listener, cx)
     }
 }
 
@@ -256,7 +267,9 @@ impl<T> fmt::Debug for QueuePop<'_, T> {
 ///
 /// # Cancel safety
 ///
-/// Cancel safe, as [`Queue::pop`]: dropping a pending `next()` loses no item.
+/// Cancel safe, as [`Queue::pop`]: dropping a pending `next()` loses no item,
+/// and a stream not polled again takes no other consumer's wake-up (every
+/// waiting stream is woken by each push; `pop` waiters one per push).
 #[must_use = "streams do nothing unless polled"]
 pub struct QueueStream<'a, T> {
     queue: &'a Queue<T>,
@@ -268,7 +281,10 @@ impl<T> Stream for QueueStream<'_, T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = &mut *self;
-        this.queue.poll_pop(&mut this.listener, cx).map(Result::ok)
+        let queue = this.queue;
+        queue
+            .poll_pop(&queue.stream_ops, &mut this.listener, cx)
+            .map(Result::ok)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -42,6 +42,15 @@ const SHIFT: u32 = 32;
 /// held out) never takes the slot, and one that [`forget`](SemaphorePermit::forget)
 /// made impossible gives it back: it would hold everyone up for good.
 ///
+/// The slot holds back *every* permit, not only its holder's request, and
+/// it is let go of only when its holder is polled again: an `acquire` kept
+/// pending but not polled for a while (pinned across a `select!` loop
+/// whose other arm runs long) holds up every other waiter and
+/// `try_acquire`, also with permits free (tokio's queue holds back only
+/// what its first waiter asked for). Poll a waiting `acquire` on, or drop
+/// it. Bounded [`mpsc`](crate::mpsc) channels take their slots from this
+/// semaphore: the same holds for a `send` or `reserve` kept that way.
+///
 /// # Examples
 ///
 /// ```

@@ -745,6 +745,38 @@ fn oneshot_send_vs_receiver_drop() {
     });
 }
 
+/// A value sent, whose receiver is dropped as the send returns: it is
+/// dropped on the receiver's side, never inside the `send` that returned
+/// `Ok` (as tokio's).
+#[test]
+fn oneshot_value_is_dropped_on_the_receivers_side() {
+    loom::model(|| {
+        type DroppedBy = Arc<loom::sync::Mutex<Option<thread::ThreadId>>>;
+        struct D(DroppedBy);
+        impl Drop for D {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(thread::current().id());
+            }
+        }
+        let dropped_by: DroppedBy = Arc::new(loom::sync::Mutex::new(None));
+        let (tx, rx) = oneshot::channel::<D>();
+        let d = dropped_by.clone();
+        let sender = thread::spawn(move || {
+            let ok = tx.send(D(d)).is_ok();
+            (ok, thread::current().id())
+        });
+        drop(rx);
+        let (ok, sender_id) = sender.join().unwrap();
+        if ok {
+            assert_ne!(
+                *dropped_by.lock().unwrap(),
+                Some(sender_id),
+                "a sent value was dropped inside send"
+            );
+        }
+    });
+}
+
 /// A oneshot send racing `close` with a waiting receiver: the receiver gets
 /// the value exactly when the send reports success.
 #[test]

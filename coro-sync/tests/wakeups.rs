@@ -211,6 +211,34 @@ fn queue_notified_consumer_dropped_after_two_pushes() {
     assert_eq!(c.ready(), Ok(2));
 }
 
+/// A stream keeps its place between polls (it has no future to drop): one
+/// whose `next()` lost a `select!` and is not polled again must not take
+/// a push's wake-up from a consumer waiting in `pop`.
+#[test]
+fn queue_push_wakes_a_pop_queued_behind_an_idle_stream() {
+    use futures::StreamExt;
+    let q = Queue::new();
+    let mut s = q.stream();
+    {
+        let mut next = Probe::new(s.next());
+        next.pending();
+    }
+    let mut pop = Probe::new(q.pop());
+    pop.pending();
+    q.push(1).unwrap();
+    assert!(
+        pop.woken(),
+        "the only consumer woken is a stream nobody polls"
+    );
+    assert_eq!(pop.ready(), Ok(1));
+    // The stream was woken too, and finds nothing: it waits again.
+    let mut next = Probe::new(s.next());
+    next.pending();
+    q.push(2).unwrap();
+    assert!(next.woken());
+    assert_eq!(next.ready(), Some(2));
+}
+
 // -------------------------------------------------------------------- Latch
 
 #[test]
