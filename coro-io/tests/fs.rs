@@ -965,21 +965,9 @@ fn a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes(cfg: Config) {
 /// instead of cancelling it. Here it waits in the kernel for room in a
 /// full FIFO, which a reader makes while the shutdown runs.
 fn a_dropped_write_at_right_before_shutdown_still_lands(cfg: Config) {
-    use std::io::{Read, Write};
-    const FILL: usize = 64 * 1024;
     let s = cfg.sched();
     let d = dir("dropwat", cfg);
-    let p = d.join("fifo");
-    mkfifo(&p);
-    // Read and write: opening does not wait for a peer.
-    let mut keep = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&p)
-        .unwrap();
-    keep.write_all(&vec![b'x'; FILL]).unwrap(); // the pipe is full now
-    // The reader below must not block on a pipe the write never reaches.
-    rustix::io::ioctl_fionbio(&keep, true).unwrap();
+    let (p, mut keep) = full_fifo(&d);
     let (s2, p2) = (s.clone(), p.clone());
     run(&s, async move {
         let f = OpenOptions::new()
@@ -996,24 +984,16 @@ fn a_dropped_write_at_right_before_shutdown_still_lands(cfg: Config) {
     });
     let reader = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
-        let mut got = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = vec![0u8; 16 * 1024];
-        while got.len() < FILL + 4 && Instant::now() < deadline {
-            match keep.read(&mut buf) {
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
-        got
+        drain(&mut keep, 64 * 1024 + 4)
     });
     s.shutdown();
     let got = reader.join().unwrap();
-    assert_eq!(got.len(), FILL + 4, "{cfg}: the dropped write did not land");
-    assert_eq!(&got[FILL..], b"tail");
+    assert_eq!(
+        got.len(),
+        64 * 1024 + 4,
+        "{cfg}: the dropped write did not land"
+    );
+    assert_eq!(&got[64 * 1024..], b"tail");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
