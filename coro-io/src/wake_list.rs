@@ -59,13 +59,15 @@ impl Wake for Wakers {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        let all = {
-            let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            // Keep the capacity: it is the mark a full list is let go of
-            // at (see `register`); an empty one would evict at once.
-            let cap = v.capacity();
-            std::mem::replace(&mut *v, Vec::with_capacity(cap))
-        };
+        // Drained, not taken: the list keeps its capacity, the mark a full
+        // list is let go of at (see `register`; an emptied one would evict
+        // at once), and the copy is only as long as the list.
+        let all: Vec<Waker> = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
         // All of them, also if one (another executor's) panics.
         crate::wake_all(all);
     }

@@ -505,8 +505,9 @@ impl Handle {
     /// Two kinds of op are let run a while first. A file's write or sync
     /// that must finish even when its future was dropped (a write-behind,
     /// a dropped `write_at`, see [`crate::fs::File`]) runs for up to half
-    /// of `bound` (at most 5 s) before it is cancelled in turn (on the blocking pool,
-    /// where nothing can call it off, it is then left to end on its own).
+    /// of `bound` (at most 5 s) before it is cancelled in turn; on the
+    /// blocking pool, where nothing can call it off, it is waited for up
+    /// to `bound` (at most 5 s), then left to end on its own.
     /// A read or an open on the
     /// blocking pool (epoll; io_uring without the opcode), which cannot be
     /// called off, is waited for 100 ms and then left to end on its own

@@ -1391,7 +1391,8 @@ impl Backend for UringDriver {
         }
         let _g = crate::lock(&self.parker);
         self.reap_while(left_to_finish, Some(finish_by));
-        self.cancel_where(&mut self.state(), in_kernel);
+        // The rest was cancelled above: only these are left to call off.
+        self.cancel_where(&mut self.state(), left_to_finish);
         // Reap until every cancelled op's completion arrived (bounded):
         // waiting ops complete with ECANCELED and wake their futures (whose
         // tasks a closing scheduler drops, orphaning nothing new: their
