@@ -35,21 +35,20 @@ const SHIFT: u32 = 32;
 ///
 /// Waiters are woken in FIFO order, and a woken waiter competes with newcomers
 /// for about **1 ms** of waiting. A waiter that has waited longer takes the
-/// single *priority* slot: while it is held, no one else may take permits, so
-/// the permits released meanwhile accumulate until the priority waiter's
-/// request fits, however large. A large request is therefore never starved by
-/// a stream of small ones. A request for more than exists (available plus
-/// held out) never takes the slot, and one that [`forget`](SemaphorePermit::forget)
-/// made impossible gives it back: it would hold everyone up for good.
+/// single *priority* slot: while it is held, the others may take only the
+/// permits beyond its request, so the permits released meanwhile
+/// accumulate until the priority waiter's request fits, however large. A
+/// large request is therefore never starved by a stream of small ones. A
+/// request for more than exists (available plus held out) never takes the
+/// slot, and one that [`forget`](SemaphorePermit::forget) made impossible
+/// gives it back: it would hold everyone up for good.
 ///
-/// The slot holds back *every* permit, not only its holder's request, and
-/// it is let go of only when its holder is polled again: an `acquire` kept
-/// pending but not polled for a while (pinned across a `select!` loop
-/// whose other arm runs long) holds up every other waiter and
-/// `try_acquire`, also with permits free (tokio's queue holds back only
-/// what its first waiter asked for). Poll a waiting `acquire` on, or drop
-/// it. Bounded [`mpsc`](crate::mpsc) channels take their slots from this
-/// semaphore: the same holds for a `send` or `reserve` kept that way.
+/// The slot is let go of when its holder is polled again (or dropped): an
+/// `acquire` kept pending but not polled for a while (pinned across a
+/// `select!` loop whose other arm runs long) keeps its request's permits
+/// from the others meanwhile, as tokio's first waiter does. Bounded
+/// [`mpsc`](crate::mpsc) channels take their slots from this semaphore: a
+/// `send` or `reserve` kept that way holds back its one slot.
 ///
 /// # Examples
 ///
@@ -80,6 +79,11 @@ pub struct Semaphore {
     total: AtomicU64,
     acquire_ops: Event,
     priority_ops: Event,
+    /// What the priority slot's holder asks for, while the slot is held:
+    /// only that much is held back from the others (see `take`).
+    /// `usize::MAX` (everything held back) until the holder has published
+    /// its request and after it left: a stale value is never too small.
+    priority_k: AtomicUsize,
     /// loom models: waiters never take the priority slot (see `starving`).
     #[cfg(loom)]
     no_priority: bool,
@@ -109,6 +113,7 @@ impl Semaphore {
             total: AtomicU64::new(permits as u64),
             acquire_ops: Event::new(),
             priority_ops: Event::new(),
+            priority_k: AtomicUsize::new(usize::MAX),
             #[cfg(loom)]
             no_priority: false,
         }
@@ -367,7 +372,14 @@ impl Semaphore {
     fn wake_after_release(&self, prev: u64, k: usize) {
         if prev & PRIORITY != 0 {
             self.priority_ops.notify(1);
-        } else if prev & WAITER_MASK == 0 {
+            // Beyond what the holder asks for, permits are the others' (see
+            // `take`): wake them as without a holder.
+            let available = (prev >> SHIFT) as usize + k;
+            if available <= self.priority_k.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+        if prev & WAITER_MASK == 0 {
             // Nobody registered: a waiter that registers after our add sees
             // the permits when it re-checks (both are RMWs on `state`).
         } else if self.big_waiters.load(Ordering::SeqCst) > 0 {
@@ -426,7 +438,15 @@ impl Semaphore {
                 // Takes nothing: the priority slot keeps nothing from it.
                 return Ok(());
             }
-            if (!priority && s & PRIORITY != 0) || ((s >> SHIFT) as usize) < k {
+            let available = (s >> SHIFT) as usize;
+            // The priority slot's holder's request is held back from the
+            // others; only what is beyond it may be taken meanwhile.
+            let held_back = if !priority && s & PRIORITY != 0 {
+                self.priority_k.load(Ordering::SeqCst)
+            } else {
+                0
+            };
+            if available < k.saturating_add(held_back) {
                 return Err(TryAcquireError::NoPermits);
             }
             let mut new = s - ((k as u64) << SHIFT);
@@ -437,15 +457,34 @@ impl Semaphore {
                 .state
                 .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    if priority {
+                        self.priority_k.store(usize::MAX, Ordering::SeqCst);
+                    }
+                    return Ok(());
+                }
                 Err(x) => s = x,
             }
+        }
+    }
+
+    /// The priority slot was just claimed for `k` permits: from now on only
+    /// those are held back, and waiters refused meanwhile (everything was
+    /// held back until now) may take what is beyond them.
+    fn publish_priority_request(&self, k: usize) {
+        self.priority_k.store(k, Ordering::SeqCst);
+        let s = self.state.fetch_add(0, Ordering::SeqCst);
+        if s & PRIORITY != 0 && (s >> SHIFT) as usize > k {
+            self.acquire_ops.notify(usize::MAX);
         }
     }
 
     /// Gives the priority slot up without acquiring, waking the others.
     fn leave_priority(&self) {
         let prev = self.state.fetch_and(!PRIORITY, Ordering::SeqCst);
+        if prev & PRIORITY != 0 {
+            self.priority_k.store(usize::MAX, Ordering::SeqCst);
+        }
         if prev & PRIORITY != 0 && prev >> SHIFT > 0 {
             self.acquire_ops.notify(usize::MAX);
         }
@@ -667,6 +706,7 @@ impl RawAcquire {
                         self.phase = Phase::Priority {
                             listener: sem.priority_ops.listen(),
                         };
+                        sem.publish_priority_request(k);
                         if let Some(out) = self.done(sem, sem.take(k, true)) {
                             return Poll::Ready(out);
                         }

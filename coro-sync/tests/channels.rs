@@ -965,3 +965,31 @@ fn watch_debug_without_t_debug() {
     );
     assert!(rx.same_channel(&rx.clone()) && tx.same_channel(&tx.clone()));
 }
+
+/// A sender that took the slots' priority (it waited over 1 ms) and is
+/// then not polled for a while holds back only the one slot it asks for:
+/// the other senders use the rest of a channel that has room.
+#[test]
+fn mpsc_an_unpolled_priority_sender_does_not_shut_out_the_others() {
+    let (tx, mut rx) = mpsc::channel::<u32>(2);
+    tx.try_send(1).unwrap();
+    tx.try_send(2).unwrap();
+    let mut a = Probe::new(tx.send(10));
+    a.pending();
+    std::thread::sleep(std::time::Duration::from_millis(3)); // `a` starves
+    assert_eq!(rx.try_recv(), Ok(1)); // wakes `a`
+    tx.try_send(3).unwrap(); // a newcomer takes the slot first
+    a.pending(); // `a` claims the priority slot, and is not polled again
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rx.try_recv(), Ok(3)); // empty: two slots free
+    assert!(
+        tx.try_send(4).is_ok(),
+        "one unpolled waiter shut every sender out"
+    );
+    // The second free slot is the waiter's.
+    assert!(tx.try_send(5).is_err(), "the waiter's slot was taken");
+    assert!(a.woken());
+    assert!(matches!(a.ready(), Ok(())));
+    assert_eq!(rx.try_recv(), Ok(4));
+    assert_eq!(rx.try_recv(), Ok(10));
+}
