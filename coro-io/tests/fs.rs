@@ -970,12 +970,7 @@ fn a_dropped_write_at_right_before_shutdown_still_lands(cfg: Config) {
     let (p, mut keep) = full_fifo(&d);
     let (s2, p2) = (s.clone(), p.clone());
     run(&s, async move {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open_on(&s2, &p2)
-            .await
-            .unwrap();
+        let f = open_read_write(&s2, &p2).await;
         {
             let mut w = pin!(f.write_at(b"tail".as_slice(), 0));
             assert!(futures::poll!(w.as_mut()).is_pending(), "the pipe is full");
@@ -1046,6 +1041,17 @@ fn full_fifo(d: &Path) -> (PathBuf, std::fs::File) {
     (p, keep)
 }
 
+/// `p` opened for reading and writing on `s` (a FIFO: without waiting for
+/// a peer).
+async fn open_read_write(s: &IoScheduler, p: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open_on(s, p)
+        .await
+        .unwrap()
+}
+
 /// Read `keep` (non-blocking) until `want` bytes came or 10 s passed.
 fn drain(keep: &mut std::fs::File, want: usize) -> Vec<u8> {
     use std::io::Read;
@@ -1078,12 +1084,7 @@ fn a_write_that_cannot_finish_is_given_up_at_shutdown(cfg: Config) {
     let (p, mut keep) = full_fifo(&d);
     let (s2, p2) = (s.clone(), p.clone());
     run(&s, async move {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open_on(&s2, &p2)
-            .await
-            .unwrap();
+        let f = open_read_write(&s2, &p2).await;
         let mut w = pin!(f.write_at(b"tail".as_slice(), 0));
         assert!(futures::poll!(w.as_mut()).is_pending(), "the pipe is full");
     });
@@ -1113,14 +1114,7 @@ fn a_write_awaited_outside_at_shutdown_still_lands(cfg: Config) {
     let d = dir("alivew", cfg);
     let (p, mut keep) = full_fifo(&d);
     let (s2, p2) = (s.clone(), p.clone());
-    let f = run(&s, async move {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open_on(&s2, &p2)
-            .await
-            .unwrap()
-    });
+    let f = run(&s, async move { open_read_write(&s2, &p2).await });
     let f = std::sync::Arc::new(f);
     let (started_tx, started) = std::sync::mpsc::channel();
     let f2 = f.clone();
