@@ -82,7 +82,12 @@ pub use yield_now::{YieldNow, yield_now};
 /// ```
 pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-    let mut rest = wakers.into_iter();
+    let mut rest = wakers.into_iter().peekable();
+    // Most batches are empty (nothing was evicted, no event came): skip
+    // the unwind guard, which costs a call through the panic runtime.
+    if rest.peek().is_none() {
+        return;
+    }
     let mut first = None;
     while let Err(p) = catch_unwind(AssertUnwindSafe(|| rest.by_ref().for_each(|w| w.wake()))) {
         first.get_or_insert(p);

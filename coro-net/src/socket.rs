@@ -353,6 +353,13 @@ impl Stream {
         if self.adapter_has_input() {
             return self.read_adapter(buf).await;
         }
+        if fd.direct_io() {
+            if let Some(e) = injected_fault() {
+                return (Err(e), buf);
+            }
+            let res = std::future::poll_fn(|cx| fd.poll_read_direct(cx, &mut buf)).await;
+            return (res, buf);
+        }
         let op = self.recv_op(buf);
         OpFuture::borrowed(self.sock.driver(), op).await
     }
@@ -492,6 +499,12 @@ impl Stream {
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         if let Err(e) = self.flush_adapter().await {
             return (Err(e), buf);
+        }
+        let fd = self.sock.registered();
+        if fd.direct_io() {
+            let bytes = coro_io::buf::init_bytes(&buf);
+            let res = std::future::poll_fn(|cx| fd.poll_write_direct(cx, bytes)).await;
+            return (res, buf);
         }
         OpFuture::borrowed(self.sock.driver(), op::Send::new(self.sock.raw(), buf)).await
     }

@@ -330,8 +330,9 @@ impl UnixStream {
     /// epoll and on io_uring with its receive queue (the default on Linux
     /// 6.0+); bytes may be lost if dropped where io_uring runs one receive
     /// op per read.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.inner.read(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.inner.read(buf)
     }
 
     /// Receive the next bytes without copying them where the driver can,
@@ -373,8 +374,9 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// On io_uring a dropped write may still send.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.inner.write(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.inner.write(buf)
     }
 
     /// Send all of `buf`.
@@ -386,8 +388,9 @@ impl UnixStream {
     /// # Cancel safety
     ///
     /// Not cancel safe: a dropped `write_all` may have sent any prefix.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.inner.write_all(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        self.inner.write_all(buf)
     }
 
     /// Wait until the stream is ready for `op`, at most `timeout`.

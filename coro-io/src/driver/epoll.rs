@@ -67,15 +67,6 @@ struct Table {
     last_poll_id: u64,
 }
 
-/// The [`Waiter`] an op is: a bare poll (`poll`) by the id in `token`.
-fn waiter(poll: bool, token: &mut u64) -> Waiter<'_> {
-    if poll {
-        Waiter::Poll(token)
-    } else {
-        Waiter::Owner
-    }
-}
-
 /// Who waits on a registration.
 enum Waiter<'a> {
     /// An op of the fd's owner (see `Slot::owned`): its waker joins the
@@ -181,6 +172,16 @@ impl Cells {
         };
         let chunk = chunk.get_or_init(|| Box::new(std::array::from_fn(|_| ReadCell::default())));
         Ok(&chunk[i % CELL_CHUNK])
+    }
+}
+
+impl Waiter<'_> {
+    /// A bare poll's waiter if it has a `token` (its id), else the owner.
+    fn of<'a>(token: &'a mut Option<&mut u64>) -> Waiter<'a> {
+        match token {
+            Some(t) => Waiter::Poll(t),
+            None => Waiter::Owner,
+        }
     }
 }
 
@@ -379,59 +380,116 @@ impl EpollDriver {
             return Poll::Ready(Err(io::Error::other("op polled after completion")));
         };
         // A bare poll waits under its own id (see `Waiter`).
-        let poll = T::KIND == OpKind::Poll;
+        let token = (T::KIND == OpKind::Poll).then_some(&mut state.token);
+        self.poll_io(cx, fd, interest, token, state.cancel, || {
+            op.attempt().map(|n| (n, op.drains(n)))
+        })
+    }
+
+    /// Read the connected stream socket `fd` into `out` without an op: a
+    /// non-blocking `recv(2)`, `Pending` with the waker armed while it
+    /// would block. What an op adds around it (its state, cancellation,
+    /// the pending-op count) buys nothing here: nothing of a read is in
+    /// flight between polls, so a dropped read has read nothing.
+    #[inline]
+    pub(crate) fn poll_read_direct(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        out: &mut super::recv_queue::RecvOut<'_>,
+    ) -> Poll<io::Result<usize>> {
+        let len = out.len();
+        self.poll_io(cx, fd, Interest::Read, None, false, || {
+            // SAFETY: `out` is writable for `len` bytes while borrowed; the
+            // caller keeps `fd` open for the call (it reads through the
+            // `RegisteredFd` that owns it).
+            let n = unsafe { crate::op::sys::recv(fd, out.as_mut_ptr(), len) }?;
+            // A short read emptied the socket (as `op::Recv::drains`).
+            Ok((n, n > 0 && n < len))
+        })
+    }
+
+    /// Send `buf` (or its first part) on the connected stream socket `fd`
+    /// without an op (`send(2)` with `MSG_NOSIGNAL`), `Pending` with the
+    /// waker armed while it would block. As
+    /// [`poll_read_direct`](Self::poll_read_direct): a dropped send that
+    /// returned `Pending` sent nothing.
+    pub(crate) fn poll_send_direct(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let len = crate::op::offered(buf.len());
+        self.poll_io(cx, fd, Interest::Write, None, false, || {
+            // SAFETY: `buf` is initialised and borrowed for the call, and
+            // `len <= buf.len()`; the caller keeps `fd` open for the call
+            // (it sends through the `RegisteredFd` that owns it).
+            let n = unsafe { crate::op::sys::send(fd, buf.as_ptr(), len, false) }?;
+            Ok((n, false))
+        })
+    }
+
+    /// Run `attempt` (a syscall on `fd`: `Ok((n, drained))`, `drained`
+    /// for a stream read that emptied the socket) until it does not block,
+    /// waiting (armed) for `interest` while it would. `token`: a bare
+    /// poll's id (see `Waiter`), `None` for the fd's owner. `cancel`: one
+    /// last attempt, then `ECANCELED` instead of waiting.
+    fn poll_io(
+        &self,
+        cx: &mut Context<'_>,
+        fd: RawFd,
+        interest: Interest,
+        mut token: Option<&mut u64>,
+        cancel: bool,
+        mut attempt: impl FnMut() -> io::Result<(usize, bool)>,
+    ) -> Poll<io::Result<usize>> {
         // Anything but a read needs the fd's token only if it must
         // wait (reads also need it to mark the fd drained): try
         // first, without the table lock. On `WouldBlock` the loop
         // reads the token and tries again before arming, so an
         // event between the two tries is not slept through.
-        if interest != Interest::Read && !state.cancel {
-            match op.attempt() {
+        if interest != Interest::Read && !cancel {
+            match attempt() {
                 Err(e) if super::nothing_moved(&e) => {}
-                r => return Poll::Ready(r),
+                r => return Poll::Ready(r.map(|(n, _)| n)),
             }
         }
         let mut first = true;
         loop {
             // The last stream read drained the fd and nothing arrived
             // since: the syscall would fail with EAGAIN, so wait.
-            let arm_now = std::mem::take(&mut first) && interest == Interest::Read && !state.cancel;
+            let arm_now = std::mem::take(&mut first) && interest == Interest::Read && !cancel;
             let (seen, drained) = match self.token_or_arm(
                 fd,
                 interest,
-                arm_now.then(|| (cx.waker(), waiter(poll, &mut state.token))),
+                arm_now.then(|| (cx.waker(), Waiter::of(&mut token))),
             ) {
                 Ok(Some(t)) => t,
                 Ok(None) => return Poll::Pending,
                 Err(e) => return Poll::Ready(Err(e)),
             };
-            match op.attempt() {
+            match attempt() {
                 // Cancelled: one last attempt found nothing to do.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && state.cancel => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && cancel => {
                     return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ECANCELED)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    match self.arm(
-                        fd,
-                        interest,
-                        seen,
-                        cx.waker(),
-                        waiter(poll, &mut state.token),
-                    ) {
+                    match self.arm(fd, interest, seen, cx.waker(), Waiter::of(&mut token)) {
                         Ok(true) => return Poll::Pending,
                         Ok(false) => continue,
                         Err(e) => return Poll::Ready(Err(e)),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(n) if interest == Interest::Read => {
-                    let now = if op.drains(n) { seen } else { None };
+                Ok((n, drains)) if interest == Interest::Read => {
+                    let now = if drains { seen } else { None };
                     if now.is_some() || drained {
                         self.set_drained(fd, now);
                     }
                     return Poll::Ready(Ok(n));
                 }
-                r => return Poll::Ready(r),
+                r => return Poll::Ready(r.map(|(n, _)| n)),
             }
         }
     }
@@ -497,7 +555,9 @@ impl EpollDriver {
         let (old, evicted) = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
         drop(t);
         drop(old);
-        crate::wake_all(evicted);
+        if !evicted.is_empty() {
+            crate::wake_all(evicted);
+        }
         Ok(true)
     }
 

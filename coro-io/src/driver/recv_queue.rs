@@ -411,6 +411,11 @@ impl<'a> RecvOut<'a> {
         }
     }
 
+    /// Where the bytes go, for a syscall that writes up to `len` of them.
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr
+    }
+
     /// Copy as much of `src` as fits at offset `at`; returns how much.
     fn put(&mut self, at: usize, src: &[u8]) -> usize {
         let k = src.len().min(self.len - at);

@@ -174,6 +174,86 @@ impl RegisteredFd {
         r
     }
 
+    /// Whether [`poll_read_direct`](RegisteredFd::poll_read_direct) and
+    /// [`poll_write_direct`](RegisteredFd::poll_write_direct) work on this
+    /// fd's driver: epoll, whose stream reads and sends are non-blocking
+    /// syscalls made when the fd is ready. On io_uring a stream read is
+    /// the receive queue ([`recv_queued`](RegisteredFd::recv_queued)) or
+    /// an op, and a send an op.
+    pub fn direct_io(&self) -> bool {
+        self.epoll().is_some()
+    }
+
+    fn epoll(&self) -> Option<&super::epoll::EpollDriver> {
+        match &**self.driver.inner {
+            super::AnyDriver::Epoll(d) => Some(d),
+            super::AnyDriver::Uring(_) => None,
+        }
+    }
+
+    /// Read from the connected stream socket into `buf` (from its start up
+    /// to its capacity, as [`op::recv`](crate::op::recv) fills it) with a
+    /// non-blocking `recv(2)`, `Pending` until the fd is readable. Only
+    /// where [`direct_io`](RegisteredFd::direct_io); elsewhere
+    /// `Unsupported`. It is the receive op without the op: cheaper per
+    /// read, for a stream's hot path.
+    ///
+    /// # Cancel safety
+    ///
+    /// Lossless: a poll that returns `Pending` has read nothing, and
+    /// nothing is in flight between polls.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error, and the driver's shut-down error when it must
+    /// wait after shutdown.
+    pub fn poll_read_direct<B: IoBufMut>(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut B,
+    ) -> Poll<io::Result<usize>> {
+        let Some(d) = self.epoll() else {
+            return Poll::Ready(Err(no_direct_io()));
+        };
+        // Counted against the task's budget like any op (see `coop`).
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = d.poll_read_direct(self.raw(), cx, &mut RecvOut::buf(buf));
+        if let Poll::Ready(Ok(n)) = r {
+            finish_buf(buf, n);
+        }
+        if r.is_ready() {
+            crate::coop::consume();
+        }
+        r
+    }
+
+    /// Send `buf` (or its first part: the count is returned) on the
+    /// connected stream socket with a non-blocking `send(2)`
+    /// (`MSG_NOSIGNAL`), `Pending` until the fd is writable. Only where
+    /// [`direct_io`](RegisteredFd::direct_io); elsewhere `Unsupported`.
+    /// The send op without the op.
+    ///
+    /// # Cancel safety
+    ///
+    /// A poll that returns `Pending` has sent nothing, and nothing is in
+    /// flight between polls.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_read_direct`](RegisteredFd::poll_read_direct);
+    /// `BrokenPipe` once the peer is gone.
+    pub fn poll_write_direct(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let Some(d) = self.epoll() else {
+            return Poll::Ready(Err(no_direct_io()));
+        };
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = d.poll_send_direct(self.raw(), cx, buf);
+        if r.is_ready() {
+            crate::coop::consume();
+        }
+        r
+    }
+
     /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:
     /// the next read gets them again (`MSG_PEEK`). It sees at most what the
     /// queue holds (it stops receiving at 256 KiB until read), not the
@@ -316,4 +396,11 @@ impl Drop for RegisteredFd {
             drop(fd);
         }
     }
+}
+
+fn no_direct_io() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this driver does not read or send on stream sockets directly (see RegisteredFd::direct_io)",
+    )
 }

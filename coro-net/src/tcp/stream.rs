@@ -215,8 +215,9 @@ impl TcpStream {
     /// gone with it; there, use [`read_timeout`](Self::read_timeout) or the
     /// `AsyncRead` adapter (which keeps the in-flight read in the stream)
     /// when reads must be raced.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.inner.read(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn read<B: IoBufMut>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.inner.read(buf)
     }
 
     /// Receive the next bytes without copying them where the driver can:
@@ -372,8 +373,9 @@ impl TcpStream {
     ///
     /// On io_uring a dropped write may still send its bytes; on epoll it
     /// sent nothing.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.inner.write(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn write<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<usize, B>> + '_ {
+        self.inner.write(buf)
     }
 
     /// Send all initialised bytes of `buf` (several sends if needed).
@@ -386,8 +388,9 @@ impl TcpStream {
     /// # Cancel safety
     ///
     /// Not cancel safe: a dropped `write_all` may have sent any prefix.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.inner.write_all(buf).await
+    // Not an `async fn`: the stream's own future, without a layer around it.
+    pub fn write_all<B: IoBuf>(&self, buf: B) -> impl Future<Output = BufResult<(), B>> + '_ {
+        self.inner.write_all(buf)
     }
 
     /// Wait until the stream is ready for `op`, at most `timeout`
