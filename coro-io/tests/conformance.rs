@@ -42,6 +42,7 @@ mod bare {
         cancelled_op_returns_its_buffer_and_any_data,
         an_op_that_panics_on_the_blocking_pool_fails_instead_of_hanging,
         an_op_entry_with_flags_of_its_own_still_completes,
+        a_panic_in_a_turn_leaves_the_driver_working,
     );
 }
 
@@ -289,6 +290,98 @@ fn dropped_accept_closes_the_accepted_fd(cfg: Config) {
     }
     h.release_fd(l.as_raw_fd());
     assert_eq!(open_fds(), before, "accepted fds leaked");
+}
+
+/// A panic in a turn (a waker that panics when woken; the destructor of
+/// a dropped op's buffer, freed when its completion is reaped) must not
+/// leave the driver unable to run another turn: io_uring's turns took a
+/// lock the panic poisoned as "another thread is parked here", and every
+/// later `park` returned at once, reaping nothing.
+fn a_panic_in_a_turn_leaves_the_driver_working(cfg: Config) {
+    use std::io::{Read, Write};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::atomic::AtomicBool;
+
+    struct PanicsWhenWoken;
+    impl Wake for PanicsWhenWoken {
+        fn wake(self: Arc<Self>) {
+            panic!("waker panics");
+        }
+    }
+    struct PanicsOnDrop(Vec<u8>, Arc<AtomicBool>);
+    impl AsRef<[u8]> for PanicsOnDrop {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            self.1.store(true, Ordering::SeqCst);
+            if !std::thread::panicking() {
+                panic!("buffer destructor panics");
+            }
+        }
+    }
+    let park =
+        |h: &Handle| catch_unwind(AssertUnwindSafe(|| h.park(Some(Duration::from_millis(5)))));
+
+    let _s = serial();
+    let h = cfg.handle();
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let a = coro_io::driver::RegisteredFd::new(&h, OwnedFd::from(a));
+    let (_, waker) = noop_cx();
+
+    // A send that waits (the socket is full), dropped in flight: its
+    // buffer is freed when the driver reaps its completion.
+    while rustix::io::write(&a, &[0u8; 4096]).is_ok() {}
+    let freed = Arc::new(AtomicBool::new(false));
+    let buf = bytes::Bytes::from_owner(PanicsOnDrop(vec![1; 1024], freed.clone()));
+    let mut send = Box::pin(op::send(&h, a.raw(), buf));
+    assert!(
+        send.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending(),
+        "{cfg}"
+    );
+    let _ = park(&h); // into the kernel
+    // epoll frees it here, on this thread.
+    let _ = catch_unwind(AssertUnwindSafe(|| drop(send)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !freed.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "{cfg}: the dropped send's buffer was never freed"
+        );
+        let _ = park(&h);
+    }
+
+    // A read whose waker panics when the turn wakes it.
+    let mut sink = [0u8; 4096];
+    while b.read(&mut sink).is_ok() {}
+    let mut read = Box::pin(op::recv(&h, a.raw(), vec![0u8; 8]));
+    let panicky = Waker::from(Arc::new(PanicsWhenWoken));
+    assert!(
+        read.as_mut()
+            .poll(&mut Context::from_waker(&panicky))
+            .is_pending(),
+        "{cfg}"
+    );
+    b.write_all(b"x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while park(&h).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{cfg}: the read's waker was never woken"
+        );
+    }
+    drop(read);
+
+    // The next op completes.
+    b.write_all(b"y").unwrap();
+    let (res, _) = run(&h, op::recv(&h, a.raw(), vec![0u8; 8]));
+    assert!(res.unwrap() >= 1, "{cfg}");
 }
 
 fn connect_refused_is_a_clear_error(cfg: Config) {

@@ -69,7 +69,7 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,20 @@ trait Orphan: Send {
 impl<T: Op> Orphan for T {
     fn orphaned(&mut self, res: io::Result<usize>) {
         Op::orphaned(self, res)
+    }
+}
+
+/// Ops of dropped futures whose completions a turn reaped, freed at the
+/// end of the turn (after the state lock), each on its own: a caller's
+/// buffer whose destructor panics must neither keep the others from being
+/// freed nor unwind out of the turn (a scheduler's loop would die of it).
+struct Dead(Vec<Box<dyn Orphan>>);
+
+impl Drop for Dead {
+    fn drop(&mut self) {
+        for op in self.0.drain(..) {
+            crate::survive("dropping the buffer of a finished op", || drop(op));
+        }
     }
 }
 
@@ -833,12 +847,12 @@ impl UringDriver {
             return Ok(0);
         }
         let mut wake = Vec::new();
-        let mut dead = Vec::new();
+        let mut dead = Dead(Vec::new());
         let (mut n, unparked, must_enter, staged) = {
             let mut st = self.state();
             // Reap first: it may find the wake poll's completion, whose
             // re-arm must go into the kernel with this very submission.
-            let (n, unparked) = self.reap(&mut st, &mut wake, &mut dead);
+            let (n, unparked) = self.reap(&mut st, &mut wake, &mut dead.0);
             self.arm_wake(&mut st);
             self.flush(&mut st);
             (n, unparked, self.needs_enter(&st), !st.pending.is_empty())
@@ -861,7 +875,7 @@ impl UringDriver {
         let entered = self.enter(wait, must_enter);
         {
             let mut st = self.state();
-            n += self.reap(&mut st, &mut wake, &mut dead).0;
+            n += self.reap(&mut st, &mut wake, &mut dead.0).0;
         }
         // The completions' wakers first: dropping a dead op may wake a
         // task too (an accept's late connection), and a waker that panics
@@ -1295,8 +1309,13 @@ impl Backend for UringDriver {
     }
 
     fn park(&self, timeout: Option<Duration>) -> io::Result<usize> {
-        let Ok(_g) = self.parker.try_lock() else {
-            return Ok(0); // another thread is parked on this driver
+        let _g = match self.parker.try_lock() {
+            Ok(g) => g,
+            // A panic under it (a waker woken in a turn) poisoned it. It
+            // guards no data: taking it as held would end every later
+            // turn at once, and no completion would be reaped again.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(0), // another thread is parked here
         };
         self.park_inner(timeout)
     }
