@@ -541,9 +541,18 @@ impl<T: Op> Drop for PoolJob<T> {
             // Nobody will collect it: release what it produced (an
             // opened fd is closed) before counting it finished.
             drop(g);
+            // Counted even if the op's drop panics (a caller's buffer
+            // whose destructor does): a count left up holds every
+            // shutdown for its whole bound.
+            struct Finished<'a, T: Op>(&'a PoolJob<T>);
+            impl<T: Op> Drop for Finished<'_, T> {
+                fn drop(&mut self) {
+                    self.0.count_finished();
+                }
+            }
+            let _finished = Finished(self);
             op.get_mut().orphaned(res);
             drop(op);
-            self.count_finished();
             None
         } else {
             // Counted finished before the future can see the result, so
