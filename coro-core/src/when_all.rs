@@ -351,9 +351,12 @@ impl<F: Future> Engine<F> {
         };
         match poll {
             Poll::Ready(out) => {
-                child.set(Child::Gone);
+                // Counted done before the child is dropped: a destructor
+                // that panics loses `out`, but a parent that catches the
+                // panic and polls again must not wait for this child.
                 self.wakers[i] = None;
                 self.live -= 1;
+                child.set(Child::Gone);
                 Some(out)
             }
             Poll::Pending => None,
@@ -448,7 +451,7 @@ impl<F: Future> Future for WhenAll<F> {
         Poll::Ready(
             outputs
                 .into_iter()
-                .map(|o| o.expect("every child finished"))
+                .map(|o| o.expect("a child panicked as it finished: its output is lost"))
                 .collect(),
         )
     }
@@ -551,7 +554,7 @@ where
         let outputs = mem::take(&mut this.outputs);
         Poll::Ready(Ok(outputs
             .into_iter()
-            .map(|o| o.expect("every child finished"))
+            .map(|o| o.expect("a child panicked as it finished: its output is lost"))
             .collect()))
     }
 }

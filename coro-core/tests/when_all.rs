@@ -646,3 +646,36 @@ fn an_old_parent_waker_panicking_on_drop_strands_no_woken_child() {
     );
     assert_eq!(poll_once(&mut fut, &parent), Poll::Ready(vec![1, 2]));
 }
+
+/// A child whose destructor panics as it is dropped after finishing loses
+/// its output, but a parent that catches the panic and polls again is not
+/// left waiting for it: the child was counted done before its drop.
+#[test]
+fn a_child_panicking_in_its_destructor_after_ready_does_not_hang_a_repoll() {
+    struct PanicsOnDrop(i32);
+    impl Future for PanicsOnDrop {
+        type Output = i32;
+        fn poll(self: Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<i32> {
+            Poll::Ready(self.0)
+        }
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("child destructor panics");
+            }
+        }
+    }
+    let gate = Gate::new();
+    let mut fut = when_all(vec![Task::new(gate.wait(20)), Task::new(PanicsOnDrop(10))]);
+    let parent = CountingWaker::new();
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"child destructor panics"));
+    gate.open();
+    assert!(parent.wakes() >= 1, "the parent was not told to poll again");
+    let again = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent)));
+    assert!(
+        !matches!(again, Ok(Poll::Pending)),
+        "a repoll waits for ever for the child whose destructor panicked"
+    );
+}
