@@ -1077,7 +1077,8 @@ impl AcceptBackoff {
     pub(crate) async fn run<T, F, Fut>(
         &self,
         sock: &Socket,
-        what: &str,
+        // Formatted only when an error is reported (not per accept).
+        what: &(dyn std::fmt::Display + Sync),
         mut attempt: F,
     ) -> io::Result<T>
     where
@@ -1190,7 +1191,7 @@ mod tests {
             async move {
                 let _keep = sched;
                 backoff
-                    .run(&sock, "test", || {
+                    .run(&sock, &"test", || {
                         calls += 1;
                         let r = if calls <= 20 {
                             Err(io::Error::from_raw_os_error(libc::EPERM))

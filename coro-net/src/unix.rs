@@ -154,14 +154,7 @@ impl UnixListener {
     /// is kept for the next `accept`, as for `TcpListener`.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let inbox = self.backoff.inbox();
-        let what = match self
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_pathname().map(Path::to_owned))
-        {
-            Some(p) => p.display().to_string(),
-            None => "a unix socket".to_owned(),
-        };
+        let what = ListenerName(self);
         let fd = match inbox.take() {
             Some(fd) => fd,
             None => {
@@ -576,4 +569,22 @@ fn unnamed() -> io::Result<SocketAddr> {
     }
     let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
     Ok(UNNAMED.get_or_init(|| a).clone())
+}
+
+/// A listener's name in accept errors, asked of the kernel only when an
+/// error is reported (not per accept).
+struct ListenerName<'a>(&'a UnixListener);
+
+impl fmt::Display for ListenerName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self
+            .0
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned))
+        {
+            Some(p) => write!(f, "{}", p.display()),
+            None => f.write_str("a unix socket"),
+        }
+    }
 }

@@ -207,7 +207,6 @@ impl TcpListener {
     /// accept has taken nothing.)
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let inbox = self.backoff.inbox();
-        let what = self.local.to_string();
         loop {
             while let Some(fd) = inbox.take() {
                 let stream = TcpStream::from_fd(self.sock.sched(), fd);
@@ -216,7 +215,7 @@ impl TcpListener {
                     return Ok((stream, peer));
                 }
             }
-            let accept = self.backoff.run(&self.sock, &what, || {
+            let accept = self.backoff.run(&self.sock, &self.local, || {
                 op::accept_keeping(self.sock.driver(), self.sock.raw(), inbox)
             });
             // Also ready when a dropped accept's connection lands in the
