@@ -497,8 +497,12 @@ impl Stream {
     }
 
     pub(crate) async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        if let Err(e) = self.flush_adapter().await {
-            return (Err(e), buf);
+        // Checked here, not only inside: a future that finds nothing to do
+        // still costs its poll on every write.
+        if self.adapter.get().is_some() {
+            if let Err(e) = self.flush_adapter().await {
+                return (Err(e), buf);
+            }
         }
         let fd = self.sock.registered();
         if fd.direct_io() {
@@ -612,6 +616,24 @@ impl Stream {
     }
 
     pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let fd = self.sock.registered();
+        if fd.direct_io() && self.adapter.get().is_none() {
+            // epoll: every send of the loop below in one future.
+            let bytes = coro_io::buf::init_bytes(&buf);
+            let mut sent = 0;
+            let res = std::future::poll_fn(|cx| {
+                while sent < bytes.len() {
+                    match std::task::ready!(fd.poll_write_direct(cx, &bytes[sent..])) {
+                        Ok(0) => return Poll::Ready(Err(write_zero())),
+                        Ok(n) => sent += n,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                Poll::Ready(Ok(()))
+            })
+            .await;
+            return (res, buf);
+        }
         let want = buf.bytes_init();
         let (res, buf) = self.write(buf).await;
         let n = match res {

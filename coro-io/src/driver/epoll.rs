@@ -331,6 +331,7 @@ impl EpollDriver {
     ///
     /// Reads take the token without the table lock (their fast path; see
     /// `read_cell.rs`), other directions under it.
+    #[inline]
     fn token_or_arm(
         &self,
         fd: RawFd,
