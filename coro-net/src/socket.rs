@@ -344,7 +344,7 @@ impl Stream {
         }
         let fd = self.sock.registered();
         if fd.recv_queued() {
-            if let Some(e) = injected_fault() {
+            if let Some(e) = injected_fault(op::OpKind::Recv) {
                 return (Err(e), buf);
             }
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, false)).await;
@@ -354,10 +354,12 @@ impl Stream {
             return self.read_adapter(buf).await;
         }
         if fd.direct_io() {
-            if let Some(e) = injected_fault() {
+            if let Some(e) = injected_fault(op::OpKind::Recv) {
                 return (Err(e), buf);
             }
-            let res = std::future::poll_fn(|cx| fd.poll_read_direct(cx, &mut buf)).await;
+            // Unix stream reads stop short at passed fds (see `recv_op`).
+            let drains = !self.unix;
+            let res = std::future::poll_fn(|cx| fd.poll_read_direct(cx, &mut buf, drains)).await;
             return (res, buf);
         }
         let op = self.recv_op(buf);
@@ -410,7 +412,7 @@ impl Stream {
     pub(crate) async fn read_lease(&self, max: usize) -> io::Result<coro_io::buf::RecvLease> {
         let fd = self.sock.registered();
         if fd.recv_queued() {
-            if let Some(e) = injected_fault() {
+            if let Some(e) = injected_fault(op::OpKind::Recv) {
                 return Err(e);
             }
             return std::future::poll_fn(|cx| fd.poll_recv_lease(cx, max)).await;
@@ -506,6 +508,9 @@ impl Stream {
         }
         let fd = self.sock.registered();
         if fd.direct_io() {
+            if let Some(e) = injected_fault(op::OpKind::Send) {
+                return (Err(e), buf);
+            }
             let bytes = coro_io::buf::init_bytes(&buf);
             let res = std::future::poll_fn(|cx| fd.poll_write_direct(cx, bytes)).await;
             return (res, buf);
@@ -536,7 +541,7 @@ impl Stream {
         }
         let fd = self.sock.registered();
         if fd.recv_queued() {
-            if let Some(e) = injected_fault() {
+            if let Some(e) = injected_fault(op::OpKind::Recv) {
                 return (Err(e), buf);
             }
             // Nothing is in flight between polls: giving up loses nothing.
@@ -618,6 +623,9 @@ impl Stream {
     pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let fd = self.sock.registered();
         if fd.direct_io() && self.adapter.get().is_none() {
+            if let Some(e) = injected_fault(op::OpKind::Send) {
+                return (Err(e), buf);
+            }
             // epoll: every send of the loop below in one future.
             let bytes = coro_io::buf::init_bytes(&buf);
             let mut sent = 0;
@@ -1150,9 +1158,11 @@ fn timed_out(timeout: Duration) -> io::Error {
 /// Test builds: the hard fault a receive op would meet as it starts, for
 /// reads through the receive queue (which are not ops); once per read, as
 /// for an op. Transient faults are retries, which the queue does not need.
-fn injected_fault() -> Option<io::Error> {
+fn injected_fault(kind: coro_io::op::OpKind) -> Option<io::Error> {
+    #[cfg(not(feature = "fault-injection"))]
+    let _ = kind;
     #[cfg(feature = "fault-injection")]
-    if let Some(e) = coro_io::fault::before_op(coro_io::op::OpKind::Recv) {
+    if let Some(e) = coro_io::fault::before_op(kind) {
         if !matches!(
             e.kind(),
             io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock

@@ -21,6 +21,7 @@ coro_io::driver_tests!(
     udp_ipv6,
     unix_listener_echo_and_addresses,
     unix_pair_half_close,
+    unix_a_read_stopped_at_passed_fds_is_not_taken_for_drained,
     unix_connect_errors_name_the_path,
     a_peer_at_a_full_length_path_is_accepted_and_heard,
     more_staged_reads_than_a_flush_moves_do_not_stall_the_loop,
@@ -273,6 +274,48 @@ fn unix_listener_echo_and_addresses(cfg: Config) {
         assert!(got == pattern(300_000, 9));
     });
     std::fs::remove_file(&path).unwrap();
+    s.shutdown();
+}
+
+/// A Unix stream read stops short at a message that carries fds, with
+/// bytes queued behind it: that short read must not mark the socket
+/// drained, or the next read waits for an edge that already came.
+fn unix_a_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+    let s = sched(cfg);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = UnixStream::from_std(&s, a).unwrap();
+    let s2 = s.clone();
+    run(&s, async move {
+        // Registered by a read that waits (and gives up).
+        let (r, _) = a
+            .read_timeout(Vec::with_capacity(64), Duration::from_millis(5))
+            .await;
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // "x" with an fd, then "rest".
+        let (passed, _keep) = rustix::pipe::pipe().unwrap();
+        let fds = [passed.as_fd()];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        let iov = [std::io::IoSlice::new(b"x")];
+        rustix::net::sendmsg(&b, &iov, &mut control, SendFlags::empty()).unwrap();
+        rustix::io::write(&b, b"rest").unwrap();
+        // The loop takes in the edges that brought both, before the reads.
+        s2.sleep(Duration::from_millis(20)).await;
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let read = s2.timeout(Duration::from_secs(5), a.read(Vec::with_capacity(64)));
+            let (r, buf) = read
+                .await
+                .expect("the bytes behind the passed fd were never read");
+            let n = r.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"xrest");
+    });
     s.shutdown();
 }
 

@@ -398,6 +398,7 @@ impl EpollDriver {
         fd: RawFd,
         cx: &mut Context<'_>,
         out: &mut super::recv_queue::RecvOut<'_>,
+        short_read_drains: bool,
     ) -> Poll<io::Result<usize>> {
         let len = out.len();
         self.poll_io(cx, fd, Interest::Read, None, false, || {
@@ -405,8 +406,9 @@ impl EpollDriver {
             // caller keeps `fd` open for the call (it reads through the
             // `RegisteredFd` that owns it).
             let n = unsafe { crate::op::sys::recv(fd, out.as_mut_ptr(), len) }?;
-            // A short read emptied the socket (as `op::Recv::drains`).
-            Ok((n, n > 0 && n < len))
+            // A short read emptied the socket, where the caller says so
+            // (as `op::Recv::drains`).
+            Ok((n, short_read_drains && n > 0 && n < len))
         })
     }
 

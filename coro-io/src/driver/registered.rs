@@ -196,7 +196,16 @@ impl RegisteredFd {
     /// non-blocking `recv(2)`, `Pending` until the fd is readable. Only
     /// where [`direct_io`](RegisteredFd::direct_io); elsewhere
     /// `Unsupported`. It is the receive op without the op: cheaper per
-    /// read, for a stream's hot path.
+    /// read, for a stream's hot path. A buffer without capacity reads
+    /// nothing: `Ok(0)` at once, as the syscall answers (check for it if
+    /// `Ok(0)` must mean the end of the stream).
+    ///
+    /// `short_read_drains`: whether a read that returns fewer bytes than
+    /// asked has emptied the socket, so that the next read waits for
+    /// readiness without a syscall that would only say `EAGAIN`. True for
+    /// TCP. False for Unix stream sockets: their reads also stop short at
+    /// a message that carries fds or credentials, with more bytes queued
+    /// behind it (as [`op::Recv::unix_stream`](crate::op::Recv::unix_stream)).
     ///
     /// # Cancel safety
     ///
@@ -211,13 +220,14 @@ impl RegisteredFd {
         &self,
         cx: &mut Context<'_>,
         buf: &mut B,
+        short_read_drains: bool,
     ) -> Poll<io::Result<usize>> {
         let Some(d) = self.epoll() else {
             return Poll::Ready(Err(no_direct_io()));
         };
         // Counted against the task's budget like any op (see `coop`).
         std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = d.poll_read_direct(self.raw(), cx, &mut RecvOut::buf(buf));
+        let r = d.poll_read_direct(self.raw(), cx, &mut RecvOut::buf(buf), short_read_drains);
         if let Poll::Ready(Ok(n)) = r {
             finish_buf(buf, n);
         }

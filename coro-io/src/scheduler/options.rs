@@ -98,6 +98,10 @@ pub struct Metrics {
     /// dropped futures whose completion is still due (io_uring).
     pub ops_in_flight: usize,
     /// Op futures waiting on the driver, per kind (non-zero counts only).
+    /// Reads and sends of coro-net's TCP and Unix streams on epoll are not
+    /// ops (they make their syscalls themselves: see
+    /// [`RegisteredFd::poll_read_direct`](crate::driver::RegisteredFd::poll_read_direct))
+    /// and are not counted; nor are reads through io_uring's receive queue.
     pub pending_ops: Vec<(crate::op::OpKind, usize)>,
     /// fds with a readiness registration (epoll; 0 on io_uring).
     pub registered_fds: usize,
