@@ -391,6 +391,16 @@ unsafe impl Op for Close {
     fn closes_fd(&self) -> Option<RawFd> {
         Some(self.raw)
     }
+    /// A close whose future is dropped still runs, never cancelled: on a
+    /// file with a flush step (FUSE, NFS) the kernel hands the close to a
+    /// worker thread, and a cancel that reached it there would end it with
+    /// `ECANCELED` and the fd still open, which nobody would then close
+    /// (a `close(2)` of our own could not tell that result from a flush
+    /// error after the fd was gone, and would close a reused number).
+    /// Shutdown still cancels it after its grace (see `cancel_all`).
+    fn finish_if_dropped(&self) -> bool {
+        true
+    }
     const RESTARTABLE: bool = false;
 }
 

@@ -84,6 +84,13 @@ pub use crate::driver::{Op, OpKind};
 /// Dropping it is memory safe (the driver keeps the op's buffers until the
 /// kernel lets go) but may lose data on io_uring; see the [module docs](self).
 ///
+/// Leaking it instead (`mem::forget`, a reference cycle) once polled is
+/// memory safe too (its buffers are leaked with it), but on io_uring its
+/// entry may still be waiting in memory to be submitted: if the fd is then
+/// closed and its number reused, the op runs on the new file (a leaked
+/// receive takes the next socket's bytes, a leaked send writes to it).
+/// Dropping the future is what takes a waiting entry back.
+///
 /// `H` is how it holds its driver: a [`Handle`] of its own (the default,
 /// from [`new`](OpFuture::new); the future is `'static`) or a borrowed
 /// `&Handle` ([`borrowed`](OpFuture::borrowed)), which spares an op whose
