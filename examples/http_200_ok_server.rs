@@ -13,8 +13,12 @@
 //! keep-alive) is honoured; malformed requests get `400`, heads over 8 KiB
 //! `431`, and the connection is closed after those (lingering: the write
 //! side is shut first and what the client still sends is read for up to a
-//! second, so the answer is not lost to a reset); a connection idle for
-//! `--idle-ms` (up to twice that, the timer is re-armed lazily) is closed.
+//! second, so the answer is not lost to a reset). A connection that
+//! completes no request and takes no response for `--idle-ms` (up to twice
+//! that: the timer is re-armed lazily) is closed: an idle one, a peer that
+//! stops reading its responses, one whose request (head and body) takes
+//! longer than that to arrive (slowloris: a byte at a time). Buffers grown
+//! for a burst shrink back afterwards.
 //! The framing lives in `examples/common/http.rs`, shared with the tokio
 //! twin in `bench/` so that both do the same work per request.
 
@@ -66,7 +70,8 @@ fn main() {
 /// with the same waker is one atomic load).
 struct IdleTimer {
     sleep: coro::io::time::Sleep,
-    /// A read completed since the sleep was made.
+    /// Progress since the sleep was made: a whole request read, a response
+    /// sent.
     active: bool,
     idle: Duration,
 }
@@ -95,22 +100,40 @@ impl IdleTimer {
     }
 }
 
-/// Read into `buf`, or `None` once the connection was idle too long.
-async fn read_or_idle(
+/// `fut` (a read or a write of the connection), or `None` once the
+/// connection made no progress for too long. The timer is looked at only
+/// while `fut` waits.
+async fn or_idle<F: Future>(
     sched: &IoScheduler,
-    stream: &TcpStream,
-    buf: Vec<u8>,
+    fut: F,
     timer: &mut IdleTimer,
-) -> Option<(std::io::Result<usize>, Vec<u8>)> {
-    let mut read = pin!(stream.read(buf));
+) -> Option<F::Output> {
+    let mut fut = pin!(fut);
     poll_fn(|cx| {
-        if let Poll::Ready(r) = read.as_mut().poll(cx) {
-            timer.active = true;
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(r));
         }
         timer.poll_expired(sched, cx).map(|()| None)
     })
     .await
+}
+
+/// Send `buf`, or `false` if the send failed or the peer stopped reading
+/// for too long (a write that waits is bounded by the idle timer too).
+async fn send<B: coro::io::buf::IoBuf>(
+    sched: &IoScheduler,
+    stream: &TcpStream,
+    buf: B,
+    timer: &mut IdleTimer,
+) -> (bool, Option<B>) {
+    match or_idle(sched, stream.write_all(buf), timer).await {
+        Some((Ok(()), buf)) => {
+            timer.active = true; // the peer reads: progress
+            (true, Some(buf))
+        }
+        Some((Err(_), buf)) => (false, Some(buf)),
+        None => (false, None),
+    }
 }
 
 async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
@@ -122,7 +145,7 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
     let mut out: Vec<u8> = Vec::new();
     let mut timer = IdleTimer::new(&sched, idle);
     loop {
-        let Some((res, buf)) = read_or_idle(&sched, &stream, rbuf, &mut timer).await else {
+        let Some((res, buf)) = or_idle(&sched, stream.read(rbuf), &mut timer).await else {
             return; // idle too long
         };
         let n = match res {
@@ -132,7 +155,7 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
         let close = if input.is_empty() {
             if let Some((response, close)) = http::single(&buf[..n]) {
                 // The common case: one request, one static response, no copy.
-                if stream.write_all(response).await.0.is_err() {
+                if !send(&sched, &stream, response, &mut timer).await.0 {
                     return;
                 }
                 close
@@ -151,21 +174,37 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
         };
         if !out.is_empty() {
             // One write for every response of the batch.
-            let (r, o) = stream.write_all(out).await;
-            out = o;
-            out.clear();
-            if r.is_err() {
-                return;
+            let (ok, o) = send(&sched, &stream, out, &mut timer).await;
+            match o {
+                Some(o) if ok => out = o,
+                _ => return,
             }
+            out.clear();
         }
         if close {
             linger_close(&sched, stream).await;
             return;
         }
+        // Only a whole request counts as activity: a peer that sends a
+        // request a byte at a time (slowloris) is closed as idle.
+        if input.is_empty() {
+            timer.active = true;
+        }
+        // Buffers a burst grew go back to their small size, so that an idle
+        // connection holds little: what pipelining or a long request needed
+        // is not kept for the connection's life.
+        if out.capacity() > READ_BUF_MAX {
+            out = Vec::new();
+        }
+        if input.is_empty() && input.capacity() > READ_BUF_MAX {
+            input = Vec::new();
+        }
         rbuf = buf;
         rbuf.clear();
         if n == rbuf.capacity() && n < READ_BUF_MAX {
             rbuf = Vec::with_capacity(n * 2);
+        } else if n < rbuf.capacity() / 4 && rbuf.capacity() > READ_BUF {
+            rbuf = Vec::with_capacity(rbuf.capacity() / 2);
         }
     }
 }

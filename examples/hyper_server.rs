@@ -99,9 +99,12 @@ fn main() {
         loop {
             let (stream, _peer) = match listener.accept().await {
                 Ok(c) => c,
+                // Only errors of the listener itself reach here (the
+                // library rides out EMFILE and connection errors): a
+                // retry would fail again at once, so stop serving.
                 Err(e) => {
-                    eprintln!("hyper_server: accept: {e}");
-                    continue;
+                    eprintln!("hyper_server: accept: {e}; no longer accepting");
+                    break;
                 }
             };
             let _ = stream.set_nodelay(true);

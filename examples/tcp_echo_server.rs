@@ -18,6 +18,11 @@
 //! task, bounded by 10 s), then echoes the decrypted bytes until the
 //! client's close_notify, and answers with its own. `tls_echo --mode
 //! client` talks to it.
+//!
+//! No timeouts after the handshake: a client that never sends, or sends
+//! and never reads the echo, keeps its connection for as long as it stays
+//! connected. A server for untrusted peers bounds both, as
+//! `http_200_ok_server`'s idle timer does.
 
 #[path = "common/args.rs"]
 #[allow(dead_code, unreachable_pub)]

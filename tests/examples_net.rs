@@ -239,6 +239,69 @@ fn http_server_closes_idle_connections() {
     );
 }
 
+/// A peer that sends requests and never reads the answers: the server's
+/// write waits for ever unless the idle timer bounds it too.
+#[test]
+fn http_server_closes_a_connection_that_never_reads() {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let srv = Server::start(
+        "http_200_ok_server",
+        &["--threads", "1", "--idle-ms", "300"],
+    );
+    // A small receive window: the server's answers fill it soon.
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+    rustix::net::connect(&fd, &srv.addr).unwrap();
+    let mut s = TcpStream::from(fd);
+    s.set_nonblocking(true).unwrap();
+    let batch = GET.repeat(256);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match s.write(&batch) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => break, // reset: the server closed it
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept a connection whose peer never reads"
+        );
+    }
+}
+
+/// A peer that sends a request a byte at a time (slowloris): each read
+/// completes, but no request does, so the connection is closed as idle.
+#[test]
+fn http_server_closes_a_request_sent_a_byte_at_a_time() {
+    let srv = Server::start(
+        "http_200_ok_server",
+        &["--threads", "1", "--idle-ms", "300"],
+    );
+    let mut s = srv.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+    s.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut b = [0u8; 64];
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+        match s.read(&mut b) {
+            Ok(0) => break, // closed
+            Ok(n) => panic!("unexpected answer: {:?}", String::from_utf8_lossy(&b[..n])),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server kept a connection whose request never ends"
+        );
+    }
+}
+
 #[test]
 fn tcp_echo_server_with_echo_client() {
     let srv = Server::start("tcp_echo_server", &["--threads", "1"]);

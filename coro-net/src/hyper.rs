@@ -31,7 +31,9 @@
 //!     http.timer(CoroTimer::new(&s))
 //!         .header_read_timeout(Duration::from_secs(10));
 //!     loop {
-//!         let Ok((stream, _)) = listener.accept().await else { continue };
+//!         // `accept` fails only for the listener itself (closed, not
+//!         // listening): retrying would spin, so stop.
+//!         let Ok((stream, _)) = listener.accept().await else { break };
 //!         let service = hyper::service::service_fn(|_req| async {
 //!             Ok::<_, Infallible>(hyper::Response::new(String::from("hello")))
 //!         });

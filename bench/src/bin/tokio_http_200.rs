@@ -7,6 +7,7 @@
 
 use coro_bench::{args::Args, http};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,17 +42,64 @@ async fn serve(listener: TcpListener, idle: Duration) {
 }
 
 /// Same idle rule as the coro example: closed after `idle` to `2 * idle`
-/// without a completed read (one timer per connection, re-armed lazily).
+/// without progress (a whole request read, a response sent; one timer per
+/// connection, re-armed lazily, looked at only while a read or write waits).
+struct Idle<'a> {
+    timer: Pin<&'a mut tokio::time::Sleep>,
+    active: bool,
+    idle: Duration,
+}
+
+impl Idle<'_> {
+    /// `Some(())` to go on waiting, `None` once idle too long (the timer fired).
+    fn fired(&mut self) -> Option<()> {
+        if !self.active {
+            return None;
+        }
+        self.active = false;
+        let at = tokio::time::Instant::now() + self.idle;
+        self.timer.as_mut().reset(at);
+        Some(())
+    }
+}
+
+/// `write_all`, or `false` if it failed or the peer stopped reading for too
+/// long (as the coro example's `send`).
+async fn send(stream: &mut TcpStream, bytes: &[u8], idle: &mut Idle<'_>) -> bool {
+    let mut write = std::pin::pin!(stream.write_all(bytes));
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut write => {
+                if r.is_err() {
+                    return false;
+                }
+                idle.active = true;
+                return true;
+            }
+            () = idle.timer.as_mut() => {
+                if idle.fired().is_none() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 async fn conn(mut stream: TcpStream, idle: Duration) {
     let _ = stream.set_nodelay(true);
     let mut input: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     // Same buffer policy as the coro example: 1 KiB, doubled when a read
-    // fills it, up to 16 KiB.
+    // fills it, up to 16 KiB, halved after a read of under a quarter.
     let mut buf = vec![0u8; 1024];
     let timer = tokio::time::sleep(idle);
     tokio::pin!(timer);
-    let mut active = false;
+    let mut idle = Idle {
+        timer,
+        active: false,
+        idle,
+    };
     loop {
         let n = tokio::select! {
             biased;
@@ -59,19 +107,16 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            () = &mut timer => {
-                if !active {
+            () = idle.timer.as_mut() => {
+                if idle.fired().is_none() {
                     return;
                 }
-                active = false;
-                timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 continue;
             }
         };
-        active = true;
         let close = if input.is_empty() {
             if let Some((response, close)) = http::single(&buf[..n]) {
-                if stream.write_all(response).await.is_err() {
+                if !send(&mut stream, response, &mut idle).await {
                     return;
                 }
                 close
@@ -89,7 +134,7 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
             close
         };
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if !send(&mut stream, &out, &mut idle).await {
                 return;
             }
             out.clear();
@@ -98,8 +143,19 @@ async fn conn(mut stream: TcpStream, idle: Duration) {
             linger_close(stream).await;
             return;
         }
+        if input.is_empty() {
+            idle.active = true;
+        }
+        if out.capacity() > 16 * 1024 {
+            out = Vec::new();
+        }
+        if input.is_empty() && input.capacity() > 16 * 1024 {
+            input = Vec::new();
+        }
         if n == buf.len() && n < 16 * 1024 {
             buf = vec![0u8; n * 2];
+        } else if n < buf.len() / 4 && buf.len() > 1024 {
+            buf = vec![0u8; buf.len() / 2];
         }
     }
 }
