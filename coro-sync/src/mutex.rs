@@ -26,6 +26,12 @@ use crate::raw_mutex::{RawLock, RawMutex};
 /// wake-up of the next waiter, which costs throughput, so the bound is kept
 /// long enough that short bursts of contention stay in the fast mode.)
 ///
+/// # Panics while locked
+///
+/// A guard dropped by a panic unlocks, and there is no poisoning (as with
+/// tokio's mutex, unlike `std::sync::Mutex`): the next holder sees the
+/// data as the panicking code left it.
+///
 /// # Examples
 ///
 /// ```

@@ -32,6 +32,12 @@ const READER: usize = 2;
 /// libcoro: `coro::shared_mutex` (`lock_shared` is [`read`](SharedMutex::read),
 /// `lock` is [`write`](SharedMutex::write)).
 ///
+/// # Panics while locked
+///
+/// A read or write guard dropped by a panic unlocks, and there is no
+/// poisoning (as with tokio's `RwLock`): later holders see the data as
+/// the panicking code left it.
+///
 /// # Examples
 ///
 /// ```

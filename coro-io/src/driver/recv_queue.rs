@@ -310,8 +310,12 @@ impl BufRing {
 
     fn put(&mut self, bid: u16) {
         let idx = (self.tail & (self.count - 1)) as usize;
-        // SAFETY: `idx < count`; the kernel reads entries only up to the
-        // published tail, and this one is past it.
+        // SAFETY: `idx < count`. The kernel reads entries only up to the
+        // published tail, and the one at `tail` is free: the ring never
+        // holds more than `count` buffers, because each id is put back
+        // once per trip (taken by the kernel, then given back once:
+        // `Provided::give_back` would catch a second give-back in debug
+        // builds), so the entry this overwrites was consumed.
         let e = unsafe { &mut *self.entries.as_ptr().add(idx) };
         // SAFETY: `bid < count` (callers pass ids the kernel gave us or
         // the initial ones), so the address is inside `mem`.
@@ -811,7 +815,8 @@ pub(super) fn recv_direct(fd: RawFd, out: &mut RecvOut<'_>, peek: bool) -> io::R
     loop {
         // SAFETY: `out` is `len` writable bytes for its lifetime (a borrowed
         // slice or buffer; the kernel writes them, they may start
-        // uninitialised); a stale `fd` only makes the call fail.
+        // uninitialised). `fd` is open: this is reached only through the
+        // `RegisteredFd` that owns it, whose close comes after.
         let r = unsafe { libc::recv(fd, out.ptr.cast(), out.len, flags) };
         if r >= 0 {
             return Ok(r as usize);

@@ -478,8 +478,12 @@ impl UringDriver {
         // callers hold (they pass its guard's contents).
         let mut sq = unsafe { self.ring.submission_shared() };
         for e in &st.pending {
-            // SAFETY: the entry points into memory owned by a live slot (an
-            // op box, or nothing), valid until its completion.
+            // SAFETY: the entry points into an op's heap box, or nothing.
+            // The box is not freed before the entry's completion: while its
+            // future lives, the future's drop hands it to the slot (or takes
+            // a still-staged entry back) instead of freeing it; after that
+            // the slot owns it until the completion. (A leaked future leaks
+            // the box with it.)
             if unsafe { sq.push(e) }.is_err() {
                 break;
             }

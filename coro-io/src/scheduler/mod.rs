@@ -209,7 +209,9 @@ impl IoScheduler {
                         }
                     }
                     if let Some(f) = &inner.on_stop {
-                        f();
+                        if catch_unwind(AssertUnwindSafe(&**f)).is_err() {
+                            crate::warn(format_args!("on_io_thread_stop panicked"));
+                        }
                     }
                 })?;
             *lock(&sched.inner.thread) = LoopThread::Running(t);

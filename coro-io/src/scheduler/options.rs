@@ -58,9 +58,11 @@ pub struct IoSchedulerOptions {
     pub execution: ExecutionStrategy,
     /// io_uring settings.
     pub uring: UringOptions,
-    /// Called on the event-loop thread when it starts (`Spawn` only).
+    /// Called on the event-loop thread when it starts (`Spawn` only). A
+    /// panic in it is caught and reported; the loop runs on.
     pub on_io_thread_start: Option<IoThreadCallback>,
-    /// Called on the event-loop thread before it exits (`Spawn` only).
+    /// Called on the event-loop thread before it exits (`Spawn` only). A
+    /// panic in it is caught and reported.
     pub on_io_thread_stop: Option<IoThreadCallback>,
     /// Use a virtual clock that only moves with [`IoScheduler::advance`] (tests).
     pub start_paused: bool,
