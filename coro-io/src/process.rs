@@ -360,7 +360,9 @@ impl Child {
     ///
     /// # Cancel safety
     ///
-    /// Cancel safe: nothing is reaped until the status is returned.
+    /// Cancel safe: nothing is reaped until the status is returned. The
+    /// first poll closes the piped stdin (see above), whether or not the
+    /// wait is then dropped.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         drop(self.stdin.take());
         if let Some(status) = self.status {

@@ -351,7 +351,7 @@ impl Stream {
             return (res, buf);
         }
         if self.adapter_has_input() {
-            return self.read_adapter(buf).await;
+            return self.read_adapter(buf, None).await;
         }
         if fd.direct_io() {
             if let Some(e) = injected_fault(op::OpKind::Recv) {
@@ -399,9 +399,30 @@ impl Stream {
     /// [`adapter_has_input`](Self::adapter_has_input)): a `read_exact` of
     /// a header through the adapter, then `copy_bidirectional` (owned
     /// reads) lost the bytes the adapter had read behind the header.
-    async fn read_adapter<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+    /// A read through the adapter's read-ahead, given up (`TimedOut`) after
+    /// `timeout` if one is given: losslessly, since the adapter keeps its
+    /// receive in flight for the next read.
+    async fn read_adapter<B: IoBufMut>(
+        &self,
+        mut buf: B,
+        timeout: Option<Duration>,
+    ) -> BufResult<usize, B> {
         let mut tmp = vec![0u8; buf.bytes_total().min(READ_MAX)];
-        match std::future::poll_fn(|cx| self.poll_read(cx, &mut tmp)).await {
+        let mut deadline = timeout.map(|t| (t, self.sock.sched().sleep(t)));
+        let res = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = self.poll_read(cx, &mut tmp) {
+                return Poll::Ready(r);
+            }
+            let Some((t, sleep)) = deadline.as_mut() else {
+                return Poll::Pending;
+            };
+            // Not before the read had its chance (see `coro_io::coop`).
+            ready!(coro_io::coop::poll_proceed(cx));
+            ready!(std::pin::Pin::new(sleep).poll(cx));
+            Poll::Ready(Err(timed_out(*t)))
+        })
+        .await;
+        match res {
             Ok(n) => (Ok(coro_io::buf::fill(&mut buf, &tmp[..n])), buf),
             Err(e) => (Err(e), buf),
         }
@@ -421,7 +442,7 @@ impl Stream {
         // huge allocation per read, no capacity overflow).
         if self.adapter_has_input() {
             let (res, buf) = self
-                .read_adapter(Vec::with_capacity(max.clamp(1, LEASE_MAX)))
+                .read_adapter(Vec::with_capacity(max.clamp(1, LEASE_MAX)), None)
                 .await;
             return res.map(|_| buf.into());
         }
@@ -567,7 +588,7 @@ impl Stream {
         }
         if self.adapter_has_input() {
             // Bytes already read ahead (or a read of them in flight).
-            return self.read_adapter(buf).await;
+            return self.read_adapter(buf, Some(timeout)).await;
         }
         let mut recv = std::pin::pin!(OpFuture::new(self.sock.driver(), self.recv_op(buf)));
         let mut deadline = std::pin::pin!(self.sock.sched().sleep(timeout));

@@ -16,6 +16,7 @@ use coro_io::{DriverKind, IoScheduler, PollOp, PollStatus, TaskGroup};
 use coro_net::tcp::{ListenOptions, TcpListener, TcpSocket, TcpStream};
 
 coro_io::driver_tests!(
+    read_timeout_keeps_its_deadline_after_a_dropped_adapter_read,
     echo_round_trips_1b_to_4mib,
     thousand_concurrent_connections,
     half_close_keeps_reading,
@@ -1083,6 +1084,45 @@ fn read_timeout_loses_nothing_at_the_deadline(cfg: Config) {
         "{cfg}: bytes lost or reordered ({timeouts} timeouts)"
     );
     assert!(timeouts > 0, "{cfg}: the deadline was never hit");
+    s.shutdown();
+}
+
+/// An `AsyncRead` read dropped while it waits leaves its receive with the
+/// stream (read ahead for the next read). `read_timeout` after it must
+/// still give up at its deadline on an idle peer: it waited for the
+/// adapter's receive with no deadline at all.
+fn read_timeout_keeps_its_deadline_after_a_dropped_adapter_read(cfg: Config) {
+    use futures::io::AsyncReadExt;
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (conn, peer) = futures::join!(TcpStream::connect(&s2, addr), l.accept());
+        let (conn, _peer) = (conn.unwrap(), peer.unwrap());
+        let mut b = [0u8; 16];
+        let dropped = s2
+            .timeout(Duration::from_millis(10), (&mut &conn).read(&mut b))
+            .await;
+        assert!(
+            dropped.is_err(),
+            "{cfg}: nothing was sent, the read must wait"
+        );
+        let t0 = std::time::Instant::now();
+        let r = s2
+            .timeout(
+                Duration::from_secs(2),
+                conn.read_timeout(Vec::with_capacity(16), Duration::from_millis(50)),
+            )
+            .await
+            .expect("read_timeout ignored its deadline");
+        assert_eq!(r.0.unwrap_err().kind(), io::ErrorKind::TimedOut, "{cfg}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{cfg}: {:?}",
+            t0.elapsed()
+        );
+    });
     s.shutdown();
 }
 

@@ -427,8 +427,10 @@ impl TcpStream {
     ///
     /// # Cancel safety
     ///
-    /// The fd is closed exactly once whether or not this future is dropped
-    /// (accepted bytes not yet sent are then dropped).
+    /// The fd is closed exactly once whether or not this future is dropped.
+    /// Dropped while it flushes, the send of accepted bytes is finished by
+    /// a background task (at most 10 s, as when the stream is dropped),
+    /// and its error, if any, goes unreported.
     pub async fn close(self) -> io::Result<()> {
         self.inner.close().await
     }

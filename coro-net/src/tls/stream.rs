@@ -1291,8 +1291,12 @@ macro_rules! impl_futures_io {
         ///
         /// # Cancel safety
         ///
-        /// Cancel safe: accepted bytes are sent exactly once. An error of a
-        /// send that was in flight is reported by the next write or flush.
+        /// Cancel safe while the stream lives: accepted bytes are sent
+        /// exactly once, and an error of a send that was in flight is
+        /// reported by the next write or flush. Dropping the stream before
+        /// a flush (or [`TlsStream::shutdown`]) may leave accepted bytes
+        /// unsent; the peer sees the end without close_notify, so it can
+        /// tell the stream was cut short.
         impl futures_io::AsyncWrite for $ty {
             fn poll_write(
                 self: Pin<&mut Self>,
