@@ -100,15 +100,16 @@ impl IdleTimer {
     }
 }
 
-/// `fut` (a read or a write of the connection), or `None` once the
-/// connection made no progress for too long. The timer is looked at only
-/// while `fut` waits.
+/// The future `make` makes (a read or a write of the connection), or
+/// `None` once the connection made no progress for too long. The timer is
+/// looked at only while that future waits. (It is made in here, not passed
+/// in: a future moved into this one is a copy of all its state per call.)
 async fn or_idle<F: Future>(
     sched: &IoScheduler,
-    fut: F,
+    make: impl FnOnce() -> F,
     timer: &mut IdleTimer,
 ) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+    let mut fut = pin!(make());
     poll_fn(|cx| {
         if let Poll::Ready(r) = fut.as_mut().poll(cx) {
             return Poll::Ready(Some(r));
@@ -126,7 +127,7 @@ async fn send<B: coro::io::buf::IoBuf>(
     buf: B,
     timer: &mut IdleTimer,
 ) -> (bool, Option<B>) {
-    match or_idle(sched, stream.write_all(buf), timer).await {
+    match or_idle(sched, || stream.write_all(buf), timer).await {
         Some((Ok(()), buf)) => {
             timer.active = true; // the peer reads: progress
             (true, Some(buf))
@@ -145,7 +146,7 @@ async fn conn(sched: IoScheduler, stream: TcpStream, idle: Duration) {
     let mut out: Vec<u8> = Vec::new();
     let mut timer = IdleTimer::new(&sched, idle);
     loop {
-        let Some((res, buf)) = or_idle(&sched, stream.read(rbuf), &mut timer).await else {
+        let Some((res, buf)) = or_idle(&sched, || stream.read(rbuf), &mut timer).await else {
             return; // idle too long
         };
         let n = match res {
