@@ -135,14 +135,24 @@ impl<F> Engine<F> {
 
     /// Drops every child that is still running, in input order.
     pub(crate) fn drop_children(&mut self) {
+        // Every child goes even if one's destructor panics (the rest would
+        // otherwise live as long as this future); the first panic goes on
+        // once all are gone.
+        let mut first = None;
         for i in 0..self.children.len() {
-            pin_index(self.children.as_mut(), i).set(Child::Gone);
+            let mut child = pin_index(self.children.as_mut(), i);
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| child.set(Child::Gone))) {
+                first.get_or_insert(p);
+            }
         }
         for waker in &mut self.wakers {
             *waker = None;
         }
         self.live = 0;
         self.release_parent();
+        if let Some(p) = first {
+            panic::resume_unwind(p);
+        }
     }
 
     /// Forgets the parent's waker once nothing can wake it any more, so that

@@ -207,3 +207,44 @@ fn when_any_lets_a_later_child_win_past_one_spending_every_budget() {
     let tie = coop::budgeted(|| sync_wait(coro_core::when_any!(one_unit(), async { 9 })));
     assert_eq!(tie, (0, 7), "argument order");
 }
+
+/// A loser whose destructor panics does not keep the losers after it
+/// alive: every loser is dropped before the panic goes on.
+#[test]
+fn a_loser_whose_destructor_panics_does_not_keep_the_others_alive() {
+    struct PanicsOnDrop;
+    impl std::future::Future for PanicsOnDrop {
+        type Output = u8;
+        fn poll(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> Poll<u8> {
+            Poll::Pending
+        }
+    }
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("loser destructor panics");
+            }
+        }
+    }
+    let drops = DropCounter::new();
+    let t = drops.token();
+    let gate = Gate::new();
+    let mut fut = when_any(vec![
+        Task::new(gate.wait(1u8)),
+        Task::new(PanicsOnDrop),
+        Task::new(async move {
+            let _t = t;
+            std::future::pending::<u8>().await
+        }),
+    ]);
+    let parent = CountingWaker::new();
+    assert!(poll_once(&mut fut, &parent).is_pending());
+    gate.open();
+    let r = catch_unwind(AssertUnwindSafe(|| poll_once(&mut fut, &parent)));
+    assert!(r.is_err(), "the destructor's panic goes on");
+    assert_eq!(
+        drops.count(),
+        1,
+        "the loser after the panicking one was not dropped"
+    );
+}
