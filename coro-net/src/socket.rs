@@ -399,9 +399,9 @@ impl Stream {
     /// [`adapter_has_input`](Self::adapter_has_input)): a `read_exact` of
     /// a header through the adapter, then `copy_bidirectional` (owned
     /// reads) lost the bytes the adapter had read behind the header.
-    /// A read through the adapter's read-ahead, given up (`TimedOut`) after
-    /// `timeout` if one is given: losslessly, since the adapter keeps its
-    /// receive in flight for the next read.
+    ///
+    /// With a `timeout`, given up (`TimedOut`) at its end: losslessly,
+    /// since the adapter keeps its receive in flight for the next read.
     async fn read_adapter<B: IoBufMut>(
         &self,
         mut buf: B,
@@ -652,7 +652,7 @@ impl Stream {
             let mut sent = 0;
             let res = std::future::poll_fn(|cx| {
                 while sent < bytes.len() {
-                    match std::task::ready!(fd.poll_write_direct(cx, &bytes[sent..])) {
+                    match ready!(fd.poll_write_direct(cx, &bytes[sent..])) {
                         Ok(0) => return Poll::Ready(Err(write_zero())),
                         Ok(n) => sent += n,
                         Err(e) => return Poll::Ready(Err(e)),
@@ -1176,9 +1176,10 @@ fn timed_out(timeout: Duration) -> io::Error {
     )
 }
 
-/// Test builds: the hard fault a receive op would meet as it starts, for
-/// reads through the receive queue (which are not ops); once per read, as
-/// for an op. Transient faults are retries, which the queue does not need.
+/// Test builds: the hard fault an op of `kind` would meet as it starts,
+/// for the reads and sends that are not ops (through io_uring's receive
+/// queue; epoll's direct stream path); once per call, as for an op.
+/// Transient faults are retries, which these paths do not need.
 fn injected_fault(kind: coro_io::op::OpKind) -> Option<io::Error> {
     #[cfg(not(feature = "fault-injection"))]
     let _ = kind;
