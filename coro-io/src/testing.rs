@@ -369,3 +369,22 @@ impl fmt::Display for Config {
         f.write_str(self.name)
     }
 }
+
+/// Send `bytes` on the Unix stream socket `to` with an fd attached
+/// (`SCM_RIGHTS`; a pipe end, closed here once sent): the peer's read stops
+/// short after them, before whatever is sent next.
+///
+/// # Panics
+///
+/// If the pipe cannot be made or the message not sent.
+pub fn send_with_an_fd(to: impl std::os::fd::AsFd, bytes: &[u8]) {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+    let (passed, _other) = rustix::pipe::pipe().expect("a pipe to pass");
+    let fds = [passed.as_fd()];
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+    let iov = [std::io::IoSlice::new(bytes)];
+    rustix::net::sendmsg(to, &iov, &mut control, SendFlags::empty()).expect("sendmsg with an fd");
+}

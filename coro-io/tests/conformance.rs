@@ -684,8 +684,6 @@ fn a_read_stopped_short_by_urgent_data_is_not_taken_for_drained(cfg: Config) {
 /// with bytes queued behind it: `Recv::unix_stream` does not take that
 /// short read for "drained" (on epoll the next read would sleep on them).
 fn a_unix_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::os::fd::AsFd;
     let _s = serial();
     let h = cfg.handle();
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -697,13 +695,7 @@ fn a_unix_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
     let mut first = Box::pin(recv(Vec::with_capacity(64)));
     assert!(first.as_mut().poll(&mut cx).is_pending());
     // "x" with a file descriptor, then "rest".
-    let (passed, _keep) = rustix::pipe::pipe().unwrap();
-    let fds = [passed.as_fd()];
-    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-    let iov = [std::io::IoSlice::new(b"x")];
-    rustix::net::sendmsg(&b, &iov, &mut control, SendFlags::empty()).unwrap();
+    coro_io::testing::send_with_an_fd(&b, b"x");
     rustix::io::write(&b, b"rest").unwrap();
     // The driver takes in the edges that brought both, before the read.
     h.park(Some(Duration::ZERO)).unwrap();

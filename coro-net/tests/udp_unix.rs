@@ -281,8 +281,6 @@ fn unix_listener_echo_and_addresses(cfg: Config) {
 /// bytes queued behind it: that short read must not mark the socket
 /// drained, or the next read waits for an edge that already came.
 fn unix_a_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::os::fd::AsFd;
     use std::time::Duration;
     let s = sched(cfg);
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -295,13 +293,7 @@ fn unix_a_read_stopped_at_passed_fds_is_not_taken_for_drained(cfg: Config) {
             .await;
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
         // "x" with an fd, then "rest".
-        let (passed, _keep) = rustix::pipe::pipe().unwrap();
-        let fds = [passed.as_fd()];
-        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = SendAncillaryBuffer::new(&mut space);
-        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
-        let iov = [std::io::IoSlice::new(b"x")];
-        rustix::net::sendmsg(&b, &iov, &mut control, SendFlags::empty()).unwrap();
+        coro_io::testing::send_with_an_fd(&b, b"x");
         rustix::io::write(&b, b"rest").unwrap();
         // The loop takes in the edges that brought both, before the reads.
         s2.sleep(Duration::from_millis(20)).await;
