@@ -1180,7 +1180,7 @@ fn timed_out(timeout: Duration) -> io::Error {
 /// for the reads and sends that are not ops (through io_uring's receive
 /// queue; epoll's direct stream path); once per call, as for an op.
 /// Transient faults are retries, which these paths do not need.
-fn injected_fault(kind: coro_io::op::OpKind) -> Option<io::Error> {
+pub(crate) fn injected_fault(kind: coro_io::op::OpKind) -> Option<io::Error> {
     #[cfg(not(feature = "fault-injection"))]
     let _ = kind;
     #[cfg(feature = "fault-injection")]

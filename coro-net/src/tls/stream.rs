@@ -728,6 +728,33 @@ impl TlsStream {
                         }
                     }
                 }
+                Rx::Idle { buf, pos } if self.tcp.inner.sock.registered().direct_io() => {
+                    // epoll: the same read into the owned buffer, made
+                    // directly once the socket is readable (no op: nothing
+                    // is in flight between polls, so nothing to cancel).
+                    if buf.capacity() < RECV_BUF {
+                        *buf = Vec::with_capacity(RECV_BUF);
+                    }
+                    buf.clear();
+                    *pos = 0;
+                    if let Some(e) = crate::socket::injected_fault(op::OpKind::Recv) {
+                        st.read_failed = Some(Sticky::of(&e));
+                        return Poll::Ready(Err(e));
+                    }
+                    let evicted = self.rd.register(cx.waker());
+                    st.evicted.absorb(evicted);
+                    let mut rcx = Context::from_waker(self.rd.waker());
+                    // A TCP stream: a short read emptied the socket.
+                    let fd = self.tcp.inner.sock.registered();
+                    match ready!(fd.poll_read_direct(&mut rcx, buf, true)) {
+                        Ok(0) => st.tcp_eof = true,
+                        Ok(n) => st.rx_more = n == buf.capacity(),
+                        Err(e) => {
+                            st.read_failed = Some(Sticky::of(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                    }
+                }
                 Rx::Idle { buf, .. } => {
                     let mut v = std::mem::take(buf);
                     v.clear();
