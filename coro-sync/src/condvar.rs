@@ -191,9 +191,12 @@ impl<'a, T: ?Sized> Future for CondvarWait<'a, '_, T> {
 impl<T: ?Sized> Drop for CondvarWait<'_, '_, T> {
     fn drop(&mut self) {
         if self.listener.is_none() && !self.relock.is_done() {
-            // Woken, but dropped before re-locking: hand the wake-up on.
-            self.relock.cancel(&self.mutex.raw);
-            self.condvar.event.notify(1.additional());
+            // Woken, but dropped before re-locking: hand the wake-up on
+            // (also if the cancel, which may wake a lock waiter, panics).
+            crate::then_anyway(
+                || self.relock.cancel(&self.mutex.raw),
+                || self.condvar.event.notify(1.additional()),
+            );
         }
     }
 }

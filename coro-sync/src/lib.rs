@@ -71,7 +71,10 @@
 //! waiters after it are not woken, and when that waiter is next polled or
 //! dropped the count goes below zero (a debug build panics on the
 //! overflow; a release build wraps, after which that primitive's ordinary
-//! wake-ups reach nobody). Wakers of the executors above do not panic.
+//! wake-ups reach nobody). An operation that wakes more than one list (a
+//! `close`, a push that wakes a pop and the streams) still wakes the
+//! other lists and makes its state changes before the panic goes on.
+//! Wakers of the executors above do not panic.
 //!
 //! # Features
 //!
@@ -110,6 +113,18 @@ pub use queue::Queue;
 pub use ring_buffer::RingBuffer;
 pub use semaphore::{Semaphore, SemaphorePermit, SemaphorePermitArc};
 pub use shared_mutex::{SharedMutex, SharedMutexReadGuard, SharedMutexWriteGuard};
+
+/// Runs `first`, then `then` also if `first` panicked, and then lets the
+/// panic go on. For operations made of steps that each may wake waiters
+/// (a foreign executor's waker may panic): a panic in waking one list must
+/// not skip the wake-ups of another, or a state change after them.
+pub(crate) fn then_anyway<A, B>(first: impl FnOnce() -> A, then: impl FnOnce() -> B) {
+    let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(first));
+    let _ = then();
+    if let Err(p) = first {
+        std::panic::resume_unwind(p);
+    }
+}
 
 /// The named future types returned by the primitives' async methods.
 pub mod futures {

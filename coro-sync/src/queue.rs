@@ -72,8 +72,10 @@ impl<T> Queue<T> {
     pub fn push(&self, value: T) -> Result<(), Closed<T>> {
         match self.queue.push(value) {
             Ok(()) => {
-                self.pop_ops.notify_additional(1);
-                self.stream_ops.notify_additional(usize::MAX);
+                crate::then_anyway(
+                    || self.pop_ops.notify_additional(1),
+                    || self.stream_ops.notify_additional(usize::MAX),
+                );
                 Ok(())
             }
             Err(e) => Err(Closed(e.into_inner())),
@@ -156,8 +158,10 @@ impl<T> Queue<T> {
     pub fn close(&self) -> bool {
         let closed = self.queue.close();
         if closed {
-            self.pop_ops.notify_all();
-            self.stream_ops.notify_all();
+            crate::then_anyway(
+                || self.pop_ops.notify_all(),
+                || self.stream_ops.notify_all(),
+            );
         }
         closed
     }

@@ -168,8 +168,7 @@ impl<T, const N: usize> RingBuffer<T, N> {
     pub fn close(&self) -> bool {
         let closed = self.queue.close();
         if closed {
-            self.push_ops.notify_all();
-            self.pop_ops.notify_all();
+            crate::then_anyway(|| self.push_ops.notify_all(), || self.pop_ops.notify_all());
         }
         closed
     }

@@ -34,7 +34,10 @@ const SHIFT: u32 = 32;
 /// # Fairness
 ///
 /// Waiters are woken in FIFO order, and a woken waiter competes with newcomers
-/// for about **1 ms** of waiting. A waiter that has waited longer takes the
+/// for about **1 ms** of waiting. (While an [`acquire_many`](Semaphore::acquire_many)
+/// of more than one permit waits, a release wakes every waiter, as it cannot
+/// tell whose request now fits: who gets the permits is then whoever runs
+/// first, and a release costs a wake-up per waiter.) A waiter that has waited longer takes the
 /// single *priority* slot: while it is held, the others may take only the
 /// permits beyond its request, so the permits released meanwhile
 /// accumulate until the priority waiter's request fits, however large. A
@@ -371,14 +374,25 @@ impl Semaphore {
     #[inline]
     fn wake_after_release(&self, prev: u64, k: usize) {
         if prev & PRIORITY != 0 {
-            self.priority_ops.notify(1);
             // Beyond what the holder asks for, permits are the others' (see
             // `take`): wake them as without a holder.
             let available = (prev >> SHIFT) as usize + k;
             if available <= self.priority_k.load(Ordering::SeqCst) {
+                self.priority_ops.notify(1);
                 return;
             }
+            crate::then_anyway(
+                || self.priority_ops.notify(1),
+                || self.wake_ordinary(prev, k),
+            );
+            return;
         }
+        self.wake_ordinary(prev, k);
+    }
+
+    /// The waiters other than the priority holder, after a release of `k`.
+    #[inline]
+    fn wake_ordinary(&self, prev: u64, k: usize) {
         if prev & WAITER_MASK == 0 {
             // Nobody registered: a waiter that registers after our add sees
             // the permits when it re-checks (both are RMWs on `state`).
@@ -410,8 +424,10 @@ impl Semaphore {
     /// ```
     pub fn close(&self) {
         self.state.fetch_or(CLOSED, Ordering::SeqCst);
-        self.acquire_ops.notify(usize::MAX);
-        self.priority_ops.notify(usize::MAX);
+        crate::then_anyway(
+            || self.acquire_ops.notify(usize::MAX),
+            || self.priority_ops.notify(usize::MAX),
+        );
     }
 
     /// Returns `true` after [`close`](Semaphore::close).

@@ -899,3 +899,86 @@ fn watch_send_wakes_changed_while_a_sender_lives() {
         drop(tx);
     });
 }
+
+/// A waiter of the first set is dropped after it was notified, unpolled
+/// (event-listener passes its wake-up on), while another waiter that began
+/// after the reset waits: it must not take the passed-on wake-up for a set
+/// of its own and end before the second set.
+#[test]
+fn event_wake_passed_on_across_a_reset_reaches_the_next_set() {
+    loom::model(|| {
+        let e = Arc::new(Event::new(false));
+        // 1: the first set is over; 2: the reset too; 3: the second set
+        // is about to begin.
+        let phase = Arc::new(AtomicUsize::new(0));
+        let (e2, p2) = (e.clone(), phase.clone());
+        let waiter = thread::spawn(move || {
+            let began = p2.load(Ordering::SeqCst);
+            block_on(e2.wait());
+            let ended = p2.load(Ordering::SeqCst);
+            assert!(
+                !(began == 2 && ended == 2),
+                "a wait begun after the reset ended before the next set"
+            );
+        });
+        let waker = noop_waker();
+        let mut first = Box::pin(e.wait());
+        let polled = first.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        e.set();
+        phase.store(1, Ordering::SeqCst);
+        e.reset();
+        phase.store(2, Ordering::SeqCst);
+        drop(first);
+        phase.store(3, Ordering::SeqCst);
+        e.set();
+        waiter.join().unwrap();
+    });
+}
+
+/// A queue closed while a pop and a stream both wait on it (each on its
+/// own list): both end, the pop with `Closed`, the stream with `None`.
+#[test]
+fn queue_close_ends_a_waiting_pop_and_a_waiting_stream() {
+    use futures::StreamExt;
+    loom::model(|| {
+        let q = Arc::new(Queue::<u32>::new());
+        let q1 = q.clone();
+        let pop = thread::spawn(move || block_on(q1.pop()).is_err());
+        let q2 = q.clone();
+        let stream = thread::spawn(move || block_on(q2.stream().next()).is_none());
+        q.close();
+        assert!(
+            pop.join().unwrap(),
+            "a pop of a closed, empty queue got an item"
+        );
+        assert!(
+            stream.join().unwrap(),
+            "the stream of a closed queue went on"
+        );
+    });
+}
+
+/// A writer that began to wait for the readers to leave (it already keeps
+/// new readers out) is dropped: a reader that waits meanwhile must get in,
+/// and the lock must end free.
+#[test]
+fn shared_mutex_writer_dropped_while_draining_strands_no_reader() {
+    loom::model(|| {
+        let m = Arc::new(SharedMutex::new(0u32));
+        let r = m.try_read().expect("free at first");
+        let m1 = m.clone();
+        let writer = thread::spawn(move || {
+            poll_once_then_drop(m1.write());
+        });
+        let m2 = m.clone();
+        let reader = thread::spawn(move || {
+            let g = block_on(m2.read());
+            assert_eq!(*g, 0);
+        });
+        writer.join().unwrap();
+        drop(r);
+        reader.join().unwrap();
+        assert!(m.try_write().is_some(), "the lock was left held");
+    });
+}

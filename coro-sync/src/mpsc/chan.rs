@@ -85,12 +85,19 @@ impl<T> Chan<T> {
     /// refused because the receiver is gone).
     pub(super) fn release_unused_slot(&self) {
         let slots = self.slots();
-        slots.release(1);
-        if slots.is_closed() {
-            // A closed receiver waits until no permit is left before it
-            // reports the end of the channel: this may have been the last.
-            self.recv_ops.notify_all();
-        }
+        // (The release may wake a sender, whose waker may panic: the
+        // receiver is told all the same.)
+        crate::then_anyway(
+            || slots.release(1),
+            || {
+                if slots.is_closed() {
+                    // A closed receiver waits until no permit is left before
+                    // it reports the end of the channel: this may have been
+                    // the last.
+                    self.recv_ops.notify_all();
+                }
+            },
+        );
     }
 
     /// Sends are refused from now on: the receiver closed or went away.
@@ -120,13 +127,17 @@ impl<T> Chan<T> {
     /// open for the permits already handed out: their values are still
     /// delivered.
     pub(super) fn close_rx(&self) {
-        match &self.slots {
-            Some(slots) => slots.close(),
-            None => {
-                self.queue.close();
-            }
-        }
-        self.rx_closed.set();
+        // Closing the slots wakes waiting senders, whose wakers may panic:
+        // `closed()` is told all the same.
+        crate::then_anyway(
+            || match &self.slots {
+                Some(slots) => slots.close(),
+                None => {
+                    self.queue.close();
+                }
+            },
+            || self.rx_closed.set(),
+        );
     }
 
     pub(super) fn try_recv(&self) -> Result<T, TryRecvError> {
@@ -249,13 +260,18 @@ impl<T> RxCore<T> {
     }
 
     pub(super) fn close(&mut self) {
-        self.chan.close_rx();
-        if self.wait.is_registered() {
-            // A task can register through `poll_recv`, close, and go to
-            // sleep on that registration: the close may have made this the
-            // end of the channel, so wake it to look again.
-            self.chan.recv_ops.notify_all();
-        }
+        let registered = self.wait.is_registered();
+        crate::then_anyway(
+            || self.chan.close_rx(),
+            || {
+                if registered {
+                    // A task can register through `poll_recv`, close, and go
+                    // to sleep on that registration: the close may have made
+                    // this the end of the channel, so wake it to look again.
+                    self.chan.recv_ops.notify_all();
+                }
+            },
+        );
     }
 
     pub(super) fn is_closed(&self) -> bool {
@@ -270,16 +286,26 @@ impl<T> RxCore<T> {
 impl<T> Drop for RxCore<T> {
     fn drop(&mut self) {
         self.chan.recv_ops.unregister(&mut self.wait);
-        self.chan.close_rx();
-        // Refuse the values of permits still out, and drop what is buffered
-        // now rather than when the last sender goes.
-        self.chan.queue.close();
-        while let Ok(v) = self.chan.queue.pop() {
-            if let Some(slots) = &self.chan.slots {
-                slots.release(1);
-            }
-            drop(v);
-        }
+        let chan = &self.chan;
+        // (Closing wakes senders, whose wakers may panic: the buffer is
+        // still closed and emptied.)
+        crate::then_anyway(
+            || chan.close_rx(),
+            || {
+                // Refuse the values of permits still out, and drop what is
+                // buffered now rather than when the last sender goes; their
+                // slots go back in one release (one batch of wake-ups).
+                chan.queue.close();
+                let mut freed = 0;
+                while let Ok(v) = chan.queue.pop() {
+                    freed += 1;
+                    drop(v);
+                }
+                if let Some(slots) = &chan.slots {
+                    slots.release(freed);
+                }
+            },
+        );
     }
 }
 
