@@ -20,6 +20,7 @@ coro_io::driver_tests!(
     a_shutdown_with_a_fifo_open_pending_is_prompt,
     a_write_that_cannot_finish_is_given_up_at_shutdown,
     a_write_awaited_outside_at_shutdown_still_lands,
+    a_panicking_waker_at_shutdown_does_not_strand_a_write_awaited_outside,
     a_dropped_write_at_right_before_shutdown_still_lands,
     a_write_behind_failure_reaches_every_waiter_and_the_next_flush,
     a_dropped_read_aheads_failure_is_not_a_seeks_or_a_writes,
@@ -40,6 +41,75 @@ coro_io::driver_tests!(
     positional_writes_and_set_len_do_not_read_stale_read_ahead,
     positional_ops_come_after_the_write_behind,
 );
+
+/// As `a_write_awaited_outside_at_shutdown_still_lands`, with one more
+/// op in flight at shutdown: a poll whose waker panics. Shutdown cancels
+/// it and wakes it as it reaps; the panic went up through the reaping and
+/// skipped the rest of it (io_uring), so the write's completion was never
+/// reaped and its waiter waited for ever.
+fn a_panicking_waker_at_shutdown_does_not_strand_a_write_awaited_outside(cfg: Config) {
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: std::sync::Arc<Self>) {
+            panic!("this waker fails");
+        }
+    }
+    let s = cfg.sched();
+    let d = dir("panicw", cfg);
+    let (p, mut keep) = full_fifo(&d);
+    let (s2, p2) = (s.clone(), p.clone());
+    let f = run(&s, async move { open_read_write(&s2, &p2).await });
+    let f = std::sync::Arc::new(f);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let f2 = f.clone();
+    let writer = std::thread::spawn(move || {
+        let r = futures::executor::block_on(async {
+            let mut w = pin!(f2.write_at(b"tail".as_slice(), 0));
+            assert!(futures::poll!(w.as_mut()).is_pending(), "the pipe is full");
+            started_tx.send(()).unwrap();
+            w.await.0
+        });
+        let _ = done_tx.send(());
+        r
+    });
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    // An idle pipe's poll, waiting with a waker that panics.
+    let (idle_r, _idle_w) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+    )
+    .unwrap();
+    let mut poll = Box::pin(coro_io::op::poll_fd(
+        s.driver(),
+        std::os::fd::AsRawFd::as_raw_fd(&idle_r),
+        coro_io::driver::Interest::Read,
+    ));
+    let waker = std::task::Waker::from(std::sync::Arc::new(Panics));
+    let polled = poll
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker));
+    assert!(polled.is_pending(), "{cfg}");
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drain(&mut keep, 64 * 1024 + 4)
+    });
+    // (The panic is the waker's; shutdown reports it and goes on.)
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.shutdown()));
+    let got = reader.join().unwrap();
+    assert_eq!(
+        got.len(),
+        64 * 1024 + 4,
+        "{cfg}: the write in flight did not land"
+    );
+    assert!(
+        done.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "{cfg}: the write landed, but its waiter was never woken"
+    );
+    assert_eq!(writer.join().unwrap().unwrap(), 4, "{cfg}");
+    drop(poll);
+    drop(f);
+    std::fs::remove_dir_all(&d).unwrap();
+}
 
 /// `File::write_at` polled once and dropped: its docs say the write still
 /// completes. On io_uring with tasks on the loop's thread the entry was

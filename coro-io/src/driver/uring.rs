@@ -697,8 +697,17 @@ impl UringDriver {
 
     /// Enter the ring and reap, while any slot is in a state `pending`
     /// chooses, until `deadline` (`None`: no bound). The caller holds the
-    /// parker (at shutdown).
-    fn reap_while(&self, pending: impl Fn(&SlotState) -> bool, deadline: Option<Instant>) {
+    /// parker (at shutdown). A turn whose wakers panicked (a foreign
+    /// executor's) does not end the reaping, or the ops still in the
+    /// kernel would never be reaped and their waiters never woken: the
+    /// first panic is kept in `panicked`, for the caller to resume once
+    /// done.
+    fn reap_while(
+        &self,
+        pending: impl Fn(&SlotState) -> bool,
+        deadline: Option<Instant>,
+        panicked: &mut Option<Box<dyn std::any::Any + Send>>,
+    ) {
         loop {
             let left = self.state().slots.iter().any(|s| pending(&s.state));
             let now = Instant::now();
@@ -706,7 +715,12 @@ impl UringDriver {
                 return;
             }
             let step = Duration::from_millis(10);
-            let _ = self.park_inner(Some(deadline.map_or(step, |d| (d - now).min(step))));
+            let wait = Some(deadline.map_or(step, |d| (d - now).min(step)));
+            if let Err(p) =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.park_inner(wait)))
+            {
+                panicked.get_or_insert(p);
+            }
         }
     }
 
@@ -782,12 +796,16 @@ impl UringDriver {
         res
     }
 
-    /// Queue a cancel for the in-flight entry `token`.
+    /// Queue a cancel for the in-flight entry `token` (which may still be
+    /// staged: the cancel goes behind it).
     fn cancel(&self, st: &mut State, token: u64) {
-        let e = opcode::AsyncCancel::new(token)
+        self.push(st, Self::cancel_entry(token));
+    }
+
+    fn cancel_entry(token: u64) -> squeue::Entry {
+        opcode::AsyncCancel::new(token)
             .build()
-            .user_data(CANCEL_KEY);
-        self.push(st, e);
+            .user_data(CANCEL_KEY)
     }
 
     /// Whether a non-waiting turn must still enter the kernel: entries to
@@ -1412,18 +1430,24 @@ impl Backend for UringDriver {
             st.closed = true;
             self.cancel_where(&mut st, |s| in_kernel(s) && !left_to_finish(s));
         }
-        let _g = crate::lock(&self.parker);
-        self.reap_while(left_to_finish, Some(finish_by));
+        let g = crate::lock(&self.parker);
+        let mut panicked = None;
+        self.reap_while(left_to_finish, Some(finish_by), &mut panicked);
         // The rest was cancelled above: only these are left to call off.
         self.cancel_where(&mut self.state(), left_to_finish);
         // Reap until every cancelled op's completion arrived (bounded):
         // waiting ops complete with ECANCELED and wake their futures (whose
         // tasks a closing scheduler drops, orphaning nothing new: their
         // slots are `Done`), orphans are freed.
-        self.reap_while(in_kernel, deadline);
+        self.reap_while(in_kernel, deadline, &mut panicked);
         // Blocking-pool ops own their buffers on the pool thread; wait
         // (bounded) so that shutdown returns with nothing of ours running.
         self.blocking.wait_at_shutdown(deadline);
+        drop(g);
+        // A waker's panic goes on once everything is done.
+        if let Some(p) = panicked {
+            std::panic::resume_unwind(p);
+        }
     }
 
     fn release_fd(&self, fd: RawFd) {
