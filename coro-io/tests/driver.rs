@@ -55,6 +55,7 @@ coro_io::driver_tests!(
     send_with_room_completes_at_first_poll,
     send_on_a_full_blocking_socket_waits_without_blocking,
     dropped_recv_does_not_take_the_bytes_of_a_later_send,
+    dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send,
     a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
     cancel_all_without_a_bound_returns_once_the_ops_are_cancelled,
 );
@@ -119,6 +120,63 @@ fn dropped_recv_does_not_take_the_bytes_of_a_later_send(cfg: Config) {
         h.park(Some(Duration::from_millis(10))).unwrap();
     };
     assert_eq!(buf, b"late");
+}
+
+/// As `dropped_recv_does_not_take_the_bytes_of_a_later_send`, on a tiny
+/// ring (2 entries) with a long backlog staged in this turn (reads of an
+/// idle pipe): the dropped receive's cancel was staged behind the backlog
+/// and, with only a few rounds of submission before the drop returned,
+/// was still staged when the send delivered its bytes.
+fn dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send(cfg: Config) {
+    let h = cfg.handle_with(coro_io::driver::UringOptions {
+        entries: 2,
+        multishot_recv: false,
+        ..Default::default()
+    });
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    b.set_nonblocking(true).unwrap();
+    let (idle, _idle_w) = pipe();
+    let (_c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut backlog = Vec::new();
+    {
+        let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
+        assert!(recv.as_mut().poll(&mut cx).is_pending());
+        // In the kernel now (io_uring), waiting for data.
+        h.park(Some(Duration::ZERO)).unwrap();
+        assert!(recv.as_mut().poll(&mut cx).is_pending());
+        // Staged in this turn (this thread parks: nothing submits them).
+        for _ in 0..3000 {
+            let mut r = Box::pin(op::read(&h, idle.as_raw_fd(), Vec::with_capacity(1)));
+            assert!(r.as_mut().poll(&mut cx).is_pending());
+            backlog.push(r);
+        }
+    } // dropped
+    let mut send = pin!(op::send(&h, b.as_raw_fd(), b"late".as_slice()));
+    if let Poll::Ready((res, _)) = send.as_mut().poll(&mut cx) {
+        assert_eq!(res.unwrap(), 4);
+    } else {
+        let (res, _) = run(&h, send);
+        assert_eq!(res.unwrap(), 4);
+    }
+    let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let buf = loop {
+        if let Poll::Ready((res, buf)) = recv.as_mut().poll(&mut cx) {
+            assert_eq!(res.unwrap(), 4, "{}", cfg.name);
+            break buf;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: the bytes went to the dropped receive",
+            cfg.name
+        );
+        h.park(Some(Duration::from_millis(10))).unwrap();
+    };
+    assert_eq!(buf, b"late");
+    drop(backlog);
+    h.cancel_all(Duration::from_secs(5));
 }
 
 /// A send that finds room in the socket buffer completes in its first

@@ -802,6 +802,16 @@ impl UringDriver {
         self.push(st, Self::cancel_entry(token));
     }
 
+    /// Queue a cancel for `token`, whose entry is known not to be staged
+    /// (in the submission queue or consumed), ahead of everything staged:
+    /// it reaches the kernel in the first round of submission, not behind
+    /// a backlog that the bounded rounds of `settle_cancel` may not get
+    /// through (then a direct send of this thread could deliver bytes
+    /// to the op being cancelled).
+    fn cancel_first(&self, st: &mut State, token: u64) {
+        st.pending.insert(0, Self::cancel_entry(token));
+    }
+
     fn cancel_entry(token: u64) -> squeue::Entry {
         opcode::AsyncCancel::new(token)
             .build()
@@ -894,10 +904,27 @@ impl UringDriver {
         // Tests: widen the window between the flush and the enter.
         #[cfg(feature = "fault-injection")]
         crate::fault::before_enter();
-        let entered = self.enter(wait, must_enter);
+        let mut entered = self.enter(wait, must_enter);
         {
             let mut st = self.state();
             n += self.reap(&mut st, &mut wake, &mut dead.0).0;
+            if entered
+                .as_ref()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::EBADR))
+            {
+                // The kernel dropped completions: a CQ overflow could not
+                // be stored (its memory ran out), and it says so once. If
+                // the wake poll's last completion was among them, no poll
+                // is armed and every later `unpark` would be lost: arm
+                // another (a second one is harmless: each completion only
+                // clears the eventfd). An op whose completion was lost
+                // never completes; say so.
+                st.wake_armed = false;
+                entered = Err(io::Error::other(
+                    "io_uring dropped completions (EBADR: the kernel could not keep a \
+                     completion-queue overflow); ops whose completion was lost never finish",
+                ));
+            }
         }
         // The completions' wakers first: dropping a dead op may wake a
         // task too (an accept's late connection), and a waker that panics
@@ -1268,7 +1295,7 @@ impl Backend for UringDriver {
                         finish: false,
                     },
                 );
-                self.cancel(&mut st, token);
+                self.cancel_first(&mut st, token);
                 if self.single_issuer && !self.sqpoll && !self.on_parker_thread() && !st.closed {
                     // Only the loop thread may enter this ring, and it may
                     // have moved our entry into the submission queue
@@ -1325,7 +1352,7 @@ impl Backend for UringDriver {
             );
             return;
         }
-        self.cancel(&mut st, token);
+        self.cancel_first(&mut st, token);
         drop(st);
         self.submit_if_foreign();
     }
