@@ -28,7 +28,13 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// block on it). Called from a task of an [`IoScheduler`](crate::IoScheduler)
 /// (or its loop), `f` runs with that scheduler current, as a tokio
 /// blocking task runs in its runtime's context: it can `coro_io::spawn`,
-/// use the `coro_io::fs` functions, or `sync_wait` on the scheduler's I/O. A panic in `f` is caught and reported as a
+/// use the `coro_io::fs` functions, or `sync_wait` on the scheduler's I/O.
+/// It does not count as a handle (the scheduler still shuts down when its
+/// last handle goes, and refuses what `f` asks of it then), but it keeps
+/// the scheduler's memory and its driver's fds until `f` returns. A
+/// `shutdown()` made in `f` starts the shutdown and returns without
+/// waiting for the scheduler's threads (a task may be waiting for `f`).
+/// A panic in `f` is caught and reported as a
 /// [`JoinError`](crate::task::JoinError) with `is_panic()`. Aborting the handle
 /// before `f` started prevents it from running; once started, `f` runs to the
 /// end (blocking code cannot be interrupted) and its result is dropped.

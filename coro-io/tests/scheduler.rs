@@ -330,6 +330,8 @@ mod strategies {
         a_local_task_run_on_another_thread_fails_not_the_process,
         a_shutdown_from_outside_after_one_from_a_task_joins_the_loop,
         a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock,
+        a_first_shutdown_on_the_loop_thread_does_not_join_a_worker_that_waits_on_the_loop,
+        a_shutdown_from_a_blocking_job_a_task_waits_for_returns,
         process_events_keeps_its_timeout_while_another_thread_drives,
         a_nested_turn_calling_back_into_the_outer_scheduler_does_not_deadlock,
         a_nested_turn_shutting_down_its_spawn_outer_scheduler_twice_returns,
@@ -1642,6 +1644,74 @@ fn a_destructor_reviving_the_handle_during_a_pool_shutdown_does_not_deadlock(cfg
         .ok(),
         Some(7)
     );
+}
+
+/// The first `shutdown()` comes from the loop's thread: a foreign waker
+/// that the loop wakes (a timer's) calls it. A pool task meanwhile blocks
+/// its worker on a sleep, which only the loop fires. The shutdown joined
+/// the pool's workers right there, before the loop's clean-up: the worker
+/// waited for the loop, the loop for the worker, for ever.
+fn a_first_shutdown_on_the_loop_thread_does_not_join_a_worker_that_waits_on_the_loop(cfg: Config) {
+    use std::task::{Context, Wake, Waker};
+    struct ShutsDown(IoScheduler, mpsc::Sender<()>);
+    impl Wake for ShutsDown {
+        fn wake(self: Arc<Self>) {
+            let _ = self.1.send(());
+            self.0.shutdown();
+        }
+    }
+    let s = pooled(cfg);
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let s2 = s.clone();
+    s.spawn(async move {
+        started_tx.send(()).unwrap();
+        // Allowed on a pool worker: the loop's thread fires the timer.
+        sync_wait(s2.sleep(Duration::from_millis(500)));
+    })
+    .detach();
+    started.recv_timeout(Duration::from_secs(10)).unwrap();
+    let (woken_tx, woken) = mpsc::channel();
+    let waker = Waker::from(Arc::new(ShutsDown(s.clone(), woken_tx)));
+    let mut sleep = Box::pin(s.sleep(Duration::from_millis(50)));
+    assert!(
+        std::future::Future::poll(sleep.as_mut(), &mut Context::from_waker(&waker)).is_pending()
+    );
+    woken
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the timer's waker ran");
+    bounded(
+        30,
+        "the shutdown after one from the loop's thread",
+        move || {
+            s.shutdown();
+            drop(sleep);
+        },
+    );
+}
+
+/// A task blocks its thread until a blocking job returns (`sync_wait`:
+/// allowed, the job runs elsewhere), and the job shuts the scheduler
+/// down. That shutdown joined the pool's workers (or the loop's thread,
+/// `Inline`), one of which waited for the job: for ever, and every later
+/// `shutdown()` with it.
+fn a_shutdown_from_a_blocking_job_a_task_waits_for_returns(cfg: Config) {
+    let inline = IoScheduler::new(IoSchedulerOptions {
+        driver: cfg.kind(),
+        uring: cfg.uring(),
+        ..Default::default()
+    })
+    .unwrap();
+    for s in [pooled(cfg), inline] {
+        let h = s.spawn(async {
+            let c = IoScheduler::current().expect("a task has a current scheduler");
+            let _ = sync_wait(coro_io::spawn_blocking(move || c.shutdown()));
+            1
+        });
+        bounded(30, "a shutdown from a blocking job", move || {
+            let _ = sync_wait(h);
+            s.shutdown();
+        });
+    }
 }
 
 const TLS_CHILD_ENV: &str = "CORO_TEST_MANUAL_IN_A_THREAD_LOCAL";

@@ -79,6 +79,9 @@ pub(crate) struct Inner {
 thread_local! {
     /// The scheduler whose event loop runs on this thread (identity only).
     static LOOP: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
+    /// The scheduler whose blocking job runs on this thread (identity
+    /// only; see [`CurrentScope::run`]).
+    static JOB_OF: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
     /// The scheduler `IoScheduler::current()` returns.
     pub(super) static CURRENT: RefCell<Option<Arc<Inner>>> = const { RefCell::new(None) };
     /// The run queue of the loop running on this thread (`LOOP`) for the
@@ -517,12 +520,35 @@ impl CurrentScope {
         CurrentScope(CURRENT.try_with(|c| c.borrow().clone()).ok().flatten())
     }
 
-    /// Run `f` with the captured scheduler current.
+    /// Run `f` with the captured scheduler current, this thread marked as
+    /// running one of its blocking jobs (see [`Inner::in_a_job_here`]).
     pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        match &self.0 {
-            Some(inner) => with_current(inner, f),
-            None => f(),
+        let Some(inner) = &self.0 else {
+            return f();
+        };
+        let prev = JOB_OF.try_with(|j| j.replace(Arc::as_ptr(inner))).ok();
+        struct Restore(Option<*const Inner>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                if let Some(p) = self.0 {
+                    let _ = JOB_OF.try_with(|j| j.set(p));
+                }
+            }
         }
+        let _restore = Restore(prev);
+        with_current(inner, f)
+    }
+}
+
+impl Inner {
+    /// Whether this thread runs a blocking job started from this
+    /// scheduler (`spawn_blocking` in one of its tasks): a task of it may
+    /// be waiting for the job (`sync_wait` on a worker), so a `shutdown()`
+    /// here must not wait for the scheduler's threads.
+    pub(super) fn in_a_job_here(&self) -> bool {
+        JOB_OF
+            .try_with(|j| std::ptr::eq(j.get(), self))
+            .unwrap_or(false)
     }
 }
 

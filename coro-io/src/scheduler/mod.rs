@@ -646,7 +646,9 @@ impl IoScheduler {
     /// this thread (also from a task of another `Manual` scheduler whose
     /// turn runs inside it) returns 0 at once: that turn is the caller's
     /// own, and it goes on when the task yields. Nothing completes while
-    /// nobody drives the scheduler.
+    /// nobody drives the scheduler. Once the scheduler is shut down (from
+    /// any thread) it returns 0 at once, without waiting: end a driving
+    /// loop on [`is_shutdown`](IoScheduler::is_shutdown), or it spins.
     ///
     /// With [`ExecutionStrategy::ThreadPool`] the tasks run on the pool's
     /// workers, and one finishing there is not an event here: a loop
@@ -709,7 +711,10 @@ impl IoScheduler {
     /// it cannot wait for itself: it starts the shutdown and returns, and
     /// the loop (or the turn of a `Manual` scheduler in progress) finishes
     /// it. A later call from outside then waits for that, and joins the
-    /// loop's thread.
+    /// loop's thread and the pool's workers. The same from a blocking job
+    /// of the scheduler's ([`spawn_blocking`](crate::spawn_blocking) in one
+    /// of its tasks, whose task may be waiting for the job), and from a
+    /// waker or destructor the loop runs on its thread.
     ///
     /// Tasks spawned with [`spawn_lingering`](IoScheduler::spawn_lingering)
     /// (a dropped stream's last send) run on first, with every other task,
@@ -731,6 +736,33 @@ impl IoScheduler {
             // bound, and then be cancelled anyway.
             self.inner.no_linger.store(true, Ordering::Release);
             self.inner.wake_loop();
+        }
+        if self.inner.in_a_job_here() {
+            // A blocking job of this scheduler's: a task (on a worker, on
+            // the loop's thread, in a `Manual` turn) may be blocked until
+            // the job returns, so no wait below may be a wait for a task:
+            // not for another caller's clean-up, nor a join. Start the
+            // shutdown; the loop cleans up, and a later call from outside
+            // joins.
+            if self.inner.shutdown.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            self.inner.driver.unpark();
+            if self.inner.manual {
+                // No turn in progress: clean up here. Else the turn does
+                // when it ends (and its task may be the one waiting).
+                let drive = match self.inner.drive.try_lock() {
+                    Ok(d) => Some(d),
+                    Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                    Err(std::sync::TryLockError::WouldBlock) => None,
+                };
+                if let Some(_d) = drive {
+                    let _g = LoopGuard::enter(&self.inner);
+                    crate::survive("the shutdown's lingering tasks", || self.inner.linger());
+                    self.inner.finish();
+                }
+            }
+            return;
         }
         // SeqCst: see `Lingering::drop`.
         if self.inner.shutdown.swap(true, Ordering::SeqCst) {
@@ -785,6 +817,15 @@ impl IoScheduler {
         } else {
             self.inner.driver.unpark();
             self.join_thread();
+        }
+        if self.inner.turn_in_progress_here() {
+            // On the loop's thread (a waker or destructor it ran called
+            // this), or in a `Manual` turn: the clean-up runs after this
+            // returns, and a worker may be waiting for it (a task in
+            // `sync_wait` on a timer or an op of this scheduler). Joining
+            // the pool here would wait for that worker for ever; a later
+            // call from outside joins it (as above).
+            return;
         }
         if let Some(pool) = &self.inner.pool {
             pool.shutdown();
