@@ -112,8 +112,13 @@ impl UdpSocket {
         })
     }
 
-    /// Set the default peer: [`send`](Self::send) goes there and only its
-    /// datagrams are received. A host name is resolved on the blocking pool.
+    /// Set the default peer: [`send`](Self::send) goes there, and only its
+    /// datagrams are received from now on. Datagrams from other senders
+    /// that arrived before (between `bind` and `connect`) are still queued,
+    /// and [`recv`](Self::recv) returns them as any other (the kernel does
+    /// not drop them): connect right after `bind`, or use
+    /// [`recv_from`](Self::recv_from) and check the sender. A host name is
+    /// resolved on the blocking pool.
     ///
     /// # Errors
     ///

@@ -40,7 +40,9 @@ pub enum Error {
     /// given in their `xn--` form).
     BadName,
     /// No server could be reached (the connection was refused, e.g. nothing
-    /// listens on the server's port).
+    /// listens on the server's port). c-ares also reports so a socket it
+    /// could not open: when the process is out of file descriptors
+    /// (`EMFILE`), a lookup fails with this too.
     ConnectionRefused,
     /// The server's answer was malformed, or it could not parse our query
     /// (FORMERR) or does not implement it (NOTIMP).

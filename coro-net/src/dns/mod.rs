@@ -31,6 +31,12 @@
 //! and the hosts file (small local files), so a lane costs a few syscalls the
 //! first time.
 //!
+//! c-ares opens its sockets itself and marks them close-on-exec with a
+//! second call, not atomically: a child process spawned on another thread
+//! in that moment inherits the lookup's socket (it holds the port, or the
+//! TCP connection to the server, while the child lives; nothing is read
+//! from it). Every other socket of coro is opened close-on-exec at once.
+//!
 //! The c-ares C library is built from the sources the `c-ares-sys` crate
 //! vendors (1.34.9 at the time of writing, which has the fixes for the
 //! advisories before 1.34.8); [`c_ares_version`] reports what is linked.
