@@ -59,15 +59,22 @@ impl Wake for Wakers {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
+        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() <= 1 {
+            // One task waits (a stream used by one task, the usual case):
+            // no copy of the list.
+            let one = list.pop();
+            drop(list);
+            if let Some(w) = one {
+                w.wake();
+            }
+            return;
+        }
         // Drained, not taken: the list keeps its capacity, the mark a full
         // list is let go of at (see `register`; an emptied one would evict
         // at once), and the copy is only as long as the list.
-        let all: Vec<Waker> = self
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-            .collect();
+        let all: Vec<Waker> = list.drain(..).collect();
+        drop(list);
         // All of them, also if one (another executor's) panics.
         crate::wake_all(all);
     }
@@ -82,9 +89,17 @@ impl Wake for Wakers {
 pub struct Evicted(Vec<Waker>);
 
 impl Evicted {
+    /// Whether there is no task to wake (the usual case: nothing was let
+    /// go of).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Keep `other`'s wakers here too (to be woken with these).
     pub fn absorb(&mut self, mut other: Evicted) {
-        self.0.append(&mut other.0);
+        if !other.0.is_empty() {
+            self.0.append(&mut other.0);
+        }
     }
 }
 
@@ -96,6 +111,9 @@ impl std::fmt::Debug for Evicted {
 
 impl Drop for Evicted {
     fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
         // All of them, also if one (another executor's) panics.
         crate::wake_all(std::mem::take(&mut self.0));
     }
