@@ -433,6 +433,25 @@ impl EpollDriver {
         })
     }
 
+    /// [`poll_send_direct`](Self::poll_send_direct) of several buffers in
+    /// order, in one `sendmsg(2)` (at most `IOV_MAX` of them; the count
+    /// sent is returned, as for `writev`).
+    pub(crate) fn poll_send_vectored_direct(
+        &self,
+        fd: RawFd,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // Test builds: a short send offers only the first part.
+        #[cfg(feature = "fault-injection")]
+        let shortened = crate::op::offered_slices(bufs);
+        #[cfg(feature = "fault-injection")]
+        let bufs = &shortened[..];
+        self.poll_io(cx, fd, Interest::Write, None, false, || {
+            Ok((crate::op::sys::sendmsg(fd, bufs)?, false))
+        })
+    }
+
     /// Run `attempt` (a syscall on `fd`: `Ok((n, drained))`, `drained`
     /// for a stream read that emptied the socket) until it does not block,
     /// waiting (armed) for `interest` while it would. `token`: a bare

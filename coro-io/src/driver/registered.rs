@@ -264,6 +264,37 @@ impl RegisteredFd {
         r
     }
 
+    /// [`poll_write_direct`](RegisteredFd::poll_write_direct) of several
+    /// buffers in order, in one `sendmsg(2)` (at most `IOV_MAX` of them;
+    /// the count sent is returned, as for `writev`, and may end inside any
+    /// of them). For a caller whose bytes lie in pieces (a TLS stack's
+    /// queued records), so that they leave in one syscall without being
+    /// copied together first.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`poll_write_direct`](RegisteredFd::poll_write_direct): a poll
+    /// that returns `Pending` has sent nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`poll_write_direct`](RegisteredFd::poll_write_direct).
+    pub fn poll_write_vectored_direct(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let Some(d) = self.epoll() else {
+            return Poll::Ready(Err(no_direct_io()));
+        };
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = d.poll_send_vectored_direct(self.raw(), cx, bufs);
+        if r.is_ready() {
+            crate::coop::consume();
+        }
+        r
+    }
+
     /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:
     /// the next read gets them again (`MSG_PEEK`). It sees at most what the
     /// queue holds (it stops receiving at 256 KiB until read), not the

@@ -352,6 +352,23 @@ pub(crate) fn offered(len: usize) -> usize {
     len
 }
 
+/// Test builds: the first part of `bufs` that a (maybe shortened) send
+/// offers, as [`offered`] of their total length.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn offered_slices<'a>(bufs: &'a [io::IoSlice<'a>]) -> Vec<io::IoSlice<'a>> {
+    let mut left = offered(bufs.iter().map(|b| b.len()).sum());
+    let mut out = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let n = b.len().min(left);
+        out.push(io::IoSlice::new(&b[..n]));
+        left -= n;
+    }
+    out
+}
+
 /// `Ok(n)` from a libc return value, or the thread's errno.
 /// The syscalls of the hottest readiness paths (`recv`, `send`, `read`,
 /// `write` of sockets and pipes), made directly through rustix's Linux
@@ -425,6 +442,23 @@ pub(crate) mod sys {
             flags |= SendFlags::DONTWAIT;
         }
         Ok(rustix::net::send(fd, buf, flags)?)
+    }
+
+    /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: the buffers in order, no address,
+    /// no control data (at most `IOV_MAX` buffers).
+    pub(crate) fn sendmsg(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: the borrow lives for this one syscall, and the kernel
+        // checks the number: a closed fd fails with EBADF, touching no
+        // memory of ours but `bufs`, which are borrowed for the call. The
+        // caller sends through the `RegisteredFd` that owns `fd`.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let mut control = rustix::net::SendAncillaryBuffer::default();
+        Ok(rustix::net::sendmsg(
+            fd,
+            bufs,
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )?)
     }
 
     /// `read(fd, ptr, len)`.
