@@ -51,6 +51,7 @@ coro_io::driver_tests!(
     starttls_takes_over_the_adapters_send_and_receive_in_flight,
     starttls_server_takes_over_a_receive_in_flight,
     bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
+    a_flush_behind_a_batch_the_full_socket_holds_ends_once_the_peer_reads,
     a_writer_is_not_starved_by_another_that_writes_without_pause,
     alpn_is_negotiated,
     mutual_tls_accepts_and_rejects,
@@ -1249,6 +1250,68 @@ fn bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent(cfg: Config) {
             }
             next_outcome(&s2, &mut outcomes).await.unwrap();
         }
+    });
+    s.shutdown();
+}
+
+/// Writes through the `AsyncWrite` impl, which returns as soon as rustls
+/// took the bytes, fill the socket: the last batch stays partly unsent
+/// (with rustls or an op). A `flush` that starts then must end once the
+/// peer has read it all, not wait for a batch that never comes.
+fn a_flush_behind_a_batch_the_full_socket_holds_ends_once_the_peer_reads(cfg: Config) {
+    use futures::io::AsyncWriteExt;
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let s1 = s.clone();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        let s1 = s1.clone();
+        async move {
+            let chunk = pattern(64 * 1024, 3);
+            let mut sent = 0u64;
+            // Write until a write waits (the socket and the batch are full),
+            // bounded: loopback buffers are a few MiB at most.
+            for _ in 0..1024 {
+                match s1
+                    .timeout(
+                        Duration::from_millis(200),
+                        AsyncWriteExt::write(&mut &tls, &chunk),
+                    )
+                    .await
+                {
+                    Ok(r) => sent += r? as u64,
+                    Err(_) => break,
+                }
+            }
+            s1.timeout(TEST_BOUND, tls.flush())
+                .await
+                .map_err(|_| io::Error::other("flush hung behind a partly sent batch"))??;
+            // The client learns how much to expect after it all.
+            let (r, _) = tls.write_all(format!("|{sent}").into_bytes()).await;
+            r?;
+            tls.shutdown().await
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let t = connect(&s2, addr, &connector(&ca), "localhost")
+            .await
+            .unwrap();
+        // Let the server fill the socket, then read it all.
+        s2.sleep(Duration::from_millis(600)).await;
+        let got = read_to_end(&t).await.unwrap();
+        let bar = got
+            .iter()
+            .rposition(|&b| b == b'|')
+            .expect("no count at the end");
+        let sent: usize = std::str::from_utf8(&got[bar + 1..])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            bar, sent,
+            "the bytes the writes accepted did not all arrive"
+        );
+        next_outcome(&s2, &mut outcomes).await.unwrap();
     });
     s.shutdown();
 }

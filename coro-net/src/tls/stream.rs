@@ -9,13 +9,17 @@
 //! queue, where a dropped plain-TCP `recv` op loses the bytes the kernel
 //! already copied. (With the queue, rustls reads from it directly.)
 //!
-//! Bulk data skips one copy each way: ciphertext batches of 8 KiB and more
-//! are first offered to the socket straight from rustls' buffers (a
-//! non-blocking `sendmsg`), and after a receive that filled its buffer the
-//! next one is a non-blocking `recv` straight into rustls' buffer. Only
-//! what the socket cannot take or give at once goes through the driver's
-//! owned-buffer ops (and is copied). Both happen inside a poll, with the
-//! state locked, so cancel safety is the same as for the ops.
+//! On epoll nothing is in flight between polls, so no op is needed:
+//! ciphertext leaves straight from rustls' buffers (a non-blocking
+//! `sendmsg` when the socket is writable), and is received into the
+//! stream's own buffer when the socket is readable. On io_uring bulk data
+//! skips one copy each way: ciphertext batches of 8 KiB and more are first
+//! offered to the socket straight from rustls' buffers, and after a
+//! receive that filled its buffer the next one is a non-blocking `recv`
+//! straight into rustls' buffer. Only what the socket cannot take or give
+//! at once goes through the driver's owned-buffer ops (and is copied).
+//! All of it happens inside a poll, with the state locked, so cancel
+//! safety is the same as for the ops.
 //!
 //! Several tasks may use one stream (`&self` methods, or `&TlsStream`'s
 //! `futures_io` impls): each in-flight op wakes every task that waited on
@@ -144,7 +148,11 @@ impl std::ops::DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        let evicted = self.0.as_mut().map(|st| std::mem::take(&mut st.evicted));
+        let evicted = self
+            .0
+            .as_mut()
+            .filter(|st| !st.evicted.is_empty())
+            .map(|st| std::mem::take(&mut st.evicted));
         drop(self.0.take());
         drop(evicted);
     }
@@ -161,6 +169,9 @@ enum Rx {
 
 enum Tx {
     Idle(Vec<u8>),
+    /// epoll: a batch is going out straight from rustls' buffers, as the
+    /// socket takes it (see [`ReadySend`]); epoll needs no owned buffer.
+    Ready,
     /// Ciphertext being sent (what is left of it).
     Busy(OpFuture<op::Send<Slice<Vec<u8>>>>),
 }
@@ -231,8 +242,11 @@ const DIRECT_SEND: usize = 8 * 1024;
 /// `full`: the socket said `EAGAIN` (so the op need not try again before
 /// it waits).
 struct DirectSend<'a> {
-    sock: socket2::SockRef<'a>,
+    sock: std::os::fd::BorrowedFd<'a>,
     full: bool,
+    /// Batches smaller than this are left to the op (`DIRECT_SEND`; 1
+    /// on epoll, which sends everything directly).
+    min: usize,
 }
 
 impl io::Write for DirectSend<'_> {
@@ -242,7 +256,7 @@ impl io::Write for DirectSend<'_> {
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         let total = bufs.iter().map(|b| b.len()).sum::<usize>();
-        if total < DIRECT_SEND {
+        if total < self.min {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         // Test builds: the faults the send op would meet (a transient one
@@ -252,18 +266,57 @@ impl io::Write for DirectSend<'_> {
         let shortened = faulty_send(bufs, total)?;
         #[cfg(feature = "fault-injection")]
         let bufs = &shortened[..];
+        use rustix::net::{SendAncillaryBuffer, SendFlags};
         loop {
-            match self
-                .sock
-                .send_vectored_with_flags(bufs, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-            {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.full = true;
+            // rustix's direct syscall: libc's wrapper would also make it a
+            // thread cancellation point, at two more calls per send.
+            match rustix::net::sendmsg(
+                self.sock,
+                bufs,
+                &mut SendAncillaryBuffer::default(),
+                SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        self.full = true;
+                    }
                     return Err(e);
                 }
-                r => return r,
             }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The `io::Write` rustls' `write_tls` sends through on epoll: a
+/// non-blocking `sendmsg` of its queued records, straight from its
+/// buffers, made when the socket is writable (`WouldBlock` until then,
+/// with the waker of `cx` armed). Nothing is in flight between polls,
+/// so nothing is copied into an owned buffer for an op.
+struct ReadySend<'a, 'b, 'c> {
+    fd: &'a coro_io::driver::RegisteredFd,
+    cx: &'b mut Context<'c>,
+}
+
+impl io::Write for ReadySend<'_, '_, '_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self.fd.poll_write_vectored_direct(self.cx, bufs) {
+            Poll::Ready(Ok(0)) if bufs.iter().any(|b| !b.is_empty()) => Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the socket accepted no bytes",
+            )),
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 
@@ -595,18 +648,24 @@ impl TlsStream {
                         }
                     }
                 }
+                Tx::Ready => return self.poll_send_ready(st, cx),
                 Tx::Idle(_) => {
                     if !st.conn.wants_write() {
                         return Poll::Ready(Ok(()));
                     }
                     // All rustls holds now goes out as one batch.
                     st.batches_begun += 1;
+                    if self.tcp.inner.sock.registered().direct_io() {
+                        st.tx = Tx::Ready;
+                        continue;
+                    }
                     // Large records go to the socket straight from rustls'
                     // buffer (no copy); what the socket does not take now,
                     // and small records, are copied and sent by an op.
                     let mut direct = DirectSend {
-                        sock: self.tcp.inner.sock.sock_ref(),
+                        sock: self.tcp.inner.sock.fd(),
                         full: false,
+                        min: DIRECT_SEND,
                     };
                     while st.conn.wants_write() {
                         match st.conn.write_tls(&mut direct) {
@@ -640,6 +699,59 @@ impl TlsStream {
                 }
             }
         }
+    }
+
+    /// epoll: send the open batch (`Tx::Ready`) straight from rustls'
+    /// buffers as the socket takes it; `Pending` with the task registered
+    /// while the socket is full. No copy and no op: nothing of a direct
+    /// send is in flight between polls, and what the socket has not taken
+    /// stays with rustls, so a dropped future loses nothing.
+    fn poll_send_ready(&self, st: &mut State, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let fail = |st: &mut State, e: io::Error| {
+            st.write_failed = Some(Sticky::of(&e));
+            st.tx = Tx::Idle(Vec::new());
+            Poll::Ready(Err(e))
+        };
+        if let Some(e) = crate::socket::injected_fault(op::OpKind::Send) {
+            return fail(st, e);
+        }
+        // The socket usually takes it all at once: try that first, and
+        // join the list of waiting tasks (a lock and a waker clone) only
+        // when it is full. The wait below tries again before it sleeps,
+        // so a socket that drained in between is not slept through.
+        let mut now = DirectSend {
+            sock: self.tcp.inner.sock.fd(),
+            full: false,
+            min: 1,
+        };
+        while st.conn.wants_write() && !now.full {
+            match st.conn.write_tls(&mut now) {
+                Ok(0) => break, // (rustls had nothing after all)
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return fail(st, e),
+            }
+        }
+        if st.conn.wants_write() {
+            let evicted = self.wr.register(cx.waker());
+            st.evicted.absorb(evicted);
+            let mut wcx = Context::from_waker(self.wr.waker());
+            let mut out = ReadySend {
+                fd: self.tcp.inner.sock.registered(),
+                cx: &mut wcx,
+            };
+            while st.conn.wants_write() {
+                match st.conn.write_tls(&mut out) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
+                    Err(e) => return fail(st, e),
+                }
+            }
+        }
+        st.tx = Tx::Idle(Vec::new());
+        st.batches_ended += 1;
+        Poll::Ready(Ok(()))
     }
 
     /// Give rustls more ciphertext: what is left from the last `recv`, or a
@@ -856,7 +968,8 @@ impl TlsStream {
     /// Encrypt up to 64 KiB of `data` once earlier ciphertext is sent and
     /// it is this writer's turn, and start sending it. `Ok(n)`: rustls owns
     /// those bytes (they go out even if the send is still in flight when
-    /// this returns); `batch` is then the batch that carries them.
+    /// this returns); `batch` is then the batch that carries them, 0 if
+    /// they are all sent already.
     ///
     /// `turn`: the caller's place in line (`write`, `write_all`); `None`
     /// (`poll_write`, which keeps no state between calls) encrypts only
@@ -944,8 +1057,13 @@ impl TlsStream {
         let res = match res {
             Ok(n) => match self.poll_send(&mut st, cx) {
                 Poll::Ready(Err(e)) => Err(e),
+                // All sent already: nothing to wait for.
+                Poll::Ready(Ok(())) => {
+                    *batch = 0;
+                    Ok(n)
+                }
                 // Everything rustls held is in this batch or sent before.
-                _ => {
+                Poll::Pending => {
                     *batch = st.batches_begun;
                     Ok(n)
                 }
@@ -977,7 +1095,9 @@ impl TlsStream {
         let mut st = self.lock();
         // rustls may hold ciphertext not taken yet (what it says on its
         // own, while a send was in flight): the next batch takes it.
-        let want = *batch.get_or_insert(st.batches_begun + u64::from(st.conn.wants_write()));
+        // (What rustls holds while a direct batch is open is that batch.)
+        let more = st.conn.wants_write() && !matches!(st.tx, Tx::Ready);
+        let want = *batch.get_or_insert(st.batches_begun + u64::from(more));
         match self.poll_send(&mut st, cx) {
             Poll::Pending if st.batches_ended < want => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -1084,6 +1204,7 @@ impl TlsStream {
         let res = poll_fn(|cx| self.poll_write_inner(cx, data, Some(&mut turn), &mut batch)).await;
         drop(turn);
         let res = match res {
+            Ok(n) if batch == 0 => Ok(n),
             Ok(n) => {
                 let mut to = Some(batch);
                 poll_fn(|cx| self.poll_flush_to(cx, &mut to))
@@ -1120,6 +1241,11 @@ impl TlsStream {
         let res = loop {
             if off >= data.len() {
                 drop(turn);
+                if batch == Some(0) {
+                    // The last chunk went out at once (and so did those
+                    // before it, sent in order).
+                    break Ok(());
+                }
                 break poll_fn(|cx| self.poll_flush_to(cx, &mut batch)).await;
             }
             let mut b = 0;
