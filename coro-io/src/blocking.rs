@@ -32,8 +32,10 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// It does not count as a handle (the scheduler still shuts down when its
 /// last handle goes, and refuses what `f` asks of it then), but it keeps
 /// the scheduler's memory and its driver's fds until `f` returns. A
-/// `shutdown()` made in `f` starts the shutdown and returns without
-/// waiting for the scheduler's threads (a task may be waiting for `f`).
+/// `shutdown()` made in `f` (also the drop of the scheduler's last
+/// handle there) starts the shutdown and returns without waiting for the
+/// scheduler's threads, which a task may be blocking on `f`: they end on
+/// their own, and a later `shutdown()` from outside waits for them.
 /// A panic in `f` is caught and reported as a
 /// [`JoinError`](crate::task::JoinError) with `is_panic()`. Aborting the handle
 /// before `f` started prevents it from running; once started, `f` runs to the

@@ -1701,14 +1701,27 @@ fn a_shutdown_from_a_blocking_job_a_task_waits_for_returns(cfg: Config) {
         ..Default::default()
     })
     .unwrap();
-    for s in [pooled(cfg), inline] {
+    for (s, driven_here) in [(pooled(cfg), false), (inline, false), (manual(cfg), true)] {
         let h = s.spawn(async {
             let c = IoScheduler::current().expect("a task has a current scheduler");
             let _ = sync_wait(coro_io::spawn_blocking(move || c.shutdown()));
             1
         });
+        // A `Manual` one is driven here as its docs say: until it is shut
+        // down (the turn whose task waits for the job cleans up).
+        let driver = driven_here.then(|| {
+            let d = s.clone();
+            std::thread::spawn(move || {
+                while !d.is_shutdown() {
+                    d.process_events(Some(Duration::from_millis(10)));
+                }
+            })
+        });
         bounded(30, "a shutdown from a blocking job", move || {
             let _ = sync_wait(h);
+            if let Some(t) = driver {
+                t.join().unwrap();
+            }
             s.shutdown();
         });
     }

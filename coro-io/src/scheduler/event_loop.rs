@@ -263,8 +263,12 @@ impl Inner {
         // Another thread's turn: wait for it to end, but no longer than
         // `timeout` (it may be waiting for an event without a bound).
         let start = std::time::Instant::now();
-        let Some(_d) = self.lock_drive(timeout) else {
+        let Some(d) = self.lock_drive(timeout) else {
             return 0;
+        };
+        let _d = TurnHold {
+            inner: self,
+            drive: Some(d),
         };
         if self.life.is_closed() {
             return 0;
@@ -650,6 +654,38 @@ fn cancel_elsewhere(r: Runnable) {
 /// Ends a `Manual` turn: runs the shutdown clean-up if a task of the turn
 /// asked for it (see [`Inner::process_events`]). Dropped before the turn's
 /// `LoopGuard` and drive lock.
+/// A `Manual` turn's hold of the drive lock. Let go of, it cleans up a
+/// shutdown that began too late for the turn's [`FinishIfShutDown`] to
+/// see: one from a blocking job (which does not wait for the drive lock,
+/// as this turn's task may be waiting for the job), whose own attempt
+/// found the lock held.
+struct TurnHold<'a> {
+    inner: &'a Arc<Inner>,
+    drive: Option<std::sync::MutexGuard<'a, ()>>,
+}
+
+impl Drop for TurnHold<'_> {
+    fn drop(&mut self) {
+        drop(self.drive.take());
+        // Pairs with the fence in the blocking job's `shutdown()`: either
+        // it sees the lock free and cleans up, or this sees its flag.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if !self.inner.shutdown.load(Ordering::SeqCst) || self.inner.life.is_closed() {
+            return;
+        }
+        let drive = match self.inner.drive.try_lock() {
+            Ok(d) => d,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // Another turn: its own checks see the flag.
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let _g = LoopGuard::enter(self.inner);
+        crate::survive("the shutdown's lingering tasks", || self.inner.linger());
+        crate::survive("the shutdown clean-up", || self.inner.finish());
+        drop(drive);
+    }
+}
+
 struct FinishIfShutDown<'a>(&'a Inner);
 
 impl Drop for FinishIfShutDown<'_> {

@@ -750,7 +750,10 @@ impl IoScheduler {
             self.inner.driver.unpark();
             if self.inner.manual {
                 // No turn in progress: clean up here. Else the turn does
-                // when it ends (and its task may be the one waiting).
+                // when it ends (and its task may be the one waiting); the
+                // fence pairs with the one a turn makes after it lets go
+                // of the lock (see `TurnHold`), so one of the two cleans up.
+                std::sync::atomic::fence(Ordering::SeqCst);
                 let drive = match self.inner.drive.try_lock() {
                     Ok(d) => Some(d),
                     Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
