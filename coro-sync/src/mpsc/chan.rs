@@ -293,16 +293,20 @@ impl<T> Drop for RxCore<T> {
             || chan.close_rx(),
             || {
                 // Refuse the values of permits still out, and drop what is
-                // buffered now rather than when the last sender goes; their
-                // slots go back in one release (one batch of wake-ups).
+                // buffered now rather than when the last sender goes: each
+                // value's slot first, and the value also if that wakes a
+                // sender whose waker panics (a value's own destructor that
+                // panics leaves the rest to the last sender's drop).
                 chan.queue.close();
-                let mut freed = 0;
                 while let Ok(v) = chan.queue.pop() {
-                    freed += 1;
-                    drop(v);
-                }
-                if let Some(slots) = &chan.slots {
-                    slots.release(freed);
+                    crate::then_anyway(
+                        || {
+                            if let Some(slots) = &chan.slots {
+                                slots.release(1);
+                            }
+                        },
+                        || drop(v),
+                    );
                 }
             },
         );
