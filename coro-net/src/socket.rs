@@ -113,6 +113,9 @@ enum ReadState {
         pos: usize,
     },
     Busy(OpFuture<op::Recv<Vec<u8>>>),
+    /// The receive failed, and no read has reported it yet (it completed
+    /// for a `poll` or `peek`, see `poll_adapter_recv`).
+    Failed(io::Error),
 }
 
 enum WriteState {
@@ -138,6 +141,8 @@ pub(crate) struct TakenAdapter {
     pub(crate) send: Option<OpFuture<op::Send<Slice<Vec<u8>>>>>,
     /// The error of a send that failed with nobody to report it yet.
     pub(crate) send_failed: Option<io::Error>,
+    /// The same for a receive.
+    pub(crate) recv_failed: Option<io::Error>,
 }
 
 /// The `futures_io` adapter's read side and write side, each under its own
@@ -195,9 +200,17 @@ pub(crate) fn shutdown_write_later<S: Send + Sync + 'static>(
     let s2 = sched.clone();
     // Lingering: a scheduler shutting down lets it end first.
     sched.spawn_lingering(async move {
-        let _ = s2
-            .timeout(DROP_FINISH, inner(&owner).shutdown_write())
-            .await;
+        let stream = inner(&owner);
+        if s2
+            .timeout(DROP_FINISH, stream.shutdown_write())
+            .await
+            .is_err()
+        {
+            // Given up: the send still in flight goes now. Left in the
+            // adapter, the stream's own drop would start a second bound
+            // for it (the socket held twice as long as said).
+            stream.drop_adapter_send();
+        }
     })
 }
 
@@ -309,6 +322,7 @@ impl Stream {
             ReadState::Idle { buf, pos } if pos < buf.len() => taken.unread = Some((buf, pos)),
             ReadState::Idle { .. } => {}
             ReadState::Busy(f) => taken.recv = Some(f),
+            ReadState::Failed(e) => taken.recv_failed = Some(e),
         }
         match std::mem::replace(&mut *lock(&a.wr), WriteState::Idle(Vec::new())) {
             WriteState::Busy(f) => taken.send = Some(f),
@@ -366,11 +380,61 @@ impl Stream {
         OpFuture::borrowed(self.sock.driver(), op).await
     }
 
-    /// Whether the `AsyncRead` adapter holds bytes it read ahead.
+    /// Whether the `AsyncRead` adapter holds bytes it read ahead (or an
+    /// error for the next read).
     fn adapter_holds_bytes(&self) -> bool {
-        self.adapter.get().is_some_and(
-            |a| matches!(&*lock(&a.rd), ReadState::Idle { buf, pos } if *pos < buf.len()),
-        )
+        self.adapter.get().is_some_and(|a| match &*lock(&a.rd) {
+            ReadState::Idle { buf, pos } => *pos < buf.len(),
+            ReadState::Busy(_) => false,
+            ReadState::Failed(_) => true,
+        })
+    }
+
+    /// Drop the `AsyncWrite` adapter's send in flight, if any (its bytes
+    /// may not all have left).
+    fn drop_adapter_send(&self) {
+        let Some(a) = self.adapter.get() else {
+            return;
+        };
+        let old = std::mem::replace(&mut *lock(&a.wr), WriteState::Idle(Vec::new()));
+        // (Dropped after the lock: an op's drop may wake a task.)
+        drop(old);
+    }
+
+    /// Whether the `AsyncRead` adapter has a receive in flight.
+    fn adapter_busy(&self) -> bool {
+        self.adapter
+            .get()
+            .is_some_and(|a| matches!(&*lock(&a.rd), ReadState::Busy(_)))
+    }
+
+    /// Wait until the `AsyncRead` adapter's receive in flight completed,
+    /// keeping what it received (or its error) for the next read; `Ready`
+    /// at once when it has none. Where that receive is in the kernel
+    /// (io_uring without the receive queue) it takes the bytes that
+    /// arrive, so the socket itself looks empty: `poll` and `peek` must
+    /// wait for it, not for the socket.
+    fn poll_adapter_recv(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(adapter) = self.adapter.get() else {
+            return Poll::Ready(());
+        };
+        let mut evicted = Evicted::default();
+        let mut rd = lock(&adapter.rd);
+        let ReadState::Busy(fut) = &mut *rd else {
+            return Poll::Ready(());
+        };
+        evicted.absorb(adapter.rd_wake.register(cx.waker()));
+        let mut rcx = Context::from_waker(adapter.rd_wake.waker());
+        let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
+        *rd = match res {
+            // (An end of stream leaves nothing to keep: the socket says it
+            // again to the next read.)
+            Ok(_) => ReadState::Idle { buf, pos: 0 },
+            Err(e) => ReadState::Failed(e),
+        };
+        drop(rd);
+        drop(evicted);
+        Poll::Ready(())
     }
 
     /// Whether the `AsyncRead` adapter holds bytes it read ahead, or a
@@ -379,18 +443,20 @@ impl Stream {
     fn adapter_has_input(&self) -> bool {
         self.adapter.get().is_some_and(|a| match &*lock(&a.rd) {
             ReadState::Idle { buf, pos } => *pos < buf.len(),
-            ReadState::Busy(_) => true,
+            ReadState::Busy(_) | ReadState::Failed(_) => true,
         })
     }
 
     /// A peek at the bytes the `AsyncRead` adapter read ahead (they come
     /// first): `None` when it holds none.
-    fn peek_adapter<B: IoBufMut>(&self, buf: &mut B) -> Option<usize> {
+    fn peek_adapter<B: IoBufMut>(&self, buf: &mut B) -> Option<io::Result<usize>> {
         let adapter = self.adapter.get()?;
         match &*lock(&adapter.rd) {
             ReadState::Idle { buf: held, pos } if *pos < held.len() => {
-                Some(coro_io::buf::fill(buf, &held[*pos..]))
+                Some(Ok(coro_io::buf::fill(buf, &held[*pos..])))
             }
+            // (The read after it reports the error itself.)
+            ReadState::Failed(e) => Some(Err(io::Error::new(e.kind(), e.to_string()))),
             _ => None,
         }
     }
@@ -461,8 +527,13 @@ impl Stream {
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
             return (res, buf);
         }
-        if let Some(n) = self.peek_adapter(&mut buf) {
-            return (Ok(n), buf);
+        // The adapter's receive in flight takes what arrives first (on
+        // io_uring it is in the kernel): what it got comes first.
+        if self.adapter_busy() {
+            std::future::poll_fn(|cx| self.poll_adapter_recv(cx)).await;
+        }
+        if let Some(r) = self.peek_adapter(&mut buf) {
+            return (r, buf);
         }
         let (res, buf) =
             op::recv_msg(self.sock.driver(), self.sock.raw(), buf, libc::MSG_PEEK).await;
@@ -479,6 +550,24 @@ impl Stream {
         if op != PollOp::Write && self.adapter_holds_bytes() {
             return PollStatus::Event;
         }
+        if op == PollOp::Write || !self.adapter_busy() {
+            return self.poll_socket(op, timeout).await;
+        }
+        // The adapter's receive in flight ends the wait too: on io_uring
+        // it is in the kernel and takes what arrives, so the socket itself
+        // looks empty (a read returns what it got).
+        let mut socket = std::pin::pin!(self.poll_socket(op, timeout));
+        std::future::poll_fn(|cx| {
+            if self.poll_adapter_recv(cx).is_ready() {
+                return Poll::Ready(PollStatus::Event);
+            }
+            socket.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// [`poll`](Self::poll) of the socket itself.
+    async fn poll_socket(&self, op: PollOp, timeout: Option<Duration>) -> PollStatus {
         let fd = self.sock.registered();
         // Before any read went through the queue, the socket still holds
         // every byte: the kernel's answer is exact (and a poll does not
@@ -712,7 +801,7 @@ impl Stream {
     pub(crate) fn buffered_read(&self) -> usize {
         let adapter = match self.adapter.get().map(|a| lock(&a.rd)).as_deref() {
             Some(ReadState::Idle { buf, pos }) => buf.len() - pos,
-            Some(ReadState::Busy(_)) | None => 0,
+            Some(ReadState::Busy(_) | ReadState::Failed(_)) | None => 0,
         };
         adapter + self.sock.registered().recv_buffered()
     }
@@ -762,6 +851,16 @@ impl Stream {
                         Ok(_) => continue,
                         Err(e) => return Poll::Ready(Err(e)),
                     }
+                }
+                ReadState::Failed(_) => {
+                    let idle = ReadState::Idle {
+                        buf: Vec::new(),
+                        pos: 0,
+                    };
+                    let ReadState::Failed(e) = std::mem::replace(&mut *rd, idle) else {
+                        unreachable!("matched above")
+                    };
+                    return Poll::Ready(Err(e));
                 }
             }
         }

@@ -123,8 +123,9 @@ impl<S: Splittable> OwnedReadHalf<S> {
 }
 
 impl<S> AsRef<S> for OwnedReadHalf<S> {
-    /// The stream, for its owned-buffer reads (do not mix them with this
-    /// half's `AsyncRead`, which buffers).
+    /// The stream, for its owned-buffer reads. They may follow this half's
+    /// `AsyncRead` reads: bytes its buffer holds (or its receive in flight
+    /// got) come first, so nothing is lost or reordered.
     fn as_ref(&self) -> &S {
         &self.stream
     }

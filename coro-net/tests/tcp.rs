@@ -17,6 +17,7 @@ use coro_net::tcp::{ListenOptions, TcpListener, TcpSocket, TcpStream};
 
 coro_io::driver_tests!(
     read_timeout_keeps_its_deadline_after_a_dropped_adapter_read,
+    poll_and_peek_see_what_a_dropped_adapter_read_received,
     echo_round_trips_1b_to_4mib,
     thousand_concurrent_connections,
     half_close_keeps_reading,
@@ -1122,6 +1123,50 @@ fn read_timeout_keeps_its_deadline_after_a_dropped_adapter_read(cfg: Config) {
             "{cfg}: {:?}",
             t0.elapsed()
         );
+    });
+    s.shutdown();
+}
+
+/// An `AsyncRead` read dropped at a timeout keeps its receive in flight
+/// (cancel safe). Where that receive is in the kernel (io_uring without
+/// the receive queue) it takes the bytes the peer sends next, so the
+/// socket looks empty: `poll(Read)` waited for ever for bytes a read
+/// would return at once, and `peek` waited too (or showed later bytes).
+fn poll_and_peek_see_what_a_dropped_adapter_read_received(cfg: Config) {
+    use futures::io::AsyncReadExt;
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (conn, peer) = futures::join!(TcpStream::connect(&s2, addr), l.accept());
+        let (conn, (peer, _)) = (conn.unwrap(), peer.unwrap());
+        let mut b = [0u8; 16];
+        let dropped = s2
+            .timeout(Duration::from_millis(10), (&mut &conn).read(&mut b))
+            .await;
+        assert!(
+            dropped.is_err(),
+            "{cfg}: nothing was sent, the read must wait"
+        );
+        let (r, _) = peer.write_all(b"ping".to_vec()).await;
+        r.unwrap();
+        // Time for the kernel to hand the bytes to whoever waits for them.
+        s2.sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            conn.poll(PollOp::Read, Some(Duration::from_secs(2))).await,
+            PollStatus::Event,
+            "{cfg}: poll missed the bytes the adapter's receive took"
+        );
+        let (r, got) = s2
+            .timeout(Duration::from_secs(2), conn.peek(Vec::with_capacity(8)))
+            .await
+            .unwrap_or_else(|_| panic!("{cfg}: peek missed the bytes the adapter's receive took"));
+        assert_eq!(r.unwrap(), 4, "{cfg}");
+        assert_eq!(got, b"ping", "{cfg}");
+        let (r, got) = conn.read(Vec::with_capacity(8)).await;
+        assert_eq!(r.unwrap(), 4, "{cfg}");
+        assert_eq!(got, b"ping", "{cfg}");
     });
     s.shutdown();
 }

@@ -511,7 +511,7 @@ impl TlsStream {
                 tx,
                 tcp_eof: false,
                 rx_more: false,
-                read_failed: None,
+                read_failed: taken.recv_failed.as_ref().map(Sticky::of),
                 write_failed: taken.send_failed.as_ref().map(Sticky::of),
                 close_notify_sent: false,
                 tcp_write_shut: false,
