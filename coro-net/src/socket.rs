@@ -401,11 +401,15 @@ impl Stream {
         drop(old);
     }
 
-    /// Whether the `AsyncRead` adapter has a receive in flight.
+    /// Whether the `AsyncRead` adapter has a receive in the kernel, which
+    /// takes the bytes that arrive (io_uring; on epoll a receive makes its
+    /// syscall only when polled, and the bytes wait in the socket).
     fn adapter_busy(&self) -> bool {
-        self.adapter
-            .get()
-            .is_some_and(|a| matches!(&*lock(&a.rd), ReadState::Busy(_)))
+        !self.sock.registered().direct_io()
+            && self
+                .adapter
+                .get()
+                .is_some_and(|a| matches!(&*lock(&a.rd), ReadState::Busy(_)))
     }
 
     /// Wait until the `AsyncRead` adapter's receive in flight completed,
@@ -456,7 +460,10 @@ impl Stream {
                 Some(Ok(coro_io::buf::fill(buf, &held[*pos..])))
             }
             // (The read after it reports the error itself.)
-            ReadState::Failed(e) => Some(Err(io::Error::new(e.kind(), e.to_string()))),
+            ReadState::Failed(e) => Some(Err(match e.raw_os_error() {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::new(e.kind(), e.to_string()),
+            })),
             _ => None,
         }
     }

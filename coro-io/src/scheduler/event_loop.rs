@@ -651,9 +651,6 @@ fn cancel_elsewhere(r: Runnable) {
     crate::blocking_run(Box::new(move || drop(r)));
 }
 
-/// Ends a `Manual` turn: runs the shutdown clean-up if a task of the turn
-/// asked for it (see [`Inner::process_events`]). Dropped before the turn's
-/// `LoopGuard` and drive lock.
 /// A `Manual` turn's hold of the drive lock. Let go of, it cleans up a
 /// shutdown that began too late for the turn's [`FinishIfShutDown`] to
 /// see: one from a blocking job (which does not wait for the drive lock,
@@ -686,6 +683,9 @@ impl Drop for TurnHold<'_> {
     }
 }
 
+/// Ends a `Manual` turn: runs the shutdown clean-up if a task of the turn
+/// asked for it (see [`Inner::process_events`]). Dropped before the turn's
+/// `LoopGuard` and drive lock.
 struct FinishIfShutDown<'a>(&'a Inner);
 
 impl Drop for FinishIfShutDown<'_> {
