@@ -96,6 +96,10 @@ impl<T> Yielder<T> {
     ///
     /// # Cancel safety
     /// Dropping the future before its first poll drops `value` unseen.
+    /// Its first poll hands `value` over: dropped after that (a `yield_`
+    /// that lost a race with another future), the value is still
+    /// delivered, and a second `yield_` made before the consumer took it
+    /// (in the same poll of the body) panics as two pending at once.
     pub fn yield_(&self, value: T) -> Yield<'_, T> {
         Yield {
             yielder: self,

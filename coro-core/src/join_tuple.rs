@@ -87,6 +87,20 @@ fn next_turn(first: usize, n: usize) -> usize {
     }
 }
 
+/// [`next_turn`] for `when_all!`, which has no order to keep: polled by
+/// another executor (the task has no budget of ours, and that executor's
+/// own, tokio's, cannot be seen), a child that spends that budget every
+/// poll would starve the others of it (their channel or timer answering
+/// `Pending` for good), so the children take turns on every poll, as
+/// `tokio::join!` does.
+fn next_join_turn(first: usize, n: usize) -> usize {
+    if crate::coop::remaining().is_none() {
+        (first + 1) % n
+    } else {
+        next_turn(first, n)
+    }
+}
+
 /// Run `$body` once for each child field `$f` of `$this`, starting at child
 /// `$first` and wrapping around; in it, `$child` is the pinned child and
 /// `$at` its argument position.
@@ -132,7 +146,7 @@ macro_rules! tuple_impls {
                 let n = in_turn!(this, first; $($f),+; |child, _at| {
                     all_done &= child.poll_step(cx);
                 });
-                *this.turn = next_turn(first, n);
+                *this.turn = next_join_turn(first, n);
                 if all_done {
                     Poll::Ready(($(this.$f.as_mut().take(),)+))
                 } else {
@@ -219,7 +233,9 @@ tuple_impls!(Join12 Race12; A a, B b, C c, D d, E e, F f, G g, H h, I i, J j, K 
 /// futures of one type: it polls only the woken child), in argument order;
 /// after a poll that ran the task's budget out ([`coop`](crate::coop)), the
 /// next starts one child further, so that one always ready cannot keep the
-/// others from their turn. No allocation.
+/// others from their turn. Polled by another executor (tokio), whose own
+/// budget it cannot see, it starts one child further on every poll, as
+/// `tokio::join!` does. No allocation.
 ///
 /// # Examples
 /// ```
@@ -256,7 +272,12 @@ macro_rules! when_all {
 /// children after it that count against it (a channel receive, an op) would
 /// never complete. So after a poll that ran the budget out, the next poll
 /// starts one child further, and so on until a poll leaves budget over;
-/// a tie in those polls goes to the child polled first.
+/// a tie in those polls goes to the child polled first. Polled by another
+/// executor it keeps argument order (ties stay predictable), and it cannot
+/// see that executor's budget: under tokio, a child that spends tokio's
+/// budget on every poll leaves the children after it that use tokio's
+/// resources none; put such a child last, or use `tokio::select!`, which
+/// picks a random start.
 ///
 /// # Examples
 /// ```

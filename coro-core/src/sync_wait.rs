@@ -112,6 +112,16 @@ impl Drop for Entered<'_> {
 /// (Inline execution) nothing of that scheduler runs until `sync_wait`
 /// returns, so waiting there for its I/O or its tasks never ends.
 ///
+/// On a tokio runtime's thread the same rule bites in three ways: a
+/// current-thread runtime has only this thread, so anything of tokio's the
+/// future waits for never runs; on a multi-thread runtime a task just
+/// `tokio::spawn`ed from this worker sits in its slot for the next task,
+/// which no other worker takes while this one blocks; and after a task
+/// spent tokio's budget in this poll, tokio holds back the wake-ups it
+/// defers until this worker parks, which it never does. Wrap the call in
+/// `tokio::task::block_in_place` on a multi-thread runtime, or `.await`
+/// the future.
+///
 /// # Examples
 /// ```
 /// let result = coro_core::sync_wait(async { 5u64 + 5 });

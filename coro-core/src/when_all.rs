@@ -118,6 +118,12 @@ pub(crate) struct Engine<F> {
     batch: Vec<usize>,
     /// The last pass ran the task's budget out (see `poll_pass`).
     starved: bool,
+    /// Take turns going first on every pass where the task has no budget
+    /// of ours (`when_all`; not `when_any`, whose ties go by order).
+    turns_without_budget: bool,
+    /// Then: the child index whose turn it is to go first (or the next
+    /// one after it that is in the pass).
+    lead: usize,
     started: bool,
     live: usize,
 }
@@ -194,6 +200,8 @@ impl<F: Future> Engine<F> {
             spare: None,
             batch: Vec::new(),
             starved: false,
+            turns_without_budget: false,
+            lead: 0,
             started: false,
             live: n,
         }
@@ -252,6 +260,22 @@ impl<F: Future> Engine<F> {
         // which skip some places.)
         if !first_pass && self.starved && batch.len() > 1 {
             batch.rotate_left(1);
+        } else if !first_pass
+            && batch.len() > 1
+            && self.turns_without_budget
+            && crate::coop::remaining().is_none()
+        {
+            // Polled by another executor, the task has no budget of ours,
+            // and that executor's own (tokio's) cannot be seen: a child
+            // that spends it every pass would starve the others of it
+            // (their channel or timer answering `Pending` for good). So the
+            // children take turns on every pass, as in `tokio::join!`: by
+            // index, since that executor may wake them in any order (tokio
+            // wakes the ones its budget held back last first).
+            batch.sort_unstable();
+            let before = batch.partition_point(|&i| i < self.lead);
+            batch.rotate_left(before);
+            self.lead = batch[0] + 1;
         }
         // Position in this pass of the next child to poll: in `batch`, or (the
         // first pass, when `batch` is empty since no child could be woken yet)
@@ -420,7 +444,8 @@ where
     I: IntoIterator,
     I::Item: IntoFuture,
 {
-    let engine = Engine::new(iter);
+    let mut engine = Engine::new(iter);
+    engine.turns_without_budget = true;
     let outputs = std::iter::repeat_with(|| None).take(engine.len()).collect();
     WhenAll {
         engine,
@@ -505,7 +530,8 @@ where
     I: IntoIterator,
     I::Item: IntoFuture<Output = Result<T, E>>,
 {
-    let engine = Engine::new(iter);
+    let mut engine = Engine::new(iter);
+    engine.turns_without_budget = true;
     let outputs = std::iter::repeat_with(|| None).take(engine.len()).collect();
     TryWhenAll {
         engine,

@@ -103,3 +103,65 @@ fn try_when_all_in_tokio() {
     ]));
     assert_eq!(r, Err("second failed"));
 }
+
+/// Under tokio a child that spends tokio's budget on every poll (a loop of
+/// ready channel operations) took it all each time `when_all!` polled it
+/// first, so a sibling's ready `recv` always found the budget spent and
+/// answered `Pending`: the sibling never finished, nor the busy child,
+/// which waits for it. The children now take turns going first there, as
+/// in `tokio::join!`; likewise the iterator `when_all`.
+#[test]
+fn when_all_lets_every_child_use_tokios_budget() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A child that is always ready, spending tokio's budget until `done`.
+    async fn busy(done: &AtomicBool) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        while !done.load(Ordering::SeqCst) {
+            tx.send(()).unwrap();
+            rx.recv().await;
+        }
+    }
+    rt.block_on(async {
+        let done = AtomicBool::new(false);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        tx.send(7).unwrap();
+        let quiet = async {
+            let v = rx.recv().await;
+            done.store(true, Ordering::SeqCst);
+            v
+        };
+        let both = coro_core::when_all!(busy(&done), quiet);
+        let ((), v) = tokio::time::timeout(std::time::Duration::from_secs(5), both)
+            .await
+            .expect("when_all! starved the child that waits on a ready channel");
+        assert_eq!(v, Some(7));
+
+        // The iterator form.
+        let done = AtomicBool::new(false);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+        tx.send(8).unwrap();
+        let rx = std::sync::Mutex::new(Some(rx));
+        let children = (0..2).map(|i| {
+            let (done, rx) = (&done, &rx);
+            Box::pin(async move {
+                if i == 0 {
+                    busy(done).await;
+                    None
+                } else {
+                    let mut rx = rx.lock().unwrap().take().unwrap();
+                    let v = rx.recv().await;
+                    done.store(true, Ordering::SeqCst);
+                    v
+                }
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = Option<u32>> + '_>>
+        });
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), when_all(children))
+            .await
+            .expect("when_all starved the child that waits on a ready channel");
+        assert_eq!(got, vec![None, Some(8)]);
+    });
+}
