@@ -4,12 +4,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 struct State {
     stopped: AtomicBool,
+    /// Live `StopSource` handles. When the last goes without a stop, no
+    /// stop can come: pending `stopped()` futures let go of their wakers
+    /// (a task that holds one would otherwise keep itself alive through
+    /// its own waker, for ever).
+    sources: AtomicUsize,
     waiters: Mutex<Waiters>,
 }
 
@@ -42,9 +47,30 @@ impl State {
 /// assert!(token.stop_requested());
 /// coro_core::sync_wait(token.stopped()); // already stopped: ready at once
 /// ```
-#[derive(Clone)]
 pub struct StopSource {
     state: Arc<State>,
+}
+
+impl Clone for StopSource {
+    fn clone(&self) -> Self {
+        self.state.sources.fetch_add(1, Ordering::SeqCst);
+        StopSource {
+            state: self.state.clone(),
+        }
+    }
+}
+
+impl Drop for StopSource {
+    fn drop(&mut self) {
+        if self.state.sources.fetch_sub(1, Ordering::SeqCst) == 1
+            && !self.state.stopped.load(Ordering::Acquire)
+        {
+            // No stop can come now. (A `stopped()` polled from here on
+            // sees no source left, under the lock, and keeps no waker.)
+            let wakers = std::mem::take(&mut self.state.lock().wakers);
+            drop(wakers);
+        }
+    }
 }
 
 impl StopSource {
@@ -58,6 +84,7 @@ impl StopSource {
         StopSource {
             state: Arc::new(State {
                 stopped: AtomicBool::new(false),
+                sources: AtomicUsize::new(1),
                 waiters: Mutex::new(Waiters::default()),
             }),
         }
@@ -164,11 +191,28 @@ impl StopToken {
         self.state.stopped.load(Ordering::Acquire)
     }
 
+    /// Whether a stop was requested or still can be: `false` once every
+    /// [`StopSource`] is dropped without requesting one (C++
+    /// `stop_possible`).
+    ///
+    /// # Examples
+    /// ```
+    /// let source = coro_core::StopSource::new();
+    /// let token = source.token();
+    /// assert!(token.stop_possible());
+    /// drop(source);
+    /// assert!(!token.stop_possible());
+    /// ```
+    pub fn stop_possible(&self) -> bool {
+        self.stop_requested() || self.state.sources.load(Ordering::SeqCst) > 0
+    }
+
     /// A future that completes once a stop is requested (at once if it already
     /// was). It does not borrow the token.
     ///
     /// If every [`StopSource`] is dropped without requesting a stop, the future
-    /// never completes.
+    /// never completes (see [`stop_possible`](Self::stop_possible)); it then
+    /// keeps no waker, so a task that holds it is not kept alive by it.
     ///
     /// # Examples
     /// ```
@@ -225,6 +269,15 @@ impl Future for Stopped {
             drop(waiters);
             drop(old);
             return Poll::Ready(());
+        }
+        // No source left (checked under the lock, which the last source's
+        // drop takes after counting itself out): no stop can come, and a
+        // waker kept here would never be woken.
+        if state.sources.load(Ordering::SeqCst) == 0 {
+            old = self.key.take().and_then(|key| waiters.wakers.remove(&key));
+            drop(waiters);
+            drop(old);
+            return Poll::Pending;
         }
         old = match self.key {
             Some(key) => match waiters.wakers.get_mut(&key) {

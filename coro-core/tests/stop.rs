@@ -245,3 +245,37 @@ fn a_panicking_waker_leaves_no_other_stopped_future_unwoken() {
         assert!(f.as_mut().poll(&mut Context::from_waker(&w)).is_ready());
     }
 }
+
+/// Every source dropped without a stop: no stop can come, so a pending
+/// `stopped()` lets go of its waker. It kept it, and a task holding the
+/// future kept itself alive through its own waker (a leak under
+/// executors whose tasks live only through their wakers). The future
+/// still never completes, and `stop_possible` says why.
+#[test]
+fn dropping_every_source_releases_pending_waiters() {
+    let source = StopSource::new();
+    let other = source.clone();
+    let token = source.token();
+    let waker = CountingWaker::new();
+    let w = Waker::from(waker.clone());
+    let mut fut = Box::pin(token.stopped());
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    assert_eq!(Arc::strong_count(&waker), 3, "registered");
+    drop(source);
+    assert!(token.stop_possible(), "a clone of the source is left");
+    assert_eq!(Arc::strong_count(&waker), 3, "still registered");
+    drop(other);
+    assert!(!token.stop_possible());
+    assert_eq!(Arc::strong_count(&waker), 2, "the waker was kept");
+    // Polled again: still pending, and keeps nothing.
+    assert!(fut.as_mut().poll(&mut Context::from_waker(&w)).is_pending());
+    assert_eq!(Arc::strong_count(&waker), 2);
+    assert_eq!(waker.wakes(), 0);
+    // A stop requested before the last source went stays possible (done).
+    let s = StopSource::new();
+    let t = s.token();
+    s.request_stop();
+    drop(s);
+    assert!(t.stop_possible());
+    sync_wait(t.stopped());
+}
