@@ -71,6 +71,12 @@ pub const BUDGET: u16 = 128;
 /// "No budget": polled outside this crate's executors.
 const UNCONSTRAINED: u16 = u16::MAX;
 
+/// "No budget" too, switched off by our own code ([`without_budget`]:
+/// `sync_wait`, a stream's inner ops): told apart from the above by
+/// [`polled_elsewhere`], for combinators that must act differently under
+/// another executor, whose own budget they cannot see.
+const OFF: u16 = u16::MAX - 1;
+
 thread_local! {
     static LEFT: Cell<u16> = const { Cell::new(UNCONSTRAINED) };
 }
@@ -88,8 +94,16 @@ pub fn budgeted<R>(f: impl FnOnce() -> R) -> R {
 /// a blocking wait or a stream that polls its ops with its own wakers
 /// under a lock.
 pub fn without_budget<R>(f: impl FnOnce() -> R) -> R {
-    let _restore = Restore(LEFT.with(|l| l.replace(UNCONSTRAINED)));
+    let _restore = Restore(LEFT.with(|l| l.replace(OFF)));
     f()
+}
+
+/// Whether the running future is polled by another executor (tokio,
+/// `futures`): no executor of ours gave it a budget, and no code of ours
+/// switched the budget off. That executor may have a budget of its own,
+/// which we cannot see.
+pub(crate) fn polled_elsewhere() -> bool {
+    LEFT.with(Cell::get) == UNCONSTRAINED
 }
 
 /// Whether the running task's budget is spent: a future that combines an
@@ -118,7 +132,7 @@ pub fn poll_proceed(cx: &mut Context<'_>) -> Poll<()> {
 pub fn consume() {
     LEFT.with(|l| {
         let n = l.get();
-        if n != UNCONSTRAINED {
+        if n != UNCONSTRAINED && n != OFF {
             l.set(n.saturating_sub(1));
         }
     });
@@ -162,7 +176,7 @@ pub async fn consume_budget() {
 
 /// Budget left to the running task (`None`: it has none).
 pub fn remaining() -> Option<u16> {
-    Some(LEFT.with(Cell::get)).filter(|&n| n != UNCONSTRAINED)
+    Some(LEFT.with(Cell::get)).filter(|&n| n != UNCONSTRAINED && n != OFF)
 }
 
 /// Run `fut` without a budget: its ops never yield on their own account.

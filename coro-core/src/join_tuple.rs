@@ -87,14 +87,14 @@ fn next_turn(first: usize, n: usize) -> usize {
     }
 }
 
-/// [`next_turn`] for `when_all!`, which has no order to keep: polled by
-/// another executor (the task has no budget of ours, and that executor's
-/// own, tokio's, cannot be seen), a child that spends that budget every
+/// [`next_turn`] for `when_all!`: polled by another executor (the task
+/// has no budget of ours, and that executor's own, tokio's, cannot be
+/// seen), a child that spends that budget every
 /// poll would starve the others of it (their channel or timer answering
 /// `Pending` for good), so the children take turns on every poll, as
 /// `tokio::join!` does.
 fn next_join_turn(first: usize, n: usize) -> usize {
-    if crate::coop::remaining().is_none() {
+    if crate::coop::polled_elsewhere() {
         (first + 1) % n
     } else {
         next_turn(first, n)

@@ -66,9 +66,18 @@ impl Drop for StopSource {
             && !self.state.stopped.load(Ordering::Acquire)
         {
             // No stop can come now. (A `stopped()` polled from here on
-            // sees no source left, under the lock, and keeps no waker.)
+            // sees no source left, under the lock, and keeps no waker.
+            // That relies on `request_stop` taking the lock after it sets
+            // the flag: a stop that came first is seen there.)
             let wakers = std::mem::take(&mut self.state.lock().wakers);
-            drop(wakers);
+            // Another executor's waker may panic as it is dropped: not out
+            // of this drop while unwinding (that aborts).
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(wakers)));
+            if let Err(p) = dropped {
+                if !std::thread::panicking() {
+                    std::panic::resume_unwind(p);
+                }
+            }
         }
     }
 }
@@ -204,7 +213,9 @@ impl StopToken {
     /// assert!(!token.stop_possible());
     /// ```
     pub fn stop_possible(&self) -> bool {
-        self.stop_requested() || self.state.sources.load(Ordering::SeqCst) > 0
+        // The count first: a stop requested by the last source just before
+        // it went is then seen by the second read.
+        self.state.sources.load(Ordering::SeqCst) > 0 || self.stop_requested()
     }
 
     /// A future that completes once a stop is requested (at once if it already

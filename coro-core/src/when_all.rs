@@ -263,7 +263,7 @@ impl<F: Future> Engine<F> {
         } else if !first_pass
             && batch.len() > 1
             && self.turns_without_budget
-            && crate::coop::remaining().is_none()
+            && crate::coop::polled_elsewhere()
         {
             // Polled by another executor, the task has no budget of ours,
             // and that executor's own (tokio's) cannot be seen: a child
