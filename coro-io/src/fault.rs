@@ -138,6 +138,22 @@ pub fn before_op(kind: OpKind) -> Option<io::Error> {
     None
 }
 
+/// The first part of `bufs` that a vectored send offers the kernel: as
+/// [`write_len`] of their total length.
+pub fn write_slices<'a>(bufs: &'a [io::IoSlice<'a>]) -> Vec<io::IoSlice<'a>> {
+    let mut left = write_len(bufs.iter().map(|b| b.len()).sum());
+    let mut out = Vec::with_capacity(bufs.len());
+    for b in bufs {
+        if left == 0 {
+            break;
+        }
+        let n = b.len().min(left);
+        out.push(io::IoSlice::new(&b[..n]));
+        left -= n;
+    }
+    out
+}
+
 /// The length a send or write of `len` bytes offers the kernel (also for
 /// direct syscalls, as [`before_op`]).
 pub fn write_len(len: usize) -> usize {

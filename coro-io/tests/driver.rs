@@ -84,83 +84,56 @@ fn cancel_all_without_a_bound_returns_once_the_ops_are_cancelled(cfg: Config) {
 /// one's buffer. The dropped receive's cancel must reach the kernel
 /// before the send does.
 fn dropped_recv_does_not_take_the_bytes_of_a_later_send(cfg: Config) {
-    let h = cfg.handle();
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    b.set_nonblocking(true).unwrap();
-    let (_c, wk) = waker();
-    let mut cx = Context::from_waker(&wk);
-    {
-        let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
-        assert!(recv.as_mut().poll(&mut cx).is_pending());
-        // In the kernel now (io_uring), waiting for data.
-        h.park(Some(Duration::ZERO)).unwrap();
-        assert!(recv.as_mut().poll(&mut cx).is_pending());
-    } // dropped
-    let mut send = pin!(op::send(&h, b.as_raw_fd(), b"late".as_slice()));
-    if let Poll::Ready((res, _)) = send.as_mut().poll(&mut cx) {
-        assert_eq!(res.unwrap(), 4);
-    } else {
-        let (res, _) = run(&h, send);
-        assert_eq!(res.unwrap(), 4);
-    }
-    // Bounded: a lost message would leave this receive waiting forever.
-    let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let buf = loop {
-        if let Poll::Ready((res, buf)) = recv.as_mut().poll(&mut cx) {
-            assert_eq!(res.unwrap(), 4, "{}", cfg.name);
-            break buf;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{}: the bytes went to the dropped receive",
-            cfg.name
-        );
-        h.park(Some(Duration::from_millis(10))).unwrap();
-    };
-    assert_eq!(buf, b"late");
+    dropped_recv_then_a_late_send(cfg, &cfg.handle(), 0);
 }
 
-/// As `dropped_recv_does_not_take_the_bytes_of_a_later_send`, on a tiny
-/// ring (2 entries) with a long backlog staged in this turn (reads of an
-/// idle pipe): the dropped receive's cancel was staged behind the backlog
-/// and, with only a few rounds of submission before the drop returned,
-/// was still staged when the send delivered its bytes.
+/// The same on a tiny ring (2 entries) with a long backlog staged in this
+/// turn (reads of an idle pipe): the dropped receive's cancel was staged
+/// behind the backlog and, with only a few rounds of submission before
+/// the drop returned, was still staged when the send delivered its bytes.
 fn dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send(cfg: Config) {
     let h = cfg.handle_with(coro_io::driver::UringOptions {
         entries: 2,
         multishot_recv: false,
         ..Default::default()
     });
+    dropped_recv_then_a_late_send(cfg, &h, 3000);
+    h.cancel_all(Duration::from_secs(5));
+}
+
+/// A receive in flight dropped with `backlog` reads of an idle pipe staged
+/// after it, a send of "late" to its socket, and the next receive, which
+/// must get it (bounded).
+fn dropped_recv_then_a_late_send(cfg: Config, h: &Handle, backlog: usize) {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     let (idle, _idle_w) = pipe();
     let (_c, wk) = waker();
     let mut cx = Context::from_waker(&wk);
-    let mut backlog = Vec::new();
+    let mut staged = Vec::new();
     {
-        let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
+        let mut recv = pin!(op::recv(h, a.as_raw_fd(), Vec::with_capacity(8)));
         assert!(recv.as_mut().poll(&mut cx).is_pending());
         // In the kernel now (io_uring), waiting for data.
         h.park(Some(Duration::ZERO)).unwrap();
         assert!(recv.as_mut().poll(&mut cx).is_pending());
         // Staged in this turn (this thread parks: nothing submits them).
-        for _ in 0..3000 {
-            let mut r = Box::pin(op::read(&h, idle.as_raw_fd(), Vec::with_capacity(1)));
+        for _ in 0..backlog {
+            let mut r = Box::pin(op::read(h, idle.as_raw_fd(), Vec::with_capacity(1)));
             assert!(r.as_mut().poll(&mut cx).is_pending());
-            backlog.push(r);
+            staged.push(r);
         }
     } // dropped
-    let mut send = pin!(op::send(&h, b.as_raw_fd(), b"late".as_slice()));
+    let mut send = pin!(op::send(h, b.as_raw_fd(), b"late".as_slice()));
     if let Poll::Ready((res, _)) = send.as_mut().poll(&mut cx) {
         assert_eq!(res.unwrap(), 4);
     } else {
-        let (res, _) = run(&h, send);
+        let (res, _) = run(h, send);
         assert_eq!(res.unwrap(), 4);
     }
-    let mut recv = pin!(op::recv(&h, a.as_raw_fd(), Vec::with_capacity(8)));
+    // Bounded: a lost message would leave this receive waiting forever.
+    let mut recv = pin!(op::recv(h, a.as_raw_fd(), Vec::with_capacity(8)));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let buf = loop {
         if let Poll::Ready((res, buf)) = recv.as_mut().poll(&mut cx) {
@@ -175,8 +148,6 @@ fn dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send(cf
         h.park(Some(Duration::from_millis(10))).unwrap();
     };
     assert_eq!(buf, b"late");
-    drop(backlog);
-    h.cancel_all(Duration::from_secs(5));
 }
 
 /// A send that finds room in the socket buffer completes in its first

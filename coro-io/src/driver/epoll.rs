@@ -444,7 +444,7 @@ impl EpollDriver {
     ) -> Poll<io::Result<usize>> {
         // Test builds: a short send offers only the first part.
         #[cfg(feature = "fault-injection")]
-        let shortened = crate::op::offered_slices(bufs);
+        let shortened = crate::fault::write_slices(bufs);
         #[cfg(feature = "fault-injection")]
         let bufs = &shortened[..];
         self.poll_io(cx, fd, Interest::Write, None, false, || {

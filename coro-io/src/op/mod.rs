@@ -352,23 +352,6 @@ pub(crate) fn offered(len: usize) -> usize {
     len
 }
 
-/// Test builds: the first part of `bufs` that a (maybe shortened) send
-/// offers, as [`offered`] of their total length.
-#[cfg(feature = "fault-injection")]
-pub(crate) fn offered_slices<'a>(bufs: &'a [io::IoSlice<'a>]) -> Vec<io::IoSlice<'a>> {
-    let mut left = offered(bufs.iter().map(|b| b.len()).sum());
-    let mut out = Vec::with_capacity(bufs.len());
-    for b in bufs {
-        if left == 0 {
-            break;
-        }
-        let n = b.len().min(left);
-        out.push(io::IoSlice::new(&b[..n]));
-        left -= n;
-    }
-    out
-}
-
 /// `Ok(n)` from a libc return value, or the thread's errno.
 /// The syscalls of the hottest readiness paths (`recv`, `send`, `read`,
 /// `write` of sockets and pipes), made directly through rustix's Linux

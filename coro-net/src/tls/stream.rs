@@ -237,10 +237,10 @@ impl Sticky {
 const DIRECT_SEND: usize = 8 * 1024;
 
 /// The `io::Write` rustls' `write_tls` sends through when there is no op in
-/// flight: `WouldBlock` for small batches and when the socket is full (the
-/// caller then falls back to an op), never blocking, never `SIGPIPE`.
-/// `full`: the socket said `EAGAIN` (so the op need not try again before
-/// it waits).
+/// flight: `WouldBlock` for batches under `min` and when the socket is
+/// full (the caller then falls back to an op, or on epoll to waiting for
+/// the socket), never blocking, never `SIGPIPE`. `full`: the socket said
+/// `EAGAIN` (so the op need not try again before it waits).
 struct DirectSend<'a> {
     sock: std::os::fd::BorrowedFd<'a>,
     full: bool,
@@ -263,7 +263,7 @@ impl io::Write for DirectSend<'_> {
         // sends this batch through the op instead; a short write offers
         // half of it).
         #[cfg(feature = "fault-injection")]
-        let shortened = faulty_send(bufs, total)?;
+        let shortened = faulty_send(bufs)?;
         #[cfg(feature = "fault-injection")]
         let bufs = &shortened[..];
         use rustix::net::{SendAncillaryBuffer, SendFlags};
@@ -370,24 +370,14 @@ impl io::Read for QueuedRecv<'_, '_, '_> {
     }
 }
 
-/// Fault injection for a direct send of `total` bytes from `bufs`: an
-/// injected error, or the slices that the (maybe shortened) send offers.
+/// Fault injection for a direct send of `bufs`: an injected error, or the
+/// slices that the (maybe shortened) send offers.
 #[cfg(feature = "fault-injection")]
-fn faulty_send<'a>(bufs: &'a [io::IoSlice<'a>], total: usize) -> io::Result<Vec<io::IoSlice<'a>>> {
+fn faulty_send<'a>(bufs: &'a [io::IoSlice<'a>]) -> io::Result<Vec<io::IoSlice<'a>>> {
     if let Some(e) = coro_io::fault::before_op(coro_io::op::OpKind::Send) {
         return Err(transient_is_would_block(e));
     }
-    let mut left = coro_io::fault::write_len(total);
-    let mut offered = Vec::with_capacity(bufs.len());
-    for b in bufs {
-        if left == 0 {
-            break;
-        }
-        let n = b.len().min(left);
-        offered.push(io::IoSlice::new(&b[..n]));
-        left -= n;
-    }
-    Ok(offered)
+    Ok(coro_io::fault::write_slices(bufs))
 }
 
 /// An injected transient error of a direct syscall did nothing: fall back
