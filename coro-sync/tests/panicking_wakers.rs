@@ -249,3 +249,28 @@ fn a_semaphore_close_still_wakes_the_priority_waiter_after_a_panicking_waiter() 
     ));
     std::mem::forget(x);
 }
+
+/// A dropped bounded receiver drops what is buffered, each value's slot
+/// given back before the value is dropped: a value whose destructor
+/// panics keeps the slots of the values before it given back (they were
+/// all given back at the end, after every drop, so the panic lost them).
+#[test]
+fn a_receiver_dropping_a_value_that_panics_keeps_the_earlier_slots_free() {
+    struct Bomb(bool);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.0 {
+                panic!("this value's destructor fails");
+            }
+        }
+    }
+    let (tx, rx) = coro_sync::mpsc::channel::<Bomb>(4);
+    for bomb in [false, true, false] {
+        assert!(tx.try_send(Bomb(bomb)).is_ok());
+    }
+    assert_eq!(tx.capacity(), 1);
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(rx))).is_err());
+    // The first two slots are free again; the third value waits for the
+    // last sender's drop.
+    assert_eq!(tx.capacity(), 3);
+}
