@@ -1093,22 +1093,10 @@ fn read_timeout_loses_nothing_at_the_deadline(cfg: Config) {
 /// still give up at its deadline on an idle peer: it waited for the
 /// adapter's receive with no deadline at all.
 fn read_timeout_keeps_its_deadline_after_a_dropped_adapter_read(cfg: Config) {
-    use futures::io::AsyncReadExt;
     let s = sched(cfg);
     let s2 = s.clone();
     run(&s, async move {
-        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let (conn, peer) = futures::join!(TcpStream::connect(&s2, addr), l.accept());
-        let (conn, _peer) = (conn.unwrap(), peer.unwrap());
-        let mut b = [0u8; 16];
-        let dropped = s2
-            .timeout(Duration::from_millis(10), (&mut &conn).read(&mut b))
-            .await;
-        assert!(
-            dropped.is_err(),
-            "{cfg}: nothing was sent, the read must wait"
-        );
+        let (conn, _peer) = after_a_dropped_adapter_read(&s2, cfg).await;
         let t0 = std::time::Instant::now();
         let r = s2
             .timeout(
@@ -1127,28 +1115,35 @@ fn read_timeout_keeps_its_deadline_after_a_dropped_adapter_read(cfg: Config) {
     s.shutdown();
 }
 
+/// A connected pair (ours, the peer) after an `AsyncRead` read of ours
+/// was dropped at a timeout while it waited (its receive kept in flight).
+async fn after_a_dropped_adapter_read(s: &IoScheduler, cfg: Config) -> (TcpStream, TcpStream) {
+    use futures::io::AsyncReadExt;
+    let l = TcpListener::bind(s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (conn, peer) = futures::join!(TcpStream::connect(s, addr), l.accept());
+    let (conn, (peer, _)) = (conn.unwrap(), peer.unwrap());
+    let mut b = [0u8; 16];
+    let dropped = s
+        .timeout(Duration::from_millis(10), (&mut &conn).read(&mut b))
+        .await;
+    assert!(
+        dropped.is_err(),
+        "{cfg}: nothing was sent, the read must wait"
+    );
+    (conn, peer)
+}
+
 /// An `AsyncRead` read dropped at a timeout keeps its receive in flight
 /// (cancel safe). Where that receive is in the kernel (io_uring without
 /// the receive queue) it takes the bytes the peer sends next, so the
 /// socket looks empty: `poll(Read)` waited for ever for bytes a read
 /// would return at once, and `peek` waited too (or showed later bytes).
 fn poll_and_peek_see_what_a_dropped_adapter_read_received(cfg: Config) {
-    use futures::io::AsyncReadExt;
     let s = sched(cfg);
     let s2 = s.clone();
     run(&s, async move {
-        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let (conn, peer) = futures::join!(TcpStream::connect(&s2, addr), l.accept());
-        let (conn, (peer, _)) = (conn.unwrap(), peer.unwrap());
-        let mut b = [0u8; 16];
-        let dropped = s2
-            .timeout(Duration::from_millis(10), (&mut &conn).read(&mut b))
-            .await;
-        assert!(
-            dropped.is_err(),
-            "{cfg}: nothing was sent, the read must wait"
-        );
+        let (conn, peer) = after_a_dropped_adapter_read(&s2, cfg).await;
         let (r, _) = peer.write_all(b"ping".to_vec()).await;
         r.unwrap();
         // Time for the kernel to hand the bytes to whoever waits for them.

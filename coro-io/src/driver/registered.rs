@@ -222,15 +222,29 @@ impl RegisteredFd {
         buf: &mut B,
         short_read_drains: bool,
     ) -> Poll<io::Result<usize>> {
-        let Some(d) = self.epoll() else {
-            return Poll::Ready(Err(no_direct_io()));
-        };
-        // Counted against the task's budget like any op (see `coop`).
-        std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = d.poll_read_direct(self.raw(), cx, &mut RecvOut::buf(buf), short_read_drains);
+        let r = self.poll_direct(cx, |d, cx| {
+            d.poll_read_direct(self.raw(), cx, &mut RecvOut::buf(buf), short_read_drains)
+        });
         if let Poll::Ready(Ok(n)) = r {
             finish_buf(buf, n);
         }
+        r
+    }
+
+    /// A direct syscall through the epoll driver's readiness loop (`io`),
+    /// counted against the task's budget like any op (see `coop`);
+    /// `Unsupported` where there is no epoll driver.
+    #[inline]
+    fn poll_direct(
+        &self,
+        cx: &mut Context<'_>,
+        io: impl FnOnce(&super::epoll::EpollDriver, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let Some(d) = self.epoll() else {
+            return Poll::Ready(Err(no_direct_io()));
+        };
+        std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = io(d, cx);
         if r.is_ready() {
             crate::coop::consume();
         }
@@ -253,15 +267,7 @@ impl RegisteredFd {
     /// As [`poll_read_direct`](RegisteredFd::poll_read_direct);
     /// `BrokenPipe` once the peer is gone.
     pub fn poll_write_direct(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let Some(d) = self.epoll() else {
-            return Poll::Ready(Err(no_direct_io()));
-        };
-        std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = d.poll_send_direct(self.raw(), cx, buf);
-        if r.is_ready() {
-            crate::coop::consume();
-        }
-        r
+        self.poll_direct(cx, |d, cx| d.poll_send_direct(self.raw(), cx, buf))
     }
 
     /// [`poll_write_direct`](RegisteredFd::poll_write_direct) of several
@@ -284,15 +290,9 @@ impl RegisteredFd {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let Some(d) = self.epoll() else {
-            return Poll::Ready(Err(no_direct_io()));
-        };
-        std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = d.poll_send_vectored_direct(self.raw(), cx, bufs);
-        if r.is_ready() {
-            crate::coop::consume();
-        }
-        r
+        self.poll_direct(cx, |d, cx| {
+            d.poll_send_vectored_direct(self.raw(), cx, bufs)
+        })
     }
 
     /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:

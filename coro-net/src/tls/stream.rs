@@ -325,6 +325,21 @@ impl io::Write for ReadySend<'_, '_, '_> {
     }
 }
 
+/// Hand rustls' queued ciphertext to `out` until it holds none;
+/// `Ok(true)` if `out` said `WouldBlock` first.
+fn send_queued(conn: &mut Connection, out: &mut dyn io::Write) -> io::Result<bool> {
+    while conn.wants_write() {
+        match conn.write_tls(out) {
+            // (rustls had nothing after all: no spin)
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(false)
+}
+
 /// The `io::Read` rustls' `read_tls` reads through after a receive that
 /// filled its buffer: one non-blocking `recv` straight into rustls' buffer.
 /// `WouldBlock` when nothing is waiting (the caller then starts a `recv`
@@ -657,16 +672,9 @@ impl TlsStream {
                         full: false,
                         min: DIRECT_SEND,
                     };
-                    while st.conn.wants_write() {
-                        match st.conn.write_tls(&mut direct) {
-                            Ok(0) => break,
-                            Ok(_) => {}
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                st.write_failed = Some(Sticky::of(&e));
-                                return Poll::Ready(Err(e));
-                            }
-                        }
+                    if let Err(e) = send_queued(&mut st.conn, &mut direct) {
+                        st.write_failed = Some(Sticky::of(&e));
+                        return Poll::Ready(Err(e));
                     }
                     if !st.conn.wants_write() {
                         st.batches_ended += 1;
@@ -714,13 +722,8 @@ impl TlsStream {
             full: false,
             min: 1,
         };
-        while st.conn.wants_write() && !now.full {
-            match st.conn.write_tls(&mut now) {
-                Ok(0) => break, // (rustls had nothing after all)
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return fail(st, e),
-            }
+        if let Err(e) = send_queued(&mut st.conn, &mut now) {
+            return fail(st, e);
         }
         if st.conn.wants_write() {
             let evicted = self.wr.register(cx.waker());
@@ -730,13 +733,10 @@ impl TlsStream {
                 fd: self.tcp.inner.sock.registered(),
                 cx: &mut wcx,
             };
-            while st.conn.wants_write() {
-                match st.conn.write_tls(&mut out) {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
-                    Err(e) => return fail(st, e),
-                }
+            match send_queued(&mut st.conn, &mut out) {
+                Ok(true) => return Poll::Pending,
+                Ok(false) => {}
+                Err(e) => return fail(st, e),
             }
         }
         st.tx = Tx::Idle(Vec::new());
