@@ -52,6 +52,7 @@ coro_io::driver_tests!(
     starttls_server_takes_over_a_receive_in_flight,
     bulk_to_a_slow_reader_arrives_whole_then_ends_as_sent,
     a_flush_behind_a_batch_the_full_socket_holds_ends_once_the_peer_reads,
+    an_unflushed_async_write_reaches_the_peer_while_another_task_reads,
     a_writer_is_not_starved_by_another_that_writes_without_pause,
     alpn_is_negotiated,
     mutual_tls_accepts_and_rejects,
@@ -1311,6 +1312,76 @@ fn a_flush_behind_a_batch_the_full_socket_holds_ends_once_the_peer_reads(cfg: Co
             bar, sent,
             "the bytes the writes accepted did not all arrive"
         );
+        next_outcome(&s2, &mut outcomes).await.unwrap();
+    });
+    s.shutdown();
+}
+
+/// A write through the `AsyncWrite` impl returns once rustls took the
+/// bytes, and its last batch may still wait for a full socket. Code that
+/// then waits for the reply another task reads, without a `flush`, must
+/// still get it: the bytes go out as the socket drains, with no further
+/// poll from the writer (the parked reader moves them on), as they do on
+/// a plain `TcpStream`.
+fn an_unflushed_async_write_reaches_the_peer_while_another_task_reads(cfg: Config) {
+    use futures::io::AsyncWriteExt;
+    const LEN: usize = 2 << 20;
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let s1 = s.clone();
+    let (addr, mut outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        let s1 = s1.clone();
+        async move {
+            // A small send buffer: the last batch of the writes below
+            // waits for room while the peer reads slowly.
+            socket2::SockRef::from(tls.tcp()).set_send_buffer_size(4096)?;
+            let tls = Arc::new(tls);
+            let (tx, rx) = futures::channel::oneshot::channel();
+            let t = tls.clone();
+            // The reader, parked before the writes start, waits for the
+            // peer's reply.
+            drop(s1.spawn(async move {
+                let (n, b) = t.read(Vec::with_capacity(16)).await;
+                let _ = tx.send(n.map(|n| b[..n].to_vec()));
+            }));
+            s1.sleep(Duration::from_millis(50)).await;
+            AsyncWriteExt::write_all(&mut &*tls, &pattern(LEN, 5)).await?;
+            // No flush: wait for the reply only.
+            let reply = s1
+                .timeout(TEST_BOUND, rx)
+                .await
+                .map_err(|_| io::Error::other("no reply: the written bytes never all left"))?
+                .map_err(|_| io::Error::other("the reader ended"))??;
+            assert_eq!(reply, b"ok");
+            tls.shutdown().await
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let sock = coro_net::tcp::TcpSocket::new_v4(&s2).unwrap();
+        sock.set_recv_buffer_size(4096).unwrap();
+        let tcp = sock.connect(addr).await.unwrap();
+        let t = connector(&ca).connect("localhost", tcp).await.unwrap();
+        // Read slowly, in small pieces, so that the server's socket stays
+        // full most of the time.
+        let mut got = 0;
+        let mut buf = Vec::with_capacity(16 * 1024);
+        while got < LEN {
+            let (n, b) = s2
+                .timeout(TEST_BOUND, t.read(buf))
+                .await
+                .unwrap_or_else(|_| panic!("stuck after {got} of {LEN} bytes"));
+            let n = n.unwrap();
+            assert!(n > 0, "the stream ended after {got} bytes");
+            got += n;
+            buf = b;
+            buf.clear();
+            if got % (256 * 1024) < n {
+                s2.sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let (r, _) = t.write_all(b"ok".to_vec()).await;
+        r.unwrap();
         next_outcome(&s2, &mut outcomes).await.unwrap();
     });
     s.shutdown();

@@ -625,7 +625,10 @@ impl TlsStream {
                     let evicted = self.wr.register(cx.waker());
                     st.evicted.absorb(evicted);
                     let mut wcx = Context::from_waker(self.wr.waker());
-                    let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
+                    let Poll::Ready((res, mut rest)) = Pin::new(fut).poll(&mut wcx) else {
+                        self.readers_push_sends(st);
+                        return Poll::Pending;
+                    };
                     match res {
                         Ok(n) if n > 0 || rest.bytes_init() == 0 => {
                             rest.advance(n);
@@ -633,10 +636,9 @@ impl TlsStream {
                                 st.batches_ended += 1;
                                 Tx::Idle(rest.into_inner())
                             } else {
-                                Tx::Busy(op::send(
+                                Tx::Busy(OpFuture::new(
                                     self.tcp.inner.sock.driver(),
-                                    self.tcp.inner.sock.raw(),
-                                    rest,
+                                    op::Send::new(self.tcp.inner.sock.raw(), rest).all(),
                                 ))
                             };
                         }
@@ -689,7 +691,10 @@ impl TlsStream {
                         // Writing into a Vec cannot fail.
                         st.conn.write_tls(&mut v)?;
                     }
-                    let mut send = op::Send::new(self.tcp.inner.sock.raw(), Slice::new(v, 0));
+                    // All of it, once in the kernel: a short completion
+                    // would wait for a poll of this stream to go on, and
+                    // the writer may be waiting for a reply instead.
+                    let mut send = op::Send::new(self.tcp.inner.sock.raw(), Slice::new(v, 0)).all();
                     if direct.full {
                         send = send.submit_at_once();
                     }
@@ -734,7 +739,10 @@ impl TlsStream {
                 cx: &mut wcx,
             };
             match send_queued(&mut st.conn, &mut out) {
-                Ok(true) => return Poll::Pending,
+                Ok(true) => {
+                    self.readers_push_sends(st);
+                    return Poll::Pending;
+                }
                 Ok(false) => {}
                 Err(e) => return fail(st, e),
             }
@@ -742,6 +750,17 @@ impl TlsStream {
         st.tx = Tx::Idle(Vec::new());
         st.batches_ended += 1;
         Poll::Ready(Ok(()))
+    }
+
+    /// A batch stays with the socket (or the kernel) after this poll:
+    /// tasks parked in a read are woken with the writers when it moves, so
+    /// that their poll sends the rest. A write may have returned `Ok(n)`
+    /// for bytes rustls took and the socket did not (yet), and its task may
+    /// now wait for a reply that another task reads, with no poll of this
+    /// stream to come from the writer.
+    fn readers_push_sends(&self, st: &mut State) {
+        let evicted = self.wr.register(self.rd.waker());
+        st.evicted.absorb(evicted);
     }
 
     /// Give rustls more ciphertext: what is left from the last `recv`, or a
