@@ -143,21 +143,32 @@ struct Globals {
 }
 
 fn globals() -> io::Result<&'static Globals> {
-    static GLOBALS: OnceLock<Result<Globals, String>> = OnceLock::new();
-    let g = GLOBALS.get_or_init(|| {
-        let (read, write) = rustix::pipe::pipe_with(
-            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )
-        .map_err(|e| format!("cannot create the signal pipe: {e}"))?;
-        Ok(Globals {
-            read,
-            write,
-            counts: [const { AtomicU64::new(0) }; MAX_SIGNAL],
-            installed: Mutex::new([const { None }; MAX_SIGNAL]),
-            delivered: Event::new(),
-        })
-    });
-    g.as_ref().map_err(|e| io::Error::other(e.clone()))
+    static GLOBALS: OnceLock<Globals> = OnceLock::new();
+    // Only a success is kept: a pipe that could not be made (`EMFILE` in
+    // a server at its fd limit) is tried again by the next call, rather
+    // than failing every signal listener for the rest of the process.
+    static MAKING: Mutex<()> = Mutex::new(());
+    if let Some(g) = GLOBALS.get() {
+        return Ok(g);
+    }
+    let _making = crate::lock(&MAKING);
+    if let Some(g) = GLOBALS.get() {
+        return Ok(g);
+    }
+    let (read, write) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )
+    .map_err(|e| {
+        let e = io::Error::from(e);
+        io::Error::new(e.kind(), format!("cannot create the signal pipe: {e}"))
+    })?;
+    Ok(GLOBALS.get_or_init(|| Globals {
+        read,
+        write,
+        counts: [const { AtomicU64::new(0) }; MAX_SIGNAL],
+        installed: Mutex::new([const { None }; MAX_SIGNAL]),
+        delivered: Event::new(),
+    }))
 }
 
 /// Install our handler for `kind` once per process.
