@@ -32,7 +32,9 @@ fn a_signal_pipe_that_could_not_be_made_is_made_by_a_later_listener() {
     .unwrap();
     let first = Signal::new(&s, kind);
     setrlimit(Resource::Nofile, saved).unwrap();
-    let e = first.err().expect("made a pipe with no fd free");
+    let Err(e) = first else {
+        panic!("made a pipe with no fd free")
+    };
     assert!(e.to_string().contains("signal pipe"), "{e}");
 
     let mut sig = Signal::new(&s, kind).expect("the pipe's first failure was kept");
