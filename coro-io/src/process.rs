@@ -561,7 +561,11 @@ impl Drop for Child {
 /// blocking-pool thread per child, which would stay blocked for the
 /// child's whole life: a supervisor that drops a few hundred long-lived
 /// children would hold every pool thread, and every file op and
-/// `spawn_blocking` on epoll would wait behind them.
+/// `spawn_blocking` on epoll would wait behind them. A thread that cannot
+/// start (`EAGAIN` at a thread limit) is tried again with the next child;
+/// meanwhile short blocking-pool jobs reap, one at a time (a traced child
+/// whose tracer has not reaped it is looked at every 100 ms, not in a
+/// spin).
 mod reaper {
     use std::os::fd::OwnedFd;
     use std::sync::{Arc, Mutex, OnceLock};
@@ -578,84 +582,183 @@ mod reaper {
 
     struct Reaper {
         children: Mutex<Vec<(std::process::Child, Option<Arc<OwnedFd>>)>>,
+        /// Who reaps (changed under this lock).
+        reapers: Mutex<Reapers>,
         /// Written to when a child is adopted, so the thread looks again.
-        wake_rd: OwnedFd,
-        wake_wr: OwnedFd,
+        /// Made with the thread; if it could not be, the thread looks
+        /// every [`NO_PIDFD_PERIOD`] instead.
+        wake: OnceLock<(OwnedFd, OwnedFd)>,
     }
+
+    struct Reapers {
+        /// The reaping thread runs (for good, once started).
+        thread: bool,
+        /// Blocking-pool jobs reap while the thread could not start
+        /// (`EAGAIN` at a thread limit): one at a time for all the
+        /// children, not one each, and they try to start the thread as
+        /// they go.
+        stand_in: bool,
+    }
+
+    static REAPER: Reaper = Reaper {
+        children: Mutex::new(Vec::new()),
+        reapers: Mutex::new(Reapers {
+            thread: false,
+            stand_in: false,
+        }),
+        wake: OnceLock::new(),
+    };
 
     /// Reap `child` when it exits (`pidfd`: readable then).
     pub(super) fn adopt(child: std::process::Child, pidfd: Option<OwnedFd>) {
-        static REAPER: OnceLock<Option<&'static Reaper>> = OnceLock::new();
-        let Some(r) = *REAPER.get_or_init(start) else {
-            // No pipe or no thread for it: a blocking-pool thread waits
-            // for this one, as before there was a reaper.
-            let mut child = child;
-            drop(crate::blocking::spawn_blocking(move || child.wait()));
-            return;
-        };
+        let r = &REAPER;
         let mut children = crate::lock(&r.children);
         let held = children.iter().filter(|(_, fd)| fd.is_some()).count();
         let pidfd = pidfd.filter(|_| held < MAX_PIDFDS);
         children.push((child, pidfd.map(Arc::new)));
         drop(children);
-        let _ = rustix::io::write(&r.wake_wr, &[1]);
+        if let Some((_, wr)) = r.wake.get() {
+            let _ = rustix::io::write(wr, &[1]);
+        }
+        r.ensure_reaping();
     }
 
-    fn start() -> Option<&'static Reaper> {
-        let (wake_rd, wake_wr) = rustix::pipe::pipe_with(
-            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-        )
-        .ok()?;
-        let r: &'static Reaper = Box::leak(Box::new(Reaper {
-            children: Mutex::new(Vec::new()),
-            wake_rd,
-            wake_wr,
-        }));
-        crate::spawn_thread(
-            std::thread::Builder::new().name("coro-reaper".into()),
-            move || run(r),
-        )
-        .ok()?;
-        Some(r)
-    }
-
-    fn run(r: &'static Reaper) {
-        let mut buf = [0u8; 64];
-        loop {
-            // Reap who exited; keep the pidfds of the others to wait on
-            // (shared, so that the list stays free to take new children
-            // while this thread waits).
-            let (fds, timeout) = {
-                let mut children = crate::lock(&r.children);
-                children.retain_mut(|(c, _)| matches!(c.try_wait(), Ok(None)));
-                let fds: Vec<Arc<OwnedFd>> =
-                    children.iter().filter_map(|(_, fd)| fd.clone()).collect();
-                let timeout = if fds.len() < children.len() {
-                    Some(NO_PIDFD_PERIOD)
-                } else {
-                    None
-                };
-                (fds, timeout)
-            };
-            let mut polls: Vec<rustix::event::PollFd<'_>> = std::iter::once(&r.wake_rd)
-                .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN))
-                .chain(
-                    fds.iter()
-                        .map(|fd| rustix::event::PollFd::new(&**fd, rustix::event::PollFlags::IN)),
-                )
-                .collect();
-            let timeout = timeout.map(|d| rustix::time::Timespec {
-                tv_sec: 0,
-                tv_nsec: d.as_nanos() as i64,
-            });
-            // EINTR: look again. Another error (`EINVAL`: more fds than
-            // `RLIMIT_NOFILE` allows now) would come back at once: look
-            // again after a pause instead of spinning.
-            match rustix::event::poll(&mut polls, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(_) => std::thread::sleep(NO_PIDFD_PERIOD),
+    impl Reaper {
+        /// Start the thread if it does not run; if it cannot start now,
+        /// a stand-in job reaps until it can. A failure is not kept: the
+        /// next adopted child (or the stand-in) tries again.
+        fn ensure_reaping(&'static self) {
+            if self.start_thread() {
+                return;
             }
-            while matches!(rustix::io::read(&r.wake_rd, &mut buf), Ok(n) if n > 0) {}
+            let mut reapers = crate::lock(&self.reapers);
+            if reapers.thread || reapers.stand_in {
+                return;
+            }
+            reapers.stand_in = true;
+            drop(reapers);
+            // A pool that cannot start a thread either, and has none,
+            // drops the job unrun: its guard then lets the next adopted
+            // child try again (the children stay listed meanwhile).
+            let guard = StandIn(self);
+            drop(crate::blocking::spawn_blocking(move || guard.run()));
+        }
+
+        /// Whether the reaping thread runs (started now if need be).
+        fn start_thread(&'static self) -> bool {
+            let mut reapers = crate::lock(&self.reapers);
+            if reapers.thread {
+                return true;
+            }
+            if self.wake.get().is_none() {
+                if let Ok(pipe) = rustix::pipe::pipe_with(
+                    rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+                ) {
+                    let _ = self.wake.set(pipe);
+                }
+            }
+            reapers.thread = crate::spawn_thread(
+                std::thread::Builder::new().name("coro-reaper".into()),
+                move || self.run(),
+            )
+            .is_ok();
+            reapers.thread
+        }
+
+        /// Reap the children that exited; how many are left.
+        fn reap(&self) -> usize {
+            let mut children = crate::lock(&self.children);
+            children.retain_mut(|(c, _)| matches!(c.try_wait(), Ok(None)));
+            children.len()
+        }
+
+        fn run(&self) {
+            let mut buf = [0u8; 64];
+            let mut pidfd_ready = false;
+            loop {
+                // Reap who exited; keep the pidfds of the others to wait on
+                // (shared, so that the list stays free to take new
+                // children while this thread waits).
+                let (fds, timeout, reaped) = {
+                    let mut children = crate::lock(&self.children);
+                    let before = children.len();
+                    children.retain_mut(|(c, _)| matches!(c.try_wait(), Ok(None)));
+                    let fds: Vec<Arc<OwnedFd>> =
+                        children.iter().filter_map(|(_, fd)| fd.clone()).collect();
+                    let timeout = if fds.len() < children.len() || self.wake.get().is_none() {
+                        Some(NO_PIDFD_PERIOD)
+                    } else {
+                        None
+                    };
+                    (fds, timeout, before - children.len())
+                };
+                if pidfd_ready && reaped == 0 {
+                    // A pidfd said its child exited, and the child cannot
+                    // be reaped yet: it is traced, and its tracer has not
+                    // waited for it. The pidfd stays readable until then:
+                    // look again later rather than spin.
+                    std::thread::sleep(NO_PIDFD_PERIOD);
+                }
+                let wake = self.wake.get().map(|(rd, _)| rd);
+                let mut polls: Vec<rustix::event::PollFd<'_>> = wake
+                    .into_iter()
+                    .chain(fds.iter().map(|fd| &**fd))
+                    .map(|fd| rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN))
+                    .collect();
+                let timeout = timeout.map(|d| rustix::time::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: d.as_nanos() as i64,
+                });
+                // EINTR: look again. Another error (`EINVAL`: more fds than
+                // `RLIMIT_NOFILE` allows now) would come back at once: look
+                // again after a pause instead of spinning.
+                match rustix::event::poll(&mut polls, timeout.as_ref()) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => std::thread::sleep(NO_PIDFD_PERIOD),
+                }
+                pidfd_ready = polls[usize::from(wake.is_some())..]
+                    .iter()
+                    .any(|p| !p.revents().is_empty());
+                if let Some(rd) = wake {
+                    while matches!(rustix::io::read(rd, &mut buf), Ok(n) if n > 0) {}
+                }
+            }
+        }
+    }
+
+    /// The stand-in's job; dropped (run or not), it lets another start.
+    struct StandIn(&'static Reaper);
+
+    impl StandIn {
+        /// One look at the children; then, if some still run, another
+        /// look later as a new job, behind the jobs queued meanwhile, so
+        /// that the pool's thread is not held for the children's life.
+        fn run(self) {
+            let r = self.0;
+            let left = r.reap();
+            if r.start_thread() {
+                return;
+            }
+            if left == 0 {
+                // Ended under the lock that `ensure_reaping` checks, and
+                // after a look at the list: a child adopted after that look
+                // finds no stand-in and starts one.
+                let mut reapers = crate::lock(&r.reapers);
+                if crate::lock(&r.children).is_empty() {
+                    reapers.stand_in = false;
+                    drop(reapers);
+                    std::mem::forget(self);
+                    return;
+                }
+            }
+            std::thread::sleep(NO_PIDFD_PERIOD);
+            drop(crate::blocking::spawn_blocking(move || self.run()));
+        }
+    }
+
+    impl Drop for StandIn {
+        fn drop(&mut self) {
+            crate::lock(&self.0.reapers).stand_in = false;
         }
     }
 }

@@ -1,0 +1,64 @@
+//! While the process-wide reaper cannot start its thread (`EAGAIN` at a
+//! thread limit), blocking-pool jobs reap the children dropped while they
+//! run, one job at a time for all of them: the pool's thread is not held
+//! by each child for its life.
+//! Its own binary: the reaper and the blocking pool are process-wide.
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::reaped;
+use coro_core::sync_wait;
+use coro_io::IoScheduler;
+use coro_io::blocking::spawn_blocking;
+use coro_io::fault::{self, Syscall};
+use coro_io::process::Command;
+
+#[test]
+fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
+    let s = IoScheduler::new(Default::default()).unwrap();
+    let s2 = s.clone();
+    let pids = sync_wait(s.spawn(async move {
+        // The pool has a thread; from now on no new thread starts.
+        spawn_blocking(|| ()).await.unwrap();
+        fault::fail_syscall(Syscall::SpawnThread, 0, u32::MAX, libc::EAGAIN);
+        let mut pids = Vec::new();
+        for _ in 0..8 {
+            let child = Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            pids.push(child.id());
+        }
+        // The pool's one thread still runs another job while they live
+        // (before, the first child's wait took it for 30 s).
+        let r = s2
+            .timeout(Duration::from_secs(5), spawn_blocking(|| 7))
+            .await;
+        (pids, r.ok().map(|j| j.unwrap()))
+    }))
+    .unwrap();
+    let (pids, r) = pids;
+    for &pid in &pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pids.iter().all(|&p| reaped(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = pids.iter().filter(|&&p| !reaped(p)).count();
+    fault::fail_syscall(Syscall::SpawnThread, 0, 0, 0);
+    assert_eq!(
+        left, 0,
+        "{left} children dropped while no thread could start are zombies"
+    );
+    assert_eq!(r, Some(7), "the pool's thread was held");
+    s.shutdown();
+}
