@@ -531,6 +531,9 @@ impl Stream {
         }
         let fd = self.sock.registered();
         if fd.recv_queued() {
+            if !fd.recv_started() {
+                return self.peek_socket(buf).await;
+            }
             let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
             return (res, buf);
         }
@@ -545,6 +548,43 @@ impl Stream {
         let (res, buf) =
             op::recv_msg(self.sock.driver(), self.sock.raw(), buf, libc::MSG_PEEK).await;
         (res.map(|meta| meta.len), buf)
+    }
+
+    /// [`peek`](Self::peek) where the driver keeps a receive queue that no
+    /// read has started yet: the socket still holds every byte, so peek
+    /// there (`MSG_PEEK`), waiting with a readiness poll. Peeking through
+    /// the queue would start its receive, which takes the bytes off the
+    /// socket, where `into_std` or code that reads the fd itself would
+    /// then miss them (as [`poll_socket`](Self::poll_socket) does not
+    /// start it either). A read that starts the queue meanwhile (another
+    /// task's) takes what arrives: the peek then looks at the queue.
+    async fn peek_socket<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        use rustix::net::RecvFlags;
+        let fd = self.sock.registered();
+        // As much as the queue would show (see `RegisteredFd::poll_peek`).
+        let mut seen = Vec::with_capacity(buf.bytes_total().min(256 * 1024));
+        loop {
+            if fd.recv_started() {
+                let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
+                return (res, buf);
+            }
+            seen.clear();
+            let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
+            match rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut seen), flags) {
+                Ok(_) => return (Ok(coro_io::buf::fill(&mut buf, &seen)), buf),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) if e == rustix::io::Errno::AGAIN => {}
+                Err(e) => return (Err(e.into()), buf),
+            }
+            let ready = op::poll_fd(
+                self.sock.driver(),
+                self.sock.raw(),
+                coro_io::driver::Interest::Read,
+            );
+            if let Err(e) = ready.await {
+                return (Err(e), buf);
+            }
+        }
     }
 
     /// Wait until the stream is ready for `op`. Where the driver keeps a

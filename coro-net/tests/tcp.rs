@@ -48,6 +48,7 @@ coro_io::driver_tests!(
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
+    a_peek_then_into_std_keeps_the_bytes,
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
@@ -1893,6 +1894,42 @@ fn poll_read_sees_bytes_a_short_read_left(cfg: Config) {
 /// even when the loop thread itself blocks on the socket at once.
 fn into_std_stops_taking_bytes_at_once(cfg: Config) {
     into_std_keeps_later_bytes(cfg, false);
+}
+
+/// Protocol sniffing, then a hand-over: `peek` leaves the bytes in the
+/// socket (`MSG_PEEK`), on every driver, so that the new owner of
+/// `into_std` reads them, and a peek waits for bytes that come later.
+fn a_peek_then_into_std_keeps_the_bytes(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        // Later than the first peek starts: it waits.
+        std::thread::sleep(Duration::from_millis(50));
+        c.write_all(b"hello").unwrap();
+        c
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let (r, b) = conn.peek(Vec::with_capacity(5)).await;
+            r.unwrap();
+            seen = b;
+        }
+        assert_eq!(seen, b"hello", "{cfg}");
+        let mut std = conn.into_std();
+        std.set_nonblocking(false).unwrap();
+        std.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut got = [0u8; 5];
+        std.read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("{cfg}: the peeked bytes are gone: {e}"));
+        assert_eq!(&got, b"hello", "{cfg}");
+    });
+    drop(peer.join().unwrap());
+    s.shutdown();
 }
 
 /// `into_std` on a thread of its own while the scheduler's loop is busy (a
