@@ -650,7 +650,15 @@ impl Stream {
             // A spent budget made the checks above yield untried: the
             // deadline waits for the next poll (see `coro_io::coop`).
             ready!(coro_io::coop::poll_proceed(cx));
-            deadline.as_mut().poll(cx).map(|()| PollStatus::Timeout)
+            ready!(deadline.as_mut().poll(cx));
+            // Due (a zero timeout at once). Bytes the socket holds but the
+            // queue has not received yet (its receive runs at the loop's
+            // next turn) are readable too: a read gets them, as the
+            // kernel's answer says (and `read_timeout`'s deadline checks).
+            if readable_now(fd) {
+                return Poll::Ready(PollStatus::Event);
+            }
+            Poll::Ready(PollStatus::Timeout)
         })
         .await
     }

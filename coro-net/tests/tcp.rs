@@ -49,6 +49,7 @@ coro_io::driver_tests!(
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
     a_peek_then_into_std_keeps_the_bytes,
+    a_zero_timeout_poll_sees_bytes_a_read_would_get,
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
@@ -1927,6 +1928,55 @@ fn a_peek_then_into_std_keeps_the_bytes(cfg: Config) {
         std.read_exact(&mut got)
             .unwrap_or_else(|e| panic!("{cfg}: the peeked bytes are gone: {e}"));
         assert_eq!(&got, b"hello", "{cfg}");
+    });
+    drop(peer.join().unwrap());
+    s.shutdown();
+}
+
+/// `poll(Read, Some(ZERO))` asks "would a read get something now?". After
+/// a first read started the receive queue, bytes that reached the socket
+/// while the loop could not turn (its task blocks) are not in the queue
+/// yet; the answer must still be `Event`, as the kernel's, where the bytes
+/// are in the socket. (On SQPOLL, and COOP run inline (a `Manual` ring is
+/// COOP), the kernel may already have received them into a completion
+/// the loop has not reaped: seen at its next turn, as documented on
+/// `poll`.)
+fn a_zero_timeout_poll_sees_bytes_a_read_would_get(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(b"a").unwrap();
+        go_rx.recv().unwrap();
+        c.write_all(b"b").unwrap();
+        sent_tx.send(()).unwrap();
+        c
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        let (r, b) = conn.read(Vec::with_capacity(1)).await;
+        assert_eq!(&b[..r.unwrap()], b"a");
+        go_tx.send(()).unwrap();
+        // Blocking on purpose: the loop does not turn (inline).
+        sent_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        let st = conn.poll(PollOp::Read, Some(Duration::ZERO)).await;
+        let unreaped = [
+            Config::URING_SQPOLL,
+            Config::URING_COOP,
+            Config::URING_MANUAL,
+        ]
+        .iter()
+        .any(|c| c.to_string() == cfg.to_string());
+        if !unreaped {
+            assert_eq!(st, PollStatus::Event, "{cfg}: a read would get \"b\"");
+        }
+        let (r, b) = conn.read(Vec::with_capacity(1)).await;
+        assert_eq!(&b[..r.unwrap()], b"b", "{cfg}");
     });
     drop(peer.join().unwrap());
     s.shutdown();

@@ -396,6 +396,14 @@ impl TcpStream {
     /// Wait until the stream is ready for `op`, at most `timeout`
     /// (libcoro's `client.poll(op)`).
     ///
+    /// With a zero timeout it answers "would a read (or write) get
+    /// something now?". Bytes in the socket count, also when the
+    /// driver's receive queue (io_uring) has not taken them yet. On an
+    /// SQPOLL ring, and a `COOP_TASKRUN` one run by a task that has not
+    /// yielded since, the kernel may already have received them into a
+    /// completion the loop has not reaped: those show at its next turn
+    /// (a zero-timeout `Timeout` means "not yet", not "nothing sent").
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe (waiting consumes nothing).
@@ -569,6 +577,13 @@ impl TcpStream {
     /// Bytes received that no read took yet: held by the `AsyncRead`
     /// adapter, or (io_uring) in the stream's receive queue. They are
     /// dropped with the stream and by [`into_std`](Self::into_std).
+    ///
+    /// On io_uring it counts what the loop has taken from the kernel's
+    /// completions: bytes received since its last turn (on an SQPOLL or
+    /// a `COOP_TASKRUN` ring the kernel may receive them while the task
+    /// runs) are not counted yet, and `into_std` drops them too. Before a
+    /// hand-over, have the peer stop sending, then read until this is 0
+    /// with a yield in between.
     pub fn buffered(&self) -> usize {
         self.inner.buffered_read()
     }
