@@ -55,6 +55,7 @@ coro_io::driver_tests!(
     an_unflushed_async_write_reaches_the_peer_while_another_task_reads,
     a_writer_is_not_starved_by_another_that_writes_without_pause,
     alpn_is_negotiated,
+    early_data_a_client_sends_is_not_lost,
     mutual_tls_accepts_and_rejects,
     dropped_reads_lose_nothing,
     futures_io_traits_and_shutdown,
@@ -870,6 +871,93 @@ async fn raw_client_handshake(raw: &TcpStream, cc: &mut rustls::ClientConnection
             cc.process_new_packets().unwrap();
         }
     }
+}
+
+/// A raw rustls client's exchange with an echo server: `early` as TLS 1.3
+/// early data where the client can send it (sent again after the
+/// handshake if the server did not accept it, as rustls asks of its
+/// callers), then `late`, then close_notify; returns what came back, and
+/// whether early data was sent.
+async fn raw_early_data_exchange(
+    raw: &TcpStream,
+    config: &Arc<ClientConfig>,
+    early: &[u8],
+    late: &[u8],
+) -> (Vec<u8>, bool) {
+    let mut cc =
+        rustls::ClientConnection::new(config.clone(), "localhost".try_into().unwrap()).unwrap();
+    let sent_early = match cc.early_data() {
+        Some(mut e) => {
+            e.write_all(early).unwrap();
+            true
+        }
+        None => false,
+    };
+    raw_client_handshake(raw, &mut cc).await;
+    if !(sent_early && cc.is_early_data_accepted()) {
+        cc.writer().write_all(early).unwrap();
+    }
+    cc.writer().write_all(late).unwrap();
+    cc.send_close_notify();
+    let mut out = Vec::new();
+    while cc.wants_write() {
+        cc.write_tls(&mut out).unwrap();
+    }
+    let (r, _) = raw.write_all(out).await;
+    r.unwrap();
+    let mut plain = Vec::new();
+    loop {
+        let (n, b) = raw.read(Vec::with_capacity(4096)).await;
+        let n = match n {
+            Ok(n) if n > 0 => n,
+            _ => break,
+        };
+        let mut rest = &b[..n];
+        while !rest.is_empty() {
+            cc.read_tls(&mut rest).unwrap();
+            cc.process_new_packets().unwrap();
+        }
+        let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
+    }
+    (plain, sent_early)
+}
+
+/// A server config that allows TLS 1.3 early data (0-RTT): the client's
+/// early data must reach the application or be refused so that the
+/// client sends it again; never accepted and then dropped (the stream
+/// has no way to hand it out).
+fn early_data_a_client_sends_is_not_lost(cfg: Config) {
+    let s = sched(cfg);
+    let (ca, leaf) = pki();
+    let mut sc = server_config(&leaf);
+    sc.max_early_data_size = 16 * 1024;
+    let (addr, mut outcomes) = serve(&s, TlsAcceptor::new(Arc::new(sc)), echo);
+    let s2 = s.clone();
+    run(&s, async move {
+        let mut cc = tls::client_config([ca.der()]).unwrap();
+        cc.enable_early_data = true;
+        // One config, so one resumption store: the second connection
+        // resumes with the first's ticket, and may send early data.
+        let cc = Arc::new(cc);
+        for round in 0..2 {
+            let raw = TcpStream::connect(&s2, addr).await.unwrap();
+            let (got, sent_early) = s2
+                .timeout(
+                    TEST_BOUND,
+                    raw_early_data_exchange(&raw, &cc, b"early", b" late"),
+                )
+                .await
+                .unwrap_or_else(|_| panic!("{cfg}: round {round} hung"));
+            assert_eq!(sent_early, round == 1, "{cfg}: round {round}");
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                "early late",
+                "{cfg}: round {round}: early data was lost"
+            );
+            next_outcome(&s2, &mut outcomes).await.unwrap();
+        }
+    });
+    s.shutdown();
 }
 
 /// STARTTLS: the server reads a plaintext line through the TCP stream's

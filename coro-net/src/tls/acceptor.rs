@@ -105,6 +105,12 @@ impl TlsAcceptor {
     /// The alert rustls sends on a failed handshake is delivered (within a
     /// second) before the error returns; the connection is then closed.
     ///
+    /// TLS 1.3 early data (0-RTT) is refused, also with a config whose
+    /// `max_early_data_size` allows it: the client learns so in the
+    /// handshake and sends the data again after it (early data can be
+    /// replayed by an attacker, and the stream has no separate way to
+    /// hand it out).
+    ///
     /// # Cancel safety
     ///
     /// Dropping the future drops the connection (nothing else is left).
@@ -112,8 +118,14 @@ impl TlsAcceptor {
         let peer = tcp
             .peer_addr()
             .map_or_else(|_| "a client".to_owned(), |a| a.to_string());
-        let conn = ServerConnection::new(self.config.clone())
+        let mut conn = ServerConnection::new(self.config.clone())
             .map_err(|e| tls_error(&format!("TLS server setup for {peer}"), e))?;
+        // Early data (0-RTT) is refused, whatever `max_early_data_size`
+        // says: rustls gives it out only through `early_data()`, which the
+        // stream's reads do not use, so accepted early data would be lost
+        // while the client believes it delivered. Refused, the client
+        // sends it again after the handshake.
+        conn.reject_early_data();
         let mut stream = TlsStream::new(tcp, Connection::Server(conn));
         stream.handshake(self.timeout, &peer).await?;
         Ok(stream)
