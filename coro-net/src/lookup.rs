@@ -44,7 +44,7 @@ pub async fn lookup_host(sched: &IoScheduler, host: &str) -> io::Result<Vec<Sock
         return Ok(vec![addr]);
     }
     if sched.is_shutdown() {
-        return Err(io::Error::other("the i/o scheduler was shut down"));
+        return Err(crate::socket::shut_down());
     }
     let owned = host.to_owned();
     let job = coro_io::spawn_blocking(move || {

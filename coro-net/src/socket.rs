@@ -70,6 +70,18 @@ impl Socket {
         }
     }
 
+    /// For a retry loop (a pause, then the syscall again): `Err` once the
+    /// scheduler shut down. Its sleeps then end at once and its polls fail
+    /// at once, so a loop polled from outside it (another executor,
+    /// `sync_wait` on a plain thread) would spin on `EAGAIN` until the
+    /// peer made room, maybe for ever.
+    pub(crate) fn still_running(&self) -> io::Result<()> {
+        if self.sched.is_shutdown() {
+            return Err(shut_down());
+        }
+        Ok(())
+    }
+
     pub(crate) fn sched(&self) -> &IoScheduler {
         &self.sched
     }
@@ -157,6 +169,11 @@ struct Adapter {
     wr: Mutex<WriteState>,
     rd_wake: WakeList,
     wr_wake: WakeList,
+}
+
+/// The error of coro-net's own waits once their scheduler shut down.
+pub(crate) fn shut_down() -> io::Error {
+    io::Error::other("the i/o scheduler was shut down")
 }
 
 /// Whether `fd` has bytes (or the end, or an error) to read right now.

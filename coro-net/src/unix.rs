@@ -257,7 +257,9 @@ impl UnixStream {
     ///
     /// `NotFound` (no such socket file), `ConnectionRefused` (nobody
     /// listens), `InvalidInput` (a file path with a NUL byte; see
-    /// [`UnixListener::bind`]), naming the path.
+    /// [`UnixListener::bind`]), naming the path; an error when the
+    /// listener's backlog is full and the scheduler has shut down (the
+    /// connect retries after a pause while the backlog is full).
     ///
     /// # Cancel safety
     ///
@@ -274,6 +276,7 @@ impl UnixStream {
             match stream.inner.sock.sock_ref().connect(&addr) {
                 Ok(()) => return Ok(stream),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    stream.inner.sock.still_running().map_err(ctx)?;
                     sched.sleep(pause).await;
                     pause = (pause * 2).min(CONNECT_RETRY_MAX);
                 }

@@ -28,6 +28,7 @@ coro_io::driver_tests!(
     byte_literals_strings_and_address_strings_are_accepted,
     udp_receives_with_a_timeout_lose_nothing,
     udp_a_zero_timeout_takes_a_queued_datagram,
+    unix_connect_to_a_full_backlog_after_shutdown_ends,
 );
 
 /// What a tokio user writes first: `send_to(b"..", "127.0.0.1:port")`,
@@ -547,4 +548,47 @@ fn udp_a_zero_timeout_takes_a_queued_datagram(cfg: Config) {
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     });
     s.shutdown();
+}
+
+/// A connect to a listener whose backlog is full retries after a pause.
+/// Once its scheduler shut down, the pauses end at once: awaited from
+/// outside the scheduler, the connect must end with an error, not retry
+/// in a spin until the listener accepts.
+fn unix_connect_to_a_full_backlog_after_shutdown_ends(cfg: Config) {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = sched(cfg);
+    let path = std::env::temp_dir().join(format!(
+        "coro-unix-full-backlog-{}-{cfg}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let l = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+    l.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+    l.listen(1).unwrap();
+    // Fill the backlog with connections nobody accepts.
+    let mut held = Vec::new();
+    loop {
+        let c = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None).unwrap();
+        match c.connect(&SockAddr::unix(&path).unwrap()) {
+            Ok(()) => held.push(c),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+            Err(e) => panic!("{cfg}: filling the backlog: {e}"),
+        }
+        assert!(held.len() < 1000, "the backlog never filled");
+    }
+    s.shutdown();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let (s2, p2) = (s.clone(), path.clone());
+    let connector = std::thread::spawn(move || {
+        let r = sync_wait(UnixStream::connect(&s2, &p2));
+        let _ = done_tx.send(r.map(drop));
+    });
+    let ended = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+    // Room at last, so that a spinning connect ends too.
+    drop(held);
+    drop(l);
+    connector.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let r = ended.unwrap_or_else(|_| panic!("{cfg}: the connect went on after shutdown"));
+    assert!(r.is_err(), "{cfg}: {r:?}");
 }

@@ -26,6 +26,7 @@ coro_io::driver_tests!(
     dgram_a_read_shutdown_ends_pending_and_later_receives,
     dgram_receives_with_a_timeout_lose_nothing,
     dgram_a_zero_timeout_takes_a_queued_datagram,
+    dgram_a_send_to_a_full_peer_after_shutdown_ends,
 );
 
 /// A fresh directory for one test's socket files (removed by the caller).
@@ -471,4 +472,37 @@ fn dgram_a_zero_timeout_takes_a_queued_datagram(cfg: Config) {
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     });
     s.shutdown();
+}
+
+/// A send to a full receiver waits for room, pausing between tries. Once
+/// its scheduler shut down, its pauses and waits end at once: awaited from
+/// outside the scheduler (a plain thread's `sync_wait`), the send must end
+/// with an error, not try again in a spin until the peer reads.
+fn dgram_a_send_to_a_full_peer_after_shutdown_ends(cfg: Config) {
+    let s = sched(cfg);
+    let d = dir("full-after-shutdown", cfg);
+    let (pr, pt) = (d.join("rx"), d.join("tx"));
+    let rx = std::os::unix::net::UnixDatagram::bind(&pr).unwrap();
+    let tx = UnixDatagram::bind(&s, &pt).unwrap();
+    // Fill the receiver's queue.
+    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    while filler.send_to(b"fill", &pr).is_ok() {
+        sent += 1;
+        assert!(sent < 100_000, "the receiver's queue never filled");
+    }
+    s.shutdown();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let sender = std::thread::spawn(move || {
+        let (r, _) = coro_core::sync_wait(tx.send_to(b"late".to_vec(), &pr));
+        let _ = done_tx.send(r);
+    });
+    let ended = done_rx.recv_timeout(Duration::from_secs(5));
+    // Room at last, so that a spinning send ends too.
+    drop(rx);
+    sender.join().unwrap();
+    std::fs::remove_dir_all(&d).unwrap();
+    let r = ended.unwrap_or_else(|_| panic!("{cfg}: the send went on after shutdown"));
+    assert!(r.is_err(), "{cfg}: {r:?}");
 }

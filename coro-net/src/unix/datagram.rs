@@ -169,7 +169,8 @@ impl UnixDatagram {
     /// `InvalidInput` for a path too long for `sockaddr_un` or a file path
     /// with a NUL byte; from
     /// `sendto`: `NotFound` / `ConnectionRefused` when nobody is bound
-    /// there, `EMSGSIZE` for a datagram larger than the send buffer.
+    /// there, `EMSGSIZE` for a datagram larger than the send buffer; an
+    /// error when it must wait for room after its scheduler shut down.
     ///
     /// # Cancel safety
     ///
@@ -281,7 +282,8 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `NotConnected` without [`connect`](Self::connect) (or `pair`);
-    /// `ConnectionRefused` once the peer is gone; from `send`.
+    /// `ConnectionRefused` once the peer is gone; from `send`; an error
+    /// when it must wait for room after its scheduler shut down.
     ///
     /// # Cancel safety
     ///
@@ -316,6 +318,7 @@ impl UnixDatagram {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
             }
+            self.sock.still_running()?;
             if !pause.is_zero() {
                 self.sock.sched().sleep(pause).await;
             }
