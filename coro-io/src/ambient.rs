@@ -104,8 +104,12 @@ pub fn sleep_until(t: Instant) -> Sleep {
 ///
 /// As cancel safe as `fut`. Racing an owned-buffer read against a timeout
 /// can lose data on io_uring (a read the kernel completed is dropped with
-/// its buffer): time out reads that keep what they received instead (the
-/// `futures_io` adapters of coro-net's streams, or `TlsStream::read`).
+/// its buffer): use the reads with a deadline of their own, which keep
+/// what they received (coro-net's `TcpStream::read_timeout`,
+/// `UnixStream::read_timeout`, `UdpSocket::recv_timeout` and
+/// `recv_from_timeout`, `UnixDatagram::recv_timeout` and
+/// `recv_from_timeout`), or time out reads that keep what they received
+/// (the `futures_io` adapters of coro-net's streams, `TlsStream::read`).
 ///
 /// # Panics
 ///

@@ -343,7 +343,10 @@ impl fmt::Debug for Child {
 }
 
 impl Child {
-    /// The child's process id.
+    /// The child's process id. Unlike tokio's (`None` then), it is still
+    /// returned after [`wait`](Child::wait) or `try_wait` reaped the child,
+    /// when the id may already belong to another process: do not signal
+    /// it then (use [`start_kill`](Child::start_kill), which knows).
     pub fn id(&self) -> u32 {
         self.inner.as_ref().map_or(0, |c| c.id())
     }

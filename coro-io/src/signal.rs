@@ -216,6 +216,13 @@ fn install(g: &'static Globals, kind: SignalKind) -> io::Result<()> {
 /// coalesce). Every `Signal` of the same kind sees every delivery. It reads
 /// through the driver of the scheduler it was made on.
 ///
+/// Unlike tokio's, the stream ends (`None`) once its scheduler shuts
+/// down: a loop `while let Some(()) = sig.recv().await { .. }` ends then,
+/// where a ported `loop { sig.recv().await; .. }` would spin. All signal
+/// kinds share one pipe, so a delivery of any kind wakes every `Signal`
+/// for a look at its own count (a `SIGCHLD` or `SIGWINCH` listener costs
+/// a wake-up of the `SIGTERM` one each time, no more).
+///
 /// # Cancel safety
 ///
 /// [`recv`](Signal::recv) is cancel safe: a delivery is only consumed by
@@ -394,7 +401,11 @@ impl futures_core::Stream for Signal {
 /// # Cancel safety
 ///
 /// Cancel safe: dropping it misses nothing a later call would have seen
-/// (a new call waits for the next Ctrl-C).
+/// (a new call waits for the next Ctrl-C). A Ctrl-C that comes between
+/// two calls is seen by neither (the handler stays installed, so it does
+/// not end the process either): in a `select!` loop make one
+/// [`signal`]`(`[`SignalKind::interrupt`]`())` before the loop and select
+/// on its [`recv`](Signal::recv), as with tokio.
 ///
 /// # Panics
 ///

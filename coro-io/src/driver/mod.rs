@@ -44,8 +44,8 @@
 //! * `park(timeout)`: submit, wait for at least one CQE or the timeout
 //!   (EXT_ARG), reap CQEs (store results, wake wakers, free orphaned ops),
 //!   return how many CQEs were handled.
-//! * `unpark`: make a concurrent or the next `park` return (eventfd or
-//!   `MSG_RING`), callable from any thread.
+//! * `unpark`: make a concurrent or the next `park` return (an eventfd),
+//!   callable from any thread.
 //! * `in_flight`, `cancel_all` (shutdown: cancel everything, reap with a bound).
 //!
 //! Timers are not driver ops: each scheduler keeps one timer structure and

@@ -1199,13 +1199,13 @@ impl TlsStream {
     /// Not cancel safe. A `write` dropped while it waits for earlier bytes
     /// to go out, or for its turn, accepted nothing (and gives its turn to
     /// the next writer); one dropped after it encrypted `buf`'s
-    /// bytes cannot tell you so, and those bytes are still sent, by the
-    /// stream's next write, flush, read or shutdown (a call made after the
-    /// drop: a read that was already waiting in another task does not move
-    /// them on, so after dropping a write, flush before waiting for the
-    /// peer's answer). To race writes, use
-    /// the `AsyncWrite` impl, whose `poll_write` reports accepted bytes at
-    /// once.
+    /// bytes cannot tell you so, and those bytes are still sent: by the
+    /// kernel (io_uring), or as the socket takes them by the stream's next
+    /// write, flush, read or shutdown, or by a read already waiting in
+    /// another task. With none of these they wait in the stream, and
+    /// dropping the stream drops them (call `shutdown` first). To race
+    /// writes, use the `AsyncWrite` impl, whose `poll_write` reports
+    /// accepted bytes at once.
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         let mut turn = Turn::new(self);
         let mut batch = 0;
