@@ -17,6 +17,8 @@ use coro_io::{DriverKind, IoScheduler};
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
 coro_io::driver_tests!(
+    a_fifo_files_received_bytes_survive_a_seek_and_a_write,
+    from_std_goes_on_at_the_std_files_offset_and_into_std_hands_it_back,
     a_shutdown_with_a_fifo_open_pending_is_prompt,
     a_write_that_cannot_finish_is_given_up_at_shutdown,
     a_write_awaited_outside_at_shutdown_still_lands,
@@ -1212,4 +1214,69 @@ fn a_write_awaited_outside_at_shutdown_still_lands(cfg: Config) {
     assert_eq!(writer.join().unwrap().unwrap(), 4, "{cfg}");
     drop(f);
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A `File` on a FIFO (a file without a position) opened for reading and
+/// writing: a small read takes only what it asks for, a seek fails with
+/// `ESPIPE` as std's, and a write loses none of the bytes waiting to be
+/// read (they used to be read ahead and then thrown away by the seek or
+/// the write, which assumed they could be read again).
+fn a_fifo_files_received_bytes_survive_a_seek_and_a_write(cfg: Config) {
+    let s = cfg.sched();
+    let d = dir("fifo-rw", cfg);
+    let p = d.join("fifo");
+    mkfifo(&p);
+    let (s2, p2) = (s.clone(), p.clone());
+    run(&s, async move {
+        // Read and write: the open does not wait for a peer.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open_on(&s2, &p2)
+            .await
+            .unwrap();
+        let writer = std::thread::spawn(move || std::fs::write(&p2, b"hello world"));
+        let mut got = [0u8; 5];
+        f.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello", "{cfg}");
+        writer.join().unwrap().unwrap();
+        let e = f.stream_position().await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ESPIPE), "{cfg}: {e}");
+        f.write_all(b"!").await.unwrap();
+        f.flush().await.unwrap();
+        let mut rest = [0u8; 7];
+        s2.timeout(Duration::from_secs(5), f.read_exact(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("{cfg}: bytes of the FIFO were lost"))
+            .unwrap();
+        assert_eq!(&rest, b" world!", "{cfg}");
+    });
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// Code ported from tokio that writes a header through std, then the body
+/// through a `File` made with `from_std`, then goes on with std: the body
+/// goes after the header (the cursor starts at the std file's offset),
+/// and `into_std` hands the file back with the kernel's offset after the
+/// body.
+fn from_std_goes_on_at_the_std_files_offset_and_into_std_hands_it_back(cfg: Config) {
+    use std::io::{Seek, Write};
+    let s = cfg.sched();
+    let d = dir("from-std", cfg);
+    let p = d.join("f");
+    let (s2, p2) = (s.clone(), p.clone());
+    run(&s, async move {
+        let mut std_f = std::fs::File::create(&p2).unwrap();
+        std_f.write_all(b"header\n").unwrap();
+        let mut f = File::from_std(&s2, std_f);
+        assert_eq!(f.stream_position().await.unwrap(), 7, "{cfg}");
+        f.write_all(b"body\n").await.unwrap();
+        let mut std_f = f.into_std().await.unwrap();
+        assert_eq!(std_f.stream_position().unwrap(), 12, "{cfg}");
+        std_f.write_all(b"tail\n").unwrap();
+    });
+    assert_eq!(std::fs::read(&p).unwrap(), b"header\nbody\ntail\n", "{cfg}");
+    std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
 }

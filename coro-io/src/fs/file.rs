@@ -48,6 +48,19 @@ const WRITE_MAX: usize = 1 << 20;
 ///   After a write to a file opened for appending, the cursor is at the
 ///   end of the file, as std's is.
 ///
+/// The cursor is the `File`'s own: it starts where the fd's offset was
+/// (0 for a file just opened; [`from_std`](File::from_std) keeps the std
+/// file's), and every op names its offset, so the kernel's offset, which
+/// a dup of the fd or a child that inherits it shares, stays where it
+/// was. [`into_std`](File::into_std) hands the file back with the kernel's
+/// offset set to the cursor. tokio's `File` moves the kernel's offset as
+/// it goes.
+///
+/// A file without a position (a FIFO, a terminal, a socket: `lseek`
+/// fails with `ESPIPE`) reads only what each read asks for, and a seek
+/// fails with `ESPIPE`, as std's; bytes it received for a dropped read
+/// are the next read's.
+///
 /// The file is opened close-on-exec; it is closed when the `File` and
 /// every op still using it are gone.
 ///
@@ -118,6 +131,12 @@ struct Seq {
     /// Opened with `O_APPEND`: the kernel writes at the end, whatever the
     /// cursor says.
     append: bool,
+    /// The file has no position (`lseek` says `ESPIPE`: a FIFO, a
+    /// terminal, a socket). Bytes read from it cannot be read again, so
+    /// it reads no more than asked (no read-ahead to lose), keeps what a
+    /// dropped read received for the next read (a write or an `_at` op
+    /// does not forget it), and cannot seek.
+    stream: bool,
     /// An append write moved the cursor to the end of the file, whose
     /// size `pos` does not know yet (asked for when it matters).
     at_end: bool,
@@ -261,15 +280,43 @@ impl File {
             .await
     }
 
-    /// Wrap an already open std file (its cursor starts at 0 here, whatever
-    /// the std file's was; a file opened for appending writes at its end).
+    /// Wrap an already open std file. Its cursor starts at the std file's
+    /// offset, as tokio's; a file opened for appending writes at its end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use futures::io::AsyncWriteExt;
+    ///
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let path = std::env::temp_dir().join(format!("coro-io-from-std-{}", std::process::id()));
+    /// let mut std_file = std::fs::File::create(&path)?;
+    /// std_file.write_all(b"header\n")?;
+    /// let s = sched.clone();
+    /// let back = coro_core::sync_wait(sched.spawn(async move {
+    ///     let mut f = coro_io::fs::File::from_std(&s, std_file);
+    ///     f.write_all(b"body\n").await?;
+    ///     f.into_std().await
+    /// }))??;
+    /// drop(back);
+    /// assert_eq!(std::fs::read(&path)?, b"header\nbody\n");
+    /// std::fs::remove_file(path)?;
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn from_std(sched: &IoScheduler, f: std::fs::File) -> File {
         let append =
             rustix::fs::fcntl_getfl(&f).is_ok_and(|fl| fl.contains(rustix::fs::OFlags::APPEND));
-        File::from_fd(sched, OwnedFd::from(f), 0, append)
+        File::from_fd(sched, OwnedFd::from(f), append)
     }
 
-    pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd, pos: u64, append: bool) -> File {
+    /// A `File` of `fd`, its cursor at the fd's offset.
+    pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd, append: bool) -> File {
+        // Where the fd's offset is; `ESPIPE`: a file without a position.
+        let (pos, stream) = match rustix::fs::seek(&fd, rustix::fs::SeekFrom::Current(0)) {
+            Ok(pos) => (pos, false),
+            Err(e) => (0, e == rustix::io::Errno::SPIPE),
+        };
         File {
             fd: Arc::new(fd),
             driver: sched.driver().clone(),
@@ -277,6 +324,7 @@ impl File {
             seq: Mutex::new(Seq {
                 pos,
                 append,
+                stream,
                 at_end: false,
                 ahead: Vec::new(),
                 head: 0,
@@ -414,6 +462,38 @@ impl File {
             .map_err(io::Error::from)
     }
 
+    /// Give the file back as a std file once the op in flight is done (a
+    /// write-behind finished, its failure reported), with the kernel's
+    /// offset at this `File`'s cursor: the std file goes on where this
+    /// one stopped, as tokio's `into_std`. Read-ahead is dropped; on a
+    /// file without a position that is what a dropped read had received
+    /// (read it first).
+    ///
+    /// # Errors
+    ///
+    /// The failure of the write in flight, or of one not reported yet
+    /// (the file is then closed: `flush` first to keep it); `lseek`'s;
+    /// `dup`'s, when a dropped positional op still holds the file (it is
+    /// then handed back as a duplicate sharing the offset).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped, the `File` is dropped (a write in flight still finishes).
+    pub async fn into_std(mut self) -> io::Result<std::fs::File> {
+        std::future::poll_fn(|cx| self.poll_busy(cx)).await?;
+        self.resolve_end()?;
+        let pos = self.logical_pos();
+        let stream = self.s().stream;
+        let fd = self.fd.clone();
+        // Nothing in flight: the drop lets go of its clone and no more.
+        drop(self);
+        let fd = Arc::try_unwrap(fd).or_else(|shared| shared.try_clone())?;
+        if !stream {
+            rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(pos))?;
+        }
+        Ok(fd.into())
+    }
+
     /// The sequential state, without locking (`&mut self`).
     fn s(&mut self) -> &mut Seq {
         self.seq.get_mut().unwrap_or_else(PoisonError::into_inner)
@@ -486,6 +566,10 @@ impl File {
     /// about to change (a read-ahead in flight was waited for).
     fn forget_read_ahead(&self, start: u64, end: u64) {
         let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        if seq.stream {
+            // Received bytes: offsets do not name them.
+            return;
+        }
         let first = seq.pos - (seq.ahead.len() - seq.head) as u64;
         if start < seq.pos && first < end {
             seq.pos = first;
@@ -497,7 +581,7 @@ impl File {
     /// After an append write the cursor is the end of the file, as the
     /// kernel's is after `write(2)` on an `O_APPEND` file.
     fn resolve_end(&mut self) -> io::Result<()> {
-        if std::mem::take(&mut self.s().at_end) {
+        if std::mem::take(&mut self.s().at_end) && !self.s().stream {
             self.s().pos = op::file_size(&self.fd)?;
             self.s().ahead.clear();
             self.s().head = 0;
@@ -510,8 +594,13 @@ impl File {
         self.s().pos - (self.s().ahead.len() - self.s().head) as u64
     }
 
-    /// Forget the read-ahead, moving the cursor back to what was read.
+    /// Forget the read-ahead, moving the cursor back to what was read
+    /// (not on a file without a position: its bytes are kept for the next
+    /// read).
     fn drop_read_ahead(&mut self) {
+        if self.s().stream {
+            return;
+        }
         self.s().pos = self.logical_pos();
         self.s().ahead.clear();
         self.s().head = 0;
@@ -552,7 +641,16 @@ impl AsyncRead for File {
             }
             let mut buf = std::mem::take(&mut this.s().ahead);
             buf.clear();
-            buf.reserve(out.len().clamp(READ_AHEAD, READ_MAX));
+            // Ahead of the caller only where the bytes can be read again.
+            // (A read fills its buffer's capacity.)
+            if this.s().stream {
+                let want = out.len().min(READ_MAX);
+                if buf.capacity() != want {
+                    buf = Vec::with_capacity(want);
+                }
+            } else {
+                buf.reserve(out.len().clamp(READ_AHEAD, READ_MAX));
+            }
             this.s().head = 0;
             let pos = this.s().pos;
             let op = op::read_at(&this.driver, this.fd.as_raw_fd(), buf, pos)
@@ -581,7 +679,14 @@ impl AsyncWrite for File {
             return Poll::Ready(Ok(0));
         }
         let n = data.len().min(WRITE_MAX);
-        let mut buf = std::mem::take(&mut this.s().ahead);
+        // The read-ahead's allocation, once it is dropped (a file without a
+        // position keeps its bytes).
+        let mut buf = if this.s().head == this.s().ahead.len() {
+            this.s().head = 0;
+            std::mem::take(&mut this.s().ahead)
+        } else {
+            Vec::new()
+        };
         buf.clear();
         buf.extend_from_slice(&data[..n]);
         let at = this.s().pos;
@@ -619,6 +724,9 @@ impl AsyncSeek for File {
         to: SeekFrom,
     ) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
+        if this.s().stream {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(libc::ESPIPE)));
+        }
         ready!(this.poll_busy(cx))?;
         this.resolve_end()?;
         let (base, delta) = match to {
@@ -667,6 +775,7 @@ impl Drop for File {
                 seq: Mutex::new(Seq {
                     pos: 0,
                     append,
+                    stream: false,
                     at_end: false,
                     ahead: Vec::new(),
                     head: 0,

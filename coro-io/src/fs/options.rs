@@ -166,7 +166,6 @@ impl OpenOptions {
         Ok(File::from_fd(
             sched,
             fd,
-            0,
             self.append || flags & libc::O_APPEND != 0,
         ))
     }
