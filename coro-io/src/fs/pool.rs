@@ -190,6 +190,7 @@ impl ReadDir {
     /// # Errors
     ///
     /// An entry the file system could not read (the listing goes on after
+    /// it); a listing job that failed on the pool (the stream ends after
     /// it).
     ///
     /// # Cancel safety
@@ -223,10 +224,16 @@ impl ReadDir {
                         (batch, more)
                     }));
                 }
-                ReadDirState::Busy(h) => {
-                    let (batch, more) = h.await.map_err(io::Error::from)?;
-                    self.state = ReadDirState::Idle(batch, more);
-                }
+                ReadDirState::Busy(h) => match h.await {
+                    Ok((batch, more)) => self.state = ReadDirState::Idle(batch, more),
+                    Err(e) => {
+                        // The listing went with the job (it panicked, or the
+                        // pool could not run it): the stream ends after this
+                        // error, as std's would, rather than repeat it.
+                        self.state = ReadDirState::Idle(VecDeque::new(), None);
+                        return Err(io::Error::from(e));
+                    }
+                },
             }
         }
     }
@@ -286,5 +293,26 @@ impl DirEntry {
     /// Outside a task of an [`IoScheduler`](crate::IoScheduler).
     pub async fn metadata(&self) -> io::Result<super::Metadata> {
         super::symlink_metadata(self.entry.path()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listing job that failed (it panicked here; or the pool could not
+    /// run it) ends the stream after its error, as std's `ReadDir` does
+    /// after one: a loop that skips failed entries must not spin on it.
+    #[test]
+    fn a_failed_listing_job_ends_the_stream() {
+        let mut dir = ReadDir {
+            state: ReadDirState::Busy(spawn_blocking(|| -> (VecDeque<_>, Option<_>) {
+                panic!("the listing job failed")
+            })),
+        };
+        let first = coro_core::sync_wait(dir.next_entry());
+        assert!(first.is_err(), "{first:?}");
+        let next = coro_core::sync_wait(dir.next_entry());
+        assert!(matches!(next, Ok(None)), "{next:?}");
     }
 }
