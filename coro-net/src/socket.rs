@@ -70,13 +70,18 @@ impl Socket {
         }
     }
 
-    /// For a retry loop (a pause, then the syscall again): `Err` once the
-    /// scheduler shut down. Its sleeps then end at once and its polls fail
-    /// at once, so a loop polled from outside it (another executor,
-    /// `sync_wait` on a plain thread) would spin on `EAGAIN` until the
-    /// peer made room, maybe for ever.
-    pub(crate) fn still_running(&self) -> io::Result<()> {
-        if self.sched.is_shutdown() {
+    /// A retry loop's pause of `d` (then the syscall again), on the
+    /// scheduler's timers; `Err` when the pause ended early because the
+    /// scheduler can no longer wait: shut down (past the linger, during
+    /// which pauses still work) or its loop gone. Its sleeps and polls then
+    /// end at once, and a loop polled from outside it (another executor,
+    /// `sync_wait` on a plain thread) would spin on `EAGAIN` until the peer
+    /// made room, maybe for ever.
+    pub(crate) async fn retry_pause(&self, d: Duration) -> io::Result<()> {
+        let asked = self.sched.now();
+        self.sched.sleep(d).await;
+        let slept = self.sched.now().saturating_duration_since(asked) >= d;
+        if !slept && self.sched.is_shutdown() {
             return Err(shut_down());
         }
         Ok(())

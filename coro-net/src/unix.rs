@@ -276,8 +276,7 @@ impl UnixStream {
             match stream.inner.sock.sock_ref().connect(&addr) {
                 Ok(()) => return Ok(stream),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    stream.inner.sock.still_running().map_err(ctx)?;
-                    sched.sleep(pause).await;
+                    stream.inner.sock.retry_pause(pause).await.map_err(ctx)?;
                     pause = (pause * 2).min(CONNECT_RETRY_MAX);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {

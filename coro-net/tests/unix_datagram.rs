@@ -27,6 +27,7 @@ coro_io::driver_tests!(
     dgram_receives_with_a_timeout_lose_nothing,
     dgram_a_zero_timeout_takes_a_queued_datagram,
     dgram_a_send_to_a_full_peer_after_shutdown_ends,
+    dgram_a_lingering_send_to_a_full_peer_waits_for_room,
 );
 
 /// A fresh directory for one test's socket files (removed by the caller).
@@ -505,4 +506,46 @@ fn dgram_a_send_to_a_full_peer_after_shutdown_ends(cfg: Config) {
     std::fs::remove_dir_all(&d).unwrap();
     let r = ended.unwrap_or_else(|_| panic!("{cfg}: the send went on after shutdown"));
     assert!(r.is_err(), "{cfg}: {r:?}");
+}
+
+/// While a shutdown lingers (`spawn_lingering`: clean-up that must not be
+/// cut short), pauses still work: a last datagram to a receiver that is
+/// full for a moment waits for room and is sent, not refused because the
+/// shutdown has begun.
+fn dgram_a_lingering_send_to_a_full_peer_waits_for_room(cfg: Config) {
+    let s = sched(cfg);
+    let d = dir("lingering", cfg);
+    let (pr, pt) = (d.join("rx"), d.join("tx"));
+    let rx = std::os::unix::net::UnixDatagram::bind(&pr).unwrap();
+    let tx = UnixDatagram::bind(&s, &pt).unwrap();
+    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut queued = 0;
+    while filler.send_to(b"fill", &pr).is_ok() {
+        queued += 1;
+        assert!(queued < 100_000, "the receiver's queue never filled");
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    assert!(s.spawn_lingering(async move {
+        let (r, _) = tx.send_to(b"last".to_vec(), &pr).await;
+        let _ = done_tx.send(r);
+    }));
+    // The send waits for room in its retry loop; room comes during the
+    // shutdown's linger.
+    std::thread::sleep(Duration::from_millis(20));
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut buf = [0u8; 16];
+        for _ in 0..queued {
+            rx.recv(&mut buf).unwrap();
+        }
+        rx.recv(&mut buf).map(|n| buf[..n].to_vec())
+    });
+    s.shutdown();
+    let r = done_rx
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("{cfg}: the lingering send never ended"));
+    assert_eq!(r.unwrap_or_else(|e| panic!("{cfg}: {e}")), 4, "{cfg}");
+    assert_eq!(reader.join().unwrap().unwrap(), b"last", "{cfg}");
+    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -318,9 +318,8 @@ impl UnixDatagram {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => return r,
             }
-            self.sock.still_running()?;
             if !pause.is_zero() {
-                self.sock.sched().sleep(pause).await;
+                self.sock.retry_pause(pause).await?;
             }
             // Closed or an error: the next `send` reports what happened.
             self.sock.poll(PollOp::Write, Some(MAX_PAUSE)).await;
