@@ -579,14 +579,31 @@ impl Stream {
     /// socket, where `into_std` or code that reads the fd itself would
     /// then miss them (as [`poll_socket`](Self::poll_socket) does not
     /// start it either). A read that starts the queue meanwhile (another
-    /// task's) takes what arrives: the peek then looks at the queue.
+    /// task's) takes what arrives: the peek then looks at the queue (its
+    /// readiness wait is bounded, 10 ms doubling to 1 s, so that it looks
+    /// again even if that read's receive took the bytes its poll waited
+    /// for).
     async fn peek_socket<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        use rustix::event::{PollFd, PollFlags};
         use rustix::net::RecvFlags;
+        const LOOK_AGAIN: Duration = Duration::from_secs(1);
         let fd = self.sock.registered();
         // As much as the queue would show (see `RegisteredFd::poll_peek`).
         let mut seen = Vec::with_capacity(buf.bytes_total().min(256 * 1024));
+        let mut wait = Duration::from_millis(10);
         loop {
-            if fd.recv_started() {
+            // A pending socket error (a reset) would be taken by a peek,
+            // which the kernel hands out once: the read after it would see
+            // a clean end of the stream. The queue's receive keeps it for
+            // the read (as for a peek after the queue started).
+            let mut fds = [PollFd::new(fd, PollFlags::IN)];
+            let zero = rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            let failed = matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+                && fds[0].revents().contains(PollFlags::ERR);
+            if failed || fd.recv_started() {
                 let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
                 return (res, buf);
             }
@@ -603,9 +620,10 @@ impl Stream {
                 self.sock.raw(),
                 coro_io::driver::Interest::Read,
             );
-            if let Err(e) = ready.await {
+            if let Ok(Err(e)) = self.sock.sched().timeout(wait, ready).await {
                 return (Err(e), buf);
             }
+            wait = (wait * 2).min(LOOK_AGAIN);
         }
     }
 
@@ -659,6 +677,9 @@ impl Stream {
                 None => std::future::pending().await,
             }
         });
+        // The write side said "not now" (a zero timeout): the read side
+        // still answers, at the deadline.
+        let mut not_writable = false;
         std::future::poll_fn(|cx| {
             let mut one = [0u8; 1];
             // Data, the end of the stream or an error: a read returns at
@@ -666,8 +687,12 @@ impl Stream {
             if fd.poll_peek(cx, &mut one).is_ready() {
                 return Poll::Ready(PollStatus::Event);
             }
-            if let Poll::Ready(status) = writable.as_mut().poll(cx) {
-                return Poll::Ready(status);
+            if !not_writable {
+                match writable.as_mut().poll(cx) {
+                    Poll::Ready(PollStatus::Timeout) => not_writable = true,
+                    Poll::Ready(status) => return Poll::Ready(status),
+                    Poll::Pending => {}
+                }
             }
             // A spent budget made the checks above yield untried: the
             // deadline waits for the next poll (see `coro_io::coop`).

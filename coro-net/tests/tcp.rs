@@ -50,6 +50,8 @@ coro_io::driver_tests!(
     into_std_stops_taking_bytes_at_once,
     a_peek_then_into_std_keeps_the_bytes,
     a_zero_timeout_poll_sees_bytes_a_read_would_get,
+    a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get,
+    a_reset_seen_by_a_first_peek_is_still_reported_by_the_read,
     into_std_on_another_thread_while_the_loop_spins,
     a_reader_that_never_waits_lets_the_other_tasks_run,
     adapter_write_with_a_spent_budget_takes_nothing,
@@ -1979,6 +1981,108 @@ fn a_zero_timeout_poll_sees_bytes_a_read_would_get(cfg: Config) {
         assert_eq!(&b[..r.unwrap()], b"b", "{cfg}");
     });
     drop(peer.join().unwrap());
+    s.shutdown();
+}
+
+/// As `a_zero_timeout_poll_sees_bytes_a_read_would_get`, asking for
+/// reading or writing while the stream cannot write (its send buffer is
+/// full): "not writable now" must not hide the bytes a read would get.
+fn a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        socket2::SockRef::from(&c)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        c.write_all(b"a").unwrap();
+        go_rx.recv().unwrap();
+        c.write_all(b"b").unwrap();
+        sent_tx.send(()).unwrap();
+        c
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        socket2::SockRef::from(&conn)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        let (r, b) = conn.read(Vec::with_capacity(1)).await;
+        assert_eq!(&b[..r.unwrap()], b"a");
+        // Fill the way to the peer, which does not read.
+        let mut filled = false;
+        for _ in 0..10_000 {
+            if conn.poll(PollOp::Write, Some(Duration::ZERO)).await == PollStatus::Timeout {
+                filled = true;
+                break;
+            }
+            let (r, _) = conn.write(vec![0u8; 64 * 1024]).await;
+            r.unwrap();
+        }
+        assert!(filled, "{cfg}: the send buffer never filled");
+        go_tx.send(()).unwrap();
+        sent_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        let st = conn.poll(PollOp::ReadWrite, Some(Duration::ZERO)).await;
+        let unreaped = [
+            Config::URING_SQPOLL,
+            Config::URING_COOP,
+            Config::URING_MANUAL,
+        ]
+        .iter()
+        .any(|c| c.to_string() == cfg.to_string());
+        if !unreaped {
+            assert_eq!(st, PollStatus::Event, "{cfg}: a read would get \"b\"");
+        }
+        let (r, b) = conn.read(Vec::with_capacity(1)).await;
+        assert_eq!(&b[..r.unwrap()], b"b", "{cfg}");
+    });
+    drop(peer.join().unwrap());
+    s.shutdown();
+}
+
+/// The peer resets the connection before any read: a first `peek` reports
+/// the reset, and the read after it must report it too, not a clean end
+/// of the stream (the kernel hands a socket error out once, and a peek
+/// that takes it leaves the read an end-of-file). Kept for the read where
+/// the driver has a receive queue; on epoll and the plain ring a peek
+/// that meets an error takes it (documented on `peek`).
+fn a_reset_seen_by_a_first_peek_is_still_reported_by_the_read(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (connected_tx, connected_rx) = std::sync::mpsc::channel::<()>();
+    let peer = std::thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        // After the connect returned (a reset before it fails the connect).
+        connected_rx.recv().unwrap();
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c);
+    });
+    let s2 = s.clone();
+    let (peeked, read) = run(&s, async move {
+        let conn = TcpStream::connect(&s2, addr).await.unwrap();
+        connected_tx.send(()).unwrap();
+        s2.sleep(Duration::from_millis(100)).await;
+        let (p, _) = conn.peek(Vec::with_capacity(8)).await;
+        let (r, _) = conn.read(Vec::with_capacity(8)).await;
+        (p.map_err(|e| e.kind()), r.map_err(|e| e.kind()))
+    });
+    peer.join().unwrap();
+    assert_eq!(peeked, Err(io::ErrorKind::ConnectionReset), "{cfg}");
+    let queue = cfg.kind() == DriverKind::IoUring && cfg.to_string() != "uring-plain";
+    if queue {
+        assert_eq!(
+            read,
+            Err(io::ErrorKind::ConnectionReset),
+            "{cfg}: the reset became a clean end"
+        );
+    }
     s.shutdown();
 }
 

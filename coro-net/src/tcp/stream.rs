@@ -321,9 +321,16 @@ impl TcpStream {
     /// read gets them again): `MSG_PEEK`. Waits for data like `read`;
     /// `Ok(0)` at the end of the stream.
     ///
+    /// # Errors
+    ///
+    /// The socket's error (a reset). The kernel hands a socket error out
+    /// once: where the driver keeps a receive queue (io_uring) the read
+    /// after the peek reports it too; on epoll and a plain ring the peek
+    /// takes it, and the read after it sees the end of the stream.
+    ///
     /// # Cancel safety
     ///
-    /// Cancel safe: a peek consumes nothing.
+    /// Cancel safe: a peek consumes no bytes.
     pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.inner.peek(buf).await
     }

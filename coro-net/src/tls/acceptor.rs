@@ -106,10 +106,11 @@ impl TlsAcceptor {
     /// second) before the error returns; the connection is then closed.
     ///
     /// TLS 1.3 early data (0-RTT) is refused, also with a config whose
-    /// `max_early_data_size` allows it: the client learns so in the
-    /// handshake and sends the data again after it (early data can be
-    /// replayed by an attacker, and the stream has no separate way to
-    /// hand it out).
+    /// `max_early_data_size` allows it (early data can be replayed by an
+    /// attacker, and the stream has no separate way to hand it out). A
+    /// resuming client may still send some; it is discarded, and the
+    /// handshake tells the client, whose own code must send it again
+    /// (rustls' client leaves that to its caller: `is_early_data_accepted`).
     ///
     /// # Cancel safety
     ///

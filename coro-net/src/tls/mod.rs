@@ -152,8 +152,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// authentication, presenting `chain` (leaf first) signed by `key`. Set
 /// `alpn_protocols` or other fields on the result before wrapping it in an
 /// `Arc`; for client certificates build the config by hand with a
-/// `rustls::server::WebPkiClientVerifier`. (`max_early_data_size` has no
-/// effect: [`TlsAcceptor::accept`] refuses early data.)
+/// `rustls::server::WebPkiClientVerifier`. (Early data is refused
+/// whatever `max_early_data_size` says: see [`TlsAcceptor::accept`].)
 ///
 /// # Errors
 ///
