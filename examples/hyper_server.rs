@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use coro::io::{DriverKind, IoScheduler, IoSchedulerOptions};
-use coro::net::hyper::{CoroExecutor, CoroIo, CoroTimer};
+use coro::net::hyper::{CoroIo, CoroTimer};
 use coro::net::tcp::TcpListener;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -40,6 +40,12 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
         // At most MAX_ECHO bytes: a client streaming without end must
         // not grow the server until it runs out of memory.
         (&Method::POST, "/echo") => {
+            // A declared length above the limit is refused from the head,
+            // before hyper answers an `Expect: 100-continue` and the client
+            // sends a body that would only be thrown away.
+            if hyper::body::Body::size_hint(req.body()).lower() > MAX_ECHO as u64 {
+                return reply(StatusCode::PAYLOAD_TOO_LARGE, Bytes::new());
+            }
             match http_body_util::Limited::new(req.into_body(), MAX_ECHO)
                 .collect()
                 .await
@@ -95,7 +101,8 @@ fn main() {
                 .header_read_timeout(Duration::from_secs(10));
             b
         };
-        let _executor = CoroExecutor::new(&s); // for HTTP/2 or upgrades
+        // (HTTP/2, with hyper's `http2` feature, would take
+        // `coro::net::hyper::CoroExecutor::new(&s)` for its streams.)
         loop {
             let (stream, _peer) = match listener.accept().await {
                 Ok(c) => c,
@@ -112,7 +119,10 @@ fn main() {
                 http.serve_connection(CoroIo::new(stream), hyper::service::service_fn(handle));
             s.spawn(async move {
                 if let Err(e) = conn.await {
-                    if !e.is_incomplete_message() {
+                    // A client gone mid-request, and a connection left
+                    // idle past the header timeout, are how connections
+                    // end, not errors.
+                    if !e.is_incomplete_message() && !e.is_timeout() {
                         eprintln!("hyper_server: connection: {e}");
                     }
                 }

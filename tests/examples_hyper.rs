@@ -72,6 +72,18 @@ fn hyper_server_on_both_drivers() {
         s.write_all(b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
         assert_eq!(response(&mut s).0, "HTTP/1.1 404 Not Found");
+        // A declared body above the limit is refused from the head: no
+        // `100 Continue` invites a body that would be thrown away.
+        s.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            response(&mut s).0,
+            "HTTP/1.1 413 Payload Too Large",
+            "{driver}"
+        );
 
         // And a real client, if there is one.
         if let Some(got) = curl(&[&format!("{base}/")]) {

@@ -167,7 +167,9 @@ impl hyper::rt::Timer for CoroTimer {
 }
 
 /// hyper's executor (`hyper::rt::Executor`) on a scheduler: the tasks
-/// hyper spawns (HTTP/2 connection drivers, upgrades) run there, detached.
+/// hyper spawns (an HTTP/2 server's streams, an HTTP/2 client's
+/// connection) run there, detached. HTTP/1 needs none (an upgraded
+/// connection's future is the caller's to spawn).
 #[derive(Debug, Clone)]
 pub struct CoroExecutor {
     sched: IoScheduler,
@@ -222,5 +224,24 @@ mod tests {
         assert!(sleep.as_mut().poll(&mut cx).is_pending(), "fired early");
         sched.advance(Duration::from_secs(10));
         assert!(sleep.as_mut().poll(&mut cx).is_ready(), "not fired on time");
+    }
+
+    /// What hyper hands the executor runs on the scheduler, to the end,
+    /// without anyone awaiting it.
+    #[test]
+    fn the_executor_runs_what_hyper_spawns_on_the_scheduler() {
+        use hyper::rt::Executor as _;
+        let sched = IoScheduler::new(Default::default()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = sched.clone();
+        super::CoroExecutor::new(&sched).execute(async move {
+            s.sleep(Duration::from_millis(5)).await;
+            let _ = tx.send(IoScheduler::current().is_some());
+        });
+        let on_it = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the spawned future never ran");
+        assert!(on_it, "it ran outside the scheduler");
+        sched.shutdown();
     }
 }
