@@ -18,6 +18,7 @@ use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Bu
 
 coro_io::driver_tests!(
     a_fifo_files_received_bytes_survive_a_seek_and_a_write,
+    a_file_on_a_socket_reads_and_writes_past_its_first_op,
     from_std_goes_on_at_the_std_files_offset_and_into_std_hands_it_back,
     a_shutdown_with_a_fifo_open_pending_is_prompt,
     a_write_that_cannot_finish_is_given_up_at_shutdown,
@@ -1278,5 +1279,42 @@ fn from_std_goes_on_at_the_std_files_offset_and_into_std_hands_it_back(cfg: Conf
     });
     assert_eq!(std::fs::read(&p).unwrap(), b"header\nbody\ntail\n", "{cfg}");
     std::fs::remove_dir_all(&d).unwrap();
+    s.shutdown();
+}
+
+/// A `File` over a socket (from `from_std`): reads and writes go on after
+/// the first. A socket refuses any offset but 0 (`ESPIPE`) where the
+/// driver passes one (io_uring), and the cursor of a file without a
+/// position must not become one.
+fn a_file_on_a_socket_reads_and_writes_past_its_first_op(cfg: Config) {
+    use std::io::{Read, Write};
+    let s = cfg.sched();
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.write_all(b"hello").unwrap();
+    let f = File::from_std(&s, std::fs::File::from(std::os::fd::OwnedFd::from(a)));
+    let s2 = s.clone();
+    let peer = std::thread::spawn(move || {
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).map(|()| got)
+    });
+    run(&s, async move {
+        let mut f = f;
+        let mut got = [0u8; 2];
+        f.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"he", "{cfg}");
+        let mut got = [0u8; 3];
+        s2.timeout(Duration::from_secs(5), f.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{cfg}: the second read: {e}"));
+        assert_eq!(&got, b"llo", "{cfg}");
+        for part in [b"xyz", b"123"] {
+            f.write_all(part).await.unwrap();
+            f.flush()
+                .await
+                .unwrap_or_else(|e| panic!("{cfg}: a write: {e}"));
+        }
+    });
+    assert_eq!(&peer.join().unwrap().unwrap(), b"xyz123", "{cfg}");
     s.shutdown();
 }

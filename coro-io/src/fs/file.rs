@@ -59,7 +59,11 @@ const WRITE_MAX: usize = 1 << 20;
 /// A file without a position (a FIFO, a terminal, a socket: `lseek`
 /// fails with `ESPIPE`) reads only what each read asks for, and a seek
 /// fails with `ESPIPE`, as std's; bytes it received for a dropped read
-/// are the next read's.
+/// are the next read's. As with tokio's `File`, one sequential op runs at
+/// a time: on such a file a write waits for a dropped read that is still
+/// waiting for input, and a read for a write the peer does not take
+/// (read and write a terminal or socket from two tasks through two
+/// handles instead).
 ///
 /// The file is opened close-on-exec; it is closed when the `File` and
 /// every op still using it are gone.
@@ -214,7 +218,12 @@ impl Seq {
         bytes: Slice<Vec<u8>>,
         base: u64,
     ) {
-        let at = base + bytes.begin() as u64;
+        // (A file without a position at offset 0, as its reads.)
+        let at = if self.stream {
+            0
+        } else {
+            base + bytes.begin() as u64
+        };
         let op = op::write_at(driver, fd.as_raw_fd(), bytes, at).keep_alive(fd.clone());
         self.busy = Busy::Write(Box::pin(op), base);
         self.at_end = self.append;
@@ -312,10 +321,12 @@ impl File {
 
     /// A `File` of `fd`, its cursor at the fd's offset.
     pub(crate) fn from_fd(sched: &IoScheduler, fd: OwnedFd, append: bool) -> File {
-        // Where the fd's offset is; `ESPIPE`: a file without a position.
+        // Where the fd's offset is; `ESPIPE`: a file without a position
+        // (and taken as one where the offset cannot be asked for at all,
+        // an `O_PATH` fd: `into_std` then leaves it alone).
         let (pos, stream) = match rustix::fs::seek(&fd, rustix::fs::SeekFrom::Current(0)) {
             Ok(pos) => (pos, false),
-            Err(e) => (0, e == rustix::io::Errno::SPIPE),
+            Err(_) => (0, true),
         };
         File {
             fd: Arc::new(fd),
@@ -474,7 +485,10 @@ impl File {
     /// The failure of the write in flight, or of one not reported yet
     /// (the file is then closed: `flush` first to keep it); `lseek`'s;
     /// `dup`'s, when a dropped positional op still holds the file (it is
-    /// then handed back as a duplicate sharing the offset).
+    /// then handed back as a duplicate sharing the offset, and the
+    /// original fd is closed when that op ends, which releases the
+    /// process's POSIX record locks (`fcntl`) on the file, also those
+    /// taken through the duplicate).
     ///
     /// # Cancel safety
     ///
@@ -652,7 +666,9 @@ impl AsyncRead for File {
                 buf.reserve(out.len().clamp(READ_AHEAD, READ_MAX));
             }
             this.s().head = 0;
-            let pos = this.s().pos;
+            // A file without a position is read at offset 0: a socket
+            // refuses any other (`ESPIPE`); pipes and terminals ignore it.
+            let pos = if this.s().stream { 0 } else { this.s().pos };
             let op = op::read_at(&this.driver, this.fd.as_raw_fd(), buf, pos)
                 .keep_alive(this.fd.clone());
             this.s().busy = Busy::Read(Box::pin(op));
