@@ -24,6 +24,16 @@ pub enum ThreadStrategy {
 }
 
 /// Where tasks run.
+///
+/// Not `Copy` (its pool options hold a name and callbacks). Two are equal
+/// when they run tasks alike: the same variant, and for pools the same
+/// thread count, name and callbacks (the same `Arc`s).
+///
+/// ```
+/// use coro_io::{ExecutionStrategy, IoSchedulerOptions};
+///
+/// assert_eq!(IoSchedulerOptions::default().execution, ExecutionStrategy::Inline);
+/// ```
 #[derive(Debug, Clone, Default)]
 pub enum ExecutionStrategy {
     /// On the event-loop thread (libcoro's `process_tasks_inline`).
@@ -32,6 +42,30 @@ pub enum ExecutionStrategy {
     /// On a thread pool made with these options (libcoro's `process_tasks_on_thread_pool`).
     ThreadPool(ThreadPoolOptions),
 }
+
+impl PartialEq for ExecutionStrategy {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Option<crate::thread_pool::ThreadCallback>,
+                    b: &Option<crate::thread_pool::ThreadCallback>| match (a, b)
+        {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        match (self, other) {
+            (ExecutionStrategy::Inline, ExecutionStrategy::Inline) => true,
+            (ExecutionStrategy::ThreadPool(a), ExecutionStrategy::ThreadPool(b)) => {
+                a.thread_count == b.thread_count
+                    && a.thread_name == b.thread_name
+                    && same(&a.on_thread_start, &b.on_thread_start)
+                    && same(&a.on_thread_stop, &b.on_thread_stop)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ExecutionStrategy {}
 
 /// Options of [`IoScheduler::new`]; every field has a default.
 ///
