@@ -7,7 +7,9 @@
 //! `AsyncWriteExt::write_all` are the `read` and `write_all` a tokio user
 //! writes (on the whole stream the owned-buffer methods of the same names
 //! come first). [`as_ref`](OwnedReadHalf::as_ref) gives the stream for its
-//! owned-buffer I/O. Dropping the write half shuts the write side down, so
+//! owned-buffer I/O, and the halves take part in
+//! [`coro_io::copy::copy`] and `copy_bidirectional` as the stream does
+//! (a proxy copying between the halves of two streams). Dropping the write half shuts the write side down, so
 //! the peer reads the end of the stream, after the bytes written through
 //! it (see [`OwnedWriteHalf`]);
 //! [`reunite`](OwnedReadHalf::reunite) puts the two back together.
@@ -194,5 +196,31 @@ where
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut &*self.stream).poll_close(cx)
+    }
+}
+
+impl<S: Splittable + coro_io::copy::ReadOwned> coro_io::copy::ReadOwned for OwnedReadHalf<S> {
+    /// The stream's owned-buffer read.
+    fn read_owned<B: coro_io::buf::IoBufMut>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = coro_io::buf::BufResult<usize, B>> + Send {
+        self.stream.read_owned(buf)
+    }
+}
+
+impl<S: Splittable + coro_io::copy::WriteOwned> coro_io::copy::WriteOwned for OwnedWriteHalf<S> {
+    /// The stream's owned-buffer `write_all` (after the bytes this half's
+    /// `AsyncWrite` accepted).
+    fn write_all_owned<B: coro_io::buf::IoBuf>(
+        &self,
+        buf: B,
+    ) -> impl std::future::Future<Output = coro_io::buf::BufResult<(), B>> + Send {
+        self.stream.write_all_owned(buf)
+    }
+
+    /// The stream's write-side shutdown.
+    fn shutdown_write(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        self.stream.shutdown_write()
     }
 }

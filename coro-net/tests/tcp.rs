@@ -49,6 +49,7 @@ coro_io::driver_tests!(
     poll_read_sees_bytes_a_short_read_left,
     into_std_stops_taking_bytes_at_once,
     a_peek_then_into_std_keeps_the_bytes,
+    copy_runs_between_split_halves,
     a_zero_timeout_poll_sees_bytes_a_read_would_get,
     a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get,
     a_reset_seen_by_a_first_peek_is_still_reported_by_the_read,
@@ -1178,6 +1179,40 @@ fn poll_and_peek_see_what_a_dropped_adapter_read_received(cfg: Config) {
             assert_eq!(r.unwrap(), 4, "{cfg}");
             assert_eq!(got, b"ping", "{cfg}");
         }
+    });
+    s.shutdown();
+}
+
+/// `coro_io::copy::copy` between split halves, as a tokio proxy copies
+/// between `into_split()` halves: here an echo of one stream's read half
+/// into its own write half; dropping the write half then ends the peer's
+/// stream.
+fn copy_runs_between_split_halves(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        let l = TcpListener::bind(&s2, "127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let echo = s2.spawn(async move {
+            let (conn, _) = l.accept().await.unwrap();
+            let (rd, wr) = conn.into_split();
+            coro_io::copy::copy(&rd, &wr).await
+        });
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        let msg = pattern(300 * 1024, 7);
+        let (r, _) = c.write_all(msg.clone()).await;
+        r.unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        loop {
+            let (n, b) = c.read(Vec::with_capacity(64 * 1024)).await;
+            match n.unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&b[..n]),
+            }
+        }
+        assert!(got == msg, "{cfg}: the copy changed the bytes");
+        assert_eq!(echo.await.unwrap().unwrap(), msg.len() as u64, "{cfg}");
     });
     s.shutdown();
 }
