@@ -85,3 +85,38 @@ pub mod unix;
 
 pub use addr::ToSocketAddrs;
 pub use lookup::lookup_host;
+
+/// The OS error code (`errno`) of `e` or of an error it wraps: coro-net's
+/// errors say what was being done (`connect to 127.0.0.1:80: Connection
+/// refused`) around the kernel's error, so `e.raw_os_error()` is `None`
+/// there; this looks through the wrapping, where tokio code would call
+/// `raw_os_error()` on the bare error.
+///
+/// # Examples
+///
+/// ```
+/// # coro_core::sync_wait(async {
+/// let sched = coro_io::IoScheduler::new(Default::default()).unwrap();
+/// // Nothing listens on a port just freed.
+/// let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+/// let e = coro_net::tcp::TcpStream::connect(&sched, port).await.unwrap_err();
+/// assert_eq!(e.raw_os_error(), None);
+/// assert_eq!(coro_net::raw_os_error(&e), Some(libc::ECONNREFUSED));
+/// # });
+/// ```
+pub fn raw_os_error(e: &std::io::Error) -> Option<i32> {
+    let mut cur: &(dyn std::error::Error + 'static) = e;
+    loop {
+        if let Some(code) = cur
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cur = match cur.downcast_ref::<std::io::Error>() {
+            // An `io::Error`'s own payload is its source's place.
+            Some(io) => io.get_ref()?,
+            None => cur.source()?,
+        };
+    }
+}

@@ -1151,9 +1151,36 @@ pub(crate) fn clamp_linger(linger: Option<Duration>) -> Option<Duration> {
     linger.map(|d| d.min(Duration::from_secs(i32::MAX as u64)))
 }
 
-/// Add what was being done to an error, keeping its kind.
+/// Add what was being done to an error, keeping its kind; the error
+/// itself stays reachable as the source (its OS error code too: see
+/// [`raw_os_error`](crate::raw_os_error)).
 pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
-    io::Error::new(e.kind(), format!("{what}: {e}"))
+    io::Error::new(
+        e.kind(),
+        DoingWhat {
+            what: what.to_string(),
+            source: e,
+        },
+    )
+}
+
+/// An error with what was being done (`connect to 127.0.0.1:80: ...`).
+#[derive(Debug)]
+struct DoingWhat {
+    what: String,
+    source: io::Error,
+}
+
+impl fmt::Display for DoingWhat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for DoingWhat {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
 }
 
 /// The `futures_io` impls of a stream type, for the type and for a shared
@@ -1347,7 +1374,9 @@ impl AcceptBackoff {
                     if transient >= TRANSIENT_RUN {
                         // Maybe not the connections' errors but the
                         // listener's: pause as for a resource failure.
-                        sock.sched().sleep(pause).await;
+                        sock.retry_pause(pause)
+                            .await
+                            .map_err(|e| context(e, format_args!("accept on {what}")))?;
                         pause = (pause * 2).min(BACKOFF_MAX);
                     }
                 }
@@ -1361,7 +1390,9 @@ impl AcceptBackoff {
                             ),
                         );
                     }
-                    sock.sched().sleep(pause).await;
+                    sock.retry_pause(pause)
+                        .await
+                        .map_err(|e| context(e, format_args!("accept on {what}")))?;
                     pause = (pause * 2).min(BACKOFF_MAX);
                 }
                 Err(e) => return Err(context(e, format_args!("accept on {what}"))),

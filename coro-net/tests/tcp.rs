@@ -1411,7 +1411,7 @@ fn ttl_of_an_ipv4_peer_on_a_dual_stack_listener_reaches_its_packets(cfg: Config)
             // Only a host without IPv6 skips; any other error is ours.
             Err(e)
                 if e.kind() == io::ErrorKind::AddrNotAvailable
-                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                    || coro_net::raw_os_error(&e) == Some(libc::EAFNOSUPPORT) =>
             {
                 eprintln!("skipping: no IPv6 ({e})");
                 return;

@@ -196,7 +196,7 @@ mod tests {
             Ok(hole) => hole,
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrNotAvailable
-                    || e.raw_os_error() == Some(libc::EAFNOSUPPORT) =>
+                    || crate::raw_os_error(&e) == Some(libc::EAFNOSUPPORT) =>
             {
                 full_listener(&s, "127.0.0.2:0").unwrap()
             }
