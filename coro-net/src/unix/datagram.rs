@@ -148,6 +148,10 @@ impl UnixDatagram {
     /// datagrams are received. Synchronous (a datagram connect does not
     /// wait for anyone).
     ///
+    /// Unlike UDP's, a Unix datagram socket that connects to another peer
+    /// than before has its whole receive queue discarded by the kernel
+    /// (datagrams of any sender): read what is queued first.
+    ///
     /// # Errors
     ///
     /// `NotFound` (no such socket file), `ConnectionRefused` (nobody is
@@ -282,8 +286,10 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// `NotConnected` without [`connect`](Self::connect) (or `pair`);
-    /// `ConnectionRefused` once the peer is gone; from `send`; an error
-    /// when it must wait for room after its scheduler shut down.
+    /// `ConnectionRefused` once the peer is gone (the kernel then also
+    /// discards this socket's receive queue: read the peer's last
+    /// datagrams before sending); from `send`; an error when it must wait
+    /// for room after its scheduler shut down.
     ///
     /// # Cancel safety
     ///
