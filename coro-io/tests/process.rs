@@ -17,6 +17,7 @@ use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 coro_io::driver_tests!(
     output_captures_both_streams_and_the_status,
+    wait_with_output_reads_both_pipes_past_their_buffers,
     stdin_and_stdout_pipes_carry_a_megabyte,
     wait_raced_against_a_timeout_loses_nothing,
     kill_ends_a_child,
@@ -498,4 +499,29 @@ fn waits_after_shutdown_cut_off_by_timeouts_share_one_pool_thread() {
     );
     assert_eq!(child.try_wait().unwrap().unwrap().signal(), Some(9));
     b.shutdown();
+}
+
+/// A child that writes a megabyte to stdout and then a megabyte to
+/// stderr: `wait_with_output` reads both pipes at once (a reader of one
+/// after the other would leave the child blocked on the full second pipe,
+/// and both waiting for ever).
+fn wait_with_output_reads_both_pipes_past_their_buffers(cfg: Config) {
+    let s = cfg.sched();
+    let s2 = s.clone();
+    run(&s, async move {
+        let child = sh("head -c 1000000 /dev/zero; head -c 1000000 /dev/zero >&2; exit 3")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = s2
+            .timeout(Duration::from_secs(20), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{cfg}: wait_with_output hung on the full pipes"))
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{cfg}");
+        assert_eq!(out.stdout.len(), 1_000_000, "{cfg}");
+        assert_eq!(out.stderr.len(), 1_000_000, "{cfg}");
+    });
+    s.shutdown();
 }
