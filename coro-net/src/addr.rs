@@ -162,7 +162,7 @@ fn non_empty(v: Vec<SocketAddr>, what: &str) -> io::Result<Vec<SocketAddr>> {
 fn lookup_blocking(host: &str) -> io::Result<Vec<SocketAddr>> {
     std::net::ToSocketAddrs::to_socket_addrs(host)
         .map(|it| it.collect())
-        .map_err(|e| io::Error::new(e.kind(), format!("resolve {host:?}: {e}")))
+        .map_err(|e| crate::socket::context(e, format_args!("resolve {host:?}")))
 }
 
 /// How to name `addr` in an error message.

@@ -105,18 +105,28 @@ pub use lookup::lookup_host;
 /// # });
 /// ```
 pub fn raw_os_error(e: &std::io::Error) -> Option<i32> {
-    let mut cur: &(dyn std::error::Error + 'static) = e;
+    let mut cur = e;
     loop {
-        if let Some(code) = cur
-            .downcast_ref::<std::io::Error>()
-            .and_then(std::io::Error::raw_os_error)
-        {
+        if let Some(code) = cur.raw_os_error() {
             return Some(code);
         }
-        cur = match cur.downcast_ref::<std::io::Error>() {
-            // An `io::Error`'s own payload is its source's place.
-            Some(io) => io.get_ref()?,
-            None => cur.source()?,
+        let inner = cur.get_ref()?;
+        if let Some(w) = inner.downcast_ref::<socket::DoingWhat>() {
+            cur = &w.source;
+            continue;
+        }
+        if let Some(io) = inner.downcast_ref::<std::io::Error>() {
+            cur = io;
+            continue;
+        }
+        // Another error type: the first `io::Error` among its sources.
+        let mut src = inner.source();
+        cur = loop {
+            let s = src?;
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                break io;
+            }
+            src = s.source();
         };
     }
 }

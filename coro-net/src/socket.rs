@@ -1152,7 +1152,7 @@ pub(crate) fn clamp_linger(linger: Option<Duration>) -> Option<Duration> {
 }
 
 /// Add what was being done to an error, keeping its kind; the error
-/// itself stays reachable as the source (its OS error code too: see
+/// itself is kept inside (its OS error code stays reachable through
 /// [`raw_os_error`](crate::raw_os_error)).
 pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
     io::Error::new(
@@ -1165,10 +1165,12 @@ pub(crate) fn context(e: io::Error, what: impl fmt::Display) -> io::Error {
 }
 
 /// An error with what was being done (`connect to 127.0.0.1:80: ...`).
+/// Its text includes the wrapped error's, so it names no `source()`
+/// (chain printers would show that text twice).
 #[derive(Debug)]
-struct DoingWhat {
+pub(crate) struct DoingWhat {
     what: String,
-    source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 impl fmt::Display for DoingWhat {
@@ -1177,11 +1179,7 @@ impl fmt::Display for DoingWhat {
     }
 }
 
-impl std::error::Error for DoingWhat {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
+impl std::error::Error for DoingWhat {}
 
 /// The `futures_io` impls of a stream type, for the type and for a shared
 /// reference to it (one docs text for all).

@@ -8,8 +8,9 @@
 //! writes (on the whole stream the owned-buffer methods of the same names
 //! come first). [`as_ref`](OwnedReadHalf::as_ref) gives the stream for its
 //! owned-buffer I/O, and the halves take part in
-//! [`coro_io::copy::copy`] and `copy_bidirectional` as the stream does
-//! (a proxy copying between the halves of two streams). Dropping the write half shuts the write side down, so
+//! [`coro_io::copy::copy`] as the stream does (a proxy copying between
+//! the halves of two streams, one task per direction; `copy_bidirectional`
+//! takes the whole streams). Dropping the write half shuts the write side down, so
 //! the peer reads the end of the stream, after the bytes written through
 //! it (see [`OwnedWriteHalf`]);
 //! [`reunite`](OwnedReadHalf::reunite) puts the two back together.

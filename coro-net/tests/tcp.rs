@@ -50,6 +50,7 @@ coro_io::driver_tests!(
     into_std_stops_taking_bytes_at_once,
     a_peek_then_into_std_keeps_the_bytes,
     copy_runs_between_split_halves,
+    connect_errors_keep_the_os_error,
     a_zero_timeout_poll_sees_bytes_a_read_would_get,
     a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get,
     a_reset_seen_by_a_first_peek_is_still_reported_by_the_read,
@@ -1178,6 +1179,39 @@ fn poll_and_peek_see_what_a_dropped_adapter_read_received(cfg: Config) {
             let (r, got) = conn.read(Vec::with_capacity(8)).await;
             assert_eq!(r.unwrap(), 4, "{cfg}");
             assert_eq!(got, b"ping", "{cfg}");
+        }
+    });
+    s.shutdown();
+}
+
+/// A refused connect says what was done ("connect to ...") and keeps the
+/// kernel's error, found through `coro_net::raw_os_error` (tokio code
+/// calls `raw_os_error()` on its bare error), by address and by host
+/// name; its text names the error once, also for chain printers.
+fn connect_errors_keep_the_os_error(cfg: Config) {
+    let s = sched(cfg);
+    let s2 = s.clone();
+    run(&s, async move {
+        // Nothing listens on a port just freed.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let by_addr = TcpStream::connect(&s2, addr).await.unwrap_err();
+        let by_host = TcpStream::connect_host(&s2, &addr.to_string())
+            .await
+            .unwrap_err();
+        for e in [by_addr, by_host] {
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{cfg}: {e}");
+            assert_eq!(
+                coro_net::raw_os_error(&e),
+                Some(libc::ECONNREFUSED),
+                "{cfg}: {e}"
+            );
+            let text = e.to_string();
+            assert!(text.starts_with("connect to "), "{cfg}: {text}");
+            assert_eq!(text.matches("os error").count(), 1, "{cfg}: {text}");
+            assert!(std::error::Error::source(&e).is_none(), "{cfg}: {e:?}");
         }
     });
     s.shutdown();

@@ -85,7 +85,7 @@ pub(crate) async fn race(
                 }
             }
             if running.is_empty() {
-                return Poll::Ready(Err(all_failed(what, &failures)));
+                return Poll::Ready(Err(all_failed(what, std::mem::take(&mut failures))));
             }
             return Poll::Pending;
         }
@@ -93,25 +93,25 @@ pub(crate) async fn race(
     .await
 }
 
-fn all_failed(what: &str, failures: &[(SocketAddr, io::Error)]) -> io::Error {
-    let Some((_, last)) = failures.last() else {
+/// The error of a connect whose every address failed: the last address's
+/// error (its kind, and its OS error through `raw_os_error`), with all of
+/// them named.
+fn all_failed(what: &str, mut failures: Vec<(SocketAddr, io::Error)>) -> io::Error {
+    let Some((last_addr, last)) = failures.pop() else {
         return io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("connect to {what}: no addresses to try"),
         );
     };
-    // One kind for all: that kind; mixed: the last one's.
-    let kind = last.kind();
     let mut msg = format!("connect to {what}: ");
-    if let [(a, e)] = failures {
-        let _ = write!(msg, "{a}: {e}");
-    } else {
-        let _ = write!(msg, "all {} addresses failed: ", failures.len());
-        for (i, (a, e)) in failures.iter().enumerate() {
-            let _ = write!(msg, "{}{a}: {e}", if i > 0 { "; " } else { "" });
+    if !failures.is_empty() {
+        let _ = write!(msg, "all {} addresses failed: ", failures.len() + 1);
+        for (a, e) in &failures {
+            let _ = write!(msg, "{a}: {e}; ");
         }
     }
-    io::Error::new(kind, msg)
+    let _ = write!(msg, "{last_addr}");
+    crate::socket::context(last, msg)
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ impl TcpStream {
     pub async fn connect_host(sched: &IoScheduler, host: &str) -> io::Result<TcpStream> {
         let addrs = crate::lookup_host(sched, host)
             .await
-            .map_err(|e| io::Error::new(e.kind(), format!("connect to {host}: resolve: {e}")))?;
+            .map_err(|e| crate::socket::context(e, format_args!("connect to {host}: resolve")))?;
         super::happy::race(
             sched,
             host,

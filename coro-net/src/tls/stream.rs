@@ -234,6 +234,8 @@ struct Sticky {
     kind: io::ErrorKind,
     msg: String,
     tls: Option<rustls::Error>,
+    /// The OS error, to be found again through `raw_os_error`.
+    os: Option<i32>,
 }
 
 impl Sticky {
@@ -246,6 +248,7 @@ impl Sticky {
             kind: e.kind(),
             msg: e.to_string(),
             tls,
+            os: crate::raw_os_error(e),
         }
     }
 
@@ -258,7 +261,13 @@ impl Sticky {
                     source: t.clone(),
                 },
             ),
-            None => io::Error::new(self.kind, format!("failed earlier: {}", self.msg)),
+            None => {
+                let e = match self.os {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(self.kind, self.msg.clone()),
+                };
+                crate::socket::context(e, "failed earlier")
+            }
         }
     }
 }
@@ -1454,7 +1463,7 @@ fn with_context(e: io::Error, what: &str) -> io::Error {
             },
         );
     }
-    io::Error::new(e.kind(), format!("{what}: {e}"))
+    crate::socket::context(e, what)
 }
 
 macro_rules! impl_futures_io {
