@@ -388,3 +388,52 @@ pub fn send_with_an_fd(to: impl std::os::fd::AsFd, bytes: &[u8]) {
     let iov = [std::io::IoSlice::new(bytes)];
     rustix::net::sendmsg(to, &iov, &mut control, SendFlags::empty()).expect("sendmsg with an fd");
 }
+
+/// While alive, this process can open no new fd: its soft limit on open
+/// files (`RLIMIT_NOFILE`) is lowered to the lowest free fd number, so the
+/// next fd made fails with `EMFILE`. Dropped, the limit is back. The limit
+/// is process-wide: for a test binary of its own.
+///
+/// # Panics
+///
+/// If the limit cannot be set (or no fd can be made to find the lowest
+/// free number).
+///
+/// # Examples
+///
+/// (Not run with the other doctests, which may share this process.)
+///
+/// ```no_run
+/// let full = coro_io::testing::no_free_fds();
+/// let e = std::fs::File::open("/").unwrap_err();
+/// assert_eq!(e.raw_os_error(), Some(libc::EMFILE));
+/// drop(full);
+/// assert!(std::fs::File::open("/").is_ok());
+/// ```
+#[must_use = "the limit is back as soon as this is dropped"]
+#[derive(Debug)]
+pub struct NoFreeFds {
+    saved: rustix::process::Rlimit,
+}
+
+/// See [`NoFreeFds`].
+pub fn no_free_fds() -> NoFreeFds {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let saved = getrlimit(Resource::Nofile);
+    // `dup` returns the lowest free number.
+    let probe = rustix::io::dup(std::io::stdin()).expect("an fd to find the lowest free number");
+    let lowest = rustix::fd::AsRawFd::as_raw_fd(&probe) as u64;
+    drop(probe);
+    let lowered = Rlimit {
+        current: Some(lowest),
+        maximum: saved.maximum,
+    };
+    setrlimit(Resource::Nofile, lowered).expect("lowering RLIMIT_NOFILE");
+    NoFreeFds { saved }
+}
+
+impl Drop for NoFreeFds {
+    fn drop(&mut self) {
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, self.saved);
+    }
+}

@@ -4,34 +4,19 @@
 //! and listens: the failure is not kept for the rest of the process. Its
 //! own test binary: the pipe is process-wide and made once.
 
-use std::os::fd::AsFd;
 use std::time::Duration;
 
 use coro_core::sync_wait;
 use coro_io::IoScheduler;
 use coro_io::signal::{Signal, SignalKind};
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 #[test]
 fn a_signal_pipe_that_could_not_be_made_is_made_by_a_later_listener() {
     let s = IoScheduler::new(Default::default()).unwrap();
     let kind = SignalKind::user_defined1();
-    let saved = getrlimit(Resource::Nofile);
-    // The lowest free fd number: with the soft limit there, every fd the
-    // process may have is taken, and the next one fails with `EMFILE`.
-    let probe = rustix::io::dup(std::io::stdin().as_fd()).unwrap();
-    let lowest = rustix::fd::AsRawFd::as_raw_fd(&probe) as u64;
-    drop(probe);
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(lowest),
-            maximum: saved.maximum,
-        },
-    )
-    .unwrap();
+    let full = coro_io::testing::no_free_fds();
     let first = Signal::new(&s, kind);
-    setrlimit(Resource::Nofile, saved).unwrap();
+    drop(full);
     let Err(e) = first else {
         panic!("made a pipe with no fd free")
     };

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use coro_io::testing::Config;
-use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 #[test]
 fn an_accept_out_of_fds_after_shutdown_ends() {
@@ -17,20 +16,8 @@ fn an_accept_out_of_fds_after_shutdown_ends() {
         // A connection waits in the backlog.
         let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         s.shutdown();
-        let saved = getrlimit(Resource::Nofile);
-        // The lowest free fd number: with the soft limit there, accept
-        // fails with EMFILE.
-        let probe = rustix::io::dup(std::io::stdin()).unwrap();
-        let lowest = rustix::fd::AsRawFd::as_raw_fd(&probe) as u64;
-        drop(probe);
-        setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(lowest),
-                maximum: saved.maximum,
-            },
-        )
-        .unwrap();
+        // Accept fails with EMFILE from here on.
+        let full = coro_io::testing::no_free_fds();
         let (tx, rx) = std::sync::mpsc::channel();
         let acceptor = std::thread::spawn(move || {
             let r = coro_core::sync_wait(l.accept());
@@ -38,7 +25,7 @@ fn an_accept_out_of_fds_after_shutdown_ends() {
         });
         let ended = rx.recv_timeout(Duration::from_secs(5));
         // Fds again, so that a spinning accept ends too.
-        setrlimit(Resource::Nofile, saved).unwrap();
+        drop(full);
         acceptor.join().unwrap();
         let r = ended.unwrap_or_else(|_| panic!("{cfg}: the accept went on after shutdown"));
         // (An io_uring driver refuses the op itself, with its shut-down
