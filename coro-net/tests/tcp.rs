@@ -2013,50 +2013,21 @@ fn a_peek_then_into_std_keeps_the_bytes(cfg: Config) {
 /// the loop has not reaped: seen at its next turn, as documented on
 /// `poll`.)
 fn a_zero_timeout_poll_sees_bytes_a_read_would_get(cfg: Config) {
-    let s = sched(cfg);
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let (sent_tx, sent_rx) = std::sync::mpsc::channel::<()>();
-    let peer = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
-        c.write_all(b"a").unwrap();
-        go_rx.recv().unwrap();
-        c.write_all(b"b").unwrap();
-        sent_tx.send(()).unwrap();
-        c
-    });
-    let s2 = s.clone();
-    run(&s, async move {
-        let conn = TcpStream::connect(&s2, addr).await.unwrap();
-        let (r, b) = conn.read(Vec::with_capacity(1)).await;
-        assert_eq!(&b[..r.unwrap()], b"a");
-        go_tx.send(()).unwrap();
-        // Blocking on purpose: the loop does not turn (inline).
-        sent_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-        let st = conn.poll(PollOp::Read, Some(Duration::ZERO)).await;
-        let unreaped = [
-            Config::URING_SQPOLL,
-            Config::URING_COOP,
-            Config::URING_MANUAL,
-        ]
-        .iter()
-        .any(|c| c.to_string() == cfg.to_string());
-        if !unreaped {
-            assert_eq!(st, PollStatus::Event, "{cfg}: a read would get \"b\"");
-        }
-        let (r, b) = conn.read(Vec::with_capacity(1)).await;
-        assert_eq!(&b[..r.unwrap()], b"b", "{cfg}");
-    });
-    drop(peer.join().unwrap());
-    s.shutdown();
+    zero_timeout_poll_after_the_first_read(cfg, PollOp::Read);
 }
 
 /// As `a_zero_timeout_poll_sees_bytes_a_read_would_get`, asking for
 /// reading or writing while the stream cannot write (its send buffer is
 /// full): "not writable now" must not hide the bytes a read would get.
 fn a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get(cfg: Config) {
+    zero_timeout_poll_after_the_first_read(cfg, PollOp::ReadWrite);
+}
+
+/// After a first read, the peer sends "b" while the loop cannot turn (the
+/// task blocks); then `poll(op, Some(ZERO))` must say `Event`. For
+/// `ReadWrite` the way to the peer is filled first, so that only the read
+/// side can answer.
+fn zero_timeout_poll_after_the_first_read(cfg: Config, op: PollOp) {
     let s = sched(cfg);
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -2076,33 +2047,35 @@ fn a_zero_timeout_read_write_poll_sees_bytes_a_read_would_get(cfg: Config) {
     let s2 = s.clone();
     run(&s, async move {
         let conn = TcpStream::connect(&s2, addr).await.unwrap();
-        socket2::SockRef::from(&conn)
-            .set_send_buffer_size(4096)
-            .unwrap();
         let (r, b) = conn.read(Vec::with_capacity(1)).await;
         assert_eq!(&b[..r.unwrap()], b"a");
-        // Fill the way to the peer, which does not read.
-        let mut filled = false;
-        for _ in 0..10_000 {
-            if conn.poll(PollOp::Write, Some(Duration::ZERO)).await == PollStatus::Timeout {
-                filled = true;
-                break;
+        if op == PollOp::ReadWrite {
+            // Fill the way to the peer, which does not read.
+            socket2::SockRef::from(&conn)
+                .set_send_buffer_size(4096)
+                .unwrap();
+            let mut filled = false;
+            for _ in 0..10_000 {
+                if conn.poll(PollOp::Write, Some(Duration::ZERO)).await == PollStatus::Timeout {
+                    filled = true;
+                    break;
+                }
+                let (r, _) = conn.write(vec![0u8; 64 * 1024]).await;
+                r.unwrap();
             }
-            let (r, _) = conn.write(vec![0u8; 64 * 1024]).await;
-            r.unwrap();
+            assert!(filled, "{cfg}: the send buffer never filled");
         }
-        assert!(filled, "{cfg}: the send buffer never filled");
         go_tx.send(()).unwrap();
+        // Blocking on purpose: the loop does not turn (inline).
         sent_rx.recv().unwrap();
         std::thread::sleep(Duration::from_millis(10));
-        let st = conn.poll(PollOp::ReadWrite, Some(Duration::ZERO)).await;
+        let st = conn.poll(op, Some(Duration::ZERO)).await;
         let unreaped = [
             Config::URING_SQPOLL,
             Config::URING_COOP,
             Config::URING_MANUAL,
         ]
-        .iter()
-        .any(|c| c.to_string() == cfg.to_string());
+        .contains(&cfg);
         if !unreaped {
             assert_eq!(st, PollStatus::Event, "{cfg}: a read would get \"b\"");
         }

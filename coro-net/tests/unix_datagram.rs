@@ -485,14 +485,7 @@ fn dgram_a_send_to_a_full_peer_after_shutdown_ends(cfg: Config) {
     let (pr, pt) = (d.join("rx"), d.join("tx"));
     let rx = std::os::unix::net::UnixDatagram::bind(&pr).unwrap();
     let tx = UnixDatagram::bind(&s, &pt).unwrap();
-    // Fill the receiver's queue.
-    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
-    filler.set_nonblocking(true).unwrap();
-    let mut sent = 0;
-    while filler.send_to(b"fill", &pr).is_ok() {
-        sent += 1;
-        assert!(sent < 100_000, "the receiver's queue never filled");
-    }
+    fill_the_queue_of(&pr);
     s.shutdown();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let sender = std::thread::spawn(move || {
@@ -518,13 +511,7 @@ fn dgram_a_lingering_send_to_a_full_peer_waits_for_room(cfg: Config) {
     let (pr, pt) = (d.join("rx"), d.join("tx"));
     let rx = std::os::unix::net::UnixDatagram::bind(&pr).unwrap();
     let tx = UnixDatagram::bind(&s, &pt).unwrap();
-    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
-    filler.set_nonblocking(true).unwrap();
-    let mut queued = 0;
-    while filler.send_to(b"fill", &pr).is_ok() {
-        queued += 1;
-        assert!(queued < 100_000, "the receiver's queue never filled");
-    }
+    let queued = fill_the_queue_of(&pr);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     assert!(s.spawn_lingering(async move {
         let (r, _) = tx.send_to(b"last".to_vec(), &pr).await;
@@ -548,4 +535,17 @@ fn dgram_a_lingering_send_to_a_full_peer_waits_for_room(cfg: Config) {
     assert_eq!(r.unwrap_or_else(|e| panic!("{cfg}: {e}")), 4, "{cfg}");
     assert_eq!(reader.join().unwrap().unwrap(), b"last", "{cfg}");
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Fill the receive queue of the datagram socket bound at `path` (4-byte
+/// datagrams from an unbound sender); how many it took.
+fn fill_the_queue_of(path: &std::path::Path) -> usize {
+    let filler = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let mut queued = 0;
+    while filler.send_to(b"fill", path).is_ok() {
+        queued += 1;
+        assert!(queued < 100_000, "the receiver's queue never filled");
+    }
+    queued
 }
