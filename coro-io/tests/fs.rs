@@ -19,6 +19,7 @@ use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, Bu
 coro_io::driver_tests!(
     a_fifo_files_received_bytes_survive_a_seek_and_a_write,
     a_file_on_a_socket_reads_and_writes_past_its_first_op,
+    a_file_on_a_socket_dropped_with_a_write_in_flight_sends_it_all,
     from_std_goes_on_at_the_std_files_offset_and_into_std_hands_it_back,
     a_shutdown_with_a_fifo_open_pending_is_prompt,
     a_write_that_cannot_finish_is_given_up_at_shutdown,
@@ -1316,5 +1317,43 @@ fn a_file_on_a_socket_reads_and_writes_past_its_first_op(cfg: Config) {
         }
     });
     assert_eq!(&peer.join().unwrap().unwrap(), b"xyz123", "{cfg}");
+    s.shutdown();
+}
+
+/// A `File` over a socket dropped with a write in flight: the write is
+/// finished in the background, its short parts' rests included (at offset
+/// 0, as every op on a file without a position: a socket refuses any
+/// other), so a slow peer gets every byte, then the end.
+fn a_file_on_a_socket_dropped_with_a_write_in_flight_sends_it_all(cfg: Config) {
+    use std::io::Read;
+    const LEN: usize = 2 << 20;
+    let s = cfg.sched();
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    // Small buffers: the socket takes each write in parts.
+    rustix::net::sockopt::set_socket_send_buffer_size(&a, 4096).unwrap();
+    let f = File::from_std(&s, std::fs::File::from(std::os::fd::OwnedFd::from(a)));
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match b.read(&mut buf) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("{e}"),
+            }
+            if got.len() % (256 * 1024) < 8192 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    run(&s, async move {
+        let mut f = f;
+        f.write_all(&pattern(LEN)).await.unwrap();
+        // No flush: the last write is in flight.
+        drop(f);
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), LEN, "{cfg}: the dropped write's rest was lost");
+    assert!(got == pattern(LEN), "{cfg}");
     s.shutdown();
 }

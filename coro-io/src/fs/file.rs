@@ -783,7 +783,7 @@ impl Drop for File {
             return;
         }
         if let Busy::Write(op, base) = std::mem::replace(&mut self.s().busy, Busy::Idle) {
-            let append = self.s().append;
+            let (append, stream) = (self.s().append, self.s().stream);
             let mut rest = File {
                 fd: self.fd.clone(),
                 driver: self.driver.clone(),
@@ -791,7 +791,9 @@ impl Drop for File {
                 seq: Mutex::new(Seq {
                     pos: 0,
                     append,
-                    stream: false,
+                    // (The rest of a short write on a socket goes at
+                    // offset 0 too.)
+                    stream,
                     at_end: false,
                     ahead: Vec::new(),
                     head: 0,

@@ -55,10 +55,17 @@ impl PartialEq for ExecutionStrategy {
         match (self, other) {
             (ExecutionStrategy::Inline, ExecutionStrategy::Inline) => true,
             (ExecutionStrategy::ThreadPool(a), ExecutionStrategy::ThreadPool(b)) => {
-                a.thread_count == b.thread_count
-                    && a.thread_name == b.thread_name
-                    && same(&a.on_thread_start, &b.on_thread_start)
-                    && same(&a.on_thread_stop, &b.on_thread_stop)
+                // Every field named: a new one must be compared too.
+                let ThreadPoolOptions {
+                    thread_count,
+                    on_thread_start,
+                    on_thread_stop,
+                    thread_name,
+                } = a;
+                *thread_count == b.thread_count
+                    && *thread_name == b.thread_name
+                    && same(on_thread_start, &b.on_thread_start)
+                    && same(on_thread_stop, &b.on_thread_stop)
             }
             _ => false,
         }

@@ -324,8 +324,8 @@ impl TcpStream {
     /// # Errors
     ///
     /// The socket's error (a reset). The kernel hands a socket error out
-    /// once: where the driver keeps a receive queue (io_uring) the read
-    /// after the peek reports it too; on epoll and a plain ring the peek
+    /// once: where the driver keeps a receive queue (io_uring on Linux
+    /// 6.0+) the read after the peek reports it too; on epoll and a plain ring the peek
     /// takes it, and the read after it sees the end of the stream.
     ///
     /// # Cancel safety
