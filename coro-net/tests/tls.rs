@@ -897,7 +897,17 @@ async fn raw_early_data_exchange(
     if !(sent_early && cc.is_early_data_accepted()) {
         cc.writer().write_all(early).unwrap();
     }
-    cc.writer().write_all(late).unwrap();
+    (raw_client_finish(raw, &mut cc, late).await, sent_early)
+}
+
+/// A raw rustls client after its handshake: send `last`, then
+/// close_notify, and read what comes back until the end.
+async fn raw_client_finish(
+    raw: &TcpStream,
+    cc: &mut rustls::ClientConnection,
+    last: &[u8],
+) -> Vec<u8> {
+    cc.writer().write_all(last).unwrap();
     cc.send_close_notify();
     let mut out = Vec::new();
     while cc.wants_write() {
@@ -919,7 +929,7 @@ async fn raw_early_data_exchange(
         }
         let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
     }
-    (plain, sent_early)
+    plain
 }
 
 /// A server config that allows TLS 1.3 early data (0-RTT): the client's
@@ -1006,30 +1016,7 @@ async fn raw_tls_client_round_trip(raw: &TcpStream, ca: &Ca, prefix: &[u8]) {
     r.unwrap();
     raw_client_handshake(raw, &mut cc).await;
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    cc.writer().write_all(b"over tls").unwrap();
-    cc.send_close_notify();
-    let mut out = Vec::new();
-    while cc.wants_write() {
-        cc.write_tls(&mut out).unwrap();
-    }
-    let (r, _) = raw.write_all(out).await;
-    r.unwrap();
-    let mut got = Vec::new();
-    let mut plain = Vec::new();
-    loop {
-        let (n, b) = raw.read(Vec::with_capacity(4096)).await;
-        match n {
-            Ok(n) if n > 0 => got.extend_from_slice(&b[..n]),
-            _ => break,
-        }
-        let mut rest = got.as_slice();
-        while !rest.is_empty() {
-            cc.read_tls(&mut rest).unwrap();
-            cc.process_new_packets().unwrap();
-        }
-        got.clear();
-        let _ = io::Read::read_to_end(&mut cc.reader(), &mut plain);
-    }
+    let plain = raw_client_finish(raw, &mut cc, b"over tls").await;
     assert_eq!(plain, b"over tls");
 }
 
