@@ -4,14 +4,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::reaped;
+use common::{dropped_sleepers, kill_all, reaped};
 use coro_core::sync_wait;
 use coro_io::IoScheduler;
 use coro_io::blocking::{MAX_THREADS, spawn_blocking};
 use coro_io::process::Command;
+use std::process::Stdio;
 
 #[test]
 fn dropped_running_children_hold_no_blocking_thread() {
@@ -19,16 +19,7 @@ fn dropped_running_children_hold_no_blocking_thread() {
     let n = MAX_THREADS + 8;
     let s2 = s.clone();
     let pids = sync_wait(s.spawn(async move {
-        let mut pids = Vec::with_capacity(n);
-        for _ in 0..n {
-            let child = Command::new("sleep")
-                .arg("30")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            pids.push(child.id());
-            // Dropped while it runs, not killed.
-        }
+        let pids = dropped_sleepers(n, "30");
         // The pool still takes work at once.
         let r = s2
             .timeout(Duration::from_secs(5), spawn_blocking(|| 7))
@@ -44,12 +35,7 @@ fn dropped_running_children_hold_no_blocking_thread() {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|l| l.to_string_lossy().contains("pidfd"))
         .count();
-    for &pid in &pids {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).unwrap(),
-            rustix::process::Signal::KILL,
-        );
-    }
+    kill_all(&pids);
     assert_eq!(r.ok(), Some(7), "the blocking pool was full of reapers");
     assert!(
         pidfds <= 64,

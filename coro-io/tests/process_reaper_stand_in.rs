@@ -7,15 +7,13 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::reaped;
+use common::{dropped_sleepers, kill_all, reaped};
 use coro_core::sync_wait;
 use coro_io::IoScheduler;
 use coro_io::blocking::spawn_blocking;
 use coro_io::fault::{self, Syscall};
-use coro_io::process::Command;
 
 #[test]
 fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
@@ -25,15 +23,7 @@ fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
         // The pool has a thread; from now on no new thread starts.
         spawn_blocking(|| ()).await.unwrap();
         fault::fail_syscall(Syscall::SpawnThread, 0, u32::MAX, libc::EAGAIN);
-        let mut pids = Vec::new();
-        for _ in 0..8 {
-            let child = Command::new("sleep")
-                .arg("30")
-                .stdin(Stdio::null())
-                .spawn()
-                .unwrap();
-            pids.push(child.id());
-        }
+        let pids = dropped_sleepers(8, "30");
         // The pool's one thread still runs another job while they live
         // (before, the first child's wait took it for 30 s).
         let r = s2
@@ -43,12 +33,7 @@ fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
     }))
     .unwrap();
     let (pids, r) = pids;
-    for &pid in &pids {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid as i32).unwrap(),
-            rustix::process::Signal::KILL,
-        );
-    }
+    kill_all(&pids);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pids.iter().all(|&p| reaped(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

@@ -8,23 +8,15 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::reaped;
+use common::{dropped_sleepers, reaped};
 use coro_core::sync_wait;
 use coro_io::IoScheduler;
 use coro_io::fault::{self, Syscall};
-use coro_io::process::Command;
 
 fn dropped_child() -> u32 {
-    let child = Command::new("sleep")
-        .arg("0.2")
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.id()
-    // Dropped while it runs, not killed.
+    dropped_sleepers(1, "0.2")[0]
 }
 
 #[test]

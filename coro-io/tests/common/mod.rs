@@ -40,3 +40,28 @@ pub(crate) fn reaped(pid: u32) -> bool {
         .unwrap_or(0);
     ppid != std::process::id()
 }
+
+/// Spawn `n` children running `sleep secs` on the current scheduler and
+/// drop them while they run (not killed: the reaper's to reap); their pids.
+pub(crate) fn dropped_sleepers(n: usize, secs: &str) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            let child = coro_io::process::Command::new("sleep")
+                .arg(secs)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            child.id()
+        })
+        .collect()
+}
+
+/// `SIGKILL` every one of `pids` that still runs.
+pub(crate) fn kill_all(pids: &[u32]) {
+    for &pid in pids {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+}
