@@ -474,9 +474,10 @@ impl File {
     }
 
     /// Give the file back as a std file once the op in flight is done (a
-    /// write-behind finished, its failure reported), with the kernel's
-    /// offset at this `File`'s cursor: the std file goes on where this
-    /// one stopped, as tokio's `into_std`. Read-ahead is dropped; on a
+    /// write-behind finished, its failure reported; on a file without a
+    /// position also a dropped read still waiting for input), with the
+    /// kernel's offset at this `File`'s cursor: the std file goes on where
+    /// this one stopped, as tokio's `into_std`. Read-ahead is dropped; on a
     /// file without a position that is what a dropped read had received
     /// (read it first).
     ///

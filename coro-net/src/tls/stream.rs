@@ -85,6 +85,7 @@ fn give_recv_buf(mut buf: Vec<u8>) {
         }
     });
 }
+
 /// Most plaintext one write encrypts before it is sent (rustls' own
 /// default limit of buffered ciphertext is also 64 KiB).
 const WRITE_CHUNK: usize = 64 * 1024;
