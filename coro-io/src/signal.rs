@@ -155,13 +155,11 @@ fn globals() -> io::Result<&'static Globals> {
     if let Some(g) = GLOBALS.get() {
         return Ok(g);
     }
+    // The kernel's error as it is (`EMFILE`: its errno is what a caller
+    // can act on; `io::Error` cannot carry both it and a message).
     let (read, write) = rustix::pipe::pipe_with(
         rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-    )
-    .map_err(|e| {
-        let e = io::Error::from(e);
-        io::Error::new(e.kind(), format!("cannot create the signal pipe: {e}"))
-    })?;
+    )?;
     Ok(GLOBALS.get_or_init(|| Globals {
         read,
         write,
@@ -253,7 +251,8 @@ impl fmt::Debug for Signal {
 ///
 /// `InvalidInput` for a signal that does not exist or cannot be handled
 /// (`SIGKILL`, `SIGSTOP`, `SIGSEGV`, `SIGILL`, `SIGFPE`); the error of
-/// installing the handler or making the pipe otherwise.
+/// installing the handler, or the kernel's of making the process's signal
+/// pipe on first use (`EMFILE` at the fd limit: a later call tries again).
 ///
 /// # Panics
 ///
