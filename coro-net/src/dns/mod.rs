@@ -23,7 +23,13 @@
 //! c-ares can only cancel all the queries of a channel at once, so each
 //! in-flight lookup has a channel to itself (a *lane*); the resolver keeps
 //! up to 64 idle ones for reuse. Dropping a lookup cancels its queries in
-//! c-ares and returns the lane.
+//! c-ares and returns the lane. Lookups in flight at once each hold a lane
+//! and its socket (an fd), with no cap of the resolver's: a burst of
+//! thousands of lookups holds thousands of sockets, and a server near its
+//! fd limit should bound them (a `coro::sync::Semaphore` around the
+//! lookups). Each lane also keeps its own parse of the hosts file: small
+//! for a usual one, megabytes per lane for a block list of 100,000 names
+//! (turn [`ResolverOptions::hosts_file`] off there).
 //!
 //! Names are looked up like `getaddrinfo` does: the hosts file first (unless
 //! [`ResolverOptions::hosts_file`] is off), then DNS, with the search domains
