@@ -54,11 +54,29 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    spawn_in(crate::scheduler::CurrentScope::capture(), f)
+}
+
+/// [`spawn_blocking`] with no scheduler current in the job, whatever the
+/// caller's: for the library's own jobs that need none, so that they do
+/// not keep a scheduler (its memory and fds) alive while they run.
+pub(crate) fn spawn_blocking_unscoped<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    spawn_in(crate::scheduler::CurrentScope::none(), f)
+}
+
+fn spawn_in<F, T>(scope: crate::scheduler::CurrentScope, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     static GLOBAL: OnceLock<Arc<BlockingPool>> = OnceLock::new();
-    let current = crate::scheduler::CurrentScope::capture();
     GLOBAL
         .get_or_init(|| BlockingPool::new(MAX_THREADS, KEEP_ALIVE, "coro-blocking"))
-        .spawn(move || current.run(f))
+        .spawn(move || scope.run(f))
 }
 
 /// An elastic pool; the process-wide one lives in `spawn_blocking`, tests make

@@ -524,7 +524,7 @@ async fn wait_child(
             // status is not lost if this future is dropped meanwhile.
             let options =
                 rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOWAIT;
-            crate::blocking::spawn_blocking(move || {
+            crate::blocking::spawn_blocking_unscoped(move || {
                 loop {
                     match rustix::process::waitid(rustix::process::WaitId::Pid(pid), options) {
                         Err(rustix::io::Errno::INTR) => continue,
@@ -644,7 +644,9 @@ mod reaper {
             // drops the job unrun: its guard then lets the next adopted
             // child try again (the children stay listed meanwhile).
             let guard = StandIn(self);
-            drop(crate::blocking::spawn_blocking(move || guard.run()));
+            drop(crate::blocking::spawn_blocking_unscoped(move || {
+                guard.run()
+            }));
         }
 
         /// Whether the reaping thread runs (started now if need be).
@@ -755,7 +757,7 @@ mod reaper {
                 }
             }
             std::thread::sleep(NO_PIDFD_PERIOD);
-            drop(crate::blocking::spawn_blocking(move || self.run()));
+            drop(crate::blocking::spawn_blocking_unscoped(move || self.run()));
         }
     }
 

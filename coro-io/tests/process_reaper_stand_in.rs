@@ -15,8 +15,22 @@ use coro_io::IoScheduler;
 use coro_io::blocking::spawn_blocking;
 use coro_io::fault::{self, Syscall};
 
+/// The process's fds of event loops: rings, eventfds, epoll instances
+/// (not the reaper's pidfds).
+fn loop_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| {
+            let l = l.to_string_lossy();
+            l.contains("io_uring") || l.contains("eventfd") || l.contains("eventpoll")
+        })
+        .count()
+}
+
 #[test]
 fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
+    let before = loop_fds();
     let s = IoScheduler::new(Default::default()).unwrap();
     let s2 = s.clone();
     let pids = sync_wait(s.spawn(async move {
@@ -33,6 +47,15 @@ fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
     }))
     .unwrap();
     let (pids, r) = pids;
+    // The jobs reaping meanwhile hold no scheduler: the one the children
+    // were dropped in is gone with its fds once shut down, while they run.
+    s.shutdown();
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while loop_fds() > before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let held = loop_fds().saturating_sub(before);
     kill_all(&pids);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !pids.iter().all(|&p| reaped(p)) && Instant::now() < deadline {
@@ -45,5 +68,5 @@ fn while_the_reaper_cannot_start_pool_jobs_reap_without_a_thread_per_child() {
         "{left} children dropped while no thread could start are zombies"
     );
     assert_eq!(r, Some(7), "the pool's thread was held");
-    s.shutdown();
+    assert_eq!(held, 0, "the reaping jobs kept the scheduler's fds");
 }

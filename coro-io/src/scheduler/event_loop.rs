@@ -524,6 +524,11 @@ impl CurrentScope {
         CurrentScope(CURRENT.try_with(|c| c.borrow().clone()).ok().flatten())
     }
 
+    /// No scheduler.
+    pub(crate) fn none() -> CurrentScope {
+        CurrentScope(None)
+    }
+
     /// Run `f` with the captured scheduler current, this thread marked as
     /// running one of its blocking jobs (see [`Inner::in_a_job_here`]).
     pub(crate) fn run<R>(self, f: impl FnOnce() -> R) -> R {
