@@ -109,6 +109,41 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     v
 }
 
+/// A second server started on a port one already listens on fails with a
+/// clear error instead of sharing the port through `SO_REUSEPORT` (the
+/// kernel would split the connections between the two).
+#[test]
+fn a_second_server_on_a_taken_port_fails() {
+    let first = Server::start("http_200_ok_server", &["--threads", "1"]);
+    let port = first.addr.port().to_string();
+    for example in ["http_200_ok_server", "tcp_echo_server"] {
+        let mut second = Command::new(example_bin(example))
+            .args(["--port", &port, "--threads", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It must give up at once; one that serves instead is stopped here.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(st) = second.try_wait().unwrap() {
+                break Some(st);
+            }
+            if Instant::now() >= deadline {
+                let _ = second.kill();
+                let _ = second.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        let _ = second.stderr.take().unwrap().read_to_string(&mut err);
+        let status = status.unwrap_or_else(|| panic!("{example} shared the taken port: {err}"));
+        assert_eq!(status.code(), Some(1), "{example}: {err}");
+        assert!(err.contains("cannot listen on"), "{example}: {err}");
+    }
+}
+
 #[test]
 fn http_server_with_curl_keep_alive() {
     let srv = Server::start("http_200_ok_server", &["--threads", "2"]);

@@ -142,6 +142,16 @@ where
         ..Default::default()
     };
     let mut addr = args.addr;
+    // Every listener shares the port through `SO_REUSEPORT`, which a second
+    // server of the same user would share too, silently splitting the
+    // connections with it: a plain bind first says whether the port is
+    // taken.
+    if addr.port() != 0 {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            eprintln!("{name}: cannot listen on {addr}: {e}");
+            std::process::exit(1);
+        }
+    }
     let mut running = Vec::new();
     for _ in 0..args.threads {
         let sched = IoScheduler::new(IoSchedulerOptions {
