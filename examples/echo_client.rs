@@ -116,6 +116,13 @@ fn main() {
     std::thread::sleep(secs);
     let (m1, el) = (total(), t0.elapsed().as_secs_f64());
     let msgs = (m1 - m0) as f64 / el;
+    if m1 == m0 {
+        // Not a rate of zero: nothing came back (a server that does not
+        // answer, or messages larger than the sockets' buffers, which this
+        // client sends whole before it reads the echo).
+        eprintln!("echo_client: no message came back in {el:.1} s");
+        std::process::exit(1);
+    }
     println!(
         "echo_client: {conns} connections, {len} B messages, {el:.1} s: {msgs:.0} msgs/s, {:.2} MB/s ({} messages)",
         msgs * len as f64 / 1e6,

@@ -109,6 +109,36 @@ fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     v
 }
 
+/// `--help` prints the usage and exits 0; an echo load that got no echo
+/// back fails instead of reporting a rate of zero as a result.
+#[test]
+fn help_prints_the_usage_and_a_silent_echo_fails_the_load() {
+    for example in ["http_200_ok_server", "tcp_echo_server", "echo_client"] {
+        let out = Command::new(example_bin(example))
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("usage: "),
+            "{example}: {out:?}"
+        );
+    }
+    // A server that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let out = Command::new(example_bin("echo_client"))
+        .args(["--addr", &addr, "--conns", "2", "--secs", "1"])
+        .output()
+        .unwrap();
+    drop(silent);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no message came back"),
+        "{out:?}"
+    );
+}
+
 /// A second server started on a port one already listens on fails with a
 /// clear error instead of sharing the port through `SO_REUSEPORT` (the
 /// kernel would split the connections between the two).

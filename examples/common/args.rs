@@ -14,9 +14,18 @@ pub struct Args {
     asked: RefCell<Vec<String>>,
 }
 
+/// `--help` (or `-h`) anywhere on the line: the usage on stdout, exit 0.
+fn help_if_asked(usage: &str) {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("usage: {usage}");
+        std::process::exit(0);
+    }
+}
+
 impl Args {
     /// Reads `std::env::args()`; exits with a usage message on a malformed line.
     pub fn from_env(usage: &str) -> Args {
+        help_if_asked(usage);
         match Args::parse(std::env::args().skip(1)) {
             Ok(a) => a,
             Err(e) => {
@@ -28,6 +37,7 @@ impl Args {
 
     /// Like [`Args::from_env`], with `switches` taking no value.
     pub fn from_env_with_switches(usage: &str, switches: &[&str]) -> Args {
+        help_if_asked(usage);
         match Args::parse_with_switches(std::env::args().skip(1), switches) {
             Ok(a) => a,
             Err(e) => {
