@@ -587,6 +587,82 @@ fn system_configuration_when_no_servers_are_given(cfg: Config) {
     assert!(srv.udp_queries() >= 1);
 }
 
+/// A resolver with no servers of its own: they come from `conf`.
+fn system_resolver(s: &IoScheduler, conf: &std::path::Path) -> Resolver {
+    Resolver::new(
+        s,
+        ResolverOptions {
+            servers: Vec::new(),
+            timeout: Duration::from_millis(500),
+            tries: 2,
+            hosts_file: false,
+            resolv_conf_path: Some(conf.to_owned()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn lookup_a(s: &IoScheduler, r: &Resolver) -> Result<BTreeSet<Ipv4Addr>, Error> {
+    let r = r.clone();
+    run(s, async move { r.lookup_ipv4("a.coro.test").await }).map(set)
+}
+
+/// c-ares takes a configuration file it cannot read as an empty one (and
+/// asks 127.0.0.1:53): a lane made while `resolv.conf` was missing for a
+/// moment must not serve the lookups after it is back.
+fn a_lane_made_while_resolv_conf_was_missing_is_not_kept(cfg: Config) {
+    let srv = DnsServer::start();
+    let s = sched(cfg);
+    let text = format!("nameserver {}\n", srv.addr());
+    let conf = empty_file("resolv.conf", &text);
+    let r = system_resolver(&s, &conf);
+    // The first lookup holds the resolver's one lane...
+    let mut first = r.lookup_ipv4("a.coro.test");
+    assert!(poll_once(&mut first).is_pending());
+    std::fs::remove_file(&conf).unwrap();
+    // ...so the second makes a lane while the file is gone.
+    let mut second = r.lookup_ipv4("a.coro.test");
+    let _ = poll_once(&mut second);
+    std::fs::write(&conf, &text).unwrap();
+    // Both lanes go back (the second may have failed already).
+    drop(first);
+    drop(second);
+    // Two lookups at once take both idle lanes.
+    let want = set(vec![v4("192.0.2.1"), v4("192.0.2.2")]);
+    for i in 0..3 {
+        let (a, b) = (r.clone(), r.clone());
+        let (x, y) = run(&s, async move {
+            futures::future::join(a.lookup_ipv4("a.coro.test"), b.lookup_ipv4("a.coro.test")).await
+        });
+        assert_eq!(x.map(set), Ok(want.clone()), "{cfg}: round {i}");
+        assert_eq!(y.map(set), Ok(want.clone()), "{cfg}: round {i}");
+    }
+}
+
+/// An edited `resolv.conf` (here replaced by a rename, as most tools do)
+/// reaches the next lookup, as with glibc: the idle lane made from the old
+/// file is not reused.
+fn an_edited_resolv_conf_reaches_the_next_lookup(cfg: Config) {
+    let (old, new) = (DnsServer::start(), DnsServer::start());
+    let s = sched(cfg);
+    let conf = empty_file("resolv.conf", &format!("nameserver {}\n", old.addr()));
+    let r = system_resolver(&s, &conf);
+    assert!(lookup_a(&s, &r).is_ok());
+    let asked = old.udp_queries();
+    assert!(asked >= 1);
+    let edited = empty_file("resolv.conf", &format!("nameserver {}\n", new.addr()));
+    std::fs::rename(&edited, &conf).unwrap();
+    for _ in 0..3 {
+        assert!(lookup_a(&s, &r).is_ok(), "{cfg}");
+    }
+    assert!(
+        new.udp_queries() >= 3,
+        "{cfg}: the new server was not asked"
+    );
+    assert_eq!(old.udp_queries(), asked, "{cfg}: the old server was asked");
+}
+
 /// Poll `fut` once on this thread (the scheduler's own thread drives I/O).
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     Pin::new(fut).poll(&mut Context::from_waker(Waker::noop()))
@@ -916,6 +992,8 @@ coro_io::driver_tests!(
     literals_need_no_server,
     hosts_file_is_honoured,
     system_configuration_when_no_servers_are_given,
+    a_lane_made_while_resolv_conf_was_missing_is_not_kept,
+    an_edited_resolv_conf_reaches_the_next_lookup,
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,
     invalid_options_are_typed_errors,

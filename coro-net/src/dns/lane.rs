@@ -74,13 +74,15 @@ pub(crate) struct Lane {
     /// The servers c-ares asks (at least 1: with none configured it asks
     /// 127.0.0.1:53).
     pub(crate) servers: usize,
+    /// The version of `resolv.conf` the channel was configured from.
+    pub(crate) stamp: super::Stamp,
 }
 
 impl Lane {
     /// A fresh channel configured from `cfg`, reporting its sockets to a
     /// table of its own. `driver` forgets an fd before c-ares closes it (the
     /// epoll driver keeps one registration per fd number).
-    pub(crate) fn new(cfg: &Config, driver: &Handle) -> Result<Lane, Error> {
+    pub(crate) fn new(cfg: &Config, driver: &Handle, stamp: super::Stamp) -> Result<Lane, Error> {
         let socks = Arc::new(Mutex::new(Socks::default()));
         let table = socks.clone();
         let driver = driver.clone();
@@ -127,6 +129,7 @@ impl Lane {
             channel,
             socks,
             servers,
+            stamp,
         })
     }
 

@@ -35,7 +35,13 @@
 //! [`ResolverOptions::hosts_file`] is off), then DNS, with the search domains
 //! and `ndots` of `resolv.conf`. Creating a channel reads `/etc/resolv.conf`
 //! and the hosts file (small local files), so a lane costs a few syscalls the
-//! first time.
+//! first time. Like glibc's resolver, a lookup sees an edited `resolv.conf`:
+//! each lookup `stat`s it, and idle lanes made from an older version are
+//! dropped rather than reused (c-ares reads the hosts file again itself when
+//! it changes). A lane is only made when the file can be read (or does not
+//! exist, where c-ares, as glibc, asks 127.0.0.1:53): c-ares would take an
+//! unreadable file (`EMFILE` in a burst of lookups) as an empty one, and the
+//! lane would ask 127.0.0.1:53 for the rest of its life.
 //!
 //! c-ares opens its sockets itself and marks them close-on-exec with a
 //! second call, not atomically: a child process spawned on another thread
@@ -71,7 +77,7 @@ pub use error::Error;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -140,7 +146,8 @@ pub struct ResolverOptions {
     /// order. Default `false`.
     pub rotate: bool,
     /// Answer from the hosts file before asking DNS (c-ares lookups `"fb"`;
-    /// off: `"b"`, DNS only). Default `true`.
+    /// off: `"b"`, DNS only). Default `true`. Off, `localhost` goes to the
+    /// DNS servers too: c-ares answers it itself only in the hosts file step.
     pub hosts_file: bool,
     /// The hosts file; `None` (the default): `/etc/hosts`.
     pub hosts_path: Option<PathBuf>,
@@ -237,7 +244,58 @@ pub(crate) struct Shared {
     pub(crate) sched: IoScheduler,
     pub(crate) driver: Handle,
     config: Config,
+    /// The `resolv.conf` lanes read (the option's, or the system's).
+    conf_path: PathBuf,
     idle: Mutex<Vec<Lane>>,
+}
+
+/// Which version of a file a lane was configured from: a hash of its
+/// identity, size and change times (or of "cannot be `stat`ed", e.g.
+/// missing). An edit in place changes the times, a rewrite by rename the
+/// inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    pub(crate) fn of(path: &Path) -> Stamp {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::fs::MetadataExt;
+        let id = std::fs::metadata(path).ok().map(|m| {
+            (
+                m.dev(),
+                m.ino(),
+                m.size(),
+                (m.mtime(), m.mtime_nsec()),
+                (m.ctime(), m.ctime_nsec()),
+            )
+        });
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        Stamp(h.finish())
+    }
+}
+
+/// A new lane for `config`, configured from `conf_path` as it is now.
+///
+/// c-ares takes a configuration file it cannot open as an empty one (and
+/// then asks 127.0.0.1:53): so the file is opened here first, and a lane
+/// is made only if that works or the file does not exist (no file: the
+/// system has no servers configured, and glibc asks 127.0.0.1:53 too). An
+/// `EMFILE` between this open and c-ares' own is not caught; the window is
+/// a few instructions, and the lane is dropped at the file's next change.
+fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, Error> {
+    let stamp = Stamp::of(conf_path);
+    match std::fs::File::open(conf_path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::Other(format!(
+                "the resolver configuration {} cannot be read: {e}",
+                conf_path.display()
+            )));
+        }
+    }
+    Lane::new(config, driver, stamp)
 }
 
 impl fmt::Debug for Shared {
@@ -258,11 +316,26 @@ impl Shared {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// An idle lane configured from the current `resolv.conf`, or a new
+    /// one. Idle lanes from an older version of it are dropped.
     pub(crate) fn take_lane(&self) -> Result<Lane, Error> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match idle {
+        let now = Stamp::of(&self.conf_path);
+        let mut stale = Vec::new();
+        let found = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                match idle.pop() {
+                    Some(l) if l.stamp == now => break Some(l),
+                    Some(l) => stale.push(l),
+                    None => break None,
+                }
+            }
+        };
+        // Dropped outside the lock: `ares_destroy` calls back into the driver.
+        drop(stale);
+        match found {
             Some(l) => Ok(l),
-            None => Lane::new(&self.config, &self.driver),
+            None => new_lane(&self.config, &self.driver, &self.conf_path),
         }
     }
 
@@ -322,12 +395,17 @@ impl Resolver {
     pub fn new(sched: &IoScheduler, opts: ResolverOptions) -> Result<Resolver, Error> {
         let config = Config::new(&opts)?;
         let driver = sched.driver().clone();
-        let first = Lane::new(&config, &driver)?;
+        let conf_path = opts
+            .resolv_conf_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/resolv.conf"));
+        let first = new_lane(&config, &driver, &conf_path)?;
         Ok(Resolver {
             shared: Arc::new(Shared {
                 sched: sched.clone(),
                 driver,
                 config,
+                conf_path,
                 idle: Mutex::new(vec![first]),
             }),
         })
@@ -359,7 +437,9 @@ impl Resolver {
 
     /// The IPv4 and IPv6 addresses of `host` (hosts file, then A and AAAA
     /// queries in parallel), in c-ares' `getaddrinfo` order (RFC 6724
-    /// sorting), without duplicates. An IP literal is returned as is.
+    /// sorting), without duplicates. An IP literal is returned as is; a
+    /// scoped IPv6 literal (`fe80::1%eth0`) is [`Error::BadName`], as an
+    /// [`IpAddr`] has no scope (parse it as a `SocketAddrV6` instead).
     ///
     /// The lookup starts when the future is first polled.
     ///
