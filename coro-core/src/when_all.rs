@@ -170,6 +170,24 @@ impl<F> Engine<F> {
     }
 }
 
+impl<F> Drop for Engine<F> {
+    /// Dropped while children are pending (a timeout, a `select!`): a
+    /// child may have left a clone of its waker where nothing forgets it
+    /// (an `AtomicWaker`, another thread), and through it this parent's
+    /// waker would stay alive, the same cycle as above. Released first;
+    /// the children go after, with the fields.
+    fn drop(&mut self) {
+        // Another executor's waker may panic as it is dropped: not out of
+        // this drop while unwinding (that aborts).
+        let released = panic::catch_unwind(AssertUnwindSafe(|| self.release_parent()));
+        if let Err(p) = released {
+            if !std::thread::panicking() {
+                panic::resume_unwind(p);
+            }
+        }
+    }
+}
+
 impl<F: Future> Engine<F> {
     pub(crate) fn new<I>(iter: I) -> Self
     where

@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use common::{CountingWaker, DropCounter, Gate, poll_once};
@@ -520,6 +520,50 @@ fn parent_waker_is_released_when_done() {
     gates[1].open();
     assert!(poll_once(&mut any, &parent).is_ready());
     assert_eq!(Arc::strong_count(&parent), 1, "when_any releases it too");
+}
+
+/// A child that keeps a clone of its waker somewhere that does not forget
+/// it when the child is dropped (an `AtomicWaker`, another thread).
+struct Stashes(Arc<std::sync::Mutex<Option<std::task::Waker>>>);
+
+impl Future for Stashes {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        *self.0.lock().unwrap() = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[test]
+fn parent_waker_is_released_when_dropped_while_pending() {
+    // Dropped mid-flight (a timeout, a `select!`), the combinator must not
+    // keep its parent's waker alive through a child waker left behind.
+    let stash = Arc::new(std::sync::Mutex::new(None));
+    let parent = CountingWaker::new();
+    let mut all = when_all(vec![Stashes(stash.clone())]);
+    assert!(poll_once(&mut all, &parent).is_pending());
+    drop(all);
+    assert!(
+        stash.lock().unwrap().is_some(),
+        "the child's waker is still out"
+    );
+    assert_eq!(Arc::strong_count(&parent), 1, "when_all kept it");
+
+    let mut any = coro_core::when_any(vec![Stashes(stash.clone())]);
+    assert!(poll_once(&mut any, &parent).is_pending());
+    drop(any);
+    assert_eq!(Arc::strong_count(&parent), 1, "when_any kept it");
+
+    let mut fallible = coro_core::try_when_all(vec![async {
+        Stashes(stash.clone()).await;
+        Ok::<(), ()>(())
+    }]);
+    assert!(poll_once(&mut fallible, &parent).is_pending());
+    drop(fallible);
+    assert_eq!(Arc::strong_count(&parent), 1, "try_when_all kept it");
+    // The late wake reaches nothing.
+    stash.lock().unwrap().take().unwrap().wake();
+    assert_eq!(parent.wakes(), 0);
 }
 
 #[test]
