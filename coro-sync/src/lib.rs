@@ -73,8 +73,10 @@
 //! overflow; a release build wraps, after which that primitive's ordinary
 //! wake-ups reach nobody). An operation that wakes more than one list (a
 //! `close`, a push that wakes a pop and the streams) still wakes the
-//! other lists and makes its state changes before the panic goes on.
-//! Wakers of the executors above do not panic.
+//! other lists and makes its state changes before the panic goes on. A
+//! receive or pop that wakes a waiting sender this way has already taken
+//! its value, which is dropped as the panic unwinds through it. Wakers of
+//! the executors above do not panic.
 //!
 //! # Features
 //!

@@ -651,7 +651,9 @@ impl IoScheduler {
     /// loop on [`is_shutdown`](IoScheduler::is_shutdown), or it spins.
     ///
     /// With [`ExecutionStrategy::ThreadPool`] the tasks run on the pool's
-    /// workers, and one finishing there is not an event here: a loop
+    /// workers, so the count is always 0 (a loop "until it returns 0"
+    /// stops after one call), and a task finishing there is not an event
+    /// here: a loop
     /// `while !handle.is_finished() { process_events(None) }` over a task
     /// that does no I/O waits for something else to happen. Give such a
     /// loop a timeout, or wait on the handle itself.

@@ -19,7 +19,9 @@
 //!   A task that blocks its worker in [`coro_core::sync_wait`] hands the
 //!   slot's task to the stealable queue first (and wakes a free worker), so
 //!   waiting there for a child it just spawned works when another worker
-//!   is free.
+//!   is free. Blocking the worker any other way (another crate's
+//!   `block_on`, a std channel's `recv`) on a child it just spawned never
+//!   returns: the child stays in the blocked worker's slot.
 //! - The pool remembers every task that has suspended, so that when it shuts
 //!   down the ones still suspended are cancelled (their futures dropped)
 //!   rather than leaked.
@@ -101,7 +103,11 @@ pub struct ThreadPoolOptions {
     /// A panic in the callback is caught and ignored.
     pub on_thread_start: Option<ThreadCallback>,
     /// Called on each worker thread, with its index, after its last task.
-    /// A panic in the callback is caught and ignored.
+    /// A panic in the callback is caught and ignored. The futures of tasks
+    /// still suspended at shutdown are dropped later: on the last worker
+    /// to exit after its callback, or (woken after that) on a thread of
+    /// the blocking pool; their destructors must not need the state this
+    /// callback tears down.
     pub on_thread_stop: Option<ThreadCallback>,
     /// Worker threads are named `"{thread_name}-{index}"` (no NUL bytes).
     /// Default `"coro-pool"`.
@@ -136,6 +142,9 @@ impl fmt::Debug for ThreadPoolOptions {
 /// threads — except when that drop happens on one of the pool's own workers
 /// (a task that owned the last handle): then the threads are detached and
 /// finish the queued work on their own, instead of a worker joining itself.
+/// A clone held by a suspended task counts as a handle: such a task keeps
+/// the pool and its threads alive, so call [`shutdown`](Self::shutdown)
+/// to stop it for sure.
 ///
 /// # Examples
 ///
@@ -525,7 +534,10 @@ impl ThreadPool {
     /// Tasks that are suspended (waiting on something else) when the queues run
     /// dry are not waited for: once the last worker has exited they are
     /// cancelled (their futures dropped, their handles report
-    /// `is_cancelled()`). Called from one of the pool's own workers it only
+    /// `is_cancelled()`). A worker blocked in [`coro_core::sync_wait`] is
+    /// not idle, so a task blocking its worker on a task that never
+    /// finishes keeps this waiting for ever (an [`IoScheduler`](crate::IoScheduler) on a pool
+    /// cancels its own suspended tasks first, which ends such a wait). Called from one of the pool's own workers it only
     /// signals and returns, without joining (a worker cannot join itself).
     /// Calling it again does nothing more.
     ///
