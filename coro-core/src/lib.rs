@@ -48,6 +48,13 @@ mod when_all;
 mod when_any;
 mod yield_now;
 
+/// What `when_all.rs` and `stop.rs` are written against (their loom models
+/// in `tests/` give them loom's).
+mod sync {
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use std::sync::{Mutex, MutexGuard};
+}
+
 pub use generator::{AsyncGenerator, Generator, Yield, Yielder};
 pub use stop::{StopSource, StopToken, Stopped};
 pub use sync_wait::{set_block_hook, sync_wait};

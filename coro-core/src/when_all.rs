@@ -8,9 +8,12 @@ use std::mem;
 use std::ops::ControlFlow;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+
+// The ready list's atomics and lock: std's, or loom's in the model of
+// `tests/loom_when_all.rs`, which compiles this file against them.
+use crate::sync::{AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use pin_project_lite::pin_project;
 

@@ -1,0 +1,161 @@
+//! Loom models of the ready list that `when_all`, `try_when_all` and
+//! `when_any` share (`src/when_all.rs` and `src/when_any.rs`, compiled here
+//! against loom's atomics and lock: the same engine the library runs).
+//!
+//! Children are woken from other threads while the parent polls, drains
+//! the ready list, or is dropped. The parent runs under loom's `block_on`,
+//! which parks until its waker is woken: a lost wake-up shows as a
+//! deadlock, which loom reports. The task budget takes no part (see `coop`
+//! below). They run in a plain `cargo test` (seconds); raise the bound
+//! with `LOOM_MAX_PREEMPTIONS=3`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+
+#[path = "../src/when_all.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod when_all;
+#[path = "../src/when_any.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod when_any;
+
+/// What `when_all.rs` is written against, here loom's.
+mod sync {
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::{Mutex, MutexGuard};
+}
+
+/// The task budget: always there, never spent (not modelled).
+mod coop {
+    pub(crate) fn polled_elsewhere() -> bool {
+        false
+    }
+    pub(crate) fn budget_spent() -> bool {
+        false
+    }
+}
+
+/// A one-shot gate another thread opens; waiting keeps the latest waker.
+#[derive(Clone)]
+struct Gate(Arc<Mutex<(bool, Option<Waker>)>>);
+
+impl Gate {
+    fn new() -> Gate {
+        Gate(Arc::new(Mutex::new((false, None))))
+    }
+
+    fn open(&self) {
+        let waker = {
+            let mut g = self.0.lock().unwrap();
+            g.0 = true;
+            g.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// A spurious wake-up: the waiter is woken, the gate stays shut.
+    fn nudge(&self) {
+        let waker = self.0.lock().unwrap().1.clone();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn wait(&self) -> Wait {
+        Wait(self.clone())
+    }
+}
+
+struct Wait(Gate);
+
+impl Future for Wait {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut g = (self.0).0.lock().unwrap();
+        if g.0 {
+            Poll::Ready(())
+        } else {
+            g.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(2);
+    }
+    b.check(f);
+}
+
+#[test]
+fn children_woken_from_two_threads_finish_the_parent() {
+    model(|| {
+        let gates = [Gate::new(), Gate::new()];
+        let openers: Vec<_> = gates
+            .iter()
+            .cloned()
+            .map(|g| thread::spawn(move || g.open()))
+            .collect();
+        let out = loom::future::block_on(when_all::when_all(gates.iter().map(Gate::wait)));
+        assert_eq!(out, [(), ()]);
+        for t in openers {
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_spurious_wake_racing_the_real_one_loses_nothing() {
+    model(|| {
+        let (a, b) = (Gate::new(), Gate::new());
+        let waker = {
+            let (a, b) = (a.clone(), b.clone());
+            thread::spawn(move || {
+                a.nudge();
+                b.open();
+                a.open();
+            })
+        };
+        let out = loom::future::block_on(when_all::when_all([a.wait(), b.wait()]));
+        assert_eq!(out, [(), ()]);
+        waker.join().unwrap();
+    });
+}
+
+#[test]
+fn when_any_takes_a_winner_woken_from_another_thread() {
+    model(|| {
+        let gates = [Gate::new(), Gate::new()];
+        let opener = {
+            let g = gates[1].clone();
+            thread::spawn(move || g.open())
+        };
+        let (i, ()) = loom::future::block_on(when_any::when_any(gates.iter().map(Gate::wait)));
+        assert_eq!(i, 1, "only the second was opened");
+        opener.join().unwrap();
+    });
+}
+
+#[test]
+fn a_wake_racing_the_drop_of_a_pending_parent() {
+    model(|| {
+        let gate = Gate::new();
+        let mut all = Box::pin(when_all::when_all([gate.wait(), Gate::new().wait()]));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(all.as_mut().poll(&mut cx).is_pending());
+        let opener = {
+            let g = gate.clone();
+            thread::spawn(move || g.open())
+        };
+        drop(all);
+        opener.join().unwrap();
+    });
+}
