@@ -40,6 +40,13 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Forgets the parent's waker (dropped after the lock: its drop may
+    /// run anything).
+    fn release_parent(&self) {
+        let parent = self.lock().parent.take();
+        drop(parent);
+    }
+
     fn schedule(&self, index: usize) {
         if self.queued[index].swap(true, Ordering::AcqRel) {
             return; // already in the list
@@ -108,12 +115,42 @@ struct Spare {
     waker: Waker,
 }
 
+/// The engine's reference to what its children's wakers share. Dropped
+/// with the engine, also mid-flight (a timeout, a `select!`), it lets go
+/// of the parent's waker: a child may have left a clone of its waker where
+/// nothing forgets it (an `AtomicWaker`, another thread), and through it
+/// the parent task would stay alive (tokio#4724). A field of its own, not
+/// a `Drop` of the engine: that would make the borrow checker demand that
+/// what the children borrow outlive the engine strictly.
+struct SharedHandle(Arc<Shared>);
+
+impl std::ops::Deref for SharedHandle {
+    type Target = Arc<Shared>;
+    fn deref(&self) -> &Arc<Shared> {
+        &self.0
+    }
+}
+
+impl Drop for SharedHandle {
+    fn drop(&mut self) {
+        // Another executor's waker may panic as it is dropped: not out of
+        // this drop while unwinding (that aborts).
+        let released = panic::catch_unwind(AssertUnwindSafe(|| self.0.release_parent()));
+        if let Err(p) = released {
+            if !std::thread::panicking() {
+                panic::resume_unwind(p);
+            }
+        }
+    }
+}
+
 /// Polls a set of children, only the woken ones after the first pass.
 pub(crate) struct Engine<F> {
+    /// First, so that it is dropped first: see [`SharedHandle`].
+    shared: SharedHandle,
     children: Pin<Box<[Child<F>]>>,
     /// The waker given to child `i` while it is pending (reused for its next polls).
     wakers: Vec<Option<Waker>>,
-    shared: Arc<Shared>,
     /// A child waker that no child kept, reused for the next child: children
     /// that are ready at once cost no waker allocation and no refcount traffic.
     spare: Option<Spare>,
@@ -168,26 +205,7 @@ impl<F> Engine<F> {
     /// no `parent task -> this future -> waker -> parent task` cycle outlives
     /// the work (tokio#4724).
     fn release_parent(&mut self) {
-        let parent = self.shared.lock().parent.take();
-        drop(parent);
-    }
-}
-
-impl<F> Drop for Engine<F> {
-    /// Dropped while children are pending (a timeout, a `select!`): a
-    /// child may have left a clone of its waker where nothing forgets it
-    /// (an `AtomicWaker`, another thread), and through it this parent's
-    /// waker would stay alive, the same cycle as above. Released first;
-    /// the children go after, with the fields.
-    fn drop(&mut self) {
-        // Another executor's waker may panic as it is dropped: not out of
-        // this drop while unwinding (that aborts).
-        let released = panic::catch_unwind(AssertUnwindSafe(|| self.release_parent()));
-        if let Err(p) = released {
-            if !std::thread::panicking() {
-                panic::resume_unwind(p);
-            }
-        }
+        self.shared.release_parent();
     }
 }
 
@@ -211,13 +229,13 @@ impl<F: Future> Engine<F> {
         Engine {
             children: Box::into_pin(children),
             wakers,
-            shared: Arc::new(Shared {
+            shared: SharedHandle(Arc::new(Shared {
                 queued,
                 inner: Mutex::new(ReadyList {
                     list: Vec::new(),
                     parent: None,
                 }),
-            }),
+            })),
             spare: None,
             batch: Vec::new(),
             starved: false,
@@ -387,7 +405,7 @@ impl<F: Future> Engine<F> {
                     None => {
                         let arc = Arc::new(ChildWaker {
                             index: AtomicUsize::new(i),
-                            shared: self.shared.clone(),
+                            shared: Arc::clone(&self.shared),
                         });
                         let waker = Waker::from(arc.clone());
                         Spare { arc, waker }

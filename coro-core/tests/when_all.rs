@@ -522,6 +522,20 @@ fn parent_waker_is_released_when_done() {
     assert_eq!(Arc::strong_count(&parent), 1, "when_any releases it too");
 }
 
+#[test]
+fn children_may_borrow_locals_declared_after_the_combinator() {
+    // Compiles only while dropping the combinator does not use what its
+    // children borrow (no `Drop` on a type generic over the children).
+    let mut all;
+    let mut any;
+    let x = 5;
+    all = when_all(vec![async { x + 1 }]);
+    any = coro_core::when_any(vec![async { x + 2 }]);
+    let waker = CountingWaker::new();
+    assert_eq!(poll_once(&mut all, &waker), Poll::Ready(vec![6]));
+    assert_eq!(poll_once(&mut any, &waker), Poll::Ready((0, 7)));
+}
+
 /// A child that keeps a clone of its waker somewhere that does not forget
 /// it when the child is dropped (an `AtomicWaker`, another thread).
 struct Stashes(Arc<std::sync::Mutex<Option<std::task::Waker>>>);
