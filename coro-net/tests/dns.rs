@@ -587,6 +587,40 @@ fn system_configuration_when_no_servers_are_given(cfg: Config) {
     assert!(srv.udp_queries() >= 1);
 }
 
+/// c-ares answers `localhost` names itself, in the hosts file step, and
+/// never sends them: with the hosts file off they fail (with its error for
+/// "no server asked").
+fn localhost_without_the_hosts_file_is_not_sent(cfg: Config) {
+    let srv = DnsServer::start();
+    let s = sched(cfg);
+    let r = resolver(&s, &[&srv]);
+    let got = run(&s, async move {
+        (
+            r.lookup_ip("localhost").await,
+            r.lookup_ipv4("foo.localhost").await,
+        )
+    });
+    assert_eq!(
+        got,
+        (Err(Error::ConnectionRefused), Err(Error::ConnectionRefused)),
+        "{cfg}"
+    );
+    assert_eq!(srv.queries(), 0, "{cfg}");
+}
+
+/// A lookup of `a.coro.test` polled once and still pending, so that it
+/// holds a lane (one the server answered at once gave its lane back:
+/// asked again, a bounded number of times).
+fn pending_lookup(r: &Resolver) -> coro_net::dns::Lookup<Vec<Ipv4Addr>> {
+    for _ in 0..1000 {
+        let mut l = r.lookup_ipv4("a.coro.test");
+        if poll_once(&mut l).is_pending() {
+            return l;
+        }
+    }
+    panic!("every lookup was answered within its first poll");
+}
+
 /// A resolver with no servers of its own: they come from `conf`.
 fn system_resolver(s: &IoScheduler, conf: &std::path::Path) -> Resolver {
     Resolver::new(
@@ -618,8 +652,7 @@ fn a_lane_made_while_resolv_conf_was_missing_is_not_kept(cfg: Config) {
     let conf = empty_file("resolv.conf", &text);
     let r = system_resolver(&s, &conf);
     // The first lookup holds the resolver's one lane...
-    let mut first = r.lookup_ipv4("a.coro.test");
-    assert!(poll_once(&mut first).is_pending());
+    let first = pending_lookup(&r);
     std::fs::remove_file(&conf).unwrap();
     // ...so the second makes a lane while the file is gone.
     let mut second = r.lookup_ipv4("a.coro.test");
@@ -993,6 +1026,7 @@ coro_io::driver_tests!(
     hosts_file_is_honoured,
     system_configuration_when_no_servers_are_given,
     a_lane_made_while_resolv_conf_was_missing_is_not_kept,
+    localhost_without_the_hosts_file_is_not_sent,
     an_edited_resolv_conf_reaches_the_next_lookup,
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,

@@ -38,10 +38,11 @@
 //! first time. Like glibc's resolver, a lookup sees an edited `resolv.conf`:
 //! each lookup `stat`s it, and idle lanes made from an older version are
 //! dropped rather than reused (c-ares reads the hosts file again itself when
-//! it changes). A lane is only made when the file can be read (or does not
-//! exist, where c-ares, as glibc, asks 127.0.0.1:53): c-ares would take an
-//! unreadable file (`EMFILE` in a burst of lookups) as an empty one, and the
-//! lane would ask 127.0.0.1:53 for the rest of its life.
+//! it changes). c-ares takes a file it cannot open as an empty one (and asks
+//! 127.0.0.1:53, as glibc does with no file): so a lookup that needs a new
+//! lane while the process is out of fds fails, rather than make a lane that
+//! would ask 127.0.0.1:53 for the rest of its life, and a lane whose lookup
+//! found no server to ask is not kept.
 //!
 //! c-ares opens its sockets itself and marks them close-on-exec with a
 //! second call, not atomically: a child process spawned on another thread
@@ -146,8 +147,9 @@ pub struct ResolverOptions {
     /// order. Default `false`.
     pub rotate: bool,
     /// Answer from the hosts file before asking DNS (c-ares lookups `"fb"`;
-    /// off: `"b"`, DNS only). Default `true`. Off, `localhost` goes to the
-    /// DNS servers too: c-ares answers it itself only in the hosts file step.
+    /// off: `"b"`, DNS only). Default `true`. Off, `localhost` and
+    /// `*.localhost` fail with [`Error::ConnectionRefused`]: c-ares answers
+    /// them itself only in the hosts file step, and never sends them.
     pub hosts_file: bool,
     /// The hosts file; `None` (the default): `/etc/hosts`.
     pub hosts_path: Option<PathBuf>,
@@ -278,19 +280,24 @@ impl Stamp {
 /// A new lane for `config`, configured from `conf_path` as it is now.
 ///
 /// c-ares takes a configuration file it cannot open as an empty one (and
-/// then asks 127.0.0.1:53): so the file is opened here first, and a lane
-/// is made only if that works or the file does not exist (no file: the
-/// system has no servers configured, and glibc asks 127.0.0.1:53 too). An
-/// `EMFILE` between this open and c-ares' own is not caught; the window is
-/// a few instructions, and the lane is dropped at the file's next change.
+/// then asks 127.0.0.1:53). That is right for a file that is missing or
+/// that this user may not read (glibc does the same), but not for a
+/// process out of fds or memory for a moment: a lane made then would ask
+/// 127.0.0.1:53 for the rest of its life. So the file is opened here
+/// first, and such an error fails this lookup instead. An `EMFILE` in the
+/// gap after this open (c-ares opens the file again, and the
+/// `nsswitch.conf` files) is not caught here; the lookup on such a lane
+/// cannot open its socket either, and a lane whose lookup found no server
+/// is not kept (see `Shared::put_lane`).
 fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, Error> {
     let stamp = Stamp::of(conf_path);
-    match std::fs::File::open(conf_path) {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
+    if let Err(e) = std::fs::File::open(conf_path) {
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+        ) {
             return Err(Error::Other(format!(
-                "the resolver configuration {} cannot be read: {e}",
+                "the resolver configuration {} cannot be read now: {e}",
                 conf_path.display()
             )));
         }
@@ -339,8 +346,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn put_lane(&self, lane: Lane) {
-        if !lane.is_idle() {
+    /// Back to the pool after a lookup; `keep: false` (the lookup found
+    /// no server to ask) drops it: a lane configured while the process was
+    /// out of fds asks c-ares' default server, and must not serve later
+    /// lookups. A lane that is right costs one more channel next time.
+    pub(crate) fn put_lane(&self, lane: Lane, keep: bool) {
+        if !keep || !lane.is_idle() {
             return; // dropped: ares_destroy ends whatever is left
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

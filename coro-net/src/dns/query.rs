@@ -135,6 +135,8 @@ struct Run {
     bound: Option<Instant>,
     /// The answer was taken: nothing left to cancel.
     finished: bool,
+    /// Cleared when the lookup found no server to ask (see `put_lane`).
+    keep_lane: bool,
 }
 
 impl Run {
@@ -202,6 +204,7 @@ impl Run {
             timer: None,
             bound,
             finished: false,
+            keep_lane: true,
         };
         run.rearm_timer();
         Ok(run)
@@ -323,7 +326,7 @@ impl Drop for Run {
             // idle sockets are closed, each reported to the callback first.
             lane.channel.cancel();
         }
-        self.shared.put_lane(lane);
+        self.shared.put_lane(lane, self.keep_lane);
     }
 }
 
@@ -384,6 +387,9 @@ impl Query {
             return Poll::Ready(Err(Error::Shutdown));
         }
         let r = run.drive(cx);
+        if let Poll::Ready(Err(Error::ConnectionRefused)) = r {
+            run.keep_lane = false;
+        }
         if r.is_ready() {
             // Drop the run now: the lane goes back to the pool.
             self.state = State::Done;
