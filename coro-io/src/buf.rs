@@ -39,7 +39,8 @@ pub type BufResult<T, B> = (io::Result<T>, B);
 /// The pointer returned by [`stable_ptr`](IoBuf::stable_ptr) must stay valid
 /// for [`bytes_init`](IoBuf::bytes_init) bytes and must not change when the
 /// value is moved (heap storage or `'static` data), because the kernel may read
-/// through it after the value moved into the driver.
+/// through it after the value moved into the driver. `bytes_init` is never
+/// more than [`bytes_total`](IoBuf::bytes_total).
 pub unsafe trait IoBuf: Send + 'static {
     /// Pointer to the first byte; stable across moves of `self`.
     fn stable_ptr(&self) -> *const u8;
@@ -316,7 +317,9 @@ unsafe impl<B: IoBuf> IoBuf for Slice<B> {
         self.buf.bytes_init() - self.begin
     }
     fn bytes_total(&self) -> usize {
-        self.buf.bytes_total() - self.begin
+        // Saturating: a buffer that broke the contract (more initialised
+        // than its capacity) must not make a read's length wrap.
+        self.buf.bytes_total().saturating_sub(self.begin)
     }
 }
 

@@ -2,7 +2,9 @@
 //! [`stdout`], [`stderr`].
 //!
 //! Each read or write runs `std::io`'s blocking call on the blocking pool
-//! ([`spawn_blocking`]), as tokio's do: a standard
+//! (as [`spawn_blocking`](crate::blocking::spawn_blocking) does, with no
+//! scheduler held: a read waiting at an idle terminal does not keep the
+//! caller's scheduler alive after its shutdown), as tokio's do: a standard
 //! stream may be a terminal, a pipe or a regular file, and neither epoll
 //! (regular files) nor a non-blocking flag (it would change the stream for
 //! every process sharing it) serves all three. So they work from any
@@ -16,9 +18,13 @@
 //! # Cancel safety
 //!
 //! A read future dropped between polls loses nothing: the `Stdin` keeps
-//! the read going and hands its bytes to the next read. A blocking read
-//! cannot be interrupted, though: dropping the `Stdin` itself with a read
-//! in flight loses what that read gets. Dropping a `Stdout` with writes in
+//! the read going and hands its bytes to the next read. A read asks for no
+//! more than the caller's buffer holds, so a `Stdin` dropped between reads
+//! holds nothing (a new one, as `coro_io::stdin().read(..)` per call
+//! makes, reads on where it ended). A blocking read cannot be interrupted,
+//! though: dropping the `Stdin` itself with a read in flight loses what
+//! that read gets. Unbuffered small reads cost a trip to the pool each:
+//! wrap it in a `BufReader` (whose buffer is then what a drop loses). Dropping a `Stdout` with writes in
 //! flight lets them finish in the background, unreported, unless the
 //! process exits first: flush before returning from `main`.
 //!
@@ -48,11 +54,11 @@ use std::task::{Context, Poll, ready};
 
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::blocking::spawn_blocking;
+use crate::blocking::spawn_blocking_unscoped;
 use crate::task::JoinHandle;
 
-/// Bytes one blocking read asks for.
-const READ_LEN: usize = 16 * 1024;
+/// The most one blocking read asks for.
+const READ_MAX: usize = 1 << 20;
 /// The most one `poll_write` takes.
 const WRITE_MAX: usize = 1 << 20;
 
@@ -67,7 +73,7 @@ pub struct Stdin {
 /// The process's standard input, read on the blocking pool.
 ///
 /// Buffer it (`futures::io::BufReader`) for line-by-line reading. Use one
-/// `Stdin` at a time: each keeps its own read-ahead.
+/// `Stdin` at a time: two reading at once split the input between them.
 pub fn stdin() -> Stdin {
     Stdin {
         buf: Vec::new(),
@@ -116,9 +122,20 @@ impl AsyncRead for Stdin {
             }
             let mut buf = std::mem::take(&mut this.buf);
             this.head = 0;
-            buf.resize(READ_LEN.max(out.len().min(1 << 20)), 0);
-            this.busy = Some(spawn_blocking(move || {
-                let res = io::stdin().lock().read(&mut buf);
+            // No more than asked for: what this `Stdin` holds is lost with
+            // it, where what it did not read stays for the next handle (in
+            // std's own buffer of the process's stdin, or in the pipe).
+            buf.resize(out.len().min(READ_MAX), 0);
+            this.busy = Some(spawn_blocking_unscoped(move || {
+                let res = loop {
+                    // A signal handler installed without `SA_RESTART`:
+                    // retried, as std's `read_exact` and tokio's stdin do
+                    // (futures' `read_line` and `copy` pass it on).
+                    match io::stdin().lock().read(&mut buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        r => break r,
+                    }
+                };
                 buf.truncate(*res.as_ref().unwrap_or(&0));
                 (res, buf)
             }));
@@ -172,7 +189,7 @@ impl Writer {
         buf.clear();
         buf.extend_from_slice(&data[..n]);
         let sink = self.sink;
-        self.busy = Some(spawn_blocking(move || {
+        self.busy = Some(spawn_blocking_unscoped(move || {
             let res = match sink {
                 Sink::Out => {
                     let mut out = io::stdout().lock();
