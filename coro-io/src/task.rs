@@ -294,9 +294,13 @@ impl<T> JoinHandle<T> {
     /// held (a listener, a lock, an `Arc`) is released by then; it returns
     /// a [`JoinError`] for which [`is_cancelled`](JoinError::is_cancelled)
     /// is true. A task that had already finished keeps its outcome, as
-    /// tokio's does: the handle returns its output (or its panic). A
-    /// blocking job already running runs to its end first. Aborting twice,
-    /// or after the handle resolved, does nothing.
+    /// tokio's does: the handle returns its output (or its panic). One
+    /// that finishes in the very poll the abort lands in (aborted from
+    /// another thread while it runs, or from inside itself) is reported
+    /// cancelled and its output dropped, where tokio returns the output:
+    /// do not read "cancelled" as "its work was not done". A blocking job
+    /// already running runs to its end first. Aborting twice, or after the
+    /// handle resolved, does nothing.
     ///
     /// # Examples
     ///
