@@ -319,6 +319,16 @@ impl<T> JoinHandle<T> {
     {
         let mut slot = lock(&self.task);
         let task = match std::mem::replace(&mut *slot, Slot::Gone) {
+            // Finished or closed already: closed by its executor (dropped
+            // at shutdown, perhaps right now), which wakes whoever awaits
+            // the handle once the future is gone. Cancelling it here would
+            // poll async-task's cancel with a no-op waker, which would
+            // replace that awaiter's: it would never wake. Awaiting the
+            // handle gives the outcome, or "cancelled", as an abort would.
+            Slot::Running(task) if task.is_finished() => {
+                *slot = Slot::Running(task);
+                return;
+            }
             Slot::Running(task) => task,
             other => {
                 *slot = other;
@@ -363,7 +373,10 @@ impl<T> JoinHandle<T> {
 
     /// Whether the task has finished: completed, panicked, or been
     /// cancelled ([aborted](JoinHandle::abort) through this handle: once
-    /// its future was dropped).
+    /// its future was dropped). A task its executor cancels (at shutdown)
+    /// counts as finished from the moment it does, while its future's
+    /// destructor may still be running there: to know that what the task
+    /// held is released, await the handle.
     ///
     /// # Examples
     ///
@@ -675,6 +688,55 @@ mod tests {
                 }
                 None => return n,
             }
+        }
+    }
+
+    /// The executor drops a task (its shutdown) while another task awaits
+    /// its handle: an abort in that window (here from the future's own
+    /// destructor) must not take the awaiter's wake-up.
+    #[test]
+    fn an_abort_while_the_executor_drops_the_task_keeps_the_awaiters_wake_up() {
+        struct Wakes(AtomicUsize);
+        impl std::task::Wake for Wakes {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        type Shared = Arc<Mutex<Option<JoinHandle<()>>>>;
+        struct AbortOnDrop(Shared);
+        impl Drop for AbortOnDrop {
+            fn drop(&mut self) {
+                if let Some(h) = &*self.0.lock().unwrap() {
+                    h.abort();
+                }
+            }
+        }
+        let shared: Shared = Arc::new(Mutex::new(None));
+        let guard = AbortOnDrop(shared.clone());
+        let (q, h) = manual(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        *shared.lock().unwrap() = Some(h);
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let poll = |cx: &mut Context<'_>| {
+            let mut h = shared.lock().unwrap().take().unwrap();
+            let p = Pin::new(&mut h).poll(cx);
+            *shared.lock().unwrap() = Some(h);
+            p
+        };
+        assert!(poll(&mut cx).is_pending());
+        // The executor drops the runnable without running it (as at shutdown).
+        q.lock().unwrap().clear();
+        assert!(
+            wakes.0.load(Ordering::SeqCst) >= 1,
+            "the awaiting task was never woken"
+        );
+        match poll(&mut cx) {
+            Poll::Ready(Err(e)) => assert!(e.is_cancelled()),
+            other => panic!("{other:?}"),
         }
     }
 
