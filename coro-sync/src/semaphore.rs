@@ -134,6 +134,46 @@ impl Semaphore {
         }
     }
 
+    /// loom models only: claim the priority slot for a request of `k`
+    /// (as a starving waiter does); whether it was free.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn claim_priority_for_loom(&self, k: usize) -> bool {
+        let claimed = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                (s & (PRIORITY | CLOSED) == 0).then_some(s | PRIORITY)
+            })
+            .is_ok();
+        if claimed {
+            self.publish_priority_request(k);
+        }
+        claimed
+    }
+
+    /// loom models only: the holder of the priority slot takes its `k`
+    /// permits (`true`), or gives the slot up without them (`None`).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn priority_take_for_loom(&self, k: Option<usize>) -> bool {
+        match k {
+            Some(k) => self.take(k, true).is_ok(),
+            None => {
+                self.leave_priority();
+                true
+            }
+        }
+    }
+
+    /// loom models only: the request the priority slot's holder published
+    /// (`None`: the slot is free).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn priority_request_for_loom(&self) -> Option<usize> {
+        let held = self.state.load(Ordering::SeqCst) & PRIORITY != 0;
+        held.then(|| self.priority_k.load(Ordering::SeqCst))
+    }
+
     /// Permits available right now.
     ///
     /// ```
@@ -445,6 +485,15 @@ impl Semaphore {
     /// and release it on success.
     #[inline]
     fn take(&self, k: usize, priority: bool) -> Result<(), TryAcquireError> {
+        if priority {
+            // The holder's request goes before its CAS can release the
+            // slot: once the bit is clear another waiter may claim the slot
+            // and publish its own request, which a reset after the release
+            // would overwrite with "hold everything back". Meanwhile the
+            // others are held back from everything (the caller wakes them
+            // after a success, `publish_priority_request` after a failure).
+            self.priority_k.store(usize::MAX, Ordering::SeqCst);
+        }
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             if s & CLOSED != 0 {
@@ -463,6 +512,9 @@ impl Semaphore {
                 0
             };
             if available < k.saturating_add(held_back) {
+                if priority {
+                    self.publish_priority_request(k);
+                }
                 return Err(TryAcquireError::NoPermits);
             }
             let mut new = s - ((k as u64) << SHIFT);
@@ -473,12 +525,7 @@ impl Semaphore {
                 .state
                 .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => {
-                    if priority {
-                        self.priority_k.store(usize::MAX, Ordering::SeqCst);
-                    }
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(x) => s = x,
             }
         }
@@ -496,11 +543,12 @@ impl Semaphore {
     }
 
     /// Gives the priority slot up without acquiring, waking the others.
+    /// Only its holder calls this (only the holder writes `priority_k`
+    /// while the slot is held): the reset goes before the release, as in
+    /// `take`.
     fn leave_priority(&self) {
+        self.priority_k.store(usize::MAX, Ordering::SeqCst);
         let prev = self.state.fetch_and(!PRIORITY, Ordering::SeqCst);
-        if prev & PRIORITY != 0 {
-            self.priority_k.store(usize::MAX, Ordering::SeqCst);
-        }
         if prev & PRIORITY != 0 && prev >> SHIFT > 0 {
             self.acquire_ops.notify(usize::MAX);
         }

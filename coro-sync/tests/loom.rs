@@ -302,6 +302,31 @@ fn semaphore_forget_racing_a_priority_claim_leaves_the_slot_free() {
     });
 }
 
+/// The priority slot changes hands: its holder takes its permits (or
+/// gives the slot up) while another waiter claims it. The new holder's
+/// request must survive: a reset of the old one made after the release
+/// overwrote it with "hold everything back", which shut every other
+/// acquire out for as long as the new holder kept the slot.
+#[test]
+fn semaphore_priority_handover_keeps_the_next_request() {
+    for leaves in [false, true] {
+        loom::model(move || {
+            let s = Arc::new(Semaphore::new(5));
+            assert!(s.claim_priority_for_loom(2));
+            let s1 = s.clone();
+            let next = thread::spawn(move || s1.claim_priority_for_loom(1));
+            assert!(s.priority_take_for_loom(if leaves { None } else { Some(2) }));
+            let claimed = next.join().unwrap();
+            if claimed {
+                assert_eq!(s.priority_request_for_loom(), Some(1), "leaves: {leaves}");
+                // Only that one permit is held back from the others.
+                let rest = if leaves { 4 } else { 2 };
+                assert!(s.try_acquire_many(rest).is_ok(), "leaves: {leaves}");
+            }
+        });
+    }
+}
+
 #[test]
 fn semaphore_many_and_close() {
     loom::model(|| {
