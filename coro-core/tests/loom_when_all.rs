@@ -144,18 +144,42 @@ fn when_any_takes_a_winner_woken_from_another_thread() {
     });
 }
 
+/// A waker that does nothing but can be counted.
+struct Quiet;
+
+impl std::task::Wake for Quiet {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
 #[test]
-fn a_wake_racing_the_drop_of_a_pending_parent() {
+fn a_wake_racing_the_drop_of_a_pending_parent_leaves_no_parent_waker() {
     model(|| {
         let gate = Gate::new();
+        let parent = std::sync::Arc::new(Quiet);
+        let waker = Waker::from(parent.clone());
         let mut all = Box::pin(when_all::when_all([gate.wait(), Gate::new().wait()]));
-        let mut cx = Context::from_waker(Waker::noop());
-        assert!(all.as_mut().poll(&mut cx).is_pending());
-        let opener = {
+        assert!(
+            all.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
+        drop(waker);
+        // The gate keeps the child's waker (it is never opened); another
+        // thread wakes through it while the combinator is dropped here.
+        let nudger = {
             let g = gate.clone();
-            thread::spawn(move || g.open())
+            thread::spawn(move || g.nudge())
         };
         drop(all);
-        opener.join().unwrap();
+        nudger.join().unwrap();
+        assert!(
+            gate.0.lock().unwrap().1.is_some(),
+            "the child waker is still out"
+        );
+        assert_eq!(
+            std::sync::Arc::strong_count(&parent),
+            1,
+            "the dropped combinator kept its parent's waker"
+        );
     });
 }

@@ -19,9 +19,11 @@
 //!
 //! A read future dropped between polls loses nothing: the `Stdin` keeps
 //! the read going and hands its bytes to the next read. A read asks for no
-//! more than the caller's buffer holds, so a `Stdin` dropped between reads
-//! holds nothing (a new one, as `coro_io::stdin().read(..)` per call
-//! makes, reads on where it ended). A blocking read cannot be interrupted,
+//! more than the caller's buffer holds, so a `Stdin` dropped after reads
+//! that completed holds nothing (a new one, as `coro_io::stdin().read(..)`
+//! per call makes, reads on where it ended); after a dropped read future,
+//! it holds what that read got beyond the next reads' buffers until they
+//! take it. A blocking read cannot be interrupted,
 //! though: dropping the `Stdin` itself with a read in flight loses what
 //! that read gets. Unbuffered small reads cost a trip to the pool each:
 //! wrap it in a `BufReader` (whose buffer is then what a drop loses). Dropping a `Stdout` with writes in

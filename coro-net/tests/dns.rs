@@ -329,8 +329,13 @@ fn unreachable_server_is_connection_refused(cfg: Config) {
         },
     )
     .unwrap();
-    let res = run(&s, async move { r.lookup_ipv4("a.coro.test").await });
+    assert!(format!("{r:?}").contains("idle_lanes: 1"), "{r:?}");
+    let r2 = r.clone();
+    let res = run(&s, async move { r2.lookup_ipv4("a.coro.test").await });
     assert_eq!(res, Err(Error::ConnectionRefused));
+    // A lane whose lookup found no server to ask is not kept (it may be
+    // one configured while the process was out of fds).
+    assert!(format!("{r:?}").contains("idle_lanes: 0"), "{r:?}");
 }
 
 fn second_server_answers_when_the_first_is_silent(cfg: Config) {

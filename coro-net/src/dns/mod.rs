@@ -283,26 +283,74 @@ impl Stamp {
 /// then asks 127.0.0.1:53). That is right for a file that is missing or
 /// that this user may not read (glibc does the same), but not for a
 /// process out of fds or memory for a moment: a lane made then would ask
-/// 127.0.0.1:53 for the rest of its life. So the file is opened here
-/// first, and such an error fails this lookup instead. An `EMFILE` in the
-/// gap after this open (c-ares opens the file again, and the
-/// `nsswitch.conf` files) is not caught here; the lookup on such a lane
-/// cannot open its socket either, and a lane whose lookup found no server
-/// is not kept (see `Shared::put_lane`).
+/// 127.0.0.1:53 for the rest of its life. So the file is read here first,
+/// and such an error fails this lookup instead; and when the servers come
+/// from the file, a lane that has none of the file's `nameserver`s (c-ares
+/// failed to open it, or the `nsswitch.conf` files, in the gap after this
+/// read) is not made either. The lookup fails; the next makes a new lane.
 fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, Error> {
     let stamp = Stamp::of(conf_path);
-    if let Err(e) = std::fs::File::open(conf_path) {
-        if matches!(
-            e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
-        ) {
-            return Err(Error::Other(format!(
-                "the resolver configuration {} cannot be read now: {e}",
-                conf_path.display()
+    let unreadable = |e: &dyn fmt::Display| {
+        Error::Other(format!(
+            "the resolver configuration {} cannot be read now: {e}",
+            conf_path.display()
+        ))
+    };
+    let text = match std::fs::read_to_string(conf_path) {
+        Ok(text) => Some(text),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
+            ) =>
+        {
+            return Err(unreadable(&e));
+        }
+        Err(_) => None,
+    };
+    let lane = Lane::new(config, driver, stamp)?;
+    if config.servers.is_empty() {
+        let named = text.as_deref().map(nameservers).unwrap_or_default();
+        let got = lane.channel.servers();
+        if !named.is_empty()
+            && !got
+                .iter()
+                .any(|s| server_ip(s).is_some_and(|ip| named.contains(&ip)))
+        {
+            return Err(unreadable(&format_args!(
+                "c-ares asks {got:?}, the file names {named:?}"
             )));
         }
     }
-    Lane::new(config, driver, stamp)
+    Ok(lane)
+}
+
+/// The addresses of the `nameserver` lines of a `resolv.conf`.
+fn nameservers(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next())?
+        })
+        .filter_map(|a| a.split('%').next()?.parse().ok())
+        .collect()
+}
+
+/// The address of a server as c-ares lists it (`host[:port]`, IPv6 in
+/// brackets with a port, maybe with a `%scope`).
+fn server_ip(s: &str) -> Option<IpAddr> {
+    let unscoped: String = match s.find('%') {
+        Some(i) => {
+            let end = s[i..].find(']').map_or(s.len(), |j| i + j);
+            format!("{}{}", &s[..i], &s[end..])
+        }
+        None => s.to_owned(),
+    };
+    unscoped
+        .parse::<SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| unscoped.parse::<IpAddr>())
+        .ok()
 }
 
 impl fmt::Debug for Shared {
@@ -634,5 +682,32 @@ impl<T> Future for Lookup<T> {
         this.query
             .poll_answer(cx)
             .map(|r| r.and_then(|a| (this.convert)(a)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nameservers_of_a_resolv_conf() {
+        let text = "# comment\nnameserver 10.0.0.1\nsearch example.test\n  nameserver\t::1\n\
+                    nameserver fe80::1%eth0\nnameserver not-an-ip\nnameservers 1.1.1.1\n";
+        let want: Vec<IpAddr> = ["10.0.0.1", "::1", "fe80::1"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(nameservers(text), want);
+    }
+
+    #[test]
+    fn server_addresses_as_c_ares_lists_them() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(server_ip("127.0.0.1:53"), Some(ip("127.0.0.1")));
+        assert_eq!(server_ip("10.0.0.1"), Some(ip("10.0.0.1")));
+        assert_eq!(server_ip("[::1]:5353"), Some(ip("::1")));
+        assert_eq!(server_ip("[fe80::1%eth0]:53"), Some(ip("fe80::1")));
+        assert_eq!(server_ip("fe80::1%eth0"), Some(ip("fe80::1")));
+        assert_eq!(server_ip("dns.example"), None);
     }
 }
