@@ -972,6 +972,11 @@ impl UringDriver {
     /// single-issuer ring, off the loop thread, that waits for the loop).
     fn release_stream(&self, fd: RawFd, urgent: bool) {
         let mut st = self.state();
+        // The fd number's next socket starts afresh: its first read is
+        // not sent poll-first on this one's say-so.
+        if let Some(d) = usize::try_from(fd).ok().and_then(|i| st.drained.get_mut(i)) {
+            *d = false;
+        }
         let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
             return;
         };
