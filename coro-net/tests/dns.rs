@@ -678,6 +678,30 @@ fn a_lane_made_while_resolv_conf_was_missing_is_not_kept(cfg: Config) {
     }
 }
 
+/// A `resolv.conf` whose only nameserver c-ares drops (link-local with no
+/// interface): c-ares rightly falls back to its default, and the resolver
+/// must still be made and answer from the hosts file.
+fn a_resolv_conf_of_servers_c_ares_drops_still_makes_a_resolver(cfg: Config) {
+    let s = sched(cfg);
+    let conf = empty_file("resolv.conf", "nameserver fe80::1\nnameserver fec0::53\n");
+    let hosts = empty_file("hosts", "192.0.2.77 fromhosts.coro.test\n");
+    let r = Resolver::new(
+        &s,
+        ResolverOptions {
+            servers: Vec::new(),
+            hosts_path: Some(hosts),
+            resolv_conf_path: Some(conf),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{cfg}: {e}"));
+    let got = run(
+        &s,
+        async move { r.lookup_ipv4("fromhosts.coro.test").await },
+    );
+    assert_eq!(got, Ok(vec![v4("192.0.2.77")]), "{cfg}");
+}
+
 /// An edited `resolv.conf` (here replaced by a rename, as most tools do)
 /// reaches the next lookup, as with glibc: the idle lane made from the old
 /// file is not reused.
@@ -1033,6 +1057,7 @@ coro_io::driver_tests!(
     a_lane_made_while_resolv_conf_was_missing_is_not_kept,
     localhost_without_the_hosts_file_is_not_sent,
     an_edited_resolv_conf_reaches_the_next_lookup,
+    a_resolv_conf_of_servers_c_ares_drops_still_makes_a_resolver,
     dropped_lookup_is_cancelled_in_c_ares,
     lookup_after_shutdown_is_an_error_not_a_hang,
     invalid_options_are_typed_errors,

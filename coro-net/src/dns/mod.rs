@@ -317,15 +317,21 @@ fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, 
                 .iter()
                 .any(|s| server_ip(s).is_some_and(|ip| named.contains(&ip)))
         {
-            return Err(unreadable(&format_args!(
-                "c-ares asks {got:?}, the file names {named:?}"
+            return Err(Error::Other(format!(
+                "c-ares could not read the resolver configuration {} now: it asks {got:?}, \
+                 the file names {named:?}",
+                conf_path.display()
             )));
         }
     }
     Ok(lane)
 }
 
-/// The addresses of the `nameserver` lines of a `resolv.conf`.
+/// The addresses of the `nameserver` lines of a `resolv.conf` that c-ares
+/// surely keeps: every IPv4 one, and IPv6 ones but link-local (c-ares
+/// drops one whose interface it cannot find, or that has none),
+/// site-local (`fec0::/10`, deprecated) and IPv4-compatible (`::a.b.c.d`).
+/// A file naming only those may rightly leave c-ares with its default.
 fn nameservers(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|line| {
@@ -333,6 +339,15 @@ fn nameservers(text: &str) -> Vec<IpAddr> {
             (words.next() == Some("nameserver")).then(|| words.next())?
         })
         .filter_map(|a| a.split('%').next()?.parse().ok())
+        .filter(|ip: &IpAddr| match ip {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                let link_or_site_local = s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0;
+                let v4_compatible = s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
+                !link_or_site_local && !v4_compatible
+            }
+        })
         .collect()
 }
 
@@ -692,8 +707,10 @@ mod tests {
     #[test]
     fn nameservers_of_a_resolv_conf() {
         let text = "# comment\nnameserver 10.0.0.1\nsearch example.test\n  nameserver\t::1\n\
-                    nameserver fe80::1%eth0\nnameserver not-an-ip\nnameservers 1.1.1.1\n";
-        let want: Vec<IpAddr> = ["10.0.0.1", "::1", "fe80::1"]
+                    nameserver fe80::1%eth0\nnameserver fe80::2\nnameserver fec0::1\n\
+                    nameserver ::1.2.3.4\nnameserver not-an-ip\nnameservers 1.1.1.1\n\
+                    nameserver 2001:db8::1 # a comment\n";
+        let want: Vec<IpAddr> = ["10.0.0.1", "::1", "2001:db8::1"]
             .iter()
             .map(|a| a.parse().unwrap())
             .collect();
