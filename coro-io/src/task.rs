@@ -250,7 +250,9 @@ pub struct JoinHandle<T> {
 type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Quiet<Outcome<T>>>>>>;
 
 enum Slot<T> {
-    Running(FallibleTask<Quiet<Outcome<T>>>),
+    /// With the waker of the last poll of the handle that found it
+    /// pending: `abort` wakes it (see there).
+    Running(FallibleTask<Quiet<Outcome<T>>>, Option<std::task::Waker>),
     /// Aborted, its future not known to be dropped yet; with the waker of
     /// the last poll of the handle, which `is_finished` polls the cancel
     /// with (async-task keeps one waker: a no-op one would replace it).
@@ -281,7 +283,7 @@ impl<T> Unpin for JoinHandle<T> {}
 impl<T> JoinHandle<T> {
     fn new(task: FallibleTask<Quiet<Outcome<T>>>) -> Self {
         JoinHandle {
-            task: Mutex::new(Slot::Running(task)),
+            task: Mutex::new(Slot::Running(task, None)),
         }
     }
 
@@ -318,18 +320,18 @@ impl<T> JoinHandle<T> {
         T: 'static,
     {
         let mut slot = lock(&self.task);
-        let task = match std::mem::replace(&mut *slot, Slot::Gone) {
+        let (task, awaiter) = match std::mem::replace(&mut *slot, Slot::Gone) {
             // Finished or closed already: closed by its executor (dropped
             // at shutdown, perhaps right now), which wakes whoever awaits
             // the handle once the future is gone. Cancelling it here would
             // poll async-task's cancel with a no-op waker, which would
             // replace that awaiter's: it would never wake. Awaiting the
             // handle gives the outcome, or "cancelled", as an abort would.
-            Slot::Running(task) if task.is_finished() => {
-                *slot = Slot::Running(task);
+            Slot::Running(task, awaiter) if task.is_finished() => {
+                *slot = Slot::Running(task, awaiter);
                 return;
             }
-            Slot::Running(task) => task,
+            Slot::Running(task, awaiter) => (task, awaiter),
             other => {
                 *slot = other;
                 return;
@@ -341,9 +343,19 @@ impl<T> JoinHandle<T> {
         let mut cancel: Cancelling<T> = Box::pin(task.cancel());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         *slot = match cancel.as_mut().poll(&mut cx) {
-            Poll::Pending => Slot::Cancelling(cancel, None),
+            Poll::Pending => Slot::Cancelling(cancel, awaiter.clone()),
             Poll::Ready(out) => Slot::cancelled(out),
         };
+        drop(slot);
+        // That poll left async-task a no-op waker in place of the
+        // awaiter's. Closing the task woke the awaiter, unless its executor
+        // closed it first (a shutdown since the check above, on another
+        // thread): then nothing would. Woken here, it polls again and waits
+        // with its own waker (a second wake-up otherwise, which costs a
+        // poll).
+        if let Some(w) = awaiter {
+            w.wake();
+        }
     }
 
     /// [`abort`](Self::abort) for a handle nobody will await (no `'static`
@@ -394,7 +406,7 @@ impl<T> JoinHandle<T> {
     pub fn is_finished(&self) -> bool {
         let mut slot = lock(&self.task);
         match &mut *slot {
-            Slot::Running(t) => t.is_finished(),
+            Slot::Running(t, _) => t.is_finished(),
             Slot::Cancelling(cancel, waker) => {
                 let w = waker.as_ref().unwrap_or(std::task::Waker::noop());
                 match cancel.as_mut().poll(&mut Context::from_waker(w)) {
@@ -421,8 +433,8 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let slot = this.task.get_mut().unwrap_or_else(|e| e.into_inner());
-        let task = match slot {
-            Slot::Running(task) => task,
+        let (task, awaiter) = match slot {
+            Slot::Running(task, awaiter) => (task, awaiter),
             Slot::Cancelling(cancel, waker) => {
                 let Poll::Ready(out) = cancel.as_mut().poll(cx) else {
                     if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -441,6 +453,9 @@ impl<T> Future for JoinHandle<T> {
             Slot::Gone => return Poll::Ready(Err(JoinError::cancelled())),
         };
         let Poll::Ready(out) = Pin::new(task).poll(cx) else {
+            if !awaiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *awaiter = Some(cx.waker().clone());
+            }
             return Poll::Pending;
         };
         // Resolved: later polls (which futures should not do) report cancelled.
@@ -477,7 +492,7 @@ impl<T> Drop for JoinHandle<T> {
         // An async-task handle cancels its task when dropped; ours detaches
         // (an aborted one is cancelled already: dropping its wait is all).
         let slot = self.task.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Slot::Running(task) = std::mem::replace(slot, Slot::Gone) {
+        if let Slot::Running(task, _) = std::mem::replace(slot, Slot::Gone) {
             task.detach();
         }
     }
