@@ -89,6 +89,10 @@ fn give_recv_buf(mut buf: Vec<u8>) {
 /// Most plaintext one write encrypts before it is sent (rustls' own
 /// default limit of buffered ciphertext is also 64 KiB).
 const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Receives one poll of a read may make before it yields (see
+/// `poll_read_locked`): 16 full receive buffers, 512 KiB.
+const MAX_RECEIVES_PER_READ_POLL: u32 = 16;
 /// How long a failed handshake may take to deliver its alert to the peer.
 const ALERT_BOUND: Duration = Duration::from_secs(1);
 
@@ -986,6 +990,12 @@ impl TlsStream {
         put: &mut dyn FnMut(&[u8]) -> usize,
     ) -> Poll<io::Result<usize>> {
         let mut st = self.lock();
+        // Records with no plaintext (session tickets, key updates) can
+        // come without end from a hostile peer, each fed at once: after
+        // this many receives in one poll the read yields (what came stays
+        // in rustls), so that a timeout around it can fire and the thread
+        // runs its other tasks.
+        let mut receives_left = MAX_RECEIVES_PER_READ_POLL;
         loop {
             {
                 let mut r = st.conn.reader();
@@ -1010,6 +1020,11 @@ impl TlsStream {
             // What rustls wants to say (alerts, key update replies) goes out
             // while we wait for input; its errors belong to the writers.
             let _ = self.poll_send(&mut st, cx);
+            if receives_left == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            receives_left -= 1;
             let fed = ready!(self.poll_recv(&mut st, cx));
             if st.read_failed.is_some() {
                 // The fatal alert rustls queued for a bad record goes out
