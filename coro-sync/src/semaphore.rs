@@ -39,7 +39,9 @@ const SHIFT: u32 = 32;
 /// tell whose request now fits: who gets the permits is then whoever runs
 /// first, and a release costs a wake-up per waiter.) A waiter that has waited longer takes the
 /// single *priority* slot: while it is held, the others may take only the
-/// permits beyond its request, so the permits released meanwhile
+/// permits beyond its request (and none while its holder tries to take
+/// them, for the instant of that attempt: a `try_acquire` then may be
+/// refused), so the permits released meanwhile
 /// accumulate until the priority waiter's request fits, however large. A
 /// large request is therefore never starved by a stream of small ones. A
 /// request for more than exists (available plus held out) never takes the
