@@ -778,6 +778,13 @@ fn socket_options_round_trip(cfg: Config) {
         assert_eq!(c.keepalive().unwrap(), None);
         let e = c.set_keepalive(Some(Duration::from_millis(1))).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // Above Linux's bound: refused, and keepalive stays off (the
+        // kernel's EINVAL came after keepalive was switched on).
+        let e = c
+            .set_keepalive(Some(Duration::from_secs(40_000)))
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(c.keepalive().unwrap(), None);
         c.set_recv_buffer_size(64 * 1024).unwrap();
         assert!(c.recv_buffer_size().unwrap() >= 64 * 1024);
         c.set_send_buffer_size(64 * 1024).unwrap();
@@ -1393,6 +1400,10 @@ fn peek_leaves_the_bytes_and_ttl_round_trips(cfg: Config) {
         assert_eq!(&buf[..n.unwrap()], b"peekaboo");
         let _peer = writer.await.unwrap();
         conn.set_ttl(7).unwrap();
+        assert_eq!(conn.ttl().unwrap(), 7);
+        // u32::MAX is -1 to the kernel, "the default": refused, not Ok.
+        let e = conn.set_ttl(u32::MAX).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
         assert_eq!(conn.ttl().unwrap(), 7);
     });
     s.shutdown();

@@ -340,8 +340,15 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// As `setsockopt(2)`.
+    /// `InvalidInput` above 255 (the kernel would read `u32::MAX` as -1,
+    /// "the system default", and say `Ok`); otherwise as `setsockopt(2)`.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        if ttl > 255 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TTL {ttl} is above 255"),
+            ));
+        }
         let s = self.inner.sock.sock_ref();
         if self.speaks_ipv6()? {
             s.set_unicast_hops_v6(ttl)
@@ -473,7 +480,9 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// From `setsockopt` (an `idle` under one second is `InvalidInput`).
+    /// From `setsockopt`; an `idle` under one second or above 32,767
+    /// seconds (Linux's bound) is `InvalidInput`, and keepalive is left
+    /// as it was.
     pub fn set_keepalive(&self, idle: Option<Duration>) -> io::Result<()> {
         let s = self.inner.sock.sock_ref();
         match idle {
@@ -481,6 +490,12 @@ impl TcpStream {
             Some(d) if d < Duration::from_secs(1) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("keepalive idle time {d:?} is under one second"),
+            )),
+            // Checked here: socket2 turns keepalive on before it sets the
+            // time, so the kernel's EINVAL would leave it on.
+            Some(d) if d > Duration::from_secs(32_767) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("keepalive idle time {d:?} is above 32,767 seconds"),
             )),
             Some(d) => s.set_tcp_keepalive(&TcpKeepalive::new().with_time(d)),
         }
