@@ -1841,3 +1841,63 @@ fn a_leaked_local_task_does_not_leak_its_scheduler() {
         );
     }
 }
+
+const BAD_OPTIONS_CHILD_ENV: &str = "CORO_TEST_BAD_OPTIONS_CHILD";
+
+/// `CORO_DRIVER` picks the driver of an `Auto` scheduler. Options that
+/// contradict each other are refused whatever it picks (they were taken
+/// under `CORO_DRIVER=epoll`, so a program could pass with it and fail
+/// without it), and a value that is not UTF-8 is refused (it was read as
+/// `auto`). Run in child processes: the variable is process-wide.
+#[test]
+fn the_coro_driver_override_still_refuses_bad_options() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let cases: [(&OsStr, &str); 3] = [
+        (OsStr::new("epoll"), "contradictory"),
+        (OsStr::from_bytes(b"ep\xffoll"), "plain"),
+        (OsStr::new("epoll"), "plain"),
+    ];
+    for (driver, options) in cases {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "bad_options_child", "--nocapture"])
+            .env(BAD_OPTIONS_CHILD_ENV, options)
+            .env("CORO_DRIVER", driver)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{driver:?} {options}: {stdout}");
+        let want = match (driver.to_str(), options) {
+            (Some("epoll"), "plain") => "built",
+            _ => "refused: InvalidInput",
+        };
+        assert!(
+            stdout.contains(&format!("<{want}>")),
+            "{driver:?} {options}: {stdout}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "run by the_coro_driver_override_still_refuses_bad_options"]
+fn bad_options_child() {
+    let Some(options) = std::env::var_os(BAD_OPTIONS_CHILD_ENV) else {
+        return;
+    };
+    let mut opts = IoSchedulerOptions {
+        thread_strategy: ThreadStrategy::Manual,
+        ..Default::default()
+    };
+    if options == "contradictory" {
+        // Deferred task running needs the loop thread to be the only
+        // submitter; a Manual scheduler may be driven from any thread.
+        opts.uring.ring_mode = coro_io::driver::RingMode::DeferTaskrun;
+    }
+    match IoScheduler::new(opts) {
+        Ok(s) => {
+            println!("<built>");
+            s.shutdown();
+        }
+        Err(e) => println!("<refused: {:?}> {e}", e.kind()),
+    }
+}

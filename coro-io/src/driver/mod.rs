@@ -163,6 +163,12 @@ impl AnyDriver {
         uring: &UringOptions,
         issuer: uring::Issuer,
     ) -> io::Result<(AnyDriver, Option<io::Error>)> {
+        if kind == DriverKind::Auto {
+            // Contradictory options are refused whatever `CORO_DRIVER`
+            // says: a program must not pass with the override and fail
+            // without it.
+            uring::check_options(uring, issuer)?;
+        }
         AnyDriver::build(resolve_kind(kind)?, uring, issuer)
     }
 
@@ -201,7 +207,14 @@ fn resolve_kind(kind: DriverKind) -> io::Result<DriverKind> {
     if kind != DriverKind::Auto {
         return Ok(kind);
     }
-    parse_override(std::env::var("CORO_DRIVER").ok().as_deref())
+    match std::env::var("CORO_DRIVER") {
+        Ok(v) => parse_override(Some(&v)),
+        Err(std::env::VarError::NotPresent) => parse_override(None),
+        Err(std::env::VarError::NotUnicode(v)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("CORO_DRIVER={v:?}: expected epoll, uring or auto"),
+        )),
+    }
 }
 
 /// The meaning of a `CORO_DRIVER` value.
