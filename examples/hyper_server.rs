@@ -61,9 +61,15 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     }
 }
 
+const USAGE: &str = "hyper_server [--port 8082] [--driver epoll|uring|auto]";
+
 fn main() {
     let mut port = 8082u16;
     let mut driver = DriverKind::Auto;
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        println!("usage: {USAGE}");
+        return;
+    }
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
@@ -134,7 +140,7 @@ fn main() {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("hyper_server: {why}\nusage: hyper_server [--port 8082] [--driver epoll|uring|auto]");
+    eprintln!("hyper_server: {why}\nusage: {USAGE}");
     std::process::exit(2)
 }
 

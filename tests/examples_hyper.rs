@@ -4,7 +4,7 @@
 #![cfg(feature = "hyper")]
 
 mod common;
-use common::Server;
+use common::{Server, example_bin};
 
 use std::io::{Read, Write};
 use std::process::Command;
@@ -119,4 +119,34 @@ fn hyper_server_on_both_drivers() {
             eprintln!("curl not installed: checked with the raw client only");
         }
     }
+}
+
+#[test]
+fn help_prints_the_usage() {
+    let mut child = Command::new(example_bin("hyper_server"))
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a server that took `--help` for a start would never exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hyper_server --help did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(out.starts_with("usage: hyper_server"), "{out}");
 }
