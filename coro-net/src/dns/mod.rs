@@ -328,25 +328,36 @@ fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, 
 }
 
 /// The addresses of the `nameserver` lines of a `resolv.conf` that c-ares
-/// surely keeps: every IPv4 one, and IPv6 ones but link-local (c-ares
-/// drops one whose interface it cannot find, or that has none),
-/// site-local (`fec0::/10`, deprecated) and IPv4-compatible (`::a.b.c.d`).
-/// A file naming only those may rightly leave c-ares with its default.
+/// surely keeps, read conservatively (a line left out only weakens the
+/// check; one c-ares drops but kept here would refuse every lane): lines
+/// that are just `nameserver`, spaces, and a plain literal: IPv4, or IPv6
+/// with no dotted part and no `%scope`, and not link-local (kept by c-ares
+/// only with an interface it finds), site-local (`fec0::/10`, deprecated)
+/// or IPv4-compatible. A file naming only others may rightly leave c-ares
+/// with its default.
 fn nameservers(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            (words.next() == Some("nameserver")).then(|| words.next())?
-        })
-        .filter_map(|a| a.split('%').next()?.parse().ok())
-        .filter(|ip: &IpAddr| match ip {
-            IpAddr::V4(_) => true,
-            IpAddr::V6(v6) => {
-                let s = v6.segments();
-                let link_or_site_local = s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0;
-                let v4_compatible = s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
-                !link_or_site_local && !v4_compatible
+            let addr = line
+                .trim()
+                .strip_prefix("nameserver ")?
+                .trim_start_matches(' ');
+            if addr.is_empty()
+                || addr.contains(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+            {
+                return None;
             }
+            if let Ok(v4) = addr.parse::<Ipv4Addr>() {
+                return Some(IpAddr::V4(v4));
+            }
+            if addr.contains('.') {
+                return None;
+            }
+            let v6: Ipv6Addr = addr.parse().ok()?;
+            let s = v6.segments();
+            let link_or_site_local = s[0] & 0xffc0 == 0xfe80 || s[0] & 0xffc0 == 0xfec0;
+            let v4_compatible = s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified();
+            (!link_or_site_local && !v4_compatible).then_some(IpAddr::V6(v6))
         })
         .collect()
 }
@@ -706,10 +717,11 @@ mod tests {
 
     #[test]
     fn nameservers_of_a_resolv_conf() {
-        let text = "# comment\nnameserver 10.0.0.1\nsearch example.test\n  nameserver\t::1\n\
-                    nameserver fe80::1%eth0\nnameserver fe80::2\nnameserver fec0::1\n\
-                    nameserver ::1.2.3.4\nnameserver not-an-ip\nnameservers 1.1.1.1\n\
-                    nameserver 2001:db8::1 # a comment\n";
+        let text = "# comment\nnameserver 10.0.0.1\nsearch example.test\n  nameserver  ::1\n\
+                    nameserver\t10.0.0.9\nnameserver 10.0.0.8\tfoo\nnameserver fe80::1%eth0\n\
+                    nameserver fe80::2\nnameserver fec0::1\nnameserver ::1.2.3.4\n\
+                    nameserver ::0.0.0.1\nnameserver ::ffff:10.0.0.7\nnameserver not-an-ip\n\
+                    nameservers 1.1.1.1\nnameserver 10.0.0.6 # a comment\nnameserver 2001:db8::1\n";
         let want: Vec<IpAddr> = ["10.0.0.1", "::1", "2001:db8::1"]
             .iter()
             .map(|a| a.parse().unwrap())
