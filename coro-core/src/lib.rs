@@ -48,8 +48,8 @@ mod when_all;
 mod when_any;
 mod yield_now;
 
-/// What `when_all.rs` and `stop.rs` are written against (their loom models
-/// in `tests/` give them loom's).
+/// What `when_all.rs` and `stop.rs` are written against (their loom model,
+/// `tests/loom.rs`, gives them loom's).
 mod sync {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Mutex, MutexGuard};

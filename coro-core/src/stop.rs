@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-// std's, or loom's in the model of `tests/loom_stop.rs`, which compiles
+// std's, or loom's in the model of `tests/loom.rs`, which compiles
 // this file against them.
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 

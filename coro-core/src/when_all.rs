@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 // The ready list's atomics and lock: std's, or loom's in the model of
-// `tests/loom_when_all.rs`, which compiles this file against them.
+// `tests/loom.rs`, which compiles this file against them.
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, MutexGuard, Ordering};
 
 use pin_project_lite::pin_project;

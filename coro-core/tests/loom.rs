@@ -1,13 +1,18 @@
-//! Loom models of the ready list that `when_all`, `try_when_all` and
-//! `when_any` share (`src/when_all.rs` and `src/when_any.rs`, compiled here
-//! against loom's atomics and lock: the same engine the library runs).
+//! Loom models of coro-core's two lock-free state machines, compiled here
+//! against loom's atomics and lock (the same files the library runs, through
+//! its crate-private `sync` module):
 //!
-//! Children are woken from other threads while the parent polls, drains
-//! the ready list, or is dropped. The parent runs under loom's `block_on`,
-//! which parks until its waker is woken: a lost wake-up shows as a
-//! deadlock, which loom reports. The task budget takes no part (see `coop`
-//! below). They run in a plain `cargo test` (seconds); raise the bound
-//! with `LOOM_MAX_PREEMPTIONS=3`.
+//! * the ready list that `when_all`, `try_when_all` and `when_any` share
+//!   (`src/when_all.rs`, `src/when_any.rs`): children woken from other
+//!   threads while the parent polls, drains the ready list, or is dropped;
+//! * the stop state (`src/stop.rs`): a waiting `stopped()` against
+//!   `request_stop` and against the last source's drop, from other threads.
+//!
+//! Waiters run under loom's `block_on`, which parks until woken: a lost
+//! wake-up shows as a deadlock, which loom reports; a waker kept after
+//! nothing can wake it shows in its reference count. The task budget takes
+//! no part (see `coop` below). They run in a plain `cargo test` (seconds);
+//! raise the bound with `LOOM_MAX_PREEMPTIONS=3`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +21,9 @@ use std::task::{Context, Poll, Waker};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
+#[path = "../src/stop.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod stop;
 #[path = "../src/when_all.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod when_all;
@@ -23,7 +31,9 @@ mod when_all;
 #[allow(dead_code, unreachable_pub)]
 mod when_any;
 
-/// What `when_all.rs` is written against, here loom's.
+use stop::StopSource;
+
+/// What the included files are written against, here loom's.
 mod sync {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Mutex, MutexGuard};
@@ -37,6 +47,11 @@ mod coop {
     pub(crate) fn budget_spent() -> bool {
         false
     }
+}
+
+/// `coro_core::wake_all` (its panic guard is not modelled).
+fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
+    wakers.into_iter().for_each(Waker::wake);
 }
 
 /// A one-shot gate another thread opens; waiting keeps the latest waker.
@@ -181,5 +196,67 @@ fn a_wake_racing_the_drop_of_a_pending_parent_leaves_no_parent_waker() {
             1,
             "the dropped combinator kept its parent's waker"
         );
+    });
+}
+
+// --- the stop state ----------------------------------------------------------
+
+#[test]
+fn a_stop_from_another_thread_wakes_the_waiter() {
+    model(|| {
+        let source = StopSource::new();
+        let token = source.token();
+        let stopper = thread::spawn(move || {
+            source.request_stop();
+        });
+        loom::future::block_on(token.stopped());
+        assert!(token.stop_requested());
+        stopper.join().unwrap();
+    });
+}
+
+#[test]
+fn a_stop_and_the_last_drop_of_another_source_still_wake_the_waiter() {
+    model(|| {
+        let source = StopSource::new();
+        let other = source.clone();
+        let token = source.token();
+        let stopper = thread::spawn(move || {
+            source.request_stop();
+        });
+        let dropper = thread::spawn(move || drop(other));
+        loom::future::block_on(token.stopped());
+        stopper.join().unwrap();
+        dropper.join().unwrap();
+    });
+}
+
+#[test]
+fn the_last_source_dropped_during_a_poll_keeps_no_waker() {
+    model(|| {
+        let source = StopSource::new();
+        let token = source.token();
+        let mut stopped = Box::pin(token.stopped());
+        let quiet = std::sync::Arc::new(Quiet);
+        let waker = Waker::from(quiet.clone());
+        let dropper = thread::spawn(move || drop(source));
+        let first = stopped.as_mut().poll(&mut Context::from_waker(&waker));
+        assert_eq!(first, Poll::Pending, "no stop was requested");
+        dropper.join().unwrap();
+        drop(waker);
+        // No stop can come: neither the poll (after the drop) nor the drop
+        // (after the poll) may leave the waker registered.
+        assert_eq!(
+            std::sync::Arc::strong_count(&quiet),
+            1,
+            "the waker is still held"
+        );
+        assert!(!token.stop_possible());
+        // Polled again: still pending, and still nothing kept.
+        let waker = Waker::from(quiet.clone());
+        let again = Pin::new(&mut stopped).poll(&mut Context::from_waker(&waker));
+        assert_eq!(again, Poll::Pending);
+        drop(waker);
+        assert_eq!(std::sync::Arc::strong_count(&quiet), 1);
     });
 }
