@@ -1727,6 +1727,42 @@ fn a_shutdown_from_a_blocking_job_a_task_waits_for_returns(cfg: Config) {
     }
 }
 
+/// Run `cmd` (this test binary again, as a child) to its end, within a
+/// bound: a child that hangs fails the test instead of CI's whole run.
+fn child_output(cmd: &mut std::process::Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let (out, err) = (read_all(Box::new(stdout)), read_all(Box::new(stderr)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the child test did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
 const TLS_CHILD_ENV: &str = "CORO_TEST_MANUAL_IN_A_THREAD_LOCAL";
 
 /// A `Manual` scheduler kept in a `thread_local!` and driven on that
@@ -1738,17 +1774,17 @@ const TLS_CHILD_ENV: &str = "CORO_TEST_MANUAL_IN_A_THREAD_LOCAL";
 #[test]
 fn a_manual_scheduler_in_a_thread_local_shuts_down_at_thread_exit() {
     for driver in ["epoll", "auto"] {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "manual_scheduler_in_a_thread_local_child",
-                "--nocapture",
-            ])
-            .env(TLS_CHILD_ENV, "1")
-            .env("CORO_DRIVER", driver)
-            .output()
-            .unwrap();
+        let out = child_output(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "manual_scheduler_in_a_thread_local_child",
+                    "--nocapture",
+                ])
+                .env(TLS_CHILD_ENV, "1")
+                .env("CORO_DRIVER", driver),
+        );
         assert!(
             out.status.success(),
             "{driver}: the child failed ({:?}): {}",
@@ -1859,12 +1895,12 @@ fn the_coro_driver_override_still_refuses_bad_options() {
         (OsStr::new("epoll"), "plain"),
     ];
     for (driver, options) in cases {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "bad_options_child", "--nocapture"])
-            .env(BAD_OPTIONS_CHILD_ENV, options)
-            .env("CORO_DRIVER", driver)
-            .output()
-            .unwrap();
+        let out = child_output(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--ignored", "--exact", "bad_options_child", "--nocapture"])
+                .env(BAD_OPTIONS_CHILD_ENV, options)
+                .env("CORO_DRIVER", driver),
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{driver:?} {options}: {stdout}");
         let want = match (driver.to_str(), options) {

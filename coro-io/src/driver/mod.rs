@@ -365,7 +365,10 @@ impl Handle {
     ///
     /// # Errors
     ///
-    /// As for [`new`](Handle::new).
+    /// As for [`new`](Handle::new); and `InvalidInput` for settings that
+    /// contradict each other (`DEFER_TASKRUN` on a ring more than one
+    /// thread submits to) with `IoUring`, or with `Auto` whatever
+    /// `CORO_DRIVER` picks.
     ///
     /// # Examples
     ///

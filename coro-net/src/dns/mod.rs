@@ -721,8 +721,9 @@ mod tests {
                     nameserver\t10.0.0.9\nnameserver 10.0.0.8\tfoo\nnameserver fe80::1%eth0\n\
                     nameserver fe80::2\nnameserver fec0::1\nnameserver ::1.2.3.4\n\
                     nameserver ::0.0.0.1\nnameserver ::ffff:10.0.0.7\nnameserver not-an-ip\n\
-                    nameservers 1.1.1.1\nnameserver 10.0.0.6 # a comment\nnameserver 2001:db8::1\n";
-        let want: Vec<IpAddr> = ["10.0.0.1", "::1", "2001:db8::1"]
+                    nameservers 1.1.1.1\nnameserver 10.0.0.6 # a comment\nnameserver 2001:db8::1\n\
+                    nameserver 10.0.0.5\r\nnameserver 2001:DB8::2\nnameserver 010.0.0.4\n";
+        let want: Vec<IpAddr> = ["10.0.0.1", "::1", "2001:db8::1", "10.0.0.5", "2001:db8::2"]
             .iter()
             .map(|a| a.parse().unwrap())
             .collect();
