@@ -475,8 +475,11 @@ impl Resolver {
     /// [`Error::InvalidOptions`] for `tries == 0`, a zero `timeout`, a
     /// server with port 0 or an unspecified address, or a
     /// `resolv_conf_path`/`hosts_path` that is empty, holds a NUL byte, is
-    /// not valid UTF-8 or cannot be read; other variants when c-ares
-    /// refuses the configuration.
+    /// not valid UTF-8 or cannot be read; [`Error::Other`] when the
+    /// process cannot read `resolv.conf` right now (out of fds or memory),
+    /// or c-ares could not (it would ask 127.0.0.1:53 instead of the
+    /// file's nameservers; lookups fail the same way then); other variants
+    /// when c-ares refuses the configuration.
     pub fn new(sched: &IoScheduler, opts: ResolverOptions) -> Result<Resolver, Error> {
         let config = Config::new(&opts)?;
         let driver = sched.driver().clone();
