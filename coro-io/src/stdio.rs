@@ -13,7 +13,10 @@
 //! Writes are write-behind: `poll_write` hands the bytes to the pool and
 //! returns; `flush` waits for them and reports their outcome. Writes of
 //! one `Stdout` (or `Stderr`) keep their order; two handles, or a handle
-//! and `println!`, interleave as two threads' writes would.
+//! and `println!`, interleave as two threads' writes would. That holds for
+//! handles one after the other too: a handle dropped right after a write
+//! leaves that write queued, and the next handle's may go out first
+//! (flush before dropping where order matters; tokio's behave alike).
 //!
 //! # Cancel safety
 //!

@@ -1357,6 +1357,13 @@ impl TlsStream {
     /// still works until the peer's own close_notify; writing fails with
     /// `BrokenPipe`. Calling it again only finishes sending.
     ///
+    /// Everything written *before* comes first; a `write_all` of another
+    /// task still in flight is not waited for: its next chunk fails with
+    /// `BrokenPipe`, and the peer sees a clean close after the part sent.
+    /// Shut down from the task that writes (or after its writes ended)
+    /// where the peer must not take a cut message for a whole one (tokio's
+    /// `shutdown` takes `&mut self`, so there the question cannot come up).
+    ///
     /// # Errors
     ///
     /// A send error (the peer is gone), or the `shutdown(2)` error; after
