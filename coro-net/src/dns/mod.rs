@@ -290,12 +290,6 @@ impl Stamp {
 /// read) is not made either. The lookup fails; the next makes a new lane.
 fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, Error> {
     let stamp = Stamp::of(conf_path);
-    let unreadable = |e: &dyn fmt::Display| {
-        Error::Other(format!(
-            "the resolver configuration {} cannot be read now: {e}",
-            conf_path.display()
-        ))
-    };
     let text = match std::fs::read_to_string(conf_path) {
         Ok(text) => Some(text),
         Err(e)
@@ -304,7 +298,10 @@ fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, 
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM)
             ) =>
         {
-            return Err(unreadable(&e));
+            return Err(Error::Other(format!(
+                "the resolver configuration {} cannot be read now: {e}",
+                conf_path.display()
+            )));
         }
         Err(_) => None,
     };
