@@ -38,7 +38,7 @@
 //!
 //! Misuse is a compile error pointing at the mistake: a function that is not
 //! `async`, arguments or generics on `main`, an unknown or repeated argument,
-//! a driver name that does not exist, `threads = 0`, `threads` together with
+//! a driver name that does not exist, `threads = 0` or above 4096, `threads` together with
 //! `inline`, `entries` with `driver = "epoll"`, `both_drivers` together with
 //! `driver`, or a `#[test]` next to `#[coro::test]`.
 //!
@@ -254,6 +254,14 @@ fn parse_args(flavor: Flavor, args: TokenStream2, errors: &mut Errors) -> Args {
                     return Err(syn::Error::new(
                         lit.span(),
                         "`threads` must be at least 1 (leave it out, or write `inline`, to run tasks on the event-loop thread)",
+                    ));
+                }
+                // The thread pool's own limit: above it the program would
+                // build and then panic at start-up.
+                if n > 4096 {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "`threads` must be at most 4096 (the thread pool's limit)",
                     ));
                 }
                 set_once(&mut out.threads, (n, span), &key, span)

@@ -23,6 +23,9 @@ async fn driver_not_a_string() {}
 #[coro::main(threads = 0)]
 async fn zero_threads() {}
 
+#[coro::main(threads = 4097)]
+async fn too_many_threads() {}
+
 #[coro::main(threads = 2, inline)]
 async fn threads_and_inline() {}
 
