@@ -165,8 +165,10 @@ impl<T: Send + 'static> TaskGroup<T> {
     }
 
     /// The result of a task that has finished, if one has, without
-    /// waiting (`None` also while the last one to finish is still storing
-    /// its output: it shows on a later call).
+    /// waiting. Results come in the order the tasks finished: `None` also
+    /// while the earliest finished one not yet joined is still storing its
+    /// output on another thread (a moment; it and the ones after it show
+    /// on a later call).
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
         let mut cx = std::task::Context::from_waker(Waker::noop());
         let next = std::pin::pin!(self.join_next());
