@@ -335,8 +335,11 @@ fn new_lane(config: &Config, driver: &Handle, conf_path: &Path) -> Result<Lane, 
 fn nameservers(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|line| {
+            // ASCII whitespace only, as c-ares: a line starting with a
+            // no-break space is no nameserver line to it, and a server it
+            // never asks must not be one the lane check looks for.
             let addr = line
-                .trim()
+                .trim_matches(|c: char| c.is_ascii_whitespace())
                 .strip_prefix("nameserver ")?
                 .trim_start_matches(' ');
             if addr.is_empty()
@@ -722,7 +725,8 @@ mod tests {
                     nameserver fe80::2\nnameserver fec0::1\nnameserver ::1.2.3.4\n\
                     nameserver ::0.0.0.1\nnameserver ::ffff:10.0.0.7\nnameserver not-an-ip\n\
                     nameservers 1.1.1.1\nnameserver 10.0.0.6 # a comment\nnameserver 2001:db8::1\n\
-                    nameserver 10.0.0.5\r\nnameserver 2001:DB8::2\nnameserver 010.0.0.4\n";
+                    nameserver 10.0.0.5\r\nnameserver 2001:DB8::2\nnameserver 010.0.0.4\n\
+                    \u{a0}nameserver 10.0.0.3\nnameserver 10.0.0.2\u{a0}\n";
         let want: Vec<IpAddr> = ["10.0.0.1", "::1", "2001:db8::1", "10.0.0.5", "2001:db8::2"]
             .iter()
             .map(|a| a.parse().unwrap())
