@@ -646,9 +646,13 @@ impl IoScheduler {
     /// this thread (also from a task of another `Manual` scheduler whose
     /// turn runs inside it) returns 0 at once: that turn is the caller's
     /// own, and it goes on when the task yields. Nothing completes while
-    /// nobody drives the scheduler. Once the scheduler is shut down (from
-    /// any thread) it returns 0 at once, without waiting: end a driving
-    /// loop on [`is_shutdown`](IoScheduler::is_shutdown), or it spins.
+    /// nobody drives the scheduler. Once the shutdown's clean-up has
+    /// begun (from any thread) it returns 0 without waiting for events:
+    /// end a driving loop on [`is_shutdown`](IoScheduler::is_shutdown), or
+    /// it spins. Between `shutdown()` and that point a call may still run
+    /// a turn, which then runs the clean-up itself: up to 5 s while
+    /// lingering tasks (a dropped stream's last send) finish, or as long
+    /// waiting for the thread that runs it.
     ///
     /// With [`ExecutionStrategy::ThreadPool`] the tasks run on the pool's
     /// workers, so the count is always 0 (a loop "until it returns 0"
@@ -661,7 +665,36 @@ impl IoScheduler {
     /// A thread that drives a scheduler this way should not exit while
     /// its ops are in flight: io_uring cancels the requests a thread
     /// submitted when that thread exits (the ops then fail with
-    /// `ECANCELED`). Driving until `shutdown()` has returned is safe.
+    /// `ECANCELED`), also those the shutdown's clean-up still waits for
+    /// (a dropped file's write, a lingering send). `is_shutdown()` turns
+    /// true when `shutdown()` is called, before that clean-up: so after
+    /// the loop, call `shutdown()` on the driving thread too, which
+    /// returns once the clean-up is over, whichever thread runs it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coro_io::{IoScheduler, IoSchedulerOptions, ThreadStrategy};
+    ///
+    /// let s = IoScheduler::new(IoSchedulerOptions {
+    ///     thread_strategy: ThreadStrategy::Manual,
+    ///     ..Default::default()
+    /// })?;
+    /// let driver = {
+    ///     let s = s.clone();
+    ///     std::thread::spawn(move || {
+    ///         while !s.is_shutdown() {
+    ///             s.process_events(Some(std::time::Duration::from_millis(10)));
+    ///         }
+    ///         s.shutdown(); // waits for the clean-up before this thread ends
+    ///     })
+    /// };
+    /// let h = s.spawn(async { 6 * 7 });
+    /// assert_eq!(coro_core::sync_wait(h).unwrap(), 42);
+    /// s.shutdown();
+    /// driver.join().unwrap();
+    /// # std::io::Result::Ok(())
+    /// ```
     ///
     /// # Panics
     ///
