@@ -1,30 +1,86 @@
 //! Random operation sequences on coro-sync primitives, with pending futures
 //! polled by hand and dropped at random: a Semaphore never loses or invents
 //! a permit, a Queue never loses, duplicates or reorders an item, a
-//! RingBuffer keeps FIFO order and its capacity.
+//! RingBuffer keeps FIFO order and its capacity. A pending future is polled
+//! again only once its waker was woken, as an executor would, and a step
+//! that leaves permits free (or items queued) with every registered waiter
+//! un-woken is a lost wake-up.
 #![no_main]
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 
 use coro::sync::{Queue, RingBuffer, Semaphore};
 use libfuzzer_sys::fuzz_target;
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
-fn poll<T>(f: &mut Boxed<'_, T>) -> Poll<T> {
-    f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+/// Set when its waker is woken.
+#[derive(Default)]
+struct Flag(AtomicBool);
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A pending future with its own waker: polled first at once, later only
+/// when woken.
+struct Waiter<'a, T> {
+    fut: Boxed<'a, T>,
+    flag: Arc<Flag>,
+    polled: bool,
+}
+
+impl<'a, T> Waiter<'a, T> {
+    fn new(fut: impl Future<Output = T> + 'a) -> Self {
+        Waiter {
+            fut: Box::pin(fut),
+            flag: Arc::default(),
+            polled: false,
+        }
+    }
+
+    /// `None`: not woken since its last poll, so not polled.
+    fn poll(&mut self) -> Option<Poll<T>> {
+        if self.polled && !self.flag.0.swap(false, Ordering::SeqCst) {
+            return None;
+        }
+        self.polled = true;
+        let waker = Waker::from(self.flag.clone());
+        Some(self.fut.as_mut().poll(&mut Context::from_waker(&waker)))
+    }
+
+    /// Registered (polled, pending) and not woken since.
+    fn asleep(&self) -> bool {
+        self.polled && !self.flag.0.load(Ordering::SeqCst)
+    }
+}
+
+/// With something to take (`available`), some waiter must be awake: a
+/// fresh one (it polls next) or one woken since its last poll.
+fn no_lost_wakeup<T>(pending: &[Waiter<'_, T>], available: bool, what: &str) {
+    if available && !pending.is_empty() {
+        assert!(
+            pending.iter().any(|w| !w.asleep()),
+            "lost wake-up: {what} with {} waiter(s) all asleep",
+            pending.len()
+        );
+    }
 }
 
 fn semaphore(ops: &[u8]) {
     const N: usize = 4;
     let s = Semaphore::new(N);
     let mut held = Vec::new();
-    let mut pending: Vec<Boxed<'_, _>> = Vec::new();
+    let mut pending: Vec<Waiter<'_, _>> = Vec::new();
     for &op in ops {
         match op % 6 {
-            0 => pending.push(Box::pin(s.acquire())),
+            0 => pending.push(Waiter::new(s.acquire())),
             1 => {
                 if let Ok(p) = s.try_acquire() {
                     held.push(p);
@@ -43,17 +99,18 @@ fn semaphore(ops: &[u8]) {
             _ => {
                 let mut i = 0;
                 while i < pending.len() {
-                    match poll(&mut pending[i]) {
-                        Poll::Ready(Ok(p)) => {
+                    match pending[i].poll() {
+                        Some(Poll::Ready(Ok(p))) => {
                             held.push(p);
                             drop(pending.remove(i));
                         }
-                        Poll::Ready(Err(_)) => panic!("semaphore closed unexpectedly"),
-                        Poll::Pending => i += 1,
+                        Some(Poll::Ready(Err(_))) => panic!("semaphore closed unexpectedly"),
+                        Some(Poll::Pending) | None => i += 1,
                     }
                 }
             }
         }
+        no_lost_wakeup(&pending, s.available_permits() > 0, "free permits");
         assert!(held.len() <= N, "more permits held than exist");
         assert!(held.len() + s.available_permits() <= N);
     }
@@ -66,32 +123,33 @@ fn queue(ops: &[u8]) {
     let q = Queue::new();
     let mut next_in = 0u32;
     let mut next_out = 0u32;
-    let mut pending: Vec<Boxed<'_, _>> = Vec::new();
+    let mut pending: Vec<Waiter<'_, _>> = Vec::new();
     for &op in ops {
         match op % 4 {
             0 | 1 => {
                 q.push(next_in).unwrap();
                 next_in += 1;
             }
-            2 => pending.push(Box::pin(q.pop())),
+            2 => pending.push(Waiter::new(q.pop())),
             _ => {
                 if op & 0x80 != 0 && !pending.is_empty() {
                     drop(pending.remove(0)); // a dropped pop takes nothing
                 }
                 let mut i = 0;
                 while i < pending.len() {
-                    match poll(&mut pending[i]) {
-                        Poll::Ready(Ok(v)) => {
+                    match pending[i].poll() {
+                        Some(Poll::Ready(Ok(v))) => {
                             assert_eq!(v, next_out, "lost, duplicated or reordered");
                             next_out += 1;
                             drop(pending.remove(i));
                         }
-                        Poll::Ready(Err(_)) => panic!("queue closed unexpectedly"),
-                        Poll::Pending => i += 1,
+                        Some(Poll::Ready(Err(_))) => panic!("queue closed unexpectedly"),
+                        Some(Poll::Pending) | None => i += 1,
                     }
                 }
             }
         }
+        no_lost_wakeup(&pending, !q.is_empty(), "queued items");
     }
     drop(pending);
     while let Ok(v) = q.try_pop() {
