@@ -29,12 +29,12 @@ fn serve(chunks: &[&[u8]]) -> (Vec<u8>, bool) {
 fuzz_target!(|data: &[u8]| {
     let _ = http::parse(data);
     let _ = http::single(data);
-    if data.is_empty() {
+    let [a, b, rest @ ..] = data else {
         return;
-    }
-    // The first byte picks a split point of the rest.
-    let (k, rest) = (data[0] as usize, &data[1..]);
-    let k = k.min(rest.len());
+    };
+    // The first two bytes pick a split point of the rest (past the 8 KiB
+    // head limit too, with a `-max_len` above it).
+    let k = usize::from(u16::from_le_bytes([*a, *b])).min(rest.len());
     let whole = serve(&[rest]);
     let split = serve(&[&rest[..k], &rest[k..]]);
     assert_eq!(whole, split, "answer depends on the split at {k}");
