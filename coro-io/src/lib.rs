@@ -163,6 +163,7 @@ macro_rules! driver_tests {
             mod sqpoll_pool { $crate::__driver_tests_for!(URING_SQPOLL_POOL; $($name),*); }
             mod manual { $crate::__driver_tests_for!(URING_MANUAL; $($name),*); }
             mod manual_pool { $crate::__driver_tests_for!(URING_MANUAL_POOL; $($name),*); }
+            mod manual_sqpoll { $crate::__driver_tests_for!(URING_MANUAL_SQPOLL; $($name),*); }
         }
     };
 }

@@ -115,9 +115,13 @@ impl Config {
     /// io_uring driven by hand, tasks on a pool.
     pub const URING_MANUAL_POOL: Config =
         config("uring-manual-pool", IoUring, Auto, false, true, true);
+    /// `Manual` on an SQPOLL ring: the kernel's thread submits while the
+    /// driving thread may change from one turn to the next.
+    pub const URING_MANUAL_SQPOLL: Config =
+        config("uring-manual-sqpoll", IoUring, Plain, true, false, true);
 
     /// Every scheduler configuration.
-    pub const ALL: [Config; 13] = [
+    pub const ALL: [Config; 14] = [
         Config::EPOLL,
         Config::EPOLL_POOL,
         Config::EPOLL_MANUAL,
@@ -131,6 +135,7 @@ impl Config {
         Config::URING_SQPOLL_POOL,
         Config::URING_MANUAL,
         Config::URING_MANUAL_POOL,
+        Config::URING_MANUAL_SQPOLL,
     ];
 
     /// The distinct bare drivers ([`handle`](Config::handle)): the

@@ -2095,6 +2095,7 @@ fn zero_timeout_poll_after_the_first_read(cfg: Config, op: PollOp) {
             Config::URING_SQPOLL,
             Config::URING_COOP,
             Config::URING_MANUAL,
+            Config::URING_MANUAL_SQPOLL,
         ]
         .contains(&cfg);
         if !unreaped {
