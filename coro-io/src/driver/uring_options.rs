@@ -83,6 +83,14 @@ pub struct UringOptions {
 /// ([`Features`](crate::driver::probe::Features) tells what it got). SQPOLL
 /// rings are always `Plain` (the kernel accepts no task-run flag with it).
 ///
+/// A `Manual` scheduler on a `CoopTaskrun` ring keeps each op's completion
+/// work with the thread that submitted it, and the poll that carries
+/// wake-ups from other threads (a spawn, a waker, `shutdown`) with the
+/// first thread that drove it. A program that hands the driving over to
+/// another thread while the first stays alive and computes waits for that
+/// first thread's next kernel entry (a timer tick, a millisecond or so)
+/// for each of them: choose `Plain` for it.
+///
 /// # Examples
 ///
 /// ```
