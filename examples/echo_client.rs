@@ -46,11 +46,11 @@ fn main() {
          [--threads N] [--driver epoll|uring|auto] [--hold-secs S]",
     );
     let addr: SocketAddr = a.get("addr", SocketAddr::from(([127, 0, 0, 1], 8081)));
-    let conns: usize = a.get("conns", 64usize).max(1);
-    let len: usize = a.get("len", 1024usize).max(1);
+    let conns: usize = a.get_in("conns", 64usize, 1..=100_000);
+    let len: usize = a.get_in("len", 1024usize, 1..=64 << 20);
     let secs = seconds(&a, "secs", 10.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads: usize = a.get("threads", cores).clamp(1, conns);
+    let threads: usize = a.get_in("threads", cores, 1..=4096).min(conns);
     let driver = per_core::parse_driver(&a.get("driver", "auto".to_owned()));
     let hold = seconds(&a, "hold-secs", 0.0);
     a.reject_unknown(

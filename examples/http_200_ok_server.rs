@@ -53,7 +53,7 @@ fn main() {
          [--recv-queue on|off] [--recv-buffers N]";
     let a = args::Args::from_env(USAGE);
     let server = per_core::ServerArgs::from(&a, 8080);
-    let idle = Duration::from_millis(a.get("idle-ms", 10_000u64).max(1));
+    let idle = Duration::from_millis(a.get_in("idle-ms", 10_000u64, 1..=u64::from(u32::MAX)));
     a.reject_unknown(USAGE, &[]);
     per_core::run(
         "http_200_ok_server",

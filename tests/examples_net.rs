@@ -629,6 +629,39 @@ fn unknown_flags_are_usage_errors() {
         );
         assert!(err.contains("usage:"), "{example}: {err}");
     }
+    // Counts out of range are usage errors, not rounded to something that
+    // runs (`--threads 0` ran one thread) or an abort (a huge `--len`).
+    for (example, args) in [
+        ("http_200_ok_server", &["--threads", "0"][..]),
+        ("tcp_echo_server", &["--threads", "100000"][..]),
+        ("echo_client", &["--conns", "0"][..]),
+        ("echo_client", &["--len", "1000000000000"][..]),
+        ("echo_client", &["--threads", "0"][..]),
+        ("http_200_ok_server", &["--idle-ms", "0"][..]),
+    ] {
+        // Bounded: a server that took the value would run until killed.
+        let mut child = Command::new(example_bin(example))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("{example} {args:?} took the value and ran");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{example} {args:?}: {err}");
+        assert!(
+            err.contains(&format!("{} must be from", args[0])),
+            "{example}: {err}"
+        );
+    }
     // And bad durations are usage errors, not panics.
     for secs in ["-1", "nan", "1e300"] {
         let out = Command::new(example_bin("echo_client"))

@@ -115,6 +115,25 @@ impl Args {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Like [`get`](Args::get), and exits with a usage error unless the
+    /// value is in `range` (a count of 0, or one no machine can hold, is
+    /// a mistake to report, not to round to something that runs).
+    pub fn get_in<T>(&self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        let v = self.get(name, default);
+        if !range.contains(&v) {
+            eprintln!(
+                "error: --{name} must be from {} to {}, not {v}",
+                range.start(),
+                range.end()
+            );
+            std::process::exit(2);
+        }
+        v
+    }
+
     /// The value of `--name` parsed as `T`, or `default`; exits on a bad value.
     pub fn get<T: FromStr>(&self, name: &str, default: T) -> T {
         self.ask(name);
