@@ -57,7 +57,7 @@ mod sync {
 
 pub use generator::{AsyncGenerator, Generator, Yield, Yielder};
 pub use stop::{StopSource, StopToken, Stopped};
-pub use sync_wait::{set_block_hook, sync_wait};
+pub use sync_wait::{WaitState, set_block_hook, set_unblock_hook, sync_wait};
 pub use task::{LocalTask, Task};
 pub use when_all::{TryWhenAll, WhenAll, try_when_all, when_all};
 pub use when_any::{WhenAny, when_any};

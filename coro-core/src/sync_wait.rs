@@ -12,6 +12,7 @@ use std::thread::{self, Thread};
 /// every later `sync_wait` on that thread.
 struct Parker {
     thread: Thread,
+    /// A wake-up came that the thread has not taken yet.
     notified: AtomicBool,
 }
 
@@ -23,9 +24,49 @@ impl Wake for Parker {
     fn wake_by_ref(self: &Arc<Self>) {
         // Only unpark when the flag goes false -> true: many wakes between two
         // polls cost one unpark.
-        if !self.notified.swap(true, Ordering::Release) {
+        if !self.notified.swap(true, Ordering::SeqCst) {
             self.thread.unpark();
         }
+    }
+}
+
+/// One thread's [`sync_wait`] wake-up, as other threads see it: for an
+/// executor that counts its threads blocked in `sync_wait` (between the
+/// [`set_block_hook`] and [`set_unblock_hook`] calls) and must tell a
+/// thread that really waits from one whose wake-up has come.
+///
+/// [`is_woken`](WaitState::is_woken) is set by the wake-up and stays set
+/// until the thread, past its unblock hook, takes it: so a thread seen
+/// between its hooks with it clear had not been woken, and a thread that
+/// was woken shows so until its unblock hook has run.
+///
+/// # Examples
+///
+/// ```
+/// let me = coro_core::WaitState::current().unwrap();
+/// coro_core::sync_wait(coro_core::yield_now()); // wakes itself, then takes it
+/// assert!(!me.is_woken());
+/// ```
+#[derive(Clone)]
+pub struct WaitState(Arc<Parker>);
+
+impl WaitState {
+    /// The calling thread's (`None` while its thread-locals are torn down).
+    pub fn current() -> Option<WaitState> {
+        LOCAL.try_with(|l| WaitState(l.parker.clone())).ok()
+    }
+
+    /// A wake-up came that the thread's `sync_wait` has not taken yet.
+    pub fn is_woken(&self) -> bool {
+        self.0.notified.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for WaitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitState")
+            .field("woken", &self.is_woken())
+            .finish()
     }
 }
 
@@ -37,6 +78,8 @@ struct Local {
     waker: Waker,
     /// The executor's [`set_block_hook`], run before each park.
     before_block: Cell<Option<fn()>>,
+    /// The executor's [`set_unblock_hook`], run after each park.
+    after_block: Cell<Option<fn()>>,
 }
 
 impl Local {
@@ -51,6 +94,7 @@ impl Local {
             parker,
             waker,
             before_block: Cell::new(None),
+            after_block: Cell::new(None),
         }
     }
 }
@@ -68,7 +112,8 @@ thread_local! {
 /// `None` removes the hook; each thread has its own.
 ///
 /// coro's thread pool sets it on its workers (replacing it there brings
-/// that hang back).
+/// that hang back, and with [`set_unblock_hook`] counts its blocked
+/// workers, through [`WaitState`]).
 ///
 /// # Examples
 ///
@@ -81,6 +126,43 @@ thread_local! {
 pub fn set_block_hook(hook: Option<fn()>) {
     // A thread being torn down parks no more: nothing to set.
     let _ = LOCAL.try_with(|l| l.before_block.set(hook));
+}
+
+/// The other half of [`set_block_hook`]: `hook` runs on the calling
+/// thread each time a park of [`sync_wait`] ends, before the future is
+/// polled again. Each call of the block hook is followed by one of this
+/// one (also when the thread did not really park, its wake-up having come
+/// first), so an executor can count its threads blocked in `sync_wait`:
+/// coro's thread pool does, so that its shutdown can tell a pool whose
+/// only busy workers are blocked (and would wait for ever for tasks that
+/// nobody else can run or wake) from one still at work. `None` removes
+/// the hook; each thread has its own. Replacing it on one of coro's pool
+/// workers (from a task) makes the pool count the worker blocked while it
+/// runs.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// thread_local! { static BLOCKED: Cell<u32> = const { Cell::new(0) }; }
+/// fn blocking() { BLOCKED.with(|b| b.set(b.get() + 1)); }
+/// fn unblocked() { BLOCKED.with(|b| b.set(b.get() - 1)); }
+/// coro_core::set_block_hook(Some(blocking));
+/// coro_core::set_unblock_hook(Some(unblocked));
+/// let mut first = true;
+/// let v = coro_core::sync_wait(std::future::poll_fn(|cx| {
+///     if std::mem::take(&mut first) {
+///         cx.waker().wake_by_ref();
+///         return std::task::Poll::Pending;
+///     }
+///     std::task::Poll::Ready(BLOCKED.with(Cell::get))
+/// }));
+/// assert_eq!(v, 0); // the block and its end both ran before the 2nd poll
+/// coro_core::set_block_hook(None);
+/// coro_core::set_unblock_hook(None);
+/// ```
+pub fn set_unblock_hook(hook: Option<fn()>) {
+    let _ = LOCAL.try_with(|l| l.after_block.set(hook));
 }
 
 /// Clears the "inside sync_wait" mark of this thread, also when the future panics.
@@ -169,10 +251,16 @@ fn drive<F: Future>(local: &Local, mut fut: Pin<&mut F>) -> F::Output {
             if let Some(hook) = local.before_block.get() {
                 hook();
             }
-            // `park` may return spuriously: wait for the flag.
-            while !parker.notified.swap(false, Ordering::Acquire) {
+            // `park` may return spuriously: wait for the flag. It is taken
+            // only after the unblock hook, so that to another thread this
+            // one shows woken (`WaitState`) until its hooks say it runs.
+            while !parker.notified.load(Ordering::SeqCst) {
                 thread::park();
             }
+            if let Some(hook) = local.after_block.get() {
+                hook();
+            }
+            parker.notified.swap(false, Ordering::SeqCst);
         }
     }
 }

@@ -93,6 +93,17 @@ impl Registry {
         (0..self.shards.len()).map(|i| self.shard(i).len()).sum()
     }
 
+    /// A clone of every entry, to be woken by the caller outside the
+    /// locks; the entries stay (each task still unregisters itself).
+    #[allow(dead_code)] // the thread pool's; not in the loom model
+    pub(crate) fn wakers(&self) -> Vec<Waker> {
+        let mut out = Vec::new();
+        for i in 0..self.shards.len() {
+            out.extend(self.shard(i).iter().map(|(_, w)| w.clone()));
+        }
+        out
+    }
+
     /// Take every entry out, to be woken by the caller outside the locks
     /// (a task dropped by that wake unregisters, which takes its shard's
     /// lock again).

@@ -102,6 +102,11 @@ impl Parking for Pool {
     fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
+    fn cancel_suspended_if_stuck(&self) {
+        // Not modelled: a handing-over unit blocks on its child with a
+        // condition variable, not in `sync_wait`, so the pool counts it
+        // busy (the decision is the thread pool's `Shared::stuck`).
+    }
     fn unpark(&self, i: usize) {
         self.parkers[i].unpark();
     }

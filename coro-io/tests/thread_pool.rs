@@ -881,9 +881,395 @@ fn shutdown_while_a_worker_waits_in_sync_wait_for_a_child_woken_later() {
     let p3 = p.clone();
     let shut = std::thread::spawn(move || p3.shutdown());
     std::thread::sleep(Duration::from_millis(100)); // the free worker is idle
-    tx.send(7).unwrap();
+    // Refused if the shutdown cancelled the child already: with the free
+    // worker asleep and the other blocked, nothing but this send could
+    // wake it.
+    let _ = tx.send(7);
     bounded(move || shut.join().unwrap());
     let _ = block_on_bounded(parent); // 7, or cancelled: but it resolves
+}
+
+/// A worker blocked in `sync_wait` on a child that stays suspended (it
+/// waits for something only a shutdown ends) while the pool shuts down:
+/// every other worker is idle, and the pool used to wait for the blocked
+/// one for ever, since suspended tasks were cancelled only once every
+/// worker had left. It cancels them once nobody is left to run anything
+/// but the blocked workers: the child is dropped, the parent's wait
+/// ends with "cancelled", and the shutdown returns. Also with several
+/// workers blocked at once, and with the shutdown begun before they
+/// block.
+#[test]
+fn shutdown_while_workers_wait_in_sync_wait_for_children_that_never_wake() {
+    for (threads, blocked, shut_first) in
+        [(2, 1, false), (3, 2, false), (4, 3, false), (2, 1, true)]
+    {
+        let p = pool(threads);
+        let (ran_tx, ran_rx) = mpsc::channel();
+        let (spawned_tx, spawned_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate_rx = Arc::new(Mutex::new(gate_rx));
+        let parents: Vec<_> = (0..blocked)
+            .map(|_| {
+                let p2 = p.clone();
+                let ran = ran_tx.clone();
+                let spawned = spawned_tx.clone();
+                let gate_rx = gate_rx.clone();
+                p.spawn(async move {
+                    let child = p2.spawn(async move {
+                        ran.send(()).unwrap();
+                        std::future::pending::<u32>().await
+                    });
+                    drop(p2);
+                    spawned.send(()).unwrap();
+                    // Hold the worker until the test says: the others must
+                    // be parked or running children, not this one's child.
+                    let _ = gate_rx.lock().unwrap().recv();
+                    coro_core::sync_wait(child)
+                })
+            })
+            .collect();
+        for _ in 0..blocked {
+            spawned_rx.recv_timeout(HANG).expect("a parent never ran");
+        }
+        let p3 = p.clone();
+        let shut = move || p3.shutdown();
+        let early = shut_first.then(|| {
+            let t = std::thread::spawn(shut.clone());
+            std::thread::sleep(Duration::from_millis(50));
+            t
+        });
+        for _ in 0..blocked {
+            gate_tx.send(()).unwrap();
+        }
+        // Every child ran (and suspended) before its parent blocked or after.
+        for _ in 0..blocked {
+            ran_rx.recv_timeout(HANG).expect("a child never ran");
+        }
+        match early {
+            Some(t) => bounded(move || t.join().unwrap()),
+            None => bounded(shut),
+        }
+        for parent in parents {
+            let r = block_on_bounded(parent).expect("the parent itself finishes");
+            assert!(
+                r.unwrap_err().is_cancelled(),
+                "{threads} threads, {blocked} blocked"
+            );
+        }
+    }
+}
+
+/// As above with no free worker at all (a pool of one; every worker
+/// blocked): nobody parks to take the decision, and nobody is left to
+/// drop the woken children. The shutdown itself decides (the workers
+/// blocked before it began) or the last worker to block does (after),
+/// and the children are dropped on another thread.
+#[test]
+fn shutdown_when_every_worker_waits_in_sync_wait_for_a_suspended_task() {
+    for (threads, shut_first) in [(1, false), (1, true), (2, false), (2, true)] {
+        let p = pool(threads);
+        let (ran_tx, ran_rx) = mpsc::channel();
+        // Children spawned from outside: they run first and suspend for good.
+        let children: Vec<_> = (0..threads)
+            .map(|_| {
+                let ran = ran_tx.clone();
+                p.spawn(async move {
+                    ran.send(()).unwrap();
+                    std::future::pending::<u32>().await
+                })
+            })
+            .collect();
+        for _ in 0..threads {
+            ran_rx.recv_timeout(HANG).expect("a child never ran");
+        }
+        std::thread::sleep(Duration::from_millis(50)); // ...and suspended
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate_rx = Arc::new(Mutex::new(gate_rx));
+        let (in_tx, in_rx) = mpsc::channel();
+        let parents: Vec<_> = children
+            .into_iter()
+            .map(|child| {
+                let gate = gate_rx.clone();
+                let inside = in_tx.clone();
+                p.spawn(async move {
+                    inside.send(()).unwrap();
+                    let _ = gate.lock().unwrap().recv();
+                    coro_core::sync_wait(child)
+                })
+            })
+            .collect();
+        // One parent holds each worker (the second waits for the gate's lock).
+        for _ in 0..threads {
+            in_rx.recv_timeout(HANG).expect("a parent never ran");
+        }
+        let early = shut_first.then(|| {
+            let p4 = p.clone();
+            let t = std::thread::spawn(move || p4.shutdown());
+            std::thread::sleep(Duration::from_millis(50));
+            t
+        });
+        for _ in 0..threads {
+            gate_tx.send(()).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50)); // every worker in sync_wait
+        let p3 = p.clone();
+        match early {
+            Some(t) => bounded(move || t.join().unwrap()),
+            None => bounded(move || p3.shutdown()),
+        }
+        for parent in parents {
+            let r = block_on_bounded(parent).expect("the parent itself finishes");
+            assert!(
+                r.unwrap_err().is_cancelled(),
+                "{threads} threads, shutdown first: {shut_first}"
+            );
+        }
+    }
+}
+
+/// A `sync_wait` whose future woke itself before the thread could park
+/// (it never blocks) is a running worker, not a waiting one: with the
+/// other worker asleep during the shutdown, the pool must not take itself
+/// for stuck and cancel a suspended task that this one is about to wake.
+#[test]
+fn a_sync_wait_that_never_parks_does_not_cancel_the_pool() {
+    let p = pool(2);
+    let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let q = p.spawn(async move {
+        ran_tx.send(()).unwrap();
+        rx.await.unwrap()
+    });
+    ran_rx.recv_timeout(HANG).unwrap();
+    std::thread::sleep(Duration::from_millis(50)); // Q suspended (registered)
+    let (gate_tx, gate_rx) = mpsc::channel::<()>();
+    let (in_tx, in_rx) = mpsc::channel();
+    let parent = p.spawn(async move {
+        in_tx.send(()).unwrap();
+        gate_rx.recv().unwrap(); // busy while the shutdown begins
+        coro_core::sync_wait(coro_core::yield_now()); // woken before it blocks
+        tx.send(5).is_ok()
+    });
+    in_rx.recv_timeout(HANG).unwrap();
+    let p3 = p.clone();
+    let shut = std::thread::spawn(move || p3.shutdown());
+    std::thread::sleep(Duration::from_millis(50)); // the other worker asleep
+    gate_tx.send(()).unwrap();
+    bounded(move || shut.join().unwrap());
+    assert!(
+        block_on_bounded(parent).unwrap(),
+        "Q was cancelled before P woke it"
+    );
+    assert_eq!(block_on_bounded(q).unwrap(), 5);
+}
+
+/// A child that completes on the free worker wakes its waiting parent;
+/// the free worker then parks during the shutdown before the parent's
+/// thread runs again. The parent is not waiting any more: a task it wakes
+/// next must run, not be cancelled. Many rounds, since it is a race.
+#[test]
+fn a_parent_woken_by_its_child_is_not_taken_for_a_waiting_one() {
+    for round in 0..200 {
+        let p = pool(2);
+        let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+        let (ran_tx, ran_rx) = mpsc::channel();
+        let q = p.spawn(async move {
+            ran_tx.send(()).unwrap();
+            rx.await.unwrap()
+        });
+        ran_rx.recv_timeout(HANG).unwrap();
+        std::thread::sleep(Duration::from_millis(2)); // Q suspended
+        let p2 = p.clone();
+        let (shut_tx, shut_rx) = mpsc::channel::<()>();
+        let (child_tx, child_rx) = mpsc::channel();
+        let parent = p.spawn(async move {
+            let child = p2.spawn(async move {
+                child_tx.send(()).unwrap();
+                // Let the shutdown begin while the parent waits.
+                let _ = shut_rx.recv_timeout(HANG);
+                7u32
+            });
+            drop(p2);
+            let v = coro_core::sync_wait(child).unwrap();
+            tx.send(v).is_ok()
+        });
+        child_rx.recv_timeout(HANG).expect("the child never ran");
+        let p3 = p.clone();
+        let shut = std::thread::spawn(move || p3.shutdown());
+        std::thread::sleep(Duration::from_micros(200));
+        shut_tx.send(()).unwrap();
+        bounded(move || shut.join().unwrap());
+        assert!(
+            block_on_bounded(parent).unwrap(),
+            "round {round}: Q was cancelled before the parent woke it"
+        );
+        assert_eq!(block_on_bounded(q).unwrap(), 7, "round {round}");
+    }
+}
+
+/// A cancelled task whose future holds the pool's last handle, dropped
+/// while a worker waits in `sync_wait` for it: the drop must not join the
+/// workers (one of them waits for that very drop), and a destructor
+/// calling `shutdown()` likewise.
+#[test]
+fn a_cancelled_task_holding_the_pools_last_handle_does_not_deadlock() {
+    struct StopOnDrop(ThreadPool);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.shutdown();
+        }
+    }
+    for stop_on_drop in [false, true] {
+        let p = pool(2);
+        let (ran_tx, ran_rx) = mpsc::channel();
+        let keep = StopOnDrop(p.clone());
+        let child = p.spawn(async move {
+            let keep = keep;
+            ran_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+            drop(keep);
+        });
+        ran_rx.recv_timeout(HANG).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // suspended (registered)
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let p3 = p.clone();
+        let parent = p.spawn(async move {
+            gate_rx.recv().unwrap();
+            p3.shutdown(); // from a worker: signals only
+            drop(p3);
+            coro_core::sync_wait(child)
+        });
+        if stop_on_drop {
+            gate_tx.send(()).unwrap();
+            let p4 = p.clone();
+            bounded(move || p4.shutdown());
+        } else {
+            drop(p); // only the child's clone is left
+            gate_tx.send(()).unwrap();
+        }
+        let r = block_on_bounded(parent).expect("the parent itself finishes");
+        assert!(
+            r.unwrap_err().is_cancelled(),
+            "stop on drop: {stop_on_drop}"
+        );
+    }
+}
+
+/// The futures a stuck pool cancels are dropped before `shutdown()`
+/// returns, as the others are (on the last worker's way out).
+#[test]
+fn tasks_cancelled_while_a_worker_waits_are_dropped_before_shutdown_returns() {
+    struct SlowDrop(Arc<AtomicUsize>);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(100));
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    // One worker: every task registers on its shard in the order it first
+    // suspended, so the child is cancelled (and the parent's wait ended)
+    // before the slow ones are dropped.
+    let p = pool(1);
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let (ran_tx, ran_rx) = mpsc::channel();
+    let ran = ran_tx.clone();
+    let child = p.spawn(async move {
+        ran.send(()).unwrap();
+        std::future::pending::<()>().await
+    });
+    ran_rx.recv_timeout(HANG).unwrap();
+    for _ in 0..3 {
+        let d = SlowDrop(dropped.clone());
+        let ran = ran_tx.clone();
+        p.spawn(async move {
+            let _d = d;
+            ran.send(()).unwrap();
+            std::future::pending::<()>().await
+        })
+        .detach();
+    }
+    for _ in 0..3 {
+        ran_rx.recv_timeout(HANG).unwrap();
+    }
+    let parent = p.spawn(async move { coro_core::sync_wait(child) });
+    std::thread::sleep(Duration::from_millis(50)); // the parent waits
+    let p2 = p.clone();
+    bounded(move || p2.shutdown());
+    assert_eq!(dropped.load(Ordering::SeqCst), 3);
+    assert!(
+        block_on_bounded(parent)
+            .unwrap()
+            .unwrap_err()
+            .is_cancelled()
+    );
+}
+
+/// The same race from every side: parents blocked in `sync_wait` on
+/// children that are woken from outside at about the moment the pool
+/// shuts down (before, during, after its decision to cancel them). Each
+/// round the shutdown returns, every parent resolves (the child's value,
+/// or cancelled) and every child's future is dropped exactly once.
+#[test]
+fn shutdown_racing_outside_wakes_of_children_that_workers_wait_for() {
+    struct Dropped(Arc<AtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let mut seed = 0x2545_f491_u32;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    };
+    for round in 0..60 {
+        let p = pool(3);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (spawned_tx, spawned_rx) = mpsc::channel();
+        let mut senders = Vec::new();
+        let parents: Vec<_> = (0..2)
+            .map(|_| {
+                let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+                senders.push(tx);
+                let p2 = p.clone();
+                let spawned = spawned_tx.clone();
+                let d = Dropped(drops.clone());
+                p.spawn(async move {
+                    let child = p2.spawn(async move {
+                        let _d = d;
+                        rx.await.unwrap_or(0)
+                    });
+                    drop(p2);
+                    spawned.send(()).unwrap();
+                    coro_core::sync_wait(child)
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            spawned_rx.recv_timeout(HANG).expect("a parent never ran");
+        }
+        let delays: Vec<u64> = (0..2).map(|_| u64::from(next() % 3000)).collect();
+        let shut_delay = u64::from(next() % 3000);
+        let waker = std::thread::spawn(move || {
+            for (tx, d) in senders.into_iter().zip(delays) {
+                std::thread::sleep(Duration::from_micros(d));
+                let _ = tx.send(5);
+            }
+        });
+        std::thread::sleep(Duration::from_micros(shut_delay));
+        let p3 = p.clone();
+        bounded(move || p3.shutdown());
+        waker.join().unwrap();
+        for parent in parents {
+            match block_on_bounded(parent).expect("the parent itself finishes") {
+                Ok(v) => assert_eq!(v, 5, "round {round}"),
+                Err(e) => assert!(e.is_cancelled(), "round {round}: {e:?}"),
+            }
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 2, "round {round}");
+    }
 }
 
 /// The last handle of a pool dropped on one of its workers during that

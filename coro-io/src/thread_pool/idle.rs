@@ -192,6 +192,15 @@ impl Idle {
         Some(all)
     }
 
+    /// `f(sleeping)` under the sleepers' lock: meanwhile no worker counted
+    /// asleep can cancel its sleep (to run work it saw), as in
+    /// [`leave_all`](Idle::leave_all).
+    #[allow(dead_code)] // the pool's; not in the loom model
+    pub(crate) fn with_sleepers_locked<R>(&self, f: impl FnOnce(usize) -> R) -> R {
+        let _sleepers = self.sleepers();
+        f(self.sleeping())
+    }
+
     /// Workers counted as sleeping.
     pub(crate) fn sleeping(&self) -> usize {
         self.state.load(Ordering::SeqCst) >> SLEEPING_SHIFT
@@ -222,6 +231,11 @@ pub(crate) trait Parking {
     fn leaving(&self) -> &AtomicBool;
     /// Workers still in their loop.
     fn live(&self) -> usize;
+    /// Shutting down, with this worker counted asleep: if every live
+    /// worker is asleep or blocked waiting (a task in `sync_wait`, with no
+    /// wake-up on the way), cancel the suspended tasks (the pool's
+    /// `Shared::stuck`).
+    fn cancel_suspended_if_stuck(&self);
     /// Wake worker `i` (its token is already set).
     fn unpark(&self, i: usize);
     /// Block the calling worker, `index`, until it takes its token.
@@ -251,6 +265,11 @@ pub(crate) fn park<P: Parking>(p: &P, index: usize, searching: &mut bool) -> boo
         // after is late work, which the pool's clean-up cancels (a task
         // run now could block on a child nobody would be left to run).
         return leave(p, index, searching);
+    }
+    if shutting_down {
+        // Workers blocked in `sync_wait` never sleep here: were they all
+        // that is left, `leave_all` below would wait for them for ever.
+        p.cancel_suspended_if_stuck();
     }
     if p.has_visible_work() {
         if !idle.cancel_sleep(index) {

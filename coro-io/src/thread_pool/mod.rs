@@ -50,8 +50,8 @@ use std::future::Future;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 
@@ -75,7 +75,8 @@ use worker::worker_main;
 /// A thread start/stop callback; receives the worker's index in `0..thread_count`.
 pub type ThreadCallback = Arc<dyn Fn(usize) + Send + Sync + 'static>;
 
-/// The most worker threads a pool may have.
+/// The most worker threads a pool may have (`#[coro::main(threads = N)]`
+/// refuses more at compile time: keep the two in step).
 const MAX_THREADS: usize = 4096;
 
 /// Options for [`ThreadPool::new`].
@@ -193,6 +194,22 @@ struct Shared {
     /// Shutting down, every live worker ran out of work at once: they
     /// all leave (see `park`).
     leaving: AtomicBool,
+    /// Workers between the block hooks of a `sync_wait` (each also marks
+    /// itself in `WorkerShared::blocked`): 0 skips `stuck` at once.
+    blocked: AtomicUsize,
+    /// Shutting down, every live worker was asleep or waiting in
+    /// `sync_wait` (see `stuck`): the suspended tasks were woken to be
+    /// cancelled, and from then on every task scheduled is cancelled
+    /// (dropped on another thread, or by the worker that finds it)
+    /// instead of run.
+    cancelling: AtomicBool,
+    /// Tasks cancelled while workers live, to be dropped on a thread of
+    /// their own (see `doom`).
+    reaper: Mutex<Reaper>,
+    /// Signalled when the reaper has dropped everything given to it.
+    reaper_done: Condvar,
+    /// This pool, for the reaper's job.
+    me: Weak<Shared>,
     /// Set by the last worker to exit: anything scheduled after that is
     /// cancelled (dropped) instead of waiting forever in the injector.
     terminated: AtomicBool,
@@ -213,6 +230,13 @@ struct Shared {
 struct WorkerShared {
     stealer: Stealer<Runnable>,
     thread: OnceLock<Thread>,
+    /// Inside a `sync_wait` of a task, between its block and unblock
+    /// hooks (see `Shared::stuck`).
+    blocked: AtomicBool,
+    /// Times it blocked so (raised before `blocked` is set).
+    blocks: AtomicU64,
+    /// The worker thread's `sync_wait` wake-ups.
+    wait: OnceLock<coro_core::WaitState>,
 }
 
 /// A worker's private state, in its thread-local.
@@ -223,10 +247,49 @@ struct Local {
     shared: Arc<Shared>,
     queue: Worker<Runnable>,
     lifo: Cell<Option<Runnable>>,
+    /// This worker counts itself in `Shared::blocked` (between the two
+    /// block hooks of a `sync_wait`).
+    blocked: Cell<bool>,
 }
 
 thread_local! {
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// The id of the pool whose cancelled tasks this thread is dropping
+    /// (its reaper), else 0.
+    static REAPING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Tasks a stuck pool cancelled (see `Shared::doom`).
+#[derive(Default)]
+struct Reaper {
+    doomed: Vec<Runnable>,
+    /// A job is dropping them.
+    running: bool,
+}
+
+/// The reaper's job: drops what `Shared::doom` gave it until none is left.
+struct ReaperJob(Arc<Shared>);
+
+impl Drop for ReaperJob {
+    fn drop(&mut self) {
+        let shared = &self.0;
+        let prev = REAPING.try_with(|r| r.replace(shared.id)).unwrap_or(0);
+        loop {
+            let batch = {
+                let mut g = lock(&shared.reaper);
+                if g.doomed.is_empty() {
+                    g.running = false;
+                    shared.reaper_done.notify_all();
+                    break;
+                }
+                std::mem::take(&mut g.doomed)
+            };
+            for r in batch {
+                crate::survive("dropping a task at pool shutdown", || drop(r));
+            }
+        }
+        let _ = REAPING.try_with(|r| r.set(prev));
+    }
 }
 
 static NEXT_POOL_ID: AtomicUsize = AtomicUsize::new(1);
@@ -300,9 +363,15 @@ impl ThreadPool {
             .map(|q| WorkerShared {
                 stealer: q.stealer(),
                 thread: OnceLock::new(),
+                blocked: AtomicBool::new(false),
+                blocks: AtomicU64::new(0),
+                wait: OnceLock::new(),
             })
             .collect();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            reaper: Mutex::new(Reaper::default()),
+            reaper_done: Condvar::new(),
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed),
             injector: Injector::new(),
             workers,
@@ -310,6 +379,8 @@ impl ThreadPool {
             shutdown: AtomicBool::new(false),
             live: AtomicUsize::new(n),
             leaving: AtomicBool::new(false),
+            blocked: AtomicUsize::new(0),
+            cancelling: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             reaped: AtomicBool::new(false),
             registry: Registry::new(n),
@@ -534,10 +605,15 @@ impl ThreadPool {
     /// Tasks that are suspended (waiting on something else) when the queues run
     /// dry are not waited for: once the last worker has exited they are
     /// cancelled (their futures dropped, their handles report
-    /// `is_cancelled()`). A worker blocked in [`coro_core::sync_wait`] is
-    /// not idle, so a task blocking its worker on a task that never
-    /// finishes keeps this waiting for ever (an [`IoScheduler`](crate::IoScheduler) on a pool
-    /// cancels its own suspended tasks first, which ends such a wait). Called from one of the pool's own workers it only
+    /// `is_cancelled()`). A worker blocked in [`coro_core::sync_wait`] whose
+    /// wake-up has not come counts as out of work for this, whatever it
+    /// waits for (a task, a timer, I/O): once every worker is out of work
+    /// so (none left to run anything, nothing queued), the suspended tasks
+    /// are cancelled while it still waits, which ends a wait for one of
+    /// them (its handle reports `is_cancelled()`), and from then on every
+    /// task woken is cancelled, not run. Either way their futures are
+    /// dropped before this returns. A worker blocked any other way (a std
+    /// channel, another crate's `block_on`) is busy: this waits for it. Called from one of the pool's own workers it only
     /// signals and returns, without joining (a worker cannot join itself).
     /// Calling it again does nothing more.
     ///
@@ -627,7 +703,7 @@ impl Owner {
         self.shared.begin_shutdown();
         // By thread, not by the worker's thread-local: that is gone before
         // a worker's last clean-up, which may drop the last handle.
-        if self.shared.is_worker_thread_id() {
+        if self.shared.is_worker_thread_id() || self.shared.is_reaper_thread() {
             // libcoro#420: never join from one of our own threads. The workers
             // exit by themselves once the queues are empty; their handles are
             // dropped (detached) with the `Owner`. No lock here: a caller
@@ -641,6 +717,17 @@ impl Owner {
             // A worker only "panics" if a callback's panic escaped, which we
             // catch; ignore the impossible error rather than propagate it.
             let _ = t.join();
+        }
+        drop(threads);
+        // Tasks cancelled while workers lived are dropped by the reaper:
+        // the documented end is once their destructors ran.
+        let mut r = lock(&self.shared.reaper);
+        while r.running {
+            r = self
+                .shared
+                .reaper_done
+                .wait(r)
+                .unwrap_or_else(|e| e.into_inner());
         }
     }
 }
@@ -694,6 +781,12 @@ impl Shared {
 
     /// The schedule function of every pool task (a wake-up).
     fn schedule(&self, r: Runnable, woken_while_running: bool) {
+        if self.cancelling.load(Ordering::Relaxed) {
+            // Not here: this wake may come from inside a lock the task's
+            // destructor takes again (see `inject`).
+            self.doom(r);
+            return;
+        }
         self.with_local(|local| match local {
             Some(l) if woken_while_running => {
                 // The task yielded: behind the others.
@@ -728,6 +821,8 @@ impl Shared {
                     Steal::Retry => {}
                 }
             }
+        } else if self.cancelling.load(Ordering::SeqCst) {
+            self.doom_injected();
         }
     }
 
@@ -762,6 +857,9 @@ impl Shared {
         for i in self.idle.wake_all() {
             self.unpark(i);
         }
+        // Every worker may be waiting in `sync_wait` already: none would
+        // park or block again to take the decision.
+        self.cancel_suspended_if_stuck();
     }
 
     fn terminate(&self) {
@@ -792,6 +890,120 @@ impl Shared {
         crate::survive("dropping a task at pool shutdown", || self.drain_injector());
     }
 
+    /// Whether the pool is stuck: shutting down, every live worker asleep
+    /// (in `park`) or waiting in `sync_wait` with no wake-up come, and no
+    /// work queued where a free worker would find it. Then nothing but a
+    /// wake-up from outside the pool could ever end those waits (what
+    /// they wait for is suspended, or waits for something that is: a
+    /// timer, I/O, a blocking job, a task), and a shutdown cancels
+    /// suspended tasks.
+    ///
+    /// It must not count a worker that runs, or one that a running one
+    /// just woke: a task it wakes next would be cancelled rather than
+    /// run. So each blocked worker is read before and after the sleepers
+    /// are counted: its flag, its `sync_wait` wake-up (set by the wake,
+    /// taken only after the unblock hook) and the number of times it
+    /// blocked (raised before the flag). Seen blocked with no wake-up both
+    /// times and the same number, it waited all along; one woken shows
+    /// woken, or unblocked, or blocked anew. The sleepers are counted,
+    /// and the queues looked at, under the sleepers' lock, so that no
+    /// worker counted asleep is meanwhile cancelling its sleep to run work
+    /// it saw (as in `Idle::leave_all`); and in one load, so that no
+    /// worker counts twice.
+    fn stuck(&self) -> bool {
+        if !self.shutdown.load(Ordering::SeqCst) || self.blocked.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let mut waiting = Vec::new();
+        for (i, w) in self.workers.iter().enumerate() {
+            let blocks = w.blocks.load(Ordering::SeqCst);
+            if !w.blocked.load(Ordering::SeqCst) {
+                continue;
+            }
+            match w.wait.get() {
+                Some(wait) if !wait.is_woken() => waiting.push((i, blocks)),
+                _ => return false,
+            }
+        }
+        if waiting.is_empty() {
+            return false;
+        }
+        let live = self.live.load(Ordering::SeqCst);
+        let idle = self.idle.with_sleepers_locked(|sleeping| {
+            sleeping + waiting.len() >= live && !self.has_visible_work()
+        });
+        idle && waiting.iter().all(|&(i, blocks)| {
+            let w = &self.workers[i];
+            w.blocked.load(Ordering::SeqCst)
+                && w.wait.get().is_some_and(|s| !s.is_woken())
+                && w.blocks.load(Ordering::SeqCst) == blocks
+        })
+    }
+
+    /// If the pool is [`stuck`](Shared::stuck): mark it cancelling and
+    /// wake every suspended task, each of which is then dropped by the
+    /// reaper (no worker may be free to take it). Called by a worker going
+    /// to sleep (`park`), by one about to block in `sync_wait` (its block
+    /// hook) and by `shutdown()`, each after it counted itself (asleep;
+    /// blocked; the flag), so that of two racing, at least one sees the
+    /// other (both sides write, then read, with `SeqCst`). Called again
+    /// later (a worker blocks anew), it cancels what suspended since.
+    fn cancel_suspended_if_stuck(&self) {
+        if !self.stuck() {
+            return;
+        }
+        self.cancelling.store(true, Ordering::SeqCst);
+        // A task queued by a wake that read the flag before it was set
+        // (`inject` reads it again after its push, behind a fence): one of
+        // the two hands it to the reaper.
+        sync::fence(Ordering::SeqCst);
+        self.doom_injected();
+        // Wakers cloned under the shards' locks, woken outside them; left
+        // registered, so that no key is freed while its task lives.
+        crate::survive("a waker woken at pool shutdown", || {
+            crate::wake_all(self.registry.wakers())
+        });
+    }
+
+    /// Hand everything in the shared queue to the reaper.
+    fn doom_injected(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(r) => self.doom(r),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// A task cancelled while workers live: dropped by the reaper, one
+    /// blocking-pool job that drops them one after another (not here: this
+    /// may be a wake from inside a lock the task's destructor takes again;
+    /// not on a worker: every worker may be blocked). The reaper counts as
+    /// one of the pool's threads: a destructor there that drops the last
+    /// handle or calls `shutdown()` does not join the workers, one of
+    /// which may be waiting for that very drop.
+    fn doom(&self, r: Runnable) {
+        let mut g = lock(&self.reaper);
+        g.doomed.push(r);
+        if g.running {
+            return;
+        }
+        g.running = true;
+        drop(g);
+        let Some(me) = self.me.upgrade() else {
+            return; // unreachable: `self` is alive in an `Arc`
+        };
+        // Its drop reaps: also when the blocking pool drops the job unrun
+        // (no thread could start), on whichever thread that is.
+        crate::blocking_run(Box::new(move || drop(ReaperJob(me))));
+    }
+
+    /// Whether this thread is dropping this pool's cancelled tasks.
+    fn is_reaper_thread(&self) -> bool {
+        REAPING.try_with(Cell::get).is_ok_and(|id| id == self.id)
+    }
+
     fn untrack(&self, shard: usize, key: usize) {
         // After termination the shard was emptied: nothing to remove then.
         self.registry.remove(shard, key);
@@ -818,6 +1030,9 @@ impl idle::Parking for Shared {
     }
     fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
+    }
+    fn cancel_suspended_if_stuck(&self) {
+        Shared::cancel_suspended_if_stuck(self);
     }
     fn unpark(&self, i: usize) {
         Shared::unpark(self, i);
@@ -919,6 +1134,9 @@ mod park_tests {
         }
         fn live(&self) -> usize {
             2
+        }
+        fn cancel_suspended_if_stuck(&self) {
+            // Nobody blocks in `sync_wait` here.
         }
         fn unpark(&self, _: usize) {}
         fn wait_for_token(&self, index: usize) {

@@ -10,6 +10,9 @@ fn call_callback(cb: Option<&ThreadCallback>, index: usize) {
 
 pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runnable>) {
     let _ = shared.workers[index].thread.set(thread::current());
+    if let Some(w) = coro_core::WaitState::current() {
+        let _ = shared.workers[index].wait.set(w);
+    }
     LOCAL.with(|l| {
         *l.borrow_mut() = Some(Local {
             pool_id: shared.id,
@@ -17,9 +20,11 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
             shared: shared.clone(),
             queue,
             lifo: Cell::new(None),
+            blocked: Cell::new(false),
         });
     });
-    coro_core::set_block_hook(Some(hand_off_next));
+    coro_core::set_block_hook(Some(before_block));
+    coro_core::set_unblock_hook(Some(after_block));
     call_callback(shared.on_thread_start.as_ref(), index);
 
     LOCAL.with(|l| {
@@ -31,6 +36,7 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
     // Take the local state out before dropping it: dropping runnables may
     // wake tasks, which looks at the thread-local.
     coro_core::set_block_hook(None);
+    coro_core::set_unblock_hook(None);
     let local = LOCAL.with(|l| l.borrow_mut().take());
     drop(local);
     call_callback(shared.on_thread_stop.as_ref(), index);
@@ -40,9 +46,43 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
 }
 
 /// `sync_wait` is about to block this worker (a task waits for something
-/// with it): the task in the LIFO slot, which only this worker would run
-/// (often the very child the task waits for), goes to the stealable queue
-/// and a free worker is woken to take it.
+/// with it): hand its private work on ([`hand_off_next`]), and count it
+/// blocked (see `Shared::stuck`). Shutting down, it may be the last
+/// worker to stop running: then the suspended tasks are cancelled.
+fn before_block() {
+    hand_off_next();
+    let _ = LOCAL.try_with(|l| {
+        let Ok(l) = l.try_borrow() else { return };
+        if let Some(l) = l.as_ref() {
+            if !l.blocked.replace(true) {
+                let me = &l.shared.workers[l.index];
+                me.blocks.fetch_add(1, Ordering::SeqCst);
+                me.blocked.store(true, Ordering::SeqCst);
+                l.shared.blocked.fetch_add(1, Ordering::SeqCst);
+            }
+            l.shared.cancel_suspended_if_stuck();
+        }
+    });
+}
+
+/// The park of `sync_wait` ended: this worker runs again.
+fn after_block() {
+    let _ = LOCAL.try_with(|l| {
+        let Ok(l) = l.try_borrow() else { return };
+        if let Some(l) = l.as_ref() {
+            if l.blocked.replace(false) {
+                l.shared.workers[l.index]
+                    .blocked
+                    .store(false, Ordering::SeqCst);
+                l.shared.blocked.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    });
+}
+
+/// The task in the LIFO slot, which only this worker would run (often the
+/// very child a task blocking its worker waits for), goes to the
+/// stealable queue and a free worker is woken to take it.
 fn hand_off_next() {
     // `try_with`: not while the thread's locals are being torn down.
     let _ = LOCAL.try_with(|l| {
@@ -87,7 +127,13 @@ fn run_worker(shared: &Shared, local: &Local) {
                 }
                 // The task wrapper catches panics of `poll`; this guard covers
                 // a panic in a future's destructor, so the worker survives.
-                let _ = catch_unwind(AssertUnwindSafe(|| r.run()));
+                // Cancelling (see `Shared::cancel_suspended_if_stuck`):
+                // dropped, not run.
+                if shared.cancelling.load(Ordering::Relaxed) {
+                    let _ = catch_unwind(AssertUnwindSafe(|| drop(r)));
+                } else {
+                    let _ = catch_unwind(AssertUnwindSafe(|| r.run()));
+                }
             }
             None => {
                 if !w.park() {
