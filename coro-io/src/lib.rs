@@ -239,7 +239,7 @@ pub(crate) fn warn(msg: std::fmt::Arguments<'_>) {
 /// warning (target `coro_io`, whichever crate reports); otherwise a line
 /// on stderr, so that turning the feature on without installing a
 /// subscriber does not silence it. Either way the message starts with
-/// `who`.
+/// `who`; a line stderr cannot take is dropped (never a panic).
 #[doc(hidden)]
 pub fn report(who: &str, msg: std::fmt::Arguments<'_>) {
     #[cfg(feature = "tracing")]
@@ -251,7 +251,11 @@ pub fn report(who: &str, msg: std::fmt::Arguments<'_>) {
             return;
         }
     }
-    eprintln!("{who}: {msg}");
+    // Not `eprintln!`, which panics when stderr cannot be written (a
+    // closed pipe, a full disk): a warning that cannot be shown is lost,
+    // and the step that warned goes on.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{who}: {msg}");
 }
 
 /// Run `f` on the blocking pool (file I/O on readiness drivers); detached.
