@@ -13,7 +13,7 @@
 //! The small ones run in a plain `cargo test` (seconds); raise the bound
 //! with `LOOM_MAX_PREEMPTIONS=3`.
 
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
@@ -27,7 +27,7 @@ mod sync {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 }
 
-use idle::{Idle, Parking};
+use idle::{Idle, Parking, Waiting};
 
 /// `std::thread::park`/`unpark` (a token, spurious returns allowed), built
 /// on a condition variable: loom's own park does not model the token
@@ -54,15 +54,18 @@ impl Parker {
 /// A unit of work: plain, or one that hands a child unit over to its
 /// worker's local queue as it runs and then blocks until another worker
 /// ran that child (a task in `sync_wait` on a child that was in its
-/// worker's LIFO slot: only another worker can run it).
+/// worker's LIFO slot: only another worker can run it), or one that
+/// blocks in `sync_wait` on a child that suspended for good (registered,
+/// never queued: only the shutdown's cancellation ends that wait).
 const PLAIN: usize = 1;
 const HANDS_OVER: usize = 2;
 const CHILD: usize = 0;
+const WAITS: usize = 3;
 
 struct Pool {
     idle: Idle,
     /// The global queue (units of either kind, counted by kind).
-    injected: [AtomicUsize; 3],
+    injected: [AtomicUsize; 4],
     /// Each worker's stealable queue: plain units (of a stolen batch) and
     /// handed-over children, counted apart.
     local: Vec<AtomicUsize>,
@@ -82,6 +85,21 @@ struct Pool {
     leaving: AtomicBool,
     live: AtomicUsize,
     parkers: Vec<Parker>,
+    /// As the pool's: workers between their block hooks, and per worker
+    /// the times it blocked, the flag, and its `sync_wait` wake-up (set
+    /// by whoever resolves its child, taken after the unblock hook).
+    blocked_count: AtomicUsize,
+    blocks: Vec<AtomicU64>,
+    blocked: Vec<AtomicBool>,
+    woken: Vec<AtomicBool>,
+    /// The worker whose unit waits for the child.
+    parent: AtomicUsize,
+    /// The `WAITS` unit's child suspended (is in the registry).
+    registered: AtomicBool,
+    /// The stuck decision was taken: found units are dropped.
+    cancelling: AtomicBool,
+    /// Children the cancellation dropped.
+    cancelled: AtomicUsize,
 }
 
 impl Parking for Pool {
@@ -103,9 +121,7 @@ impl Parking for Pool {
         self.live.load(Ordering::SeqCst)
     }
     fn cancel_suspended_if_stuck(&self) {
-        // Not modelled: a handing-over unit blocks on its child with a
-        // condition variable, not in `sync_wait`, so the pool counts it
-        // busy (the decision is the thread pool's `Shared::stuck`).
+        Pool::cancel_suspended_if_stuck(self);
     }
     fn unpark(&self, i: usize) {
         self.parkers[i].unpark();
@@ -114,6 +130,24 @@ impl Parking for Pool {
         while !self.idle.take_token(index) {
             self.parkers[index].park();
         }
+    }
+}
+
+impl Waiting for Pool {
+    fn workers(&self) -> usize {
+        self.blocked.len()
+    }
+    fn any_blocked(&self) -> bool {
+        self.blocked_count.load(Ordering::SeqCst) > 0
+    }
+    fn blocks(&self, i: usize) -> u64 {
+        self.blocks[i].load(Ordering::SeqCst)
+    }
+    fn is_blocked(&self, i: usize) -> bool {
+        self.blocked[i].load(Ordering::SeqCst)
+    }
+    fn is_woken(&self, i: usize) -> bool {
+        self.woken[i].load(Ordering::SeqCst)
     }
 }
 
@@ -144,7 +178,55 @@ impl Pool {
                     cv: Condvar::new(),
                 })
                 .collect(),
+            blocked_count: AtomicUsize::new(0),
+            blocks: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            blocked: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            woken: (0..workers).map(|_| AtomicBool::new(false)).collect(),
+            parent: AtomicUsize::new(0),
+            registered: AtomicBool::new(false),
+            cancelling: AtomicBool::new(false),
+            cancelled: AtomicUsize::new(0),
         })
+    }
+
+    /// The child was run or dropped: wake its parent's `sync_wait` (the
+    /// flag first, then the park's condition variable).
+    fn resolve_child(&self) {
+        self.woken[self.parent.load(Ordering::SeqCst)].store(true, Ordering::SeqCst);
+        *self.child_ran.lock().unwrap() = true;
+        self.child_cv.notify_all();
+    }
+
+    /// `Shared::cancel_suspended_if_stuck`: the suspended child, woken, is
+    /// dropped (by the reaper, in the pool).
+    fn cancel_suspended_if_stuck(&self) {
+        if !idle::stuck(self) {
+            return;
+        }
+        self.cancelling.store(true, Ordering::SeqCst);
+        if self.registered.swap(false, Ordering::SeqCst) {
+            self.cancelled.fetch_add(1, Ordering::SeqCst);
+            self.resolve_child();
+        }
+    }
+
+    /// A unit in `sync_wait` on its child, as `coro_core::sync_wait` with
+    /// the pool's hooks: count itself blocked, take the decision, wait
+    /// for the wake-up, uncount, then take the wake-up.
+    fn sync_wait(&self, index: usize) {
+        self.blocks[index].fetch_add(1, Ordering::SeqCst);
+        self.blocked[index].store(true, Ordering::SeqCst);
+        self.blocked_count.fetch_add(1, Ordering::SeqCst);
+        self.cancel_suspended_if_stuck();
+        {
+            let mut ran = self.child_ran.lock().unwrap();
+            while !*ran {
+                ran = self.child_cv.wait(ran).unwrap();
+            }
+        }
+        self.blocked[index].store(false, Ordering::SeqCst);
+        self.blocked_count.fetch_sub(1, Ordering::SeqCst);
+        self.woken[index].store(false, Ordering::SeqCst);
     }
 
     fn notify(&self) {
@@ -182,12 +264,13 @@ impl Pool {
         for i in self.idle.wake_all() {
             self.unpark(i);
         }
+        self.cancel_suspended_if_stuck();
     }
 
     /// `steal_global`: a unit, and a second one of the batch to the local
     /// queue (a worker that is not searching notifies for it).
     fn steal_global(&self, index: usize, searching: bool) -> Option<usize> {
-        let kind = [HANDS_OVER, PLAIN]
+        let kind = [WAITS, HANDS_OVER, PLAIN]
             .into_iter()
             .find(|&k| take(&self.injected[k]))?;
         if take(&self.injected[PLAIN]) {
@@ -242,20 +325,32 @@ impl Pool {
                             self.notify();
                         }
                     }
+                    if self.cancelling.load(Ordering::SeqCst) {
+                        // Found after the decision: dropped, not run.
+                        self.dropped.fetch_add(1, Ordering::SeqCst);
+                        if kind == CHILD {
+                            self.resolve_child();
+                        }
+                        continue;
+                    }
                     if kind == HANDS_OVER {
                         // `hand_off_next`: the child goes to the local
                         // queue, and a free worker is woken to take it;
-                        // this one blocks until the child ran.
+                        // this one blocks in `sync_wait` until the child
+                        // ran.
+                        self.parent.store(index, Ordering::SeqCst);
                         self.children[index].fetch_add(1, Ordering::SeqCst);
                         self.notify();
-                        let mut ran = self.child_ran.lock().unwrap();
-                        while !*ran {
-                            ran = self.child_cv.wait(ran).unwrap();
-                        }
+                        self.sync_wait(index);
+                    }
+                    if kind == WAITS {
+                        // Its child ran earlier and suspended for good.
+                        self.parent.store(index, Ordering::SeqCst);
+                        self.registered.store(true, Ordering::SeqCst);
+                        self.sync_wait(index);
                     }
                     if kind == CHILD {
-                        *self.child_ran.lock().unwrap() = true;
-                        self.child_cv.notify_all();
+                        self.resolve_child();
                     }
                     if self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.shutdown_after {
                         // The last unit ran: `shutdown()`, as after the
@@ -340,6 +435,18 @@ fn run(workers: usize, units: usize, producers: usize, kind: usize, late: bool) 
     } else {
         assert_eq!((done, dropped), (units * per_unit, 0));
     }
+    let cancelled = pool.cancelled.load(Ordering::SeqCst);
+    if kind == WAITS {
+        // Its child is cancelled exactly when the unit ran and waited.
+        assert_eq!(cancelled, done, "the suspended child ({done} waited)");
+    } else {
+        // A queued or running child: the pool was never stuck.
+        assert!(
+            !pool.cancelling.load(Ordering::SeqCst),
+            "took itself for stuck with work in hand"
+        );
+    }
+    assert_eq!(pool.blocked_count.load(Ordering::SeqCst), 0);
     let (searching, sleeping, listed) = pool.idle.counts();
     assert_eq!(
         (searching, sleeping, listed),
@@ -386,6 +493,21 @@ fn one_worker_sleeps_and_is_woken() {
 #[test]
 fn shutdown_waits_for_work_a_running_task_hands_over() {
     model(|| run(2, 1, 1, HANDS_OVER, true));
+}
+
+/// A unit blocked in `sync_wait` on a child that suspended for good,
+/// while shutdown begins: no worker is inside a task, so the pool must
+/// cancel the child (ending the wait) and then leave: with a free worker
+/// that parks (and races the block and the shutdown to decide), and with
+/// none (the shutdown or the blocking worker decides).
+#[test]
+fn a_worker_waiting_on_a_suspended_child_does_not_hold_the_shutdown() {
+    model(|| run(2, 1, 1, WAITS, true));
+}
+
+#[test]
+fn a_lone_worker_waiting_on_a_suspended_child_does_not_hold_the_shutdown() {
+    model(|| run(1, 1, 1, WAITS, true));
 }
 
 /// `leave_all` against `begin_shutdown`'s `wake_all`, on two listed

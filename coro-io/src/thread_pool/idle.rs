@@ -195,7 +195,6 @@ impl Idle {
     /// `f(sleeping)` under the sleepers' lock: meanwhile no worker counted
     /// asleep can cancel its sleep (to run work it saw), as in
     /// [`leave_all`](Idle::leave_all).
-    #[allow(dead_code)] // the pool's; not in the loom model
     pub(crate) fn with_sleepers_locked<R>(&self, f: impl FnOnce(usize) -> R) -> R {
         let _sleepers = self.sleepers();
         f(self.sleeping())
@@ -233,13 +232,79 @@ pub(crate) trait Parking {
     fn live(&self) -> usize;
     /// Shutting down, with this worker counted asleep: if every live
     /// worker is asleep or blocked waiting (a task in `sync_wait`, with no
-    /// wake-up on the way), cancel the suspended tasks (the pool's
-    /// `Shared::stuck`).
+    /// wake-up come: [`stuck`]), cancel the suspended tasks.
     fn cancel_suspended_if_stuck(&self);
     /// Wake worker `i` (its token is already set).
     fn unpark(&self, i: usize);
     /// Block the calling worker, `index`, until it takes its token.
     fn wait_for_token(&self, index: usize);
+}
+
+/// What [`stuck`] reads of a pool whose workers may wait in `sync_wait`
+/// (the pool's, or the loom model's).
+pub(crate) trait Waiting: Parking {
+    /// Workers, indexed from 0.
+    fn workers(&self) -> usize;
+    /// Whether any worker may be blocked (`false` skips the rest).
+    fn any_blocked(&self) -> bool;
+    /// Times worker `i` blocked so far (raised before it is marked
+    /// blocked).
+    fn blocks(&self, i: usize) -> u64;
+    /// Worker `i` is between the block and unblock hooks of a `sync_wait`.
+    fn is_blocked(&self, i: usize) -> bool;
+    /// Worker `i`'s wake-up came and it has not taken it (set by the
+    /// wake, taken only after the unblock hook); `true` when unknown.
+    fn is_woken(&self, i: usize) -> bool;
+}
+
+/// Whether the pool is stuck: shutting down, every live worker asleep
+/// (in [`park`]) or waiting in `sync_wait` with no wake-up come, and no
+/// work queued where a free worker would find it. Then nothing but a
+/// wake-up from outside the pool could ever end those waits (what they
+/// wait for is suspended, or waits for something that is: a timer, I/O,
+/// a blocking job, a task), and a shutdown cancels suspended tasks.
+///
+/// It must not count a worker that runs, or one that a running one just
+/// woke: a task it wakes next would be cancelled rather than run. So
+/// each blocked worker is read before and after the sleepers are
+/// counted: the times it blocked, its flag, its wake-up. Seen blocked
+/// with no wake-up both times and the same number, it waited all along;
+/// one woken shows woken, or unblocked, or blocked anew. The sleepers
+/// are counted, and the queues looked at, under the sleepers' lock, so
+/// that no worker counted asleep is meanwhile cancelling its sleep to
+/// run work it saw (as in [`Idle::leave_all`]); and in one load, so that
+/// no worker counts twice.
+pub(crate) fn stuck<P: Waiting>(p: &P) -> bool {
+    // Each caller counted itself first (asleep; blocked; the shutdown
+    // flag) and reads the others' marks after this fence: of two racing,
+    // at least one sees the other.
+    fence(Ordering::SeqCst);
+    if !p.shutting_down() || !p.any_blocked() {
+        return false;
+    }
+    let mut waiting = Vec::new();
+    for i in 0..p.workers() {
+        let blocks = p.blocks(i);
+        if !p.is_blocked(i) {
+            continue;
+        }
+        if p.is_woken(i) {
+            return false;
+        }
+        waiting.push((i, blocks));
+    }
+    if waiting.is_empty() {
+        return false;
+    }
+    let live = p.live();
+    let idle = p
+        .idle()
+        .with_sleepers_locked(|sleeping| sleeping + waiting.len() >= live && !p.has_visible_work());
+    // The second read in the other order: a wake-up taken between its
+    // flag and a read of `is_blocked` before it would pass unseen.
+    idle && waiting
+        .iter()
+        .all(|&(i, blocks)| !p.is_woken(i) && p.is_blocked(i) && p.blocks(i) == blocks)
 }
 
 /// Worker `index`, out of work, parks until notified; `searching` is its

@@ -105,10 +105,11 @@ pub struct ThreadPoolOptions {
     pub on_thread_start: Option<ThreadCallback>,
     /// Called on each worker thread, with its index, after its last task.
     /// A panic in the callback is caught and ignored. The futures of tasks
-    /// still suspended at shutdown are dropped later: on the last worker
-    /// to exit after its callback, or (woken after that) on a thread of
-    /// the blocking pool; their destructors must not need the state this
-    /// callback tears down.
+    /// still suspended at shutdown are dropped elsewhere: on the last
+    /// worker to exit after its callback, or on a thread of the blocking
+    /// pool (woken after that, or cancelled while a worker waited in
+    /// `sync_wait`: see [`ThreadPool::shutdown`]); their destructors must
+    /// not need the state this callback tears down.
     pub on_thread_stop: Option<ThreadCallback>,
     /// Worker threads are named `"{thread_name}-{index}"` (no NUL bytes).
     /// Default `"coro-pool"`.
@@ -195,10 +196,10 @@ struct Shared {
     /// all leave (see `park`).
     leaving: AtomicBool,
     /// Workers between the block hooks of a `sync_wait` (each also marks
-    /// itself in `WorkerShared::blocked`): 0 skips `stuck` at once.
+    /// itself in `WorkerShared::blocked`): 0 skips `idle::stuck` at once.
     blocked: AtomicUsize,
     /// Shutting down, every live worker was asleep or waiting in
-    /// `sync_wait` (see `stuck`): the suspended tasks were woken to be
+    /// `sync_wait` (see `idle::stuck`): the suspended tasks were woken to be
     /// cancelled, and from then on every task scheduled is cancelled
     /// (dropped on another thread, or by the worker that finds it)
     /// instead of run.
@@ -231,7 +232,7 @@ struct WorkerShared {
     stealer: Stealer<Runnable>,
     thread: OnceLock<Thread>,
     /// Inside a `sync_wait` of a task, between its block and unblock
-    /// hooks (see `Shared::stuck`).
+    /// hooks (see `idle::stuck`).
     blocked: AtomicBool,
     /// Times it blocked so (raised before `blocked` is set).
     blocks: AtomicU64,
@@ -269,6 +270,13 @@ struct Reaper {
 
 /// The reaper's job: drops what `Shared::doom` gave it until none is left.
 struct ReaperJob(Arc<Shared>);
+
+/// The closure `Shared::doom` hands to the blocking pool: it owns the
+/// reaper, so that dropping it unrun reaps too.
+fn reaper_job(me: Arc<Shared>) -> impl FnOnce() + Send + 'static {
+    let job = ReaperJob(me);
+    move || drop(job)
+}
 
 impl Drop for ReaperJob {
     fn drop(&mut self) {
@@ -612,8 +620,11 @@ impl ThreadPool {
     /// are cancelled while it still waits, which ends a wait for one of
     /// them (its handle reports `is_cancelled()`), and from then on every
     /// task woken is cancelled, not run. Either way their futures are
-    /// dropped before this returns. A worker blocked any other way (a std
-    /// channel, another crate's `block_on`) is busy: this waits for it. Called from one of the pool's own workers it only
+    /// dropped before this returns (one after another, on a thread of the
+    /// blocking pool: a destructor there that waits for another cancelled
+    /// task of this pool waits for ever). A worker blocked any other way
+    /// (a std channel, another crate's `block_on`) is busy: this waits for
+    /// it. Called from one of the pool's own workers it only
     /// signals and returns, without joining (a worker cannot join itself).
     /// Calling it again does nothing more.
     ///
@@ -890,57 +901,7 @@ impl Shared {
         crate::survive("dropping a task at pool shutdown", || self.drain_injector());
     }
 
-    /// Whether the pool is stuck: shutting down, every live worker asleep
-    /// (in `park`) or waiting in `sync_wait` with no wake-up come, and no
-    /// work queued where a free worker would find it. Then nothing but a
-    /// wake-up from outside the pool could ever end those waits (what
-    /// they wait for is suspended, or waits for something that is: a
-    /// timer, I/O, a blocking job, a task), and a shutdown cancels
-    /// suspended tasks.
-    ///
-    /// It must not count a worker that runs, or one that a running one
-    /// just woke: a task it wakes next would be cancelled rather than
-    /// run. So each blocked worker is read before and after the sleepers
-    /// are counted: its flag, its `sync_wait` wake-up (set by the wake,
-    /// taken only after the unblock hook) and the number of times it
-    /// blocked (raised before the flag). Seen blocked with no wake-up both
-    /// times and the same number, it waited all along; one woken shows
-    /// woken, or unblocked, or blocked anew. The sleepers are counted,
-    /// and the queues looked at, under the sleepers' lock, so that no
-    /// worker counted asleep is meanwhile cancelling its sleep to run work
-    /// it saw (as in `Idle::leave_all`); and in one load, so that no
-    /// worker counts twice.
-    fn stuck(&self) -> bool {
-        if !self.shutdown.load(Ordering::SeqCst) || self.blocked.load(Ordering::SeqCst) == 0 {
-            return false;
-        }
-        let mut waiting = Vec::new();
-        for (i, w) in self.workers.iter().enumerate() {
-            let blocks = w.blocks.load(Ordering::SeqCst);
-            if !w.blocked.load(Ordering::SeqCst) {
-                continue;
-            }
-            match w.wait.get() {
-                Some(wait) if !wait.is_woken() => waiting.push((i, blocks)),
-                _ => return false,
-            }
-        }
-        if waiting.is_empty() {
-            return false;
-        }
-        let live = self.live.load(Ordering::SeqCst);
-        let idle = self.idle.with_sleepers_locked(|sleeping| {
-            sleeping + waiting.len() >= live && !self.has_visible_work()
-        });
-        idle && waiting.iter().all(|&(i, blocks)| {
-            let w = &self.workers[i];
-            w.blocked.load(Ordering::SeqCst)
-                && w.wait.get().is_some_and(|s| !s.is_woken())
-                && w.blocks.load(Ordering::SeqCst) == blocks
-        })
-    }
-
-    /// If the pool is [`stuck`](Shared::stuck): mark it cancelling and
+    /// If the pool is [`stuck`](idle::stuck): mark it cancelling and
     /// wake every suspended task, each of which is then dropped by the
     /// reaper (no worker may be free to take it). Called by a worker going
     /// to sleep (`park`), by one about to block in `sync_wait` (its block
@@ -949,7 +910,7 @@ impl Shared {
     /// other (both sides write, then read, with `SeqCst`). Called again
     /// later (a worker blocks anew), it cancels what suspended since.
     fn cancel_suspended_if_stuck(&self) {
-        if !self.stuck() {
+        if !idle::stuck(self) {
             return;
         }
         self.cancelling.store(true, Ordering::SeqCst);
@@ -994,9 +955,11 @@ impl Shared {
         let Some(me) = self.me.upgrade() else {
             return; // unreachable: `self` is alive in an `Arc`
         };
-        // Its drop reaps: also when the blocking pool drops the job unrun
-        // (no thread could start), on whichever thread that is.
-        crate::blocking_run(Box::new(move || drop(ReaperJob(me))));
+        // The job owns the reaper, whose drop reaps: also when the
+        // blocking pool drops the job unrun (no thread could start), on
+        // whichever thread drops it then, rather than never. No scheduler
+        // scope: the reaper belongs to no scheduler's blocking jobs.
+        drop(crate::blocking::spawn_blocking_unscoped(reaper_job(me)));
     }
 
     /// Whether this thread is dropping this pool's cancelled tasks.
@@ -1012,6 +975,24 @@ impl Shared {
     /// Whether any queue other than the caller's private slots has work.
     fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.workers.iter().any(|w| !w.stealer.is_empty())
+    }
+}
+
+impl idle::Waiting for Shared {
+    fn workers(&self) -> usize {
+        self.workers.len()
+    }
+    fn any_blocked(&self) -> bool {
+        self.blocked.load(Ordering::SeqCst) > 0
+    }
+    fn blocks(&self, i: usize) -> u64 {
+        self.workers[i].blocks.load(Ordering::SeqCst)
+    }
+    fn is_blocked(&self, i: usize) -> bool {
+        self.workers[i].blocked.load(Ordering::SeqCst)
+    }
+    fn is_woken(&self, i: usize) -> bool {
+        self.workers[i].wait.get().is_none_or(|w| w.is_woken())
     }
 }
 
@@ -1091,6 +1072,36 @@ mod tests {
         // its count: later notifies woke nobody).
         assert_eq!(shared.idle.counts(), (0, 0, 0));
         assert_eq!(shared.registry.len(), 0);
+    }
+
+    /// The blocking pool drops a job it cannot start a thread for: the
+    /// reaper's job must still drop what it was given and say it is done,
+    /// or every later cancelled task would wait in the list and
+    /// `shutdown()` would wait for the reaper for ever.
+    #[test]
+    fn a_reaper_job_dropped_unrun_still_reaps() {
+        let pool = ThreadPool::new(ThreadPoolOptions {
+            thread_count: 1,
+            ..Default::default()
+        });
+        let shared = pool.owner.shared.clone();
+        let (r, h) = task_with(std::future::pending::<()>(), |r: Runnable| drop(r));
+        {
+            let mut g = lock(&shared.reaper);
+            g.doomed.push(r);
+            g.running = true; // as `doom` leaves it
+        }
+        drop(reaper_job(shared.clone())); // what the blocking pool does then
+        let mut g = lock(&shared.reaper);
+        let reaped = !g.running && g.doomed.is_empty();
+        // Failing, not hanging: the pool's drop waits for the reaper.
+        g.running = false;
+        let left = std::mem::take(&mut g.doomed);
+        drop(g);
+        drop(left);
+        assert!(reaped, "the reaper left its list and its mark");
+        assert!(h.is_finished(), "the doomed task was not dropped");
+        pool.shutdown();
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) fn worker_main(shared: Arc<Shared>, index: usize, queue: Worker<Runna
 
 /// `sync_wait` is about to block this worker (a task waits for something
 /// with it): hand its private work on ([`hand_off_next`]), and count it
-/// blocked (see `Shared::stuck`). Shutting down, it may be the last
+/// blocked (see `idle::stuck`). Shutting down, it may be the last
 /// worker to stop running: then the suspended tasks are cancelled.
 fn before_block() {
     hand_off_next();
