@@ -42,6 +42,34 @@ fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     rx.recv_timeout(HANG).expect("did not return: deadlock")
 }
 
+/// `shutdown()` started on a thread of its own, given 50 ms to begin.
+fn shutdown_in_background(p: &ThreadPool) -> std::thread::JoinHandle<()> {
+    let p = p.clone();
+    let t = std::thread::spawn(move || p.shutdown());
+    std::thread::sleep(Duration::from_millis(50));
+    t
+}
+
+/// Finish the shutdown (`early`: one begun by [`shutdown_in_background`],
+/// else one begun now), bounded; then each parent, blocked in `sync_wait`
+/// on a child that never ends, must finish with "cancelled".
+fn shut_down_expecting_cancelled_waits(
+    p: &ThreadPool,
+    early: Option<std::thread::JoinHandle<()>>,
+    parents: Vec<coro_io::JoinHandle<Result<u32, coro_io::JoinError>>>,
+    what: &str,
+) {
+    let p = p.clone();
+    match early {
+        Some(t) => bounded(move || t.join().unwrap()),
+        None => bounded(move || p.shutdown()),
+    }
+    for parent in parents {
+        let r = block_on_bounded(parent).expect("the parent itself finishes");
+        assert!(r.unwrap_err().is_cancelled(), "{what}");
+    }
+}
+
 #[test]
 fn handle_types_are_send_and_sync() {
     fn check<T: Send + Sync>(_: &T) {}
@@ -931,13 +959,7 @@ fn shutdown_while_workers_wait_in_sync_wait_for_children_that_never_wake() {
         for _ in 0..blocked {
             spawned_rx.recv_timeout(HANG).expect("a parent never ran");
         }
-        let p3 = p.clone();
-        let shut = move || p3.shutdown();
-        let early = shut_first.then(|| {
-            let t = std::thread::spawn(shut.clone());
-            std::thread::sleep(Duration::from_millis(50));
-            t
-        });
+        let early = shut_first.then(|| shutdown_in_background(&p));
         for _ in 0..blocked {
             gate_tx.send(()).unwrap();
         }
@@ -945,17 +967,8 @@ fn shutdown_while_workers_wait_in_sync_wait_for_children_that_never_wake() {
         for _ in 0..blocked {
             ran_rx.recv_timeout(HANG).expect("a child never ran");
         }
-        match early {
-            Some(t) => bounded(move || t.join().unwrap()),
-            None => bounded(shut),
-        }
-        for parent in parents {
-            let r = block_on_bounded(parent).expect("the parent itself finishes");
-            assert!(
-                r.unwrap_err().is_cancelled(),
-                "{threads} threads, {blocked} blocked"
-            );
-        }
+        let what = format!("{threads} threads, {blocked} blocked");
+        shut_down_expecting_cancelled_waits(&p, early, parents, &what);
     }
 }
 
@@ -1002,28 +1015,13 @@ fn shutdown_when_every_worker_waits_in_sync_wait_for_a_suspended_task() {
         for _ in 0..threads {
             in_rx.recv_timeout(HANG).expect("a parent never ran");
         }
-        let early = shut_first.then(|| {
-            let p4 = p.clone();
-            let t = std::thread::spawn(move || p4.shutdown());
-            std::thread::sleep(Duration::from_millis(50));
-            t
-        });
+        let early = shut_first.then(|| shutdown_in_background(&p));
         for _ in 0..threads {
             gate_tx.send(()).unwrap();
         }
         std::thread::sleep(Duration::from_millis(50)); // every worker in sync_wait
-        let p3 = p.clone();
-        match early {
-            Some(t) => bounded(move || t.join().unwrap()),
-            None => bounded(move || p3.shutdown()),
-        }
-        for parent in parents {
-            let r = block_on_bounded(parent).expect("the parent itself finishes");
-            assert!(
-                r.unwrap_err().is_cancelled(),
-                "{threads} threads, shutdown first: {shut_first}"
-            );
-        }
+        let what = format!("{threads} threads, shutdown first: {shut_first}");
+        shut_down_expecting_cancelled_waits(&p, early, parents, &what);
     }
 }
 
