@@ -1763,6 +1763,74 @@ fn child_output(cmd: &mut std::process::Command) -> std::process::Output {
     }
 }
 
+const LATE_DTOR_CHILD_ENV: &str = "CORO_TEST_DRIVE_IN_A_LATE_TLS_DESTRUCTOR";
+
+/// `process_events` called from a thread-local's destructor that runs
+/// after the scheduler's own thread-locals went (registered before them,
+/// so destroyed after): a turn set them with `with`, which panics there,
+/// and a panic in a thread-local's destructor aborts the process. It
+/// returns 0 with a warning now. Run in a child process.
+#[test]
+fn process_events_in_a_late_thread_local_destructor_does_not_abort() {
+    let out = child_output(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "process_events_in_a_late_thread_local_destructor_child",
+                "--nocapture",
+            ])
+            .env(LATE_DTOR_CHILD_ENV, "1"),
+    );
+    assert!(
+        out.status.success(),
+        "the child failed ({:?}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("late destructor drove 0"),
+        "the child test did not run: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+#[ignore = "run by process_events_in_a_late_thread_local_destructor_does_not_abort"]
+fn process_events_in_a_late_thread_local_destructor_child() {
+    if std::env::var_os(LATE_DTOR_CHILD_ENV).is_none() {
+        return;
+    }
+    struct DriveOnDrop(Option<IoScheduler>);
+    impl Drop for DriveOnDrop {
+        fn drop(&mut self) {
+            if let Some(s) = self.0.take() {
+                let n = s.process_events(Some(Duration::ZERO));
+                println!("late destructor drove {n}");
+                s.shutdown();
+            }
+        }
+    }
+    thread_local! {
+        static LATE: std::cell::RefCell<DriveOnDrop> =
+            const { std::cell::RefCell::new(DriveOnDrop(None)) };
+    }
+    let s = IoScheduler::new(IoSchedulerOptions {
+        thread_strategy: ThreadStrategy::Manual,
+        ..Default::default()
+    })
+    .unwrap();
+    std::thread::spawn(move || {
+        // Registered first: destroyed after the scheduler's thread-locals,
+        // which the turns below register.
+        LATE.with(|l| l.borrow_mut().0 = Some(s.clone()));
+        let h = s.spawn(async { 1 });
+        drive_until(&s, || h.is_finished());
+    })
+    .join()
+    .unwrap();
+}
+
 const TLS_CHILD_ENV: &str = "CORO_TEST_MANUAL_IN_A_THREAD_LOCAL";
 
 /// A `Manual` scheduler kept in a `thread_local!` and driven on that

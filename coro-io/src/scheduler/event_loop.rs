@@ -260,6 +260,15 @@ impl Inner {
         if self.life.is_closed() || self.turn_in_progress_here() {
             return 0;
         }
+        if !loop_locals_alive() {
+            // A thread-local's destructor, after this thread's loop state
+            // went: a turn would panic setting it, which aborts there.
+            crate::warn(format_args!(
+                "process_events called while this thread's locals are being destroyed \
+                 (a thread-local's destructor): nothing was driven"
+            ));
+            return 0;
+        }
         // Another thread's turn: wait for it to end, but no longer than
         // `timeout` (it may be waiting for an event without a bound).
         let start = std::time::Instant::now();
