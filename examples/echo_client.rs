@@ -50,7 +50,7 @@ fn main() {
     let len: usize = a.get_in("len", 1024usize, 1..=64 << 20);
     let secs = seconds(&a, "secs", 10.0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads: usize = a.get_in("threads", cores, 1..=4096).min(conns);
+    let threads: usize = a.get_in("threads", cores.min(4096), 1..=4096).min(conns);
     let driver = per_core::parse_driver(&a.get("driver", "auto".to_owned()));
     let hold = seconds(&a, "hold-secs", 0.0);
     a.reject_unknown(

@@ -38,7 +38,9 @@ impl Wake for Parker {
 /// [`is_woken`](WaitState::is_woken) is set by the wake-up and stays set
 /// until the thread, past its unblock hook, takes it: so a thread seen
 /// between its hooks with it clear had not been woken, and a thread that
-/// was woken shows so until its unblock hook has run.
+/// was woken shows so until its unblock hook has run. Read it before the
+/// executor's own "blocked" mark: read after, a wake-up taken in between
+/// (the thread past its unblock hook, running) would go unseen.
 ///
 /// # Examples
 ///

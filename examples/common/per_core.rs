@@ -100,7 +100,7 @@ pub fn parse_driver(s: &str) -> DriverKind {
 impl ServerArgs {
     pub fn from(args: &Args, default_port: u16) -> ServerArgs {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = args.get_in("threads", cores, 1..=4096);
+        let threads = args.get_in("threads", cores.min(4096), 1..=4096);
         let port: u16 = args.get("port", default_port);
         let host: std::net::IpAddr = args.get("host", std::net::IpAddr::from([127, 0, 0, 1]));
         let driver = parse_driver(&args.get("driver", "auto".to_owned()));
