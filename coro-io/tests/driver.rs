@@ -58,7 +58,64 @@ coro_io::driver_tests!(
     dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send,
     a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
     cancel_all_without_a_bound_returns_once_the_ops_are_cancelled,
+    cancel_all_returns_while_another_thread_parks,
 );
+
+/// `cancel_all` from one thread while another parks (a bare handle driven
+/// by hand): io_uring's took the parker's lock, which the parked thread
+/// holds until a completion comes, and staged its cancels without waking
+/// it: it waited for that thread's park to time out (for ever without a
+/// bound). The park here has a 20 s bound, so that the old code fails
+/// rather than hangs.
+fn cancel_all_returns_while_another_thread_parks(cfg: Config) {
+    let h = cfg.handle();
+    let (r, _w) = pipe();
+    let (_c, wk) = waker();
+    let mut cx = Context::from_waker(&wk);
+    let mut fut = pin!(op::read(&h, r.as_raw_fd(), Vec::with_capacity(16)));
+    assert!(fut.as_mut().poll(&mut cx).is_pending());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let canceller = {
+        let h = h.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            // Let the other thread park first.
+            std::thread::sleep(Duration::from_millis(100));
+            let t0 = std::time::Instant::now();
+            h.cancel_all(Duration::from_secs(5));
+            let took = t0.elapsed();
+            done.store(true, Ordering::SeqCst);
+            h.unpark(); // ends the loop below (not what is tested)
+            took
+        })
+    };
+    // This thread parks (the issuer of a single-issuer ring), as a hand
+    // driven loop does, until the cancel is over.
+    while !done.load(Ordering::SeqCst) {
+        let _ = h.park(Some(Duration::from_secs(20)));
+    }
+    let took = canceller.join().unwrap();
+    assert!(
+        took < Duration::from_secs(10),
+        "{}: cancel_all took {took:?}",
+        cfg.name
+    );
+    // On a single-issuer ring only this thread may submit and reap the
+    // cancel: a few more parks (each returns at once: closed).
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Poll::Ready((r, _)) = fut.as_mut().poll(&mut cx) {
+            assert!(r.is_err(), "{}: the read was not cancelled", cfg.name);
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{}: never cancelled",
+            cfg.name
+        );
+        let _ = h.park(Some(Duration::from_millis(10)));
+    }
+}
 
 /// `cancel_all(Duration::MAX)` means "as long as it takes": no overflow
 /// panic (it computed `now + bound`, and panicked with the driver half

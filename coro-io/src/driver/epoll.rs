@@ -797,6 +797,9 @@ impl Backend for EpollDriver {
             }
         }
         crate::wake_all(wake);
+        // A thread parked meanwhile (a bare handle's) learns of the close
+        // now, not when its wait times out.
+        self.unpark();
         // Blocking-pool ops own their buffers on the pool thread; wait (bounded)
         // so that shutdown returns with nothing of ours still running.
         // `None`: no bound (`Duration::MAX`, say) — wait as long as it takes.

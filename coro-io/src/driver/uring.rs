@@ -880,14 +880,21 @@ impl UringDriver {
         }
         let mut wake = Vec::new();
         let mut dead = Dead(Vec::new());
-        let (mut n, unparked, must_enter, staged) = {
+        let (mut n, unparked, must_enter, staged, closed) = {
             let mut st = self.state();
             // Reap first: it may find the wake poll's completion, whose
             // re-arm must go into the kernel with this very submission.
             let (n, unparked) = self.reap(&mut st, &mut wake, &mut dead.0);
             self.arm_wake(&mut st);
             self.flush(&mut st);
-            (n, unparked, self.needs_enter(&st), !st.pending.is_empty())
+            let closed = st.closed;
+            (
+                n,
+                unparked,
+                self.needs_enter(&st),
+                !st.pending.is_empty(),
+                closed,
+            )
         };
         // An `unpark` found here cleared the notified flag: whatever it
         // announced (a queued task) must be looked at before blocking, or a
@@ -895,7 +902,9 @@ impl UringDriver {
         // Entries still staged (more than a flush moves through a small
         // SQ) must not wait for a completion that only they could bring:
         // this turn does not block, and the next flushes the rest.
-        let wait = if n > 0 || unparked || !wake.is_empty() || staged {
+        // Closed: `cancel_all` waits for the parker's lock to reap; a
+        // thread that parks again meanwhile must not block it.
+        let wait = if n > 0 || unparked || !wake.is_empty() || staged || closed {
             Some(Duration::ZERO)
         } else {
             timeout
@@ -1462,6 +1471,10 @@ impl Backend for UringDriver {
             st.closed = true;
             self.cancel_where(&mut st, |s| in_kernel(s) && !left_to_finish(s));
         }
+        // A thread parked without a bound (a bare handle's) holds the lock
+        // below until a completion comes: wake it (it then sees `closed`
+        // and parks no more without returning).
+        self.unpark();
         let g = crate::lock(&self.parker);
         let mut panicked = None;
         self.reap_while(left_to_finish, Some(finish_by), &mut panicked);
