@@ -115,8 +115,9 @@ impl Config {
     /// io_uring driven by hand, tasks on a pool.
     pub const URING_MANUAL_POOL: Config =
         config("uring-manual-pool", IoUring, Auto, false, true, true);
-    /// `Manual` on an SQPOLL ring: the kernel's thread submits while the
-    /// driving thread may change from one turn to the next.
+    /// `Manual` on an SQPOLL ring: the kernel's thread submits, while
+    /// other threads than the driving one stage entries (wakers, drops,
+    /// shutdown). (The matrix drives it from one background thread.)
     pub const URING_MANUAL_SQPOLL: Config =
         config("uring-manual-sqpoll", IoUring, Plain, true, false, true);
 

@@ -665,7 +665,8 @@ impl IoScheduler {
     /// A thread that drives a scheduler this way should not exit while
     /// its ops are in flight: io_uring cancels the requests a thread
     /// submitted when that thread exits (the ops then fail with
-    /// `ECANCELED`), also those the shutdown's clean-up still waits for
+    /// `ECANCELED`; not on an SQPOLL ring, whose kernel thread submits
+    /// them), also those the shutdown's clean-up still waits for
     /// (a dropped file's write, a lingering send). `is_shutdown()` turns
     /// true when `shutdown()` is called, before that clean-up: so after
     /// the loop, call `shutdown()` on the driving thread too, which
