@@ -63,6 +63,7 @@ coro_io::driver_tests!(
     owned_writes_and_shutdown_come_after_what_async_write_accepted,
     a_stream_dropped_after_write_all_delivers_every_byte,
     a_stream_dropped_right_before_shutdown_still_delivers_every_byte,
+    an_adapter_send_outlives_the_thread_that_started_it,
     many_streams_and_halves_dropped_mid_send_then_shut_down_deliver_everything,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
@@ -354,6 +355,77 @@ fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config)
     });
     s.shutdown();
     let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+}
+
+/// A send the `AsyncWrite` adapter leaves in flight outlives the thread
+/// that wrote: a thread of the user's writes through the adapter in
+/// `sync_wait` and ends, and only then does the peer read. The kernel
+/// cancels the io_uring requests a thread submitted when that thread
+/// exits; where any thread could enter the ring (plain and COOP rings:
+/// pool execution, `Manual`), the writer's own enter submitted that send,
+/// which then failed with `ECANCELED`: the flush failed and the peer got a
+/// truncated stream.
+fn an_adapter_send_outlives_the_thread_that_started_it(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&l)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = pattern(256 * 1024, 5);
+    let s2 = s.clone();
+    let c = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        c
+    });
+    let (mut peer, _) = l.accept().unwrap();
+    // The peer reads all but the last 32 KiB, then waits for the writer's
+    // thread to be gone before it reads the rest (for half a second at
+    // most: on epoll the adapter keeps nothing in flight, so the writer
+    // ends only once the peer reads on).
+    let (exited, wait_exit) = std::sync::mpsc::channel::<()>();
+    let len = data.len();
+    let reader = std::thread::spawn(move || {
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = vec![0; len - 32 * 1024];
+        peer.read_exact(&mut got).unwrap();
+        let _ = wait_exit.recv_timeout(Duration::from_millis(500));
+        match peer.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    });
+    let d = data.clone();
+    let writer = std::thread::spawn(move || {
+        let mut c = c;
+        // Returns once the adapter took the last chunk, still in flight.
+        let r = coro_core::sync_wait(futures::io::AsyncWriteExt::write_all(&mut c, &d));
+        (c, r.map_err(|e| e.to_string()))
+    });
+    // Bounded: on a Manual scheduler the writer needs the driving thread.
+    let mut done = None;
+    for _ in 0..2000 {
+        if writer.is_finished() {
+            done = Some(writer.join().unwrap());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (mut c, wrote) = done.unwrap_or_else(|| panic!("{cfg}: the writer never finished"));
+    assert_eq!(wrote, Ok(()), "{cfg}: write_all");
+    // The writer's thread has exited (joined): now the peer reads on.
+    exited.send(()).unwrap();
+    let flushed = run(&s, async move {
+        let r = futures::io::AsyncWriteExt::flush(&mut c).await;
+        drop(c);
+        r.map_err(|e| e.to_string())
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(flushed, Ok(()), "{cfg}: the flush after the writer's exit");
     assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
     assert!(got == data, "{cfg}: the bytes differ");
 }

@@ -422,6 +422,24 @@ impl Handle {
         }
     }
 
+    /// The calling thread serves this driver until its scheduler shuts
+    /// down (the loop thread, a pool worker): on io_uring it may submit
+    /// its own entries; a passing thread hands them to the parker, since
+    /// the kernel cancels a thread's requests when it exits. A no-op on
+    /// epoll.
+    pub(crate) fn serve_here(&self) {
+        self.server().serve_here();
+    }
+
+    /// What [`serve_here`](Self::serve_here) needs, without holding the
+    /// driver (for a pool's start callback: the pool may outlive it).
+    pub(crate) fn server(&self) -> uring::Server {
+        match &self.inner.driver {
+            AnyDriver::Uring(d) => d.server(),
+            AnyDriver::Epoll(_) => uring::Server::NONE,
+        }
+    }
+
     /// Why `DriverKind::Auto` chose epoll over io_uring (`None` when it did
     /// not fall back).
     pub fn fallback_reason(&self) -> Option<&io::Error> {

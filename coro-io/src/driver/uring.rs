@@ -66,6 +66,7 @@
 //! waiting are handled: the slot waits for readiness with a poll entry, then
 //! resubmits the op.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -259,10 +260,32 @@ impl State {
 thread_local! {
     /// A per-thread address, used to recognise the parking thread cheaply.
     static THREAD_MARK: u8 = const { 0 };
+    /// The driver (its address) this thread serves until that driver's
+    /// scheduler shuts down: its loop thread, its pool's workers (see
+    /// [`UringDriver::may_enter`]). 0: none.
+    static SERVES: Cell<usize> = const { Cell::new(0) };
 }
 
 fn thread_mark() -> usize {
     THREAD_MARK.with(|m| m as *const u8 as usize)
+}
+
+/// A driver's mark for the threads that serve it for its life (see
+/// [`UringDriver::may_enter`]): its address, which no other live driver
+/// has.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Server(usize);
+
+impl Server {
+    /// No driver (epoll's threads need no mark).
+    pub(crate) const NONE: Server = Server(0);
+
+    /// The calling thread serves this driver from now on.
+    pub(crate) fn serve_here(self) {
+        if self.0 != 0 {
+            SERVES.with(|s| s.set(self.0));
+        }
+    }
 }
 
 /// The io_uring driver.
@@ -564,19 +587,41 @@ impl UringDriver {
         self.parker_thread.load(Ordering::Relaxed) == thread_mark()
     }
 
-    /// Whether the calling thread may enter the kernel.
+    /// What makes a thread one that serves this driver until its
+    /// scheduler shuts down (see [`may_enter`](Self::may_enter)).
+    pub(crate) fn server(&self) -> Server {
+        Server(self.id())
+    }
+
+    fn id(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
+    /// Whether the calling thread may enter the kernel: the parker; on a
+    /// ring any thread may enter, also the threads that serve this driver
+    /// for its life (the pool's workers), and any thread on SQPOLL (whose
+    /// kernel thread submits). Not a passing thread (a user's, a blocking
+    /// job's): the kernel cancels the requests a thread submitted when
+    /// that thread exits, so an op it submitted that outlives it (a send
+    /// the `AsyncWrite` adapter left in flight, a dropped stream's last
+    /// send) would fail with `ECANCELED`. Such a thread stages its entries
+    /// and wakes the parker, as every thread but the issuer does on a
+    /// single-issuer ring.
     fn may_enter(&self) -> bool {
-        !self.single_issuer || self.on_parker_thread()
+        self.on_parker_thread()
+            || (!self.single_issuer
+                && (self.sqpoll || SERVES.try_with(Cell::get).ok() == Some(self.id())))
     }
 
     /// After staging from a thread other than the parker: submit now, so
-    /// the loop needs no wake-up to see the entry (single issuer: wake it,
-    /// it is the only one allowed to submit). Called without the lock.
+    /// the loop needs no wake-up to see the entry (a thread that may not
+    /// enter, see [`may_enter`](Self::may_enter): wake the parker, which
+    /// submits it). Called without the lock.
     fn submit_if_foreign(&self) {
         if self.on_parker_thread() {
             return;
         }
-        if self.single_issuer {
+        if !self.may_enter() {
             self.unpark();
             return;
         }
@@ -1310,8 +1355,8 @@ impl Backend for UringDriver {
                     },
                 );
                 self.cancel_first(&mut st, token);
-                if self.single_issuer && !self.sqpoll && !self.on_parker_thread() && !st.closed {
-                    // Only the loop thread may enter this ring, and it may
+                if !self.may_enter() && !st.closed {
+                    // This thread may not enter this ring, and the parker may
                     // have moved our entry into the submission queue
                     // without entering yet. The owner may close the fd as
                     // soon as we return; entered after that, the op would

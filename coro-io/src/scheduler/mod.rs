@@ -129,7 +129,20 @@ impl IoScheduler {
         };
         let pool = match &opts.execution {
             ExecutionStrategy::Inline => None,
-            ExecutionStrategy::ThreadPool(o) => Some(ThreadPool::try_new(o.clone())?),
+            ExecutionStrategy::ThreadPool(o) => {
+                // The workers submit the ops of the tasks they run (see
+                // `Handle::serve_here`); the caller's start callback after.
+                let mut o = o.clone();
+                let user = o.on_thread_start.take();
+                let server = driver.server();
+                o.on_thread_start = Some(Arc::new(move |i| {
+                    server.serve_here();
+                    if let Some(f) = &user {
+                        f(i);
+                    }
+                }));
+                Some(ThreadPool::try_new(o)?)
+            }
         };
         // The time handle names its loop by the scheduler's address, known
         // before the scheduler is made.
@@ -165,6 +178,7 @@ impl IoScheduler {
                         // Cannot happen on a ring we just made; say so loudly.
                         crate::warn(format_args!("enabling the io_uring ring failed: {e}"));
                     }
+                    inner.driver.serve_here();
                     {
                         // From here on this is the loop's thread (the start
                         // callback may `spawn_local`).
