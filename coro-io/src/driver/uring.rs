@@ -1561,7 +1561,12 @@ impl Drop for UringDriver {
     fn drop(&mut self) {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         if st.slots.iter().any(|s| in_kernel(&s.state)) {
-            self.cancel_all(Duration::from_secs(1));
+            // A waker it wakes may panic (`cancel_all` passes that on):
+            // not out of a `Drop` (an abort while unwinding), and not
+            // before the leaks below.
+            crate::survive("cancelling the ring's ops at its drop", || {
+                self.cancel_all(Duration::from_secs(1))
+            });
         }
         // Ops whose completion never came may still be written by the kernel
         // while the ring shuts down asynchronously: leak them rather than free
