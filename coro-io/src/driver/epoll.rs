@@ -434,8 +434,8 @@ impl EpollDriver {
     }
 
     /// [`poll_send_direct`](Self::poll_send_direct) of several buffers in
-    /// order, in one `sendmsg(2)` (at most `IOV_MAX` of them; the count
-    /// sent is returned, as for `writev`).
+    /// order, in one `sendmsg(2)` (of more than `IOV_MAX`, the first
+    /// `IOV_MAX`; the count sent is returned, as for `writev`).
     pub(crate) fn poll_send_vectored_direct(
         &self,
         fd: RawFd,

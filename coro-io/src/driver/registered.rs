@@ -271,9 +271,9 @@ impl RegisteredFd {
     }
 
     /// [`poll_write_direct`](RegisteredFd::poll_write_direct) of several
-    /// buffers in order, in one `sendmsg(2)` (at most `IOV_MAX` of them;
-    /// the count sent is returned, as for `writev`, and may end inside any
-    /// of them). For a caller whose bytes lie in pieces (a TLS stack's
+    /// buffers in order, in one `sendmsg(2)` (of more than `IOV_MAX`,
+    /// 1024, the first 1024; the count sent is returned, as for `writev`,
+    /// and may end inside any of them). For a caller whose bytes lie in pieces (a TLS stack's
     /// queued records), so that they leave in one syscall without being
     /// copied together first.
     ///

@@ -31,7 +31,7 @@ unsafe impl<B: IoBufMut> Op for Read<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        let len = super::entry_len(self.buf.bytes_total());
         opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
             .offset(u64::MAX)
             .build()
@@ -75,7 +75,7 @@ unsafe impl<B: IoBuf> Op for Write<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = offered(self.buf.bytes_init()).min(u32::MAX as usize) as u32;
+        let len = super::entry_len(offered(self.buf.bytes_init()));
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
             .offset(u64::MAX)
             .build()
@@ -135,7 +135,7 @@ unsafe impl<B: IoBufMut> Op for ReadAt<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::ReadAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        let len = super::entry_len(self.buf.bytes_total());
         opcode::Read::new(types::Fd(self.fd), self.buf.stable_mut_ptr(), len)
             .offset(self.offset)
             .build()
@@ -217,7 +217,7 @@ unsafe impl<B: IoBuf> Op for WriteAt<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::WriteAt;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
+        let len = super::entry_len(self.buf.bytes_init());
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
             .offset(self.offset)
             .build()

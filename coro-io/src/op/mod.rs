@@ -342,6 +342,20 @@ impl<T: Op, H: Borrow<Handle>> Drop for OpFuture<T, H> {
     }
 }
 
+/// The most bytes one entry asks the kernel to move (Linux's
+/// `MAX_RW_COUNT`, which it caps a read or write at anyway): an entry's
+/// length is a `u32` and its result an `i32`, and a `MSG_WAITALL` send
+/// sums its rounds into that result, so more than 2 GiB would come back
+/// as a negative "error". A larger buffer is moved in more than one op.
+pub(crate) const MAX_ENTRY_LEN: usize = 0x7fff_f000;
+
+/// The length field of an entry for a buffer of `len` bytes (see
+/// [`MAX_ENTRY_LEN`]).
+#[inline]
+pub(crate) fn entry_len(len: usize) -> u32 {
+    len.min(MAX_ENTRY_LEN) as u32
+}
+
 /// How many of `len` bytes a send or write offers the kernel: all of them,
 /// unless fault injection shortens it.
 #[inline]
@@ -428,8 +442,12 @@ pub(crate) mod sys {
     }
 
     /// `sendmsg(fd, bufs, MSG_NOSIGNAL)`: the buffers in order, no address,
-    /// no control data (at most `IOV_MAX` buffers).
+    /// no control data; of more than `IOV_MAX` (1024, Linux's
+    /// `UIO_MAXIOV`) buffers the first 1024 (more would fail with
+    /// `EMSGSIZE`; the count sent tells the caller where to go on, as
+    /// for `writev`).
     pub(crate) fn sendmsg(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let bufs = &bufs[..bufs.len().min(1024)];
         // SAFETY: the borrow lives for this one syscall, and the kernel
         // checks the number: a closed fd fails with EBADF, touching no
         // memory of ours but `bufs`, which are borrowed for the call. The

@@ -422,7 +422,7 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Recv;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = self.buf.bytes_total().min(u32::MAX as usize) as u32;
+        let len = super::entry_len(self.buf.bytes_total());
         let prio = if self.poll_first {
             RECVSEND_POLL_FIRST
         } else {
@@ -528,7 +528,7 @@ unsafe impl<B: IoBuf> Op for Send<B> {
     type Output = BufResult<usize, B>;
     const KIND: OpKind = OpKind::Send;
     fn sqe(&mut self) -> io_uring::squeue::Entry {
-        let len = offered(self.buf.bytes_init()).min(u32::MAX as usize) as u32;
+        let len = super::entry_len(offered(self.buf.bytes_init()));
         let all = if self.all { libc::MSG_WAITALL } else { 0 };
         opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), len)
             .flags(libc::MSG_NOSIGNAL | all)
