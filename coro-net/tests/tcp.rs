@@ -64,6 +64,7 @@ coro_io::driver_tests!(
     a_stream_dropped_after_write_all_delivers_every_byte,
     a_stream_dropped_right_before_shutdown_still_delivers_every_byte,
     an_adapter_send_outlives_the_thread_that_started_it,
+    a_send_staged_by_a_thread_that_then_drops_a_stream_outlives_it,
     many_streams_and_halves_dropped_mid_send_then_shut_down_deliver_everything,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
@@ -355,6 +356,89 @@ fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config)
     });
     s.shutdown();
     let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+}
+
+/// As [`an_adapter_send_outlives_the_thread_that_started_it`], where the
+/// writing thread then drops another stream, whose armed receive's cancel
+/// it submits itself while the loop is busy (so the send it staged is
+/// still staged): that enter submitted the send too, as this thread's
+/// request, cancelled at its exit. Only the cancel goes in now.
+fn a_send_staged_by_a_thread_that_then_drops_a_stream_outlives_it(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&l)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let (addr, l2) = (
+        l.local_addr().unwrap(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let addr2 = l2.local_addr().unwrap();
+    let s2 = s.clone();
+    let (c, c2) = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        let c2 = TcpStream::connect(&s2, addr2).await.unwrap();
+        // Arms c2's receive (a receive queue keeps it armed after the
+        // read is given up).
+        let _ = s2
+            .timeout(Duration::from_millis(20), c2.read(vec![0u8; 16]))
+            .await;
+        (c, c2)
+    });
+    let (mut peer, _) = l.accept().unwrap();
+    let (_peer2, _) = l2.accept().unwrap();
+    // The loop (the parker of an inline scheduler) busy for a while.
+    let busy = s.spawn(async {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_millis(300) {
+            std::hint::spin_loop();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    let data = pattern(32 * 1024, 11);
+    // The peer reads once the writer's thread is gone (or after half a
+    // second: on epoll nothing is left in flight, the writer waits for it).
+    let (exited, wait_exit) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let _ = wait_exit.recv_timeout(Duration::from_millis(500));
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        match peer.read_to_end(&mut got) {
+            Ok(_) => got,
+            Err(e) => panic!("no end of stream after {} bytes: {e}", got.len()),
+        }
+    });
+    let d = data.clone();
+    let writer = std::thread::spawn(move || {
+        let mut c = c;
+        // One chunk: accepted (its send staged) at once.
+        let r = coro_core::sync_wait(futures::io::AsyncWriteExt::write_all(&mut c, &d));
+        drop(c2);
+        (c, r.map_err(|e| e.to_string()))
+    });
+    let mut done = None;
+    for _ in 0..2000 {
+        if writer.is_finished() {
+            done = Some(writer.join().unwrap());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (mut c, wrote) = done.unwrap_or_else(|| panic!("{cfg}: the writer never finished"));
+    assert_eq!(wrote, Ok(()), "{cfg}: write_all");
+    exited.send(()).unwrap();
+    coro_core::sync_wait(busy).unwrap();
+    let flushed = run(&s, async move {
+        let r = futures::io::AsyncWriteExt::flush(&mut c).await;
+        drop(c);
+        r.map_err(|e| e.to_string())
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(flushed, Ok(()), "{cfg}: the flush after the writer's exit");
     assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
     assert!(got == data, "{cfg}: the bytes differ");
 }

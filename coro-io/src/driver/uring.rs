@@ -26,10 +26,14 @@
 //! The thread that parks the driver (the event loop) moves the staged
 //! entries into the SQ right before it waits, so one `io_uring_enter`
 //! submits a whole loop turn's worth and waits; when the SQ fills up it
-//! enters to make room and goes on. A thread other than the parker (a pool
-//! worker polling op futures) flushes and submits at once, so the loop need
-//! not be woken for its ops; on a single-issuer ring (below) it wakes the
-//! loop instead, as only the loop may enter.
+//! enters to make room and goes on. A thread other than the parker that
+//! serves the driver for its life (a pool worker polling op futures)
+//! flushes and submits at once, so the loop need not be woken for its ops;
+//! on a single-issuer ring (below) it wakes the loop instead, as only the
+//! loop may enter, and so does a passing thread (a user's, a blocking
+//! job's) with an op it starts on any ring but SQPOLL (whose kernel thread
+//! submits): the kernel cancels a thread's requests when the thread exits,
+//! and that op may outlive it.
 //!
 //! A future dropped while its entry is still staged simply takes the entry
 //! back: the kernel never saw it, so there is nothing to cancel and no fd
@@ -85,8 +89,12 @@ use crate::op::{BlockingOps, Held, Op, OpState};
 
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
 const WAKE_KEY: u64 = u64::MAX;
-/// `user_data` of cancel requests (their own completions are ignored).
+/// `user_data` of cancel requests (their own completions are ignored)
+/// whose target may still be staged: they go in behind it.
 const CANCEL_KEY: u64 = u64::MAX - 1;
+/// `user_data` of cancel requests whose target is not staged (in the SQ or
+/// consumed): they may go in ahead of anything staged (see `move_staged`).
+const CANCEL_UNSTAGED_KEY: u64 = u64::MAX - 2;
 
 /// An op whose future is gone, owned by the driver until its completion.
 trait Orphan: Send {
@@ -494,13 +502,23 @@ impl UringDriver {
     }
 
     /// Push staged entries into the SQ in order until it is full. Returns
-    /// whether some are left (the SQ filled up).
+    /// whether some are left (the SQ filled up). A thread that may not
+    /// start ops ([`may_start_ops`](Self::may_start_ops)) pushes only the
+    /// cancels whose target is not staged ([`CANCEL_UNSTAGED_KEY`]): the
+    /// ops staged with them (its own too) would become its requests, which
+    /// the kernel cancels when it exits; they wait for the parker, and so
+    /// does a cancel that must follow its staged target (shutdown's).
     fn move_staged(&self, st: &mut State) -> bool {
+        let only_cancels = !self.may_start_ops();
         let mut moved = 0;
+        let mut full = false;
         // SAFETY: the SQ is only touched under the state lock, which our
         // callers hold (they pass its guard's contents).
         let mut sq = unsafe { self.ring.submission_shared() };
-        for e in &st.pending {
+        st.pending.retain(|e| {
+            if full || (only_cancels && e.get_user_data() != CANCEL_UNSTAGED_KEY) {
+                return true;
+            }
             // SAFETY: the entry points into an op's heap box, or nothing.
             // The box is not freed before the entry's completion: while its
             // future lives, the future's drop hands it to the slot (or takes
@@ -508,15 +526,24 @@ impl UringDriver {
             // the slot owns it until the completion. (A leaked future leaks
             // the box with it.)
             if unsafe { sq.push(e) }.is_err() {
-                break;
+                full = true;
+                return true;
             }
             moved += 1;
-        }
+            false
+        });
         sq.sync();
         drop(sq);
-        st.pending.drain(..moved);
         st.pushed = st.pushed.wrapping_add(moved as u32);
-        !st.pending.is_empty()
+        full
+    }
+
+    /// Whether a cancel that may go ahead is still staged (see
+    /// [`move_staged`](Self::move_staged)).
+    fn cancel_staged(st: &State) -> bool {
+        st.pending
+            .iter()
+            .any(|e| e.get_user_data() == CANCEL_UNSTAGED_KEY)
     }
 
     /// SQPOLL: wait until the kernel's SQ thread has read every entry moved
@@ -597,31 +624,57 @@ impl UringDriver {
         std::ptr::from_ref(self) as usize
     }
 
-    /// Whether the calling thread may enter the kernel: the parker; on a
-    /// ring any thread may enter, also the threads that serve this driver
-    /// for its life (the pool's workers), and any thread on SQPOLL (whose
-    /// kernel thread submits). Not a passing thread (a user's, a blocking
-    /// job's): the kernel cancels the requests a thread submitted when
-    /// that thread exits, so an op it submitted that outlives it (a send
-    /// the `AsyncWrite` adapter left in flight, a dropped stream's last
-    /// send) would fail with `ECANCELED`. Such a thread stages its entries
-    /// and wakes the parker, as every thread but the issuer does on a
-    /// single-issuer ring.
+    /// Whether the calling thread may enter the kernel.
     fn may_enter(&self) -> bool {
+        !self.single_issuer || self.on_parker_thread()
+    }
+
+    /// Whether the calling thread may submit an op it starts (one that may
+    /// stay in the kernel): the parker; on a ring any thread may enter,
+    /// also the threads that serve this driver for its life (the loop's,
+    /// the pool's workers), and any thread on SQPOLL (whose kernel thread
+    /// submits). Not a passing thread (a user's, a blocking job's): the
+    /// kernel cancels the requests a thread submitted when that thread
+    /// exits, so an op it submitted that outlives it (a send the
+    /// `AsyncWrite` adapter left in flight, a receive queue's multishot
+    /// receive) would fail with `ECANCELED`. Such a thread stages the op
+    /// and wakes the parker, as every thread but the issuer does on a
+    /// single-issuer ring. (Cancels it still submits itself where it may
+    /// enter: they are urgent, and end in the kernel at once; the ops
+    /// staged with them stay staged, see [`move_staged`](Self::move_staged).
+    /// What a thread that may start ops moved into the SQ and has not
+    /// entered yet goes in with such a cancel's enter: a window of a few
+    /// instructions, or until the parker's next turn after an enter that
+    /// left entries in the SQ, `EBUSY` say.)
+    fn may_start_ops(&self) -> bool {
         self.on_parker_thread()
             || (!self.single_issuer
                 && (self.sqpoll || SERVES.try_with(Cell::get).ok() == Some(self.id())))
     }
 
+    /// After staging an op that may stay in the kernel: as
+    /// [`submit_if_foreign`](Self::submit_if_foreign), but a thread that
+    /// may not start ops ([`may_start_ops`](Self::may_start_ops)) leaves
+    /// it to the parker. Called without the lock.
+    fn submit_started(&self) {
+        if self.on_parker_thread() {
+            return;
+        }
+        if !self.may_start_ops() {
+            self.unpark();
+            return;
+        }
+        self.submit_if_foreign();
+    }
+
     /// After staging from a thread other than the parker: submit now, so
-    /// the loop needs no wake-up to see the entry (a thread that may not
-    /// enter, see [`may_enter`](Self::may_enter): wake the parker, which
-    /// submits it). Called without the lock.
+    /// the loop needs no wake-up to see the entry (single issuer: wake it,
+    /// it is the only one allowed to submit). Called without the lock.
     fn submit_if_foreign(&self) {
         if self.on_parker_thread() {
             return;
         }
-        if !self.may_enter() {
+        if self.single_issuer {
             self.unpark();
             return;
         }
@@ -673,7 +726,7 @@ impl UringDriver {
                 unparked = true;
                 continue;
             }
-            if token == CANCEL_KEY {
+            if token == CANCEL_KEY || token == CANCEL_UNSTAGED_KEY {
                 continue;
             }
             n += 1;
@@ -833,7 +886,7 @@ impl UringDriver {
         if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
             self.push(&mut st, entry.user_data(token));
             drop(st);
-            self.submit_if_foreign();
+            self.submit_started();
         } else {
             drop(st);
         }
@@ -844,7 +897,8 @@ impl UringDriver {
     /// Queue a cancel for the in-flight entry `token` (which may still be
     /// staged: the cancel goes behind it).
     fn cancel(&self, st: &mut State, token: u64) {
-        self.push(st, Self::cancel_entry(token));
+        let staged = st.pending.iter().any(|e| e.get_user_data() == token);
+        self.push(st, Self::cancel_entry(token, !staged));
     }
 
     /// Queue a cancel for `token`, whose entry is known not to be staged
@@ -854,13 +908,18 @@ impl UringDriver {
     /// through (then a direct send of this thread could deliver bytes
     /// to the op being cancelled).
     fn cancel_first(&self, st: &mut State, token: u64) {
-        st.pending.insert(0, Self::cancel_entry(token));
+        st.pending.insert(0, Self::cancel_entry(token, true));
     }
 
-    fn cancel_entry(token: u64) -> squeue::Entry {
-        opcode::AsyncCancel::new(token)
-            .build()
-            .user_data(CANCEL_KEY)
+    /// `unstaged`: `token`'s entry is not staged (see
+    /// [`CANCEL_UNSTAGED_KEY`]).
+    fn cancel_entry(token: u64, unstaged: bool) -> squeue::Entry {
+        let key = if unstaged {
+            CANCEL_UNSTAGED_KEY
+        } else {
+            CANCEL_KEY
+        };
+        opcode::AsyncCancel::new(token).build().user_data(key)
     }
 
     /// Whether a non-waiting turn must still enter the kernel: entries to
@@ -992,7 +1051,7 @@ impl UringDriver {
     /// (and the number be reused) as soon as we return: make sure the
     /// kernel reads what is in the SQ (after a failed enter it may sit
     /// there unconsumed). SQPOLL: wait for the SQ thread. Off the loop
-    /// thread, send the cancel now (as for new ops).
+    /// thread, send the cancel now (where this thread may enter).
     ///
     /// `now`: the cancelled op may still consume data (a dropped receive):
     /// submit the cancel before returning, not at the end of the loop's
@@ -1012,7 +1071,7 @@ impl UringDriver {
             for _ in 0..8 {
                 self.flush(&mut st);
                 let _ = self.ring.submitter().submit();
-                if self.unsubmitted(&st) == 0 && (!now || st.pending.is_empty()) {
+                if self.unsubmitted(&st) == 0 && (!now || !Self::cancel_staged(&st)) {
                     break;
                 }
             }
@@ -1219,7 +1278,7 @@ impl Backend for UringDriver {
             self.push(&mut st, entry.user_data(token));
             drop(st);
             state.token = token;
-            self.submit_if_foreign();
+            self.submit_started();
             return Poll::Pending;
         }
         let token = state.token;
@@ -1280,7 +1339,7 @@ impl Backend for UringDriver {
                         };
                         self.push(&mut st, entry.user_data(token));
                         drop(st);
-                        self.submit_if_foreign();
+                        self.submit_started();
                         Poll::Pending
                     }
                     None => {
@@ -1355,8 +1414,8 @@ impl Backend for UringDriver {
                     },
                 );
                 self.cancel_first(&mut st, token);
-                if !self.may_enter() && !st.closed {
-                    // This thread may not enter this ring, and the parker may
+                if self.single_issuer && !self.sqpoll && !self.on_parker_thread() && !st.closed {
+                    // Only the loop thread may enter this ring, and it may
                     // have moved our entry into the submission queue
                     // without entering yet. The owner may close the fd as
                     // soon as we return; entered after that, the op would
