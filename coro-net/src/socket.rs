@@ -264,13 +264,15 @@ impl Drop for Stream {
     /// end. Bounded by [`DROP_FINISH`]: a peer that never reads must not
     /// keep the socket (and the scheduler, which the task holds) for good.
     /// A scheduler's shutdown waits for it (at most 5 s: see
-    /// `IoScheduler::spawn_lingering`); not once the shutdown began.
+    /// `IoScheduler::spawn_lingering`), also for a stream dropped while
+    /// the shutdown lingers; not once its clean-up began.
     fn drop(&mut self) {
         let busy = self.adapter.get_mut().is_some_and(|a| {
             let wr = a.wr.get_mut().unwrap_or_else(|e| e.into_inner());
             matches!(wr, WriteState::Busy(_))
         });
-        if !busy || self.sock.fd.is_none() || self.sock.sched.is_shutdown() {
+        // (Checked first: a refused task would drop `rest` here again.)
+        if !busy || self.sock.fd.is_none() || !self.sock.sched.takes_lingering() {
             return;
         }
         let rest = Stream {

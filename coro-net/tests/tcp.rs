@@ -65,6 +65,7 @@ coro_io::driver_tests!(
     a_stream_dropped_right_before_shutdown_still_delivers_every_byte,
     an_adapter_send_outlives_the_thread_that_started_it,
     a_send_staged_by_a_thread_that_then_drops_a_stream_outlives_it,
+    a_stream_dropped_while_the_shutdown_lingers_still_delivers_every_byte,
     many_streams_and_halves_dropped_mid_send_then_shut_down_deliver_everything,
     a_write_half_dropped_after_write_all_delivers_every_byte_then_the_end,
     dropped_reads_of_an_idle_stream_keep_few_wakers,
@@ -358,6 +359,54 @@ fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config)
     let got = reader.join().unwrap();
     assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
     assert!(got == data, "{cfg}: the bytes differ");
+}
+
+/// A task that ends while the shutdown lingers (for another lingering
+/// task) and drops its stream with a send in flight: the send lingers
+/// too, within the same bound. The drop used to see the shutdown begun
+/// and cancel it: the peer got a truncated stream, in the very window the
+/// shutdown keeps open for such sends.
+fn a_stream_dropped_while_the_shutdown_lingers_still_delivers_every_byte(cfg: Config) {
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let data = pattern(256 * 1024, 9);
+    let reader = pausing_reader(l, data.len(), Duration::from_millis(300));
+    let s2 = s.clone();
+    let c = run(&s, async move {
+        let c = TcpStream::connect(&s2, addr).await.unwrap();
+        c.set_send_buffer_size(4096).unwrap();
+        c
+    });
+    // Keeps the shutdown lingering until the writer below is done (on
+    // epoll its `write_all` ends only once the peer reads on, ~400 ms).
+    let s2 = s.clone();
+    assert!(s.spawn_lingering(async move {
+        s2.sleep(Duration::from_millis(1000)).await;
+    }));
+    // Runs on during the linger: writes, then drops its stream.
+    let (s2, d) = (s.clone(), data.clone());
+    s.spawn(async move {
+        let mut c = c;
+        s2.sleep(Duration::from_millis(100)).await;
+        if futures::io::AsyncWriteExt::write_all(&mut c, &d)
+            .await
+            .is_ok()
+        {
+            drop(c);
+        }
+    })
+    .detach();
+    let t0 = std::time::Instant::now();
+    s.shutdown();
+    let took = t0.elapsed();
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+    assert!(
+        took < Duration::from_secs(5),
+        "{cfg}: the shutdown took {took:?}"
+    );
 }
 
 /// As [`an_adapter_send_outlives_the_thread_that_started_it`], where the

@@ -773,12 +773,13 @@ impl Drop for File {
     /// bytes were accepted: dropping the op could leave them unwritten, or
     /// a short write's rest); its outcome goes unreported. The
     /// scheduler's shutdown waits for it (at most 5 s, see
-    /// [`IoScheduler::spawn_lingering`]). Dropped once the shutdown has
-    /// begun, the write in flight still lands (the shutdown waits for it
-    /// as for any dropped write, bounded alike), but the rest of a short
-    /// write is not written.
+    /// [`IoScheduler::spawn_lingering`]), also for a `File` dropped while
+    /// the shutdown lingers. Dropped once its clean-up has begun, the
+    /// write in flight still lands (the clean-up waits for it as for any
+    /// dropped write, bounded alike), but the rest of a short write is not
+    /// written.
     fn drop(&mut self) {
-        if self.sched.is_shutdown() {
+        if !self.sched.takes_lingering() {
             // Nothing runs tasks any more (and a task refused here would
             // drop a `File` that lands here again).
             return;

@@ -55,7 +55,14 @@ pub use options::{
 /// and its pipes, [`TaskGroup`](crate::TaskGroup) each hold a clone (timers
 /// do not). A detached task looping on a listener's `accept` keeps the
 /// scheduler alive after every other handle is gone; and whichever thread
-/// drops the last of these objects runs the shutdown.
+/// drops the last of these objects runs the shutdown. So does a stream or
+/// `File` dropped with a write still in flight, until the task that
+/// finishes it ends (a stream's gives up after 10 s; a `File`'s waits for
+/// its write): dropping your last clone right after returns without a
+/// shutdown, and a program that then ends cuts that write short; a
+/// `Manual` scheduler nobody drives any more never runs that task, and
+/// keeps the socket open. Call `shutdown()`: it lets such writes end first
+/// (at most 5 s; not when called from a task on the scheduler's pool).
 ///
 /// # Examples
 ///
@@ -357,6 +364,20 @@ impl IoScheduler {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_unless(fut, IoScheduler::is_shutdown).0
+    }
+
+    /// [`spawn`](IoScheduler::spawn), the task dropped unrun if `refuse`
+    /// says so once it is made; and whether it was scheduled.
+    fn spawn_unless<F>(
+        &self,
+        fut: F,
+        refuse: fn(&IoScheduler) -> bool,
+    ) -> (JoinHandle<F::Output>, bool)
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let inner = self.inner.clone();
         let fut = self.wrap(fut);
         let (r, h) = if self.inner.pool.is_some() {
@@ -368,12 +389,13 @@ impl IoScheduler {
         } else {
             task_with(fut, WithInfo(move |r, i| inner.schedule(r, i)))
         };
-        if self.is_shutdown() {
+        if refuse(self) {
             drop(r);
+            (h, false)
         } else {
             r.schedule();
+            (h, true)
         }
-        h
     }
 
     /// Spawn a detached task that [`shutdown`](IoScheduler::shutdown)
@@ -382,8 +404,11 @@ impl IoScheduler {
     /// program gets them, as the kernel has them by then). Shutdown runs
     /// the scheduler on until every such task ended, for at most 5 s,
     /// before it cancels what is left; bound the task's own work too
-    /// (with [`timeout`](IoScheduler::timeout)). Returns `false`, and
-    /// drops `fut` unpolled, once the scheduler is shutting down.
+    /// (with [`timeout`](IoScheduler::timeout)). Taken while the shutdown
+    /// lingers too (a task that ends then and drops a stream with a send
+    /// in flight: that send joins the ones it waits for, within the same
+    /// 5 s); returns `false`, and drops `fut` unpolled, once its clean-up
+    /// began (see [`takes_lingering`](IoScheduler::takes_lingering)).
     ///
     /// # Examples
     ///
@@ -407,16 +432,29 @@ impl IoScheduler {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if self.is_shutdown() {
+        if !self.takes_lingering() {
             return false;
         }
         let count = event_loop::Lingering::new(&self.inner);
-        self.spawn(async move {
-            let _count = count;
-            fut.await
-        })
-        .detach();
-        true
+        let (h, taken) = self.spawn_unless(
+            async move {
+                let _count = count;
+                fut.await
+            },
+            |s| !s.takes_lingering(),
+        );
+        h.detach();
+        taken
+    }
+
+    /// Whether [`spawn_lingering`](IoScheduler::spawn_lingering) takes a
+    /// task now: until the shutdown's clean-up begins (after
+    /// [`is_shutdown`](IoScheduler::is_shutdown) turns true, while the
+    /// shutdown lingers). A value that owns what it would hand to such a
+    /// task checks it first: refused, the task's future is dropped, and
+    /// with it that value, whose drop would try again.
+    pub fn takes_lingering(&self) -> bool {
+        !self.inner.life.is_closed()
     }
 
     /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
