@@ -77,6 +77,10 @@ pub mod __macro_support {
 
     use coro_io::{IoScheduler, IoSchedulerOptions};
 
+    /// What cancels a main task, said with its panic.
+    const CANCELLED_HOW: &str = " (a shutdown() of its scheduler before the body returned \
+        cancels the body: end the body instead, e.g. race its work against the stop signal)";
+
     /// Build the scheduler, run `fut` on it until it finishes, shut the
     /// scheduler down, and hand back the output (or resume the panic).
     #[track_caller]
@@ -94,7 +98,7 @@ pub mod __macro_support {
         match result {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("coro: the main task did not finish: {e}"),
+            Err(e) => panic!("coro: the main task did not finish: {e}{}", CANCELLED_HOW),
         }
     }
 
@@ -126,7 +130,7 @@ pub mod __macro_support {
         match result {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("coro: the main task did not finish: {e}"),
+            Err(e) => panic!("coro: the main task did not finish: {e}{}", CANCELLED_HOW),
         }
     }
 }

@@ -18,7 +18,11 @@
 //! be `Send` (an `Rc`, a `RefCell` may live across `.await`); with
 //! `threads = N` the body is spawned onto the pool and must be `Send`, its output too (`Box<dyn Error + Send + Sync>`, not `Box<dyn Error>`). If the scheduler cannot be created (say
 //! `driver = "uring"` where seccomp or `kernel.io_uring_disabled` forbids
-//! io_uring), the function panics with the cause.
+//! io_uring), the function panics with the cause. So it does when the body
+//! never finishes because something called `shutdown()` on its scheduler
+//! first (a task stopping the program on a signal): the shutdown cancels
+//! the body too. Stop by ending the body instead, say by racing the work
+//! against the signal (`coro::when_any!`), and let the macro shut down.
 //!
 //! | argument | meaning | default |
 //! |---|---|---|

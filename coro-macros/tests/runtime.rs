@@ -113,6 +113,28 @@ async fn panics_reach_the_test() {
     panic!("boom from the body");
 }
 
+/// A task that shuts the scheduler down while the body runs cancels the
+/// body: the panic says so and what to do instead (it said only
+/// "cancelled").
+#[coro::test(threads = 2)]
+#[should_panic(expected = "a shutdown() of its scheduler before the body returned")]
+async fn a_shutdown_before_the_body_ends_says_so() {
+    let s = current();
+    let s2 = s.clone();
+    s.spawn(async move { s2.shutdown() }).detach();
+    std::future::pending::<()>().await
+}
+
+/// The same on the default inline scheduler (the calling thread drives).
+#[coro::test]
+#[should_panic(expected = "a shutdown() of its scheduler before the body returned")]
+async fn a_shutdown_before_the_inline_body_ends_says_so() {
+    let s = current();
+    let s2 = s.clone();
+    s.spawn(async move { s2.shutdown() }).detach();
+    std::future::pending::<()>().await
+}
+
 #[coro::test(both_drivers)]
 #[should_panic(expected = "on both")]
 async fn panics_on_both_drivers() {
