@@ -98,7 +98,7 @@ pub mod __macro_support {
         match result {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("coro: the main task did not finish: {e}{}", CANCELLED_HOW),
+            Err(e) => panic!("coro: the main task did not finish: {e}{CANCELLED_HOW}"),
         }
     }
 
@@ -130,7 +130,7 @@ pub mod __macro_support {
         match result {
             Ok(v) => v,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("coro: the main task did not finish: {e}{}", CANCELLED_HOW),
+            Err(e) => panic!("coro: the main task did not finish: {e}{CANCELLED_HOW}"),
         }
     }
 }

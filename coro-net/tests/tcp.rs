@@ -361,6 +361,44 @@ fn a_stream_dropped_right_before_shutdown_still_delivers_every_byte(cfg: Config)
     assert!(got == data, "{cfg}: the bytes differ");
 }
 
+/// Waits (bounded: on a `Manual` scheduler the writer needs the driving
+/// thread) for the writer thread of the tests below, which hands back its
+/// stream and how its `write_all` went.
+fn join_writer(
+    cfg: Config,
+    writer: std::thread::JoinHandle<(TcpStream, Result<(), String>)>,
+) -> TcpStream {
+    for _ in 0..2000 {
+        if writer.is_finished() {
+            let (c, wrote) = writer.join().unwrap();
+            assert_eq!(wrote, Ok(()), "{cfg}: write_all");
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{cfg}: the writer never finished");
+}
+
+/// Flushes `c` from a task of `s` once its writer thread is gone, closes
+/// it, and checks that the peer (`reader`) got `data`, then the end.
+fn flush_then_check(
+    cfg: Config,
+    s: &IoScheduler,
+    mut c: TcpStream,
+    reader: std::thread::JoinHandle<Vec<u8>>,
+    data: &[u8],
+) {
+    let flushed = run(s, async move {
+        let r = futures::io::AsyncWriteExt::flush(&mut c).await;
+        drop(c);
+        r.map_err(|e| e.to_string())
+    });
+    let got = reader.join().unwrap();
+    assert_eq!(flushed, Ok(()), "{cfg}: the flush after the writer's exit");
+    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
+    assert!(got == data, "{cfg}: the bytes differ");
+}
+
 /// A task that ends while the shutdown lingers (for another lingering
 /// task) and drops its stream with a send in flight: the send lingers
 /// too, within the same bound. The drop used to see the shutdown begun
@@ -379,10 +417,11 @@ fn a_stream_dropped_while_the_shutdown_lingers_still_delivers_every_byte(cfg: Co
         c
     });
     // Keeps the shutdown lingering until the writer below is done (on
-    // epoll its `write_all` ends only once the peer reads on, ~400 ms).
+    // epoll its `write_all` ends only once the peer reads on, ~400 ms;
+    // room for a slow machine, within the shutdown's 5 s bound).
     let s2 = s.clone();
     assert!(s.spawn_lingering(async move {
-        s2.sleep(Duration::from_millis(1000)).await;
+        s2.sleep(Duration::from_millis(1500)).await;
     }));
     // Runs on during the linger: writes, then drops its stream.
     let (s2, d) = (s.clone(), data.clone());
@@ -469,27 +508,10 @@ fn a_send_staged_by_a_thread_that_then_drops_a_stream_outlives_it(cfg: Config) {
         drop(c2);
         (c, r.map_err(|e| e.to_string()))
     });
-    let mut done = None;
-    for _ in 0..2000 {
-        if writer.is_finished() {
-            done = Some(writer.join().unwrap());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (mut c, wrote) = done.unwrap_or_else(|| panic!("{cfg}: the writer never finished"));
-    assert_eq!(wrote, Ok(()), "{cfg}: write_all");
+    let c = join_writer(cfg, writer);
     exited.send(()).unwrap();
     coro_core::sync_wait(busy).unwrap();
-    let flushed = run(&s, async move {
-        let r = futures::io::AsyncWriteExt::flush(&mut c).await;
-        drop(c);
-        r.map_err(|e| e.to_string())
-    });
-    let got = reader.join().unwrap();
-    assert_eq!(flushed, Ok(()), "{cfg}: the flush after the writer's exit");
-    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
-    assert!(got == data, "{cfg}: the bytes differ");
+    flush_then_check(cfg, &s, c, reader, &data);
 }
 
 /// A send the `AsyncWrite` adapter leaves in flight outlives the thread
@@ -539,28 +561,10 @@ fn an_adapter_send_outlives_the_thread_that_started_it(cfg: Config) {
         let r = coro_core::sync_wait(futures::io::AsyncWriteExt::write_all(&mut c, &d));
         (c, r.map_err(|e| e.to_string()))
     });
-    // Bounded: on a Manual scheduler the writer needs the driving thread.
-    let mut done = None;
-    for _ in 0..2000 {
-        if writer.is_finished() {
-            done = Some(writer.join().unwrap());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let (mut c, wrote) = done.unwrap_or_else(|| panic!("{cfg}: the writer never finished"));
-    assert_eq!(wrote, Ok(()), "{cfg}: write_all");
+    let c = join_writer(cfg, writer);
     // The writer's thread has exited (joined): now the peer reads on.
     exited.send(()).unwrap();
-    let flushed = run(&s, async move {
-        let r = futures::io::AsyncWriteExt::flush(&mut c).await;
-        drop(c);
-        r.map_err(|e| e.to_string())
-    });
-    let got = reader.join().unwrap();
-    assert_eq!(flushed, Ok(()), "{cfg}: the flush after the writer's exit");
-    assert_eq!(got.len(), data.len(), "{cfg}: bytes delivered");
-    assert!(got == data, "{cfg}: the bytes differ");
+    flush_then_check(cfg, &s, c, reader, &data);
 }
 
 /// Adversarial: eight connections, half whole streams and half split

@@ -494,7 +494,8 @@ impl<B: IoBuf> Send<B> {
     /// nobody may poll again until the caller's next write. `MSG_WAITALL`
     /// on a stream socket (Linux 5.18 and later; an older kernel may
     /// still complete short). A send made before submitting
-    /// ([`Op::try_now`]) may still be short.
+    /// ([`Op::try_now`]) may still be short, and so may one of a buffer
+    /// above 2 GiB less a page (one entry asks for at most that).
     pub fn all(mut self) -> Send<B> {
         self.all = true;
         self

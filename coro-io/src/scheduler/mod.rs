@@ -448,11 +448,22 @@ impl IoScheduler {
     }
 
     /// Whether [`spawn_lingering`](IoScheduler::spawn_lingering) takes a
-    /// task now: until the shutdown's clean-up begins (after
-    /// [`is_shutdown`](IoScheduler::is_shutdown) turns true, while the
-    /// shutdown lingers). A value that owns what it would hand to such a
+    /// task now: true until the shutdown's clean-up begins, also while
+    /// the shutdown lingers (when [`is_shutdown`](IoScheduler::is_shutdown)
+    /// is already true). A value whose drop hands what it owns to such a
     /// task checks it first: refused, the task's future is dropped, and
-    /// with it that value, whose drop would try again.
+    /// with it what it owns, whose drop would try again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// assert!(sched.takes_lingering());
+    /// sched.shutdown();
+    /// assert!(!sched.takes_lingering());
+    /// assert!(!sched.spawn_lingering(async {}));
+    /// # std::io::Result::Ok(())
+    /// ```
     pub fn takes_lingering(&self) -> bool {
         !self.inner.life.is_closed()
     }
@@ -715,11 +726,14 @@ impl IoScheduler {
     /// loop a timeout, or wait on the handle itself.
     ///
     /// A thread that drives a scheduler this way should not exit while
-    /// its ops are in flight: io_uring cancels the requests a thread
+    /// ops are in flight: io_uring cancels the requests a thread
     /// submitted when that thread exits (the ops then fail with
     /// `ECANCELED`; not on an SQPOLL ring, whose kernel thread submits
     /// them), also those the shutdown's clean-up still waits for
-    /// (a dropped file's write, a lingering send). `is_shutdown()` turns
+    /// (a dropped file's write, a lingering send), and the driving thread
+    /// submits the ops other threads start too (a user's thread writing
+    /// through a stream's `AsyncWrite`: a passing thread, which may end
+    /// any time, leaves its ops to the driving one). `is_shutdown()` turns
     /// true when `shutdown()` is called, before that clean-up: so after
     /// the loop, call `shutdown()` on the driving thread too, which
     /// returns once the clean-up is over, whichever thread runs it.
