@@ -114,7 +114,6 @@ impl UnixListener {
             io::Result::Ok(s)
         })();
         let s = r.map_err(|e| context(e, format_args!("bind/listen on {}", path.display())))?;
-        let _ = unnamed(); // see `peer_of`
         Ok(UnixListener {
             sock: Socket::new(sched, s.into()),
             backoff: AcceptBackoff::default(),
@@ -133,7 +132,6 @@ impl UnixListener {
         l.set_nonblocking(true)?;
         let sock = Socket::new(sched, l.into());
         crate::socket::check_listener(&sock)?;
-        let _ = unnamed(); // see `peer_of`
         Ok(UnixListener {
             sock,
             backoff: AcceptBackoff::default(),
@@ -548,10 +546,8 @@ fn unix_addr(a: SockAddr) -> io::Result<SocketAddr> {
 /// where an error would lose it. Where the address cannot be
 /// expressed as a `SocketAddr` (a path of the full 108 bytes, which Linux
 /// allows without a terminating NUL and std does not), or cannot be had,
-/// it is reported as unnamed. (The unnamed address itself is made once
-/// per process, with a socket: the listeners and datagram sockets make it
-/// when they are created, so that it is there when fds run out.)
-/// (An error only if that never succeeded.)
+/// it is reported as unnamed (made without a socket, so also when fds
+/// have run out: see [`unnamed`]).
 pub(crate) fn peer_of(a: io::Result<SockAddr>) -> io::Result<SocketAddr> {
     a.and_then(|a| {
         if a.len() == 0 {
@@ -563,14 +559,14 @@ pub(crate) fn peer_of(a: io::Result<SockAddr>) -> io::Result<SocketAddr> {
     .or_else(|_| unnamed())
 }
 
-/// `std` has no constructor for the unnamed address; an unbound socket has it.
+/// The unnamed address (an unbound socket's). `std` has no constructor
+/// named for it, but an empty path makes it: an address of the family
+/// alone, which is how Linux reports an unnamed socket. No socket is made
+/// for it, so it is there when fds have run out, after an accept or a
+/// receive took the last one (asking an unbound socket for its address
+/// would then fail, losing the connection or datagram already taken).
 fn unnamed() -> io::Result<SocketAddr> {
-    static UNNAMED: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
-    if let Some(a) = UNNAMED.get() {
-        return Ok(a.clone());
-    }
-    let a = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
-    Ok(UNNAMED.get_or_init(|| a).clone())
+    SocketAddr::from_pathname("")
 }
 
 /// A listener's name in accept errors, asked of the kernel only when an
@@ -588,5 +584,23 @@ impl fmt::Display for ListenerName<'_> {
             Some(p) => write!(f, "{}", p.display()),
             None => f.write_str("a unix socket"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::linux::net::SocketAddrExt;
+
+    #[test]
+    fn the_unnamed_address_is_what_an_unbound_socket_reports() {
+        let made = super::unnamed().unwrap();
+        let real = std::os::unix::net::UnixDatagram::unbound()
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(made.is_unnamed() && real.is_unnamed());
+        assert_eq!(made.as_pathname(), None);
+        assert_eq!(made.as_abstract_name(), None);
+        assert_eq!(format!("{made:?}"), format!("{real:?}"));
     }
 }

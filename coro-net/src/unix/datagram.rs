@@ -77,7 +77,6 @@ fn path_addr(path: &Path) -> io::Result<SockAddr> {
 
 impl UnixDatagram {
     fn from_socket(sched: &IoScheduler, s: socket2::Socket) -> UnixDatagram {
-        let _ = unnamed(); // see `peer_of`
         UnixDatagram {
             sock: Socket::new(sched, s.into()),
             read_shut: ReadShut::default(),
@@ -137,7 +136,6 @@ impl UnixDatagram {
         s: std::os::unix::net::UnixDatagram,
     ) -> io::Result<UnixDatagram> {
         s.set_nonblocking(true)?;
-        let _ = unnamed(); // see `peer_of`
         Ok(UnixDatagram {
             sock: Socket::new(sched, s.into()),
             read_shut: ReadShut::default(),
