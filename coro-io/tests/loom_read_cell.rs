@@ -63,6 +63,32 @@ fn registration_events_and_release_change_the_word() {
     });
 }
 
+#[test]
+fn a_drained_mark_does_not_outlive_a_wrap_of_the_read_sequence() {
+    loom::model(|| {
+        let c = ReadCell::default();
+        c.register();
+        for _ in 0..5 {
+            c.readable(false);
+        }
+        let marked = c.load();
+        assert_eq!(ReadCell::read_seq(marked), 5);
+        c.mark_drained(Some(marked));
+        // 2^31 events, every read of them full (the mark stays): skipped
+        // up to the events that cross half-way and 0, which run here.
+        let half = 1u32 << 30;
+        c.skip_events_to(half - 1);
+        c.readable(false);
+        c.skip_events_to(2 * half - 1);
+        c.readable(false);
+        assert_eq!(ReadCell::read_seq(c.load()), 0, "wrapped");
+        c.skip_events_to(4);
+        c.readable(false);
+        assert_eq!(c.load(), marked, "the word is the marked one again");
+        assert!(!c.drained(marked), "bytes may wait: the read must try");
+    });
+}
+
 /// One fd: its read word, the table lock's part (the waker slot), the
 /// socket's queued bytes, and the task's wake flag.
 struct Fd {

@@ -104,20 +104,52 @@ impl ReadCell {
 
     /// The generation after this one (registering and releasing both add
     /// one), with the hang-up bit cleared; `registered`: what it is now.
+    /// The drained mark goes too: the generation wraps after 2^31
+    /// registrations of the fd number, and a mark of the old one would
+    /// then match again.
     fn next_generation(&self, registered: bool) {
         let w = self.word.load(Ordering::Relaxed);
         debug_assert_eq!(Self::registered(w), registered);
+        self.drained_at.store(0, Ordering::Relaxed);
         self.word
             .store((w & !HUP).wrapping_add(GEN_ONE), Ordering::Release);
     }
 
     /// A readable event (table lock held): bump the sequence number, and
     /// note a hang-up.
+    ///
+    /// The sequence has 31 bits: 2^31 events after a mark was set, the
+    /// word is the marked one again, and a reader would sleep on bytes
+    /// already queued (for good on a back-pressured stream, whose next
+    /// event waits for that read). Such a run needs no short read between
+    /// (a consumer behind its producer for hours, reading full buffers) or
+    /// no read at all (a connection that only sends for hours, its write
+    /// events counted here while unread bytes wait). So each time the
+    /// sequence reaches 0 or half-way, the mark is cleared: a mark set
+    /// since the last such point (even from a word loaded a few events
+    /// before it, by a reader that stored it late) is cleared at the next
+    /// one, before the sequence can come back to its value. The cost is a
+    /// branch per event and one extra `recv` per 2^30 events.
     pub(crate) fn readable(&self, hup: bool) {
         let w = self.word.load(Ordering::Relaxed);
         let seq = (w & SEQ_MASK).wrapping_add(SEQ_ONE) & SEQ_MASK;
+        if seq & (SEQ_MASK >> 1) == 0 {
+            self.drained_at.store(0, Ordering::Relaxed);
+        }
         let hup = if hup { HUP } else { w & HUP };
         self.word
             .store((w & !(SEQ_MASK | HUP)) | seq | hup, Ordering::Release);
+    }
+
+    /// Test builds: as if readable events without a hang-up had brought
+    /// the read sequence to `seq` (which the caller makes sure none of
+    /// them would have crossed 0 or half-way: see [`readable`](Self::readable)).
+    /// A wrap is otherwise 2^31 events away.
+    #[cfg(test)]
+    #[allow(dead_code)] // used by tests/loom_read_cell.rs only
+    pub(crate) fn skip_events_to(&self, seq: u32) {
+        let w = self.word.load(Ordering::Relaxed);
+        let seq = (u64::from(seq) << 1) & SEQ_MASK;
+        self.word.store((w & !SEQ_MASK) | seq, Ordering::Release);
     }
 }
