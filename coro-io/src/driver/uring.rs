@@ -266,21 +266,32 @@ impl State {
 }
 
 thread_local! {
-    /// A per-thread address, used to recognise the parking thread cheaply.
-    static THREAD_MARK: u8 = const { 0 };
-    /// The driver (its address) this thread serves until that driver's
-    /// scheduler shuts down: its loop thread, its pool's workers (see
-    /// [`UringDriver::may_enter`]). 0: none.
+    /// This thread's number (see [`thread_mark`]); 0 until first asked.
+    static THREAD_MARK: Cell<usize> = const { Cell::new(0) };
+    /// The driver (its [`id`](UringDriver::id)) this thread serves until
+    /// that driver's scheduler shuts down: its loop thread, its pool's
+    /// workers (see [`UringDriver::may_enter`]). 0: none.
     static SERVES: Cell<usize> = const { Cell::new(0) };
 }
 
+/// A number for the calling thread that no other thread of the process
+/// ever has, to recognise the parking thread cheaply. (Not an address,
+/// such as a thread-local's: a thread started after another ended is
+/// often given the same stack and thread-local block, and would pass for
+/// it.)
 fn thread_mark() -> usize {
-    THREAD_MARK.with(|m| m as *const u8 as usize)
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    THREAD_MARK.with(|m| {
+        if m.get() == 0 {
+            m.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        m.get()
+    })
 }
 
 /// A driver's mark for the threads that serve it for its life (see
-/// [`UringDriver::may_enter`]): its address, which no other live driver
-/// has.
+/// [`UringDriver::may_enter`]): its [`id`](UringDriver::id), which no
+/// other driver of the process ever has.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Server(usize);
 
@@ -302,6 +313,8 @@ pub(crate) struct UringDriver {
     state: Mutex<State>,
     /// Held by the thread inside `park` (one parker at a time).
     parker: Mutex<()>,
+    /// This driver's number, unique in the process (see [`Server`]).
+    id: usize,
     /// `thread_mark()` of the last thread that parked (single issuer: of
     /// the thread that enabled the ring, the only one that may enter).
     parker_thread: AtomicUsize,
@@ -422,6 +435,13 @@ impl UringDriver {
                 ..State::default()
             }),
             parker: Mutex::new(()),
+            id: {
+                // Not its address: a driver made after another was
+                // dropped may get the same one, and the old one's threads
+                // would pass for its servers.
+                static NEXT: AtomicUsize = AtomicUsize::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
             parker_thread: AtomicUsize::new(0),
             single_issuer: taskrun == Taskrun::Deferred,
             sqpoll: opts.sqpoll_idle.is_some(),
@@ -621,7 +641,7 @@ impl UringDriver {
     }
 
     fn id(&self) -> usize {
-        std::ptr::from_ref(self) as usize
+        self.id
     }
 
     /// Whether the calling thread may enter the kernel.
@@ -1710,4 +1730,44 @@ fn poll_mask(interest: Interest) -> u32 {
         m |= libc::POLLOUT;
     }
     m as u16 as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_started_after_another_ended_is_not_taken_for_it() {
+        // The second thread is usually given the first one's stack (and
+        // thread-local block) back.
+        let first = std::thread::spawn(thread_mark).join().unwrap();
+        let second = std::thread::spawn(thread_mark).join().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(thread_mark(), thread_mark());
+    }
+
+    #[test]
+    fn a_driver_made_after_another_was_dropped_has_other_servers() {
+        // A ring many threads may enter (not single-issuer), where the
+        // serving mark decides who submits.
+        let opts = UringOptions {
+            ring_mode: RingMode::CoopTaskrun,
+            ..UringOptions::default()
+        };
+        let Ok(first) = UringDriver::new(&opts, Issuer::Workers) else {
+            return; // no io_uring here: nothing to check
+        };
+        // In a box, as in a scheduler: the allocator usually gives the
+        // second driver the first one's place.
+        let first = Box::new(first);
+        first.server().serve_here();
+        assert!(first.may_start_ops());
+        drop(first);
+        let second = Box::new(UringDriver::new(&opts, Issuer::Workers).unwrap());
+        assert!(
+            !second.may_start_ops(),
+            "this thread served another driver, not this one"
+        );
+        SERVES.with(|s| s.set(0));
+    }
 }
