@@ -16,6 +16,7 @@ use coro_io::{DriverKind, IoScheduler, PollOp, PollStatus, TaskGroup};
 use coro_net::tcp::{ListenOptions, TcpListener, TcpSocket, TcpStream};
 
 coro_io::driver_tests!(
+    a_backlog_of_clients_is_accepted_in_a_few_loop_turns,
     read_timeout_keeps_its_deadline_after_a_dropped_adapter_read,
     poll_and_peek_see_what_a_dropped_adapter_read_received,
     echo_round_trips_1b_to_4mib,
@@ -712,6 +713,32 @@ fn echo_round_trips_1b_to_4mib(cfg: Config) {
         }
     });
     s.shutdown();
+}
+
+/// 64 clients waiting in the backlog are accepted within a few turns of
+/// the event loop. Through the ring alone, io_uring took one connection
+/// per turn, so a burst of clients waited behind every connection the
+/// loop served each turn.
+fn a_backlog_of_clients_is_accepted_in_a_few_loop_turns(cfg: Config) {
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let clients: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let s2 = s.clone();
+    let turns = run(&s, async move {
+        let accept_all = async {
+            for _ in 0..64 {
+                l.accept().await.unwrap();
+            }
+        };
+        common::with_turns_counted(&s2, accept_all).await.1
+    });
+    drop(clients);
+    if common::counts_turns(cfg) {
+        assert!(turns <= 16, "64 waiting clients took {turns} loop turns");
+    }
 }
 
 fn thousand_concurrent_connections(cfg: Config) {

@@ -15,6 +15,7 @@ use coro_net::udp::UdpSocket;
 use coro_net::unix::{UnixListener, UnixStream};
 
 coro_io::driver_tests!(
+    udp_queued_datagrams_are_taken_in_a_few_loop_turns,
     udp_send_to_and_recv_from,
     udp_truncation_is_reported,
     udp_connected_send_recv,
@@ -30,6 +31,47 @@ coro_io::driver_tests!(
     udp_a_zero_timeout_takes_a_queued_datagram,
     unix_connect_to_a_full_backlog_after_shutdown_ends,
 );
+
+/// 64 datagrams already queued are received within a few turns of the
+/// event loop, by `recv_from` and by a connected socket's `recv`. Through
+/// the ring alone, io_uring took one per turn, and a busy loop let the
+/// socket's buffer overflow.
+fn udp_queued_datagrams_are_taken_in_a_few_loop_turns(cfg: Config) {
+    let s = sched(cfg);
+    let a = UdpSocket::bind(&s, "127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    for i in 0..128u8 {
+        b.send_to(&[i], a_addr).unwrap();
+    }
+    let s2 = s.clone();
+    let turns = run(&s, async move {
+        let from = async {
+            for i in 0..64u8 {
+                let (r, buf) = a.recv_from(Vec::with_capacity(8)).await;
+                assert_eq!(r.unwrap(), (1, b_addr));
+                assert_eq!(buf, [i]);
+            }
+        };
+        let t1 = common::with_turns_counted(&s2, from).await.1;
+        a.connect(b_addr).await.unwrap();
+        let connected = async {
+            for i in 64..128u8 {
+                let (r, buf) = a.recv(Vec::with_capacity(8)).await;
+                assert_eq!(r.unwrap(), 1);
+                assert_eq!(buf, [i]);
+            }
+        };
+        let t2 = common::with_turns_counted(&s2, connected).await.1;
+        (t1, t2)
+    });
+    if common::counts_turns(cfg) {
+        assert!(
+            turns.0 <= 16 && turns.1 <= 16,
+            "64 queued datagrams took {turns:?} loop turns (recv_from, recv)"
+        );
+    }
+}
 
 /// What a tokio user writes first: `send_to(b"..", "127.0.0.1:port")`,
 /// `write_all(String)`. A byte literal and a `String` are buffers, and

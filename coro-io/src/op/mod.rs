@@ -419,6 +419,18 @@ pub(crate) mod sys {
         Ok(rustix::net::recv(fd, buf, RecvFlags::empty())?.0.0.len())
     }
 
+    /// [`recv`] with `MSG_DONTWAIT` (for a socket that may be in blocking
+    /// mode).
+    ///
+    /// # Safety
+    ///
+    /// As [`recv`].
+    pub(crate) unsafe fn recv_now(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+        // SAFETY: the caller's contract.
+        let (fd, buf) = unsafe { (BorrowedFd::borrow_raw(fd), spare(ptr, len)) };
+        Ok(rustix::net::recv(fd, buf, RecvFlags::DONTWAIT)?.0.0.len())
+    }
+
     /// `send(fd, ptr, len, MSG_NOSIGNAL)`, with `MSG_DONTWAIT` if
     /// `dont_wait` (for a socket that may be in blocking mode).
     ///

@@ -174,11 +174,15 @@ pub struct Accept {
     fd: RawFd,
     addr: RawAddr,
     orphans: Orphans,
+    /// io_uring: accept at once before submitting ([`Op::try_now`]), where
+    /// the caller promised a non-blocking listener (see [`accept_keeping`]).
+    try_first: bool,
 }
 
 impl Accept {
     /// `inbox`: where a connection accepted after the future was dropped
     /// goes (`None`: it is closed).
+    /// The `_keeping` constructors also promise a non-blocking listener.
     fn new(fd: RawFd, inbox: Option<&Arc<AcceptInbox>>) -> Accept {
         Accept {
             fd,
@@ -187,6 +191,7 @@ impl Accept {
                 inbox: inbox.cloned(),
                 late: None,
             },
+            try_first: inbox.is_some(),
         }
     }
 }
@@ -205,6 +210,13 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
 
 /// [`accept`], keeping a connection accepted for a dropped future in
 /// `inbox` for the next accept.
+///
+/// `fd` must be non-blocking (as every listener of coro-net is): on
+/// io_uring too a connection already in the backlog is taken at once, in
+/// the poll, by a non-blocking `accept4(2)`, as epoll does. Through the
+/// ring alone an accept loop would take one connection per turn of the
+/// event loop, however many wait, while the connections it serves fill
+/// each turn (a burst of clients would wait behind them).
 ///
 /// # Cancel safety
 ///
@@ -225,6 +237,9 @@ unsafe impl Op for Accept {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         accept_attempt(self.fd, Some(&mut self.addr))
+    }
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        self.try_first.then(|| self.attempt())
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         let fd = accepted(res)?;
@@ -440,6 +455,17 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
         // SAFETY: the buffer is valid for `len` bytes of writes (IoBufMut
         // contract); the fd stays open while the op lives (`Op` contract).
         unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len) }
+    }
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        // `recv` (not `recv_stream`, whose reads wait as `drains` says): a
+        // datagram already queued is taken in the poll, as `RecvFrom`'s.
+        if self.stream {
+            return None;
+        }
+        let len = self.buf.bytes_total();
+        // SAFETY: as in `attempt`; `MSG_DONTWAIT`, since on io_uring the
+        // socket need not be non-blocking.
+        Some(unsafe { super::sys::recv_now(self.fd, self.buf.stable_mut_ptr(), len) })
     }
     fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
@@ -685,6 +711,11 @@ unsafe impl<B: IoBufMut, A: Address> Op for RecvFrom<B, A> {
     fn attempt(&mut self) -> io::Result<usize> {
         self.inner.attempt(0)
     }
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        // A datagram already queued is taken in the poll, as on epoll, not
+        // one per turn of the event loop through the ring.
+        Some(self.inner.attempt(libc::MSG_DONTWAIT))
+    }
     fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         let r = res.and_then(|n| {
             self.inner.received(n);
@@ -853,6 +884,8 @@ unsafe impl Op for PollFd {
 pub struct AcceptFd {
     fd: RawFd,
     orphans: Orphans,
+    /// As [`Accept`]'s (see [`accept_fd_keeping`]).
+    try_first: bool,
 }
 
 impl AcceptFd {
@@ -864,6 +897,7 @@ impl AcceptFd {
                 inbox: inbox.cloned(),
                 late: None,
             },
+            try_first: inbox.is_some(),
         }
     }
 }
@@ -882,7 +916,8 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
 }
 
 /// [`accept_fd`], keeping a connection accepted for a dropped future in
-/// `inbox` for the next accept.
+/// `inbox` for the next accept. `fd` must be non-blocking (see
+/// [`accept_keeping`]).
 ///
 /// # Cancel safety
 ///
@@ -907,6 +942,9 @@ unsafe impl Op for AcceptFd {
     }
     fn attempt(&mut self) -> io::Result<usize> {
         accept_attempt(self.fd, None)
+    }
+    fn try_now(&mut self) -> Option<io::Result<usize>> {
+        self.try_first.then(|| self.attempt())
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         accepted(res)

@@ -95,3 +95,35 @@ pub(crate) fn wakers_kept_by_dropped_polls<F: Future>(
     }
     live.load(Ordering::SeqCst)
 }
+
+/// Run `fut` in the calling task beside a task that yields at every
+/// poll; returns `fut`'s output and how often that task ran meanwhile. On
+/// a scheduler whose tasks run on its loop thread, that counts the loop's
+/// turns (at most two runs a turn); on a pool's workers it spins freely
+/// and counts nothing (see [`counts_turns`]).
+pub(crate) async fn with_turns_counted<F: Future>(s: &IoScheduler, fut: F) -> (F::Output, usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let runs = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (r, st) = (runs.clone(), stop.clone());
+    let yielder = s.spawn(async move {
+        while !st.load(SeqCst) {
+            r.fetch_add(1, SeqCst);
+            coro_core::yield_now().await;
+        }
+    });
+    let before = runs.load(SeqCst);
+    let out = fut.await;
+    let took = runs.load(SeqCst) - before;
+    stop.store(true, SeqCst);
+    let _ = yielder.await;
+    (out, took)
+}
+
+/// Whether [`with_turns_counted`] counts loop turns under `cfg` (tasks
+/// run by the loop, not a pool), and io_uring tries ready syscalls at
+/// once (not SQPOLL, whose point is to submit without one).
+pub(crate) fn counts_turns(cfg: Config) -> bool {
+    !cfg.pool && !cfg.sqpoll
+}
