@@ -172,6 +172,11 @@ enum Phase {
         listener: EventListener,
         #[cfg(not(loom))]
         since: Instant,
+        /// Starved waiters were there when this one last listened: until
+        /// its next wake-up it waits behind their hand-offs, which does
+        /// not count towards its bound (see the module docs).
+        #[cfg(not(loom))]
+        behind_starved: bool,
     },
     Starved {
         listener: EventListener,
@@ -202,6 +207,8 @@ impl RawLock {
                         listener,
                         #[cfg(not(loom))]
                         since: Instant::now(),
+                        #[cfg(not(loom))]
+                        behind_starved: raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0,
                     };
                     if raw.try_acquire(true) {
                         self.phase = Phase::Done;
@@ -217,14 +224,26 @@ impl RawLock {
                         return Poll::Ready(());
                     }
                     #[cfg(not(loom))]
-                    if raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0 {
+                    {
                         // Lost to the hand-off queue, not to a barger: that
                         // queue is FIFO and drains, so this wait is not
                         // starvation. Without this, waiting behind a long
                         // hand-off queue starves everyone else in turn and the
-                        // lock never leaves the slow mode (a convoy).
-                        if let Phase::Waiting { since, .. } = &mut self.phase {
-                            *since = Instant::now();
+                        // lock never leaves the slow mode (a convoy). That
+                        // includes a wait that began behind starved waiters
+                        // and ends now that they are served: an unlock wakes
+                        // an ordinary waiter only once none is starved.
+                        let starved = raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0;
+                        if let Phase::Waiting {
+                            since,
+                            behind_starved,
+                            ..
+                        } = &mut self.phase
+                        {
+                            if starved || *behind_starved {
+                                *since = Instant::now();
+                            }
+                            *behind_starved = starved;
                         }
                     }
                     if self.starving(raw) {

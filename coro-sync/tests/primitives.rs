@@ -150,6 +150,35 @@ fn mutex_starved_waiter_gets_handoff() {
     assert!(m.try_lock().is_some());
 }
 
+/// Time a waiter spends behind starved waiters does not count towards its
+/// own barging bound: once they are served, it competes with newcomers
+/// afresh instead of turning starved at its first lost race (which kept
+/// the lock in hand-off mode under contention: a convoy).
+#[test]
+fn mutex_a_wait_behind_starved_waiters_is_not_starvation() {
+    let m = Mutex::new(());
+    let g0 = m.try_lock().unwrap();
+    let mut w1 = Probe::new(m.lock());
+    w1.pending();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    drop(g0);
+    let barger = m.try_lock().unwrap();
+    w1.pending(); // lost after 2 ms: starved
+    // W2 waits only behind the starved W1.
+    let mut w2 = Probe::new(m.lock());
+    w2.pending();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    drop(barger); // handed to W1
+    drop(w1.ready()); // W1 served; nobody starved; W2 told
+    let barger = m.try_lock().expect("nobody is starved: barging is allowed");
+    w2.pending(); // W2 loses its first race since the hand-offs ended
+    drop(barger);
+    assert!(
+        m.try_lock().is_some(),
+        "W2's wait behind the starved W1 was counted: the lock was handed off again"
+    );
+}
+
 #[test]
 fn mutex_starved_waiter_dropped_after_handoff_releases() {
     let m = Mutex::new(());
