@@ -309,10 +309,15 @@ impl Signal {
     }
 
     /// Poll for the next delivery (the `Stream` implementation).
+    ///
+    /// A delivery counts against the task's budget, as an op's result
+    /// does (see [`coop`](crate::coop)): under a flood of signals, one
+    /// always waiting, a task receiving them in a loop still yields.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<()>> {
         if self.ended {
             return Poll::Ready(None);
         }
+        std::task::ready!(crate::coop::poll_proceed(cx));
         let count = &self.g.counts[self.kind.0 as usize];
         loop {
             let now = count.load(Ordering::SeqCst);
@@ -320,6 +325,7 @@ impl Signal {
                 self.seen = now;
                 self.failures = 0;
                 self.listener = None;
+                crate::coop::consume();
                 return Poll::Ready(Some(()));
             }
             // Listen first, then look again: a drain that happened in

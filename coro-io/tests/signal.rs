@@ -38,6 +38,36 @@ fn raise_later(kind: SignalKind, after: Duration) -> thread::JoinHandle<()> {
     })
 }
 
+/// A delivery always waiting (a flood) does not keep the receiving task
+/// from yielding: receives count against its budget, as ops do. (It never
+/// yielded: an Inline loop froze for as long as the flood lasted.)
+#[test]
+fn a_flood_of_signals_lets_the_receiving_task_yield() {
+    let s = Config::EPOLL.sched();
+    let h = s.spawn(async {
+        let mut sig = signal::signal(SignalKind::user_defined2()).unwrap();
+        let mut flood = std::pin::pin!(async move {
+            for _ in 0..300 {
+                // To this thread: the handler has counted it when `raise`
+                // returns, so the next receive is ready at once.
+                // SAFETY: `raise` has no memory-safety preconditions.
+                assert_eq!(unsafe { libc::raise(libc::SIGUSR2) }, 0);
+                assert_eq!(sig.recv().await, Some(()));
+            }
+        });
+        let mut polls = 0;
+        std::future::poll_fn(|cx| {
+            polls += 1;
+            flood.as_mut().poll(cx)
+        })
+        .await;
+        polls
+    });
+    let polls = sync_wait(h).unwrap();
+    assert!(polls >= 3, "300 receives in {polls} poll(s)");
+    s.shutdown();
+}
+
 fn every_listener_sees_a_delivery(cfg: Config) {
     let s = cfg.sched();
     let h = s.spawn(async {
