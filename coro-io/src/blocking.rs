@@ -6,6 +6,12 @@
 //! them on one process-wide pool instead: a thread is started when a job
 //! arrives and none is idle (up to [`MAX_THREADS`]), and a thread that stays
 //! idle for [`KEEP_ALIVE`] exits. Jobs beyond the cap wait in a FIFO queue.
+//!
+//! The pool is shared with coro-io's own short jobs (file I/O and `statx`
+//! on epoll, opcodes a kernel lacks on io_uring, standard input and
+//! output, the fallbacks of child processes): with [`MAX_THREADS`] long
+//! jobs running, those wait in the same queue behind them, as tokio's do.
+//! Bound the long jobs you start (a semaphore) if the I/O must not wait.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};

@@ -140,7 +140,8 @@ impl UnixListener {
 
     /// Wait for a connection and accept it; as robust as
     /// [`TcpListener::accept`](crate::tcp::TcpListener::accept) (aborted
-    /// connections skipped, fd exhaustion paused on and retried).
+    /// connections skipped, fd exhaustion paused on and retried, a waiting
+    /// connection taken in the poll: the socket must stay non-blocking).
     ///
     /// # Errors
     ///

@@ -18,6 +18,13 @@ use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 /// pops drain what is left, then fail; [`stream`](Queue::stream) ends at that
 /// point. libcoro: `coro::queue`.
 ///
+/// # Fairness
+///
+/// Items come out in order, but consumers are not served in order: a
+/// woken `pop` competes with newcomers (`try_pop`, a `pop` that finds an
+/// item), and one that loses waits again at the back, without a bound.
+/// Every item is still taken by someone.
+///
 /// # Examples
 ///
 /// ```

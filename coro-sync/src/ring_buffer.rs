@@ -19,6 +19,18 @@ use crate::wait_queue::{Listener, WaitQueue, poll_listen};
 /// the order they went in (FIFO); waiters are woken in FIFO order. libcoro:
 /// `coro::ring_buffer` (`produce` is `push`, `consume` is `pop`, `shutdown` is `close`).
 ///
+/// # Fairness
+///
+/// Not first-come-first-served, and unbounded: a woken waiter competes
+/// with newcomers (a `try_push`, a `push` that finds room), and one that
+/// loses waits again at the back of the line. Under steady contention
+/// from new producers one waiting producer can wait for as long as it
+/// lasts (likewise consumers). Where that matters, [`mpsc::channel`]
+/// bounds a sender's wait: after about 1 ms of it, newcomers queue
+/// behind it.
+///
+/// [`mpsc::channel`]: crate::mpsc::channel
+///
 /// # Examples
 ///
 /// ```

@@ -640,9 +640,14 @@ pub(crate) const FINISH_BOUND: Duration = Duration::from_secs(5);
 /// Most wakers one list of an fd's waiting tasks keeps (see [`push_waker`]).
 pub(crate) const WAKERS_MAX: usize = 32;
 
-/// Where [`push_waker`]'s mark stops doubling: more live tasks than this
-/// waiting on one fd at once evict each other (each wakes and polls again)
-/// now and then.
+/// Where [`push_waker`]'s mark stops doubling. More live tasks than this
+/// waiting on one fd (one direction) at once evict each other without
+/// end while the fd stays idle: each eviction wakes them all, they poll
+/// again and refill the list, which then evicts again (a core kept busy
+/// with nothing to do). The list cannot tell a live waker from one left
+/// by a dropped read, so it cannot grow for the first without growing
+/// for the second; keep the waiters of one fd below this (one task that
+/// reads and hands out the work).
 pub(crate) const WAKERS_MARK_MAX: usize = 1024;
 
 /// Add `w` to a list of an fd's waiting tasks, unless it is there. An op

@@ -1078,7 +1078,10 @@ impl UringDriver {
     /// turn, where the thread may enter. Else a send of this thread's made
     /// as a direct syscall ([`Op::try_now`]) before the turn ends could
     /// deliver bytes that the dropped receive takes and loses with its
-    /// buffer. (A receive queue's end needs no such haste: its socket is
+    /// buffer. (A direct receive, `Op::try_now` of a datagram receive,
+    /// made meanwhile takes what is queued before the dropped one can; what
+    /// arrives later the dropped one may still take, as it may without
+    /// any direct call.) (A receive queue's end needs no such haste: its socket is
     /// being closed, or, for `into_fd`, it is submitted urgently anyway.)
     fn settle_cancel(&self, mut st: MutexGuard<'_, State>, now: bool) {
         if self.sqpoll {

@@ -586,8 +586,9 @@ unsafe impl<B: IoBuf> Op for Send<B> {
 
 /// What both `recvmsg` ops own: the buffer, room for the source address,
 /// and the `iovec` and `msghdr` that the kernel reads, which point into the
-/// op (filled by `prepare` before each syscall, and on io_uring only once
-/// the op is on the heap) and its buffer.
+/// op (filled by `prepare` before each syscall; for the ring's entry
+/// again once the op is on the heap, where the kernel may read them
+/// after the poll) and its buffer.
 #[derive(Debug)]
 struct MsgIn<B> {
     fd: RawFd,

@@ -194,6 +194,12 @@ impl TcpListener {
     /// to 200 ms, logged once per listener to stderr) and retries, so the
     /// loop neither spins nor gives up while other connections close.
     ///
+    /// On both drivers a connection already waiting is taken at once, by a
+    /// non-blocking `accept4(2)` in the poll: the listener's socket is
+    /// non-blocking, and must stay so (the flag belongs to the open socket,
+    /// shared by every duplicate of its fd: one made blocking elsewhere
+    /// would block the event loop in `accept` until a client comes).
+    ///
     /// # Errors
     ///
     /// Only errors about the listener itself (not listening, closed, ...).
