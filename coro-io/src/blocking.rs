@@ -7,11 +7,14 @@
 //! arrives and none is idle (up to [`MAX_THREADS`]), and a thread that stays
 //! idle for [`KEEP_ALIVE`] exits. Jobs beyond the cap wait in a FIFO queue.
 //!
-//! The pool is shared with coro-io's own short jobs (file I/O and `statx`
-//! on epoll, opcodes a kernel lacks on io_uring, standard input and
-//! output, the fallbacks of child processes): with [`MAX_THREADS`] long
-//! jobs running, those wait in the same queue behind them, as tokio's do.
-//! Bound the long jobs you start (a semaphore) if the I/O must not wait.
+//! The pool is shared with the library's own jobs: file I/O on epoll and
+//! the file operations io_uring has no opcode for (`coro_io::fs`,
+//! `File::set_len`), standard input and output, child processes'
+//! fallbacks, coro-net's DNS lookups, the thread pool's clean-up. With
+//! [`MAX_THREADS`] long jobs of yours running, those wait in the same
+//! queue behind them, as tokio's do: bound the long jobs you start (a
+//! semaphore) if the I/O must not wait. (Some of the library's jobs are
+//! long too: a read of standard input waits for input.)
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};

@@ -52,6 +52,11 @@ pub(crate) struct RawMutex {
     /// after one lost race there (see `starving`).
     #[cfg(loom)]
     pub(crate) never_starve: bool,
+    /// How many times a waiter turned starved (wrapping): a waiter that
+    /// sees it change between two wake-ups waited behind hand-offs meanwhile
+    /// (see `poll_lock_budgeted`).
+    #[cfg(not(loom))]
+    starvations: std::sync::atomic::AtomicU32,
 }
 
 impl RawMutex {
@@ -62,7 +67,20 @@ impl RawMutex {
             starved_ops: Event::new(),
             #[cfg(loom)]
             never_starve: false,
+            #[cfg(not(loom))]
+            starvations: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// What a waiter remembers of the hand-off mode when it listens: whether
+    /// waiters are starved now, and how many turned starved so far.
+    #[cfg(not(loom))]
+    fn hand_offs(&self) -> (bool, u32) {
+        let starved = self.state.load(Ordering::Relaxed) & STARVED_MASK != 0;
+        (
+            starved,
+            self.starvations.load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     #[inline]
@@ -172,11 +190,13 @@ enum Phase {
         listener: EventListener,
         #[cfg(not(loom))]
         since: Instant,
-        /// Starved waiters were there when this one last listened: until
-        /// its next wake-up it waits behind their hand-offs, which does
-        /// not count towards its bound (see the module docs).
+        /// The hand-off mode when this one last listened
+        /// ([`RawMutex::hand_offs`]): starved waiters were there, or one
+        /// turned starved since, then its wait was behind their
+        /// hand-offs, which does not count towards its bound (see the
+        /// module docs).
         #[cfg(not(loom))]
-        behind_starved: bool,
+        seen: (bool, u32),
     },
     Starved {
         listener: EventListener,
@@ -208,7 +228,7 @@ impl RawLock {
                         #[cfg(not(loom))]
                         since: Instant::now(),
                         #[cfg(not(loom))]
-                        behind_starved: raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0,
+                        seen: raw.hand_offs(),
                     };
                     if raw.try_acquire(true) {
                         self.phase = Phase::Done;
@@ -230,23 +250,23 @@ impl RawLock {
                         // starvation. Without this, waiting behind a long
                         // hand-off queue starves everyone else in turn and the
                         // lock never leaves the slow mode (a convoy). That
-                        // includes a wait that began behind starved waiters
-                        // and ends now that they are served: an unlock wakes
-                        // an ordinary waiter only once none is starved.
-                        let starved = raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0;
-                        if let Phase::Waiting {
-                            since,
-                            behind_starved,
-                            ..
-                        } = &mut self.phase
-                        {
-                            if starved || *behind_starved {
+                        // includes a wait that passed behind starved waiters
+                        // and ends now that they are served (an unlock wakes
+                        // an ordinary waiter only once none is starved):
+                        // some were there when this one listened, or one
+                        // turned starved since.
+                        let now = raw.hand_offs();
+                        if let Phase::Waiting { since, seen, .. } = &mut self.phase {
+                            if now.0 || seen.0 || now.1 != seen.1 {
                                 *since = Instant::now();
                             }
-                            *behind_starved = starved;
+                            *seen = now;
                         }
                     }
                     if self.starving(raw) {
+                        #[cfg(not(loom))]
+                        raw.starvations
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let listener = raw.starved_ops.listen();
                         raw.state
                             .fetch_add(STARVED.wrapping_sub(WAITER), Ordering::SeqCst);

@@ -19,6 +19,16 @@ use crate::buf::IoBufMut;
 /// way; call [`Handle::release_fd`] yourself only for an fd that someone
 /// else owns and closes (a C library's).
 ///
+/// # Many waiters on one fd
+///
+/// The tasks waiting on one fd for one direction (readers of one socket,
+/// say) are kept in a list that also keeps the wakers of reads dropped
+/// while waiting; a full list is let go of (its tasks poll again) and
+/// grows, up to 1,024. More live waiters than that on one fd evict each
+/// other without end while the fd is idle: a core busy with nothing to
+/// do. Keep fewer (one task that reads and hands out the work, as a
+/// server's accept loop does).
+///
 /// # Examples
 ///
 /// ```
