@@ -7,7 +7,8 @@
 #
 # ab_round starts SERVER_CMD (plus --threads 1 --port P) pinned to CPU 0,
 # runs the load (KIND: http = wrk keep-alive, pipe = wrk with 16 requests
-# per write, echo = 1 KiB messages with echo_client, tls = 64 KiB messages
+# per write, close = wrk with `Connection: close` (a connection per
+# request: the accept rate), echo = 1 KiB messages with echo_client, tls = 64 KiB messages
 # over TLS with tls_load, tls1k = 1 KiB ones: SERVER_CMD gets --tls and a
 # key pair made on first use) pinned to CPU 1 for
 # SECS seconds, stops the server and prints its CPU per request from
@@ -56,13 +57,15 @@ ab_round() {
           n=$(awk '/requests in/ {print $1}' <<<"$out") ;;
     pipe) out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" -s "$WORK/pipeline.lua" "http://127.0.0.1:$port/" 2>&1)
           n=$(awk '/requests in/ {print $1}' <<<"$out") ;;
+    close) out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" -H "Connection: close" "http://127.0.0.1:$port/" 2>&1)
+          n=$(awk '/requests in/ {print $1}' <<<"$out") ;;
     echo) out=$(taskset -c 1 "$T/examples/echo_client" --addr "127.0.0.1:$port" --conns "$conns" --len 1024 --secs "$secs" --threads 1 2>&1)
           n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
     tls|tls1k)
          len=65536; [ "$kind" = tls1k ] && len=1024
          out=$(taskset -c 1 "$T/tls_load" --addr "127.0.0.1:$port" --ca "$WORK/cert.pem" --mode echo --len "$len" --conns "$conns" --secs "$secs" --threads 1 2>&1)
          n=$(sed -n 's/.*(\([0-9]*\) messages).*/\1/p' <<<"$out") ;;
-    *) echo "kind: http, pipe, echo, tls or tls1k" >&2; kill "$pid"; return 2 ;;
+    *) echo "kind: http, pipe, close, echo, tls or tls1k" >&2; kill "$pid"; return 2 ;;
   esac
   u1=$(awk '{print $14}' "/proc/$pid/stat"); s1=$(awk '{print $15}' "/proc/$pid/stat")
   kill "$pid"; wait "$pid" 2>/dev/null || true

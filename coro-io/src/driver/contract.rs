@@ -223,6 +223,14 @@ pub unsafe trait Op: std::marker::Send + 'static {
     fn try_now(&mut self) -> Option<io::Result<usize>> {
         None
     }
+    /// Completion path: the kernel's completion said whether more was
+    /// waiting on the socket when the op finished
+    /// (`IORING_CQE_F_SOCK_NONEMPTY`; `false` where the kernel does not
+    /// say). Called before [`complete`](Op::complete). An accept uses it
+    /// to take the next connection at once ([`try_now`](Op::try_now)).
+    fn more_waiting(&mut self, more: bool) {
+        let _ = more;
+    }
     /// The fd this op closes, so that the driver drops its registration
     /// (epoll) or receive queue (io_uring) first.
     fn closes_fd(&self) -> Option<RawFd> {

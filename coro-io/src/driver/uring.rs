@@ -142,6 +142,10 @@ enum SlotState {
     Done {
         res: io::Result<usize>,
         phase: Phase,
+        /// The kernel said more is waiting on the socket
+        /// (`IORING_CQE_F_SOCK_NONEMPTY`: data after a receive, Linux
+        /// 5.19+; connections after an accept, 6.10+).
+        more: bool,
     },
     Orphaned {
         op: Box<dyn Orphan>,
@@ -782,7 +786,8 @@ impl UringDriver {
             };
             match std::mem::replace(&mut slot.state, SlotState::Free) {
                 SlotState::Waiting { waker, phase, .. } => {
-                    slot.state = SlotState::Done { res, phase };
+                    let more = io_uring::cqueue::sock_nonempty(cqe.flags());
+                    slot.state = SlotState::Done { res, phase, more };
                     wake.extend(waker);
                 }
                 SlotState::Orphaned { mut op, phase, .. } => {
@@ -1318,11 +1323,14 @@ impl Backend for UringDriver {
                 Poll::Pending
             }
             SlotState::Done { .. } => {
-                let SlotState::Done { res, phase } =
+                let SlotState::Done { res, phase, more } =
                     std::mem::replace(&mut slot.state, SlotState::Free)
                 else {
                     unreachable!()
                 };
+                if phase == Phase::Op {
+                    op.more_waiting(more);
+                }
                 // Cancelled while it waited for readiness (the EAGAIN path
                 // below): the op itself never ran.
                 let res = if state.cancel && phase == Phase::Ready {
@@ -1457,7 +1465,7 @@ impl Backend for UringDriver {
                 }
                 self.settle_cancel(st, true);
             }
-            SlotState::Done { res, phase } => {
+            SlotState::Done { res, phase, .. } => {
                 st.release(token);
                 drop(st);
                 let mut op = op;
@@ -1489,6 +1497,7 @@ impl Backend for UringDriver {
                 SlotState::Done {
                     res: Err(io::Error::from_raw_os_error(libc::ECANCELED)),
                     phase: Phase::Op,
+                    more: false,
                 },
             );
             return;

@@ -34,8 +34,16 @@ fn would_block_connect(e: &io::Error) -> bool {
 /// already waits in the kernel for the next one: such an accept waits on
 /// the inbox too, through an [`InboxWait`], so that the connection is not
 /// left until some other client comes.
+///
+/// It also remembers whether the listener's backlog was seen non-empty
+/// (see [`accept_keeping`]).
 #[derive(Debug, Default)]
-pub struct AcceptInbox(std::sync::Mutex<Inbox>);
+pub struct AcceptInbox(
+    std::sync::Mutex<Inbox>,
+    /// More connections were waiting when the last accept ended: the
+    /// next accept is tried at once, in the poll.
+    std::sync::atomic::AtomicBool,
+);
 
 #[derive(Debug, Default)]
 struct Inbox {
@@ -117,6 +125,15 @@ impl AcceptInbox {
         crate::lock(&self.0).fds.pop_front()
     }
 
+    /// Whether the last accept saw more connections waiting.
+    fn more_waiting(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn set_more_waiting(&self, more: bool) {
+        self.1.store(more, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Whether a connection is kept.
     pub fn is_empty(&self) -> bool {
         crate::lock(&self.0).fds.is_empty()
@@ -153,6 +170,25 @@ struct Orphans {
 }
 
 impl Orphans {
+    /// An accept made at once, in the poll, where the listener's backlog
+    /// was seen non-empty (see [`accept_keeping`]): `None` to submit it.
+    /// What it finds says whether to go on so next time.
+    fn try_now(&self, attempt: impl FnOnce() -> io::Result<usize>) -> Option<io::Result<usize>> {
+        let inbox = self.inbox.as_ref().filter(|i| i.more_waiting())?;
+        let r = attempt();
+        // Taken: more may wait (a burst). Empty (or failing): through the
+        // ring again, until a completion says more are waiting.
+        inbox.set_more_waiting(r.is_ok());
+        Some(r)
+    }
+
+    /// The kernel's completion said whether more connections wait.
+    fn more_waiting(&self, more: bool) {
+        if let Some(inbox) = &self.inbox {
+            inbox.set_more_waiting(more);
+        }
+    }
+
     fn accepted(&mut self, res: io::Result<usize>) {
         if let (Ok(fd), Some(_)) = (accepted(res), &self.inbox) {
             self.late = Some(fd);
@@ -174,15 +210,11 @@ pub struct Accept {
     fd: RawFd,
     addr: RawAddr,
     orphans: Orphans,
-    /// io_uring: accept at once before submitting ([`Op::try_now`]), where
-    /// the caller promised a non-blocking listener (see [`accept_keeping`]).
-    try_first: bool,
 }
 
 impl Accept {
     /// `inbox`: where a connection accepted after the future was dropped
     /// goes (`None`: it is closed).
-    /// The `_keeping` constructors also promise a non-blocking listener.
     fn new(fd: RawFd, inbox: Option<&Arc<AcceptInbox>>) -> Accept {
         Accept {
             fd,
@@ -191,7 +223,6 @@ impl Accept {
                 inbox: inbox.cloned(),
                 late: None,
             },
-            try_first: inbox.is_some(),
         }
     }
 }
@@ -212,11 +243,14 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
 /// `inbox` for the next accept.
 ///
 /// `fd` must be non-blocking (as every listener of coro-net is): on
-/// io_uring too a connection already in the backlog is taken at once, in
-/// the poll, by a non-blocking `accept4(2)`, as epoll does. Through the
+/// io_uring, once a completion said more connections wait (Linux 6.10+),
+/// the next ones are taken at once, in the poll, by a non-blocking
+/// `accept4(2)`, as epoll does, until the backlog is empty. Through the
 /// ring alone an accept loop would take one connection per turn of the
 /// event loop, however many wait, while the connections it serves fill
-/// each turn (a burst of clients would wait behind them).
+/// each turn (a burst of clients would wait behind them); tried first
+/// every time, an accept would cost a failed syscall whenever the backlog
+/// is empty (a server that keeps up).
 ///
 /// # Cancel safety
 ///
@@ -239,7 +273,11 @@ unsafe impl Op for Accept {
         accept_attempt(self.fd, Some(&mut self.addr))
     }
     fn try_now(&mut self) -> Option<io::Result<usize>> {
-        self.try_first.then(|| self.attempt())
+        let (fd, addr) = (self.fd, &mut self.addr);
+        self.orphans.try_now(|| accept_attempt(fd, Some(addr)))
+    }
+    fn more_waiting(&mut self, more: bool) {
+        self.orphans.more_waiting(more);
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         let fd = accepted(res)?;
@@ -885,8 +923,6 @@ unsafe impl Op for PollFd {
 pub struct AcceptFd {
     fd: RawFd,
     orphans: Orphans,
-    /// As [`Accept`]'s (see [`accept_fd_keeping`]).
-    try_first: bool,
 }
 
 impl AcceptFd {
@@ -898,7 +934,6 @@ impl AcceptFd {
                 inbox: inbox.cloned(),
                 late: None,
             },
-            try_first: inbox.is_some(),
         }
     }
 }
@@ -945,7 +980,11 @@ unsafe impl Op for AcceptFd {
         accept_attempt(self.fd, None)
     }
     fn try_now(&mut self) -> Option<io::Result<usize>> {
-        self.try_first.then(|| self.attempt())
+        let fd = self.fd;
+        self.orphans.try_now(|| accept_attempt(fd, None))
+    }
+    fn more_waiting(&mut self, more: bool) {
+        self.orphans.more_waiting(more);
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         accepted(res)
