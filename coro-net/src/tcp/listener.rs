@@ -194,11 +194,14 @@ impl TcpListener {
     /// to 200 ms, logged once per listener to stderr) and retries, so the
     /// loop neither spins nor gives up while other connections close.
     ///
-    /// On both drivers a connection already waiting is taken at once, by a
-    /// non-blocking `accept4(2)` in the poll: the listener's socket is
-    /// non-blocking, and must stay so (the flag belongs to the open socket,
-    /// shared by every duplicate of its fd: one made blocking elsewhere
-    /// would block the event loop in `accept` until a client comes).
+    /// Connections already waiting are taken at once, by a non-blocking
+    /// `accept4(2)` in the poll: always on epoll; on io_uring once an
+    /// accept's completion said more wait (Linux 6.10+), until none does,
+    /// so that a burst of clients is not taken one per turn of the event
+    /// loop. So the listener's socket is non-blocking, and must stay so
+    /// (the flag belongs to the open socket, shared by every duplicate of
+    /// its fd: one made blocking elsewhere would block the event loop in
+    /// `accept` until a client comes).
     ///
     /// # Errors
     ///
