@@ -21,6 +21,13 @@
 //! longest first. Time a waiter spends behind starved waiters does not count
 //! towards its own bound: no one barges then, so that wait is already fair,
 //! and counting it would keep the lock in hand-off mode for good (a convoy).
+//! Known gap: a waiter that began listening before the first of them
+//! turned starved does not see that it waited behind them, and its next
+//! lost race starves it (one more hand-off period). Restarting its clock
+//! on any starvation during its wait would be wrong the other way: it
+//! would also forget the races it lost to newcomers before, and a waiter
+//! could then lose to them without bound; telling the two apart needs the
+//! hand-off periods' durations, which the mutex does not keep.
 
 use core::future::Future;
 use core::task::{Context, Poll};
@@ -52,11 +59,6 @@ pub(crate) struct RawMutex {
     /// after one lost race there (see `starving`).
     #[cfg(loom)]
     pub(crate) never_starve: bool,
-    /// How many times a waiter turned starved (wrapping): a waiter that
-    /// sees it change between two wake-ups waited behind hand-offs meanwhile
-    /// (see `poll_lock_budgeted`).
-    #[cfg(not(loom))]
-    starvations: std::sync::atomic::AtomicU32,
 }
 
 impl RawMutex {
@@ -67,20 +69,7 @@ impl RawMutex {
             starved_ops: Event::new(),
             #[cfg(loom)]
             never_starve: false,
-            #[cfg(not(loom))]
-            starvations: std::sync::atomic::AtomicU32::new(0),
         }
-    }
-
-    /// What a waiter remembers of the hand-off mode when it listens: whether
-    /// waiters are starved now, and how many turned starved so far.
-    #[cfg(not(loom))]
-    fn hand_offs(&self) -> (bool, u32) {
-        let starved = self.state.load(Ordering::Relaxed) & STARVED_MASK != 0;
-        (
-            starved,
-            self.starvations.load(std::sync::atomic::Ordering::Relaxed),
-        )
     }
 
     #[inline]
@@ -190,13 +179,11 @@ enum Phase {
         listener: EventListener,
         #[cfg(not(loom))]
         since: Instant,
-        /// The hand-off mode when this one last listened
-        /// ([`RawMutex::hand_offs`]): starved waiters were there, or one
-        /// turned starved since, then its wait was behind their
-        /// hand-offs, which does not count towards its bound (see the
-        /// module docs).
+        /// Starved waiters were there when this one last listened: until
+        /// its next wake-up it waits behind their hand-offs, which does
+        /// not count towards its bound (see the module docs).
         #[cfg(not(loom))]
-        seen: (bool, u32),
+        behind_starved: bool,
     },
     Starved {
         listener: EventListener,
@@ -228,7 +215,7 @@ impl RawLock {
                         #[cfg(not(loom))]
                         since: Instant::now(),
                         #[cfg(not(loom))]
-                        seen: raw.hand_offs(),
+                        behind_starved: raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0,
                     };
                     if raw.try_acquire(true) {
                         self.phase = Phase::Done;
@@ -250,23 +237,23 @@ impl RawLock {
                         // starvation. Without this, waiting behind a long
                         // hand-off queue starves everyone else in turn and the
                         // lock never leaves the slow mode (a convoy). That
-                        // includes a wait that passed behind starved waiters
-                        // and ends now that they are served (an unlock wakes
-                        // an ordinary waiter only once none is starved):
-                        // some were there when this one listened, or one
-                        // turned starved since.
-                        let now = raw.hand_offs();
-                        if let Phase::Waiting { since, seen, .. } = &mut self.phase {
-                            if now.0 || seen.0 || now.1 != seen.1 {
+                        // includes a wait that began behind starved waiters
+                        // and ends now that they are served: an unlock wakes
+                        // an ordinary waiter only once none is starved.
+                        let starved = raw.state.load(Ordering::Relaxed) & STARVED_MASK != 0;
+                        if let Phase::Waiting {
+                            since,
+                            behind_starved,
+                            ..
+                        } = &mut self.phase
+                        {
+                            if starved || *behind_starved {
                                 *since = Instant::now();
                             }
-                            *seen = now;
+                            *behind_starved = starved;
                         }
                     }
                     if self.starving(raw) {
-                        #[cfg(not(loom))]
-                        raw.starvations
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let listener = raw.starved_ops.listen();
                         raw.state
                             .fetch_add(STARVED.wrapping_sub(WAITER), Ordering::SeqCst);
