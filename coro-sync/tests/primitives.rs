@@ -179,6 +179,41 @@ fn mutex_a_wait_behind_starved_waiters_is_not_starvation() {
     );
 }
 
+/// A waiter that keeps losing to newcomers starves within its bound even
+/// when another waiter starves and is served between its wake-ups (a
+/// task that takes the lock in a loop): those hand-offs must not make it
+/// forget the races it lost before them.
+#[test]
+fn mutex_a_waiter_losing_to_newcomers_starves_despite_others_hand_offs() {
+    let m = Mutex::new(());
+    let mut b = m.try_lock().unwrap();
+    let mut w = Probe::new(m.lock());
+    w.pending();
+    let mut h = Probe::new(m.lock());
+    h.pending();
+    drop(b); // W told
+    b = m.try_lock().unwrap(); // a newcomer wins
+    w.pending(); // W lost; listens behind H
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    drop(b); // H told
+    b = m.try_lock().unwrap(); // a newcomer wins again
+    h.pending(); // H waited 2 ms and lost: starved
+    drop(b); // handed to H
+    let g = h.ready();
+    h = Probe::new(m.lock()); // H at it again, behind W
+    h.pending();
+    drop(g); // nobody starved: W told
+    b = m.try_lock().expect("nobody is starved: barging is allowed");
+    w.pending(); // W loses again, after more than 2 ms of losing: starved
+    drop(b);
+    assert!(
+        m.try_lock().is_none(),
+        "W lost to newcomers for over 2 ms and was still not starved"
+    );
+    drop(w.ready());
+    drop(h);
+}
+
 #[test]
 fn mutex_starved_waiter_dropped_after_handoff_releases() {
     let m = Mutex::new(());
