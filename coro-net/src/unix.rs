@@ -140,8 +140,11 @@ impl UnixListener {
 
     /// Wait for a connection and accept it; as robust as
     /// [`TcpListener::accept`](crate::tcp::TcpListener::accept) (aborted
-    /// connections skipped, fd exhaustion paused on and retried, a waiting
-    /// connection taken in the poll: the socket must stay non-blocking).
+    /// connections skipped, fd exhaustion paused on and retried). A
+    /// connection already waiting is taken at once, by a non-blocking
+    /// `accept4(2)` in the poll, on both drivers (on io_uring always
+    /// tried first: the kernel does not say whether more Unix clients
+    /// wait), so the socket must stay non-blocking.
     ///
     /// # Errors
     ///

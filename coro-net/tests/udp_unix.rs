@@ -16,6 +16,7 @@ use coro_net::unix::{UnixListener, UnixStream};
 
 coro_io::driver_tests!(
     udp_queued_datagrams_are_taken_in_a_few_loop_turns,
+    unix_a_backlog_of_clients_is_accepted_in_a_few_loop_turns,
     udp_send_to_and_recv_from,
     udp_truncation_is_reported,
     udp_connected_send_recv,
@@ -71,6 +72,32 @@ fn udp_queued_datagrams_are_taken_in_a_few_loop_turns(cfg: Config) {
             turns.0 <= 16 && turns.1 <= 16,
             "32 queued datagrams took {turns:?} loop turns (recv_from, recv)"
         );
+    }
+}
+
+/// 32 clients waiting in a Unix listener's backlog are accepted within a
+/// few turns of the event loop (the kernel flags no Unix accept as having
+/// more behind it: io_uring tries each one first).
+fn unix_a_backlog_of_clients_is_accepted_in_a_few_loop_turns(cfg: Config) {
+    let s = sched(cfg);
+    let path = sock_path("backlog", cfg);
+    let l = UnixListener::bind(&s, &path).unwrap();
+    let clients: Vec<std::os::unix::net::UnixStream> = (0..32)
+        .map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap())
+        .collect();
+    let s2 = s.clone();
+    let turns = run(&s, async move {
+        let accept_all = async {
+            for _ in 0..32 {
+                l.accept().await.unwrap();
+            }
+        };
+        common::with_turns_counted(&s2, accept_all).await.1
+    });
+    drop(clients);
+    let _ = std::fs::remove_file(&path);
+    if common::counts_turns(cfg) {
+        assert!(turns <= 16, "32 waiting clients took {turns} loop turns");
     }
 }
 

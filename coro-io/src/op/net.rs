@@ -952,8 +952,13 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
 }
 
 /// [`accept_fd`], keeping a connection accepted for a dropped future in
-/// `inbox` for the next accept. `fd` must be non-blocking (see
-/// [`accept_keeping`]).
+/// `inbox` for the next accept. `fd` must be non-blocking: on io_uring
+/// every accept is tried at once, in the poll, by a non-blocking
+/// `accept4(2)` (as on epoll), so that a burst of clients is not taken
+/// one per turn of the event loop. Unlike [`accept_keeping`]'s, tried
+/// every time: the kernel says whether more connections wait only for
+/// TCP accepts, not for a Unix-domain listener's, so an accept costs a
+/// failed syscall whenever the backlog is empty.
 ///
 /// # Cancel safety
 ///
@@ -980,11 +985,9 @@ unsafe impl Op for AcceptFd {
         accept_attempt(self.fd, None)
     }
     fn try_now(&mut self) -> Option<io::Result<usize>> {
-        let fd = self.fd;
-        self.orphans.try_now(|| accept_attempt(fd, None))
-    }
-    fn more_waiting(&mut self, more: bool) {
-        self.orphans.more_waiting(more);
+        // Every time (see `accept_fd_keeping`): the kernel says whether
+        // more connections wait only for TCP (inet) accepts.
+        self.orphans.inbox.is_some().then(|| self.attempt())
     }
     fn complete(self, res: io::Result<usize>) -> Self::Output {
         accepted(res)
