@@ -22,8 +22,9 @@
 //! towards its own bound: no one barges then, so that wait is already fair,
 //! and counting it would keep the lock in hand-off mode for good (a convoy).
 //! Known gap: a waiter that began listening before the first of them
-//! turned starved does not see that it waited behind them, and its next
-//! lost race starves it (one more hand-off period). Restarting its clock
+//! turned starved does not see that it waited behind them: once its
+//! wait has reached the bound, its next lost race starves it (one more
+//! hand-off period). Restarting its clock
 //! on any starvation during its wait would be wrong the other way: it
 //! would also forget the races it lost to newcomers before, and a waiter
 //! could then lose to them without bound; telling the two apart needs the

@@ -250,7 +250,8 @@ pub fn accept(driver: &Handle, fd: RawFd) -> OpFuture<Accept> {
 /// event loop, however many wait, while the connections it serves fill
 /// each turn (a burst of clients would wait behind them); tried first
 /// every time, an accept would cost a failed syscall whenever the backlog
-/// is empty (a server that keeps up).
+/// is empty (a server that keeps up). Not on SQPOLL rings, whose point
+/// is to submit without a syscall: there a burst is taken one per turn.
 ///
 /// # Cancel safety
 ///
@@ -958,7 +959,8 @@ pub fn accept_fd(driver: &Handle, fd: RawFd) -> OpFuture<AcceptFd> {
 /// one per turn of the event loop. Unlike [`accept_keeping`]'s, tried
 /// every time: the kernel says whether more connections wait only for
 /// TCP accepts, not for a Unix-domain listener's, so an accept costs a
-/// failed syscall whenever the backlog is empty.
+/// failed syscall whenever the backlog is empty. (Not on SQPOLL rings,
+/// as for [`accept_keeping`].)
 ///
 /// # Cancel safety
 ///
