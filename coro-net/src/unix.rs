@@ -144,7 +144,7 @@ impl UnixListener {
     /// connection already waiting is taken at once, by a non-blocking
     /// `accept4(2)` in the poll, on both drivers (on io_uring always
     /// tried first: the kernel does not say whether more Unix clients
-    /// wait; but on SQPOLL rings), so the socket must stay non-blocking.
+    /// wait; except on SQPOLL rings), so the socket must stay non-blocking.
     ///
     /// # Errors
     ///

@@ -198,7 +198,7 @@ impl TcpListener {
     /// `accept4(2)` in the poll: always on epoll; on io_uring once an
     /// accept's completion said more wait (Linux 6.10+), until none does,
     /// so that a burst of clients is not taken one per turn of the event
-    /// loop (but on SQPOLL rings, which make no syscall of their own). So
+    /// loop (except on SQPOLL rings, which make no syscall of their own). So
     /// the listener's socket is non-blocking, and must stay so
     /// (the flag belongs to the open socket, shared by every duplicate of
     /// its fd: one made blocking elsewhere would block the event loop in
