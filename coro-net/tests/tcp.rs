@@ -2341,12 +2341,13 @@ fn zero_timeout_poll_after_the_first_read(cfg: Config, op: PollOp) {
         let st = conn.poll(op, Some(Duration::ZERO)).await;
         // Where the kernel may have received "b" into a completion not yet
         // reaped into the receive queue (`Stream::poll`'s documented
-        // limit): SQPOLL and COOP rings; and on a pool, where the receive
-        // was submitted by the worker this task runs on, blocked above on
-        // purpose, which the kernel's completion work targets. (Pool
-        // configurations failed here once each in two full runs, COOP and
-        // plain, never in 30 runs of this test alone: not understood for
-        // the plain ring, whose task work should interrupt the block.)
+        // limit): SQPOLL and COOP rings; and on a pool. There, likely (by
+        // reading): under load "b" lands after the socket poll above
+        // began, which returns at once; on its way out this thread (the
+        // worker that submitted the receive) runs the kernel's completion
+        // work, the receive takes "b", and the loop thread reaps it a few
+        // microseconds later. (Seen once each on the COOP and plain pool
+        // configurations in two full runs; never in 30 runs of this test.)
         let unreaped = cfg.sqpoll
             || cfg.pool && cfg.kind() == DriverKind::IoUring
             || [Config::URING_COOP, Config::URING_MANUAL].contains(&cfg);
