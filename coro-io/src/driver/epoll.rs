@@ -405,7 +405,7 @@ impl EpollDriver {
             // SAFETY: `out` is writable for `len` bytes while borrowed; the
             // caller keeps `fd` open for the call (it reads through the
             // `RegisteredFd` that owns it).
-            let n = unsafe { crate::op::sys::recv(fd, out.as_mut_ptr(), len) }?;
+            let n = unsafe { crate::op::sys::recv(fd, out.as_mut_ptr(), len, false) }?;
             // A short read emptied the socket, where the caller says so
             // (as `op::Recv::drains`).
             Ok((n, short_read_drains && n > 0 && n < len))

@@ -407,28 +407,27 @@ pub(crate) mod sys {
         unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 
-    /// `recv(fd, ptr, len, 0)`.
+    /// `recv(fd, ptr, len, 0)`, with `MSG_DONTWAIT` if `dont_wait` (for
+    /// a socket that may be in blocking mode).
     ///
     /// # Safety
     ///
     /// `fd` stays open during the call; `ptr` is valid for writes of `len`
     /// bytes.
-    pub(crate) unsafe fn recv(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
+    pub(crate) unsafe fn recv(
+        fd: RawFd,
+        ptr: *mut u8,
+        len: usize,
+        dont_wait: bool,
+    ) -> io::Result<usize> {
+        let flags = if dont_wait {
+            RecvFlags::DONTWAIT
+        } else {
+            RecvFlags::empty()
+        };
         // SAFETY: the caller's contract.
         let (fd, buf) = unsafe { (BorrowedFd::borrow_raw(fd), spare(ptr, len)) };
-        Ok(rustix::net::recv(fd, buf, RecvFlags::empty())?.0.0.len())
-    }
-
-    /// [`recv`] with `MSG_DONTWAIT` (for a socket that may be in blocking
-    /// mode).
-    ///
-    /// # Safety
-    ///
-    /// As [`recv`].
-    pub(crate) unsafe fn recv_now(fd: RawFd, ptr: *mut u8, len: usize) -> io::Result<usize> {
-        // SAFETY: the caller's contract.
-        let (fd, buf) = unsafe { (BorrowedFd::borrow_raw(fd), spare(ptr, len)) };
-        Ok(rustix::net::recv(fd, buf, RecvFlags::DONTWAIT)?.0.0.len())
+        Ok(rustix::net::recv(fd, buf, flags)?.0.0.len())
     }
 
     /// `send(fd, ptr, len, MSG_NOSIGNAL)`, with `MSG_DONTWAIT` if

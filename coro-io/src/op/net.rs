@@ -493,7 +493,7 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
         let len = self.buf.bytes_total();
         // SAFETY: the buffer is valid for `len` bytes of writes (IoBufMut
         // contract); the fd stays open while the op lives (`Op` contract).
-        unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len) }
+        unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len, false) }
     }
     fn try_now(&mut self) -> Option<io::Result<usize>> {
         // `recv` (not `recv_stream`, whose reads wait as `drains` says): a
@@ -504,7 +504,7 @@ unsafe impl<B: IoBufMut> Op for Recv<B> {
         let len = self.buf.bytes_total();
         // SAFETY: as in `attempt`; `MSG_DONTWAIT`, since on io_uring the
         // socket need not be non-blocking.
-        Some(unsafe { super::sys::recv_now(self.fd, self.buf.stable_mut_ptr(), len) })
+        Some(unsafe { super::sys::recv(self.fd, self.buf.stable_mut_ptr(), len, true) })
     }
     fn complete(mut self, res: io::Result<usize>) -> Self::Output {
         if let Ok(n) = res {
