@@ -607,8 +607,13 @@ impl Stream {
         use rustix::net::RecvFlags;
         const LOOK_AGAIN: Duration = Duration::from_secs(1);
         let fd = self.sock.registered();
-        // As much as the queue would show (see `RegisteredFd::poll_peek`).
-        let mut seen = Vec::with_capacity(buf.bytes_total().min(256 * 1024));
+        // As much as `MSG_PEEK` into the caller's buffer would show. The
+        // socket holds no more than about its receive buffer's size (which
+        // counts each packet's overhead too; the kernel may let one packet
+        // past it): twice that bounds the copy without cutting a peek short.
+        let queued_at_most = rustix::net::sockopt::socket_recv_buffer_size(fd)
+            .map_or(1 << 20, |n| n.saturating_mul(2));
+        let mut seen = Vec::with_capacity(buf.bytes_total().min(queued_at_most));
         let mut wait = Duration::from_millis(10);
         loop {
             // A pending socket error (a reset) would be taken by a peek,

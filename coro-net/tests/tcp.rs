@@ -45,6 +45,7 @@ coro_io::driver_tests!(
     a_dropped_read_loses_nothing,
     streams_share_a_tiny_buffer_ring_without_losing_bytes,
     a_peek_waiting_for_more_sees_it_when_the_ring_is_dry,
+    a_first_peek_sees_all_the_socket_holds,
     a_reset_a_peek_found_past_a_full_queue_is_still_reported,
     a_closed_stream_with_queued_bytes_leaves_the_next_fd_alone,
     poll_read_sees_bytes_a_short_read_left,
@@ -1920,6 +1921,57 @@ fn sched_with_two_recv_buffers(cfg: Config) -> IoScheduler {
         },
         ..Default::default()
     })
+}
+
+/// A peek before the first read, into a buffer larger than 256 KiB, sees
+/// all the socket holds, as `MSG_PEEK` does. On io_uring with a receive
+/// queue (which that peek does not start) it saw at most 256 KiB, so a
+/// loop peeking until a whole 600 KiB message had come never ended.
+fn a_first_peek_sees_all_the_socket_holds(cfg: Config) {
+    const LEN: usize = 600 * 1024;
+    let s = sched(cfg);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(&pattern(LEN, 5)).unwrap();
+        c
+    });
+    let s2 = s.clone();
+    let shown = run(&s, async move {
+        // Room for the whole message unread (the kernel doubles the value
+        // and caps it at `net.core.rmem_max`).
+        let sock = TcpSocket::new_v4(&s2).unwrap();
+        sock.set_recv_buffer_size(4 << 20).unwrap();
+        let c = sock.connect(addr).await.unwrap();
+        if c.recv_buffer_size().unwrap() < 2 * LEN {
+            eprintln!("{cfg}: net.core.rmem_max too small to queue {LEN} bytes unread: skipped");
+            return None;
+        }
+        let mut buf = Vec::with_capacity(1 << 20);
+        let t0 = std::time::Instant::now();
+        loop {
+            let (res, b) = c.peek(buf).await;
+            let n = res.unwrap();
+            assert!(b[..n] == pattern(LEN, 5)[..n], "peeked bytes out of order");
+            if n == LEN {
+                return Some(n);
+            }
+            if t0.elapsed() > Duration::from_secs(5) {
+                return Some(n);
+            }
+            buf = b;
+            buf.clear();
+            s2.sleep(Duration::from_millis(1)).await;
+        }
+    });
+    drop(peer.join().unwrap());
+    if let Some(n) = shown {
+        assert_eq!(
+            n, LEN,
+            "{cfg}: a peek showed {n} of the {LEN} bytes queued, for 5 s"
+        );
+    }
 }
 
 /// A message larger than the whole provided-buffer ring (2 x 16 KiB): the

@@ -633,7 +633,6 @@ impl StreamRx {
             && (!self.armed || self.polling)
     }
 
-    /// A direct read found the end of the stream.
     /// Whether a peek that found queued bytes may go on into the socket:
     /// no receive is armed (none can take the kernel's bytes first, so
     /// they come after the queue's) and the stream has not ended. Else a
@@ -644,6 +643,7 @@ impl StreamRx {
         !self.armed && self.end.is_none()
     }
 
+    /// A direct read found the end of the stream.
     pub(super) fn saw_eof(&mut self) {
         self.end.get_or_insert(End::Eof);
     }

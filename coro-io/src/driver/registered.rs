@@ -306,9 +306,10 @@ impl RegisteredFd {
     }
 
     /// [`poll_recv`](RegisteredFd::poll_recv) without taking the bytes:
-    /// the next read gets them again (`MSG_PEEK`). It sees at most what the
-    /// queue holds (it stops receiving at 256 KiB until read), not the
-    /// whole socket buffer as `MSG_PEEK` would.
+    /// the next read gets them again (`MSG_PEEK`). It sees what the queue
+    /// holds and, while the queue is not receiving (it stops at 256 KiB
+    /// until read, or its ring ran dry), what the socket holds after it:
+    /// a peek loop waiting for more sees it come.
     ///
     /// # Cancel safety
     ///
