@@ -118,7 +118,13 @@ fn token(word: u64, write_seq: u32, interest: Interest) -> u64 {
 /// The read cells, by fd number, at stable addresses (so the read path
 /// needs no lock to find one): chunks allocated on an fd's first
 /// registration, from a directory sized at creation for every fd number
-/// the process may open (its `RLIMIT_NOFILE` hard limit, at most 2^24).
+/// the process may ever open: the kernel's ceiling on any process's
+/// `RLIMIT_NOFILE` (`fs.nr_open`), or the process's hard limit if above
+/// it, at most 2^24. Sized by the hard limit alone, fds above it were
+/// refused for the driver's life after the limit was raised (a server
+/// that raises it at the top of `main`, after `#[coro::main]` made the
+/// scheduler, or `prlimit` on a running one). The directory costs 16
+/// bytes per 1,024 fds (16 KiB at the default ceiling of 2^20).
 struct Cells {
     chunks: Box<[OnceLock<Box<[ReadCell; CELL_CHUNK]>>]>,
 }
@@ -143,13 +149,19 @@ impl Cells {
         }
     }
 
-    /// For every fd number below the hard limit on open files.
+    /// For every fd number the process may open, now or after raising
+    /// its limit (see [`Cells`]).
     fn for_this_process() -> Cells {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-        let max = limit
+        let hard = limit
             .maximum
             .map_or(usize::MAX, |m| m.try_into().unwrap_or(usize::MAX));
-        Cells::new(max)
+        // Linux's default ceiling where `/proc` cannot say.
+        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+            .unwrap_or(1 << 20);
+        Cells::new(hard.max(ceiling))
     }
 
     /// The cell of `fd`, if it was ever registered.
@@ -165,8 +177,9 @@ impl Cells {
         let Some(chunk) = self.chunks.get(i / CELL_CHUNK) else {
             return Err(io::Error::other(format!(
                 "coro-io epoll: fd {fd} is above the {} file descriptors this driver was \
-                 sized for (the open-file hard limit, RLIMIT_NOFILE, when it was created; \
-                 at most 2^24): raise the limit before creating the scheduler",
+                 sized for (when it was created: the kernel's ceiling on open files, \
+                 fs.nr_open, or the RLIMIT_NOFILE hard limit if higher; at most 2^24): \
+                 raise the ceiling before creating the scheduler",
                 self.chunks.len() * CELL_CHUNK
             )));
         };
@@ -838,6 +851,28 @@ mod tests {
     struct Nop;
     impl Wake for Nop {
         fn wake(self: Arc<Self>) {}
+    }
+
+    /// The directory covers every fd the process could open after
+    /// raising its hard limit to the kernel's ceiling: sized by the hard
+    /// limit alone, fds above it were refused for the driver's life.
+    #[test]
+    fn the_cell_directory_covers_the_kernels_ceiling_on_open_files() {
+        let ceiling: usize = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let cells = Cells::for_this_process();
+        let covered = cells.chunks.len() * CELL_CHUNK;
+        assert!(
+            covered >= ceiling.min(1 << 24),
+            "{covered} fds covered, the ceiling is {ceiling}"
+        );
+        // An fd number just below the ceiling (far above this process's
+        // limit) gets a cell.
+        let fd = RawFd::try_from(ceiling.min(1 << 24) - 1).unwrap();
+        assert!(cells.get_or_make(fd).is_ok());
     }
 
     #[test]

@@ -18,7 +18,8 @@ use std::time::Duration;
 pub struct UringOptions {
     /// Submission queue entries (rounded up to a power of two, at most
     /// 32,768). More ops than this may be in flight: the rest wait in
-    /// memory. The completion queue gets four times as many. Default 1024.
+    /// memory. The completion queue gets four times as many (at most
+    /// 65,536, the kernel's limit). Default 1024.
     pub entries: u32,
     /// Enable SQPOLL (a kernel thread polls the submission queue, so
     /// submitting needs no syscall) that sleeps after this idle time.
