@@ -260,8 +260,14 @@ enum Slot<T> {
     /// Aborted after it had finished: its outcome, which awaiting the
     /// handle returns (as tokio's does).
     Finished(Quiet<Outcome<T>>),
-    /// Resolved, or aborted and its future dropped.
+    /// Aborted and its future dropped, with no outcome: awaiting the
+    /// handle returns "cancelled".
     Gone,
+    /// Resolved: its outcome was handed out. Polled again, the handle
+    /// panics (as tokio's does) rather than make up an outcome: a loop
+    /// that forgot it had finished would read "cancelled" for a task that
+    /// succeeded, and spin on it without yielding.
+    Taken,
 }
 
 // SAFETY: the only part of a handle that is not `Send` by its type is the
@@ -417,7 +423,7 @@ impl<T> JoinHandle<T> {
                     }
                 }
             }
-            Slot::Finished(_) | Slot::Gone => true,
+            Slot::Finished(_) | Slot::Gone | Slot::Taken => true,
         }
     }
 }
@@ -426,6 +432,11 @@ impl<T> JoinHandle<T> {
 ///
 /// Dropping the handle instead of awaiting it detaches the task (it keeps
 /// running); no output is lost that could have been delivered elsewhere.
+///
+/// # Panics
+///
+/// Polled again after it returned `Ready` (as tokio's handle): in a
+/// `select!` loop, guard the branch once it has finished.
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
@@ -442,15 +453,19 @@ impl<T> Future for JoinHandle<T> {
                     }
                     return Poll::Pending;
                 };
-                *slot = Slot::Gone;
+                *slot = Slot::Taken;
                 return Poll::Ready(result(out));
             }
             Slot::Finished(out) => {
                 let out = result(Some(Quiet(out.0.take())));
-                *slot = Slot::Gone;
+                *slot = Slot::Taken;
                 return Poll::Ready(out);
             }
-            Slot::Gone => return Poll::Ready(Err(JoinError::cancelled())),
+            Slot::Gone => {
+                *slot = Slot::Taken;
+                return Poll::Ready(Err(JoinError::cancelled()));
+            }
+            Slot::Taken => panic!("JoinHandle polled after completion"),
         };
         let Poll::Ready(out) = Pin::new(task).poll(cx) else {
             if !awaiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -458,8 +473,8 @@ impl<T> Future for JoinHandle<T> {
             }
             return Poll::Pending;
         };
-        // Resolved: later polls (which futures should not do) report cancelled.
-        *slot = Slot::Gone;
+        // Resolved: a later poll (which futures must not do) panics.
+        *slot = Slot::Taken;
         Poll::Ready(result(out))
     }
 }
@@ -762,6 +777,38 @@ mod tests {
         assert_eq!(run_all(&q), 1);
         assert!(h.is_finished());
         assert_eq!(futures::executor::block_on(h).unwrap(), 5);
+    }
+
+    /// A handle polled again after it resolved panics, as tokio's does:
+    /// it returned "cancelled" at once, every time, so a `select!` loop
+    /// that forgot the task had finished read a cancellation for a task
+    /// that succeeded, and spun on it. A handle whose aborted task left no
+    /// outcome still says "cancelled" the first time.
+    #[test]
+    fn a_handle_polled_after_it_resolved_panics() {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let (q, mut h) = manual(async { 5 });
+        run_all(&q);
+        assert!(matches!(Pin::new(&mut h).poll(&mut cx), Poll::Ready(Ok(5))));
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = Pin::new(&mut h).poll(&mut cx);
+        }));
+        let msg = again.expect_err("a second poll returned");
+        assert!(
+            msg.downcast_ref::<&str>()
+                .is_some_and(|m| m.contains("after completion")),
+            "{:?}",
+            msg.downcast_ref::<&str>()
+        );
+        assert!(h.is_finished());
+
+        let (q, mut h) = manual(std::future::pending::<()>());
+        h.abort();
+        run_all(&q);
+        let Poll::Ready(Err(e)) = Pin::new(&mut h).poll(&mut cx) else {
+            panic!("an aborted task's handle did not resolve")
+        };
+        assert!(e.is_cancelled());
     }
 
     #[test]
