@@ -57,6 +57,7 @@ coro_io::driver_tests!(
     dropped_recv_does_not_take_the_bytes_of_a_later_send,
     dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send,
     a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
+    a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock,
     cancel_all_without_a_bound_returns_once_the_ops_are_cancelled,
     cancel_all_returns_while_another_thread_parks,
     a_waker_that_panics_at_the_drivers_drop_does_not_escape_it,
@@ -511,6 +512,50 @@ fn a_dropped_poll_keeps_no_waker_and_the_others_still_wait(cfg: Config) {
     rustix::io::write(&w, b"x").unwrap();
     let revents = run(&h, kept).unwrap();
     assert_ne!(revents & libc::POLLIN as u32, 0, "revents {revents:#x}");
+}
+
+/// An op re-polled with another waker (a future handed to another task)
+/// lets go of the old one after the driver's lock: the op held the only
+/// copy, and its drop may end a task that held a stream of the same
+/// driver, whose release takes that lock. On io_uring it was dropped
+/// under the lock: the thread locked the driver twice (a deadlock).
+fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Config) {
+    use coro_io::driver::RegisteredFd;
+    struct Holds(#[allow(dead_code)] RegisteredFd);
+    impl Wake for Holds {
+        fn wake(self: Arc<Self>) {}
+    }
+    let h = cfg.handle();
+    let (r, _w) = pipe();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let held = RegisteredFd::new(&h, OwnedFd::from(a));
+    let registered = h.registered_fds();
+    let owner = Waker::from(Arc::new(Holds(held)));
+    let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&owner))
+            .is_pending()
+    );
+    drop(owner);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // Bounded: the failure is a deadlock on the thread that polls.
+    std::thread::spawn(move || {
+        let (_c, other) = waker();
+        let pending = fut.as_mut().poll(&mut Context::from_waker(&other));
+        drop(fut);
+        let _ = done_tx.send(pending.is_pending());
+    });
+    let pending = done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{cfg}: a re-poll with a new waker did not return"));
+    assert!(pending);
+    h.park(Some(Duration::from_millis(10))).unwrap();
+    assert!(
+        h.registered_fds() < registered || registered == 0,
+        "{cfg}: the stream the old waker held was not released"
+    );
 }
 
 fn unpark_wakes_park(cfg: Config) {

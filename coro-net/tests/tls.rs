@@ -54,6 +54,7 @@ coro_io::driver_tests!(
     a_flush_behind_a_batch_the_full_socket_holds_ends_once_the_peer_reads,
     an_unflushed_async_write_reaches_the_peer_while_another_task_reads,
     a_writer_is_not_starved_by_another_that_writes_without_pause,
+    a_writer_repolled_with_a_new_waker_drops_the_old_after_the_lock,
     alpn_is_negotiated,
     early_data_a_client_sends_is_not_lost,
     mutual_tls_accepts_and_rejects,
@@ -1460,6 +1461,96 @@ fn an_unflushed_async_write_reaches_the_peer_while_another_task_reads(cfg: Confi
         next_outcome(&s2, &mut outcomes).await.unwrap();
     });
     s.shutdown();
+}
+
+/// A writer waiting in line, re-polled with another waker (its future
+/// handed to another task), lets go of the old waker after the stream's
+/// lock: the line held the only copy, and its drop may end a task that
+/// holds another write of the same stream, whose drop takes that lock. It
+/// was dropped under the lock: the thread locked the stream twice (a
+/// deadlock).
+fn a_writer_repolled_with_a_new_waker_drops_the_old_after_the_lock(cfg: Config) {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Wake, Waker};
+    type Write = Pin<Box<dyn Future<Output = coro_io::buf::BufResult<usize, Vec<u8>>> + Send>>;
+    struct Holds(#[allow(dead_code)] Mutex<Option<Write>>);
+    impl Wake for Holds {
+        fn wake(self: Arc<Self>) {}
+    }
+    // No receive queue: the peer's socket fills, and sends wait.
+    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            multishot_recv: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    let (ca, leaf) = pki();
+    let sr = s.clone();
+    // The server reads nothing for 300 ms, then all.
+    let (addr, _outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
+        let sr = sr.clone();
+        async move {
+            socket2::SockRef::from(tls.tcp())
+                .set_recv_buffer_size(64 * 1024)
+                .unwrap();
+            sr.sleep(Duration::from_millis(300)).await;
+            read_to_end(&tls).await.map(drop)
+        }
+    });
+    let s2 = s.clone();
+    run(&s, async move {
+        let tcp = TcpStream::connect(&s2, addr).await.unwrap();
+        socket2::SockRef::from(&tcp)
+            .set_send_buffer_size(64 * 1024)
+            .unwrap();
+        let t = connector(&ca).connect("localhost", tcp).await.unwrap();
+        // The writes borrow the stream for as long as a waker may hold one.
+        let t: &'static TlsStream = Box::leak(Box::new(t));
+        let noop = || Context::from_waker(Waker::noop());
+        // A send that waits for a peer that never reads.
+        let mut hog: Write = Box::pin(async move {
+            let (r, b) = t.write_all(vec![b'h'; 8 << 20]).await;
+            (r.map(|()| 0), b)
+        });
+        let mut waited = 0;
+        while hog.as_mut().poll(&mut noop()).is_pending() && waited < 3 {
+            waited += 1;
+            s2.sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(waited, 3, "{cfg}: the hog's write did not wait");
+        // Two writers in line behind it; the second's waker holds the first.
+        let mut first: Write = Box::pin(t.write(vec![b'a'; 10]));
+        assert!(first.as_mut().poll(&mut noop()).is_pending());
+        let owner = Waker::from(Arc::new(Holds(Mutex::new(Some(first)))));
+        let mut second: Write = Box::pin(t.write(vec![b'b'; 10]));
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(&owner))
+                .is_pending()
+        );
+        drop(owner);
+        // The send in flight ends once the server reads: its wake-up takes
+        // the copy of the waker it held, and the line holds the last one.
+        s2.sleep(Duration::from_secs(1)).await;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        // Bounded: the failure is a deadlock on the thread that polls.
+        std::thread::spawn(move || {
+            let pending = second
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()));
+            drop(second);
+            let _ = done_tx.send(pending.is_pending());
+        });
+        let pending = done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{cfg}: a re-poll with a new waker did not return"));
+        assert!(pending);
+        drop(hog);
+    });
 }
 
 /// Two writers share one stream; one writes without pause (64 KiB

@@ -1316,10 +1316,15 @@ impl Backend for UringDriver {
         };
         match &mut slot.state {
             SlotState::Waiting { waker, .. } => {
-                match waker {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => *waker = Some(cx.waker().clone()),
-                }
+                let old = match waker {
+                    Some(w) if w.will_wake(cx.waker()) => None,
+                    _ => waker.replace(cx.waker().clone()),
+                };
+                // The slot held the op's only copy: its drop may be the
+                // last reference to a task, whose drop may reach this
+                // driver (a stream it held): not under the lock.
+                drop(st);
+                drop(old);
                 Poll::Pending
             }
             SlotState::Done { .. } => {

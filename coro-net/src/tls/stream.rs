@@ -484,20 +484,22 @@ impl<'a> Turn<'a> {
     }
 
     /// Join the line (the first time) and keep the waker there current.
-    fn wait(&mut self, st: &mut State, w: &Waker) {
+    /// Returns the waker it replaced, to be dropped after the stream's
+    /// lock: the line held the writer's only copy, and its drop may be the
+    /// last reference to a task whose drop uses this stream.
+    #[must_use = "drop the replaced waker after the stream's lock"]
+    fn wait(&mut self, st: &mut State, w: &Waker) -> Option<Waker> {
         match self.place {
             None => {
                 let p = st.next_place;
                 st.next_place += 1;
                 st.line.push_back((p, w.clone()));
                 self.place = Some(p);
+                None
             }
             Some(p) => {
-                if let Some((_, x)) = st.line.iter_mut().find(|(q, _)| *q == p) {
-                    if !x.will_wake(w) {
-                        x.clone_from(w);
-                    }
-                }
+                let (_, x) = st.line.iter_mut().find(|(q, _)| *q == p)?;
+                (!x.will_wake(w)).then(|| std::mem::replace(x, w.clone()))
             }
         }
     }
@@ -1100,7 +1102,11 @@ impl TlsStream {
             // for the writers before this one (the one at the front is
             // woken when it is its turn, see `next_in_line`).
             match turn.as_mut() {
-                Some(t) => t.wait(&mut st, cx.waker()),
+                Some(t) => {
+                    let replaced = t.wait(&mut st, cx.waker());
+                    drop(st);
+                    drop(replaced);
+                }
                 None => {
                     let evicted = self.wr.register(cx.waker());
                     st.evicted.absorb(evicted);
