@@ -1396,10 +1396,42 @@ pub(crate) async fn or_inbox<T>(
 /// The back-off of an accept loop that ran out of fds or memory, and
 /// the listener's inbox of connections accepted for dropped accepts
 /// (io_uring; see [`coro_io::op::AcceptInbox`]).
+///
+/// The back-off lives in the listener, not in each accept's future: a
+/// `select!` loop whose other branch wins drops its accept and makes a
+/// new one each turn, which would start the back-off over (a first try at
+/// once, the shortest pause) and retry a failing listener at that loop's
+/// rate.
 #[derive(Debug, Default)]
 pub(crate) struct AcceptBackoff {
     logged: std::sync::atomic::AtomicBool,
+    /// An accept failed since the last connection taken: `state` holds a
+    /// back-off (read first, so that a listener that never failed takes
+    /// no lock per accept).
+    failing: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<Backoff>,
     inbox: std::sync::Arc<coro_io::op::AcceptInbox>,
+}
+
+#[derive(Debug, Default)]
+struct Backoff {
+    /// The next pause (zero: the first, [`BACKOFF_MIN`]).
+    pause: Duration,
+    /// Connection errors in a row ([`TRANSIENT_RUN`]).
+    transient: u32,
+    /// No accept is tried before this (a pause in progress, which an
+    /// accept that was dropped meanwhile began).
+    resume_at: Option<std::time::Instant>,
+}
+
+impl Backoff {
+    /// Begin a pause at `now`: how long it lasts.
+    fn begin(&mut self, now: std::time::Instant) -> Duration {
+        let pause = self.pause.max(BACKOFF_MIN);
+        self.pause = (pause * 2).min(BACKOFF_MAX);
+        self.resume_at = Some(now + pause);
+        pause
+    }
 }
 
 /// First and longest pause after EMFILE and friends.
@@ -1435,10 +1467,16 @@ impl AcceptBackoff {
         &self.inbox
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, Backoff> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Run `attempt` until it yields a connection or an error about the
     /// listener itself; sleeps on the scheduler between resource failures
     /// (5 ms doubling to 200 ms) and logs the first one to stderr, and
-    /// after 16 connection errors in a row also between those.
+    /// after 16 connection errors in a row also between those. The
+    /// back-off goes on across accepts (see [`AcceptBackoff`]) until one
+    /// takes a connection.
     pub(crate) async fn run<T, F, Fut>(
         &self,
         sock: &Socket,
@@ -1450,24 +1488,34 @@ impl AcceptBackoff {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = io::Result<T>>,
     {
-        let mut pause = BACKOFF_MIN;
-        let mut transient = 0u32;
+        use std::sync::atomic::Ordering::Relaxed;
+        let paused = |e| context(e, format_args!("accept on {what}"));
         loop {
-            match attempt().await {
-                Ok(v) => return Ok(v),
-                Err(e) if accept_error_is_transient(&e) => {
-                    transient += 1;
-                    if transient >= TRANSIENT_RUN {
-                        // Maybe not the connections' errors but the
-                        // listener's: pause as for a resource failure.
-                        sock.retry_pause(pause)
-                            .await
-                            .map_err(|e| context(e, format_args!("accept on {what}")))?;
-                        pause = (pause * 2).min(BACKOFF_MAX);
+            if self.failing.load(Relaxed) {
+                // The rest of a pause an earlier accept began.
+                let now = sock.sched().now();
+                let resume_at = self.state().resume_at;
+                if let Some(left) = resume_at.and_then(|t| t.checked_duration_since(now)) {
+                    sock.retry_pause(left).await.map_err(paused)?;
+                }
+            }
+            let pause = match attempt().await {
+                Ok(v) => {
+                    if self.failing.swap(false, Relaxed) {
+                        *self.state() = Backoff::default();
                     }
+                    return Ok(v);
+                }
+                Err(e) if accept_error_is_transient(&e) => {
+                    self.failing.store(true, Relaxed);
+                    let mut st = self.state();
+                    st.transient += 1;
+                    // Maybe not the connections' errors but the
+                    // listener's: pause as for a resource failure.
+                    (st.transient >= TRANSIENT_RUN).then(|| st.begin(sock.sched().now()))
                 }
                 Err(e) if accept_error_is_resource(&e) => {
-                    if !self.logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    if !self.logged.swap(true, Relaxed) {
                         coro_io::report(
                             "coro-net",
                             format_args!(
@@ -1476,12 +1524,13 @@ impl AcceptBackoff {
                             ),
                         );
                     }
-                    sock.retry_pause(pause)
-                        .await
-                        .map_err(|e| context(e, format_args!("accept on {what}")))?;
-                    pause = (pause * 2).min(BACKOFF_MAX);
+                    self.failing.store(true, Relaxed);
+                    Some(self.state().begin(sock.sched().now()))
                 }
                 Err(e) => return Err(context(e, format_args!("accept on {what}"))),
+            };
+            if let Some(pause) = pause {
+                sock.retry_pause(pause).await.map_err(paused)?;
             }
         }
     }

@@ -28,6 +28,7 @@ coro_io::driver_tests!(
     hard_faults_end_only_their_connection,
     hard_faults_end_only_their_tls_connection,
     a_short_adapter_send_reaches_the_peer_while_the_writer_reads,
+    an_accept_made_anew_each_turn_of_a_select_loop_keeps_backing_off,
 );
 
 /// Faults are process-wide: one test at a time.
@@ -426,4 +427,46 @@ fn a_short_adapter_send_reaches_the_peer_while_the_writer_reads(cfg: Config) {
         drop(server.await.unwrap());
     });
     s.shutdown();
+}
+
+/// A listener whose every accept fails, accepted from a `select!` loop
+/// whose other branch (a 1 ms tick) wins each turn: each turn drops its
+/// accept and makes a new one. The back-off (5 ms doubling to 200 ms) goes
+/// on across them. It lived in each accept's future, so each new one tried
+/// at once and began at the shortest pause: a failing listener was retried
+/// at the loop's rate (hundreds of tries in 300 ms; a few dozen now).
+fn an_accept_made_anew_each_turn_of_a_select_loop_keeps_backing_off(cfg: Config) {
+    use futures::future::{Either, select};
+    let _g = serial();
+    let s = sched(cfg);
+    let l = TcpListener::bind(&s, "127.0.0.1:0").unwrap();
+    let f = Faults::on(FaultPlan {
+        seed: 7,
+        transient_per_mille: 0,
+        hard_per_mille: 1000,
+        short_write_per_mille: 0,
+    });
+    let s2 = s.clone();
+    let turns = run(&s, async move {
+        let t0 = std::time::Instant::now();
+        let mut turns = 0;
+        while t0.elapsed() < Duration::from_millis(300) {
+            let accept = std::pin::pin!(l.accept());
+            let tick = std::pin::pin!(s2.sleep(Duration::from_millis(1)));
+            match select(accept, tick).await {
+                Either::Left((r, _)) => panic!("an accept returned: {:?}", r.map(|_| ())),
+                Either::Right(_) => turns += 1,
+            }
+        }
+        turns
+    });
+    let tries = fault::counts().hard;
+    drop(f);
+    assert!(turns > 20, "{cfg}: only {turns} turns of the loop");
+    // 300 ms of pauses from 5 ms doubling: 6 of them, and 16 connection
+    // errors in a row before the first of those pauses at worst.
+    assert!(
+        tries <= 40,
+        "{cfg}: {tries} accepts tried in {turns} turns of 300 ms"
+    );
 }
