@@ -58,6 +58,8 @@ coro_io::driver_tests!(
     dropped_recv_behind_a_long_backlog_does_not_take_the_bytes_of_a_later_send,
     a_dropped_poll_keeps_no_waker_and_the_others_still_wait,
     a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock,
+    a_dropped_op_left_to_finish_lets_go_of_its_waker_after_the_drivers_lock,
+    a_cancelled_op_lets_go_of_its_waker_after_the_drivers_lock,
     cancel_all_without_a_bound_returns_once_the_ops_are_cancelled,
     cancel_all_returns_while_another_thread_parks,
     a_waker_that_panics_at_the_drivers_drop_does_not_escape_it,
@@ -520,18 +522,10 @@ fn a_dropped_poll_keeps_no_waker_and_the_others_still_wait(cfg: Config) {
 /// driver, whose release takes that lock. On io_uring it was dropped
 /// under the lock: the thread locked the driver twice (a deadlock).
 fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Config) {
-    use coro_io::driver::RegisteredFd;
-    struct Holds(#[allow(dead_code)] RegisteredFd);
-    impl Wake for Holds {
-        fn wake(self: Arc<Self>) {}
-    }
     let h = cfg.handle();
     let (r, _w) = pipe();
-    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    a.set_nonblocking(true).unwrap();
-    let held = RegisteredFd::new(&h, OwnedFd::from(a));
     let registered = h.registered_fds();
-    let owner = Waker::from(Arc::new(Holds(held)));
+    let owner = holds_a_stream(&h);
     let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
     assert!(
         fut.as_mut()
@@ -539,22 +533,97 @@ fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Con
             .is_pending()
     );
     drop(owner);
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    // Bounded: the failure is a deadlock on the thread that polls.
-    std::thread::spawn(move || {
+    bounded(&format!("{cfg}: a re-poll with a new waker"), move || {
         let (_c, other) = waker();
-        let pending = fut.as_mut().poll(&mut Context::from_waker(&other));
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&other))
+                .is_pending()
+        );
         drop(fut);
-        let _ = done_tx.send(pending.is_pending());
     });
-    let pending = done_rx
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| panic!("{cfg}: a re-poll with a new waker did not return"));
-    assert!(pending);
     h.park(Some(Duration::from_millis(10))).unwrap();
     assert!(
         h.registered_fds() < registered || registered == 0,
         "{cfg}: the stream the old waker held was not released"
+    );
+}
+
+/// A waker that owns a stream of the driver `h`: its last copy's drop
+/// releases the stream, which takes the driver's lock.
+fn holds_a_stream(h: &Handle) -> Waker {
+    use coro_io::driver::RegisteredFd;
+    struct Holds(#[allow(dead_code)] RegisteredFd);
+    impl Wake for Holds {
+        fn wake(self: Arc<Self>) {}
+    }
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    Waker::from(Arc::new(Holds(RegisteredFd::new(h, OwnedFd::from(a)))))
+}
+
+/// Run `f` on another thread, bounded: the failure it looks for is a
+/// deadlock of the thread that runs it.
+fn bounded(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} did not return"));
+}
+
+/// An op that must finish (a close), dropped while it waits, lets go of
+/// its waker after the driver's lock (see the test above): on io_uring it
+/// was dropped under it.
+fn a_dropped_op_left_to_finish_lets_go_of_its_waker_after_the_drivers_lock(cfg: Config) {
+    let h = cfg.handle();
+    let (r, _w) = pipe();
+    let owner = holds_a_stream(&h);
+    let mut fut = Box::pin(op::close(&h, r));
+    if fut
+        .as_mut()
+        .poll(&mut Context::from_waker(&owner))
+        .is_ready()
+    {
+        return; // epoll: closed at once, nothing waits
+    }
+    drop(owner);
+    bounded(&format!("{cfg}: dropping a waiting close"), move || {
+        drop(fut)
+    });
+    h.park(Some(Duration::from_millis(10))).unwrap();
+}
+
+/// An op cancelled while its entry is still staged lets go of its waker
+/// after the driver's lock: on io_uring it was overwritten under it.
+fn a_cancelled_op_lets_go_of_its_waker_after_the_drivers_lock(cfg: Config) {
+    let h = cfg.handle();
+    let (r, _w) = pipe();
+    let owner = holds_a_stream(&h);
+    let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&owner))
+            .is_pending()
+    );
+    drop(owner);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Bounded: the failure is a deadlock of the thread that cancels.
+    std::thread::spawn(move || {
+        fut.as_mut().cancel();
+        let _ = tx.send(fut);
+    });
+    let fut = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{cfg}: cancelling a waiting poll did not return"));
+    let res = run(&h, fut);
+    assert_eq!(
+        res.map(|_| ()).unwrap_err().raw_os_error(),
+        Some(libc::ECANCELED),
+        "{cfg}"
     );
 }
 

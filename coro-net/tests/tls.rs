@@ -1463,21 +1463,42 @@ fn an_unflushed_async_write_reaches_the_peer_while_another_task_reads(cfg: Confi
     s.shutdown();
 }
 
-/// A writer waiting in line, re-polled with another waker (its future
-/// handed to another task), lets go of the old waker after the stream's
-/// lock: the line held the only copy, and its drop may end a task that
-/// holds another write of the same stream, whose drop takes that lock. It
-/// was dropped under the lock: the thread locked the stream twice (a
-/// deadlock).
+/// A writer's waker in the line of writers is dropped after the stream's
+/// lock, wherever it leaves the line: replaced by a re-poll with another
+/// waker (its future handed to another task), its future dropped, or its
+/// turn come. The line held the only copy, and its drop may end a task
+/// that holds another write of the same stream, whose drop takes that
+/// lock. It was dropped under the lock: the thread locked the stream
+/// twice (a deadlock).
 fn a_writer_repolled_with_a_new_waker_drops_the_old_after_the_lock(cfg: Config) {
+    for case in [LineCase::Repolled, LineCase::Dropped, LineCase::Served] {
+        writer_line_case(cfg, case);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LineCase {
+    /// Behind another writer, polled again with another waker.
+    Repolled,
+    /// Behind another writer, dropped.
+    Dropped,
+    /// At the front, polled again once the stream is idle: its turn.
+    Served,
+}
+
+fn writer_line_case(cfg: Config, case: LineCase) {
     use std::future::Future;
     use std::pin::Pin;
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::task::{Context, Wake, Waker};
     type Write = Pin<Box<dyn Future<Output = coro_io::buf::BufResult<usize, Vec<u8>>> + Send>>;
-    struct Holds(#[allow(dead_code)] Mutex<Option<Write>>);
+    /// A waker that owns a write of the same stream, and says when woken.
+    struct Holds(Mutex<Option<Write>>, AtomicBool);
     impl Wake for Holds {
-        fn wake(self: Arc<Self>) {}
+        fn wake(self: Arc<Self>) {
+            self.1.store(true, Ordering::SeqCst);
+        }
     }
     // No receive queue: the peer's socket fills, and sends wait.
     let s = cfg.sched_with(coro_io::IoSchedulerOptions {
@@ -1510,45 +1531,92 @@ fn a_writer_repolled_with_a_new_waker_drops_the_old_after_the_lock(cfg: Config) 
         // The writes borrow the stream for as long as a waker may hold one.
         let t: &'static TlsStream = Box::leak(Box::new(t));
         let noop = || Context::from_waker(Waker::noop());
-        // A send that waits for a peer that never reads.
-        let mut hog: Write = Box::pin(async move {
-            let (r, b) = t.write_all(vec![b'h'; 8 << 20]).await;
-            (r.map(|()| 0), b)
-        });
-        let mut waited = 0;
-        while hog.as_mut().poll(&mut noop()).is_pending() && waited < 3 {
-            waited += 1;
-            s2.sleep(Duration::from_millis(20)).await;
+        // A send that waits for the peer to read (one write: it leaves the
+        // line of writers once its bytes are encrypted, and waits for them
+        // to be sent).
+        // Written until one waits (the sockets' buffers are full).
+        let mut hog: Write = Box::pin(t.write(vec![b'h'; 64 << 10]));
+        let mut writes = 1;
+        while hog.as_mut().poll(&mut noop()).is_ready() {
+            assert!(writes < 100, "{cfg}: 100 writes of 64 KiB never waited");
+            hog = Box::pin(t.write(vec![b'h'; 64 << 10]));
+            writes += 1;
         }
-        assert_eq!(waited, 3, "{cfg}: the hog's write did not wait");
-        // Two writers in line behind it; the second's waker holds the first.
-        let mut first: Write = Box::pin(t.write(vec![b'a'; 10]));
-        assert!(first.as_mut().poll(&mut noop()).is_pending());
-        let owner = Waker::from(Arc::new(Holds(Mutex::new(Some(first)))));
-        let mut second: Write = Box::pin(t.write(vec![b'b'; 10]));
+        s2.sleep(Duration::from_millis(20)).await;
         assert!(
-            second
-                .as_mut()
-                .poll(&mut Context::from_waker(&owner))
-                .is_pending()
+            hog.as_mut().poll(&mut noop()).is_pending(),
+            "{cfg}: the hog's write did not wait"
         );
-        drop(owner);
-        // The send in flight ends once the server reads: its wake-up takes
-        // the copy of the waker it held, and the line holds the last one.
-        s2.sleep(Duration::from_secs(1)).await;
+        // Two writers in line behind it: the one tested (polled with the
+        // owning waker) and the one that waker owns, after it or before.
+        let writer = || -> Write { Box::pin(t.write(vec![b'w'; 10])) };
+        let (mut tested, owned) = if case == LineCase::Served {
+            let mut tested = writer();
+            let mut owned = writer();
+            let holds = Arc::new(Holds(Mutex::new(None), AtomicBool::new(false)));
+            let owner = Waker::from(holds.clone());
+            assert!(
+                tested
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&owner))
+                    .is_pending()
+            );
+            assert!(owned.as_mut().poll(&mut noop()).is_pending());
+            *holds.0.lock().unwrap() = Some(owned);
+            (tested, holds)
+        } else {
+            let mut owned = writer();
+            assert!(owned.as_mut().poll(&mut noop()).is_pending());
+            let holds = Arc::new(Holds(Mutex::new(Some(owned)), AtomicBool::new(false)));
+            let owner = Waker::from(holds.clone());
+            let mut tested = writer();
+            assert!(
+                tested
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&owner))
+                    .is_pending()
+            );
+            (tested, holds)
+        };
+        // Once the send in flight ends (the server reads), its wake-up
+        // takes the copy of the waker it held: the line holds the last.
+        let t0 = std::time::Instant::now();
+        while !owned.1.load(Ordering::SeqCst) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{cfg}: no wake-up");
+            s2.sleep(Duration::from_millis(10)).await;
+        }
+        // And once it is all sent, the stream is idle: a writer at the
+        // front takes its turn.
+        let mut flushed = std::pin::pin!(t.flush());
+        while flushed.as_mut().poll(&mut noop()).is_pending() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "{cfg}: never flushed"
+            );
+            s2.sleep(Duration::from_millis(10)).await;
+        }
+        let holds = Arc::downgrade(&owned);
+        drop(owned);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         // Bounded: the failure is a deadlock on the thread that polls.
         std::thread::spawn(move || {
-            let pending = second
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()));
-            drop(second);
-            let _ = done_tx.send(pending.is_pending());
+            if case == LineCase::Dropped {
+                drop(tested);
+            } else {
+                let _ = tested
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+                drop(tested);
+            }
+            let _ = done_tx.send(());
         });
-        let pending = done_rx
+        done_rx
             .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{cfg}: a re-poll with a new waker did not return"));
-        assert!(pending);
+            .unwrap_or_else(|_| panic!("{cfg} {case:?}: the writer did not let go"));
+        assert!(
+            holds.upgrade().is_none(),
+            "{cfg} {case:?}: the line kept the old waker"
+        );
         drop(hog);
     });
 }

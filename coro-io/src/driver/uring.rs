@@ -1413,11 +1413,18 @@ impl Backend for UringDriver {
         let Some(op) = state.op.take().map(Held::into_box) else {
             return;
         };
+        // The op's waker (the only copy: its drop may end a task whose
+        // drop reaches this driver): dropped after the lock, which is
+        // declared after it.
+        let mut _waker: Option<Waker> = None;
         let mut st = self.state();
         let Some(slot) = st.get_mut(token) else {
             return;
         };
-        let prev = std::mem::replace(&mut slot.state, SlotState::Free);
+        let mut prev = std::mem::replace(&mut slot.state, SlotState::Free);
+        if let SlotState::Waiting { waker, .. } = &mut prev {
+            _waker = waker.take();
+        }
         match prev {
             SlotState::Waiting { phase, .. } if op.finish_if_dropped() => {
                 // Left to finish, staged or in the kernel: its completion
@@ -1487,6 +1494,8 @@ impl Backend for UringDriver {
         if token == 0 {
             return; // never submitted: the next poll reports ECANCELED
         }
+        // Dropped after the lock (see `drop_op`).
+        let mut _waker: Option<Waker> = None;
         let mut st = self.state();
         let Some(slot) = st.get_mut(token) else {
             return;
@@ -1495,7 +1504,12 @@ impl Backend for UringDriver {
             return; // completed already: the next poll returns that
         }
         if let Some(i) = st.pending.iter().position(|e| e.get_user_data() == token) {
-            // Still staged: the kernel never saw it.
+            // Still staged: the kernel never saw it. The next poll (whose
+            // waker this is) finds it done.
+            if let Some(SlotState::Waiting { waker, .. }) = st.get_mut(token).map(|s| &mut s.state)
+            {
+                _waker = waker.take();
+            }
             st.pending.remove(i);
             st.set(
                 token,

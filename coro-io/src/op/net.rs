@@ -68,7 +68,15 @@ impl InboxWait<'_> {
     pub fn poll_take(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<OwnedFd> {
         let mut g = crate::lock(&self.inbox.0);
         if let Some(fd) = g.fds.pop_front() {
-            g.waiting.retain(|(id, _)| *id != self.id);
+            // Its waker, dropped after the lock (it may be the last
+            // reference to a task whose drop reaches this inbox).
+            let mine = g
+                .waiting
+                .iter()
+                .position(|(id, _)| *id == self.id)
+                .and_then(|i| g.waiting.remove(i));
+            drop(g);
+            drop(mine);
             return std::task::Poll::Ready(fd);
         }
         if self.id == 0 {
@@ -1126,6 +1134,50 @@ mod inbox_tests {
             assert_eq!(waiting(&inbox), 1);
         }
         assert_eq!(waiting(&inbox), 0);
+    }
+
+    /// An accept that takes a kept connection out of turn lets go of its
+    /// place's waker after the inbox's lock: it may be the last reference
+    /// to a task holding another wait on the same inbox, whose drop takes
+    /// that lock. It was dropped under it (a deadlock).
+    #[test]
+    fn a_wait_that_takes_a_connection_drops_its_waker_after_the_lock() {
+        struct Holds(#[allow(dead_code)] std::sync::Mutex<Option<InboxWait<'static>>>);
+        impl Wake for Holds {
+            fn wake(self: Arc<Self>) {}
+        }
+        let inbox: &'static AcceptInbox = Box::leak(Box::new(AcceptInbox::new()));
+        let (_ca, wa) = waker();
+        let mut first = inbox.wait();
+        assert!(first.poll_take(&mut Context::from_waker(&wa)).is_pending());
+        let mut owned = inbox.wait();
+        assert!(
+            owned
+                .poll_take(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        let owner = Waker::from(Arc::new(Holds(std::sync::Mutex::new(Some(owned)))));
+        let mut taker = inbox.wait();
+        assert!(
+            taker
+                .poll_take(&mut Context::from_waker(&owner))
+                .is_pending()
+        );
+        drop(owner);
+        inbox.put(fd()); // wakes `first`; `taker` comes first
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let got = taker.poll_take(&mut Context::from_waker(Waker::noop()));
+            let _ = tx.send(got.is_ready());
+        });
+        let Ok(got) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
+            // The deadlocked thread holds the lock: a drop would wait too.
+            std::mem::forget(first);
+            panic!("taking a kept connection did not return");
+        };
+        assert!(got);
+        drop(first);
+        assert_eq!(waiting(inbox), 0);
     }
 
     /// A kept connection wakes the first in line only; if that one ends

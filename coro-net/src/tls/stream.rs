@@ -514,10 +514,12 @@ impl Drop for Turn<'_> {
         let Some(i) = st.line.iter().position(|(q, _)| *q == p) else {
             return;
         };
-        st.line.remove(i);
-        if i == 0 {
-            let w = self.stream.next_in_line(&st);
-            drop(st);
+        // Its waker is dropped after the lock (see `wait`).
+        let mine = st.line.remove(i);
+        let next = (i == 0).then(|| self.stream.next_in_line(&st));
+        drop(st);
+        drop(mine);
+        if let Some(w) = next {
             w.wake();
         }
     }
@@ -1076,6 +1078,10 @@ impl TlsStream {
         mut turn: Option<&mut Turn<'_>>,
         batch: &mut u64,
     ) -> Poll<io::Result<usize>> {
+        // This writer's waker, taken out of the line when its turn comes:
+        // dropped after the lock (declared first, dropped last), as in
+        // `Turn::wait`.
+        let mut left_line: Option<(u64, Waker)> = None;
         let mut st = self.lock();
         if st.close_notify_sent {
             return Poll::Ready(Err(io::Error::new(
@@ -1118,7 +1124,7 @@ impl TlsStream {
         // woken once this is done (it may find the stream idle again).
         let next = match (place, turn.as_mut()) {
             (Some(_), Some(t)) => {
-                st.line.pop_front();
+                left_line = st.line.pop_front();
                 t.place = None;
                 true
             }
@@ -1154,6 +1160,7 @@ impl TlsStream {
         if next {
             let w = self.next_in_line(&st);
             drop(st);
+            drop(left_line);
             w.wake();
         }
         Poll::Ready(res)
