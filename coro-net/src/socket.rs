@@ -607,13 +607,7 @@ impl Stream {
         use rustix::net::RecvFlags;
         const LOOK_AGAIN: Duration = Duration::from_secs(1);
         let fd = self.sock.registered();
-        // As much as `MSG_PEEK` into the caller's buffer would show. The
-        // socket holds no more than about its receive buffer's size (which
-        // counts each packet's overhead too; the kernel may let one packet
-        // past it): twice that bounds the copy without cutting a peek short.
-        let queued_at_most = rustix::net::sockopt::socket_recv_buffer_size(fd)
-            .map_or(1 << 20, |n| n.saturating_mul(2));
-        let mut seen = Vec::with_capacity(buf.bytes_total().min(queued_at_most));
+        let mut seen = Vec::new();
         let mut wait = Duration::from_millis(10);
         loop {
             // A pending socket error (a reset) would be taken by a peek,
@@ -631,7 +625,14 @@ impl Stream {
                 let res = std::future::poll_fn(|cx| fd.poll_recv_buf(cx, &mut buf, true)).await;
                 return (res, buf);
             }
+            // As much as `MSG_PEEK` into the caller's buffer would show:
+            // what the socket holds (bytes that come after the count are
+            // seen by the next peek), at least one byte (an empty buffer
+            // would read as the end of the stream).
+            let queued = rustix::io::ioctl_fionread(fd)
+                .map_or(1 << 20, |n| usize::try_from(n).unwrap_or(usize::MAX));
             seen.clear();
+            seen.reserve_exact(buf.bytes_total().min(queued).max(1));
             let flags = RecvFlags::PEEK | RecvFlags::DONTWAIT;
             match rustix::net::recv(fd, rustix::buffer::spare_capacity(&mut seen), flags) {
                 Ok(_) => return (Ok(coro_io::buf::fill(&mut buf, &seen)), buf),
@@ -1425,8 +1426,19 @@ struct Backoff {
 }
 
 impl Backoff {
-    /// Begin a pause at `now`: how long it lasts.
+    /// Pause at `now`: how long for. One pause at a time, however many
+    /// tasks accept on the listener: a failure during a pause waits out
+    /// its rest (without doubling the next), so a burst of failures seen
+    /// by many accepts counts once. After a quiet spell (no failure for
+    /// twice the longest pause) the pauses start short again.
     fn begin(&mut self, now: std::time::Instant) -> Duration {
+        match self.resume_at {
+            Some(t) if t > now => return t - now,
+            Some(t) if now.saturating_duration_since(t) > 2 * BACKOFF_MAX => {
+                self.pause = Duration::ZERO;
+            }
+            _ => {}
+        }
         let pause = self.pause.max(BACKOFF_MIN);
         self.pause = (pause * 2).min(BACKOFF_MAX);
         self.resume_at = Some(now + pause);
@@ -1501,7 +1513,9 @@ impl AcceptBackoff {
             }
             let pause = match attempt().await {
                 Ok(v) => {
-                    if self.failing.swap(false, Relaxed) {
+                    // Read first: a listener that never failed writes
+                    // nothing shared per accept.
+                    if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
                         *self.state() = Backoff::default();
                     }
                     return Ok(v);

@@ -1934,7 +1934,8 @@ fn a_first_peek_sees_all_the_socket_holds(cfg: Config) {
     let addr = l.local_addr().unwrap();
     let peer = std::thread::spawn(move || {
         let (mut c, _) = l.accept().unwrap();
-        c.write_all(&pattern(LEN, 5)).unwrap();
+        // Fails where the test skips (the client closes before reading).
+        let _ = c.write_all(&pattern(LEN, 5));
         c
     });
     let s2 = s.clone();

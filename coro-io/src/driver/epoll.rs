@@ -124,7 +124,9 @@ fn token(word: u64, write_seq: u32, interest: Interest) -> u64 {
 /// refused for the driver's life after the limit was raised (a server
 /// that raises it at the top of `main`, after `#[coro::main]` made the
 /// scheduler, or `prlimit` on a running one). The directory costs 16
-/// bytes per 1,024 fds (16 KiB at the default ceiling of 2^20).
+/// bytes per 1,024 fds: 16 KiB at the kernel's default ceiling (2^20),
+/// 256 KiB where the ceiling is raised to 2^24 or more (systems whose
+/// init raises `fs.nr_open` to its maximum).
 struct Cells {
     chunks: Box<[OnceLock<Box<[ReadCell; CELL_CHUNK]>>]>,
 }
