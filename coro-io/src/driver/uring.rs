@@ -107,16 +107,25 @@ impl<T: Op> Orphan for T {
     }
 }
 
-/// Ops of dropped futures whose completions a turn reaped, freed at the
-/// end of the turn (after the state lock), each on its own: a caller's
-/// buffer whose destructor panics must neither keep the others from being
-/// freed nor unwind out of the turn (a scheduler's loop would die of it).
-struct Dead(Vec<Box<dyn Orphan>>);
+/// Ops of dropped futures whose completions a turn reaped, with the
+/// result they are told of (`Op::orphaned`: an fd opened or accepted for
+/// nobody is closed), freed at the end of the turn, after the state lock
+/// (a close may be slow: a FUSE file's flush waits for its daemon, and
+/// every thread that starts an op needs the lock), each on its own: a
+/// caller's buffer whose destructor panics must neither keep the others
+/// from being freed nor unwind out of the turn (a scheduler's loop would
+/// die of it).
+struct Dead(Vec<(Box<dyn Orphan>, Option<io::Result<usize>>)>);
 
 impl Drop for Dead {
     fn drop(&mut self) {
-        for op in self.0.drain(..) {
-            crate::survive("dropping the buffer of a finished op", || drop(op));
+        for (mut op, res) in self.0.drain(..) {
+            crate::survive("dropping the buffer of a finished op", || {
+                if let Some(res) = res {
+                    op.orphaned(res);
+                }
+                drop(op);
+            });
         }
     }
 }
@@ -727,7 +736,7 @@ impl UringDriver {
         &self,
         st: &mut State,
         wake: &mut Vec<Waker>,
-        dead: &mut Vec<Box<dyn Orphan>>,
+        dead: &mut Vec<(Box<dyn Orphan>, Option<io::Result<usize>>)>,
     ) -> (usize, bool) {
         let mut n = 0;
         let mut unparked = false;
@@ -790,11 +799,8 @@ impl UringDriver {
                     slot.state = SlotState::Done { res, phase, more };
                     wake.extend(waker);
                 }
-                SlotState::Orphaned { mut op, phase, .. } => {
-                    if phase == Phase::Op {
-                        op.orphaned(res);
-                    }
-                    dead.push(op);
+                SlotState::Orphaned { op, phase, .. } => {
+                    dead.push((op, (phase == Phase::Op).then_some(res)));
                     st.release(token);
                 }
                 other => slot.state = other,
