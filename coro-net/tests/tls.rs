@@ -1510,14 +1510,18 @@ fn writer_line_case(cfg: Config, case: LineCase) {
     });
     let (ca, leaf) = pki();
     let sr = s.clone();
-    // The server reads nothing for 300 ms, then all.
+    // The server reads nothing until both writers wait in line, then all.
+    let in_line = Arc::new(AtomicBool::new(false));
+    let go = in_line.clone();
     let (addr, _outcomes) = serve(&s, acceptor(&leaf), move |tls: TlsStream| {
-        let sr = sr.clone();
+        let (sr, go) = (sr.clone(), go.clone());
         async move {
             socket2::SockRef::from(tls.tcp())
                 .set_recv_buffer_size(64 * 1024)
                 .unwrap();
-            sr.sleep(Duration::from_millis(300)).await;
+            while !go.load(Ordering::SeqCst) {
+                sr.sleep(Duration::from_millis(5)).await;
+            }
             read_to_end(&tls).await.map(drop)
         }
     });
@@ -1578,6 +1582,7 @@ fn writer_line_case(cfg: Config, case: LineCase) {
             );
             (tested, holds)
         };
+        in_line.store(true, Ordering::SeqCst);
         // Once the send in flight ends (the server reads), its wake-up
         // takes the copy of the waker it held: the line holds the last.
         let t0 = std::time::Instant::now();
