@@ -1581,6 +1581,30 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
+    /// Failures that several accepting tasks meet at once pause once: the
+    /// back-off doubles per pause, not per failure (eight failures at once
+    /// made it 200 ms), and starts short again after a quiet spell.
+    #[test]
+    fn the_accept_back_off_doubles_per_pause_and_forgets_a_quiet_spell() {
+        let t0 = std::time::Instant::now();
+        let mut b = Backoff::default();
+        for _ in 0..8 {
+            assert!(b.begin(t0) <= BACKOFF_MIN);
+        }
+        // The next failure, once that pause is over: twice as long.
+        let t1 = t0 + BACKOFF_MIN;
+        assert_eq!(b.begin(t1), 2 * BACKOFF_MIN);
+        // Failing on: it grows to the longest.
+        let mut t = t1;
+        for _ in 0..10 {
+            t += BACKOFF_MAX;
+            b.begin(t);
+        }
+        assert_eq!(b.begin(t + BACKOFF_MAX), BACKOFF_MAX);
+        // A second with no failure: short again.
+        assert_eq!(b.begin(t + Duration::from_secs(2)), BACKOFF_MIN);
+    }
+
     /// Every connection's task holds its stream: the `futures_io`
     /// adapter's state (two locks, a buffer or an op each) is made only for
     /// streams that use it, and asking about it does not make it.

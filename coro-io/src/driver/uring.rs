@@ -115,7 +115,10 @@ impl<T: Op> Orphan for T {
 /// caller's buffer whose destructor panics must neither keep the others
 /// from being freed nor unwind out of the turn (a scheduler's loop would
 /// die of it).
-struct Dead(Vec<(Box<dyn Orphan>, Option<io::Result<usize>>)>);
+struct Dead(Vec<DeadOp>);
+
+/// An op of a dropped future, and the result to tell it of, if any.
+type DeadOp = (Box<dyn Orphan>, Option<io::Result<usize>>);
 
 impl Drop for Dead {
     fn drop(&mut self) {
@@ -732,12 +735,7 @@ impl UringDriver {
     /// ops of dropped futures to `dead` (freed by the caller, unlocked).
     /// Returns the number of op completions and whether an `unpark` was
     /// among them.
-    fn reap(
-        &self,
-        st: &mut State,
-        wake: &mut Vec<Waker>,
-        dead: &mut Vec<(Box<dyn Orphan>, Option<io::Result<usize>>)>,
-    ) -> (usize, bool) {
+    fn reap(&self, st: &mut State, wake: &mut Vec<Waker>, dead: &mut Vec<DeadOp>) -> (usize, bool) {
         let mut n = 0;
         let mut unparked = false;
         Self::take_returns(st);
