@@ -995,7 +995,7 @@ impl Stream {
     }
 
     /// Move the adapter's send in flight on (io_uring), where a reader
-    /// waits: one that ended short (a kernel before Linux 5.18 does not
+    /// waits: one that ended short (a kernel before Linux 5.19 does not
     /// finish a send whole) goes on only when polled, and a writer that
     /// wrote a request and reads the reply polls nothing else. Its
     /// outcome stays for the next write or flush. Not if another task
@@ -1483,6 +1483,17 @@ impl AcceptBackoff {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A connection was taken (by an accept, or from the inbox): the
+    /// back-off ends.
+    pub(crate) fn succeeded(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Read first: a listener that never failed writes nothing shared
+        // per accept.
+        if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
+            *self.state() = Backoff::default();
+        }
+    }
+
     /// Run `attempt` until it yields a connection or an error about the
     /// listener itself; sleeps on the scheduler between resource failures
     /// (5 ms doubling to 200 ms) and logs the first one to stderr, and
@@ -1513,11 +1524,7 @@ impl AcceptBackoff {
             }
             let pause = match attempt().await {
                 Ok(v) => {
-                    // Read first: a listener that never failed writes
-                    // nothing shared per accept.
-                    if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
-                        *self.state() = Backoff::default();
-                    }
+                    self.succeeded();
                     return Ok(v);
                 }
                 Err(e) if accept_error_is_transient(&e) => {

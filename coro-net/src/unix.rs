@@ -158,7 +158,10 @@ impl UnixListener {
         let inbox = self.backoff.inbox();
         let what = ListenerName(self);
         let fd = match inbox.take() {
-            Some(fd) => fd,
+            Some(fd) => {
+                self.backoff.succeeded();
+                fd
+            }
             None => {
                 let accept = self.backoff.run(&self.sock, &what, || {
                     op::accept_fd_keeping(self.sock.driver(), self.sock.raw(), inbox)
@@ -167,7 +170,10 @@ impl UnixListener {
                 // the inbox meanwhile (see `TcpListener::accept`).
                 match crate::socket::or_inbox(accept, inbox).await {
                     Ok(r) => r?,
-                    Err(fd) => fd,
+                    Err(fd) => {
+                        self.backoff.succeeded();
+                        fd
+                    }
                 }
             }
         };

@@ -222,6 +222,7 @@ impl TcpListener {
                 let stream = TcpStream::from_fd(self.sock.sched(), fd);
                 // Without a peer it was reset meanwhile: take the next one.
                 if let Ok(peer) = stream.peer_addr() {
+                    self.backoff.succeeded();
                     return Ok((stream, peer));
                 }
             }
@@ -239,6 +240,7 @@ impl TcpListener {
                 Err(fd) => {
                     let stream = TcpStream::from_fd(self.sock.sched(), fd);
                     if let Ok(peer) = stream.peer_addr() {
+                        self.backoff.succeeded();
                         return Ok((stream, peer));
                     }
                 }
