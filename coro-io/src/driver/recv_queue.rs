@@ -149,8 +149,11 @@ impl BufRing {
     pub(super) fn new(count: u16) -> io::Result<BufRing> {
         debug_assert!(count.is_power_of_two());
         let oom = || io::Error::new(io::ErrorKind::OutOfMemory, "provided-buffer ring");
+        // Page-aligned: the kernel refuses (EINVAL) a ring that is not,
+        // and pages are 16 or 64 KiB on some arm64 kernels.
+        let page = rustix::param::page_size().max(4096);
         let entries_layout =
-            Layout::from_size_align(count as usize * std::mem::size_of::<BufRingEntry>(), 4096)
+            Layout::from_size_align(count as usize * std::mem::size_of::<BufRingEntry>(), page)
                 .map_err(|_| oom())?;
         // 16-byte alignment: zeroed memory that large comes straight from
         // `mmap` (pages committed only when first written); a larger

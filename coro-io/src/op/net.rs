@@ -565,7 +565,7 @@ impl<B: IoBuf> Send<B> {
     /// a short count a second op would have to go on from: for a send
     /// that runs behind its caller (a write-behind adapter), whose future
     /// nobody may poll again until the caller's next write. `MSG_WAITALL`
-    /// on a stream socket (Linux 5.18 and later; an older kernel may
+    /// on a stream socket (Linux 5.19 and later; an older kernel may
     /// still complete short). A send made before submitting
     /// ([`Op::try_now`]) may still be short, and so may one of a buffer
     /// above 2 GiB less a page (one entry asks for at most that).
