@@ -524,7 +524,6 @@ fn a_dropped_poll_keeps_no_waker_and_the_others_still_wait(cfg: Config) {
 fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Config) {
     let h = cfg.handle();
     let (r, _w) = pipe();
-    let registered = h.registered_fds();
     let owner = holds_a_stream(&h);
     let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
     assert!(
@@ -543,10 +542,6 @@ fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Con
         drop(fut);
     });
     h.park(Some(Duration::from_millis(10))).unwrap();
-    assert!(
-        h.registered_fds() < registered || registered == 0,
-        "{cfg}: the stream the old waker held was not released"
-    );
 }
 
 /// A waker that owns a stream of the driver `h`: its last copy's drop
