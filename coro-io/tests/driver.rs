@@ -524,14 +524,7 @@ fn a_dropped_poll_keeps_no_waker_and_the_others_still_wait(cfg: Config) {
 fn a_waker_replaced_while_an_op_waits_is_dropped_after_the_drivers_lock(cfg: Config) {
     let h = cfg.handle();
     let (r, _w) = pipe();
-    let owner = holds_a_stream(&h);
-    let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
-    assert!(
-        fut.as_mut()
-            .poll(&mut Context::from_waker(&owner))
-            .is_pending()
-    );
-    drop(owner);
+    let mut fut = a_poll_whose_waker_holds_a_stream(&h, &r);
     bounded(&format!("{cfg}: a re-poll with a new waker"), move || {
         let (_c, other) = waker();
         assert!(
@@ -555,6 +548,22 @@ fn holds_a_stream(h: &Handle) -> Waker {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
     a.set_nonblocking(true).unwrap();
     Waker::from(Arc::new(Holds(RegisteredFd::new(h, OwnedFd::from(a)))))
+}
+
+/// A readiness poll of `r` (nothing to read), waiting under a waker that
+/// holds a stream of `h` and of which the driver keeps the only copy.
+fn a_poll_whose_waker_holds_a_stream(
+    h: &Handle,
+    r: &OwnedFd,
+) -> std::pin::Pin<Box<op::OpFuture<op::PollFd>>> {
+    let owner = holds_a_stream(h);
+    let mut fut = Box::pin(op::poll_fd(h, r.as_raw_fd(), Interest::Read));
+    assert!(
+        fut.as_mut()
+            .poll(&mut Context::from_waker(&owner))
+            .is_pending()
+    );
+    fut
 }
 
 /// Run `f` on another thread, bounded: the failure it looks for is a
@@ -597,14 +606,7 @@ fn a_dropped_op_left_to_finish_lets_go_of_its_waker_after_the_drivers_lock(cfg: 
 fn a_cancelled_op_lets_go_of_its_waker_after_the_drivers_lock(cfg: Config) {
     let h = cfg.handle();
     let (r, _w) = pipe();
-    let owner = holds_a_stream(&h);
-    let mut fut = Box::pin(op::poll_fd(&h, r.as_raw_fd(), Interest::Read));
-    assert!(
-        fut.as_mut()
-            .poll(&mut Context::from_waker(&owner))
-            .is_pending()
-    );
-    drop(owner);
+    let mut fut = a_poll_whose_waker_holds_a_stream(&h, &r);
     let (tx, rx) = std::sync::mpsc::channel();
     // Bounded: the failure is a deadlock of the thread that cancels.
     std::thread::spawn(move || {

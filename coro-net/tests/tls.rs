@@ -1463,6 +1463,20 @@ fn an_unflushed_async_write_reaches_the_peer_while_another_task_reads(cfg: Confi
     s.shutdown();
 }
 
+/// A scheduler whose io_uring configurations keep no receive queue: a
+/// peer's socket is read only as fast as its task reads, so a writer's
+/// sends fill the connection and wait (a queue would take megabytes into
+/// its buffers first).
+fn sched_without_recv_queue(cfg: Config) -> IoScheduler {
+    cfg.sched_with(coro_io::IoSchedulerOptions {
+        uring: coro_io::UringOptions {
+            multishot_recv: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
 /// A writer's waker in the line of writers is dropped after the stream's
 /// lock, wherever it leaves the line: replaced by a re-poll with another
 /// waker (its future handed to another task), its future dropped, or its
@@ -1500,14 +1514,7 @@ fn writer_line_case(cfg: Config, case: LineCase) {
             self.1.store(true, Ordering::SeqCst);
         }
     }
-    // No receive queue: the peer's socket fills, and sends wait.
-    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            multishot_recv: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = sched_without_recv_queue(cfg);
     let (ca, leaf) = pki();
     let sr = s.clone();
     // The server reads nothing until both writers wait in line, then all.
@@ -1651,16 +1658,7 @@ fn a_writer_is_not_starved_by_another_that_writes_without_pause(cfg: Config) {
     // hog overtook the small writes until it stopped: 105 to 112 in 12 of
     // the 13 configurations.
     const BOUND: usize = 48;
-    // No receive queue: the peer's socket is read only as fast as its
-    // task reads, so the hog's sends fill the socket and wait (a queue
-    // would take megabytes into its buffers first).
-    let s = cfg.sched_with(coro_io::IoSchedulerOptions {
-        uring: coro_io::UringOptions {
-            multishot_recv: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    });
+    let s = sched_without_recv_queue(cfg);
     let (ca, leaf) = pki();
     // The reader pauses after each read, so the writers outrun it whatever
     // the scheduling (a reader on another thread can otherwise keep up).
