@@ -5,7 +5,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 
-use event_listener::{Event, EventListener};
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::{StdMutex, lock};
@@ -33,7 +33,7 @@ pub struct Barrier {
     count: StdMutex<usize>,
     /// Bumped (under `count`'s lock) each time the barrier trips.
     generation: AtomicUsize,
-    event: Event,
+    event: Waiters,
 }
 
 impl Barrier {
@@ -48,7 +48,7 @@ impl Barrier {
             n: n.max(1),
             count: StdMutex::new(0),
             generation: AtomicUsize::new(0),
-            event: Event::new(),
+            event: Waiters::new(),
         }
     }
 
@@ -109,7 +109,7 @@ pub struct BarrierWait<'a> {
     barrier: &'a Barrier,
     /// The generation we arrived in, once arrived.
     generation: Option<usize>,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
     /// Returned `Ready`: polled again, it must not arrive a second time.
     done: bool,
 }

@@ -5,7 +5,8 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use event_listener::{Event, EventListener, IntoNotification};
+use crate::waiters::{Waiter, Waiters};
+use event_listener::IntoNotification;
 
 use crate::mutex::{Mutex, MutexGuard};
 use crate::raw_mutex::RawLock;
@@ -39,7 +40,7 @@ use crate::raw_mutex::RawLock;
 /// ```
 #[doc(alias = "condition_variable")]
 pub struct Condvar {
-    event: Event,
+    event: Waiters,
 }
 
 impl Condvar {
@@ -51,7 +52,7 @@ impl Condvar {
     /// ```
     pub fn new() -> Self {
         Self {
-            event: Event::new(),
+            event: Waiters::new(),
         }
     }
 
@@ -164,7 +165,7 @@ pub struct CondvarWait<'a, 'c, T: ?Sized> {
     condvar: &'c Condvar,
     mutex: &'a Mutex<T>,
     guard: Option<MutexGuard<'a, T>>,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
     relock: RawLock,
 }
 

@@ -5,7 +5,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use event_listener::EventListener;
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{AtomicU64, Ordering};
 
@@ -38,7 +38,7 @@ pub struct Event {
     /// set made after it began waiting, not on a wake-up passed on to it
     /// from a dropped waiter of an earlier set.
     state: AtomicU64,
-    waiters: event_listener::Event,
+    waiters: Waiters,
 }
 
 impl Event {
@@ -50,7 +50,7 @@ impl Event {
     pub fn new(set: bool) -> Self {
         Self {
             state: AtomicU64::new(if set { SET } else { 0 }),
-            waiters: event_listener::Event::new(),
+            waiters: Waiters::new(),
         }
     }
 
@@ -144,7 +144,7 @@ impl fmt::Debug for Event {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct EventWait<'a> {
     event: &'a Event,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
     /// The event's set count when this began to wait.
     sets: u64,
 }

@@ -5,7 +5,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 
-use event_listener::EventListener;
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::wait_queue::poll_listen;
@@ -31,7 +31,7 @@ use crate::wait_queue::poll_listen;
 /// ```
 pub struct Latch {
     count: AtomicUsize,
-    waiters: event_listener::Event,
+    waiters: Waiters,
 }
 
 impl Latch {
@@ -43,7 +43,7 @@ impl Latch {
     pub fn new(n: usize) -> Self {
         Self {
             count: AtomicUsize::new(n),
-            waiters: event_listener::Event::new(),
+            waiters: Waiters::new(),
         }
     }
 
@@ -127,7 +127,7 @@ impl fmt::Debug for Latch {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct LatchWait<'a> {
     latch: &'a Latch,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
 }
 
 impl Future for LatchWait<'_> {

@@ -54,29 +54,24 @@
 //!
 //! # Wakers
 //!
-//! Any executor's waker works, with two limits. First: most primitives wake their
-//! waiters (and drop a waiter's previous waker when it is polled with a new
-//! one) while `event-listener` holds that primitive's waiter-list lock. A
-//! waker whose `wake` polls the woken future right there (instead of
-//! scheduling it) and so reaches the same primitive, or whose drop drops
-//! the last owner of a future waiting on the same primitive, deadlocks.
-//! Executors that schedule on `wake` and drop futures themselves (tokio,
-//! `async-executor`, `futures::executor`, coro's own) never do either.
+//! Any executor's waker works, including wakers that run code of their
+//! own: one whose `wake` polls the woken task right there, one that owns
+//! the last reference to a task (so that dropping it drops a future
+//! waiting on the same primitive), one that panics. The waiter lists hold
+//! a relay of their own instead of the caller's waker, and the callers'
+//! wakers are woken, and dropped, only after the list's lock is released.
 //!
-//! Second: a waker that panics when woken. The primitives' own state stays
-//! consistent (a lock is released before its waiters are woken, a barrier
-//! counts an arrival once, and the panic reaches the caller that woke it),
-//! but `event-listener` (5.4) stops that batch of wake-ups at the panic,
-//! and it marks the panicking waiter notified without counting it: the
-//! waiters after it are not woken, and when that waiter is next polled or
-//! dropped the count goes below zero (a debug build panics on the
-//! overflow; a release build wraps, after which that primitive's ordinary
-//! wake-ups reach nobody). An operation that wakes more than one list (a
-//! `close`, a push that wakes a pop and the streams) still wakes the
+//! A waker that panics when woken does not keep the other waiters of that
+//! wake-up asleep: all are woken, then the panic reaches the caller that
+//! woke them (the `unlock`, `set`, `push`...). The primitive's own state
+//! is consistent by then (a lock is released before its waiters are
+//! woken, a barrier counts an arrival once), and the panicking waiter's
+//! wake-up is not lost: polled again it goes on, and dropped it passes the
+//! wake-up to the next waiter. An operation that wakes more than one list
+//! (a `close`, a push that wakes a pop and the streams) still wakes the
 //! other lists and makes its state changes before the panic goes on. A
 //! receive or pop that wakes a waiting sender this way has already taken
-//! its value, which is dropped as the panic unwinds through it. Wakers of
-//! the executors above do not panic.
+//! its value, which is dropped as the panic unwinds through it.
 //!
 //! # Features
 //!
@@ -103,6 +98,7 @@ mod ring_buffer;
 mod semaphore;
 mod shared_mutex;
 mod wait_queue;
+mod waiters;
 pub mod watch;
 
 pub use barrier::{Barrier, BarrierWaitResult};

@@ -36,7 +36,7 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use event_listener::{Event, EventListener};
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 
@@ -120,9 +120,9 @@ struct Inner<T> {
     /// shared state 512 bytes aligned to 128, and a oneshot 6x slower.)
     value: StdMutex<Option<T>>,
     /// The receiver waits here for `SENT` or `TX_GONE`.
-    rx_ops: Event,
+    rx_ops: Waiters,
     /// `closed()` futures wait here for `RX_CLOSED`.
-    tx_ops: Event,
+    tx_ops: Waiters,
 }
 
 /// Creates a one-shot channel.
@@ -138,8 +138,8 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Arc::new(Inner {
         state: AtomicUsize::new(0),
         value: StdMutex::new(None),
-        rx_ops: Event::new(),
-        tx_ops: Event::new(),
+        rx_ops: Waiters::new(),
+        tx_ops: Waiters::new(),
     });
     (
         Sender {
@@ -157,7 +157,7 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 pub struct Sender<T> {
     inner: Arc<Inner<T>>,
     /// The registration of [`poll_closed`](Sender::poll_closed).
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
 }
 
 impl<T> Sender<T> {
@@ -256,7 +256,7 @@ impl<T> Sender<T> {
 
 fn poll_closed<T>(
     inner: &Inner<T>,
-    listener: &mut Option<EventListener>,
+    listener: &mut Option<Waiter>,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     loop {
@@ -311,7 +311,7 @@ impl<T> fmt::Debug for Sender<T> {
 /// receiver that is dropped takes the value, if one was sent, with it.
 pub struct Receiver<T> {
     inner: Arc<Inner<T>>,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
 }
 
 impl<T> Receiver<T> {
@@ -429,7 +429,7 @@ pub(crate) mod futures {
     #[must_use = "futures do nothing unless you .await or poll them"]
     pub struct OneshotClosed<'a, T> {
         pub(super) inner: &'a Inner<T>,
-        pub(super) listener: Option<EventListener>,
+        pub(super) listener: Option<Waiter>,
     }
 
     impl<T> Future for OneshotClosed<'_, T> {

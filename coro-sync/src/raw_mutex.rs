@@ -35,7 +35,7 @@ use core::task::{Context, Poll};
 #[cfg(not(loom))]
 use std::time::{Duration, Instant};
 
-use event_listener::{Event, EventListener};
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{AtomicU64, Ordering};
 
@@ -53,8 +53,8 @@ pub(crate) const STARVATION_BOUND: Duration = Duration::from_millis(1);
 
 pub(crate) struct RawMutex {
     state: AtomicU64,
-    lock_ops: Event,
-    starved_ops: Event,
+    lock_ops: Waiters,
+    starved_ops: Waiters,
     /// Loom models: waiters never starve, so that the ordinary wait (listen
     /// again, retry) is explored too; by default every waiter starves
     /// after one lost race there (see `starving`).
@@ -66,8 +66,8 @@ impl RawMutex {
     pub(crate) fn new() -> Self {
         Self {
             state: AtomicU64::new(0),
-            lock_ops: Event::new(),
-            starved_ops: Event::new(),
+            lock_ops: Waiters::new(),
+            starved_ops: Waiters::new(),
             #[cfg(loom)]
             never_starve: false,
         }
@@ -177,7 +177,7 @@ enum Phase {
     #[default]
     Start,
     Waiting {
-        listener: EventListener,
+        listener: Waiter,
         #[cfg(not(loom))]
         since: Instant,
         /// Starved waiters were there when this one last listened: until
@@ -187,7 +187,7 @@ enum Phase {
         behind_starved: bool,
     },
     Starved {
-        listener: EventListener,
+        listener: Waiter,
     },
     Done,
 }

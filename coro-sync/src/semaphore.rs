@@ -8,7 +8,8 @@ use std::sync::Arc;
 #[cfg(not(loom))]
 use std::time::Instant;
 
-use event_listener::{Event, EventListener, IntoNotification};
+use crate::waiters::{Waiter, Waiters};
+use event_listener::IntoNotification;
 
 use crate::error::{Closed, TryAcquireError};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -82,8 +83,8 @@ pub struct Semaphore {
     /// bounds what a release can bring the count to, so the count never
     /// wraps however permits come back.
     total: AtomicU64,
-    acquire_ops: Event,
-    priority_ops: Event,
+    acquire_ops: Waiters,
+    priority_ops: Waiters,
     /// What the priority slot's holder asks for, while the slot is held:
     /// only that much is held back from the others (see `take`).
     /// `usize::MAX` (everything held back) until the holder has published
@@ -116,8 +117,8 @@ impl Semaphore {
             state: AtomicU64::new((permits as u64) << SHIFT),
             big_waiters: AtomicUsize::new(0),
             total: AtomicU64::new(permits as u64),
-            acquire_ops: Event::new(),
-            priority_ops: Event::new(),
+            acquire_ops: Waiters::new(),
+            priority_ops: Waiters::new(),
             priority_k: AtomicUsize::new(usize::MAX),
             #[cfg(loom)]
             no_priority: false,
@@ -569,12 +570,12 @@ impl fmt::Debug for Semaphore {
 enum Phase {
     Start,
     Waiting {
-        listener: EventListener,
+        listener: Waiter,
         #[cfg(not(loom))]
         since: Instant,
     },
     Priority {
-        listener: EventListener,
+        listener: Waiter,
     },
     Done,
 }

@@ -6,7 +6,7 @@ use core::ops::{Deref, DerefMut};
 use core::pin::Pin;
 use core::task::{Context, Poll, ready};
 
-use event_listener::{Event, EventListener};
+use crate::waiters::{Waiter, Waiters};
 
 use crate::cell::SharedCell;
 use crate::loom::atomic::{AtomicUsize, Ordering};
@@ -59,8 +59,8 @@ pub struct SharedMutex<T: ?Sized> {
     writers: RawMutex,
     /// Readers inside (`READER` each) and `WRITER` once a writer has announced itself.
     state: AtomicUsize,
-    no_writer: Event,
-    no_readers: Event,
+    no_writer: Waiters,
+    no_readers: Waiters,
     /// `read()` futures counted as waiting for a writer to leave and not
     /// let in yet. Changed only under `admitted`'s lock; read without it
     /// by a leaving writer, which takes that lock only when it is not 0.
@@ -82,8 +82,8 @@ impl<T> SharedMutex<T> {
         Self {
             writers: RawMutex::new(),
             state: AtomicUsize::new(0),
-            no_writer: Event::new(),
-            no_readers: Event::new(),
+            no_writer: Waiters::new(),
+            no_readers: Waiters::new(),
             waiting: AtomicUsize::new(0),
             admitted: StdMutex::new(0),
             data: SharedCell::new(value),
@@ -330,7 +330,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for SharedMutex<T> {
 #[must_use = "futures do nothing unless you .await or poll them"]
 pub struct Read<'a, T: ?Sized> {
     lock: &'a SharedMutex<T>,
-    listener: Option<EventListener>,
+    listener: Option<Waiter>,
     /// Counted in `waiting` (or admitted): a leaving writer lets it in.
     counted: bool,
 }
@@ -385,7 +385,7 @@ enum WritePhase {
     /// Queued behind other writers.
     Queued(RawLock),
     /// Head writer, announced: waiting for the readers inside to leave.
-    Draining(Option<EventListener>),
+    Draining(Option<Waiter>),
     Done,
 }
 

@@ -17,20 +17,22 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
-use event_listener::{Event, EventListener, IntoNotification};
+use event_listener::IntoNotification;
+
+use crate::waiters::{Waiter, Waiters};
 
 use crate::loom::atomic::{self, AtomicUsize, Ordering};
 
 pub(crate) struct WaitQueue {
     waiters: AtomicUsize,
-    event: Event,
+    event: Waiters,
 }
 
 impl WaitQueue {
     pub(crate) fn new() -> Self {
         Self {
             waiters: AtomicUsize::new(0),
-            event: Event::new(),
+            event: Waiters::new(),
         }
     }
 
@@ -101,10 +103,10 @@ pub(crate) trait Listen<'a> {
     fn listen(&'a self) -> Self::Listener;
 }
 
-impl<'a> Listen<'a> for Event {
-    type Listener = EventListener;
-    fn listen(&'a self) -> EventListener {
-        Event::listen(self)
+impl<'a> Listen<'a> for Waiters {
+    type Listener = Waiter;
+    fn listen(&'a self) -> Waiter {
+        Waiters::listen(self)
     }
 }
 
@@ -141,7 +143,7 @@ pub(crate) fn poll_listen<'a, Q: Listen<'a>>(
 /// keeps it between polls while owning the queue through an `Arc` (a channel
 /// receiver's `poll_recv`). Its owner unregisters it through the queue.
 #[derive(Default)]
-pub(crate) struct WaitSlot(Option<EventListener>);
+pub(crate) struct WaitSlot(Option<Waiter>);
 
 impl WaitSlot {
     /// Returns `true` while registered.
@@ -153,7 +155,7 @@ impl WaitSlot {
 /// A registered waiter; unregisters on drop (a wake-up it got but did not use
 /// passes to the next listener).
 pub(crate) struct Listener<'a> {
-    inner: EventListener,
+    inner: Waiter,
     queue: &'a WaitQueue,
 }
 

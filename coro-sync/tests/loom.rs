@@ -1007,3 +1007,48 @@ fn shared_mutex_writer_dropped_while_draining_strands_no_reader() {
         assert!(m.try_write().is_some(), "the lock was left held");
     });
 }
+
+/// Counts its wake-ups, visibly to loom.
+struct CountingWaker(AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A waiter re-polled with a new waker while another thread wakes it: the
+/// waiter lists keep a relay, and the caller's waker in it is swapped as
+/// the wake-up takes it. Either the second poll sees the event, or the
+/// second waker is woken: never neither.
+#[test]
+fn event_waiter_repolled_with_a_new_waker_while_set() {
+    loom::model(|| {
+        let e = Arc::new(Event::new(false));
+        let setter = {
+            let e = e.clone();
+            thread::spawn(move || e.set())
+        };
+        let (first, second) = (
+            Arc::new(CountingWaker(AtomicUsize::new(0))),
+            Arc::new(CountingWaker(AtomicUsize::new(0))),
+        );
+        let mut wait = Box::pin(e.wait());
+        let w1 = std::task::Waker::from(first.clone());
+        let r1 = wait.as_mut().poll(&mut Context::from_waker(&w1));
+        let r2 = if r1.is_pending() {
+            let w2 = std::task::Waker::from(second.clone());
+            wait.as_mut().poll(&mut Context::from_waker(&w2))
+        } else {
+            Poll::Ready(())
+        };
+        setter.join().unwrap();
+        if r2.is_pending() {
+            assert_eq!(
+                second.0.load(Ordering::SeqCst),
+                1,
+                "the new waker was not woken"
+            );
+        }
+    });
+}

@@ -1,9 +1,7 @@
 //! A foreign executor's waker may panic when woken. coro-sync's own state
-//! must stay consistent through that: the lock released, a barrier's
-//! arrival counted once. (The waiter lists themselves are event-listener's,
-//! which a panicking waker leaves miscounted; see the crate docs. These
-//! tests keep clear of that: the futures that held such a waker are
-//! forgotten or dropped under `catch_unwind`.)
+//! must stay consistent through that (the lock released, a barrier's
+//! arrival counted once), the other waiters of the same wake-up must be
+//! woken, and the waiter lists must stay counted.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -11,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use coro_sync::{Barrier, SharedMutex};
+use coro_sync::{Barrier, Event, Mutex, SharedMutex};
 
 struct Panics;
 
@@ -273,4 +271,65 @@ fn a_receiver_dropping_a_value_that_panics_keeps_the_earlier_slots_free() {
     // The first two slots are free again; the third value waits for the
     // last sender's drop.
     assert_eq!(tx.capacity(), 3);
+}
+
+/// A `set` wakes three waiters, the first of which panics. The other two
+/// must be woken all the same (the wake-ups stopped at the panic), and the
+/// list must stay counted: the panicking waiter's wait dropped, or polled
+/// again, must not underflow the count of notified waiters (it panicked
+/// on overflow in a debug build, and wrapped in a release one, after which
+/// the event's wake-ups reached nobody).
+#[test]
+fn a_panicking_waker_leaves_the_other_waiters_woken_and_the_list_counted() {
+    let e = Event::new(false);
+    let mut first = Box::pin(e.wait());
+    assert!(poll_with(first.as_mut(), Arc::new(Panics)).is_pending());
+    let counts: Vec<_> = (0..2).map(|_| Arc::new(Counts::default())).collect();
+    let mut rest: Vec<_> = counts
+        .iter()
+        .map(|c| {
+            let mut w = Box::pin(e.wait());
+            assert!(poll_with(w.as_mut(), c.clone()).is_pending());
+            w
+        })
+        .collect();
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| e.set())).is_err(),
+        "the panicking waker was woken"
+    );
+    for c in &counts {
+        assert_eq!(c.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+    assert!(poll_with(first.as_mut(), Arc::new(Noop)).is_ready());
+    for w in &mut rest {
+        assert!(poll_with(w.as_mut(), Arc::new(Noop)).is_ready());
+    }
+    // The list still works: a new round of waiters is woken.
+    e.reset();
+    let again = Arc::new(Counts::default());
+    let mut w = Box::pin(e.wait());
+    assert!(poll_with(w.as_mut(), again.clone()).is_pending());
+    e.set();
+    assert_eq!(again.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// An unlock wakes one waiter, whose waker panics. Dropping that waiter
+/// (its wake-up unused) passes the wake-up on to the next, which then gets
+/// the lock; the unused wake-up had been lost to the miscount.
+#[test]
+fn a_mutex_wake_up_that_panicked_passes_on_when_its_waiter_goes() {
+    let m = Mutex::new(0);
+    let g = m.try_lock().unwrap();
+    let mut first = Box::pin(m.lock());
+    assert!(poll_with(first.as_mut(), Arc::new(Panics)).is_pending());
+    let second_woken = Arc::new(Counts::default());
+    let mut second = Box::pin(m.lock());
+    assert!(poll_with(second.as_mut(), second_woken.clone()).is_pending());
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(g))).is_err());
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| drop(first))).is_ok(),
+        "dropping the woken waiter panicked"
+    );
+    assert_eq!(second_woken.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(poll_with(second.as_mut(), Arc::new(Noop)).is_ready());
 }

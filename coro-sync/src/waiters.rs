@@ -1,0 +1,253 @@
+//! [`Waiters`]: the waiter list under every primitive, `event_listener`'s,
+//! with the callers' wakers kept out of its lock.
+//!
+//! `event_listener` wakes a notified waiter's waker while it holds the
+//! list's lock, and drops a replaced waker there too. A waker is the
+//! executor's code, and it may do anything: one that polls its task right
+//! inside `wake`, or that owns the last reference to a task whose future
+//! waits on the same list, takes that lock again and deadlocks; one that
+//! panics stops the notification half-way and leaves the list miscounted
+//! (event-listener 5.4 marks the waiter notified without counting it: the
+//! count later underflows, and the list's wake-ups reach nobody).
+//!
+//! So the list never sees a caller's waker. Each [`Waiter`] registers a
+//! relay, a waker of ours that stays the same for the waiter's life (so
+//! the list never replaces it) and whose `wake` only moves the caller's
+//! current waker onto this thread's list of deferred wake-ups. Everything
+//! here that may wake (a notification, and dropping a waiter, which passes
+//! an unused wake-up on) runs inside [`deferring`], which wakes that list
+//! once the list's lock is released: every waker in it, even after one
+//! panicked (the first panic then goes on to the caller).
+
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::task::Wake;
+
+use event_listener::{Event, EventListener, IntoNotification};
+
+use crate::loom::StdMutex;
+
+/// A waiter list; see the module documentation.
+pub(crate) struct Waiters(Event);
+
+impl Waiters {
+    pub(crate) fn new() -> Self {
+        Self(Event::new())
+    }
+
+    /// Registers a waiter. Like `event_listener`'s, it is in the list from
+    /// here on, before its first poll.
+    pub(crate) fn listen(&self) -> Waiter {
+        Waiter {
+            inner: Some(self.0.listen()),
+            relay: None,
+        }
+    }
+
+    /// `event_listener::Event::notify`, with the wakers woken after the
+    /// list's lock is released.
+    pub(crate) fn notify(&self, n: impl IntoNotification<Tag = ()>) -> usize {
+        deferring(|| self.0.notify(n))
+    }
+}
+
+/// A registered waiter: a future that ends when it is notified. Dropping
+/// it before it ended passes a wake-up it got on to the next waiter.
+pub(crate) struct Waiter {
+    /// `None` only while dropping.
+    inner: Option<EventListener>,
+    /// The relay and the waker made of it, made at the first poll.
+    relay: Option<(Arc<Relay>, Waker)>,
+}
+
+impl Future for Waiter {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let (relay, waker) = this.relay.get_or_insert_with(|| {
+            let relay = Arc::new(Relay::default());
+            let waker = Waker::from(relay.clone());
+            (relay, waker)
+        });
+        relay.set(cx.waker());
+        let inner = this
+            .inner
+            .as_mut()
+            .expect("a waiter is only emptied by its drop");
+        Pin::new(inner).poll(&mut Context::from_waker(waker))
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        deferring(move || drop(inner));
+    }
+}
+
+/// What the list holds for a waiter: the caller's latest waker.
+#[derive(Default)]
+struct Relay {
+    waker: StdMutex<Option<Waker>>,
+}
+
+impl Relay {
+    /// Keeps `waker` for the next wake-up. A waker it replaces is dropped
+    /// here, outside every lock.
+    fn set(&self, waker: &Waker) {
+        let mut slot = crate::loom::lock(&self.waker);
+        let old = match &*slot {
+            Some(w) if w.will_wake(waker) => return,
+            _ => slot.replace(waker.clone()),
+        };
+        drop(slot);
+        drop(old);
+    }
+}
+
+impl Wake for Relay {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let waker = crate::loom::lock(&self.waker).take();
+        if let Some(w) = waker {
+            defer(w);
+        }
+    }
+}
+
+struct Deferred {
+    /// How many [`deferring`] calls are running on this thread.
+    depth: Cell<usize>,
+    wakers: RefCell<Vec<Waker>>,
+}
+
+impl Deferred {
+    const fn new() -> Self {
+        Self {
+            depth: Cell::new(0),
+            wakers: RefCell::new(Vec::new()),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static DEFERRED: Deferred = const { Deferred::new() };
+}
+
+// loom runs a model's threads on one OS thread: a `std` thread-local would
+// be shared between them.
+#[cfg(loom)]
+loom::thread_local! {
+    static DEFERRED: Deferred = Deferred::new();
+}
+
+/// Runs `f`; the wake-ups relayed meanwhile on this thread are delivered
+/// when the outermost call returns (or unwinds), after every lock `f`
+/// took is released.
+///
+/// On a thread that is exiting, after this module's thread-local is gone
+/// (a lock guard or a sender kept in another thread-local, released by its
+/// destructor), `f` runs as it is and relayed wake-ups are delivered at
+/// once, under the list's lock: late in a thread's life, that beats a
+/// panic in a thread-local destructor, which aborts the process.
+fn deferring<R>(f: impl FnOnce() -> R) -> R {
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            let wakers = DEFERRED
+                .try_with(|d| {
+                    d.depth.set(d.depth.get() - 1);
+                    if d.depth.get() == 0 {
+                        // Taken out first: a waker that polls its task
+                        // here may notify again, and delivers its own.
+                        core::mem::take(&mut *d.wakers.borrow_mut())
+                    } else {
+                        Vec::new()
+                    }
+                })
+                .unwrap_or_default();
+            wake_all(wakers);
+        }
+    }
+    let entered = DEFERRED.try_with(|d| d.depth.set(d.depth.get() + 1));
+    let _exit = entered.is_ok().then_some(Exit);
+    f()
+}
+
+/// Wakes `w` at the end of the running [`deferring`] call, or now if none
+/// runs on this thread.
+fn defer(w: Waker) {
+    let mut w = Some(w);
+    let _ = DEFERRED.try_with(|d| {
+        if d.depth.get() > 0 {
+            d.wakers.borrow_mut().extend(w.take());
+        }
+    });
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+/// Wakes every waker; a panic in one does not keep the others asleep, and
+/// the first goes on once all are woken (`coro_core::wake_all`), unless
+/// this thread is unwinding already, where a second panic would abort.
+fn wake_all(wakers: Vec<Waker>) {
+    if std::thread::panicking() {
+        let _ = catch_unwind(AssertUnwindSafe(|| coro_core::wake_all(wakers)));
+    } else {
+        coro_core::wake_all(wakers);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counts(AtomicUsize);
+
+    impl Wake for Counts {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wake_up_inside_deferring_waits_for_its_end() {
+        let c = Arc::new(Counts::default());
+        deferring(|| {
+            deferring(|| defer(Waker::from(c.clone())));
+            assert_eq!(c.0.load(Ordering::SeqCst), 0, "woken inside");
+        });
+        assert_eq!(c.0.load(Ordering::SeqCst), 1);
+        defer(Waker::from(c.clone()));
+        assert_eq!(c.0.load(Ordering::SeqCst), 2, "outside, woken at once");
+    }
+
+    #[test]
+    fn a_waiter_repolled_with_another_waker_wakes_the_latest() {
+        let list = Waiters::new();
+        let mut w = list.listen();
+        let (a, b) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
+        let poll = |w: &mut Waiter, c: &Arc<Counts>| {
+            let waker = Waker::from(c.clone());
+            Pin::new(w).poll(&mut Context::from_waker(&waker))
+        };
+        assert!(poll(&mut w, &a).is_pending());
+        assert!(poll(&mut w, &b).is_pending());
+        list.notify(1);
+        assert_eq!(a.0.load(Ordering::SeqCst), 0);
+        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&mut w, &a).is_ready());
+    }
+}
