@@ -56,7 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
 
-use event_listener::{Event, EventListener};
+use coro_sync::__private::{Waiter, Waiters};
 
 use crate::IoScheduler;
 use crate::driver::{Handle, Interest};
@@ -139,7 +139,7 @@ struct Globals {
     /// Which signals have our handler (or failed to get it: the error).
     installed: Mutex<[Option<Result<(), String>>; MAX_SIGNAL]>,
     /// Notified whenever a listener drained the pipe.
-    delivered: Event,
+    delivered: Waiters,
 }
 
 fn globals() -> io::Result<&'static Globals> {
@@ -165,7 +165,7 @@ fn globals() -> io::Result<&'static Globals> {
         write,
         counts: [const { AtomicU64::new(0) }; MAX_SIGNAL],
         installed: Mutex::new([const { None }; MAX_SIGNAL]),
-        delivered: Event::new(),
+        delivered: Waiters::new(),
     }))
 }
 
@@ -231,7 +231,7 @@ pub struct Signal {
     driver: Handle,
     /// The count this listener has seen.
     seen: u64,
-    listener: Option<Pin<Box<EventListener>>>,
+    listener: Option<Waiter>,
     pipe: Option<OpFuture<PollFd>>,
     /// Waits on the pipe that failed in a row (see `poll_recv`).
     failures: u16,
@@ -331,10 +331,10 @@ impl Signal {
             // Listen first, then look again: a drain that happened in
             // between has notified this listener.
             let Some(listener) = self.listener.as_mut() else {
-                self.listener = Some(Box::pin(self.g.delivered.listen()));
+                self.listener = Some(self.g.delivered.listen());
                 continue;
             };
-            if listener.as_mut().poll(cx).is_ready() {
+            if Pin::new(listener).poll(cx).is_ready() {
                 self.listener = None;
                 continue;
             }
@@ -491,5 +491,76 @@ pub fn any_of(
             Poll::Pending
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::mpsc;
+    use std::task::{Wake, Waker};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A listener whose waker polls it right inside `wake`, as a
+    /// hand-rolled executor's may.
+    struct Inline {
+        sig: Mutex<Signal>,
+        got: AtomicBool,
+    }
+
+    impl Inline {
+        fn poll(self: &Arc<Self>) {
+            let waker = Waker::from(self.clone());
+            // Woken from inside its own poll (by its own drain): that poll
+            // looks again by itself.
+            let Ok(mut sig) = self.sig.try_lock() else {
+                return;
+            };
+            if sig.poll_recv(&mut Context::from_waker(&waker)).is_ready() {
+                self.got.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    impl Wake for Inline {
+        fn wake(self: Arc<Self>) {
+            self.poll();
+        }
+    }
+
+    /// Another listener's drain wakes every listener. One whose waker
+    /// polls it there sees the delivery and drops its registration: that
+    /// must not happen while the list of listeners is locked (it took the
+    /// lock again: a deadlock, of every signal listener in the process).
+    #[test]
+    fn a_listener_whose_waker_polls_it_inline_sees_another_listeners_drain() {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let sched = IoScheduler::new(Default::default()).unwrap();
+            // A real-time signal nothing here raises: the delivery below
+            // is made by hand, as the handler and a drain would.
+            let kind = SignalKind::from_raw(libc::SIGRTMIN() + 9);
+            let l = Arc::new(Inline {
+                sig: Mutex::new(Signal::new(&sched, kind).unwrap()),
+                got: AtomicBool::new(false),
+            });
+            l.poll();
+            assert!(!l.got.load(Ordering::SeqCst), "a delivery nobody made");
+            let g = globals().unwrap();
+            g.counts[kind.0 as usize].fetch_add(1, Ordering::SeqCst);
+            g.delivered.notify(usize::MAX);
+            let _ = tx.send(l.got.load(Ordering::SeqCst));
+            drop(l);
+            sched.shutdown();
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(got) => assert!(got, "the listener was not run by the drain's wake-up"),
+            Err(e) => {
+                panic!("the listener's thread did not answer (a deadlock, or it failed): {e}")
+            }
+        }
     }
 }

@@ -60,6 +60,9 @@
 //! waiting on the same primitive), one that panics. The waiter lists hold
 //! a relay of their own instead of the caller's waker, and the callers'
 //! wakers are woken, and dropped, only after the list's lock is released.
+//! (One exception: a primitive used from a thread-local's destructor that
+//! runs after coro-sync's own, as a thread exits, wakes under the lock,
+//! as event-listener does.)
 //!
 //! A waker that panics when woken does not keep the other waiters of that
 //! wake-up asleep: all are woken, then the panic reaches the caller that
@@ -100,6 +103,14 @@ mod shared_mutex;
 mod wait_queue;
 mod waiters;
 pub mod watch;
+
+/// Shared with the other crates of the workspace (coro-io's signal
+/// listeners wait on a [`Waiters`](waiters::Waiters) list). Not public API:
+/// it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::waiters::{Waiter, Waiters};
+}
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::Condvar;

@@ -469,3 +469,75 @@ fn a_guard_released_by_a_thread_local_at_thread_exit_wakes_its_waiter() {
         );
     });
 }
+
+/// A notified waiter dropped unused passes its wake-up on, from inside its
+/// drop: the next waiter's waker, which polls its task inline, must not run
+/// while the list is locked.
+#[test]
+fn a_wake_up_passed_on_by_a_dropped_waiter_reaches_an_inline_waker() {
+    bounded("passed on", || {
+        let m = Arc::new(Mutex::new(()));
+        let held = m.try_lock_arc().unwrap();
+        let mut first = Box::pin(m.lock());
+        assert!(
+            first
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        let m2 = m.clone();
+        let next = Inline::new(async move { drop(m2.lock().await) });
+        next.run();
+        assert!(
+            !next.done.load(Ordering::SeqCst),
+            "the next waiter did not wait"
+        );
+        // The unlock wakes `first`, which goes without taking the lock.
+        drop(held);
+        assert!(!next.done.load(Ordering::SeqCst), "woken out of turn");
+        drop(first);
+        assert!(
+            next.done.load(Ordering::SeqCst),
+            "the wake-up was not passed on"
+        );
+    });
+}
+
+/// A waiter re-polled with a new waker drops its old one; here the old one
+/// owns a notified waiter whose drop passes the wake-up on to the very
+/// waiter being polled. That drop must come after the poll let go of its
+/// own state (else the poll waits for itself).
+#[test]
+fn a_replaced_waker_whose_drop_passes_a_wake_up_back() {
+    bounded("passed back", || {
+        let s = Arc::new(Semaphore::new(0));
+        let s2 = s.clone();
+        let mut owned: BoxFuture = Box::pin(async move { drop(s2.acquire().await) });
+        assert!(
+            owned
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop()))
+                .is_pending()
+        );
+        let old = Waker::from(Arc::new(Owns {
+            future: StdMutex::new(Some(owned)),
+            woken: Arc::default(),
+        }));
+        let mut waiter = Box::pin(s.acquire());
+        assert!(
+            waiter
+                .as_mut()
+                .poll(&mut Context::from_waker(&old))
+                .is_pending()
+        );
+        drop(old);
+        // The permit's wake-up goes to `owned`, first in line.
+        s.add_permits(1);
+        assert!(matches!(
+            waiter
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Ok(_))
+        ));
+    });
+}
