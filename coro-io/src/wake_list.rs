@@ -5,7 +5,7 @@
 //! would keep only the last one's, and the first would never be woken.
 
 use std::sync::{Arc, Mutex};
-use std::task::{Wake, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 
 /// Wakers of the tasks waiting on one op; the op itself is polled with a
 /// waker that wakes them all.
@@ -78,6 +78,23 @@ impl Wake for Wakers {
         // All of them, also if one (another executor's) panics.
         crate::wake_all(all);
     }
+}
+
+/// Poll an op with `shared`, the waker of a [`WakeList`] the task of `cx`
+/// registered on, for every task on that list. The op does not yield
+/// there on the budget (see [`coop`](crate::coop)): the caller holds the
+/// lock those tasks share, and a yield of the op would wake the whole
+/// list under it, whose wakers may run anything (another executor's may
+/// poll its task right there, and reach for that lock). The task of `cx`
+/// is counted instead, once, and yields with its own waker.
+pub fn poll_shared<T>(
+    cx: &mut Context<'_>,
+    shared: &Waker,
+    poll: impl FnOnce(&mut Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    crate::coop::poll_counted(cx, |_| {
+        crate::coop::without_budget(|| poll(&mut Context::from_waker(shared)))
+    })
 }
 
 /// Wakers a full [`WakeList`] let go of ([`WakeList::register`]): woken

@@ -17,6 +17,7 @@ use coro_io::{DriverKind, IoScheduler};
 use futures::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
 coro_io::driver_tests!(
+    a_settle_with_the_budget_spent_wakes_no_waiter_under_the_lock,
     a_fifo_files_received_bytes_survive_a_seek_and_a_write,
     a_file_on_a_socket_reads_and_writes_past_its_first_op,
     a_file_on_a_socket_dropped_with_a_write_in_flight_sends_it_all,
@@ -1355,5 +1356,73 @@ fn a_file_on_a_socket_dropped_with_a_write_in_flight_sends_it_all(cfg: Config) {
     let got = reader.join().unwrap();
     assert_eq!(got.len(), LEN, "{cfg}: the dropped write's rest was lost");
     assert!(got == pattern(LEN), "{cfg}");
+    s.shutdown();
+}
+
+/// A task waits in `sync_all` for a write-behind in flight (a full FIFO),
+/// with a waker that, woken, calls `sync_all` on the same file right
+/// there. Another `sync_all`, with its task's budget spent, polled the
+/// write with the waiting tasks' shared waker under the file's lock: the
+/// budget's yield woke them all there, and the first took that lock again
+/// on the same thread.
+fn a_settle_with_the_budget_spent_wakes_no_waiter_under_the_lock(cfg: Config) {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Wake, Waker};
+
+    use futures::io::AsyncWrite;
+
+    struct Reenters(Arc<File>);
+    impl Wake for Reenters {
+        fn wake(self: Arc<Self>) {
+            let mut again = pin!(self.0.sync_all());
+            let _ = again.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        }
+    }
+
+    let s = cfg.sched();
+    let d = dir("settle", cfg);
+    let (p, mut keep) = full_fifo(&d);
+    let (s2, p2) = (s.clone(), p.clone());
+    let mut f = run(&s, async move { open_read_write(&s2, &p2).await });
+    // A write-behind that stays in flight: the pipe is full.
+    let mut cx = Context::from_waker(Waker::noop());
+    let accepted = pin!(&mut f).poll_write(&mut cx, b"tail");
+    assert!(
+        matches!(accepted, std::task::Poll::Ready(Ok(4))),
+        "{accepted:?}"
+    );
+    let f = Arc::new(f);
+    let waker = Waker::from(Arc::new(Reenters(f.clone())));
+    let mut waiting = Box::pin({
+        let f = f.clone();
+        async move { f.sync_all().await }
+    });
+    assert!(
+        waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending(),
+        "{cfg}: the write is in flight"
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f2 = f.clone();
+    std::thread::spawn(move || {
+        coro_io::coop::budgeted(|| {
+            for _ in 0..coro_io::coop::BUDGET {
+                coro_io::coop::consume();
+            }
+            let mut other = pin!(f2.sync_all());
+            let _ = other.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        });
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "{cfg}: deadlocked (or the poll panicked)"
+    );
+    // Let the write land, so nothing waits at shutdown.
+    let _ = drain(&mut keep, 64 * 1024 + 4);
+    drop(waiting);
     s.shutdown();
 }

@@ -2,7 +2,7 @@
 //! and for streams the owned-buffer I/O plus the buffered `futures_io`
 //! adapter ([`Stream`]).
 
-use coro_io::wake_list::{Evicted, WakeList};
+use coro_io::wake_list::{Evicted, WakeList, poll_shared};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -469,8 +469,10 @@ impl Stream {
             return Poll::Ready(());
         };
         evicted.absorb(adapter.rd_wake.register(cx.waker()));
-        let mut rcx = Context::from_waker(adapter.rd_wake.waker());
-        let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
+        let (res, buf) = ready!(poll_shared(cx, adapter.rd_wake.waker(), |rcx| Pin::new(
+            &mut *fut
+        )
+        .poll(rcx)));
         *rd = match res {
             // (An end of stream leaves nothing to keep: the socket says it
             // again to the next read.)
@@ -971,8 +973,11 @@ impl Stream {
                 }
                 ReadState::Busy(fut) => {
                     evicted.absorb(adapter.rd_wake.register(cx.waker()));
-                    let mut rcx = Context::from_waker(adapter.rd_wake.waker());
-                    let (res, buf) = ready!(Pin::new(fut).poll(&mut rcx));
+                    let (res, buf) =
+                        ready!(poll_shared(cx, adapter.rd_wake.waker(), |rcx| Pin::new(
+                            &mut *fut
+                        )
+                        .poll(rcx)));
                     *rd = ReadState::Idle { buf, pos: 0 };
                     match res {
                         Ok(0) => return Poll::Ready(Ok(0)),
@@ -1047,8 +1052,10 @@ impl Stream {
                 return Poll::Ready(Ok(()));
             };
             evicted.absorb(adapter.wr_wake.register(cx.waker()));
-            let mut wcx = Context::from_waker(adapter.wr_wake.waker());
-            let (res, mut rest) = ready!(Pin::new(fut).poll(&mut wcx));
+            let (res, mut rest) = ready!(poll_shared(cx, adapter.wr_wake.waker(), |wcx| Pin::new(
+                &mut *fut
+            )
+            .poll(wcx)));
             match res {
                 Ok(n) if n > 0 || rest.bytes_init() == 0 => {
                     rest.advance(n);

@@ -571,7 +571,9 @@ impl File {
             let all = list.waker().clone();
             // A read-ahead's failure is for the next sequential read,
             // which reads again; a write's stays for every later waiter.
-            let _ = ready!(seq.poll_busy(&self.driver, &self.fd, &mut Context::from_waker(&all)));
+            let _ = ready!(crate::wake_list::poll_shared(cx, &all, |all| {
+                seq.poll_busy(&self.driver, &self.fd, all)
+            }));
             Poll::Ready(failed(&seq))
         })
         .await

@@ -1,0 +1,169 @@
+//! A stream shared by several tasks (`&TcpStream`'s `AsyncRead` and
+//! `AsyncWrite`) polls its op with a waker that wakes them all, under the
+//! stream's lock. Those tasks' wakers are foreign code: one that polls its
+//! task right inside `wake` reaches the same stream, and must not find the
+//! lock held by its own thread. On every driver configuration.
+//!
+//! A deadlock cannot fail a test by itself: each poll that could deadlock
+//! runs on a helper thread, waited for at most [`BOUND`].
+
+mod common;
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use common::{run, sched};
+use coro_io::coop;
+use coro_io::testing::Config;
+use coro_net::tcp::TcpStream;
+use futures_io::{AsyncRead, AsyncWrite};
+
+coro_io::driver_tests!(
+    a_read_with_the_budget_spent_wakes_no_reader_under_the_lock,
+    a_flush_with_the_budget_spent_wakes_no_writer_under_the_lock,
+);
+
+const BOUND: Duration = Duration::from_secs(10);
+
+/// A connected pair: ours on `s`, the peer a blocking `std` stream.
+fn pair(s: &coro_io::IoScheduler) -> (TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let ours = run(
+        s,
+        async move { TcpStream::connect(&s2, addr).await.unwrap() },
+    );
+    let (peer, _) = l.accept().unwrap();
+    (ours, peer)
+}
+
+/// A waker that, woken, reads from or flushes the same stream right there.
+struct Reenters {
+    stream: Arc<TcpStream>,
+    write: bool,
+    runs: AtomicUsize,
+}
+
+impl Wake for Reenters {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut s = &*self.stream;
+        if self.write {
+            let _ = Pin::new(&mut s).poll_flush(&mut cx);
+        } else {
+            let _ = Pin::new(&mut s).poll_read(&mut cx, &mut [0; 64]);
+        }
+    }
+}
+
+/// Runs `poll` on a helper thread, inside a task budget already spent,
+/// and fails if it does not return within [`BOUND`].
+fn with_budget_spent(name: &str, poll: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        coop::budgeted(|| {
+            for _ in 0..coop::BUDGET {
+                coop::consume();
+            }
+            poll();
+        });
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(BOUND) {
+        Ok(()) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: deadlocked"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{name}: the poll panicked"),
+    }
+}
+
+/// One task waits in a read; another reads with its budget spent. The
+/// budget's yield woke every reader of the stream while it held the
+/// read side's lock: the first's waker, reading again inline, took that
+/// lock a second time on the same thread.
+fn a_read_with_the_budget_spent_wakes_no_reader_under_the_lock(cfg: Config) {
+    let s = sched(cfg);
+    let (ours, _peer) = pair(&s);
+    let ours = Arc::new(ours);
+    let waiter = Arc::new(Reenters {
+        stream: ours.clone(),
+        write: false,
+        runs: AtomicUsize::new(0),
+    });
+    let w = Waker::from(waiter.clone());
+    let mut r = &*ours;
+    assert!(
+        Pin::new(&mut r)
+            .poll_read(&mut Context::from_waker(&w), &mut [0; 64])
+            .is_pending()
+    );
+    let other = ours.clone();
+    with_budget_spent("read", move || {
+        let mut r = &*other;
+        let got = Pin::new(&mut r).poll_read(&mut Context::from_waker(Waker::noop()), &mut [0; 64]);
+        assert!(got.is_pending(), "nothing was sent: {got:?}");
+    });
+    drop(w);
+    s.shutdown();
+}
+
+/// The same on the write side: one task waits in a flush of a send the
+/// peer does not take; another flushes with its budget spent.
+fn a_flush_with_the_budget_spent_wakes_no_writer_under_the_lock(cfg: Config) {
+    let s = sched(cfg);
+    let (ours, mut peer) = pair(&s);
+    let ours = Arc::new(ours);
+    let waiter = Arc::new(Reenters {
+        stream: ours.clone(),
+        write: true,
+        runs: AtomicUsize::new(0),
+    });
+    let wk = Waker::from(waiter.clone());
+    // Fill the peer's window until a flush waits: a send stays in flight.
+    let mut w = &*ours;
+    let chunk = vec![7u8; 64 * 1024];
+    let mut waiting = false;
+    for _ in 0..4096 {
+        let mut cx = Context::from_waker(&wk);
+        match Pin::new(&mut w).poll_write(&mut cx, &chunk) {
+            Poll::Ready(Ok(_)) => continue,
+            Poll::Ready(Err(e)) => panic!("write: {e}"),
+            Poll::Pending => {}
+        }
+        if Pin::new(&mut w).poll_flush(&mut cx).is_pending() {
+            waiting = true;
+            break;
+        }
+    }
+    if !waiting {
+        // epoll: a write makes its syscall when polled, and no send stays
+        // in flight for a flush to wait on (nothing to test). io_uring
+        // keeps one in the kernel.
+        assert!(
+            cfg.kind() != coro_io::DriverKind::IoUring,
+            "io_uring: no flush waited, with the peer reading nothing"
+        );
+        return;
+    }
+    let other = ours.clone();
+    with_budget_spent("flush", move || {
+        let mut w = &*other;
+        // (Pending, unless the kernel found room for the rest meanwhile.)
+        let _ = Pin::new(&mut w).poll_flush(&mut Context::from_waker(Waker::noop()));
+    });
+    // Let the send finish, so the stream's drop does not wait on it.
+    peer.set_read_timeout(Some(BOUND)).unwrap();
+    let mut sink = vec![0u8; 1 << 20];
+    drop(wk);
+    std::thread::spawn(move || while matches!(peer.read(&mut sink), Ok(n) if n > 0) {});
+    s.shutdown();
+}
