@@ -133,7 +133,11 @@ impl<T: Send + 'static> TaskGroup<T> {
                 }
                 let mut d = crate::lock(&self.done);
                 let Some(&id) = d.ids.front() else {
-                    d.waker = Some(cx.waker().clone());
+                    let old = d.waker.replace(cx.waker().clone());
+                    drop(d);
+                    // (A waker runs its own code when dropped: not under
+                    // the lock the group's tasks take as they finish.)
+                    drop(old);
                     return Poll::Pending;
                 };
                 drop(d);

@@ -64,7 +64,52 @@ coro_io::driver_tests!(
     cancel_all_returns_while_another_thread_parks,
     a_waker_that_panics_at_the_drivers_drop_does_not_escape_it,
     a_vectored_send_of_more_than_iov_max_buffers_sends_the_first_ones,
+    a_stream_released_wakes_every_reader_past_a_panicking_one,
 );
+
+/// A stream released (its `RegisteredFd` dropped) with two readers waiting
+/// on its receive queue, the first with a waker that panics: the second
+/// must be woken all the same (it was not, on io_uring: the wake-ups
+/// stopped at the panic).
+fn a_stream_released_wakes_every_reader_past_a_panicking_one(cfg: Config) {
+    use coro_io::driver::RegisteredFd;
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker panics (on purpose)");
+        }
+    }
+    let h = cfg.handle();
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let a = RegisteredFd::new(&h, OwnedFd::from(a));
+    // The first read starts the queue where there is one; a second
+    // shows the readers waiting on it.
+    let panics = Waker::from(Arc::new(Panics));
+    let _ = a.poll_recv(&mut Context::from_waker(&panics), &mut [0; 8]);
+    if !a.recv_queued() {
+        // No receive queue (epoll, and io_uring before Linux 6.0 or
+        // without its setup): nothing waits on one.
+        return;
+    }
+    assert!(
+        a.poll_recv(&mut Context::from_waker(&panics), &mut [0; 8])
+            .is_pending()
+    );
+    let (count, counts) = waker();
+    assert!(
+        a.poll_recv(&mut Context::from_waker(&counts), &mut [0; 8])
+            .is_pending()
+    );
+    drop((panics, counts));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(a)));
+    assert_eq!(
+        count.0.load(Ordering::SeqCst),
+        1,
+        "{}: the second reader was not woken",
+        cfg.name
+    );
+}
 
 /// More than `IOV_MAX` (1024) buffers in one direct vectored send: the
 /// first 1024 go (the count says how far), as a `writev` caller expects,

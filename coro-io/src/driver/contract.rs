@@ -430,10 +430,14 @@ impl<T: Op> OpState<T> {
                 self.blocking = None;
                 return Poll::Ready(res);
             }
-            match &g.waker {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => g.waker = Some(cx.waker().clone()),
-            }
+            let old = match &g.waker {
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => g.waker.replace(cx.waker().clone()),
+            };
+            drop(g);
+            // A caller's waker runs its own code when dropped: not under
+            // the cell's lock, which the pool thread takes to finish.
+            drop(old);
             return Poll::Pending;
         }
         let Some(op) = self.op.take() else {
@@ -475,9 +479,10 @@ impl<T: Op> OpState<T> {
         };
         let mut g = crate::lock(&cell.inner);
         g.abandoned = true;
-        g.waker = None;
+        let waker = g.waker.take();
         let done = g.done.take();
         drop(g);
+        drop(waker);
         if let Some((mut op, res)) = done {
             op.get_mut().orphaned(res);
         }

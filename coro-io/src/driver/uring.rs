@@ -1176,15 +1176,15 @@ impl UringDriver {
                 drop(st);
                 self.unpark();
                 self.wait_kernel_read(target, false);
-                wake.into_iter().for_each(Waker::wake);
+                crate::wake_all(wake);
                 return;
             }
             self.settle_cancel(st, false);
-            wake.into_iter().for_each(Waker::wake);
+            crate::wake_all(wake);
             return;
         }
         drop(st);
-        wake.into_iter().for_each(Waker::wake);
+        crate::wake_all(wake);
     }
 }
 
