@@ -67,8 +67,10 @@ pub use yield_now::{YieldNow, yield_now};
 /// cancel, the waiters of a stop request or a leaf future). A waker may be another
 /// executor's code and may panic: the ones after it are still woken (a
 /// plain loop would drop them unwoken while unwinding, and their waiters
-/// would wait forever), then the first panic goes on. Costs one
-/// `catch_unwind` per batch, not per waker.
+/// would wait forever), then the first panic goes on, unless this thread
+/// is unwinding already (a batch woken by a destructor during a panic):
+/// there a second panic would abort the process, so it is dropped. Costs
+/// one `catch_unwind` per batch, not per waker.
 ///
 /// # Examples
 ///
@@ -100,7 +102,9 @@ pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
         first.get_or_insert(p);
     }
     if let Some(p) = first {
-        resume_unwind(p);
+        if !std::thread::panicking() {
+            resume_unwind(p);
+        }
     }
 }
 
@@ -108,4 +112,53 @@ pub fn wake_all(wakers: impl IntoIterator<Item = std::task::Waker>) {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::join_tuple::{IntoJoin, IntoRace, join, race};
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+
+    struct Panics;
+    impl Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker panics (on purpose)");
+        }
+    }
+
+    struct Counts(AtomicUsize);
+    impl Wake for Counts {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A batch woken by a destructor while its thread unwinds (a task that
+    /// panicked holding a stream, whose drop wakes the stream's readers):
+    /// a panicking waker in it must neither abort the process (a second
+    /// panic escaping a destructor during unwinding does) nor keep the
+    /// others asleep. The original panic goes on.
+    #[test]
+    fn a_panicking_waker_in_a_batch_woken_while_unwinding_does_not_abort() {
+        struct WakesOnDrop(Arc<Counts>);
+        impl Drop for WakesOnDrop {
+            fn drop(&mut self) {
+                super::wake_all([Waker::from(Arc::new(Panics)), Waker::from(self.0.clone())]);
+            }
+        }
+        let c = Arc::new(Counts(AtomicUsize::new(0)));
+        let c2 = c.clone();
+        let r = std::thread::spawn(move || {
+            let _wakes = WakesOnDrop(c2);
+            panic!("the first panic (on purpose)");
+        })
+        .join();
+        let msg = r.unwrap_err();
+        assert_eq!(
+            msg.downcast_ref::<&str>(),
+            Some(&"the first panic (on purpose)")
+        );
+        assert_eq!(c.0.load(Ordering::SeqCst), 1, "the other waker slept");
+    }
 }

@@ -29,7 +29,6 @@ use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::cell::{Cell, RefCell};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::task::Wake;
 
@@ -239,9 +238,9 @@ fn deferring<R>(f: impl FnOnce() -> R) -> R {
                 Batch::None => {}
                 // Alone in its batch: a panic keeps no other asleep.
                 Batch::One(w) if !std::thread::panicking() => w.wake(),
-                Batch::One(w) => wake_all([w]),
+                Batch::One(w) => coro_core::wake_all([w]),
                 Batch::Many(mut batch) => {
-                    wake_all(batch.drain(..));
+                    coro_core::wake_all(batch.drain(..));
                     // Keep the emptied buffer for the next batch.
                     let _ = DEFERRED.try_with(|d| {
                         let mut list = d.wakers.borrow_mut();
@@ -269,17 +268,6 @@ fn defer(w: Waker) {
     });
     if let Some(w) = w {
         w.wake();
-    }
-}
-
-/// Wakes every waker; a panic in one does not keep the others asleep, and
-/// the first goes on once all are woken (`coro_core::wake_all`), unless
-/// this thread is unwinding already, where a second panic would abort.
-fn wake_all(wakers: impl IntoIterator<Item = Waker>) {
-    if std::thread::panicking() {
-        let _ = catch_unwind(AssertUnwindSafe(|| coro_core::wake_all(wakers)));
-    } else {
-        coro_core::wake_all(wakers);
     }
 }
 
