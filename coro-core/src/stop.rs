@@ -124,7 +124,8 @@ impl StopSource {
     /// # Panics
     ///
     /// If a waker panics (a foreign executor's): the others are woken
-    /// first, then the first panic goes on to the caller.
+    /// first, then the first panic goes on to the caller (unless the
+    /// caller's thread is unwinding already: see [`wake_all`](crate::wake_all)).
     ///
     /// # Examples
     /// ```

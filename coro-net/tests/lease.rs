@@ -12,11 +12,11 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{pattern, run, sched};
+use common::{pair, pattern, run, sched};
 use coro_io::IoSchedulerOptions;
 use coro_io::buf::RecvLease;
 use coro_io::testing::Config;
-use coro_net::tcp::{TcpListener, TcpStream};
+use coro_net::tcp::TcpListener;
 
 coro_io::driver_tests!(
     leases_carry_every_byte_in_order_and_echo_in_place,
@@ -37,19 +37,6 @@ fn four_buffers(cfg: Config) -> coro_io::IoScheduler {
         },
         ..Default::default()
     })
-}
-
-/// A connected pair: ours on `s`, the peer a blocking `std` stream.
-fn pair(s: &coro_io::IoScheduler) -> (TcpStream, std::net::TcpStream) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let s2 = s.clone();
-    let ours = run(
-        s,
-        async move { TcpStream::connect(&s2, addr).await.unwrap() },
-    );
-    let (peer, _) = l.accept().unwrap();
-    (ours, peer)
 }
 
 /// 1 MiB in uneven writes, echoed by a server that reads leases and

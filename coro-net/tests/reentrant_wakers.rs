@@ -16,7 +16,7 @@ use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use common::{run, sched};
+use common::{pair, sched};
 use coro_io::coop;
 use coro_io::testing::Config;
 use coro_net::tcp::TcpStream;
@@ -28,19 +28,6 @@ coro_io::driver_tests!(
 );
 
 const BOUND: Duration = Duration::from_secs(10);
-
-/// A connected pair: ours on `s`, the peer a blocking `std` stream.
-fn pair(s: &coro_io::IoScheduler) -> (TcpStream, std::net::TcpStream) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let s2 = s.clone();
-    let ours = run(
-        s,
-        async move { TcpStream::connect(&s2, addr).await.unwrap() },
-    );
-    let (peer, _) = l.accept().unwrap();
-    (ours, peer)
-}
 
 /// A waker that, woken, reads from or flushes the same stream right there.
 struct Reenters {

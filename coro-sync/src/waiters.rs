@@ -17,13 +17,15 @@
 //! here that may wake (a notification, and dropping a waiter, which passes
 //! an unused wake-up on) runs inside [`deferring`], which wakes that list
 //! once the list's lock is released: every waker in it, even after one
-//! panicked (the first panic then goes on to the caller).
+//! panicked (the first panic then goes on to the caller, unless its
+//! thread is unwinding already; see `coro_core::wake_all`).
 //!
 //! The cost, measured against event-listener holding the wakers itself:
-//! about 340 more instructions per wait and wake-up (a relay's lock twice,
-//! the thread-local list), +14 to +27 % on channel ping-pong benchmarks
-//! (docs/BENCHMARKS.md). A relay is reused by the thread's next waiter, so
-//! waiting allocates no more than before.
+//! 340 to 400 more instructions per wait and wake-up (a relay's lock
+//! twice, the thread-local list): some 30 % where every message is a
+//! wake-up (docs/BENCHMARKS.md). A relay
+//! is reused by the thread's next waiter, so waiting allocates no more
+//! than before.
 
 use core::future::Future;
 use core::pin::Pin;

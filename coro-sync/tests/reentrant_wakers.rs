@@ -379,24 +379,30 @@ fn a_waker_owning_a_queue_waiter_is_dropped_by_the_push() {
     );
 }
 
+/// A waker that alone owns an `acquire` of `s`, already waiting (first in
+/// line).
+fn owns_a_waiting_acquire(s: &Arc<Semaphore>) -> Waker {
+    let s = s.clone();
+    let mut owned: BoxFuture = Box::pin(async move { drop(s.acquire().await) });
+    assert!(
+        owned
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    Waker::from(Arc::new(Owns {
+        future: StdMutex::new(Some(owned)),
+        woken: Arc::default(),
+    }))
+}
+
 /// Re-polling a waiter with another waker must not drop the first waker
 /// inside the list either: here it owns another waiter of the same list.
 #[test]
 fn a_replaced_waker_owning_a_semaphore_waiter() {
     bounded("semaphore re-poll", || {
         let s = Arc::new(Semaphore::new(0));
-        let s2 = s.clone();
-        let mut owned: BoxFuture = Box::pin(async move { drop(s2.acquire().await) });
-        assert!(
-            owned
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-        );
-        let first = Waker::from(Arc::new(Owns {
-            future: StdMutex::new(Some(owned)),
-            woken: Arc::default(),
-        }));
+        let first = owns_a_waiting_acquire(&s);
         let mut waiter = Box::pin(s.acquire());
         let mut cx = Context::from_waker(&first);
         assert!(waiter.as_mut().poll(&mut cx).is_pending());
@@ -511,18 +517,7 @@ fn a_wake_up_passed_on_by_a_dropped_waiter_reaches_an_inline_waker() {
 fn a_replaced_waker_whose_drop_passes_a_wake_up_back() {
     bounded("passed back", || {
         let s = Arc::new(Semaphore::new(0));
-        let s2 = s.clone();
-        let mut owned: BoxFuture = Box::pin(async move { drop(s2.acquire().await) });
-        assert!(
-            owned
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-        );
-        let old = Waker::from(Arc::new(Owns {
-            future: StdMutex::new(Some(owned)),
-            woken: Arc::default(),
-        }));
+        let old = owns_a_waiting_acquire(&s);
         let mut waiter = Box::pin(s.acquire());
         assert!(
             waiter

@@ -127,3 +127,15 @@ pub(crate) async fn with_turns_counted<F: Future>(s: &IoScheduler, fut: F) -> (F
 pub(crate) fn counts_turns(cfg: Config) -> bool {
     !cfg.pool && !cfg.sqpoll
 }
+
+/// A connected TCP pair: ours on `s`, the peer a blocking `std` stream.
+pub(crate) fn pair(s: &IoScheduler) -> (coro_net::tcp::TcpStream, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let s2 = s.clone();
+    let ours = run(s, async move {
+        coro_net::tcp::TcpStream::connect(&s2, addr).await.unwrap()
+    });
+    let (peer, _) = l.accept().unwrap();
+    (ours, peer)
+}
