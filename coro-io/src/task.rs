@@ -257,6 +257,10 @@ enum Slot<T> {
     /// the last poll of the handle, which `is_finished` polls the cancel
     /// with (async-task keeps one waker: a no-op one would replace it).
     Cancelling(Cancelling<T>, Option<std::task::Waker>),
+    /// Being aborted on another call's stack, which polls the cancel
+    /// outside the lock (see `abort`): not finished yet. Only the `&self`
+    /// methods can see it (`poll` and `drop` cannot run meanwhile).
+    Aborting,
     /// Aborted after it had finished: its outcome, which awaiting the
     /// handle returns (as tokio's does).
     Finished(Quiet<Outcome<T>>),
@@ -345,10 +349,17 @@ impl<T> JoinHandle<T> {
         };
         // async-task's `cancel` marks the task closed (the executor drops
         // its future the next time it would run it) on its first poll, and
-        // resolves once the future is gone.
+        // resolves once the future is gone. That poll wakes the waker the
+        // handle was last polled with, which may be another executor's
+        // code (one that polls its task right there, which may ask this
+        // handle `is_finished`): made after the lock.
+        *slot = Slot::Aborting;
+        drop(slot);
         let mut cancel: Cancelling<T> = Box::pin(task.cancel());
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        *slot = match cancel.as_mut().poll(&mut cx) {
+        let polled = cancel.as_mut().poll(&mut cx);
+        let mut slot = lock(&self.task);
+        *slot = match polled {
             Poll::Pending => Slot::Cancelling(cancel, awaiter.clone()),
             Poll::Ready(out) => Slot::cancelled(out),
         };
@@ -423,6 +434,7 @@ impl<T> JoinHandle<T> {
                     }
                 }
             }
+            Slot::Aborting => false,
             Slot::Finished(_) | Slot::Gone | Slot::Taken => true,
         }
     }
@@ -462,6 +474,13 @@ impl<T> Future for JoinHandle<T> {
                 return Poll::Ready(out);
             }
             Slot::Gone => {
+                *slot = Slot::Taken;
+                return Poll::Ready(Err(JoinError::cancelled()));
+            }
+            // Only seen if an `abort` unwound in the middle (it cannot
+            // run during a poll): its cancel future, or the task it was
+            // made from, was dropped, which cancels the task.
+            Slot::Aborting => {
                 *slot = Slot::Taken;
                 return Poll::Ready(Err(JoinError::cancelled()));
             }
@@ -687,6 +706,58 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    /// `abort` wakes the waker the handle was last polled with (async-task
+    /// does, as the first poll of its cancel closes the task). That waker
+    /// may be another executor's, polling its task right there, and that
+    /// task may ask the same (shared) handle `is_finished`: the handle's
+    /// lock was held across that wake, and the question deadlocked.
+    #[test]
+    fn an_awaiter_asking_is_finished_inside_the_aborts_wake_up() {
+        struct Asks {
+            handle: std::sync::OnceLock<Arc<JoinHandle<()>>>,
+            answers: AtomicUsize,
+        }
+        impl std::task::Wake for Asks {
+            fn wake(self: Arc<Self>) {
+                if let Some(h) = self.handle.get() {
+                    let _ = h.is_finished();
+                    self.answers.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        let (q, mut h) = manual(std::future::pending::<()>());
+        run_all(&q);
+        let asks = Arc::new(Asks {
+            handle: std::sync::OnceLock::new(),
+            answers: AtomicUsize::new(0),
+        });
+        let w = std::task::Waker::from(asks.clone());
+        assert!(
+            Pin::new(&mut h)
+                .poll(&mut Context::from_waker(&w))
+                .is_pending()
+        );
+        let h = Arc::new(h);
+        let _ = asks.handle.set(h.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            h.abort();
+            let _ = tx.send(());
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
+            "abort deadlocked in its wake-up"
+        );
+        assert!(
+            asks.answers.load(Ordering::SeqCst) >= 1,
+            "the awaiter was not woken"
+        );
+        // The executor drops the aborted future. (The waker and the handle
+        // hold each other and are never freed: fine in a test.)
+        run_all(&q);
+        assert!(asks.handle.get().is_some_and(|h| h.is_finished()));
+    }
 
     #[test]
     fn handle_and_error_are_send_sync() {
