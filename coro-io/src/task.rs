@@ -299,6 +299,9 @@ impl<T> JoinHandle<T> {
 
     /// Cancel the task.
     ///
+    /// (Called while another thread's `abort` of the same shared handle is
+    /// under way, it returns at once: that call closes the task.)
+    ///
     /// The executor drops the task's future when it next runs it (soon if
     /// the task is idle, after the current `poll` if it is running; a
     /// `Manual` scheduler's at its next turn). Awaiting this handle
@@ -355,9 +358,11 @@ impl<T> JoinHandle<T> {
         // handle `is_finished`): made after the lock.
         *slot = Slot::Aborting;
         drop(slot);
+        let unwound = Unwound(Some(&self.task));
         let mut cancel: Cancelling<T> = Box::pin(task.cancel());
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let polled = cancel.as_mut().poll(&mut cx);
+        unwound.disarm();
         let mut slot = lock(&self.task);
         *slot = match polled {
             Poll::Pending => Slot::Cancelling(cancel, awaiter.clone()),
@@ -422,20 +427,60 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn is_finished(&self) -> bool {
         let mut slot = lock(&self.task);
-        match &mut *slot {
-            Slot::Running(t, _) => t.is_finished(),
-            Slot::Cancelling(cancel, waker) => {
-                let w = waker.as_ref().unwrap_or(std::task::Waker::noop());
-                match cancel.as_mut().poll(&mut Context::from_waker(w)) {
-                    Poll::Pending => false,
-                    Poll::Ready(out) => {
-                        *slot = Slot::cancelled(out);
-                        true
-                    }
-                }
+        let (mut cancel, waker) = match std::mem::replace(&mut *slot, Slot::Aborting) {
+            Slot::Cancelling(cancel, waker) => (cancel, waker),
+            other => {
+                let finished = match &other {
+                    Slot::Running(t, _) => t.is_finished(),
+                    Slot::Aborting => false,
+                    Slot::Finished(_) | Slot::Gone | Slot::Taken => true,
+                    Slot::Cancelling(..) => unreachable!("matched above"),
+                };
+                *slot = other;
+                return finished;
             }
-            Slot::Aborting => false,
-            Slot::Finished(_) | Slot::Gone | Slot::Taken => true,
+        };
+        // Polled after the lock, as in `abort`: async-task may wake the
+        // awaiter's waker in this poll (and drops the one it replaces).
+        drop(slot);
+        let unwound = Unwound(Some(&self.task));
+        let w = waker.as_ref().unwrap_or(std::task::Waker::noop());
+        let polled = cancel.as_mut().poll(&mut Context::from_waker(w));
+        unwound.disarm();
+        let mut slot = lock(&self.task);
+        match polled {
+            Poll::Pending => {
+                *slot = Slot::Cancelling(cancel, waker);
+                false
+            }
+            Poll::Ready(out) => {
+                *slot = Slot::cancelled(out);
+                drop(slot);
+                drop(waker);
+                true
+            }
+        }
+    }
+}
+
+/// Marks a handle's slot `Gone` if dropped armed: an `abort` or
+/// `is_finished` that unwound while the slot said `Aborting` (async-task
+/// runs the executor's schedule function in the cancel's first poll,
+/// which may panic). The unwinding dropped the handle's part of the task,
+/// which cancels it: the handle is finished, cancelled, not unfinished for
+/// ever.
+struct Unwound<'a, T>(Option<&'a Mutex<Slot<T>>>);
+
+impl<T> Unwound<'_, T> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<T> Drop for Unwound<'_, T> {
+    fn drop(&mut self) {
+        if let Some(m) = self.0 {
+            *lock(m) = Slot::Gone;
         }
     }
 }
@@ -477,9 +522,10 @@ impl<T> Future for JoinHandle<T> {
                 *slot = Slot::Taken;
                 return Poll::Ready(Err(JoinError::cancelled()));
             }
-            // Only seen if an `abort` unwound in the middle (it cannot
-            // run during a poll): its cancel future, or the task it was
-            // made from, was dropped, which cancels the task.
+            // Not seen here: `abort` and `is_finished` set it only while
+            // they run (which a poll, taking the handle by `&mut`, cannot
+            // overlap) and put `Gone` back if they unwind. Were it seen,
+            // the task's handle part is gone, which cancels the task.
             Slot::Aborting => {
                 *slot = Slot::Taken;
                 return Poll::Ready(Err(JoinError::cancelled()));
@@ -706,6 +752,42 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    /// async-task runs the executor's schedule function inside the
+    /// cancel's first poll, which `abort` makes outside the handle's lock
+    /// with the slot marked aborting. A schedule function that panics
+    /// there left the mark for good: `is_finished` said false for ever (a
+    /// loop waiting for it spun). The task is cancelled all the same (its
+    /// handle's part was dropped by the unwinding): finished, cancelled.
+    #[test]
+    fn an_abort_whose_schedule_panics_leaves_a_cancelled_handle() {
+        use std::sync::atomic::AtomicBool;
+        let fail = Arc::new(AtomicBool::new(false));
+        let q = Arc::new(Mutex::new(Vec::new()));
+        let (q2, fail2) = (q.clone(), fail.clone());
+        let (r, mut h) = task(std::future::pending::<()>(), move |r| {
+            assert!(
+                !fail2.load(Ordering::SeqCst),
+                "this schedule fails (on purpose)"
+            );
+            q2.lock().unwrap().push(r);
+        });
+        r.run();
+        fail.store(true, Ordering::SeqCst);
+        let aborted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.abort()));
+        assert!(aborted.is_err(), "the schedule function was not called");
+        assert!(
+            h.is_finished(),
+            "an abort that unwound left the handle unfinished"
+        );
+        let got = Pin::new(&mut h).poll(&mut Context::from_waker(std::task::Waker::noop()));
+        assert!(
+            matches!(got, Poll::Ready(Err(ref e)) if e.is_cancelled()),
+            "{got:?}"
+        );
+        fail.store(false, Ordering::SeqCst);
+        run_all(&q);
+    }
 
     /// `abort` wakes the waker the handle was last polled with (async-task
     /// does, as the first poll of its cancel closes the task). That waker
