@@ -6,7 +6,6 @@ use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use crate::waiters::{Waiter, Waiters};
-use event_listener::IntoNotification;
 
 use crate::mutex::{Mutex, MutexGuard};
 use crate::raw_mutex::RawLock;
@@ -63,7 +62,7 @@ impl Condvar {
     /// coro_sync::Condvar::new().notify_one();
     /// ```
     pub fn notify_one(&self) {
-        self.event.notify(1.additional());
+        self.event.notify_additional(1);
     }
 
     /// Wakes every task waiting now.
@@ -196,7 +195,7 @@ impl<T: ?Sized> Drop for CondvarWait<'_, '_, T> {
             // (also if the cancel, which may wake a lock waiter, panics).
             crate::then_anyway(
                 || self.relock.cancel(&self.mutex.raw),
-                || self.condvar.event.notify(1.additional()),
+                || self.condvar.event.notify_additional(1),
             );
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! Every primitive needs nothing but a [`Waker`](core::task::Waker): they work
 //! the same inside tokio, `async-executor`, `futures::executor`, or coro's own
-//! schedulers. They are built on [`event-listener`](event_listener) (FIFO
-//! wake-up order) and [`concurrent-queue`](concurrent_queue). Locks and
+//! schedulers. They are built on a FIFO waiter list of their own and
+//! [`concurrent-queue`](concurrent_queue). Locks and
 //! semaphores are not first-come-first-served: newcomers may barge for
 //! about 1 ms before a waiter takes priority (each type's Fairness
 //! section).
@@ -57,12 +57,10 @@
 //! Any executor's waker works, including wakers that run code of their
 //! own: one whose `wake` polls the woken task right there, one that owns
 //! the last reference to a task (so that dropping it drops a future
-//! waiting on the same primitive), one that panics. The waiter lists hold
-//! a relay of their own instead of the caller's waker, and the callers'
-//! wakers are woken, and dropped, only after the list's lock is released.
-//! (One exception: a primitive used from a thread-local's destructor that
-//! runs after coro-sync's own, as a thread exits, wakes under the lock,
-//! as event-listener does.)
+//! waiting on the same primitive), one that panics. The waiter lists take
+//! the wakers to wake out under their lock and wake them after it; a
+//! waker is cloned before the lock is taken and a replaced one dropped
+//! after it is released: no executor code runs under a list's lock.
 //!
 //! A waker that panics when woken does not keep the other waiters of that
 //! wake-up asleep: all are woken, then the panic reaches the caller that

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::waiters::{Waiter, Waiters};
-use event_listener::IntoNotification;
 
 use crate::error::{Closed, TryAcquireError};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -19,7 +18,7 @@ use crate::raw_mutex::STARVATION_BOUND;
 const CLOSED: u64 = 1;
 const PRIORITY: u64 = 1 << 1;
 /// Registered waiters, bits 2..32: a release with none skips the wake-up
-/// (event-listener's `notify` takes a lock even when nobody listens).
+/// (and a fence and an atomic read less in the waiter list's `notify`).
 const WAITER: u64 = 1 << 2;
 const WAITER_MASK: u64 = 0xFFFF_FFFC;
 /// Available permits, bits 32..64.
@@ -451,7 +450,7 @@ impl Semaphore {
             // listens again, and the permit's holder wakes someone on release.
             // Notifications made this way also pass on as "additional" when a
             // woken listener is dropped unused.
-            self.acquire_ops.notify(k.additional());
+            self.acquire_ops.notify_additional(k);
         }
     }
 

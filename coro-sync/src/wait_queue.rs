@@ -1,7 +1,7 @@
-//! [`WaitQueue`]: an `event_listener::Event` plus a count of registered
-//! waiters, so the hot paths of [`RingBuffer`](crate::RingBuffer) and
-//! [`Queue`](crate::Queue) skip `notify` (which takes the event's list lock
-//! even when nobody listens) when nobody waits.
+//! [`WaitQueue`]: a [`Waiters`] list plus a count of registered waiters,
+//! so the hot paths of [`RingBuffer`](crate::RingBuffer) and
+//! [`Queue`](crate::Queue) skip `notify` when nobody waits (with one fence
+//! for both: `notify_additional_fenced`).
 //!
 //! The protocol is the store-buffer pattern with a `SeqCst` fence on each side:
 //! - a waiter listens, increments the count, fences, then re-checks the
@@ -16,8 +16,6 @@
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
-
-use event_listener::IntoNotification;
 
 use crate::waiters::{Waiter, Waiters};
 
@@ -51,7 +49,7 @@ impl WaitQueue {
         atomic::fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Acquire) != 0 {
             // The fence above is the one `notify` would emit.
-            self.event.notify(n.additional().relaxed());
+            self.event.notify_additional_fenced(n);
         }
     }
 

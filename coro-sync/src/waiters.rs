@@ -1,45 +1,188 @@
-//! [`Waiters`]: the waiter list under every primitive, `event_listener`'s,
-//! with the callers' wakers kept out of its lock.
+//! [`Waiters`]: the FIFO waiter list under every primitive, which never
+//! runs a caller's waker under its lock.
 //!
-//! `event_listener` wakes a notified waiter's waker while it holds the
-//! list's lock, and drops a replaced waker there too. A waker is the
-//! executor's code, and it may do anything: one that polls its task right
-//! inside `wake`, or that owns the last reference to a task whose future
-//! waits on the same list, takes that lock again and deadlocks; one that
-//! panics stops the notification half-way and leaves the list miscounted
-//! (event-listener 5.4 marks the waiter notified without counting it: the
-//! count later underflows, and the list's wake-ups reach nobody).
+//! A waker is the executor's code, and it may do anything: one that polls
+//! its task right inside `wake`, or that owns the last reference to a task
+//! whose future waits on the same list, takes the list's lock again; one
+//! that panics must not stop a notification half-way. So the list takes
+//! the wakers it notifies out under its lock and wakes them after it (all
+//! of them, even past one that panicked: the first panic then goes on to
+//! the caller, unless its thread is unwinding already; see
+//! `coro_core::wake_all`); a waker a re-poll replaces, or a dropped waiter
+//! leaves behind, is dropped after the lock too, and a waker is cloned
+//! before the lock is taken. Nothing of the caller's runs under it.
 //!
-//! So the list never sees a caller's waker. Each [`Waiter`] registers a
-//! relay, a waker of ours that stays the same for the waiter's life (so
-//! the list never replaces it) and whose `wake` only moves the caller's
-//! current waker onto this thread's list of deferred wake-ups. Everything
-//! here that may wake (a notification, and dropping a waiter, which passes
-//! an unused wake-up on) runs inside [`deferring`], which wakes that list
-//! once the list's lock is released: every waker in it, even after one
-//! panicked (the first panic then goes on to the caller, unless its
-//! thread is unwinding already; see `coro_core::wake_all`).
+//! The semantics are event-listener's, which these primitives were first
+//! built on: [`notify`](Waiters::notify)`(n)` makes sure the first `n`
+//! waiters in the list are notified, counting those notified already whose
+//! futures have not taken the notification yet;
+//! [`notify_additional`](Waiters::notify_additional)`(n)` notifies `n` more.
+//! A waiter is in the list from [`listen`](Waiters::listen) on, before its
+//! first poll; a notified waiter dropped before it took its notification
+//! passes it on to the next one, of the same kind.
 //!
-//! The cost, measured against event-listener holding the wakers itself:
-//! 340 to 400 more instructions per wait and wake-up (a relay's lock
-//! twice, the thread-local list): some 30 % where every message is a
-//! wake-up (docs/BENCHMARKS.md). A relay
-//! is reused by the thread's next waiter, so waiting allocates no more
-//! than before.
+//! `notify` skips the lock when no waiter waits un-notified (the atomic
+//! `unnotified`, and a `SeqCst` fence on each side: a waiter registers,
+//! fences, then checks its condition; a notifier changes the condition,
+//! fences, then reads the count), and the list is allocated at the first
+//! `listen`, so a primitive nobody waits on costs no allocation and no
+//! lock here.
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::cell::{Cell, RefCell};
-use std::sync::Arc;
-use std::task::Wake;
 
-use event_listener::{Event, EventListener, IntoNotification};
+use slab::Slab;
 
-use crate::loom::StdMutex;
+use crate::loom::atomic::{self, AtomicUsize, Ordering};
+use crate::loom::{Arc, StdMutex, lock};
 
 /// A waiter list; see the module documentation.
-pub struct Waiters(Event);
+pub struct Waiters {
+    inner: Lazy,
+}
+
+/// The list, shared with its waiters (a [`Waiter`] may outlive no borrow:
+/// channel handles keep one next to an `Arc` of their state).
+struct Inner {
+    /// Waiters in `list` not notified yet: written under its lock, read
+    /// without it by [`Waiters::notify`] to skip the lock when it is 0.
+    unnotified: AtomicUsize,
+    list: StdMutex<List>,
+}
+
+/// The waiters in order of arrival, linked through their slab keys. Every
+/// notified waiter is ahead of every un-notified one, which begin at
+/// `start`.
+#[derive(Default)]
+struct List {
+    entries: Slab<Entry>,
+    tail: Option<usize>,
+    start: Option<usize>,
+    notified: usize,
+}
+
+struct Entry {
+    prev: Option<usize>,
+    next: Option<usize>,
+    state: State,
+}
+
+enum State {
+    /// Registered, not polled yet.
+    Idle,
+    /// Polled: the waker to wake.
+    Waiting(Waker),
+    /// Notified, by `notify_additional` or by `notify`.
+    Notified { additional: bool },
+}
+
+/// The wakers one call takes out of the list, woken after its lock.
+enum Batch {
+    Empty,
+    One(Waker),
+    Many(Vec<Waker>),
+}
+
+impl Batch {
+    fn push(&mut self, w: Waker) {
+        *self = match core::mem::replace(self, Batch::Empty) {
+            Batch::Empty => Batch::One(w),
+            Batch::One(first) => Batch::Many(vec![first, w]),
+            Batch::Many(mut all) => {
+                all.push(w);
+                Batch::Many(all)
+            }
+        };
+    }
+
+    /// Wakes every waker; see the module documentation for panics.
+    fn wake(self) {
+        match self {
+            Batch::Empty => {}
+            // Alone in its batch: a panic keeps no other asleep.
+            Batch::One(w) if !std::thread::panicking() => w.wake(),
+            Batch::One(w) => coro_core::wake_all([w]),
+            Batch::Many(all) => coro_core::wake_all(all),
+        }
+    }
+}
+
+impl List {
+    fn unnotified(&self) -> usize {
+        self.entries.len() - self.notified
+    }
+
+    fn push(&mut self) -> usize {
+        let key = self.entries.insert(Entry {
+            prev: self.tail,
+            next: None,
+            state: State::Idle,
+        });
+        if let Some(t) = self.tail {
+            self.entries[t].next = Some(key);
+        }
+        self.tail = Some(key);
+        if self.start.is_none() {
+            self.start = Some(key);
+        }
+        key
+    }
+
+    fn remove(&mut self, key: usize) -> State {
+        let e = self.entries.remove(key);
+        if let Some(p) = e.prev {
+            self.entries[p].next = e.next;
+        }
+        match e.next {
+            Some(n) => self.entries[n].prev = e.prev,
+            None => self.tail = e.prev,
+        }
+        if self.start == Some(key) {
+            self.start = e.next;
+        }
+        if let State::Notified { .. } = e.state {
+            self.notified -= 1;
+        }
+        // A burst of waiters leaves no large buffer behind for good.
+        if self.entries.is_empty() && self.entries.capacity() > 1024 {
+            self.entries = Slab::new();
+        }
+        e.state
+    }
+
+    /// Notifies as the module documentation says, moving the wakers to
+    /// wake into `batch`; returns how many waiters it notified.
+    fn notify(&mut self, n: usize, additional: bool, batch: &mut Batch) -> usize {
+        let want = if additional {
+            n
+        } else {
+            n.saturating_sub(self.notified)
+        };
+        let mut count = 0;
+        while count < want {
+            let Some(key) = self.start else { break };
+            let e = &mut self.entries[key];
+            self.start = e.next;
+            if let State::Waiting(w) =
+                core::mem::replace(&mut e.state, State::Notified { additional })
+            {
+                batch.push(w);
+            }
+            self.notified += 1;
+            count += 1;
+        }
+        count
+    }
+}
+
+impl Inner {
+    /// Publishes `list`'s count of un-notified waiters; call before its
+    /// lock is released.
+    fn publish(&self, list: &List) {
+        self.unnotified.store(list.unnotified(), Ordering::Release);
+    }
+}
 
 impl Default for Waiters {
     fn default() -> Self {
@@ -49,45 +192,97 @@ impl Default for Waiters {
 
 impl core::fmt::Debug for Waiters {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Waiters").finish_non_exhaustive()
+        let waiting = self.inner.get().map(|i| lock(&i.list).entries.len());
+        f.debug_struct("Waiters")
+            .field("waiting", &waiting.unwrap_or(0))
+            .finish()
     }
 }
 
 impl core::fmt::Debug for Waiter {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Waiter").finish_non_exhaustive()
+        f.debug_struct("Waiter")
+            .field("registered", &self.key.is_some())
+            .finish()
     }
 }
 
 impl Waiters {
-    /// An empty list.
+    /// An empty list. It allocates nothing until the first
+    /// [`listen`](Self::listen).
     pub fn new() -> Self {
-        Self(Event::new())
+        Self { inner: Lazy::new() }
     }
 
-    /// Registers a waiter. Like `event_listener`'s, it is in the list from
-    /// here on, before its first poll.
+    /// Registers a waiter at the end of the list. It is in the list from
+    /// here on, before its first poll: the caller checks its condition
+    /// after this, and sleeps on the waiter only if it still fails.
     pub fn listen(&self) -> Waiter {
+        let inner = self.inner.get_or_init().clone();
+        let key = {
+            let mut list = lock(&inner.list);
+            let key = list.push();
+            inner.publish(&list);
+            key
+        };
+        // The registration is seen before the caller's check (module docs).
+        atomic::fence(Ordering::SeqCst);
         Waiter {
-            inner: Some(self.0.listen()),
-            relay: None,
+            inner,
+            key: Some(key),
+            polled: false,
         }
     }
 
-    /// `event_listener::Event::notify`, with the wakers woken after the
-    /// list's lock is released.
-    pub fn notify(&self, n: impl IntoNotification<Tag = ()>) -> usize {
-        deferring(|| self.0.notify(n))
+    /// Makes sure the first `n` waiters of the list are notified, counting
+    /// those notified already that have not taken it yet (`usize::MAX`:
+    /// every waiter). Returns how many it notified now.
+    pub fn notify(&self, n: usize) -> usize {
+        self.notify_with(n, false, true)
+    }
+
+    /// Notifies `n` more waiters, in order of arrival. Returns how many it
+    /// notified.
+    pub fn notify_additional(&self, n: usize) -> usize {
+        self.notify_with(n, true, true)
+    }
+
+    /// [`notify_additional`](Self::notify_additional) for a caller that
+    /// has issued the `SeqCst` fence after its change itself.
+    pub(crate) fn notify_additional_fenced(&self, n: usize) -> usize {
+        self.notify_with(n, true, false)
+    }
+
+    fn notify_with(&self, n: usize, additional: bool, fence: bool) -> usize {
+        if fence {
+            atomic::fence(Ordering::SeqCst);
+        }
+        let Some(inner) = self.inner.get() else {
+            return 0;
+        };
+        if n == 0 || inner.unnotified.load(Ordering::Acquire) == 0 {
+            return 0;
+        }
+        let mut batch = Batch::Empty;
+        let count = {
+            let mut list = lock(&inner.list);
+            let count = list.notify(n, additional, &mut batch);
+            inner.publish(&list);
+            count
+        };
+        batch.wake();
+        count
     }
 }
 
 /// A registered waiter: a future that ends when it is notified. Dropping
-/// it before it ended passes a wake-up it got on to the next waiter.
+/// it before it ended passes a notification it got on to the next waiter.
 pub struct Waiter {
-    /// `None` only while dropping.
-    inner: Option<EventListener>,
-    /// The relay and the waker made of it, made at the first poll.
-    relay: Option<(Arc<Relay>, Waker)>,
+    inner: Arc<Inner>,
+    /// `None` once it took its notification.
+    key: Option<usize>,
+    /// Whether a poll left a waker in the list.
+    polled: bool,
 }
 
 impl Future for Waiter {
@@ -95,181 +290,113 @@ impl Future for Waiter {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let (relay, waker) = this.relay.get_or_insert_with(Relay::take);
-        relay.set(cx.waker());
-        let inner = this
-            .inner
-            .as_mut()
-            .expect("a waiter is only emptied by its drop");
-        Pin::new(inner).poll(&mut Context::from_waker(waker))
+        let Some(key) = this.key else {
+            return Poll::Ready(());
+        };
+        // Cloned outside the lock: a clone is the executor's code too. The
+        // first poll always needs it; a later one only with a new waker.
+        let mut fresh = (!this.polled).then(|| cx.waker().clone());
+        let old = loop {
+            let mut list = lock(&this.inner.list);
+            let state = &mut list.entries[key].state;
+            match state {
+                State::Notified { .. } => return take(list, &mut this.key),
+                State::Waiting(w) if w.will_wake(cx.waker()) => return Poll::Pending,
+                _ => {
+                    if let Some(w) = fresh.take() {
+                        let old = core::mem::replace(state, State::Waiting(w));
+                        drop(list);
+                        this.polled = true;
+                        match old {
+                            State::Waiting(old) => break old,
+                            _ => return Poll::Pending,
+                        }
+                    }
+                }
+            }
+            drop(list);
+            fresh = Some(cx.waker().clone());
+        };
+        // The replaced waker may own a notified waiter of this list, whose
+        // drop passes its notification on to this one: look once more.
+        drop(old);
+        let list = lock(&this.inner.list);
+        match list.entries[key].state {
+            State::Notified { .. } => take(list, &mut this.key),
+            _ => Poll::Pending,
+        }
     }
+}
+
+/// Takes the notification of the waiter at `key`, notified, out of `list`.
+fn take(mut list: impl core::ops::DerefMut<Target = List>, key: &mut Option<usize>) -> Poll<()> {
+    if let Some(k) = key.take() {
+        list.remove(k);
+    }
+    Poll::Ready(())
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        let inner = self.inner.take();
-        deferring(move || drop(inner));
-        if let Some(relay) = self.relay.take() {
-            Relay::give_back(relay);
-        }
-    }
-}
-
-/// What the list holds for a waiter: the caller's latest waker.
-#[derive(Default)]
-struct Relay {
-    waker: StdMutex<Option<Waker>>,
-}
-
-impl Relay {
-    /// A relay and its waker: this thread's spare, or a new one.
-    fn take() -> (Arc<Relay>, Waker) {
-        let spare = DEFERRED.try_with(|d| d.spare.take());
-        spare.ok().flatten().unwrap_or_else(|| {
-            let relay = Arc::new(Relay::default());
-            let waker = Waker::from(relay.clone());
-            (relay, waker)
-        })
-    }
-
-    /// Keeps the relay of a waiter that went as this thread's spare, so
-    /// that the next waiter here does not allocate one: the wait paths of
-    /// the channels and locks make a waiter per wait. Only if no copy of
-    /// it is left but these two: the list let go of its own as the waiter
-    /// left it, and no other can be made.
-    fn give_back((relay, waker): (Arc<Relay>, Waker)) {
-        if Arc::strong_count(&relay) != 2 {
+        let Some(key) = self.key.take() else {
             return;
-        }
-        let old = crate::loom::lock(&relay.waker).take();
-        // A spare there already is dropped: it holds no caller's waker.
-        let _ = DEFERRED.try_with(|d| d.spare.replace(Some((relay, waker))));
-        drop(old);
-    }
-
-    /// Keeps `waker` for the next wake-up. A waker it replaces is dropped
-    /// here, outside every lock.
-    fn set(&self, waker: &Waker) {
-        let mut slot = crate::loom::lock(&self.waker);
-        let old = match &*slot {
-            Some(w) if w.will_wake(waker) => return,
-            _ => slot.replace(waker.clone()),
         };
-        drop(slot);
-        drop(old);
+        let mut batch = Batch::Empty;
+        let state = {
+            let mut list = lock(&self.inner.list);
+            let state = list.remove(key);
+            if let State::Notified { additional } = state {
+                list.notify(1, additional, &mut batch);
+            }
+            self.inner.publish(&list);
+            state
+        };
+        // A waker of its own (if it held one) goes after the lock; a
+        // notified waiter holds none, and passed its notification on.
+        drop(state);
+        batch.wake();
     }
 }
 
-impl Wake for Relay {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
+/// The list, allocated at the first `listen` (`OnceLock`; under loom, at
+/// once: loom has no `OnceLock`, and std's needs no model).
+struct Lazy(
+    #[cfg(not(loom))] std::sync::OnceLock<Arc<Inner>>,
+    #[cfg(loom)] Arc<Inner>,
+);
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        let waker = crate::loom::lock(&self.waker).take();
-        if let Some(w) = waker {
-            defer(w);
-        }
-    }
-}
-
-struct Deferred {
-    /// How many [`deferring`] calls are running on this thread.
-    depth: Cell<usize>,
-    wakers: RefCell<Vec<Waker>>,
-    /// A relay no waiter uses, for the next one ([`Relay::give_back`]).
-    spare: Cell<Option<(Arc<Relay>, Waker)>>,
-}
-
-impl Deferred {
-    const fn new() -> Self {
+impl Inner {
+    fn new() -> Self {
         Self {
-            depth: Cell::new(0),
-            wakers: RefCell::new(Vec::new()),
-            spare: Cell::new(None),
+            unnotified: AtomicUsize::new(0),
+            list: StdMutex::new(List::default()),
         }
     }
 }
 
 #[cfg(not(loom))]
-std::thread_local! {
-    static DEFERRED: Deferred = const { Deferred::new() };
+impl Lazy {
+    fn new() -> Self {
+        Self(std::sync::OnceLock::new())
+    }
+    fn get(&self) -> Option<&Arc<Inner>> {
+        self.0.get()
+    }
+    fn get_or_init(&self) -> &Arc<Inner> {
+        self.0.get_or_init(|| Arc::new(Inner::new()))
+    }
 }
 
-// loom runs a model's threads on one OS thread: a `std` thread-local would
-// be shared between them.
 #[cfg(loom)]
-loom::thread_local! {
-    static DEFERRED: Deferred = Deferred::new();
-}
-
-/// Runs `f`; the wake-ups relayed meanwhile on this thread are delivered
-/// when the outermost call returns (or unwinds), after every lock `f`
-/// took is released.
-///
-/// On a thread that is exiting, after this module's thread-local is gone
-/// (a lock guard or a sender kept in another thread-local, released by its
-/// destructor), `f` runs as it is and relayed wake-ups are delivered at
-/// once, under the list's lock: late in a thread's life, that beats a
-/// panic in a thread-local destructor, which aborts the process.
-fn deferring<R>(f: impl FnOnce() -> R) -> R {
-    enum Batch {
-        None,
-        One(Waker),
-        Many(Vec<Waker>),
+impl Lazy {
+    fn new() -> Self {
+        Self(Arc::new(Inner::new()))
     }
-    struct Exit;
-    impl Drop for Exit {
-        fn drop(&mut self) {
-            let batch = DEFERRED.try_with(|d| {
-                d.depth.set(d.depth.get() - 1);
-                if d.depth.get() > 0 {
-                    return Batch::None;
-                }
-                let mut list = d.wakers.borrow_mut();
-                match list.len() {
-                    0 => Batch::None,
-                    // The common batch: the list keeps its buffer.
-                    1 => list.pop().map_or(Batch::None, Batch::One),
-                    // Taken out first: a waker that polls its task here
-                    // may notify again, and delivers its own.
-                    _ => Batch::Many(core::mem::take(&mut *list)),
-                }
-            });
-            match batch.unwrap_or(Batch::None) {
-                Batch::None => {}
-                // Alone in its batch: a panic keeps no other asleep.
-                Batch::One(w) if !std::thread::panicking() => w.wake(),
-                Batch::One(w) => coro_core::wake_all([w]),
-                Batch::Many(mut batch) => {
-                    coro_core::wake_all(batch.drain(..));
-                    // Keep the emptied buffer for the next batch.
-                    let _ = DEFERRED.try_with(|d| {
-                        let mut list = d.wakers.borrow_mut();
-                        if list.capacity() < batch.capacity() && list.is_empty() {
-                            *list = batch;
-                        }
-                    });
-                }
-            }
-        }
+    fn get(&self) -> Option<&Arc<Inner>> {
+        Some(&self.0)
     }
-    let entered = DEFERRED.try_with(|d| d.depth.set(d.depth.get() + 1));
-    let _exit = entered.is_ok().then_some(Exit);
-    f()
-}
-
-/// Wakes `w` at the end of the running [`deferring`] call, or now if none
-/// runs on this thread.
-fn defer(w: Waker) {
-    let mut w = Some(w);
-    let _ = DEFERRED.try_with(|d| {
-        if d.depth.get() > 0 {
-            d.wakers.borrow_mut().extend(w.take());
-        }
-    });
-    if let Some(w) = w {
-        w.wake();
+    fn get_or_init(&self) -> &Arc<Inner> {
+        &self.0
     }
 }
 
@@ -277,6 +404,7 @@ fn defer(w: Waker) {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
 
     #[derive(Default)]
     struct Counts(AtomicUsize);
@@ -287,16 +415,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_wake_up_inside_deferring_waits_for_its_end() {
-        let c = Arc::new(Counts::default());
-        deferring(|| {
-            deferring(|| defer(Waker::from(c.clone())));
-            assert_eq!(c.0.load(Ordering::SeqCst), 0, "woken inside");
-        });
-        assert_eq!(c.0.load(Ordering::SeqCst), 1);
-        defer(Waker::from(c.clone()));
-        assert_eq!(c.0.load(Ordering::SeqCst), 2, "outside, woken at once");
+    fn poll(w: &mut Waiter, c: &Arc<Counts>) -> Poll<()> {
+        let waker = Waker::from(c.clone());
+        Pin::new(w).poll(&mut Context::from_waker(&waker))
+    }
+
+    fn woken(c: &Arc<Counts>) -> usize {
+        c.0.load(Ordering::SeqCst)
     }
 
     #[test]
@@ -304,15 +429,186 @@ mod tests {
         let list = Waiters::new();
         let mut w = list.listen();
         let (a, b) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
-        let poll = |w: &mut Waiter, c: &Arc<Counts>| {
-            let waker = Waker::from(c.clone());
-            Pin::new(w).poll(&mut Context::from_waker(&waker))
-        };
         assert!(poll(&mut w, &a).is_pending());
         assert!(poll(&mut w, &b).is_pending());
+        assert_eq!(Arc::strong_count(&a), 1, "the replaced waker was kept");
         list.notify(1);
-        assert_eq!(a.0.load(Ordering::SeqCst), 0);
-        assert_eq!(b.0.load(Ordering::SeqCst), 1);
+        assert_eq!(woken(&a), 0);
+        assert_eq!(woken(&b), 1);
         assert!(poll(&mut w, &a).is_ready());
+    }
+
+    #[test]
+    fn notify_counts_the_notified_and_notify_additional_does_not() {
+        let list = Waiters::new();
+        let cs: Vec<_> = (0..4).map(|_| Arc::new(Counts::default())).collect();
+        let mut ws: Vec<_> = cs.iter().map(|_| list.listen()).collect();
+        for (w, c) in ws.iter_mut().zip(&cs) {
+            assert!(poll(w, c).is_pending());
+        }
+        assert_eq!(list.notify(1), 1);
+        assert_eq!(list.notify(1), 0, "the first is notified already");
+        assert_eq!(list.notify(2), 1);
+        assert_eq!(list.notify_additional(1), 1);
+        let counts: Vec<_> = cs.iter().map(woken).collect();
+        assert_eq!(counts, [1, 1, 1, 0], "in order of arrival");
+        assert_eq!(list.notify(usize::MAX), 1);
+        assert_eq!(list.notify_additional(1), 0, "nobody is left");
+    }
+
+    #[test]
+    fn a_notified_waiter_dropped_passes_its_notification_on() {
+        let list = Waiters::new();
+        let (a, b) = (Arc::new(Counts::default()), Arc::new(Counts::default()));
+        let (mut wa, mut wb) = (list.listen(), list.listen());
+        assert!(poll(&mut wa, &a).is_pending());
+        assert!(poll(&mut wb, &b).is_pending());
+        list.notify(1);
+        drop(wa);
+        assert_eq!(woken(&b), 1);
+        assert!(poll(&mut wb, &b).is_ready());
+        // A waiter that took its notification passes nothing on.
+        let (mut wc, mut wd) = (list.listen(), list.listen());
+        assert!(poll(&mut wd, &b).is_pending());
+        list.notify(1);
+        assert!(poll(&mut wc, &a).is_ready());
+        drop(wc);
+        assert_eq!(woken(&b), 1);
+        drop(wd);
+        assert_eq!(Arc::strong_count(&b), 1, "a dropped waiter kept its waker");
+    }
+
+    #[test]
+    fn a_waiter_notified_before_its_first_poll_is_ready() {
+        let list = Waiters::new();
+        let mut w = list.listen();
+        assert_eq!(list.notify(1), 1);
+        let a = Arc::new(Counts::default());
+        assert!(poll(&mut w, &a).is_ready());
+        assert!(poll(&mut w, &a).is_ready(), "it stays ready");
+        assert_eq!(woken(&a), 0);
+    }
+
+    #[test]
+    fn a_list_nobody_waited_on_allocates_nothing() {
+        let list = Waiters::new();
+        assert_eq!(list.notify(usize::MAX), 0);
+        assert!(list.inner.get().is_none());
+    }
+
+    #[test]
+    fn a_burst_of_waiters_leaves_no_large_buffer() {
+        let list = Waiters::new();
+        let ws: Vec<_> = (0..2000).map(|_| list.listen()).collect();
+        drop(ws);
+        let inner = list.inner.get().unwrap();
+        assert!(lock(&inner.list).entries.capacity() <= 1024);
+    }
+
+    mod model {
+        //! The list against a plain model of the semantics in the module
+        //! documentation, over random sequences of operations.
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Listen,
+            Poll(usize),
+            Drop(usize),
+            Notify(usize),
+            NotifyAdditional(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                3 => Just(Op::Listen),
+                3 => (0..8usize).prop_map(Op::Poll),
+                2 => (0..8usize).prop_map(Op::Drop),
+                2 => (0..4usize).prop_map(Op::Notify),
+                2 => (0..4usize).prop_map(Op::NotifyAdditional),
+            ]
+        }
+
+        /// One waiter of the model: `None` until notified, then the kind.
+        struct Model {
+            id: usize,
+            notified: Option<bool>,
+            polled: bool,
+        }
+
+        proptest! {
+            #[test]
+            fn the_list_behaves_as_its_model(ops in proptest::collection::vec(op(), 1..60)) {
+                let list = Waiters::new();
+                let mut real: Vec<(Waiter, Arc<Counts>)> = Vec::new();
+                let mut model: Vec<Model> = Vec::new();
+                let mut next_id = 0;
+                let mut wakes: Vec<usize> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Listen => {
+                            real.push((list.listen(), Arc::new(Counts::default())));
+                            model.push(Model { id: next_id, notified: None, polled: false });
+                            wakes.push(0);
+                            next_id += 1;
+                        }
+                        Op::Poll(i) if i < real.len() => {
+                            let (w, c) = &mut real[i];
+                            let ready = poll(w, c).is_ready();
+                            prop_assert_eq!(ready, model[i].notified.is_some());
+                            if ready {
+                                real.remove(i);
+                                model.remove(i);
+                            } else {
+                                model[i].polled = true;
+                            }
+                        }
+                        Op::Drop(i) if i < real.len() => {
+                            real.remove(i);
+                            let gone = model.remove(i);
+                            if let Some(additional) = gone.notified {
+                                notify_model(&mut model, &mut wakes, 1, additional);
+                            }
+                        }
+                        Op::Notify(n) => {
+                            let m = notify_model(&mut model, &mut wakes, n, false);
+                            prop_assert_eq!(list.notify(n), m);
+                        }
+                        Op::NotifyAdditional(n) => {
+                            let m = notify_model(&mut model, &mut wakes, n, true);
+                            prop_assert_eq!(list.notify_additional(n), m);
+                        }
+                        _ => {}
+                    }
+                    for ((_, c), m) in real.iter().zip(&model) {
+                        prop_assert_eq!(woken(c), wakes[m.id], "waiter {}", m.id);
+                    }
+                }
+            }
+        }
+
+        fn notify_model(
+            model: &mut [Model],
+            wakes: &mut [usize],
+            n: usize,
+            additional: bool,
+        ) -> usize {
+            let notified = model.iter().filter(|m| m.notified.is_some()).count();
+            let want = if additional {
+                n
+            } else {
+                n.saturating_sub(notified)
+            };
+            let mut count = 0;
+            for m in model.iter_mut().filter(|m| m.notified.is_none()).take(want) {
+                m.notified = Some(additional);
+                if m.polled {
+                    wakes[m.id] += 1;
+                }
+                count += 1;
+            }
+            count
+        }
     }
 }

@@ -926,7 +926,7 @@ fn watch_send_wakes_changed_while_a_sender_lives() {
 }
 
 /// A waiter of the first set is dropped after it was notified, unpolled
-/// (event-listener passes its wake-up on), while another waiter that began
+/// (the waiter list passes its wake-up on), while another waiter that began
 /// after the reset waits: it must not take the passed-on wake-up for a set
 /// of its own and end before the second set.
 #[test]

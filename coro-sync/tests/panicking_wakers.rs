@@ -87,8 +87,8 @@ fn a_panicking_writer_waker_still_lets_the_readers_in() {
         Poll::Ready(g) => assert_eq!(*g, 0),
         Poll::Pending => panic!("the admitted reader does not get in"),
     }
-    // `next`'s listener was miscounted by event-listener (crate docs).
-    std::mem::forget(next);
+    // Dropping every waiter, the panicking one too, leaves the lists counted.
+    drop(next);
 }
 
 /// The leader's arrival wakes the others; one waker panics. Polled again,
@@ -114,7 +114,7 @@ fn a_leader_whose_wake_up_panicked_does_not_arrive_twice() {
         !matches!(again, Ok(true)),
         "the leader waits again: it arrived a second time"
     );
-    std::mem::forget(other);
+    drop(other);
     // The next round needs two fresh arrivals.
     let mut c = Box::pin(b.wait());
     assert!(
@@ -156,8 +156,7 @@ fn a_ring_buffer_close_still_wakes_the_consumers_after_a_panicking_producer() {
         poll_with(c2.as_mut(), Arc::new(Noop)),
         Poll::Ready(Err(_))
     ));
-    // (event-listener miscounted the panicking waiter: see the file docs.)
-    std::mem::forget(p);
+    drop(p);
 }
 
 /// A queue's close wakes the pops, then the streams; a pop's waker panics.
@@ -187,7 +186,7 @@ fn a_queue_close_still_ends_the_streams_after_a_panicking_pop() {
         stream.as_mut().poll_next(&mut Context::from_waker(&w)),
         Poll::Ready(None)
     ));
-    std::mem::forget(pop);
+    drop(pop);
 }
 
 /// A bounded receiver's close wakes the waiting senders, then tells
@@ -212,7 +211,7 @@ fn a_receiver_close_still_ends_closed_after_a_panicking_sender() {
     assert!(poll_with(closed.as_mut(), Arc::new(Noop)).is_ready());
     // The value sent before the close is still received.
     assert_eq!(rx.try_recv(), Ok(1));
-    std::mem::forget(send);
+    drop(send);
 }
 
 /// A semaphore's close wakes the ordinary waiters, then the one holding
@@ -245,7 +244,7 @@ fn a_semaphore_close_still_wakes_the_priority_waiter_after_a_panicking_waiter() 
         poll_with(w.as_mut(), Arc::new(Noop)),
         Poll::Ready(Err(_))
     ));
-    std::mem::forget(x);
+    drop(x);
 }
 
 /// A dropped bounded receiver drops what is buffered, each value's slot

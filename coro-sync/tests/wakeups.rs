@@ -4,9 +4,10 @@
 //! And the "notified, then dropped" variant: a waiter is woken, its future is
 //! dropped without being polled, and the wake-up must reach another waiter.
 //!
-//! event-listener's plain `notify(n)` counts listeners that were notified but
-//! have not been polled yet towards `n`, so a second `notify(1)` before the
-//! first woken listener runs wakes nobody. Each primitive must either wake
+//! The waiter list's plain `notify(n)` (event-listener's semantics) counts
+//! listeners that were notified but have not been polled yet towards `n`,
+//! so a second `notify(1)` before the first woken listener runs wakes
+//! nobody. Each primitive must either wake
 //! *additional* listeners or be built so that one pending wake-up suffices.
 #![cfg(not(loom))]
 #![allow(missing_docs)]
