@@ -78,32 +78,32 @@ enum State {
 }
 
 /// The wakers one call takes out of the list, woken after its lock.
-enum Batch {
-    Empty,
-    One(Waker),
-    Many(Vec<Waker>),
+#[derive(Default)]
+struct Batch {
+    first: Option<Waker>,
+    /// The rest, allocated only for a second waker.
+    rest: Vec<Waker>,
 }
 
 impl Batch {
+    #[inline]
     fn push(&mut self, w: Waker) {
-        *self = match core::mem::replace(self, Batch::Empty) {
-            Batch::Empty => Batch::One(w),
-            Batch::One(first) => Batch::Many(vec![first, w]),
-            Batch::Many(mut all) => {
-                all.push(w);
-                Batch::Many(all)
-            }
-        };
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.rest.push(w);
+        }
     }
 
     /// Wakes every waker; see the module documentation for panics.
+    #[inline]
     fn wake(self) {
-        match self {
-            Batch::Empty => {}
+        let Some(first) = self.first else { return };
+        if self.rest.is_empty() && !std::thread::panicking() {
             // Alone in its batch: a panic keeps no other asleep.
-            Batch::One(w) if !std::thread::panicking() => w.wake(),
-            Batch::One(w) => coro_core::wake_all([w]),
-            Batch::Many(all) => coro_core::wake_all(all),
+            first.wake();
+        } else {
+            coro_core::wake_all(core::iter::once(first).chain(self.rest));
         }
     }
 }
@@ -263,7 +263,7 @@ impl Waiters {
         if n == 0 || inner.unnotified.load(Ordering::Acquire) == 0 {
             return 0;
         }
-        let mut batch = Batch::Empty;
+        let mut batch = Batch::default();
         let count = {
             let mut list = lock(&inner.list);
             let count = list.notify(n, additional, &mut batch);
@@ -341,11 +341,13 @@ impl Drop for Waiter {
         let Some(key) = self.key.take() else {
             return;
         };
-        let mut batch = Batch::Empty;
+        let mut batch = Batch::default();
         let state = {
             let mut list = lock(&self.inner.list);
             let state = list.remove(key);
-            if let State::Notified { additional } = state {
+            if let State::Notified { additional } = state
+                && list.start.is_some()
+            {
                 list.notify(1, additional, &mut batch);
             }
             self.inner.publish(&list);
