@@ -144,7 +144,8 @@ impl List {
         if let State::Notified { .. } = e.state {
             self.notified -= 1;
         }
-        // A burst of waiters leaves no large buffer behind for good.
+        // A burst of waiters leaves no large buffer behind once the list
+        // empties (a slab cannot move entries whose keys waiters hold).
         if self.entries.is_empty() && self.entries.capacity() > 1024 {
             self.entries = Slab::new();
         }
@@ -360,12 +361,24 @@ impl Drop for Waiter {
     }
 }
 
-/// The list, allocated at the first `listen` (`OnceLock`; under loom, at
-/// once: loom has no `OnceLock`, and std's needs no model).
-struct Lazy(
-    #[cfg(not(loom))] std::sync::OnceLock<Arc<Inner>>,
-    #[cfg(loom)] Arc<Inner>,
-);
+/// The list, allocated at the first `listen`: a `OnceLock`, whose `get`
+/// is an `Acquire` load and whose initialisation ends with a `Release`
+/// store (the fast path of `notify` relies on both, with its fence).
+#[cfg(not(loom))]
+struct Lazy(std::sync::OnceLock<Arc<Inner>>);
+
+/// Under loom, the same made of loom's parts, so that the models take the
+/// early way out of a `notify` before the first `listen` as production
+/// does: a flag with the orderings of `OnceLock`'s state, and a lock that
+/// makes a second initialiser wait for the first (as `OnceLock` does).
+/// std's `OnceLock` only hands out the reference: a model runs on one OS
+/// thread, and the loom lock keeps its initialisation to one at a time.
+#[cfg(loom)]
+struct Lazy {
+    cell: std::sync::OnceLock<Arc<Inner>>,
+    ready: atomic::AtomicBool,
+    init: StdMutex<()>,
+}
 
 impl Inner {
     fn new() -> Self {
@@ -392,13 +405,31 @@ impl Lazy {
 #[cfg(loom)]
 impl Lazy {
     fn new() -> Self {
-        Self(Arc::new(Inner::new()))
+        Self {
+            cell: std::sync::OnceLock::new(),
+            ready: atomic::AtomicBool::new(false),
+            init: StdMutex::new(()),
+        }
     }
     fn get(&self) -> Option<&Arc<Inner>> {
-        Some(&self.0)
+        if self.ready.load(Ordering::Acquire) {
+            self.cell.get()
+        } else {
+            None
+        }
     }
     fn get_or_init(&self) -> &Arc<Inner> {
-        &self.0
+        if let Some(inner) = self.get() {
+            return inner;
+        }
+        let _init = lock(&self.init);
+        if !self.ready.load(Ordering::Relaxed) {
+            let _ = self.cell.set(Arc::new(Inner::new()));
+            self.ready.store(true, Ordering::Release);
+        }
+        self.cell
+            .get()
+            .expect("set above or by an earlier initialiser")
     }
 }
 
@@ -505,18 +536,32 @@ mod tests {
         drop(ws);
         let inner = list.inner.get().unwrap();
         assert!(lock(&inner.list).entries.capacity() <= 1024);
+        // And the list still works.
+        let (mut a, mut b) = (list.listen(), list.listen());
+        let c = Arc::new(Counts::default());
+        assert!(poll(&mut a, &c).is_pending());
+        assert!(poll(&mut b, &c).is_pending());
+        assert_eq!(list.notify(1), 1);
+        assert!(poll(&mut a, &c).is_ready());
+        assert!(poll(&mut b, &c).is_pending());
+        assert_eq!(list.notify(1), 1);
+        assert!(poll(&mut b, &c).is_ready());
+        assert_eq!(woken(&c), 2);
     }
 
     mod model {
         //! The list against a plain model of the semantics in the module
-        //! documentation, over random sequences of operations.
+        //! documentation, over random sequences of operations: which waker
+        //! each notification wakes (each waiter is polled with either of two
+        //! wakers, so re-polls replace them), and that the list keeps a
+        //! waker exactly while its waiter waits un-notified, no longer.
         use super::*;
         use proptest::prelude::*;
 
         #[derive(Clone, Debug)]
         enum Op {
             Listen,
-            Poll(usize),
+            Poll(usize, usize),
             Drop(usize),
             Notify(usize),
             NotifyAdditional(usize),
@@ -525,51 +570,55 @@ mod tests {
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
                 3 => Just(Op::Listen),
-                3 => (0..8usize).prop_map(Op::Poll),
+                3 => (0..8usize, 0..2usize).prop_map(|(i, k)| Op::Poll(i, k)),
                 2 => (0..8usize).prop_map(Op::Drop),
                 2 => (0..4usize).prop_map(Op::Notify),
                 2 => (0..4usize).prop_map(Op::NotifyAdditional),
             ]
         }
 
-        /// One waiter of the model: `None` until notified, then the kind.
+        /// One waiter of the model.
         struct Model {
             id: usize,
+            /// `None` until notified, then the kind of notification.
             notified: Option<bool>,
-            polled: bool,
+            /// Which of its two wakers the last poll left, if any.
+            latest: Option<usize>,
         }
+
+        type Wakers = [Arc<Counts>; 2];
 
         proptest! {
             #[test]
             fn the_list_behaves_as_its_model(ops in proptest::collection::vec(op(), 1..60)) {
                 let list = Waiters::new();
-                let mut real: Vec<(Waiter, Arc<Counts>)> = Vec::new();
+                let mut real: Vec<(Waiter, Wakers)> = Vec::new();
                 let mut model: Vec<Model> = Vec::new();
-                let mut next_id = 0;
-                let mut wakes: Vec<usize> = Vec::new();
+                let mut gone: Vec<Wakers> = Vec::new();
+                let mut wakes: Vec<[usize; 2]> = Vec::new();
                 for op in ops {
                     match op {
                         Op::Listen => {
-                            real.push((list.listen(), Arc::new(Counts::default())));
-                            model.push(Model { id: next_id, notified: None, polled: false });
-                            wakes.push(0);
-                            next_id += 1;
+                            let wakers = [Arc::new(Counts::default()), Arc::new(Counts::default())];
+                            real.push((list.listen(), wakers));
+                            model.push(Model { id: wakes.len(), notified: None, latest: None });
+                            wakes.push([0, 0]);
                         }
-                        Op::Poll(i) if i < real.len() => {
-                            let (w, c) = &mut real[i];
-                            let ready = poll(w, c).is_ready();
+                        Op::Poll(i, k) if i < real.len() => {
+                            let (w, cs) = &mut real[i];
+                            let ready = poll(w, &cs[k]).is_ready();
                             prop_assert_eq!(ready, model[i].notified.is_some());
                             if ready {
-                                real.remove(i);
+                                gone.push(real.remove(i).1);
                                 model.remove(i);
                             } else {
-                                model[i].polled = true;
+                                model[i].latest = Some(k);
                             }
                         }
                         Op::Drop(i) if i < real.len() => {
-                            real.remove(i);
-                            let gone = model.remove(i);
-                            if let Some(additional) = gone.notified {
+                            gone.push(real.remove(i).1);
+                            let m = model.remove(i);
+                            if let Some(additional) = m.notified {
                                 notify_model(&mut model, &mut wakes, 1, additional);
                             }
                         }
@@ -583,8 +632,15 @@ mod tests {
                         }
                         _ => {}
                     }
-                    for ((_, c), m) in real.iter().zip(&model) {
-                        prop_assert_eq!(woken(c), wakes[m.id], "waiter {}", m.id);
+                    for ((_, cs), m) in real.iter().zip(&model) {
+                        for (k, c) in cs.iter().enumerate() {
+                            prop_assert_eq!(woken(c), wakes[m.id][k], "waiter {} waker {}", m.id, k);
+                            let held = m.latest == Some(k) && m.notified.is_none();
+                            prop_assert_eq!(Arc::strong_count(c), 1 + usize::from(held), "waiter {} waker {} kept", m.id, k);
+                        }
+                    }
+                    for c in gone.iter().flatten() {
+                        prop_assert_eq!(Arc::strong_count(c), 1, "a gone waiter's waker kept");
                     }
                 }
             }
@@ -592,7 +648,7 @@ mod tests {
 
         fn notify_model(
             model: &mut [Model],
-            wakes: &mut [usize],
+            wakes: &mut [[usize; 2]],
             n: usize,
             additional: bool,
         ) -> usize {
@@ -605,8 +661,8 @@ mod tests {
             let mut count = 0;
             for m in model.iter_mut().filter(|m| m.notified.is_none()).take(want) {
                 m.notified = Some(additional);
-                if m.polled {
-                    wakes[m.id] += 1;
+                if let Some(k) = m.latest {
+                    wakes[m.id][k] += 1;
                 }
                 count += 1;
             }

@@ -15,7 +15,7 @@
 #![allow(missing_docs)]
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use coro_sync::{
@@ -1018,9 +1018,9 @@ impl std::task::Wake for CountingWaker {
 }
 
 /// A waiter re-polled with a new waker while another thread wakes it: the
-/// waiter lists keep a relay, and the caller's waker in it is swapped as
-/// the wake-up takes it. Either the second poll sees the event, or the
-/// second waker is woken: never neither.
+/// waiter list swaps the waker in its entry under its lock, and a
+/// notification takes whichever is there. Either the second poll sees the
+/// event, or the second waker is woken: never neither.
 #[test]
 fn event_waiter_repolled_with_a_new_waker_while_set() {
     loom::model(|| {
@@ -1050,5 +1050,58 @@ fn event_waiter_repolled_with_a_new_waker_while_set() {
                 "the new waker was not woken"
             );
         }
+    });
+}
+
+/// The waiter list itself: the first of two waiters is polled once and
+/// dropped on one thread while another thread notifies one waiter. Unless
+/// that poll took the notification, it must reach the second waiter
+/// (passed on by the first's drop, or given to it directly).
+#[test]
+fn waiters_notified_waiter_dropped_while_another_waits() {
+    use coro_sync::__private::Waiters;
+    loom::model(|| {
+        let list = Arc::new(Waiters::new());
+        let first = list.listen();
+        let mut second = list.listen();
+        let dropper = thread::spawn(move || poll_once_then_drop(first));
+        let l = list.clone();
+        let notifier = thread::spawn(move || {
+            l.notify(1);
+        });
+        let took = dropper.join().unwrap();
+        notifier.join().unwrap();
+        if took {
+            let waker = noop_waker();
+            let mut cx = Context::from_waker(&waker);
+            assert!(
+                Pin::new(&mut second).poll(&mut cx).is_pending(),
+                "one notification reached two waiters"
+            );
+        } else {
+            block_on(second);
+        }
+    });
+}
+
+/// A waiter registers and re-checks a flag another thread sets before it
+/// notifies: the fast path that skips the lock when nobody waits must not
+/// skip this waiter (a fence on each side).
+#[test]
+fn waiters_listen_races_a_notify_that_skips_the_lock() {
+    use coro_sync::__private::Waiters;
+    loom::model(|| {
+        let list = Arc::new(Waiters::new());
+        let flag = Arc::new(AtomicUsize::new(0));
+        let (l, f) = (list.clone(), flag.clone());
+        let setter = thread::spawn(move || {
+            f.store(1, Ordering::Relaxed);
+            l.notify_additional(1);
+        });
+        let waiter = list.listen();
+        if flag.load(Ordering::Relaxed) == 0 {
+            block_on(waiter);
+        }
+        setter.join().unwrap();
     });
 }

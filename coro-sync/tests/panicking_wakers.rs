@@ -87,8 +87,20 @@ fn a_panicking_writer_waker_still_lets_the_readers_in() {
         Poll::Ready(g) => assert_eq!(*g, 0),
         Poll::Pending => panic!("the admitted reader does not get in"),
     }
-    // Dropping every waiter, the panicking one too, leaves the lists counted.
+    // Dropping every waiter, the panicking one too, leaves the lists
+    // counted: the lock is free, and a waiter of the next round is woken.
     drop(next);
+    let w = m.try_write().expect("the write lock was left held");
+    let mut r2 = Box::pin(m.read());
+    let woken = Arc::new(Counts::default());
+    assert!(poll_with(r2.as_mut(), woken.clone()).is_pending());
+    drop(w);
+    assert_eq!(
+        woken.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a reader of the next round was not woken"
+    );
+    assert!(poll_with(r2.as_mut(), Arc::new(Noop)).is_ready());
 }
 
 /// The leader's arrival wakes the others; one waker panics. Polled again,
