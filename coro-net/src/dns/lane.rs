@@ -66,6 +66,25 @@ pub(crate) fn lock(socks: &Mutex<Socks>) -> MutexGuard<'_, Socks> {
     socks.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The socket-state callback: `table` follows c-ares' sockets, and one
+/// going away is released from `driver` now, before c-ares closes it (the
+/// epoll driver keeps one registration per fd number: released later,
+/// after the close, it could release a new socket's registration there).
+///
+/// Releasing wakes the wakers waiting on the fd, here inside c-ares. A
+/// waker's panic cannot leave: the c-ares crate aborts the process on a
+/// panicking callback. Every waker has been woken by then (`wake_all`), so
+/// the panic is dropped: the only thing lost is the foreign executor's own
+/// complaint, not a wake-up.
+fn socket_state(table: &Mutex<Socks>, driver: &Handle, fd: RawFd, read: bool, write: bool) {
+    let gone = lock(table).update(fd, read, write);
+    if gone {
+        let released =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.release_fd(fd)));
+        drop(released);
+    }
+}
+
 /// A c-ares channel and its socket table.
 #[derive(Debug)]
 pub(crate) struct Lane {
@@ -91,10 +110,7 @@ impl Lane {
         // (no event thread), "told first, closed second". It must not panic:
         // the c-ares crate aborts on a panicking callback.
         o.set_socket_state_callback(move |fd, read, write| {
-            let gone = lock(&table).update(fd, read, write);
-            if gone {
-                driver.release_fd(fd);
-            }
+            socket_state(&table, &driver, fd, read, write)
         });
         o.set_timeout(cfg.timeout)
             // The per-try timeout does not grow between rounds: `timeout`
@@ -142,6 +158,44 @@ impl Lane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
+
+    struct Panics;
+    impl std::task::Wake for Panics {
+        fn wake(self: Arc<Self>) {
+            panic!("this waker fails");
+        }
+    }
+
+    /// c-ares closes a socket a lookup's watcher waits on (inside
+    /// `process_fds` or `cancel`): on epoll the release wakes that waker,
+    /// inside c-ares' callback. One that panicked there aborted the whole
+    /// process (the c-ares crate aborts on a panicking callback).
+    #[test]
+    fn a_socket_released_under_a_panicking_waker_does_not_unwind_into_c_ares() {
+        let sched = coro_io::IoScheduler::new(coro_io::IoSchedulerOptions {
+            driver: coro_io::DriverKind::Epoll,
+            ..Default::default()
+        })
+        .unwrap();
+        let driver = sched.driver().clone();
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        let table = Mutex::new(Socks::default());
+        socket_state(&table, &driver, fd, true, false);
+        let mut watch = coro_io::op::poll_fd(&driver, fd, coro_io::driver::Interest::Read);
+        let waker = std::task::Waker::from(Arc::new(Panics));
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(std::pin::Pin::new(&mut watch).poll(&mut cx).is_pending());
+        // c-ares tells us it is about to close the socket.
+        let released = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            socket_state(&table, &driver, fd, false, false)
+        }));
+        assert!(released.is_ok(), "the waker's panic left the callback");
+        assert!(lock(&table).list.is_empty());
+        drop(watch);
+        sched.shutdown();
+    }
 
     #[test]
     fn table_tracks_interest_and_epochs() {
