@@ -17,7 +17,7 @@
 //!   poll of it runs after shutdown's wake reached it, or sees `closed`).
 //! * Once `closed` is set a scheduled task is dropped (cancelled), but not
 //!   inside an arbitrary wake: a waker may run under the lock of whatever
-//!   woke it (event-listener notifies with its list locked) and the task's
+//!   woke it (event-listener, for one, notifies with its list locked) and the task's
 //!   destructor takes that lock again. A self-wake comes from the end of
 //!   the task's own poll, where nothing is held: it is dropped at once.
 //!   Other wakes queue the task, and shutdown drops what is queued itself.

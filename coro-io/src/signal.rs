@@ -129,8 +129,8 @@ impl SignalKind {
 const MAX_SIGNAL: usize = 65;
 
 /// What the whole process shares: the pipe the handlers write to, each
-/// signal's delivery count and handler state, and the event listeners
-/// wait on.
+/// signal's delivery count and handler state, and the waiter lists the
+/// listeners wait on.
 struct Globals {
     read: OwnedFd,
     write: OwnedFd,

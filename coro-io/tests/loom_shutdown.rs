@@ -51,7 +51,7 @@ struct World {
     elsewhere: AtomicUsize,
     /// The registry key of the task (its `Tracked::key`).
     key: Mutex<Option<usize>>,
-    /// A lock some waker runs under (event-listener's list): dropping the
+    /// A lock some waker runs under (another library's waiter list): dropping the
     /// task while it is held would take it again.
     notify_lock: Mutex<()>,
     /// The thread inside that lock, waking the task.

@@ -821,9 +821,9 @@ impl Shared {
         // The workers are gone: cancel what nobody will run. Not while
         // `terminate` is still at work (it drops what it finds itself),
         // and not here: this wake may come from inside a lock the task's
-        // destructor takes again (event-listener wakes with its list
-        // locked; a wake that began before the shutdown and ends after
-        // it), so the blocking pool drops them.
+        // destructor takes again (event-listener and other libraries'
+        // waiter lists wake with their lock held; a wake that began before
+        // the shutdown and ends after it), so the blocking pool drops them.
         if self.reaped.load(Ordering::SeqCst) {
             loop {
                 match self.injector.steal() {
