@@ -74,14 +74,17 @@ pub(crate) fn lock(socks: &Mutex<Socks>) -> MutexGuard<'_, Socks> {
 /// Releasing wakes the wakers waiting on the fd, here inside c-ares. A
 /// waker's panic cannot leave: the c-ares crate aborts the process on a
 /// panicking callback. Every waker has been woken by then (`wake_all`), so
-/// the panic is dropped: the only thing lost is the foreign executor's own
+/// the panic stops here: the only thing lost is the foreign executor's own
 /// complaint, not a wake-up.
 fn socket_state(table: &Mutex<Socks>, driver: &Handle, fd: RawFd, read: bool, write: bool) {
     let gone = lock(table).update(fd, read, write);
     if gone {
         let released =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.release_fd(fd)));
-        drop(released);
+        // Not dropped: a payload whose own drop panics would abort here too.
+        if let Err(payload) = released {
+            std::mem::forget(payload);
+        }
     }
 }
 
