@@ -196,6 +196,22 @@ impl Pause {
 /// submission queue and its enter.
 static ENTER_PAUSE: Pause = Pause::none();
 
+/// Between a shutdown's linger and its clean-up.
+static LINGER_PAUSE: Pause = Pause::none();
+
+/// Make every shutdown pause for `d` between the end of its linger (the
+/// wait for lingering tasks) and its clean-up (`None`: no pause): widens
+/// the window in which another thread spawns a lingering task as the
+/// shutdown stops waiting for them.
+pub fn delay_after_linger(d: Option<std::time::Duration>) {
+    LINGER_PAUSE.set(d);
+}
+
+/// The pause [`delay_after_linger`] asked for.
+pub(crate) fn after_linger() {
+    LINGER_PAUSE.take();
+}
+
 /// Driver jobs on the blocking pool wait before they start (see
 /// [`hold_pool_jobs`]).
 static POOL_JOBS_HELD: AtomicBool = AtomicBool::new(false);

@@ -61,6 +61,10 @@ pub(crate) struct Inner {
     pub(super) alive: AtomicUsize,
     /// Lingering tasks not yet finished (see [`Inner::linger`]).
     pub(super) lingering: AtomicUsize,
+    /// Set when the shutdown stops taking lingering tasks: after its
+    /// linger saw none left, before it looks once more (see
+    /// [`Inner::linger`]).
+    pub(super) lingers_closed: AtomicBool,
     /// Set by a `shutdown()` on one of the pool's workers: no lingering.
     pub(super) no_linger: AtomicBool,
     /// The threads with live local tasks (`spawn_local`), which may only
@@ -329,31 +333,53 @@ impl Inner {
     /// [`LINGER_BOUND`]. On the loop's thread (or a `Manual` turn's) only,
     /// and not while unwinding. Every task runs on meanwhile; spawns are
     /// refused already.
+    ///
+    /// It ends by refusing new lingering tasks (`lingers_closed`), then
+    /// reads the count once more, lingering on if it is not 0: a spawner
+    /// counts its task first and checks for the refusal second, so one
+    /// that was not refused is counted by then and waited for. (Reading
+    /// the count, then refusing, left a gap where a task was taken, told
+    /// so, and then cancelled unrun by the clean-up.)
     pub(super) fn linger(&self) {
         if !self.on_loop_thread()
             || !self.may_run_local_tasks_here()
             || thread::panicking()
             || self.life.is_closed()
         {
+            self.lingers_closed.store(true, Ordering::SeqCst);
             return;
         }
         let deadline = std::time::Instant::now() + LINGER_BOUND;
-        while self.lingering.load(Ordering::SeqCst) > 0 && !self.no_linger.load(Ordering::Acquire) {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                crate::warn(format_args!(
-                    "shutdown: lingering tasks still running after {LINGER_BOUND:?}; cancelled"
-                ));
-                return;
+        loop {
+            while self.lingering.load(Ordering::SeqCst) > 0
+                && !self.no_linger.load(Ordering::Acquire)
+            {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    crate::warn(format_args!(
+                        "shutdown: lingering tasks still running after {LINGER_BOUND:?}; cancelled"
+                    ));
+                    self.lingers_closed.store(true, Ordering::SeqCst);
+                    return;
+                }
+                if let Err(e) = self.turn(
+                    Some((deadline - now).min(Duration::from_millis(100))),
+                    false,
+                ) {
+                    crate::warn(format_args!("event loop wait failed: {e}"));
+                    self.lingers_closed.store(true, Ordering::SeqCst);
+                    return;
+                }
             }
-            if let Err(e) = self.turn(
-                Some((deadline - now).min(Duration::from_millis(100))),
-                false,
-            ) {
-                crate::warn(format_args!("event loop wait failed: {e}"));
-                return;
+            self.lingers_closed.store(true, Ordering::SeqCst);
+            if self.lingering.load(Ordering::SeqCst) == 0 || self.no_linger.load(Ordering::Acquire)
+            {
+                break;
             }
         }
+        // Tests: widen the window between the linger and the clean-up.
+        #[cfg(feature = "fault-injection")]
+        crate::fault::after_linger();
     }
 
     /// Whether this thread may run the scheduler's local tasks: those of
@@ -756,8 +782,11 @@ impl Drop for LocalTask {
 pub(super) struct Lingering(Arc<Inner>);
 
 impl Lingering {
+    /// SeqCst: the spawner's count and then its read of `lingers_closed`
+    /// against the shutdown's store of it and then its read of the count
+    /// (see [`Inner::linger`]).
     pub(super) fn new(inner: &Arc<Inner>) -> Lingering {
-        inner.lingering.fetch_add(1, Ordering::AcqRel);
+        inner.lingering.fetch_add(1, Ordering::SeqCst);
         Lingering(inner.clone())
     }
 }

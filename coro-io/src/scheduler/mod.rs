@@ -169,6 +169,7 @@ impl IoScheduler {
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             lingering: AtomicUsize::new(0),
+            lingers_closed: AtomicBool::new(false),
             no_linger: AtomicBool::new(false),
             local_threads: Mutex::new(Vec::new()),
             thread: Mutex::new(LoopThread::Gone),
@@ -436,6 +437,12 @@ impl IoScheduler {
             return false;
         }
         let count = event_loop::Lingering::new(&self.inner);
+        // Counted first, the refusal checked second: a shutdown that
+        // refuses from now on reads the count after, and waits for this
+        // task (see `Inner::linger`).
+        if !self.takes_lingering() {
+            return false;
+        }
         let (h, taken) = self.spawn_unless(
             async move {
                 let _count = count;
@@ -448,9 +455,10 @@ impl IoScheduler {
     }
 
     /// Whether [`spawn_lingering`](IoScheduler::spawn_lingering) takes a
-    /// task now: true until the shutdown's clean-up begins, also while
-    /// the shutdown lingers (when [`is_shutdown`](IoScheduler::is_shutdown)
-    /// is already true). A value whose drop hands what it owns to such a
+    /// task now: true until the shutdown stops waiting for lingering
+    /// tasks (none is left, or its 5 s are up) and its clean-up begins,
+    /// also while the shutdown lingers (when
+    /// [`is_shutdown`](IoScheduler::is_shutdown) is already true). A value whose drop hands what it owns to such a
     /// task checks it first: refused, the task's future is dropped, and
     /// with it what it owns, whose drop would try again.
     ///
@@ -465,7 +473,7 @@ impl IoScheduler {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn takes_lingering(&self) -> bool {
-        !self.inner.life.is_closed()
+        !self.inner.lingers_closed.load(Ordering::SeqCst) && !self.inner.life.is_closed()
     }
 
     /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
