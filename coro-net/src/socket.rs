@@ -1495,9 +1495,15 @@ impl AcceptBackoff {
     pub(crate) fn succeeded(&self) {
         use std::sync::atomic::Ordering::Relaxed;
         // Read first: a listener that never failed writes nothing shared
-        // per accept.
-        if self.failing.load(Relaxed) && self.failing.swap(false, Relaxed) {
-            *self.state() = Backoff::default();
+        // per accept. Cleared under the lock, as the failures set it: the
+        // flag then always says whether the state holds a back-off (a
+        // failure racing this success could leave a pause begun with the
+        // flag clear, which the other accepts would not wait out).
+        if self.failing.load(Relaxed) {
+            let mut st = self.state();
+            if self.failing.swap(false, Relaxed) {
+                *st = Backoff::default();
+            }
         }
     }
 
@@ -1535,8 +1541,8 @@ impl AcceptBackoff {
                     return Ok(v);
                 }
                 Err(e) if accept_error_is_transient(&e) => {
-                    self.failing.store(true, Relaxed);
                     let mut st = self.state();
+                    self.failing.store(true, Relaxed);
                     st.transient += 1;
                     // Maybe not the connections' errors but the
                     // listener's: pause as for a resource failure.
@@ -1552,8 +1558,9 @@ impl AcceptBackoff {
                             ),
                         );
                     }
+                    let mut st = self.state();
                     self.failing.store(true, Relaxed);
-                    Some(self.state().begin(sock.sched().now()))
+                    Some(st.begin(sock.sched().now()))
                 }
                 Err(e) => return Err(context(e, format_args!("accept on {what}"))),
             };
