@@ -196,13 +196,14 @@ impl Pause {
 /// submission queue and its enter.
 static ENTER_PAUSE: Pause = Pause::none();
 
-/// Between a shutdown's linger and its clean-up.
+/// In a shutdown's linger, between seeing no lingering task left and
+/// taking no more.
 static LINGER_PAUSE: Pause = Pause::none();
 
-/// Make every shutdown pause for `d` between the end of its linger (the
-/// wait for lingering tasks) and its clean-up (`None`: no pause): widens
-/// the window in which another thread spawns a lingering task as the
-/// shutdown stops waiting for them.
+/// Make every shutdown pause for `d` in its linger (the wait for
+/// lingering tasks) between seeing none left and taking no more (`None`:
+/// no pause): widens the window in which another thread spawns a
+/// lingering task as the shutdown stops waiting for them.
 pub fn delay_after_linger(d: Option<std::time::Duration>) {
     LINGER_PAUSE.set(d);
 }

@@ -33,6 +33,11 @@ use crate::time::{NEVER, Time};
 /// How long shutdown waits for the kernel to release cancelled ops.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
 
+/// [`Inner::lingering`]: the shutdown takes no more lingering tasks.
+pub(super) const LINGER_CLOSED: usize = 1;
+/// [`Inner::lingering`]: one lingering task.
+const LINGER_ONE: usize = 2;
+
 /// How long shutdown runs the scheduler on for its lingering tasks
 /// ([`IoScheduler::spawn_lingering`](super::IoScheduler::spawn_lingering)).
 const LINGER_BOUND: Duration = Duration::from_secs(5);
@@ -59,12 +64,11 @@ pub(crate) struct Inner {
     pub(super) handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     pub(super) alive: AtomicUsize,
-    /// Lingering tasks not yet finished (see [`Inner::linger`]).
+    /// Lingering tasks not yet finished, in units of [`LINGER_ONE`], and
+    /// [`LINGER_CLOSED`] once the shutdown takes no more (see
+    /// [`Inner::linger`]): one word, so that closing and the count are
+    /// decided together.
     pub(super) lingering: AtomicUsize,
-    /// Set when the shutdown stops taking lingering tasks: after its
-    /// linger saw none left, before it looks once more (see
-    /// [`Inner::linger`]).
-    pub(super) lingers_closed: AtomicBool,
     /// Set by a `shutdown()` on one of the pool's workers: no lingering.
     pub(super) no_linger: AtomicBool,
     /// The threads with live local tasks (`spawn_local`), which may only
@@ -236,8 +240,8 @@ impl Inner {
         // Shutting down, the loop only looks around, unless it runs on for
         // lingering tasks (`linger`): then it waits as usual.
         // SeqCst, as `Lingering::drop`'s (see there).
-        let ending =
-            self.shutdown.load(Ordering::SeqCst) && self.lingering.load(Ordering::SeqCst) == 0;
+        let ending = self.shutdown.load(Ordering::SeqCst)
+            && self.lingering.load(Ordering::SeqCst) < LINGER_ONE;
         let wait = if busy || ending {
             Some(Duration::ZERO)
         } else {
@@ -334,32 +338,36 @@ impl Inner {
     /// and not while unwinding. Every task runs on meanwhile; spawns are
     /// refused already.
     ///
-    /// It ends by refusing new lingering tasks (`lingers_closed`), then
-    /// reads the count once more, lingering on if it is not 0: a spawner
-    /// counts its task first and checks for the refusal second, so one
-    /// that was not refused is counted by then and waited for. (Reading
-    /// the count, then refusing, left a gap where a task was taken, told
-    /// so, and then cancelled unrun by the clean-up.)
+    /// It ends by refusing new lingering tasks, and only when none is
+    /// left: closing and the count share one word, closed by a
+    /// compare-exchange from "open, none" (a task counted meanwhile makes
+    /// it fail, and the linger goes on, still taking new ones, such as
+    /// the send of a stream a lingering task drops). A forced end (the
+    /// bound, a failed wait, `no_linger`) closes whatever the count.
+    /// (Reading the count, then refusing, left a gap where a task was
+    /// taken, told so, and cancelled unrun by the clean-up.)
     pub(super) fn linger(&self) {
         if !self.on_loop_thread()
             || !self.may_run_local_tasks_here()
             || thread::panicking()
             || self.life.is_closed()
         {
-            self.lingers_closed.store(true, Ordering::SeqCst);
+            self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
             return;
         }
         let deadline = std::time::Instant::now() + LINGER_BOUND;
         loop {
-            while self.lingering.load(Ordering::SeqCst) > 0
-                && !self.no_linger.load(Ordering::Acquire)
-            {
+            while self.lingering.load(Ordering::SeqCst) >= LINGER_ONE {
+                if self.no_linger.load(Ordering::Acquire) {
+                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
+                    return;
+                }
                 let now = std::time::Instant::now();
                 if now >= deadline {
                     crate::warn(format_args!(
                         "shutdown: lingering tasks still running after {LINGER_BOUND:?}; cancelled"
                     ));
-                    self.lingers_closed.store(true, Ordering::SeqCst);
+                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
                     return;
                 }
                 if let Err(e) = self.turn(
@@ -367,19 +375,22 @@ impl Inner {
                     false,
                 ) {
                     crate::warn(format_args!("event loop wait failed: {e}"));
-                    self.lingers_closed.store(true, Ordering::SeqCst);
+                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
                     return;
                 }
             }
-            self.lingers_closed.store(true, Ordering::SeqCst);
-            if self.lingering.load(Ordering::SeqCst) == 0 || self.no_linger.load(Ordering::Acquire)
+            // Tests: widen the window between the count seen at 0 and
+            // the close.
+            #[cfg(feature = "fault-injection")]
+            crate::fault::after_linger();
+            if self
+                .lingering
+                .compare_exchange(0, LINGER_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
             {
-                break;
+                return;
             }
         }
-        // Tests: widen the window between the linger and the clean-up.
-        #[cfg(feature = "fault-injection")]
-        crate::fault::after_linger();
     }
 
     /// Whether this thread may run the scheduler's local tasks: those of
@@ -782,12 +793,15 @@ impl Drop for LocalTask {
 pub(super) struct Lingering(Arc<Inner>);
 
 impl Lingering {
-    /// SeqCst: the spawner's count and then its read of `lingers_closed`
-    /// against the shutdown's store of it and then its read of the count
-    /// (see [`Inner::linger`]).
-    pub(super) fn new(inner: &Arc<Inner>) -> Lingering {
-        inner.lingering.fetch_add(1, Ordering::SeqCst);
-        Lingering(inner.clone())
+    /// Counts a task, unless the shutdown takes no more (`None`).
+    pub(super) fn new(inner: &Arc<Inner>) -> Option<Lingering> {
+        inner
+            .lingering
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w & LINGER_CLOSED == 0).then_some(w + LINGER_ONE)
+            })
+            .ok()
+            .map(|_| Lingering(inner.clone()))
     }
 }
 
@@ -798,9 +812,8 @@ impl Drop for Lingering {
         // which only SeqCst orders (with AcqRel/Acquire both reads may
         // see the old value: the loop waited for a wake nobody sent, up
         // to its 100 ms re-check).
-        if self.0.lingering.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.0.shutdown.load(Ordering::SeqCst)
-        {
+        let was = self.0.lingering.fetch_sub(LINGER_ONE, Ordering::SeqCst);
+        if was & !LINGER_CLOSED == LINGER_ONE && self.0.shutdown.load(Ordering::SeqCst) {
             self.0.wake_loop();
         }
     }

@@ -169,7 +169,6 @@ impl IoScheduler {
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
             lingering: AtomicUsize::new(0),
-            lingers_closed: AtomicBool::new(false),
             no_linger: AtomicBool::new(false),
             local_threads: Mutex::new(Vec::new()),
             thread: Mutex::new(LoopThread::Gone),
@@ -433,16 +432,11 @@ impl IoScheduler {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        if !self.takes_lingering() {
+        // Counted, unless the shutdown takes no more: it closes only when
+        // the count is 0, in the same word (see `Inner::linger`).
+        let Some(count) = event_loop::Lingering::new(&self.inner) else {
             return false;
-        }
-        let count = event_loop::Lingering::new(&self.inner);
-        // Counted first, the refusal checked second: a shutdown that
-        // refuses from now on reads the count after, and waits for this
-        // task (see `Inner::linger`).
-        if !self.takes_lingering() {
-            return false;
-        }
+        };
         let (h, taken) = self.spawn_unless(
             async move {
                 let _count = count;
@@ -473,7 +467,8 @@ impl IoScheduler {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn takes_lingering(&self) -> bool {
-        !self.inner.lingers_closed.load(Ordering::SeqCst) && !self.inner.life.is_closed()
+        self.inner.lingering.load(Ordering::SeqCst) & event_loop::LINGER_CLOSED == 0
+            && !self.inner.life.is_closed()
     }
 
     /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
