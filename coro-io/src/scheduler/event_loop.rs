@@ -383,12 +383,18 @@ impl Inner {
             // the close.
             #[cfg(feature = "fault-injection")]
             crate::fault::after_linger();
-            if self
-                .lingering
-                .compare_exchange(0, LINGER_CLOSED, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return;
+            match self.lingering.compare_exchange(
+                0,
+                LINGER_CLOSED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                // Closed now, or by another path already: nothing more
+                // to wait for either way.
+                Ok(_) => return,
+                Err(w) if w & LINGER_CLOSED != 0 => return,
+                // A task counted meanwhile: linger on.
+                Err(_) => {}
             }
         }
     }
