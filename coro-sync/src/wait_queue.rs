@@ -1,59 +1,47 @@
-//! [`WaitQueue`]: a [`Waiters`] list plus a count of registered waiters,
-//! so the hot paths of [`RingBuffer`](crate::RingBuffer) and
-//! [`Queue`](crate::Queue) skip `notify` when nobody waits (with one fence
-//! for both: `notify_additional_fenced`).
+//! [`WaitQueue`]: the [`Waiters`] list of the queues and channels, with
+//! the registration helpers they share (a slot kept next to an `Arc` of
+//! the state, [`poll_listen`]).
 //!
-//! The protocol is the store-buffer pattern with a `SeqCst` fence on each side:
-//! - a waiter listens, increments the count, fences, then re-checks the
-//!   queue before sleeping;
-//! - a notifier changes the queue, fences, then reads the count and notifies
-//!   only if it is non-zero.
-//!
-//! Either the notifier sees the count (and the listener, registered before the
-//! increment, gets the wake-up) or the waiter's re-check sees the change.
-//! Modelled in `tests/loom.rs` (ring buffer and queue models).
+//! The protocol is the list's own (see `waiters`): a waiter registers,
+//! then re-checks the queue before sleeping; a notifier changes the queue,
+//! then notifies, which skips the list's lock when nobody waits. Either
+//! the notifier sees the registration or the waiter's re-check sees the
+//! change. Modelled in `tests/loom.rs` (ring buffer and queue models).
 
 use core::future::Future;
+use core::marker::PhantomData;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use crate::waiters::{Waiter, Waiters};
 
-use crate::loom::atomic::{self, AtomicUsize, Ordering};
-
 pub(crate) struct WaitQueue {
-    waiters: AtomicUsize,
     event: Waiters,
 }
 
 impl WaitQueue {
     pub(crate) fn new() -> Self {
         Self {
-            waiters: AtomicUsize::new(0),
             event: Waiters::new(),
         }
     }
 
     /// Registers a waiter; the caller must re-check its condition afterwards.
     pub(crate) fn listen(&self) -> Listener<'_> {
-        let inner = self.event.listen();
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        atomic::fence(Ordering::SeqCst);
-        Listener { inner, queue: self }
+        Listener {
+            inner: self.event.listen(),
+            queue: PhantomData,
+        }
     }
 
     /// Wakes `n` more waiters, if any are registered. Call after the change
     /// they wait for.
     #[inline]
     pub(crate) fn notify_additional(&self, n: usize) {
-        atomic::fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Acquire) != 0 {
-            // The fence above is the one `notify` would emit.
-            self.event.notify_additional_fenced(n);
-        }
+        self.event.notify_additional(n);
     }
 
-    /// Wakes every registered waiter (rare paths: no skipping).
+    /// Wakes every registered waiter.
     pub(crate) fn notify_all(&self) {
         self.event.notify(usize::MAX);
     }
@@ -68,10 +56,7 @@ impl WaitQueue {
     pub(crate) fn poll_slot(&self, slot: &mut WaitSlot, cx: &mut Context<'_>) -> Poll<()> {
         match &mut slot.0 {
             None => {
-                let inner = self.event.listen();
-                self.waiters.fetch_add(1, Ordering::SeqCst);
-                atomic::fence(Ordering::SeqCst);
-                slot.0 = Some(inner);
+                slot.0 = Some(self.event.listen());
                 Poll::Ready(())
             }
             Some(l) => {
@@ -87,14 +72,11 @@ impl WaitQueue {
     /// Empties `slot`, undoing its registration; a wake-up it got but did not
     /// use passes to the next listener. Does nothing if it is empty.
     pub(crate) fn unregister(&self, slot: &mut WaitSlot) {
-        if slot.0.take().is_some() {
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+        slot.0 = None;
     }
 }
 
-/// What a waiter listens to: an [`Event`], or a [`WaitQueue`] (which counts
-/// its listeners).
+/// What a waiter listens to: a [`Waiters`] list, or a [`WaitQueue`].
 pub(crate) trait Listen<'a> {
     /// The registration; dropping it unregisters.
     type Listener: Future<Output = ()> + Unpin;
@@ -154,7 +136,7 @@ impl WaitSlot {
 /// passes to the next listener).
 pub(crate) struct Listener<'a> {
     inner: Waiter,
-    queue: &'a WaitQueue,
+    queue: PhantomData<&'a WaitQueue>,
 }
 
 impl Future for Listener<'_> {
@@ -162,11 +144,5 @@ impl Future for Listener<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         Pin::new(&mut self.inner).poll(cx)
-    }
-}
-
-impl Drop for Listener<'_> {
-    fn drop(&mut self) {
-        self.queue.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -239,31 +239,33 @@ impl Waiters {
     /// those notified already that have not taken it yet (`usize::MAX`:
     /// every waiter). Returns how many it notified now.
     pub fn notify(&self, n: usize) -> usize {
-        self.notify_with(n, false, true)
+        self.notify_with(n, false)
     }
 
     /// Notifies `n` more waiters, in order of arrival. Returns how many it
     /// notified.
     pub fn notify_additional(&self, n: usize) -> usize {
-        self.notify_with(n, true, true)
+        self.notify_with(n, true)
     }
 
-    /// [`notify_additional`](Self::notify_additional) for a caller that
-    /// has issued the `SeqCst` fence after its change itself.
-    pub(crate) fn notify_additional_fenced(&self, n: usize) -> usize {
-        self.notify_with(n, true, false)
-    }
-
-    fn notify_with(&self, n: usize, additional: bool, fence: bool) -> usize {
-        if fence {
-            atomic::fence(Ordering::SeqCst);
-        }
+    #[inline]
+    fn notify_with(&self, n: usize, additional: bool) -> usize {
+        // The change the caller made is seen before the count is read
+        // (module docs).
+        atomic::fence(Ordering::SeqCst);
         let Some(inner) = self.inner.get() else {
             return 0;
         };
         if n == 0 || inner.unnotified.load(Ordering::Acquire) == 0 {
             return 0;
         }
+        Self::notify_locked(inner, n, additional)
+    }
+
+    /// The rest of a notification, once someone waits: out of line, so
+    /// that the check above stays small where it is inlined.
+    #[inline(never)]
+    fn notify_locked(inner: &Inner, n: usize, additional: bool) -> usize {
         let mut batch = Batch::default();
         let count = {
             let mut list = lock(&inner.list);
@@ -301,7 +303,11 @@ impl Future for Waiter {
             let mut list = lock(&this.inner.list);
             let state = &mut list.entries[key].state;
             match state {
-                State::Notified { .. } => return take(list, &mut this.key),
+                State::Notified { .. } => {
+                    list.remove(key);
+                    this.key = None;
+                    return Poll::Ready(());
+                }
                 State::Waiting(w) if w.will_wake(cx.waker()) => return Poll::Pending,
                 _ => {
                     if let Some(w) = fresh.take() {
@@ -319,22 +325,18 @@ impl Future for Waiter {
             fresh = Some(cx.waker().clone());
         };
         // The replaced waker may own a notified waiter of this list, whose
-        // drop passes its notification on to this one: look once more.
+        // drop passes its notification on to this one (waking the new
+        // waker): look once more, to answer `Ready` now rather than at the
+        // next poll.
         drop(old);
-        let list = lock(&this.inner.list);
-        match list.entries[key].state {
-            State::Notified { .. } => take(list, &mut this.key),
-            _ => Poll::Pending,
+        let mut list = lock(&this.inner.list);
+        if let State::Notified { .. } = list.entries[key].state {
+            list.remove(key);
+            this.key = None;
+            return Poll::Ready(());
         }
+        Poll::Pending
     }
-}
-
-/// Takes the notification of the waiter at `key`, notified, out of `list`.
-fn take(mut list: impl core::ops::DerefMut<Target = List>, key: &mut Option<usize>) -> Poll<()> {
-    if let Some(k) = key.take() {
-        list.remove(k);
-    }
-    Poll::Ready(())
 }
 
 impl Drop for Waiter {
