@@ -106,7 +106,7 @@ const RX_CLOSED: usize = 1 << 1;
 const TX_GONE: usize = 1 << 2;
 /// The receiver has listened on `rx_ops` (set after `listen`, never
 /// cleared): the sender notifies only then. Without it, a send or a close
-/// would fence and read the list's count just to find it empty.
+/// would fence and look at the list just to find nobody in it.
 const RX_LISTENS: usize = 1 << 3;
 /// A `closed()` wait has listened on `tx_ops`, likewise.
 const TX_LISTENS: usize = 1 << 4;

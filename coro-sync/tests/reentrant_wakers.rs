@@ -429,9 +429,11 @@ thread_local! {
 }
 
 /// A guard kept in a thread-local is released by the thread's exit, among
-/// the other thread-locals' destructors, perhaps after the ones coro-sync
-/// uses: its waiter must still be woken (and nothing may panic there: a
-/// panic in a thread-local's destructor aborts the process).
+/// the other thread-locals' destructors, perhaps after ones the waiters
+/// used (coro-sync kept a thread-local list of deferred wake-ups once; it
+/// keeps none now, and this stays a guard): its waiter must still be
+/// woken (and nothing may panic there: a panic in a thread-local's
+/// destructor aborts the process).
 #[test]
 fn a_guard_released_by_a_thread_local_at_thread_exit_wakes_its_waiter() {
     bounded("thread exit", || {
@@ -445,7 +447,7 @@ fn a_guard_released_by_a_thread_local_at_thread_exit_wakes_its_waiter() {
                 // Registered first, so destroyed after thread-locals first
                 // used below (destructors run in reverse order here).
                 HELD.with(|h| *h.borrow_mut() = Some(m.try_lock_arc().unwrap()));
-                // A wake-up, so coro-sync's own thread-locals are in use.
+                // A wake-up first, as a thread that waited on coro-sync would.
                 let e = Event::new(false);
                 let mut w = Box::pin(e.wait());
                 let _ = w.as_mut().poll(&mut Context::from_waker(Waker::noop()));

@@ -407,8 +407,9 @@ impl IoScheduler {
     /// (with [`timeout`](IoScheduler::timeout)). Taken while the shutdown
     /// lingers too (a task that ends then and drops a stream with a send
     /// in flight: that send joins the ones it waits for, within the same
-    /// 5 s); returns `false`, and drops `fut` unpolled, once its clean-up
-    /// began (see [`takes_lingering`](IoScheduler::takes_lingering)).
+    /// 5 s); returns `false`, and drops `fut` unpolled, once the shutdown
+    /// stopped waiting for lingering tasks, just before its clean-up (see
+    /// [`takes_lingering`](IoScheduler::takes_lingering)).
     ///
     /// # Examples
     ///
