@@ -50,9 +50,8 @@ impl WaitQueue {
     ///
     /// `Ready(())` means "check your condition again": either the slot was
     /// just registered (the re-check the protocol needs) or it was notified
-    /// (the registration is then used up and the slot empty again). Every
-    /// owner of a non-empty slot must pass it to [`unregister`](Self::unregister)
-    /// before dropping it.
+    /// (the registration is then used up and the slot empty again). A
+    /// slot dropped while registered unregisters itself.
     pub(crate) fn poll_slot(&self, slot: &mut WaitSlot, cx: &mut Context<'_>) -> Poll<()> {
         match &mut slot.0 {
             None => {
@@ -121,7 +120,8 @@ pub(crate) fn poll_listen<'a, Q: Listen<'a>>(
 
 /// A registration that does not borrow its [`WaitQueue`], for a handle that
 /// keeps it between polls while owning the queue through an `Arc` (a channel
-/// receiver's `poll_recv`). Its owner unregisters it through the queue.
+/// receiver's `poll_recv`). Emptied through the queue
+/// ([`WaitQueue::unregister`]) or dropped, it leaves the list.
 #[derive(Default)]
 pub(crate) struct WaitSlot(Option<Waiter>);
 
