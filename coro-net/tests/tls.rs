@@ -1545,19 +1545,26 @@ fn writer_line_case(cfg: Config, case: LineCase) {
         // A send that waits for the peer to read (one write: it leaves the
         // line of writers once its bytes are encrypted, and waits for them
         // to be sent).
-        // Written until one waits (the sockets' buffers are full).
+        // Written until one waits (the sockets' buffers are full) and still
+        // waits a moment later: once, on a pool, a write that had waited
+        // was done 20 ms later (the sockets took more than the buffer
+        // sizes set suggest), and there was no line behind it.
         let mut hog: Write = Box::pin(t.write(vec![b'h'; 64 << 10]));
         let mut writes = 1;
-        while hog.as_mut().poll(&mut noop()).is_ready() {
-            assert!(writes < 100, "{cfg}: 100 writes of 64 KiB never waited");
+        loop {
+            while hog.as_mut().poll(&mut noop()).is_ready() {
+                assert!(writes < 200, "{cfg}: 200 writes of 64 KiB never waited");
+                hog = Box::pin(t.write(vec![b'h'; 64 << 10]));
+                writes += 1;
+            }
+            s2.sleep(Duration::from_millis(20)).await;
+            if hog.as_mut().poll(&mut noop()).is_pending() {
+                break;
+            }
+            assert!(writes < 200, "{cfg}: the hog's writes never kept waiting");
             hog = Box::pin(t.write(vec![b'h'; 64 << 10]));
             writes += 1;
         }
-        s2.sleep(Duration::from_millis(20)).await;
-        assert!(
-            hog.as_mut().poll(&mut noop()).is_pending(),
-            "{cfg}: the hog's write did not wait"
-        );
         // Two writers in line behind it: the one tested (polled with the
         // owning waker) and the one that waker owns, after it or before.
         let writer = || -> Write { Box::pin(t.write(vec![b'w'; 10])) };
