@@ -70,6 +70,11 @@ impl Wake for Inline {
     }
 }
 
+/// One poll of `f` with a waker that does nothing.
+fn poll_noop<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
 /// Runs `case` on a helper thread and fails if it does not end within
 /// [`BOUND`].
 fn bounded(name: &str, case: impl FnOnce() + Send + 'static) {
@@ -179,12 +184,7 @@ fn an_inline_waker_finishing_a_barrier() {
         move || {
             // The second arrival completes the barrier at its first poll.
             let mut arrive = Box::pin(b.wait());
-            assert!(
-                arrive
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-                    .is_ready()
-            );
+            assert!(poll_noop(arrive.as_mut()).is_ready());
         },
     );
 }
@@ -319,12 +319,7 @@ fn owning_case<W: Future + Send + 'static>(
         {
             let mut owned = owner.future.lock().unwrap();
             let owned = owned.as_mut().unwrap();
-            assert!(
-                owned
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()))
-                    .is_pending()
-            );
+            assert!(poll_noop(owned.as_mut()).is_pending());
         }
         drop((owner, waker));
         wake();
@@ -384,12 +379,7 @@ fn a_waker_owning_a_queue_waiter_is_dropped_by_the_push() {
 fn owns_a_waiting_acquire(s: &Arc<Semaphore>) -> Waker {
     let s = s.clone();
     let mut owned: BoxFuture = Box::pin(async move { drop(s.acquire().await) });
-    assert!(
-        owned
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-            .is_pending()
-    );
+    assert!(poll_noop(owned.as_mut()).is_pending());
     Waker::from(Arc::new(Owns {
         future: StdMutex::new(Some(owned)),
         woken: Arc::default(),
@@ -407,19 +397,9 @@ fn a_replaced_waker_owning_a_semaphore_waiter() {
         let mut cx = Context::from_waker(&first);
         assert!(waiter.as_mut().poll(&mut cx).is_pending());
         drop(first);
-        assert!(
-            waiter
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-        );
+        assert!(poll_noop(waiter.as_mut()).is_pending());
         s.add_permits(1);
-        assert!(matches!(
-            waiter
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop())),
-            Poll::Ready(Ok(_))
-        ));
+        assert!(matches!(poll_noop(waiter.as_mut()), Poll::Ready(Ok(_))));
     });
 }
 
@@ -450,7 +430,7 @@ fn a_guard_released_by_a_thread_local_at_thread_exit_wakes_its_waiter() {
                 // A wake-up first, as a thread that waited on coro-sync would.
                 let e = Event::new(false);
                 let mut w = Box::pin(e.wait());
-                let _ = w.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+                let _ = poll_noop(w.as_mut());
                 e.set();
                 locked_tx.send(()).unwrap();
                 go_rx.recv().unwrap();
@@ -487,12 +467,7 @@ fn a_wake_up_passed_on_by_a_dropped_waiter_reaches_an_inline_waker() {
         let m = Arc::new(Mutex::new(()));
         let held = m.try_lock_arc().unwrap();
         let mut first = Box::pin(m.lock());
-        assert!(
-            first
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop()))
-                .is_pending()
-        );
+        assert!(poll_noop(first.as_mut()).is_pending());
         let m2 = m.clone();
         let next = Inline::new(async move { drop(m2.lock().await) });
         next.run();
@@ -530,11 +505,6 @@ fn a_replaced_waker_whose_drop_passes_a_wake_up_back() {
         drop(old);
         // The permit's wake-up goes to `owned`, first in line.
         s.add_permits(1);
-        assert!(matches!(
-            waiter
-                .as_mut()
-                .poll(&mut Context::from_waker(Waker::noop())),
-            Poll::Ready(Ok(_))
-        ));
+        assert!(matches!(poll_noop(waiter.as_mut()), Poll::Ready(Ok(_))));
     });
 }
