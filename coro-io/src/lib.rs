@@ -183,8 +183,9 @@ macro_rules! __driver_tests_for {
 }
 
 /// The synchronisation types of the modules loom checks
-/// (`thread_pool/idle.rs`, `lifecycle.rs`, `driver/read_cell.rs`): std's
-/// here, loom's in the loom tests that compile those files on their own.
+/// (`thread_pool/idle.rs`, `lifecycle.rs`, `driver/read_cell.rs`,
+/// `scheduler/linger.rs`): std's here, loom's in the loom tests that
+/// compile those files on their own.
 mod sync {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
     pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};

@@ -24,6 +24,7 @@ use async_task::{Runnable, ScheduleInfo};
 use concurrent_queue::ConcurrentQueue;
 
 use super::IoThreadCallback;
+use super::linger::LingerCount;
 use crate::driver::Handle;
 use crate::lifecycle::{Lifecycle, Verdict};
 use crate::lock;
@@ -32,11 +33,6 @@ use crate::time::{NEVER, Time};
 
 /// How long shutdown waits for the kernel to release cancelled ops.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(5);
-
-/// [`Inner::lingering`]: the shutdown takes no more lingering tasks.
-pub(super) const LINGER_CLOSED: usize = 1;
-/// [`Inner::lingering`]: one lingering task.
-const LINGER_ONE: usize = 2;
 
 /// How long shutdown runs the scheduler on for its lingering tasks
 /// ([`IoScheduler::spawn_lingering`](super::IoScheduler::spawn_lingering)).
@@ -64,11 +60,9 @@ pub(crate) struct Inner {
     pub(super) handles: AtomicUsize,
     /// Tasks spawned and not yet finished.
     pub(super) alive: AtomicUsize,
-    /// Lingering tasks not yet finished, in units of [`LINGER_ONE`], and
-    /// [`LINGER_CLOSED`] once the shutdown takes no more (see
-    /// [`Inner::linger`]): one word, so that closing and the count are
-    /// decided together.
-    pub(super) lingering: AtomicUsize,
+    /// Lingering tasks not yet finished, and whether the shutdown takes
+    /// no more (see [`Inner::linger`]).
+    pub(super) lingering: LingerCount,
     /// Set by a `shutdown()` on one of the pool's workers: no lingering.
     pub(super) no_linger: AtomicBool,
     /// The threads with live local tasks (`spawn_local`), which may only
@@ -240,8 +234,7 @@ impl Inner {
         // Shutting down, the loop only looks around, unless it runs on for
         // lingering tasks (`linger`): then it waits as usual.
         // SeqCst, as `Lingering::drop`'s (see there).
-        let ending = self.shutdown.load(Ordering::SeqCst)
-            && self.lingering.load(Ordering::SeqCst) < LINGER_ONE;
+        let ending = self.shutdown.load(Ordering::SeqCst) && !self.lingering.any_left();
         let wait = if busy || ending {
             Some(Duration::ZERO)
         } else {
@@ -339,27 +332,24 @@ impl Inner {
     /// refused already.
     ///
     /// It ends by refusing new lingering tasks, and only when none is
-    /// left: closing and the count share one word, closed by a
-    /// compare-exchange from "open, none" (a task counted meanwhile makes
-    /// it fail, and the linger goes on, still taking new ones, such as
-    /// the send of a stream a lingering task drops). A forced end (the
+    /// left ([`LingerCount::close_if_none`]: a task counted meanwhile
+    /// makes it fail, and the linger goes on, still taking new ones, such
+    /// as the send of a stream a lingering task drops). A forced end (the
     /// bound, a failed wait, `no_linger`) closes whatever the count.
-    /// (Reading the count, then refusing, left a gap where a task was
-    /// taken, told so, and cancelled unrun by the clean-up.)
     pub(super) fn linger(&self) {
         if !self.on_loop_thread()
             || !self.may_run_local_tasks_here()
             || thread::panicking()
             || self.life.is_closed()
         {
-            self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
+            self.lingering.close();
             return;
         }
         let deadline = std::time::Instant::now() + LINGER_BOUND;
         loop {
-            while self.lingering.load(Ordering::SeqCst) >= LINGER_ONE {
+            while self.lingering.any_left() {
                 if self.no_linger.load(Ordering::Acquire) {
-                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
+                    self.lingering.close();
                     return;
                 }
                 let now = std::time::Instant::now();
@@ -367,7 +357,7 @@ impl Inner {
                     crate::warn(format_args!(
                         "shutdown: lingering tasks still running after {LINGER_BOUND:?}; cancelled"
                     ));
-                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
+                    self.lingering.close();
                     return;
                 }
                 if let Err(e) = self.turn(
@@ -375,7 +365,7 @@ impl Inner {
                     false,
                 ) {
                     crate::warn(format_args!("event loop wait failed: {e}"));
-                    self.lingering.fetch_or(LINGER_CLOSED, Ordering::SeqCst);
+                    self.lingering.close();
                     return;
                 }
             }
@@ -383,18 +373,11 @@ impl Inner {
             // the close.
             #[cfg(feature = "fault-injection")]
             crate::fault::after_linger();
-            match self.lingering.compare_exchange(
-                0,
-                LINGER_CLOSED,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                // Closed now, or by another path already: nothing more
-                // to wait for either way.
-                Ok(_) => return,
-                Err(w) if w & LINGER_CLOSED != 0 => return,
-                // A task counted meanwhile: linger on.
-                Err(_) => {}
+            // Closed now, or by another path already: nothing more to
+            // wait for either way. Else a task was counted meanwhile:
+            // linger on.
+            if self.lingering.close_if_none() {
+                return;
             }
         }
     }
@@ -801,13 +784,7 @@ pub(super) struct Lingering(Arc<Inner>);
 impl Lingering {
     /// Counts a task, unless the shutdown takes no more (`None`).
     pub(super) fn new(inner: &Arc<Inner>) -> Option<Lingering> {
-        inner
-            .lingering
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                (w & LINGER_CLOSED == 0).then_some(w + LINGER_ONE)
-            })
-            .ok()
-            .map(|_| Lingering(inner.clone()))
+        inner.lingering.enter().then(|| Lingering(inner.clone()))
     }
 }
 
@@ -818,8 +795,7 @@ impl Drop for Lingering {
         // which only SeqCst orders (with AcqRel/Acquire both reads may
         // see the old value: the loop waited for a wake nobody sent, up
         // to its 100 ms re-check).
-        let was = self.0.lingering.fetch_sub(LINGER_ONE, Ordering::SeqCst);
-        if was & !LINGER_CLOSED == LINGER_ONE && self.0.shutdown.load(Ordering::SeqCst) {
+        if self.0.lingering.leave() && self.0.shutdown.load(Ordering::SeqCst) {
             self.0.wake_loop();
         }
     }

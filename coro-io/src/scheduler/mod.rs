@@ -33,6 +33,7 @@ use crate::thread_pool::ThreadPool;
 use crate::time::{Interval, Sleep, Time, Timeout};
 
 mod event_loop;
+mod linger;
 mod options;
 
 pub use crate::driver::{RingMode, UringOptions};
@@ -168,7 +169,7 @@ impl IoScheduler {
             drive: Mutex::new(()),
             handles: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
-            lingering: AtomicUsize::new(0),
+            lingering: linger::LingerCount::new(),
             no_linger: AtomicBool::new(false),
             local_threads: Mutex::new(Vec::new()),
             thread: Mutex::new(LoopThread::Gone),
@@ -468,8 +469,7 @@ impl IoScheduler {
     /// # std::io::Result::Ok(())
     /// ```
     pub fn takes_lingering(&self) -> bool {
-        self.inner.lingering.load(Ordering::SeqCst) & event_loop::LINGER_CLOSED == 0
-            && !self.inner.life.is_closed()
+        !self.inner.lingering.is_closed() && !self.inner.life.is_closed()
     }
 
     /// Spawn a `!Send` future on the event-loop thread (Inline execution only).
