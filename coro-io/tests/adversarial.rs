@@ -27,6 +27,7 @@ coro_io::driver_tests!(
     shutdown_returns_while_a_task_holds_a_lock_another_waits_for,
     shutdown_returns_while_another_thread_keeps_pushing,
     dropped_poll_leaves_no_registration_for_a_reused_fd,
+    a_leaked_poll_does_not_break_its_fd_number,
     overlapping_polls_of_one_fd_leave_no_registration,
     task_queued_during_shutdown_does_not_survive_it,
     wakes_from_other_threads_are_never_lost,
@@ -401,6 +402,69 @@ fn dropped_poll_leaves_no_registration_for_a_reused_fd(cfg: Config) {
         }
     });
     output_within(h, Duration::from_secs(60)).expect("a poll hung");
+    s.shutdown();
+}
+
+/// A poll of a caller's fd leaked while it waits (forgotten; a task kept
+/// alive by a reference cycle does the same) never ends, so it never
+/// drops its registration. Once the caller closes the fd and a new
+/// socket gets its number, waiting on the new one must still work: a
+/// poll of it, a watch as the DNS resolver makes (`op::poll_fd`), and a
+/// read of an owner's.
+fn a_leaked_poll_does_not_break_its_fd_number(cfg: Config) {
+    use coro_io::driver::{Interest, RegisteredFd};
+    let s = cfg.sched();
+    let s2 = s.clone();
+    let h = s.spawn(async move {
+        for (round, waiter) in ["poll", "watch", "owner"].into_iter().enumerate() {
+            let (a, b) = pair();
+            let mut a = OwnedFd::from(a);
+            let mut leaked = Box::pin(s2.poll(a.as_fd(), PollOp::Read, None));
+            std::future::poll_fn(|cx| {
+                assert!(leaked.as_mut().poll(cx).is_pending(), "nothing was written");
+                std::task::Poll::Ready(())
+            })
+            .await;
+            std::mem::forget(leaked);
+            drop(b);
+            // The number now names a new socket (dup3 closes the old file,
+            // and with it the kernel's registration of it).
+            let (c, d) = pair();
+            rustix::io::dup3(&c, &mut a, rustix::io::DupFlags::CLOEXEC).unwrap();
+            drop(c);
+            let w = thread::spawn(move || {
+                thread::sleep(Duration::from_millis(5));
+                (&d).write_all_now(b"x");
+                d
+            });
+            // Bounded by a timer, whose expiry re-polls the wait (which
+            // then finds the byte by a syscall): seen late is not seen.
+            let bound = Duration::from_secs(4);
+            let start = Instant::now();
+            let seen = match waiter {
+                "poll" => s2.poll(&a, PollOp::Read, Some(bound)).await == PollStatus::Event,
+                "watch" => {
+                    let watch = coro_io::op::poll_fd(s2.driver(), a.as_raw_fd(), Interest::Read);
+                    s2.timeout(bound, watch).await.is_ok()
+                }
+                _ => {
+                    let r = RegisteredFd::new(s2.driver(), a);
+                    let read = coro_io::op::recv(s2.driver(), r.raw(), vec![0u8; 1]);
+                    let ok = matches!(s2.timeout(bound, read).await, Ok((Ok(1), _)));
+                    a = r.into_fd();
+                    ok
+                }
+            };
+            let took = start.elapsed();
+            assert!(
+                seen && took < Duration::from_secs(3),
+                "round {round} ({waiter}): the reused number was not seen ({took:?})"
+            );
+            drop(w.join().unwrap());
+            drop(a);
+        }
+    });
+    output_within(h, Duration::from_secs(60)).expect("a wait hung");
     s.shutdown();
 }
 

@@ -201,6 +201,20 @@ impl Waiter<'_> {
 }
 
 impl Slot {
+    /// Whether `who`'s first wait on a registration of this slot must
+    /// check that the kernel still has it: only polls made it, and one of
+    /// them is still counted (see `arm`). A new owner's first wait, or a
+    /// new poll's; polls that are not `IoScheduler::poll` calls (a DNS
+    /// watch, a signal pipe's) do not count, so their waits never pay.
+    fn may_be_stale(&self, who: &Waiter<'_>) -> bool {
+        !self.owned
+            && self.pollers > 0
+            && match who {
+                Waiter::Owner => true,
+                Waiter::Poll(id) => **id == 0,
+            }
+    }
+
     /// Keep `waker` until the fd is ready for `interest`; `last_poll_id`:
     /// the table's, for a poll's first wait. Returns a waker this replaced,
     /// to be dropped after the table's lock (a waker's drop may run
@@ -567,7 +581,25 @@ impl EpollDriver {
         if t.slots.len() <= idx {
             t.slots.resize_with(idx + 1, Slot::default);
         }
-        let word = cell.load();
+        let mut word = cell.load();
+        if ReadCell::registered(word) && t.slots[idx].may_be_stale(&who) {
+            // A registration only `IoScheduler::poll` calls made, one of
+            // which is still counted: its fd is the caller's, closed
+            // without telling us, and a poll leaked while it waited
+            // (forgotten, or in a task kept alive by a cycle) never ends,
+            // so the registration was never dropped. The number may name
+            // another file now, which the kernel has no registration of:
+            // waiting on the stale one would never see an event. Ask.
+            let key = (u64::from(ReadCell::generation(word)) << 32) | idx as u64;
+            if let Err(e) = epoll_ctl(&self.epfd, fd, Ctl::Modify(key)) {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    return Err(e);
+                }
+                cell.release();
+                t.registered -= 1;
+                word = cell.load();
+            }
+        }
         if !ReadCell::registered(word) {
             let generation = ReadCell::generation(word).wrapping_add(1);
             let key = (u64::from(generation) << 32) | idx as u64;
