@@ -226,8 +226,20 @@ pub fn delay_enter(d: Option<std::time::Duration>) {
     ENTER_PAUSE.set(d);
 }
 
+/// Pauses [`delay_enter`] made loops begin so far: one begun after a
+/// test staged an op is one whose queue holds that op's entry (the pause
+/// comes after the move).
+pub fn enter_pauses() -> u64 {
+    ENTER_PAUSES.load(Ordering::SeqCst)
+}
+
+static ENTER_PAUSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The pause [`delay_enter`] asked for, taken by the loop.
 pub(crate) fn before_enter() {
+    if ENTER_PAUSE.0.load(Ordering::Relaxed) != 0 {
+        ENTER_PAUSES.fetch_add(1, Ordering::SeqCst);
+    }
     ENTER_PAUSE.take();
 }
 

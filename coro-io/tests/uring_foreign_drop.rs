@@ -144,3 +144,76 @@ fn a_stream_dropped_off_the_loop_thread_never_receives_on_its_fds_next_socket() 
     fault::delay_enter(None);
     s.shutdown();
 }
+
+/// As above, with the loop held up for longer than a drop waits for the
+/// kernel to read the receive's entry (1 s): the drop returns, and the fd
+/// it owned must not be closed before the kernel has read the entry (its
+/// number would then go to the next socket, on which the receive is
+/// armed). The driver closes it itself once the kernel has.
+#[test]
+fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_read() {
+    let _turn = PAUSE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Config::URING_DEFER.sched();
+    let h = s.driver().clone();
+    fault::delay_enter(Some(Duration::from_millis(1500)));
+    for round in 0..2 {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let number = a.as_raw_fd();
+        let stream = RegisteredFd::new(&h, a.into());
+        assert!(
+            stream.recv_queued(),
+            "this configuration has a receive queue"
+        );
+        let mut out = [0u8; 16];
+        let mut cx = Context::from_waker(Waker::noop());
+        // Start in the middle of a pause (the loop's queue then holds
+        // nothing of ours): the next pause begun is one with the entry.
+        let begun = fault::enter_pauses();
+        while fault::enter_pauses() == begun {
+            thread::sleep(Duration::from_millis(2));
+        }
+        thread::sleep(Duration::from_millis(20));
+        let pauses = fault::enter_pauses();
+        assert!(
+            matches!(stream.poll_recv(&mut cx, &mut out), Poll::Pending),
+            "round {round}"
+        );
+        // The loop moves the entry into the queue and pauses 1.5 s.
+        while fault::enter_pauses() == pauses {
+            thread::sleep(Duration::from_millis(2));
+        }
+        drop(stream); // off the loop thread: waits 1 s, then returns
+        drop(b);
+        let open = |fd: RawFd| {
+            rustix::io::fcntl_getfd(
+                // SAFETY: only asks the kernel about the number, which this
+                // test (the tests take turns) does not hand to anyone.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            )
+            .is_ok()
+        };
+        if !open(number) {
+            // Closed already: a new socket at the number must keep its
+            // bytes when the loop enters after its pause.
+            let (other, _peer) = reuse_with_bytes(number);
+            expect_mine(
+                &other,
+                &format!("round {round}: the dropped stream's receive"),
+            );
+            continue;
+        }
+        // Still taken (by the driver): closed once the kernel read the
+        // entry, after the loop's pause.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while open(number) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the driver never closed the fd it took"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    fault::delay_enter(None);
+    s.shutdown();
+}

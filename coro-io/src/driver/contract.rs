@@ -88,6 +88,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Forget any registration of `fd` (called before it is closed): the
     /// epoll entry, the io_uring receive queue (and the bytes in it).
     fn release_fd(&self, fd: RawFd);
+    /// [`release_fd`](Backend::release_fd), then close `fd`: at once, or
+    /// (io_uring) once the kernel has read every entry that may still name
+    /// it. A dropped op's entry that the kernel has not read yet looks its
+    /// fd up only when read: closed before, the number could name another
+    /// file by then (a receive armed on another connection, a send into
+    /// it).
+    fn close_fd(&self, fd: std::os::fd::OwnedFd) {
+        use std::os::fd::AsRawFd;
+        self.release_fd(fd.as_raw_fd());
+        drop(fd);
+    }
     /// [`release_fd`](Backend::release_fd) for an fd that stays open with a
     /// new owner: nothing of the driver's may read from it any more once
     /// this returns (io_uring: the receive's cancel is submitted now).

@@ -276,6 +276,10 @@ impl Backend for AnyDriver {
         dispatch!(self, d => d.detach_fd(fd))
     }
     #[inline]
+    fn close_fd(&self, fd: std::os::fd::OwnedFd) {
+        dispatch!(self, d => d.close_fd(fd))
+    }
+    #[inline]
     fn recv_buffered(&self, fd: RawFd) -> Option<usize> {
         dispatch!(self, d => d.recv_buffered(fd))
     }

@@ -444,8 +444,9 @@ impl AsRawFd for RegisteredFd {
 impl Drop for RegisteredFd {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
-            self.driver.release_fd(fd.as_raw_fd());
-            drop(fd);
+            // The driver closes it: on io_uring, not before the kernel has
+            // read the entries that may still name it.
+            self.driver.inner.close_fd(fd);
         }
     }
 }

@@ -120,6 +120,14 @@ struct Dead(Vec<DeadOp>);
 /// An op of a dropped future, and the result to tell it of, if any.
 type DeadOp = (Box<dyn Orphan>, Option<io::Result<usize>>);
 
+/// An fd closed late ([`Backend::close_fd`]): closed when dropped with
+/// the turn's other dead ops, after the state lock (a close may be slow).
+struct LateClose(#[allow(dead_code)] std::os::fd::OwnedFd);
+
+impl Orphan for LateClose {
+    fn orphaned(&mut self, _: io::Result<usize>) {}
+}
+
 impl Drop for Dead {
     fn drop(&mut self) {
         for (mut op, res) in self.0.drain(..) {
@@ -204,6 +212,12 @@ struct State {
     rx: Option<BufRing>,
     /// Per fd: the token of its receive queue's slot (0: none).
     streams: Vec<u64>,
+    /// Fds whose owner let go of them ([`Backend::close_fd`]) while the
+    /// kernel had not read every entry moved into the SQ before (which
+    /// may name them), with `pushed` then: closed by the reap that finds
+    /// the kernel read that far, or with this state, after the ring (the
+    /// state is declared after it in [`UringDriver`]).
+    closing: Vec<(u32, std::os::fd::OwnedFd)>,
 }
 
 impl State {
@@ -607,19 +621,7 @@ impl UringDriver {
     fn wait_kernel_read(&self, target: u32, poke: bool) {
         let deadline = Instant::now() + Duration::from_secs(1);
         loop {
-            let (read, all_read) = {
-                let st = self.state();
-                let left = self.unsubmitted(&st);
-                (
-                    st.pushed.wrapping_sub(left as u32),
-                    left == 0 && st.pending.is_empty(),
-                )
-            };
-            // Wrapping comparison: has the kernel's head reached `target`?
-            // Or has it read everything staged: then ours too, also when
-            // entries staged before ours were taken back (`drop_op`) and
-            // the head stops short of a `target` counted with them.
-            if read.wrapping_sub(target) as i32 >= 0 || all_read {
+            if self.kernel_read(&self.state(), target) {
                 return;
             }
             if Instant::now() >= deadline {
@@ -636,6 +638,18 @@ impl UringDriver {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
+    }
+
+    /// Whether the kernel has read the SQ up to entry number `target`
+    /// (wrapping, as `State::pushed`).
+    fn kernel_read(&self, st: &State, target: u32) -> bool {
+        let left = self.unsubmitted(st);
+        let read = st.pushed.wrapping_sub(left as u32);
+        // Wrapping comparison: has the kernel's head reached `target`? Or
+        // has it read everything staged: then ours too, also when entries
+        // staged before ours were taken back (`drop_op`) and the head
+        // stops short of a `target` counted with them.
+        read.wrapping_sub(target) as i32 >= 0 || (left == 0 && st.pending.is_empty())
     }
 
     /// Entries in the SQ the kernel has not consumed yet. Takes the state
@@ -739,6 +753,9 @@ impl UringDriver {
         let mut n = 0;
         let mut unparked = false;
         Self::take_returns(st);
+        if !st.closing.is_empty() {
+            self.close_read(st, dead);
+        }
         // SAFETY: the CQ is only touched under the state lock, which we hold.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
@@ -852,6 +869,22 @@ impl UringDriver {
     }
 
     /// Give the buffers that leases released back to the ring.
+    /// The fds of `State::closing` the kernel no longer needs (it read
+    /// the entries that could name them) go to `dead`, closed after the
+    /// lock.
+    #[cold]
+    fn close_read(&self, st: &mut State, dead: &mut Vec<DeadOp>) {
+        let mut i = 0;
+        while i < st.closing.len() {
+            if self.kernel_read(st, st.closing[i].0) {
+                let (_, fd) = st.closing.swap_remove(i);
+                dead.push((Box::new(LateClose(fd)), None));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     fn take_returns(st: &mut State) {
         if let Some(ring) = st.rx.as_mut() {
             ring.take_returns();
@@ -1660,6 +1693,29 @@ impl Backend for UringDriver {
 
     fn detach_fd(&self, fd: RawFd) {
         self.release_stream(fd, true);
+    }
+
+    fn close_fd(&self, fd: std::os::fd::OwnedFd) {
+        // Every entry that may name the fd is in the SQ by now, up to this
+        // mark: a dropped op's staged entry was taken back, and so is the
+        // receive queue's below if still staged. (Entries moved in later
+        // are others' or cancels, which name no fd.) Those in the SQ were
+        // waited for by the op's drop or are below, within a bound (an
+        // enter that keeps failing, a loop thread held up for more than a
+        // second, a starved SQ thread): past it, the number must stay
+        // taken until the kernel has read that far.
+        let target = self.state().pushed;
+        self.release_stream(fd.as_raw_fd(), false);
+        let mut st = self.state();
+        if self.kernel_read(&st, target) {
+            drop(st);
+            drop(fd);
+            return;
+        }
+        st.closing.push((target, fd));
+        drop(st);
+        // The loop's next enter gets the kernel to read; its reap closes.
+        self.unpark();
     }
 
     fn recv_buffered(&self, fd: RawFd) -> Option<usize> {

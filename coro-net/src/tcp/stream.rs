@@ -617,11 +617,16 @@ impl TcpStream {
 
     /// Give up the socket (unregistered from the driver first). Bytes
     /// received but not read yet ([`buffered`](Self::buffered)) are
-    /// dropped, and so are bytes the `AsyncWrite` adapter accepted and had
-    /// not sent (flush first; a receive of the `AsyncRead` adapter in
-    /// flight is not counted by `buffered` and its bytes are lost too);
-    /// from the moment this returns, nothing of coro's takes bytes from
-    /// the socket any more. The socket stays non-blocking (`O_NONBLOCK`):
+    /// dropped, and so are those of a receive of the `AsyncRead` adapter
+    /// in flight (which `buffered` does not count); from the moment this
+    /// returns, nothing of coro's takes bytes from the socket any more.
+    /// Flush the `AsyncWrite` adapter first: bytes it accepted and had
+    /// not sent are dropped, and on io_uring a send it left waiting for
+    /// room in the socket is cancelled, not stopped at once: room that
+    /// comes before the cancel reaches the kernel (on a ring only the
+    /// event loop enters, when that thread next submits) lets the send go
+    /// on, after bytes the new owner may have written by then. The socket
+    /// stays non-blocking (`O_NONBLOCK`):
     /// `set_nonblocking(false)` for blocking std I/O.
     pub fn into_std(self) -> std::net::TcpStream {
         self.inner.into_socket().into_fd().into()
