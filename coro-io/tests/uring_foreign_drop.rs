@@ -13,7 +13,7 @@ use std::pin::pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coro_io::driver::RegisteredFd;
 use coro_io::fault;
@@ -169,10 +169,20 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
         let mut cx = Context::from_waker(Waker::noop());
         // Start in the middle of a pause (the loop's queue then holds
         // nothing of ours): the next pause begun is one with the entry.
-        let begun = fault::enter_pauses();
-        while fault::enter_pauses() == begun {
-            thread::sleep(Duration::from_millis(2));
-        }
+        // An idle loop pauses once per turn: wake it for a turn.
+        let next_pause = |after: u64| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while fault::enter_pauses() == after {
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: the loop never paused"
+                );
+                h.unpark();
+                thread::sleep(Duration::from_millis(2));
+            }
+            Instant::now()
+        };
+        next_pause(fault::enter_pauses());
         thread::sleep(Duration::from_millis(20));
         let pauses = fault::enter_pauses();
         assert!(
@@ -180,9 +190,7 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
             "round {round}"
         );
         // The loop moves the entry into the queue and pauses 1.5 s.
-        while fault::enter_pauses() == pauses {
-            thread::sleep(Duration::from_millis(2));
-        }
+        let paused = next_pause(pauses);
         drop(stream); // off the loop thread: waits 1 s, then returns
         drop(b);
         let open = |fd: RawFd| {
@@ -203,12 +211,20 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
             );
             continue;
         }
-        // Still taken (by the driver): closed once the kernel read the
-        // entry, after the loop's pause.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // Still taken (by the driver), and not closed before the loop's
+        // pause ends (the kernel reads the entry only then)...
+        thread::sleep(
+            (paused + Duration::from_millis(1300)).saturating_duration_since(Instant::now()),
+        );
+        assert!(
+            open(number),
+            "round {round}: closed before the kernel read the entry"
+        );
+        // ...and closed once it has.
+        let deadline = Instant::now() + Duration::from_secs(10);
         while open(number) {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "round {round}: the driver never closed the fd it took"
             );
             thread::sleep(Duration::from_millis(20));

@@ -490,10 +490,36 @@ impl Handle {
         self.inner.in_flight()
     }
     /// Forget the driver's registration of `fd`. Call it before closing an
-    /// fd that was used with this driver other than through [`crate::op::close`].
+    /// fd that was used with this driver other than through [`crate::op::close`]
+    /// or [`close_fd`](Handle::close_fd).
     pub fn release_fd(&self, fd: RawFd) {
         self.inner.release_fd(fd)
     }
+
+    /// Forget the driver's registration of `fd` and close it, without
+    /// blocking, as [`RegisteredFd`]'s drop does. On io_uring the close
+    /// waits for the kernel to have read every submission entry that may
+    /// still name the fd (an op dropped in flight whose entry a held-up
+    /// event loop has not submitted yet): the kernel looks the number up
+    /// only then, and closed before, the number could name another file
+    /// by then (a dropped receive would take its bytes). Until then the
+    /// driver keeps the fd open (its event loop closes it; a `Manual`
+    /// one's at its next turn, or at the driver's end). A close of your
+    /// own after [`release_fd`](Handle::release_fd) relies on the drop of
+    /// such an op having waited, which it does for at most a second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sched = coro_io::IoScheduler::new(Default::default())?;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair()?;
+    /// sched.driver().close_fd(a.into());
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn close_fd(&self, fd: std::os::fd::OwnedFd) {
+        self.inner.close_fd(fd)
+    }
+
     /// How many fds the driver holds a readiness registration for (epoll;
     /// 0 on completion backends). Tests use it to check clean-up.
     pub fn registered_fds(&self) -> usize {

@@ -11,7 +11,12 @@ use super::{Backend, Handle, RecvLease};
 use crate::buf::IoBufMut;
 
 /// An fd that one driver runs ops on, owned with that driver: dropping it
-/// drops the driver's readiness registration of the fd, then closes it.
+/// drops the driver's readiness registration of the fd, then closes it
+/// ([`Handle::close_fd`]: on io_uring, once the kernel has read every
+/// submission entry that may still name the fd, which is at once but
+/// while an event loop held up elsewhere has not submitted an entry of a
+/// dropped op yet; a `Manual` scheduler's fd then waits for its next
+/// turn, or its end).
 ///
 /// The order matters on epoll, whose table is keyed by fd number: a
 /// registration that outlived its fd would be taken for the next fd the
@@ -446,7 +451,7 @@ impl Drop for RegisteredFd {
         if let Some(fd) = self.fd.take() {
             // The driver closes it: on io_uring, not before the kernel has
             // read the entries that may still name it.
-            self.driver.inner.close_fd(fd);
+            self.driver.close_fd(fd);
         }
     }
 }

@@ -87,6 +87,10 @@ use super::{Backend, DriverKind, Interest, Readiness};
 use super::{RingMode, UringOptions};
 use crate::op::{BlockingOps, Held, Op, OpState};
 
+/// How long the parker waits at most while fds wait to be closed
+/// (`State::closing`).
+const CLOSING_RECHECK: Duration = Duration::from_millis(1);
+
 /// `user_data` of the eventfd poll that carries cross-thread wake-ups.
 const WAKE_KEY: u64 = u64::MAX;
 /// `user_data` of cancel requests (their own completions are ignored)
@@ -868,7 +872,6 @@ impl UringDriver {
         }
     }
 
-    /// Give the buffers that leases released back to the ring.
     /// The fds of `State::closing` the kernel no longer needs (it read
     /// the entries that could name them) go to `dead`, closed after the
     /// lock.
@@ -885,6 +888,7 @@ impl UringDriver {
         }
     }
 
+    /// Give the buffers that leases released back to the ring.
     fn take_returns(st: &mut State) {
         if let Some(ring) = st.rx.as_mut() {
             ring.take_returns();
@@ -1046,7 +1050,7 @@ impl UringDriver {
         }
         let mut wake = Vec::new();
         let mut dead = Dead(Vec::new());
-        let (mut n, unparked, must_enter, staged, closed) = {
+        let (mut n, unparked, must_enter, staged, closed, closing) = {
             let mut st = self.state();
             // Reap first: it may find the wake poll's completion, whose
             // re-arm must go into the kernel with this very submission.
@@ -1060,6 +1064,7 @@ impl UringDriver {
                 self.needs_enter(&st),
                 !st.pending.is_empty(),
                 closed,
+                !st.closing.is_empty(),
             )
         };
         // An `unpark` found here cleared the notified flag: whatever it
@@ -1070,8 +1075,14 @@ impl UringDriver {
         // this turn does not block, and the next flushes the rest.
         // Closed: `cancel_all` waits for the parker's lock to reap; a
         // thread that parks again meanwhile must not block it.
+        // Fds waiting to be closed (`close_fd`) until the kernel has read
+        // the entries before them: an SQ thread reads on its own, with no
+        // completion to end the wait, and a process may wait for the
+        // close (a child for its stdin's end): look again soon.
         let wait = if n > 0 || unparked || !wake.is_empty() || staged || closed {
             Some(Duration::ZERO)
+        } else if closing {
+            Some(timeout.map_or(CLOSING_RECHECK, |t| t.min(CLOSING_RECHECK)))
         } else {
             timeout
         };
@@ -1148,23 +1159,22 @@ impl UringDriver {
     /// End `fd`'s receive queue (see [`Backend::release_fd`]); `urgent`:
     /// the cancel of its receive is in the kernel before this returns (on a
     /// single-issuer ring, off the loop thread, that waits for the loop).
-    fn release_stream(&self, fd: RawFd, urgent: bool) {
+    /// Returns `State::pushed` as it was when the receive's entry was
+    /// found in the SQ or read (the mark the kernel must have read before
+    /// the fd is closed), if it was.
+    fn release_stream(&self, fd: RawFd, urgent: bool) -> Option<u32> {
         let mut st = self.state();
         // The fd number's next socket starts afresh: its first read is
         // not sent poll-first on this one's say-so.
         if let Some(d) = usize::try_from(fd).ok().and_then(|i| st.drained.get_mut(i)) {
             *d = false;
         }
-        let Some(token) = st.streams.get_mut(fd as usize).map(std::mem::take) else {
-            return;
-        };
+        let token = st.streams.get_mut(fd as usize).map(std::mem::take)?;
         if token == 0 {
-            return;
+            return None;
         }
         let mut wake = Vec::new();
-        let Some((rx, ring)) = st.stream(token) else {
-            return;
-        };
+        let (rx, ring) = st.stream(token)?;
         rx.release(ring, &mut wake);
         if !rx.armed {
             st.free_slot(token);
@@ -1176,6 +1186,7 @@ impl UringDriver {
             // The receive ends with its final completion, which frees the
             // slot; like a dropped op's, its entry must be read by the
             // kernel before the owner closes (and maybe reuses) the fd.
+            let mark = st.pushed;
             if let Some((rx, _)) = st.stream(token) {
                 if !rx.cancelling {
                     rx.cancelling = true;
@@ -1210,14 +1221,15 @@ impl UringDriver {
                 self.unpark();
                 self.wait_kernel_read(target, false);
                 crate::wake_all(wake);
-                return;
+                return Some(mark);
             }
             self.settle_cancel(st, false);
             crate::wake_all(wake);
-            return;
+            return Some(mark);
         }
         drop(st);
         crate::wake_all(wake);
+        None
     }
 }
 
@@ -1688,24 +1700,26 @@ impl Backend for UringDriver {
     }
 
     fn release_fd(&self, fd: RawFd) {
-        self.release_stream(fd, false);
+        let _ = self.release_stream(fd, false);
     }
 
     fn detach_fd(&self, fd: RawFd) {
-        self.release_stream(fd, true);
+        let _ = self.release_stream(fd, true);
     }
 
     fn close_fd(&self, fd: std::os::fd::OwnedFd) {
-        // Every entry that may name the fd is in the SQ by now, up to this
-        // mark: a dropped op's staged entry was taken back, and so is the
-        // receive queue's below if still staged. (Entries moved in later
-        // are others' or cancels, which name no fd.) Those in the SQ were
-        // waited for by the op's drop or are below, within a bound (an
-        // enter that keeps failing, a loop thread held up for more than a
-        // second, a starved SQ thread): past it, the number must stay
-        // taken until the kernel has read that far.
-        let target = self.state().pushed;
-        self.release_stream(fd.as_raw_fd(), false);
+        // The entries that may name the fd are in the SQ up to a mark: a
+        // dropped op's staged entry was taken back, one moved into the SQ
+        // came before its drop, and so before this; the receive queue's
+        // entry is taken back below if still staged, else counted in the
+        // mark `release_stream` returns. (Entries moved in later are
+        // others', or cancels, which name no fd.) Their drops waited for
+        // the kernel to read them within a bound (an enter that keeps
+        // failing, a loop thread held up for more than a second, a starved
+        // SQ thread): past it, the number must stay taken until the kernel
+        // has read that far.
+        let before = self.state().pushed;
+        let target = self.release_stream(fd.as_raw_fd(), false).unwrap_or(before);
         let mut st = self.state();
         if self.kernel_read(&st, target) {
             drop(st);

@@ -619,7 +619,12 @@ impl TcpStream {
     /// received but not read yet ([`buffered`](Self::buffered)) are
     /// dropped, and so are those of a receive of the `AsyncRead` adapter
     /// in flight (which `buffered` does not count); from the moment this
-    /// returns, nothing of coro's takes bytes from the socket any more.
+    /// returns, nothing of coro's takes bytes from the socket any more
+    /// (io_uring: the receive queue's cancel is submitted first; on an
+    /// SQPOLL ring, or from another thread than a single-issuer ring's
+    /// event loop when that loop is held up for over a second, the
+    /// kernel may act on it a moment later, and bytes that arrive
+    /// meanwhile are lost).
     /// Flush the `AsyncWrite` adapter first: bytes it accepted and had
     /// not sent are dropped, and on io_uring a send it left waiting for
     /// room in the socket is cancelled, not stopped at once: room that
