@@ -359,6 +359,21 @@ fn shutdown_returns_while_another_thread_keeps_pushing(cfg: Config) {
     }
 }
 
+/// Make `a`'s number name a new socket (dup3 swaps the file under it at
+/// once, which also closes the old one and with it the kernel's epoll
+/// registration), whose peer writes a byte 5 ms later, on a thread that
+/// returns the peer.
+fn reuse_with_a_byte(a: &mut OwnedFd) -> thread::JoinHandle<UnixStream> {
+    let (c, d) = pair();
+    rustix::io::dup3(&c, a, rustix::io::DupFlags::CLOEXEC).unwrap();
+    drop(c);
+    thread::spawn(move || {
+        thread::sleep(Duration::from_millis(5));
+        (&d).write_all_now(b"x");
+        d
+    })
+}
+
 /// A poll of a caller's fd that is dropped while waiting (it lost a
 /// timeout race) must not leave a registration behind: the caller closes
 /// the fd, a new socket gets the same number, and waiting on that one must
@@ -377,17 +392,8 @@ fn dropped_poll_leaves_no_registration_for_a_reused_fd(cfg: Config) {
             assert!(r.is_err(), "nothing was written");
             assert_eq!(s2.metrics().registered_fds, 0, "round {round}");
             drop(b);
-            // The owner reuses the number for a new socket (dup3 swaps the
-            // file under it at once, which also closes the old one and
-            // with it the kernel's epoll registration).
-            let (c, d) = pair();
-            rustix::io::dup3(&c, &mut a, rustix::io::DupFlags::CLOEXEC).unwrap();
-            drop(c);
-            let w = thread::spawn(move || {
-                thread::sleep(Duration::from_millis(5));
-                (&d).write_all_now(b"x");
-                d
-            });
+            // The owner reuses the number for a new socket.
+            let w = reuse_with_a_byte(&mut a);
             // A poll of the new socket must see its data.
             let st = s2
                 .poll(&a, PollOp::Read, Some(Duration::from_secs(5)))
@@ -427,16 +433,7 @@ fn a_leaked_poll_does_not_break_its_fd_number(cfg: Config) {
             .await;
             std::mem::forget(leaked);
             drop(b);
-            // The number now names a new socket (dup3 closes the old file,
-            // and with it the kernel's registration of it).
-            let (c, d) = pair();
-            rustix::io::dup3(&c, &mut a, rustix::io::DupFlags::CLOEXEC).unwrap();
-            drop(c);
-            let w = thread::spawn(move || {
-                thread::sleep(Duration::from_millis(5));
-                (&d).write_all_now(b"x");
-                d
-            });
+            let w = reuse_with_a_byte(&mut a);
             // Bounded by a timer, whose expiry re-polls the wait (which
             // then finds the byte by a syscall): seen late is not seen.
             let bound = Duration::from_secs(4);

@@ -44,6 +44,20 @@ fn reuse_with_bytes(number: RawFd) -> (OwnedFd, UnixStream) {
     (other, b)
 }
 
+/// A stream of `h` (a driver with a receive queue), its peer, and its
+/// fd's number.
+fn queued_stream(h: &coro_io::driver::Handle) -> (RegisteredFd, UnixStream, RawFd) {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let number = a.as_raw_fd();
+    let stream = RegisteredFd::new(h, a.into());
+    assert!(
+        stream.recv_queued(),
+        "this configuration has a receive queue"
+    );
+    (stream, b, number)
+}
+
 fn pipe() -> (OwnedFd, OwnedFd) {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)
         .unwrap()
@@ -115,14 +129,7 @@ fn a_stream_dropped_off_the_loop_thread_never_receives_on_its_fds_next_socket() 
     let h = s.driver().clone();
     fault::delay_enter(Some(Duration::from_millis(300)));
     for round in 0..5 {
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let number = a.as_raw_fd();
-        let stream = RegisteredFd::new(&h, a.into());
-        assert!(
-            stream.recv_queued(),
-            "this configuration has a receive queue"
-        );
+        let (stream, b, number) = queued_stream(&h);
         let mut out = [0u8; 16];
         let mut cx = Context::from_waker(Waker::noop());
         // Staged from this thread: the loop is woken to submit it...
@@ -157,14 +164,7 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
     let h = s.driver().clone();
     fault::delay_enter(Some(Duration::from_millis(1500)));
     for round in 0..2 {
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let number = a.as_raw_fd();
-        let stream = RegisteredFd::new(&h, a.into());
-        assert!(
-            stream.recv_queued(),
-            "this configuration has a receive queue"
-        );
+        let (stream, b, number) = queued_stream(&h);
         let mut out = [0u8; 16];
         let mut cx = Context::from_waker(Waker::noop());
         // Start in the middle of a pause (the loop's queue then holds
