@@ -235,12 +235,22 @@ pub fn enter_pauses() -> u64 {
 
 static ENTER_PAUSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Pauses [`delay_enter`] made loops end so far (each loop enters right
+/// after its pause ends).
+pub fn enter_pauses_ended() -> u64 {
+    ENTER_PAUSES_ENDED.load(Ordering::SeqCst)
+}
+
+static ENTER_PAUSES_ENDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The pause [`delay_enter`] asked for, taken by the loop.
 pub(crate) fn before_enter() {
-    if ENTER_PAUSE.0.load(Ordering::Relaxed) != 0 {
-        ENTER_PAUSES.fetch_add(1, Ordering::SeqCst);
+    if ENTER_PAUSE.0.load(Ordering::Relaxed) == 0 {
+        return;
     }
+    ENTER_PAUSES.fetch_add(1, Ordering::SeqCst);
     ENTER_PAUSE.take();
+    ENTER_PAUSES_ENDED.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Hold every op the drivers run on the blocking pool before it starts

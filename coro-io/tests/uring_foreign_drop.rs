@@ -180,7 +180,6 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
                 h.unpark();
                 thread::sleep(Duration::from_millis(2));
             }
-            Instant::now()
         };
         next_pause(fault::enter_pauses());
         thread::sleep(Duration::from_millis(20));
@@ -190,7 +189,7 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
             "round {round}"
         );
         // The loop moves the entry into the queue and pauses 1.5 s.
-        let paused = next_pause(pauses);
+        next_pause(pauses);
         drop(stream); // off the loop thread: waits 1 s, then returns
         drop(b);
         let open = |fd: RawFd| {
@@ -212,14 +211,19 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
             continue;
         }
         // Still taken (by the driver), and not closed before the loop's
-        // pause ends (the kernel reads the entry only then)...
-        thread::sleep(
-            (paused + Duration::from_millis(1300)).saturating_duration_since(Instant::now()),
-        );
-        assert!(
-            open(number),
-            "round {round}: closed before the kernel read the entry"
-        );
+        // pause ends (the kernel reads the entry only in the enter after
+        // it): the fd is open whenever that pause is seen not ended.
+        loop {
+            let still_open = open(number);
+            if fault::enter_pauses_ended() > pauses {
+                break;
+            }
+            assert!(
+                still_open,
+                "round {round}: closed before the kernel read the entry"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
         // ...and closed once it has.
         let deadline = Instant::now() + Duration::from_secs(10);
         while open(number) {

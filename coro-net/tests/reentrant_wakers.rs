@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::Read;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 coro_io::driver_tests!(
     a_read_with_the_budget_spent_wakes_no_reader_under_the_lock,
     a_flush_with_the_budget_spent_wakes_no_writer_under_the_lock,
+    a_read_that_finds_the_waiter_list_full_wakes_no_one_under_the_lock,
 );
 
 const BOUND: Duration = Duration::from_secs(10);
@@ -152,5 +154,109 @@ fn a_flush_with_the_budget_spent_wakes_no_writer_under_the_lock(cfg: Config) {
     let mut sink = vec![0u8; 1 << 20];
     drop(wk);
     std::thread::spawn(move || while matches!(peer.read(&mut sink), Ok(n) if n > 0) {});
+    s.shutdown();
+}
+
+/// Counts its wake-ups.
+#[derive(Default)]
+struct Counts(AtomicUsize);
+
+impl Wake for Counts {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A list of an fd's waiting tasks that is full is let go of (its wakers
+/// woken) by the wait that finds it so. Through the shared stream's
+/// adapter, that wait holds the read side's lock: the wakers let go of
+/// must not be woken under it (one that reads through the adapter inline
+/// would take the lock a second time on its own thread).
+fn a_read_that_finds_the_waiter_list_full_wakes_no_one_under_the_lock(cfg: Config) {
+    if cfg.kind() == coro_io::DriverKind::IoUring && !cfg.uring().multishot_recv {
+        // One receive op per read, each with its own waker: no shared
+        // list of the fd's readers to fill.
+        return;
+    }
+    let s = sched(cfg);
+    let (ours, _peer) = pair(&s);
+    let ours = Arc::new(ours);
+    // Reads polled once with a waker of their own and dropped leave their
+    // wakers in the list, which is let go of when a waker comes to it
+    // full: at least 32 held and no room for more (see `push_waker`). Its
+    // room is a power of two, so that can only be when it holds 32, 64,
+    // ...: after such an addition, wait for its wakers to be woken (by
+    // the driver's next turn). Let go of with `n` held, it holds the one
+    // that came then and has room for `2 n`, which tells how many more
+    // fill it again.
+    let read_once = |w: &Waker| {
+        let mut read = std::pin::pin!(ours.read(vec![0u8; 16]));
+        let got = read.as_mut().poll(&mut Context::from_waker(w));
+        assert!(got.is_pending(), "nothing was sent");
+    };
+    let woken = |counts: &[Arc<Counts>]| {
+        counts
+            .iter()
+            .filter(|c| c.0.load(Ordering::SeqCst) > 0)
+            .count()
+    };
+    let mut counts: Vec<Arc<Counts>> = Vec::new();
+    let n = loop {
+        assert!(counts.len() < 5000, "{cfg}: the list was never let go of");
+        let held = counts.len();
+        let c = Arc::new(Counts::default());
+        read_once(&Waker::from(c.clone()));
+        counts.push(c);
+        if held >= 32 && held.is_power_of_two() {
+            let deadline = std::time::Instant::now() + Duration::from_millis(300);
+            while woken(&counts) == 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if woken(&counts) > 0 {
+                assert_eq!(woken(&counts), held, "{cfg}: let go of with {held} held");
+                break held;
+            }
+        }
+    };
+    let room = if n < 1024 { 2 * n } else { n };
+    let held = 1;
+    let waiter = Arc::new(Reenters {
+        stream: ours.clone(),
+        write: false,
+        runs: AtomicUsize::new(0),
+    });
+    let reenters = Waker::from(waiter.clone());
+    read_once(&reenters);
+    let fillers: Vec<Waker> = (held + 1..room)
+        .map(|_| Waker::from(Arc::new(Counts::default())))
+        .collect();
+    for w in &fillers {
+        read_once(w);
+    }
+    assert_eq!(
+        waiter.runs.load(Ordering::SeqCst),
+        0,
+        "{cfg}: let go of too early"
+    );
+    // The adapter's read adds its waker: the list is full, and let go of.
+    let other = ours.clone();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = &*other;
+        let got = Pin::new(&mut r).poll_read(&mut Context::from_waker(Waker::noop()), &mut [0; 64]);
+        let _ = tx.send(got.is_pending());
+    });
+    match rx.recv_timeout(BOUND) {
+        Ok(pending) => assert!(pending, "{cfg}: nothing was sent"),
+        Err(_) => panic!("{cfg}: the adapter's read deadlocked"),
+    }
+    // The waker let go of is woken all the same (by the driver's next
+    // turn): it read again then.
+    let deadline = std::time::Instant::now() + BOUND;
+    while waiter.runs.load(Ordering::SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "{cfg}: never woken");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop((reenters, fillers));
     s.shutdown();
 }

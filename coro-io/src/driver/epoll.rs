@@ -65,6 +65,13 @@ struct Table {
     closed: bool,
     /// The last id given to a bare poll that waited (see [`Waiter`]).
     last_poll_id: u64,
+    /// Wakers a full list let go of ([`push_waker`](super::push_waker)),
+    /// woken by the next `park` (which the wait that let go of them
+    /// unparks): not by that wait itself, which may run under a lock of
+    /// its caller's (a stream's `futures_io` adapter, a file's
+    /// sequential state), where a waker that polls its task inline would
+    /// reach for that lock again.
+    evicted: Vec<Waker>,
 }
 
 /// Who waits on a registration.
@@ -621,11 +628,15 @@ impl EpollDriver {
             return Ok(false);
         }
         let tt = &mut *t;
-        let (old, evicted) = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
+        let (old, mut evicted) = tt.slots[idx].wait(interest, waker, who, &mut tt.last_poll_id);
+        let defer = !evicted.is_empty();
+        if defer {
+            tt.evicted.append(&mut evicted);
+        }
         drop(t);
         drop(old);
-        if !evicted.is_empty() {
-            crate::wake_all(evicted);
+        if defer {
+            self.unpark();
         }
         Ok(true)
     }
@@ -677,6 +688,9 @@ impl EpollDriver {
         use epoll::EventFlags as F;
         let mut n = 0;
         let mut t = self.table();
+        if !t.evicted.is_empty() {
+            wake.append(&mut t.evicted);
+        }
         for ev in events {
             // Copied out: the kernel's layout of the event is packed.
             let (key, flags) = (ev.data.u64(), ev.flags);
@@ -839,6 +853,7 @@ impl Backend for EpollDriver {
         {
             let mut t = self.table();
             t.closed = true;
+            wake.append(&mut t.evicted);
             for slot in t.slots.iter_mut() {
                 slot.ready(true, true, &mut wake);
             }

@@ -496,17 +496,21 @@ impl Handle {
         self.inner.release_fd(fd)
     }
 
-    /// Forget the driver's registration of `fd` and close it, without
-    /// blocking, as [`RegisteredFd`]'s drop does. On io_uring the close
-    /// waits for the kernel to have read every submission entry that may
-    /// still name the fd (an op dropped in flight whose entry a held-up
-    /// event loop has not submitted yet): the kernel looks the number up
-    /// only then, and closed before, the number could name another file
-    /// by then (a dropped receive would take its bytes). Until then the
-    /// driver keeps the fd open (its event loop closes it; a `Manual`
-    /// one's at its next turn, or at the driver's end). A close of your
-    /// own after [`release_fd`](Handle::release_fd) relies on the drop of
-    /// such an op having waited, which it does for at most a second.
+    /// Forget the driver's registration of `fd` and close it, as
+    /// [`RegisteredFd`]'s drop does. Drop every op on `fd` first. On
+    /// io_uring the close comes once the kernel has read every submission
+    /// entry that may still name the fd (the fd's receive queue's, an op's
+    /// dropped in flight) but a held-up event loop or a lagging SQ thread
+    /// has not submitted yet: the kernel looks the number up only then,
+    /// and closed before, the number could name another file by then (a
+    /// dropped receive would take its bytes). This may wait up to a
+    /// second for the loop (from another thread than a single-issuer
+    /// ring's loop, or on SQPOLL), as such drops do; past that the driver
+    /// keeps the fd open and closes it itself (its event loop; a
+    /// `Manual` one's at its next turn, or at the shutdown's clean-up or
+    /// the driver's end). A close of your own after
+    /// [`release_fd`](Handle::release_fd) has only the bounded wait of
+    /// the ops' drops.
     ///
     /// # Examples
     ///

@@ -222,6 +222,9 @@ struct State {
     /// the kernel read that far, or with this state, after the ring (the
     /// state is declared after it in [`UringDriver`]).
     closing: Vec<(u32, std::os::fd::OwnedFd)>,
+    /// Wakers a receive queue's full list let go of, woken by the next
+    /// reap (see `read_queue`).
+    evicted: Vec<Waker>,
 }
 
 impl State {
@@ -760,6 +763,9 @@ impl UringDriver {
         if !st.closing.is_empty() {
             self.close_read(st, dead);
         }
+        if !st.evicted.is_empty() {
+            wake.append(&mut st.evicted);
+        }
         // SAFETY: the CQ is only touched under the state lock, which we hold.
         let mut cq = unsafe { self.ring.completion_shared() };
         cq.sync();
@@ -857,7 +863,13 @@ impl UringDriver {
         panicked: &mut Option<Box<dyn std::any::Any + Send>>,
     ) {
         loop {
-            let left = self.state().slots.iter().any(|s| pending(&s.state));
+            let left = {
+                let st = self.state();
+                // Fds waiting to be closed (`close_fd`) are closed by a
+                // reap too: not left open for as long as handles keep the
+                // shut-down driver.
+                st.slots.iter().any(|s| pending(&s.state)) || !st.closing.is_empty()
+            };
             let now = Instant::now();
             if !left || deadline.is_some_and(|d| now >= d) {
                 return;
@@ -948,15 +960,25 @@ impl UringDriver {
             ring.take_returns();
         }
         let res = read(rx, ring);
-        let evicted = rx.take_evicted();
-        if let Some(entry) = Self::next_arm(rx, ring, fd, res.is_pending()) {
+        let mut evicted = rx.take_evicted();
+        // Woken by the next reap, not here: this read may run under a
+        // lock of its caller's (a stream's `futures_io` adapter), where a
+        // waker that polls its task inline would reach for it again.
+        let defer = !evicted.is_empty();
+        let next = Self::next_arm(rx, ring, fd, res.is_pending());
+        if defer {
+            st.evicted.append(&mut evicted);
+        }
+        if let Some(entry) = next {
             self.push(&mut st, entry.user_data(token));
             drop(st);
             self.submit_started();
         } else {
             drop(st);
         }
-        crate::wake_all(evicted);
+        if defer {
+            self.unpark();
+        }
         res
     }
 

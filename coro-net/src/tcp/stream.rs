@@ -620,11 +620,13 @@ impl TcpStream {
     /// dropped, and so are those of a receive of the `AsyncRead` adapter
     /// in flight (which `buffered` does not count); from the moment this
     /// returns, nothing of coro's takes bytes from the socket any more
-    /// (io_uring: the receive queue's cancel is submitted first; on an
-    /// SQPOLL ring, or from another thread than a single-issuer ring's
-    /// event loop when that loop is held up for over a second, the
-    /// kernel may act on it a moment later, and bytes that arrive
-    /// meanwhile are lost).
+    /// (io_uring: the receive queue's cancel is submitted first, and
+    /// waited for until the kernel has read it for at most a second: on
+    /// an SQPOLL ring whose SQ thread lags, or from another thread than a
+    /// single-issuer ring's event loop that is held up, past that bound
+    /// the receive may still take bytes that arrive meanwhile, and a
+    /// close of the socket by its new owner then lets it take those of
+    /// the next socket with the number).
     /// Flush the `AsyncWrite` adapter first: bytes it accepted and had
     /// not sent are dropped, and on io_uring a send it left waiting for
     /// room in the socket is cancelled, not stopped at once: room that
