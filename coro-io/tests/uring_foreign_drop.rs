@@ -237,3 +237,49 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
     fault::delay_enter(None);
     s.shutdown();
 }
+
+/// A drop closes its fd at once when nothing of that fd's is in the
+/// kernel's queue, also while the loop is held up with others' entries
+/// unread: a listener's port or a socket's path must be free again when
+/// the drop returns (a server rebinding right after, a test expecting
+/// `ECONNREFUSED`).
+#[test]
+fn a_socket_with_no_entry_in_the_queue_closes_at_once_while_the_loop_is_held_up() {
+    let _turn = PAUSE.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Config::URING_DEFER.sched();
+    let h = s.driver().clone();
+    fault::delay_enter(Some(Duration::from_millis(600)));
+    // Another socket's receive, staged from this thread: the loop moves
+    // it into the queue and pauses before entering.
+    let (r, _w) = UnixStream::pair().unwrap();
+    r.set_nonblocking(true).unwrap();
+    let next_pause = |after: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fault::enter_pauses() == after {
+            assert!(Instant::now() < deadline, "the loop never paused");
+            h.unpark();
+            thread::sleep(Duration::from_millis(2));
+        }
+    };
+    // From the middle of a pause (see above), the next one begun has the
+    // entry in the queue.
+    next_pause(fault::enter_pauses());
+    thread::sleep(Duration::from_millis(20));
+    let pauses = fault::enter_pauses();
+    let mut read = pin!(op::recv(&h, r.as_raw_fd(), Vec::with_capacity(8)));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(read.as_mut().poll(&mut cx).is_pending());
+    next_pause(pauses);
+    let (a, _b) = UnixStream::pair().unwrap();
+    let number = a.as_raw_fd();
+    drop(RegisteredFd::new(&h, a.into()));
+    let open = rustix::io::fcntl_getfd(
+        // SAFETY: only asks the kernel about the number, which this test
+        // (the tests take turns) does not hand to anyone.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(number) },
+    )
+    .is_ok();
+    assert!(!open, "the drop left the fd open");
+    fault::delay_enter(None);
+    s.shutdown();
+}

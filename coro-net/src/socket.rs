@@ -21,7 +21,7 @@ use socket2::SockRef;
 
 /// An fd used with one scheduler's driver. Dropping it drops the driver's
 /// registration first, then closes the fd ([`RegisteredFd`]; on io_uring
-/// possibly a little later, once the kernel has read what may name it).
+/// later if a held-up event loop has not submitted its receive yet).
 pub(crate) struct Socket {
     /// `None` only in a stream whose socket a background flush took over
     /// (see `Stream`'s `Drop`), which is never used again.

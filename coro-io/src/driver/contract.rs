@@ -89,11 +89,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// epoll entry, the io_uring receive queue (and the bytes in it).
     fn release_fd(&self, fd: RawFd);
     /// [`release_fd`](Backend::release_fd), then close `fd`: at once, or
-    /// (io_uring) once the kernel has read every entry that may still name
-    /// it. A dropped op's entry that the kernel has not read yet looks its
-    /// fd up only when read: closed before, the number could name another
-    /// file by then (a receive armed on another connection, a send into
-    /// it).
+    /// (io_uring) once the kernel has read the entry of the fd's receive,
+    /// if one was in the SQ. An entry the kernel has not read yet looks
+    /// its fd up only when read: closed before, the number could name
+    /// another socket by then (a receive armed on another connection).
     fn close_fd(&self, fd: std::os::fd::OwnedFd) {
         use std::os::fd::AsRawFd;
         self.release_fd(fd.as_raw_fd());

@@ -226,8 +226,8 @@ impl Slot {
     /// the table's, for a poll's first wait. Returns a waker this replaced,
     /// to be dropped after the table's lock (a waker's drop may run
     /// anything: the last reference to a task whose poll this drops), and
-    /// the wakers a full list let go of, to be woken after it (see
-    /// [`push_waker`](super::push_waker)).
+    /// the wakers a full list let go of, to be woken by the next `park`
+    /// (see [`push_waker`](super::push_waker) and `Table::evicted`).
     #[must_use]
     fn wait(
         &mut self,

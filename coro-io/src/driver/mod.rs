@@ -498,19 +498,18 @@ impl Handle {
 
     /// Forget the driver's registration of `fd` and close it, as
     /// [`RegisteredFd`]'s drop does. Drop every op on `fd` first. On
-    /// io_uring the close comes once the kernel has read every submission
-    /// entry that may still name the fd (the fd's receive queue's, an op's
-    /// dropped in flight) but a held-up event loop or a lagging SQ thread
-    /// has not submitted yet: the kernel looks the number up only then,
-    /// and closed before, the number could name another file by then (a
-    /// dropped receive would take its bytes). This may wait up to a
-    /// second for the loop (from another thread than a single-issuer
-    /// ring's loop, or on SQPOLL), as such drops do; past that the driver
-    /// keeps the fd open and closes it itself (its event loop; a
-    /// `Manual` one's at its next turn, or at the shutdown's clean-up or
-    /// the driver's end). A close of your own after
-    /// [`release_fd`](Handle::release_fd) has only the bounded wait of
-    /// the ops' drops.
+    /// io_uring, when the fd's receive queue had a receive in the kernel,
+    /// the close comes once the kernel has read that receive's entry,
+    /// which a held-up event loop or a lagging SQ thread may not have
+    /// submitted yet: the kernel looks the number up only then, and closed
+    /// before, the number could name another socket by then, whose bytes
+    /// the receive would take. This waits up to a second for the loop
+    /// (from another thread than a single-issuer ring's loop, or on
+    /// SQPOLL), as the drop of an op in flight does for the op's entry;
+    /// past that the driver keeps the fd open and closes it itself (its
+    /// event loop; a `Manual` one's at its next turn, or at the
+    /// shutdown's clean-up or the driver's end). Else it closes at once,
+    /// so that a port or a socket path is free again when this returns.
     ///
     /// # Examples
     ///
@@ -690,13 +689,14 @@ pub(crate) const WAKERS_MARK_MAX: usize = 1024;
 /// with a new waker each (a combinator rebuilt per loop, a stream moved
 /// between tasks) would grow the list for as long as the fd stays idle,
 /// and every wait would scan it. So a full list is let go of first, into
-/// `evicted`: its wakers are woken (after the lock), the live ones poll
-/// again and come back, the stale ones are gone. "Full" is at least
-/// [`WAKERS_MAX`] and doubles with each eviction (the list's capacity), up
-/// to [`WAKERS_MARK_MAX`]: more live waiters than the mark (40 tasks
-/// receiving from one socket) come back below the new one instead of
-/// evicting each other for ever, and stale wakers stay bounded (a list
-/// holds at most about twice the top mark).
+/// `evicted`: its wakers are woken (not under any lock: the drivers
+/// wake them in their next turn, a `WakeList` after its caller's locks),
+/// the live ones poll again and come back, the stale ones are gone.
+/// "Full" is at least [`WAKERS_MAX`] and doubles with each eviction
+/// (the list's capacity), up to [`WAKERS_MARK_MAX`]: more live waiters
+/// than the mark (40 tasks receiving from one socket) come back below
+/// the new one instead of evicting each other for ever, and stale
+/// wakers stay bounded (a list holds at most about twice the top mark).
 pub(crate) fn push_waker(list: &mut Vec<Waker>, w: &Waker, evicted: &mut Vec<Waker>) {
     if list.iter().any(|x| x.will_wake(w)) {
         return;

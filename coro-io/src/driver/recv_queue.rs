@@ -667,7 +667,8 @@ impl StreamRx {
 
     /// Remember `cx`'s waker (all readers waiting are woken on news). A
     /// full list is let go of first (see [`push_waker`](super::push_waker)):
-    /// its wakers wait in `evicted` to be woken after the driver's lock.
+    /// its wakers wait in `evicted`, to be woken in the driver's next
+    /// turn (see `UringDriver::read_queue`).
     pub(super) fn add_waker(&mut self, w: &Waker) {
         super::push_waker(&mut self.wakers, w, &mut self.evicted);
     }

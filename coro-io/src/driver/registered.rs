@@ -12,11 +12,10 @@ use crate::buf::IoBufMut;
 
 /// An fd that one driver runs ops on, owned with that driver: dropping it
 /// drops the driver's readiness registration of the fd, then closes it
-/// ([`Handle::close_fd`]: on io_uring, once the kernel has read every
-/// submission entry that may still name the fd, which is at once unless
-/// a held-up event loop or a lagging SQ thread has not submitted the
-/// entry of its receive or of a dropped op yet; the drop waits up to a
-/// second for that, and past it the driver closes the fd later itself).
+/// ([`Handle::close_fd`]: at once, but on io_uring when a held-up event
+/// loop or a lagging SQ thread has not submitted its receive's entry yet:
+/// the drop waits up to a second for that, and past it the driver closes
+/// the fd itself once the kernel has read the entry).
 ///
 /// The order matters on epoll, whose table is keyed by fd number: a
 /// registration that outlived its fd would be taken for the next fd the

@@ -217,10 +217,10 @@ struct State {
     /// Per fd: the token of its receive queue's slot (0: none).
     streams: Vec<u64>,
     /// Fds whose owner let go of them ([`Backend::close_fd`]) while the
-    /// kernel had not read every entry moved into the SQ before (which
-    /// may name them), with `pushed` then: closed by the reap that finds
-    /// the kernel read that far, or with this state, after the ring (the
-    /// state is declared after it in [`UringDriver`]).
+    /// kernel had not read their receive's entry, with the SQ mark it is
+    /// below: closed by the reap that finds the kernel read that far, or
+    /// with this state, after the ring (the state is declared after it in
+    /// [`UringDriver`]).
     closing: Vec<(u32, std::os::fd::OwnedFd)>,
     /// Wakers a receive queue's full list let go of, woken by the next
     /// reap (see `read_queue`).
@@ -1692,11 +1692,15 @@ impl Backend for UringDriver {
         // nobody reads would never end, its file open meanwhile; the other
         // half is for reaping its cancel.
         let finish_by = Instant::now() + (bound / 2).min(super::FINISH_BOUND);
-        {
+        let evicted = {
             let mut st = self.state();
             st.closed = true;
             self.cancel_where(&mut st, |s| in_kernel(s) && !left_to_finish(s));
-        }
+            std::mem::take(&mut st.evicted)
+        };
+        // Wakers a full list let go of, if no reap comes to them (as
+        // epoll's shutdown wakes them).
+        crate::wake_all(evicted);
         // A thread parked without a bound (a bare handle's) holds the lock
         // below until a completion comes: wake it (it then sees `closed`
         // and parks no more without returning).
@@ -1730,18 +1734,20 @@ impl Backend for UringDriver {
     }
 
     fn close_fd(&self, fd: std::os::fd::OwnedFd) {
-        // The entries that may name the fd are in the SQ up to a mark: a
-        // dropped op's staged entry was taken back, one moved into the SQ
-        // came before its drop, and so before this; the receive queue's
-        // entry is taken back below if still staged, else counted in the
-        // mark `release_stream` returns. (Entries moved in later are
-        // others', or cancels, which name no fd.) Their drops waited for
-        // the kernel to read them within a bound (an enter that keeps
-        // failing, a loop thread held up for more than a second, a starved
-        // SQ thread): past it, the number must stay taken until the kernel
-        // has read that far.
-        let before = self.state().pushed;
-        let target = self.release_stream(fd.as_raw_fd(), false).unwrap_or(before);
+        // The fd's receive queue ends first; if its receive's entry had
+        // been moved into the SQ, `release_stream` returns the mark the
+        // kernel must have read before the fd may be closed, and waited
+        // for it within a bound (an enter that keeps failing, a loop
+        // thread held up for more than a second, a starved SQ thread):
+        // past it, the number stays taken until the kernel has read that
+        // far. (An op dropped in flight waited for its own entry in its
+        // drop, within the same bound; past it, it is not tracked here.)
+        // Else the fd is closed at once, as a drop promises: a listener's
+        // port or a socket's path is free again when the drop returns.
+        let Some(target) = self.release_stream(fd.as_raw_fd(), false) else {
+            drop(fd);
+            return;
+        };
         let mut st = self.state();
         if self.kernel_read(&st, target) {
             drop(st);

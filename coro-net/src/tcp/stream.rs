@@ -622,8 +622,9 @@ impl TcpStream {
     /// returns, nothing of coro's takes bytes from the socket any more
     /// (io_uring: the receive queue's cancel is submitted first, and
     /// waited for until the kernel has read it for at most a second: on
-    /// an SQPOLL ring whose SQ thread lags, or from another thread than a
-    /// single-issuer ring's event loop that is held up, past that bound
+    /// an SQPOLL ring whose SQ thread lags, from another thread than a
+    /// single-issuer ring's event loop that is held up, or on a ring
+    /// whose enters keep failing (no wait there), past that bound
     /// the receive may still take bytes that arrive meanwhile, and a
     /// close of the socket by its new owner then lets it take those of
     /// the next socket with the number).
