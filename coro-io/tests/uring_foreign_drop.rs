@@ -63,6 +63,39 @@ fn pipe() -> (OwnedFd, OwnedFd) {
         .unwrap()
 }
 
+/// Runs `stage`, which stages an entry from this thread, so that it is
+/// in the loop's queue when this returns, with the loop pausing before
+/// it enters (see `fault::delay_enter`): staged in the middle of a pause
+/// (the queue then holds nothing of ours), the next pause begun comes
+/// after the entry's move. Returns the pauses begun before that one.
+fn stage_into_a_paused_queue(h: &coro_io::driver::Handle, stage: impl FnOnce()) -> u64 {
+    // An idle loop pauses once per turn: wake it for a turn.
+    let next_pause = |after: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fault::enter_pauses() == after {
+            assert!(Instant::now() < deadline, "the loop never paused");
+            h.unpark();
+            thread::sleep(Duration::from_millis(2));
+        }
+    };
+    next_pause(fault::enter_pauses());
+    thread::sleep(Duration::from_millis(20));
+    let pauses = fault::enter_pauses();
+    stage();
+    next_pause(pauses);
+    pauses
+}
+
+/// Whether `fd` is open in this process.
+fn is_open(fd: RawFd) -> bool {
+    rustix::io::fcntl_getfd(
+        // SAFETY: only asks the kernel about the number, which these
+        // tests (they take turns) do not hand to anyone.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+    )
+    .is_ok()
+}
+
 /// After the loop's pause, `other` still holds the `mine` its peer wrote:
 /// `who` took nothing of it.
 fn expect_mine(other: &OwnedFd, who: &str) {
@@ -167,40 +200,16 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
         let (stream, b, number) = queued_stream(&h);
         let mut out = [0u8; 16];
         let mut cx = Context::from_waker(Waker::noop());
-        // Start in the middle of a pause (the loop's queue then holds
-        // nothing of ours): the next pause begun is one with the entry.
-        // An idle loop pauses once per turn: wake it for a turn.
-        let next_pause = |after: u64| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while fault::enter_pauses() == after {
-                assert!(
-                    Instant::now() < deadline,
-                    "round {round}: the loop never paused"
-                );
-                h.unpark();
-                thread::sleep(Duration::from_millis(2));
-            }
-        };
-        next_pause(fault::enter_pauses());
-        thread::sleep(Duration::from_millis(20));
-        let pauses = fault::enter_pauses();
-        assert!(
-            matches!(stream.poll_recv(&mut cx, &mut out), Poll::Pending),
-            "round {round}"
-        );
         // The loop moves the entry into the queue and pauses 1.5 s.
-        next_pause(pauses);
+        let pauses = stage_into_a_paused_queue(&h, || {
+            assert!(
+                matches!(stream.poll_recv(&mut cx, &mut out), Poll::Pending),
+                "round {round}"
+            );
+        });
         drop(stream); // off the loop thread: waits 1 s, then returns
         drop(b);
-        let open = |fd: RawFd| {
-            rustix::io::fcntl_getfd(
-                // SAFETY: only asks the kernel about the number, which this
-                // test (the tests take turns) does not hand to anyone.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            )
-            .is_ok()
-        };
-        if !open(number) {
+        if !is_open(number) {
             // Closed already: a new socket at the number must keep its
             // bytes when the loop enters after its pause.
             let (other, _peer) = reuse_with_bytes(number);
@@ -214,7 +223,7 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
         // pause ends (the kernel reads the entry only in the enter after
         // it): the fd is open whenever that pause is seen not ended.
         loop {
-            let still_open = open(number);
+            let still_open = is_open(number);
             if fault::enter_pauses_ended() > pauses {
                 break;
             }
@@ -226,7 +235,7 @@ fn a_stream_dropped_while_the_loop_is_held_up_keeps_its_number_until_the_kernel_
         }
         // ...and closed once it has.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while open(number) {
+        while is_open(number) {
             assert!(
                 Instant::now() < deadline,
                 "round {round}: the driver never closed the fd it took"
@@ -253,33 +262,13 @@ fn a_socket_with_no_entry_in_the_queue_closes_at_once_while_the_loop_is_held_up(
     // it into the queue and pauses before entering.
     let (r, _w) = UnixStream::pair().unwrap();
     r.set_nonblocking(true).unwrap();
-    let next_pause = |after: u64| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while fault::enter_pauses() == after {
-            assert!(Instant::now() < deadline, "the loop never paused");
-            h.unpark();
-            thread::sleep(Duration::from_millis(2));
-        }
-    };
-    // From the middle of a pause (see above), the next one begun has the
-    // entry in the queue.
-    next_pause(fault::enter_pauses());
-    thread::sleep(Duration::from_millis(20));
-    let pauses = fault::enter_pauses();
     let mut read = pin!(op::recv(&h, r.as_raw_fd(), Vec::with_capacity(8)));
     let mut cx = Context::from_waker(Waker::noop());
-    assert!(read.as_mut().poll(&mut cx).is_pending());
-    next_pause(pauses);
+    stage_into_a_paused_queue(&h, || assert!(read.as_mut().poll(&mut cx).is_pending()));
     let (a, _b) = UnixStream::pair().unwrap();
     let number = a.as_raw_fd();
     drop(RegisteredFd::new(&h, a.into()));
-    let open = rustix::io::fcntl_getfd(
-        // SAFETY: only asks the kernel about the number, which this test
-        // (the tests take turns) does not hand to anyone.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(number) },
-    )
-    .is_ok();
-    assert!(!open, "the drop left the fd open");
+    assert!(!is_open(number), "the drop left the fd open");
     fault::delay_enter(None);
     s.shutdown();
 }
