@@ -498,18 +498,21 @@ impl Handle {
 
     /// Forget the driver's registration of `fd` and close it, as
     /// [`RegisteredFd`]'s drop does. Drop every op on `fd` first. On
-    /// io_uring, when the fd's receive queue had a receive in the kernel,
-    /// the close comes once the kernel has read that receive's entry,
-    /// which a held-up event loop or a lagging SQ thread may not have
-    /// submitted yet: the kernel looks the number up only then, and closed
-    /// before, the number could name another socket by then, whose bytes
-    /// the receive would take. This waits up to a second for the loop
-    /// (from another thread than a single-issuer ring's loop, or on
-    /// SQPOLL), as the drop of an op in flight does for the op's entry;
-    /// past that the driver keeps the fd open and closes it itself (its
-    /// event loop; a `Manual` one's at its next turn, or at the
-    /// shutdown's clean-up or the driver's end). Else it closes at once,
-    /// so that a port or a socket path is free again when this returns.
+    /// io_uring, when the fd's receive queue had a receive in the kernel's
+    /// submission queue, the close comes once the kernel has read that
+    /// queue up to where it stood when the receive was ended (the
+    /// receive's entry and whatever was queued with it), which a held-up
+    /// event loop or a lagging SQ thread may not have submitted yet: the
+    /// kernel looks the number up only then, and closed before, the
+    /// number could name another socket by then, whose bytes the receive
+    /// would take. This waits up to a second for the loop (from another
+    /// thread than a single-issuer ring's loop, or on SQPOLL), as the drop
+    /// of an op in flight does for the op's entry; past that the driver
+    /// keeps the fd open and closes it itself (its event loop; a `Manual`
+    /// one's at its next turn, or at the shutdown's clean-up or the
+    /// driver's end). Else the fd is closed at once (an op of it still in
+    /// the kernel, an accept's or a receive's being cancelled, holds the
+    /// socket itself until its cancel completes).
     ///
     /// # Examples
     ///

@@ -217,8 +217,9 @@ struct State {
     /// Per fd: the token of its receive queue's slot (0: none).
     streams: Vec<u64>,
     /// Fds whose owner let go of them ([`Backend::close_fd`]) while the
-    /// kernel had not read their receive's entry, with the SQ mark it is
-    /// below: closed by the reap that finds the kernel read that far, or
+    /// kernel had not read the SQ up to the mark of their receive's end
+    /// (where the queue stood then): closed by the reap that finds the
+    /// kernel read that far, or
     /// with this state, after the ring (the state is declared after it in
     /// [`UringDriver`]).
     closing: Vec<(u32, std::os::fd::OwnedFd)>,
@@ -1698,15 +1699,20 @@ impl Backend for UringDriver {
             self.cancel_where(&mut st, |s| in_kernel(s) && !left_to_finish(s));
             std::mem::take(&mut st.evicted)
         };
-        // Wakers a full list let go of, if no reap comes to them (as
-        // epoll's shutdown wakes them).
-        crate::wake_all(evicted);
         // A thread parked without a bound (a bare handle's) holds the lock
         // below until a completion comes: wake it (it then sees `closed`
         // and parks no more without returning).
         self.unpark();
         let g = crate::lock(&self.parker);
         let mut panicked = None;
+        // Wakers a full list let go of, if no reap comes to them (as
+        // epoll's shutdown wakes them); a panicking one goes on once
+        // everything is done, as a reap's does, not before the reaping.
+        if let Err(p) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::wake_all(evicted)))
+        {
+            panicked = Some(p);
+        }
         self.reap_while(left_to_finish, Some(finish_by), &mut panicked);
         // The rest was cancelled above: only these are left to call off.
         self.cancel_where(&mut self.state(), left_to_finish);
@@ -1742,8 +1748,12 @@ impl Backend for UringDriver {
         // past it, the number stays taken until the kernel has read that
         // far. (An op dropped in flight waited for its own entry in its
         // drop, within the same bound; past it, it is not tracked here.)
-        // Else the fd is closed at once, as a drop promises: a listener's
-        // port or a socket's path is free again when the drop returns.
+        // Else the fd is closed at once, as a drop promises (an op still
+        // in the kernel holds the socket itself until its cancel ends).
+        // The mark is where the queue stood when the receive was ended,
+        // not the receive's own place in it: what was moved in with it
+        // is waited for too (within the same bound, so it only matters
+        // past it).
         let Some(target) = self.release_stream(fd.as_raw_fd(), false) else {
             drop(fd);
             return;
