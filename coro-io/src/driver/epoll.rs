@@ -299,6 +299,12 @@ const INTEREST: epoll::EventFlags = epoll::EventFlags::IN
     .union(epoll::EventFlags::PRI)
     .union(epoll::EventFlags::ET);
 
+/// The data of an fd's epoll registration: its generation (which events
+/// of an older registration do not match) and its fd number.
+fn epoll_key(generation: u32, idx: usize) -> u64 {
+    (u64::from(generation) << 32) | idx as u64
+}
+
 /// The three `epoll_ctl` calls the table makes on an fd it was handed.
 #[derive(Clone, Copy)]
 enum Ctl {
@@ -597,7 +603,7 @@ impl EpollDriver {
             // so the registration was never dropped. The number may name
             // another file now, which the kernel has no registration of:
             // waiting on the stale one would never see an event. Ask.
-            let key = (u64::from(ReadCell::generation(word)) << 32) | idx as u64;
+            let key = epoll_key(ReadCell::generation(word), idx);
             if let Err(e) = epoll_ctl(&self.epfd, fd, Ctl::Modify(key)) {
                 if e.raw_os_error() != Some(libc::ENOENT) {
                     return Err(e);
@@ -609,7 +615,7 @@ impl EpollDriver {
         }
         if !ReadCell::registered(word) {
             let generation = ReadCell::generation(word).wrapping_add(1);
-            let key = (u64::from(generation) << 32) | idx as u64;
+            let key = epoll_key(generation, idx);
             // Edge-triggered ADD reports the current state on the next wait,
             // so readiness that arrived after our syscall is not lost.
             match epoll_ctl(&self.epfd, fd, Ctl::Add(key)) {

@@ -449,7 +449,7 @@ impl Drop for RegisteredFd {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
             // The driver closes it: on io_uring, not before the kernel has
-            // read the entries that may still name it.
+            // read the entry of its receive, if one was waiting to be.
             self.driver.close_fd(fd);
         }
     }
